@@ -1,1 +1,1 @@
-"""broker_config package."""
+"""Broker configuration: Mosquitto configs per region, credentials and ACLs, amqtt for the demo."""

@@ -1,0 +1,87 @@
+"""Fixtures with real servers.
+
+PostgreSQL: a fresh database per test on ``POTR_TEST_DATABASE_URL``, else the local server
+on 127.0.0.1:5432 if it answers, else a private cluster this session starts. Mosquitto: a
+private instance per test on a free port (``POTR_TEST_MQTT_URL`` to use another broker for
+tests that never kill it). Fixtures stop what they start, by process id.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from potr.servers.amqtt_broker import EmbeddedAmqtt
+from potr.servers.mosquitto import PrivateMosquitto
+from potr.servers.postgres import EmbeddedPostgres
+
+
+def _server_answers(url: str) -> bool:
+    try:
+        with psycopg.connect(url, connect_timeout=2):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A PostgreSQL server URL whose user may create databases."""
+    given = os.environ.get("POTR_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    local = "postgresql://postgres@127.0.0.1:5432/postgres"
+    if _server_answers(local):
+        yield local
+        return
+    with EmbeddedPostgres(fsync=False) as pg:
+        yield pg.url
+
+
+def _with_dbname(url: str, dbname: str) -> str:
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    info["dbname"] = dbname
+    return psycopg.conninfo.make_conninfo(**{k: v for k, v in info.items() if v is not None})
+
+
+@pytest.fixture
+def database_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield _with_dbname(postgres_server_url, name)
+    finally:
+        with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)))
+
+
+@pytest.fixture
+def mosquitto() -> Iterator[PrivateMosquitto]:
+    """A private Mosquitto this test may kill and restart."""
+    broker = PrivateMosquitto()
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.cleanup()
+
+
+@pytest.fixture
+def mosquitto_url(mosquitto: PrivateMosquitto) -> str:
+    return os.environ.get("POTR_TEST_MQTT_URL") or mosquitto.url
+
+
+@pytest.fixture
+async def amqtt_url() -> AsyncIterator[str]:
+    """The embedded demo broker (amqtt) in this test's event loop."""
+    async with EmbeddedAmqtt() as broker:
+        yield broker.url

@@ -1,0 +1,98 @@
+import json
+import math
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from contracts.messages import MessageError, Reading, TelemetryBatch, decode, json_schemas
+from contracts.metrics import BY_ID, BY_NAME, CATALOG
+from contracts.timeutil import to_wire
+from contracts.topics import Kind
+
+
+def _batch(**overrides: object) -> dict[str, object]:
+    doc: dict[str, object] = {
+        "v": 1,
+        "stream_id": str(uuid.uuid4()),
+        "seq": 1,
+        "readings": [
+            {"device": "SN123", "ts": "2026-11-26T01:02:03.456Z", "values": {"pv_w": 1234.5}}
+        ],
+    }
+    doc.update(overrides)
+    return doc
+
+
+def test_valid_batch_decodes_and_round_trips() -> None:
+    raw = json.dumps(_batch()).encode()
+    msg = decode(Kind.TELEMETRY, raw)
+    assert isinstance(msg, TelemetryBatch)
+    assert msg.readings[0].ts == datetime(2026, 11, 26, 1, 2, 3, 456000, tzinfo=UTC)
+    again = decode(Kind.TELEMETRY, msg.to_json())
+    assert again == msg
+    assert json.loads(msg.to_json())["readings"][0]["ts"] == "2026-11-26T01:02:03.456Z"
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"{not json", "not JSON"),
+        (b"[1,2]", "not a JSON object"),
+        (json.dumps(_batch(v=2)).encode(), "unsupported schema version"),
+        (json.dumps({k: v for k, v in _batch().items() if k != "seq"}).encode(), "seq"),
+        (json.dumps(_batch(seq="one")).encode(), "seq"),
+        (json.dumps(_batch(seq=0)).encode(), "seq"),
+        (json.dumps(_batch(readings=[])).encode(), "readings"),
+        (json.dumps(_batch(extra=1)).encode(), "extra"),
+    ],
+)
+def test_bad_payloads_are_refused_with_a_reason(payload: bytes, reason: str) -> None:
+    with pytest.raises(MessageError) as exc:
+        decode(Kind.TELEMETRY, payload)
+    assert reason in exc.value.reason
+
+
+def test_nan_and_unknown_metrics_are_refused() -> None:
+    doc = _batch()
+    doc["readings"] = [{"device": "d1", "ts": "2026-01-01T00:00:00.000Z",
+                        "values": {"pv_w": "NaN"}}]
+    with pytest.raises(MessageError):
+        decode(Kind.TELEMETRY, json.dumps(doc).encode())
+    with pytest.raises(ValueError, match="unknown metrics"):
+        Reading(device="d1", ts=datetime.now(UTC), values={"volts": 1.0})
+    with pytest.raises(ValueError):
+        Reading(device="d1", ts=datetime.now(UTC), values={"pv_w": math.inf})
+
+
+def test_naive_timestamps_are_refused() -> None:
+    doc = _batch()
+    doc["readings"] = [{"device": "d1", "ts": "2026-01-01T00:00:00", "values": {"pv_w": 1}}]
+    with pytest.raises(MessageError, match="timezone"):
+        decode(Kind.TELEMETRY, json.dumps(doc).encode())
+
+
+def test_every_kind_has_a_json_schema() -> None:
+    schemas = json_schemas()
+    assert set(schemas) == {k.value for k in Kind}
+    assert schemas["telemetry"]["properties"]["v"]["const"] == 1
+
+
+def test_catalog_names_carry_their_unit_and_ids_are_unique() -> None:
+    assert len(BY_ID) == len(BY_NAME) == len(CATALOG)
+    suffix = {"W": "_w", "VA": "_va", "var": "_var", "V": "_v", "A": "_a", "Hz": "_hz",
+              "Wh": "_wh", "%": "_pct", "°C": "_c"}
+    for m in CATALOG:
+        if m.unit in suffix:
+            assert m.name.endswith(suffix[m.unit]), m.name
+
+
+@given(st.datetimes(timezones=st.just(UTC), min_value=datetime(2000, 1, 1),
+                    max_value=datetime(2100, 1, 1)))
+def test_wire_time_keeps_milliseconds(ts: datetime) -> None:
+    text = to_wire(ts)
+    assert text.endswith("Z") and len(text) == 24
+    back = datetime.fromisoformat(text)
+    assert back == ts.replace(microsecond=ts.microsecond // 1000 * 1000)

@@ -1,0 +1,81 @@
+import copy
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from contracts.signing import SignatureError, SigningKey, TrustedKeys, canonical_bytes, sign_document
+
+DOC = {"v": 1, "gateway_id": "gw-0001", "version": 3, "devices": {"SN1": {"export_limit_w": 5000}},
+       "issued_by": "ops@potr", "not_after": "2026-12-01T00:00:00.000Z"}
+
+
+def test_canonical_form_sorts_keys_and_drops_sig() -> None:
+    assert canonical_bytes({"b": 1.0, "a": "é", "sig": "x"}) == '{"a":"é","b":1}'.encode()
+
+
+def test_signed_document_verifies_after_a_json_round_trip() -> None:
+    key = SigningKey.generate()
+    signed = sign_document(DOC, key)
+    trusted = TrustedKeys([key.public_key])
+    received = json.loads(json.dumps(signed, indent=3))  # whitespace and order change
+    trusted.verify(received)
+    assert signed["kid"] == key.kid
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda d: d.__setitem__("version", 4),
+        lambda d: d["devices"]["SN1"].__setitem__("export_limit_w", 50000),
+        lambda d: d.__setitem__("gateway_id", "gw-0002"),
+        lambda d: d.__setitem__("sig", d["sig"][:-2] + ("AA" if d["sig"][-2:] != "AA" else "BB")),
+        lambda d: d.pop("sig"),
+        lambda d: d.__setitem__("sig", "***"),
+        lambda d: d.__setitem__("kid", "0000000000000000"),
+    ],
+)
+def test_tampered_documents_fail_verification(tamper: object) -> None:
+    key = SigningKey.generate()
+    doc = copy.deepcopy(sign_document(DOC, key))
+    tamper(doc)  # type: ignore[operator]
+    with pytest.raises(SignatureError):
+        TrustedKeys([key.public_key]).verify(doc)
+
+
+def test_key_rotation_add_new_switch_then_retire_old() -> None:
+    old, new = SigningKey.generate(), SigningKey.generate()
+    trusted = TrustedKeys([old.public_key])
+    by_old = sign_document(DOC, old)
+    trusted.verify(by_old)
+    with pytest.raises(SignatureError, match="not trusted"):
+        trusted.verify(sign_document(DOC, new))
+    trusted.add(new.public_key)  # agents trust both
+    trusted.verify(by_old)
+    trusted.verify(sign_document(DOC, new))  # cloud switched signing
+    trusted.retire(old.kid)
+    with pytest.raises(SignatureError, match="not trusted"):
+        trusted.verify(by_old)
+    trusted.verify(sign_document(DOC, new))
+
+
+def test_keys_survive_pem_round_trip() -> None:
+    key = SigningKey.generate()
+    again = SigningKey.from_pem(key.private_pem())
+    assert again.kid == key.kid
+    trusted = TrustedKeys.from_pems([key.public_pem()])
+    trusted.verify(sign_document(DOC, again))
+
+
+def test_nan_cannot_be_signed() -> None:
+    with pytest.raises(SignatureError):
+        sign_document({"x": float("nan")}, SigningKey.generate())
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=8),
+                       st.one_of(st.integers(-10**9, 10**9), st.text(max_size=8), st.booleans()),
+                       max_size=6))
+def test_any_json_document_signs_and_verifies(doc: dict[str, object]) -> None:
+    key = SigningKey.generate()
+    TrustedKeys([key.public_key]).verify(sign_document(doc, key))
