@@ -1,0 +1,140 @@
+"""The agent process: wires settings, outbox, pollers, batcher and publisher.
+
+``run_agent`` runs everything in one TaskGroup until ``stop`` is set (clean shutdown:
+readings still queued are persisted, retained ``state`` offline is published) or the
+task is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from uuid import UUID
+
+from contracts.messages import EventMsg, Reading, TelemetryBatch
+from contracts.timeutil import utc_now
+from edge_agent.buffer import AsyncOutbox
+from edge_agent.modbus import ModbusEndpoint
+from edge_agent.poller import DevicePoller, DeviceRegistry, run_batcher
+from edge_agent.publisher import Publisher
+from edge_agent.settings import AgentSettings
+
+log = logging.getLogger(__name__)
+
+READING_QUEUE_MAX = 10_000
+
+
+class Agent:
+    """One agent's parts, exposed so tests and the health endpoint can look inside."""
+
+    def __init__(self, settings: AgentSettings, outbox: AsyncOutbox) -> None:
+        self.settings = settings
+        self.outbox = outbox
+        self.registry = DeviceRegistry()
+        self.wake = asyncio.Event()
+        self.readings: asyncio.Queue[Reading] = asyncio.Queue(maxsize=READING_QUEUE_MAX)
+        self.publisher = Publisher(settings, outbox, self.registry, self.wake)
+        self.endpoints = {
+            ep.name: ModbusEndpoint(ep.name, ep.host, ep.port, ep.timeout_s)
+            for ep in settings.endpoints
+        }
+        self.pollers = [
+            DevicePoller(
+                self.endpoints[ep.name],
+                ep,
+                unit,
+                registry=self.registry,
+                readings=self.readings,
+                emit_event=self.emit_event,
+                interval_s=settings.poll_interval_s,
+                backoff_max_s=settings.unreachable_backoff_max_s,
+            )
+            for ep in settings.endpoints
+            for unit in ep.unit_ids
+        ]
+        self.batches = 0
+
+    async def persist_batch(self, readings: list[Reading]) -> None:
+        """Buffer one poll cycle's readings as one telemetry batch (before any publish)."""
+
+        def make(stream_id: UUID, seq: int) -> bytes:
+            return TelemetryBatch(stream_id=stream_id, seq=seq, readings=readings).to_json()
+
+        seq = await self.outbox.append("telemetry", make)
+        self.batches += 1
+        log.debug(
+            "gateway %s: batch seq %d with %d readings",
+            self.settings.gateway_id,
+            seq,
+            len(readings),
+        )
+        self.wake.set()
+
+    async def emit_event(
+        self, event: str, severity: str, device: str | None, detail: dict[str, Any]
+    ) -> None:
+        """Buffer one event (same seq space as telemetry); events are never dropped."""
+
+        def make(stream_id: UUID, seq: int) -> bytes:
+            return EventMsg(
+                stream_id=stream_id,
+                seq=seq,
+                ts=utc_now(),
+                event=event,
+                severity=severity,
+                device=device,
+                detail=detail,
+            ).to_json()
+
+        await self.outbox.append("event", make)
+        self.wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        s = self.settings
+        requeued = await self.outbox.requeue_all()
+        log.info(
+            "gateway %s (%s) starting: stream %s, %d endpoints, %d devices, %d rows to resend",
+            s.gateway_id,
+            s.region.value,
+            self.outbox.stream_id,
+            len(s.endpoints),
+            len(self.pollers),
+            requeued,
+        )
+        try:
+            async with asyncio.TaskGroup() as tg:
+                workers = [
+                    tg.create_task(p.run(), name=f"poll-{p.state.endpoint}-u{p.state.unit_id}")
+                    for p in self.pollers
+                ]
+                workers.append(
+                    tg.create_task(
+                        run_batcher(
+                            self.readings,
+                            self.persist_batch,
+                            interval_s=s.effective_publish_interval_s,
+                            offset_s=min(s.effective_publish_interval_s, s.poll_interval_s) / 2,
+                        ),
+                        name="batcher",
+                    )
+                )
+                tg.create_task(self.publisher.run(stop), name="publisher")
+                if s.health_port is not None:
+                    from edge_agent.health import serve_health
+
+                    workers.append(tg.create_task(serve_health(self, s.health_port)))
+                await stop.wait()
+                for task in workers:
+                    task.cancel()
+        finally:
+            for endpoint in self.endpoints.values():
+                endpoint.close()
+            log.info("gateway %s stopped", s.gateway_id)
+
+
+async def run_agent(settings: AgentSettings, stop: asyncio.Event | None = None) -> None:
+    """Run the agent until ``stop`` is set (or the task is cancelled)."""
+    stop = stop or asyncio.Event()
+    async with AsyncOutbox(settings.buffer_path) as outbox:
+        await Agent(settings, outbox).run(stop)

@@ -1,0 +1,140 @@
+"""Agent settings: a YAML file, then ``POTR_*`` environment overrides.
+
+Nested fields use ``__`` in environment names (``POTR_MQTT_URL``,
+``POTR_ENDPOINTS='[...]'`` as JSON). Unknown keys are refused, naming the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from contracts.topics import GATEWAY_ID_RE, Region
+
+
+class SettingsError(ValueError):
+    """A settings file or value the agent refuses; the message names the field."""
+
+
+class EndpointSettings(BaseModel):
+    """One Modbus TCP endpoint (an inverter, a meter, or a gateway with several units)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    host: str
+    port: int = Field(default=502, ge=1, le=65535)
+    unit_ids: list[int] = Field(default_factory=lambda: [1], min_length=1)
+    timeout_s: float = Field(default=2.0, gt=0)
+    #: Sign of the grid meter's SunSpec W: +1 when the meter reports import as positive.
+    meter_import_sign: Literal[1, -1] = 1
+
+    @field_validator("unit_ids")
+    @classmethod
+    def _unit_range(cls, v: list[int]) -> list[int]:
+        for unit in v:
+            if not 0 <= unit <= 255:
+                raise ValueError(f"unit id {unit} is outside 0..255")
+        if len(set(v)) != len(v):
+            raise ValueError("unit ids repeat")
+        return v
+
+
+class AgentSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="POTR_", env_nested_delimiter="__", extra="forbid")
+
+    gateway_id: str = Field(pattern=GATEWAY_ID_RE.pattern)
+    region: Region
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
+    mqtt_protocol: Literal["5", "3.1.1"] = "5"
+    mqtt_keepalive_s: int = Field(default=30, ge=5)
+    mqtt_session_expiry_s: int = Field(default=3600, ge=0)
+    buffer_path: Path = Path("potr-agent-buffer.sqlite")
+    poll_interval_s: float = Field(default=5.0, gt=0)
+    publish_interval_s: float | None = Field(default=None, gt=0)
+    stored_timeout_s: float = Field(default=30.0, gt=0)
+    max_inflight: int = Field(default=20, ge=1, le=1000)
+    reconnect_min_s: float = Field(default=0.5, gt=0)
+    reconnect_max_s: float = Field(default=60.0, gt=0)
+    unreachable_backoff_max_s: float = Field(default=60.0, gt=0)
+    endpoints: list[EndpointSettings] = Field(default_factory=list)
+    health_port: int | None = Field(default=None, ge=0, le=65535)
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_scheme(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
+            raise ValueError("mqtt_url must look like mqtt://[user:pass@]host[:port]")
+        return v
+
+    @field_validator("endpoints")
+    @classmethod
+    def _unique_names(cls, v: list[EndpointSettings]) -> list[EndpointSettings]:
+        names = [e.name for e in v]
+        if len(set(names)) != len(names):
+            raise ValueError("endpoint names repeat")
+        return v
+
+    @property
+    def effective_publish_interval_s(self) -> float:
+        return self.publish_interval_s or self.poll_interval_s
+
+    def mqtt_target(self) -> tuple[str, int, str | None, str | None]:
+        """``(host, port, username, password)``; explicit fields beat the URL's."""
+        parts = urlsplit(self.mqtt_url)
+        user = self.mqtt_username or (unquote(parts.username) if parts.username else None)
+        password = self.mqtt_password or (unquote(parts.password) if parts.password else None)
+        return parts.hostname or "127.0.0.1", parts.port or 1883, user, password
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment overrides the file (passed as init kwargs).
+        return env_settings, init_settings
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> AgentSettings:
+        """Load ``path`` then apply ``POTR_*`` environment overrides; refuse bad files."""
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise SettingsError(f"{path}: cannot read: {exc}") from None
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(raw, dict):
+            raise SettingsError(f"{path}: top level must be a mapping of settings")
+        raw.update(overrides)
+        try:
+            return cls(**raw)
+        except ValidationError as exc:
+            raise SettingsError(f"{path}: {_summarise(exc)}") from None
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+__all__ = ["AgentSettings", "EndpointSettings", "SettingsError"]
