@@ -1,0 +1,1 @@
+"""Shared cloud plumbing: settings, the PostgreSQL adapter, migrations, the MQTT adapter."""

@@ -1,0 +1,68 @@
+"""The PostgreSQL adapter: the only cloud module that imports psycopg.
+
+Repositories take connections from here and use the names re-exported below, so
+swapping the driver touches this module only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import Connection, sql
+from psycopg.errors import (
+    ForeignKeyViolation,
+    OperationalError,
+    UniqueViolation,
+)
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+DatabaseError = psycopg.Error
+
+__all__ = [
+    "Connection",
+    "ConnectionPool",
+    "DatabaseError",
+    "ForeignKeyViolation",
+    "Jsonb",
+    "OperationalError",
+    "UniqueViolation",
+    "connect",
+    "create_pool",
+    "dict_row",
+    "ping",
+    "sql",
+    "transaction",
+]
+
+
+def create_pool(url: str, *, min_size: int = 1, max_size: int = 4, name: str = "potr",
+                timeout_s: float = 10.0) -> ConnectionPool[Connection[Any]]:
+    """An open pool whose connections are checked before use (survives a server restart)."""
+    pool: ConnectionPool[Connection[Any]] = ConnectionPool(
+        url, min_size=min_size, max_size=max_size, name=name, timeout=timeout_s,
+        check=ConnectionPool.check_connection, open=False,
+    )
+    pool.open(wait=True, timeout=timeout_s)
+    return pool
+
+
+def connect(url: str, *, autocommit: bool = False) -> Connection[Any]:
+    return psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
+
+
+@contextmanager
+def transaction(pool: ConnectionPool[Connection[Any]]) -> Iterator[Connection[Any]]:
+    """A pooled connection inside one transaction: commit on success, roll back on error."""
+    with pool.connection() as conn:
+        yield conn
+
+
+def ping(pool: ConnectionPool[Connection[Any]], timeout_s: float = 2.0) -> None:
+    """Raise unless the database answers ``SELECT 1``."""
+    with pool.connection(timeout=timeout_s) as conn:
+        conn.execute("SELECT 1")

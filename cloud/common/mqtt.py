@@ -1,0 +1,158 @@
+"""The MQTT adapter: the only cloud module that imports paho-mqtt.
+
+:class:`MqttConsumer` is a persistent-session client with manual acknowledgements:
+messages reach ``on_message`` on paho's network thread, and the caller acknowledges
+them later with :meth:`MqttConsumer.ack` (thread-safe: paho queues the PUBACK under its
+own lock and wakes its loop, exactly as it does for ``publish`` from another thread).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from contracts.timeutil import utc_now
+
+log = logging.getLogger(__name__)
+
+
+class MqttError(RuntimeError):
+    """Connecting, subscribing or publishing failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    received_at: datetime
+    dup: bool = False
+
+
+@dataclass(frozen=True)
+class MqttOptions:
+    host: str
+    port: int
+    client_id: str
+    protocol: Literal["5", "3.1.1"] = "5"
+    username: str | None = None
+    password: str | None = None
+    keepalive_s: int = 30
+    session_expiry_s: int = 86_400
+    receive_maximum: int = 1_000
+
+
+class MqttConsumer:
+    """Subscribe with a persistent session and manual acks; publish QoS 1."""
+
+    def __init__(self, options: MqttOptions, subscriptions: Sequence[str],
+                 on_message: Callable[[InboundMessage], None]) -> None:
+        self._options = options
+        self._subscriptions = list(subscriptions)
+        self._on_message = on_message
+        self._subscribed = threading.Event()
+        self._pending_sub_mid: int | None = None
+        v5 = options.protocol == "5"
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=options.client_id,
+            clean_session=None if v5 else False,
+            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
+            manual_ack=True,
+        )
+        if options.username is not None:
+            self._client.username_pw_set(options.username, options.password)
+        self._client.reconnect_delay_set(1, 30)
+        self._client.on_connect = self._handle_connect
+        self._client.on_subscribe = self._handle_subscribe
+        self._client.on_message = self._handle_message
+        self._client.on_disconnect = self._handle_disconnect
+
+    # -- lifecycle ---------------------------------------------------------------
+    def start(self, timeout_s: float = 10.0) -> None:
+        """Connect, start paho's network thread and wait until subscribed."""
+        opts = self._options
+        props: Properties | None = None
+        if opts.protocol == "5":
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = opts.session_expiry_s
+            props.ReceiveMaximum = opts.receive_maximum
+        try:
+            if opts.protocol == "5":
+                self._client.connect(opts.host, opts.port, opts.keepalive_s,
+                                     clean_start=False, properties=props)
+            else:
+                self._client.connect(opts.host, opts.port, opts.keepalive_s)
+        except OSError as exc:
+            raise MqttError(f"cannot connect to {opts.host}:{opts.port}: {exc}") from exc
+        self._client.loop_start()
+        if not self._subscribed.wait(timeout_s):
+            self.stop()
+            raise MqttError(f"not subscribed within {timeout_s}s to {self._subscriptions}")
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    @property
+    def connected(self) -> bool:
+        return self._client.is_connected()
+
+    # -- calls from any thread ---------------------------------------------------
+    def ack(self, mid: int, qos: int) -> None:
+        """Acknowledge one delivered message (after its data is committed)."""
+        rc = self._client.ack(mid, qos)
+        if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            log.warning("ack of mid %s failed: %s", mid, paho.error_string(rc))
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> bool:
+        """Queue one publish; False when paho refused it (queue full, not connected)."""
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            log.warning("publish to %s refused: %s", topic, paho.error_string(info.rc))
+            return False
+        return True
+
+    # -- paho callbacks (network thread) -----------------------------------------
+    def _handle_connect(self, client: paho.Client, _userdata: Any, flags: Any,
+                        reason: Any, _props: Any) -> None:
+        if reason.is_failure:
+            log.error("MQTT connect refused: %s", reason)
+            return
+        log.info("MQTT connected (session present: %s)", flags.session_present)
+        # Subscribing again on a present session is harmless and covers a lost one.
+        result, mid = client.subscribe([(s, 1) for s in self._subscriptions])
+        if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            log.error("subscribe failed: %s", paho.error_string(result))
+            return
+        self._pending_sub_mid = mid
+
+    def _handle_subscribe(self, _client: paho.Client, _userdata: Any, mid: int,
+                          reasons: list[Any], _props: Any) -> None:
+        failed = [r for r in reasons if r.is_failure]
+        if failed:
+            log.error("subscription refused: %s", failed)
+            return
+        if mid == self._pending_sub_mid:
+            self._subscribed.set()
+
+    def _handle_disconnect(self, _client: paho.Client, _userdata: Any, _flags: Any,
+                           reason: Any, _props: Any) -> None:
+        log.warning("MQTT disconnected: %s", reason)
+
+    def _handle_message(self, _client: paho.Client, _userdata: Any,
+                        msg: paho.MQTTMessage) -> None:
+        self._on_message(InboundMessage(
+            topic=msg.topic, payload=bytes(msg.payload), mid=msg.mid, qos=msg.qos,
+            received_at=utc_now(), dup=bool(msg.dup)))
+

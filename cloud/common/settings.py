@@ -1,0 +1,82 @@
+"""Cloud settings from the environment (prefix ``POTR_``); no globals, passed in."""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contracts.topics import Region
+
+#: The secret every dev checkout shares; production refuses to start with it.
+DEV_JWT_SECRET = "potr-dev-only-jwt-secret-do-not-use-in-production"
+
+
+class MqttEndpoint:
+    """``mqtt://[user:pass@]host:port`` split into its parts."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "tcp"):
+            raise ValueError(f"mqtt_url {url!r}: scheme must be mqtt://")
+        if not parts.hostname:
+            raise ValueError(f"mqtt_url {url!r}: no host")
+        self.host: str = parts.hostname
+        self.port: int = parts.port or 1883
+        self.username: str | None = unquote(parts.username) if parts.username else None
+        self.password: str | None = unquote(parts.password) if parts.password else None
+
+
+class CloudSettings(BaseSettings):
+    """Everything a cloud process needs to know about its servers and limits."""
+
+    model_config = SettingsConfigDict(env_prefix="POTR_", extra="ignore")
+
+    env: Literal["dev", "test", "production"] = "dev"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/potr"
+
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_protocol: Literal["5", "3.1.1"] = "5"
+    #: Mosquitto/EMQX: True (``$share/ingest/...``); amqtt lacks ``$share``: False.
+    mqtt_shared_subscription: bool = True
+    #: Stable per worker, so the persistent session (and unacked messages) survive.
+    mqtt_client_id: str = "potr-ingest-0"
+    mqtt_session_expiry_s: int = Field(default=86_400, ge=0)
+    mqtt_keepalive_s: int = Field(default=30, ge=5)
+    #: MQTT 5 Receive Maximum: how many unacked QoS 1 messages the broker may send us.
+    mqtt_receive_maximum: int = Field(default=1_000, ge=1, le=65_535)
+    #: Only this region's topics (None = every region, as in the one-broker demo).
+    ingest_region: Region | None = None
+
+    ingest_batch_max: int = Field(default=500, ge=1)
+    ingest_flush_ms: int = Field(default=200, ge=1)
+    #: Flush early when no message arrived for this long (broker in-flight window full).
+    ingest_idle_flush_ms: int = Field(default=20, ge=1)
+    ingest_queue_max: int = Field(default=5_000, ge=1)
+    #: Minimum seconds between two ``stored`` messages to one gateway.
+    stored_interval_s: float = Field(default=1.0, ge=0)
+    #: Readings further than this in the future are quarantined (dead-lettered).
+    future_skew_s: float = Field(default=300, ge=0)
+
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    jwt_ttl_s: int = Field(default=900, ge=1)
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65_535)
+
+    @model_validator(mode="after")
+    def _refuse_dev_secrets_in_production(self) -> CloudSettings:
+        if self.env == "production":
+            secret = self.jwt_secret.get_secret_value()
+            if secret == DEV_JWT_SECRET:
+                raise ValueError("POTR_JWT_SECRET is the dev secret; refused in production")
+            if len(secret) < 32:
+                raise ValueError("POTR_JWT_SECRET must be at least 32 characters in production")
+        MqttEndpoint(self.mqtt_url)
+        return self
+
+    @property
+    def mqtt(self) -> MqttEndpoint:
+        return MqttEndpoint(self.mqtt_url)

@@ -1,0 +1,246 @@
+"""One batch of inbound messages → one database transaction (no MQTT here).
+
+Validation is pure (:mod:`cloud.ingest.validate`); the registry is reached only through
+the :class:`DeviceDirectory` protocol the composition root passes in.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from cloud.common.db import Connection, ConnectionPool
+from cloud.common.mqtt import InboundMessage
+from cloud.ingest import repository as repo
+from cloud.ingest.coalesce import StoredNotice
+from cloud.ingest.validate import Accepted, Rejected, validate
+from cloud.telemetry import ReadingRow, TelemetryStore, partition_days
+from contracts.messages import (
+    BirthMsg,
+    CmdAck,
+    ConfigState,
+    DeviceInfo,
+    EventMsg,
+    StateMsg,
+    TelemetryBatch,
+)
+from contracts.metrics import BY_NAME
+from contracts.streams import advance
+from contracts.timeutil import utc_now
+
+log = logging.getLogger(__name__)
+QUALITY = {"good": 0, "suspect": 1, "bad": 2}
+
+
+class DeviceDirectory(Protocol):
+    """What ingest needs from the registry (``RegistryService`` provides it)."""
+
+    def gateway_region(self, gateway_id: str) -> str | None:
+        """Region of a registered gateway; None when unknown."""
+        ...
+
+    def record_devices(self, gateway_id: str,
+                       devices: Sequence[DeviceInfo]) -> Mapping[str, int]:
+        """Upsert a birth's devices; local id → device id."""
+        ...
+
+    def device_id_for_or_create(self, gateway_id: str, local_id: str) -> int:
+        """Device id of (gateway, local id), allocated on first sight."""
+        ...
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    stored: list[StoredNotice]
+    readings_added: int
+    dead_letters: int
+
+
+class _TtlCache:
+    """Gateway → region answers: known ones kept a minute, unknown ones a few seconds."""
+
+    def __init__(self, known_ttl_s: float = 60.0, unknown_ttl_s: float = 5.0) -> None:
+        self._ttl = (known_ttl_s, unknown_ttl_s)
+        self._data: dict[str, tuple[str | None, float]] = {}
+
+    def get(self, key: str, now: float) -> tuple[bool, str | None]:
+        hit = self._data.get(key)
+        if hit is None or hit[1] < now:
+            return False, None
+        return True, hit[0]
+
+    def put(self, key: str, value: str | None, now: float) -> None:
+        self._data[key] = (value, now + (self._ttl[0] if value is not None else self._ttl[1]))
+
+
+class IngestPipeline:
+    """Validate, resolve device keys, write readings and bookkeeping, all or nothing."""
+
+    def __init__(self, pool: ConnectionPool[Connection[Any]], directory: DeviceDirectory,
+                 store: TelemetryStore, *, future_skew_s: float = 300.0) -> None:
+        self._pool = pool
+        self._directory = directory
+        self._store = store
+        self._future_skew_s = future_skew_s
+        self._regions = _TtlCache()
+        self._device_ids: dict[tuple[str, str], int] = {}
+
+    # -- the batch -----------------------------------------------------------------
+    def process(self, batch: Sequence[InboundMessage]) -> BatchOutcome:
+        """Store one batch in one transaction; raise (nothing committed) on failure."""
+        now = utc_now()
+        verdicts = [validate(m.topic, m.payload, now=now, future_skew_s=self._future_skew_s)
+                    for m in batch]
+        verdicts = self._check_gateways(verdicts)
+        accepted = [v for v in verdicts if isinstance(v, Accepted)]
+
+        new_keys: dict[tuple[str, str], int] = {}
+        for v in accepted:
+            if isinstance(v.message, BirthMsg):
+                ids = self._directory.record_devices(v.source.gateway_id, v.message.devices)
+                new_keys.update({(v.source.gateway_id, local): dev for local, dev in ids.items()})
+        rows, last_seen = self._reading_rows(accepted, new_keys)
+        self._store.ensure_partitions(partition_days((r.ts for r in rows), now.date()))
+
+        dead = self._dead_letter_rows(batch, verdicts)
+        owners = self._stream_owners(verdicts)
+        with self._pool.connection() as conn:
+            repo.insert_dead_letters(conn, dead)
+            for msg, verdict in zip(batch, verdicts, strict=True):
+                if isinstance(verdict, Accepted):
+                    self._record_session(conn, verdict, msg.received_at)
+            repo.insert_device_keys(conn, new_keys)
+            added = self._store.write_readings(conn, rows)
+            buffered = [(v.source.gateway_id, v.message) for v in accepted]
+            repo.insert_events(conn, [(gw, m) for gw, m in buffered if isinstance(m, EventMsg)])
+            repo.insert_cmd_acks(conn, [(gw, m) for gw, m in buffered if isinstance(m, CmdAck)])
+            repo.insert_config_states(
+                conn, [(gw, m) for gw, m in buffered if isinstance(m, ConfigState)])
+            repo.upsert_last_seen(conn, last_seen, now)
+            notices = self._advance_streams(conn, verdicts, owners)
+        self._device_ids.update(new_keys)
+        return BatchOutcome(notices, added, len(dead))
+
+    def dead_letter(self, message: InboundMessage, reason: str) -> None:
+        """Store one message as a dead letter on its own (a message the batch path choked on)."""
+        with self._pool.connection() as conn:
+            repo.insert_dead_letters(conn, [(message.received_at, message.topic,
+                                             message.payload, reason)])
+
+    # -- steps ---------------------------------------------------------------------
+    def _check_gateways(self, verdicts: list[Accepted | Rejected]) -> list[Accepted | Rejected]:
+        """Unknown gateways and region mismatches become rejections (no seq salvage)."""
+        mono = time.monotonic()
+        regions: dict[str, str | None] = {}
+        for gw in {v.source.gateway_id for v in verdicts if v.source is not None}:
+            hit, region = self._regions.get(gw, mono)
+            if not hit:
+                region = self._directory.gateway_region(gw)
+                self._regions.put(gw, region, mono)
+            regions[gw] = region
+        out: list[Accepted | Rejected] = []
+        for v in verdicts:
+            src = v.source
+            if src is not None:
+                region = regions[src.gateway_id]
+                if region is None:
+                    v = Rejected(f"unknown gateway {src.gateway_id!r} (not in the registry)", src)
+                elif region != src.region.value:
+                    v = Rejected(f"gateway {src.gateway_id!r} is registered in region "
+                                 f"{region!r}, topic says {src.region.value!r}", src)
+            out.append(v)
+        return out
+
+    def _reading_rows(self, accepted: list[Accepted], known: dict[tuple[str, str], int]
+                      ) -> tuple[list[ReadingRow], dict[int, tuple[str, datetime]]]:
+        wanted = {(v.source.gateway_id, r.device) for v in accepted for r in v.readings}
+        ids = self._resolve_devices(wanted, known)
+        rows: list[ReadingRow] = []
+        last_seen: dict[int, tuple[str, datetime]] = {}
+        for v in accepted:
+            gw = v.source.gateway_id
+            for r in v.readings:
+                dev = ids[(gw, r.device)]
+                quality = QUALITY[r.quality.value]
+                rows.extend(ReadingRow(r.ts, dev, BY_NAME[name].id, value, quality)
+                            for name, value in r.values.items() if value is not None)
+                seen = last_seen.get(dev)
+                if seen is None or seen[1] < r.ts:
+                    last_seen[dev] = (gw, r.ts)
+        return rows, last_seen
+
+    def _resolve_devices(self, wanted: set[tuple[str, str]],
+                         new_keys: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
+        """Cache, then ingest's key map, then the registry (allocating; added to new_keys)."""
+        ids = {k: self._device_ids[k] for k in wanted if k in self._device_ids}
+        ids.update({k: new_keys[k] for k in wanted if k in new_keys})
+        missing = wanted - ids.keys()
+        if missing:
+            with self._pool.connection() as conn:
+                found = repo.find_device_keys(conn, missing)
+            self._device_ids.update(found)
+            ids.update(found)
+        for gw, local in sorted(wanted - ids.keys()):
+            dev = self._directory.device_id_for_or_create(gw, local)
+            log.info("allocated device %s for %s/%s", dev, gw, local)
+            ids[(gw, local)] = new_keys[(gw, local)] = dev
+        return ids
+
+    @staticmethod
+    def _dead_letter_rows(batch: Sequence[InboundMessage],
+                          verdicts: list[Accepted | Rejected]) -> list[repo.DeadLetterRow]:
+        rows: list[repo.DeadLetterRow] = []
+        for msg, v in zip(batch, verdicts, strict=True):
+            reason = v.reason if isinstance(v, Rejected) else v.quarantine_reason
+            if reason is not None:
+                rows.append((msg.received_at, msg.topic, msg.payload, reason))
+        return rows
+
+    @staticmethod
+    def _stream_owners(verdicts: list[Accepted | Rejected]) -> dict[UUID, tuple[str, str]]:
+        """Streams this batch touches → (region, gateway) that sent them."""
+        owners: dict[UUID, tuple[str, str]] = {}
+        for v in verdicts:
+            if isinstance(v, Accepted):
+                msg = v.message
+                if isinstance(msg, TelemetryBatch | EventMsg | CmdAck | ConfigState | BirthMsg):
+                    owners[msg.stream_id] = (v.source.region.value, v.source.gateway_id)
+            elif v.stream_seq is not None and v.source is not None:
+                # Set only by validation, for registered gateways (see _check_gateways).
+                owners[v.stream_seq[0]] = (v.source.region.value, v.source.gateway_id)
+        return owners
+
+    @staticmethod
+    def _record_session(conn: Connection[Any], v: Accepted, received_at: datetime) -> None:
+        gw, region = v.source.gateway_id, v.source.region.value
+        if isinstance(v.message, BirthMsg):
+            repo.upsert_session_birth(conn, gw, region, v.message, received_at)
+        elif isinstance(v.message, StateMsg):
+            repo.upsert_session_state(conn, gw, region, v.message)
+
+    @staticmethod
+    def _advance_streams(conn: Connection[Any], verdicts: list[Accepted | Rejected],
+                         owners: dict[UUID, tuple[str, str]]) -> list[StoredNotice]:
+        progress = repo.lock_streams(conn, {s: gw for s, (_, gw) in owners.items()})
+        seqs: dict[UUID, list[int]] = {s: [] for s in owners}
+        for v in verdicts:
+            if isinstance(v, Accepted):
+                if isinstance(v.message, TelemetryBatch | EventMsg | CmdAck | ConfigState):
+                    seqs[v.message.stream_id].append(v.message.seq)
+            elif v.stream_seq is not None and v.stream_seq[0] in seqs:
+                seqs[v.stream_seq[0]].append(v.stream_seq[1])
+        notices: list[StoredNotice] = []
+        for stream_id, (region, gw) in sorted(owners.items()):
+            update = advance(progress[stream_id], seqs[stream_id])
+            if update.opened:
+                log.info("stream %s of %s: gaps opened %s", stream_id, gw, update.opened)
+            if update.closed:
+                log.info("stream %s of %s: gaps closed %s", stream_id, gw, update.closed)
+            repo.save_stream(conn, stream_id, update)
+            notices.append(StoredNotice(region, gw, stream_id, update.progress.watermark))
+        return notices

@@ -1,0 +1,234 @@
+"""The ingest worker: MQTT (paho thread) → bounded queue → writer thread → PostgreSQL.
+
+Delivery: QoS 1 with manual acks on a persistent session. A batch is acknowledged only
+after its transaction commits, so a crash or a database outage makes the broker
+redeliver instead of losing; repeats are harmless (``ON CONFLICT DO NOTHING`` and
+per-stream seq bookkeeping). After a commit the worker publishes ``stored`` per gateway
+stream, at most once per gateway per ``stored_interval_s`` (held-back notices follow).
+
+Two ways to run it:
+
+* blocking threads: ``worker = IngestWorker(settings, registry); worker.start()`` …
+  ``worker.stop()`` (also a context manager);
+* asyncio: ``await run_ingest(settings, registry, stop_event)`` returns after
+  ``stop_event`` is set and the worker has stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cloud.common.db import Connection, ConnectionPool, create_pool, ping
+from cloud.common.mqtt import InboundMessage, MqttConsumer, MqttOptions
+from cloud.common.settings import CloudSettings
+from cloud.ingest.coalesce import StoredCoalescer, StoredNotice
+from cloud.ingest.pipeline import DeviceDirectory, IngestPipeline
+from cloud.telemetry import TelemetryStore
+from contracts.messages import StoredMsg
+from contracts.timeutil import utc_now
+from contracts.topics import GATEWAY_TO_CLOUD, Kind, ingest_filter, topic
+
+log = logging.getLogger(__name__)
+#: Attempts at a batch before it is split, and at a single message before it is
+#: dead-lettered as poison (only while the database answers).
+MAX_ATTEMPTS = 3
+
+
+@dataclass
+class IngestStats:
+    """Counters since start (read them from any thread; they only grow)."""
+
+    messages: int = 0
+    batches: int = 0
+    readings_added: int = 0
+    dead_letters: int = 0
+    stored_sent: int = 0
+    failures: int = 0
+
+
+def subscriptions(settings: CloudSettings) -> list[str]:
+    group = "ingest" if settings.mqtt_shared_subscription else None
+    return [ingest_filter(settings.ingest_region, kind, shared_group=group)
+            for kind in sorted(GATEWAY_TO_CLOUD)]
+
+
+class IngestWorker:
+    """One ingest consumer; run several with distinct ``mqtt_client_id`` to scale out."""
+
+    def __init__(self, settings: CloudSettings, registry: DeviceDirectory, *,
+                 pool: ConnectionPool[Connection[Any]] | None = None) -> None:
+        self._settings = settings
+        self._own_pool = pool is None
+        self._pool = pool if pool is not None else create_pool(
+            settings.database_url, min_size=1, max_size=2, name="ingest")
+        self.store = TelemetryStore(self._pool)
+        self._pipeline = IngestPipeline(self._pool, registry, self.store,
+                                        future_skew_s=settings.future_skew_s)
+        self._queue: queue.Queue[InboundMessage] = queue.Queue(settings.ingest_queue_max)
+        self._stop = threading.Event()
+        self._coalescer = StoredCoalescer(settings.stored_interval_s)
+        self._writer: threading.Thread | None = None
+        self.stats = IngestStats()
+        endpoint = settings.mqtt
+        self._consumer = MqttConsumer(
+            MqttOptions(host=endpoint.host, port=endpoint.port,
+                        client_id=settings.mqtt_client_id, protocol=settings.mqtt_protocol,
+                        username=endpoint.username, password=endpoint.password,
+                        keepalive_s=settings.mqtt_keepalive_s,
+                        session_expiry_s=settings.mqtt_session_expiry_s,
+                        receive_maximum=settings.mqtt_receive_maximum),
+            subscriptions(settings), self._enqueue)
+
+    # -- lifecycle ---------------------------------------------------------------
+    def start(self, timeout_s: float = 10.0) -> None:
+        """Prepare the store, start the writer, connect and wait until subscribed."""
+        self.store.sync_catalog()
+        self.store.create_ahead(utc_now().date())
+        self._stop.clear()
+        self._writer = threading.Thread(target=self._run_writer, name="ingest-writer",
+                                        daemon=True)
+        self._writer.start()
+        try:
+            self._consumer.start(timeout_s)
+        except Exception:
+            self._stop_writer(timeout_s)
+            raise
+        log.info("ingest worker %s subscribed to %s", self._settings.mqtt_client_id,
+                 subscriptions(self._settings))
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Finish the batch in hand, send held-back ``stored`` notices, disconnect.
+
+        Messages still queued are not acknowledged: the broker redelivers them.
+        """
+        self._stop_writer(timeout_s)
+        self._consumer.stop()
+        if self._own_pool:
+            self._pool.close()
+
+    def _stop_writer(self, timeout_s: float) -> None:
+        self._stop.set()
+        if self._writer is not None:
+            self._writer.join(timeout_s)
+            self._writer = None
+
+    def __enter__(self) -> IngestWorker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- paho's thread -----------------------------------------------------------
+    def _enqueue(self, message: InboundMessage) -> None:
+        # Blocking here is the back-pressure: paho stops reading and the broker's
+        # in-flight window fills up.
+        while not self._stop.is_set():
+            try:
+                self._queue.put(message, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    # -- the writer thread -------------------------------------------------------
+    def _run_writer(self) -> None:
+        while not self._stop.is_set():
+            batch = self._collect()
+            if batch:
+                self._handle(batch)
+            self._send_stored(self._coalescer.due(time.monotonic()))
+        self._send_stored(self._coalescer.drain())
+
+    def _collect(self) -> list[InboundMessage]:
+        """Up to ``ingest_batch_max`` messages, within ``ingest_flush_ms`` of the first;
+        earlier when nothing arrives for ``ingest_idle_flush_ms``."""
+        s = self._settings
+        flush_s, idle_s = s.ingest_flush_ms / 1000, s.ingest_idle_flush_ms / 1000
+        try:
+            batch = [self._queue.get(timeout=flush_s)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + flush_s
+        while len(batch) < s.ingest_batch_max:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(self._queue.get(timeout=min(remaining, idle_s)))
+            except queue.Empty:
+                break
+        return batch
+
+    def _handle(self, batch: Sequence[InboundMessage]) -> bool:
+        """Commit then ack; retry on failure; False when stopping left it unacked."""
+        attempt = 0
+        while True:
+            try:
+                outcome = self._pipeline.process(batch)
+                break
+            except Exception as exc:
+                attempt += 1
+                self.stats.failures += 1
+                log.exception("ingest batch of %d failed (attempt %d)", len(batch), attempt)
+                if self._stop.is_set():
+                    return False
+                if attempt >= MAX_ATTEMPTS and len(batch) > 1:
+                    return all(self._handle([m]) for m in batch)
+                if attempt >= MAX_ATTEMPTS and self._database_answers():
+                    return self._poison(batch[0], exc)
+                self._stop.wait(min(30.0, 0.2 * 2**attempt))
+        for m in batch:
+            self._consumer.ack(m.mid, m.qos)
+        self.stats.messages += len(batch)
+        self.stats.batches += 1
+        self.stats.readings_added += outcome.readings_added
+        self.stats.dead_letters += outcome.dead_letters
+        self._coalescer.add(outcome.stored)
+        return True
+
+    def _poison(self, message: InboundMessage, exc: Exception) -> bool:
+        try:
+            self._pipeline.dead_letter(message, f"ingest failed: {type(exc).__name__}: {exc}")
+        except Exception:
+            log.exception("could not dead-letter poison message on %s", message.topic)
+            return False
+        self._consumer.ack(message.mid, message.qos)
+        self.stats.dead_letters += 1
+        return True
+
+    def _database_answers(self) -> bool:
+        try:
+            ping(self._pool)
+        except Exception:
+            return False
+        return True
+
+    def _send_stored(self, notices: list[StoredNotice]) -> None:
+        failed: list[StoredNotice] = []
+        for n in notices:
+            msg = StoredMsg(stream_id=n.stream_id, upto_seq=n.upto_seq, ts=utc_now())
+            if self._consumer.publish(topic(n.region, n.gateway_id, Kind.STORED), msg.to_json(),
+                                      qos=1):
+                self.stats.stored_sent += 1
+            else:
+                failed.append(n)
+        if failed and not self._stop.is_set():
+            self._coalescer.add(failed)
+
+
+async def run_ingest(settings: CloudSettings, registry: DeviceDirectory,
+                     stop: asyncio.Event) -> None:
+    """Run one worker until ``stop`` is set (blocking parts run in threads)."""
+    worker = IngestWorker(settings, registry)
+    await asyncio.to_thread(worker.start)
+    try:
+        await stop.wait()
+    finally:
+        await asyncio.to_thread(worker.stop)

@@ -1,0 +1,67 @@
+"""The portal's app factory: REST API under ``/api/v1`` plus ``/healthz``.
+
+Authorisation (for now): every ``/api/v1`` route needs a bearer token; admin, operator,
+support and mosie read the fleet (sites, gateways, devices, readings); admin and operator
+create sites and gateways; customer gets 403 on these fleet-wide routes until customer
+scoping arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from fastapi import FastAPI, Response, status
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from cloud.common.settings import CloudSettings
+from cloud.portal.auth import FLEET_READERS, FLEET_WRITERS, require_roles
+from cloud.registry import RegistryService
+from cloud.registry import create_router as registry_router
+from cloud.telemetry import TelemetryReader
+from cloud.telemetry import create_router as telemetry_router
+
+API_PREFIX = "/api/v1"
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str]
+
+
+def create_app(settings: CloudSettings, registry: RegistryService,
+               telemetry_reader: TelemetryReader, *,
+               health_checks: Mapping[str, Callable[[], None]] | None = None) -> FastAPI:
+    """Wire the routers to the given services; no connections are opened here."""
+    app = FastAPI(
+        title="PoTR portal API", version="1.0.0",
+        description="Fleet registry and telemetry of Power on the Roof. Every `/api/v1` "
+                    "route needs `Authorization: Bearer <JWT>`; SI units throughout.")
+    secret = settings.jwt_secret.get_secret_value()
+    read = require_roles(secret, FLEET_READERS)
+    write = require_roles(secret, FLEET_WRITERS)
+    checks = dict(health_checks or {"database": registry.ping})
+
+    def device_exists(device_id: int) -> bool:
+        return registry.get_device(device_id) is not None
+
+    app.include_router(registry_router(registry, read=read, write=write), prefix=API_PREFIX)
+    app.include_router(telemetry_router(telemetry_reader, read=read,
+                                        device_exists=device_exists), prefix=API_PREFIX)
+
+    @app.get("/healthz", response_model=Health, tags=["ops"], summary="Liveness and database",
+             responses={503: {"model": Health, "description": "a dependency is down"}})
+    async def healthz(response: Response) -> Health:
+        results: dict[str, str] = {}
+        for name, check in checks.items():
+            try:
+                await run_in_threadpool(check)
+                results[name] = "ok"
+            except Exception as exc:
+                results[name] = f"failed: {type(exc).__name__}"
+        ok = all(v == "ok" for v in results.values())
+        if not ok:
+            response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        return Health(status="ok" if ok else "degraded", checks=results)
+
+    return app

@@ -1,0 +1,22 @@
+"""Registry (IoT device management): sites, gateways, devices.
+
+Published interface: :class:`RegistryService`, its models and errors, and
+:func:`create_router` for the portal. Other services import nothing else from here.
+"""
+
+from cloud.registry.api import create_router
+from cloud.registry.models import Device, Gateway, GatewayIn, Site, SiteIn
+from cloud.registry.service import ConflictError, NotFoundError, RegistryError, RegistryService
+
+__all__ = [
+    "ConflictError",
+    "Device",
+    "Gateway",
+    "GatewayIn",
+    "NotFoundError",
+    "RegistryError",
+    "RegistryService",
+    "Site",
+    "SiteIn",
+    "create_router",
+]

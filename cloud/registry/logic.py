@@ -1,0 +1,22 @@
+"""Pure registry rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+_KIND_BY_MODEL: tuple[tuple[frozenset[int], str], ...] = (
+    (frozenset({101, 102, 103, 111, 112, 113, 701}), "inverter"),
+    (frozenset({201, 202, 203, 204, 211, 212, 213, 214}), "meter"),
+    (frozenset({124, 713, 802, 803, 804}), "battery"),
+)
+
+
+def device_kind(models: Iterable[int], profile: str | None = None) -> str:
+    """Classify a device by the SunSpec models it implements (first match wins)."""
+    found = set(models)
+    for ids, kind in _KIND_BY_MODEL:
+        if found & ids:
+            return kind
+    if profile and "isolator" in profile:
+        return "isolator"
+    return "unknown"

@@ -1,0 +1,113 @@
+"""RegistryService: the registry's published interface (other services call only this)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from cloud.common.db import Connection, ConnectionPool, ForeignKeyViolation, UniqueViolation, ping
+from cloud.registry import repository as repo
+from cloud.registry.logic import device_kind
+from cloud.registry.models import Device, Gateway, GatewayIn, Site, SiteIn
+from contracts.messages import DeviceInfo
+
+
+class RegistryError(Exception):
+    """Base of the registry's refusals; ``str()`` is fit for an API answer."""
+
+
+class NotFoundError(RegistryError):
+    pass
+
+
+class ConflictError(RegistryError):
+    pass
+
+
+class RegistryService:
+    """Sites, gateways and devices; thread-safe (each call takes a pooled connection)."""
+
+    def __init__(self, pool: ConnectionPool[Connection[Any]]) -> None:
+        self._pool = pool
+
+    def ping(self) -> None:
+        ping(self._pool)
+
+    # -- sites -------------------------------------------------------------------
+    def add_site(self, site: SiteIn) -> Site:
+        with self._pool.connection() as conn:
+            return repo.insert_site(conn, site)
+
+    def get_site(self, site_id: int) -> Site | None:
+        with self._pool.connection() as conn:
+            return repo.get_site(conn, site_id)
+
+    def list_sites(self, *, limit: int = 1000, offset: int = 0) -> list[Site]:
+        with self._pool.connection() as conn:
+            return repo.list_sites(conn, limit, offset)
+
+    # -- gateways ----------------------------------------------------------------
+    def add_gateway(self, gateway: GatewayIn) -> Gateway:
+        """Register a gateway under a site; its region defaults to (and must equal) the site's."""
+        with self._pool.connection() as conn:
+            site = repo.get_site(conn, gateway.site_id)
+            if site is None:
+                raise NotFoundError(f"site {gateway.site_id} does not exist")
+            if gateway.region is not None and gateway.region != site.region:
+                raise ConflictError(
+                    f"gateway region {gateway.region.value!r} differs from site "
+                    f"{site.id}'s region {site.region.value!r}")
+            try:
+                return repo.insert_gateway(conn, gateway, site.region.value)
+            except UniqueViolation:
+                raise ConflictError(f"gateway {gateway.id!r} already exists") from None
+            except ForeignKeyViolation:
+                raise NotFoundError(f"site {gateway.site_id} does not exist") from None
+
+    def get_gateway(self, gateway_id: str) -> Gateway | None:
+        with self._pool.connection() as conn:
+            return repo.get_gateway(conn, gateway_id)
+
+    def gateway_region(self, gateway_id: str) -> str | None:
+        """The region a gateway is registered in, or None for an unknown gateway."""
+        gateway = self.get_gateway(gateway_id)
+        return gateway.region.value if gateway else None
+
+    def list_gateways(self, *, site_id: int | None = None, limit: int = 1000,
+                      offset: int = 0) -> list[Gateway]:
+        with self._pool.connection() as conn:
+            return repo.list_gateways(conn, site_id, limit, offset)
+
+    # -- devices -----------------------------------------------------------------
+    def record_devices(self, gateway_id: str, devices: Sequence[DeviceInfo]) -> dict[str, int]:
+        """Upsert the devices a gateway's birth lists; return local id → device id."""
+        rows = [(d.device, device_kind(d.models, d.profile), d.manufacturer, d.model,
+                 d.serial, d.firmware, list(d.models)) for d in devices]
+        with self._pool.connection() as conn:
+            if repo.get_gateway(conn, gateway_id) is None:
+                raise NotFoundError(f"gateway {gateway_id!r} is not registered")
+            return repo.upsert_birth_devices(conn, gateway_id, rows)
+
+    def device_id_for(self, gateway_id: str, local_id: str) -> int | None:
+        with self._pool.connection() as conn:
+            return repo.find_device_id(conn, gateway_id, local_id)
+
+    def device_id_for_or_create(self, gateway_id: str, local_id: str) -> int:
+        """The device id of (gateway, local id), allocated on first sight."""
+        with self._pool.connection() as conn:
+            found = repo.find_device_id(conn, gateway_id, local_id)
+            if found is not None:
+                return found
+            try:
+                return repo.insert_device_if_absent(conn, gateway_id, local_id)
+            except ForeignKeyViolation:
+                raise NotFoundError(f"gateway {gateway_id!r} is not registered") from None
+
+    def get_device(self, device_id: int) -> Device | None:
+        with self._pool.connection() as conn:
+            return repo.get_device(conn, device_id)
+
+    def list_devices(self, *, gateway_id: str | None = None, limit: int = 1000,
+                     offset: int = 0) -> list[Device]:
+        with self._pool.connection() as conn:
+            return repo.list_devices(conn, gateway_id, limit, offset)

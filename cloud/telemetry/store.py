@@ -1,0 +1,154 @@
+"""Telemetry store (plain PostgreSQL backend): partitions, batch writes, reads.
+
+Writes take the caller's connection so ingest can commit readings together with its
+stream bookkeeping; reads use the store's own pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
+
+from cloud.common.db import Connection, ConnectionPool, ping, sql
+from cloud.telemetry.models import (
+    QUALITY_NAMES,
+    ReadingPoint,
+    ReadingRow,
+    ReadingSeries,
+    UnknownMetricError,
+)
+from contracts.metrics import BY_NAME, CATALOG
+
+WriteMode = Literal["copy", "unnest"]
+#: Days before today for which a batch may create a partition; older go to the default.
+PARTITION_PAST_DAYS = 400
+PARTITION_FUTURE_DAYS = 2
+_PARTITION_LOCK_KEY = 0x706F747270617274
+
+
+def partition_name(day: date) -> str:
+    return f"readings_{day:%Y%m%d}"
+
+
+def partition_days(timestamps: Iterable[datetime], today: date) -> set[date]:
+    """UTC days that deserve their own partition (inside the creation window)."""
+    lo = today - timedelta(days=PARTITION_PAST_DAYS)
+    hi = today + timedelta(days=PARTITION_FUTURE_DAYS)
+    days = {ts.astimezone(UTC).date() for ts in timestamps}
+    return {d for d in days if lo <= d <= hi}
+
+
+class TelemetryStore:
+    """Readings in ``telemetry.readings``; ``write_mode`` 'copy' needs server COPY support."""
+
+    def __init__(self, pool: ConnectionPool[Connection[Any]], *,
+                 write_mode: WriteMode = "copy") -> None:
+        self._pool = pool
+        self._write_mode: WriteMode = write_mode
+        self._known_partitions: set[date] = set()
+
+    def ping(self) -> None:
+        ping(self._pool)
+
+    # -- maintenance -------------------------------------------------------------
+    def sync_catalog(self) -> None:
+        """Upsert the metric catalog from :mod:`contracts.metrics` (ids never change)."""
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO telemetry.metrics (id, name, unit, kind, description)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
+                " name = EXCLUDED.name, unit = EXCLUDED.unit, kind = EXCLUDED.kind,"
+                " description = EXCLUDED.description",
+                [(m.id, m.name, m.unit, m.kind.value, m.description) for m in CATALOG])
+
+    def ensure_partitions(self, days: Iterable[date]) -> list[date]:
+        """Create missing day partitions (own short transaction); return those created."""
+        missing = sorted(set(days) - self._known_partitions)
+        if not missing:
+            return []
+        created: list[date] = []
+        with self._pool.connection() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PARTITION_LOCK_KEY,))
+            existing = {r[0] for r in conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = 'telemetry.readings'::regclass").fetchall()}
+            for day in missing:
+                if partition_name(day) not in existing:
+                    start = datetime.combine(day, time(), UTC)
+                    conn.execute(sql.SQL(
+                        "CREATE TABLE telemetry.{} PARTITION OF telemetry.readings"
+                        " FOR VALUES FROM ({}) TO ({}) WITH (fillfactor = 100)").format(
+                        sql.Identifier(partition_name(day)),
+                        sql.Literal(start), sql.Literal(start + timedelta(days=1))))
+                    created.append(day)
+        self._known_partitions.update(missing)
+        return created
+
+    def create_ahead(self, today: date, days: int = PARTITION_FUTURE_DAYS) -> list[date]:
+        """The maintenance step: partitions for today and the next ``days`` days."""
+        return self.ensure_partitions(today + timedelta(days=i) for i in range(days + 1))
+
+    # -- writes ------------------------------------------------------------------
+    def write_readings(self, conn: Connection[Any], rows: Sequence[ReadingRow]) -> int:
+        """Insert rows in the caller's transaction, ignoring repeats; return rows added."""
+        if not rows:
+            return 0
+        if self._write_mode == "copy":
+            return self._write_copy(conn, rows)
+        return self._write_unnest(conn, rows)
+
+    @staticmethod
+    def _write_copy(conn: Connection[Any], rows: Sequence[ReadingRow]) -> int:
+        conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS readings_stage"
+            " (ts timestamptz, device_id int, metric_id smallint, value float8,"
+            " quality smallint) ON COMMIT DELETE ROWS")
+        with conn.cursor() as cur:
+            with cur.copy("COPY readings_stage (ts, device_id, metric_id, value, quality)"
+                          " FROM STDIN") as copy:
+                for r in rows:
+                    copy.write_row((r.ts, r.device_id, r.metric_id, r.value, r.quality))
+            cur.execute(
+                "INSERT INTO telemetry.readings (ts, device_id, metric_id, value, quality)"
+                " SELECT ts, device_id, metric_id, value, quality FROM readings_stage"
+                " ON CONFLICT DO NOTHING")
+            added = cur.rowcount
+        return max(added, 0)
+
+    @staticmethod
+    def _write_unnest(conn: Connection[Any], rows: Sequence[ReadingRow]) -> int:
+        cur = conn.execute(
+            "INSERT INTO telemetry.readings (ts, device_id, metric_id, value, quality)"
+            " SELECT * FROM unnest(%s::timestamptz[], %s::int[], %s::smallint[],"
+            " %s::float8[], %s::smallint[]) ON CONFLICT DO NOTHING",
+            ([r.ts for r in rows], [r.device_id for r in rows], [r.metric_id for r in rows],
+             [r.value for r in rows], [r.quality for r in rows]))
+        return max(cur.rowcount, 0)
+
+
+class TelemetryReader:
+    """Read side used by the API: one device's samples of one metric."""
+
+    def __init__(self, pool: ConnectionPool[Connection[Any]]) -> None:
+        self._pool = pool
+
+    def ping(self) -> None:
+        ping(self._pool)
+
+    def readings(self, device_id: int, metric: str, from_: datetime, to: datetime,
+                 *, limit: int = 1000) -> ReadingSeries:
+        """Samples with ``from_ <= ts < to`` in time order, at most ``limit``."""
+        try:
+            m = BY_NAME[metric]
+        except KeyError:
+            raise UnknownMetricError(f"unknown metric {metric!r}") from None
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT ts, value, quality FROM telemetry.readings"
+                " WHERE device_id = %s AND metric_id = %s AND ts >= %s AND ts < %s"
+                " ORDER BY ts LIMIT %s", (device_id, m.id, from_, to, limit + 1)).fetchall()
+        points = [ReadingPoint(ts=ts.astimezone(UTC), value=value,
+                               quality=QUALITY_NAMES.get(q, "bad")) for ts, value, q in rows]
+        return ReadingSeries(device_id=device_id, metric=m.name, unit=m.unit, from_=from_,
+                             to=to, points=points[:limit], truncated=len(points) > limit)
