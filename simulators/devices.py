@@ -48,12 +48,21 @@ def _scaled(value: float, sf: int) -> int:
     return round(value / 10.0**sf)
 
 
-def _w_sf(capacity_w: float) -> int:
-    """Smallest power-of-ten SF that keeps watts inside int16."""
-    sf = 0
-    while capacity_w / 10.0**sf > 30000:
+def _fit_sf(max_value: float, smallest: int) -> int:
+    """Smallest power-of-ten SF (>= ``smallest``) that keeps ``max_value`` inside int16."""
+    sf = smallest
+    while max_value / 10.0**sf > 30000:
         sf += 1
     return sf
+
+
+def _w_sf(capacity_w: float) -> int:
+    return _fit_sf(capacity_w, 0)
+
+
+def _a_sf(capacity_w: float) -> int:
+    """Current SF: -2 for homes; coarser where 3 phases at 100 V would overflow int16."""
+    return _fit_sf(capacity_w / 3 / 100.0, -2)
 
 
 def _common(serial: str, model: str, unit_id: int) -> PointValues:
@@ -65,14 +74,15 @@ def inverter_models(
 ) -> ModelValues:
     """Models 1, 103, 120, 123 of the three-phase PV inverter."""
     w_sf = _w_sf(capacity_w)
+    a_sf = _a_sf(capacity_w)
     v_avg = sum(sample.phase_v) / 3
     phase_a = sample.pv_w / 3 / v_avg if v_avg else 0.0
     inverter: PointValues = {
-        "A": _scaled(phase_a * 3, -2),
-        "AphA": _scaled(phase_a, -2),
-        "AphB": _scaled(phase_a, -2),
-        "AphC": _scaled(phase_a, -2),
-        "A_SF": -2,
+        "A": _scaled(phase_a * 3, a_sf),
+        "AphA": _scaled(phase_a, a_sf),
+        "AphB": _scaled(phase_a, a_sf),
+        "AphC": _scaled(phase_a, a_sf),
+        "A_SF": a_sf,
         "PhVphA": _scaled(sample.phase_v[0], -1),
         "PhVphB": _scaled(sample.phase_v[1], -1),
         "PhVphC": _scaled(sample.phase_v[2], -1),
@@ -105,8 +115,8 @@ def inverter_models(
         "WRtg_SF": w_sf,
         "VARtg": _scaled(capacity_w, w_sf),
         "VARtg_SF": w_sf,
-        "ARtg": _scaled(capacity_w / 3 / 200.0, -2),
-        "ARtg_SF": -2,
+        "ARtg": _scaled(capacity_w / 3 / 200.0, a_sf),
+        "ARtg_SF": a_sf,
     }
     return [
         (1, _common(serial, "SIM-INV-3P", INVERTER_UNIT)),
@@ -151,6 +161,7 @@ def controls_from_registers(registers: list[int], previous: Controls) -> Control
 def meter_models(sample: SiteSample, *, serial: str, capacity_w: float) -> ModelValues:
     """Models 1 and 203 of the wye grid meter; ``W`` > 0 = importing."""
     w_sf = _w_sf(capacity_w)
+    a_sf = _a_sf(capacity_w)
     v = sample.phase_v
     pf = 0.98
     w_phase = sample.grid_w / 3
@@ -158,11 +169,11 @@ def meter_models(sample: SiteSample, *, serial: str, capacity_w: float) -> Model
     var_phase = math.sqrt(max(va_phase**2 - w_phase**2, 0.0))
     a_phase = [va_phase / vx if vx else 0.0 for vx in v]
     meter: PointValues = {
-        "A": _scaled(sum(a_phase), -2),
-        "AphA": _scaled(a_phase[0], -2),
-        "AphB": _scaled(a_phase[1], -2),
-        "AphC": _scaled(a_phase[2], -2),
-        "A_SF": -2,
+        "A": _scaled(sum(a_phase), a_sf),
+        "AphA": _scaled(a_phase[0], a_sf),
+        "AphB": _scaled(a_phase[1], a_sf),
+        "AphC": _scaled(a_phase[2], a_sf),
+        "A_SF": a_sf,
         "PhV": _scaled(sum(v) / 3, -1),
         "PhVphA": _scaled(v[0], -1),
         "PhVphB": _scaled(v[1], -1),
