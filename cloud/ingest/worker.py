@@ -113,6 +113,10 @@ class IngestWorker:
         if self._own_pool:
             self._pool.close()
 
+    def request_stop(self) -> None:
+        """Ask the writer to stop without waiting: it acks nothing it has not committed."""
+        self._stop.set()
+
     def _stop_writer(self, timeout_s: float) -> None:
         self._stop.set()
         if self._writer is not None:

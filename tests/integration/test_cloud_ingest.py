@@ -1,0 +1,335 @@
+"""Ingest end to end: a test gateway publishes with paho to a private Mosquitto, the
+worker stores into a fresh PostgreSQL database, and ``stored`` comes back."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+import orjson
+import paho.mqtt.client as paho
+import psycopg
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from cloud.common.db import create_pool
+from cloud.common.migrate import migrate
+from cloud.common.settings import CloudSettings, MqttEndpoint
+from cloud.ingest import IngestWorker
+from cloud.registry import GatewayIn, RegistryService, SiteIn
+from contracts.messages import DeviceInfo, StoredMsg
+from contracts.timeutil import to_wire, utc_now
+from contracts.topics import Region, topic
+
+pytestmark = pytest.mark.integration
+
+GW = "gw-ingest-1"
+DEADLINE_S = 15.0
+
+
+# -- fixtures ----------------------------------------------------------------------
+@pytest.fixture
+def registry(database_url: str) -> Iterator[RegistryService]:
+    migrate(database_url)
+    pool = create_pool(database_url, name="test-registry")
+    service = RegistryService(pool)
+    site = service.add_site(SiteIn(name="Bondi", region=Region.AU,
+                                   time_zone="Australia/Sydney"))
+    service.add_gateway(GatewayIn(id=GW, site_id=site.id))
+    yield service
+    pool.close()
+
+
+def _settings(database_url: str, mosquitto_url: str, **over: Any) -> CloudSettings:
+    base: dict[str, Any] = dict(
+        env="test", database_url=database_url, mqtt_url=mosquitto_url,
+        mqtt_client_id=f"ingest-{uuid.uuid4().hex[:8]}", stored_interval_s=0.2,
+        ingest_flush_ms=50)
+    base.update(over)
+    return CloudSettings(**base)
+
+
+@pytest.fixture(params=["5", "3.1.1"])
+def worker(request: pytest.FixtureRequest, database_url: str, mosquitto_url: str,
+           registry: RegistryService) -> Iterator[IngestWorker]:
+    w = IngestWorker(_settings(database_url, mosquitto_url, mqtt_protocol=request.param),
+                     registry)
+    w.start()
+    yield w
+    w.stop()
+
+
+class TestGateway:
+    """The gateway side, with plain paho: publish QoS 1, collect ``stored``."""
+
+    __test__ = False
+
+    def __init__(self, url: str, gateway_id: str = GW, region: str = "au") -> None:
+        self.gateway_id, self.region = gateway_id, region
+        self.stream_id = uuid.uuid4()
+        self.stored: queue.Queue[StoredMsg] = queue.Queue()
+        endpoint = MqttEndpoint(url)
+        self._client = paho.Client(CallbackAPIVersion.VERSION2,
+                                   client_id=f"test-{gateway_id}-{uuid.uuid4().hex[:6]}")
+        subscribed = threading.Event()
+        self._client.on_subscribe = lambda *_a: subscribed.set()
+        self._client.on_message = lambda _c, _u, m: self.stored.put(
+            StoredMsg.model_validate_json(m.payload))
+        self._client.connect(endpoint.host, endpoint.port)
+        self._client.loop_start()
+        self._client.subscribe(topic(region, gateway_id, "stored"), qos=1)
+        assert subscribed.wait(10), "test gateway not subscribed"
+
+    def publish(self, kind: str, payload: bytes | dict[str, Any], *,
+                gateway_id: str | None = None) -> None:
+        raw = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+        info = self._client.publish(topic(self.region, gateway_id or self.gateway_id, kind),
+                                    raw, qos=1)
+        info.wait_for_publish(10)
+
+    def publish_raw_topic(self, raw_topic: str, payload: bytes) -> None:
+        self._client.publish(raw_topic, payload, qos=1).wait_for_publish(10)
+
+    def telemetry(self, seq: int, device: str = "SN-INV-1", *, pv_w: float = 1500.0,
+                  ts_offset_s: float = 0.0, stream_id: uuid.UUID | None = None
+                  ) -> dict[str, Any]:
+        ts = utc_now() + timedelta(seconds=ts_offset_s)
+        return {"v": 1, "stream_id": str(stream_id or self.stream_id), "seq": seq,
+                "readings": [{"device": device, "ts": to_wire(ts),
+                              "values": {"pv_w": pv_w, "pv_hz": 50.01, "pv_va": None}}]}
+
+    def wait_stored(self, upto_seq: int, stream_id: uuid.UUID | None = None) -> StoredMsg:
+        want = stream_id or self.stream_id
+        deadline = time.monotonic() + DEADLINE_S
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                msg = self.stored.get(timeout=left)
+            except queue.Empty:
+                break
+            if msg.stream_id == want and msg.upto_seq >= upto_seq:
+                return msg
+        raise AssertionError(f"no stored >= {upto_seq} for {want} within {DEADLINE_S}s")
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+@pytest.fixture
+def gateway(mosquitto_url: str) -> Iterator[TestGateway]:
+    gw = TestGateway(mosquitto_url)
+    yield gw
+    gw.close()
+
+
+def _query(database_url: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+
+
+def _eventually(check: Callable[[], bool], what: str) -> None:
+    """Poll a database condition with a bounded deadline."""
+    deadline = time.monotonic() + DEADLINE_S
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+# -- telemetry path ------------------------------------------------------------------
+def test_telemetry_published_three_times_is_stored_once(
+        worker: IngestWorker, gateway: TestGateway, database_url: str) -> None:
+    batch = gateway.telemetry(1)
+    for _ in range(3):
+        gateway.publish("telemetry", batch)
+    gateway.wait_stored(1)
+    _eventually(lambda: worker.stats.messages >= 3, "three deliveries handled")
+    rows = _query(database_url, "SELECT metric_id, value FROM telemetry.readings ORDER BY 1")
+    assert rows == [(1, 1500.0), (9, 50.01)]  # null pv_va is not stored
+
+
+def test_stored_carries_the_streams_watermark(
+        worker: IngestWorker, gateway: TestGateway, database_url: str) -> None:
+    for seq in (1, 2, 3):
+        gateway.publish("telemetry", gateway.telemetry(seq, pv_w=100.0 * seq))
+    assert gateway.wait_stored(3).upto_seq == 3
+    assert _query(database_url, "SELECT high_seq, watermark FROM ingest.streams") == [(3, 3)]
+
+
+def test_a_seq_hole_opens_a_gap_and_a_late_fill_closes_it(
+        worker: IngestWorker, gateway: TestGateway, database_url: str) -> None:
+    for seq in (1, 2, 5):
+        gateway.publish("telemetry", gateway.telemetry(seq, pv_w=float(seq)))
+    _eventually(lambda: _query(database_url, "SELECT high_seq FROM ingest.streams") == [(5,)],
+                "seq 5 committed")
+    open_gaps = "SELECT from_seq, to_seq FROM ingest.gaps WHERE closed_at IS NULL"
+    assert _query(database_url, open_gaps) == [(3, 4)]
+    assert gateway.wait_stored(2).upto_seq == 2
+
+    for seq in (3, 4):
+        gateway.publish("telemetry", gateway.telemetry(seq, pv_w=float(seq)))
+    assert gateway.wait_stored(5).upto_seq == 5
+    assert _query(database_url, open_gaps) == []
+    closed = _query(database_url, "SELECT count(*) FROM ingest.gaps WHERE closed_at IS NOT NULL")
+    assert closed[0][0] >= 1
+
+
+def test_a_new_stream_from_the_same_gateway_is_a_new_stream(
+        worker: IngestWorker, gateway: TestGateway, database_url: str) -> None:
+    gateway.publish("telemetry", gateway.telemetry(1))
+    gateway.wait_stored(1)
+    replaced = uuid.uuid4()
+    gateway.publish("telemetry", gateway.telemetry(1, pv_w=7.0, stream_id=replaced))
+    gateway.wait_stored(1, replaced)
+    streams = _query(database_url, "SELECT gateway_id, high_seq FROM ingest.streams")
+    assert streams == [(GW, 1), (GW, 1)]
+
+
+def test_a_device_never_seen_gets_a_key_on_the_spot(
+        worker: IngestWorker, gateway: TestGateway, registry: RegistryService,
+        database_url: str) -> None:
+    gateway.publish("telemetry", gateway.telemetry(1, device="SN-NEW-9"))
+    gateway.wait_stored(1)
+    device_id = registry.device_id_for(GW, "SN-NEW-9")
+    assert device_id is not None
+    rows = _query(database_url, "SELECT DISTINCT device_id FROM telemetry.readings")
+    assert rows == [(device_id,)]
+    seen = _query(database_url, "SELECT device_id FROM ingest.device_last_seen")
+    assert seen == [(device_id,)]
+    assert _query(database_url, "SELECT count(*) FROM ingest.dead_letters") == [(0,)]
+
+
+# -- other gateway kinds -------------------------------------------------------------
+def test_birth_records_the_session_and_the_devices(
+        worker: IngestWorker, gateway: TestGateway, registry: RegistryService,
+        database_url: str) -> None:
+    device = DeviceInfo(device="SN-INV-1", endpoint="10.0.0.5:502", unit_id=1,
+                        models=[1, 103, 120], manufacturer="Fronius", model="Primo",
+                        serial="SN-INV-1", firmware="1.2")
+    gateway.publish("birth", {
+        "v": 1, "gateway_id": GW, "region": "au", "agent_version": "0.1.0",
+        "stream_id": str(gateway.stream_id), "boot_id": "boot-1", "poll_interval_s": 5,
+        "publish_interval_s": 60, "devices": [device.model_dump(mode="json")],
+        "ts": to_wire(utc_now())})
+    gateway.publish("state", {"v": 1, "online": True, "boot_id": "boot-1",
+                              "ts": to_wire(utc_now())})
+    gateway.wait_stored(0)
+    _eventually(lambda: _query(database_url, "SELECT online FROM ingest.sessions")
+                == [(True,)], "state stored")
+    session = _query(database_url,
+                     "SELECT stream_id, poll_interval_s, boot_id FROM ingest.sessions")
+    assert session == [(gateway.stream_id, 5.0, "boot-1")]
+    [stored] = registry.list_devices(gateway_id=GW)
+    assert (stored.local_id, stored.kind, stored.manufacturer) == ("SN-INV-1", "inverter",
+                                                                    "Fronius")
+
+    gateway.publish("telemetry", gateway.telemetry(1))
+    gateway.wait_stored(1)
+    assert _query(database_url, "SELECT DISTINCT device_id FROM telemetry.readings") == [
+        (stored.id,)]
+
+
+def test_events_acks_and_configs_share_the_streams_seq(
+        worker: IngestWorker, gateway: TestGateway, database_url: str) -> None:
+    now = to_wire(utc_now())
+    sid = str(gateway.stream_id)
+    gateway.publish("telemetry", gateway.telemetry(1))
+    gateway.publish("event", {"v": 1, "stream_id": sid, "seq": 2, "ts": now,
+                              "event": "isolator_open", "severity": "critical"})
+    gateway.publish("cmd_ack", {"v": 1, "stream_id": sid, "seq": 3, "id": str(uuid.uuid4()),
+                                "status": "done", "ts": now})
+    gateway.publish("config_state", {"v": 1, "stream_id": sid, "seq": 4, "version": 2,
+                                     "ts": now})
+    assert gateway.wait_stored(4).upto_seq == 4
+    assert _query(database_url, "SELECT seq, event FROM ingest.events") == [
+        (2, "isolator_open")]
+    assert _query(database_url, "SELECT seq, status FROM ingest.cmd_acks") == [(3, "done")]
+    assert _query(database_url, "SELECT seq, version FROM ingest.config_states") == [(4, 2)]
+
+
+# -- bad input -----------------------------------------------------------------------
+def test_every_bad_message_is_dead_lettered_and_ingest_goes_on(
+        worker: IngestWorker, gateway: TestGateway, database_url: str) -> None:
+    good = gateway.telemetry(1)
+    missing = {k: v for k, v in gateway.telemetry(2).items() if k != "readings"}
+    wrong_type = gateway.telemetry(3) | {"seq": "three"}
+    future = gateway.telemetry(4, ts_offset_s=3600)
+    cases: list[tuple[str, bytes]] = [
+        ("non-JSON", b"\xff not json"),
+        ("unknown v", orjson.dumps(good | {"v": 9})),
+        ("missing field", orjson.dumps(missing)),
+        ("wrong type", orjson.dumps(wrong_type)),
+        ("future", orjson.dumps(future)),
+    ]
+    for _, payload in cases:
+        gateway.publish("telemetry", payload)
+    gateway.publish("telemetry", good, gateway_id="gw-not-registered")
+    gateway.publish_raw_topic("potr/v1/au/gw-ingest-1/nonsense", orjson.dumps(good))
+    gateway.publish("telemetry", good)  # after all that, a good one still goes through
+    gateway.wait_stored(1)
+
+    _eventually(lambda: _query(database_url, "SELECT count(*) FROM ingest.dead_letters")
+                == [(len(cases) + 1,)], "dead letters")
+    reasons = [r[0] for r in _query(database_url,
+                                    "SELECT reason FROM ingest.dead_letters ORDER BY id")]
+    assert reasons[0].startswith("not JSON")
+    assert "unsupported schema version v=9" in reasons[1]
+    assert "readings: Field required" in reasons[2]
+    assert "seq:" in reasons[3]
+    assert "in the future" in reasons[4]
+    assert "unknown gateway 'gw-not-registered'" in reasons[5]
+    payloads = _query(database_url, "SELECT topic, payload FROM ingest.dead_letters "
+                      "ORDER BY id LIMIT 1")
+    assert payloads == [(topic("au", GW, "telemetry"), b"\xff not json")]
+    # The "nonsense" kind is outside the subscription: the broker never delivers it.
+    assert _query(database_url, "SELECT count(*) FROM telemetry.readings") == [(2,)]
+
+
+# -- ack after commit ----------------------------------------------------------------
+class _StallingDirectory:
+    """Blocks the first lookup until released, then fails it (a crash mid-batch)."""
+
+    def __init__(self, inner: RegistryService) -> None:
+        self._inner = inner
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.stall = True
+
+    def gateway_region(self, gateway_id: str) -> str | None:
+        if self.stall:
+            self.entered.set()
+            assert self.release.wait(DEADLINE_S)
+            raise RuntimeError("simulated crash before commit")
+        return self._inner.gateway_region(gateway_id)
+
+    def record_devices(self, gateway_id: str, devices: Sequence[DeviceInfo]) -> Mapping[str, int]:
+        return self._inner.record_devices(gateway_id, devices)
+
+    def device_id_for_or_create(self, gateway_id: str, local_id: str) -> int:
+        return self._inner.device_id_for_or_create(gateway_id, local_id)
+
+
+def test_a_batch_not_committed_is_redelivered_to_the_next_worker(
+        database_url: str, mosquitto_url: str, registry: RegistryService,
+        gateway: TestGateway) -> None:
+    settings = _settings(database_url, mosquitto_url)
+    directory = _StallingDirectory(registry)
+    first = IngestWorker(settings, directory)
+    first.start()
+    gateway.publish("telemetry", gateway.telemetry(1))
+    assert directory.entered.wait(DEADLINE_S)
+    first.request_stop()
+    directory.release.set()
+    first.stop()
+    assert first.stats.messages == 0
+    assert _query(database_url, "SELECT count(*) FROM telemetry.readings") == [(0,)]
+
+    directory.stall = False
+    with IngestWorker(settings, directory):  # same client id: the persistent session
+        assert gateway.wait_stored(1).upto_seq == 1
+    assert _query(database_url, "SELECT count(*) FROM telemetry.readings") == [(2,)]

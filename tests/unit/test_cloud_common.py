@@ -1,0 +1,85 @@
+"""Cloud settings, migration discovery, stored coalescing, device kinds."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from cloud.common.migrate import discover
+from cloud.common.settings import DEV_JWT_SECRET, CloudSettings
+from cloud.ingest.coalesce import StoredCoalescer, StoredNotice
+from cloud.ingest.worker import subscriptions
+from cloud.registry.logic import device_kind
+
+S1, S2 = uuid.uuid4(), uuid.uuid4()
+
+
+def test_production_refuses_the_dev_jwt_secret() -> None:
+    with pytest.raises(ValidationError, match="dev secret"):
+        CloudSettings(env="production", jwt_secret=DEV_JWT_SECRET)  # type: ignore[arg-type]
+
+
+def test_production_accepts_a_real_secret() -> None:
+    settings = CloudSettings(env="production", jwt_secret="x" * 40)  # type: ignore[arg-type]
+    assert settings.jwt_secret.get_secret_value() == "x" * 40
+
+
+def test_settings_come_from_potr_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POTR_MQTT_URL", "mqtt://ingest:p%40ss@broker.example:8883")
+    monkeypatch.setenv("POTR_MQTT_SHARED_SUBSCRIPTION", "false")
+    settings = CloudSettings()
+    assert (settings.mqtt.host, settings.mqtt.port) == ("broker.example", 8883)
+    assert (settings.mqtt.username, settings.mqtt.password) == ("ingest", "p@ss")
+    assert not settings.mqtt_shared_subscription
+
+
+def test_shared_subscriptions_cover_every_gateway_kind() -> None:
+    subs = subscriptions(CloudSettings())
+    assert "$share/ingest/potr/v1/+/+/telemetry" in subs
+    assert len(subs) == 6
+    plain = subscriptions(CloudSettings(mqtt_shared_subscription=False, ingest_region="es"))
+    assert "potr/v1/es/+/birth" in plain
+
+
+def test_migrations_are_discovered_per_schema_in_order() -> None:
+    names = [m.name for m in discover()]
+    assert "registry/001_registry.sql" in names
+    assert "ingest/001_ingest.sql" in names
+    assert names == sorted(names)
+
+
+def test_a_misnamed_migration_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "svc" / "schema").mkdir(parents=True)
+    (tmp_path / "svc" / "schema" / "1_init.sql").write_text("SELECT 1")
+    with pytest.raises(ValueError, match="NNN_lower_snake"):
+        discover(tmp_path)
+
+
+def test_stored_is_sent_at_once_then_held_back_per_gateway() -> None:
+    c = StoredCoalescer(interval_s=1.0)
+    c.add([StoredNotice("au", "gw-a", S1, 5)])
+    assert c.due(now=100.0) == [StoredNotice("au", "gw-a", S1, 5)]
+    c.add([StoredNotice("au", "gw-a", S1, 6), StoredNotice("au", "gw-a", S1, 9),
+           StoredNotice("au", "gw-b", S2, 1)])
+    assert c.due(now=100.5) == [StoredNotice("au", "gw-b", S2, 1)]
+    assert c.due(now=101.0) == [StoredNotice("au", "gw-a", S1, 9)]
+    assert c.due(now=105.0) == []
+
+
+def test_held_back_stored_is_drained_on_shutdown() -> None:
+    c = StoredCoalescer(interval_s=60.0)
+    c.add([StoredNotice("au", "gw-a", S1, 1)])
+    c.due(now=0.0)
+    c.add([StoredNotice("au", "gw-a", S1, 2)])
+    assert c.due(now=1.0) == []
+    assert c.drain() == [StoredNotice("au", "gw-a", S1, 2)]
+
+
+@pytest.mark.parametrize(("models", "kind"), [
+    ([1, 103, 120], "inverter"), ([1, 203], "meter"), ([1, 802], "battery"), ([1], "unknown"),
+])
+def test_device_kind_follows_sunspec_models(models: list[int], kind: str) -> None:
+    assert device_kind(models) == kind
