@@ -40,12 +40,18 @@ __all__ = [
 ]
 
 
-def create_pool(url: str, *, min_size: int = 1, max_size: int = 4, name: str = "potr",
-                timeout_s: float = 10.0) -> ConnectionPool[Connection[Any]]:
+def create_pool(
+    url: str, *, min_size: int = 1, max_size: int = 4, name: str = "potr", timeout_s: float = 10.0
+) -> ConnectionPool[Connection[Any]]:
     """An open pool whose connections are checked before use (survives a server restart)."""
     pool: ConnectionPool[Connection[Any]] = ConnectionPool(
-        url, min_size=min_size, max_size=max_size, name=name, timeout=timeout_s,
-        check=ConnectionPool.check_connection, open=False,
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        name=name,
+        timeout=timeout_s,
+        check=ConnectionPool.check_connection,
+        open=False,
     )
     pool.open(wait=True, timeout=timeout_s)
     return pool

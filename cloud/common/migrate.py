@@ -62,22 +62,29 @@ def migrate(database_url: str, root: Path = CLOUD_ROOT) -> list[str]:
             for schema in sorted({m.schema for m in migrations}):
                 ident = sql.Identifier(schema)
                 conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
-                conn.execute(sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {}.schema_migrations ("
-                    " name text PRIMARY KEY,"
-                    " applied_at timestamptz NOT NULL DEFAULT now())").format(ident))
+                conn.execute(
+                    sql.SQL(
+                        "CREATE TABLE IF NOT EXISTS {}.schema_migrations ("
+                        " name text PRIMARY KEY,"
+                        " applied_at timestamptz NOT NULL DEFAULT now())"
+                    ).format(ident)
+                )
             for m in migrations:
                 ident = sql.Identifier(m.schema)
-                done = conn.execute(sql.SQL(
-                    "SELECT 1 FROM {}.schema_migrations WHERE name = %s").format(ident),
-                    (m.path.name,)).fetchone()
+                done = conn.execute(
+                    sql.SQL("SELECT 1 FROM {}.schema_migrations WHERE name = %s").format(ident),
+                    (m.path.name,),
+                ).fetchone()
                 if done:
                     continue
                 with conn.transaction():
                     conn.execute(m.path.read_text(encoding="utf-8"))
-                    conn.execute(sql.SQL(
-                        "INSERT INTO {}.schema_migrations (name) VALUES (%s)").format(ident),
-                        (m.path.name,))
+                    conn.execute(
+                        sql.SQL("INSERT INTO {}.schema_migrations (name) VALUES (%s)").format(
+                            ident
+                        ),
+                        (m.path.name,),
+                    )
                 log.info("applied migration %s", m.name)
                 applied.append(m.name)
         finally:

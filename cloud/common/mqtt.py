@@ -55,8 +55,12 @@ class MqttOptions:
 class MqttConsumer:
     """Subscribe with a persistent session and manual acks; publish QoS 1."""
 
-    def __init__(self, options: MqttOptions, subscriptions: Sequence[str],
-                 on_message: Callable[[InboundMessage], None]) -> None:
+    def __init__(
+        self,
+        options: MqttOptions,
+        subscriptions: Sequence[str],
+        on_message: Callable[[InboundMessage], None],
+    ) -> None:
         self._options = options
         self._subscriptions = list(subscriptions)
         self._on_message = on_message
@@ -89,8 +93,9 @@ class MqttConsumer:
             props.ReceiveMaximum = opts.receive_maximum
         try:
             if opts.protocol == "5":
-                self._client.connect(opts.host, opts.port, opts.keepalive_s,
-                                     clean_start=False, properties=props)
+                self._client.connect(
+                    opts.host, opts.port, opts.keepalive_s, clean_start=False, properties=props
+                )
             else:
                 self._client.connect(opts.host, opts.port, opts.keepalive_s)
         except OSError as exc:
@@ -124,8 +129,9 @@ class MqttConsumer:
         return True
 
     # -- paho callbacks (network thread) -----------------------------------------
-    def _handle_connect(self, client: paho.Client, _userdata: Any, flags: Any,
-                        reason: Any, _props: Any) -> None:
+    def _handle_connect(
+        self, client: paho.Client, _userdata: Any, flags: Any, reason: Any, _props: Any
+    ) -> None:
         if reason.is_failure:
             log.error("MQTT connect refused: %s", reason)
             return
@@ -137,8 +143,9 @@ class MqttConsumer:
             return
         self._pending_sub_mid = mid
 
-    def _handle_subscribe(self, _client: paho.Client, _userdata: Any, mid: int,
-                          reasons: list[Any], _props: Any) -> None:
+    def _handle_subscribe(
+        self, _client: paho.Client, _userdata: Any, mid: int, reasons: list[Any], _props: Any
+    ) -> None:
         failed = [r for r in reasons if r.is_failure]
         if failed:
             log.error("subscription refused: %s", failed)
@@ -146,13 +153,19 @@ class MqttConsumer:
         if mid == self._pending_sub_mid:
             self._subscribed.set()
 
-    def _handle_disconnect(self, _client: paho.Client, _userdata: Any, _flags: Any,
-                           reason: Any, _props: Any) -> None:
+    def _handle_disconnect(
+        self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
         log.warning("MQTT disconnected: %s", reason)
 
-    def _handle_message(self, _client: paho.Client, _userdata: Any,
-                        msg: paho.MQTTMessage) -> None:
-        self._on_message(InboundMessage(
-            topic=msg.topic, payload=bytes(msg.payload), mid=msg.mid, qos=msg.qos,
-            received_at=utc_now(), dup=bool(msg.dup)))
-
+    def _handle_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
+        self._on_message(
+            InboundMessage(
+                topic=msg.topic,
+                payload=bytes(msg.payload),
+                mid=msg.mid,
+                qos=msg.qos,
+                received_at=utc_now(),
+                dup=bool(msg.dup),
+            )
+        )

@@ -50,8 +50,9 @@ class StoredCoalescer:
 
     def _pop(self, key: tuple[str, str]) -> list[StoredNotice]:
         region, gateway_id = key
-        return [StoredNotice(region, gateway_id, s, upto)
-                for s, upto in self._pending.pop(key).items()]
+        return [
+            StoredNotice(region, gateway_id, s, upto) for s, upto in self._pending.pop(key).items()
+        ]
 
     def __len__(self) -> int:
         return len(self._pending)

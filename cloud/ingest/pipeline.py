@@ -44,8 +44,7 @@ class DeviceDirectory(Protocol):
         """Region of a registered gateway; None when unknown."""
         ...
 
-    def record_devices(self, gateway_id: str,
-                       devices: Sequence[DeviceInfo]) -> Mapping[str, int]:
+    def record_devices(self, gateway_id: str, devices: Sequence[DeviceInfo]) -> Mapping[str, int]:
         """Upsert a birth's devices; local id → device id."""
         ...
 
@@ -81,8 +80,14 @@ class _TtlCache:
 class IngestPipeline:
     """Validate, resolve device keys, write readings and bookkeeping, all or nothing."""
 
-    def __init__(self, pool: ConnectionPool[Connection[Any]], directory: DeviceDirectory,
-                 store: TelemetryStore, *, future_skew_s: float = 300.0) -> None:
+    def __init__(
+        self,
+        pool: ConnectionPool[Connection[Any]],
+        directory: DeviceDirectory,
+        store: TelemetryStore,
+        *,
+        future_skew_s: float = 300.0,
+    ) -> None:
         self._pool = pool
         self._directory = directory
         self._store = store
@@ -94,8 +99,9 @@ class IngestPipeline:
     def process(self, batch: Sequence[InboundMessage]) -> BatchOutcome:
         """Store one batch in one transaction; raise (nothing committed) on failure."""
         now = utc_now()
-        verdicts = [validate(m.topic, m.payload, now=now, future_skew_s=self._future_skew_s)
-                    for m in batch]
+        verdicts = [
+            validate(m.topic, m.payload, now=now, future_skew_s=self._future_skew_s) for m in batch
+        ]
         verdicts = self._check_gateways(verdicts)
         accepted = [v for v in verdicts if isinstance(v, Accepted)]
 
@@ -120,7 +126,8 @@ class IngestPipeline:
             repo.insert_events(conn, [(gw, m) for gw, m in buffered if isinstance(m, EventMsg)])
             repo.insert_cmd_acks(conn, [(gw, m) for gw, m in buffered if isinstance(m, CmdAck)])
             repo.insert_config_states(
-                conn, [(gw, m) for gw, m in buffered if isinstance(m, ConfigState)])
+                conn, [(gw, m) for gw, m in buffered if isinstance(m, ConfigState)]
+            )
             repo.upsert_last_seen(conn, last_seen, now)
             notices = self._advance_streams(conn, verdicts, owners)
         self._device_ids.update(new_keys)
@@ -129,8 +136,9 @@ class IngestPipeline:
     def dead_letter(self, message: InboundMessage, reason: str) -> None:
         """Store one message as a dead letter on its own (a message the batch path choked on)."""
         with self._pool.connection() as conn:
-            repo.insert_dead_letters(conn, [(message.received_at, message.topic,
-                                             message.payload, reason)])
+            repo.insert_dead_letters(
+                conn, [(message.received_at, message.topic, message.payload, reason)]
+            )
 
     # -- steps ---------------------------------------------------------------------
     def _check_gateways(self, verdicts: list[Accepted | Rejected]) -> list[Accepted | Rejected]:
@@ -151,13 +159,17 @@ class IngestPipeline:
                 if region is None:
                     v = Rejected(f"unknown gateway {src.gateway_id!r} (not in the registry)", src)
                 elif region != src.region.value:
-                    v = Rejected(f"gateway {src.gateway_id!r} is registered in region "
-                                 f"{region!r}, topic says {src.region.value!r}", src)
+                    v = Rejected(
+                        f"gateway {src.gateway_id!r} is registered in region "
+                        f"{region!r}, topic says {src.region.value!r}",
+                        src,
+                    )
             out.append(v)
         return out
 
-    def _reading_rows(self, accepted: list[Accepted], known: dict[tuple[str, str], int]
-                      ) -> tuple[list[ReadingRow], dict[int, tuple[str, datetime]]]:
+    def _reading_rows(
+        self, accepted: list[Accepted], known: dict[tuple[str, str], int]
+    ) -> tuple[list[ReadingRow], dict[int, tuple[str, datetime]]]:
         wanted = {(v.source.gateway_id, r.device) for v in accepted for r in v.readings}
         ids = self._resolve_devices(wanted, known)
         rows: list[ReadingRow] = []
@@ -167,15 +179,19 @@ class IngestPipeline:
             for r in v.readings:
                 dev = ids[(gw, r.device)]
                 quality = QUALITY[r.quality.value]
-                rows.extend(ReadingRow(r.ts, dev, BY_NAME[name].id, value, quality)
-                            for name, value in r.values.items() if value is not None)
+                rows.extend(
+                    ReadingRow(r.ts, dev, BY_NAME[name].id, value, quality)
+                    for name, value in r.values.items()
+                    if value is not None
+                )
                 seen = last_seen.get(dev)
                 if seen is None or seen[1] < r.ts:
                     last_seen[dev] = (gw, r.ts)
         return rows, last_seen
 
-    def _resolve_devices(self, wanted: set[tuple[str, str]],
-                         new_keys: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
+    def _resolve_devices(
+        self, wanted: set[tuple[str, str]], new_keys: dict[tuple[str, str], int]
+    ) -> dict[tuple[str, str], int]:
         """Cache, then ingest's key map, then the registry (allocating; added to new_keys)."""
         ids = {k: self._device_ids[k] for k in wanted if k in self._device_ids}
         ids.update({k: new_keys[k] for k in wanted if k in new_keys})
@@ -192,8 +208,9 @@ class IngestPipeline:
         return ids
 
     @staticmethod
-    def _dead_letter_rows(batch: Sequence[InboundMessage],
-                          verdicts: list[Accepted | Rejected]) -> list[repo.DeadLetterRow]:
+    def _dead_letter_rows(
+        batch: Sequence[InboundMessage], verdicts: list[Accepted | Rejected]
+    ) -> list[repo.DeadLetterRow]:
         rows: list[repo.DeadLetterRow] = []
         for msg, v in zip(batch, verdicts, strict=True):
             reason = v.reason if isinstance(v, Rejected) else v.quarantine_reason
@@ -224,8 +241,11 @@ class IngestPipeline:
             repo.upsert_session_state(conn, gw, region, v.message)
 
     @staticmethod
-    def _advance_streams(conn: Connection[Any], verdicts: list[Accepted | Rejected],
-                         owners: dict[UUID, tuple[str, str]]) -> list[StoredNotice]:
+    def _advance_streams(
+        conn: Connection[Any],
+        verdicts: list[Accepted | Rejected],
+        owners: dict[UUID, tuple[str, str]],
+    ) -> list[StoredNotice]:
         progress = repo.lock_streams(conn, {s: gw for s, (_, gw) in owners.items()})
         seqs: dict[UUID, list[int]] = {s: [] for s in owners}
         for v in verdicts:

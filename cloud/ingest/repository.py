@@ -17,12 +17,16 @@ DeadLetterRow = tuple[datetime, str, bytes, str]  # received_at, topic, payload,
 def insert_dead_letters(conn: Connection[Any], rows: Sequence[DeadLetterRow]) -> None:
     if rows:
         with conn.cursor() as cur:
-            cur.executemany("INSERT INTO ingest.dead_letters (received_at, topic, payload,"
-                            " reason) VALUES (%s, %s, %s, %s)", rows)
+            cur.executemany(
+                "INSERT INTO ingest.dead_letters (received_at, topic, payload,"
+                " reason) VALUES (%s, %s, %s, %s)",
+                rows,
+            )
 
 
-def upsert_session_birth(conn: Connection[Any], gateway_id: str, region: str,
-                         birth: BirthMsg, received_at: datetime) -> None:
+def upsert_session_birth(
+    conn: Connection[Any], gateway_id: str, region: str, birth: BirthMsg, received_at: datetime
+) -> None:
     conn.execute(
         "INSERT INTO ingest.sessions (gateway_id, region, boot_id, stream_id, agent_version,"
         " poll_interval_s, publish_interval_s, config_version, last_birth, updated_at)"
@@ -33,30 +37,45 @@ def upsert_session_birth(conn: Connection[Any], gateway_id: str, region: str,
         " publish_interval_s = EXCLUDED.publish_interval_s,"
         " config_version = EXCLUDED.config_version, last_birth = EXCLUDED.last_birth,"
         " updated_at = now()",
-        (gateway_id, region, birth.boot_id, birth.stream_id, birth.agent_version,
-         birth.poll_interval_s, birth.publish_interval_s, birth.config_version, received_at))
+        (
+            gateway_id,
+            region,
+            birth.boot_id,
+            birth.stream_id,
+            birth.agent_version,
+            birth.poll_interval_s,
+            birth.publish_interval_s,
+            birth.config_version,
+            received_at,
+        ),
+    )
 
 
-def upsert_session_state(conn: Connection[Any], gateway_id: str, region: str,
-                         state: StateMsg) -> None:
+def upsert_session_state(
+    conn: Connection[Any], gateway_id: str, region: str, state: StateMsg
+) -> None:
     """Arrival order wins: the LWT carries its connect-time ``ts``, older than 'online'."""
     conn.execute(
         "INSERT INTO ingest.sessions (gateway_id, region, online, boot_id, state_ts, updated_at)"
         " VALUES (%s, %s, %s, %s, %s, now())"
         " ON CONFLICT (gateway_id) DO UPDATE SET online = EXCLUDED.online,"
         " boot_id = EXCLUDED.boot_id, state_ts = EXCLUDED.state_ts, updated_at = now()",
-        (gateway_id, region, state.online, state.boot_id, state.ts))
+        (gateway_id, region, state.online, state.boot_id, state.ts),
+    )
 
 
-def find_device_keys(conn: Connection[Any],
-                     pairs: Collection[tuple[str, str]]) -> dict[tuple[str, str], int]:
+def find_device_keys(
+    conn: Connection[Any], pairs: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
     if not pairs:
         return {}
     gws, locals_ = zip(*pairs, strict=True)
     rows = conn.execute(
         "SELECT k.gateway_id, k.local_id, k.device_id FROM ingest.device_keys k"
         " JOIN unnest(%s::text[], %s::text[]) AS p(gateway_id, local_id)"
-        " USING (gateway_id, local_id)", (list(gws), list(locals_))).fetchall()
+        " USING (gateway_id, local_id)",
+        (list(gws), list(locals_)),
+    ).fetchall()
     return {(gw, local): int(dev) for gw, local, dev in rows}
 
 
@@ -66,18 +85,23 @@ def insert_device_keys(conn: Connection[Any], keys: dict[tuple[str, str], int]) 
             cur.executemany(
                 "INSERT INTO ingest.device_keys (gateway_id, local_id, device_id)"
                 " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                [(gw, local, dev) for (gw, local), dev in sorted(keys.items())])
+                [(gw, local, dev) for (gw, local), dev in sorted(keys.items())],
+            )
 
 
 def insert_events(conn: Connection[Any], rows: Iterable[tuple[str, EventMsg]]) -> None:
-    params = [(e.stream_id, e.seq, gw, e.ts, e.event, e.severity, e.device, Jsonb(e.detail))
-              for gw, e in rows]
+    params = [
+        (e.stream_id, e.seq, gw, e.ts, e.event, e.severity, e.device, Jsonb(e.detail))
+        for gw, e in rows
+    ]
     if params:
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO ingest.events (stream_id, seq, gateway_id, ts, event, severity,"
                 " device, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT DO NOTHING", params)
+                " ON CONFLICT DO NOTHING",
+                params,
+            )
 
 
 def insert_cmd_acks(conn: Connection[Any], rows: Iterable[tuple[str, CmdAck]]) -> None:
@@ -87,24 +111,39 @@ def insert_cmd_acks(conn: Connection[Any], rows: Iterable[tuple[str, CmdAck]]) -
             cur.executemany(
                 "INSERT INTO ingest.cmd_acks (stream_id, seq, gateway_id, command_id, status,"
                 " detail, ts) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                params)
+                params,
+            )
 
 
-def insert_config_states(conn: Connection[Any],
-                         rows: Iterable[tuple[str, ConfigState]]) -> None:
-    params = [(c.stream_id, c.seq, gw, c.version, c.hash, c.status, Jsonb(c.points),
-               Jsonb(c.drift), c.detail, c.ts) for gw, c in rows]
+def insert_config_states(conn: Connection[Any], rows: Iterable[tuple[str, ConfigState]]) -> None:
+    params = [
+        (
+            c.stream_id,
+            c.seq,
+            gw,
+            c.version,
+            c.hash,
+            c.status,
+            Jsonb(c.points),
+            Jsonb(c.drift),
+            c.detail,
+            c.ts,
+        )
+        for gw, c in rows
+    ]
     if params:
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO ingest.config_states (stream_id, seq, gateway_id, version, hash,"
                 " status, points, drift, detail, ts)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                params)
+                params,
+            )
 
 
-def upsert_last_seen(conn: Connection[Any],
-                     rows: dict[int, tuple[str, datetime]], received_at: datetime) -> None:
+def upsert_last_seen(
+    conn: Connection[Any], rows: dict[int, tuple[str, datetime]], received_at: datetime
+) -> None:
     """One row per device: the newest reading time seen (never moves backwards)."""
     if rows:
         with conn.cursor() as cur:
@@ -114,47 +153,62 @@ def upsert_last_seen(conn: Connection[Any],
                 " gateway_id = EXCLUDED.gateway_id,"
                 " last_ts = GREATEST(ingest.device_last_seen.last_ts, EXCLUDED.last_ts),"
                 " received_at = EXCLUDED.received_at",
-                [(dev, gw, ts, received_at) for dev, (gw, ts) in sorted(rows.items())])
+                [(dev, gw, ts, received_at) for dev, (gw, ts) in sorted(rows.items())],
+            )
 
 
-def lock_streams(conn: Connection[Any],
-                 owners: dict[UUID, str]) -> dict[UUID, StreamProgress]:
+def lock_streams(conn: Connection[Any], owners: dict[UUID, str]) -> dict[UUID, StreamProgress]:
     """Create unseen streams, lock all of them (in id order) and load their progress."""
     if not owners:
         return {}
     ordered = sorted(owners)
     with conn.cursor() as cur:
-        cur.executemany("INSERT INTO ingest.streams (stream_id, gateway_id) VALUES (%s, %s)"
-                        " ON CONFLICT DO NOTHING", [(s, owners[s]) for s in ordered])
-    highs = dict(conn.execute(
-        "SELECT stream_id, high_seq FROM ingest.streams WHERE stream_id = ANY(%s)"
-        " ORDER BY stream_id FOR UPDATE", (ordered,)).fetchall())
+        cur.executemany(
+            "INSERT INTO ingest.streams (stream_id, gateway_id) VALUES (%s, %s)"
+            " ON CONFLICT DO NOTHING",
+            [(s, owners[s]) for s in ordered],
+        )
+    highs = dict(
+        conn.execute(
+            "SELECT stream_id, high_seq FROM ingest.streams WHERE stream_id = ANY(%s)"
+            " ORDER BY stream_id FOR UPDATE",
+            (ordered,),
+        ).fetchall()
+    )
     gaps: dict[UUID, list[tuple[int, int]]] = {s: [] for s in ordered}
     for stream_id, lo, hi in conn.execute(
-            "SELECT stream_id, from_seq, to_seq FROM ingest.gaps"
-            " WHERE stream_id = ANY(%s) AND closed_at IS NULL ORDER BY from_seq",
-            (ordered,)).fetchall():
+        "SELECT stream_id, from_seq, to_seq FROM ingest.gaps"
+        " WHERE stream_id = ANY(%s) AND closed_at IS NULL ORDER BY from_seq",
+        (ordered,),
+    ).fetchall():
         gaps[stream_id].append((int(lo), int(hi)))
     return {s: StreamProgress(int(highs[s]), tuple(gaps[s])) for s in ordered}
 
 
 def save_stream(conn: Connection[Any], stream_id: UUID, update: StreamUpdate) -> None:
     progress = update.progress
-    conn.execute("UPDATE ingest.streams SET high_seq = %s, watermark = %s, updated_at = now()"
-                 " WHERE stream_id = %s", (progress.high_seq, progress.watermark, stream_id))
+    conn.execute(
+        "UPDATE ingest.streams SET high_seq = %s, watermark = %s, updated_at = now()"
+        " WHERE stream_id = %s",
+        (progress.high_seq, progress.watermark, stream_id),
+    )
     with conn.cursor() as cur:
         if update.closed:
             cur.executemany(
                 "UPDATE ingest.gaps SET closed_at = now() WHERE stream_id = %s"
                 " AND from_seq = %s AND to_seq = %s AND closed_at IS NULL",
-                [(stream_id, lo, hi) for lo, hi in update.closed])
+                [(stream_id, lo, hi) for lo, hi in update.closed],
+            )
         if update.opened:
             cur.executemany(
                 "INSERT INTO ingest.gaps (stream_id, from_seq, to_seq) VALUES (%s, %s, %s)",
-                [(stream_id, lo, hi) for lo, hi in update.opened])
+                [(stream_id, lo, hi) for lo, hi in update.opened],
+            )
 
 
 def stream_watermarks(conn: Connection[Any], stream_ids: Sequence[UUID]) -> dict[UUID, int]:
-    rows = conn.execute("SELECT stream_id, watermark FROM ingest.streams"
-                        " WHERE stream_id = ANY(%s)", (list(stream_ids),)).fetchall()
+    rows = conn.execute(
+        "SELECT stream_id, watermark FROM ingest.streams WHERE stream_id = ANY(%s)",
+        (list(stream_ids),),
+    ).fetchall()
     return {s: int(w) for s, w in rows}

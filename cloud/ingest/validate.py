@@ -56,8 +56,9 @@ class Rejected:
     stream_seq: StreamSeq | None = field(default=None)
 
 
-def validate(topic: str, payload: bytes, *, now: datetime,
-             future_skew_s: float) -> Accepted | Rejected:
+def validate(
+    topic: str, payload: bytes, *, now: datetime, future_skew_s: float
+) -> Accepted | Rejected:
     """Check topic, schema and timestamps of one message received at ``now``."""
     try:
         source = parse_topic(topic)
@@ -72,27 +73,35 @@ def validate(topic: str, payload: bytes, *, now: datetime,
     assert isinstance(message, GatewayMessage)
     if isinstance(message, BirthMsg):
         if message.gateway_id != source.gateway_id:
-            return Rejected(f"birth names gateway {message.gateway_id!r} but came on topic "
-                            f"of {source.gateway_id!r}", source)
+            return Rejected(
+                f"birth names gateway {message.gateway_id!r} but came on topic "
+                f"of {source.gateway_id!r}",
+                source,
+            )
         if message.region != source.region:
-            return Rejected(f"birth names region {message.region.value!r} but came on topic "
-                            f"of region {source.region.value!r}", source)
+            return Rejected(
+                f"birth names region {message.region.value!r} but came on topic "
+                f"of region {source.region.value!r}",
+                source,
+            )
     if isinstance(message, TelemetryBatch):
-        return _split_future(source, message, now + timedelta(seconds=future_skew_s),
-                             future_skew_s)
+        return _split_future(source, message, now + timedelta(seconds=future_skew_s), future_skew_s)
     return Accepted(source, message)
 
 
-def _split_future(source: GatewayTopic, batch: TelemetryBatch, limit: datetime,
-                  future_skew_s: float) -> Accepted:
+def _split_future(
+    source: GatewayTopic, batch: TelemetryBatch, limit: datetime, future_skew_s: float
+) -> Accepted:
     ok = tuple(r for r in batch.readings if r.ts <= limit)
     future = [r for r in batch.readings if r.ts > limit]
     reason = None
     if future:
         first = future[0]
-        reason = (f"{len(future)} of {len(batch.readings)} readings more than "
-                  f"{future_skew_s:g} s in the future (limit {to_wire(limit)}; first: device "
-                  f"{first.device!r} at {to_wire(first.ts)})")
+        reason = (
+            f"{len(future)} of {len(batch.readings)} readings more than "
+            f"{future_skew_s:g} s in the future (limit {to_wire(limit)}; first: device "
+            f"{first.device!r} at {to_wire(first.ts)})"
+        )
     return Accepted(source, batch, ok, reason)
 
 

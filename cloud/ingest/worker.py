@@ -55,22 +55,33 @@ class IngestStats:
 
 def subscriptions(settings: CloudSettings) -> list[str]:
     group = "ingest" if settings.mqtt_shared_subscription else None
-    return [ingest_filter(settings.ingest_region, kind, shared_group=group)
-            for kind in sorted(GATEWAY_TO_CLOUD)]
+    return [
+        ingest_filter(settings.ingest_region, kind, shared_group=group)
+        for kind in sorted(GATEWAY_TO_CLOUD)
+    ]
 
 
 class IngestWorker:
     """One ingest consumer; run several with distinct ``mqtt_client_id`` to scale out."""
 
-    def __init__(self, settings: CloudSettings, registry: DeviceDirectory, *,
-                 pool: ConnectionPool[Connection[Any]] | None = None) -> None:
+    def __init__(
+        self,
+        settings: CloudSettings,
+        registry: DeviceDirectory,
+        *,
+        pool: ConnectionPool[Connection[Any]] | None = None,
+    ) -> None:
         self._settings = settings
         self._own_pool = pool is None
-        self._pool = pool if pool is not None else create_pool(
-            settings.database_url, min_size=1, max_size=2, name="ingest")
+        self._pool = (
+            pool
+            if pool is not None
+            else create_pool(settings.database_url, min_size=1, max_size=2, name="ingest")
+        )
         self.store = TelemetryStore(self._pool)
-        self._pipeline = IngestPipeline(self._pool, registry, self.store,
-                                        future_skew_s=settings.future_skew_s)
+        self._pipeline = IngestPipeline(
+            self._pool, registry, self.store, future_skew_s=settings.future_skew_s
+        )
         self._queue: queue.Queue[InboundMessage] = queue.Queue(settings.ingest_queue_max)
         self._stop = threading.Event()
         self._coalescer = StoredCoalescer(settings.stored_interval_s)
@@ -78,13 +89,20 @@ class IngestWorker:
         self.stats = IngestStats()
         endpoint = settings.mqtt
         self._consumer = MqttConsumer(
-            MqttOptions(host=endpoint.host, port=endpoint.port,
-                        client_id=settings.mqtt_client_id, protocol=settings.mqtt_protocol,
-                        username=endpoint.username, password=endpoint.password,
-                        keepalive_s=settings.mqtt_keepalive_s,
-                        session_expiry_s=settings.mqtt_session_expiry_s,
-                        receive_maximum=settings.mqtt_receive_maximum),
-            subscriptions(settings), self._enqueue)
+            MqttOptions(
+                host=endpoint.host,
+                port=endpoint.port,
+                client_id=settings.mqtt_client_id,
+                protocol=settings.mqtt_protocol,
+                username=endpoint.username,
+                password=endpoint.password,
+                keepalive_s=settings.mqtt_keepalive_s,
+                session_expiry_s=settings.mqtt_session_expiry_s,
+                receive_maximum=settings.mqtt_receive_maximum,
+            ),
+            subscriptions(settings),
+            self._enqueue,
+        )
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self, timeout_s: float = 10.0) -> None:
@@ -92,16 +110,18 @@ class IngestWorker:
         self.store.sync_catalog()
         self.store.create_ahead(utc_now().date())
         self._stop.clear()
-        self._writer = threading.Thread(target=self._run_writer, name="ingest-writer",
-                                        daemon=True)
+        self._writer = threading.Thread(target=self._run_writer, name="ingest-writer", daemon=True)
         self._writer.start()
         try:
             self._consumer.start(timeout_s)
         except Exception:
             self._stop_writer(timeout_s)
             raise
-        log.info("ingest worker %s subscribed to %s", self._settings.mqtt_client_id,
-                 subscriptions(self._settings))
+        log.info(
+            "ingest worker %s subscribed to %s",
+            self._settings.mqtt_client_id,
+            subscriptions(self._settings),
+        )
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Finish the batch in hand, send held-back ``stored`` notices, disconnect.
@@ -218,8 +238,9 @@ class IngestWorker:
         failed: list[StoredNotice] = []
         for n in notices:
             msg = StoredMsg(stream_id=n.stream_id, upto_seq=n.upto_seq, ts=utc_now())
-            if self._consumer.publish(topic(n.region, n.gateway_id, Kind.STORED), msg.to_json(),
-                                      qos=1):
+            if self._consumer.publish(
+                topic(n.region, n.gateway_id, Kind.STORED), msg.to_json(), qos=1
+            ):
                 self.stats.stored_sent += 1
             else:
                 failed.append(n)
@@ -227,8 +248,9 @@ class IngestWorker:
             self._coalescer.add(failed)
 
 
-async def run_ingest(settings: CloudSettings, registry: DeviceDirectory,
-                     stop: asyncio.Event) -> None:
+async def run_ingest(
+    settings: CloudSettings, registry: DeviceDirectory, stop: asyncio.Event
+) -> None:
     """Run one worker until ``stop`` is set (blocking parts run in threads)."""
     worker = IngestWorker(settings, registry)
     await asyncio.to_thread(worker.start)

@@ -29,14 +29,20 @@ class Health(BaseModel):
     checks: dict[str, str]
 
 
-def create_app(settings: CloudSettings, registry: RegistryService,
-               telemetry_reader: TelemetryReader, *,
-               health_checks: Mapping[str, Callable[[], None]] | None = None) -> FastAPI:
+def create_app(
+    settings: CloudSettings,
+    registry: RegistryService,
+    telemetry_reader: TelemetryReader,
+    *,
+    health_checks: Mapping[str, Callable[[], None]] | None = None,
+) -> FastAPI:
     """Wire the routers to the given services; no connections are opened here."""
     app = FastAPI(
-        title="PoTR portal API", version="1.0.0",
+        title="PoTR portal API",
+        version="1.0.0",
         description="Fleet registry and telemetry of Power on the Roof. Every `/api/v1` "
-                    "route needs `Authorization: Bearer <JWT>`; SI units throughout.")
+        "route needs `Authorization: Bearer <JWT>`; SI units throughout.",
+    )
     secret = settings.jwt_secret.get_secret_value()
     read = require_roles(secret, FLEET_READERS)
     write = require_roles(secret, FLEET_WRITERS)
@@ -46,11 +52,18 @@ def create_app(settings: CloudSettings, registry: RegistryService,
         return registry.get_device(device_id) is not None
 
     app.include_router(registry_router(registry, read=read, write=write), prefix=API_PREFIX)
-    app.include_router(telemetry_router(telemetry_reader, read=read,
-                                        device_exists=device_exists), prefix=API_PREFIX)
+    app.include_router(
+        telemetry_router(telemetry_reader, read=read, device_exists=device_exists),
+        prefix=API_PREFIX,
+    )
 
-    @app.get("/healthz", response_model=Health, tags=["ops"], summary="Liveness and database",
-             responses={503: {"model": Health, "description": "a dependency is down"}})
+    @app.get(
+        "/healthz",
+        response_model=Health,
+        tags=["ops"],
+        summary="Liveness and database",
+        responses={503: {"model": Health, "description": "a dependency is down"}},
+    )
     async def healthz(response: Response) -> Health:
         results: dict[str, str] = {}
         for name, check in checks.items():

@@ -19,8 +19,9 @@ FLEET_WRITERS = frozenset({Role.ADMIN, Role.OPERATOR})
 
 
 def _unauthorised(detail: str) -> HTTPException:
-    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail,
-                         headers={"WWW-Authenticate": "Bearer"})
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"}
+    )
 
 
 def require_roles(secret: str, roles: Iterable[Role]) -> Callable[..., TokenClaims]:
@@ -35,8 +36,9 @@ def require_roles(secret: str, roles: Iterable[Role]) -> Callable[..., TokenClai
         except TokenError as exc:
             raise _unauthorised(str(exc)) from None
         if claims.role not in allowed:
-            raise HTTPException(status.HTTP_403_FORBIDDEN,
-                                f"role {claims.role.value!r} may not do this")
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"role {claims.role.value!r} may not do this"
+            )
         return claims
 
     return dependency

@@ -15,8 +15,12 @@ class SiteIn(BaseModel):
 
     name: str = Field(min_length=1, max_length=200, description="display name of the site")
     region: Region = Field(description="region that owns the site's data")
-    time_zone: str = Field(min_length=1, max_length=64, examples=["Australia/Sydney"],
-                           description="IANA time zone, for local-day reports")
+    time_zone: str = Field(
+        min_length=1,
+        max_length=64,
+        examples=["Australia/Sydney"],
+        description="IANA time zone, for local-day reports",
+    )
     utility: str | None = Field(default=None, max_length=200, description="grid operator")
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
@@ -34,8 +38,9 @@ class GatewayIn(BaseModel):
 
     id: GatewayId = Field(description="gateway id, as in its MQTT topics")
     site_id: int = Field(ge=1)
-    region: Region | None = Field(default=None,
-                                  description="defaults to the site's region; must match it")
+    region: Region | None = Field(
+        default=None, description="defaults to the site's region; must match it"
+    )
 
 
 class Gateway(BaseModel):

@@ -10,76 +10,117 @@ from cloud.registry.models import Device, Gateway, GatewayIn, Site, SiteIn
 
 _SITE_COLS = "id, name, region, time_zone, utility, latitude, longitude, created_at"
 _GW_COLS = "id, site_id, region, created_at"
-_DEV_COLS = ("id, gateway_id, local_id, kind, manufacturer, model, serial, firmware, models,"
-             " first_seen, last_birth")
+_DEV_COLS = (
+    "id, gateway_id, local_id, kind, manufacturer, model, serial, firmware, models,"
+    " first_seen, last_birth"
+)
 
 
 def insert_site(conn: Connection[Any], site: SiteIn) -> Site:
-    row = conn.cursor(row_factory=dict_row).execute(
-        "INSERT INTO registry.sites (name, region, time_zone, utility, latitude, longitude)"
-        f" VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_SITE_COLS}",
-        (site.name, site.region.value, site.time_zone, site.utility, site.latitude,
-         site.longitude)).fetchone()
+    row = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            "INSERT INTO registry.sites (name, region, time_zone, utility, latitude, longitude)"
+            f" VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_SITE_COLS}",
+            (
+                site.name,
+                site.region.value,
+                site.time_zone,
+                site.utility,
+                site.latitude,
+                site.longitude,
+            ),
+        )
+        .fetchone()
+    )
     assert row is not None
     return Site.model_validate(row)
 
 
 def get_site(conn: Connection[Any], site_id: int) -> Site | None:
-    row = conn.cursor(row_factory=dict_row).execute(
-        f"SELECT {_SITE_COLS} FROM registry.sites WHERE id = %s", (site_id,)).fetchone()
+    row = (
+        conn.cursor(row_factory=dict_row)
+        .execute(f"SELECT {_SITE_COLS} FROM registry.sites WHERE id = %s", (site_id,))
+        .fetchone()
+    )
     return Site.model_validate(row) if row else None
 
 
 def list_sites(conn: Connection[Any], limit: int, offset: int) -> list[Site]:
-    rows = conn.cursor(row_factory=dict_row).execute(
-        f"SELECT {_SITE_COLS} FROM registry.sites ORDER BY id LIMIT %s OFFSET %s",
-        (limit, offset)).fetchall()
+    rows = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            f"SELECT {_SITE_COLS} FROM registry.sites ORDER BY id LIMIT %s OFFSET %s",
+            (limit, offset),
+        )
+        .fetchall()
+    )
     return [Site.model_validate(r) for r in rows]
 
 
 def insert_gateway(conn: Connection[Any], gateway: GatewayIn, region: str) -> Gateway:
-    row = conn.cursor(row_factory=dict_row).execute(
-        f"INSERT INTO registry.gateways (id, site_id, region) VALUES (%s, %s, %s)"
-        f" RETURNING {_GW_COLS}", (gateway.id, gateway.site_id, region)).fetchone()
+    row = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            f"INSERT INTO registry.gateways (id, site_id, region) VALUES (%s, %s, %s)"
+            f" RETURNING {_GW_COLS}",
+            (gateway.id, gateway.site_id, region),
+        )
+        .fetchone()
+    )
     assert row is not None
     return Gateway.model_validate(row)
 
 
 def get_gateway(conn: Connection[Any], gateway_id: str) -> Gateway | None:
-    row = conn.cursor(row_factory=dict_row).execute(
-        f"SELECT {_GW_COLS} FROM registry.gateways WHERE id = %s", (gateway_id,)).fetchone()
+    row = (
+        conn.cursor(row_factory=dict_row)
+        .execute(f"SELECT {_GW_COLS} FROM registry.gateways WHERE id = %s", (gateway_id,))
+        .fetchone()
+    )
     return Gateway.model_validate(row) if row else None
 
 
-def list_gateways(conn: Connection[Any], site_id: int | None, limit: int,
-                  offset: int) -> list[Gateway]:
-    rows = conn.cursor(row_factory=dict_row).execute(
-        f"SELECT {_GW_COLS} FROM registry.gateways"
-        " WHERE (%(site)s::int IS NULL OR site_id = %(site)s)"
-        " ORDER BY id LIMIT %(limit)s OFFSET %(offset)s",
-        {"site": site_id, "limit": limit, "offset": offset}).fetchall()
+def list_gateways(
+    conn: Connection[Any], site_id: int | None, limit: int, offset: int
+) -> list[Gateway]:
+    rows = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            f"SELECT {_GW_COLS} FROM registry.gateways"
+            " WHERE (%(site)s::int IS NULL OR site_id = %(site)s)"
+            " ORDER BY id LIMIT %(limit)s OFFSET %(offset)s",
+            {"site": site_id, "limit": limit, "offset": offset},
+        )
+        .fetchall()
+    )
     return [Gateway.model_validate(r) for r in rows]
 
 
 def find_device_id(conn: Connection[Any], gateway_id: str, local_id: str) -> int | None:
     row = conn.execute(
         "SELECT id FROM registry.devices WHERE gateway_id = %s AND local_id = %s",
-        (gateway_id, local_id)).fetchone()
+        (gateway_id, local_id),
+    ).fetchone()
     return int(row[0]) if row else None
 
 
 def insert_device_if_absent(conn: Connection[Any], gateway_id: str, local_id: str) -> int:
     conn.execute(
         "INSERT INTO registry.devices (gateway_id, local_id) VALUES (%s, %s)"
-        " ON CONFLICT (gateway_id, local_id) DO NOTHING", (gateway_id, local_id))
+        " ON CONFLICT (gateway_id, local_id) DO NOTHING",
+        (gateway_id, local_id),
+    )
     found = find_device_id(conn, gateway_id, local_id)
     assert found is not None
     return found
 
 
-def upsert_birth_devices(conn: Connection[Any], gateway_id: str,
-                         rows: Sequence[tuple[str, str, str | None, str | None, str | None,
-                                              str | None, list[int]]]) -> dict[str, int]:
+def upsert_birth_devices(
+    conn: Connection[Any],
+    gateway_id: str,
+    rows: Sequence[tuple[str, str, str | None, str | None, str | None, str | None, list[int]]],
+) -> dict[str, int]:
     """Rows of (local_id, kind, manufacturer, model, serial, firmware, models)."""
     ids: dict[str, int] = {}
     for local_id, kind, manufacturer, model, serial, firmware, models in rows:
@@ -100,16 +141,25 @@ def upsert_birth_devices(conn: Connection[Any], gateway_id: str,
 
 
 def get_device(conn: Connection[Any], device_id: int) -> Device | None:
-    row = conn.cursor(row_factory=dict_row).execute(
-        f"SELECT {_DEV_COLS} FROM registry.devices WHERE id = %s", (device_id,)).fetchone()
+    row = (
+        conn.cursor(row_factory=dict_row)
+        .execute(f"SELECT {_DEV_COLS} FROM registry.devices WHERE id = %s", (device_id,))
+        .fetchone()
+    )
     return Device.model_validate(row) if row else None
 
 
-def list_devices(conn: Connection[Any], gateway_id: str | None, limit: int,
-                 offset: int) -> list[Device]:
-    rows = conn.cursor(row_factory=dict_row).execute(
-        f"SELECT {_DEV_COLS} FROM registry.devices"
-        " WHERE (%(gw)s::text IS NULL OR gateway_id = %(gw)s)"
-        " ORDER BY id LIMIT %(limit)s OFFSET %(offset)s",
-        {"gw": gateway_id, "limit": limit, "offset": offset}).fetchall()
+def list_devices(
+    conn: Connection[Any], gateway_id: str | None, limit: int, offset: int
+) -> list[Device]:
+    rows = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            f"SELECT {_DEV_COLS} FROM registry.devices"
+            " WHERE (%(gw)s::text IS NULL OR gateway_id = %(gw)s)"
+            " ORDER BY id LIMIT %(limit)s OFFSET %(offset)s",
+            {"gw": gateway_id, "limit": limit, "offset": offset},
+        )
+        .fetchall()
+    )
     return [Device.model_validate(r) for r in rows]

@@ -56,7 +56,8 @@ class RegistryService:
             if gateway.region is not None and gateway.region != site.region:
                 raise ConflictError(
                     f"gateway region {gateway.region.value!r} differs from site "
-                    f"{site.id}'s region {site.region.value!r}")
+                    f"{site.id}'s region {site.region.value!r}"
+                )
             try:
                 return repo.insert_gateway(conn, gateway, site.region.value)
             except UniqueViolation:
@@ -73,16 +74,27 @@ class RegistryService:
         gateway = self.get_gateway(gateway_id)
         return gateway.region.value if gateway else None
 
-    def list_gateways(self, *, site_id: int | None = None, limit: int = 1000,
-                      offset: int = 0) -> list[Gateway]:
+    def list_gateways(
+        self, *, site_id: int | None = None, limit: int = 1000, offset: int = 0
+    ) -> list[Gateway]:
         with self._pool.connection() as conn:
             return repo.list_gateways(conn, site_id, limit, offset)
 
     # -- devices -----------------------------------------------------------------
     def record_devices(self, gateway_id: str, devices: Sequence[DeviceInfo]) -> dict[str, int]:
         """Upsert the devices a gateway's birth lists; return local id → device id."""
-        rows = [(d.device, device_kind(d.models, d.profile), d.manufacturer, d.model,
-                 d.serial, d.firmware, list(d.models)) for d in devices]
+        rows = [
+            (
+                d.device,
+                device_kind(d.models, d.profile),
+                d.manufacturer,
+                d.model,
+                d.serial,
+                d.firmware,
+                list(d.models),
+            )
+            for d in devices
+        ]
         with self._pool.connection() as conn:
             if repo.get_gateway(conn, gateway_id) is None:
                 raise NotFoundError(f"gateway {gateway_id!r} is not registered")
@@ -107,7 +119,8 @@ class RegistryService:
         with self._pool.connection() as conn:
             return repo.get_device(conn, device_id)
 
-    def list_devices(self, *, gateway_id: str | None = None, limit: int = 1000,
-                     offset: int = 0) -> list[Device]:
+    def list_devices(
+        self, *, gateway_id: str | None = None, limit: int = 1000, offset: int = 0
+    ) -> list[Device]:
         with self._pool.connection() as conn:
             return repo.list_devices(conn, gateway_id, limit, offset)

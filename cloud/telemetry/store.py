@@ -42,8 +42,9 @@ def partition_days(timestamps: Iterable[datetime], today: date) -> set[date]:
 class TelemetryStore:
     """Readings in ``telemetry.readings``; ``write_mode`` 'copy' needs server COPY support."""
 
-    def __init__(self, pool: ConnectionPool[Connection[Any]], *,
-                 write_mode: WriteMode = "copy") -> None:
+    def __init__(
+        self, pool: ConnectionPool[Connection[Any]], *, write_mode: WriteMode = "copy"
+    ) -> None:
         self._pool = pool
         self._write_mode: WriteMode = write_mode
         self._known_partitions: set[date] = set()
@@ -60,7 +61,8 @@ class TelemetryStore:
                 " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
                 " name = EXCLUDED.name, unit = EXCLUDED.unit, kind = EXCLUDED.kind,"
                 " description = EXCLUDED.description",
-                [(m.id, m.name, m.unit, m.kind.value, m.description) for m in CATALOG])
+                [(m.id, m.name, m.unit, m.kind.value, m.description) for m in CATALOG],
+            )
 
     def ensure_partitions(self, days: Iterable[date]) -> list[date]:
         """Create missing day partitions (own short transaction); return those created."""
@@ -70,17 +72,26 @@ class TelemetryStore:
         created: list[date] = []
         with self._pool.connection() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PARTITION_LOCK_KEY,))
-            existing = {r[0] for r in conn.execute(
-                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-                " WHERE i.inhparent = 'telemetry.readings'::regclass").fetchall()}
+            existing = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                    " WHERE i.inhparent = 'telemetry.readings'::regclass"
+                ).fetchall()
+            }
             for day in missing:
                 if partition_name(day) not in existing:
                     start = datetime.combine(day, time(), UTC)
-                    conn.execute(sql.SQL(
-                        "CREATE TABLE telemetry.{} PARTITION OF telemetry.readings"
-                        " FOR VALUES FROM ({}) TO ({}) WITH (fillfactor = 100)").format(
-                        sql.Identifier(partition_name(day)),
-                        sql.Literal(start), sql.Literal(start + timedelta(days=1))))
+                    conn.execute(
+                        sql.SQL(
+                            "CREATE TABLE telemetry.{} PARTITION OF telemetry.readings"
+                            " FOR VALUES FROM ({}) TO ({}) WITH (fillfactor = 100)"
+                        ).format(
+                            sql.Identifier(partition_name(day)),
+                            sql.Literal(start),
+                            sql.Literal(start + timedelta(days=1)),
+                        )
+                    )
                     created.append(day)
         self._known_partitions.update(missing)
         return created
@@ -103,16 +114,19 @@ class TelemetryStore:
         conn.execute(
             "CREATE TEMP TABLE IF NOT EXISTS readings_stage"
             " (ts timestamptz, device_id int, metric_id smallint, value float8,"
-            " quality smallint) ON COMMIT DELETE ROWS")
+            " quality smallint) ON COMMIT DELETE ROWS"
+        )
         with conn.cursor() as cur:
-            with cur.copy("COPY readings_stage (ts, device_id, metric_id, value, quality)"
-                          " FROM STDIN") as copy:
+            with cur.copy(
+                "COPY readings_stage (ts, device_id, metric_id, value, quality) FROM STDIN"
+            ) as copy:
                 for r in rows:
                     copy.write_row((r.ts, r.device_id, r.metric_id, r.value, r.quality))
             cur.execute(
                 "INSERT INTO telemetry.readings (ts, device_id, metric_id, value, quality)"
                 " SELECT ts, device_id, metric_id, value, quality FROM readings_stage"
-                " ON CONFLICT DO NOTHING")
+                " ON CONFLICT DO NOTHING"
+            )
             added = cur.rowcount
         return max(added, 0)
 
@@ -122,8 +136,14 @@ class TelemetryStore:
             "INSERT INTO telemetry.readings (ts, device_id, metric_id, value, quality)"
             " SELECT * FROM unnest(%s::timestamptz[], %s::int[], %s::smallint[],"
             " %s::float8[], %s::smallint[]) ON CONFLICT DO NOTHING",
-            ([r.ts for r in rows], [r.device_id for r in rows], [r.metric_id for r in rows],
-             [r.value for r in rows], [r.quality for r in rows]))
+            (
+                [r.ts for r in rows],
+                [r.device_id for r in rows],
+                [r.metric_id for r in rows],
+                [r.value for r in rows],
+                [r.quality for r in rows],
+            ),
+        )
         return max(cur.rowcount, 0)
 
 
@@ -136,8 +156,9 @@ class TelemetryReader:
     def ping(self) -> None:
         ping(self._pool)
 
-    def readings(self, device_id: int, metric: str, from_: datetime, to: datetime,
-                 *, limit: int = 1000) -> ReadingSeries:
+    def readings(
+        self, device_id: int, metric: str, from_: datetime, to: datetime, *, limit: int = 1000
+    ) -> ReadingSeries:
         """Samples with ``from_ <= ts < to`` in time order, at most ``limit``."""
         try:
             m = BY_NAME[metric]
@@ -147,8 +168,19 @@ class TelemetryReader:
             rows = conn.execute(
                 "SELECT ts, value, quality FROM telemetry.readings"
                 " WHERE device_id = %s AND metric_id = %s AND ts >= %s AND ts < %s"
-                " ORDER BY ts LIMIT %s", (device_id, m.id, from_, to, limit + 1)).fetchall()
-        points = [ReadingPoint(ts=ts.astimezone(UTC), value=value,
-                               quality=QUALITY_NAMES.get(q, "bad")) for ts, value, q in rows]
-        return ReadingSeries(device_id=device_id, metric=m.name, unit=m.unit, from_=from_,
-                             to=to, points=points[:limit], truncated=len(points) > limit)
+                " ORDER BY ts LIMIT %s",
+                (device_id, m.id, from_, to, limit + 1),
+            ).fetchall()
+        points = [
+            ReadingPoint(ts=ts.astimezone(UTC), value=value, quality=QUALITY_NAMES.get(q, "bad"))
+            for ts, value, q in rows
+        ]
+        return ReadingSeries(
+            device_id=device_id,
+            metric=m.name,
+            unit=m.unit,
+            from_=from_,
+            to=to,
+            points=points[:limit],
+            truncated=len(points) > limit,
+        )

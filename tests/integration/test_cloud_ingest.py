@@ -38,8 +38,7 @@ def registry(database_url: str) -> Iterator[RegistryService]:
     migrate(database_url)
     pool = create_pool(database_url, name="test-registry")
     service = RegistryService(pool)
-    site = service.add_site(SiteIn(name="Bondi", region=Region.AU,
-                                   time_zone="Australia/Sydney"))
+    site = service.add_site(SiteIn(name="Bondi", region=Region.AU, time_zone="Australia/Sydney"))
     service.add_gateway(GatewayIn(id=GW, site_id=site.id))
     yield service
     pool.close()
@@ -47,18 +46,22 @@ def registry(database_url: str) -> Iterator[RegistryService]:
 
 def _settings(database_url: str, mosquitto_url: str, **over: Any) -> CloudSettings:
     base: dict[str, Any] = dict(
-        env="test", database_url=database_url, mqtt_url=mosquitto_url,
-        mqtt_client_id=f"ingest-{uuid.uuid4().hex[:8]}", stored_interval_s=0.2,
-        ingest_flush_ms=50)
+        env="test",
+        database_url=database_url,
+        mqtt_url=mosquitto_url,
+        mqtt_client_id=f"ingest-{uuid.uuid4().hex[:8]}",
+        stored_interval_s=0.2,
+        ingest_flush_ms=50,
+    )
     base.update(over)
     return CloudSettings(**base)
 
 
 @pytest.fixture(params=["5", "3.1.1"])
-def worker(request: pytest.FixtureRequest, database_url: str, mosquitto_url: str,
-           registry: RegistryService) -> Iterator[IngestWorker]:
-    w = IngestWorker(_settings(database_url, mosquitto_url, mqtt_protocol=request.param),
-                     registry)
+def worker(
+    request: pytest.FixtureRequest, database_url: str, mosquitto_url: str, registry: RegistryService
+) -> Iterator[IngestWorker]:
+    w = IngestWorker(_settings(database_url, mosquitto_url, mqtt_protocol=request.param), registry)
     w.start()
     yield w
     w.stop()
@@ -74,34 +77,53 @@ class TestGateway:
         self.stream_id = uuid.uuid4()
         self.stored: queue.Queue[StoredMsg] = queue.Queue()
         endpoint = MqttEndpoint(url)
-        self._client = paho.Client(CallbackAPIVersion.VERSION2,
-                                   client_id=f"test-{gateway_id}-{uuid.uuid4().hex[:6]}")
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"test-{gateway_id}-{uuid.uuid4().hex[:6]}"
+        )
         subscribed = threading.Event()
         self._client.on_subscribe = lambda *_a: subscribed.set()
         self._client.on_message = lambda _c, _u, m: self.stored.put(
-            StoredMsg.model_validate_json(m.payload))
+            StoredMsg.model_validate_json(m.payload)
+        )
         self._client.connect(endpoint.host, endpoint.port)
         self._client.loop_start()
         self._client.subscribe(topic(region, gateway_id, "stored"), qos=1)
         assert subscribed.wait(10), "test gateway not subscribed"
 
-    def publish(self, kind: str, payload: bytes | dict[str, Any], *,
-                gateway_id: str | None = None) -> None:
+    def publish(
+        self, kind: str, payload: bytes | dict[str, Any], *, gateway_id: str | None = None
+    ) -> None:
         raw = payload if isinstance(payload, bytes) else orjson.dumps(payload)
-        info = self._client.publish(topic(self.region, gateway_id or self.gateway_id, kind),
-                                    raw, qos=1)
+        info = self._client.publish(
+            topic(self.region, gateway_id or self.gateway_id, kind), raw, qos=1
+        )
         info.wait_for_publish(10)
 
     def publish_raw_topic(self, raw_topic: str, payload: bytes) -> None:
         self._client.publish(raw_topic, payload, qos=1).wait_for_publish(10)
 
-    def telemetry(self, seq: int, device: str = "SN-INV-1", *, pv_w: float = 1500.0,
-                  ts_offset_s: float = 0.0, stream_id: uuid.UUID | None = None
-                  ) -> dict[str, Any]:
+    def telemetry(
+        self,
+        seq: int,
+        device: str = "SN-INV-1",
+        *,
+        pv_w: float = 1500.0,
+        ts_offset_s: float = 0.0,
+        stream_id: uuid.UUID | None = None,
+    ) -> dict[str, Any]:
         ts = utc_now() + timedelta(seconds=ts_offset_s)
-        return {"v": 1, "stream_id": str(stream_id or self.stream_id), "seq": seq,
-                "readings": [{"device": device, "ts": to_wire(ts),
-                              "values": {"pv_w": pv_w, "pv_hz": 50.01, "pv_va": None}}]}
+        return {
+            "v": 1,
+            "stream_id": str(stream_id or self.stream_id),
+            "seq": seq,
+            "readings": [
+                {
+                    "device": device,
+                    "ts": to_wire(ts),
+                    "values": {"pv_w": pv_w, "pv_hz": 50.01, "pv_va": None},
+                }
+            ],
+        }
 
     def wait_stored(self, upto_seq: int, stream_id: uuid.UUID | None = None) -> StoredMsg:
         want = stream_id or self.stream_id
@@ -129,7 +151,7 @@ def gateway(mosquitto_url: str) -> Iterator[TestGateway]:
 
 def _query(database_url: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
     with psycopg.connect(database_url) as conn:
-        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+        return conn.execute(sql, params).fetchall()
 
 
 def _eventually(check: Callable[[], bool], what: str) -> None:
@@ -143,7 +165,8 @@ def _eventually(check: Callable[[], bool], what: str) -> None:
 
 # -- telemetry path ------------------------------------------------------------------
 def test_telemetry_published_three_times_is_stored_once(
-        worker: IngestWorker, gateway: TestGateway, database_url: str) -> None:
+    worker: IngestWorker, gateway: TestGateway, database_url: str
+) -> None:
     batch = gateway.telemetry(1)
     for _ in range(3):
         gateway.publish("telemetry", batch)
@@ -154,7 +177,8 @@ def test_telemetry_published_three_times_is_stored_once(
 
 
 def test_stored_carries_the_streams_watermark(
-        worker: IngestWorker, gateway: TestGateway, database_url: str) -> None:
+    worker: IngestWorker, gateway: TestGateway, database_url: str
+) -> None:
     for seq in (1, 2, 3):
         gateway.publish("telemetry", gateway.telemetry(seq, pv_w=100.0 * seq))
     assert gateway.wait_stored(3).upto_seq == 3
@@ -162,11 +186,14 @@ def test_stored_carries_the_streams_watermark(
 
 
 def test_a_seq_hole_opens_a_gap_and_a_late_fill_closes_it(
-        worker: IngestWorker, gateway: TestGateway, database_url: str) -> None:
+    worker: IngestWorker, gateway: TestGateway, database_url: str
+) -> None:
     for seq in (1, 2, 5):
         gateway.publish("telemetry", gateway.telemetry(seq, pv_w=float(seq)))
-    _eventually(lambda: _query(database_url, "SELECT high_seq FROM ingest.streams") == [(5,)],
-                "seq 5 committed")
+    _eventually(
+        lambda: _query(database_url, "SELECT high_seq FROM ingest.streams") == [(5,)],
+        "seq 5 committed",
+    )
     open_gaps = "SELECT from_seq, to_seq FROM ingest.gaps WHERE closed_at IS NULL"
     assert _query(database_url, open_gaps) == [(3, 4)]
     assert gateway.wait_stored(2).upto_seq == 2
@@ -180,7 +207,8 @@ def test_a_seq_hole_opens_a_gap_and_a_late_fill_closes_it(
 
 
 def test_a_new_stream_from_the_same_gateway_is_a_new_stream(
-        worker: IngestWorker, gateway: TestGateway, database_url: str) -> None:
+    worker: IngestWorker, gateway: TestGateway, database_url: str
+) -> None:
     gateway.publish("telemetry", gateway.telemetry(1))
     gateway.wait_stored(1)
     replaced = uuid.uuid4()
@@ -191,8 +219,8 @@ def test_a_new_stream_from_the_same_gateway_is_a_new_stream(
 
 
 def test_a_device_never_seen_gets_a_key_on_the_spot(
-        worker: IngestWorker, gateway: TestGateway, registry: RegistryService,
-        database_url: str) -> None:
+    worker: IngestWorker, gateway: TestGateway, registry: RegistryService, database_url: str
+) -> None:
     gateway.publish("telemetry", gateway.telemetry(1, device="SN-NEW-9"))
     gateway.wait_stored(1)
     device_id = registry.device_id_for(GW, "SN-NEW-9")
@@ -206,55 +234,91 @@ def test_a_device_never_seen_gets_a_key_on_the_spot(
 
 # -- other gateway kinds -------------------------------------------------------------
 def test_birth_records_the_session_and_the_devices(
-        worker: IngestWorker, gateway: TestGateway, registry: RegistryService,
-        database_url: str) -> None:
-    device = DeviceInfo(device="SN-INV-1", endpoint="10.0.0.5:502", unit_id=1,
-                        models=[1, 103, 120], manufacturer="Fronius", model="Primo",
-                        serial="SN-INV-1", firmware="1.2")
-    gateway.publish("birth", {
-        "v": 1, "gateway_id": GW, "region": "au", "agent_version": "0.1.0",
-        "stream_id": str(gateway.stream_id), "boot_id": "boot-1", "poll_interval_s": 5,
-        "publish_interval_s": 60, "devices": [device.model_dump(mode="json")],
-        "ts": to_wire(utc_now())})
-    gateway.publish("state", {"v": 1, "online": True, "boot_id": "boot-1",
-                              "ts": to_wire(utc_now())})
+    worker: IngestWorker, gateway: TestGateway, registry: RegistryService, database_url: str
+) -> None:
+    device = DeviceInfo(
+        device="SN-INV-1",
+        endpoint="10.0.0.5:502",
+        unit_id=1,
+        models=[1, 103, 120],
+        manufacturer="Fronius",
+        model="Primo",
+        serial="SN-INV-1",
+        firmware="1.2",
+    )
+    gateway.publish(
+        "birth",
+        {
+            "v": 1,
+            "gateway_id": GW,
+            "region": "au",
+            "agent_version": "0.1.0",
+            "stream_id": str(gateway.stream_id),
+            "boot_id": "boot-1",
+            "poll_interval_s": 5,
+            "publish_interval_s": 60,
+            "devices": [device.model_dump(mode="json")],
+            "ts": to_wire(utc_now()),
+        },
+    )
+    gateway.publish(
+        "state", {"v": 1, "online": True, "boot_id": "boot-1", "ts": to_wire(utc_now())}
+    )
     gateway.wait_stored(0)
-    _eventually(lambda: _query(database_url, "SELECT online FROM ingest.sessions")
-                == [(True,)], "state stored")
-    session = _query(database_url,
-                     "SELECT stream_id, poll_interval_s, boot_id FROM ingest.sessions")
+    _eventually(
+        lambda: _query(database_url, "SELECT online FROM ingest.sessions") == [(True,)],
+        "state stored",
+    )
+    session = _query(
+        database_url, "SELECT stream_id, poll_interval_s, boot_id FROM ingest.sessions"
+    )
     assert session == [(gateway.stream_id, 5.0, "boot-1")]
     [stored] = registry.list_devices(gateway_id=GW)
-    assert (stored.local_id, stored.kind, stored.manufacturer) == ("SN-INV-1", "inverter",
-                                                                    "Fronius")
+    assert (stored.local_id, stored.kind, stored.manufacturer) == (
+        "SN-INV-1",
+        "inverter",
+        "Fronius",
+    )
 
     gateway.publish("telemetry", gateway.telemetry(1))
     gateway.wait_stored(1)
     assert _query(database_url, "SELECT DISTINCT device_id FROM telemetry.readings") == [
-        (stored.id,)]
+        (stored.id,)
+    ]
 
 
 def test_events_acks_and_configs_share_the_streams_seq(
-        worker: IngestWorker, gateway: TestGateway, database_url: str) -> None:
+    worker: IngestWorker, gateway: TestGateway, database_url: str
+) -> None:
     now = to_wire(utc_now())
     sid = str(gateway.stream_id)
     gateway.publish("telemetry", gateway.telemetry(1))
-    gateway.publish("event", {"v": 1, "stream_id": sid, "seq": 2, "ts": now,
-                              "event": "isolator_open", "severity": "critical"})
-    gateway.publish("cmd_ack", {"v": 1, "stream_id": sid, "seq": 3, "id": str(uuid.uuid4()),
-                                "status": "done", "ts": now})
-    gateway.publish("config_state", {"v": 1, "stream_id": sid, "seq": 4, "version": 2,
-                                     "ts": now})
+    gateway.publish(
+        "event",
+        {
+            "v": 1,
+            "stream_id": sid,
+            "seq": 2,
+            "ts": now,
+            "event": "isolator_open",
+            "severity": "critical",
+        },
+    )
+    gateway.publish(
+        "cmd_ack",
+        {"v": 1, "stream_id": sid, "seq": 3, "id": str(uuid.uuid4()), "status": "done", "ts": now},
+    )
+    gateway.publish("config_state", {"v": 1, "stream_id": sid, "seq": 4, "version": 2, "ts": now})
     assert gateway.wait_stored(4).upto_seq == 4
-    assert _query(database_url, "SELECT seq, event FROM ingest.events") == [
-        (2, "isolator_open")]
+    assert _query(database_url, "SELECT seq, event FROM ingest.events") == [(2, "isolator_open")]
     assert _query(database_url, "SELECT seq, status FROM ingest.cmd_acks") == [(3, "done")]
     assert _query(database_url, "SELECT seq, version FROM ingest.config_states") == [(4, 2)]
 
 
 # -- bad input -----------------------------------------------------------------------
 def test_every_bad_message_is_dead_lettered_and_ingest_goes_on(
-        worker: IngestWorker, gateway: TestGateway, database_url: str) -> None:
+    worker: IngestWorker, gateway: TestGateway, database_url: str
+) -> None:
     good = gateway.telemetry(1)
     missing = {k: v for k, v in gateway.telemetry(2).items() if k != "readings"}
     wrong_type = gateway.telemetry(3) | {"seq": "three"}
@@ -273,18 +337,24 @@ def test_every_bad_message_is_dead_lettered_and_ingest_goes_on(
     gateway.publish("telemetry", good)  # after all that, a good one still goes through
     gateway.wait_stored(1)
 
-    _eventually(lambda: _query(database_url, "SELECT count(*) FROM ingest.dead_letters")
-                == [(len(cases) + 1,)], "dead letters")
-    reasons = [r[0] for r in _query(database_url,
-                                    "SELECT reason FROM ingest.dead_letters ORDER BY id")]
+    _eventually(
+        lambda: (
+            _query(database_url, "SELECT count(*) FROM ingest.dead_letters") == [(len(cases) + 1,)]
+        ),
+        "dead letters",
+    )
+    reasons = [
+        r[0] for r in _query(database_url, "SELECT reason FROM ingest.dead_letters ORDER BY id")
+    ]
     assert reasons[0].startswith("not JSON")
     assert "unsupported schema version v=9" in reasons[1]
     assert "readings: Field required" in reasons[2]
     assert "seq:" in reasons[3]
     assert "in the future" in reasons[4]
     assert "unknown gateway 'gw-not-registered'" in reasons[5]
-    payloads = _query(database_url, "SELECT topic, payload FROM ingest.dead_letters "
-                      "ORDER BY id LIMIT 1")
+    payloads = _query(
+        database_url, "SELECT topic, payload FROM ingest.dead_letters ORDER BY id LIMIT 1"
+    )
     assert payloads == [(topic("au", GW, "telemetry"), b"\xff not json")]
     # The "nonsense" kind is outside the subscription: the broker never delivers it.
     assert _query(database_url, "SELECT count(*) FROM telemetry.readings") == [(2,)]
@@ -315,8 +385,8 @@ class _StallingDirectory:
 
 
 def test_a_batch_not_committed_is_redelivered_to_the_next_worker(
-        database_url: str, mosquitto_url: str, registry: RegistryService,
-        gateway: TestGateway) -> None:
+    database_url: str, mosquitto_url: str, registry: RegistryService, gateway: TestGateway
+) -> None:
     settings = _settings(database_url, mosquitto_url)
     directory = _StallingDirectory(registry)
     first = IngestWorker(settings, directory)

@@ -17,9 +17,13 @@ def test_migrate_applies_everything_then_nothing(database_url: str) -> None:
     assert first == [m.name for m in discover()]
     assert migrate(database_url) == []
     with psycopg.connect(database_url) as conn:
-        schemas = {r[0] for r in conn.execute(
-            "SELECT nspname FROM pg_namespace WHERE nspname IN "
-            "('registry', 'ingest', 'telemetry')")}
+        schemas = {
+            r[0]
+            for r in conn.execute(
+                "SELECT nspname FROM pg_namespace WHERE nspname IN "
+                "('registry', 'ingest', 'telemetry')"
+            )
+        }
         tracked = conn.execute("SELECT count(*) FROM ingest.schema_migrations").fetchone()
     assert schemas == {"registry", "ingest", "telemetry"}
     assert tracked == (1,)

@@ -19,11 +19,11 @@ S1, S2 = uuid.uuid4(), uuid.uuid4()
 
 def test_production_refuses_the_dev_jwt_secret() -> None:
     with pytest.raises(ValidationError, match="dev secret"):
-        CloudSettings(env="production", jwt_secret=DEV_JWT_SECRET)  # type: ignore[arg-type]
+        CloudSettings(env="production", jwt_secret=DEV_JWT_SECRET)
 
 
 def test_production_accepts_a_real_secret() -> None:
-    settings = CloudSettings(env="production", jwt_secret="x" * 40)  # type: ignore[arg-type]
+    settings = CloudSettings(env="production", jwt_secret="x" * 40)
     assert settings.jwt_secret.get_secret_value() == "x" * 40
 
 
@@ -62,8 +62,13 @@ def test_stored_is_sent_at_once_then_held_back_per_gateway() -> None:
     c = StoredCoalescer(interval_s=1.0)
     c.add([StoredNotice("au", "gw-a", S1, 5)])
     assert c.due(now=100.0) == [StoredNotice("au", "gw-a", S1, 5)]
-    c.add([StoredNotice("au", "gw-a", S1, 6), StoredNotice("au", "gw-a", S1, 9),
-           StoredNotice("au", "gw-b", S2, 1)])
+    c.add(
+        [
+            StoredNotice("au", "gw-a", S1, 6),
+            StoredNotice("au", "gw-a", S1, 9),
+            StoredNotice("au", "gw-b", S2, 1),
+        ]
+    )
     assert c.due(now=100.5) == [StoredNotice("au", "gw-b", S2, 1)]
     assert c.due(now=101.0) == [StoredNotice("au", "gw-a", S1, 9)]
     assert c.due(now=105.0) == []
@@ -78,8 +83,14 @@ def test_held_back_stored_is_drained_on_shutdown() -> None:
     assert c.drain() == [StoredNotice("au", "gw-a", S1, 2)]
 
 
-@pytest.mark.parametrize(("models", "kind"), [
-    ([1, 103, 120], "inverter"), ([1, 203], "meter"), ([1, 802], "battery"), ([1], "unknown"),
-])
+@pytest.mark.parametrize(
+    ("models", "kind"),
+    [
+        ([1, 103, 120], "inverter"),
+        ([1, 203], "meter"),
+        ([1, 802], "battery"),
+        ([1], "unknown"),
+    ],
+)
 def test_device_kind_follows_sunspec_models(models: list[int], kind: str) -> None:
     assert device_kind(models) == kind

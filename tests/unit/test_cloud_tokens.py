@@ -45,22 +45,31 @@ def test_another_secret_is_refused() -> None:
 
 def test_the_none_algorithm_is_refused() -> None:
     now = datetime.now(UTC)
-    token = jwt.encode({"sub": "u", "role": "admin", "iss": "potr", "iat": now,
-                        "exp": now + timedelta(minutes=5)}, None, algorithm="none")
+    token = jwt.encode(
+        {"sub": "u", "role": "admin", "iss": "potr", "iat": now, "exp": now + timedelta(minutes=5)},
+        "",
+        algorithm="none",
+    )
     with pytest.raises(TokenError):
         decode_token(token, SECRET)
 
 
 def test_an_unknown_role_is_refused() -> None:
     now = datetime.now(UTC)
-    token = jwt.encode({"sub": "u", "role": "root", "iss": "potr", "iat": now,
-                        "exp": now + timedelta(minutes=5)}, SECRET, algorithm="HS256")
+    token = jwt.encode(
+        {"sub": "u", "role": "root", "iss": "potr", "iat": now, "exp": now + timedelta(minutes=5)},
+        SECRET,
+        algorithm="HS256",
+    )
     with pytest.raises(TokenError, match="unknown role"):
         decode_token(token, SECRET)
 
 
 def test_a_token_without_expiry_is_refused() -> None:
-    token = jwt.encode({"sub": "u", "role": "admin", "iss": "potr",
-                        "iat": datetime.now(UTC)}, SECRET, algorithm="HS256")
+    token = jwt.encode(
+        {"sub": "u", "role": "admin", "iss": "potr", "iat": datetime.now(UTC)},
+        SECRET,
+        algorithm="HS256",
+    )
     with pytest.raises(TokenError, match="exp"):
         decode_token(token, SECRET)

@@ -19,7 +19,9 @@ STREAM = uuid.UUID("6f1c2f7e-9a43-4a8e-9f1e-3f0cb1a1d2e4")
 
 def _telemetry(**over: object) -> dict[str, object]:
     doc: dict[str, object] = {
-        "v": 1, "stream_id": str(STREAM), "seq": 7,
+        "v": 1,
+        "stream_id": str(STREAM),
+        "seq": 7,
         "readings": [{"device": "SN1", "ts": to_wire(NOW), "values": {"pv_w": 1200.0}}],
     }
     doc.update(over)
@@ -46,15 +48,33 @@ def test_valid_telemetry_is_accepted_with_its_readings() -> None:
         (orjson.dumps(_telemetry(v=2)), "unsupported schema version"),
         (orjson.dumps({k: v for k, v in _telemetry().items() if k != "seq"}), "seq"),
         (orjson.dumps(_telemetry(seq="seven")), "seq"),
-        (b'{"v": 1, "stream_id": "x", "seq": 1, "readings": [{"device": "a", '
-         b'"ts": "2025-03-01T12:00:00.000Z", "values": {"pv_w": NaN}}]}', "not JSON"),
+        (
+            b'{"v": 1, "stream_id": "x", "seq": 1, "readings": [{"device": "a", '
+            b'"ts": "2025-03-01T12:00:00.000Z", "values": {"pv_w": NaN}}]}',
+            "not JSON",
+        ),
         (orjson.dumps(_telemetry()).replace(b"1200.0", b"1e400"), "not JSON"),
-        (orjson.dumps(_telemetry(readings=[{"device": "SN1", "ts": to_wire(NOW),
-                                            "values": {"bogus_w": 1.0}}])), "unknown metrics"),
+        (
+            orjson.dumps(
+                _telemetry(
+                    readings=[{"device": "SN1", "ts": to_wire(NOW), "values": {"bogus_w": 1.0}}]
+                )
+            ),
+            "unknown metrics",
+        ),
         (orjson.dumps(_telemetry(readings=[])), "readings"),
     ],
-    ids=["non-json", "not-object", "unknown-v", "missing-field", "wrong-type", "nan",
-         "infinity", "unknown-metric", "empty-batch"],
+    ids=[
+        "non-json",
+        "not-object",
+        "unknown-v",
+        "missing-field",
+        "wrong-type",
+        "nan",
+        "infinity",
+        "unknown-metric",
+        "empty-batch",
+    ],
 )
 def test_bad_payloads_are_rejected_with_a_reason(payload: bytes, reason_part: str) -> None:
     verdict = _check(TOPIC, payload)
@@ -80,10 +100,12 @@ def test_topics_outside_the_contract_are_rejected(topic: str, reason_part: str) 
 
 def test_readings_far_in_the_future_are_quarantined_and_the_rest_kept() -> None:
     future = to_wire(NOW + timedelta(seconds=301))
-    doc = _telemetry(readings=[
-        {"device": "SN1", "ts": to_wire(NOW), "values": {"pv_w": 1.0}},
-        {"device": "SN1", "ts": future, "values": {"pv_w": 2.0}},
-    ])
+    doc = _telemetry(
+        readings=[
+            {"device": "SN1", "ts": to_wire(NOW), "values": {"pv_w": 1.0}},
+            {"device": "SN1", "ts": future, "values": {"pv_w": 2.0}},
+        ]
+    )
     verdict = _check(TOPIC, orjson.dumps(doc))
     assert isinstance(verdict, Accepted)
     assert [r.values["pv_w"] for r in verdict.readings] == [1.0]
@@ -92,18 +114,31 @@ def test_readings_far_in_the_future_are_quarantined_and_the_rest_kept() -> None:
 
 
 def test_a_reading_within_the_skew_is_not_quarantined() -> None:
-    doc = _telemetry(readings=[{"device": "SN1", "ts": to_wire(NOW + timedelta(seconds=299)),
-                                "values": {"pv_w": 1.0}}])
+    doc = _telemetry(
+        readings=[
+            {"device": "SN1", "ts": to_wire(NOW + timedelta(seconds=299)), "values": {"pv_w": 1.0}}
+        ]
+    )
     verdict = _check(TOPIC, orjson.dumps(doc))
     assert isinstance(verdict, Accepted)
     assert verdict.quarantine_reason is None
 
 
 def _birth(gateway_id: str, region: str) -> bytes:
-    return orjson.dumps({
-        "v": 1, "gateway_id": gateway_id, "region": region, "agent_version": "0.1",
-        "stream_id": str(STREAM), "boot_id": "b1", "poll_interval_s": 5,
-        "publish_interval_s": 60, "devices": [], "ts": to_wire(NOW)})
+    return orjson.dumps(
+        {
+            "v": 1,
+            "gateway_id": gateway_id,
+            "region": region,
+            "agent_version": "0.1",
+            "stream_id": str(STREAM),
+            "boot_id": "b1",
+            "poll_interval_s": 5,
+            "publish_interval_s": 60,
+            "devices": [],
+            "ts": to_wire(NOW),
+        }
+    )
 
 
 def test_a_birth_naming_another_gateway_is_rejected() -> None:
@@ -124,10 +159,16 @@ def test_a_rejected_buffered_message_keeps_its_stream_seq() -> None:
     assert verdict.stream_seq == (STREAM, 7)
 
 
-@pytest.mark.parametrize("payload", [
-    b"garbage", b"[]", orjson.dumps({"seq": 3}), orjson.dumps({"stream_id": "no", "seq": 3}),
-    orjson.dumps({"stream_id": str(STREAM), "seq": 0}),
-    orjson.dumps({"stream_id": str(STREAM), "seq": True}),
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"garbage",
+        b"[]",
+        orjson.dumps({"seq": 3}),
+        orjson.dumps({"stream_id": "no", "seq": 3}),
+        orjson.dumps({"stream_id": str(STREAM), "seq": 0}),
+        orjson.dumps({"stream_id": str(STREAM), "seq": True}),
+    ],
+)
 def test_no_stream_seq_is_salvaged_from_malformed_ids(payload: bytes) -> None:
     assert salvage_stream_seq(payload) is None

@@ -1,0 +1,215 @@
+"""Portal API against a real database: tokens, roles, registry and readings."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from cloud.common.db import create_pool
+from cloud.common.migrate import migrate
+from cloud.common.mqtt import InboundMessage
+from cloud.common.settings import CloudSettings
+from cloud.identity import create_token
+from cloud.ingest import IngestPipeline
+from cloud.portal import create_app
+from cloud.registry import GatewayIn, RegistryService, SiteIn
+from cloud.telemetry import TelemetryReader, TelemetryStore
+from contracts.timeutil import to_wire
+from contracts.topics import Region
+
+pytestmark = pytest.mark.integration
+
+SECRET = "portal-test-secret-0123456789abcdef0123456789"
+GW = "gw-portal-1"
+T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+
+
+@pytest.fixture
+def services(database_url: str) -> Iterator[tuple[RegistryService, TelemetryReader, int]]:
+    """Registry with one site and gateway, and 10 minutes of pv_w for one device."""
+    migrate(database_url)
+    pool = create_pool(database_url, name="test-portal")
+    registry = RegistryService(pool)
+    site = registry.add_site(SiteIn(name="Manly", region=Region.AU, time_zone="Australia/Sydney"))
+    registry.add_gateway(GatewayIn(id=GW, site_id=site.id))
+    pipeline = IngestPipeline(pool, registry, TelemetryStore(pool))
+    payload = orjson.dumps(
+        {
+            "v": 1,
+            "stream_id": str(uuid.uuid4()),
+            "seq": 1,
+            "readings": [
+                {
+                    "device": "SN-1",
+                    "ts": to_wire(T0 + timedelta(minutes=i)),
+                    "values": {"pv_w": 100.0 * i},
+                }
+                for i in range(10)
+            ],
+        }
+    )
+    outcome = pipeline.process(
+        [InboundMessage(f"potr/v1/au/{GW}/telemetry", payload, 1, 1, datetime.now(UTC))]
+    )
+    assert outcome.readings_added == 10
+    device_id = registry.device_id_for(GW, "SN-1")
+    assert device_id is not None
+    yield registry, TelemetryReader(pool), device_id
+    pool.close()
+
+
+@pytest.fixture
+def client(services: tuple[RegistryService, TelemetryReader, int]) -> TestClient:
+    registry, reader, _ = services
+    settings = CloudSettings(env="test", jwt_secret=SECRET)
+    return TestClient(create_app(settings, registry, reader))
+
+
+def _auth(role: str, ttl_s: int = 300, now: datetime | None = None) -> dict[str, str]:
+    return {
+        "Authorization": "Bearer " + create_token(role, SECRET, ttl_s, subject=f"{role}-1", now=now)
+    }
+
+
+def test_healthz_checks_the_database(client: TestClient) -> None:
+    answer = client.get("/healthz")
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "ok", "checks": {"database": "ok"}}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/sites",
+        "/api/v1/gateways",
+        "/api/v1/devices",
+        "/api/v1/devices/1/readings?metric=pv_w",
+    ],
+)
+def test_api_routes_refuse_requests_without_a_token(client: TestClient, path: str) -> None:
+    answer = client.get(path)
+    assert answer.status_code == 401
+    assert answer.headers["www-authenticate"] == "Bearer"
+
+
+def test_an_expired_token_is_401(client: TestClient) -> None:
+    old = datetime.now(UTC) - timedelta(hours=2)
+    answer = client.get("/api/v1/sites", headers=_auth("admin", 60, now=old))
+    assert answer.status_code == 401
+    assert answer.json()["detail"] == "token expired"
+
+
+def test_a_garbage_token_is_401(client: TestClient) -> None:
+    answer = client.get("/api/v1/sites", headers={"Authorization": "Bearer not.a.jwt"})
+    assert answer.status_code == 401
+
+
+def test_customers_get_403_on_fleet_lists(client: TestClient) -> None:
+    assert client.get("/api/v1/sites", headers=_auth("customer")).status_code == 403
+
+
+@pytest.mark.parametrize("role", ["admin", "operator", "support", "mosie"])
+def test_staff_roles_list_sites_gateways_devices(client: TestClient, role: str) -> None:
+    headers = _auth(role)
+    assert [s["name"] for s in client.get("/api/v1/sites", headers=headers).json()] == ["Manly"]
+    assert [g["id"] for g in client.get("/api/v1/gateways", headers=headers).json()] == [GW]
+    devices = client.get("/api/v1/devices", headers=headers).json()
+    assert [d["local_id"] for d in devices] == ["SN-1"]
+
+
+def test_admin_creates_a_site_and_gateway_support_may_not(client: TestClient) -> None:
+    site = {"name": "Sevilla", "region": "es", "time_zone": "Europe/Madrid"}
+    assert client.post("/api/v1/sites", json=site, headers=_auth("support")).status_code == 403
+    created = client.post("/api/v1/sites", json=site, headers=_auth("admin"))
+    assert created.status_code == 201
+    gw = {"id": "gw-sevilla-1", "site_id": created.json()["id"]}
+    answer = client.post("/api/v1/gateways", json=gw, headers=_auth("operator"))
+    assert answer.status_code == 201
+    assert answer.json()["region"] == "es"
+    again = client.post("/api/v1/gateways", json=gw, headers=_auth("operator"))
+    assert again.status_code == 409
+
+
+def test_a_site_body_with_extra_fields_is_refused(client: TestClient) -> None:
+    site = {"name": "X", "region": "au", "time_zone": "Australia/Perth", "id": 99}
+    assert client.post("/api/v1/sites", json=site, headers=_auth("admin")).status_code == 422
+
+
+def test_readings_of_a_device_in_a_window(
+    client: TestClient, services: tuple[RegistryService, TelemetryReader, int]
+) -> None:
+    device_id = services[2]
+    params = {
+        "metric": "pv_w",
+        "from": to_wire(T0 + timedelta(minutes=2)),
+        "to": to_wire(T0 + timedelta(minutes=5)),
+    }
+    answer = client.get(
+        f"/api/v1/devices/{device_id}/readings", params=params, headers=_auth("operator")
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["metric"], body["unit"], body["truncated"]) == ("pv_w", "W", False)
+    assert [p["value"] for p in body["points"]] == [200.0, 300.0, 400.0]
+    assert datetime.fromisoformat(body["points"][0]["ts"]) == T0 + timedelta(minutes=2)
+    assert body["from"].startswith((T0 + timedelta(minutes=2)).isoformat()[:16])
+
+
+def test_readings_are_limited(
+    client: TestClient, services: tuple[RegistryService, TelemetryReader, int]
+) -> None:
+    answer = client.get(
+        f"/api/v1/devices/{services[2]}/readings",
+        params={"metric": "pv_w", "limit": 4},
+        headers=_auth("admin"),
+    )
+    body = answer.json()
+    assert len(body["points"]) == 4
+    assert body["truncated"] is True
+
+
+def test_an_unknown_metric_is_422_naming_it(
+    client: TestClient, services: tuple[RegistryService, TelemetryReader, int]
+) -> None:
+    answer = client.get(
+        f"/api/v1/devices/{services[2]}/readings",
+        params={"metric": "bogus_w"},
+        headers=_auth("admin"),
+    )
+    assert answer.status_code == 422
+    assert "unknown metric 'bogus_w'" in answer.json()["detail"]
+
+
+def test_an_unknown_device_is_404(client: TestClient) -> None:
+    answer = client.get(
+        "/api/v1/devices/999999/readings", params={"metric": "pv_w"}, headers=_auth("admin")
+    )
+    assert answer.status_code == 404
+
+
+def test_a_naive_timestamp_is_422(
+    client: TestClient, services: tuple[RegistryService, TelemetryReader, int]
+) -> None:
+    answer = client.get(
+        f"/api/v1/devices/{services[2]}/readings",
+        params={"metric": "pv_w", "from": "2025-01-01T00:00:00"},
+        headers=_auth("admin"),
+    )
+    assert answer.status_code == 422
+    assert "UTC offset" in answer.json()["detail"]
+
+
+def test_openapi_declares_bearer_security_and_response_models(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    readings = spec["paths"]["/api/v1/devices/{device_id}/readings"]["get"]
+    assert readings["security"] == [{"HTTPBearer": []}]
+    assert (
+        "ReadingSeries"
+        in readings["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    )
