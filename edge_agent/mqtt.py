@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 import aiomqtt
+import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -58,7 +59,8 @@ class MqttLink:
             identifier=cfg.client_id,
             protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
             clean_session=None if v5 else False,
-            clean_start=not v5,  # False = resume the session (v5); ignored under 3.1.1
+            # v5: resume the session; paho refuses any other value than the default on 3.1.1
+            clean_start=False if v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
             properties=properties,
             will=will,
             keepalive=cfg.keepalive_s,

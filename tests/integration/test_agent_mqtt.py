@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -256,3 +258,57 @@ async def test_agent_reconnects_after_the_broker_is_killed(
 
             await _eventually(released)
     assert w2.of("birth")[0]["stream_id"] == w2.of("telemetry")[0]["stream_id"]
+
+
+async def test_agent_speaks_mqtt_311_to_the_demo_broker(
+    amqtt_url: str, site: SiteSimulator, tmp_path: Path
+) -> None:
+    gw = _gw()
+    settings = _agent_settings(amqtt_url, site, tmp_path / "b.sqlite", gw, mqtt_protocol="3.1.1")
+    async with watching(amqtt_url, gw) as w, running(settings):
+        await w.until(lambda: len(w.of("telemetry")) >= 2)
+        batch = TelemetryBatch.model_validate(w.of("telemetry")[-1])
+        await w.publish_stored(str(batch.stream_id), batch.seq)
+
+        async def released() -> bool:
+            return all(seq > batch.seq for seq in _rows(tmp_path / "b.sqlite"))
+
+        await _eventually(released)
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+AGENT_MAIN = (
+    "import asyncio, sys\n"
+    "from edge_agent.app import run_agent\n"
+    "from edge_agent.settings import AgentSettings\n"
+    "asyncio.run(run_agent(AgentSettings.from_yaml(sys.argv[1])))\n"
+)
+
+
+async def test_a_killed_agent_leaves_its_will_and_resumes_its_stream(
+    mosquitto_url: str, site: SiteSimulator, tmp_path: Path
+) -> None:
+    gw = _gw()
+    buffer = tmp_path / "b.sqlite"
+    settings = _agent_settings(mosquitto_url, site, buffer, gw)
+    config = tmp_path / "agent.yaml"
+    config.write_text(orjson.dumps(settings.model_dump(mode="json")).decode())  # JSON is YAML
+    root = REPO_ROOT
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    async with watching(mosquitto_url, gw) as w:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", AGENT_MAIN, str(config), env=env, cwd=root
+        )
+        try:
+            await w.until(lambda: len(w.of("telemetry")) >= 2, within=30)
+        finally:
+            proc.kill()  # SIGKILL: no goodbye, the broker publishes the will
+            await proc.wait()
+        await w.until(lambda: any(not s["online"] for s in w.of("state")))
+        stream = w.of("telemetry")[0]["stream_id"]
+        async with running(settings):
+            await w.until(lambda: sum(1 for b in w.of("birth") if b["stream_id"] == stream) >= 2)
+            last = max(t["seq"] for t in w.of("telemetry"))
+            await w.until(lambda: max(t["seq"] for t in w.of("telemetry")) > last)
+    with contextlib.closing(sqlite3.connect(buffer)) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
