@@ -13,10 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from sunspec2.device import Model
-
 from simulators.physics import Controls, SiteSample
-from simulators.sunspec_image import RawValue
+from simulators.sunspec_image import RawValue, model_values
 
 DeviceKind = Literal["inverter", "meter"]
 INVERTER_UNIT = 1
@@ -146,11 +144,8 @@ def controls_points(controls: Controls) -> PointValues:
 
 def controls_from_registers(registers: list[int], previous: Controls) -> Controls:
     """Controls as written into a model 123 block (ID register first)."""
-    data = b"".join(r.to_bytes(2, "big") for r in registers)
-    model = Model(123, data=data)
-    conn = model.points["Conn"].value
-    pct = model.points["WMaxLimPct"].value
-    ena = model.points["WMaxLim_Ena"].value
+    values = model_values(123, registers)
+    conn, pct, ena = values["Conn"], values["WMaxLimPct"], values["WMaxLim_Ena"]
     return Controls(
         connected=previous.connected if conn is None else conn == 1,
         limit_pct=previous.limit_pct if pct is None else float(pct),

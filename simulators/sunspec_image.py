@@ -43,6 +43,13 @@ def model_registers(model_id: int, values: Mapping[str, RawValue]) -> list[int]:
     return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
 
 
+def model_values(model_id: int, registers: list[int]) -> dict[str, RawValue]:
+    """Raw point values of one model's registers (ID first); sentinels read as ``None``."""
+    data = b"".join(r.to_bytes(2, "big") for r in registers)
+    model = Model(model_id, data=data)
+    return {name: point.value for name, point in model.points.items()}
+
+
 def point_offsets(model_id: int) -> dict[str, tuple[int, int]]:
     """``{point: (offset from the model's ID register, register count)}``."""
     model = Model(model_id)
