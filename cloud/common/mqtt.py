@@ -37,6 +37,8 @@ class InboundMessage:
     qos: int
     received_at: datetime
     dup: bool = False
+    #: Which connection delivered it; an ack is only valid on that same connection.
+    connection: int = 0
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class MqttConsumer:
         self._subscriptions = list(subscriptions)
         self._on_message = on_message
         self._subscribed = threading.Event()
+        self._connection = 0
+        self._connection_lock = threading.Lock()
         self._pending_sub_mid: int | None = None
         v5 = options.protocol == "5"
         self._client = paho.Client(
@@ -114,11 +118,20 @@ class MqttConsumer:
         return self._client.is_connected()
 
     # -- calls from any thread ---------------------------------------------------
-    def ack(self, mid: int, qos: int) -> None:
-        """Acknowledge one delivered message (after its data is committed)."""
-        rc = self._client.ack(mid, qos)
-        if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-            log.warning("ack of mid %s failed: %s", mid, paho.error_string(rc))
+    def ack(self, message: InboundMessage) -> bool:
+        """Acknowledge one delivered message (after its data is committed).
+
+        Skipped (False) when the connection that delivered it is gone: the packet id may
+        name another message on the new connection, and the broker redelivers this one.
+        """
+        with self._connection_lock:
+            if message.connection != self._connection:
+                return False
+            rc = self._client.ack(message.mid, message.qos)
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            log.warning("ack of mid %s failed: %s", message.mid, paho.error_string(rc))
+            return False
+        return True
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> bool:
         """Queue one publish; False when paho refused it (queue full, not connected)."""
@@ -135,6 +148,7 @@ class MqttConsumer:
         if reason.is_failure:
             log.error("MQTT connect refused: %s", reason)
             return
+        self._next_connection()
         log.info("MQTT connected (session present: %s)", flags.session_present)
         # Subscribing again on a present session is harmless and covers a lost one.
         result, mid = client.subscribe([(s, 1) for s in self._subscriptions])
@@ -156,7 +170,12 @@ class MqttConsumer:
     def _handle_disconnect(
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
+        self._next_connection()
         log.warning("MQTT disconnected: %s", reason)
+
+    def _next_connection(self) -> None:
+        with self._connection_lock:
+            self._connection += 1
 
     def _handle_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
         self._on_message(
@@ -166,6 +185,7 @@ class MqttConsumer:
                 mid=msg.mid,
                 qos=msg.qos,
                 received_at=utc_now(),
+                connection=self._connection,
                 dup=bool(msg.dup),
             )
         )

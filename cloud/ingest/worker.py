@@ -209,7 +209,7 @@ class IngestWorker:
                     return self._poison(batch[0], exc)
                 self._stop.wait(min(30.0, 0.2 * 2**attempt))
         for m in batch:
-            self._consumer.ack(m.mid, m.qos)
+            self._consumer.ack(m)
         self.stats.messages += len(batch)
         self.stats.batches += 1
         self.stats.readings_added += outcome.readings_added
@@ -223,7 +223,7 @@ class IngestWorker:
         except Exception:
             log.exception("could not dead-letter poison message on %s", message.topic)
             return False
-        self._consumer.ack(message.mid, message.qos)
+        self._consumer.ack(message)
         self.stats.dead_letters += 1
         return True
 
@@ -249,11 +249,20 @@ class IngestWorker:
 
 
 async def run_ingest(
-    settings: CloudSettings, registry: DeviceDirectory, stop: asyncio.Event
+    settings: CloudSettings,
+    registry: DeviceDirectory,
+    stop: asyncio.Event,
+    *,
+    ready: asyncio.Event | None = None,
 ) -> None:
-    """Run one worker until ``stop`` is set (blocking parts run in threads)."""
-    worker = IngestWorker(settings, registry)
+    """Run one worker until ``stop`` is set (blocking parts run in threads).
+
+    ``ready`` is set once the worker is subscribed.
+    """
+    worker = await asyncio.to_thread(IngestWorker, settings, registry)
     await asyncio.to_thread(worker.start)
+    if ready is not None:
+        ready.set()
     try:
         await stop.wait()
     finally:

@@ -3,6 +3,7 @@ worker stores into a fresh PostgreSQL database, and ``stored`` comes back."""
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
@@ -20,11 +21,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from cloud.common.db import create_pool
 from cloud.common.migrate import migrate
 from cloud.common.settings import CloudSettings, MqttEndpoint
-from cloud.ingest import IngestWorker
+from cloud.ingest import IngestWorker, run_ingest
 from cloud.registry import GatewayIn, RegistryService, SiteIn
 from contracts.messages import DeviceInfo, StoredMsg
 from contracts.timeutil import to_wire, utc_now
 from contracts.topics import Region, topic
+from potr.servers.mosquitto import PrivateMosquitto
 
 pytestmark = pytest.mark.integration
 
@@ -80,15 +82,19 @@ class TestGateway:
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2, client_id=f"test-{gateway_id}-{uuid.uuid4().hex[:6]}"
         )
-        subscribed = threading.Event()
-        self._client.on_subscribe = lambda *_a: subscribed.set()
+        self.ready = threading.Event()  # connected and subscribed to its stored topic
+        self._client.on_connect = lambda c, *_a: c.subscribe(
+            topic(region, gateway_id, "stored"), qos=1
+        )
+        self._client.on_subscribe = lambda *_a: self.ready.set()
+        self._client.on_disconnect = lambda *_a: self.ready.clear()
         self._client.on_message = lambda _c, _u, m: self.stored.put(
             StoredMsg.model_validate_json(m.payload)
         )
+        self._client.reconnect_delay_set(1, 2)
         self._client.connect(endpoint.host, endpoint.port)
         self._client.loop_start()
-        self._client.subscribe(topic(region, gateway_id, "stored"), qos=1)
-        assert subscribed.wait(10), "test gateway not subscribed"
+        assert self.ready.wait(10), "test gateway not subscribed"
 
     def publish(
         self, kind: str, payload: bytes | dict[str, Any], *, gateway_id: str | None = None
@@ -403,3 +409,48 @@ def test_a_batch_not_committed_is_redelivered_to_the_next_worker(
     with IngestWorker(settings, directory):  # same client id: the persistent session
         assert gateway.wait_stored(1).upto_seq == 1
     assert _query(database_url, "SELECT count(*) FROM telemetry.readings") == [(2,)]
+
+
+# -- broker restart --------------------------------------------------------------------
+@pytest.mark.chaos
+def test_ingest_survives_a_broker_restart(
+    database_url: str, mosquitto: PrivateMosquitto, registry: RegistryService
+) -> None:
+    settings = _settings(database_url, mosquitto.url)
+    gateway = TestGateway(mosquitto.url)
+    try:
+        with IngestWorker(settings, registry):
+            gateway.publish("telemetry", gateway.telemetry(1))
+            gateway.wait_stored(1)
+            mosquitto.stop()  # graceful: the worker's persistent session is saved
+            mosquitto.start()
+            assert gateway.ready.wait(DEADLINE_S), "test gateway did not reconnect"
+            # Queued in the worker's session even if the worker has not reconnected yet.
+            gateway.publish("telemetry", gateway.telemetry(2))
+            assert gateway.wait_stored(2).upto_seq == 2
+    finally:
+        gateway.close()
+
+
+# -- the demo broker -------------------------------------------------------------------
+async def test_ingest_runs_on_amqtt_with_a_plain_subscription(
+    amqtt_url: str, database_url: str, registry: RegistryService
+) -> None:
+    settings = _settings(
+        database_url, amqtt_url, mqtt_protocol="3.1.1", mqtt_shared_subscription=False
+    )
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(run_ingest(settings, registry, stop, ready=ready))
+    await asyncio.wait_for(ready.wait(), DEADLINE_S)
+    gateway = await asyncio.to_thread(TestGateway, amqtt_url)
+    try:
+        for seq in (1, 2):
+            await asyncio.to_thread(gateway.publish, "telemetry", gateway.telemetry(seq))
+        stored = await asyncio.to_thread(gateway.wait_stored, 2)
+        assert stored.upto_seq == 2
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, DEADLINE_S)
+        await asyncio.to_thread(gateway.close)
+    rows = await asyncio.to_thread(_query, database_url, "SELECT count(*) FROM telemetry.readings")
+    assert rows == [(4,)]
