@@ -1,0 +1,68 @@
+"""The ``potr`` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from potr import cli_cloud, cli_edge
+
+app = typer.Typer(help="Power on the Roof platform", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+contracts_app = typer.Typer(help="The wire contract", no_args_is_help=True)
+app.add_typer(contracts_app, name="contracts")
+cli_edge.register(app)
+cli_cloud.register(app)
+console = Console()
+
+
+@app.callback()
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logging")) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@contracts_app.command("export")
+def contracts_export(
+    out: Path = typer.Option(Path("docs/schemas"), help="folder for the JSON Schema files"),
+) -> None:
+    """Write the JSON Schema of every wire message."""
+    from contracts.schema_export import export_schemas
+
+    for path in export_schemas(out):
+        console.print(f"wrote {path}")
+
+
+def main() -> None:
+    app()
+
+
+@app.command("demo")
+def demo(
+    duration: float | None = typer.Option(None, help="stop by itself after SECONDS"),
+    broker: str = typer.Option("amqtt", help="amqtt (embedded) or mosquitto (private)"),
+) -> None:
+    """Run a small fleet (au, us, es) end to end on embedded defaults."""
+    from potr.demo import run_demo
+    from potr.runtime import run_until_signal
+
+    if broker not in ("amqtt", "mosquitto"):
+        raise typer.BadParameter("broker must be amqtt or mosquitto")
+    result: dict[str, int] = {}
+
+    async def main(stop: asyncio.Event) -> None:
+        result.update(await run_demo(stop, duration_s=duration, broker=broker,  # type: ignore[arg-type]
+                                     console=console))
+
+    run_until_signal(main)
+    missing = [r for r in ("au", "us", "es") if not result.get(r)]
+    if missing:
+        console.print(f"[red]no readings stored for {', '.join(missing)}[/red]")
+        raise typer.Exit(1)
+    console.print("demo stopped cleanly")

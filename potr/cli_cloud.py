@@ -1,0 +1,176 @@
+"""Cloud-side commands: db, registry, ingest, api, token."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from potr.runtime import run_until_signal
+
+console = Console()
+db_app = typer.Typer(help="Database schema", no_args_is_help=True)
+registry_app = typer.Typer(help="Sites, gateways and devices", no_args_is_help=True)
+site_app = typer.Typer(help="Sites", no_args_is_help=True)
+gateway_app = typer.Typer(help="Gateways", no_args_is_help=True)
+token_app = typer.Typer(help="Bearer tokens for the API", no_args_is_help=True)
+registry_app.add_typer(site_app, name="site")
+registry_app.add_typer(gateway_app, name="gateway")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")
+    app.add_typer(registry_app, name="registry")
+    app.add_typer(token_app, name="token")
+    app.command("ingest")(ingest)
+    app.command("api")(api)
+
+
+def _settings() -> Any:
+    from pydantic import ValidationError
+
+    from cloud.common.settings import CloudSettings
+
+    try:
+        return CloudSettings()
+    except ValidationError as exc:
+        console.print(f"[red]bad POTR_* settings: {exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _registry() -> Any:
+    from cloud.common.db import create_pool
+    from cloud.registry import RegistryService
+
+    return RegistryService(create_pool(_settings().database_url, name="cli"))
+
+
+def _table(rows: list[Any], columns: list[str]) -> None:
+    table = Table(*columns)
+    for row in rows:
+        data = row.model_dump()
+        table.add_row(*("" if data[c] is None else str(data[c]) for c in columns))
+    console.print(table)
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply every service's pending migrations (safe to run twice)."""
+    from cloud.common.migrate import migrate
+
+    applied = migrate(_settings().database_url)
+    console.print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied)
+                                                              if applied else " (up to date)"))
+
+
+@site_app.command("add")
+def site_add(
+    name: str = typer.Option(...),
+    region: str = typer.Option(..., help="au, us or es"),
+    time_zone: str = typer.Option(..., help="IANA zone, e.g. Australia/Sydney"),
+    utility: str | None = typer.Option(None, help="grid operator"),
+    latitude: float | None = typer.Option(None),
+    longitude: float | None = typer.Option(None),
+) -> None:
+    """Add a site."""
+    from pydantic import ValidationError
+
+    from cloud.registry.models import SiteIn
+
+    try:
+        site_in = SiteIn(name=name, region=region, time_zone=time_zone,  # type: ignore[arg-type]
+                         utility=utility, latitude=latitude, longitude=longitude)
+    except ValidationError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    site = _registry().add_site(site_in)
+    console.print(f"site {site.id} added: {site.name} ({site.region})")
+
+
+@site_app.command("list")
+def site_list() -> None:
+    """List sites."""
+    _table(_registry().list_sites(), ["id", "name", "region", "time_zone", "utility"])
+
+
+@gateway_app.command("add")
+def gateway_add(
+    gateway_id: str = typer.Option(..., "--id", help="gateway id as in its MQTT topics"),
+    site_id: int = typer.Option(..., "--site"),
+) -> None:
+    """Add a gateway to a site (its region is the site's)."""
+    from pydantic import ValidationError
+
+    from cloud.registry.models import GatewayIn
+    from cloud.registry.service import RegistryError
+
+    try:
+        gw_in = GatewayIn(id=gateway_id, site_id=site_id)
+    except ValidationError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    try:
+        gw = _registry().add_gateway(gw_in)
+    except RegistryError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"gateway {gw.id} added to site {gw.site_id} ({gw.region})")
+
+
+@gateway_app.command("list")
+def gateway_list() -> None:
+    """List gateways."""
+    _table(_registry().list_gateways(), ["id", "site_id", "region", "created_at"])
+
+
+@token_app.command("create")
+def token_create(
+    role: str = typer.Option(..., help="admin, operator, support, mosie or customer"),
+    subject: str = typer.Option("cli", help="who the token speaks for"),
+    ttl_s: int | None = typer.Option(None, help="seconds valid (default POTR_JWT_TTL_S)"),
+) -> None:
+    """Print a short-lived bearer token (until full identity arrives)."""
+    from cloud.identity.tokens import Role, create_token
+
+    try:
+        Role(role)
+    except ValueError:
+        raise typer.BadParameter(f"role must be one of {[r.value for r in Role]}") from None
+    settings = _settings()
+    typer.echo(create_token(role, settings.jwt_secret.get_secret_value(),
+                            ttl_s or settings.jwt_ttl_s, subject=subject))
+
+
+def ingest() -> None:
+    """Run one ingest worker (more: start more with distinct POTR_MQTT_CLIENT_ID)."""
+    from cloud.ingest.worker import run_ingest
+
+    settings = _settings()
+    registry = _registry()
+    console.print(f"ingest {settings.mqtt_client_id} on {settings.mqtt_url}")
+    run_until_signal(lambda stop: run_ingest(settings, registry, stop))
+
+
+def api() -> None:
+    """Serve the REST API on POTR_API_HOST:POTR_API_PORT."""
+    import uvicorn
+
+    from cloud.common.db import create_pool
+    from cloud.portal.app import create_app
+    from cloud.registry import RegistryService
+    from cloud.telemetry.store import TelemetryReader
+
+    settings = _settings()
+    pool = create_pool(settings.database_url, name="api")
+    app = create_app(settings, RegistryService(pool), TelemetryReader(pool))
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.api_host, port=settings.api_port,
+                                           log_level="info"))
+
+    async def serve(stop: asyncio.Event) -> None:
+        task = asyncio.create_task(server.serve())
+        await stop.wait()
+        server.should_exit = True
+        await task
+
+    run_until_signal(serve)

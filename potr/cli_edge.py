@@ -1,0 +1,65 @@
+"""Edge-side commands: ``potr sim site`` and ``potr agent``."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from potr.runtime import run_until_signal
+
+console = Console()
+sim_app = typer.Typer(help="Simulated SunSpec devices over Modbus TCP", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(sim_app, name="sim")
+    app.command("agent")(agent)
+
+
+@sim_app.command("site")
+def sim_site(
+    site_id: str = typer.Option(..., help="site id (seeds serial numbers and noise)"),
+    region: str = typer.Option("au", help="au, us or es"),
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(0, help="Modbus TCP port (0 = a free one, printed)"),
+    pv_capacity_w: float = typer.Option(5000.0, help="PV inverter rating, W"),
+    speed: float = typer.Option(1.0, help="simulated seconds per real second"),
+    start_time: datetime | None = typer.Option(None, help="simulated start (ISO, with zone)"),
+) -> None:
+    """Serve one site: a three-phase inverter (unit 1) and a grid meter (unit 2)."""
+    from pydantic import ValidationError
+
+    from simulators.site import SiteSimSettings, SiteSimulator
+
+    try:
+        settings = SiteSimSettings(site_id=site_id, region=region, host=host, port=port,  # type: ignore[arg-type]
+                                   pv_capacity_w=pv_capacity_w, speed=speed, start_time=start_time)
+    except ValidationError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+    async def serve(stop: asyncio.Event) -> None:
+        async with SiteSimulator(settings) as site:
+            console.print(f"site {site_id} ({region}) serving Modbus TCP on {host}:{site.port}")
+            for unit_id, serial, kind in site.devices:
+                console.print(f"  unit {unit_id}: {kind} SN {serial}")
+            await stop.wait()
+
+    run_until_signal(serve)
+
+
+def agent(config: Path = typer.Option(..., "--config", "-c", exists=True, dir_okay=False,
+                                       help="agent settings YAML")) -> None:
+    """Run the edge agent: discover, poll, buffer, publish."""
+    from edge_agent.app import run_agent
+    from edge_agent.settings import AgentSettings, SettingsError
+
+    try:
+        settings = AgentSettings.from_yaml(config)
+    except SettingsError as exc:
+        console.print(f"[red]refused {config}: {exc}[/red]")
+        raise typer.Exit(2) from None
+    run_until_signal(lambda stop: run_agent(settings, stop))

@@ -1,0 +1,200 @@
+"""The demo: a small fleet on embedded defaults, on one machine, with no servers needed.
+
+Embedded PostgreSQL (or ``POTR_DATABASE_URL``) → migrations → registry with one site and
+gateway per region → simulated sites over Modbus TCP → one agent per site → amqtt (or a
+private Mosquitto, or ``POTR_MQTT_URL``) → ingest → REST API on a free port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import uvicorn
+from rich.console import Console
+
+from cloud.common.db import create_pool
+from cloud.common.migrate import migrate
+from cloud.common.settings import CloudSettings
+from cloud.identity.tokens import create_token
+from cloud.ingest.stats import stored_readings_by_region
+from cloud.ingest.worker import run_ingest
+from cloud.portal.app import create_app
+from cloud.registry import ConflictError, GatewayIn, RegistryService, SiteIn
+from cloud.telemetry.store import TelemetryReader
+from edge_agent.app import run_agent
+from edge_agent.settings import AgentSettings, EndpointSettings
+from potr.servers.amqtt_broker import EmbeddedAmqtt
+from potr.servers.mosquitto import PrivateMosquitto
+from potr.servers.ports import free_port
+from potr.servers.postgres import EmbeddedPostgres
+from simulators.site import SiteSimSettings, SiteSimulator
+
+log = logging.getLogger(__name__)
+BrokerKind = Literal["amqtt", "mosquitto"]
+
+
+@dataclass(frozen=True)
+class DemoSite:
+    region: Literal["au", "us", "es"]
+    name: str
+    time_zone: str
+    utility: str
+    latitude: float
+    longitude: float
+    pv_capacity_w: float
+
+    @property
+    def gateway_id(self) -> str:
+        return f"demo-{self.region}-01"
+
+
+DEMO_SITES = (
+    DemoSite("au", "Demo Sydney", "Australia/Sydney", "Ausgrid", -33.87, 151.21, 6600),
+    DemoSite("us", "Demo Los Angeles", "America/Los_Angeles", "LADWP", 34.05, -118.24, 8000),
+    DemoSite("es", "Demo Madrid", "Europe/Madrid", "i-DE", 40.42, -3.70, 5000),
+)
+
+
+def _local_late_morning(tz: str) -> datetime:
+    """Today 10:30 at the site, so the PV curve is visible whatever the real hour."""
+    local = datetime.now(ZoneInfo(tz)).replace(hour=10, minute=30, second=0, microsecond=0)
+    return local.astimezone(UTC)
+
+
+def provision(registry: RegistryService) -> None:
+    """One site and gateway per region; existing ones (an external database) are kept."""
+    existing = {s.name: s for s in registry.list_sites()}
+    for demo in DEMO_SITES:
+        site = existing.get(demo.name) or registry.add_site(SiteIn(
+            name=demo.name, region=demo.region, time_zone=demo.time_zone,  # type: ignore[arg-type]
+            utility=demo.utility, latitude=demo.latitude, longitude=demo.longitude))
+        if registry.get_gateway(demo.gateway_id) is None:
+            try:
+                registry.add_gateway(GatewayIn(id=demo.gateway_id, site_id=site.id))
+            except ConflictError:
+                pass
+
+
+async def _start_database(stack: AsyncExitStack, workdir: Path) -> str:
+    url = os.environ.get("POTR_DATABASE_URL")
+    if url:
+        return url
+    pg = EmbeddedPostgres(data_root=workdir / "pg", fsync=True)  # the demo keeps fsync on
+    await asyncio.to_thread(pg.start)
+    stack.callback(pg.stop)
+    return pg.url
+
+
+async def _start_broker(stack: AsyncExitStack, kind: BrokerKind) -> tuple[str, bool, str]:
+    """(url, shared subscriptions available, MQTT protocol)."""
+    url = os.environ.get("POTR_MQTT_URL")
+    if url:
+        return url, True, os.environ.get("POTR_MQTT_PROTOCOL", "5")
+    if kind == "mosquitto":
+        broker = await asyncio.to_thread(lambda: PrivateMosquitto().start())
+        stack.callback(broker.cleanup)
+        return broker.url, True, "5"
+    amqtt = await stack.enter_async_context(EmbeddedAmqtt())
+    return amqtt.url, False, "3.1.1"
+
+
+async def run_demo(stop: asyncio.Event, *, duration_s: float | None, broker: BrokerKind,
+                   console: Console, report_every_s: float = 5.0) -> dict[str, int]:
+    """Run until ``stop`` or ``duration_s``; return the last stored-reading counts."""
+    counts: dict[str, int] = {}
+    async with AsyncExitStack() as stack:
+        workdir = Path(tempfile.mkdtemp(prefix="potr-demo-", dir="/tmp"))
+        os.chmod(workdir, 0o755)
+        db_url = await _start_database(stack, workdir)
+        applied = await asyncio.to_thread(migrate, db_url)
+        console.print(f"database {db_url} ({len(applied)} migrations applied)")
+        mqtt_url, shared, protocol = await _start_broker(stack, broker)
+        console.print(f"MQTT broker {mqtt_url} ({'amqtt, demo only' if not shared else broker})")
+
+        pool = await asyncio.to_thread(create_pool, db_url, min_size=1, max_size=6, name="demo")
+        stack.callback(pool.close)
+        registry = RegistryService(pool)
+        await asyncio.to_thread(provision, registry)
+        settings = CloudSettings(
+            database_url=db_url, mqtt_url=mqtt_url, mqtt_protocol=protocol,  # type: ignore[arg-type]
+            mqtt_shared_subscription=shared, mqtt_client_id=f"potr-demo-ingest-{os.getpid()}",
+            jwt_secret=secrets.token_urlsafe(32), api_port=free_port(),
+        )
+        sims = {}
+        for demo in DEMO_SITES:
+            sims[demo.region] = await stack.enter_async_context(SiteSimulator(SiteSimSettings(
+                site_id=demo.gateway_id, region=demo.region, pv_capacity_w=demo.pv_capacity_w,
+                start_time=_local_late_morning(demo.time_zone), tz=demo.time_zone)))
+            console.print(f"site {demo.region}: Modbus TCP 127.0.0.1:{sims[demo.region].port}")
+
+        services_stop = asyncio.Event()
+        async with asyncio.TaskGroup() as tg:
+            ingest_ready = asyncio.Event()
+            tg.create_task(run_ingest(settings, registry, services_stop, ready=ingest_ready))
+            async with asyncio.timeout(30):
+                await ingest_ready.wait()
+            app = create_app(settings, registry, TelemetryReader(pool))
+            server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.api_port,
+                                                   log_level="warning", lifespan="off"))
+            api_task = tg.create_task(server.serve())
+            for demo in DEMO_SITES:
+                tg.create_task(run_agent(_agent_settings(demo, mqtt_url, protocol, workdir,
+                                                          sims[demo.region].port),
+                                         services_stop))
+            token = create_token("admin", settings.jwt_secret.get_secret_value(), 3600,
+                                 subject="demo-admin")
+            api = f"http://127.0.0.1:{settings.api_port}"
+            console.print(f"\n[bold]API[/bold] {api}   (OpenAPI: {api}/docs)")
+            console.print(f"[bold]token[/bold] (admin, 1 h): {token}")
+            console.print(f'try: curl -H "Authorization: Bearer $TOKEN" {api}/api/v1/sites\n')
+
+            counts = await _report_until(stop, duration_s, report_every_s, console,
+                                         lambda: stored_readings_by_region(pool))
+            services_stop.set()
+            server.should_exit = True
+            await api_task
+    return counts
+
+
+def _agent_settings(demo: DemoSite, mqtt_url: str, protocol: str, workdir: Path,
+                    port: int) -> AgentSettings:
+    return AgentSettings(
+        gateway_id=demo.gateway_id, region=demo.region, mqtt_url=mqtt_url,  # type: ignore[arg-type]
+        mqtt_protocol=protocol,  # type: ignore[arg-type]
+        buffer_path=workdir / f"{demo.gateway_id}.sqlite", poll_interval_s=2.0,
+        stored_timeout_s=10.0,
+        endpoints=[EndpointSettings(name=f"{demo.region}-site", host="127.0.0.1", port=port,
+                                    unit_ids=[1, 2])],
+    )
+
+
+async def _report_until(stop: asyncio.Event, duration_s: float | None, every_s: float,
+                        console: Console, count: Callable[[], dict[str, int]]) -> dict[str, int]:
+    deadline = None if duration_s is None else time.monotonic() + duration_s
+    counts: dict[str, int] = {}
+    while not stop.is_set():
+        wait = every_s if deadline is None else min(every_s, deadline - time.monotonic())
+        if wait > 0:
+            try:
+                async with asyncio.timeout(wait):
+                    await stop.wait()
+            except TimeoutError:
+                pass
+        counts = await asyncio.to_thread(count)
+        line = "  ".join(f"{r}: {counts.get(r, 0):>7}" for r in ("au", "us", "es"))
+        console.print(f"{datetime.now().strftime('%H:%M:%S')}  stored readings  {line}")
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+    return counts
