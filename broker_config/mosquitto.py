@@ -51,8 +51,12 @@ class MosquittoConfig:
             "max_queued_bytes 0",
         ]
         if self.log_file is not None:
-            lines += [f"log_dest file {self.log_file}", "log_type error", "log_type warning",
-                      "log_type notice"]
+            lines += [
+                f"log_dest file {self.log_file}",
+                "log_type error",
+                "log_type warning",
+                "log_type notice",
+            ]
         else:
             lines.append("log_dest none")
         lines.append(f"listener {self.listener.port} {self.listener.host}")

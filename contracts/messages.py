@@ -254,13 +254,32 @@ def _summarise(exc: ValidationError) -> str:
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schema of every message kind, keyed by kind."""
-    return {kind.value: model.model_json_schema(mode="serialization")
-            for kind, model in MESSAGE_TYPES.items()}
+    return {
+        kind.value: model.model_json_schema(mode="serialization")
+        for kind, model in MESSAGE_TYPES.items()
+    }
 
 
 __all__ = [
-    "AckStatus", "BirthMsg", "BufferedMessage", "CmdAck", "CommandMsg", "ConfigDoc",
-    "ConfigReq", "ConfigResp", "ConfigState", "DeviceInfo", "EventMsg", "MessageError",
-    "ProfileRef", "Quality", "Reading", "StateMsg", "StoredMsg", "TelemetryBatch",
-    "WireTime", "decode", "json_schemas",
+    "AckStatus",
+    "BirthMsg",
+    "BufferedMessage",
+    "CmdAck",
+    "CommandMsg",
+    "ConfigDoc",
+    "ConfigReq",
+    "ConfigResp",
+    "ConfigState",
+    "DeviceInfo",
+    "EventMsg",
+    "MessageError",
+    "ProfileRef",
+    "Quality",
+    "Reading",
+    "StateMsg",
+    "StoredMsg",
+    "TelemetryBatch",
+    "WireTime",
+    "decode",
+    "json_schemas",
 ]

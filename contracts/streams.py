@@ -82,5 +82,6 @@ def advance(progress: StreamProgress, seqs: Iterable[int]) -> StreamUpdate:
         else:
             closed.append(was)
         opened.extend(parts)
-    return StreamUpdate(StreamProgress(high, tuple(sorted(gaps))), tuple(opened),
-                        tuple(closed), tuple(duplicates))
+    return StreamUpdate(
+        StreamProgress(high, tuple(sorted(gaps))), tuple(opened), tuple(closed), tuple(duplicates)
+    )

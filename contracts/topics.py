@@ -82,8 +82,12 @@ def parse_topic(raw: str) -> GatewayTopic:
     return GatewayTopic(reg, validate_gateway_id(gateway_id), knd)
 
 
-def ingest_filter(region: Region | str | None = None, kind: Kind | str | None = None,
-                  *, shared_group: str | None = "ingest") -> str:
+def ingest_filter(
+    region: Region | str | None = None,
+    kind: Kind | str | None = None,
+    *,
+    shared_group: str | None = "ingest",
+) -> str:
     """Subscription filter for ingest; ``shared_group=None`` for brokers without ``$share``."""
     reg = Region(region).value if region else "+"
     knd = Kind(kind).value if kind else "+"

@@ -11,8 +11,9 @@ from rich.console import Console
 
 from potr import cli_cloud, cli_edge
 
-app = typer.Typer(help="Power on the Roof platform", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Power on the Roof platform", no_args_is_help=True, pretty_exceptions_enable=False
+)
 contracts_app = typer.Typer(help="The wire contract", no_args_is_help=True)
 app.add_typer(contracts_app, name="contracts")
 cli_edge.register(app)
@@ -57,8 +58,14 @@ def demo(
     result: dict[str, int] = {}
 
     async def main(stop: asyncio.Event) -> None:
-        result.update(await run_demo(stop, duration_s=duration, broker=broker,  # type: ignore[arg-type]
-                                     console=console))
+        result.update(
+            await run_demo(
+                stop,
+                duration_s=duration,
+                broker=broker,  # type: ignore[arg-type]
+                console=console,
+            )
+        )
 
     run_until_signal(main)
     missing = [r for r in ("au", "us", "es") if not result.get(r)]

@@ -62,8 +62,10 @@ def db_migrate() -> None:
     from cloud.common.migrate import migrate
 
     applied = migrate(_settings().database_url)
-    console.print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied)
-                                                              if applied else " (up to date)"))
+    console.print(
+        f"applied {len(applied)} migration(s)"
+        + (": " + ", ".join(applied) if applied else " (up to date)")
+    )
 
 
 @site_app.command("add")
@@ -81,8 +83,14 @@ def site_add(
     from cloud.registry.models import SiteIn
 
     try:
-        site_in = SiteIn(name=name, region=region, time_zone=time_zone,  # type: ignore[arg-type]
-                         utility=utility, latitude=latitude, longitude=longitude)
+        site_in = SiteIn(
+            name=name,
+            region=region,
+            time_zone=time_zone,
+            utility=utility,
+            latitude=latitude,
+            longitude=longitude,
+        )
     except ValidationError as exc:
         raise typer.BadParameter(str(exc)) from None
     site = _registry().add_site(site_in)
@@ -138,8 +146,14 @@ def token_create(
     except ValueError:
         raise typer.BadParameter(f"role must be one of {[r.value for r in Role]}") from None
     settings = _settings()
-    typer.echo(create_token(role, settings.jwt_secret.get_secret_value(),
-                            ttl_s or settings.jwt_ttl_s, subject=subject))
+    typer.echo(
+        create_token(
+            role,
+            settings.jwt_secret.get_secret_value(),
+            ttl_s or settings.jwt_ttl_s,
+            subject=subject,
+        )
+    )
 
 
 def ingest() -> None:
@@ -164,8 +178,9 @@ def api() -> None:
     settings = _settings()
     pool = create_pool(settings.database_url, name="api")
     app = create_app(settings, RegistryService(pool), TelemetryReader(pool))
-    server = uvicorn.Server(uvicorn.Config(app, host=settings.api_host, port=settings.api_port,
-                                           log_level="info"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_level="info")
+    )
 
     async def serve(stop: asyncio.Event) -> None:
         task = asyncio.create_task(server.serve())

@@ -36,8 +36,15 @@ def sim_site(
     from simulators.site import SiteSimSettings, SiteSimulator
 
     try:
-        settings = SiteSimSettings(site_id=site_id, region=region, host=host, port=port,  # type: ignore[arg-type]
-                                   pv_capacity_w=pv_capacity_w, speed=speed, start_time=start_time)
+        settings = SiteSimSettings(
+            site_id=site_id,
+            region=region,
+            host=host,
+            port=port,
+            pv_capacity_w=pv_capacity_w,
+            speed=speed,
+            start_time=start_time,
+        )
     except ValidationError as exc:
         raise typer.BadParameter(str(exc)) from None
 
@@ -51,8 +58,11 @@ def sim_site(
     run_until_signal(serve)
 
 
-def agent(config: Path = typer.Option(..., "--config", "-c", exists=True, dir_okay=False,
-                                       help="agent settings YAML")) -> None:
+def agent(
+    config: Path = typer.Option(
+        ..., "--config", "-c", exists=True, dir_okay=False, help="agent settings YAML"
+    ),
+) -> None:
     """Run the edge agent: discover, poll, buffer, publish."""
     from edge_agent.app import run_agent
     from edge_agent.settings import AgentSettings, SettingsError

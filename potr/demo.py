@@ -8,6 +8,7 @@ private Mosquitto, or ``POTR_MQTT_URL``) → ingest → REST API on a free port.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -77,14 +78,19 @@ def provision(registry: RegistryService) -> None:
     """One site and gateway per region; existing ones (an external database) are kept."""
     existing = {s.name: s for s in registry.list_sites()}
     for demo in DEMO_SITES:
-        site = existing.get(demo.name) or registry.add_site(SiteIn(
-            name=demo.name, region=demo.region, time_zone=demo.time_zone,  # type: ignore[arg-type]
-            utility=demo.utility, latitude=demo.latitude, longitude=demo.longitude))
+        site = existing.get(demo.name) or registry.add_site(
+            SiteIn(
+                name=demo.name,
+                region=demo.region,
+                time_zone=demo.time_zone,
+                utility=demo.utility,
+                latitude=demo.latitude,
+                longitude=demo.longitude,
+            )
+        )
         if registry.get_gateway(demo.gateway_id) is None:
-            try:
+            with contextlib.suppress(ConflictError):  # another demo got there first
                 registry.add_gateway(GatewayIn(id=demo.gateway_id, site_id=site.id))
-            except ConflictError:
-                pass
 
 
 async def _start_database(stack: AsyncExitStack, workdir: Path) -> str:
@@ -110,8 +116,14 @@ async def _start_broker(stack: AsyncExitStack, kind: BrokerKind) -> tuple[str, b
     return amqtt.url, False, "3.1.1"
 
 
-async def run_demo(stop: asyncio.Event, *, duration_s: float | None, broker: BrokerKind,
-                   console: Console, report_every_s: float = 5.0) -> dict[str, int]:
+async def run_demo(
+    stop: asyncio.Event,
+    *,
+    duration_s: float | None,
+    broker: BrokerKind,
+    console: Console,
+    report_every_s: float = 5.0,
+) -> dict[str, int]:
     """Run until ``stop`` or ``duration_s``; return the last stored-reading counts."""
     counts: dict[str, int] = {}
     async with AsyncExitStack() as stack:
@@ -128,15 +140,27 @@ async def run_demo(stop: asyncio.Event, *, duration_s: float | None, broker: Bro
         registry = RegistryService(pool)
         await asyncio.to_thread(provision, registry)
         settings = CloudSettings(
-            database_url=db_url, mqtt_url=mqtt_url, mqtt_protocol=protocol,  # type: ignore[arg-type]
-            mqtt_shared_subscription=shared, mqtt_client_id=f"potr-demo-ingest-{os.getpid()}",
-            jwt_secret=secrets.token_urlsafe(32), api_port=free_port(),
+            database_url=db_url,
+            mqtt_url=mqtt_url,
+            mqtt_protocol=protocol,
+            mqtt_shared_subscription=shared,
+            mqtt_client_id=f"potr-demo-ingest-{os.getpid()}",
+            jwt_secret=secrets.token_urlsafe(32),
+            api_port=free_port(),
         )
         sims = {}
         for demo in DEMO_SITES:
-            sims[demo.region] = await stack.enter_async_context(SiteSimulator(SiteSimSettings(
-                site_id=demo.gateway_id, region=demo.region, pv_capacity_w=demo.pv_capacity_w,
-                start_time=_local_late_morning(demo.time_zone), tz=demo.time_zone)))
+            sims[demo.region] = await stack.enter_async_context(
+                SiteSimulator(
+                    SiteSimSettings(
+                        site_id=demo.gateway_id,
+                        region=demo.region,
+                        pv_capacity_w=demo.pv_capacity_w,
+                        start_time=_local_late_morning(demo.time_zone),
+                        tz=demo.time_zone,
+                    )
+                )
+            )
             console.print(f"site {demo.region}: Modbus TCP 127.0.0.1:{sims[demo.region].port}")
 
         services_stop = asyncio.Event()
@@ -146,42 +170,66 @@ async def run_demo(stop: asyncio.Event, *, duration_s: float | None, broker: Bro
             async with asyncio.timeout(30):
                 await ingest_ready.wait()
             app = create_app(settings, registry, TelemetryReader(pool))
-            server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.api_port,
-                                                   log_level="warning", lifespan="off"))
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    app,
+                    host="127.0.0.1",
+                    port=settings.api_port,
+                    log_level="warning",
+                    lifespan="off",
+                )
+            )
             api_task = tg.create_task(server.serve())
             for demo in DEMO_SITES:
-                tg.create_task(run_agent(_agent_settings(demo, mqtt_url, protocol, workdir,
-                                                          sims[demo.region].port),
-                                         services_stop))
-            token = create_token("admin", settings.jwt_secret.get_secret_value(), 3600,
-                                 subject="demo-admin")
+                tg.create_task(
+                    run_agent(
+                        _agent_settings(demo, mqtt_url, protocol, workdir, sims[demo.region].port),
+                        services_stop,
+                    )
+                )
+            token = create_token(
+                "admin", settings.jwt_secret.get_secret_value(), 3600, subject="demo-admin"
+            )
             api = f"http://127.0.0.1:{settings.api_port}"
             console.print(f"\n[bold]API[/bold] {api}   (OpenAPI: {api}/docs)")
             console.print(f"[bold]token[/bold] (admin, 1 h): {token}")
             console.print(f'try: curl -H "Authorization: Bearer $TOKEN" {api}/api/v1/sites\n')
 
-            counts = await _report_until(stop, duration_s, report_every_s, console,
-                                         lambda: stored_readings_by_region(pool))
+            counts = await _report_until(
+                stop, duration_s, report_every_s, console, lambda: stored_readings_by_region(pool)
+            )
             services_stop.set()
             server.should_exit = True
             await api_task
     return counts
 
 
-def _agent_settings(demo: DemoSite, mqtt_url: str, protocol: str, workdir: Path,
-                    port: int) -> AgentSettings:
+def _agent_settings(
+    demo: DemoSite, mqtt_url: str, protocol: str, workdir: Path, port: int
+) -> AgentSettings:
     return AgentSettings(
-        gateway_id=demo.gateway_id, region=demo.region, mqtt_url=mqtt_url,  # type: ignore[arg-type]
-        mqtt_protocol=protocol,  # type: ignore[arg-type]
-        buffer_path=workdir / f"{demo.gateway_id}.sqlite", poll_interval_s=2.0,
+        gateway_id=demo.gateway_id,
+        region=demo.region,
+        mqtt_url=mqtt_url,
+        mqtt_protocol=protocol,
+        buffer_path=workdir / f"{demo.gateway_id}.sqlite",
+        poll_interval_s=2.0,
         stored_timeout_s=10.0,
-        endpoints=[EndpointSettings(name=f"{demo.region}-site", host="127.0.0.1", port=port,
-                                    unit_ids=[1, 2])],
+        endpoints=[
+            EndpointSettings(
+                name=f"{demo.region}-site", host="127.0.0.1", port=port, unit_ids=[1, 2]
+            )
+        ],
     )
 
 
-async def _report_until(stop: asyncio.Event, duration_s: float | None, every_s: float,
-                        console: Console, count: Callable[[], dict[str, int]]) -> dict[str, int]:
+async def _report_until(
+    stop: asyncio.Event,
+    duration_s: float | None,
+    every_s: float,
+    console: Console,
+    count: Callable[[], dict[str, int]],
+) -> dict[str, int]:
     deadline = None if duration_s is None else time.monotonic() + duration_s
     counts: dict[str, int] = {}
     while not stop.is_set():

@@ -31,7 +31,11 @@ class EmbeddedAmqtt:
         log.warning(AMQTT_LIMITS)
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if self._broker is not None:
             await self._broker.shutdown()

@@ -58,7 +58,8 @@ class PrivateMosquitto:
             return self
         self.proc = subprocess.Popen(
             [self.binary, "-c", str(self.root / "mosquitto.conf")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + timeout
         while not port_open("127.0.0.1", self.port):

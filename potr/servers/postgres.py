@@ -33,9 +33,11 @@ def find_bindir() -> Path | None:
         out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
         if out.returncode == 0:
             candidates.append(Path(out.stdout.strip()))
-    debian = sorted(glob.glob("/usr/lib/postgresql/*/bin"),
-                    key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,
-                    reverse=True)
+    debian = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"),
+        key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,
+        reverse=True,
+    )
     candidates += [Path(p) for p in debian]
     for cand in candidates:
         if (cand / "initdb").exists() and (cand / "pg_ctl").exists():
@@ -68,18 +70,21 @@ class EmbeddedPostgres:
 
     def _run(self, args: list[str]) -> None:
         assert self._root is not None
-        proc = subprocess.run(self._as_user() + args, capture_output=True, text=True,
-                              cwd=self._root, check=False)
+        proc = subprocess.run(
+            self._as_user() + args, capture_output=True, text=True, cwd=self._root, check=False
+        )
         if proc.returncode != 0:
             raise EmbeddedPostgresError(
-                f"{Path(args[0]).name} failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
+                f"{Path(args[0]).name} failed ({proc.returncode}): {proc.stderr.strip()[-800:]}"
+            )
 
     def start(self) -> EmbeddedPostgres:
         self._bindir = find_bindir()
         if self._bindir is None:
             raise EmbeddedPostgresError(
                 "no PostgreSQL server binaries found: apt-get install postgresql "
-                "(or set POTR_DATABASE_URL)")
+                "(or set POTR_DATABASE_URL)"
+            )
         if self.data_root is None:
             # Outside root's 0700 home so the postgres user can reach it.
             self._root = Path(tempfile.mkdtemp(prefix="potr-pg-", dir="/tmp"))
@@ -97,14 +102,39 @@ class EmbeddedPostgres:
             if data.exists():
                 os.chown(data, pw.pw_uid, pw.pw_gid)
         if not (data / "PG_VERSION").exists():
-            self._run([str(self._bindir / "initdb"), "--no-sync", "-A", "trust", "-U", "potr",
-                       "-E", "UTF8", "-D", str(data)])
+            self._run(
+                [
+                    str(self._bindir / "initdb"),
+                    "--no-sync",
+                    "-A",
+                    "trust",
+                    "-U",
+                    "potr",
+                    "-E",
+                    "UTF8",
+                    "-D",
+                    str(data),
+                ]
+            )
         self.port = self.port or free_port()
         opts = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {sock}"
         if not self.fsync:
             opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        self._run([str(self._bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-w", "-t", "60",
-                   "-l", str(self._root / "postgres.log"), "start"])
+        self._run(
+            [
+                str(self._bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                opts,
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(self._root / "postgres.log"),
+                "start",
+            ]
+        )
         log.info("embedded PostgreSQL on 127.0.0.1:%s (data %s)", self.port, data)
         return self
 
@@ -114,8 +144,9 @@ class EmbeddedPostgres:
         data = self._root / "data"
         if (data / "postmaster.pid").exists():
             try:
-                self._run([str(self._bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w",
-                           "stop"])
+                self._run(
+                    [str(self._bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]
+                )
             except EmbeddedPostgresError as exc:
                 log.warning("embedded PostgreSQL did not stop cleanly: %s", exc)
         if self._owned_root:

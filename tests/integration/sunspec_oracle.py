@@ -8,8 +8,7 @@ SUNS = (0x5375, 0x6E53)
 
 # offsets after the model's ID and L registers (SunSpec 103 and 203)
 INVERTER_103 = {"W": (12, 13), "PhVphA": (8, 11), "Hz": (14, 15), "WH": ((22, 23), 24)}
-METER_203 = {"W": (16, 20), "Hz": (14, 15), "TotWhExp": ((36, 37), 52),
-             "TotWhImp": ((44, 45), 52)}
+METER_203 = {"W": (16, 20), "Hz": (14, 15), "TotWhExp": ((36, 37), 52), "TotWhImp": ((44, 45), 52)}
 
 
 def _s16(raw: int) -> int:
@@ -41,13 +40,19 @@ def scaled(body: list[int], spec: tuple[object, int]) -> float:
 
 def inverter_values(registers: list[int]) -> dict[str, float]:
     body = models(registers)[103]
-    return {"pv_w": scaled(body, INVERTER_103["W"]), "pv_l1_v": scaled(body, INVERTER_103["PhVphA"]),
-            "pv_hz": scaled(body, INVERTER_103["Hz"]), "pv_wh": scaled(body, INVERTER_103["WH"])}
+    return {
+        "pv_w": scaled(body, INVERTER_103["W"]),
+        "pv_l1_v": scaled(body, INVERTER_103["PhVphA"]),
+        "pv_hz": scaled(body, INVERTER_103["Hz"]),
+        "pv_wh": scaled(body, INVERTER_103["WH"]),
+    }
 
 
 def meter_values(registers: list[int], import_sign: int = 1) -> dict[str, float]:
     body = models(registers)[203]
-    return {"grid_w": import_sign * scaled(body, METER_203["W"]),
-            "grid_hz": scaled(body, METER_203["Hz"]),
-            "export_wh": scaled(body, METER_203["TotWhExp"]),
-            "import_wh": scaled(body, METER_203["TotWhImp"])}
+    return {
+        "grid_w": import_sign * scaled(body, METER_203["W"]),
+        "grid_hz": scaled(body, METER_203["Hz"]),
+        "export_wh": scaled(body, METER_203["TotWhExp"]),
+        "import_wh": scaled(body, METER_203["TotWhImp"]),
+    }

@@ -24,8 +24,8 @@ import psycopg
 import pytest
 import uvicorn
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from cloud.common.db import create_pool
 from cloud.common.migrate import migrate
@@ -57,8 +57,9 @@ class Witness:
         self.seqs: set[int] = set()
         self.subscribed = threading.Event()
         self._lock = threading.Lock()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"witness-{uuid.uuid4()}",
-                                  protocol=paho.MQTTv5)
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"witness-{uuid.uuid4()}", protocol=paho.MQTTv5
+        )
         self.client.reconnect_delay_set(0.05, 0.5)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
@@ -68,7 +69,9 @@ class Witness:
         self.client.loop_start()
 
     def _on_connect(self, client: paho.Client, *_: Any) -> None:
-        client.subscribe([(topic("au", GATEWAY, "telemetry"), 1), (topic("au", GATEWAY, "event"), 1)])
+        client.subscribe(
+            [(topic("au", GATEWAY, "telemetry"), 1), (topic("au", GATEWAY, "event"), 1)]
+        )
         client.on_subscribe = lambda *a: self.subscribed.set()
 
     def _on_message(self, _c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
@@ -87,9 +90,9 @@ class Witness:
         self.client.disconnect()
 
 
-async def until(check: Callable[[], Awaitable[bool] | bool], timeout: float, what: str) -> None:
+async def until(check: Callable[[], Awaitable[bool] | bool], within_s: float, what: str) -> None:
     """Wait for a condition polled every 50 ms, failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within_s
     while True:
         result = check()
         if not isinstance(result, bool):
@@ -97,7 +100,7 @@ async def until(check: Callable[[], Awaitable[bool] | bool], timeout: float, wha
         if result:
             return
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+            pytest.fail(f"timed out after {within_s}s waiting for {what}")
         await asyncio.sleep(0.05)
 
 
@@ -116,17 +119,23 @@ class RunningAgent:
 async def api_client(database_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
     migrate(database_url)
     pool = create_pool(database_url, max_size=4)
-    settings = CloudSettings(database_url=database_url, api_port=free_port(),
-                             jwt_secret="e2e-secret-" + uuid.uuid4().hex)
+    settings = CloudSettings(
+        database_url=database_url, api_port=free_port(), jwt_secret="e2e-secret-" + uuid.uuid4().hex
+    )
     registry = RegistryService(pool)
     app = create_app(settings, registry, TelemetryReader(pool))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.api_port,
-                                           log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=settings.api_port, log_level="warning", lifespan="off"
+        )
+    )
     task = asyncio.create_task(server.serve())
     await until(lambda: server.started, 10, "the API to listen")
     token = create_token("operator", settings.jwt_secret.get_secret_value(), 600, subject="e2e")
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.api_port}",
-                                 headers={"Authorization": f"Bearer {token}"}) as client:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{settings.api_port}",
+        headers={"Authorization": f"Bearer {token}"},
+    ) as client:
         yield client, registry
     server.should_exit = True
     await task
@@ -138,7 +147,9 @@ def _watermark(database_url: str) -> tuple[int, int, int]:
         row = conn.execute(
             "SELECT s.watermark, s.high_seq, (SELECT count(*) FROM ingest.gaps g"
             " WHERE g.stream_id = s.stream_id AND g.closed_at IS NULL)"
-            " FROM ingest.streams s WHERE s.gateway_id = %s", (GATEWAY,)).fetchone()
+            " FROM ingest.streams s WHERE s.gateway_id = %s",
+            (GATEWAY,),
+        ).fetchone()
     return (0, 0, 0) if row is None else (int(row[0]), int(row[1]), int(row[2]))
 
 
@@ -147,16 +158,23 @@ def _open_gaps_upto(database_url: str, seq: int) -> int:
         row = conn.execute(
             "SELECT count(*) FROM ingest.gaps g JOIN ingest.streams s USING (stream_id)"
             " WHERE s.gateway_id = %s AND g.closed_at IS NULL AND g.from_seq <= %s",
-            (GATEWAY, seq)).fetchone()
+            (GATEWAY, seq),
+        ).fetchone()
     assert row is not None
     return int(row[0])
 
 
 async def _series(client: httpx.AsyncClient, device_id: int, metric: str) -> dict[datetime, float]:
     end = datetime.now(UTC) + timedelta(minutes=1)
-    resp = await client.get(f"/api/v1/devices/{device_id}/readings",
-                            params={"metric": metric, "from": (end - timedelta(hours=1)).isoformat(),
-                                    "to": end.isoformat(), "limit": 10000})
+    resp = await client.get(
+        f"/api/v1/devices/{device_id}/readings",
+        params={
+            "metric": metric,
+            "from": (end - timedelta(hours=1)).isoformat(),
+            "to": end.isoformat(),
+            "limit": 10000,
+        },
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert not body["truncated"]
@@ -165,8 +183,13 @@ async def _series(client: httpx.AsyncClient, device_id: int, metric: str) -> dic
     return {datetime.fromisoformat(p["ts"]): p["value"] for p in body["points"]}
 
 
-def _matches_served_image(ts: datetime, values: dict[str, float], history: list[Any],
-                          unit: int, decode: Callable[[list[int]], dict[str, float]]) -> bool:
+def _matches_served_image(
+    ts: datetime,
+    values: dict[str, float],
+    history: list[Any],
+    unit: int,
+    decode: Callable[[list[int]], dict[str, float]],
+) -> bool:
     """The reading equals the image served at ``ts`` or the next one (a poll's timestamp is
     taken when it starts, the registers a moment later)."""
     starts = [h[0] for h in history]
@@ -179,8 +202,10 @@ def _matches_served_image(ts: datetime, values: dict[str, float], history: list[
 
 
 async def test_readings_reach_the_api_exactly_once_through_agent_restart_and_broker_kill(
-    api_client: tuple[httpx.AsyncClient, RegistryService], database_url: str,
-    mosquitto: PrivateMosquitto, tmp_path: Path,
+    api_client: tuple[httpx.AsyncClient, RegistryService],
+    database_url: str,
+    mosquitto: PrivateMosquitto,
+    tmp_path: Path,
 ) -> None:
     client, registry = api_client
     site = registry.add_site(SiteIn(name="E2E", region="au", time_zone="Australia/Sydney"))  # type: ignore[arg-type]
@@ -189,21 +214,35 @@ async def test_readings_reach_the_api_exactly_once_through_agent_restart_and_bro
     await until(witness.subscribed.is_set, 10, "the witness to subscribe")
 
     noon = datetime.now(UTC).replace(hour=2, minute=0, second=0, microsecond=0)  # ~noon AEDT
-    sim_settings = SiteSimSettings(site_id=GATEWAY, region="au", update_period_s=0.3, speed=20,
-                                   start_time=noon)
-    cloud = CloudSettings(database_url=database_url, mqtt_url=mosquitto.url,
-                          mqtt_client_id=f"ingest-{uuid.uuid4().hex[:8]}", stored_interval_s=0.2)
+    sim_settings = SiteSimSettings(
+        site_id=GATEWAY, region="au", update_period_s=0.3, speed=20, start_time=noon
+    )
+    cloud = CloudSettings(
+        database_url=database_url,
+        mqtt_url=mosquitto.url,
+        mqtt_client_id=f"ingest-{uuid.uuid4().hex[:8]}",
+        stored_interval_s=0.2,
+    )
     ingest_stop, ingest_ready = asyncio.Event(), asyncio.Event()
     async with SiteSimulator(sim_settings) as sim:
         ingest = asyncio.create_task(run_ingest(cloud, registry, ingest_stop, ready=ingest_ready))
         async with asyncio.timeout(20):
             await ingest_ready.wait()
         agent_settings = AgentSettings(
-            gateway_id=GATEWAY, region="au", mqtt_url=mosquitto.url, mqtt_keepalive_s=5,
-            buffer_path=tmp_path / "buffer.sqlite", poll_interval_s=POLL_S, stored_timeout_s=2.0,
-            reconnect_min_s=0.1, reconnect_max_s=1.0,
-            endpoints=[EndpointSettings(name="site", host="127.0.0.1", port=sim.port,
-                                        unit_ids=[1, 2], timeout_s=1.0)],
+            gateway_id=GATEWAY,
+            region="au",
+            mqtt_url=mosquitto.url,
+            mqtt_keepalive_s=5,
+            buffer_path=tmp_path / "buffer.sqlite",
+            poll_interval_s=POLL_S,
+            stored_timeout_s=2.0,
+            reconnect_min_s=0.1,
+            reconnect_max_s=1.0,
+            endpoints=[
+                EndpointSettings(
+                    name="site", host="127.0.0.1", port=sim.port, unit_ids=[1, 2], timeout_s=1.0
+                )
+            ],
         )
         agent = RunningAgent(agent_settings)
         await until(lambda: _watermark(database_url)[0] >= 5, 30, "first batches stored")
@@ -217,11 +256,16 @@ async def test_readings_reach_the_api_exactly_once_through_agent_restart_and_bro
         await asyncio.sleep(3)  # the outage itself (the agent keeps polling into its buffer)
         mosquitto.start()
         after_restart = witness.max_seq()
-        await until(lambda: witness.max_seq() >= after_restart + 6, 60, "batches after broker restart")
+        await until(
+            lambda: witness.max_seq() >= after_restart + 6, 60, "batches after broker restart"
+        )
 
         target = witness.max_seq()
-        await until(lambda: _watermark(database_url)[0] >= target, 60,
-                    f"the stored watermark to cover seq {target}")
+        await until(
+            lambda: _watermark(database_url)[0] >= target,
+            60,
+            f"the stored watermark to cover seq {target}",
+        )
         await agent.close()
         ingest_stop.set()
         await asyncio.wait_for(ingest, 20)
@@ -241,8 +285,10 @@ async def test_readings_reach_the_api_exactly_once_through_agent_restart_and_bro
     for local_id, (unit, decode, metrics) in checks.items():
         witnessed = {
             datetime.fromisoformat(r["ts"]): r["values"]
-            for seq, batch in witness.batches.items() if seq <= target
-            for r in batch["readings"] if r["device"] == local_id
+            for seq, batch in witness.batches.items()
+            if seq <= target
+            for r in batch["readings"]
+            if r["device"] == local_id
         }
         assert len(witnessed) >= 15, f"too few readings witnessed for {local_id}"
         cutoff = max(witnessed)
@@ -255,4 +301,5 @@ async def test_readings_reach_the_api_exactly_once_through_agent_restart_and_bro
         for ts in witnessed:
             values = {m: stored[m][ts] for m in metrics}
             assert _matches_served_image(ts, values, history, unit, decode), (
-                f"{local_id} at {ts}: {values} is not what the simulator served")
+                f"{local_id} at {ts}: {values} is not what the simulator served"
+            )

@@ -5,10 +5,22 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contracts.signing import SignatureError, SigningKey, TrustedKeys, canonical_bytes, sign_document
+from contracts.signing import (
+    SignatureError,
+    SigningKey,
+    TrustedKeys,
+    canonical_bytes,
+    sign_document,
+)
 
-DOC = {"v": 1, "gateway_id": "gw-0001", "version": 3, "devices": {"SN1": {"export_limit_w": 5000}},
-       "issued_by": "ops@potr", "not_after": "2026-12-01T00:00:00.000Z"}
+DOC = {
+    "v": 1,
+    "gateway_id": "gw-0001",
+    "version": 3,
+    "devices": {"SN1": {"export_limit_w": 5000}},
+    "issued_by": "ops@potr",
+    "not_after": "2026-12-01T00:00:00.000Z",
+}
 
 
 def test_canonical_form_sorts_keys_and_drops_sig() -> None:
@@ -73,9 +85,13 @@ def test_nan_cannot_be_signed() -> None:
         sign_document({"x": float("nan")}, SigningKey.generate())
 
 
-@given(st.dictionaries(st.text(min_size=1, max_size=8),
-                       st.one_of(st.integers(-10**9, 10**9), st.text(max_size=8), st.booleans()),
-                       max_size=6))
+@given(
+    st.dictionaries(
+        st.text(min_size=1, max_size=8),
+        st.one_of(st.integers(-(10**9), 10**9), st.text(max_size=8), st.booleans()),
+        max_size=6,
+    )
+)
 def test_any_json_document_signs_and_verifies(doc: dict[str, object]) -> None:
     key = SigningKey.generate()
     TrustedKeys([key.public_key]).verify(sign_document(doc, key))

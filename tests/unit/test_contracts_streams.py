@@ -9,7 +9,8 @@ def test_in_order_seqs_move_the_watermark() -> None:
     up = advance(StreamProgress(), [1, 2, 3])
     assert up.progress == StreamProgress(3, ())
     assert up.progress.watermark == 3
-    assert up.opened == up.closed == ()
+    assert up.opened == ()
+    assert up.closed == ()
 
 
 def test_a_hole_opens_a_gap_and_holds_the_watermark() -> None:
@@ -39,16 +40,18 @@ def test_repeats_are_duplicates_not_gaps() -> None:
 
 def test_gap_opened_and_filled_in_one_call_is_never_reported() -> None:
     up = advance(StreamProgress(), [3, 1, 2])
-    assert up.opened == () and up.closed == ()
+    assert up.opened == ()
+    assert up.closed == ()
     assert up.progress.watermark == 3
 
 
 def test_seq_helpers() -> None:
     assert next_seq(0) == 1
-    assert covered(5, 5) and not covered(6, 5)
-    with pytest.raises(ValueError):
+    assert covered(5, 5)
+    assert not covered(6, 5)
+    with pytest.raises(ValueError, match="never negative"):
         next_seq(-1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="starts at 1"):
         advance(StreamProgress(), [0])
 
 
