@@ -36,8 +36,9 @@ def bench_database() -> Iterator[str]:
         yield psycopg.conninfo.make_conninfo(**{k: v for k, v in info.items() if v is not None})
     finally:
         with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
         if embedded is not None:
             embedded.stop()
 

@@ -22,13 +22,27 @@ from contracts.topics import Kind
 
 def payload(seq: int, readings: int) -> bytes:
     ts = datetime.now(UTC)
-    return json.dumps({
-        "v": 1, "stream_id": str(uuid.uuid4()), "seq": seq,
-        "readings": [{"device": f"SN{i}", "ts": to_wire(ts + timedelta(seconds=i)),
-                      "values": {"pv_w": 1234.5 + i, "pv_hz": 50.01, "pv_wh": 1e6 + i,
-                                 "pv_l1_v": 230.1, "pv_state_code": 4}}
-                     for i in range(readings)],
-    }).encode()
+    return json.dumps(
+        {
+            "v": 1,
+            "stream_id": str(uuid.uuid4()),
+            "seq": seq,
+            "readings": [
+                {
+                    "device": f"SN{i}",
+                    "ts": to_wire(ts + timedelta(seconds=i)),
+                    "values": {
+                        "pv_w": 1234.5 + i,
+                        "pv_hz": 50.01,
+                        "pv_wh": 1e6 + i,
+                        "pv_l1_v": 230.1,
+                        "pv_state_code": 4,
+                    },
+                }
+                for i in range(readings)
+            ],
+        }
+    ).encode()
 
 
 def main() -> None:

@@ -17,15 +17,17 @@ from cloud.telemetry import ReadingRow, TelemetryStore, partition_days
 
 
 def make_rows(n: int, offset_s: int = 0) -> list[ReadingRow]:
-    """n readings: 50 devices × 20 metrics per timestamp, 5 s apart."""
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6) + timedelta(
-        seconds=offset_s)
+    """n readings: 50 devices x 20 metrics per timestamp, 5 s apart."""
+    start = (
+        datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6) + timedelta(seconds=offset_s)
+    )
     rows = []
     for i in range(n):
         step, rest = divmod(i, 1000)
         device, metric = divmod(rest, 20)
-        rows.append(ReadingRow(start + timedelta(seconds=5 * step), device + 1, metric + 1,
-                               float(i % 9973)))
+        rows.append(
+            ReadingRow(start + timedelta(seconds=5 * step), device + 1, metric + 1, float(i % 9973))
+        )
     return rows
 
 
@@ -43,8 +45,10 @@ def main() -> None:
         migrate(url)
         pool = create_pool(url, max_size=2)
         with pool.connection() as conn:
-            conn.execute("CREATE UNLOGGED TABLE IF NOT EXISTS raw_copy (ts timestamptz,"
-                         " device_id int, metric_id smallint, value float8, quality smallint)")
+            conn.execute(
+                "CREATE UNLOGGED TABLE IF NOT EXISTS raw_copy (ts timestamptz,"
+                " device_id int, metric_id smallint, value float8, quality smallint)"
+            )
             conn.execute("ALTER TABLE raw_copy SET LOGGED")
         print(f"{args.readings:,} readings in batches of {args.batch:,}")
 
@@ -56,9 +60,12 @@ def main() -> None:
             return args.readings / (time.perf_counter() - t0)
 
         def raw_copy(conn: object, chunk: list[ReadingRow]) -> None:
-            with conn.cursor() as cur, cur.copy(  # type: ignore[attr-defined]
-                "COPY raw_copy (ts, device_id, metric_id, value, quality) FROM STDIN"
-            ) as copy:
+            with (
+                conn.cursor() as cur,
+                cur.copy(  # type: ignore[attr-defined]
+                    "COPY raw_copy (ts, device_id, metric_id, value, quality) FROM STDIN"
+                ) as copy,
+            ):
                 for r in chunk:
                     copy.write_row((r.ts, r.device_id, r.metric_id, r.value, r.quality))
 
@@ -66,8 +73,7 @@ def main() -> None:
         report("baseline: raw COPY, no key, no dedupe", baseline, baseline)
         for mode in ("copy", "unnest"):
             store = TelemetryStore(pool, write_mode=mode)  # type: ignore[arg-type]
-            store.ensure_partitions(partition_days((r.ts for r in rows),
-                                                   datetime.now(UTC).date()))
+            store.ensure_partitions(partition_days((r.ts for r in rows), datetime.now(UTC).date()))
             with pool.connection() as conn:
                 conn.execute("TRUNCATE telemetry.readings")
             rate = timed(store.write_readings)
