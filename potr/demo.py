@@ -123,9 +123,9 @@ async def run_demo(
     broker: BrokerKind,
     console: Console,
     report_every_s: float = 5.0,
-) -> dict[str, int]:
-    """Run until ``stop`` or ``duration_s``; return the last stored-reading counts."""
-    counts: dict[str, int] = {}
+) -> list[dict[str, int]]:
+    """Run until ``stop`` or ``duration_s``; return every stored-reading report."""
+    reports: list[dict[str, int]] = []
     async with AsyncExitStack() as stack:
         workdir = Path(tempfile.mkdtemp(prefix="potr-demo-", dir="/tmp"))
         os.chmod(workdir, 0o755)
@@ -195,13 +195,13 @@ async def run_demo(
             console.print(f"[bold]token[/bold] (admin, 1 h): {token}")
             console.print(f'try: curl -H "Authorization: Bearer $TOKEN" {api}/api/v1/sites\n')
 
-            counts = await _report_until(
+            reports = await _report_until(
                 stop, duration_s, report_every_s, console, lambda: stored_readings_by_region(pool)
             )
             services_stop.set()
             server.should_exit = True
             await api_task
-    return counts
+    return reports
 
 
 def _agent_settings(
@@ -229,9 +229,9 @@ async def _report_until(
     every_s: float,
     console: Console,
     count: Callable[[], dict[str, int]],
-) -> dict[str, int]:
+) -> list[dict[str, int]]:
     deadline = None if duration_s is None else time.monotonic() + duration_s
-    counts: dict[str, int] = {}
+    reports: list[dict[str, int]] = []
     while not stop.is_set():
         wait = every_s if deadline is None else min(every_s, deadline - time.monotonic())
         if wait > 0:
@@ -241,8 +241,9 @@ async def _report_until(
             except TimeoutError:
                 pass
         counts = await asyncio.to_thread(count)
+        reports.append(counts)
         line = "  ".join(f"{r}: {counts.get(r, 0):>7}" for r in ("au", "us", "es"))
         console.print(f"{datetime.now().strftime('%H:%M:%S')}  stored readings  {line}")
         if deadline is not None and time.monotonic() >= deadline:
             break
-    return counts
+    return reports
