@@ -192,7 +192,8 @@ async def run_demo(
             )
             api = f"http://127.0.0.1:{settings.api_port}"
             console.print(f"\n[bold]API[/bold] {api}   (OpenAPI: {api}/docs)")
-            console.print(f"[bold]token[/bold] (admin, 1 h): {token}")
+            console.print("[bold]token[/bold] (admin, 1 h):")
+            console.print(f"export TOKEN={token}", soft_wrap=True, highlight=False)
             console.print(f'try: curl -H "Authorization: Bearer $TOKEN" {api}/api/v1/sites\n')
 
             reports = await _report_until(
