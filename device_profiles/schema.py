@@ -1,0 +1,214 @@
+"""The device-profile schema: what a device type *is*, as data.
+
+A profile names the SunSpec models a device implements (in chain order) or a vendor
+register map, maps points to the contract's metric catalog (:mod:`contracts.metrics`),
+states a meter's sign convention, lists the writable settings with hard limits, and the
+named commands a device supports. Point references are strings:
+
+* ``"<model>.<point>"`` for SunSpec, with dotted group paths inside repeating groups
+  (``"705.Crv.Pt.V"``), and
+* ``"vendor.<register>"`` for a vendor map register.
+
+Limits are numbers or ``"nameplate.<key>"`` (a value of the profile's nameplate).
+This module only checks shape; :mod:`device_profiles.loader` checks references.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "Command",
+    "CommandArg",
+    "CommandWrite",
+    "DeviceKind",
+    "DeviceProfile",
+    "Limit",
+    "MetricMapping",
+    "PointRef",
+    "Setting",
+    "VendorMap",
+    "VendorRegister",
+]
+
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=64)]
+DeviceKind = Literal["inverter", "hybrid_inverter", "battery", "meter", "isolator"]
+MeterSign = Literal["import_positive", "export_positive"]
+Limit = float | Annotated[str, Field(pattern=r"^nameplate\.[a-z][a-z0-9_]*$")]
+_POINT_REF = re.compile(
+    r"^(?:(\d+)|vendor)\.([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)$"
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PointRef(_Strict):
+    """A parsed point reference: ``model`` is ``None`` for a vendor register."""
+
+    model: int | None
+    path: str
+
+    @classmethod
+    def parse(cls, ref: str) -> PointRef:
+        match = _POINT_REF.match(ref)
+        if match is None:
+            raise ValueError(
+                f"point reference {ref!r} is not '<model>.<point>' or 'vendor.<register>'"
+            )
+        model = int(match.group(1)) if match.group(1) else None
+        return cls(model=model, path=match.group(2))
+
+    def __str__(self) -> str:
+        return f"{'vendor' if self.model is None else self.model}.{self.path}"
+
+
+def _check_ref(ref: str) -> str:
+    PointRef.parse(ref)
+    return ref
+
+
+Ref = Annotated[str, Field(min_length=3)]
+
+
+class VendorRegister(_Strict):
+    """One register (or register pair) of a vendor map; ``address`` is 0-based."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    address: int = Field(ge=0, le=65535)
+    type: Literal["uint16", "int16", "uint32", "int32"]
+    access: Literal["R", "RW"] = "R"
+    unit: str = ""
+    symbols: dict[str, int] = Field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def size(self) -> int:
+        return 1 if self.type.endswith("16") else 2
+
+
+class VendorMap(_Strict):
+    """Registers of a device without SunSpec support for the data, high word first."""
+
+    description: str = ""
+    registers: list[VendorRegister] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> VendorMap:
+        names = [r.name for r in self.registers]
+        if len(set(names)) != len(names):
+            raise ValueError("register names must be unique")
+        used: dict[int, str] = {}
+        for reg in self.registers:
+            for addr in range(reg.address, reg.address + reg.size):
+                if addr in used:
+                    raise ValueError(f"register {reg.name} overlaps {used[addr]} at {addr}")
+                used[addr] = reg.name
+        return self
+
+    def register(self, name: str) -> VendorRegister | None:
+        return next((r for r in self.registers if r.name == name), None)
+
+
+class MetricMapping(_Strict):
+    """A catalog metric read from one point; ``sign`` turns the device's sign into ours."""
+
+    metric: str
+    source: Ref
+    sign: Literal[1, -1] = 1
+    scale: float = 1.0
+
+    @model_validator(mode="after")
+    def _ref(self) -> MetricMapping:
+        _check_ref(self.source)
+        return self
+
+
+class Setting(_Strict):
+    """A writable setting with hard limits, in engineering units (after scale factors)."""
+
+    name: Name
+    point: Ref
+    unit: str = ""
+    min: Limit
+    max: Limit
+    source: Literal["standard", "nameplate", "vendor"] = "standard"
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _ref(self) -> Setting:
+        _check_ref(self.point)
+        if isinstance(self.min, float) and isinstance(self.max, float) and self.min > self.max:
+            raise ValueError(f"min {self.min} > max {self.max}")
+        return self
+
+
+class CommandArg(_Strict):
+    name: Name
+    setting: Name  # the setting whose point and limits the argument obeys
+
+
+class CommandWrite(_Strict):
+    """One write of a command: a fixed ``value`` or the value of argument ``arg``."""
+
+    point: Ref
+    value: float | None = None
+    arg: Name | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CommandWrite:
+        _check_ref(self.point)
+        if (self.value is None) == (self.arg is None):
+            raise ValueError("give exactly one of 'value' and 'arg'")
+        return self
+
+
+class Command(_Strict):
+    name: Name
+    description: str = ""
+    args: list[CommandArg] = Field(default_factory=list)
+    writes: list[CommandWrite] = Field(min_length=1)
+
+
+class DeviceProfile(_Strict):
+    """A device type. ``models`` is the SunSpec chain in order (model 1 first)."""
+
+    name: Name
+    kind: DeviceKind
+    description: str = ""
+    manufacturer: str
+    model: str
+    models: list[int] = Field(default_factory=list)
+    group_counts: dict[int, dict[str, int]] = Field(
+        default_factory=dict,
+        description="repeating-group sizes per model, by count point (NCrv, NPt, N) "
+        "or group name for legacy count-0 groups (curve, module)",
+    )
+    vendor_map: VendorMap | None = None
+    nameplate: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], float] = Field(
+        default_factory=dict
+    )
+    meter_sign: MeterSign | None = None
+    metrics: list[MetricMapping] = Field(default_factory=list)
+    settings: list[Setting] = Field(default_factory=list)
+    commands: list[Command] = Field(default_factory=list)
+
+    def setting(self, name: str) -> Setting | None:
+        return next((s for s in self.settings if s.name == name), None)
+
+    def command(self, name: str) -> Command | None:
+        return next((c for c in self.commands if c.name == name), None)
+
+    def setting_for(self, ref: str) -> Setting | None:
+        """The setting that governs point ``ref`` (``"123.WMaxLimPct"``), if any."""
+        return next((s for s in self.settings if s.point == ref), None)
+
+    def limit(self, value: float | str) -> float:
+        """A limit in engineering units (resolving ``nameplate.<key>``)."""
+        if isinstance(value, str):
+            return self.nameplate[value.removeprefix("nameplate.")]
+        return value
