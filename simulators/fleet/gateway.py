@@ -48,6 +48,8 @@ class Buffered:
     first_sent: float | None = None
     acked_at: float | None = None
     sends: int = 0
+    #: Produced while the link was down: its first send is a backfill.
+    offline: bool = False
 
 
 @dataclass(slots=True)
@@ -145,7 +147,7 @@ class VirtualGateway:
         self.last_seq = seq
         payload = telemetry_batch(self.stream_id, seq, rows)
         values = sum(1 for r in rows for v in r.values.values() if v is not None)
-        self.buffer[seq] = Buffered(seq, payload, values, len(rows))
+        self.buffer[seq] = Buffered(seq, payload, values, len(rows), offline=not self.connected)
         heapq.heappush(self.queue, seq)
         self.stats.count_produced(len(rows), values)
         return seq
@@ -164,6 +166,8 @@ class VirtualGateway:
         if item.first_sent is None:
             item.first_sent = now
             self.stats.count_sent()
+            if item.offline:
+                self.stats.backfilled += 1
         else:
             self.stats.count_resend()
         item.sends += 1

@@ -106,6 +106,7 @@ class FleetResult:
             "values": s.values,
             "sent": s.sent,
             "resends": s.resends,
+            "backfilled": s.backfilled,
             "refused": s.refused,
             "acked": s.acked,
             "stored": s.stored,

@@ -87,6 +87,7 @@ COUNTERS = (
     "values",
     "sent",
     "resends",
+    "backfilled",
     "refused",
     "acked",
     "acked_values",
@@ -112,6 +113,7 @@ class WorkerStats:
     values: int = 0
     sent: int = 0
     resends: int = 0
+    backfilled: int = 0
     refused: int = 0
     acked: int = 0
     acked_values: int = 0

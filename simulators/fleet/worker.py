@@ -247,7 +247,8 @@ class WorkerLoop:
         if self.gateways[idx].connected:
             self.gateways[idx].on_disconnected()
             self.stats.connected -= 1
-            self.stats.disconnects += 1
+            if not self._closing:
+                self.stats.disconnects += 1
 
     def _unregister(self, sock: socket.socket) -> None:
         with contextlib.suppress(KeyError, ValueError):
