@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import resource
 import signal
 import sys
@@ -26,7 +25,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -53,26 +52,36 @@ BROKER_NOFILE = 65_536
 
 
 # ----- servers -----------------------------------------------------------------------
-def raise_nofile(pid: int, want: int = BROKER_NOFILE) -> int:
-    """Raise a running process's RLIMIT_NOFILE (``prlimit``); return the soft limit set.
+@contextlib.contextmanager
+def inherited_nofile(want: int = BROKER_NOFILE) -> Iterator[int]:
+    """Raise this process's RLIMIT_NOFILE for the block, so children started in it
+    (Mosquitto) inherit it; yields the soft limit they get.
 
-    Root may raise the hard limit too (up to ``fs.nr_open``); others get their hard limit.
+    Mosquitto drops to its own user right after start, and ``prlimit`` on a process of
+    another user needs capabilities a container may lack, so the limit is set before the
+    exec instead. Without CAP_SYS_RESOURCE the hard limit caps it.
     """
-    soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
-    target = max(soft, want if os.geteuid() == 0 else min(want, hard))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = soft
+    for candidate in ((want, max(hard, want)), (min(want, hard), hard)):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, candidate)
+            target = candidate[0]
+            break
+        except (PermissionError, ValueError):
+            continue
     try:
-        resource.prlimit(pid, resource.RLIMIT_NOFILE, (target, max(hard, target)))
-    except (PermissionError, ValueError):
-        target = hard
-        resource.prlimit(pid, resource.RLIMIT_NOFILE, (hard, hard))
-    return target
+        yield target
+    finally:
+        with contextlib.suppress(PermissionError, ValueError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, target), max(hard, target)))
 
 
 def start_fleet_broker(*, persistence: bool = True) -> PrivateMosquitto:
     """A private Mosquitto for a fleet, its file limit raised for 10,000+ connections."""
-    broker = PrivateMosquitto(persistence=persistence).start()
-    assert broker.proc is not None
-    raise_nofile(broker.proc.pid)
+    with inherited_nofile() as limit:
+        broker = PrivateMosquitto(persistence=persistence).start()
+    log.info("private Mosquitto on %s with RLIMIT_NOFILE %d", broker.url, limit)
     return broker
 
 
@@ -442,7 +451,7 @@ __all__ = [
     "VirtualFleetRun",
     "agent_settings",
     "database_counts",
-    "raise_nofile",
+    "inherited_nofile",
     "register_gateways",
     "run_site_fleet",
     "run_virtual_fleet",
