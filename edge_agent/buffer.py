@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload BLOB NOT NULL,
     created_at REAL NOT NULL,
     sent_at REAL,
-    priority INTEGER NOT NULL
+    priority INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (priority, seq) WHERE sent_at IS NULL;
 """
@@ -67,6 +68,9 @@ class Outbox:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}
+        if "attempts" not in columns:  # a buffer written by an older agent
+            self._db.execute("ALTER TABLE outbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
         with self._tx():
             row = self._db.execute("SELECT stream_id FROM meta WHERE id = 1").fetchone()
             if row is None:
@@ -109,24 +113,35 @@ class Outbox:
         return [OutboxRow(*r) for r in rows if r[0] not in skip][:limit]
 
     def mark_sent(self, seqs: Iterable[int], *, now: float | None = None) -> None:
-        """Record the PUBACK time of ``seqs`` (rows already deleted are ignored)."""
-        ts = time.time() if now is None else now
+        """Record the PUBACK time of ``seqs`` on the monotonic clock (rows already deleted
+        are ignored). Monotonic, because the gateway has no RTC: an NTP step must not
+        postpone resends for days. Restarts requeue everything (:meth:`requeue_all`)."""
+        ts = time.monotonic() if now is None else now
         with self._tx():
             self._db.executemany(
-                "UPDATE outbox SET sent_at = ? WHERE seq = ?", [(ts, s) for s in seqs]
+                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE seq = ?",
+                [(ts, s) for s in seqs],
             )
 
-    def requeue_stale(self, older_than: float) -> int:
-        """Make rows PUBACKed before ``older_than`` (epoch s) and not yet stored unsent."""
+    def requeue_stale(
+        self, timeout_s: float, *, now: float | None = None, max_backoff: int = 32
+    ) -> int:
+        """Make PUBACKed rows not yet covered by ``stored`` unsent again once they have
+        waited ``timeout_s`` x 2^(attempts - 1) (capped at ``max_backoff`` x timeout), so a
+        long cloud outage is not met by the whole backlog every ``timeout_s``."""
+        current = time.monotonic() if now is None else now
         with self._tx():
             cur = self._db.execute(
-                "UPDATE outbox SET sent_at = NULL WHERE sent_at IS NOT NULL AND sent_at < ?",
-                (older_than,),
+                "UPDATE outbox SET sent_at = NULL WHERE sent_at IS NOT NULL"
+                " AND sent_at + ? * min(1 << max(attempts - 1, 0), ?) <= ?",
+                (timeout_s, max_backoff, current),
             )
         return cur.rowcount
 
     def requeue_all(self) -> int:
-        return self.requeue_stale(float("inf"))
+        with self._tx():
+            cur = self._db.execute("UPDATE outbox SET sent_at = NULL WHERE sent_at IS NOT NULL")
+        return cur.rowcount
 
     def apply_stored(self, stream_id: UUID, upto_seq: int) -> int:
         """Delete rows covered by a ``stored`` watermark of this stream; other streams: 0."""
@@ -204,8 +219,8 @@ class AsyncOutbox:
     async def mark_sent(self, seqs: Iterable[int]) -> None:
         await self._run(self._core.mark_sent, list(seqs))
 
-    async def requeue_stale(self, older_than: float) -> int:
-        return await self._run(self._core.requeue_stale, older_than)
+    async def requeue_stale(self, timeout_s: float) -> int:
+        return await self._run(self._core.requeue_stale, timeout_s)
 
     async def requeue_all(self) -> int:
         return await self._run(self._core.requeue_all)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from contracts.messages import DeviceInfo, Quality, Reading
-from contracts.timeutil import truncate_ms, utc_now
+from contracts.timeutil import to_wire, truncate_ms, utc_now
 from edge_agent.discovery import DeviceMap, discover, read_model
 from edge_agent.modbus import ModbusEndpoint, ModbusReadError
 from edge_agent.normalise import POINT_MAP, nameplate, normalise
@@ -68,23 +68,14 @@ class DeviceRegistry:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def infos(self) -> list[DeviceInfo]:
-        out = []
-        for state in self.devices.values():
-            if not state.attempted:
-                continue
-            if state.info is not None:
-                out.append(state.info.model_copy(update={"status": state.status}))
-            else:
-                out.append(
-                    DeviceInfo(
-                        device=state.device_id,
-                        endpoint=state.endpoint,
-                        unit_id=state.unit_id,
-                        models=[],
-                        status=state.status,
-                    )
-                )
-        return out
+        # A device never discovered has no serial yet: listing it under its fallback id
+        # would register a phantom next to the real one once it answers. Its
+        # unreachability is reported by the device_unreachable event instead.
+        return [
+            state.info.model_copy(update={"status": state.status})
+            for state in self.devices.values()
+            if state.attempted and state.info is not None
+        ]
 
 
 class DevicePoller:
@@ -181,7 +172,11 @@ class DevicePoller:
         self.state.status = status
         self._registry.changed.set()
         detail = {"endpoint": self._settings.name, "unit_id": self._unit}
-        if status == "unreachable":
+        if status == "faulty":
+            await self._emit(
+                "device_faulty", "warning", self.state.device_id, {**detail, "error": error}
+            )
+        elif status == "unreachable":
             log.warning(
                 "device %s (%s unit %d) unreachable: %s",
                 self.state.device_id,
@@ -218,12 +213,30 @@ class DevicePoller:
                     self.state.map = None  # the map changed under us: discover again
                 await self._set_status("unreachable", str(exc))
                 continue
+            except Exception as exc:
+                # An odd device must never stop the other devices' pollers.
+                failures += 1
+                self.state.map = None
+                log.exception("device %s: unexpected error while polling", self.state.device_id)
+                await self._set_status("faulty", f"{type(exc).__name__}: {exc}")
+                continue
             failures = 0
             await self._set_status("online")
             try:
                 self._readings.put_nowait(reading)
             except asyncio.QueueFull:
                 log.error("reading queue full: dropped a reading of %s", self.state.device_id)
+                await self._emit(
+                    "data_dropped",
+                    "warning",
+                    self.state.device_id,
+                    {
+                        "reason": "reading queue full",
+                        "from": to_wire(reading.ts),
+                        "to": to_wire(reading.ts),
+                        "readings": 1,
+                    },
+                )
 
 
 def _text(value: object) -> str | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from typing import Any
 from uuid import uuid4
 
@@ -207,7 +206,7 @@ class Publisher:
         timeout = self._s.stored_timeout_s
         while True:
             await asyncio.sleep(min(timeout / 4, 1.0))
-            n = await self._outbox.requeue_stale(time.time() - timeout)
+            n = await self._outbox.requeue_stale(timeout)
             if n:
                 log.warning(
                     "gateway %s: %d messages not stored within %.0fs, resending",

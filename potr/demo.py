@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import secrets
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -129,6 +130,7 @@ async def run_demo(
     async with AsyncExitStack() as stack:
         workdir = Path(tempfile.mkdtemp(prefix="potr-demo-", dir="/tmp"))
         os.chmod(workdir, 0o755)
+        stack.callback(shutil.rmtree, workdir, True)  # runs last: after PostgreSQL stopped
         db_url = await _start_database(stack, workdir)
         applied = await asyncio.to_thread(migrate, db_url)
         console.print(f"database {db_url} ({len(applied)} migrations applied)")

@@ -1,19 +1,27 @@
 """Simulator → agent → Mosquitto → ingest → PostgreSQL → REST API, through an agent
-restart and a broker SIGKILL: stored readings equal the simulator's registers, with no
-duplicate and no missing row (the ``stored`` watermark at work).
+crash (SIGKILL of its process) and a broker SIGKILL while ingest is down: stored readings
+equal the simulator's registers, with no duplicate and no missing row (the ``stored``
+watermark at work).
 
-A witness MQTT client with a persistent session records every batch the broker
-delivered; the database must end up holding exactly the witnessed readings.
+A witness MQTT client with a persistent session records every delivery the broker made;
+the database must end up holding exactly the witnessed readings, and the witness must
+have seen resends (the broker died holding messages no one had stored).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +31,7 @@ import paho.mqtt.client as paho
 import psycopg
 import pytest
 import uvicorn
+import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -36,8 +45,6 @@ from cloud.portal.app import create_app
 from cloud.registry import GatewayIn, RegistryService, SiteIn
 from cloud.telemetry.store import TelemetryReader
 from contracts.topics import topic
-from edge_agent.app import run_agent
-from edge_agent.settings import AgentSettings, EndpointSettings
 from potr.servers.mosquitto import PrivateMosquitto
 from potr.servers.ports import free_port
 from simulators.site import SiteSimSettings, SiteSimulator
@@ -55,6 +62,7 @@ class Witness:
     def __init__(self, port: int) -> None:
         self.batches: dict[int, dict[str, Any]] = {}
         self.seqs: set[int] = set()
+        self.deliveries: Counter[int] = Counter()
         self.subscribed = threading.Event()
         self._lock = threading.Lock()
         self.client = paho.Client(
@@ -78,6 +86,7 @@ class Witness:
         doc = orjson.loads(msg.payload)
         with self._lock:
             self.seqs.add(doc["seq"])
+            self.deliveries[doc["seq"]] += 1
             if msg.topic.endswith("/telemetry"):
                 self.batches[doc["seq"]] = doc
 
@@ -90,29 +99,49 @@ class Witness:
         self.client.disconnect()
 
 
-async def until(check: Callable[[], Awaitable[bool] | bool], within_s: float, what: str) -> None:
-    """Wait for a condition polled every 50 ms, failing after ``timeout`` seconds."""
+async def until(
+    check: Callable[[], Awaitable[Any] | Any], within_s: float, what: str, *, at_least: int = 1
+) -> None:
+    """Wait until ``check()`` is true (or, for numbers, ``>= at_least``), polled every 50 ms,
+    failing after ``within_s`` seconds."""
     deadline = time.monotonic() + within_s
     while True:
         result = check()
-        if not isinstance(result, bool):
+        if isinstance(result, Awaitable):
             result = await result
-        if result:
+        if (result >= at_least) if type(result) is int else bool(result):
             return
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {within_s}s waiting for {what}")
         await asyncio.sleep(0.05)
 
 
-class RunningAgent:
-    def __init__(self, settings: AgentSettings) -> None:
-        self.stop = asyncio.Event()
-        self.task = asyncio.create_task(run_agent(settings, self.stop))
+class AgentProcess:
+    """``python -m potr agent --config FILE`` as a real process."""
 
-    async def close(self) -> None:
-        self.stop.set()
-        async with asyncio.timeout(15):
-            await self.task
+    def __init__(self, config: Path, log: Path) -> None:
+        self._log = log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "potr", "agent", "--config", str(config)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown, no drain — what a power cut does."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+            self._log.close()
 
 
 @pytest.fixture
@@ -140,6 +169,10 @@ async def api_client(database_url: str) -> AsyncIterator[tuple[httpx.AsyncClient
     server.should_exit = True
     await task
     pool.close()
+
+
+async def _watermark_async(database_url: str) -> int:
+    return (await asyncio.to_thread(_watermark, database_url))[0]
 
 
 def _watermark(database_url: str) -> tuple[int, int, int]:
@@ -228,33 +261,52 @@ async def test_readings_reach_the_api_exactly_once_through_agent_restart_and_bro
         ingest = asyncio.create_task(run_ingest(cloud, registry, ingest_stop, ready=ingest_ready))
         async with asyncio.timeout(20):
             await ingest_ready.wait()
-        agent_settings = AgentSettings(
-            gateway_id=GATEWAY,
-            region="au",
-            mqtt_url=mosquitto.url,
-            mqtt_keepalive_s=5,
-            buffer_path=tmp_path / "buffer.sqlite",
-            poll_interval_s=POLL_S,
-            stored_timeout_s=2.0,
-            reconnect_min_s=0.1,
-            reconnect_max_s=1.0,
-            endpoints=[
-                EndpointSettings(
-                    name="site", host="127.0.0.1", port=sim.port, unit_ids=[1, 2], timeout_s=1.0
-                )
-            ],
+        config = tmp_path / "agent.yaml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "gateway_id": GATEWAY,
+                    "region": "au",
+                    "mqtt_url": mosquitto.url,
+                    "mqtt_keepalive_s": 5,
+                    "buffer_path": str(tmp_path / "buffer.sqlite"),
+                    "poll_interval_s": POLL_S,
+                    "stored_timeout_s": 2.0,
+                    "reconnect_min_s": 0.1,
+                    "reconnect_max_s": 1.0,
+                    "endpoints": [
+                        {
+                            "name": "site",
+                            "host": "127.0.0.1",
+                            "port": sim.port,
+                            "unit_ids": [1, 2],
+                            "timeout_s": 1.0,
+                        }
+                    ],
+                }
+            )
         )
-        agent = RunningAgent(agent_settings)
-        await until(lambda: _watermark(database_url)[0] >= 5, 30, "first batches stored")
+        log = tmp_path / "agent.log"
+        agent = AgentProcess(config, log)
+        await until(lambda: _watermark_async(database_url), 30, "first batches stored", at_least=5)
 
-        await agent.close()  # restart mid-run: the same buffer, the same stream
-        agent = RunningAgent(agent_settings)
-        before_kill = witness.max_seq()
-        await until(lambda: witness.max_seq() >= before_kill + 4, 30, "batches after restart")
+        agent.kill()  # a crash mid-run; the next process reopens the same buffer and stream
+        agent = AgentProcess(config, log)
+        restart_seq = witness.max_seq()
+        await until(lambda: witness.max_seq() >= restart_seq + 4, 30, "batches after restart")
 
-        mosquitto.kill()  # SIGKILL: the broker loses what it had not saved
+        # The broker dies holding messages no one has stored: ingest is down meanwhile.
+        ingest_stop.set()
+        await asyncio.wait_for(ingest, 20)
+        queued_from = witness.max_seq()
+        await until(lambda: witness.max_seq() >= queued_from + 3, 30, "messages queued for ingest")
+        mosquitto.kill()
         await asyncio.sleep(3)  # the outage itself (the agent keeps polling into its buffer)
         mosquitto.start()
+        ingest_stop, ingest_ready = asyncio.Event(), asyncio.Event()
+        ingest = asyncio.create_task(run_ingest(cloud, registry, ingest_stop, ready=ingest_ready))
+        async with asyncio.timeout(20):
+            await ingest_ready.wait()
         after_restart = witness.max_seq()
         await until(
             lambda: witness.max_seq() >= after_restart + 6, 60, "batches after broker restart"
@@ -262,16 +314,18 @@ async def test_readings_reach_the_api_exactly_once_through_agent_restart_and_bro
 
         target = witness.max_seq()
         await until(
-            lambda: _watermark(database_url)[0] >= target,
+            lambda: _watermark_async(database_url),
             60,
             f"the stored watermark to cover seq {target}",
+            at_least=target,
         )
-        await agent.close()
+        agent.stop()
         ingest_stop.set()
         await asyncio.wait_for(ingest, 20)
         history = sim.history()
     witness.close()
 
+    assert any(n >= 2 for n in witness.deliveries.values()), "no message was ever resent"
     # Batches after ``target`` may still be uncovered: the agent stopped before resending.
     assert _open_gaps_upto(database_url, target) == 0
     assert set(range(1, target + 1)) <= witness.seqs, "the witness missed a batch"
@@ -298,6 +352,15 @@ async def test_readings_reach_the_api_exactly_once_through_agent_restart_and_bro
             assert set(upto) == set(witnessed), f"{local_id}.{metric}: missing or extra rows"
             for ts, value in upto.items():
                 assert value == witnessed[ts][metric]
+        # No reading lost inside the agent: from well after its restart, through the broker
+        # outage, one reading every poll period.
+        window_from = min(
+            datetime.fromisoformat(r["ts"]) for r in witness.batches[restart_seq + 4]["readings"]
+        )
+        steady = sorted(ts for ts in witnessed if ts >= window_from)
+        assert len(steady) >= 10
+        worst = max((b - a).total_seconds() for a, b in pairwise(steady))
+        assert worst < 1.5 * POLL_S, f"{local_id}: a poll period without a reading ({worst}s)"
         for ts in witnessed:
             values = {m: stored[m][ts] for m in metrics}
             assert _matches_served_image(ts, values, history, unit, decode), (

@@ -75,9 +75,44 @@ def test_sent_but_not_stored_rows_are_resent_after_the_timeout(tmp_path: Path) -
     box.mark_sent([1, 2], now=100.0)
     box.mark_sent([3], now=200.0)
     assert box.unsent(10) == []
-    assert box.requeue_stale(older_than=150.0) == 2
+    assert box.requeue_stale(50.0, now=150.0) == 2
     assert [r.seq for r in box.unsent(10)] == [1, 2]
     assert box.counts() == {"rows": 3, "unsent": 2}
+
+
+def test_resends_back_off_exponentially_per_row(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "b.sqlite")
+    box.append("telemetry", _payload("telemetry"))
+    box.mark_sent([1], now=0.0)  # first send: resend after 10 s
+    assert box.requeue_stale(10.0, now=9.9) == 0
+    assert box.requeue_stale(10.0, now=10.0) == 1
+    box.mark_sent([1], now=10.0)  # second send: wait 20 s
+    assert box.requeue_stale(10.0, now=29.9) == 0
+    assert box.requeue_stale(10.0, now=30.0) == 1
+    for _ in range(10):  # many resends: capped at max_backoff x timeout
+        box.mark_sent([1], now=1000.0)
+        box.requeue_all()
+    box.mark_sent([1], now=1000.0)
+    assert box.requeue_stale(10.0, now=1000.0 + 319.0, max_backoff=32) == 0
+    assert box.requeue_stale(10.0, now=1000.0 + 320.0, max_backoff=32) == 1
+
+
+def test_a_buffer_from_an_older_agent_gains_the_attempts_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE meta (id INTEGER PRIMARY KEY, stream_id TEXT NOT NULL,"
+        " last_seq INTEGER NOT NULL);"
+        "CREATE TABLE outbox (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, payload BLOB NOT NULL,"
+        " created_at REAL NOT NULL, sent_at REAL, priority INTEGER NOT NULL);"
+    )
+    db.close()
+    box = Outbox(path)
+    box.append("telemetry", _payload("telemetry"))
+    box.mark_sent([1], now=0.0)
+    assert box.requeue_stale(1.0, now=1.0) == 1
 
 
 def test_buffer_uses_wal_and_full_sync(tmp_path: Path) -> None:

@@ -1,0 +1,5 @@
+"""``python -m potr`` = the ``potr`` command."""
+
+from potr.cli import main
+
+main()
