@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from potr import cli_cloud, cli_edge
+from potr import cli_cloud, cli_edge, cli_profiles
 
 app = typer.Typer(
     help="Power on the Roof platform", no_args_is_help=True, pretty_exceptions_enable=False
@@ -18,6 +18,7 @@ contracts_app = typer.Typer(help="The wire contract", no_args_is_help=True)
 app.add_typer(contracts_app, name="contracts")
 cli_edge.register(app)
 cli_cloud.register(app)
+cli_profiles.register(app)
 console = Console()
 
 

@@ -16,6 +16,9 @@ sim_app = typer.Typer(help="Simulated SunSpec devices over Modbus TCP", no_args_
 
 
 def register(app: typer.Typer) -> None:
+    from potr import cli_fleet
+
+    cli_fleet.register(sim_app)
     app.add_typer(sim_app, name="sim")
     app.command("agent")(agent)
 
