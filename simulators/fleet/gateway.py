@@ -103,7 +103,8 @@ class VirtualGateway:
         self.physics = SitePhysics(
             self.plan.region, self.plan.pv_capacity_w, self.plan.seed, self.sim_first
         )
-        self.bucket = TokenBucket(self.spec.send_rate, max(1.0, self.spec.send_rate), 1.0, 0.0)
+        burst = max(1.0, self.spec.send_rate)
+        self.bucket = TokenBucket(self.spec.send_rate, burst, burst, 0.0)
 
     # ----- topics and the session's fixed messages -----------------------------------
     def topic(self, kind: Kind) -> str:
