@@ -40,48 +40,72 @@ class StreamProgress:
 
 @dataclass(frozen=True)
 class StreamUpdate:
+    """What one :func:`advance` changed, stated against the gaps ingest had stored.
+
+    Each stored gap ends in exactly one state, so storage writes one row per gap touched,
+    not one per seq filled:
+
+    * untouched — not mentioned;
+    * ``closed`` — every seq in it arrived: the gap is empty (only then is it closed);
+    * ``shrunk`` — ``(stored gap, its lowest remaining part)``: the row is updated in
+      place and keeps its ``opened_at``. Filling an edge only shrinks the gap;
+    * ``split_off`` — ``(stored gap, piece)``: a fill in the middle shrinks the gap to
+      its lower part and splits off each higher part as a new row that inherits the
+      stored gap's ``opened_at`` (the hole is as old as the gap it came from).
+
+    ``opened`` are holes new in this call (above the previous ``high_seq``), as they
+    remain after this call's own fills; a hole opened and filled in one call is never
+    reported. ``duplicates`` are seqs already committed (or repeated within the call).
+    """
+
     progress: StreamProgress
     opened: tuple[Gap, ...]
     closed: tuple[Gap, ...]
     duplicates: tuple[int, ...]
-
-
-def _fill(gaps: list[Gap], seq: int) -> tuple[list[Gap], Gap | None, list[Gap]]:
-    """Remove ``seq`` from the gap containing it; return (gaps, closed gap, new parts)."""
-    for i, (lo, hi) in enumerate(gaps):
-        if lo <= seq <= hi:
-            parts = [(a, b) for a, b in ((lo, seq - 1), (seq + 1, hi)) if a <= b]
-            return gaps[:i] + parts + gaps[i + 1 :], (lo, hi), parts
-    return gaps, None, []
+    shrunk: tuple[tuple[Gap, Gap], ...] = ()
+    split_off: tuple[tuple[Gap, Gap], ...] = ()
 
 
 def advance(progress: StreamProgress, seqs: Iterable[int]) -> StreamUpdate:
     """Apply committed ``seqs`` (any order, repeats allowed) to ``progress``."""
     high = progress.high_seq
-    gaps = list(progress.gaps)
-    opened: list[Gap] = []
-    closed: list[Gap] = []
+    # The current holes, sorted, each with the stored gap it is part of (None: new here).
+    pieces: list[tuple[Gap, Gap | None]] = [(g, g) for g in sorted(progress.gaps)]
     duplicates: list[int] = []
     for seq in sorted(seqs):
         if seq < 1:
             raise ValueError("seq starts at 1")
         if seq > high:
             if seq > high + 1:
-                gap = (high + 1, seq - 1)
-                gaps.append(gap)
-                opened.append(gap)
+                pieces.append(((high + 1, seq - 1), None))
             high = seq
             continue
-        gaps, was, parts = _fill(gaps, seq)
-        if was is None:
-            duplicates.append(seq)
-            continue
-        # A gap opened in this same call and filled again never reached storage.
-        if was in opened:
-            opened.remove(was)
+        for i, ((lo, hi), origin) in enumerate(pieces):
+            if lo <= seq <= hi:
+                rest = [(a, b) for a, b in ((lo, seq - 1), (seq + 1, hi)) if a <= b]
+                pieces[i : i + 1] = [(part, origin) for part in rest]
+                break
         else:
-            closed.append(was)
-        opened.extend(parts)
+            duplicates.append(seq)
+
+    remaining: dict[Gap, list[Gap]] = {g: [] for g in progress.gaps}
+    opened: list[Gap] = []
+    for part, origin in pieces:
+        (opened if origin is None else remaining[origin]).append(part)
+    closed: list[Gap] = []
+    shrunk: list[tuple[Gap, Gap]] = []
+    split_off: list[tuple[Gap, Gap]] = []
+    for gap, parts in remaining.items():
+        if not parts:
+            closed.append(gap)
+        elif parts[0] != gap:
+            shrunk.append((gap, parts[0]))
+            split_off.extend((gap, part) for part in parts[1:])
     return StreamUpdate(
-        StreamProgress(high, tuple(sorted(gaps))), tuple(opened), tuple(closed), tuple(duplicates)
+        StreamProgress(high, tuple(part for part, _ in pieces)),
+        tuple(opened),
+        tuple(closed),
+        tuple(duplicates),
+        tuple(shrunk),
+        tuple(split_off),
     )

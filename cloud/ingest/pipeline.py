@@ -261,6 +261,8 @@ class IngestPipeline:
                 log.info("stream %s of %s: gaps opened %s", stream_id, gw, update.opened)
             if update.closed:
                 log.info("stream %s of %s: gaps closed %s", stream_id, gw, update.closed)
+            if update.split_off:
+                log.info("stream %s of %s: gaps split %s", stream_id, gw, update.split_off)
             repo.save_stream(conn, stream_id, update)
             notices.append(StoredNotice(region, gw, stream_id, update.progress.watermark))
         return notices

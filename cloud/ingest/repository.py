@@ -186,6 +186,12 @@ def lock_streams(conn: Connection[Any], owners: dict[UUID, str]) -> dict[UUID, S
 
 
 def save_stream(conn: Connection[Any], stream_id: UUID, update: StreamUpdate) -> None:
+    """Write one :class:`StreamUpdate`: one statement per stored gap touched.
+
+    Pieces split off a gap are inserted first, copying ``opened_at`` from the gap's row
+    while it still has its old bounds; then gaps shrink in place, empty ones close, and
+    holes new in this batch are inserted.
+    """
     progress = update.progress
     conn.execute(
         "UPDATE ingest.streams SET high_seq = %s, watermark = %s, updated_at = now()"
@@ -193,6 +199,19 @@ def save_stream(conn: Connection[Any], stream_id: UUID, update: StreamUpdate) ->
         (progress.high_seq, progress.watermark, stream_id),
     )
     with conn.cursor() as cur:
+        if update.split_off:
+            cur.executemany(
+                "INSERT INTO ingest.gaps (stream_id, from_seq, to_seq, opened_at)"
+                " SELECT stream_id, %s, %s, opened_at FROM ingest.gaps WHERE stream_id = %s"
+                " AND from_seq = %s AND to_seq = %s AND closed_at IS NULL",
+                [(lo, hi, stream_id, old[0], old[1]) for old, (lo, hi) in update.split_off],
+            )
+        if update.shrunk:
+            cur.executemany(
+                "UPDATE ingest.gaps SET from_seq = %s, to_seq = %s WHERE stream_id = %s"
+                " AND from_seq = %s AND to_seq = %s AND closed_at IS NULL",
+                [(new[0], new[1], stream_id, old[0], old[1]) for old, new in update.shrunk],
+            )
         if update.closed:
             cur.executemany(
                 "UPDATE ingest.gaps SET closed_at = now() WHERE stream_id = %s"

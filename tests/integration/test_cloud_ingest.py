@@ -212,6 +212,41 @@ def test_a_seq_hole_opens_a_gap_and_a_late_fill_closes_it(
     assert closed[0][0] >= 1
 
 
+def test_a_backfill_shrinks_and_splits_gaps_in_place_keeping_opened_at(
+    worker: IngestWorker, gateway: TestGateway, database_url: str
+) -> None:
+    gaps = "SELECT id, from_seq, to_seq, opened_at, closed_at FROM ingest.gaps ORDER BY id"
+
+    def send(*seqs: int) -> None:
+        for seq in seqs:
+            gateway.publish("telemetry", gateway.telemetry(seq, pv_w=float(seq)))
+
+    def committed(n: int) -> None:
+        _eventually(lambda: worker.stats.messages >= n, f"{n} messages handled")
+
+    send(1, 10)
+    committed(2)
+    [(gap_id, lo, hi, opened_at, closed_at)] = _query(database_url, gaps)
+    assert (lo, hi, closed_at) == (2, 9, None)
+
+    send(2)  # the lower edge: the same row shrinks
+    assert gateway.wait_stored(2).upto_seq == 2
+    assert _query(database_url, gaps) == [(gap_id, 3, 9, opened_at, None)]
+
+    send(6)  # the middle: shrink to 3..5, split 7..9 off with the same opened_at
+    committed(4)
+    rows = _query(database_url, gaps)
+    assert [r[:4] for r in rows] == [(gap_id, 3, 5, opened_at), (gap_id + 1, 7, 9, opened_at)]
+
+    send(3, 4, 5, 7, 8, 9)
+    assert gateway.wait_stored(10).upto_seq == 10
+    rows = _query(database_url, gaps)
+    # Still two rows, as old as the first hole, closed once empty (bounds: the last
+    # piece each held, which depends on how the fills were batched).
+    assert [(r[0], r[3]) for r in rows] == [(gap_id, opened_at), (gap_id + 1, opened_at)]
+    assert all(r[4] is not None for r in rows)
+
+
 def test_a_new_stream_from_the_same_gateway_is_a_new_stream(
     worker: IngestWorker, gateway: TestGateway, database_url: str
 ) -> None:

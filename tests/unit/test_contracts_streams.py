@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contracts.streams import StreamProgress, advance, covered, next_seq
+from contracts.streams import Gap, StreamProgress, StreamUpdate, advance, covered, next_seq
 
 
 def test_in_order_seqs_move_the_watermark() -> None:
@@ -20,15 +20,51 @@ def test_a_hole_opens_a_gap_and_holds_the_watermark() -> None:
     assert up.progress.high_seq == 5
 
 
-def test_a_late_fill_splits_then_closes_the_gap() -> None:
+def test_filling_an_edge_shrinks_the_gap_in_place() -> None:
+    p = advance(StreamProgress(), [1, 6]).progress  # gap 2..5
+    up = advance(p, [2])
+    assert up.shrunk == (((2, 5), (3, 5)),)
+    assert (up.opened, up.closed, up.split_off) == ((), (), ())
+    assert up.progress.watermark == 2
+    up = advance(up.progress, [5, 4])
+    assert up.shrunk == (((3, 5), (3, 3)),)
+    assert up.progress.gaps == ((3, 3),)
+
+
+def test_a_fill_in_the_middle_shrinks_to_the_lower_part_and_splits_off_the_rest() -> None:
+    p = advance(StreamProgress(), [1, 10]).progress  # gap 2..9
+    up = advance(p, [4, 7])
+    assert up.shrunk == (((2, 9), (2, 3)),)
+    assert up.split_off == (((2, 9), (5, 6)), ((2, 9), (8, 9)))
+    assert (up.opened, up.closed) == ((), ())
+    assert up.progress.gaps == ((2, 3), (5, 6), (8, 9))
+    assert up.progress.watermark == 1
+
+
+def test_a_gap_is_closed_only_when_empty() -> None:
     p = advance(StreamProgress(), [1, 6]).progress  # gap 2..5
     up = advance(p, [3])
-    assert up.closed == ((2, 5),)
-    assert set(up.opened) == {(2, 2), (4, 5)}
-    assert up.progress.watermark == 1
+    assert up.closed == ()
     up2 = advance(up.progress, [2, 4, 5])
+    assert set(up2.closed) == {(2, 2), (4, 5)}
+    assert up2.shrunk == up2.split_off == ()
     assert up2.progress.gaps == ()
     assert up2.progress.watermark == 6
+
+
+def test_a_backfill_touches_one_row_per_message() -> None:
+    progress = advance(StreamProgress(), [1, 100]).progress  # gap 2..99
+    for seq in range(2, 100):
+        up = advance(progress, [seq])
+        assert len(up.shrunk) + len(up.closed) + len(up.opened) + len(up.split_off) == 1
+        progress = up.progress
+    assert progress == StreamProgress(100, ())
+
+
+def test_a_new_hole_partly_filled_in_the_same_call_is_opened_as_it_remains() -> None:
+    up = advance(StreamProgress(1, ()), [6, 3])
+    assert up.opened == ((2, 2), (4, 5))
+    assert (up.closed, up.shrunk, up.split_off) == ((), (), ())
 
 
 def test_repeats_are_duplicates_not_gaps() -> None:
@@ -55,12 +91,34 @@ def test_seq_helpers() -> None:
         advance(StreamProgress(), [0])
 
 
+def _apply(stored: tuple[Gap, ...], up: StreamUpdate) -> set[Gap]:
+    """What storage holds after writing ``up`` the way ingest does (rows, not seqs)."""
+    rows = set(stored)
+    for gap in up.closed:
+        rows.remove(gap)
+    for old, new in up.shrunk:
+        assert old[0] <= new[0] <= new[1] <= old[1]
+        assert new != old
+        rows.remove(old)
+        rows.add(new)
+    for origin, piece in up.split_off:
+        assert origin in stored
+        assert origin[0] < piece[0] <= piece[1] <= origin[1]
+        rows.add(piece)
+    rows.update(up.opened)
+    return rows
+
+
 @given(st.lists(st.lists(st.integers(1, 60), max_size=20), max_size=8))
 def test_watermark_is_highest_seq_with_nothing_missing(batches: list[list[int]]) -> None:
     progress = StreamProgress()
     seen: set[int] = set()
     for batch in batches:
-        progress = advance(progress, batch).progress
+        up = advance(progress, batch)
+        touched = [*up.closed, *(old for old, _ in up.shrunk)]
+        assert len(touched) == len(set(touched))  # each stored gap ends one way
+        assert _apply(progress.gaps, up) == set(up.progress.gaps)
+        progress = up.progress
         seen.update(batch)
         expected = 0
         while expected + 1 in seen:
@@ -68,3 +126,4 @@ def test_watermark_is_highest_seq_with_nothing_missing(batches: list[list[int]])
         assert progress.watermark == expected
         missing = {s for lo, hi in progress.gaps for s in range(lo, hi + 1)}
         assert missing == set(range(1, max(seen, default=0) + 1)) - seen
+        assert all(lo <= hi for lo, hi in progress.gaps)
