@@ -73,6 +73,8 @@ class FleetResult:
             "acked": (b.acked - a.acked) / span,
             "stored": (b.stored - a.stored) / span,
             "values_stored": (b.stored_values - a.stored_values) / span,
+            "worker_cpu_pct": 100 * (b.cpu_s - a.cpu_s) / span,
+            "cpu_us_per_acked": 1e6 * (b.cpu_s - a.cpu_s) / max(b.acked - a.acked, 1),
         }
 
     def _index(self, t: float) -> int:

@@ -96,6 +96,7 @@ COUNTERS = (
     "stored_values",
     "unstored",
     "outage_gateways",
+    "cpu_s",
 )
 
 
@@ -122,6 +123,8 @@ class WorkerStats:
     stored_values: int = 0
     unstored: int = 0
     outage_gateways: int = 0
+    #: CPU seconds the worker process has used (user + system).
+    cpu_s: float = 0.0
     puback_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     stored_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
 

@@ -1,12 +1,17 @@
 """One worker process: a share of the fleet on one thread, one selector, one timer heap.
 
-Why not a paho network thread per client, nor aiomqtt: a thread per gateway does not
-scale to thousands (stacks, GIL hand-offs), and aiomqtt adds an asyncio task, futures
-and a misc-loop timer per client on top of the same paho client; measured on this
-2-core machine (docs/benchmarks.md, "Fleet simulator"), this loop spends its CPU on
-building payloads and in paho's packet code, which aiomqtt would spend too. So each
-worker drives its paho clients through ``loop_read`` / ``loop_write`` / ``loop_misc``
-from one ``selectors`` loop (epoll), with writes flushed in one pass per iteration.
+Each worker drives its paho clients through ``loop_read`` / ``loop_write`` /
+``loop_misc`` from one ``selectors`` loop (epoll): no network thread per client, writes
+flushed in one pass per iteration, keepalive checks every ``keepalive_s / 4`` per client
+from a timer heap. Measured on this 2-core machine (2,000 connections publishing QoS 1
+once a second each, one process, private Mosquitto): this loop costs ≈ 140 µs of CPU
+per acknowledged message for the MQTT work (212 µs all-in, of which 72 µs build the
+batch: physics, pydantic, orjson); aiomqtt with one task per client, each awaiting its
+publish, costs ≈ 168 µs per message with a pre-built payload, plus a task, futures and a
+once-a-second misc timer per client (10,000 wake-ups a second for a 10,000 fleet while
+idle). paho threads per client were not considered: a thread per gateway does not scale
+to thousands. Either async design carries the 2,000 msg/s target on two workers; this
+one is cheaper per message and per idle client and keeps flushing and timers explicit.
 """
 
 from __future__ import annotations
@@ -315,6 +320,7 @@ class WorkerLoop:
 
     def _report(self, final: bool) -> None:
         self.stats.unstored = sum(g.unstored for g in self.gateways)
+        self.stats.cpu_s = time.process_time()
         self.report(self.stats.to_wire(), final)
 
     # ----- LinkEvents (called by paho from inside read/write/misc) -------------------
