@@ -13,8 +13,8 @@ from typing import Any
 from uuid import UUID
 
 from contracts.messages import EventMsg, Reading, TelemetryBatch
-from contracts.timeutil import utc_now
-from edge_agent.buffer import AsyncOutbox
+from contracts.timeutil import to_wire, utc_now
+from edge_agent.buffer import AsyncOutbox, BufferFullError, PayloadFactory
 from edge_agent.modbus import ModbusEndpoint
 from edge_agent.poller import DevicePoller, DeviceRegistry, run_batcher
 from edge_agent.publisher import Publisher
@@ -54,6 +54,8 @@ class Agent:
             for unit in ep.unit_ids
         ]
         self.batches = 0
+        self.dropped_batches = 0
+        self._unbuffered_events: list[PayloadFactory] = []
 
     async def persist_batch(self, readings: list[Reading]) -> None:
         """Buffer one poll cycle's readings as one telemetry batch (before any publish)."""
@@ -61,7 +63,20 @@ class Agent:
         def make(stream_id: UUID, seq: int) -> bytes:
             return TelemetryBatch(stream_id=stream_id, seq=seq, readings=readings).to_json()
 
-        seq = await self.outbox.append("telemetry", make)
+        stamps = [r.ts for r in readings]
+        span = (to_wire(min(stamps)), to_wire(max(stamps)))
+        try:
+            seq = await self.outbox.append("telemetry", make, span=span)
+        except BufferFullError as exc:
+            log.error(
+                "gateway %s: batch of %d readings not buffered: %s",
+                self.settings.gateway_id,
+                len(readings),
+                exc,
+            )
+            return
+        finally:
+            await self.report_drops()
         self.batches += 1
         log.debug(
             "gateway %s: batch seq %d with %d readings",
@@ -71,24 +86,66 @@ class Agent:
         )
         self.wake.set()
 
-    async def emit_event(
-        self, event: str, severity: str, device: str | None, detail: dict[str, Any]
-    ) -> None:
-        """Buffer one event (same seq space as telemetry); events are never dropped."""
+    @staticmethod
+    def _event_factory(
+        event: str, severity: str, device: str | None, detail: dict[str, Any]
+    ) -> PayloadFactory:
+        ts = utc_now()  # when it happened, even if it is buffered later
 
         def make(stream_id: UUID, seq: int) -> bytes:
             return EventMsg(
                 stream_id=stream_id,
                 seq=seq,
-                ts=utc_now(),
+                ts=ts,
                 event=event,
                 severity=severity,
                 device=device,
                 detail=detail,
             ).to_json()
 
-        await self.outbox.append("event", make)
+        return make
+
+    async def emit_event(
+        self, event: str, severity: str, device: str | None, detail: dict[str, Any]
+    ) -> None:
+        """Buffer one event (same seq space as telemetry); events are never dropped."""
+        make = self._event_factory(event, severity, device, detail)
+        try:
+            await self.outbox.append("event", make)
+        except BufferFullError as exc:
+            # Only a full disk gets here: keep the event in memory until space returns.
+            self._unbuffered_events.append(make)
+            log.error(
+                "gateway %s: event %s kept in memory: %s", self.settings.gateway_id, event, exc
+            )
+            return
+        await self.report_drops()
         self.wake.set()
+
+    async def report_drops(self) -> None:
+        """One ``data_dropped`` event per drop record, naming the exact seqs and span;
+        then any events a full disk kept in memory."""
+        while drops := await self.outbox.take_drops():
+            for dropped in drops:
+                self.dropped_batches += len(dropped.seqs)
+                log.warning(
+                    "gateway %s: dropped %d telemetry batches (%s): seqs %s",
+                    self.settings.gateway_id,
+                    len(dropped.seqs),
+                    dropped.reason,
+                    dropped.ranges(),
+                )
+                make = self._event_factory("data_dropped", "warning", None, dropped.detail())
+                try:
+                    await self.outbox.append("event", make)
+                except BufferFullError:
+                    self._unbuffered_events.append(make)
+        while self._unbuffered_events:
+            try:
+                await self.outbox.append("event", self._unbuffered_events[0])
+            except BufferFullError:
+                return
+            self._unbuffered_events.pop(0)
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
@@ -136,5 +193,17 @@ class Agent:
 async def run_agent(settings: AgentSettings, stop: asyncio.Event | None = None) -> None:
     """Run the agent until ``stop`` is set (or the task is cancelled)."""
     stop = stop or asyncio.Event()
-    async with AsyncOutbox(settings.buffer_path) as outbox:
-        await Agent(settings, outbox).run(stop)
+    async with AsyncOutbox(settings.buffer_path, max_bytes=settings.buffer_max_bytes) as outbox:
+        agent = Agent(settings, outbox)
+        if outbox.recovered is not None:
+            await agent.emit_event(
+                "buffer_corrupt",
+                "critical",
+                None,
+                {
+                    "moved_to": str(outbox.recovered.moved_to),
+                    "reason": outbox.recovered.reason,
+                    "new_stream_id": str(outbox.stream_id),
+                },
+            )
+        await agent.run(stop)

@@ -4,17 +4,24 @@
 ``outbox`` holds every buffered message (telemetry, event, cmd_ack, config_state) under
 one seq space until the cloud's ``stored`` watermark covers it. :class:`Outbox` is the
 blocking core; :class:`AsyncOutbox` runs it on one dedicated thread.
+
+Bounded by payload bytes: when full, the oldest *telemetry* goes first and every drop is
+recorded (:class:`Dropped`, seq ranges and time span) for a ``data_dropped`` event;
+events, acks and config states are never dropped. A file that fails its integrity check
+on open is moved aside and a new stream starts (:attr:`Outbox.recovered`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,9 +30,12 @@ from uuid import UUID
 from contracts.streams import next_seq
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
-#: Lower sorts first when sending: events and acks before telemetry.
-PRIORITY: dict[str, int] = {"event": 0, "cmd_ack": 0, "config_state": 0, "telemetry": 1}
+#: Lower sorts first when sending: events and acks, then config state, then telemetry.
+PRIORITY: dict[str, int] = {"event": 0, "cmd_ack": 0, "config_state": 1, "telemetry": 2}
+#: Only these kinds may be dropped when the buffer is full.
+DROPPABLE = frozenset({"telemetry"})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -40,12 +50,66 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at REAL NOT NULL,
     sent_at REAL,
     priority INTEGER NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0
+    attempts INTEGER NOT NULL DEFAULT 0,
+    span_from TEXT,
+    span_to TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (priority, seq) WHERE sent_at IS NULL;
 """
 
 PayloadFactory = Callable[[UUID, int], bytes]
+Span = tuple[str, str]  # first and last reading time (RFC 3339) of a telemetry batch
+
+
+class BufferFullError(RuntimeError):
+    """Nothing droppable is left and the disk refuses more (events and acks are kept)."""
+
+
+@dataclass
+class Dropped:
+    """Telemetry removed to make room: which seqs, how much, which time span."""
+
+    reason: str
+    seqs: list[int] = field(default_factory=list)
+    bytes: int = 0
+    span_from: str | None = None
+    span_to: str | None = None
+
+    def add(self, seq: int, size: int, span: Span | None) -> None:
+        self.seqs.append(seq)
+        self.bytes += size
+        if span is not None:
+            self.span_from = min(filter(None, (self.span_from, span[0])))
+            self.span_to = max(filter(None, (self.span_to, span[1])))
+
+    def ranges(self) -> list[tuple[int, int]]:
+        """The dropped seqs as inclusive ranges, e.g. ``[(3, 7), (9, 9)]``."""
+        out: list[tuple[int, int]] = []
+        for seq in sorted(self.seqs):
+            if out and seq == out[-1][1] + 1:
+                out[-1] = (out[-1][0], seq)
+            else:
+                out.append((seq, seq))
+        return out
+
+    def detail(self) -> dict[str, Any]:
+        """The ``data_dropped`` event's detail."""
+        return {
+            "reason": self.reason,
+            "seq_ranges": [list(r) for r in self.ranges()],
+            "batches": len(self.seqs),
+            "bytes": self.bytes,
+            "from": self.span_from,
+            "to": self.span_to,
+        }
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """A buffer file that failed its integrity check and was moved aside."""
+
+    moved_to: Path
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,19 +122,61 @@ class OutboxRow:
     priority: int
 
 
-class Outbox:
-    """Blocking outbox over one SQLite connection; use from one thread at a time."""
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA busy_timeout=5000")
+    return db
 
-    def __init__(self, path: str | Path) -> None:
+
+def _check(db: sqlite3.Connection) -> str | None:
+    """None when the file is sound, else what is wrong."""
+    result = [r[0] for r in db.execute("PRAGMA quick_check")]
+    return None if result == ["ok"] else "; ".join(map(str, result[:3]))
+
+
+def _open_checked(path: Path) -> tuple[sqlite3.Connection, Recovered | None]:
+    """Open ``path``; a corrupt file (and its WAL) is moved aside and a new one created."""
+    reason: str | None
+    try:
+        db = _connect(path)
+        reason = _check(db)
+        if reason is None:
+            return db, None
+        db.close()
+    except sqlite3.DatabaseError as exc:
+        reason = str(exc)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    moved = path.with_name(f"{path.name}.corrupt-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        src = Path(f"{path}{suffix}")
+        if src.exists():
+            src.rename(f"{moved}{suffix}")
+    log.error("buffer %s failed its integrity check (%s): moved to %s", path, reason, moved)
+    return _connect(path), Recovered(moved, reason)
+
+
+class Outbox:
+    """Blocking outbox over one SQLite connection; use from one thread at a time.
+
+    ``max_bytes`` bounds the stored payload bytes (SQLite's own overhead comes on top).
+    """
+
+    def __init__(self, path: str | Path, *, max_bytes: int | None = None) -> None:
         self.path = Path(path)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self.max_bytes = max_bytes
+        self._db, self.recovered = _open_checked(self.path)
         self._db.executescript(_SCHEMA)
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}
-        if "attempts" not in columns:  # a buffer written by an older agent
-            self._db.execute("ALTER TABLE outbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
+        for name, decl in (
+            ("attempts", "INTEGER NOT NULL DEFAULT 0"),
+            ("span_from", "TEXT"),
+            ("span_to", "TEXT"),
+        ):
+            if name not in columns:  # a buffer written by an older agent
+                self._db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {decl}")
+        self._pending_drops: list[Dropped] = []
         with self._tx():
             row = self._db.execute("SELECT stream_id FROM meta WHERE id = 1").fetchone()
             if row is None:
@@ -80,6 +186,9 @@ class Outbox:
                 )
                 row = self._db.execute("SELECT stream_id FROM meta WHERE id = 1").fetchone()
         self.stream_id = UUID(row[0])
+        self.bytes = int(
+            self._db.execute("SELECT coalesce(sum(length(payload)), 0) FROM outbox").fetchone()[0]
+        )
 
     def _tx(self) -> _Tx:
         return _Tx(self._db)
@@ -88,19 +197,124 @@ class Outbox:
     def last_seq(self) -> int:
         return int(self._db.execute("SELECT last_seq FROM meta WHERE id = 1").fetchone()[0])
 
-    def append(self, kind: str, make_payload: PayloadFactory, *, now: float | None = None) -> int:
-        """Allocate the next seq, build the payload with it and persist both atomically."""
+    def append(
+        self,
+        kind: str,
+        make_payload: PayloadFactory,
+        *,
+        now: float | None = None,
+        span: Span | None = None,
+    ) -> int:
+        """Allocate the next seq, build the payload with it and persist both atomically.
+
+        When the buffer is full (``max_bytes``) or the disk is (ENOSPC), the oldest
+        telemetry makes room; if the new message is telemetry and nothing older can go, it
+        is itself dropped (its seq still allocated and reported). What was dropped is
+        collected by :meth:`take_drops`.
+        """
         created = time.time() if now is None else now
+        try:
+            return self._append(kind, make_payload, created, span)
+        except sqlite3.OperationalError as exc:
+            if "full" not in str(exc).lower():
+                raise
+            log.error("buffer %s: disk full while appending %s", self.path, kind)
+            # Make room on disk from the oldest telemetry, then try once more.
+            freed = self._drop_oldest_telemetry(max(self.bytes // 10, 1), "disk full")
+            try:
+                return self._append(kind, make_payload, created, span)
+            except sqlite3.OperationalError as again:
+                if "full" not in str(again).lower():
+                    raise
+                if kind not in DROPPABLE:
+                    raise BufferFullError(f"disk full, {freed} bytes freed: {again}") from again
+            try:
+                return self._skip_seq(kind, span, "disk full")
+            except sqlite3.OperationalError as again:
+                raise BufferFullError(f"disk full: {again}") from again
+
+    def _append(
+        self, kind: str, make_payload: PayloadFactory, created: float, span: Span | None
+    ) -> int:
         with self._tx():
             seq = next_seq(self.last_seq)
             payload = make_payload(self.stream_id, seq)
+            if self.max_bytes is not None and self.bytes + len(payload) > self.max_bytes:
+                self._make_room(len(payload), seq, kind, span)
+                if kind in DROPPABLE and self.bytes + len(payload) > self.max_bytes:
+                    self._db.execute("UPDATE meta SET last_seq = ? WHERE id = 1", (seq,))
+                    self._record_drop("buffer full", seq, len(payload), span)
+                    return seq
             self._db.execute("UPDATE meta SET last_seq = ? WHERE id = 1", (seq,))
             self._db.execute(
-                "INSERT INTO outbox (seq, kind, payload, created_at, sent_at, priority)"
-                " VALUES (?, ?, ?, ?, NULL, ?)",
-                (seq, kind, payload, created, PRIORITY.get(kind, 1)),
+                "INSERT INTO outbox (seq, kind, payload, created_at, sent_at, priority,"
+                " span_from, span_to) VALUES (?, ?, ?, ?, NULL, ?, ?, ?)",
+                (
+                    seq,
+                    kind,
+                    payload,
+                    created,
+                    PRIORITY.get(kind, 2),
+                    span[0] if span else None,
+                    span[1] if span else None,
+                ),
             )
+        self.bytes += len(payload)
         return seq
+
+    def _skip_seq(self, kind: str, span: Span | None, reason: str) -> int:
+        """Allocate a seq for a message that cannot be stored, and report it dropped."""
+        with self._tx():
+            seq = next_seq(self.last_seq)
+            self._db.execute("UPDATE meta SET last_seq = ? WHERE id = 1", (seq,))
+        self._record_drop(reason, seq, 0, span)
+        return seq
+
+    def _make_room(self, size: int, seq: int, kind: str, span: Span | None) -> None:
+        """Inside the caller's transaction: delete the oldest telemetry until ``size`` fits."""
+        assert self.max_bytes is not None
+        need = self.bytes + size - self.max_bytes
+        rows = self._db.execute(
+            "SELECT seq, length(payload), span_from, span_to FROM outbox WHERE kind = 'telemetry'"
+            " ORDER BY seq"
+        )
+        victims: list[tuple[int, int, Span | None]] = []
+        for r_seq, r_len, r_from, r_to in rows:
+            if need <= 0:
+                break
+            victims.append((r_seq, r_len, (r_from, r_to) if r_from else None))
+            need -= r_len
+        rows.close()
+        for r_seq, r_len, r_span in victims:
+            self._db.execute("DELETE FROM outbox WHERE seq = ?", (r_seq,))
+            self.bytes -= r_len
+            self._record_drop("buffer full", r_seq, r_len, r_span)
+
+    def _drop_oldest_telemetry(self, at_least: int, reason: str) -> int:
+        """Delete the oldest telemetry worth ``at_least`` bytes (own transaction)."""
+        freed = 0
+        with self._tx():
+            for r_seq, r_len, r_from, r_to in self._db.execute(
+                "SELECT seq, length(payload), span_from, span_to FROM outbox"
+                " WHERE kind = 'telemetry' ORDER BY seq"
+            ).fetchall():
+                if freed >= at_least:
+                    break
+                self._db.execute("DELETE FROM outbox WHERE seq = ?", (r_seq,))
+                self._record_drop(reason, r_seq, r_len, (r_from, r_to) if r_from else None)
+                freed += r_len
+        self.bytes -= freed
+        return freed
+
+    def _record_drop(self, reason: str, seq: int, size: int, span: Span | None) -> None:
+        if not self._pending_drops or self._pending_drops[-1].reason != reason:
+            self._pending_drops.append(Dropped(reason))
+        self._pending_drops[-1].add(seq, size, span)
+
+    def take_drops(self) -> list[Dropped]:
+        """What was dropped since the last call (to report as ``data_dropped`` events)."""
+        drops, self._pending_drops = self._pending_drops, []
+        return drops
 
     def unsent(self, limit: int, exclude: Iterable[int] = ()) -> list[OutboxRow]:
         """Up to ``limit`` unsent rows, events/acks first, oldest first, minus ``exclude``."""
@@ -148,14 +362,18 @@ class Outbox:
         if stream_id != self.stream_id or upto_seq < 1:
             return 0
         with self._tx():
+            freed = self._db.execute(
+                "SELECT coalesce(sum(length(payload)), 0) FROM outbox WHERE seq <= ?", (upto_seq,)
+            ).fetchone()[0]
             cur = self._db.execute("DELETE FROM outbox WHERE seq <= ?", (upto_seq,))
+        self.bytes -= int(freed)
         return cur.rowcount
 
     def counts(self) -> dict[str, int]:
         total, unsent = self._db.execute(
             "SELECT count(*), count(*) - count(sent_at) FROM outbox"
         ).fetchone()
-        return {"rows": int(total), "unsent": int(unsent)}
+        return {"rows": int(total), "unsent": int(unsent), "bytes": self.bytes}
 
     def rows(self) -> list[OutboxRow]:
         return [
@@ -166,7 +384,7 @@ class Outbox:
         ]
 
     def integrity_ok(self) -> bool:
-        return bool(self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
+        return _check(self._db) is None
 
     def close(self) -> None:
         self._db.close()
@@ -186,8 +404,9 @@ class _Tx:
 class AsyncOutbox:
     """:class:`Outbox` on a dedicated single thread, so the event loop never blocks."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, max_bytes: int | None = None) -> None:
         self._path = Path(path)
+        self._max_bytes = max_bytes
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         self._outbox: Outbox | None = None
 
@@ -207,11 +426,20 @@ class AsyncOutbox:
 
     async def open(self) -> AsyncOutbox:
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        self._outbox = await self._run(Outbox, self._path)
+        self._outbox = await self._run(Outbox, self._path, max_bytes=self._max_bytes)
         return self
 
-    async def append(self, kind: str, make_payload: PayloadFactory) -> int:
-        return await self._run(self._core.append, kind, make_payload)
+    @property
+    def recovered(self) -> Recovered | None:
+        return self._core.recovered
+
+    async def append(
+        self, kind: str, make_payload: PayloadFactory, *, span: Span | None = None
+    ) -> int:
+        return await self._run(self._core.append, kind, make_payload, span=span)
+
+    async def take_drops(self) -> list[Dropped]:
+        return await self._run(self._core.take_drops)
 
     async def unsent(self, limit: int, exclude: Iterable[int] = ()) -> list[OutboxRow]:
         return await self._run(self._core.unsent, limit, list(exclude))

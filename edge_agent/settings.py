@@ -61,6 +61,8 @@ class AgentSettings(BaseSettings):
     mqtt_keepalive_s: int = Field(default=30, ge=5)
     mqtt_session_expiry_s: int = Field(default=3600, ge=0)
     buffer_path: Path = Path("potr-agent-buffer.sqlite")
+    #: Payload bytes the buffer may hold; when full the oldest telemetry goes first.
+    buffer_max_bytes: int = Field(default=256 * 1024 * 1024, ge=64 * 1024)
     poll_interval_s: float = Field(default=5.0, gt=0)
     publish_interval_s: float | None = Field(default=None, gt=0)
     stored_timeout_s: float = Field(default=30.0, gt=0)

@@ -77,7 +77,8 @@ def test_sent_but_not_stored_rows_are_resent_after_the_timeout(tmp_path: Path) -
     assert box.unsent(10) == []
     assert box.requeue_stale(50.0, now=150.0) == 2
     assert [r.seq for r in box.unsent(10)] == [1, 2]
-    assert box.counts() == {"rows": 3, "unsent": 2}
+    assert box.counts()["rows"] == 3
+    assert box.counts()["unsent"] == 2
 
 
 def test_resends_back_off_exponentially_per_row(tmp_path: Path) -> None:
@@ -130,4 +131,94 @@ async def test_async_outbox_runs_off_the_loop(tmp_path: Path) -> None:
         assert rows[0].kind == "event"
         await box.mark_sent([1])
         assert await box.apply_stored(box.stream_id, 1) == 1
-        assert await box.counts() == {"rows": 0, "unsent": 0}
+        assert await box.counts() == {"rows": 0, "unsent": 0, "bytes": 0}
+
+
+def _sized(kind: str, size: int):
+    def make(stream_id: UUID, seq: int) -> bytes:
+        head = orjson.dumps({"kind": kind, "seq": seq})
+        return head + b" " * (size - len(head))
+
+    return make
+
+
+def test_a_full_buffer_drops_the_oldest_telemetry_first_and_reports_it(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "b.sqlite", max_bytes=1000)
+    for i in range(4):  # 4 x 200 bytes of telemetry, one event in the middle
+        box.append(
+            "telemetry",
+            _sized("telemetry", 200),
+            span=(f"2026-01-01T00:00:0{i}.000Z", f"2026-01-01T00:00:0{i}.500Z"),
+        )
+        if i == 1:
+            box.append("event", _sized("event", 150))
+    assert box.bytes == 950
+    box.append("telemetry", _sized("telemetry", 200))  # needs 150 more: oldest batch goes
+    box.append("cmd_ack", _sized("cmd_ack", 300))  # acks are never dropped: two more go
+    assert [(r.seq, r.kind) for r in box.rows()] == [
+        (3, "event"),
+        (5, "telemetry"),
+        (6, "telemetry"),
+        (7, "cmd_ack"),
+    ]
+    assert box.bytes == 850
+    drops = box.take_drops()
+    assert len(drops) == 1
+    detail = drops[0].detail()
+    assert detail["seq_ranges"] == [[1, 2], [4, 4]]
+    assert detail["batches"] == 3
+    assert detail["bytes"] == 600
+    assert detail["from"] == "2026-01-01T00:00:00.000Z"
+    assert detail["to"] == "2026-01-01T00:00:02.500Z"
+    assert box.take_drops() == []
+
+
+def test_events_are_kept_even_beyond_the_cap(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "b.sqlite", max_bytes=300)
+    for _ in range(3):
+        box.append("event", _sized("event", 200))
+    assert [r.kind for r in box.rows()] == ["event"] * 3
+    seq = box.append("telemetry", _sized("telemetry", 100))  # no older telemetry to drop
+    assert seq == 4
+    assert [r.seq for r in box.rows()] == [1, 2, 3]
+    assert box.take_drops()[0].ranges() == [(4, 4)]
+
+
+def test_byte_count_survives_restart_and_stored(tmp_path: Path) -> None:
+    path = tmp_path / "b.sqlite"
+    box = Outbox(path, max_bytes=10_000)
+    for _ in range(3):
+        box.append("telemetry", _sized("telemetry", 100))
+    box.close()
+    again = Outbox(path, max_bytes=10_000)
+    assert again.bytes == 300
+    again.apply_stored(again.stream_id, 2)
+    assert again.bytes == 100
+
+
+def test_a_corrupt_buffer_is_moved_aside_and_a_new_stream_starts(tmp_path: Path) -> None:
+    path = tmp_path / "b.sqlite"
+    box = Outbox(path)
+    old_stream = box.stream_id
+    for _ in range(50):
+        box.append("telemetry", _sized("telemetry", 2000))
+    box.close()
+    raw = bytearray(path.read_bytes())
+    raw[4096:8192] = b"\xde\xad\xbe\xef" * 1024  # trash a page of the table
+    path.write_bytes(bytes(raw))
+    again = Outbox(path)
+    assert again.recovered is not None
+    assert again.recovered.moved_to.exists()
+    assert again.stream_id != old_stream
+    assert again.rows() == []
+    assert again.integrity_ok()
+    assert again.append("telemetry", _sized("telemetry", 10)) == 1
+
+
+def test_garbage_instead_of_a_database_is_moved_aside(tmp_path: Path) -> None:
+    path = tmp_path / "b.sqlite"
+    path.write_bytes(b"this is not sqlite" * 100)
+    box = Outbox(path)
+    assert box.recovered is not None
+    assert "not a database" in box.recovered.reason
+    assert box.append("event", _sized("event", 10)) == 1
