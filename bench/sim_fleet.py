@@ -115,6 +115,10 @@ def main() -> None:
         report("baseline: raw paho publisher, QoS 1, window 100", raw, raw, "msg/s")
         report(f"virtual fleet: {spec.count:,} gateways, PUBACKed", rates["acked"], raw, "msg/s")
         report("virtual fleet: nominal (target)", spec.nominal_rate, raw, "msg/s")
+        print(
+            f"fleet workers: {rates['worker_cpu_pct']:.0f} % of a core in total,"
+            f" {rates['cpu_us_per_acked']:.0f} µs CPU per acknowledged batch"
+        )
         lat = summary["latency_ms"]["publish_to_puback"]
         print(
             f"publish→PUBACK ms p50 {lat['p50']} p90 {lat['p90']} p99 {lat['p99']}"
