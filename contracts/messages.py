@@ -2,6 +2,11 @@
 
 Units and signs follow :mod:`contracts.metrics`. Buffered kinds (telemetry, event,
 cmd_ack, config_state) carry ``stream_id`` + ``seq`` from the agent's one seq space.
+
+Every message that passes validation must also fit the cloud's columns, or ingest could
+only dead-letter it after a failed transaction: integers are bounded to the PostgreSQL
+type they land in (``int4``/``int8``), and no string — nor any string inside a free-form
+JSON object — may hold U+0000, which ``text`` and ``jsonb`` reject.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from uuid import UUID
 
 import orjson
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -25,8 +31,37 @@ from contracts.metrics import BY_NAME
 from contracts.timeutil import to_wire
 from contracts.topics import GATEWAY_ID_RE, Kind, Region
 
+#: Largest value of PostgreSQL ``int4`` / ``int8`` columns.
+INT4_MAX = 2**31 - 1
+INT8_MAX = 2**63 - 1
+
+
+def _reject_nul(value: Any) -> Any:
+    """``value`` unchanged unless a string in it (keys included, at any depth) has U+0000."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError("must not contain the NUL character (U+0000)")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return value
+
+
 WireTime = Annotated[AwareDatetime, PlainSerializer(to_wire, return_type=str)]
-Seq = Annotated[int, Field(ge=1, lt=2**63)]
+Seq = Annotated[int, Field(ge=1, le=INT8_MAX)]
+#: An ``int4`` column's non-negative range (versions, ids).
+Int4 = Annotated[int, Field(ge=0, le=INT4_MAX)]
+#: Any string: everything but U+0000 (PostgreSQL ``text`` cannot store it).
+Text = Annotated[str, Field(pattern=r"^[^\x00]*$")]
+#: Checks every key and string inside a container (keeps its JSON Schema as it was).
+NulFree = AfterValidator(_reject_nul)
+#: A free-form JSON object stored as ``jsonb``: no U+0000 in any key or string inside.
+JsonObject = Annotated[dict[str, Any], NulFree]
 LocalDeviceId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 GatewayId = Annotated[str, Field(pattern=GATEWAY_ID_RE.pattern)]
 
@@ -50,7 +85,7 @@ class StateMsg(_Message):
     """Retained gateway liveness; the LWT is the same with ``online: false``."""
 
     online: bool
-    boot_id: str
+    boot_id: Text
     ts: WireTime
 
 
@@ -58,28 +93,28 @@ class DeviceInfo(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     device: LocalDeviceId
-    endpoint: str
+    endpoint: Text
     unit_id: int = Field(ge=0, le=255)
-    models: list[int]
-    manufacturer: str | None = None
-    model: str | None = None
-    serial: str | None = None
-    firmware: str | None = None
-    profile: str | None = None
-    nameplate: dict[str, float | None] = Field(default_factory=dict)
+    models: list[Annotated[int, Field(ge=0, le=65_535)]]
+    manufacturer: Text | None = None
+    model: Text | None = None
+    serial: Text | None = None
+    firmware: Text | None = None
+    profile: Text | None = None
+    nameplate: Annotated[dict[str, float | None], NulFree] = Field(default_factory=dict)
     status: Literal["online", "asleep", "unreachable", "faulty"] = "online"
 
 
 class BirthMsg(_Message):
     gateway_id: GatewayId
     region: Region
-    agent_version: str
+    agent_version: Text
     stream_id: UUID
-    boot_id: str
+    boot_id: Text
     poll_interval_s: float = Field(gt=0)
     publish_interval_s: float = Field(gt=0)
     devices: list[DeviceInfo]
-    config_version: int | None = None
+    config_version: Int4 | None = None
     ts: WireTime
 
 
@@ -91,7 +126,7 @@ class Reading(BaseModel):
     device: LocalDeviceId
     ts: WireTime
     quality: Quality = Quality.GOOD
-    flags: list[str] = Field(default_factory=list)
+    flags: list[Text] = Field(default_factory=list)
     values: dict[str, float | None]
 
     @field_validator("values")
@@ -113,30 +148,30 @@ class EventMsg(_Message):
     stream_id: UUID
     seq: Seq
     ts: WireTime
-    event: Annotated[str, Field(min_length=1, max_length=64)]
+    event: Annotated[Text, Field(min_length=1, max_length=64)]
     severity: Literal["info", "warning", "critical"] = "info"
     device: LocalDeviceId | None = None
-    detail: dict[str, Any] = Field(default_factory=dict)
+    detail: JsonObject = Field(default_factory=dict)
 
 
 class StoredMsg(_Message):
     """Cloud → gateway: everything of ``stream_id`` up to ``upto_seq`` is committed."""
 
     stream_id: UUID
-    upto_seq: int = Field(ge=0)
+    upto_seq: int = Field(ge=0, le=INT8_MAX)
     ts: WireTime
 
 
 class CommandMsg(_Message):
     id: UUID
     gateway_id: GatewayId
-    name: str
+    name: Text
     device: LocalDeviceId | None = None
-    args: dict[str, Any] = Field(default_factory=dict)
+    args: JsonObject = Field(default_factory=dict)
     expires_at: WireTime
-    issued_by: str
-    kid: str | None = None
-    sig: str | None = None
+    issued_by: Text
+    kid: Text | None = None
+    sig: Text | None = None
 
 
 class AckStatus(StrEnum):
@@ -152,45 +187,45 @@ class CmdAck(_Message):
     seq: Seq
     id: UUID
     status: AckStatus
-    detail: str = ""
+    detail: Text = ""
     ts: WireTime
 
 
 class ProfileRef(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str
+    id: Text
     region: Region
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=INT4_MAX)
 
 
 class ConfigDoc(_Message):
     gateway_id: GatewayId
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=INT4_MAX)
     profile: ProfileRef
-    devices: dict[str, dict[str, Any]]
+    devices: Annotated[dict[str, dict[str, Any]], NulFree]
     not_after: WireTime
-    issued_by: str
-    kid: str | None = None
-    sig: str | None = None
+    issued_by: Text
+    kid: Text | None = None
+    sig: Text | None = None
 
 
 class ConfigState(_Message):
     stream_id: UUID
     seq: Seq
-    version: int | None
-    hash: str | None = None
+    version: Int4 | None
+    hash: Text | None = None
     status: Literal["applied", "failed", "drifted", "pending"] = "applied"
-    points: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    drift: list[str] = Field(default_factory=list)
-    detail: str = ""
+    points: Annotated[dict[str, dict[str, Any]], NulFree] = Field(default_factory=dict)
+    drift: list[Text] = Field(default_factory=list)
+    detail: Text = ""
     ts: WireTime
 
 
 class ConfigReq(_Message):
     id: UUID
-    user: str
-    site_id: int
+    user: Text
+    site_id: int = Field(ge=1, le=INT4_MAX)
     profile: ProfileRef
     ts: WireTime
 
@@ -198,7 +233,7 @@ class ConfigReq(_Message):
 class ConfigResp(_Message):
     id: UUID
     ok: bool
-    detail: str = ""
+    detail: Text = ""
     ts: WireTime
 
 
@@ -261,6 +296,8 @@ def json_schemas() -> dict[str, dict[str, Any]]:
 
 
 __all__ = [
+    "INT4_MAX",
+    "INT8_MAX",
     "AckStatus",
     "BirthMsg",
     "BufferedMessage",
@@ -272,6 +309,7 @@ __all__ = [
     "ConfigState",
     "DeviceInfo",
     "EventMsg",
+    "JsonObject",
     "MessageError",
     "ProfileRef",
     "Quality",
@@ -279,6 +317,7 @@ __all__ = [
     "StateMsg",
     "StoredMsg",
     "TelemetryBatch",
+    "Text",
     "WireTime",
     "decode",
     "json_schemas",

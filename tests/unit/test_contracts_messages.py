@@ -75,6 +75,46 @@ def test_naive_timestamps_are_refused() -> None:
         decode(Kind.TELEMETRY, json.dumps(doc).encode())
 
 
+_NOW = "2026-11-26T01:02:03.456Z"
+_SID = "0b6f1f4e-8a59-4f43-9d1b-6f1d3a0c2e11"
+
+
+@pytest.mark.parametrize(
+    ("kind", "doc", "where"),
+    [
+        # Each fits the old contract but not PostgreSQL: int4 overflow, NUL in text/jsonb.
+        (Kind.CONFIG_STATE, {"seq": 1, "version": 2**40}, "version"),
+        (Kind.EVENT, {"seq": 1, "event": "x", "detail": {"why": "a\u0000b"}}, "detail"),
+        (Kind.EVENT, {"seq": 1, "event": "x", "detail": {"k": [{"\u0000": 1}]}}, "detail"),
+        (Kind.EVENT, {"seq": 1, "event": "a\u0000"}, "event"),
+        (
+            Kind.CMD_ACK,
+            {"seq": 1, "id": _SID, "status": "done", "detail": "\u0000"},
+            "detail",
+        ),
+        (Kind.CONFIG_STATE, {"seq": 1, "version": 1, "drift": ["x\u0000"]}, "drift"),
+        (Kind.CONFIG_STATE, {"seq": 1, "version": 1, "points": {"a\u0000": {}}}, "points"),
+        (Kind.TELEMETRY, {"seq": 2**63, "readings": []}, "seq"),
+    ],
+)
+def test_what_postgresql_cannot_store_is_refused(
+    kind: Kind, doc: dict[str, object], where: str
+) -> None:
+    raw = {"v": 1, "stream_id": _SID, "ts": _NOW} | doc
+    if kind is Kind.TELEMETRY:
+        del raw["ts"]
+    with pytest.raises(MessageError, match=where):
+        decode(kind, json.dumps(raw).encode())
+
+
+def test_the_largest_storable_values_and_other_control_characters_pass() -> None:
+    state = {"v": 1, "stream_id": _SID, "seq": 2**63 - 1, "ts": _NOW, "version": 2**31 - 1}
+    assert decode(Kind.CONFIG_STATE, json.dumps(state).encode())
+    event = {"v": 1, "stream_id": _SID, "seq": 1, "ts": _NOW, "event": "x"}
+    event["detail"] = {"text": "tab\tline\nü", "n": 2**70, "list": [None, True]}
+    assert decode(Kind.EVENT, json.dumps(event).encode())
+
+
 def test_every_kind_has_a_json_schema() -> None:
     schemas = json_schemas()
     assert set(schemas) == {k.value for k in Kind}
