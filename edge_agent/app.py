@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from contracts.messages import EventMsg, Reading, TelemetryBatch
 from contracts.timeutil import to_wire, utc_now
-from edge_agent.buffer import AsyncOutbox, BufferFullError, PayloadFactory
+from edge_agent.buffer import AsyncOutbox, BufferFullError, Dropped, PayloadFactory
 from edge_agent.modbus import ModbusEndpoint
 from edge_agent.poller import DevicePoller, DeviceRegistry, run_batcher
 from edge_agent.publisher import Publisher
 from edge_agent.settings import AgentSettings
+
+if TYPE_CHECKING:
+    from edge_agent.health import AgentMetrics
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,11 @@ class Agent:
         self.wake = asyncio.Event()
         self.readings: asyncio.Queue[Reading] = asyncio.Queue(maxsize=READING_QUEUE_MAX)
         self.publisher = Publisher(settings, outbox, self.registry, self.wake)
+        self.metrics: AgentMetrics | None = None
+        if settings.health_port is not None:
+            from edge_agent.health import AgentMetrics  # prometheus-client only when served
+
+            self.metrics = AgentMetrics(self)
         self.endpoints = {
             ep.name: ModbusEndpoint(ep.name, ep.host, ep.port, ep.timeout_s)
             for ep in settings.endpoints
@@ -49,6 +57,7 @@ class Agent:
                 emit_event=self.emit_event,
                 interval_s=settings.poll_interval_s,
                 backoff_max_s=settings.unreachable_backoff_max_s,
+                on_poll=self.metrics.observe_poll if self.metrics else None,
             )
             for ep in settings.endpoints
             for unit in ep.unit_ids
@@ -56,6 +65,7 @@ class Agent:
         self.batches = 0
         self.dropped_batches = 0
         self._unbuffered_events: list[PayloadFactory] = []
+        self._unbuffered_drop = Dropped("disk full")
 
     async def persist_batch(self, readings: list[Reading]) -> None:
         """Buffer one poll cycle's readings as one telemetry batch (before any publish)."""
@@ -68,6 +78,10 @@ class Agent:
         try:
             seq = await self.outbox.append("telemetry", make, span=span)
         except BufferFullError as exc:
+            # No seq was allocated, so the stream has no hole: count it and report it
+            # (span and count) once the disk takes events again.
+            self.dropped_batches += 1
+            self._unbuffered_drop.add(None, 0, span)
             log.error(
                 "gateway %s: batch of %d readings not buffered: %s",
                 self.settings.gateway_id,
@@ -140,6 +154,15 @@ class Agent:
                     await self.outbox.append("event", make)
                 except BufferFullError:
                     self._unbuffered_events.append(make)
+        if self._unbuffered_drop.unsequenced:
+            detail = self._unbuffered_drop.detail()
+            try:
+                await self.outbox.append(
+                    "event", self._event_factory("data_dropped", "critical", None, detail)
+                )
+            except BufferFullError:
+                return
+            self._unbuffered_drop = Dropped("disk full")
         while self._unbuffered_events:
             try:
                 await self.outbox.append("event", self._unbuffered_events[0])
@@ -150,6 +173,7 @@ class Agent:
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
         requeued = await self.outbox.requeue_all()
+        self.publisher.resent += requeued
         log.info(
             "gateway %s (%s) starting: stream %s, %d endpoints, %d devices, %d rows to resend",
             s.gateway_id,
@@ -180,7 +204,7 @@ class Agent:
                 if s.health_port is not None:
                     from edge_agent.health import serve_health
 
-                    workers.append(tg.create_task(serve_health(self, s.health_port)))
+                    workers.append(tg.create_task(serve_health(self, s.health_port, s.health_host)))
                 await stop.wait()
                 for task in workers:
                     task.cancel()

@@ -74,9 +74,14 @@ class Dropped:
     bytes: int = 0
     span_from: str | None = None
     span_to: str | None = None
+    #: Batches dropped before a seq was allocated (the disk refused even that): no hole.
+    unsequenced: int = 0
 
-    def add(self, seq: int, size: int, span: Span | None) -> None:
-        self.seqs.append(seq)
+    def add(self, seq: int | None, size: int, span: Span | None) -> None:
+        if seq is None:
+            self.unsequenced += 1
+        else:
+            self.seqs.append(seq)
         self.bytes += size
         if span is not None:
             self.span_from = min(filter(None, (self.span_from, span[0])))
@@ -97,7 +102,7 @@ class Dropped:
         return {
             "reason": self.reason,
             "seq_ranges": [list(r) for r in self.ranges()],
-            "batches": len(self.seqs),
+            "batches": len(self.seqs) + self.unsequenced,
             "bytes": self.bytes,
             "from": self.span_from,
             "to": self.span_to,
@@ -219,8 +224,14 @@ class Outbox:
             if "full" not in str(exc).lower():
                 raise
             log.error("buffer %s: disk full while appending %s", self.path, kind)
-            # Make room on disk from the oldest telemetry, then try once more.
-            freed = self._drop_oldest_telemetry(max(self.bytes // 10, 1), "disk full")
+            # Give the WAL's disk blocks back, make room from the oldest telemetry (its
+            # pages are reused), then try once more.
+            self._checkpoint()
+            try:
+                freed = self._drop_oldest_telemetry(max(self.bytes // 10, 1), "disk full")
+            except sqlite3.OperationalError:
+                freed = 0
+            self._checkpoint()
             try:
                 return self._append(kind, make_payload, created, span)
             except sqlite3.OperationalError as again:
@@ -236,31 +247,42 @@ class Outbox:
     def _append(
         self, kind: str, make_payload: PayloadFactory, created: float, span: Span | None
     ) -> int:
+        victims: list[tuple[int, int, Span | None]] = []
         with self._tx():
             seq = next_seq(self.last_seq)
             payload = make_payload(self.stream_id, seq)
-            if self.max_bytes is not None and self.bytes + len(payload) > self.max_bytes:
-                self._make_room(len(payload), seq, kind, span)
-                if kind in DROPPABLE and self.bytes + len(payload) > self.max_bytes:
-                    self._db.execute("UPDATE meta SET last_seq = ? WHERE id = 1", (seq,))
-                    self._record_drop("buffer full", seq, len(payload), span)
-                    return seq
             self._db.execute("UPDATE meta SET last_seq = ? WHERE id = 1", (seq,))
-            self._db.execute(
-                "INSERT INTO outbox (seq, kind, payload, created_at, sent_at, priority,"
-                " span_from, span_to) VALUES (?, ?, ?, ?, NULL, ?, ?, ?)",
-                (
-                    seq,
-                    kind,
-                    payload,
-                    created,
-                    PRIORITY.get(kind, 2),
-                    span[0] if span else None,
-                    span[1] if span else None,
-                ),
-            )
+            if self.max_bytes is not None and self.bytes + len(payload) > self.max_bytes:
+                victims = self._make_room(len(payload))
+                room = self.max_bytes - self.bytes + sum(v[1] for v in victims)
+                if kind in DROPPABLE and len(payload) > room:
+                    # Nothing older can go: this batch itself is dropped, its seq reported.
+                    self.bytes += len(payload)  # given back by _commit_drops
+                    victims.append((seq, len(payload), span))
+                    payload = b""
+            if payload:
+                self._db.execute(
+                    "INSERT INTO outbox (seq, kind, payload, created_at, sent_at, priority,"
+                    " span_from, span_to) VALUES (?, ?, ?, ?, NULL, ?, ?, ?)",
+                    (
+                        seq,
+                        kind,
+                        payload,
+                        created,
+                        PRIORITY.get(kind, 2),
+                        span[0] if span else None,
+                        span[1] if span else None,
+                    ),
+                )
         self.bytes += len(payload)
+        self._commit_drops("buffer full", victims)
         return seq
+
+    def _checkpoint(self) -> None:
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.OperationalError as exc:
+            log.warning("buffer %s: checkpoint failed: %s", self.path, exc)
 
     def _skip_seq(self, kind: str, span: Span | None, reason: str) -> int:
         """Allocate a seq for a message that cannot be stored, and report it dropped."""
@@ -270,8 +292,9 @@ class Outbox:
         self._record_drop(reason, seq, 0, span)
         return seq
 
-    def _make_room(self, size: int, seq: int, kind: str, span: Span | None) -> None:
-        """Inside the caller's transaction: delete the oldest telemetry until ``size`` fits."""
+    def _make_room(self, size: int) -> list[tuple[int, int, Span | None]]:
+        """Inside the caller's transaction: delete the oldest telemetry until ``size`` fits;
+        return the victims, to account for once the transaction commits."""
         assert self.max_bytes is not None
         need = self.bytes + size - self.max_bytes
         rows = self._db.execute(
@@ -285,13 +308,13 @@ class Outbox:
             victims.append((r_seq, r_len, (r_from, r_to) if r_from else None))
             need -= r_len
         rows.close()
-        for r_seq, r_len, r_span in victims:
+        for r_seq, _, _ in victims:
             self._db.execute("DELETE FROM outbox WHERE seq = ?", (r_seq,))
-            self.bytes -= r_len
-            self._record_drop("buffer full", r_seq, r_len, r_span)
+        return victims
 
     def _drop_oldest_telemetry(self, at_least: int, reason: str) -> int:
         """Delete the oldest telemetry worth ``at_least`` bytes (own transaction)."""
+        victims: list[tuple[int, int, Span | None]] = []
         freed = 0
         with self._tx():
             for r_seq, r_len, r_from, r_to in self._db.execute(
@@ -301,10 +324,16 @@ class Outbox:
                 if freed >= at_least:
                     break
                 self._db.execute("DELETE FROM outbox WHERE seq = ?", (r_seq,))
-                self._record_drop(reason, r_seq, r_len, (r_from, r_to) if r_from else None)
+                victims.append((r_seq, r_len, (r_from, r_to) if r_from else None))
                 freed += r_len
-        self.bytes -= freed
+        self._commit_drops(reason, victims)
         return freed
+
+    def _commit_drops(self, reason: str, victims: list[tuple[int, int, Span | None]]) -> None:
+        """Account for rows whose deletion has committed."""
+        for r_seq, r_len, r_span in victims:
+            self.bytes -= r_len
+            self._record_drop(reason, r_seq, r_len, r_span)
 
     def _record_drop(self, reason: str, seq: int, size: int, span: Span | None) -> None:
         if not self._pending_drops or self._pending_drops[-1].reason != reason:
@@ -375,6 +404,11 @@ class Outbox:
         ).fetchone()
         return {"rows": int(total), "unsent": int(unsent), "bytes": self.bytes}
 
+    def oldest_created_at(self) -> float | None:
+        """When the oldest buffered row was created (epoch seconds); None when empty."""
+        oldest = self._db.execute("SELECT min(created_at) FROM outbox").fetchone()[0]
+        return None if oldest is None else float(oldest)
+
     def rows(self) -> list[OutboxRow]:
         return [
             OutboxRow(*r)
@@ -398,7 +432,20 @@ class _Tx:
         self._db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type is not None:
+            self._rollback()
+            return
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            # A COMMIT refused (e.g. ENOSPC) leaves the transaction open: end it, so the
+            # next BEGIN works, then let the caller see the error.
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
 
 class AsyncOutbox:
@@ -458,6 +505,9 @@ class AsyncOutbox:
 
     async def counts(self) -> dict[str, int]:
         return await self._run(self._core.counts)
+
+    async def oldest_created_at(self) -> float | None:
+        return await self._run(self._core.oldest_created_at)
 
     async def close(self) -> None:
         if self._outbox is not None:

@@ -1,0 +1,117 @@
+"""Reliability scenario 5: the gateway's disk fills up (a real ENOSPC from a small tmpfs).
+
+The agent keeps running, telemetry is dropped and counted, a ``data_dropped`` alarm names
+every dropped seq, and buffering resumes when space returns. No broker is reachable
+meanwhile, so everything the agent produced is still in its buffer to be checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+
+from edge_agent.app import Agent
+from edge_agent.buffer import AsyncOutbox, Outbox
+from edge_agent.settings import AgentSettings, EndpointSettings
+from potr.servers.ports import free_port
+from simulators.site import SiteSimSettings, SiteSimulator
+
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+
+
+def _mount(path: Path, size: str, *, remount: bool = False) -> None:
+    opts = f"remount,size={size}" if remount else f"size={size},mode=0755"
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", opts, "potr-test-tmpfs", str(path)],
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs: the buffer's own disk, which fills up for real."""
+    if os.geteuid() != 0:
+        pytest.fail("the disk-full scenario mounts a tmpfs and needs root (CI runs as root)")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    _mount(mount, "1m")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False, capture_output=True)
+
+
+async def _until(check, within_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + within_s
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {within_s}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_disk_full_drops_telemetry_with_an_alarm_and_recovers(small_disk: Path) -> None:
+    noon = datetime.now(UTC).replace(hour=2, minute=0, second=0, microsecond=0)
+    async with SiteSimulator(
+        SiteSimSettings(site_id="disk-full", region="au", start_time=noon, update_period_s=0.2)
+    ) as sim:
+        settings = AgentSettings(
+            gateway_id="disk-full-gw",
+            region="au",
+            mqtt_url=f"mqtt://127.0.0.1:{free_port()}",  # nobody listens: all stays buffered
+            buffer_path=small_disk / "buffer.sqlite",
+            poll_interval_s=0.05,
+            reconnect_min_s=0.2,
+            reconnect_max_s=0.5,
+            endpoints=[
+                EndpointSettings(
+                    name="site", host="127.0.0.1", port=sim.port, unit_ids=[1, 2], timeout_s=1.0
+                )
+            ],
+        )
+        stop = asyncio.Event()
+        async with AsyncOutbox(settings.buffer_path, max_bytes=settings.buffer_max_bytes) as box:
+            agent = Agent(settings, box)
+            task = asyncio.create_task(agent.run(stop))
+            await _until(lambda: agent.dropped_batches >= 3, 60, "the disk to fill up")
+            assert not task.done(), "the agent stopped on a full disk"
+            dropped_at_full = agent.dropped_batches
+            await _until(
+                lambda: agent.dropped_batches >= dropped_at_full + 5,
+                30,
+                "polling to go on while the disk is full",
+            )
+            assert all(p.state.status == "online" for p in agent.pollers)
+
+            _mount(small_disk, "8m", remount=True)  # space returns
+            buffered_before = agent.batches
+            await _until(
+                lambda: agent.batches >= buffered_before + 5, 30, "telemetry to be buffered again"
+            )
+            stop.set()
+            async with asyncio.timeout(15):
+                await task
+
+    box = Outbox(settings.buffer_path)
+    assert box.integrity_ok()
+    rows = box.rows()
+    events = [orjson.loads(r.payload) for r in rows if r.kind == "event"]
+    alarms = [e for e in events if e["event"] == "data_dropped"]
+    assert alarms, "no data_dropped alarm was buffered"
+    assert {a["detail"]["reason"] for a in alarms} == {"disk full"}
+    dropped = {s for a in alarms for lo, hi in a["detail"]["seq_ranges"] for s in range(lo, hi + 1)}
+    assert sum(a["detail"]["batches"] for a in alarms) == agent.dropped_batches
+    present = {r.seq for r in rows}
+    assert not present & dropped
+    # Every seq the stream ever allocated is either still buffered or reported dropped.
+    assert present | dropped == set(range(1, box.last_seq + 1))
+    last_dropped = max(dropped)
+    assert any(r.kind == "telemetry" and r.seq > last_dropped for r in rows)
