@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 Status = Literal["online", "asleep", "unreachable", "faulty"]
 EventSink = Callable[[str, str, str | None, dict[str, Any]], Awaitable[None]]
+#: Told after every poll: the device, its duration in seconds, and whether it succeeded.
+PollObserver = Callable[["DeviceState", float, bool], None]
 CLOCK_SANE_AFTER = 1_700_000_000  # 2023-11: an earlier clock is a gateway without RTC/NTP
 
 
@@ -90,8 +92,10 @@ class DevicePoller:
         emit_event: EventSink,
         interval_s: float,
         backoff_max_s: float,
+        on_poll: PollObserver | None = None,
     ) -> None:
         self._endpoint = endpoint
+        self._on_poll = on_poll
         self._settings = settings
         self._unit = unit_id
         self._registry = registry
@@ -196,6 +200,18 @@ class DevicePoller:
             )
             await self._emit("device_reachable", "info", self.state.device_id, detail)
 
+    async def _timed_poll(self) -> Reading:
+        if self._on_poll is None:
+            return await self.poll_once()
+        started = time.perf_counter()
+        ok = False
+        try:
+            reading = await self.poll_once()
+            ok = True
+            return reading
+        finally:
+            self._on_poll(self.state, time.perf_counter() - started, ok)
+
     async def run(self) -> None:
         failures = 0
         while True:
@@ -206,7 +222,7 @@ class DevicePoller:
                 now = time.time()
                 await asyncio.sleep(next_aligned(now, self._interval) - now)
             try:
-                reading = await self.poll_once()
+                reading = await self._timed_poll()
             except (ModbusReadError, SunSpecError, ValueError) as exc:
                 failures += 1
                 if isinstance(exc, ModbusReadError) and exc.reason == "exception":

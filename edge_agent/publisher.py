@@ -64,6 +64,8 @@ class Publisher:
         self.sessions = 0
         self._was_up = False
         self.published = 0
+        self.resent = 0
+        self.stored_upto: int | None = None
 
     # ----- topics and messages ----------------------------------------------------------
     def _topic(self, kind: Kind | str) -> str:
@@ -208,6 +210,7 @@ class Publisher:
             await asyncio.sleep(min(timeout / 4, 1.0))
             n = await self._outbox.requeue_stale(timeout)
             if n:
+                self.resent += n
                 log.warning(
                     "gateway %s: %d messages not stored within %.0fs, resending",
                     self._s.gateway_id,
@@ -253,6 +256,7 @@ class Publisher:
             )
             return
         deleted = await self._outbox.apply_stored(message.stream_id, message.upto_seq)
+        self.stored_upto = max(self.stored_upto or 0, message.upto_seq)
         self._acked_set.difference_update([s for s in self._acked_set if s <= message.upto_seq])
         log.debug(
             "gateway %s: stored upto %d, %d rows released",

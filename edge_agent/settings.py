@@ -71,7 +71,11 @@ class AgentSettings(BaseSettings):
     reconnect_max_s: float = Field(default=60.0, gt=0)
     unreachable_backoff_max_s: float = Field(default=60.0, gt=0)
     endpoints: list[EndpointSettings] = Field(default_factory=list)
+    #: Local HTTP port for ``/healthz`` and ``/metrics``; None = not served.
     health_port: int | None = Field(default=None, ge=0, le=65535)
+    health_host: str = "127.0.0.1"
+    #: ``json`` writes one JSON object per log line (for journald / log shippers).
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("mqtt_url")
     @classmethod

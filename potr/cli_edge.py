@@ -68,6 +68,7 @@ def agent(
 ) -> None:
     """Run the edge agent: discover, poll, buffer, publish."""
     from edge_agent.app import run_agent
+    from edge_agent.logs import configure_logging
     from edge_agent.settings import AgentSettings, SettingsError
 
     try:
@@ -75,4 +76,5 @@ def agent(
     except SettingsError as exc:
         console.print(f"[red]refused {config}: {exc}[/red]")
         raise typer.Exit(2) from None
+    configure_logging(settings.log_format, gateway_id=settings.gateway_id)
     run_until_signal(lambda stop: run_agent(settings, stop))
