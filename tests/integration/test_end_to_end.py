@@ -11,15 +11,10 @@ have seen resends (the broker died holding messages no one had stored).
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -31,7 +26,6 @@ import paho.mqtt.client as paho
 import psycopg
 import pytest
 import uvicorn
-import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -49,6 +43,7 @@ from potr.servers.mosquitto import PrivateMosquitto
 from potr.servers.ports import free_port
 from simulators.site import SiteSimSettings, SiteSimulator
 from tests.integration import sunspec_oracle as oracle
+from tests.integration.harness import AgentProcess, until, watermark, write_agent_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -99,51 +94,6 @@ class Witness:
         self.client.disconnect()
 
 
-async def until(
-    check: Callable[[], Awaitable[Any] | Any], within_s: float, what: str, *, at_least: int = 1
-) -> None:
-    """Wait until ``check()`` is true (or, for numbers, ``>= at_least``), polled every 50 ms,
-    failing after ``within_s`` seconds."""
-    deadline = time.monotonic() + within_s
-    while True:
-        result = check()
-        if isinstance(result, Awaitable):
-            result = await result
-        if (result >= at_least) if type(result) is int else bool(result):
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {within_s}s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-class AgentProcess:
-    """``python -m potr agent --config FILE`` as a real process."""
-
-    def __init__(self, config: Path, log: Path) -> None:
-        self._log = log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "potr", "agent", "--config", str(config)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-
-    def kill(self) -> None:
-        """SIGKILL: no clean shutdown, no drain — what a power cut does."""
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-            self._log.close()
-
-
 @pytest.fixture
 async def api_client(database_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
     migrate(database_url)
@@ -169,21 +119,6 @@ async def api_client(database_url: str) -> AsyncIterator[tuple[httpx.AsyncClient
     server.should_exit = True
     await task
     pool.close()
-
-
-async def _watermark_async(database_url: str) -> int:
-    return (await asyncio.to_thread(_watermark, database_url))[0]
-
-
-def _watermark(database_url: str) -> tuple[int, int, int]:
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute(
-            "SELECT s.watermark, s.high_seq, (SELECT count(*) FROM ingest.gaps g"
-            " WHERE g.stream_id = s.stream_id AND g.closed_at IS NULL)"
-            " FROM ingest.streams s WHERE s.gateway_id = %s",
-            (GATEWAY,),
-        ).fetchone()
-    return (0, 0, 0) if row is None else (int(row[0]), int(row[1]), int(row[2]))
 
 
 def _open_gaps_upto(database_url: str, seq: int) -> int:
@@ -261,34 +196,32 @@ async def test_readings_reach_the_api_exactly_once_through_agent_restart_and_bro
         ingest = asyncio.create_task(run_ingest(cloud, registry, ingest_stop, ready=ingest_ready))
         async with asyncio.timeout(20):
             await ingest_ready.wait()
-        config = tmp_path / "agent.yaml"
-        config.write_text(
-            yaml.safe_dump(
+        config = write_agent_config(
+            tmp_path / "agent.yaml",
+            gateway_id=GATEWAY,
+            region="au",
+            mqtt_url=mosquitto.url,
+            mqtt_keepalive_s=5,
+            buffer_path=str(tmp_path / "buffer.sqlite"),
+            poll_interval_s=POLL_S,
+            stored_timeout_s=2.0,
+            reconnect_min_s=0.1,
+            reconnect_max_s=1.0,
+            endpoints=[
                 {
-                    "gateway_id": GATEWAY,
-                    "region": "au",
-                    "mqtt_url": mosquitto.url,
-                    "mqtt_keepalive_s": 5,
-                    "buffer_path": str(tmp_path / "buffer.sqlite"),
-                    "poll_interval_s": POLL_S,
-                    "stored_timeout_s": 2.0,
-                    "reconnect_min_s": 0.1,
-                    "reconnect_max_s": 1.0,
-                    "endpoints": [
-                        {
-                            "name": "site",
-                            "host": "127.0.0.1",
-                            "port": sim.port,
-                            "unit_ids": [1, 2],
-                            "timeout_s": 1.0,
-                        }
-                    ],
+                    "name": "site",
+                    "host": "127.0.0.1",
+                    "port": sim.port,
+                    "unit_ids": [1, 2],
+                    "timeout_s": 1.0,
                 }
-            )
+            ],
         )
         log = tmp_path / "agent.log"
         agent = AgentProcess(config, log)
-        await until(lambda: _watermark_async(database_url), 30, "first batches stored", at_least=5)
+        await until(
+            lambda: watermark(database_url, GATEWAY), 30, "first batches stored", at_least=5
+        )
 
         agent.kill()  # a crash mid-run; the next process reopens the same buffer and stream
         agent = AgentProcess(config, log)
@@ -314,7 +247,7 @@ async def test_readings_reach_the_api_exactly_once_through_agent_restart_and_bro
 
         target = witness.max_seq()
         await until(
-            lambda: _watermark_async(database_url),
+            lambda: watermark(database_url, GATEWAY),
             60,
             f"the stored watermark to cover seq {target}",
             at_least=target,

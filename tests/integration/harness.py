@@ -1,0 +1,85 @@
+"""Shared pieces of the integration tests: waiting without sleeping blind, real agent
+processes, and what ingest knows of a stream."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+
+
+async def until(
+    check: Callable[[], Awaitable[Any] | Any], within_s: float, what: str, *, at_least: int = 1
+) -> None:
+    """Wait until ``check()`` is true (or, for numbers, ``>= at_least``), polled every 50 ms,
+    failing after ``within_s`` seconds."""
+    deadline = time.monotonic() + within_s
+    while True:
+        result = check()
+        if isinstance(result, Awaitable):
+            result = await result
+        if (result >= at_least) if type(result) is int else bool(result):
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {within_s}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def write_agent_config(path: Path, **settings: Any) -> Path:
+    path.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    return path
+
+
+class AgentProcess:
+    """``python -m potr agent --config FILE`` as a real process."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self._log = log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "potr", "agent", "--config", str(config)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown, no drain — what a power cut does."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self._log.close()
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+            self._log.close()
+
+
+def stream_progress(database_url: str, gateway_id: str) -> tuple[int, int, int]:
+    """(watermark, high seq, open gaps) of the gateway's newest stream, per ingest."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT s.watermark, s.high_seq, (SELECT count(*) FROM ingest.gaps g"
+            " WHERE g.stream_id = s.stream_id AND g.closed_at IS NULL)"
+            " FROM ingest.streams s WHERE s.gateway_id = %s ORDER BY s.started_at DESC LIMIT 1",
+            (gateway_id,),
+        ).fetchone()
+    return (0, 0, 0) if row is None else (int(row[0]), int(row[1]), int(row[2]))
+
+
+async def watermark(database_url: str, gateway_id: str) -> int:
+    return (await asyncio.to_thread(stream_progress, database_url, gateway_id))[0]
