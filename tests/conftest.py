@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import psycopg
 import pytest
@@ -19,6 +19,7 @@ from psycopg import sql
 from potr.servers.amqtt_broker import EmbeddedAmqtt
 from potr.servers.mosquitto import PrivateMosquitto
 from potr.servers.postgres import EmbeddedPostgres
+from tests.faultproxy import FaultProxy
 
 
 def _server_answers(url: str) -> bool:
@@ -86,3 +87,19 @@ async def amqtt_url() -> AsyncIterator[str]:
     """The embedded demo broker (amqtt) in this test's event loop."""
     async with EmbeddedAmqtt() as broker:
         yield broker.url
+
+
+@pytest.fixture
+async def fault_proxy() -> AsyncIterator[Callable[[str, int], Awaitable[FaultProxy]]]:
+    """``await fault_proxy(host, port)``: a :class:`tests.faultproxy.FaultProxy` in front of
+    ``host:port`` (mode ``pass``), closed after the test."""
+    proxies: list[FaultProxy] = []
+
+    async def start(host: str, port: int) -> FaultProxy:
+        proxy = await FaultProxy(host, port).start()
+        proxies.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in proxies:
+        await proxy.close()
