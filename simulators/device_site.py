@@ -1,0 +1,368 @@
+"""A site of profile-described devices on one Modbus endpoint, with physics and faults.
+
+Usage::
+
+    settings = DeviceSiteSettings(site_id="s1", devices=[
+        DeviceSpec(profile="sim-inverter-103", unit_id=1),
+        DeviceSpec(profile="sim-battery", unit_id=3),
+        DeviceSpec(profile="sim-meter-203", unit_id=2),
+    ])
+    async with DeviceSite(settings) as site:
+        site.port, site.state, site.device(1).registers, site.activate_fault({...})
+
+The simulated clock runs ``speed`` times real time from ``start_time``; every
+``update_period_s`` real seconds the plant steps to the simulated now, the devices'
+controls (123/704, curves, trips, droop, storage modes, isolator) feed the physics, and
+every device re-renders its registers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+import zlib
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from device_profiles import DeviceProfile, PointRef, builtin_profiles, load_profiles
+from simulators.emulated import EmulatedDevice
+from simulators.endpoint import DeviceEndpoint, Gate
+from simulators.faults import FaultBoard, Scenario, ScenarioError, load_scenario, parse_scenario
+from simulators.plant import (
+    BatteryControls,
+    InverterControls,
+    PlantConfig,
+    PlantState,
+    initial_state,
+    step,
+)
+from simulators.solar import ClearSky
+
+__all__ = ["DeviceSite", "DeviceSiteSettings", "DeviceSpec"]
+
+log = logging.getLogger(__name__)
+
+
+class DeviceSpec(BaseModel):
+    """One device on the site's endpoint, with its vendor quirks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    profile: str
+    unit_id: int = Field(ge=1, le=247)
+    serial: str | None = None
+    base: Literal[0, 40000, 50000] = 40000
+    common_length: Literal[65, 66] = 66
+    write_latency_s: float = Field(default=0.0, ge=0, le=60)
+
+
+def _default_devices() -> list[DeviceSpec]:
+    return [
+        DeviceSpec(profile="sim-inverter-103", unit_id=1),
+        DeviceSpec(profile="sim-meter-203", unit_id=2),
+    ]
+
+
+class DeviceSiteSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    site_id: str = Field(min_length=1)
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    serial_port: str | None = Field(default=None, description="RTU on this tty instead of TCP")
+    baudrate: int = 9600
+    latitude: float = Field(default=-33.87, ge=-90, le=90)
+    longitude: float = Field(default=151.21, ge=-180, le=180)
+    tz: str = "Australia/Sydney"
+    start_time: AwareDatetime | None = None
+    speed: float = Field(default=1.0, gt=0)
+    update_period_s: float = Field(default=1.0, gt=0)
+    pv_capacity_w: float = Field(default=5000.0, gt=0)
+    cloud_factor: float = Field(default=1.0, ge=0, le=1)
+    nominal_v: float = 230.0
+    nominal_hz: float = 50.0
+    battery_soc_pct: float = Field(default=50.0, ge=0, le=100)
+    seed: int | None = None
+    devices: list[DeviceSpec] = Field(default_factory=_default_devices, min_length=1)
+    scenario: Path | None = None
+    profile_dir: Path | None = Field(default=None, description="extra *.yaml profiles")
+
+
+def _serial(site_id: str, profile: DeviceProfile, unit: int) -> str:
+    clean = re.sub(r"[^A-Za-z0-9-]", "-", site_id).strip("-")[:20] or "site"
+    return f"{profile.kind[:3].upper()}-{clean}-{unit}"
+
+
+class _SiteGate(Gate):
+    def __init__(self, site: DeviceSite) -> None:
+        self._site = site
+
+    def _find(self, kind: str, unit: int | None) -> Any:
+        return self._site.faults.find(self._site.elapsed_s(), kind, unit)
+
+    def no_response(self, unit: int) -> bool:
+        return self._find("no_response", unit) is not None
+
+    def exception(self, unit: int) -> int | None:
+        fault = self._find("exception", unit)
+        return None if fault is None else int(fault.code)
+
+    def delay_s(self, unit: int) -> float:
+        fault = self._find("slow_response", unit)
+        return 0.0 if fault is None else float(fault.delay_s)
+
+    def single_connection(self) -> bool:
+        return self._find("single_connection", None) is not None
+
+
+class DeviceSite:
+    """Profile-described devices, their physics and faults, on one Modbus endpoint."""
+
+    def __init__(self, settings: DeviceSiteSettings) -> None:
+        self.settings = settings
+        profiles = builtin_profiles()
+        if settings.profile_dir is not None:
+            profiles |= load_profiles(settings.profile_dir)
+        units = [d.unit_id for d in settings.devices]
+        if len(set(units)) != len(units):
+            raise ValueError("device unit ids must be unique")
+        self.devices: list[EmulatedDevice] = []
+        for i, spec in enumerate(settings.devices):
+            if spec.profile not in profiles:
+                raise ValueError(f"devices[{i}].profile: unknown device profile {spec.profile!r}")
+            profile = profiles[spec.profile]
+            self.devices.append(
+                EmulatedDevice(
+                    profile,
+                    unit_id=spec.unit_id,
+                    serial=spec.serial or _serial(settings.site_id, profile, spec.unit_id),
+                    base=spec.base,
+                    common_length=spec.common_length,
+                )
+            )
+        seed = settings.seed if settings.seed is not None else zlib.crc32(settings.site_id.encode())
+        battery = next(
+            (d.profile for d in self.devices if d.profile.kind in ("battery", "hybrid_inverter")),
+            None,
+        )
+        np_ = battery.nameplate if battery is not None else {}
+        self.plant = PlantConfig(
+            latitude=settings.latitude,
+            longitude=settings.longitude,
+            tz=settings.tz,
+            pv_capacity_w=settings.pv_capacity_w,
+            cloud_factor=settings.cloud_factor,
+            nominal_v=settings.nominal_v,
+            nominal_hz=settings.nominal_hz,
+            battery_wh=np_.get("wh_rtg", 0.0),
+            battery_max_charge_w=np_.get("max_charge_w", 5000.0),
+            battery_max_discharge_w=np_.get("max_discharge_w", 5000.0),
+            seed=seed,
+        )
+        self.sky = ClearSky(settings.latitude, settings.longitude, settings.tz)
+        self.faults = FaultBoard()
+        if settings.scenario is not None:
+            self.load_scenario(load_scenario(settings.scenario), str(settings.scenario))
+        self._sim_t0 = settings.start_time or datetime.now(UTC)
+        self._real_t0 = time.monotonic()
+        self.state: PlantState = initial_state(
+            self.plant, self.sky, self._sim_t0, soc_pct=settings.battery_soc_pct
+        )
+        self._render()
+        self.endpoint = DeviceEndpoint(
+            self.devices,
+            host=settings.host,
+            port=settings.port,
+            serial_port=settings.serial_port,
+            baudrate=settings.baudrate,
+            gate=_SiteGate(self),
+            write_latency_s=self._latency,
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._paused = False
+
+    # ----- lookup -----------------------------------------------------------------------
+    def device(self, unit_id: int) -> EmulatedDevice:
+        return next(d for d in self.devices if d.unit_id == unit_id)
+
+    def _latency(self, unit: int) -> float:
+        return next(s.write_latency_s for s in self.settings.devices if s.unit_id == unit)
+
+    @property
+    def port(self) -> int:
+        return self.endpoint.port
+
+    # ----- clock ------------------------------------------------------------------------
+    def sim_now(self) -> datetime:
+        elapsed = (time.monotonic() - self._real_t0) * self.settings.speed
+        return self._sim_t0 + timedelta(seconds=elapsed)
+
+    def elapsed_s(self) -> float:
+        """Simulated seconds since the simulation started (scenario time)."""
+        return (self.sim_now() - self._sim_t0).total_seconds()
+
+    # ----- faults -----------------------------------------------------------------------
+    def load_scenario(self, scenario: Scenario, file: str = "<scenario>") -> None:
+        """Check a scenario against this site's devices and script its faults."""
+        for i, fault in enumerate(scenario.faults):
+            self._check_fault(fault, file, f"faults[{i}]")
+        self.faults.load(scenario)
+
+    def load_scenario_data(self, data: Any, file: str = "<scenario>") -> None:
+        self.load_scenario(parse_scenario(data, file), file)
+
+    def _check_fault(self, fault: Any, file: str, key: str) -> None:
+        targets = self.devices
+        if fault.unit is not None:
+            targets = [d for d in self.devices if d.unit_id == fault.unit]
+            if not targets:
+                raise ScenarioError(file, f"{key}.unit", f"no device on unit {fault.unit}")
+        refs = []
+        if fault.kind == "not_implemented":
+            refs = [(f"{key}.points[{j}]", p) for j, p in enumerate(fault.points)]
+        elif fault.kind == "scale_factor":
+            refs = [(f"{key}.point", fault.point)]
+        for ref_key, ref in refs:
+            parsed = PointRef.parse(ref)
+            if not any(parsed.model in d.profile.models for d in targets):
+                raise ScenarioError(file, ref_key, f"{ref}: no such model on the target devices")
+            device = next(d for d in targets if parsed.model in d.profile.models)
+            assert parsed.model is not None
+            if device.block(parsed.model).lay.slot(parsed.path) is None:
+                raise ScenarioError(file, ref_key, f"{ref}: no such point")
+        if fault.kind == "isolator_trip" and not any(d.profile.kind == "isolator" for d in targets):
+            raise ScenarioError(file, f"{key}.kind", "no isolator on the target devices")
+        if fault.kind == "meter_replaced" and not any(d.profile.kind == "meter" for d in targets):
+            raise ScenarioError(file, f"{key}.kind", "no meter on the target devices")
+
+    def activate_fault(self, fault: dict[str, Any]) -> None:
+        """Switch a fault on now (same fields as a scenario entry, ``at_s`` ignored)."""
+        parsed = parse_scenario({"faults": [fault]}, "<runtime>").faults[0]
+        self._check_fault(parsed, "<runtime>", "fault")
+        self.faults.activate(parsed, self.elapsed_s())
+        self._apply_faults()
+
+    def clear_faults(self, kind: str | None = None, unit: int | None = None) -> None:
+        self.faults.clear(kind, unit)
+        self._apply_faults()
+
+    def _targets(self, fault: Any) -> list[EmulatedDevice]:
+        return [d for d in self.devices if fault.unit is None or d.unit_id == fault.unit]
+
+    def _apply_faults(self) -> None:
+        now = self.elapsed_s()
+        for fault in self.faults.newly_started(now):
+            for device in self._targets(fault):
+                if fault.kind == "isolator_trip" and device.profile.kind == "isolator":
+                    device.trip()
+                if fault.kind == "meter_replaced" and device.profile.kind == "meter":
+                    t = self.state.totals
+                    device.counter_offsets = {
+                        "import_wh": t.import_wh - 1,
+                        "export_wh": t.export_wh - 1,
+                    }
+        for device in self.devices:
+            device.sentinels = set()
+            device.sf_override = {}
+            device.fault_bits = 0
+        for fault in self.faults.active(now):
+            for device in self._targets(fault):
+                if fault.kind == "not_implemented":
+                    for ref in fault.points:
+                        p = PointRef.parse(ref)
+                        if p.model in device.profile.models:
+                            device.sentinels.add((p.model or 0, p.path))
+                elif fault.kind == "scale_factor":
+                    p = PointRef.parse(fault.point)
+                    if p.model in device.profile.models:
+                        device.sf_override[(p.model or 0, p.path)] = fault.sf
+                elif fault.kind == "inverter_fault":
+                    device.fault_bits |= fault.bits
+        self._render()
+
+    # ----- physics ----------------------------------------------------------------------
+    def _controls(self, prev: PlantState) -> tuple[InverterControls, BatteryControls]:
+        inverter = InverterControls()
+        battery = BatteryControls()
+        for device in self.devices:
+            ctl = device.inverter_controls()
+            if ctl is not None:
+                if device.trips(prev) or device.fault_bits:
+                    ctl = replace(ctl, connected=False)
+                droop = device.droop_limit_pct(prev, self.settings.nominal_hz)
+                if droop is not None:
+                    pct = min(droop, ctl.limit_pct) if ctl.limit_enabled else droop
+                    ctl = replace(ctl, limit_pct=pct, limit_enabled=True)
+                inverter = ctl
+            bat = device.battery_controls()
+            if bat is not None:
+                battery = bat
+        if not all(d.isolator_closed for d in self.devices if d.profile.kind == "isolator"):
+            inverter = replace(inverter, connected=False)
+        return inverter, battery
+
+    def _render(self) -> None:
+        for device in self.devices:
+            device.render(self.state)
+
+    def tick(self) -> None:
+        """Advance the physics to the simulated now and re-render every device."""
+        now = self.sim_now()
+        if now < self.state.ts:
+            return
+        inverter, battery = self._controls(self.state)
+        self.state = step(self.plant, self.sky, self.state, now, inverter, battery)
+        self._apply_faults()
+
+    async def advance(self) -> None:
+        """:meth:`tick`, then open or close the endpoint for night sleep."""
+        self.tick()
+        sleepy = self.faults.find(self.elapsed_s(), "night_sleep", None) is not None
+        if sleepy and self.state.sun_elevation < 0:
+            await self.endpoint.sleep()
+        else:
+            await self.endpoint.wake()
+
+    def pause_updates(self) -> None:
+        self._paused = True
+
+    def resume_updates(self) -> None:
+        self._paused = False
+
+    # ----- lifecycle --------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.endpoint.start()
+        self._real_t0 = time.monotonic()
+        self._sim_t0 = self.state.ts
+        self._task = asyncio.create_task(self._run(), name=f"site-{self.settings.site_id}")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.update_period_s)
+            if not self._paused:
+                try:
+                    await self.advance()
+                except Exception:
+                    log.exception("site %s: update failed", self.settings.site_id)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.endpoint.stop()
+
+    async def __aenter__(self) -> DeviceSite:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()

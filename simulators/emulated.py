@@ -1,0 +1,422 @@
+"""One simulated device described by a device profile: its registers, writes and controls.
+
+The SunSpec image (``SunS`` + the profile's models + end model) sits at ``base``; a
+vendor map (the isolator) sits at its own addresses. Measured points come from
+:mod:`simulators.renderers`; writable points live in a settings store, so read-back shows
+what was applied. Writes are checked like a real device: every register written must
+belong to a writable point, whole points only, inside the profile's hard limits and the
+point's enumeration; anything else is refused with Modbus exception 3 (illegal value).
+The DER curve models adopt curve ``n`` into the active curve 1 when ``AdptCrvReq = n``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from device_profiles.schema import DeviceProfile, VendorRegister
+from simulators.plant import BatteryControls, InverterControls, PlantState
+from simulators.renderers import RenderContext, default_settings, render_model
+from simulators.sunspec_layout import ModelLayout, Slot, decode_point, encode_model, layout
+
+__all__ = ["ILLEGAL_ADDRESS", "ILLEGAL_VALUE", "EmulatedDevice", "PendingWrite"]
+
+ILLEGAL_ADDRESS = 2
+ILLEGAL_VALUE = 3
+SUNS_MARKER = (0x5375, 0x6E53)
+END_MODEL = (0xFFFF, 0)
+_CURVE_MODELS = {705: "Crv", 706: "Crv", 707: "Crv", 708: "Crv", 709: "Crv", 710: "Crv"}
+_ISOLATOR = {"open": 0, "closed": 1, "tripped": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class _Block:
+    model_id: int
+    addr: int  # address of the ID register
+    lay: ModelLayout
+    length: int  # L as served (65 for the quirky common model)
+
+
+@dataclass(slots=True)
+class PendingWrite:
+    """A checked write, applied by :meth:`EmulatedDevice.apply` (after the write latency)."""
+
+    sunspec: dict[tuple[int, str], Any] = field(default_factory=dict)
+    vendor: dict[str, int] = field(default_factory=dict)
+
+
+class EmulatedDevice:
+    """A device of ``profile`` on ``unit_id``; feed it plant states with :meth:`render`."""
+
+    def __init__(
+        self,
+        profile: DeviceProfile,
+        *,
+        unit_id: int,
+        serial: str,
+        base: int = 40000,
+        common_length: int = 66,
+    ) -> None:
+        self.profile = profile
+        self.unit_id = unit_id
+        self.serial = serial
+        self.base = base
+        self.blocks: list[_Block] = []
+        addr = base + 2
+        for model_id in profile.models:
+            lay = layout(model_id, profile.group_counts.get(model_id, {}))
+            length = common_length if model_id == 1 else lay.length
+            self.blocks.append(_Block(model_id, addr, lay, length))
+            addr += 2 + length
+        self.size = addr + 2 - base
+        self.store: dict[tuple[int, str], Any] = {}
+        for block in self.blocks:
+            counts = block.lay.counts
+            for path, value in default_settings(block.model_id, profile, counts).items():
+                self.store[(block.model_id, path)] = value
+        self.vendor: dict[str, int] = {}
+        if profile.vendor_map is not None:
+            self.vendor = {r.name: 0 for r in profile.vendor_map.registers}
+            self.vendor["state"] = _ISOLATOR["closed"]
+            self.vendor["rated_a"] = int(profile.nameplate.get("rated_a", 40))
+        # faults and quirks, switched by simulators.faults
+        self.sf_override: dict[tuple[int, str], int] = {}
+        self.sentinels: set[tuple[int, str]] = set()
+        self.fault_bits = 0
+        self.counter_offsets: dict[str, float] = {}
+        self._values: dict[int, dict[str, Any]] = {}
+        self._state: PlantState | None = None
+        self.registers: list[int] = [0] * self.size
+
+    # ----- reading ----------------------------------------------------------------------
+    def block(self, model_id: int) -> _Block:
+        return next(b for b in self.blocks if b.model_id == model_id)
+
+    def value(self, model_id: int, path: str) -> Any:
+        """The engineering value being served (``None`` if not implemented)."""
+        if (model_id, path) in self.sentinels:
+            return None
+        return self._values.get(model_id, {}).get(path)
+
+    def sf(self, model_id: int, slot: Slot) -> int | None:
+        if slot.sf_path is None:
+            return slot.sf_fixed
+        override = self.sf_override.get((model_id, slot.sf_path))
+        sf = self._values.get(model_id, {}).get(slot.sf_path) if override is None else override
+        return None if sf is None else int(sf)
+
+    def render(self, state: PlantState) -> list[int]:
+        """Re-encode the whole image from ``state`` and the settings; returns it."""
+        self._state = state
+        regs: list[int] = list(SUNS_MARKER)
+        for block in self.blocks:
+            ctx = RenderContext(
+                profile=self.profile,
+                state=state,
+                unit_id=self.unit_id,
+                serial=self.serial,
+                counts=block.lay.counts,
+                fault_bits=self.fault_bits,
+                counter_offsets=self.counter_offsets,
+            )
+            values = render_model(block.model_id, ctx)
+            for (model_id, path), value in self.store.items():
+                if model_id == block.model_id:
+                    values[path] = value
+            self._values[block.model_id] = values
+            regs.extend(
+                encode_model(
+                    block.lay,
+                    values,
+                    sf_override={
+                        p: v for (m, p), v in self.sf_override.items() if m == block.model_id
+                    },
+                    sentinel=frozenset(p for m, p in self.sentinels if m == block.model_id),
+                    length=block.length,
+                )
+            )
+        regs.extend(END_MODEL)
+        self.registers = regs
+        return regs
+
+    def vendor_registers(self) -> tuple[int, list[int]] | None:
+        """``(first address, registers)`` of the vendor map, or ``None``."""
+        vmap = self.profile.vendor_map
+        if vmap is None:
+            return None
+        first = min(r.address for r in vmap.registers)
+        last = max(r.address + r.size for r in vmap.registers)
+        regs = [0] * (last - first)
+        for reg in vmap.registers:
+            raw = self.vendor[reg.name] % (1 << (16 * reg.size))
+            words = raw.to_bytes(2 * reg.size, "big")
+            for i in range(reg.size):
+                regs[reg.address - first + i] = int.from_bytes(words[2 * i : 2 * i + 2], "big")
+        return first, regs
+
+    # ----- writing ----------------------------------------------------------------------
+    def check_write(self, address: int, values: list[int]) -> PendingWrite | int:
+        """A checked write, or the Modbus exception code a real device would answer."""
+        if self.base <= address < self.base + self.size:
+            return self._check_sunspec(address, values)
+        vmap = self.profile.vendor_map
+        if vmap is not None:
+            return self._check_vendor(address, values)
+        return ILLEGAL_ADDRESS
+
+    def _slots_written(self, address: int, count: int) -> Iterator[tuple[_Block, Slot] | None]:
+        addr = address
+        end = address + count
+        while addr < end:
+            block = next((b for b in self.blocks if b.addr <= addr < b.addr + 2 + b.length), None)
+            slot = block.lay.at(addr - block.addr) if block is not None else None
+            if block is None or slot is None:
+                yield None
+                return
+            yield block, slot
+            addr = block.addr + slot.offset + slot.size
+
+    def _check_sunspec(self, address: int, values: list[int]) -> PendingWrite | int:
+        pending = PendingWrite()
+        for item in self._slots_written(address, len(values)):
+            if item is None:
+                return ILLEGAL_VALUE
+            block, slot = item
+            start = block.addr + slot.offset
+            if start < address or start + slot.size > address + len(values):
+                return ILLEGAL_VALUE  # part of a multi-register point
+            if not slot.pdef.writable or self._read_only_curve(block, slot):
+                return ILLEGAL_VALUE
+            raw = decode_point(slot.pdef, values[start - address : start - address + slot.size])
+            if raw is None:
+                return ILLEGAL_VALUE
+            enum = slot.pdef.type.startswith("enum") and slot.pdef.symbols
+            if enum and raw not in slot.pdef.symbols.values():
+                return ILLEGAL_VALUE
+            sf = self.sf(block.model_id, slot)
+            value = raw * 10.0**sf if sf and isinstance(raw, int) else raw
+            setting = self.profile.setting_for(f"{block.model_id}.{slot.key}")
+            if setting is not None and isinstance(value, int | float):
+                lo, hi = self.profile.limit(setting.min), self.profile.limit(setting.max)
+                if not lo - 1e-9 <= value <= hi + 1e-9:
+                    return ILLEGAL_VALUE
+            pending.sunspec[(block.model_id, slot.path)] = value
+        return pending
+
+    def _read_only_curve(self, block: _Block, slot: Slot) -> bool:
+        group = _CURVE_MODELS.get(block.model_id) or ("Ctl" if block.model_id == 711 else None)
+        if group is None or not slot.path.startswith(f"{group}["):
+            return False
+        index = slot.path.split("]", 1)[0] + "]"
+        return bool(self.store.get((block.model_id, f"{index}.ReadOnly")))
+
+    def _check_vendor(self, address: int, values: list[int]) -> PendingWrite | int:
+        vmap = self.profile.vendor_map
+        assert vmap is not None
+        pending = PendingWrite()
+        addr = address
+        while addr < address + len(values):
+            reg = next((r for r in vmap.registers if r.address == addr), None)
+            if reg is None or reg.access != "RW" or addr + reg.size > address + len(values):
+                return ILLEGAL_VALUE
+            words = values[addr - address : addr - address + reg.size]
+            raw = int.from_bytes(b"".join(w.to_bytes(2, "big") for w in words), "big")
+            if not self._vendor_value_ok(reg, raw):
+                return ILLEGAL_VALUE
+            pending.vendor[reg.name] = raw
+            addr += reg.size
+        return pending
+
+    def _vendor_value_ok(self, reg: VendorRegister, raw: int) -> bool:
+        if reg.symbols and raw not in reg.symbols.values():
+            return False
+        setting = self.profile.setting_for(f"vendor.{reg.name}")
+        if setting is not None:
+            lo, hi = self.profile.limit(setting.min), self.profile.limit(setting.max)
+            if not lo <= raw <= hi:
+                return False
+        # a tripped isolator must be reset before it closes
+        return not (
+            reg.name == "command" and raw == 2 and self.vendor["state"] == _ISOLATOR["tripped"]
+        )
+
+    def apply(self, pending: PendingWrite) -> None:
+        """Apply a checked write; read-back shows it from now on."""
+        for key, value in pending.sunspec.items():
+            self.store[key] = value
+        for (model_id, path), value in pending.sunspec.items():
+            if path in ("AdptCrvReq", "AdptCtlReq") and value:
+                self._adopt(model_id, path, int(value))
+        for name, value in pending.vendor.items():
+            if name == "command":
+                self._isolator_command(value)
+            else:
+                self.vendor[name] = value
+        if self._state is not None:
+            self.render(self._state)
+
+    def _adopt(self, model_id: int, req: str, index: int) -> None:
+        """Copy curve ``index`` (1-based) into the active curve 1; report the result."""
+        group = "Ctl" if req == "AdptCtlReq" else "Crv"
+        rslt = "AdptCtlRslt" if req == "AdptCtlReq" else "AdptCrvRslt"
+        src = f"{group}[{index - 1}]."
+        dst = f"{group}[0]."
+        block = self.block(model_id)
+        if not any(s.path.startswith(src) for s in block.lay.slots):
+            self.store[(model_id, rslt)] = 2  # FAILED: no such curve
+        else:
+            if index != 1:
+                for slot in block.lay.slots:
+                    if slot.path.startswith(src) and not slot.path.endswith("ReadOnly"):
+                        path = dst + slot.path[len(src) :]
+                        if (model_id, slot.path) in self.store:
+                            self.store[(model_id, path)] = self.store[(model_id, slot.path)]
+            self.store[(model_id, rslt)] = 1 if self._curve_valid(model_id, dst) else 2
+        self.store[(model_id, req)] = 0
+
+    def _curve_valid(self, model_id: int, prefix: str) -> bool:
+        if model_id not in (705, 706):
+            return True
+        n = int(self.store.get((model_id, prefix + "ActPt"), 0))
+        raw = [self.store.get((model_id, f"{prefix}Pt[{j}].V")) for j in range(n)]
+        xs = [float(x) for x in raw if x is not None]
+        return len(xs) == n and all(a <= b for a, b in itertools.pairwise(xs))
+
+    def _isolator_command(self, command: int) -> None:
+        state = self.vendor["state"]
+        if command == 1 and state == _ISOLATOR["closed"]:
+            self.vendor["state"] = _ISOLATOR["open"]
+            self.vendor["operation_count"] += 1
+        elif command == 2 and state == _ISOLATOR["open"]:
+            self.vendor["state"] = _ISOLATOR["closed"]
+            self.vendor["operation_count"] += 1
+        elif command == 3 and state == _ISOLATOR["tripped"]:
+            self.vendor["state"] = _ISOLATOR["open"]
+        self.vendor["command"] = 0
+
+    def trip(self) -> None:
+        """A protective trip of the isolator (fault ``isolator_trip``)."""
+        if self.vendor.get("state") != _ISOLATOR["tripped"]:
+            self.vendor["state"] = _ISOLATOR["tripped"]
+            self.vendor["trip_count"] += 1
+            self.vendor["operation_count"] += 1
+
+    @property
+    def isolator_closed(self) -> bool:
+        return self.vendor.get("state", _ISOLATOR["closed"]) == _ISOLATOR["closed"]
+
+    # ----- what the device obeys --------------------------------------------------------
+    def _get(self, model_id: int, path: str, default: Any = None) -> Any:
+        return self.store.get((model_id, path), default)
+
+    def _curve(self, model_id: int, dep: str, legacy: bool) -> tuple[tuple[float, float], ...]:
+        v_nom = self.profile.nameplate.get("v_nom", 230.0)
+        if legacy:
+            active = int(self._get(model_id, "ActCrv", 1)) - 1
+            p = f"curve[{active}]."
+            n = int(self._get(model_id, p + "ActPt", 0))
+            pts = [
+                (self._get(model_id, f"{p}V{j}"), self._get(model_id, f"{p}{dep}{j}"))
+                for j in range(1, n + 1)
+            ]
+        else:
+            n = int(self._get(model_id, "Crv[0].ActPt", 0))
+            pts = [
+                (
+                    self._get(model_id, f"Crv[0].Pt[{j}].V"),
+                    self._get(model_id, f"Crv[0].Pt[{j}].{dep}"),
+                )
+                for j in range(n)
+            ]
+            pts = [(None if v is None else v * v_nom / 100.0, y) for v, y in pts]
+        clean = tuple((float(v), float(y)) for v, y in pts if v is not None and y is not None)
+        return tuple(sorted(clean))
+
+    def inverter_controls(self) -> InverterControls | None:
+        """What this device makes the PV inverter obey, or ``None`` if it is no inverter."""
+        models = set(self.profile.models)
+        if self.profile.kind not in ("inverter", "hybrid_inverter"):
+            return None
+        connected, limit_pct, limit_on = True, 100.0, False
+        volt_watt = volt_var = None
+        if 123 in models:
+            connected = int(self._get(123, "Conn", 1)) == 1
+            limit_pct = float(self._get(123, "WMaxLimPct", 100))
+            limit_on = int(self._get(123, "WMaxLim_Ena", 0)) == 1
+        if 704 in models:
+            limit_pct = float(self._get(704, "WMaxLimPct", 100))
+            limit_on = int(self._get(704, "WMaxLimPctEna", 0)) == 1
+        if 121 in models or 702 in models:
+            model = 121 if 121 in models else 702
+            w_max = float(self._get(model, "WMax", self.profile.nameplate.get("w_rtg", 5000.0)))
+            w_rtg = self.profile.nameplate.get("w_rtg", 5000.0)
+            if w_max < w_rtg:
+                cap = 100.0 * w_max / w_rtg
+                limit_pct = min(limit_pct, cap) if limit_on else cap
+                limit_on = True
+        if 132 in models and int(self._get(132, "ModEna", 0)) & 1:
+            volt_watt = self._curve(132, "W", legacy=True) or None
+        if 706 in models and int(self._get(706, "Ena", 0)) == 1:
+            volt_watt = self._curve(706, "W", legacy=False) or None
+        if 126 in models and int(self._get(126, "ModEna", 0)) & 1:
+            volt_var = self._curve(126, "VAr", legacy=True) or None
+        if 705 in models and int(self._get(705, "Ena", 0)) == 1:
+            volt_var = self._curve(705, "Var", legacy=False) or None
+        return InverterControls(connected, limit_pct, limit_on, volt_watt, volt_var)
+
+    def trips(self, state: PlantState) -> bool:
+        """True while a declared trip curve (707-710) says the inverter must cease."""
+        v_pct = 100.0 * state.v / self.profile.nameplate.get("v_nom", 230.0)
+        checks = {
+            707: (v_pct, "V", min),
+            708: (v_pct, "V", max),
+            709: (state.hz, "Hz", min),
+            710: (state.hz, "Hz", max),
+        }
+        for model_id, (x, unit, _) in checks.items():
+            if model_id not in self.profile.models or int(self._get(model_id, "Ena", 0)) != 1:
+                continue
+            limit = self._get(model_id, f"Crv[0].MustTrip.Pt[0].{unit}")
+            if limit is None:
+                continue
+            if (model_id in (707, 709) and x < limit) or (model_id in (708, 710) and x > limit):
+                return True
+        return False
+
+    def droop_limit_pct(self, state: PlantState, nominal_hz: float) -> float | None:
+        """Frequency droop (711): output cap in % of rating while over-frequency."""
+        if 711 not in self.profile.models or int(self._get(711, "Ena", 0)) != 1:
+            return None
+        db = float(self._get(711, "Ctl[0].DbOf", 0.036))
+        k = float(self._get(711, "Ctl[0].KOf", 0.05)) or 0.05
+        over = state.hz - (nominal_hz + db)
+        if over <= 0:
+            return None
+        return max(0.0, 100.0 - 100.0 * over / (k * nominal_hz))
+
+    def battery_controls(self) -> BatteryControls | None:
+        """What this device makes the battery obey, or ``None``."""
+        models = set(self.profile.models)
+        np_ = self.profile.nameplate
+        if 124 in models or 802 in models:
+            mode = int(self._get(124, "StorCtl_Mod", 0))
+            w_cha = float(self._get(124, "WChaMax", np_.get("max_charge_w", 5000.0)))
+            setpoint: float | None = None
+            if mode & 1:
+                setpoint = -w_cha * float(self._get(124, "InWRte", 0)) / 100.0
+            if mode & 2:
+                setpoint = w_cha * float(self._get(124, "OutWRte", 0)) / 100.0
+            return BatteryControls(
+                connected=int(self._get(802, "SetOp", 1)) == 1,
+                setpoint_w=setpoint,
+                min_reserve_pct=float(self._get(124, "MinRsvPct", self._get(802, "SoCRsvMin", 10))),
+                max_charge_w=w_cha,
+            )
+        if 713 in models and 704 in models:
+            setpoint = None
+            if int(self._get(704, "WSetEna", 0)) == 1:
+                setpoint = float(self._get(704, "WSet", 0))
+            return BatteryControls(setpoint_w=setpoint)
+        return None

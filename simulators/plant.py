@@ -1,0 +1,268 @@
+"""Site physics with a simulated clock, as pure functions over frozen state.
+
+Units are SI (W, var, V, Hz, Wh, %). Signs follow the contract: ``pv_w >= 0`` is
+generation; ``battery_w > 0`` discharging into the AC bus, ``< 0`` charging; ``grid_w``
+> 0 importing. The meter closes the balance: ``grid_w = load_w - pv_w - battery_w``.
+
+PV is clear-sky GHI (pvlib) / 1000 W/m² * capacity * a cloud factor, clipped at capacity,
+then reduced by the inverter's controls: ``Conn``, ``WMaxLimPct`` and its volt-watt curve;
+its volt-var curve sets reactive power. Grid voltage rises with irradiance (suburban
+feeders with much rooftop PV run high at midday). Noise is deterministic per seed and
+simulated second.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from simulators.solar import ClearSky
+
+__all__ = [
+    "BatteryControls",
+    "InverterControls",
+    "PlantConfig",
+    "PlantState",
+    "Totals",
+    "curve_value",
+    "house_load_w",
+    "initial_state",
+    "step",
+]
+
+Curve = tuple[tuple[float, float], ...]  # (volts, value) points, volts ascending
+
+
+@dataclass(frozen=True, slots=True)
+class PlantConfig:
+    latitude: float = -33.87
+    longitude: float = 151.21
+    tz: str = "Australia/Sydney"
+    pv_capacity_w: float = 5000.0
+    var_rating_var: float = 3000.0
+    cloud_factor: float = 1.0  # 1 = clear sky
+    nominal_v: float = 230.0
+    nominal_hz: float = 50.0
+    midday_rise_pct: float = 6.0  # voltage rise at 1000 W/m²
+    voltage_noise_pct: float = 0.3
+    load_scale: float = 1.0
+    battery_wh: float = 0.0  # 0 = no battery
+    battery_max_charge_w: float = 5000.0
+    battery_max_discharge_w: float = 5000.0
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class InverterControls:
+    """What the inverter obeys (SunSpec 123 / 704 and the curve models)."""
+
+    connected: bool = True
+    limit_pct: float = 100.0
+    limit_enabled: bool = False
+    volt_watt: Curve | None = None  # (V, % of rated W) when enabled
+    volt_var: Curve | None = None  # (V, % of rated var, + = injecting) when enabled
+
+
+@dataclass(frozen=True, slots=True)
+class BatteryControls:
+    """Self-consumption unless ``setpoint_w`` is set (> 0 discharge, < 0 charge)."""
+
+    connected: bool = True
+    setpoint_w: float | None = None
+    min_reserve_pct: float = 10.0
+    max_charge_w: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Energy accumulators in Wh; they only grow."""
+
+    pv_wh: float = 0.0
+    load_wh: float = 0.0
+    import_wh: float = 0.0
+    export_wh: float = 0.0
+    charge_wh: float = 0.0
+    discharge_wh: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PlantState:
+    ts: datetime
+    ghi: float
+    sun_elevation: float
+    pv_available_w: float
+    pv_w: float
+    pv_var: float
+    pv_state: int  # SunSpec 103 St: 2 SLEEPING, 4 MPPT, 5 THROTTLED, 8 STANDBY
+    load_w: float
+    battery_w: float
+    battery_soc_pct: float
+    grid_w: float
+    grid_var: float
+    phase_v: tuple[float, float, float]
+    hz: float
+    cabinet_c: float
+    totals: Totals = field(default_factory=Totals)
+
+    @property
+    def v(self) -> float:
+        return sum(self.phase_v) / 3
+
+
+def _noise(seed: int, second: int, channel: int) -> float:
+    return random.Random(seed * 1_000_003 + second * 31 + channel).uniform(-1.0, 1.0)
+
+
+def house_load_w(hour: float) -> float:
+    """A house: 350 W base, a morning bump around 7:30 and an evening peak around 19:00."""
+    morning = 1200.0 * math.exp(-(((hour - 7.5) / 1.0) ** 2))
+    evening = 2200.0 * math.exp(-(((hour - 19.0) / 1.5) ** 2))
+    return 350.0 + morning + evening
+
+
+def curve_value(curve: Sequence[tuple[float, float]], x: float) -> float:
+    """Piecewise-linear curve, flat beyond its ends (IEEE 1547 / AS 4777 curve semantics)."""
+    if x <= curve[0][0]:
+        return curve[0][1]
+    for (x0, y0), (x1, y1) in itertools.pairwise(curve):
+        if x <= x1:
+            return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return curve[-1][1]
+
+
+def _battery_w(
+    cfg: PlantConfig, ctl: BatteryControls, soc: float, want_w: float, dt_s: float
+) -> float:
+    if cfg.battery_wh <= 0 or not ctl.connected:
+        return 0.0
+    max_charge = min(cfg.battery_max_charge_w, ctl.max_charge_w or cfg.battery_max_charge_w)
+    w = ctl.setpoint_w if ctl.setpoint_w is not None else want_w
+    w = max(-max_charge, min(cfg.battery_max_discharge_w, w))
+    if dt_s > 0:
+        hours = dt_s / 3600.0
+        room_wh = (100.0 - soc) / 100.0 * cfg.battery_wh  # may charge this much
+        avail_wh = max(soc - ctl.min_reserve_pct, 0.0) / 100.0 * cfg.battery_wh
+        w = max(-room_wh / hours, min(avail_wh / hours, w))
+    return w
+
+
+def step(
+    cfg: PlantConfig,
+    sky: ClearSky,
+    prev: PlantState,
+    ts: datetime,
+    inverter: InverterControls = InverterControls(),
+    battery: BatteryControls = BatteryControls(),
+) -> PlantState:
+    """Advance the plant from ``prev`` to ``ts``; energy accrues at the new powers."""
+    dt_s = max((ts - prev.ts).total_seconds(), 0.0)
+    second = int(ts.timestamp())
+    ghi, elevation = sky.at(ts)
+    available = min(cfg.pv_capacity_w * ghi / 1000.0 * cfg.cloud_factor, cfg.pv_capacity_w)
+    rise = cfg.midday_rise_pct / 100.0 * ghi / 1000.0
+    phase_v = tuple(
+        round(
+            cfg.nominal_v
+            * (1.0 + rise + cfg.voltage_noise_pct / 100.0 * _noise(cfg.seed, second, 2 + i)),
+            1,
+        )
+        for i in range(3)
+    )
+    v = sum(phase_v) / 3
+    limit_w = cfg.pv_capacity_w
+    if inverter.limit_enabled:
+        limit_w = cfg.pv_capacity_w * max(0.0, min(inverter.limit_pct, 100.0)) / 100.0
+    if inverter.volt_watt:
+        limit_w = min(limit_w, cfg.pv_capacity_w * curve_value(inverter.volt_watt, v) / 100.0)
+    pv_w = min(available, max(limit_w, 0.0)) if inverter.connected else 0.0
+    pv_var = 0.0
+    if inverter.connected and inverter.volt_var and available > 0:
+        pv_var = cfg.var_rating_var * curve_value(inverter.volt_var, v) / 100.0
+    if not inverter.connected:
+        state = 8
+    elif available <= 0.0:
+        state = 2
+    elif available > limit_w + 0.5:
+        state = 5
+    else:
+        state = 4
+    hour = _local_hour(ts, cfg.tz)
+    load_w = cfg.load_scale * house_load_w(hour) * (1.0 + 0.05 * _noise(cfg.seed, second, 1))
+    bat_w = _battery_w(cfg, battery, prev.battery_soc_pct, load_w - pv_w, dt_s)
+    hours = dt_s / 3600.0
+    soc = prev.battery_soc_pct
+    if cfg.battery_wh > 0:
+        soc = min(100.0, max(0.0, soc - bat_w * hours / cfg.battery_wh * 100.0))
+    grid_w = load_w - pv_w - bat_w
+    t = prev.totals
+    totals = replace(
+        t,
+        pv_wh=t.pv_wh + pv_w * hours,
+        load_wh=t.load_wh + load_w * hours,
+        import_wh=t.import_wh + max(grid_w, 0.0) * hours,
+        export_wh=t.export_wh + max(-grid_w, 0.0) * hours,
+        charge_wh=t.charge_wh + max(-bat_w, 0.0) * hours,
+        discharge_wh=t.discharge_wh + max(bat_w, 0.0) * hours,
+    )
+    return PlantState(
+        ts=ts,
+        ghi=ghi,
+        sun_elevation=elevation,
+        pv_available_w=available,
+        pv_w=pv_w,
+        pv_var=pv_var,
+        pv_state=state,
+        load_w=load_w,
+        battery_w=bat_w,
+        battery_soc_pct=soc,
+        grid_w=grid_w,
+        grid_var=-pv_var,
+        phase_v=(phase_v[0], phase_v[1], phase_v[2]),
+        hz=round(cfg.nominal_hz + 0.02 * _noise(cfg.seed, second, 5), 3),
+        cabinet_c=round(25.0 + 20.0 * pv_w / cfg.pv_capacity_w, 1),
+        totals=totals,
+    )
+
+
+def _local_hour(ts: datetime, tz: str) -> float:
+    local = ts.astimezone(ZoneInfo(tz))
+    return local.hour + local.minute / 60 + local.second / 3600
+
+
+def initial_state(
+    cfg: PlantConfig, sky: ClearSky, ts: datetime, *, soc_pct: float = 50.0
+) -> PlantState:
+    """The plant at ``ts`` with non-zero counters (a true zero reads as "not implemented")."""
+    rng = random.Random(cfg.seed)
+    seed_totals = Totals(
+        pv_wh=float(rng.randint(1_000_000, 9_000_000)),
+        load_wh=float(rng.randint(5_000_000, 9_000_000)),
+        import_wh=float(rng.randint(500_000, 5_000_000)),
+        export_wh=float(rng.randint(100_000, 3_000_000)),
+        charge_wh=float(rng.randint(10_000, 90_000)),
+        discharge_wh=float(rng.randint(10_000, 90_000)),
+    )
+    blank = PlantState(
+        ts=ts,
+        ghi=0.0,
+        sun_elevation=0.0,
+        pv_available_w=0.0,
+        pv_w=0.0,
+        pv_var=0.0,
+        pv_state=2,
+        load_w=0.0,
+        battery_w=0.0,
+        battery_soc_pct=soc_pct,
+        grid_w=0.0,
+        grid_var=0.0,
+        phase_v=(cfg.nominal_v,) * 3,
+        hz=cfg.nominal_hz,
+        cabinet_c=25.0,
+        totals=seed_totals,
+    )
+    return step(cfg, sky, blank, ts)

@@ -1,0 +1,115 @@
+"""Scenario files refuse bad input by file and key; plant physics obeys its controls."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from simulators.device_site import DeviceSite, DeviceSiteSettings
+from simulators.faults import ScenarioError, load_scenario
+from simulators.plant import (
+    BatteryControls,
+    InverterControls,
+    PlantConfig,
+    curve_value,
+    initial_state,
+    step,
+)
+from simulators.solar import ClearSky
+
+NOON_SYDNEY = datetime(2024, 1, 10, 2, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "reason"),
+    [
+        ("faults:\n  - {kind: gremlins}\n", "faults[0].kind", "unknown fault kind 'gremlins'"),
+        ("faults:\n  - {kind: slow_response}\n", "faults[0].delay_s", "Field required"),
+        ("faults:\n  - {kind: exception, code: 9}\n", "faults[0].code", "Input should be"),
+        ("faults:\n  - {kind: no_response, colour: red}\n", "faults[0].colour", "Extra inputs"),
+        ("nme: x\n", "nme", "Extra inputs"),
+    ],
+)
+def test_bad_scenario_names_file_key_and_reason(
+    tmp_path: Path, body: str, key: str, reason: str
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(body)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert (info.value.file, info.value.key) == (str(path), key)
+    assert reason in info.value.reason
+
+
+@pytest.mark.parametrize(
+    ("fault", "key", "reason"),
+    [
+        ({"kind": "no_response", "unit": 9}, "faults[0].unit", "no device on unit 9"),
+        ({"kind": "not_implemented", "points": ["103.Watts"]}, "faults[0].points[0]", "no such"),
+        ({"kind": "not_implemented", "points": ["802.W"]}, "faults[0].points[0]", "no such"),
+        ({"kind": "isolator_trip"}, "faults[0].kind", "no isolator"),
+    ],
+)
+def test_scenario_refers_to_devices_points_that_exist(
+    fault: dict[str, object], key: str, reason: str
+) -> None:
+    site = DeviceSite(DeviceSiteSettings(site_id="x", start_time=NOON_SYDNEY))
+    with pytest.raises(ScenarioError) as info:
+        site.load_scenario_data({"faults": [fault]}, "s.yaml")
+    assert (info.value.file, info.value.key) == ("s.yaml", key)
+    assert reason in info.value.reason
+
+
+def test_unknown_device_profile_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"devices\[0\]\.profile: unknown device profile"):
+        DeviceSite(
+            DeviceSiteSettings.model_validate(
+                {"site_id": "x", "devices": [{"profile": "toaster", "unit_id": 1}]}
+            )
+        )
+
+
+CFG = PlantConfig(battery_wh=10_000.0)
+SKY = ClearSky(CFG.latitude, CFG.longitude, CFG.tz)
+
+
+def test_curves_interpolate_and_hold_their_ends() -> None:
+    curve = ((253.0, 100.0), (260.0, 20.0))
+    assert curve_value(curve, 240) == 100
+    assert curve_value(curve, 256.5) == pytest.approx(60)
+    assert curve_value(curve, 270) == 20
+
+
+def test_pv_follows_clear_sky_and_is_zero_at_night() -> None:
+    noon = initial_state(CFG, SKY, NOON_SYDNEY)
+    night = initial_state(CFG, SKY, NOON_SYDNEY + timedelta(hours=11))
+    assert noon.pv_w > 4000
+    assert night.pv_w == 0
+    assert night.pv_state == 2
+    assert noon.v > night.v  # midday voltage rise
+
+
+def test_meter_closes_the_balance_and_battery_self_consumes() -> None:
+    s = initial_state(CFG, SKY, NOON_SYDNEY)
+    s = step(CFG, SKY, s, NOON_SYDNEY + timedelta(minutes=5))
+    assert s.grid_w == pytest.approx(s.load_w - s.pv_w - s.battery_w)
+    assert s.battery_w < 0  # surplus PV charges the battery
+
+
+def test_battery_setpoint_and_reserve() -> None:
+    s = initial_state(CFG, SKY, NOON_SYDNEY, soc_pct=11.0)
+    ctl = BatteryControls(setpoint_w=5000.0, min_reserve_pct=10.0)
+    s = step(CFG, SKY, s, NOON_SYDNEY + timedelta(hours=1), battery=ctl)
+    assert s.battery_w == pytest.approx(100.0)  # only 1 % of 10 kWh above the reserve
+    assert s.battery_soc_pct == pytest.approx(10.0)
+
+
+def test_inverter_obeys_limit_disconnect_and_volt_watt() -> None:
+    s = initial_state(CFG, SKY, NOON_SYDNEY)
+    later = NOON_SYDNEY + timedelta(seconds=10)
+    assert step(CFG, SKY, s, later, InverterControls(limit_pct=30, limit_enabled=True)).pv_w == 1500
+    assert step(CFG, SKY, s, later, InverterControls(connected=False)).pv_state == 8
+    vw = InverterControls(volt_watt=((200.0, 50.0), (210.0, 50.0)))
+    assert step(CFG, SKY, s, later, vw).pv_w == pytest.approx(2500)
