@@ -18,7 +18,7 @@ from cloud.common.db import Connection, ConnectionPool
 from cloud.common.mqtt import InboundMessage
 from cloud.ingest import repository as repo
 from cloud.ingest.coalesce import StoredNotice
-from cloud.ingest.validate import Accepted, Rejected, validate
+from cloud.ingest.validate import Accepted, BufferedGatewayMessage, Rejected, validate
 from cloud.telemetry import ReadingRow, TelemetryStore, partition_days
 from contracts.messages import (
     BirthMsg,
@@ -51,6 +51,10 @@ class DeviceDirectory(Protocol):
     def device_id_for_or_create(self, gateway_id: str, local_id: str) -> int:
         """Device id of (gateway, local id), allocated on first sight."""
         ...
+
+
+#: Stream owners remembered (ownership never changes); cleared when this many are known.
+_OWNER_CACHE_MAX = 100_000
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,7 @@ class IngestPipeline:
         self._future_skew_s = future_skew_s
         self._regions = _TtlCache()
         self._device_ids: dict[tuple[str, str], int] = {}
+        self._stream_gateways: dict[UUID, str] = {}
 
     # -- the batch -----------------------------------------------------------------
     def process(self, batch: Sequence[InboundMessage]) -> BatchOutcome:
@@ -102,7 +107,7 @@ class IngestPipeline:
         verdicts = [
             validate(m.topic, m.payload, now=now, future_skew_s=self._future_skew_s) for m in batch
         ]
-        verdicts = self._check_gateways(verdicts)
+        verdicts = self._check_stream_owners(self._check_gateways(verdicts))
         accepted = [v for v in verdicts if isinstance(v, Accepted)]
 
         new_keys: dict[tuple[str, str], int] = {}
@@ -131,14 +136,41 @@ class IngestPipeline:
             repo.upsert_last_seen(conn, last_seen, now)
             notices = self._advance_streams(conn, verdicts, owners)
         self._device_ids.update(new_keys)
+        self._remember_owners({s: gw for s, (_, gw) in owners.items()})
         return BatchOutcome(notices, added, len(dead))
 
-    def dead_letter(self, message: InboundMessage, reason: str) -> None:
-        """Store one message as a dead letter on its own (a message the batch path choked on)."""
+    def dead_letter(self, message: InboundMessage, reason: str) -> list[StoredNotice]:
+        """Dead-letter a message the batch path keeps failing on, and count its seq.
+
+        The dead letter and the stream's advance commit in one transaction, as for any
+        rejected message: otherwise the stream's watermark would stop below this seq
+        forever and the agent would resend it forever. The seq is counted only when the
+        message comes from a registered gateway that owns its stream. Returns the
+        ``stored`` notices to publish.
+        """
+        try:
+            rejected = self._as_poison(message, reason)
+        except Exception:
+            log.exception("poison message on %s: checks failed; seq not counted", message.topic)
+            rejected = Rejected(reason)
+        row = (message.received_at, message.topic, message.payload, rejected.reason)
+        owners = self._stream_owners([rejected])
         with self._pool.connection() as conn:
-            repo.insert_dead_letters(
-                conn, [(message.received_at, message.topic, message.payload, reason)]
-            )
+            repo.insert_dead_letters(conn, [row])
+            notices = self._advance_streams(conn, [rejected], owners)
+        self._remember_owners({s: gw for s, (_, gw) in owners.items()})
+        return notices
+
+    def _as_poison(self, message: InboundMessage, reason: str) -> Rejected:
+        verdict = validate(
+            message.topic, message.payload, now=utc_now(), future_skew_s=self._future_skew_s
+        )
+        [verdict] = self._check_stream_owners(self._check_gateways([verdict]))
+        if isinstance(verdict, Rejected):
+            return Rejected(f"{reason}; {verdict.reason}", verdict.source, verdict.stream_seq)
+        msg = verdict.message
+        seq = (msg.stream_id, msg.seq) if isinstance(msg, BufferedGatewayMessage) else None
+        return Rejected(reason, verdict.source, seq)
 
     # -- steps ---------------------------------------------------------------------
     def _check_gateways(self, verdicts: list[Accepted | Rejected]) -> list[Accepted | Rejected]:
@@ -166,6 +198,37 @@ class IngestPipeline:
                     )
             out.append(v)
         return out
+
+    def _check_stream_owners(
+        self, verdicts: list[Accepted | Rejected]
+    ) -> list[Accepted | Rejected]:
+        """A stream belongs to the gateway that first sent it: messages naming another
+        gateway's stream are rejected and never counted toward that stream."""
+        claims = [_stream_claim(v) for v in verdicts]
+        unknown = {c[0] for c in claims if c is not None} - self._stream_gateways.keys()
+        owners = {s: self._stream_gateways[s] for c in claims if c and (s := c[0]) not in unknown}
+        if unknown:
+            with self._pool.connection() as conn:
+                found = repo.stream_gateways(conn, unknown)
+            self._remember_owners(found)
+            owners.update(found)
+        out: list[Accepted | Rejected] = []
+        for v, claim in zip(verdicts, claims, strict=True):
+            if claim is not None:
+                stream_id, gw = claim
+                owner = owners.setdefault(stream_id, gw)  # first claimant of a new stream
+                if owner != gw:
+                    why = f"stream {stream_id} belongs to gateway {owner!r}"
+                    if isinstance(v, Rejected):
+                        why = f"{v.reason}; {why} (seq not counted)"
+                    v = Rejected(why, v.source)
+            out.append(v)
+        return out
+
+    def _remember_owners(self, owners: Mapping[UUID, str]) -> None:
+        if len(self._stream_gateways) + len(owners) > _OWNER_CACHE_MAX:
+            self._stream_gateways.clear()
+        self._stream_gateways.update(owners)
 
     def _reading_rows(
         self, accepted: list[Accepted], known: dict[tuple[str, str], int]
@@ -220,16 +283,15 @@ class IngestPipeline:
 
     @staticmethod
     def _stream_owners(verdicts: list[Accepted | Rejected]) -> dict[UUID, tuple[str, str]]:
-        """Streams this batch touches → (region, gateway) that sent them."""
+        """Streams this batch touches → (region, gateway) that sent them.
+
+        Run after :meth:`_check_stream_owners`: every claim left is the stream owner's.
+        """
         owners: dict[UUID, tuple[str, str]] = {}
         for v in verdicts:
-            if isinstance(v, Accepted):
-                msg = v.message
-                if isinstance(msg, TelemetryBatch | EventMsg | CmdAck | ConfigState | BirthMsg):
-                    owners[msg.stream_id] = (v.source.region.value, v.source.gateway_id)
-            elif v.stream_seq is not None and v.source is not None:
-                # Set only by validation, for registered gateways (see _check_gateways).
-                owners[v.stream_seq[0]] = (v.source.region.value, v.source.gateway_id)
+            claim = _stream_claim(v)
+            if claim is not None and v.source is not None:
+                owners[claim[0]] = (v.source.region.value, claim[1])
         return owners
 
     @staticmethod
@@ -246,6 +308,8 @@ class IngestPipeline:
         verdicts: list[Accepted | Rejected],
         owners: dict[UUID, tuple[str, str]],
     ) -> list[StoredNotice]:
+        # Raises StreamOwnerError (the batch is retried and the check then rejects) when
+        # another worker created one of these streams for another gateway meanwhile.
         progress = repo.lock_streams(conn, {s: gw for s, (_, gw) in owners.items()})
         seqs: dict[UUID, list[int]] = {s: [] for s in owners}
         for v in verdicts:
@@ -266,3 +330,17 @@ class IngestPipeline:
             repo.save_stream(conn, stream_id, update)
             notices.append(StoredNotice(region, gw, stream_id, update.progress.watermark))
         return notices
+
+
+def _stream_claim(v: Accepted | Rejected) -> tuple[UUID, str] | None:
+    """(stream_id, gateway) a verdict would touch: a birth names its stream, buffered
+    messages and salvaged rejections count a seq in it."""
+    if isinstance(v, Accepted):
+        msg = v.message
+        if isinstance(msg, BufferedGatewayMessage | BirthMsg):
+            return msg.stream_id, v.source.gateway_id
+        return None
+    if v.stream_seq is not None and v.source is not None:
+        # Set only by validation, for registered gateways (see _check_gateways).
+        return v.stream_seq[0], v.source.gateway_id
+    return None

@@ -157,8 +157,25 @@ def upsert_last_seen(
             )
 
 
+class StreamOwnerError(RuntimeError):
+    """A stream to advance belongs to another gateway (created concurrently)."""
+
+
+def stream_gateways(conn: Connection[Any], stream_ids: Collection[UUID]) -> dict[UUID, str]:
+    """The gateway each known stream belongs to (unknown streams are left out)."""
+    rows = conn.execute(
+        "SELECT stream_id, gateway_id FROM ingest.streams WHERE stream_id = ANY(%s)",
+        (list(stream_ids),),
+    ).fetchall()
+    return {s: str(gw) for s, gw in rows}
+
+
 def lock_streams(conn: Connection[Any], owners: dict[UUID, str]) -> dict[UUID, StreamProgress]:
-    """Create unseen streams, lock all of them (in id order) and load their progress."""
+    """Create unseen streams, lock all of them (in id order) and load their progress.
+
+    Raise :class:`StreamOwnerError` when a stream belongs to another gateway than
+    ``owners`` says: nothing may advance another gateway's stream.
+    """
     if not owners:
         return {}
     ordered = sorted(owners)
@@ -168,13 +185,17 @@ def lock_streams(conn: Connection[Any], owners: dict[UUID, str]) -> dict[UUID, S
             " ON CONFLICT DO NOTHING",
             [(s, owners[s]) for s in ordered],
         )
-    highs = dict(
-        conn.execute(
-            "SELECT stream_id, high_seq FROM ingest.streams WHERE stream_id = ANY(%s)"
-            " ORDER BY stream_id FOR UPDATE",
-            (ordered,),
-        ).fetchall()
-    )
+    highs: dict[UUID, int] = {}
+    for stream_id, gateway_id, high in conn.execute(
+        "SELECT stream_id, gateway_id, high_seq FROM ingest.streams WHERE stream_id = ANY(%s)"
+        " ORDER BY stream_id FOR UPDATE",
+        (ordered,),
+    ).fetchall():
+        if gateway_id != owners[stream_id]:
+            raise StreamOwnerError(
+                f"stream {stream_id} belongs to gateway {gateway_id!r}, not {owners[stream_id]!r}"
+            )
+        highs[stream_id] = int(high)
     gaps: dict[UUID, list[tuple[int, int]]] = {s: [] for s in ordered}
     for stream_id, lo, hi in conn.execute(
         "SELECT stream_id, from_seq, to_seq FROM ingest.gaps"
@@ -182,7 +203,7 @@ def lock_streams(conn: Connection[Any], owners: dict[UUID, str]) -> dict[UUID, S
         (ordered,),
     ).fetchall():
         gaps[stream_id].append((int(lo), int(hi)))
-    return {s: StreamProgress(int(highs[s]), tuple(gaps[s])) for s in ordered}
+    return {s: StreamProgress(highs[s], tuple(gaps[s])) for s in ordered}
 
 
 def save_stream(conn: Connection[Any], stream_id: UUID, update: StreamUpdate) -> None:

@@ -218,13 +218,19 @@ class IngestWorker:
         return True
 
     def _poison(self, message: InboundMessage, exc: Exception) -> bool:
+        """Dead-letter a message that fails on its own, counting its seq in its stream
+        (one transaction), so the stream's ``stored`` watermark can pass it."""
         try:
-            self._pipeline.dead_letter(message, f"ingest failed: {type(exc).__name__}: {exc}")
+            notices = self._pipeline.dead_letter(
+                message, f"ingest failed: {type(exc).__name__}: {exc}"
+            )
         except Exception:
             log.exception("could not dead-letter poison message on %s", message.topic)
             return False
         self._consumer.ack(message)
+        self.stats.messages += 1
         self.stats.dead_letters += 1
+        self._coalescer.add(notices)
         return True
 
     def _database_answers(self) -> bool:

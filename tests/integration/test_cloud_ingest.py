@@ -20,9 +20,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.common.db import create_pool
 from cloud.common.migrate import migrate
+from cloud.common.mqtt import InboundMessage
 from cloud.common.settings import CloudSettings, MqttEndpoint
 from cloud.ingest import IngestWorker, run_ingest
+from cloud.ingest.pipeline import IngestPipeline
+from cloud.ingest.repository import StreamOwnerError, lock_streams
 from cloud.registry import GatewayIn, RegistryService, SiteIn
+from cloud.telemetry import TelemetryStore
 from contracts.messages import DeviceInfo, StoredMsg
 from contracts.timeutil import to_wire, utc_now
 from contracts.topics import Region, topic
@@ -399,6 +403,112 @@ def test_every_bad_message_is_dead_lettered_and_ingest_goes_on(
     assert payloads == [(topic("au", GW, "telemetry"), b"\xff not json")]
     # The "nonsense" kind is outside the subscription: the broker never delivers it.
     assert _query(database_url, "SELECT count(*) FROM telemetry.readings") == [(2,)]
+
+
+# -- poison messages and stream ownership ----------------------------------------------
+class _PoisonDirectory:
+    """The registry, except that resolving device ``SN-POISON`` always fails."""
+
+    def __init__(self, inner: RegistryService) -> None:
+        self._inner = inner
+
+    def gateway_region(self, gateway_id: str) -> str | None:
+        return self._inner.gateway_region(gateway_id)
+
+    def record_devices(self, gateway_id: str, devices: Sequence[DeviceInfo]) -> Mapping[str, int]:
+        return self._inner.record_devices(gateway_id, devices)
+
+    def device_id_for_or_create(self, gateway_id: str, local_id: str) -> int:
+        if local_id == "SN-POISON":
+            raise RuntimeError("simulated value the database refuses")
+        return self._inner.device_id_for_or_create(gateway_id, local_id)
+
+
+def test_a_poison_message_is_dead_lettered_and_counted_so_stored_moves_on(
+    database_url: str, mosquitto_url: str, registry: RegistryService, gateway: TestGateway
+) -> None:
+    with IngestWorker(_settings(database_url, mosquitto_url), _PoisonDirectory(registry)):
+        gateway.publish("telemetry", gateway.telemetry(1))
+        gateway.publish("telemetry", gateway.telemetry(2, device="SN-POISON"))
+        gateway.publish("telemetry", gateway.telemetry(3))
+        assert gateway.wait_stored(3).upto_seq == 3
+    [(reason, poison)] = _query(database_url, "SELECT reason, payload FROM ingest.dead_letters")
+    assert reason.startswith("ingest failed: RuntimeError: simulated value")
+    assert orjson.loads(poison)["seq"] == 2
+    assert _query(database_url, "SELECT high_seq, watermark FROM ingest.streams") == [(3, 3)]
+    assert _query(database_url, "SELECT count(*) FROM ingest.gaps") == [(0,)]
+
+
+@pytest.fixture
+def intruder(
+    mosquitto_url: str, registry: RegistryService, gateway: TestGateway
+) -> Iterator[TestGateway]:
+    """A second registered gateway of the same site and region."""
+    [gw] = registry.list_gateways()
+    registry.add_gateway(GatewayIn(id="gw-ingest-2", site_id=gw.site_id))
+    other = TestGateway(mosquitto_url, "gw-ingest-2")
+    yield other
+    other.close()
+
+
+def test_a_gateway_cannot_advance_another_gateways_stream(
+    worker: IngestWorker, gateway: TestGateway, intruder: TestGateway, database_url: str
+) -> None:
+    for seq in (1, 2):
+        gateway.publish("telemetry", gateway.telemetry(seq))
+    assert gateway.wait_stored(2).upto_seq == 2
+
+    theirs = gateway.stream_id
+    now = to_wire(utc_now())
+    intruder.publish("telemetry", intruder.telemetry(3, stream_id=theirs))
+    intruder.publish("telemetry", intruder.telemetry(6, stream_id=theirs))
+    event = {"v": 1, "stream_id": str(theirs), "seq": 4, "ts": now, "event": "isolator_open"}
+    intruder.publish("event", event)
+    broken = {"v": 1, "stream_id": str(theirs), "seq": 5}  # invalid, seq salvageable
+    intruder.publish("telemetry", broken)
+    intruder.publish("telemetry", intruder.telemetry(1))  # its own stream is fine
+    intruder.wait_stored(1)
+
+    reasons = [
+        r[0] for r in _query(database_url, "SELECT reason FROM ingest.dead_letters ORDER BY id")
+    ]
+    assert len(reasons) == 4
+    assert all(f"stream {theirs} belongs to gateway {GW!r}" in r for r in reasons)
+    assert "seq not counted" in reasons[3]
+    streams = "SELECT gateway_id, high_seq, watermark FROM ingest.streams ORDER BY gateway_id"
+    assert _query(database_url, streams) == [(GW, 2, 2), ("gw-ingest-2", 1, 1)]
+    assert _query(database_url, "SELECT count(*) FROM ingest.gaps") == [(0,)]
+
+    # The owner's own seq 3 and 4 are not shadowed by the intruder's.
+    gateway.publish("telemetry", gateway.telemetry(3))
+    gateway.publish("event", event)
+    assert gateway.wait_stored(4).upto_seq == 4
+    assert _query(database_url, "SELECT gateway_id FROM ingest.events") == [(GW,)]
+
+
+def test_a_new_stream_belongs_to_its_first_claimant_even_within_one_batch(
+    database_url: str, registry: RegistryService
+) -> None:
+    [gw] = registry.list_gateways()
+    registry.add_gateway(GatewayIn(id="gw-ingest-2", site_id=gw.site_id))
+    pool = create_pool(database_url, name="test-pipeline")
+    try:
+        pipeline = IngestPipeline(pool, registry, TelemetryStore(pool))
+        stream = uuid.uuid4()
+        now = utc_now()
+
+        def message(gateway_id: str, seq: int) -> InboundMessage:
+            doc = {"v": 1, "stream_id": str(stream), "seq": seq, "ts": to_wire(now)}
+            doc["event"] = "x"
+            return InboundMessage(topic("au", gateway_id, "event"), orjson.dumps(doc), 1, 1, now)
+
+        outcome = pipeline.process([message(GW, 1), message("gw-ingest-2", 2)])
+        assert [(n.gateway_id, n.upto_seq) for n in outcome.stored] == [(GW, 1)]
+        assert outcome.dead_letters == 1
+        with pool.connection() as conn, pytest.raises(StreamOwnerError, match=repr(GW)):
+            lock_streams(conn, {stream: "gw-ingest-2"})  # the guard under the check
+    finally:
+        pool.close()
 
 
 # -- ack after commit ----------------------------------------------------------------
