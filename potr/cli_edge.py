@@ -61,6 +61,54 @@ def sim_site(
     run_until_signal(serve)
 
 
+@sim_app.command("devices")
+def sim_devices(
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        exists=True,
+        dir_okay=False,
+        help="site YAML (DeviceSiteSettings: devices, location, speed, scenario …)",
+    ),
+    port: int | None = typer.Option(None, help="Modbus TCP port (0 = a free one)"),
+    serial_port: str | None = typer.Option(None, help="serve Modbus RTU on this tty instead"),
+    scenario: Path | None = typer.Option(
+        None, exists=True, dir_okay=False, help="fault scenario YAML"
+    ),
+) -> None:
+    """Serve profile-described devices (inverters, batteries, meters, isolators) with faults."""
+    import yaml
+    from pydantic import ValidationError
+
+    from simulators.device_site import DeviceSite, DeviceSiteSettings
+
+    raw: dict[str, object] = {"site_id": "cli-site"}
+    if config is not None:
+        loaded = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise typer.BadParameter(f"{config}: top level must be a mapping")
+        raw.update(loaded)
+    for key, value in (("port", port), ("serial_port", serial_port), ("scenario", scenario)):
+        if value is not None:
+            raw[key] = value
+    try:
+        settings = DeviceSiteSettings.model_validate(raw)
+        site = DeviceSite(settings)  # checks profiles and scenario before serving
+    except (ValidationError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+    async def serve(stop: asyncio.Event) -> None:
+        async with site:
+            where = settings.serial_port or f"{settings.host}:{site.port}"
+            console.print(f"site {settings.site_id} serving Modbus on {where}")
+            for spec in settings.devices:
+                console.print(f"  unit {spec.unit_id}: {spec.profile} (base {spec.base})")
+            await stop.wait()
+
+    run_until_signal(serve)
+
+
 def agent(
     config: Path = typer.Option(
         ..., "--config", "-c", exists=True, dir_okay=False, help="agent settings YAML"
