@@ -40,6 +40,32 @@ def write_agent_config(path: Path, **settings: Any) -> Path:
     return path
 
 
+def site_agent_config(
+    path: Path, gateway_id: str, mqtt_url: str, modbus_port: int, **overrides: Any
+) -> Path:
+    """An agent for one simulated site (inverter unit 1, meter unit 2), quick to react."""
+    settings: dict[str, Any] = {
+        "gateway_id": gateway_id,
+        "region": "au",
+        "mqtt_url": mqtt_url,
+        "buffer_path": str(path.parent / "buffer.sqlite"),
+        "poll_interval_s": 0.5,
+        "stored_timeout_s": 2.0,
+        "reconnect_min_s": 0.1,
+        "reconnect_max_s": 1.0,
+        "endpoints": [
+            {
+                "name": "site",
+                "host": "127.0.0.1",
+                "port": modbus_port,
+                "unit_ids": [1, 2],
+                "timeout_s": 1.0,
+            }
+        ],
+    }
+    return write_agent_config(path, **{**settings, **overrides})
+
+
 class AgentProcess:
     """``python -m potr agent --config FILE`` as a real process."""
 

@@ -25,7 +25,7 @@ from cloud.registry import GatewayIn, RegistryService, SiteIn
 from edge_agent.buffer import Outbox
 from potr.servers.mosquitto import PrivateMosquitto
 from simulators.site import SiteSimSettings, SiteSimulator
-from tests.integration.harness import AgentProcess, until, watermark, write_agent_config
+from tests.integration.harness import AgentProcess, site_agent_config, until, watermark
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -58,25 +58,16 @@ async def test_agent_survives_sigkill_at_random_points_without_losing_buffered_d
         ingest = asyncio.create_task(run_ingest(cloud, registry, ingest_stop, ready=ready))
         async with asyncio.timeout(20):
             await ready.wait()
-        config = write_agent_config(
+        config = site_agent_config(
             tmp_path / "agent.yaml",
-            gateway_id=GATEWAY,
-            region="au",
-            mqtt_url=mosquitto.url,
+            GATEWAY,
+            mosquitto.url,
+            sim.port,
             buffer_path=str(buffer),
             poll_interval_s=0.1,
             stored_timeout_s=1.0,
             reconnect_min_s=0.05,
             reconnect_max_s=0.5,
-            endpoints=[
-                {
-                    "name": "site",
-                    "host": "127.0.0.1",
-                    "port": sim.port,
-                    "unit_ids": [1, 2],
-                    "timeout_s": 1.0,
-                }
-            ],
         )
         stream = None
         for point in range(KILLS):

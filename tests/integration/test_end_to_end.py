@@ -43,7 +43,7 @@ from potr.servers.mosquitto import PrivateMosquitto
 from potr.servers.ports import free_port
 from simulators.site import SiteSimSettings, SiteSimulator
 from tests.integration import sunspec_oracle as oracle
-from tests.integration.harness import AgentProcess, until, watermark, write_agent_config
+from tests.integration.harness import AgentProcess, site_agent_config, until, watermark
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -196,26 +196,13 @@ async def test_readings_reach_the_api_exactly_once_through_agent_restart_and_bro
         ingest = asyncio.create_task(run_ingest(cloud, registry, ingest_stop, ready=ingest_ready))
         async with asyncio.timeout(20):
             await ingest_ready.wait()
-        config = write_agent_config(
+        config = site_agent_config(
             tmp_path / "agent.yaml",
-            gateway_id=GATEWAY,
-            region="au",
-            mqtt_url=mosquitto.url,
+            GATEWAY,
+            mosquitto.url,
+            sim.port,
             mqtt_keepalive_s=5,
-            buffer_path=str(tmp_path / "buffer.sqlite"),
             poll_interval_s=POLL_S,
-            stored_timeout_s=2.0,
-            reconnect_min_s=0.1,
-            reconnect_max_s=1.0,
-            endpoints=[
-                {
-                    "name": "site",
-                    "host": "127.0.0.1",
-                    "port": sim.port,
-                    "unit_ids": [1, 2],
-                    "timeout_s": 1.0,
-                }
-            ],
         )
         log = tmp_path / "agent.log"
         agent = AgentProcess(config, log)
