@@ -12,9 +12,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from contracts.messages import EventMsg, Reading, TelemetryBatch
+from contracts.messages import EventMsg, Quality, Reading, TelemetryBatch
 from contracts.timeutil import to_wire, utc_now
 from edge_agent.buffer import AsyncOutbox, BufferFullError, Dropped, PayloadFactory
+from edge_agent.clock import ClockGuard
 from edge_agent.modbus import ModbusEndpoint
 from edge_agent.poller import DevicePoller, DeviceRegistry, run_batcher
 from edge_agent.publisher import Publisher
@@ -31,13 +32,21 @@ READING_QUEUE_MAX = 10_000
 class Agent:
     """One agent's parts, exposed so tests and the health endpoint can look inside."""
 
-    def __init__(self, settings: AgentSettings, outbox: AsyncOutbox) -> None:
+    def __init__(
+        self, settings: AgentSettings, outbox: AsyncOutbox, *, clock: ClockGuard | None = None
+    ) -> None:
         self.settings = settings
         self.outbox = outbox
         self.registry = DeviceRegistry()
         self.wake = asyncio.Event()
         self.readings: asyncio.Queue[Reading] = asyncio.Queue(maxsize=READING_QUEUE_MAX)
-        self.publisher = Publisher(settings, outbox, self.registry, self.wake)
+        self.clock = clock or ClockGuard(
+            jump_threshold_s=settings.clock_jump_threshold_s,
+            max_skew_s=settings.clock_max_skew_s,
+        )
+        self.publisher = Publisher(
+            settings, outbox, self.registry, self.wake, on_cloud_time=self.clock.on_cloud_time
+        )
         self.metrics: AgentMetrics | None = None
         if settings.health_port is not None:
             from edge_agent.health import AgentMetrics  # prometheus-client only when served
@@ -68,7 +77,11 @@ class Agent:
         self._unbuffered_drop = Dropped("disk full")
 
     async def persist_batch(self, readings: list[Reading]) -> None:
-        """Buffer one poll cycle's readings as one telemetry batch (before any publish)."""
+        """Buffer one poll cycle's readings as one telemetry batch (before any publish).
+        Readings taken while the clock was suspect are flagged ``clock_suspect``."""
+        await self.check_clock()
+        if self.clock.take_suspect():
+            readings = [_clock_suspect(r) for r in readings]
 
         def make(stream_id: UUID, seq: int) -> bytes:
             return TelemetryBatch(stream_id=stream_id, seq=seq, readings=readings).to_json()
@@ -170,6 +183,20 @@ class Agent:
                 return
             self._unbuffered_events.pop(0)
 
+    async def check_clock(self) -> None:
+        """Look for a clock jump; report one as a ``clock_jump`` event."""
+        jump = self.clock.check()
+        if jump is not None:
+            log.warning(
+                "gateway %s: wall clock jumped by %.3fs", self.settings.gateway_id, jump.delta_s
+            )
+            await self.emit_event("clock_jump", "warning", None, jump.detail())
+
+    async def watch_clock(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.poll_interval_s)
+            await self.check_clock()
+
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
         requeued = await self.outbox.requeue_all()
@@ -200,6 +227,7 @@ class Agent:
                         name="batcher",
                     )
                 )
+                workers.append(tg.create_task(self.watch_clock(), name="clock"))
                 tg.create_task(self.publisher.run(stop), name="publisher")
                 if s.health_port is not None:
                     from edge_agent.health import serve_health
@@ -212,6 +240,16 @@ class Agent:
             for endpoint in self.endpoints.values():
                 endpoint.close()
             log.info("gateway %s stopped", s.gateway_id)
+
+
+def _clock_suspect(reading: Reading) -> Reading:
+    """The reading flagged ``clock_suspect`` (quality at most suspect), time untouched."""
+    if "clock_suspect" in reading.flags:
+        return reading
+    quality = Quality.BAD if reading.quality is Quality.BAD else Quality.SUSPECT
+    return reading.model_copy(
+        update={"flags": [*reading.flags, "clock_suspect"], "quality": quality}
+    )
 
 
 async def run_agent(settings: AgentSettings, stop: asyncio.Event | None = None) -> None:

@@ -355,6 +355,26 @@ class Outbox:
         ).fetchall()
         return [OutboxRow(*r) for r in rows if r[0] not in skip][:limit]
 
+    def unsent_of(
+        self,
+        priority: int,
+        limit: int,
+        exclude: Iterable[int] = (),
+        *,
+        after_seq: int = 0,
+        upto_seq: int = 2**63 - 1,
+    ) -> list[OutboxRow]:
+        """Up to ``limit`` unsent rows of one ``priority`` with ``after_seq < seq <=
+        upto_seq``, oldest first, minus ``exclude`` (what paced backfill asks for)."""
+        skip = set(exclude)
+        rows = self._db.execute(
+            "SELECT seq, kind, payload, created_at, sent_at, priority FROM outbox"
+            " WHERE sent_at IS NULL AND priority = ? AND seq > ? AND seq <= ?"
+            " ORDER BY seq LIMIT ?",
+            (priority, after_seq, upto_seq, limit + len(skip)),
+        ).fetchall()
+        return [OutboxRow(*r) for r in rows if r[0] not in skip][:limit]
+
     def mark_sent(self, seqs: Iterable[int], *, now: float | None = None) -> None:
         """Record the PUBACK time of ``seqs`` on the monotonic clock (rows already deleted
         are ignored). Monotonic, because the gateway has no RTC: an NTP step must not
@@ -490,6 +510,27 @@ class AsyncOutbox:
 
     async def unsent(self, limit: int, exclude: Iterable[int] = ()) -> list[OutboxRow]:
         return await self._run(self._core.unsent, limit, list(exclude))
+
+    async def unsent_of(
+        self,
+        priority: int,
+        limit: int,
+        exclude: Iterable[int] = (),
+        *,
+        after_seq: int = 0,
+        upto_seq: int = 2**63 - 1,
+    ) -> list[OutboxRow]:
+        return await self._run(
+            self._core.unsent_of,
+            priority,
+            limit,
+            list(exclude),
+            after_seq=after_seq,
+            upto_seq=upto_seq,
+        )
+
+    async def last_seq(self) -> int:
+        return await self._run(lambda: self._core.last_seq)
 
     async def mark_sent(self, seqs: Iterable[int]) -> None:
         await self._run(self._core.mark_sent, list(seqs))

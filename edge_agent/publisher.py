@@ -4,6 +4,13 @@ with exponential back-off and full jitter.
 
 A row is marked sent only after its PUBACK; it is deleted only when ``stored`` covers
 it; a PUBACKed row not covered within ``stored_timeout_s`` is made unsent again.
+
+Paced backfill: rows buffered before the current connection are the *backlog*. Events,
+acks and config states go first, unpaced; then *live* telemetry (buffered since the
+connection), unpaced too, with a few window slots kept for it; the backlog telemetry
+drains oldest first through a :class:`TokenBucket` (``backfill_rate_msgs_s``,
+``backfill_burst``), so a long outage never delays live data. Every batch is sent as
+buffered: raw samples, nothing averaged.
 """
 
 from __future__ import annotations
@@ -11,6 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
@@ -27,7 +37,7 @@ from contracts.messages import (
 from contracts.timeutil import utc_now
 from contracts.topics import Kind, TopicError, gateway_subscriptions, parse_topic, topic
 from edge_agent import __version__
-from edge_agent.buffer import AsyncOutbox, OutboxRow
+from edge_agent.buffer import PRIORITY, AsyncOutbox, OutboxRow
 from edge_agent.mqtt import LinkConfig, LinkError, MqttLink
 from edge_agent.poller import DeviceRegistry
 from edge_agent.settings import AgentSettings
@@ -35,6 +45,42 @@ from edge_agent.settings import AgentSettings
 log = logging.getLogger(__name__)
 
 MARK_SENT_EVERY_S = 0.2
+#: Backlog pacing wakes at most this often (live rows wake the sender at once).
+BACKFILL_TICK_S = 0.1
+TELEMETRY = PRIORITY["telemetry"]
+URGENT = sorted({p for p in PRIORITY.values() if p < TELEMETRY})
+
+
+class TokenBucket:
+    """``rate`` tokens per second, at most ``burst`` saved up; the clock is injectable."""
+
+    def __init__(
+        self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._tokens = float(burst)
+        self._at = clock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+
+    def available(self) -> int:
+        """Whole tokens that may be taken now."""
+        self._refill()
+        return int(self._tokens + 1e-9)  # float refill must not leave 0.999… forever
+
+    def take(self, n: int) -> None:
+        self._refill()
+        self._tokens -= n
+
+    def wait_s(self, tokens: float = 1.0) -> float:
+        """Seconds until ``tokens`` (capped at ``burst``) are available."""
+        self._refill()
+        return max(0.0, (min(tokens, self.burst) - self._tokens) / self.rate)
 
 
 class _Stopped(Exception):
@@ -50,6 +96,7 @@ class Publisher:
         wake: asyncio.Event,
         *,
         boot_id: str | None = None,
+        on_cloud_time: Callable[[datetime], None] | None = None,
     ) -> None:
         self._s = settings
         self._outbox = outbox
@@ -59,7 +106,8 @@ class Publisher:
         self._inflight: set[int] = set()
         self._acked: list[int] = []
         self._acked_set: set[int] = set()
-        self._window = asyncio.Semaphore(settings.max_inflight)
+        self._backlog_inflight: set[int] = set()
+        self._on_cloud_time = on_cloud_time
         self.connected = asyncio.Event()
         self.sessions = 0
         self._was_up = False
@@ -131,7 +179,7 @@ class Publisher:
     async def _session(self, stop: asyncio.Event) -> None:
         self._was_up = False
         self._inflight.clear()
-        self._window = asyncio.Semaphore(self._s.max_inflight)
+        self._backlog_inflight.clear()
         async with MqttLink(self._link_config()) as link:
             self._was_up = True
             self.sessions += 1
@@ -168,18 +216,49 @@ class Publisher:
 
     # ----- sending ----------------------------------------------------------------------
     async def _send_loop(self, link: MqttLink, tg: asyncio.TaskGroup) -> None:
+        live_from = await self._outbox.last_seq()  # rows up to here are the backlog
+        bucket = TokenBucket(self._s.backfill_rate_msgs_s, self._s.backfill_burst)
+        tick = max(1.0, self._s.backfill_rate_msgs_s * BACKFILL_TICK_S)
         while True:
             self._wake.clear()
-            rows = await self._outbox.unsent(
-                self._s.max_inflight, exclude=self._inflight | self._acked_set
-            )
+            rows = await self._next_rows(live_from, bucket)
             if not rows:
-                await self._wake.wait()
+                paced = bucket.available() < 1
+                try:
+                    async with asyncio.timeout(bucket.wait_s(tick) if paced else None):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
                 continue
             for row in rows:
-                await self._window.acquire()
                 self._inflight.add(row.seq)
+                if row.priority == TELEMETRY and row.seq <= live_from:
+                    self._backlog_inflight.add(row.seq)
                 tg.create_task(self._send_one(link, row))
+
+    async def _next_rows(self, live_from: int, bucket: TokenBucket) -> list[OutboxRow]:
+        """What to send next within the free window: events/acks/config states, then live
+        telemetry, then as much backlog telemetry as the bucket and its share allow."""
+        window = self._s.max_inflight
+        free = window - len(self._inflight)
+        if free <= 0:
+            return []
+        busy = self._inflight | self._acked_set
+        rows: list[OutboxRow] = []
+        for priority in URGENT:
+            rows += await self._outbox.unsent_of(priority, free - len(rows), busy)
+            if len(rows) >= free:
+                return rows
+        rows += await self._outbox.unsent_of(TELEMETRY, free - len(rows), busy, after_seq=live_from)
+        backlog_share = max(1, window - max(1, window // 4))  # the rest is kept for live
+        room = min(
+            free - len(rows), backlog_share - len(self._backlog_inflight), bucket.available()
+        )
+        if room > 0:
+            backlog = await self._outbox.unsent_of(TELEMETRY, room, busy, upto_seq=live_from)
+            bucket.take(len(backlog))
+            rows += backlog
+        return rows
 
     async def _send_one(self, link: MqttLink, row: OutboxRow) -> None:
         try:
@@ -189,7 +268,7 @@ class Publisher:
             self.published += 1
         finally:
             self._inflight.discard(row.seq)
-            self._window.release()
+            self._backlog_inflight.discard(row.seq)
             self._wake.set()
 
     async def _flush_acked(self) -> None:
@@ -248,6 +327,8 @@ class Publisher:
                 )
 
     async def _on_stored(self, message: StoredMsg) -> None:
+        if self._on_cloud_time is not None:
+            self._on_cloud_time(message.ts)  # the cloud's clock, whichever stream
         if message.stream_id != self._outbox.stream_id:
             log.info(
                 "gateway %s: stored for another stream %s ignored",

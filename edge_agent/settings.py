@@ -67,6 +67,15 @@ class AgentSettings(BaseSettings):
     publish_interval_s: float | None = Field(default=None, gt=0)
     stored_timeout_s: float = Field(default=30.0, gt=0)
     max_inflight: int = Field(default=20, ge=1, le=1000)
+    #: Backlog (rows buffered before the current connection) drains through a token
+    #: bucket at this many messages per second, with bursts of up to ``backfill_burst``;
+    #: live batches, events and acks are never held back by it.
+    backfill_rate_msgs_s: float = Field(default=50.0, gt=0)
+    backfill_burst: int = Field(default=50, ge=1)
+    #: A wall clock moving this far against the monotonic clock between checks is a jump.
+    clock_jump_threshold_s: float = Field(default=1.0, gt=0)
+    #: The clock is known good within this many seconds of the cloud's (``stored.ts``).
+    clock_max_skew_s: float = Field(default=5.0, gt=0)
     reconnect_min_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=60.0, gt=0)
     unreachable_backoff_max_s: float = Field(default=60.0, gt=0)
