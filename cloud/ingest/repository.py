@@ -15,12 +15,26 @@ DeadLetterRow = tuple[datetime, str, bytes, str]  # received_at, topic, payload,
 
 
 def insert_dead_letters(conn: Connection[Any], rows: Sequence[DeadLetterRow]) -> None:
+    """One row per distinct (topic, payload); a repeat bumps ``repeats`` and
+    ``last_received_at`` and keeps the latest reason (migration 003)."""
     if rows:
         with conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO ingest.dead_letters (received_at, topic, payload,"
-                " reason) VALUES (%s, %s, %s, %s)",
-                rows,
+                "INSERT INTO ingest.dead_letters (received_at, topic, payload, reason, digest,"
+                " last_received_at)"
+                " SELECT r, t, p, why, sha256(convert_to(t, 'UTF8') || '\\x00'::bytea || p), r"
+                " FROM (VALUES (%s::timestamptz, %s::text, %s::bytea, %s::text))"
+                " AS v(r, t, p, why)"
+                " ON CONFLICT (digest) DO UPDATE SET"
+                " repeats = ingest.dead_letters.repeats + 1,"
+                " last_received_at = GREATEST(ingest.dead_letters.last_received_at,"
+                " EXCLUDED.last_received_at),"
+                " reason = EXCLUDED.reason",
+                # A reason may quote the payload, NUL and all; text cannot hold U+0000.
+                [
+                    (at, topic, payload, why.replace("\x00", "\\u0000"))
+                    for at, topic, payload, why in rows
+                ],
             )
 
 

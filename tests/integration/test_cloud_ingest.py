@@ -405,6 +405,32 @@ def test_every_bad_message_is_dead_lettered_and_ingest_goes_on(
     assert _query(database_url, "SELECT count(*) FROM telemetry.readings") == [(2,)]
 
 
+def test_a_dead_letter_resent_is_stored_once_and_counted(
+    worker: IngestWorker, gateway: TestGateway, database_url: str
+) -> None:
+    stray = gateway.telemetry(1)
+    for _ in range(3):
+        gateway.publish("telemetry", stray, gateway_id="gw-not-registered")
+    nul_key = gateway.telemetry(1)
+    nul_key["readings"][0]["values"] = {"pv_w\u0000": "x"}
+    gateway.publish("telemetry", nul_key)  # its reason quotes the key, NUL and all
+    gateway.publish("telemetry", nul_key)
+    gateway.wait_stored(1)  # the invalid batch's seq still counts
+    _eventually(lambda: worker.stats.messages >= 5, "five deliveries handled")
+
+    rows = _query(
+        database_url,
+        "SELECT topic, reason, repeats, last_received_at >= received_at"
+        " FROM ingest.dead_letters ORDER BY id",
+    )
+    assert [(r[0], r[2], r[3]) for r in rows] == [
+        (topic("au", "gw-not-registered", "telemetry"), 2, True),
+        (topic("au", GW, "telemetry"), 1, True),
+    ]
+    assert "unknown gateway" in rows[0][1]
+    assert "\\u0000" in rows[1][1]
+
+
 # -- poison messages and stream ownership ----------------------------------------------
 class _PoisonDirectory:
     """The registry, except that resolving device ``SN-POISON`` always fails."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -34,3 +36,32 @@ def test_concurrent_migrations_apply_each_file_once(database_url: str) -> None:
         results = list(pool.map(lambda _: migrate(database_url), range(4)))
     applied = [name for r in results for name in r]
     assert sorted(applied) == sorted(m.name for m in discover())
+
+
+def test_dead_letters_stored_before_dedupe_are_folded_into_one_row(
+    database_url: str, tmp_path: Path
+) -> None:
+    root = tmp_path / "cloud"
+    for m in discover():
+        if m.name != "ingest/003_dead_letter_dedupe.sql":
+            (root / m.schema / "schema").mkdir(parents=True, exist_ok=True)
+            shutil.copy(m.path, root / m.schema / "schema" / m.path.name)
+    migrate(database_url, root)
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO ingest.dead_letters (received_at, topic, payload, reason) VALUES"
+            " ('2026-01-01T00:00Z', 't/a', 'x', 'first'),"
+            " ('2026-01-03T00:00Z', 't/a', 'x', 'last'),"
+            " ('2026-01-02T00:00Z', 't/a', 'x', 'middle'),"
+            " ('2026-01-01T00:00Z', 't/b', 'x', 'other')"
+        )
+    assert migrate(database_url) == ["ingest/003_dead_letter_dedupe.sql"]
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT topic, reason, repeats, received_at::date::text, last_received_at::date::text"
+            " FROM ingest.dead_letters ORDER BY id"
+        ).fetchall()
+    assert rows == [
+        ("t/a", "middle", 2, "2026-01-01", "2026-01-03"),
+        ("t/b", "other", 0, "2026-01-01", "2026-01-01"),
+    ]
