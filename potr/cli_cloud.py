@@ -45,7 +45,14 @@ def _registry() -> Any:
     from cloud.common.db import create_pool
     from cloud.registry import RegistryService
 
-    return RegistryService(create_pool(_settings().database_url, name="cli"))
+    settings = _settings()
+    return RegistryService(
+        create_pool(
+            settings.database_url,
+            name="cli",
+            statement_timeout_ms=settings.db_statement_timeout_ms,
+        )
+    )
 
 
 def _table(rows: list[Any], columns: list[str]) -> None:
@@ -136,7 +143,9 @@ def gateway_list() -> None:
 def token_create(
     role: str = typer.Option(..., help="admin, operator, support, mosie or customer"),
     subject: str = typer.Option("cli", help="who the token speaks for"),
-    ttl_s: int | None = typer.Option(None, help="seconds valid (default POTR_JWT_TTL_S)"),
+    ttl_s: int | None = typer.Option(
+        None, min=1, max=3600, help="seconds valid, at most 3600 (default POTR_JWT_TTL_S)"
+    ),
 ) -> None:
     """Print a short-lived bearer token (until full identity arrives)."""
     from cloud.identity.tokens import Role, create_token
@@ -176,7 +185,9 @@ def api() -> None:
     from cloud.telemetry.store import TelemetryReader
 
     settings = _settings()
-    pool = create_pool(settings.database_url, name="api")
+    pool = create_pool(
+        settings.database_url, name="api", statement_timeout_ms=settings.db_statement_timeout_ms
+    )
     app = create_app(settings, RegistryService(pool), TelemetryReader(pool))
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_level="info")

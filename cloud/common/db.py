@@ -15,6 +15,7 @@ from psycopg import Connection, sql
 from psycopg.errors import (
     ForeignKeyViolation,
     OperationalError,
+    QueryCanceled,
     UniqueViolation,
 )
 from psycopg.rows import dict_row
@@ -30,6 +31,7 @@ __all__ = [
     "ForeignKeyViolation",
     "Jsonb",
     "OperationalError",
+    "QueryCanceled",
     "UniqueViolation",
     "connect",
     "create_pool",
@@ -41,15 +43,32 @@ __all__ = [
 
 
 def create_pool(
-    url: str, *, min_size: int = 1, max_size: int = 4, name: str = "potr", timeout_s: float = 10.0
+    url: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 4,
+    name: str = "potr",
+    timeout_s: float = 10.0,
+    statement_timeout_ms: int = 0,
 ) -> ConnectionPool[Connection[Any]]:
-    """An open pool whose connections are checked before use (survives a server restart)."""
+    """An open pool whose connections are checked before use (survives a server restart).
+
+    ``statement_timeout_ms`` > 0 makes the server cancel any statement running longer
+    (``QueryCanceled``), so a hung query cannot hold a caller forever; 0 leaves the
+    server's default.
+    """
+    kwargs: dict[str, Any] = {}
+    if statement_timeout_ms > 0:
+        given = psycopg.conninfo.conninfo_to_dict(url).get("options")
+        option = f"-c statement_timeout={int(statement_timeout_ms)}"
+        kwargs["options"] = f"{given} {option}" if given else option
     pool: ConnectionPool[Connection[Any]] = ConnectionPool(
         url,
         min_size=min_size,
         max_size=max_size,
         name=name,
         timeout=timeout_s,
+        kwargs=kwargs,
         check=ConnectionPool.check_connection,
         open=False,
     )

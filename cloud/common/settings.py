@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
@@ -10,8 +11,20 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.topics import Region
 
-#: The secret every dev checkout shares; production refuses to start with it.
+#: The secret every dev checkout shares: accepted only by a dev/test API on loopback.
 DEV_JWT_SECRET = "potr-dev-only-jwt-secret-do-not-use-in-production"
+#: Longest lifetime of a bearer token (settings and ``potr token create`` alike).
+MAX_JWT_TTL_S = 3600
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class MqttEndpoint:
@@ -60,20 +73,29 @@ class CloudSettings(BaseSettings):
     #: Readings further than this in the future are quarantined (dead-lettered).
     future_skew_s: float = Field(default=300, ge=0)
 
+    #: Any statement running longer is cancelled by the server (0 = no limit), so a hung
+    #: query cannot block the ingest writer or an API worker forever.
+    db_statement_timeout_ms: int = Field(default=30_000, ge=0)
+
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
-    jwt_ttl_s: int = Field(default=900, ge=1)
+    jwt_ttl_s: int = Field(default=900, ge=1, le=MAX_JWT_TTL_S)
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65_535)
 
     @model_validator(mode="after")
     def _refuse_dev_secrets_in_production(self) -> CloudSettings:
-        if self.env == "production":
-            secret = self.jwt_secret.get_secret_value()
-            if secret == DEV_JWT_SECRET:
-                raise ValueError("POTR_JWT_SECRET is the dev secret; refused in production")
-            if len(secret) < 32:
-                raise ValueError("POTR_JWT_SECRET must be at least 32 characters in production")
+        secret = self.jwt_secret.get_secret_value()
+        # Fail closed: the shared dev secret only where nobody else can reach the API.
+        if secret == DEV_JWT_SECRET and not (
+            self.env in ("dev", "test") and is_loopback(self.api_host)
+        ):
+            raise ValueError(
+                "POTR_JWT_SECRET is the dev secret; it is accepted only with POTR_ENV=dev or"
+                f" test and a loopback POTR_API_HOST (env={self.env}, api_host={self.api_host})"
+            )
+        if self.env == "production" and len(secret) < 32:
+            raise ValueError("POTR_JWT_SECRET must be at least 32 characters in production")
         MqttEndpoint(self.mqtt_url)
         return self
 

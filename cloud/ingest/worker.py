@@ -76,7 +76,13 @@ class IngestWorker:
         self._pool = (
             pool
             if pool is not None
-            else create_pool(settings.database_url, min_size=1, max_size=2, name="ingest")
+            else create_pool(
+                settings.database_url,
+                min_size=1,
+                max_size=2,
+                name="ingest",
+                statement_timeout_ms=settings.db_statement_timeout_ms,
+            )
         )
         self.store = TelemetryStore(self._pool)
         self._pipeline = IngestPipeline(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+from cloud.common.settings import MAX_JWT_TTL_S
 from cloud.identity.tokens import decode_token
 from potr.cli import app
 
@@ -73,3 +74,10 @@ def test_token_create_issues_a_short_lived_token_for_a_known_role(runner: CliRun
     assert claims.role == "support"
     assert (claims.exp - claims.iat).total_seconds() == 60
     assert runner.invoke(app, ["token", "create", "--role", "root"]).exit_code == 2
+
+
+def test_token_create_refuses_a_ttl_beyond_the_cap(runner: CliRunner) -> None:
+    too_long = ["token", "create", "--role", "admin", "--ttl-s", str(MAX_JWT_TTL_S + 1)]
+    assert runner.invoke(app, too_long).exit_code == 2
+    longest = runner.invoke(app, [*too_long[:-1], str(MAX_JWT_TTL_S)])
+    assert longest.exit_code == 0, longest.output

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cloud.common.db import create_pool
+from cloud.common.db import QueryCanceled, create_pool
 from cloud.common.migrate import migrate
 from cloud.common.mqtt import InboundMessage
 from cloud.common.settings import CloudSettings, MqttEndpoint
@@ -537,6 +537,33 @@ def test_a_new_stream_belongs_to_its_first_claimant_even_within_one_batch(
         pool.close()
 
 
+def test_the_workers_pool_cancels_a_hung_statement(
+    database_url: str, mosquitto_url: str, registry: RegistryService
+) -> None:
+    settings = _settings(database_url, mosquitto_url, db_statement_timeout_ms=200)
+    worker = IngestWorker(settings, registry)  # not started: only its pool is used
+    try:
+        with worker._pool.connection() as conn:
+            assert conn.execute("SHOW statement_timeout").fetchone() == ("200ms",)
+            started = time.monotonic()
+            with pytest.raises(QueryCanceled):
+                conn.execute("SELECT pg_sleep(5)")
+            assert time.monotonic() - started < 3
+    finally:
+        worker.stop()
+
+
+def test_a_pool_keeps_the_urls_own_options(database_url: str) -> None:
+    url = psycopg.conninfo.make_conninfo(database_url, options="-c application_name=potr-test")
+    pool = create_pool(url, name="test-options", statement_timeout_ms=30_000)
+    try:
+        with pool.connection() as conn:
+            assert conn.execute("SHOW statement_timeout").fetchone() == ("30s",)
+            assert conn.execute("SHOW application_name").fetchone() == ("potr-test",)
+    finally:
+        pool.close()
+
+
 # -- ack after commit ----------------------------------------------------------------
 class _StallingDirectory:
     """Blocks the first lookup until released, then fails it (a crash mid-batch)."""
@@ -616,7 +643,9 @@ async def test_ingest_runs_on_amqtt_with_a_plain_subscription(
     gateway = await asyncio.to_thread(TestGateway, amqtt_url)
     try:
         for seq in (1, 2):
-            await asyncio.to_thread(gateway.publish, "telemetry", gateway.telemetry(seq))
+            # Distinct timestamps: two batches in one millisecond would share reading keys.
+            batch = gateway.telemetry(seq, ts_offset_s=-seq)
+            await asyncio.to_thread(gateway.publish, "telemetry", batch)
         stored = await asyncio.to_thread(gateway.wait_stored, 2)
         assert stored.upto_seq == 2
     finally:

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from cloud.common.migrate import discover
-from cloud.common.settings import DEV_JWT_SECRET, CloudSettings
+from cloud.common.settings import DEV_JWT_SECRET, MAX_JWT_TTL_S, CloudSettings
 from cloud.ingest.coalesce import StoredCoalescer, StoredNotice
 from cloud.ingest.worker import subscriptions
 from cloud.registry.logic import device_kind
@@ -20,6 +20,35 @@ S1, S2 = uuid.uuid4(), uuid.uuid4()
 def test_production_refuses_the_dev_jwt_secret() -> None:
     with pytest.raises(ValidationError, match="dev secret"):
         CloudSettings(env="production", jwt_secret=DEV_JWT_SECRET)
+
+
+@pytest.mark.parametrize(
+    ("env", "api_host"),
+    [("dev", "0.0.0.0"), ("test", "10.1.2.3"), ("dev", "api.example.com"), ("test", "::")],
+)
+def test_the_dev_secret_is_refused_off_loopback(env: str, api_host: str) -> None:
+    with pytest.raises(ValidationError, match="dev secret"):
+        CloudSettings(env=env, api_host=api_host)  # the default secret is the dev one
+
+
+@pytest.mark.parametrize("api_host", ["127.0.0.1", "127.0.0.53", "::1", "[::1]", "localhost"])
+def test_the_dev_secret_is_accepted_on_loopback_in_dev_and_test(api_host: str) -> None:
+    assert CloudSettings(env="dev", api_host=api_host).env == "dev"
+    assert CloudSettings(env="test", api_host=api_host).env == "test"
+
+
+def test_a_real_secret_may_serve_any_address() -> None:
+    assert CloudSettings(env="dev", api_host="0.0.0.0", jwt_secret="y" * 40).api_host
+
+
+def test_token_lifetime_is_capped() -> None:
+    assert CloudSettings(jwt_ttl_s=MAX_JWT_TTL_S).jwt_ttl_s == MAX_JWT_TTL_S
+    with pytest.raises(ValidationError, match="jwt_ttl_s"):
+        CloudSettings(jwt_ttl_s=MAX_JWT_TTL_S + 1)
+
+
+def test_statement_timeout_defaults_to_30_s() -> None:
+    assert CloudSettings().db_statement_timeout_ms == 30_000
 
 
 def test_production_accepts_a_real_secret() -> None:
