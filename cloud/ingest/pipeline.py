@@ -18,6 +18,7 @@ from cloud.common.db import Connection, ConnectionPool
 from cloud.common.mqtt import InboundMessage
 from cloud.ingest import repository as repo
 from cloud.ingest.coalesce import StoredNotice
+from cloud.ingest.dropped import dropped_seqs
 from cloud.ingest.validate import Accepted, BufferedGatewayMessage, Rejected, validate
 from cloud.telemetry import ReadingRow, TelemetryStore, partition_days
 from contracts.messages import (
@@ -316,6 +317,9 @@ class IngestPipeline:
             if isinstance(v, Accepted):
                 if isinstance(v.message, TelemetryBatch | EventMsg | CmdAck | ConfigState):
                     seqs[v.message.stream_id].append(v.message.seq)
+                if isinstance(v.message, EventMsg):
+                    # Dropped at the gateway: never coming, so no gap should wait for them.
+                    seqs[v.message.stream_id].extend(dropped_seqs(v.message))
             elif v.stream_seq is not None and v.stream_seq[0] in seqs:
                 seqs[v.stream_seq[0]].append(v.stream_seq[1])
         notices: list[StoredNotice] = []

@@ -361,6 +361,33 @@ def test_events_acks_and_configs_share_the_streams_seq(
 
 
 # -- bad input -----------------------------------------------------------------------
+def test_seqs_dropped_at_the_gateway_are_accounted_for_so_stored_moves_on(
+    worker: IngestWorker, gateway: TestGateway, database_url: str
+) -> None:
+    gateway.publish("telemetry", gateway.telemetry(1))
+    for seq in (4, 5):  # 2 and 3 were dropped from the gateway's full buffer
+        gateway.publish("telemetry", gateway.telemetry(seq, pv_w=float(seq)))
+    assert gateway.wait_stored(1).upto_seq == 1
+    gateway.publish(
+        "event",
+        {
+            "v": 1,
+            "stream_id": str(gateway.stream_id),
+            "seq": 6,
+            "ts": to_wire(utc_now()),
+            "event": "data_dropped",
+            "severity": "warning",
+            # 7..9 lie beyond the event itself: a faulty claim that must not count.
+            "detail": {"reason": "buffer full", "seq_ranges": [[2, 3], [7, 9]], "batches": 2},
+        },
+    )
+    assert gateway.wait_stored(6).upto_seq == 6
+    assert _query(database_url, "SELECT count(*) FROM ingest.gaps WHERE closed_at IS NULL") == [
+        (0,)
+    ]
+    assert _query(database_url, "SELECT high_seq FROM ingest.streams") == [(6,)]
+
+
 def test_every_bad_message_is_dead_lettered_and_ingest_goes_on(
     worker: IngestWorker, gateway: TestGateway, database_url: str
 ) -> None:
