@@ -149,6 +149,9 @@ class Publisher:
             max_inflight=self._s.max_inflight,
             will_topic=self._topic(Kind.STATE),
             will_payload=self._state(False),
+            # Bounds CONNACK and PUBACK waits: aiomqtt waits this long for a CONNACK even
+            # when the peer resets the connection first (a proxy or balancer up, broker not).
+            publish_timeout_s=float(self._s.mqtt_keepalive_s),
         )
 
     # ----- lifecycle --------------------------------------------------------------------

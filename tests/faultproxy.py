@@ -8,7 +8,8 @@ every connection to ``host:port``. Its mode applies to every connection, live or
   accepted and go nowhere; nothing is closed.
 - ``stall``: a half-open link — nothing is read or forwarded either way, sockets stay
   open (no FIN, no RST), new connections wait; setting ``pass`` again resumes them.
-- ``cut``: every connection is closed at once, and new ones are closed on arrival.
+- ``cut``: every connection is closed at once and nothing listens (new connections are
+  refused, like a broker that is down) until another mode is set.
 - ``delay``: forward both ways, each chunk ``delay_ms`` later (order kept).
 
 Kernel traffic shaping is not available here, hence a proxy (see reliability.md).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -53,6 +55,7 @@ class FaultProxy:
         self._changed = asyncio.Event()
         self._links: set[_Link] = set()
         self._server: asyncio.Server | None = None
+        self._relisten: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -64,21 +67,40 @@ class FaultProxy:
 
     def set(self, mode: Mode, *, delay_ms: float = 0.0) -> None:
         """Switch every connection (and new ones) to ``mode``."""
+        was_cut = self.mode == "cut"
         self.mode = mode
         self.delay_ms = delay_ms
-        if mode == "cut":
+        if mode == "cut" and not was_cut:
+            if self._server is not None:
+                self._server.close()
+                self._server = None
             for link in list(self._links):
                 link.close()
             self._links.clear()
+        elif was_cut and mode != "cut":
+            self._listen(socket.create_server((self.host, self.port)))
         self._changed.set()
         self._changed = asyncio.Event()
 
+    def _listen(self, sock: socket.socket) -> None:
+        """Serve ``sock``, already listening: the kernel queues connections meanwhile."""
+
+        async def serve() -> None:
+            self._server = await asyncio.start_server(self._accept, sock=sock)
+
+        self._relisten = asyncio.create_task(serve())
+
     async def start(self) -> FaultProxy:
-        self._server = await asyncio.start_server(self._accept, self.host, 0)
-        self.port = self._server.sockets[0].getsockname()[1]
+        sock = socket.create_server((self.host, 0))
+        self.port = sock.getsockname()[1]
+        self._listen(sock)
+        assert self._relisten is not None
+        await self._relisten
         return self
 
     async def close(self) -> None:
+        if self._relisten is not None:
+            await self._relisten
         if self._server is not None:
             self._server.close()
         for link in list(self._links):
