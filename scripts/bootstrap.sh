@@ -14,6 +14,7 @@ pg_bin_present() {
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || need_debs+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_debs+=(python3-venv)
 have mosquitto || [ -x /usr/sbin/mosquitto ] || need_debs+=(mosquitto)
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need_debs+=(rabbitmq-server)
 have socat || need_debs+=(socat)
 pg_bin_present || need_debs+=(postgresql)
 have runuser || need_debs+=(util-linux)

@@ -3,7 +3,9 @@
 PostgreSQL: a fresh database per test on ``POTR_TEST_DATABASE_URL``, else the local server
 on 127.0.0.1:5432 if it answers, else a private cluster this session starts. Mosquitto: a
 private instance per test on a free port (``POTR_TEST_MQTT_URL`` to use another broker for
-tests that never kill it). Fixtures stop what they start, by process id.
+tests that never kill it). RabbitMQ: ``rabbitmq_url`` (shared, session) and
+``private_rabbitmq`` (a private node per test, to kill). Fixtures stop what they start,
+by process id.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -103,3 +106,34 @@ async def fault_proxy() -> AsyncIterator[Callable[[str, int], Awaitable[FaultPro
     yield start
     for proxy in proxies:
         await proxy.close()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> Iterator[str]:
+    """A RabbitMQ for tests that never kill it: ``POTR_TEST_AMQP_URL``, else the machine's
+    broker on 127.0.0.1:5672 (guest) if it answers, else a private node for the session.
+    Tests isolate themselves with their own exchange and queue names."""
+    from potr.servers.rabbitmq import PrivateRabbitMQ, amqp_ready
+
+    given = os.environ.get("POTR_TEST_AMQP_URL")
+    if given:
+        yield given
+        return
+    if amqp_ready("127.0.0.1", 5672):
+        yield "amqp://guest:guest@127.0.0.1:5672/"
+        return
+    with PrivateRabbitMQ() as node:
+        yield node.url
+
+
+@pytest.fixture
+def private_rabbitmq() -> Iterator[Any]:
+    """A private RabbitMQ node (free ports, own data) this test may SIGKILL and restart."""
+    from potr.servers.rabbitmq import PrivateRabbitMQ
+
+    node = PrivateRabbitMQ()
+    node.start()
+    try:
+        yield node
+    finally:
+        node.cleanup()

@@ -1,10 +1,12 @@
 """Registry (IoT device management): sites, gateways, devices.
 
-Published interface: :class:`RegistryService`, its models and errors, and
-:func:`create_router` for the portal. Other services import nothing else from here.
+Published interface: :class:`RegistryService`, its models and errors,
+:func:`create_router` for the portal and :func:`subscriptions` (its event handlers) for
+the composition root. Other services import nothing else from here.
 """
 
 from cloud.registry.api import create_router
+from cloud.registry.handlers import subscriptions
 from cloud.registry.models import Device, Gateway, GatewayIn, Site, SiteIn
 from cloud.registry.service import ConflictError, NotFoundError, RegistryError, RegistryService
 
@@ -19,4 +21,5 @@ __all__ = [
     "Site",
     "SiteIn",
     "create_router",
+    "subscriptions",
 ]

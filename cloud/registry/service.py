@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from cloud.common.db import Connection, ConnectionPool, ForeignKeyViolation, UniqueViolation, ping
+from cloud.common.events import handle_once
 from cloud.registry import repository as repo
 from cloud.registry.logic import device_kind
 from cloud.registry.models import Device, Gateway, GatewayIn, Site, SiteIn
 from contracts.messages import DeviceInfo
+
+#: The registry's PostgreSQL schema (outbox, inbox).
+SCHEMA = "registry"
 
 
 class RegistryError(Exception):
@@ -74,6 +79,12 @@ class RegistryService:
         gateway = self.get_gateway(gateway_id)
         return gateway.region.value if gateway else None
 
+    def gateway_time_zone(self, gateway_id: str) -> str | None:
+        """The IANA time zone of the gateway's site, or None for an unknown gateway."""
+        gateway = self.get_gateway(gateway_id)
+        site = self.get_site(gateway.site_id) if gateway else None
+        return site.time_zone if site else None
+
     def list_gateways(
         self, *, site_id: int | None = None, limit: int = 1000, offset: int = 0
     ) -> list[Gateway]:
@@ -83,22 +94,19 @@ class RegistryService:
     # -- devices -----------------------------------------------------------------
     def record_devices(self, gateway_id: str, devices: Sequence[DeviceInfo]) -> dict[str, int]:
         """Upsert the devices a gateway's birth lists; return local id → device id."""
-        rows = [
-            (
-                d.device,
-                device_kind(d.models, d.profile),
-                d.manufacturer,
-                d.model,
-                d.serial,
-                d.firmware,
-                list(d.models),
-            )
-            for d in devices
-        ]
         with self._pool.connection() as conn:
-            if repo.get_gateway(conn, gateway_id) is None:
-                raise NotFoundError(f"gateway {gateway_id!r} is not registered")
-            return repo.upsert_birth_devices(conn, gateway_id, rows)
+            return _upsert_devices(conn, gateway_id, devices)
+
+    def apply_gateway_birth(
+        self, event_id: UUID, gateway_id: str, devices: Sequence[DeviceInfo]
+    ) -> bool:
+        """Upsert a ``gateway.birth`` event's devices once per event id (the inbox and the
+        upsert commit together); False when the event was handled before."""
+        with self._pool.connection() as conn:
+            if not handle_once(conn, SCHEMA, event_id):
+                return False
+            _upsert_devices(conn, gateway_id, devices)
+            return True
 
     def device_id_for(self, gateway_id: str, local_id: str) -> int | None:
         with self._pool.connection() as conn:
@@ -124,3 +132,23 @@ class RegistryService:
     ) -> list[Device]:
         with self._pool.connection() as conn:
             return repo.list_devices(conn, gateway_id, limit, offset)
+
+
+def _upsert_devices(
+    conn: Connection[Any], gateway_id: str, devices: Sequence[DeviceInfo]
+) -> dict[str, int]:
+    rows = [
+        (
+            d.device,
+            device_kind(d.models, d.profile),
+            d.manufacturer,
+            d.model,
+            d.serial,
+            d.firmware,
+            list(d.models),
+        )
+        for d in devices
+    ]
+    if repo.get_gateway(conn, gateway_id) is None:
+        raise NotFoundError(f"gateway {gateway_id!r} is not registered")
+    return repo.upsert_birth_devices(conn, gateway_id, rows)

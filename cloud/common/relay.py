@@ -1,0 +1,294 @@
+"""The outbox relay: publishes a service's ``<schema>.outbox`` rows on the bus, in order.
+
+Each cycle claims up to ``batch_max`` unpublished rows (``FOR UPDATE SKIP LOCKED``, so
+relays in several processes share the work), publishes them with confirms and marks them
+published in the same transaction. A crash between confirm and commit publishes them
+again (consumers dedupe by event id). While the bus is away the relay claims nothing and
+waits with back-off: producers keep inserting (they never wait on the broker), the
+outbox grows and drains once the bus is back. Published rows are pruned after
+``retention_s``.
+
+Visibility: :class:`OutboxStats` (pending rows, age of the oldest = the relay's lag,
+published, failures) refreshed every ``stats_interval_s``, logged when lagging and
+handed to an optional metrics hook (:func:`prometheus_hook`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+from uuid import UUID
+
+from pydantic import ValidationError
+
+from cloud.common.bus import BusError, EventBus, backoff_delay
+from cloud.common.db import Connection, ConnectionPool, DatabaseError, sql
+from cloud.common.events import SERVICE_RE, Event
+
+__all__ = ["MetricsHook", "OutboxRelay", "OutboxStats", "prometheus_hook"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    """One relay's view of its outbox; ``lag_s`` = age of the oldest unpublished event."""
+
+    schema: str
+    pending: int = 0
+    lag_s: float = 0.0
+    published: int = 0
+    failures: int = 0
+    bus_connected: bool = False
+    last_error: str | None = None
+
+
+MetricsHook = Callable[[OutboxStats], None]
+
+
+class OutboxRelay:
+    """Relay one service schema's outbox to ``bus``; run with :meth:`run`."""
+
+    def __init__(
+        self,
+        pool: ConnectionPool[Connection[Any]],
+        schema: str,
+        bus: EventBus,
+        *,
+        batch_max: int = 500,
+        poll_s: float = 0.2,
+        publish_timeout_s: float = 10.0,
+        stats_interval_s: float = 5.0,
+        lag_warn_s: float = 30.0,
+        retention_s: float = 86_400.0,
+        metrics: MetricsHook | None = None,
+    ) -> None:
+        if not SERVICE_RE.match(schema):
+            raise ValueError(f"schema {schema!r} must be lower_snake")
+        self._pool = pool
+        self.schema = schema
+        self._bus = bus
+        self._batch_max = batch_max
+        self._poll_s = poll_s
+        self._publish_timeout_s = publish_timeout_s
+        self._stats_interval_s = stats_interval_s
+        self._lag_warn_s = lag_warn_s
+        self._retention_s = retention_s
+        self._metrics = metrics
+        self._kick = asyncio.Event()
+        self._table = sql.SQL("{}.outbox").format(sql.Identifier(schema))
+        self.stats = OutboxStats(schema)
+        #: Set whenever a cycle found nothing left to publish (tests wait on it).
+        self.drained = asyncio.Event()
+
+    def kick(self) -> None:
+        """Publish now rather than at the next poll (call after committing events)."""
+        self._kick.set()
+
+    # -- the loop --------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until ``stop`` is set; database and bus failures are waited out."""
+        attempt = 0
+        next_stats = next_prune = 0.0
+        while not stop.is_set():
+            now = time.monotonic()
+            published = 0
+            try:
+                if now >= next_stats:
+                    next_stats = now + self._stats_interval_s
+                    await self.refresh_stats()
+                if now >= next_prune:
+                    next_prune = now + max(60.0, self._retention_s / 24)
+                    await asyncio.to_thread(self._prune)
+                if self._bus.connected:
+                    published = await self.relay_once()
+                    attempt = 0
+                else:
+                    attempt += 1
+            except BusError as exc:
+                attempt += 1
+                self._failed(exc)
+            except DatabaseError as exc:
+                attempt += 1
+                self._failed(exc)
+                if attempt == 1 or attempt % 20 == 0:
+                    log.warning("outbox %s: database error: %r", self.schema, exc)
+            if published >= self._batch_max:
+                continue  # more waiting: no pause
+            if published == 0 and attempt == 0:
+                self.drained.set()
+            delay = self._poll_s if attempt == 0 else backoff_delay(attempt, max_s=5.0)
+            await _wait_any(stop, self._kick, timeout_s=delay)
+            self._kick.clear()
+
+    async def relay_once(self) -> int:
+        """Claim, publish and mark one batch; the number published.
+
+        Raises :class:`~cloud.common.bus.BusError` (nothing marked) or a database error.
+        """
+        conn = await asyncio.to_thread(self._pool.getconn)
+        try:
+            rows = await asyncio.to_thread(self._claim, conn)
+            if not rows:
+                await asyncio.to_thread(conn.rollback)
+                return 0
+            self.drained.clear()
+            events, ids = self._events(rows)
+            try:
+                await self._bus.publish(events, timeout_s=self._publish_timeout_s)
+            except BusError as exc:
+                await asyncio.to_thread(self._mark_failed, conn, [e.id for e in events], exc)
+                raise
+            await asyncio.to_thread(self._mark_published, conn, ids)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(conn.rollback)
+            raise
+        finally:
+            await asyncio.to_thread(self._pool.putconn, conn)
+        self.stats = replace(
+            self.stats,
+            published=self.stats.published + len(events),
+            bus_connected=True,
+            last_error=None,
+        )
+        return len(events)
+
+    async def refresh_stats(self) -> OutboxStats:
+        """Count pending rows and the oldest one's age; log a lag; call the hook."""
+        pending, lag_s = await asyncio.to_thread(self._pending)
+        self.stats = replace(
+            self.stats, pending=pending, lag_s=lag_s, bus_connected=self._bus.connected
+        )
+        if lag_s > self._lag_warn_s:
+            log.warning(
+                "outbox %s: %d events pending, oldest %.0f s (bus %s)",
+                self.schema,
+                pending,
+                lag_s,
+                "connected" if self._bus.connected else "away",
+            )
+        if self._metrics is not None:
+            try:
+                self._metrics(self.stats)
+            except Exception:
+                log.exception("outbox %s: metrics hook failed", self.schema)
+        return self.stats
+
+    def _failed(self, exc: BaseException) -> None:
+        self.stats = replace(
+            self.stats,
+            failures=self.stats.failures + 1,
+            bus_connected=self._bus.connected,
+            last_error=f"{type(exc).__name__}: {exc}",
+        )
+
+    # -- SQL (run in a thread) ---------------------------------------------------------
+    def _claim(self, conn: Connection[Any]) -> list[tuple[Any, ...]]:
+        return conn.execute(
+            sql.SQL(
+                "SELECT id, event_id, name, region, source, occurred_at, payload FROM {}"
+                " WHERE published_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
+            ).format(self._table),
+            (self._batch_max,),
+        ).fetchall()
+
+    def _events(self, rows: list[tuple[Any, ...]]) -> tuple[list[Event], list[int]]:
+        events: list[Event] = []
+        ids: list[int] = []
+        for row_id, event_id, name, region, source, occurred_at, payload in rows:
+            ids.append(row_id)
+            try:
+                events.append(
+                    Event(
+                        id=event_id,
+                        name=name,
+                        region=region,
+                        source=source,
+                        occurred_at=occurred_at,
+                        payload=payload,
+                    )
+                )
+            except ValidationError as exc:
+                # Not written by emit(): marked published with the reason, never sent.
+                log.error("outbox %s: row %s is not an event: %s", self.schema, row_id, exc)
+        return events, ids
+
+    def _mark_published(self, conn: Connection[Any], ids: list[int]) -> None:
+        conn.execute(
+            sql.SQL("UPDATE {} SET published_at = now() WHERE id = ANY(%s)").format(self._table),
+            (ids,),
+        )
+        conn.commit()
+
+    def _mark_failed(
+        self, conn: Connection[Any], event_ids: list[UUID], exc: BaseException
+    ) -> None:
+        conn.execute(
+            sql.SQL(
+                "UPDATE {} SET attempts = attempts + 1, last_error = %s WHERE event_id = ANY(%s)"
+            ).format(self._table),
+            (f"{type(exc).__name__}: {exc}"[:500], event_ids),
+        )
+        conn.commit()
+
+    def _pending(self) -> tuple[int, float]:
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                sql.SQL(
+                    "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)"
+                    " FROM {} WHERE published_at IS NULL"
+                ).format(self._table)
+            ).fetchone()
+        assert row is not None
+        return int(row[0]), float(row[1])
+
+    def _prune(self) -> None:
+        with self._pool.connection() as conn:
+            cur = conn.execute(
+                sql.SQL(
+                    "DELETE FROM {} WHERE published_at < now() - make_interval(secs => %s)"
+                ).format(self._table),
+                (self._retention_s,),
+            )
+            if cur.rowcount:
+                log.info("outbox %s: pruned %d published events", self.schema, cur.rowcount)
+
+
+async def _wait_any(*events: asyncio.Event, timeout_s: float) -> None:
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+
+
+def prometheus_hook(registry: Any = None) -> MetricsHook:
+    """A :data:`MetricsHook` exporting ``potr_outbox_pending``, ``potr_outbox_lag_seconds``,
+    ``potr_outbox_published_total`` and ``potr_outbox_failures_total`` per schema."""
+    from prometheus_client import REGISTRY, Gauge
+
+    reg = registry if registry is not None else REGISTRY
+    pending = Gauge("potr_outbox_pending", "Unpublished outbox events", ["schema"], registry=reg)
+    lag = Gauge(
+        "potr_outbox_lag_seconds", "Age of the oldest unpublished event", ["schema"], registry=reg
+    )
+    published = Gauge(
+        "potr_outbox_published_total", "Events published by this relay", ["schema"], registry=reg
+    )
+    failures = Gauge("potr_outbox_failures_total", "Failed relay cycles", ["schema"], registry=reg)
+
+    def hook(stats: OutboxStats) -> None:
+        pending.labels(stats.schema).set(stats.pending)
+        lag.labels(stats.schema).set(stats.lag_s)
+        published.labels(stats.schema).set(stats.published)
+        failures.labels(stats.schema).set(stats.failures)
+
+    return hook
