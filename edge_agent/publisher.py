@@ -107,6 +107,8 @@ class Publisher:
         self._acked: list[int] = []
         self._acked_set: set[int] = set()
         self._backlog_inflight: set[int] = set()
+        #: Window slots the backlog may use; the rest is kept for live rows.
+        self._backlog_share = max(1, settings.max_inflight - max(1, settings.max_inflight // 4))
         self._on_cloud_time = on_cloud_time
         self.connected = asyncio.Event()
         self.sessions = 0
@@ -253,9 +255,8 @@ class Publisher:
             if len(rows) >= free:
                 return rows
         rows += await self._outbox.unsent_of(TELEMETRY, free - len(rows), busy, after_seq=live_from)
-        backlog_share = max(1, window - max(1, window // 4))  # the rest is kept for live
         room = min(
-            free - len(rows), backlog_share - len(self._backlog_inflight), bucket.available()
+            free - len(rows), self._backlog_share - len(self._backlog_inflight), bucket.available()
         )
         if room > 0:
             backlog = await self._outbox.unsent_of(TELEMETRY, room, busy, upto_seq=live_from)
@@ -270,9 +271,16 @@ class Publisher:
             self._acked_set.add(row.seq)
             self.published += 1
         finally:
+            # Wake the sender only if this slot is what held it back: the window or the
+            # backlog's share was full (new rows, requeues and the bucket wake it too).
+            held = len(self._inflight) >= self._s.max_inflight or (
+                row.seq in self._backlog_inflight
+                and len(self._backlog_inflight) >= self._backlog_share
+            )
             self._inflight.discard(row.seq)
             self._backlog_inflight.discard(row.seq)
-            self._wake.set()
+            if held:
+                self._wake.set()
 
     async def _flush_acked(self) -> None:
         if not self._acked:
