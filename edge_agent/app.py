@@ -16,8 +16,9 @@ from contracts.messages import EventMsg, Quality, Reading, TelemetryBatch
 from contracts.timeutil import to_wire, utc_now
 from edge_agent.buffer import AsyncOutbox, BufferFullError, Dropped, PayloadFactory
 from edge_agent.clock import ClockGuard
-from edge_agent.modbus import ModbusEndpoint
-from edge_agent.poller import DevicePoller, DeviceRegistry, run_batcher
+from edge_agent.daylight import sun_is_down
+from edge_agent.modbus import open_endpoint
+from edge_agent.poller import DevicePoller, DeviceRegistry, NightCheck, run_batcher
 from edge_agent.publisher import Publisher
 from edge_agent.settings import AgentSettings
 
@@ -52,10 +53,8 @@ class Agent:
             from edge_agent.health import AgentMetrics  # prometheus-client only when served
 
             self.metrics = AgentMetrics(self)
-        self.endpoints = {
-            ep.name: ModbusEndpoint(ep.name, ep.host, ep.port, ep.timeout_s)
-            for ep in settings.endpoints
-        }
+        self.endpoints = {ep.name: open_endpoint(ep) for ep in settings.endpoints}
+        profiles = settings.device_profiles() if settings.endpoints else {}
         self.pollers = [
             DevicePoller(
                 self.endpoints[ep.name],
@@ -67,6 +66,8 @@ class Agent:
                 interval_s=settings.poll_interval_s,
                 backoff_max_s=settings.unreachable_backoff_max_s,
                 on_poll=self.metrics.observe_poll if self.metrics else None,
+                profile=profiles[name] if (name := ep.profile_for(unit)) else None,
+                is_night=_night_check(settings),
             )
             for ep in settings.endpoints
             for unit in ep.unit_ids
@@ -240,6 +241,14 @@ class Agent:
             for endpoint in self.endpoints.values():
                 endpoint.close()
             log.info("gateway %s stopped", s.gateway_id)
+
+
+def _night_check(settings: AgentSettings) -> NightCheck | None:
+    """Is the sun down at the configured site? None when no location is configured."""
+    lat, lon = settings.latitude, settings.longitude
+    if lat is None or lon is None:
+        return None
+    return lambda: sun_is_down(lat, lon, utc_now())
 
 
 def _clock_suspect(reading: Reading) -> Reading:

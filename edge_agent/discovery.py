@@ -46,17 +46,24 @@ def _is_exception_response(exc: Exception) -> bool:
 
 
 async def find_base(read: RegisterReader) -> int:
-    """The first of 40000, 0, 50000 holding ``SunS``; :class:`SunSpecError` if none."""
+    """The first of 40000, 0, 50000 holding ``SunS``; :class:`SunSpecError` if none,
+    saying what each base answered (a wrong unit id often answers exceptions only)."""
+    answers = []
     for base in SUNS_BASES:
         try:
             regs = await read(base, 2)
         except Exception as exc:
             if _is_exception_response(exc):
+                answers.append(f"{base}: {getattr(exc, 'detail', exc)}")
                 continue  # no registers there: try the next base
             raise
         if is_suns(regs):
             return base
-    raise SunSpecError("no 'SunS' marker at 40000, 0 or 50000")
+        answers.append(f"{base}: {' '.join(f'{r:04x}' for r in regs)}")
+    raise SunSpecError(
+        "no 'SunS' marker at 40000, 0 or 50000 (" + "; ".join(answers) + "): "
+        "a wrong unit id, or a device without SunSpec (configure its profile)"
+    )
 
 
 async def walk_chain(read: RegisterReader, base: int) -> list[ModelBlock]:
@@ -73,6 +80,8 @@ async def walk_chain(read: RegisterReader, base: int) -> list[ModelBlock]:
         model_id, length = header
         if model_id == END_MODEL_ID:
             return blocks
+        if model_id == 0 or addr + 2 + length > 0x10000:
+            raise SunSpecError(f"garbage model header at {addr}: id {model_id}, length {length}")
         blocks.append(ModelBlock(model_id, addr, length))
         addr += 2 + length
     raise SunSpecError(f"more than {MAX_MODELS} models in the chain")

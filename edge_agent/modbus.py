@@ -1,4 +1,5 @@
-"""The agent's only pymodbus module: one Modbus TCP connection per endpoint.
+"""The agent's only pymodbus module: one client per endpoint (a Modbus TCP connection or
+a Modbus RTU serial line shared by its units; requests on it are serialised).
 
 Library exceptions are translated once into :class:`ModbusReadError` with a ``reason``
 the poller can act on: ``connect`` (refused / unreachable), ``timeout``, ``exception``
@@ -12,8 +13,10 @@ import asyncio
 import logging
 from typing import Literal
 
-from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
+
+from edge_agent.settings import EndpointSettings, RtuEndpointSettings
 
 log = logging.getLogger(__name__)
 
@@ -28,42 +31,50 @@ class ModbusReadError(Exception):
 
 
 class ModbusEndpoint:
-    """A lazily (re)connected client for one ``host:port``; requests are serialised."""
+    """A lazily (re)connected Modbus TCP client for one ``host:port``; requests are
+    serialised. Subclasses change only how the client is made and named."""
 
     def __init__(self, name: str, host: str, port: int, timeout_s: float) -> None:
         self.name = name
         self.host = host
         self.port = port
         self.timeout_s = timeout_s
-        self._client: AsyncModbusTcpClient | None = None
+        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
         self._lock = asyncio.Lock()
+
+    @property
+    def target(self) -> str:
+        return f"{self.host}:{self.port}"
 
     @property
     def connected(self) -> bool:
         return self._client is not None and self._client.connected
 
-    async def _ensure_connected(self) -> AsyncModbusTcpClient:
-        if self._client is not None and self._client.connected:
-            return self._client
-        self._drop()
-        client = AsyncModbusTcpClient(
+    def _make_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        return AsyncModbusTcpClient(
             self.host,
             port=self.port,
             timeout=self.timeout_s,
             retries=0,
             reconnect_delay=0,  # the poller owns retries and back-off
         )
+
+    async def _ensure_connected(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        if self._client is not None and self._client.connected:
+            return self._client
+        self._drop()
+        client = self._make_client()
         try:
             async with asyncio.timeout(self.timeout_s + 1.0):
                 ok = await client.connect()
         except (TimeoutError, OSError) as exc:
             client.close()
-            raise ModbusReadError("connect", f"{self.host}:{self.port}: {exc!r}") from None
+            raise ModbusReadError("connect", f"{self.target}: {exc!r}") from None
         if not ok:
             client.close()
-            raise ModbusReadError("connect", f"{self.host}:{self.port}: connection failed")
+            raise ModbusReadError("connect", f"{self.target}: connection failed")
         self._client = client
-        log.info("modbus endpoint %s connected to %s:%d", self.name, self.host, self.port)
+        log.info("modbus endpoint %s connected to %s", self.name, self.target)
         return client
 
     def _drop(self) -> None:
@@ -85,7 +96,9 @@ class ModbusEndpoint:
                 raise ModbusReadError("timeout", f"unit {unit_id} @{address}") from None
             except ModbusException as exc:
                 self._drop()
-                reason: ReadFailure = "timeout" if "timeout" in str(exc).lower() else "io"
+                text = str(exc).lower()
+                silent = "timeout" in text or "no response" in text
+                reason: ReadFailure = "timeout" if silent else "io"
                 raise ModbusReadError(reason, f"unit {unit_id} @{address}: {exc}") from None
             except OSError as exc:
                 self._drop()
@@ -100,3 +113,53 @@ class ModbusEndpoint:
 
     def close(self) -> None:
         self._drop()
+
+
+class ModbusRtuEndpoint(ModbusEndpoint):
+    """One RS485 line: a single serial client shared by every unit on it."""
+
+    def __init__(
+        self,
+        name: str,
+        serial_port: str,
+        *,
+        baudrate: int,
+        parity: str = "N",
+        stopbits: int = 1,
+        bytesize: int = 8,
+        timeout_s: float,
+    ) -> None:
+        super().__init__(name, serial_port, 0, timeout_s)
+        self.baudrate, self.parity = baudrate, parity
+        self.stopbits, self.bytesize = stopbits, bytesize
+
+    @property
+    def target(self) -> str:
+        return f"{self.host} {self.baudrate} {self.bytesize}{self.parity}{self.stopbits}"
+
+    def _make_client(self) -> AsyncModbusSerialClient:
+        return AsyncModbusSerialClient(
+            self.host,
+            baudrate=self.baudrate,  # always explicit: pymodbus would assume 19200
+            parity=self.parity,
+            stopbits=self.stopbits,
+            bytesize=self.bytesize,
+            timeout=self.timeout_s,
+            retries=0,
+            reconnect_delay=0,
+        )
+
+
+def open_endpoint(settings: EndpointSettings | RtuEndpointSettings) -> ModbusEndpoint:
+    """The client for one configured endpoint (nothing is connected yet)."""
+    if isinstance(settings, RtuEndpointSettings):
+        return ModbusRtuEndpoint(
+            settings.name,
+            settings.serial_port,
+            baudrate=settings.baudrate,
+            parity=settings.parity,
+            stopbits=settings.stopbits,
+            bytesize=settings.bytesize,
+            timeout_s=settings.timeout_s,
+        )
+    return ModbusEndpoint(settings.name, settings.host, settings.port, settings.timeout_s)

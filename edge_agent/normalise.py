@@ -1,17 +1,21 @@
-"""SunSpec points → catalog metrics (contracts.metrics), as data plus one pure function.
+"""Device points → catalog metrics (contracts.metrics), as data plus pure functions.
 
 Units are SI as the catalog names them. Sign: ``grid_*_w`` > 0 means importing from the
-grid; a meter whose SunSpec ``W`` is positive when exporting is configured with
-``meter_import_sign=-1``. PV and inverter quantities keep SunSpec's sign.
+grid. A device with a profile (``device_profiles``) is read through the profile's metric
+mappings, each with its own sign and scale (a meter whose W is positive when exporting
+maps it with ``sign: -1``); an auto-discovered SunSpec device through :data:`POINT_MAP`,
+its meter's sign given by ``meter_import_sign``. PV and inverter quantities keep
+SunSpec's sign.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from contracts.messages import Quality
 from contracts.metrics import BY_NAME
+from device_profiles.schema import DeviceProfile, PointRef
 from edge_agent.sunspec import DecodedModel
 
 _INVERTER = {
@@ -71,38 +75,96 @@ def _check_map() -> None:
 _check_map()
 
 
+@dataclass(frozen=True, slots=True)
+class MetricSource:
+    """Where one catalog metric comes from: SunSpec ``model``.``point``, or the vendor
+    register ``point`` when ``model`` is None; the value is multiplied by ``factor``."""
+
+    metric: str
+    model: int | None
+    point: str
+    factor: float = 1.0
+
+    @property
+    def ref(self) -> str:
+        return f"{'vendor' if self.model is None else self.model}.{self.point}"
+
+
+def sunspec_sources(model_ids: Iterable[int], *, meter_import_sign: int = 1) -> list[MetricSource]:
+    """:data:`POINT_MAP` for the models a device has (auto-discovered devices)."""
+    sources: list[MetricSource] = []
+    for model_id in dict.fromkeys(model_ids):
+        for point, metric in POINT_MAP.get(model_id, {}).items():
+            factor = float(meter_import_sign) if metric in METER_SIGNED else 1.0
+            sources.append(MetricSource(metric, model_id, point, factor))
+    return sources
+
+
+def profile_sources(profile: DeviceProfile) -> list[MetricSource]:
+    """A profile's metric mappings (sign times scale as one factor)."""
+    sources = []
+    for mapping in profile.metrics:
+        ref = PointRef.parse(mapping.source)
+        sources.append(
+            MetricSource(mapping.metric, ref.model, ref.path, mapping.sign * mapping.scale)
+        )
+    return sources
+
+
 @dataclass(slots=True)
 class Normalised:
     values: dict[str, float | None] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
     quality: Quality = Quality.GOOD
 
+    def flag(self, flag: str) -> None:
+        self.flags.append(flag)
+        self.quality = Quality.SUSPECT
 
-def normalise(models: Mapping[int, DecodedModel], *, meter_import_sign: int = 1) -> Normalised:
-    """Catalog values of one device from its decoded models (``None`` = not available).
+
+def normalise_sources(
+    sources: Iterable[MetricSource],
+    models: Mapping[int, DecodedModel],
+    vendor: Mapping[str, int] | None = None,
+    *,
+    implemented: Collection[str] = (),
+) -> Normalised:
+    """Catalog values of one device (``None`` = not available).
 
     A value whose scale factor is not implemented is ``None`` and marks the reading
-    ``suspect`` with flag ``sf_missing:<model>.<point>``.
+    ``suspect`` with flag ``sf_missing:<model>.<point>``. A metric in ``implemented``
+    (it had values before) that reads "not implemented" now (0x8000, 0xFFFF, NaN …) is
+    ``None``, flagged ``not_implemented:<model>.<point>``, and the reading ``suspect``;
+    a point a device never implements is just ``None``.
     """
     out = Normalised()
-    for model_id, decoded in models.items():
-        mapping = POINT_MAP.get(model_id)
-        if mapping is None:
-            continue
-        for point, metric_name in mapping.items():
-            if point not in decoded.scaled:
+    vendor = vendor or {}
+    for src in sources:
+        value: object
+        if src.model is None:
+            if src.point not in vendor:
                 continue
-            value = decoded.scaled[point]
-            if point in decoded.sf_missing:
-                out.flags.append(f"sf_missing:{model_id}.{point}")
-                out.quality = Quality.SUSPECT
-            if isinstance(value, str):
-                value = None
-            number = None if value is None else float(value)
-            if number is not None and metric_name in METER_SIGNED:
-                number = number * meter_import_sign + 0.0  # + 0.0 turns -0.0 into 0.0
-            out.values[metric_name] = number
+            value = vendor[src.point]
+        else:
+            decoded = models.get(src.model)
+            if decoded is None or src.point not in decoded.scaled:
+                continue
+            value = decoded.scaled[src.point]
+            if src.point in decoded.sf_missing:
+                out.flag(f"sf_missing:{src.ref}")
+            elif value is None and src.metric in implemented:
+                out.flag(f"not_implemented:{src.ref}")
+        number = float(value) if isinstance(value, int | float) else None
+        if number is not None and src.factor != 1.0:
+            number = number * src.factor + 0.0  # + 0.0 turns -0.0 into 0.0
+        out.values[src.metric] = number
     return out
+
+
+def normalise(models: Mapping[int, DecodedModel], *, meter_import_sign: int = 1) -> Normalised:
+    """Catalog values of an auto-discovered SunSpec device (see :func:`normalise_sources`)."""
+    sources = sunspec_sources(models, meter_import_sign=meter_import_sign)
+    return normalise_sources(sources, models)
 
 
 def nameplate(models: Mapping[int, DecodedModel]) -> dict[str, float | None]:

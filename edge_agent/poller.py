@@ -1,10 +1,20 @@
 """Polling: one task per device (endpoint, unit id) on its own aligned schedule.
 
-A device is discovered (SunSpec chain, model 1 identity), then every ``poll_interval_s``
-(aligned to the wall clock) each mapped model is read as one block, decoded and
-normalised into one :class:`contracts.messages.Reading`. A failing device backs off
-exponentially and is reported ``unreachable`` (status in ``birth`` and one
-``device_unreachable`` event per transition) without delaying the other devices.
+A device is discovered (SunSpec chain at 40000, 0 or 50000 and model 1 identity; none
+for a profile with only a vendor map), then every ``poll_interval_s`` (aligned to the
+wall clock) each model it maps is read as one block (value and scale factors in one
+request) and its vendor registers as contiguous spans, decoded and normalised into one
+:class:`contracts.messages.Reading` — through the device's profile when one is
+configured, else :data:`edge_agent.normalise.POINT_MAP`.
+
+States: ``online``; ``asleep`` (a PV device that stops answering while the sun is down:
+no alarm, an info event); ``unreachable`` (no connection or no answer); ``faulty`` (it
+answers, but with exceptions, no SunSpec map, registers that make no sense, or models
+its profile does not have). Each state change is logged once and reported once as an
+event; every state but ``online`` backs off exponentially, without delaying the other
+devices (units on one endpoint share its connection, so they wait for each other's
+requests). After a failure the device is discovered again; a device whose models
+changed (firmware update) is re-discovered at once, and ``birth`` is re-sent.
 """
 
 from __future__ import annotations
@@ -20,11 +30,20 @@ from typing import Any, Literal
 
 from contracts.messages import DeviceInfo, Quality, Reading
 from contracts.timeutil import to_wire, truncate_ms, utc_now
+from device_profiles.schema import DeviceProfile, VendorMap
 from edge_agent.discovery import DeviceMap, discover, read_model
 from edge_agent.modbus import ModbusEndpoint, ModbusReadError
-from edge_agent.normalise import POINT_MAP, nameplate, normalise
-from edge_agent.settings import EndpointSettings
-from edge_agent.sunspec import DecodedModel, SunSpecError, decode_model
+from edge_agent.normalise import (
+    POINT_MAP,
+    MetricSource,
+    nameplate,
+    normalise_sources,
+    profile_sources,
+    sunspec_sources,
+)
+from edge_agent.settings import EndpointSettings, RtuEndpointSettings
+from edge_agent.sunspec import DecodedModel, ModelBlock, SunSpecError, decode_plan
+from edge_agent.vendor import decode_registers, read_spans
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +51,21 @@ Status = Literal["online", "asleep", "unreachable", "faulty"]
 EventSink = Callable[[str, str, str | None, dict[str, Any]], Awaitable[None]]
 #: Told after every poll: the device, its duration in seconds, and whether it succeeded.
 PollObserver = Callable[["DeviceState", float, bool], None]
+#: Is the sun down at the site now? None = not known (no location configured).
+NightCheck = Callable[[], bool | None]
 CLOCK_SANE_AFTER = 1_700_000_000  # 2023-11: an earlier clock is a gateway without RTC/NTP
+#: SunSpec inverter models: a device with one of these may be PV-powered (sleeps at night).
+PV_MODELS = frozenset({101, 102, 103, 111, 112, 113, 701})
+#: Inverter states (101-113 ``St``) after which silence means sleep: SLEEPING, SHUTTING_DOWN.
+SLEEPY_STATES = frozenset({2.0, 6.0})
+
+
+class ProfileMismatch(SunSpecError):
+    """The device does not have the models its configured profile maps."""
+
+
+class ModelsChanged(SunSpecError):
+    """A model header read during a poll is not the one discovered (firmware update)."""
 
 
 def local_device_id(serial: str | None, endpoint: str, unit_id: int) -> str:
@@ -80,11 +113,22 @@ class DeviceRegistry:
         ]
 
 
+@dataclass(slots=True)
+class _Plan:
+    """What one poll of a discovered device reads and how it maps it."""
+
+    blocks: list[ModelBlock]  # the first instance of each mapped model
+    sources: list[MetricSource]
+    vendor_map: VendorMap | None = None
+    vendor_names: list[str] = field(default_factory=list)
+    vendor_spans: list[tuple[int, int]] = field(default_factory=list)
+
+
 class DevicePoller:
     def __init__(
         self,
         endpoint: ModbusEndpoint,
-        settings: EndpointSettings,
+        settings: EndpointSettings | RtuEndpointSettings,
         unit_id: int,
         *,
         registry: DeviceRegistry,
@@ -93,6 +137,8 @@ class DevicePoller:
         interval_s: float,
         backoff_max_s: float,
         on_poll: PollObserver | None = None,
+        profile: DeviceProfile | None = None,
+        is_night: NightCheck | None = None,
     ) -> None:
         self._endpoint = endpoint
         self._on_poll = on_poll
@@ -103,61 +149,148 @@ class DevicePoller:
         self._emit = emit_event
         self._interval = interval_s
         self._backoff_max = max(backoff_max_s, interval_s)
+        self._profile = profile
+        self._is_night = is_night or (lambda: None)
+        self._plan: _Plan | None = None
+        #: Metrics this device has delivered values for: a null among them is flagged.
+        self._implemented: set[str] = set()
+        self._last_values: dict[str, float | None] = {}
         self.state = DeviceState(
             settings.name, unit_id, local_device_id(None, settings.name, unit_id)
         )
         registry.devices[(settings.name, unit_id)] = self.state
 
+    @property
+    def _where(self) -> str:
+        return f"{self._settings.name} unit {self._unit}"
+
     async def _read(self, address: int, count: int) -> list[int]:
         return await self._endpoint.read(self._unit, address, count)
 
+    # ----- discovery -----------------------------------------------------------------
     async def _discover(self) -> DeviceMap:
-        device = await discover(self._read)
+        profile = self._profile
+        if profile is not None and not profile.models:
+            device = DeviceMap(base=-1, blocks=[])  # a vendor map only: nothing to scan
+        else:
+            device = await discover(self._read)
         common = device.common.scaled if device.common else {}
         serial = _text(common.get("SN"))
+        self._plan = self._make_plan(device)
+        static = await self._read_models([b for b in device.blocks if b.model_id == 120])
+        previous = self.state.info
         self.state.device_id = local_device_id(serial, self._settings.name, self._unit)
         self.state.map = device
-        static = await self._read_models(device, only=(120,))
         self.state.info = DeviceInfo(
             device=self.state.device_id,
             endpoint=self._settings.name,
             unit_id=self._unit,
             models=device.model_ids,
-            manufacturer=_text(common.get("Mn")),
-            model=_text(common.get("Md")),
+            manufacturer=_text(common.get("Mn")) or (profile.manufacturer if profile else None),
+            model=_text(common.get("Md")) or (profile.model if profile else None),
             serial=serial,
             firmware=_text(common.get("Vr")),
+            profile=profile.name if profile else None,
             nameplate=nameplate(static),
         )
+        if previous is not None and (
+            previous.models != self.state.info.models
+            or previous.firmware != self.state.info.firmware
+        ):
+            await self._models_changed(previous, self.state.info)
         log.info(
-            "device %s discovered on %s unit %d: models %s",
+            "device %s discovered on %s: models %s%s",
             self.state.device_id,
-            self._settings.name,
-            self._unit,
+            self._where,
             device.model_ids,
+            f", profile {profile.name}" if profile else "",
         )
         return device
 
-    async def _read_models(
-        self, device: DeviceMap, only: tuple[int, ...] | None = None
-    ) -> dict[int, DecodedModel]:
-        decoded: dict[int, DecodedModel] = {}
-        for block in device.blocks:
-            if block.model_id not in POINT_MAP or (only and block.model_id not in only):
-                continue
-            if block.model_id in decoded:
-                continue  # a repeated model: the first instance is the device's own
-            decoded[block.model_id] = decode_model(
-                block.model_id, await read_model(self._read, block)
+    async def _models_changed(self, old: DeviceInfo, new: DeviceInfo) -> None:
+        log.warning(
+            "device %s on %s changed: models %s -> %s, firmware %s -> %s",
+            new.device,
+            self._where,
+            old.models,
+            new.models,
+            old.firmware,
+            new.firmware,
+        )
+        self._implemented.clear()
+        self._registry.changed.set()  # birth is re-sent with the new models
+        await self._emit(
+            "device_models_changed",
+            "warning",
+            new.device,
+            {
+                "endpoint": self._settings.name,
+                "unit_id": self._unit,
+                "old_models": old.models,
+                "new_models": new.models,
+                "old_firmware": old.firmware,
+                "new_firmware": new.firmware,
+            },
+        )
+
+    def _make_plan(self, device: DeviceMap) -> _Plan:
+        profile = self._profile
+        if profile is None:
+            sources = sunspec_sources(
+                device.model_ids, meter_import_sign=self._settings.meter_import_sign
             )
+        else:
+            sources = profile_sources(profile)
+            wanted = {s.model for s in sources if s.model is not None}
+            missing = sorted(wanted - set(device.model_ids))
+            if missing:
+                raise ProfileMismatch(
+                    f"profile {profile.name} maps models {missing} the device does not have "
+                    f"(it has {device.model_ids})"
+                )
+        models = {s.model for s in sources if s.model is not None}
+        if profile is None:
+            models &= POINT_MAP.keys()
+        blocks: list[ModelBlock] = []
+        for block in device.blocks:
+            if block.model_id in models and block.model_id not in {b.model_id for b in blocks}:
+                decode_plan(block.model_id, block.length)  # built here, once, not per poll
+                blocks.append(block)  # a repeated model: the first instance is the device's
+        vendor_names = [s.point for s in sources if s.model is None]
+        vmap = profile.vendor_map if profile is not None else None
+        if not vendor_names or vmap is None:  # the loader refuses vendor refs without a map
+            return _Plan(blocks, sources)
+        spans = read_spans(r for r in vmap.registers if r.name in vendor_names)
+        return _Plan(blocks, sources, vmap, vendor_names, spans)
+
+    async def _read_models(self, blocks: list[ModelBlock]) -> dict[int, DecodedModel]:
+        decoded: dict[int, DecodedModel] = {}
+        for block in blocks:
+            regs = await read_model(self._read, block)
+            if regs[0] != block.model_id or regs[1] != block.length:
+                raise ModelsChanged(
+                    f"model {block.model_id} (L {block.length}) at {block.addr} now reads "
+                    f"as {regs[0]} (L {regs[1]})"
+                )
+            decoded[block.model_id] = decode_plan(block.model_id, block.length).decode(regs)
         return decoded
 
-    async def poll_once(self) -> Reading:
-        """Read, decode and normalise every mapped model; discover first if needed."""
-        device = self.state.map or await self._discover()
+    # ----- polling -------------------------------------------------------------------
+    async def _poll_device(self) -> Reading:
+        plan = self._plan
+        if plan is None or self.state.map is None:
+            await self._discover()
+            plan = self._plan
+            assert plan is not None  # _discover made it
         ts = truncate_ms(utc_now())
-        decoded = await self._read_models(device)
-        norm = normalise(decoded, meter_import_sign=self._settings.meter_import_sign)
+        decoded = await self._read_models(plan.blocks)
+        vendor: dict[str, int] = {}
+        if plan.vendor_map is not None:
+            blocks = {addr: await self._read(addr, count) for addr, count in plan.vendor_spans}
+            vendor = decode_registers(plan.vendor_map, plan.vendor_names, blocks)
+        norm = normalise_sources(plan.sources, decoded, vendor, implemented=self._implemented)
+        self._implemented.update(m for m, v in norm.values.items() if v is not None)
+        self._last_values = norm.values
         flags = list(norm.flags)
         quality = norm.quality
         if ts.timestamp() < CLOCK_SANE_AFTER:
@@ -167,6 +300,44 @@ class DevicePoller:
             device=self.state.device_id, ts=ts, quality=quality, flags=flags, values=norm.values
         )
 
+    async def poll_once(self) -> Reading:
+        """Read, decode and normalise every mapped model; discover first if needed, and
+        again at once if the device's models changed under us."""
+        try:
+            return await self._poll_device()
+        except ModelsChanged as exc:
+            log.warning(
+                "device %s on %s: %s; discovering again", self.state.device_id, self._where, exc
+            )
+            self.state.map = None
+            return await self._poll_device()
+
+    # ----- state ---------------------------------------------------------------------
+    def _may_sleep(self) -> bool:
+        """Could this be a PV-powered device (one that sleeps at night)?"""
+        if self._profile is not None:
+            return self._profile.kind in ("inverter", "hybrid_inverter")
+        info = self.state.info
+        return info is None or bool(PV_MODELS & set(info.models))
+
+    def _asleep(self) -> bool:
+        if not self._may_sleep():
+            return False
+        night = self._is_night()
+        if night is not None:
+            return night
+        # No location: silence right after the inverter said it was going to sleep.
+        return self._last_values.get("pv_state_code") in SLEEPY_STATES
+
+    def _classify(self, exc: Exception) -> tuple[Status, str]:
+        if isinstance(exc, ModbusReadError):
+            if exc.reason in ("connect", "timeout", "io"):
+                return ("asleep" if self._asleep() else "unreachable"), str(exc)
+            return "faulty", f"exception response: {exc.detail}"
+        if isinstance(exc, SunSpecError):
+            return "faulty", str(exc)
+        return "faulty", f"{type(exc).__name__}: {exc}"
+
     async def _set_status(self, status: Status, error: str = "") -> None:
         previous, first = self.state.status, not self.state.attempted
         self.state.attempted = True
@@ -175,30 +346,28 @@ class DevicePoller:
             return
         self.state.status = status
         self._registry.changed.set()
-        detail = {"endpoint": self._settings.name, "unit_id": self._unit}
-        if status == "faulty":
-            await self._emit(
-                "device_faulty", "warning", self.state.device_id, {**detail, "error": error}
-            )
+        device = self.state.device_id
+        detail: dict[str, Any] = {"endpoint": self._settings.name, "unit_id": self._unit}
+        if status == "online":
+            if not first:
+                log.info(
+                    "device %s (%s) %s again",
+                    device,
+                    self._where,
+                    "awake" if previous == "asleep" else "reachable",
+                )
+                await self._emit("device_reachable", "info", device, {**detail, "was": previous})
+            return
+        detail["error"] = error
+        if status == "asleep":
+            log.info("device %s (%s) asleep (sun down): %s", device, self._where, error)
+            await self._emit("device_asleep", "info", device, detail)
         elif status == "unreachable":
-            log.warning(
-                "device %s (%s unit %d) unreachable: %s",
-                self.state.device_id,
-                self._settings.name,
-                self._unit,
-                error,
-            )
-            await self._emit(
-                "device_unreachable", "warning", self.state.device_id, {**detail, "error": error}
-            )
-        elif not first:
-            log.info(
-                "device %s (%s unit %d) reachable again",
-                self.state.device_id,
-                self._settings.name,
-                self._unit,
-            )
-            await self._emit("device_reachable", "info", self.state.device_id, detail)
+            log.warning("device %s (%s) unreachable: %s", device, self._where, error)
+            await self._emit("device_unreachable", "warning", device, detail)
+        else:
+            log.warning("device %s (%s) faulty: %s", device, self._where, error)
+            await self._emit("device_faulty", "warning", device, detail)
 
     async def _timed_poll(self) -> Reading:
         if self._on_poll is None:
@@ -223,18 +392,14 @@ class DevicePoller:
                 await asyncio.sleep(next_aligned(now, self._interval) - now)
             try:
                 reading = await self._timed_poll()
-            except (ModbusReadError, SunSpecError, ValueError) as exc:
-                failures += 1
-                if isinstance(exc, ModbusReadError) and exc.reason == "exception":
-                    self.state.map = None  # the map changed under us: discover again
-                await self._set_status("unreachable", str(exc))
-                continue
             except Exception as exc:
                 # An odd device must never stop the other devices' pollers.
                 failures += 1
-                self.state.map = None
-                log.exception("device %s: unexpected error while polling", self.state.device_id)
-                await self._set_status("faulty", f"{type(exc).__name__}: {exc}")
+                self.state.map = None  # whatever it was, discover again when it answers
+                status, error = self._classify(exc)
+                if status == "faulty" and not isinstance(exc, ModbusReadError | SunSpecError):
+                    log.exception("device %s: unexpected error while polling", self.state.device_id)
+                await self._set_status(status, error)
                 continue
             failures = 0
             await self._set_status("online")

@@ -2,16 +2,38 @@
 
 Nested fields use ``__`` in environment names (``POTR_MQTT_URL``,
 ``POTR_ENDPOINTS='[...]'`` as JSON). Unknown keys are refused, naming the field.
+
+Endpoints are Modbus TCP (the default ``transport``) or Modbus RTU::
+
+    endpoints:
+      - {name: inverter, host: 192.168.1.20, port: 502, unit_ids: [1]}
+      - name: rs485
+        transport: rtu
+        serial_port: /dev/ttyUSB0
+        baudrate: 9600          # required: libraries disagree on the default
+        parity: N               # N / E / O
+        stopbits: 1
+        unit_ids: [1, 2, 5]
+        unit_profiles: {5: sim-isolator}   # else SunSpec discovery
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import unquote, urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,23 +41,27 @@ from pydantic_settings import (
 )
 
 from contracts.topics import GATEWAY_ID_RE, Region
+from device_profiles import DeviceProfile, ProfileError, builtin_profiles, load_profiles
 
 
 class SettingsError(ValueError):
     """A settings file or value the agent refuses; the message names the field."""
 
 
-class EndpointSettings(BaseModel):
-    """One Modbus TCP endpoint (an inverter, a meter, or a gateway with several units)."""
+class _Endpoint(BaseModel):
+    """What every Modbus endpoint has: a name, its unit ids, a timeout, device profiles."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
-    host: str
-    port: int = Field(default=502, ge=1, le=65535)
     unit_ids: list[int] = Field(default_factory=lambda: [1], min_length=1)
     timeout_s: float = Field(default=2.0, gt=0)
-    #: Sign of the grid meter's SunSpec W: +1 when the meter reports import as positive.
+    #: Device profile (``device_profiles``) of every unit; None = auto (SunSpec discovery).
+    profile: str | None = None
+    #: Per-unit profiles, overriding ``profile`` (unit id → profile name).
+    unit_profiles: dict[int, str] = Field(default_factory=dict)
+    #: Sign of an auto-discovered grid meter's SunSpec W: +1 when it reports import as
+    #: positive. A device with a profile takes the signs of the profile's metric mappings.
     meter_import_sign: Literal[1, -1] = 1
 
     @field_validator("unit_ids")
@@ -47,6 +73,57 @@ class EndpointSettings(BaseModel):
         if len(set(v)) != len(v):
             raise ValueError("unit ids repeat")
         return v
+
+    @model_validator(mode="after")
+    def _profiled_units_exist(self) -> Self:
+        stray = sorted(set(self.unit_profiles) - set(self.unit_ids))
+        if stray:
+            raise ValueError(f"unit_profiles names unit ids not in unit_ids: {stray}")
+        return self
+
+    def profile_for(self, unit_id: int) -> str | None:
+        """The profile name configured for ``unit_id`` (None = SunSpec discovery)."""
+        return self.unit_profiles.get(unit_id, self.profile)
+
+
+class EndpointSettings(_Endpoint):
+    """A Modbus TCP endpoint (an inverter, a meter, or a gateway with several units)."""
+
+    transport: Literal["tcp"] = "tcp"
+    host: str = Field(min_length=1)
+    port: int = Field(default=502, ge=1, le=65535)
+
+
+TcpEndpointSettings = EndpointSettings
+
+
+class RtuEndpointSettings(_Endpoint):
+    """A Modbus RTU serial line (RS485) and the unit ids on it; one client per line."""
+
+    transport: Literal["rtu"]
+    serial_port: str = Field(min_length=1, description="e.g. /dev/ttyUSB0")
+    #: Stated explicitly: pymodbus (19200) and pysunspec2 (9600) default differently.
+    baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200]
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
+
+
+def _transport(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("transport", "tcp"))
+    return str(getattr(value, "transport", "tcp"))
+
+
+#: A Modbus endpoint; ``transport`` (``tcp`` unless given) says which kind.
+AnyEndpoint = Annotated[
+    Annotated[EndpointSettings, Tag("tcp")] | Annotated[RtuEndpointSettings, Tag("rtu")],
+    Discriminator(
+        _transport,
+        custom_error_type="transport",
+        custom_error_message="transport must be 'tcp' or 'rtu'",
+    ),
+]
 
 
 class AgentSettings(BaseSettings):
@@ -79,7 +156,13 @@ class AgentSettings(BaseSettings):
     reconnect_min_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=60.0, gt=0)
     unreachable_backoff_max_s: float = Field(default=60.0, gt=0)
-    endpoints: list[EndpointSettings] = Field(default_factory=list)
+    endpoints: list[AnyEndpoint] = Field(default_factory=list)
+    #: Extra device profiles (``*.yaml``) beside the built-in ones; names must not clash.
+    profile_dir: Path | None = None
+    #: Site location (degrees, north and east positive): a PV device that stops answering
+    #: while the sun is down here is ``asleep``, not unreachable. Unset = not known.
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
     #: Local HTTP port for ``/healthz`` and ``/metrics``; None = not served.
     health_port: int | None = Field(default=None, ge=0, le=65535)
     health_host: str = "127.0.0.1"
@@ -96,11 +179,49 @@ class AgentSettings(BaseSettings):
 
     @field_validator("endpoints")
     @classmethod
-    def _unique_names(cls, v: list[EndpointSettings]) -> list[EndpointSettings]:
+    def _unique_names(
+        cls, v: list[EndpointSettings | RtuEndpointSettings]
+    ) -> list[EndpointSettings | RtuEndpointSettings]:
         names = [e.name for e in v]
         if len(set(names)) != len(names):
             raise ValueError("endpoint names repeat")
+        lines = [e.serial_port for e in v if isinstance(e, RtuEndpointSettings)]
+        if len(set(lines)) != len(lines):
+            raise ValueError("two endpoints on one serial line: list its unit ids on one")
         return v
+
+    @model_validator(mode="after")
+    def _known_profiles(self) -> Self:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("latitude and longitude go together")
+        wanted = {
+            (f"endpoints.{i}.{key}", name)
+            for i, ep in enumerate(self.endpoints)
+            for key, name in [("profile", ep.profile)]
+            + [(f"unit_profiles.{u}", n) for u, n in ep.unit_profiles.items()]
+            if name is not None
+        }
+        if not wanted:
+            return self
+        known = self.device_profiles()
+        for key, name in sorted(wanted):
+            if name not in known:
+                raise ValueError(f"{key}: unknown device profile {name!r}")
+        return self
+
+    def device_profiles(self) -> dict[str, DeviceProfile]:
+        """The built-in profiles plus those of ``profile_dir``."""
+        profiles = builtin_profiles()
+        if self.profile_dir is not None:
+            try:
+                extra = load_profiles(self.profile_dir)
+            except ProfileError as exc:
+                raise ValueError(f"profile_dir: {exc}") from None
+            clash = sorted(set(extra) & set(profiles))
+            if clash:
+                raise ValueError(f"profile_dir: redefines built-in profiles {clash}")
+            profiles |= extra
+        return profiles
 
     @property
     def effective_publish_interval_s(self) -> float:
@@ -147,9 +268,18 @@ class AgentSettings(BaseSettings):
 def _summarise(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-        parts.append(f"{loc}: {err['msg']}")
+        # The union's branch tag (``endpoints.0.tcp.port``) is not a key of the file.
+        path = [p for p in err["loc"] if p not in ("tcp", "rtu")]
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{'.'.join(str(p) for p in path)}: {msg}" if path else msg)
     return "; ".join(parts)
 
 
-__all__ = ["AgentSettings", "EndpointSettings", "SettingsError"]
+__all__ = [
+    "AgentSettings",
+    "AnyEndpoint",
+    "EndpointSettings",
+    "RtuEndpointSettings",
+    "SettingsError",
+    "TcpEndpointSettings",
+]
