@@ -31,6 +31,7 @@ from contracts.metrics import BY_NAME
 from contracts.timeutil import to_wire
 from contracts.topics import GATEWAY_ID_RE, Kind, Region
 
+_METRIC_NAMES = frozenset(BY_NAME)
 #: Largest value of PostgreSQL ``int4`` / ``int8`` columns.
 INT4_MAX = 2**31 - 1
 INT8_MAX = 2**63 - 1
@@ -132,10 +133,11 @@ class Reading(BaseModel):
     @field_validator("values")
     @classmethod
     def _known_metrics(cls, values: dict[str, float | None]) -> dict[str, float | None]:
-        unknown = sorted(set(values) - BY_NAME.keys())
-        if unknown:
-            raise ValueError(f"unknown metrics {unknown}")
-        return values
+        # Runs once per reading on ingest's hot path: a set comparison of key views
+        # first (C speed); the sorted list only for the error.
+        if values.keys() <= _METRIC_NAMES:
+            return values
+        raise ValueError(f"unknown metrics {sorted(set(values) - _METRIC_NAMES)}")
 
 
 class TelemetryBatch(_Message):

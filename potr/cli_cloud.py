@@ -165,14 +165,22 @@ def token_create(
     )
 
 
-def ingest() -> None:
-    """Run one ingest worker (more: start more with distinct POTR_MQTT_CLIENT_ID)."""
-    from cloud.ingest.worker import run_ingest
+def ingest(
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, max=64, help="worker processes (default POTR_INGEST_WORKERS)"
+    ),
+) -> None:
+    """Run ingest workers on the shared subscription (client ids <POTR_MQTT_CLIENT_ID>-<n>)."""
+    from potr.ingest_workers import run_ingest_workers
 
     settings = _settings()
-    registry = _registry()
-    console.print(f"ingest {settings.mqtt_client_id} on {settings.mqtt_url}")
-    run_until_signal(lambda stop: run_ingest(settings, registry, stop))
+    if workers is not None:
+        settings = settings.model_copy(update={"ingest_workers": workers})
+    console.print(
+        f"ingest: {settings.ingest_workers} worker(s) as {settings.mqtt_client_id} on"
+        f" {settings.mqtt_url}"
+    )
+    run_until_signal(lambda stop: run_ingest_workers(settings, stop))
 
 
 def api() -> None:
@@ -188,7 +196,14 @@ def api() -> None:
     pool = create_pool(
         settings.database_url, name="api", statement_timeout_ms=settings.db_statement_timeout_ms
     )
-    app = create_app(settings, RegistryService(pool), TelemetryReader(pool))
+    from cloud.ingest import CompletenessReader
+
+    app = create_app(
+        settings,
+        RegistryService(pool),
+        TelemetryReader(pool),
+        completeness=CompletenessReader(pool),
+    )
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_level="info")
     )

@@ -72,6 +72,13 @@ class CloudSettings(BaseSettings):
     stored_interval_s: float = Field(default=1.0, ge=0)
     #: Readings further than this in the future are quarantined (dead-lettered).
     future_skew_s: float = Field(default=300, ge=0)
+    #: ``potr ingest`` worker processes on the shared subscription (client ids
+    #: ``<mqtt_client_id>-<n>``).
+    ingest_workers: int = Field(default=1, ge=1, le=64)
+    #: Seconds between offline checks (one worker at a time runs it: advisory lock).
+    offline_check_interval_s: float = Field(default=10.0, gt=0)
+    #: A gateway silent for this many of its declared publish intervals is offline.
+    offline_silence_factor: float = Field(default=3.0, gt=0)
 
     #: Any statement running longer is cancelled by the server (0 = no limit), so a hung
     #: query cannot block the ingest writer or an API worker forever.

@@ -15,12 +15,14 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from cloud.common.db import Connection, ConnectionPool
+from cloud.common.events import emit_many
 from cloud.common.mqtt import InboundMessage
+from cloud.ingest import announce
 from cloud.ingest import repository as repo
 from cloud.ingest.coalesce import StoredNotice
 from cloud.ingest.dropped import dropped_seqs
 from cloud.ingest.validate import Accepted, BufferedGatewayMessage, Rejected, validate
-from cloud.telemetry import ReadingRow, TelemetryStore, partition_days
+from cloud.telemetry import RowTuple, TelemetryStore, partition_days
 from contracts.messages import (
     BirthMsg,
     CmdAck,
@@ -36,6 +38,7 @@ from contracts.timeutil import utc_now
 
 log = logging.getLogger(__name__)
 QUALITY = {"good": 0, "suspect": 1, "bad": 2}
+_METRIC_IDS = {name: m.id for name, m in BY_NAME.items()}
 
 
 class DeviceDirectory(Protocol):
@@ -51,6 +54,10 @@ class DeviceDirectory(Protocol):
 
     def device_id_for_or_create(self, gateway_id: str, local_id: str) -> int:
         """Device id of (gateway, local id), allocated on first sight."""
+        ...
+
+    def gateway_time_zone(self, gateway_id: str) -> str | None:
+        """IANA time zone of the gateway's site (local days for completeness)."""
         ...
 
 
@@ -112,12 +119,19 @@ class IngestPipeline:
         accepted = [v for v in verdicts if isinstance(v, Accepted)]
 
         new_keys: dict[tuple[str, str], int] = {}
+        births: list[tuple[Accepted, Mapping[str, int]]] = []
         for v in accepted:
             if isinstance(v.message, BirthMsg):
                 ids = self._directory.record_devices(v.source.gateway_id, v.message.devices)
                 new_keys.update({(v.source.gateway_id, local): dev for local, dev in ids.items()})
-        rows, last_seen = self._reading_rows(accepted, new_keys)
-        self._store.ensure_partitions(partition_days((r.ts for r in rows), now.date()))
+                births.append((v, ids))
+        rows, last_seen, telemetry = self._reading_rows(accepted, new_keys)
+        stamps = {r.ts for v in accepted for r in v.readings}  # per reading, not per value
+        self._store.ensure_partitions(partition_days(stamps, now.date()))
+        zones = {
+            v.source.gateway_id: self._directory.gateway_time_zone(v.source.gateway_id)
+            for v, _ in births
+        }
 
         dead = self._dead_letter_rows(batch, verdicts)
         owners = self._stream_owners(verdicts)
@@ -126,16 +140,49 @@ class IngestPipeline:
             for msg, verdict in zip(batch, verdicts, strict=True):
                 if isinstance(verdict, Accepted):
                     self._record_session(conn, verdict, msg.received_at)
+            for gw, zone in zones.items():
+                repo.set_session_time_zone(conn, gw, zone)
+            repo.touch_sessions(conn, _last_messages(batch, verdicts))
             repo.insert_device_keys(conn, new_keys)
             added = self._store.write_readings(conn, rows)
-            buffered = [(v.source.gateway_id, v.message) for v in accepted]
-            repo.insert_events(conn, [(gw, m) for gw, m in buffered if isinstance(m, EventMsg)])
-            repo.insert_cmd_acks(conn, [(gw, m) for gw, m in buffered if isinstance(m, CmdAck)])
-            repo.insert_config_states(
-                conn, [(gw, m) for gw, m in buffered if isinstance(m, ConfigState)]
+            buffered = [(v.source, v.message) for v in accepted]
+            new_events = repo.insert_events(
+                conn, [(s.gateway_id, m) for s, m in buffered if isinstance(m, EventMsg)]
             )
+            new_acks = repo.insert_cmd_acks(
+                conn, [(s.gateway_id, m) for s, m in buffered if isinstance(m, CmdAck)]
+            )
+            new_configs = repo.insert_config_states(
+                conn, [(s.gateway_id, m) for s, m in buffered if isinstance(m, ConfigState)]
+            )
+            repo.upsert_device_reports(conn, _device_reports(accepted))
             repo.upsert_last_seen(conn, last_seen, now)
-            notices = self._advance_streams(conn, verdicts, owners)
+            notices, repeats = self._advance_streams(conn, verdicts, owners)
+            regions = {s.gateway_id: s.region.value for s, _ in buffered}
+            emit_many(
+                conn,
+                announce.SOURCE,
+                [
+                    *(
+                        announce.gateway_birth(
+                            v.source.region.value, v.source.gateway_id, v.message, ids
+                        )
+                        for v, ids in births
+                        if isinstance(v.message, BirthMsg)
+                    ),
+                    *announce.telemetry_received(
+                        [t for t in telemetry if (t.stream_id, t.seq) not in repeats], now
+                    ),
+                    *(
+                        announce.gateway_event(
+                            regions[gw], gw, e, self._device_ids.get((gw, e.device or ""))
+                        )
+                        for gw, e in new_events
+                    ),
+                    *(announce.command_acked(regions[gw], gw, a) for gw, a in new_acks),
+                    *(announce.config_reported(regions[gw], gw, c) for gw, c in new_configs),
+                ],
+            )
         self._device_ids.update(new_keys)
         self._remember_owners({s: gw for s, (_, gw) in owners.items()})
         return BatchOutcome(notices, added, len(dead))
@@ -158,7 +205,7 @@ class IngestPipeline:
         owners = self._stream_owners([rejected])
         with self._pool.connection() as conn:
             repo.insert_dead_letters(conn, [row])
-            notices = self._advance_streams(conn, [rejected], owners)
+            notices, _ = self._advance_streams(conn, [rejected], owners)
         self._remember_owners({s: gw for s, (_, gw) in owners.items()})
         return notices
 
@@ -233,25 +280,48 @@ class IngestPipeline:
 
     def _reading_rows(
         self, accepted: list[Accepted], known: dict[tuple[str, str], int]
-    ) -> tuple[list[ReadingRow], dict[int, tuple[str, datetime]]]:
+    ) -> tuple[list[RowTuple], dict[int, tuple[str, datetime]], list[announce.TelemetryStored]]:
         wanted = {(v.source.gateway_id, r.device) for v in accepted for r in v.readings}
         ids = self._resolve_devices(wanted, known)
-        rows: list[ReadingRow] = []
+        rows: list[RowTuple] = []
+        add = rows.append
         last_seen: dict[int, tuple[str, datetime]] = {}
+        telemetry: list[announce.TelemetryStored] = []
+        metric_ids = _METRIC_IDS
         for v in accepted:
+            if not isinstance(v.message, TelemetryBatch):
+                continue
             gw = v.source.gateway_id
+            before = len(rows)
+            devices: set[int] = set()
             for r in v.readings:
                 dev = ids[(gw, r.device)]
+                devices.add(dev)
                 quality = QUALITY[r.quality.value]
-                rows.extend(
-                    ReadingRow(r.ts, dev, BY_NAME[name].id, value, quality)
-                    for name, value in r.values.items()
-                    if value is not None
-                )
+                ts = r.ts
+                # The hot loop (one pass per stored value): plain tuples, no lookups
+                # beyond two dicts.
+                for name, value in r.values.items():
+                    if value is not None:
+                        add((ts, dev, metric_ids[name], value, quality))
                 seen = last_seen.get(dev)
-                if seen is None or seen[1] < r.ts:
-                    last_seen[dev] = (gw, r.ts)
-        return rows, last_seen
+                if seen is None or seen[1] < ts:
+                    last_seen[dev] = (gw, ts)
+            stamps = [r.ts for r in v.readings]
+            telemetry.append(
+                announce.TelemetryStored(
+                    v.source.region.value,
+                    gw,
+                    v.message.stream_id,
+                    v.message.seq,
+                    len(v.readings),
+                    len(rows) - before,
+                    frozenset(devices),
+                    min(stamps) if stamps else None,
+                    max(stamps) if stamps else None,
+                )
+            )
+        return rows, last_seen, telemetry
 
     def _resolve_devices(
         self, wanted: set[tuple[str, str]], new_keys: dict[tuple[str, str], int]
@@ -308,7 +378,9 @@ class IngestPipeline:
         conn: Connection[Any],
         verdicts: list[Accepted | Rejected],
         owners: dict[UUID, tuple[str, str]],
-    ) -> list[StoredNotice]:
+    ) -> tuple[list[StoredNotice], set[tuple[UUID, int]]]:
+        """Advance every stream the batch touches; return the ``stored`` notices and the
+        (stream, seq) pairs that were already committed (repeats: nothing to announce)."""
         # Raises StreamOwnerError (the batch is retried and the check then rejects) when
         # another worker created one of these streams for another gateway meanwhile.
         progress = repo.lock_streams(conn, {s: gw for s, (_, gw) in owners.items()})
@@ -323,8 +395,10 @@ class IngestPipeline:
             elif v.stream_seq is not None and v.stream_seq[0] in seqs:
                 seqs[v.stream_seq[0]].append(v.stream_seq[1])
         notices: list[StoredNotice] = []
+        repeats: set[tuple[UUID, int]] = set()
         for stream_id, (region, gw) in sorted(owners.items()):
             update = advance(progress[stream_id], seqs[stream_id])
+            repeats.update((stream_id, seq) for seq in update.duplicates)
             if update.opened:
                 log.info("stream %s of %s: gaps opened %s", stream_id, gw, update.opened)
             if update.closed:
@@ -333,7 +407,44 @@ class IngestPipeline:
                 log.info("stream %s of %s: gaps split %s", stream_id, gw, update.split_off)
             repo.save_stream(conn, stream_id, update)
             notices.append(StoredNotice(region, gw, stream_id, update.progress.watermark))
-        return notices
+        return notices, repeats
+
+
+def _last_messages(
+    batch: Sequence[InboundMessage], verdicts: list[Accepted | Rejected]
+) -> list[tuple[str, str, datetime]]:
+    """(gateway, region, newest receipt) of every accepted message's gateway."""
+    newest: dict[tuple[str, str], datetime] = {}
+    for msg, v in zip(batch, verdicts, strict=True):
+        if isinstance(v, Accepted):
+            key = (v.source.gateway_id, v.source.region.value)
+            if key not in newest or newest[key] < msg.received_at:
+                newest[key] = msg.received_at
+    return [(gw, region, at) for (gw, region), at in newest.items()]
+
+
+#: Gateway events that change what the gateway reports of a device's reachability.
+_DEVICE_STATUS_EVENTS = {"device_unreachable": "unreachable", "device_reachable": "online"}
+
+
+def _device_reports(accepted: list[Accepted]) -> list[tuple[str, str, str, datetime]]:
+    """(gateway, local id, status, reported at) from births and device events; the
+    newest per device within the batch."""
+    newest: dict[tuple[str, str], tuple[str, datetime]] = {}
+
+    def put(gw: str, local: str, status: str, at: datetime) -> None:
+        key = (gw, local)
+        if key not in newest or newest[key][1] <= at:
+            newest[key] = (status, at)
+
+    for v in accepted:
+        msg = v.message
+        if isinstance(msg, BirthMsg):
+            for d in msg.devices:
+                put(v.source.gateway_id, d.device, d.status, msg.ts)
+        elif isinstance(msg, EventMsg) and msg.device and msg.event in _DEVICE_STATUS_EVENTS:
+            put(v.source.gateway_id, msg.device, _DEVICE_STATUS_EVENTS[msg.event], msg.ts)
+    return [(gw, local, status, at) for (gw, local), (status, at) in newest.items()]
 
 
 def _stream_claim(v: Accepted | Rejected) -> tuple[UUID, str] | None:

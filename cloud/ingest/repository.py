@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from cloud.common.db import Connection, Jsonb
 from contracts.messages import BirthMsg, CmdAck, ConfigState, EventMsg, StateMsg
 from contracts.streams import StreamProgress, StreamUpdate
 
+_T = TypeVar("_T")
 DeadLetterRow = tuple[datetime, str, bytes, str]  # received_at, topic, payload, reason
 
 
@@ -103,56 +104,80 @@ def insert_device_keys(conn: Connection[Any], keys: dict[tuple[str, str], int]) 
             )
 
 
-def insert_events(conn: Connection[Any], rows: Iterable[tuple[str, EventMsg]]) -> None:
-    params = [
-        (e.stream_id, e.seq, gw, e.ts, e.event, e.severity, e.device, Jsonb(e.detail))
-        for gw, e in rows
-    ]
-    if params:
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO ingest.events (stream_id, seq, gateway_id, ts, event, severity,"
-                " device, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT DO NOTHING",
-                params,
+def insert_events(
+    conn: Connection[Any], rows: Iterable[tuple[str, EventMsg]]
+) -> list[tuple[str, EventMsg]]:
+    """Insert gateway events; return those that were new (not repeats)."""
+    return _insert_new(
+        conn,
+        "INSERT INTO ingest.events (stream_id, seq, gateway_id, ts, event, severity,"
+        " device, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT DO NOTHING RETURNING 1",
+        [
+            (
+                (gw, e),
+                (e.stream_id, e.seq, gw, e.ts, e.event, e.severity, e.device, Jsonb(e.detail)),
             )
+            for gw, e in rows
+        ],
+    )
 
 
-def insert_cmd_acks(conn: Connection[Any], rows: Iterable[tuple[str, CmdAck]]) -> None:
-    params = [(a.stream_id, a.seq, gw, a.id, a.status.value, a.detail, a.ts) for gw, a in rows]
-    if params:
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO ingest.cmd_acks (stream_id, seq, gateway_id, command_id, status,"
-                " detail, ts) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                params,
+def insert_cmd_acks(
+    conn: Connection[Any], rows: Iterable[tuple[str, CmdAck]]
+) -> list[tuple[str, CmdAck]]:
+    """Insert command acks; return those that were new."""
+    return _insert_new(
+        conn,
+        "INSERT INTO ingest.cmd_acks (stream_id, seq, gateway_id, command_id, status,"
+        " detail, ts) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
+        [
+            ((gw, a), (a.stream_id, a.seq, gw, a.id, a.status.value, a.detail, a.ts))
+            for gw, a in rows
+        ],
+    )
+
+
+def insert_config_states(
+    conn: Connection[Any], rows: Iterable[tuple[str, ConfigState]]
+) -> list[tuple[str, ConfigState]]:
+    """Insert reported config states; return those that were new."""
+    return _insert_new(
+        conn,
+        "INSERT INTO ingest.config_states (stream_id, seq, gateway_id, version, hash,"
+        " status, points, drift, detail, ts)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
+        [
+            (
+                (gw, c),
+                (
+                    c.stream_id,
+                    c.seq,
+                    gw,
+                    c.version,
+                    c.hash,
+                    c.status,
+                    Jsonb(c.points),
+                    Jsonb(c.drift),
+                    c.detail,
+                    c.ts,
+                ),
             )
+            for gw, c in rows
+        ],
+    )
 
 
-def insert_config_states(conn: Connection[Any], rows: Iterable[tuple[str, ConfigState]]) -> None:
-    params = [
-        (
-            c.stream_id,
-            c.seq,
-            gw,
-            c.version,
-            c.hash,
-            c.status,
-            Jsonb(c.points),
-            Jsonb(c.drift),
-            c.detail,
-            c.ts,
-        )
-        for gw, c in rows
-    ]
-    if params:
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO ingest.config_states (stream_id, seq, gateway_id, version, hash,"
-                " status, points, drift, detail, ts)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                params,
-            )
+def _insert_new(
+    conn: Connection[Any], query: str, items: list[tuple[_T, tuple[Any, ...]]]
+) -> list[_T]:
+    # These kinds are rare (alarms, acks, configs): one round trip each is fine, and
+    # RETURNING tells which were new, so a redelivery emits nothing twice.
+    new: list[_T] = []
+    for item, params in items:
+        if conn.execute(query, params).fetchone() is not None:
+            new.append(item)
+    return new
 
 
 def upsert_last_seen(
@@ -266,3 +291,37 @@ def stream_watermarks(conn: Connection[Any], stream_ids: Sequence[UUID]) -> dict
         (list(stream_ids),),
     ).fetchall()
     return {s: int(w) for s, w in rows}
+
+
+def touch_sessions(conn: Connection[Any], rows: Sequence[tuple[str, str, datetime]]) -> None:
+    """``last_message_at`` per (gateway, region, newest receipt) of one batch."""
+    if rows:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO ingest.sessions (gateway_id, region, last_message_at)"
+                " VALUES (%s, %s, %s) ON CONFLICT (gateway_id) DO UPDATE SET"
+                " last_message_at = GREATEST(ingest.sessions.last_message_at,"
+                " EXCLUDED.last_message_at)",
+                sorted(rows),
+            )
+
+
+def set_session_time_zone(conn: Connection[Any], gateway_id: str, time_zone: str | None) -> None:
+    conn.execute(
+        "UPDATE ingest.sessions SET time_zone = %s WHERE gateway_id = %s", (time_zone, gateway_id)
+    )
+
+
+def upsert_device_reports(
+    conn: Connection[Any], rows: Sequence[tuple[str, str, str, datetime]]
+) -> None:
+    """(gateway, local id, status, reported at): the newest report per device wins."""
+    if rows:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO ingest.device_reports (gateway_id, local_id, status, reported_at)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (gateway_id, local_id) DO UPDATE SET"
+                " status = EXCLUDED.status, reported_at = EXCLUDED.reported_at"
+                " WHERE EXCLUDED.reported_at >= ingest.device_reports.reported_at",
+                sorted(rows),
+            )

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
+import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -30,12 +32,17 @@ from cloud.common.mqtt import InboundMessage, MqttConsumer, MqttOptions
 from cloud.common.settings import CloudSettings
 from cloud.ingest.coalesce import StoredCoalescer, StoredNotice
 from cloud.ingest.pipeline import DeviceDirectory, IngestPipeline
+from cloud.ingest.presence import check_presence
 from cloud.telemetry import TelemetryStore
 from contracts.messages import StoredMsg
 from contracts.timeutil import utc_now
 from contracts.topics import GATEWAY_TO_CLOUD, Kind, ingest_filter, topic
 
 log = logging.getLogger(__name__)
+#: TEST ONLY: when set to N, the worker SIGKILLs its own process right after the N-th
+#: batch commits and before it is acknowledged (reliability scenario 7). Never set it in
+#: production: the process dies on purpose.
+CRASH_AFTER_COMMIT_ENV = "POTR_INGEST_TEST_CRASH_AFTER_COMMIT"
 #: Attempts at a batch before it is split, and at a single message before it is
 #: dead-lettered as poison (only while the database answers).
 MAX_ATTEMPTS = 3
@@ -70,8 +77,10 @@ class IngestWorker:
         registry: DeviceDirectory,
         *,
         pool: ConnectionPool[Connection[Any]] | None = None,
+        crash_after_commit: int | None = None,
     ) -> None:
         self._settings = settings
+        self._crash_after_commit = crash_after_commit
         self._own_pool = pool is None
         self._pool = (
             pool
@@ -92,6 +101,7 @@ class IngestWorker:
         self._stop = threading.Event()
         self._coalescer = StoredCoalescer(settings.stored_interval_s)
         self._writer: threading.Thread | None = None
+        self._presence: threading.Thread | None = None
         self.stats = IngestStats()
         endpoint = settings.mqtt
         self._consumer = MqttConsumer(
@@ -118,6 +128,10 @@ class IngestWorker:
         self._stop.clear()
         self._writer = threading.Thread(target=self._run_writer, name="ingest-writer", daemon=True)
         self._writer.start()
+        self._presence = threading.Thread(
+            target=self._run_presence, name="ingest-presence", daemon=True
+        )
+        self._presence.start()
         try:
             self._consumer.start(timeout_s)
         except Exception:
@@ -148,6 +162,9 @@ class IngestWorker:
         if self._writer is not None:
             self._writer.join(timeout_s)
             self._writer = None
+        if self._presence is not None:
+            self._presence.join(timeout_s)
+            self._presence = None
 
     def __enter__(self) -> IngestWorker:
         self.start()
@@ -167,6 +184,17 @@ class IngestWorker:
             except queue.Full:
                 continue
 
+    # -- the offline check -------------------------------------------------------
+    def _run_presence(self) -> None:
+        """Every ``offline_check_interval_s``: the offline check, if no other worker is
+        running it (advisory lock)."""
+        s = self._settings
+        while not self._stop.wait(s.offline_check_interval_s):
+            try:
+                check_presence(self._pool, utc_now(), silence_factor=s.offline_silence_factor)
+            except Exception:
+                log.exception("offline check failed; trying again next round")
+
     # -- the writer thread -------------------------------------------------------
     def _run_writer(self) -> None:
         while not self._stop.is_set():
@@ -181,12 +209,14 @@ class IngestWorker:
         earlier when nothing arrives for ``ingest_idle_flush_ms``."""
         s = self._settings
         flush_s, idle_s = s.ingest_flush_ms / 1000, s.ingest_idle_flush_ms / 1000
+        # Never wait for more than the broker may have in flight to us unacknowledged.
+        most = min(s.ingest_batch_max, s.mqtt_receive_maximum)
         try:
             batch = [self._queue.get(timeout=flush_s)]
         except queue.Empty:
             return []
         deadline = time.monotonic() + flush_s
-        while len(batch) < s.ingest_batch_max:
+        while len(batch) < most:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -214,10 +244,15 @@ class IngestWorker:
                 if attempt >= MAX_ATTEMPTS and self._database_answers():
                     return self._poison(batch[0], exc)
                 self._stop.wait(min(30.0, 0.2 * 2**attempt))
+        self.stats.batches += 1
+        if self._crash_after_commit is not None and self.stats.batches >= self._crash_after_commit:
+            log.critical(
+                "%s: killing this process after a commit, before its ack", CRASH_AFTER_COMMIT_ENV
+            )
+            os.kill(os.getpid(), signal.SIGKILL)
         for m in batch:
             self._consumer.ack(m)
         self.stats.messages += len(batch)
-        self.stats.batches += 1
         self.stats.readings_added += outcome.readings_added
         self.stats.dead_letters += outcome.dead_letters
         self._coalescer.add(outcome.stored)

@@ -15,6 +15,8 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from cloud.common.settings import CloudSettings
+from cloud.ingest import CompletenessReader
+from cloud.ingest import create_router as ingest_router
 from cloud.portal.auth import FLEET_READERS, FLEET_WRITERS, require_roles
 from cloud.registry import RegistryService
 from cloud.registry import create_router as registry_router
@@ -35,6 +37,7 @@ def create_app(
     telemetry_reader: TelemetryReader,
     *,
     health_checks: Mapping[str, Callable[[], None]] | None = None,
+    completeness: CompletenessReader | None = None,
 ) -> FastAPI:
     """Wire the routers to the given services; no connections are opened here."""
     app = FastAPI(
@@ -56,6 +59,8 @@ def create_app(
         telemetry_router(telemetry_reader, read=read, device_exists=device_exists),
         prefix=API_PREFIX,
     )
+    if completeness is not None:
+        app.include_router(ingest_router(completeness, read=read), prefix=API_PREFIX)
 
     @app.get(
         "/healthz",

@@ -2,12 +2,13 @@
 
 from cloud.telemetry.api import create_router
 from cloud.telemetry.models import ReadingPoint, ReadingRow, ReadingSeries, UnknownMetricError
-from cloud.telemetry.store import TelemetryReader, TelemetryStore, partition_days
+from cloud.telemetry.store import RowTuple, TelemetryReader, TelemetryStore, partition_days
 
 __all__ = [
     "ReadingPoint",
     "ReadingRow",
     "ReadingSeries",
+    "RowTuple",
     "TelemetryReader",
     "TelemetryStore",
     "UnknownMetricError",

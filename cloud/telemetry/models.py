@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from pydantic import BaseModel, Field
 
@@ -12,9 +12,11 @@ QUALITY_CODES: dict[str, int] = {"good": 0, "suspect": 1, "bad": 2}
 QUALITY_NAMES: dict[int, str] = {v: k for k, v in QUALITY_CODES.items()}
 
 
-@dataclass(frozen=True, slots=True)
-class ReadingRow:
-    """One stored sample: SI value of catalog metric ``metric_id``."""
+class ReadingRow(NamedTuple):
+    """One stored sample: SI value of catalog metric ``metric_id``.
+
+    A tuple in column order, so the write path hands it to ``COPY`` as it is.
+    """
 
     ts: datetime
     device_id: int

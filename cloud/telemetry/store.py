@@ -10,17 +10,21 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
-from cloud.common.db import Connection, ConnectionPool, ping, sql
+from cloud.common.db import Connection, ConnectionPool, UniqueViolation, ping, sql
 from cloud.telemetry.models import (
     QUALITY_NAMES,
     ReadingPoint,
-    ReadingRow,
     ReadingSeries,
     UnknownMetricError,
 )
 from contracts.metrics import BY_NAME, CATALOG
 
 WriteMode = Literal["copy", "unnest"]
+_COLUMNS = "(ts, device_id, metric_id, value, quality)"
+_COPY_TYPES = ["timestamptz", "int4", "int2", "float8", "int2"]
+#: A row in column order (ts, device_id, metric_id, value, quality): a
+#: :class:`ReadingRow` or a plain tuple, which the hot path builds more cheaply.
+RowTuple = tuple[datetime, int, int, float, int]
 #: Days before today for which a batch may create a partition; older go to the default.
 PARTITION_PAST_DAYS = 400
 PARTITION_FUTURE_DAYS = 2
@@ -101,7 +105,7 @@ class TelemetryStore:
         return self.ensure_partitions(today + timedelta(days=i) for i in range(days + 1))
 
     # -- writes ------------------------------------------------------------------
-    def write_readings(self, conn: Connection[Any], rows: Sequence[ReadingRow]) -> int:
+    def write_readings(self, conn: Connection[Any], rows: Sequence[RowTuple]) -> int:
         """Insert rows in the caller's transaction, ignoring repeats; return rows added."""
         if not rows:
             return 0
@@ -109,39 +113,55 @@ class TelemetryStore:
             return self._write_copy(conn, rows)
         return self._write_unnest(conn, rows)
 
-    @staticmethod
-    def _write_copy(conn: Connection[Any], rows: Sequence[ReadingRow]) -> int:
+    @classmethod
+    def _write_copy(cls, conn: Connection[Any], rows: Sequence[RowTuple]) -> int:
+        """Binary ``COPY`` straight into the keyed table under a savepoint; when a row is
+        already there (a redelivery, an overlapping backfill), roll back to the savepoint
+        and dedupe through a staging table with ``ON CONFLICT DO NOTHING``.
+
+        New rows are the common case and the direct path stores them about twice as fast as
+        the staging path (``docs/benchmarks.md``); both leave exactly one row per key.
+        """
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                cls._copy(cur, f"COPY telemetry.readings {_COLUMNS} FROM STDIN", rows)
+            return len(rows)
+        except UniqueViolation:
+            pass
         conn.execute(
             "CREATE TEMP TABLE IF NOT EXISTS readings_stage"
             " (ts timestamptz, device_id int, metric_id smallint, value float8,"
             " quality smallint) ON COMMIT DELETE ROWS"
         )
         with conn.cursor() as cur:
-            with cur.copy(
-                "COPY readings_stage (ts, device_id, metric_id, value, quality) FROM STDIN"
-            ) as copy:
-                for r in rows:
-                    copy.write_row((r.ts, r.device_id, r.metric_id, r.value, r.quality))
+            cls._copy(cur, f"COPY readings_stage {_COLUMNS} FROM STDIN", rows)
             cur.execute(
-                "INSERT INTO telemetry.readings (ts, device_id, metric_id, value, quality)"
-                " SELECT ts, device_id, metric_id, value, quality FROM readings_stage"
-                " ON CONFLICT DO NOTHING"
+                f"INSERT INTO telemetry.readings {_COLUMNS}"
+                f" SELECT {_COLUMNS[1:-1]} FROM readings_stage ON CONFLICT DO NOTHING"
             )
             added = cur.rowcount
         return max(added, 0)
 
     @staticmethod
-    def _write_unnest(conn: Connection[Any], rows: Sequence[ReadingRow]) -> int:
+    def _copy(cur: Any, statement: str, rows: Sequence[RowTuple]) -> None:
+        with cur.copy(statement + " (FORMAT BINARY)") as copy:
+            copy.set_types(_COPY_TYPES)
+            write = copy.write_row
+            for row in rows:
+                write(row)
+
+    @staticmethod
+    def _write_unnest(conn: Connection[Any], rows: Sequence[RowTuple]) -> int:
         cur = conn.execute(
             "INSERT INTO telemetry.readings (ts, device_id, metric_id, value, quality)"
             " SELECT * FROM unnest(%s::timestamptz[], %s::int[], %s::smallint[],"
             " %s::float8[], %s::smallint[]) ON CONFLICT DO NOTHING",
             (
-                [r.ts for r in rows],
-                [r.device_id for r in rows],
-                [r.metric_id for r in rows],
-                [r.value for r in rows],
-                [r.quality for r in rows],
+                [r[0] for r in rows],
+                [r[1] for r in rows],
+                [r[2] for r in rows],
+                [r[3] for r in rows],
+                [r[4] for r in rows],
             ),
         )
         return max(cur.rowcount, 0)

@@ -1,0 +1,199 @@
+"""``potr ingest --workers N``: N ingest worker processes on the shared subscription.
+
+Each process runs one :class:`cloud.ingest.IngestWorker` (paho thread → writer thread →
+PostgreSQL) with its own pools and its own MQTT client id,
+``<POTR_MQTT_CLIENT_ID>-<n>`` (the plain id when N = 1), so each keeps a persistent
+session: a worker that dies is restarted under the same id and the broker redelivers
+what it had not acknowledged. Processes, not threads: one Python process tops out near
+one core, and the per-reading work (parse, validate, build rows, ``COPY``) is CPU-bound.
+
+The supervisor restarts a dead worker with exponential back-off (1 s … 30 s) and stops
+them all with SIGTERM, then SIGKILL by pid after a timeout.
+
+TEST ONLY: ``POTR_INGEST_TEST_CRASH_AFTER_COMMIT=N`` makes worker 0's first process
+SIGKILL itself right after its N-th committed batch, before the acknowledgement
+(reliability scenario 7); its restart runs normally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing as mp
+import os
+import queue as queue_mod
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from cloud.common.settings import CloudSettings
+from cloud.ingest.worker import CRASH_AFTER_COMMIT_ENV
+
+log = logging.getLogger(__name__)
+RESTART_MIN_S = 1.0
+RESTART_MAX_S = 30.0
+
+
+def client_id(settings: CloudSettings, index: int) -> str:
+    """Worker ``index``'s MQTT client id (stable across restarts: its session)."""
+    if settings.ingest_workers == 1:
+        return settings.mqtt_client_id
+    return f"{settings.mqtt_client_id}-{index}"
+
+
+def _worker_main(settings: CloudSettings, index: int, ready: Any, crash_after: int | None) -> None:
+    """One worker process: serve until SIGTERM arrives."""
+    from cloud.common.db import create_pool
+    from cloud.ingest import IngestWorker
+    from cloud.registry import RegistryService
+
+    logging.basicConfig(
+        level=logging.INFO, format=f"ingest-{index} %(levelname)s %(name)s: %(message)s"
+    )
+    # A local event, not a multiprocessing one: a sibling SIGKILLed while waiting on a
+    # shared Event leaves its semaphores inconsistent and ``set()`` would hang.
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides
+    pool = create_pool(
+        settings.database_url,
+        min_size=1,
+        max_size=2,
+        name=f"ingest-{index}-registry",
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+    )
+    worker = IngestWorker(settings, RegistryService(pool), crash_after_commit=crash_after)
+    try:
+        worker.start(timeout_s=30)
+        ready.put(index)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        worker.stop()
+        pool.close()
+
+
+@dataclass
+class _Slot:
+    index: int
+    proc: Any = None
+    starts: int = 0
+    next_start: float = 0.0
+    backoff_s: float = RESTART_MIN_S
+    started_at: float = field(default=0.0)
+
+
+class IngestSupervisor:
+    """Start, watch and stop ``settings.ingest_workers`` worker processes."""
+
+    def __init__(self, settings: CloudSettings) -> None:
+        self._settings = settings
+        self._ctx = mp.get_context("spawn")
+        self._stopping = False
+        self._ready: Any = self._ctx.Queue()
+        self._slots = [_Slot(i) for i in range(settings.ingest_workers)]
+        self._ready_set: set[int] = set()
+        raw = os.environ.get(CRASH_AFTER_COMMIT_ENV)
+        self._crash_after = int(raw) if raw else None
+        self.restarts = 0
+
+    @property
+    def pids(self) -> list[int]:
+        return [s.proc.pid for s in self._slots if s.proc is not None and s.proc.is_alive()]
+
+    def start(self) -> None:
+        for slot in self._slots:
+            self._spawn(slot)
+
+    def _spawn(self, slot: _Slot) -> None:
+        settings = self._settings.model_copy(
+            update={"mqtt_client_id": client_id(self._settings, slot.index)}
+        )
+        crash = self._crash_after if slot.index == 0 and slot.starts == 0 else None
+        slot.proc = self._ctx.Process(
+            target=_worker_main,
+            args=(settings, slot.index, self._ready, crash),
+            name=f"potr-ingest-{slot.index}",
+            daemon=False,
+        )
+        slot.proc.start()
+        slot.starts += 1
+        slot.started_at = time.monotonic()
+        log.info("ingest worker %d started (pid %s)", slot.index, slot.proc.pid)
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Block until every worker has subscribed once; raise on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while len(self._ready_set) < len(self._slots):
+            self.watch()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"ingest workers ready: {sorted(self._ready_set)}")
+            with contextlib.suppress(queue_mod.Empty):
+                self._ready_set.add(self._ready.get(timeout=min(left, 0.2)))
+
+    def watch(self) -> None:
+        """Restart workers that died (with back-off); call it periodically."""
+        if self._stopping:
+            return
+        now = time.monotonic()
+        for slot in self._slots:
+            proc = slot.proc
+            if proc is None or proc.is_alive():
+                if proc is not None and now - slot.started_at > 60:
+                    slot.backoff_s = RESTART_MIN_S  # ran fine for a while
+                continue
+            if slot.next_start == 0.0:
+                log.error(
+                    "ingest worker %d (pid %s) exited with %s; restarting in %.0f s",
+                    slot.index,
+                    proc.pid,
+                    proc.exitcode,
+                    slot.backoff_s,
+                )
+                slot.next_start = now + slot.backoff_s
+                slot.backoff_s = min(RESTART_MAX_S, slot.backoff_s * 2)
+            elif now >= slot.next_start:
+                slot.next_start = 0.0
+                self.restarts += 1
+                self._spawn(slot)
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        """SIGTERM every worker (it finishes its batch and goes); SIGKILL what remains."""
+        self._stopping = True
+        for slot in self._slots:
+            if slot.proc is not None and slot.proc.is_alive():
+                slot.proc.terminate()
+        deadline = time.monotonic() + timeout_s
+        for slot in self._slots:
+            if slot.proc is None:
+                continue
+            slot.proc.join(max(0.1, deadline - time.monotonic()))
+            if slot.proc.is_alive():
+                log.error(
+                    "ingest worker %d did not stop; killing pid %s", slot.index, slot.proc.pid
+                )
+                slot.proc.kill()
+                slot.proc.join(5)
+        self._ready.close()
+
+
+async def run_ingest_workers(
+    settings: CloudSettings, stop: asyncio.Event, *, ready: asyncio.Event | None = None
+) -> None:
+    """Run the workers until ``stop`` is set, restarting any that die."""
+    supervisor = IngestSupervisor(settings)
+    supervisor.start()
+    try:
+        await asyncio.to_thread(supervisor.wait_ready)
+        if ready is not None:
+            ready.set()
+        while not stop.is_set():
+            supervisor.watch()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+    finally:
+        await asyncio.to_thread(supervisor.stop)

@@ -1,0 +1,271 @@
+"""Ingest at scale (issue 6): offline detection across several workers, completeness
+against a scripted outage, events in the outbox exactly once, replays (scenario 6) and a
+worker process killed between commit and ack (scenario 7)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+
+from cloud.common.db import create_pool
+from cloud.common.mqtt import InboundMessage
+from cloud.ingest import CompletenessReader, IngestWorker
+from cloud.ingest.pipeline import IngestPipeline
+from cloud.registry import RegistryService
+from cloud.telemetry import TelemetryStore
+from contracts.timeutil import to_wire, utc_now
+from contracts.topics import topic
+from potr.ingest_workers import IngestSupervisor
+from tests.integration.test_cloud_ingest import (
+    GW,
+    TestGateway,
+    _eventually,
+    _query,
+    _settings,
+    gateway,
+    registry,
+)
+
+pytestmark = pytest.mark.integration
+__all__ = ["gateway", "registry"]  # fixtures used here
+
+
+def _outbox(database_url: str, name: str) -> list[dict[str, Any]]:
+    rows = _query(
+        database_url, "SELECT payload FROM ingest.outbox WHERE name = %s ORDER BY id", (name,)
+    )
+    return [r[0] for r in rows]
+
+
+def _birth(
+    stream_id: uuid.UUID, *, poll_s: float, publish_s: float, status: str = "online"
+) -> dict[str, Any]:
+    return {
+        "v": 1,
+        "gateway_id": GW,
+        "region": "au",
+        "agent_version": "test",
+        "stream_id": str(stream_id),
+        "boot_id": "boot-1",
+        "poll_interval_s": poll_s,
+        "publish_interval_s": publish_s,
+        "devices": [
+            {
+                "device": "SN-INV-1",
+                "endpoint": "e",
+                "unit_id": 1,
+                "models": [1, 103],
+                "status": status,
+            }
+        ],
+        "ts": to_wire(utc_now()),
+    }
+
+
+# -- offline detection ---------------------------------------------------------------
+@pytest.fixture
+def three_workers(
+    database_url: str, mosquitto_url: str, registry: RegistryService
+) -> Iterator[list[IngestWorker]]:
+    workers = [
+        IngestWorker(_settings(database_url, mosquitto_url, offline_check_interval_s=0.1), registry)
+        for _ in range(3)
+    ]
+    for w in workers:
+        w.start()
+    yield workers
+    for w in workers:
+        w.stop()
+
+
+def test_one_offline_and_one_online_event_per_transition_with_several_workers(
+    three_workers: list[IngestWorker], gateway: TestGateway, database_url: str
+) -> None:
+    gateway.publish("birth", _birth(gateway.stream_id, poll_s=0.5, publish_s=0.5))
+    gateway.publish(
+        "state", {"v": 1, "online": True, "boot_id": "boot-1", "ts": to_wire(utc_now())}
+    )
+    gateway.publish("telemetry", gateway.telemetry(1))
+    _eventually(lambda: len(_outbox(database_url, "gateway.online")) == 1, "gateway.online")
+    # Silent for 3 x 0.5 s: offline, announced once although three workers check.
+    _eventually(lambda: len(_outbox(database_url, "gateway.offline")) == 1, "gateway.offline")
+    [offline] = _outbox(database_url, "gateway.offline")
+    assert offline["gateway_id"] == GW
+    assert "silent" in offline["reason"]
+    gateway.publish("telemetry", gateway.telemetry(2, ts_offset_s=-1))
+    _eventually(lambda: len(_outbox(database_url, "gateway.online")) == 2, "back online")
+
+    now = to_wire(utc_now())
+    sid = str(gateway.stream_id)
+    down = {
+        "v": 1,
+        "stream_id": sid,
+        "seq": 3,
+        "ts": now,
+        "event": "device_unreachable",
+        "severity": "warning",
+        "device": "SN-INV-1",
+    }
+    gateway.publish("event", down)
+    gateway.publish("event", down)  # a redelivery changes nothing
+    _eventually(lambda: len(_outbox(database_url, "device.offline")) == 1, "device.offline")
+    up = down | {"seq": 4, "event": "device_reachable", "ts": to_wire(utc_now())}
+    gateway.publish("event", up)
+    _eventually(lambda: len(_outbox(database_url, "device.online")) == 1, "device.online")
+    gateway.publish(
+        "state", {"v": 1, "online": False, "boot_id": "boot-1", "ts": to_wire(utc_now())}
+    )
+    _eventually(lambda: len(_outbox(database_url, "gateway.offline")) == 2, "state offline")
+    # Let every worker run several more rounds: still one event per transition.
+    rounds = sum(w.stats.batches for w in three_workers)
+    _eventually(lambda: sum(w.stats.batches for w in three_workers) >= rounds, "settled")
+    assert [
+        len(_outbox(database_url, n))
+        for n in ("gateway.online", "gateway.offline", "device.offline", "device.online")
+    ] == [2, 2, 1, 1]
+    names = [r[0] for r in _query(database_url, "SELECT name FROM ingest.outbox ORDER BY id")]
+    assert names.count("gateway.device_unreachable") == 1
+    assert names.count("gateway.birth") == 1
+
+
+# -- the pipeline without MQTT ---------------------------------------------------------
+@pytest.fixture
+def pipeline(database_url: str, registry: RegistryService) -> Iterator[IngestPipeline]:
+    pool = create_pool(database_url, name="test-pipeline")
+    yield IngestPipeline(pool, registry, TelemetryStore(pool))
+    pool.close()
+
+
+def _message(kind: str, doc: dict[str, Any]) -> InboundMessage:
+    return InboundMessage(topic("au", GW, kind), orjson.dumps(doc), 1, 1, utc_now())
+
+
+def _batch(stream_id: uuid.UUID, seq: int, stamps: list[datetime]) -> dict[str, Any]:
+    return {
+        "v": 1,
+        "stream_id": str(stream_id),
+        "seq": seq,
+        "readings": [
+            {"device": "SN-INV-1", "ts": to_wire(ts), "values": {"pv_w": 1.0, "pv_hz": 50.0}}
+            for ts in stamps
+        ],
+    }
+
+
+def test_completeness_per_local_day_matches_a_scripted_outage(
+    pipeline: IngestPipeline, database_url: str
+) -> None:
+    stream = uuid.uuid4()
+    pipeline.process([_message("birth", _birth(stream, poll_s=60, publish_s=300))])
+    sydney = ZoneInfo("Australia/Sydney")
+    day = (utc_now().astimezone(sydney) - timedelta(days=3)).date()
+    start = datetime.combine(day, datetime.min.time(), sydney).astimezone(UTC)
+    minutes = [start + timedelta(minutes=m) for m in range(1440)]
+    outage = set(range(600, 720))  # 10:00-12:00 local: the link was down, data dropped
+    kept = [ts for m, ts in enumerate(minutes) if m not in outage]
+    for seq, i in enumerate(range(0, len(kept), 240), start=1):
+        pipeline.process([_message("telemetry", _batch(stream, seq, kept[i : i + 240]))])
+    [device_id] = [r[0] for r in _query(database_url, "SELECT device_id FROM ingest.device_keys")]
+    pool = create_pool(database_url, name="test-completeness")
+    try:
+        result = CompletenessReader(pool).device(device_id, day - timedelta(days=1), day)
+    finally:
+        pool.close()
+    assert result is not None
+    assert result.time_zone == "Australia/Sydney"
+    before, target = result.days
+    assert (target.day, target.expected, target.stored) == (day, 1440, 1320)
+    assert target.percent == pytest.approx(91.67)
+    assert (before.stored, before.percent) == (0, 0.0)
+
+
+def test_replayed_three_times_stores_and_announces_once(
+    pipeline: IngestPipeline, database_url: str
+) -> None:
+    stream = uuid.uuid4()
+    now = utc_now()
+    telemetry = _message(
+        "telemetry", _batch(stream, 1, [now - timedelta(seconds=s) for s in (1, 2, 3)])
+    )
+    event = _message(
+        "event",
+        {
+            "v": 1,
+            "stream_id": str(stream),
+            "seq": 2,
+            "ts": to_wire(now),
+            "event": "isolator_open",
+            "severity": "critical",
+        },
+    )
+    ack = _message(
+        "cmd_ack",
+        {
+            "v": 1,
+            "stream_id": str(stream),
+            "seq": 3,
+            "id": str(uuid.uuid4()),
+            "status": "done",
+            "ts": to_wire(now),
+        },
+    )
+    pipeline.process([telemetry, event, ack])
+    snapshot = _query(database_url, "SELECT * FROM telemetry.readings ORDER BY 1, 2, 3")
+    for _ in range(2):
+        pipeline.process([telemetry, event, ack])
+        pipeline.process([telemetry])
+    assert _query(database_url, "SELECT * FROM telemetry.readings ORDER BY 1, 2, 3") == snapshot
+    assert len(snapshot) == 6
+    [received] = _outbox(database_url, "telemetry.received")
+    assert (received["messages"], received["readings"], received["values"]) == (1, 3, 6)
+    [alarm] = _outbox(database_url, "gateway.isolator_open")
+    assert (alarm["gateway_id"], alarm["severity"]) == (GW, "critical")
+    assert len(_outbox(database_url, "command.acked")) == 1
+
+
+# -- scenario 7: killed between commit and ack ------------------------------------------
+@pytest.mark.chaos
+def test_a_worker_killed_after_commit_before_ack_is_redelivered_and_stored_once(
+    database_url: str,
+    mosquitto_url: str,
+    registry: RegistryService,
+    gateway: TestGateway,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("POTR_INGEST_TEST_CRASH_AFTER_COMMIT", "1")
+    settings = _settings(database_url, mosquitto_url, ingest_workers=2)
+    supervisor = IngestSupervisor(settings)
+    supervisor.start()
+    try:
+        supervisor.wait_ready(60)
+        for seq in range(1, 7):
+            gateway.publish("telemetry", gateway.telemetry(seq, ts_offset_s=-seq))
+
+        def settled() -> bool:
+            supervisor.watch()
+            return supervisor.restarts >= 1 and _query(
+                database_url, "SELECT watermark FROM ingest.streams"
+            ) == [(6,)]
+
+        _eventually(settled, "worker 0 killed, restarted, everything stored")
+        assert gateway.wait_stored(6).upto_seq == 6
+    finally:
+        supervisor.stop()
+    assert _query(database_url, "SELECT count(*) FROM telemetry.readings") == [(12,)]
+    dupes = (
+        "SELECT count(*) FROM (SELECT 1 FROM telemetry.readings"
+        " GROUP BY device_id, metric_id, ts HAVING count(*) > 1) d"
+    )
+    assert _query(database_url, dupes) == [(0,)]
+    [received_seqs] = _query(
+        database_url,
+        "SELECT count(*) FROM ingest.outbox o, jsonb_array_elements(o.payload->'seqs') s"
+        " WHERE o.name = 'telemetry.received'",
+    )
+    assert received_seqs == (6,)
