@@ -4,6 +4,9 @@ worker process killed between commit and ack (scenario 7)."""
 
 from __future__ import annotations
 
+import json
+import os
+import random
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,6 +20,7 @@ from cloud.common.db import create_pool
 from cloud.common.mqtt import InboundMessage
 from cloud.ingest import CompletenessReader, IngestWorker
 from cloud.ingest.pipeline import IngestPipeline
+from cloud.ingest.validate import Accepted, Rejected, validate
 from cloud.registry import RegistryService
 from cloud.telemetry import TelemetryStore
 from contracts.timeutil import to_wire, utc_now
@@ -269,3 +273,112 @@ def test_a_worker_killed_after_commit_before_ack_is_redelivered_and_stored_once(
         " WHERE o.name = 'telemetry.received'",
     )
     assert received_seqs == (6,)
+
+
+# -- fuzz: random and mutated payloads -------------------------------------------------
+def _mutations(rng: random.Random, n: int) -> list[tuple[str, bytes]]:
+    """``n`` (kind, payload) pairs: valid telemetry/events, mutated ones, random bytes."""
+    stream = uuid.uuid4()
+    out: list[tuple[str, bytes]] = []
+    junk: list[Any] = [
+        None,
+        True,
+        -1,
+        0,
+        2**63,
+        2**70,
+        1e308,
+        -1e-308,
+        "",
+        "x\u0000y",
+        [],
+        {},
+        "NaN",
+    ]
+    for i in range(n):
+        seq = i + 1
+        ts = utc_now() - timedelta(seconds=rng.randrange(1, 86_400))
+        doc: dict[str, Any] = {
+            "v": 1,
+            "stream_id": str(stream),
+            "seq": seq,
+            "readings": [
+                {
+                    "device": f"SN-{rng.randrange(5)}",
+                    "ts": to_wire(ts),
+                    "values": {"pv_w": rng.uniform(0, 5000), "pv_hz": 50.0, "pv_va": None},
+                }
+            ],
+        }
+        kind = "telemetry"
+        roll = rng.random()
+        if roll < 0.1:
+            kind = "event"
+            doc = {"v": 1, "stream_id": str(stream), "seq": seq, "ts": to_wire(ts), "event": "x"}
+        if roll < 0.35:
+            out.append((kind, orjson.dumps(doc)))  # valid
+            continue
+        if roll < 0.45:
+            out.append((kind, bytes(rng.randrange(256) for _ in range(rng.randrange(40)))))
+            continue
+        raw = orjson.dumps(doc)
+        if roll < 0.55:  # byte-level damage
+            cut = bytearray(raw)
+            for _ in range(rng.randrange(1, 4)):
+                cut[rng.randrange(len(cut))] = rng.randrange(256)
+            out.append((kind, bytes(cut)))
+            continue
+        if roll < 0.6:
+            out.append((kind, raw[: rng.randrange(len(raw))]))
+            continue
+        # structural damage: replace / drop / add one field somewhere
+        target: dict[str, Any] = doc
+        if kind == "telemetry" and rng.random() < 0.6:
+            target = doc["readings"][0]
+            if rng.random() < 0.5:
+                target = target["values"]
+        key = rng.choice([*target.keys(), "extra", "pv_bogus_w"])
+        op = rng.random()
+        if op < 0.3:
+            target.pop(key, None)
+        elif op < 0.4 and kind == "telemetry":
+            doc["readings"][0]["ts"] = to_wire(utc_now() + timedelta(hours=rng.choice([1, 2])))
+        else:
+            target[key] = rng.choice(junk)
+        out.append((kind, json.dumps(doc).encode()))  # stdlib: integers beyond 64 bits too
+    return out
+
+
+def test_fuzzed_payloads_never_crash_ingest_and_each_is_stored_or_dead_lettered(
+    pipeline: IngestPipeline, database_url: str
+) -> None:
+    count = 10_000 if os.environ.get("POTR_CHAOS_FULL") == "1" else 2_000
+    payloads = _mutations(random.Random(6), count)
+    now = utc_now()
+    verdicts = [validate(topic("au", GW, k), p, now=now, future_skew_s=300) for k, p in payloads]
+    for i in range(0, len(payloads), 200):
+        pipeline.process([_message_raw(k, p) for k, p in payloads[i : i + 200]])  # never raises
+    bad = {
+        (k, p)
+        for (k, p), v in zip(payloads, verdicts, strict=True)
+        if isinstance(v, Rejected) or v.quarantine_reason is not None
+    }
+    keys = {
+        (r.device, name, r.ts)
+        for v in verdicts
+        if isinstance(v, Accepted)
+        for r in v.readings
+        for name, value in r.values.items()
+        if value is not None
+    }
+    assert len(bad) > count // 3
+    [(dead,)] = _query(database_url, "SELECT count(*) FROM ingest.dead_letters")
+    assert dead == len(bad)
+    [(stored,)] = _query(database_url, "SELECT count(*) FROM telemetry.readings")
+    assert stored == len(keys)
+    future = "SELECT count(*) FROM telemetry.readings WHERE ts > now() + interval '5 minutes'"
+    assert _query(database_url, future) == [(0,)]  # scenario 9, cloud half
+
+
+def _message_raw(kind: str, payload: bytes) -> InboundMessage:
+    return InboundMessage(topic("au", GW, kind), payload, 1, 1, utc_now())
