@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -341,29 +339,6 @@ async def test_scenario_file_scripts_faults_over_simulated_time(tmp_path: Path) 
         assert (
             await client.read_holding_registers(40000, count=2, device_id=1)
         ).exception_code == 4
-
-
-@pytest.fixture
-def pty_pair(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """Two linked pseudo-terminals from socat (the serial line of the RTU tests)."""
-    socat = shutil.which("socat")
-    assert socat is not None, "socat is required (scripts/bootstrap.sh installs it)"
-    a, b = tmp_path / "ttyA", tmp_path / "ttyB"
-    proc = subprocess.Popen(
-        [socat, f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 5
-        while not (a.exists() and b.exists()):
-            assert time.monotonic() < deadline, "socat did not create the pty pair"
-            assert proc.poll() is None, "socat exited"
-            time.sleep(0.02)
-        yield str(a), str(b)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=5)
 
 
 def _scan_rtu(port: str, unit: int) -> dict[int, Any]:
