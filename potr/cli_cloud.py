@@ -180,7 +180,27 @@ def ingest(
         f"ingest: {settings.ingest_workers} worker(s) as {settings.mqtt_client_id} on"
         f" {settings.mqtt_url}"
     )
-    run_until_signal(lambda stop: run_ingest_workers(settings, stop))
+
+    async def main(stop: asyncio.Event) -> None:
+        # The supervisor relays the outboxes the workers fill and runs the registry's
+        # consumers (gateway.birth); POTR_AMQP_URL selects RabbitMQ, else in-process.
+        from cloud.bootstrap import cloud_events
+        from cloud.common.db import create_pool
+        from cloud.registry import RegistryService
+
+        pool = await asyncio.to_thread(
+            create_pool,
+            settings.database_url,
+            name="ingest-events",
+            statement_timeout_ms=settings.db_statement_timeout_ms,
+        )
+        try:
+            async with cloud_events(pool, registry=RegistryService(pool)):
+                await run_ingest_workers(settings, stop)
+        finally:
+            await asyncio.to_thread(pool.close)
+
+    run_until_signal(main)
 
 
 def api() -> None:

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 import uvicorn
 from rich.console import Console
 
+from cloud.bootstrap import cloud_events
 from cloud.common.db import create_pool
 from cloud.common.migrate import migrate
 from cloud.common.settings import CloudSettings
@@ -165,6 +166,8 @@ async def run_demo(
             )
             console.print(f"site {demo.region}: Modbus TCP 127.0.0.1:{sims[demo.region].port}")
 
+        # Relays the outboxes and runs the registry's consumers (in-process bus here).
+        await stack.enter_async_context(cloud_events(pool, registry=registry))
         services_stop = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
             ingest_ready = asyncio.Event()
