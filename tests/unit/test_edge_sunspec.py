@@ -187,3 +187,15 @@ def test_point_map_names_only_catalog_metrics() -> None:
 def test_read_plan_keeps_a_model_in_one_request_when_it_fits() -> None:
     assert read_plan(ModelBlock(203, 40070, 105)) == [(40070, 107)]
     assert read_plan(ModelBlock(999, 0, 200)) == [(0, 125), (125, 77)]
+
+
+async def test_garbage_model_headers_are_refused_not_followed() -> None:
+    image, _ = device_image([(1, {"SN": "S"})])
+    garbage = [*image[:-2], 0x1234, 0xFFF0]  # a length running past the address space
+    with pytest.raises(SunSpecError, match="garbage model header"):
+        await discover(reader_over(garbage + [0] * 8))
+
+
+async def test_no_suns_says_what_each_base_answered() -> None:
+    with pytest.raises(SunSpecError, match=r"40000: 0000 0000.*wrong unit id"):
+        await discover(reader_over([0] * 200))
