@@ -208,9 +208,13 @@ async def run_virtual_fleet(
     on_progress: Callable[[FleetProgress], None] | None = None,
     stop: asyncio.Event | None = None,
     broker_persistence: bool = True,
+    start_ingest: bool = True,
 ) -> VirtualFleetRun:
     """Run ``spec`` against ``mqtt_url`` (or a private Mosquitto it starts); with
-    ``database_url`` also register the gateways and run ingest (``stored`` expected)."""
+    ``database_url`` also register the gateways and run ingest (``stored`` expected).
+
+    ``start_ingest=False``: ingest runs elsewhere (e.g. ``potr ingest --workers N``);
+    the gateways are still registered and the database counted."""
     async with AsyncExitStack() as stack:
         if mqtt_url is None:
             broker = await asyncio.to_thread(start_fleet_broker, persistence=broker_persistence)
@@ -227,10 +231,12 @@ async def run_virtual_fleet(
             (gateway_id(spec.id_prefix, i), r)
             for i, r in enumerate(assign_regions(spec.regions, spec.count))
         ]
-        if database_url is not None:
+        if database_url is not None and start_ingest:
             client_id = f"potr-ingest-fleet-{uuid.uuid4().hex[:8]}"
             registry = await stack.enter_async_context(_ingest(database_url, mqtt_url, client_id))
             await asyncio.to_thread(register_gateways, registry, gateways)
+        elif database_url is not None:
+            await asyncio.to_thread(_register_only, database_url, gateways)
         thread_stop = threading.Event()
         watcher = asyncio.create_task(_relay_stop(stop, thread_stop)) if stop else None
         try:
@@ -247,6 +253,15 @@ async def run_virtual_fleet(
                 database_counts, database_url, [g for g, _ in gateways]
             )
         return VirtualFleetRun(result, mqtt_url, counts)
+
+
+def _register_only(database_url: str, gateways: Sequence[tuple[str, Region]]) -> None:
+    migrate(database_url)
+    pool = create_pool(database_url, min_size=1, max_size=1, name="fleet-registry")
+    try:
+        register_gateways(RegistryService(pool), gateways)
+    finally:
+        pool.close()
 
 
 async def _relay_stop(source: asyncio.Event, target: threading.Event) -> None:

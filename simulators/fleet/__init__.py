@@ -19,7 +19,7 @@ from simulators.fleet.spec import (
     parse_region_mix,
     plan,
 )
-from simulators.fleet.stats import LatencyHistogram, WorkerStats
+from simulators.fleet.stats import LatencyHistogram, WorkerStats, most_in_window
 
 __all__ = [
     "FleetProgress",
@@ -31,6 +31,7 @@ __all__ = [
     "Outage",
     "WorkerStats",
     "gateway_id",
+    "most_in_window",
     "parse_region_mix",
     "plan",
     "run_fleet",

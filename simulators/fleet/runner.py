@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from simulators.fleet.spec import FleetSpec, GatewayPlan, default_sim_start, plan
-from simulators.fleet.stats import WorkerStats, merged
+from simulators.fleet.stats import WorkerStats, merged, most_in_window
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,8 @@ class FleetResult:
             "connects": s.connects,
             "connect_failures": s.connect_failures,
             "disconnects": s.disconnects,
+            "reconnects": len(s.reconnect_times),
+            "most_reconnects_in_1s": most_in_window(s.reconnect_times, 1.0),
             "batches": s.batches,
             "readings": s.readings,
             "values": s.values,

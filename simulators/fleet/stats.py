@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+#: Reconnect times kept per worker (a 10,000-gateway storm fits; beyond, they are counted).
+RECONNECT_TIMES_MAX = 100_000
 _RATIO = 1.05
 _MIN_S = 1e-5
 _BUCKETS = 400  # 10 µs … ≈ 3 h
@@ -127,6 +129,13 @@ class WorkerStats:
     cpu_s: float = 0.0
     puback_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     stored_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    #: Wall-clock times (epoch s) of CONNACKs after a gateway's first: reconnects, to
+    #: measure their spread after a broker outage (reliability scenario 1).
+    reconnect_times: list[float] = field(default_factory=list)
+
+    def count_reconnect(self, at: float) -> None:
+        if len(self.reconnect_times) < RECONNECT_TIMES_MAX:
+            self.reconnect_times.append(round(at, 3))
 
     def count_produced(self, readings: int, values: int) -> None:
         self.batches += 1
@@ -153,6 +162,7 @@ class WorkerStats:
         out: dict[str, Any] = {k: getattr(self, k) for k in COUNTERS}
         out["puback_latency"] = self.puback_latency.to_wire()
         out["stored_latency"] = self.stored_latency.to_wire()
+        out["reconnect_times"] = self.reconnect_times
         return out
 
     @classmethod
@@ -160,6 +170,7 @@ class WorkerStats:
         s = cls(**{k: raw[k] for k in COUNTERS})
         s.puback_latency = LatencyHistogram.from_wire(raw["puback_latency"])
         s.stored_latency = LatencyHistogram.from_wire(raw["stored_latency"])
+        s.reconnect_times = list(raw.get("reconnect_times", ()))
         return s
 
     def merge(self, other: WorkerStats) -> None:
@@ -167,6 +178,18 @@ class WorkerStats:
             setattr(self, k, getattr(self, k) + getattr(other, k))
         self.puback_latency.merge(other.puback_latency)
         self.stored_latency.merge(other.stored_latency)
+        self.reconnect_times.extend(other.reconnect_times)
+
+
+def most_in_window(times: list[float], window_s: float = 1.0) -> int:
+    """The most of ``times`` (seconds) falling in any window ``window_s`` long."""
+    ordered = sorted(times)
+    best = lo = 0
+    for hi, t in enumerate(ordered):
+        while ordered[lo] < t - window_s:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
 
 
 def merged(parts: list[WorkerStats]) -> WorkerStats:

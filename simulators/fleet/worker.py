@@ -85,6 +85,7 @@ class WorkerLoop:
         self.attempts = [0] * len(plans)
         self.in_outage = [False] * len(plans)
         self.misc_armed = [False] * len(plans)
+        self.ever_connected = [False] * len(plans)
         self.sel = selectors.DefaultSelector()
         self.timers: list[tuple[float, int, int, int]] = []
         self._tie = 0
@@ -352,6 +353,9 @@ class WorkerLoop:
             return
         self.attempts[idx] = 0
         self.stats.connects += 1
+        if self.ever_connected[idx]:
+            self.stats.count_reconnect(time.time())
+        self.ever_connected[idx] = True
         self.stats.connected += 1
         link.subscribe(gw.topic(Kind.STORED))
         for p in (gw.birth(), gw.state(True)):
