@@ -97,6 +97,7 @@ class LiveWitness:
     def __init__(self, port: int, since: datetime) -> None:
         self.since = since
         self.latencies: list[float] = []
+        self.seen: set[int] = set()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="live-witness")
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port)
@@ -105,6 +106,9 @@ class LiveWitness:
 
     def _on_message(self, _c: object, _u: object, msg: paho.MQTTMessage) -> None:
         doc = orjson.loads(msg.payload)
+        if doc["seq"] in self.seen:  # a resend: latency counts the first delivery
+            return
+        self.seen.add(doc["seq"])
         newest = max(datetime.fromisoformat(r["ts"]) for r in doc["readings"])
         if newest >= self.since and not any(
             r["device"].startswith("BACKLOG") for r in doc["readings"]
