@@ -159,6 +159,7 @@ class IngestPipeline:
             repo.upsert_last_seen(conn, last_seen, now)
             notices, repeats = self._advance_streams(conn, verdicts, owners)
             regions = {s.gateway_id: s.region.value for s, _ in buffered}
+            event_devices = self._event_device_ids(conn, new_events, new_keys)
             emit_many(
                 conn,
                 announce.SOURCE,
@@ -175,7 +176,7 @@ class IngestPipeline:
                     ),
                     *(
                         announce.gateway_event(
-                            regions[gw], gw, e, self._device_ids.get((gw, e.device or ""))
+                            regions[gw], gw, e, event_devices.get((gw, e.device or ""))
                         )
                         for gw, e in new_events
                     ),
@@ -322,6 +323,27 @@ class IngestPipeline:
                 )
             )
         return rows, last_seen, telemetry
+
+    def _event_device_ids(
+        self,
+        conn: Connection[Any],
+        events: Sequence[tuple[str, EventMsg]],
+        new_keys: Mapping[tuple[str, str], int],
+    ) -> dict[tuple[str, str], int]:
+        """Keys of the devices events name: this batch, the cache, then ingest's key map
+        (another worker may have learned the device). An unknown device stays unnamed."""
+        wanted = {(gw, e.device) for gw, e in events if e.device}
+        ids = {
+            k: new_keys.get(k) or self._device_ids[k]
+            for k in wanted
+            if k in new_keys or k in self._device_ids
+        }
+        missing = wanted - ids.keys()
+        if missing:
+            found = repo.find_device_keys(conn, missing)
+            self._device_ids.update(found)
+            ids.update(found)
+        return ids
 
     def _resolve_devices(
         self, wanted: set[tuple[str, str]], new_keys: dict[tuple[str, str], int]

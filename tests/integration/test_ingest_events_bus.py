@@ -136,11 +136,6 @@ async def test_a_gateway_event_sent_twice_is_stored_once_and_delivered_once(
     assert gateway.wait_stored(3).upto_seq == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known issue: a gateway event's device_id comes from the worker's in-memory key"
-    " cache only, so it is None when another worker (or the same batch) learned the device",
-)
 def test_a_gateway_event_names_the_device_another_worker_learned(
     database_url: str, registry: RegistryService
 ) -> None:
