@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -73,7 +74,7 @@ class Agent:
             for unit in ep.unit_ids
         ]
         self.batches = 0
-        self.dropped_batches = 0
+        self._unsequenced_drops = 0
         self._unbuffered_events: list[PayloadFactory] = []
         self._unbuffered_drop = Dropped("disk full")
 
@@ -94,7 +95,7 @@ class Agent:
         except BufferFullError as exc:
             # No seq was allocated, so the stream has no hole: count it and report it
             # (span and count) once the disk takes events again.
-            self.dropped_batches += 1
+            self._unsequenced_drops += 1
             self._unbuffered_drop.add(None, 0, span)
             log.error(
                 "gateway %s: batch of %d readings not buffered: %s",
@@ -103,8 +104,6 @@ class Agent:
                 exc,
             )
             return
-        finally:
-            await self.report_drops()
         self.batches += 1
         log.debug(
             "gateway %s: batch seq %d with %d readings",
@@ -147,27 +146,34 @@ class Agent:
                 "gateway %s: event %s kept in memory: %s", self.settings.gateway_id, event, exc
             )
             return
-        await self.report_drops()
         self.wake.set()
 
+    @property
+    def dropped_batches(self) -> int:
+        """Telemetry batches dropped since start (buffer full or disk full)."""
+        return self.outbox.dropped_total + self._unsequenced_drops
+
     async def report_drops(self) -> None:
-        """One ``data_dropped`` event per drop record, naming the exact seqs and span;
-        then any events a full disk kept in memory."""
-        while drops := await self.outbox.take_drops():
-            for dropped in drops:
-                self.dropped_batches += len(dropped.seqs)
-                log.warning(
-                    "gateway %s: dropped %d telemetry batches (%s): seqs %s",
-                    self.settings.gateway_id,
-                    len(dropped.seqs),
-                    dropped.reason,
-                    dropped.ranges(),
-                )
-                make = self._event_factory("data_dropped", "warning", None, dropped.detail())
-                try:
-                    await self.outbox.append("event", make)
-                except BufferFullError:
-                    self._unbuffered_events.append(make)
+        """Report drops not yet reported: one ``data_dropped`` event per reason naming the
+        exact seq ranges and time span (recorded in the buffer, so a crash loses no
+        report); then any events a full disk kept in memory."""
+
+        def make(dropped: Dropped) -> PayloadFactory:
+            log.warning(
+                "gateway %s: dropped %d telemetry batches (%s): seqs %s",
+                self.settings.gateway_id,
+                len(dropped.seqs),
+                dropped.reason,
+                dropped.ranges(),
+            )
+            return self._event_factory("data_dropped", "warning", None, dropped.detail())
+
+        try:
+            if await self.outbox.report_drops(make):
+                self.wake.set()
+        except (BufferFullError, sqlite3.OperationalError) as exc:
+            log.error("gateway %s: drop report deferred: %s", self.settings.gateway_id, exc)
+            return
         if self._unbuffered_drop.unsequenced:
             detail = self._unbuffered_drop.detail()
             try:
@@ -192,6 +198,12 @@ class Agent:
                 "gateway %s: wall clock jumped by %.3fs", self.settings.gateway_id, jump.delta_s
             )
             await self.emit_event("clock_jump", "warning", None, jump.detail())
+
+    async def report_drops_every(self) -> None:
+        """Coalesced drop reports: at start (a previous run's), then every interval."""
+        while True:
+            await self.report_drops()
+            await asyncio.sleep(self.settings.drop_report_interval_s)
 
     async def watch_clock(self) -> None:
         while True:
@@ -229,6 +241,7 @@ class Agent:
                     )
                 )
                 workers.append(tg.create_task(self.watch_clock(), name="clock"))
+                workers.append(tg.create_task(self.report_drops_every(), name="drop-reports"))
                 tg.create_task(self.publisher.run(stop), name="publisher")
                 if s.health_port is not None:
                     from edge_agent.health import serve_health
@@ -237,6 +250,8 @@ class Agent:
                 await stop.wait()
                 for task in workers:
                     task.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+                await self.report_drops()  # what the last batches displaced
         finally:
             for endpoint in self.endpoints.values():
                 endpoint.close()

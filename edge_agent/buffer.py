@@ -54,6 +54,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     span_from TEXT,
     span_to TEXT
 );
+CREATE TABLE IF NOT EXISTS dropped (
+    seq INTEGER PRIMARY KEY,
+    reason TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    span_from TEXT,
+    span_to TEXT
+);
 CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (priority, seq) WHERE sent_at IS NULL;
 """
 
@@ -181,7 +188,8 @@ class Outbox:
         ):
             if name not in columns:  # a buffer written by an older agent
                 self._db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {decl}")
-        self._pending_drops: list[Dropped] = []
+        #: Telemetry batches dropped since this process opened the buffer.
+        self.dropped_total = 0
         with self._tx():
             row = self._db.execute("SELECT stream_id FROM meta WHERE id = 1").fetchone()
             if row is None:
@@ -215,7 +223,7 @@ class Outbox:
         When the buffer is full (``max_bytes``) or the disk is (ENOSPC), the oldest
         telemetry makes room; if the new message is telemetry and nothing older can go, it
         is itself dropped (its seq still allocated and reported). What was dropped is
-        collected by :meth:`take_drops`.
+        recorded in the buffer until :meth:`report_drops` reports it.
         """
         created = time.time() if now is None else now
         try:
@@ -259,6 +267,7 @@ class Outbox:
                     # Nothing older can go: this batch itself is dropped, its seq reported.
                     self.bytes += len(payload)  # given back by _commit_drops
                     victims.append((seq, len(payload), span))
+                    self._record_drops("buffer full", victims[-1:])
                     payload = b""
             if payload:
                 self._db.execute(
@@ -285,11 +294,12 @@ class Outbox:
             log.warning("buffer %s: checkpoint failed: %s", self.path, exc)
 
     def _skip_seq(self, kind: str, span: Span | None, reason: str) -> int:
-        """Allocate a seq for a message that cannot be stored, and report it dropped."""
+        """Allocate a seq for a message that cannot be stored, and record it dropped."""
         with self._tx():
             seq = next_seq(self.last_seq)
             self._db.execute("UPDATE meta SET last_seq = ? WHERE id = 1", (seq,))
-        self._record_drop(reason, seq, 0, span)
+            self._record_drops(reason, [(seq, 0, span)])
+        self.dropped_total += 1
         return seq
 
     def _make_room(self, size: int) -> list[tuple[int, int, Span | None]]:
@@ -310,6 +320,7 @@ class Outbox:
         rows.close()
         for r_seq, _, _ in victims:
             self._db.execute("DELETE FROM outbox WHERE seq = ?", (r_seq,))
+        self._record_drops("buffer full", victims)
         return victims
 
     def _drop_oldest_telemetry(self, at_least: int, reason: str) -> int:
@@ -326,23 +337,58 @@ class Outbox:
                 self._db.execute("DELETE FROM outbox WHERE seq = ?", (r_seq,))
                 victims.append((r_seq, r_len, (r_from, r_to) if r_from else None))
                 freed += r_len
+            self._record_drops(reason, victims)
         self._commit_drops(reason, victims)
         return freed
 
     def _commit_drops(self, reason: str, victims: list[tuple[int, int, Span | None]]) -> None:
-        """Account for rows whose deletion has committed."""
-        for r_seq, r_len, r_span in victims:
+        """Account in memory for rows whose deletion has committed."""
+        for _, r_len, _ in victims:
             self.bytes -= r_len
-            self._record_drop(reason, r_seq, r_len, r_span)
+        self.dropped_total += len(victims)
 
-    def _record_drop(self, reason: str, seq: int, size: int, span: Span | None) -> None:
-        if not self._pending_drops or self._pending_drops[-1].reason != reason:
-            self._pending_drops.append(Dropped(reason))
-        self._pending_drops[-1].add(seq, size, span)
+    def _record_drops(self, reason: str, victims: list[tuple[int, int, Span | None]]) -> None:
+        """Inside the caller's transaction: remember what was dropped until it is reported,
+        so a crash between dropping and reporting loses no report."""
+        self._db.executemany(
+            "INSERT OR REPLACE INTO dropped (seq, reason, bytes, span_from, span_to)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [
+                (seq, reason, size, span[0] if span else None, span[1] if span else None)
+                for seq, size, span in victims
+            ],
+        )
 
-    def take_drops(self) -> list[Dropped]:
-        """What was dropped since the last call (to report as ``data_dropped`` events)."""
-        drops, self._pending_drops = self._pending_drops, []
+    def pending_drops(self) -> list[Dropped]:
+        """Drops not yet reported, one record per reason."""
+        drops: dict[str, Dropped] = {}
+        for seq, reason, size, s_from, s_to in self._db.execute(
+            "SELECT seq, reason, bytes, span_from, span_to FROM dropped ORDER BY seq"
+        ):
+            drops.setdefault(reason, Dropped(reason)).add(
+                seq, size, (s_from, s_to) if s_from else None
+            )
+        return list(drops.values())
+
+    def report_drops(self, make_event: Callable[[Dropped], PayloadFactory]) -> list[Dropped]:
+        """Append one ``data_dropped`` event per reason for every drop not yet reported,
+        and forget those drops, in one transaction. Events come after the seqs they name.
+        Coalesced: call it now and then, not after every append (events are never dropped,
+        so one event per lost batch would fill a small buffer with reports)."""
+        with self._tx():
+            drops = self.pending_drops()
+            for dropped in drops:
+                seq = next_seq(self.last_seq)
+                payload = make_event(dropped)(self.stream_id, seq)
+                self._db.execute("UPDATE meta SET last_seq = ? WHERE id = 1", (seq,))
+                self._db.execute(
+                    "INSERT INTO outbox (seq, kind, payload, created_at, sent_at, priority)"
+                    " VALUES (?, 'event', ?, ?, NULL, ?)",
+                    (seq, payload, time.time(), PRIORITY["event"]),
+                )
+                self.bytes += len(payload)
+            if drops:
+                self._db.execute("DELETE FROM dropped")
         return drops
 
     def unsent(self, limit: int, exclude: Iterable[int] = ()) -> list[OutboxRow]:
@@ -474,6 +520,7 @@ class AsyncOutbox:
     def __init__(self, path: str | Path, *, max_bytes: int | None = None) -> None:
         self._path = Path(path)
         self._max_bytes = max_bytes
+        self._dropped_at_close = 0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         self._outbox: Outbox | None = None
 
@@ -505,8 +552,16 @@ class AsyncOutbox:
     ) -> int:
         return await self._run(self._core.append, kind, make_payload, span=span)
 
-    async def take_drops(self) -> list[Dropped]:
-        return await self._run(self._core.take_drops)
+    @property
+    def dropped_total(self) -> int:
+        """Batches dropped since open (still readable after close)."""
+        return self._outbox.dropped_total if self._outbox is not None else self._dropped_at_close
+
+    async def pending_drops(self) -> list[Dropped]:
+        return await self._run(self._core.pending_drops)
+
+    async def report_drops(self, make_event: Callable[[Dropped], PayloadFactory]) -> list[Dropped]:
+        return await self._run(self._core.report_drops, make_event)
 
     async def unsent(self, limit: int, exclude: Iterable[int] = ()) -> list[OutboxRow]:
         return await self._run(self._core.unsent, limit, list(exclude))
@@ -552,6 +607,7 @@ class AsyncOutbox:
 
     async def close(self) -> None:
         if self._outbox is not None:
+            self._dropped_at_close = self._outbox.dropped_total
             await self._run(self._outbox.close)
             self._outbox = None
         self._executor.shutdown(wait=True)

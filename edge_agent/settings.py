@@ -140,6 +140,9 @@ class AgentSettings(BaseSettings):
     buffer_path: Path = Path("potr-agent-buffer.sqlite")
     #: Payload bytes the buffer may hold; when full the oldest telemetry goes first.
     buffer_max_bytes: int = Field(default=256 * 1024 * 1024, ge=64 * 1024)
+    #: Dropped telemetry is reported in one ``data_dropped`` event per interval, not one
+    #: per batch (events are never dropped, so per-batch reports could fill the buffer).
+    drop_report_interval_s: float = Field(default=30.0, gt=0)
     poll_interval_s: float = Field(default=5.0, gt=0)
     publish_interval_s: float | None = Field(default=None, gt=0)
     stored_timeout_s: float = Field(default=30.0, gt=0)

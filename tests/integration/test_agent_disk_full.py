@@ -70,6 +70,7 @@ async def test_disk_full_drops_telemetry_with_an_alarm_and_recovers(small_disk: 
             buffer_path=small_disk / "buffer.sqlite",
             poll_interval_s=0.05,
             reconnect_min_s=0.2,
+            drop_report_interval_s=0.2,
             reconnect_max_s=0.5,
             endpoints=[
                 EndpointSettings(

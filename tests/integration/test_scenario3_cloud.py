@@ -92,6 +92,7 @@ async def test_every_missing_reading_is_explained_by_data_dropped_or_a_gap(
             poll_interval_s=POLL_S,
             buffer_max_bytes=BUFFER_MAX_BYTES,
             stored_timeout_s=2.0,
+            drop_report_interval_s=0.5,
         )
         agent = AgentProcess(config, log)
         try:

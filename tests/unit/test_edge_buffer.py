@@ -162,7 +162,7 @@ def test_a_full_buffer_drops_the_oldest_telemetry_first_and_reports_it(tmp_path:
         (7, "cmd_ack"),
     ]
     assert box.bytes == 850
-    drops = box.take_drops()
+    drops = box.pending_drops()
     assert len(drops) == 1
     detail = drops[0].detail()
     assert detail["seq_ranges"] == [[1, 2], [4, 4]]
@@ -170,7 +170,12 @@ def test_a_full_buffer_drops_the_oldest_telemetry_first_and_reports_it(tmp_path:
     assert detail["bytes"] == 600
     assert detail["from"] == "2026-01-01T00:00:00.000Z"
     assert detail["to"] == "2026-01-01T00:00:02.500Z"
-    assert box.take_drops() == []
+    reported = box.report_drops(lambda d: _sized("event", 100))
+    assert reported == drops
+    assert box.pending_drops() == []
+    assert box.rows()[-1].kind == "event"
+    assert box.rows()[-1].seq == 8  # after every seq it names
+    assert box.report_drops(lambda d: _sized("event", 100)) == []
 
 
 def test_events_are_kept_even_beyond_the_cap(tmp_path: Path) -> None:
@@ -181,7 +186,30 @@ def test_events_are_kept_even_beyond_the_cap(tmp_path: Path) -> None:
     seq = box.append("telemetry", _sized("telemetry", 100))  # no older telemetry to drop
     assert seq == 4
     assert [r.seq for r in box.rows()] == [1, 2, 3]
-    assert box.take_drops()[0].ranges() == [(4, 4)]
+    assert box.pending_drops()[0].ranges() == [(4, 4)]
+
+
+def test_unreported_drops_survive_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "b.sqlite"
+    box = Outbox(path, max_bytes=300)
+    for _ in range(3):
+        box.append("telemetry", _sized("telemetry", 200))
+    assert box.dropped_total == 2
+    box.close()  # no report was made before the "crash"
+    again = Outbox(path, max_bytes=300)
+    assert [d.ranges() for d in again.pending_drops()] == [[(1, 2)]]
+    again.report_drops(lambda d: _sized("event", 50))
+    assert again.pending_drops() == []
+
+
+def test_drops_are_reported_once_per_reason_however_many_batches(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "b.sqlite", max_bytes=1000)
+    for _ in range(50):
+        box.append("telemetry", _sized("telemetry", 200))
+    reports = box.report_drops(lambda d: _sized("event", 100))
+    assert len(reports) == 1
+    assert reports[0].ranges() == [(1, 45)]
+    assert sum(1 for r in box.rows() if r.kind == "event") == 1
 
 
 def test_byte_count_survives_restart_and_stored(tmp_path: Path) -> None:
