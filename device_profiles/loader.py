@@ -33,22 +33,16 @@ __all__ = [
     "profile_problems",
 ]
 
+from device_profiles.errors import DataFileError, key_path
+
 BUILTIN_DIR = Path(__file__).parent / "profiles"
 
 
-class ProfileError(ValueError):
+class ProfileError(DataFileError):
     """A profile that must not load: ``file``, ``key`` (dotted path) and ``reason``."""
 
-    def __init__(self, file: str, key: str, reason: str) -> None:
-        self.file, self.key, self.reason = file, key, reason
-        super().__init__(f"{file}: {key or '<root>'}: {reason}")
 
-
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+_loc = key_path
 
 
 def _count_names(model_id: int) -> set[str]:

@@ -27,6 +27,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from device_profiles.errors import DataFileError
+
 __all__ = [
     "Fault",
     "FaultBoard",
@@ -115,12 +117,8 @@ class Scenario(BaseModel):
     faults: list[Fault] = Field(default_factory=list)
 
 
-class ScenarioError(ValueError):
+class ScenarioError(DataFileError):
     """A scenario that must not load: ``file``, ``key`` and ``reason``."""
-
-    def __init__(self, file: str, key: str, reason: str) -> None:
-        self.file, self.key, self.reason = file, key, reason
-        super().__init__(f"{file}: {key or '<root>'}: {reason}")
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
