@@ -1,9 +1,8 @@
-.PHONY: demo test lint
-# The two README commands. Each bootstraps what it needs (system packages as root, .venv).
+.PHONY: demo test
+# Shortcuts for the two README commands (which need no make on a fresh machine).
 
 demo:
-	scripts/bootstrap.sh demo
-	.venv/bin/potr demo $(ARGS)
+	scripts/demo.sh $(ARGS)
 
 test:
 	scripts/test.sh $(ARGS)
