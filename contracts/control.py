@@ -30,7 +30,7 @@ from uuid import UUID
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from contracts.messages import AckStatus, CommandMsg, ConfigDoc
+from contracts.messages import AckStatus, CommandMsg, ConfigDoc, summarise_validation_error
 from contracts.signing import SignatureError, TrustedKeys
 
 __all__ = [
@@ -174,15 +174,6 @@ class ReplayGuard:
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def _summarise(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-        parts.append(f"{loc}: {err['msg']}")
-    more = exc.error_count() - len(parts)
-    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
-
-
 def _raw_id(raw: object) -> UUID | None:
     if isinstance(raw, Mapping):
         value = raw.get("id")
@@ -228,7 +219,7 @@ def _verified(
     except orjson.JSONEncodeError as exc:
         raise _refuse(RefusalCode.SCHEMA_INVALID, f"not JSON: {exc}", doc_id) from None
     except ValidationError as exc:
-        raise _refuse(RefusalCode.SCHEMA_INVALID, _summarise(exc), doc_id) from None
+        raise _refuse(RefusalCode.SCHEMA_INVALID, summarise_validation_error(exc), doc_id) from None
 
 
 def _addressed(gateway_id: str, expected: str, doc_id: UUID | None, what: str) -> None:

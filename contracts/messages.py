@@ -277,10 +277,11 @@ def decode(kind: Kind, payload: bytes) -> _Message:
     try:
         return MESSAGE_TYPES[kind].model_validate(raw)
     except ValidationError as exc:
-        raise MessageError(f"invalid {kind.value}: {_summarise(exc)}") from None
+        raise MessageError(f"invalid {kind.value}: {summarise_validation_error(exc)}") from None
 
 
-def _summarise(exc: ValidationError) -> str:
+def summarise_validation_error(exc: ValidationError) -> str:
+    """At most five pydantic errors as ``loc: msg``, fit for a refusal or a dead letter."""
     parts = []
     for err in exc.errors()[:5]:
         loc = ".".join(str(p) for p in err["loc"]) or "<root>"
