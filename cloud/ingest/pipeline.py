@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -330,17 +330,30 @@ class IngestPipeline:
         events: Sequence[tuple[str, EventMsg]],
         new_keys: Mapping[tuple[str, str], int],
     ) -> dict[tuple[str, str], int]:
-        """Keys of the devices events name: this batch, the cache, then ingest's key map
-        (another worker may have learned the device). An unknown device stays unnamed."""
+        """Keys of the devices events name (another worker may have learned the device);
+        looked up in the batch's own transaction. An unknown device stays unnamed."""
         wanted = {(gw, e.device) for gw, e in events if e.device}
-        ids = {
-            k: new_keys.get(k) or self._device_ids[k]
-            for k in wanted
-            if k in new_keys or k in self._device_ids
-        }
+        return self._known_device_ids(
+            wanted, new_keys, lambda missing: repo.find_device_keys(conn, missing)
+        )
+
+    def _find_device_keys(self, missing: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        with self._pool.connection() as conn:
+            return repo.find_device_keys(conn, missing)
+
+    def _known_device_ids(
+        self,
+        wanted: set[tuple[str, str]],
+        new_keys: Mapping[tuple[str, str], int],
+        find: Callable[[set[tuple[str, str]]], dict[tuple[str, str], int]],
+    ) -> dict[tuple[str, str], int]:
+        """This batch's new keys, then the cache, then ingest's key map (``find``, asked
+        only for what is missing); never allocates."""
+        ids = {k: self._device_ids[k] for k in wanted if k in self._device_ids}
+        ids.update({k: new_keys[k] for k in wanted if k in new_keys})
         missing = wanted - ids.keys()
         if missing:
-            found = repo.find_device_keys(conn, missing)
+            found = find(missing)
             self._device_ids.update(found)
             ids.update(found)
         return ids
@@ -348,15 +361,8 @@ class IngestPipeline:
     def _resolve_devices(
         self, wanted: set[tuple[str, str]], new_keys: dict[tuple[str, str], int]
     ) -> dict[tuple[str, str], int]:
-        """Cache, then ingest's key map, then the registry (allocating; added to new_keys)."""
-        ids = {k: self._device_ids[k] for k in wanted if k in self._device_ids}
-        ids.update({k: new_keys[k] for k in wanted if k in new_keys})
-        missing = wanted - ids.keys()
-        if missing:
-            with self._pool.connection() as conn:
-                found = repo.find_device_keys(conn, missing)
-            self._device_ids.update(found)
-            ids.update(found)
+        """Known keys, then the registry (allocating; added to new_keys)."""
+        ids = self._known_device_ids(wanted, new_keys, self._find_device_keys)
         for gw, local in sorted(wanted - ids.keys()):
             dev = self._directory.device_id_for_or_create(gw, local)
             log.info("allocated device %s for %s/%s", dev, gw, local)
