@@ -19,6 +19,7 @@ Anything else raises :class:`ControlRefusal` with the ack ``status`` (``rejected
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from contracts.messages import AckStatus, CommandMsg, ConfigDoc, summarise_validation_error
-from contracts.signing import SignatureError, TrustedKeys
+from contracts.signing import SignatureError, TrustedKeys, canonical_bytes
 
 __all__ = [
     "ConfigAction",
@@ -40,6 +41,7 @@ __all__ = [
     "RefusalCode",
     "ReplayGuard",
     "SeenStore",
+    "config_hash",
     "verify_command",
     "verify_config",
 ]
@@ -261,6 +263,12 @@ def verify_command(
     except ReplayGuardFull as exc:
         raise _refuse(RefusalCode.REPLAY_GUARD_FULL, str(exc), cmd.id) from None
     return cmd
+
+
+def config_hash(document: Mapping[str, Any]) -> str:
+    """``sha256:<hex>`` of a config document's canonical form (its ``sig`` excluded):
+    the same on the cloud (what it signed) and the gateway (what it applied)."""
+    return "sha256:" + hashlib.sha256(canonical_bytes(document)).hexdigest()
 
 
 class ConfigAction(StrEnum):

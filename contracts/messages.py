@@ -212,12 +212,26 @@ class ConfigDoc(_Message):
     sig: Text | None = None
 
 
+ConfigStatus = Literal["applied", "failed", "drifted", "pending"]
+
+
 class ConfigState(_Message):
+    """What a gateway did with config ``version`` (retained on ``config_state``).
+
+    ``version`` is the last version the gateway *handled* (a failed one included: a
+    device whose write or read-back failed was restored to its previous values and is
+    ``failed`` in ``devices``). ``points`` holds the read-back per device and setting
+    (engineering units, curves as lists), ``drift`` names ``<device>.<setting>`` entries
+    read back different from the config, ``devices`` the status per device and
+    ``detail`` why anything failed. ``hash`` is :func:`contracts.control.config_hash`.
+    """
+
     stream_id: UUID
     seq: Seq
     version: Int4 | None
     hash: Text | None = None
-    status: Literal["applied", "failed", "drifted", "pending"] = "applied"
+    status: ConfigStatus = "applied"
+    devices: dict[LocalDeviceId, ConfigStatus] = Field(default_factory=dict)
     points: Annotated[dict[str, dict[str, Any]], NulFree] = Field(default_factory=dict)
     drift: list[Text] = Field(default_factory=list)
     detail: Text = ""
@@ -310,6 +324,7 @@ __all__ = [
     "ConfigReq",
     "ConfigResp",
     "ConfigState",
+    "ConfigStatus",
     "DeviceInfo",
     "EventMsg",
     "JsonObject",

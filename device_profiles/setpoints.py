@@ -33,7 +33,9 @@ __all__ = [
     "ValidatedCommand",
     "ValidatedSetting",
     "ValidatedWrite",
+    "is_adoption_request",
     "validate_command",
+    "validate_config_devices",
     "validate_settings",
 ]
 
@@ -326,3 +328,50 @@ def validate_command(
             raise SetpointRefusal(field, "", "a command writes single values")
         writes.append(ValidatedWrite(write.point, result.value, result.min, result.max))
     return ValidatedCommand(name, checked, tuple(writes))
+
+
+#: Points that *request* an action (curve adoption) rather than hold a setting: the
+#: agent writes them itself after a curve's points, so a config may not set them.
+_REQUEST_POINTS = frozenset({"AdptCrvReq", "AdptCtlReq"})
+
+
+def is_adoption_request(point: str) -> bool:
+    """True for ``7xx.AdptCrvReq`` / ``7xx.AdptCtlReq``."""
+    return point.rsplit(".", 1)[-1] in _REQUEST_POINTS
+
+
+def validate_config_devices(
+    devices: Mapping[str, Any],
+    profiles: Mapping[str, DeviceProfile],
+    nameplates: Mapping[str, Mapping[str, Any]],
+) -> dict[str, list[ValidatedSetting]]:
+    """Every device's settings of a config document, checked before anything is written.
+
+    ``profiles`` maps the gateway's local device ids to their profiles and ``nameplates``
+    to the nameplates they report. A device the gateway does not have (or has without a
+    profile), an unknown setting, an adoption request or a value outside its limits
+    raises :class:`SetpointRefusal` whose field is ``devices.<device>.<setting>``.
+    """
+    if not isinstance(devices, Mapping):
+        raise SetpointRefusal("devices", "", "devices are an object of device id: settings")
+    out: dict[str, list[ValidatedSetting]] = {}
+    for device, settings in devices.items():
+        where = f"devices.{_name(device)}"
+        profile = profiles.get(device) if isinstance(device, str) else None
+        if profile is None:
+            raise SetpointRefusal(where, "", "no such device with a profile on this gateway")
+        try:
+            checked = validate_settings(profile, settings, nameplates.get(device, {}))
+        except SetpointRefusal as exc:
+            field = exc.field if exc.field.startswith("<") else f"{where}.{exc.field}"
+            raise SetpointRefusal(field, exc.limit, exc.reason) from None
+        for item in checked:
+            if is_adoption_request(item.point):
+                raise SetpointRefusal(
+                    f"{where}.{item.name}",
+                    "",
+                    "curve adoption is a request, not a setting: set the curve's points "
+                    "(the agent adopts them) or send the adopt command",
+                )
+        out[device] = checked
+    return out

@@ -158,6 +158,7 @@ def config_reported(region: str, gateway_id: str, c: ConfigState) -> Event:
             "version": c.version,
             "hash": c.hash,
             "status": c.status,
+            "devices": c.devices,
             "points": c.points,
             "drift": c.drift,
             "detail": c.detail,

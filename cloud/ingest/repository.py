@@ -145,8 +145,8 @@ def insert_config_states(
     return _insert_new(
         conn,
         "INSERT INTO ingest.config_states (stream_id, seq, gateway_id, version, hash,"
-        " status, points, drift, detail, ts)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
+        " status, devices, points, drift, detail, ts)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
         [
             (
                 (gw, c),
@@ -157,6 +157,7 @@ def insert_config_states(
                     c.version,
                     c.hash,
                     c.status,
+                    Jsonb(c.devices),
                     Jsonb(c.points),
                     Jsonb(c.drift),
                     c.detail,
