@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from device_profiles.schema import DeviceProfile, VendorRegister
+from device_profiles.sunspec_layout import ModelLayout, Slot, decode_point, encode_model, layout
 from simulators.plant import BatteryControls, InverterControls, PlantState
 from simulators.renderers import RenderContext, default_settings, render_model
-from simulators.sunspec_layout import ModelLayout, Slot, decode_point, encode_model, layout
 
 __all__ = ["ILLEGAL_ADDRESS", "ILLEGAL_VALUE", "EmulatedDevice", "PendingWrite"]
 
