@@ -9,6 +9,9 @@ Usage::
     ])
     async with DeviceSite(settings) as site:
         site.port, site.state, site.device(1).registers, site.activate_fault({...})
+        site.writes(1)                        # every write request unit 1 saw
+        site.set_point(1, "704.WMaxLimPct", 40)  # a change behind the agent's back
+        site.point(1, "705.Crv[0].Pt[1].V")   # what a Modbus read returns now
 
 The simulated clock runs ``speed`` times real time from ``start_time``; every
 ``update_period_s`` real seconds the plant steps to the simulated now, the devices'
@@ -44,6 +47,7 @@ from simulators.plant import (
     step,
 )
 from simulators.solar import ClearSky
+from simulators.write_log import PointValue, WriteFailure, WriteRecord
 
 __all__ = ["DeviceSite", "DeviceSiteSettings", "DeviceSpec"]
 
@@ -121,6 +125,10 @@ class _SiteGate(Gate):
     def single_connection(self) -> bool:
         return self._find("single_connection", None) is not None
 
+    def write_failure(self, unit: int, refs: frozenset[str]) -> WriteFailure | None:
+        fault = self._site.faults.take_write_fail(self._site.elapsed_s(), unit, refs)
+        return None if fault is None else WriteFailure(fault.mode, int(fault.code))
+
 
 class DeviceSite:
     """Profile-described devices, their physics and faults, on one Modbus endpoint."""
@@ -192,6 +200,24 @@ class DeviceSite:
     def device(self, unit_id: int) -> EmulatedDevice:
         return next(d for d in self.devices if d.unit_id == unit_id)
 
+    @property
+    def write_log(self) -> list[WriteRecord]:
+        """Every write request that reached a device, in arrival order (the live list)."""
+        return self.endpoint.write_log
+
+    def writes(self, unit_id: int | None = None) -> list[WriteRecord]:
+        """The write log, or only the records of ``unit_id``."""
+        return [r for r in self.write_log if unit_id is None or r.unit_id == unit_id]
+
+    def point(self, unit_id: int, ref: str) -> PointValue:
+        """The engineering value served for ``ref`` (indexed: ``"705.Crv[0].Pt[1].V"``)."""
+        return self.device(unit_id).served(ref)
+
+    def set_point(self, unit_id: int, ref: str, value: float) -> None:
+        """Change writable point ``ref`` (indexed) on the device itself, as a local operator
+        would: no Modbus, not in the write log; reads return it at once."""
+        self.device(unit_id).set_setting(ref, value)
+
     def _latency(self, unit: int) -> float:
         return next(s.write_latency_s for s in self.settings.devices if s.unit_id == unit)
 
@@ -237,6 +263,10 @@ class DeviceSite:
             assert parsed.model is not None
             if device.block(parsed.model).lay.slot(parsed.path) is None:
                 raise ScenarioError(file, ref_key, f"{ref}: no such point")
+        if fault.kind == "write_fail" and not any(d.has_writable(fault.point) for d in targets):
+            raise ScenarioError(
+                file, f"{key}.point", f"{fault.point}: no such writable point on the target devices"
+            )
         if fault.kind == "isolator_trip" and not any(d.profile.kind == "isolator" for d in targets):
             raise ScenarioError(file, f"{key}.kind", "no isolator on the target devices")
         if fault.kind == "meter_replaced" and not any(d.profile.kind == "meter" for d in targets):

@@ -17,9 +17,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from device_profiles.schema import DeviceProfile, VendorRegister
-from device_profiles.sunspec_layout import ModelLayout, Slot, decode_point, encode_model, layout
+from device_profiles.sunspec_layout import (
+    ModelLayout,
+    Slot,
+    decode_point,
+    encode_model,
+    layout,
+    raw_to_value,
+)
 from simulators.plant import BatteryControls, InverterControls, PlantState
 from simulators.renderers import RenderContext, default_settings, render_model
+from simulators.write_log import PointValue, parse_ref
 
 __all__ = ["ILLEGAL_ADDRESS", "ILLEGAL_VALUE", "EmulatedDevice", "PendingWrite"]
 
@@ -156,6 +164,106 @@ class EmulatedDevice:
                 regs[reg.address - first + i] = int.from_bytes(words[2 * i : 2 * i + 2], "big")
         return first, regs
 
+    # ----- point refs: write log, write faults, changes behind the agent's back ---------
+    def _engineering(self, block: _Block, slot: Slot, regs: list[int]) -> PointValue:
+        """Engineering value of ``regs`` for ``slot`` with the SF being served now."""
+        raw = decode_point(slot.pdef, regs)
+        if raw is None or isinstance(raw, str):
+            return None
+        value = raw_to_value(slot.pdef, raw, self.sf(block.model_id, slot))
+        return value if isinstance(value, int | float) else None
+
+    def _slots_touched(self, address: int, end: int) -> Iterator[tuple[_Block, Slot]]:
+        """Every SunSpec point with a register in ``[address, end)``, gaps skipped."""
+        addr = address
+        while addr < end:
+            block = next((b for b in self.blocks if b.addr <= addr < b.addr + 2 + b.length), None)
+            slot = block.lay.at(addr - block.addr) if block is not None else None
+            if block is None or slot is None:
+                addr += 1
+                continue
+            yield block, slot
+            addr = block.addr + slot.offset + slot.size
+
+    def decode_write(self, address: int, values: list[int]) -> dict[str, PointValue]:
+        """What a write asks for, by point ref, valid or not (so a refusal says what it was)."""
+        end = address + len(values)
+        out: dict[str, PointValue] = {}
+        for block, slot in self._slots_touched(address, end):
+            start = block.addr + slot.offset
+            whole = address <= start and start + slot.size <= end
+            regs = values[start - address : start - address + slot.size]
+            out[f"{block.model_id}.{slot.path}"] = (
+                self._engineering(block, slot, regs) if whole else None
+            )
+        for reg in self._vendor_touched(address, end):
+            whole = address <= reg.address and reg.address + reg.size <= end
+            words = values[reg.address - address : reg.address - address + reg.size]
+            out[f"vendor.{reg.name}"] = _vendor_value(reg, _join(words)) if whole else None
+        return out
+
+    def _vendor_touched(self, address: int, end: int) -> list[VendorRegister]:
+        vmap = self.profile.vendor_map
+        if vmap is None:
+            return []
+        return [r for r in vmap.registers if r.address < end and address < r.address + r.size]
+
+    def _vendor_register(self, name: str) -> VendorRegister:
+        vmap = self.profile.vendor_map
+        reg = None if vmap is None else next((r for r in vmap.registers if r.name == name), None)
+        if reg is None:
+            raise ValueError(f"unit {self.unit_id}: vendor.{name}: no such vendor register")
+        return reg
+
+    def _slot(self, model_id: int, path: str) -> tuple[_Block, Slot]:
+        block = next((b for b in self.blocks if b.model_id == model_id), None)
+        slot = None if block is None else block.lay.slot(path)
+        if block is None or slot is None or slot.offset + slot.size > block.length + 2:
+            raise ValueError(f"unit {self.unit_id}: {model_id}.{path}: no such point")
+        return block, slot
+
+    def served(self, ref: str) -> PointValue:
+        """The engineering value a Modbus read of point ``ref`` (indexed) returns now."""
+        model_id, path = parse_ref(ref)
+        if model_id is None:
+            reg = self._vendor_register(path)
+            return _vendor_value(reg, self.vendor[reg.name] % (1 << (16 * reg.size)))
+        block, slot = self._slot(model_id, path)
+        start = block.addr - self.base + slot.offset
+        return self._engineering(block, slot, self.registers[start : start + slot.size])
+
+    def has_writable(self, ref: str) -> bool:
+        """True if ``ref`` (indexed, unindexed or vendor) names a writable point here."""
+        model_id, path = parse_ref(ref)
+        if model_id is None:
+            vmap = self.profile.vendor_map
+            regs = [] if vmap is None else vmap.registers
+            return any(r.name == path and r.access == "RW" for r in regs)
+        block = next((b for b in self.blocks if b.model_id == model_id), None)
+        if block is None:
+            return False
+        slots = [block.lay.slot(path)] if "[" in path else block.lay.slots_for(path)
+        return any(s is not None and s.pdef.writable for s in slots)
+
+    def set_setting(self, ref: str, value: float) -> None:
+        """Set writable point ``ref`` (indexed) in the settings store, without any Modbus.
+
+        No checks beyond "writable": a local change may be anything the registers hold.
+        """
+        model_id, path = parse_ref(ref)
+        if model_id is None:
+            reg = self._vendor_register(path)
+            if reg.access != "RW":
+                raise ValueError(f"unit {self.unit_id}: {ref}: not writable")
+            self.vendor[reg.name] = int(value) % (1 << (16 * reg.size))
+        else:
+            _, slot = self._slot(model_id, path)
+            if not slot.pdef.writable:
+                raise ValueError(f"unit {self.unit_id}: {ref}: not writable")
+            self.store[(model_id, path)] = value
+        if self._state is not None:
+            self.render(self._state)
+
     # ----- writing ----------------------------------------------------------------------
     def check_write(self, address: int, values: list[int]) -> PendingWrite | int:
         """A checked write, or the Modbus exception code a real device would answer."""
@@ -195,8 +303,7 @@ class EmulatedDevice:
             enum = slot.pdef.type.startswith("enum") and slot.pdef.symbols
             if enum and raw not in slot.pdef.symbols.values():
                 return ILLEGAL_VALUE
-            sf = self.sf(block.model_id, slot)
-            value = raw * 10.0**sf if sf and isinstance(raw, int) else raw
+            value = raw_to_value(slot.pdef, raw, self.sf(block.model_id, slot))
             setting = self.profile.setting_for(f"{block.model_id}.{slot.key}")
             if setting is not None and isinstance(value, int | float):
                 lo, hi = self.profile.limit(setting.min), self.profile.limit(setting.max)
@@ -221,8 +328,7 @@ class EmulatedDevice:
             reg = next((r for r in vmap.registers if r.address == addr), None)
             if reg is None or reg.access != "RW" or addr + reg.size > address + len(values):
                 return ILLEGAL_VALUE
-            words = values[addr - address : addr - address + reg.size]
-            raw = int.from_bytes(b"".join(w.to_bytes(2, "big") for w in words), "big")
+            raw = _join(values[addr - address : addr - address + reg.size])
             if not self._vendor_value_ok(reg, raw):
                 return ILLEGAL_VALUE
             pending.vendor[reg.name] = raw
@@ -420,3 +526,15 @@ class EmulatedDevice:
                 setpoint = float(self._get(704, "WSet", 0))
             return BatteryControls(setpoint_w=setpoint)
         return None
+
+
+def _join(words: list[int]) -> int:
+    """Registers, high word first, as one unsigned number."""
+    return int.from_bytes(b"".join(w.to_bytes(2, "big") for w in words), "big")
+
+
+def _vendor_value(reg: VendorRegister, raw: int) -> int:
+    """Engineering value of a vendor register's unsigned raw value (two's complement)."""
+    bits = 16 * reg.size
+    signed = reg.type.startswith("int") and raw >= 1 << (bits - 1)
+    return raw - (1 << bits) if signed else raw

@@ -4,7 +4,8 @@ Every request copies the addressed device's current registers into pymodbus's bl
 values are never stale and writes go through :meth:`EmulatedDevice.check_write`. Faults
 act here: no answer, exception answers, slow answers, one TCP connection at a time, and
 sleep (the TCP listener closes: connections are refused; an RTU line stays silent).
-Applied writes land after ``write_latency_s`` real seconds.
+Applied writes land after ``write_latency_s`` real seconds. Every write request that
+reaches a device (one not swallowed by ``no_response``) is appended to ``write_log``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import asyncio
 import errno
 import logging
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from pymodbus.constants import ExcCodes
@@ -24,6 +27,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from simulators.emulated import EmulatedDevice, PendingWrite
 from simulators.modbus_server import free_port
+from simulators.write_log import Outcome, WriteFailure, WriteRecord, match_refs
 
 __all__ = ["DeviceEndpoint", "Gate"]
 
@@ -46,6 +50,29 @@ class Gate:
 
     def single_connection(self) -> bool:
         return False
+
+    def write_failure(self, unit: int, refs: frozenset[str]) -> WriteFailure | None:
+        """How to fail a valid write to ``refs`` (indexed and unindexed), or ``None``.
+
+        Called once per write the device would accept: a fault limited to N writes counts it.
+        """
+        return None
+
+
+def _request(
+    device: EmulatedDevice, function_code: int, address: int, values: list[int]
+) -> WriteRecord:
+    """A write as it arrives (outcome filled in later), decoded before anything is applied
+    so the points use the scale factors the writer saw."""
+    return WriteRecord(
+        ts=datetime.now(UTC),
+        unit_id=device.unit_id,
+        function_code=function_code,
+        address=address,
+        registers=tuple(values),
+        outcome="applied",
+        points=device.decode_write(address, values),
+    )
 
 
 class _RefusingHandler(ServerRequestHandler):
@@ -92,6 +119,7 @@ class DeviceEndpoint:
             self._listeners.append(on_applied)
         self._server: ModbusTcpServer | ModbusSerialServer | None = None
         self.asleep = False
+        self.write_log: list[WriteRecord] = []
 
     def _latency_s(self, unit: int) -> float:
         return self._latency(unit) if callable(self._latency) else self._latency
@@ -104,6 +132,30 @@ class DeviceEndpoint:
         device.apply(pending)
         for listener in self._listeners:
             listener(device.unit_id)
+
+    def _record(
+        self, request: WriteRecord, outcome: Outcome, exception_code: int | None = None
+    ) -> None:
+        self.write_log.append(replace(request, outcome=outcome, exception_code=exception_code))
+
+    def _write(self, device: EmulatedDevice, request: WriteRecord) -> int | None:
+        """Check, log and apply (or fail) one write; the exception code to answer, if any."""
+        result = device.check_write(request.address, list(request.registers))
+        if isinstance(result, int):
+            self._record(request, "refused", result)
+            return result
+        failure = self.gate.write_failure(device.unit_id, match_refs(request.points))
+        if failure is not None:
+            code = failure.code if failure.mode == "exception" else None
+            self._record(request, "faulted", code)
+            return code
+        self._record(request, "applied")
+        latency = self._latency_s(device.unit_id)
+        if latency > 0:
+            asyncio.get_running_loop().call_later(latency, self._apply, device, result)
+        else:
+            self._apply(device, result)
+        return None
 
     def _sim_device(self, device: EmulatedDevice) -> SimDevice:
         blocks = [
@@ -128,8 +180,13 @@ class DeviceEndpoint:
             delay = self.gate.delay_s(unit)
             if delay > 0:
                 await asyncio.sleep(delay)
+            write = None
+            if function_code in WRITE_CODES and set_values is not None:
+                write = _request(device, function_code, address, [int(v) for v in set_values])
             code = self.gate.exception(unit)
             if code is not None:
+                if write is not None:
+                    self._record(write, "faulted", code)
                 return ExcCodes(code)
             offset = device.base - start_address
             current[offset : offset + device.size] = device.registers
@@ -138,15 +195,9 @@ class DeviceEndpoint:
                 current[vendor[0] - start_address : vendor[0] - start_address + len(vendor[1])] = (
                     vendor[1]
                 )
-            if function_code in WRITE_CODES and set_values is not None:
-                result = device.check_write(address, [int(v) for v in set_values])
-                if isinstance(result, int):
-                    return ExcCodes(result)
-                latency = self._latency_s(unit)
-                if latency > 0:
-                    asyncio.get_running_loop().call_later(latency, self._apply, device, result)
-                else:
-                    self._apply(device, result)
+            if write is not None:
+                code = self._write(device, write)
+                return None if code is None else ExcCodes(code)
             return None
 
         return SimDevice(id=device.unit_id, simdata=blocks, action=action)

@@ -15,7 +15,14 @@ one device (``None`` = every device on the endpoint). Kinds:
 ``isolator_trip``      the isolator trips (state 2, trip count + 1) when the fault starts
 ``inverter_fault``     the device reports ``bits`` in ``Evt1`` / ``Alrm`` / ``Evt``
 ``meter_replaced``     the meter's energy counters restart near zero when the fault starts
+``write_fail``         valid writes to ``point`` fail: ``mode: exception`` answers ``code``
+                       (default 4) and applies nothing, ``mode: ignore`` answers OK and
+                       applies nothing; only the first ``count`` such writes if given
 ===================== ===================================================================
+
+``write_fail``'s ``point`` is a point ref: unindexed (``"705.Crv.Pt.V"``: every instance),
+indexed (``"705.Crv[2].Pt[0].V"``) or ``"vendor.<register>"``. A write request touching
+it fails as a whole; writes the device refuses anyway (exception 3) are not counted.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ __all__ = [
     "FaultBoard",
     "Scenario",
     "ScenarioError",
+    "WriteFail",
     "load_scenario",
     "parse_scenario",
 ]
@@ -93,6 +101,14 @@ class MeterReplaced(_F):
     kind: Literal["meter_replaced"]
 
 
+class WriteFail(_F):
+    kind: Literal["write_fail"]
+    point: Annotated[str, Field(pattern=r"^(?:\d+|vendor)\.[A-Za-z_][\w.\[\]]*$")]
+    mode: Literal["exception", "ignore"] = "exception"
+    code: Literal[1, 2, 3, 4, 5, 6, 7, 8, 10, 11] = 4
+    count: int | None = Field(default=None, ge=1)
+
+
 Fault = Annotated[
     NoResponse
     | ExceptionResponse
@@ -103,7 +119,8 @@ Fault = Annotated[
     | SlowResponse
     | IsolatorTrip
     | InverterFault
-    | MeterReplaced,
+    | MeterReplaced
+    | WriteFail,
     Field(discriminator="kind"),
 ]
 FAULT: TypeAdapter[Any] = TypeAdapter(Fault)
@@ -137,6 +154,7 @@ def _loc(loc: tuple[int | str, ...]) -> str:
             "isolator_trip",
             "inverter_fault",
             "meter_replaced",
+            "write_fail",
         }:
             continue  # the discriminator's branch, not a key of the file
         else:
@@ -180,6 +198,10 @@ class _Entry:
     start_s: float
     end_s: float | None
     fired: bool = False
+    uses: int = 0  # writes a write_fail fault has failed so far (for its ``count``)
+
+    def active(self, now_s: float) -> bool:
+        return self.start_s <= now_s and (self.end_s is None or now_s < self.end_s)
 
 
 @dataclass(slots=True)
@@ -210,17 +232,13 @@ class FaultBoard:
         ]
 
     def active(self, now_s: float) -> list[Any]:
-        return [
-            e.fault
-            for e in self.entries
-            if e.start_s <= now_s and (e.end_s is None or now_s < e.end_s)
-        ]
+        return [e.fault for e in self.entries if e.active(now_s)]
 
     def newly_started(self, now_s: float) -> list[Any]:
         """Active edge-triggered faults not yet carried out (each returned once)."""
         out = []
         for e in self.entries:
-            if not e.fired and e.start_s <= now_s and (e.end_s is None or now_s < e.end_s):
+            if not e.fired and e.active(now_s):
                 e.fired = True
                 out.append(e.fault)
         return out
@@ -230,4 +248,19 @@ class FaultBoard:
         for fault in self.active(now_s):
             if fault.kind == kind and (fault.unit is None or unit is None or fault.unit == unit):
                 return fault
+        return None
+
+    def take_write_fail(self, now_s: float, unit: int, refs: frozenset[str]) -> Any:
+        """The first active ``write_fail`` for ``unit`` naming one of ``refs`` and not yet
+        used up; that write counts against its ``count``."""
+        for e in self.entries:
+            fault = e.fault
+            if fault.kind != "write_fail" or not e.active(now_s) or fault.point not in refs:
+                continue
+            if fault.unit is not None and fault.unit != unit:
+                continue
+            if fault.count is not None and e.uses >= fault.count:
+                continue
+            e.uses += 1
+            return fault
         return None
