@@ -17,6 +17,8 @@ from contracts.messages import EventMsg, Quality, Reading, TelemetryBatch
 from contracts.timeutil import to_wire, utc_now
 from edge_agent.buffer import AsyncOutbox, BufferFullError, Dropped, PayloadFactory
 from edge_agent.clock import ClockGuard
+from edge_agent.control import ControlService
+from edge_agent.control_store import ControlStore, control_store_path
 from edge_agent.daylight import sun_is_down
 from edge_agent.modbus import open_endpoint
 from edge_agent.poller import DevicePoller, DeviceRegistry, NightCheck, run_batcher
@@ -46,8 +48,17 @@ class Agent:
             jump_threshold_s=settings.clock_jump_threshold_s,
             max_skew_s=settings.clock_max_skew_s,
         )
+        self.control_store = ControlStore(
+            settings.control_state_path or control_store_path(settings.buffer_path)
+        )
         self.publisher = Publisher(
-            settings, outbox, self.registry, self.wake, on_cloud_time=self.clock.on_cloud_time
+            settings,
+            outbox,
+            self.registry,
+            self.wake,
+            on_cloud_time=self.clock.on_cloud_time,
+            on_control=self._submit_control,
+            config_version=lambda: self.control.config_version,
         )
         self.metrics: AgentMetrics | None = None
         if settings.health_port is not None:
@@ -73,10 +84,22 @@ class Agent:
             for ep in settings.endpoints
             for unit in ep.unit_ids
         ]
+        self.control = ControlService(
+            settings,
+            outbox,
+            self.wake,
+            self.pollers,
+            self.emit_event,
+            self.control_store,
+            settings.trusted_keys(),
+        )
         self.batches = 0
         self._unsequenced_drops = 0
         self._unbuffered_events: list[PayloadFactory] = []
         self._unbuffered_drop = Dropped("disk full")
+
+    async def _submit_control(self, kind: str, payload: bytes) -> None:
+        await self.control.submit(kind, payload)
 
     async def persist_batch(self, readings: list[Reading]) -> None:
         """Buffer one poll cycle's readings as one telemetry batch (before any publish).
@@ -242,6 +265,7 @@ class Agent:
                 )
                 workers.append(tg.create_task(self.watch_clock(), name="clock"))
                 workers.append(tg.create_task(self.report_drops_every(), name="drop-reports"))
+                workers.append(tg.create_task(self.control.run(), name="control"))
                 tg.create_task(self.publisher.run(stop), name="publisher")
                 if s.health_port is not None:
                     from edge_agent.health import serve_health
@@ -255,6 +279,7 @@ class Agent:
         finally:
             for endpoint in self.endpoints.values():
                 endpoint.close()
+            self.control_store.close()
             log.info("gateway %s stopped", s.gateway_id)
 
 

@@ -30,6 +30,15 @@ class ModbusReadError(Exception):
         self.detail = detail
 
 
+class ModbusWriteError(Exception):
+    """A write that did not happen (or may not have): ``reason`` as for reads."""
+
+    def __init__(self, reason: ReadFailure, detail: str) -> None:
+        super().__init__(f"write {reason}: {detail}")
+        self.reason: ReadFailure = reason
+        self.detail = detail
+
+
 class ModbusEndpoint:
     """A lazily (re)connected Modbus TCP client for one ``host:port``; requests are
     serialised. Subclasses change only how the client is made and named."""
@@ -110,6 +119,34 @@ class ModbusEndpoint:
             if len(registers) < count:
                 raise ModbusReadError("io", f"unit {unit_id} @{address}: short response")
             return registers[:count]
+
+    async def write(self, unit_id: int, address: int, registers: list[int]) -> None:
+        """Write ``registers`` (FC 16) to ``unit_id`` from ``address``; raises
+        :class:`ModbusWriteError` (a timeout means the write may have happened)."""
+        where = f"unit {unit_id} @{address}"
+        async with self._lock:
+            try:
+                client = await self._ensure_connected()
+            except ModbusReadError as exc:
+                raise ModbusWriteError(exc.reason, exc.detail) from None
+            try:
+                async with asyncio.timeout(self.timeout_s * 2 + 1.0):
+                    response = await client.write_registers(
+                        address, list(registers), device_id=unit_id
+                    )
+            except TimeoutError:
+                self._drop()
+                raise ModbusWriteError("timeout", where) from None
+            except ModbusException as exc:
+                self._drop()
+                silent = "timeout" in str(exc).lower() or "no response" in str(exc).lower()
+                raise ModbusWriteError("timeout" if silent else "io", f"{where}: {exc}") from None
+            except OSError as exc:
+                self._drop()
+                raise ModbusWriteError("io", f"{where}: {exc!r}") from None
+            if response.isError():
+                code = getattr(response, "exception_code", None)
+                raise ModbusWriteError("exception", f"{where}: code {code}")
 
     def close(self) -> None:
         self._drop()

@@ -160,6 +160,33 @@ class DevicePoller:
         )
         registry.devices[(settings.name, unit_id)] = self.state
 
+    # ----- what the control path needs ---------------------------------------------
+    @property
+    def endpoint(self) -> ModbusEndpoint:
+        return self._endpoint
+
+    @property
+    def unit_id(self) -> int:
+        return self._unit
+
+    @property
+    def profile(self) -> DeviceProfile | None:
+        return self._profile
+
+    def model_blocks(self) -> dict[int, tuple[int, int]] | None:
+        """Model id → (ID register address, L) of the first instance of each model as
+        discovered; None before discovery."""
+        if self.state.map is None:
+            return None
+        blocks: dict[int, tuple[int, int]] = {}
+        for block in self.state.map.blocks:
+            blocks.setdefault(block.model_id, (block.addr, block.length))
+        return blocks
+
+    def rediscover(self) -> None:
+        """Discover the device again at its next poll (the ``rescan`` command)."""
+        self.state.map = None
+
     @property
     def _where(self) -> str:
         return f"{self._settings.name} unit {self._unit}"

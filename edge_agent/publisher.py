@@ -19,7 +19,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 from uuid import uuid4
@@ -43,6 +43,9 @@ from edge_agent.poller import DeviceRegistry
 from edge_agent.settings import AgentSettings
 
 log = logging.getLogger(__name__)
+
+#: Takes a raw ``cmd``/``config`` payload (kind, bytes) for the control task.
+ControlSink = Callable[[str, bytes], Awaitable[None]]
 
 MARK_SENT_EVERY_S = 0.2
 #: Backlog pacing wakes at most this often (live rows wake the sender at once).
@@ -97,7 +100,11 @@ class Publisher:
         *,
         boot_id: str | None = None,
         on_cloud_time: Callable[[datetime], None] | None = None,
+        on_control: ControlSink | None = None,
+        config_version: Callable[[], int | None] | None = None,
     ) -> None:
+        self._on_control = on_control
+        self._config_version = config_version or (lambda: None)
         self._s = settings
         self._outbox = outbox
         self._registry = registry
@@ -134,6 +141,7 @@ class Publisher:
             poll_interval_s=self._s.poll_interval_s,
             publish_interval_s=self._s.effective_publish_interval_s,
             devices=self._registry.infos(),
+            config_version=self._config_version(),
             ts=utc_now(),
         )
 
@@ -320,6 +328,10 @@ class Publisher:
         async for raw_topic, payload in link.messages():
             try:
                 kind = parse_topic(raw_topic).kind
+                if kind in (Kind.CMD, Kind.CONFIG) and self._on_control is not None:
+                    # Raw bytes: verification is on the document as received.
+                    await self._on_control(kind.value, payload)
+                    continue
                 message = decode(kind, payload)
             except (TopicError, MessageError) as exc:
                 log.warning(

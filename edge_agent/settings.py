@@ -40,6 +40,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from contracts.signing import SignatureError, TrustedKeys
 from contracts.topics import GATEWAY_ID_RE, Region
 from device_profiles import DeviceProfile, ProfileError, builtin_profiles, load_profiles
 
@@ -171,6 +172,21 @@ class AgentSettings(BaseSettings):
     health_host: str = "127.0.0.1"
     #: ``json`` writes one JSON object per log line (for journald / log shippers).
     log_format: Literal["text", "json"] = "text"
+    #: Public keys (Ed25519 PEM) whose signatures on ``cmd``/``config`` are trusted; none =
+    #: every document is refused as untrusted. Rotation: list old and new, then drop old.
+    trusted_key_files: list[Path] = Field(default_factory=list)
+    #: How often the effective settings are read back to detect drift.
+    config_check_interval_s: float = Field(default=60.0, gt=0)
+    #: A command expiring further ahead than this is refused (bounds the seen-id store).
+    command_max_lifetime_s: float = Field(default=86_400.0, gt=0)
+    #: Seen command ids kept until their commands expire; full = new commands refused.
+    replay_capacity: int = Field(default=10_000, ge=1)
+    #: Received ``cmd``/``config`` documents waiting for the control task; full = "busy".
+    control_queue_size: int = Field(default=32, ge=1)
+    #: How long a curve adoption (``AdptCrvRslt``) may take.
+    curve_adopt_timeout_s: float = Field(default=10.0, gt=0)
+    #: Durable control state (seen ids, handled config); default beside the buffer.
+    control_state_path: Path | None = None
 
     @field_validator("mqtt_url")
     @classmethod
@@ -225,6 +241,20 @@ class AgentSettings(BaseSettings):
                 raise ValueError(f"profile_dir: redefines built-in profiles {clash}")
             profiles |= extra
         return profiles
+
+    def trusted_keys(self) -> TrustedKeys:
+        """The trusted public keys from ``trusted_key_files``; :class:`SettingsError` for
+        an unreadable file or one that is not an Ed25519 public key."""
+        pems = []
+        for path in self.trusted_key_files:
+            try:
+                pems.append(path.read_bytes())
+            except OSError as exc:
+                raise SettingsError(f"trusted_key_files: {path}: {exc}") from None
+        try:
+            return TrustedKeys.from_pems(pems)
+        except (SignatureError, ValueError) as exc:
+            raise SettingsError(f"trusted_key_files: {exc}") from None
 
     @property
     def effective_publish_interval_s(self) -> float:

@@ -1,0 +1,109 @@
+"""Pure pieces of config handling: ``config_state`` bodies, drift, names (no I/O).
+
+A *body* is a :class:`contracts.messages.ConfigState` without ``stream_id``, ``seq`` and
+``ts`` (those are given when it is buffered); it is what the control store keeps.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from device_profiles.schema import DeviceProfile
+
+__all__ = [
+    "DEVICE_NAMEPLATE_KEYS",
+    "applied_body",
+    "drift_body",
+    "failed_body",
+    "refused_body",
+    "setting_for_point",
+    "status_of",
+    "to_json_value",
+    "with_nameplate",
+]
+
+#: Model 120 points in ``DeviceInfo.nameplate`` → the profiles' nameplate keys.
+DEVICE_NAMEPLATE_KEYS = {"WRtg": "w_rtg", "VARtg": "va_rtg", "WHRtg": "wh_rtg", "ARtg": "a_rtg"}
+
+
+def with_nameplate(reported: Mapping[str, float | None]) -> dict[str, float]:
+    """The device's reported nameplate under the profiles' keys (unknown values left out;
+    :mod:`device_profiles.setpoints` takes the tighter of these and the profile's)."""
+    out: dict[str, float] = {}
+    for key, value in reported.items():
+        if value is None:
+            continue
+        out[DEVICE_NAMEPLATE_KEYS.get(key, key)] = float(value)
+    return out
+
+
+def to_json_value(value: float | tuple[float, ...] | None) -> Any:
+    """A setting value for JSON: curves as lists."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def setting_for_point(profile: DeviceProfile, point: str) -> str:
+    """The setting name governing ``point`` (indexed or not), else the point itself."""
+    ref = re.sub(r"\[\d+\]", "", point)
+    setting = profile.setting_for(ref)
+    return setting.name if setting is not None else point
+
+
+def status_of(devices: Mapping[str, str]) -> str:
+    return "applied" if all(s == "applied" for s in devices.values()) else "failed"
+
+
+def refused_body(previous: Mapping[str, Any] | None, reason: str) -> dict[str, Any]:
+    """A document that failed verification moves nothing: the last body, ``detail`` set."""
+    if previous is None:
+        return {
+            "version": None,
+            "hash": None,
+            "status": "failed",
+            "detail": f"refused config: {reason}",
+        }
+    return {**previous, "detail": f"refused config: {reason}"}
+
+
+_DEVICE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+
+def failed_body(version: int, hash_: str, devices: Iterable[str], reason: str) -> dict[str, Any]:
+    """A verified, newer document refused by validation (or expired): handled, nothing
+    written, each of its devices ``failed`` (ids that cannot be device ids are left out)."""
+    return {
+        "version": version,
+        "hash": hash_,
+        "status": "failed",
+        "devices": {d: "failed" for d in devices if _DEVICE_ID.match(d)},
+        "points": {},
+        "drift": [],
+        "detail": reason,
+    }
+
+
+def applied_body(
+    version: int,
+    hash_: str,
+    devices: Mapping[str, str],
+    points: Mapping[str, Mapping[str, Any]],
+    details: list[str],
+) -> dict[str, Any]:
+    return {
+        "version": version,
+        "hash": hash_,
+        "status": status_of(devices),
+        "devices": dict(devices),
+        "points": {d: dict(p) for d, p in points.items()},
+        "drift": [],
+        "detail": "; ".join(details),
+    }
+
+
+def drift_body(previous: Mapping[str, Any], drift: list[str]) -> dict[str, Any]:
+    """The last body with the new drift set: ``drifted`` while any, else as applied."""
+    devices = previous.get("devices", {})
+    status = "drifted" if drift else status_of(devices)
+    return {**previous, "status": status, "drift": sorted(drift)}

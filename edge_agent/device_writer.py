@@ -1,0 +1,349 @@
+"""Writing settings to one discovered device and reading them back (Modbus I/O).
+
+Values are engineering units as validated by :mod:`device_profiles.setpoints`; every
+word is produced by :mod:`edge_agent.setpoint_codec` with the scale factor read from the
+device just before the write. A curve setting (a list, one value per point of a DER 70x
+curve) is written into the staging curve (the last one) with its ``ActPt``, adopted with
+``AdptCrvReq`` (waiting for ``AdptCrvRslt``: 1 completed, 2 failed) and read back from
+the active curve (the first). Every failure is a :class:`WriteFailed` naming the point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from device_profiles.schema import DeviceProfile, PointRef
+from device_profiles.setpoints import SetpointRefusal, is_adoption_request, validate_settings
+from edge_agent.modbus import ModbusEndpoint, ModbusReadError, ModbusWriteError
+from edge_agent.setpoint_codec import (
+    CodecError,
+    Located,
+    curve_path,
+    decode_sf,
+    decode_value,
+    encode_value,
+    locate,
+    same_value,
+)
+
+__all__ = [
+    "DeviceWriter",
+    "LimitGuard",
+    "SettingValue",
+    "WriteFailed",
+    "is_curve",
+    "is_request_point",
+    "limit_guard",
+]
+
+SettingValue = float | tuple[float, ...]
+ADOPT_POLL_S = 0.1
+#: Observes every Modbus write attempt: ``"ok"``, ``"error"`` or ``"refused"``.
+WriteObserver = Callable[[str], None]
+
+
+class WriteFailed(Exception):
+    """A setting that was not (or not verifiably) applied: ``point`` and ``reason``."""
+
+    def __init__(self, point: str, reason: str, *, mismatch: bool = False) -> None:
+        super().__init__(f"{point}: {reason}")
+        self.point = point
+        self.reason = reason
+        #: True when the device answered with a different value (not an I/O error).
+        self.mismatch = mismatch
+
+
+#: Checks a setting value against the profile's limits right before it is written;
+#: raises :class:`WriteFailed`. Values the agent did not get from a validated document
+#: (a restore, a curve completed from the active curve) pass through it too.
+LimitGuard = Callable[[str, "SettingValue"], None]
+
+
+def limit_guard(profile: DeviceProfile, nameplate: Mapping[str, Any]) -> LimitGuard:
+    """A :data:`LimitGuard` over :func:`device_profiles.setpoints.validate_settings`."""
+
+    def check(ref: str, value: SettingValue) -> None:
+        setting = profile.setting_for(ref)
+        if setting is None:
+            return  # not a setting (ActPt): the device checks it
+        shown: object = list(value) if isinstance(value, tuple) else value
+        try:
+            validate_settings(profile, {setting.name: shown}, nameplate)
+        except SetpointRefusal as exc:
+            raise WriteFailed(ref, f"not written: {exc}") from None
+
+    return check
+
+
+def is_curve(ref: str) -> bool:
+    """A point inside a repeating group (``705.Crv.Pt.V``)."""
+    return PointRef.parse(ref).path.count(".") >= 2
+
+
+def is_request_point(ref: str) -> bool:
+    """A point the device acts on and resets (curve adoption, an isolator command):
+    reading it back tells nothing, so its effect is checked instead (or not at all)."""
+    parsed = PointRef.parse(ref)
+    return is_adoption_request(ref) or (parsed.model is None and parsed.path == "command")
+
+
+@dataclass(frozen=True, slots=True)
+class _Curve:
+    model: int
+    group: str  # "Crv"
+    staging: int  # 0-based index of the last curve
+    count: int  # number of curves
+
+
+class DeviceWriter:
+    """Settings I/O for one device (``unit`` on ``endpoint``) of ``profile``, at the
+    model addresses discovered (``blocks``: model id → (ID register address, L))."""
+
+    def __init__(
+        self,
+        endpoint: ModbusEndpoint,
+        unit: int,
+        profile: DeviceProfile,
+        blocks: Mapping[int, tuple[int, int]],
+        *,
+        guard: LimitGuard,
+        adopt_timeout_s: float = 10.0,
+        on_write: WriteObserver | None = None,
+    ) -> None:
+        self._guard = guard
+        self._endpoint = endpoint
+        self._unit = unit
+        self._profile = profile
+        self._blocks = dict(blocks)
+        self._adopt_timeout_s = adopt_timeout_s
+        self._on_write = on_write or (lambda outcome: None)
+
+    # ----- registers ------------------------------------------------------------------
+    async def _read(self, point: str, address: int, count: int) -> list[int]:
+        try:
+            return await self._endpoint.read(self._unit, address, count)
+        except ModbusReadError as exc:
+            raise WriteFailed(point, f"read failed: {exc}") from None
+
+    async def _write(self, point: str, address: int, words: list[int]) -> None:
+        try:
+            await self._endpoint.write(self._unit, address, words)
+        except ModbusWriteError as exc:
+            self._on_write("error")
+            raise WriteFailed(point, f"Modbus {exc}") from None
+        self._on_write("ok")
+
+    def _locate(self, ref: str, path: str | None = None) -> Located:
+        try:
+            return locate(self._profile, self._blocks, ref, path)
+        except CodecError as exc:
+            raise WriteFailed(exc.point, exc.reason) from None
+
+    async def _sf(self, point: Located) -> int | None:
+        if point.sf_address is None:
+            return point.sf_fixed
+        return decode_sf(await self._read(point.ref, point.sf_address, 1))
+
+    async def read_point(self, point: Located) -> tuple[float | None, int | None]:
+        """The point's engineering value and the SF it was scaled with (value and SF
+        read in one request when the SF register is close by)."""
+        if point.sf_address is None:
+            words = await self._read(point.ref, point.address, point.size)
+            return decode_value(point, words, None), point.sf_fixed
+        lo = min(point.address, point.sf_address)
+        hi = max(point.address + point.size, point.sf_address + 1)
+        if hi - lo <= 125:
+            words = await self._read(point.ref, lo, hi - lo)
+            sf = decode_sf(words[point.sf_address - lo : point.sf_address - lo + 1])
+            value = decode_value(
+                point, words[point.address - lo : point.address - lo + point.size], sf
+            )
+            return value, sf
+        sf = await self._sf(point)
+        words = await self._read(point.ref, point.address, point.size)
+        return decode_value(point, words, sf), sf
+
+    async def _write_point(self, point: Located, value: float) -> None:
+        if not point.writable:
+            raise WriteFailed(point.ref, "the point is not writable")
+        sf = await self._sf(point)
+        try:
+            words = encode_value(point, value, sf)
+        except CodecError as exc:
+            self._on_write("refused")
+            raise WriteFailed(exc.point, exc.reason) from None
+        await self._write(point.ref, point.address, words)
+
+    async def _encodable(self, point: Located, value: float) -> None:
+        if not point.writable:
+            raise WriteFailed(point.ref, "the point is not writable")
+        try:
+            encode_value(point, value, await self._sf(point))
+        except CodecError as exc:
+            raise WriteFailed(exc.point, exc.reason) from None
+
+    async def precheck(self, items: Mapping[str, SettingValue]) -> None:
+        """Everything :meth:`write_settings` would write is within the limits and fits its
+        register at the device's current scale factors; nothing is written."""
+        for ref, value in items.items():
+            self._guard(ref, value)
+            if isinstance(value, tuple):
+                curve, key = self._curve(ref)
+                for i, item in enumerate(value):
+                    await self._encodable(
+                        self._locate(ref, curve_path(key, curve.staging, i)), item
+                    )
+            else:
+                await self._encodable(self._locate(ref), value)
+
+    # ----- scalars ----------------------------------------------------------------------
+    async def write_scalar(self, ref: str, value: float) -> None:
+        self._guard(ref, value)
+        await self._write_point(self._locate(ref), value)
+        if is_adoption_request(ref) and value:
+            await self._await_adoption(ref)
+
+    async def read_scalar(self, ref: str) -> float | None:
+        value, _ = await self.read_point(self._locate(ref))
+        return value
+
+    async def check_scalar(self, ref: str, expected: float) -> float | None:
+        """Read ``ref`` back; :class:`WriteFailed` unless it equals ``expected``."""
+        if is_request_point(ref):
+            return expected  # acted on and reset by the device; adoption checked above
+        point = self._locate(ref)
+        actual, sf = await self.read_point(point)
+        if not same_value(expected, actual, sf):
+            raise WriteFailed(ref, f"read back {actual!r}, expected {expected:g}", mismatch=True)
+        return actual
+
+    # ----- curves -----------------------------------------------------------------------
+    def _curve(self, ref: str) -> tuple[_Curve, str]:
+        parsed = PointRef.parse(ref)
+        if parsed.model is None or parsed.model not in self._blocks:
+            raise WriteFailed(ref, "the device has no such model")
+        group = parsed.path.split(".", 1)[0]
+        count = 0
+        while True:
+            try:
+                locate(self._profile, self._blocks, ref, f"{group}[{count}].ActPt")
+            except CodecError:
+                break
+            count += 1
+        if count < 2:
+            raise WriteFailed(ref, "the device has no staging curve (fewer than 2 curves)")
+        return _Curve(parsed.model, group, count - 1, count), parsed.path
+
+    async def read_curve(self, ref: str, points: int | None = None) -> tuple[float | None, ...]:
+        """The active curve's values of ``ref`` (its ``ActPt`` points, or ``points``)."""
+        curve, key = self._curve(ref)
+        model_ref = f"{curve.model}.ActPt"
+        if points is None:
+            act = self._locate(model_ref, f"{curve.group}[0].ActPt")
+            n, _ = await self.read_point(act)
+            points = int(n or 0)
+        values = []
+        for i in range(points):
+            value, _ = await self.read_point(self._locate(ref, curve_path(key, 0, i)))
+            values.append(value)
+        return tuple(values)
+
+    async def write_curves(self, model: int, curves: Mapping[str, tuple[float, ...]]) -> None:
+        """Write the lists of one model's curve settings (``ref`` → values) into the
+        staging curve, fill the model's other curve points from the active curve, set
+        ``ActPt`` and adopt. Lists of one model have one length."""
+        lengths = {len(v) for v in curves.values()}
+        first = next(iter(curves))
+        if len(lengths) != 1:
+            raise WriteFailed(first, "the curve lists of one model differ in length")
+        n = lengths.pop()
+        curve, _ = self._curve(first)
+        for ref, values in curves.items():
+            self._guard(ref, values)
+        self._guard(f"{model}.AdptCrvReq", float(curve.staging + 1))
+        for ref, values in curves.items():
+            key = PointRef.parse(ref).path
+            for i, value in enumerate(values):
+                await self._write_point(self._locate(ref, curve_path(key, curve.staging, i)), value)
+        act = self._locate(f"{model}.ActPt", f"{curve.group}[{curve.staging}].ActPt")
+        await self._write_point(act, float(n))
+        request = f"{model}.AdptCrvReq"
+        await self._write_point(self._locate(request), float(curve.staging + 1))
+        await self._await_adoption(request)
+
+    async def _await_adoption(self, request: str) -> None:
+        model = PointRef.parse(request).model
+        result_name = "AdptCtlRslt" if request.endswith("AdptCtlReq") else "AdptCrvRslt"
+        result = self._locate(f"{model}.{result_name}")
+        deadline = time.monotonic() + self._adopt_timeout_s
+        while True:
+            value, _ = await self.read_point(result)
+            if value == 1:
+                return
+            if value == 2:
+                raise WriteFailed(request, f"the device refused the curve ({result_name} = 2)")
+            if time.monotonic() > deadline:
+                raise WriteFailed(
+                    request, f"{result_name} not completed within {self._adopt_timeout_s:g}s"
+                )
+            await asyncio.sleep(ADOPT_POLL_S)
+
+    async def check_curve(self, ref: str, expected: tuple[float, ...]) -> tuple[float, ...]:
+        actual = await self.read_curve(ref, len(expected))
+        _, key = self._curve(ref)
+        for i, (want, got) in enumerate(zip(expected, actual, strict=True)):
+            point = self._locate(ref, curve_path(key, 0, i))
+            _, sf = await self.read_point(point)
+            if not same_value(want, got, sf):
+                raise WriteFailed(point.ref, f"read back {got!r}, expected {want:g}", mismatch=True)
+        return tuple(float(v) for v in actual if v is not None)
+
+    # ----- settings (scalars and curves) ------------------------------------------------
+    async def read_setting(self, ref: str, like: SettingValue) -> SettingValue | None:
+        """The current value of a setting shaped like ``like`` (a curve: a tuple)."""
+        if isinstance(like, tuple):
+            values = await self.read_curve(ref)
+            if any(v is None for v in values):
+                return None
+            return tuple(float(v) for v in values if v is not None)
+        return await self.read_scalar(ref)
+
+    async def write_settings(self, items: Mapping[str, SettingValue]) -> None:
+        """Write scalars in order, then each model's curves (one adoption per model)."""
+        curves: dict[int, dict[str, tuple[float, ...]]] = {}
+        for ref, value in items.items():
+            if isinstance(value, tuple):
+                model = PointRef.parse(ref).model
+                assert model is not None
+                curves.setdefault(model, {})[ref] = value
+            else:
+                await self.write_scalar(ref, value)
+        for model, lists in curves.items():
+            await self.write_curves(model, await self._complete_curves(model, lists))
+
+    async def _complete_curves(
+        self, model: int, lists: dict[str, tuple[float, ...]]
+    ) -> dict[str, tuple[float, ...]]:
+        """The model's other curve settings of the profile, taken from the active curve,
+        so adoption does not pull stale staging values into the active curve."""
+        n = len(next(iter(lists.values())))
+        out = dict(lists)
+        for setting in self._profile.settings:
+            ref = setting.point
+            if ref in out or not ref.startswith(f"{model}.") or not is_curve(ref):
+                continue
+            current = await self.read_curve(ref, n)
+            if any(v is None for v in current):
+                continue
+            out[ref] = tuple(float(v) for v in current if v is not None)
+        return out
+
+    async def check_setting(self, ref: str, expected: SettingValue) -> SettingValue:
+        if isinstance(expected, tuple):
+            return await self.check_curve(ref, expected)
+        actual = await self.check_scalar(ref, expected)
+        return expected if actual is None else actual

@@ -1,0 +1,222 @@
+"""The cloud's side of the control path for agent tests: sign documents with a generated
+key, publish them to the agent's ``cmd`` / ``config`` topics, collect ``cmd_ack`` and
+``config_state`` as ingest would; a simulated site of controllable devices."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from uuid import uuid4
+
+import aiomqtt
+import orjson
+
+from contracts.signing import SigningKey, sign_document
+from contracts.timeutil import to_wire, utc_now
+from edge_agent.app import Agent
+from edge_agent.buffer import AsyncOutbox
+from edge_agent.settings import AgentSettings
+from simulators.device_site import DeviceSite, DeviceSiteSettings, DeviceSpec
+
+NOON_SYDNEY = datetime(2024, 1, 10, 2, 0, tzinfo=UTC)
+INVERTER, BATTERY, ISOLATOR = 1, 3, 4
+PROFILE = {"id": "au-test", "region": "au", "version": 1}
+
+
+def control_site(site_id: str) -> DeviceSite:
+    return DeviceSite(
+        DeviceSiteSettings(
+            site_id=site_id,
+            start_time=NOON_SYDNEY,
+            update_period_s=3600.0,  # physics still: writes only change what they write
+            devices=[
+                DeviceSpec(profile="sim-der-inverter", unit_id=INVERTER),
+                DeviceSpec(profile="sim-battery", unit_id=BATTERY),
+                DeviceSpec(profile="sim-isolator", unit_id=ISOLATOR),
+            ],
+        )
+    )
+
+
+def write_public_key(key: SigningKey, path: Path) -> Path:
+    path.write_bytes(key.public_pem())
+    return path
+
+
+def agent_settings(
+    url: str, site: DeviceSite, workdir: Path, gateway_id: str, keys: list[Path], **kw: Any
+) -> AgentSettings:
+    values: dict[str, Any] = {
+        "gateway_id": gateway_id,
+        "region": "au",
+        "mqtt_url": url,
+        "buffer_path": workdir / "buffer.sqlite",
+        "poll_interval_s": 0.5,
+        "stored_timeout_s": 30,
+        "reconnect_min_s": 0.1,
+        "reconnect_max_s": 0.5,
+        "trusted_key_files": keys,
+        "config_check_interval_s": 0.5,
+        "curve_adopt_timeout_s": 2.0,
+        "endpoints": [
+            {
+                "name": "site",
+                "host": "127.0.0.1",
+                "port": site.port,
+                "unit_ids": [INVERTER, BATTERY, ISOLATOR],
+                "unit_profiles": {
+                    INVERTER: "sim-der-inverter",
+                    BATTERY: "sim-battery",
+                    ISOLATOR: "sim-isolator",
+                },
+                "timeout_s": 1.0,
+            }
+        ],
+    }
+    values.update(kw)
+    return AgentSettings(**values)
+
+
+@contextlib.asynccontextmanager
+async def running_agent(settings: AgentSettings) -> AsyncIterator[Agent]:
+    """The agent in this process (its parts visible), stopped cleanly on exit."""
+    stop = asyncio.Event()
+    async with AsyncOutbox(settings.buffer_path) as outbox:
+        agent = Agent(settings, outbox)
+        task = asyncio.create_task(agent.run(stop))
+        try:
+            yield agent
+        finally:
+            stop.set()
+            async with asyncio.timeout(15):
+                await task
+
+
+class Cloud:
+    """Signs and publishes documents for one gateway; records what it answers."""
+
+    def __init__(self, client: aiomqtt.Client, gateway_id: str, key: SigningKey) -> None:
+        self.client = client
+        self.gateway_id = gateway_id
+        self.key = key
+        self.acks: list[dict[str, Any]] = []
+        self.states: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self.births: list[dict[str, Any]] = []
+        self.arrived = asyncio.Event()
+        self._seqs: set[int] = set()
+        self.version = 0
+
+    def topic(self, kind: str) -> str:
+        return f"potr/v1/au/{self.gateway_id}/{kind}"
+
+    async def run(self) -> None:
+        async for message in self.client.messages:
+            kind = message.topic.value.rsplit("/", 1)[1]
+            assert isinstance(message.payload, bytes)
+            body = orjson.loads(message.payload)
+            seq = body.get("seq") if isinstance(body, dict) else None
+            if seq is not None:
+                if seq in self._seqs:
+                    continue  # a resend (no stored watermark here)
+                self._seqs.add(seq)
+            {"cmd_ack": self.acks, "config_state": self.states, "event": self.events}.get(
+                kind, self.births if kind == "birth" else []
+            ).append(body)
+            self.arrived.set()
+
+    async def until(self, check: Callable[[], Any], within: float = 10.0, what: str = "") -> None:
+        try:
+            async with asyncio.timeout(within):
+                while not check():
+                    self.arrived.clear()
+                    await self.arrived.wait()
+        except TimeoutError:
+            raise AssertionError(f"timed out after {within}s waiting for {what}") from None
+
+    # ----- documents ------------------------------------------------------------------
+    def command(
+        self, name: str, device: str | None, args: Any = None, *, expires_in_s: float = 60
+    ) -> dict[str, Any]:
+        doc = {
+            "v": 1,
+            "id": str(uuid4()),
+            "gateway_id": self.gateway_id,
+            "name": name,
+            "device": device,
+            "args": {} if args is None else args,
+            "expires_at": to_wire(utc_now() + timedelta(seconds=expires_in_s)),
+            "issued_by": "test",
+        }
+        return sign_document(doc, self.key)
+
+    def config(
+        self, devices: Any, *, version: int | None = None, not_after_s: float = 3600
+    ) -> dict[str, Any]:
+        if version is None:
+            self.version += 1
+            version = self.version
+        doc = {
+            "v": 1,
+            "gateway_id": self.gateway_id,
+            "version": version,
+            "profile": PROFILE,
+            "devices": devices,
+            "not_after": to_wire(utc_now() + timedelta(seconds=not_after_s)),
+            "issued_by": "test",
+        }
+        return sign_document(doc, self.key)
+
+    async def send(self, kind: str, doc: Any) -> None:
+        payload = doc if isinstance(doc, bytes) else orjson.dumps(doc)
+        await self.client.publish(self.topic(kind), payload, qos=1, retain=kind == "config")
+
+    def acks_of(self, command_id: str) -> list[dict[str, Any]]:
+        return [a for a in self.acks if a["id"] == command_id]
+
+    def final_ack(self, command_id: str) -> dict[str, Any] | None:
+        finals = [a for a in self.acks_of(command_id) if a["status"] != "accepted"]
+        return finals[-1] if finals else None
+
+    async def command_result(self, doc: dict[str, Any], within: float = 10.0) -> dict[str, Any]:
+        await self.send("cmd", doc)
+        await self.until(lambda: self.final_ack(doc["id"]), within, f"ack of {doc['name']}")
+        ack = self.final_ack(doc["id"])
+        assert ack is not None
+        return ack
+
+    async def config_result(self, doc: Any, within: float = 10.0) -> dict[str, Any]:
+        before = len(self.states)
+        await self.send("config", doc)
+        await self.until(lambda: len(self.states) > before, within, "config_state")
+        return self.states[before]
+
+    def devices_discovered(self, ids: set[str]) -> bool:
+        return any(ids <= {d["device"] for d in b["devices"]} for b in self.births)
+
+
+@contextlib.asynccontextmanager
+async def cloud_for(url: str, gateway_id: str, key: SigningKey) -> AsyncIterator[Cloud]:
+    parts = urlsplit(url)
+    async with aiomqtt.Client(parts.hostname or "127.0.0.1", parts.port or 1883) as client:
+        await client.subscribe(f"potr/v1/au/{gateway_id}/#", qos=1)
+        cloud = Cloud(client, gateway_id, key)
+        task = asyncio.create_task(cloud.run())
+        try:
+            yield cloud
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await task
+            # Retained configs would outlive the test on a shared broker.
+            with contextlib.suppress(aiomqtt.MqttError):
+                await client.publish(cloud.topic("config"), b"", qos=1, retain=True)
+
+
+def device_ids(site: DeviceSite) -> dict[int, str]:
+    return {d.unit_id: d.serial for d in site.devices}
