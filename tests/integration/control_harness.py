@@ -179,14 +179,20 @@ class Cloud:
     def acks_of(self, command_id: str) -> list[dict[str, Any]]:
         return [a for a in self.acks if a["id"] == command_id]
 
-    def final_ack(self, command_id: str) -> dict[str, Any] | None:
-        finals = [a for a in self.acks_of(command_id) if a["status"] != "accepted"]
+    def final_ack(self, command_id: str, after: int = 0) -> dict[str, Any] | None:
+        finals = [
+            a for a in self.acks[after:] if a["id"] == command_id and a["status"] != "accepted"
+        ]
         return finals[-1] if finals else None
 
-    async def command_result(self, doc: dict[str, Any], within: float = 10.0) -> dict[str, Any]:
+    async def command_result(self, doc: Any, within: float = 10.0) -> dict[str, Any]:
+        """The first final ack of ``doc`` sent from now on."""
+        before = len(self.acks)
         await self.send("cmd", doc)
-        await self.until(lambda: self.final_ack(doc["id"]), within, f"ack of {doc['name']}")
-        ack = self.final_ack(doc["id"])
+        await self.until(
+            lambda: self.final_ack(doc["id"], before), within, f"ack of {doc.get('name')}"
+        )
+        ack = self.final_ack(doc["id"], before)
         assert ack is not None
         return ack
 

@@ -66,3 +66,182 @@ async def test_command_is_written_read_back_and_acked_done(
         charge = await cloud.command_result(cloud.command("charge", ids[BATTERY], {"pct": 30}))
         assert charge["status"] == "done", charge
         assert site.point(BATTERY, "124.InWRte") == pytest.approx(30)
+
+
+VOLT_VAR_V = [90.0, 100.0, 105.0, 110.0]
+VOLT_VAR_Q = [40.0, 0.0, 0.0, -40.0]
+
+
+def _curve(site: DeviceSite, name: str, n: int) -> list[float | int | None]:
+    return [site.point(INVERTER, f"705.Crv[0].Pt[{i}].{name}") for i in range(n)]
+
+
+async def test_config_with_a_curve_is_applied_and_reported_with_read_back(
+    mosquitto_url: str, site: DeviceSite, tmp_path: Path
+) -> None:
+    key = SigningKey.generate()
+    gw = _gw()
+    ids = device_ids(site)
+    settings = agent_settings(
+        mosquitto_url, site, tmp_path, gw, [write_public_key(key, tmp_path / "k.pem")]
+    )
+    devices = {
+        ids[INVERTER]: {
+            "power_limit_pct": 80,
+            "volt_var_enable": 1,
+            "volt_var_v_pct": VOLT_VAR_V,
+            "volt_var_q_pct": VOLT_VAR_Q,
+        },
+        ids[BATTERY]: {"min_reserve_pct": 20},
+    }
+    async with cloud_for(mosquitto_url, gw, key) as cloud, running_agent(settings) as agent:
+        await cloud.until(lambda: cloud.devices_discovered(set(ids.values())), 15, "birth")
+        doc = cloud.config(devices)
+        state = await cloud.config_result(doc)
+        assert state["status"] == "applied", state
+        assert state["version"] == doc["version"]
+        assert state["devices"] == {ids[INVERTER]: "applied", ids[BATTERY]: "applied"}
+        assert state["points"][ids[INVERTER]]["volt_var_v_pct"] == VOLT_VAR_V
+        assert _curve(site, "V", 4) == VOLT_VAR_V
+        assert _curve(site, "Var", 4) == VOLT_VAR_Q
+        assert site.point(INVERTER, "704.WMaxLimPct") == 80
+        assert site.point(BATTERY, "124.MinRsvPct") == 20
+        adoptions = [r for r in site.writes(INVERTER) if "705.AdptCrvReq" in r.points]
+        assert [r.points["705.AdptCrvReq"] for r in adoptions] == [3]  # the staging curve
+        # The same version again: nothing written, the state re-reported.
+        writes = len(site.write_log)
+        again = await cloud.config_result(doc)
+        assert (again["version"], again["status"]) == (doc["version"], "applied")
+        assert len(site.write_log) == writes
+        assert agent.publisher.birth().config_version == doc["version"]
+
+
+async def test_failing_write_restores_the_previous_values_and_names_the_point(
+    mosquitto_url: str, site: DeviceSite, tmp_path: Path
+) -> None:
+    key = SigningKey.generate()
+    gw = _gw()
+    ids = device_ids(site)
+    settings = agent_settings(
+        mosquitto_url, site, tmp_path, gw, [write_public_key(key, tmp_path / "k.pem")]
+    )
+    inverter = ids[INVERTER]
+    async with cloud_for(mosquitto_url, gw, key) as cloud, running_agent(settings):
+        await cloud.until(lambda: cloud.devices_discovered(set(ids.values())), 15, "birth")
+        first = await cloud.config_result(
+            cloud.config({inverter: {"power_limit_pct": 80, "power_limit_enable": 0}})
+        )
+        assert first["status"] == "applied", first
+        site.activate_fault(
+            {"kind": "write_fail", "unit": INVERTER, "point": "704.WMaxLimPctEna", "count": 1}
+        )
+        state = await cloud.config_result(
+            cloud.config(
+                {
+                    inverter: {"power_limit_pct": 60, "power_limit_enable": 1},
+                    ids[BATTERY]: {"min_reserve_pct": 15},
+                }
+            )
+        )
+        assert state["status"] == "failed", state
+        assert state["devices"] == {inverter: "failed", ids[BATTERY]: "applied"}
+        assert "power_limit_enable" in state["detail"]
+        assert "704.WMaxLimPctEna" in state["detail"]
+        assert "previous values restored" in state["detail"]
+        assert site.point(INVERTER, "704.WMaxLimPct") == 80  # written, then restored
+        assert site.point(INVERTER, "704.WMaxLimPctEna") == 0
+        assert site.point(BATTERY, "124.MinRsvPct") == 15  # other devices unaffected
+        limits = [
+            r.points["704.WMaxLimPct"]
+            for r in site.writes(INVERTER)
+            if "704.WMaxLimPct" in r.points
+        ]
+        assert limits[-2:] == [60, 80]
+
+
+async def test_drift_behind_the_agents_back_is_reported_once_and_clears(
+    mosquitto_url: str, site: DeviceSite, tmp_path: Path
+) -> None:
+    key = SigningKey.generate()
+    gw = _gw()
+    ids = device_ids(site)
+    settings = agent_settings(
+        mosquitto_url, site, tmp_path, gw, [write_public_key(key, tmp_path / "k.pem")]
+    )
+    inverter = ids[INVERTER]
+    async with cloud_for(mosquitto_url, gw, key) as cloud, running_agent(settings):
+        await cloud.until(lambda: cloud.devices_discovered(set(ids.values())), 15, "birth")
+        state = await cloud.config_result(cloud.config({inverter: {"power_limit_pct": 70}}))
+        assert state["status"] == "applied", state
+        before = len(cloud.states)
+        site.set_point(INVERTER, "704.WMaxLimPct", 55)
+        # one check interval (0.5 s) plus a poll's worth of slack
+        await cloud.until(lambda: len(cloud.states) > before, 2.0, "drift report")
+        drifted = cloud.states[before]
+        assert drifted["status"] == "drifted"
+        assert drifted["drift"] == [f"{inverter}.power_limit_pct"]
+        await cloud.until(lambda: any(e["event"] == "config_drift" for e in cloud.events), 2.0)
+        event = next(e for e in cloud.events if e["event"] == "config_drift")
+        assert event["detail"]["drift"][0]["setting"] == "power_limit_pct"
+        site.set_point(INVERTER, "704.WMaxLimPct", 70)
+        await cloud.until(lambda: len(cloud.states) > before + 1, 2.0, "drift cleared")
+        cleared = cloud.states[before + 1]
+        assert (cleared["status"], cleared["drift"]) == ("applied", [])
+        assert len([e for e in cloud.events if e["event"] == "config_drift"]) == 1
+
+
+async def test_handled_config_and_seen_ids_survive_a_restart(
+    mosquitto_url: str, site: DeviceSite, tmp_path: Path
+) -> None:
+    key = SigningKey.generate()
+    gw = _gw()
+    ids = device_ids(site)
+    settings = agent_settings(
+        mosquitto_url, site, tmp_path, gw, [write_public_key(key, tmp_path / "k.pem")]
+    )
+    command = None
+    async with cloud_for(mosquitto_url, gw, key) as cloud:
+        async with running_agent(settings):
+            await cloud.until(lambda: cloud.devices_discovered(set(ids.values())), 15, "birth")
+            config = cloud.config({ids[INVERTER]: {"power_limit_pct": 65}})
+            assert (await cloud.config_result(config))["status"] == "applied"
+            command = cloud.command("set_power_limit", ids[INVERTER], {"pct": 50})
+            assert (await cloud.command_result(command))["status"] == "done"
+        births = len(cloud.births)
+        async with running_agent(settings) as agent:
+            await cloud.until(lambda: len(cloud.births) > births, 15, "birth after restart")
+            assert cloud.births[-1]["config_version"] == config["version"]
+            assert agent.control.config_version == config["version"]
+            writes = len(site.write_log)
+            replay = await cloud.command_result(command)
+            assert replay["status"] == "rejected"
+            assert replay["detail"].startswith("replayed")
+            stale = await cloud.config_result(cloud.config({}, version=config["version"] - 0))
+            assert stale["version"] == config["version"]
+            assert len(site.write_log) == writes
+
+
+async def test_key_rotation_trusts_both_keys_then_only_the_new_one(
+    mosquitto_url: str, site: DeviceSite, tmp_path: Path
+) -> None:
+    old, new = SigningKey.generate(), SigningKey.generate()
+    old_pem = write_public_key(old, tmp_path / "old.pem")
+    new_pem = write_public_key(new, tmp_path / "new.pem")
+    gw = _gw()
+    ids = device_ids(site)
+    both = agent_settings(mosquitto_url, site, tmp_path, gw, [old_pem, new_pem])
+    async with cloud_for(mosquitto_url, gw, old) as cloud:
+        async with running_agent(both):
+            await cloud.until(lambda: cloud.devices_discovered(set(ids.values())), 15, "birth")
+            assert (await cloud.command_result(cloud.command("ping", None)))["status"] == "done"
+            cloud.key = new
+            assert (await cloud.command_result(cloud.command("ping", None)))["status"] == "done"
+        retired = agent_settings(mosquitto_url, site, tmp_path, gw, [new_pem])
+        births = len(cloud.births)
+        async with running_agent(retired):
+            await cloud.until(lambda: len(cloud.births) > births, 15, "birth after restart")
+            assert (await cloud.command_result(cloud.command("ping", None)))["status"] == "done"
+            cloud.key = old
+            refused = await cloud.command_result(cloud.command("ping", None))
+            assert refused["status"] == "rejected"
+            assert refused["detail"].startswith("untrusted key")
