@@ -1,5 +1,8 @@
 """``potr sim fleet``: a virtual fleet (MQTT contract, worker processes) or N full sites
-with real agent processes; a live progress table and a summary, also as JSON."""
+with real agent processes; a live progress table and a summary, also as JSON.
+
+Virtual gateways answer signed ``cmd``/``config`` documents (``--trusted-key``, with
+failure injection by ``--fail-gateway`` / ``--fail-fraction`` and ``--seed``)."""
 
 from __future__ import annotations
 
@@ -54,6 +57,18 @@ def sim_fleet(
     poll_interval: float = typer.Option(5.0, help="agent poll interval, s (sites mode)"),
     sim_start: datetime | None = typer.Option(None, help="simulated start (ISO, with zone)"),
     json_path: Path | None = typer.Option(None, "--json", help="write the summary here"),
+    trusted_key: list[Path] = typer.Option(
+        [],
+        "--trusted-key",
+        help="public key PEM trusted for cmd/config (virtual); repeatable; none = refuse all",
+    ),
+    fail_gateway: list[str] = typer.Option(
+        [], "--fail-gateway", help="gateway id that fails configs and commands; repeatable"
+    ),
+    fail_fraction: float = typer.Option(
+        0.0, help="share of gateways (chosen by --seed) that fail configs and commands"
+    ),
+    seed: int = typer.Option(0, help="seed of the fleet's deterministic choices"),
 ) -> None:
     """Run a fleet: N virtual gateways over MQTT, or N sites each with a real agent."""
     from pydantic import ValidationError
@@ -79,6 +94,10 @@ def sim_fleet(
             outages=outages,
             workers=workers,
             connect_rate=connect_rate,
+            trusted_key_files=tuple(trusted_key),
+            fail_gateways=tuple(fail_gateway),
+            fail_fraction=fail_fraction,
+            seed=seed,
         )
     except (ValueError, ValidationError) as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -222,6 +241,10 @@ def summary_table(summary: dict[str, Any]) -> Table:
                 f"{name} ms p50/p90/p99/max",
                 f"{lat['p50']}/{lat['p90']}/{lat['p99']}/{lat['max']}",
             )
+    control = summary.get("control") or {}
+    if control.get("commands") or control.get("configs"):
+        for key in ("commands", "configs", "cmd_acks", "config_states", "unanswered"):
+            table.add_row(f"control {key}", f"{control[key]:,}")
     for key, value in (summary.get("database") or {}).items():
         table.add_row(f"db {key}", f"{value:,}")
     return table

@@ -4,6 +4,9 @@ Two modes (issue 4 item 6):
 
 * :func:`run_virtual_fleet` — N virtual gateways speaking the MQTT contract directly
   (:mod:`simulators.fleet`, spread over worker processes), for broker and ingest load;
+  they also answer signed ``cmd``/``config`` (``spec.trusted_key_files``, failure
+  injection by ``spec.fail_gateways`` / ``fail_fraction`` / ``seed``) with ``cmd_ack``
+  and ``config_state`` on their stream, for control and rollout tests;
 * :func:`run_site_fleet` — N full sites: a :class:`~simulators.site.SiteSimulator`
   (Modbus TCP) each, polled by a real ``potr agent`` process, for end-to-end tests.
 

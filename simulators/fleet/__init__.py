@@ -7,6 +7,9 @@ batches at a cadence, resends of what ``stored`` has not covered). Pure parts:
 :mod:`~simulators.fleet.spec`, :mod:`~simulators.fleet.gateway`,
 :mod:`~simulators.fleet.telemetry`, :mod:`~simulators.fleet.stats`; the only paho module
 is :mod:`~simulators.fleet.mqtt_paho`, driven by :mod:`~simulators.fleet.worker`.
+Signed ``cmd``/``config`` documents are verified, applied to in-memory devices and
+answered by :mod:`~simulators.fleet.control` (the agent's verification and validation
+code from :mod:`contracts.control` and :mod:`device_profiles.setpoints`).
 """
 
 from simulators.fleet.runner import FleetProgress, FleetResult, run_fleet
@@ -15,6 +18,7 @@ from simulators.fleet.spec import (
     GatewayPlan,
     MqttTarget,
     Outage,
+    failing_gateways,
     gateway_id,
     parse_region_mix,
     plan,
@@ -30,6 +34,7 @@ __all__ = [
     "MqttTarget",
     "Outage",
     "WorkerStats",
+    "failing_gateways",
     "gateway_id",
     "most_in_window",
     "parse_region_mix",

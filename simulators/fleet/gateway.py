@@ -9,7 +9,11 @@ the messages from :mod:`contracts.messages`, as in the real agent:
   ``stored`` watermark covers it (or, with ``expect_stored`` off, until its PUBACK);
 * a PUBACKed batch not covered within ``stored_timeout_s`` is sent again;
 * a lost connection puts the batches in flight back into the queue (oldest first);
-* sends go through a token bucket, so a backfill after an outage is paced.
+* sends go through a token bucket, so a backfill after an outage is paced;
+* received ``cmd``/``config`` documents are answered by :mod:`simulators.fleet.control`
+  (created on the first one): ``cmd_ack`` and retained ``config_state`` take the next
+  seqs of the same stream and are buffered like batches (a superseded ``config_state``
+  still waiting is resent unretained, so the retained one stays the newest).
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from contracts.messages import BirthMsg, StateMsg, StoredMsg
+from contracts.messages import BirthMsg, CmdAck, ConfigState, StateMsg, StoredMsg
+from contracts.signing import TrustedKeys
 from contracts.streams import covered, next_seq
 from contracts.timeutil import utc_now
 from contracts.topics import Kind, topic
+from simulators.fleet.control import GatewayControl, StateAnswer, virtual_devices
 from simulators.fleet.spec import FleetSpec, GatewayPlan
 from simulators.fleet.stats import WorkerStats
 from simulators.fleet.telemetry import (
@@ -39,7 +45,7 @@ AGENT_VERSION = "fleet-sim-1"
 
 @dataclass(slots=True)
 class Buffered:
-    """One batch kept until the cloud says it is stored."""
+    """One batch (or control answer) kept until the cloud says it is stored."""
 
     seq: int
     payload: bytes
@@ -50,6 +56,12 @@ class Buffered:
     sends: int = 0
     #: Produced while the link was down: its first send is a backfill.
     offline: bool = False
+    kind: Kind = Kind.TELEMETRY
+    retain: bool = False
+
+    @property
+    def telemetry(self) -> bool:
+        return self.kind is Kind.TELEMETRY
 
 
 @dataclass(slots=True)
@@ -97,6 +109,9 @@ class VirtualGateway:
     queue: list[int] = field(default_factory=list)
     inflight: set[int] = field(default_factory=set)
     bucket: TokenBucket | None = None
+    #: Public keys trusted for ``cmd``/``config`` (one set shared by a worker's gateways).
+    trusted: TrustedKeys = field(default_factory=TrustedKeys)
+    _control: GatewayControl | None = None
 
     def __post_init__(self) -> None:
         self.ids = device_ids(self.plan.gateway_id)
@@ -124,6 +139,7 @@ class VirtualGateway:
             poll_interval_s=self.spec.poll_interval_s,
             publish_interval_s=self.spec.cadence_s,
             devices=device_infos(self.plan.gateway_id, self.plan.pv_capacity_w),
+            config_version=self._control.config_version if self._control else None,
             ts=utc_now(),
         )
         return Publish(self.topic(Kind.BIRTH), msg.to_json())
@@ -144,14 +160,79 @@ class VirtualGateway:
             self.spec.samples_per_batch,
         ):
             rows.extend(readings(self.physics.sample(ts), self.ids))
-        seq = next_seq(self.last_seq)
-        self.last_seq = seq
+        seq = self._next_seq()
         payload = telemetry_batch(self.stream_id, seq, rows)
         values = sum(1 for r in rows for v in r.values.values() if v is not None)
         self.buffer[seq] = Buffered(seq, payload, values, len(rows), offline=not self.connected)
         heapq.heappush(self.queue, seq)
         self.stats.count_produced(len(rows), values)
         return seq
+
+    # ----- control --------------------------------------------------------------------
+    @property
+    def control(self) -> GatewayControl:
+        """The gateway's control side (its devices' profiles and settings), made when the
+        first document arrives: idle gateways cost nothing."""
+        if self._control is None:
+            self._control = GatewayControl(
+                self.plan.gateway_id,
+                virtual_devices(self.plan.gateway_id, self.plan.pv_capacity_w),
+                self.trusted,
+                fails=self.plan.fails,
+            )
+        return self._control
+
+    def on_command(self, payload: bytes) -> int:
+        """Verify, validate and apply a ``cmd``; buffer its acks; return how many."""
+        self.stats.commands += 1
+        answers = self.control.on_command(payload, utc_now())
+        if not answers:
+            self.stats.control_unanswered += 1
+        for a in answers:
+            seq = self._next_seq()
+            msg = CmdAck(
+                stream_id=self.stream_id,
+                seq=seq,
+                id=a.id,
+                status=a.status,
+                detail=a.detail,
+                ts=utc_now(),
+            )
+            self._buffer_control(seq, Kind.CMD_ACK, msg.to_json())
+            self.stats.cmd_acks += 1
+        return len(answers)
+
+    def on_config(self, payload: bytes) -> int:
+        """Verify, validate and apply a ``config``; buffer its ``config_state`` (1) or
+        nothing (0: an empty payload clears the retained config)."""
+        self.stats.configs += 1
+        state = self.control.on_config(payload, utc_now())
+        if state is None:
+            return 0
+        self._buffer_config_state(state)
+        return 1
+
+    def _buffer_config_state(self, state: StateAnswer) -> None:
+        for item in self.buffer.values():
+            if item.kind is Kind.CONFIG_STATE:
+                item.retain = False  # superseded: must not become the retained state
+        seq = self._next_seq()
+        msg = ConfigState(stream_id=self.stream_id, seq=seq, ts=utc_now(), **state.fields())
+        self._buffer_control(seq, Kind.CONFIG_STATE, msg.to_json(), retain=True)
+        self.stats.config_states += 1
+
+    def _next_seq(self) -> int:
+        seq = next_seq(self.last_seq)
+        self.last_seq = seq
+        return seq
+
+    def _buffer_control(
+        self, seq: int, kind: Kind, payload: bytes, *, retain: bool = False
+    ) -> None:
+        self.buffer[seq] = Buffered(
+            seq, payload, 0, 0, offline=not self.connected, kind=kind, retain=retain
+        )
+        heapq.heappush(self.queue, seq)
 
     # ----- sending ------------------------------------------------------------------
     def next_send(self, now: float) -> Publish | None:
@@ -164,7 +245,9 @@ class VirtualGateway:
         seq = heapq.heappop(self.queue)
         item = self.buffer[seq]
         self.inflight.add(seq)
-        if item.first_sent is None:
+        if not item.telemetry:
+            item.first_sent = item.first_sent or now
+        elif item.first_sent is None:
             item.first_sent = now
             self.stats.count_sent()
             if item.offline:
@@ -172,7 +255,7 @@ class VirtualGateway:
         else:
             self.stats.count_resend()
         item.sends += 1
-        return Publish(self.topic(Kind.TELEMETRY), item.payload, seq=seq)
+        return Publish(self.topic(item.kind), item.payload, retain=item.retain, seq=seq)
 
     def wake_at(self) -> float | None:
         """When a send blocked only by the token bucket becomes possible."""
@@ -190,10 +273,11 @@ class VirtualGateway:
     def on_puback(self, seq: int, now: float, sent_at: float) -> None:
         self.inflight.discard(seq)
         item = self.buffer.get(seq)
-        self.stats.puback_latency.add(now - sent_at)
+        if item is None or item.telemetry:
+            self.stats.puback_latency.add(now - sent_at)
         if item is None:
             return  # stored already covered it
-        if item.acked_at is None:
+        if item.acked_at is None and item.telemetry:
             self.stats.count_acked(item.readings, item.values)
         item.acked_at = now
         if not self.spec.expect_stored:
@@ -206,6 +290,9 @@ class VirtualGateway:
         done = [s for s in self.buffer if covered(s, msg.upto_seq)]
         for seq in done:
             item = self.buffer.pop(seq)
+            if not item.telemetry:
+                self.stats.control_stored += 1
+                continue
             if item.first_sent is not None:
                 self.stats.stored_latency.add(now - item.first_sent)
             self.stats.count_stored(item.readings, item.values)

@@ -102,8 +102,9 @@ class PahoLink:
         else:
             self.client.connect(t.host, t.port, t.keepalive_s)
 
-    def subscribe(self, topic: str) -> None:
-        self.client.subscribe(topic, qos=1)
+    def subscribe(self, topics: list[str]) -> None:
+        """One SUBSCRIBE for all ``topics`` (QoS 1)."""
+        self.client.subscribe([(t, 1) for t in topics])
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> int | None:
         """Queue a QoS 1 publish; its mid, or None when paho refuses (queue full)."""

@@ -118,6 +118,16 @@ class FleetResult:
             "stored_values": s.stored_values,
             "unstored": s.unstored,
             "workers_lost": self.workers_lost,
+            "control": {
+                "commands": s.commands,
+                "configs": s.configs,
+                "cmd_acks": s.cmd_acks,
+                "config_states": s.config_states,
+                "unanswered": s.control_unanswered,
+                "stored": s.control_stored,
+                "trusted_keys": len(self.spec.trusted_key_files),
+                "failing_gateways": sum(1 for p in plan(self.spec) if p.fails),
+            },
             "rates_per_s": rates,
             "latency_ms": {
                 "publish_to_puback": s.puback_latency.summary_ms(),

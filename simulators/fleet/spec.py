@@ -1,20 +1,29 @@
 """What a virtual fleet is: its size, cadence, clock, region mix and outage windows.
 
-Pure data plus the deterministic plan of each gateway (id, region, seed, phase). Times
-named ``*_s`` without ``sim`` are real (wall-clock) seconds; ``cadence_s`` is simulated
-seconds between two telemetry batches of one gateway (field: 300 s), compressed by
-``speed`` (simulated seconds per real second).
+Pure data plus the deterministic plan of each gateway (id, region, seed, phase, whether
+it fails to apply control writes). Times named ``*_s`` without ``sim`` are real
+(wall-clock) seconds; ``cadence_s`` is simulated seconds between two telemetry batches of
+one gateway (field: 300 s), compressed by ``speed`` (simulated seconds per real second).
+
+Control (``cmd``/``config``): ``trusted_key_files`` are the public keys (PEM) the
+virtual gateways trust; none = every document is refused as untrusted. Failure
+injection: the gateways named in ``fail_gateways`` and a ``fail_fraction`` of the rest,
+chosen by a stable hash of ``seed`` and the gateway id (:func:`fails_by_seed`), fail
+every config and device command they accept.
 """
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from contracts.signing import SignatureError, TrustedKeys
 from contracts.topics import GATEWAY_ID_RE, Region
 
 Protocol = Literal["5", "3.1.1"]
@@ -120,6 +129,14 @@ class FleetSpec(BaseModel):
     #: After ``duration_s``: how long to wait for PUBACKs (and ``stored``) of what was sent.
     drain_timeout_s: float = Field(default=30.0, ge=0)
     progress_interval_s: float = Field(default=0.5, gt=0)
+    #: Public keys (Ed25519, PEM) whose signatures on ``cmd``/``config`` are trusted.
+    trusted_key_files: tuple[Path, ...] = ()
+    #: Gateways (ids) that fail every config and device command they accept.
+    fail_gateways: tuple[str, ...] = ()
+    #: Share of the fleet that fails likewise, chosen by ``seed`` (stable across runs).
+    fail_fraction: float = Field(default=0.0, ge=0, le=1)
+    #: Seed of the fleet's deterministic choices (which gateways fail).
+    seed: int = 0
 
     @field_validator("id_prefix")
     @classmethod
@@ -134,6 +151,38 @@ class FleetSpec(BaseModel):
         if not v or any(w < 0 for w in v.values()) or sum(v.values()) <= 0:
             raise ValueError("region weights must be >= 0 with a positive sum")
         return v
+
+    @field_validator("fail_gateways")
+    @classmethod
+    def _fail_ids(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [g for g in v if not GATEWAY_ID_RE.match(g)]
+        if bad:
+            raise ValueError(f"fail_gateways: {bad[0]!r} is not a gateway id")
+        return v
+
+    @field_validator("trusted_key_files")
+    @classmethod
+    def _keys(cls, v: tuple[Path, ...]) -> tuple[Path, ...]:
+        for path in v:
+            try:
+                TrustedKeys.from_pems([path.read_bytes()])
+            except OSError as exc:
+                raise ValueError(f"trusted key {path}: {exc.strerror or exc}") from None
+            except (SignatureError, ValueError, TypeError) as exc:
+                raise ValueError(
+                    f"trusted key {path}: not an Ed25519 public key PEM: {exc}"
+                ) from None
+        return v
+
+    def trusted_keys(self) -> TrustedKeys:
+        """The trusted set, read from ``trusted_key_files`` (empty: nothing is trusted)."""
+        return TrustedKeys.from_pems(p.read_bytes() for p in self.trusted_key_files)
+
+    def fails(self, gateway: str) -> bool:
+        """Whether ``gateway`` fails every config and device command it accepts."""
+        return gateway in self.fail_gateways or fails_by_seed(
+            self.seed, gateway, self.fail_fraction
+        )
 
     @model_validator(mode="after")
     def _capacity(self) -> FleetSpec:
@@ -167,6 +216,17 @@ class GatewayPlan:
     pv_capacity_w: float
     #: Real seconds after the fleet start of this gateway's first sample (spreads load).
     phase_s: float
+    #: Fails every config and device command it accepts (failure injection).
+    fails: bool = False
+
+
+def fails_by_seed(seed: int, gateway: str, fraction: float) -> bool:
+    """A stable choice of ``fraction`` of all gateway ids: SHA-256 of ``seed`` and the
+    id as a number in [0, 1) below ``fraction`` (same seed, same gateways, every run)."""
+    if fraction <= 0:
+        return False
+    digest = hashlib.sha256(f"{seed}:{gateway}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
 def gateway_id(prefix: str, index: int) -> str:
@@ -198,8 +258,15 @@ def plan(spec: FleetSpec) -> list[GatewayPlan]:
         seed = zlib.crc32(gid.encode())
         capacity = lo + (hi - lo) * ((seed % 1000) / 999)
         phase = spec.batch_interval_s * (i / spec.count)
-        out.append(GatewayPlan(i, gid, regions[i], seed, round(capacity, -2), phase))
+        out.append(
+            GatewayPlan(i, gid, regions[i], seed, round(capacity, -2), phase, spec.fails(gid))
+        )
     return out
+
+
+def failing_gateways(spec: FleetSpec) -> list[str]:
+    """The ids of the fleet's gateways that fail control writes, in index order."""
+    return [p.gateway_id for p in plan(spec) if p.fails]
 
 
 def default_sim_start(spec: FleetSpec, now: datetime) -> datetime:

@@ -2,6 +2,8 @@
 
 Counts are of *unique* batches (a resend is counted under ``resends``, not again under
 ``sent``); ``values`` are non-null metric values, i.e. the rows the telemetry store gets.
+Control messages (``cmd_ack``, ``config_state``) share the gateway's stream but have
+their own counters, so the telemetry counts stay those of telemetry batches.
 Latencies are real seconds, kept in log-spaced buckets (≈ 2.5 % resolution).
 """
 
@@ -98,6 +100,12 @@ COUNTERS = (
     "stored_values",
     "unstored",
     "outage_gateways",
+    "commands",
+    "configs",
+    "cmd_acks",
+    "config_states",
+    "control_unanswered",
+    "control_stored",
     "cpu_s",
 )
 
@@ -125,6 +133,14 @@ class WorkerStats:
     stored_values: int = 0
     unstored: int = 0
     outage_gateways: int = 0
+    #: ``cmd`` / ``config`` documents received, acks and config states produced, commands
+    #: that could not be answered (no id), and control messages ``stored`` covered.
+    commands: int = 0
+    configs: int = 0
+    cmd_acks: int = 0
+    config_states: int = 0
+    control_unanswered: int = 0
+    control_stored: int = 0
     #: CPU seconds the worker process has used (user + system).
     cpu_s: float = 0.0
     puback_latency: LatencyHistogram = field(default_factory=LatencyHistogram)

@@ -2,7 +2,9 @@
 
 Two devices per site, as the full site simulator serves them: a PV inverter and a grid
 meter, with local device ids in the style of a SunSpec serial (``INV-…``, ``MTR-…``).
-Signs follow :mod:`contracts.metrics`: ``pv_w >= 0``, ``grid_w > 0`` importing.
+Signs follow :mod:`contracts.metrics`: ``pv_w >= 0``, ``grid_w > 0`` importing. Each
+device has a builtin device profile (:data:`INVERTER_PROFILE`, :data:`METER_PROFILE`):
+the birth names it, and commands and configs are validated against it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from contracts.messages import DeviceInfo, Reading, TelemetryBatch
 from contracts.topics import Region
 from simulators.physics import DEFAULT_TZ, SiteSample, Totals, initial_totals, step
 
-INVERTER_MODELS = [1, 103, 120, 123]
+#: The builtin profiles of the two devices and their SunSpec chains (as the profiles say).
+INVERTER_PROFILE = "sim-inverter-103"
+METER_PROFILE = "sim-meter-203"
+INVERTER_MODELS = [1, 103, 120, 121, 122, 123, 126, 132, 160]
 METER_MODELS = [1, 203]
 
 
@@ -27,6 +32,11 @@ class SiteDevices:
 
 def device_ids(gateway_id: str) -> SiteDevices:
     return SiteDevices(inverter=f"INV-{gateway_id}", meter=f"MTR-{gateway_id}")
+
+
+def inverter_nameplate(capacity_w: float) -> dict[str, float]:
+    """What the virtual inverter reports as its nameplate (limits resolve against it)."""
+    return {"w_rtg": capacity_w}
 
 
 def device_infos(gateway_id: str, capacity_w: float) -> list[DeviceInfo]:
@@ -42,7 +52,8 @@ def device_infos(gateway_id: str, capacity_w: float) -> list[DeviceInfo]:
             model="Virtual PV inverter",
             serial=ids.inverter,
             firmware="1.0.0",
-            nameplate={"w_rtg": capacity_w},
+            profile=INVERTER_PROFILE,
+            nameplate=inverter_nameplate(capacity_w),
         ),
         DeviceInfo(
             device=ids.meter,
@@ -53,6 +64,7 @@ def device_infos(gateway_id: str, capacity_w: float) -> list[DeviceInfo]:
             model="Virtual grid meter",
             serial=ids.meter,
             firmware="1.0.0",
+            profile=METER_PROFILE,
         ),
     ]
 

@@ -69,6 +69,7 @@ class WorkerLoop:
         self.report = report
         self.stats = WorkerStats(gateways=len(plans))
         run = run_id or uuid.uuid4().hex
+        trusted = spec.trusted_keys()  # read once, shared by this worker's gateways
         self.gateways = [
             VirtualGateway(
                 plan=p,
@@ -77,6 +78,7 @@ class WorkerLoop:
                 boot_id=uuid.uuid4().hex,
                 sim_first=sim_first_sample(sim_start, p, spec.speed),
                 stats=self.stats,
+                trusted=trusted,
             )
             for p in plans
         ]
@@ -357,7 +359,9 @@ class WorkerLoop:
             self.stats.count_reconnect(time.time())
         self.ever_connected[idx] = True
         self.stats.connected += 1
-        link.subscribe(gw.topic(Kind.STORED))
+        # One SUBSCRIBE per connection: each gateway is its own MQTT identity (the broker's
+        # ACLs confine it to its own topics), so a worker-wide wildcard is not an option.
+        link.subscribe([gw.topic(Kind.STORED), gw.topic(Kind.CMD), gw.topic(Kind.CONFIG)])
         for p in (gw.birth(), gw.state(True)):
             mid = link.publish(p.topic, p.payload, retain=p.retain)
             if mid is not None:
@@ -386,10 +390,22 @@ class WorkerLoop:
 
     def message(self, link: PahoLink, topic: str, payload: bytes) -> None:
         idx = link.key
+        gw = self.gateways[idx]
+        kind = topic.rpartition("/")[2]
+        if kind in (Kind.CMD, Kind.CONFIG):
+            try:
+                answers = gw.on_command(payload) if kind == Kind.CMD else gw.on_config(payload)
+            except Exception:  # a bug must not take the worker's other gateways down
+                log.exception("gateway %s: %s not handled", gw.plan.gateway_id, kind)
+                self.stats.control_unanswered += 1
+                return
+            if answers:
+                self._pump(idx)
+            return
         try:
             msg = decode(Kind.STORED, payload)
         except MessageError as exc:
             log.warning("gateway %s: bad stored message: %s", link.key, exc)
             return
         if isinstance(msg, StoredMsg):
-            self.gateways[idx].on_stored(msg, time.monotonic())
+            gw.on_stored(msg, time.monotonic())
