@@ -7,15 +7,34 @@ parses ``event.payload`` with the same model, so neither imports the other servi
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.common.events import Event
 from contracts.messages import DeviceInfo
 from contracts.topics import Region
 
-__all__ = ["GATEWAY_BIRTH", "GatewayBirth", "gateway_birth_event"]
+__all__ = [
+    "COMMAND_ACKED",
+    "COMMAND_DONE",
+    "COMMAND_EXPIRED",
+    "COMMAND_FAILED",
+    "CONFIG_APPLIED",
+    "CONFIG_DRIFTED",
+    "CONFIG_FAILED",
+    "CONFIG_REPORTED",
+    "GATEWAY_BIRTH",
+    "CommandAcked",
+    "CommandOutcome",
+    "ConfigOutcome",
+    "ConfigReported",
+    "GatewayBirth",
+    "command_outcome_event",
+    "config_outcome_event",
+    "gateway_birth_event",
+]
 
 #: Ingest saw a gateway's ``birth``: its devices (the registry upserts them).
 GATEWAY_BIRTH = "gateway.birth"
@@ -51,3 +70,123 @@ def gateway_birth_event(
     if occurred_at is not None:
         fields["occurred_at"] = occurred_at
     return Event.model_validate(fields)
+
+
+#: Ingest stored a gateway's ``cmd_ack`` (the config service follows the command).
+COMMAND_ACKED = "command.acked"
+#: Ingest stored a gateway's ``config_state`` (the config service tracks it per device).
+CONFIG_REPORTED = "config.reported"
+#: The config service: a command ended ``done``.
+COMMAND_DONE = "command.done"
+#: The config service: a command ended ``failed`` or ``rejected`` (``status`` says which).
+COMMAND_FAILED = "command.failed"
+#: The config service: a command ended ``expired`` (the gateway said so, or no final ack
+#: arrived by ``expires_at`` + grace).
+COMMAND_EXPIRED = "command.expired"
+#: The config service: a gateway's reported config status became applied/failed/drifted.
+CONFIG_APPLIED = "config.applied"
+CONFIG_FAILED = "config.failed"
+CONFIG_DRIFTED = "config.drifted"
+
+
+class CommandAcked(BaseModel):
+    """Payload of ``command.acked`` (what ingest emits for one ``cmd_ack``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    gateway_id: str
+    command_id: UUID
+    status: Literal["accepted", "rejected", "done", "failed", "expired"]
+    detail: str = ""
+
+
+class ConfigReported(BaseModel):
+    """Payload of ``config.reported`` (what ingest emits for one ``config_state``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    gateway_id: str
+    version: int | None = None
+    hash: str | None = None
+    status: Literal["pending", "applied", "failed", "drifted"]
+    devices: dict[str, Literal["pending", "applied", "failed", "drifted"]] = Field(
+        default_factory=dict
+    )
+    points: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    drift: list[str] = Field(default_factory=list)
+    detail: str = ""
+
+
+class CommandOutcome(BaseModel):
+    """Payload of ``command.done`` / ``command.failed`` / ``command.expired``.
+
+    ``status`` is the final status (``rejected`` travels as ``command.failed``);
+    ``previous`` the status before (``expired`` when a late ack corrects the cloud's
+    timeout); ``closed_by`` ``gateway`` (its ack) or ``cloud`` (timeout).
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    gateway_id: str
+    command_id: UUID
+    name: str
+    device: str | None
+    status: Literal["done", "failed", "rejected", "expired"]
+    previous: str
+    detail: str
+    issued_by: str
+    closed_by: Literal["gateway", "cloud"]
+
+
+class ConfigOutcome(BaseModel):
+    """Payload of ``config.applied`` / ``config.failed`` / ``config.drifted``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    gateway_id: str
+    version: int | None
+    desired_version: int | None
+    hash: str | None
+    status: Literal["applied", "failed", "drifted"]
+    devices: dict[str, str]
+    drift: list[str]
+    detail: str
+
+
+_COMMAND_EVENTS = {
+    "done": COMMAND_DONE,
+    "failed": COMMAND_FAILED,
+    "rejected": COMMAND_FAILED,
+    "expired": COMMAND_EXPIRED,
+}
+_CONFIG_EVENTS = {"applied": CONFIG_APPLIED, "failed": CONFIG_FAILED, "drifted": CONFIG_DRIFTED}
+
+
+def command_outcome_event(
+    event_id: UUID, region: Region | str, outcome: CommandOutcome, *, source: str = "config"
+) -> Event:
+    """``command.done`` / ``command.failed`` / ``command.expired`` for ``outcome``."""
+    return Event.model_validate(
+        {
+            "id": event_id,
+            "name": _COMMAND_EVENTS[outcome.status],
+            "region": region,
+            "source": source,
+            "payload": outcome.model_dump(mode="json"),
+        }
+    )
+
+
+def config_outcome_event(
+    event_id: UUID, region: Region | str, outcome: ConfigOutcome, *, source: str = "config"
+) -> Event:
+    """``config.applied`` / ``config.failed`` / ``config.drifted`` for ``outcome``."""
+    return Event.model_validate(
+        {
+            "id": event_id,
+            "name": _CONFIG_EVENTS[outcome.status],
+            "region": region,
+            "source": source,
+            "payload": outcome.model_dump(mode="json"),
+        }
+    )

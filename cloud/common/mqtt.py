@@ -189,3 +189,87 @@ class MqttConsumer:
                 dup=bool(msg.dup),
             )
         )
+
+
+class MqttPublisher:
+    """A clean-session client that only publishes, each QoS 1 publish confirmed (PUBACK).
+
+    Connects in the background and reconnects by itself, so a broker that is away at
+    start is not an error: :meth:`publish` answers False until it is back, and the
+    caller (which keeps what it publishes in its database) tries again later.
+    """
+
+    def __init__(self, options: MqttOptions, *, publish_timeout_s: float = 5.0) -> None:
+        self._options = options
+        self._publish_timeout_s = publish_timeout_s
+        self._connected = threading.Event()
+        v5 = options.protocol == "5"
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=options.client_id,
+            clean_session=None if v5 else True,
+            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
+        )
+        if options.username is not None:
+            self._client.username_pw_set(options.username, options.password)
+        self._client.reconnect_delay_set(1, 30)
+        self._client.on_connect = self._handle_connect
+        self._client.on_disconnect = self._handle_disconnect
+
+    def start(self, timeout_s: float = 5.0) -> bool:
+        """Start connecting; True when connected within ``timeout_s`` (else it keeps trying)."""
+        opts = self._options
+        if opts.protocol == "5":
+            self._client.connect_async(opts.host, opts.port, opts.keepalive_s, clean_start=True)
+        else:
+            self._client.connect_async(opts.host, opts.port, opts.keepalive_s)
+        self._client.loop_start()
+        return self._connected.wait(timeout_s)
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        timeout_s: float | None = None,
+    ) -> bool:
+        """Publish and wait for the broker's PUBACK; False when not connected, refused or
+        not confirmed within ``timeout_s`` (default: the constructor's; it may still
+        arrive later: receivers dedupe)."""
+        if not self._connected.is_set():
+            return False
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            log.warning("publish to %s refused: %s", topic, paho.error_string(info.rc))
+            return False
+        try:
+            info.wait_for_publish(timeout_s if timeout_s is not None else self._publish_timeout_s)
+        except (RuntimeError, ValueError) as exc:
+            log.warning("publish to %s failed: %s", topic, exc)
+            return False
+        return info.is_published()
+
+    def _handle_connect(
+        self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            log.error("MQTT publisher connect refused: %s", reason)
+            return
+        self._connected.set()
+        log.info("MQTT publisher %s connected", self._options.client_id)
+
+    def _handle_disconnect(
+        self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        self._connected.clear()
+        log.warning("MQTT publisher disconnected: %s", reason)

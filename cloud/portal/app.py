@@ -2,7 +2,8 @@
 
 Authorisation (for now): every ``/api/v1`` route needs a bearer token; admin, operator,
 support and mosie read the fleet (sites, gateways, devices, readings); admin and operator
-create sites and gateways; customer gets 403 on these fleet-wide routes until customer
+create sites and gateways and alone reach the config service (commands, configs);
+customer gets 403 on these fleet-wide routes until customer
 scoping arrives.
 """
 
@@ -10,11 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from fastapi import FastAPI, Response, status
+from fastapi import Depends, FastAPI, Response, status
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from cloud.common.settings import CloudSettings
+from cloud.config import ConfigService
+from cloud.config import create_router as config_router
+from cloud.identity import TokenClaims
 from cloud.ingest import CompletenessReader
 from cloud.ingest import create_router as ingest_router
 from cloud.portal.auth import FLEET_READERS, FLEET_WRITERS, require_roles
@@ -38,6 +42,7 @@ def create_app(
     *,
     health_checks: Mapping[str, Callable[[], None]] | None = None,
     completeness: CompletenessReader | None = None,
+    config: ConfigService | None = None,
 ) -> FastAPI:
     """Wire the routers to the given services; no connections are opened here."""
     app = FastAPI(
@@ -61,6 +66,12 @@ def create_app(
     )
     if completeness is not None:
         app.include_router(ingest_router(completeness, read=read), prefix=API_PREFIX)
+    if config is not None:
+        # Commands and configs write to devices: operators and admins only, reads included.
+        def actor(claims: TokenClaims = Depends(write)) -> str:
+            return claims.sub
+
+        app.include_router(config_router(config, actor=actor), prefix=API_PREFIX)
 
     @app.get(
         "/healthz",

@@ -1,0 +1,71 @@
+"""Device configuration: signed commands and versioned configs to the gateways, followed
+to their acks and reported state, with rollback and an audit log.
+
+Published interface: :class:`ConfigService` (sending, reading), :class:`ConfigTracker`
+(the gateways' answers), their models and errors, :func:`create_router` for the portal,
+:func:`subscriptions` for a composition root, the key helpers and the runner
+(:func:`run_config_service`). Other services import nothing else from here.
+"""
+
+from cloud.config.api import create_router
+from cloud.config.errors import ConfigError, ConflictError, NotFoundError, RefusedError
+from cloud.config.handlers import subscriptions
+from cloud.config.keys import (
+    DEMO_KEY_MARKER,
+    SigningKeyError,
+    is_demo_key,
+    load_signing_key,
+    public_key_path,
+    write_key_file,
+)
+from cloud.config.models import (
+    AuditEntry,
+    Command,
+    CommandIn,
+    ConfigIn,
+    ConfigView,
+    DesiredConfig,
+    RollbackIn,
+)
+from cloud.config.publishing import Publisher
+from cloud.config.runner import (
+    create_config_service,
+    create_publisher,
+    create_tracker,
+    run_config_loops,
+    run_config_service,
+)
+from cloud.config.service import ConfigService, ServiceOptions
+from cloud.config.tracker import SCHEMA, ConfigTracker
+
+__all__ = [
+    "DEMO_KEY_MARKER",
+    "SCHEMA",
+    "AuditEntry",
+    "Command",
+    "CommandIn",
+    "ConfigError",
+    "ConfigIn",
+    "ConfigService",
+    "ConfigTracker",
+    "ConfigView",
+    "ConflictError",
+    "DesiredConfig",
+    "NotFoundError",
+    "Publisher",
+    "RefusedError",
+    "RollbackIn",
+    "ServiceOptions",
+    "SigningKeyError",
+    "create_config_service",
+    "create_publisher",
+    "create_router",
+    "create_tracker",
+    "is_demo_key",
+    "load_signing_key",
+    "public_key_path",
+    "run_config_loops",
+    "run_config_service",
+    "subscriptions",
+    "write_key_file",
+]

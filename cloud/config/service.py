@@ -1,0 +1,304 @@
+"""ConfigService: send signed commands and versioned configs, show what became of them.
+
+Every write is validated against the gateway's devices and their profiles **before**
+anything is signed; a refusal stores nothing but an audit row. What is accepted is
+signed with the cloud's key, stored with its audit row in one transaction, then
+published (see :mod:`cloud.config.publishing`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+from cloud.common.db import Connection, ConnectionPool, ping
+from cloud.config import repository as repo
+from cloud.config.errors import ConfigError, ConflictError, NotFoundError, RefusedError
+from cloud.config.logic import (
+    RollbackError,
+    command_document,
+    config_document,
+    device_status,
+    next_version,
+    rollback_target,
+)
+from cloud.config.models import (
+    AuditEntry,
+    Command,
+    CommandIn,
+    ConfigIn,
+    ConfigView,
+    DesiredConfig,
+    DeviceConfigState,
+    RollbackIn,
+)
+from cloud.config.publishing import DocumentPublisher, PendingPublished, Publisher
+from cloud.config.validation import check_command, check_config
+from contracts.control import config_hash
+from contracts.messages import ProfileRef
+from contracts.signing import SigningKey, sign_document
+from contracts.timeutil import truncate_ms, utc_now
+from device_profiles import DeviceProfile
+
+__all__ = ["ConfigService", "ServiceOptions"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    """Lifetimes the service signs with (from :class:`cloud.common.settings.CloudSettings`)."""
+
+    command_lifetime_s: float = 300.0
+    config_lifetime_s: float = 30 * 86_400.0
+
+
+class ConfigService:
+    """Commands and desired configs per gateway; thread-safe (pooled connections)."""
+
+    def __init__(
+        self,
+        pool: ConnectionPool[Connection[Any]],
+        key: SigningKey,
+        profiles: Mapping[str, DeviceProfile],
+        *,
+        publisher: Publisher | None = None,
+        options: ServiceOptions | None = None,
+    ) -> None:
+        self._pool = pool
+        self._key = key
+        self._profiles = dict(profiles)
+        self._documents = DocumentPublisher(pool, publisher)
+        self._options = options or ServiceOptions()
+
+    @property
+    def kid(self) -> str:
+        return self._key.kid
+
+    def ping(self) -> None:
+        ping(self._pool)
+
+    # -- commands ------------------------------------------------------------------------
+    def send_command(self, gateway_id: str, request: CommandIn, actor: str) -> Command:
+        """Validate, sign, store and publish a command; :class:`ConfigError` if refused."""
+        lifetime = request.expires_in_s or self._options.command_lifetime_s
+        try:
+            with self._pool.connection() as conn:
+                region = _require_region(conn, gateway_id)
+                devices = repo.known_devices(conn, gateway_id)
+                check_command(
+                    gateway_id, request.device, request.name, request.args, devices, self._profiles
+                )
+                issued_at = truncate_ms(utc_now())
+                expires_at = issued_at + timedelta(seconds=lifetime)
+                document = sign_document(
+                    command_document(
+                        uuid4(),
+                        gateway_id,
+                        request.name,
+                        request.device,
+                        request.args,
+                        expires_at,
+                        actor,
+                    ),
+                    self._key,
+                )
+                command = repo.insert_command(
+                    conn,
+                    document=document,
+                    region=region,
+                    reason=request.reason,
+                    issued_at=issued_at,
+                    expires_at=expires_at,
+                )
+                repo.append_audit(
+                    conn,
+                    actor=actor,
+                    action="command.send",
+                    gateway_id=gateway_id,
+                    target=str(command.id),
+                    reason=request.reason,
+                    outcome="pending",
+                    detail={"device": request.device, "name": request.name, "args": request.args},
+                )
+        except ConfigError as exc:
+            self._audit_refusal(actor, "command.send", gateway_id, request.reason, exc)
+            raise
+        self._documents.publish_command(command.id)
+        return self.get_command(command.id) or command
+
+    def get_command(self, command_id: UUID) -> Command | None:
+        with self._pool.connection() as conn:
+            return repo.get_command(conn, command_id)
+
+    def list_commands(self, gateway_id: str, *, limit: int = 100, offset: int = 0) -> list[Command]:
+        with self._pool.connection() as conn:
+            return repo.list_commands(conn, gateway_id, limit, offset)
+
+    # -- configs -------------------------------------------------------------------------
+    def set_config(self, gateway_id: str, request: ConfigIn, actor: str) -> DesiredConfig:
+        """A new desired version with ``request``'s settings, signed and published retained."""
+        return self._new_version(
+            gateway_id, request.profile, request.devices, actor, request.reason, "config.set", None
+        )
+
+    def rollback(self, gateway_id: str, request: RollbackIn, actor: str) -> DesiredConfig:
+        """A new version carrying an earlier version's settings (default: the one before
+        the current version)."""
+        with self._pool.connection() as conn:
+            versions = repo.config_versions(conn, gateway_id)
+            try:
+                target = rollback_target(versions, request.to_version)
+            except RollbackError as exc:
+                error: ConfigError = ConflictError(str(exc))
+                if not versions:
+                    error = NotFoundError(f"gateway {gateway_id!r} has no config")
+                self._audit_refusal(actor, "config.rollback", gateway_id, request.reason, error)
+                raise error from None
+            earlier = repo.get_desired(conn, gateway_id, target)
+        assert earlier is not None
+        return self._new_version(
+            gateway_id,
+            ProfileRef.model_validate(earlier.profile),
+            earlier.devices,
+            actor,
+            request.reason,
+            "config.rollback",
+            target,
+        )
+
+    def _new_version(
+        self,
+        gateway_id: str,
+        profile: ProfileRef,
+        settings: Mapping[str, dict[str, Any]],
+        actor: str,
+        reason: str,
+        action: str,
+        rollback_of: int | None,
+    ) -> DesiredConfig:
+        try:
+            with self._pool.connection() as conn:
+                # The lock serialises versions (and publishes) per gateway.
+                region = repo.lock_gateway_region(conn, gateway_id)
+                if region is None:
+                    raise NotFoundError(f"gateway {gateway_id!r} is not known (no birth seen)")
+                if profile.region.value != region:
+                    raise RefusedError(
+                        "profile.region",
+                        f"gateway region {region!r}",
+                        f"profile region {profile.region.value!r} differs from the gateway's",
+                    )
+                check_config(
+                    gateway_id, settings, repo.known_devices(conn, gateway_id), self._profiles
+                )
+                versions = repo.config_versions(conn, gateway_id)
+                version = next_version(max(versions) if versions else None)
+                not_after = utc_now() + timedelta(seconds=self._options.config_lifetime_s)
+                document = sign_document(
+                    config_document(
+                        gateway_id,
+                        version,
+                        profile.model_dump(mode="json"),
+                        settings,
+                        not_after,
+                        actor,
+                    ),
+                    self._key,
+                )
+                desired = repo.insert_desired(
+                    conn,
+                    document=document,
+                    region=region,
+                    hash_=config_hash(document),
+                    reason=reason,
+                    rollback_of=rollback_of,
+                )
+                repo.append_audit(
+                    conn,
+                    actor=actor,
+                    action=action,
+                    gateway_id=gateway_id,
+                    target=f"version {version}",
+                    reason=reason,
+                    outcome="pending",
+                    detail={"version": version, "rollback_of": rollback_of, "hash": desired.hash},
+                )
+        except ConfigError as exc:
+            self._audit_refusal(actor, action, gateway_id, reason, exc)
+            raise
+        self._documents.publish_latest_config(gateway_id)
+        with self._pool.connection() as conn:
+            return repo.get_desired(conn, gateway_id, version) or desired
+
+    def show_config(self, gateway_id: str, *, history: int = 50) -> ConfigView:
+        """Desired (latest) config, what the gateway reported, per device, and history."""
+        with self._pool.connection() as conn:
+            if repo.gateway_region(conn, gateway_id) is None:
+                raise NotFoundError(f"gateway {gateway_id!r} is not known (no birth seen)")
+            versions = repo.desired_history(conn, gateway_id, history)
+            reported = repo.get_reported(conn, gateway_id)
+            states = {s["device"]: s for s in repo.device_states(conn, gateway_id)}
+        desired = versions[0] if versions else None
+        names = sorted(set(states) | set(desired.devices if desired else {}))
+        devices = []
+        for name in names:
+            state = states.get(name, {})
+            wanted = desired.version if desired and name in desired.devices else None
+            devices.append(
+                DeviceConfigState(
+                    device=name,
+                    status=device_status(state.get("status"), state.get("version"), wanted),
+                    version=state.get("version"),
+                    points=state.get("points") or {},
+                    drift=state.get("drift") or [],
+                    detail=state.get("detail", ""),
+                    updated_at=state.get("updated_at"),
+                )
+            )
+        return ConfigView(
+            gateway_id=gateway_id,
+            desired=desired,
+            reported=reported,
+            devices=devices,
+            history=versions,
+        )
+
+    def audit(self, gateway_id: str, *, limit: int = 100, offset: int = 0) -> list[AuditEntry]:
+        with self._pool.connection() as conn:
+            return repo.list_audit(conn, gateway_id, limit, offset)
+
+    # -- publishing ----------------------------------------------------------------------
+    def publish_pending(self) -> PendingPublished:
+        """Publish what is stored but unpublished (the broker was away); the loop's job."""
+        return self._documents.publish_pending()
+
+    def _audit_refusal(
+        self, actor: str, action: str, gateway_id: str, reason: str, error: ConfigError
+    ) -> None:
+        detail: dict[str, Any] = {"error": str(error)}
+        if isinstance(error, RefusedError):
+            detail.update(field=error.field, limit=error.limit)
+        with self._pool.connection() as conn:
+            repo.append_audit(
+                conn,
+                actor=actor,
+                action=action,
+                gateway_id=gateway_id,
+                target=None,
+                reason=reason,
+                outcome="refused",
+                detail=detail,
+            )
+        log.info("%s by %s on %s refused: %s", action, actor, gateway_id, error)
+
+
+def _require_region(conn: Connection[Any], gateway_id: str) -> str:
+    region = repo.gateway_region(conn, gateway_id)
+    if region is None:
+        raise NotFoundError(f"gateway {gateway_id!r} is not known (no birth seen)")
+    return region

@@ -1,0 +1,209 @@
+"""ConfigTracker: what the gateways answered, applied once per event (the config inbox).
+
+Consumes ``gateway.birth`` (which devices a gateway has, with profile and nameplate),
+``command.acked`` (command status) and ``config.reported`` (state per gateway and
+device), and expires commands that got no final ack in time. Every change and the
+events it causes (``command.*``, ``config.*``) commit in one transaction (outbox).
+Needs only the database: no key, no broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from cloud.common.db import Connection, ConnectionPool
+from cloud.common.event_types import (
+    CommandAcked,
+    CommandOutcome,
+    ConfigOutcome,
+    ConfigReported,
+    GatewayBirth,
+    command_outcome_event,
+    config_outcome_event,
+)
+from cloud.common.events import emit, handle_once
+from cloud.config import repository as repo
+from cloud.config.logic import command_transition, config_report_changed, overdue_before
+from contracts.timeutil import utc_now
+
+__all__ = ["SCHEMA", "ConfigTracker"]
+
+log = logging.getLogger(__name__)
+
+#: The config service's PostgreSQL schema (outbox, inbox).
+SCHEMA = "config"
+_NAMESPACE = uuid.UUID("3b0f6f0e-8c51-4d8e-9d1f-5a0c2e7b9c44")
+
+
+def _event_id(*parts: object) -> UUID:
+    # Derived from what the event is about, so a retried transaction emits the same id.
+    return uuid.uuid5(_NAMESPACE, "/".join(str(p) for p in parts))
+
+
+class ConfigTracker:
+    """Applies the gateways' answers; thread-safe (each call takes a pooled connection)."""
+
+    def __init__(self, pool: ConnectionPool[Connection[Any]], *, grace_s: float = 10.0) -> None:
+        self._pool = pool
+        self._grace_s = grace_s
+
+    def apply_birth(
+        self, event_id: UUID, region: str, occurred_at: datetime, birth: GatewayBirth
+    ) -> bool:
+        """Record the gateway's region and devices; False when handled before."""
+        with self._pool.connection() as conn:
+            if not handle_once(conn, SCHEMA, event_id):
+                return False
+            if repo.upsert_gateway_birth(conn, birth.gateway_id, region, occurred_at):
+                repo.replace_devices(conn, birth.gateway_id, birth.devices)
+            return True
+
+    def apply_command_ack(self, event_id: UUID, ack: CommandAcked) -> str | None:
+        """Move the command's status; the new status, or None when nothing changed."""
+        with self._pool.connection() as conn:
+            if not handle_once(conn, SCHEMA, event_id):
+                return None
+            command = repo.lock_open_command(conn, ack.command_id)
+            if command is None or command.gateway_id != ack.gateway_id:
+                log.warning("ack from %s for unknown command %s", ack.gateway_id, ack.command_id)
+                return None
+            step = command_transition(command.status, command.closed_by, ack.status, ack.detail)
+            if step is None:
+                return None
+            closed_by = "gateway" if step.final else None
+            repo.set_command_status(conn, command.id, step.status, ack.detail, closed_by)
+            if step.final:
+                _close(conn, command, step.status, ack.detail, "gateway", actor=ack.gateway_id)
+            return step.status
+
+    def apply_config_report(
+        self, event_id: UUID, region: str, occurred_at: datetime, report: ConfigReported
+    ) -> str | None:
+        """Record a ``config_state``; the event name emitted, or None."""
+        with self._pool.connection() as conn:
+            if not handle_once(conn, SCHEMA, event_id):
+                return None
+            previous = repo.lock_reported(conn, report.gateway_id)
+            if previous is not None and _is_stale(previous, occurred_at, report.version):
+                return None
+            repo.upsert_reported(
+                conn,
+                report.gateway_id,
+                version=report.version,
+                hash_=report.hash,
+                status=report.status,
+                drift=report.drift,
+                detail=report.detail,
+                reported_at=occurred_at,
+            )
+            repo.upsert_device_states(conn, report.gateway_id, _device_rows(report))
+            before = previous[:3] if previous is not None else None
+            if not config_report_changed(before, report.version, report.status, report.drift):
+                return None
+            return _announce_report(conn, event_id, region, report)
+
+    def expire_overdue(self, *, now: datetime | None = None, limit: int = 500) -> int:
+        """Mark commands with no final ack by ``expires_at`` + grace expired; how many."""
+        cutoff = overdue_before(now or utc_now(), self._grace_s)
+        detail = f"no final ack by expires_at + {self._grace_s:g} s"
+        with self._pool.connection() as conn:
+            expired = repo.expire_overdue(conn, cutoff, detail, limit)
+            for command in expired:
+                _close(conn, command, "expired", detail, "cloud", actor="cloud")
+        for command in expired:
+            log.info(
+                "command %s to %s expired (was %s)", command.id, command.gateway_id, command.status
+            )
+        return len(expired)
+
+
+def _is_stale(
+    previous: tuple[int | None, str, list[str], datetime],
+    occurred_at: datetime,
+    version: int | None,
+) -> bool:
+    """Reports may arrive out of order (bus, backfill): an older one changes nothing."""
+    prev_version, _, _, reported_at = previous
+    if occurred_at < reported_at:
+        return True
+    return prev_version is not None and version is not None and version < prev_version
+
+
+def _device_rows(
+    report: ConfigReported,
+) -> list[tuple[str, int | None, str, dict[str, Any], list[str], str]]:
+    rows: list[tuple[str, int | None, str, dict[str, Any], list[str], str]] = []
+    for device, status in sorted(report.devices.items()):
+        drift = [d for d in report.drift if d.startswith(f"{device}.")]
+        rows.append(
+            (device, report.version, status, report.points.get(device, {}), drift, report.detail)
+        )
+    return rows
+
+
+def _announce_report(
+    conn: Connection[Any], event_id: UUID, region: str, report: ConfigReported
+) -> str:
+    versions = repo.config_versions(conn, report.gateway_id)
+    outcome = ConfigOutcome(
+        gateway_id=report.gateway_id,
+        version=report.version,
+        desired_version=max(versions) if versions else None,
+        hash=report.hash,
+        status=report.status,
+        devices=dict(report.devices),
+        drift=list(report.drift),
+        detail=report.detail,
+    )
+    event = config_outcome_event(_event_id("config", event_id), region, outcome)
+    emit(conn, SCHEMA, event)
+    repo.append_audit(
+        conn,
+        actor=report.gateway_id,
+        action=event.name,
+        gateway_id=report.gateway_id,
+        target=f"version {report.version}",
+        reason="",
+        outcome=report.status,
+        detail={"devices": outcome.devices, "drift": outcome.drift, "detail": report.detail},
+    )
+    return event.name
+
+
+def _close(
+    conn: Connection[Any],
+    command: repo.OpenCommand,
+    status: str,
+    detail: str,
+    closed_by: str,
+    *,
+    actor: str,
+) -> None:
+    """Emit the command's final event and its audit row (in the caller's transaction)."""
+    outcome = CommandOutcome(
+        gateway_id=command.gateway_id,
+        command_id=command.id,
+        name=command.name,
+        device=command.device,
+        status=status,
+        previous=command.status,
+        detail=detail,
+        issued_by=command.issued_by,
+        closed_by=closed_by,
+    )
+    event = command_outcome_event(_event_id("command", command.id, status), command.region, outcome)
+    emit(conn, SCHEMA, event)
+    repo.append_audit(
+        conn,
+        actor=actor,
+        action=event.name,
+        gateway_id=command.gateway_id,
+        target=str(command.id),
+        reason="",
+        outcome=status,
+        detail={"detail": detail, "previous": command.status},
+    )

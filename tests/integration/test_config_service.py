@@ -1,0 +1,550 @@
+"""The device-configuration service against real PostgreSQL and Mosquitto.
+
+A fake gateway subscribes to its ``cmd``/``config`` topics on the broker and verifies
+what arrives with the shared ``contracts.control`` code; the gateways' answers arrive
+as ingest would send them: ``command.acked`` / ``config.reported`` / ``gateway.birth``
+events in ``ingest.outbox``, relayed over the in-process bus to the service's handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import queue
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from cloud.bootstrap import cloud_events
+from cloud.common.bus import InProcessBus
+from cloud.common.db import Connection, ConnectionPool, create_pool
+from cloud.common.event_types import GatewayBirth, gateway_birth_event
+from cloud.common.events import Event, emit
+from cloud.common.migrate import migrate
+from cloud.common.mqtt import InboundMessage, MqttConsumer, MqttOptions, MqttPublisher
+from cloud.common.runtime import BusSettings, EventRuntime
+from cloud.common.settings import CloudSettings
+from cloud.config import (
+    CommandIn,
+    ConfigIn,
+    ConfigService,
+    ConfigTracker,
+    RefusedError,
+    RollbackIn,
+    SigningKeyError,
+    create_config_service,
+    create_publisher,
+    create_tracker,
+    public_key_path,
+    run_config_loops,
+    write_key_file,
+)
+from cloud.identity import create_token
+from cloud.ingest import announce
+from cloud.portal import create_app
+from cloud.registry import RegistryService
+from cloud.telemetry import TelemetryReader
+from contracts.control import ReplayGuard, config_hash, verify_command, verify_config
+from contracts.messages import AckStatus, CmdAck, DeviceInfo, ProfileRef
+from contracts.signing import TrustedKeys
+from contracts.timeutil import utc_now
+from contracts.topics import Kind, Region, topic
+from tests.integration.harness import until
+
+pytestmark = pytest.mark.integration
+Pool = ConnectionPool[Connection[Any]]
+
+SECRET = "config-test-secret-0123456789abcdef0123456789"
+GW = "gw-config-1"
+INV = "SN-INV-1"
+PROFILE = {"id": "au-4777", "region": "au", "version": 1}
+
+
+@dataclass
+class Stack:
+    settings: CloudSettings
+    pool: Pool
+    service: ConfigService
+    tracker: ConfigTracker
+    trusted: TrustedKeys
+    mqtt: MqttOptions
+
+
+def _birth(gateway_id: str = GW) -> GatewayBirth:
+    return GatewayBirth(
+        gateway_id=gateway_id,
+        stream_id=uuid.uuid4(),
+        boot_id="boot-1",
+        agent_version="test",
+        publish_interval_s=5,
+        devices=[
+            DeviceInfo(
+                device=INV,
+                endpoint="127.0.0.1:15020",
+                unit_id=1,
+                models=[1, 103, 120, 121, 122, 123, 126, 132, 160],
+                profile="sim-inverter-103",
+                nameplate={"w_rtg": 4000.0},
+            )
+        ],
+    )
+
+
+@pytest.fixture
+def stack(database_url: str, mosquitto_url: str, tmp_path: Path) -> Iterator[Stack]:
+    migrate(database_url)
+    key_file = tmp_path / "cloud.pem"
+    write_key_file(key_file, demo=True)
+    settings = CloudSettings(
+        database_url=database_url,
+        mqtt_url=mosquitto_url,
+        jwt_secret=SECRET,
+        signing_key_file=key_file,
+        command_expiry_grace_s=0,
+        config_publish_timeout_s=5,
+    )
+    pool = create_pool(database_url, max_size=8, name="test-config")
+    publisher = create_publisher(settings)
+    assert publisher.start(timeout_s=10)
+    try:
+        tracker = create_tracker(settings, pool)
+        tracker.apply_birth(uuid.uuid4(), "au", utc_now(), _birth())
+        endpoint = settings.mqtt
+        yield Stack(
+            settings,
+            pool,
+            create_config_service(settings, pool, publisher=publisher),
+            tracker,
+            TrustedKeys.from_pems([public_key_path(key_file).read_bytes()]),
+            MqttOptions(endpoint.host, endpoint.port, client_id="unused"),
+        )
+    finally:
+        publisher.stop()
+        pool.close()
+
+
+class FakeGateway:
+    """Subscribes to one gateway's cmd and config topics; messages land in a queue."""
+
+    def __init__(self, options: MqttOptions, name: str) -> None:
+        self.messages: queue.Queue[InboundMessage] = queue.Queue()
+        self._consumer = MqttConsumer(
+            MqttOptions(options.host, options.port, client_id=name, session_expiry_s=0),
+            [topic(Region.AU, GW, Kind.CMD), topic(Region.AU, GW, Kind.CONFIG)],
+            self._receive,
+        )
+
+    def _receive(self, message: InboundMessage) -> None:
+        self._consumer.ack(message)
+        self.messages.put(message)
+
+    def __enter__(self) -> FakeGateway:
+        self._consumer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._consumer.stop()
+
+    def next(self, within_s: float = 10.0) -> tuple[str, dict[str, Any]]:
+        message = self.messages.get(timeout=within_s)
+        return message.topic.rsplit("/", 1)[-1], orjson.loads(message.payload)
+
+
+@pytest.fixture
+def gateway(stack: Stack) -> Iterator[FakeGateway]:
+    with FakeGateway(stack.mqtt, f"fake-{uuid.uuid4().hex[:8]}") as gw:
+        yield gw
+
+
+@pytest.fixture
+async def runtime(stack: Stack) -> AsyncIterator[EventRuntime]:
+    async with cloud_events(
+        stack.pool,
+        config=stack.tracker,
+        outboxes=("ingest", "config"),
+        settings=BusSettings(outbox_poll_ms=50),
+        bus=InProcessBus(),
+    ) as rt:
+        yield rt
+
+
+def _from_ingest(stack: Stack, runtime: EventRuntime, event: Event) -> None:
+    """Emit an event as ingest would (its outbox), and wake the relay."""
+    with stack.pool.connection() as conn:
+        emit(conn, "ingest", event)
+    runtime.kick("ingest")
+
+
+def _ack(command_id: uuid.UUID, status: AckStatus, seq: int, detail: str = "") -> Event:
+    ack = CmdAck(
+        stream_id=uuid.uuid5(uuid.NAMESPACE_DNS, GW),
+        seq=seq,
+        id=command_id,
+        status=status,
+        detail=detail,
+        ts=utc_now(),
+    )
+    return announce.command_acked("au", GW, ack)
+
+
+def _report(version: int, status: str, seq: int, **extra: Any) -> Event:
+    return Event(
+        name="config.reported",
+        region=Region.AU,
+        source="ingest",
+        occurred_at=utc_now(),
+        payload={
+            "gateway_id": GW,
+            "version": version,
+            "hash": None,
+            "status": status,
+            "devices": {INV: status},
+            "points": {INV: {"v_ref": 231.0}},
+            "drift": [],
+            "detail": "",
+            **extra,
+        },
+    )
+
+
+def _outbox(stack: Stack, name: str) -> list[dict[str, Any]]:
+    with stack.pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT payload FROM config.outbox WHERE name = %s ORDER BY id", (name,)
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _count(stack: Stack, table: str) -> int:
+    with stack.pool.connection() as conn:
+        row = conn.execute(f"SELECT count(*) FROM config.{table}").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _client(stack: Stack) -> TestClient:
+    app = create_app(
+        stack.settings,
+        RegistryService(stack.pool),
+        TelemetryReader(stack.pool),
+        config=stack.service,
+    )
+    return TestClient(app)
+
+
+def _auth(role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {create_token(role, SECRET, 300, subject=f'{role}-1')}"}
+
+
+# -- API: roles and refusals ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [("admin", 200), ("operator", 200), ("support", 403), ("mosie", 403), ("customer", 403)],
+)
+def test_only_operators_and_admins_reach_the_config_api(
+    stack: Stack, role: str, expected: int
+) -> None:
+    with _client(stack) as client:
+        assert client.get(f"/api/v1/gateways/{GW}/config", headers=_auth(role)).status_code == (
+            expected
+        )
+        cmd = {"name": "ping", "reason": "check"}
+        answer = client.post(f"/api/v1/gateways/{GW}/commands", json=cmd, headers=_auth(role))
+        assert answer.status_code == (201 if expected == 200 else 403)
+
+
+def test_no_token_is_401(stack: Stack) -> None:
+    with _client(stack) as client:
+        assert client.get(f"/api/v1/gateways/{GW}/config").status_code == 401
+        assert client.put(f"/api/v1/gateways/{GW}/config", json={}).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field", "limit"),
+    [
+        ({"device": INV, "name": "set_power_limit", "args": {"pct": 150}}, 422, "args.pct", "100"),
+        (
+            {"device": INV, "name": "set_power_limit", "args": {"pct": math.nan}},
+            422,
+            "args.pct",
+            "",
+        ),
+        ({"device": INV, "name": "set_power_limit", "args": {"pct": "50"}}, 422, "args.pct", ""),
+        ({"device": INV, "name": "self_destruct"}, 422, "name", None),
+        ({"device": None, "name": "ping", "args": {"x": 1}}, 422, "args", None),
+        ({"device": "SN-NOPE", "name": "connect"}, 404, None, None),
+    ],
+)
+def test_a_bad_command_is_refused_before_signing_and_nothing_is_stored_or_published(
+    stack: Stack,
+    gateway: FakeGateway,
+    body: dict[str, Any],
+    status: int,
+    field: str | None,
+    limit: str | None,
+) -> None:
+    with _client(stack) as client:
+        # json.dumps writes NaN as the bare token NaN (httpx's json= would refuse it).
+        answer = client.post(
+            f"/api/v1/gateways/{GW}/commands",
+            content=json.dumps({**body, "reason": "test"}),
+            headers={**_auth("operator"), "Content-Type": "application/json"},
+        )
+        assert answer.status_code == status, answer.text
+        if field is not None:
+            detail = answer.json()["detail"]
+            assert detail["field"] == field
+            if limit:
+                assert limit in detail["limit"]
+        assert _count(stack, "commands") == 0
+        # Messages on one topic arrive in order: the first one is this ping, so nothing
+        # was published for the refused command.
+        ok = client.post(
+            f"/api/v1/gateways/{GW}/commands",
+            json={"name": "ping", "reason": "after"},
+            headers=_auth("operator"),
+        )
+        assert ok.status_code == 201
+    kind, doc = gateway.next()
+    assert (kind, doc["name"], doc["id"]) == ("cmd", "ping", ok.json()["id"])
+    with stack.pool.connection() as conn:
+        outcomes = [r[0] for r in conn.execute("SELECT outcome FROM config.audit ORDER BY id")]
+    assert outcomes == ["refused", "pending"]
+
+
+@pytest.mark.parametrize(
+    ("devices", "status", "field"),
+    [
+        ({INV: {"v_ref": 300}}, 422, f"devices.{INV}.v_ref"),
+        ({INV: {"w_max": 4500}}, 422, f"devices.{INV}.w_max"),  # over the device's nameplate
+        ({INV: {"no_such_setting": 1}}, 422, f"devices.{INV}.no_such_setting"),
+        ({"SN-OTHER": {"v_ref": 230}}, 422, "devices.SN-OTHER"),
+    ],
+)
+def test_a_bad_config_is_refused_and_no_version_is_made(
+    stack: Stack, devices: dict[str, Any], status: int, field: str
+) -> None:
+    with _client(stack) as client:
+        answer = client.put(
+            f"/api/v1/gateways/{GW}/config",
+            json={"profile": PROFILE, "devices": devices, "reason": "test"},
+            headers=_auth("admin"),
+        )
+    assert answer.status_code == status, answer.text
+    assert answer.json()["detail"]["field"] == field
+    assert _count(stack, "desired") == 0
+
+
+def test_an_unknown_gateway_is_404(stack: Stack) -> None:
+    with _client(stack) as client:
+        answer = client.put(
+            "/api/v1/gateways/gw-unknown/config",
+            json={"profile": PROFILE, "devices": {INV: {"v_ref": 230}}, "reason": "x"},
+            headers=_auth("admin"),
+        )
+    assert answer.status_code == 404
+
+
+# -- commands: signed, published, followed ----------------------------------------------
+async def test_a_command_is_published_signed_and_followed_to_done(
+    stack: Stack, gateway: FakeGateway, runtime: EventRuntime
+) -> None:
+    request = CommandIn(device=INV, name="set_power_limit", args={"pct": 50}, reason="export limit")
+    sent = await asyncio.to_thread(stack.service.send_command, GW, request, "op-1")
+    assert sent.status == "pending"
+    assert sent.published_at is not None
+    kind, raw = await asyncio.to_thread(gateway.next)
+    assert kind == "cmd"
+    cmd = verify_command(
+        raw, gateway_id=GW, trusted=stack.trusted, now=utc_now(), seen=ReplayGuard()
+    )
+    assert (cmd.id, cmd.args, cmd.issued_by) == (sent.id, {"pct": 50}, "op-1")
+
+    _from_ingest(stack, runtime, _ack(sent.id, AckStatus.ACCEPTED, 1))
+    await until(lambda: stack.service.get_command(sent.id).status == "accepted", 10, "accepted")  # type: ignore[union-attr]
+    _from_ingest(stack, runtime, _ack(sent.id, AckStatus.DONE, 2, "read back 50"))
+    await until(lambda: stack.service.get_command(sent.id).status == "done", 10, "done")  # type: ignore[union-attr]
+    # A duplicate delivery refused as replayed changes nothing.
+    _from_ingest(stack, runtime, _ack(sent.id, AckStatus.REJECTED, 3, "replayed: seen"))
+    await until(lambda: len(_outbox(stack, "command.done")) == 1, 10, "command.done")
+    done = _outbox(stack, "command.done")[0]
+    assert (done["command_id"], done["status"], done["closed_by"]) == (
+        str(sent.id),
+        "done",
+        "gateway",
+    )
+    final = stack.service.get_command(sent.id)
+    assert final is not None
+    assert final.status == "done"
+    assert final.detail == "read back 50"
+    actions = [e.action for e in stack.service.audit(GW)]
+    assert actions == ["command.done", "command.send"]
+
+
+async def test_a_rejected_command_ends_failed_with_its_status(
+    stack: Stack, runtime: EventRuntime
+) -> None:
+    sent = await asyncio.to_thread(
+        stack.service.send_command, GW, CommandIn(name="rescan", reason="why"), "op-1"
+    )
+    _from_ingest(stack, runtime, _ack(sent.id, AckStatus.REJECTED, 1, "untrusted key: x"))
+    await until(lambda: len(_outbox(stack, "command.failed")) == 1, 10, "command.failed")
+    assert _outbox(stack, "command.failed")[0]["status"] == "rejected"
+
+
+async def test_a_command_with_no_answer_expires(stack: Stack, runtime: EventRuntime) -> None:
+    sent = await asyncio.to_thread(
+        stack.service.send_command,
+        GW,
+        CommandIn(name="ping", expires_in_s=0.3, reason="short"),
+        "op-1",
+    )
+    stop = asyncio.Event()
+    loops = asyncio.create_task(
+        run_config_loops(
+            stack.service, stack.tracker, stop, interval_s=0.1, kick=lambda: runtime.kick("config")
+        )
+    )
+    try:
+        await until(lambda: len(_outbox(stack, "command.expired")) == 1, 10, "command.expired")
+    finally:
+        stop.set()
+        await loops
+    command = stack.service.get_command(sent.id)
+    assert command is not None
+    assert (command.status, command.closed_by) == ("expired", "cloud")
+    # A late "done" from the gateway is the truth and corrects the cloud's timeout.
+    _from_ingest(stack, runtime, _ack(sent.id, AckStatus.DONE, 1, "pong"))
+    await until(lambda: stack.service.get_command(sent.id).status == "done", 10, "corrected")  # type: ignore[union-attr]
+
+
+def test_a_command_stored_while_the_broker_was_away_is_published_later(
+    stack: Stack, gateway: FakeGateway
+) -> None:
+    offline = MqttPublisher(MqttOptions("127.0.0.1", 1, client_id="never"))  # never started
+    service = create_config_service(stack.settings, stack.pool, publisher=offline)
+    sent = service.send_command(GW, CommandIn(name="ping", reason="offline"), "op-1")
+    assert sent.published_at is None
+    assert stack.service.publish_pending().commands == 1
+    kind, raw = gateway.next()
+    assert (kind, raw["id"]) == ("cmd", str(sent.id))
+    assert stack.service.publish_pending().commands == 0
+
+
+# -- configs: versions, retained, rollback, reported state ---------------------------------
+def _set(stack: Stack, v_ref: float) -> int:
+    request = ConfigIn(
+        profile=ProfileRef.model_validate(PROFILE), devices={INV: {"v_ref": v_ref}}, reason="tune"
+    )
+    return stack.service.set_config(GW, request, "admin-1").version
+
+
+def _retained_config(stack: Stack) -> dict[str, Any]:
+    with FakeGateway(stack.mqtt, f"late-{uuid.uuid4().hex[:8]}") as late:
+        kind, raw = late.next()
+    assert kind == "config"
+    return raw
+
+
+def test_config_versions_are_monotonic_retained_and_rollback_republishes_older_settings(
+    stack: Stack,
+) -> None:
+    assert [_set(stack, 230), _set(stack, 240)] == [1, 2]
+    raw = _retained_config(stack)
+    verdict = verify_config(
+        raw, gateway_id=GW, trusted=stack.trusted, now=utc_now(), applied_version=1
+    )
+    assert (verdict.doc.version, verdict.doc.devices) == (2, {INV: {"v_ref": 240}})
+
+    back = stack.service.rollback(GW, RollbackIn(reason="240 trips"), "admin-1")
+    assert (back.version, back.rollback_of, back.devices) == (3, 1, {INV: {"v_ref": 230}})
+    raw = _retained_config(stack)
+    assert (raw["version"], raw["devices"]) == (3, {INV: {"v_ref": 230}})
+    assert config_hash(raw) == back.hash
+    view = stack.service.show_config(GW)
+    assert [h.version for h in view.history] == [3, 2, 1]
+    assert view.devices[0].status == "pending"
+    with pytest.raises(RefusedError):
+        stack.service.set_config(
+            GW,
+            ConfigIn(
+                profile=ProfileRef(id="x", region=Region.US, version=1),
+                devices={INV: {"v_ref": 230}},
+                reason="wrong region",
+            ),
+            "admin-1",
+        )
+
+
+async def test_config_reports_move_device_state_and_emit_events(
+    stack: Stack, runtime: EventRuntime
+) -> None:
+    await asyncio.to_thread(_set, stack, 231)
+    _from_ingest(stack, runtime, _report(1, "applied", 1))
+    await until(lambda: len(_outbox(stack, "config.applied")) == 1, 10, "config.applied")
+    view = stack.service.show_config(GW)
+    assert view.devices[0].status == "applied"
+    assert view.devices[0].points == {"v_ref": 231.0}
+
+    drifted = _report(1, "drifted", 2, drift=[f"{INV}.v_ref"], devices={INV: "drifted"})
+    _from_ingest(stack, runtime, drifted)
+    await until(lambda: len(_outbox(stack, "config.drifted")) == 1, 10, "config.drifted")
+    assert stack.service.show_config(GW).devices[0].drift == [f"{INV}.v_ref"]
+
+    await asyncio.to_thread(_set, stack, 235)
+    failed = _report(2, "failed", 3, detail=f"{INV}: 121.VRef read back 231")
+    _from_ingest(stack, runtime, failed)
+    await until(lambda: len(_outbox(stack, "config.failed")) == 1, 10, "config.failed")
+    event = _outbox(stack, "config.failed")[0]
+    assert (event["version"], event["desired_version"], event["devices"]) == (
+        2,
+        2,
+        {INV: "failed"},
+    )
+    # A report older than the last one changes nothing.
+    stale = _report(1, "applied", 4)
+    stale = stale.model_copy(update={"occurred_at": utc_now() - timedelta(hours=1)})
+    _from_ingest(stack, runtime, stale)
+    await until(lambda: _inbox_has(stack, stale.id), 10, "stale report handled")
+    assert stack.service.show_config(GW).reported.status == "failed"  # type: ignore[union-attr]
+    actions = [e.action for e in stack.service.audit(GW)]
+    assert actions[:3] == ["config.failed", "config.set", "config.drifted"]
+
+
+def _inbox_has(stack: Stack, event_id: uuid.UUID) -> bool:
+    with stack.pool.connection() as conn:
+        return (
+            conn.execute("SELECT 1 FROM config.inbox WHERE event_id = %s", (event_id,)).fetchone()
+            is not None
+        )
+
+
+async def test_birth_events_teach_the_service_a_gateways_devices(
+    stack: Stack, runtime: EventRuntime
+) -> None:
+    event = gateway_birth_event(Region.ES, _birth("gw-config-2"), occurred_at=datetime.now(UTC))
+    _from_ingest(stack, runtime, event)
+    await until(lambda: _inbox_has(stack, event.id), 10, "birth handled")
+    sent = await asyncio.to_thread(
+        stack.service.send_command,
+        "gw-config-2",
+        CommandIn(device=INV, name="connect", reason="r"),
+        "op-1",
+    )
+    assert sent.region == "es"
+
+
+def test_production_refuses_the_demo_key(stack: Stack) -> None:
+    production = stack.settings.model_copy(update={"env": "production"})
+    with pytest.raises(SigningKeyError, match="demo key"):
+        create_config_service(production, stack.pool)
+    with pytest.raises(SigningKeyError, match="not set"):
+        create_config_service(production.model_copy(update={"signing_key_file": None}), stack.pool)
