@@ -548,3 +548,53 @@ def test_production_refuses_the_demo_key(stack: Stack) -> None:
         create_config_service(production, stack.pool)
     with pytest.raises(SigningKeyError, match="not set"):
         create_config_service(production.model_copy(update={"signing_key_file": None}), stack.pool)
+
+
+# -- CLI ----------------------------------------------------------------------------------------
+def test_the_cli_generates_a_key_sends_a_command_sets_and_rolls_back_a_config(
+    stack: Stack, gateway: FakeGateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from potr.cli import app
+
+    runner = CliRunner()
+    made = runner.invoke(app, ["keys", "generate", "--out", str(tmp_path / "k.pem"), "--demo"])
+    assert made.exit_code == 0, made.output
+    assert "kid " in made.output
+    assert (tmp_path / "k.pem.pub").exists()
+    monkeypatch.setenv("POTR_DATABASE_URL", stack.settings.database_url)
+    monkeypatch.setenv("POTR_MQTT_URL", stack.settings.mqtt_url)
+    monkeypatch.setenv("POTR_SIGNING_KEY_FILE", str(tmp_path / "k.pem"))
+
+    sent = runner.invoke(app, ["config", "cmd", GW, "set_power_limit", "--device", INV,
+                               "--arg", "pct=40", "--reason", "cli test"])  # fmt: skip
+    assert sent.exit_code == 0, sent.output
+    kind, raw = gateway.next()
+    assert (kind, raw["args"], raw["issued_by"][:4]) == ("cmd", {"pct": 40}, "cli:")
+    refused = runner.invoke(app, ["config", "cmd", GW, "set_power_limit", "--device", INV,
+                                  "--arg", "pct=101", "--reason", "too much"])  # fmt: skip
+    assert refused.exit_code == 1
+    assert "args.pct" in " ".join(refused.output.split())
+
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(
+        f"profile: {{id: au-4777, region: au, version: 1}}\ndevices: {{{INV}: {{v_ref: 232}}}}\n"
+    )
+    for _ in range(2):
+        done = runner.invoke(
+            app, ["config", "set", GW, "--file", str(config_file), "--reason", "r"]
+        )
+        assert done.exit_code == 0, done.output
+    back = runner.invoke(app, ["config", "rollback", GW, "--to-version", "1", "--reason", "undo"])
+    assert back.exit_code == 0, back.output
+    assert "version 3 (rollback to version 1)" in back.output
+    shown = runner.invoke(app, ["config", "show", GW])
+    assert shown.exit_code == 0
+    assert "version 3" in shown.output
+
+    monkeypatch.setenv("POTR_ENV", "production")
+    monkeypatch.setenv("POTR_JWT_SECRET", SECRET)
+    refused_key = runner.invoke(app, ["config", "show", GW])
+    assert refused_key.exit_code == 2
+    assert "is the demo key" in " ".join(refused_key.output.split())  # rich wraps lines
