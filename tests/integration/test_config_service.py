@@ -598,3 +598,24 @@ def test_the_cli_generates_a_key_sends_a_command_sets_and_rolls_back_a_config(
     refused_key = runner.invoke(app, ["config", "show", GW])
     assert refused_key.exit_code == 2
     assert "is the demo key" in " ".join(refused_key.output.split())  # rich wraps lines
+
+
+async def test_run_config_service_publishes_what_was_stored_while_the_broker_was_away(
+    stack: Stack, gateway: FakeGateway
+) -> None:
+    from cloud.config import run_config_service
+
+    offline = MqttPublisher(MqttOptions("127.0.0.1", 1, client_id="never"))  # never started
+    service = create_config_service(stack.settings, stack.pool, publisher=offline)
+    sent = await asyncio.to_thread(
+        service.send_command, GW, CommandIn(name="rescan", reason="offline"), "op-1"
+    )
+    settings = stack.settings.model_copy(update={"config_republish_interval_s": 0.1})
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_config_service(settings, stop, bus=InProcessBus()))
+    try:
+        kind, raw = await asyncio.to_thread(gateway.next)
+        assert (kind, raw["id"]) == ("cmd", str(sent.id))
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
