@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -118,6 +120,8 @@ class Cloud:
     async def run(self) -> None:
         async for message in self.client.messages:
             kind = message.topic.value.rsplit("/", 1)[1]
+            if kind not in ("cmd_ack", "config_state", "event", "birth"):
+                continue  # our own cmd/config (and their garbage) come back too
             assert isinstance(message.payload, bytes)
             body = orjson.loads(message.payload)
             seq = body.get("seq") if isinstance(body, dict) else None
@@ -141,7 +145,13 @@ class Cloud:
 
     # ----- documents ------------------------------------------------------------------
     def command(
-        self, name: str, device: str | None, args: Any = None, *, expires_in_s: float = 60
+        self,
+        name: str,
+        device: str | None,
+        args: Any = None,
+        *,
+        expires_in_s: float = 60,
+        sign: bool = True,
     ) -> dict[str, Any]:
         doc = {
             "v": 1,
@@ -153,10 +163,15 @@ class Cloud:
             "expires_at": to_wire(utc_now() + timedelta(seconds=expires_in_s)),
             "issued_by": "test",
         }
-        return sign_document(doc, self.key)
+        return sign_document(doc, self.key) if sign else doc
 
     def config(
-        self, devices: Any, *, version: int | None = None, not_after_s: float = 3600
+        self,
+        devices: Any,
+        *,
+        version: int | None = None,
+        not_after_s: float = 3600,
+        sign: bool = True,
     ) -> dict[str, Any]:
         if version is None:
             self.version += 1
@@ -170,9 +185,12 @@ class Cloud:
             "not_after": to_wire(utc_now() + timedelta(seconds=not_after_s)),
             "issued_by": "test",
         }
-        return sign_document(doc, self.key)
+        return sign_document(doc, self.key) if sign else doc
 
     async def send(self, kind: str, doc: Any) -> None:
+        """Publish ``doc`` (bytes as they are; a dict with ``payload``: those bytes)."""
+        if isinstance(doc, dict) and "payload" in doc:
+            doc = doc["payload"]
         payload = doc if isinstance(doc, bytes) else orjson.dumps(doc)
         await self.client.publish(self.topic(kind), payload, qos=1, retain=kind == "config")
 
@@ -224,5 +242,79 @@ async def cloud_for(url: str, gateway_id: str, key: SigningKey) -> AsyncIterator
                 await client.publish(cloud.topic("config"), b"", qos=1, retain=True)
 
 
+def _unsignable(value: Any, tokens: dict[str, bytes]) -> Any:
+    """``value`` with what canonical JSON cannot carry (NaN, infinities, integers beyond
+    2**53) replaced by marker strings; ``tokens`` gets each marker's raw JSON text."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        raw = b"NaN" if math.isnan(value) else (b"Infinity" if value > 0 else b"-Infinity")
+    elif isinstance(value, int) and abs(value) > 2**53:
+        raw = str(value).encode()
+    elif isinstance(value, dict):
+        return {k: _unsignable(v, tokens) for k, v in value.items()}
+    elif isinstance(value, list):
+        return [_unsignable(v, tokens) for v in value]
+    else:
+        return value
+    marker = f"__raw{len(tokens)}__"
+    tokens[marker] = raw
+    return marker
+
+
+def signed_payload(doc: dict[str, Any], key: SigningKey) -> bytes:
+    """``doc`` signed and serialised. What canonical JSON cannot sign (NaN, infinities,
+    huge integers) is signed as marker strings, then written as the raw tokens a sloppy
+    producer would send: the signature cannot match, or the payload is not JSON at all."""
+    tokens: dict[str, bytes] = {}
+    payload = orjson.dumps(sign_document(_unsignable(doc, tokens), key))
+    for marker, raw in tokens.items():
+        payload = payload.replace(f'"{marker}"'.encode(), raw)
+    return payload
+
+
 def device_ids(site: DeviceSite) -> dict[int, str]:
     return {d.unit_id: d.serial for d in site.devices}
+
+
+class ThreadedRig:
+    """Site, agent and cloud on an event loop in a background thread, for synchronous
+    property tests (hypothesis) that run many examples against one running agent."""
+
+    def __init__(self, url: str, workdir: Path, key: SigningKey, **settings: Any) -> None:
+        self._url, self._workdir, self.key, self._extra = url, workdir, key, settings
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._stack = contextlib.AsyncExitStack()
+        self.gateway_id = f"gw-f-{uuid4().hex[:10]}"
+
+    def call(self, coro: Any, timeout: float = 30.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    async def _start(self) -> None:
+        self.site = await self._stack.enter_async_context(control_site(f"fz-{uuid4().hex[:6]}"))
+        pem = write_public_key(self.key, self._workdir / "trusted.pem")
+        settings = agent_settings(
+            self._url, self.site, self._workdir, self.gateway_id, [pem], **self._extra
+        )
+        self.cloud = await self._stack.enter_async_context(
+            cloud_for(self._url, self.gateway_id, self.key)
+        )
+        self.agent = await self._stack.enter_async_context(running_agent(settings))
+        self.ids = device_ids(self.site)
+        await self.cloud.until(
+            lambda: self.cloud.devices_discovered(set(self.ids.values())), 15, "birth"
+        )
+
+    def __enter__(self) -> ThreadedRig:
+        self._thread.start()
+        self.call(self._start())
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self.call(self._stack.aclose())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+            self.loop.close()
