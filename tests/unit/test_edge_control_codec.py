@@ -1,0 +1,120 @@
+"""Pure parts of the agent's control path: register encoding, read-back comparison,
+config_state bodies, and the durable control store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+from device_profiles import builtin_profile
+from edge_agent.config_report import drift_body, failed_body, refused_body, setting_for_point
+from edge_agent.control_store import ControlStore, HandledConfig
+from edge_agent.setpoint_codec import (
+    CodecError,
+    Located,
+    decode_value,
+    encode_value,
+    locate,
+    same_value,
+)
+
+DER = builtin_profile("sim-der-inverter")
+
+
+def _der_blocks() -> dict[int, tuple[int, int]]:
+    from device_profiles.sunspec_layout import layout
+
+    blocks, addr = {}, 40002
+    for model in DER.models:
+        length = layout(model, DER.group_counts.get(model, {})).length
+        blocks[model] = (addr, length)
+        addr += 2 + length
+    return blocks
+
+
+def test_a_curve_point_is_located_in_the_staging_curve_with_its_scale_factor() -> None:
+    blocks = _der_blocks()
+    point = locate(DER, blocks, "705.Crv.Pt.V", "Crv[2].Pt[0].V")
+    assert point.ref == "705.Crv[2].Pt[0].V"
+    assert point.address > blocks[705][0]
+    assert point.sf_address is not None
+    assert point.sf_address < point.address
+
+
+def test_a_layout_that_does_not_match_the_discovered_length_is_refused() -> None:
+    blocks = _der_blocks()
+    blocks[705] = (blocks[705][0], blocks[705][1] + 1)
+    with pytest.raises(CodecError, match="length"):
+        locate(DER, blocks, "705.Ena")
+
+
+def _int16(sf_address: int | None = 1) -> Located:
+    return Located("1.X", 10, 1, "int16", True, sf_address, None)
+
+
+def test_encoding_divides_by_the_scale_factor_and_decodes_back() -> None:
+    words = encode_value(_int16(), 230.4, -1)
+    assert words == [2304]
+    assert decode_value(_int16(), words, -1) == pytest.approx(230.4)
+    assert encode_value(_int16(), -5, 0) == [0xFFFB]
+
+
+@pytest.mark.parametrize("value", [3276.8, -3276.8, 1e30])
+def test_a_value_that_does_not_fit_the_register_is_refused(value: float) -> None:
+    with pytest.raises(CodecError, match="outside int16"):
+        encode_value(_int16(), value, -1)
+
+
+def test_a_missing_scale_factor_or_a_non_finite_value_is_refused() -> None:
+    with pytest.raises(CodecError, match="scale factor"):
+        encode_value(_int16(), 1.0, None)
+    with pytest.raises(CodecError, match="finite"):
+        encode_value(_int16(), float("nan"), 0)
+
+
+def test_uint16_never_encodes_its_not_implemented_sentinel() -> None:
+    with pytest.raises(CodecError):
+        encode_value(Located("1.U", 0, 1, "uint16", True), 65535, None)
+
+
+def test_read_back_is_equal_within_half_the_resolution() -> None:
+    assert same_value(42.5, 42.0, 0)
+    assert not same_value(42.6, 42.0, 0)
+    assert same_value(230.04, 230.0, -1)
+    assert not same_value(1.0, None, 0)
+
+
+def test_config_state_bodies() -> None:
+    body = failed_body(3, "sha256:x", ["INV-1", "bad id!"], "devices.INV-1.x: unknown")
+    assert body["devices"] == {"INV-1": "failed"}
+    assert refused_body(body, "stale version: 2")["version"] == 3
+    assert refused_body(None, "unsigned: no")["detail"] == "refused config: unsigned: no"
+    applied = {**body, "status": "applied", "devices": {"INV-1": "applied"}}
+    assert drift_body(applied, ["INV-1.power_limit_pct"])["status"] == "drifted"
+    assert drift_body(applied, [])["status"] == "applied"
+    assert setting_for_point(DER, "705.Crv[2].Pt[0].V") == "volt_var_v_pct"
+
+
+def test_the_control_store_keeps_seen_ids_and_the_handled_config(tmp_path: Path) -> None:
+    path = tmp_path / "control.sqlite"
+    store = ControlStore(path)
+    command = uuid4()
+    expires = datetime(2030, 1, 1, tzinfo=UTC)
+    store.remember(command, expires)
+    store.save_handled(
+        HandledConfig(7, "sha256:y", {"version": 7, "status": "applied"}),
+        {"INV-1": {"power_limit_pct": 80, "volt_var_v_pct": [90, 100]}},
+    )
+    store.close()
+    again = ControlStore(path)
+    assert again.seen() == [(command, expires)]
+    handled = again.handled()
+    assert handled is not None
+    assert (handled.version, handled.state["status"]) == (7, "applied")
+    assert again.effective()["INV-1"]["volt_var_v_pct"] == [90, 100]
+    again.forget([command])
+    assert again.seen() == []
+    again.close()
