@@ -182,10 +182,12 @@ def ingest(
     )
 
     async def main(stop: asyncio.Event) -> None:
-        # The supervisor relays the outboxes the workers fill and runs the registry's
-        # consumers (gateway.birth); POTR_AMQP_URL selects RabbitMQ, else in-process.
+        # The supervisor relays the outboxes the workers fill and runs the registry's and
+        # the config service's consumers (gateway.birth, command.acked, config.reported);
+        # POTR_AMQP_URL selects RabbitMQ, else in-process.
         from cloud.bootstrap import cloud_events
         from cloud.common.db import create_pool
+        from cloud.config import create_tracker
         from cloud.registry import RegistryService
 
         pool = await asyncio.to_thread(
@@ -195,7 +197,9 @@ def ingest(
             statement_timeout_ms=settings.db_statement_timeout_ms,
         )
         try:
-            async with cloud_events(pool, registry=RegistryService(pool)):
+            async with cloud_events(
+                pool, registry=RegistryService(pool), config=create_tracker(settings, pool)
+            ):
                 await run_ingest_workers(settings, stop)
         finally:
             await asyncio.to_thread(pool.close)
@@ -208,6 +212,8 @@ def api() -> None:
     import uvicorn
 
     from cloud.common.db import create_pool
+    from cloud.config import create_config_service, create_publisher
+    from cloud.ingest import CompletenessReader
     from cloud.portal.app import create_app
     from cloud.registry import RegistryService
     from cloud.telemetry.store import TelemetryReader
@@ -216,13 +222,21 @@ def api() -> None:
     pool = create_pool(
         settings.database_url, name="api", statement_timeout_ms=settings.db_statement_timeout_ms
     )
-    from cloud.ingest import CompletenessReader
-
+    config = publisher = None
+    if settings.signing_key_file is not None:
+        # Commands and configs are published at once; `potr config run` republishes
+        # whatever the broker did not take.
+        publisher = create_publisher(settings)
+        publisher.start()
+        config = create_config_service(settings, pool, publisher=publisher)
+    else:
+        console.print("no POTR_SIGNING_KEY_FILE: the command and config routes are off")
     app = create_app(
         settings,
         RegistryService(pool),
         TelemetryReader(pool),
         completeness=CompletenessReader(pool),
+        config=config,
     )
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_level="info")
@@ -233,5 +247,7 @@ def api() -> None:
         await stop.wait()
         server.should_exit = True
         await task
+        if publisher is not None:
+            await asyncio.to_thread(publisher.stop)
 
     run_until_signal(serve)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -30,6 +31,14 @@ from cloud.bootstrap import cloud_events
 from cloud.common.db import create_pool
 from cloud.common.migrate import migrate
 from cloud.common.settings import CloudSettings
+from cloud.config import (
+    create_config_service,
+    create_publisher,
+    create_tracker,
+    public_key_path,
+    run_config_loops,
+    write_key_file,
+)
 from cloud.identity.tokens import create_token
 from cloud.ingest.stats import stored_readings_by_region
 from cloud.ingest.worker import run_ingest
@@ -42,7 +51,7 @@ from potr.servers.amqtt_broker import EmbeddedAmqtt
 from potr.servers.mosquitto import PrivateMosquitto
 from potr.servers.ports import free_port
 from potr.servers.postgres import EmbeddedPostgres
-from simulators.site import SiteSimSettings, SiteSimulator
+from simulators.device_site import DeviceSite, DeviceSiteSettings, DeviceSpec
 
 log = logging.getLogger(__name__)
 BrokerKind = Literal["amqtt", "mosquitto"]
@@ -153,28 +162,42 @@ async def run_demo(
         )
         sims = {}
         for demo in DEMO_SITES:
-            sims[demo.region] = await stack.enter_async_context(
-                SiteSimulator(
-                    SiteSimSettings(
-                        site_id=demo.gateway_id,
-                        region=demo.region,
-                        pv_capacity_w=demo.pv_capacity_w,
-                        start_time=_local_late_morning(demo.time_zone),
-                        tz=demo.time_zone,
-                    )
-                )
-            )
+            sims[demo.region] = await stack.enter_async_context(DeviceSite(_site_settings(demo)))
             console.print(f"site {demo.region}: Modbus TCP 127.0.0.1:{sims[demo.region].port}")
 
-        # Relays the outboxes and runs the registry's consumers (in-process bus here).
-        await stack.enter_async_context(cloud_events(pool, registry=registry))
+        # The demo's signing key: marked as such, so production mode refuses it.
+        key_file = workdir / "demo-signing-key.pem"
+        key = write_key_file(key_file, demo=True)
+        settings = settings.model_copy(update={"signing_key_file": key_file})
+        trusted = public_key_path(key_file)
+        console.print(f"signing key {key.kid} (demo key; agents trust {trusted.name})")
+        publisher = create_publisher(settings)
+        await asyncio.to_thread(publisher.start)
+        stack.callback(publisher.stop)
+        config = create_config_service(settings, pool, publisher=publisher)
+        tracker = create_tracker(settings, pool)
+
+        # Relays the outboxes and runs the registry's and the config service's consumers
+        # (in-process bus here).
+        runtime = await stack.enter_async_context(
+            cloud_events(pool, registry=registry, config=tracker)
+        )
         services_stop = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
             ingest_ready = asyncio.Event()
             tg.create_task(run_ingest(settings, registry, services_stop, ready=ingest_ready))
+            tg.create_task(
+                run_config_loops(
+                    config,
+                    tracker,
+                    services_stop,
+                    interval_s=settings.config_republish_interval_s,
+                    kick=lambda: runtime.kick("config"),
+                )
+            )
             async with asyncio.timeout(30):
                 await ingest_ready.wait()
-            app = create_app(settings, registry, TelemetryReader(pool))
+            app = create_app(settings, registry, TelemetryReader(pool), config=config)
             server = uvicorn.Server(
                 uvicorn.Config(
                     app,
@@ -188,7 +211,9 @@ async def run_demo(
             for demo in DEMO_SITES:
                 tg.create_task(
                     run_agent(
-                        _agent_settings(demo, mqtt_url, protocol, workdir, sims[demo.region].port),
+                        _agent_settings(
+                            demo, mqtt_url, protocol, workdir, sims[demo.region].port, trusted
+                        ),
                         services_stop,
                     )
                 )
@@ -199,7 +224,29 @@ async def run_demo(
             console.print(f"\n[bold]API[/bold] {api}   (OpenAPI: {api}/docs)")
             console.print("[bold]token[/bold] (admin, 1 h):")
             console.print(f"export TOKEN={token}", soft_wrap=True, highlight=False)
-            console.print(f'try: curl -H "Authorization: Bearer $TOKEN" {api}/api/v1/sites\n')
+            console.print(f'try: curl -H "Authorization: Bearer $TOKEN" {api}/api/v1/sites')
+            au = DEMO_SITES[0]
+            command = json.dumps(
+                {
+                    "name": "set_power_limit",
+                    "device": _inverter_id(au),
+                    "args": {"pct": 50},
+                    "reason": "demo",
+                }
+            )
+            console.print(
+                f'command: curl -X POST -H "Authorization: Bearer $TOKEN"'
+                f" -H 'content-type: application/json'"
+                f" {api}/api/v1/gateways/{au.gateway_id}/commands -d '{command}'",
+                soft_wrap=True,
+                highlight=False,
+            )
+            console.print(
+                f'then:    curl -H "Authorization: Bearer $TOKEN"'
+                f" {api}/api/v1/gateways/{au.gateway_id}/commands\n",
+                soft_wrap=True,
+                highlight=False,
+            )
 
             reports = await _report_until(
                 stop, duration_s, report_every_s, console, lambda: stored_readings_by_region(pool)
@@ -210,8 +257,29 @@ async def run_demo(
     return reports
 
 
+#: Each demo site: a DER inverter (SunSpec 70x: limits and curves) and a grid meter.
+_DEMO_DEVICES = {1: "sim-der-inverter", 2: "sim-meter-203"}
+
+
+def _site_settings(demo: DemoSite) -> DeviceSiteSettings:
+    return DeviceSiteSettings(
+        site_id=demo.gateway_id,
+        latitude=demo.latitude,
+        longitude=demo.longitude,
+        tz=demo.time_zone,
+        start_time=_local_late_morning(demo.time_zone),
+        pv_capacity_w=demo.pv_capacity_w,
+        devices=[DeviceSpec(profile=p, unit_id=u) for u, p in _DEMO_DEVICES.items()],
+    )
+
+
+def _inverter_id(demo: DemoSite) -> str:
+    """The inverter's local device id: its SunSpec serial, as the simulator makes it."""
+    return f"INV-{demo.gateway_id}-1"
+
+
 def _agent_settings(
-    demo: DemoSite, mqtt_url: str, protocol: str, workdir: Path, port: int
+    demo: DemoSite, mqtt_url: str, protocol: str, workdir: Path, port: int, trusted: Path
 ) -> AgentSettings:
     return AgentSettings(
         gateway_id=demo.gateway_id,
@@ -221,9 +289,14 @@ def _agent_settings(
         buffer_path=workdir / f"{demo.gateway_id}.sqlite",
         poll_interval_s=2.0,
         stored_timeout_s=10.0,
+        trusted_key_files=[trusted],
         endpoints=[
             EndpointSettings(
-                name=f"{demo.region}-site", host="127.0.0.1", port=port, unit_ids=[1, 2]
+                name=f"{demo.region}-site",
+                host="127.0.0.1",
+                port=port,
+                unit_ids=list(_DEMO_DEVICES),
+                unit_profiles=_DEMO_DEVICES,
             )
         ],
     )
