@@ -136,6 +136,22 @@ class _AgentCollector(Collector):
             ("mqtt_reconnects", "MQTT sessions after the first", max(pub.sessions - 1, 0)),
         ):
             yield CounterMetricFamily(f"potr_agent_{name}", doc, value=total)
+        stats = agent.control.stats
+        for name, doc, label, counts in (
+            ("commands", "Command acks sent, by status", "status", stats.commands),
+            ("config_states", "config_state reports sent, by status", "status", stats.configs),
+            ("control_refusals", "Refused cmd/config documents, by reason", "code", stats.refusals),
+            (
+                "modbus_writes",
+                "Modbus writes, by outcome (ok, error, refused)",
+                "outcome",
+                stats.writes,
+            ),
+        ):
+            family = CounterMetricFamily(f"potr_agent_{name}", doc, labels=[label])
+            for key, total in sorted(counts.items()):
+                family.add_metric([key], total)
+            yield family
 
 
 async def health_snapshot(agent: Agent) -> dict[str, object]:
