@@ -92,6 +92,7 @@ class Agent:
             self.emit_event,
             self.control_store,
             settings.trusted_keys(),
+            self.registry,
         )
         self.batches = 0
         self._unsequenced_drops = 0

@@ -103,7 +103,13 @@ def applied_body(
 
 
 def drift_body(previous: Mapping[str, Any], drift: list[str]) -> dict[str, Any]:
-    """The last body with the new drift set: ``drifted`` while any, else as applied."""
-    devices = previous.get("devices", {})
+    """The last body with the new drift set: ``drifted`` while any (so is every applied
+    device with a drifted setting), else as applied. Entries are ``<device>.<setting>``;
+    setting names hold no dot, device ids may."""
+    drifted = {entry.rsplit(".", 1)[0] for entry in drift}
+    devices: dict[str, str] = {}
+    for device, status in previous.get("devices", {}).items():
+        base = "applied" if status == "drifted" else status
+        devices[device] = "drifted" if base == "applied" and device in drifted else base
     status = "drifted" if drift else status_of(devices)
-    return {**previous, "status": status, "drift": sorted(drift)}
+    return {**previous, "status": status, "devices": devices, "drift": sorted(drift)}

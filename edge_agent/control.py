@@ -52,7 +52,7 @@ from edge_agent.config_report import (
 )
 from edge_agent.control_store import ControlStore, HandledConfig
 from edge_agent.device_writer import DeviceWriter, SettingValue, WriteFailed, limit_guard
-from edge_agent.poller import DevicePoller
+from edge_agent.poller import DevicePoller, DeviceRegistry
 from edge_agent.settings import AgentSettings
 
 __all__ = ["ControlService", "ControlStats"]
@@ -83,8 +83,10 @@ class ControlService:
         emit_event: EventSink,
         store: ControlStore,
         trusted: TrustedKeys,
+        registry: DeviceRegistry,
     ) -> None:
         self._s = settings
+        self._registry = registry
         self._outbox = outbox
         self._wake = wake
         self._pollers = list(pollers)
@@ -137,6 +139,7 @@ class ControlService:
         """Handle queued documents one at a time; check drift every interval."""
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._drift_loop())
+            await self._first_discovery()
             while True:
                 kind, payload = await self._queue.get()
                 async with self._lock:
@@ -147,6 +150,22 @@ class ControlService:
                             await self.handle_config(payload)
                     except Exception:
                         log.exception("gateway %s: %s not handled", self._s.gateway_id, kind)
+
+    async def _first_discovery(self) -> None:
+        """Hold documents until every device was tried once (bounded): a command or the
+        retained config arriving right after a (re)start must not find its device
+        "unknown" only because discovery has not run yet."""
+        if all(p.state.attempted for p in self._pollers):
+            return  # nothing to discover (no devices), or already done
+        try:
+            async with asyncio.timeout(self._s.control_discovery_wait_s):
+                await self._registry.first_round.wait()
+        except TimeoutError:
+            log.warning(
+                "gateway %s: devices not all tried within %.0fs; handling documents anyway",
+                self._s.gateway_id,
+                self._s.control_discovery_wait_s,
+            )
 
     # ----- answers ----------------------------------------------------------------------
     async def _ack(self, command_id: UUID, status: AckStatus, detail: str) -> None:
@@ -493,12 +512,23 @@ class ControlService:
     ) -> str:
         known = {ref: value for ref, value in previous.items() if value is not None}
         try:
-            await writer.write_settings(known)
+            # Re-write only what the device no longer holds: a write the device refused
+            # left its point unchanged, and writing it again would only fail again.
+            changed = {}
             for ref, value in known.items():
-                await writer.check_setting(ref, value)
+                try:
+                    await writer.check_setting(ref, value)
+                except WriteFailed as exc:
+                    if not exc.mismatch:
+                        raise
+                    changed[ref] = value
+            if changed:
+                await writer.write_settings(changed)
+                for ref, value in changed.items():
+                    await writer.check_setting(ref, value)
         except WriteFailed as exc:
             return f"restore of previous values FAILED: {exc}"
-        return "previous values restored"
+        return f"previous values restored ({len(changed)} of {len(known)} re-written)"
 
     # ----- drift ------------------------------------------------------------------------
     async def _drift_loop(self) -> None:

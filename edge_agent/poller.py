@@ -101,6 +101,13 @@ class DeviceRegistry:
 
     devices: dict[tuple[str, int], DeviceState] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Set once every device was tried (discovered or not): until then an unknown
+    #: device id may only mean "not discovered yet".
+    first_round: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def note_attempt(self) -> None:
+        if all(state.attempted for state in self.devices.values()):
+            self.first_round.set()
 
     def infos(self) -> list[DeviceInfo]:
         # A device never discovered has no serial yet: listing it under its fallback id
@@ -369,6 +376,8 @@ class DevicePoller:
         previous, first = self.state.status, not self.state.attempted
         self.state.attempted = True
         self.state.last_error = error
+        if first:
+            self._registry.note_attempt()
         if status == previous and not first:
             return
         self.state.status = status

@@ -118,3 +118,21 @@ def test_the_control_store_keeps_seen_ids_and_the_handled_config(tmp_path: Path)
     again.forget([command])
     assert again.seen() == []
     again.close()
+
+
+def test_drift_marks_the_drifted_devices_and_clearing_restores_their_status() -> None:
+    """Device ids may hold dots; setting names never do."""
+    body = {
+        "version": 3,
+        "status": "failed",
+        "devices": {"INV.a-1": "applied", "BAT-1": "applied", "MTR-1": "failed"},
+        "drift": [],
+    }
+    drifted = drift_body(body, ["INV.a-1.power_limit_pct", "MTR-1.v_ref"])
+    assert drifted["status"] == "drifted"
+    assert drifted["devices"] == {"INV.a-1": "drifted", "BAT-1": "applied", "MTR-1": "failed"}
+    assert drifted["drift"] == ["INV.a-1.power_limit_pct", "MTR-1.v_ref"]
+    cleared = drift_body(drifted, [])
+    assert cleared["devices"] == body["devices"]
+    assert cleared["status"] == "failed"
+    assert cleared["drift"] == []
