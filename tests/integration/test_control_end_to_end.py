@@ -77,6 +77,9 @@ def _query(url: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
 
 
 def _provision(registry: RegistryService) -> None:
+    """The sites' gateways in the registry (once: the cloud stack may start again)."""
+    if registry.list_sites():
+        return
     site = registry.add_site(SiteIn(name="control e2e", region="au", time_zone="Australia/Sydney"))
     for gateway_id in GATEWAYS:
         registry.add_gateway(GatewayIn(id=gateway_id, site_id=site.id))
@@ -395,3 +398,80 @@ async def _start_agent(
     await own.enter_async_context(running_agent(settings))
     stack.push_async_callback(own.aclose)
     return own
+
+
+async def _command(
+    service: ConfigService, site: Site, name: str, args: dict[str, Any], reason: str
+) -> tuple[str, str]:
+    """Send a command and wait for its final status: (status, detail)."""
+    command = await asyncio.to_thread(
+        service.send_command,
+        site.gateway_id,
+        CommandIn(name=name, device=site.inverter, args=args, expires_in_s=60, reason=reason),
+        OPERATOR,
+    )
+    await until(lambda: _final(service, command.id), 20, f"final status of {name} ({reason})")
+    final = await asyncio.to_thread(service.get_command, command.id)
+    assert final is not None
+    return final.status, final.detail
+
+
+async def _final(service: ConfigService, command_id: Any) -> bool:
+    return await _command_status(service, command_id) not in ("", "pending", "accepted")
+
+
+def _last_kid(database_url: str) -> str:
+    """The key id the newest command was signed with."""
+    rows = _query(
+        database_url,
+        "SELECT document->>'kid' FROM config.commands ORDER BY issued_at DESC LIMIT 1",
+    )
+    return str(rows[0][0])
+
+
+async def test_signing_key_rotation_without_a_flag_day(
+    database_url: str, mosquitto_url: str, tmp_path: Path
+) -> None:
+    """Add the new key to the gateway, switch the cloud's key, retire the old one: no
+    command is refused on the way, and after retirement the old key is refused."""
+    old_file, new_file = tmp_path / "old.pem", tmp_path / "new.pem"
+    old_kid, new_kid = write_key_file(old_file).kid, write_key_file(new_file).kid
+    old_pub, new_pub = public_key_path(old_file), public_key_path(new_file)
+    async with contextlib.AsyncExitStack() as stack:
+        sim = await stack.enter_async_context(control_site(GATEWAYS[0]))
+        site = Site(GATEWAYS[0], sim, tmp_path / "gw")
+        site.workdir.mkdir()
+
+        async def phase(key_file: Path, trusted: list[Path], pct: int) -> tuple[str, str]:
+            async with contextlib.AsyncExitStack() as inner:
+                service = await inner.enter_async_context(
+                    cloud_stack(database_url, mosquitto_url, key_file)
+                )
+                await _start_agent(inner, _settings(site, mosquitto_url, trusted))
+                await until(
+                    functools.partial(_known_inverter, database_url, site.gateway_id),
+                    30,
+                    "the inverter known to the config service",
+                )
+                site.inverter = _known_inverter(database_url, site.gateway_id)
+                status, detail = await _command(
+                    service, site, "set_power_limit", {"pct": pct}, f"rotation {pct}"
+                )
+                return status, detail
+
+        # Before: the old key signs, the gateway trusts it.
+        assert (await phase(old_file, [old_pub], 70))[0] == "done"
+        assert _last_kid(database_url) == old_kid
+        # 1. The gateway trusts both; the cloud still signs with the old key.
+        assert (await phase(old_file, [old_pub, new_pub], 65))[0] == "done"
+        # 2. The cloud switches to the new key; the gateway accepts it.
+        assert (await phase(new_file, [old_pub, new_pub], 60))[0] == "done"
+        assert _last_kid(database_url) == new_kid
+        assert _limit(site) == pytest.approx(60)
+        # 3. The old key is retired from the gateway: what it signs is refused, unwritten.
+        status, detail = await phase(old_file, [new_pub], 20)
+        assert status == "rejected"
+        assert detail.startswith("untrusted key")
+        assert _limit(site) == pytest.approx(60)
+        assert (await phase(new_file, [new_pub], 55))[0] == "done"
+        assert _limit(site) == pytest.approx(55)
