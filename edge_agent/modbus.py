@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Literal
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
@@ -91,62 +92,61 @@ class ModbusEndpoint:
             self._client.close()
             self._client = None
 
-    async def read(self, unit_id: int, address: int, count: int) -> list[int]:
-        """Read ``count`` holding registers (FC 3) of ``unit_id`` starting at ``address``."""
-        async with self._lock:
-            client = await self._ensure_connected()
-            try:
-                async with asyncio.timeout(self.timeout_s * 2 + 1.0):
-                    response = await client.read_holding_registers(
-                        address, count=count, device_id=unit_id
-                    )
-            except TimeoutError:
-                self._drop()
-                raise ModbusReadError("timeout", f"unit {unit_id} @{address}") from None
-            except ModbusException as exc:
-                self._drop()
-                text = str(exc).lower()
-                silent = "timeout" in text or "no response" in text
-                reason: ReadFailure = "timeout" if silent else "io"
-                raise ModbusReadError(reason, f"unit {unit_id} @{address}: {exc}") from None
-            except OSError as exc:
-                self._drop()
-                raise ModbusReadError("io", f"unit {unit_id} @{address}: {exc!r}") from None
-            if response.isError():
-                code = getattr(response, "exception_code", None)
-                raise ModbusReadError("exception", f"unit {unit_id} @{address}: code {code}")
-            registers = list(response.registers)
-            if len(registers) < count:
-                raise ModbusReadError("io", f"unit {unit_id} @{address}: short response")
-            return registers[:count]
-
-    async def write(self, unit_id: int, address: int, registers: list[int]) -> None:
-        """Write ``registers`` (FC 16) to ``unit_id`` from ``address``; raises
-        :class:`ModbusWriteError` (a timeout means the write may have happened)."""
-        where = f"unit {unit_id} @{address}"
+    async def _request(
+        self,
+        where: str,
+        call: Callable[[AsyncModbusTcpClient | AsyncModbusSerialClient], Awaitable[Any]],
+        error: type[ModbusReadError] | type[ModbusWriteError],
+    ) -> Any:
+        """One request under the endpoint's lock, its library errors translated once into
+        ``error`` (after a timeout or I/O error the connection is dropped: a late answer
+        must never be taken for the next request's)."""
         async with self._lock:
             try:
                 client = await self._ensure_connected()
             except ModbusReadError as exc:
-                raise ModbusWriteError(exc.reason, exc.detail) from None
+                raise error(exc.reason, exc.detail) from None
             try:
                 async with asyncio.timeout(self.timeout_s * 2 + 1.0):
-                    response = await client.write_registers(
-                        address, list(registers), device_id=unit_id
-                    )
+                    response = await call(client)
             except TimeoutError:
                 self._drop()
-                raise ModbusWriteError("timeout", where) from None
+                raise error("timeout", where) from None
             except ModbusException as exc:
                 self._drop()
-                silent = "timeout" in str(exc).lower() or "no response" in str(exc).lower()
-                raise ModbusWriteError("timeout" if silent else "io", f"{where}: {exc}") from None
+                text = str(exc).lower()
+                silent = "timeout" in text or "no response" in text
+                raise error("timeout" if silent else "io", f"{where}: {exc}") from None
             except OSError as exc:
                 self._drop()
-                raise ModbusWriteError("io", f"{where}: {exc!r}") from None
+                raise error("io", f"{where}: {exc!r}") from None
             if response.isError():
                 code = getattr(response, "exception_code", None)
-                raise ModbusWriteError("exception", f"{where}: code {code}")
+                raise error("exception", f"{where}: code {code}")
+            return response
+
+    async def read(self, unit_id: int, address: int, count: int) -> list[int]:
+        """Read ``count`` holding registers (FC 3) of ``unit_id`` starting at ``address``."""
+        where = f"unit {unit_id} @{address}"
+        response = await self._request(
+            where,
+            lambda c: c.read_holding_registers(address, count=count, device_id=unit_id),
+            ModbusReadError,
+        )
+        registers = list(response.registers)
+        if len(registers) < count:
+            raise ModbusReadError("io", f"{where}: short response")
+        return registers[:count]
+
+    async def write(self, unit_id: int, address: int, registers: list[int]) -> None:
+        """Write ``registers`` (FC 16) to ``unit_id`` from ``address``; raises
+        :class:`ModbusWriteError` (a timeout means the write may have happened)."""
+        values = list(registers)
+        await self._request(
+            f"unit {unit_id} @{address}",
+            lambda c: c.write_registers(address, values, device_id=unit_id),
+            ModbusWriteError,
+        )
 
     def close(self) -> None:
         self._drop()
