@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from potr.runtime import run_until_signal
+from potr.runtime import cloud_settings, run_until_signal
 
 console = Console()
 db_app = typer.Typer(help="Database schema", no_args_is_help=True)
@@ -30,15 +30,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _settings() -> Any:
-    from pydantic import ValidationError
-
-    from cloud.common.settings import CloudSettings
-
-    try:
-        return CloudSettings()
-    except ValidationError as exc:
-        console.print(f"[red]bad POTR_* settings: {exc}[/red]")
-        raise typer.Exit(2) from None
+    return cloud_settings(console)
 
 
 def _registry() -> Any:

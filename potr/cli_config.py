@@ -22,7 +22,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from potr.runtime import run_until_signal
+from potr.runtime import cloud_settings, run_until_signal
 
 console = Console()
 config_app = typer.Typer(help="Signed commands and configs to gateways", no_args_is_help=True)
@@ -35,15 +35,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _settings() -> Any:
-    from pydantic import ValidationError
-
-    from cloud.common.settings import CloudSettings
-
-    try:
-        return CloudSettings()
-    except ValidationError as exc:
-        console.print(f"[red]bad POTR_* settings: {exc}[/red]")
-        raise typer.Exit(2) from None
+    return cloud_settings(console)
 
 
 def _actor() -> str:

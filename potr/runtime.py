@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 
 def run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
@@ -16,3 +17,17 @@ def run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         await main(stop)
 
     asyncio.run(runner())
+
+
+def cloud_settings(console: Any) -> Any:
+    """The cloud's ``POTR_*`` settings, or exit 2 naming what is wrong (CLI commands)."""
+    import typer
+    from pydantic import ValidationError
+
+    from cloud.common.settings import CloudSettings
+
+    try:
+        return CloudSettings()
+    except ValidationError as exc:
+        console.print(f"[red]bad POTR_* settings: {exc}[/red]")
+        raise typer.Exit(2) from None
