@@ -55,6 +55,9 @@ class MosquittoConfig:
             f"max_queued_messages {self.max_queued_messages}",
             "max_queued_bytes 0",
             f"max_packet_size {self.max_packet_size}",
+            # Nagle off: a PUBACK followed by a small publish otherwise waits for the
+            # peer's delayed ACK (~40 ms per hop; bench/control_latency.py).
+            "set_tcp_nodelay true",
         ]
         if self.log_file is not None:
             lines += [

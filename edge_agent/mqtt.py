@@ -8,6 +8,7 @@ reconnect; 3.1.1 (amqtt demo) uses a persistent session. Library errors surface 
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -66,6 +67,9 @@ class MqttLink:
             keepalive=cfg.keepalive_s,
             max_inflight_messages=cfg.max_inflight,
             timeout=cfg.publish_timeout_s,
+            # Nagle off: an ack right after a PUBACK would otherwise wait for the
+            # broker's delayed ACK (~40 ms a hop; bench/control_latency.py).
+            socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
         )
 
     async def __aenter__(self) -> MqttLink:
