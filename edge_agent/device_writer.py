@@ -11,6 +11,7 @@ the active curve (the first). Every failure is a :class:`WriteFailed` naming the
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -167,24 +168,37 @@ class DeviceWriter:
         words = await self._read(point.ref, point.address, point.size)
         return decode_value(point, words, sf), sf
 
-    async def _write_point(self, point: Located, value: float) -> None:
+    async def _words(self, point: Located, value: float) -> list[int]:
+        """The words to write for ``value``, whose *rounded* value obeys the limits too:
+        a limit that is not on the point's scale-factor step must not be rounded past
+        (4996 W at SF 1 is written as 5000 W)."""
         if not point.writable:
             raise WriteFailed(point.ref, "the point is not writable")
         sf = await self._sf(point)
         try:
             words = encode_value(point, value, sf)
         except CodecError as exc:
-            self._on_write("refused")
             raise WriteFailed(exc.point, exc.reason) from None
+        written = decode_value(point, words, sf)
+        if written is not None and written != value:
+            try:
+                self._guard(re.sub(r"\[\d+\]", "", point.ref), written)
+            except WriteFailed as exc:
+                raise WriteFailed(
+                    point.ref, f"{value:g} rounds to {written:g} at SF {sf}: {exc.reason}"
+                ) from None
+        return words
+
+    async def _write_point(self, point: Located, value: float) -> None:
+        try:
+            words = await self._words(point, value)
+        except WriteFailed:
+            self._on_write("refused")
+            raise
         await self._write(point.ref, point.address, words)
 
     async def _encodable(self, point: Located, value: float) -> None:
-        if not point.writable:
-            raise WriteFailed(point.ref, "the point is not writable")
-        try:
-            encode_value(point, value, await self._sf(point))
-        except CodecError as exc:
-            raise WriteFailed(exc.point, exc.reason) from None
+        await self._words(point, value)
 
     async def precheck(self, items: Mapping[str, SettingValue]) -> None:
         """Everything :meth:`write_settings` would write is within the limits and fits its

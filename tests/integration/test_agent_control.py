@@ -15,7 +15,7 @@ from uuid import uuid4
 import pytest
 
 from contracts.signing import SigningKey
-from simulators.device_site import DeviceSite
+from simulators.device_site import DeviceSite, DeviceSiteSettings, DeviceSpec
 from tests.integration.control_harness import (
     BATTERY,
     INVERTER,
@@ -245,3 +245,48 @@ async def test_key_rotation_trusts_both_keys_then_only_the_new_one(
             refused = await cloud.command_result(cloud.command("ping", None))
             assert refused["status"] == "rejected"
             assert refused["detail"].startswith("untrusted key")
+
+
+async def test_a_value_that_would_round_past_its_limit_is_not_written(
+    mosquitto_url: str, tmp_path: Path
+) -> None:
+    """v_ref may be 180..265 V; at scale factor 2 (100 V steps) 260 V would be written as
+    300 V. The rounded value is checked too: refused, nothing reaches the device."""
+    key = SigningKey.generate()
+    gw = _gw()
+    async with DeviceSite(
+        DeviceSiteSettings(
+            site_id=f"round-{uuid4().hex[:6]}",
+            devices=[DeviceSpec(profile="sim-inverter-103", unit_id=1)],
+        )
+    ) as legacy:
+        settings = agent_settings(
+            mosquitto_url,
+            legacy,
+            tmp_path,
+            gw,
+            [write_public_key(key, tmp_path / "k.pem")],
+            endpoints=[
+                {
+                    "name": "site",
+                    "host": "127.0.0.1",
+                    "port": legacy.port,
+                    "unit_ids": [1],
+                    "unit_profiles": {1: "sim-inverter-103"},
+                    "timeout_s": 1.0,
+                }
+            ],
+        )
+        legacy.activate_fault({"kind": "scale_factor", "unit": 1, "point": "121.VRef_SF", "sf": 2})
+        device = legacy.device(1).serial
+        async with cloud_for(mosquitto_url, gw, key) as cloud, running_agent(settings):
+            await cloud.until(lambda: cloud.devices_discovered({device}), 15, "birth")
+            before = list(legacy.write_log)
+            state = await cloud.config_result(cloud.config({device: {"v_ref": 260}}))
+            assert state["status"] == "failed", state
+            assert state["devices"] == {device: "failed"}
+            assert "rounds to 300" in state["detail"], state
+            assert legacy.write_log == before  # nothing reached the device
+            state = await cloud.config_result(cloud.config({device: {"v_ref": 200}}))
+            assert state["status"] == "applied", state
+            assert legacy.point(1, "121.VRef") == pytest.approx(200)
