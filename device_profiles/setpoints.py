@@ -33,6 +33,7 @@ __all__ = [
     "ValidatedCommand",
     "ValidatedSetting",
     "ValidatedWrite",
+    "device_nameplate",
     "is_adoption_request",
     "validate_command",
     "validate_config_devices",
@@ -60,6 +61,21 @@ _INT_TYPES = frozenset(
         "bitfield64",
     }
 )
+
+
+#: Model 120 points a gateway reports in ``DeviceInfo.nameplate`` → the profiles' keys.
+DEVICE_NAMEPLATE_KEYS = {"WRtg": "w_rtg", "VARtg": "va_rtg", "WHRtg": "wh_rtg", "ARtg": "a_rtg"}
+
+
+def device_nameplate(reported: Mapping[str, Any]) -> dict[str, float]:
+    """A device's reported nameplate under the profiles' keys, as every side (agent,
+    cloud, virtual gateways) must pass it to the validators: unknown or non-numeric
+    values are left out (the tighter of these and the profile's values is the limit)."""
+    out: dict[str, float] = {}
+    for key, value in reported.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[DEVICE_NAMEPLATE_KEYS.get(key, key)] = float(value)
+    return out
 
 
 class SetpointRefusal(ValueError):

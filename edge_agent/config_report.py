@@ -13,7 +13,6 @@ from typing import Any
 from device_profiles.schema import DeviceProfile
 
 __all__ = [
-    "DEVICE_NAMEPLATE_KEYS",
     "applied_body",
     "drift_body",
     "failed_body",
@@ -21,22 +20,7 @@ __all__ = [
     "setting_for_point",
     "status_of",
     "to_json_value",
-    "with_nameplate",
 ]
-
-#: Model 120 points in ``DeviceInfo.nameplate`` → the profiles' nameplate keys.
-DEVICE_NAMEPLATE_KEYS = {"WRtg": "w_rtg", "VARtg": "va_rtg", "WHRtg": "wh_rtg", "ARtg": "a_rtg"}
-
-
-def with_nameplate(reported: Mapping[str, float | None]) -> dict[str, float]:
-    """The device's reported nameplate under the profiles' keys (unknown values left out;
-    :mod:`device_profiles.setpoints` takes the tighter of these and the profile's)."""
-    out: dict[str, float] = {}
-    for key, value in reported.items():
-        if value is None:
-            continue
-        out[DEVICE_NAMEPLATE_KEYS.get(key, key)] = float(value)
-    return out
 
 
 def to_json_value(value: float | tuple[float, ...] | None) -> Any:

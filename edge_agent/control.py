@@ -37,6 +37,7 @@ from device_profiles.schema import DeviceProfile
 from device_profiles.setpoints import (
     SetpointRefusal,
     ValidatedSetting,
+    device_nameplate,
     validate_command,
     validate_config_devices,
 )
@@ -48,7 +49,6 @@ from edge_agent.config_report import (
     refused_body,
     setting_for_point,
     to_json_value,
-    with_nameplate,
 )
 from edge_agent.control_store import ControlStore, HandledConfig
 from edge_agent.device_writer import DeviceWriter, SettingValue, WriteFailed, limit_guard
@@ -263,7 +263,7 @@ class ControlService:
         blocks = poller.model_blocks()
         if blocks is None:
             return None
-        nameplate = with_nameplate(poller.state.info.nameplate if poller.state.info else {})
+        nameplate = device_nameplate(poller.state.info.nameplate if poller.state.info else {})
         return DeviceWriter(
             poller.endpoint,
             poller.unit_id,
@@ -300,7 +300,7 @@ class ControlService:
                 f"unknown command: {profile.name} has no command {command.name!r}",
             )
             return
-        nameplate = with_nameplate(poller.state.info.nameplate)
+        nameplate = device_nameplate(poller.state.info.nameplate)
         try:
             checked = validate_command(profile, command.name, command.args, nameplate)
         except SetpointRefusal as exc:
@@ -399,7 +399,7 @@ class ControlService:
             info = poller.state.info
             if info is not None and poller.profile is not None:
                 profiles[info.device] = poller.profile
-                nameplates[info.device] = with_nameplate(info.nameplate)
+                nameplates[info.device] = device_nameplate(info.nameplate)
         return profiles, nameplates
 
     async def _precheck(self, checked: dict[str, list[ValidatedSetting]]) -> str | None:

@@ -14,7 +14,12 @@ from cloud.config.errors import NotFoundError, RefusedError
 from cloud.config.logic import GATEWAY_COMMANDS
 from cloud.config.repository import KnownDevice
 from device_profiles import DeviceProfile
-from device_profiles.setpoints import SetpointRefusal, validate_command, validate_config_devices
+from device_profiles.setpoints import (
+    SetpointRefusal,
+    device_nameplate,
+    validate_command,
+    validate_config_devices,
+)
 
 __all__ = ["check_command", "check_config"]
 
@@ -84,4 +89,5 @@ def check_config(
 
 
 def _nameplate(device: KnownDevice) -> dict[str, float]:
-    return {k: float(v) for k, v in device.nameplate.items() if isinstance(v, int | float)}
+    # The same mapping the gateway applies (model 120 keys → the profiles' keys).
+    return device_nameplate(device.nameplate)

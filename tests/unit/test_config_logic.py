@@ -107,3 +107,19 @@ def test_the_command_document_meets_the_wire_schema() -> None:
     msg = CommandMsg.model_validate(doc)
     assert msg.expires_at == NOW
     assert msg.args == {"pct": 50}
+
+
+def test_the_cloud_reads_a_reported_nameplate_as_the_gateway_does() -> None:
+    """A device reporting WRtg 3000 W limits w_max to 3000 W on the cloud too (the
+    profile says 5000 W): the API must refuse what the gateway would refuse."""
+    from cloud.config.errors import RefusedError
+    from cloud.config.repository import KnownDevice
+    from cloud.config.validation import check_config
+    from device_profiles import builtin_profiles
+
+    devices = {"INV-1": KnownDevice("INV-1", "sim-inverter-103", {"WRtg": 3000.0, "VRtg": None})}
+    check_config("gw-1", {"INV-1": {"w_max": 3000}}, devices, builtin_profiles())
+    with pytest.raises(RefusedError) as refused:
+        check_config("gw-1", {"INV-1": {"w_max": 4500}}, devices, builtin_profiles())
+    assert refused.value.field == "devices.INV-1.w_max"
+    assert "3000" in refused.value.limit
