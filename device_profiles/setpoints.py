@@ -35,6 +35,7 @@ __all__ = [
     "ValidatedWrite",
     "device_nameplate",
     "is_adoption_request",
+    "is_request_point",
     "validate_command",
     "validate_config_devices",
     "validate_settings",
@@ -356,6 +357,14 @@ def is_adoption_request(point: str) -> bool:
     return point.rsplit(".", 1)[-1] in _REQUEST_POINTS
 
 
+def is_request_point(point: str) -> bool:
+    """A point the device *acts on* and resets rather than holds: curve adoption, or a
+    vendor map's ``command`` register (open / close an isolator). Reading it back tells
+    nothing, and a config must never carry it: every new version (a rollback too) would
+    repeat the action."""
+    return is_adoption_request(point) or point == "vendor.command"
+
+
 def validate_config_devices(
     devices: Mapping[str, Any],
     profiles: Mapping[str, DeviceProfile],
@@ -382,12 +391,12 @@ def validate_config_devices(
             field = exc.field if exc.field.startswith("<") else f"{where}.{exc.field}"
             raise SetpointRefusal(field, exc.limit, exc.reason) from None
         for item in checked:
-            if is_adoption_request(item.point):
+            if is_request_point(item.point):
                 raise SetpointRefusal(
                     f"{where}.{item.name}",
                     "",
-                    "curve adoption is a request, not a setting: set the curve's points "
-                    "(the agent adopts them) or send the adopt command",
+                    f"{item.point} requests an action, it is not a setting: send the "
+                    "command (a curve's points are set instead, the agent adopts them)",
                 )
         out[device] = checked
     return out

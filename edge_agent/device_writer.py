@@ -18,7 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from device_profiles.schema import DeviceProfile, PointRef
-from device_profiles.setpoints import SetpointRefusal, is_adoption_request, validate_settings
+from device_profiles.setpoints import (
+    SetpointRefusal,
+    is_adoption_request,
+    is_request_point,
+    validate_settings,
+)
 from edge_agent.modbus import ModbusEndpoint, ModbusReadError, ModbusWriteError
 from edge_agent.setpoint_codec import (
     CodecError,
@@ -83,13 +88,6 @@ def limit_guard(profile: DeviceProfile, nameplate: Mapping[str, Any]) -> LimitGu
 def is_curve(ref: str) -> bool:
     """A point inside a repeating group (``705.Crv.Pt.V``)."""
     return PointRef.parse(ref).path.count(".") >= 2
-
-
-def is_request_point(ref: str) -> bool:
-    """A point the device acts on and resets (curve adoption, an isolator command):
-    reading it back tells nothing, so its effect is checked instead (or not at all)."""
-    parsed = PointRef.parse(ref)
-    return is_adoption_request(ref) or (parsed.model is None and parsed.path == "command")
 
 
 @dataclass(frozen=True, slots=True)

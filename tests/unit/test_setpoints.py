@@ -345,3 +345,23 @@ def test_scenario_11_commands_write_only_within_limits_or_are_refused(
         assert type(write.value) is float
         assert math.isfinite(write.value)
         assert lo <= write.value <= hi
+
+
+def test_a_config_validates_every_device_and_refuses_requests_for_actions() -> None:
+    from device_profiles.setpoints import validate_config_devices
+
+    profiles = {"INV-1": DER, "ISO-1": ISO}
+    checked = validate_config_devices(
+        {"INV-1": {"power_limit_pct": 50, "volt_var_v_pct": [95, 100, 105]}}, profiles, {}
+    )
+    assert [s.name for s in checked["INV-1"]] == ["power_limit_pct", "volt_var_v_pct"]
+    cases = {
+        "devices.ISO-1.command": {"ISO-1": {"command": 1}},  # would open the isolator
+        "devices.INV-1.volt_var_adopt": {"INV-1": {"volt_var_adopt": 2}},
+        "devices.INV-1.power_limit_pct": {"INV-1": {"power_limit_pct": 101}},
+        "devices.MTR-9": {"MTR-9": {"power_limit_pct": 1}},  # not on this gateway
+    }
+    for field, devices in cases.items():
+        with pytest.raises(SetpointRefusal) as refused:
+            validate_config_devices(devices, profiles, {})
+        assert refused.value.field == field, (field, str(refused.value))
