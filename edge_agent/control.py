@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
+import sqlite3
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
@@ -41,7 +42,7 @@ from device_profiles.setpoints import (
     validate_command,
     validate_config_devices,
 )
-from edge_agent.buffer import AsyncOutbox
+from edge_agent.buffer import AsyncOutbox, BufferFullError, PayloadFactory
 from edge_agent.config_report import (
     applied_body,
     drift_body,
@@ -94,6 +95,8 @@ class ControlService:
         self._store = store
         self._trusted = trusted
         self.stats = ControlStats()
+        #: Answers a full disk could not buffer yet (kind, payload factory).
+        self._unbuffered: deque[tuple[str, PayloadFactory]] = deque(maxlen=1000)
         self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(settings.control_queue_size)
         self._lock = asyncio.Lock()
         self._guard = ReplayGuard(
@@ -130,10 +133,15 @@ class ControlService:
             log.warning("gateway %s: config refused: %s", self._s.gateway_id, reason)
             await self._publish_state(refused_body(self._handled_state(), reason))
             return
-        command_id = _raw_id(payload)
-        log.warning("gateway %s: command %s refused: %s", self._s.gateway_id, command_id, reason)
-        if command_id is not None:
-            await self._ack(command_id, AckStatus.REJECTED, reason)
+        # No ack: the id of an unverified payload cannot be trusted (a redelivered copy
+        # of a queued command, or a forgery, would close the genuine one as rejected).
+        # The cloud sees no final ack and expires the command: visible, never wrong.
+        log.error(
+            "gateway %s: command %s dropped unanswered: %s",
+            self._s.gateway_id,
+            _raw_id(payload),
+            reason,
+        )
 
     async def run(self) -> None:
         """Handle queued documents one at a time; check drift every interval."""
@@ -182,8 +190,7 @@ class ControlService:
                 ts=ts,
             ).to_json()
 
-        await self._outbox.append("cmd_ack", make)
-        self._wake.set()
+        await self._append("cmd_ack", make)
 
     async def _publish_state(self, body: Mapping[str, Any]) -> None:
         self.stats.configs[str(body.get("status"))] += 1
@@ -195,8 +202,32 @@ class ControlService:
                 {**body, "stream_id": stream_id, "seq": seq, "ts": ts}
             ).to_json()
 
-        await self._outbox.append("config_state", make)
+        await self._append("config_state", make)
+
+    async def _append(self, kind: str, make: PayloadFactory) -> None:
+        """Buffer an answer; on a full disk keep it in memory (bounded) and buffer it
+        once space returns: acks and config states are never dropped for lack of disk."""
+        await self.flush_unbuffered()
+        try:
+            await self._outbox.append(kind, make)
+        except BufferFullError as exc:
+            if len(self._unbuffered) == self._unbuffered.maxlen:
+                log.error("gateway %s: oldest unbuffered answer lost", self._s.gateway_id)
+            self._unbuffered.append((kind, make))
+            log.error("gateway %s: %s kept in memory: %s", self._s.gateway_id, kind, exc)
+            return
         self._wake.set()
+
+    async def flush_unbuffered(self) -> None:
+        """Buffer answers a full disk kept in memory, oldest first."""
+        while self._unbuffered:
+            kind, make = self._unbuffered[0]
+            try:
+                await self._outbox.append(kind, make)
+            except BufferFullError:
+                return
+            self._unbuffered.popleft()
+            self._wake.set()
 
     def _refused(self, what: str, refusal: ControlRefusal | SetpointRefusal, ident: object) -> str:
         code = refusal.code.value if isinstance(refusal, ControlRefusal) else "setpoint"
@@ -232,6 +263,20 @@ class ControlService:
             reason = self._refused("command", exc, exc.document_id or "<no id>")
             if exc.document_id is not None:
                 await self._ack(exc.document_id, exc.status, reason)
+            return
+        except sqlite3.OperationalError as exc:
+            # Verified, but its id could not be recorded durably (a full disk): executing
+            # it could let a replay through after a restart, so it is refused. Recording
+            # is the guard's last step, so the id read here is the signed one.
+            command_id = _raw_id(payload)
+            self.stats.refusals["seen store"] += 1
+            log.error(
+                "gateway %s: command %s not recorded: %s", self._s.gateway_id, command_id, exc
+            )
+            if command_id is not None:
+                await self._ack(
+                    command_id, AckStatus.REJECTED, f"not recorded: the seen-id store: {exc}"
+                )
             return
         if command.device is None:
             await self._gateway_command(command)
@@ -536,6 +581,7 @@ class ControlService:
             await asyncio.sleep(self._s.config_check_interval_s)
             async with self._lock:
                 try:
+                    await self.flush_unbuffered()
                     await self.check_drift()
                 except Exception:
                     log.exception("gateway %s: drift check failed", self._s.gateway_id)
