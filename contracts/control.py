@@ -290,8 +290,14 @@ def verify_config(
     trusted: TrustedKeys,
     now: datetime,
     applied_version: int | None,
+    applied_hash: str | None = None,
 ) -> ConfigVerdict:
-    """What to do with a received config document; else :class:`ControlRefusal`."""
+    """What to do with a received config document; else :class:`ControlRefusal`.
+
+    ``applied_hash`` (the :func:`config_hash` of the applied version's document), when
+    given, tells a re-delivery of that version from a *different* document with the same
+    number (a cloud that lost its versions): refused as stale, never taken as a no-op.
+    """
     _check_now(now)
     doc = _verified(raw, ConfigDoc, trusted, None, "config")
     _addressed(doc.gateway_id, gateway_id, None, "config")
@@ -302,6 +308,12 @@ def verify_config(
                 f"version {doc.version} is older than the applied version {applied_version}",
             )
         if doc.version == applied_version:
+            if applied_hash is not None and config_hash(raw) != applied_hash:
+                raise _refuse(
+                    RefusalCode.STALE_VERSION,
+                    f"version {doc.version} was applied from a different document"
+                    " (a new config needs a new version)",
+                )
             return ConfigVerdict(doc, ConfigAction.REREPORT)
     if doc.not_after <= now:
         raise _refuse(RefusalCode.EXPIRED, f"not_after {doc.not_after.isoformat()} is past")

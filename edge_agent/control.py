@@ -412,6 +412,7 @@ class ControlService:
                 trusted=self._trusted,
                 now=utc_now(),
                 applied_version=self.config_version,
+                applied_hash=self._handled.hash if self._handled else None,
             )
         except ControlRefusal as exc:
             reason = self._refused("config", exc, _version_of(raw))

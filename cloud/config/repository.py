@@ -329,6 +329,14 @@ def gateways_with_unpublished_config(conn: Connection[Any], limit: int) -> list[
 
 
 # -- reported state --------------------------------------------------------------------------
+def reported_version(conn: Connection[Any], gateway_id: str) -> int | None:
+    """The config version the gateway last reported handling, if any."""
+    row = conn.execute(
+        "SELECT version FROM config.reported WHERE gateway_id = %s", (gateway_id,)
+    ).fetchone()
+    return None if row is None else row[0]
+
+
 def lock_reported(
     conn: Connection[Any], gateway_id: str
 ) -> tuple[int | None, str, list[str], datetime] | None:

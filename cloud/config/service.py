@@ -197,7 +197,12 @@ class ConfigService:
                     gateway_id, settings, repo.known_devices(conn, gateway_id), self._profiles
                 )
                 versions = repo.config_versions(conn, gateway_id)
-                version = next_version(max(versions) if versions else None)
+                # Above what the gateway last handled too: after a restore of this
+                # database, a reused number would be refused by the gateway as stale.
+                reported = repo.reported_version(conn, gateway_id)
+                version = next_version(
+                    max([*versions, *([reported] if reported else [])], default=None)
+                )
                 not_after = utc_now() + timedelta(seconds=self._options.config_lifetime_s)
                 document = sign_document(
                     config_document(

@@ -289,6 +289,7 @@ class GatewayControl:
                 trusted=self.trusted,
                 now=now,
                 applied_version=self.handled.version,
+                applied_hash=self.handled.hash,
             )
         except ControlRefusal as exc:
             if exc.code is RefusalCode.EXPIRED:

@@ -16,6 +16,7 @@ from contracts.control import (
     ControlRefusal,
     RefusalCode,
     ReplayGuard,
+    config_hash,
     verify_command,
     verify_config,
 )
@@ -87,6 +88,7 @@ def verify_cfg(raw: Any, applied: int | None = None, **kw: Any) -> Any:
         trusted=kw.get("trusted", trusted()),
         now=kw.get("now", NOW),
         applied_version=applied,
+        applied_hash=kw.get("applied_hash"),
     )
 
 
@@ -302,6 +304,18 @@ def test_the_applied_version_again_is_a_rereport_even_after_not_after() -> None:
     assert verify_cfg(doc, applied=3).action is ConfigAction.REREPORT
     later = NOW + timedelta(days=30)
     assert verify_cfg(doc, applied=3, now=later).action is ConfigAction.REREPORT
+
+
+def test_the_applied_version_from_another_document_is_refused_not_rereported() -> None:
+    applied = received(sign_document(config(version=3), KEY))
+    other = config(version=3)
+    other["devices"] = {"SN1": {"power_limit_pct": 20}}
+    doc = received(sign_document(other, KEY))
+    same = verify_cfg(applied, applied=3, applied_hash=config_hash(applied))
+    assert same.action is ConfigAction.REREPORT
+    err = refusal(verify_cfg, doc, applied=3, applied_hash=config_hash(applied))
+    assert err.code is RefusalCode.STALE_VERSION
+    assert "different document" in err.reason
 
 
 def test_an_older_config_is_refused_as_stale() -> None:

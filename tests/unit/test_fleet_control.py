@@ -204,8 +204,13 @@ def test_a_config_is_applied_and_read_back_per_device() -> None:
 def test_equal_version_re_reports_and_older_is_refused() -> None:
     c = control()
     first = c.on_config(signed(config(version=5)), NOW)
+    assert c.on_config(signed(config(version=5)), NOW) == first  # the same: re-reported
     again = c.on_config(signed(config(version=5, devices={INV: {"power_limit_pct": 1}})), NOW)
-    assert again == first  # nothing written
+    assert first is not None
+    assert again is not None
+    # The same number from another document is refused, never taken as a no-op.
+    assert again.detail.startswith("refused config: stale version: version 5 was applied")
+    assert (again.version, again.status, again.hash) == (5, "applied", first.hash)
     assert c.devices[INV].read("123.WMaxLimPct") == 80
     old = c.on_config(signed(config(version=4, devices={INV: {"power_limit_pct": 1}})), NOW)
     assert old is not None
