@@ -147,6 +147,7 @@ class ControlService:
         """Handle queued documents one at a time; check drift every interval."""
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._drift_loop())
+            await self._report_interrupted()
             await self._first_discovery()
             while True:
                 kind, payload = await self._queue.get()
@@ -364,6 +365,7 @@ class ControlService:
         except WriteFailed as exc:
             await self._reject(command, "encoding", f"not written: {exc}")
             return
+        await self._store.io(self._store.begin, command.id, device, command.name)
         await self._ack(command.id, AckStatus.ACCEPTED, "")
         try:
             for write in checked.writes:
@@ -374,15 +376,39 @@ class ControlService:
         except WriteFailed as exc:
             log.warning("gateway %s: command %s failed: %s", self._s.gateway_id, command.id, exc)
             await self._ack(command.id, AckStatus.FAILED, str(exc))
-            return
-        log.info(
-            "gateway %s: command %s %s on %s done",
-            self._s.gateway_id,
-            command.id,
-            command.name,
-            device,
-        )
-        await self._ack(command.id, AckStatus.DONE, "read back " + ", ".join(read_back))
+        else:
+            log.info(
+                "gateway %s: command %s %s on %s done",
+                self._s.gateway_id,
+                command.id,
+                command.name,
+                device,
+            )
+            await self._ack(command.id, AckStatus.DONE, "read back " + ", ".join(read_back))
+        # After the final ack is buffered: a crash in between repeats the answer, never
+        # loses it (the cloud keeps the first final status).
+        await self._store.io(self._store.finish, command.id)
+
+    async def _report_interrupted(self) -> None:
+        """Commands a previous run accepted but never finished (power cut, kill -9 between
+        the writes and the final ack): answered ``failed``, since what the device holds
+        is unknown; a redelivered copy is refused as replayed, so it never runs twice."""
+        for command_id, device, name in await self._store.io(self._store.inflight):
+            self.stats.refusals["interrupted"] += 1
+            log.error(
+                "gateway %s: command %s (%s on %s) was interrupted by a restart",
+                self._s.gateway_id,
+                command_id,
+                name,
+                device,
+            )
+            await self._ack(
+                command_id,
+                AckStatus.FAILED,
+                f"interrupted: the agent stopped while executing {name} on {device};"
+                " the device may hold part of it: read it back before retrying",
+            )
+            await self._store.io(self._store.finish, command_id)
 
     # ----- configs ----------------------------------------------------------------------
     def _handled_state(self) -> dict[str, Any] | None:

@@ -1,6 +1,6 @@
 """Durable control state: seen command ids, the last handled config, effective settings.
 
-Its own SQLite file next to the buffer (WAL, ``synchronous=FULL``), not tables inside
+Its own SQLite file next to the buffer (rollback journal, ``synchronous=FULL``), not tables inside
 the buffer: the buffer is moved aside and replaced when it fails its integrity check (a
 new stream starts), but forgetting seen ids or the applied config version there would
 let a replayed command or a stale config through. The two files also have different
@@ -40,6 +40,11 @@ CREATE TABLE IF NOT EXISTS handled_config (
     version INTEGER,
     hash TEXT,
     state TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS inflight_commands (
+    id TEXT PRIMARY KEY,
+    device TEXT NOT NULL,
+    name TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS effective_settings (
     device TEXT PRIMARY KEY,
@@ -99,6 +104,24 @@ class ControlStore:
         return [
             (UUID(i), datetime.fromisoformat(e))
             for i, e in self._db.execute("SELECT id, expires_at FROM seen_commands")
+        ]
+
+    # ----- commands being executed ---------------------------------------------------------
+    def begin(self, command_id: UUID, device: str, name: str) -> None:
+        """Durable before the first write: a crash before :meth:`finish` is reported."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO inflight_commands (id, device, name) VALUES (?, ?, ?)",
+            (str(command_id), device, name),
+        )
+
+    def finish(self, command_id: UUID) -> None:
+        self._db.execute("DELETE FROM inflight_commands WHERE id = ?", (str(command_id),))
+
+    def inflight(self) -> list[tuple[UUID, str, str]]:
+        """Commands whose final ack was never buffered (the agent stopped mid-way)."""
+        return [
+            (UUID(i), d, n)
+            for i, d, n in self._db.execute("SELECT id, device, name FROM inflight_commands")
         ]
 
     # ----- configs --------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from uuid import uuid4
 import pytest
 
 from contracts.signing import SigningKey
+from edge_agent.control_store import ControlStore, control_store_path
 from simulators.device_site import DeviceSite, DeviceSiteSettings, DeviceSpec
 from tests.integration.control_harness import (
     BATTERY,
@@ -219,6 +220,35 @@ async def test_handled_config_and_seen_ids_survive_a_restart(
             stale = await cloud.config_result(cloud.config({}, version=config["version"] - 0))
             assert stale["version"] == config["version"]
             assert len(site.write_log) == writes
+
+
+async def test_a_command_interrupted_by_a_crash_is_answered_failed_after_restart(
+    mosquitto_url: str, site: DeviceSite, tmp_path: Path
+) -> None:
+    """The control store holds a command accepted but never finished (the process died
+    between its writes and its final ack): the next run answers it ``failed``, once."""
+    key = SigningKey.generate()
+    gw = _gw()
+    ids = device_ids(site)
+    settings = agent_settings(
+        mosquitto_url, site, tmp_path, gw, [write_public_key(key, tmp_path / "k.pem")]
+    )
+    interrupted = uuid4()
+    store = ControlStore(control_store_path(settings.buffer_path))
+    store.begin(interrupted, ids[INVERTER], "set_power_limit")
+    store.close()
+    async with cloud_for(mosquitto_url, gw, key) as cloud:
+        async with running_agent(settings):
+            await cloud.until(lambda: cloud.acks_of(str(interrupted)), 15, "the late answer")
+            await cloud.until(lambda: cloud.devices_discovered(set(ids.values())), 15, "birth")
+            # Handled in order: a ping answered afterwards means nothing else is coming.
+            assert (await cloud.command_result(cloud.command("ping", None)))["status"] == "done"
+        [ack] = cloud.acks_of(str(interrupted))
+        assert ack["status"] == "failed"
+        assert ack["detail"].startswith("interrupted")
+    store = ControlStore(control_store_path(settings.buffer_path))
+    assert store.inflight() == []
+    store.close()
 
 
 async def test_key_rotation_trusts_both_keys_then_only_the_new_one(
