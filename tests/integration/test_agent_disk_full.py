@@ -68,6 +68,9 @@ async def test_disk_full_drops_telemetry_with_an_alarm_and_recovers(small_disk: 
             region="au",
             mqtt_url=f"mqtt://127.0.0.1:{free_port()}",  # nobody listens: all stays buffered
             buffer_path=small_disk / "buffer.sqlite",
+            # The scenario is the buffer's: its 1 MiB disk is sized for the buffer alone
+            # (the control store writes only when a command or config arrives).
+            control_state_path=small_disk.parent / "control.sqlite",
             poll_interval_s=0.05,
             reconnect_min_s=0.2,
             drop_report_interval_s=0.2,
