@@ -216,3 +216,46 @@ async def test_two_agents_in_one_process_keep_their_own_metrics(
             assert f'gateway="{settings.gateway_id}"'.encode() in body
         status, _, _ = await _get(first.health_port or 0, "/nope")
         assert status.endswith("404 Not Found")
+
+
+async def test_control_refusals_show_in_the_metrics(mosquitto_url: str, tmp_path: Path) -> None:
+    """Every refusal is counted by reason: an unsigned command (rejected, acked) and a
+    payload that is not JSON (no id to answer: only the log and this counter)."""
+    gateway = "gw-health-ctl"
+    settings = _settings(mosquitto_url, tmp_path, gateway)
+    port = settings.health_port
+    assert port is not None
+    parts = urlsplit(mosquitto_url)
+    unsigned = {
+        "v": 1,
+        "id": str(uuid4()),
+        "gateway_id": gateway,
+        "name": "ping",
+        "device": None,
+        "args": {},
+        "expires_at": "2099-01-01T00:00:00.000Z",
+        "issued_by": "test",
+    }
+
+    def refusals(h: bytes) -> dict[str, float]:
+        return {
+            dict(labels)["code"]: value
+            for (name, labels), value in _samples(h).items()
+            if name == "potr_agent_control_refusals_total"
+        }
+
+    async with (
+        _running(settings),
+        aiomqtt.Client(parts.hostname or "127.0.0.1", parts.port or 1883) as cloud,
+    ):
+        await _health_until(port, lambda h: h["mqtt_connected"])
+        await cloud.publish(topic("au", gateway, "cmd"), orjson.dumps(unsigned), qos=1)
+        await cloud.publish(topic("au", gateway, "cmd"), b"{not json", qos=1)
+        async with asyncio.timeout(15):
+            while True:
+                _, _, body = await _get(port, "/metrics")
+                if len(refusals(body)) == 2:
+                    break
+                await asyncio.sleep(0.05)
+    assert refusals(body) == {"unsigned": 1, "schema-invalid": 1}
+    assert _value(_samples(body), "potr_agent_commands_total", status="rejected") == 1
