@@ -193,6 +193,7 @@ async def run_demo(
                     services_stop,
                     interval_s=settings.config_republish_interval_s,
                     kick=lambda: runtime.kick("config"),
+                    refresh_margin_s=settings.config_refresh_margin_s,
                 )
             )
             async with asyncio.timeout(30):

@@ -101,6 +101,9 @@ class CloudSettings(BaseSettings):
     command_expiry_grace_s: float = Field(default=10.0, ge=0)
     #: Seconds a config document stays valid (``not_after``) after it is signed.
     config_lifetime_s: float = Field(default=30 * 86_400.0, gt=0)
+    #: A gateway's current config is re-signed (a new version, same settings) this long
+    #: before its ``not_after``.
+    config_refresh_margin_s: float = Field(default=7 * 86_400.0, gt=0)
     #: Seconds between the config service's rounds: publish what was not published
     #: (broker away at request time), expire overdue commands.
     config_republish_interval_s: float = Field(default=5.0, gt=0)

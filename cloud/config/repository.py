@@ -283,6 +283,20 @@ def get_desired(conn: Connection[Any], gateway_id: str, version: int) -> Desired
     return DesiredConfig.model_validate(row) if row else None
 
 
+def expiring_current(conn: Connection[Any], before: datetime, limit: int) -> list[tuple[str, int]]:
+    """(gateway, version) of every gateway's newest config whose ``not_after`` is before
+    ``before``."""
+    rows = conn.execute(
+        "SELECT d.gateway_id, d.version FROM config.desired d"
+        " WHERE d.version = (SELECT max(x.version) FROM config.desired x"
+        "                    WHERE x.gateway_id = d.gateway_id)"
+        " AND (d.document->>'not_after')::timestamptz < %s"
+        " ORDER BY d.gateway_id LIMIT %s",
+        (before, limit),
+    ).fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
 def desired_history(conn: Connection[Any], gateway_id: str, limit: int) -> list[DesiredConfig]:
     rows = (
         conn.cursor(row_factory=dict_row)

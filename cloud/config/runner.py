@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 from uuid import uuid4
 
@@ -87,9 +88,11 @@ async def run_config_loops(
     *,
     interval_s: float,
     kick: Callable[[], None] | None = None,
+    refresh_margin_s: float | None = None,
 ) -> None:
-    """Until ``stop``: publish what is unpublished, expire overdue commands, every
-    ``interval_s``; ``kick`` wakes the outbox relay after expiries."""
+    """Until ``stop``: publish what is unpublished, expire overdue commands and (given
+    ``refresh_margin_s``) re-sign configs about to expire, every ``interval_s``; ``kick``
+    wakes the outbox relay after expiries."""
     while not stop.is_set():
         try:
             published = await asyncio.to_thread(service.publish_pending)
@@ -99,6 +102,12 @@ async def run_config_loops(
                 )
             if await asyncio.to_thread(tracker.expire_overdue) and kick is not None:
                 kick()
+            if refresh_margin_s is not None:
+                refreshed = await asyncio.to_thread(
+                    partial(service.refresh_expiring, margin_s=refresh_margin_s)
+                )
+                if refreshed:
+                    log.info("re-signed %d configs before their not_after", refreshed)
         except DatabaseError as exc:
             # The database is away: the next round tries again, nothing is lost meanwhile.
             log.warning("config loop: %s: %s", type(exc).__name__, exc)
@@ -142,6 +151,7 @@ async def run_config_service(
                 stop,
                 interval_s=settings.config_republish_interval_s,
                 kick=lambda: runtime.kick(SCHEMA),
+                refresh_margin_s=settings.config_refresh_margin_s,
             )
     finally:
         await asyncio.to_thread(publisher.stop)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -145,6 +145,38 @@ class ConfigService:
         return self._new_version(
             gateway_id, request.profile, request.devices, actor, request.reason, "config.set", None
         )
+
+    def refresh_expiring(
+        self, *, margin_s: float, now: datetime | None = None, limit: int = 100
+    ) -> int:
+        """Re-sign, as a new version with the same settings, every gateway's current
+        config that expires within ``margin_s``: a gateway that comes back after a long
+        outage (or with a new control store) must still find a valid retained config,
+        not one it refuses as expired. How many were re-signed."""
+        cutoff = (now or utc_now()) + timedelta(seconds=margin_s)
+        with self._pool.connection() as conn:
+            due = repo.expiring_current(conn, cutoff, limit)
+        refreshed = 0
+        for gateway_id, version in due:
+            with self._pool.connection() as conn:
+                current = repo.get_desired(conn, gateway_id, version)
+            if current is None:
+                continue
+            try:
+                self._new_version(
+                    gateway_id,
+                    ProfileRef.model_validate(current.profile),
+                    current.devices,
+                    "cloud",
+                    f"re-signed: version {version} expires within {margin_s:g} s",
+                    "config.refresh",
+                    None,
+                )
+            except ConfigError as exc:  # e.g. a device no longer on the gateway
+                log.warning("config of %s not re-signed: %s", gateway_id, exc)
+                continue
+            refreshed += 1
+        return refreshed
 
     def rollback(self, gateway_id: str, request: RollbackIn, actor: str) -> DesiredConfig:
         """A new version carrying an earlier version's settings (default: the one before

@@ -485,6 +485,17 @@ def test_config_versions_are_monotonic_retained_and_rollback_republishes_older_s
         )
 
 
+def test_a_config_about_to_expire_is_re_signed_as_a_new_version(stack: Stack) -> None:
+    assert _set(stack, 230) == 1
+    assert stack.service.refresh_expiring(margin_s=60) == 0  # 30 days ahead: not due
+    assert stack.service.refresh_expiring(margin_s=31 * 86_400) == 1
+    raw = _retained_config(stack)
+    assert (raw["version"], raw["devices"], raw["issued_by"]) == (2, {INV: {"v_ref": 230}}, "cloud")
+    verify_config(raw, gateway_id=GW, trusted=stack.trusted, now=utc_now(), applied_version=1)
+    audit = [a.action for a in stack.service.audit(GW)]
+    assert "config.refresh" in audit
+
+
 def test_two_operators_at_once_get_distinct_consecutive_versions(stack: Stack) -> None:
     """Versions are allocated under the gateway's row lock: 8 concurrent requests make
     versions 1..8, none lost or doubled, and the retained config is the newest."""
