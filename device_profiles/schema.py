@@ -167,11 +167,26 @@ class CommandWrite(_Strict):
         return self
 
 
+class CommandEffect(_Strict):
+    """What the device must show after a command whose written point resets itself
+    (an isolator's ``command`` register): ``point`` reads ``value``."""
+
+    point: Ref
+    value: float
+
+    @model_validator(mode="after")
+    def _ref(self) -> CommandEffect:
+        _check_ref(self.point)
+        return self
+
+
 class Command(_Strict):
     name: Name
     description: str = ""
     args: list[CommandArg] = Field(default_factory=list)
     writes: list[CommandWrite] = Field(min_length=1)
+    #: Read back after the writes (bounded wait): a request point tells nothing itself.
+    expect: list[CommandEffect] = Field(default_factory=list)
 
 
 class DeviceProfile(_Strict):

@@ -373,6 +373,12 @@ class ControlService:
             read_back = [
                 f"{w.point}={await writer.check_scalar(w.point, w.value):g}" for w in checked.writes
             ]
+            command_def = profile.command(command.name)
+            for effect in command_def.expect if command_def else []:
+                shown = await writer.await_effect(
+                    effect.point, effect.value, self._s.command_effect_timeout_s
+                )
+                read_back.append(f"{effect.point}={shown:g}")
         except WriteFailed as exc:
             log.warning("gateway %s: command %s failed: %s", self._s.gateway_id, command.id, exc)
             await self._ack(command.id, AckStatus.FAILED, str(exc))

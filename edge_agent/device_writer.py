@@ -219,6 +219,23 @@ class DeviceWriter:
         if is_adoption_request(ref) and value:
             await self._await_adoption(ref)
 
+    async def await_effect(self, ref: str, expected: float, timeout_s: float) -> float:
+        """Read ``ref`` until it shows ``expected`` (a switch takes its time);
+        :class:`WriteFailed` naming what it shows when ``timeout_s`` runs out."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            value = await self.read_scalar(ref)
+            if value is not None and abs(value - expected) < 1e-9:
+                return value
+            if time.monotonic() >= deadline:
+                raise WriteFailed(
+                    ref,
+                    f"no effect: {ref} reads {value!r}, expected {expected:g}"
+                    f" within {timeout_s:g} s",
+                    mismatch=True,
+                )
+            await asyncio.sleep(0.1)  # the device's own pace; nothing to await but it
+
     async def read_scalar(self, ref: str) -> float | None:
         value, _ = await self.read_point(self._locate(ref))
         return value

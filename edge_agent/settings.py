@@ -185,6 +185,8 @@ class AgentSettings(BaseSettings):
     control_queue_size: int = Field(default=32, ge=1)
     #: How long a curve adoption (``AdptCrvRslt``) may take.
     curve_adopt_timeout_s: float = Field(default=10.0, gt=0)
+    #: How long a command's declared effect (an isolator's state) may take to show.
+    command_effect_timeout_s: float = Field(default=10.0, gt=0)
     #: How long commands and configs wait at start for every device to be tried once.
     control_discovery_wait_s: float = Field(default=30.0, gt=0)
     #: Durable control state (seen ids, handled config); default beside the buffer.

@@ -320,3 +320,35 @@ async def test_a_value_that_would_round_past_its_limit_is_not_written(
             state = await cloud.config_result(cloud.config({device: {"v_ref": 200}}))
             assert state["status"] == "applied", state
             assert legacy.point(1, "121.VRef") == pytest.approx(200)
+
+
+async def test_an_isolator_command_is_done_only_when_the_switch_moved(
+    mosquitto_url: str, site: DeviceSite, tmp_path: Path
+) -> None:
+    """``open`` writes a command register that resets itself: the profile's declared
+    effect (``vendor.state`` = 0) is what is read back. A device that takes the write
+    but does not move (the write ignored) ends ``failed``, naming what it shows."""
+    key = SigningKey.generate()
+    gw = _gw()
+    ids = device_ids(site)
+    settings = agent_settings(
+        mosquitto_url,
+        site,
+        tmp_path,
+        gw,
+        [write_public_key(key, tmp_path / "k.pem")],
+        command_effect_timeout_s=0.5,
+    )
+    async with cloud_for(mosquitto_url, gw, key) as cloud, running_agent(settings):
+        await cloud.until(lambda: cloud.devices_discovered(set(ids.values())), 15, "birth")
+        site.activate_fault(
+            {"kind": "write_fail", "unit": ISOLATOR, "point": "vendor.command", "mode": "ignore"}
+        )
+        stuck = await cloud.command_result(cloud.command("open", ids[ISOLATOR]))
+        assert stuck["status"] == "failed", stuck
+        assert "no effect: vendor.state reads 1" in stuck["detail"], stuck
+        site.clear_faults("write_fail", ISOLATOR)
+        opened = await cloud.command_result(cloud.command("open", ids[ISOLATOR]))
+        assert opened["status"] == "done", opened
+        assert "vendor.state=0" in opened["detail"]
+        assert site.point(ISOLATOR, "vendor.state") == 0
