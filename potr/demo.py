@@ -32,6 +32,7 @@ from cloud.common.db import create_pool
 from cloud.common.migrate import migrate
 from cloud.common.settings import CloudSettings
 from cloud.config import (
+    ConfigService,
     create_config_service,
     create_publisher,
     create_tracker,
@@ -226,28 +227,7 @@ async def run_demo(
             console.print("[bold]token[/bold] (admin, 1 h):")
             console.print(f"export TOKEN={token}", soft_wrap=True, highlight=False)
             console.print(f'try: curl -H "Authorization: Bearer $TOKEN" {api}/api/v1/sites')
-            au = DEMO_SITES[0]
-            command = json.dumps(
-                {
-                    "name": "set_power_limit",
-                    "device": _inverter_id(au),
-                    "args": {"pct": 50},
-                    "reason": "demo",
-                }
-            )
-            console.print(
-                f'command: curl -X POST -H "Authorization: Bearer $TOKEN"'
-                f" -H 'content-type: application/json'"
-                f" {api}/api/v1/gateways/{au.gateway_id}/commands -d '{command}'",
-                soft_wrap=True,
-                highlight=False,
-            )
-            console.print(
-                f'then:    curl -H "Authorization: Bearer $TOKEN"'
-                f" {api}/api/v1/gateways/{au.gateway_id}/commands\n",
-                soft_wrap=True,
-                highlight=False,
-            )
+            tg.create_task(_print_command_when_ready(config, api, console))
 
             reports = await _report_until(
                 stop, duration_s, report_every_s, console, lambda: stored_readings_by_region(pool)
@@ -256,6 +236,34 @@ async def run_demo(
             server.should_exit = True
             await api_task
     return reports
+
+
+async def _print_command_when_ready(config: ConfigService, api: str, console: Console) -> None:
+    """Print a ready-to-run command once the config service knows the au inverter (from
+    its gateway's birth): printed earlier, it would only get a 404."""
+    au = DEMO_SITES[0]
+    device = _inverter_id(au)
+    try:
+        async with asyncio.timeout(60):
+            # The birth arrives in another service's table: nothing here to await.
+            while device not in await asyncio.to_thread(config.known_devices, au.gateway_id):  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        console.print(f"[red]{device} not seen within 60 s: no command to show[/red]")
+        return
+    body = {"name": "set_power_limit", "device": device, "args": {"pct": 50}, "reason": "demo"}
+    url = f"{api}/api/v1/gateways/{au.gateway_id}/commands"
+    console.print(
+        f'command: curl -X POST -H "Authorization: Bearer $TOKEN"'
+        f" -H 'content-type: application/json' {url} -d '{json.dumps(body)}'",
+        soft_wrap=True,
+        highlight=False,
+    )
+    console.print(
+        f'then:    curl -H "Authorization: Bearer $TOKEN" {url}\n',
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 #: Each demo site: a DER inverter (SunSpec 70x: limits and curves) and a grid meter.

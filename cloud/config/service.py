@@ -272,6 +272,11 @@ class ConfigService:
         with self._pool.connection() as conn:
             return repo.get_desired(conn, gateway_id, version) or desired
 
+    def known_devices(self, gateway_id: str) -> list[str]:
+        """The local ids of the gateway's devices, as its latest birth listed them."""
+        with self._pool.connection() as conn:
+            return sorted(repo.known_devices(conn, gateway_id))
+
     def show_config(self, gateway_id: str, *, history: int = 50) -> ConfigView:
         """Desired (latest) config, what the gateway reported, per device, and history."""
         with self._pool.connection() as conn:

@@ -1,10 +1,16 @@
-"""The demo on embedded defaults: private PostgreSQL, amqtt, three sites, agents, ingest, API."""
+"""The demo on embedded defaults: private PostgreSQL, amqtt, three sites, agents, ingest,
+the config service and the API; the command it prints is sent and ends ``done``."""
 
 from __future__ import annotations
 
 import asyncio
 import io
+import json
+import re
+import shlex
+from typing import Any
 
+import httpx
 import pytest
 from rich.console import Console
 
@@ -13,23 +19,65 @@ from potr.demo import run_demo
 pytestmark = pytest.mark.integration
 
 
-async def test_demo_on_embedded_defaults_stores_growing_counts_for_every_region(
+async def _printed(out: io.StringIO, pattern: str, within_s: float) -> re.Match[str]:
+    """The first line of the demo's output matching ``pattern`` (bounded wait)."""
+    async with asyncio.timeout(within_s):
+        # the console is a plain buffer: nothing to await
+        while (match := re.search(pattern, out.getvalue(), re.MULTILINE)) is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+    return match
+
+
+async def _send_the_printed_command(out: io.StringIO) -> dict[str, Any]:
+    """Do what the demo tells the user: POST its command, follow it to a final status."""
+    line = (await _printed(out, r"^command: curl .*$", 60)).group(0)
+    argv = shlex.split(line.removeprefix("command: "))
+    url, body = argv[argv.index("-d") - 1], json.loads(argv[argv.index("-d") + 1])
+    token = (await _printed(out, r"^export TOKEN=(\S+)$", 5)).group(1)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(headers=headers, timeout=10) as client:
+        sent = await client.post(url, json=body)
+        assert sent.status_code == 201, sent.text
+        command_url = url.replace(url.split("/api/v1/")[1], f"commands/{sent.json()['id']}")
+        async with asyncio.timeout(30):
+            # a REST resource: polled, as a user would
+            while (await client.get(command_url)).json()["status"] in ("pending", "accepted"):  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
+            command = (await client.get(command_url)).json()
+        refused = await client.post(url, json=body | {"args": {"pct": 150}})
+    assert refused.status_code == 422
+    assert refused.json()["detail"]["field"] == "args.pct"
+    result: dict[str, Any] = command
+    return result
+
+
+async def test_demo_on_embedded_defaults_stores_readings_and_obeys_its_command(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for var in ("POTR_DATABASE_URL", "POTR_MQTT_URL"):
         monkeypatch.delenv(var, raising=False)
     out = io.StringIO()
-    async with asyncio.timeout(90):
-        reports = await run_demo(
-            asyncio.Event(),
-            duration_s=9,
-            broker="amqtt",
-            console=Console(file=out, width=200),
-            report_every_s=3,
+    stop = asyncio.Event()
+    async with asyncio.timeout(150):
+        demo = asyncio.create_task(
+            run_demo(
+                stop,
+                duration_s=90,
+                broker="amqtt",
+                console=Console(file=out, width=400),
+                report_every_s=3,
+            )
         )
+        try:
+            command = await _send_the_printed_command(out)
+            await _printed(out, r"(?s)stored readings.*stored readings", 30)  # two reports
+        finally:
+            stop.set()
+        reports = await demo
+    assert command["status"] == "done", command
+    assert command["detail"].startswith("read back 704.WMaxLimPct=50"), command
     text = out.getvalue()
     assert "API http://127.0.0.1:" in text
-    assert "token" in text
     assert len(reports) >= 2
     for region in ("au", "us", "es"):
         assert reports[-1].get(region, 0) > reports[0].get(region, 0) > 0, (region, reports)
