@@ -8,19 +8,23 @@ write log), never from the agent's word.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import pytest
 
 from contracts.signing import SigningKey
+from edge_agent.app import Agent
 from edge_agent.control_store import ControlStore, control_store_path
 from simulators.device_site import DeviceSite, DeviceSiteSettings, DeviceSpec
 from tests.integration.control_harness import (
     BATTERY,
     INVERTER,
     ISOLATOR,
+    Cloud,
     agent_settings,
     cloud_for,
     control_site,
@@ -42,17 +46,27 @@ def _gw() -> str:
     return f"gw-c-{uuid4().hex[:10]}"
 
 
-async def test_command_is_written_read_back_and_acked_done(
-    mosquitto_url: str, site: DeviceSite, tmp_path: Path
-) -> None:
+@contextlib.asynccontextmanager
+async def _controlled(
+    url: str, site: DeviceSite, tmp_path: Path, **settings: Any
+) -> AsyncIterator[tuple[Cloud, dict[int, str], Agent]]:
+    """An agent for ``site`` trusting a fresh key, a signing cloud, and the devices
+    discovered (birth seen): (cloud, unit id → device id, agent)."""
     key = SigningKey.generate()
     gw = _gw()
     ids = device_ids(site)
-    settings = agent_settings(
-        mosquitto_url, site, tmp_path, gw, [write_public_key(key, tmp_path / "k.pem")]
+    agent_cfg = agent_settings(
+        url, site, tmp_path, gw, [write_public_key(key, tmp_path / "k.pem")], **settings
     )
-    async with cloud_for(mosquitto_url, gw, key) as cloud, running_agent(settings):
+    async with cloud_for(url, gw, key) as cloud, running_agent(agent_cfg) as agent:
         await cloud.until(lambda: cloud.devices_discovered(set(ids.values())), 15, "birth")
+        yield cloud, ids, agent
+
+
+async def test_command_is_written_read_back_and_acked_done(
+    mosquitto_url: str, site: DeviceSite, tmp_path: Path
+) -> None:
+    async with _controlled(mosquitto_url, site, tmp_path) as (cloud, ids, _):
         doc = cloud.command("set_power_limit", ids[INVERTER], {"pct": 42})
         ack = await cloud.command_result(doc)
         assert ack["status"] == "done", ack
@@ -80,12 +94,7 @@ def _curve(site: DeviceSite, name: str, n: int) -> list[float | int | None]:
 async def test_config_with_a_curve_is_applied_and_reported_with_read_back(
     mosquitto_url: str, site: DeviceSite, tmp_path: Path
 ) -> None:
-    key = SigningKey.generate()
-    gw = _gw()
     ids = device_ids(site)
-    settings = agent_settings(
-        mosquitto_url, site, tmp_path, gw, [write_public_key(key, tmp_path / "k.pem")]
-    )
     devices = {
         ids[INVERTER]: {
             "power_limit_pct": 80,
@@ -95,8 +104,7 @@ async def test_config_with_a_curve_is_applied_and_reported_with_read_back(
         },
         ids[BATTERY]: {"min_reserve_pct": 20},
     }
-    async with cloud_for(mosquitto_url, gw, key) as cloud, running_agent(settings) as agent:
-        await cloud.until(lambda: cloud.devices_discovered(set(ids.values())), 15, "birth")
+    async with _controlled(mosquitto_url, site, tmp_path) as (cloud, ids, agent):
         doc = cloud.config(devices)
         state = await cloud.config_result(doc)
         assert state["status"] == "applied", state
@@ -120,15 +128,9 @@ async def test_config_with_a_curve_is_applied_and_reported_with_read_back(
 async def test_failing_write_restores_the_previous_values_and_names_the_point(
     mosquitto_url: str, site: DeviceSite, tmp_path: Path
 ) -> None:
-    key = SigningKey.generate()
-    gw = _gw()
     ids = device_ids(site)
-    settings = agent_settings(
-        mosquitto_url, site, tmp_path, gw, [write_public_key(key, tmp_path / "k.pem")]
-    )
     inverter = ids[INVERTER]
-    async with cloud_for(mosquitto_url, gw, key) as cloud, running_agent(settings):
-        await cloud.until(lambda: cloud.devices_discovered(set(ids.values())), 15, "birth")
+    async with _controlled(mosquitto_url, site, tmp_path) as (cloud, ids, _):
         first = await cloud.config_result(
             cloud.config({inverter: {"power_limit_pct": 80, "power_limit_enable": 0}})
         )
@@ -163,15 +165,9 @@ async def test_failing_write_restores_the_previous_values_and_names_the_point(
 async def test_drift_behind_the_agents_back_is_reported_once_and_clears(
     mosquitto_url: str, site: DeviceSite, tmp_path: Path
 ) -> None:
-    key = SigningKey.generate()
-    gw = _gw()
     ids = device_ids(site)
-    settings = agent_settings(
-        mosquitto_url, site, tmp_path, gw, [write_public_key(key, tmp_path / "k.pem")]
-    )
     inverter = ids[INVERTER]
-    async with cloud_for(mosquitto_url, gw, key) as cloud, running_agent(settings):
-        await cloud.until(lambda: cloud.devices_discovered(set(ids.values())), 15, "birth")
+    async with _controlled(mosquitto_url, site, tmp_path) as (cloud, ids, _):
         state = await cloud.config_result(cloud.config({inverter: {"power_limit_pct": 70}}))
         assert state["status"] == "applied", state
         before = len(cloud.states)
@@ -328,19 +324,11 @@ async def test_an_isolator_command_is_done_only_when_the_switch_moved(
     """``open`` writes a command register that resets itself: the profile's declared
     effect (``vendor.state`` = 0) is what is read back. A device that takes the write
     but does not move (the write ignored) ends ``failed``, naming what it shows."""
-    key = SigningKey.generate()
-    gw = _gw()
-    ids = device_ids(site)
-    settings = agent_settings(
-        mosquitto_url,
-        site,
-        tmp_path,
-        gw,
-        [write_public_key(key, tmp_path / "k.pem")],
-        command_effect_timeout_s=0.5,
-    )
-    async with cloud_for(mosquitto_url, gw, key) as cloud, running_agent(settings):
-        await cloud.until(lambda: cloud.devices_discovered(set(ids.values())), 15, "birth")
+    async with _controlled(mosquitto_url, site, tmp_path, command_effect_timeout_s=0.5) as (
+        cloud,
+        ids,
+        _,
+    ):
         site.activate_fault(
             {"kind": "write_fail", "unit": ISOLATOR, "point": "vendor.command", "mode": "ignore"}
         )
