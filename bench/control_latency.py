@@ -41,10 +41,10 @@ import aiomqtt
 import orjson
 from pymodbus.client import AsyncModbusTcpClient
 
-from contracts.control import ReplayGuard, verify_command
+from contracts.control import ReplayGuard, command_document, config_document, verify_command
 from contracts.messages import StoredMsg
 from contracts.signing import SigningKey, TrustedKeys, sign_document
-from contracts.timeutil import to_wire, utc_now
+from contracts.timeutil import utc_now
 from contracts.topics import topic
 from edge_agent.buffer import Outbox
 from edge_agent.control_store import ControlStore
@@ -160,28 +160,15 @@ class BenchCloud:
             raise RuntimeError(f"timed out after {within:g} s waiting for {what}") from None
 
     def command(self, name: str, device: str, args: dict[str, Any]) -> dict[str, Any]:
-        doc = {
-            "v": 1,
-            "id": str(uuid.uuid4()),
-            "gateway_id": self.gateway_id,
-            "name": name,
-            "device": device,
-            "args": args,
-            "expires_at": to_wire(utc_now() + timedelta(seconds=120)),
-            "issued_by": "bench",
-        }
+        expires_at = utc_now() + timedelta(seconds=120)
+        doc = command_document(
+            uuid.uuid4(), self.gateway_id, name, device, args, expires_at, "bench"
+        )
         return sign_document(doc, self.key)
 
     def config(self, version: int, devices: dict[str, Any]) -> dict[str, Any]:
-        doc = {
-            "v": 1,
-            "gateway_id": self.gateway_id,
-            "version": version,
-            "profile": PROFILE,
-            "devices": devices,
-            "not_after": to_wire(utc_now() + timedelta(hours=1)),
-            "issued_by": "bench",
-        }
+        not_after = utc_now() + timedelta(hours=1)
+        doc = config_document(self.gateway_id, version, PROFILE, devices, not_after, "bench")
         return sign_document(doc, self.key)
 
 
@@ -277,16 +264,10 @@ def components(workdir: Path, key: SigningKey, gateway_id: str, device: str) -> 
     n = 200
 
     def doc() -> dict[str, Any]:
-        return {
-            "v": 1,
-            "id": str(uuid.uuid4()),
-            "gateway_id": gateway_id,
-            "name": "set_power_limit",
-            "device": device,
-            "args": {"pct": 50},
-            "expires_at": to_wire(utc_now() + timedelta(seconds=120)),
-            "issued_by": "bench",
-        }
+        expires_at = utc_now() + timedelta(seconds=120)
+        return command_document(
+            uuid.uuid4(), gateway_id, "set_power_limit", device, {"pct": 50}, expires_at, "bench"
+        )
 
     raw = [doc() for _ in range(n)]
     t0 = time.perf_counter()

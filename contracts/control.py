@@ -33,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 
 from contracts.messages import AckStatus, CommandMsg, ConfigDoc, summarise_validation_error
 from contracts.signing import SignatureError, TrustedKeys, canonical_bytes
+from contracts.timeutil import to_wire
 
 __all__ = [
     "ConfigAction",
@@ -41,6 +42,8 @@ __all__ = [
     "RefusalCode",
     "ReplayGuard",
     "SeenStore",
+    "command_document",
+    "config_document",
     "config_hash",
     "verify_command",
     "verify_config",
@@ -263,6 +266,51 @@ def verify_command(
     except ReplayGuardFull as exc:
         raise _refuse(RefusalCode.REPLAY_GUARD_FULL, str(exc), cmd.id) from None
     return cmd
+
+
+def command_document(
+    command_id: UUID,
+    gateway_id: str,
+    name: str,
+    device: str | None,
+    args: Mapping[str, Any],
+    expires_at: datetime,
+    issued_by: str,
+) -> dict[str, Any]:
+    """The unsigned ``cmd`` document (:class:`~contracts.messages.CommandMsg`), values as
+    given (a test may hand in wrong types on purpose); sign it with
+    :func:`contracts.signing.sign_document`."""
+    return {
+        "v": 1,
+        "id": str(command_id),
+        "gateway_id": gateway_id,
+        "name": name,
+        "device": device,
+        "args": args,
+        "expires_at": to_wire(expires_at),
+        "issued_by": issued_by,
+    }
+
+
+def config_document(
+    gateway_id: str,
+    version: int,
+    profile: Mapping[str, Any],
+    devices: Mapping[str, Any],
+    not_after: datetime,
+    issued_by: str,
+) -> dict[str, Any]:
+    """The unsigned ``config`` document (:class:`~contracts.messages.ConfigDoc`), values
+    as given."""
+    return {
+        "v": 1,
+        "gateway_id": gateway_id,
+        "version": version,
+        "profile": profile,
+        "devices": devices,
+        "not_after": to_wire(not_after),
+        "issued_by": issued_by,
+    }
 
 
 def config_hash(document: Mapping[str, Any]) -> str:

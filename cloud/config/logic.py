@@ -6,22 +6,17 @@ decide inside its transactions.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
-from uuid import UUID
-
-from contracts.timeutil import to_wire
+from typing import Literal
 
 __all__ = [
     "FINAL_STATUSES",
     "GATEWAY_COMMANDS",
     "CommandTransition",
     "RollbackError",
-    "command_document",
     "command_transition",
-    "config_document",
     "config_report_changed",
     "device_status",
     "next_version",
@@ -129,45 +124,3 @@ def rollback_target(versions: Sequence[int], to_version: int | None) -> int:
     if to_version == current:
         raise RollbackError(f"version {to_version} is already the current version")
     return to_version
-
-
-def command_document(
-    command_id: UUID,
-    gateway_id: str,
-    name: str,
-    device: str | None,
-    args: Mapping[str, Any],
-    expires_at: datetime,
-    issued_by: str,
-) -> dict[str, Any]:
-    """The unsigned ``cmd`` document (``contracts.messages.CommandMsg``)."""
-    return {
-        "v": 1,
-        "id": str(command_id),
-        "gateway_id": gateway_id,
-        "name": name,
-        "device": device,
-        "args": dict(args),
-        "expires_at": to_wire(expires_at),
-        "issued_by": issued_by,
-    }
-
-
-def config_document(
-    gateway_id: str,
-    version: int,
-    profile: Mapping[str, Any],
-    devices: Mapping[str, Mapping[str, Any]],
-    not_after: datetime,
-    issued_by: str,
-) -> dict[str, Any]:
-    """The unsigned ``config`` document (``contracts.messages.ConfigDoc``)."""
-    return {
-        "v": 1,
-        "gateway_id": gateway_id,
-        "version": version,
-        "profile": dict(profile),
-        "devices": {d: dict(s) for d, s in devices.items()},
-        "not_after": to_wire(not_after),
-        "issued_by": issued_by,
-    }

@@ -20,8 +20,6 @@ from cloud.config import repository as repo
 from cloud.config.errors import ConfigError, ConflictError, NotFoundError, RefusedError
 from cloud.config.logic import (
     RollbackError,
-    command_document,
-    config_document,
     device_status,
     next_version,
     rollback_target,
@@ -38,7 +36,7 @@ from cloud.config.models import (
 )
 from cloud.config.publishing import DocumentPublisher, PendingPublished, Publisher
 from cloud.config.validation import check_command, check_config
-from contracts.control import config_hash
+from contracts.control import command_document, config_document, config_hash
 from contracts.messages import ProfileRef
 from contracts.signing import SigningKey, sign_document
 from contracts.timeutil import truncate_ms, utc_now

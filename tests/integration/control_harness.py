@@ -18,8 +18,9 @@ from uuid import uuid4
 import aiomqtt
 import orjson
 
+from contracts.control import command_document, config_document
 from contracts.signing import SigningKey, sign_document
-from contracts.timeutil import to_wire, utc_now
+from contracts.timeutil import utc_now
 from edge_agent.app import Agent
 from edge_agent.buffer import AsyncOutbox
 from edge_agent.settings import AgentSettings
@@ -153,16 +154,10 @@ class Cloud:
         expires_in_s: float = 60,
         sign: bool = True,
     ) -> dict[str, Any]:
-        doc = {
-            "v": 1,
-            "id": str(uuid4()),
-            "gateway_id": self.gateway_id,
-            "name": name,
-            "device": device,
-            "args": {} if args is None else args,
-            "expires_at": to_wire(utc_now() + timedelta(seconds=expires_in_s)),
-            "issued_by": "test",
-        }
+        expires_at = utc_now() + timedelta(seconds=expires_in_s)
+        doc = command_document(
+            uuid4(), self.gateway_id, name, device, {} if args is None else args, expires_at, "test"
+        )
         return sign_document(doc, self.key) if sign else doc
 
     def config(
@@ -176,15 +171,8 @@ class Cloud:
         if version is None:
             self.version += 1
             version = self.version
-        doc = {
-            "v": 1,
-            "gateway_id": self.gateway_id,
-            "version": version,
-            "profile": PROFILE,
-            "devices": devices,
-            "not_after": to_wire(utc_now() + timedelta(seconds=not_after_s)),
-            "issued_by": "test",
-        }
+        not_after = utc_now() + timedelta(seconds=not_after_s)
+        doc = config_document(self.gateway_id, version, PROFILE, devices, not_after, "test")
         return sign_document(doc, self.key) if sign else doc
 
     async def send(self, kind: str, doc: Any) -> None:

@@ -9,7 +9,6 @@ import pytest
 
 from cloud.config.logic import (
     RollbackError,
-    command_document,
     command_transition,
     config_report_changed,
     device_status,
@@ -17,6 +16,7 @@ from cloud.config.logic import (
     overdue_before,
     rollback_target,
 )
+from contracts.control import command_document
 from contracts.messages import CommandMsg
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
