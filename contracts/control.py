@@ -45,6 +45,7 @@ __all__ = [
     "command_document",
     "config_document",
     "config_hash",
+    "document_id",
     "verify_command",
     "verify_config",
 ]
@@ -179,7 +180,9 @@ class ReplayGuard:
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def _raw_id(raw: object) -> UUID | None:
+def document_id(raw: object) -> UUID | None:
+    """A parsed document's ``id`` if it is a UUID string, else ``None`` (trust it only
+    once the document is verified)."""
     if isinstance(raw, Mapping):
         value = raw.get("id")
         if isinstance(value, str):
@@ -246,7 +249,7 @@ def verify_command(
 ) -> CommandMsg:
     """The verified command, recorded in ``seen``; else :class:`ControlRefusal`."""
     _check_now(now)
-    doc_id = _raw_id(raw)
+    doc_id = document_id(raw)
     cmd = _verified(raw, CommandMsg, trusted, doc_id, "command")
     _addressed(cmd.gateway_id, gateway_id, cmd.id, "command")
     if cmd.expires_at <= now:

@@ -28,6 +28,7 @@ from contracts.control import (
     RefusalCode,
     ReplayGuard,
     config_hash,
+    document_id,
     verify_command,
     verify_config,
 )
@@ -139,7 +140,7 @@ class ControlService:
         log.error(
             "gateway %s: command %s dropped unanswered: %s",
             self._s.gateway_id,
-            _raw_id(payload),
+            _payload_id(payload),
             reason,
         )
 
@@ -269,7 +270,7 @@ class ControlService:
             # Verified, but its id could not be recorded durably (a full disk): executing
             # it could let a replay through after a restart, so it is refused. Recording
             # is the guard's last step, so the id read here is the signed one.
-            command_id = _raw_id(payload)
+            command_id = document_id(raw)
             self.stats.refusals["seen store"] += 1
             log.error(
                 "gateway %s: command %s not recorded: %s", self._s.gateway_id, command_id, exc
@@ -665,11 +666,10 @@ class ControlService:
         return self._drift
 
 
-def _raw_id(payload: bytes) -> UUID | None:
+def _payload_id(payload: bytes) -> UUID | None:
     try:
-        raw = orjson.loads(payload)
-        return UUID(raw["id"]) if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
-    except (orjson.JSONDecodeError, ValueError):
+        return document_id(orjson.loads(payload))
+    except orjson.JSONDecodeError:
         return None
 
 
