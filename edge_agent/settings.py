@@ -181,7 +181,8 @@ class AgentSettings(BaseSettings):
     command_max_lifetime_s: float = Field(default=86_400.0, gt=0)
     #: Seen command ids kept until their commands expire; full = new commands refused.
     replay_capacity: int = Field(default=10_000, ge=1)
-    #: Received ``cmd``/``config`` documents waiting for the control task; full = "busy".
+    #: Received ``cmd``/``config`` documents waiting for the control task; when full, a
+    #: command is dropped unanswered (the cloud expires it), a config re-reported "busy".
     control_queue_size: int = Field(default=32, ge=1)
     #: How long a curve adoption (``AdptCrvRslt``) may take.
     curve_adopt_timeout_s: float = Field(default=10.0, gt=0)
