@@ -30,11 +30,11 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.common import bench_database, report
-from cloud.common.db import create_pool
-from cloud.common.migrate import migrate
-from cloud.common.settings import CloudSettings
+from cloud.adapters.postgres import create_pool
 from cloud.ingest.worker import run_ingest
+from cloud.migrate import migrate
 from cloud.registry import GatewayIn, RegistryService, SiteIn
+from cloud.settings import CloudSettings
 from contracts.messages import Reading, TelemetryBatch
 from contracts.timeutil import to_wire
 from contracts.topics import topic

@@ -35,10 +35,10 @@ from typing import Any
 import psycopg
 
 from bench.common import bench_database, report
-from cloud.common.db import create_pool
-from cloud.common.migrate import migrate
-from cloud.common.settings import CloudSettings
+from cloud.adapters.postgres import create_pool
+from cloud.migrate import migrate
 from cloud.registry import RegistryService
+from cloud.settings import CloudSettings
 from cloud.telemetry import RowTuple, TelemetryStore, partition_days
 from contracts.topics import Region
 from potr.fleet import register_gateways, start_fleet_broker

@@ -11,8 +11,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from bench.common import bench_database, report
-from cloud.common.db import create_pool
-from cloud.common.migrate import migrate
+from cloud.adapters.postgres import create_pool
+from cloud.migrate import migrate
 from cloud.telemetry import ReadingRow, TelemetryStore, partition_days
 
 

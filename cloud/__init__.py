@@ -3,8 +3,8 @@
 Composition (done by ``potr``, the only package that wires everything)::
 
     settings = CloudSettings()                       # POTR_* environment
-    migrate(settings.database_url)                   # cloud.common.migrate
-    pool = create_pool(settings.database_url)        # cloud.common.db
+    migrate(settings.database_url)                   # cloud.migrate
+    pool = create_pool(settings.database_url)        # cloud.adapters.postgres
     registry = RegistryService(pool)                 # cloud.registry
     worker = IngestWorker(settings, registry)        # cloud.ingest; or await run_ingest(...)
     worker.start()                                   # ... worker.stop()

@@ -5,7 +5,7 @@ A process that runs ingest and the registry (the demo, ``potr ingest``) enters
 config service's too when a ``config`` tracker is given (``gateway.birth``,
 ``command.acked``, ``config.reported``), and the ingest, registry and config outboxes
 are relayed. Services emit with
-:func:`cloud.common.events.emit` in their own transactions and never see the bus.
+:func:`cloud.events.outbox.emit` in their own transactions and never see the bus.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from cloud.common.bus import EventBus
-from cloud.common.db import Connection, ConnectionPool
-from cloud.common.relay import MetricsHook
-from cloud.common.runtime import BusSettings, EventRuntime, event_runtime
+from cloud.adapters.postgres import Connection, ConnectionPool
 from cloud.config import ConfigTracker
 from cloud.config import subscriptions as config_subscriptions
+from cloud.events.bus import EventBus
+from cloud.events.relay import MetricsHook
+from cloud.events.runtime import BusSettings, EventRuntime, event_runtime
 from cloud.registry import RegistryService
 from cloud.registry import subscriptions as registry_subscriptions
 

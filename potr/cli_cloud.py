@@ -34,7 +34,7 @@ def _settings() -> Any:
 
 
 def _registry() -> Any:
-    from cloud.common.db import create_pool
+    from cloud.adapters.postgres import create_pool
     from cloud.registry import RegistryService
 
     settings = _settings()
@@ -58,7 +58,7 @@ def _table(rows: list[Any], columns: list[str]) -> None:
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply every service's pending migrations (safe to run twice)."""
-    from cloud.common.migrate import migrate
+    from cloud.migrate import migrate
 
     applied = migrate(_settings().database_url)
     console.print(
@@ -177,8 +177,8 @@ def ingest(
         # The supervisor relays the outboxes the workers fill and runs the registry's and
         # the config service's consumers (gateway.birth, command.acked, config.reported);
         # POTR_AMQP_URL selects RabbitMQ, else in-process.
+        from cloud.adapters.postgres import create_pool
         from cloud.bootstrap import cloud_events
-        from cloud.common.db import create_pool
         from cloud.config import create_tracker
         from cloud.registry import RegistryService
 
@@ -203,7 +203,7 @@ def api() -> None:
     """Serve the REST API on POTR_API_HOST:POTR_API_PORT."""
     import uvicorn
 
-    from cloud.common.db import create_pool
+    from cloud.adapters.postgres import create_pool
     from cloud.config import create_config_service, create_publisher
     from cloud.ingest import CompletenessReader
     from cloud.portal.app import create_app

@@ -45,7 +45,7 @@ def _actor() -> str:
 @contextmanager
 def _service() -> Iterator[Any]:
     """The config service with a connected publisher (if the broker answers)."""
-    from cloud.common.db import create_pool
+    from cloud.adapters.postgres import create_pool
     from cloud.config import SigningKeyError, create_config_service, create_publisher
 
     settings = _settings()

@@ -27,10 +27,8 @@ from zoneinfo import ZoneInfo
 import uvicorn
 from rich.console import Console
 
+from cloud.adapters.postgres import create_pool
 from cloud.bootstrap import cloud_events
-from cloud.common.db import create_pool
-from cloud.common.migrate import migrate
-from cloud.common.settings import CloudSettings
 from cloud.config import (
     ConfigService,
     create_config_service,
@@ -43,8 +41,10 @@ from cloud.config import (
 from cloud.identity.tokens import create_token
 from cloud.ingest.stats import stored_readings_by_region
 from cloud.ingest.worker import run_ingest
+from cloud.migrate import migrate
 from cloud.portal.app import create_app
 from cloud.registry import ConflictError, GatewayIn, RegistryService, SiteIn
+from cloud.settings import CloudSettings
 from cloud.telemetry.store import TelemetryReader
 from edge_agent.app import run_agent
 from edge_agent.settings import AgentSettings, EndpointSettings

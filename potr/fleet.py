@@ -37,11 +37,11 @@ from typing import Any
 
 import yaml
 
-from cloud.common.db import create_pool
-from cloud.common.migrate import migrate
-from cloud.common.settings import CloudSettings
+from cloud.adapters.postgres import create_pool
 from cloud.ingest.worker import run_ingest
+from cloud.migrate import migrate
 from cloud.registry import ConflictError, GatewayIn, RegistryService, SiteIn
+from cloud.settings import CloudSettings
 from contracts.topics import Region
 from potr.servers.mosquitto import PrivateMosquitto
 from simulators.fleet import FleetProgress, FleetResult, FleetSpec, run_fleet

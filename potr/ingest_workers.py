@@ -29,8 +29,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from cloud.common.settings import CloudSettings
 from cloud.ingest.worker import CRASH_AFTER_COMMIT_ENV
+from cloud.settings import CloudSettings
 
 log = logging.getLogger(__name__)
 RESTART_MIN_S = 1.0
@@ -46,7 +46,7 @@ def client_id(settings: CloudSettings, index: int) -> str:
 
 def _worker_main(settings: CloudSettings, index: int, ready: Any, crash_after: int | None) -> None:
     """One worker process: serve until SIGTERM arrives."""
-    from cloud.common.db import create_pool
+    from cloud.adapters.postgres import create_pool
     from cloud.ingest import IngestWorker
     from cloud.registry import RegistryService
 

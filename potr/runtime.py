@@ -24,7 +24,7 @@ def cloud_settings(console: Any) -> Any:
     import typer
     from pydantic import ValidationError
 
-    from cloud.common.settings import CloudSettings
+    from cloud.settings import CloudSettings
 
     try:
         return CloudSettings()

@@ -12,8 +12,10 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from cloud.common.bus import Handler, PoisonEventError, Subscription
-from cloud.common.event_types import (
+from cloud.config.tracker import ConfigTracker
+from cloud.events.bus import Handler, PoisonEventError, Subscription
+from cloud.events.outbox import Event
+from cloud.events.types import (
     COMMAND_ACKED,
     CONFIG_REPORTED,
     GATEWAY_BIRTH,
@@ -21,8 +23,6 @@ from cloud.common.event_types import (
     ConfigReported,
     GatewayBirth,
 )
-from cloud.common.events import Event
-from cloud.config.tracker import ConfigTracker
 
 __all__ = ["ACK_CONSUMER", "BIRTH_CONSUMER", "REPORT_CONSUMER", "subscriptions"]
 

@@ -16,7 +16,7 @@ from uuid import UUID
 
 import orjson
 
-from cloud.common.db import Connection, ConnectionPool
+from cloud.adapters.postgres import Connection, ConnectionPool
 from cloud.config import repository as repo
 from contracts.timeutil import utc_now
 from contracts.topics import Kind, topic
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 class Publisher(Protocol):
-    """What the service needs from MQTT (``cloud.common.mqtt.MqttPublisher`` provides it)."""
+    """What the service needs from MQTT (``cloud.adapters.mqtt.MqttPublisher`` provides it)."""
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> bool:
         """True once the broker confirmed the publish."""

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from cloud.common.db import Connection, Jsonb, dict_row
+from cloud.adapters.postgres import Connection, Jsonb, dict_row
 from cloud.config.models import AuditEntry, Command, DesiredConfig, ReportedConfig
 from contracts.messages import DeviceInfo
 

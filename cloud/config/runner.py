@@ -15,16 +15,16 @@ from functools import partial
 from typing import Any
 from uuid import uuid4
 
-from cloud.common.bus import EventBus
-from cloud.common.db import Connection, ConnectionPool, DatabaseError, create_pool
-from cloud.common.mqtt import MqttOptions, MqttPublisher
-from cloud.common.runtime import BusSettings, event_runtime
-from cloud.common.settings import CloudSettings
+from cloud.adapters.mqtt import MqttOptions, MqttPublisher
+from cloud.adapters.postgres import Connection, ConnectionPool, DatabaseError, create_pool
 from cloud.config.handlers import subscriptions
 from cloud.config.keys import load_signing_key
 from cloud.config.publishing import Publisher
 from cloud.config.service import ConfigService, ServiceOptions
 from cloud.config.tracker import SCHEMA, ConfigTracker
+from cloud.events.bus import EventBus
+from cloud.events.runtime import BusSettings, event_runtime
+from cloud.settings import CloudSettings
 from device_profiles import DeviceProfile, builtin_profiles
 
 __all__ = [

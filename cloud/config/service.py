@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-from cloud.common.db import Connection, ConnectionPool, ping
+from cloud.adapters.postgres import Connection, ConnectionPool, ping
 from cloud.config import repository as repo
 from cloud.config.errors import ConfigError, ConflictError, NotFoundError, RefusedError
 from cloud.config.logic import (
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ServiceOptions:
-    """Lifetimes the service signs with (from :class:`cloud.common.settings.CloudSettings`)."""
+    """Lifetimes the service signs with (from :class:`cloud.settings.CloudSettings`)."""
 
     command_lifetime_s: float = 300.0
     config_lifetime_s: float = 30 * 86_400.0

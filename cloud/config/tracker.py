@@ -15,8 +15,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from cloud.common.db import Connection, ConnectionPool
-from cloud.common.event_types import (
+from cloud.adapters.postgres import Connection, ConnectionPool
+from cloud.config import repository as repo
+from cloud.config.logic import command_transition, config_report_changed, overdue_before
+from cloud.events.outbox import emit, handle_once
+from cloud.events.types import (
     CommandAcked,
     CommandOutcome,
     ConfigOutcome,
@@ -25,9 +28,6 @@ from cloud.common.event_types import (
     command_outcome_event,
     config_outcome_event,
 )
-from cloud.common.events import emit, handle_once
-from cloud.config import repository as repo
-from cloud.config.logic import command_transition, config_report_changed, overdue_before
 from contracts.timeutil import utc_now
 
 __all__ = ["SCHEMA", "ConfigTracker"]

@@ -1,4 +1,4 @@
-"""What ingest tells the other services, as :class:`cloud.common.events.Event` values.
+"""What ingest tells the other services, as :class:`cloud.events.outbox.Event` values.
 
 Pure builders; the pipeline emits them with ``emit_many(conn, "ingest", …)`` in the
 transaction that stores what they describe. Ids are derived from what the event is
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from cloud.common.events import Event
+from cloud.events.outbox import Event
 from contracts.messages import BirthMsg, CmdAck, ConfigState, EventMsg
 from contracts.topics import Region
 
@@ -102,7 +102,7 @@ def gateway_birth(region: str, gateway_id: str, birth: BirthMsg, ids: Mapping[st
             "poll_interval_s": birth.poll_interval_s,
             "publish_interval_s": birth.publish_interval_s,
             "config_version": birth.config_version,
-            # The shape of cloud.common.event_types.GatewayBirth (the registry parses
+            # The shape of cloud.events.types.GatewayBirth (the registry parses
             # it); the device ids ingest resolved ride alongside.
             "devices": [d.model_dump(mode="json") for d in birth.devices],
             "device_ids": {d.device: ids.get(d.device) for d in birth.devices},

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field
 
-from cloud.common.db import Connection, ConnectionPool
+from cloud.adapters.postgres import Connection, ConnectionPool
 
 MAX_DAYS = 366
 

@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from cloud.common.db import Connection, ConnectionPool
-from cloud.common.events import emit_many
-from cloud.common.mqtt import InboundMessage
+from cloud.adapters.mqtt import InboundMessage
+from cloud.adapters.postgres import Connection, ConnectionPool
+from cloud.events.outbox import emit_many
 from cloud.ingest import announce
 from cloud.ingest import repository as repo
 from cloud.ingest.coalesce import StoredNotice

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from cloud.common.db import Connection, ConnectionPool
-from cloud.common.events import Event, emit_many
+from cloud.adapters.postgres import Connection, ConnectionPool
+from cloud.events.outbox import Event, emit_many
 from contracts.topics import Region
 
 log = logging.getLogger(__name__)

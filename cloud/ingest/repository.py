@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from cloud.common.db import Connection, Jsonb
+from cloud.adapters.postgres import Connection, Jsonb
 from contracts.messages import BirthMsg, CmdAck, ConfigState, EventMsg, StateMsg
 from contracts.streams import StreamProgress, StreamUpdate
 

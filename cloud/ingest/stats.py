@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloud.common.db import Connection, ConnectionPool
+from cloud.adapters.postgres import Connection, ConnectionPool
 
 
 def stored_readings_by_region(pool: ConnectionPool[Connection[Any]]) -> dict[str, int]:

@@ -27,12 +27,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cloud.common.db import Connection, ConnectionPool, create_pool, ping
-from cloud.common.mqtt import InboundMessage, MqttConsumer, MqttOptions
-from cloud.common.settings import CloudSettings
+from cloud.adapters.mqtt import InboundMessage, MqttConsumer, MqttOptions
+from cloud.adapters.postgres import Connection, ConnectionPool, create_pool, ping
 from cloud.ingest.coalesce import StoredCoalescer, StoredNotice
 from cloud.ingest.pipeline import DeviceDirectory, IngestPipeline
 from cloud.ingest.presence import check_presence
+from cloud.settings import CloudSettings
 from cloud.telemetry import TelemetryStore
 from contracts.messages import StoredMsg
 from contracts.timeutil import utc_now

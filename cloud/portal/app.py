@@ -15,7 +15,6 @@ from fastapi import Depends, FastAPI, Response, status
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from cloud.common.settings import CloudSettings
 from cloud.config import ConfigService
 from cloud.config import create_router as config_router
 from cloud.identity import TokenClaims
@@ -24,6 +23,7 @@ from cloud.ingest import create_router as ingest_router
 from cloud.portal.auth import FLEET_READERS, FLEET_WRITERS, require_roles
 from cloud.registry import RegistryService
 from cloud.registry import create_router as registry_router
+from cloud.settings import CloudSettings
 from cloud.telemetry import TelemetryReader
 from cloud.telemetry import create_router as telemetry_router
 

@@ -11,9 +11,9 @@ import logging
 
 from pydantic import ValidationError
 
-from cloud.common.bus import PoisonEventError, Subscription
-from cloud.common.event_types import GATEWAY_BIRTH, GatewayBirth
-from cloud.common.events import Event
+from cloud.events.bus import PoisonEventError, Subscription
+from cloud.events.outbox import Event
+from cloud.events.types import GATEWAY_BIRTH, GatewayBirth
 from cloud.registry.service import NotFoundError, RegistryService
 
 __all__ = ["BIRTH_CONSUMER", "GatewayBirthHandler", "subscriptions"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cloud.common.db import Connection, dict_row
+from cloud.adapters.postgres import Connection, dict_row
 from cloud.registry.models import Device, Gateway, GatewayIn, Site, SiteIn
 
 _SITE_COLS = "id, name, region, time_zone, utility, latitude, longitude, created_at"

@@ -6,8 +6,14 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from cloud.common.db import Connection, ConnectionPool, ForeignKeyViolation, UniqueViolation, ping
-from cloud.common.events import handle_once
+from cloud.adapters.postgres import (
+    Connection,
+    ConnectionPool,
+    ForeignKeyViolation,
+    UniqueViolation,
+    ping,
+)
+from cloud.events.outbox import handle_once
 from cloud.registry import repository as repo
 from cloud.registry.logic import device_kind
 from cloud.registry.models import Device, Gateway, GatewayIn, Site, SiteIn

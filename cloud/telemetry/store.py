@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
-from cloud.common.db import Connection, ConnectionPool, UniqueViolation, ping, sql
+from cloud.adapters.postgres import Connection, ConnectionPool, UniqueViolation, ping, sql
 from cloud.telemetry.models import (
     QUALITY_NAMES,
     ReadingPoint,

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from cloud.common.db import create_pool
-from cloud.common.migrate import migrate
-from cloud.common.settings import CloudSettings
+from cloud.adapters.postgres import create_pool
 from cloud.ingest.worker import run_ingest
+from cloud.migrate import migrate
 from cloud.registry import GatewayIn, RegistryService, SiteIn
+from cloud.settings import CloudSettings
 from edge_agent.buffer import Outbox
 from potr.servers.mosquitto import PrivateMosquitto
 from simulators.site import SiteSimSettings, SiteSimulator

@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
-from cloud.common.db import create_pool
-from cloud.common.migrate import migrate
-from cloud.common.settings import CloudSettings
+from cloud.adapters.postgres import create_pool
 from cloud.ingest.worker import run_ingest
+from cloud.migrate import migrate
 from cloud.registry import GatewayIn, RegistryService, SiteIn
+from cloud.settings import CloudSettings
 from edge_agent.app import Agent
 from edge_agent.buffer import AsyncOutbox
 from edge_agent.settings import AgentSettings

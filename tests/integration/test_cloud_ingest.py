@@ -18,14 +18,14 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cloud.common.db import QueryCanceled, create_pool
-from cloud.common.migrate import migrate
-from cloud.common.mqtt import InboundMessage
-from cloud.common.settings import CloudSettings, MqttEndpoint
+from cloud.adapters.mqtt import InboundMessage
+from cloud.adapters.postgres import QueryCanceled, create_pool
 from cloud.ingest import IngestWorker, run_ingest
 from cloud.ingest.pipeline import IngestPipeline
 from cloud.ingest.repository import StreamOwnerError, lock_streams
+from cloud.migrate import migrate
 from cloud.registry import GatewayIn, RegistryService, SiteIn
+from cloud.settings import CloudSettings, MqttEndpoint
 from cloud.telemetry import TelemetryStore
 from contracts.messages import DeviceInfo, StoredMsg
 from contracts.timeutil import to_wire, utc_now

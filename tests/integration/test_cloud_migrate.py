@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from cloud.common.migrate import discover, migrate
+from cloud.migrate import discover, migrate
 
 pytestmark = pytest.mark.integration
 

@@ -10,14 +10,14 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from cloud.common.db import create_pool
-from cloud.common.migrate import migrate
-from cloud.common.mqtt import InboundMessage
-from cloud.common.settings import CloudSettings
+from cloud.adapters.mqtt import InboundMessage
+from cloud.adapters.postgres import create_pool
 from cloud.identity import create_token
 from cloud.ingest import IngestPipeline
+from cloud.migrate import migrate
 from cloud.portal import create_app
 from cloud.registry import GatewayIn, RegistryService, SiteIn
+from cloud.settings import CloudSettings
 from cloud.telemetry import TelemetryReader, TelemetryStore
 from contracts.timeutil import to_wire
 from contracts.topics import Region

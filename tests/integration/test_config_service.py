@@ -24,15 +24,9 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from cloud.adapters.mqtt import InboundMessage, MqttConsumer, MqttOptions, MqttPublisher
+from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
 from cloud.bootstrap import cloud_events
-from cloud.common.bus import InProcessBus
-from cloud.common.db import Connection, ConnectionPool, create_pool
-from cloud.common.event_types import GatewayBirth, gateway_birth_event
-from cloud.common.events import Event, emit
-from cloud.common.migrate import migrate
-from cloud.common.mqtt import InboundMessage, MqttConsumer, MqttOptions, MqttPublisher
-from cloud.common.runtime import BusSettings, EventRuntime
-from cloud.common.settings import CloudSettings
 from cloud.config import (
     CommandIn,
     ConfigIn,
@@ -48,10 +42,16 @@ from cloud.config import (
     run_config_loops,
     write_key_file,
 )
+from cloud.events.bus import InProcessBus
+from cloud.events.outbox import Event, emit
+from cloud.events.runtime import BusSettings, EventRuntime
+from cloud.events.types import GatewayBirth, gateway_birth_event
 from cloud.identity import create_token
 from cloud.ingest import announce
+from cloud.migrate import migrate
 from cloud.portal import create_app
 from cloud.registry import RegistryService
+from cloud.settings import CloudSettings
 from cloud.telemetry import TelemetryReader
 from contracts.control import ReplayGuard, config_hash, verify_command, verify_config
 from contracts.messages import AckStatus, CmdAck, DeviceInfo, ProfileRef

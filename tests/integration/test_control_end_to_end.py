@@ -24,10 +24,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from cloud.adapters.postgres import create_pool
 from cloud.bootstrap import cloud_events
-from cloud.common.db import create_pool
-from cloud.common.migrate import migrate
-from cloud.common.settings import CloudSettings
 from cloud.config import (
     CommandIn,
     ConfigIn,
@@ -41,7 +39,9 @@ from cloud.config import (
     write_key_file,
 )
 from cloud.ingest.worker import run_ingest
+from cloud.migrate import migrate
 from cloud.registry import GatewayIn, RegistryService, SiteIn
+from cloud.settings import CloudSettings
 from contracts.messages import ProfileRef
 from edge_agent.settings import AgentSettings
 from simulators.device_site import DeviceSite

@@ -30,13 +30,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from cloud.common.db import create_pool
-from cloud.common.migrate import migrate
-from cloud.common.settings import CloudSettings
+from cloud.adapters.postgres import create_pool
 from cloud.identity.tokens import create_token
 from cloud.ingest.worker import run_ingest
+from cloud.migrate import migrate
 from cloud.portal.app import create_app
 from cloud.registry import GatewayIn, RegistryService, SiteIn
+from cloud.settings import CloudSettings
 from cloud.telemetry.store import TelemetryReader
 from contracts.topics import topic
 from potr.servers.mosquitto import PrivateMosquitto

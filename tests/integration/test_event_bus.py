@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
+from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
 from cloud.bootstrap import cloud_events
-from cloud.common.amqp import RabbitBus
-from cloud.common.bus import InProcessBus, RetryPolicy, Subscription
-from cloud.common.db import Connection, ConnectionPool, create_pool
-from cloud.common.event_types import GatewayBirth, gateway_birth_event
-from cloud.common.events import Event, emit, handle_once
-from cloud.common.migrate import migrate
-from cloud.common.relay import OutboxRelay
+from cloud.events.amqp import RabbitBus
+from cloud.events.bus import InProcessBus, RetryPolicy, Subscription
+from cloud.events.outbox import Event, emit, handle_once
+from cloud.events.relay import OutboxRelay
+from cloud.events.types import GatewayBirth, gateway_birth_event
+from cloud.migrate import migrate
 from cloud.registry import GatewayIn, RegistryService, SiteIn
 from cloud.registry import subscriptions as registry_subscriptions
 from contracts.messages import DeviceInfo

@@ -5,8 +5,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from cloud.common.events import Event, emit, emit_many, handle_once
-from cloud.common.migrate import migrate
+from cloud.events.outbox import Event, emit, emit_many, handle_once
+from cloud.migrate import migrate
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud.common.migrate import migrate
+from cloud.migrate import migrate
 from contracts.topics import Region
 from potr.fleet import SiteAgent, readings_per_gateway, run_site_fleet
 from potr.servers.mosquitto import PrivateMosquitto

@@ -14,13 +14,13 @@ import httpx
 import pytest
 import uvicorn
 
-from cloud.common.db import create_pool
-from cloud.common.settings import CloudSettings
+from cloud.adapters.postgres import create_pool
 from cloud.identity.tokens import Role, create_token
 from cloud.ingest import CompletenessReader
 from cloud.ingest.pipeline import IngestPipeline
 from cloud.portal.app import create_app
 from cloud.registry import RegistryService
+from cloud.settings import CloudSettings
 from cloud.telemetry.store import TelemetryReader
 from contracts.timeutil import utc_now
 from potr.servers.ports import free_port

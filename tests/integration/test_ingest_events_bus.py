@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from cloud.adapters.postgres import create_pool
 from cloud.bootstrap import cloud_events
-from cloud.common.amqp import RabbitBus
-from cloud.common.bus import EventBus, InProcessBus, Subscription
-from cloud.common.db import create_pool
-from cloud.common.events import Event
+from cloud.events.amqp import RabbitBus
+from cloud.events.bus import EventBus, InProcessBus, Subscription
+from cloud.events.outbox import Event
 from cloud.ingest import IngestWorker
 from cloud.ingest.pipeline import IngestPipeline
 from cloud.registry import RegistryService

@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from cloud.common.db import create_pool
-from cloud.common.mqtt import InboundMessage
+from cloud.adapters.mqtt import InboundMessage
+from cloud.adapters.postgres import create_pool
 from cloud.ingest import CompletenessReader, IngestWorker
 from cloud.ingest.pipeline import IngestPipeline
 from cloud.ingest.validate import Accepted, Rejected, validate

@@ -45,10 +45,10 @@ import orjson
 import psycopg
 import pytest
 
-from cloud.common.db import create_pool
-from cloud.common.migrate import migrate
-from cloud.common.settings import CloudSettings
+from cloud.adapters.postgres import create_pool
+from cloud.migrate import migrate
 from cloud.registry import RegistryService
+from cloud.settings import CloudSettings
 from contracts.metrics import BY_NAME
 from contracts.topics import Region
 from potr.fleet import VirtualFleetRun, register_gateways, run_virtual_fleet

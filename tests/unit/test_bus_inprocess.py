@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from cloud.common.bus import (
+from cloud.events.bus import (
     BusUnavailableError,
     InProcessBus,
     PoisonEventError,
@@ -16,7 +16,7 @@ from cloud.common.bus import (
     Subscription,
     pattern_matches,
 )
-from cloud.common.events import Event
+from cloud.events.outbox import Event
 
 FAST = RetryPolicy(max_attempts=3, first_delay_s=0.001, max_delay_s=0.01)
 

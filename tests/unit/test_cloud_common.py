@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from cloud.common.migrate import discover
-from cloud.common.settings import DEV_JWT_SECRET, MAX_JWT_TTL_S, CloudSettings
 from cloud.ingest.coalesce import StoredCoalescer, StoredNotice
 from cloud.ingest.worker import subscriptions
+from cloud.migrate import discover
 from cloud.registry.logic import device_kind
+from cloud.settings import DEV_JWT_SECRET, MAX_JWT_TTL_S, CloudSettings
 
 S1, S2 = uuid.uuid4(), uuid.uuid4()
 

@@ -8,7 +8,7 @@ from uuid import uuid4
 import pytest
 from pydantic import ValidationError
 
-from cloud.common.events import Event
+from cloud.events.outbox import Event
 
 
 def _event(**kw: object) -> Event:

@@ -1,6 +1,6 @@
 """The events services exchange: names and payload models, shared by producer and consumer.
 
-A producer builds the :class:`~cloud.common.events.Event` with a helper here; a consumer
+A producer builds the :class:`~cloud.events.outbox.Event` with a helper here; a consumer
 parses ``event.payload`` with the same model, so neither imports the other service.
 """
 
@@ -12,7 +12,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.common.events import Event
+from cloud.events.outbox import Event
 from contracts.messages import DeviceInfo
 from contracts.topics import Region
 

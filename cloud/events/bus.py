@@ -1,15 +1,15 @@
 """The event bus: one interface, an in-process implementation (the demo's default).
 
-The RabbitMQ implementation lives in :mod:`cloud.common.amqp`. Both give each
+The RabbitMQ implementation lives in :mod:`cloud.events.amqp`. Both give each
 subscription (a named consumer with a routing pattern) every matching event at least
-once; consumers make effects happen once with :func:`cloud.common.events.handle_once`.
+once; consumers make effects happen once with :func:`cloud.events.outbox.handle_once`.
 
 Routing keys are ``<region>.<service>.<event>`` (``au.ingest.gateway.birth``); patterns
 use AMQP topic syntax: ``*`` is one word, ``#`` zero or more (``*.ingest.gateway.*``,
 ``#.gateway.birth``).
 
 Handler failures: :class:`PoisonEventError` (or an event that does not parse) is
-dead-lettered at once; an :class:`~cloud.common.db.OperationalError` (database away) is
+dead-lettered at once; an :class:`~cloud.adapters.postgres.OperationalError` (database away) is
 retried with back-off for as long as the subscription runs; any other exception is
 retried ``max_attempts`` times, then dead-lettered.
 """
@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
 
-from cloud.common.db import OperationalError
-from cloud.common.events import Event
+from cloud.adapters.postgres import OperationalError
+from cloud.events.outbox import Event
 
 __all__ = [
     "BusError",

@@ -2,7 +2,7 @@
 
 A producer calls :func:`emit` with the connection of the transaction that changes its
 state, so the event is stored if and only if the change commits; the relay
-(:mod:`cloud.common.relay`) publishes it on the bus later. A consumer calls
+(:mod:`cloud.events.relay`) publishes it on the bus later. A consumer calls
 :func:`handle_once` in the transaction of its effect: delivery is at-least-once, the
 effect happens once.
 
@@ -22,7 +22,7 @@ from uuid import UUID, uuid4
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import to_jsonable_python
 
-from cloud.common.db import Connection, Jsonb, sql
+from cloud.adapters.postgres import Connection, Jsonb, sql
 from contracts.timeutil import utc_now
 from contracts.topics import Region
 

@@ -16,9 +16,9 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from cloud.common.bus import EventBus, InProcessBus, Subscription
-from cloud.common.db import Connection, ConnectionPool
-from cloud.common.relay import MetricsHook, OutboxRelay
+from cloud.adapters.postgres import Connection, ConnectionPool
+from cloud.events.bus import EventBus, InProcessBus, Subscription
+from cloud.events.relay import MetricsHook, OutboxRelay
 
 __all__ = ["BusSettings", "EventRuntime", "create_bus", "event_runtime"]
 
@@ -47,7 +47,7 @@ class BusSettings(BaseSettings):
 def create_bus(settings: BusSettings) -> EventBus:
     """RabbitMQ when ``amqp_url`` is set, else the in-process bus."""
     if settings.amqp_url:
-        from cloud.common.amqp import RabbitBus
+        from cloud.events.amqp import RabbitBus
 
         return RabbitBus(
             settings.amqp_url,

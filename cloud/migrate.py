@@ -13,11 +13,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from cloud.common.db import connect, sql
+from cloud.adapters.postgres import connect, sql
 
 log = logging.getLogger(__name__)
 
-CLOUD_ROOT = Path(__file__).resolve().parent.parent
+CLOUD_ROOT = Path(__file__).resolve().parent
 _FILE_RE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 #: Arbitrary but fixed: the advisory lock key of migrations ("potrmig" in ASCII-ish).
 _LOCK_KEY = 0x706F74726D6967

@@ -26,9 +26,9 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
-from cloud.common.bus import BusError, EventBus, backoff_delay
-from cloud.common.db import Connection, ConnectionPool, DatabaseError, sql
-from cloud.common.events import SERVICE_RE, Event
+from cloud.adapters.postgres import Connection, ConnectionPool, DatabaseError, sql
+from cloud.events.bus import BusError, EventBus, backoff_delay
+from cloud.events.outbox import SERVICE_RE, Event
 
 __all__ = ["MetricsHook", "OutboxRelay", "OutboxStats", "prometheus_hook"]
 
@@ -129,7 +129,7 @@ class OutboxRelay:
     async def relay_once(self) -> int:
         """Claim, publish and mark one batch; the number published.
 
-        Raises :class:`~cloud.common.bus.BusError` (nothing marked) or a database error.
+        Raises :class:`~cloud.events.bus.BusError` (nothing marked) or a database error.
         """
         conn = await asyncio.to_thread(self._pool.getconn)
         try:

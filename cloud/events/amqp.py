@@ -11,7 +11,7 @@ Topology (declared idempotently on every connect):
 Publishing waits for publisher confirms (persistent messages: the broker has them on
 disk). A supervisor task connects, declares, consumes and, when the connection is lost,
 reconnects with full-jitter exponential back-off; while it is away ``publish`` raises
-:class:`~cloud.common.bus.BusUnavailableError` at once, so a caller (the outbox relay)
+:class:`~cloud.events.bus.BusUnavailableError` at once, so a caller (the outbox relay)
 never waits on a dead broker.
 """
 
@@ -34,14 +34,14 @@ from aio_pika.abc import (
 )
 from pydantic import ValidationError
 
-from cloud.common.bus import (
+from cloud.events.bus import (
     BusError,
     BusUnavailableError,
     Subscription,
     backoff_delay,
     deliver,
 )
-from cloud.common.events import Event
+from cloud.events.outbox import Event
 
 __all__ = ["RabbitBus"]
 
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 
 class RabbitBus:
-    """:class:`~cloud.common.bus.EventBus` on RabbitMQ (``amqp://user:pass@host:port/vhost``)."""
+    """:class:`~cloud.events.bus.EventBus` on RabbitMQ (``amqp://user:pass@host:port/vhost``)."""
 
     def __init__(
         self,

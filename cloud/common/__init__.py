@@ -1,1 +1,0 @@
-"""Shared cloud plumbing: settings, the PostgreSQL adapter, migrations, the MQTT adapter."""
