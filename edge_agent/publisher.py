@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -41,6 +39,7 @@ from edge_agent.buffer import PRIORITY, AsyncOutbox, OutboxRow
 from edge_agent.mqtt import LinkConfig, LinkError, MqttLink
 from edge_agent.poller import DeviceRegistry
 from edge_agent.settings import AgentSettings
+from pacing import Backoff, TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -52,38 +51,6 @@ MARK_SENT_EVERY_S = 0.2
 BACKFILL_TICK_S = 0.1
 TELEMETRY = PRIORITY["telemetry"]
 URGENT = sorted({p for p in PRIORITY.values() if p < TELEMETRY})
-
-
-class TokenBucket:
-    """``rate`` tokens per second, at most ``burst`` saved up; the clock is injectable."""
-
-    def __init__(
-        self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._clock = clock
-        self._tokens = float(burst)
-        self._at = clock()
-
-    def _refill(self) -> None:
-        now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-        self._at = now
-
-    def available(self) -> int:
-        """Whole tokens that may be taken now."""
-        self._refill()
-        return int(self._tokens + 1e-9)  # float refill must not leave 0.999… forever
-
-    def take(self, n: int) -> None:
-        self._refill()
-        self._tokens -= n
-
-    def wait_s(self, tokens: float = 1.0) -> float:
-        """Seconds until ``tokens`` (capped at ``burst``) are available."""
-        self._refill()
-        return max(0.0, (min(tokens, self.burst) - self._tokens) / self.rate)
 
 
 class _Stopped(Exception):
@@ -106,6 +73,7 @@ class Publisher:
         self._on_control = on_control
         self._config_version = config_version or (lambda: None)
         self._s = settings
+        self._reconnect = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
         self._outbox = outbox
         self._registry = registry
         self._wake = wake
@@ -175,8 +143,7 @@ class Publisher:
             except LinkError as exc:
                 self.connected.clear()
                 attempt = 0 if self._was_up else attempt + 1
-                ceiling = min(self._s.reconnect_max_s, self._s.reconnect_min_s * 2**attempt)
-                delay = random.uniform(0, ceiling)
+                delay = self._reconnect.delay(attempt + 1)
                 log.warning(
                     "gateway %s: mqtt link down (%s); retry in %.2fs",
                     self._s.gateway_id,

@@ -38,10 +38,10 @@ from cloud.events.bus import (
     BusError,
     BusUnavailableError,
     Subscription,
-    backoff_delay,
     deliver,
 )
 from cloud.events.outbox import Event
+from pacing import Backoff
 
 __all__ = ["RabbitBus"]
 
@@ -70,7 +70,8 @@ class RabbitBus:
         self._prefetch = prefetch
         self._delivery_limit = delivery_limit
         self._connect_timeout_s = connect_timeout_s
-        self._reconnect_max_s = reconnect_max_s
+        # attempt 0 (a setup that failed at once) waits like the first retry
+        self._backoff = Backoff(0.2, reconnect_max_s)
         self._subs: list[Subscription] = []
         self._patterns: dict[str, str] = {}
         self._conn: AbstractConnection | None = None
@@ -165,7 +166,7 @@ class RabbitBus:
                 attempt += 1
                 if attempt == 1 or attempt % 10 == 0:
                     log.warning("RabbitMQ unreachable (attempt %d): %r", attempt, exc)
-                await self._pause(backoff_delay(attempt, max_s=self._reconnect_max_s))
+                await self._pause(self._backoff.delay(attempt))
                 continue
             self._lost.clear()
             conn.close_callbacks.add(self._on_close)
@@ -185,7 +186,7 @@ class RabbitBus:
                 self._connected.clear()
                 await self._teardown(conn)
             if not self._closing.is_set():
-                await self._pause(backoff_delay(max(1, attempt), max_s=self._reconnect_max_s))
+                await self._pause(self._backoff.delay(attempt))
 
     def _on_close(self, *_: Any) -> None:
         self._lost.set()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from typing import Protocol
 
 from cloud.adapters.postgres import OperationalError
 from cloud.events.outbox import Event
+from pacing import Backoff
 
 __all__ = [
     "BusError",
@@ -71,9 +71,8 @@ class RetryPolicy:
     max_delay_s: float = 5.0
 
     def delay(self, attempt: int) -> float:
-        """Full-jitter exponential back-off before attempt ``attempt + 1``."""
-        cap = min(self.max_delay_s, self.first_delay_s * 2 ** max(0, attempt - 1))
-        return random.uniform(cap / 2, cap)
+        """Equal-jitter exponential back-off before attempt ``attempt + 1``."""
+        return Backoff(self.first_delay_s, self.max_delay_s, jitter="equal").delay(attempt)
 
 
 @dataclass(frozen=True)
@@ -317,8 +316,3 @@ class InProcessBus:
                 )
             if not item.done.done():
                 item.done.set_result(None)
-
-
-def backoff_delay(attempt: int, first_s: float = 0.2, max_s: float = 10.0) -> float:
-    """Full-jitter exponential back-off for reconnects and relay retries."""
-    return random.uniform(0, min(max_s, first_s * 2 ** max(0, attempt - 1)))

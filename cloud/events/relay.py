@@ -27,12 +27,15 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from cloud.adapters.postgres import Connection, ConnectionPool, DatabaseError, sql
-from cloud.events.bus import BusError, EventBus, backoff_delay
+from cloud.events.bus import BusError, EventBus
 from cloud.events.outbox import SERVICE_RE, Event
+from pacing import Backoff
 
 __all__ = ["MetricsHook", "OutboxRelay", "OutboxStats", "prometheus_hook"]
 
 log = logging.getLogger(__name__)
+#: Retries after a failed round: full jitter from 0.2 s up to 5 s.
+_RETRY = Backoff(0.2, 5.0)
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ class OutboxRelay:
                 continue  # more waiting: no pause
             if published == 0 and attempt == 0:
                 self.drained.set()
-            delay = self._poll_s if attempt == 0 else backoff_delay(attempt, max_s=5.0)
+            delay = self._poll_s if attempt == 0 else _RETRY.delay(attempt)
             await _wait_any(stop, self._kick, timeout_s=delay)
             self._kick.clear()
 

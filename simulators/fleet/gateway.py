@@ -28,6 +28,7 @@ from contracts.signing import TrustedKeys
 from contracts.streams import covered, next_seq
 from contracts.timeutil import utc_now
 from contracts.topics import Kind, topic
+from pacing import TokenBucket
 from simulators.fleet.control import GatewayControl, StateAnswer, virtual_devices
 from simulators.fleet.spec import FleetSpec, GatewayPlan
 from simulators.fleet.stats import WorkerStats
@@ -62,26 +63,6 @@ class Buffered:
     @property
     def telemetry(self) -> bool:
         return self.kind is Kind.TELEMETRY
-
-
-@dataclass(slots=True)
-class TokenBucket:
-    rate: float
-    burst: float
-    tokens: float
-    at: float
-
-    def take(self, now: float) -> bool:
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
-
-    def ready_at(self) -> float:
-        """When the next token will be there (real monotonic seconds)."""
-        return self.at + max(0.0, 1.0 - self.tokens) / self.rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +100,7 @@ class VirtualGateway:
             self.plan.region, self.plan.pv_capacity_w, self.plan.seed, self.sim_first
         )
         burst = max(1.0, self.spec.send_rate)
-        self.bucket = TokenBucket(self.spec.send_rate, burst, burst, 0.0)
+        self.bucket = TokenBucket(self.spec.send_rate, burst, start=0.0)
 
     # ----- topics and the session's fixed messages -----------------------------------
     def topic(self, kind: Kind) -> str:
@@ -240,7 +221,7 @@ class VirtualGateway:
         if not self.connected or not self.queue or len(self.inflight) >= self.spec.max_inflight:
             return None
         assert self.bucket is not None
-        if not self.bucket.take(now):
+        if not self.bucket.try_take(now):
             return None
         seq = heapq.heappop(self.queue)
         item = self.buffer[seq]

@@ -8,7 +8,7 @@ from uuid import UUID
 import pytest
 
 from edge_agent.buffer import Outbox
-from edge_agent.publisher import TokenBucket
+from pacing import TokenBucket
 
 
 class FakeClock:
