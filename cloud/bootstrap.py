@@ -33,9 +33,7 @@ from fastapi import FastAPI
 
 from cloud.adapters.mqtt import MqttOptions, MqttPublisher
 from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
-from cloud.config import (
-    SCHEMA as CONFIG_SCHEMA,
-)
+from cloud.config import SCHEMA as CONFIG_SCHEMA
 from cloud.config import (
     ConfigService,
     ConfigSettings,
