@@ -31,10 +31,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.common import bench_database, report
 from cloud.adapters.postgres import create_pool
-from cloud.ingest.worker import run_ingest
+from cloud.bootstrap import run_ingest
+from cloud.ingest import IngestSettings
 from cloud.migrate import migrate
 from cloud.registry import GatewayIn, RegistryService, SiteIn
-from cloud.settings import CloudSettings
 from contracts.messages import Reading, TelemetryBatch
 from contracts.timeutil import to_wire
 from contracts.topics import topic
@@ -142,7 +142,7 @@ async def drain(args: argparse.Namespace, workdir: Path, url: str) -> None:
         ]
         for sim in sims:
             await sim.__aenter__()
-        cloud = CloudSettings(database_url=url, mqtt_url=broker.url, mqtt_client_id="bench-ingest")
+        cloud = IngestSettings(database_url=url, mqtt_url=broker.url, mqtt_client_id="bench-ingest")
         stop, ready = asyncio.Event(), asyncio.Event()
         ingest = asyncio.create_task(run_ingest(cloud, registry, stop, ready=ready))
         await asyncio.wait_for(ready.wait(), 30)

@@ -36,9 +36,9 @@ import psycopg
 
 from bench.common import bench_database, report
 from cloud.adapters.postgres import create_pool
+from cloud.ingest import IngestSettings
 from cloud.migrate import migrate
 from cloud.registry import RegistryService
-from cloud.settings import CloudSettings
 from cloud.telemetry import RowTuple, TelemetryStore, partition_days
 from contracts.topics import Region
 from potr.fleet import register_gateways, start_fleet_broker
@@ -192,8 +192,7 @@ def end_to_end(url: str, args: argparse.Namespace) -> dict[str, Any]:
             [(gateway_id(prefix, i), Region.AU) for i in range(args.gateways)],
             label="Bench",
         )
-        settings = CloudSettings(
-            env="test",
+        settings = IngestSettings(
             database_url=url,
             mqtt_url=broker.url,
             mqtt_client_id=f"bench-ingest-{prefix}",

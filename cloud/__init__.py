@@ -1,17 +1,15 @@
 """Cloud services, one package per business capability, each owning its schema.
 
-Composition (done by ``potr``, the only package that wires everything)::
+Each service owns its settings class (``POTR_*`` environment; shared pieces in
+:mod:`cloud.settings`), and :mod:`cloud.bootstrap` assembles every process from them::
 
-    settings = CloudSettings()                       # POTR_* environment
-    migrate(settings.database_url)                   # cloud.migrate
-    pool = create_pool(settings.database_url)        # cloud.adapters.postgres
-    registry = RegistryService(pool)                 # cloud.registry
-    worker = IngestWorker(settings, registry)        # cloud.ingest; or await run_ingest(...)
-    worker.start()                                   # ... worker.stop()
-    app = create_app(settings, registry, TelemetryReader(pool))   # cloud.portal
-    uvicorn.run(app, host=settings.api_host, port=settings.api_port)
+    ingest = IngestSettings()                                  # cloud.ingest
+    pool = open_pool(ingest, "ingest")                         # cloud.bootstrap
+    await run_ingest(ingest, RegistryService(pool), stop)      # one worker
+    app = create_api(ApiSettings(), pool, config=...)          # cloud.portal's app
 
-Within ``cloud`` a service imports only another service's package (its ``__init__``),
-never its modules; only ``common/db.py`` imports psycopg and only ``common/mqtt.py``
-imports paho.
+``potr`` (the CLI, the demo) and the tests call those builders; nothing else wires a
+process. Within ``cloud`` a service imports only another service's package (its
+``__init__``), never its modules; only ``adapters/postgres.py`` imports psycopg and only
+``adapters/mqtt.py`` imports paho.
 """

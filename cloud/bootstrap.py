@@ -1,37 +1,104 @@
-"""Which events a cloud process handles and relays: the cloud's composition of the bus.
+"""One builder per cloud process: every process (the CLI's, the demo's, the tests') is
+assembled here from its services' settings, so the wiring exists once.
+
+* API: :func:`create_api` (the portal app over one pool), with :func:`open_config_service`
+  when the process also sends commands and configs;
+* ingest: :func:`create_ingest_worker` / :func:`run_ingest` (one worker),
+  :func:`ingest_events` (the ``potr ingest`` supervisor's relays and consumers);
+* config: :func:`open_config_service` (:func:`serve_config_service` on asyncio),
+  :func:`create_tracker`, :func:`config_loops`,
+  :func:`run_config_service` (the whole ``potr config run`` process);
+* everything in one process: :func:`run_services` (the demo, end-to-end tests);
+* events: :func:`cloud_events` (which events a process handles and relays).
 
 A process that runs ingest and the registry (the demo, ``potr ingest``) enters
 ``cloud_events(...)`` once: the registry's handlers subscribe (``gateway.birth``), the
 config service's too when a ``config`` tracker is given (``gateway.birth``,
 ``command.acked``, ``config.reported``), and the ingest, registry and config outboxes
-are relayed. Services emit with
-:func:`cloud.events.outbox.emit` in their own transactions and never see the bus.
+are relayed. Services emit with :func:`cloud.events.outbox.emit` in their own
+transactions and never see the bus.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from typing import Any
+from uuid import uuid4
 
-from cloud.adapters.postgres import Connection, ConnectionPool
-from cloud.config import ConfigTracker
+from fastapi import FastAPI
+
+from cloud.adapters.mqtt import MqttOptions, MqttPublisher
+from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
+from cloud.config import SCHEMA as CONFIG_SCHEMA
+from cloud.config import (
+    ConfigService,
+    ConfigSettings,
+    ConfigTracker,
+    Publisher,
+    ServiceOptions,
+    load_signing_key,
+    run_config_loops,
+)
 from cloud.config import subscriptions as config_subscriptions
 from cloud.events.bus import EventBus
 from cloud.events.relay import MetricsHook
 from cloud.events.runtime import BusSettings, EventRuntime, event_runtime
+from cloud.ingest import CompletenessReader, DeviceDirectory, IngestSettings, IngestWorker
+from cloud.portal import ApiSettings, create_app
 from cloud.registry import RegistryService
 from cloud.registry import subscriptions as registry_subscriptions
+from cloud.settings import DatabaseSettings
+from cloud.telemetry import TelemetryReader
+from device_profiles import DeviceProfile, builtin_profiles
 
-__all__ = ["EMITTING_SCHEMAS", "cloud_events"]
+__all__ = [
+    "EMITTING_SCHEMAS",
+    "Services",
+    "cloud_events",
+    "config_loops",
+    "create_api",
+    "create_config_service",
+    "create_ingest_worker",
+    "create_publisher",
+    "create_tracker",
+    "ingest_events",
+    "open_config_service",
+    "open_pool",
+    "run_config_service",
+    "run_ingest",
+    "run_services",
+    "serve_config_service",
+]
+
+log = logging.getLogger(__name__)
+Pool = ConnectionPool[Connection[Any]]
 
 #: Service schemas with an outbox.
 EMITTING_SCHEMAS = ("ingest", "registry", "config")
 
 
+def open_pool(
+    settings: DatabaseSettings, name: str, *, min_size: int = 1, max_size: int = 4
+) -> Pool:
+    """A pool on the settings' database with their statement timeout (``name``: in
+    ``pg_stat_activity``)."""
+    return create_pool(
+        settings.database_url,
+        min_size=min_size,
+        max_size=max_size,
+        name=name,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+    )
+
+
+# -- events ---------------------------------------------------------------------------------
 @asynccontextmanager
 async def cloud_events(
-    pool: ConnectionPool[Connection[Any]],
+    pool: Pool,
     *,
     registry: RegistryService | None = None,
     config: ConfigTracker | None = None,
@@ -58,3 +125,255 @@ async def cloud_events(
         metrics=metrics,
     ) as runtime:
         yield runtime
+
+
+# -- API ------------------------------------------------------------------------------------
+def create_api(
+    settings: ApiSettings,
+    pool: Pool,
+    *,
+    config: ConfigService | None = None,
+    health_checks: Mapping[str, Callable[[], None]] | None = None,
+) -> FastAPI:
+    """The portal API over ``pool``: registry, telemetry, completeness, and the command
+    and config routes when a ``config`` service is given. Opens no connection."""
+    return create_app(
+        settings,
+        RegistryService(pool),
+        TelemetryReader(pool),
+        health_checks=health_checks,
+        completeness=CompletenessReader(pool),
+        config=config,
+    )
+
+
+# -- ingest ---------------------------------------------------------------------------------
+def create_ingest_worker(
+    settings: IngestSettings,
+    directory: DeviceDirectory,
+    *,
+    crash_after_commit: int | None = None,
+) -> IngestWorker:
+    """One ingest worker (not started) with its own pool; ``directory`` resolves devices
+    (the registry). ``crash_after_commit``: TEST ONLY, see :mod:`cloud.ingest.worker`."""
+    return IngestWorker(settings, directory, crash_after_commit=crash_after_commit)
+
+
+async def run_ingest(
+    settings: IngestSettings,
+    directory: DeviceDirectory,
+    stop: asyncio.Event,
+    *,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Run one worker until ``stop`` is set (blocking parts run in threads).
+
+    ``ready`` is set once the worker is subscribed.
+    """
+    worker = await asyncio.to_thread(create_ingest_worker, settings, directory)
+    await asyncio.to_thread(worker.start)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        await asyncio.to_thread(worker.stop)
+
+
+@asynccontextmanager
+async def ingest_events(
+    settings: ConfigSettings, *, bus_settings: BusSettings | None = None
+) -> AsyncIterator[EventRuntime]:
+    """The ``potr ingest`` supervisor's events, on a pool of its own: it relays the
+    outboxes the workers fill and runs the registry's and the config service's consumers
+    (``gateway.birth``, ``command.acked``, ``config.reported``); ``POTR_AMQP_URL``
+    selects RabbitMQ, else in-process."""
+    pool = await asyncio.to_thread(open_pool, settings, "ingest-events")
+    try:
+        async with cloud_events(
+            pool,
+            registry=RegistryService(pool),
+            config=create_tracker(settings, pool),
+            settings=bus_settings,
+        ) as runtime:
+            yield runtime
+    finally:
+        await asyncio.to_thread(pool.close)
+
+
+# -- config ---------------------------------------------------------------------------------
+def create_config_service(
+    settings: ConfigSettings,
+    pool: Pool,
+    *,
+    publisher: Publisher | None = None,
+    profiles: Mapping[str, DeviceProfile] | None = None,
+) -> ConfigService:
+    """The service with the settings' signing key; raises
+    :class:`~cloud.config.SigningKeyError` (no key, or the demo key in production)."""
+    key = load_signing_key(settings.signing_key_file, production=settings.env == "production")
+    return ConfigService(
+        pool,
+        key,
+        builtin_profiles() if profiles is None else profiles,
+        publisher=publisher,
+        options=ServiceOptions(
+            command_lifetime_s=settings.command_lifetime_s,
+            config_lifetime_s=settings.config_lifetime_s,
+        ),
+    )
+
+
+def create_tracker(settings: ConfigSettings, pool: Pool) -> ConfigTracker:
+    return ConfigTracker(pool, grace_s=settings.command_expiry_grace_s)
+
+
+def create_publisher(settings: ConfigSettings) -> MqttPublisher:
+    """A not yet started publisher; a unique client id (clean session) per process."""
+    endpoint = settings.mqtt
+    return MqttPublisher(
+        MqttOptions(
+            host=endpoint.host,
+            port=endpoint.port,
+            client_id=f"{settings.config_mqtt_client_id}-{uuid4().hex[:8]}",
+            protocol=settings.mqtt_protocol,
+            username=endpoint.username,
+            password=endpoint.password,
+            keepalive_s=settings.mqtt_keepalive_s,
+        ),
+        publish_timeout_s=settings.config_publish_timeout_s,
+    )
+
+
+@contextmanager
+def open_config_service(
+    settings: ConfigSettings, pool: Pool, *, connect_timeout_s: float = 5.0
+) -> Iterator[tuple[ConfigService, bool]]:
+    """The service with its publisher started, and whether the broker answered within
+    ``connect_timeout_s`` (if not, the publisher keeps trying; documents are stored
+    meanwhile and the loops publish them). The key is checked before any connection
+    (:class:`~cloud.config.SigningKeyError`); the publisher stops when the block ends."""
+    publisher = create_publisher(settings)
+    try:
+        service = create_config_service(settings, pool, publisher=publisher)
+        yield service, _start(publisher, settings, connect_timeout_s)
+    finally:
+        publisher.stop()
+
+
+@asynccontextmanager
+async def serve_config_service(
+    settings: ConfigSettings, pool: Pool, *, connect_timeout_s: float = 5.0
+) -> AsyncIterator[tuple[ConfigService, bool]]:
+    """:func:`open_config_service` for a process on asyncio (blocking parts in threads)."""
+    publisher = create_publisher(settings)
+    try:
+        service = await asyncio.to_thread(
+            create_config_service, settings, pool, publisher=publisher
+        )
+        yield service, await asyncio.to_thread(_start, publisher, settings, connect_timeout_s)
+    finally:
+        await asyncio.to_thread(publisher.stop)
+
+
+def _start(publisher: MqttPublisher, settings: ConfigSettings, timeout_s: float) -> bool:
+    connected = publisher.start(timeout_s)
+    if not connected:
+        log.warning("config: broker %s not reachable yet; publishing when it is", _where(settings))
+    return connected
+
+
+def _where(settings: ConfigSettings) -> str:
+    endpoint = settings.mqtt
+    return f"{endpoint.host}:{endpoint.port}"  # never the URL: it may carry a password
+
+
+async def config_loops(
+    settings: ConfigSettings,
+    service: ConfigService,
+    tracker: ConfigTracker,
+    stop: asyncio.Event,
+    runtime: EventRuntime,
+) -> None:
+    """The config service's loops at the settings' pace until ``stop``; expiries wake the
+    config outbox's relay in ``runtime``."""
+    await run_config_loops(
+        service,
+        tracker,
+        stop,
+        interval_s=settings.config_republish_interval_s,
+        kick=lambda: runtime.kick(CONFIG_SCHEMA),
+        refresh_margin_s=settings.config_refresh_margin_s,
+    )
+
+
+async def run_config_service(
+    settings: ConfigSettings,
+    stop: asyncio.Event,
+    *,
+    bus_settings: BusSettings | None = None,
+    bus: EventBus | None = None,
+    consume: bool = True,
+) -> None:
+    """The config service until ``stop``: MQTT publisher, republish and expiry loops, its
+    outbox relay and (``consume``) its event consumers. Raises
+    :class:`~cloud.config.SigningKeyError` at once when the key is refused."""
+    load_signing_key(settings.signing_key_file, production=settings.env == "production")
+    pool = await asyncio.to_thread(open_pool, settings, "config")
+    try:
+        async with serve_config_service(settings, pool) as (service, _):
+            tracker = create_tracker(settings, pool)
+            subs = config_subscriptions(tracker) if consume else []
+            async with event_runtime(
+                bus_settings or BusSettings(),
+                pool,
+                outboxes=(CONFIG_SCHEMA,),
+                subscriptions=subs,
+                bus=bus,
+            ) as runtime:
+                await config_loops(settings, service, tracker, stop, runtime)
+    finally:
+        await asyncio.to_thread(pool.close)
+
+
+# -- everything in one process --------------------------------------------------------------
+@dataclass(frozen=True)
+class Services:
+    """What :func:`run_services` runs, for the caller's API and reports."""
+
+    config: ConfigService
+    tracker: ConfigTracker
+    runtime: EventRuntime
+    #: Whether the config publisher reached the broker at start (else it keeps trying).
+    publisher_connected: bool
+
+
+@asynccontextmanager
+async def run_services(
+    pool: Pool,
+    registry: RegistryService,
+    *,
+    ingest: IngestSettings,
+    config: ConfigSettings,
+    bus_settings: BusSettings | None = None,
+    ready_timeout_s: float = 30.0,
+) -> AsyncIterator[Services]:
+    """Ingest (one worker), the config service with its loops, the registry's and the
+    config service's consumers and every outbox's relay, in this process, until the block
+    ends; enters once ingest is subscribed."""
+    async with serve_config_service(config, pool) as (service, connected):
+        tracker = create_tracker(config, pool)
+        stop = asyncio.Event()
+        async with (
+            cloud_events(pool, registry=registry, config=tracker, settings=bus_settings) as runtime,
+            asyncio.TaskGroup() as tg,
+        ):
+            ready = asyncio.Event()
+            tg.create_task(run_ingest(ingest, registry, stop, ready=ready))
+            tg.create_task(config_loops(config, service, tracker, stop, runtime))
+            try:
+                async with asyncio.timeout(ready_timeout_s):
+                    await ready.wait()
+                yield Services(service, tracker, runtime, connected)
+            finally:
+                stop.set()

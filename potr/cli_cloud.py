@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from potr.runtime import cloud_settings, run_until_signal
+from potr.runtime import load_settings, run_until_signal, serve_http
 
 console = Console()
 db_app = typer.Typer(help="Database schema", no_args_is_help=True)
@@ -29,22 +30,17 @@ def register(app: typer.Typer) -> None:
     app.command("api")(api)
 
 
-def _settings() -> Any:
-    return cloud_settings(console)
+def _database() -> Any:
+    from cloud.settings import DatabaseSettings
+
+    return load_settings(DatabaseSettings, console)
 
 
 def _registry() -> Any:
-    from cloud.adapters.postgres import create_pool
+    from cloud.bootstrap import open_pool
     from cloud.registry import RegistryService
 
-    settings = _settings()
-    return RegistryService(
-        create_pool(
-            settings.database_url,
-            name="cli",
-            statement_timeout_ms=settings.db_statement_timeout_ms,
-        )
-    )
+    return RegistryService(open_pool(_database(), "cli"))
 
 
 def _table(rows: list[Any], columns: list[str]) -> None:
@@ -60,7 +56,7 @@ def db_migrate() -> None:
     """Apply every service's pending migrations (safe to run twice)."""
     from cloud.migrate import migrate
 
-    applied = migrate(_settings().database_url)
+    applied = migrate(_database().database_url)
     console.print(
         f"applied {len(applied)} migration(s)"
         + (": " + ", ".join(applied) if applied else " (up to date)")
@@ -140,13 +136,13 @@ def token_create(
     ),
 ) -> None:
     """Print a short-lived bearer token (until full identity arrives)."""
-    from cloud.identity.tokens import Role, create_token
+    from cloud.identity import Role, TokenSettings, create_token
 
     try:
         Role(role)
     except ValueError:
         raise typer.BadParameter(f"role must be one of {[r.value for r in Role]}") from None
-    settings = _settings()
+    settings = load_settings(TokenSettings, console)
     typer.echo(
         create_token(
             role,
@@ -163,83 +159,50 @@ def ingest(
     ),
 ) -> None:
     """Run ingest workers on the shared subscription (client ids <POTR_MQTT_CLIENT_ID>-<n>)."""
+    from cloud.config import ConfigSettings
+    from cloud.ingest import IngestSettings
     from potr.ingest_workers import run_ingest_workers
 
-    settings = _settings()
+    settings = load_settings(IngestSettings, console)
     if workers is not None:
         settings = settings.model_copy(update={"ingest_workers": workers})
+    # The consumers of the gateways' answers expire commands on the config service's terms.
+    config = load_settings(ConfigSettings, console)
     console.print(
         f"ingest: {settings.ingest_workers} worker(s) as {settings.mqtt_client_id} on"
-        f" {settings.mqtt_url}"
+        f" {settings.mqtt.host}:{settings.mqtt.port}"
     )
 
     async def main(stop: asyncio.Event) -> None:
-        # The supervisor relays the outboxes the workers fill and runs the registry's and
-        # the config service's consumers (gateway.birth, command.acked, config.reported);
-        # POTR_AMQP_URL selects RabbitMQ, else in-process.
-        from cloud.adapters.postgres import create_pool
-        from cloud.bootstrap import cloud_events
-        from cloud.config import create_tracker
-        from cloud.registry import RegistryService
+        from cloud.bootstrap import ingest_events
 
-        pool = await asyncio.to_thread(
-            create_pool,
-            settings.database_url,
-            name="ingest-events",
-            statement_timeout_ms=settings.db_statement_timeout_ms,
-        )
-        try:
-            async with cloud_events(
-                pool, registry=RegistryService(pool), config=create_tracker(settings, pool)
-            ):
-                await run_ingest_workers(settings, stop)
-        finally:
-            await asyncio.to_thread(pool.close)
+        async with ingest_events(config):
+            await run_ingest_workers(settings, stop)
 
     run_until_signal(main)
 
 
 def api() -> None:
     """Serve the REST API on POTR_API_HOST:POTR_API_PORT."""
-    import uvicorn
+    from cloud.bootstrap import create_api, open_pool, serve_config_service
+    from cloud.config import ConfigSettings
+    from cloud.portal import ApiSettings
 
-    from cloud.adapters.postgres import create_pool
-    from cloud.config import create_config_service, create_publisher
-    from cloud.ingest import CompletenessReader
-    from cloud.portal.app import create_app
-    from cloud.registry import RegistryService
-    from cloud.telemetry.store import TelemetryReader
-
-    settings = _settings()
-    pool = create_pool(
-        settings.database_url, name="api", statement_timeout_ms=settings.db_statement_timeout_ms
-    )
-    config = publisher = None
-    if settings.signing_key_file is not None:
-        # Commands and configs are published at once; `potr config run` republishes
-        # whatever the broker did not take.
-        publisher = create_publisher(settings)
-        publisher.start()
-        config = create_config_service(settings, pool, publisher=publisher)
-    else:
+    settings = load_settings(ApiSettings, console)
+    config = load_settings(ConfigSettings, console)
+    if config.signing_key_file is None:
         console.print("no POTR_SIGNING_KEY_FILE: the command and config routes are off")
-    app = create_app(
-        settings,
-        RegistryService(pool),
-        TelemetryReader(pool),
-        completeness=CompletenessReader(pool),
-        config=config,
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_level="info")
-    )
 
     async def serve(stop: asyncio.Event) -> None:
-        task = asyncio.create_task(server.serve())
-        await stop.wait()
-        server.should_exit = True
-        await task
-        if publisher is not None:
-            await asyncio.to_thread(publisher.stop)
+        async with contextlib.AsyncExitStack() as stack:
+            pool = await asyncio.to_thread(open_pool, settings, "api")
+            stack.callback(pool.close)
+            service = None
+            if config.signing_key_file is not None:
+                # Commands and configs are published at once; `potr config run` republishes
+                # whatever the broker did not take.
+                service, _ = await stack.enter_async_context(serve_config_service(config, pool))
+            app = create_api(settings, pool, config=service)
+            await serve_http(app, settings.api_host, settings.api_port, stop, log_level="info")
 
     run_until_signal(serve)

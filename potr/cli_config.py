@@ -22,7 +22,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from potr.runtime import cloud_settings, run_until_signal
+from potr.runtime import load_settings, run_until_signal
 
 console = Console()
 config_app = typer.Typer(help="Signed commands and configs to gateways", no_args_is_help=True)
@@ -35,7 +35,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _settings() -> Any:
-    return cloud_settings(console)
+    from cloud.config import ConfigSettings
+
+    return load_settings(ConfigSettings, console)
 
 
 def _actor() -> str:
@@ -45,28 +47,23 @@ def _actor() -> str:
 @contextmanager
 def _service() -> Iterator[Any]:
     """The config service with a connected publisher (if the broker answers)."""
-    from cloud.adapters.postgres import create_pool
-    from cloud.config import SigningKeyError, create_config_service, create_publisher
+    from cloud.bootstrap import open_config_service, open_pool
+    from cloud.config import SigningKeyError
 
     settings = _settings()
-    pool = create_pool(
-        settings.database_url, name="cli", statement_timeout_ms=settings.db_statement_timeout_ms
-    )
-    publisher = create_publisher(settings)
+    pool = open_pool(settings, "cli")
     try:
-        try:
-            service = create_config_service(settings, pool, publisher=publisher)
-        except SigningKeyError as exc:
-            console.print(f"[red]{exc}[/red]")
-            raise typer.Exit(2) from None
-        if not publisher.start():
-            console.print(
-                f"[yellow]broker {settings.mqtt_url} not reachable: documents are"
-                " stored and `potr config run` publishes them[/yellow]"
-            )
-        yield service
+        with open_config_service(settings, pool) as (service, connected):
+            if not connected:
+                console.print(
+                    f"[yellow]broker {settings.mqtt.host}:{settings.mqtt.port} not reachable:"
+                    " documents are stored and `potr config run` publishes them[/yellow]"
+                )
+            yield service
+    except SigningKeyError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     finally:
-        publisher.stop()
         pool.close()
 
 
@@ -277,7 +274,8 @@ def config_run(
     ),
 ) -> None:
     """Run the service's loops: republish, expiry, its outbox relay and its consumers."""
-    from cloud.config import SigningKeyError, run_config_service
+    from cloud.bootstrap import run_config_service
+    from cloud.config import SigningKeyError
 
     settings = _settings()
 

@@ -24,30 +24,20 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-import uvicorn
 from rich.console import Console
 
-from cloud.adapters.postgres import create_pool
-from cloud.bootstrap import cloud_events
-from cloud.config import (
-    ConfigService,
-    create_config_service,
-    create_publisher,
-    create_tracker,
-    public_key_path,
-    run_config_loops,
-    write_key_file,
-)
-from cloud.identity.tokens import create_token
+from cloud.bootstrap import create_api, open_pool, run_services
+from cloud.config import ConfigService, ConfigSettings, public_key_path, write_key_file
+from cloud.identity import create_token
+from cloud.ingest import IngestSettings
 from cloud.ingest.stats import stored_readings_by_region
-from cloud.ingest.worker import run_ingest
 from cloud.migrate import migrate
-from cloud.portal.app import create_app
+from cloud.portal import ApiSettings
 from cloud.registry import ConflictError, GatewayIn, RegistryService, SiteIn
-from cloud.settings import CloudSettings
-from cloud.telemetry.store import TelemetryReader
+from cloud.settings import DatabaseSettings, MqttSettings
 from edge_agent.app import run_agent
 from edge_agent.settings import AgentSettings, EndpointSettings
+from potr.runtime import serve_http
 from potr.servers.amqtt_broker import EmbeddedAmqtt
 from potr.servers.mosquitto import PrivateMosquitto
 from potr.servers.ports import free_port
@@ -148,19 +138,11 @@ async def run_demo(
         mqtt_url, shared, protocol = await _start_broker(stack, broker)
         console.print(f"MQTT broker {mqtt_url} ({'amqtt, demo only' if not shared else broker})")
 
-        pool = await asyncio.to_thread(create_pool, db_url, min_size=1, max_size=6, name="demo")
+        database = DatabaseSettings(database_url=db_url)
+        pool = await asyncio.to_thread(open_pool, database, "demo", max_size=6)
         stack.callback(pool.close)
         registry = RegistryService(pool)
         await asyncio.to_thread(provision, registry)
-        settings = CloudSettings(
-            database_url=db_url,
-            mqtt_url=mqtt_url,
-            mqtt_protocol=protocol,
-            mqtt_shared_subscription=shared,
-            mqtt_client_id=f"potr-demo-ingest-{os.getpid()}",
-            jwt_secret=secrets.token_urlsafe(32),
-            api_port=free_port(),
-        )
         sims = {}
         for demo in DEMO_SITES:
             sims[demo.region] = await stack.enter_async_context(DeviceSite(_site_settings(demo)))
@@ -169,47 +151,41 @@ async def run_demo(
         # The demo's signing key: marked as such, so production mode refuses it.
         key_file = workdir / "demo-signing-key.pem"
         key = write_key_file(key_file, demo=True)
-        settings = settings.model_copy(update={"signing_key_file": key_file})
         trusted = public_key_path(key_file)
         console.print(f"signing key {key.kid} (demo key; agents trust {trusted.name})")
-        publisher = create_publisher(settings)
-        await asyncio.to_thread(publisher.start)
-        stack.callback(publisher.stop)
-        config = create_config_service(settings, pool, publisher=publisher)
-        tracker = create_tracker(settings, pool)
+        # One database and one broker for every service: the pieces each settings class shares.
+        common = {
+            **database.model_dump(),
+            **MqttSettings(mqtt_url=mqtt_url, mqtt_protocol=protocol).model_dump(),
+        }
+        ingest = IngestSettings(
+            **common,
+            mqtt_shared_subscription=shared,
+            mqtt_client_id=f"potr-demo-ingest-{os.getpid()}",
+        )
+        config = ConfigSettings(**common, signing_key_file=key_file)
+        api_settings = ApiSettings(
+            **database.model_dump(), jwt_secret=secrets.token_urlsafe(32), api_port=free_port()
+        )
 
-        # Relays the outboxes and runs the registry's and the config service's consumers
-        # (in-process bus here).
-        runtime = await stack.enter_async_context(
-            cloud_events(pool, registry=registry, config=tracker)
+        # Ingest, the config service and its loops, the registry's and the config
+        # service's consumers and the outbox relays (in-process bus here).
+        services = await stack.enter_async_context(
+            run_services(pool, registry, ingest=ingest, config=config)
         )
         services_stop = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
-            ingest_ready = asyncio.Event()
-            tg.create_task(run_ingest(settings, registry, services_stop, ready=ingest_ready))
+            app = create_api(api_settings, pool, config=services.config)
             tg.create_task(
-                run_config_loops(
-                    config,
-                    tracker,
-                    services_stop,
-                    interval_s=settings.config_republish_interval_s,
-                    kick=lambda: runtime.kick("config"),
-                    refresh_margin_s=settings.config_refresh_margin_s,
-                )
-            )
-            async with asyncio.timeout(30):
-                await ingest_ready.wait()
-            app = create_app(settings, registry, TelemetryReader(pool), config=config)
-            server = uvicorn.Server(
-                uvicorn.Config(
+                serve_http(
                     app,
-                    host="127.0.0.1",
-                    port=settings.api_port,
+                    "127.0.0.1",
+                    api_settings.api_port,
+                    services_stop,
                     log_level="warning",
                     lifespan="off",
                 )
             )
-            api_task = tg.create_task(server.serve())
             for demo in DEMO_SITES:
                 tg.create_task(
                     run_agent(
@@ -220,21 +196,19 @@ async def run_demo(
                     )
                 )
             token = create_token(
-                "admin", settings.jwt_secret.get_secret_value(), 3600, subject="demo-admin"
+                "admin", api_settings.jwt_secret.get_secret_value(), 3600, subject="demo-admin"
             )
-            api = f"http://127.0.0.1:{settings.api_port}"
+            api = f"http://127.0.0.1:{api_settings.api_port}"
             console.print(f"\n[bold]API[/bold] {api}   (OpenAPI: {api}/docs)")
             console.print("[bold]token[/bold] (admin, 1 h):")
             console.print(f"export TOKEN={token}", soft_wrap=True, highlight=False)
             console.print(f'try: curl -H "Authorization: Bearer $TOKEN" {api}/api/v1/sites')
-            tg.create_task(_print_command_when_ready(config, api, console))
+            tg.create_task(_print_command_when_ready(services.config, api, console))
 
             reports = await _report_until(
                 stop, duration_s, report_every_s, console, lambda: stored_readings_by_region(pool)
             )
             services_stop.set()
-            server.should_exit = True
-            await api_task
     return reports
 
 

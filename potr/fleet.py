@@ -38,10 +38,10 @@ from typing import Any
 import yaml
 
 from cloud.adapters.postgres import create_pool
-from cloud.ingest.worker import run_ingest
+from cloud.bootstrap import run_ingest
+from cloud.ingest import IngestSettings
 from cloud.migrate import migrate
 from cloud.registry import ConflictError, GatewayIn, RegistryService, SiteIn
-from cloud.settings import CloudSettings
 from contracts.topics import Region
 from potr.servers.mosquitto import PrivateMosquitto
 from simulators.fleet import FleetProgress, FleetResult, FleetSpec, run_fleet
@@ -162,7 +162,9 @@ async def _ingest(database_url: str, mqtt_url: str, client_id: str) -> Any:
     pool = create_pool(database_url, min_size=1, max_size=4, name="fleet-registry")
     registry = RegistryService(pool)
     stop, ready = asyncio.Event(), asyncio.Event()
-    settings = CloudSettings(database_url=database_url, mqtt_url=mqtt_url, mqtt_client_id=client_id)
+    settings = IngestSettings(
+        database_url=database_url, mqtt_url=mqtt_url, mqtt_client_id=client_id
+    )
     task = asyncio.create_task(run_ingest(settings, registry, stop, ready=ready))
     try:
         async with asyncio.timeout(30):

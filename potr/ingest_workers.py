@@ -29,25 +29,24 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from cloud.ingest import IngestSettings
 from cloud.ingest.worker import CRASH_AFTER_COMMIT_ENV
-from cloud.settings import CloudSettings
 
 log = logging.getLogger(__name__)
 RESTART_MIN_S = 1.0
 RESTART_MAX_S = 30.0
 
 
-def client_id(settings: CloudSettings, index: int) -> str:
+def client_id(settings: IngestSettings, index: int) -> str:
     """Worker ``index``'s MQTT client id (stable across restarts: its session)."""
     if settings.ingest_workers == 1:
         return settings.mqtt_client_id
     return f"{settings.mqtt_client_id}-{index}"
 
 
-def _worker_main(settings: CloudSettings, index: int, ready: Any, crash_after: int | None) -> None:
+def _worker_main(settings: IngestSettings, index: int, ready: Any, crash_after: int | None) -> None:
     """One worker process: serve until SIGTERM arrives."""
-    from cloud.adapters.postgres import create_pool
-    from cloud.ingest import IngestWorker
+    from cloud.bootstrap import create_ingest_worker, open_pool
     from cloud.registry import RegistryService
 
     logging.basicConfig(
@@ -58,14 +57,8 @@ def _worker_main(settings: CloudSettings, index: int, ready: Any, crash_after: i
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides
-    pool = create_pool(
-        settings.database_url,
-        min_size=1,
-        max_size=2,
-        name=f"ingest-{index}-registry",
-        statement_timeout_ms=settings.db_statement_timeout_ms,
-    )
-    worker = IngestWorker(settings, RegistryService(pool), crash_after_commit=crash_after)
+    pool = open_pool(settings, f"ingest-{index}-registry", max_size=2)
+    worker = create_ingest_worker(settings, RegistryService(pool), crash_after_commit=crash_after)
     try:
         worker.start(timeout_s=30)
         ready.put(index)
@@ -89,7 +82,7 @@ class _Slot:
 class IngestSupervisor:
     """Start, watch and stop ``settings.ingest_workers`` worker processes."""
 
-    def __init__(self, settings: CloudSettings) -> None:
+    def __init__(self, settings: IngestSettings) -> None:
         self._settings = settings
         self._ctx = mp.get_context("spawn")
         self._stopping = False
@@ -182,7 +175,7 @@ class IngestSupervisor:
 
 
 async def run_ingest_workers(
-    settings: CloudSettings, stop: asyncio.Event, *, ready: asyncio.Event | None = None
+    settings: IngestSettings, stop: asyncio.Event, *, ready: asyncio.Event | None = None
 ) -> None:
     """Run the workers until ``stop`` is set, restarting any that die."""
     supervisor = IngestSupervisor(settings)

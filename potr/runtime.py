@@ -1,11 +1,13 @@
-"""Run a coroutine until SIGINT/SIGTERM, then let it stop cleanly."""
+"""Process helpers of the CLI: run until a signal, load a service's settings, serve HTTP."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
+
+S = TypeVar("S")
 
 
 def run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
@@ -19,15 +21,29 @@ def run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     asyncio.run(runner())
 
 
-def cloud_settings(console: Any) -> Any:
-    """The cloud's ``POTR_*`` settings, or exit 2 naming what is wrong (CLI commands)."""
+def load_settings(cls: Callable[[], S], console: Any) -> S:
+    """A cloud service's ``POTR_*`` settings (``cls``: e.g. ``IngestSettings``), or exit 2
+    naming what is wrong (CLI commands)."""
     import typer
     from pydantic import ValidationError
 
-    from cloud.settings import CloudSettings
-
     try:
-        return CloudSettings()
+        return cls()
     except ValidationError as exc:
         console.print(f"[red]bad POTR_* settings: {exc}[/red]")
         raise typer.Exit(2) from None
+
+
+async def serve_http(app: Any, host: str, port: int, stop: asyncio.Event, **config: Any) -> None:
+    """Serve ``app`` with uvicorn on ``host:port`` until ``stop`` is set (``config``:
+    more ``uvicorn.Config`` options, e.g. ``log_level``)."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **config))
+    task = asyncio.create_task(server.serve())
+    stopping = asyncio.create_task(stop.wait())
+    # Either ends it: a stop request, or the server giving up (e.g. its port is taken).
+    await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    server.should_exit = True
+    await task

@@ -3,8 +3,9 @@ to their acks and reported state, with rollback and an audit log.
 
 Published interface: :class:`ConfigService` (sending, reading), :class:`ConfigTracker`
 (the gateways' answers), their models and errors, :func:`create_router` for the portal,
-:func:`subscriptions` for a composition root, the key helpers and the runner
-(:func:`run_config_service`). Other services import nothing else from here.
+:func:`subscriptions` for a composition root, the key helpers, its settings and its
+loops (:func:`run_config_loops`; :mod:`cloud.bootstrap` builds and runs the service).
+Other services import nothing else from here.
 """
 
 from cloud.config.api import create_router
@@ -28,14 +29,9 @@ from cloud.config.models import (
     RollbackIn,
 )
 from cloud.config.publishing import Publisher
-from cloud.config.runner import (
-    create_config_service,
-    create_publisher,
-    create_tracker,
-    run_config_loops,
-    run_config_service,
-)
+from cloud.config.runner import run_config_loops
 from cloud.config.service import ConfigService, ServiceOptions
+from cloud.config.settings import ConfigSettings
 from cloud.config.tracker import SCHEMA, ConfigTracker
 
 __all__ = [
@@ -47,6 +43,7 @@ __all__ = [
     "ConfigError",
     "ConfigIn",
     "ConfigService",
+    "ConfigSettings",
     "ConfigTracker",
     "ConfigView",
     "ConflictError",
@@ -57,15 +54,11 @@ __all__ = [
     "RollbackIn",
     "ServiceOptions",
     "SigningKeyError",
-    "create_config_service",
-    "create_publisher",
     "create_router",
-    "create_tracker",
     "is_demo_key",
     "load_signing_key",
     "public_key_path",
     "run_config_loops",
-    "run_config_service",
     "subscriptions",
     "write_key_file",
 ]

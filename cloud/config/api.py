@@ -1,7 +1,12 @@
 """Config service REST routes; the portal passes in a dependency that authorises the
-caller (operator/admin) and returns who it is (the token's subject)."""
+caller (operator/admin) and returns who it is (the token's subject).
 
-from __future__ import annotations
+The service's refusals (:mod:`cloud.config.errors`) propagate: the portal's exception
+handlers answer them (404, 409, 422 naming field/limit/reason, else 400).
+"""
+
+# No ``from __future__ import annotations``: the routes' ``Caller`` alias is local to
+# ``create_router`` and FastAPI resolves string annotations in the module's globals only.
 
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -10,7 +15,6 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from starlette.concurrency import run_in_threadpool
 
-from cloud.config.errors import ConfigError, ConflictError, NotFoundError, RefusedError
 from cloud.config.models import (
     AuditEntry,
     Command,
@@ -32,25 +36,10 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _http_error(exc: ConfigError) -> HTTPException:
-    if isinstance(exc, NotFoundError):
-        return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
-    if isinstance(exc, ConflictError):
-        return HTTPException(status.HTTP_409_CONFLICT, str(exc))
-    if isinstance(exc, RefusedError):
-        return HTTPException(
-            422,  # Unprocessable Content (its constant was renamed across Starlette versions)
-            {"field": exc.field, "limit": exc.limit, "reason": exc.reason, "message": str(exc)},
-        )
-    return HTTPException(status.HTTP_400_BAD_REQUEST, str(exc))
-
-
 def create_router(service: ConfigService, *, actor: Callable[..., str]) -> APIRouter:
     """Routes under ``/gateways/{gw}/commands``, ``/commands``, ``/gateways/{gw}/config``."""
     router = APIRouter(tags=["config"])
-    # Defaults, not a local Annotated alias: annotations are strings here (PEP 563) and
-    # FastAPI resolves them in the module's globals, where a local alias does not exist.
-    caller = Depends(actor)
+    Caller = Annotated[str, Depends(actor)]
 
     @router.post(
         "/gateways/{gateway_id}/commands",
@@ -59,11 +48,8 @@ def create_router(service: ConfigService, *, actor: Callable[..., str]) -> APIRo
         summary="Send a signed command to a device or the gateway",
         responses=_REFUSALS,
     )
-    async def send_command(gateway_id: str, body: CommandIn, who: str = caller) -> Command:
-        try:
-            return await run_in_threadpool(service.send_command, gateway_id, body, who)
-        except ConfigError as exc:
-            raise _http_error(exc) from None
+    async def send_command(gateway_id: str, body: CommandIn, who: Caller) -> Command:
+        return await run_in_threadpool(service.send_command, gateway_id, body, who)
 
     @router.get(
         "/commands/{command_id}",
@@ -71,7 +57,7 @@ def create_router(service: ConfigService, *, actor: Callable[..., str]) -> APIRo
         summary="One command and its status",
         responses={404: {"description": "no such command"}},
     )
-    async def get_command(command_id: UUID, _who: str = caller) -> Command:
+    async def get_command(command_id: UUID, _who: Caller) -> Command:
         command = await run_in_threadpool(service.get_command, command_id)
         if command is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"command {command_id} not found")
@@ -83,7 +69,7 @@ def create_router(service: ConfigService, *, actor: Callable[..., str]) -> APIRo
         summary="A gateway's commands, newest first",
     )
     async def list_commands(
-        gateway_id: str, _who: str = caller, limit: Limit = 100, offset: Offset = 0
+        gateway_id: str, _who: Caller, limit: Limit = 100, offset: Offset = 0
     ) -> list[Command]:
         return await run_in_threadpool(
             service.list_commands, gateway_id, limit=limit, offset=offset
@@ -95,11 +81,8 @@ def create_router(service: ConfigService, *, actor: Callable[..., str]) -> APIRo
         summary="Set the desired config: a new version, signed, published retained",
         responses=_REFUSALS,
     )
-    async def set_config(gateway_id: str, body: ConfigIn, who: str = caller) -> DesiredConfig:
-        try:
-            return await run_in_threadpool(service.set_config, gateway_id, body, who)
-        except ConfigError as exc:
-            raise _http_error(exc) from None
+    async def set_config(gateway_id: str, body: ConfigIn, who: Caller) -> DesiredConfig:
+        return await run_in_threadpool(service.set_config, gateway_id, body, who)
 
     @router.get(
         "/gateways/{gateway_id}/config",
@@ -107,11 +90,8 @@ def create_router(service: ConfigService, *, actor: Callable[..., str]) -> APIRo
         summary="Desired config, reported state per device, and history",
         responses={404: {"description": "unknown gateway"}},
     )
-    async def show_config(gateway_id: str, _who: str = caller) -> ConfigView:
-        try:
-            return await run_in_threadpool(service.show_config, gateway_id)
-        except ConfigError as exc:
-            raise _http_error(exc) from None
+    async def show_config(gateway_id: str, _who: Caller) -> ConfigView:
+        return await run_in_threadpool(service.show_config, gateway_id)
 
     @router.post(
         "/gateways/{gateway_id}/config/rollback",
@@ -120,11 +100,8 @@ def create_router(service: ConfigService, *, actor: Callable[..., str]) -> APIRo
         summary="Roll back: a new version carrying an earlier version's settings",
         responses=_REFUSALS,
     )
-    async def rollback(gateway_id: str, body: RollbackIn, who: str = caller) -> DesiredConfig:
-        try:
-            return await run_in_threadpool(service.rollback, gateway_id, body, who)
-        except ConfigError as exc:
-            raise _http_error(exc) from None
+    async def rollback(gateway_id: str, body: RollbackIn, who: Caller) -> DesiredConfig:
+        return await run_in_threadpool(service.rollback, gateway_id, body, who)
 
     @router.get(
         "/gateways/{gateway_id}/config/audit",
@@ -132,7 +109,7 @@ def create_router(service: ConfigService, *, actor: Callable[..., str]) -> APIRo
         summary="Who asked for what, when and why, and what came of it (newest first)",
     )
     async def audit(
-        gateway_id: str, _who: str = caller, limit: Limit = 100, offset: Offset = 0
+        gateway_id: str, _who: Caller, limit: Limit = 100, offset: Offset = 0
     ) -> list[AuditEntry]:
         return await run_in_threadpool(service.audit, gateway_id, limit=limit, offset=offset)
 

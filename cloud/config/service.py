@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ServiceOptions:
-    """Lifetimes the service signs with (from :class:`cloud.settings.CloudSettings`)."""
+    """Lifetimes the service signs with (from :class:`cloud.config.ConfigSettings`)."""
 
     command_lifetime_s: float = 300.0
     config_lifetime_s: float = 30 * 86_400.0

@@ -1,6 +1,6 @@
 """Ingest: the single consumer of everything gateways send (see ``worker``).
 
-Published interface: :class:`IngestWorker`, :func:`run_ingest`, the
+Published interface: :class:`IngestWorker` and its :class:`IngestSettings`, the
 :class:`DeviceDirectory` protocol it needs from the registry, the batch pipeline, and the
 read side (:class:`CompletenessReader`, :func:`create_router` for the portal).
 """
@@ -9,7 +9,8 @@ from cloud.ingest.api import create_router
 from cloud.ingest.coalesce import StoredNotice
 from cloud.ingest.completeness import CompletenessReader, DayCompleteness, DeviceCompleteness
 from cloud.ingest.pipeline import BatchOutcome, DeviceDirectory, IngestPipeline
-from cloud.ingest.worker import IngestStats, IngestWorker, run_ingest, subscriptions
+from cloud.ingest.settings import IngestSettings
+from cloud.ingest.worker import IngestStats, IngestWorker, subscriptions
 
 __all__ = [
     "BatchOutcome",
@@ -18,10 +19,10 @@ __all__ = [
     "DeviceCompleteness",
     "DeviceDirectory",
     "IngestPipeline",
+    "IngestSettings",
     "IngestStats",
     "IngestWorker",
     "StoredNotice",
     "create_router",
-    "run_ingest",
     "subscriptions",
 ]

@@ -6,17 +6,13 @@ redeliver instead of losing; repeats are harmless (``ON CONFLICT DO NOTHING`` an
 per-stream seq bookkeeping). After a commit the worker publishes ``stored`` per gateway
 stream, at most once per gateway per ``stored_interval_s`` (held-back notices follow).
 
-Two ways to run it:
-
-* blocking threads: ``worker = IngestWorker(settings, registry); worker.start()`` …
-  ``worker.stop()`` (also a context manager);
-* asyncio: ``await run_ingest(settings, registry, stop_event)`` returns after
-  ``stop_event`` is set and the worker has stopped.
+Blocking threads: ``worker.start()`` … ``worker.stop()`` (also a context manager); a
+process builds it with :func:`cloud.bootstrap.create_ingest_worker` and runs it from
+asyncio with :func:`cloud.bootstrap.run_ingest`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import queue
@@ -32,7 +28,7 @@ from cloud.adapters.postgres import Connection, ConnectionPool, create_pool, pin
 from cloud.ingest.coalesce import StoredCoalescer, StoredNotice
 from cloud.ingest.pipeline import DeviceDirectory, IngestPipeline
 from cloud.ingest.presence import check_presence
-from cloud.settings import CloudSettings
+from cloud.ingest.settings import IngestSettings
 from cloud.telemetry import TelemetryStore
 from contracts.messages import StoredMsg
 from contracts.timeutil import utc_now
@@ -60,7 +56,7 @@ class IngestStats:
     failures: int = 0
 
 
-def subscriptions(settings: CloudSettings) -> list[str]:
+def subscriptions(settings: IngestSettings) -> list[str]:
     group = "ingest" if settings.mqtt_shared_subscription else None
     return [
         ingest_filter(settings.ingest_region, kind, shared_group=group)
@@ -73,7 +69,7 @@ class IngestWorker:
 
     def __init__(
         self,
-        settings: CloudSettings,
+        settings: IngestSettings,
         registry: DeviceDirectory,
         *,
         pool: ConnectionPool[Connection[Any]] | None = None,
@@ -293,24 +289,3 @@ class IngestWorker:
                 failed.append(n)
         if failed and not self._stop.is_set():
             self._coalescer.add(failed)
-
-
-async def run_ingest(
-    settings: CloudSettings,
-    registry: DeviceDirectory,
-    stop: asyncio.Event,
-    *,
-    ready: asyncio.Event | None = None,
-) -> None:
-    """Run one worker until ``stop`` is set (blocking parts run in threads).
-
-    ``ready`` is set once the worker is subscribed.
-    """
-    worker = await asyncio.to_thread(IngestWorker, settings, registry)
-    await asyncio.to_thread(worker.start)
-    if ready is not None:
-        ready.set()
-    try:
-        await stop.wait()
-    finally:
-        await asyncio.to_thread(worker.stop)

@@ -4,12 +4,14 @@ Authorisation (for now): every ``/api/v1`` route needs a bearer token; admin, op
 support and mosie read the fleet (sites, gateways, devices, readings); admin and operator
 create sites and gateways and alone reach the config service (commands, configs);
 customer gets 403 on these fleet-wide routes until customer
-scoping arrives.
+scoping arrives. Domain errors become HTTP answers in one place (:mod:`cloud.portal.errors`).
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: ``Writer`` is local to ``create_app`` and
+# FastAPI resolves string annotations in the module's globals only.
 
 from collections.abc import Callable, Mapping
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, Response, status
 from pydantic import BaseModel
@@ -21,9 +23,10 @@ from cloud.identity import TokenClaims
 from cloud.ingest import CompletenessReader
 from cloud.ingest import create_router as ingest_router
 from cloud.portal.auth import FLEET_READERS, FLEET_WRITERS, require_roles
+from cloud.portal.errors import add_error_handlers
+from cloud.portal.settings import ApiSettings
 from cloud.registry import RegistryService
 from cloud.registry import create_router as registry_router
-from cloud.settings import CloudSettings
 from cloud.telemetry import TelemetryReader
 from cloud.telemetry import create_router as telemetry_router
 
@@ -36,7 +39,7 @@ class Health(BaseModel):
 
 
 def create_app(
-    settings: CloudSettings,
+    settings: ApiSettings,
     registry: RegistryService,
     telemetry_reader: TelemetryReader,
     *,
@@ -44,7 +47,8 @@ def create_app(
     completeness: CompletenessReader | None = None,
     config: ConfigService | None = None,
 ) -> FastAPI:
-    """Wire the routers to the given services; no connections are opened here."""
+    """Wire the routers to the given services; no connections are opened here (a process
+    builds it with :func:`cloud.bootstrap.create_api`)."""
     app = FastAPI(
         title="PoTR portal API",
         version="1.0.0",
@@ -55,6 +59,7 @@ def create_app(
     read = require_roles(secret, FLEET_READERS)
     write = require_roles(secret, FLEET_WRITERS)
     checks = dict(health_checks or {"database": registry.ping})
+    add_error_handlers(app)
 
     def device_exists(device_id: int) -> bool:
         return registry.get_device(device_id) is not None
@@ -68,7 +73,9 @@ def create_app(
         app.include_router(ingest_router(completeness, read=read), prefix=API_PREFIX)
     if config is not None:
         # Commands and configs write to devices: operators and admins only, reads included.
-        def actor(claims: TokenClaims = Depends(write)) -> str:
+        Writer = Annotated[TokenClaims, Depends(write)]
+
+        def actor(claims: Writer) -> str:
             return claims.sub
 
         app.include_router(config_router(config, actor=actor), prefix=API_PREFIX)

@@ -1,4 +1,8 @@
-"""Registry REST routes; the portal passes in its read/write authorisation dependencies."""
+"""Registry REST routes; the portal passes in its read/write authorisation dependencies.
+
+The service's refusals (``NotFoundError``, ``ConflictError``) propagate: the portal's
+exception handlers answer them (404, 409).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from starlette.concurrency import run_in_threadpool
 
 from cloud.registry.models import Device, Gateway, GatewayIn, Site, SiteIn
-from cloud.registry.service import ConflictError, NotFoundError, RegistryService
+from cloud.registry.service import RegistryService
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="page size")]
 Offset = Annotated[int, Query(ge=0, description="rows to skip")]
@@ -69,12 +73,7 @@ def create_router(
         },
     )
     async def add_gateway(gateway: GatewayIn) -> Gateway:
-        try:
-            return await run_in_threadpool(service.add_gateway, gateway)
-        except NotFoundError as exc:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-        except ConflictError as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+        return await run_in_threadpool(service.add_gateway, gateway)
 
     @router.get(
         "/devices",

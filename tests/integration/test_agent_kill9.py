@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from cloud.adapters.postgres import create_pool
-from cloud.ingest.worker import run_ingest
+from cloud.bootstrap import run_ingest
+from cloud.ingest import IngestSettings
 from cloud.migrate import migrate
 from cloud.registry import GatewayIn, RegistryService, SiteIn
-from cloud.settings import CloudSettings
 from edge_agent.buffer import Outbox
 from potr.servers.mosquitto import PrivateMosquitto
 from simulators.site import SiteSimSettings, SiteSimulator
@@ -41,7 +41,7 @@ async def test_agent_survives_sigkill_at_random_points_without_losing_buffered_d
     registry = RegistryService(pool)
     site = registry.add_site(SiteIn(name="kill9", region="au", time_zone="Australia/Sydney"))  # type: ignore[arg-type]
     registry.add_gateway(GatewayIn(id=GATEWAY, site_id=site.id))
-    cloud = CloudSettings(
+    cloud = IngestSettings(
         database_url=database_url,
         mqtt_url=mosquitto.url,
         mqtt_client_id=f"ingest-{uuid.uuid4().hex[:8]}",

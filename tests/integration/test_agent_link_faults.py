@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 
 from cloud.adapters.postgres import create_pool
-from cloud.ingest.worker import run_ingest
+from cloud.bootstrap import run_ingest
+from cloud.ingest import IngestSettings
 from cloud.migrate import migrate
 from cloud.registry import GatewayIn, RegistryService, SiteIn
-from cloud.settings import CloudSettings
 from edge_agent.app import Agent
 from edge_agent.buffer import AsyncOutbox
 from edge_agent.settings import AgentSettings
@@ -55,7 +55,7 @@ class Cloud:
             SiteIn(name="lf", region="au", time_zone="Australia/Sydney")  # type: ignore[arg-type]
         )
         self.registry.add_gateway(GatewayIn(id=GATEWAY, site_id=site.id))
-        self.settings = CloudSettings(
+        self.settings = IngestSettings(
             database_url=database_url,
             mqtt_url=mqtt_url,
             mqtt_client_id=f"ingest-{uuid.uuid4().hex[:8]}",

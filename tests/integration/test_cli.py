@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+from cloud.identity import MAX_JWT_TTL_S
 from cloud.identity.tokens import decode_token
-from cloud.settings import MAX_JWT_TTL_S
 from potr.cli import app
 
 pytestmark = pytest.mark.integration

@@ -20,12 +20,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.adapters.mqtt import InboundMessage
 from cloud.adapters.postgres import QueryCanceled, create_pool
-from cloud.ingest import IngestWorker, run_ingest
+from cloud.bootstrap import create_ingest_worker, run_ingest
+from cloud.ingest import IngestSettings, IngestWorker
 from cloud.ingest.pipeline import IngestPipeline
 from cloud.ingest.repository import StreamOwnerError, lock_streams
 from cloud.migrate import migrate
 from cloud.registry import GatewayIn, RegistryService, SiteIn
-from cloud.settings import CloudSettings, MqttEndpoint
+from cloud.settings import MqttEndpoint
 from cloud.telemetry import TelemetryStore
 from contracts.messages import DeviceInfo, StoredMsg
 from contracts.timeutil import to_wire, utc_now
@@ -50,9 +51,8 @@ def registry(database_url: str) -> Iterator[RegistryService]:
     pool.close()
 
 
-def _settings(database_url: str, mosquitto_url: str, **over: Any) -> CloudSettings:
+def _settings(database_url: str, mosquitto_url: str, **over: Any) -> IngestSettings:
     base: dict[str, Any] = dict(
-        env="test",
         database_url=database_url,
         mqtt_url=mosquitto_url,
         mqtt_client_id=f"ingest-{uuid.uuid4().hex[:8]}",
@@ -60,14 +60,16 @@ def _settings(database_url: str, mosquitto_url: str, **over: Any) -> CloudSettin
         ingest_flush_ms=50,
     )
     base.update(over)
-    return CloudSettings(**base)
+    return IngestSettings(**base)
 
 
 @pytest.fixture(params=["5", "3.1.1"])
 def worker(
     request: pytest.FixtureRequest, database_url: str, mosquitto_url: str, registry: RegistryService
 ) -> Iterator[IngestWorker]:
-    w = IngestWorker(_settings(database_url, mosquitto_url, mqtt_protocol=request.param), registry)
+    w = create_ingest_worker(
+        _settings(database_url, mosquitto_url, mqtt_protocol=request.param), registry
+    )
     w.start()
     yield w
     w.stop()
@@ -480,7 +482,7 @@ class _PoisonDirectory:
 def test_a_poison_message_is_dead_lettered_and_counted_so_stored_moves_on(
     database_url: str, mosquitto_url: str, registry: RegistryService, gateway: TestGateway
 ) -> None:
-    with IngestWorker(_settings(database_url, mosquitto_url), _PoisonDirectory(registry)):
+    with create_ingest_worker(_settings(database_url, mosquitto_url), _PoisonDirectory(registry)):
         gateway.publish("telemetry", gateway.telemetry(1))
         gateway.publish("telemetry", gateway.telemetry(2, device="SN-POISON"))
         gateway.publish("telemetry", gateway.telemetry(3))
@@ -568,7 +570,7 @@ def test_the_workers_pool_cancels_a_hung_statement(
     database_url: str, mosquitto_url: str, registry: RegistryService
 ) -> None:
     settings = _settings(database_url, mosquitto_url, db_statement_timeout_ms=200)
-    worker = IngestWorker(settings, registry)  # not started: only its pool is used
+    worker = create_ingest_worker(settings, registry)  # not started: only its pool is used
     try:
         with worker._pool.connection() as conn:
             assert conn.execute("SHOW statement_timeout").fetchone() == ("200ms",)
@@ -620,7 +622,7 @@ def test_a_batch_not_committed_is_redelivered_to_the_next_worker(
 ) -> None:
     settings = _settings(database_url, mosquitto_url)
     directory = _StallingDirectory(registry)
-    first = IngestWorker(settings, directory)
+    first = create_ingest_worker(settings, directory)
     first.start()
     gateway.publish("telemetry", gateway.telemetry(1))
     assert directory.entered.wait(DEADLINE_S)
@@ -631,7 +633,7 @@ def test_a_batch_not_committed_is_redelivered_to_the_next_worker(
     assert _query(database_url, "SELECT count(*) FROM telemetry.readings") == [(0,)]
 
     directory.stall = False
-    with IngestWorker(settings, directory):  # same client id: the persistent session
+    with create_ingest_worker(settings, directory):  # same client id: the persistent session
         assert gateway.wait_stored(1).upto_seq == 1
     assert _query(database_url, "SELECT count(*) FROM telemetry.readings") == [(2,)]
 
@@ -644,7 +646,7 @@ def test_ingest_survives_a_broker_restart(
     settings = _settings(database_url, mosquitto.url)
     gateway = TestGateway(mosquitto.url)
     try:
-        with IngestWorker(settings, registry):
+        with create_ingest_worker(settings, registry):
             gateway.publish("telemetry", gateway.telemetry(1))
             gateway.wait_stored(1)
             mosquitto.stop()  # graceful: the worker's persistent session is saved

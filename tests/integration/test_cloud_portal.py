@@ -12,12 +12,12 @@ from fastapi.testclient import TestClient
 
 from cloud.adapters.mqtt import InboundMessage
 from cloud.adapters.postgres import create_pool
+from cloud.bootstrap import create_api
 from cloud.identity import create_token
 from cloud.ingest import IngestPipeline
 from cloud.migrate import migrate
-from cloud.portal import create_app
+from cloud.portal import ApiSettings
 from cloud.registry import GatewayIn, RegistryService, SiteIn
-from cloud.settings import CloudSettings
 from cloud.telemetry import TelemetryReader, TelemetryStore
 from contracts.timeutil import to_wire
 from contracts.topics import Region
@@ -64,10 +64,14 @@ def services(database_url: str) -> Iterator[tuple[RegistryService, TelemetryRead
 
 
 @pytest.fixture
-def client(services: tuple[RegistryService, TelemetryReader, int]) -> TestClient:
-    registry, reader, _ = services
-    settings = CloudSettings(env="test", jwt_secret=SECRET)
-    return TestClient(create_app(settings, registry, reader))
+def client(
+    database_url: str, services: tuple[RegistryService, TelemetryReader, int]
+) -> Iterator[TestClient]:
+    """The API as ``potr api`` builds it, after ``services`` filled the database."""
+    settings = ApiSettings(env="test", jwt_secret=SECRET, database_url=database_url)
+    pool = create_pool(database_url, name="test-portal-api")
+    yield TestClient(create_api(settings, pool))
+    pool.close()
 
 
 def _auth(role: str, ttl_s: int = 300, now: datetime | None = None) -> dict[str, str]:

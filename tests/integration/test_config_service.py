@@ -26,18 +26,22 @@ from fastapi.testclient import TestClient
 
 from cloud.adapters.mqtt import InboundMessage, MqttConsumer, MqttOptions, MqttPublisher
 from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
-from cloud.bootstrap import cloud_events
+from cloud.bootstrap import (
+    cloud_events,
+    create_api,
+    create_config_service,
+    create_tracker,
+    open_config_service,
+)
 from cloud.config import (
     CommandIn,
     ConfigIn,
     ConfigService,
+    ConfigSettings,
     ConfigTracker,
     RefusedError,
     RollbackIn,
     SigningKeyError,
-    create_config_service,
-    create_publisher,
-    create_tracker,
     public_key_path,
     run_config_loops,
     write_key_file,
@@ -49,10 +53,7 @@ from cloud.events.types import GatewayBirth, gateway_birth_event
 from cloud.identity import create_token
 from cloud.ingest import announce
 from cloud.migrate import migrate
-from cloud.portal import create_app
-from cloud.registry import RegistryService
-from cloud.settings import CloudSettings
-from cloud.telemetry import TelemetryReader
+from cloud.portal import ApiSettings
 from contracts.control import ReplayGuard, config_hash, verify_command, verify_config
 from contracts.messages import AckStatus, CmdAck, DeviceInfo, ProfileRef
 from contracts.signing import TrustedKeys
@@ -71,7 +72,7 @@ PROFILE = {"id": "au-4777", "region": "au", "version": 1}
 
 @dataclass
 class Stack:
-    settings: CloudSettings
+    settings: ConfigSettings
     pool: Pool
     service: ConfigService
     tracker: ConfigTracker
@@ -104,31 +105,29 @@ def stack(database_url: str, mosquitto_url: str, tmp_path: Path) -> Iterator[Sta
     migrate(database_url)
     key_file = tmp_path / "cloud.pem"
     write_key_file(key_file, demo=True)
-    settings = CloudSettings(
+    settings = ConfigSettings(
         database_url=database_url,
         mqtt_url=mosquitto_url,
-        jwt_secret=SECRET,
         signing_key_file=key_file,
         command_expiry_grace_s=0,
         config_publish_timeout_s=5,
     )
     pool = create_pool(database_url, max_size=8, name="test-config")
-    publisher = create_publisher(settings)
-    assert publisher.start(timeout_s=10)
     try:
-        tracker = create_tracker(settings, pool)
-        tracker.apply_birth(uuid.uuid4(), "au", utc_now(), _birth())
-        endpoint = settings.mqtt
-        yield Stack(
-            settings,
-            pool,
-            create_config_service(settings, pool, publisher=publisher),
-            tracker,
-            TrustedKeys.from_pems([public_key_path(key_file).read_bytes()]),
-            MqttOptions(endpoint.host, endpoint.port, client_id="unused"),
-        )
+        with open_config_service(settings, pool, connect_timeout_s=10) as (service, connected):
+            assert connected
+            tracker = create_tracker(settings, pool)
+            tracker.apply_birth(uuid.uuid4(), "au", utc_now(), _birth())
+            endpoint = settings.mqtt
+            yield Stack(
+                settings,
+                pool,
+                service,
+                tracker,
+                TrustedKeys.from_pems([public_key_path(key_file).read_bytes()]),
+                MqttOptions(endpoint.host, endpoint.port, client_id="unused"),
+            )
     finally:
-        publisher.stop()
         pool.close()
 
 
@@ -232,13 +231,8 @@ def _count(stack: Stack, table: str) -> int:
 
 
 def _client(stack: Stack) -> TestClient:
-    app = create_app(
-        stack.settings,
-        RegistryService(stack.pool),
-        TelemetryReader(stack.pool),
-        config=stack.service,
-    )
-    return TestClient(app)
+    settings = ApiSettings(env="test", jwt_secret=SECRET, database_url=stack.settings.database_url)
+    return TestClient(create_api(settings, stack.pool, config=stack.service))
 
 
 def _auth(role: str) -> dict[str, str]:
@@ -624,7 +618,7 @@ def test_the_cli_generates_a_key_sends_a_command_sets_and_rolls_back_a_config(
 async def test_run_config_service_publishes_what_was_stored_while_the_broker_was_away(
     stack: Stack, gateway: FakeGateway
 ) -> None:
-    from cloud.config import run_config_service
+    from cloud.bootstrap import run_config_service
 
     offline = MqttPublisher(MqttOptions("127.0.0.1", 1, client_id="never"))  # never started
     service = create_config_service(stack.settings, stack.pool, publisher=offline)

@@ -25,23 +25,19 @@ import psycopg
 import pytest
 
 from cloud.adapters.postgres import create_pool
-from cloud.bootstrap import cloud_events
+from cloud.bootstrap import run_services
 from cloud.config import (
     CommandIn,
     ConfigIn,
     ConfigService,
+    ConfigSettings,
     RollbackIn,
-    create_config_service,
-    create_publisher,
-    create_tracker,
     public_key_path,
-    run_config_loops,
     write_key_file,
 )
-from cloud.ingest.worker import run_ingest
+from cloud.ingest import IngestSettings
 from cloud.migrate import migrate
 from cloud.registry import GatewayIn, RegistryService, SiteIn
-from cloud.settings import CloudSettings
 from contracts.messages import ProfileRef
 from edge_agent.settings import AgentSettings
 from simulators.device_site import DeviceSite
@@ -91,42 +87,26 @@ async def cloud_stack(
 ) -> AsyncIterator[ConfigService]:
     """Ingest, the registry and the config service (with its loops) in this process."""
     await asyncio.to_thread(migrate, database_url)
-    settings = CloudSettings(
+    ingest = IngestSettings(
         database_url=database_url,
         mqtt_url=mqtt_url,
         mqtt_client_id=f"ctl-e2e-ingest-{os.getpid()}",
+    )
+    config = ConfigSettings(
+        database_url=database_url,
+        mqtt_url=mqtt_url,
         signing_key_file=key_file,
         command_expiry_grace_s=1.0,
         config_republish_interval_s=0.3,
     )
     pool = await asyncio.to_thread(create_pool, database_url, min_size=1, max_size=6, name="e2e")
-    publisher = create_publisher(settings)
     try:
         registry = RegistryService(pool)
         await asyncio.to_thread(_provision, registry)
-        assert await asyncio.to_thread(publisher.start)
-        service = create_config_service(settings, pool, publisher=publisher)
-        tracker = create_tracker(settings, pool)
-        stop = asyncio.Event()
-        async with (
-            cloud_events(pool, registry=registry, config=tracker) as runtime,
-            asyncio.TaskGroup() as tg,
-        ):
-            ready = asyncio.Event()
-            tg.create_task(run_ingest(settings, registry, stop, ready=ready))
-            tg.create_task(
-                run_config_loops(
-                    service, tracker, stop, interval_s=0.3, kick=lambda: runtime.kick("config")
-                )
-            )
-            async with asyncio.timeout(30):
-                await ready.wait()
-            try:
-                yield service
-            finally:
-                stop.set()
+        async with run_services(pool, registry, ingest=ingest, config=config) as services:
+            assert services.publisher_connected
+            yield services.config
     finally:
-        await asyncio.to_thread(publisher.stop)
         await asyncio.to_thread(pool.close)
 
 

@@ -31,13 +31,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from cloud.adapters.postgres import create_pool
+from cloud.bootstrap import create_api, run_ingest
 from cloud.identity.tokens import create_token
-from cloud.ingest.worker import run_ingest
+from cloud.ingest import IngestSettings
 from cloud.migrate import migrate
-from cloud.portal.app import create_app
+from cloud.portal import ApiSettings
 from cloud.registry import GatewayIn, RegistryService, SiteIn
-from cloud.settings import CloudSettings
-from cloud.telemetry.store import TelemetryReader
 from contracts.topics import topic
 from potr.servers.mosquitto import PrivateMosquitto
 from potr.servers.ports import free_port
@@ -98,11 +97,11 @@ class Witness:
 async def api_client(database_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
     migrate(database_url)
     pool = create_pool(database_url, max_size=4)
-    settings = CloudSettings(
+    settings = ApiSettings(
         database_url=database_url, api_port=free_port(), jwt_secret="e2e-secret-" + uuid.uuid4().hex
     )
     registry = RegistryService(pool)
-    app = create_app(settings, registry, TelemetryReader(pool))
+    app = create_api(settings, pool)
     server = uvicorn.Server(
         uvicorn.Config(
             app, host="127.0.0.1", port=settings.api_port, log_level="warning", lifespan="off"
@@ -185,7 +184,7 @@ async def test_readings_reach_the_api_exactly_once_through_agent_restart_and_bro
     sim_settings = SiteSimSettings(
         site_id=GATEWAY, region="au", update_period_s=0.3, speed=20, start_time=noon
     )
-    cloud = CloudSettings(
+    cloud = IngestSettings(
         database_url=database_url,
         mqtt_url=mosquitto.url,
         mqtt_client_id=f"ingest-{uuid.uuid4().hex[:8]}",

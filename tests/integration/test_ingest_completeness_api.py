@@ -15,13 +15,11 @@ import pytest
 import uvicorn
 
 from cloud.adapters.postgres import create_pool
+from cloud.bootstrap import create_api
 from cloud.identity.tokens import Role, create_token
-from cloud.ingest import CompletenessReader
 from cloud.ingest.pipeline import IngestPipeline
-from cloud.portal.app import create_app
+from cloud.portal import ApiSettings
 from cloud.registry import RegistryService
-from cloud.settings import CloudSettings
-from cloud.telemetry.store import TelemetryReader
 from contracts.timeutil import utc_now
 from potr.servers.ports import free_port
 from tests.integration.harness import until
@@ -49,15 +47,13 @@ class Api:
 @pytest.fixture
 async def api(database_url: str, registry: RegistryService) -> AsyncIterator[Api]:
     pool = create_pool(database_url, max_size=4, name="test-api")
-    settings = CloudSettings(
+    settings = ApiSettings(
         env="test",
         database_url=database_url,
         api_port=free_port(),
         jwt_secret="completeness-" + uuid.uuid4().hex,
     )
-    app = create_app(
-        settings, registry, TelemetryReader(pool), completeness=CompletenessReader(pool)
-    )
+    app = create_api(settings, pool)
     server = uvicorn.Server(
         uvicorn.Config(
             app, host="127.0.0.1", port=settings.api_port, log_level="warning", lifespan="off"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from cloud.adapters.postgres import create_pool
-from cloud.bootstrap import cloud_events
+from cloud.bootstrap import cloud_events, create_ingest_worker
 from cloud.events.amqp import RabbitBus
 from cloud.events.bus import EventBus, InProcessBus, Subscription
 from cloud.events.outbox import Event
@@ -53,7 +53,7 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[EventBus]:
 async def ingest(
     database_url: str, mosquitto_url: str, registry: RegistryService
 ) -> AsyncIterator[IngestWorker]:
-    worker = IngestWorker(_settings(database_url, mosquitto_url), registry)
+    worker = create_ingest_worker(_settings(database_url, mosquitto_url), registry)
     await asyncio.to_thread(worker.start)
     yield worker
     await asyncio.to_thread(worker.stop)

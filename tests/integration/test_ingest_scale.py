@@ -18,6 +18,7 @@ import pytest
 
 from cloud.adapters.mqtt import InboundMessage
 from cloud.adapters.postgres import create_pool
+from cloud.bootstrap import create_ingest_worker
 from cloud.ingest import CompletenessReader, IngestWorker
 from cloud.ingest.pipeline import IngestPipeline
 from cloud.ingest.validate import Accepted, Rejected, validate
@@ -78,7 +79,9 @@ def three_workers(
     database_url: str, mosquitto_url: str, registry: RegistryService
 ) -> Iterator[list[IngestWorker]]:
     workers = [
-        IngestWorker(_settings(database_url, mosquitto_url, offline_check_interval_s=0.1), registry)
+        create_ingest_worker(
+            _settings(database_url, mosquitto_url, offline_check_interval_s=0.1), registry
+        )
         for _ in range(3)
     ]
     for w in workers:

@@ -46,9 +46,9 @@ import psycopg
 import pytest
 
 from cloud.adapters.postgres import create_pool
+from cloud.ingest import IngestSettings
 from cloud.migrate import migrate
 from cloud.registry import RegistryService
-from cloud.settings import CloudSettings
 from contracts.metrics import BY_NAME
 from contracts.topics import Region
 from potr.fleet import VirtualFleetRun, register_gateways, run_virtual_fleet
@@ -193,8 +193,7 @@ async def test_broker_sigkill_under_50_gateways_loses_and_duplicates_nothing(
     finally:
         pool.close()
 
-    ingest_settings = CloudSettings(
-        env="test",
+    ingest_settings = IngestSettings(
         database_url=database_url,
         mqtt_url=mosquitto.url,
         mqtt_client_id=f"s1-ingest-{uuid.uuid4().hex[:8]}",

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from cloud.ingest import run_ingest
+from cloud.bootstrap import run_ingest
 from cloud.registry import RegistryService
 from potr.servers.mosquitto import PrivateMosquitto
 from simulators.site import SiteSimSettings, SiteSimulator

@@ -1,0 +1,40 @@
+"""The portal API process's settings (prefix ``POTR_``): where it listens, its database
+and the identity service's token settings it verifies with."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from pydantic import Field, model_validator
+
+from cloud.identity import TokenSettings
+from cloud.settings import DatabaseSettings
+
+__all__ = ["ApiSettings", "is_loopback"]
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class ApiSettings(TokenSettings, DatabaseSettings):
+    """The REST API: address, database, token secret (the dev one only on loopback)."""
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65_535)
+
+    @model_validator(mode="after")
+    def _refuse_the_dev_secret_off_loopback(self) -> ApiSettings:
+        # Fail closed: the shared dev secret only where nobody else can reach the API.
+        if self.uses_dev_secret and not is_loopback(self.api_host):
+            raise ValueError(
+                "POTR_JWT_SECRET is the dev secret; it is accepted only with POTR_ENV=dev or"
+                f" test and a loopback POTR_API_HOST (env={self.env}, api_host={self.api_host})"
+            )
+        return self
