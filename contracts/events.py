@@ -157,7 +157,9 @@ class DataDropped(EventDetail):
     lost readings (None: unknown).
     """
 
-    reason: DropReason
+    #: A :class:`DropReason`; any other text is kept (a newer agent's reason must not
+    #: stop ingest from accounting for the seqs it names).
+    reason: DropReason | Text | None = Field(default=None, union_mode="left_to_right")
     seq_ranges: list[tuple[ReportedSeq, ReportedSeq]] = Field(default_factory=list)
     batches: Count = 0
     readings: Count | None = None

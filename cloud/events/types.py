@@ -13,7 +13,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.events.outbox import Event
-from contracts.messages import DeviceInfo
+from contracts.messages import DeviceInfo, DeviceStatus
 from contracts.topics import Region
 
 __all__ = [
@@ -25,15 +25,25 @@ __all__ = [
     "CONFIG_DRIFTED",
     "CONFIG_FAILED",
     "CONFIG_REPORTED",
+    "DEVICE_ASLEEP",
+    "DEVICE_FAULTY",
+    "DEVICE_OFFLINE",
+    "DEVICE_ONLINE",
     "GATEWAY_BIRTH",
+    "GATEWAY_OFFLINE",
+    "GATEWAY_ONLINE",
     "CommandAcked",
     "CommandOutcome",
     "ConfigOutcome",
     "ConfigReported",
+    "DevicePresence",
     "GatewayBirth",
+    "GatewayPresence",
     "command_outcome_event",
     "config_outcome_event",
+    "device_presence_event",
     "gateway_birth_event",
+    "gateway_presence_event",
 ]
 
 #: Ingest saw a gateway's ``birth``: its devices (the registry upserts them).
@@ -188,5 +198,76 @@ def config_outcome_event(
             "region": region,
             "source": source,
             "payload": outcome.model_dump(mode="json"),
+        }
+    )
+
+
+#: Ingest's offline check: a gateway went silent (or its LWT said so) / came back.
+GATEWAY_OFFLINE = "gateway.offline"
+GATEWAY_ONLINE = "gateway.online"
+#: Ingest's offline check: what its gateway reports of a device changed — answering
+#: again, unreachable, asleep (a PV device at night: no alarm) or faulty (it answers,
+#: but with errors). One event per status the device enters.
+DEVICE_ONLINE = "device.online"
+DEVICE_OFFLINE = "device.offline"
+DEVICE_ASLEEP = "device.asleep"
+DEVICE_FAULTY = "device.faulty"
+_DEVICE_EVENTS: dict[DeviceStatus, str] = {
+    "online": DEVICE_ONLINE,
+    "unreachable": DEVICE_OFFLINE,
+    "asleep": DEVICE_ASLEEP,
+    "faulty": DEVICE_FAULTY,
+}
+
+
+class GatewayPresence(BaseModel):
+    """Payload of ``gateway.offline`` / ``gateway.online`` (``reason``: why offline)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    gateway_id: str
+    reason: str = ""
+    last_message_at: datetime | None = None
+
+
+class DevicePresence(BaseModel):
+    """Payload of ``device.online`` / ``device.offline`` / ``device.asleep`` /
+    ``device.faulty``: the status the device entered and the one announced before."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    gateway_id: str
+    device: str
+    device_id: int | None = None
+    status: DeviceStatus
+    previous: DeviceStatus | None = None
+
+
+def gateway_presence_event(
+    region: Region | str, online: bool, presence: GatewayPresence, *, occurred_at: datetime
+) -> Event:
+    """``gateway.online`` / ``gateway.offline`` for ``presence``."""
+    return Event.model_validate(
+        {
+            "name": GATEWAY_ONLINE if online else GATEWAY_OFFLINE,
+            "region": region,
+            "source": "ingest",
+            "occurred_at": occurred_at,
+            "payload": presence.model_dump(mode="json"),
+        }
+    )
+
+
+def device_presence_event(
+    region: Region | str, presence: DevicePresence, *, occurred_at: datetime
+) -> Event:
+    """The ``device.*`` event of the status ``presence`` entered."""
+    return Event.model_validate(
+        {
+            "name": _DEVICE_EVENTS[presence.status],
+            "region": region,
+            "source": "ingest",
+            "occurred_at": occurred_at,
+            "payload": presence.model_dump(mode="json"),
         }
     )
