@@ -7,9 +7,10 @@ past the other checks still lands on the same outbox row (``ON CONFLICT (event_i
 NOTHING``).
 
 Names: ``telemetry.received`` (one per gateway per batch), ``gateway.birth``,
-``gateway.<event>`` for each gateway event (``gateway.isolator_open``,
-``gateway.device_faulty``, ``gateway.data_dropped`` …; the gateway's own name stays in
-the payload), ``command.acked``, ``config.reported``.
+``gateway.<event>`` for each gateway event (``gateway.isolator_tripped``,
+``gateway.device_faulty``, ``gateway.data_dropped`` … — the catalogue is
+:class:`contracts.events.EventType`; a name outside it, from a newer agent, is announced
+too; the gateway's own name stays in the payload), ``command.acked``, ``config.reported``.
 """
 
 from __future__ import annotations
