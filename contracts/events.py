@@ -79,7 +79,7 @@ class EventType(StrEnum):
     CONFIG_DRIFT = "config_drift"
 
 
-Port = Annotated[int, Field(ge=0, le=255)]
+UnitId = Annotated[int, Field(ge=0, le=255)]
 #: A seq as a gateway reports it (strict: ``3.0`` or ``true`` is no seq).
 ReportedSeq = Annotated[int, Field(strict=True, ge=0, le=INT8_MAX)]
 Count = Annotated[int, Field(ge=0, le=INT8_MAX)]
@@ -106,7 +106,7 @@ class DeviceBack(EventDetail):
     """``device_reachable``: a device answers again (``was``: its status before)."""
 
     endpoint: Text
-    unit_id: Port
+    unit_id: UnitId
     was: DeviceStatus
 
 
@@ -114,7 +114,7 @@ class DeviceDown(EventDetail):
     """``device_asleep`` / ``device_unreachable`` / ``device_faulty``: why it stopped."""
 
     endpoint: Text
-    unit_id: Port
+    unit_id: UnitId
     error: Text = ""
 
 
@@ -122,7 +122,7 @@ class DeviceModelsChanged(EventDetail):
     """``device_models_changed``: the SunSpec chain or firmware changed (birth re-sent)."""
 
     endpoint: Text
-    unit_id: Port
+    unit_id: UnitId
     old_models: list[Annotated[int, Field(ge=0, le=65_535)]]
     new_models: list[Annotated[int, Field(ge=0, le=65_535)]]
     old_firmware: Text | None = None

@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+from contracts.events import EventType
 from contracts.schema_export import export_schemas
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
@@ -18,8 +19,6 @@ def test_exported_schemas_are_current(tmp_path: Path) -> None:
 
 
 def test_every_catalogued_event_has_a_detail_schema(tmp_path: Path) -> None:
-    from contracts.events import EventType
-
     export_schemas(tmp_path)
     assert {p.name for p in (tmp_path / "events").glob("*.schema.json")} == {
         f"{t.value}.schema.json" for t in EventType
