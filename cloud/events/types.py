@@ -13,6 +13,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.events.outbox import Event
+from contracts.events import EventType
 from contracts.messages import DeviceInfo, DeviceStatus
 from contracts.topics import Region
 
@@ -38,11 +39,13 @@ __all__ = [
     "ConfigReported",
     "DevicePresence",
     "GatewayBirth",
+    "GatewayEventReported",
     "GatewayPresence",
     "command_outcome_event",
     "config_outcome_event",
     "device_presence_event",
     "gateway_birth_event",
+    "gateway_event_name",
     "gateway_presence_event",
 ]
 
@@ -271,3 +274,26 @@ def device_presence_event(
             "payload": presence.model_dump(mode="json"),
         }
     )
+
+
+def gateway_event_name(event: EventType) -> str:
+    """The bus name ingest gives a gateway event of the catalogue: ``gateway.<event>``
+    (``gateway.isolator_tripped``, ``gateway.data_dropped`` …)."""
+    return f"gateway.{event.value}"
+
+
+class GatewayEventReported(BaseModel):
+    """Payload of ``gateway.<event>``: a gateway's event as ingest stored it. ``detail``
+    is the wire detail; parse it with the event's model in :mod:`contracts.events`
+    (``CATALOGUE[EventType(event)].detail``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    gateway_id: str
+    event: str
+    severity: Literal["info", "warning", "critical"]
+    device: str | None = None
+    device_id: int | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+    stream_id: UUID
+    seq: int

@@ -23,6 +23,8 @@ from datetime import datetime
 from uuid import UUID
 
 from cloud.events.outbox import Event
+from cloud.events.types import gateway_event_name
+from contracts.events import event_type
 from contracts.messages import BirthMsg, CmdAck, ConfigState, EventMsg
 from contracts.topics import Region
 
@@ -33,6 +35,13 @@ _NOT_NAME = re.compile(r"[^a-z0-9_]+")
 
 def _id(*parts: object) -> UUID:
     return uuid.uuid5(_NAMESPACE, "/".join(str(p) for p in parts))
+
+
+def _gateway_event_name(name: str) -> str:
+    """``gateway.<event>``: by its catalogue type, or made name-safe for an event outside
+    the catalogue (a newer agent's)."""
+    known = event_type(name)
+    return gateway_event_name(known) if known else f"gateway.{event_suffix(name)}"
 
 
 def event_suffix(gateway_event: str) -> str:
@@ -114,10 +123,11 @@ def gateway_birth(region: str, gateway_id: str, birth: BirthMsg, ids: Mapping[st
 def gateway_event(region: str, gateway_id: str, e: EventMsg, device_id: int | None) -> Event:
     return Event(
         id=_id("event", e.stream_id, e.seq),
-        name=f"gateway.{event_suffix(e.event)}",
+        name=_gateway_event_name(e.event),
         region=Region(region),
         source=SOURCE,
         occurred_at=e.ts,
+        # The shape of cloud.events.types.GatewayEventReported (what consumers parse).
         payload={
             "gateway_id": gateway_id,
             "event": e.event,
