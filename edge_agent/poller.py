@@ -15,6 +15,11 @@ event; every state but ``online`` backs off exponentially, without delaying the 
 devices (units on one endpoint share its connection, so they wait for each other's
 requests). After a failure the device is discovered again; a device whose models
 changed (firmware update) is re-discovered at once, and ``birth`` is re-sent.
+
+A device whose profile has ``state_events`` (an isolator) also reports each change of
+its state metric as that event, with the reading that showed it
+(:mod:`edge_agent.transitions`; the first reading after start only sets the baseline).
+Every event is built from its model in :mod:`contracts.events`.
 """
 
 from __future__ import annotations
