@@ -23,7 +23,14 @@ from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    model_validator,
+)
 
 from contracts.messages import (
     INT4_MAX,
@@ -249,7 +256,7 @@ class GatewayEvent(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     type: EventType
-    detail: EventDetail
+    detail: SerializeAsAny[EventDetail]  # dumps the concrete model's fields
     device: LocalDeviceId | None = None
     severity: Severity | None = None
 
