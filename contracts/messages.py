@@ -76,6 +76,12 @@ class _Message(BaseModel):
         return orjson.dumps(self.model_dump(mode="json"))
 
 
+#: How much an event matters: ``info`` (a state change), ``warning``, ``critical``.
+Severity = Literal["info", "warning", "critical"]
+#: What the agent reports of a device (``birth``; the ``device_*`` events change it).
+DeviceStatus = Literal["online", "asleep", "unreachable", "faulty"]
+
+
 class Quality(StrEnum):
     GOOD = "good"
     SUSPECT = "suspect"
@@ -103,7 +109,7 @@ class DeviceInfo(BaseModel):
     firmware: Text | None = None
     profile: Text | None = None
     nameplate: Annotated[dict[str, float | None], NulFree] = Field(default_factory=dict)
-    status: Literal["online", "asleep", "unreachable", "faulty"] = "online"
+    status: DeviceStatus = "online"
 
 
 class BirthMsg(_Message):
@@ -147,11 +153,15 @@ class TelemetryBatch(_Message):
 
 
 class EventMsg(_Message):
+    """An event of the gateway's stream. ``event`` names it — the catalogue of names the
+    agent sends, with one ``detail`` model each, is :mod:`contracts.events`; the envelope
+    accepts any name, so a newer agent's events are still stored."""
+
     stream_id: UUID
     seq: Seq
     ts: WireTime
     event: Annotated[Text, Field(min_length=1, max_length=64)]
-    severity: Literal["info", "warning", "critical"] = "info"
+    severity: Severity = "info"
     device: LocalDeviceId | None = None
     detail: JsonObject = Field(default_factory=dict)
 
@@ -326,12 +336,15 @@ __all__ = [
     "ConfigState",
     "ConfigStatus",
     "DeviceInfo",
+    "DeviceStatus",
     "EventMsg",
     "JsonObject",
+    "LocalDeviceId",
     "MessageError",
     "ProfileRef",
     "Quality",
     "Reading",
+    "Severity",
     "StateMsg",
     "StoredMsg",
     "TelemetryBatch",

@@ -154,6 +154,12 @@ def profile_problems(profile: DeviceProfile) -> Iterator[tuple[str, str]]:
     for dup in sorted({n for n in cnames if cnames.count(n) > 1}):
         yield "commands", f"command {dup!r} declared twice"
 
+    if profile.state_events is not None and profile.state_events.metric not in names:
+        yield (
+            "state_events.metric",
+            f"metric {profile.state_events.metric!r} is not mapped in metrics",
+        )
+
 
 def check_profile(profile: DeviceProfile, file: str = "<profile>") -> DeviceProfile:
     """Raise :class:`ProfileError` for the first bad reference; return the profile."""

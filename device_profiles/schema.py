@@ -2,8 +2,9 @@
 
 A profile names the SunSpec models a device implements (in chain order) or a vendor
 register map, maps points to the contract's metric catalog (:mod:`contracts.metrics`),
-states a meter's sign convention, lists the writable settings with hard limits, and the
-named commands a device supports. Point references are strings:
+states a meter's sign convention, lists the writable settings with hard limits, the
+named commands a device supports, and the events a change of its state metric raises
+(``state_events``: an isolator's ``isolator_opened`` …). Point references are strings:
 
 * ``"<model>.<point>"`` for SunSpec, with dotted group paths inside repeating groups
   (``"705.Crv.Pt.V"``), and
@@ -20,6 +21,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from contracts.events import STATE_TRANSITION_EVENTS, EventType
+
 __all__ = [
     "Command",
     "CommandArg",
@@ -30,6 +33,8 @@ __all__ = [
     "MetricMapping",
     "PointRef",
     "Setting",
+    "StateEvent",
+    "StateEvents",
     "VendorMap",
     "VendorRegister",
 ]
@@ -189,6 +194,39 @@ class Command(_Strict):
     expect: list[CommandEffect] = Field(default_factory=list)
 
 
+class StateEvent(_Strict):
+    """A value of the state metric and the event raised when the device enters it."""
+
+    value: float
+    event: EventType
+
+    @model_validator(mode="after")
+    def _a_transition(self) -> StateEvent:
+        if self.event not in STATE_TRANSITION_EVENTS:
+            allowed = ", ".join(sorted(e.value for e in STATE_TRANSITION_EVENTS))
+            raise ValueError(f"{self.event.value} is no state event (one of: {allowed})")
+        return self
+
+
+class StateEvents(_Strict):
+    """Events raised when a device's state metric changes (``isolator_opened`` …):
+    which catalog metric holds the state and which value means which event."""
+
+    metric: str
+    events: list[StateEvent] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _values_unique(self) -> StateEvents:
+        values = [e.value for e in self.events]
+        if len(set(values)) != len(values):
+            raise ValueError("each state value may raise one event only")
+        return self
+
+    def event_for(self, value: float) -> EventType | None:
+        """The event entering state ``value`` raises; None for a value not listed."""
+        return next((e.event for e in self.events if e.value == value), None)
+
+
 class DeviceProfile(_Strict):
     """A device type. ``models`` is the SunSpec chain in order (model 1 first)."""
 
@@ -211,6 +249,7 @@ class DeviceProfile(_Strict):
     metrics: list[MetricMapping] = Field(default_factory=list)
     settings: list[Setting] = Field(default_factory=list)
     commands: list[Command] = Field(default_factory=list)
+    state_events: StateEvents | None = None
 
     def setting(self, name: str) -> Setting | None:
         return next((s for s in self.settings if s.name == name), None)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from uuid import UUID
 
-from contracts.messages import EventMsg, Quality, Reading, TelemetryBatch
+from contracts.events import BufferCorrupt, EventType, GatewayEvent
+from contracts.messages import Quality, Reading, TelemetryBatch
 from contracts.timeutil import to_wire, utc_now
 from edge_agent.buffer import AsyncOutbox, BufferFullError, Dropped, PayloadFactory
 from edge_agent.clock import ClockGuard
@@ -138,36 +139,27 @@ class Agent:
         self.wake.set()
 
     @staticmethod
-    def _event_factory(
-        event: str, severity: str, device: str | None, detail: dict[str, Any]
-    ) -> PayloadFactory:
+    def _event_factory(event: GatewayEvent) -> PayloadFactory:
         ts = utc_now()  # when it happened, even if it is buffered later
 
         def make(stream_id: UUID, seq: int) -> bytes:
-            return EventMsg(
-                stream_id=stream_id,
-                seq=seq,
-                ts=ts,
-                event=event,
-                severity=severity,
-                device=device,
-                detail=detail,
-            ).to_json()
+            return event.message(stream_id, seq, ts).to_json()
 
         return make
 
-    async def emit_event(
-        self, event: str, severity: str, device: str | None, detail: dict[str, Any]
-    ) -> None:
+    async def emit_event(self, event: GatewayEvent) -> None:
         """Buffer one event (same seq space as telemetry); events are never dropped."""
-        make = self._event_factory(event, severity, device, detail)
+        make = self._event_factory(event)
         try:
             await self.outbox.append("event", make)
         except BufferFullError as exc:
             # Only a full disk gets here: keep the event in memory until space returns.
             self._unbuffered_events.append(make)
             log.error(
-                "gateway %s: event %s kept in memory: %s", self.settings.gateway_id, event, exc
+                "gateway %s: event %s kept in memory: %s",
+                self.settings.gateway_id,
+                event.type.value,
+                exc,
             )
             return
         self.wake.set()
@@ -190,7 +182,9 @@ class Agent:
                 dropped.reason,
                 dropped.ranges(),
             )
-            return self._event_factory("data_dropped", "warning", None, dropped.detail())
+            return self._event_factory(
+                GatewayEvent(type=EventType.DATA_DROPPED, detail=dropped.detail())
+            )
 
         try:
             if await self.outbox.report_drops(make):
@@ -199,11 +193,13 @@ class Agent:
             log.error("gateway %s: drop report deferred: %s", self.settings.gateway_id, exc)
             return
         if self._unbuffered_drop.unsequenced:
-            detail = self._unbuffered_drop.detail()
+            event = GatewayEvent(
+                type=EventType.DATA_DROPPED,
+                detail=self._unbuffered_drop.detail(),
+                severity="critical",
+            )
             try:
-                await self.outbox.append(
-                    "event", self._event_factory("data_dropped", "critical", None, detail)
-                )
+                await self.outbox.append("event", self._event_factory(event))
             except BufferFullError:
                 return
             self._unbuffered_drop = Dropped("disk full")
@@ -221,7 +217,7 @@ class Agent:
             log.warning(
                 "gateway %s: wall clock jumped by %.3fs", self.settings.gateway_id, jump.delta_s
             )
-            await self.emit_event("clock_jump", "warning", None, jump.detail())
+            await self.emit_event(GatewayEvent(type=EventType.CLOCK_JUMP, detail=jump.detail()))
 
     async def report_drops_every(self) -> None:
         """Coalesced drop reports: at start (a previous run's), then every interval."""
@@ -320,14 +316,10 @@ async def run_agent(settings: AgentSettings, stop: asyncio.Event | None = None) 
     async with AsyncOutbox(settings.buffer_path, max_bytes=settings.buffer_max_bytes) as outbox:
         agent = Agent(settings, outbox)
         if outbox.recovered is not None:
-            await agent.emit_event(
-                "buffer_corrupt",
-                "critical",
-                None,
-                {
-                    "moved_to": str(outbox.recovered.moved_to),
-                    "reason": outbox.recovered.reason,
-                    "new_stream_id": str(outbox.stream_id),
-                },
+            corrupt = BufferCorrupt(
+                moved_to=str(outbox.recovered.moved_to),
+                reason=outbox.recovered.reason,
+                new_stream_id=outbox.stream_id,
             )
+            await agent.emit_event(GatewayEvent(type=EventType.BUFFER_CORRUPT, detail=corrupt))
         await agent.run(stop)

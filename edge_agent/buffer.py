@@ -6,7 +6,8 @@ one seq space until the cloud's ``stored`` watermark covers it. :class:`Outbox` 
 blocking core; :class:`AsyncOutbox` runs it on one dedicated thread.
 
 Bounded by payload bytes: when full, the oldest *telemetry* goes first and every drop is
-recorded (:class:`Dropped`, seq ranges and time span) for a ``data_dropped`` event;
+recorded (:class:`Dropped`, seq ranges and time span) for a ``data_dropped`` event
+(:class:`contracts.events.DataDropped`);
 events, acks and config states are never dropped. A file that fails its integrity check
 on open is moved aside and a new stream starts (:attr:`Outbox.recovered`).
 """
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
+from contracts.events import DataDropped
 from contracts.streams import next_seq
 
 T = TypeVar("T")
@@ -104,16 +106,18 @@ class Dropped:
                 out.append((seq, seq))
         return out
 
-    def detail(self) -> dict[str, Any]:
-        """The ``data_dropped`` event's detail."""
-        return {
-            "reason": self.reason,
-            "seq_ranges": [list(r) for r in self.ranges()],
-            "batches": len(self.seqs) + self.unsequenced,
-            "bytes": self.bytes,
-            "from": self.span_from,
-            "to": self.span_to,
-        }
+    def detail(self) -> DataDropped:
+        """The ``data_dropped`` event's detail (``reason`` is a :class:`DropReason`)."""
+        return DataDropped.model_validate(
+            {
+                "reason": self.reason,
+                "seq_ranges": self.ranges(),
+                "batches": len(self.seqs) + self.unsequenced,
+                "bytes": self.bytes,
+                "from": self.span_from,
+                "to": self.span_to,
+            }
+        )
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from contracts.timeutil import to_wire
+from contracts.events import ClockJumped
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +51,13 @@ class ClockJump:
     before: float
     after: float
 
-    def detail(self) -> dict[str, Any]:
+    def detail(self) -> ClockJumped:
         """The ``clock_jump`` event's detail."""
-        return {
-            "delta_s": round(self.delta_s, 3),
-            "from": _iso(self.before),
-            "to": _iso(self.after),
-        }
+        return ClockJumped(
+            delta_s=round(self.delta_s, 3),
+            from_=datetime.fromtimestamp(self.before, UTC),
+            to=datetime.fromtimestamp(self.after, UTC),
+        )
 
 
 class ClockGuard:
@@ -167,10 +167,6 @@ def ntp_synchronised() -> bool | None:
     if state < 0:
         return None
     return state != _TIME_ERROR and not timex.status & _STA_UNSYNC
-
-
-def _iso(epoch: float) -> str:
-    return to_wire(datetime.fromtimestamp(epoch, UTC))
 
 
 __all__ = ["CLOCK_SANE_AFTER", "ClockGuard", "ClockJump", "ntp_synchronised"]

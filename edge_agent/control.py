@@ -14,7 +14,7 @@ import asyncio
 import logging
 import sqlite3
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -32,6 +32,7 @@ from contracts.control import (
     verify_command,
     verify_config,
 )
+from contracts.events import ConfigDrift, EventType, GatewayEvent
 from contracts.messages import AckStatus, CmdAck, CommandMsg, ConfigDoc, ConfigState
 from contracts.signing import TrustedKeys
 from contracts.timeutil import utc_now
@@ -54,14 +55,12 @@ from edge_agent.config_report import (
 )
 from edge_agent.control_store import ControlStore, HandledConfig
 from edge_agent.device_writer import DeviceWriter, SettingValue, WriteFailed, limit_guard
-from edge_agent.poller import DevicePoller, DeviceRegistry
+from edge_agent.poller import DevicePoller, DeviceRegistry, EventSink
 from edge_agent.settings import AgentSettings
 
 __all__ = ["ControlService", "ControlStats"]
 
 log = logging.getLogger(__name__)
-
-EventSink = Callable[[str, str, str | None, dict[str, Any]], Awaitable[None]]
 
 
 class ControlStats:
@@ -656,12 +655,8 @@ class ControlService:
             "gateway %s: config drift now %s", self._s.gateway_id, sorted(drift) or "cleared"
         )
         if drift:
-            await self._emit(
-                "config_drift",
-                "warning",
-                None,
-                {"version": self._handled.version, "drift": found},
-            )
+            drifted = ConfigDrift.model_validate({"version": self._handled.version, "drift": found})
+            await self._emit(GatewayEvent(type=EventType.CONFIG_DRIFT, detail=drifted))
         await self._publish_state(body)
         return self._drift
 

@@ -15,6 +15,11 @@ event; every state but ``online`` backs off exponentially, without delaying the 
 devices (units on one endpoint share its connection, so they wait for each other's
 requests). After a failure the device is discovered again; a device whose models
 changed (firmware update) is re-discovered at once, and ``birth`` is re-sent.
+
+A device whose profile has ``state_events`` (an isolator) also reports each change of
+its state metric as that event, with the reading that showed it
+(:mod:`edge_agent.transitions`; the first reading after start only sets the baseline).
+Every event is built from its model in :mod:`contracts.events`.
 """
 
 from __future__ import annotations
@@ -26,10 +31,18 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
 
-from contracts.messages import DeviceInfo, Quality, Reading
-from contracts.timeutil import to_wire, truncate_ms, utc_now
+from contracts.events import (
+    DataDropped,
+    DeviceBack,
+    DeviceDown,
+    DeviceModelsChanged,
+    DropReason,
+    EventType,
+    GatewayEvent,
+)
+from contracts.messages import DeviceInfo, DeviceStatus, Quality, Reading
+from contracts.timeutil import truncate_ms, utc_now
 from device_profiles.schema import DeviceProfile, VendorMap
 from edge_agent.discovery import DeviceMap, discover, read_model
 from edge_agent.modbus import ModbusEndpoint, ModbusReadError
@@ -43,12 +56,20 @@ from edge_agent.normalise import (
 )
 from edge_agent.settings import EndpointSettings, RtuEndpointSettings
 from edge_agent.sunspec import DecodedModel, ModelBlock, SunSpecError, decode_plan
+from edge_agent.transitions import StateWatch
 from edge_agent.vendor import decode_registers, read_spans
 
 log = logging.getLogger(__name__)
 
-Status = Literal["online", "asleep", "unreachable", "faulty"]
-EventSink = Callable[[str, str, str | None, dict[str, Any]], Awaitable[None]]
+Status = DeviceStatus
+#: Buffers one event (:mod:`contracts.events`); the agent's ``emit_event``.
+EventSink = Callable[[GatewayEvent], Awaitable[None]]
+#: The event a device entering a status raises (``online`` raises ``device_reachable``).
+_STATUS_EVENTS: dict[Status, EventType] = {
+    "asleep": EventType.DEVICE_ASLEEP,
+    "unreachable": EventType.DEVICE_UNREACHABLE,
+    "faulty": EventType.DEVICE_FAULTY,
+}
 #: Told after every poll: the device, its duration in seconds, and whether it succeeded.
 PollObserver = Callable[["DeviceState", float, bool], None]
 #: Is the sun down at the site now? None = not known (no location configured).
@@ -162,6 +183,12 @@ class DevicePoller:
         #: Metrics this device has delivered values for: a null among them is flagged.
         self._implemented: set[str] = set()
         self._last_values: dict[str, float | None] = {}
+        #: Transitions of the device's state metric (``state_events`` of its profile).
+        self._state_watch = (
+            StateWatch(profile.state_events)
+            if profile is not None and profile.state_events is not None
+            else None
+        )
         self.state = DeviceState(
             settings.name, unit_id, local_device_id(None, settings.name, unit_id)
         )
@@ -253,18 +280,16 @@ class DevicePoller:
         )
         self._implemented.clear()
         self._registry.changed.set()  # birth is re-sent with the new models
+        detail = DeviceModelsChanged(
+            endpoint=self._settings.name,
+            unit_id=self._unit,
+            old_models=old.models,
+            new_models=new.models,
+            old_firmware=old.firmware,
+            new_firmware=new.firmware,
+        )
         await self._emit(
-            "device_models_changed",
-            "warning",
-            new.device,
-            {
-                "endpoint": self._settings.name,
-                "unit_id": self._unit,
-                "old_models": old.models,
-                "new_models": new.models,
-                "old_firmware": old.firmware,
-                "new_firmware": new.firmware,
-            },
+            GatewayEvent(type=EventType.DEVICE_MODELS_CHANGED, device=new.device, detail=detail)
         )
 
     def _make_plan(self, device: DeviceMap) -> _Plan:
@@ -383,7 +408,7 @@ class DevicePoller:
         self.state.status = status
         self._registry.changed.set()
         device = self.state.device_id
-        detail: dict[str, Any] = {"endpoint": self._settings.name, "unit_id": self._unit}
+        endpoint = self._settings.name
         if status == "online":
             if not first:
                 log.info(
@@ -392,18 +417,19 @@ class DevicePoller:
                     self._where,
                     "awake" if previous == "asleep" else "reachable",
                 )
-                await self._emit("device_reachable", "info", device, {**detail, "was": previous})
+                back = DeviceBack(endpoint=endpoint, unit_id=self._unit, was=previous)
+                await self._emit(
+                    GatewayEvent(type=EventType.DEVICE_REACHABLE, device=device, detail=back)
+                )
             return
-        detail["error"] = error
         if status == "asleep":
             log.info("device %s (%s) asleep (sun down): %s", device, self._where, error)
-            await self._emit("device_asleep", "info", device, detail)
         elif status == "unreachable":
             log.warning("device %s (%s) unreachable: %s", device, self._where, error)
-            await self._emit("device_unreachable", "warning", device, detail)
         else:
             log.warning("device %s (%s) faulty: %s", device, self._where, error)
-            await self._emit("device_faulty", "warning", device, detail)
+        down = DeviceDown(endpoint=endpoint, unit_id=self._unit, error=error)
+        await self._emit(GatewayEvent(type=_STATUS_EVENTS[status], device=device, detail=down))
 
     async def _timed_poll(self) -> Reading:
         if self._on_poll is None:
@@ -439,21 +465,38 @@ class DevicePoller:
                 continue
             failures = 0
             await self._set_status("online")
+            await self._watch_state(reading)
             try:
                 self._readings.put_nowait(reading)
             except asyncio.QueueFull:
                 log.error("reading queue full: dropped a reading of %s", self.state.device_id)
-                await self._emit(
-                    "data_dropped",
-                    "warning",
-                    self.state.device_id,
-                    {
-                        "reason": "reading queue full",
-                        "from": to_wire(reading.ts),
-                        "to": to_wire(reading.ts),
-                        "readings": 1,
-                    },
+                lost = DataDropped(
+                    reason=DropReason.READING_QUEUE_FULL,
+                    readings=1,
+                    from_=reading.ts,
+                    to=reading.ts,
                 )
+                await self._emit(
+                    GatewayEvent(type=EventType.DATA_DROPPED, device=reading.device, detail=lost)
+                )
+
+    async def _watch_state(self, reading: Reading) -> None:
+        """Tell a change of the device's state metric (an isolator opening …) as its event."""
+        if self._state_watch is None:
+            return
+        event = self._state_watch.observe(reading)
+        if event is not None:
+            metric = self._state_watch.rule.metric
+            log.warning(
+                "device %s (%s): %s (%s = %s at %s)",
+                reading.device,
+                self._where,
+                event.type.value,
+                metric,
+                reading.values.get(metric),
+                reading.ts,
+            )
+            await self._emit(event)
 
 
 def _text(value: object) -> str | None:

@@ -13,7 +13,8 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.events.outbox import Event
-from contracts.messages import DeviceInfo
+from contracts.events import EventType
+from contracts.messages import DeviceInfo, DeviceStatus
 from contracts.topics import Region
 
 __all__ = [
@@ -25,15 +26,27 @@ __all__ = [
     "CONFIG_DRIFTED",
     "CONFIG_FAILED",
     "CONFIG_REPORTED",
+    "DEVICE_ASLEEP",
+    "DEVICE_FAULTY",
+    "DEVICE_OFFLINE",
+    "DEVICE_ONLINE",
     "GATEWAY_BIRTH",
+    "GATEWAY_OFFLINE",
+    "GATEWAY_ONLINE",
     "CommandAcked",
     "CommandOutcome",
     "ConfigOutcome",
     "ConfigReported",
+    "DevicePresence",
     "GatewayBirth",
+    "GatewayEventReported",
+    "GatewayPresence",
     "command_outcome_event",
     "config_outcome_event",
+    "device_presence_event",
     "gateway_birth_event",
+    "gateway_event_name",
+    "gateway_presence_event",
 ]
 
 #: Ingest saw a gateway's ``birth``: its devices (the registry upserts them).
@@ -190,3 +203,97 @@ def config_outcome_event(
             "payload": outcome.model_dump(mode="json"),
         }
     )
+
+
+#: Ingest's offline check: a gateway went silent (or its LWT said so) / came back.
+GATEWAY_OFFLINE = "gateway.offline"
+GATEWAY_ONLINE = "gateway.online"
+#: Ingest's offline check: what its gateway reports of a device changed — answering
+#: again, unreachable, asleep (a PV device at night: no alarm) or faulty (it answers,
+#: but with errors). One event per status the device enters.
+DEVICE_ONLINE = "device.online"
+DEVICE_OFFLINE = "device.offline"
+DEVICE_ASLEEP = "device.asleep"
+DEVICE_FAULTY = "device.faulty"
+_DEVICE_EVENTS: dict[DeviceStatus, str] = {
+    "online": DEVICE_ONLINE,
+    "unreachable": DEVICE_OFFLINE,
+    "asleep": DEVICE_ASLEEP,
+    "faulty": DEVICE_FAULTY,
+}
+
+
+class GatewayPresence(BaseModel):
+    """Payload of ``gateway.offline`` / ``gateway.online`` (``reason``: why offline)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    gateway_id: str
+    reason: str = ""
+    last_message_at: datetime | None = None
+
+
+class DevicePresence(BaseModel):
+    """Payload of ``device.online`` / ``device.offline`` / ``device.asleep`` /
+    ``device.faulty``: the status the device entered and the one announced before."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    gateway_id: str
+    device: str
+    device_id: int | None = None
+    status: DeviceStatus
+    previous: DeviceStatus | None = None
+
+
+def gateway_presence_event(
+    region: Region | str, online: bool, presence: GatewayPresence, *, occurred_at: datetime
+) -> Event:
+    """``gateway.online`` / ``gateway.offline`` for ``presence``."""
+    return Event.model_validate(
+        {
+            "name": GATEWAY_ONLINE if online else GATEWAY_OFFLINE,
+            "region": region,
+            "source": "ingest",
+            "occurred_at": occurred_at,
+            "payload": presence.model_dump(mode="json"),
+        }
+    )
+
+
+def device_presence_event(
+    region: Region | str, presence: DevicePresence, *, occurred_at: datetime
+) -> Event:
+    """The ``device.*`` event of the status ``presence`` entered."""
+    return Event.model_validate(
+        {
+            "name": _DEVICE_EVENTS[presence.status],
+            "region": region,
+            "source": "ingest",
+            "occurred_at": occurred_at,
+            "payload": presence.model_dump(mode="json"),
+        }
+    )
+
+
+def gateway_event_name(event: EventType) -> str:
+    """The bus name ingest gives a gateway event of the catalogue: ``gateway.<event>``
+    (``gateway.isolator_tripped``, ``gateway.data_dropped`` …)."""
+    return f"gateway.{event.value}"
+
+
+class GatewayEventReported(BaseModel):
+    """Payload of ``gateway.<event>``: a gateway's event as ingest stored it. ``detail``
+    is the wire detail; parse it with the event's model in :mod:`contracts.events`
+    (``CATALOGUE[EventType(event)].detail``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    gateway_id: str
+    event: str
+    severity: Literal["info", "warning", "critical"]
+    device: str | None = None
+    device_id: int | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+    stream_id: UUID
+    seq: int

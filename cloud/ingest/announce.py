@@ -7,9 +7,10 @@ past the other checks still lands on the same outbox row (``ON CONFLICT (event_i
 NOTHING``).
 
 Names: ``telemetry.received`` (one per gateway per batch), ``gateway.birth``,
-``gateway.<event>`` for each gateway event (``gateway.isolator_open``,
-``gateway.device_faulty``, ``gateway.data_dropped`` …; the gateway's own name stays in
-the payload), ``command.acked``, ``config.reported``.
+``gateway.<event>`` for each gateway event (``gateway.isolator_tripped``,
+``gateway.device_faulty``, ``gateway.data_dropped`` … — the catalogue is
+:class:`contracts.events.EventType`; a name outside it, from a newer agent, is announced
+too; the gateway's own name stays in the payload), ``command.acked``, ``config.reported``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from datetime import datetime
 from uuid import UUID
 
 from cloud.events.outbox import Event
+from cloud.events.types import gateway_event_name
+from contracts.events import event_type
 from contracts.messages import BirthMsg, CmdAck, ConfigState, EventMsg
 from contracts.topics import Region
 
@@ -32,6 +35,13 @@ _NOT_NAME = re.compile(r"[^a-z0-9_]+")
 
 def _id(*parts: object) -> UUID:
     return uuid.uuid5(_NAMESPACE, "/".join(str(p) for p in parts))
+
+
+def _gateway_event_name(name: str) -> str:
+    """``gateway.<event>``: by its catalogue type, or made name-safe for an event outside
+    the catalogue (a newer agent's)."""
+    known = event_type(name)
+    return gateway_event_name(known) if known else f"gateway.{event_suffix(name)}"
 
 
 def event_suffix(gateway_event: str) -> str:
@@ -113,10 +123,11 @@ def gateway_birth(region: str, gateway_id: str, birth: BirthMsg, ids: Mapping[st
 def gateway_event(region: str, gateway_id: str, e: EventMsg, device_id: int | None) -> Event:
     return Event(
         id=_id("event", e.stream_id, e.seq),
-        name=f"gateway.{event_suffix(e.event)}",
+        name=_gateway_event_name(e.event),
         region=Region(region),
         source=SOURCE,
         occurred_at=e.ts,
+        # The shape of cloud.events.types.GatewayEventReported (what consumers parse).
         payload={
             "gateway_id": gateway_id,
             "event": e.event,

@@ -5,7 +5,8 @@ samples come from the poll interval the gateway declared in its latest ``birth``
 local day is the site's (IANA time zone learned from the registry at birth, kept in
 ``ingest.sessions.time_zone``; UTC when unknown). A day is counted from its local
 midnight to the next one (23 or 25 h across a DST change), and today only up to now.
-Open gaps and ``data_dropped`` events explain a shortfall.
+Open gaps and ``data_dropped`` events (:class:`contracts.events.DataDropped`: seq ranges,
+batches, readings and time span lost at the gateway) explain a shortfall.
 """
 
 from __future__ import annotations

@@ -1,32 +1,42 @@
 """Seqs a gateway reports as dropped (its ``data_dropped`` event): they will never come, so
 ingest counts them as accounted for, and the ``stored`` watermark can move past them.
 
-Only seqs below the event's own seq count (they were allocated before it), and a bounded
-number per event, so a faulty report cannot claim the future or cost unbounded work.
+The event is read through its typed detail (:class:`contracts.events.DataDropped`), which
+also parses the two older shapes agents in the field send (the poller's has no seqs, so it
+accounts for none). Only seqs below the event's own seq count (they were allocated before
+it), and a bounded number per event, so a faulty report cannot claim the future or cost
+unbounded work; a detail that does not parse accounts for nothing (its gap stays open).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
 
-from contracts.messages import EventMsg
+from contracts.events import DataDropped, EventType, event_type, parse_detail
+from contracts.messages import EventMsg, MessageError
 
-DATA_DROPPED = "data_dropped"
+log = logging.getLogger(__name__)
 MAX_DROPPED_SEQS_PER_EVENT = 1_000_000
 
 
 def dropped_seqs(event: EventMsg) -> list[int]:
     """The seqs a ``data_dropped`` event accounts for (empty for any other event)."""
-    if event.event != DATA_DROPPED:
+    if event_type(event.event) is not EventType.DATA_DROPPED:
         return []
-    ranges: Any = event.detail.get("seq_ranges")
-    if not isinstance(ranges, list):
+    try:
+        detail = parse_detail(event)
+    except MessageError as exc:
+        log.warning("stream %s seq %d: %s", event.stream_id, event.seq, exc.reason)
         return []
+    assert isinstance(detail, DataDropped)  # the catalogue's model for DATA_DROPPED
+    return accounted_seqs(detail, event.seq)
+
+
+def accounted_seqs(detail: DataDropped, event_seq: int) -> list[int]:
+    """The seqs of ``detail``'s ranges that lie before the event's own seq (bounded)."""
     seqs: list[int] = []
-    for item in ranges:
-        if not (isinstance(item, list) and len(item) == 2 and all(type(x) is int for x in item)):
-            continue
-        lo, hi = max(item[0], 1), min(item[1], event.seq - 1)
+    for first, last in detail.seq_ranges:
+        lo, hi = max(first, 1), min(last, event_seq - 1)
         if lo > hi or len(seqs) + (hi - lo + 1) > MAX_DROPPED_SEQS_PER_EVENT:
             continue
         seqs.extend(range(lo, hi + 1))

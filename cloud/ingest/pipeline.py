@@ -23,6 +23,7 @@ from cloud.ingest.coalesce import StoredNotice
 from cloud.ingest.dropped import dropped_seqs
 from cloud.ingest.validate import Accepted, BufferedGatewayMessage, Rejected, validate
 from cloud.telemetry import RowTuple, TelemetryStore, partition_days
+from contracts.events import device_status
 from contracts.messages import (
     BirthMsg,
     CmdAck,
@@ -451,10 +452,6 @@ def _last_messages(
     return [(gw, region, at) for (gw, region), at in newest.items()]
 
 
-#: Gateway events that change what the gateway reports of a device's reachability.
-_DEVICE_STATUS_EVENTS = {"device_unreachable": "unreachable", "device_reachable": "online"}
-
-
 def _device_reports(accepted: list[Accepted]) -> list[tuple[str, str, str, datetime]]:
     """(gateway, local id, status, reported at) from births and device events; the
     newest per device within the batch."""
@@ -470,8 +467,8 @@ def _device_reports(accepted: list[Accepted]) -> list[tuple[str, str, str, datet
         if isinstance(msg, BirthMsg):
             for d in msg.devices:
                 put(v.source.gateway_id, d.device, d.status, msg.ts)
-        elif isinstance(msg, EventMsg) and msg.device and msg.event in _DEVICE_STATUS_EVENTS:
-            put(v.source.gateway_id, msg.device, _DEVICE_STATUS_EVENTS[msg.event], msg.ts)
+        elif isinstance(msg, EventMsg) and msg.device and (status := device_status(msg.event)):
+            put(v.source.gateway_id, msg.device, status, msg.ts)  # a device_* event
     return [(gw, local, status, at) for (gw, local), (status, at) in newest.items()]
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from contracts.events import GatewayEvent
 from contracts.messages import Quality, Reading
 from contracts.timeutil import utc_now
 from device_profiles import builtin_profile
@@ -54,10 +55,8 @@ class Events:
     def __init__(self) -> None:
         self.items: list[tuple[str, str | None, dict[str, Any]]] = []
 
-    async def __call__(
-        self, event: str, severity: str, device: str | None, detail: dict[str, Any]
-    ) -> None:
-        self.items.append((event, device, detail))
+    async def __call__(self, event: GatewayEvent) -> None:
+        self.items.append((event.type.value, event.device, event.detail.wire()))
 
     def of(self, endpoint: str, unit: int) -> list[str]:
         return [

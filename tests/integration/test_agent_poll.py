@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from contracts.events import GatewayEvent
 from contracts.messages import Reading
 from edge_agent.modbus import ModbusEndpoint
 from edge_agent.poller import DevicePoller, DeviceRegistry
@@ -108,10 +109,8 @@ class Events:
         self.items: list[tuple[str, str | None, dict[str, Any]]] = []
         self.arrived = asyncio.Event()
 
-    async def __call__(
-        self, event: str, severity: str, device: str | None, detail: dict[str, Any]
-    ) -> None:
-        self.items.append((event, device, detail))
+    async def __call__(self, event: GatewayEvent) -> None:
+        self.items.append((event.type.value, event.device, event.detail.wire()))
         self.arrived.set()
 
 

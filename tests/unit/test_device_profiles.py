@@ -179,3 +179,57 @@ def test_cli_validate_fails_on_a_bad_profile(tmp_path: Path) -> None:
     result = CliRunner().invoke(_cli(), ["profiles", "validate", str(path)])
     assert result.exit_code == 1
     assert "4242" in result.output
+
+
+def _isolator() -> dict[str, Any]:
+    return yaml.safe_load((BUILTIN_DIR / "sim-isolator.yaml").read_text())
+
+
+def test_the_isolator_profile_says_which_state_raises_which_event() -> None:
+    rule = builtin_profile("sim-isolator").state_events
+    assert rule is not None
+    assert rule.metric == "isolator_state_code"
+    # The vendor map's symbols: OPEN 0, CLOSED 1, TRIPPED 2.
+    assert [rule.event_for(v) for v in (0, 1, 2, 3)] == [
+        "isolator_opened",
+        "isolator_closed",
+        "isolator_tripped",
+        None,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key", "reason"),
+    [
+        (
+            lambda d: d["state_events"].update(metric="pv_w"),
+            "state_events.metric",
+            "'pv_w' is not mapped in metrics",
+        ),
+        (
+            lambda d: d["state_events"]["events"].append({"value": 3, "event": "device_asleep"}),
+            "state_events.events[3]",
+            "device_asleep is no state event",
+        ),
+        (
+            lambda d: d["state_events"]["events"].append({"value": 3, "event": "isolator_ajar"}),
+            "state_events.events[3].event",
+            "Input should be",
+        ),
+        (
+            lambda d: d["state_events"]["events"].append({"value": 2, "event": "isolator_opened"}),
+            "state_events",
+            "one event only",
+        ),
+        (lambda d: d["state_events"].update(events=[]), "state_events.events", "at least 1"),
+    ],
+)
+def test_bad_state_events_name_the_key_and_reason(
+    tmp_path: Path, mutate: Any, key: str, reason: str
+) -> None:
+    data = _isolator()
+    mutate(data)
+    with pytest.raises(ProfileError) as info:
+        load_profile(_write(tmp_path, data))
+    assert info.value.key == key
+    assert reason in info.value.reason

@@ -164,7 +164,7 @@ def test_a_full_buffer_drops_the_oldest_telemetry_first_and_reports_it(tmp_path:
     assert box.bytes == 850
     drops = box.pending_drops()
     assert len(drops) == 1
-    detail = drops[0].detail()
+    detail = drops[0].detail().wire()
     assert detail["seq_ranges"] == [[1, 2], [4, 4]]
     assert detail["batches"] == 3
     assert detail["bytes"] == 600

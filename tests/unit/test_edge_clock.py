@@ -101,7 +101,7 @@ def test_clock_off_by_two_hours_then_corrected_flags_readings_and_reports_one_ju
     jump = guard.check()
     assert jump is not None
     assert jump.delta_s == pytest.approx(-error)
-    assert jump.detail()["delta_s"] == pytest.approx(-error)
+    assert jump.detail().delta_s == pytest.approx(-error)
     assert guard.take_suspect()  # readings around the step stay flagged
 
     t.advance(1.0)
