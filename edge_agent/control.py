@@ -35,7 +35,8 @@ from contracts.control import (
 from contracts.messages import AckStatus, CmdAck, CommandMsg, ConfigDoc, ConfigState
 from contracts.signing import TrustedKeys
 from contracts.timeutil import utc_now
-from device_profiles.schema import DeviceProfile
+from device_profiles.applicability import Applicability, decide_command, state_points
+from device_profiles.schema import Command, DeviceProfile
 from device_profiles.setpoints import (
     SetpointRefusal,
     ValidatedSetting,
@@ -361,6 +362,10 @@ class ControlService:
                 f"unknown device: {device!r} is {poller.state.status}, not discovered",
             )
             return
+        command_def = profile.command(command.name)
+        assert command_def is not None
+        if not await self._applies(command, profile, command_def, writer):
+            return
         try:
             await writer.precheck({w.point: w.value for w in checked.writes})
         except WriteFailed as exc:
@@ -374,8 +379,7 @@ class ControlService:
             read_back = [
                 f"{w.point}={await writer.check_scalar(w.point, w.value):g}" for w in checked.writes
             ]
-            command_def = profile.command(command.name)
-            for effect in command_def.expect if command_def else []:
+            for effect in command_def.expect:
                 shown = await writer.await_effect(
                     effect.point, effect.value, self._s.command_effect_timeout_s
                 )
@@ -395,6 +399,30 @@ class ControlService:
         # After the final ack is buffered: a crash in between repeats the answer, never
         # loses it (the cloud keeps the first final status).
         await self._store.io(self._store.finish, command.id)
+
+    async def _applies(
+        self,
+        command: CommandMsg,
+        profile: DeviceProfile,
+        command_def: Command,
+        writer: DeviceWriter,
+    ) -> bool:
+        """Read the command's declared effect and preconditions; answer at once, with
+        nothing written, when the effect already shows or a precondition fails."""
+        try:
+            state = {ref: await writer.read_scalar(ref) for ref in state_points(command_def)}
+        except WriteFailed as exc:
+            await self._reject(command, "state unreadable", f"not written: state unreadable: {exc}")
+            return False
+        decision = decide_command(profile, command_def, state)
+        if decision.applicability is Applicability.NOT_APPLICABLE:
+            await self._reject(command, "not applicable", decision.detail)
+            return False
+        if decision.applicability is Applicability.IN_EFFECT:
+            log.info("gateway %s: command %s: %s", self._s.gateway_id, command.id, decision.detail)
+            await self._ack(command.id, AckStatus.DONE, decision.detail)
+            return False
+        return True
 
     async def _report_interrupted(self) -> None:
         """Commands a previous run accepted but never finished (power cut, kill -9 between
