@@ -136,7 +136,10 @@ def test_every_effect_must_show_and_every_precondition_hold() -> None:
     )
     command = profile.commands[0]
     assert state_points(command) == ["vendor.state", "vendor.ready"]
-    decide = lambda state: decide_command(profile, command, state).applicability  # noqa: E731
+
+    def decide(state: dict[str, float | None]) -> Applicability:
+        return decide_command(profile, command, state).applicability
+
     assert decide({"vendor.state": 5, "vendor.ready": 0}) == IN_EFFECT  # effect first
     assert decide({"vendor.state": 4, "vendor.ready": 1}) == APPLIES
     assert decide({"vendor.state": 3, "vendor.ready": 1}) == APPLIES
