@@ -146,6 +146,8 @@ def profile_problems(profile: DeviceProfile) -> Iterator[tuple[str, str]]:
                 yield f"{key}.args[{j}].setting", f"no setting {arg.setting!r}"
         for j, effect in enumerate(command.expect):
             yield from point(f"{key}.expect[{j}].point", effect.point, writable=False)
+        for j, condition in enumerate(command.requires):
+            yield from point(f"{key}.requires[{j}].point", condition.point, writable=False)
         for j, write in enumerate(command.writes):
             yield from point(f"{key}.writes[{j}].point", write.point, writable=True)
             if write.arg is not None and write.arg not in args:

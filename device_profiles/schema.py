@@ -26,6 +26,8 @@ from contracts.events import STATE_TRANSITION_EVENTS, EventType
 __all__ = [
     "Command",
     "CommandArg",
+    "CommandCondition",
+    "CommandEffect",
     "CommandWrite",
     "DeviceKind",
     "DeviceProfile",
@@ -185,13 +187,29 @@ class CommandEffect(_Strict):
         return self
 
 
+class CommandCondition(_Strict):
+    """A state a command applies in: ``point`` reads one of ``values`` (an isolator's
+    ``reset_trip`` only while ``vendor.state`` is 2, tripped). Checked before any write."""
+
+    point: Ref
+    values: list[float] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _ref(self) -> CommandCondition:
+        _check_ref(self.point)
+        return self
+
+
 class Command(_Strict):
     name: Name
     description: str = ""
     args: list[CommandArg] = Field(default_factory=list)
     writes: list[CommandWrite] = Field(min_length=1)
     #: Read back after the writes (bounded wait): a request point tells nothing itself.
+    #: Read before them too: when every effect already shows, nothing is written.
     expect: list[CommandEffect] = Field(default_factory=list)
+    #: Every condition must hold before the writes, else the command does not apply.
+    requires: list[CommandCondition] = Field(default_factory=list)
 
 
 class StateEvent(_Strict):

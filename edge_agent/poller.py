@@ -45,6 +45,7 @@ from contracts.messages import DeviceInfo, DeviceStatus, Quality, Reading
 from contracts.timeutil import truncate_ms, utc_now
 from device_profiles.schema import DeviceProfile, VendorMap
 from edge_agent.discovery import DeviceMap, discover, read_model
+from edge_agent.events import EventSink
 from edge_agent.modbus import ModbusEndpoint, ModbusReadError
 from edge_agent.normalise import (
     POINT_MAP,
@@ -63,7 +64,6 @@ log = logging.getLogger(__name__)
 
 Status = DeviceStatus
 #: Buffers one event (:mod:`contracts.events`); the agent's ``emit_event``.
-EventSink = Callable[[GatewayEvent], Awaitable[None]]
 #: The event a device entering a status raises (``online`` raises ``device_reachable``).
 _STATUS_EVENTS: dict[Status, EventType] = {
     "asleep": EventType.DEVICE_ASLEEP,

@@ -340,3 +340,63 @@ async def test_an_isolator_command_is_done_only_when_the_switch_moved(
         assert opened["status"] == "done", opened
         assert "vendor.state=0" in opened["detail"]
         assert site.point(ISOLATOR, "vendor.state") == 0
+
+
+async def test_an_isolator_command_that_cannot_apply_is_rejected_at_once_unwritten(
+    mosquitto_url: str, site: DeviceSite, tmp_path: Path
+) -> None:
+    """``reset_trip`` applies only to a tripped isolator (the profile's ``requires``): on
+    a closed one it is ``rejected`` as not applicable with nothing written, answered well
+    before the effect timeout it used to wait out. The simulator's own write log is the
+    witness that nothing reached the device."""
+    async with _controlled(mosquitto_url, site, tmp_path, command_effect_timeout_s=30) as (
+        cloud,
+        ids,
+        _,
+    ):
+        assert site.point(ISOLATOR, "vendor.state") == 1  # the simulator starts closed
+        before = len(site.writes(ISOLATOR))
+        ack = await cloud.command_result(cloud.command("reset_trip", ids[ISOLATOR]), within=5)
+        assert ack["status"] == "rejected", ack
+        assert ack["detail"].startswith("not applicable: reset_trip"), ack
+        assert "it reads 1 (CLOSED)" in ack["detail"], ack
+        assert len(site.writes(ISOLATOR)) == before
+        assert site.point(ISOLATOR, "vendor.state") == 1
+
+
+async def test_an_isolator_command_already_in_effect_is_done_without_a_write(
+    mosquitto_url: str, site: DeviceSite, tmp_path: Path
+) -> None:
+    """``close`` on a closed isolator: its declared effect already shows, so it is
+    ``done`` ("already in effect") with no write and no ``accepted`` step."""
+    async with _controlled(mosquitto_url, site, tmp_path) as (cloud, ids, _):
+        before = len(site.writes(ISOLATOR))
+        doc = cloud.command("close", ids[ISOLATOR])
+        ack = await cloud.command_result(doc, within=5)
+        assert ack["status"] == "done", ack
+        assert ack["detail"] == "already in effect: vendor.state=1 (CLOSED); nothing written"
+        assert [a["status"] for a in cloud.acks_of(doc["id"])] == ["done"]
+        assert len(site.writes(ISOLATOR)) == before
+
+
+async def test_a_tripped_isolator_refuses_close_unwritten_and_is_reset_then_closed(
+    mosquitto_url: str, site: DeviceSite, tmp_path: Path
+) -> None:
+    """Tripped: ``close`` and ``open`` do not apply (nothing written); ``reset_trip``
+    writes once and is done when the isolator shows open; then ``close`` closes it."""
+    async with _controlled(mosquitto_url, site, tmp_path) as (cloud, ids, _):
+        site.activate_fault({"kind": "isolator_trip", "unit": ISOLATOR})
+        assert site.point(ISOLATOR, "vendor.state") == 2
+        before = len(site.writes(ISOLATOR))
+        for name in ("close", "open"):
+            ack = await cloud.command_result(cloud.command(name, ids[ISOLATOR]), within=5)
+            assert ack["status"] == "rejected", ack
+            assert "it reads 2 (TRIPPED)" in ack["detail"], ack
+        assert len(site.writes(ISOLATOR)) == before
+        reset = await cloud.command_result(cloud.command("reset_trip", ids[ISOLATOR]))
+        assert reset["status"] == "done", reset
+        assert [r.points for r in site.writes(ISOLATOR)[before:]] == [{"vendor.command": 3}]
+        assert site.point(ISOLATOR, "vendor.state") == 0
+        closed = await cloud.command_result(cloud.command("close", ids[ISOLATOR]))
+        assert closed["status"] == "done", closed
+        assert site.point(ISOLATOR, "vendor.state") == 1

@@ -19,7 +19,8 @@ import orjson
 import pytest
 
 from edge_agent.app import Agent
-from edge_agent.buffer import AsyncOutbox, Outbox
+from edge_agent.buffer import AsyncOutbox, Outbox, PayloadFactory
+from edge_agent.pending import HeldMessages
 from edge_agent.settings import AgentSettings, EndpointSettings
 from potr.servers.ports import free_port
 from simulators.site import SiteSimSettings, SiteSimulator
@@ -119,3 +120,54 @@ async def test_disk_full_drops_telemetry_with_an_alarm_and_recovers(small_disk: 
     assert present | dropped == set(range(1, box.last_seq + 1))
     last_dropped = max(dropped)
     assert any(r.kind == "telemetry" and r.seq > last_dropped for r in rows)
+
+
+def _fill(directory: Path) -> Path:
+    """Write a ballast file until the disk refuses more (a real ENOSPC)."""
+    ballast = directory / "ballast"
+    with ballast.open("wb", buffering=0) as f:  # unbuffered: nothing left to flush
+        try:
+            for _ in range(4096):  # far beyond 1 MiB: the loop ends on ENOSPC
+                f.write(b"\0" * 4096)
+        except OSError:
+            pass
+    return ballast
+
+
+async def test_events_and_answers_a_full_disk_refuses_are_held_in_order_and_bounded(
+    small_disk: Path,
+) -> None:
+    """Events and control answers share one bounded in-memory queue while the disk is
+    full: buffered in the order they were produced once space returns; past the bound
+    the oldest is lost and counted."""
+    wake = asyncio.Event()
+    async with AsyncOutbox(small_disk / "buffer.sqlite") as box:
+        held = HeldMessages(box, wake, "gw-held", maxlen=4)
+        ballast = _fill(small_disk)
+        produced: list[str] = []
+        # The WAL may still have a free page or two: produce until one is held.
+        for i in range(200):
+            name = f"{'event' if i % 2 else 'cmd_ack'}-{i}"
+            produced.append(name)
+            await held.append(name.split("-")[0], _payload(name))
+            if len(held):
+                break
+        assert len(held) == 1, "the full disk never refused a message"
+        first_held = len(produced) - 1
+        for i in range(first_held + 1, first_held + 6):  # 5 more: 6 held, bound 4
+            name = f"config_state-{i}"
+            produced.append(name)
+            await held.append("config_state", _payload(name))
+        assert (len(held), held.lost) == (4, 2)
+        ballast.unlink()  # space returns
+        await held.flush()
+        assert len(held) == 0
+    buffered = [
+        orjson.loads(r.payload)["name"] for r in Outbox(small_disk / "buffer.sqlite").rows()
+    ]
+    lost = produced[first_held : first_held + 2]  # the two oldest held
+    assert buffered == [n for n in produced if n not in lost]
+
+
+def _payload(name: str) -> PayloadFactory:
+    return lambda stream_id, seq: orjson.dumps({"name": name, "seq": seq})

@@ -121,6 +121,16 @@ def test_nameplate_limits_resolve() -> None:
             "metrics[16].source",
             "no vendor_map",
         ),
+        (
+            lambda d: d["commands"][0].update(requires=[{"point": "123.Nope", "values": [1]}]),
+            "commands[0].requires[0].point",
+            "no point 'Nope'",
+        ),
+        (
+            lambda d: d["commands"][0].update(requires=[{"point": "123.Conn", "values": []}]),
+            "commands[0].requires[0].values",
+            "at least 1",
+        ),
     ],
 )
 def test_bad_profile_names_file_key_and_reason(

@@ -1,0 +1,135 @@
+"""Telemetry batches: one poll cycle's readings buffered as one ``telemetry`` message.
+
+Readings taken while the clock was suspect are flagged ``clock_suspect``. A batch the
+full disk refuses is dropped (telemetry is the one thing that may be) and counted; the
+drops are reported as ``data_dropped`` events naming the seq ranges and time span.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable
+from uuid import UUID
+
+from contracts.events import EventType, GatewayEvent
+from contracts.messages import Quality, Reading, TelemetryBatch
+from contracts.timeutil import to_wire
+from edge_agent.buffer import AsyncOutbox, BufferFullError, Dropped, PayloadFactory
+from edge_agent.clock import ClockGuard
+from edge_agent.events import event_factory
+from edge_agent.settings import AgentSettings
+
+__all__ = ["BATCH_AFTER_POLL_S", "TelemetryBatcher", "batch_offset_s", "clock_suspect"]
+
+log = logging.getLogger(__name__)
+
+#: How long after an aligned poll the batch is cut: healthy devices answer within
+#: milliseconds; a slower answer simply goes into the next batch (nothing is lost).
+BATCH_AFTER_POLL_S = 0.25
+
+
+def batch_offset_s(settings: AgentSettings) -> float:
+    """Delay from the aligned poll to cutting its batch: short, so live data leaves the
+    gateway well within the 2 s latency budget, but never more than half an interval."""
+    interval = min(settings.effective_publish_interval_s, settings.poll_interval_s)
+    return min(BATCH_AFTER_POLL_S, interval / 2)
+
+
+def clock_suspect(reading: Reading) -> Reading:
+    """The reading flagged ``clock_suspect`` (quality at most suspect), time untouched."""
+    if "clock_suspect" in reading.flags:
+        return reading
+    quality = Quality.BAD if reading.quality is Quality.BAD else Quality.SUSPECT
+    return reading.model_copy(
+        update={"flags": [*reading.flags, "clock_suspect"], "quality": quality}
+    )
+
+
+class TelemetryBatcher:
+    """Buffers batches; counts what was buffered and dropped; reports the drops."""
+
+    def __init__(
+        self,
+        outbox: AsyncOutbox,
+        wake: asyncio.Event,
+        clock: ClockGuard,
+        check_clock: Callable[[], Awaitable[None]],
+        gateway_id: str,
+    ) -> None:
+        self._outbox = outbox
+        self._wake = wake
+        self._clock = clock
+        self._check_clock = check_clock
+        self._gateway_id = gateway_id
+        self.batches = 0
+        self._unsequenced_drops = 0
+        self._unbuffered_drop = Dropped("disk full")
+
+    @property
+    def dropped_batches(self) -> int:
+        """Telemetry batches dropped since start (buffer full or disk full)."""
+        return self._outbox.dropped_total + self._unsequenced_drops
+
+    async def persist(self, readings: list[Reading]) -> None:
+        """Buffer one poll cycle's readings as one telemetry batch (before any publish)."""
+        await self._check_clock()
+        if self._clock.take_suspect():
+            readings = [clock_suspect(r) for r in readings]
+
+        def make(stream_id: UUID, seq: int) -> bytes:
+            return TelemetryBatch(stream_id=stream_id, seq=seq, readings=readings).to_json()
+
+        stamps = [r.ts for r in readings]
+        span = (to_wire(min(stamps)), to_wire(max(stamps)))
+        try:
+            seq = await self._outbox.append("telemetry", make, span=span)
+        except BufferFullError as exc:
+            # No seq was allocated, so the stream has no hole: count it and report it
+            # (span and count) once the disk takes events again.
+            self._unsequenced_drops += 1
+            self._unbuffered_drop.add(None, 0, span)
+            log.error(
+                "gateway %s: batch of %d readings not buffered: %s",
+                self._gateway_id,
+                len(readings),
+                exc,
+            )
+            return
+        self.batches += 1
+        log.debug("gateway %s: batch seq %d with %d readings", self._gateway_id, seq, len(readings))
+        self._wake.set()
+
+    async def report_drops(self) -> None:
+        """Report drops not yet reported: one ``data_dropped`` event per reason naming the
+        exact seq ranges and time span (recorded in the buffer, so a crash loses no
+        report), then the batches a full disk refused before they had a seq."""
+
+        def make(dropped: Dropped) -> PayloadFactory:
+            log.warning(
+                "gateway %s: dropped %d telemetry batches (%s): seqs %s",
+                self._gateway_id,
+                len(dropped.seqs),
+                dropped.reason,
+                dropped.ranges(),
+            )
+            return event_factory(GatewayEvent(type=EventType.DATA_DROPPED, detail=dropped.detail()))
+
+        try:
+            if await self._outbox.report_drops(make):
+                self._wake.set()
+        except (BufferFullError, sqlite3.OperationalError) as exc:
+            log.error("gateway %s: drop report deferred: %s", self._gateway_id, exc)
+            return
+        if self._unbuffered_drop.unsequenced:
+            event = GatewayEvent(
+                type=EventType.DATA_DROPPED,
+                detail=self._unbuffered_drop.detail(),
+                severity="critical",
+            )
+            try:
+                await self._outbox.append("event", event_factory(event))
+            except BufferFullError:
+                return
+            self._unbuffered_drop = Dropped("disk full")
