@@ -30,13 +30,15 @@ __all__ = [
     "CommandOutcome",
     "ConfigOutcome",
     "ConfigReported",
+    "DEVICE_DISCOVERED",
+    "DeviceDiscovered",
     "GatewayBirth",
     "command_outcome_event",
     "config_outcome_event",
     "gateway_birth_event",
 ]
 
-#: Ingest saw a gateway's ``birth``: its devices (the registry upserts them).
+#: Ingest saw a gateway's ``birth``: its devices and their keys (the registry upserts them).
 GATEWAY_BIRTH = "gateway.birth"
 
 
@@ -51,6 +53,8 @@ class GatewayBirth(BaseModel):
     agent_version: str
     publish_interval_s: float
     devices: list[DeviceInfo]
+    #: Local id → the device's key, allocated by ingest in the birth's transaction.
+    device_ids: dict[str, int] = Field(default_factory=dict)
 
 
 def gateway_birth_event(
@@ -190,3 +194,18 @@ def config_outcome_event(
             "payload": outcome.model_dump(mode="json"),
         }
     )
+
+
+#: Ingest allocated a key for a device a gateway reported outside any birth (telemetry
+#: first): the registry records the device under that key until a birth describes it.
+DEVICE_DISCOVERED = "device.discovered"
+
+
+class DeviceDiscovered(BaseModel):
+    """Payload of ``device.discovered``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    gateway_id: str
+    device: str
+    device_id: int
