@@ -66,7 +66,10 @@ class MqttConsumer:
         self._options = options
         self._subscriptions = list(subscriptions)
         self._on_message = on_message
-        self._subscribed = threading.Event()
+        # SUBACKs of our subscriptions so far, one per connection: a waiter asks for "more
+        # than I saw before", so a flag left over from a dead connection cannot answer it.
+        self._subscribed = threading.Condition()
+        self._subscribe_rounds = 0
         self._connection = 0
         self._connection_lock = threading.Lock()
         self._pending_sub_mid: int | None = None
@@ -105,7 +108,7 @@ class MqttConsumer:
         except OSError as exc:
             raise MqttError(f"cannot connect to {opts.host}:{opts.port}: {exc}") from exc
         self._client.loop_start()
-        if not self._subscribed.wait(timeout_s):
+        if not self.wait_subscribed(0, timeout_s):
             self.stop()
             raise MqttError(f"not subscribed within {timeout_s}s to {self._subscriptions}")
 
@@ -116,6 +119,18 @@ class MqttConsumer:
     @property
     def connected(self) -> bool:
         return self._client.is_connected()
+
+    @property
+    def subscribe_rounds(self) -> int:
+        """How many times our subscriptions were acknowledged (once per connection)."""
+        with self._subscribed:
+            return self._subscribe_rounds
+
+    def wait_subscribed(self, after: int, timeout_s: float) -> bool:
+        """Wait until the subscriptions are acknowledged on a connection newer than the
+        one ``after`` (a :attr:`subscribe_rounds` value) counted; False on timeout."""
+        with self._subscribed:
+            return self._subscribed.wait_for(lambda: self._subscribe_rounds > after, timeout_s)
 
     # -- calls from any thread ---------------------------------------------------
     def ack(self, message: InboundMessage) -> bool:
@@ -150,7 +165,11 @@ class MqttConsumer:
             return
         self._next_connection()
         log.info("MQTT connected (session present: %s)", flags.session_present)
-        # Subscribing again on a present session is harmless and covers a lost one.
+        # Subscribing again on a present session is harmless and covers a lost one. It is
+        # needed, not only prudent: Mosquitto (2.0) restores a persistent session's plain
+        # subscriptions after a broker restart but not its shared ones, so a message
+        # published between the restart and this SUBSCRIBE reaches no one in the share
+        # group and is dropped (the gateway resends it: docs/ARCHITECTURE.md, decision 6).
         result, mid = client.subscribe([(s, 1) for s in self._subscriptions])
         if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
             log.error("subscribe failed: %s", paho.error_string(result))
@@ -165,7 +184,9 @@ class MqttConsumer:
             log.error("subscription refused: %s", failed)
             return
         if mid == self._pending_sub_mid:
-            self._subscribed.set()
+            with self._subscribed:
+                self._subscribe_rounds += 1
+                self._subscribed.notify_all()
 
     def _handle_disconnect(
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any

@@ -27,6 +27,7 @@ __all__ = [
     "CONFIG_FAILED",
     "CONFIG_REPORTED",
     "DEVICE_ASLEEP",
+    "DEVICE_DISCOVERED",
     "DEVICE_FAULTY",
     "DEVICE_OFFLINE",
     "DEVICE_ONLINE",
@@ -37,6 +38,7 @@ __all__ = [
     "CommandOutcome",
     "ConfigOutcome",
     "ConfigReported",
+    "DeviceDiscovered",
     "DevicePresence",
     "GatewayBirth",
     "GatewayEventReported",
@@ -49,7 +51,7 @@ __all__ = [
     "gateway_presence_event",
 ]
 
-#: Ingest saw a gateway's ``birth``: its devices (the registry upserts them).
+#: Ingest saw a gateway's ``birth``: its devices and their keys (the registry upserts them).
 GATEWAY_BIRTH = "gateway.birth"
 
 
@@ -64,6 +66,8 @@ class GatewayBirth(BaseModel):
     agent_version: str
     publish_interval_s: float
     devices: list[DeviceInfo]
+    #: Local id → the device's key, allocated by ingest in the birth's transaction.
+    device_ids: dict[str, int] = Field(default_factory=dict)
 
 
 def gateway_birth_event(
@@ -297,3 +301,18 @@ class GatewayEventReported(BaseModel):
     detail: dict[str, Any] = Field(default_factory=dict)
     stream_id: UUID
     seq: int
+
+
+#: Ingest allocated a key for a device a gateway reported outside any birth (telemetry
+#: first): the registry records the device under that key until a birth describes it.
+DEVICE_DISCOVERED = "device.discovered"
+
+
+class DeviceDiscovered(BaseModel):
+    """Payload of ``device.discovered``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    gateway_id: str
+    device: str
+    device_id: int

@@ -1,7 +1,7 @@
 """Ingest: the single consumer of everything gateways send (see ``worker``).
 
 Published interface: :class:`IngestWorker` and its :class:`IngestSettings`, the
-:class:`DeviceDirectory` protocol it needs from the registry, the batch pipeline, and the
+:class:`DeviceDirectory` protocol (what it reads from the registry), the batch pipeline, and the
 read side (:class:`CompletenessReader`, :func:`create_router` for the portal).
 """
 

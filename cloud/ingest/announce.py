@@ -7,6 +7,7 @@ past the other checks still lands on the same outbox row (``ON CONFLICT (event_i
 NOTHING``).
 
 Names: ``telemetry.received`` (one per gateway per batch), ``gateway.birth``,
+``device.discovered`` (a key allocated for a device no birth of the batch lists),
 ``gateway.<event>`` for each gateway event (``gateway.isolator_tripped``,
 ``gateway.device_faulty``, ``gateway.data_dropped`` … — the catalogue is
 :class:`contracts.events.EventType`; a name outside it, from a newer agent, is announced
@@ -112,11 +113,22 @@ def gateway_birth(region: str, gateway_id: str, birth: BirthMsg, ids: Mapping[st
             "poll_interval_s": birth.poll_interval_s,
             "publish_interval_s": birth.publish_interval_s,
             "config_version": birth.config_version,
-            # The shape of cloud.events.types.GatewayBirth (the registry parses
-            # it); the device ids ingest resolved ride alongside.
+            # The shape of cloud.events.types.GatewayBirth (the registry parses it):
+            # the devices and the keys ingest allocated for them.
             "devices": [d.model_dump(mode="json") for d in birth.devices],
-            "device_ids": {d.device: ids.get(d.device) for d in birth.devices},
+            "device_ids": {d.device: ids[d.device] for d in birth.devices},
         },
+    )
+
+
+def device_discovered(region: str, gateway_id: str, local_id: str, device_id: int) -> Event:
+    """The shape of ``cloud.events.types.DeviceDiscovered``; one id per allocated key."""
+    return Event(
+        id=_id("device", gateway_id, local_id, device_id),
+        name="device.discovered",
+        region=Region(region),
+        source=SOURCE,
+        payload={"gateway_id": gateway_id, "device": local_id, "device_id": device_id},
     )
 
 

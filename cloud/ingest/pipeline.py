@@ -1,14 +1,17 @@
 """One batch of inbound messages → one database transaction (no MQTT here).
 
-Validation is pure (:mod:`cloud.ingest.validate`); the registry is reached only through
-the :class:`DeviceDirectory` protocol the composition root passes in.
+Validation is pure (:mod:`cloud.ingest.validate`). Device keys are ingest's own
+(``ingest.device_keys``), allocated in the batch's transaction; the registry hears of
+them only through the events emitted in that transaction (``gateway.birth``,
+``device.discovered``). The registry is read, never written, through the
+:class:`DeviceDirectory` protocol the composition root passes in.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -16,7 +19,7 @@ from uuid import UUID
 
 from cloud.adapters.mqtt import InboundMessage
 from cloud.adapters.postgres import Connection, ConnectionPool
-from cloud.events.outbox import emit_many
+from cloud.events.outbox import Event, emit_many
 from cloud.ingest import announce
 from cloud.ingest import repository as repo
 from cloud.ingest.coalesce import StoredNotice
@@ -28,7 +31,6 @@ from contracts.messages import (
     BirthMsg,
     CmdAck,
     ConfigState,
-    DeviceInfo,
     EventMsg,
     StateMsg,
     TelemetryBatch,
@@ -43,18 +45,10 @@ _METRIC_IDS = {name: m.id for name, m in BY_NAME.items()}
 
 
 class DeviceDirectory(Protocol):
-    """What ingest needs from the registry (``RegistryService`` provides it)."""
+    """What ingest reads from the registry (``RegistryService`` provides it)."""
 
     def gateway_region(self, gateway_id: str) -> str | None:
         """Region of a registered gateway; None when unknown."""
-        ...
-
-    def record_devices(self, gateway_id: str, devices: Sequence[DeviceInfo]) -> Mapping[str, int]:
-        """Upsert a birth's devices; local id → device id."""
-        ...
-
-    def device_id_for_or_create(self, gateway_id: str, local_id: str) -> int:
-        """Device id of (gateway, local id), allocated on first sight."""
         ...
 
     def gateway_time_zone(self, gateway_id: str) -> str | None:
@@ -64,6 +58,8 @@ class DeviceDirectory(Protocol):
 
 #: Stream owners remembered (ownership never changes); cleared when this many are known.
 _OWNER_CACHE_MAX = 100_000
+#: Device keys remembered (a key never changes); cleared when this many are known.
+_KEY_CACHE_MAX = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -118,25 +114,19 @@ class IngestPipeline:
         ]
         verdicts = self._check_stream_owners(self._check_gateways(verdicts))
         accepted = [v for v in verdicts if isinstance(v, Accepted)]
-
-        new_keys: dict[tuple[str, str], int] = {}
-        births: list[tuple[Accepted, Mapping[str, int]]] = []
-        for v in accepted:
-            if isinstance(v.message, BirthMsg):
-                ids = self._directory.record_devices(v.source.gateway_id, v.message.devices)
-                new_keys.update({(v.source.gateway_id, local): dev for local, dev in ids.items()})
-                births.append((v, ids))
-        rows, last_seen, telemetry = self._reading_rows(accepted, new_keys)
+        births = [v for v in accepted if isinstance(v.message, BirthMsg)]
         stamps = {r.ts for v in accepted for r in v.readings}  # per reading, not per value
         self._store.ensure_partitions(partition_days(stamps, now.date()))
         zones = {
             v.source.gateway_id: self._directory.gateway_time_zone(v.source.gateway_id)
-            for v, _ in births
+            for v in births
         }
 
         dead = self._dead_letter_rows(batch, verdicts)
         owners = self._stream_owners(verdicts)
         with self._pool.connection() as conn:
+            keys, new_keys = self._device_keys(conn, accepted)
+            rows, last_seen, telemetry = self._reading_rows(accepted, keys)
             repo.insert_dead_letters(conn, dead)
             for msg, verdict in zip(batch, verdicts, strict=True):
                 if isinstance(verdict, Accepted):
@@ -144,7 +134,6 @@ class IngestPipeline:
             for gw, zone in zones.items():
                 repo.set_session_time_zone(conn, gw, zone)
             repo.touch_sessions(conn, _last_messages(batch, verdicts))
-            repo.insert_device_keys(conn, new_keys)
             added = self._store.write_readings(conn, rows)
             buffered = [(v.source, v.message) for v in accepted]
             new_events = repo.insert_events(
@@ -160,17 +149,16 @@ class IngestPipeline:
             repo.upsert_last_seen(conn, last_seen, now)
             notices, repeats = self._advance_streams(conn, verdicts, owners)
             regions = {s.gateway_id: s.region.value for s, _ in buffered}
-            event_devices = self._event_device_ids(conn, new_events, new_keys)
+            event_devices = self._event_device_ids(conn, new_events, keys)
             emit_many(
                 conn,
                 announce.SOURCE,
                 [
+                    *(_birth_event(v, keys) for v in births),
                     *(
-                        announce.gateway_birth(
-                            v.source.region.value, v.source.gateway_id, v.message, ids
-                        )
-                        for v, ids in births
-                        if isinstance(v.message, BirthMsg)
+                        announce.device_discovered(regions[gw], gw, local, dev)
+                        for (gw, local), dev in sorted(new_keys.items())
+                        if (gw, local) not in _birth_devices(births)
                     ),
                     *announce.telemetry_received(
                         [t for t in telemetry if (t.stream_id, t.seq) not in repeats], now
@@ -185,7 +173,7 @@ class IngestPipeline:
                     *(announce.config_reported(regions[gw], gw, c) for gw, c in new_configs),
                 ],
             )
-        self._device_ids.update(new_keys)
+        self._remember_keys(keys)  # committed: safe to remember
         self._remember_owners({s: gw for s, (_, gw) in owners.items()})
         return BatchOutcome(notices, added, len(dead))
 
@@ -280,11 +268,10 @@ class IngestPipeline:
             self._stream_gateways.clear()
         self._stream_gateways.update(owners)
 
+    @staticmethod
     def _reading_rows(
-        self, accepted: list[Accepted], known: dict[tuple[str, str], int]
+        accepted: list[Accepted], ids: Mapping[tuple[str, str], int]
     ) -> tuple[list[RowTuple], dict[int, tuple[str, datetime]], list[announce.TelemetryStored]]:
-        wanted = {(v.source.gateway_id, r.device) for v in accepted for r in v.readings}
-        ids = self._resolve_devices(wanted, known)
         rows: list[RowTuple] = []
         add = rows.append
         last_seen: dict[int, tuple[str, datetime]] = {}
@@ -325,50 +312,52 @@ class IngestPipeline:
             )
         return rows, last_seen, telemetry
 
+    def _device_keys(
+        self, conn: Connection[Any], accepted: list[Accepted]
+    ) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+        """Keys of every device the batch names (births and readings): remembered, then
+        ingest's key map, then allocated in this transaction. Returns (all, new)."""
+        wanted = {(v.source.gateway_id, r.device) for v in accepted for r in v.readings}
+        wanted |= {
+            (v.source.gateway_id, d.device)
+            for v in accepted
+            if isinstance(v.message, BirthMsg)
+            for d in v.message.devices
+        }
+        keys = {k: self._device_ids[k] for k in wanted if k in self._device_ids}
+        missing = wanted - keys.keys()
+        if missing:
+            keys.update(repo.find_device_keys(conn, missing))
+            missing -= keys.keys()
+        new = repo.allocate_device_keys(conn, missing)
+        keys.update(new)
+        if missing - new.keys():
+            # Another worker allocated these meanwhile: its commit is what we waited for.
+            keys.update(repo.find_device_keys(conn, missing - new.keys()))
+        for (gw, local), dev in sorted(new.items()):
+            log.info("allocated device %s for %s/%s", dev, gw, local)
+        return keys, new
+
     def _event_device_ids(
         self,
         conn: Connection[Any],
         events: Sequence[tuple[str, EventMsg]],
-        new_keys: Mapping[tuple[str, str], int],
+        keys: Mapping[tuple[str, str], int],
     ) -> dict[tuple[str, str], int]:
-        """Keys of the devices events name (another worker may have learned the device);
-        looked up in the batch's own transaction. An unknown device stays unnamed."""
+        """Keys of the devices events name: this batch's, remembered ones, then ingest's
+        key map (another worker may have learned the device), in the batch's own
+        transaction. Never allocates: an unknown device stays unnamed."""
         wanted = {(gw, e.device) for gw, e in events if e.device}
-        return self._known_device_ids(
-            wanted, new_keys, lambda missing: repo.find_device_keys(conn, missing)
-        )
-
-    def _find_device_keys(self, missing: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
-        with self._pool.connection() as conn:
-            return repo.find_device_keys(conn, missing)
-
-    def _known_device_ids(
-        self,
-        wanted: set[tuple[str, str]],
-        new_keys: Mapping[tuple[str, str], int],
-        find: Callable[[set[tuple[str, str]]], dict[tuple[str, str], int]],
-    ) -> dict[tuple[str, str], int]:
-        """This batch's new keys, then the cache, then ingest's key map (``find``, asked
-        only for what is missing); never allocates."""
-        ids = {k: self._device_ids[k] for k in wanted if k in self._device_ids}
-        ids.update({k: new_keys[k] for k in wanted if k in new_keys})
-        missing = wanted - ids.keys()
-        if missing:
-            found = find(missing)
-            self._device_ids.update(found)
-            ids.update(found)
+        ids = {k: keys[k] for k in wanted if k in keys}
+        ids.update({k: self._device_ids[k] for k in wanted - ids.keys() if k in self._device_ids})
+        if missing := wanted - ids.keys():
+            ids.update(repo.find_device_keys(conn, missing))
         return ids
 
-    def _resolve_devices(
-        self, wanted: set[tuple[str, str]], new_keys: dict[tuple[str, str], int]
-    ) -> dict[tuple[str, str], int]:
-        """Known keys, then the registry (allocating; added to new_keys)."""
-        ids = self._known_device_ids(wanted, new_keys, self._find_device_keys)
-        for gw, local in sorted(wanted - ids.keys()):
-            dev = self._directory.device_id_for_or_create(gw, local)
-            log.info("allocated device %s for %s/%s", dev, gw, local)
-            ids[(gw, local)] = new_keys[(gw, local)] = dev
-        return ids
+    def _remember_keys(self, keys: Mapping[tuple[str, str], int]) -> None:
+        if len(self._device_ids) + len(keys) > _KEY_CACHE_MAX:
+            self._device_ids.clear()
+        self._device_ids.update(keys)
 
     @staticmethod
     def _dead_letter_rows(
@@ -437,6 +426,23 @@ class IngestPipeline:
             repo.save_stream(conn, stream_id, update)
             notices.append(StoredNotice(region, gw, stream_id, update.progress.watermark))
         return notices, repeats
+
+
+def _birth_devices(births: list[Accepted]) -> set[tuple[str, str]]:
+    """(gateway, local id) of every device the batch's births list."""
+    return {
+        (v.source.gateway_id, d.device)
+        for v in births
+        if isinstance(v.message, BirthMsg)
+        for d in v.message.devices
+    }
+
+
+def _birth_event(v: Accepted, keys: Mapping[tuple[str, str], int]) -> Event:
+    gw, birth = v.source.gateway_id, v.message
+    assert isinstance(birth, BirthMsg)
+    ids = {d.device: keys[(gw, d.device)] for d in birth.devices}
+    return announce.gateway_birth(v.source.region.value, gw, birth, ids)
 
 
 def _last_messages(

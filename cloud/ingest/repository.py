@@ -94,14 +94,28 @@ def find_device_keys(
     return {(gw, local): int(dev) for gw, local, dev in rows}
 
 
-def insert_device_keys(conn: Connection[Any], keys: dict[tuple[str, str], int]) -> None:
-    if keys:
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO ingest.device_keys (gateway_id, local_id, device_id)"
-                " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                [(gw, local, dev) for (gw, local), dev in sorted(keys.items())],
-            )
+def allocate_device_keys(
+    conn: Connection[Any], pairs: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """Keys for (gateway, local id) pairs, allocated in the caller's transaction where
+    new; return only the new ones.
+
+    A pair another transaction is allocating makes this wait for it; once that one
+    commits the pair is skipped (the caller looks it up), so two workers never give one
+    device two keys. Rows go in sorted, so two batches never wait on each other in a
+    cycle.
+    """
+    if not pairs:
+        return {}
+    gws, locals_ = zip(*sorted(pairs), strict=True)
+    rows = conn.execute(
+        "INSERT INTO ingest.device_keys (gateway_id, local_id)"
+        " SELECT * FROM unnest(%s::text[], %s::text[]) AS p(gateway_id, local_id)"
+        " ORDER BY gateway_id, local_id"
+        " ON CONFLICT DO NOTHING RETURNING gateway_id, local_id, device_id",
+        (list(gws), list(locals_)),
+    ).fetchall()
+    return {(gw, local): int(dev) for gw, local, dev in rows}
 
 
 def insert_events(

@@ -149,6 +149,17 @@ class IngestWorker:
         if self._own_pool:
             self._pool.close()
 
+    @property
+    def subscribe_rounds(self) -> int:
+        """How many connections so far got their subscriptions acknowledged."""
+        return self._consumer.subscribe_rounds
+
+    def wait_subscribed(self, after: int, timeout_s: float) -> bool:
+        """Wait until subscribed on a connection newer than ``after`` counted (a
+        :attr:`subscribe_rounds` value): after a broker restart, what gateways publish
+        before this reaches no worker (see ``cloud.adapters.mqtt``)."""
+        return self._consumer.wait_subscribed(after, timeout_s)
+
     def request_stop(self) -> None:
         """Ask the writer to stop without waiting: it acks nothing it has not committed."""
         self._stop.set()

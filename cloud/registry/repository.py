@@ -105,39 +105,36 @@ def find_device_id(conn: Connection[Any], gateway_id: str, local_id: str) -> int
     return int(row[0]) if row else None
 
 
-def insert_device_if_absent(conn: Connection[Any], gateway_id: str, local_id: str) -> int:
-    conn.execute(
-        "INSERT INTO registry.devices (gateway_id, local_id) VALUES (%s, %s)"
-        " ON CONFLICT (gateway_id, local_id) DO NOTHING",
-        (gateway_id, local_id),
-    )
-    found = find_device_id(conn, gateway_id, local_id)
-    assert found is not None
-    return found
+def insert_device_if_absent(
+    conn: Connection[Any], device_id: int, gateway_id: str, local_id: str
+) -> bool:
+    """Record a device under the key ingest gave it, unless it is known; True if new."""
+    row = conn.execute(
+        "INSERT INTO registry.devices (id, gateway_id, local_id) VALUES (%s, %s, %s)"
+        " ON CONFLICT (gateway_id, local_id) DO NOTHING RETURNING id",
+        (device_id, gateway_id, local_id),
+    ).fetchone()
+    return row is not None
 
 
 def upsert_birth_devices(
     conn: Connection[Any],
     gateway_id: str,
-    rows: Sequence[tuple[str, str, str | None, str | None, str | None, str | None, list[int]]],
-) -> dict[str, int]:
-    """Rows of (local_id, kind, manufacturer, model, serial, firmware, models)."""
-    ids: dict[str, int] = {}
-    for local_id, kind, manufacturer, model, serial, firmware, models in rows:
-        row = conn.execute(
-            "INSERT INTO registry.devices (gateway_id, local_id, kind, manufacturer, model,"
+    rows: Sequence[tuple[int, str, str, str | None, str | None, str | None, str | None, list[int]]],
+) -> None:
+    """Rows of (device id, local_id, kind, manufacturer, model, serial, firmware, models);
+    the id is ingest's key and never changes once recorded."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO registry.devices (id, gateway_id, local_id, kind, manufacturer, model,"
             " serial, firmware, models, last_birth)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now())"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now())"
             " ON CONFLICT (gateway_id, local_id) DO UPDATE SET kind = EXCLUDED.kind,"
             " manufacturer = EXCLUDED.manufacturer, model = EXCLUDED.model,"
             " serial = EXCLUDED.serial, firmware = EXCLUDED.firmware,"
-            " models = EXCLUDED.models, last_birth = EXCLUDED.last_birth"
-            " RETURNING id",
-            (gateway_id, local_id, kind, manufacturer, model, serial, firmware, models),
-        ).fetchone()
-        assert row is not None
-        ids[local_id] = int(row[0])
-    return ids
+            " models = EXCLUDED.models, last_birth = EXCLUDED.last_birth",
+            [(dev, gateway_id, *rest) for dev, *rest in rows],
+        )
 
 
 def get_device(conn: Connection[Any], device_id: int) -> Device | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -97,37 +97,38 @@ class RegistryService:
         with self._pool.connection() as conn:
             return repo.list_gateways(conn, site_id, limit, offset)
 
-    # -- devices -----------------------------------------------------------------
-    def record_devices(self, gateway_id: str, devices: Sequence[DeviceInfo]) -> dict[str, int]:
-        """Upsert the devices a gateway's birth lists; return local id → device id."""
-        with self._pool.connection() as conn:
-            return _upsert_devices(conn, gateway_id, devices)
-
+    # -- devices (learned from ingest's events; ids are ingest's keys) ---------------
     def apply_gateway_birth(
-        self, event_id: UUID, gateway_id: str, devices: Sequence[DeviceInfo]
+        self,
+        event_id: UUID,
+        gateway_id: str,
+        devices: Sequence[DeviceInfo],
+        device_ids: Mapping[str, int],
     ) -> bool:
-        """Upsert a ``gateway.birth`` event's devices once per event id (the inbox and the
-        upsert commit together); False when the event was handled before."""
+        """Upsert a ``gateway.birth`` event's devices under the keys it carries, once per
+        event id (the inbox and the upsert commit together); False when the event was
+        handled before."""
         with self._pool.connection() as conn:
             if not handle_once(conn, SCHEMA, event_id):
                 return False
-            _upsert_devices(conn, gateway_id, devices)
+            _upsert_devices(conn, gateway_id, devices, device_ids)
+            return True
+
+    def apply_device_discovered(
+        self, event_id: UUID, gateway_id: str, local_id: str, device_id: int
+    ) -> bool:
+        """Record a ``device.discovered`` device (kind unknown until a birth describes
+        it), once per event id; False when the event was handled before."""
+        with self._pool.connection() as conn:
+            if not handle_once(conn, SCHEMA, event_id):
+                return False
+            _check_gateway(conn, gateway_id)
+            repo.insert_device_if_absent(conn, device_id, gateway_id, local_id)
             return True
 
     def device_id_for(self, gateway_id: str, local_id: str) -> int | None:
         with self._pool.connection() as conn:
             return repo.find_device_id(conn, gateway_id, local_id)
-
-    def device_id_for_or_create(self, gateway_id: str, local_id: str) -> int:
-        """The device id of (gateway, local id), allocated on first sight."""
-        with self._pool.connection() as conn:
-            found = repo.find_device_id(conn, gateway_id, local_id)
-            if found is not None:
-                return found
-            try:
-                return repo.insert_device_if_absent(conn, gateway_id, local_id)
-            except ForeignKeyViolation:
-                raise NotFoundError(f"gateway {gateway_id!r} is not registered") from None
 
     def get_device(self, device_id: int) -> Device | None:
         with self._pool.connection() as conn:
@@ -140,11 +141,23 @@ class RegistryService:
             return repo.list_devices(conn, gateway_id, limit, offset)
 
 
+def _check_gateway(conn: Connection[Any], gateway_id: str) -> None:
+    if repo.get_gateway(conn, gateway_id) is None:
+        raise NotFoundError(f"gateway {gateway_id!r} is not registered")
+
+
 def _upsert_devices(
-    conn: Connection[Any], gateway_id: str, devices: Sequence[DeviceInfo]
-) -> dict[str, int]:
+    conn: Connection[Any],
+    gateway_id: str,
+    devices: Sequence[DeviceInfo],
+    device_ids: Mapping[str, int],
+) -> None:
+    missing = [d.device for d in devices if d.device not in device_ids]
+    if missing:
+        raise ValueError(f"gateway.birth of {gateway_id!r} carries no key for {missing}")
     rows = [
         (
+            device_ids[d.device],
             d.device,
             device_kind(d.models, d.profile),
             d.manufacturer,
@@ -155,6 +168,5 @@ def _upsert_devices(
         )
         for d in devices
     ]
-    if repo.get_gateway(conn, gateway_id) is None:
-        raise NotFoundError(f"gateway {gateway_id!r} is not registered")
-    return repo.upsert_birth_devices(conn, gateway_id, rows)
+    _check_gateway(conn, gateway_id)
+    repo.upsert_birth_devices(conn, gateway_id, rows)

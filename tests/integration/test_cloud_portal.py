@@ -21,6 +21,7 @@ from cloud.registry import GatewayIn, RegistryService, SiteIn
 from cloud.telemetry import TelemetryReader, TelemetryStore
 from contracts.timeutil import to_wire
 from contracts.topics import Region
+from tests.integration.registry_events import deliver_ingest_events
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +58,7 @@ def services(database_url: str) -> Iterator[tuple[RegistryService, TelemetryRead
         [InboundMessage(f"potr/v1/au/{GW}/telemetry", payload, 1, 1, datetime.now(UTC))]
     )
     assert outcome.readings_added == 10
+    deliver_ingest_events(pool, registry)  # the registry learns the device from ingest
     device_id = registry.device_id_for(GW, "SN-1")
     assert device_id is not None
     yield registry, TelemetryReader(pool), device_id

@@ -43,6 +43,7 @@ from potr.servers.ports import free_port
 from simulators.site import SiteSimSettings, SiteSimulator
 from tests.integration import sunspec_oracle as oracle
 from tests.integration.harness import AgentProcess, site_agent_config, until, watermark
+from tests.integration.registry_events import relay_ingest_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -249,6 +250,12 @@ async def test_readings_reach_the_api_exactly_once_through_agent_restart_and_bro
     assert _open_gaps_upto(database_url, target) == 0
     assert set(range(1, target + 1)) <= witness.seqs, "the witness missed a batch"
 
+    # The registry learns of the devices from ingest's events (the relay `potr ingest` runs).
+    relay_pool = create_pool(database_url, min_size=1, max_size=2, name="e2e-relay")
+    try:
+        await relay_ingest_events(relay_pool, registry)
+    finally:
+        relay_pool.close()
     devices = (await client.get("/api/v1/devices", params={"gateway_id": GATEWAY})).json()
     by_serial = {d["local_id"]: d["id"] for d in devices}
     checks = {

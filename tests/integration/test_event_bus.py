@@ -8,6 +8,7 @@ effect.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -86,6 +87,10 @@ class EffectCounter:
         return int(row[0]), int(row[1])
 
 
+#: Device keys, as ingest would allocate them (unique across gateways).
+_KEYS = itertools.count(1)
+
+
 def _birth(gateway_id: str, devices: int = 2) -> GatewayBirth:
     return GatewayBirth(
         gateway_id=gateway_id,
@@ -97,6 +102,7 @@ def _birth(gateway_id: str, devices: int = 2) -> GatewayBirth:
             DeviceInfo(device=f"inv{d}", endpoint="tcp://10.0.0.2:502", unit_id=d + 1, models=[1])
             for d in range(devices)
         ],
+        device_ids={f"inv{d}": next(_KEYS) for d in range(devices)},
     )
 
 

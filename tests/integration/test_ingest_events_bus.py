@@ -136,6 +136,37 @@ async def test_a_gateway_event_sent_twice_is_stored_once_and_delivered_once(
     assert gateway.wait_stored(3).upto_seq == 3
 
 
+async def test_the_registry_learns_a_device_from_ingest_over_the_bus(
+    bus: EventBus,
+    ingest: IngestWorker,
+    gateway: TestGateway,
+    registry: RegistryService,
+    database_url: str,
+) -> None:
+    """A device first seen in telemetry: ingest keys it in the batch's transaction and the
+    registry records it under that key from the ``device.discovered`` event, the only way
+    it hears of devices (no call between the two)."""
+    pool = create_pool(database_url, min_size=1, max_size=4, name="test-device-bus")
+    try:
+        async with cloud_events(pool, registry=registry, bus=bus) as runtime:
+            try:
+                await asyncio.to_thread(gateway.publish, "telemetry", gateway.telemetry(1))
+                await asyncio.to_thread(gateway.wait_stored, 1)
+                await until(
+                    lambda: registry.device_id_for(GW, "SN-INV-1") is not None,
+                    30,
+                    "the registry to learn the device",
+                )
+            finally:
+                if isinstance(runtime.bus, RabbitBus) and runtime.bus.connected:
+                    await runtime.bus.delete_topology()
+    finally:
+        pool.close()
+    [(device_id,)] = _query(database_url, "SELECT device_id FROM ingest.device_keys")
+    assert registry.device_id_for(GW, "SN-INV-1") == device_id
+    assert _query(database_url, "SELECT count(*) FROM registry.inbox") == [(1,)]
+
+
 def test_a_gateway_event_names_the_device_another_worker_learned(
     database_url: str, registry: RegistryService
 ) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from cloud.bootstrap import create_ingest_worker
 from cloud.ingest import IngestWorker
 from cloud.registry import RegistryService
 from contracts.events import EventType, GatewayEvent
@@ -41,7 +42,9 @@ DEVICE = "SN-INV-1"
 def worker(
     database_url: str, mosquitto_url: str, registry: RegistryService
 ) -> Iterator[IngestWorker]:
-    w = IngestWorker(_settings(database_url, mosquitto_url, offline_check_interval_s=0.1), registry)
+    w = create_ingest_worker(
+        _settings(database_url, mosquitto_url, offline_check_interval_s=0.1), registry
+    )
     w.start()
     yield w
     w.stop()

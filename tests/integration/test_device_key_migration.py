@@ -1,0 +1,89 @@
+"""The migration that gives ingest its device keys (ingest/007, registry/003), applied to a
+database that already holds keys the registry handed out: every key survives, and new
+keys start above them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from cloud.migrate import CLOUD_ROOT, migrate
+
+pytestmark = pytest.mark.integration
+
+GW = "gw-migrate-1"
+#: The migrations this test applies second, on a database with data.
+_LATER = {("ingest", "008"), ("registry", "003")}
+
+
+def _schemas_before(root: Path) -> Path:
+    """A copy of every service's migrations except the ones under test."""
+    for schema_dir in CLOUD_ROOT.glob("*/schema"):
+        service = schema_dir.parent.name
+        target = root / service / "schema"
+        target.mkdir(parents=True)
+        for sql in schema_dir.glob("*.sql"):
+            if (service, sql.name[:3]) not in _LATER:
+                shutil.copy(sql, target)
+    return root
+
+
+def test_existing_keys_are_adopted_and_new_ones_start_above(
+    database_url: str, tmp_path: Path
+) -> None:
+    migrate(database_url, _schemas_before(tmp_path / "cloud"))
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO registry.sites (id, name, region, time_zone)"
+            " VALUES (1, 'Old', 'au', 'Australia/Sydney')"
+        )
+        conn.execute(
+            "INSERT INTO registry.gateways (id, site_id, region) VALUES (%s, 1, 'au')", (GW,)
+        )
+        # The registry allocated three ids (its own sequence); ingest copied the first two,
+        # the third's batch failed after the registry had committed it.
+        for local in ("SN-A", "SN-B", "SN-C"):
+            conn.execute(
+                "INSERT INTO registry.devices (gateway_id, local_id) VALUES (%s, %s)", (GW, local)
+            )
+        conn.execute(
+            "INSERT INTO ingest.device_keys (gateway_id, local_id, device_id)"
+            " VALUES (%s, 'SN-A', 1), (%s, 'SN-B', 2)",
+            (GW, GW),
+        )
+
+    applied = migrate(database_url)
+    assert sorted(applied) == [
+        "ingest/008_device_keys_allocated_here.sql",
+        "registry/003_device_ids_from_ingest.sql",
+    ]
+    with psycopg.connect(database_url) as conn:
+        keys = conn.execute(
+            "SELECT local_id, device_id FROM ingest.device_keys ORDER BY device_id"
+        ).fetchall()
+        assert keys == [("SN-A", 1), ("SN-B", 2), ("SN-C", 3)]
+        [(new,)] = conn.execute(
+            "INSERT INTO ingest.device_keys (gateway_id, local_id) VALUES (%s, 'SN-D')"
+            " RETURNING device_id",
+            (GW,),
+        ).fetchall()
+        assert new == 4
+        # The registry no longer allocates: an id must come from ingest.
+        with pytest.raises(psycopg.errors.NotNullViolation):
+            conn.execute(
+                "INSERT INTO registry.devices (gateway_id, local_id) VALUES (%s, 'SN-E')", (GW,)
+            )
+
+
+def test_a_fresh_database_starts_keys_at_one(database_url: str) -> None:
+    migrate(database_url)
+    with psycopg.connect(database_url) as conn:
+        [(key,)] = conn.execute(
+            "INSERT INTO ingest.device_keys (gateway_id, local_id) VALUES (%s, 'SN-A')"
+            " RETURNING device_id",
+            (GW,),
+        ).fetchall()
+    assert key == 1
