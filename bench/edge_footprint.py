@@ -130,8 +130,8 @@ class Sites:
         self._thread.join(15)
 
     async def _main(self) -> None:
+        from device_profiles.sunspec_codec import ModelBlock, read_plan
         from edge_agent.normalise import POINT_MAP
-        from edge_agent.sunspec import ModelBlock, read_plan
         from simulators.site import SiteSimSettings, SiteSimulator
 
         self._stop = asyncio.Event()

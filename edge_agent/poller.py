@@ -31,6 +31,7 @@ from typing import Any, Literal
 from contracts.messages import DeviceInfo, Quality, Reading
 from contracts.timeutil import to_wire, truncate_ms, utc_now
 from device_profiles.schema import DeviceProfile, VendorMap
+from device_profiles.sunspec_codec import DecodedModel, ModelBlock, SunSpecError, decode_plan
 from edge_agent.discovery import DeviceMap, discover, read_model
 from edge_agent.modbus import ModbusEndpoint, ModbusReadError
 from edge_agent.normalise import (
@@ -42,7 +43,6 @@ from edge_agent.normalise import (
     sunspec_sources,
 )
 from edge_agent.settings import EndpointSettings, RtuEndpointSettings
-from edge_agent.sunspec import DecodedModel, ModelBlock, SunSpecError, decode_plan
 from edge_agent.vendor import decode_registers, read_spans
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Point values of each SunSpec model, in engineering units, from the plant state.
 
 One function per model family: ``render(ctx) -> {indexed path: value}``. Scale factors
-are part of the values (``W_SF``...); the encoder in :mod:`device_profiles.sunspec_layout`
+are part of the values (``W_SF``...); the encoder in :mod:`device_profiles.sunspec_codec`
 applies them, and float models (111-113) simply have no SF points. Writable points are
 not produced here: they come from the device's settings store (read-back shows what was
 applied). Signs: 103/113/701 ``W`` >= 0 generating; 802 ``W``/``A`` > 0 discharging;
