@@ -1,7 +1,7 @@
 """Virtual gateways speaking the MQTT contract directly, for broker and ingest load.
 
 Each virtual gateway has its own MQTT connection and identity (client id and username =
-gateway id), the site physics of :mod:`simulators.physics`, and the stream/seq/``stored``
+gateway id), the light site model of :mod:`simulators.fleet.telemetry`, and the stream/seq/``stored``
 bookkeeping of :mod:`contracts` (birth, retained state with an offline will, telemetry
 batches at a cadence, resends of what ``stored`` has not covered). Pure parts:
 :mod:`~simulators.fleet.spec`, :mod:`~simulators.fleet.gateway`,
