@@ -7,8 +7,8 @@ Two modes (issue 4 item 6):
   they also answer signed ``cmd``/``config`` (``spec.trusted_key_files``, failure
   injection by ``spec.fail_gateways`` / ``fail_fraction`` / ``seed``) with ``cmd_ack``
   and ``config_state`` on their stream, for control and rollout tests;
-* :func:`run_site_fleet` — N full sites: a :class:`~simulators.device_site.DeviceSite` (region preset)
-  (Modbus TCP) each, polled by a real ``potr agent`` process, for end-to-end tests.
+* :func:`run_site_fleet` — N full sites: a :class:`~simulators.device_site.DeviceSite`
+  (region preset, Modbus TCP) each, polled by a real ``potr agent`` process, for end-to-end tests.
 
 With a database URL both register every gateway (ingest dead-letters unknown ones) and
 run one ingest worker, so ``stored`` flows back and the summary carries database counts.
