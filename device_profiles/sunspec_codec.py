@@ -339,6 +339,8 @@ def value_to_raw(pdef: PointDef, value: Any, sf: int | None) -> Any:
         return None
     if pdef.type == "string" or pdef.type in _FLOAT:
         return value
+    if isinstance(value, int) and not sf:
+        return value  # exact: a float would round 64-bit counters
     number = float(value)
     if math.isnan(number):
         return None
