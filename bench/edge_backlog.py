@@ -40,7 +40,7 @@ from contracts.timeutil import to_wire
 from contracts.topics import topic
 from edge_agent.buffer import Outbox
 from potr.servers.mosquitto import PrivateMosquitto
-from simulators.site import SiteSimSettings, SiteSimulator
+from simulators.device_site import DeviceSite, region_site
 from tests.integration.harness import AgentProcess, site_agent_config, stream_progress
 
 GATEWAY = "gw-bench-backlog"
@@ -137,7 +137,7 @@ async def drain(args: argparse.Namespace, workdir: Path, url: str) -> None:
         baseline = raw_publish_rate(broker.port, [sample] * steps)
         noon = datetime.now(UTC).replace(hour=2, minute=0, second=0, microsecond=0)
         sims = [
-            SiteSimulator(SiteSimSettings(site_id=f"live-{i}", region="au", start_time=noon))
+            DeviceSite(region_site(site_id=f"live-{i}", region="au", start_time=noon))
             for i in range(max(args.devices // 2, 1))
         ]
         for sim in sims:

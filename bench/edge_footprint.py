@@ -4,8 +4,8 @@ measured the same way in the same run.
 
     .venv/bin/python -m bench.edge_footprint [--seconds 60] [--devices 10]
 
-The bench process serves the devices (``SiteSimulator``: inverter unit 1 + meter unit 2
-per site) and plays the cloud's ``stored`` watermark once a second, so the agent runs in
+The bench process serves the devices (``DeviceSite`` region preset: inverter unit 1 + meter
+unit 2 per site) and plays the cloud's ``stored`` watermark once a second, so the agent runs in
 its steady state (buffer drained as ingest would); a private Mosquitto is the broker.
 Both measured programs are subprocesses: ``potr agent --config <yaml>`` (with its
 ``/healthz`` + ``/metrics`` port on, as in production) and a synchronous pymodbus loop.
@@ -130,23 +130,23 @@ class Sites:
         self._thread.join(15)
 
     async def _main(self) -> None:
+        from device_profiles.sunspec_codec import ModelBlock, read_plan
         from edge_agent.normalise import POINT_MAP
-        from edge_agent.sunspec import ModelBlock, read_plan
-        from simulators.site import SiteSimSettings, SiteSimulator
+        from simulators.device_site import DeviceSite, region_site
 
         self._stop = asyncio.Event()
         async with contextlib.AsyncExitStack() as stack:
             for i in range(self._n):
-                settings = SiteSimSettings(site_id=f"fp{i}", region=REGION, start_time=NOON_SYDNEY)
-                site = await stack.enter_async_context(SiteSimulator(settings))
-                for unit, blocks in site.blocks.items():
+                settings = region_site(site_id=f"fp{i}", region=REGION, start_time=NOON_SYDNEY)
+                site = await stack.enter_async_context(DeviceSite(settings))
+                for device in site.devices:
                     seen: set[int] = set()
                     reads: list[tuple[int, int]] = []
-                    for b in blocks:
+                    for b in device.blocks:
                         if b.model_id in POINT_MAP and b.model_id not in seen:
                             seen.add(b.model_id)
                             reads += read_plan(ModelBlock(b.model_id, b.addr, b.length))
-                    self.plan.append((site.port, unit, reads))
+                    self.plan.append((site.port, device.unit_id, reads))
             responder = asyncio.create_task(self._stored_responder())
             self._ready.set()
             await self._stop.wait()

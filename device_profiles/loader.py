@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from contracts.metrics import BY_NAME
 from device_profiles.schema import DeviceProfile, PointRef
-from device_profiles.sunspec_defs import UnknownModelError, model_def
+from device_profiles.sunspec_codec import UnknownModelError, model_def
 
 __all__ = [
     "BUILTIN_DIR",

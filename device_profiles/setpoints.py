@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from device_profiles.schema import Command, DeviceProfile, Limit, PointRef, Setting
-from device_profiles.sunspec_defs import GroupDef, UnknownModelError, model_def
+from device_profiles.sunspec_codec import GroupDef, UnknownModelError, model_def
 
 __all__ = [
     "SetpointRefusal",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from edge_agent.sunspec import (
+from device_profiles.sunspec_codec import (
     END_MODEL_ID,
     MAX_READ,
     SUNS_BASES,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from contracts.messages import Quality
 from contracts.metrics import BY_NAME
 from device_profiles.schema import DeviceProfile, PointRef
-from edge_agent.sunspec import DecodedModel
+from device_profiles.sunspec_codec import DecodedModel
 
 _INVERTER = {
     "W": "pv_w",

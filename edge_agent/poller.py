@@ -44,6 +44,7 @@ from contracts.events import (
 from contracts.messages import DeviceInfo, DeviceStatus, Quality, Reading
 from contracts.timeutil import truncate_ms, utc_now
 from device_profiles.schema import DeviceProfile, VendorMap
+from device_profiles.sunspec_codec import DecodedModel, ModelBlock, SunSpecError, decode_plan
 from edge_agent.discovery import DeviceMap, discover, read_model
 from edge_agent.events import EventSink
 from edge_agent.modbus import ModbusEndpoint, ModbusReadError
@@ -56,7 +57,6 @@ from edge_agent.normalise import (
     sunspec_sources,
 )
 from edge_agent.settings import EndpointSettings, RtuEndpointSettings
-from edge_agent.sunspec import DecodedModel, ModelBlock, SunSpecError, decode_plan
 from edge_agent.transitions import StateWatch
 from edge_agent.vendor import decode_registers, read_spans
 

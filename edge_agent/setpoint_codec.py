@@ -2,7 +2,7 @@
 
 A profile point reference (``704.WMaxLimPct``, ``705.Crv.Pt.V``, ``vendor.command``) is
 located on the device *as discovered*: the model block's address (from the SunSpec
-chain) plus the point's offset in :func:`device_profiles.sunspec_layout.layout` sized by
+chain) plus the point's offset in :func:`device_profiles.sunspec_codec.layout` sized by
 the profile's group counts; a vendor register at its map address. A layout whose length
 differs from the discovered block is refused (the device is not what the profile says).
 
@@ -20,8 +20,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from device_profiles.schema import DeviceProfile, PointRef
-from device_profiles.sunspec_defs import PointDef, UnknownModelError
-from device_profiles.sunspec_layout import ModelLayout, decode_point, layout
+from device_profiles.sunspec_codec import (
+    ModelLayout,
+    PointDef,
+    UnknownModelError,
+    decode_point,
+    layout,
+)
 
 __all__ = [
     "CodecError",

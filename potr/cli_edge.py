@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 from potr.runtime import run_until_signal
+
+if TYPE_CHECKING:
+    from simulators.device_site import DeviceSite
 
 console = Console()
 sim_app = typer.Typer(help="Simulated SunSpec devices over Modbus TCP", no_args_is_help=True)
@@ -33,32 +37,29 @@ def sim_site(
     speed: float = typer.Option(1.0, help="simulated seconds per real second"),
     start_time: datetime | None = typer.Option(None, help="simulated start (ISO, with zone)"),
 ) -> None:
-    """Serve one site: a three-phase inverter (unit 1) and a grid meter (unit 2)."""
+    """Serve one site: a three-phase inverter (unit 1) and a grid meter (unit 2).
+
+    A preset of ``sim devices``: the default devices at the region's city and grid."""
     from pydantic import ValidationError
 
-    from simulators.site import SiteSimSettings, SiteSimulator
+    from simulators.device_site import DeviceSite, region_site
 
+    if region not in ("au", "us", "es"):
+        raise typer.BadParameter(f"region must be au, us or es, not {region!r}")
     try:
-        settings = SiteSimSettings(
-            site_id=site_id,
-            region=region,
+        settings = region_site(
+            site_id,
+            region,  # type: ignore[arg-type]  # checked just above
             host=host,
             port=port,
             pv_capacity_w=pv_capacity_w,
             speed=speed,
             start_time=start_time,
         )
-    except ValidationError as exc:
+        site = DeviceSite(settings)
+    except (ValidationError, ValueError) as exc:
         raise typer.BadParameter(str(exc)) from None
-
-    async def serve(stop: asyncio.Event) -> None:
-        async with SiteSimulator(settings) as site:
-            console.print(f"site {site_id} ({region}) serving Modbus TCP on {host}:{site.port}")
-            for unit_id, serial, kind in site.devices:
-                console.print(f"  unit {unit_id}: {kind} SN {serial}")
-            await stop.wait()
-
-    run_until_signal(serve)
+    _serve(site, f"site {site_id} ({region})")
 
 
 @sim_app.command("devices")
@@ -98,12 +99,22 @@ def sim_devices(
     except (ValidationError, ValueError) as exc:
         raise typer.BadParameter(str(exc)) from None
 
+    _serve(site, f"site {settings.site_id}")
+
+
+def _serve(site: DeviceSite, label: str) -> None:
+    """Serve ``site`` until SIGINT/SIGTERM, printing where and what."""
+    settings = site.settings
+
     async def serve(stop: asyncio.Event) -> None:
         async with site:
             where = settings.serial_port or f"{settings.host}:{site.port}"
-            console.print(f"site {settings.site_id} serving Modbus on {where}")
-            for spec in settings.devices:
-                console.print(f"  unit {spec.unit_id}: {spec.profile} (base {spec.base})")
+            console.print(f"{label} serving Modbus on {where}")
+            for device in site.devices:
+                console.print(
+                    f"  unit {device.unit_id}: {device.profile.kind} {device.profile.name}"
+                    f" SN {device.serial} (base {device.base})"
+                )
             await stop.wait()
 
     run_until_signal(serve)

@@ -7,8 +7,8 @@ Two modes (issue 4 item 6):
   they also answer signed ``cmd``/``config`` (``spec.trusted_key_files``, failure
   injection by ``spec.fail_gateways`` / ``fail_fraction`` / ``seed``) with ``cmd_ack``
   and ``config_state`` on their stream, for control and rollout tests;
-* :func:`run_site_fleet` — N full sites: a :class:`~simulators.site.SiteSimulator`
-  (Modbus TCP) each, polled by a real ``potr agent`` process, for end-to-end tests.
+* :func:`run_site_fleet` — N full sites: a :class:`~simulators.device_site.DeviceSite`
+  (region preset, Modbus TCP) each, polled by a real ``potr agent`` process, for end-to-end tests.
 
 With a database URL both register every gateway (ingest dead-letters unknown ones) and
 run one ingest worker, so ``stored`` flows back and the summary carries database counts.
@@ -46,7 +46,7 @@ from contracts.topics import Region
 from potr.servers.mosquitto import PrivateMosquitto
 from simulators.fleet import FleetProgress, FleetResult, FleetSpec, run_fleet
 from simulators.fleet.spec import assign_regions, gateway_id
-from simulators.physics import DEFAULT_TZ
+from simulators.regions import REGIONS
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def register_gateways(
         if registry.get_gateway(gid) is not None:
             continue
         site = registry.add_site(
-            SiteIn(name=f"{label} {gid}", region=region, time_zone=DEFAULT_TZ[region.value])
+            SiteIn(name=f"{label} {gid}", region=region, time_zone=REGIONS[region.value].tz)
         )
         try:
             registry.add_gateway(GatewayIn(id=gid, site_id=site.id))
@@ -374,7 +374,7 @@ async def run_site_fleet(
 ) -> SiteFleetRun:
     """Serve ``count`` sites and run one ``potr agent`` process per site until ``stop``
     is set (or ``duration_s`` real seconds pass); agents get SIGTERM (clean shutdown)."""
-    from simulators.site import SiteSimSettings, SiteSimulator
+    from simulators.device_site import DeviceSite, region_site
 
     workdir = workdir or Path(tempfile.mkdtemp(prefix="potr-fleet-sites-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -395,10 +395,10 @@ async def run_site_fleet(
             await asyncio.to_thread(register_gateways, registry, plan, label="Site fleet")
         agents: list[SiteAgent] = []
         for gid, region in plan:
-            site = SiteSimulator(
-                SiteSimSettings(
-                    site_id=gid,
-                    region=region.value,
+            site = DeviceSite(
+                region_site(
+                    gid,
+                    region.value,
                     speed=speed,
                     start_time=sim_start,
                     update_period_s=min(1.0, poll_interval_s / 2),

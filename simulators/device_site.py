@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import re
 import time
 import zlib
+from collections import deque
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,10 +48,14 @@ from simulators.plant import (
     initial_state,
     step,
 )
+from simulators.regions import REGIONS, RegionCode
 from simulators.solar import ClearSky
 from simulators.write_log import PointValue, WriteFailure, WriteRecord
 
-__all__ = ["DeviceSite", "DeviceSiteSettings", "DeviceSpec"]
+__all__ = ["DeviceSite", "DeviceSiteSettings", "DeviceSpec", "Snapshot", "region_site", "run_site"]
+
+#: One served image: when it started being served, and per unit (base address, registers).
+Snapshot = tuple[datetime, dict[int, tuple[int, list[int]]]]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +71,9 @@ class DeviceSpec(BaseModel):
     base: Literal[0, 40000, 50000] = 40000
     common_length: Literal[65, 66] = 66
     write_latency_s: float = Field(default=0.0, ge=0, le=60)
+    nameplate: dict[str, float] = Field(
+        default_factory=dict, description="overrides of the profile's nameplate (ratings)"
+    )
 
 
 def _default_devices() -> list[DeviceSpec]:
@@ -94,9 +103,44 @@ class DeviceSiteSettings(BaseModel):
     nominal_hz: float = 50.0
     battery_soc_pct: float = Field(default=50.0, ge=0, le=100)
     seed: int | None = None
+    history_size: int = Field(default=2000, ge=1, description="served images kept")
     devices: list[DeviceSpec] = Field(default_factory=_default_devices, min_length=1)
     scenario: Path | None = None
     profile_dir: Path | None = Field(default=None, description="extra *.yaml profiles")
+
+
+def region_site(site_id: str, region: RegionCode, **settings: Any) -> DeviceSiteSettings:
+    """The region preset (``potr sim site``): the default inverter (unit 1) and grid meter
+    (unit 2) at the region's city, on its grid's nominal voltage and frequency, both rated
+    for ``pv_capacity_w`` when given; ``settings`` override any other field."""
+    where = REGIONS[region]
+    devices = _default_devices()
+    devices[0].serial = _preset_serial(site_id, "INV")
+    devices[1].serial = _preset_serial(site_id, "MTR")
+    capacity = settings.get("pv_capacity_w")
+    if capacity is not None:  # ratings (and so scale factors) follow the PV size
+        devices[0].nameplate = {"w_rtg": capacity, "va_rtg": capacity}
+        devices[1].nameplate = {"max_w": max(30000.0, 1.2 * capacity)}
+    return DeviceSiteSettings.model_validate(
+        {
+            "site_id": site_id,
+            "devices": devices,
+            "latitude": where.latitude,
+            "longitude": where.longitude,
+            "tz": where.tz,
+            "nominal_v": where.nominal_v,
+            "nominal_hz": where.nominal_hz,
+            **settings,
+        }
+    )
+
+
+def _preset_serial(site_id: str, prefix: str) -> str:
+    """The preset's serial (model 1 ``SN``, <= 32 bytes): ``INV-<site>``, ``MTR-<site>``."""
+    clean = re.sub(r"[^A-Za-z0-9-]", "-", site_id).strip("-") or "site"
+    if len(clean) > 24:
+        clean = hashlib.sha1(site_id.encode()).hexdigest()[:12]
+    return f"{prefix}-{clean}"
 
 
 def _serial(site_id: str, profile: DeviceProfile, unit: int) -> str:
@@ -146,6 +190,9 @@ class DeviceSite:
             if spec.profile not in profiles:
                 raise ValueError(f"devices[{i}].profile: unknown device profile {spec.profile!r}")
             profile = profiles[spec.profile]
+            if spec.nameplate:
+                nameplate = profile.nameplate | spec.nameplate
+                profile = profile.model_copy(update={"nameplate": nameplate})
             self.devices.append(
                 EmulatedDevice(
                     profile,
@@ -176,6 +223,7 @@ class DeviceSite:
         )
         self.sky = ClearSky(settings.latitude, settings.longitude, settings.tz)
         self.faults = FaultBoard()
+        self._history: deque[Snapshot] = deque(maxlen=settings.history_size)
         if settings.scenario is not None:
             self.load_scenario(load_scenario(settings.scenario), str(settings.scenario))
         self._sim_t0 = settings.start_time or datetime.now(UTC)
@@ -193,6 +241,7 @@ class DeviceSite:
             gate=_SiteGate(self),
             write_latency_s=self._latency,
         )
+        self.endpoint.on_applied(lambda _unit: self._remember())
         self._task: asyncio.Task[None] | None = None
         self._paused = False
 
@@ -341,6 +390,17 @@ class DeviceSite:
     def _render(self) -> None:
         for device in self.devices:
             device.render(self.state)
+        self._remember()
+
+    def _remember(self) -> None:
+        self._history.append(
+            (datetime.now(UTC), {d.unit_id: (d.base, list(d.registers)) for d in self.devices})
+        )
+
+    def history(self) -> list[Snapshot]:
+        """Every SunSpec image served (bounded), oldest first: ``(ts UTC, {unit: (base,
+        registers)})``; a new one after each update and each applied write."""
+        return list(self._history)
 
     def tick(self) -> None:
         """Advance the physics to the simulated now and re-render every device."""
@@ -396,3 +456,9 @@ class DeviceSite:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+
+async def run_site(settings: DeviceSiteSettings, stop: asyncio.Event) -> None:
+    """Serve one site until ``stop`` is set."""
+    async with DeviceSite(settings):
+        await stop.wait()

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from device_profiles.schema import DeviceProfile, VendorRegister
-from device_profiles.sunspec_layout import (
+from device_profiles.sunspec_codec import (
+    END_MODEL,
+    SUNS_MARKER,
     ModelLayout,
     Slot,
     decode_point,
@@ -33,8 +35,6 @@ __all__ = ["ILLEGAL_ADDRESS", "ILLEGAL_VALUE", "EmulatedDevice", "PendingWrite"]
 
 ILLEGAL_ADDRESS = 2
 ILLEGAL_VALUE = 3
-SUNS_MARKER = (0x5375, 0x6E53)
-END_MODEL = (0xFFFF, 0)
 _CURVE_MODELS = {705: "Crv", 706: "Crv", 707: "Crv", 708: "Crv", 709: "Crv", 710: "Crv"}
 _ISOLATOR = {"open": 0, "closed": 1, "tripped": 2}
 

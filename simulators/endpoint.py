@@ -1,5 +1,7 @@
 """A Modbus endpoint (TCP listener or RTU serial line) serving emulated devices live.
 
+The simulators' only pymodbus module.
+
 Every request copies the addressed device's current registers into pymodbus's block, so
 values are never stale and writes go through :meth:`EmulatedDevice.check_write`. Faults
 act here: no answer, exception answers, slow answers, one TCP connection at a time, and
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -26,7 +29,6 @@ from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from simulators.emulated import EmulatedDevice, PendingWrite
-from simulators.modbus_server import free_port
 from simulators.write_log import Outcome, WriteFailure, WriteRecord, match_refs
 
 __all__ = ["DeviceEndpoint", "Gate"]
@@ -34,6 +36,13 @@ __all__ = ["DeviceEndpoint", "Gate"]
 log = logging.getLogger(__name__)
 
 WRITE_CODES = frozenset({6, 16, 22, 23})
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS reports free right now (the caller retries on EADDRINUSE)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 class Gate:

@@ -19,9 +19,11 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from simulators.solar import ClearSky
+if TYPE_CHECKING:  # pvlib is heavy: the virtual fleet uses this module's load without it
+    from simulators.solar import ClearSky
 
 __all__ = [
     "BatteryControls",
@@ -32,6 +34,8 @@ __all__ = [
     "curve_value",
     "house_load_w",
     "initial_state",
+    "local_hour",
+    "noise",
     "step",
 ]
 
@@ -114,7 +118,8 @@ class PlantState:
         return sum(self.phase_v) / 3
 
 
-def _noise(seed: int, second: int, channel: int) -> float:
+def noise(seed: int, second: int, channel: int) -> float:
+    """Deterministic noise in [-1, 1] for a simulated second and a channel."""
     return random.Random(seed * 1_000_003 + second * 31 + channel).uniform(-1.0, 1.0)
 
 
@@ -168,7 +173,7 @@ def step(
     phase_v = tuple(
         round(
             cfg.nominal_v
-            * (1.0 + rise + cfg.voltage_noise_pct / 100.0 * _noise(cfg.seed, second, 2 + i)),
+            * (1.0 + rise + cfg.voltage_noise_pct / 100.0 * noise(cfg.seed, second, 2 + i)),
             1,
         )
         for i in range(3)
@@ -191,8 +196,8 @@ def step(
         state = 5
     else:
         state = 4
-    hour = _local_hour(ts, cfg.tz)
-    load_w = cfg.load_scale * house_load_w(hour) * (1.0 + 0.05 * _noise(cfg.seed, second, 1))
+    hour = local_hour(ts, cfg.tz)
+    load_w = cfg.load_scale * house_load_w(hour) * (1.0 + 0.05 * noise(cfg.seed, second, 1))
     bat_w = _battery_w(cfg, battery, prev.battery_soc_pct, load_w - pv_w, dt_s)
     hours = dt_s / 3600.0
     soc = prev.battery_soc_pct
@@ -223,13 +228,13 @@ def step(
         grid_w=grid_w,
         grid_var=-pv_var,
         phase_v=(phase_v[0], phase_v[1], phase_v[2]),
-        hz=round(cfg.nominal_hz + 0.02 * _noise(cfg.seed, second, 5), 3),
+        hz=round(cfg.nominal_hz + 0.02 * noise(cfg.seed, second, 5), 3),
         cabinet_c=round(25.0 + 20.0 * pv_w / cfg.pv_capacity_w, 1),
         totals=totals,
     )
 
 
-def _local_hour(ts: datetime, tz: str) -> float:
+def local_hour(ts: datetime, tz: str) -> float:
     local = ts.astimezone(ZoneInfo(tz))
     return local.hour + local.minute / 60 + local.second / 3600
 

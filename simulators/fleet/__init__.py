@@ -1,9 +1,10 @@
 """Virtual gateways speaking the MQTT contract directly, for broker and ingest load.
 
 Each virtual gateway has its own MQTT connection and identity (client id and username =
-gateway id), the site physics of :mod:`simulators.physics`, and the stream/seq/``stored``
-bookkeeping of :mod:`contracts` (birth, retained state with an offline will, telemetry
-batches at a cadence, resends of what ``stored`` has not covered). Pure parts:
+gateway id), the light site model of :mod:`simulators.fleet.telemetry`, and the
+stream/seq/``stored`` bookkeeping of :mod:`contracts` (birth, retained state with an
+offline will, telemetry batches at a cadence, resends of what ``stored`` has not
+covered). Pure parts:
 :mod:`~simulators.fleet.spec`, :mod:`~simulators.fleet.gateway`,
 :mod:`~simulators.fleet.telemetry`, :mod:`~simulators.fleet.stats`; the only paho module
 is :mod:`~simulators.fleet.mqtt_paho`, driven by :mod:`~simulators.fleet.worker`.

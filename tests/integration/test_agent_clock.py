@@ -23,7 +23,7 @@ from edge_agent.buffer import AsyncOutbox
 from edge_agent.clock import ClockGuard
 from edge_agent.settings import AgentSettings
 from potr.servers.mosquitto import PrivateMosquitto
-from simulators.site import SiteSimSettings, SiteSimulator
+from simulators.device_site import DeviceSite, region_site
 from tests.integration.harness import until
 from tests.integration.witness import Witness
 
@@ -33,14 +33,14 @@ TWO_HOURS = 7200.0
 
 
 @pytest.fixture
-async def site() -> AsyncIterator[SiteSimulator]:
-    settings = SiteSimSettings(
+async def site() -> AsyncIterator[DeviceSite]:
+    settings = region_site(
         site_id=f"ck-{uuid4().hex[:6]}",
         region="au",
         start_time=datetime(2024, 1, 10, 2, 0, tzinfo=UTC),
         update_period_s=0.2,
     )
-    async with SiteSimulator(settings) as sim:
+    async with DeviceSite(settings) as sim:
         yield sim
 
 
@@ -61,7 +61,7 @@ def _suspect(batch: dict[str, object]) -> bool:
 
 @pytest.mark.parametrize("error", [TWO_HOURS, -TWO_HOURS], ids=["ahead", "behind"])
 async def test_clock_off_by_two_hours_then_corrected(
-    error: float, mosquitto: PrivateMosquitto, site: SiteSimulator, tmp_path: Path
+    error: float, mosquitto: PrivateMosquitto, site: DeviceSite, tmp_path: Path
 ) -> None:
     gw = f"gw-ck-{uuid4().hex[:8]}"
     offset = [error]

@@ -23,7 +23,7 @@ from edge_agent.buffer import AsyncOutbox, Outbox, PayloadFactory
 from edge_agent.pending import HeldMessages
 from edge_agent.settings import AgentSettings, EndpointSettings
 from potr.servers.ports import free_port
-from simulators.site import SiteSimSettings, SiteSimulator
+from simulators.device_site import DeviceSite, region_site
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -61,8 +61,8 @@ async def _until(check, within_s: float, what: str) -> None:  # type: ignore[no-
 
 async def test_disk_full_drops_telemetry_with_an_alarm_and_recovers(small_disk: Path) -> None:
     noon = datetime.now(UTC).replace(hour=2, minute=0, second=0, microsecond=0)
-    async with SiteSimulator(
-        SiteSimSettings(site_id="disk-full", region="au", start_time=noon, update_period_s=0.2)
+    async with DeviceSite(
+        region_site(site_id="disk-full", region="au", start_time=noon, update_period_s=0.2)
     ) as sim:
         settings = AgentSettings(
             gateway_id="disk-full-gw",

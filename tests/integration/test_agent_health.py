@@ -23,7 +23,7 @@ from contracts.timeutil import utc_now
 from contracts.topics import topic
 from edge_agent.app import run_agent
 from edge_agent.settings import AgentSettings
-from simulators.site import SiteSimSettings, SiteSimulator
+from simulators.device_site import DeviceSite, region_site
 
 pytestmark = pytest.mark.integration
 
@@ -92,11 +92,11 @@ async def _running(settings: AgentSettings) -> AsyncIterator[None]:
 
 
 @pytest.fixture
-async def site() -> AsyncIterator[SiteSimulator]:
-    settings = SiteSimSettings(
+async def site() -> AsyncIterator[DeviceSite]:
+    settings = region_site(
         site_id=f"hz-{uuid4().hex[:6]}", region="au", start_time=NOON_SYDNEY, update_period_s=0.2
     )
-    async with SiteSimulator(settings) as sim:
+    async with DeviceSite(settings) as sim:
         yield sim
 
 
@@ -115,7 +115,7 @@ def _settings(url: str, tmp_path: Path, gateway_id: str, **kw: Any) -> AgentSett
 
 
 async def test_healthz_reports_devices_buffer_and_stored_watermark(
-    mosquitto_url: str, tmp_path: Path, site: SiteSimulator
+    mosquitto_url: str, tmp_path: Path, site: DeviceSite
 ) -> None:
     endpoint = {"name": "site", "host": "127.0.0.1", "port": site.port, "unit_ids": [1, 2]}
     settings = _settings(mosquitto_url, tmp_path, "gw-health-1", endpoints=[endpoint])
@@ -142,7 +142,7 @@ async def test_healthz_reports_devices_buffer_and_stored_watermark(
 
 
 async def test_metrics_expose_polls_states_buffer_and_counters(
-    mosquitto_url: str, tmp_path: Path, site: SiteSimulator
+    mosquitto_url: str, tmp_path: Path, site: DeviceSite
 ) -> None:
     dead = _free_port()  # nothing listens there: an unreachable device
     endpoints = [

@@ -24,7 +24,7 @@ from cloud.migrate import migrate
 from cloud.registry import GatewayIn, RegistryService, SiteIn
 from edge_agent.buffer import Outbox
 from potr.servers.mosquitto import PrivateMosquitto
-from simulators.site import SiteSimSettings, SiteSimulator
+from simulators.device_site import DeviceSite, region_site
 from tests.integration.harness import AgentProcess, site_agent_config, until, watermark
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
@@ -52,8 +52,8 @@ async def test_agent_survives_sigkill_at_random_points_without_losing_buffered_d
     buffer = tmp_path / "buffer.sqlite"
     log = tmp_path / "agent.log"
     ingest_stop, ready = asyncio.Event(), asyncio.Event()
-    async with SiteSimulator(
-        SiteSimSettings(site_id=GATEWAY, region="au", start_time=noon, update_period_s=0.2)
+    async with DeviceSite(
+        region_site(site_id=GATEWAY, region="au", start_time=noon, update_period_s=0.2)
     ) as sim:
         ingest = asyncio.create_task(run_ingest(cloud, registry, ingest_stop, ready=ready))
         async with asyncio.timeout(20):

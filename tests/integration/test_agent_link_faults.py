@@ -31,7 +31,7 @@ from edge_agent.app import Agent
 from edge_agent.buffer import AsyncOutbox
 from edge_agent.settings import AgentSettings
 from potr.servers.mosquitto import PrivateMosquitto
-from simulators.site import SiteSimSettings, SiteSimulator
+from simulators.device_site import DeviceSite, region_site
 from tests.faultproxy import FaultProxy
 from tests.integration.harness import stream_progress, until, watermark
 from tests.integration.witness import Delivery, Witness
@@ -97,10 +97,10 @@ async def cloud(database_url: str, mosquitto: PrivateMosquitto) -> AsyncIterator
 
 
 @pytest.fixture
-async def site() -> AsyncIterator[SiteSimulator]:
+async def site() -> AsyncIterator[DeviceSite]:
     noon = datetime.now(UTC).replace(hour=2, minute=0, second=0, microsecond=0)
-    settings = SiteSimSettings(site_id=GATEWAY, region="au", start_time=noon, update_period_s=0.2)
-    async with SiteSimulator(settings) as sim:
+    settings = region_site(site_id=GATEWAY, region="au", start_time=noon, update_period_s=0.2)
+    async with DeviceSite(settings) as sim:
         yield sim
 
 
@@ -128,7 +128,7 @@ async def agent_running(settings: AgentSettings) -> AsyncIterator[Agent]:
                 await task
 
 
-def _settings(mqtt_url: str, site: SiteSimulator, tmp_path: Path, **kw: Any) -> AgentSettings:
+def _settings(mqtt_url: str, site: DeviceSite, tmp_path: Path, **kw: Any) -> AgentSettings:
     values: dict[str, Any] = {
         "gateway_id": GATEWAY,
         "region": "au",
@@ -156,7 +156,7 @@ async def _all_stored(cloud: Cloud, agent: Agent, within_s: float) -> int:
 async def test_backlog_drains_paced_while_live_batches_arrive_within_2s(
     cloud: Cloud,
     mosquitto: PrivateMosquitto,
-    site: SiteSimulator,
+    site: DeviceSite,
     tmp_path: Path,
     fault_proxy: Callable[[str, int], Awaitable[FaultProxy]],
 ) -> None:
@@ -207,7 +207,7 @@ async def test_backlog_drains_paced_while_live_batches_arrive_within_2s(
 async def test_half_open_link_is_detected_within_two_keepalives_and_nothing_is_lost(
     cloud: Cloud,
     mosquitto: PrivateMosquitto,
-    site: SiteSimulator,
+    site: DeviceSite,
     tmp_path: Path,
     fault_proxy: Callable[[str, int], Awaitable[FaultProxy]],
 ) -> None:

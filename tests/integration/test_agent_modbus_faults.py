@@ -24,11 +24,11 @@ from contracts.events import GatewayEvent
 from contracts.messages import Quality, Reading
 from contracts.timeutil import utc_now
 from device_profiles import builtin_profile
+from device_profiles.sunspec_codec import device_image
 from edge_agent.modbus import ModbusEndpoint, open_endpoint
 from edge_agent.poller import DevicePoller, DeviceRegistry, NightCheck
 from edge_agent.settings import EndpointSettings, RtuEndpointSettings
 from simulators.device_site import DeviceSite, DeviceSiteSettings, DeviceSpec
-from simulators.sunspec_image import device_image
 from tests.integration import sunspec_oracle as oracle
 from tests.integration.harness import until
 

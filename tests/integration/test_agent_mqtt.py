@@ -28,7 +28,7 @@ from contracts.timeutil import utc_now
 from contracts.topics import topic
 from edge_agent.app import run_agent
 from edge_agent.settings import AgentSettings
-from simulators.site import SiteSimSettings, SiteSimulator
+from simulators.device_site import DeviceSite, region_site
 
 pytestmark = pytest.mark.integration
 
@@ -36,19 +36,19 @@ NOON_SYDNEY = datetime(2024, 1, 10, 2, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def site() -> AsyncIterator[SiteSimulator]:
-    settings = SiteSimSettings(
+async def site() -> AsyncIterator[DeviceSite]:
+    settings = region_site(
         site_id=f"mq-{uuid4().hex[:6]}",
         region="au",
         start_time=NOON_SYDNEY,
         update_period_s=0.2,
     )
-    async with SiteSimulator(settings) as sim:
+    async with DeviceSite(settings) as sim:
         yield sim
 
 
 def _agent_settings(
-    url: str, site: SiteSimulator, buffer: Path, gateway_id: str, **kw: Any
+    url: str, site: DeviceSite, buffer: Path, gateway_id: str, **kw: Any
 ) -> AgentSettings:
     values: dict[str, Any] = {
         "gateway_id": gateway_id,
@@ -145,11 +145,11 @@ def _gw() -> str:
 
 
 async def test_agent_announces_itself_and_publishes_telemetry(
-    mosquitto_url: str, site: SiteSimulator, tmp_path: Path
+    mosquitto_url: str, site: DeviceSite, tmp_path: Path
 ) -> None:
     gw = _gw()
     settings = _agent_settings(mosquitto_url, site, tmp_path / "b.sqlite", gw)
-    serials = {serial for _, serial, _ in site.devices}
+    serials = {d.serial for d in site.devices}
     async with watching(mosquitto_url, gw) as w, running(settings):
         await w.until(
             lambda: any({d["device"] for d in b["devices"]} == serials for b in w.of("birth"))
@@ -158,7 +158,7 @@ async def test_agent_announces_itself_and_publishes_telemetry(
     births = [BirthMsg.model_validate(b) for b in w.of("birth")]
     assert births[-1].poll_interval_s == 0.25
     devices = {d.device: d for d in births[-1].devices}
-    assert devices[site.devices[0][1]].models == [1, 103, 120, 123]
+    assert devices[site.device(1).serial].models == [1, 103, 120, 121, 122, 123, 126, 132, 160]
     assert all(d.status == "online" for d in devices.values())
     states = [StateMsg.model_validate(s) for s in w.of("state")]
     assert states[0].online
@@ -175,7 +175,7 @@ async def test_agent_announces_itself_and_publishes_telemetry(
 
 
 async def test_clean_stop_leaves_a_retained_offline_state(
-    mosquitto_url: str, site: SiteSimulator, tmp_path: Path
+    mosquitto_url: str, site: DeviceSite, tmp_path: Path
 ) -> None:
     gw = _gw()
     settings = _agent_settings(mosquitto_url, site, tmp_path / "b.sqlite", gw)
@@ -190,7 +190,7 @@ async def test_clean_stop_leaves_a_retained_offline_state(
 
 
 async def test_stored_releases_rows_and_unstored_rows_are_resent(
-    mosquitto_url: str, site: SiteSimulator, tmp_path: Path
+    mosquitto_url: str, site: DeviceSite, tmp_path: Path
 ) -> None:
     gw = _gw()
     buffer = tmp_path / "b.sqlite"
@@ -213,7 +213,7 @@ async def test_stored_releases_rows_and_unstored_rows_are_resent(
 
 
 async def test_restart_keeps_the_stream_and_sends_what_was_left(
-    mosquitto_url: str, site: SiteSimulator, tmp_path: Path
+    mosquitto_url: str, site: DeviceSite, tmp_path: Path
 ) -> None:
     gw = _gw()
     buffer = tmp_path / "b.sqlite"
@@ -236,7 +236,7 @@ async def test_restart_keeps_the_stream_and_sends_what_was_left(
 
 
 async def test_agent_reconnects_after_the_broker_is_killed(
-    mosquitto: Any, site: SiteSimulator, tmp_path: Path
+    mosquitto: Any, site: DeviceSite, tmp_path: Path
 ) -> None:
     gw = _gw()
     buffer = tmp_path / "b.sqlite"
@@ -261,7 +261,7 @@ async def test_agent_reconnects_after_the_broker_is_killed(
 
 
 async def test_agent_speaks_mqtt_311_to_the_demo_broker(
-    amqtt_url: str, site: SiteSimulator, tmp_path: Path
+    amqtt_url: str, site: DeviceSite, tmp_path: Path
 ) -> None:
     gw = _gw()
     settings = _agent_settings(amqtt_url, site, tmp_path / "b.sqlite", gw, mqtt_protocol="3.1.1")
@@ -286,7 +286,7 @@ AGENT_MAIN = (
 
 
 async def test_a_killed_agent_leaves_its_will_and_resumes_its_stream(
-    mosquitto_url: str, site: SiteSimulator, tmp_path: Path
+    mosquitto_url: str, site: DeviceSite, tmp_path: Path
 ) -> None:
     gw = _gw()
     buffer = tmp_path / "b.sqlite"

@@ -20,7 +20,7 @@ from contracts.messages import Reading
 from edge_agent.modbus import ModbusEndpoint
 from edge_agent.poller import DevicePoller, DeviceRegistry
 from edge_agent.settings import EndpointSettings
-from simulators.site import SiteSimSettings, SiteSimulator
+from simulators.device_site import DeviceSite, region_site
 
 pytestmark = pytest.mark.integration
 
@@ -98,9 +98,9 @@ def oracle_meter(regs: list[int]) -> dict[str, float]:
 
 
 @pytest.fixture
-async def site() -> AsyncIterator[SiteSimulator]:
-    settings = SiteSimSettings(site_id="poll-test", region="au", start_time=NOON_SYDNEY)
-    async with SiteSimulator(settings) as sim:
+async def site() -> AsyncIterator[DeviceSite]:
+    settings = region_site(site_id="poll-test", region="au", start_time=NOON_SYDNEY)
+    async with DeviceSite(settings) as sim:
         yield sim
 
 
@@ -140,7 +140,7 @@ def _values_close(actual: dict[str, float | None], expected: dict[str, float]) -
         assert actual[metric] == pytest.approx(value, abs=1e-6), metric
 
 
-async def test_polled_values_match_the_raw_registers(site: SiteSimulator) -> None:
+async def test_polled_values_match_the_raw_registers(site: DeviceSite) -> None:
     site.pause_updates()
     _, images = site.history()[-1]
     ep_settings = EndpointSettings(name="site", host="127.0.0.1", port=site.port, unit_ids=[1, 2])
@@ -154,7 +154,7 @@ async def test_polled_values_match_the_raw_registers(site: SiteSimulator) -> Non
             mtr_reading = await meter.poll_once()
     finally:
         endpoint.close()
-    serials = {unit: serial for unit, serial, _ in site.devices}
+    serials = {d.unit_id: d.serial for d in site.devices}
     assert inv_reading.device == serials[1]
     assert mtr_reading.device == serials[2]
     _values_close(inv_reading.values, oracle_inverter(images[1][1]))
@@ -163,14 +163,14 @@ async def test_polled_values_match_the_raw_registers(site: SiteSimulator) -> Non
     assert inv_reading.quality.value == "good"
     info = inverter.state.info
     assert info is not None
-    assert info.models == [1, 103, 120, 123]
+    assert info.models == [1, 103, 120, 121, 122, 123, 126, 132, 160]  # sim-inverter-103
     assert info.manufacturer == "PoTR Sim"
     assert info.nameplate["WRtg"] == 5000.0
 
 
-async def test_meter_sign_follows_the_simulator_convention(site: SiteSimulator) -> None:
+async def test_meter_sign_follows_the_simulator_convention(site: DeviceSite) -> None:
     site.pause_updates()
-    sample = site.sample
+    sample = site.state
     endpoint = ModbusEndpoint("site", "127.0.0.1", site.port, 2.0)
     ep_settings = EndpointSettings(name="site", host="127.0.0.1", port=site.port, unit_ids=[2])
     try:
@@ -179,7 +179,8 @@ async def test_meter_sign_follows_the_simulator_convention(site: SiteSimulator) 
             reading = await poller.poll_once()
     finally:
         endpoint.close()
-    assert reading.values["grid_w"] == pytest.approx(sample.grid_w)  # > 0 import, < 0 export
+    # > 0 import, < 0 export; the plant's power is real-valued, served in whole W (W_SF 0)
+    assert reading.values["grid_w"] == pytest.approx(sample.grid_w, abs=0.5)
 
 
 def _closed_port() -> int:
@@ -188,7 +189,7 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_unreachable_devices_do_not_stall_a_healthy_one(site: SiteSimulator) -> None:
+async def test_unreachable_devices_do_not_stall_a_healthy_one(site: DeviceSite) -> None:
     # A listener that never answers (timeouts) and a closed port (refused).
     silent = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
     silent_port = silent.sockets[0].getsockname()[1]
@@ -222,7 +223,7 @@ async def test_unreachable_devices_do_not_stall_a_healthy_one(site: SiteSimulato
             ep.close()
         silent.close()
         await silent.wait_closed()
-    assert {r.device for r in readings} == {site.devices[0][1]}
+    assert {r.device for r in readings} == {site.device(1).serial}
     # The healthy device kept its period: every interval between its polls within 10 %.
     intervals = [(b.ts - a.ts).total_seconds() for a, b in itertools.pairwise(readings)]
     assert all(abs(i - PERIOD_S) <= 0.1 * PERIOD_S for i in intervals), intervals
@@ -234,4 +235,4 @@ async def test_unreachable_devices_do_not_stall_a_healthy_one(site: SiteSimulato
     # Never-discovered devices have no serial yet: birth leaves them out (no phantom
     # registry devices under fallback ids); the events above report them.
     statuses = {i.device: i.status for i in registry.infos()}
-    assert statuses == {site.devices[0][1]: "online"}
+    assert statuses == {site.device(1).serial: "online"}

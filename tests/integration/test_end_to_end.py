@@ -40,7 +40,7 @@ from cloud.registry import GatewayIn, RegistryService, SiteIn
 from contracts.topics import topic
 from potr.servers.mosquitto import PrivateMosquitto
 from potr.servers.ports import free_port
-from simulators.site import SiteSimSettings, SiteSimulator
+from simulators.device_site import DeviceSite, region_site
 from tests.integration import sunspec_oracle as oracle
 from tests.integration.harness import AgentProcess, site_agent_config, until, watermark
 from tests.integration.registry_events import relay_ingest_events
@@ -182,7 +182,7 @@ async def test_readings_reach_the_api_exactly_once_through_agent_restart_and_bro
     await until(witness.subscribed.is_set, 10, "the witness to subscribe")
 
     noon = datetime.now(UTC).replace(hour=2, minute=0, second=0, microsecond=0)  # ~noon AEDT
-    sim_settings = SiteSimSettings(
+    sim_settings = region_site(
         site_id=GATEWAY, region="au", update_period_s=0.3, speed=20, start_time=noon
     )
     cloud = IngestSettings(
@@ -192,7 +192,7 @@ async def test_readings_reach_the_api_exactly_once_through_agent_restart_and_bro
         stored_interval_s=0.2,
     )
     ingest_stop, ingest_ready = asyncio.Event(), asyncio.Event()
-    async with SiteSimulator(sim_settings) as sim:
+    async with DeviceSite(sim_settings) as sim:
         ingest = asyncio.create_task(run_ingest(cloud, registry, ingest_stop, ready=ingest_ready))
         async with asyncio.timeout(20):
             await ingest_ready.wait()

@@ -2,7 +2,7 @@
 restarted: 0 readings lost, 0 duplicated, reconnects spread.
 
 The fleet: 5 real ``potr agent`` processes, each polling its own
-:class:`~simulators.site.SiteSimulator` over Modbus TCP, and 45 virtual gateways
+:class:`~simulators.device_site.DeviceSite` (region preset) over Modbus TCP, and 45 virtual gateways
 (:func:`potr.fleet.run_virtual_fleet`); ingest runs as ``potr ingest --workers 2`` does
 (:func:`potr.ingest_workers.run_ingest_workers`: two processes on the shared
 subscription). The broker is SIGKILLed for 10 s (60 s with ``POTR_CHAOS_FULL=1``).
@@ -54,8 +54,8 @@ from contracts.topics import Region
 from potr.fleet import VirtualFleetRun, register_gateways, run_virtual_fleet
 from potr.ingest_workers import run_ingest_workers
 from potr.servers.mosquitto import PrivateMosquitto
+from simulators.device_site import DeviceSite, region_site
 from simulators.fleet import FleetProgress, FleetSpec, MqttTarget, most_in_window
-from simulators.site import SiteSimSettings, SiteSimulator
 from tests.integration import sunspec_oracle as oracle
 from tests.integration.harness import AgentProcess, site_agent_config, until
 from tests.integration.test_end_to_end import _matches_served_image
@@ -225,7 +225,7 @@ async def test_broker_sigkill_under_50_gateways_loses_and_duplicates_nothing(
     ingest_stop, ingest_ready = asyncio.Event(), asyncio.Event()
     fleet_stop = asyncio.Event()
     agents: dict[str, AgentProcess] = {}
-    sims: dict[str, SiteSimulator] = {}
+    sims: dict[str, DeviceSite] = {}
     async with AsyncExitStack() as stack:
         ingest = asyncio.create_task(
             run_ingest_workers(ingest_settings, ingest_stop, ready=ingest_ready)
@@ -241,7 +241,7 @@ async def test_broker_sigkill_under_50_gateways_loses_and_duplicates_nothing(
 
         for gid in agent_ids:
             sims[gid] = await stack.enter_async_context(
-                SiteSimulator(SiteSimSettings(site_id=gid, region="au", update_period_s=0.5))
+                DeviceSite(region_site(site_id=gid, region="au", update_period_s=0.5))
             )
         for gid in agent_ids:
             (tmp_path / gid).mkdir()

@@ -17,7 +17,7 @@ import pytest
 from cloud.bootstrap import run_ingest
 from cloud.registry import RegistryService
 from potr.servers.mosquitto import PrivateMosquitto
-from simulators.site import SiteSimSettings, SiteSimulator
+from simulators.device_site import DeviceSite, region_site
 from tests.integration.harness import (
     AgentProcess,
     site_agent_config,
@@ -79,8 +79,8 @@ async def test_every_missing_reading_is_explained_by_data_dropped_or_a_gap(
     stop, ready = asyncio.Event(), asyncio.Event()
     log = tmp_path / "agent.log"
     buffer = tmp_path / "buffer.sqlite"
-    sim_settings = SiteSimSettings(site_id=GW, region="au", update_period_s=0.3)
-    async with SiteSimulator(sim_settings) as sim:
+    sim_settings = region_site(site_id=GW, region="au", update_period_s=0.3)
+    async with DeviceSite(sim_settings) as sim:
         ingest = asyncio.create_task(run_ingest(settings, registry, stop, ready=ready))
         async with asyncio.timeout(30):
             await ready.wait()

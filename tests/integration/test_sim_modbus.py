@@ -1,4 +1,4 @@
-"""The site simulator over real Modbus TCP (pymodbus client on loopback)."""
+"""The region preset of the device site over real Modbus TCP (pymodbus client on loopback)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,17 @@ from datetime import UTC, datetime
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
-from simulators.site import SiteSimSettings, SiteSimulator, run_site
+from simulators.device_site import DeviceSite, DeviceSiteSettings, region_site, run_site
 
 pytestmark = pytest.mark.integration
 
 NOON_SYDNEY = datetime(2024, 1, 10, 2, 0, tzinfo=UTC)
 
 
-def _settings(**kw: object) -> SiteSimSettings:
-    base: dict[str, object] = {"site_id": "sim-test", "region": "au", "start_time": NOON_SYDNEY}
+def _settings(**kw: object) -> DeviceSiteSettings:
+    base: dict[str, object] = {"start_time": NOON_SYDNEY}
     base.update(kw)
-    return SiteSimSettings.model_validate(base)
+    return region_site("sim-test", "au", **base)
 
 
 async def _client(port: int) -> AsyncModbusTcpClient:
@@ -41,10 +41,10 @@ async def _read_all(client: AsyncModbusTcpClient, unit: int, count: int) -> list
 
 
 async def test_each_unit_serves_its_own_suns_map_at_40000() -> None:
-    async with SiteSimulator(_settings()) as site:
+    async with DeviceSite(_settings()) as site:
         client = await _client(site.port)
         try:
-            for unit, serial, _kind in site.devices:
+            for unit, serial in ((d.unit_id, d.serial) for d in site.devices):
                 rr = await client.read_holding_registers(40000, count=4, device_id=unit)
                 assert rr.registers[:3] == [0x5375, 0x6E53, 1]
                 assert serial.encode() in bytes(
@@ -59,7 +59,7 @@ async def test_each_unit_serves_its_own_suns_map_at_40000() -> None:
 
 
 async def test_served_registers_match_the_latest_history_snapshot() -> None:
-    async with SiteSimulator(_settings(update_period_s=0.05)) as site:
+    async with DeviceSite(_settings(update_period_s=0.05)) as site:
         site.pause_updates()
         site.tick()
         ts, images = site.history()[-1]
@@ -74,7 +74,7 @@ async def test_served_registers_match_the_latest_history_snapshot() -> None:
 
 
 async def test_history_is_bounded_and_grows_with_ticks() -> None:
-    async with SiteSimulator(_settings(history_size=3)) as site:
+    async with DeviceSite(_settings(history_size=3)) as site:
         site.pause_updates()
         for _ in range(5):
             site.tick()
@@ -82,16 +82,16 @@ async def test_history_is_bounded_and_grows_with_ticks() -> None:
 
 
 async def test_speed_factor_runs_the_simulated_clock_faster() -> None:
-    sim = SiteSimulator(_settings(speed=3600.0))
+    sim = DeviceSite(_settings(speed=3600.0))
     t0 = sim.sim_now()
     await asyncio.sleep(0.01)  # lets real time pass; not a synchronisation
     assert (sim.sim_now() - t0).total_seconds() >= 30
 
 
 async def test_writing_a_power_limit_throttles_the_inverter() -> None:
-    async with SiteSimulator(_settings(pv_capacity_w=5000)) as site:
+    async with DeviceSite(_settings(pv_capacity_w=5000)) as site:
         site.pause_updates()
-        block = next(b for b in site.blocks[1] if b.model_id == 123)
+        block = site.device(1).block(123)
         client = await _client(site.port)
         try:
             # model 123: WMaxLimPct at +5, WMaxLim_Ena at +9 (from the ID register)
@@ -102,8 +102,8 @@ async def test_writing_a_power_limit_throttles_the_inverter() -> None:
         finally:
             client.close()
         site.tick()
-        assert site.sample.pv_w == 1000
-        assert site.sample.pv_state == 5
+        assert site.state.pv_w == 1000
+        assert site.state.pv_state == 5
 
 
 async def test_run_site_serves_until_stopped() -> None:

@@ -17,7 +17,7 @@ from device_profiles import (
     builtin_profiles,
     load_profile,
 )
-from device_profiles.sunspec_defs import model_def
+from device_profiles.sunspec_codec import model_def
 from potr import cli_profiles
 
 

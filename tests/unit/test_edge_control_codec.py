@@ -25,7 +25,7 @@ DER = builtin_profile("sim-der-inverter")
 
 
 def _der_blocks() -> dict[int, tuple[int, int]]:
-    from device_profiles.sunspec_layout import layout
+    from device_profiles.sunspec_codec import layout
 
     blocks, addr = {}, 40002
     for model in DER.models:

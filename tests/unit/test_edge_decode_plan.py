@@ -17,7 +17,7 @@ import pytest
 import sunspec2
 from sunspec2.device import Model, ModelError, get_model_def
 
-from edge_agent.sunspec import decode_model, decode_plan, registers_to_bytes
+from device_profiles.sunspec_codec import decode_model, decode_plan, registers_to_bytes
 
 MODEL_IDS = sorted(
     int(m.group(1))

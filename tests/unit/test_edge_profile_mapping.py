@@ -8,12 +8,11 @@ import pytest
 
 from contracts.messages import Quality
 from device_profiles import builtin_profile, builtin_profiles
+from device_profiles.sunspec_codec import decode_model, model_registers
 from edge_agent.daylight import sun_elevation_deg, sun_is_down
 from edge_agent.normalise import POINT_MAP, normalise_sources, profile_sources, sunspec_sources
-from edge_agent.sunspec import decode_model
 from edge_agent.vendor import decode_registers, read_spans
 from simulators.solar import ClearSky
-from simulators.sunspec_image import model_registers
 
 METER_201 = {"W": 1500, "WphA": 1500, "W_SF": 0, "Hz": 5000, "Hz_SF": -2}
 

@@ -5,10 +5,16 @@ from __future__ import annotations
 import pytest
 
 from contracts.messages import Quality
+from device_profiles.sunspec_codec import (
+    ModelBlock,
+    SunSpecError,
+    decode_model,
+    device_image,
+    model_registers,
+    read_plan,
+)
 from edge_agent.discovery import discover, read_model
 from edge_agent.normalise import POINT_MAP, nameplate, normalise
-from edge_agent.sunspec import ModelBlock, SunSpecError, decode_model, read_plan
-from simulators.sunspec_image import device_image, model_registers
 
 
 class ExceptionResponse(Exception):

@@ -1,4 +1,5 @@
-"""The simulator's pure parts: register images from pysunspec2 definitions and physics."""
+"""Images from the SunSpec codec, the region preset of the device site, and the fleet's
+light site model (pure parts, no network)."""
 
 from __future__ import annotations
 
@@ -7,31 +8,19 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from simulators.devices import (
-    controls_from_registers,
-    controls_points,
-    inverter_models,
-    meter_models,
-    serial_number,
-)
-from simulators.physics import Controls, initial_totals, pv_available_w, step
-from simulators.sunspec_image import SUNS_BASE, device_image, model_registers
+from contracts.topics import Region
+from device_profiles.sunspec_codec import SUNS_BASE, decode_model, device_image, model_registers
+from simulators.device_site import DeviceSite, region_site
+from simulators.fleet.telemetry import SitePhysics, pv_available_w
+from simulators.plant import InverterControls, PlantConfig, initial_state, step
+from simulators.solar import ClearSky
 
 NOON_SYDNEY = datetime(2024, 1, 10, 2, 0, tzinfo=UTC)  # 13:00 AEDT
 MIDNIGHT_SYDNEY = datetime(2024, 1, 10, 13, 0, tzinfo=UTC)  # 00:00 AEDT
 
 
-def _sample(ts: datetime = NOON_SYDNEY, controls: Controls = Controls()):
-    return step(
-        initial_totals(7),
-        ts,
-        0.0,
-        region="au",
-        tz="Australia/Sydney",
-        capacity_w=5000,
-        seed=7,
-        controls=controls,
-    )
+def _sample(ts: datetime = NOON_SYDNEY, region: Region = Region.AU, seed: int = 7):
+    return SitePhysics(region, 5000, seed, ts).sample(ts)
 
 
 def test_image_starts_with_suns_and_ends_with_end_model() -> None:
@@ -62,6 +51,13 @@ def test_unknown_point_is_refused() -> None:
         model_registers(103, {"NoSuchPoint": 1})
 
 
+def test_controls_survive_a_register_round_trip() -> None:
+    raw = {"Conn": 1, "WMaxLimPct": 40, "WMaxLim_Ena": 1, "WMaxLimPct_SF": 0}
+    decoded = decode_model(123, model_registers(123, raw))
+    assert {k: decoded.raw[k] for k in raw} == raw
+    assert decoded.scaled["WMaxLimPct"] == 40
+
+
 def test_pv_is_zero_at_night_and_positive_at_noon() -> None:
     assert pv_available_w(0.5, 5000) == 0.0
     assert pv_available_w(12.25, 5000) > 4000
@@ -78,17 +74,10 @@ def test_grid_closes_the_balance_positive_import() -> None:
 
 
 def test_energy_counters_only_grow() -> None:
-    sample = _sample()
+    physics = SitePhysics(Region.AU, 5000, 7, NOON_SYDNEY)
+    sample = physics.sample(NOON_SYDNEY)
     for i in range(1, 50):
-        nxt = step(
-            sample.totals,
-            NOON_SYDNEY + timedelta(minutes=10 * i),
-            600.0,
-            region="au",
-            tz="Australia/Sydney",
-            capacity_w=5000,
-            seed=7,
-        )
+        nxt = physics.sample(NOON_SYDNEY + timedelta(minutes=10 * i))
         assert nxt.totals.pv_wh >= sample.totals.pv_wh
         assert nxt.totals.import_wh >= sample.totals.import_wh
         assert nxt.totals.export_wh >= sample.totals.export_wh
@@ -100,42 +89,38 @@ def test_noise_is_deterministic_by_seed() -> None:
 
 
 def test_region_sets_voltage_and_frequency() -> None:
-    us = step(initial_totals(1), NOON_SYDNEY, 0, region="us", tz="UTC", capacity_w=5000, seed=1)
-    es = step(initial_totals(1), NOON_SYDNEY, 0, region="es", tz="UTC", capacity_w=5000, seed=1)
+    us = _sample(region=Region.US, seed=1)
+    es = _sample(region=Region.ES, seed=1)
     assert abs(us.hz - 60) < 0.1
     assert abs(es.hz - 50) < 0.1
     assert all(abs(v - 120) < 3 for v in us.phase_v)
     assert all(abs(v - 230) < 5 for v in es.phase_v)
 
 
+def test_region_preset_puts_the_site_on_its_grid() -> None:
+    us = DeviceSite(region_site("us-site", "us", start_time=NOON_SYDNEY))
+    assert abs(us.state.hz - 60) < 0.1
+    assert all(100 < v < 140 for v in us.state.phase_v)  # 120 V nominal (+ midday rise)
+    assert [(d.unit_id, d.profile.kind) for d in us.devices] == [(1, "inverter"), (2, "meter")]
+
+
 def test_power_limit_throttles_pv() -> None:
-    limited = _sample(controls=Controls(limit_pct=20, limit_enabled=True))
+    cfg = PlantConfig(seed=7)
+    sky = ClearSky(cfg.latitude, cfg.longitude, cfg.tz)
+    prev = initial_state(cfg, sky, NOON_SYDNEY)
+    limited = step(cfg, sky, prev, NOON_SYDNEY, InverterControls(limit_pct=20, limit_enabled=True))
     assert limited.pv_w == 1000
     assert limited.pv_state == 5  # THROTTLED
-    assert _sample(controls=Controls(connected=False)).pv_w == 0
+    assert step(cfg, sky, prev, NOON_SYDNEY, InverterControls(connected=False)).pv_w == 0
 
 
-def test_serials_are_unique_per_site_and_kind() -> None:
-    serials = {serial_number(s, k) for s in ("a1", "a2") for k in ("inverter", "meter")}
+def test_serials_are_unique_per_site_and_unit() -> None:
+    serials = {d.serial for s in ("a1", "a2") for d in DeviceSite(region_site(s, "au")).devices}
     assert len(serials) == 4
-    assert len(serial_number("x" * 200, "meter")) <= 32
-
-
-def test_controls_survive_a_register_round_trip() -> None:
-    controls = Controls(connected=True, limit_pct=40, limit_enabled=True)
-    regs = model_registers(123, controls_points(controls))
-    assert controls_from_registers(regs, Controls()) == controls
+    assert all(len(d.serial) <= 32 for d in DeviceSite(region_site("x" * 200, "au")).devices)
 
 
 def test_device_models_encode_without_overflow_for_big_sites() -> None:
-    sample = step(
-        initial_totals(3),
-        NOON_SYDNEY,
-        0,
-        region="au",
-        tz="Australia/Sydney",
-        capacity_w=100_000,
-        seed=3,
-    )
-    device_image(inverter_models(sample, serial="S", capacity_w=100_000, controls=Controls()))
-    device_image(meter_models(sample, serial="M", capacity_w=100_000))
+    site = DeviceSite(region_site("big", "au", start_time=NOON_SYDNEY, pv_capacity_w=100_000))
+    assert site.point(1, "103.W") == pytest.approx(site.state.pv_w, rel=0.01)
+    assert site.state.pv_w > 30_000  # beyond int16 at SF 0
