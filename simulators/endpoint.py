@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import socket
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -36,13 +35,6 @@ __all__ = ["DeviceEndpoint", "Gate"]
 log = logging.getLogger(__name__)
 
 WRITE_CODES = frozenset({6, 16, 22, 23})
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port the OS reports free right now (the caller retries on EADDRINUSE)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class Gate:
@@ -233,26 +225,24 @@ class DeviceEndpoint:
         await self._listen()
 
     async def _listen(self) -> None:
-        attempts = 1 if self.port else 5
-        for attempt in range(attempts):
-            port = self.port or free_port(self.host)
-            server = _TcpServer(
-                self._context(), address=(self.host, port), ignore_missing_devices=True
-            )
-            server.gate = self.gate
-            try:
-                await server.serve_forever(background=True)
-            except RuntimeError as exc:
-                await server.shutdown()  # type: ignore[no-untyped-call]
-                if attempt + 1 == attempts:
-                    raise OSError(errno.EADDRINUSE, f"cannot listen on {self.host}:{port}") from exc
-                continue
-            self._server = server
-            self.port = port
-            log.info(
-                "modbus TCP simulator on %s:%d units=%s", self.host, port, sorted(self.devices)
-            )
-            return
+        # Port 0: the OS picks a free port at bind time (no probe-then-bind race); it is
+        # kept, so a device that sleeps and wakes listens on the same port again.
+        port = self.port or 0
+        server = _TcpServer(self._context(), address=(self.host, port), ignore_missing_devices=True)
+        server.gate = self.gate
+        try:
+            await server.serve_forever(background=True)
+        except RuntimeError as exc:
+            await server.shutdown()  # type: ignore[no-untyped-call]
+            raise OSError(errno.EADDRINUSE, f"cannot listen on {self.host}:{port}") from exc
+        self._server = server
+        listener = server.transport  # pymodbus keeps the asyncio.Server of a listener here
+        if not isinstance(listener, asyncio.Server):
+            raise RuntimeError(f"pymodbus listener is a {type(listener).__name__}, not a server")
+        self.port = int(listener.sockets[0].getsockname()[1])
+        log.info(
+            "modbus TCP simulator on %s:%d units=%s", self.host, self.port, sorted(self.devices)
+        )
 
     async def sleep(self) -> None:
         """Night: TCP connections are refused (the listener closes); RTU stays silent."""

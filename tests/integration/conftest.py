@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.waiting import until_sync
 
 
 @pytest.fixture
@@ -23,11 +24,12 @@ def pty_pair(tmp_path: Path) -> Iterator[tuple[str, str]]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 5
-        while not (a.exists() and b.exists()):
-            assert time.monotonic() < deadline, "socat did not create the pty pair"
-            assert proc.poll() is None, "socat exited"
-            time.sleep(0.02)
+        until_sync(
+            lambda: (a.exists() and b.exists()) or proc.poll() is not None,
+            5,
+            "socat to create the pty pair",
+        )
+        assert proc.poll() is None, "socat exited"
         yield str(a), str(b)
     finally:
         proc.terminate()

@@ -25,6 +25,7 @@ from edge_agent.app import Agent
 from edge_agent.buffer import AsyncOutbox
 from edge_agent.settings import AgentSettings
 from simulators.device_site import DeviceSite, DeviceSiteSettings, DeviceSpec
+from tests.waiting import until
 
 NOON_SYDNEY = datetime(2024, 1, 10, 2, 0, tzinfo=UTC)
 INVERTER, BATTERY, ISOLATOR = 1, 3, 4
@@ -136,13 +137,7 @@ class Cloud:
             self.arrived.set()
 
     async def until(self, check: Callable[[], Any], within: float = 10.0, what: str = "") -> None:
-        try:
-            async with asyncio.timeout(within):
-                while not check():
-                    self.arrived.clear()
-                    await self.arrived.wait()
-        except TimeoutError:
-            raise AssertionError(f"timed out after {within}s waiting for {what}") from None
+        await until(check, within, what or "the gateway's answer", changed=self.arrived)
 
     # ----- documents ------------------------------------------------------------------
     def command(

@@ -8,31 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 import yaml
-
-
-async def until(
-    check: Callable[[], Awaitable[Any] | Any], within_s: float, what: str, *, at_least: int = 1
-) -> None:
-    """Wait until ``check()`` is true (or, for numbers, ``>= at_least``), polled every 50 ms,
-    failing after ``within_s`` seconds."""
-    deadline = time.monotonic() + within_s
-    while True:
-        result = check()
-        if isinstance(result, Awaitable):
-            result = await result
-        if (result >= at_least) if type(result) is int else bool(result):
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {within_s}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def write_agent_config(path: Path, **settings: Any) -> Path:

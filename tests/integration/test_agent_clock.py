@@ -24,8 +24,8 @@ from edge_agent.clock import ClockGuard
 from edge_agent.settings import AgentSettings
 from potr.servers.mosquitto import PrivateMosquitto
 from simulators.device_site import DeviceSite, region_site
-from tests.integration.harness import until
 from tests.integration.witness import Witness
+from tests.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 

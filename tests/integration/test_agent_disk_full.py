@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +23,7 @@ from edge_agent.pending import HeldMessages
 from edge_agent.settings import AgentSettings, EndpointSettings
 from potr.servers.ports import free_port
 from simulators.device_site import DeviceSite, region_site
+from tests.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -49,14 +49,6 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False, capture_output=True)
-
-
-async def _until(check, within_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + within_s
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {within_s}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def test_disk_full_drops_telemetry_with_an_alarm_and_recovers(small_disk: Path) -> None:
@@ -86,10 +78,10 @@ async def test_disk_full_drops_telemetry_with_an_alarm_and_recovers(small_disk: 
         async with AsyncOutbox(settings.buffer_path, max_bytes=settings.buffer_max_bytes) as box:
             agent = Agent(settings, box)
             task = asyncio.create_task(agent.run(stop))
-            await _until(lambda: agent.dropped_batches >= 3, 60, "the disk to fill up")
+            await until(lambda: agent.dropped_batches >= 3, 60, "the disk to fill up")
             assert not task.done(), "the agent stopped on a full disk"
             dropped_at_full = agent.dropped_batches
-            await _until(
+            await until(
                 lambda: agent.dropped_batches >= dropped_at_full + 5,
                 30,
                 "polling to go on while the disk is full",
@@ -98,7 +90,7 @@ async def test_disk_full_drops_telemetry_with_an_alarm_and_recovers(small_disk: 
 
             _mount(small_disk, "8m", remount=True)  # space returns
             buffered_before = agent.batches
-            await _until(
+            await until(
                 lambda: agent.batches >= buffered_before + 5, 30, "telemetry to be buffered again"
             )
             stop.set()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,18 +22,13 @@ from contracts.timeutil import utc_now
 from contracts.topics import topic
 from edge_agent.app import run_agent
 from edge_agent.settings import AgentSettings
+from potr.servers.ports import free_port
 from simulators.device_site import DeviceSite, region_site
 
 pytestmark = pytest.mark.integration
 
 NOON_SYDNEY = datetime(2024, 1, 10, 2, 0, tzinfo=UTC)
 Health = dict[str, Any]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _get(port: int, path: str) -> tuple[str, str, bytes]:
@@ -107,7 +101,7 @@ def _settings(url: str, tmp_path: Path, gateway_id: str, **kw: Any) -> AgentSett
         "mqtt_url": url,
         "buffer_path": tmp_path / f"{gateway_id}.sqlite",
         "poll_interval_s": 0.25,
-        "health_port": _free_port(),
+        "health_port": free_port(),
         "endpoints": [],
     }
     values.update(kw)
@@ -144,7 +138,7 @@ async def test_healthz_reports_devices_buffer_and_stored_watermark(
 async def test_metrics_expose_polls_states_buffer_and_counters(
     mosquitto_url: str, tmp_path: Path, site: DeviceSite
 ) -> None:
-    dead = _free_port()  # nothing listens there: an unreachable device
+    dead = free_port()  # nothing listens there: an unreachable device
     endpoints = [
         {"name": "site", "host": "127.0.0.1", "port": site.port, "unit_ids": [1, 2]},
         {"name": "dead", "host": "127.0.0.1", "port": dead, "unit_ids": [1], "timeout_s": 0.2},

@@ -27,8 +27,8 @@ from edge_agent.buffer import AsyncOutbox
 from edge_agent.settings import AgentSettings
 from potr.servers.mosquitto import PrivateMosquitto
 from simulators.device_site import DeviceSite, DeviceSiteSettings, DeviceSpec
-from tests.integration.harness import until
 from tests.integration.witness import Witness
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,8 @@ from cloud.registry import GatewayIn, RegistryService, SiteIn
 from edge_agent.buffer import Outbox
 from potr.servers.mosquitto import PrivateMosquitto
 from simulators.device_site import DeviceSite, region_site
-from tests.integration.harness import AgentProcess, site_agent_config, until, watermark
+from tests.integration.harness import AgentProcess, site_agent_config, watermark
+from tests.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 

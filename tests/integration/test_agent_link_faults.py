@@ -33,8 +33,9 @@ from edge_agent.settings import AgentSettings
 from potr.servers.mosquitto import PrivateMosquitto
 from simulators.device_site import DeviceSite, region_site
 from tests.faultproxy import FaultProxy
-from tests.integration.harness import stream_progress, until, watermark
+from tests.integration.harness import stream_progress, watermark
 from tests.integration.witness import Delivery, Witness
+from tests.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 

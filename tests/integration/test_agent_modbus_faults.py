@@ -30,7 +30,7 @@ from edge_agent.poller import DevicePoller, DeviceRegistry, NightCheck
 from edge_agent.settings import EndpointSettings, RtuEndpointSettings
 from simulators.device_site import DeviceSite, DeviceSiteSettings, DeviceSpec
 from tests.integration import sunspec_oracle as oracle
-from tests.integration.harness import until
+from tests.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 

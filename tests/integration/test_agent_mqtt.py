@@ -12,7 +12,7 @@ import contextlib
 import os
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from contracts.topics import topic
 from edge_agent.app import run_agent
 from edge_agent.settings import AgentSettings
 from simulators.device_site import DeviceSite, region_site
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -85,10 +86,7 @@ class Watcher:
         return [p for k, p, _ in self.messages if k == kind]
 
     async def until(self, check: Callable[[], bool], within: float = 15.0) -> None:
-        async with asyncio.timeout(within):
-            while not check():
-                self.arrived.clear()
-                await self.arrived.wait()
+        await until(check, within, "the witness to see it", changed=self.arrived)
 
     async def publish_stored(self, stream_id: str, upto: int) -> None:
         msg = StoredMsg(stream_id=stream_id, upto_seq=upto, ts=utc_now())  # type: ignore[arg-type]
@@ -131,13 +129,6 @@ def _rows(buffer: Path) -> list[int]:
             return [r[0] for r in db.execute("SELECT seq FROM outbox ORDER BY seq")]
         except sqlite3.OperationalError:  # the agent has not created its tables yet
             return []
-
-
-async def _eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
-    """Poll a condition that has no event to await (the agent's database, read from here)."""
-    async with asyncio.timeout(within):
-        while not await check():  # noqa: ASYNC110 - nothing to await: another connection's rows
-            await asyncio.sleep(0.05)
 
 
 def _gw() -> str:
@@ -209,7 +200,7 @@ async def test_stored_releases_rows_and_unstored_rows_are_resent(
         async def released() -> bool:
             return all(seq > upto for seq in _rows(buffer))
 
-        await _eventually(released)
+        await until(released, 10, "the agent to release covered rows")
 
 
 async def test_restart_keeps_the_stream_and_sends_what_was_left(
@@ -224,7 +215,7 @@ async def test_restart_keeps_the_stream_and_sends_what_was_left(
         async def buffered() -> bool:
             return len(_rows(buffer)) >= 3
 
-        await _eventually(buffered)
+        await until(buffered, 10, "the agent to buffer")
     left = _rows(buffer)
     settings = _agent_settings(mosquitto_url, site, buffer, gw)
     async with watching(mosquitto_url, gw) as w, running(settings):
@@ -256,7 +247,7 @@ async def test_agent_reconnects_after_the_broker_is_killed(
             async def released() -> bool:
                 return all(seq > upto for seq in _rows(buffer))
 
-            await _eventually(released)
+            await until(released, 10, "the agent to release covered rows")
     assert w2.of("birth")[0]["stream_id"] == w2.of("telemetry")[0]["stream_id"]
 
 
@@ -273,7 +264,7 @@ async def test_agent_speaks_mqtt_311_to_the_demo_broker(
         async def released() -> bool:
             return all(seq > batch.seq for seq in _rows(tmp_path / "b.sqlite"))
 
-        await _eventually(released)
+        await until(released, 10, "the agent to release covered rows")
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

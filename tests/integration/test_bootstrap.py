@@ -11,8 +11,8 @@ from cloud.events.runtime import BusSettings
 from cloud.events.types import gateway_birth_event
 from cloud.registry import RegistryService
 from contracts.topics import Region
-from tests.integration.harness import until
 from tests.integration.test_event_bus import Pool, _birth, _devices, _emit, pool, registry
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 __all__ = ["pool", "registry"]  # fixtures used here

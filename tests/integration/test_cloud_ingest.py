@@ -8,7 +8,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -33,6 +33,7 @@ from contracts.timeutil import to_wire, utc_now
 from contracts.topics import Region, topic
 from potr.servers.mosquitto import PrivateMosquitto
 from tests.integration.registry_events import deliver_ingest_events
+from tests.waiting import until_sync
 
 pytestmark = pytest.mark.integration
 
@@ -193,15 +194,6 @@ def _deliver_events(database_url: str, registry: RegistryService) -> None:
         pool.close()
 
 
-def _eventually(check: Callable[[], bool], what: str) -> None:
-    """Poll a database condition with a bounded deadline."""
-    deadline = time.monotonic() + DEADLINE_S
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 # -- telemetry path ------------------------------------------------------------------
 def test_telemetry_published_three_times_is_stored_once(
     worker: IngestWorker, gateway: TestGateway, database_url: str
@@ -210,7 +202,7 @@ def test_telemetry_published_three_times_is_stored_once(
     for _ in range(3):
         gateway.publish("telemetry", batch)
     gateway.wait_stored(1)
-    _eventually(lambda: worker.stats.messages >= 3, "three deliveries handled")
+    until_sync(lambda: worker.stats.messages >= 3, DEADLINE_S, "three deliveries handled")
     rows = _query(database_url, "SELECT metric_id, value FROM telemetry.readings ORDER BY 1")
     assert rows == [(1, 1500.0), (9, 50.01)]  # null pv_va is not stored
 
@@ -229,8 +221,9 @@ def test_a_seq_hole_opens_a_gap_and_a_late_fill_closes_it(
 ) -> None:
     for seq in (1, 2, 5):
         gateway.publish("telemetry", gateway.telemetry(seq, pv_w=float(seq)))
-    _eventually(
+    until_sync(
         lambda: _query(database_url, "SELECT high_seq FROM ingest.streams") == [(5,)],
+        DEADLINE_S,
         "seq 5 committed",
     )
     open_gaps = "SELECT from_seq, to_seq FROM ingest.gaps WHERE closed_at IS NULL"
@@ -255,7 +248,7 @@ def test_a_backfill_shrinks_and_splits_gaps_in_place_keeping_opened_at(
             gateway.publish("telemetry", gateway.telemetry(seq, pv_w=float(seq)))
 
     def committed(n: int) -> None:
-        _eventually(lambda: worker.stats.messages >= n, f"{n} messages handled")
+        until_sync(lambda: worker.stats.messages >= n, DEADLINE_S, f"{n} messages handled")
 
     send(1, 10)
     committed(2)
@@ -401,7 +394,7 @@ def test_two_pipelines_naming_one_new_device_at_once_share_one_key(
 
             thread = threading.Thread(target=run_second)
             thread.start()
-            _eventually(
+            until_sync(
                 lambda: (
                     _query(
                         database_url,
@@ -410,6 +403,7 @@ def test_two_pipelines_naming_one_new_device_at_once_share_one_key(
                     )
                     == [(1,)]
                 ),
+                DEADLINE_S,
                 "the second batch waiting for the first one's key",
             )
             assert not done.is_set()
@@ -458,8 +452,9 @@ def test_birth_records_the_session_and_the_devices(
         "state", {"v": 1, "online": True, "boot_id": "boot-1", "ts": to_wire(utc_now())}
     )
     gateway.wait_stored(0)
-    _eventually(
+    until_sync(
         lambda: _query(database_url, "SELECT online FROM ingest.sessions") == [(True,)],
+        DEADLINE_S,
         "state stored",
     )
     session = _query(
@@ -559,10 +554,11 @@ def test_every_bad_message_is_dead_lettered_and_ingest_goes_on(
     gateway.publish("telemetry", good)  # after all that, a good one still goes through
     gateway.wait_stored(1)
 
-    _eventually(
+    until_sync(
         lambda: (
             _query(database_url, "SELECT count(*) FROM ingest.dead_letters") == [(len(cases) + 1,)]
         ),
+        DEADLINE_S,
         "dead letters",
     )
     reasons = [
@@ -593,7 +589,7 @@ def test_a_dead_letter_resent_is_stored_once_and_counted(
     gateway.publish("telemetry", nul_key)  # its reason quotes the key, NUL and all
     gateway.publish("telemetry", nul_key)
     gateway.wait_stored(1)  # the invalid batch's seq still counts
-    _eventually(lambda: worker.stats.messages >= 5, "five deliveries handled")
+    until_sync(lambda: worker.stats.messages >= 5, DEADLINE_S, "five deliveries handled")
 
     rows = _query(
         database_url,
@@ -828,7 +824,7 @@ def test_what_the_broker_drops_after_a_restart_is_stored_when_the_gateway_resend
         with create_ingest_worker(settings, registry) as worker:  # same client id: same session
             assert worker.subscribe_rounds == 1
             gateway.publish("telemetry", gateway.telemetry(3, ts_offset_s=-1))
-            _eventually(lambda: worker.stats.messages >= 1, "seq 3 handled")
+            until_sync(lambda: worker.stats.messages >= 1, DEADLINE_S, "seq 3 handled")
             # If this fails with no gap, the broker kept the shared subscription over the
             # restart (a newer Mosquitto?): the window described above has closed.
             assert worker.stats.messages == 1

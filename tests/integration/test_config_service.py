@@ -59,7 +59,7 @@ from contracts.messages import AckStatus, CmdAck, DeviceInfo, ProfileRef
 from contracts.signing import TrustedKeys
 from contracts.timeutil import utc_now
 from contracts.topics import Kind, Region, topic
-from tests.integration.harness import until
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 Pool = ConnectionPool[Connection[Any]]

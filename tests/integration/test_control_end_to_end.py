@@ -47,7 +47,7 @@ from tests.integration.control_harness import (
     control_site,
     running_agent,
 )
-from tests.integration.harness import until
+from tests.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 

@@ -42,8 +42,9 @@ from potr.servers.mosquitto import PrivateMosquitto
 from potr.servers.ports import free_port
 from simulators.device_site import DeviceSite, region_site
 from tests.integration import sunspec_oracle as oracle
-from tests.integration.harness import AgentProcess, site_agent_config, until, watermark
+from tests.integration.harness import AgentProcess, site_agent_config, watermark
 from tests.integration.registry_events import relay_ingest_events
+from tests.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 

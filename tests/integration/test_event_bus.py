@@ -30,7 +30,7 @@ from contracts.messages import DeviceInfo
 from contracts.topics import Region
 from potr.servers.ports import free_port
 from potr.servers.rabbitmq import PrivateRabbitMQ
-from tests.integration.harness import until
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 Pool = ConnectionPool[Connection[Any]]

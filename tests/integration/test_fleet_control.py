@@ -31,6 +31,7 @@ from potr.fleet import VirtualFleetRun, run_virtual_fleet
 from potr.servers.mosquitto import PrivateMosquitto
 from simulators.fleet import FleetSpec
 from simulators.fleet.spec import failing_gateways
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -68,13 +69,7 @@ class Cloud:
             self._changed.set()
 
     async def until(self, ready: Callable[[], bool], what: str) -> None:
-        try:
-            async with asyncio.timeout(WAIT_S):
-                while not ready():
-                    self._changed.clear()
-                    await self._changed.wait()
-        except TimeoutError:
-            raise AssertionError(f"no {what} within {WAIT_S} s") from None
+        await until(ready, WAIT_S, what, changed=self._changed)
 
     def statuses(self, command_id: str) -> list[str]:
         return [a.status.value for a in self.acks[command_id]]

@@ -22,9 +22,9 @@ from cloud.portal import ApiSettings
 from cloud.registry import RegistryService
 from contracts.timeutil import utc_now
 from potr.servers.ports import free_port
-from tests.integration.harness import until
 from tests.integration.test_cloud_ingest import _query, registry
 from tests.integration.test_ingest_scale import _batch, _birth, _message, pipeline
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 __all__ = ["pipeline", "registry"]  # fixtures used here

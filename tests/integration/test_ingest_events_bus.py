@@ -22,7 +22,6 @@ from cloud.ingest.pipeline import IngestPipeline
 from cloud.registry import RegistryService
 from cloud.telemetry import TelemetryStore
 from contracts.timeutil import to_wire, utc_now
-from tests.integration.harness import until
 from tests.integration.test_cloud_ingest import (
     GW,
     TestGateway,
@@ -32,6 +31,7 @@ from tests.integration.test_cloud_ingest import (
     registry,
 )
 from tests.integration.test_ingest_scale import _batch, _message
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 __all__ = ["gateway", "registry"]  # fixtures used here

@@ -57,9 +57,10 @@ from potr.servers.mosquitto import PrivateMosquitto
 from simulators.device_site import DeviceSite, region_site
 from simulators.fleet import FleetProgress, FleetSpec, MqttTarget, most_in_window
 from tests.integration import sunspec_oracle as oracle
-from tests.integration.harness import AgentProcess, site_agent_config, until
+from tests.integration.harness import AgentProcess, site_agent_config
 from tests.integration.test_end_to_end import _matches_served_image
 from tests.integration.witness import Witness
+from tests.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
