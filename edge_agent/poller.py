@@ -59,6 +59,7 @@ from edge_agent.normalise import (
 from edge_agent.settings import EndpointSettings, RtuEndpointSettings
 from edge_agent.transitions import StateWatch
 from edge_agent.vendor import decode_registers, read_spans
+from pacing import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,8 @@ class DevicePoller:
         self._readings = readings
         self._emit = emit_event
         self._interval = interval_s
-        self._backoff_max = max(backoff_max_s, interval_s)
+        # One device backing off alone: plain doubling from the poll interval.
+        self._backoff = Backoff(interval_s, max(backoff_max_s, interval_s), jitter="none")
         self._profile = profile
         self._is_night = is_night or (lambda: None)
         self._plan: _Plan | None = None
@@ -447,8 +449,7 @@ class DevicePoller:
         failures = 0
         while True:
             if failures:
-                delay = min(self._interval * 2 ** (failures - 1), self._backoff_max)
-                await asyncio.sleep(delay)
+                await asyncio.sleep(self._backoff.delay(failures))
             else:
                 now = time.time()
                 await asyncio.sleep(next_aligned(now, self._interval) - now)

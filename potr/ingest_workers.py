@@ -31,10 +31,13 @@ from typing import Any
 
 from cloud.ingest import IngestSettings
 from cloud.ingest.worker import CRASH_AFTER_COMMIT_ENV
+from pacing import Backoff
 
 log = logging.getLogger(__name__)
 RESTART_MIN_S = 1.0
 RESTART_MAX_S = 30.0
+#: One process restarting itself: plain doubling, nobody to spread out.
+_RESTART = Backoff(RESTART_MIN_S, RESTART_MAX_S, jitter="none")
 
 
 def client_id(settings: IngestSettings, index: int) -> str:
@@ -75,7 +78,8 @@ class _Slot:
     proc: Any = None
     starts: int = 0
     next_start: float = 0.0
-    backoff_s: float = RESTART_MIN_S
+    #: Restarts since the worker last ran fine for a while.
+    failures: int = 0
     started_at: float = field(default=0.0)
 
 
@@ -137,18 +141,19 @@ class IngestSupervisor:
             proc = slot.proc
             if proc is None or proc.is_alive():
                 if proc is not None and now - slot.started_at > 60:
-                    slot.backoff_s = RESTART_MIN_S  # ran fine for a while
+                    slot.failures = 0  # ran fine for a while
                 continue
             if slot.next_start == 0.0:
+                slot.failures += 1
+                delay = _RESTART.delay(slot.failures)
                 log.error(
                     "ingest worker %d (pid %s) exited with %s; restarting in %.0f s",
                     slot.index,
                     proc.pid,
                     proc.exitcode,
-                    slot.backoff_s,
+                    delay,
                 )
-                slot.next_start = now + slot.backoff_s
-                slot.backoff_s = min(RESTART_MAX_S, slot.backoff_s * 2)
+                slot.next_start = now + delay
             elif now >= slot.next_start:
                 slot.next_start = 0.0
                 self.restarts += 1

@@ -33,6 +33,7 @@ from cloud.telemetry import TelemetryStore
 from contracts.messages import StoredMsg
 from contracts.timeutil import utc_now
 from contracts.topics import GATEWAY_TO_CLOUD, Kind, ingest_filter, topic
+from pacing import Backoff
 
 log = logging.getLogger(__name__)
 #: TEST ONLY: when set to N, the worker SIGKILLs its own process right after the N-th
@@ -42,6 +43,8 @@ CRASH_AFTER_COMMIT_ENV = "POTR_INGEST_TEST_CRASH_AFTER_COMMIT"
 #: Attempts at a batch before it is split, and at a single message before it is
 #: dead-lettered as poison (only while the database answers).
 MAX_ATTEMPTS = 3
+#: Between attempts at one batch: 0.4 s doubling to 30 s (one worker, no fleet to spread).
+_RETRY = Backoff(0.4, 30.0, jitter="none")
 
 
 @dataclass
@@ -250,7 +253,7 @@ class IngestWorker:
                     return all(self._handle([m]) for m in batch)
                 if attempt >= MAX_ATTEMPTS and self._database_answers():
                     return self._poison(batch[0], exc)
-                self._stop.wait(min(30.0, 0.2 * 2**attempt))
+                self._stop.wait(_RETRY.delay(attempt))
         self.stats.batches += 1
         if self._crash_after_commit is not None and self.stats.batches >= self._crash_after_commit:
             log.critical(
