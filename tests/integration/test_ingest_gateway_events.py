@@ -23,14 +23,15 @@ from contracts.events import EventType, GatewayEvent
 from contracts.timeutil import to_wire, utc_now
 from edge_agent.buffer import Dropped
 from tests.integration.test_cloud_ingest import (
+    DEADLINE_S,
     TestGateway,
-    _eventually,
     _query,
     _settings,
     gateway,
     registry,
 )
 from tests.integration.test_ingest_scale import _birth, _outbox
+from tests.waiting import until_sync
 
 pytestmark = pytest.mark.integration
 __all__ = ["gateway", "registry"]  # fixtures used here
@@ -117,7 +118,9 @@ def test_asleep_and_faulty_devices_are_announced_as_such_not_offline(
         "state", {"v": 1, "online": True, "boot_id": "boot-1", "ts": to_wire(utc_now())}
     )
     gateway.publish("telemetry", gateway.telemetry(1))
-    _eventually(lambda: len(_outbox(database_url, "gateway.online")) == 1, "gateway.online")
+    until_sync(
+        lambda: len(_outbox(database_url, "gateway.online")) == 1, DEADLINE_S, "gateway.online"
+    )
     detail = {"endpoint": "e", "unit_id": 1}
     steps = [
         # Presumed online since birth, nothing announced yet: no previous.
@@ -129,7 +132,9 @@ def test_asleep_and_faulty_devices_are_announced_as_such_not_offline(
         gateway.publish(
             "event", _event(gateway, seq, event, severity="info", device=DEVICE, detail=detail)
         )
-        _eventually(lambda name=announced: len(_outbox(database_url, name)) == 1, announced)
+        until_sync(
+            lambda name=announced: len(_outbox(database_url, name)) == 1, DEADLINE_S, announced
+        )
         [payload] = _outbox(database_url, announced)
         assert (payload["device"], payload["status"], payload["previous"]) == (
             DEVICE,
@@ -151,7 +156,9 @@ def test_a_device_born_asleep_is_announced_asleep(
     gateway.publish(
         "state", {"v": 1, "online": True, "boot_id": "boot-1", "ts": to_wire(utc_now())}
     )
-    _eventually(lambda: len(_outbox(database_url, "device.asleep")) == 1, "device.asleep")
+    until_sync(
+        lambda: len(_outbox(database_url, "device.asleep")) == 1, DEADLINE_S, "device.asleep"
+    )
     [payload] = _outbox(database_url, "device.asleep")
     assert (payload["status"], payload["previous"]) == ("asleep", None)
     assert _outbox(database_url, "device.offline") == []

@@ -28,14 +28,15 @@ from contracts.timeutil import to_wire, utc_now
 from contracts.topics import topic
 from potr.ingest_workers import IngestSupervisor
 from tests.integration.test_cloud_ingest import (
+    DEADLINE_S,
     GW,
     TestGateway,
-    _eventually,
     _query,
     _settings,
     gateway,
     registry,
 )
+from tests.waiting import until_sync
 
 pytestmark = pytest.mark.integration
 __all__ = ["gateway", "registry"]  # fixtures used here
@@ -99,14 +100,18 @@ def test_one_offline_and_one_online_event_per_transition_with_several_workers(
         "state", {"v": 1, "online": True, "boot_id": "boot-1", "ts": to_wire(utc_now())}
     )
     gateway.publish("telemetry", gateway.telemetry(1))
-    _eventually(lambda: len(_outbox(database_url, "gateway.online")) == 1, "gateway.online")
+    until_sync(
+        lambda: len(_outbox(database_url, "gateway.online")) == 1, DEADLINE_S, "gateway.online"
+    )
     # Silent for 3 x 0.5 s: offline, announced once although three workers check.
-    _eventually(lambda: len(_outbox(database_url, "gateway.offline")) == 1, "gateway.offline")
+    until_sync(
+        lambda: len(_outbox(database_url, "gateway.offline")) == 1, DEADLINE_S, "gateway.offline"
+    )
     [offline] = _outbox(database_url, "gateway.offline")
     assert offline["gateway_id"] == GW
     assert "silent" in offline["reason"]
     gateway.publish("telemetry", gateway.telemetry(2, ts_offset_s=-1))
-    _eventually(lambda: len(_outbox(database_url, "gateway.online")) == 2, "back online")
+    until_sync(lambda: len(_outbox(database_url, "gateway.online")) == 2, DEADLINE_S, "back online")
 
     now = to_wire(utc_now())
     sid = str(gateway.stream_id)
@@ -121,17 +126,23 @@ def test_one_offline_and_one_online_event_per_transition_with_several_workers(
     }
     gateway.publish("event", down)
     gateway.publish("event", down)  # a redelivery changes nothing
-    _eventually(lambda: len(_outbox(database_url, "device.offline")) == 1, "device.offline")
+    until_sync(
+        lambda: len(_outbox(database_url, "device.offline")) == 1, DEADLINE_S, "device.offline"
+    )
     up = down | {"seq": 4, "event": "device_reachable", "ts": to_wire(utc_now())}
     gateway.publish("event", up)
-    _eventually(lambda: len(_outbox(database_url, "device.online")) == 1, "device.online")
+    until_sync(
+        lambda: len(_outbox(database_url, "device.online")) == 1, DEADLINE_S, "device.online"
+    )
     gateway.publish(
         "state", {"v": 1, "online": False, "boot_id": "boot-1", "ts": to_wire(utc_now())}
     )
-    _eventually(lambda: len(_outbox(database_url, "gateway.offline")) == 2, "state offline")
+    until_sync(
+        lambda: len(_outbox(database_url, "gateway.offline")) == 2, DEADLINE_S, "state offline"
+    )
     # Let every worker run several more rounds: still one event per transition.
     rounds = sum(w.stats.batches for w in three_workers)
-    _eventually(lambda: sum(w.stats.batches for w in three_workers) >= rounds, "settled")
+    until_sync(lambda: sum(w.stats.batches for w in three_workers) >= rounds, DEADLINE_S, "settled")
     assert [
         len(_outbox(database_url, n))
         for n in ("gateway.online", "gateway.offline", "device.offline", "device.online")
@@ -260,7 +271,7 @@ def test_a_worker_killed_after_commit_before_ack_is_redelivered_and_stored_once(
                 database_url, "SELECT watermark FROM ingest.streams"
             ) == [(6,)]
 
-        _eventually(settled, "worker 0 killed, restarted, everything stored")
+        until_sync(settled, DEADLINE_S, "worker 0 killed, restarted, everything stored")
         assert gateway.wait_stored(6).upto_seq == 6
     finally:
         supervisor.stop()

@@ -22,10 +22,10 @@ from tests.integration.harness import (
     AgentProcess,
     site_agent_config,
     stream_progress,
-    until,
     watermark,
 )
 from tests.integration.test_cloud_ingest import GW, _query, _settings, registry
+from tests.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 __all__ = ["registry"]  # fixture used here
