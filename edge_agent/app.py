@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from contracts.events import BufferCorrupt, EventType, GatewayEvent
 from contracts.messages import Reading
 from contracts.timeutil import utc_now
-from edge_agent.batching import TelemetryBatcher, batch_offset_s
+from edge_agent.batching import TelemetryBatcher, batch_offset_s, run_batcher
 from edge_agent.buffer import AsyncOutbox
 from edge_agent.clock import ClockGuard
 from edge_agent.control import ControlService
@@ -27,7 +27,7 @@ from edge_agent.daylight import sun_is_down
 from edge_agent.events import EventWriter
 from edge_agent.modbus import open_endpoint
 from edge_agent.pending import HeldMessages
-from edge_agent.poller import DevicePoller, DeviceRegistry, NightCheck, run_batcher
+from edge_agent.poller import DevicePoller, DeviceRegistry, NightCheck
 from edge_agent.publisher import Publisher
 from edge_agent.settings import AgentSettings
 from edge_agent.status import AgentStatus, BufferStats, DeviceStatus

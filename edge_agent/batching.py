@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 from uuid import UUID
 
@@ -19,9 +20,16 @@ from contracts.timeutil import to_wire
 from edge_agent.buffer import AsyncOutbox, BufferFullError, Dropped, PayloadFactory
 from edge_agent.clock import ClockGuard
 from edge_agent.events import event_factory
+from edge_agent.poller import next_aligned
 from edge_agent.settings import AgentSettings
 
-__all__ = ["BATCH_AFTER_POLL_S", "TelemetryBatcher", "batch_offset_s", "clock_suspect"]
+__all__ = [
+    "BATCH_AFTER_POLL_S",
+    "TelemetryBatcher",
+    "batch_offset_s",
+    "clock_suspect",
+    "run_batcher",
+]
 
 log = logging.getLogger(__name__)
 
@@ -133,3 +141,32 @@ class TelemetryBatcher:
             except BufferFullError:
                 return
             self._unbuffered_drop = Dropped("disk full")
+
+
+async def run_batcher(
+    readings: asyncio.Queue[Reading],
+    persist: Callable[[list[Reading]], Awaitable[None]],
+    *,
+    interval_s: float,
+    offset_s: float,
+) -> None:
+    """Every ``interval_s`` (aligned, + ``offset_s``) persist the queued readings as one
+    batch; on cancellation persist what is left, then stop."""
+    try:
+        while True:
+            now = time.time()
+            await asyncio.sleep(next_aligned(now - offset_s, interval_s) + offset_s - now)
+            await _drain(readings, persist)
+    except asyncio.CancelledError:
+        await _drain(readings, persist)
+        raise
+
+
+async def _drain(
+    readings: asyncio.Queue[Reading], persist: Callable[[list[Reading]], Awaitable[None]]
+) -> None:
+    batch: list[Reading] = []
+    while not readings.empty():
+        batch.append(readings.get_nowait())
+    if batch:
+        await persist(batch)

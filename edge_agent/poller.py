@@ -29,7 +29,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from contracts.events import (
@@ -502,32 +502,3 @@ class DevicePoller:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-async def run_batcher(
-    readings: asyncio.Queue[Reading],
-    persist: Callable[[list[Reading]], Awaitable[None]],
-    *,
-    interval_s: float,
-    offset_s: float,
-) -> None:
-    """Every ``interval_s`` (aligned, + ``offset_s``) persist the queued readings as one
-    batch; on cancellation persist what is left, then stop."""
-    try:
-        while True:
-            now = time.time()
-            await asyncio.sleep(next_aligned(now - offset_s, interval_s) + offset_s - now)
-            await _drain(readings, persist)
-    except asyncio.CancelledError:
-        await _drain(readings, persist)
-        raise
-
-
-async def _drain(
-    readings: asyncio.Queue[Reading], persist: Callable[[list[Reading]], Awaitable[None]]
-) -> None:
-    batch: list[Reading] = []
-    while not readings.empty():
-        batch.append(readings.get_nowait())
-    if batch:
-        await persist(batch)
