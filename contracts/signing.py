@@ -3,21 +3,34 @@
 The signed bytes are the document without its ``sig`` field, canonicalised. Verify the
 document *as received* (the parsed JSON object), never a re-serialised model, so both
 sides agree byte for byte.
+
+Verifying (every gateway) uses PyNaCl (libsodium); signing (the cloud, ``potr keys``)
+uses ``cryptography``, imported only when a private key is handled: its bundled OpenSSL
+costs a gateway about 9 MiB of resident memory for nothing, since a gateway never signs
+(docs/ARCHITECTURE.md, decision 31). Both are PyCA libraries; Ed25519 (RFC 8032) is one
+algorithm, so either verifies the other's signatures.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import rfc8785
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+#: DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410 §4): the 32 raw key bytes follow.
+_ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
+_PEM_PUBLIC = (b"-----BEGIN PUBLIC KEY-----", b"-----END PUBLIC KEY-----")
 
 
 class SignatureError(ValueError):
@@ -41,34 +54,61 @@ def _unb64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def key_id(public_key: Ed25519PublicKey) -> str:
-    """A stable key id: the first 16 hex digits of SHA-256 of the raw public key."""
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
+def key_id(public_key: bytes) -> str:
+    """A stable key id: the first 16 hex digits of SHA-256 of the raw 32-byte public key."""
+    return hashlib.sha256(public_key).hexdigest()[:16]
+
+
+def public_key_from_pem(pem: bytes) -> bytes:
+    """The raw 32 bytes of an Ed25519 public key in PEM (SubjectPublicKeyInfo); any other
+    key or text is refused. The format is fixed (RFC 8410), so it is checked exactly."""
+    text = pem.strip()
+    if not (text.startswith(_PEM_PUBLIC[0]) and text.endswith(_PEM_PUBLIC[1])):
+        raise SignatureError("trusted key is not a PEM public key")
+    body = text[len(_PEM_PUBLIC[0]) : -len(_PEM_PUBLIC[1])]
+    try:
+        der = base64.b64decode(b"".join(body.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise SignatureError("trusted key is not valid PEM") from None
+    if len(der) != len(_ED25519_SPKI_PREFIX) + 32 or not der.startswith(_ED25519_SPKI_PREFIX):
+        raise SignatureError("trusted key is not an Ed25519 public key")
+    return der[len(_ED25519_SPKI_PREFIX) :]
 
 
 @dataclass(frozen=True)
 class SigningKey:
+    """The cloud's private key (``cryptography``, imported here only)."""
+
     kid: str
     private_key: Ed25519PrivateKey
 
     @classmethod
     def generate(cls) -> SigningKey:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         private = Ed25519PrivateKey.generate()
-        return cls(key_id(private.public_key()), private)
+        return cls(key_id(private.public_key().public_bytes_raw()), private)
 
     @classmethod
     def from_pem(cls, pem: bytes) -> SigningKey:
-        private = serialization.load_pem_private_key(pem, password=None)
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        try:
+            private = serialization.load_pem_private_key(pem, password=None)
+        except (ValueError, TypeError) as exc:
+            raise SignatureError(f"signing key cannot be read: {exc}") from None
         if not isinstance(private, Ed25519PrivateKey):
             raise SignatureError("signing key is not an Ed25519 private key")
-        return cls(key_id(private.public_key()), private)
+        return cls(key_id(private.public_key().public_bytes_raw()), private)
 
     @classmethod
     def load(cls, path: Path) -> SigningKey:
         return cls.from_pem(path.read_bytes())
 
     def private_pem(self) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
         return self.private_key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
@@ -76,11 +116,14 @@ class SigningKey:
         )
 
     @property
-    def public_key(self) -> Ed25519PublicKey:
-        return self.private_key.public_key()
+    def public_key(self) -> bytes:
+        """The raw 32-byte public key (what :class:`TrustedKeys` takes)."""
+        return self.private_key.public_key().public_bytes_raw()
 
     def public_pem(self) -> bytes:
-        return self.public_key.public_bytes(
+        from cryptography.hazmat.primitives import serialization
+
+        return self.private_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
 
@@ -96,24 +139,21 @@ def sign_document(document: Mapping[str, Any], key: SigningKey) -> dict[str, Any
 class TrustedKeys:
     """The set of public keys a verifier accepts, by key id (rotation = add, then retire)."""
 
-    def __init__(self, keys: Iterable[Ed25519PublicKey] = ()) -> None:
-        self._keys: dict[str, Ed25519PublicKey] = {}
+    def __init__(self, keys: Iterable[bytes] = ()) -> None:
+        self._keys: dict[str, VerifyKey] = {}
         for k in keys:
             self.add(k)
 
     @classmethod
     def from_pems(cls, pems: Iterable[bytes]) -> TrustedKeys:
-        keys = []
-        for pem in pems:
-            public = serialization.load_pem_public_key(pem)
-            if not isinstance(public, Ed25519PublicKey):
-                raise SignatureError("trusted key is not an Ed25519 public key")
-            keys.append(public)
-        return cls(keys)
+        return cls(public_key_from_pem(pem) for pem in pems)
 
-    def add(self, public_key: Ed25519PublicKey) -> str:
+    def add(self, public_key: bytes) -> str:
+        """Trust a raw 32-byte Ed25519 public key; its key id."""
+        if len(public_key) != 32:
+            raise SignatureError("an Ed25519 public key is 32 bytes")
         kid = key_id(public_key)
-        self._keys[kid] = public_key
+        self._keys[kid] = VerifyKey(public_key)
         return kid
 
     def retire(self, kid: str) -> None:
@@ -133,7 +173,9 @@ class TrustedKeys:
             raw_sig = _unb64url(sig)
         except ValueError:
             raise SignatureError("signature is not base64url") from None
+        if len(raw_sig) != 64:
+            raise SignatureError("signature does not match the document")
         try:
-            self._keys[kid].verify(raw_sig, canonical_bytes(document))
-        except InvalidSignature:
+            self._keys[kid].verify(canonical_bytes(document), raw_sig)
+        except BadSignatureError:
             raise SignatureError("signature does not match the document") from None

@@ -10,6 +10,7 @@ from contracts.signing import (
     SigningKey,
     TrustedKeys,
     canonical_bytes,
+    public_key_from_pem,
     sign_document,
 )
 
@@ -95,3 +96,53 @@ def test_nan_cannot_be_signed() -> None:
 def test_any_json_document_signs_and_verifies(doc: dict[str, object]) -> None:
     key = SigningKey.generate()
     TrustedKeys([key.public_key]).verify(sign_document(doc, key))
+
+
+def test_a_public_pem_reads_as_the_raw_key_cryptography_reports() -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    for _ in range(20):
+        key = SigningKey.generate()
+        expected = serialization.load_pem_public_key(key.public_pem()).public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        assert public_key_from_pem(key.public_pem()) == expected
+        assert TrustedKeys.from_pems([key.public_pem()]).kids() == {key.kid}
+
+
+def test_a_public_pem_of_another_algorithm_or_text_is_refused() -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    ec_pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    with pytest.raises(SignatureError, match="not an Ed25519 public key"):
+        public_key_from_pem(ec_pem)
+    with pytest.raises(SignatureError, match="not a PEM public key"):
+        public_key_from_pem(SigningKey.generate().private_pem())
+    with pytest.raises(SignatureError, match="not valid PEM"):
+        public_key_from_pem(b"-----BEGIN PUBLIC KEY-----\n@@@@\n-----END PUBLIC KEY-----\n")
+
+
+def test_a_signature_of_the_wrong_length_is_refused_not_crashed() -> None:
+    key = SigningKey.generate()
+    signed = sign_document(DOC, key)
+    signed["sig"] = signed["sig"][:-4]
+    with pytest.raises(SignatureError, match="does not match"):
+        TrustedKeys([key.public_key]).verify(signed)
+
+
+def test_verifying_does_not_load_cryptography() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from contracts.signing import TrustedKeys;"
+        "TrustedKeys([bytes(32)]);"
+        "print('cryptography' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
