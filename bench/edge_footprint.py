@@ -280,6 +280,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="measured window")
     parser.add_argument("--devices", type=int, default=10, help="even: inverter + meter per site")
     parser.add_argument(
+        "--entry",
+        choices=("potr-agent", "potr agent"),
+        default="potr-agent",
+        help="the agent's lean entry point (what the systemd unit runs) or the full CLI",
+    )
+    parser.add_argument(
         "--agent-profile", type=Path, help="run the agent under cProfile, stats to this file"
     )
     parser.add_argument("--baseline-worker", help=argparse.SUPPRESS)
@@ -297,13 +303,14 @@ def main() -> None:
         ):
             health_port = free_port()
             config = agent_config(Path(tmp), broker.url, sites.plan, health_port)
-            agent_argv = [sys.executable, "-m", "potr", "agent", "--config", str(config)]
+            entry = ["potr.agent_main"] if args.entry == "potr-agent" else ["potr", "agent"]
+            agent_argv = [sys.executable, "-m", *entry, "--config", str(config)]
             if args.agent_profile:
                 agent_argv[1:1] = ["-m", "cProfile", "-o", str(args.agent_profile.resolve())]
             base_argv = [sys.executable, "-m", "bench.edge_footprint"]
             base_argv += ["--baseline-worker", json.dumps(sites.plan)]
             with (
-                measured("potr agent", agent_argv) as agent,
+                measured(args.entry, agent_argv) as agent,
                 measured("baseline: bare pymodbus loop", base_argv) as baseline,
             ):
                 wait_ready(agent, baseline, health_port, args.devices)

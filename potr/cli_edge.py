@@ -125,15 +125,10 @@ def agent(
         ..., "--config", "-c", exists=True, dir_okay=False, help="agent settings YAML"
     ),
 ) -> None:
-    """Run the edge agent: discover, poll, buffer, publish."""
-    from edge_agent.app import run_agent
-    from edge_agent.logs import configure_logging
-    from edge_agent.settings import AgentSettings, SettingsError
+    """Run the edge agent: discover, poll, buffer, publish (``potr-agent`` runs the same
+    without the rest of the CLI)."""
+    from potr.agent_main import run
 
-    try:
-        settings = AgentSettings.from_yaml(config)
-    except SettingsError as exc:
-        console.print(f"[red]refused {config}: {exc}[/red]")
-        raise typer.Exit(2) from None
-    configure_logging(settings.log_format, gateway_id=settings.gateway_id)
-    run_until_signal(lambda stop: run_agent(settings, stop))
+    code = run(config)
+    if code:
+        raise typer.Exit(code)

@@ -1,0 +1,44 @@
+"""``potr-agent``: the agent's lean entry point (what the systemd unit runs)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "potr.agent_main", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_settings_it_refuses_exit_2_naming_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "agent.yaml"
+    config.write_text("gateway_id: gw-1\nregion: mars\n", encoding="utf-8")
+    done = _run("--config", str(config))
+    assert done.returncode == 2
+    assert f"refused {config}" in done.stderr
+    assert "region" in done.stderr
+
+
+def test_a_missing_config_is_a_usage_error(tmp_path: Path) -> None:
+    done = _run("--config", str(tmp_path / "nowhere.yaml"))
+    assert done.returncode == 2
+    assert "no such file" in done.stderr
+
+
+def test_it_loads_neither_the_cli_framework_nor_the_signing_library() -> None:
+    code = (
+        "import sys, potr.agent_main, edge_agent.app;"
+        "heavy = ('typer', 'rich', 'cryptography', 'potr.cli');"
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"
