@@ -21,10 +21,9 @@ import orjson
 from contracts.control import command_document, config_document
 from contracts.signing import SigningKey, sign_document
 from contracts.timeutil import utc_now
-from edge_agent.app import Agent
-from edge_agent.buffer import AsyncOutbox
 from edge_agent.settings import AgentSettings
 from simulators.device_site import DeviceSite, DeviceSiteSettings, DeviceSpec
+from tests.integration.harness import running_agent
 from tests.waiting import until
 
 NOON_SYDNEY = datetime(2024, 1, 10, 2, 0, tzinfo=UTC)
@@ -84,21 +83,6 @@ def agent_settings(
     }
     values.update(kw)
     return AgentSettings(**values)
-
-
-@contextlib.asynccontextmanager
-async def running_agent(settings: AgentSettings) -> AsyncIterator[Agent]:
-    """The agent in this process (its parts visible), stopped cleanly on exit."""
-    stop = asyncio.Event()
-    async with AsyncOutbox(settings.buffer_path) as outbox:
-        agent = Agent(settings, outbox)
-        task = asyncio.create_task(agent.run(stop))
-        try:
-            yield agent
-        finally:
-            stop.set()
-            async with asyncio.timeout(15):
-                await task
 
 
 class Cloud:

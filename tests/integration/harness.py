@@ -4,15 +4,40 @@ processes, and what ingest knows of a stream."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import yaml
+
+from edge_agent.app import Agent
+from edge_agent.buffer import AsyncOutbox
+from edge_agent.clock import ClockGuard
+from edge_agent.settings import AgentSettings
+
+
+@contextlib.asynccontextmanager
+async def running_agent(
+    settings: AgentSettings, *, clock: ClockGuard | None = None
+) -> AsyncIterator[Agent]:
+    """The agent in this event loop (its parts visible to the test), stopped cleanly on
+    exit within 20 s."""
+    stop = asyncio.Event()
+    async with AsyncOutbox(settings.buffer_path) as outbox:
+        agent = Agent(settings, outbox, clock=clock)
+        task = asyncio.create_task(agent.run(stop))
+        try:
+            yield agent
+        finally:
+            stop.set()
+            async with asyncio.timeout(20):
+                await task
 
 
 def write_agent_config(path: Path, **settings: Any) -> Path:

@@ -8,7 +8,6 @@ The wall clock the agent's clock guard sees is a fake one, ``offset`` seconds of
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -18,12 +17,11 @@ from uuid import uuid4
 
 import pytest
 
-from edge_agent.app import Agent
-from edge_agent.buffer import AsyncOutbox
 from edge_agent.clock import ClockGuard
 from edge_agent.settings import AgentSettings
 from potr.servers.mosquitto import PrivateMosquitto
 from simulators.device_site import DeviceSite, region_site
+from tests.integration.harness import running_agent
 from tests.integration.witness import Witness
 from tests.waiting import until
 
@@ -81,38 +79,30 @@ async def test_clock_off_by_two_hours_then_corrected(
         reconnect_max_s=0.5,
         endpoints=[{"name": "site", "host": "127.0.0.1", "port": site.port, "unit_ids": [1, 2]}],  # type: ignore[list-item]
     )
-    stop = asyncio.Event()
     with witnessing(mosquitto.port, gw) as w:
         await until(w.connected.is_set, 10, "the witness to subscribe")
-        async with AsyncOutbox(settings.buffer_path) as outbox:
-            agent = Agent(settings, outbox, clock=clock)
-            task = asyncio.create_task(agent.run(stop))
-            try:
-                await until(lambda: len(w.of("telemetry")) >= 3, 15, "telemetry")
-                stream = w.of("telemetry")[0].doc["stream_id"]
-                # The cloud (a good clock) says it stored them: 2 h apart, still suspect.
-                w.publish_stored(stream, max(w.seqs()))
-                await until(lambda: clock.cloud_skew_s is not None, 5, "stored to arrive")
-                assert clock.suspect
-                seen = len(w.of("telemetry"))
-                await until(lambda: len(w.of("telemetry")) >= seen + 3, 10, "more telemetry")
+        async with running_agent(settings, clock=clock):
+            await until(lambda: len(w.of("telemetry")) >= 3, 15, "telemetry")
+            stream = w.of("telemetry")[0].doc["stream_id"]
+            # The cloud (a good clock) says it stored them: 2 h apart, still suspect.
+            w.publish_stored(stream, max(w.seqs()))
+            await until(lambda: clock.cloud_skew_s is not None, 5, "stored to arrive")
+            assert clock.suspect
+            seen = len(w.of("telemetry"))
+            await until(lambda: len(w.of("telemetry")) >= seen + 3, 10, "more telemetry")
 
-                offset[0] = 0.0  # NTP steps the clock
-                await until(
-                    lambda: any(d.doc["event"] == "clock_jump" for d in w.of("event")),
-                    10,
-                    "the clock_jump event",
-                )
-                w.publish_stored(stream, max(w.seqs()))
+            offset[0] = 0.0  # NTP steps the clock
+            await until(
+                lambda: any(d.doc["event"] == "clock_jump" for d in w.of("event")),
+                10,
+                "the clock_jump event",
+            )
+            w.publish_stored(stream, max(w.seqs()))
 
-                def unflagged() -> bool:
-                    return any(not _suspect(d.doc) for d in w.of("telemetry"))
+            def unflagged() -> bool:
+                return any(not _suspect(d.doc) for d in w.of("telemetry"))
 
-                await until(unflagged, 10, "readings no longer flagged")
-            finally:
-                stop.set()
-                async with asyncio.timeout(15):
-                    await task
+            await until(unflagged, 10, "readings no longer flagged")
 
     jumps = [d.doc for d in w.of("event") if d.doc["event"] == "clock_jump"]
     assert len(jumps) == 1

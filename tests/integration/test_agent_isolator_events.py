@@ -11,7 +11,6 @@ the agent's decoding.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 from collections.abc import AsyncIterator, Iterator
@@ -22,11 +21,10 @@ from uuid import uuid4
 
 import pytest
 
-from edge_agent.app import Agent
-from edge_agent.buffer import AsyncOutbox
 from edge_agent.settings import AgentSettings
 from potr.servers.mosquitto import PrivateMosquitto
 from simulators.device_site import DeviceSite, DeviceSiteSettings, DeviceSpec
+from tests.integration.harness import running_agent
 from tests.integration.witness import Witness
 from tests.waiting import until
 
@@ -103,33 +101,25 @@ async def test_isolator_transitions_reach_mqtt_with_the_reading_that_showed_them
     settings = _settings(gw, mosquitto.url, site.port, tmp_path / "b.sqlite")
     device = site.device(UNIT)
     states = [device.vendor["state"]]  # what the simulator serves, step by step
-    stop = asyncio.Event()
     with witnessing(mosquitto.port, gw) as w:
         await until(w.connected.is_set, 10, "the witness to subscribe")
-        async with AsyncOutbox(settings.buffer_path) as outbox:
-            agent = Agent(settings, outbox)
-            task = asyncio.create_task(agent.run(stop))
-            try:
-                await until(lambda: len(_readings(w)) >= 2, 15, "isolator telemetry")
-                endpoint = agent.endpoints["site"]
+        async with running_agent(settings) as agent:
+            await until(lambda: len(_readings(w)) >= 2, 15, "isolator telemetry")
+            endpoint = agent.endpoints["site"]
 
-                await endpoint.write(UNIT, COMMAND_REGISTER, [OPEN])
-                await until(lambda: len(_isolator_events(w)) == 1, 10, "isolator_opened")
-                states.append(device.vendor["state"])
+            await endpoint.write(UNIT, COMMAND_REGISTER, [OPEN])
+            await until(lambda: len(_isolator_events(w)) == 1, 10, "isolator_opened")
+            states.append(device.vendor["state"])
 
-                await endpoint.write(UNIT, COMMAND_REGISTER, [CLOSE])
-                await until(lambda: len(_isolator_events(w)) == 2, 10, "isolator_closed")
-                states.append(device.vendor["state"])
+            await endpoint.write(UNIT, COMMAND_REGISTER, [CLOSE])
+            await until(lambda: len(_isolator_events(w)) == 2, 10, "isolator_closed")
+            states.append(device.vendor["state"])
 
-                site.activate_fault({"kind": "isolator_trip", "unit": UNIT})
-                await until(lambda: len(_isolator_events(w)) == 3, 10, "isolator_tripped")
-                states.append(device.vendor["state"])
-                tripped_ts = _isolator_events(w)[2]["detail"]["ts"]
-                await until(lambda: tripped_ts in _readings(w), 10, "the trip's reading")
-            finally:
-                stop.set()
-                async with asyncio.timeout(15):
-                    await task
+            site.activate_fault({"kind": "isolator_trip", "unit": UNIT})
+            await until(lambda: len(_isolator_events(w)) == 3, 10, "isolator_tripped")
+            states.append(device.vendor["state"])
+            tripped_ts = _isolator_events(w)[2]["detail"]["ts"]
+            await until(lambda: tripped_ts in _readings(w), 10, "the trip's reading")
 
     # The simulator's symbols: CLOSED 1 → OPEN 0 → CLOSED 1 → TRIPPED 2.
     assert states == [1, 0, 1, 2]
@@ -157,16 +147,9 @@ async def test_an_agent_starting_or_restarting_raises_nothing_for_the_state_it_f
     settings = _settings(gw, mosquitto.url, site.port, tmp_path / "b.sqlite")
     site.activate_fault({"kind": "isolator_trip", "unit": UNIT})  # tripped while it was down
     assert site.device(UNIT).vendor["state"] == 2
-    stop = asyncio.Event()
     with witnessing(mosquitto.port, gw) as w:
         await until(w.connected.is_set, 10, "the witness to subscribe")
-        async with AsyncOutbox(settings.buffer_path) as outbox:
-            task = asyncio.create_task(Agent(settings, outbox).run(stop))
-            try:
-                await until(lambda: len(_readings(w)) >= 5, 15, "five isolator readings")
-            finally:
-                stop.set()
-                async with asyncio.timeout(15):
-                    await task
+        async with running_agent(settings):
+            await until(lambda: len(_readings(w)) >= 5, 15, "five isolator readings")
     assert set(_readings(w).values()) == {2.0}
     assert _isolator_events(w) == []

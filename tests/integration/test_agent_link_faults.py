@@ -28,12 +28,11 @@ from cloud.ingest import IngestSettings
 from cloud.migrate import migrate
 from cloud.registry import GatewayIn, RegistryService, SiteIn
 from edge_agent.app import Agent
-from edge_agent.buffer import AsyncOutbox
 from edge_agent.settings import AgentSettings
 from potr.servers.mosquitto import PrivateMosquitto
 from simulators.device_site import DeviceSite, region_site
 from tests.faultproxy import FaultProxy
-from tests.integration.harness import stream_progress, watermark
+from tests.integration.harness import running_agent, stream_progress, watermark
 from tests.integration.witness import Delivery, Witness
 from tests.waiting import until
 
@@ -114,21 +113,6 @@ def witnessing(port: int) -> Iterator[Witness]:
         witness.close()
 
 
-@contextlib.asynccontextmanager
-async def agent_running(settings: AgentSettings) -> AsyncIterator[Agent]:
-    """The agent in this event loop, so the test can look at its parts."""
-    stop = asyncio.Event()
-    async with AsyncOutbox(settings.buffer_path) as outbox:
-        agent = Agent(settings, outbox)
-        task = asyncio.create_task(agent.run(stop))
-        try:
-            yield agent
-        finally:
-            stop.set()
-            async with asyncio.timeout(20):
-                await task
-
-
 def _settings(mqtt_url: str, site: DeviceSite, tmp_path: Path, **kw: Any) -> AgentSettings:
     values: dict[str, Any] = {
         "gateway_id": GATEWAY,
@@ -166,7 +150,7 @@ async def test_backlog_drains_paced_while_live_batches_arrive_within_2s(
     settings = _settings(proxy.url, site, tmp_path, backfill_rate_msgs_s=rate, backfill_burst=burst)
     with witnessing(mosquitto.port) as w:
         await until(w.connected.is_set, 10, "the witness to subscribe")
-        async with agent_running(settings) as agent:
+        async with running_agent(settings) as agent:
             await until(cloud.watermark, 20, "first batches stored", at_least=5)
 
             proxy.set("cut")  # the uplink goes down; witness and ingest stay connected
@@ -215,7 +199,7 @@ async def test_half_open_link_is_detected_within_two_keepalives_and_nothing_is_l
     keepalive = 5
     proxy = await fault_proxy("127.0.0.1", mosquitto.port)
     settings = _settings(proxy.url, site, tmp_path, mqtt_keepalive_s=keepalive)
-    async with agent_running(settings) as agent:
+    async with running_agent(settings) as agent:
         await until(cloud.watermark, 20, "first batches stored", at_least=5)
         assert agent.publisher.connected.is_set()
         sessions, accepted = agent.publisher.sessions, proxy.accepted
@@ -258,7 +242,7 @@ async def test_half_open_idle_link_is_detected_by_keepalive_pings(
         reconnect_min_s=0.1,
         reconnect_max_s=0.5,
     )
-    async with agent_running(settings) as agent:
+    async with running_agent(settings) as agent:
         await until(agent.publisher.connected.is_set, 10, "the agent to connect")
         proxy.set("stall")
         stalled_at = time.monotonic()
