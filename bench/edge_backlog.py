@@ -31,7 +31,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.common import bench_database, report
 from cloud.adapters.postgres import create_pool
-from cloud.bootstrap import run_ingest
+from cloud.bootstrap import deliver_registry_events, run_ingest
 from cloud.ingest import IngestSettings
 from cloud.migrate import migrate
 from cloud.registry import GatewayIn, RegistryService, SiteIn
@@ -126,6 +126,7 @@ async def drain(args: argparse.Namespace, workdir: Path, url: str) -> None:
     registry = RegistryService(pool)
     site = registry.add_site(SiteIn(name="backlog", region="au", time_zone="Australia/Sydney"))  # type: ignore[arg-type]
     registry.add_gateway(GatewayIn(id=GATEWAY, site_id=site.id))
+    await deliver_registry_events(pool)  # ingest knows the gateway before it starts
     buffer = workdir / "buffer.sqlite"
     steps = int(args.hours * 3600 / args.poll)
     print(
@@ -144,7 +145,7 @@ async def drain(args: argparse.Namespace, workdir: Path, url: str) -> None:
             await sim.__aenter__()
         cloud = IngestSettings(database_url=url, mqtt_url=broker.url, mqtt_client_id="bench-ingest")
         stop, ready = asyncio.Event(), asyncio.Event()
-        ingest = asyncio.create_task(run_ingest(cloud, registry, stop, ready=ready))
+        ingest = asyncio.create_task(run_ingest(cloud, stop, ready=ready))
         await asyncio.wait_for(ready.wait(), 30)
         config = site_agent_config(
             workdir / "agent.yaml",

@@ -19,6 +19,7 @@ sample, 5 s apart.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import os
 import shutil
@@ -36,6 +37,7 @@ import psycopg
 
 from bench.common import bench_database, report
 from cloud.adapters.postgres import create_pool
+from cloud.bootstrap import deliver_registry_events
 from cloud.ingest import IngestSettings
 from cloud.migrate import migrate
 from cloud.registry import RegistryService
@@ -192,6 +194,7 @@ def end_to_end(url: str, args: argparse.Namespace) -> dict[str, Any]:
             [(gateway_id(prefix, i), Region.AU) for i in range(args.gateways)],
             label="Bench",
         )
+        asyncio.run(deliver_registry_events(pool))  # ingest knows them before they publish
         settings = IngestSettings(
             database_url=url,
             mqtt_url=broker.url,

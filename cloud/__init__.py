@@ -5,7 +5,7 @@ Each service owns its settings class (``POTR_*`` environment; shared pieces in
 
     ingest = IngestSettings()                                  # cloud.ingest
     pool = open_pool(ingest, "ingest")                         # cloud.bootstrap
-    await run_ingest(ingest, RegistryService(pool), stop)      # one worker
+    await run_ingest(ingest, stop)                             # one worker
     app = create_api(ApiSettings(), pool, config=...)          # cloud.portal's app
 
 ``potr`` (the CLI, the demo) and the tests call those builders; nothing else wires a

@@ -14,9 +14,10 @@ assembled here from its services' settings, so the wiring exists once.
 A process that runs ingest and the registry (the demo, ``potr ingest``) enters
 ``cloud_events(...)`` once: the registry's handlers subscribe (``gateway.birth``), the
 config service's too when a ``config`` tracker is given (``gateway.birth``,
-``command.acked``, ``config.reported``), and the ingest, registry and config outboxes
-are relayed. Services emit with :func:`cloud.events.outbox.emit` in their own
-transactions and never see the bus.
+``command.acked``, ``config.reported``), ingest's with ``ingest=True``
+(``gateway.registered``, ``gateway.updated``), and the ingest, registry and config
+outboxes are relayed. Services emit with :func:`cloud.events.outbox.emit` in their own
+transactions and never see the bus; no service calls another.
 """
 
 from __future__ import annotations
@@ -44,10 +45,11 @@ from cloud.config import (
     run_config_loops,
 )
 from cloud.config import subscriptions as config_subscriptions
-from cloud.events.bus import EventBus
-from cloud.events.relay import MetricsHook
+from cloud.events.bus import EventBus, InProcessBus
+from cloud.events.relay import MetricsHook, OutboxRelay
 from cloud.events.runtime import BusSettings, EventRuntime, event_runtime
-from cloud.ingest import CompletenessReader, DeviceDirectory, IngestSettings, IngestWorker
+from cloud.ingest import CompletenessReader, IngestSettings, IngestWorker
+from cloud.ingest import event_subscriptions as ingest_subscriptions
 from cloud.portal import ApiSettings, create_app
 from cloud.registry import RegistryService
 from cloud.registry import subscriptions as registry_subscriptions
@@ -65,6 +67,7 @@ __all__ = [
     "create_ingest_worker",
     "create_publisher",
     "create_tracker",
+    "deliver_registry_events",
     "ingest_events",
     "open_config_service",
     "open_pool",
@@ -79,6 +82,10 @@ Pool = ConnectionPool[Connection[Any]]
 
 #: Service schemas with an outbox.
 EMITTING_SCHEMAS = ("ingest", "registry", "config")
+#: The registry's schema: its outbox carries the gateway events ingest keeps.
+REGISTRY_SCHEMA = "registry"
+#: How long a process that consumes them waits for the registry's pending events at start.
+CATCH_UP_TIMEOUT_S = 30.0
 
 
 def open_pool(
@@ -102,13 +109,18 @@ async def cloud_events(
     *,
     registry: RegistryService | None = None,
     config: ConfigTracker | None = None,
+    ingest: bool = False,
     outboxes: Sequence[str] = EMITTING_SCHEMAS,
     settings: BusSettings | None = None,
     bus: EventBus | None = None,
     metrics: MetricsHook | None = None,
 ) -> AsyncIterator[EventRuntime]:
     """Bus + relays for ``outboxes`` + the registry's consumers when ``registry`` is given
-    + the config service's consumers when ``config`` is given.
+    + the config service's consumers when ``config`` is given + ingest's when ``ingest``.
+
+    With ``ingest`` and the registry's outbox relayed here, this enters once that relay
+    has found nothing left to publish (at most :data:`CATCH_UP_TIMEOUT_S`): gateways
+    registered while the process was down are known before its ingest takes traffic.
 
     With several processes (ingest workers), relay in all of them (claims skip each
     other's rows) and consume where convenient: consumers with one name share a queue.
@@ -116,6 +128,8 @@ async def cloud_events(
     subs = registry_subscriptions(registry) if registry is not None else []
     if config is not None:
         subs += config_subscriptions(config)
+    if ingest:
+        subs += ingest_subscriptions(pool)
     async with event_runtime(
         settings or BusSettings(),
         pool,
@@ -124,7 +138,46 @@ async def cloud_events(
         bus=bus,
         metrics=metrics,
     ) as runtime:
+        if ingest and REGISTRY_SCHEMA in runtime.relays:
+            await _caught_up(runtime.relays[REGISTRY_SCHEMA], CATCH_UP_TIMEOUT_S)
         yield runtime
+
+
+async def _caught_up(relay: OutboxRelay, timeout_s: float) -> None:
+    try:
+        async with asyncio.timeout(timeout_s):
+            await relay.drained.wait()
+    except TimeoutError:
+        log.warning(
+            "outbox %s not drained within %.0f s: gateways registered meanwhile are "
+            "dead-lettered until their events arrive (agents resend)",
+            relay.schema,
+            timeout_s,
+        )
+
+
+async def deliver_registry_events(pool: Pool) -> int:
+    """Hand the registry's pending events to ingest's handlers now, in this process, and
+    return how many: the real relay over an in-process bus, whose ``publish`` returns
+    once every handler is done.
+
+    For a process that registers gateways and then runs ingest with no event runtime of
+    its own (fleets, benches, tests): its gateways are known to ingest when this returns,
+    not one relay round later. It marks the events published, so use it only where no
+    other consumer of the registry's events waits for them on a shared bus. ``pool``
+    needs two connections (the relay's claim and a handler's). Raises ``RuntimeError``
+    when a handler refused an event.
+    """
+    async with InProcessBus() as bus:
+        for sub in ingest_subscriptions(pool):
+            await bus.subscribe(sub)
+        relay = OutboxRelay(pool, REGISTRY_SCHEMA, bus)
+        total = 0
+        while published := await relay.relay_once():
+            total += published
+        if bus.dead_letters:
+            raise RuntimeError(f"ingest refused registry events: {bus.dead_letters}")
+    return total
 
 
 # -- API ------------------------------------------------------------------------------------
@@ -149,28 +202,24 @@ def create_api(
 
 # -- ingest ---------------------------------------------------------------------------------
 def create_ingest_worker(
-    settings: IngestSettings,
-    directory: DeviceDirectory,
-    *,
-    crash_after_commit: int | None = None,
+    settings: IngestSettings, *, crash_after_commit: int | None = None
 ) -> IngestWorker:
-    """One ingest worker (not started) with its own pool; ``directory`` resolves devices
-    (the registry). ``crash_after_commit``: TEST ONLY, see :mod:`cloud.ingest.worker`."""
-    return IngestWorker(settings, directory, crash_after_commit=crash_after_commit)
+    """One ingest worker (not started) with its own pool. It knows the gateways that
+    ingest's consumers recorded (``ingest.gateways``): run them somewhere
+    (:func:`ingest_events`, :func:`cloud_events` with ``ingest=True``) or hand it the
+    registry's events with :func:`deliver_registry_events`. ``crash_after_commit``: TEST
+    ONLY, see :mod:`cloud.ingest.worker`."""
+    return IngestWorker(settings, crash_after_commit=crash_after_commit)
 
 
 async def run_ingest(
-    settings: IngestSettings,
-    directory: DeviceDirectory,
-    stop: asyncio.Event,
-    *,
-    ready: asyncio.Event | None = None,
+    settings: IngestSettings, stop: asyncio.Event, *, ready: asyncio.Event | None = None
 ) -> None:
     """Run one worker until ``stop`` is set (blocking parts run in threads).
 
     ``ready`` is set once the worker is subscribed.
     """
-    worker = await asyncio.to_thread(create_ingest_worker, settings, directory)
+    worker = await asyncio.to_thread(create_ingest_worker, settings)
     await asyncio.to_thread(worker.start)
     if ready is not None:
         ready.set()
@@ -186,14 +235,16 @@ async def ingest_events(
 ) -> AsyncIterator[EventRuntime]:
     """The ``potr ingest`` supervisor's events, on a pool of its own: it relays the
     outboxes the workers fill and runs the registry's and the config service's consumers
-    (``gateway.birth``, ``command.acked``, ``config.reported``); ``POTR_AMQP_URL``
-    selects RabbitMQ, else in-process."""
+    (``gateway.birth``, ``command.acked``, ``config.reported``) and ingest's
+    (``gateway.registered``, ``gateway.updated``: what its workers read instead of asking
+    the registry); ``POTR_AMQP_URL`` selects RabbitMQ, else in-process."""
     pool = await asyncio.to_thread(open_pool, settings, "ingest-events")
     try:
         async with cloud_events(
             pool,
             registry=RegistryService(pool),
             config=create_tracker(settings, pool),
+            ingest=True,
             settings=bus_settings,
         ) as runtime:
             yield runtime
@@ -358,18 +409,21 @@ async def run_services(
     bus_settings: BusSettings | None = None,
     ready_timeout_s: float = 30.0,
 ) -> AsyncIterator[Services]:
-    """Ingest (one worker), the config service with its loops, the registry's and the
-    config service's consumers and every outbox's relay, in this process, until the block
-    ends; enters once ingest is subscribed."""
+    """Ingest (one worker), the config service with its loops, the registry's, the config
+    service's and ingest's consumers and every outbox's relay, in this process, until the
+    block ends; enters once the registry's pending events reached ingest and ingest is
+    subscribed."""
     async with serve_config_service(config, pool) as (service, connected):
         tracker = create_tracker(config, pool)
         stop = asyncio.Event()
         async with (
-            cloud_events(pool, registry=registry, config=tracker, settings=bus_settings) as runtime,
+            cloud_events(
+                pool, registry=registry, config=tracker, ingest=True, settings=bus_settings
+            ) as runtime,
             asyncio.TaskGroup() as tg,
         ):
             ready = asyncio.Event()
-            tg.create_task(run_ingest(ingest, registry, stop, ready=ready))
+            tg.create_task(run_ingest(ingest, stop, ready=ready))
             tg.create_task(config_loops(config, service, tracker, stop, runtime))
             try:
                 async with asyncio.timeout(ready_timeout_s):

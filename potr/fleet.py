@@ -38,7 +38,7 @@ from typing import Any
 import yaml
 
 from cloud.adapters.postgres import create_pool
-from cloud.bootstrap import run_ingest
+from cloud.bootstrap import deliver_registry_events, run_ingest
 from cloud.ingest import IngestSettings
 from cloud.migrate import migrate
 from cloud.registry import ConflictError, GatewayIn, RegistryService, SiteIn
@@ -156,16 +156,29 @@ def database_counts(database_url: str, gateway_ids: Sequence[str]) -> dict[str, 
 
 
 @contextlib.asynccontextmanager
-async def _ingest(database_url: str, mqtt_url: str, client_id: str) -> Any:
-    """Migrate, then one ingest worker until the block ends; yields the registry."""
+async def _ingest(
+    database_url: str,
+    mqtt_url: str,
+    client_id: str,
+    gateways: Sequence[tuple[str, Region]],
+    *,
+    label: str = "Fleet",
+) -> Any:
+    """Migrate, register ``gateways`` (ingest learns them from the registry's events
+    before it starts), then one ingest worker until the block ends."""
     await asyncio.to_thread(migrate, database_url)
     pool = create_pool(database_url, min_size=1, max_size=4, name="fleet-registry")
-    registry = RegistryService(pool)
     stop, ready = asyncio.Event(), asyncio.Event()
     settings = IngestSettings(
         database_url=database_url, mqtt_url=mqtt_url, mqtt_client_id=client_id
     )
-    task = asyncio.create_task(run_ingest(settings, registry, stop, ready=ready))
+    try:
+        await asyncio.to_thread(register_gateways, RegistryService(pool), gateways, label=label)
+        await deliver_registry_events(pool)
+    except BaseException:
+        pool.close()
+        raise
+    task = asyncio.create_task(run_ingest(settings, stop, ready=ready))
     try:
         async with asyncio.timeout(30):
             waiter = asyncio.create_task(ready.wait())
@@ -174,7 +187,7 @@ async def _ingest(database_url: str, mqtt_url: str, client_id: str) -> Any:
                 waiter.cancel()
                 task.result()
                 raise RuntimeError("ingest ended before it was ready")
-        yield registry
+        yield
     finally:
         stop.set()
         with contextlib.suppress(Exception):
@@ -238,8 +251,7 @@ async def run_virtual_fleet(
         ]
         if database_url is not None and start_ingest:
             client_id = f"potr-ingest-fleet-{uuid.uuid4().hex[:8]}"
-            registry = await stack.enter_async_context(_ingest(database_url, mqtt_url, client_id))
-            await asyncio.to_thread(register_gateways, registry, gateways)
+            await stack.enter_async_context(_ingest(database_url, mqtt_url, client_id, gateways))
         elif database_url is not None:
             await asyncio.to_thread(_register_only, database_url, gateways)
         thread_stop = threading.Event()
@@ -261,10 +273,13 @@ async def run_virtual_fleet(
 
 
 def _register_only(database_url: str, gateways: Sequence[tuple[str, Region]]) -> None:
+    """Register, and hand the registry's events to ingest's table at once (its workers
+    run elsewhere), so the fleet's first messages are not refused as unknown."""
     migrate(database_url)
-    pool = create_pool(database_url, min_size=1, max_size=1, name="fleet-registry")
+    pool = create_pool(database_url, min_size=1, max_size=2, name="fleet-registry")
     try:
         register_gateways(RegistryService(pool), gateways)
+        asyncio.run(deliver_registry_events(pool))
     finally:
         pool.close()
 
@@ -391,8 +406,9 @@ async def run_site_fleet(
             mqtt_url = broker.url
         if database_url is not None:
             client_id = f"potr-ingest-sites-{uuid.uuid4().hex[:8]}"
-            registry = await stack.enter_async_context(_ingest(database_url, mqtt_url, client_id))
-            await asyncio.to_thread(register_gateways, registry, plan, label="Site fleet")
+            await stack.enter_async_context(
+                _ingest(database_url, mqtt_url, client_id, plan, label="Site fleet")
+            )
         agents: list[SiteAgent] = []
         for gid, region in plan:
             site = DeviceSite(

@@ -49,8 +49,7 @@ def client_id(settings: IngestSettings, index: int) -> str:
 
 def _worker_main(settings: IngestSettings, index: int, ready: Any, crash_after: int | None) -> None:
     """One worker process: serve until SIGTERM arrives."""
-    from cloud.bootstrap import create_ingest_worker, open_pool
-    from cloud.registry import RegistryService
+    from cloud.bootstrap import create_ingest_worker
 
     logging.basicConfig(
         level=logging.INFO, format=f"ingest-{index} %(levelname)s %(name)s: %(message)s"
@@ -60,8 +59,7 @@ def _worker_main(settings: IngestSettings, index: int, ready: Any, crash_after: 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides
-    pool = open_pool(settings, f"ingest-{index}-registry", max_size=2)
-    worker = create_ingest_worker(settings, RegistryService(pool), crash_after_commit=crash_after)
+    worker = create_ingest_worker(settings, crash_after_commit=crash_after)
     try:
         worker.start(timeout_s=30)
         ready.put(index)
@@ -69,7 +67,6 @@ def _worker_main(settings: IngestSettings, index: int, ready: Any, crash_after: 
             pass
     finally:
         worker.stop()
-        pool.close()
 
 
 @dataclass

@@ -34,6 +34,8 @@ __all__ = [
     "GATEWAY_BIRTH",
     "GATEWAY_OFFLINE",
     "GATEWAY_ONLINE",
+    "GATEWAY_REGISTERED",
+    "GATEWAY_UPDATED",
     "CommandAcked",
     "CommandOutcome",
     "ConfigOutcome",
@@ -43,12 +45,14 @@ __all__ = [
     "GatewayBirth",
     "GatewayEventReported",
     "GatewayPresence",
+    "GatewayRegistration",
     "command_outcome_event",
     "config_outcome_event",
     "device_presence_event",
     "gateway_birth_event",
     "gateway_event_name",
     "gateway_presence_event",
+    "gateway_registration_event",
 ]
 
 #: Ingest saw a gateway's ``birth``: its devices and their keys (the registry upserts them).
@@ -316,3 +320,37 @@ class DeviceDiscovered(BaseModel):
     gateway_id: str
     device: str
     device_id: int
+
+
+#: The registry: a gateway was registered (emitted in the transaction that adds it).
+GATEWAY_REGISTERED = "gateway.registered"
+#: The registry: what ingest needs of a registered gateway changed (its site's time
+#: zone …); the payload is the whole registration as it is now.
+GATEWAY_UPDATED = "gateway.updated"
+
+
+class GatewayRegistration(BaseModel):
+    """Payload of ``gateway.registered`` / ``gateway.updated``: what ingest needs to
+    accept a gateway's messages (its region) and to count its local days (its site's
+    IANA time zone). Newest ``occurred_at`` wins at the consumer."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    gateway_id: str
+    site_id: int
+    region: Region
+    time_zone: str
+
+
+def gateway_registration_event(
+    registration: GatewayRegistration, *, registered: bool, source: str = "registry"
+) -> Event:
+    """``gateway.registered`` (``registered``) or ``gateway.updated`` for ``registration``."""
+    return Event.model_validate(
+        {
+            "name": GATEWAY_REGISTERED if registered else GATEWAY_UPDATED,
+            "region": registration.region,
+            "source": source,
+            "payload": registration.model_dump(mode="json"),
+        }
+    )

@@ -2,9 +2,10 @@
 
 A sample is one reading of the device (one timestamp, any number of metrics). Expected
 samples come from the poll interval the gateway declared in its latest ``birth``; the
-local day is the site's (IANA time zone learned from the registry at birth, kept in
-``ingest.sessions.time_zone``; UTC when unknown). A day is counted from its local
-midnight to the next one (23 or 25 h across a DST change), and today only up to now.
+local day is the site's (IANA time zone in ``ingest.gateways``, kept current by the
+registry's ``gateway.registered`` / ``gateway.updated`` events; UTC when unknown). A day
+is counted from its local midnight to the next one (23 or 25 h across a DST change), and
+today only up to now.
 Open gaps and ``data_dropped`` events (:class:`contracts.events.DataDropped`: seq ranges,
 batches, readings and time span lost at the gateway) explain a shortfall.
 """
@@ -63,8 +64,9 @@ class CompletenessReader:
         now = now or datetime.now(UTC)
         with self._pool.connection() as conn:
             row = conn.execute(
-                "SELECT k.gateway_id, s.time_zone, s.poll_interval_s FROM ingest.device_keys k"
-                " LEFT JOIN ingest.sessions s USING (gateway_id) WHERE k.device_id = %s",
+                "SELECT k.gateway_id, g.time_zone, s.poll_interval_s FROM ingest.device_keys k"
+                " LEFT JOIN ingest.sessions s USING (gateway_id)"
+                " LEFT JOIN ingest.gateways g USING (gateway_id) WHERE k.device_id = %s",
                 (device_id,),
             ).fetchone()
             if row is None:

@@ -3,8 +3,9 @@
 Validation is pure (:mod:`cloud.ingest.validate`). Device keys are ingest's own
 (``ingest.device_keys``), allocated in the batch's transaction; the registry hears of
 them only through the events emitted in that transaction (``gateway.birth``,
-``device.discovered``). The registry is read, never written, through the
-:class:`DeviceDirectory` protocol the composition root passes in.
+``device.discovered``). Which gateways are registered, and in which region, ingest
+reads from its own ``ingest.gateways`` (kept by the registry's ``gateway.registered`` /
+``gateway.updated`` events, :mod:`cloud.ingest.handlers`): no call into the registry.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 
 from cloud.adapters.mqtt import InboundMessage
@@ -42,18 +43,6 @@ from contracts.timeutil import utc_now
 log = logging.getLogger(__name__)
 QUALITY = {"good": 0, "suspect": 1, "bad": 2}
 _METRIC_IDS = {name: m.id for name, m in BY_NAME.items()}
-
-
-class DeviceDirectory(Protocol):
-    """What ingest reads from the registry (``RegistryService`` provides it)."""
-
-    def gateway_region(self, gateway_id: str) -> str | None:
-        """Region of a registered gateway; None when unknown."""
-        ...
-
-    def gateway_time_zone(self, gateway_id: str) -> str | None:
-        """IANA time zone of the gateway's site (local days for completeness)."""
-        ...
 
 
 #: Stream owners remembered (ownership never changes); cleared when this many are known.
@@ -92,13 +81,11 @@ class IngestPipeline:
     def __init__(
         self,
         pool: ConnectionPool[Connection[Any]],
-        directory: DeviceDirectory,
         store: TelemetryStore,
         *,
         future_skew_s: float = 300.0,
     ) -> None:
         self._pool = pool
-        self._directory = directory
         self._store = store
         self._future_skew_s = future_skew_s
         self._regions = _TtlCache()
@@ -117,10 +104,6 @@ class IngestPipeline:
         births = [v for v in accepted if isinstance(v.message, BirthMsg)]
         stamps = {r.ts for v in accepted for r in v.readings}  # per reading, not per value
         self._store.ensure_partitions(partition_days(stamps, now.date()))
-        zones = {
-            v.source.gateway_id: self._directory.gateway_time_zone(v.source.gateway_id)
-            for v in births
-        }
 
         dead = self._dead_letter_rows(batch, verdicts)
         owners = self._stream_owners(verdicts)
@@ -131,8 +114,6 @@ class IngestPipeline:
             for msg, verdict in zip(batch, verdicts, strict=True):
                 if isinstance(verdict, Accepted):
                     self._record_session(conn, verdict, msg.received_at)
-            for gw, zone in zones.items():
-                repo.set_session_time_zone(conn, gw, zone)
             repo.touch_sessions(conn, _last_messages(batch, verdicts))
             added = self._store.write_readings(conn, rows)
             buffered = [(v.source, v.message) for v in accepted]
@@ -215,12 +196,19 @@ class IngestPipeline:
         """Unknown gateways and region mismatches become rejections (no seq salvage)."""
         mono = time.monotonic()
         regions: dict[str, str | None] = {}
+        unknown: set[str] = set()
         for gw in {v.source.gateway_id for v in verdicts if v.source is not None}:
             hit, region = self._regions.get(gw, mono)
-            if not hit:
-                region = self._directory.gateway_region(gw)
-                self._regions.put(gw, region, mono)
-            regions[gw] = region
+            if hit:
+                regions[gw] = region
+            else:
+                unknown.add(gw)
+        if unknown:
+            with self._pool.connection() as conn:
+                found = repo.gateway_regions(conn, unknown)
+            for gw in unknown:
+                regions[gw] = found.get(gw)
+                self._regions.put(gw, regions[gw], mono)
         out: list[Accepted | Rejected] = []
         for v in verdicts:
             src = v.source

@@ -321,10 +321,29 @@ def touch_sessions(conn: Connection[Any], rows: Sequence[tuple[str, str, datetim
             )
 
 
-def set_session_time_zone(conn: Connection[Any], gateway_id: str, time_zone: str | None) -> None:
-    conn.execute(
-        "UPDATE ingest.sessions SET time_zone = %s WHERE gateway_id = %s", (time_zone, gateway_id)
-    )
+def gateway_regions(conn: Connection[Any], gateway_ids: Collection[str]) -> dict[str, str]:
+    """Region of each of these gateways ingest knows (from the registry's events)."""
+    rows = conn.execute(
+        "SELECT gateway_id, region FROM ingest.gateways WHERE gateway_id = ANY(%s)",
+        (list(gateway_ids),),
+    ).fetchall()
+    return {str(g): str(r) for g, r in rows}
+
+
+def upsert_gateway(
+    conn: Connection[Any], gateway_id: str, region: str, time_zone: str, at: datetime
+) -> bool:
+    """Record a registration as of ``at``; an older one never overwrites a newer one.
+    True when the row changed."""
+    row = conn.execute(
+        "INSERT INTO ingest.gateways (gateway_id, region, time_zone, updated_at)"
+        " VALUES (%s, %s, %s, %s) ON CONFLICT (gateway_id) DO UPDATE SET"
+        " region = EXCLUDED.region, time_zone = EXCLUDED.time_zone,"
+        " updated_at = EXCLUDED.updated_at"
+        " WHERE ingest.gateways.updated_at <= EXCLUDED.updated_at RETURNING 1",
+        (gateway_id, region, time_zone, at),
+    ).fetchone()
+    return row is not None
 
 
 def upsert_device_reports(

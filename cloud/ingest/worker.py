@@ -26,7 +26,7 @@ from typing import Any
 from cloud.adapters.mqtt import InboundMessage, MqttConsumer, MqttOptions
 from cloud.adapters.postgres import Connection, ConnectionPool, create_pool, ping
 from cloud.ingest.coalesce import StoredCoalescer, StoredNotice
-from cloud.ingest.pipeline import DeviceDirectory, IngestPipeline
+from cloud.ingest.pipeline import IngestPipeline
 from cloud.ingest.presence import check_presence
 from cloud.ingest.settings import IngestSettings
 from cloud.telemetry import TelemetryStore
@@ -73,7 +73,6 @@ class IngestWorker:
     def __init__(
         self,
         settings: IngestSettings,
-        registry: DeviceDirectory,
         *,
         pool: ConnectionPool[Connection[Any]] | None = None,
         crash_after_commit: int | None = None,
@@ -94,7 +93,7 @@ class IngestWorker:
         )
         self.store = TelemetryStore(self._pool)
         self._pipeline = IngestPipeline(
-            self._pool, registry, self.store, future_skew_s=settings.future_skew_s
+            self._pool, self.store, future_skew_s=settings.future_skew_s
         )
         self._queue: queue.Queue[InboundMessage] = queue.Queue(settings.ingest_queue_max)
         self._stop = threading.Event()

@@ -58,6 +58,30 @@ def list_sites(conn: Connection[Any], limit: int, offset: int) -> list[Site]:
     return [Site.model_validate(r) for r in rows]
 
 
+def update_site_time_zone(conn: Connection[Any], site_id: int, time_zone: str) -> Site | None:
+    row = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            f"UPDATE registry.sites SET time_zone = %s WHERE id = %s RETURNING {_SITE_COLS}",
+            (time_zone, site_id),
+        )
+        .fetchone()
+    )
+    return Site.model_validate(row) if row else None
+
+
+def site_gateways(conn: Connection[Any], site_id: int) -> list[Gateway]:
+    """Every gateway of a site (no paging: what an update must announce)."""
+    rows = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            f"SELECT {_GW_COLS} FROM registry.gateways WHERE site_id = %s ORDER BY id", (site_id,)
+        )
+        .fetchall()
+    )
+    return [Gateway.model_validate(r) for r in rows]
+
+
 def insert_gateway(conn: Connection[Any], gateway: GatewayIn, region: str) -> Gateway:
     row = (
         conn.cursor(row_factory=dict_row)

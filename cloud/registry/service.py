@@ -1,4 +1,10 @@
-"""RegistryService: the registry's published interface (other services call only this)."""
+"""RegistryService: the registry's published interface (other services call only this).
+
+Changes other services must know of are emitted in their own transaction through the
+registry's outbox: ``gateway.registered`` when a gateway is added, ``gateway.updated``
+for each of a site's gateways when the site's time zone changes (ingest keeps its own
+copy of both, so it never asks the registry).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,8 @@ from cloud.adapters.postgres import (
     UniqueViolation,
     ping,
 )
-from cloud.events.outbox import handle_once
+from cloud.events.outbox import Event, emit, emit_many, handle_once
+from cloud.events.types import GatewayRegistration, gateway_registration_event
 from cloud.registry import repository as repo
 from cloud.registry.logic import device_kind
 from cloud.registry.models import Device, Gateway, GatewayIn, Site, SiteIn
@@ -57,6 +64,19 @@ class RegistryService:
         with self._pool.connection() as conn:
             return repo.list_sites(conn, limit, offset)
 
+    def set_site_time_zone(self, site_id: int, time_zone: str) -> Site:
+        """Change a site's IANA time zone; each of its gateways' ``gateway.updated``
+        commits with the change (ingest counts their local days in the new zone)."""
+        with self._pool.connection() as conn:
+            site = repo.update_site_time_zone(conn, site_id, time_zone)
+            if site is None:
+                raise NotFoundError(f"site {site_id} does not exist")
+            gateways = repo.site_gateways(conn, site_id)
+            emit_many(
+                conn, SCHEMA, [_registration_event(g, site, registered=False) for g in gateways]
+            )
+            return site
+
     # -- gateways ----------------------------------------------------------------
     def add_gateway(self, gateway: GatewayIn) -> Gateway:
         """Register a gateway under a site; its region defaults to (and must equal) the site's."""
@@ -70,26 +90,17 @@ class RegistryService:
                     f"{site.id}'s region {site.region.value!r}"
                 )
             try:
-                return repo.insert_gateway(conn, gateway, site.region.value)
+                added = repo.insert_gateway(conn, gateway, site.region.value)
             except UniqueViolation:
                 raise ConflictError(f"gateway {gateway.id!r} already exists") from None
             except ForeignKeyViolation:
                 raise NotFoundError(f"site {gateway.site_id} does not exist") from None
+            emit(conn, SCHEMA, _registration_event(added, site, registered=True))
+            return added
 
     def get_gateway(self, gateway_id: str) -> Gateway | None:
         with self._pool.connection() as conn:
             return repo.get_gateway(conn, gateway_id)
-
-    def gateway_region(self, gateway_id: str) -> str | None:
-        """The region a gateway is registered in, or None for an unknown gateway."""
-        gateway = self.get_gateway(gateway_id)
-        return gateway.region.value if gateway else None
-
-    def gateway_time_zone(self, gateway_id: str) -> str | None:
-        """The IANA time zone of the gateway's site, or None for an unknown gateway."""
-        gateway = self.get_gateway(gateway_id)
-        site = self.get_site(gateway.site_id) if gateway else None
-        return site.time_zone if site else None
 
     def list_gateways(
         self, *, site_id: int | None = None, limit: int = 1000, offset: int = 0
@@ -139,6 +150,13 @@ class RegistryService:
     ) -> list[Device]:
         with self._pool.connection() as conn:
             return repo.list_devices(conn, gateway_id, limit, offset)
+
+
+def _registration_event(gateway: Gateway, site: Site, *, registered: bool) -> Event:
+    registration = GatewayRegistration(
+        gateway_id=gateway.id, site_id=site.id, region=gateway.region, time_zone=site.time_zone
+    )
+    return gateway_registration_event(registration, registered=registered)
 
 
 def _check_gateway(conn: Connection[Any], gateway_id: str) -> None:

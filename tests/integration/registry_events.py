@@ -1,6 +1,11 @@
-"""How the registry learns of devices, for tests that run ingest without a bus runtime:
-ingest's outbox goes through the real relay and an in-process bus to the registry's own
-handlers (``cloud.registry.subscriptions``), exactly as ``cloud_events`` wires them."""
+"""Events between ingest and the registry, for tests that run ingest without a bus
+runtime: each side's outbox goes through the real relay and an in-process bus to the
+other side's own handlers, exactly as ``cloud_events`` wires them.
+
+* ingest → registry (devices): :func:`relay_ingest_events`, :func:`deliver_ingest_events`;
+* registry → ingest (gateways): :func:`deliver_registry_events` (from
+  :func:`cloud.bootstrap.deliver_registry_events`), :func:`deliver_gateway_events`.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import asyncio
 from typing import Any
 
 from cloud.adapters.postgres import Connection, ConnectionPool
+from cloud.bootstrap import deliver_registry_events
 from cloud.events.bus import InProcessBus
 from cloud.events.relay import OutboxRelay
 from cloud.registry import RegistryService
@@ -36,3 +42,17 @@ async def relay_ingest_events(
 def deliver_ingest_events(pool: ConnectionPool[Connection[Any]], registry: RegistryService) -> int:
     """:func:`relay_ingest_events` from synchronous code."""
     return asyncio.run(relay_ingest_events(pool, registry))
+
+
+def deliver_gateway_events(pool: ConnectionPool[Connection[Any]]) -> int:
+    """The registry's pending events (``gateway.registered`` …) to ingest, from
+    synchronous code: ingest knows the gateways when this returns."""
+    return asyncio.run(deliver_registry_events(pool))
+
+
+__all__ = [
+    "deliver_gateway_events",
+    "deliver_ingest_events",
+    "deliver_registry_events",
+    "relay_ingest_events",
+]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from cloud.adapters.postgres import create_pool
-from cloud.bootstrap import run_ingest
+from cloud.bootstrap import deliver_registry_events, run_ingest
 from cloud.ingest import IngestSettings
 from cloud.migrate import migrate
 from cloud.registry import GatewayIn, RegistryService, SiteIn
@@ -42,6 +42,7 @@ async def test_agent_survives_sigkill_at_random_points_without_losing_buffered_d
     registry = RegistryService(pool)
     site = registry.add_site(SiteIn(name="kill9", region="au", time_zone="Australia/Sydney"))  # type: ignore[arg-type]
     registry.add_gateway(GatewayIn(id=GATEWAY, site_id=site.id))
+    await deliver_registry_events(pool)  # ingest learns the gateway
     cloud = IngestSettings(
         database_url=database_url,
         mqtt_url=mosquitto.url,
@@ -56,7 +57,7 @@ async def test_agent_survives_sigkill_at_random_points_without_losing_buffered_d
     async with DeviceSite(
         region_site(site_id=GATEWAY, region="au", start_time=noon, update_period_s=0.2)
     ) as sim:
-        ingest = asyncio.create_task(run_ingest(cloud, registry, ingest_stop, ready=ready))
+        ingest = asyncio.create_task(run_ingest(cloud, ingest_stop, ready=ready))
         async with asyncio.timeout(20):
             await ready.wait()
         config = site_agent_config(

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from cloud.adapters.postgres import create_pool
-from cloud.bootstrap import run_ingest
+from cloud.bootstrap import deliver_registry_events, run_ingest
 from cloud.ingest import IngestSettings
 from cloud.migrate import migrate
 from cloud.registry import GatewayIn, RegistryService, SiteIn
@@ -65,10 +65,9 @@ class Cloud:
         self._task: asyncio.Task[None] | None = None
 
     async def start_ingest(self) -> None:
+        await deliver_registry_events(self.pool)  # ingest learns the gateway (once)
         self._stop, ready = asyncio.Event(), asyncio.Event()
-        self._task = asyncio.create_task(
-            run_ingest(self.settings, self.registry, self._stop, ready=ready)
-        )
+        self._task = asyncio.create_task(run_ingest(self.settings, self._stop, ready=ready))
         async with asyncio.timeout(20):
             await ready.wait()
 

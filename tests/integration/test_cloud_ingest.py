@@ -32,7 +32,7 @@ from contracts.messages import DeviceInfo, StoredMsg
 from contracts.timeutil import to_wire, utc_now
 from contracts.topics import Region, topic
 from potr.servers.mosquitto import PrivateMosquitto
-from tests.integration.registry_events import deliver_ingest_events
+from tests.integration.registry_events import deliver_gateway_events, deliver_ingest_events
 from tests.waiting import until_sync
 
 pytestmark = pytest.mark.integration
@@ -49,6 +49,7 @@ def registry(database_url: str) -> Iterator[RegistryService]:
     service = RegistryService(pool)
     site = service.add_site(SiteIn(name="Bondi", region=Region.AU, time_zone="Australia/Sydney"))
     service.add_gateway(GatewayIn(id=GW, site_id=site.id))
+    deliver_gateway_events(pool)  # ingest learns the gateway from the registry's event
     yield service
     pool.close()
 
@@ -69,9 +70,7 @@ def _settings(database_url: str, mosquitto_url: str, **over: Any) -> IngestSetti
 def worker(
     request: pytest.FixtureRequest, database_url: str, mosquitto_url: str, registry: RegistryService
 ) -> Iterator[IngestWorker]:
-    w = create_ingest_worker(
-        _settings(database_url, mosquitto_url, mqtt_protocol=request.param), registry
-    )
+    w = create_ingest_worker(_settings(database_url, mosquitto_url, mqtt_protocol=request.param))
     w.start()
     yield w
     w.stop()
@@ -183,6 +182,15 @@ def _query(database_url: str, sql: str, params: Sequence[Any] = ()) -> list[tupl
 def _execute(database_url: str, sql: str, params: Sequence[Any] = ()) -> None:
     with psycopg.connect(database_url) as conn:
         conn.execute(sql, params)
+
+
+def _deliver_gateways(database_url: str) -> None:
+    """Relay the registry's outbox to ingest's handlers (how ingest learns gateways)."""
+    pool = create_pool(database_url, min_size=1, max_size=2, name="test-relay")
+    try:
+        deliver_gateway_events(pool)
+    finally:
+        pool.close()
 
 
 def _deliver_events(database_url: str, registry: RegistryService) -> None:
@@ -335,7 +343,7 @@ def test_a_batch_that_fails_after_allocating_a_key_leaves_no_key_and_no_reading(
 
     pool = create_pool(database_url, min_size=1, max_size=2, name="test-one-transaction")
     try:
-        pipeline = IngestPipeline(pool, registry, TelemetryStore(pool))
+        pipeline = IngestPipeline(pool, TelemetryStore(pool))
         with pytest.raises(psycopg.errors.CheckViolation):
             pipeline.process([telemetry(5e9)])
         for table in (
@@ -365,7 +373,7 @@ def test_two_pipelines_naming_one_new_device_at_once_share_one_key(
     one's allocation to commit and uses its key (no second key, no failure)."""
     pool = create_pool(database_url, min_size=2, max_size=4, name="test-two-workers")
     try:
-        first, second = (IngestPipeline(pool, registry, TelemetryStore(pool)) for _ in range(2))
+        first, second = (IngestPipeline(pool, TelemetryStore(pool)) for _ in range(2))
         ts = utc_now()
 
         def telemetry(seq: int) -> InboundMessage:
@@ -614,7 +622,7 @@ def test_a_poison_message_is_dead_lettered_and_counted_so_stored_moves_on(
         "ALTER TABLE ingest.device_keys ADD CONSTRAINT test_refuses_poison"
         " CHECK (local_id <> 'SN-POISON')",
     )
-    with create_ingest_worker(_settings(database_url, mosquitto_url), registry):
+    with create_ingest_worker(_settings(database_url, mosquitto_url)):
         gateway.publish("telemetry", gateway.telemetry(1))
         gateway.publish("telemetry", gateway.telemetry(2, device="SN-POISON"))
         gateway.publish("telemetry", gateway.telemetry(3))
@@ -629,11 +637,12 @@ def test_a_poison_message_is_dead_lettered_and_counted_so_stored_moves_on(
 
 @pytest.fixture
 def intruder(
-    mosquitto_url: str, registry: RegistryService, gateway: TestGateway
+    database_url: str, mosquitto_url: str, registry: RegistryService, gateway: TestGateway
 ) -> Iterator[TestGateway]:
     """A second registered gateway of the same site and region."""
     [gw] = registry.list_gateways()
     registry.add_gateway(GatewayIn(id="gw-ingest-2", site_id=gw.site_id))
+    _deliver_gateways(database_url)
     other = TestGateway(mosquitto_url, "gw-ingest-2")
     yield other
     other.close()
@@ -681,7 +690,8 @@ def test_a_new_stream_belongs_to_its_first_claimant_even_within_one_batch(
     registry.add_gateway(GatewayIn(id="gw-ingest-2", site_id=gw.site_id))
     pool = create_pool(database_url, name="test-pipeline")
     try:
-        pipeline = IngestPipeline(pool, registry, TelemetryStore(pool))
+        deliver_gateway_events(pool)
+        pipeline = IngestPipeline(pool, TelemetryStore(pool))
         stream = uuid.uuid4()
         now = utc_now()
 
@@ -703,7 +713,7 @@ def test_the_workers_pool_cancels_a_hung_statement(
     database_url: str, mosquitto_url: str, registry: RegistryService
 ) -> None:
     settings = _settings(database_url, mosquitto_url, db_statement_timeout_ms=200)
-    worker = create_ingest_worker(settings, registry)  # not started: only its pool is used
+    worker = create_ingest_worker(settings)  # not started: only its pool is used
     try:
         with worker._pool.connection() as conn:
             assert conn.execute("SHOW statement_timeout").fetchone() == ("200ms",)
@@ -727,43 +737,45 @@ def test_a_pool_keeps_the_urls_own_options(database_url: str) -> None:
 
 
 # -- ack after commit ----------------------------------------------------------------
-class _StallingDirectory:
-    """Blocks the first lookup until released, then fails it (a crash mid-batch)."""
-
-    def __init__(self, inner: RegistryService) -> None:
-        self._inner = inner
-        self.entered = threading.Event()
-        self.release = threading.Event()
-        self.stall = True
-
-    def gateway_region(self, gateway_id: str) -> str | None:
-        if self.stall:
-            self.entered.set()
-            assert self.release.wait(DEADLINE_S)
-            raise RuntimeError("simulated crash before commit")
-        return self._inner.gateway_region(gateway_id)
-
-    def gateway_time_zone(self, gateway_id: str) -> str | None:
-        return self._inner.gateway_time_zone(gateway_id)
+def _blocked_on_a_lock(database_url: str, table: str) -> int | None:
+    """The pid of a backend waiting for a lock while querying ``table``."""
+    rows = _query(
+        database_url,
+        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+        (f"%{table}%",),
+    )
+    return int(rows[0][0]) if rows else None
 
 
 def test_a_batch_not_committed_is_redelivered_to_the_next_worker(
     database_url: str, mosquitto_url: str, registry: RegistryService, gateway: TestGateway
 ) -> None:
     settings = _settings(database_url, mosquitto_url)
-    directory = _StallingDirectory(registry)
-    first = create_ingest_worker(settings, directory)
-    first.start()
-    gateway.publish("telemetry", gateway.telemetry(1))
-    assert directory.entered.wait(DEADLINE_S)
-    first.request_stop()
-    directory.release.set()
-    first.stop()
+    first = create_ingest_worker(settings)
+    # The batch's first read (is the gateway known?) waits on this lock; cancelling it
+    # then fails the batch before anything commits (a crash mid-batch).
+    with psycopg.connect(database_url) as locker:
+        locker.execute("LOCK TABLE ingest.gateways IN ACCESS EXCLUSIVE MODE")
+        first.start()
+        gateway.publish("telemetry", gateway.telemetry(1))
+        until_sync(
+            lambda: _blocked_on_a_lock(database_url, "ingest.gateways") is not None,
+            DEADLINE_S,
+            "the first worker's batch to wait on the lock",
+        )
+        first.request_stop()
+        _query(
+            database_url,
+            "SELECT pg_cancel_backend(%s)",
+            (_blocked_on_a_lock(database_url, "ingest.gateways"),),
+        )
+        first.stop()
+        locker.rollback()
     assert first.stats.messages == 0
+    assert first.stats.failures == 1
     assert _query(database_url, "SELECT count(*) FROM telemetry.readings") == [(0,)]
 
-    directory.stall = False
-    with create_ingest_worker(settings, directory):  # same client id: the persistent session
+    with create_ingest_worker(settings):  # same client id: the persistent session
         assert gateway.wait_stored(1).upto_seq == 1
     assert _query(database_url, "SELECT count(*) FROM telemetry.readings") == [(2,)]
 
@@ -786,7 +798,7 @@ def test_ingest_survives_a_broker_restart(
     settings = _settings(database_url, mosquitto.url)
     gateway = TestGateway(mosquitto.url)
     try:
-        with create_ingest_worker(settings, registry) as worker:
+        with create_ingest_worker(settings) as worker:
             gateway.publish("telemetry", gateway.telemetry(1))
             gateway.wait_stored(1)
             rounds, gateway_rounds = worker.subscribe_rounds, gateway.subscribe_rounds
@@ -812,7 +824,7 @@ def test_what_the_broker_drops_after_a_restart_is_stored_when_the_gateway_resend
     settings = _settings(database_url, mosquitto.url)
     gateway = TestGateway(mosquitto.url)
     try:
-        with create_ingest_worker(settings, registry):
+        with create_ingest_worker(settings):
             gateway.publish("telemetry", gateway.telemetry(1, ts_offset_s=-3))
             assert gateway.wait_stored(1).upto_seq == 1
         gateway_rounds = gateway.subscribe_rounds
@@ -821,7 +833,7 @@ def test_what_the_broker_drops_after_a_restart_is_stored_when_the_gateway_resend
         assert gateway.wait_subscribed(gateway_rounds), "test gateway did not reconnect"
         seq2 = gateway.telemetry(2, ts_offset_s=-2)
         gateway.publish("telemetry", seq2)  # PUBACKed, and dropped: no share member
-        with create_ingest_worker(settings, registry) as worker:  # same client id: same session
+        with create_ingest_worker(settings) as worker:  # same client id: same session
             assert worker.subscribe_rounds == 1
             gateway.publish("telemetry", gateway.telemetry(3, ts_offset_s=-1))
             until_sync(lambda: worker.stats.messages >= 1, DEADLINE_S, "seq 3 handled")
@@ -844,7 +856,7 @@ async def test_ingest_runs_on_amqtt_with_a_plain_subscription(
         database_url, amqtt_url, mqtt_protocol="3.1.1", mqtt_shared_subscription=False
     )
     stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(run_ingest(settings, registry, stop, ready=ready))
+    task = asyncio.create_task(run_ingest(settings, stop, ready=ready))
     await asyncio.wait_for(ready.wait(), DEADLINE_S)
     gateway = await asyncio.to_thread(TestGateway, amqtt_url)
     try:

@@ -21,7 +21,7 @@ from cloud.registry import GatewayIn, RegistryService, SiteIn
 from cloud.telemetry import TelemetryReader, TelemetryStore
 from contracts.timeutil import to_wire
 from contracts.topics import Region
-from tests.integration.registry_events import deliver_ingest_events
+from tests.integration.registry_events import deliver_gateway_events, deliver_ingest_events
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,8 @@ def services(database_url: str) -> Iterator[tuple[RegistryService, TelemetryRead
     registry = RegistryService(pool)
     site = registry.add_site(SiteIn(name="Manly", region=Region.AU, time_zone="Australia/Sydney"))
     registry.add_gateway(GatewayIn(id=GW, site_id=site.id))
-    pipeline = IngestPipeline(pool, registry, TelemetryStore(pool))
+    deliver_gateway_events(pool)  # ingest learns the gateway
+    pipeline = IngestPipeline(pool, TelemetryStore(pool))
     payload = orjson.dumps(
         {
             "v": 1,

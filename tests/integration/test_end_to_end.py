@@ -43,7 +43,7 @@ from potr.servers.ports import free_port
 from simulators.device_site import DeviceSite, region_site
 from tests.integration import sunspec_oracle as oracle
 from tests.integration.harness import AgentProcess, site_agent_config, watermark
-from tests.integration.registry_events import relay_ingest_events
+from tests.integration.registry_events import deliver_registry_events, relay_ingest_events
 from tests.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
@@ -170,6 +170,15 @@ def _matches_served_image(
     return False
 
 
+async def _gateways_to_ingest(database_url: str) -> None:
+    """The registry's gateway events to ingest (the relay `potr ingest` runs)."""
+    pool = create_pool(database_url, min_size=1, max_size=2, name="e2e-gateways")
+    try:
+        await deliver_registry_events(pool)
+    finally:
+        pool.close()
+
+
 async def test_readings_reach_the_api_exactly_once_through_agent_restart_and_broker_kill(
     api_client: tuple[httpx.AsyncClient, RegistryService],
     database_url: str,
@@ -179,6 +188,7 @@ async def test_readings_reach_the_api_exactly_once_through_agent_restart_and_bro
     client, registry = api_client
     site = registry.add_site(SiteIn(name="E2E", region="au", time_zone="Australia/Sydney"))  # type: ignore[arg-type]
     registry.add_gateway(GatewayIn(id=GATEWAY, site_id=site.id))
+    await _gateways_to_ingest(database_url)
     witness = Witness(mosquitto.port)
     await until(witness.subscribed.is_set, 10, "the witness to subscribe")
 
@@ -194,7 +204,7 @@ async def test_readings_reach_the_api_exactly_once_through_agent_restart_and_bro
     )
     ingest_stop, ingest_ready = asyncio.Event(), asyncio.Event()
     async with DeviceSite(sim_settings) as sim:
-        ingest = asyncio.create_task(run_ingest(cloud, registry, ingest_stop, ready=ingest_ready))
+        ingest = asyncio.create_task(run_ingest(cloud, ingest_stop, ready=ingest_ready))
         async with asyncio.timeout(20):
             await ingest_ready.wait()
         config = site_agent_config(
@@ -225,7 +235,7 @@ async def test_readings_reach_the_api_exactly_once_through_agent_restart_and_bro
         await asyncio.sleep(3)  # the outage itself (the agent keeps polling into its buffer)
         mosquitto.start()
         ingest_stop, ingest_ready = asyncio.Event(), asyncio.Event()
-        ingest = asyncio.create_task(run_ingest(cloud, registry, ingest_stop, ready=ingest_ready))
+        ingest = asyncio.create_task(run_ingest(cloud, ingest_stop, ready=ingest_ready))
         async with asyncio.timeout(20):
             await ingest_ready.wait()
         after_restart = witness.max_seq()

@@ -53,7 +53,7 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[EventBus]:
 async def ingest(
     database_url: str, mosquitto_url: str, registry: RegistryService
 ) -> AsyncIterator[IngestWorker]:
-    worker = create_ingest_worker(_settings(database_url, mosquitto_url), registry)
+    worker = create_ingest_worker(_settings(database_url, mosquitto_url))
     await asyncio.to_thread(worker.start)
     yield worker
     await asyncio.to_thread(worker.stop)
@@ -172,7 +172,7 @@ def test_a_gateway_event_names_the_device_another_worker_learned(
 ) -> None:
     pool = create_pool(database_url, min_size=1, max_size=2, name="test-event-device")
     try:
-        first, second = (IngestPipeline(pool, registry, TelemetryStore(pool)) for _ in range(2))
+        first, second = (IngestPipeline(pool, TelemetryStore(pool)) for _ in range(2))
         stream = uuid.uuid4()
         first.process([_message("telemetry", _batch(stream, 1, [utc_now()]))])
         second.process([_message("event", _event(stream, 2, "isolator_open"))])

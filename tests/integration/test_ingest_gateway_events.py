@@ -43,9 +43,7 @@ DEVICE = "SN-INV-1"
 def worker(
     database_url: str, mosquitto_url: str, registry: RegistryService
 ) -> Iterator[IngestWorker]:
-    w = create_ingest_worker(
-        _settings(database_url, mosquitto_url, offline_check_interval_s=0.1), registry
-    )
+    w = create_ingest_worker(_settings(database_url, mosquitto_url, offline_check_interval_s=0.1))
     w.start()
     yield w
     w.stop()

@@ -80,9 +80,7 @@ def three_workers(
     database_url: str, mosquitto_url: str, registry: RegistryService
 ) -> Iterator[list[IngestWorker]]:
     workers = [
-        create_ingest_worker(
-            _settings(database_url, mosquitto_url, offline_check_interval_s=0.1), registry
-        )
+        create_ingest_worker(_settings(database_url, mosquitto_url, offline_check_interval_s=0.1))
         for _ in range(3)
     ]
     for w in workers:
@@ -156,7 +154,7 @@ def test_one_offline_and_one_online_event_per_transition_with_several_workers(
 @pytest.fixture
 def pipeline(database_url: str, registry: RegistryService) -> Iterator[IngestPipeline]:
     pool = create_pool(database_url, name="test-pipeline")
-    yield IngestPipeline(pool, registry, TelemetryStore(pool))
+    yield IngestPipeline(pool, TelemetryStore(pool))
     pool.close()
 
 

@@ -46,6 +46,7 @@ import psycopg
 import pytest
 
 from cloud.adapters.postgres import create_pool
+from cloud.bootstrap import deliver_registry_events
 from cloud.ingest import IngestSettings
 from cloud.migrate import migrate
 from cloud.registry import RegistryService
@@ -191,6 +192,7 @@ async def test_broker_sigkill_under_50_gateways_loses_and_duplicates_nothing(
     pool = create_pool(database_url, min_size=1, max_size=2, name="s1-registry")
     try:
         register_gateways(RegistryService(pool), [(g, Region.AU) for g in agent_ids], label="S1")
+        await deliver_registry_events(pool)  # ingest learns the gateways before they publish
     finally:
         pool.close()
 

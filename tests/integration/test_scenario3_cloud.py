@@ -81,7 +81,7 @@ async def test_every_missing_reading_is_explained_by_data_dropped_or_a_gap(
     buffer = tmp_path / "buffer.sqlite"
     sim_settings = region_site(site_id=GW, region="au", update_period_s=0.3)
     async with DeviceSite(sim_settings) as sim:
-        ingest = asyncio.create_task(run_ingest(settings, registry, stop, ready=ready))
+        ingest = asyncio.create_task(run_ingest(settings, stop, ready=ready))
         async with asyncio.timeout(30):
             await ready.wait()
         config = site_agent_config(
