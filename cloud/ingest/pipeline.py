@@ -58,21 +58,24 @@ class BatchOutcome:
     dead_letters: int
 
 
-class _TtlCache:
-    """Gateway → region answers: known ones kept a minute, unknown ones a few seconds."""
+class _RegionCache:
+    """Gateway → region of known gateways, each kept a minute.
 
-    def __init__(self, known_ttl_s: float = 60.0, unknown_ttl_s: float = 5.0) -> None:
-        self._ttl = (known_ttl_s, unknown_ttl_s)
-        self._data: dict[str, tuple[str | None, float]] = {}
+    Unknown gateways are not remembered: ``ingest.gateways`` is ingest's own table, so
+    asking again costs one indexed read per batch (less than the dead letters it writes),
+    and a gateway is accepted as soon as its ``gateway.registered`` is handled.
+    """
 
-    def get(self, key: str, now: float) -> tuple[bool, str | None]:
+    def __init__(self, ttl_s: float = 60.0) -> None:
+        self._ttl_s = ttl_s
+        self._data: dict[str, tuple[str, float]] = {}
+
+    def get(self, key: str, now: float) -> str | None:
         hit = self._data.get(key)
-        if hit is None or hit[1] < now:
-            return False, None
-        return True, hit[0]
+        return hit[0] if hit is not None and hit[1] >= now else None
 
-    def put(self, key: str, value: str | None, now: float) -> None:
-        self._data[key] = (value, now + (self._ttl[0] if value is not None else self._ttl[1]))
+    def put(self, key: str, value: str, now: float) -> None:
+        self._data[key] = (value, now + self._ttl_s)
 
 
 class IngestPipeline:
@@ -88,7 +91,7 @@ class IngestPipeline:
         self._pool = pool
         self._store = store
         self._future_skew_s = future_skew_s
-        self._regions = _TtlCache()
+        self._regions = _RegionCache()
         self._device_ids: dict[tuple[str, str], int] = {}
         self._stream_gateways: dict[UUID, str] = {}
 
@@ -198,17 +201,15 @@ class IngestPipeline:
         regions: dict[str, str | None] = {}
         unknown: set[str] = set()
         for gw in {v.source.gateway_id for v in verdicts if v.source is not None}:
-            hit, region = self._regions.get(gw, mono)
-            if hit:
-                regions[gw] = region
-            else:
+            regions[gw] = self._regions.get(gw, mono)
+            if regions[gw] is None:
                 unknown.add(gw)
         if unknown:
             with self._pool.connection() as conn:
                 found = repo.gateway_regions(conn, unknown)
-            for gw in unknown:
-                regions[gw] = found.get(gw)
-                self._regions.put(gw, regions[gw], mono)
+            for gw, known in found.items():
+                regions[gw] = known
+                self._regions.put(gw, known, mono)
         out: list[Accepted | Rejected] = []
         for v in verdicts:
             src = v.source
