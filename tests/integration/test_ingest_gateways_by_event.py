@@ -19,6 +19,7 @@ import pytest
 
 from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
 from cloud.bootstrap import cloud_events
+from cloud.events.amqp import RabbitBus
 from cloud.events.bus import InProcessBus
 from cloud.events.outbox import Event
 from cloud.events.runtime import BusSettings
@@ -52,7 +53,7 @@ def registry(pool: Pool) -> RegistryService:
 
 
 def _register(registry: RegistryService, time_zone: str = "Asia/Tokyo") -> Site:
-    site = registry.add_site(SiteIn(name="Tokyo office", region="au", time_zone=time_zone))  # type: ignore[arg-type]
+    site = registry.add_site(SiteIn(name="Tokyo office", region="au", time_zone=time_zone))
     registry.add_gateway(GatewayIn(id=GW, site_id=site.id))
     return site
 
@@ -69,7 +70,7 @@ def _registry_events(database_url: str) -> list[Event]:
         " ORDER BY id",
     )
     return [
-        Event(id=i, name=n, region=r, source=s, occurred_at=at, payload=p)  # type: ignore[arg-type]
+        Event(id=i, name=n, region=r, source=s, occurred_at=at, payload=p)
         for i, n, r, s, at, p in rows
     ]
 
@@ -186,13 +187,28 @@ async def test_an_ingest_process_knows_earlier_gateways_on_entry_and_later_ones_
     bus = BusSettings(amqp_url=None, outbox_poll_ms=50)  # in-process, whatever the env says
     async with cloud_events(pool, ingest=True, outboxes=("registry",), settings=bus):
         assert _known(database_url) == [(GW, "au", "Asia/Tokyo")]  # caught up on entry
-        site = registry.add_site(SiteIn(name="Madrid", region="es", time_zone="Europe/Madrid"))  # type: ignore[arg-type]
+        site = registry.add_site(SiteIn(name="Madrid", region="es", time_zone="Europe/Madrid"))
         registry.add_gateway(GatewayIn(id="gw-later-1", site_id=site.id))
         await until(lambda: len(_known(database_url)) == 2, 10, "the later gateway in ingest")
     assert sorted(_known(database_url)) == [
         (GW, "au", "Asia/Tokyo"),
         ("gw-later-1", "es", "Europe/Madrid"),
     ]
+
+
+async def test_a_registration_reaches_ingest_over_rabbitmq(
+    pool: Pool, registry: RegistryService, database_url: str, rabbitmq_url: str
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    bus = RabbitBus(rabbitmq_url, exchange=f"test.{tag}.events", queue_prefix=f"test.{tag}.")
+    fast = BusSettings(amqp_url=None, outbox_poll_ms=50)
+    async with cloud_events(pool, ingest=True, outboxes=("registry",), settings=fast, bus=bus):
+        site = _register(registry)
+        await until(lambda: _known(database_url) != [], 20, "the gateway in ingest")
+        registry.set_site_time_zone(site.id, "Asia/Seoul")
+        await until(
+            lambda: _known(database_url) == [(GW, "au", "Asia/Seoul")], 20, "the new time zone"
+        )
 
 
 # -- the migration ----------------------------------------------------------------------
