@@ -37,10 +37,12 @@ def insert_site(conn: Connection[Any], site: SiteIn) -> Site:
     return Site.model_validate(row)
 
 
-def get_site(conn: Connection[Any], site_id: int) -> Site | None:
+def get_site(conn: Connection[Any], site_id: int, *, share_lock: bool = False) -> Site | None:
+    """``share_lock``: hold the site until commit (a concurrent change of it waits)."""
+    lock = " FOR SHARE" if share_lock else ""
     row = (
         conn.cursor(row_factory=dict_row)
-        .execute(f"SELECT {_SITE_COLS} FROM registry.sites WHERE id = %s", (site_id,))
+        .execute(f"SELECT {_SITE_COLS} FROM registry.sites WHERE id = %s{lock}", (site_id,))
         .fetchone()
     )
     return Site.model_validate(row) if row else None

@@ -81,7 +81,9 @@ class RegistryService:
     def add_gateway(self, gateway: GatewayIn) -> Gateway:
         """Register a gateway under a site; its region defaults to (and must equal) the site's."""
         with self._pool.connection() as conn:
-            site = repo.get_site(conn, gateway.site_id)
+            # Locked: a concurrent time-zone change of the site waits for this commit
+            # (then announces this gateway too), or this waits for it (and reads its zone).
+            site = repo.get_site(conn, gateway.site_id, share_lock=True)
             if site is None:
                 raise NotFoundError(f"site {gateway.site_id} does not exist")
             if gateway.region is not None and gateway.region != site.region:
