@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,6 +39,22 @@ async def running_agent(
             stop.set()
             async with asyncio.timeout(20):
                 await task
+
+
+def migrations_before(root: Path, first_later: dict[str, int]) -> Path:
+    """A copy of every service's migrations under ``root``, without those of each schema
+    in ``first_later`` numbered from the given number on: a database as it was before
+    them, to apply them to with data in it (``migrate(url, root)``, then ``migrate(url)``)."""
+    from cloud.migrate import CLOUD_ROOT
+
+    for schema_dir in CLOUD_ROOT.glob("*/schema"):
+        service = schema_dir.parent.name
+        target = root / service / "schema"
+        target.mkdir(parents=True)
+        for sql in schema_dir.glob("*.sql"):
+            if int(sql.name[:3]) < first_later.get(service, 1000):
+                shutil.copy(sql, target)
+    return root
 
 
 def write_agent_config(path: Path, **settings: Any) -> Path:

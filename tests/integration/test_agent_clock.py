@@ -8,9 +8,8 @@ The wall clock the agent's clock guard sees is a fake one, ``offset`` seconds of
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
@@ -42,15 +41,6 @@ async def site() -> AsyncIterator[DeviceSite]:
         yield sim
 
 
-@contextlib.contextmanager
-def witnessing(port: int, gateway_id: str) -> Iterator[Witness]:
-    witness = Witness(port, gateway_id)
-    try:
-        yield witness
-    finally:
-        witness.close()
-
-
 def _suspect(batch: dict[str, object]) -> bool:
     readings = batch["readings"]
     assert isinstance(readings, list)
@@ -79,7 +69,7 @@ async def test_clock_off_by_two_hours_then_corrected(
         reconnect_max_s=0.5,
         endpoints=[{"name": "site", "host": "127.0.0.1", "port": site.port, "unit_ids": [1, 2]}],  # type: ignore[list-item]
     )
-    with witnessing(mosquitto.port, gw) as w:
+    with Witness(mosquitto.port, gw) as w:
         await until(w.connected.is_set, 10, "the witness to subscribe")
         async with running_agent(settings, clock=clock):
             await until(lambda: len(w.of("telemetry")) >= 3, 15, "telemetry")

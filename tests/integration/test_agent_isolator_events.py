@@ -11,9 +11,8 @@ the agent's decoding.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,15 +44,6 @@ async def site() -> AsyncIterator[DeviceSite]:
     )
     async with DeviceSite(settings) as sim:
         yield sim
-
-
-@contextlib.contextmanager
-def witnessing(port: int, gateway_id: str) -> Iterator[Witness]:
-    witness = Witness(port, gateway_id)
-    try:
-        yield witness
-    finally:
-        witness.close()
 
 
 def _settings(gw: str, mqtt_url: str, port: int, buffer: Path) -> AgentSettings:
@@ -101,7 +91,7 @@ async def test_isolator_transitions_reach_mqtt_with_the_reading_that_showed_them
     settings = _settings(gw, mosquitto.url, site.port, tmp_path / "b.sqlite")
     device = site.device(UNIT)
     states = [device.vendor["state"]]  # what the simulator serves, step by step
-    with witnessing(mosquitto.port, gw) as w:
+    with Witness(mosquitto.port, gw) as w:
         await until(w.connected.is_set, 10, "the witness to subscribe")
         async with running_agent(settings) as agent:
             await until(lambda: len(_readings(w)) >= 2, 15, "isolator telemetry")
@@ -147,7 +137,7 @@ async def test_an_agent_starting_or_restarting_raises_nothing_for_the_state_it_f
     settings = _settings(gw, mosquitto.url, site.port, tmp_path / "b.sqlite")
     site.activate_fault({"kind": "isolator_trip", "unit": UNIT})  # tripped while it was down
     assert site.device(UNIT).vendor["state"] == 2
-    with witnessing(mosquitto.port, gw) as w:
+    with Witness(mosquitto.port, gw) as w:
         await until(w.connected.is_set, 10, "the witness to subscribe")
         async with running_agent(settings):
             await until(lambda: len(_readings(w)) >= 5, 15, "five isolator readings")

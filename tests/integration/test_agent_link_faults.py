@@ -11,11 +11,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -103,15 +102,6 @@ async def site() -> AsyncIterator[DeviceSite]:
         yield sim
 
 
-@contextlib.contextmanager
-def witnessing(port: int) -> Iterator[Witness]:
-    witness = Witness(port, GATEWAY)
-    try:
-        yield witness
-    finally:
-        witness.close()
-
-
 def _settings(mqtt_url: str, site: DeviceSite, tmp_path: Path, **kw: Any) -> AgentSettings:
     values: dict[str, Any] = {
         "gateway_id": GATEWAY,
@@ -147,7 +137,7 @@ async def test_backlog_drains_paced_while_live_batches_arrive_within_2s(
     rate, burst = 8.0, 4
     proxy = await fault_proxy("127.0.0.1", mosquitto.port)
     settings = _settings(proxy.url, site, tmp_path, backfill_rate_msgs_s=rate, backfill_burst=burst)
-    with witnessing(mosquitto.port) as w:
+    with Witness(mosquitto.port, GATEWAY) as w:
         await until(w.connected.is_set, 10, "the witness to subscribe")
         async with running_agent(settings) as agent:
             await until(cloud.watermark, 20, "first batches stored", at_least=5)

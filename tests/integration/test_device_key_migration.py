@@ -1,40 +1,28 @@
-"""The migration that gives ingest its device keys (ingest/007, registry/003), applied to a
+"""The migration that gives ingest its device keys (ingest/008, registry/003), applied to a
 database that already holds keys the registry handed out: every key survives, and new
 keys start above them."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from cloud.migrate import CLOUD_ROOT, migrate
+from cloud.migrate import migrate
+from tests.integration.harness import migrations_before
 
 pytestmark = pytest.mark.integration
 
 GW = "gw-migrate-1"
-#: The migrations this test applies second, on a database with data.
-_LATER = {("ingest", "008"), ("registry", "003")}
-
-
-def _schemas_before(root: Path) -> Path:
-    """A copy of every service's migrations except the ones under test."""
-    for schema_dir in CLOUD_ROOT.glob("*/schema"):
-        service = schema_dir.parent.name
-        target = root / service / "schema"
-        target.mkdir(parents=True)
-        for sql in schema_dir.glob("*.sql"):
-            if (service, sql.name[:3]) not in _LATER:
-                shutil.copy(sql, target)
-    return root
+#: The migrations this test applies second, on a database with data (and all after them).
+_LATER = {"ingest": 8, "registry": 3}
 
 
 def test_existing_keys_are_adopted_and_new_ones_start_above(
     database_url: str, tmp_path: Path
 ) -> None:
-    migrate(database_url, _schemas_before(tmp_path / "cloud"))
+    migrate(database_url, migrations_before(tmp_path / "cloud", _LATER))
     with psycopg.connect(database_url) as conn:
         conn.execute(
             "INSERT INTO registry.sites (id, name, region, time_zone)"
@@ -58,6 +46,7 @@ def test_existing_keys_are_adopted_and_new_ones_start_above(
     applied = migrate(database_url)
     assert sorted(applied) == [
         "ingest/008_device_keys_allocated_here.sql",
+        "ingest/009_gateways_by_event.sql",
         "registry/003_device_ids_from_ingest.sql",
     ]
     with psycopg.connect(database_url) as conn:

@@ -6,7 +6,6 @@ and its site's time zone decides completeness' local days as soon as a change ar
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -24,10 +23,11 @@ from cloud.events.bus import InProcessBus
 from cloud.events.outbox import Event
 from cloud.events.runtime import BusSettings
 from cloud.ingest import CompletenessReader, IngestPipeline, event_subscriptions
-from cloud.migrate import CLOUD_ROOT, migrate
+from cloud.migrate import migrate
 from cloud.registry import ConflictError, GatewayIn, RegistryService, Site, SiteIn
 from cloud.telemetry import TelemetryStore
 from contracts.timeutil import utc_now
+from tests.integration.harness import migrations_before
 from tests.integration.registry_events import deliver_gateway_events
 from tests.integration.test_cloud_ingest import GW, _query
 from tests.integration.test_ingest_scale import _batch, _birth, _message
@@ -212,21 +212,10 @@ async def test_a_registration_reaches_ingest_over_rabbitmq(
 
 
 # -- the migration ----------------------------------------------------------------------
-def _schemas_before_009(root: Path) -> Path:
-    for schema_dir in CLOUD_ROOT.glob("*/schema"):
-        service = schema_dir.parent.name
-        target = root / service / "schema"
-        target.mkdir(parents=True)
-        for sql in schema_dir.glob("*.sql"):
-            if (service, sql.name[:3]) != ("ingest", "009"):
-                shutil.copy(sql, target)
-    return root
-
-
 def test_the_migration_copies_the_registrys_gateways_and_events_win_over_the_copy(
     database_url: str, tmp_path: Path
 ) -> None:
-    migrate(database_url, _schemas_before_009(tmp_path / "cloud"))
+    migrate(database_url, migrations_before(tmp_path / "cloud", {"ingest": 9}))
     with psycopg.connect(database_url) as conn:
         conn.execute(
             "INSERT INTO registry.sites (id, name, region, time_zone) VALUES"

@@ -76,6 +76,12 @@ class Witness:
         msg = StoredMsg(stream_id=uuid.UUID(stream_id), upto_seq=upto_seq, ts=utc_now())
         self.client.publish(topic(self.region, self.gateway_id, "stored"), msg.to_json(), qos=1)
 
+    def __enter__(self) -> Witness:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
