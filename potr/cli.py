@@ -36,7 +36,7 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="debug log
 def contracts_export(
     out: Path = typer.Option(Path("docs/schemas"), help="folder for the JSON Schema files"),
 ) -> None:
-    """Write the JSON Schema of every wire message."""
+    """Write the JSON Schema of every wire message and every gateway event's detail."""
     from contracts.schema_export import export_schemas
 
     for path in export_schemas(out):
