@@ -61,12 +61,9 @@ def create_app(
     checks = dict(health_checks or {"database": registry.ping})
     add_error_handlers(app)
 
-    def device_exists(device_id: int) -> bool:
-        return registry.get_device(device_id) is not None
-
     app.include_router(registry_router(registry, read=read, write=write), prefix=API_PREFIX)
     app.include_router(
-        telemetry_router(telemetry_reader, read=read, device_exists=device_exists),
+        telemetry_router(telemetry_reader, read=read, device_exists=telemetry_reader.device_exists),
         prefix=API_PREFIX,
     )
     if completeness is not None:

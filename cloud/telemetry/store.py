@@ -176,6 +176,16 @@ class TelemetryReader:
     def ping(self) -> None:
         ping(self._pool)
 
+    def device_exists(self, device_id: int) -> bool:
+        """Whether ingest ever keyed this device: the store's own answer, so a device is
+        readable as soon as its first batch commits (the registry hears of it a relay
+        round later)."""
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM ingest.device_keys WHERE device_id = %s", (device_id,)
+            ).fetchone()
+        return row is not None
+
     def readings(
         self, device_id: int, metric: str, from_: datetime, to: datetime, *, limit: int = 1000
     ) -> ReadingSeries:

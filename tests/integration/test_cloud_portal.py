@@ -220,3 +220,38 @@ def test_openapi_declares_bearer_security_and_response_models(client: TestClient
         "ReadingSeries"
         in readings["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     )
+
+
+def test_a_device_is_readable_as_soon_as_its_first_batch_commits(
+    client: TestClient, services: tuple[RegistryService, TelemetryReader, int], database_url: str
+) -> None:
+    """The readings route asks the telemetry store whether a device exists, not the
+    registry, which hears of a new device only a relay round later."""
+    pool = create_pool(database_url, name="test-portal-new-device")
+    try:
+        payload = orjson.dumps(
+            {
+                "v": 1,
+                "stream_id": str(uuid.uuid4()),
+                "seq": 1,
+                "readings": [{"device": "SN-NEW", "ts": to_wire(T0), "values": {"pv_w": 42.0}}],
+            }
+        )
+        outcome = IngestPipeline(pool, TelemetryStore(pool)).process(
+            [InboundMessage(f"potr/v1/au/{GW}/telemetry", payload, 1, 1, datetime.now(UTC))]
+        )
+        assert outcome.readings_added == 1
+        with pool.connection() as conn:
+            [(device_id,)] = conn.execute(
+                "SELECT device_id FROM ingest.device_keys WHERE local_id = 'SN-NEW'"
+            ).fetchall()
+    finally:
+        pool.close()
+    assert services[0].device_id_for(GW, "SN-NEW") is None  # ingest's events not relayed yet
+    answer = client.get(
+        f"/api/v1/devices/{device_id}/readings",
+        params={"metric": "pv_w", "from": to_wire(T0), "to": to_wire(T0 + timedelta(minutes=1))},
+        headers=_auth("operator"),
+    )
+    assert answer.status_code == 200, answer.text
+    assert [p["value"] for p in answer.json()["points"]] == [42.0]
