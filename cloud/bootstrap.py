@@ -411,8 +411,10 @@ async def run_services(
 ) -> AsyncIterator[Services]:
     """Ingest (one worker), the config service with its loops, the registry's, the config
     service's and ingest's consumers and every outbox's relay, in this process, until the
-    block ends; enters once the registry's pending events reached ingest and ingest is
-    subscribed."""
+    block ends; enters once the registry's pending events were relayed (on the in-process
+    bus: handled by ingest; on RabbitMQ: queued for it, so a gateway registered just
+    before may be refused until its event is handled, and its agent resends) and ingest
+    is subscribed."""
     async with serve_config_service(config, pool) as (service, connected):
         tracker = create_tracker(config, pool)
         stop = asyncio.Event()

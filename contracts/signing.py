@@ -60,14 +60,19 @@ def key_id(public_key: bytes) -> str:
 
 
 def public_key_from_pem(pem: bytes) -> bytes:
-    """The raw 32 bytes of an Ed25519 public key in PEM (SubjectPublicKeyInfo); any other
-    key or text is refused. The format is fixed (RFC 8410), so it is checked exactly."""
-    text = pem.strip()
-    if not (text.startswith(_PEM_PUBLIC[0]) and text.endswith(_PEM_PUBLIC[1])):
+    """The raw 32 bytes of the one Ed25519 public key (SubjectPublicKeyInfo) in ``pem``;
+    text around the block (comments, a byte-order mark) is ignored, as RFC 7468 asks;
+    any other key, a second key or no key is refused. The DER is fixed (RFC 8410), so
+    it is checked exactly."""
+    begin, end = _PEM_PUBLIC
+    if pem.count(begin) != 1 or pem.count(end) != 1:
+        raise SignatureError("trusted key file must hold exactly one PEM public key")
+    start = pem.index(begin) + len(begin)
+    stop = pem.find(end, start)
+    if stop < 0:
         raise SignatureError("trusted key is not a PEM public key")
-    body = text[len(_PEM_PUBLIC[0]) : -len(_PEM_PUBLIC[1])]
     try:
-        der = base64.b64decode(b"".join(body.split()), validate=True)
+        der = base64.b64decode(b"".join(pem[start:stop].split()), validate=True)
     except (binascii.Error, ValueError):
         raise SignatureError("trusted key is not valid PEM") from None
     if len(der) != len(_ED25519_SPKI_PREFIX) + 32 or not der.startswith(_ED25519_SPKI_PREFIX):

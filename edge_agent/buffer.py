@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
+from pydantic import ValidationError
+
 from contracts.events import DataDropped
 from contracts.streams import next_seq
 
@@ -107,17 +109,29 @@ class Dropped:
         return out
 
     def detail(self) -> DataDropped:
-        """The ``data_dropped`` event's detail (``reason`` is a :class:`DropReason`)."""
-        return DataDropped.model_validate(
-            {
-                "reason": self.reason,
-                "seq_ranges": self.ranges(),
-                "batches": len(self.seqs) + self.unsequenced,
-                "bytes": self.bytes,
-                "from": self.span_from,
-                "to": self.span_to,
-            }
-        )
+        """The ``data_dropped`` event's detail (``reason`` is a :class:`DropReason`).
+
+        The seq ranges must reach ingest whatever else is wrong (a span a clock step left
+        unreadable, a reason from an older version): a drop report that never goes out
+        would leave its gap open forever, and this one is recorded in the buffer and
+        retried at every start. So a detail that does not validate goes without its
+        span, then with the ranges alone."""
+        detail = {
+            "reason": self.reason,
+            "seq_ranges": self.ranges(),
+            "batches": len(self.seqs) + self.unsequenced,
+            "bytes": self.bytes,
+            "from": self.span_from,
+            "to": self.span_to,
+        }
+        for fallback in ((), ("from", "to"), ("from", "to", "reason", "batches", "bytes")):
+            try:
+                return DataDropped.model_validate(
+                    {k: v for k, v in detail.items() if k not in fallback}
+                )
+            except ValidationError as exc:
+                log.warning("drop report %s: %s", self.ranges(), exc.errors()[0]["msg"])
+        return DataDropped()  # no range validates either: nothing to account for
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,10 @@ Events, command acks and config states are never dropped to make room in the buf
 wait here — one bounded queue for all of them, oldest first, so the order they were
 produced in is the order they are buffered in — and are buffered as soon as the disk
 takes a write. The bound keeps a gateway with 1 GB of RAM alive through a disk that
-never recovers: past it the oldest held message is lost, logged and counted.
+never recovers: past it one held message is lost, logged and counted — the oldest
+*event* while any is held, since a lost ``cmd_ack`` or ``config_state`` leaves the cloud
+waiting for an answer (it would expire the command), while a device's status comes again
+with its next change and its telemetry.
 """
 
 from __future__ import annotations
@@ -46,37 +49,52 @@ class HeldMessages:
     async def append(self, kind: str, make: PayloadFactory) -> bool:
         """Buffer one message (after any held ones); True when it is buffered now,
         False when it is held for lack of disk."""
-        await self.flush()
-        if not self._held:
-            try:
-                await self._outbox.append(kind, make)
-            except BufferFullError as exc:
-                log.error("gateway %s: %s kept in memory: %s", self._gateway_id, kind, exc)
-            else:
-                self._wake.set()
-                return True
-        self._hold(kind, make)
-        return False
+        # One lock for the whole step: two appends that both found nothing held could
+        # otherwise buffer in the wrong order (one held, the later one written).
+        async with self._flushing:
+            await self._flush_held()
+            if not self._held:
+                try:
+                    await self._outbox.append(kind, make)
+                except BufferFullError as exc:
+                    log.error("gateway %s: %s kept in memory: %s", self._gateway_id, kind, exc)
+                else:
+                    self._wake.set()
+                    return True
+            self._hold(kind, make)
+            return False
 
     def _hold(self, kind: str, make: PayloadFactory) -> None:
         if len(self._held) == self._held.maxlen:
+            lost = self._evict()
             self.lost += 1
             log.error(
-                "gateway %s: oldest held %s lost (%d held at most)",
+                "gateway %s: held %s lost (%d held at most)",
                 self._gateway_id,
-                self._held[0][0],
+                lost,
                 self._held.maxlen,
             )
         self._held.append((kind, make))
 
+    def _evict(self) -> str:
+        """Drop the oldest held event, else (only answers held) the oldest message."""
+        for i, (kind, _) in enumerate(self._held):
+            if kind == "event":
+                del self._held[i]
+                return kind
+        return self._held.popleft()[0]
+
     async def flush(self) -> None:
         """Buffer held messages, oldest first, until the disk refuses one."""
         async with self._flushing:
-            while self._held:
-                kind, make = self._held[0]
-                try:
-                    await self._outbox.append(kind, make)
-                except BufferFullError:
-                    return
-                self._held.popleft()
-                self._wake.set()
+            await self._flush_held()
+
+    async def _flush_held(self) -> None:
+        while self._held:
+            kind, make = self._held[0]
+            try:
+                await self._outbox.append(kind, make)
+            except BufferFullError:
+                return
+            self._held.popleft()
+            self._wake.set()

@@ -24,6 +24,7 @@ def run(config: Path) -> int:
 
     try:
         settings = AgentSettings.from_yaml(config)
+        settings.trusted_keys()  # an unreadable key file is refused here, not at start
     except SettingsError as exc:
         print(f"refused {config}: {exc}", file=sys.stderr)
         return 2

@@ -134,6 +134,7 @@ class IngestPipeline:
             notices, repeats = self._advance_streams(conn, verdicts, owners)
             regions = {s.gateway_id: s.region.value for s, _ in buffered}
             event_devices = self._event_device_ids(conn, new_events, keys)
+            described = _birth_devices(births)
             emit_many(
                 conn,
                 announce.SOURCE,
@@ -142,7 +143,7 @@ class IngestPipeline:
                     *(
                         announce.device_discovered(regions[gw], gw, local, dev)
                         for (gw, local), dev in sorted(new_keys.items())
-                        if (gw, local) not in _birth_devices(births)
+                        if (gw, local) not in described
                     ),
                     *announce.telemetry_received(
                         [t for t in telemetry if (t.stream_id, t.seq) not in repeats], now

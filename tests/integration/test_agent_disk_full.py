@@ -161,5 +161,33 @@ async def test_events_and_answers_a_full_disk_refuses_are_held_in_order_and_boun
     assert buffered == [n for n in produced if n not in lost]
 
 
+async def test_past_the_bound_held_events_go_before_any_command_answer(
+    small_disk: Path,
+) -> None:
+    """A lost ``cmd_ack``/``config_state`` leaves the cloud waiting (it expires the
+    command); a lost event does not: past the bound the oldest *event* is dropped."""
+    wake = asyncio.Event()
+    async with AsyncOutbox(small_disk / "buffer.sqlite") as box:
+        held = HeldMessages(box, wake, "gw-held", maxlen=3)
+        ballast = _fill(small_disk)
+        for i in range(200):  # until the disk refuses one: that one is held
+            await held.append("event", _payload(f"filler-{i}"))
+            if len(held):
+                break
+        assert len(held) == 1, "the full disk never refused a message"
+        await held.append("cmd_ack", _payload("ack-1"))
+        await held.append("event", _payload("event-2"))
+        await held.append("config_state", _payload("state-3"))  # bound 3: an event goes
+        await held.append("cmd_ack", _payload("ack-4"))  # and the other event
+        await held.append("cmd_ack", _payload("ack-5"))  # only answers left: oldest goes
+        assert (len(held), held.lost) == (3, 3)
+        ballast.unlink()
+        await held.flush()
+    names = [orjson.loads(r.payload)["name"] for r in Outbox(small_disk / "buffer.sqlite").rows()]
+    assert names[-3:] == ["state-3", "ack-4", "ack-5"]
+    assert "event-2" not in names
+    assert "ack-1" not in names
+
+
 def _payload(name: str) -> PayloadFactory:
     return lambda stream_id, seq: orjson.dumps({"name": name, "seq": seq})

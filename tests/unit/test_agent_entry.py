@@ -42,3 +42,18 @@ def test_it_loads_neither_the_cli_framework_nor_the_signing_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_a_trusted_key_file_that_is_no_key_is_refused_before_start(tmp_path: Path) -> None:
+    key = tmp_path / "cloud.pub"
+    key.write_text("not a key\n", encoding="utf-8")
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        f"gateway_id: gw-1\nregion: au\nbuffer_path: {tmp_path / 'b.sqlite'}\n"
+        f"trusted_key_files: [{key}]\n",
+        encoding="utf-8",
+    )
+    done = _run("--config", str(config))
+    assert done.returncode == 2
+    assert "trusted_key_files" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -121,8 +121,11 @@ def test_a_public_pem_of_another_algorithm_or_text_is_refused() -> None:
     )
     with pytest.raises(SignatureError, match="not an Ed25519 public key"):
         public_key_from_pem(ec_pem)
-    with pytest.raises(SignatureError, match="not a PEM public key"):
+    with pytest.raises(SignatureError, match="exactly one PEM public key"):
         public_key_from_pem(SigningKey.generate().private_pem())
+    two = SigningKey.generate().public_pem() + SigningKey.generate().public_pem()
+    with pytest.raises(SignatureError, match="exactly one PEM public key"):
+        public_key_from_pem(two)
     with pytest.raises(SignatureError, match="not valid PEM"):
         public_key_from_pem(b"-----BEGIN PUBLIC KEY-----\n@@@@\n-----END PUBLIC KEY-----\n")
 
@@ -146,3 +149,16 @@ def test_verifying_does_not_load_cryptography() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_text_around_the_pem_block_is_ignored_as_rfc_7468_asks() -> None:
+    key = SigningKey.generate()
+    raw = key.public_key
+    framed = [
+        b"# the cloud's key, rotated 2026-12\n" + key.public_pem(),
+        key.public_pem() + b"\nretire after 2027-06\n",
+        b"\xef\xbb\xbf" + key.public_pem(),  # a byte-order mark from a Windows editor
+        key.public_pem().replace(b"\n", b"\r\n"),
+    ]
+    for pem in framed:
+        assert public_key_from_pem(pem) == raw

@@ -7,7 +7,7 @@ from uuid import UUID, uuid4
 
 import orjson
 
-from edge_agent.buffer import AsyncOutbox, Outbox
+from edge_agent.buffer import AsyncOutbox, Dropped, Outbox
 
 
 def _payload(kind: str):
@@ -250,3 +250,15 @@ def test_garbage_instead_of_a_database_is_moved_aside(tmp_path: Path) -> None:
     assert box.recovered is not None
     assert "not a database" in box.recovered.reason
     assert box.append("event", _sized("event", 10)) == 1
+
+
+def test_a_drop_report_with_an_unreadable_span_still_names_its_seqs() -> None:
+    """A recorded drop whose span no longer validates must still reach ingest with its
+    seqs (else its gap never closes), without the span."""
+    drop = Dropped("buffer full")
+    drop.add(3, 100, ("not a time", "nor this"))
+    drop.add(4, 100, ("not a time", "nor this"))
+    detail = drop.detail()
+    assert detail.seq_ranges == [(3, 4)]
+    assert (detail.from_, detail.to) == (None, None)
+    assert detail.batches == 2
