@@ -470,11 +470,17 @@ class Outbox:
             cur = self._db.execute("UPDATE outbox SET sent_at = NULL WHERE sent_at IS NOT NULL")
         return cur.rowcount
 
-    def apply_stored(self, stream_id: UUID, upto_seq: int) -> int:
-        """Delete rows covered by a ``stored`` watermark of this stream; other streams: 0."""
+    def apply_stored(self, stream_id: UUID, upto_seq: int) -> int | None:
+        """Delete rows covered by a ``stored`` watermark of this stream; other streams: 0.
+
+        A watermark beyond the highest seq this stream ever allocated claims data that
+        was never sent: it is refused (None) and deletes nothing — taken, it would delete
+        rows the cloud never received (a forged or misrouted ``stored``)."""
         if stream_id != self.stream_id or upto_seq < 1:
             return 0
         with self._tx():
+            if upto_seq > self.last_seq:
+                return None
             freed = self._db.execute(
                 "SELECT coalesce(sum(length(payload)), 0) FROM outbox WHERE seq <= ?", (upto_seq,)
             ).fetchone()[0]
@@ -614,7 +620,7 @@ class AsyncOutbox:
     async def requeue_all(self) -> int:
         return await self._run(self._core.requeue_all)
 
-    async def apply_stored(self, stream_id: UUID, upto_seq: int) -> int:
+    async def apply_stored(self, stream_id: UUID, upto_seq: int) -> int | None:
         return await self._run(self._core.apply_stored, stream_id, upto_seq)
 
     async def counts(self) -> dict[str, int]:

@@ -91,6 +91,8 @@ class Publisher:
         self.published = 0
         self.resent = 0
         self.stored_upto: int | None = None
+        #: ``stored`` messages refused for claiming seqs this stream never allocated.
+        self.stored_refused = 0
 
     # ----- topics and messages ----------------------------------------------------------
     def _topic(self, kind: Kind | str) -> str:
@@ -327,6 +329,14 @@ class Publisher:
             )
             return
         deleted = await self._outbox.apply_stored(message.stream_id, message.upto_seq)
+        if deleted is None:
+            self.stored_refused += 1
+            log.warning(
+                "gateway %s: stored upto %d beyond the stream's last seq ignored",
+                self._s.gateway_id,
+                message.upto_seq,
+            )
+            return
         self.stored_upto = max(self.stored_upto or 0, message.upto_seq)
         self._acked_set.difference_update([s for s in self._acked_set if s <= message.upto_seq])
         log.debug(

@@ -203,6 +203,28 @@ async def test_stored_releases_rows_and_unstored_rows_are_resent(
         await until(released, 10, "the agent to release covered rows")
 
 
+async def test_a_stored_beyond_the_streams_last_seq_deletes_nothing(
+    mosquitto_url: str, site: DeviceSite, tmp_path: Path
+) -> None:
+    """A ``stored`` claiming seqs the stream never allocated (forged, or another
+    gateway's) is ignored: taken, it would delete rows the cloud never received."""
+    gw = _gw()
+    buffer = tmp_path / "b.sqlite"
+    settings = _agent_settings(mosquitto_url, site, buffer, gw, stored_timeout_s=30.0)
+    async with watching(mosquitto_url, gw) as w, running(settings):
+        await w.until(lambda: len(w.of("telemetry")) >= 3)
+        stream = w.of("telemetry")[0]["stream_id"]
+        seqs = sorted(t["seq"] for t in w.of("telemetry"))
+        await w.publish_stored(stream, 1_000_000_000)  # forged: far beyond the stream
+        await w.publish_stored(stream, seqs[0])  # genuine, delivered after it (same topic)
+
+        async def first_released() -> bool:
+            return seqs[0] not in _rows(buffer)
+
+        await until(first_released, 10, "the genuine stored to be applied")
+        assert set(seqs[1:3]) <= set(_rows(buffer)), "the forged stored deleted rows"
+
+
 async def test_restart_keeps_the_stream_and_sends_what_was_left(
     mosquitto_url: str, site: DeviceSite, tmp_path: Path
 ) -> None:

@@ -61,6 +61,19 @@ def test_stored_deletes_everything_up_to_the_watermark(tmp_path: Path) -> None:
     assert [r.seq for r in box.rows()] == [4, 5]
 
 
+def test_stored_beyond_the_last_allocated_seq_is_refused_and_deletes_nothing(
+    tmp_path: Path,
+) -> None:
+    """A watermark claiming seqs never allocated (forged, or meant for another gateway)
+    would delete rows the cloud never got: refused whole, not clamped."""
+    box = Outbox(tmp_path / "b.sqlite")
+    for _ in range(3):
+        box.append("telemetry", _payload("telemetry"))
+    assert box.apply_stored(box.stream_id, 4) is None
+    assert [r.seq for r in box.rows()] == [1, 2, 3]
+    assert box.apply_stored(box.stream_id, 3) == 3  # the last seq itself is fine
+
+
 def test_stored_for_another_stream_is_ignored(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "b.sqlite")
     box.append("telemetry", _payload("telemetry"))
