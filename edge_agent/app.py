@@ -170,6 +170,7 @@ class Agent:
             published=pub.published,
             resent=pub.resent,
             sessions=pub.sessions,
+            stored_refused=pub.stored_refused,
             batches=self.batches,
             dropped_batches=self.dropped_batches,
             held=len(self.held),

@@ -128,6 +128,7 @@ def _counters(status: AgentStatus) -> Iterator[CounterMetricFamily]:
         ("published", "Messages PUBACKed by the broker", status.published),
         ("resent", "Messages made unsent again for lack of a stored watermark", status.resent),
         ("mqtt_reconnects", "MQTT sessions after the first", max(status.sessions - 1, 0)),
+        ("stored_refused", "stored beyond the stream's last seq, ignored", status.stored_refused),
         ("held_lost", "Held events and answers lost past the in-memory bound", status.held_lost),
     ):
         yield CounterMetricFamily(f"potr_agent_{name}", doc, value=total)

@@ -41,6 +41,8 @@ class AgentStatus:
     published: int
     resent: int
     sessions: int
+    #: ``stored`` messages refused for claiming seqs the stream never allocated.
+    stored_refused: int
     batches: int
     dropped_batches: int
     #: Events and answers held in memory while the disk is full, and those lost.

@@ -26,6 +26,7 @@ STATUS = AgentStatus(
     published=9,
     resent=1,
     sessions=3,
+    stored_refused=1,
     batches=8,
     dropped_batches=0,
     held=2,
@@ -80,6 +81,7 @@ async def test_metrics_render_the_snapshot_and_the_buffer() -> None:
     assert samples[("potr_agent_mqtt_reconnects_total", ())] == 2
     assert samples[("potr_agent_held_messages", ())] == 2
     assert samples[("potr_agent_held_lost_total", ())] == 1
+    assert samples[("potr_agent_stored_refused_total", ())] == 1
     assert samples[("potr_agent_buffer_unsent_rows", ())] == 1
     assert samples[("potr_agent_control_refusals_total", (("code", "not applicable"),))] == 1
     state = (("device", "met-2"), ("endpoint", "site"), ("state", "asleep"), ("unit_id", "2"))
