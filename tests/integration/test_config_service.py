@@ -183,16 +183,18 @@ def _from_ingest(stack: Stack, runtime: EventRuntime, event: Event) -> None:
     runtime.kick("ingest")
 
 
-def _ack(command_id: uuid.UUID, status: AckStatus, seq: int, detail: str = "") -> Event:
+def _ack(
+    command_id: uuid.UUID, status: AckStatus, seq: int, detail: str = "", gateway: str = GW
+) -> Event:
     ack = CmdAck(
-        stream_id=uuid.uuid5(uuid.NAMESPACE_DNS, GW),
+        stream_id=uuid.uuid5(uuid.NAMESPACE_DNS, gateway),
         seq=seq,
         id=command_id,
         status=status,
         detail=detail,
         ts=utc_now(),
     )
-    return announce.command_acked("au", GW, ack)
+    return announce.command_acked("au", gateway, ack)
 
 
 def _report(version: int, status: str, seq: int, **extra: Any) -> Event:
@@ -393,6 +395,25 @@ async def test_a_rejected_command_ends_failed_with_its_status(
     _from_ingest(stack, runtime, _ack(sent.id, AckStatus.REJECTED, 1, "untrusted key: x"))
     await until(lambda: len(_outbox(stack, "command.failed")) == 1, 10, "command.failed")
     assert _outbox(stack, "command.failed")[0]["status"] == "rejected"
+
+
+async def test_an_ack_from_another_gateway_cannot_close_a_command(
+    stack: Stack, runtime: EventRuntime
+) -> None:
+    """Only the gateway a command was sent to answers it: another gateway's ``cmd_ack``
+    naming its id (forged, or a confused agent) changes nothing."""
+    sent = await asyncio.to_thread(
+        stack.service.send_command, GW, CommandIn(name="rescan", reason="why"), "op-1"
+    )
+    forged = _ack(sent.id, AckStatus.DONE, 1, "forged", gateway="gw-intruder-01")
+    _from_ingest(stack, runtime, forged)
+    _from_ingest(stack, runtime, _ack(sent.id, AckStatus.DONE, 1, "genuine"))  # after it
+    await until(lambda: len(_outbox(stack, "command.done")) == 1, 10, "command.done")
+    final = stack.service.get_command(sent.id)
+    assert final is not None
+    assert (final.status, final.detail) == ("done", "genuine")
+    [audit] = [e for e in stack.service.audit(GW) if e.action == "command.done"]
+    assert audit.actor == GW
 
 
 async def test_a_command_with_no_answer_expires(stack: Stack, runtime: EventRuntime) -> None:
