@@ -74,6 +74,30 @@ class GatewayBirth(BaseModel):
     device_ids: dict[str, int] = Field(default_factory=dict)
 
 
+def _event(
+    name: str,
+    region: Region | str,
+    source: str,
+    payload: BaseModel,
+    *,
+    event_id: UUID | None = None,
+    occurred_at: datetime | None = None,
+) -> Event:
+    """An event carrying ``payload`` (its JSON form); ``id`` and ``occurred_at`` take the
+    event's defaults (a new id, now) unless given."""
+    fields: dict[str, object] = {
+        "name": name,
+        "region": region,
+        "source": source,
+        "payload": payload.model_dump(mode="json"),
+    }
+    if event_id is not None:
+        fields["id"] = event_id
+    if occurred_at is not None:
+        fields["occurred_at"] = occurred_at
+    return Event.model_validate(fields)
+
+
 def gateway_birth_event(
     region: Region | str,
     birth: GatewayBirth,
@@ -82,15 +106,7 @@ def gateway_birth_event(
     source: str = "ingest",
 ) -> Event:
     """The ``gateway.birth`` event for ``birth`` (``occurred_at`` defaults to now)."""
-    fields: dict[str, object] = {
-        "name": GATEWAY_BIRTH,
-        "region": region,
-        "source": source,
-        "payload": birth.model_dump(mode="json"),
-    }
-    if occurred_at is not None:
-        fields["occurred_at"] = occurred_at
-    return Event.model_validate(fields)
+    return _event(GATEWAY_BIRTH, region, source, birth, occurred_at=occurred_at)
 
 
 #: Ingest stored a gateway's ``cmd_ack`` (the config service follows the command).
@@ -187,30 +203,14 @@ def command_outcome_event(
     event_id: UUID, region: Region | str, outcome: CommandOutcome, *, source: str = "config"
 ) -> Event:
     """``command.done`` / ``command.failed`` / ``command.expired`` for ``outcome``."""
-    return Event.model_validate(
-        {
-            "id": event_id,
-            "name": _COMMAND_EVENTS[outcome.status],
-            "region": region,
-            "source": source,
-            "payload": outcome.model_dump(mode="json"),
-        }
-    )
+    return _event(_COMMAND_EVENTS[outcome.status], region, source, outcome, event_id=event_id)
 
 
 def config_outcome_event(
     event_id: UUID, region: Region | str, outcome: ConfigOutcome, *, source: str = "config"
 ) -> Event:
     """``config.applied`` / ``config.failed`` / ``config.drifted`` for ``outcome``."""
-    return Event.model_validate(
-        {
-            "id": event_id,
-            "name": _CONFIG_EVENTS[outcome.status],
-            "region": region,
-            "source": source,
-            "payload": outcome.model_dump(mode="json"),
-        }
-    )
+    return _event(_CONFIG_EVENTS[outcome.status], region, source, outcome, event_id=event_id)
 
 
 #: Ingest's offline check: a gateway went silent (or its LWT said so) / came back.
@@ -258,30 +258,16 @@ def gateway_presence_event(
     region: Region | str, online: bool, presence: GatewayPresence, *, occurred_at: datetime
 ) -> Event:
     """``gateway.online`` / ``gateway.offline`` for ``presence``."""
-    return Event.model_validate(
-        {
-            "name": GATEWAY_ONLINE if online else GATEWAY_OFFLINE,
-            "region": region,
-            "source": "ingest",
-            "occurred_at": occurred_at,
-            "payload": presence.model_dump(mode="json"),
-        }
-    )
+    name = GATEWAY_ONLINE if online else GATEWAY_OFFLINE
+    return _event(name, region, "ingest", presence, occurred_at=occurred_at)
 
 
 def device_presence_event(
     region: Region | str, presence: DevicePresence, *, occurred_at: datetime
 ) -> Event:
     """The ``device.*`` event of the status ``presence`` entered."""
-    return Event.model_validate(
-        {
-            "name": _DEVICE_EVENTS[presence.status],
-            "region": region,
-            "source": "ingest",
-            "occurred_at": occurred_at,
-            "payload": presence.model_dump(mode="json"),
-        }
-    )
+    name = _DEVICE_EVENTS[presence.status]
+    return _event(name, region, "ingest", presence, occurred_at=occurred_at)
 
 
 def gateway_event_name(event: EventType) -> str:
@@ -346,11 +332,5 @@ def gateway_registration_event(
     registration: GatewayRegistration, *, registered: bool, source: str = "registry"
 ) -> Event:
     """``gateway.registered`` (``registered``) or ``gateway.updated`` for ``registration``."""
-    return Event.model_validate(
-        {
-            "name": GATEWAY_REGISTERED if registered else GATEWAY_UPDATED,
-            "region": registration.region,
-            "source": source,
-            "payload": registration.model_dump(mode="json"),
-        }
-    )
+    name = GATEWAY_REGISTERED if registered else GATEWAY_UPDATED
+    return _event(name, registration.region, source, registration)

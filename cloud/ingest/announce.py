@@ -24,7 +24,14 @@ from datetime import datetime
 from uuid import UUID
 
 from cloud.events.outbox import Event
-from cloud.events.types import gateway_event_name
+from cloud.events.types import (
+    COMMAND_ACKED,
+    CONFIG_REPORTED,
+    DEVICE_DISCOVERED,
+    GATEWAY_BIRTH,
+    DeviceDiscovered,
+    gateway_event_name,
+)
 from contracts.events import event_type
 from contracts.messages import BirthMsg, CmdAck, ConfigState, EventMsg
 from contracts.topics import Region
@@ -101,7 +108,7 @@ def telemetry_received(items: Sequence[TelemetryStored], now: datetime) -> list[
 def gateway_birth(region: str, gateway_id: str, birth: BirthMsg, ids: Mapping[str, int]) -> Event:
     return Event(
         id=_id("birth", gateway_id, birth.boot_id, birth.stream_id, birth.ts.isoformat()),
-        name="gateway.birth",
+        name=GATEWAY_BIRTH,
         region=Region(region),
         source=SOURCE,
         occurred_at=birth.ts,
@@ -122,13 +129,15 @@ def gateway_birth(region: str, gateway_id: str, birth: BirthMsg, ids: Mapping[st
 
 
 def device_discovered(region: str, gateway_id: str, local_id: str, device_id: int) -> Event:
-    """The shape of ``cloud.events.types.DeviceDiscovered``; one id per allocated key."""
+    """``device.discovered`` (:class:`DeviceDiscovered`); one id per allocated key."""
     return Event(
         id=_id("device", gateway_id, local_id, device_id),
-        name="device.discovered",
+        name=DEVICE_DISCOVERED,
         region=Region(region),
         source=SOURCE,
-        payload={"gateway_id": gateway_id, "device": local_id, "device_id": device_id},
+        payload=DeviceDiscovered(
+            gateway_id=gateway_id, device=local_id, device_id=device_id
+        ).model_dump(mode="json"),
     )
 
 
@@ -156,7 +165,7 @@ def gateway_event(region: str, gateway_id: str, e: EventMsg, device_id: int | No
 def command_acked(region: str, gateway_id: str, a: CmdAck) -> Event:
     return Event(
         id=_id("cmd_ack", a.stream_id, a.seq),
-        name="command.acked",
+        name=COMMAND_ACKED,
         region=Region(region),
         source=SOURCE,
         occurred_at=a.ts,
@@ -172,7 +181,7 @@ def command_acked(region: str, gateway_id: str, a: CmdAck) -> Event:
 def config_reported(region: str, gateway_id: str, c: ConfigState) -> Event:
     return Event(
         id=_id("config_state", c.stream_id, c.seq),
-        name="config.reported",
+        name=CONFIG_REPORTED,
         region=Region(region),
         source=SOURCE,
         occurred_at=c.ts,
