@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from starlette.concurrency import run_in_threadpool
 
 from cloud.telemetry.models import ReadingSeries
@@ -37,7 +37,9 @@ def create_router(
         },
     )
     async def readings(
-        device_id: int,
+        # Device keys are PostgreSQL ``int``: anything outside is no device (and must not
+        # reach the driver, which would refuse it with an error, not an answer).
+        device_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
         metric: Annotated[str, Query(description="catalog name, e.g. `pv_w`")],
         from_: Annotated[datetime | None, Query(alias="from")] = None,
         to: Annotated[datetime | None, Query()] = None,

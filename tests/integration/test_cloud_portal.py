@@ -255,3 +255,13 @@ def test_a_device_is_readable_as_soon_as_its_first_batch_commits(
     )
     assert answer.status_code == 200, answer.text
     assert [p["value"] for p in answer.json()["points"]] == [42.0]
+
+
+@pytest.mark.parametrize("device_id", [0, 2**31, 2**63, -1])
+def test_a_device_id_outside_the_key_range_is_422_not_an_error(
+    client: TestClient, device_id: int
+) -> None:
+    answer = client.get(
+        f"/api/v1/devices/{device_id}/readings", params={"metric": "pv_w"}, headers=_auth("admin")
+    )
+    assert answer.status_code == 422
