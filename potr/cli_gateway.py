@@ -1,0 +1,186 @@
+"""``potr gateway provision|revoke|rotate`` and ``potr broker identity|sync``: broker
+identities, their credentials and the region's broker files (potr/provisioning.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from potr.runtime import load_settings
+
+console = Console()
+gateway_app = typer.Typer(
+    help="Gateway identities: provision, revoke, rotate", no_args_is_help=True
+)
+broker_app = typer.Typer(help="Regional brokers: config, identities, reload", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(gateway_app, name="gateway")
+    app.add_typer(broker_app, name="broker")
+
+
+def _context() -> tuple[Any, Any, Any]:
+    """(registry, identities, broker place) from ``POTR_*`` settings."""
+    from cloud.bootstrap import open_pool
+    from cloud.registry import BrokerIdentities, RegistryService
+    from cloud.settings import DatabaseSettings
+    from potr.broker_settings import BrokerSiteSettings
+    from potr.provisioning import BrokerPlace
+
+    site = load_settings(BrokerSiteSettings, console)  # type: ignore[call-arg]
+    pool = open_pool(load_settings(DatabaseSettings, console), "cli")
+    place = BrokerPlace(
+        site.broker_region, site.broker_dir, site.pki_dir, site.broker_url, site.broker_cert_url
+    )
+    return RegistryService(pool), BrokerIdentities(pool), place
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    console.print(f"[red]{exc}[/red]")
+    return typer.Exit(1)
+
+
+def _reloaded(ok: bool) -> None:
+    if ok:
+        console.print("broker reloaded")
+    else:
+        console.print("[yellow]no broker running from POTR_BROKER_DIR: reload it (SIGHUP)[/yellow]")
+
+
+@gateway_app.command("provision")
+def gateway_provision(
+    gateway_id: str = typer.Option(..., "--id", help="gateway id, as in its MQTT topics"),
+    site_id: int = typer.Option(..., "--site", min=1, help="the site it stands on"),
+    credential: str = typer.Option("password", help="password or certificate"),
+    out: Path = typer.Option(..., help="folder for the agent's bundle (copy it to the gateway)"),
+    install_dir: Path = typer.Option(
+        Path("/etc/potr"), help="where the bundle will live on the gateway"
+    ),
+) -> None:
+    """Register a gateway, create its credential, write its agent bundle, reload the broker."""
+    from potr.provisioning import ProvisioningError, provision_gateway
+
+    if credential not in ("password", "certificate"):
+        raise typer.BadParameter("credential must be password or certificate")
+    registry, identities, place = _context()
+    try:
+        done = provision_gateway(
+            registry,
+            identities,
+            place,
+            gateway_id=gateway_id,
+            site_id=site_id,
+            credential=credential,  # type: ignore[arg-type]
+            out_dir=out,
+            install_dir=install_dir,
+        )
+    except ProvisioningError as exc:
+        raise _fail(exc) from None
+    console.print(f"gateway {done.username} provisioned ({done.credential}); bundle in {out}:")
+    for path in done.files:
+        console.print(f"  {path.name}")
+    _reloaded(done.reloaded)
+
+
+@gateway_app.command("revoke")
+def gateway_revoke(
+    gateway_id: str = typer.Option(..., "--id"),
+    admin_secret_file: Path | None = typer.Option(
+        None, help="the region's admin secret (default POTR_BROKER_DIR/admin.secret)"
+    ),
+) -> None:
+    """End a gateway's access now (either credential), disable it in ingest, and clear
+    its retained state, config and config_state."""
+    from potr.provisioning import (
+        ADMIN_SECRET_FILE,
+        ProvisioningError,
+        clear_retained,
+        revoke_identity,
+    )
+
+    registry, identities, place = _context()
+    try:
+        record = revoke_identity(identities, place, gateway_id)
+        registry.set_gateway_enabled(gateway_id, False)
+        secret = (admin_secret_file or place.broker_dir / ADMIN_SECRET_FILE).read_text().strip()
+        clear_retained(place, gateway_id, secret)
+    except (ProvisioningError, OSError) as exc:
+        raise _fail(exc) from None
+    console.print(f"gateway {gateway_id} revoked ({record.credential}); retained state cleared")
+
+
+@gateway_app.command("rotate")
+def gateway_rotate(
+    gateway_id: str = typer.Option(..., "--id"),
+    out: Path = typer.Option(..., help="folder for the new credential (copy to the gateway)"),
+    finish: bool = typer.Option(
+        False, help="certificates: retire the old ones (once the gateway uses the new one)"
+    ),
+) -> None:
+    """Rotate a gateway's credential: a new password (one reconnect), or a new
+    certificate with the same CN alongside the old one until ``--finish``."""
+    from potr.provisioning import (
+        ProvisioningError,
+        finish_certificate_rotation,
+        rotate_certificate,
+        rotate_password,
+    )
+
+    _, identities, place = _context()
+    record = identities.get(gateway_id)
+    if record is None or record.revoked:
+        raise _fail(ProvisioningError(f"no live identity {gateway_id!r}"))
+    try:
+        if record.credential == "password":
+            out.mkdir(parents=True, exist_ok=True)
+            done = rotate_password(identities, place, gateway_id, out / "mqtt.secret")
+            console.print(f"new secret in {out / 'mqtt.secret'}")
+            _reloaded(done.reloaded)
+        elif finish:
+            retired = finish_certificate_rotation(identities, place, gateway_id)
+            console.print("retired: " + ", ".join(c.serial_hex for c in retired))
+        else:
+            issued = rotate_certificate(place, gateway_id, out)
+            console.print(
+                f"new certificate {issued.record.serial_hex} in {out}; once the gateway"
+                " uses it, run again with --finish"
+            )
+    except ProvisioningError as exc:
+        raise _fail(exc) from None
+
+
+@broker_app.command("identity")
+def broker_identity(
+    kind: str = typer.Option(..., help="ingest, config, admin or technician"),
+    name: str = typer.Option(..., help="e.g. au-0 for ingest worker 0 of au, or a user"),
+    out: Path = typer.Option(..., help="file to write the secret to (0600)"),
+) -> None:
+    """A password identity for a service or a technician (its username is printed, its
+    secret only written to OUT)."""
+    from contracts.identities import IdentityKind
+    from potr.provisioning import ProvisioningError, provision_service
+
+    try:
+        ident_kind = IdentityKind(kind)
+    except ValueError:
+        raise typer.BadParameter("kind must be ingest, config, admin or technician") from None
+    _, identities, place = _context()
+    try:
+        done = provision_service(identities, place, kind=ident_kind, name=name, out_file=out)
+    except ProvisioningError as exc:
+        raise _fail(exc) from None
+    console.print(f"identity {done.username}: secret in {out}")
+    _reloaded(done.reloaded)
+
+
+@broker_app.command("sync")
+def broker_sync() -> None:
+    """Rewrite the broker's password file, ACL and CRL from the registry and reload it."""
+    from potr.provisioning import sync_broker
+
+    _, identities, place = _context()
+    _reloaded(sync_broker(identities, place))
