@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from types import TracebackType
 
 from amqtt.broker import Broker
@@ -14,9 +15,17 @@ log = logging.getLogger(__name__)
 
 
 class EmbeddedAmqtt:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        password_file: Path | None = None,
+        acl_file: Path | None = None,
+    ) -> None:
         self.host = host
         self.port = port or free_port(host)
+        self._auth = {"password_file": password_file, "acl_file": acl_file}
         self._broker: Broker | None = None
 
     @property
@@ -26,7 +35,7 @@ class EmbeddedAmqtt:
     async def __aenter__(self) -> EmbeddedAmqtt:
         for name in ("amqtt", "transitions"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        self._broker = Broker(amqtt_config(self.host, self.port))
+        self._broker = Broker(amqtt_config(self.host, self.port, **self._auth))
         await self._broker.start()
         log.warning(AMQTT_LIMITS)
         return self
