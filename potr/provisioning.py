@@ -10,6 +10,7 @@ the broker's auth files from the registry (never edits them) and reloads the bro
 
 from __future__ import annotations
 
+import grp
 import logging
 import os
 import shutil
@@ -22,7 +23,7 @@ import yaml
 
 from broker_config import pki
 from broker_config.acl import render_acl
-from broker_config.files import write_private, write_public
+from broker_config.files import write_public, write_secret
 from broker_config.passwords import amqtt_hash, mosquitto_hash, new_secret, render_password_file
 from cloud.registry import BrokerIdentities, BrokerIdentityRecord, GatewayIn, RegistryService
 from cloud.registry.service import ConflictError, NotFoundError
@@ -95,11 +96,23 @@ def sync_broker(identities: BrokerIdentities, place: BrokerPlace) -> bool:
     it; False when no broker runs from that directory (the files are ready for it)."""
     place.broker_dir.mkdir(parents=True, exist_ok=True)
     for name, text in auth_files(place.region, identities.for_region(place.region)).items():
-        write_private(place.broker_dir / name, text.encode(), group="mosquitto")
+        write_secret(place.broker_dir / name, text.encode(), group=_broker_group(), overwrite=True)
     crl = place.pki_dir / CRL_FILE
     if crl.exists():
         write_public(place.broker_dir / CRL_FILE, crl.read_bytes())
     return reload_broker(place.broker_dir)
+
+
+def _broker_group() -> str | None:
+    """``mosquitto`` when we are root and it exists: the broker reads these files as
+    that user after dropping root (else the caller runs the broker as itself)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        grp.getgrnam("mosquitto")
+    except KeyError:
+        return None
+    return "mosquitto"
 
 
 def reload_broker(broker_dir: Path) -> bool:
@@ -153,7 +166,7 @@ def provision_gateway(
     bundle = _credential_bundle(identities, place, gateway_id, credential, out_dir)
     settings = _agent_settings(place, gateway_id, credential, install_dir or out_dir)
     settings_file = out_dir / "agent.yaml"
-    write_private(settings_file, yaml.safe_dump(settings, sort_keys=False).encode())
+    write_secret(settings_file, yaml.safe_dump(settings, sort_keys=False).encode())
     reloaded = sync_broker(identities, place)
     log.info("gateway %s provisioned (%s) in %s", gateway_id, credential, place.region.value)
     return Provisioned(gateway_id, credential, settings_file, (settings_file, *bundle), reloaded)
@@ -178,7 +191,7 @@ def _credential_bundle(
     identities.add(
         username, place.region, "password", hashes=(mosquitto_hash(secret), amqtt_hash(secret))
     )
-    write_private(out_dir / "mqtt.secret", secret.encode())
+    write_secret(out_dir / "mqtt.secret", secret.encode())
     return (out_dir / "mqtt.secret", out_dir / "ca.crt")
 
 
@@ -274,7 +287,7 @@ def provision_service(
         )
     except ConflictError as exc:
         raise ProvisioningError(str(exc)) from None
-    write_private(out_file, secret.encode())
+    write_secret(out_file, secret.encode(), overwrite=True)
     reloaded = sync_broker(identities, place)
     return Provisioned(username, "password", None, (out_file,), reloaded)
 
@@ -299,7 +312,7 @@ def rotate_password(
         identities.set_password(username, (mosquitto_hash(secret), amqtt_hash(secret)))
     except NotFoundError as exc:
         raise ProvisioningError(str(exc)) from None
-    write_private(secret_file, secret.encode())
+    write_secret(secret_file, secret.encode(), overwrite=True)
     reloaded = sync_broker(identities, place)
     return Provisioned(username, "password", None, (secret_file,), reloaded)
 
