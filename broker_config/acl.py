@@ -64,13 +64,14 @@ def render_acl(regions: Iterable[Region | str], identities: Iterable[BrokerIdent
         lines += [f"# region {region.value}: gateways (username = gateway id), technicians"]
         lines += _patterns(region)
         lines.append("")
-    for ident in sorted(identities, key=lambda i: (i.region, i.username)):
-        if Region(ident.region) not in served:
+    for ident in sorted(identities, key=lambda i: (i.region or "", i.username)):
+        regions: list[Region] = served if ident.region is None else [Region(ident.region)]
+        if not set(regions) & set(served):
             continue
         if ident.blocked:
             lines += [f"user {ident.username}", "topic deny #", ""]
             continue
-        topics = _service_topics(ident.kind, Region(ident.region))
+        topics = [t for r in regions for t in _service_topics(ident.kind, r)]
         if topics:
             lines += [f"user {ident.username}", *topics, ""]
     return "\n".join(lines)

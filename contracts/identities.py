@@ -88,15 +88,19 @@ class BrokerIdentity:
     """
 
     username: str
-    region: Region
+    #: None: every region of a broker serving several (the one-broker demo's services).
+    region: Region | None
     blocked: bool = False
 
     def __post_init__(self) -> None:
-        try:
-            Region(self.region)
-        except ValueError:
-            raise TopicError(f"unknown region {self.region!r}") from None
-        parse_username(self.username)
+        if self.region is not None:
+            try:
+                Region(self.region)
+            except ValueError:
+                raise TopicError(f"unknown region {self.region!r}") from None
+        kind, _ = parse_username(self.username)
+        if self.region is None and kind in (IdentityKind.GATEWAY, IdentityKind.TECHNICIAN):
+            raise IdentityError(f"{self.username!r}: a {kind.value} belongs to one region")
 
     @property
     def kind(self) -> IdentityKind:
