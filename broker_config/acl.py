@@ -65,13 +65,13 @@ def render_acl(regions: Iterable[Region | str], identities: Iterable[BrokerIdent
         lines += _patterns(region)
         lines.append("")
     for ident in sorted(identities, key=lambda i: (i.region or "", i.username)):
-        regions: list[Region] = served if ident.region is None else [Region(ident.region)]
-        if not set(regions) & set(served):
+        its = served if ident.region is None else [Region(ident.region)]
+        if not set(its) & set(served):
             continue
         if ident.blocked:
             lines += [f"user {ident.username}", "topic deny #", ""]
             continue
-        topics = [t for r in regions for t in _service_topics(ident.kind, r)]
+        topics = [t for r in its for t in _service_topics(ident.kind, r)]
         if topics:
             lines += [f"user {ident.username}", *topics, ""]
     return "\n".join(lines)
