@@ -317,8 +317,8 @@ GATEWAY_UPDATED = "gateway.updated"
 
 class GatewayRegistration(BaseModel):
     """Payload of ``gateway.registered`` / ``gateway.updated``: what ingest needs to
-    accept a gateway's messages (its region) and to count its local days (its site's
-    IANA time zone). Newest ``occurred_at`` wins at the consumer."""
+    accept a gateway's messages (its region, whether it is enabled) and to count its
+    local days (its site's IANA time zone). Newest ``occurred_at`` wins at the consumer."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -326,6 +326,8 @@ class GatewayRegistration(BaseModel):
     site_id: int
     region: Region
     time_zone: str
+    #: False once revoked. Events from before the flag existed lack it: enabled.
+    enabled: bool = True
 
 
 def gateway_registration_event(

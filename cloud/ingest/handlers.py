@@ -1,5 +1,5 @@
 """Events ingest consumes, from the registry: ``gateway.registered`` and
-``gateway.updated`` keep ``ingest.gateways`` (region, site's time zone). They are the
+``gateway.updated`` keep ``ingest.gateways`` (region, site's time zone, enabled). They are the
 only way ingest learns of gateways: no call into the registry (issue 11).
 
 :func:`event_subscriptions` gives the bus subscriptions the composition root registers.
@@ -49,6 +49,7 @@ class GatewayRegistrationHandler:
             reg.region.value,
             reg.time_zone,
             event.occurred_at,
+            enabled=reg.enabled,
         )
 
 

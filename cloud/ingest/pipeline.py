@@ -6,6 +6,11 @@ them only through the events emitted in that transaction (``gateway.birth``,
 ``device.discovered``). Which gateways are registered, and in which region, ingest
 reads from its own ``ingest.gateways`` (kept by the registry's ``gateway.registered`` /
 ``gateway.updated`` events, :mod:`cloud.ingest.handlers`): no call into the registry.
+
+What the broker cannot check is checked here (issue 12, :class:`IngestLimits`): the
+gateway is registered, in the topic's region and enabled; the message and its readings
+are bounded and inside the time window; a gateway adds at most so many devices a day;
+dead letters are bounded and rate-limited (:mod:`cloud.ingest.deadletters`).
 """
 
 from __future__ import annotations
@@ -13,8 +18,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -24,7 +29,16 @@ from cloud.events.outbox import Event, emit_many
 from cloud.ingest import announce
 from cloud.ingest import repository as repo
 from cloud.ingest.coalesce import StoredNotice
+from cloud.ingest.deadletters import (
+    DeadLetterLimiter,
+    DeadLetterRow,
+    dead_letter_row,
+    dead_letter_source,
+)
+from cloud.ingest.device_cap import admit_new_devices, birth_refusal, readings_refusal
 from cloud.ingest.dropped import dropped_seqs
+from cloud.ingest.gateways import GatewayCache, KnownGateway
+from cloud.ingest.limits import IngestLimits
 from cloud.ingest.validate import Accepted, BufferedGatewayMessage, Rejected, validate
 from cloud.telemetry import RowTuple, TelemetryStore, partition_days
 from contracts.events import device_status
@@ -55,64 +69,71 @@ _KEY_CACHE_MAX = 1_000_000
 class BatchOutcome:
     stored: list[StoredNotice]
     readings_added: int
+    #: Dead letters written (a repeat of a stored one counts: it bumps ``repeats``).
     dead_letters: int
-
-
-class _RegionCache:
-    """Gateway → region of known gateways, each kept a minute.
-
-    Unknown gateways are not remembered: ``ingest.gateways`` is ingest's own table, so
-    asking again costs one indexed read per batch (less than the dead letters it writes),
-    and a gateway is accepted as soon as its ``gateway.registered`` is handled.
-    """
-
-    def __init__(self, ttl_s: float = 60.0) -> None:
-        self._ttl_s = ttl_s
-        self._data: dict[str, tuple[str, float]] = {}
-
-    def get(self, key: str, now: float) -> str | None:
-        hit = self._data.get(key)
-        return hit[0] if hit is not None and hit[1] >= now else None
-
-    def put(self, key: str, value: str, now: float) -> None:
-        self._data[key] = (value, now + self._ttl_s)
+    #: Dead letters the rate limit held back (counted, not stored).
+    dead_letters_suppressed: int = 0
 
 
 class IngestPipeline:
-    """Validate, resolve device keys, write readings and bookkeeping, all or nothing."""
+    """Validate, resolve device keys, write readings and bookkeeping, all or nothing.
+
+    Used by one thread at a time (the worker's writer): the caches and the dead-letter
+    limiter are not locked.
+    """
 
     def __init__(
         self,
         pool: ConnectionPool[Connection[Any]],
         store: TelemetryStore,
         *,
-        future_skew_s: float = 300.0,
+        limits: IngestLimits | None = None,
     ) -> None:
         self._pool = pool
         self._store = store
-        self._future_skew_s = future_skew_s
-        self._regions = _RegionCache()
+        self._limits = limits or IngestLimits()
+        self._gateways = GatewayCache(self._limits.gateway_cache_s)
+        self._dead_limiter = DeadLetterLimiter(self._limits.dead_letter_rate)
         self._device_ids: dict[tuple[str, str], int] = {}
         self._stream_gateways: dict[UUID, str] = {}
+
+    @property
+    def dead_letters_suppressed(self) -> int:
+        """Dead letters not stored since start (rate limit)."""
+        return self._dead_limiter.suppressed
+
+    def log_suppressed(self) -> None:
+        """Log how many dead letters the rate limit held back, once per summary
+        interval (call it often: it does nothing until the interval is over)."""
+        summary = self._dead_limiter.summary()
+        if summary is not None:
+            log.warning("%s", summary.describe())
 
     # -- the batch -----------------------------------------------------------------
     def process(self, batch: Sequence[InboundMessage]) -> BatchOutcome:
         """Store one batch in one transaction; raise (nothing committed) on failure."""
         now = utc_now()
-        verdicts = [
-            validate(m.topic, m.payload, now=now, future_skew_s=self._future_skew_s) for m in batch
-        ]
+        bounds = self._limits.bounds
+        verdicts = [validate(m.topic, m.payload, now=now, bounds=bounds) for m in batch]
         verdicts = self._check_stream_owners(self._check_gateways(verdicts))
-        accepted = [v for v in verdicts if isinstance(v, Accepted)]
-        births = [v for v in accepted if isinstance(v.message, BirthMsg)]
-        stamps = {r.ts for v in accepted for r in v.readings}  # per reading, not per value
-        self._store.ensure_partitions(partition_days(stamps, now.date()))
+        # Per reading, not per value; the window is validation's (older readings are
+        # quarantined), so no partition is ever created outside it.
+        stamps = {r.ts for v in verdicts if isinstance(v, Accepted) for r in v.readings}
+        self._store.ensure_partitions(
+            partition_days(stamps, now.date(), past_days=bounds.past_days), today=now.date()
+        )
 
-        dead = self._dead_letter_rows(batch, verdicts)
         owners = self._stream_owners(verdicts)
         with self._pool.connection() as conn:
-            keys, new_keys = self._device_keys(conn, accepted)
+            keys, new_keys, refused = self._device_keys(
+                conn, [v for v in verdicts if isinstance(v, Accepted)], now
+            )
+            cap = self._limits.max_new_devices_per_day
+            verdicts = [_refuse_devices(v, refused, cap) for v in verdicts]
+            accepted = [v for v in verdicts if isinstance(v, Accepted)]
+            births = [v for v in accepted if isinstance(v.message, BirthMsg)]
             rows, last_seen, telemetry = self._reading_rows(accepted, keys)
+            dead, suppressed = self._dead_letter_rows(batch, verdicts)
             repo.insert_dead_letters(conn, dead)
             for msg, verdict in zip(batch, verdicts, strict=True):
                 if isinstance(verdict, Accepted):
@@ -129,7 +150,7 @@ class IngestPipeline:
             new_configs = repo.insert_config_states(
                 conn, [(s.gateway_id, m) for s, m in buffered if isinstance(m, ConfigState)]
             )
-            repo.upsert_device_reports(conn, _device_reports(accepted))
+            repo.upsert_device_reports(conn, _device_reports(accepted, keys))
             repo.upsert_last_seen(conn, last_seen, now)
             notices, repeats = self._advance_streams(conn, verdicts, owners)
             regions = {s.gateway_id: s.region.value for s, _ in buffered}
@@ -160,7 +181,7 @@ class IngestPipeline:
             )
         self._remember_keys(keys)  # committed: safe to remember
         self._remember_owners({s: gw for s, (_, gw) in owners.items()})
-        return BatchOutcome(notices, added, len(dead))
+        return BatchOutcome(notices, added, len(dead), suppressed)
 
     def dead_letter(self, message: InboundMessage, reason: str) -> list[StoredNotice]:
         """Dead-letter a message the batch path keeps failing on, and count its seq.
@@ -176,17 +197,17 @@ class IngestPipeline:
         except Exception:
             log.exception("poison message on %s: checks failed; seq not counted", message.topic)
             rejected = Rejected(reason)
-        row = (message.received_at, message.topic, message.payload, rejected.reason)
+        rows, _ = self._dead_letter_rows([message], [rejected])
         owners = self._stream_owners([rejected])
         with self._pool.connection() as conn:
-            repo.insert_dead_letters(conn, [row])
+            repo.insert_dead_letters(conn, rows)
             notices, _ = self._advance_streams(conn, [rejected], owners)
         self._remember_owners({s: gw for s, (_, gw) in owners.items()})
         return notices
 
     def _as_poison(self, message: InboundMessage, reason: str) -> Rejected:
         verdict = validate(
-            message.topic, message.payload, now=utc_now(), future_skew_s=self._future_skew_s
+            message.topic, message.payload, now=utc_now(), bounds=self._limits.bounds
         )
         [verdict] = self._check_stream_owners(self._check_gateways([verdict]))
         if isinstance(verdict, Rejected):
@@ -197,33 +218,36 @@ class IngestPipeline:
 
     # -- steps ---------------------------------------------------------------------
     def _check_gateways(self, verdicts: list[Accepted | Rejected]) -> list[Accepted | Rejected]:
-        """Unknown gateways and region mismatches become rejections (no seq salvage)."""
+        """Unknown, disabled and other-region gateways become rejections (no seq salvage:
+        their streams are not theirs to advance)."""
         mono = time.monotonic()
-        regions: dict[str, str | None] = {}
-        unknown: set[str] = set()
+        known: dict[str, KnownGateway | None] = {}
+        unread: set[str] = set()
         for gw in {v.source.gateway_id for v in verdicts if v.source is not None}:
-            regions[gw] = self._regions.get(gw, mono)
-            if regions[gw] is None:
-                unknown.add(gw)
-        if unknown:
+            known[gw] = self._gateways.get(gw, mono)
+            if known[gw] is None:
+                unread.add(gw)
+        if unread:
             with self._pool.connection() as conn:
-                found = repo.gateway_regions(conn, unknown)
-            for gw, known in found.items():
-                regions[gw] = known
-                self._regions.put(gw, known, mono)
+                found = repo.gateway_records(conn, unread)
+            for gw, (region, enabled) in found.items():
+                known[gw] = record = KnownGateway(region, enabled)
+                self._gateways.put(gw, record, mono)
         out: list[Accepted | Rejected] = []
         for v in verdicts:
             src = v.source
             if src is not None:
-                region = regions[src.gateway_id]
-                if region is None:
+                gateway = known[src.gateway_id]
+                if gateway is None:
                     v = Rejected(f"unknown gateway {src.gateway_id!r} (not in the registry)", src)
-                elif region != src.region.value:
+                elif gateway.region != src.region.value:
                     v = Rejected(
                         f"gateway {src.gateway_id!r} is registered in region "
-                        f"{region!r}, topic says {src.region.value!r}",
+                        f"{gateway.region!r}, topic says {src.region.value!r}",
                         src,
                     )
+                elif not gateway.enabled:
+                    v = Rejected(f"gateway {src.gateway_id!r} is disabled (revoked)", src)
             out.append(v)
         return out
 
@@ -303,30 +327,42 @@ class IngestPipeline:
         return rows, last_seen, telemetry
 
     def _device_keys(
-        self, conn: Connection[Any], accepted: list[Accepted]
-    ) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+        self, conn: Connection[Any], accepted: list[Accepted], now: datetime
+    ) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int], set[tuple[str, str]]]:
         """Keys of every device the batch names (births and readings): remembered, then
-        ingest's key map, then allocated in this transaction. Returns (all, new)."""
-        wanted = {(v.source.gateway_id, r.device) for v in accepted for r in v.readings}
-        wanted |= {
-            (v.source.gateway_id, d.device)
-            for v in accepted
-            if isinstance(v.message, BirthMsg)
-            for d in v.message.devices
-        }
+        ingest's key map, then allocated in this transaction — at most the gateway's
+        daily allowance of new ones (:mod:`cloud.ingest.device_cap`). Returns (all, new,
+        refused: the devices over the allowance, which get no key)."""
+        announced = _birth_devices(accepted)
+        wanted = announced | {(v.source.gateway_id, r.device) for v in accepted for r in v.readings}
         keys = {k: self._device_ids[k] for k in wanted if k in self._device_ids}
         missing = wanted - keys.keys()
         if missing:
             keys.update(repo.find_device_keys(conn, missing))
             missing -= keys.keys()
-        new = repo.allocate_device_keys(conn, missing)
+        if not missing:
+            return keys, {}, set()
+        gateways = {gw for gw, _ in missing}
+        repo.lock_new_devices(conn, gateways)
+        # Another worker may have committed some while we waited for the lock.
+        keys.update(repo.find_device_keys(conn, missing))
+        missing -= keys.keys()
+        day = datetime.combine(now.astimezone(UTC).date(), datetime.min.time(), UTC)
+        cap = self._limits.max_new_devices_per_day
+        admitted, refused = admit_new_devices(
+            missing, announced, repo.devices_added_since(conn, gateways, day), cap
+        )
+        new = repo.allocate_device_keys(conn, admitted)
         keys.update(new)
-        if missing - new.keys():
-            # Another worker allocated these meanwhile: its commit is what we waited for.
-            keys.update(repo.find_device_keys(conn, missing - new.keys()))
+        if admitted - new.keys():
+            # Allocated by a writer that took no lock (none does today): look them up.
+            keys.update(repo.find_device_keys(conn, admitted - new.keys()))
         for (gw, local), dev in sorted(new.items()):
             log.info("allocated device %s for %s/%s", dev, gw, local)
-        return keys, new
+        for gw in sorted({gw for gw, _ in refused}):
+            n = sum(1 for g, _ in refused if g == gw)
+            log.warning("gateway %s: %d new devices refused (limit %d per UTC day)", gw, n, cap)
+        return keys, new, refused
 
     def _event_device_ids(
         self,
@@ -349,16 +385,28 @@ class IngestPipeline:
             self._device_ids.clear()
         self._device_ids.update(keys)
 
-    @staticmethod
     def _dead_letter_rows(
-        batch: Sequence[InboundMessage], verdicts: list[Accepted | Rejected]
-    ) -> list[repo.DeadLetterRow]:
-        rows: list[repo.DeadLetterRow] = []
+        self, batch: Sequence[InboundMessage], verdicts: Sequence[Accepted | Rejected]
+    ) -> tuple[list[DeadLetterRow], int]:
+        """Bounded rows of the dead letters the rate limit admits, and how many it held
+        back. (A batch retried after a failure asks the limiter again: during a database
+        outage more may be held back, never more stored.)"""
+        rows: list[DeadLetterRow] = []
+        suppressed = 0
+        prefix = self._limits.dead_letter_prefix_bytes
         for msg, v in zip(batch, verdicts, strict=True):
             reason = v.reason if isinstance(v, Rejected) else v.quarantine_reason
-            if reason is not None:
-                rows.append((msg.received_at, msg.topic, msg.payload, reason))
-        return rows
+            if reason is None:
+                continue
+            if self._dead_limiter.admit(dead_letter_source(msg.topic)):
+                rows.append(
+                    dead_letter_row(
+                        msg.received_at, msg.topic, msg.payload, reason, prefix_bytes=prefix
+                    )
+                )
+            else:
+                suppressed += 1
+        return rows, suppressed
 
     @staticmethod
     def _stream_owners(verdicts: list[Accepted | Rejected]) -> dict[UUID, tuple[str, str]]:
@@ -419,7 +467,8 @@ class IngestPipeline:
 
 
 def _birth_devices(births: list[Accepted]) -> set[tuple[str, str]]:
-    """(gateway, local id) of every device the batch's births list."""
+    """(gateway, local id) of every device the batch's births list (other messages are
+    passed over)."""
     return {
         (v.source.gateway_id, d.device)
         for v in births
@@ -429,10 +478,39 @@ def _birth_devices(births: list[Accepted]) -> set[tuple[str, str]]:
 
 
 def _birth_event(v: Accepted, keys: Mapping[tuple[str, str], int]) -> Event:
+    """``gateway.birth`` listing the devices that have a key (those over the new-device
+    cap have none: the registry never hears of them)."""
     gw, birth = v.source.gateway_id, v.message
     assert isinstance(birth, BirthMsg)
-    ids = {d.device: keys[(gw, d.device)] for d in birth.devices}
+    keyed = [d for d in birth.devices if (gw, d.device) in keys]
+    if len(keyed) < len(birth.devices):
+        birth = birth.model_copy(update={"devices": keyed})
+    ids = {d.device: keys[(gw, d.device)] for d in keyed}
     return announce.gateway_birth(v.source.region.value, gw, birth, ids)
+
+
+def _refuse_devices(
+    v: Accepted | Rejected, refused: set[tuple[str, str]], cap: int
+) -> Accepted | Rejected:
+    """``v`` without the readings of ``refused`` devices (over the new-device cap),
+    which are quarantined with the reason, as is a birth that lists any of them."""
+    if not refused or not isinstance(v, Accepted):
+        return v
+    gw, msg = v.source.gateway_id, v.message
+    reason = None
+    if isinstance(msg, TelemetryBatch):
+        out = [r.device for r in v.readings if (gw, r.device) in refused]
+        if out:
+            kept = tuple(r for r in v.readings if (gw, r.device) not in refused)
+            v = replace(v, readings=kept)
+            reason = readings_refusal(gw, out, len(msg.readings), cap)
+    elif isinstance(msg, BirthMsg):
+        out = [d.device for d in msg.devices if (gw, d.device) in refused]
+        if out:
+            reason = birth_refusal(gw, out, len(msg.devices), cap)
+    if reason is None:
+        return v
+    return replace(v, quarantine_reason="; ".join(filter(None, [v.quarantine_reason, reason])))
 
 
 def _last_messages(
@@ -448,9 +526,11 @@ def _last_messages(
     return [(gw, region, at) for (gw, region), at in newest.items()]
 
 
-def _device_reports(accepted: list[Accepted]) -> list[tuple[str, str, str, datetime]]:
-    """(gateway, local id, status, reported at) from births and device events; the
-    newest per device within the batch."""
+def _device_reports(
+    accepted: list[Accepted], keys: Mapping[tuple[str, str], int]
+) -> list[tuple[str, str, str, datetime]]:
+    """(gateway, local id, status, reported at) from births (devices with a key only)
+    and device events; the newest per device within the batch."""
     newest: dict[tuple[str, str], tuple[str, datetime]] = {}
 
     def put(gw: str, local: str, status: str, at: datetime) -> None:
@@ -462,7 +542,8 @@ def _device_reports(accepted: list[Accepted]) -> list[tuple[str, str, str, datet
         msg = v.message
         if isinstance(msg, BirthMsg):
             for d in msg.devices:
-                put(v.source.gateway_id, d.device, d.status, msg.ts)
+                if (v.source.gateway_id, d.device) in keys:
+                    put(v.source.gateway_id, d.device, d.status, msg.ts)
         elif isinstance(msg, EventMsg) and msg.device and (status := device_status(msg.event)):
             put(v.source.gateway_id, msg.device, status, msg.ts)  # a device_* event
     return [(gw, local, status, at) for (gw, local), (status, at) in newest.items()]

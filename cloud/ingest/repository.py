@@ -8,34 +8,32 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from cloud.adapters.postgres import Connection, Jsonb
+from cloud.ingest.deadletters import DeadLetterRow
 from contracts.messages import BirthMsg, CmdAck, ConfigState, EventMsg, StateMsg
 from contracts.streams import StreamProgress, StreamUpdate
 
 _T = TypeVar("_T")
-DeadLetterRow = tuple[datetime, str, bytes, str]  # received_at, topic, payload, reason
+#: Namespace of the per-gateway advisory locks taken to allocate new device keys.
+_NEW_DEVICES_LOCK = "potr.ingest.new_devices:"
 
 
 def insert_dead_letters(conn: Connection[Any], rows: Sequence[DeadLetterRow]) -> None:
-    """One row per distinct (topic, payload); a repeat bumps ``repeats`` and
-    ``last_received_at`` and keeps the latest reason (migration 003)."""
+    """One row per distinct (topic, payload) — ``digest``, computed by
+    :func:`cloud.ingest.deadletters.dead_letter_row` over the whole payload; a repeat
+    bumps ``repeats`` and ``last_received_at`` and keeps the latest reason (migration
+    003). Rows carry a payload prefix, its original size and SHA-256 (migration 012)."""
     if rows:
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO ingest.dead_letters (received_at, topic, payload, reason, digest,"
-                " last_received_at)"
-                " SELECT r, t, p, why, sha256(convert_to(t, 'UTF8') || '\\x00'::bytea || p), r"
-                " FROM (VALUES (%s::timestamptz, %s::text, %s::bytea, %s::text))"
-                " AS v(r, t, p, why)"
+                " payload_size, payload_sha256, last_received_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (digest) DO UPDATE SET"
                 " repeats = ingest.dead_letters.repeats + 1,"
                 " last_received_at = GREATEST(ingest.dead_letters.last_received_at,"
                 " EXCLUDED.last_received_at),"
                 " reason = EXCLUDED.reason",
-                # A reason may quote the payload, NUL and all; text cannot hold U+0000.
-                [
-                    (at, topic, payload, why.replace("\x00", "\\u0000"))
-                    for at, topic, payload, why in rows
-                ],
+                [(*row, row[0]) for row in rows],
             )
 
 
@@ -116,6 +114,28 @@ def allocate_device_keys(
         (list(gws), list(locals_)),
     ).fetchall()
     return {(gw, local): int(dev) for gw, local, dev in rows}
+
+
+def lock_new_devices(conn: Connection[Any], gateway_ids: Collection[str]) -> None:
+    """Hold, until commit, the right to add devices to these gateways (sorted, so two
+    batches never wait on each other in a cycle): the day's count read next stays true
+    until the keys are allocated, so concurrent workers cannot exceed a gateway's cap."""
+    for gw in sorted(gateway_ids):
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (_NEW_DEVICES_LOCK + gw,)
+        )
+
+
+def devices_added_since(
+    conn: Connection[Any], gateway_ids: Collection[str], since: datetime
+) -> dict[str, int]:
+    """Device keys each gateway got at or after ``since`` (gateways with none left out)."""
+    rows = conn.execute(
+        "SELECT gateway_id, count(*) FROM ingest.device_keys"
+        " WHERE gateway_id = ANY(%s) AND created_at >= %s GROUP BY gateway_id",
+        (list(gateway_ids), since),
+    ).fetchall()
+    return {str(gw): int(n) for gw, n in rows}
 
 
 def insert_events(
@@ -321,27 +341,35 @@ def touch_sessions(conn: Connection[Any], rows: Sequence[tuple[str, str, datetim
             )
 
 
-def gateway_regions(conn: Connection[Any], gateway_ids: Collection[str]) -> dict[str, str]:
-    """Region of each of these gateways ingest knows (from the registry's events)."""
+def gateway_records(
+    conn: Connection[Any], gateway_ids: Collection[str]
+) -> dict[str, tuple[str, bool]]:
+    """(region, enabled) of each of these gateways ingest knows (from the registry's
+    events)."""
     rows = conn.execute(
-        "SELECT gateway_id, region FROM ingest.gateways WHERE gateway_id = ANY(%s)",
+        "SELECT gateway_id, region, enabled FROM ingest.gateways WHERE gateway_id = ANY(%s)",
         (list(gateway_ids),),
     ).fetchall()
-    return {str(g): str(r) for g, r in rows}
+    return {str(g): (str(r), bool(e)) for g, r, e in rows}
 
 
 def upsert_gateway(
-    conn: Connection[Any], gateway_id: str, region: str, time_zone: str, at: datetime
+    conn: Connection[Any],
+    gateway_id: str,
+    region: str,
+    time_zone: str,
+    at: datetime,
+    enabled: bool = True,
 ) -> bool:
     """Record a registration as of ``at``; an older one never overwrites a newer one.
     True when the row changed."""
     row = conn.execute(
-        "INSERT INTO ingest.gateways (gateway_id, region, time_zone, updated_at)"
-        " VALUES (%s, %s, %s, %s) ON CONFLICT (gateway_id) DO UPDATE SET"
+        "INSERT INTO ingest.gateways (gateway_id, region, time_zone, enabled, updated_at)"
+        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (gateway_id) DO UPDATE SET"
         " region = EXCLUDED.region, time_zone = EXCLUDED.time_zone,"
-        " updated_at = EXCLUDED.updated_at"
+        " enabled = EXCLUDED.enabled, updated_at = EXCLUDED.updated_at"
         " WHERE ingest.gateways.updated_at <= EXCLUDED.updated_at RETURNING 1",
-        (gateway_id, region, time_zone, at),
+        (gateway_id, region, time_zone, enabled, at),
     ).fetchone()
     return row is not None
 

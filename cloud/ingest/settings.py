@@ -39,3 +39,36 @@ class IngestSettings(DatabaseSettings, MqttSettings):
     offline_check_interval_s: float = Field(default=10.0, gt=0)
     #: A gateway silent for this many of its declared publish intervals is offline.
     offline_silence_factor: float = Field(default=3.0, gt=0)
+
+    # -- what the cloud checks that the broker cannot (issue 12; ARCHITECTURE decision 32)
+    #: Seconds a worker trusts what it read of a gateway (region, enabled): a disabled
+    #: (revoked) gateway is refused by every worker at most this long after ingest
+    #: handles its ``gateway.updated``.
+    ingest_gateway_cache_s: float = Field(default=10.0, ge=0)
+    #: Larger payloads are dead-lettered unread (the broker's ``max_packet_size``).
+    ingest_max_message_bytes: int = Field(default=256 * 1024, ge=1_024)
+    #: Telemetry batches with more readings are dead-lettered (an agent sends one
+    #: reading per device per poll cycle).
+    ingest_max_readings: int = Field(default=5_000, ge=1)
+    #: Device keys one gateway may get per UTC day (births and readings together);
+    #: readings of devices beyond it are dead-lettered, and a birth lists only the
+    #: devices that got a key.
+    ingest_max_new_devices_per_day: int = Field(default=64, ge=0)
+    #: Readings older than this many UTC days before today are dead-lettered: no day
+    #: partition is ever created for them (the future side is ``future_skew_s``).
+    ingest_partition_past_days: int = Field(default=400, ge=1, le=3_650)
+    #: Bytes of a dead letter's payload kept (with the original size and SHA-256).
+    ingest_dead_letter_prefix_bytes: int = Field(default=4_096, ge=0, le=1_048_576)
+    #: Dead letters stored per source (gateway id of the topic) and minute, after a
+    #: burst of ``ingest_dead_letter_source_burst``; beyond, they are counted, not stored.
+    ingest_dead_letters_per_source_per_min: float = Field(default=1.0, gt=0)
+    ingest_dead_letter_source_burst: int = Field(default=20, ge=1)
+    #: Dead letters stored per second by one worker from all sources together, after a
+    #: burst of ``ingest_dead_letter_burst`` (sprayed random gateway ids each start with
+    #: a full bucket of their own: this bounds them all).
+    ingest_dead_letters_per_s: float = Field(default=1.0, gt=0)
+    ingest_dead_letter_burst: int = Field(default=200, ge=1)
+    #: Sources with a bucket of their own (least recently used beyond this are forgotten).
+    ingest_dead_letter_sources_max: int = Field(default=10_000, ge=1)
+    #: Seconds between two log lines counting the dead letters not stored.
+    ingest_dead_letter_summary_s: float = Field(default=60.0, gt=0)

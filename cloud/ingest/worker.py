@@ -26,6 +26,7 @@ from typing import Any
 from cloud.adapters.mqtt import InboundMessage, MqttConsumer, MqttOptions
 from cloud.adapters.postgres import Connection, ConnectionPool, create_pool, ping
 from cloud.ingest.coalesce import StoredCoalescer, StoredNotice
+from cloud.ingest.limits import IngestLimits
 from cloud.ingest.pipeline import IngestPipeline
 from cloud.ingest.presence import check_presence
 from cloud.ingest.settings import IngestSettings
@@ -55,6 +56,8 @@ class IngestStats:
     batches: int = 0
     readings_added: int = 0
     dead_letters: int = 0
+    #: Dead letters the rate limit held back (their messages were acknowledged).
+    dead_letters_suppressed: int = 0
     stored_sent: int = 0
     failures: int = 0
 
@@ -91,9 +94,9 @@ class IngestWorker:
                 statement_timeout_ms=settings.db_statement_timeout_ms,
             )
         )
-        self.store = TelemetryStore(self._pool)
+        self.store = TelemetryStore(self._pool, past_days=settings.ingest_partition_past_days)
         self._pipeline = IngestPipeline(
-            self._pool, self.store, future_skew_s=settings.future_skew_s
+            self._pool, self.store, limits=IngestLimits.from_settings(settings)
         )
         self._queue: queue.Queue[InboundMessage] = queue.Queue(settings.ingest_queue_max)
         self._stop = threading.Event()
@@ -211,6 +214,7 @@ class IngestWorker:
             if batch:
                 self._handle(batch)
             self._send_stored(self._coalescer.due(time.monotonic()))
+            self._pipeline.log_suppressed()
         self._send_stored(self._coalescer.drain())
 
     def _collect(self) -> list[InboundMessage]:
@@ -264,6 +268,7 @@ class IngestWorker:
         self.stats.messages += len(batch)
         self.stats.readings_added += outcome.readings_added
         self.stats.dead_letters += outcome.dead_letters
+        self.stats.dead_letters_suppressed += outcome.dead_letters_suppressed
         self._coalescer.add(outcome.stored)
         return True
 

@@ -49,6 +49,9 @@ class Gateway(BaseModel):
     id: str
     site_id: int
     region: Region
+    enabled: bool = Field(
+        description="false once revoked: ingest refuses (dead-letters) what it still sends"
+    )
     created_at: datetime
 
 

@@ -9,7 +9,7 @@ from cloud.adapters.postgres import Connection, dict_row
 from cloud.registry.models import Device, Gateway, GatewayIn, Site, SiteIn
 
 _SITE_COLS = "id, name, region, time_zone, utility, latitude, longitude, created_at"
-_GW_COLS = "id, site_id, region, created_at"
+_GW_COLS = "id, site_id, region, enabled, created_at"
 _DEV_COLS = (
     "id, gateway_id, local_id, kind, manufacturer, model, serial, firmware, models,"
     " first_seen, last_birth"
@@ -102,6 +102,18 @@ def get_gateway(conn: Connection[Any], gateway_id: str) -> Gateway | None:
     row = (
         conn.cursor(row_factory=dict_row)
         .execute(f"SELECT {_GW_COLS} FROM registry.gateways WHERE id = %s", (gateway_id,))
+        .fetchone()
+    )
+    return Gateway.model_validate(row) if row else None
+
+
+def update_gateway_enabled(conn: Connection[Any], gateway_id: str, enabled: bool) -> Gateway | None:
+    row = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            f"UPDATE registry.gateways SET enabled = %s WHERE id = %s RETURNING {_GW_COLS}",
+            (enabled, gateway_id),
+        )
         .fetchone()
     )
     return Gateway.model_validate(row) if row else None

@@ -2,8 +2,8 @@
 
 Changes other services must know of are emitted in their own transaction through the
 registry's outbox: ``gateway.registered`` when a gateway is added, ``gateway.updated``
-for each of a site's gateways when the site's time zone changes (ingest keeps its own
-copy of both, so it never asks the registry).
+for each of a site's gateways when the site's time zone changes and for a gateway enabled
+or disabled (ingest keeps its own copy of both, so it never asks the registry).
 """
 
 from __future__ import annotations
@@ -100,6 +100,26 @@ class RegistryService:
             emit(conn, SCHEMA, _registration_event(added, site, registered=True))
             return added
 
+    def set_gateway_enabled(self, gateway_id: str, enabled: bool) -> Gateway:
+        """Enable a gateway, or disable it (``potr gateway revoke``); raise
+        :class:`NotFoundError` for a gateway never registered.
+
+        Its ``gateway.updated`` (carrying ``enabled``) commits with the change: once ingest
+        handles it, everything the gateway still sends is dead-lettered. Setting the value
+        it already has announces it again, which changes nothing downstream.
+        """
+        with self._pool.connection() as conn:
+            gateway = repo.update_gateway_enabled(conn, gateway_id, enabled)
+            if gateway is None:
+                raise NotFoundError(f"gateway {gateway_id!r} is not registered")
+            # Locked as in add_gateway: a concurrent time-zone change commits first (and
+            # this reads its zone) or waits for this (and reads this flag), so the newest
+            # event always carries both.
+            site = repo.get_site(conn, gateway.site_id, share_lock=True)
+            assert site is not None, "registry.gateways.site_id is a foreign key"
+            emit(conn, SCHEMA, _registration_event(gateway, site, registered=False))
+            return gateway
+
     def get_gateway(self, gateway_id: str) -> Gateway | None:
         with self._pool.connection() as conn:
             return repo.get_gateway(conn, gateway_id)
@@ -156,7 +176,11 @@ class RegistryService:
 
 def _registration_event(gateway: Gateway, site: Site, *, registered: bool) -> Event:
     registration = GatewayRegistration(
-        gateway_id=gateway.id, site_id=site.id, region=gateway.region, time_zone=site.time_zone
+        gateway_id=gateway.id,
+        site_id=site.id,
+        region=gateway.region,
+        time_zone=site.time_zone,
+        enabled=gateway.enabled,
     )
     return gateway_registration_event(registration, registered=registered)
 

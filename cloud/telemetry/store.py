@@ -6,6 +6,7 @@ stream bookkeeping; reads use the store's own pool.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
@@ -25,20 +26,28 @@ _COPY_TYPES = ["timestamptz", "int4", "int2", "float8", "int2"]
 #: A row in column order (ts, device_id, metric_id, value, quality): a
 #: :class:`ReadingRow` or a plain tuple, which the hot path builds more cheaply.
 RowTuple = tuple[datetime, int, int, float, int]
-#: Days before today for which a batch may create a partition; older go to the default.
+#: Days before today for which a partition may be created (ingest quarantines older
+#: readings: ``POTR_INGEST_PARTITION_PAST_DAYS``); days after today, likewise.
 PARTITION_PAST_DAYS = 400
 PARTITION_FUTURE_DAYS = 2
 _PARTITION_LOCK_KEY = 0x706F747270617274
+log = logging.getLogger(__name__)
 
 
 def partition_name(day: date) -> str:
     return f"readings_{day:%Y%m%d}"
 
 
-def partition_days(timestamps: Iterable[datetime], today: date) -> set[date]:
+def partition_days(
+    timestamps: Iterable[datetime],
+    today: date,
+    *,
+    past_days: int = PARTITION_PAST_DAYS,
+    future_days: int = PARTITION_FUTURE_DAYS,
+) -> set[date]:
     """UTC days that deserve their own partition (inside the creation window)."""
-    lo = today - timedelta(days=PARTITION_PAST_DAYS)
-    hi = today + timedelta(days=PARTITION_FUTURE_DAYS)
+    lo = today - timedelta(days=past_days)
+    hi = today + timedelta(days=future_days)
     days = {ts.astimezone(UTC).date() for ts in timestamps}
     return {d for d in days if lo <= d <= hi}
 
@@ -47,11 +56,19 @@ class TelemetryStore:
     """Readings in ``telemetry.readings``; ``write_mode`` 'copy' needs server COPY support."""
 
     def __init__(
-        self, pool: ConnectionPool[Connection[Any]], *, write_mode: WriteMode = "copy"
+        self,
+        pool: ConnectionPool[Connection[Any]],
+        *,
+        write_mode: WriteMode = "copy",
+        past_days: int = PARTITION_PAST_DAYS,
+        future_days: int = PARTITION_FUTURE_DAYS,
     ) -> None:
         self._pool = pool
         self._write_mode: WriteMode = write_mode
         self._known_partitions: set[date] = set()
+        #: The window partitions may be created in, in days around today (UTC).
+        self._past_days = past_days
+        self._future_days = future_days
 
     def ping(self) -> None:
         ping(self._pool)
@@ -68,9 +85,27 @@ class TelemetryStore:
                 [(m.id, m.name, m.unit, m.kind.value, m.description) for m in CATALOG],
             )
 
-    def ensure_partitions(self, days: Iterable[date]) -> list[date]:
-        """Create missing day partitions (own short transaction); return those created."""
-        missing = sorted(set(days) - self._known_partitions)
+    def ensure_partitions(self, days: Iterable[date], *, today: date | None = None) -> list[date]:
+        """Create missing day partitions (own short transaction); return those created.
+
+        Never outside the window around ``today`` (default: the UTC date now): a forged
+        timestamp must not create tables. Such days are skipped and logged; their rows,
+        if written, would land in the default partition.
+        """
+        today = today or datetime.now(UTC).date()
+        lo = today - timedelta(days=self._past_days)
+        hi = today + timedelta(days=self._future_days)
+        wanted = set(days)
+        outside = sorted(d for d in wanted if not lo <= d <= hi)
+        if outside:
+            log.warning(
+                "no partition for %d day(s) outside %s..%s (first %s)",
+                len(outside),
+                lo,
+                hi,
+                outside[0],
+            )
+        missing = sorted(wanted - set(outside) - self._known_partitions)
         if not missing:
             return []
         created: list[date] = []
@@ -100,9 +135,11 @@ class TelemetryStore:
         self._known_partitions.update(missing)
         return created
 
-    def create_ahead(self, today: date, days: int = PARTITION_FUTURE_DAYS) -> list[date]:
-        """The maintenance step: partitions for today and the next ``days`` days."""
-        return self.ensure_partitions(today + timedelta(days=i) for i in range(days + 1))
+    def create_ahead(self, today: date) -> list[date]:
+        """The maintenance step: partitions for today and the window's days ahead."""
+        return self.ensure_partitions(
+            (today + timedelta(days=i) for i in range(self._future_days + 1)), today=today
+        )
 
     # -- writes ------------------------------------------------------------------
     def write_readings(self, conn: Connection[Any], rows: Sequence[RowTuple]) -> int:

@@ -44,11 +44,11 @@ def test_existing_keys_are_adopted_and_new_ones_start_above(
         )
 
     applied = migrate(database_url)
-    assert sorted(applied) == [
+    assert {  # and whatever came after them
         "ingest/008_device_keys_allocated_here.sql",
         "ingest/009_gateways_by_event.sql",
         "registry/003_device_ids_from_ingest.sql",
-    ]
+    } <= set(applied)
     with psycopg.connect(database_url) as conn:
         keys = conn.execute(
             "SELECT local_id, device_id FROM ingest.device_keys ORDER BY device_id"

@@ -20,6 +20,8 @@ from cloud.adapters.mqtt import InboundMessage
 from cloud.adapters.postgres import create_pool
 from cloud.bootstrap import create_ingest_worker
 from cloud.ingest import CompletenessReader, IngestWorker
+from cloud.ingest.deadletters import LimiterConfig
+from cloud.ingest.limits import IngestLimits
 from cloud.ingest.pipeline import IngestPipeline
 from cloud.ingest.validate import Accepted, Rejected, validate
 from cloud.registry import RegistryService
@@ -362,12 +364,31 @@ def _mutations(rng: random.Random, n: int) -> list[tuple[str, bytes]]:
 
 
 def test_fuzzed_payloads_never_crash_ingest_and_each_is_stored_or_dead_lettered(
-    pipeline: IngestPipeline, database_url: str
+    database_url: str, registry: RegistryService
 ) -> None:
+    # Every dead letter stored, every device keyed: the rate limit and the device cap
+    # are tested on their own (test_ingest_checks.py).
+    unlimited = 10**9
+    pool = create_pool(database_url, name="test-fuzz")
+    pipeline = IngestPipeline(
+        pool,
+        TelemetryStore(pool),
+        limits=IngestLimits(
+            max_new_devices_per_day=unlimited,
+            dead_letter_rate=LimiterConfig(unlimited, unlimited, unlimited, unlimited),
+        ),
+    )
+    try:
+        _fuzz(pipeline, database_url)
+    finally:
+        pool.close()
+
+
+def _fuzz(pipeline: IngestPipeline, database_url: str) -> None:
     count = 10_000 if os.environ.get("POTR_CHAOS_FULL") == "1" else 2_000
     payloads = _mutations(random.Random(6), count)
     now = utc_now()
-    verdicts = [validate(topic("au", GW, k), p, now=now, future_skew_s=300) for k, p in payloads]
+    verdicts = [validate(topic("au", GW, k), p, now=now) for k, p in payloads]
     for i in range(0, len(payloads), 200):
         pipeline.process([_message_raw(k, p) for k, p in payloads[i : i + 200]])  # never raises
     bad = {

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from cloud.ingest.validate import Accepted, Rejected, salvage_stream_seq, validate
+from cloud.ingest.validate import Accepted, Bounds, Rejected, salvage_stream_seq, validate
 from contracts.messages import TelemetryBatch
 from contracts.timeutil import to_wire
 
@@ -29,7 +29,7 @@ def _telemetry(**over: object) -> dict[str, object]:
 
 
 def _check(topic: str, payload: bytes) -> Accepted | Rejected:
-    return validate(topic, payload, now=NOW, future_skew_s=300)
+    return validate(topic, payload, now=NOW, bounds=Bounds(future_skew_s=300))
 
 
 def test_valid_telemetry_is_accepted_with_its_readings() -> None:
