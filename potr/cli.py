@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from potr import cli_cloud, cli_config, cli_edge, cli_keys, cli_profiles
+from potr import cli_cloud, cli_config, cli_edge, cli_keys, cli_pki, cli_profiles
 
 app = typer.Typer(
     help="Power on the Roof platform", no_args_is_help=True, pretty_exceptions_enable=False
@@ -21,6 +21,7 @@ cli_cloud.register(app)
 cli_profiles.register(app)
 cli_config.register(app)
 cli_keys.register(app)
+cli_pki.register(app)
 console = Console()
 
 
