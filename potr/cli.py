@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from potr import cli_cloud, cli_config, cli_edge, cli_gateway, cli_keys, cli_profiles
+from potr import cli_cloud, cli_config, cli_edge, cli_gateway, cli_keys, cli_pki, cli_profiles
 
 app = typer.Typer(
     help="Power on the Roof platform", no_args_is_help=True, pretty_exceptions_enable=False
@@ -22,6 +22,7 @@ cli_profiles.register(app)
 cli_config.register(app)
 cli_keys.register(app)
 cli_gateway.register(app)
+cli_pki.register(app)
 console = Console()
 
 
