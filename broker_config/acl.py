@@ -13,12 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from paho.mqtt.client import topic_matches_sub
-
 from contracts.identities import BrokerIdentity, IdentityKind
 from contracts.topics import CLOUD_TO_GATEWAY, GATEWAY_TO_CLOUD, PREFIX, RETAINED, Kind, Region
 
-__all__ = ["AclRules", "render_acl"]
+__all__ = ["render_acl"]
 
 #: What a technician sends and receives under its own ``_tech/<user>/`` topics.
 TECH_WRITES: tuple[Kind, ...] = (Kind.CONFIG_REQ,)
@@ -75,43 +73,3 @@ def render_acl(regions: Iterable[Region | str], identities: Iterable[BrokerIdent
         if topics:
             lines += [f"user {ident.username}", *topics, ""]
     return "\n".join(lines)
-
-
-class AclRules:
-    """Mosquitto's reading of an ACL file as :func:`render_acl` writes it (``pattern``,
-    ``user``, ``topic read|write|readwrite|deny``), for a broker that lacks it (the
-    amqtt demo) and to test what a rendered file grants without a broker."""
-
-    def __init__(self, text: str) -> None:
-        self._patterns: list[tuple[str, str]] = []
-        self._users: dict[str, list[tuple[str, str]]] = {}
-        user: str | None = None
-        for raw in text.splitlines():
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            word, _, rest = line.partition(" ")
-            if word == "user":
-                user = rest.strip()
-                self._users.setdefault(user, [])
-            elif word in ("pattern", "topic"):
-                access, _, filt = rest.strip().partition(" ")
-                if not filt:
-                    access, filt = "readwrite", access
-                target = (
-                    self._patterns if word == "pattern" else self._users.setdefault(user or "", [])
-                )
-                target.append((access, filt.strip()))
-            else:
-                raise ValueError(f"ACL line not understood: {line!r}")
-
-    def allows(self, username: str | None, topic: str, access: str) -> bool:
-        """True when ``username`` may ``access`` ("read" or "write") ``topic``: a
-        ``deny`` of the user's wins, then the user's topics, then the patterns."""
-        if username is None or any(c in username for c in "+#"):
-            return False  # Mosquitto refuses pattern checks for such names too
-        own = self._users.get(username, [])
-        if any(a == "deny" and topic_matches_sub(f, topic) for a, f in own):
-            return False
-        rules = own + [(a, f.replace("%u", username)) for a, f in self._patterns]
-        return any(a in (access, "readwrite") and topic_matches_sub(f, topic) for a, f in rules)

@@ -31,7 +31,7 @@ def _context() -> tuple[Any, Any, Any]:
     from potr.broker_settings import BrokerSiteSettings
     from potr.provisioning import BrokerPlace
 
-    site = load_settings(BrokerSiteSettings, console)  # type: ignore[call-arg]
+    site = load_settings(BrokerSiteSettings, console)
     pool = open_pool(load_settings(DatabaseSettings, console), "cli")
     place = BrokerPlace(
         site.broker_region, site.broker_dir, site.pki_dir, site.broker_url, site.broker_cert_url

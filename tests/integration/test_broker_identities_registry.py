@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from broker_config.acl import AclRules
 from broker_config.passwords import mosquitto_hash, mosquitto_verify
 from cloud.adapters.postgres import ConnectionPool, create_pool
 from cloud.migrate import migrate
@@ -15,6 +14,7 @@ from cloud.registry import BrokerIdentities, GatewayIn, RegistryService, SiteIn
 from cloud.registry.service import ConflictError, NotFoundError
 from contracts.topics import Region
 from potr.provisioning import ACL_FILE, PASSWORD_FILE, auth_files
+from potr.servers.amqtt_broker import AclRules
 
 
 @pytest.fixture
@@ -47,7 +47,8 @@ def test_identities_render_into_the_brokers_files(pool: ConnectionPool) -> None:
     ids.revoke("gw-cert")
     files = auth_files(Region.AU, ids.for_region("au"))
     users = dict(line.split(":", 1) for line in files[PASSWORD_FILE].splitlines())
-    assert mosquitto_verify("three", users["gw-pass"]) and not mosquitto_verify("one", users["gw-pass"])
+    assert mosquitto_verify("three", users["gw-pass"])
+    assert not mosquitto_verify("one", users["gw-pass"])
     rules = AclRules(files[ACL_FILE])
     # The revoked certificate identity is denied even its own topics (its TLS session
     # may outlive the CRL); the live one keeps them.
