@@ -184,3 +184,41 @@ def broker_sync() -> None:
 
     _, identities, place = _context()
     _reloaded(sync_broker(identities, place))
+
+
+@broker_app.command("render")
+def broker_render(
+    port: int = typer.Option(8883, min=1, max=65535, help="TLS listener for passwords"),
+    cert_port: int = typer.Option(8884, min=1, max=65535, help="TLS listener for certificates"),
+    host: str | None = typer.Option(None, help="interface to listen on (default: all)"),
+    server_name: list[str] = typer.Option(
+        ["127.0.0.1", "localhost"], help="names/IPs clients reach the broker by (repeat)"
+    ),
+    dev_plain_port: int | None = typer.Option(
+        None, help="development only: also a plain listener on 127.0.0.1 at this port"
+    ),
+) -> None:
+    """Write the region's broker directory (config, server certificate, password file,
+    ACL, CRL, admin identity), checked by starting Mosquitto on it first; reload the
+    broker if one runs from it."""
+    from potr.broker_render import BrokerLayout, render_broker
+    from potr.provisioning import ProvisioningError
+
+    _, identities, place = _context()
+    layout = BrokerLayout(
+        port=port,
+        cert_port=cert_port,
+        host=host,
+        server_names=tuple(server_name),
+        dev_plain_port=dev_plain_port,
+    )
+    try:
+        result = render_broker(identities, place, layout)
+    except ProvisioningError as exc:
+        raise _fail(exc) from None
+    console.print(f"rendered {result.conf_file} (checked: Mosquitto loads it)")
+    if result.issued_server_cert:
+        console.print("issued the broker's server certificate")
+    if result.created_admin:
+        console.print(f"created the admin identity (secret in {place.broker_dir}/admin.secret)")
+    _reloaded(result.reloaded)

@@ -10,7 +10,6 @@ the broker's auth files from the registry (never edits them) and reloads the bro
 
 from __future__ import annotations
 
-import grp
 import logging
 import os
 import shutil
@@ -29,6 +28,7 @@ from cloud.registry import BrokerIdentities, BrokerIdentityRecord, GatewayIn, Re
 from cloud.registry.service import ConflictError, NotFoundError
 from contracts.identities import BrokerIdentity, IdentityError, IdentityKind, username_for
 from contracts.topics import GATEWAY_ID_RE, RETAINED, Region, topic
+from potr.servers.mosquitto import broker_group
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ PASSWORD_FILE = "passwd"
 AMQTT_PASSWORD_FILE = "passwd.amqtt"
 ACL_FILE = "acl"
 CRL_FILE = "crl.pem"
-PID_FILE = "mosquitto.pid"
+PID_FILE = "run/mosquitto.pid"
 ADMIN_SECRET_FILE = "admin.secret"
 
 
@@ -96,23 +96,11 @@ def sync_broker(identities: BrokerIdentities, place: BrokerPlace) -> bool:
     it; False when no broker runs from that directory (the files are ready for it)."""
     place.broker_dir.mkdir(parents=True, exist_ok=True)
     for name, text in auth_files(place.region, identities.for_region(place.region)).items():
-        write_secret(place.broker_dir / name, text.encode(), group=_broker_group(), overwrite=True)
+        write_secret(place.broker_dir / name, text.encode(), group=broker_group(), overwrite=True)
     crl = place.pki_dir / CRL_FILE
     if crl.exists():
         write_public(place.broker_dir / CRL_FILE, crl.read_bytes())
     return reload_broker(place.broker_dir)
-
-
-def _broker_group() -> str | None:
-    """``mosquitto`` when we are root and it exists: the broker reads these files as
-    that user after dropping root (else the caller runs the broker as itself)."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        grp.getgrnam("mosquitto")
-    except KeyError:
-        return None
-    return "mosquitto"
 
 
 def reload_broker(broker_dir: Path) -> bool:

@@ -40,6 +40,7 @@ __all__ = [
     "CandidateCheck",
     "MosquittoError",
     "PrivateMosquitto",
+    "broker_group",
     "for_check",
     "validate_candidate",
 ]
@@ -68,7 +69,7 @@ class BrokerSecurity:
     dev_plain: bool = False
 
 
-def _broker_group() -> str | None:
+def broker_group() -> str | None:
     """The group a broker secret must be readable by: ``mosquitto`` when we are root
     (the broker drops to that user), else none — it then runs as us and reads 0600."""
     return BROKER_USER if os.geteuid() == 0 else None
@@ -182,7 +183,7 @@ class PrivateMosquitto:
             "broker",
             ["127.0.0.1", "localhost"],
             self.certs_dir,
-            key_group=_broker_group(),
+            key_group=broker_group(),
         )
         os.chmod(self.certs_dir, 0o755)
         self._install_crl()
@@ -193,7 +194,7 @@ class PrivateMosquitto:
         write_public(self.certs_dir / "crl.pem", (self.pki_dir / "crl.pem").read_bytes())
 
     def _write_auth(self, *, passwords: str | None, acl: str | None) -> None:
-        group = _broker_group()
+        group = broker_group()
         if passwords is not None:
             write_secret(self.password_file, passwords.encode(), group=group, overwrite=True)
         if acl is not None:
