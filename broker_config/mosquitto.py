@@ -6,9 +6,12 @@ a client certificate from the private CA (``broker_config.pki``) and the broker 
 CN as the username. A plain listener exists only in development mode, on loopback.
 
 With ``per_listener_settings false`` the security lines (``allow_anonymous``,
-``password_file``, ``acl_file``, ``use_username_as_clientid``) are global, and they are
-written *after* the listeners: placed before the first listener they silently open a
-default listener on 0.0.0.0:1883.
+``password_file``, ``acl_file``) are global, and they are written *after* the listeners:
+placed before the first listener they silently open a default listener on 0.0.0.0:1883.
+``use_username_as_clientid`` is not one of them: Mosquitto 2.0.11 keeps it per listener
+whatever ``per_listener_settings`` says (placed once after the last listener it bound
+only that listener's client ids — a client of the other could take over a gateway's
+session: test_scenario13_mqtt_identity.py), so every listener block carries it.
 """
 
 from __future__ import annotations
@@ -165,10 +168,10 @@ class MosquittoConfig:
             lines.append("log_dest none")
         for listener in self.listeners:
             lines += _listener_lines(listener)
+            lines.append(f"use_username_as_clientid {_bool(self.use_username_as_clientid)}")
         lines += [
             "# security: global (per_listener_settings false), after the listeners",
             f"allow_anonymous {_bool(self.allow_anonymous)}",
-            f"use_username_as_clientid {_bool(self.use_username_as_clientid)}",
         ]
         if self.password_file is not None:
             lines.append(f"password_file {self.password_file}")

@@ -57,6 +57,7 @@ def test_the_password_listener_is_tls_without_client_certificates() -> None:
         "keyfile /etc/potr/s.key",
         "tls_version tlsv1.2",
         "require_certificate false",
+        "use_username_as_clientid true",
     ]
 
 
@@ -70,6 +71,7 @@ def test_the_certificate_listener_requires_one_and_takes_its_cn_as_username() ->
         "require_certificate true",
         "use_identity_as_username true",
         "crlfile /etc/potr/crl.pem",
+        "use_username_as_clientid true",
     ]
 
 
@@ -79,7 +81,6 @@ def test_security_lines_come_after_the_last_listener() -> None:
     last_listener = max(i for i, line in enumerate(lines) if line.startswith("listener "))
     for line in (
         "allow_anonymous false",
-        "use_username_as_clientid true",
         "password_file /etc/potr/passwd",
         "acl_file /etc/potr/acl",
     ):
