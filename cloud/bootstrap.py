@@ -32,7 +32,7 @@ from uuid import uuid4
 
 from fastapi import FastAPI
 
-from cloud.adapters.mqtt import MqttOptions, MqttPublisher
+from cloud.adapters.mqtt import MqttPublisher
 from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
 from cloud.config import SCHEMA as CONFIG_SCHEMA
 from cloud.config import (
@@ -50,6 +50,7 @@ from cloud.events.relay import MetricsHook, OutboxRelay
 from cloud.events.runtime import BusSettings, EventRuntime, event_runtime
 from cloud.ingest import CompletenessReader, IngestSettings, IngestWorker
 from cloud.ingest import event_subscriptions as ingest_subscriptions
+from cloud.mqtt_options import mqtt_options
 from cloud.portal import ApiSettings, create_app
 from cloud.registry import RegistryService
 from cloud.registry import subscriptions as registry_subscriptions
@@ -281,17 +282,8 @@ def create_tracker(settings: ConfigSettings, pool: Pool) -> ConfigTracker:
 
 def create_publisher(settings: ConfigSettings) -> MqttPublisher:
     """A not yet started publisher; a unique client id (clean session) per process."""
-    endpoint = settings.mqtt
     return MqttPublisher(
-        MqttOptions(
-            host=endpoint.host,
-            port=endpoint.port,
-            client_id=f"{settings.config_mqtt_client_id}-{uuid4().hex[:8]}",
-            protocol=settings.mqtt_protocol,
-            username=endpoint.username,
-            password=endpoint.password,
-            keepalive_s=settings.mqtt_keepalive_s,
-        ),
+        mqtt_options(settings, f"{settings.config_mqtt_client_id}-{uuid4().hex[:8]}"),
         publish_timeout_s=settings.config_publish_timeout_s,
     )
 
@@ -335,8 +327,7 @@ def _start(publisher: MqttPublisher, settings: ConfigSettings, timeout_s: float)
 
 
 def _where(settings: ConfigSettings) -> str:
-    endpoint = settings.mqtt
-    return f"{endpoint.host}:{endpoint.port}"  # never the URL: it may carry a password
+    return settings.mqtt.redacted  # never the URL itself: it may carry a password
 
 
 async def config_loops(

@@ -158,19 +158,29 @@ def ingest(
         None, "--workers", min=1, max=64, help="worker processes (default POTR_INGEST_WORKERS)"
     ),
 ) -> None:
-    """Run ingest workers on the shared subscription (client ids <POTR_MQTT_CLIENT_ID>-<n>)."""
+    """Run ingest workers on the shared subscription (client ids <POTR_MQTT_CLIENT_ID>-<n>,
+    usernames <POTR_MQTT_USERNAME>-<n> with passwords from POTR_MQTT_CREDENTIALS_FILE)."""
     from cloud.config import ConfigSettings
     from cloud.ingest import IngestSettings
-    from potr.ingest_workers import run_ingest_workers
+    from cloud.settings import CredentialsError
+    from potr.ingest_workers import check_identities, run_ingest_workers
 
     settings = load_settings(IngestSettings, console)
     if workers is not None:
         settings = settings.model_copy(update={"ingest_workers": workers})
     # The consumers of the gateways' answers expire commands on the config service's terms.
     config = load_settings(ConfigSettings, console)
+    try:
+        users = check_identities(settings)
+    except CredentialsError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     console.print(
-        f"ingest: {settings.ingest_workers} worker(s) as {settings.mqtt_client_id} on"
-        f" {settings.mqtt.host}:{settings.mqtt.port}"
+        f"ingest: {settings.ingest_workers} worker(s) as {settings.mqtt_client_id}"
+        + (f" ({', '.join(users)})" if users else "")
+        + f" on {settings.mqtt.redacted}",
+        highlight=False,
+        soft_wrap=True,
     )
 
     async def main(stop: asyncio.Event) -> None:

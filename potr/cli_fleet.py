@@ -117,10 +117,11 @@ async def _virtual(
     database_url: str | None,
     json_path: Path | None,
 ) -> None:
+    from cloud.settings import redact_url
     from potr.fleet import run_virtual_fleet, write_json
     from simulators.fleet import FleetProgress
 
-    where = mqtt_url or "a private Mosquitto"
+    where = redact_url(mqtt_url) if mqtt_url else "a private Mosquitto"
     console.print(
         f"{spec.count:,} virtual gateways → {where}: one batch every {spec.cadence_s:g} s"
         f" simulated at {spec.speed:g}x ({spec.nominal_rate:,.0f} msg/s nominal),"

@@ -34,7 +34,7 @@ from cloud.ingest.stats import stored_readings_by_region
 from cloud.migrate import migrate
 from cloud.portal import ApiSettings
 from cloud.registry import ConflictError, GatewayIn, RegistryService, SiteIn
-from cloud.settings import DatabaseSettings, MqttSettings
+from cloud.settings import DatabaseSettings, MqttSettings, redact_url
 from edge_agent.app import run_agent
 from edge_agent.settings import AgentSettings, EndpointSettings
 from potr.runtime import serve_http
@@ -134,9 +134,11 @@ async def run_demo(
         stack.callback(shutil.rmtree, workdir, True)  # runs last: after PostgreSQL stopped
         db_url = await _start_database(stack, workdir)
         applied = await asyncio.to_thread(migrate, db_url)
-        console.print(f"database {db_url} ({len(applied)} migrations applied)")
+        console.print(f"database {redact_url(db_url)} ({len(applied)} migrations applied)")
         mqtt_url, shared, protocol = await _start_broker(stack, broker)
-        console.print(f"MQTT broker {mqtt_url} ({'amqtt, demo only' if not shared else broker})")
+        console.print(
+            f"MQTT broker {redact_url(mqtt_url)} ({'amqtt, demo only' if not shared else broker})"
+        )
 
         database = DatabaseSettings(database_url=db_url)
         pool = await asyncio.to_thread(open_pool, database, "demo", max_size=6)

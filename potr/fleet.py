@@ -42,6 +42,7 @@ from cloud.bootstrap import deliver_registry_events, run_ingest
 from cloud.ingest import IngestSettings
 from cloud.migrate import migrate
 from cloud.registry import ConflictError, GatewayIn, RegistryService, SiteIn
+from cloud.settings import redact_url
 from contracts.topics import Region
 from potr.servers.mosquitto import PrivateMosquitto
 from simulators.fleet import FleetProgress, FleetResult, FleetSpec, run_fleet
@@ -212,7 +213,7 @@ class VirtualFleetRun:
     def summary(self) -> dict[str, Any]:
         out = self.result.summary()
         out["mode"] = "virtual"
-        out["mqtt_url"] = self.mqtt_url
+        out["mqtt_url"] = redact_url(self.mqtt_url)
         if self.database is not None:
             out["database"] = self.database
         return out
@@ -313,7 +314,7 @@ class SiteFleetRun:
         return {
             "mode": "sites",
             "sites": len(self.agents),
-            "mqtt_url": self.mqtt_url,
+            "mqtt_url": redact_url(self.mqtt_url),
             "elapsed_s": round(self.elapsed_s, 3),
             "agents": {
                 a.gateway_id: {"port": a.port, "exit": a.returncode, "log": str(a.log_path)}

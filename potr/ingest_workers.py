@@ -4,7 +4,16 @@ Each process runs one :class:`cloud.ingest.IngestWorker` (paho thread → writer
 PostgreSQL) with its own pools and its own MQTT client id,
 ``<POTR_MQTT_CLIENT_ID>-<n>`` (the plain id when N = 1), so each keeps a persistent
 session: a worker that dies is restarted under the same id and the broker redelivers
-what it had not acknowledged. Processes, not threads: one Python process tops out near
+what it had not acknowledged.
+
+Each worker also has its own broker identity when the settings name a user
+(``POTR_MQTT_USERNAME``, or the URL's): ``<user>-<n>`` for every N, e.g. ``_ingest/au``
+→ ``_ingest/au-0``, ``_ingest/au-1``. The brokers bind client ids to usernames
+(``use_username_as_clientid``), so two processes sharing one username would kick each
+other off in a loop. Each worker reads its own password from
+``POTR_MQTT_CREDENTIALS_FILE`` when it connects (:mod:`cloud.credentials`; else
+``POTR_MQTT_PASSWORD``, the same for all); the supervisor checks every worker has one
+before it starts any. Processes, not threads: one Python process tops out near
 one core, and the per-reading work (parse, validate, build rows, ``COPY``) is CPU-bound.
 
 The supervisor restarts a dead worker with exponential back-off (1 s … 30 s) and stops
@@ -31,6 +40,7 @@ from typing import Any
 
 from cloud.ingest import IngestSettings
 from cloud.ingest.worker import CRASH_AFTER_COMMIT_ENV
+from cloud.settings import CredentialsError
 from pacing import Backoff
 
 log = logging.getLogger(__name__)
@@ -45,6 +55,34 @@ def client_id(settings: IngestSettings, index: int) -> str:
     if settings.ingest_workers == 1:
         return settings.mqtt_client_id
     return f"{settings.mqtt_client_id}-{index}"
+
+
+def worker_settings(settings: IngestSettings, index: int) -> IngestSettings:
+    """Worker ``index``'s settings: its client id and, when a user is named, its own
+    identity ``<user>-<index>`` (stable across restarts, like its session)."""
+    update: dict[str, Any] = {"mqtt_client_id": client_id(settings, index)}
+    user = settings.mqtt_user
+    if user is not None:
+        update["mqtt_username"] = f"{user}-{index}"
+    return settings.model_copy(update=update)
+
+
+def check_identities(settings: IngestSettings) -> list[str]:
+    """Every worker's username (empty: anonymous), once each worker's password is found;
+    :class:`~cloud.settings.CredentialsError` names the first one missing."""
+    users = []
+    for index in range(settings.ingest_workers):
+        user, password = worker_settings(settings, index).mqtt_credentials()
+        if user is None:
+            continue
+        if password is None and settings.mqtt.password is not None:
+            # The URL's password is its own user's, not the workers' identities'.
+            raise CredentialsError(
+                f"no password for ingest worker identity {user}: put one per worker in"
+                " POTR_MQTT_CREDENTIALS_FILE"
+            )
+        users.append(user)
+    return users
 
 
 def _worker_main(settings: IngestSettings, index: int, ready: Any, crash_after: int | None) -> None:
@@ -81,9 +119,11 @@ class _Slot:
 
 
 class IngestSupervisor:
-    """Start, watch and stop ``settings.ingest_workers`` worker processes."""
+    """Start, watch and stop ``settings.ingest_workers`` worker processes; refuses
+    (:class:`~cloud.settings.CredentialsError`) when a worker's password is missing."""
 
     def __init__(self, settings: IngestSettings) -> None:
+        check_identities(settings)
         self._settings = settings
         self._ctx = mp.get_context("spawn")
         self._stopping = False
@@ -103,9 +143,7 @@ class IngestSupervisor:
             self._spawn(slot)
 
     def _spawn(self, slot: _Slot) -> None:
-        settings = self._settings.model_copy(
-            update={"mqtt_client_id": client_id(self._settings, slot.index)}
-        )
+        settings = worker_settings(self._settings, slot.index)
         crash = self._crash_after if slot.index == 0 and slot.starts == 0 else None
         slot.proc = self._ctx.Process(
             target=_worker_main,

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 S = TypeVar("S")
 
@@ -30,8 +33,17 @@ def load_settings(cls: Callable[[], S], console: Any) -> S:
     try:
         return cls()
     except ValidationError as exc:
-        console.print(f"[red]bad POTR_* settings: {exc}[/red]")
+        console.print(f"[red]bad POTR_* settings: {settings_errors(exc)}[/red]", highlight=False)
         raise typer.Exit(2) from None
+
+
+def settings_errors(exc: ValidationError) -> str:
+    """A settings ``ValidationError`` as ``field: reason; ...`` without the values given:
+    they may be passwords or URLs carrying one."""
+    return "; ".join(
+        (".".join(str(p) for p in err["loc"]) + ": " if err["loc"] else "") + err["msg"]
+        for err in exc.errors(include_url=False, include_input=False, include_context=False)
+    )
 
 
 async def serve_http(app: Any, host: str, port: int, stop: asyncio.Event, **config: Any) -> None:

@@ -4,11 +4,18 @@
 messages reach ``on_message`` on paho's network thread, and the caller acknowledges
 them later with :meth:`MqttConsumer.ack` (thread-safe: paho queues the PUBACK under its
 own lock and wakes its loop, exactly as it does for ``publish`` from another thread).
+
+TLS (``MqttOptions.tls``) verifies the broker's certificate chain against ``ca_file``
+(else the system's CAs) and its name against the host connected to; a client
+certificate (``cert_file``, ``key_file``) may stand in for a password. The password is
+a ``SecretStr`` until paho needs it, and no log line here names it.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,6 +26,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from pydantic import SecretStr
 
 from contracts.timeutil import utc_now
 
@@ -48,10 +56,65 @@ class MqttOptions:
     client_id: str
     protocol: Literal["5", "3.1.1"] = "5"
     username: str | None = None
-    password: str | None = None
+    password: SecretStr | None = None
     keepalive_s: int = 30
     session_expiry_s: int = 86_400
     receive_maximum: int = 1_000
+    #: ``mqtts://``: TLS, the broker verified against ``ca_file`` (None: the system's CAs).
+    tls: bool = False
+    ca_file: str | None = None
+    #: A client certificate and its private key (PEM), for brokers that ask for one.
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    @property
+    def where(self) -> str:
+        """``mqtts://user@host:port``: how logs name the broker (never with a password)."""
+        user = f"{self.username}@" if self.username else ""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
+
+
+def tls_context(options: MqttOptions) -> ssl.SSLContext:
+    """A client context that requires the broker's certificate, checks its name, speaks
+    TLS 1.2 or later, and presents ``cert_file`` when given."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=options.ca_file)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if options.cert_file is not None:
+        context.load_cert_chain(options.cert_file, options.key_file)
+    return context
+
+
+def _configure(client: paho.Client, options: MqttOptions) -> None:
+    """TLS and credentials, right before the first connect."""
+    if options.tls:
+        try:
+            client.tls_set_context(tls_context(options))
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            raise MqttError(f"TLS setup for {options.where} failed: {exc}") from exc
+    if options.username is not None:
+        password = options.password.get_secret_value() if options.password else None
+        client.username_pw_set(options.username, password)
+
+
+class _ConnectFailures:
+    """Logs a failing background (re)connect once per streak, with its reason: paho calls
+    ``on_connect_fail`` from inside its ``except OSError`` block, so the exception in
+    hand is the reason (a TLS refusal names the certificate problem)."""
+
+    def __init__(self, client: paho.Client, who: str, options: MqttOptions) -> None:
+        self._who = who
+        self._where = options.where
+        self._failing = False
+        client.on_connect_fail = self._failed
+
+    def _failed(self, _client: paho.Client, _userdata: Any) -> None:
+        if not self._failing:
+            self._failing = True
+            exc = sys.exc_info()[1]
+            log.warning("%s cannot connect to %s: %s; retrying", self._who, self._where, exc)
+
+    def connected(self) -> None:
+        self._failing = False
 
 
 class MqttConsumer:
@@ -73,6 +136,9 @@ class MqttConsumer:
         self._connection = 0
         self._connection_lock = threading.Lock()
         self._pending_sub_mid: int | None = None
+        #: Why the broker refused our CONNECT (bad password, not authorised), if it did.
+        self._refused: str | None = None
+        self._configured = False
         v5 = options.protocol == "5"
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2,
@@ -81,23 +147,26 @@ class MqttConsumer:
             protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
             manual_ack=True,
         )
-        if options.username is not None:
-            self._client.username_pw_set(options.username, options.password)
         self._client.reconnect_delay_set(1, 30)
         self._client.on_connect = self._handle_connect
         self._client.on_subscribe = self._handle_subscribe
         self._client.on_message = self._handle_message
         self._client.on_disconnect = self._handle_disconnect
+        self._failures = _ConnectFailures(self._client, "MQTT consumer", options)
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self, timeout_s: float = 10.0) -> None:
-        """Connect, start paho's network thread and wait until subscribed."""
+        """Connect, start paho's network thread and wait until subscribed; raise
+        :class:`MqttError` at once when the broker or its certificate is refused."""
         opts = self._options
         props: Properties | None = None
         if opts.protocol == "5":
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = opts.session_expiry_s
             props.ReceiveMaximum = opts.receive_maximum
+        if not self._configured:
+            _configure(self._client, opts)
+            self._configured = True
         try:
             if opts.protocol == "5":
                 self._client.connect(
@@ -106,10 +175,17 @@ class MqttConsumer:
             else:
                 self._client.connect(opts.host, opts.port, opts.keepalive_s)
         except OSError as exc:
-            raise MqttError(f"cannot connect to {opts.host}:{opts.port}: {exc}") from exc
+            raise MqttError(f"cannot connect to {opts.where}: {exc}") from exc
         self._client.loop_start()
-        if not self.wait_subscribed(0, timeout_s):
+        with self._subscribed:
+            self._subscribed.wait_for(
+                lambda: self._subscribe_rounds > 0 or self._refused is not None, timeout_s
+            )
+            refused, rounds = self._refused, self._subscribe_rounds
+        if rounds == 0:
             self.stop()
+            if refused is not None:
+                raise MqttError(f"{opts.where} refused the connection: {refused}")
             raise MqttError(f"not subscribed within {timeout_s}s to {self._subscriptions}")
 
     def stop(self) -> None:
@@ -161,10 +237,18 @@ class MqttConsumer:
         self, client: paho.Client, _userdata: Any, flags: Any, reason: Any, _props: Any
     ) -> None:
         if reason.is_failure:
-            log.error("MQTT connect refused: %s", reason)
+            log.error("MQTT connect to %s refused: %s", self._options.where, reason)
+            with self._subscribed:
+                self._refused = str(reason)
+                self._subscribed.notify_all()
             return
+        self._failures.connected()
         self._next_connection()
-        log.info("MQTT connected (session present: %s)", flags.session_present)
+        log.info(
+            "MQTT connected to %s (session present: %s)",
+            self._options.where,
+            flags.session_present,
+        )
         # Subscribing again on a present session is harmless and covers a lost one. It is
         # needed, not only prudent: Mosquitto (2.0) restores a persistent session's plain
         # subscriptions after a broker restart but not its shared ones, so a message
@@ -231,15 +315,18 @@ class MqttPublisher:
             clean_session=None if v5 else True,
             protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
         )
-        if options.username is not None:
-            self._client.username_pw_set(options.username, options.password)
         self._client.reconnect_delay_set(1, 30)
         self._client.on_connect = self._handle_connect
         self._client.on_disconnect = self._handle_disconnect
+        self._failures = _ConnectFailures(self._client, "MQTT publisher", options)
+        self._configured = False
 
     def start(self, timeout_s: float = 5.0) -> bool:
         """Start connecting; True when connected within ``timeout_s`` (else it keeps trying)."""
         opts = self._options
+        if not self._configured:
+            _configure(self._client, opts)
+            self._configured = True
         if opts.protocol == "5":
             self._client.connect_async(opts.host, opts.port, opts.keepalive_s, clean_start=True)
         else:
@@ -284,10 +371,11 @@ class MqttPublisher:
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
         if reason.is_failure:
-            log.error("MQTT publisher connect refused: %s", reason)
+            log.error("MQTT publisher connect to %s refused: %s", self._options.where, reason)
             return
+        self._failures.connected()
         self._connected.set()
-        log.info("MQTT publisher %s connected", self._options.client_id)
+        log.info("MQTT publisher %s connected to %s", self._options.client_id, self._options.where)
 
     def _handle_disconnect(
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any

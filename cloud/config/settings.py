@@ -6,13 +6,14 @@ from pathlib import Path
 
 from pydantic import Field
 
-from cloud.settings import DatabaseSettings, DeploymentSettings, MqttSettings
+from cloud.settings import DatabaseSettings, MqttSettings
 
 __all__ = ["ConfigSettings"]
 
 
-class ConfigSettings(DeploymentSettings, DatabaseSettings, MqttSettings):
-    """Signing key, lifetimes of commands and configs, the publisher and its loops."""
+class ConfigSettings(DatabaseSettings, MqttSettings):
+    """Signing key, lifetimes of commands and configs, the publisher and its loops
+    (``env`` comes with :class:`~cloud.settings.MqttSettings`)."""
 
     #: The cloud's Ed25519 private key (PEM) that signs commands and configs; the config
     #: service refuses to start without one, and with the demo key when env=production.

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 class BusSettings(BaseSettings):
     """Event bus and outbox relay settings (prefix ``POTR_``)."""
 
-    model_config = SettingsConfigDict(env_prefix="POTR_", extra="ignore")
+    #: Errors never echo values: ``amqp_url`` may carry a password.
+    model_config = SettingsConfigDict(env_prefix="POTR_", extra="ignore", hide_input_in_errors=True)
 
     #: ``amqp://user:pass@host:5672/vhost``: RabbitMQ; unset: the in-process bus.
     amqp_url: str | None = None

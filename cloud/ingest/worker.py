@@ -23,13 +23,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cloud.adapters.mqtt import InboundMessage, MqttConsumer, MqttOptions
+from cloud.adapters.mqtt import InboundMessage, MqttConsumer
 from cloud.adapters.postgres import Connection, ConnectionPool, create_pool, ping
 from cloud.ingest.coalesce import StoredCoalescer, StoredNotice
 from cloud.ingest.limits import IngestLimits
 from cloud.ingest.pipeline import IngestPipeline
 from cloud.ingest.presence import check_presence
 from cloud.ingest.settings import IngestSettings
+from cloud.mqtt_options import mqtt_options
 from cloud.telemetry import TelemetryStore
 from contracts.messages import StoredMsg
 from contracts.timeutil import utc_now
@@ -104,16 +105,10 @@ class IngestWorker:
         self._writer: threading.Thread | None = None
         self._presence: threading.Thread | None = None
         self.stats = IngestStats()
-        endpoint = settings.mqtt
         self._consumer = MqttConsumer(
-            MqttOptions(
-                host=endpoint.host,
-                port=endpoint.port,
-                client_id=settings.mqtt_client_id,
-                protocol=settings.mqtt_protocol,
-                username=endpoint.username,
-                password=endpoint.password,
-                keepalive_s=settings.mqtt_keepalive_s,
+            mqtt_options(
+                settings,
+                settings.mqtt_client_id,
                 session_expiry_s=settings.mqtt_session_expiry_s,
                 receive_maximum=settings.mqtt_receive_maximum,
             ),

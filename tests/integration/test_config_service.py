@@ -631,6 +631,9 @@ def test_the_cli_generates_a_key_sends_a_command_sets_and_rolls_back_a_config(
 
     monkeypatch.setenv("POTR_ENV", "production")
     monkeypatch.setenv("POTR_JWT_SECRET", SECRET)
+    # Production's broker settings (TLS with its CA), so the key is what gets refused.
+    monkeypatch.setenv("POTR_MQTT_URL", "mqtts://broker.example")
+    monkeypatch.setenv("POTR_MQTT_CA_FILE", str(tmp_path / "ca.pem"))
     refused_key = runner.invoke(app, ["config", "show", GW])
     assert refused_key.exit_code == 2
     assert "is the demo key" in " ".join(refused_key.output.split())  # rich wraps lines

@@ -72,13 +72,15 @@ def test_settings_come_from_potr_environment(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("POTR_MQTT_SHARED_SUBSCRIPTION", "false")
     settings = IngestSettings()
     assert (settings.mqtt.host, settings.mqtt.port) == ("broker.example", 8883)
-    assert (settings.mqtt.username, settings.mqtt.password) == ("ingest", "p@ss")
+    user, password = settings.mqtt_credentials()
+    assert (user, password and password.get_secret_value()) == ("ingest", "p@ss")
     assert not settings.mqtt_shared_subscription
 
 
 def test_every_service_reads_the_same_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POTR_DATABASE_URL", "postgresql://potr@db.example/potr")
-    monkeypatch.setenv("POTR_MQTT_URL", "mqtt://broker.example:1884")
+    monkeypatch.setenv("POTR_MQTT_URL", "mqtts://broker.example:1884")
+    monkeypatch.setenv("POTR_MQTT_CA_FILE", "/etc/potr/mqtt-ca.pem")
     monkeypatch.setenv("POTR_ENV", "production")
     monkeypatch.setenv("POTR_JWT_SECRET", "z" * 40)
     ingest, config, api = IngestSettings(), ConfigSettings(), ApiSettings()
@@ -90,6 +92,8 @@ def test_every_service_reads_the_same_environment_names(monkeypatch: pytest.Monk
 def test_a_service_reads_only_its_own_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     # A weak JWT secret is the API's problem: ingest, which never reads it, still starts.
     monkeypatch.setenv("POTR_ENV", "production")
+    monkeypatch.setenv("POTR_MQTT_URL", "mqtts://broker.example")
+    monkeypatch.setenv("POTR_MQTT_CA_FILE", "/etc/potr/mqtt-ca.pem")
     monkeypatch.setenv("POTR_JWT_SECRET", "short")
     assert "jwt_secret" not in IngestSettings().model_dump()
     with pytest.raises(ValidationError, match="at least 32 characters"):
