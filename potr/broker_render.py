@@ -106,9 +106,7 @@ def _config(
     )
     listeners: list[Listener] = [
         TlsPasswordListener(layout.port, tls, host=layout.host),
-        TlsCertificateListener(
-            layout.cert_port, tls, crlfile=bdir / CRL_FILE, host=layout.host
-        ),
+        TlsCertificateListener(layout.cert_port, tls, crlfile=bdir / CRL_FILE, host=layout.host),
     ]
     if layout.dev_plain_port is not None:
         listeners.append(MosquittoListener(layout.dev_plain_port))

@@ -226,6 +226,8 @@ def clear_retained(place: BrokerPlace, gateway_id: str, admin_secret: str) -> No
     """Publish empty retained messages on the gateway's retained topics (state, config,
     config_state) as the region's admin identity, so nothing stale outlives it."""
     from cloud.adapters.mqtt import MqttOptions, MqttPublisher
+    from pydantic import SecretStr
+
     from cloud.settings import MqttEndpoint
 
     endpoint = MqttEndpoint(place.url)
@@ -235,7 +237,8 @@ def clear_retained(place: BrokerPlace, gateway_id: str, admin_secret: str) -> No
             endpoint.port,
             client_id=username_for(IdentityKind.ADMIN, place.region.value),
             username=username_for(IdentityKind.ADMIN, place.region.value),
-            password=admin_secret,
+            password=SecretStr(admin_secret),
+            tls=endpoint.tls,
             ca_file=str(place.ca_file) if endpoint.tls else None,
             session_expiry_s=0,
         )
