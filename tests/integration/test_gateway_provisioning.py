@@ -1,0 +1,306 @@
+"""Provisioning end to end, as an operator does it (README "Provisioning a gateway"):
+``potr pki init`` → ``potr broker render`` → a real Mosquitto started from the rendered
+directory → ``potr gateway provision`` (password and certificate) → the gateway's
+bundle connects → ``potr gateway revoke`` cuts it off within 2 s and clears its
+retained messages. Commands run in-process (typer's runner) against real PostgreSQL and
+the real broker; clients are paho probes with the bundles' files.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from potr.cli import app
+from potr.servers.ports import free_port, port_open
+from tests.integration.mqtt_probe import Probe, ProbeTls
+from tests.waiting import until_sync
+
+
+@dataclass
+class Ops:
+    """The operator's shell: ``potr`` commands with the region's settings."""
+
+    runner: CliRunner
+    root: Path
+    port: int
+    cert_port: int
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.root / "broker-au"
+
+    def potr(self, *args: str, ok: bool = True) -> str:
+        result = self.runner.invoke(app, list(args))
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result.output
+
+    def probe(self, bundle: Path, *, cert: bool = False) -> Probe:
+        """A client with exactly what the bundle holds."""
+        settings = yaml.safe_load((bundle / "agent.yaml").read_text())
+        tls = ProbeTls(bundle / "ca.crt")
+        if cert:
+            tls = ProbeTls(bundle / "ca.crt", bundle / "client.crt", bundle / "client.key")
+            return Probe(self.cert_port, tls=tls)
+        secret = (bundle / "mqtt.secret").read_text().strip()
+        return Probe(self.port, settings["mqtt_username"], secret, tls=tls)
+
+
+@pytest.fixture
+def ops(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ops]:
+    # Under /tmp, traversable: started as root, Mosquitto reads its files as "mosquitto".
+    root = Path(tempfile.mkdtemp(prefix="potr-provision-", dir="/tmp"))
+    os.chmod(root, 0o755)
+    port, cert_port = free_port(), free_port()
+    env = {
+        "POTR_DATABASE_URL": database_url,
+        "POTR_BROKER_REGION": "au",
+        "POTR_BROKER_DIR": str(root / "broker-au"),
+        "POTR_PKI_DIR": str(root / "pki"),
+        "POTR_BROKER_URL": f"mqtts://127.0.0.1:{port}",
+        "POTR_BROKER_CERT_URL": f"mqtts://127.0.0.1:{cert_port}",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    ops = Ops(CliRunner(), root, port, cert_port)
+    ops.potr("db", "migrate")
+    ops.potr("pki", "init", "--dir", str(root / "pki"))
+    ops.potr(
+        "registry",
+        "site",
+        "add",
+        "--name",
+        "Roof",
+        "--region",
+        "au",
+        "--time-zone",
+        "Australia/Sydney",
+    )
+    ops.potr(
+        "broker",
+        "render",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--cert-port",
+        str(cert_port),
+    )
+    proc = subprocess.Popen(
+        ["mosquitto", "-c", str(ops.broker_dir / "mosquitto.conf")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        until_sync(lambda: port_open("127.0.0.1", cert_port), 10, "the rendered broker listens")
+        until_sync(lambda: (ops.broker_dir / "run" / "mosquitto.pid").exists(), 10, "its pid file")
+        yield ops
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_provision_connect_revoke_a_password_gateway(ops: Ops) -> None:
+    out = ops.potr(
+        "gateway",
+        "provision",
+        "--id",
+        "gw-roof-1",
+        "--site",
+        "1",
+        "--out",
+        str(ops.root / "b1"),
+        "--install-dir",
+        str(ops.root / "b1"),
+    )
+    assert "broker reloaded" in out
+    secret = (ops.root / "b1" / "mqtt.secret").read_text().strip()
+    assert secret not in out
+    assert oct((ops.root / "b1" / "mqtt.secret").stat().st_mode & 0o777) == "0o600"
+    settings = yaml.safe_load((ops.root / "b1" / "agent.yaml").read_text())
+    assert settings["env"] == "production"
+    assert settings["mqtt_url"] == f"mqtts://127.0.0.1:{ops.port}"
+
+    ingest_secret = ops.root / "ingest.secret"
+    ops.potr(
+        "broker", "identity", "--kind", "ingest", "--name", "au-0", "--out", str(ingest_secret)
+    )
+    ingest = Probe(
+        ops.port,
+        "_ingest/au-0",
+        ingest_secret.read_text().strip(),
+        tls=ProbeTls(ops.broker_dir / "ca.crt"),
+    )
+    assert ingest.connect(), ingest.reason
+    ingest.subscribe("$share/ingest/potr/v1/au/+/telemetry")
+
+    gateway = ops.probe(ops.root / "b1")
+    assert gateway.connect(), gateway.reason
+    gateway.publish("potr/v1/au/gw-roof-1/state", b'{"online": true}', retain=True)
+    gateway.publish("potr/v1/au/gw-roof-1/telemetry", b"first")
+    assert ingest.wait_for("potr/v1/au/gw-roof-1/telemetry", b"first")
+    ingest.subscribe("potr/v1/au/+/state")  # the retained state is there before revoke
+    assert ingest.wait_for("potr/v1/au/gw-roof-1/state", b'{"online": true}')
+
+    started = time.monotonic()
+    out = ops.potr("gateway", "revoke", "--id", "gw-roof-1")
+    assert gateway.wait_disconnected(2.0), "still connected 2 s after revoke"
+    assert time.monotonic() - started < 2.0 + 5.0  # the command itself: a few DB calls
+    assert "revoked" in out
+    again = ops.probe(ops.root / "b1")
+    assert not again.connect(), "a revoked gateway reconnected"
+    # Its retained state is gone: a new reader with rights gets nothing retained.
+    reader = Probe(
+        ops.port,
+        "_ingest/au-0",
+        ingest_secret.read_text().strip(),
+        tls=ProbeTls(ops.broker_dir / "ca.crt"),
+        client_id=f"r-{uuid.uuid4().hex[:6]}",
+    )
+    ingest.close()
+    assert reader.connect(), reader.reason
+    reader.subscribe("potr/v1/au/+/state")
+    # Retained messages of a subscription come before the SUBACK of the next one (one
+    # connection, in order): after this SUBACK, anything retained would have arrived.
+    reader.subscribe("potr/v1/au/+/birth")
+    assert reader.topics() == []
+    reader.close()
+
+
+def test_provision_and_revoke_a_certificate_gateway(ops: Ops) -> None:
+    bundle = ops.root / "b2"
+    ops.potr(
+        "gateway",
+        "provision",
+        "--id",
+        "gw-roof-2",
+        "--site",
+        "1",
+        "--credential",
+        "certificate",
+        "--out",
+        str(bundle),
+        "--install-dir",
+        str(bundle),
+    )
+    assert oct((bundle / "client.key").stat().st_mode & 0o777) == "0o600"
+    observer_secret = ops.root / "config.secret"
+    ops.potr(
+        "broker", "identity", "--kind", "ingest", "--name", "au-9", "--out", str(observer_secret)
+    )
+    ingest = Probe(
+        ops.port,
+        "_ingest/au-9",
+        observer_secret.read_text().strip(),
+        tls=ProbeTls(ops.broker_dir / "ca.crt"),
+    )
+    assert ingest.connect(), ingest.reason
+    ingest.subscribe("potr/v1/au/+/telemetry")
+    gateway = ops.probe(bundle, cert=True)
+    assert gateway.connect(), gateway.reason
+    gateway.publish("potr/v1/au/gw-roof-2/telemetry", b"before")
+    assert ingest.wait_for("potr/v1/au/gw-roof-2/telemetry", b"before")
+
+    ops.potr("gateway", "revoke", "--id", "gw-roof-2")
+    # The CRL leaves a live TLS session connected; the ACL denies it everything from
+    # the reload on. Keep publishing until 2 s have passed: nothing after that arrives.
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        gateway.publish("potr/v1/au/gw-roof-2/telemetry", b"during")
+    gateway.publish("potr/v1/au/gw-roof-2/telemetry", b"after")
+    other = ops.root / "b3"
+    ops.potr(
+        "gateway",
+        "provision",
+        "--id",
+        "gw-roof-3",
+        "--site",
+        "1",
+        "--out",
+        str(other),
+        "--install-dir",
+        str(other),
+    )
+    marker = ops.probe(other)
+    assert marker.connect(), marker.reason
+    marker.publish("potr/v1/au/gw-roof-3/telemetry", b"marker")
+    assert ingest.wait_for("potr/v1/au/gw-roof-3/telemetry", b"marker")
+    assert ("potr/v1/au/gw-roof-2/telemetry", b"after") not in ingest.received
+    assert not ops.probe(bundle, cert=True).connect(timeout_s=3), "a revoked certificate"
+    for p in (gateway, marker, ingest):
+        p.close()
+
+
+def test_bad_provisioning_requests_are_refused_with_the_reason(
+    ops: Ops, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = ops.potr(
+        "gateway",
+        "provision",
+        "--id",
+        "GW_BAD",
+        "--site",
+        "1",
+        "--out",
+        str(ops.root / "x"),
+        ok=False,
+    )
+    assert "must match" in out
+    ops.potr("gateway", "provision", "--id", "gw-dup", "--site", "1", "--out", str(ops.root / "d1"))
+    out = ops.potr(
+        "gateway",
+        "provision",
+        "--id",
+        "gw-dup",
+        "--site",
+        "1",
+        "--out",
+        str(ops.root / "d2"),
+        ok=False,
+    )
+    assert "already exists" in out
+    out = ops.potr(
+        "gateway",
+        "provision",
+        "--id",
+        "gw-far",
+        "--site",
+        "99",
+        "--out",
+        str(ops.root / "d3"),
+        ok=False,
+    )
+    assert "site 99 does not exist" in out
+    monkeypatch.setenv("POTR_BROKER_REGION", "mars")
+    result = ops.runner.invoke(
+        app,
+        ["gateway", "provision", "--id", "gw-mars", "--site", "1", "--out", str(ops.root / "d4")],
+    )
+    assert result.exit_code == 2
+    assert "broker_region" in result.output
+    monkeypatch.setenv("POTR_BROKER_REGION", "us")
+    out = ops.potr(
+        "gateway",
+        "provision",
+        "--id",
+        "gw-us",
+        "--site",
+        "1",
+        "--out",
+        str(ops.root / "d5"),
+        ok=False,
+    )
+    assert "region au, not us" in out
