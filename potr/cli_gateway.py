@@ -222,3 +222,25 @@ def broker_render(
     if result.created_admin:
         console.print(f"created the admin identity (secret in {place.broker_dir}/admin.secret)")
     _reloaded(result.reloaded)
+
+
+@broker_app.command("revoke")
+def broker_revoke(
+    username: str = typer.Option(..., help="a service or technician username, e.g. _tech/alice"),
+) -> None:
+    """End a service's or technician's access at once (gateways: `potr gateway revoke`)."""
+    from contracts.identities import IdentityError, IdentityKind, parse_username
+    from potr.provisioning import ProvisioningError, revoke_identity
+
+    try:
+        kind, _ = parse_username(username)
+    except IdentityError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if kind is IdentityKind.GATEWAY:
+        raise typer.BadParameter("a gateway id: use `potr gateway revoke --id`")
+    _, identities, place = _context()
+    try:
+        revoke_identity(identities, place, username)
+    except ProvisioningError as exc:
+        raise _fail(exc) from None
+    console.print(f"{username} revoked")

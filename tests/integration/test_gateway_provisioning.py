@@ -304,3 +304,22 @@ def test_bad_provisioning_requests_are_refused_with_the_reason(
         ok=False,
     )
     assert "region au, not us" in out
+
+
+def test_a_technician_identity_is_revoked_at_once(ops: Ops) -> None:
+    secret_file = ops.root / "alice.secret"
+    out = ops.potr(
+        "broker", "identity", "--kind", "technician", "--name", "alice", "--out", str(secret_file)
+    )
+    assert "_tech/alice" in out
+    tech = Probe(
+        ops.port,
+        "_tech/alice",
+        secret_file.read_text().strip(),
+        tls=ProbeTls(ops.broker_dir / "ca.crt"),
+    )
+    assert tech.connect(), tech.reason
+    ops.potr("broker", "revoke", "--username", "_tech/alice")
+    assert tech.wait_disconnected(2.0), "still connected 2 s after revoke"
+    out = ops.potr("broker", "revoke", "--username", "gw-roof-9", ok=False)
+    assert "gateway revoke" in out
