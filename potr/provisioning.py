@@ -225,9 +225,9 @@ def revoke_identity(
 def clear_retained(place: BrokerPlace, gateway_id: str, admin_secret: str) -> None:
     """Publish empty retained messages on the gateway's retained topics (state, config,
     config_state) as the region's admin identity, so nothing stale outlives it."""
-    from cloud.adapters.mqtt import MqttOptions, MqttPublisher
     from pydantic import SecretStr
 
+    from cloud.adapters.mqtt import MqttOptions, MqttPublisher
     from cloud.settings import MqttEndpoint
 
     endpoint = MqttEndpoint(place.url)
