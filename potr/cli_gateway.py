@@ -158,6 +158,9 @@ def broker_identity(
     kind: str = typer.Option(..., help="ingest, config, admin or technician"),
     name: str = typer.Option(..., help="e.g. au-0 for ingest worker 0 of au, or a user"),
     out: Path = typer.Option(..., help="file to write the secret to (0600)"),
+    credentials_file: bool = typer.Option(
+        False, help="add `username: secret` to OUT as YAML (POTR_MQTT_CREDENTIALS_FILE)"
+    ),
 ) -> None:
     """A password identity for a service or a technician (its username is printed, its
     secret only written to OUT)."""
@@ -170,7 +173,14 @@ def broker_identity(
         raise typer.BadParameter("kind must be ingest, config, admin or technician") from None
     _, identities, place = _context()
     try:
-        done = provision_service(identities, place, kind=ident_kind, name=name, out_file=out)
+        done = provision_service(
+            identities,
+            place,
+            kind=ident_kind,
+            name=name,
+            out_file=out,
+            credentials_file=credentials_file,
+        )
     except ProvisioningError as exc:
         raise _fail(exc) from None
     console.print(f"identity {done.username}: secret in {out}")

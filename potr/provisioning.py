@@ -262,9 +262,12 @@ def provision_service(
     kind: IdentityKind,
     name: str,
     out_file: Path,
+    credentials_file: bool = False,
 ) -> Provisioned:
     """A password identity for an ingest worker, the config service, the admin CLI or a
-    technician; its secret goes only into ``out_file`` (0600)."""
+    technician; its secret goes only into ``out_file`` (0600): the bare secret, or with
+    ``credentials_file`` an entry ``username: secret`` added to that YAML file (what
+    ``POTR_MQTT_CREDENTIALS_FILE`` names: one file for all of a host's ingest workers)."""
     if kind is IdentityKind.GATEWAY:
         raise ProvisioningError("gateways are provisioned with `potr gateway provision`")
     try:
@@ -278,9 +281,22 @@ def provision_service(
         )
     except ConflictError as exc:
         raise ProvisioningError(str(exc)) from None
-    write_secret(out_file, secret.encode(), overwrite=True)
+    if credentials_file:
+        _add_credential(out_file, username, secret)
+    else:
+        write_secret(out_file, secret.encode(), overwrite=True)
     reloaded = sync_broker(identities, place)
     return Provisioned(username, "password", None, (out_file,), reloaded)
+
+
+def _add_credential(path: Path, username: str, secret: str) -> None:
+    from cloud.credentials import CredentialsError, read_credentials, write_credentials
+
+    try:
+        known = read_credentials(path) if path.exists() else {}
+    except CredentialsError as exc:
+        raise ProvisioningError(str(exc)) from None
+    write_credentials(path, {**known, username: secret})
 
 
 def copy_ca(place: BrokerPlace, dest: Path) -> None:

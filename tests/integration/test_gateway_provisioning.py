@@ -22,6 +22,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from cloud.credentials import read_credentials
 from potr.cli import app
 from potr.servers.ports import free_port, port_open
 from tests.integration.mqtt_probe import Probe, ProbeTls
@@ -134,10 +135,24 @@ def test_provision_connect_revoke_a_password_gateway(ops: Ops) -> None:
     assert settings["env"] == "production"
     assert settings["mqtt_url"] == f"mqtts://127.0.0.1:{ops.port}"
 
+    # Ingest workers' passwords go into one credentials file (POTR_MQTT_CREDENTIALS_FILE).
+    creds = ops.root / "ingest-credentials.yaml"
+    for n in ("0", "1"):
+        ops.potr(
+            "broker",
+            "identity",
+            "--kind",
+            "ingest",
+            "--name",
+            f"au-{n}",
+            "--out",
+            str(creds),
+            "--credentials-file",
+        )
+    passwords = read_credentials(creds)
+    assert sorted(passwords) == ["_ingest/au-0", "_ingest/au-1"]
     ingest_secret = ops.root / "ingest.secret"
-    ops.potr(
-        "broker", "identity", "--kind", "ingest", "--name", "au-0", "--out", str(ingest_secret)
-    )
+    ingest_secret.write_text(passwords["_ingest/au-0"].get_secret_value())
     ingest = Probe(
         ops.port,
         "_ingest/au-0",
