@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pwd
 import shutil
@@ -22,7 +23,9 @@ class MosquittoError(RuntimeError):
 class PrivateMosquitto:
     """Start, kill (SIGKILL) and restart one Mosquitto we own, on the same port."""
 
-    def __init__(self, *, port: int = 0, persistence: bool = True) -> None:
+    def __init__(
+        self, *, port: int = 0, persistence: bool = True, max_packet_size: int | None = None
+    ) -> None:
         self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(self.binary).exists():
             raise MosquittoError("mosquitto not installed: apt-get install mosquitto")
@@ -31,6 +34,8 @@ class PrivateMosquitto:
         os.chmod(self.root, 0o755)
         self.port = port or free_port()
         self.persistence = persistence
+        #: None: the generated config's default (the regional brokers' limit).
+        self.max_packet_size = max_packet_size
         self.proc: subprocess.Popen[bytes] | None = None
         self._write_config()
 
@@ -49,6 +54,8 @@ class PrivateMosquitto:
             persistence_dir=data if self.persistence else None,
             log_file=None,
         )
+        if self.max_packet_size is not None:
+            conf = dataclasses.replace(conf, max_packet_size=self.max_packet_size)
         path = self.root / "mosquitto.conf"
         path.write_text(conf.render(), encoding="utf-8")
         os.chmod(path, 0o644)
