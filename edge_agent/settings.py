@@ -273,7 +273,7 @@ class AgentSettings(BaseSettings):
         }
         given = [name for name, path in tls_files.items() if path is not None]
         if given and not tls:
-            raise ValueError(f"{', '.join(given)} need an mqtts:// mqtt_url")
+            raise ValueError(f"{', '.join(given)}: TLS files need an mqtts:// mqtt_url")
         if (self.mqtt_cert_file is None) != (self.mqtt_key_file is None):
             raise ValueError("mqtt_cert_file and mqtt_key_file go together")
         if self.env == "production":

@@ -136,7 +136,7 @@ def test_a_key_others_may_read_is_refused(tmp_path: Path, pki: dict[str, Path], 
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        ("mqtt_url: mqtt://h\nmqtt_ca_file: {ca}\n", "mqtt_ca_file need an mqtts:// mqtt_url"),
+        ("mqtt_url: mqtt://h\nmqtt_ca_file: {ca}\n", "mqtt_ca_file: TLS files need an mqtts:"),
         ("mqtt_url: mqtts://h\nmqtt_cert_file: {cert}\n", "go together"),
         ("mqtt_url: mqtts://h\nmqtt_ca_file: /no/such/ca.pem\n", "mqtt_ca_file"),
         ("mqtt_url: mqtts://h:port\n", "port that is not a number"),
