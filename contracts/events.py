@@ -151,6 +151,9 @@ class DropReason(StrEnum):
     BUFFER_FULL = "buffer full"
     DISK_FULL = "disk full"
     READING_QUEUE_FULL = "reading queue full"
+    #: A reading (or a buffered message) larger than the broker's packet limit: it could
+    #: never be delivered, so it was dead-ended rather than resent forever.
+    TOO_LARGE = "too large"
 
 
 class DataDropped(EventDetail):

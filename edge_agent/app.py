@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from contracts.events import BufferCorrupt, EventType, GatewayEvent
 from contracts.messages import Reading
 from contracts.timeutil import utc_now
+from contracts.topics import Kind, topic
 from edge_agent.batching import TelemetryBatcher, batch_offset_s, run_batcher
 from edge_agent.buffer import AsyncOutbox
 from edge_agent.clock import ClockGuard
@@ -26,6 +27,7 @@ from edge_agent.control_store import ControlStore, control_store_path
 from edge_agent.daylight import sun_is_down
 from edge_agent.events import EventWriter
 from edge_agent.modbus import open_endpoint
+from edge_agent.packets import PacketLimit
 from edge_agent.pending import HeldMessages
 from edge_agent.poller import DevicePoller, DeviceRegistry, NightCheck
 from edge_agent.publisher import Publisher
@@ -58,8 +60,18 @@ class Agent:
         )
         self.held = HeldMessages(outbox, self.wake, settings.gateway_id)
         self.events = EventWriter(self.held)
+        #: The packet limit batches are cut to; the publisher lowers it to the broker's.
+        self.packet_limit = PacketLimit(
+            settings.mqtt_max_packet_bytes, v5=settings.mqtt_protocol == "5"
+        )
         self.batcher = TelemetryBatcher(
-            outbox, self.wake, self.clock, self.check_clock, settings.gateway_id
+            outbox,
+            self.wake,
+            self.clock,
+            self.check_clock,
+            settings.gateway_id,
+            limit=self.packet_limit,
+            topic=topic(settings.region, settings.gateway_id, Kind.TELEMETRY),
         )
         self.control_store = ControlStore(
             settings.control_state_path or control_store_path(settings.buffer_path)
@@ -72,6 +84,7 @@ class Agent:
             on_cloud_time=self.clock.on_cloud_time,
             on_control=self._submit_control,
             config_version=lambda: self.control.config_version,
+            limit=self.packet_limit,
         )
         self.metrics: AgentMetrics | None = None
         if settings.health_port is not None:
@@ -171,6 +184,8 @@ class Agent:
             resent=pub.resent,
             sessions=pub.sessions,
             stored_refused=pub.stored_refused,
+            too_large=pub.too_large,
+            too_large_readings=self.batcher.too_large + pub.too_large_readings,
             batches=self.batches,
             dropped_batches=self.dropped_batches,
             held=len(self.held),

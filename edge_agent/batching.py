@@ -1,4 +1,9 @@
-"""Telemetry batches: one poll cycle's readings buffered as one ``telemetry`` message.
+"""Telemetry batches: one poll cycle's readings buffered as ``telemetry`` messages.
+
+A poll cycle is one message unless it does not fit the broker's packet limit: then it is
+cut into as many messages as it takes, one seq each (:mod:`.packets`). A reading too
+large to fit any message is never buffered: it gets a seq recorded dropped ("too
+large"), logged, counted and reported like any drop — the rest of its cycle goes on.
 
 Readings taken while the clock was suspect are flagged ``clock_suspect``. A batch the
 full disk refuses is dropped (telemetry is the one thing that may be) and counted; the
@@ -14,12 +19,12 @@ import time
 from collections.abc import Awaitable, Callable
 from uuid import UUID
 
-from contracts.events import EventType, GatewayEvent
-from contracts.messages import Quality, Reading, TelemetryBatch
-from contracts.timeutil import to_wire
+from contracts.events import DropReason, EventType, GatewayEvent
+from contracts.messages import Quality, Reading
 from edge_agent.buffer import AsyncOutbox, BufferFullError, Dropped, PayloadFactory
 from edge_agent.clock import ClockGuard
 from edge_agent.events import event_factory
+from edge_agent.packets import PacketLimit, ReadingCutter, span_of
 from edge_agent.poller import next_aligned
 from edge_agent.settings import AgentSettings
 
@@ -65,13 +70,20 @@ class TelemetryBatcher:
         clock: ClockGuard,
         check_clock: Callable[[], Awaitable[None]],
         gateway_id: str,
+        *,
+        limit: PacketLimit,
+        topic: str,
     ) -> None:
         self._outbox = outbox
         self._wake = wake
         self._clock = clock
         self._check_clock = check_clock
         self._gateway_id = gateway_id
+        self._limit = limit
+        self._topic = topic
         self.batches = 0
+        #: Readings never buffered because no message under the packet limit holds them.
+        self.too_large = 0
         self._unsequenced_drops = 0
         self._unbuffered_drop = Dropped("disk full")
 
@@ -81,16 +93,28 @@ class TelemetryBatcher:
         return self._outbox.dropped_total + self._unsequenced_drops
 
     async def persist(self, readings: list[Reading]) -> None:
-        """Buffer one poll cycle's readings as one telemetry batch (before any publish)."""
+        """Buffer one poll cycle's readings (before any publish): one telemetry message,
+        or several when one would not fit the packet limit."""
         await self._check_clock()
         if self._clock.take_suspect():
             readings = [clock_suspect(r) for r in readings]
+        cutter = ReadingCutter(readings, self._limit.room(self._topic))
+        if cutter.too_large:
+            await self._dead_end(cutter.too_large)
+        start = 0
+        while start < len(cutter.readings):
+            # Cut for the seq the message will get (one writer: the next one, unless an
+            # event takes it first; then the publisher cuts again if it must).
+            guess = await self._outbox.last_seq() + 1
+            end = cutter.cut(self._outbox.stream_id, guess, start)
+            await self._buffer(cutter, start, end)
+            start = end
 
+    async def _buffer(self, cutter: ReadingCutter, start: int, end: int) -> None:
         def make(stream_id: UUID, seq: int) -> bytes:
-            return TelemetryBatch(stream_id=stream_id, seq=seq, readings=readings).to_json()
+            return cutter.payload(stream_id, seq, start, end)
 
-        stamps = [r.ts for r in readings]
-        span = (to_wire(min(stamps)), to_wire(max(stamps)))
+        span = span_of(cutter.readings[start:end])
         try:
             seq = await self._outbox.append("telemetry", make, span=span)
         except BufferFullError as exc:
@@ -101,13 +125,29 @@ class TelemetryBatcher:
             log.error(
                 "gateway %s: batch of %d readings not buffered: %s",
                 self._gateway_id,
-                len(readings),
+                end - start,
                 exc,
             )
             return
         self.batches += 1
-        log.debug("gateway %s: batch seq %d with %d readings", self._gateway_id, seq, len(readings))
+        log.debug("gateway %s: batch seq %d with %d readings", self._gateway_id, seq, end - start)
         self._wake.set()
+
+    async def _dead_end(self, readings: list[Reading]) -> None:
+        size = sum(len(r.model_dump_json()) for r in readings)
+        for r in readings:
+            log.error(
+                "gateway %s: reading of %s at %s dropped: too large for a %d-byte MQTT packet",
+                self._gateway_id,
+                r.device,
+                r.ts.isoformat(),
+                self._limit.bytes,
+            )
+        self.too_large += len(readings)
+        try:
+            await self._outbox.skip(span_of(readings), DropReason.TOO_LARGE.value, size)
+        except (BufferFullError, sqlite3.OperationalError) as exc:
+            log.error("gateway %s: too-large readings not recorded: %s", self._gateway_id, exc)
 
     async def report_drops(self) -> None:
         """Report drops not yet reported: one ``data_dropped`` event per reason naming the

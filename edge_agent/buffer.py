@@ -70,6 +70,9 @@ CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (priority, seq) WHERE sent_at
 
 PayloadFactory = Callable[[UUID, int], bytes]
 Span = tuple[str, str]  # first and last reading time (RFC 3339) of a telemetry batch
+#: ``(stream id, seq, first item) -> (payload, end, span)``: the next piece of a message
+#: being split, holding items ``[first, end)``, built for that seq.
+Cut = Callable[[UUID, int, int], tuple[bytes, int, Span | None]]
 
 
 class BufferFullError(RuntimeError):
@@ -313,12 +316,94 @@ class Outbox:
 
     def _skip_seq(self, kind: str, span: Span | None, reason: str) -> int:
         """Allocate a seq for a message that cannot be stored, and record it dropped."""
+        seq = self.skip(span, reason)
+        self.dropped_total += 1
+        return seq
+
+    def skip(self, span: Span | None, reason: str, size: int = 0) -> int:
+        """Allocate a seq for telemetry that will never be buffered (``size`` bytes of
+        readings over ``span``) and record it dropped for ``reason``: the next
+        ``data_dropped`` names the seq, so ingest accounts for it."""
         with self._tx():
             seq = next_seq(self.last_seq)
             self._db.execute("UPDATE meta SET last_seq = ? WHERE id = 1", (seq,))
-            self._record_drops(reason, [(seq, 0, span)])
-        self.dropped_total += 1
+            self._record_drops(reason, [(seq, size, span)])
         return seq
+
+    def dead_end(self, seq: int, reason: str) -> bool:
+        """Delete row ``seq`` and record it dropped for ``reason`` (one transaction): for
+        a message that can never be delivered. False when the row is gone already."""
+        with self._tx():
+            row = self._db.execute(
+                "SELECT length(payload), span_from, span_to FROM outbox WHERE seq = ?", (seq,)
+            ).fetchone()
+            if row is None:
+                return False
+            size, s_from, s_to = row
+            self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+            self._record_drops(reason, [(seq, size, (s_from, s_to) if s_from else None)])
+        self.bytes -= int(size)
+        return True
+
+    def split(
+        self,
+        seq: int,
+        cut: Cut,
+        count: int,
+        *,
+        reason: str,
+        lost: tuple[Span | None, int] | None = None,
+    ) -> list[int]:
+        """Replace row ``seq`` (``count`` items) by pieces that each fit, in one
+        transaction: the row keeps its seq with the first piece, the others get the next
+        seqs (same kind, priority and creation time); items that fit nowhere (``lost``:
+        their span and bytes) get a seq recorded dropped for ``reason``. ``count`` 0:
+        the row is dead-ended. Returns the pieces' seqs (none when the row is gone)."""
+        if count == 0:
+            self.dead_end(seq, reason)  # its readings are the lost ones
+            return []
+        added = 0
+        with self._tx():
+            row = self._db.execute(
+                "SELECT kind, created_at, priority, length(payload) FROM outbox WHERE seq = ?",
+                (seq,),
+            ).fetchone()
+            if row is None:
+                return []
+            kind, created, priority, old_size = row
+            payload, end, span = cut(self.stream_id, seq, 0)
+            self._db.execute(
+                "UPDATE outbox SET payload = ?, sent_at = NULL, span_from = ?, span_to = ?"
+                " WHERE seq = ?",
+                (payload, span[0] if span else None, span[1] if span else None, seq),
+            )
+            added += len(payload) - int(old_size)
+            seqs = [seq]
+            while end < count:
+                new = next_seq(self.last_seq)
+                payload, end, span = cut(self.stream_id, new, end)
+                self._db.execute("UPDATE meta SET last_seq = ? WHERE id = 1", (new,))
+                self._db.execute(
+                    "INSERT INTO outbox (seq, kind, payload, created_at, sent_at, priority,"
+                    " span_from, span_to) VALUES (?, ?, ?, ?, NULL, ?, ?, ?)",
+                    (
+                        new,
+                        kind,
+                        payload,
+                        created,
+                        priority,
+                        span[0] if span else None,
+                        span[1] if span else None,
+                    ),
+                )
+                added += len(payload)
+                seqs.append(new)
+            if lost is not None:
+                new = next_seq(self.last_seq)
+                self._db.execute("UPDATE meta SET last_seq = ? WHERE id = 1", (new,))
+                self._record_drops(reason, [(new, lost[1], lost[0])])
+        self.bytes += added
+        return seqs
 
     def _make_room(self, size: int) -> list[tuple[int, int, Span | None]]:
         """Inside the caller's transaction: delete the oldest telemetry until ``size`` fits;
@@ -586,6 +671,23 @@ class AsyncOutbox:
 
     async def report_drops(self, make_event: Callable[[Dropped], PayloadFactory]) -> list[Dropped]:
         return await self._run(self._core.report_drops, make_event)
+
+    async def skip(self, span: Span | None, reason: str, size: int = 0) -> int:
+        return await self._run(self._core.skip, span, reason, size)
+
+    async def dead_end(self, seq: int, reason: str) -> bool:
+        return await self._run(self._core.dead_end, seq, reason)
+
+    async def split(
+        self,
+        seq: int,
+        cut: Cut,
+        count: int,
+        *,
+        reason: str,
+        lost: tuple[Span | None, int] | None = None,
+    ) -> list[int]:
+        return await self._run(self._core.split, seq, cut, count, reason=reason, lost=lost)
 
     async def unsent(self, limit: int, exclude: Iterable[int] = ()) -> list[OutboxRow]:
         return await self._run(self._core.unsent, limit, list(exclude))

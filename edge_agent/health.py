@@ -129,6 +129,12 @@ def _counters(status: AgentStatus) -> Iterator[CounterMetricFamily]:
         ("resent", "Messages made unsent again for lack of a stored watermark", status.resent),
         ("mqtt_reconnects", "MQTT sessions after the first", max(status.sessions - 1, 0)),
         ("stored_refused", "stored beyond the stream's last seq, ignored", status.stored_refused),
+        ("too_large", "Buffered messages over the packet limit, cut or dropped", status.too_large),
+        (
+            "too_large_readings",
+            "Readings dropped: larger than any packet",
+            status.too_large_readings,
+        ),
         ("held_lost", "Held events and answers lost past the in-memory bound", status.held_lost),
     ):
         yield CounterMetricFamily(f"potr_agent_{name}", doc, value=total)

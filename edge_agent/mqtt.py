@@ -3,15 +3,27 @@
 MQTT 5 uses ``clean_start=False`` plus a session expiry, so subscriptions survive a
 reconnect; 3.1.1 (amqtt demo) uses a persistent session. Library errors surface as
 :class:`LinkError`.
+
+TLS (``LinkConfig.tls``) verifies the broker's certificate against ``ca_file`` (the
+system's CAs without one) and its host name; a client certificate is the gateway's
+identity where the broker asks for one.
+
+Keepalive: paho sends PINGREQ after a keepalive of silence and gives up when no PINGRESP
+came a keepalive later, so a half-open link would go unnoticed for up to 2 x keepalive.
+The CONNECT still announces ``keepalive_s`` (the broker drops a silent gateway after 1.5
+x that, and fires its will), but once connected paho pings at half of it: a dead link is
+noticed within ``keepalive_s`` plus paho's one-second timer, inside 1.5 x keepalive.
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as mqtt
@@ -29,7 +41,7 @@ class LinkConfig:
     port: int
     client_id: str
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     protocol: str = "5"
     keepalive_s: int = 30
     session_expiry_s: int = 3600
@@ -37,6 +49,26 @@ class LinkConfig:
     will_topic: str | None = None
     will_payload: bytes | None = None
     publish_timeout_s: float = 30.0
+    tls: bool = False
+    #: PEM files: the CA(s) the broker's certificate must chain to; the client's own
+    #: certificate and private key.
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+
+def _tls(cfg: LinkConfig) -> aiomqtt.TLSParameters | None:
+    if not cfg.tls:
+        return None
+    # PROTOCOL_TLS_CLIENT: TLS 1.2 or later, certificate and host name checked. aiomqtt
+    # loads the files in its connect thread, off the event loop.
+    return aiomqtt.TLSParameters(
+        ca_certs=cfg.ca_file,
+        certfile=cfg.cert_file,
+        keyfile=cfg.key_file,
+        cert_reqs=ssl.CERT_REQUIRED,
+        tls_version=ssl.PROTOCOL_TLS_CLIENT,
+    )
 
 
 class MqttLink:
@@ -44,6 +76,8 @@ class MqttLink:
 
     def __init__(self, cfg: LinkConfig) -> None:
         self._cfg = cfg
+        #: The broker's Maximum Packet Size from CONNACK (MQTT 5), None when not given.
+        self.broker_max_packet: int | None = None
         v5 = cfg.protocol == "5"
         properties = None
         if v5:
@@ -67,10 +101,31 @@ class MqttLink:
             keepalive=cfg.keepalive_s,
             max_inflight_messages=cfg.max_inflight,
             timeout=cfg.publish_timeout_s,
+            tls_params=_tls(cfg),
+            tls_insecure=False if cfg.tls else None,
             # Nagle off: an ack right after a PUBACK would otherwise wait for the
             # broker's delayed ACK (~40 ms a hop; bench/control_latency.py).
             socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
         )
+        self._watch_connack()
+
+    def _watch_connack(self) -> None:
+        # aiomqtt 2.x drops CONNACK's properties and keeps paho in ``_client`` (private;
+        # pinned <3, covered by tests against Mosquitto): wrap its handler to read them.
+        paho: mqtt.Client = self._client._client
+        forward = paho.on_connect
+
+        def on_connect(client: mqtt.Client, userdata: Any, *args: Any) -> None:
+            properties = args[2] if len(args) > 2 else None
+            size = getattr(properties, "MaximumPacketSize", None)
+            self.broker_max_packet = int(size) if size else None
+            # Ping at half the session's keepalive (after a Server Keep Alive, if any):
+            # the public setter refuses once connected, so the attribute it sets.
+            client._keepalive = client.keepalive / 2  # type: ignore[assignment]
+            if forward is not None:
+                forward(client, userdata, *args)
+
+        paho.on_connect = on_connect
 
     async def __aenter__(self) -> MqttLink:
         try:

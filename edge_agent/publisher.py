@@ -1,6 +1,12 @@
 """The MQTT session: birth, retained state, a bounded window of QoS 1 publishes from
 the outbox, the ``stored`` watermark, resend after ``stored_timeout_s``, and reconnects
-with exponential back-off and full jitter.
+after a random phase, then doubling (:class:`pacing.Reconnect`).
+
+Nothing over the broker's packet limit is ever sent (the broker would drop the link and
+the message would come back after every reconnect): a buffered telemetry message cut
+for a larger limit than the broker's (MQTT 5 CONNACK) is cut again in the buffer, its
+first piece keeping its seq; any other message that cannot fit is dead-ended and
+reported dropped ("too large").
 
 A row is marked sent only after its PUBACK; it is deleted only when ``stored`` covers
 it; a PUBACKed row not covered within ``stored_timeout_s`` is made unsent again.
@@ -20,8 +26,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
+from contracts.events import DropReason
 from contracts.messages import (
     AckStatus,
     BirthMsg,
@@ -30,16 +37,18 @@ from contracts.messages import (
     MessageError,
     StateMsg,
     StoredMsg,
+    TelemetryBatch,
     decode,
 )
 from contracts.timeutil import utc_now
 from contracts.topics import Kind, TopicError, gateway_subscriptions, parse_topic, topic
 from edge_agent import __version__
-from edge_agent.buffer import PRIORITY, AsyncOutbox, OutboxRow
+from edge_agent.buffer import PRIORITY, AsyncOutbox, OutboxRow, Span
 from edge_agent.mqtt import LinkConfig, LinkError, MqttLink
+from edge_agent.packets import PacketLimit, ReadingCutter, span_of
 from edge_agent.poller import DeviceRegistry
 from edge_agent.settings import AgentSettings
-from pacing import Backoff, TokenBucket
+from pacing import Reconnect, TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +78,16 @@ class Publisher:
         on_cloud_time: Callable[[datetime], None] | None = None,
         on_control: ControlSink | None = None,
         config_version: Callable[[], int | None] | None = None,
+        limit: PacketLimit | None = None,
     ) -> None:
         self._on_control = on_control
         self._config_version = config_version or (lambda: None)
         self._s = settings
-        self._reconnect = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
+        self._reconnect = Reconnect(settings.reconnect_min_s, settings.reconnect_max_s)
+        #: Shared with the batcher, which cuts new batches to it.
+        self.limit = limit or PacketLimit(
+            settings.mqtt_max_packet_bytes, v5=settings.mqtt_protocol == "5"
+        )
         self._outbox = outbox
         self._registry = registry
         self._wake = wake
@@ -93,6 +107,10 @@ class Publisher:
         self.stored_upto: int | None = None
         #: ``stored`` messages refused for claiming seqs this stream never allocated.
         self.stored_refused = 0
+        #: Buffered messages over the packet limit (cut again or dead-ended), and the
+        #: readings among them that fit no packet.
+        self.too_large = 0
+        self.too_large_readings = 0
 
     # ----- topics and messages ----------------------------------------------------------
     def _topic(self, kind: Kind | str) -> str:
@@ -116,13 +134,18 @@ class Publisher:
         )
 
     def _link_config(self) -> LinkConfig:
-        host, port, user, password = self._s.mqtt_target()
+        target = self._s.mqtt_target()
+        s = self._s
         return LinkConfig(
-            host=host,
-            port=port,
+            host=target.host,
+            port=target.port,
             client_id=self._s.gateway_id,
-            username=user,
-            password=password,
+            username=target.username,
+            password=target.password.get_secret_value() if target.password else None,
+            tls=target.tls,
+            ca_file=str(s.mqtt_ca_file) if s.mqtt_ca_file else None,
+            cert_file=str(s.mqtt_cert_file) if s.mqtt_cert_file else None,
+            key_file=str(s.mqtt_key_file) if s.mqtt_key_file else None,
             protocol=self._s.mqtt_protocol,
             keepalive_s=self._s.mqtt_keepalive_s,
             session_expiry_s=self._s.mqtt_session_expiry_s,
@@ -144,8 +167,8 @@ class Publisher:
                 return
             except LinkError as exc:
                 self.connected.clear()
-                attempt = 0 if self._was_up else attempt + 1
-                delay = self._reconnect.delay(attempt + 1)
+                attempt = 1 if self._was_up else attempt + 1
+                delay = self._reconnect.delay(attempt)
                 log.warning(
                     "gateway %s: mqtt link down (%s); retry in %.2fs",
                     self._s.gateway_id,
@@ -165,9 +188,10 @@ class Publisher:
         async with MqttLink(self._link_config()) as link:
             self._was_up = True
             self.sessions += 1
+            self.limit.broker = link.broker_max_packet
             await link.subscribe(gateway_subscriptions(self._s.region, self._s.gateway_id))
             self._registry.changed.clear()
-            await link.publish(self._topic(Kind.BIRTH), self.birth().to_json())
+            await self._publish_birth(link)
             await link.publish(self._topic(Kind.STATE), self._state(True), retain=True)
             log.info(
                 "gateway %s: connected (session %d), stream %s",
@@ -213,6 +237,10 @@ class Publisher:
                     pass
                 continue
             for row in rows:
+                if not self.limit.fits(self._topic(row.kind), len(row.payload)):
+                    await self._too_large(row)
+                    self._wake.set()  # its pieces, if any, are unsent rows now
+                    continue
                 self._inflight.add(row.seq)
                 if row.priority == TELEMETRY and row.seq <= live_from:
                     self._backlog_inflight.add(row.seq)
@@ -286,11 +314,70 @@ class Publisher:
                 )
                 self._wake.set()
 
+    async def _too_large(self, row: OutboxRow) -> None:
+        """A buffered message over the packet limit: telemetry is cut again in the buffer
+        (readings that fit no packet get a seq recorded dropped); anything else can never
+        be delivered and is dead-ended. Either way the next ``data_dropped`` accounts for
+        what is gone, and the stream goes on."""
+        self.too_large += 1
+        reason = DropReason.TOO_LARGE.value
+        batch = _telemetry(row)
+        if batch is None:
+            await self._outbox.dead_end(row.seq, reason)
+            log.error(
+                "gateway %s: %s seq %d (%d bytes) can never fit a %d-byte MQTT packet: dropped",
+                self._s.gateway_id,
+                row.kind,
+                row.seq,
+                len(row.payload),
+                self.limit.bytes,
+            )
+            return
+        cutter = ReadingCutter(batch.readings, self.limit.room(self._topic(Kind.TELEMETRY)))
+        lost: tuple[Span | None, int] | None = None
+        if cutter.too_large:
+            size = sum(len(r.model_dump_json()) for r in cutter.too_large)
+            lost = (span_of(cutter.too_large), size)
+            self.too_large_readings += len(cutter.too_large)
+
+        def piece(stream_id: UUID, seq: int, start: int) -> tuple[bytes, int, Span]:
+            end = cutter.cut(stream_id, seq, start)
+            readings = cutter.readings[start:end]
+            return cutter.payload(stream_id, seq, start, end), end, span_of(readings)
+
+        seqs = await self._outbox.split(
+            row.seq, piece, len(cutter.readings), reason=reason, lost=lost
+        )
+        log.warning(
+            "gateway %s: telemetry seq %d (%d bytes) over the %d-byte packet limit: cut into"
+            " seqs %s, %d readings dropped",
+            self._s.gateway_id,
+            row.seq,
+            len(row.payload),
+            self.limit.bytes,
+            seqs,
+            len(cutter.too_large),
+        )
+
+    async def _publish_birth(self, link: MqttLink) -> None:
+        payload = self.birth().to_json()
+        birth_topic = self._topic(Kind.BIRTH)
+        if not self.limit.fits(birth_topic, len(payload)):
+            # Sent, it would only get the link dropped, again at every reconnect.
+            log.error(
+                "gateway %s: birth of %d bytes over the %d-byte packet limit: not sent",
+                self._s.gateway_id,
+                len(payload),
+                self.limit.bytes,
+            )
+            return
+        await link.publish(birth_topic, payload)
+
     async def _birth_on_change(self, link: MqttLink) -> None:
         while True:
             await self._registry.changed.wait()
             self._registry.changed.clear()
-            await link.publish(self._topic(Kind.BIRTH), self.birth().to_json())
+            await self._publish_birth(link)
 
     # ----- receiving --------------------------------------------------------------------
     async def _receive(self, link: MqttLink) -> None:
@@ -361,3 +448,14 @@ class Publisher:
 
         await self._outbox.append(Kind.CMD_ACK.value, make)
         self._wake.set()
+
+
+def _telemetry(row: OutboxRow) -> TelemetryBatch | None:
+    """The row's telemetry batch, None for any other kind (or a payload that is not one)."""
+    if row.kind != Kind.TELEMETRY.value:
+        return None
+    try:
+        batch = decode(Kind.TELEMETRY, row.payload)
+    except MessageError:
+        return None
+    return batch if isinstance(batch, TelemetryBatch) else None

@@ -15,13 +15,21 @@ Endpoints are Modbus TCP (the default ``transport``) or Modbus RTU::
         stopbits: 1
         unit_ids: [1, 2, 5]
         unit_profiles: {5: sim-isolator}   # else SunSpec discovery
+
+The broker link: ``mqtt://`` (plaintext, development only) or ``mqtts://`` (TLS, port
+8883 unless given), verified against ``mqtt_ca_file``; the gateway proves who it is
+with ``mqtt_username`` + ``mqtt_password`` (``POTR_MQTT_PASSWORD``) or a client
+certificate (``mqtt_cert_file`` + ``mqtt_key_file``, the key readable by its owner
+only). With ``env: production`` the agent refuses plaintext, a TLS URL without a CA
+file, a password written into the URL, and no identity at all.
 """
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
-from urllib.parse import unquote, urlsplit
+from typing import Annotated, Any, Literal, NamedTuple, Self
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import yaml
 from pydantic import (
@@ -29,6 +37,8 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    FilePath,
+    SecretStr,
     Tag,
     ValidationError,
     field_validator,
@@ -43,6 +53,15 @@ from pydantic_settings import (
 from contracts.signing import SignatureError, TrustedKeys
 from contracts.topics import GATEWAY_ID_RE, Region
 from device_profiles import DeviceProfile, ProfileError, builtin_profiles, load_profiles
+from pacing import RECONNECT_MAX_S, RECONNECT_WINDOW_S
+
+#: URL schemes of a plaintext and of a TLS broker link, and their default ports.
+PLAIN_SCHEMES = ("mqtt", "tcp")
+TLS_SCHEMES = ("mqtts",)
+DEFAULT_PORTS = {"mqtt": 1883, "tcp": 1883, "mqtts": 8883}
+#: Largest MQTT packet by default: the regional brokers' ``max_packet_size``
+#: (``broker_config.mosquitto.MosquittoConfig``).
+MAX_PACKET_BYTES = 256 * 1024
 
 
 class SettingsError(ValueError):
@@ -127,16 +146,40 @@ AnyEndpoint = Annotated[
 ]
 
 
+class MqttTarget(NamedTuple):
+    """Where and as whom the agent connects (the password stays a secret here)."""
+
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: SecretStr | None
+
+
 class AgentSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="POTR_", env_nested_delimiter="__", extra="forbid")
 
     gateway_id: str = Field(pattern=GATEWAY_ID_RE.pattern)
     region: Region
+    #: ``production`` refuses plaintext MQTT and credentials in the URL (module docstring).
+    env: Literal["dev", "test", "production"] = "dev"
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     mqtt_username: str | None = None
-    mqtt_password: str | None = None
+    #: Never logged or printed; a password given in ``mqtt_url`` (dev/test only) moves here.
+    mqtt_password: SecretStr | None = None
+    #: CA certificate(s), PEM, that the broker's certificate must chain to (``mqtts://``);
+    #: none = the system's CAs (refused in production).
+    mqtt_ca_file: FilePath | None = None
+    #: Client certificate and its private key (PEM): the gateway's identity over TLS.
+    mqtt_cert_file: FilePath | None = None
+    mqtt_key_file: FilePath | None = None
     mqtt_protocol: Literal["5", "3.1.1"] = "5"
+    #: A dead link (no FIN, nothing answering) is noticed within 1.5 x this (pings go at
+    #: half of it; ``edge_agent.mqtt``); the broker drops a silent gateway after 1.5 x.
     mqtt_keepalive_s: int = Field(default=30, ge=5)
+    #: Largest MQTT packet to send, topic and headers included: batches are cut to fit.
+    #: Under MQTT 5 the broker's own limit (CONNACK) is honoured when it is smaller.
+    mqtt_max_packet_bytes: int = Field(default=MAX_PACKET_BYTES, ge=1024, le=268_435_455)
     mqtt_session_expiry_s: int = Field(default=3600, ge=0)
     buffer_path: Path = Path("potr-agent-buffer.sqlite")
     #: Payload bytes the buffer may hold; when full the oldest telemetry goes first.
@@ -157,8 +200,12 @@ class AgentSettings(BaseSettings):
     clock_jump_threshold_s: float = Field(default=1.0, gt=0)
     #: The clock is known good within this many seconds of the cloud's (``stored.ts``).
     clock_max_skew_s: float = Field(default=5.0, gt=0)
-    reconnect_min_s: float = Field(default=0.5, gt=0)
-    reconnect_max_s: float = Field(default=60.0, gt=0)
+    #: After a lost link the first retry waits a random time below ``reconnect_min_s``
+    #: (each gateway's own phase, so a fleet that lost its broker together does not come
+    #: back together); later retries wait ``reconnect_min_s`` doubling up to
+    #: ``reconnect_max_s`` (``pacing.Reconnect``; ARCHITECTURE decision 36).
+    reconnect_min_s: float = Field(default=RECONNECT_WINDOW_S, gt=0)
+    reconnect_max_s: float = Field(default=RECONNECT_MAX_S, gt=0)
     unreachable_backoff_max_s: float = Field(default=60.0, gt=0)
     endpoints: list[AnyEndpoint] = Field(default_factory=list)
     #: Extra device profiles (``*.yaml``) beside the built-in ones; names must not clash.
@@ -197,9 +244,66 @@ class AgentSettings(BaseSettings):
     @classmethod
     def _mqtt_scheme(cls, v: str) -> str:
         parts = urlsplit(v)
-        if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
-            raise ValueError("mqtt_url must look like mqtt://[user:pass@]host[:port]")
+        try:
+            parts.port  # noqa: B018  # raises on a port that is not a number
+        except ValueError:
+            raise ValueError("mqtt_url has a port that is not a number") from None
+        if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+            raise ValueError("mqtt_url must look like mqtts://[user@]host[:port] (or mqtt://)")
         return v
+
+    @field_validator("mqtt_key_file")
+    @classmethod
+    def _key_owner_only(cls, v: Path | None) -> Path | None:
+        # Like ssh: a private key others may read is no longer private; refused, not
+        # warned, because a warning in a gateway's journal is read by nobody.
+        if v is not None and v.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            mode = stat.S_IMODE(v.stat().st_mode)
+            raise ValueError(f"{v} is readable by group or others (mode {mode:04o}): chmod 600 it")
+        return v
+
+    @model_validator(mode="after")
+    def _link_security(self) -> Self:
+        parts = urlsplit(self.mqtt_url)
+        tls = parts.scheme in TLS_SCHEMES
+        tls_files = {
+            "mqtt_ca_file": self.mqtt_ca_file,
+            "mqtt_cert_file": self.mqtt_cert_file,
+            "mqtt_key_file": self.mqtt_key_file,
+        }
+        given = [name for name, path in tls_files.items() if path is not None]
+        if given and not tls:
+            raise ValueError(f"{', '.join(given)}: TLS files need an mqtts:// mqtt_url")
+        if (self.mqtt_cert_file is None) != (self.mqtt_key_file is None):
+            raise ValueError("mqtt_cert_file and mqtt_key_file go together")
+        if self.env == "production":
+            if not tls:
+                raise ValueError(
+                    "mqtt_url: plaintext MQTT is refused in production (env=production);"
+                    " use mqtts://"
+                )
+            if self.mqtt_ca_file is None:
+                raise ValueError(
+                    "mqtt_ca_file is required in production: the CA the broker's"
+                    " certificate must chain to"
+                )
+            if parts.password is not None:
+                raise ValueError(
+                    "mqtt_url: no password in the URL in production; give it in"
+                    " mqtt_password (POTR_MQTT_PASSWORD)"
+                )
+            if self.mqtt_cert_file is None and self.mqtt_password is None:
+                raise ValueError(
+                    "production needs an identity: mqtt_password or mqtt_cert_file + mqtt_key_file"
+                )
+        if parts.password is not None:
+            # Out of the URL, so no repr, log line or error message ever shows it.
+            if self.mqtt_password is None:
+                self.mqtt_password = SecretStr(unquote(parts.password))
+            self.mqtt_url = _without_password(self.mqtt_url)
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise ValueError("reconnect_min_s must not exceed reconnect_max_s")
+        return self
 
     @field_validator("endpoints")
     @classmethod
@@ -265,12 +369,17 @@ class AgentSettings(BaseSettings):
     def effective_publish_interval_s(self) -> float:
         return self.publish_interval_s or self.poll_interval_s
 
-    def mqtt_target(self) -> tuple[str, int, str | None, str | None]:
-        """``(host, port, username, password)``; explicit fields beat the URL's."""
+    def mqtt_target(self) -> MqttTarget:
+        """Host, port, TLS or not, username and password; explicit fields beat the URL's."""
         parts = urlsplit(self.mqtt_url)
         user = self.mqtt_username or (unquote(parts.username) if parts.username else None)
-        password = self.mqtt_password or (unquote(parts.password) if parts.password else None)
-        return parts.hostname or "127.0.0.1", parts.port or 1883, user, password
+        return MqttTarget(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or DEFAULT_PORTS[parts.scheme],
+            tls=parts.scheme in TLS_SCHEMES,
+            username=user,
+            password=self.mqtt_password,
+        )
 
     @classmethod
     def settings_customise_sources(
@@ -303,6 +412,15 @@ class AgentSettings(BaseSettings):
             raise SettingsError(f"{path}: {_summarise(exc)}") from None
 
 
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    user = f"{parts.username}@" if parts.username else ""
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host  # an IPv6 literal keeps its brackets
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}{host}{port}"))
+
+
 def _summarise(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
@@ -317,6 +435,7 @@ __all__ = [
     "AgentSettings",
     "AnyEndpoint",
     "EndpointSettings",
+    "MqttTarget",
     "RtuEndpointSettings",
     "SettingsError",
     "TcpEndpointSettings",

@@ -43,6 +43,10 @@ class AgentStatus:
     sessions: int
     #: ``stored`` messages refused for claiming seqs the stream never allocated.
     stored_refused: int
+    #: Buffered messages over the broker's packet limit (cut again or dead-ended), and
+    #: readings dropped because no packet could hold them.
+    too_large: int
+    too_large_readings: int
     batches: int
     dropped_batches: int
     #: Events and answers held in memory while the disk is full, and those lost.

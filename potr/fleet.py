@@ -343,6 +343,9 @@ def agent_settings(
         "buffer_path": str(buffer_path),
         "poll_interval_s": poll_interval_s,
         "stored_timeout_s": stored_timeout_s,
+        # A handful of local agents: back within seconds (the fleet default spreads
+        # reconnects over 30 s, for many gateways on one broker).
+        "reconnect_min_s": 1.0,
         "reconnect_max_s": 5.0,
         "endpoints": [
             {"name": "site", "host": "127.0.0.1", "port": modbus_port, "unit_ids": [1, 2]}

@@ -11,6 +11,7 @@ listener as in development.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pwd
 import select
@@ -79,7 +80,12 @@ class PrivateMosquitto:
     """Start, kill (SIGKILL), restart and reload one Mosquitto we own, on the same ports."""
 
     def __init__(
-        self, *, port: int = 0, persistence: bool = True, security: BrokerSecurity | None = None
+        self,
+        *,
+        port: int = 0,
+        persistence: bool = True,
+        security: BrokerSecurity | None = None,
+        max_packet_size: int | None = None,
     ) -> None:
         self.binary = _binary()
         # /tmp, world-readable: started as root, mosquitto drops to its own user first.
@@ -87,6 +93,8 @@ class PrivateMosquitto:
         os.chmod(self.root, 0o755)
         self.persistence = persistence
         self.security = security
+        #: None: the generated config's default (the regional brokers' limit).
+        self.max_packet_size = max_packet_size
         self.proc: subprocess.Popen[bytes] | None = None
         self.plain_port: int | None = None
         self.tls_port: int | None = None
@@ -172,6 +180,8 @@ class PrivateMosquitto:
                 password_file=self.password_file,
                 acl_file=self.acl_file,
             )
+        if self.max_packet_size is not None:
+            conf = dataclasses.replace(conf, max_packet_size=self.max_packet_size)
         write_public(self.root / "mosquitto.conf", conf.render().encode())
 
     def _write_security(self, security: BrokerSecurity) -> None:

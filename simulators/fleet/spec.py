@@ -25,6 +25,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from contracts.signing import SignatureError, TrustedKeys
 from contracts.topics import GATEWAY_ID_RE, Region
+from pacing import RECONNECT_MAX_S, RECONNECT_WINDOW_S
 
 Protocol = Literal["5", "3.1.1"]
 
@@ -124,8 +125,11 @@ class FleetSpec(BaseModel):
     workers: int = Field(default=2, ge=1, le=64)
     #: New connections per real second, over the whole fleet (a reconnect storm is a test).
     connect_rate: float = Field(default=1000.0, gt=0)
-    reconnect_min_s: float = Field(default=0.5, gt=0)
-    reconnect_max_s: float = Field(default=30.0, gt=0)
+    #: The agent's reconnect policy (``pacing.Reconnect``) and its defaults: the first
+    #: retry after a lost link waits a random time below ``reconnect_min_s``, later ones
+    #: ``reconnect_min_s`` doubling up to ``reconnect_max_s``.
+    reconnect_min_s: float = Field(default=RECONNECT_WINDOW_S, gt=0)
+    reconnect_max_s: float = Field(default=RECONNECT_MAX_S, gt=0)
     #: After ``duration_s``: how long to wait for PUBACKs (and ``stored``) of what was sent.
     drain_timeout_s: float = Field(default=30.0, ge=0)
     progress_interval_s: float = Field(default=0.5, gt=0)
@@ -189,6 +193,8 @@ class FleetSpec(BaseModel):
         lo, hi = self.pv_capacity_w
         if not 0 < lo <= hi:
             raise ValueError("pv_capacity_w must be (low, high) with 0 < low <= high")
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise ValueError("reconnect_min_s must not exceed reconnect_max_s")
         return self
 
     @property

@@ -31,7 +31,7 @@ from typing import Any
 
 from contracts.messages import MessageError, StoredMsg, decode
 from contracts.topics import Kind
-from pacing import Backoff
+from pacing import Reconnect
 from simulators.fleet.gateway import VirtualGateway, sim_first_sample
 from simulators.fleet.mqtt_paho import PahoLink
 from simulators.fleet.spec import FleetSpec, GatewayPlan
@@ -94,7 +94,7 @@ class WorkerLoop:
         self._tie = 0
         self._pending_write: set[PahoLink] = set()
         self._rng = random.Random()
-        self._reconnect = Backoff(spec.reconnect_min_s, spec.reconnect_max_s, rng=self._rng)
+        self._reconnect = Reconnect(spec.reconnect_min_s, spec.reconnect_max_s, rng=self._rng)
         self.t0 = 0.0
         self.end = 0.0
         self._draining = False
@@ -241,9 +241,8 @@ class WorkerLoop:
             self._retry(idx)
 
     def _retry(self, idx: int) -> None:
-        self.attempts[idx] += 1
-        # attempts[idx] retries so far: the first waits up to twice reconnect_min_s
-        delay = self._reconnect.delay(self.attempts[idx] + 1)
+        self.attempts[idx] += 1  # 1: the first retry since the link was up (random phase)
+        delay = self._reconnect.delay(self.attempts[idx])
         self._at(time.monotonic() + delay, _CONNECT, idx)
 
     def _drop(self, idx: int, link: PahoLink) -> None:

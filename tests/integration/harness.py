@@ -65,7 +65,8 @@ def write_agent_config(path: Path, **settings: Any) -> Path:
 def site_agent_config(
     path: Path, gateway_id: str, mqtt_url: str, modbus_port: int, **overrides: Any
 ) -> Path:
-    """An agent for one simulated site (inverter unit 1, meter unit 2), quick to react."""
+    """An agent for one simulated site (inverter unit 1, meter unit 2), quick to react;
+    an override of None leaves that setting to the agent's default."""
     settings: dict[str, Any] = {
         "gateway_id": gateway_id,
         "region": "au",
@@ -85,7 +86,8 @@ def site_agent_config(
             }
         ],
     }
-    return write_agent_config(path, **{**settings, **overrides})
+    merged = {**settings, **overrides}
+    return write_agent_config(path, **{k: v for k, v in merged.items() if v is not None})
 
 
 class AgentProcess:

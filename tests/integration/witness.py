@@ -26,6 +26,7 @@ class Delivery:
     kind: str
     doc: dict[str, Any]
     received: float  # epoch seconds, local wall clock
+    size: int = 0  # payload bytes as delivered
 
     @property
     def newest_reading(self) -> float:
@@ -62,7 +63,8 @@ class Witness:
         received = time.time()
         kind = msg.topic.rsplit("/", 1)[1]
         with self._lock:
-            self.deliveries.append(Delivery(kind, orjson.loads(msg.payload), received))
+            delivery = Delivery(kind, orjson.loads(msg.payload), received, len(msg.payload))
+            self.deliveries.append(delivery)
 
     def of(self, kind: str) -> list[Delivery]:
         with self._lock:

@@ -57,3 +57,19 @@ def test_a_trusted_key_file_that_is_no_key_is_refused_before_start(tmp_path: Pat
     assert done.returncode == 2
     assert "trusted_key_files" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_plaintext_broker_in_production_is_refused_at_start_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        f"gateway_id: gw-1\nregion: au\nenv: production\nbuffer_path: {tmp_path / 'b.sqlite'}\n"
+        "mqtt_url: mqtt://gw-1:s3cret@broker.example:1883\n",
+        encoding="utf-8",
+    )
+    done = _run("--config", str(config))
+    assert done.returncode == 2
+    assert "plaintext MQTT is refused in production" in done.stderr
+    assert "s3cret" not in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr

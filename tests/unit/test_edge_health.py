@@ -27,6 +27,8 @@ STATUS = AgentStatus(
     resent=1,
     sessions=3,
     stored_refused=1,
+    too_large=2,
+    too_large_readings=3,
     batches=8,
     dropped_batches=0,
     held=2,
@@ -82,6 +84,8 @@ async def test_metrics_render_the_snapshot_and_the_buffer() -> None:
     assert samples[("potr_agent_held_messages", ())] == 2
     assert samples[("potr_agent_held_lost_total", ())] == 1
     assert samples[("potr_agent_stored_refused_total", ())] == 1
+    assert samples[("potr_agent_too_large_total", ())] == 2
+    assert samples[("potr_agent_too_large_readings_total", ())] == 3
     assert samples[("potr_agent_buffer_unsent_rows", ())] == 1
     assert samples[("potr_agent_control_refusals_total", (("code", "not applicable"),))] == 1
     state = (("device", "met-2"), ("endpoint", "site"), ("state", "asleep"), ("unit_id", "2"))

@@ -39,7 +39,15 @@ def test_a_good_file_loads(tmp_path: Path) -> None:
     assert s.gateway_id == "gw-au-0001"
     assert s.endpoints[0].unit_ids == [1, 2]
     assert s.effective_publish_interval_s == 5
-    assert s.mqtt_target() == ("broker.example", 1883, "gw-au-0001", "s3cret")
+    target = s.mqtt_target()
+    assert (target.host, target.port, target.tls, target.username) == (
+        "broker.example",
+        1883,
+        False,
+        "gw-au-0001",
+    )
+    assert target.password is not None
+    assert target.password.get_secret_value() == "s3cret"
     assert s.mqtt_protocol == "5"
 
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from pacing import Backoff, TokenBucket
+from pacing import Backoff, Reconnect, TokenBucket
 
 
 def test_backoff_ceiling_doubles_from_first_up_to_max() -> None:
@@ -82,3 +82,49 @@ def test_bucket_ignores_a_clock_going_back() -> None:
     assert bucket.try_take(10.0)
     assert not bucket.try_take(5.0)  # earlier time: no refill, no negative refill
     assert bucket.try_take(11.0)
+
+
+def test_reconnect_draws_its_first_wait_below_the_window_then_doubles_without_jitter() -> None:
+    policy = Reconnect(30.0, 60.0, rng=random.Random(3))
+    firsts = [policy.delay(1) for _ in range(2_000)]
+    assert all(0 <= d < 30.0 for d in firsts)
+    assert min(firsts) < 1.0
+    assert max(firsts) > 29.0
+    assert policy.delay(0) < 30.0  # 0 counts as the first
+    # then 30, 60, 60 (hand-computed): no draw, so the phases drawn first stay apart
+    assert [policy.delay(n) for n in (2, 3, 4, 10_000)] == [30.0, 60.0, 60.0, 60.0]
+
+
+def test_reconnect_spreads_a_fleet_that_lost_its_broker_together() -> None:
+    """50 gateways dropped at once, the broker back after 10 s: each gateway's first
+    attempt after that is uniform over the 30 s window (the phase drawn once, then fixed
+    waits), so a second holds 50/30 = 1.7 reconnects on average and 11 or more (over 20 %
+    of the fleet) only in a run in a thousand or so."""
+    policy = Reconnect(30.0, 60.0, rng=random.Random(11))
+    outage, runs = 10.0, 400
+    per_second = [0] * 30
+    crowded = 0
+    for _ in range(runs):
+        back = []
+        for _gateway in range(50):
+            t, retry = policy.delay(1), 1
+            while t < outage:
+                retry += 1
+                t += policy.delay(retry)
+            back.append(t)
+            per_second[int(t - outage)] += 1
+        back.sort()
+        first = 0
+        for last, at in enumerate(back):
+            while back[first] <= at - 1.0:
+                first += 1
+            if last - first + 1 > 10:
+                crowded += 1
+                break
+    assert all(0.7 * runs * 50 / 30 < n < 1.3 * runs * 50 / 30 for n in per_second)
+    assert crowded <= runs // 100
+
+
+def test_reconnect_refuses_a_window_beyond_the_maximum() -> None:
+    with pytest.raises(ValueError, match="window_s <= max_s"):
+        Reconnect(10.0, 5.0)
