@@ -47,7 +47,7 @@ from edge_agent.buffer import PRIORITY, AsyncOutbox, OutboxRow, Span
 from edge_agent.mqtt import LinkConfig, LinkError, MqttLink
 from edge_agent.packets import PacketLimit, ReadingCutter, span_of
 from edge_agent.poller import DeviceRegistry
-from edge_agent.settings import AgentSettings
+from edge_agent.settings import AgentSettings, SettingsError
 from pacing import Reconnect, TokenBucket
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,10 @@ class Publisher:
         )
 
     def _link_config(self) -> LinkConfig:
-        target = self._s.mqtt_target()
+        try:
+            target = self._s.mqtt_target()  # reads mqtt_password_file: a rotation applies now
+        except SettingsError as exc:
+            raise LinkError(str(exc)) from None
         s = self._s
         return LinkConfig(
             host=target.host,

@@ -167,6 +167,10 @@ class AgentSettings(BaseSettings):
     mqtt_username: str | None = None
     #: Never logged or printed; a password given in ``mqtt_url`` (dev/test only) moves here.
     mqtt_password: SecretStr | None = None
+    #: A file holding the password (what provisioning writes, 0600): read at every
+    #: connect, so a rotated password is picked up at the next reconnect without a
+    #: restart (the hand-over in docs/brokers.md). ``mqtt_password`` wins when both are set.
+    mqtt_password_file: FilePath | None = None
     #: CA certificate(s), PEM, that the broker's certificate must chain to (``mqtts://``);
     #: none = the system's CAs (refused in production).
     mqtt_ca_file: FilePath | None = None
@@ -252,7 +256,7 @@ class AgentSettings(BaseSettings):
             raise ValueError("mqtt_url must look like mqtts://[user@]host[:port] (or mqtt://)")
         return v
 
-    @field_validator("mqtt_key_file")
+    @field_validator("mqtt_key_file", "mqtt_password_file")
     @classmethod
     def _key_owner_only(cls, v: Path | None) -> Path | None:
         # Like ssh: a private key others may read is no longer private; refused, not
@@ -292,9 +296,14 @@ class AgentSettings(BaseSettings):
                     "mqtt_url: no password in the URL in production; give it in"
                     " mqtt_password (POTR_MQTT_PASSWORD)"
                 )
-            if self.mqtt_cert_file is None and self.mqtt_password is None:
+            if (
+                self.mqtt_cert_file is None
+                and self.mqtt_password is None
+                and self.mqtt_password_file is None
+            ):
                 raise ValueError(
-                    "production needs an identity: mqtt_password or mqtt_cert_file + mqtt_key_file"
+                    "production needs an identity: mqtt_password(_file) or mqtt_cert_file +"
+                    " mqtt_key_file"
                 )
         if parts.password is not None:
             # Out of the URL, so no repr, log line or error message ever shows it.
@@ -378,8 +387,18 @@ class AgentSettings(BaseSettings):
             port=parts.port or DEFAULT_PORTS[parts.scheme],
             tls=parts.scheme in TLS_SCHEMES,
             username=user,
-            password=self.mqtt_password,
+            password=self.mqtt_password or self._password_from_file(),
         )
+
+    def _password_from_file(self) -> SecretStr | None:
+        """The password file's content, read now (None without one); a file that went
+        missing is a connect failure the link reports and retries, not a crash."""
+        if self.mqtt_password_file is None:
+            return None
+        try:
+            return SecretStr(self.mqtt_password_file.read_text(encoding="utf-8").strip())
+        except OSError as exc:
+            raise SettingsError(f"mqtt_password_file: {exc}") from None
 
     @classmethod
     def settings_customise_sources(
