@@ -52,14 +52,18 @@ def main() -> None:
 @app.command("demo")
 def demo(
     duration: float | None = typer.Option(None, help="stop by itself after SECONDS"),
-    broker: str = typer.Option("amqtt", help="amqtt (embedded) or mosquitto (private)"),
+    broker: str = typer.Option(
+        "auto",
+        help="mosquitto (private, TLS + passwords + ACL), amqtt (embedded, no TLS), or auto:"
+        " mosquitto when installed",
+    ),
 ) -> None:
     """Run a small fleet (au, us, es) end to end on embedded defaults."""
     from potr.demo import run_demo
     from potr.runtime import run_until_signal
 
-    if broker not in ("amqtt", "mosquitto"):
-        raise typer.BadParameter("broker must be amqtt or mosquitto")
+    if broker not in ("auto", "amqtt", "mosquitto"):
+        raise typer.BadParameter("broker must be auto, amqtt or mosquitto")
     result: list[dict[str, int]] = []
 
     async def main(stop: asyncio.Event) -> None:

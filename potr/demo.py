@@ -21,11 +21,12 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
 
+from broker_config.amqtt_demo import AMQTT_LIMITS
 from cloud.bootstrap import create_api, open_pool, run_services
 from cloud.config import ConfigService, ConfigSettings, public_key_path, write_key_file
 from cloud.identity import create_token
@@ -35,17 +36,16 @@ from cloud.migrate import migrate
 from cloud.portal import ApiSettings
 from cloud.registry import ConflictError, GatewayIn, RegistryService, SiteIn
 from cloud.settings import DatabaseSettings, MqttSettings, redact_url
+from contracts.topics import Region
 from edge_agent.app import run_agent
 from edge_agent.settings import AgentSettings, EndpointSettings
+from potr.demo_broker import CONFIG_USER, INGEST_USER, BrokerKind, DemoBroker, start_demo_broker
 from potr.runtime import serve_http
-from potr.servers.amqtt_broker import EmbeddedAmqtt
-from potr.servers.mosquitto import PrivateMosquitto
 from potr.servers.ports import free_port
 from potr.servers.postgres import EmbeddedPostgres
 from simulators.device_site import DeviceSite, DeviceSiteSettings, DeviceSpec
 
 log = logging.getLogger(__name__)
-BrokerKind = Literal["amqtt", "mosquitto"]
 
 
 @dataclass(frozen=True)
@@ -105,19 +105,6 @@ async def _start_database(stack: AsyncExitStack, workdir: Path) -> str:
     return pg.url
 
 
-async def _start_broker(stack: AsyncExitStack, kind: BrokerKind) -> tuple[str, bool, str]:
-    """(url, shared subscriptions available, MQTT protocol)."""
-    url = os.environ.get("POTR_MQTT_URL")
-    if url:
-        return url, True, os.environ.get("POTR_MQTT_PROTOCOL", "5")
-    if kind == "mosquitto":
-        broker = await asyncio.to_thread(lambda: PrivateMosquitto().start())
-        stack.callback(broker.cleanup)
-        return broker.url, True, "5"
-    amqtt = await stack.enter_async_context(EmbeddedAmqtt())
-    return amqtt.url, False, "3.1.1"
-
-
 async def run_demo(
     stop: asyncio.Event,
     *,
@@ -135,10 +122,11 @@ async def run_demo(
         db_url = await _start_database(stack, workdir)
         applied = await asyncio.to_thread(migrate, db_url)
         console.print(f"database {redact_url(db_url)} ({len(applied)} migrations applied)")
-        mqtt_url, shared, protocol = await _start_broker(stack, broker)
-        console.print(
-            f"MQTT broker {redact_url(mqtt_url)} ({'amqtt, demo only' if not shared else broker})"
-        )
+        gateways = {d.gateway_id: Region(d.region) for d in DEMO_SITES}
+        mq = await start_demo_broker(stack, broker, gateways, workdir)
+        console.print(f"MQTT broker {redact_url(mq.url)} ({mq.secured})")
+        if mq.kind == "amqtt":
+            console.print(f"[yellow]{AMQTT_LIMITS}[/yellow]")
 
         database = DatabaseSettings(database_url=db_url)
         pool = await asyncio.to_thread(open_pool, database, "demo", max_size=6)
@@ -158,14 +146,16 @@ async def run_demo(
         # One database and one broker for every service: the pieces each settings class shares.
         common = {
             **database.model_dump(),
-            **MqttSettings(mqtt_url=mqtt_url, mqtt_protocol=protocol).model_dump(),
+            **MqttSettings(
+                mqtt_url=mq.url, mqtt_protocol=mq.protocol, mqtt_ca_file=mq.ca_file
+            ).model_dump(),
         }
         ingest = IngestSettings(
-            **common,
-            mqtt_shared_subscription=shared,
+            **(common | _identity(mq, INGEST_USER)),
+            mqtt_shared_subscription=mq.shared,
             mqtt_client_id=f"potr-demo-ingest-{os.getpid()}",
         )
-        config = ConfigSettings(**common, signing_key_file=key_file)
+        config = ConfigSettings(**(common | _identity(mq, CONFIG_USER)), signing_key_file=key_file)
         api_settings = ApiSettings(
             **database.model_dump(), jwt_secret=secrets.token_urlsafe(32), api_port=free_port()
         )
@@ -191,9 +181,7 @@ async def run_demo(
             for demo in DEMO_SITES:
                 tg.create_task(
                     run_agent(
-                        _agent_settings(
-                            demo, mqtt_url, protocol, workdir, sims[demo.region].port, trusted
-                        ),
+                        _agent_settings(demo, mq, workdir, sims[demo.region].port, trusted),
                         services_stop,
                     )
                 )
@@ -263,14 +251,22 @@ def _inverter_id(demo: DemoSite) -> str:
     return f"INV-{demo.gateway_id}-1"
 
 
+def _identity(mq: DemoBroker, username: str) -> dict[str, Any]:
+    """The MQTT identity of a demo service (none for an external broker: its env's)."""
+    password = mq.password(username)
+    return {} if password is None else {"mqtt_username": username, "mqtt_password": password}
+
+
 def _agent_settings(
-    demo: DemoSite, mqtt_url: str, protocol: str, workdir: Path, port: int, trusted: Path
+    demo: DemoSite, mq: DemoBroker, workdir: Path, port: int, trusted: Path
 ) -> AgentSettings:
     return AgentSettings(
         gateway_id=demo.gateway_id,
         region=demo.region,
-        mqtt_url=mqtt_url,
-        mqtt_protocol=protocol,
+        mqtt_url=mq.url,
+        mqtt_protocol=mq.protocol,
+        mqtt_ca_file=mq.ca_file,
+        **_identity(mq, demo.gateway_id),
         buffer_path=workdir / f"{demo.gateway_id}.sqlite",
         poll_interval_s=2.0,
         stored_timeout_s=10.0,

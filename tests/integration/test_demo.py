@@ -1,5 +1,6 @@
-"""The demo on embedded defaults: private PostgreSQL, amqtt, three sites, agents, ingest,
-the config service and the API; the command it prints is sent and ends ``done``."""
+"""The demo on embedded defaults: private PostgreSQL, a secure broker (Mosquitto with TLS,
+or amqtt with passwords and the ACL), three sites, agents, ingest, the config service and
+the API; the command it prints is sent and ends ``done``."""
 
 from __future__ import annotations
 
@@ -51,8 +52,17 @@ async def _send_the_printed_command(out: io.StringIO) -> dict[str, Any]:
     return result
 
 
+#: What the demo says of its broker: secure by default (Mosquitto with TLS, passwords
+#: and the rendered ACL, as on this machine), or amqtt with passwords and the ACL.
+BROKERS = {
+    "auto": "MQTT broker mqtts://127.0.0.1:\\d+ \\(TLS, per-gateway passwords and ACL\\)",
+    "amqtt": "MQTT broker mqtt://127.0.0.1:\\d+ \\(amqtt, demo only: passwords and ACL, no TLS\\)",
+}
+
+
+@pytest.mark.parametrize("broker", list(BROKERS))
 async def test_demo_on_embedded_defaults_stores_readings_and_obeys_its_command(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, broker: str
 ) -> None:
     for var in ("POTR_DATABASE_URL", "POTR_MQTT_URL"):
         monkeypatch.delenv(var, raising=False)
@@ -63,7 +73,7 @@ async def test_demo_on_embedded_defaults_stores_readings_and_obeys_its_command(
             run_demo(
                 stop,
                 duration_s=90,
-                broker="amqtt",
+                broker=broker,  # type: ignore[arg-type]
                 console=Console(file=out, width=400),
                 report_every_s=3,
             )
@@ -78,6 +88,7 @@ async def test_demo_on_embedded_defaults_stores_readings_and_obeys_its_command(
     assert command["detail"].startswith("read back 704.WMaxLimPct=50"), command
     text = out.getvalue()
     assert "API http://127.0.0.1:" in text
+    assert re.search(BROKERS[broker], text), text[:2000]
     assert len(reports) >= 2
     for region in ("au", "us", "es"):
         assert reports[-1].get(region, 0) > reports[0].get(region, 0) > 0, (region, reports)
