@@ -23,8 +23,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(broker_app, name="broker")
 
 
-def _context() -> tuple[Any, Any, Any]:
-    """(registry, identities, broker place) from ``POTR_*`` settings."""
+def _context(**overrides: Any) -> tuple[Any, Any, Any]:
+    """(registry, identities, broker place) from ``POTR_*`` settings and the command's
+    options (``overrides``: region, broker dir, CA dir, given on the command line)."""
     from cloud.bootstrap import open_pool
     from cloud.registry import BrokerIdentities, RegistryService
     from cloud.settings import DatabaseSettings
@@ -207,6 +208,9 @@ def broker_render(
     dev_plain_port: int | None = typer.Option(
         None, help="development only: also a plain listener on 127.0.0.1 at this port"
     ),
+    region: str | None = typer.Option(None, help="au, us or es (default POTR_BROKER_REGION)"),
+    out: Path | None = typer.Option(None, help="the broker directory (default POTR_BROKER_DIR)"),
+    pki_dir: Path | None = typer.Option(None, help="the CA directory (default POTR_PKI_DIR)"),
 ) -> None:
     """Write the region's broker directory (config, server certificate, password file,
     ACL, CRL, admin identity), checked by starting Mosquitto on it first; reload the
@@ -214,7 +218,7 @@ def broker_render(
     from potr.broker_render import BrokerLayout, render_broker
     from potr.provisioning import ProvisioningError
 
-    _, identities, place = _context()
+    _, identities, place = _context(broker_region=region, broker_dir=out, pki_dir=pki_dir)
     layout = BrokerLayout(
         port=port,
         cert_port=cert_port,

@@ -89,9 +89,14 @@ def ops(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ops]:
         "--time-zone",
         "Australia/Sydney",
     )
+    monkeypatch.delenv("POTR_BROKER_DIR")  # the form: --region and --out
     ops.potr(
         "broker",
         "render",
+        "--region",
+        "au",
+        "--out",
+        str(ops.broker_dir),
         "--host",
         "127.0.0.1",
         "--port",
@@ -99,6 +104,7 @@ def ops(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ops]:
         "--cert-port",
         str(cert_port),
     )
+    monkeypatch.setenv("POTR_BROKER_DIR", str(ops.broker_dir))
     proc = subprocess.Popen(
         ["mosquitto", "-c", str(ops.broker_dir / "mosquitto.conf")],
         stdout=subprocess.DEVNULL,
