@@ -32,7 +32,8 @@ def _context(**overrides: Any) -> tuple[Any, Any, Any]:
     from potr.broker_settings import BrokerSiteSettings
     from potr.provisioning import BrokerPlace
 
-    site = load_settings(BrokerSiteSettings, console)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    site = load_settings(lambda: BrokerSiteSettings(**given), console)
     pool = open_pool(load_settings(DatabaseSettings, console), "cli")
     place = BrokerPlace(
         site.broker_region, site.broker_dir, site.pki_dir, site.broker_url, site.broker_cert_url
