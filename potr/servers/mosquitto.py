@@ -68,6 +68,9 @@ class BrokerSecurity:
     pki_dir: Path | None = None
     #: Also a plain loopback listener (development mode; still no anonymous access).
     dev_plain: bool = False
+    #: The names the server certificate is issued for (a test of host-name checking
+    #: leaves one out).
+    server_names: tuple[str, ...] = ("127.0.0.1", "localhost")
 
 
 def broker_group() -> str | None:
@@ -191,7 +194,7 @@ class PrivateMosquitto:
         pki.issue_server(
             self.pki_dir,
             "broker",
-            ["127.0.0.1", "localhost"],
+            list(security.server_names),
             self.certs_dir,
             key_group=broker_group(),
         )

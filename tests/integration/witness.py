@@ -37,7 +37,14 @@ class Delivery:
 class Witness:
     """Subscribes (persistent session, QoS 1) to every kind a gateway sends."""
 
-    def __init__(self, port: int, gateway_id: str, region: str = "au") -> None:
+    def __init__(
+        self,
+        port: int,
+        gateway_id: str,
+        region: str = "au",
+        *,
+        credentials: tuple[str, str] | None = None,
+    ) -> None:
         self.gateway_id = gateway_id
         self.region = region
         self.deliveries: list[Delivery] = []
@@ -47,6 +54,8 @@ class Witness:
             CallbackAPIVersion.VERSION2, client_id=f"witness-{uuid.uuid4()}", protocol=paho.MQTTv5
         )
         self.client.reconnect_delay_set(0.05, 0.5)
+        if credentials is not None:  # a broker that refuses anonymous clients
+            self.client.username_pw_set(*credentials)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda *a: self.connected.clear()
         self.client.on_message = self._on_message
