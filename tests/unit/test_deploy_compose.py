@@ -280,10 +280,11 @@ def test_every_potr_variable_is_a_setting() -> None:
     }
     given |= {f"secrets.example/{f.name}": env_file_names(f) for f in SECRETS_EXAMPLE.iterdir()}
     unknown = {
-        where: [v for v in names if v.startswith("POTR_") and not reads(classes, v)]
+        where: bad
         for where, names in given.items()
+        if (bad := [v for v in names if v.startswith("POTR_") and not reads(classes, v)])
     }
-    assert not {k: v for k, v in unknown.items() if v}, "not a field of any settings class"
+    assert not unknown, f"not a field of any settings class: {unknown}"
 
 
 @pytest.mark.parametrize("region", REGIONS)
