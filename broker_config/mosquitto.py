@@ -125,7 +125,13 @@ class MosquittoConfig:
     #: (Not ``message_size_limit``: with Mosquitto 2.0.11 it broke redelivery from a
     #: persistent session across a broker restart in test_ingest_survives_a_broker_restart.)
     max_packet_size: int = 256 * 1024
+    #: Where the broker logs: a file, stderr (a container's or systemd's log; not
+    #: stdout, which Mosquitto 2.0.11 buffers when it is a pipe: lines arrive in 4 KiB
+    #: lumps or at exit), or nowhere. Errors, warnings and notices: connections and
+    #: refusals ("Client <id> disconnected, not authorised."), not the information
+    #: level, which with ``autosave_interval`` 1 s would log every save.
     log_file: Path | None = None
+    log_stderr: bool = False
     user: str | None = None
 
     def __post_init__(self) -> None:
@@ -157,9 +163,9 @@ class MosquittoConfig:
             # peer's delayed ACK (~40 ms per hop; bench/control_latency.py).
             "set_tcp_nodelay true",
         ]
-        if self.log_file is not None:
+        if self.log_file is not None or self.log_stderr:
             lines += [
-                f"log_dest file {self.log_file}",
+                f"log_dest file {self.log_file}" if self.log_file else "log_dest stderr",
                 "log_type error",
                 "log_type warning",
                 "log_type notice",

@@ -118,6 +118,7 @@ def _config(
             password_file=password_file,
             acl_file=acl_file,
             pid_file=bdir / PID_FILE,
+            log_stderr=True,  # `docker compose logs broker`, journald: docs/brokers.md
         )
     except MosquittoConfigError as exc:
         raise ProvisioningError(str(exc)) from None
