@@ -41,10 +41,11 @@ from potr.provisioning import (
     auth_files,
     provision_service,
     reload_broker,
+    rotate_password,
 )
 from potr.servers.mosquitto import broker_group, validate_candidate
 
-__all__ = ["BrokerLayout", "RenderResult", "render_broker"]
+__all__ = ["BrokerLayout", "RenderResult", "broker_config_for", "render_broker"]
 
 CONF_FILE = "mosquitto.conf"
 BROKER_USER = "mosquitto"
@@ -84,7 +85,9 @@ def render_broker(
     issued = _ensure_server_cert(place, layout)
     created = _ensure_admin(identities, place)
     files = auth_files(place.region, identities.for_region(place.region))
-    conf = _config(bdir, layout, password_file=bdir / PASSWORD_FILE, acl_file=bdir / ACL_FILE)
+    conf = broker_config_for(
+        bdir, layout, password_file=bdir / PASSWORD_FILE, acl_file=bdir / ACL_FILE
+    )
     _check_candidate(conf, files, bdir, layout)
     _own_dirs(bdir)
     for name, text in files.items():
@@ -94,7 +97,7 @@ def render_broker(
     return RenderResult(bdir / CONF_FILE, created, issued, reload_broker(bdir))
 
 
-def _config(
+def broker_config_for(
     bdir: Path,
     layout: BrokerLayout,
     *,
@@ -134,7 +137,7 @@ def _check_candidate(
         os.chmod(scratch, 0o755)
         for name, text in files.items():
             write_secret(scratch / name, text.encode(), group=broker_group(), overwrite=True)
-        candidate = _config(
+        candidate = broker_config_for(
             bdir,
             layout,
             password_file=scratch / PASSWORD_FILE,
@@ -171,16 +174,16 @@ def _ensure_server_cert(place: BrokerPlace, layout: BrokerLayout) -> bool:
 
 def _ensure_admin(identities: BrokerIdentities, place: BrokerPlace) -> bool:
     """The region's admin identity (clears a revoked gateway's retained messages); its
-    secret lives only in the broker directory (0600)."""
+    secret lives only in the broker directory (0600). A lost secret is replaced by a new
+    one (the admin identity is only ever used from this directory)."""
     username = username_for(IdentityKind.ADMIN, place.region.value)
     secret_file = place.broker_dir / ADMIN_SECRET_FILE
-    if identities.get(username) is not None and secret_file.exists():
+    record = identities.get(username)
+    if record is not None and secret_file.exists():
         return False
-    if identities.get(username) is not None:
-        raise ProvisioningError(
-            f"{username} exists but {secret_file} is missing: rotate it with"
-            f" `potr broker identity --kind admin --name {place.region.value}`"
-        )
+    if record is not None:
+        rotate_password(identities, place, username, secret_file, reload=False)
+        return True
     provision_service(
         identities, place, kind=IdentityKind.ADMIN, name=place.region.value, out_file=secret_file
     )

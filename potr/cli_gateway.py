@@ -139,9 +139,11 @@ def gateway_rotate(
     try:
         if record.credential == "password":
             out.mkdir(parents=True, exist_ok=True)
-            done = rotate_password(identities, place, gateway_id, out / "mqtt.secret")
-            console.print(f"new secret in {out / 'mqtt.secret'}")
-            _reloaded(done.reloaded)
+            rotate_password(identities, place, gateway_id, out / "mqtt.secret")
+            console.print(
+                f"new secret in {out / 'mqtt.secret'}: copy it over the gateway's"
+                " mqtt_password_file, then run `potr broker sync` (one reconnect)"
+            )
         elif finish:
             retired = finish_certificate_rotation(identities, place, gateway_id)
             console.print("retired: " + ", ".join(c.serial_hex for c in retired))

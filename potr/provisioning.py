@@ -105,12 +105,21 @@ def sync_broker(identities: BrokerIdentities, place: BrokerPlace) -> bool:
 
 def reload_broker(broker_dir: Path) -> bool:
     """SIGHUP the Mosquitto whose pid file is in ``broker_dir``: it rereads its password
-    file, ACL and CRL, disconnects users no longer in the password file at once and
-    applies the ACL to live sessions. False when none runs there."""
+    file, ACL and CRL, disconnects users no longer in the password file (or whose
+    password changed) at once and applies the ACL to live sessions. False when none runs
+    there — a stale pid file naming another process (or none) included, so "reloaded"
+    is never claimed for a signal that went nowhere."""
     try:
         pid = int((broker_dir / PID_FILE).read_text().strip())
-        os.kill(pid, signal.SIGHUP)
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
     except (OSError, ValueError):
+        return False
+    if comm != "mosquitto":
+        log.warning("%s names pid %d (%s), not mosquitto: not reloaded", PID_FILE, pid, comm)
+        return False
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except OSError:
         return False
     return True
 
@@ -307,20 +316,28 @@ def copy_ca(place: BrokerPlace, dest: Path) -> None:
 
 
 def rotate_password(
-    identities: BrokerIdentities, place: BrokerPlace, username: str, secret_file: Path
+    identities: BrokerIdentities,
+    place: BrokerPlace,
+    username: str,
+    secret_file: Path,
+    *,
+    reload: bool = False,
 ) -> Provisioned:
-    """A new secret for a password identity, written to ``secret_file`` (the file the
-    client reads at each connect). Mosquitto keeps one hash per user, so the hand-over
-    is: install the new secret where the client reads it (the live session goes on),
-    then this reload drops the session once and the client reconnects with the new
-    secret; its buffer holds whatever it publishes meanwhile (docs/brokers.md)."""
+    """A new secret for a password identity, written to ``secret_file``. Mosquitto keeps
+    one hash per user, so the hand-over is: this records the new hash and writes the
+    secret; the operator installs it where the client reads it at each connect (its live
+    session goes on); then ``potr broker sync`` (or ``reload=True`` when the client reads
+    ``secret_file`` itself) reloads the broker, which drops the session once, and the
+    client reconnects with the new secret — its buffer holds what it publishes meanwhile
+    (docs/brokers.md). Any other sync before then applies the new hash early: the client
+    is refused until its secret arrives, and loses nothing."""
     secret = new_secret()
     try:
         identities.set_password(username, (mosquitto_hash(secret), amqtt_hash(secret)))
     except NotFoundError as exc:
         raise ProvisioningError(str(exc)) from None
     write_secret(secret_file, secret.encode(), overwrite=True)
-    reloaded = sync_broker(identities, place)
+    reloaded = sync_broker(identities, place) if reload else False
     return Provisioned(username, "password", None, (secret_file,), reloaded)
 
 

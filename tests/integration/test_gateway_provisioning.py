@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 from cloud.credentials import read_credentials
 from potr.cli import app
+from potr.provisioning import PID_FILE, reload_broker
 from potr.servers.ports import free_port, port_open
 from tests.integration.mqtt_probe import Probe, ProbeTls
 from tests.waiting import until_sync
@@ -344,3 +345,54 @@ def test_a_technician_identity_is_revoked_at_once(ops: Ops) -> None:
     assert tech.wait_disconnected(2.0), "still connected 2 s after revoke"
     out = ops.potr("broker", "revoke", "--username", "gw-roof-9", ok=False)
     assert "gateway revoke" in out
+
+
+def test_a_password_rotation_waits_for_the_sync_then_costs_one_reconnect(ops: Ops) -> None:
+    bundle = ops.root / "rot"
+    ops.potr("gateway", "provision", "--id", "gw-rot", "--site", "1", "--out", str(bundle))
+    creds = ops.root / "creds.yaml"
+    ops.potr(
+        "broker",
+        "identity",
+        "--kind",
+        "ingest",
+        "--name",
+        "au-5",
+        "--out",
+        str(creds),
+        "--credentials-file",
+    )
+    ingest = Probe(
+        ops.port,
+        "_ingest/au-5",
+        read_credentials(creds)["_ingest/au-5"].get_secret_value(),
+        tls=ProbeTls(ops.broker_dir / "ca.crt"),
+    )
+    assert ingest.connect(), ingest.reason
+    ingest.subscribe("potr/v1/au/+/telemetry")
+    old = ops.probe(bundle)
+    assert old.connect(), old.reason
+
+    out = ops.potr("gateway", "rotate", "--id", "gw-rot", "--out", str(ops.root / "rot-new"))
+    assert "potr broker sync" in out
+    # Not reloaded yet: the live session still publishes with the old secret.
+    old.publish("potr/v1/au/gw-rot/telemetry", b"still on the old secret")
+    assert ingest.wait_for("potr/v1/au/gw-rot/telemetry", b"still on the old secret")
+
+    shutil.copy(ops.root / "rot-new" / "mqtt.secret", bundle / "mqtt.secret")  # to the gateway
+    assert "broker reloaded" in ops.potr("broker", "sync")
+    assert old.wait_disconnected(2.0), "the old secret's session outlived the reload"
+    new = ops.probe(bundle)
+    assert new.connect(), new.reason
+    new.publish("potr/v1/au/gw-rot/telemetry", b"on the new secret")
+    assert ingest.wait_for("potr/v1/au/gw-rot/telemetry", b"on the new secret")
+    for p in (new, ingest):
+        p.close()
+
+
+def test_a_stale_pid_file_is_not_reported_as_a_reload(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / PID_FILE).write_text(f"{os.getpid()}\n")  # a live process, not mosquitto
+    assert reload_broker(tmp_path) is False
+    (tmp_path / PID_FILE).write_text("not a pid\n")
+    assert reload_broker(tmp_path) is False

@@ -362,7 +362,7 @@ def _rendered(broker_dir: Path) -> str:
     """mosquitto.conf as ``potr broker render`` writes it for ``broker_dir``."""
     from potr import broker_render
 
-    return broker_render._config(
+    return broker_render.broker_config_for(
         broker_dir,
         BrokerLayout(),
         password_file=broker_dir / PASSWORD_FILE,

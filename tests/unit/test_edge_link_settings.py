@@ -153,7 +153,7 @@ def test_contradictory_link_settings_are_refused(
 
 def test_defaults_match_the_broker_and_spread_a_fleet(tmp_path: Path) -> None:
     s = _load(tmp_path, "")
-    broker = MosquittoConfig(MosquittoListener(1883))
+    broker = MosquittoConfig((MosquittoListener(1883),), development=True)
     assert s.mqtt_max_packet_bytes == broker.max_packet_size == 256 * 1024
     # The reconnect window that keeps 50 gateways under 20 % a second (decision 36).
     assert (s.reconnect_min_s, s.reconnect_max_s) == (30.0, 60.0)
