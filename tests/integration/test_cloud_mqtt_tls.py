@@ -1,7 +1,12 @@
 """The cloud's MQTT clients over TLS (issue 12): the ingest consumer and the config
 publisher reach a TLS broker with its CA and their passwords, and refuse a broker they
 cannot verify; ``potr ingest --workers 2`` connects each worker as its own identity and
-prints no password."""
+prints no password.
+
+The broker is the project's secure private Mosquitto (``PrivateMosquitto(security=...)``:
+a TLS password listener, a client-certificate listener with the CN as username, the
+rendered password file and ACL) with a CA from ``broker_config.pki``.
+"""
 
 from __future__ import annotations
 
@@ -12,23 +17,72 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from broker_config import pki
+from broker_config.acl import render_acl
+from broker_config.passwords import mosquitto_hash, new_secret, render_password_file
 from cloud.adapters.mqtt import InboundMessage, MqttConsumer, MqttError, MqttPublisher
 from cloud.credentials import write_credentials
 from cloud.migrate import migrate
 from cloud.mqtt_options import mqtt_options
 from cloud.settings import MqttSettings
-from tests.integration.tls_broker import CERT_USER, TlsBroker, tls_broker
+from contracts.identities import BrokerIdentity
+from contracts.topics import Region
+from potr.servers.mosquitto import BrokerSecurity, PrivateMosquitto
 from tests.waiting import until_sync
 
 pytestmark = pytest.mark.integration
-__all__ = ["tls_broker"]  # fixtures used here
 
 TIMEOUT_S = 10
+REGION = Region.AU
+#: The identities the broker knows, each with its own password.
+USERS = ("_ingest/au-0", "_ingest/au-1", "_config/au")
+#: The client certificate's identity (its CN).
+CERT_USER = "_ingest/au-7"
+
+
+@dataclass
+class TlsBroker:
+    mosq: PrivateMosquitto
+    passwords: dict[str, str]
+    #: ``client.crt`` / ``client.key`` of :data:`CERT_USER`, from the broker's CA.
+    client: pki.IssuedFiles
+    #: The certificate of a CA that did not sign the broker's certificate.
+    other_ca_file: Path
+
+    @property
+    def url(self) -> str:
+        return self.mosq.url  # mqtts://127.0.0.1:<TLS password listener>
+
+    @property
+    def ca_file(self) -> Path:
+        return self.mosq.ca_file
+
+
+@pytest.fixture
+def tls_broker(tmp_path: Path) -> Iterator[TlsBroker]:
+    ca, other = tmp_path / "ca", tmp_path / "other-ca"
+    pki.init(ca, name="PoTR test CA")
+    pki.init(other, name="another CA")
+    client = pki.issue_client(ca, CERT_USER, tmp_path / "client")
+    passwords = {user: new_secret() for user in USERS}
+    identities = [BrokerIdentity(u, REGION) for u in (*USERS, CERT_USER)]
+    # Test-only: these tests speak on scratch topics (t/<uuid>), which no identity's
+    # production rights cover.
+    acl = render_acl([REGION], identities) + "\npattern readwrite t/#\n"
+    security = BrokerSecurity(
+        passwords=render_password_file({u: mosquitto_hash(p) for u, p in passwords.items()}),
+        acl=acl,
+        pki_dir=ca,
+        server_names=("127.0.0.1",),  # not localhost: test_the_brokers_name_is_checked
+    )
+    with PrivateMosquitto(persistence=False, security=security) as mosq:
+        yield TlsBroker(mosq, passwords, client, other / "ca.crt")
 
 
 def _settings(broker: TlsBroker, user: str, **overrides: Any) -> MqttSettings:
@@ -135,9 +189,9 @@ def test_a_client_certificate_stands_in_for_a_password(
     settings = _settings(
         tls_broker,
         CERT_USER,
-        mqtt_url=f"mqtts://127.0.0.1:{tls_broker.cert_port}",
-        mqtt_cert_file=tls_broker.client_cert,
-        mqtt_key_file=tls_broker.client_key,
+        mqtt_url=f"mqtts://127.0.0.1:{tls_broker.mosq.cert_port}",
+        mqtt_cert_file=tls_broker.client.cert_file,
+        mqtt_key_file=tls_broker.client.key_file,
     )
     consumer_of(settings, topic)
     publisher = MqttPublisher(mqtt_options(_settings(tls_broker, "_config/au"), "p-2"))
