@@ -396,3 +396,23 @@ def test_a_stale_pid_file_is_not_reported_as_a_reload(tmp_path: Path) -> None:
     assert reload_broker(tmp_path) is False
     (tmp_path / PID_FILE).write_text("not a pid\n")
     assert reload_broker(tmp_path) is False
+
+
+def test_a_config_mosquitto_refuses_is_never_installed(ops: Ops) -> None:
+    conf = ops.broker_dir / "mosquitto.conf"
+    before = conf.read_text()
+    key = ops.broker_dir / "server.key"
+    key.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+    out = ops.potr(
+        "broker",
+        "render",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(free_port()),
+        "--cert-port",
+        str(ops.cert_port),
+        ok=False,
+    )
+    assert "Mosquitto refused the rendered config" in out
+    assert conf.read_text() == before  # the live config is untouched
