@@ -50,6 +50,8 @@ def _service_topics(kind: IdentityKind, region: Region) -> list[str]:
     if kind is IdentityKind.ADMIN:
         # Only to clear a revoked gateway's retained messages (empty retained payloads).
         return [f"topic write {gw}/{k.value}" for k in sorted(RETAINED)]
+    if kind is IdentityKind.MONITOR:
+        return ["topic read $SYS/#"]
     return []  # gateways and technicians: the patterns say it all
 
 

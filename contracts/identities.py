@@ -43,6 +43,8 @@ class IdentityKind(StrEnum):
     CONFIG = "config"
     ADMIN = "admin"
     TECHNICIAN = "technician"
+    #: Reads the broker's own ``$SYS`` statistics (clients, messages, drops) and nothing else.
+    MONITOR = "monitor"
 
 
 #: The username prefix of every kind but gateways.
@@ -51,6 +53,7 @@ _PREFIX: dict[IdentityKind, str] = {
     IdentityKind.CONFIG: "_config/",
     IdentityKind.ADMIN: "_admin/",
     IdentityKind.TECHNICIAN: "_tech/",
+    IdentityKind.MONITOR: "_monitor/",
 }
 
 

@@ -159,7 +159,7 @@ def gateway_rotate(
 
 @broker_app.command("identity")
 def broker_identity(
-    kind: str = typer.Option(..., help="ingest, config, admin or technician"),
+    kind: str = typer.Option(..., help="ingest, config, admin, technician or monitor"),
     name: str = typer.Option(..., help="e.g. au-0 for ingest worker 0 of au, or a user"),
     out: Path = typer.Option(..., help="file to write the secret to (0600)"),
     credentials_file: bool = typer.Option(
@@ -174,7 +174,8 @@ def broker_identity(
     try:
         ident_kind = IdentityKind(kind)
     except ValueError:
-        raise typer.BadParameter("kind must be ingest, config, admin or technician") from None
+        kinds = "ingest, config, admin, technician or monitor"
+        raise typer.BadParameter(f"kind must be {kinds}") from None
     _, identities, place = _context()
     try:
         done = provision_service(

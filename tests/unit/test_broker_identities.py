@@ -108,3 +108,9 @@ def test_amqtt_hash_is_argon2id_and_the_password_file_refuses_colons() -> None:
     assert render_password_file({"b": "h2", "a": "h1"}) == "a:h1\nb:h2\n"
     with pytest.raises(ValueError, match="cannot go into"):
         render_password_file({"a:b": "h"})
+
+
+def test_a_monitor_reads_only_the_brokers_statistics() -> None:
+    text = render_acl(["au"], [BrokerIdentity("_monitor/ops", "au")])
+    block = [b.strip() for b in text.split("\n\n") if b.startswith("user _monitor/ops")]
+    assert block == ["user _monitor/ops\ntopic read $SYS/#"]
