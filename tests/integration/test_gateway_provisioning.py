@@ -23,6 +23,7 @@ import yaml
 from typer.testing import CliRunner
 
 from cloud.credentials import read_credentials
+from edge_agent.settings import AgentSettings
 from potr.cli import app
 from potr.provisioning import PID_FILE, reload_broker
 from potr.servers.ports import free_port, port_open
@@ -141,6 +142,12 @@ def test_provision_connect_revoke_a_password_gateway(ops: Ops) -> None:
     settings = yaml.safe_load((ops.root / "b1" / "agent.yaml").read_text())
     assert settings["env"] == "production"
     assert settings["mqtt_url"] == f"mqtts://127.0.0.1:{ops.port}"
+    # The agent accepts the bundle as it is, in production mode, secret read from its file.
+    agent = AgentSettings.from_yaml(ops.root / "b1" / "agent.yaml")
+    target = agent.mqtt_target()
+    assert (target.tls, target.username) == (True, "gw-roof-1")
+    assert target.password is not None
+    assert target.password.get_secret_value() == secret
 
     # Ingest workers' passwords go into one credentials file (POTR_MQTT_CREDENTIALS_FILE).
     creds = ops.root / "ingest-credentials.yaml"
@@ -219,6 +226,9 @@ def test_provision_and_revoke_a_certificate_gateway(ops: Ops) -> None:
         str(bundle),
     )
     assert oct((bundle / "client.key").stat().st_mode & 0o777) == "0o600"
+    agent = AgentSettings.from_yaml(bundle / "agent.yaml")
+    assert agent.mqtt_url == f"mqtts://127.0.0.1:{ops.cert_port}"
+    assert agent.mqtt_cert_file == bundle / "client.crt"
     observer_secret = ops.root / "config.secret"
     ops.potr(
         "broker", "identity", "--kind", "ingest", "--name", "au-9", "--out", str(observer_secret)
