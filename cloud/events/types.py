@@ -7,7 +7,8 @@ parses ``event.payload`` with the same model, so neither imports the other servi
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from decimal import Decimal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,6 +19,7 @@ from contracts.messages import DeviceInfo, DeviceStatus
 from contracts.topics import Region
 
 __all__ = [
+    "ACCOUNT_ID_PATTERN",
     "COMMAND_ACKED",
     "COMMAND_DONE",
     "COMMAND_EXPIRED",
@@ -26,6 +28,8 @@ __all__ = [
     "CONFIG_DRIFTED",
     "CONFIG_FAILED",
     "CONFIG_REPORTED",
+    "CUSTOMER_CREATED",
+    "CUSTOMER_UPDATED",
     "DEVICE_ASLEEP",
     "DEVICE_DISCOVERED",
     "DEVICE_FAULTY",
@@ -36,24 +40,35 @@ __all__ = [
     "GATEWAY_ONLINE",
     "GATEWAY_REGISTERED",
     "GATEWAY_UPDATED",
+    "SITE_METER_REPLACED",
+    "AccountId",
     "CommandAcked",
     "CommandOutcome",
     "ConfigOutcome",
     "ConfigReported",
+    "CustomerAccount",
     "DeviceDiscovered",
     "DevicePresence",
     "GatewayBirth",
     "GatewayEventReported",
     "GatewayPresence",
     "GatewayRegistration",
+    "MeterReplaced",
     "command_outcome_event",
     "config_outcome_event",
+    "customer_account_event",
     "device_presence_event",
     "gateway_birth_event",
     "gateway_event_name",
     "gateway_presence_event",
     "gateway_registration_event",
+    "meter_replaced_event",
 ]
+
+#: A customer account's id ("acc_" + uuid4 hex), unique across regions: the customers
+#: service hands it out, the registry keeps it on the sites the account owns.
+ACCOUNT_ID_PATTERN = r"^acc_[0-9a-f]{32}$"
+AccountId = Annotated[str, Field(pattern=ACCOUNT_ID_PATTERN, min_length=36, max_length=36)]
 
 #: Ingest saw a gateway's ``birth``: its devices and their keys (the registry upserts them).
 GATEWAY_BIRTH = "gateway.birth"
@@ -328,6 +343,9 @@ class GatewayRegistration(BaseModel):
     time_zone: str
     #: False once revoked. Events from before the flag existed lack it: enabled.
     enabled: bool = True
+    #: The customer account that owns the site (issue 13), null while none does (and in
+    #: events from before accounts existed).
+    account_id: AccountId | None = None
 
 
 def gateway_registration_event(
@@ -336,3 +354,60 @@ def gateway_registration_event(
     """``gateway.registered`` (``registered``) or ``gateway.updated`` for ``registration``."""
     name = GATEWAY_REGISTERED if registered else GATEWAY_UPDATED
     return _event(name, registration.region, source, registration)
+
+
+#: The customers service: an account was created / changed (name, plan, status, email).
+CUSTOMER_CREATED = "customer.created"
+CUSTOMER_UPDATED = "customer.updated"
+
+
+class CustomerAccount(BaseModel):
+    """Payload of ``customer.created`` / ``customer.updated``: the account as it is now
+    (billing fills in and follows ``plan_code``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    account_id: AccountId
+    region: Region
+    name: str
+    email: str
+    plan_code: str | None
+    status: Literal["active", "suspended", "closed"]
+    user_id: str | None = None
+
+
+def customer_account_event(
+    account: CustomerAccount, *, created: bool, source: str = "customers"
+) -> Event:
+    """``customer.created`` (``created``) or ``customer.updated`` for ``account``."""
+    name = CUSTOMER_CREATED if created else CUSTOMER_UPDATED
+    return _event(name, account.region, source, account)
+
+
+#: The customers service: a site's billing meter was replaced. Billing closes the old
+#: meter's register at ``old_register_kwh`` and opens the new one at ``new_register_kwh``,
+#: so counter differences still add up exactly across the swap.
+SITE_METER_REPLACED = "site.meter_replaced"
+
+
+class MeterReplaced(BaseModel):
+    """Payload of ``site.meter_replaced``; registers in kWh, exact decimals (strings in
+    JSON)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    replacement_id: int
+    site_id: int
+    region: Region
+    old_serial: str
+    new_serial: str
+    replaced_at: datetime
+    old_register_kwh: Decimal
+    new_register_kwh: Decimal
+
+
+def meter_replaced_event(replaced: MeterReplaced, *, source: str = "customers") -> Event:
+    """``site.meter_replaced`` for ``replaced`` (``occurred_at``: when it was replaced)."""
+    return _event(
+        SITE_METER_REPLACED, replaced.region, source, replaced, occurred_at=replaced.replaced_at
+    )

@@ -3,11 +3,35 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
+from typing import Annotated
+from zoneinfo import available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from cloud.events.types import AccountId
 from contracts.messages import GatewayId
 from contracts.topics import Region
+
+#: Names in the zone database that are no place's zone: the machine's own setting and
+#: IANA's "unset" placeholder.
+_NOT_PLACES = frozenset({"localtime", "Factory", "posixrules"})
+
+
+@cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(available_timezones()) - _NOT_PLACES
+
+
+def check_time_zone(name: str) -> str:
+    """``name`` if it is an IANA time zone of the zone database (``Australia/Sydney``),
+    else ``ValueError``: a site's zone names a zone, never a path."""
+    if name not in _time_zones():
+        raise ValueError(f"{name!r} is not an IANA time zone (e.g. 'Australia/Sydney')")
+    return name
+
+
+TimeZoneName = Annotated[str, AfterValidator(check_time_zone)]
 
 
 class SiteIn(BaseModel):
@@ -15,11 +39,11 @@ class SiteIn(BaseModel):
 
     name: str = Field(min_length=1, max_length=200, description="display name of the site")
     region: Region = Field(description="region that owns the site's data")
-    time_zone: str = Field(
+    time_zone: TimeZoneName = Field(
         min_length=1,
         max_length=64,
         examples=["Australia/Sydney"],
-        description="IANA time zone, for local-day reports",
+        description="IANA time zone (checked against the zone database), for local-day reports",
     )
     utility: str | None = Field(default=None, max_length=200, description="grid operator")
     latitude: float | None = Field(default=None, ge=-90, le=90)
@@ -29,7 +53,12 @@ class SiteIn(BaseModel):
 class Site(SiteIn):
     model_config = ConfigDict(extra="forbid", from_attributes=True)
 
+    #: As stored: a row from before the zone check must still be readable.
+    time_zone: str = Field(description="IANA time zone, for local-day reports")
     id: int
+    account_id: AccountId | None = Field(
+        default=None, description="the customer account that owns the site, if any"
+    )
     created_at: datetime
 
 

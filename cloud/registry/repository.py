@@ -8,7 +8,7 @@ from typing import Any
 from cloud.adapters.postgres import Connection, dict_row
 from cloud.registry.models import Device, Gateway, GatewayIn, Site, SiteIn
 
-_SITE_COLS = "id, name, region, time_zone, utility, latitude, longitude, created_at"
+_SITE_COLS = "id, name, region, time_zone, utility, latitude, longitude, account_id, created_at"
 _GW_COLS = "id, site_id, region, enabled, created_at"
 _DEV_COLS = (
     "id, gateway_id, local_id, kind, manufacturer, model, serial, firmware, models,"
@@ -66,6 +66,18 @@ def update_site_time_zone(conn: Connection[Any], site_id: int, time_zone: str) -
         .execute(
             f"UPDATE registry.sites SET time_zone = %s WHERE id = %s RETURNING {_SITE_COLS}",
             (time_zone, site_id),
+        )
+        .fetchone()
+    )
+    return Site.model_validate(row) if row else None
+
+
+def update_site_account(conn: Connection[Any], site_id: int, account_id: str | None) -> Site | None:
+    row = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            f"UPDATE registry.sites SET account_id = %s WHERE id = %s RETURNING {_SITE_COLS}",
+            (account_id, site_id),
         )
         .fetchone()
     )

@@ -2,12 +2,14 @@
 
 Changes other services must know of are emitted in their own transaction through the
 registry's outbox: ``gateway.registered`` when a gateway is added, ``gateway.updated``
-for each of a site's gateways when the site's time zone changes and for a gateway enabled
-or disabled (ingest keeps its own copy of both, so it never asks the registry).
+for each of a site's gateways when the site's time zone or owning account changes and for
+a gateway enabled or disabled (ingest keeps its own copy of both, so it never asks the
+registry).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
@@ -20,14 +22,15 @@ from cloud.adapters.postgres import (
     ping,
 )
 from cloud.events.outbox import Event, emit, emit_many, handle_once
-from cloud.events.types import GatewayRegistration, gateway_registration_event
+from cloud.events.types import ACCOUNT_ID_PATTERN, GatewayRegistration, gateway_registration_event
 from cloud.registry import repository as repo
 from cloud.registry.logic import device_kind
-from cloud.registry.models import Device, Gateway, GatewayIn, Site, SiteIn
+from cloud.registry.models import Device, Gateway, GatewayIn, Site, SiteIn, check_time_zone
 from contracts.messages import DeviceInfo
 
 #: The registry's PostgreSQL schema (outbox, inbox).
 SCHEMA = "registry"
+_ACCOUNT_ID = re.compile(ACCOUNT_ID_PATTERN)
 
 
 class RegistryError(Exception):
@@ -66,15 +69,29 @@ class RegistryService:
 
     def set_site_time_zone(self, site_id: int, time_zone: str) -> Site:
         """Change a site's IANA time zone; each of its gateways' ``gateway.updated``
-        commits with the change (ingest counts their local days in the new zone)."""
+        commits with the change (ingest counts their local days in the new zone).
+        ``ValueError`` for a name that is not in the zone database."""
+        check_time_zone(time_zone)
         with self._pool.connection() as conn:
             site = repo.update_site_time_zone(conn, site_id, time_zone)
             if site is None:
                 raise NotFoundError(f"site {site_id} does not exist")
-            gateways = repo.site_gateways(conn, site_id)
-            emit_many(
-                conn, SCHEMA, [_registration_event(g, site, registered=False) for g in gateways]
-            )
+            _announce_site(conn, site)
+            return site
+
+    def set_site_account(self, site_id: int, account_id: str | None) -> Site:
+        """Record the customer account that owns a site (None: no account). The account
+        id is opaque here (the customers service checks it exists and shares the site's
+        region before calling this); each of the site's gateways' ``gateway.updated``
+        carries it, committed with the change, so services that keep gateways can scope
+        by account. ``ValueError`` for an id that is not ``acc_`` + 32 hex digits."""
+        if account_id is not None and not _ACCOUNT_ID.fullmatch(account_id):
+            raise ValueError(f"{account_id!r} is not an account id (acc_ + 32 hex digits)")
+        with self._pool.connection() as conn:
+            site = repo.update_site_account(conn, site_id, account_id)
+            if site is None:
+                raise NotFoundError(f"site {site_id} does not exist")
+            _announce_site(conn, site)
             return site
 
     # -- gateways ----------------------------------------------------------------
@@ -174,6 +191,14 @@ class RegistryService:
             return repo.list_devices(conn, gateway_id, limit, offset)
 
 
+def _announce_site(conn: Connection[Any], site: Site) -> None:
+    """A ``gateway.updated`` for each of the site's gateways, in the caller's transaction
+    (which holds the site's row lock from its update: a gateway added meanwhile waits,
+    then reads the new row)."""
+    gateways = repo.site_gateways(conn, site.id)
+    emit_many(conn, SCHEMA, [_registration_event(g, site, registered=False) for g in gateways])
+
+
 def _registration_event(gateway: Gateway, site: Site, *, registered: bool) -> Event:
     registration = GatewayRegistration(
         gateway_id=gateway.id,
@@ -181,6 +206,7 @@ def _registration_event(gateway: Gateway, site: Site, *, registered: bool) -> Ev
         region=gateway.region,
         time_zone=site.time_zone,
         enabled=gateway.enabled,
+        account_id=site.account_id,
     )
     return gateway_registration_event(registration, registered=registered)
 
