@@ -45,6 +45,7 @@ from cloud.config import (
     run_config_loops,
 )
 from cloud.config import subscriptions as config_subscriptions
+from cloud.customers import CustomersService
 from cloud.events.bus import EventBus, InProcessBus
 from cloud.events.relay import MetricsHook, OutboxRelay
 from cloud.events.runtime import BusSettings, EventRuntime, event_runtime
@@ -52,7 +53,7 @@ from cloud.ingest import CompletenessReader, IngestSettings, IngestWorker
 from cloud.ingest import event_subscriptions as ingest_subscriptions
 from cloud.mqtt_options import mqtt_options
 from cloud.portal import ApiSettings, create_app
-from cloud.registry import RegistryService
+from cloud.registry import NotFoundError, RegistryService, Site
 from cloud.registry import subscriptions as registry_subscriptions
 from cloud.settings import DatabaseSettings
 from cloud.telemetry import TelemetryReader
@@ -70,6 +71,7 @@ __all__ = [
     "create_tracker",
     "deliver_registry_events",
     "ingest_events",
+    "link_site",
     "open_config_service",
     "open_pool",
     "run_config_service",
@@ -82,7 +84,7 @@ log = logging.getLogger(__name__)
 Pool = ConnectionPool[Connection[Any]]
 
 #: Service schemas with an outbox.
-EMITTING_SCHEMAS = ("ingest", "registry", "config")
+EMITTING_SCHEMAS = ("ingest", "registry", "config", "customers")
 #: The registry's schema: its outbox carries the gateway events ingest keeps.
 REGISTRY_SCHEMA = "registry"
 #: How long a process that consumes them waits for the registry's pending events at start.
@@ -424,3 +426,19 @@ async def run_services(
                 yield Services(service, tracker, runtime, connected)
             finally:
                 stop.set()
+
+
+# -- flows across services ------------------------------------------------------------------
+def link_site(
+    registry: RegistryService, customers: CustomersService, site_id: int, account_id: str
+) -> Site:
+    """Make ``account_id`` the owner of site ``site_id``: the customers service vets the
+    account (exists, the site's region, not closed), then the registry records it and
+    announces it to the site's gateways (``gateway.updated`` carrying ``account_id``).
+    Raises the registry's or the customers service's ``NotFoundError`` /
+    ``ConflictError``; neither service calls the other."""
+    site = registry.get_site(site_id)
+    if site is None:
+        raise NotFoundError(f"site {site_id} does not exist")
+    customers.site_owner(account_id, site.region)
+    return registry.set_site_account(site_id, account_id)

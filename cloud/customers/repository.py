@@ -1,0 +1,258 @@
+"""Customers SQL (schema ``customers``); every function takes a connection in a transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from cloud.adapters.postgres import Connection, dict_row
+from cloud.customers.models import (
+    Account,
+    AccountIn,
+    Contact,
+    ContactIn,
+    DeviceWarranty,
+    Installation,
+    InstallationIn,
+    MeterReplacement,
+    MeterReplacementIn,
+    WarrantyIn,
+)
+from contracts.topics import Region
+
+_ACC_COLS = "id, region, name, email, plan_code, status, user_id, created_at, updated_at"
+_CONTACT_COLS = 'id, account_id, name, email, phone, role, "primary", created_at'
+_INST_COLS = (
+    "region, site_id, pv_kwp, tilt_deg, azimuth_deg, battery_kwh, network_operator,"
+    " tariff_zone, installed_on, warranty_until, billing_meter, updated_at"
+)
+_REPL_COLS = (
+    "id, region, site_id, old_serial, new_serial, replaced_at, old_register_kwh,"
+    " new_register_kwh, recorded_at"
+)
+_WARRANTY_COLS = "region, site_id, serial, kind, warranty_until, updated_at"
+
+
+def _one(conn: Connection[Any], query: str, params: Any) -> dict[str, Any] | None:
+    return conn.cursor(row_factory=dict_row).execute(query, params).fetchone()
+
+
+def _all(conn: Connection[Any], query: str, params: Any) -> list[dict[str, Any]]:
+    return conn.cursor(row_factory=dict_row).execute(query, params).fetchall()
+
+
+# -- accounts ---------------------------------------------------------------------------
+def insert_account(
+    conn: Connection[Any], account_id: str, region: Region, given: AccountIn
+) -> Account:
+    row = _one(
+        conn,
+        "INSERT INTO customers.accounts (id, region, name, email, plan_code, user_id)"
+        f" VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_ACC_COLS}",
+        (account_id, region.value, given.name, given.email, given.plan_code, given.user_id),
+    )
+    assert row is not None
+    return Account.model_validate(row)
+
+
+def get_account(
+    conn: Connection[Any], account_id: str, *, for_update: bool = False
+) -> Account | None:
+    lock = " FOR UPDATE" if for_update else ""
+    row = _one(
+        conn, f"SELECT {_ACC_COLS} FROM customers.accounts WHERE id = %s{lock}", (account_id,)
+    )
+    return Account.model_validate(row) if row else None
+
+
+def list_accounts(
+    conn: Connection[Any], region: Region | None, limit: int, offset: int
+) -> list[Account]:
+    rows = _all(
+        conn,
+        f"SELECT {_ACC_COLS} FROM customers.accounts"
+        " WHERE (%(region)s::text IS NULL OR region = %(region)s)"
+        " ORDER BY region, id LIMIT %(limit)s OFFSET %(offset)s",
+        {"region": region.value if region else None, "limit": limit, "offset": offset},
+    )
+    return [Account.model_validate(r) for r in rows]
+
+
+def update_account(conn: Connection[Any], account_id: str, changes: dict[str, Any]) -> Account:
+    """Set ``changes`` (column → value; names from the model, never from a caller)."""
+    sets = ", ".join(f"{column} = %({column})s" for column in changes)
+    row = _one(
+        conn,
+        f"UPDATE customers.accounts SET {sets}, updated_at = now() WHERE id = %(id)s"
+        f" RETURNING {_ACC_COLS}",
+        {**changes, "id": account_id},
+    )
+    assert row is not None, "the caller holds the account's row lock"
+    return Account.model_validate(row)
+
+
+# -- contacts ---------------------------------------------------------------------------
+def count_contacts(conn: Connection[Any], account_id: str) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM customers.contacts WHERE account_id = %s", (account_id,)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def insert_contact(conn: Connection[Any], account_id: str, given: ContactIn) -> Contact:
+    row = _one(
+        conn,
+        'INSERT INTO customers.contacts (account_id, name, email, phone, role, "primary")'
+        f" VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_CONTACT_COLS}",
+        (account_id, given.name, given.email, given.phone, given.role.value, given.primary),
+    )
+    assert row is not None
+    return Contact.model_validate(row)
+
+
+def list_contacts(conn: Connection[Any], account_id: str) -> list[Contact]:
+    rows = _all(
+        conn,
+        f"SELECT {_CONTACT_COLS} FROM customers.contacts WHERE account_id = %s ORDER BY id",
+        (account_id,),
+    )
+    return [Contact.model_validate(r) for r in rows]
+
+
+def delete_contact(conn: Connection[Any], account_id: str, contact_id: int) -> bool:
+    row = conn.execute(
+        "DELETE FROM customers.contacts WHERE account_id = %s AND id = %s RETURNING id",
+        (account_id, contact_id),
+    ).fetchone()
+    return row is not None
+
+
+# -- installations ----------------------------------------------------------------------
+def get_installation(
+    conn: Connection[Any], region: Region, site_id: int, *, for_update: bool = False
+) -> Installation | None:
+    lock = " FOR UPDATE" if for_update else ""
+    row = _one(
+        conn,
+        f"SELECT {_INST_COLS} FROM customers.installations"
+        f" WHERE region = %s AND site_id = %s{lock}",
+        (region.value, site_id),
+    )
+    return Installation.model_validate(row) if row else None
+
+
+def _installation_params(region: Region, site_id: int, given: InstallationIn) -> dict[str, Any]:
+    return {"region": region.value, "site_id": site_id, **given.model_dump()}
+
+
+def insert_installation(
+    conn: Connection[Any], region: Region, site_id: int, given: InstallationIn
+) -> Installation:
+    row = _one(
+        conn,
+        "INSERT INTO customers.installations (region, site_id, pv_kwp, tilt_deg, azimuth_deg,"
+        " battery_kwh, network_operator, tariff_zone, installed_on, warranty_until,"
+        " billing_meter) VALUES (%(region)s, %(site_id)s, %(pv_kwp)s, %(tilt_deg)s,"
+        " %(azimuth_deg)s, %(battery_kwh)s, %(network_operator)s, %(tariff_zone)s,"
+        f" %(installed_on)s, %(warranty_until)s, %(billing_meter)s) RETURNING {_INST_COLS}",
+        _installation_params(region, site_id, given),
+    )
+    assert row is not None
+    return Installation.model_validate(row)
+
+
+def update_installation(
+    conn: Connection[Any], region: Region, site_id: int, given: InstallationIn
+) -> Installation:
+    row = _one(
+        conn,
+        "UPDATE customers.installations SET pv_kwp = %(pv_kwp)s, tilt_deg = %(tilt_deg)s,"
+        " azimuth_deg = %(azimuth_deg)s, battery_kwh = %(battery_kwh)s,"
+        " network_operator = %(network_operator)s, tariff_zone = %(tariff_zone)s,"
+        " installed_on = %(installed_on)s, warranty_until = %(warranty_until)s,"
+        " billing_meter = %(billing_meter)s, updated_at = now()"
+        f" WHERE region = %(region)s AND site_id = %(site_id)s RETURNING {_INST_COLS}",
+        _installation_params(region, site_id, given),
+    )
+    assert row is not None, "the caller holds the installation's row lock"
+    return Installation.model_validate(row)
+
+
+def set_billing_meter(conn: Connection[Any], region: Region, site_id: int, serial: str) -> None:
+    conn.execute(
+        "UPDATE customers.installations SET billing_meter = %s, updated_at = now()"
+        " WHERE region = %s AND site_id = %s",
+        (serial, region.value, site_id),
+    )
+
+
+# -- meter replacements -----------------------------------------------------------------
+def latest_replacement_at(conn: Connection[Any], region: Region, site_id: int) -> datetime | None:
+    row = conn.execute(
+        "SELECT max(replaced_at) FROM customers.meter_replacements"
+        " WHERE region = %s AND site_id = %s",
+        (region.value, site_id),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def insert_replacement(
+    conn: Connection[Any], region: Region, site_id: int, given: MeterReplacementIn
+) -> MeterReplacement:
+    row = _one(
+        conn,
+        "INSERT INTO customers.meter_replacements (region, site_id, old_serial, new_serial,"
+        " replaced_at, old_register_kwh, new_register_kwh)"
+        f" VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {_REPL_COLS}",
+        (
+            region.value,
+            site_id,
+            given.old_serial,
+            given.new_serial,
+            given.replaced_at,
+            given.old_register_kwh,
+            given.new_register_kwh,
+        ),
+    )
+    assert row is not None
+    return MeterReplacement.model_validate(row)
+
+
+def list_replacements(
+    conn: Connection[Any], region: Region, site_id: int, limit: int, offset: int
+) -> list[MeterReplacement]:
+    rows = _all(
+        conn,
+        f"SELECT {_REPL_COLS} FROM customers.meter_replacements"
+        " WHERE region = %s AND site_id = %s ORDER BY replaced_at, id LIMIT %s OFFSET %s",
+        (region.value, site_id, limit, offset),
+    )
+    return [MeterReplacement.model_validate(r) for r in rows]
+
+
+# -- device warranties ------------------------------------------------------------------
+def upsert_warranty(
+    conn: Connection[Any], region: Region, site_id: int, serial: str, given: WarrantyIn
+) -> DeviceWarranty:
+    row = _one(
+        conn,
+        "INSERT INTO customers.device_warranties (region, site_id, serial, kind, warranty_until)"
+        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (region, site_id, serial) DO UPDATE"
+        " SET kind = EXCLUDED.kind, warranty_until = EXCLUDED.warranty_until,"
+        f" updated_at = now() RETURNING {_WARRANTY_COLS}",
+        (region.value, site_id, serial, given.kind.value, given.warranty_until),
+    )
+    assert row is not None
+    return DeviceWarranty.model_validate(row)
+
+
+def list_warranties(
+    conn: Connection[Any], region: Region, site_id: int, limit: int, offset: int
+) -> list[DeviceWarranty]:
+    rows = _all(
+        conn,
+        f"SELECT {_WARRANTY_COLS} FROM customers.device_warranties"
+        " WHERE region = %s AND site_id = %s ORDER BY serial LIMIT %s OFFSET %s",
+        (region.value, site_id, limit, offset),
+    )
+    return [DeviceWarranty.model_validate(r) for r in rows]

@@ -1,0 +1,250 @@
+"""CustomersService: the customers service's published interface.
+
+Every record lives in a region (an account's home region; a site's region) and every
+call names it, so one region's API never reads or changes another's. Sites belong to the
+registry and are named here by (region, site id); which account owns a site is the
+registry's ``sites.account_id``, set by the composition (:func:`cloud.bootstrap.link_site`)
+once :meth:`CustomersService.site_owner` has accepted the account.
+
+Changes other services follow are emitted through ``customers.outbox`` in their own
+transaction: ``customer.created`` / ``customer.updated`` (billing follows plans and
+statuses) and ``site.meter_replaced`` (billing closes one register and opens the next).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from uuid import uuid4
+
+from cloud.adapters.postgres import Connection, ConnectionPool, UniqueViolation, ping
+from cloud.customers import repository as repo
+from cloud.customers.errors import ConflictError, NotFoundError
+from cloud.customers.models import (
+    Account,
+    AccountIn,
+    AccountPatch,
+    Contact,
+    ContactIn,
+    DeviceWarranty,
+    Installation,
+    InstallationIn,
+    MeterReplacement,
+    MeterReplacementIn,
+    WarrantyIn,
+)
+from cloud.customers.validation import (
+    check_account_patch,
+    check_contact_count,
+    check_installation,
+    check_meter_replacement,
+    check_site_owner,
+)
+from cloud.events.outbox import emit
+from cloud.events.types import (
+    CustomerAccount,
+    MeterReplaced,
+    customer_account_event,
+    meter_replaced_event,
+)
+from contracts.timeutil import utc_now
+from contracts.topics import Region
+
+#: The customers service's PostgreSQL schema (and its outbox).
+SCHEMA = "customers"
+
+
+def new_account_id() -> str:
+    """``acc_`` + a uuid4's hex: unique across regions without asking any of them."""
+    return f"acc_{uuid4().hex}"
+
+
+class CustomersService:
+    """Accounts, contacts, installation records, warranties and meter replacements;
+    thread-safe (each call takes a pooled connection, one transaction per call)."""
+
+    def __init__(
+        self,
+        pool: ConnectionPool[Connection[Any]],
+        *,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._pool = pool
+        self._clock = clock
+
+    def ping(self) -> None:
+        ping(self._pool)
+
+    # -- accounts -----------------------------------------------------------------------
+    def add_account(self, region: Region, given: AccountIn) -> Account:
+        """A new account at home in ``region``; :class:`ConflictError` when ``user_id``
+        already signs in for another account."""
+        with self._pool.connection() as conn:
+            try:
+                account = repo.insert_account(conn, new_account_id(), region, given)
+            except UniqueViolation:
+                raise ConflictError(f"user {given.user_id} already has an account") from None
+            emit(conn, SCHEMA, customer_account_event(_payload(account), created=True))
+            return account
+
+    def get_account(self, account_id: str, region: Region | None = None) -> Account | None:
+        """The account, or None (also when it is at home in another region than ``region``)."""
+        with self._pool.connection() as conn:
+            return _in_region(repo.get_account(conn, account_id), region)
+
+    def list_accounts(
+        self, region: Region | None = None, *, limit: int = 100, offset: int = 0
+    ) -> list[Account]:
+        with self._pool.connection() as conn:
+            return repo.list_accounts(conn, region, limit, offset)
+
+    def update_account(
+        self, account_id: str, patch: AccountPatch, region: Region | None = None
+    ) -> Account:
+        """Change the fields ``patch`` sets (a closed account: none but ``status`` to
+        closed again)."""
+        with self._pool.connection() as conn:
+            current = _in_region(repo.get_account(conn, account_id, for_update=True), region)
+            if current is None:
+                raise NotFoundError(f"account {account_id} does not exist")
+            check_account_patch(current, patch)
+            changes = patch.model_dump(include=patch.model_fields_set, mode="json")
+            if not changes:
+                return current
+            try:
+                account = repo.update_account(conn, account_id, changes)
+            except UniqueViolation:
+                raise ConflictError(f"user {patch.user_id} already has an account") from None
+            emit(conn, SCHEMA, customer_account_event(_payload(account), created=False))
+            return account
+
+    def site_owner(self, account_id: str, site_region: Region) -> Account:
+        """The account, if it may own a site of ``site_region`` (its own region; not
+        closed): the check before the registry records the link."""
+        with self._pool.connection() as conn:
+            account = repo.get_account(conn, account_id)
+        if account is None:
+            raise NotFoundError(f"account {account_id} does not exist")
+        check_site_owner(account, site_region)
+        return account
+
+    # -- contacts -----------------------------------------------------------------------
+    def add_contact(self, region: Region, account_id: str, given: ContactIn) -> Contact:
+        with self._pool.connection() as conn:
+            self._account(conn, region, account_id, lock=True)  # counts stay exact
+            check_contact_count(account_id, repo.count_contacts(conn, account_id))
+            try:
+                return repo.insert_contact(conn, account_id, given)
+            except UniqueViolation:
+                raise ConflictError(f"account {account_id} already has a primary contact") from None
+
+    def list_contacts(self, region: Region, account_id: str) -> list[Contact]:
+        with self._pool.connection() as conn:
+            self._account(conn, region, account_id)
+            return repo.list_contacts(conn, account_id)
+
+    def remove_contact(self, region: Region, account_id: str, contact_id: int) -> None:
+        with self._pool.connection() as conn:
+            self._account(conn, region, account_id)
+            if not repo.delete_contact(conn, account_id, contact_id):
+                raise NotFoundError(f"account {account_id} has no contact {contact_id}")
+
+    # -- installations ------------------------------------------------------------------
+    def put_installation(
+        self, region: Region, site_id: int, given: InstallationIn
+    ) -> tuple[Installation, bool]:
+        """Record or replace a site's installation record; (record, whether it is new).
+        The billing meter of a stored record changes only by a meter replacement."""
+        with self._pool.connection() as conn:
+            current = repo.get_installation(conn, region, site_id, for_update=True)
+            checked = check_installation(region, given, current)
+            if current is not None:
+                return repo.update_installation(conn, region, site_id, checked), False
+            try:
+                return repo.insert_installation(conn, region, site_id, checked), True
+            except UniqueViolation:
+                raise ConflictError(
+                    f"site {site_id}'s installation was recorded meanwhile: send it again"
+                ) from None
+
+    def get_installation(self, region: Region, site_id: int) -> Installation | None:
+        with self._pool.connection() as conn:
+            return repo.get_installation(conn, region, site_id)
+
+    # -- meter replacements -------------------------------------------------------------
+    def record_meter_replacement(
+        self, region: Region, site_id: int, given: MeterReplacementIn
+    ) -> MeterReplacement:
+        """Record a billing-meter swap with both registers, make the new meter the
+        installation's billing meter and emit ``site.meter_replaced``, in one transaction."""
+        with self._pool.connection() as conn:
+            installation = self._installation(conn, region, site_id, lock=True)
+            latest = repo.latest_replacement_at(conn, region, site_id)
+            check_meter_replacement(installation, given, latest, self._clock())
+            replacement = repo.insert_replacement(conn, region, site_id, given)
+            repo.set_billing_meter(conn, region, site_id, given.new_serial)
+            emit(conn, SCHEMA, meter_replaced_event(_replaced(replacement)))
+            return replacement
+
+    def list_meter_replacements(
+        self, region: Region, site_id: int, *, limit: int = 100, offset: int = 0
+    ) -> list[MeterReplacement]:
+        """A site's swaps in time order; :class:`NotFoundError` without an installation."""
+        with self._pool.connection() as conn:
+            self._installation(conn, region, site_id)
+            return repo.list_replacements(conn, region, site_id, limit, offset)
+
+    # -- device warranties --------------------------------------------------------------
+    def put_warranty(
+        self, region: Region, site_id: int, serial: str, given: WarrantyIn
+    ) -> DeviceWarranty:
+        with self._pool.connection() as conn:
+            self._installation(conn, region, site_id)
+            return repo.upsert_warranty(conn, region, site_id, serial, given)
+
+    def list_warranties(
+        self, region: Region, site_id: int, *, limit: int = 100, offset: int = 0
+    ) -> list[DeviceWarranty]:
+        with self._pool.connection() as conn:
+            self._installation(conn, region, site_id)
+            return repo.list_warranties(conn, region, site_id, limit, offset)
+
+    # -- helpers ------------------------------------------------------------------------
+    @staticmethod
+    def _account(
+        conn: Connection[Any], region: Region, account_id: str, *, lock: bool = False
+    ) -> Account:
+        account = _in_region(repo.get_account(conn, account_id, for_update=lock), region)
+        if account is None:
+            raise NotFoundError(f"account {account_id} does not exist in region {region.value}")
+        return account
+
+    @staticmethod
+    def _installation(
+        conn: Connection[Any],
+        region: Region,
+        site_id: int,
+        *,
+        lock: bool = False,
+    ) -> Installation:
+        found = repo.get_installation(conn, region, site_id, for_update=lock)
+        if found is None:
+            raise NotFoundError(f"site {site_id} ({region.value}) has no installation record")
+        return found
+
+
+def _in_region(account: Account | None, region: Region | None) -> Account | None:
+    if account is None or (region is not None and account.region is not region):
+        return None
+    return account
+
+
+def _payload(account: Account) -> CustomerAccount:
+    return CustomerAccount.model_validate({**account.model_dump(), "account_id": account.id})
+
+
+def _replaced(replacement: MeterReplacement) -> MeterReplaced:
+    return MeterReplaced.model_validate(
+        {**replacement.model_dump(), "replacement_id": replacement.id}
+    )
