@@ -3,10 +3,14 @@ refusals and know nothing of HTTP; the routes do not catch them."""
 
 from __future__ import annotations
 
+import math
+
 from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from cloud import config, registry
+from cloud import config, employees, registry
 
 __all__ = ["add_error_handlers"]
 
@@ -18,6 +22,9 @@ STATUS: dict[type[Exception], int] = {
     config.ConflictError: status.HTTP_409_CONFLICT,
     config.RefusedError: 422,  # Unprocessable Content (its constant was renamed in Starlette)
     config.ConfigError: status.HTTP_400_BAD_REQUEST,
+    employees.NotFoundError: status.HTTP_404_NOT_FOUND,
+    employees.ConflictError: status.HTTP_409_CONFLICT,
+    employees.InvalidError: 422,
 }
 
 
@@ -33,6 +40,24 @@ async def _answer(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": _detail(exc)}, status_code=code)
 
 
+def _json_safe(value: object) -> object:
+    """NaN and ±Infinity as strings: Python's JSON reader accepts them in a request, and
+    a refusal that echoes them must still be JSON (FastAPI's own answer raised, a 500)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
+
+
 def add_error_handlers(app: FastAPI) -> None:
     for error in STATUS:
         app.add_exception_handler(error, _answer)
+    app.add_exception_handler(RequestValidationError, _invalid)
