@@ -14,6 +14,7 @@ from potr import (
     cli_config,
     cli_customers,
     cli_edge,
+    cli_employees,
     cli_gateway,
     cli_keys,
     cli_pki,
@@ -33,6 +34,7 @@ cli_keys.register(app)
 cli_gateway.register(app)
 cli_pki.register(app)
 cli_customers.register(app)
+cli_employees.register(app)
 console = Console()
 
 

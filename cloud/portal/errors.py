@@ -7,7 +7,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from cloud import config, customers, registry
+from cloud import config, customers, employees, registry
 
 __all__ = ["add_error_handlers"]
 
@@ -22,6 +22,9 @@ STATUS: dict[type[Exception], int] = {
     customers.NotFoundError: status.HTTP_404_NOT_FOUND,
     customers.ConflictError: status.HTTP_409_CONFLICT,
     customers.RefusedError: 422,
+    employees.NotFoundError: status.HTTP_404_NOT_FOUND,
+    employees.ConflictError: status.HTTP_409_CONFLICT,
+    employees.InvalidError: 422,
 }
 
 

@@ -1,0 +1,394 @@
+"""Employees against a real PostgreSQL: the service's CRUD and refusals, the REST router
+over httpx's ASGI transport (statuses, bounds, the calendar route), and ``potr employee``.
+
+The router gets stand-in ``read``/``write`` dependencies (a role header), as the portal
+passes in its own: what is tested here is the routes, not the authorisation.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import date
+from typing import Annotated, Any
+
+import httpx
+import psycopg
+import pytest
+from fastapi import FastAPI, Header, HTTPException
+from psycopg import sql
+from typer.testing import CliRunner
+
+from cloud.adapters.postgres import create_pool
+from cloud.employees import (
+    AbsenceIn,
+    ConflictError,
+    EmployeeIn,
+    EmployeePatch,
+    EmployeeService,
+    LicenceIn,
+    NotFoundError,
+    create_router,
+)
+from cloud.migrate import migrate
+from cloud.portal.errors import add_error_handlers
+from potr.cli import app as cli
+
+pytestmark = pytest.mark.integration
+
+USER = "usr_" + "0123456789abcdef" * 2
+
+
+def _record(no: str = "E00042", **changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "employee_no": no,
+        "user_id": USER,
+        "name": "Ada Sparks",
+        "region": "au",
+        "jurisdiction": "AU-NSW",
+        "base": {"latitude": -33.87, "longitude": 151.21, "address": "1 George St, Sydney"},
+        "time_zone": "Australia/Sydney",
+        "skills": [{"code": "pv_install"}, {"code": "roof_work", "expires_on": "2026-03-31"}],
+        "licences": [
+            {
+                "kind": "au-electrical",
+                "jurisdiction": "AU-NSW",
+                "number": "123456C",
+                "valid_from": "2024-07-01",
+                "expires_on": "2027-06-30",
+            }
+        ],
+        "hours": [{"weekday": d, "starts": "07:00", "ends": "15:30"} for d in range(1, 6)],
+    }
+    data.update(changes)
+    return data
+
+
+@pytest.fixture(scope="module")
+def employees_db(postgres_server_url: str) -> Iterator[str]:
+    """One migrated database for this module (each test empties the tables it uses):
+    creating and migrating one per test cost about a second each."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    info: dict[str, Any] = psycopg.conninfo.conninfo_to_dict(postgres_server_url)
+    info["dbname"] = name
+    url = psycopg.conninfo.make_conninfo(**{k: v for k, v in info.items() if v is not None})
+    try:
+        migrate(url)
+        yield url
+    finally:
+        with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture
+def database(employees_db: str) -> str:
+    """The module's database with no employees (children go by cascade)."""
+    with psycopg.connect(employees_db, autocommit=True) as conn:
+        conn.execute("TRUNCATE employees.employees CASCADE")
+    return employees_db
+
+
+@pytest.fixture
+def service(database: str) -> Iterator[EmployeeService]:
+    pool = create_pool(database, name="test-employees", max_size=4)
+    # "Today" is fixed: a record carries absences not ended before yesterday.
+    yield EmployeeService(pool, today=lambda: date(2025, 11, 1))
+    pool.close()
+
+
+def test_service_keeps_whole_records_licences_and_absences(service: EmployeeService) -> None:
+    added = service.add(EmployeeIn.model_validate(_record()))
+    assert added == service.get("E00042")
+    assert added.base.latitude == -33.87
+    assert [s.code for s in added.skills] == ["pv_install", "roof_work"]
+    assert added.skills[1].expires_on == date(2026, 3, 31)
+    assert next((h.weekday, str(h.starts), str(h.ends)) for h in added.hours) == (
+        1,
+        "07:00:00",
+        "15:30:00",
+    )
+    assert service.by_user(USER) == added
+    with pytest.raises(ConflictError, match="already exists"):
+        service.add(EmployeeIn.model_validate(_record(licences=[])))
+    with pytest.raises(ConflictError, match="user is linked"):
+        service.add(EmployeeIn.model_validate(_record("E00043", licences=[])))
+    with pytest.raises(ConflictError, match="licence"):  # the same NSW licence number
+        service.add(EmployeeIn.model_validate(_record("E00044", user_id=None)))
+    with pytest.raises(NotFoundError):
+        service.get("E99999")
+
+    vic = service.add(
+        EmployeeIn.model_validate(
+            _record("E00050", user_id=None, jurisdiction="AU-VIC", licences=[], skills=[])
+        )
+    )
+    assert [e.employee_no for e in service.list_employees()] == ["E00042", "E00050"]
+    assert [e.employee_no for e in service.list_employees(skill="roof_work")] == ["E00042"]
+    assert [e.employee_no for e in service.list_employees(jurisdiction="AU-VIC")] == ["E00050"]
+
+    changed = service.update(
+        "E00050",
+        EmployeePatch.model_validate(
+            {
+                "name": "Bo Volt",
+                "active": False,
+                "hours": [{"weekday": 6, "starts": "08:00", "ends": "12:00"}],
+            }
+        ),
+    )
+    assert (changed.name, changed.active, len(changed.hours)) == ("Bo Volt", False, 1)
+    assert changed.updated_at > vic.updated_at
+    assert [e.employee_no for e in service.list_employees(active=True)] == ["E00042"]
+    unlinked = service.update("E00042", EmployeePatch.model_validate({"user_id": None}))
+    assert unlinked.user_id is None
+    assert unlinked.name == "Ada Sparks"  # fields left out stay
+
+    # Licences and absences.
+    service.remove_licence("E00042", added.licences[0].id)
+    saa = service.add_licence(
+        "E00042",
+        LicenceIn(
+            kind="au-battery-endorsement",
+            jurisdiction="AU",
+            number="S1234",
+            valid_from=date(2024, 1, 1),
+            expires_on=date(2026, 1, 1),
+        ),
+    )
+    assert service.get("E00042").licences == [saa]
+    service.remove_licence("E00042", saa.id)
+    with pytest.raises(NotFoundError, match="no licence"):
+        service.remove_licence("E00042", saa.id)
+
+    old = service.add_absence(
+        "E00042", AbsenceIn(starts_on=date(2025, 10, 1), ends_on=date(2025, 10, 3), kind="training")
+    )
+    leave = service.add_absence(
+        "E00042",
+        AbsenceIn(starts_on=date(2025, 11, 3), ends_on=date(2025, 11, 7), kind="annual_leave"),
+    )
+    with pytest.raises(ConflictError, match="overlaps"):  # shares 7 Nov
+        service.add_absence(
+            "E00042",
+            AbsenceIn(starts_on=date(2025, 11, 7), ends_on=date(2025, 11, 8), kind="sick_leave"),
+        )
+    # The record carries absences not ended before yesterday (31 Oct); history by range.
+    assert service.get("E00042").absences == [leave]
+    assert service.list_absences("E00042", date(2025, 1, 1), date(2025, 12, 31)) == [old, leave]
+    assert service.list_absences("E00042", date(2025, 10, 3), date(2025, 10, 3)) == [old]
+    service.remove_absence("E00042", old.id)
+    with pytest.raises(NotFoundError):
+        service.remove_absence("E00042", old.id)
+    with pytest.raises(NotFoundError):
+        service.add_absence(
+            "E00001", AbsenceIn(starts_on=date(2025, 1, 1), ends_on=date(2025, 1, 1), kind="other")
+        )
+
+
+# -- the REST router ----------------------------------------------------------------------------
+def _role(x_role: Annotated[str | None, Header()] = None) -> str:
+    if x_role is None:
+        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    return x_role
+
+
+def _reader(x_role: Annotated[str | None, Header()] = None) -> None:
+    if _role(x_role) not in ("reader", "writer"):
+        raise HTTPException(403, "may not read")
+
+
+def _writer(x_role: Annotated[str | None, Header()] = None) -> None:
+    if _role(x_role) != "writer":
+        raise HTTPException(403, "may not write")
+
+
+@pytest.fixture
+async def api(service: EmployeeService) -> AsyncIterator[httpx.AsyncClient]:
+    app = FastAPI()
+    add_error_handlers(app)
+    app.include_router(create_router(service, read=_reader, write=_writer), prefix="/api/v1")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test/api/v1", headers={"X-Role": "writer"}
+    ) as client:
+        yield client
+
+
+async def test_routes_add_read_change_and_refuse(api: httpx.AsyncClient) -> None:
+    created = await api.post("/employees", json=_record())
+    assert created.status_code == 201, created.text
+    assert created.json()["licences"][0]["id"] >= 1
+    assert (await api.post("/employees", json=_record())).status_code == 409
+    got = await api.get("/employees/E00042")
+    assert got.status_code == 200
+    assert got.json() == created.json()
+    assert (await api.get("/employees/E99999")).status_code == 404
+    assert (await api.get("/employees/not-a-number")).status_code == 422
+    listed = await api.get("/employees", params={"skill": "pv_install"})
+    assert [e["employee_no"] for e in listed.json()] == ["E00042"]
+
+    patched = await api.patch("/employees/E00042", json={"name": "Ada K. Sparks"})
+    assert patched.json()["name"] == "Ada K. Sparks"
+    moved = await api.patch("/employees/E00042", json={"jurisdiction": "ES-CN"})
+    assert moved.status_code == 422
+    assert "not in region au" in moved.json()["detail"]
+
+    battery = {
+        "kind": "au-battery-endorsement",
+        "jurisdiction": "AU",
+        "number": "S1234",
+        "valid_from": "2024-01-01",
+    }
+    licence = await api.post("/employees/E00042/licences", json=battery)
+    assert licence.status_code == 201
+    assert (await api.post("/employees/E00042/licences", json=battery)).status_code == 409
+    assert (await api.post("/employees/E99999/licences", json=battery)).status_code == 404
+    path = f"/employees/E00042/licences/{licence.json()['id']}"
+    assert (await api.delete(path)).status_code == 204
+    assert (await api.delete(path)).status_code == 404
+
+    leave = {"starts_on": "2025-11-03", "ends_on": "2025-11-07", "kind": "annual_leave"}
+    absence = await api.post("/employees/E00042/absences", json=leave)
+    assert absence.status_code == 201
+    assert (await api.post("/employees/E00042/absences", json=leave)).status_code == 409
+    history = await api.get(
+        "/employees/E00042/absences", params={"from": "2025-11-01", "to": "2025-11-30"}
+    )
+    assert history.json() == [absence.json()]
+    backwards = await api.get(
+        "/employees/E00042/absences", params={"from": "2025-11-30", "to": "2025-11-01"}
+    )
+    assert backwards.status_code == 422
+    assert (
+        await api.delete(f"/employees/E00042/absences/{absence.json()['id']}")
+    ).status_code == 204
+
+
+async def test_out_of_bounds_input_is_422_and_authorisation_applies(api: httpx.AsyncClient) -> None:
+    # Python's JSON reader accepts NaN and Infinity; the models must not, and the refusal
+    # that names them must still be JSON.
+    raw = httpx.Request("POST", "http://x", json={**_record(), "base": "@BASE@"}).content
+    for base, where in (
+        (b'{"latitude": NaN, "longitude": 0}', "latitude"),
+        (b'{"latitude": 0, "longitude": -Infinity}', "longitude"),
+    ):
+        answer = await api.post(
+            "/employees",
+            content=raw.replace(b'"@BASE@"', base),
+            headers={"Content-Type": "application/json"},
+        )
+        assert answer.status_code == 422
+        assert where in answer.text
+    for changes in (
+        {"name": "Ada\u0000"},
+        {"time_zone": "Mars/Olympus"},
+        {"employee_no": "E" + "9" * 10},
+    ):
+        answer = await api.post("/employees", json=_record(**changes))
+        assert answer.status_code == 422, changes
+    assert (await api.get("/employees", params={"limit": 501})).status_code == 422
+    assert (await api.delete("/employees/E00042/absences/0")).status_code == 422
+
+    # The router applies the dependencies it is given: reader, writer, nobody.
+    assert (await api.get("/employees", headers={"X-Role": "reader"})).status_code == 200
+    assert (
+        await api.post("/employees", json=_record(), headers={"X-Role": "reader"})
+    ).status_code == 403
+    anonymous = httpx.Headers({k: v for k, v in api.headers.items() if k.lower() != "x-role"})
+    api.headers = anonymous
+    assert (await api.get("/employees")).status_code == 401
+    assert (
+        await api.get(
+            "/calendar/es/business-days", params={"from": "2025-01-01", "to": "2025-01-31"}
+        )
+    ).status_code == 401
+
+
+async def test_who_can_take_a_job_and_the_calendar(api: httpx.AsyncClient) -> None:
+    assert (await api.post("/employees", json=_record())).status_code == 201
+    vic = _record("E00050", user_id=None, jurisdiction="AU-VIC", time_zone="Australia/Melbourne")
+    vic["licences"][0] |= {"jurisdiction": "AU-VIC", "number": "V-77"}
+    assert (await api.post("/employees", json=vic)).status_code == 201
+
+    async def who(at: str, jurisdiction: str, **params: Any) -> list[str]:
+        answer = await api.get(
+            "/employees/available", params={"at": at, "jurisdiction": jurisdiction, **params}
+        )
+        assert answer.status_code == 200, answer.text
+        return [e["employee_no"] for e in answer.json()]
+
+    # Wed 5 Nov 2025 10:00 AEDT: both at work; each licensed in their own state only.
+    assert await who("2025-11-05T10:00:00+11:00", "AU-NSW") == ["E00042", "E00050"]
+    assert await who("2025-11-05T10:00:00+11:00", "AU-NSW", licence="au-electrical") == ["E00042"]
+    assert await who("2025-11-05T10:00:00+11:00", "AU-VIC", licence="au-electrical") == ["E00050"]
+    # Tue 4 Nov: Melbourne Cup, a holiday in Victoria only.
+    assert await who("2025-11-04T10:00:00+11:00", "AU-VIC") == ["E00042"]
+    for bad in (
+        {"at": "2025-11-04T10:00:00", "jurisdiction": "AU-NSW"},  # no offset
+        {"at": "2025-11-04T10:00:00Z", "jurisdiction": "AU-XX"},
+        {"at": "2025-11-04T10:00:00Z", "jurisdiction": "AU-NSW", "licence": "au-plumbing"},
+    ):
+        assert (await api.get("/employees/available", params=bad)).status_code == 422, bad
+
+    week = await api.get(
+        "/calendar/au/business-days",
+        params={"from": "2025-11-03", "to": "2025-11-09", "jurisdiction": "AU-VIC"},
+    )
+    assert week.status_code == 200
+    assert week.json() == {
+        "region": "au",
+        "jurisdiction": "AU-VIC",
+        "time_zone": "Australia/Melbourne",
+        "from": "2025-11-03",
+        "to": "2025-11-09",
+        "business_days": ["2025-11-03", "2025-11-05", "2025-11-06", "2025-11-07"],
+        "holidays": [{"day": "2025-11-04", "name": "Melbourne Cup Day"}],
+    }
+    nsw = await api.get(
+        "/calendar/au/business-days", params={"from": "2025-11-03", "to": "2025-11-09"}
+    )
+    assert nsw.json()["jurisdiction"] == "AU-NSW"  # the region's default
+    assert len(nsw.json()["business_days"]) == 5
+    for params in (
+        {"from": "2025-11-09", "to": "2025-11-03"},
+        {"from": "2020-01-01", "to": "2025-01-01"},
+        {"from": "2025-11-03", "to": "2025-11-09", "jurisdiction": "US-CA"},
+    ):
+        assert (await api.get("/calendar/au/business-days", params=params)).status_code == 422
+    assert (
+        await api.get(
+            "/calendar/uk/business-days", params={"from": "2025-11-03", "to": "2025-11-09"}
+        )
+    ).status_code == 422
+
+
+# -- the CLI ------------------------------------------------------------------------------------
+def test_cli_adds_and_lists_employees(database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POTR_DATABASE_URL", database)
+    runner = CliRunner()
+    add = [
+        "employee", "add", "--no", "E00077", "--name", "Carmen Ruiz", "--region", "es",
+        "--jurisdiction", "ES-CN", "--time-zone", "Atlantic/Canary", "--lat", "28.12",
+        "--lon", "-15.43", "--skill", "pv_install", "--skill", "battery_install",
+        "--licence", "es-instalador-autorizado:ES:IBT-9:2022-01-01",
+        "--hours", "mon-fri 08:00-16:00",
+    ]  # fmt: skip
+    done = runner.invoke(cli, add)
+    assert done.exit_code == 0, done.output
+    assert "E00077" in done.output
+    again = runner.invoke(cli, add)
+    assert again.exit_code == 1
+    assert "already exists" in again.output
+    bad = runner.invoke(
+        cli, [*add[:2], "--no", "E1", *add[4:8], "--jurisdiction", "AU-NSW", *add[10:]]
+    )
+    assert bad.exit_code == 2
+    listed = runner.invoke(cli, ["employee", "list"], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0, listed.output
+    assert "E00077" in listed.output
+    assert "Carmen Ruiz" in listed.output
+    assert "es-instalador-autorizado:ES" in listed.output
