@@ -42,7 +42,7 @@ def _context(**overrides: Any) -> tuple[Any, Any, Any]:
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    console.print(f"[red]{exc}[/red]")
+    console.print(f"[red]{exc}[/red]", soft_wrap=True)
     return typer.Exit(1)
 
 

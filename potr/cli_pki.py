@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    console.print(f"[red]{exc}[/red]")
+    console.print(f"[red]{exc}[/red]", soft_wrap=True)
     return typer.Exit(1)
 
 
