@@ -9,7 +9,16 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from potr import cli_cloud, cli_config, cli_edge, cli_gateway, cli_keys, cli_pki, cli_profiles
+from potr import (
+    cli_cloud,
+    cli_config,
+    cli_edge,
+    cli_gateway,
+    cli_gateway_config,
+    cli_keys,
+    cli_pki,
+    cli_profiles,
+)
 
 app = typer.Typer(
     help="Power on the Roof platform", no_args_is_help=True, pretty_exceptions_enable=False
@@ -22,6 +31,7 @@ cli_profiles.register(app)
 cli_config.register(app)
 cli_keys.register(app)
 cli_gateway.register(app)
+cli_gateway_config.register(app)
 cli_pki.register(app)
 console = Console()
 
