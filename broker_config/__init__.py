@@ -1,1 +1,2 @@
-"""Broker configuration: Mosquitto configs per region, credentials and ACLs, amqtt for the demo."""
+"""Server configs as text: Mosquitto per region (credentials, ACLs, CA), amqtt for the demo,
+and the nginx API gateway."""

@@ -16,6 +16,7 @@ from potr import (
     cli_edge,
     cli_employees,
     cli_gateway,
+    cli_gateway_config,
     cli_keys,
     cli_pki,
     cli_profiles,
@@ -32,6 +33,7 @@ cli_profiles.register(app)
 cli_config.register(app)
 cli_keys.register(app)
 cli_gateway.register(app)
+cli_gateway_config.register(app)
 cli_pki.register(app)
 cli_customers.register(app)
 cli_employees.register(app)

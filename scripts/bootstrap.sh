@@ -16,6 +16,7 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need_debs+=(python3-venv)
 have mosquitto || [ -x /usr/sbin/mosquitto ] || need_debs+=(mosquitto)
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need_debs+=(rabbitmq-server)
 have socat || need_debs+=(socat)
+have nginx || [ -x /usr/sbin/nginx ] || need_debs+=(nginx-light)
 pg_bin_present || need_debs+=(postgresql)
 have runuser || need_debs+=(util-linux)
 
