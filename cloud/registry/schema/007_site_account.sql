@@ -1,0 +1,1 @@
+ALTER TABLE registry.sites ADD COLUMN IF NOT EXISTS account_id text;
