@@ -52,7 +52,7 @@ from cloud.events.runtime import BusSettings, EventRuntime, event_runtime
 from cloud.ingest import CompletenessReader, IngestSettings, IngestWorker
 from cloud.ingest import event_subscriptions as ingest_subscriptions
 from cloud.mqtt_options import mqtt_options
-from cloud.portal import ApiSettings, create_app
+from cloud.portal import ApiSettings, Verify, create_app
 from cloud.registry import NotFoundError, RegistryService, Site
 from cloud.registry import subscriptions as registry_subscriptions
 from cloud.settings import DatabaseSettings
@@ -190,9 +190,11 @@ def create_api(
     *,
     config: ConfigService | None = None,
     health_checks: Mapping[str, Callable[[], None]] | None = None,
+    verify: Verify | None = None,
 ) -> FastAPI:
     """The portal API over ``pool``: registry, telemetry, completeness, and the command
-    and config routes when a ``config`` service is given. Opens no connection."""
+    and config routes when a ``config`` service is given. Opens no connection.
+    ``verify``: how a bearer token becomes a caller (default: the settings' tokens)."""
     return create_app(
         settings,
         RegistryService(pool),
@@ -200,6 +202,7 @@ def create_api(
         health_checks=health_checks,
         completeness=CompletenessReader(pool),
         config=config,
+        verify=verify,
     )
 
 

@@ -192,7 +192,7 @@ async def run_demo(
             console.print(f"\n[bold]API[/bold] {api}   (OpenAPI: {api}/docs)")
             console.print("[bold]token[/bold] (admin, 1 h):")
             console.print(f"export TOKEN={token}", soft_wrap=True, highlight=False)
-            console.print(f'try: curl -H "Authorization: Bearer $TOKEN" {api}/api/v1/sites')
+            console.print(f'try: curl -H "Authorization: Bearer $TOKEN" {api}/api/v1/au/sites')
             tg.create_task(_print_command_when_ready(services.config, api, console))
 
             reports = await _report_until(
@@ -216,7 +216,7 @@ async def _print_command_when_ready(config: ConfigService, api: str, console: Co
         console.print(f"[red]{device} not seen within 60 s: no command to show[/red]")
         return
     body = {"name": "set_power_limit", "device": device, "args": {"pct": 50}, "reason": "demo"}
-    url = f"{api}/api/v1/gateways/{au.gateway_id}/commands"
+    url = f"{api}/api/v1/{au.region}/gateways/{au.gateway_id}/commands"
     console.print(
         f'command: curl -X POST -H "Authorization: Bearer $TOKEN"'
         f" -H 'content-type: application/json' {url} -d '{json.dumps(body)}'",

@@ -1,20 +1,26 @@
-"""Config service REST routes; the portal passes in a dependency that authorises the
-caller (operator/admin) and returns who it is (the token's subject).
+"""Config service REST routes (mounted by the portal under ``/api/v1/{region}``).
+
+Each route takes its caller's :class:`~cloud.scope.Access` from the portal's one
+authorisation dependency (``access(route_key)``: operators and admins), acts as its
+``subject`` and passes the URL's region to the service, which treats a gateway or
+command of another region as absent (404, nothing written).
 
 The service's refusals (:mod:`cloud.config.errors`) propagate: the portal's exception
 handlers answer them (404, 409, 422 naming field/limit/reason, else 400).
 """
 
-# No ``from __future__ import annotations``: the routes' ``Caller`` alias is local to
-# ``create_router`` and FastAPI resolves string annotations in the module's globals only.
+# No ``from __future__ import annotations``: the routes' ``Annotated`` dependencies are
+# local to ``create_router`` and FastAPI resolves string annotations in the module's
+# globals only.
 
 from collections.abc import Callable
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from starlette.concurrency import run_in_threadpool
 
+from cloud.apitypes import BODY_RESPONSES, GatewayIdPath, Limit, Offset, problem
 from cloud.config.models import (
     AuditEntry,
     Command,
@@ -25,40 +31,62 @@ from cloud.config.models import (
     RollbackIn,
 )
 from cloud.config.service import ConfigService
+from cloud.scope import Access
 
-Limit = Annotated[int, Query(ge=1, le=1000, description="page size")]
-Offset = Annotated[int, Query(ge=0, description="rows to skip")]
-
+_UNKNOWN_GATEWAY: dict[int | str, dict[str, Any]] = {
+    404: problem("unknown gateway (no birth seen) or of another region"),
+}
 _REFUSALS: dict[int | str, dict[str, Any]] = {
-    404: {"description": "unknown gateway (no birth seen), device, command or version"},
-    409: {"description": "nothing to roll back to"},
-    422: {"description": "refused before signing: detail names field, limit and reason"},
+    **BODY_RESPONSES,
+    400: problem("refused by the config service"),
+    404: problem("unknown gateway (no birth seen), device, command or version"),
+    409: problem("nothing to roll back to"),
+    422: problem("malformed, or refused before signing: detail names field, limit and reason"),
 }
 
 
-def create_router(service: ConfigService, *, actor: Callable[..., str]) -> APIRouter:
+def _region(who: Access) -> str:
+    """The region the service filters by. The config service scopes by region only: an
+    account's scope (a customer's, refused by the policy before this) fails closed."""
+    if who.scope.by_account or who.scope.region is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "device control is for staff only")
+    return who.scope.region.value
+
+
+def create_router(
+    service: ConfigService, *, access: Callable[[str], Callable[..., Any]]
+) -> APIRouter:
     """Routes under ``/gateways/{gw}/commands``, ``/commands``, ``/gateways/{gw}/config``."""
     router = APIRouter(tags=["config"])
-    Caller = Annotated[str, Depends(actor)]
 
     @router.post(
         "/gateways/{gateway_id}/commands",
         response_model=Command,
         status_code=status.HTTP_201_CREATED,
+        operation_id="commands.send",
         summary="Send a signed command to a device or the gateway",
         responses=_REFUSALS,
     )
-    async def send_command(gateway_id: str, body: CommandIn, who: Caller) -> Command:
-        return await run_in_threadpool(service.send_command, gateway_id, body, who)
+    async def send_command(
+        gateway_id: GatewayIdPath,
+        body: CommandIn,
+        who: Annotated[Access, Depends(access("commands.send"))],
+    ) -> Command:
+        return await run_in_threadpool(
+            service.send_command, gateway_id, body, who.subject, region=_region(who)
+        )
 
     @router.get(
         "/commands/{command_id}",
         response_model=Command,
+        operation_id="commands.get",
         summary="One command and its status",
-        responses={404: {"description": "no such command"}},
+        responses={404: problem("no such command in the region")},
     )
-    async def get_command(command_id: UUID, _who: Caller) -> Command:
-        command = await run_in_threadpool(service.get_command, command_id)
+    async def get_command(
+        command_id: UUID, who: Annotated[Access, Depends(access("commands.get"))]
+    ) -> Command:
+        command = await run_in_threadpool(service.get_command, command_id, region=_region(who))
         if command is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"command {command_id} not found")
         return command
@@ -66,51 +94,80 @@ def create_router(service: ConfigService, *, actor: Callable[..., str]) -> APIRo
     @router.get(
         "/gateways/{gateway_id}/commands",
         response_model=list[Command],
+        operation_id="commands.list",
         summary="A gateway's commands, newest first",
+        responses=_UNKNOWN_GATEWAY,
     )
     async def list_commands(
-        gateway_id: str, _who: Caller, limit: Limit = 100, offset: Offset = 0
+        gateway_id: GatewayIdPath,
+        who: Annotated[Access, Depends(access("commands.list"))],
+        limit: Limit = 100,
+        offset: Offset = 0,
     ) -> list[Command]:
         return await run_in_threadpool(
-            service.list_commands, gateway_id, limit=limit, offset=offset
+            service.list_commands, gateway_id, limit=limit, offset=offset, region=_region(who)
         )
 
     @router.put(
         "/gateways/{gateway_id}/config",
         response_model=DesiredConfig,
+        operation_id="config.set",
         summary="Set the desired config: a new version, signed, published retained",
         responses=_REFUSALS,
     )
-    async def set_config(gateway_id: str, body: ConfigIn, who: Caller) -> DesiredConfig:
-        return await run_in_threadpool(service.set_config, gateway_id, body, who)
+    async def set_config(
+        gateway_id: GatewayIdPath,
+        body: ConfigIn,
+        who: Annotated[Access, Depends(access("config.set"))],
+    ) -> DesiredConfig:
+        return await run_in_threadpool(
+            service.set_config, gateway_id, body, who.subject, region=_region(who)
+        )
 
     @router.get(
         "/gateways/{gateway_id}/config",
         response_model=ConfigView,
+        operation_id="config.get",
         summary="Desired config, reported state per device, and history",
-        responses={404: {"description": "unknown gateway"}},
+        responses=_UNKNOWN_GATEWAY,
     )
-    async def show_config(gateway_id: str, _who: Caller) -> ConfigView:
-        return await run_in_threadpool(service.show_config, gateway_id)
+    async def show_config(
+        gateway_id: GatewayIdPath, who: Annotated[Access, Depends(access("config.get"))]
+    ) -> ConfigView:
+        return await run_in_threadpool(service.show_config, gateway_id, region=_region(who))
 
     @router.post(
         "/gateways/{gateway_id}/config/rollback",
         response_model=DesiredConfig,
         status_code=status.HTTP_201_CREATED,
+        operation_id="config.rollback",
         summary="Roll back: a new version carrying an earlier version's settings",
         responses=_REFUSALS,
     )
-    async def rollback(gateway_id: str, body: RollbackIn, who: Caller) -> DesiredConfig:
-        return await run_in_threadpool(service.rollback, gateway_id, body, who)
+    async def rollback(
+        gateway_id: GatewayIdPath,
+        body: RollbackIn,
+        who: Annotated[Access, Depends(access("config.rollback"))],
+    ) -> DesiredConfig:
+        return await run_in_threadpool(
+            service.rollback, gateway_id, body, who.subject, region=_region(who)
+        )
 
     @router.get(
         "/gateways/{gateway_id}/config/audit",
         response_model=list[AuditEntry],
+        operation_id="config.audit",
         summary="Who asked for what, when and why, and what came of it (newest first)",
+        responses=_UNKNOWN_GATEWAY,
     )
     async def audit(
-        gateway_id: str, _who: Caller, limit: Limit = 100, offset: Offset = 0
+        gateway_id: GatewayIdPath,
+        who: Annotated[Access, Depends(access("config.audit"))],
+        limit: Limit = 100,
+        offset: Offset = 0,
     ) -> list[AuditEntry]:
-        return await run_in_threadpool(service.audit, gateway_id, limit=limit, offset=offset)
+        return await run_in_threadpool(
+            service.audit, gateway_id, limit=limit, offset=offset, region=_region(who)
+        )
 
     return router

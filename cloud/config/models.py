@@ -28,6 +28,7 @@ class CommandIn(BaseModel):
     args: dict[str, Any] = Field(default_factory=dict, description="engineering units")
     expires_in_s: float | None = Field(
         default=None,
+        strict=True,
         gt=0,
         le=MAX_COMMAND_LIFETIME_S,
         description="seconds the command stays valid (default POTR_COMMAND_LIFETIME_S)",
@@ -69,7 +70,11 @@ class RollbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     to_version: int | None = Field(
-        default=None, ge=1, description="default: the version before the current one"
+        default=None,
+        ge=1,
+        le=2**31 - 1,
+        strict=True,
+        description="default: the version before the current one",
     )
     reason: str = Reason
 

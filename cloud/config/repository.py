@@ -140,22 +140,32 @@ def insert_command(
     return Command.model_validate(row)
 
 
-def get_command(conn: Connection[Any], command_id: UUID) -> Command | None:
+def get_command(
+    conn: Connection[Any], command_id: UUID, region: str | None = None
+) -> Command | None:
+    """The command; None when absent or of another region than ``region`` (if given)."""
     row = (
         conn.cursor(row_factory=dict_row)
-        .execute(f"SELECT {_CMD_COLS} FROM config.commands WHERE id = %s", (command_id,))
+        .execute(
+            f"SELECT {_CMD_COLS} FROM config.commands WHERE id = %(id)s"
+            " AND (%(region)s::text IS NULL OR region = %(region)s)",
+            {"id": command_id, "region": region},
+        )
         .fetchone()
     )
     return Command.model_validate(row) if row else None
 
 
-def list_commands(conn: Connection[Any], gateway_id: str, limit: int, offset: int) -> list[Command]:
+def list_commands(
+    conn: Connection[Any], gateway_id: str, limit: int, offset: int, region: str | None = None
+) -> list[Command]:
     rows = (
         conn.cursor(row_factory=dict_row)
         .execute(
-            f"SELECT {_CMD_COLS} FROM config.commands WHERE gateway_id = %s"
-            " ORDER BY issued_at DESC, id LIMIT %s OFFSET %s",
-            (gateway_id, limit, offset),
+            f"SELECT {_CMD_COLS} FROM config.commands WHERE gateway_id = %(gw)s"
+            " AND (%(region)s::text IS NULL OR region = %(region)s)"
+            " ORDER BY issued_at DESC, id LIMIT %(limit)s OFFSET %(offset)s",
+            {"gw": gateway_id, "region": region, "limit": limit, "offset": offset},
         )
         .fetchall()
     )

@@ -81,8 +81,15 @@ class ConfigService:
         ping(self._pool)
 
     # -- commands ------------------------------------------------------------------------
-    def send_command(self, gateway_id: str, request: CommandIn, actor: str) -> Command:
-        """Validate, sign, store and publish a command; :class:`ConfigError` if refused."""
+    def send_command(
+        self, gateway_id: str, request: CommandIn, actor: str, *, region: str | None = None
+    ) -> Command:
+        """Validate, sign, store and publish a command; :class:`ConfigError` if refused.
+
+        ``region`` (every method here takes it): the caller's; a gateway of another
+        region is not found, and nothing — not even an audit row — is written for it.
+        """
+        self._check_region(gateway_id, region)
         lifetime = request.expires_in_s or self._options.command_lifetime_s
         try:
             with self._pool.connection() as conn:
@@ -129,17 +136,23 @@ class ConfigService:
         self._documents.publish_command(command.id)
         return self.get_command(command.id) or command
 
-    def get_command(self, command_id: UUID) -> Command | None:
+    def get_command(self, command_id: UUID, *, region: str | None = None) -> Command | None:
         with self._pool.connection() as conn:
-            return repo.get_command(conn, command_id)
+            return repo.get_command(conn, command_id, region)
 
-    def list_commands(self, gateway_id: str, *, limit: int = 100, offset: int = 0) -> list[Command]:
+    def list_commands(
+        self, gateway_id: str, *, limit: int = 100, offset: int = 0, region: str | None = None
+    ) -> list[Command]:
+        self._check_region(gateway_id, region)
         with self._pool.connection() as conn:
-            return repo.list_commands(conn, gateway_id, limit, offset)
+            return repo.list_commands(conn, gateway_id, limit, offset, region)
 
     # -- configs -------------------------------------------------------------------------
-    def set_config(self, gateway_id: str, request: ConfigIn, actor: str) -> DesiredConfig:
+    def set_config(
+        self, gateway_id: str, request: ConfigIn, actor: str, *, region: str | None = None
+    ) -> DesiredConfig:
         """A new desired version with ``request``'s settings, signed and published retained."""
+        self._check_region(gateway_id, region)
         return self._new_version(
             gateway_id, request.profile, request.devices, actor, request.reason, "config.set", None
         )
@@ -176,9 +189,12 @@ class ConfigService:
             refreshed += 1
         return refreshed
 
-    def rollback(self, gateway_id: str, request: RollbackIn, actor: str) -> DesiredConfig:
+    def rollback(
+        self, gateway_id: str, request: RollbackIn, actor: str, *, region: str | None = None
+    ) -> DesiredConfig:
         """A new version carrying an earlier version's settings (default: the one before
         the current version)."""
+        self._check_region(gateway_id, region)
         with self._pool.connection() as conn:
             versions = repo.config_versions(conn, gateway_id)
             try:
@@ -275,8 +291,11 @@ class ConfigService:
         with self._pool.connection() as conn:
             return sorted(repo.known_devices(conn, gateway_id))
 
-    def show_config(self, gateway_id: str, *, history: int = 50) -> ConfigView:
+    def show_config(
+        self, gateway_id: str, *, history: int = 50, region: str | None = None
+    ) -> ConfigView:
         """Desired (latest) config, what the gateway reported, per device, and history."""
+        self._check_region(gateway_id, region)
         with self._pool.connection() as conn:
             if repo.gateway_region(conn, gateway_id) is None:
                 raise NotFoundError(f"gateway {gateway_id!r} is not known (no birth seen)")
@@ -308,9 +327,21 @@ class ConfigService:
             history=versions,
         )
 
-    def audit(self, gateway_id: str, *, limit: int = 100, offset: int = 0) -> list[AuditEntry]:
+    def audit(
+        self, gateway_id: str, *, limit: int = 100, offset: int = 0, region: str | None = None
+    ) -> list[AuditEntry]:
+        self._check_region(gateway_id, region)
         with self._pool.connection() as conn:
             return repo.list_audit(conn, gateway_id, limit, offset)
+
+    def _check_region(self, gateway_id: str, region: str | None) -> None:
+        """:class:`NotFoundError` for a gateway outside ``region`` (None: any) — in the
+        same words as for one never seen, so a caller cannot tell which."""
+        if region is None:
+            return
+        with self._pool.connection() as conn:
+            if repo.gateway_region(conn, gateway_id) != region:
+                raise NotFoundError(f"gateway {gateway_id!r} is not known (no birth seen)")
 
     # -- publishing ----------------------------------------------------------------------
     def publish_pending(self) -> PendingPublished:

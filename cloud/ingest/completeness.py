@@ -19,8 +19,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field
 
 from cloud.adapters.postgres import Connection, ConnectionPool
+from cloud.scope import GatewayReach, gateway_reach_condition
 
 MAX_DAYS = 366
+#: Internal callers reach every gateway; the portal's route passes its caller's reach.
+_EVERYWHERE = GatewayReach()
 
 
 class DayCompleteness(BaseModel):
@@ -58,16 +61,24 @@ class CompletenessReader:
         self._pool = pool
 
     def device(
-        self, device_id: int, first: date, last: date, *, now: datetime | None = None
+        self,
+        device_id: int,
+        first: date,
+        last: date,
+        *,
+        now: datetime | None = None,
+        reach: GatewayReach = _EVERYWHERE,
     ) -> DeviceCompleteness | None:
-        """Days ``first``..``last`` (inclusive, local); None for a device ingest never saw."""
+        """Days ``first``..``last`` (inclusive, local); None for a device ingest never
+        saw, or behind a gateway outside ``reach``."""
         now = now or datetime.now(UTC)
         with self._pool.connection() as conn:
             row = conn.execute(
                 "SELECT k.gateway_id, g.time_zone, s.poll_interval_s FROM ingest.device_keys k"
                 " LEFT JOIN ingest.sessions s USING (gateway_id)"
-                " LEFT JOIN ingest.gateways g USING (gateway_id) WHERE k.device_id = %s",
-                (device_id,),
+                " LEFT JOIN ingest.gateways g USING (gateway_id) WHERE k.device_id = %(device)s"
+                " AND " + gateway_reach_condition("g.region", "k.gateway_id"),
+                {"device": device_id, **reach.sql_params()},
             ).fetchone()
             if row is None:
                 return None

@@ -1,6 +1,22 @@
 """The role-based portal: REST API (and, later, the web UI)."""
 
-from cloud.portal.app import API_PREFIX, create_app
+from cloud.portal.app import API_PREFIX, REGIONAL_PREFIX, create_app
+from cloud.portal.auth import AccessFactory, Verify, access_dependencies
+from cloud.portal.authz import ROUTES, Caller, CallerData, may_call, scope_for
 from cloud.portal.settings import ApiSettings, is_loopback
 
-__all__ = ["API_PREFIX", "ApiSettings", "create_app", "is_loopback"]
+__all__ = [
+    "API_PREFIX",
+    "REGIONAL_PREFIX",
+    "ROUTES",
+    "AccessFactory",
+    "ApiSettings",
+    "Caller",
+    "CallerData",
+    "Verify",
+    "access_dependencies",
+    "create_app",
+    "is_loopback",
+    "may_call",
+    "scope_for",
+]

@@ -1,36 +1,55 @@
-"""The portal's app factory: REST API under ``/api/v1`` plus ``/healthz``.
+"""The portal's app factory: the regional REST API under ``/api/v1/{region}`` plus
+``/healthz``.
 
-Authorisation (for now): every ``/api/v1`` route needs a bearer token; admin, operator,
-support and mosie read the fleet (sites, gateways, devices, readings); admin and operator
-create sites and gateways and alone reach the config service (commands, configs);
-customer gets 403 on these fleet-wide routes until customer
-scoping arrives. Domain errors become HTTP answers in one place (:mod:`cloud.portal.errors`).
+Authorisation: every regional route has one dependency from
+:func:`cloud.portal.auth.access_dependencies`, keyed by the route's ``operationId`` in
+the policy table (:mod:`cloud.portal.authz`): 401 without a valid token, 403 for a role
+that may not call the route, 404 for a region outside the caller's scope or not served
+by this process; the services filter by the caller's scope in SQL. Malformed input is
+refused before routing (:mod:`cloud.portal.guard`) or by the routes' bounded parameters
+(:mod:`cloud.apitypes`); domain errors become HTTP answers in one place
+(:mod:`cloud.portal.errors`). Every route documents every status it answers.
 """
 
-# No ``from __future__ import annotations``: ``Writer`` is local to ``create_app`` and
-# FastAPI resolves string annotations in the module's globals only.
+# No ``from __future__ import annotations``: the dependencies below are local to
+# ``create_app`` and FastAPI resolves string annotations in the module's globals only.
 
 from collections.abc import Callable, Mapping
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Response, status
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from cloud.apitypes import problem
 from cloud.config import ConfigService
 from cloud.config import create_router as config_router
-from cloud.identity import TokenClaims
 from cloud.ingest import CompletenessReader
 from cloud.ingest import create_router as ingest_router
-from cloud.portal.auth import FLEET_READERS, FLEET_WRITERS, require_roles
+from cloud.portal.auth import Verify, access_dependencies
+from cloud.portal.authz import ROUTES
 from cloud.portal.errors import add_error_handlers
+from cloud.portal.guard import InputGuard
+from cloud.portal.legacy_tokens import hs256_verifier
 from cloud.portal.settings import ApiSettings
 from cloud.registry import RegistryService
 from cloud.registry import create_router as registry_router
+from cloud.scope import Access, GatewayReach
 from cloud.telemetry import TelemetryReader
 from cloud.telemetry import create_router as telemetry_router
 
 API_PREFIX = "/api/v1"
+#: Every route but ``/healthz`` is regional: the region is in its URL.
+REGIONAL_PREFIX = API_PREFIX + "/{region}"
+
+#: What every regional route may answer besides its own codes.
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: problem("no valid bearer token"),
+    403: problem("the caller's role may not use this route"),
+    404: problem("not found in the caller's reach (or a region this process does not serve)"),
+    422: problem("malformed request: detail lists each field and why"),
+}
 
 
 class Health(BaseModel):
@@ -46,36 +65,38 @@ def create_app(
     health_checks: Mapping[str, Callable[[], None]] | None = None,
     completeness: CompletenessReader | None = None,
     config: ConfigService | None = None,
+    verify: Verify | None = None,
 ) -> FastAPI:
     """Wire the routers to the given services; no connections are opened here (a process
-    builds it with :func:`cloud.bootstrap.create_api`)."""
+    builds it with :func:`cloud.bootstrap.create_api`). ``verify(token) -> Caller``
+    (raising ``TokenError``) authenticates; by default the settings' tokens."""
     app = FastAPI(
         title="PoTR portal API",
         version="1.0.0",
-        description="Fleet registry and telemetry of Power on the Roof. Every `/api/v1` "
-        "route needs `Authorization: Bearer <JWT>`; SI units throughout.",
+        description="Fleet registry, telemetry and device control of Power on the Roof. "
+        "Regional routes are under `/api/v1/{region}` (au, us, es) and need "
+        "`Authorization: Bearer <access token>`; SI units throughout.",
     )
-    secret = settings.jwt_secret.get_secret_value()
-    read = require_roles(secret, FLEET_READERS)
-    write = require_roles(secret, FLEET_WRITERS)
+    if verify is None:
+        verify = hs256_verifier(
+            settings.jwt_secret.get_secret_value(), api_region=settings.api_region
+        )
+    access = access_dependencies(verify, api_region=settings.api_region)
+    reach = _reach_dependencies(access, registry)
     checks = dict(health_checks or {"database": registry.ping})
     add_error_handlers(app)
+    app.add_middleware(InputGuard)
 
-    app.include_router(registry_router(registry, read=read, write=write), prefix=API_PREFIX)
-    app.include_router(
-        telemetry_router(telemetry_reader, read=read, device_exists=telemetry_reader.device_exists),
-        prefix=API_PREFIX,
-    )
+    def mount(router: Any) -> None:
+        app.include_router(router, prefix=REGIONAL_PREFIX, responses=COMMON_RESPONSES)
+
+    mount(registry_router(registry, access=access))
+    mount(telemetry_router(telemetry_reader, reach=reach))
     if completeness is not None:
-        app.include_router(ingest_router(completeness, read=read), prefix=API_PREFIX)
+        mount(ingest_router(completeness, reach=reach))
     if config is not None:
-        # Commands and configs write to devices: operators and admins only, reads included.
-        Writer = Annotated[TokenClaims, Depends(write)]
-
-        def actor(claims: Writer) -> str:
-            return claims.sub
-
-        app.include_router(config_router(config, actor=actor), prefix=API_PREFIX)
+        mount(config_router(config, access=access))
+    _check_every_route_is_in_the_policy(app)
 
     @app.get(
         "/healthz",
@@ -98,3 +119,32 @@ def create_app(
         return Health(status="ok" if ok else "degraded", checks=results)
 
     return app
+
+
+def _reach_dependencies(
+    access: Callable[[str], Callable[..., Any]], registry: RegistryService
+) -> Callable[[str], Callable[..., Any]]:
+    """``reach(route_key)``: the route's access, as the gateways telemetry and ingest may
+    read for it — its region, and for a customer the gateways of its account's sites,
+    which only the registry knows (asked through its published interface)."""
+
+    def for_route(route: str) -> Callable[..., Any]:
+        async def reach(who: Annotated[Access, Depends(access(route))]) -> GatewayReach:
+            if not who.scope.by_account:
+                return GatewayReach.of(who.scope)
+            gateways = await run_in_threadpool(registry.gateway_ids, who.scope)
+            return GatewayReach.of(who.scope, gateways)
+
+        return reach
+
+    return for_route
+
+
+def _check_every_route_is_in_the_policy(app: FastAPI) -> None:
+    """Every regional route names its policy entry as its ``operationId``: a route added
+    without one fails here, at start, not in production."""
+    for route in app.routes:
+        if not isinstance(route, APIRoute) or not route.path.startswith(REGIONAL_PREFIX):
+            continue
+        if route.operation_id not in ROUTES:
+            raise RuntimeError(f"route {route.path} has no entry in cloud.portal.authz.ROUTES")

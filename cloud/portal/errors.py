@@ -1,11 +1,17 @@
 """Domain errors to HTTP answers, once for every route: the services raise their own
-refusals and know nothing of HTTP; the routes do not catch them."""
+refusals and know nothing of HTTP; the routes do not catch them. Also the two answers
+the framework would give in another shape: a malformed request (422, never echoing the
+input back) and an undeclared method (405, ``Allow`` listing every method of the path).
+"""
 
 from __future__ import annotations
 
 from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from cloud import config, customers, employees, registry
 
@@ -40,19 +46,42 @@ async def _answer(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": _detail(exc)}, status_code=code)
 
 
-#: What a refused field's answer keeps: never the input, which may be a secret, huge, or
-#: unrenderable (a NaN or an infinity parsed from the body: FastAPI's own answer echoed it
-#: and failed to render, so a 422 became a 500).
-_KEPT = ("type", "loc", "msg")
-
-
-async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
+async def _malformed(_request: Request, exc: Exception) -> JSONResponse:
+    """422 with where and why, as :class:`cloud.apitypes.Issue`: never the input itself
+    (it may be huge, secret, or not JSON at all)."""
     assert isinstance(exc, RequestValidationError)
-    errors = [{k: e[k] for k in _KEPT if k in e} for e in exc.errors()]
-    return JSONResponse({"detail": errors}, status_code=422)
+    issues = [
+        {
+            "loc": [str(p) if not isinstance(p, int) else p for p in e.get("loc", ())],
+            "msg": str(e.get("msg", "")),
+            "type": str(e.get("type", "")),
+        }
+        for e in exc.errors()
+    ]
+    return JSONResponse({"detail": issues}, status_code=422)
+
+
+async def _http(request: Request, exc: Exception) -> Response:
+    """A 405 lists in ``Allow`` the methods of every route of the path (Starlette names
+    only those of the first route it matched)."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code != status.HTTP_405_METHOD_NOT_ALLOWED:
+        return await http_exception_handler(request, exc)
+    methods = sorted(
+        {
+            method
+            for route in request.app.router.routes
+            if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE
+            for method in route.methods or ()
+        }
+    )
+    return JSONResponse(
+        {"detail": "Method Not Allowed"}, status_code=405, headers={"Allow": ", ".join(methods)}
+    )
 
 
 def add_error_handlers(app: FastAPI) -> None:
     for error in STATUS:
         app.add_exception_handler(error, _answer)
-    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(RequestValidationError, _malformed)
+    app.add_exception_handler(StarletteHTTPException, _http)

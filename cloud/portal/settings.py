@@ -1,5 +1,5 @@
-"""The portal API process's settings (prefix ``POTR_``): where it listens, its database
-and the identity service's token settings it verifies with."""
+"""The portal API process's settings (prefix ``POTR_``): where it listens, the region it
+serves, its database and the identity service's token settings it verifies with."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from cloud.identity import TokenSettings
 from cloud.settings import DatabaseSettings
+from contracts.topics import Region
 
 __all__ = ["ApiSettings", "is_loopback"]
 
@@ -24,10 +25,13 @@ def is_loopback(host: str) -> bool:
 
 
 class ApiSettings(TokenSettings, DatabaseSettings):
-    """The REST API: address, database, token secret (the dev one only on loopback)."""
+    """The REST API: address, database, token secret (the dev one only on loopback), and
+    the region it serves (``POTR_API_REGION``; unset: every region, the one-process demo).
+    A request for another region's URL answers 404: the gateway routed it wrongly."""
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65_535)
+    api_region: Region | None = None
 
     @model_validator(mode="after")
     def _refuse_the_dev_secret_off_loopback(self) -> ApiSettings:

@@ -46,8 +46,9 @@ class SiteIn(BaseModel):
         description="IANA time zone (checked against the zone database), for local-day reports",
     )
     utility: str | None = Field(default=None, max_length=200, description="grid operator")
-    latitude: float | None = Field(default=None, ge=-90, le=90)
-    longitude: float | None = Field(default=None, ge=-180, le=180)
+    # strict: a JSON true is not a coordinate (lax mode would read it as 1.0)
+    latitude: float | None = Field(default=None, ge=-90, le=90, strict=True)
+    longitude: float | None = Field(default=None, ge=-180, le=180, strict=True)
 
 
 class Site(SiteIn):
@@ -66,7 +67,7 @@ class GatewayIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: GatewayId = Field(description="gateway id, as in its MQTT topics")
-    site_id: int = Field(ge=1)
+    site_id: int = Field(ge=1, le=2**31 - 1, strict=True)
     region: Region | None = Field(
         default=None, description="defaults to the site's region; must match it"
     )

@@ -7,6 +7,7 @@ from typing import Any
 
 from cloud.adapters.postgres import Connection, dict_row
 from cloud.registry.models import Device, Gateway, GatewayIn, Site, SiteIn
+from cloud.scope import Scope, site_condition
 
 _SITE_COLS = "id, name, region, time_zone, utility, latitude, longitude, account_id, created_at"
 _GW_COLS = "id, site_id, region, enabled, created_at"
@@ -14,6 +15,10 @@ _DEV_COLS = (
     "id, gateway_id, local_id, kind, manufacturer, model, serial, firmware, models,"
     " first_seen, last_birth"
 )
+#: What internal callers (events, the CLI) reach: everything. Routes pass the caller's.
+_ALL = Scope.everything()
+#: A gateway's site, for scoping gateways and devices by their site's region and account.
+_GW_SITE = "JOIN registry.sites s ON s.id = g.site_id"
 
 
 def insert_site(conn: Connection[Any], site: SiteIn) -> Site:
@@ -37,23 +42,31 @@ def insert_site(conn: Connection[Any], site: SiteIn) -> Site:
     return Site.model_validate(row)
 
 
-def get_site(conn: Connection[Any], site_id: int, *, share_lock: bool = False) -> Site | None:
-    """``share_lock``: hold the site until commit (a concurrent change of it waits)."""
+def get_site(
+    conn: Connection[Any], site_id: int, *, share_lock: bool = False, scope: Scope = _ALL
+) -> Site | None:
+    """``share_lock``: hold the site until commit (a concurrent change of it waits);
+    None for a site outside ``scope`` as for one that does not exist."""
     lock = " FOR SHARE" if share_lock else ""
     row = (
         conn.cursor(row_factory=dict_row)
-        .execute(f"SELECT {_SITE_COLS} FROM registry.sites WHERE id = %s{lock}", (site_id,))
+        .execute(
+            f"SELECT {_SITE_COLS} FROM registry.sites s"
+            f" WHERE id = %(site)s AND {site_condition('s')}{lock}",
+            {"site": site_id, **scope.sql_params()},
+        )
         .fetchone()
     )
     return Site.model_validate(row) if row else None
 
 
-def list_sites(conn: Connection[Any], limit: int, offset: int) -> list[Site]:
+def list_sites(conn: Connection[Any], scope: Scope, limit: int, offset: int) -> list[Site]:
     rows = (
         conn.cursor(row_factory=dict_row)
         .execute(
-            f"SELECT {_SITE_COLS} FROM registry.sites ORDER BY id LIMIT %s OFFSET %s",
-            (limit, offset),
+            f"SELECT {_SITE_COLS} FROM registry.sites s WHERE {site_condition('s')}"
+            " ORDER BY id LIMIT %(limit)s OFFSET %(offset)s",
+            {"limit": limit, "offset": offset, **scope.sql_params()},
         )
         .fetchall()
     )
@@ -110,13 +123,35 @@ def insert_gateway(conn: Connection[Any], gateway: GatewayIn, region: str) -> Ga
     return Gateway.model_validate(row)
 
 
-def get_gateway(conn: Connection[Any], gateway_id: str) -> Gateway | None:
+def get_gateway(conn: Connection[Any], gateway_id: str, scope: Scope = _ALL) -> Gateway | None:
     row = (
         conn.cursor(row_factory=dict_row)
-        .execute(f"SELECT {_GW_COLS} FROM registry.gateways WHERE id = %s", (gateway_id,))
+        .execute(
+            f"SELECT {_gw_cols('g')} FROM registry.gateways g {_GW_SITE}"
+            f" WHERE g.id = %(gw)s AND {site_condition('s')}",
+            {"gw": gateway_id, **scope.sql_params()},
+        )
         .fetchone()
     )
     return Gateway.model_validate(row) if row else None
+
+
+def _gw_cols(alias: str) -> str:
+    return ", ".join(f"{alias}.{c.strip()}" for c in _GW_COLS.split(","))
+
+
+def _dev_cols(alias: str) -> str:
+    return ", ".join(f"{alias}.{c.strip()}" for c in _DEV_COLS.split(","))
+
+
+def gateway_ids(conn: Connection[Any], scope: Scope, limit: int) -> list[str]:
+    """Ids of the gateways in ``scope`` (at most ``limit``)."""
+    rows = conn.execute(
+        f"SELECT g.id FROM registry.gateways g {_GW_SITE} WHERE {site_condition('s')}"
+        " ORDER BY g.id LIMIT %(limit)s",
+        {"limit": limit, **scope.sql_params()},
+    ).fetchall()
+    return [str(r[0]) for r in rows]
 
 
 def update_gateway_enabled(conn: Connection[Any], gateway_id: str, enabled: bool) -> Gateway | None:
@@ -132,15 +167,15 @@ def update_gateway_enabled(conn: Connection[Any], gateway_id: str, enabled: bool
 
 
 def list_gateways(
-    conn: Connection[Any], site_id: int | None, limit: int, offset: int
+    conn: Connection[Any], site_id: int | None, limit: int, offset: int, scope: Scope = _ALL
 ) -> list[Gateway]:
     rows = (
         conn.cursor(row_factory=dict_row)
         .execute(
-            f"SELECT {_GW_COLS} FROM registry.gateways"
-            " WHERE (%(site)s::int IS NULL OR site_id = %(site)s)"
-            " ORDER BY id LIMIT %(limit)s OFFSET %(offset)s",
-            {"site": site_id, "limit": limit, "offset": offset},
+            f"SELECT {_gw_cols('g')} FROM registry.gateways g {_GW_SITE}"
+            f" WHERE (%(site)s::int IS NULL OR g.site_id = %(site)s) AND {site_condition('s')}"
+            " ORDER BY g.id LIMIT %(limit)s OFFSET %(offset)s",
+            {"site": site_id, "limit": limit, "offset": offset, **scope.sql_params()},
         )
         .fetchall()
     )
@@ -187,25 +222,33 @@ def upsert_birth_devices(
         )
 
 
-def get_device(conn: Connection[Any], device_id: int) -> Device | None:
+#: A device's gateway and site, for scoping devices.
+_DEV_SITE = "JOIN registry.gateways g ON g.id = d.gateway_id " + _GW_SITE
+
+
+def get_device(conn: Connection[Any], device_id: int, scope: Scope = _ALL) -> Device | None:
     row = (
         conn.cursor(row_factory=dict_row)
-        .execute(f"SELECT {_DEV_COLS} FROM registry.devices WHERE id = %s", (device_id,))
+        .execute(
+            f"SELECT {_dev_cols('d')} FROM registry.devices d {_DEV_SITE}"
+            f" WHERE d.id = %(dev)s AND {site_condition('s')}",
+            {"dev": device_id, **scope.sql_params()},
+        )
         .fetchone()
     )
     return Device.model_validate(row) if row else None
 
 
 def list_devices(
-    conn: Connection[Any], gateway_id: str | None, limit: int, offset: int
+    conn: Connection[Any], gateway_id: str | None, limit: int, offset: int, scope: Scope = _ALL
 ) -> list[Device]:
     rows = (
         conn.cursor(row_factory=dict_row)
         .execute(
-            f"SELECT {_DEV_COLS} FROM registry.devices"
-            " WHERE (%(gw)s::text IS NULL OR gateway_id = %(gw)s)"
-            " ORDER BY id LIMIT %(limit)s OFFSET %(offset)s",
-            {"gw": gateway_id, "limit": limit, "offset": offset},
+            f"SELECT {_dev_cols('d')} FROM registry.devices d {_DEV_SITE}"
+            f" WHERE (%(gw)s::text IS NULL OR d.gateway_id = %(gw)s) AND {site_condition('s')}"
+            " ORDER BY d.id LIMIT %(limit)s OFFSET %(offset)s",
+            {"gw": gateway_id, "limit": limit, "offset": offset, **scope.sql_params()},
         )
         .fetchall()
     )

@@ -26,11 +26,18 @@ from cloud.events.types import ACCOUNT_ID_PATTERN, GatewayRegistration, gateway_
 from cloud.registry import repository as repo
 from cloud.registry.logic import device_kind
 from cloud.registry.models import Device, Gateway, GatewayIn, Site, SiteIn, check_time_zone
+from cloud.scope import Scope
 from contracts.messages import DeviceInfo
 
 #: The registry's PostgreSQL schema (outbox, inbox).
 SCHEMA = "registry"
 _ACCOUNT_ID = re.compile(ACCOUNT_ID_PATTERN)
+
+#: Internal callers (the CLI, provisioning, events) reach everything; the portal's routes
+#: pass their caller's scope, and what is outside it reads as absent.
+EVERYTHING = Scope.everything()
+#: Most gateways one account's reach resolves to (a customer has a handful).
+MAX_ACCOUNT_GATEWAYS = 1000
 
 
 class RegistryError(Exception):
@@ -59,13 +66,15 @@ class RegistryService:
         with self._pool.connection() as conn:
             return repo.insert_site(conn, site)
 
-    def get_site(self, site_id: int) -> Site | None:
+    def get_site(self, site_id: int, *, scope: Scope = EVERYTHING) -> Site | None:
         with self._pool.connection() as conn:
-            return repo.get_site(conn, site_id)
+            return repo.get_site(conn, site_id, scope=scope)
 
-    def list_sites(self, *, limit: int = 1000, offset: int = 0) -> list[Site]:
+    def list_sites(
+        self, *, limit: int = 1000, offset: int = 0, scope: Scope = EVERYTHING
+    ) -> list[Site]:
         with self._pool.connection() as conn:
-            return repo.list_sites(conn, limit, offset)
+            return repo.list_sites(conn, scope, limit, offset)
 
     def set_site_time_zone(self, site_id: int, time_zone: str) -> Site:
         """Change a site's IANA time zone; each of its gateways' ``gateway.updated``
@@ -95,12 +104,13 @@ class RegistryService:
             return site
 
     # -- gateways ----------------------------------------------------------------
-    def add_gateway(self, gateway: GatewayIn) -> Gateway:
-        """Register a gateway under a site; its region defaults to (and must equal) the site's."""
+    def add_gateway(self, gateway: GatewayIn, *, scope: Scope = EVERYTHING) -> Gateway:
+        """Register a gateway under a site; its region defaults to (and must equal) the
+        site's. A site outside ``scope`` does not exist."""
         with self._pool.connection() as conn:
             # Locked: a concurrent time-zone change of the site waits for this commit
             # (then announces this gateway too), or this waits for it (and reads its zone).
-            site = repo.get_site(conn, gateway.site_id, share_lock=True)
+            site = repo.get_site(conn, gateway.site_id, share_lock=True, scope=scope)
             if site is None:
                 raise NotFoundError(f"site {gateway.site_id} does not exist")
             if gateway.region is not None and gateway.region != site.region:
@@ -137,15 +147,27 @@ class RegistryService:
             emit(conn, SCHEMA, _registration_event(gateway, site, registered=False))
             return gateway
 
-    def get_gateway(self, gateway_id: str) -> Gateway | None:
+    def get_gateway(self, gateway_id: str, *, scope: Scope = EVERYTHING) -> Gateway | None:
         with self._pool.connection() as conn:
-            return repo.get_gateway(conn, gateway_id)
+            return repo.get_gateway(conn, gateway_id, scope)
 
     def list_gateways(
-        self, *, site_id: int | None = None, limit: int = 1000, offset: int = 0
+        self,
+        *,
+        site_id: int | None = None,
+        limit: int = 1000,
+        offset: int = 0,
+        scope: Scope = EVERYTHING,
     ) -> list[Gateway]:
         with self._pool.connection() as conn:
-            return repo.list_gateways(conn, site_id, limit, offset)
+            return repo.list_gateways(conn, site_id, limit, offset, scope)
+
+    def gateway_ids(self, scope: Scope) -> list[str]:
+        """Ids of the gateways in ``scope`` (an account's: what telemetry and ingest, which
+        know gateways but not sites, filter a customer's reads by), at most
+        :data:`MAX_ACCOUNT_GATEWAYS`."""
+        with self._pool.connection() as conn:
+            return repo.gateway_ids(conn, scope, MAX_ACCOUNT_GATEWAYS)
 
     # -- devices (learned from ingest's events; ids are ingest's keys) ---------------
     def apply_gateway_birth(
@@ -180,15 +202,20 @@ class RegistryService:
         with self._pool.connection() as conn:
             return repo.find_device_id(conn, gateway_id, local_id)
 
-    def get_device(self, device_id: int) -> Device | None:
+    def get_device(self, device_id: int, *, scope: Scope = EVERYTHING) -> Device | None:
         with self._pool.connection() as conn:
-            return repo.get_device(conn, device_id)
+            return repo.get_device(conn, device_id, scope)
 
     def list_devices(
-        self, *, gateway_id: str | None = None, limit: int = 1000, offset: int = 0
+        self,
+        *,
+        gateway_id: str | None = None,
+        limit: int = 1000,
+        offset: int = 0,
+        scope: Scope = EVERYTHING,
     ) -> list[Device]:
         with self._pool.connection() as conn:
-            return repo.list_devices(conn, gateway_id, limit, offset)
+            return repo.list_devices(conn, gateway_id, limit, offset, scope)
 
 
 def _announce_site(conn: Connection[Any], site: Site) -> None:

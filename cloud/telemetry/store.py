@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from cloud.adapters.postgres import Connection, ConnectionPool, UniqueViolation, ping, sql
+from cloud.scope import GatewayReach, gateway_reach_condition
 from cloud.telemetry.models import (
     QUALITY_NAMES,
     ReadingPoint,
@@ -204,6 +205,10 @@ class TelemetryStore:
         return max(cur.rowcount, 0)
 
 
+#: Internal callers reach every gateway; the portal's routes pass their caller's reach.
+_EVERYWHERE = GatewayReach()
+
+
 class TelemetryReader:
     """Read side used by the API: one device's samples of one metric."""
 
@@ -213,13 +218,17 @@ class TelemetryReader:
     def ping(self) -> None:
         ping(self._pool)
 
-    def device_exists(self, device_id: int) -> bool:
-        """Whether ingest ever keyed this device: the store's own answer, so a device is
-        readable as soon as its first batch commits (the registry hears of it a relay
-        round later)."""
+    def device_exists(self, device_id: int, reach: GatewayReach = _EVERYWHERE) -> bool:
+        """Whether ingest ever keyed this device behind a gateway in ``reach``: the
+        store's own answer, so a device is readable as soon as its first batch commits
+        (the registry hears of it a relay round later). A gateway's region is ingest's
+        copy of it (``ingest.gateways``)."""
         with self._pool.connection() as conn:
             row = conn.execute(
-                "SELECT 1 FROM ingest.device_keys WHERE device_id = %s", (device_id,)
+                "SELECT 1 FROM ingest.device_keys k JOIN ingest.gateways g USING (gateway_id)"
+                " WHERE k.device_id = %(device)s AND "
+                + gateway_reach_condition("g.region", "k.gateway_id"),
+                {"device": device_id, **reach.sql_params()},
             ).fetchone()
         return row is not None
 

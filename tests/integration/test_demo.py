@@ -39,7 +39,8 @@ async def _send_the_printed_command(out: io.StringIO) -> dict[str, Any]:
     async with httpx.AsyncClient(headers=headers, timeout=10) as client:
         sent = await client.post(url, json=body)
         assert sent.status_code == 201, sent.text
-        command_url = url.replace(url.split("/api/v1/")[1], f"commands/{sent.json()['id']}")
+        # /api/v1/<region>/gateways/<gw>/commands → /api/v1/<region>/commands/<id>
+        command_url = f"{url.split('/gateways/')[0]}/commands/{sent.json()['id']}"
         async with asyncio.timeout(30):
             # a REST resource: polled, as a user would
             while (await client.get(command_url)).json()["status"] in ("pending", "accepted"):  # noqa: ASYNC110

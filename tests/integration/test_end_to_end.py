@@ -32,15 +32,14 @@ from paho.mqtt.properties import Properties
 
 from cloud.adapters.postgres import create_pool
 from cloud.bootstrap import create_api, run_ingest
-from cloud.identity.tokens import create_token
 from cloud.ingest import IngestSettings
 from cloud.migrate import migrate
-from cloud.portal import ApiSettings
 from cloud.registry import GatewayIn, RegistryService, SiteIn
 from contracts.topics import topic
 from potr.servers.mosquitto import PrivateMosquitto
 from potr.servers.ports import free_port
 from simulators.device_site import DeviceSite, region_site
+from tests.api_tokens import api_settings, bearer
 from tests.integration import sunspec_oracle as oracle
 from tests.integration.harness import AgentProcess, site_agent_config, watermark
 from tests.integration.registry_events import deliver_registry_events, relay_ingest_events
@@ -99,9 +98,7 @@ class Witness:
 async def api_client(database_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
     migrate(database_url)
     pool = create_pool(database_url, max_size=4)
-    settings = ApiSettings(
-        database_url=database_url, api_port=free_port(), jwt_secret="e2e-secret-" + uuid.uuid4().hex
-    )
+    settings = api_settings(database_url, api_port=free_port())
     registry = RegistryService(pool)
     app = create_api(settings, pool)
     server = uvicorn.Server(
@@ -111,10 +108,9 @@ async def api_client(database_url: str) -> AsyncIterator[tuple[httpx.AsyncClient
     )
     task = asyncio.create_task(server.serve())
     await until(lambda: server.started, 10, "the API to listen")
-    token = create_token("operator", settings.jwt_secret.get_secret_value(), 600, subject="e2e")
     async with httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{settings.api_port}",
-        headers={"Authorization": f"Bearer {token}"},
+        base_url=f"http://127.0.0.1:{settings.api_port}/api/v1/au",
+        headers=bearer("operator", region="au", ttl_s=600),
     ) as client:
         yield client, registry
     server.should_exit = True
@@ -136,7 +132,7 @@ def _open_gaps_upto(database_url: str, seq: int) -> int:
 async def _series(client: httpx.AsyncClient, device_id: int, metric: str) -> dict[datetime, float]:
     end = datetime.now(UTC) + timedelta(minutes=1)
     resp = await client.get(
-        f"/api/v1/devices/{device_id}/readings",
+        f"/devices/{device_id}/readings",
         params={
             "metric": metric,
             "from": (end - timedelta(hours=1)).isoformat(),
@@ -267,7 +263,7 @@ async def test_readings_reach_the_api_exactly_once_through_agent_restart_and_bro
         await relay_ingest_events(relay_pool, registry)
     finally:
         relay_pool.close()
-    devices = (await client.get("/api/v1/devices", params={"gateway_id": GATEWAY})).json()
+    devices = (await client.get("/devices", params={"gateway_id": GATEWAY})).json()
     by_serial = {d["local_id"]: d["id"] for d in devices}
     checks = {
         f"INV-{GATEWAY}": (1, oracle.inverter_values, ("pv_w", "pv_l1_v", "pv_hz", "pv_wh")),

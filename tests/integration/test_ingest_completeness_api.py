@@ -1,6 +1,6 @@
-"""GET /api/v1/devices/{id}/completeness through the real API (uvicorn + httpx): a
-scripted outage in the site's local day shows up as the stored/expected samples of that
-day, and the route needs a fleet reader's token."""
+"""GET /api/v1/{region}/devices/{id}/completeness through the real API (uvicorn + httpx):
+a scripted outage in the site's local day shows up as the stored/expected samples of that
+day, and the route needs a token that reaches the device."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ import uvicorn
 
 from cloud.adapters.postgres import create_pool
 from cloud.bootstrap import create_api
-from cloud.identity.tokens import Role, create_token
+from cloud.identity import Role
 from cloud.ingest.pipeline import IngestPipeline
-from cloud.portal import ApiSettings
 from cloud.registry import RegistryService
 from contracts.timeutil import utc_now
 from potr.servers.ports import free_port
+from tests.api_tokens import api_settings, bearer
 from tests.integration.test_cloud_ingest import _query, registry
 from tests.integration.test_ingest_scale import _batch, _birth, _message, pipeline
 from tests.waiting import until
@@ -36,23 +36,17 @@ OUTAGES = (range(600, 720), range(1110, 1125))
 
 
 class Api:
-    def __init__(self, client: httpx.AsyncClient, secret: str) -> None:
+    def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
-        self.secret = secret
 
     def token(self, role: Role) -> dict[str, str]:
-        return {"Authorization": f"Bearer {create_token(role, self.secret, 600, subject='t')}"}
+        return bearer(role, account_id="acc_" + "c" * 32 if role == Role.CUSTOMER else None)
 
 
 @pytest.fixture
 async def api(database_url: str, registry: RegistryService) -> AsyncIterator[Api]:
     pool = create_pool(database_url, max_size=4, name="test-api")
-    settings = ApiSettings(
-        env="test",
-        database_url=database_url,
-        api_port=free_port(),
-        jwt_secret="completeness-" + uuid.uuid4().hex,
-    )
+    settings = api_settings(database_url, api_port=free_port())
     app = create_api(settings, pool)
     server = uvicorn.Server(
         uvicorn.Config(
@@ -63,7 +57,7 @@ async def api(database_url: str, registry: RegistryService) -> AsyncIterator[Api
     try:
         await until(lambda: server.started, 10, "the API to listen")
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.api_port}") as client:
-            yield Api(client, settings.jwt_secret.get_secret_value())
+            yield Api(client)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
@@ -89,19 +83,19 @@ async def test_completeness_route_matches_a_scripted_outage_and_needs_a_token(
     day = (utc_now().astimezone(SYDNEY) - timedelta(days=3)).date()
     sent = await asyncio.to_thread(_script_day, pipeline, day)
     [(device_id,)] = _query(database_url, "SELECT device_id FROM ingest.device_keys")
-    url = f"/api/v1/devices/{device_id}/completeness"
+    url = f"/api/v1/au/devices/{device_id}/completeness"
     params = {
         "from": (day - timedelta(days=1)).isoformat(),
         "to": (day + timedelta(days=1)).isoformat(),
     }
 
-    # Authorisation: no token, a forged one, a customer's: refused.
+    # Authorisation: no token, a forged one: refused; another account's customer: not there.
     assert (await api.client.get(url, params=params)).status_code == 401
-    forged = create_token(Role.OPERATOR, "forged-" + uuid.uuid4().hex, 600, subject="x")
-    resp = await api.client.get(url, params=params, headers={"Authorization": f"Bearer {forged}"})
+    forged = bearer(Role.OPERATOR, secret="forged-" + "x" * 40)
+    resp = await api.client.get(url, params=params, headers=forged)
     assert resp.status_code == 401
     resp = await api.client.get(url, params=params, headers=api.token(Role.CUSTOMER))
-    assert resp.status_code == 403
+    assert resp.status_code == 404
 
     resp = await api.client.get(url, params=params, headers=api.token(Role.SUPPORT))
     assert resp.status_code == 200, resp.text
@@ -130,7 +124,7 @@ async def test_completeness_route_matches_a_scripted_outage_and_needs_a_token(
 
     # Bad requests: unknown device, reversed range.
     headers = api.token(Role.OPERATOR)
-    missing = await api.client.get("/api/v1/devices/999999/completeness", headers=headers)
+    missing = await api.client.get("/api/v1/au/devices/999999/completeness", headers=headers)
     assert missing.status_code == 404
     reversed_ = {"from": day.isoformat(), "to": (day - timedelta(days=1)).isoformat()}
     resp = await api.client.get(url, params=reversed_, headers=headers)

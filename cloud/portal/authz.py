@@ -1,0 +1,107 @@
+"""The portal's one authorisation policy, as data and pure functions (no I/O).
+
+Two questions, asked of every regional route by one dependency (:mod:`cloud.portal.auth`):
+
+* **may this role call this route?** — :data:`ROUTES` (route key → roles); no → 403.
+  A route key is the route's OpenAPI ``operationId``.
+* **what may it reach?** — :func:`scope_for`: admins everything, operators, support and
+  MOSIEs their region (a MOSIE's own jobs once dispatch exists), customers the sites of
+  their account. A regional URL outside it, or an object outside it, answers 404 (the
+  object is not there *for this caller*), so ids cannot be probed.
+
+The caller is anything with the fields of :class:`Caller` — identity's ``Principal``
+has them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from cloud.identity import Role
+from cloud.scope import Scope
+from contracts.topics import Region
+
+__all__ = [
+    "CONTROL",
+    "EVERYONE",
+    "FLEET_WRITERS",
+    "ROUTES",
+    "Caller",
+    "CallerData",
+    "may_call",
+    "scope_for",
+]
+
+
+class Caller(Protocol):
+    """Who a verified token speaks for (the fields of ``cloud.identity.Principal``)."""
+
+    @property
+    def subject(self) -> str: ...
+    @property
+    def role(self) -> Role: ...
+    @property
+    def region(self) -> Region: ...
+    @property
+    def account_id(self) -> str | None: ...
+    @property
+    def scopes(self) -> frozenset[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CallerData:
+    """A :class:`Caller` as plain data (tokens decoded here, tests)."""
+
+    subject: str
+    role: Role
+    region: Region
+    account_id: str | None = None
+    employee_no: str | None = None
+    scopes: frozenset[str] = field(default_factory=frozenset)
+    token_id: str = ""
+
+
+EVERYONE = frozenset(Role)
+#: Who changes the fleet: sites and gateways.
+FLEET_WRITERS = frozenset({Role.ADMIN, Role.OPERATOR})
+#: Who reaches the config service (commands and configs write to devices; reads too).
+CONTROL = frozenset({Role.ADMIN, Role.OPERATOR})
+
+#: Route key (the route's ``operationId``) → roles that may call it. A route missing
+#: here cannot be built (its dependency raises ``KeyError``).
+ROUTES: Mapping[str, frozenset[Role]] = {
+    "sites.list": EVERYONE,
+    "sites.get": EVERYONE,
+    "sites.create": FLEET_WRITERS,
+    "gateways.list": EVERYONE,
+    "gateways.get": EVERYONE,
+    "gateways.create": FLEET_WRITERS,
+    "devices.list": EVERYONE,
+    "devices.get": EVERYONE,
+    "devices.readings": EVERYONE,
+    "devices.completeness": EVERYONE,
+    "commands.send": CONTROL,
+    "commands.get": CONTROL,
+    "commands.list": CONTROL,
+    "config.set": CONTROL,
+    "config.get": CONTROL,
+    "config.rollback": CONTROL,
+    "config.audit": CONTROL,
+}
+
+
+def may_call(role: Role, route: str) -> bool:
+    """Whether ``role`` may call route ``route``; ``KeyError`` for a route not in
+    :data:`ROUTES` (a route nobody listed is a bug, not an open door)."""
+    return role in ROUTES[route]
+
+
+def scope_for(caller: Caller) -> Scope:
+    """Everything the caller may reach, before the URL's region narrows it."""
+    if caller.role == Role.ADMIN:
+        return Scope.everything()
+    if caller.role == Role.CUSTOMER:
+        return Scope.of_account(caller.region, caller.account_id)
+    return Scope.of_region(caller.region)

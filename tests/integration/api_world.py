@@ -1,0 +1,192 @@
+"""A small fleet behind the whole API, for the authorisation matrix (scenario 14) and
+the OpenAPI fuzzing: three customer accounts — A and B in au, E in es — each with a site,
+a gateway, a device with readings, a command and two config versions; the API over it
+with every router (registry, telemetry, completeness, config) as ``potr api`` builds it.
+
+Everything goes through the services' own paths (registry, ingest's pipeline and
+events, the config service and its birth handler); only the site's owning account is
+written in SQL, until the customers service's ``RegistryService.set_site_account``
+arrives.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+from fastapi import FastAPI
+from psycopg import sql
+
+from cloud.adapters.mqtt import InboundMessage
+from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
+from cloud.bootstrap import create_api, create_config_service, create_tracker
+from cloud.config import CommandIn, ConfigIn, ConfigService, ConfigSettings, write_key_file
+from cloud.events.types import GatewayBirth
+from cloud.identity import Role
+from cloud.ingest import IngestPipeline
+from cloud.migrate import migrate
+from cloud.registry import GatewayIn, RegistryService, SiteIn
+from cloud.telemetry import TelemetryStore
+from contracts.messages import DeviceInfo, ProfileRef
+from contracts.timeutil import to_wire, utc_now
+from contracts.topics import Region
+from tests.api_tokens import api_settings, bearer
+from tests.integration.registry_events import deliver_gateway_events, deliver_ingest_events
+
+Pool = ConnectionPool[Connection[Any]]
+
+#: The config service's known device on every gateway (and its profile's settings).
+INVERTER = "SN-INV-1"
+#: The device that sends readings.
+DEVICE = "SN-1"
+T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
+READINGS = 10
+ZONES = {Region.AU: "Australia/Sydney", Region.US: "America/Denver", Region.ES: "Europe/Madrid"}
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """One customer account's objects."""
+
+    name: str
+    region: Region
+    account: str
+    site: int
+    gateway: str
+    device: int
+    command: uuid.UUID
+
+
+@dataclass(frozen=True)
+class World:
+    app: FastAPI
+    pool: Pool
+    tenants: dict[str, Tenant]
+
+    def headers(self, role: Role | str) -> dict[str, str]:
+        """A caller of ``role``: staff of au, or account A's customer (au)."""
+        account = self.tenants["A"].account if Role(role) == Role.CUSTOMER else None
+        return bearer(role, region=Region.AU, account_id=account, ttl_s=900)
+
+
+@contextmanager
+def private_database(server_url: str) -> Iterator[str]:
+    """A fresh database on ``server_url`` for a module's tests, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    info = psycopg.conninfo.conninfo_to_dict(server_url)
+    info["dbname"] = name
+    url = psycopg.conninfo.make_conninfo("", **{k: v for k, v in info.items() if v is not None})
+    try:
+        yield url
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def profile(region: Region) -> ProfileRef:
+    return ProfileRef(id=f"{region.value}-s14", region=region, version=1)
+
+
+def _birth(gateway_id: str) -> GatewayBirth:
+    return GatewayBirth(
+        gateway_id=gateway_id,
+        stream_id=uuid.uuid4(),
+        boot_id="boot-1",
+        agent_version="test",
+        publish_interval_s=5,
+        devices=[
+            DeviceInfo(
+                device=INVERTER,
+                endpoint="127.0.0.1:15020",
+                unit_id=1,
+                models=[1, 103, 120, 121, 122, 123, 126, 132, 160],
+                profile="sim-inverter-103",
+                nameplate={"w_rtg": 4000.0},
+            )
+        ],
+    )
+
+
+def _telemetry(region: Region, gateway_id: str) -> InboundMessage:
+    payload = orjson.dumps(
+        {
+            "v": 1,
+            "stream_id": str(uuid.uuid4()),
+            "seq": 1,
+            "readings": [
+                {
+                    "device": DEVICE,
+                    "ts": to_wire(T0 + timedelta(minutes=i)),
+                    "values": {"pv_w": 100.0 * i},
+                }
+                for i in range(READINGS)
+            ],
+        }
+    )
+    return InboundMessage(
+        f"potr/v1/{region.value}/{gateway_id}/telemetry", payload, 1, 1, datetime.now(UTC)
+    )
+
+
+@contextmanager
+def api_world(database_url: str, key_dir: Path) -> Iterator[World]:
+    migrate(database_url)
+    pool = create_pool(database_url, max_size=8, name="test-api-world")
+    try:
+        registry = RegistryService(pool)
+        accounts = {"A": Region.AU, "B": Region.AU, "E": Region.ES}
+        sites: dict[str, tuple[int, str, str]] = {}
+        for name, region in accounts.items():
+            site = registry.add_site(
+                SiteIn(name=f"site {name}", region=region, time_zone=ZONES[region])
+            )
+            account = f"acc_{uuid.uuid4().hex}"
+            with pool.connection() as conn:  # RegistryService.set_site_account, later
+                conn.execute(
+                    "UPDATE registry.sites SET account_id = %s WHERE id = %s", (account, site.id)
+                )
+            gateway = f"gw-{name.lower()}-{uuid.uuid4().hex[:6]}"
+            registry.add_gateway(GatewayIn(id=gateway, site_id=site.id))
+            sites[name] = (site.id, account, gateway)
+        deliver_gateway_events(pool)  # ingest learns the gateways
+        pipeline = IngestPipeline(pool, TelemetryStore(pool))
+        outcome = pipeline.process([_telemetry(accounts[n], sites[n][2]) for n in accounts])
+        assert outcome.readings_added == READINGS * len(accounts)
+        deliver_ingest_events(pool, registry)  # the registry learns the devices
+
+        key_file = key_dir / "cloud.pem"
+        write_key_file(key_file, demo=True)
+        settings = ConfigSettings(database_url=database_url, signing_key_file=key_file)
+        config: ConfigService = create_config_service(settings, pool)
+        tracker = create_tracker(settings, pool)
+        tenants: dict[str, Tenant] = {}
+        for name, region in accounts.items():
+            site_id, account, gateway = sites[name]
+            tracker.apply_birth(uuid.uuid4(), region.value, utc_now(), _birth(gateway))
+            command = config.send_command(gateway, CommandIn(name="ping", reason="seed"), "seed")
+            for v_ref in (230, 235):  # two versions: a rollback has somewhere to go
+                config.set_config(
+                    gateway,
+                    ConfigIn(
+                        profile=profile(region), devices={INVERTER: {"v_ref": v_ref}}, reason="s"
+                    ),
+                    "seed",
+                )
+            device = registry.device_id_for(gateway, DEVICE)
+            assert device is not None
+            tenants[name] = Tenant(name, region, account, site_id, gateway, device, command.id)
+        app = create_api(api_settings(database_url), pool, config=config)
+        yield World(app, pool, tenants)
+    finally:
+        pool.close()

@@ -1,0 +1,332 @@
+"""Scenario 14: the portal's authorisation matrix (BOLA/BFLA).
+
+A hand-written table — not the policy's own — says, for every route of the OpenAPI
+document, which roles may call it and whether it is scoped; the test first checks the
+table against ``app.openapi()`` (a route missing here fails), then calls every route as
+every role on its own object, another customer's (or another region's) object, and in
+another region's URL, and asserts 403 / 404 / 2xx exactly. Every write is checked
+against the database: a refused one changed nothing, an accepted one changed only its
+own tenant's rows — 0 cross-tenant reads or writes.
+
+The fleet (``api_world``): accounts A and B in au, E in es. Staff and customer A are of
+au. "Own" is A's object; "other" is B's for the customer and E's (named under the au
+URL) for staff and admins; "other region" is E's object under the es URL.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cloud.identity import Role
+from contracts.topics import Region
+from tests.integration.api_world import (
+    INVERTER,
+    ZONES,
+    Tenant,
+    World,
+    api_world,
+    private_database,
+    profile,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.security]
+
+ALL = frozenset(Role)
+WRITERS = frozenset({Role.ADMIN, Role.OPERATOR})
+CONTROL = frozenset({Role.ADMIN, Role.OPERATOR})
+_serial = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    params: dict[str, Any] | None = None
+    body: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What a list filtered by a tenant's object must hold: that object (``seeded``),
+    and nothing that is not the tenant's (``belongs``); when out of reach, nothing."""
+
+    seeded: Callable[[Tenant], Any]
+    belongs: Callable[[dict[str, Any], Tenant], bool]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One row of the table: who may call it, whether it is scoped by region/account,
+    the status of success, and the request naming an object (the URL's region, the
+    tenant whose object it names). A list route answers 200 for an object out of reach
+    (filtered to nothing); ``listing`` says what it holds."""
+
+    roles: frozenset[Role] | None  # None: public
+    scoped: bool
+    ok: int
+    request: Callable[[Region, Tenant], Call]
+    is_list: bool = False
+    listing: Listing | None = None
+
+
+def _r(region: Region) -> str:
+    return f"/api/v1/{region.value}"
+
+
+def _new_site(r: Region, t: Tenant) -> Call:
+    body = {"name": f"s14 {next(_serial)}", "region": t.region.value, "time_zone": ZONES[t.region]}
+    return Call("POST", f"{_r(r)}/sites", body=body)
+
+
+def _config(r: Region, t: Tenant) -> Call:
+    body = {
+        "profile": profile(t.region).model_dump(mode="json"),
+        "devices": {INVERTER: {"v_ref": 231}},
+        "reason": "s14",
+    }
+    return Call("PUT", f"{_r(r)}/gateways/{t.gateway}/config", body=body)
+
+
+#: The table: (method, OpenAPI path) → row.
+TABLE: dict[tuple[str, str], Route] = {
+    ("GET", "/healthz"): Route(None, False, 200, lambda r, t: Call("GET", "/healthz")),
+    ("GET", "/api/v1/{region}/sites"): Route(
+        ALL, True, 200, lambda r, t: Call("GET", f"{_r(r)}/sites"), is_list=True
+    ),
+    ("GET", "/api/v1/{region}/sites/{site_id}"): Route(
+        ALL, True, 200, lambda r, t: Call("GET", f"{_r(r)}/sites/{t.site}")
+    ),
+    ("POST", "/api/v1/{region}/sites"): Route(WRITERS, True, 201, _new_site),
+    ("GET", "/api/v1/{region}/gateways"): Route(
+        ALL,
+        True,
+        200,
+        lambda r, t: Call("GET", f"{_r(r)}/gateways", params={"site_id": t.site}),
+        is_list=True,
+        listing=Listing(lambda t: t.gateway, lambda g, t: g["site_id"] == t.site),
+    ),
+    ("GET", "/api/v1/{region}/gateways/{gateway_id}"): Route(
+        ALL, True, 200, lambda r, t: Call("GET", f"{_r(r)}/gateways/{t.gateway}")
+    ),
+    ("POST", "/api/v1/{region}/gateways"): Route(
+        WRITERS,
+        True,
+        201,
+        lambda r, t: Call(
+            "POST", f"{_r(r)}/gateways", body={"id": f"gw-s14-{next(_serial)}", "site_id": t.site}
+        ),
+    ),
+    ("GET", "/api/v1/{region}/devices"): Route(
+        ALL,
+        True,
+        200,
+        lambda r, t: Call("GET", f"{_r(r)}/devices", params={"gateway_id": t.gateway}),
+        is_list=True,
+        listing=Listing(lambda t: t.device, lambda d, t: d["gateway_id"] == t.gateway),
+    ),
+    ("GET", "/api/v1/{region}/devices/{device_id}"): Route(
+        ALL, True, 200, lambda r, t: Call("GET", f"{_r(r)}/devices/{t.device}")
+    ),
+    ("GET", "/api/v1/{region}/devices/{device_id}/readings"): Route(
+        ALL,
+        True,
+        200,
+        lambda r, t: Call("GET", f"{_r(r)}/devices/{t.device}/readings", params={"metric": "pv_w"}),
+    ),
+    ("GET", "/api/v1/{region}/devices/{device_id}/completeness"): Route(
+        ALL, True, 200, lambda r, t: Call("GET", f"{_r(r)}/devices/{t.device}/completeness")
+    ),
+    ("POST", "/api/v1/{region}/gateways/{gateway_id}/commands"): Route(
+        CONTROL,
+        True,
+        201,
+        lambda r, t: Call(
+            "POST", f"{_r(r)}/gateways/{t.gateway}/commands", body={"name": "ping", "reason": "x"}
+        ),
+    ),
+    ("GET", "/api/v1/{region}/gateways/{gateway_id}/commands"): Route(
+        CONTROL, True, 200, lambda r, t: Call("GET", f"{_r(r)}/gateways/{t.gateway}/commands")
+    ),
+    ("GET", "/api/v1/{region}/commands/{command_id}"): Route(
+        CONTROL, True, 200, lambda r, t: Call("GET", f"{_r(r)}/commands/{t.command}")
+    ),
+    ("PUT", "/api/v1/{region}/gateways/{gateway_id}/config"): Route(CONTROL, True, 200, _config),
+    ("GET", "/api/v1/{region}/gateways/{gateway_id}/config"): Route(
+        CONTROL, True, 200, lambda r, t: Call("GET", f"{_r(r)}/gateways/{t.gateway}/config")
+    ),
+    ("POST", "/api/v1/{region}/gateways/{gateway_id}/config/rollback"): Route(
+        CONTROL,
+        True,
+        201,
+        lambda r, t: Call(
+            "POST", f"{_r(r)}/gateways/{t.gateway}/config/rollback", body={"reason": "s14"}
+        ),
+    ),
+    ("GET", "/api/v1/{region}/gateways/{gateway_id}/config/audit"): Route(
+        CONTROL, True, 200, lambda r, t: Call("GET", f"{_r(r)}/gateways/{t.gateway}/config/audit")
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def world(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with private_database(postgres_server_url) as url:
+        key_dir: Path = tmp_path_factory.mktemp("s14")
+        with api_world(url, key_dir) as built:
+            yield built
+
+
+@pytest.fixture(scope="module")
+def client(world: World) -> Iterator[TestClient]:
+    with TestClient(world.app, raise_server_exceptions=False) as c:
+        yield c
+
+
+def test_the_table_names_every_route_of_the_openapi_and_no_other(world: World) -> None:
+    served = {
+        (method.upper(), path)
+        for path, operations in world.app.openapi()["paths"].items()
+        for method in operations
+    }
+    assert served == set(TABLE), (
+        f"missing from the table: {sorted(served - set(TABLE))}; "
+        f"not served: {sorted(set(TABLE) - served)}"
+    )
+    for (_, path), route in TABLE.items():
+        assert route.scoped == path.startswith("/api/v1/{region}/"), path
+
+
+# -- the database footprint of writes --------------------------------------------------------
+_FOOTPRINT = {
+    "sites": "SELECT region, count(*) FROM registry.sites GROUP BY 1",
+    "gateways": "SELECT site_id::text, count(*) FROM registry.gateways GROUP BY 1",
+    "commands": "SELECT gateway_id, count(*) FROM config.commands GROUP BY 1",
+    "versions": "SELECT gateway_id, count(*) FROM config.desired GROUP BY 1",
+    "audit": "SELECT gateway_id, count(*) FROM config.audit GROUP BY 1",
+}
+
+
+def _footprint(world: World) -> dict[tuple[str, str], int]:
+    with world.pool.connection() as conn:
+        return {
+            (table, str(key)): int(n)
+            for table, query in _FOOTPRINT.items()
+            for key, n in conn.execute(query).fetchall()
+        }
+
+
+def _owned_keys(t: Tenant) -> set[str]:
+    """Footprint keys a write naming ``t``'s objects may change."""
+    return {t.region.value, str(t.site), t.gateway}
+
+
+def _changed(before: dict[tuple[str, str], int], after: dict[tuple[str, str], int]) -> set[str]:
+    return {
+        key
+        for table, key in before.keys() | after.keys()
+        if before.get((table, key)) != after.get((table, key))
+    }
+
+
+# -- the matrix ----------------------------------------------------------------------------------
+def _call(client: TestClient, call: Call, headers: dict[str, str]) -> Any:
+    return client.request(
+        call.method, call.path, params=call.params, json=call.body, headers=headers
+    )
+
+
+def _expected(route: Route, role: Role, case: str, path: str) -> int:
+    if route.roles is None:
+        return route.ok
+    if role not in route.roles:
+        return 403
+    if case == "own":
+        return route.ok
+    if case == "other_region":
+        return route.ok if role == Role.ADMIN else 404
+    # "other": another account's object (customer) or another region's under our URL.
+    if route.is_list:
+        return 200  # a list filtered by an object out of reach is empty, not an error
+    if path == "/api/v1/{region}/sites" and route.ok == 201:
+        return 422  # a site of another region than the URL's
+    return 404
+
+
+CASES = ("own", "other", "other_region")
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(TABLE))
+def test_every_role_on_own_and_other_objects_gets_exactly_its_answer(
+    world: World, client: TestClient, method: str, path: str
+) -> None:
+    route = TABLE[(method, path)]
+    a, b, e = (world.tenants[n] for n in "ABE")
+    failures: list[str] = []
+    if route.roles is not None:
+        anonymous = _call(client, route.request(Region.AU, a), {})
+        if anonymous.status_code != 401:
+            failures.append(f"no token: {anonymous.status_code}, expected 401")
+    for role, case in itertools.product(Role, CASES):
+        other = b if role == Role.CUSTOMER else e
+        url_region, tenant = {
+            "own": (Region.AU, a),
+            "other": (Region.AU, other),
+            "other_region": (Region.ES, e),
+        }[case]
+        call = route.request(url_region, tenant)
+        before = _footprint(world) if method != "GET" else {}
+        answer = _call(client, call, world.headers(role))
+        want = _expected(route, role, case, path)
+        if answer.status_code != want:
+            failures.append(f"{role.value} {case}: {answer.status_code}, expected {want}")
+            continue
+        if route.listing is not None and want == 200:
+            reachable = case == "own" or (case == "other_region" and role == Role.ADMIN)
+            failures += _listed(route.listing, answer.json(), tenant, reachable, f"{role} {case}")
+        if path.endswith("/sites") and method == "GET" and want == 200:
+            failures += _sites_reachable(world, role, url_region, answer.json())
+        if method != "GET":
+            changed = _changed(before, _footprint(world))
+            allowed = _owned_keys(tenant) if 200 <= want < 300 else set()
+            if not changed <= allowed:
+                failures.append(
+                    f"{role.value} {case}: wrote {changed - allowed} (allowed {allowed})"
+                )
+            if 200 <= want < 300 and not changed:
+                failures.append(f"{role.value} {case}: {want} but nothing written")
+    assert failures == [], "\n".join(failures)
+
+
+def _listed(
+    listing: Listing, items: list[dict[str, Any]], tenant: Tenant, reachable: bool, label: str
+) -> list[str]:
+    ids = [i["id"] for i in items]
+    if not reachable:
+        return [f"{label}: listed {ids} out of reach"] if items else []
+    wrong = [i["id"] for i in items if not listing.belongs(i, tenant)]
+    if wrong or listing.seeded(tenant) not in ids:
+        return [f"{label}: listed {ids}, expected {listing.seeded(tenant)} and its kin only"]
+    return []
+
+
+def _sites_reachable(
+    world: World, role: Role, region: Region, sites: list[dict[str, Any]]
+) -> list[str]:
+    """A site list holds only sites of the URL's region, and a customer's only its own
+    account's (the seeded sites of other accounts, and sites made during the test, which
+    have no account, never)."""
+    wrong = [s["id"] for s in sites if s["region"] != region.value]
+    if role == Role.CUSTOMER:
+        own = {world.tenants["A"].site} if region == Region.AU else set()
+        wrong += [s["id"] for s in sites if s["id"] not in own]
+    elif region == Region.AU:
+        seeded = {world.tenants["A"].site, world.tenants["B"].site}
+        wrong += [f"missing {i}" for i in seeded - {s["id"] for s in sites}]
+    return [f"{role.value} sites in {region.value}: {wrong}"] if wrong else []
