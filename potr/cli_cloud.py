@@ -130,25 +130,51 @@ def gateway_list() -> None:
 @token_app.command("create")
 def token_create(
     role: str = typer.Option(..., help="admin, operator, support, mosie or customer"),
-    subject: str = typer.Option("cli", help="who the token speaks for"),
-    ttl_s: int | None = typer.Option(
-        None, min=1, max=3600, help="seconds valid, at most 3600 (default POTR_JWT_TTL_S)"
+    region: str = typer.Option(..., help="au, us or es: the region the token acts in"),
+    subject: str = typer.Option("cli", help="who the token speaks for (<= 128 characters)"),
+    ttl_s: int = typer.Option(
+        900, min=1, max=900, help="seconds valid, at most 900 (as every access token)"
+    ),
+    scope: list[str] | None = typer.Option(
+        None, "--scope", help="read, write or admin (repeat; default: all of the role's)"
     ),
 ) -> None:
-    """Print a short-lived bearer token (until full identity arrives)."""
-    from cloud.identity import Role, TokenSettings, create_token
+    """Print an access token signed with POTR_IDENTITY_SIGNING_KEY_FILE (operators'
+    scripts and tests; people log in at /api/v1/auth/login)."""
+    from cloud.identity import (
+        ROLE_SCOPES,
+        KeyFileError,
+        Role,
+        issue_access_token,
+        load_signing_key,
+    )
+    from cloud.identity.settings import SigningSettings
+    from contracts.topics import Region
 
     try:
-        Role(role)
+        role_ = Role(role)
+        region_ = Region(region)
     except ValueError:
-        raise typer.BadParameter(f"role must be one of {[r.value for r in Role]}") from None
-    settings = load_settings(TokenSettings, console)
+        raise typer.BadParameter(
+            f"role must be one of {[r.value for r in Role]}, region one of"
+            f" {[r.value for r in Region]}"
+        ) from None
+    scopes = set(scope or ROLE_SCOPES[role_])
+    if not scopes <= ROLE_SCOPES[role_]:
+        raise typer.BadParameter(f"role {role} may hold only {sorted(ROLE_SCOPES[role_])}")
+    if len(subject) > 128 or not subject.isprintable():
+        raise typer.BadParameter("subject: at most 128 printable characters")
+    settings = load_settings(SigningSettings, console)
+    try:
+        key = load_signing_key(
+            settings.identity_signing_key_file, production=settings.env == "production"
+        )
+    except KeyFileError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
     typer.echo(
-        create_token(
-            role,
-            settings.jwt_secret.get_secret_value(),
-            ttl_s or settings.jwt_ttl_s,
-            subject=subject,
+        issue_access_token(
+            key, subject=subject, role=role_, region=region_, scopes=scopes, ttl_s=ttl_s
         )
     )
 
@@ -196,10 +222,18 @@ def api() -> None:
     """Serve the REST API on POTR_API_HOST:POTR_API_PORT."""
     from cloud.bootstrap import create_api, open_pool, serve_config_service
     from cloud.config import ConfigSettings
+    from cloud.identity import KeyFileError, load_verifying_keys
     from cloud.portal import ApiSettings
 
     settings = load_settings(ApiSettings, console)
     config = load_settings(ConfigSettings, console)
+    try:  # checked before any connection: without it no token could be verified
+        load_verifying_keys(
+            settings.identity_public_key_file, production=settings.env == "production"
+        )
+    except KeyFileError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     if config.signing_key_file is None:
         console.print("no POTR_SIGNING_KEY_FILE: the command and config routes are off")
 

@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import os
-import secrets
 import shutil
 import tempfile
 import time
@@ -29,7 +28,7 @@ from rich.console import Console
 from broker_config.amqtt_demo import AMQTT_LIMITS
 from cloud.bootstrap import create_api, open_pool, run_services
 from cloud.config import ConfigService, ConfigSettings, public_key_path, write_key_file
-from cloud.identity import create_token
+from cloud.identity import issue_access_token
 from cloud.ingest import IngestSettings
 from cloud.ingest.stats import stored_readings_by_region
 from cloud.migrate import migrate
@@ -156,8 +155,14 @@ async def run_demo(
             mqtt_client_id=f"potr-demo-ingest-{os.getpid()}",
         )
         config = ConfigSettings(**(common | _identity(mq, CONFIG_USER)), signing_key_file=key_file)
+        # The identity demo key pair: access tokens are signed with the private half, the
+        # API verifies them with the public half (demo keys: refused in production).
+        identity_key_file = workdir / "demo-identity-key.pem"
+        identity_key = write_key_file(identity_key_file, demo=True)
         api_settings = ApiSettings(
-            **database.model_dump(), jwt_secret=secrets.token_urlsafe(32), api_port=free_port()
+            **database.model_dump(),
+            identity_public_key_file=public_key_path(identity_key_file),
+            api_port=free_port(),
         )
 
         # Ingest, the config service and its loops, the registry's and the config
@@ -185,12 +190,18 @@ async def run_demo(
                         services_stop,
                     )
                 )
-            token = create_token(
-                "admin", api_settings.jwt_secret.get_secret_value(), 3600, subject="demo-admin"
-            )
+            token = issue_access_token(
+                identity_key, subject="demo-admin", role="admin", region="au",
+                scopes=("read", "write", "admin"),
+            )  # fmt: skip
             api = f"http://127.0.0.1:{api_settings.api_port}"
             console.print(f"\n[bold]API[/bold] {api}   (OpenAPI: {api}/docs)")
-            console.print("[bold]token[/bold] (admin, 1 h):")
+            console.print(
+                f"[bold]token[/bold] (admin, 15 min; another: POTR_IDENTITY_SIGNING_KEY_FILE="
+                f"{identity_key_file} potr token create --role admin --region au):",
+                soft_wrap=True,
+                highlight=False,
+            )
             console.print(f"export TOKEN={token}", soft_wrap=True, highlight=False)
             console.print(f'try: curl -H "Authorization: Bearer $TOKEN" {api}/api/v1/au/sites')
             tg.create_task(_print_command_when_ready(services.config, api, console))

@@ -25,13 +25,13 @@ from starlette.concurrency import run_in_threadpool
 from cloud.apitypes import problem
 from cloud.config import ConfigService
 from cloud.config import create_router as config_router
+from cloud.identity import Principal, load_verifying_keys, verify_access_token
 from cloud.ingest import CompletenessReader
 from cloud.ingest import create_router as ingest_router
 from cloud.portal.auth import Verify, access_dependencies
 from cloud.portal.authz import ROUTES
 from cloud.portal.errors import add_error_handlers
 from cloud.portal.guard import InputGuard
-from cloud.portal.legacy_tokens import hs256_verifier
 from cloud.portal.settings import ApiSettings
 from cloud.registry import RegistryService
 from cloud.registry import create_router as registry_router
@@ -69,7 +69,9 @@ def create_app(
 ) -> FastAPI:
     """Wire the routers to the given services; no connections are opened here (a process
     builds it with :func:`cloud.bootstrap.create_api`). ``verify(token) -> Caller``
-    (raising ``TokenError``) authenticates; by default the settings' tokens."""
+    (raising ``TokenError``) authenticates; by default identity's access tokens, checked
+    with its public key(s) from ``POTR_IDENTITY_PUBLIC_KEY_FILE`` (missing or unusable:
+    :class:`cloud.identity.KeyFileError`)."""
     app = FastAPI(
         title="PoTR portal API",
         version="1.0.0",
@@ -78,9 +80,7 @@ def create_app(
         "`Authorization: Bearer <access token>`; SI units throughout.",
     )
     if verify is None:
-        verify = hs256_verifier(
-            settings.jwt_secret.get_secret_value(), api_region=settings.api_region
-        )
+        verify = _identity_verifier(settings)
     access = access_dependencies(verify, api_region=settings.api_region)
     reach = _reach_dependencies(access, registry)
     checks = dict(health_checks or {"database": registry.ping})
@@ -119,6 +119,17 @@ def create_app(
         return Health(status="ok" if ok else "degraded", checks=results)
 
     return app
+
+
+def _identity_verifier(settings: ApiSettings) -> Callable[[str], Principal]:
+    keys = load_verifying_keys(
+        settings.identity_public_key_file, production=settings.env == "production"
+    )
+
+    def verify(token: str) -> Principal:
+        return verify_access_token(token, keys)
+
+    return verify
 
 
 def _reach_dependencies(

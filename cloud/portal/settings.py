@@ -1,11 +1,11 @@
 """The portal API process's settings (prefix ``POTR_``): where it listens, the region it
-serves, its database and the identity service's token settings it verifies with."""
+serves, its database and the identity service's public key it verifies tokens with."""
 
 from __future__ import annotations
 
 import ipaddress
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from cloud.identity import TokenSettings
 from cloud.settings import DatabaseSettings
@@ -25,20 +25,11 @@ def is_loopback(host: str) -> bool:
 
 
 class ApiSettings(TokenSettings, DatabaseSettings):
-    """The REST API: address, database, token secret (the dev one only on loopback), and
-    the region it serves (``POTR_API_REGION``; unset: every region, the one-process demo).
-    A request for another region's URL answers 404: the gateway routed it wrongly."""
+    """The REST API: address, database, the identity service's public key (required in
+    production; without one the API refuses to start), and the region it serves
+    (``POTR_API_REGION``; unset: every region, the one-process demo). A request for
+    another region's URL answers 404: the gateway routed it wrongly."""
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65_535)
     api_region: Region | None = None
-
-    @model_validator(mode="after")
-    def _refuse_the_dev_secret_off_loopback(self) -> ApiSettings:
-        # Fail closed: the shared dev secret only where nobody else can reach the API.
-        if self.uses_dev_secret and not is_loopback(self.api_host):
-            raise ValueError(
-                "POTR_JWT_SECRET is the dev secret; it is accepted only with POTR_ENV=dev or"
-                f" test and a loopback POTR_API_HOST (env={self.env}, api_host={self.api_host})"
-            )
-        return self

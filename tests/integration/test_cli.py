@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
-from cloud.identity import MAX_JWT_TTL_S
-from cloud.identity.tokens import decode_token
+from cloud.identity import MAX_ACCESS_TTL_S, load_verifying_keys, verify_access_token
+from cloud.keyfiles import public_key_path, write_key_file
 from potr.cli import app
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def runner(database_url: str, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+def runner(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
     monkeypatch.setenv("POTR_DATABASE_URL", database_url)
-    monkeypatch.setenv("POTR_JWT_SECRET", "cli-test-secret-" + "x" * 20)
+    write_key_file(tmp_path / "identity.pem")
+    monkeypatch.setenv("POTR_IDENTITY_SIGNING_KEY_FILE", str(tmp_path / "identity.pem"))
     return CliRunner()
 
 
@@ -67,17 +70,35 @@ def test_bad_registry_input_is_refused_with_the_field_named(runner: CliRunner) -
     assert bad_gw.exit_code == 2
 
 
-def test_token_create_issues_a_short_lived_token_for_a_known_role(runner: CliRunner) -> None:
-    out = runner.invoke(app, ["token", "create", "--role", "support", "--ttl-s", "60"])
+def test_token_create_signs_a_short_lived_token_with_the_identity_key(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    create = ["token", "create", "--role", "support", "--region", "us", "--scope", "read"]
+    out = runner.invoke(app, create)
     assert out.exit_code == 0, out.output
-    claims = decode_token(out.output.strip(), "cli-test-secret-" + "x" * 20)
-    assert claims.role == "support"
-    assert (claims.exp - claims.iat).total_seconds() == 60
-    assert runner.invoke(app, ["token", "create", "--role", "root"]).exit_code == 2
+    keys = load_verifying_keys(public_key_path(tmp_path / "identity.pem"), production=True)
+    principal = verify_access_token(out.output.strip(), keys)
+    assert principal.role.value == "support"
+    assert principal.region.value == "us"
+    assert principal.scopes == frozenset({"read"})
+    unknown = ["token", "create", "--role", "root", "--region", "au"]
+    assert runner.invoke(app, unknown).exit_code == 2
+    beyond = ["token", "create", "--role", "support", "--region", "au", "--scope", "admin"]
+    assert runner.invoke(app, beyond).exit_code == 2
 
 
 def test_token_create_refuses_a_ttl_beyond_the_cap(runner: CliRunner) -> None:
-    too_long = ["token", "create", "--role", "admin", "--ttl-s", str(MAX_JWT_TTL_S + 1)]
+    too_long = ["token", "create", "--role", "admin", "--region", "es"]
+    too_long += ["--ttl-s", str(MAX_ACCESS_TTL_S + 1)]
     assert runner.invoke(app, too_long).exit_code == 2
-    longest = runner.invoke(app, [*too_long[:-1], str(MAX_JWT_TTL_S)])
+    longest = runner.invoke(app, [*too_long[:-1], str(MAX_ACCESS_TTL_S)])
     assert longest.exit_code == 0, longest.output
+
+
+def test_token_create_without_a_key_says_how_to_make_one(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("POTR_IDENTITY_SIGNING_KEY_FILE")
+    out = runner.invoke(app, ["token", "create", "--role", "admin", "--region", "au"])
+    assert out.exit_code == 1
+    assert "potr keys generate" in " ".join(out.output.split())

@@ -57,7 +57,7 @@ from contracts.messages import AckStatus, CmdAck, DeviceInfo, ProfileRef
 from contracts.signing import TrustedKeys
 from contracts.timeutil import utc_now
 from contracts.topics import Kind, Region, topic
-from tests.api_tokens import SECRET, api_settings, bearer
+from tests.api_tokens import api_settings, bearer
 from tests.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -657,7 +657,6 @@ def test_the_cli_generates_a_key_sends_a_command_sets_and_rolls_back_a_config(
     assert "version 3" in shown.output
 
     monkeypatch.setenv("POTR_ENV", "production")
-    monkeypatch.setenv("POTR_JWT_SECRET", SECRET)
     # Production's broker settings (TLS with its CA), so the key is what gets refused.
     monkeypatch.setenv("POTR_MQTT_URL", "mqtts://broker.example")
     monkeypatch.setenv("POTR_MQTT_CA_FILE", str(tmp_path / "ca.pem"))

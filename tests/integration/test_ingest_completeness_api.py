@@ -19,6 +19,7 @@ from cloud.bootstrap import create_api
 from cloud.identity import Role
 from cloud.ingest.pipeline import IngestPipeline
 from cloud.registry import RegistryService
+from contracts.signing import SigningKey
 from contracts.timeutil import utc_now
 from potr.servers.ports import free_port
 from tests.api_tokens import api_settings, bearer
@@ -91,7 +92,7 @@ async def test_completeness_route_matches_a_scripted_outage_and_needs_a_token(
 
     # Authorisation: no token, a forged one: refused; another account's customer: not there.
     assert (await api.client.get(url, params=params)).status_code == 401
-    forged = bearer(Role.OPERATOR, secret="forged-" + "x" * 40)
+    forged = bearer(Role.OPERATOR, key=SigningKey.generate())  # a key the API does not trust
     resp = await api.client.get(url, params=params, headers=forged)
     assert resp.status_code == 401
     resp = await api.client.get(url, params=params, headers=api.token(Role.CUSTOMER))

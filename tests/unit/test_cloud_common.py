@@ -9,7 +9,6 @@ import pytest
 from pydantic import ValidationError
 
 from cloud.config import ConfigSettings
-from cloud.identity import DEV_JWT_SECRET, MAX_JWT_TTL_S, TokenSettings
 from cloud.ingest import IngestSettings
 from cloud.ingest.coalesce import StoredCoalescer, StoredNotice
 from cloud.ingest.worker import subscriptions
@@ -21,50 +20,14 @@ from cloud.settings import DatabaseSettings
 S1, S2 = uuid.uuid4(), uuid.uuid4()
 
 
-@pytest.mark.parametrize("settings", [TokenSettings, ApiSettings])
-def test_production_refuses_the_dev_jwt_secret(settings: type[TokenSettings]) -> None:
-    with pytest.raises(ValidationError, match="dev secret"):
-        settings(env="production", jwt_secret=DEV_JWT_SECRET)
-
-
-@pytest.mark.parametrize("settings", [TokenSettings, ApiSettings])
-def test_production_refuses_a_short_jwt_secret(settings: type[TokenSettings]) -> None:
-    with pytest.raises(ValidationError, match="at least 32 characters"):
-        settings(env="production", jwt_secret="x" * 31)
-
-
-@pytest.mark.parametrize(
-    ("env", "api_host"),
-    [("dev", "0.0.0.0"), ("test", "10.1.2.3"), ("dev", "api.example.com"), ("test", "::")],
-)
-def test_the_dev_secret_is_refused_off_loopback(env: str, api_host: str) -> None:
-    with pytest.raises(ValidationError, match="dev secret"):
-        ApiSettings(env=env, api_host=api_host)  # the default secret is the dev one
-
-
-@pytest.mark.parametrize("api_host", ["127.0.0.1", "127.0.0.53", "::1", "[::1]", "localhost"])
-def test_the_dev_secret_is_accepted_on_loopback_in_dev_and_test(api_host: str) -> None:
-    assert ApiSettings(env="dev", api_host=api_host).env == "dev"
-    assert ApiSettings(env="test", api_host=api_host).env == "test"
-
-
-def test_a_real_secret_may_serve_any_address() -> None:
-    assert ApiSettings(env="dev", api_host="0.0.0.0", jwt_secret="y" * 40).api_host
-
-
-def test_token_lifetime_is_capped() -> None:
-    assert TokenSettings(jwt_ttl_s=MAX_JWT_TTL_S).jwt_ttl_s == MAX_JWT_TTL_S
-    with pytest.raises(ValidationError, match="jwt_ttl_s"):
-        TokenSettings(jwt_ttl_s=MAX_JWT_TTL_S + 1)
+def test_the_api_verifies_tokens_with_the_identity_public_key_only() -> None:
+    # No shared secret any more: the API holds a public key, which mints nothing.
+    assert "jwt_secret" not in ApiSettings().model_dump()
+    assert ApiSettings(identity_public_key_file="/k.pub").identity_public_key_file
 
 
 def test_statement_timeout_defaults_to_30_s() -> None:
     assert DatabaseSettings().db_statement_timeout_ms == 30_000
-
-
-def test_production_accepts_a_real_secret() -> None:
-    settings = ApiSettings(env="production", jwt_secret="x" * 40)
-    assert settings.jwt_secret.get_secret_value() == "x" * 40
 
 
 def test_settings_come_from_potr_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,7 +45,7 @@ def test_every_service_reads_the_same_environment_names(monkeypatch: pytest.Monk
     monkeypatch.setenv("POTR_MQTT_URL", "mqtts://broker.example:1884")
     monkeypatch.setenv("POTR_MQTT_CA_FILE", "/etc/potr/mqtt-ca.pem")
     monkeypatch.setenv("POTR_ENV", "production")
-    monkeypatch.setenv("POTR_JWT_SECRET", "z" * 40)
+    monkeypatch.setenv("POTR_IDENTITY_PUBLIC_KEY_FILE", "/etc/potr/identity.pub")
     ingest, config, api = IngestSettings(), ConfigSettings(), ApiSettings()
     assert ingest.database_url == config.database_url == api.database_url
     assert ingest.mqtt.host == config.mqtt.host == "broker.example"
@@ -90,13 +53,12 @@ def test_every_service_reads_the_same_environment_names(monkeypatch: pytest.Monk
 
 
 def test_a_service_reads_only_its_own_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A weak JWT secret is the API's problem: ingest, which never reads it, still starts.
+    # A missing token key is the API's problem: ingest, which never reads it, still starts.
     monkeypatch.setenv("POTR_ENV", "production")
     monkeypatch.setenv("POTR_MQTT_URL", "mqtts://broker.example")
     monkeypatch.setenv("POTR_MQTT_CA_FILE", "/etc/potr/mqtt-ca.pem")
-    monkeypatch.setenv("POTR_JWT_SECRET", "short")
-    assert "jwt_secret" not in IngestSettings().model_dump()
-    with pytest.raises(ValidationError, match="at least 32 characters"):
+    assert "identity_public_key_file" not in IngestSettings().model_dump()
+    with pytest.raises(ValidationError, match="POTR_IDENTITY_PUBLIC_KEY_FILE"):
         ApiSettings()
 
 

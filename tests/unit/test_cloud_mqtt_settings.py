@@ -109,7 +109,7 @@ def test_repr_of_settings_shows_no_secret() -> None:
         mqtt_url=f"mqtt://ingest:{SECRET}2@broker.example",
         mqtt_password=f"{SECRET}3",
     )
-    api = ApiSettings(jwt_secret=f"{SECRET}4" * 4)
+    api = ApiSettings(database_url=f"postgresql://potr:{SECRET}4@db.example/potr")
     shown = repr(s) + str(s) + repr(s.mqtt) + repr(api) + str(api)
     assert SECRET not in shown
     assert "postgresql://potr@db.example/potr" in shown

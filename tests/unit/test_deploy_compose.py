@@ -55,7 +55,6 @@ INTERPOLATION = {"BROKER_HOST": "mqtt.example.net"}
 FAKE_SECRETS = {
     "POTR_DATABASE_URL": "postgresql://potr:not-a-secret@db:5432/potr",
     "POTR_AMQP_URL": "amqp://potr:not-a-secret@rabbitmq:5672/",
-    "POTR_JWT_SECRET": "j" * 48,
 }
 PROJECT_PACKAGES = {
     "contracts",

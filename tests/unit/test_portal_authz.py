@@ -1,5 +1,5 @@
 """The portal's authorisation policy, without sockets: the role table, the scope of each
-kind of caller, the order of refusals (401, 403, 404, 422), and today's token adapter."""
+kind of caller, the order of refusals (401, 403, 404, 422), and identity's tokens as callers."""
 
 # No ``from __future__ import annotations``: the route in ``_app`` depends on a local
 # function, and FastAPI resolves string annotations in the module's globals only.
@@ -11,14 +11,14 @@ import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from cloud.identity import Role, TokenError
+from cloud.identity import Role, TokenError, verify_access_token
 from cloud.portal.auth import access_dependencies
 from cloud.portal.authz import ROUTES, CallerData, may_call, scope_for
 from cloud.portal.errors import add_error_handlers
-from cloud.portal.legacy_tokens import hs256_verifier
 from cloud.scope import Access, GatewayReach, Scope
+from contracts.signing import SigningKey
 from contracts.topics import Region
-from tests.api_tokens import SECRET, mint_token
+from tests.api_tokens import KEY, mint_token
 
 ACC = "acc_" + "a" * 32
 STAFF = (Role.OPERATOR, Role.SUPPORT, Role.MOSIE)
@@ -162,10 +162,11 @@ def test_malformed_parameters_of_an_allowed_caller_are_422() -> None:
     assert _get(client, "/api/v1/au/things/no", "operator") == 422
 
 
-# -- today's tokens (HS256) as callers ------------------------------------------------------------
+# -- identity's access tokens as callers -----------------------------------------------------
 def test_a_token_names_its_region_account_and_subject() -> None:
-    verify = hs256_verifier(SECRET, api_region=None)
-    caller = verify(mint_token("customer", region="es", account_id=ACC, subject="usr_1"))
+    caller = verify_access_token(
+        mint_token("customer", region="es", account_id=ACC, subject="usr_1"), [KEY.public_key]
+    )
     assert (caller.subject, caller.role, caller.region, caller.account_id) == (
         "usr_1",
         Role.CUSTOMER,
@@ -174,22 +175,21 @@ def test_a_token_names_its_region_account_and_subject() -> None:
     )
 
 
-def test_a_token_without_a_region_speaks_for_the_region_served() -> None:
-    token = mint_token("operator", region=None)
-    assert hs256_verifier(SECRET, api_region=Region.US)(token).region is Region.US
-    with pytest.raises(TokenError, match="no region"):
-        hs256_verifier(SECRET, api_region=None)(token)
-    assert hs256_verifier(SECRET, api_region=None)(mint_token("admin", region=None)).role == "admin"
+def test_a_customer_token_without_an_account_reaches_no_site() -> None:
+    caller = verify_access_token(mint_token("customer", region="au"), [KEY.public_key])
+    scope = scope_for(caller).within(Region.AU)
+    assert scope is not None
+    assert (scope.by_account, scope.account_id) == (True, None)
 
 
 @pytest.mark.parametrize(
     "token",
     [
-        mint_token("customer", region="au"),  # no account
-        mint_token("admin", secret="another-secret-" + "x" * 32),  # forged
+        mint_token("admin", key=SigningKey.generate()),  # forged
         mint_token("admin", now=datetime.now(UTC) - timedelta(hours=1), ttl_s=60),  # expired
+        mint_token("admin", audience="potr-elsewhere"),  # another service's
     ],
 )
 def test_tokens_that_must_be_refused_are(token: str) -> None:
     with pytest.raises(TokenError):
-        hs256_verifier(SECRET, api_region=None)(token)
+        verify_access_token(token, [KEY.public_key])
