@@ -20,6 +20,7 @@ from potr import (
     cli_keys,
     cli_pki,
     cli_profiles,
+    cli_users,
 )
 
 app = typer.Typer(
@@ -37,6 +38,7 @@ cli_gateway_config.register(app)
 cli_pki.register(app)
 cli_customers.register(app)
 cli_employees.register(app)
+cli_users.register(app)
 console = Console()
 
 
