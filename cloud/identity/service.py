@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 from cloud.adapters.postgres import Connection, ConnectionPool, UniqueViolation, ping
@@ -92,6 +92,7 @@ SCHEMA = "identity"
 Pool = ConnectionPool[Connection[Any]]
 #: (throttle kind, key, policy) of one counter an attempt is charged to.
 Charge = tuple[str, str, ThrottlePolicy]
+T = TypeVar("T")
 
 
 class IdentityError(Exception):
@@ -231,9 +232,19 @@ class IdentityService:
         ping(self._pool)
 
     # -- throttles ------------------------------------------------------------------------
-    def _admit(self, charges: Sequence[Charge], now: datetime) -> list[Admission]:
-        """Count one attempt on every counter, or none when one is locked."""
+    def _admit(
+        self,
+        charges: Sequence[Charge],
+        now: datetime,
+        lookup: Callable[[Connection[Any]], T],
+    ) -> tuple[list[Admission], T]:
+        """Count one attempt on every counter, or none when one is locked; then
+        ``lookup`` (who the attempt names) in the same transaction, one round trip less."""
         with self._pool.connection() as conn:
+            # The counters' rows stay locked until commit: not waiting for the WAL flush
+            # halves that time on a hot row (one office's address). A crash may forget
+            # the last fraction of a second's counts; nothing else is written here.
+            conn.execute("SET LOCAL synchronous_commit TO off")
             # One lock order for every process: no deadlock between two attempts.
             order = sorted(range(len(charges)), key=lambda i: charges[i][:2])
             states = {i: repo.lock_throttle(conn, *charges[i][:2], now) for i in order}
@@ -242,9 +253,10 @@ class IdentityService:
             if not refused:
                 for (kind, key, _), a in zip(charges, admissions, strict=True):
                     repo.store_throttle(conn, kind, key, a.state)
+                found = lookup(conn)
         if refused:
             raise Throttled(max(refused))
-        return admissions
+        return admissions, found
 
     def _settle(
         self, conn: Connection[Any], charges: Sequence[Charge], admissions: Sequence[Admission]
@@ -298,9 +310,7 @@ class IdentityService:
             ("address", where, self._options.address),
             ("password", identifier_key("password", email), self._options.password),
         ]
-        admissions = self._admit(charges, now)
-        with self._pool.connection() as conn:
-            record = repo.find_by_email(conn, email)
+        admissions, record = self._admit(charges, now, lambda c: repo.find_by_email(c, email))
         verified = self._hasher.verify_password(record.password_hash if record else None, password)
         reason = _why_not(record, verified.ok)
         if record is None or reason:
@@ -324,9 +334,9 @@ class IdentityService:
             ("address", where, self._options.address),
             ("pin", identifier_key("pin", number), self._options.pin),
         ]
-        admissions = self._admit(charges, now)
-        with self._pool.connection() as conn:
-            record = repo.find_by_employee_no(conn, number)
+        admissions, record = self._admit(
+            charges, now, lambda c: repo.find_by_employee_no(c, number)
+        )
         verified = self._hasher.verify_pin(record.pin_hash if record else None, pin)
         reason = _why_not(record, verified.ok)
         if record is None or reason:
@@ -344,11 +354,13 @@ class IdentityService:
         key's scopes within its owner's role."""
         now, where = self._clock(), address_key(address)
         charges = [("address", where, self._options.address)]
-        admissions = self._admit(charges, now)
         key_id = parse_api_key(api_key)
-        with self._pool.connection() as conn:
+
+        def lookup(conn: Connection[Any]) -> tuple[repo.KeyRecord | None, repo.UserRecord | None]:
             found = repo.get_api_key(conn, key_id) if key_id else None
-            owner = repo.get_user(conn, found.key.user_id) if found else None
+            return found, repo.get_user(conn, found.key.user_id) if found else None
+
+        admissions, (found, owner) = self._admit(charges, now, lookup)
         reason = _why_not_key(found, owner, api_key, now)
         if found is None or owner is None or reason:
             raise self._fail(
@@ -468,7 +480,7 @@ class IdentityService:
             ("address", where, self._options.address),
             ("reset", identifier_key("reset", email), self._options.reset),
         ]
-        self._admit(charges, now)
+        self._admit(charges, now, lambda _: None)
         with self._pool.connection() as conn:
             record = repo.find_by_email(conn, email)
             if record is None or record.user.disabled:
