@@ -222,7 +222,11 @@ async def test_a_reused_refresh_token_revokes_its_family_and_only_its_family(
 async def test_an_unknown_user_and_a_wrong_password_take_the_same_time(
     database_url: str, tmp_path: Path
 ) -> None:
-    rounds = 30
+    # 30 pairs, each an unknown e-mail and the known one with a wrong password sent back
+    # to back (alternating which goes first), so both meet the same load; the median of
+    # the pairs' ratios must be 1 within noise. Skipping argon2id for an unknown user
+    # would make it ~0.1. A second set of pairs is measured only if the first is off (a
+    # burst of load elsewhere on the machine), never to excuse a consistent gap.
     with identity_stack(
         database_url,
         tmp_path,
@@ -230,15 +234,30 @@ async def test_an_unknown_user_and_a_wrong_password_take_the_same_time(
         identity_address_max_attempts=1000,
     ) as identity:
         user = identity.add_user(Role.CUSTOMER)
-        times: dict[str, list[float]] = {"unknown": [], "wrong": []}
         async with identity.client() as client:
             await client.post(LOGIN, json={"email": user.email, "password": "warm up the pool"})
-            for i in range(rounds):  # interleaved: drifts in load hit both alike
-                for kind, email in (("unknown", f"ghost-{uuid.uuid4().hex}@potr.example"),
-                                    ("wrong", user.email)):  # fmt: skip
-                    started = time.perf_counter()
-                    answer = await client.post(LOGIN, json={"email": email, "password": f"g{i}"})
-                    times[kind].append(time.perf_counter() - started)
-                    assert answer.status_code == 401
-    ratio = statistics.median(times["unknown"]) / statistics.median(times["wrong"])
-    assert 0.8 <= ratio <= 1.25, (ratio, times)
+            ratios = [await _pair_ratio(client, user.email, 30)]
+            if not 0.8 <= ratios[0] <= 1.25:
+                ratios.append(await _pair_ratio(client, user.email, 30))
+    assert 0.8 <= ratios[-1] <= 1.25, ratios
+
+
+async def _pair_ratio(client: httpx.AsyncClient, email: str, pairs: int) -> float:
+    """Median of (unknown user's time / wrong password's time) over ``pairs`` pairs."""
+
+    async def timed(login: str, password: str) -> float:
+        started = time.perf_counter()
+        answer = await client.post(LOGIN, json={"email": login, "password": password})
+        elapsed = time.perf_counter() - started
+        assert answer.status_code == 401
+        return elapsed
+
+    ratios = []
+    for i in range(pairs):
+        ghost = f"ghost-{uuid.uuid4().hex}@potr.example"
+        if i % 2:
+            unknown, wrong = await timed(ghost, f"g{i}"), await timed(email, f"g{i}")
+        else:
+            wrong, unknown = await timed(email, f"g{i}"), await timed(ghost, f"g{i}")
+        ratios.append(unknown / wrong)
+    return statistics.median(ratios)
