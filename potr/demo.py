@@ -28,7 +28,9 @@ from rich.console import Console
 from broker_config.amqtt_demo import AMQTT_LIMITS
 from cloud.bootstrap import create_api, open_pool, run_services
 from cloud.config import ConfigService, ConfigSettings, public_key_path, write_key_file
-from cloud.identity import issue_access_token
+from cloud.customers import CustomersService
+from cloud.identity import IdentitySettings, create_identity_service, issue_access_token
+from cloud.identity import create_router as identity_router
 from cloud.ingest import IngestSettings
 from cloud.ingest.stats import stored_readings_by_region
 from cloud.migrate import migrate
@@ -39,6 +41,7 @@ from contracts.topics import Region
 from edge_agent.app import run_agent
 from edge_agent.settings import AgentSettings, EndpointSettings
 from potr.demo_broker import CONFIG_USER, INGEST_USER, BrokerKind, DemoBroker, start_demo_broker
+from potr.demo_people import DemoLogin, NoMail, create_people
 from potr.runtime import serve_http
 from potr.servers.ports import free_port
 from potr.servers.postgres import EmbeddedPostgres
@@ -67,6 +70,7 @@ DEMO_SITES = (
     DemoSite("us", "Demo Los Angeles", "America/Los_Angeles", "LADWP", 34.05, -118.24, 8000),
     DemoSite("es", "Demo Madrid", "Europe/Madrid", "i-DE", 40.42, -3.70, 5000),
 )
+_DEMO_NAMES = {d.name for d in DEMO_SITES}
 
 
 def _local_late_morning(tz: str) -> datetime:
@@ -170,9 +174,24 @@ async def run_demo(
         services = await stack.enter_async_context(
             run_services(pool, registry, ingest=ingest, config=config)
         )
+        # Identity (in this one process; production runs it behind the API gateway) and
+        # one person per role, each with a login printed below.
+        identity = create_identity_service(
+            IdentitySettings(**database.model_dump(), identity_signing_key_file=identity_key_file),
+            pool,
+        )
+        sites = {s.region.value: s.id for s in registry.list_sites() if s.name in _DEMO_NAMES}
+        people = await asyncio.to_thread(
+            create_people, identity, CustomersService(pool), registry, sites
+        )
         services_stop = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
             app = create_api(api_settings, pool, config=services.config)
+            app.include_router(
+                identity_router(
+                    identity, mailer=NoMail(), mail_from="demo@potr.example", reset_url=""
+                )
+            )
             tg.create_task(
                 serve_http(
                     app,
@@ -204,6 +223,7 @@ async def run_demo(
             )
             console.print(f"export TOKEN={token}", soft_wrap=True, highlight=False)
             console.print(f'try: curl -H "Authorization: Bearer $TOKEN" {api}/api/v1/au/sites')
+            _print_logins(people, api, console)
             tg.create_task(_print_command_when_ready(services.config, api, console))
 
             reports = await _report_until(
@@ -211,6 +231,24 @@ async def run_demo(
             )
             services_stop.set()
     return reports
+
+
+def _print_logins(people: list[DemoLogin], api: str, console: Console) -> None:
+    """The demo's people: email + password for everyone, employee number + PIN for staff."""
+    console.print("[bold]logins[/bold] (POST /api/v1/auth/login or /pin-login):")
+    for p in people:
+        pin = f"   employee {p.employee_no} PIN {p.pin}" if p.employee_no else ""
+        console.print(
+            f"  {p.role:<9} {p.region}  {p.email}  {p.password}{pin}",
+            soft_wrap=True,
+            highlight=False,
+        )
+    console.print(
+        f"  e.g. curl -X POST {api}/api/v1/auth/login -H 'content-type: application/json'"
+        f""" -d '{{"email": "{people[0].email}", "password": "{people[0].password}"}}'""",
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 async def _print_command_when_ready(config: ConfigService, api: str, console: Console) -> None:

@@ -61,6 +61,29 @@ BROKERS = {
 }
 
 
+async def _the_printed_people_see_what_is_theirs(out: io.StringIO) -> None:
+    """Sign in as the printed AU customer and the MOSIE (PIN): the customer sees its own
+    site and nothing of another region; the MOSIE signs in with employee number + PIN."""
+    api = (await _printed(out, r"^API (http://127\.0\.0\.1:\d+)", 5)).group(1)
+    line = await _printed(out, r"^  customer\s+au\s+(\S+)\s+(\S+)$", 5)
+    staff = await _printed(out, r"^  mosie\s+au\s+\S+\s+\S+\s+employee (\S+) PIN (\d{6})$", 5)
+    async with httpx.AsyncClient(base_url=api, timeout=10) as client:
+        login = await client.post(
+            "/api/v1/auth/login", json={"email": line.group(1), "password": line.group(2)}
+        )
+        assert login.status_code == 200, login.text
+        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        sites = await client.get("/api/v1/au/sites", headers=auth)
+        assert sites.status_code == 200, sites.text
+        assert [s["name"] for s in sites.json()] == ["Demo Sydney"]
+        assert (await client.get("/api/v1/us/sites", headers=auth)).status_code == 404
+        pin = await client.post(
+            "/api/v1/auth/pin-login",
+            json={"employee_no": staff.group(1), "pin": staff.group(2)},
+        )
+        assert pin.status_code == 200, pin.text
+
+
 @pytest.mark.parametrize("broker", list(BROKERS))
 async def test_demo_on_embedded_defaults_stores_readings_and_obeys_its_command(
     monkeypatch: pytest.MonkeyPatch, broker: str
@@ -81,6 +104,7 @@ async def test_demo_on_embedded_defaults_stores_readings_and_obeys_its_command(
         )
         try:
             command = await _send_the_printed_command(out)
+            await _the_printed_people_see_what_is_theirs(out)
             await _printed(out, r"(?s)stored readings.*stored readings", 30)  # two reports
         finally:
             stop.set()
