@@ -49,10 +49,12 @@ from cloud.customers import CustomersService
 from cloud.events.bus import EventBus, InProcessBus
 from cloud.events.relay import MetricsHook, OutboxRelay
 from cloud.events.runtime import BusSettings, EventRuntime, event_runtime
+from cloud.identity import IdentitySettings, SmtpMailer, create_identity_service
+from cloud.identity import create_router as identity_router
 from cloud.ingest import CompletenessReader, IngestSettings, IngestWorker
 from cloud.ingest import event_subscriptions as ingest_subscriptions
 from cloud.mqtt_options import mqtt_options
-from cloud.portal import ApiSettings, Verify, create_app
+from cloud.portal import ApiSettings, InputGuard, Verify, add_error_handlers, create_app
 from cloud.registry import NotFoundError, RegistryService, Site
 from cloud.registry import subscriptions as registry_subscriptions
 from cloud.settings import DatabaseSettings
@@ -204,6 +206,29 @@ def create_api(
         config=config,
         verify=verify,
     )
+
+
+def create_identity_api(settings: IdentitySettings, pool: Pool) -> FastAPI:
+    """The identity service's own API (``/api/v1/auth``) over ``pool``, as the API gateway
+    reaches it; its reset mails go through the settings' SMTP relay. Opens no connection."""
+    service = create_identity_service(settings, pool)
+    app = FastAPI(
+        title="PoTR identity API",
+        version="1.0.0",
+        description="Sign-in (password, employee number + PIN, API key), refresh, logout, "
+        "password reset, users and API keys. Access tokens are EdDSA JWTs of 15 minutes.",
+    )
+    add_error_handlers(app)
+    app.add_middleware(InputGuard)
+    app.include_router(
+        identity_router(
+            service,
+            mailer=SmtpMailer(settings),
+            mail_from=settings.smtp_from,
+            reset_url=settings.identity_reset_url,
+        )
+    )
+    return app
 
 
 # -- ingest ---------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(token_app, name="token")
     app.command("ingest")(ingest)
     app.command("api")(api)
+    app.command("identity-api")(identity_api)
 
 
 def _database() -> Any:
@@ -248,5 +249,37 @@ def api() -> None:
                 service, _ = await stack.enter_async_context(serve_config_service(config, pool))
             app = create_api(settings, pool, config=service)
             await serve_http(app, settings.api_host, settings.api_port, stop, log_level="info")
+
+    run_until_signal(serve)
+
+
+def identity_api() -> None:
+    """Serve the identity API (/api/v1/auth) on POTR_IDENTITY_API_HOST:PORT."""
+    from cloud.bootstrap import create_identity_api, open_pool
+    from cloud.identity import IdentitySettings, KeyFileError, load_signing_key
+
+    settings = load_settings(IdentitySettings, console)
+    try:  # checked before any connection: without it no token could be issued
+        load_signing_key(
+            settings.identity_signing_key_file, production=settings.env == "production"
+        )
+    except KeyFileError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+    async def serve(stop: asyncio.Event) -> None:
+        pool = await asyncio.to_thread(open_pool, settings, "identity")
+        try:
+            app = create_identity_api(settings, pool)
+            await serve_http(
+                app,
+                settings.identity_api_host,
+                settings.identity_api_port,
+                stop,
+                log_level="info",
+                forwarded_allow_ips=settings.identity_trusted_proxies,
+            )
+        finally:
+            pool.close()
 
     run_until_signal(serve)

@@ -85,6 +85,12 @@ class IdentitySettings(SigningSettings, SmtpSettings, DatabaseSettings):
     #: … within the session's fixed life from its login.
     identity_session_max_s: int = Field(default=30 * 86_400, ge=60, le=365 * 86_400)
     identity_reset_ttl_s: int = Field(default=1800, ge=60, le=3600)
+    #: Where ``potr identity-api`` listens (the API gateway sends /api/v1/auth/ here).
+    identity_api_host: str = "127.0.0.1"
+    identity_api_port: int = Field(default=8100, ge=1, le=65535)
+    #: Proxies (the API gateway) whose X-Forwarded-For is believed, comma-separated:
+    #: throttles then count the client's address, not the gateway's.
+    identity_trusted_proxies: str = Field(default="127.0.0.1", max_length=500)
     #: The reset link in the mail: this followed by the token.
     identity_reset_url: str = Field(
         default="http://127.0.0.1:8000/reset-password#token=", max_length=500

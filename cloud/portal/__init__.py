@@ -3,6 +3,8 @@
 from cloud.portal.app import API_PREFIX, REGIONAL_PREFIX, create_app
 from cloud.portal.auth import AccessFactory, Verify, access_dependencies
 from cloud.portal.authz import ROUTES, Caller, CallerData, may_call, scope_for
+from cloud.portal.errors import add_error_handlers
+from cloud.portal.guard import InputGuard
 from cloud.portal.settings import ApiSettings, is_loopback
 
 __all__ = [
@@ -13,8 +15,10 @@ __all__ = [
     "ApiSettings",
     "Caller",
     "CallerData",
+    "InputGuard",
     "Verify",
     "access_dependencies",
+    "add_error_handlers",
     "create_app",
     "is_loopback",
     "may_call",

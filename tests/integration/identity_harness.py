@@ -21,17 +21,16 @@ from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 
 from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
+from cloud.bootstrap import create_identity_api
 from cloud.identity import (
     ROLE_SCOPES,
     IdentityService,
     IdentitySettings,
     Role,
-    SmtpMailer,
     User,
     UserCreated,
     UserIn,
     create_identity_service,
-    create_router,
     issue_access_token,
 )
 from cloud.keyfiles import write_key_file
@@ -136,15 +135,8 @@ def identity_stack(database_url: str, workdir: Path, **settings: Any) -> Iterato
             **settings,
         )
         service = create_identity_service(config, pool)
-        app = FastAPI()
-        app.include_router(
-            create_router(
-                service,
-                mailer=SmtpMailer(config),
-                mail_from=config.smtp_from,
-                reset_url=config.identity_reset_url,
-            )
-        )
+        # The app `potr identity-api` serves (its own service over the same pool).
+        app = create_identity_api(config, pool)
         yield IdentityStack(service, app, key, sink, pool, config)
     finally:
         pool.close()
