@@ -21,7 +21,11 @@ Figures (each at 1 and at ``--concurrency`` callers at once):
 - one address: the service's password logins all from one client address (an office
   behind one NAT), whose throttle row serialises them;
 - tokens: ``verify_access_token`` per second beside a bare Ed25519 signature check — what
-  every API request pays before any authorisation policy.
+  every API request pays before any authorisation policy;
+- authorisation: requests per second to ``GET /api/v1/au/sites`` carrying the portal's
+  one authorisation dependency (token verified, role checked, scope computed) beside the
+  same route with no dependency, both served in-process through httpx's ASGI transport
+  (no network, no database: the dependency's own cost per request).
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from typing import Any
 
 import httpx
 from argon2 import PasswordHasher, Type
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from bench.common import bench_database
 from cloud.adapters.postgres import create_pool
@@ -235,7 +239,49 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         "per_s": medians,
         "samples": samples,
         "tokens": _token_rates(args.logins * 50),
+        "authorisation": await _authz_rates(args.logins * 20),
     }
+
+
+async def _authz_rates(n: int) -> dict[str, float]:
+    """Requests/s to a bare route and to the same route behind the authorisation
+    dependency (an operator's token for its own region), interleaved in one run."""
+    from cloud.identity import Principal
+    from cloud.portal import access_dependencies
+
+    key = SigningKey.generate()
+    token = issue_access_token(key, subject="usr_" + "b" * 32, role="operator", region="au")
+    keys = [key.private_key.public_key()]
+
+    def verify(raw: str) -> Principal:
+        return verify_access_token(raw, keys)
+
+    access = access_dependencies(verify)("sites.list")
+    app = FastAPI()
+
+    @app.get("/bare/{region}/sites")
+    async def bare(region: str) -> dict[str, int]:
+        return {"ok": 1}
+
+    @app.get("/api/v1/{region}/sites", dependencies=[Depends(access)])
+    async def guarded(region: str) -> dict[str, int]:
+        return {"ok": 1}
+
+    headers = {"Authorization": f"Bearer {token}"}
+    transport = httpx.ASGITransport(app=app)
+    rates: dict[str, list[float]] = {}
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        for _ in range(3):
+            for name, path in (
+                ("bare route", "/bare/au/sites"),
+                ("authorised route", "/api/v1/au/sites"),
+            ):
+                started = time.perf_counter()
+                for _ in range(n):
+                    answer = await client.get(path, headers=headers)
+                    assert answer.status_code == 200, answer.text
+                rates.setdefault(name, []).append(n / (time.perf_counter() - started))
+    return {name: statistics.median(values) for name, values in rates.items()}
 
 
 async def _wait_listening(base: str) -> None:
@@ -276,6 +322,13 @@ def _print(results: dict[str, Any]) -> None:
     print(
         f"  {'verify_access_token':<31} {full:8,.0f}   {full / raw:4.2f}x"
         f" ({1e6 / full:.0f} µs each)"
+    )
+    authz = results["authorisation"]
+    plain, guarded = authz["bare route"], authz["authorised route"]
+    print(f"  {'requests/s, bare route':<31} {plain:8,.0f}")
+    print(
+        f"  {'requests/s, authorised route':<31} {guarded:8,.0f}   {guarded / plain:4.2f}x"
+        f" (+{1e6 / guarded - 1e6 / plain:.0f} µs per request)"
     )
 
 
