@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -223,18 +224,13 @@ def api() -> None:
     """Serve the REST API on POTR_API_HOST:POTR_API_PORT."""
     from cloud.bootstrap import create_api, open_pool, serve_config_service
     from cloud.config import ConfigSettings
-    from cloud.identity import KeyFileError, load_verifying_keys
+    from cloud.identity import load_verifying_keys
     from cloud.portal import ApiSettings
 
     settings = load_settings(ApiSettings, console)
     config = load_settings(ConfigSettings, console)
-    try:  # checked before any connection: without it no token could be verified
-        load_verifying_keys(
-            settings.identity_public_key_file, production=settings.env == "production"
-        )
-    except KeyFileError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+    # Checked before any connection: without it no token could be verified.
+    _key_or_exit(load_verifying_keys, settings.identity_public_key_file, settings.env)
     if config.signing_key_file is None:
         console.print("no POTR_SIGNING_KEY_FILE: the command and config routes are off")
 
@@ -256,16 +252,11 @@ def api() -> None:
 def identity_api() -> None:
     """Serve the identity API (/api/v1/auth) on POTR_IDENTITY_API_HOST:PORT."""
     from cloud.bootstrap import create_identity_api, open_pool
-    from cloud.identity import IdentitySettings, KeyFileError, load_signing_key
+    from cloud.identity import IdentitySettings, load_signing_key
 
     settings = load_settings(IdentitySettings, console)
-    try:  # checked before any connection: without it no token could be issued
-        load_signing_key(
-            settings.identity_signing_key_file, production=settings.env == "production"
-        )
-    except KeyFileError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+    # Checked before any connection: without it no token could be issued.
+    _key_or_exit(load_signing_key, settings.identity_signing_key_file, settings.env)
 
     async def serve(stop: asyncio.Event) -> None:
         pool = await asyncio.to_thread(open_pool, settings, "identity")
@@ -283,3 +274,15 @@ def identity_api() -> None:
             pool.close()
 
     run_until_signal(serve)
+
+
+def _key_or_exit(load: Callable[..., object], path: Any, env: str) -> None:
+    """Load a key file the process needs (demo keys refused in production), or exit 2
+    with the reason."""
+    from cloud.identity import KeyFileError
+
+    try:
+        load(path, production=env == "production")
+    except KeyFileError as exc:
+        console.print(f"[red]{exc}[/red]", soft_wrap=True)
+        raise typer.Exit(2) from None
