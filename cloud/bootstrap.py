@@ -46,6 +46,7 @@ from cloud.config import (
 )
 from cloud.config import subscriptions as config_subscriptions
 from cloud.customers import CustomersService
+from cloud.employees import EmployeeService
 from cloud.events.bus import EventBus, InProcessBus
 from cloud.events.relay import MetricsHook, OutboxRelay
 from cloud.events.runtime import BusSettings, EventRuntime, event_runtime
@@ -194,9 +195,10 @@ def create_api(
     health_checks: Mapping[str, Callable[[], None]] | None = None,
     verify: Verify | None = None,
 ) -> FastAPI:
-    """The portal API over ``pool``: registry, telemetry, completeness, and the command
-    and config routes when a ``config`` service is given. Opens no connection.
-    ``verify``: how a bearer token becomes a caller (default: the settings' tokens)."""
+    """The portal API over ``pool``: registry, telemetry, completeness, customers,
+    employees (and the business calendar), and the command and config routes when a
+    ``config`` service is given. Opens no connection. ``verify``: how a bearer token
+    becomes a caller (default: the settings' tokens)."""
     return create_app(
         settings,
         RegistryService(pool),
@@ -204,6 +206,8 @@ def create_api(
         health_checks=health_checks,
         completeness=CompletenessReader(pool),
         config=config,
+        customers=CustomersService(pool),
+        employees=EmployeeService(pool),
         verify=verify,
     )
 

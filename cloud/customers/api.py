@@ -1,14 +1,18 @@
-"""Customers REST routes, relative to a regional prefix that carries ``{region}``
-(the portal mounts them under ``/api/v1/{region}``): every record is read and written in
-the region of the URL, and a record of another region answers 404.
+"""Customers REST routes, relative to the portal's regional prefix ``/api/v1/{region}``:
+every record is read and written in the region of the URL.
 
-The portal passes in its read/write authorisation dependencies (401/403 are theirs) and,
-optionally, ``site_exists`` (the registry's answer), so an installation record is taken
-only for a site the registry knows in that region. The service's refusals propagate:
-the portal's exception handlers answer them (404, 409, 422 naming field/limit/reason).
+Every route takes its caller's :class:`~cloud.scope.Access` from the portal's one
+authorisation dependency (``access(route_key)``; the key is the route's ``operationId``;
+401/403 are its) and passes the scope to the service, which filters accounts by it in
+SQL (a customer: its own account only). Which account owns a site is the registry's: the
+portal passes ``site_in_scope(scope, site_id)`` (the registry's answer, filtered by the
+same scope), asked before every site route. What is outside the scope answers 404. The
+service's refusals propagate: the portal's handlers answer them (404, 409, 422).
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: the routes' ``Annotated`` dependencies are
+# local to ``create_router`` and FastAPI resolves string annotations in the module's
+# globals only.
 
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -33,9 +37,9 @@ from cloud.customers.models import (
     WarrantyIn,
 )
 from cloud.customers.service import CustomersService
+from cloud.scope import Access, Scope
 from contracts.topics import Region
 
-RegionPath = Annotated[Region, Path(description="the region whose data this is")]
 AccountIdPath = Annotated[
     str,
     Path(pattern=ACCOUNT_ID_PATTERN, min_length=36, max_length=36, examples=["acc_" + "0" * 32]),
@@ -63,53 +67,78 @@ def _answers(**extra: str) -> Responses:
     return {**_ALWAYS, **{int(k[1:]): {"description": v} for k, v in extra.items()}}
 
 
+def _region(who: Access) -> Region:
+    """The URL's region: the portal narrows every scope to it."""
+    assert who.scope.region is not None, "the portal narrows every scope to the URL's region"
+    return who.scope.region
+
+
 def create_router(
     service: CustomersService,
     *,
-    read: Callable[..., Any],
-    write: Callable[..., Any],
-    site_exists: Callable[[Region, int], bool] | None = None,
+    access: Callable[[str], Callable[..., Any]],
+    site_in_scope: Callable[[Scope, int], bool] | None = None,
 ) -> APIRouter:
-    """Routes under ``/accounts`` and ``/sites/{site_id}/…``; ``read``/``write``
-    authorise; ``site_exists(region, site_id)`` (blocking; run in a thread) vets
-    installation records."""
+    """Routes under ``/accounts`` and ``/sites/{site_id}/…``; ``access(key)`` authorises;
+    ``site_in_scope(scope, site_id)`` (blocking; run in a thread) says whether the site
+    exists within the scope. Without it no account's scope reaches a site (the router
+    cannot tell which are its), and a region's every site of the region."""
     router = APIRouter(tags=["customers"])
-    readers = [Depends(read)]
-    writers = [Depends(write)]
+
+    async def reach_site(who: Access, site_id: int) -> Region:
+        """The URL's region, once the site is in the caller's reach; else 404."""
+        region = _region(who)
+        if site_in_scope is None:
+            reachable = not who.scope.by_account
+        else:
+            reachable = await run_in_threadpool(site_in_scope, who.scope, site_id)
+        if not reachable:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, f"site {site_id} does not exist in {region.value}"
+            )
+        return region
 
     # -- accounts -----------------------------------------------------------------------
     @router.get(
         "/accounts",
         response_model=list[Account],
-        dependencies=readers,
+        operation_id="accounts.list",
         summary="List the region's customer accounts",
         responses=_answers(),
     )
     async def list_accounts(
-        region: RegionPath, limit: Limit = 100, offset: Offset = 0
+        who: Annotated[Access, Depends(access("accounts.list"))],
+        limit: Limit = 100,
+        offset: Offset = 0,
     ) -> list[Account]:
-        return await run_in_threadpool(service.list_accounts, region, limit=limit, offset=offset)
+        return await run_in_threadpool(
+            service.list_accounts, limit=limit, offset=offset, scope=who.scope
+        )
 
     @router.post(
         "/accounts",
         response_model=Account,
         status_code=status.HTTP_201_CREATED,
-        dependencies=writers,
+        operation_id="accounts.create",
         summary="Create a customer account at home in this region",
         responses=_answers(s409="the user already has an account"),
     )
-    async def add_account(region: RegionPath, body: AccountIn) -> Account:
-        return await run_in_threadpool(service.add_account, region, body)
+    async def add_account(
+        who: Annotated[Access, Depends(access("accounts.create"))], body: AccountIn
+    ) -> Account:
+        return await run_in_threadpool(service.add_account, _region(who), body)
 
     @router.get(
         "/accounts/{account_id}",
         response_model=Account,
-        dependencies=readers,
+        operation_id="accounts.get",
         summary="One account",
         responses=_answers(s404="no such account in this region"),
     )
-    async def get_account(region: RegionPath, account_id: AccountIdPath) -> Account:
-        account = await run_in_threadpool(service.get_account, account_id, region)
+    async def get_account(
+        who: Annotated[Access, Depends(access("accounts.get"))], account_id: AccountIdPath
+    ) -> Account:
+        account = await run_in_threadpool(service.get_account, account_id, scope=who.scope)
         if account is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"account {account_id} not found")
         return account
@@ -117,7 +146,7 @@ def create_router(
     @router.patch(
         "/accounts/{account_id}",
         response_model=Account,
-        dependencies=writers,
+        operation_id="accounts.update",
         summary="Change an account's name, email, plan, user or status",
         responses=_answers(
             s404="no such account in this region",
@@ -125,26 +154,32 @@ def create_router(
         ),
     )
     async def update_account(
-        region: RegionPath, account_id: AccountIdPath, body: AccountPatch
+        who: Annotated[Access, Depends(access("accounts.update"))],
+        account_id: AccountIdPath,
+        body: AccountPatch,
     ) -> Account:
-        return await run_in_threadpool(service.update_account, account_id, body, region)
+        return await run_in_threadpool(service.update_account, account_id, body, scope=who.scope)
 
     # -- contacts -----------------------------------------------------------------------
     @router.get(
         "/accounts/{account_id}/contacts",
         response_model=list[Contact],
-        dependencies=readers,
+        operation_id="contacts.list",
         summary="An account's contacts",
         responses=_answers(s404="no such account in this region"),
     )
-    async def list_contacts(region: RegionPath, account_id: AccountIdPath) -> list[Contact]:
-        return await run_in_threadpool(service.list_contacts, region, account_id)
+    async def list_contacts(
+        who: Annotated[Access, Depends(access("contacts.list"))], account_id: AccountIdPath
+    ) -> list[Contact]:
+        return await run_in_threadpool(
+            service.list_contacts, _region(who), account_id, scope=who.scope
+        )
 
     @router.post(
         "/accounts/{account_id}/contacts",
         response_model=Contact,
         status_code=status.HTTP_201_CREATED,
-        dependencies=writers,
+        operation_id="contacts.create",
         summary="Add a contact",
         responses=_answers(
             s404="no such account in this region",
@@ -152,32 +187,43 @@ def create_router(
         ),
     )
     async def add_contact(
-        region: RegionPath, account_id: AccountIdPath, body: ContactIn
+        who: Annotated[Access, Depends(access("contacts.create"))],
+        account_id: AccountIdPath,
+        body: ContactIn,
     ) -> Contact:
-        return await run_in_threadpool(service.add_contact, region, account_id, body)
+        return await run_in_threadpool(
+            service.add_contact, _region(who), account_id, body, scope=who.scope
+        )
 
     @router.delete(
         "/accounts/{account_id}/contacts/{contact_id}",
         status_code=status.HTTP_204_NO_CONTENT,
-        dependencies=writers,
+        operation_id="contacts.delete",
         summary="Remove a contact",
         responses=_answers(s404="no such account in this region, or no such contact"),
     )
     async def remove_contact(
-        region: RegionPath, account_id: AccountIdPath, contact_id: ContactIdPath
+        who: Annotated[Access, Depends(access("contacts.delete"))],
+        account_id: AccountIdPath,
+        contact_id: ContactIdPath,
     ) -> Response:
-        await run_in_threadpool(service.remove_contact, region, account_id, contact_id)
+        await run_in_threadpool(
+            service.remove_contact, _region(who), account_id, contact_id, scope=who.scope
+        )
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     # -- installation -------------------------------------------------------------------
     @router.get(
         "/sites/{site_id}/installation",
         response_model=Installation,
-        dependencies=readers,
+        operation_id="installations.get",
         summary="A site's installation record",
         responses=_answers(s404="the site has no installation record"),
     )
-    async def get_installation(region: RegionPath, site_id: SiteIdPath) -> Installation:
+    async def get_installation(
+        who: Annotated[Access, Depends(access("installations.get"))], site_id: SiteIdPath
+    ) -> Installation:
+        region = await reach_site(who, site_id)
         found = await run_in_threadpool(service.get_installation, region, site_id)
         if found is None:
             raise HTTPException(
@@ -188,7 +234,7 @@ def create_router(
     @router.put(
         "/sites/{site_id}/installation",
         response_model=Installation,
-        dependencies=writers,
+        operation_id="installations.put",
         summary="Record or replace a site's installation record",
         description="201 when recorded, 200 when replaced. The billing meter changes only "
         "through a meter replacement.",
@@ -200,12 +246,12 @@ def create_router(
         ),
     )
     async def put_installation(
-        region: RegionPath, site_id: SiteIdPath, body: InstallationIn, response: Response
+        who: Annotated[Access, Depends(access("installations.put"))],
+        site_id: SiteIdPath,
+        body: InstallationIn,
+        response: Response,
     ) -> Installation:
-        if site_exists is not None and not await run_in_threadpool(site_exists, region, site_id):
-            raise HTTPException(
-                status.HTTP_404_NOT_FOUND, f"site {site_id} does not exist in {region.value}"
-            )
+        region = await reach_site(who, site_id)
         record, created = await run_in_threadpool(service.put_installation, region, site_id, body)
         response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return record
@@ -214,13 +260,17 @@ def create_router(
     @router.get(
         "/sites/{site_id}/meter-replacements",
         response_model=list[MeterReplacement],
-        dependencies=readers,
+        operation_id="meter_replacements.list",
         summary="A site's billing-meter replacements, in time order",
         responses=_answers(s404="the site has no installation record"),
     )
     async def list_meter_replacements(
-        region: RegionPath, site_id: SiteIdPath, limit: Limit = 100, offset: Offset = 0
+        who: Annotated[Access, Depends(access("meter_replacements.list"))],
+        site_id: SiteIdPath,
+        limit: Limit = 100,
+        offset: Offset = 0,
     ) -> list[MeterReplacement]:
+        region = await reach_site(who, site_id)
         return await run_in_threadpool(
             service.list_meter_replacements, region, site_id, limit=limit, offset=offset
         )
@@ -229,7 +279,7 @@ def create_router(
         "/sites/{site_id}/meter-replacements",
         response_model=MeterReplacement,
         status_code=status.HTTP_201_CREATED,
-        dependencies=writers,
+        operation_id="meter_replacements.create",
         summary="Record a billing-meter replacement with both registers",
         responses=_answers(
             s404="the site has no installation record",
@@ -237,21 +287,28 @@ def create_router(
         ),
     )
     async def record_meter_replacement(
-        region: RegionPath, site_id: SiteIdPath, body: MeterReplacementIn
+        who: Annotated[Access, Depends(access("meter_replacements.create"))],
+        site_id: SiteIdPath,
+        body: MeterReplacementIn,
     ) -> MeterReplacement:
+        region = await reach_site(who, site_id)
         return await run_in_threadpool(service.record_meter_replacement, region, site_id, body)
 
     # -- device warranties --------------------------------------------------------------
     @router.get(
         "/sites/{site_id}/warranties",
         response_model=list[DeviceWarranty],
-        dependencies=readers,
+        operation_id="warranties.list",
         summary="The warranties of a site's devices, by serial",
         responses=_answers(s404="the site has no installation record"),
     )
     async def list_warranties(
-        region: RegionPath, site_id: SiteIdPath, limit: Limit = 100, offset: Offset = 0
+        who: Annotated[Access, Depends(access("warranties.list"))],
+        site_id: SiteIdPath,
+        limit: Limit = 100,
+        offset: Offset = 0,
     ) -> list[DeviceWarranty]:
+        region = await reach_site(who, site_id)
         return await run_in_threadpool(
             service.list_warranties, region, site_id, limit=limit, offset=offset
         )
@@ -259,13 +316,17 @@ def create_router(
     @router.put(
         "/sites/{site_id}/warranties/{serial}",
         response_model=DeviceWarranty,
-        dependencies=writers,
+        operation_id="warranties.put",
         summary="Record or replace a device's warranty",
         responses=_answers(s404="the site has no installation record"),
     )
     async def put_warranty(
-        region: RegionPath, site_id: SiteIdPath, serial: SerialPath, body: WarrantyIn
+        who: Annotated[Access, Depends(access("warranties.put"))],
+        site_id: SiteIdPath,
+        serial: SerialPath,
+        body: WarrantyIn,
     ) -> DeviceWarranty:
+        region = await reach_site(who, site_id)
         return await run_in_threadpool(service.put_warranty, region, site_id, serial, body)
 
     return router

@@ -18,6 +18,7 @@ from cloud.customers.models import (
     MeterReplacementIn,
     WarrantyIn,
 )
+from cloud.scope import Scope
 from contracts.topics import Region
 
 _ACC_COLS = "id, region, name, email, plan_code, status, user_id, created_at, updated_at"
@@ -55,25 +56,38 @@ def insert_account(
     return Account.model_validate(row)
 
 
+#: An account within a :class:`Scope` (its :meth:`Scope.sql_params`): its home region,
+#: and for an account's scope that account only (``id = NULL`` is never true).
+_ACCOUNT_IN_SCOPE = (
+    "(%(scope_region)s::text IS NULL OR region = %(scope_region)s)"
+    " AND (NOT %(scope_by_account)s::bool OR id = %(scope_account)s)"
+)
+
+
 def get_account(
-    conn: Connection[Any], account_id: str, *, for_update: bool = False
+    conn: Connection[Any],
+    account_id: str,
+    *,
+    for_update: bool = False,
+    scope: Scope | None = None,
 ) -> Account | None:
+    """The account, or None (also when outside ``scope``; None: every account)."""
     lock = " FOR UPDATE" if for_update else ""
     row = _one(
-        conn, f"SELECT {_ACC_COLS} FROM customers.accounts WHERE id = %s{lock}", (account_id,)
+        conn,
+        f"SELECT {_ACC_COLS} FROM customers.accounts"
+        f" WHERE id = %(id)s AND {_ACCOUNT_IN_SCOPE}{lock}",
+        {"id": account_id, **(scope or Scope.everything()).sql_params()},
     )
     return Account.model_validate(row) if row else None
 
 
-def list_accounts(
-    conn: Connection[Any], region: Region | None, limit: int, offset: int
-) -> list[Account]:
+def list_accounts(conn: Connection[Any], scope: Scope, limit: int, offset: int) -> list[Account]:
     rows = _all(
         conn,
-        f"SELECT {_ACC_COLS} FROM customers.accounts"
-        " WHERE (%(region)s::text IS NULL OR region = %(region)s)"
+        f"SELECT {_ACC_COLS} FROM customers.accounts WHERE {_ACCOUNT_IN_SCOPE}"
         " ORDER BY region, id LIMIT %(limit)s OFFSET %(offset)s",
-        {"region": region.value if region else None, "limit": limit, "offset": offset},
+        {**scope.sql_params(), "limit": limit, "offset": offset},
     )
     return [Account.model_validate(r) for r in rows]
 

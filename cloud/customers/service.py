@@ -48,6 +48,7 @@ from cloud.events.types import (
     customer_account_event,
     meter_replaced_event,
 )
+from cloud.scope import Scope
 from contracts.timeutil import utc_now
 from contracts.topics import Region
 
@@ -88,24 +89,39 @@ class CustomersService:
             emit(conn, SCHEMA, customer_account_event(_payload(account), created=True))
             return account
 
-    def get_account(self, account_id: str, region: Region | None = None) -> Account | None:
-        """The account, or None (also when it is at home in another region than ``region``)."""
+    def get_account(
+        self, account_id: str, region: Region | None = None, *, scope: Scope | None = None
+    ) -> Account | None:
+        """The account, or None (also when it is at home in another region than ``region``,
+        or outside ``scope``, the portal's)."""
         with self._pool.connection() as conn:
-            return _in_region(repo.get_account(conn, account_id), region)
+            return repo.get_account(conn, account_id, scope=_scope(region, scope))
 
     def list_accounts(
-        self, region: Region | None = None, *, limit: int = 100, offset: int = 0
+        self,
+        region: Region | None = None,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        scope: Scope | None = None,
     ) -> list[Account]:
         with self._pool.connection() as conn:
-            return repo.list_accounts(conn, region, limit, offset)
+            return repo.list_accounts(conn, _scope(region, scope), limit, offset)
 
     def update_account(
-        self, account_id: str, patch: AccountPatch, region: Region | None = None
+        self,
+        account_id: str,
+        patch: AccountPatch,
+        region: Region | None = None,
+        *,
+        scope: Scope | None = None,
     ) -> Account:
         """Change the fields ``patch`` sets (a closed account: none but ``status`` to
         closed again)."""
         with self._pool.connection() as conn:
-            current = _in_region(repo.get_account(conn, account_id, for_update=True), region)
+            current = repo.get_account(
+                conn, account_id, for_update=True, scope=_scope(region, scope)
+            )
             if current is None:
                 raise NotFoundError(f"account {account_id} does not exist")
             check_account_patch(current, patch)
@@ -130,23 +146,29 @@ class CustomersService:
         return account
 
     # -- contacts -----------------------------------------------------------------------
-    def add_contact(self, region: Region, account_id: str, given: ContactIn) -> Contact:
+    def add_contact(
+        self, region: Region, account_id: str, given: ContactIn, *, scope: Scope | None = None
+    ) -> Contact:
         with self._pool.connection() as conn:
-            self._account(conn, region, account_id, lock=True)  # counts stay exact
+            self._account(conn, _scope(region, scope), account_id, lock=True)  # counts exact
             check_contact_count(account_id, repo.count_contacts(conn, account_id))
             try:
                 return repo.insert_contact(conn, account_id, given)
             except UniqueViolation:
                 raise ConflictError(f"account {account_id} already has a primary contact") from None
 
-    def list_contacts(self, region: Region, account_id: str) -> list[Contact]:
+    def list_contacts(
+        self, region: Region, account_id: str, *, scope: Scope | None = None
+    ) -> list[Contact]:
         with self._pool.connection() as conn:
-            self._account(conn, region, account_id)
+            self._account(conn, _scope(region, scope), account_id)
             return repo.list_contacts(conn, account_id)
 
-    def remove_contact(self, region: Region, account_id: str, contact_id: int) -> None:
+    def remove_contact(
+        self, region: Region, account_id: str, contact_id: int, *, scope: Scope | None = None
+    ) -> None:
         with self._pool.connection() as conn:
-            self._account(conn, region, account_id)
+            self._account(conn, _scope(region, scope), account_id)
             if not repo.delete_contact(conn, account_id, contact_id):
                 raise NotFoundError(f"account {account_id} has no contact {contact_id}")
 
@@ -213,11 +235,12 @@ class CustomersService:
     # -- helpers ------------------------------------------------------------------------
     @staticmethod
     def _account(
-        conn: Connection[Any], region: Region, account_id: str, *, lock: bool = False
+        conn: Connection[Any], scope: Scope, account_id: str, *, lock: bool = False
     ) -> Account:
-        account = _in_region(repo.get_account(conn, account_id, for_update=lock), region)
+        account = repo.get_account(conn, account_id, for_update=lock, scope=scope)
         if account is None:
-            raise NotFoundError(f"account {account_id} does not exist in region {region.value}")
+            where = f"region {scope.region.value}" if scope.region else "any region"
+            raise NotFoundError(f"account {account_id} does not exist in {where}")
         return account
 
     @staticmethod
@@ -234,10 +257,11 @@ class CustomersService:
         return found
 
 
-def _in_region(account: Account | None, region: Region | None) -> Account | None:
-    if account is None or (region is not None and account.region is not region):
-        return None
-    return account
+def _scope(region: Region | None, scope: Scope | None) -> Scope:
+    """The portal's ``scope`` when given, else ``region``'s (None: every account)."""
+    if scope is not None:
+        return scope
+    return Scope.of_region(region) if region is not None else Scope.everything()
 
 
 def _payload(account: Account) -> CustomerAccount:

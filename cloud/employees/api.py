@@ -1,11 +1,17 @@
-"""Employees REST routes (relative paths; the portal mounts them and passes in its
-``read``/``write`` authorisation dependencies).
+"""Employees REST routes, relative to the portal's regional prefix ``/api/v1/{region}``.
+
+Every route takes its caller's :class:`~cloud.scope.Access` from the portal's one
+authorisation dependency (``access(route_key)``; the key is the route's ``operationId``)
+and passes the scope's region (the URL's) to the service, which filters staff by home
+region in SQL: an employee of another region is not found (404).
 
 The service's refusals propagate to the portal's handlers: ``NotFoundError`` 404,
 ``ConflictError`` 409, ``InvalidError`` 422. Every route lists every status it answers.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: the routes' ``Annotated`` dependencies are
+# local to ``create_router`` and FastAPI resolves string annotations in the module's
+# globals only.
 
 from collections.abc import Callable
 from datetime import date
@@ -31,6 +37,7 @@ from cloud.employees.models import (
     LicenceIn,
 )
 from cloud.employees.service import EmployeeService
+from cloud.scope import Access
 from contracts.topics import Region
 
 Limit = Annotated[int, Query(ge=1, le=500, description="page size")]
@@ -54,24 +61,29 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such emp
 _CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "conflicts with a record"}}
 
 
+def _region(who: Access) -> Region:
+    """The URL's region: the portal narrows every scope to it."""
+    assert who.scope.region is not None, "the portal narrows every scope to the URL's region"
+    return who.scope.region
+
+
 def create_router(
-    service: EmployeeService, *, read: Callable[..., Any], write: Callable[..., Any]
+    service: EmployeeService, *, access: Callable[[str], Callable[..., Any]]
 ) -> APIRouter:
-    """Routes under ``/employees`` and ``/calendar``; ``read``/``write`` authorise."""
+    """Routes under ``/employees`` and ``/calendar``; ``access(key)`` authorises."""
     router = APIRouter(tags=["employees"])
-    readers = [Depends(read)]
-    writers = [Depends(write)]
 
     @router.get(
         "/employees",
         response_model=list[Employee],
-        dependencies=readers,
+        operation_id="employees.list",
         summary="List employees",
         description="By employee number; optionally only active ones, one home "
         "jurisdiction, or holders of one skill.",
         responses=_AUTH,
     )
     async def list_employees(
+        who: Annotated[Access, Depends(access("employees.list"))],
         active: bool | None = None,
         jurisdiction: Jurisdiction = None,
         skill: Annotated[str | None, Query(pattern=SKILL_PATTERN)] = None,
@@ -85,29 +97,33 @@ def create_router(
             skill=skill,
             limit=limit,
             offset=offset,
+            region=_region(who),
         )
 
     @router.post(
         "/employees",
         response_model=Employee,
         status_code=status.HTTP_201_CREATED,
-        dependencies=writers,
+        operation_id="employees.create",
         summary="Add an employee",
         responses=_AUTH | _CONFLICT,
     )
-    async def add_employee(employee: EmployeeIn) -> Employee:
-        return await run_in_threadpool(service.add, employee)
+    async def add_employee(
+        who: Annotated[Access, Depends(access("employees.create"))], employee: EmployeeIn
+    ) -> Employee:
+        return await run_in_threadpool(service.add, employee, region=_region(who))
 
     @router.get(
-        "/employees/available",
+        "/available-employees",
         response_model=list[Employee],
-        dependencies=readers,
+        operation_id="employees.available",
         summary="Who can take a job",
         description="Active staff at work at `at` (hours, absences, holidays) holding "
         "every `licence` kind and `skill` named, valid for work in `jurisdiction` that day.",
         responses=_AUTH,
     )
     async def available(
+        who: Annotated[Access, Depends(access("employees.available"))],
         at: Annotated[AwareDatetime, Query(description="the instant, with its offset")],
         jurisdiction: Annotated[
             str, Query(pattern=JURISDICTION_PATTERN, description="where the work is")
@@ -123,62 +139,87 @@ def create_router(
         limit: Limit = 100,
     ) -> list[Employee]:
         return await run_in_threadpool(
-            service.find_available, at, jurisdiction, licences=licence, skills=skill, limit=limit
+            service.find_available,
+            at,
+            jurisdiction,
+            licences=licence,
+            skills=skill,
+            limit=limit,
+            region=_region(who),
         )
 
     @router.get(
         "/employees/{employee_no}",
         response_model=Employee,
-        dependencies=readers,
+        operation_id="employees.get",
         summary="One employee",
         responses=_AUTH | _NOT_FOUND,
     )
-    async def get_employee(employee_no: EmployeeNo) -> Employee:
-        return await run_in_threadpool(service.get, employee_no)
+    async def get_employee(
+        who: Annotated[Access, Depends(access("employees.get"))], employee_no: EmployeeNo
+    ) -> Employee:
+        return await run_in_threadpool(service.get, employee_no, region=_region(who))
 
     @router.patch(
         "/employees/{employee_no}",
         response_model=Employee,
-        dependencies=writers,
+        operation_id="employees.update",
         summary="Change an employee",
         description="Fields left out stay; `skills` and `hours` replace the whole list.",
         responses=_AUTH | _NOT_FOUND | _CONFLICT,
     )
-    async def update_employee(employee_no: EmployeeNo, patch: EmployeePatch) -> Employee:
-        return await run_in_threadpool(service.update, employee_no, patch)
+    async def update_employee(
+        who: Annotated[Access, Depends(access("employees.update"))],
+        employee_no: EmployeeNo,
+        patch: EmployeePatch,
+    ) -> Employee:
+        return await run_in_threadpool(service.update, employee_no, patch, region=_region(who))
 
     @router.post(
         "/employees/{employee_no}/licences",
         response_model=Licence,
         status_code=status.HTTP_201_CREATED,
-        dependencies=writers,
+        operation_id="licences.create",
         summary="Add a licence",
         responses=_AUTH | _NOT_FOUND | _CONFLICT,
     )
-    async def add_licence(employee_no: EmployeeNo, licence: LicenceIn) -> Licence:
-        return await run_in_threadpool(service.add_licence, employee_no, licence)
+    async def add_licence(
+        who: Annotated[Access, Depends(access("licences.create"))],
+        employee_no: EmployeeNo,
+        licence: LicenceIn,
+    ) -> Licence:
+        return await run_in_threadpool(
+            service.add_licence, employee_no, licence, region=_region(who)
+        )
 
     @router.delete(
         "/employees/{employee_no}/licences/{licence_id}",
         status_code=status.HTTP_204_NO_CONTENT,
         response_class=Response,
-        dependencies=writers,
+        operation_id="licences.delete",
         summary="Remove a licence",
         responses=_AUTH | _NOT_FOUND,
     )
-    async def remove_licence(employee_no: EmployeeNo, licence_id: RowId) -> Response:
-        await run_in_threadpool(service.remove_licence, employee_no, licence_id)
+    async def remove_licence(
+        who: Annotated[Access, Depends(access("licences.delete"))],
+        employee_no: EmployeeNo,
+        licence_id: RowId,
+    ) -> Response:
+        await run_in_threadpool(
+            service.remove_licence, employee_no, licence_id, region=_region(who)
+        )
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     @router.get(
         "/employees/{employee_no}/absences",
         response_model=list[Absence],
-        dependencies=readers,
+        operation_id="absences.list",
         summary="An employee's absences",
         description="Those sharing a day with `from`..`to`, by first day.",
         responses=_AUTH | _NOT_FOUND,
     )
     async def list_absences(
+        who: Annotated[Access, Depends(access("absences.list"))],
         employee_no: EmployeeNo,
         first: First,
         last: Last,
@@ -186,46 +227,67 @@ def create_router(
         offset: Offset = 0,
     ) -> list[Absence]:
         return await run_in_threadpool(
-            service.list_absences, employee_no, first, last, limit=limit, offset=offset
+            service.list_absences,
+            employee_no,
+            first,
+            last,
+            limit=limit,
+            offset=offset,
+            region=_region(who),
         )
 
     @router.post(
         "/employees/{employee_no}/absences",
         response_model=Absence,
         status_code=status.HTTP_201_CREATED,
-        dependencies=writers,
+        operation_id="absences.create",
         summary="Record an absence",
         responses=_AUTH | _NOT_FOUND | {409: {"description": "overlaps another absence"}},
     )
     async def add_absence(
-        employee_no: EmployeeNo, absence: Annotated[AbsenceIn, Body()]
+        who: Annotated[Access, Depends(access("absences.create"))],
+        employee_no: EmployeeNo,
+        absence: Annotated[AbsenceIn, Body()],
     ) -> Absence:
-        return await run_in_threadpool(service.add_absence, employee_no, absence)
+        return await run_in_threadpool(
+            service.add_absence, employee_no, absence, region=_region(who)
+        )
 
     @router.delete(
         "/employees/{employee_no}/absences/{absence_id}",
         status_code=status.HTTP_204_NO_CONTENT,
         response_class=Response,
-        dependencies=writers,
+        operation_id="absences.delete",
         summary="Remove an absence",
         responses=_AUTH | _NOT_FOUND,
     )
-    async def remove_absence(employee_no: EmployeeNo, absence_id: RowId) -> Response:
-        await run_in_threadpool(service.remove_absence, employee_no, absence_id)
+    async def remove_absence(
+        who: Annotated[Access, Depends(access("absences.delete"))],
+        employee_no: EmployeeNo,
+        absence_id: RowId,
+    ) -> Response:
+        await run_in_threadpool(
+            service.remove_absence, employee_no, absence_id, region=_region(who)
+        )
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     @router.get(
-        "/calendar/{region}/business-days",
+        "/calendar/business-days",
         response_model=BusinessDays,
-        dependencies=readers,
+        operation_id="calendar.business_days",
         summary="Business days and holidays",
-        description="The regional business calendar for one jurisdiction (default: the "
+        description="The URL region's business calendar for one jurisdiction (default: the "
         f"region's), `from`..`to` included, at most {MAX_SPAN_DAYS} days.",
         responses=_AUTH,
     )
     async def business_days(
-        region: Region, first: First, last: Last, jurisdiction: Jurisdiction = None
+        who: Annotated[Access, Depends(access("calendar.business_days"))],
+        first: First,
+        last: Last,
+        jurisdiction: Jurisdiction = None,
     ) -> BusinessDays:
-        return await run_in_threadpool(service.business_days, region, jurisdiction, first, last)
+        return await run_in_threadpool(
+            service.business_days, _region(who), jurisdiction, first, last
+        )
 
     return router

@@ -19,6 +19,7 @@ from cloud.employees.models import (
     Skill,
     WorkingHours,
 )
+from contracts.topics import Region
 
 _EMP_COLS = (
     "employee_no, user_id, name, region, jurisdiction, base_latitude, base_longitude,"
@@ -61,22 +62,35 @@ def insert_employee(conn: Connection[Any], emp: EmployeeIn) -> None:
     )
 
 
-def lock_employee(conn: Connection[Any], employee_no: str) -> dict[str, Any] | None:
-    """The record's row, locked until commit (changes to one employee go one at a time)."""
+#: The home-region condition: ``%(region)s`` None matches every region.
+_IN_REGION = "(%(region)s::text IS NULL OR region = %(region)s)"
+
+
+def _region(region: Region | None) -> str | None:
+    return region.value if region is not None else None
+
+
+def lock_employee(
+    conn: Connection[Any], employee_no: str, region: Region | None = None
+) -> dict[str, Any] | None:
+    """The record's row, locked until commit (changes to one employee go one at a time);
+    None when unknown or at home outside ``region`` (None: any)."""
     row: dict[str, Any] | None = (
         conn.cursor(row_factory=dict_row)
         .execute(
-            f"SELECT {_EMP_COLS} FROM employees.employees WHERE employee_no = %s FOR UPDATE",
-            (employee_no,),
+            f"SELECT {_EMP_COLS} FROM employees.employees"
+            f" WHERE employee_no = %(no)s AND {_IN_REGION} FOR UPDATE",
+            {"no": employee_no, "region": _region(region)},
         )
         .fetchone()
     )
     return row
 
 
-def employee_exists(conn: Connection[Any], employee_no: str) -> bool:
+def employee_exists(conn: Connection[Any], employee_no: str, region: Region | None = None) -> bool:
     row = conn.execute(
-        "SELECT 1 FROM employees.employees WHERE employee_no = %s", (employee_no,)
+        f"SELECT 1 FROM employees.employees WHERE employee_no = %(no)s AND {_IN_REGION}",
+        {"no": employee_no, "region": _region(region)},
     ).fetchone()
     return row is not None
 
@@ -85,9 +99,10 @@ def update_employee(conn: Connection[Any], employee_no: str, values: Mapping[str
     unknown = set(values) - UPDATABLE
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
-    assignments = ", ".join(f"{column} = %({column})s" for column in sorted(values))
+    # Each assignment ends in ", ": a patch of skills or hours only sets updated_at.
+    assignments = "".join(f"{column} = %({column})s, " for column in sorted(values))
     conn.execute(
-        f"UPDATE employees.employees SET {assignments}, updated_at = now()"
+        f"UPDATE employees.employees SET {assignments}updated_at = now()"
         " WHERE employee_no = %(employee_no)s",
         {**values, "employee_no": employee_no},
     )
@@ -210,15 +225,24 @@ def list_employee_nos(
     skill: str | None,
     limit: int,
     offset: int,
+    region: Region | None = None,
 ) -> list[str]:
     rows = conn.execute(
         "SELECT e.employee_no FROM employees.employees e"
         " WHERE (%(active)s::boolean IS NULL OR e.active = %(active)s)"
+        " AND (%(region)s::text IS NULL OR e.region = %(region)s)"
         " AND (%(jur)s::text IS NULL OR e.jurisdiction = %(jur)s)"
         " AND (%(skill)s::text IS NULL OR EXISTS (SELECT 1 FROM employees.skills s"
         "      WHERE s.employee_no = e.employee_no AND s.code = %(skill)s))"
         " ORDER BY e.employee_no LIMIT %(limit)s OFFSET %(offset)s",
-        {"active": active, "jur": jurisdiction, "skill": skill, "limit": limit, "offset": offset},
+        {
+            "active": active,
+            "jur": jurisdiction,
+            "skill": skill,
+            "region": _region(region),
+            "limit": limit,
+            "offset": offset,
+        },
     ).fetchall()
     return [str(r[0]) for r in rows]
 

@@ -67,7 +67,10 @@ def _today_utc() -> date:
 class EmployeeService:
     """Thread-safe (each call takes a pooled connection). ``today`` says which absences
     a record carries (those not ended before yesterday); ``calendars`` gives a region's
-    business calendar (default: the shipped ones)."""
+    business calendar (default: the shipped ones).
+
+    ``region`` (the portal's: the URL's) narrows a call to staff at home there, in SQL;
+    an employee of another region is not found. None: every region (CLI, tests)."""
 
     def __init__(
         self,
@@ -84,9 +87,12 @@ class EmployeeService:
         ping(self._pool)
 
     # -- records --------------------------------------------------------------------
-    def add(self, employee: EmployeeIn) -> Employee:
+    def add(self, employee: EmployeeIn, *, region: Region | None = None) -> Employee:
         """Add a record with its skills, licences and hours; :class:`ConflictError` when
-        its number, its user or one of its licences is taken."""
+        its number, its user or one of its licences is taken; :class:`InvalidError` when
+        it is at home outside ``region``."""
+        if region is not None and employee.region != region:
+            raise InvalidError(f"the employee's region is not {region.value}")
         with self._pool.connection() as conn:
             try:
                 repo.insert_employee(conn, employee)
@@ -98,8 +104,9 @@ class EmployeeService:
                 raise _conflict(exc, employee.employee_no) from None
             return self._load(conn, employee.employee_no)
 
-    def get(self, employee_no: str) -> Employee:
+    def get(self, employee_no: str, *, region: Region | None = None) -> Employee:
         with self._pool.connection() as conn:
+            self._lock(conn, employee_no, region, for_update=False)
             return self._load(conn, employee_no)
 
     def by_user(self, user_id: str) -> Employee | None:
@@ -116,6 +123,7 @@ class EmployeeService:
         skill: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        region: Region | None = None,
     ) -> list[Employee]:
         """Records by employee number; filters: active or not, home jurisdiction, a skill."""
         with self._pool.connection() as conn:
@@ -126,14 +134,17 @@ class EmployeeService:
                 skill=skill,
                 limit=limit,
                 offset=offset,
+                region=region,
             )
             return repo.load_employees(conn, nos, self._absences_since())
 
-    def update(self, employee_no: str, patch: EmployeePatch) -> Employee:
+    def update(
+        self, employee_no: str, patch: EmployeePatch, *, region: Region | None = None
+    ) -> Employee:
         """Change the fields the patch sets (``skills``, ``hours``: the whole list)."""
         given = patch.model_fields_set
         with self._pool.connection() as conn:
-            row = repo.lock_employee(conn, employee_no)
+            row = repo.lock_employee(conn, employee_no, region)
             if row is None:
                 raise NotFoundError(f"employee {employee_no} does not exist")
             if patch.jurisdiction is not None:
@@ -163,9 +174,11 @@ class EmployeeService:
             return self._load(conn, employee_no)
 
     # -- licences -------------------------------------------------------------------
-    def add_licence(self, employee_no: str, licence: LicenceIn) -> Licence:
+    def add_licence(
+        self, employee_no: str, licence: LicenceIn, *, region: Region | None = None
+    ) -> Licence:
         with self._pool.connection() as conn:
-            self._lock(conn, employee_no)
+            self._lock(conn, employee_no, region)
             try:
                 added = repo.insert_licence(conn, employee_no, licence)
             except UniqueViolation as exc:
@@ -173,18 +186,24 @@ class EmployeeService:
             repo.touch(conn, employee_no)
             return added
 
-    def remove_licence(self, employee_no: str, licence_id: int) -> None:
+    def remove_licence(
+        self, employee_no: str, licence_id: int, *, region: Region | None = None
+    ) -> None:
         with self._pool.connection() as conn:
-            self._lock(conn, employee_no)
+            self._lock(conn, employee_no, region)
             if not repo.delete_licence(conn, employee_no, licence_id):
                 raise NotFoundError(f"employee {employee_no} has no licence {licence_id}")
             repo.touch(conn, employee_no)
 
     # -- absences -------------------------------------------------------------------
-    def add_absence(self, employee_no: str, absence: AbsenceIn) -> Absence:
+    def add_absence(
+        self, employee_no: str, absence: AbsenceIn, *, region: Region | None = None
+    ) -> Absence:
         """Record an absence; :class:`ConflictError` when it shares a day with another."""
         with self._pool.connection() as conn:
-            self._lock(conn, employee_no)  # two overlapping requests: the second sees the first
+            self._lock(
+                conn, employee_no, region
+            )  # two overlapping requests: the second sees the first
             clash = repo.overlapping_absence(conn, employee_no, absence)
             if clash is not None:
                 raise ConflictError(f"absence overlaps absence {clash} of {employee_no}")
@@ -193,18 +212,27 @@ class EmployeeService:
             return added
 
     def list_absences(
-        self, employee_no: str, first: date, last: date, *, limit: int = 100, offset: int = 0
+        self,
+        employee_no: str,
+        first: date,
+        last: date,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        region: Region | None = None,
     ) -> list[Absence]:
         """Absences sharing a day with ``first``..``last`` (both included)."""
         if last < first:
             raise InvalidError(f"{last} is before {first}")
         with self._pool.connection() as conn:
-            self._lock(conn, employee_no, for_update=False)
+            self._lock(conn, employee_no, region, for_update=False)
             return repo.list_absences(conn, employee_no, first, last, limit, offset)
 
-    def remove_absence(self, employee_no: str, absence_id: int) -> None:
+    def remove_absence(
+        self, employee_no: str, absence_id: int, *, region: Region | None = None
+    ) -> None:
         with self._pool.connection() as conn:
-            self._lock(conn, employee_no)
+            self._lock(conn, employee_no, region)
             if not repo.delete_absence(conn, employee_no, absence_id):
                 raise NotFoundError(f"employee {employee_no} has no absence {absence_id}")
             repo.touch(conn, employee_no)
@@ -218,6 +246,7 @@ class EmployeeService:
         licences: Sequence[str] = (),
         skills: Sequence[str] = (),
         limit: int = 100,
+        region: Region | None = None,
     ) -> list[Employee]:
         """Active staff at work at ``when`` who hold every licence kind and skill named,
         valid for work in ``jurisdiction`` that day (:func:`cloud.employees.logic.qualified`),
@@ -227,7 +256,13 @@ class EmployeeService:
         with self._pool.connection() as conn:
             for offset in range(0, MAX_CANDIDATES, _PAGE):
                 nos = repo.list_employee_nos(
-                    conn, active=True, jurisdiction=None, skill=None, limit=_PAGE, offset=offset
+                    conn,
+                    active=True,
+                    jurisdiction=None,
+                    skill=None,
+                    limit=_PAGE,
+                    offset=offset,
+                    region=region,
                 )
                 for employee in repo.load_employees(conn, nos, self._absences_since()):
                     calendar = self._calendars(employee.region)
@@ -281,13 +316,19 @@ class EmployeeService:
         return found[0]
 
     @staticmethod
-    def _lock(conn: Connection[Any], employee_no: str, *, for_update: bool = True) -> None:
-        """Raise :class:`NotFoundError` for an unknown employee; else hold the record
-        until commit when ``for_update``."""
+    def _lock(
+        conn: Connection[Any],
+        employee_no: str,
+        region: Region | None = None,
+        *,
+        for_update: bool = True,
+    ) -> None:
+        """Raise :class:`NotFoundError` for an employee unknown (in ``region``); else hold
+        the record until commit when ``for_update``."""
         if for_update:
-            found = repo.lock_employee(conn, employee_no) is not None
+            found = repo.lock_employee(conn, employee_no, region) is not None
         else:
-            found = repo.employee_exists(conn, employee_no)
+            found = repo.employee_exists(conn, employee_no, region)
         if not found:
             raise NotFoundError(f"employee {employee_no} does not exist")
 

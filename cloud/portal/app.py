@@ -25,6 +25,10 @@ from starlette.concurrency import run_in_threadpool
 from cloud.apitypes import problem
 from cloud.config import ConfigService
 from cloud.config import create_router as config_router
+from cloud.customers import CustomersService
+from cloud.customers import create_router as customers_router
+from cloud.employees import EmployeeService
+from cloud.employees import create_router as employees_router
 from cloud.identity import Principal, load_verifying_keys, verify_access_token
 from cloud.ingest import CompletenessReader
 from cloud.ingest import create_router as ingest_router
@@ -35,7 +39,7 @@ from cloud.portal.guard import InputGuard
 from cloud.portal.settings import ApiSettings
 from cloud.registry import RegistryService
 from cloud.registry import create_router as registry_router
-from cloud.scope import Access, GatewayReach
+from cloud.scope import Access, GatewayReach, Scope
 from cloud.telemetry import TelemetryReader
 from cloud.telemetry import create_router as telemetry_router
 
@@ -65,6 +69,8 @@ def create_app(
     health_checks: Mapping[str, Callable[[], None]] | None = None,
     completeness: CompletenessReader | None = None,
     config: ConfigService | None = None,
+    customers: CustomersService | None = None,
+    employees: EmployeeService | None = None,
     verify: Verify | None = None,
 ) -> FastAPI:
     """Wire the routers to the given services; no connections are opened here (a process
@@ -96,6 +102,10 @@ def create_app(
         mount(ingest_router(completeness, reach=reach))
     if config is not None:
         mount(config_router(config, access=access))
+    if customers is not None:
+        mount(customers_router(customers, access=access, site_in_scope=_site_in(registry)))
+    if employees is not None:
+        mount(employees_router(employees, access=access))
     _check_every_route_is_in_the_policy(app)
 
     @app.get(
@@ -130,6 +140,16 @@ def _identity_verifier(settings: ApiSettings) -> Callable[[str], Principal]:
         return verify_access_token(token, keys)
 
     return verify
+
+
+def _site_in(registry: RegistryService) -> Callable[[Scope, int], bool]:
+    """Whether a site exists within a scope: the registry knows which account owns a site
+    (asked through its published interface, filtered by the same scope in SQL)."""
+
+    def site_in_scope(scope: Scope, site_id: int) -> bool:
+        return registry.get_site(site_id, scope=scope) is not None
+
+    return site_in_scope
 
 
 def _reach_dependencies(

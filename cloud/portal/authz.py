@@ -25,8 +25,11 @@ from contracts.topics import Region
 
 __all__ = [
     "CONTROL",
+    "CUSTOMER_READERS",
     "EVERYONE",
     "FLEET_WRITERS",
+    "OFFICE",
+    "OFFICE_WRITERS",
     "ROUTES",
     "Caller",
     "CallerData",
@@ -69,6 +72,14 @@ FLEET_WRITERS = frozenset({Role.ADMIN, Role.OPERATOR})
 #: Who reaches the config service (commands and configs write to devices; reads too).
 CONTROL = frozenset({Role.ADMIN, Role.OPERATOR})
 
+#: Who reads what a customer may see of its own account (contacts, installation, meter
+#: replacements, warranties): the office staff, and the customer (scoped to its account).
+CUSTOMER_READERS = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT, Role.CUSTOMER})
+#: Who reads the office's records (every account of a region; staff records).
+OFFICE = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT})
+#: Who changes them (customers' records and staff records).
+OFFICE_WRITERS = frozenset({Role.ADMIN, Role.OPERATOR})
+
 #: Route key (the route's ``operationId``) → roles that may call it. A route missing
 #: here cannot be built (its dependency raises ``KeyError``).
 ROUTES: Mapping[str, frozenset[Role]] = {
@@ -89,6 +100,32 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "config.get": CONTROL,
     "config.rollback": CONTROL,
     "config.audit": CONTROL,
+    # customers
+    "accounts.list": OFFICE,
+    "accounts.get": CUSTOMER_READERS,
+    "accounts.create": OFFICE_WRITERS,
+    "accounts.update": OFFICE_WRITERS,
+    "contacts.list": CUSTOMER_READERS,
+    "contacts.create": OFFICE_WRITERS,
+    "contacts.delete": OFFICE_WRITERS,
+    "installations.get": CUSTOMER_READERS,
+    "installations.put": OFFICE_WRITERS,
+    "meter_replacements.list": CUSTOMER_READERS,
+    "meter_replacements.create": OFFICE_WRITERS,
+    "warranties.list": CUSTOMER_READERS,
+    "warranties.put": OFFICE_WRITERS,
+    # employees (staff of the URL's region) and the business calendar
+    "employees.list": OFFICE,
+    "employees.get": OFFICE,
+    "employees.available": OFFICE,
+    "employees.create": OFFICE_WRITERS,
+    "employees.update": OFFICE_WRITERS,
+    "licences.create": OFFICE_WRITERS,
+    "licences.delete": OFFICE_WRITERS,
+    "absences.list": OFFICE,
+    "absences.create": OFFICE_WRITERS,
+    "absences.delete": OFFICE_WRITERS,
+    "calendar.business_days": EVERYONE,
 }
 
 

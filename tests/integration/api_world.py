@@ -1,7 +1,9 @@
 """A small fleet behind the whole API, for the authorisation matrix (scenario 14) and
-the OpenAPI fuzzing: three customer accounts — A and B in au, E in es — each with a site,
-a gateway, a device with readings, a command and two config versions; the API over it
-with every router (registry, telemetry, completeness, config) as ``potr api`` builds it.
+the OpenAPI fuzzing: three customer accounts — A and B in au, E in es — each with a
+contact, a site with its installation record and a device warranty, a gateway, a device
+with readings, a command and two config versions, and an employee of the account's
+region; the API over it with every router (registry, telemetry, completeness, config,
+customers, employees) as ``potr api`` builds it.
 
 Everything goes through the services' own paths (registry, ingest's pipeline and
 events, the config service and its birth handler); only the site's owning account is
@@ -28,6 +30,8 @@ from cloud.adapters.mqtt import InboundMessage
 from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
 from cloud.bootstrap import create_api, create_config_service, create_tracker
 from cloud.config import CommandIn, ConfigIn, ConfigService, ConfigSettings, write_key_file
+from cloud.customers import AccountIn, ContactIn, CustomersService, InstallationIn, WarrantyIn
+from cloud.employees import EmployeeIn, EmployeeService
 from cloud.events.types import GatewayBirth
 from cloud.identity import Role
 from cloud.ingest import IngestPipeline
@@ -49,6 +53,9 @@ DEVICE = "SN-1"
 T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
 READINGS = 10
 ZONES = {Region.AU: "Australia/Sydney", Region.US: "America/Denver", Region.ES: "Europe/Madrid"}
+#: A home jurisdiction and a tariff zone per region (employees; installation records).
+JURISDICTIONS = {Region.AU: "AU-NSW", Region.US: "US-CA", Region.ES: "ES-MD"}
+TARIFF_ZONES = {Region.AU: "NSW", Region.US: "CA", Region.ES: "peninsula"}
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,7 @@ class Tenant:
     gateway: str
     device: int
     command: uuid.UUID
+    employee: str
 
 
 @dataclass(frozen=True)
@@ -139,6 +147,45 @@ def _telemetry(region: Region, gateway_id: str) -> InboundMessage:
     )
 
 
+def installation_in(region: Region, billing_meter: str = "MTR-0") -> InstallationIn:
+    return InstallationIn.model_validate(
+        {
+            "pv_kwp": "6.6",
+            "tilt_deg": "20",
+            "azimuth_deg": "0",
+            "battery_kwh": "0",
+            "network_operator": "Grid Co",
+            "tariff_zone": TARIFF_ZONES[region],
+            "installed_on": "2025-01-06",
+            "warranty_until": "2035-01-06",
+            "billing_meter": billing_meter,
+        }
+    )
+
+
+def employee_in(employee_no: str, region: Region) -> EmployeeIn:
+    return EmployeeIn.model_validate(
+        {
+            "employee_no": employee_no,
+            "name": f"staff {employee_no}",
+            "region": region.value,
+            "jurisdiction": JURISDICTIONS[region],
+            "base": {"latitude": 0, "longitude": 0},
+            "time_zone": ZONES[region],
+        }
+    )
+
+
+def _customer(customers: CustomersService, region: Region, name: str, site_id: int) -> str:
+    """Account ``name`` with a contact, and its site's installation record and warranty."""
+    account = customers.add_account(region, AccountIn(name=name, email=f"{name}@example.com"))
+    customers.add_contact(region, account.id, ContactIn(name=name, email=f"{name}@example.com"))
+    customers.put_installation(region, site_id, installation_in(region))
+    warranty = WarrantyIn.model_validate({"kind": "inverter", "warranty_until": "2035-01-06"})
+    customers.put_warranty(region, site_id, INVERTER, warranty)
+    return account.id
+
+
 @contextmanager
 def api_world(database_url: str, key_dir: Path) -> Iterator[World]:
     migrate(database_url)
@@ -151,7 +198,7 @@ def api_world(database_url: str, key_dir: Path) -> Iterator[World]:
             site = registry.add_site(
                 SiteIn(name=f"site {name}", region=region, time_zone=ZONES[region])
             )
-            account = f"acc_{uuid.uuid4().hex}"
+            account = _customer(CustomersService(pool), region, name, site.id)
             with pool.connection() as conn:  # RegistryService.set_site_account, later
                 conn.execute(
                     "UPDATE registry.sites SET account_id = %s WHERE id = %s", (account, site.id)
@@ -185,7 +232,11 @@ def api_world(database_url: str, key_dir: Path) -> Iterator[World]:
                 )
             device = registry.device_id_for(gateway, DEVICE)
             assert device is not None
-            tenants[name] = Tenant(name, region, account, site_id, gateway, device, command.id)
+            employee = f"E0000{len(tenants) + 1}"
+            EmployeeService(pool).add(employee_in(employee, region))
+            tenants[name] = Tenant(
+                name, region, account, site_id, gateway, device, command.id, employee
+            )
         app = create_api(api_settings(database_url), pool, config=config)
         yield World(app, pool, tenants)
     finally:

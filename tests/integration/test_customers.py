@@ -34,7 +34,10 @@ from cloud.customers import (
     create_router,
 )
 from cloud.events.types import GatewayRegistration
+from cloud.identity import Role
 from cloud.migrate import migrate
+from cloud.portal.auth import access_dependencies
+from cloud.portal.authz import CallerData
 from cloud.portal.errors import add_error_handlers
 from cloud.registry import GatewayIn, RegistryService, SiteIn
 from cloud.registry import NotFoundError as SiteNotFound
@@ -332,18 +335,25 @@ def test_the_schema_refuses_what_the_api_would_whatever_path_writes(
 
 
 # -- the routes over the database -----------------------------------------------------------
+def _caller(token: str) -> CallerData:
+    """A stand-in token: ``operator``, ``mosie`` (of au) or ``customer:<account id>``."""
+    role, _, account = token.partition(":")
+    return CallerData(token, Role(role), Region.AU, account_id=account or None)
+
+
 def test_the_routes_answer_with_the_portals_error_statuses(customers: CustomersService) -> None:
-    known_sites = {(Region.AU, 7)}
+    known_sites = {(Region.AU, 7)}  # the registry's answer: site 7 of au, no account's
     app = FastAPI()
     add_error_handlers(app)
     router = create_router(
         customers,
-        read=lambda: None,
-        write=lambda: None,
-        site_exists=lambda region, site: (region, site) in known_sites,
+        access=access_dependencies(_caller),
+        site_in_scope=lambda scope, site: (
+            not scope.by_account and (scope.region, site) in known_sites
+        ),
     )
     app.include_router(router, prefix="/api/v1/{region}")
-    http = TestClient(app)
+    http = TestClient(app, headers={"Authorization": "Bearer operator"})
     body = _installation().model_dump(mode="json")
 
     created = http.post("/api/v1/au/accounts", json={"name": "Jo", "email": "jo@example.com"})
@@ -366,6 +376,21 @@ def test_the_routes_answer_with_the_portals_error_statuses(customers: CustomersS
     listed = http.get("/api/v1/au/sites/7/meter-replacements").json()
     assert [r["new_serial"] for r in listed] == ["MTR-0002"]
     assert http.delete(f"/api/v1/au/accounts/{account}/contacts/1").status_code == 404
+
+    # The portal's policy: a customer reads its own account only, writes nothing, and
+    # reaches no site that is not its account's; a MOSIE reads no account.
+    other = http.post("/api/v1/au/accounts", json={"name": "Al", "email": "al@example.com"})
+    as_jo = {"Authorization": f"Bearer customer:{account}"}
+    assert http.get(f"/api/v1/au/accounts/{account}", headers=as_jo).status_code == 200
+    assert http.get(f"/api/v1/au/accounts/{other.json()['id']}", headers=as_jo).status_code == 404
+    assert http.get(f"/api/v1/au/accounts/{account}/contacts", headers=as_jo).status_code == 200
+    assert http.get("/api/v1/au/sites/7/installation", headers=as_jo).status_code == 404
+    assert http.get("/api/v1/au/accounts", headers=as_jo).status_code == 403
+    refused = http.patch(f"/api/v1/au/accounts/{account}", json={"name": "J"}, headers=as_jo)
+    assert refused.status_code == 403
+    as_mosie = {"Authorization": "Bearer mosie"}
+    assert http.get(f"/api/v1/au/accounts/{account}", headers=as_mosie).status_code == 403
+    assert TestClient(app).get(f"/api/v1/au/accounts/{account}").status_code == 401
 
 
 # -- linking a site to its account (registry + customers, composed) --------------------------

@@ -10,12 +10,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import date
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
 import psycopg
 import pytest
-from fastapi import FastAPI, Header, HTTPException
+from fastapi import FastAPI
 from psycopg import sql
 from typer.testing import CliRunner
 
@@ -30,8 +30,12 @@ from cloud.employees import (
     NotFoundError,
     create_router,
 )
+from cloud.identity import Role
 from cloud.migrate import migrate
+from cloud.portal.auth import access_dependencies
+from cloud.portal.authz import CallerData
 from cloud.portal.errors import add_error_handlers
+from contracts.topics import Region
 from potr.cli import app as cli
 
 pytestmark = pytest.mark.integration
@@ -120,6 +124,13 @@ def test_service_keeps_whole_records_licences_and_absences(service: EmployeeServ
         service.add(EmployeeIn.model_validate(_record("E00044", user_id=None)))
     with pytest.raises(NotFoundError):
         service.get("E99999")
+    # The portal's region (the URL's): staff of another region are not found, nor listed.
+    assert service.get("E00042", region=Region.AU) == added
+    with pytest.raises(NotFoundError):
+        service.get("E00042", region=Region.ES)
+    with pytest.raises(NotFoundError):
+        service.update("E00042", EmployeePatch(name="X"), region=Region.ES)
+    assert service.list_employees(region=Region.ES) == []
 
     vic = service.add(
         EmployeeIn.model_validate(
@@ -190,30 +201,22 @@ def test_service_keeps_whole_records_licences_and_absences(service: EmployeeServ
 
 
 # -- the REST router ----------------------------------------------------------------------------
-def _role(x_role: Annotated[str | None, Header()] = None) -> str:
-    if x_role is None:
-        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    return x_role
-
-
-def _reader(x_role: Annotated[str | None, Header()] = None) -> None:
-    if _role(x_role) not in ("reader", "writer"):
-        raise HTTPException(403, "may not read")
-
-
-def _writer(x_role: Annotated[str | None, Header()] = None) -> None:
-    if _role(x_role) != "writer":
-        raise HTTPException(403, "may not write")
+def _caller(token: str) -> CallerData:
+    """A stand-in token: the role's name, a caller of au."""
+    return CallerData(token, Role(token), Region.AU)
 
 
 @pytest.fixture
 async def api(service: EmployeeService) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
     add_error_handlers(app)
-    app.include_router(create_router(service, read=_reader, write=_writer), prefix="/api/v1")
+    router = create_router(service, access=access_dependencies(_caller))
+    app.include_router(router, prefix="/api/v1/{region}")
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
-        transport=transport, base_url="http://test/api/v1", headers={"X-Role": "writer"}
+        transport=transport,
+        base_url="http://test/api/v1/au",
+        headers={"Authorization": "Bearer operator"},
     ) as client:
         yield client
 
@@ -293,19 +296,23 @@ async def test_out_of_bounds_input_is_422_and_authorisation_applies(api: httpx.A
     assert (await api.get("/employees", params={"limit": 501})).status_code == 422
     assert (await api.delete("/employees/E00042/absences/0")).status_code == 422
 
-    # The router applies the dependencies it is given: reader, writer, nobody.
-    assert (await api.get("/employees", headers={"X-Role": "reader"})).status_code == 200
-    assert (
-        await api.post("/employees", json=_record(), headers={"X-Role": "reader"})
-    ).status_code == 403
-    anonymous = httpx.Headers({k: v for k, v in api.headers.items() if k.lower() != "x-role"})
+    # The portal's policy: support reads, writes nothing; a customer reads no staff but
+    # the calendar; another region's URL is not the caller's; nobody: 401.
+    support = {"Authorization": "Bearer support"}
+    assert (await api.get("/employees", headers=support)).status_code == 200
+    assert (await api.post("/employees", json=_record(), headers=support)).status_code == 403
+    customer = {"Authorization": "Bearer customer"}
+    assert (await api.get("/employees", headers=customer)).status_code == 403
+    january = {"from": "2025-01-01", "to": "2025-01-31"}
+    calendar = await api.get("/calendar/business-days", params=january, headers=customer)
+    assert calendar.status_code == 200
+    assert (await api.get("http://test/api/v1/es/employees", headers=support)).status_code == 404
+    anonymous = httpx.Headers(
+        {k: v for k, v in api.headers.items() if k.lower() != "authorization"}
+    )
     api.headers = anonymous
     assert (await api.get("/employees")).status_code == 401
-    assert (
-        await api.get(
-            "/calendar/es/business-days", params={"from": "2025-01-01", "to": "2025-01-31"}
-        )
-    ).status_code == 401
+    assert (await api.get("/calendar/business-days", params=january)).status_code == 401
 
 
 async def test_who_can_take_a_job_and_the_calendar(api: httpx.AsyncClient) -> None:
@@ -316,7 +323,7 @@ async def test_who_can_take_a_job_and_the_calendar(api: httpx.AsyncClient) -> No
 
     async def who(at: str, jurisdiction: str, **params: Any) -> list[str]:
         answer = await api.get(
-            "/employees/available", params={"at": at, "jurisdiction": jurisdiction, **params}
+            "/available-employees", params={"at": at, "jurisdiction": jurisdiction, **params}
         )
         assert answer.status_code == 200, answer.text
         return [e["employee_no"] for e in answer.json()]
@@ -332,10 +339,10 @@ async def test_who_can_take_a_job_and_the_calendar(api: httpx.AsyncClient) -> No
         {"at": "2025-11-04T10:00:00Z", "jurisdiction": "AU-XX"},
         {"at": "2025-11-04T10:00:00Z", "jurisdiction": "AU-NSW", "licence": "au-plumbing"},
     ):
-        assert (await api.get("/employees/available", params=bad)).status_code == 422, bad
+        assert (await api.get("/available-employees", params=bad)).status_code == 422, bad
 
     week = await api.get(
-        "/calendar/au/business-days",
+        "/calendar/business-days",
         params={"from": "2025-11-03", "to": "2025-11-09", "jurisdiction": "AU-VIC"},
     )
     assert week.status_code == 200
@@ -349,7 +356,7 @@ async def test_who_can_take_a_job_and_the_calendar(api: httpx.AsyncClient) -> No
         "holidays": [{"day": "2025-11-04", "name": "Melbourne Cup Day"}],
     }
     nsw = await api.get(
-        "/calendar/au/business-days", params={"from": "2025-11-03", "to": "2025-11-09"}
+        "/calendar/business-days", params={"from": "2025-11-03", "to": "2025-11-09"}
     )
     assert nsw.json()["jurisdiction"] == "AU-NSW"  # the region's default
     assert len(nsw.json()["business_days"]) == 5
@@ -358,10 +365,11 @@ async def test_who_can_take_a_job_and_the_calendar(api: httpx.AsyncClient) -> No
         {"from": "2020-01-01", "to": "2025-01-01"},
         {"from": "2025-11-03", "to": "2025-11-09", "jurisdiction": "US-CA"},
     ):
-        assert (await api.get("/calendar/au/business-days", params=params)).status_code == 422
+        assert (await api.get("/calendar/business-days", params=params)).status_code == 422
     assert (
         await api.get(
-            "/calendar/uk/business-days", params={"from": "2025-11-03", "to": "2025-11-09"}
+            "http://test/api/v1/uk/calendar/business-days",
+            params={"from": "2025-11-03", "to": "2025-11-09"},
         )
     ).status_code == 422
 

@@ -8,9 +8,15 @@ another region's URL, and asserts 403 / 404 / 2xx exactly. Every write is checke
 against the database: a refused one changed nothing, an accepted one changed only its
 own tenant's rows — 0 cross-tenant reads or writes.
 
-The fleet (``api_world``): accounts A and B in au, E in es. Staff and customer A are of
-au. "Own" is A's object; "other" is B's for the customer and E's (named under the au
-URL) for staff and admins; "other region" is E's object under the es URL.
+The fleet (``api_world``): accounts A and B in au, E in es, each with an employee of its
+region. Staff and customer A are of au. "Own" is A's object; "other" is B's for the
+customer and E's (named under the au URL) for staff and admins; "other region" is E's
+object under the es URL. A route that creates in the URL's region (an account, an
+employee) names no tenant's object: "other" creates in au too.
+
+Writes that need an object of their own each time (a contact or licence to delete, the
+billing meter in place) seed it through the services as the request is built, before
+the footprint is taken.
 """
 
 from __future__ import annotations
@@ -18,20 +24,27 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from cloud.customers import ContactIn, CustomersService
+from cloud.employees import AbsenceIn, EmployeeService, LicenceIn
 from cloud.identity import Role
+from contracts.timeutil import to_wire, utc_now
 from contracts.topics import Region
 from tests.integration.api_world import (
     INVERTER,
+    JURISDICTIONS,
     ZONES,
     Tenant,
     World,
     api_world,
+    employee_in,
+    installation_in,
     private_database,
     profile,
 )
@@ -41,7 +54,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.security]
 ALL = frozenset(Role)
 WRITERS = frozenset({Role.ADMIN, Role.OPERATOR})
 CONTROL = frozenset({Role.ADMIN, Role.OPERATOR})
+OFFICE = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT})
+CUSTOMER_READERS = OFFICE | {Role.CUSTOMER}
 _serial = itertools.count(1)
+#: The services request builders seed through (set by the ``world`` fixture).
+_seed: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -74,6 +91,7 @@ class Route:
     request: Callable[[Region, Tenant], Call]
     is_list: bool = False
     listing: Listing | None = None
+    creates_in_url_region: bool = False
 
 
 def _r(region: Region) -> str:
@@ -93,6 +111,203 @@ def _config(r: Region, t: Tenant) -> Call:
     }
     return Call("PUT", f"{_r(r)}/gateways/{t.gateway}/config", body=body)
 
+
+def _customers() -> CustomersService:
+    return _seed["customers"]  # type: ignore[no-any-return]
+
+
+def _employees() -> EmployeeService:
+    return _seed["employees"]  # type: ignore[no-any-return]
+
+
+def _meter(t: Tenant) -> str:
+    """The billing meter in place at ``t``'s site now."""
+    found = _customers().get_installation(t.region, t.site)
+    assert found is not None
+    return found.billing_meter
+
+
+def _contact(r: Region, t: Tenant) -> Call:
+    seeded = _customers().add_contact(
+        t.region, t.account, ContactIn(name="x", phone="+61200000000")
+    )
+    return Call("DELETE", f"{_r(r)}/accounts/{t.account}/contacts/{seeded.id}")
+
+
+def _licence_in(t: Tenant) -> LicenceIn:
+    return LicenceIn.model_validate(
+        {
+            "kind": "au-electrical" if t.region == Region.AU else "es-instalador-autorizado",
+            "jurisdiction": JURISDICTIONS[t.region],
+            "number": f"S14-{next(_serial)}",
+            "valid_from": "2025-01-01",
+        }
+    )
+
+
+def _licence(r: Region, t: Tenant) -> Call:
+    seeded = _employees().add_licence(t.employee, _licence_in(t))
+    return Call("DELETE", f"{_r(r)}/employees/{t.employee}/licences/{seeded.id}")
+
+
+def _next_day() -> date:
+    return date(2030, 1, 1) + timedelta(days=next(_serial))
+
+
+def _absence(r: Region, t: Tenant) -> Call:
+    day = _next_day()
+    seeded = _employees().add_absence(
+        t.employee, AbsenceIn(starts_on=day, ends_on=day, kind="other")
+    )
+    return Call("DELETE", f"{_r(r)}/employees/{t.employee}/absences/{seeded.id}")
+
+
+def _swap(r: Region, t: Tenant) -> Call:
+    body = {
+        "old_serial": _meter(t),
+        "new_serial": f"MTR-{next(_serial)}",
+        "replaced_at": to_wire(utc_now()),
+        "old_register_kwh": "10",
+        "new_register_kwh": "0",
+    }
+    return Call("POST", f"{_r(r)}/sites/{t.site}/meter-replacements", body=body)
+
+
+def _installation(r: Region, t: Tenant) -> Call:
+    body = installation_in(t.region, _meter(t)).model_dump(mode="json")
+    return Call("PUT", f"{_r(r)}/sites/{t.site}/installation", body=body)
+
+
+def _new_employee(r: Region, t: Tenant) -> Call:
+    body = employee_in(f"E9{next(_serial):04d}", r).model_dump(mode="json")
+    return Call("POST", f"{_r(r)}/employees", body=body)
+
+
+def _get(path: str, **params: Any) -> Callable[[Region, Tenant], Call]:
+    """A GET of ``path`` (formatted with the tenant's fields) under the URL's region."""
+
+    def request(r: Region, t: Tenant) -> Call:
+        return Call("GET", _r(r) + path.format(t=t), params=params or None)
+
+    return request
+
+
+_ABSENT = {"from": "2025-01-01", "to": "2025-12-31"}
+_AVAILABLE = {"at": "2025-11-05T10:00:00+11:00", "jurisdiction": "AU-NSW"}
+
+#: The customers and employees routes (below the fleet's in :data:`TABLE`).
+_OFFICE_ROUTES: dict[tuple[str, str], Route] = {
+    ("GET", "/api/v1/{region}/accounts"): Route(OFFICE, True, 200, _get("/accounts"), is_list=True),
+    ("POST", "/api/v1/{region}/accounts"): Route(
+        WRITERS,
+        True,
+        201,
+        lambda r, t: Call("POST", f"{_r(r)}/accounts", body={"name": "n", "email": "n@x.org"}),
+        creates_in_url_region=True,
+    ),
+    ("GET", "/api/v1/{region}/accounts/{account_id}"): Route(
+        CUSTOMER_READERS, True, 200, _get("/accounts/{t.account}")
+    ),
+    ("PATCH", "/api/v1/{region}/accounts/{account_id}"): Route(
+        WRITERS,
+        True,
+        200,
+        lambda r, t: Call(
+            "PATCH", f"{_r(r)}/accounts/{t.account}", body={"name": f"s14 {next(_serial)}"}
+        ),
+    ),
+    ("GET", "/api/v1/{region}/accounts/{account_id}/contacts"): Route(
+        CUSTOMER_READERS, True, 200, _get("/accounts/{t.account}/contacts")
+    ),
+    ("POST", "/api/v1/{region}/accounts/{account_id}/contacts"): Route(
+        WRITERS,
+        True,
+        201,
+        lambda r, t: Call(
+            "POST", f"{_r(r)}/accounts/{t.account}/contacts", body={"name": "c", "email": "c@x.org"}
+        ),
+    ),
+    ("DELETE", "/api/v1/{region}/accounts/{account_id}/contacts/{contact_id}"): Route(
+        WRITERS, True, 204, _contact
+    ),
+    ("GET", "/api/v1/{region}/sites/{site_id}/installation"): Route(
+        CUSTOMER_READERS, True, 200, _get("/sites/{t.site}/installation")
+    ),
+    ("PUT", "/api/v1/{region}/sites/{site_id}/installation"): Route(
+        WRITERS, True, 200, _installation
+    ),
+    ("GET", "/api/v1/{region}/sites/{site_id}/meter-replacements"): Route(
+        CUSTOMER_READERS, True, 200, _get("/sites/{t.site}/meter-replacements")
+    ),
+    ("POST", "/api/v1/{region}/sites/{site_id}/meter-replacements"): Route(
+        WRITERS, True, 201, _swap
+    ),
+    ("GET", "/api/v1/{region}/sites/{site_id}/warranties"): Route(
+        CUSTOMER_READERS, True, 200, _get("/sites/{t.site}/warranties")
+    ),
+    ("PUT", "/api/v1/{region}/sites/{site_id}/warranties/{serial}"): Route(
+        WRITERS,
+        True,
+        200,
+        lambda r, t: Call(
+            "PUT",
+            f"{_r(r)}/sites/{t.site}/warranties/{INVERTER}",
+            body={"kind": "inverter", "warranty_until": f"{2030 + next(_serial) % 50}-01-01"},
+        ),
+    ),
+    ("GET", "/api/v1/{region}/employees"): Route(
+        OFFICE, True, 200, _get("/employees"), is_list=True
+    ),
+    ("POST", "/api/v1/{region}/employees"): Route(
+        WRITERS, True, 201, _new_employee, creates_in_url_region=True
+    ),
+    ("GET", "/api/v1/{region}/available-employees"): Route(
+        OFFICE, True, 200, _get("/available-employees", **_AVAILABLE), is_list=True
+    ),
+    ("GET", "/api/v1/{region}/employees/{employee_no}"): Route(
+        OFFICE, True, 200, _get("/employees/{t.employee}")
+    ),
+    ("PATCH", "/api/v1/{region}/employees/{employee_no}"): Route(
+        WRITERS,
+        True,
+        200,
+        lambda r, t: Call(
+            "PATCH", f"{_r(r)}/employees/{t.employee}", body={"name": f"s14 {next(_serial)}"}
+        ),
+    ),
+    ("POST", "/api/v1/{region}/employees/{employee_no}/licences"): Route(
+        WRITERS,
+        True,
+        201,
+        lambda r, t: Call(
+            "POST",
+            f"{_r(r)}/employees/{t.employee}/licences",
+            body=_licence_in(t).model_dump(mode="json"),
+        ),
+    ),
+    ("DELETE", "/api/v1/{region}/employees/{employee_no}/licences/{licence_id}"): Route(
+        WRITERS, True, 204, _licence
+    ),
+    ("GET", "/api/v1/{region}/employees/{employee_no}/absences"): Route(
+        OFFICE, True, 200, _get("/employees/{t.employee}/absences", **_ABSENT)
+    ),
+    ("POST", "/api/v1/{region}/employees/{employee_no}/absences"): Route(
+        WRITERS,
+        True,
+        201,
+        lambda r, t: Call(
+            "POST",
+            f"{_r(r)}/employees/{t.employee}/absences",
+            body={"starts_on": str(_next_day()), "ends_on": str(_next_day()), "kind": "other"},
+        ),
+    ),
+    ("DELETE", "/api/v1/{region}/employees/{employee_no}/absences/{absence_id}"): Route(
+        WRITERS, True, 204, _absence
+    ),
+    ("GET", "/api/v1/{region}/calendar/business-days"): Route(
+        ALL, True, 200, _get("/calendar/business-days", **_ABSENT), is_list=True
+    ),
+}
 
 #: The table: (method, OpenAPI path) → row.
 TABLE: dict[tuple[str, str], Route] = {
@@ -172,6 +387,7 @@ TABLE: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/{region}/gateways/{gateway_id}/config/audit"): Route(
         CONTROL, True, 200, lambda r, t: Call("GET", f"{_r(r)}/gateways/{t.gateway}/config/audit")
     ),
+    **_OFFICE_ROUTES,
 }
 
 
@@ -180,6 +396,8 @@ def world(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) ->
     with private_database(postgres_server_url) as url:
         key_dir: Path = tmp_path_factory.mktemp("s14")
         with api_world(url, key_dir) as built:
+            _seed["customers"] = CustomersService(built.pool)
+            _seed["employees"] = EmployeeService(built.pool)
             yield built
 
 
@@ -204,27 +422,45 @@ def test_the_table_names_every_route_of_the_openapi_and_no_other(world: World) -
 
 
 # -- the database footprint of writes --------------------------------------------------------
+#: Rows changed in place show as their ``updated_at`` in microseconds.
+_STAMP = "(extract(epoch FROM updated_at) * 1000000)::bigint"
 _FOOTPRINT = {
     "sites": "SELECT region, count(*) FROM registry.sites GROUP BY 1",
     "gateways": "SELECT site_id::text, count(*) FROM registry.gateways GROUP BY 1",
     "commands": "SELECT gateway_id, count(*) FROM config.commands GROUP BY 1",
     "versions": "SELECT gateway_id, count(*) FROM config.desired GROUP BY 1",
     "audit": "SELECT gateway_id, count(*) FROM config.audit GROUP BY 1",
+    "accounts": "SELECT region, count(*) FROM customers.accounts GROUP BY 1",
+    "account": f"SELECT id, {_STAMP} FROM customers.accounts WHERE id = ANY(%(accounts)s)",
+    "contacts": "SELECT account_id, count(*) FROM customers.contacts GROUP BY 1",
+    "installation": f"SELECT site_id::text, {_STAMP} FROM customers.installations",
+    "meters": "SELECT site_id::text, count(*) FROM customers.meter_replacements GROUP BY 1",
+    "warranties": f"SELECT site_id::text, sum({_STAMP}) FROM customers.device_warranties"
+    " GROUP BY 1",
+    "employees": "SELECT region, count(*) FROM employees.employees GROUP BY 1",
+    "employee": f"SELECT employee_no, {_STAMP} FROM employees.employees"
+    " WHERE employee_no = ANY(%(employees)s)",
+    "licences": "SELECT employee_no, count(*) FROM employees.licences GROUP BY 1",
+    "absences": "SELECT employee_no, count(*) FROM employees.absences GROUP BY 1",
 }
 
 
 def _footprint(world: World) -> dict[tuple[str, str], int]:
+    seeded = {
+        "accounts": [t.account for t in world.tenants.values()],
+        "employees": [t.employee for t in world.tenants.values()],
+    }
     with world.pool.connection() as conn:
         return {
             (table, str(key)): int(n)
             for table, query in _FOOTPRINT.items()
-            for key, n in conn.execute(query).fetchall()
+            for key, n in conn.execute(query, seeded).fetchall()
         }
 
 
 def _owned_keys(t: Tenant) -> set[str]:
     """Footprint keys a write naming ``t``'s objects may change."""
-    return {t.region.value, str(t.site), t.gateway}
+    return {t.region.value, str(t.site), t.gateway, t.account, t.employee}
 
 
 def _changed(before: dict[tuple[str, str], int], after: dict[tuple[str, str], int]) -> set[str]:
@@ -252,6 +488,8 @@ def _expected(route: Route, role: Role, case: str, path: str) -> int:
     if case == "other_region":
         return route.ok if role == Role.ADMIN else 404
     # "other": another account's object (customer) or another region's under our URL.
+    if route.creates_in_url_region:
+        return route.ok  # it names no tenant's object: it creates in the URL's region
     if route.is_list:
         return 200  # a list filtered by an object out of reach is empty, not an error
     if path == "/api/v1/{region}/sites" and route.ok == 201:
@@ -295,6 +533,8 @@ def test_every_role_on_own_and_other_objects_gets_exactly_its_answer(
         if method != "GET":
             changed = _changed(before, _footprint(world))
             allowed = _owned_keys(tenant) if 200 <= want < 300 else set()
+            if route.creates_in_url_region and 200 <= want < 300:
+                allowed.add(url_region.value)
             if not changed <= allowed:
                 failures.append(
                     f"{role.value} {case}: wrote {changed - allowed} (allowed {allowed})"

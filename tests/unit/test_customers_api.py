@@ -4,14 +4,17 @@ None here: a request that got through would fail with 500)."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Annotated, Any, cast
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Path
 from fastapi.testclient import TestClient
 
 from cloud.customers import CustomersService, create_router
 from cloud.portal.errors import add_error_handlers
+from cloud.scope import Access, Scope
+from contracts.topics import Region
 
 ACCOUNT = "acc_" + "0" * 32
 #: What each route can answer, beyond 401, 403 and 422 (every route's).
@@ -33,8 +36,13 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
 PREFIX = "/api/v1/{region}"
 
 
-def _allow() -> None:
-    return None
+def _allow(route: str) -> Callable[..., Any]:
+    """A stand-in of the portal's ``access(route)``: an operator of the URL's region."""
+
+    def access(region: Annotated[Region, Path()]) -> Access:
+        return Access("tester", "operator", Scope.of_region(region))
+
+    return access
 
 
 @pytest.fixture
@@ -42,7 +50,7 @@ def client() -> TestClient:
     app = FastAPI()
     add_error_handlers(app)
     service = CustomersService(cast(Any, None))
-    app.include_router(create_router(service, read=_allow, write=_allow), prefix=PREFIX)
+    app.include_router(create_router(service, access=_allow), prefix=PREFIX)
     return TestClient(app, raise_server_exceptions=False)
 
 
