@@ -40,8 +40,8 @@ from potr.provisioning import (
     ProvisioningError,
     auth_files,
     provision_service,
-    reload_broker,
     rotate_password,
+    sync_broker,
 )
 from potr.servers.mosquitto import broker_group, validate_candidate
 
@@ -90,11 +90,9 @@ def render_broker(
     )
     _check_candidate(conf, files, bdir, layout)
     _own_dirs(bdir)
-    for name, text in files.items():
-        write_secret(bdir / name, text.encode(), group=broker_group(), overwrite=True)
-    write_public(bdir / CRL_FILE, (place.pki_dir / CRL_FILE).read_bytes())
     write_public(bdir / CONF_FILE, conf.render().encode())
-    return RenderResult(bdir / CONF_FILE, created, issued, reload_broker(bdir))
+    # The auth files and CRL as every other change writes them, then the reload.
+    return RenderResult(bdir / CONF_FILE, created, issued, sync_broker(identities, place))
 
 
 def broker_config_for(

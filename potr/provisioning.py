@@ -224,11 +224,16 @@ def revoke_identity(
     except NotFoundError as exc:
         raise ProvisioningError(str(exc)) from None
     if record.credential == "certificate":
-        live = [c for c in pki.listing(place.pki_dir) if c.cn == username and not c.revoked_at]
+        live = _live_certificates(place, username)
         if live:
             pki.revoke(place.pki_dir, cn=username)
     sync_broker(identities, place)
     return record
+
+
+def _live_certificates(place: BrokerPlace, cn: str) -> list[pki.CertRecord]:
+    """The CA's unrevoked certificates of ``cn``, in issue order."""
+    return [c for c in pki.listing(place.pki_dir) if c.cn == cn and c.revoked_at is None]
 
 
 def clear_retained(place: BrokerPlace, gateway_id: str, admin_secret: str) -> None:
@@ -345,7 +350,7 @@ def rotate_certificate(place: BrokerPlace, gateway_id: str, out_dir: Path) -> pk
     """Issue a second certificate with the same CN; the old one stays valid until
     :func:`finish_certificate_rotation` (overlap: the gateway switches at its next
     connect, without losing a message)."""
-    live = [c for c in pki.listing(place.pki_dir) if c.cn == gateway_id and not c.revoked_at]
+    live = _live_certificates(place, gateway_id)
     if not live:
         raise ProvisioningError(f"{gateway_id!r} has no live certificate to rotate")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -360,7 +365,7 @@ def finish_certificate_rotation(
 ) -> list[pki.CertRecord]:
     """Revoke every live certificate of ``gateway_id`` but the newest, once the gateway
     connects with the newest; the broker refuses the old ones from its reload on."""
-    live = [c for c in pki.listing(place.pki_dir) if c.cn == gateway_id and not c.revoked_at]
+    live = _live_certificates(place, gateway_id)
     if len(live) < 2:
         raise ProvisioningError(f"{gateway_id!r} has no older certificate to retire")
     newest = live[-1]  # listing() is in issue order
