@@ -18,6 +18,7 @@ from cloud.customers.models import (
     MeterReplacementIn,
     WarrantyIn,
 )
+from cloud.regional_ids import next_id_sql
 from cloud.scope import Scope
 from contracts.topics import Region
 
@@ -116,9 +117,10 @@ def count_contacts(conn: Connection[Any], account_id: str) -> int:
 def insert_contact(conn: Connection[Any], account_id: str, given: ContactIn) -> Contact:
     row = _one(
         conn,
-        'INSERT INTO customers.contacts (account_id, name, email, phone, role, "primary")'
-        f" VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_CONTACT_COLS}",
-        (account_id, given.name, given.email, given.phone, given.role.value, given.primary),
+        'INSERT INTO customers.contacts (id, account_id, name, email, phone, role, "primary")'
+        f" SELECT {next_id_sql('customers.contacts_id_seq', 'a.region')}, a.id, %s, %s, %s,"
+        f" %s, %s FROM customers.accounts a WHERE a.id = %s RETURNING {_CONTACT_COLS}",
+        (given.name, given.email, given.phone, given.role.value, given.primary, account_id),
     )
     assert row is not None
     return Contact.model_validate(row)

@@ -19,6 +19,7 @@ from cloud.employees.models import (
     Skill,
     WorkingHours,
 )
+from cloud.regional_ids import next_id_sql
 from contracts.topics import Region
 
 _EMP_COLS = (
@@ -138,9 +139,12 @@ def insert_licence(conn: Connection[Any], employee_no: str, lic: LicenceIn) -> L
     row = (
         conn.cursor(row_factory=dict_row)
         .execute(
-            "INSERT INTO employees.licences (employee_no, kind, jurisdiction, number,"
-            f" valid_from, expires_on) VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_LIC_COLS}",
-            (employee_no, lic.kind, lic.jurisdiction, lic.number, lic.valid_from, lic.expires_on),
+            "INSERT INTO employees.licences (id, employee_no, kind, jurisdiction, number,"
+            " valid_from, expires_on)"
+            f" SELECT {next_id_sql('employees.licences_id_seq', 'e.region')}, e.employee_no,"
+            " %s, %s, %s, %s, %s FROM employees.employees e"
+            f" WHERE e.employee_no = %s RETURNING {_LIC_COLS}",
+            (lic.kind, lic.jurisdiction, lic.number, lic.valid_from, lic.expires_on, employee_no),
         )
         .fetchone()
     )
@@ -170,14 +174,16 @@ def insert_absence(conn: Connection[Any], employee_no: str, absence: AbsenceIn) 
     row = (
         conn.cursor(row_factory=dict_row)
         .execute(
-            "INSERT INTO employees.absences (employee_no, starts_on, ends_on, kind, note)"
-            f" VALUES (%s, %s, %s, %s, %s) RETURNING {_ABS_COLS}",
+            "INSERT INTO employees.absences (id, employee_no, starts_on, ends_on, kind, note)"
+            f" SELECT {next_id_sql('employees.absences_id_seq', 'e.region')}, e.employee_no,"
+            " %s, %s, %s, %s FROM employees.employees e WHERE e.employee_no = %s"
+            f" RETURNING {_ABS_COLS}",
             (
-                employee_no,
                 absence.starts_on,
                 absence.ends_on,
                 absence.kind.value,
                 absence.note,
+                employee_no,
             ),
         )
         .fetchone()

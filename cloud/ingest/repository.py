@@ -9,6 +9,7 @@ from uuid import UUID
 
 from cloud.adapters.postgres import Connection, Jsonb
 from cloud.ingest.deadletters import DeadLetterRow
+from cloud.regional_ids import next_id_sql
 from contracts.messages import BirthMsg, CmdAck, ConfigState, EventMsg, StateMsg
 from contracts.streams import StreamProgress, StreamUpdate
 
@@ -107,9 +108,11 @@ def allocate_device_keys(
         return {}
     gws, locals_ = zip(*sorted(pairs), strict=True)
     rows = conn.execute(
-        "INSERT INTO ingest.device_keys (gateway_id, local_id)"
-        " SELECT * FROM unnest(%s::text[], %s::text[]) AS p(gateway_id, local_id)"
-        " ORDER BY gateway_id, local_id"
+        "INSERT INTO ingest.device_keys (gateway_id, local_id, device_id)"
+        f" SELECT p.gateway_id, p.local_id, {next_id_sql('ingest.device_key_seq', 'g.region')}"
+        " FROM unnest(%s::text[], %s::text[]) AS p(gateway_id, local_id)"
+        " LEFT JOIN ingest.gateways g USING (gateway_id)"
+        " ORDER BY p.gateway_id, p.local_id"
         " ON CONFLICT DO NOTHING RETURNING gateway_id, local_id, device_id",
         (list(gws), list(locals_)),
     ).fetchall()

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cloud.adapters.postgres import Connection, dict_row
+from cloud.regional_ids import next_id_sql
 from cloud.registry.models import Device, Gateway, GatewayIn, Site, SiteIn
 from cloud.scope import Scope, site_condition
 
@@ -25,9 +26,11 @@ def insert_site(conn: Connection[Any], site: SiteIn) -> Site:
     row = (
         conn.cursor(row_factory=dict_row)
         .execute(
-            "INSERT INTO registry.sites (name, region, time_zone, utility, latitude, longitude)"
-            f" VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_SITE_COLS}",
+            "INSERT INTO registry.sites (id, name, region, time_zone, utility, latitude,"
+            f" longitude) VALUES ({next_id_sql('registry.sites_id_seq')}, %s, %s, %s, %s, %s,"
+            f" %s) RETURNING {_SITE_COLS}",
             (
+                site.region.value,
                 site.name,
                 site.region.value,
                 site.time_zone,

@@ -23,7 +23,7 @@ from cloud.adapters.postgres import QueryCanceled, create_pool
 from cloud.bootstrap import create_ingest_worker, run_ingest
 from cloud.ingest import IngestSettings, IngestWorker
 from cloud.ingest.pipeline import IngestPipeline
-from cloud.ingest.repository import StreamOwnerError, lock_streams
+from cloud.ingest.repository import StreamOwnerError, allocate_device_keys, lock_streams
 from cloud.migrate import migrate
 from cloud.registry import GatewayIn, RegistryService, SiteIn
 from cloud.settings import MqttEndpoint
@@ -389,10 +389,7 @@ def test_two_pipelines_naming_one_new_device_at_once_share_one_key(
 
         # The first allocation stays uncommitted while the second pipeline runs.
         with psycopg.connect(database_url) as holder:
-            holder.execute(
-                "INSERT INTO ingest.device_keys (gateway_id, local_id) VALUES (%s, 'SN-BOTH')",
-                (GW,),
-            )
+            allocate_device_keys(holder, {(GW, "SN-BOTH")})
             done = threading.Event()
             outcome: list[int] = []
 

@@ -324,7 +324,8 @@ def test_the_schema_refuses_what_the_api_would_whatever_path_writes(
             (),
         ),
         (
-            "INSERT INTO customers.contacts (account_id, name, role) VALUES (%s, 'X', 'owner')",
+            "INSERT INTO customers.contacts (id, account_id, name, role)"
+            " VALUES (5, %s, 'X', 'owner')",
             (acc.id,),
         ),
         ("UPDATE customers.accounts SET id = 'acc_1' WHERE id = %s", (acc.id,)),

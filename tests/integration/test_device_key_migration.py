@@ -9,6 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from cloud.ingest.repository import allocate_device_keys
 from cloud.migrate import migrate
 from tests.integration.harness import migrations_before
 
@@ -54,12 +55,15 @@ def test_existing_keys_are_adopted_and_new_ones_start_above(
             "SELECT local_id, device_id FROM ingest.device_keys ORDER BY device_id"
         ).fetchall()
         assert keys == [("SN-A", 1), ("SN-B", 2), ("SN-C", 3)]
-        [(new,)] = conn.execute(
-            "INSERT INTO ingest.device_keys (gateway_id, local_id) VALUES (%s, 'SN-D')"
-            " RETURNING device_id",
-            (GW,),
-        ).fetchall()
-        assert new == 4
+        # The next key is above them and says its region (au: n * 4 + 1; 5 is the first
+        # such number above 3).
+        assert allocate_device_keys(conn, {(GW, "SN-D")}) == {(GW, "SN-D"): 5}
+        # Only the allocation gives keys: the column has no default any more.
+        with pytest.raises(psycopg.errors.NotNullViolation), conn.transaction():
+            conn.execute(
+                "INSERT INTO ingest.device_keys (gateway_id, local_id) VALUES (%s, 'SN-X')",
+                (GW,),
+            )
         # The registry no longer allocates: an id must come from ingest.
         with pytest.raises(psycopg.errors.NotNullViolation):
             conn.execute(
@@ -67,12 +71,17 @@ def test_existing_keys_are_adopted_and_new_ones_start_above(
             )
 
 
-def test_a_fresh_database_starts_keys_at_one(database_url: str) -> None:
+def test_a_fresh_databases_keys_say_their_gateways_region(database_url: str) -> None:
     migrate(database_url)
     with psycopg.connect(database_url) as conn:
-        [(key,)] = conn.execute(
-            "INSERT INTO ingest.device_keys (gateway_id, local_id) VALUES (%s, 'SN-A')"
-            " RETURNING device_id",
-            (GW,),
-        ).fetchall()
-    assert key == 1
+        conn.execute(
+            "INSERT INTO ingest.gateways (gateway_id, region, time_zone, updated_at) VALUES"
+            " ('gw-au-1', 'au', 'Australia/Sydney', now()), ('gw-es-1', 'es', 'Europe/Madrid',"
+            " now()), ('gw-us-1', 'us', 'America/Denver', now())"
+        )
+        keys = allocate_device_keys(
+            conn, {("gw-au-1", "SN-A"), ("gw-es-1", "SN-A"), ("gw-us-1", "SN-A")}
+        )
+    # One sequence, n = 1, 2, 3 in (gateway, local id) order; key = n * 4 + code with
+    # au 1, us 2, es 3.
+    assert keys == {("gw-au-1", "SN-A"): 5, ("gw-es-1", "SN-A"): 11, ("gw-us-1", "SN-A"): 14}

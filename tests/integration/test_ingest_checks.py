@@ -29,7 +29,7 @@ from cloud.bootstrap import create_ingest_worker
 from cloud.ingest.deadletters import LimiterConfig
 from cloud.ingest.limits import IngestLimits
 from cloud.ingest.pipeline import IngestPipeline
-from cloud.ingest.repository import lock_new_devices
+from cloud.ingest.repository import allocate_device_keys, lock_new_devices
 from cloud.ingest.validate import Bounds
 from cloud.migrate import migrate
 from cloud.registry import GatewayIn, NotFoundError, RegistryService
@@ -294,11 +294,7 @@ def test_a_worker_counts_the_days_devices_only_once_another_workers_are_committe
     outcome: list[int] = []
     with psycopg.connect(database_url) as other:
         lock_new_devices(other, [GW])
-        other.execute(
-            "INSERT INTO ingest.device_keys (gateway_id, local_id)"
-            " SELECT %s, 'O-' || i FROM generate_series(1, 60) AS i",
-            (GW,),
-        )
+        allocate_device_keys(other, {(GW, f"O-{i}") for i in range(1, 61)})
         thread = threading.Thread(
             target=lambda: outcome.append(
                 pipeline.process(
