@@ -50,7 +50,12 @@ from cloud.employees import EmployeeService
 from cloud.events.bus import EventBus, InProcessBus
 from cloud.events.relay import MetricsHook, OutboxRelay
 from cloud.events.runtime import BusSettings, EventRuntime, event_runtime
-from cloud.identity import IdentitySettings, SmtpMailer, create_identity_service
+from cloud.identity import (
+    IdentityService,
+    IdentitySettings,
+    SmtpMailer,
+    create_identity_service,
+)
 from cloud.identity import create_router as identity_router
 from cloud.ingest import CompletenessReader, IngestSettings, IngestWorker
 from cloud.ingest import event_subscriptions as ingest_subscriptions
@@ -212,10 +217,14 @@ def create_api(
     )
 
 
-def create_identity_api(settings: IdentitySettings, pool: Pool) -> FastAPI:
+def create_identity_api(
+    settings: IdentitySettings, pool: Pool, *, service: IdentityService | None = None
+) -> FastAPI:
     """The identity service's own API (``/api/v1/auth``) over ``pool``, as the API gateway
-    reaches it; its reset mails go through the settings' SMTP relay. Opens no connection."""
-    service = create_identity_service(settings, pool)
+    reaches it; its reset mails go through the settings' SMTP relay. ``service``: the one
+    the process also purges with (else one is made). Opens no connection."""
+    if service is None:
+        service = create_identity_service(settings, pool)
     app = FastAPI(
         title="PoTR identity API",
         version="1.0.0",

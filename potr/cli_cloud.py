@@ -250,9 +250,15 @@ def api() -> None:
 
 
 def identity_api() -> None:
-    """Serve the identity API (/api/v1/auth) on POTR_IDENTITY_API_HOST:PORT."""
+    """Serve the identity API (/api/v1/auth) on POTR_IDENTITY_API_HOST:PORT, and purge
+    ended counters and tokens every POTR_IDENTITY_PURGE_INTERVAL_S."""
     from cloud.bootstrap import create_identity_api, open_pool
-    from cloud.identity import IdentitySettings, load_signing_key
+    from cloud.identity import (
+        IdentitySettings,
+        create_identity_service,
+        load_signing_key,
+        run_purge_loop,
+    )
 
     settings = load_settings(IdentitySettings, console)
     # Checked before any connection: without it no token could be issued.
@@ -261,15 +267,25 @@ def identity_api() -> None:
     async def serve(stop: asyncio.Event) -> None:
         pool = await asyncio.to_thread(open_pool, settings, "identity")
         try:
-            app = create_identity_api(settings, pool)
-            await serve_http(
-                app,
-                settings.identity_api_host,
-                settings.identity_api_port,
-                stop,
-                log_level="info",
-                forwarded_allow_ips=settings.identity_trusted_proxies,
-            )
+            service = create_identity_service(settings, pool)
+            app = create_identity_api(settings, pool, service=service)
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(
+                    run_purge_loop(
+                        service.purge, stop, interval_s=settings.identity_purge_interval_s
+                    )
+                )
+                try:
+                    await serve_http(
+                        app,
+                        settings.identity_api_host,
+                        settings.identity_api_port,
+                        stop,
+                        log_level="info",
+                        forwarded_allow_ips=settings.identity_trusted_proxies,
+                    )
+                finally:
+                    stop.set()  # the server ended (a signal, or it gave up): so does the purge
         finally:
             pool.close()
 

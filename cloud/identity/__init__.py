@@ -4,11 +4,12 @@ audit of it all — and the access tokens every regional API verifies.
 Published interface: the token functions (:func:`verify_access_token` → :class:`Principal`,
 :func:`issue_access_token`), the keys (:func:`load_signing_key`,
 :func:`load_verifying_keys`), :class:`IdentityService` with its models, options and
-errors, :func:`create_router` and the mail adapter for the composition root, and the
-settings. Other services import nothing else from here.
+errors, :func:`create_router`, :func:`run_purge_loop` and the mail adapter for the
+composition root, and the settings. Other services import nothing else from here.
 """
 
 from cloud.identity.api import AUTH_PREFIX, create_router
+from cloud.identity.housekeeping import run_purge_loop
 from cloud.identity.keys import KeyFileError, load_signing_key, load_verifying_keys
 from cloud.identity.mail import Mailer, SmtpMailer
 from cloud.identity.models import (
@@ -104,5 +105,6 @@ __all__ = [
     "issue_access_token",
     "load_signing_key",
     "load_verifying_keys",
+    "run_purge_loop",
     "verify_access_token",
 ]

@@ -111,6 +111,8 @@ class IdentitySettings(SigningSettings, SmtpSettings, DatabaseSettings):
     identity_argon2_time_cost: int = Field(default=ARGON2_TIME_COST, ge=ARGON2_TIME_COST)
     #: Hashes computed at once per process (each holds its memory while it runs).
     identity_hash_concurrency: int = Field(default=4, ge=1, le=64)
+    #: How often ``potr identity-api`` deletes counters and tokens that ended over a day ago.
+    identity_purge_interval_s: int = Field(default=3600, ge=1, le=86_400)
 
     @model_validator(mode="after")
     def _production_secrets(self) -> IdentitySettings:

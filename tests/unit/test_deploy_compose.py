@@ -1,12 +1,15 @@
-"""``deploy/compose/<region>.yaml`` against the code it runs, without Docker.
+"""``deploy/compose/<region>.yaml``, ``deploy/compose/identity.yaml`` and the gateway's
+systemd unit against the code they run, without Docker.
 
 Each potr service's command must be a command of the ``potr`` CLI with options it has;
 each ``POTR_*`` name a setting (and one that the command's own settings read and accept
 as production settings); each MQTT identity one process's; the broker container must
 see every file ``potr broker render`` names in ``mosquitto.conf``, at that path; the image
-must carry every library the services import; and every ``potr`` line of the operations
-page (``docs/brokers.md``) must be a real command. A renamed command, option or setting
-fails here with the name that no longer exists.
+must carry every library the services import; each pool the API gateway balances (a
+region's ``potr api``, identity's ``potr identity-api``) at least two processes on distinct
+ports; the gateway's unit must run the prefix render writes; and every ``potr`` line of the
+operations pages (``docs/brokers.md``, ``docs/gateway.md``) must be a real command. A
+renamed command, option or setting fails here with the name that no longer exists.
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ from packaging.utils import canonicalize_name
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
+from broker_config import nginx
 from cloud.config import ConfigSettings
 from cloud.events.runtime import BusSettings
+from cloud.identity import IdentitySettings
 from cloud.ingest import IngestSettings
 from cloud.portal import ApiSettings
 from cloud.settings import DatabaseSettings
@@ -42,6 +47,7 @@ from contracts.topics import Region
 from potr.broker_render import CONF_FILE, BrokerLayout
 from potr.broker_settings import BrokerSiteSettings
 from potr.cli import app
+from potr.gateway_settings import GatewaySettings
 from potr.ingest_workers import worker_settings
 from potr.provisioning import ACL_FILE, PASSWORD_FILE
 
@@ -49,12 +55,27 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = ROOT / "deploy" / "compose"
 SECRETS_EXAMPLE = COMPOSE_DIR / "secrets.example"
 DOCKERFILE = "deploy/Dockerfile"
-#: What an operator exports before ``docker compose`` (the file's ``${...}`` names).
-INTERPOLATION = {"BROKER_HOST": "mqtt.example.net"}
-#: Stand-ins for the secrets of ``potr.env`` (empty in the example).
+GATEWAY_UNIT = ROOT / "deploy" / "potr-gateway.service"
+#: What an operator puts in ``compose.env`` (the files' ``${...}`` names).
+INTERPOLATION = {
+    "BROKER_HOST": "mqtt.example.net",
+    "API_ADDRESS": "10.1.0.11",
+    "IDENTITY_ADDRESS": "10.9.0.11",
+    "GATEWAY_ADDRESS": "10.0.0.5",
+    "SMTP_HOST": "smtp.example.net",
+    "RESET_URL": "https://portal.example.net/reset-password#token=",
+}
+#: Stand-ins for the secrets of each potr env file (empty in the examples).
 FAKE_SECRETS = {
-    "POTR_DATABASE_URL": "postgresql://potr:not-a-secret@db:5432/potr",
-    "POTR_AMQP_URL": "amqp://potr:not-a-secret@rabbitmq:5672/",
+    "potr.env": {
+        "POTR_DATABASE_URL": "postgresql://potr:not-a-secret@db:5432/potr",
+        "POTR_AMQP_URL": "amqp://potr:not-a-secret@rabbitmq:5672/",
+    },
+    "identity.env": {
+        "POTR_DATABASE_URL": "postgresql://potr:not-a-secret@db:5432/potr",
+        "POTR_SMTP_USERNAME": "potr-identity",
+        "POTR_SMTP_PASSWORD": "not-a-secret",
+    },
 }
 PROJECT_PACKAGES = {
     "contracts",
@@ -67,21 +88,53 @@ PROJECT_PACKAGES = {
     "potr",
 }
 
-#: Each potr service: the command it runs, and the settings classes that command loads
-#: (read from potr/cli*.py). The admin service runs the operator's `potr broker|gateway`
-#: commands, which read BrokerSiteSettings and the registry's database.
-SERVICES: dict[str, tuple[tuple[str, ...], tuple[type[BaseSettings], ...]]] = {
-    "migrate": (("db", "migrate"), (DatabaseSettings,)),
-    "ingest": (("ingest",), (IngestSettings, ConfigSettings, BusSettings)),
-    "config": (("config", "run"), (ConfigSettings, BusSettings)),
-    "api": (("api",), (ApiSettings, ConfigSettings)),
-    "admin": (("pki", "list"), (BrokerSiteSettings, DatabaseSettings)),
+Command = tuple[str, ...]
+#: Each command the files run, and the settings classes it loads (read from potr/cli*.py).
+#: A region's admin service runs the operator's `potr broker|gateway` commands, which read
+#: BrokerSiteSettings and the registry's database; identity's the `potr user` commands.
+COMMANDS: dict[Command, tuple[type[BaseSettings], ...]] = {
+    ("db", "migrate"): (DatabaseSettings,),
+    ("ingest",): (IngestSettings, ConfigSettings, BusSettings),
+    ("config", "run"): (ConfigSettings, BusSettings),
+    ("api",): (ApiSettings, ConfigSettings),
+    ("pki", "list"): (BrokerSiteSettings, DatabaseSettings),
+    ("identity-api",): (IdentitySettings,),
+    ("user", "list"): (IdentitySettings,),
 }
-#: The kind of broker identity each MQTT-connected service uses.
+REGIONS = [r.value for r in Region]
+IDENTITY = "identity"
+#: Every compose file (its name without .yaml) and the command each potr service runs.
+SERVICES: dict[str, dict[str, Command]] = {
+    **{
+        region: {
+            "migrate": ("db", "migrate"),
+            "ingest": ("ingest",),
+            "config": ("config", "run"),
+            "api": ("api",),
+            "api-2": ("api",),
+            "admin": ("pki", "list"),
+        }
+        for region in REGIONS
+    },
+    IDENTITY: {
+        "migrate": ("db", "migrate"),
+        "identity": ("identity-api",),
+        "identity-2": ("identity-api",),
+        "admin": ("user", "list"),
+    },
+}
+FILES = list(SERVICES)
+#: The kind of broker identity each MQTT-connected command uses.
 IDENTITY_KINDS = {
-    "ingest": IdentityKind.INGEST,
-    "config": IdentityKind.CONFIG,
-    "api": IdentityKind.CONFIG,
+    ("ingest",): IdentityKind.INGEST,
+    ("config", "run"): IdentityKind.CONFIG,
+    ("api",): IdentityKind.CONFIG,
+}
+#: The HTTP servers the API gateway balances: the setting naming the port each listens on,
+#: and the compose.env variable naming the host address it is published on.
+POOLS: dict[Command, tuple[str, str]] = {
+    ("api",): ("POTR_API_PORT", "API_ADDRESS"),
+    ("identity-api",): ("POTR_IDENTITY_API_PORT", "IDENTITY_ADDRESS"),
 }
 
 CLI = typer.main.get_command(app)
@@ -99,8 +152,9 @@ def _interpolate(text: str, path: Path) -> str:
     return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)[^}]*\}", value, text)
 
 
-def compose(region: str) -> dict[str, Any]:
-    path = COMPOSE_DIR / f"{region}.yaml"
+def compose(name: str) -> dict[str, Any]:
+    """``deploy/compose/<name>.yaml`` (a region or identity) with ``${...}`` filled in."""
+    path = COMPOSE_DIR / f"{name}.yaml"
     data = yaml.safe_load(_interpolate(path.read_text(encoding="utf-8"), path))
     assert isinstance(data, dict)
     return data
@@ -228,26 +282,25 @@ def reads(classes: Sequence[type[BaseSettings]], variable: str) -> bool:
     return False
 
 
-SetEnv = Callable[[dict[str, str]], None]
+SetEnv = Callable[[dict[str, str], dict[str, Any]], None]
 
 
 @pytest.fixture
 def service_env(monkeypatch: pytest.MonkeyPatch) -> SetEnv:
-    """Sets exactly a service's ``POTR_*`` environment (plus stand-in secrets)."""
+    """Sets exactly a service's ``POTR_*`` environment: ``env`` and the stand-ins for the
+    secrets of its env file (``svc``)."""
 
-    def apply(env: dict[str, str]) -> None:
+    def apply(env: dict[str, str], svc: dict[str, Any]) -> None:
         for name in list(os.environ):
             if name.startswith("POTR_"):
                 monkeypatch.delenv(name)
-        for name, value in {**FAKE_SECRETS, **env}.items():
+        for name, value in {**FAKE_SECRETS[Path(svc["env_file"]).name], **env}.items():
             monkeypatch.setenv(name, value)
 
     return apply
 
 
 # -- the tests ------------------------------------------------------------------------
-
-REGIONS = [r.value for r in Region]
 
 
 def test_every_region_has_a_file_identical_but_for_its_name() -> None:
@@ -258,24 +311,24 @@ def test_every_region_has_a_file_identical_but_for_its_name() -> None:
         assert compose(region)["name"] == f"potr-{region}"
 
 
-@pytest.mark.parametrize("region", REGIONS)
-def test_every_potr_service_runs_a_potr_command_with_options_it_has(region: str) -> None:
-    services = potr_services(compose(region))
-    assert set(services) == set(SERVICES), "a potr service the test does not know of"
+@pytest.mark.parametrize("file", FILES)
+def test_every_potr_service_runs_a_potr_command_with_options_it_has(file: str) -> None:
+    services = potr_services(compose(file))
+    assert set(services) == set(SERVICES[file]), "a potr service the test does not know of"
     for name, svc in services.items():
         try:
             path, _ = parse_cli(svc["command"])
         except NotACommand as exc:
-            pytest.fail(f"{region}.yaml service {name}: {exc}")
-        assert path == SERVICES[name][0], f"{name} runs `potr {' '.join(path)}`"
+            pytest.fail(f"{file}.yaml service {name}: {exc}")
+        assert path == SERVICES[file][name], f"{name} runs `potr {' '.join(path)}`"
 
 
 def test_every_potr_variable_is_a_setting() -> None:
     classes = settings_classes()
     given = {
-        f"{region}.yaml {name}": list(environment(svc))
-        for region in REGIONS
-        for name, svc in compose(region)["services"].items()
+        f"{file}.yaml {name}": list(environment(svc))
+        for file in FILES
+        for name, svc in compose(file)["services"].items()
     }
     given |= {f"secrets.example/{f.name}": env_file_names(f) for f in SECRETS_EXAMPLE.iterdir()}
     unknown = {
@@ -286,49 +339,95 @@ def test_every_potr_variable_is_a_setting() -> None:
     assert not unknown, f"not a field of any settings class: {unknown}"
 
 
-@pytest.mark.parametrize("region", REGIONS)
+def test_the_potr_env_file_examples_hold_the_secrets_the_tests_stand_in_for() -> None:
+    for env_file, secrets in FAKE_SECRETS.items():
+        example = set(env_file_names(SECRETS_EXAMPLE / env_file))
+        assert example == set(secrets), f"{env_file} example changed: update FAKE_SECRETS"
+
+
+@pytest.mark.parametrize("file", FILES)
 def test_each_service_gets_what_its_command_reads_and_production_accepts_it(
-    region: str, service_env: SetEnv
+    file: str, service_env: SetEnv
 ) -> None:
-    example = set(env_file_names(SECRETS_EXAMPLE / "potr.env"))
-    assert example == set(FAKE_SECRETS), "potr.env.example changed: update FAKE_SECRETS"
-    for name, svc in potr_services(compose(region)).items():
-        assert Path(svc["env_file"]).name == "potr.env"
-        _, classes = SERVICES[name]
+    for name, svc in potr_services(compose(file)).items():
+        env_file = Path(svc["env_file"]).name
+        assert env_file in FAKE_SECRETS, f"{name}: {env_file} is not a potr env file"
+        classes = COMMANDS[SERVICES[file][name]]
         env = environment(svc)
         unread = [v for v in env if not reads(classes, v)]
         assert not unread, f"{name}: its command reads none of {unread}"
-        service_env(env)
+        service_env(env, svc)
         for cls in classes:
-            cls()  # production checks included (POTR_ENV=production where MQTT is used)
+            cls()  # production checks included (POTR_ENV=production where set)
 
 
-@pytest.mark.parametrize("region", REGIONS)
-def test_every_env_file_a_service_reads_has_an_example(region: str) -> None:
+@pytest.mark.parametrize("file", FILES)
+def test_every_env_file_a_service_reads_has_an_example(file: str) -> None:
     examples = {f.name for f in SECRETS_EXAMPLE.iterdir()}
-    for name, svc in compose(region)["services"].items():
+    for name, svc in compose(file)["services"].items():
         for env_file in [svc["env_file"]] if "env_file" in svc else []:
-            assert Path(env_file).parent == Path(f"/srv/potr/{region}/secrets"), name
+            assert Path(env_file).parent == Path(f"/srv/potr/{file}/secrets"), name
             assert Path(env_file).name in examples, f"{name}: no example of {env_file}"
 
 
-@pytest.mark.parametrize("region", REGIONS)
-def test_every_file_or_directory_a_setting_names_is_mounted(region: str) -> None:
-    for name, svc in potr_services(compose(region)).items():
+@pytest.mark.parametrize("file", FILES)
+def test_every_file_or_directory_a_setting_names_is_mounted(file: str) -> None:
+    for name, svc in potr_services(compose(file)).items():
         for variable, value in environment(svc).items():
             if variable.endswith(("_FILE", "_DIR")):
                 assert mount_of(value, svc), f"{name}: {variable}={value} is not mounted"
+
+
+@pytest.mark.parametrize("file", FILES)
+def test_every_secret_is_a_file_of_the_hosts_secrets_directory(file: str) -> None:
+    spec = compose(file)
+    declared = spec.get("secrets") or {}
+    used = {s["source"] for svc in spec["services"].values() for s in svc.get("secrets") or []}
+    assert used == set(declared), f"used {sorted(used)}, declared {sorted(declared)}"
+    for name, secret in declared.items():
+        assert Path(secret["file"]).parent == Path(f"/srv/potr/{file}/secrets"), name
+
+
+@pytest.mark.parametrize("file", FILES)
+def test_each_pool_the_gateway_balances_has_two_processes_on_distinct_host_ports(
+    file: str,
+) -> None:
+    services = potr_services(compose(file))
+    pools: dict[Command, list[dict[str, Any]]] = {}
+    for name, svc in services.items():
+        if SERVICES[file][name] in POOLS:
+            pools.setdefault(SERVICES[file][name], []).append(svc)
+    assert pools, f"{file}.yaml runs no process the gateway sends requests to"
+    for command, members in pools.items():
+        port_setting, address = POOLS[command]
+        assert len(members) >= 2, f"`potr {' '.join(command)}`: one process, no failover"
+        published = []
+        for svc in members:
+            env = environment(svc)
+            [mapping] = svc["ports"]
+            host, host_port, container_port = mapping.split(":")
+            # Plain HTTP for the gateway: on the address compose.env names, never all.
+            assert host == INTERPOLATION[address], mapping
+            assert container_port == env[port_setting], mapping
+            published.append(host_port)
+            if command == ("api",):
+                assert env["POTR_API_REGION"] == file  # each serves only its region
+            else:
+                trusted = env["POTR_IDENTITY_TRUSTED_PROXIES"]
+                assert trusted == INTERPOLATION["GATEWAY_ADDRESS"]
+        assert len(set(published)) == len(published), f"host ports {published}"
 
 
 @pytest.mark.parametrize("region", REGIONS)
 def test_one_broker_identity_per_process(region: str, service_env: SetEnv) -> None:
     seen: dict[str, str] = {}
     for name, svc in potr_services(compose(region)).items():
+        path = SERVICES[region][name]
         env = environment(svc)
         if "POTR_MQTT_USERNAME" not in env:
             continue
-        path, params = parse_cli(svc["command"])
-        service_env(env)
+        _, params = parse_cli(svc["command"])
+        service_env(env, svc)
         if path == ("ingest",):
             settings = IngestSettings(ingest_workers=params["workers"])
             users = [worker_settings(settings, n).mqtt_user for n in range(settings.ingest_workers)]
@@ -337,11 +436,11 @@ def test_one_broker_identity_per_process(region: str, service_env: SetEnv) -> No
         for user in users:
             assert user is not None
             kind, ident = parse_username(user)
-            assert kind is IDENTITY_KINDS[name], f"{name} connects as {user}"
+            assert kind is IDENTITY_KINDS[path], f"{name} connects as {user}"
             assert ident.split("-")[0] == region, f"{name} connects as {user}"
             assert user not in seen, f"{name} and {seen.get(user)} both connect as {user}"
             seen[user] = name
-    assert len(seen) >= 4  # two ingest workers, the config service, the API
+    assert len(seen) >= 5  # two ingest workers, the config service, two API processes
 
 
 #: The keywords of mosquitto.conf that name a file or directory.
@@ -529,9 +628,10 @@ def documented_commands(text: str) -> list[list[str]]:
     return commands
 
 
-def test_the_operations_page_names_only_real_commands() -> None:
-    commands = documented_commands((ROOT / "docs" / "brokers.md").read_text(encoding="utf-8"))
-    assert len(commands) >= 15, commands  # the page's examples were found
+@pytest.mark.parametrize(("page", "at_least"), [("brokers.md", 15), ("gateway.md", 5)])
+def test_the_operations_page_names_only_real_commands(page: str, at_least: int) -> None:
+    commands = documented_commands((ROOT / "docs" / page).read_text(encoding="utf-8"))
+    assert len(commands) >= at_least, commands  # the page's examples were found
     wrong = []
     for argv in commands:
         try:
@@ -539,3 +639,83 @@ def test_the_operations_page_names_only_real_commands() -> None:
         except NotACommand as exc:
             wrong.append(str(exc))
     assert not wrong, "\n".join(wrong)
+
+
+# -- the API gateway ------------------------------------------------------------------
+
+
+def gateway_renders() -> list[dict[str, Any]]:
+    """The parameters of each ``potr gateway-config render`` on the gateway's page."""
+    page = (ROOT / "docs" / "gateway.md").read_text(encoding="utf-8")
+    renders = [
+        parse_cli(argv)[1]
+        for argv in documented_commands(page)
+        if argv[1:3] == ["gateway-config", "render"]
+    ]
+    assert renders, "docs/gateway.md shows no render"
+    return renders
+
+
+def unit_file(path: Path) -> dict[str, dict[str, str]]:
+    """A systemd unit's sections (each key once, as ours are written)."""
+    sections: dict[str, dict[str, str]] = {}
+    current: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if line.startswith("["):
+            current = sections.setdefault(line.strip("[]"), {})
+            continue
+        key, value = line.split("=", 1)
+        assert key not in current, f"{path.name}: {key} twice"
+        current[key] = value
+    return sections
+
+
+def test_the_documented_gateway_reaches_every_pool_at_the_ports_compose_publishes() -> None:
+    def host_ports(file: str, command: Command) -> set[str]:
+        services = potr_services(compose(file))
+        return {
+            port.split(":")[1]
+            for name, svc in services.items()
+            if SERVICES[file][name] == command
+            for port in svc["ports"]
+        }
+
+    for params in gateway_renders():
+        pools = dict(item.split("=", 1) for item in params["region_upstream"])
+        assert set(pools) == set(REGIONS)
+        for region, servers in pools.items():
+            ports = {server.rsplit(":", 1)[1] for server in servers.split(",")}
+            assert ports == host_ports(region, ("api",)), f"{region}: {servers}"
+        identity = {s.rsplit(":", 1)[1] for s in params["identity_upstream"].split(",")}
+        assert identity == host_ports(IDENTITY, ("identity-api",))
+
+
+def test_the_gateway_unit_runs_nginx_from_the_prefix_render_writes() -> None:
+    unit = unit_file(GATEWAY_UNIT)
+    start = unit["Service"]["ExecStart"]
+    argv = shlex.split(start)
+    assert argv[0] == "/usr/sbin/nginx", "Debian's nginx-light"
+    options = dict(zip(argv[1::2], argv[2::2], strict=True))
+    prefix = PurePosixPath(options["-p"])
+    assert options["-c"] == nginx.CONF_FILE
+    assert options["-e"] == nginx.ERROR_LOG
+    assert options["-g"] == "daemon off;"  # the unit's main process is nginx's master
+    assert unit["Unit"]["ConditionPathExists"] == str(prefix / nginx.CONF_FILE)
+    for params in gateway_renders():
+        assert PurePosixPath(params["out"]) == prefix, "render writes where the unit runs"
+        settings = GatewaySettings(
+            gateway_dir=params["out"],
+            gateway_upstreams=";".join(params["region_upstream"]),
+            gateway_identity_upstreams=params["identity_upstream"],
+        )
+        conf = settings.config().render().splitlines()
+        # render reloads the pid its config names, under the prefix: the master, which
+        # -g keeps in the foreground (a `daemon` line of the config would clash with it).
+        assert f"pid {nginx.PID_FILE};" in conf
+        assert not [line for line in conf if line.strip().startswith("daemon")]
+    assert unit["Service"]["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    # The page's run line is the unit's.
+    page = (ROOT / "docs" / "gateway.md").read_text(encoding="utf-8")
+    assert start.removeprefix("/usr/sbin/") in page
