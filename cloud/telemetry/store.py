@@ -12,7 +12,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from cloud.adapters.postgres import Connection, ConnectionPool, UniqueViolation, ping, sql
+from cloud.migrate import Backend, schema_backend
 from cloud.scope import GatewayReach, gateway_reach_condition
+from cloud.telemetry.dirty import mark_dirty
 from cloud.telemetry.models import (
     QUALITY_NAMES,
     ReadingPoint,
@@ -33,6 +35,11 @@ PARTITION_PAST_DAYS = 400
 PARTITION_FUTURE_DAYS = 2
 _PARTITION_LOCK_KEY = 0x706F747270617274
 log = logging.getLogger(__name__)
+
+
+def store_backend(conn: Connection[Any]) -> Backend:
+    """The backend the telemetry schema was migrated for."""
+    return schema_backend(conn, "telemetry") or "plain"
 
 
 def partition_name(day: date) -> str:
@@ -63,9 +70,12 @@ class TelemetryStore:
         write_mode: WriteMode = "copy",
         past_days: int = PARTITION_PAST_DAYS,
         future_days: int = PARTITION_FUTURE_DAYS,
+        backend: Backend | None = None,
     ) -> None:
         self._pool = pool
         self._write_mode: WriteMode = write_mode
+        #: None until first needed: then read from the schema (``store_backend``).
+        self._backend = backend
         self._known_partitions: set[date] = set()
         #: The window partitions may be created in, in days around today (UTC).
         self._past_days = past_days
@@ -73,6 +83,13 @@ class TelemetryStore:
 
     def ping(self) -> None:
         ping(self._pool)
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            with self._pool.connection() as conn:
+                self._backend = store_backend(conn)
+        return self._backend
 
     # -- maintenance -------------------------------------------------------------
     def sync_catalog(self) -> None:
@@ -93,6 +110,8 @@ class TelemetryStore:
         timestamp must not create tables. Such days are skipped and logged; their rows,
         if written, would land in the default partition.
         """
+        if self.backend == "timescale":
+            return []  # TimescaleDB makes the chunks itself
         today = today or datetime.now(UTC).date()
         lo = today - timedelta(days=self._past_days)
         hi = today + timedelta(days=self._future_days)
@@ -144,12 +163,18 @@ class TelemetryStore:
 
     # -- writes ------------------------------------------------------------------
     def write_readings(self, conn: Connection[Any], rows: Sequence[RowTuple]) -> int:
-        """Insert rows in the caller's transaction, ignoring repeats; return rows added."""
+        """Insert rows in the caller's transaction, ignoring repeats; return rows added.
+
+        The same transaction marks the devices' time ranges dirty for the rollups and
+        energy (:mod:`cloud.telemetry.dirty`), so no stored reading escapes them."""
         if not rows:
             return 0
         if self._write_mode == "copy":
-            return self._write_copy(conn, rows)
-        return self._write_unnest(conn, rows)
+            added = self._write_copy(conn, rows)
+        else:
+            added = self._write_unnest(conn, rows)
+        mark_dirty(conn, rows)
+        return added
 
     @classmethod
     def _write_copy(cls, conn: Connection[Any], rows: Sequence[RowTuple]) -> int:

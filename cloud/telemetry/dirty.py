@@ -1,0 +1,62 @@
+"""Dirty ranges: what the write path stored, for the rollups and energy to catch up on.
+
+Every batch the store writes also records, in the same transaction, per device and UTC
+day the first and last reading time it carried (``telemetry.dirty``). The maintenance
+job (:mod:`cloud.telemetry.rollups`) takes rows in id order, recomputes what they cover
+and deletes them in its own transaction: a reading committed is always covered by a
+dirty row until its rollups are, whatever crashes in between, and late data (a gateway
+back after a week) is covered the same way as live data. Per day, not per batch, so a
+batch mixing live and week-old readings of one device does not make the job recompute
+the days between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from cloud.adapters.postgres import Connection
+
+__all__ = ["DirtyRange", "dirty_ranges", "mark_dirty"]
+
+_DAY_S = 86_400
+
+
+class DirtyRange(NamedTuple):
+    device_id: int
+    from_ts: datetime
+    to_ts: datetime
+
+
+def dirty_ranges(rows: Iterable[Sequence[Any]]) -> list[DirtyRange]:
+    """Per device and UTC day of ``rows`` (``(ts, device_id, ...)`` tuples), the first
+    and last time; in (device, time) order."""
+    spans: dict[tuple[int, int], list[datetime]] = {}
+    for row in rows:
+        ts, device = row[0], row[1]
+        key = (device, int(ts.timestamp()) // _DAY_S)
+        span = spans.get(key)
+        if span is None:
+            spans[key] = [ts, ts]
+        elif ts < span[0]:
+            span[0] = ts
+        elif ts > span[1]:
+            span[1] = ts
+    return [DirtyRange(dev, lo, hi) for (dev, _), (lo, hi) in sorted(spans.items())]
+
+
+def mark_dirty(conn: Connection[Any], rows: Sequence[Sequence[Any]]) -> int:
+    """Record ``rows``' dirty ranges in the caller's transaction; the number recorded."""
+    ranges = dirty_ranges(rows)
+    if ranges:
+        conn.execute(
+            "INSERT INTO telemetry.dirty (device_id, from_ts, to_ts)"
+            " SELECT * FROM unnest(%s::int[], %s::timestamptz[], %s::timestamptz[])",
+            (
+                [r.device_id for r in ranges],
+                [r.from_ts for r in ranges],
+                [r.to_ts for r in ranges],
+            ),
+        )
+    return len(ranges)
