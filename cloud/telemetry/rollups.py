@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cloud.adapters.postgres import Connection, ConnectionPool
+from cloud.adapters.postgres import Connection
 from cloud.migrate import Backend
 from cloud.telemetry.dirty import DirtyRange
 
@@ -116,61 +116,62 @@ class RefreshReport:
 
 
 class RollupRefresher:
-    """Consumes dirty ranges and brings the rollups up to date with them."""
+    """Consumes dirty ranges and brings the rollups up to date with them, on the
+    connection it is given (the maintenance job's, which holds its advisory lock)."""
 
-    def __init__(self, pool: ConnectionPool[Connection[Any]], backend: Backend) -> None:
-        self._pool = pool
+    def __init__(self, backend: Backend) -> None:
         self._backend = backend
 
-    def run_once(self, *, limit: int = 5_000) -> RefreshReport:
+    def run_once(self, conn: Connection[Any], *, limit: int = 5_000) -> RefreshReport:
         """Up to ``limit`` dirty rows (oldest first); an empty report when none."""
         if self._backend == "plain":
-            return self._plain(limit)
-        return self._timescale(limit)
+            return _plain(conn, limit)
+        return _timescale(conn, limit)
 
-    def catch_up(self, *, limit: int = 5_000) -> int:
+    def catch_up(self, conn: Connection[Any], *, limit: int = 5_000) -> int:
         """Run until no dirty row is left; the rows consumed."""
         total = 0
-        while (report := self.run_once(limit=limit)).dirty_rows:
+        while (report := self.run_once(conn, limit=limit)).dirty_rows:
             total += report.dirty_rows
         return total
 
-    # -- plain: recompute the tables ------------------------------------------------------
-    def _plain(self, limit: int) -> RefreshReport:
-        with self._pool.connection() as conn, conn.transaction():
-            ids, ranges = _take(conn, limit, lock=True)
-            if not ids:
-                return RefreshReport(0, {})
-            counts: dict[str, int] = {}
-            for level in LEVELS:
-                windows = bucket_windows(ranges, level.step)
-                counts[level.name] = sum(len(w) for w in windows.values())
-                _recompute(conn, level, windows)
-            conn.execute("DELETE FROM telemetry.dirty WHERE id = ANY(%s)", (ids,))
-        return RefreshReport(len(ids), counts)
 
-    # -- timescale: refresh the continuous aggregates --------------------------------------
-    def _timescale(self, limit: int) -> RefreshReport:
-        with self._pool.connection() as conn:
-            ids, ranges = _take(conn, limit, lock=False)
-            if not ids:
-                return RefreshReport(0, {})
-            counts: dict[str, int] = {}
-            autocommit = conn.autocommit
-            conn.autocommit = True  # refresh_continuous_aggregate refuses a transaction
-            try:
-                for level in LEVELS:
-                    windows = _time_windows(ranges, level.step)
-                    counts[level.name] = len(windows)
-                    for lo, hi in windows:
-                        conn.execute(
-                            "CALL refresh_continuous_aggregate(%s::regclass, %s, %s)",
-                            (level.relation, lo, hi),
-                        )
-                conn.execute("DELETE FROM telemetry.dirty WHERE id = ANY(%s)", (ids,))
-            finally:
-                conn.autocommit = autocommit
-        return RefreshReport(len(ids), counts)
+def _plain(conn: Connection[Any], limit: int) -> RefreshReport:
+    """Recompute the tables, in one transaction with the dirty rows consumed."""
+    with conn.transaction():
+        ids, ranges = _take(conn, limit, lock=True)
+        if not ids:
+            return RefreshReport(0, {})
+        counts: dict[str, int] = {}
+        for level in LEVELS:
+            windows = bucket_windows(ranges, level.step)
+            counts[level.name] = sum(len(w) for w in windows.values())
+            _recompute(conn, level, windows)
+        conn.execute("DELETE FROM telemetry.dirty WHERE id = ANY(%s)", (ids,))
+    return RefreshReport(len(ids), counts)
+
+
+def _timescale(conn: Connection[Any], limit: int) -> RefreshReport:
+    """Refresh the continuous aggregates' windows, then delete the rows consumed."""
+    ids, ranges = _take(conn, limit, lock=False)
+    if not ids:
+        return RefreshReport(0, {})
+    counts: dict[str, int] = {}
+    autocommit = conn.autocommit
+    conn.autocommit = True  # refresh_continuous_aggregate refuses a transaction
+    try:
+        for level in LEVELS:
+            windows = _time_windows(ranges, level.step)
+            counts[level.name] = len(windows)
+            for lo, hi in windows:
+                conn.execute(
+                    "CALL refresh_continuous_aggregate(%s::regclass, %s, %s)",
+                    (level.relation, lo, hi),
+                )
+        conn.execute("DELETE FROM telemetry.dirty WHERE id = ANY(%s)", (ids,))
+    finally:
+        conn.autocommit = autocommit
+    return RefreshReport(len(ids), counts)
 
 
 def _take(conn: Connection[Any], limit: int, *, lock: bool) -> tuple[list[int], list[DirtyRange]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from cloud.adapters.postgres import Connection, ConnectionPool, UniqueViolation, ping, sql
 from cloud.migrate import Backend, schema_backend
@@ -21,9 +21,9 @@ from cloud.telemetry.models import (
     ReadingSeries,
     UnknownMetricError,
 )
+from cloud.telemetry.settings import WriteMode
 from contracts.metrics import BY_NAME, CATALOG
 
-WriteMode = Literal["copy", "unnest"]
 _COLUMNS = "(ts, device_id, metric_id, value, quality)"
 _COPY_TYPES = ["timestamptz", "int4", "int2", "float8", "int2"]
 #: A row in column order (ts, device_id, metric_id, value, quality): a

@@ -21,7 +21,10 @@ from hypothesis import strategies as st
 from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
 from cloud.migrate import migrate, schema_backend
 from cloud.telemetry import TelemetryStore
+from cloud.telemetry.maintenance import LOCK_KEY as MAINTENANCE_LOCK
+from cloud.telemetry.maintenance import StoreMaintenance
 from cloud.telemetry.rollups import RollupRefresher
+from cloud.telemetry.settings import StoreSettings
 from tests.integration.api_world import private_database
 
 pytestmark = pytest.mark.integration
@@ -61,6 +64,11 @@ def _write(pool: Pool, rows: Sequence[Row]) -> None:
     store.ensure_partitions({r[0].date() for r in rows}, today=T0.date())
     with pool.connection() as conn, conn.transaction():
         store.write_readings(conn, rows)
+
+
+def _catch_up(pool: Pool) -> None:
+    with pool.connection() as conn:
+        RollupRefresher("plain").catch_up(conn)
 
 
 def _table(pool: Pool, name: str) -> dict[tuple[int, int, datetime], tuple[Any, ...]]:
@@ -119,7 +127,7 @@ def test_rollups_of_a_hand_made_hour(pool: Pool) -> None:
         (at + timedelta(minutes=6), 5, 1, 50.0, 1),  # suspect: counted
     ]
     _write(pool, rows)
-    RollupRefresher(pool, "plain").catch_up()
+    _catch_up(pool)
     five = _table(pool, "rollup_5m")
     assert five == {
         (5, 1, T0): (200.0, 100.0, 300.0, 300.0, at + timedelta(minutes=2), 2),
@@ -141,12 +149,12 @@ def test_late_data_a_week_old_corrects_its_buckets_and_leaves_the_rest(pool: Poo
     _reset(pool)
     live = [(T0 + timedelta(minutes=i), 9, 40, float(i), 0) for i in range(10)]
     _write(pool, live)
-    refresher = RollupRefresher(pool, "plain")
-    refresher.catch_up()
+    _catch_up(pool)
     old_day = T0 - timedelta(days=7)
     late = [(old_day + timedelta(minutes=i), 9, 40, 1000.0 + i, 0) for i in range(0, 60, 7)]
     _write(pool, late)
-    report = refresher.run_once()
+    with pool.connection() as conn:
+        report = RollupRefresher("plain").run_once(conn)
     # One dirty row (one device, one day: 22:00 to 22:56): one window per level, the
     # whole buckets around it (22:00-23:00 of 5 min, that hour, that day).
     assert report.dirty_rows == 1
@@ -159,7 +167,7 @@ def test_a_redelivered_batch_changes_nothing(pool: Pool) -> None:
     rows = [(T0 + timedelta(seconds=30 * i), 2, 10, 5.0 * i, 0) for i in range(20)]
     _write(pool, rows)
     _write(pool, rows)
-    RollupRefresher(pool, "plain").catch_up()
+    _catch_up(pool)
     _assert_rollups_equal(pool, rows)
 
 
@@ -212,10 +220,79 @@ def test_rollups_equal_the_raw_aggregates_whatever_the_batches(
     start = T0 - timedelta(days=1)
     rows: list[Row] = [(start + timedelta(seconds=s), d, m, v, q) for s, d, m, v, q in readings]
     bounds = sorted({0, len(rows), *(c for c in cuts if c < len(rows))})
-    refresher = RollupRefresher(pool, "plain")
+    refresher = RollupRefresher("plain")
     for lo, hi in itertools.pairwise(bounds):
         _write(pool, rows[lo:hi])  # arrival order is the list's, not time order
         if refresh_between:
-            refresher.run_once(limit=2)  # partial catch-ups between batches
-    refresher.catch_up()
+            with pool.connection() as conn:
+                refresher.run_once(conn, limit=2)  # partial catch-ups between batches
+    _catch_up(pool)
     _assert_rollups_equal(pool, rows)
+
+
+# -- the maintenance job (plain) ----------------------------------------------------------
+
+
+def _settings(**fields: Any) -> StoreSettings:
+    return StoreSettings(database_url="postgresql://unused", **fields)
+
+
+def _partitions(pool: Pool) -> list[str]:
+    with pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'telemetry.readings'::regclass ORDER BY 1"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_maintenance_catches_up_keeps_partitions_ahead_and_drops_what_retention_ends(
+    pool: Pool,
+) -> None:
+    _reset(pool)
+    now = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    store = TelemetryStore(pool, past_days=400)
+    old, kept = now - timedelta(days=11), now - timedelta(days=9)
+    rows = [(old, 3, 1, 1.0, 0), (kept, 3, 1, 2.0, 0), (now, 3, 1, 3.0, 0)]
+    store.ensure_partitions({r[0].date() for r in rows}, today=now.date())
+    with pool.connection() as conn, conn.transaction():
+        store.write_readings(conn, rows)
+    job = StoreMaintenance(
+        pool,
+        _settings(
+            telemetry_raw_retention_days=10,
+            telemetry_5m_retention_days=10,
+            telemetry_1h_retention_days=10,
+        ),
+        store=store,
+    )
+    assert job.run_once(now)
+    # Raw: the day 11 days back (11-22) is gone, 9 days back kept (10 days: from 11-23
+    # on); partitions for today and the two days ahead exist. (Other tests of the module
+    # left partitions of later days.)
+    days = {p for p in _partitions(pool) if p != "readings_default"}
+    assert min(days) >= "readings_20261123"  # 11-22 dropped
+    assert {"readings_20261124", "readings_20261203", "readings_20261204"} <= days
+    assert "readings_20261205" in days
+    # Rollups were made of all three readings first, then those older than 10 days
+    # deleted from 5 min and 1 h; the day level keeps everything.
+    five, hour, day = (_table(pool, t) for t in ("rollup_5m", "rollup_1h", "rollup_1d"))
+    assert sorted(k[2] for k in five) == [datetime(2026, 11, 24, 12, tzinfo=UTC), now]
+    assert sorted(k[2] for k in hour) == [datetime(2026, 11, 24, 12, tzinfo=UTC), now]
+    assert len(day) == 3
+    assert job.stats.partitions_dropped == 1
+    assert job.stats.rollup_rows_deleted == 2
+    assert job.stats.dirty_rows == 3  # three days of one device
+
+
+def test_a_second_runner_skips_while_one_holds_the_lock(pool: Pool) -> None:
+    _reset(pool)
+    job = StoreMaintenance(pool, _settings())
+    with pool.connection() as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (MAINTENANCE_LOCK,))
+        try:
+            assert job.run_once() is False
+        finally:
+            holder.execute("SELECT pg_advisory_unlock(%s)", (MAINTENANCE_LOCK,))
+    assert job.stats.skipped_locked == 1
+    assert job.run_once() is True

@@ -57,3 +57,25 @@ CREATE TABLE telemetry.dirty (
     to_ts      timestamptz NOT NULL CHECK (to_ts >= from_ts),
     noted_at   timestamptz NOT NULL DEFAULT now()
 );
+
+-- Compression (columnstore) of the readings: per device and metric, in time order; the
+-- age after which chunks are compressed, and every retention, are set from the
+-- settings by the maintenance job (cloud/telemetry/maintenance.py).
+ALTER TABLE telemetry.readings SET (
+    timescaledb.compress,
+    timescaledb.compress_segmentby = 'device_id, metric_id',
+    timescaledb.compress_orderby = 'ts'
+);
+
+-- Refresh policies keep the recent window of each level fresh on a real TimescaleDB
+-- server (its scheduler runs them); the job refreshes what the write path marked dirty
+-- beyond these windows.
+SELECT add_continuous_aggregate_policy('telemetry.rollup_5m',
+    start_offset => INTERVAL '3 days', end_offset => INTERVAL '5 minutes',
+    schedule_interval => INTERVAL '5 minutes');
+SELECT add_continuous_aggregate_policy('telemetry.rollup_1h',
+    start_offset => INTERVAL '3 days', end_offset => INTERVAL '1 hour',
+    schedule_interval => INTERVAL '30 minutes');
+SELECT add_continuous_aggregate_policy('telemetry.rollup_1d',
+    start_offset => INTERVAL '7 days', end_offset => INTERVAL '1 day',
+    schedule_interval => INTERVAL '1 hour');

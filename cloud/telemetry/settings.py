@@ -1,0 +1,42 @@
+"""The telemetry store's settings (prefix ``POTR_``): how batches are written, how long
+each level is kept, when TimescaleDB compresses, how often the maintenance job runs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from cloud.settings import DatabaseSettings
+
+__all__ = ["StoreSettings", "WriteMode"]
+
+#: ``copy``: binary COPY (the default; fastest on a real server); ``unnest``: one
+#: ``INSERT … SELECT FROM unnest(arrays)`` per batch, for servers without
+#: ``COPY FROM STDIN`` (PGlite).
+WriteMode = Literal["copy", "unnest"]
+
+
+class StoreSettings(DatabaseSettings):
+    telemetry_write_mode: WriteMode = "copy"
+    #: Days raw readings are kept (partitions or chunks older are dropped).
+    telemetry_raw_retention_days: int = Field(default=90, ge=1, le=3_650)
+    telemetry_5m_retention_days: int = Field(default=90, ge=1, le=3_650)
+    telemetry_1h_retention_days: int = Field(default=730, ge=1, le=36_500)
+    #: TimescaleDB compresses chunks older than this many days (plain: no compression).
+    telemetry_compress_after_days: int = Field(default=7, ge=1, le=3_650)
+    #: Seconds between two maintenance runs (one runner per database: advisory lock).
+    telemetry_maintenance_interval_s: float = Field(default=60.0, gt=0, le=86_400)
+    #: Run TimescaleDB's policy jobs from the maintenance job (``CALL run_job``) instead
+    #: of its background scheduler: for servers without one (PGlite in the tests).
+    telemetry_run_policy_jobs: bool = False
+
+    @model_validator(mode="after")
+    def _coarser_kept_longer(self) -> StoreSettings:
+        # A rollup outliving its source keeps answering; one dying first would leave a
+        # hole the coarser level is made from.
+        if not self.telemetry_5m_retention_days <= self.telemetry_1h_retention_days:
+            raise ValueError(
+                "POTR_TELEMETRY_1H_RETENTION_DAYS must be at least POTR_TELEMETRY_5M_RETENTION_DAYS"
+            )
+        return self
