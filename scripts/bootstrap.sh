@@ -32,6 +32,39 @@ if [ "${#need_debs[@]}" -gt 0 ]; then
   fi
 fi
 
+# The TimescaleDB tests' server: PGlite with TimescaleDB on Node (tools/pglite). Best
+# effort: when it cannot be installed the rest still runs, and those tests fail naming
+# what is missing (they never skip: the TimescaleDB path is part of the test command).
+pglite_warn() { echo "bootstrap: WARNING: $* — the TimescaleDB tests will fail" >&2; }
+install_pglite() {
+  if ! have node || ! have npm; then
+    if [ "$(id -u)" -ne 0 ]; then
+      pglite_warn "node/npm missing; run: sudo apt-get install -y nodejs npm"
+      return 0
+    fi
+    echo "bootstrap: installing nodejs npm"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm \
+      >/dev/null; }; then
+      pglite_warn "apt-get could not install nodejs npm"
+      return 0
+    fi
+  fi
+  local dir=tools/pglite lock_digest
+  lock_digest="$(cat "$dir/package.json" "$dir/package-lock.json" "$dir/.npmrc" | sha256sum | cut -d' ' -f1)"
+  if [ -f "$dir/node_modules/.potr-installed" ] &&
+    [ "$(cat "$dir/node_modules/.potr-installed")" = "$lock_digest" ]; then
+    return 0
+  fi
+  echo "bootstrap: installing PGlite with TimescaleDB (npm ci in $dir)"
+  if (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null); then
+    echo "$lock_digest" > "$dir/node_modules/.potr-installed"
+  else
+    pglite_warn "npm ci failed in $dir"
+  fi
+}
+if [ "$purpose" = "test" ]; then install_pglite; fi
+
 extras="dev"
 [ "$purpose" = "demo" ] && extras="edge,sim,cloud"
 stamp=".venv/.potr-installed-${extras}"

@@ -4,8 +4,9 @@ PostgreSQL: a fresh database per test on ``POTR_TEST_DATABASE_URL``, else the lo
 on 127.0.0.1:5432 if it answers, else a private cluster this session starts. Mosquitto: a
 private instance per test on a free port (``POTR_TEST_MQTT_URL`` to use another broker for
 tests that never kill it). RabbitMQ: ``rabbitmq_url`` (shared, session) and
-``private_rabbitmq`` (a private node per test, to kill). Fixtures stop what they start,
-by process id.
+``private_rabbitmq`` (a private node per test, to kill). TimescaleDB: ``timescale_url``
+(one PGlite with TimescaleDB for the session) and ``timescale_database_url`` (the same,
+reset for one test). Fixtures stop what they start, by process id.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from psycopg import sql
 
 from potr.servers.amqtt_broker import EmbeddedAmqtt
 from potr.servers.mosquitto import PrivateMosquitto
+from potr.servers.pglite import PrivatePGlite, missing_install
 from potr.servers.postgres import EmbeddedPostgres
 from tests.faultproxy import FaultProxy
 
@@ -137,3 +139,46 @@ def private_rabbitmq() -> Iterator[Any]:
         yield node
     finally:
         node.cleanup()
+
+
+@pytest.fixture(scope="session")
+def pglite_server() -> Iterator[PrivatePGlite]:
+    """The session's one PGlite with TimescaleDB (in memory). Missing Node or packages
+    fail the tests that need it, never skip them: the TimescaleDB path is part of the
+    test command (``scripts/bootstrap.sh test`` installs it)."""
+    reason = missing_install()
+    if reason is not None:
+        pytest.fail(f"the TimescaleDB tests need PGlite: {reason}", pytrace=False)
+    with PrivatePGlite() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def timescale_url(pglite_server: PrivatePGlite) -> str:
+    """A libpq URL of a TimescaleDB (2.23, PostgreSQL 17.5): one PGlite for the session.
+
+    Connection rules (``potr.servers.pglite.CLIENT_RULES``): the URL carries
+    ``sslmode=disable`` and a user with a password; every connection shares ONE
+    single-user session, so use one autocommit connection at a time (or a pool of
+    size 1) with ``prepare_threshold=None``; no ``COPY FROM STDIN`` (multi-row
+    ``INSERT``); ``options='-c ...'`` is ignored (``SET`` after connecting); policies
+    never run by themselves: ``CALL run_job(<id>)``; retention counts from ``now()``.
+
+    Isolation: there is one database, so this URL alone gives none. Tests take
+    ``timescale_database_url`` (reset before each test); a module-scoped fixture that
+    builds once on this URL owns what it creates, and the next
+    ``timescale_database_url`` drops it.
+    """
+    return pglite_server.url
+
+
+@pytest.fixture
+def timescale_database_url(pglite_server: PrivatePGlite) -> str:
+    """``timescale_url`` returned to its state at the session's start for one test:
+    every schema created since dropped (with its hypertables, continuous aggregates and
+    policies), new relations in ``public`` dropped, added jobs deleted, the session's
+    settings, prepared statements and temporary tables discarded. Reset before the
+    test, not after, so whatever an earlier test left (even a failed one) is gone; the
+    test must close its connections before it ends."""
+    pglite_server.reset()
+    return pglite_server.url
