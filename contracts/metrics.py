@@ -2,7 +2,9 @@
 
 Power is positive when it flows *into the site's AC bus from the device*: PV
 ``pv_w >= 0``; battery ``battery_w > 0`` discharging; grid meter ``grid_w > 0``
-importing from the grid, ``< 0`` exporting. Energy counters are monotonic totals.
+importing from the grid, ``< 0`` exporting. Energy counters are monotonic totals in
+Wh, one per direction (``import_wh``/``export_wh``; ``battery_charge_wh`` into the
+battery, ``battery_discharge_wh`` out of it), so they carry no sign.
 Ids are stable forever (they key the telemetry store): add, never renumber.
 """
 
