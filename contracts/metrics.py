@@ -2,7 +2,9 @@
 
 Power is positive when it flows *into the site's AC bus from the device*: PV
 ``pv_w >= 0``; battery ``battery_w > 0`` discharging; grid meter ``grid_w > 0``
-importing from the grid, ``< 0`` exporting. Energy counters are monotonic totals.
+importing from the grid, ``< 0`` exporting. Energy counters are monotonic totals in
+Wh, one per direction (``import_wh``/``export_wh``; ``battery_charge_wh`` into the
+battery, ``battery_discharge_wh`` out of it), so they carry no sign.
 Ids are stable forever (they key the telemetry store): add, never renumber.
 """
 
@@ -68,13 +70,27 @@ CATALOG: tuple[Metric, ...] = (
     _m(51, "grid_hz", "Hz", G, "grid frequency"),
     _m(52, "import_wh", "Wh", C, "energy imported from the grid (monotonic)"),
     _m(53, "export_wh", "Wh", C, "energy exported to the grid (monotonic)"),
-    # battery — SunSpec 802 / 124 / 713 (later issues)
+    # battery — SunSpec 802 / 124 / 713, energy counters from 701
     _m(80, "battery_w", "W", G, "battery power, > 0 discharging, < 0 charging"),
     _m(81, "battery_soc_pct", "%", G, "battery state of charge"),
     _m(82, "battery_soh_pct", "%", G, "battery state of health"),
     _m(83, "battery_v", "V", G, "battery DC voltage"),
     _m(84, "battery_a", "A", G, "battery DC current, > 0 discharging"),
     _m(85, "battery_charge_state_code", "", S, "ChaSt: 1 OFF ... 4 CHARGING, 5 FULL"),
+    _m(
+        86,
+        "battery_charge_wh",
+        "Wh",
+        C,
+        "energy into the battery from the AC bus (charging; SunSpec 701 TotWhAbs), monotonic",
+    ),
+    _m(
+        87,
+        "battery_discharge_wh",
+        "Wh",
+        C,
+        "energy from the battery into the AC bus (discharging; SunSpec 701 TotWhInj), monotonic",
+    ),
     # isolator (vendor map, later issues)
     _m(120, "isolator_state_code", "", S, "isolator: 0 open, 1 closed, 2 tripped"),
     _m(121, "isolator_trip_count", "", C, "isolator lifetime trip count"),

@@ -12,6 +12,7 @@ Usage::
         site.writes(1)                        # every write request unit 1 saw
         site.set_point(1, "704.WMaxLimPct", 40)  # a change behind the agent's back
         site.point(1, "705.Crv[0].Pt[1].V")   # what a Modbus read returns now
+        site.pause_updates(); site.fast_forward(3600)  # one simulated hour, at once
 
 The simulated clock runs ``speed`` times real time from ``start_time``; every
 ``update_period_s`` real seconds the plant steps to the simulated now, the devices'
@@ -228,6 +229,7 @@ class DeviceSite:
             self.load_scenario(load_scenario(settings.scenario), str(settings.scenario))
         self._sim_t0 = settings.start_time or datetime.now(UTC)
         self._real_t0 = time.monotonic()
+        self._skipped = timedelta(0)  # simulated time jumped by fast_forward
         self.state: PlantState = initial_state(
             self.plant, self.sky, self._sim_t0, soc_pct=settings.battery_soc_pct
         )
@@ -277,7 +279,17 @@ class DeviceSite:
     # ----- clock ------------------------------------------------------------------------
     def sim_now(self) -> datetime:
         elapsed = (time.monotonic() - self._real_t0) * self.settings.speed
-        return self._sim_t0 + timedelta(seconds=elapsed)
+        return self._sim_t0 + timedelta(seconds=elapsed) + self._skipped
+
+    def fast_forward(self, seconds: float) -> None:
+        """Step the physics exactly ``seconds`` of simulated time past its last step, at
+        once, and move the simulated clock there (never back), so tests drive time without
+        waiting. One step: the powers and controls in force then hold over the interval."""
+        if seconds < 0:
+            raise ValueError("fast_forward: seconds must be >= 0")
+        target = self.state.ts + timedelta(seconds=seconds)
+        self._skipped = max(self._skipped, target - (self.sim_now() - self._skipped))
+        self._step_to(target)
 
     def elapsed_s(self) -> float:
         """Simulated seconds since the simulation started (scenario time)."""
@@ -404,7 +416,9 @@ class DeviceSite:
 
     def tick(self) -> None:
         """Advance the physics to the simulated now and re-render every device."""
-        now = self.sim_now()
+        self._step_to(self.sim_now())
+
+    def _step_to(self, now: datetime) -> None:
         if now < self.state.ts:
             return
         inverter, battery = self._controls(self.state)
@@ -431,6 +445,7 @@ class DeviceSite:
         await self.endpoint.start()
         self._real_t0 = time.monotonic()
         self._sim_t0 = self.state.ts
+        self._skipped = timedelta(0)
         self._task = asyncio.create_task(self._run(), name=f"site-{self.settings.site_id}")
 
     async def _run(self) -> None:

@@ -90,8 +90,12 @@ class Totals:
     load_wh: float = 0.0
     import_wh: float = 0.0
     export_wh: float = 0.0
-    charge_wh: float = 0.0
-    discharge_wh: float = 0.0
+    charge_wh: float = 0.0  # AC energy into the battery
+    discharge_wh: float = 0.0  # AC energy out of the battery
+    # A hybrid inverter's AC port carries PV plus battery: what it injects and absorbs
+    # there (PV charging the battery never crosses it).
+    hybrid_out_wh: float = 0.0
+    hybrid_in_wh: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +217,8 @@ def step(
         export_wh=t.export_wh + max(-grid_w, 0.0) * hours,
         charge_wh=t.charge_wh + max(-bat_w, 0.0) * hours,
         discharge_wh=t.discharge_wh + max(bat_w, 0.0) * hours,
+        hybrid_out_wh=t.hybrid_out_wh + max(pv_w + bat_w, 0.0) * hours,
+        hybrid_in_wh=t.hybrid_in_wh + max(-(pv_w + bat_w), 0.0) * hours,
     )
     return PlantState(
         ts=ts,
@@ -251,6 +257,11 @@ def initial_state(
         export_wh=float(rng.randint(100_000, 3_000_000)),
         charge_wh=float(rng.randint(10_000, 90_000)),
         discharge_wh=float(rng.randint(10_000, 90_000)),
+    )
+    seed_totals = replace(
+        seed_totals,
+        hybrid_out_wh=seed_totals.pv_wh + seed_totals.discharge_wh,
+        hybrid_in_wh=seed_totals.charge_wh,
     )
     blank = PlantState(
         ts=ts,

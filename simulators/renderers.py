@@ -6,8 +6,8 @@ settings and the default curves are data, in ``model_values.yaml``. Scale factor
 part of the values (``W_SF``...); the encoder in :mod:`device_profiles.sunspec_codec`
 applies them, and float models (111-113) simply have no SF points. Writable points are
 not produced here: they come from the device's settings store (read-back shows what was
-applied). Signs: 103/113/701 ``W`` >= 0 generating; 802 ``W``/``A`` > 0 discharging;
-meter ``W`` per the profile's ``meter_sign``.
+applied). Signs: 103/113/701 ``W`` >= 0 generating (a battery's 701: discharging); 802
+``W``/``A`` > 0 discharging; meter ``W`` per the profile's ``meter_sign``.
 """
 
 from __future__ import annotations
@@ -196,34 +196,47 @@ def _mppt(ctx: RenderContext) -> Values:
     return out
 
 
+def _ac_port(ctx: RenderContext) -> tuple[float, float, float, int]:
+    """What model 701 measures at the device's AC terminals: (W, TotWhInj, TotWhAbs,
+    InvSt). W > 0 generating (into the AC bus): a PV inverter's output, a battery's
+    discharge, a hybrid's PV plus battery."""
+    s, t = ctx.state, ctx.state.totals
+    if ctx.profile.kind == "battery":
+        inv_st = 3 if abs(s.battery_w) > 1 else 7  # RUNNING, else STANDBY
+        return s.battery_w, t.discharge_wh, t.charge_wh, inv_st
+    inv_st = {2: 1, 4: 3, 5: 4, 8: 7}.get(s.pv_state, 3)
+    if ctx.profile.kind == "hybrid_inverter":
+        return s.pv_w + s.battery_w, t.hybrid_out_wh, t.hybrid_in_wh, inv_st
+    return s.pv_w, t.pv_wh, 0.0, inv_st
+
+
 def _der_ac(ctx: RenderContext) -> Values:
     s = ctx.state
-    hybrid = ctx.profile.kind == "hybrid_inverter"
-    w = s.pv_w + (s.battery_w if hybrid else 0.0)
-    va = math.hypot(w, s.pv_var)
+    w, injected_wh, absorbed_wh, inv_st = _ac_port(ctx)
+    battery = ctx.profile.kind == "battery"
+    var = 0.0 if battery else s.pv_var  # the volt-var curve acts on the PV inverter
+    va = math.hypot(w, var)
     amps = va / 3 / s.v if s.v else 0.0
-    inv_st = {2: 1, 4: 3, 5: 4, 8: 7}.get(s.pv_state, 3)
-    inj = s.totals.pv_wh + (s.totals.discharge_wh if hybrid else 0.0)
-    absorbed = (s.totals.charge_wh if hybrid else 0.0) + 1.0
     out: Values = {
         "InvSt": 6 if ctx.fault_bits else inv_st,
-        "ConnSt": 0 if s.pv_state == 8 else 1,
+        "ConnSt": 0 if s.pv_state == 8 and not battery else 1,
         "Alrm": ctx.fault_bits,
         "W": w,
         "VA": va,
-        "Var": s.pv_var,
+        "Var": var,
         "PF": abs(w) / va if va else 1.0,
         "A": amps * 3,
         "LLV": s.v * math.sqrt(3),
         "LNV": s.v,
         "Hz": s.hz,
-        "TotWhInj": float(round(inj)),
-        "TotWhAbs": float(round(absorbed)),
-        "TmpCab": s.cabinet_c,
-        "ThrotPct": 0 if s.pv_state != 5 else 100,
+        # uint64, so a true zero is a value (not "not implemented" as for acc types)
+        "TotWhInj": float(round(injected_wh)),
+        "TotWhAbs": float(round(absorbed_wh)),
+        "TmpCab": None if battery else s.cabinet_c,
+        "ThrotPct": 0 if s.pv_state != 5 or battery else 100,
     }
     for i, v in enumerate(s.phase_v, start=1):
-        out |= {f"WL{i}": w / 3, f"VL{i}": v, f"AL{i}": amps, f"VarL{i}": s.pv_var / 3}
+        out |= {f"WL{i}": w / 3, f"VL{i}": v, f"AL{i}": amps, f"VarL{i}": var / 3}
     return out
 
 

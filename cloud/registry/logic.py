@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+# A battery's own models (802-804) come first: a battery reports its energy counters in
+# the DER AC model 701 too. Storage controls (124, 713) alone also sit on inverters with
+# a battery behind them (hybrids), so they count only after the inverter models.
 _KIND_BY_MODEL: tuple[tuple[frozenset[int], str], ...] = (
+    (frozenset({802, 803, 804}), "battery"),
     (frozenset({101, 102, 103, 111, 112, 113, 701}), "inverter"),
     (frozenset({201, 202, 203, 204, 211, 212, 213, 214}), "meter"),
-    (frozenset({124, 713, 802, 803, 804}), "battery"),
+    (frozenset({124, 713}), "battery"),
 )
 
 

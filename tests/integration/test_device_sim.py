@@ -78,8 +78,19 @@ def _expected(site: DeviceSite, unit: int) -> dict[tuple[int, str], float]:
         "sim-inverter-103": {(103, "W"): s.pv_w, (103, "WH"): round(s.totals.pv_wh)},
         "sim-inverter-113": {(113, "W"): s.pv_w, (113, "WH"): round(s.totals.pv_wh)},
         "sim-der-inverter": {(701, "W"): s.pv_w, (701, "TotWhInj"): round(s.totals.pv_wh)},
-        "sim-hybrid-inverter": {(701, "W"): hybrid_w, (713, "SoC"): s.battery_soc_pct},
-        "sim-battery": {(802, "W"): s.battery_w, (802, "SoC"): s.battery_soc_pct},
+        "sim-hybrid-inverter": {
+            (701, "W"): hybrid_w,
+            (701, "TotWhInj"): round(s.totals.hybrid_out_wh),
+            (701, "TotWhAbs"): round(s.totals.hybrid_in_wh),
+            (713, "SoC"): s.battery_soc_pct,
+        },
+        "sim-battery": {
+            (802, "W"): s.battery_w,
+            (802, "SoC"): s.battery_soc_pct,
+            (701, "W"): s.battery_w,  # 701: > 0 generating, i.e. discharging
+            (701, "TotWhAbs"): round(s.totals.charge_wh),
+            (701, "TotWhInj"): round(s.totals.discharge_wh),
+        },
         "sim-meter-201": {(201, "W"): -s.grid_w, (201, "TotWhImp"): round(s.totals.import_wh)},
         "sim-meter-203": {(203, "W"): s.grid_w, (203, "TotWhExp"): round(s.totals.export_wh)},
         "sim-isolator": {},

@@ -121,6 +121,9 @@ def test_held_back_stored_is_drained_on_shutdown() -> None:
         ([1, 103, 120], "inverter"),
         ([1, 203], "meter"),
         ([1, 802], "battery"),
+        ([1, 802, 124, 701], "battery"),  # sim-battery: its counters are in 701
+        ([1, 701, 702, 704, 713], "inverter"),  # a hybrid inverter
+        ([1, 103, 124], "inverter"),  # an inverter with storage controls
         ([1], "unknown"),
     ],
 )

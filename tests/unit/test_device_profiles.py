@@ -178,7 +178,7 @@ def test_cli_lists_shows_and_validates() -> None:
     assert "sim-isolator" in listed.output
     shown = runner.invoke(_cli(), ["profiles", "show", "sim-battery"])
     assert shown.exit_code == 0
-    assert yaml.safe_load(shown.output)["models"] == [1, 802, 124]
+    assert yaml.safe_load(shown.output)["models"] == [1, 802, 124, 701]
     assert runner.invoke(_cli(), ["profiles", "validate"]).exit_code == 0
 
 

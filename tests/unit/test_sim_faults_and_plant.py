@@ -113,3 +113,14 @@ def test_inverter_obeys_limit_disconnect_and_volt_watt() -> None:
     assert step(CFG, SKY, s, later, InverterControls(connected=False)).pv_state == 8
     vw = InverterControls(volt_watt=((200.0, 50.0), (210.0, 50.0)))
     assert step(CFG, SKY, s, later, vw).pv_w == pytest.approx(2500)
+
+
+def test_fast_forward_steps_exactly_and_never_moves_the_clock_back() -> None:
+    site = DeviceSite(DeviceSiteSettings(site_id="ff", start_time=NOON_SYDNEY))
+    site.fast_forward(900)
+    assert site.state.ts == NOON_SYDNEY + timedelta(seconds=900)
+    assert site.sim_now() >= site.state.ts
+    site.fast_forward(0)
+    assert site.state.ts == NOON_SYDNEY + timedelta(seconds=900)
+    with pytest.raises(ValueError, match="seconds must be >= 0"):
+        site.fast_forward(-1)
