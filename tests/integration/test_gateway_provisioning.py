@@ -9,6 +9,7 @@ the real broker; clients are paho probes with the bundles' files.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -39,6 +40,8 @@ class Ops:
     root: Path
     port: int
     cert_port: int
+    #: The site the fixture added (its id says its region: au, so not 1).
+    site: str = ""
 
     @property
     def broker_dir(self) -> Path:
@@ -80,7 +83,7 @@ def ops(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ops]:
     ops = Ops(CliRunner(), root, port, cert_port)
     ops.potr("db", "migrate")
     ops.potr("pki", "init", "--dir", str(root / "pki"))
-    ops.potr(
+    added = ops.potr(
         "registry",
         "site",
         "add",
@@ -91,6 +94,9 @@ def ops(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ops]:
         "--time-zone",
         "Australia/Sydney",
     )
+    found = re.search(r"site (\d+) added", added)
+    assert found, added
+    ops.site = found.group(1)
     monkeypatch.delenv("POTR_BROKER_DIR")  # the issue's form: --region and --out
     ops.potr(
         "broker",
@@ -129,7 +135,7 @@ def test_provision_connect_revoke_a_password_gateway(ops: Ops) -> None:
         "--id",
         "gw-roof-1",
         "--site",
-        "1",
+        ops.site,
         "--out",
         str(ops.root / "b1"),
         "--install-dir",
@@ -217,7 +223,7 @@ def test_provision_and_revoke_a_certificate_gateway(ops: Ops) -> None:
         "--id",
         "gw-roof-2",
         "--site",
-        "1",
+        ops.site,
         "--credential",
         "certificate",
         "--out",
@@ -260,7 +266,7 @@ def test_provision_and_revoke_a_certificate_gateway(ops: Ops) -> None:
         "--id",
         "gw-roof-3",
         "--site",
-        "1",
+        ops.site,
         "--out",
         str(other),
         "--install-dir",
@@ -285,20 +291,22 @@ def test_bad_provisioning_requests_are_refused_with_the_reason(
         "--id",
         "GW_BAD",
         "--site",
-        "1",
+        ops.site,
         "--out",
         str(ops.root / "x"),
         ok=False,
     )
     assert "must match" in out
-    ops.potr("gateway", "provision", "--id", "gw-dup", "--site", "1", "--out", str(ops.root / "d1"))
+    ops.potr(
+        "gateway", "provision", "--id", "gw-dup", "--site", ops.site, "--out", str(ops.root / "d1")
+    )
     out = ops.potr(
         "gateway",
         "provision",
         "--id",
         "gw-dup",
         "--site",
-        "1",
+        ops.site,
         "--out",
         str(ops.root / "d2"),
         ok=False,
@@ -319,7 +327,16 @@ def test_bad_provisioning_requests_are_refused_with_the_reason(
     monkeypatch.setenv("POTR_BROKER_REGION", "mars")
     result = ops.runner.invoke(
         app,
-        ["gateway", "provision", "--id", "gw-mars", "--site", "1", "--out", str(ops.root / "d4")],
+        [
+            "gateway",
+            "provision",
+            "--id",
+            "gw-mars",
+            "--site",
+            ops.site,
+            "--out",
+            str(ops.root / "d4"),
+        ],
     )
     assert result.exit_code == 2
     assert "broker_region" in result.output
@@ -330,7 +347,7 @@ def test_bad_provisioning_requests_are_refused_with_the_reason(
         "--id",
         "gw-us",
         "--site",
-        "1",
+        ops.site,
         "--out",
         str(ops.root / "d5"),
         ok=False,
@@ -359,7 +376,7 @@ def test_a_technician_identity_is_revoked_at_once(ops: Ops) -> None:
 
 def test_a_password_rotation_waits_for_the_sync_then_costs_one_reconnect(ops: Ops) -> None:
     bundle = ops.root / "rot"
-    ops.potr("gateway", "provision", "--id", "gw-rot", "--site", "1", "--out", str(bundle))
+    ops.potr("gateway", "provision", "--id", "gw-rot", "--site", ops.site, "--out", str(bundle))
     creds = ops.root / "creds.yaml"
     ops.potr(
         "broker",
