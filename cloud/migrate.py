@@ -98,7 +98,9 @@ def migrate(
     """
     migrations = [m for m in discover(root) if schemas is None or m.schema in schemas]
     applied: list[str] = []
-    with connect(database_url, autocommit=True) as conn:
+    # Nothing prepared: a migration run is no hot path, and on a server whose connections
+    # share one session (PGlite) a prepared statement would outlive this connection.
+    with connect(database_url, autocommit=True, prepare_threshold=None) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
         try:
             for schema in sorted({m.schema for m in migrations}):

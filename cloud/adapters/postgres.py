@@ -50,14 +50,17 @@ def create_pool(
     name: str = "potr",
     timeout_s: float = 10.0,
     statement_timeout_ms: int = 0,
+    prepare_threshold: int | None = 5,
 ) -> ConnectionPool[Connection[Any]]:
     """An open pool whose connections are checked before use (survives a server restart).
 
     ``statement_timeout_ms`` > 0 makes the server cancel any statement running longer
     (``QueryCanceled``), so a hung query cannot hold a caller forever; 0 leaves the
-    server's default.
+    server's default. ``prepare_threshold``: psycopg's (None: never prepare; for a
+    server whose connections share one session, PGlite, where a prepared statement
+    outlives its connection and the next one's collides with it).
     """
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"prepare_threshold": prepare_threshold}
     if statement_timeout_ms > 0:
         given = psycopg.conninfo.conninfo_to_dict(url).get("options")
         option = f"-c statement_timeout={int(statement_timeout_ms)}"
@@ -76,8 +79,12 @@ def create_pool(
     return pool
 
 
-def connect(url: str, *, autocommit: bool = False) -> Connection[Any]:
-    return psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
+def connect(
+    url: str, *, autocommit: bool = False, prepare_threshold: int | None = 5
+) -> Connection[Any]:
+    return psycopg.connect(
+        url, autocommit=autocommit, connect_timeout=10, prepare_threshold=prepare_threshold
+    )
 
 
 @contextmanager

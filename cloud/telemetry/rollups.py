@@ -152,14 +152,15 @@ def _plain(conn: Connection[Any], limit: int) -> RefreshReport:
 
 
 def _timescale(conn: Connection[Any], limit: int) -> RefreshReport:
-    """Refresh the continuous aggregates' windows, then delete the rows consumed."""
-    ids, ranges = _take(conn, limit, lock=False)
-    if not ids:
-        return RefreshReport(0, {})
-    counts: dict[str, int] = {}
+    """Refresh the continuous aggregates' windows, then delete the rows consumed. The
+    connection must be idle: refresh_continuous_aggregate refuses a transaction."""
     autocommit = conn.autocommit
-    conn.autocommit = True  # refresh_continuous_aggregate refuses a transaction
+    conn.autocommit = True
     try:
+        ids, ranges = _take(conn, limit, lock=False)
+        if not ids:
+            return RefreshReport(0, {})
+        counts: dict[str, int] = {}
         for level in LEVELS:
             windows = _time_windows(ranges, level.step)
             counts[level.name] = len(windows)
