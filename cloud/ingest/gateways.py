@@ -39,6 +39,7 @@ class GatewayRecords:
         occurred_at: datetime,
         *,
         enabled: bool = True,
+        site_id: int | None = None,
     ) -> bool:
         """Record a gateway's registration as of ``occurred_at``, once per event id;
         False when the event was handled before (an older registration than the one
@@ -46,7 +47,9 @@ class GatewayRecords:
         with self._pool.connection() as conn:
             if not handle_once(conn, SCHEMA, event_id):
                 return False
-            if repo.upsert_gateway(conn, gateway_id, region, time_zone, occurred_at, enabled):
+            if repo.upsert_gateway(
+                conn, gateway_id, region, time_zone, occurred_at, enabled, site_id
+            ):
                 log.info(
                     "gateway %s: region %s, time zone %s, %s",
                     gateway_id,

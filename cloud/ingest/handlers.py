@@ -50,6 +50,7 @@ class GatewayRegistrationHandler:
             reg.time_zone,
             event.occurred_at,
             enabled=reg.enabled,
+            site_id=reg.site_id,
         )
 
 

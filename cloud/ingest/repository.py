@@ -363,16 +363,18 @@ def upsert_gateway(
     time_zone: str,
     at: datetime,
     enabled: bool = True,
+    site_id: int | None = None,
 ) -> bool:
     """Record a registration as of ``at``; an older one never overwrites a newer one.
     True when the row changed."""
     row = conn.execute(
-        "INSERT INTO ingest.gateways (gateway_id, region, time_zone, enabled, updated_at)"
-        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (gateway_id) DO UPDATE SET"
+        "INSERT INTO ingest.gateways (gateway_id, region, time_zone, enabled, updated_at,"
+        " site_id) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (gateway_id) DO UPDATE SET"
         " region = EXCLUDED.region, time_zone = EXCLUDED.time_zone,"
-        " enabled = EXCLUDED.enabled, updated_at = EXCLUDED.updated_at"
+        " enabled = EXCLUDED.enabled, updated_at = EXCLUDED.updated_at,"
+        " site_id = COALESCE(EXCLUDED.site_id, ingest.gateways.site_id)"
         " WHERE ingest.gateways.updated_at <= EXCLUDED.updated_at RETURNING 1",
-        (gateway_id, region, time_zone, enabled, at),
+        (gateway_id, region, time_zone, enabled, at, site_id),
     ).fetchone()
     return row is not None
 
