@@ -92,7 +92,7 @@ log = logging.getLogger(__name__)
 Pool = ConnectionPool[Connection[Any]]
 
 #: Service schemas with an outbox.
-EMITTING_SCHEMAS = ("ingest", "registry", "config", "customers", "identity")
+EMITTING_SCHEMAS = ("ingest", "registry", "config", "customers", "identity", "telemetry")
 #: The registry's schema: its outbox carries the gateway events ingest keeps.
 REGISTRY_SCHEMA = "registry"
 #: How long a process that consumes them waits for the registry's pending events at start.

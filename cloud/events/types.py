@@ -6,7 +6,7 @@ parses ``event.payload`` with the same model, so neither imports the other servi
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -35,6 +35,7 @@ __all__ = [
     "DEVICE_FAULTY",
     "DEVICE_OFFLINE",
     "DEVICE_ONLINE",
+    "ENERGY_REVISED",
     "GATEWAY_BIRTH",
     "GATEWAY_OFFLINE",
     "GATEWAY_ONLINE",
@@ -49,6 +50,7 @@ __all__ = [
     "CustomerAccount",
     "DeviceDiscovered",
     "DevicePresence",
+    "EnergyRevised",
     "GatewayBirth",
     "GatewayEventReported",
     "GatewayPresence",
@@ -58,6 +60,7 @@ __all__ = [
     "config_outcome_event",
     "customer_account_event",
     "device_presence_event",
+    "energy_revised_event",
     "gateway_birth_event",
     "gateway_event_name",
     "gateway_presence_event",
@@ -411,3 +414,26 @@ def meter_replaced_event(replaced: MeterReplaced, *, source: str = "customers") 
     return _event(
         SITE_METER_REPLACED, replaced.region, source, replaced, occurred_at=replaced.replaced_at
     )
+
+
+ENERGY_REVISED = "energy.revised"
+
+
+class EnergyRevised(BaseModel):
+    """Payload of ``energy.revised``: local days of a site (in its zone) whose energy
+    changed after they had ended — late data, a backfill — so billing trues them up."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    site_id: int
+    days: list[date]
+
+
+def energy_revised_event(
+    revised: EnergyRevised,
+    region: Region | str,
+    *,
+    occurred_at: datetime,
+    source: str = "telemetry",
+) -> Event:
+    return _event(ENERGY_REVISED, region, source, revised, occurred_at=occurred_at)

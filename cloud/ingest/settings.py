@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from cloud.settings import DatabaseSettings, MqttSettings
+from cloud.settings import MqttSettings
+from cloud.telemetry.settings import StoreSettings
 from contracts.topics import Region
 
 __all__ = ["IngestSettings"]
 
 
-class IngestSettings(DatabaseSettings, MqttSettings):
-    """The consumer's MQTT session, batching, limits, and the offline check."""
+class IngestSettings(StoreSettings, MqttSettings):
+    """The consumer's MQTT session, batching, limits, and the offline check; the
+    telemetry store it writes (and maintains: one worker at a time)."""
 
     #: Mosquitto/EMQX: True (``$share/ingest/...``); amqtt lacks ``$share``: False.
     mqtt_shared_subscription: bool = True

@@ -32,6 +32,7 @@ from cloud.ingest.presence import check_presence
 from cloud.ingest.settings import IngestSettings
 from cloud.mqtt_options import mqtt_options
 from cloud.telemetry import TelemetryStore
+from cloud.telemetry.maintenance import StoreMaintenance
 from contracts.messages import StoredMsg
 from contracts.timeutil import utc_now
 from contracts.topics import GATEWAY_TO_CLOUD, Kind, ingest_filter, topic
@@ -90,12 +91,19 @@ class IngestWorker:
             else create_pool(
                 settings.database_url,
                 min_size=1,
-                max_size=2,
+                # The writer, the offline check and the store's maintenance (which
+                # may take a second connection to create partitions) at once.
+                max_size=4,
                 name="ingest",
                 statement_timeout_ms=settings.db_statement_timeout_ms,
             )
         )
-        self.store = TelemetryStore(self._pool, past_days=settings.ingest_partition_past_days)
+        self.store = TelemetryStore(
+            self._pool,
+            write_mode=settings.telemetry_write_mode,
+            past_days=settings.ingest_partition_past_days,
+        )
+        self.maintenance = StoreMaintenance(self._pool, settings, store=self.store)
         self._pipeline = IngestPipeline(
             self._pool, self.store, limits=IngestLimits.from_settings(settings)
         )
@@ -104,6 +112,7 @@ class IngestWorker:
         self._coalescer = StoredCoalescer(settings.stored_interval_s)
         self._writer: threading.Thread | None = None
         self._presence: threading.Thread | None = None
+        self._maintainer: threading.Thread | None = None
         self.stats = IngestStats()
         self._consumer = MqttConsumer(
             mqtt_options(
@@ -128,6 +137,14 @@ class IngestWorker:
             target=self._run_presence, name="ingest-presence", daemon=True
         )
         self._presence.start()
+        # Every worker schedules it; one at a time runs it (advisory lock).
+        self._maintainer = threading.Thread(
+            target=self.maintenance.run_until,
+            args=(self._stop,),
+            name="ingest-maintenance",
+            daemon=True,
+        )
+        self._maintainer.start()
         try:
             self._consumer.start(timeout_s)
         except Exception:
@@ -172,6 +189,9 @@ class IngestWorker:
         if self._presence is not None:
             self._presence.join(timeout_s)
             self._presence = None
+        if self._maintainer is not None:
+            self._maintainer.join(timeout_s)
+            self._maintainer = None
 
     def __enter__(self) -> IngestWorker:
         self.start()

@@ -24,6 +24,7 @@ from typing import Any
 from cloud.adapters.postgres import Connection
 from cloud.migrate import Backend
 from cloud.telemetry.dirty import DirtyRange
+from cloud.telemetry.energy_store import recompute_energy
 
 __all__ = ["LEVELS", "Level", "RollupRefresher", "bucket_windows", "floor_to"]
 
@@ -122,22 +123,29 @@ class RollupRefresher:
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
 
-    def run_once(self, conn: Connection[Any], *, limit: int = 5_000) -> RefreshReport:
-        """Up to ``limit`` dirty rows (oldest first); an empty report when none."""
+    def run_once(
+        self, conn: Connection[Any], *, limit: int = 5_000, now: datetime | None = None
+    ) -> RefreshReport:
+        """Up to ``limit`` dirty rows (oldest first): rollups, then energy
+        (:func:`~cloud.telemetry.energy_store.recompute_energy`, which announces ended
+        days that changed as of ``now``); an empty report when none."""
+        now = now or datetime.now(UTC)
         if self._backend == "plain":
-            return _plain(conn, limit)
-        return _timescale(conn, limit)
+            return _plain(conn, limit, now)
+        return _timescale(conn, limit, now)
 
-    def catch_up(self, conn: Connection[Any], *, limit: int = 5_000) -> int:
+    def catch_up(
+        self, conn: Connection[Any], *, limit: int = 5_000, now: datetime | None = None
+    ) -> int:
         """Run until no dirty row is left; the rows consumed."""
         total = 0
-        while (report := self.run_once(conn, limit=limit)).dirty_rows:
+        while (report := self.run_once(conn, limit=limit, now=now)).dirty_rows:
             total += report.dirty_rows
         return total
 
 
-def _plain(conn: Connection[Any], limit: int) -> RefreshReport:
-    """Recompute the tables, in one transaction with the dirty rows consumed."""
+def _plain(conn: Connection[Any], limit: int, now: datetime) -> RefreshReport:
+    """Recompute the tables and energy, in one transaction with the rows consumed."""
     with conn.transaction():
         ids, ranges = _take(conn, limit, lock=True)
         if not ids:
@@ -147,11 +155,12 @@ def _plain(conn: Connection[Any], limit: int) -> RefreshReport:
             windows = bucket_windows(ranges, level.step)
             counts[level.name] = sum(len(w) for w in windows.values())
             _recompute(conn, level, windows)
+        recompute_energy(conn, ranges, now)
         conn.execute("DELETE FROM telemetry.dirty WHERE id = ANY(%s)", (ids,))
     return RefreshReport(len(ids), counts)
 
 
-def _timescale(conn: Connection[Any], limit: int) -> RefreshReport:
+def _timescale(conn: Connection[Any], limit: int, now: datetime) -> RefreshReport:
     """Refresh the continuous aggregates' windows, then delete the rows consumed. The
     connection must be idle: refresh_continuous_aggregate refuses a transaction."""
     autocommit = conn.autocommit
@@ -169,7 +178,9 @@ def _timescale(conn: Connection[Any], limit: int) -> RefreshReport:
                     "CALL refresh_continuous_aggregate(%s::regclass, %s, %s)",
                     (level.relation, lo, hi),
                 )
-        conn.execute("DELETE FROM telemetry.dirty WHERE id = ANY(%s)", (ids,))
+        with conn.transaction():
+            recompute_energy(conn, ranges, now)
+            conn.execute("DELETE FROM telemetry.dirty WHERE id = ANY(%s)", (ids,))
     finally:
         conn.autocommit = autocommit
     return RefreshReport(len(ids), counts)

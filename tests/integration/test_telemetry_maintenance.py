@@ -31,7 +31,7 @@ def _settings(**fields: Any) -> StoreSettings:
 @pytest.fixture
 def plain(postgres_server_url: str) -> Iterator[Pool]:
     with private_database(postgres_server_url) as url:
-        migrate(url, schemas={"telemetry"})
+        migrate(url, schemas={"telemetry", "ingest"})
         pool = create_pool(url, max_size=2, name="test-maintenance")
         try:
             yield pool
@@ -41,7 +41,7 @@ def plain(postgres_server_url: str) -> Iterator[Pool]:
 
 @pytest.fixture
 def timescale(timescale_database_url: str) -> Iterator[Pool]:
-    migrate(timescale_database_url, backend="timescale", schemas={"telemetry"})
+    migrate(timescale_database_url, backend="timescale", schemas={"telemetry", "ingest"})
     # One session for every connection (PGlite): one connection, nothing prepared.
     pool = create_pool(timescale_database_url, max_size=1, prepare_threshold=None, name="ts")
     try:

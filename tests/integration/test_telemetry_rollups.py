@@ -11,7 +11,6 @@ import itertools
 import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,18 +19,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
-from cloud.migrate import Backend, migrate, schema_backend
+from cloud.migrate import Backend, schema_backend
 from cloud.telemetry import TelemetryStore
 from cloud.telemetry.rollups import RollupRefresher
-from cloud.telemetry.settings import WriteMode
 from cloud.telemetry.store import store_backend
-from tests.integration.api_world import private_database
+from tests.integration.telemetry_world import Pool, Row, Store, backend_store
 
 pytestmark = pytest.mark.integration
 
-Pool = ConnectionPool[Connection[Any]]
-Row = tuple[datetime, int, int, float, int]
 T0 = datetime(2026, 11, 30, 22, 0, tzinfo=UTC)
 STEPS = {
     "rollup_5m": timedelta(minutes=5),
@@ -41,35 +36,9 @@ STEPS = {
 ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-@dataclass
-class Store:
-    pool: Pool
-    backend: Backend
-
-    @property
-    def write_mode(self) -> WriteMode:
-        return "copy" if self.backend == "plain" else "unnest"  # PGlite: no COPY FROM STDIN
-
-
 @pytest.fixture(scope="module", params=["plain", "timescale"])
 def store(request: pytest.FixtureRequest, postgres_server_url: str) -> Iterator[Store]:
-    if request.param == "plain":
-        with private_database(postgres_server_url) as url:
-            yield from _migrated(url, "plain", max_size=2, prepare_threshold=5)
-    else:
-        pglite = request.getfixturevalue("pglite_server")
-        pglite.reset()  # this module owns the one database until the next reset
-        # One session for every connection: one connection, nothing prepared.
-        yield from _migrated(pglite.url, "timescale", max_size=1, prepare_threshold=None)
-
-
-def _migrated(url: str, backend: Backend, **pool: Any) -> Iterator[Store]:
-    migrate(url, backend=backend, schemas={"telemetry"})
-    made = create_pool(url, name=f"test-rollups-{backend}", **pool)
-    try:
-        yield Store(made, backend)
-    finally:
-        made.close()
+    yield from backend_store(request, postgres_server_url)
 
 
 @pytest.fixture
@@ -78,29 +47,11 @@ def pool(store: Store) -> Pool:
 
 
 def _reset(pool: Pool) -> None:
-    backend = _backend(pool)
-    with pool.connection() as conn:
-        conn.autocommit = True
-        if backend == "plain":
-            conn.execute(
-                "TRUNCATE telemetry.readings, telemetry.rollup_5m, telemetry.rollup_1h,"
-                " telemetry.rollup_1d, telemetry.dirty"
-            )
-        else:
-            conn.execute("TRUNCATE telemetry.readings, telemetry.dirty")
-            for level in ("5m", "1h", "1d"):  # whole range: the aggregates empty again
-                conn.execute(
-                    f"CALL refresh_continuous_aggregate('telemetry.rollup_{level}', NULL, NULL)"
-                )
-        conn.autocommit = False
+    Store(pool, _backend(pool)).reset()
 
 
 def _write(pool: Pool, rows: Sequence[Row]) -> None:
-    mode: WriteMode = "copy" if _backend(pool) == "plain" else "unnest"  # PGlite: no COPY
-    store = TelemetryStore(pool, write_mode=mode)
-    store.ensure_partitions({r[0].date() for r in rows}, today=T0.date())
-    with pool.connection() as conn, conn.transaction():
-        store.write_readings(conn, rows)
+    Store(pool, _backend(pool)).write(rows, T0.date())
 
 
 def _backend(pool: Pool) -> Backend:
@@ -109,9 +60,7 @@ def _backend(pool: Pool) -> Backend:
 
 
 def _catch_up(pool: Pool) -> None:
-    backend = _backend(pool)
-    with pool.connection() as conn:
-        RollupRefresher(backend).catch_up(conn)
+    Store(pool, _backend(pool)).catch_up()
 
 
 def _table(pool: Pool, name: str) -> dict[tuple[int, int, datetime], tuple[Any, ...]]:
