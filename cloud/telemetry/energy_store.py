@@ -17,25 +17,44 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from cloud.adapters.postgres import Connection
 from cloud.events.outbox import emit_many
 from cloud.events.types import EnergyRevised, energy_revised_event
+from cloud.scope import GatewayReach, gateway_reach_condition
 from cloud.telemetry.dirty import DirtyRange
-from cloud.telemetry.energy import base_buckets, revised_days, revision_span
+from cloud.telemetry.energy import (
+    aggregate,
+    base_buckets,
+    local_periods,
+    revised_days,
+    revision_span,
+    site_buckets,
+)
 from cloud.telemetry.energy_models import (
     BaseBucket,
     CounterRules,
     CounterSample,
+    EnergyFigure,
     EnergyFlag,
     MeterSwap,
+    PeriodUnit,
 )
 from contracts.metrics import CATALOG, MetricKind
 
-__all__ = ["ENERGY_METRICS", "SCHEMA", "load_buckets", "recompute_energy"]
+__all__ = [
+    "ENERGY_METRICS",
+    "REVISION_GRACE",
+    "SCHEMA",
+    "SiteEnergy",
+    "load_buckets",
+    "recompute_energy",
+    "site_energy",
+]
 
 SCHEMA = "telemetry"
 #: The counters energy is reckoned for: every Wh counter of the catalog.
@@ -43,6 +62,10 @@ ENERGY_METRICS: tuple[int, ...] = tuple(
     m.id for m in CATALOG if m.kind == MetricKind.COUNTER and m.unit == "Wh"
 )
 _VALID = "quality < 2 AND value >= 0 AND value < 'Infinity'"
+#: A day is announced as revised only once it ended this long before: the minutes after
+#: midnight complete yesterday as a matter of course (the job runs every minute), which
+#: is no revision billing needs to hear of.
+REVISION_GRACE = timedelta(hours=1)
 
 
 def _merged(ranges: Iterable[DirtyRange]) -> dict[int, list[tuple[datetime, datetime]]]:
@@ -192,9 +215,52 @@ def _announce(conn: Connection[Any], changed: dict[int, set[datetime]], now: dat
     events = []
     for (site, region, zone), starts in sorted(sites.items()):
         tz = ZoneInfo(zone)
-        today = now.astimezone(tz).date()
-        days = [d for d in revised_days(starts, tz) if d < today]
+        # The last local day that had ended REVISION_GRACE before now.
+        last_closed = (now - REVISION_GRACE).astimezone(tz).date() - timedelta(days=1)
+        days = [d for d in revised_days(starts, tz) if d <= last_closed]
         if days:
             revised = EnergyRevised(site_id=site, days=days)
             events.append(energy_revised_event(revised, region, occurred_at=now, source=SCHEMA))
     emit_many(conn, SCHEMA, events)
+
+
+@dataclass(frozen=True)
+class SiteEnergy:
+    site_id: int
+    time_zone: str
+    metric_id: int
+    figures: list[EnergyFigure]
+
+
+def site_energy(
+    conn: Connection[Any],
+    site_id: int,
+    metric: int,
+    unit: PeriodUnit,
+    first_day: date,
+    last_day: date,
+    *,
+    reach: GatewayReach | None = None,
+) -> SiteEnergy | None:
+    """The site's energy of one counter per local ``unit`` (hour, day, month) from
+    ``first_day`` to ``last_day`` (local dates, inclusive; months: the months holding
+    them); None when the site has no device in ``reach``."""
+    reach = reach or GatewayReach()
+    rows = conn.execute(
+        "SELECT k.device_id, g.time_zone FROM ingest.device_keys k"
+        " JOIN ingest.gateways g USING (gateway_id) WHERE g.site_id = %(site)s AND "
+        + gateway_reach_condition("g.region", "k.gateway_id"),
+        {"site": site_id, **reach.sql_params()},
+    ).fetchall()
+    if not rows:
+        return None
+    zone = ZoneInfo(rows[0][1])
+    if unit == "month":
+        first_day = first_day.replace(day=1)
+    periods = local_periods(zone, first_day, last_day, unit)
+    if not periods:
+        return SiteEnergy(site_id, str(zone), metric, [])
+    devices = sorted({int(r[0]) for r in rows})
+    per_device = load_buckets(conn, devices, metric, periods[0].start, periods[-1].end)
+    figures = aggregate(site_buckets(per_device), periods)
+    return SiteEnergy(site_id, str(zone), metric, figures)

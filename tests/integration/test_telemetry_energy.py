@@ -1,0 +1,205 @@
+"""Energy from counters in the store (issue 14), on both backends: the maintenance job
+keeps the 15-minute buckets from what the write path marked dirty, local days sum them
+in the site's zone, and a week of backfilled data corrects every day it touched and
+announces exactly those days (``energy.revised``). Expected figures are worked out by
+hand in each test; the property test holds the incremental upkeep to a computation from
+all samples at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cloud.telemetry.energy import base_buckets
+from cloud.telemetry.energy_models import CounterSample, EnergyFlag
+from cloud.telemetry.energy_store import load_buckets, site_energy
+from tests.integration.telemetry_world import Row, Store, backend_store
+
+pytestmark = pytest.mark.integration
+
+PV_WH = 10  # contracts.metrics: pv_wh
+SITE, DEVICE, GATEWAY = 5, 7, "gw-energy-1"
+MIN = timedelta(minutes=1)
+Q = timedelta(minutes=15)
+
+
+@pytest.fixture(scope="module", params=["plain", "timescale"])
+def store(request: pytest.FixtureRequest, postgres_server_url: str) -> Iterator[Store]:
+    yield from backend_store(request, postgres_server_url)
+
+
+@pytest.fixture
+def site(store: Store) -> Store:
+    """A clean store with one ES site (Europe/Madrid) whose gateway has device 7."""
+    return _fresh(store)
+
+
+def _fresh(store: Store) -> Store:
+    store.reset()
+    with store.pool.connection() as conn:
+        conn.execute(
+            "INSERT INTO ingest.gateways (gateway_id, region, time_zone, updated_at, site_id)"
+            " VALUES (%s, 'es', 'Europe/Madrid', now(), %s)",
+            (GATEWAY, SITE),
+        )
+        conn.execute(
+            "INSERT INTO ingest.device_keys (gateway_id, local_id, device_id)"
+            " VALUES (%s, 'SN-PV', %s)",
+            (GATEWAY, DEVICE),
+        )
+        conn.commit()
+    return store
+
+
+def _rows(samples: list[tuple[datetime, float]]) -> list[Row]:
+    return [(ts, DEVICE, PV_WH, value, 0) for ts, value in samples]
+
+
+def _buckets(store: Store) -> dict[datetime, tuple[int, int, timedelta, frozenset[EnergyFlag]]]:
+    far = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+    with store.pool.connection() as conn:
+        got = load_buckets(conn, [DEVICE], PV_WH, *far)[DEVICE]
+    return {b.start: (b.energy_mwh, b.samples, b.covered, b.flags) for b in got}
+
+
+def _days(store: Store, first: date, last: date) -> dict[date, tuple[Decimal, bool]]:
+    with store.pool.connection() as conn:
+        energy = site_energy(conn, SITE, PV_WH, "day", first, last)
+    assert energy is not None
+    return {f.period.day: (f.energy_wh, f.complete) for f in energy.figures}
+
+
+def _revisions(store: Store) -> list[dict[str, Any]]:
+    with store.pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT payload FROM telemetry.outbox WHERE name = 'energy.revised' ORDER BY id"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_buckets_and_a_day_by_hand(site: Store) -> None:
+    t = datetime(2026, 11, 30, 21, 50, tzinfo=UTC)  # 22:50 in Madrid
+    values = [1000.0, 1010.0, 1030.0, 1060.0, 1100.0, 1150.0, 1210.0, 5.0]
+    site.write(_rows([(t + 5 * MIN * i, v) for i, v in enumerate(values)]), t.date())
+    site.catch_up(now=t + 40 * MIN)
+    # Buckets are (start, start + 15 min]; a pair's energy goes to its later sample's.
+    # (21:45, 22:00]: 21:50 opens, +10 at 21:55, +20 at 22:00; 10 min covered.
+    # (22:00, 22:15]: +30, +40, +50. (22:15, 22:30]: +60 at 22:20, then 5 < 1210 at
+    # 22:25 is a reset: 5 Wh from zero.
+    b0 = datetime(2026, 11, 30, 21, 45, tzinfo=UTC)
+    assert _buckets(site) == {
+        b0: (30_000, 3, 10 * MIN, frozenset()),
+        b0 + Q: (120_000, 3, Q, frozenset()),
+        b0 + 2 * Q: (65_000, 2, 10 * MIN, frozenset({EnergyFlag.RESET})),
+    }
+    # All of it on Madrid's 30 November (the last sample is 23:25 local).
+    assert _days(site, date(2026, 11, 30), date(2026, 11, 30)) == {
+        date(2026, 11, 30): (Decimal("215.000"), False)
+    }
+
+
+def test_a_meter_swap_between_two_samples(site: Store) -> None:
+    t = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+    with site.pool.connection() as conn:
+        conn.execute(
+            "INSERT INTO telemetry.meter_swaps (device_id, metric_id, replaced_at,"
+            " old_register_wh, new_register_wh) VALUES (%s, %s, %s, 5004.5, 12.0)",
+            (DEVICE, PV_WH, t + 7 * MIN),
+        )
+        conn.commit()
+    site.write(_rows([(t, 5000.0), (t + Q, 20.0)]), t.date())
+    site.catch_up(now=t + Q)
+    # The old meter ran 5000 -> 5004.5, the new one 12 -> 20: 4.5 + 8 = 12.5 Wh.
+    assert _buckets(site)[t] == (12_500, 1, Q, frozenset({EnergyFlag.METER_SWAP}))
+
+
+def test_a_week_long_outage_backfilled_corrects_and_announces_exactly_its_days(
+    site: Store,
+) -> None:
+    # Madrid is UTC+1 all of this time. The meter adds 100 Wh every 15 minutes.
+    start = datetime(2026, 11, 23, 23, 0, tzinfo=UTC)  # local 24 Nov 00:00
+    cut = datetime(2026, 11, 25, 22, 45, tzinfo=UTC)  # local 25 Nov 23:45: last before
+    back = datetime(2026, 12, 2, 23, 0, tzinfo=UTC)  # local 3 Dec 00:00: first after
+    end = datetime(2026, 12, 3, 11, 0, tzinfo=UTC)
+
+    def series(lo: datetime, hi: datetime) -> list[tuple[datetime, float]]:
+        n0, n1 = (lo - start) // Q, (hi - start) // Q
+        return [(start + Q * n, 100.0 * n) for n in range(n0, n1 + 1)]
+
+    site.write(_rows(series(start, cut)), cut.date())
+    site.catch_up(now=cut + 5 * MIN)
+    # The gateway is back (12-03 00:00 local) and sends live data first: the pair across
+    # the outage is a gap, so 25 Nov's last bucket and every bucket after it until today
+    # say so.
+    site.write(_rows(series(back, end)), end.date())
+    site.catch_up(now=end)
+    before = _days(site, date(2026, 11, 25), date(2026, 12, 2))
+    assert all(not complete for _, complete in before.values())
+    assert before[date(2026, 11, 26)][0] == 0
+    seen = len(_revisions(site))
+    # Then its buffer: the week, oldest first, in two batches.
+    week = series(cut + Q, back - Q)
+    site.write(_rows(week[: len(week) // 2]), end.date())
+    site.write(_rows(week[len(week) // 2 :]), end.date())
+    site.catch_up(now=end + 30 * MIN)
+    # Every local day from 25 Nov (its last bucket) to 2 Dec is whole again: 96 buckets
+    # of 100 Wh; today's first bucket changed too, but today has not ended.
+    after = _days(site, date(2026, 11, 24), date(2026, 12, 2))
+    assert after == {
+        date(2026, 11, 24) + timedelta(days=i): (Decimal("9600.000"), True) for i in range(9)
+    }
+    announced = _revisions(site)[seen:]
+    days = sorted({d for event in announced for d in event["days"]})
+    assert days == [(date(2026, 11, 25) + timedelta(days=i)).isoformat() for i in range(8)]
+    assert {event["site_id"] for event in announced} == {SITE}
+
+
+# -- property: the incremental upkeep equals a computation from all samples ---------------
+
+_steps = st.lists(
+    st.tuples(
+        st.integers(1, 40),  # minutes to the next sample
+        st.integers(0, 500),  # Wh added
+        st.booleans(),  # a reset: the counter restarts from what was added
+    ),
+    min_size=2,
+    max_size=40,
+)
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(steps=_steps, arrival=st.permutations(range(4)), refresh_between=st.booleans())
+def test_buckets_kept_batch_by_batch_equal_a_computation_from_everything(
+    site: Store, steps: list[tuple[int, int, bool]], arrival: list[int], refresh_between: bool
+) -> None:
+    _fresh(site)
+    t, value = datetime(2026, 11, 29, 22, 0, tzinfo=UTC), 1000.0
+    samples: list[tuple[datetime, float]] = []
+    for minutes, added, reset in steps:
+        t += minutes * MIN
+        value = float(added) if reset else value + added
+        samples.append((t, value))
+    # Four slices of the series arrive in a shuffled order: late data at every turn.
+    size = -(-len(samples) // 4)
+    slices = [samples[i * size : (i + 1) * size] for i in range(4)]
+    for i in arrival:
+        if slices[i]:
+            site.write(_rows(slices[i]), t.date())
+            if refresh_between:
+                site.catch_up(now=t)
+    site.catch_up(now=t)
+    expected = base_buckets([CounterSample(ts=ts, value_wh=v) for ts, v in samples])
+    assert _buckets(site) == {
+        b.start: (b.energy_mwh, b.samples, b.covered, b.flags) for b in expected
+    }
