@@ -35,6 +35,8 @@ from cloud.bootstrap import create_api, run_ingest
 from cloud.ingest import IngestSettings
 from cloud.migrate import migrate
 from cloud.registry import GatewayIn, RegistryService, SiteIn
+from cloud.telemetry.energy import base_buckets
+from cloud.telemetry.energy_models import CounterSample
 from contracts.topics import topic
 from potr.servers.mosquitto import PrivateMosquitto
 from potr.servers.ports import free_port
@@ -118,6 +120,50 @@ async def api_client(database_url: str) -> AsyncIterator[tuple[httpx.AsyncClient
     pool.close()
 
 
+def _dirty(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM telemetry.dirty").fetchone()
+    return int(row[0]) if row else -1
+
+
+def _assert_rollups_and_energy_follow_the_raw_rows(database_url: str) -> None:
+    """What the ingest workers' maintenance made, against the stored raw rows: each
+    5-minute bucket's count, min, max and last, and the pv_wh energy buckets against
+    the energy function over the stored samples (both computed here)."""
+    with psycopg.connect(database_url) as conn:
+        raw = conn.execute(
+            "SELECT device_id, metric_id, ts, value FROM telemetry.readings"
+            " WHERE quality < 2 ORDER BY ts"
+        ).fetchall()
+        rollups = conn.execute(
+            "SELECT device_id, metric_id, bucket, min, max, last, count FROM telemetry.rollup_5m"
+        ).fetchall()
+        energy = conn.execute(
+            "SELECT device_id, bucket, energy_mwh, samples FROM telemetry.energy_15m"
+            " WHERE metric_id = 10"
+        ).fetchall()
+    groups: dict[tuple[int, int, datetime], list[tuple[datetime, float]]] = {}
+    for device, metric, ts, value in raw:
+        bucket = datetime.fromtimestamp(ts.timestamp() // 300 * 300, UTC)
+        groups.setdefault((device, metric, bucket), []).append((ts, value))
+    expected = {
+        key: (min(v for _, v in rows), max(v for _, v in rows), rows[-1][1], len(rows))
+        for key, rows in groups.items()
+    }
+    assert {(d, m, b): (lo, hi, last, n) for d, m, b, lo, hi, last, n in rollups} == expected
+    pv = {}
+    for device, metric, ts, value in raw:
+        if metric == 10:
+            pv.setdefault(device, []).append(CounterSample(ts=ts, value_wh=value))
+    assert pv, "no pv_wh stored"
+    want = {
+        (device, b.start): (b.energy_mwh, b.samples)
+        for device, samples in pv.items()
+        for b in base_buckets(samples)
+    }
+    assert {(d, b): (e, n) for d, b, e, n in energy} == want
+
+
 def _open_gaps_upto(database_url: str, seq: int) -> int:
     with psycopg.connect(database_url) as conn:
         row = conn.execute(
@@ -197,6 +243,7 @@ async def test_readings_reach_the_api_exactly_once_through_agent_restart_and_bro
         mqtt_url=mosquitto.url,
         mqtt_client_id=f"ingest-{uuid.uuid4().hex[:8]}",
         stored_interval_s=0.2,
+        telemetry_maintenance_interval_s=0.5,  # the workers keep rollups and energy
     )
     ingest_stop, ingest_ready = asyncio.Event(), asyncio.Event()
     async with DeviceSite(sim_settings) as sim:
@@ -247,12 +294,15 @@ async def test_readings_reach_the_api_exactly_once_through_agent_restart_and_bro
             at_least=target,
         )
         agent.stop()
+        # The workers' maintenance catches up with everything stored.
+        await until(lambda: _dirty(database_url) == 0, 30, "the store's maintenance")
         ingest_stop.set()
         await asyncio.wait_for(ingest, 20)
         history = sim.history()
     witness.close()
 
     assert any(n >= 2 for n in witness.deliveries.values()), "no message was ever resent"
+    _assert_rollups_and_energy_follow_the_raw_rows(database_url)
     # Batches after ``target`` may still be uncovered: the agent stopped before resending.
     assert _open_gaps_upto(database_url, target) == 0
     assert set(range(1, target + 1)) <= witness.seqs, "the witness missed a batch"
