@@ -11,13 +11,14 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cloud.telemetry.energy import base_buckets
-from cloud.telemetry.energy_models import CounterSample, EnergyFlag
+from cloud.telemetry.energy import aggregate, base_buckets, local_periods, site_buckets
+from cloud.telemetry.energy_models import CounterSample, EnergyFigure, EnergyFlag
 from cloud.telemetry.energy_store import load_buckets, site_energy
 from tests.integration.telemetry_world import Row, Store, backend_store
 
@@ -158,6 +159,49 @@ def test_a_week_long_outage_backfilled_corrects_and_announces_exactly_its_days(
     days = sorted({d for event in announced for d in event["days"]})
     assert days == [(date(2026, 11, 25) + timedelta(days=i)).isoformat() for i in range(8)]
     assert {event["site_id"] for event in announced} == {SITE}
+
+
+def test_days_and_months_summed_by_the_server_equal_the_energy_functions(site: Store) -> None:
+    # Two devices (the second only part of the time, and with a reset) across Madrid's
+    # fall-back day (25 Oct 2026: 25 hours) and a month boundary.
+    with site.pool.connection() as conn:
+        conn.execute(
+            "INSERT INTO ingest.device_keys (gateway_id, local_id, device_id)"
+            " VALUES (%s, 'SN-PV2', 11)",
+            (GATEWAY,),
+        )
+        conn.commit()
+    t0 = datetime(2026, 10, 23, 22, 0, tzinfo=UTC)
+    rows: list[Row] = []
+    for i in range(4 * 24 * 12):  # twelve days of 15-minute samples, a gap each day
+        if i % 96 in (40, 41, 42):
+            continue
+        rows.append((t0 + Q * i, DEVICE, PV_WH, 50.0 * i, 0))
+        if 200 <= i < 700:
+            rows.append((t0 + Q * i, 11, PV_WH, 30.0 * (i % 300), 0))  # resets at 300, 600
+    site.write(rows, t0.date())
+    site.catch_up(now=t0 + 20 * Q * 96)
+    first, last = date(2026, 10, 24), date(2026, 11, 3)
+    with site.pool.connection() as conn:
+        zone = ZoneInfo("Europe/Madrid")
+        periods = {u: local_periods(zone, first, last, u) for u in ("day", "month")}
+        per_device = load_buckets(
+            conn, [DEVICE, 11], PV_WH, periods["month"][0].start, periods["month"][-1].end
+        )
+        for unit in ("day", "month"):
+            got = site_energy(conn, SITE, PV_WH, unit, first, last)
+            assert got is not None
+            want = aggregate(site_buckets(per_device), periods[unit])
+            assert got.figures == want, unit
+    fall_back = next(f for f in got_days(site, first, last) if f.period.day == date(2026, 10, 25))
+    assert fall_back.period.length == timedelta(hours=25)
+
+
+def got_days(site: Store, first: date, last: date) -> list[EnergyFigure]:
+    with site.pool.connection() as conn:
+        energy = site_energy(conn, SITE, PV_WH, "day", first, last)
+    assert energy is not None
+    return energy.figures
 
 
 # -- property: the incremental upkeep equals a computation from all samples ---------------
