@@ -54,11 +54,24 @@ def _table(rows: list[Any], columns: list[str]) -> None:
 
 
 @db_app.command("migrate")
-def db_migrate() -> None:
+def db_migrate(
+    backend: str = typer.Option(
+        "auto",
+        help="the telemetry store's backend when first chosen: auto (timescale where the"
+        " server offers the extension), plain or timescale",
+    ),
+) -> None:
     """Apply every service's pending migrations (safe to run twice)."""
-    from cloud.migrate import migrate
+    from cloud.migrate import MigrationError, migrate
 
-    applied = migrate(_database().database_url)
+    if backend not in ("auto", "plain", "timescale"):
+        console.print(f"[red]--backend {backend!r}: auto, plain or timescale[/red]")
+        raise typer.Exit(2)
+    try:
+        applied = migrate(_database().database_url, backend=backend)  # type: ignore[arg-type]
+    except MigrationError as exc:
+        console.print(f"[red]{exc}[/red]", soft_wrap=True)
+        raise typer.Exit(2) from None
     console.print(
         f"applied {len(applied)} migration(s)"
         + (": " + ", ".join(applied) if applied else " (up to date)")

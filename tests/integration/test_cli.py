@@ -22,6 +22,18 @@ def runner(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     return CliRunner()
 
 
+def test_migrate_refuses_a_backend_the_server_cannot_give(runner: CliRunner) -> None:
+    asked = runner.invoke(app, ["db", "migrate", "--backend", "timescale"])
+    assert asked.exit_code == 2
+    assert "no timescaledb extension" in asked.output
+    unknown = runner.invoke(app, ["db", "migrate", "--backend", "mars"])
+    assert unknown.exit_code == 2
+    assert "auto, plain or timescale" in unknown.output
+    plain = runner.invoke(app, ["db", "migrate", "--backend", "plain"])
+    assert plain.exit_code == 0, plain.output
+    assert "telemetry/002_rollups.plain.sql" in plain.output
+
+
 def test_migrate_twice_then_add_and_list_sites_and_gateways(runner: CliRunner) -> None:
     first = runner.invoke(app, ["db", "migrate"])
     assert first.exit_code == 0, first.output
