@@ -157,6 +157,8 @@ async def run_demo(
             **(common | _identity(mq, INGEST_USER)),
             mqtt_shared_subscription=mq.shared,
             mqtt_client_id=f"potr-demo-ingest-{os.getpid()}",
+            # Rollups and energy within a short demo's life (production: every minute).
+            telemetry_maintenance_interval_s=10.0,
         )
         config = ConfigSettings(**(common | _identity(mq, CONFIG_USER)), signing_key_file=key_file)
         # The identity demo key pair: access tokens are signed with the private half, the
