@@ -158,7 +158,7 @@ def _get(fleet: Fleet, path: str, headers: dict[str, str] | None = None, **param
     return answer
 
 
-def _window(hours: int = 3) -> dict[str, str]:
+def _window(hours: int = 3) -> dict[str, Any]:
     return {"from": to_wire(T0), "to": to_wire(T0 + timedelta(hours=hours))}
 
 
@@ -196,7 +196,10 @@ def test_hourly_buckets_hold_the_hours_aggregates(fleet: Fleet) -> None:
 
 def test_a_day_bucket_overlapping_the_window_is_whole(fleet: Fleet) -> None:
     """From 01:00 to 02:00, the day bucket starts before the window and counts all 18."""
-    params = {"from": to_wire(T0 + timedelta(hours=1)), "to": to_wire(T0 + timedelta(hours=2))}
+    params: dict[str, Any] = {
+        "from": to_wire(T0 + timedelta(hours=1)),
+        "to": to_wire(T0 + timedelta(hours=2)),
+    }
     body = _get(
         fleet, f"/devices/{fleet.d1}/readings", metric="pv_w", resolution="1d", **params
     ).json()

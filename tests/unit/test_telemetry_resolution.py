@@ -56,7 +56,7 @@ def test_auto_picks_the_coarsest_level_with_enough_points(points: int, level: st
 
 def test_an_explicit_resolution_is_kept_whatever_the_points() -> None:
     for name in ("raw", "5m", "1h", "1d"):
-        assert _name(choose_level(name, *WEEK, 5000)) == name  # type: ignore[arg-type]
+        assert _name(choose_level(name, *WEEK, 5000)) == name
     assert level_named("raw") is None
 
 
