@@ -55,7 +55,8 @@ _RESOLUTION_DOC = (
     "days; whole buckets overlapping the window; samples of quality bad are in none), or "
     "`auto`: the coarsest level with at least `points` buckets in the window, raw when "
     "even 5 min buckets are fewer. The answer's `resolution` says which shape it has: "
-    "`points` (raw) or `buckets`."
+    "`points` (raw) or `buckets`. Buckets are as fresh as the rollups' last refresh "
+    "(the maintenance job's); raw samples as soon as ingest commits them."
 )
 
 Metric = Annotated[
