@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, Field
 
@@ -31,16 +31,90 @@ class ReadingPoint(BaseModel):
     quality: str = Field(description="good, suspect or bad")
 
 
-class ReadingSeries(BaseModel):
+class ReadingBucket(BaseModel):
+    """One rollup bucket: aggregates of the samples of quality good or suspect in
+    ``[bucket, bucket + step)`` (bad samples are in no bucket)."""
+
+    bucket: datetime = Field(description="bucket start, UTC (5 min, 1 h or UTC day)")
+    avg: float = Field(description="mean of the samples, SI unit")
+    min: float
+    max: float
+    last: float = Field(description="the bucket's latest sample")
+    last_ts: datetime = Field(description="when that sample was taken, UTC")
+    count: int = Field(description="samples in the bucket")
+
+
+class _Series(BaseModel):
     device_id: int
     metric: str
     unit: str
     from_: datetime = Field(alias="from", serialization_alias="from")
     to: datetime
-    points: list[ReadingPoint]
-    truncated: bool = Field(description="true when more points exist than `limit`")
+    truncated: bool = Field(description="true when more follow than `limit`")
+    next_cursor: str | None = Field(
+        default=None,
+        description="when truncated: pass as `cursor` (same query otherwise) for the next page",
+    )
 
     model_config = {"populate_by_name": True}
+
+
+class ReadingSeries(_Series):
+    """Raw samples with ``from <= ts < to``, in time order."""
+
+    resolution: Literal["raw"] = "raw"
+    points: list[ReadingPoint]
+
+
+class RollupSeries(_Series):
+    """Rollup buckets overlapping ``[from, to)``, in time order (whole buckets: the
+    first may start before ``from``)."""
+
+    resolution: Literal["5m", "1h", "1d"]
+    buckets: list[ReadingBucket]
+
+
+#: A device's series as the API answers it: ``resolution`` says which shape.
+AnySeries = Annotated[ReadingSeries | RollupSeries, Field(discriminator="resolution")]
+
+
+class SiteReadings(BaseModel):
+    """One metric of every device of a site, one series per device (by device id)."""
+
+    site_id: int
+    metric: str
+    unit: str
+    resolution: Literal["raw", "5m", "1h", "1d"]
+    series: list[AnySeries]
+
+
+class LatestValue(BaseModel):
+    device_id: int
+    metric: str
+    unit: str
+    ts: datetime = Field(description="sample time, UTC")
+    value: float = Field(description="value in the metric's SI unit")
+    quality: str = Field(description="good, suspect or bad")
+
+
+class SiteLatest(BaseModel):
+    """The newest sample per device and metric of a site since ``since``."""
+
+    site_id: int
+    since: datetime = Field(description="samples older than this are not looked at")
+    values: list[LatestValue]
+
+
+class FleetLatest(BaseModel):
+    """The newest sample of one metric per device in the caller's reach, by device id."""
+
+    metric: str
+    unit: str
+    since: datetime = Field(description="samples older than this are not looked at")
+    values: list[LatestValue]
+    next_after: int | None = Field(
+        description="when more devices follow: pass as `after` for the next page"
+    )
 
 
 class UnknownMetricError(KeyError):

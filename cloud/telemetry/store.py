@@ -13,16 +13,20 @@ from typing import Any
 
 from cloud.adapters.postgres import Connection, ConnectionPool, UniqueViolation, ping, sql
 from cloud.migrate import Backend, schema_backend
-from cloud.scope import GatewayReach, gateway_reach_condition
+from cloud.scope import GatewayReach
+from cloud.telemetry import queries
 from cloud.telemetry.dirty import mark_dirty
 from cloud.telemetry.models import (
-    QUALITY_NAMES,
-    ReadingPoint,
+    FleetLatest,
     ReadingSeries,
+    RollupSeries,
+    SiteLatest,
+    SiteReadings,
     UnknownMetricError,
 )
+from cloud.telemetry.rollups import Level
 from cloud.telemetry.settings import WriteMode
-from contracts.metrics import BY_NAME, CATALOG
+from contracts.metrics import BY_NAME, CATALOG, Metric
 
 _COLUMNS = "(ts, device_id, metric_id, value, quality)"
 _COPY_TYPES = ["timestamptz", "int4", "int2", "float8", "int2"]
@@ -235,7 +239,8 @@ _EVERYWHERE = GatewayReach()
 
 
 class TelemetryReader:
-    """Read side used by the API: one device's samples of one metric."""
+    """Read side used by the API: series of a device or a site, newest values; every
+    query filtered by the caller's reach (:mod:`cloud.telemetry.queries`)."""
 
     def __init__(self, pool: ConnectionPool[Connection[Any]]) -> None:
         self._pool = pool
@@ -249,39 +254,91 @@ class TelemetryReader:
         (the registry hears of it a relay round later). A gateway's region is ingest's
         copy of it (``ingest.gateways``)."""
         with self._pool.connection() as conn:
-            row = conn.execute(
-                "SELECT 1 FROM ingest.device_keys k JOIN ingest.gateways g USING (gateway_id)"
-                " WHERE k.device_id = %(device)s AND "
-                + gateway_reach_condition("g.region", "k.gateway_id"),
-                {"device": device_id, **reach.sql_params()},
-            ).fetchone()
-        return row is not None
+            return queries.device_in_reach(conn, device_id, reach)
 
     def readings(
-        self, device_id: int, metric: str, from_: datetime, to: datetime, *, limit: int = 1000
-    ) -> ReadingSeries:
-        """Samples with ``from_ <= ts < to`` in time order, at most ``limit``."""
-        try:
-            m = BY_NAME[metric]
-        except KeyError:
-            raise UnknownMetricError(f"unknown metric {metric!r}") from None
+        self,
+        device_id: int,
+        metric: str,
+        from_: datetime,
+        to: datetime,
+        *,
+        limit: int = 1000,
+        level: Level | None = None,
+        after: datetime | None = None,
+    ) -> ReadingSeries | RollupSeries:
+        """Samples with ``from_ <= ts < to`` (``level`` None) or the level's buckets
+        overlapping the window, in time order, at most ``limit``, after ``after``."""
+        m = _metric(metric)
         with self._pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT ts, value, quality FROM telemetry.readings"
-                " WHERE device_id = %s AND metric_id = %s AND ts >= %s AND ts < %s"
-                " ORDER BY ts LIMIT %s",
-                (device_id, m.id, from_, to, limit + 1),
-            ).fetchall()
-        points = [
-            ReadingPoint(ts=ts.astimezone(UTC), value=value, quality=QUALITY_NAMES.get(q, "bad"))
-            for ts, value, q in rows
-        ]
-        return ReadingSeries(
-            device_id=device_id,
+            return queries.series(conn, device_id, m, (from_, to), level, limit=limit, after=after)
+
+    def site_readings(
+        self,
+        site_id: int,
+        metric: str,
+        window: tuple[datetime, datetime],
+        level: Level | None,
+        *,
+        limit: int,
+        reach: GatewayReach = _EVERYWHERE,
+    ) -> SiteReadings | None:
+        """One series per device of the site in reach (first pages, ``limit`` each);
+        None when no gateway of the site is in reach."""
+        m = _metric(metric)
+        with self._pool.connection() as conn:
+            if not queries.site_in_reach(conn, site_id, reach):
+                return None
+            devices = queries.site_devices(conn, site_id, reach)
+            found = [queries.series(conn, d, m, window, level, limit=limit) for d in devices]
+        return SiteReadings(
+            site_id=site_id,
             metric=m.name,
             unit=m.unit,
-            from_=from_,
-            to=to,
-            points=points[:limit],
-            truncated=len(points) > limit,
+            resolution=level.name if level else "raw",
+            series=found,
         )
+
+    def site_latest(
+        self,
+        site_id: int,
+        since: datetime,
+        *,
+        metric: str | None = None,
+        reach: GatewayReach = _EVERYWHERE,
+    ) -> SiteLatest | None:
+        """The newest sample per device and metric (or of ``metric``) of the site since
+        ``since``; None when no gateway of the site is in reach."""
+        ids = [_metric(metric).id] if metric is not None else None
+        with self._pool.connection() as conn:
+            if not queries.site_in_reach(conn, site_id, reach):
+                return None
+            values = queries.site_latest(conn, site_id, reach, since, ids)
+        return SiteLatest(site_id=site_id, since=since, values=values)
+
+    def fleet_latest(
+        self,
+        metric: str,
+        since: datetime,
+        *,
+        after: int = 0,
+        limit: int = 100,
+        reach: GatewayReach = _EVERYWHERE,
+    ) -> FleetLatest:
+        """The newest sample of ``metric`` since ``since`` per device in reach, by device
+        id above ``after``, ``limit`` devices a page."""
+        m = _metric(metric)
+        with self._pool.connection() as conn:
+            values, next_after = queries.fleet_latest(
+                conn, m, reach, since, after=after, limit=limit
+            )
+        return FleetLatest(
+            metric=m.name, unit=m.unit, since=since, values=values, next_after=next_after
+        )
+
+
+def _metric(name: str) -> Metric:
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise UnknownMetricError(f"unknown metric {name!r}") from None

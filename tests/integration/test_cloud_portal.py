@@ -230,10 +230,13 @@ def test_openapi_declares_bearer_security_and_response_models(client: TestClient
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     readings = spec["paths"]["/api/v1/{region}/devices/{device_id}/readings"]["get"]
     assert readings["security"] == [{"HTTPBearer": []}]
-    assert (
-        "ReadingSeries"
-        in readings["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
-    )
+    # Raw samples or rollup buckets, told apart by `resolution`.
+    schema = readings["responses"]["200"]["content"]["application/json"]["schema"]
+    assert [s["$ref"].rsplit("/", 1)[1] for s in schema["oneOf"]] == [
+        "ReadingSeries",
+        "RollupSeries",
+    ]
+    assert schema["discriminator"]["propertyName"] == "resolution"
 
 
 def test_a_device_is_readable_as_soon_as_its_first_batch_commits(

@@ -355,6 +355,17 @@ TABLE: dict[tuple[str, str], Route] = {
         200,
         lambda r, t: Call("GET", f"{_r(r)}/devices/{t.device}/readings", params={"metric": "pv_w"}),
     ),
+    ("GET", "/api/v1/{region}/sites/{site_id}/readings"): Route(
+        ALL, True, 200, _get("/sites/{t.site}/readings", metric="pv_w", resolution="auto")
+    ),
+    ("GET", "/api/v1/{region}/sites/{site_id}/latest"): Route(
+        ALL, True, 200, _get("/sites/{t.site}/latest")
+    ),
+    # The fleet's newest values name no object: what it lists is checked in
+    # test_telemetry_queries (a customer's holds its account's devices only).
+    ("GET", "/api/v1/{region}/latest"): Route(
+        ALL, True, 200, _get("/latest", metric="pv_w"), is_list=True
+    ),
     ("GET", "/api/v1/{region}/devices/{device_id}/completeness"): Route(
         ALL, True, 200, lambda r, t: Call("GET", f"{_r(r)}/devices/{t.device}/completeness")
     ),

@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.security]
 
 SEED = 14
 #: Fuzzed cases per route (the coverage phase's cases come on top, where it runs); 3
-#: keeps the whole run, 35 routes, under ~25 s.
+#: keeps the whole run, 44 routes, under ~35 s.
 MAX_EXAMPLES = 3
 #: Roles whose run includes the coverage phase; the others fuzz every route briefly. An
 #: admin's covers every route; a customer's, the routes its role may call (the rest
