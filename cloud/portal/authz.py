@@ -94,6 +94,7 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "devices.readings": EVERYONE,
     "sites.readings": EVERYONE,
     "sites.latest": EVERYONE,
+    "sites.energy": EVERYONE,
     "fleet.latest": EVERYONE,
     "devices.completeness": EVERYONE,
     "commands.send": CONTROL,

@@ -14,15 +14,16 @@ lists hold only what is in it.
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from starlette.concurrency import run_in_threadpool
 
-from cloud.apitypes import EARLIEST, INT4_MAX, DeviceId, Instant, SiteId, problem
+from cloud.apitypes import EARLIEST, INT4_MAX, DeviceId, Instant, LocalDay, SiteId, problem
 from cloud.scope import GatewayReach
 from cloud.telemetry import examples
-from cloud.telemetry.models import AnySeries, FleetLatest, SiteLatest, SiteReadings
+from cloud.telemetry.energy_store import ENERGY_METRICS
+from cloud.telemetry.models import AnySeries, FleetLatest, SiteEnergyOut, SiteLatest, SiteReadings
 from cloud.telemetry.resolution import (
     CURSOR_MAX_LEN,
     CURSOR_PATTERN,
@@ -34,7 +35,7 @@ from cloud.telemetry.resolution import (
 )
 from cloud.telemetry.rollups import Level
 from cloud.telemetry.store import TelemetryReader
-from contracts.metrics import BY_NAME
+from contracts.metrics import BY_ID, BY_NAME
 from contracts.timeutil import utc_now
 
 DEFAULT_WINDOW = timedelta(hours=24)
@@ -45,6 +46,11 @@ MAX_SITE_LIMIT = 2_000
 DEFAULT_MAX_AGE_H = 168
 MAX_AGE_H = 2160
 _METRICS = sorted(BY_NAME)
+_ENERGY_METRICS = sorted(BY_ID[i].name for i in ENERGY_METRICS)
+EnergyUnit = Literal["hour", "day", "month"]
+#: The longest range of local days asked at once, per unit (bounded answers: 31 x 25
+#: hours, 366 days, 10 years of months).
+MAX_ENERGY_DAYS: dict[str, int] = {"hour": 31, "day": 366, "month": 3_660}
 _T = TypeVar("_T")
 _WINDOW_DOC = (
     "`from`/`to` are RFC 3339 with an offset, from 2000 to before 2100; the window "
@@ -228,6 +234,52 @@ def create_router(
         return await run_in_threadpool(
             lambda: reader.fleet_latest(metric, since, after=after, limit=limit, reach=where)
         )
+
+    @router.get(
+        "/sites/{site_id}/energy",
+        response_model=SiteEnergyOut,
+        operation_id="sites.energy",
+        summary="A site's energy per local hour, day or month",
+        description="Energy of one Wh counter (`metric`: "
+        + ", ".join(f"`{m}`" for m in _ENERGY_METRICS)
+        + ") summed over the site's devices per local `unit` in the site's time zone, "
+        "from the local day `from` to the local day `to` (inclusive; a month: every month "
+        "they touch). From counter differences: resets and recorded meter swaps handled, "
+        "nothing interpolated; a period not wholly covered by samples is not `complete` "
+        "and says why in `flags`. Energy is exact to the milliwatt-hour (a decimal "
+        f"string). At most {MAX_ENERGY_DAYS['hour']} days by hour, "
+        f"{MAX_ENERGY_DAYS['day']} by day, {MAX_ENERGY_DAYS['month']} by month.",
+        responses={
+            200: examples.response(days=examples.SITE_ENERGY),
+            404: problem("no such site (with a gateway) in the caller's reach"),
+            422: problem("not an energy counter, or a bad or too long range of days"),
+        },
+    )
+    async def energy(
+        site_id: SiteId,
+        where: Annotated[GatewayReach, Depends(reach("sites.energy"))],
+        metric: Annotated[
+            str,
+            Query(
+                max_length=64,
+                description="a Wh counter",
+                json_schema_extra={"enum": _ENERGY_METRICS},
+            ),
+        ],
+        from_: Annotated[LocalDay, Query(alias="from", description="first local day")],
+        to: Annotated[LocalDay, Query(description="last local day (inclusive)")],
+        unit: Annotated[EnergyUnit, Query(description="hour, day or month")] = "day",
+    ) -> SiteEnergyOut:
+        if metric not in _ENERGY_METRICS:
+            raise HTTPException(422, f"{metric!r} is no energy counter; known: {_ENERGY_METRICS}")
+        if to < from_:
+            raise HTTPException(422, "'to' must not be before 'from'")
+        if (to - from_).days + 1 > MAX_ENERGY_DAYS[unit]:
+            raise HTTPException(422, f"at most {MAX_ENERGY_DAYS[unit]} days by {unit}")
+        found = await run_in_threadpool(
+            lambda: reader.site_energy(site_id, metric, unit, from_, to, reach=where)
+        )
+        return _found(found, f"site {site_id}")
 
     return router
 

@@ -88,6 +88,39 @@ FLEET_LATEST: dict[str, Any] = {
 }
 
 
+SITE_ENERGY: dict[str, Any] = {
+    "summary": "PV energy of a Madrid site per local day (25 October: 25 hours)",
+    "value": {
+        "site_id": 7,
+        "metric": "pv_wh",
+        "unit": "day",
+        "time_zone": "Europe/Madrid",
+        "periods": [
+            {
+                "start": "2026-10-24T22:00:00Z",
+                "end": "2026-10-25T23:00:00Z",
+                "label": "2026-10-25",
+                "energy_wh": "18250.500",
+                "samples": 300,
+                "covered_s": 90000.0,
+                "complete": True,
+                "flags": [],
+            },
+            {
+                "start": "2026-10-25T23:00:00Z",
+                "end": "2026-10-26T23:00:00Z",
+                "label": "2026-10-26",
+                "energy_wh": "9120.000",
+                "samples": 250,
+                "covered_s": 75600.0,
+                "complete": False,
+                "flags": ["gap"],
+            },
+        ],
+    },
+}
+
+
 def response(**shown: dict[str, Any]) -> dict[str, Any]:
     """A 200 ``responses`` entry showing the named examples."""
     return {"content": {"application/json": {"examples": shown}}}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, Field
@@ -119,3 +120,26 @@ class FleetLatest(BaseModel):
 
 class UnknownMetricError(KeyError):
     """A metric name not in the catalog."""
+
+
+class EnergyPoint(BaseModel):
+    """One local period's energy of a site's counter."""
+
+    start: datetime = Field(description="the period's start, UTC")
+    end: datetime = Field(description="its end, UTC (a local day is 23, 24 or 25 h)")
+    label: str = Field(description="local wall time with its offset, e.g. 2026-10-25")
+    energy_wh: Decimal = Field(description="exact to the milliwatt-hour (a JSON string)")
+    samples: int
+    covered_s: float = Field(description="seconds of the period inside sample pairs")
+    complete: bool = Field(description="the whole period covered and no gap in it")
+    flags: list[str] = Field(description="gap, reset, meter_swap, rejected, implausible")
+
+
+class SiteEnergyOut(BaseModel):
+    """A site's energy of one Wh counter per local hour, day or month, in its zone."""
+
+    site_id: int
+    metric: str
+    unit: Literal["hour", "day", "month"]
+    time_zone: str
+    periods: list[EnergyPoint]

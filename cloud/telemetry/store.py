@@ -16,10 +16,14 @@ from cloud.migrate import Backend, schema_backend
 from cloud.scope import GatewayReach
 from cloud.telemetry import queries
 from cloud.telemetry.dirty import mark_dirty
+from cloud.telemetry.energy_models import PeriodUnit
+from cloud.telemetry.energy_store import site_energy
 from cloud.telemetry.models import (
+    EnergyPoint,
     FleetLatest,
     ReadingSeries,
     RollupSeries,
+    SiteEnergyOut,
     SiteLatest,
     SiteReadings,
     UnknownMetricError,
@@ -315,6 +319,43 @@ class TelemetryReader:
                 return None
             values = queries.site_latest(conn, site_id, reach, since, ids)
         return SiteLatest(site_id=site_id, since=since, values=values)
+
+    def site_energy(
+        self,
+        site_id: int,
+        metric: str,
+        unit: PeriodUnit,
+        first_day: date,
+        last_day: date,
+        *,
+        reach: GatewayReach = _EVERYWHERE,
+    ) -> SiteEnergyOut | None:
+        """The site's energy of Wh counter ``metric`` per local ``unit`` over the local
+        days ``first_day`` to ``last_day``; None when no gateway of the site is in reach."""
+        m = _metric(metric)
+        with self._pool.connection() as conn:
+            found = site_energy(conn, site_id, m.id, unit, first_day, last_day, reach=reach)
+        if found is None:
+            return None
+        return SiteEnergyOut(
+            site_id=site_id,
+            metric=m.name,
+            unit=unit,
+            time_zone=found.time_zone,
+            periods=[
+                EnergyPoint(
+                    start=f.period.start,
+                    end=f.period.end,
+                    label=f.period.label,
+                    energy_wh=f.energy_wh,
+                    samples=f.samples,
+                    covered_s=f.covered.total_seconds(),
+                    complete=f.complete,
+                    flags=sorted(f.flags),
+                )
+                for f in found.figures
+            ],
+        )
 
     def fleet_latest(
         self,

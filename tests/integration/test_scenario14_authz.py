@@ -361,6 +361,14 @@ TABLE: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/{region}/sites/{site_id}/latest"): Route(
         ALL, True, 200, _get("/sites/{t.site}/latest")
     ),
+    ("GET", "/api/v1/{region}/sites/{site_id}/energy"): Route(
+        ALL,
+        True,
+        200,
+        _get(
+            "/sites/{t.site}/energy", metric="pv_wh", **{"from": "2026-01-01", "to": "2026-01-31"}
+        ),
+    ),
     # The fleet's newest values name no object: what it lists is checked in
     # test_telemetry_queries (a customer's holds its account's devices only).
     ("GET", "/api/v1/{region}/latest"): Route(

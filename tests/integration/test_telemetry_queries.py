@@ -14,8 +14,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -47,6 +48,7 @@ TK = T0 - timedelta(hours=1)
 ACCOUNT_A = "acc_" + "a" * 32
 ACCOUNT_B = "acc_" + "b" * 32
 PV = BY_NAME["pv_w"].id
+PV_WH = BY_NAME["pv_wh"].id
 MIN = timedelta(minutes=1)
 
 
@@ -83,6 +85,10 @@ def _key_message(region: Region, gateway: str, devices: dict[str, float]) -> Inb
 D1_ROWS = [(T0 + 10 * i * MIN, float(i), 0) for i in range(18)] + [(T0 + 5 * MIN, 1000.0, 2)]
 
 
+#: D3's PV counter: +100 Wh every 15 minutes for two hours from T0 (Sydney: 11:00).
+D3_ENERGY = [(T0 + 15 * MIN * i, 100.0 * i) for i in range(9)]
+
+
 def _series_rows(fleet: dict[str, int]) -> list[tuple[datetime, int, int, float, int]]:
     d1, d2, d3, d4 = (fleet[k] for k in ("d1", "d2", "d3", "d4"))
     rows = [(ts, d1, PV, v, q) for ts, v, q in D1_ROWS]
@@ -93,6 +99,7 @@ def _series_rows(fleet: dict[str, int]) -> list[tuple[datetime, int, int, float,
         (T0, d3, PV, 7.0, 0),
         (T0, d4, PV, 8.0, 0),
     ]
+    rows += [(ts, d3, PV_WH, v, 0) for ts, v in D3_ENERGY]
     return rows
 
 
@@ -373,3 +380,57 @@ def test_a_customers_fleet_is_its_accounts_devices(fleet: Fleet) -> None:
 def test_a_metric_nobody_reported_lists_no_device(fleet: Fleet) -> None:
     body = _get(fleet, "/latest", metric="battery_soc_pct").json()
     assert (body["values"], body["next_after"]) == ([], None)
+
+
+# -- a site's energy ----------------------------------------------------------------------
+def _local_day() -> str:
+    return T0.astimezone(ZoneInfo("Australia/Sydney")).date().isoformat()
+
+
+def _energy(fleet: Fleet, headers: dict[str, str] | None = None, **params: Any) -> Any:
+    day = _local_day()
+    query = {"metric": "pv_wh", "from": day, "to": day} | params
+    return _get(fleet, f"/sites/{fleet.site_o}/energy", headers, **query)
+
+
+def test_a_sites_energy_per_local_day_and_hour(fleet: Fleet) -> None:
+    day = _energy(fleet)
+    assert day.status_code == 200, day.text
+    body = day.json()
+    assert (body["metric"], body["unit"], body["time_zone"]) == ("pv_wh", "day", "Australia/Sydney")
+    [only] = body["periods"]
+    # Eight pairs of +100 Wh; nine samples; not complete (the day has 22 more hours).
+    assert (only["label"], only["energy_wh"], only["samples"], only["complete"]) == (
+        _local_day(),
+        "800.000",
+        9,
+        False,
+    )
+    hours = _energy(fleet, unit="hour").json()["periods"]
+    # A pair belongs to the bucket its later sample closes: the four after T0 close the
+    # buckets of T0's local hour (400 Wh), the next four those of the hour after.
+    sydney = ZoneInfo("Australia/Sydney")
+    first, second = (f"{(T0 + timedelta(hours=h)).astimezone(sydney):%H}:00" for h in (0, 1))
+    by_label = {h["label"][11:16]: h["energy_wh"] for h in hours if h["energy_wh"] != "0.000"}
+    assert by_label == {first: "400.000", second: "400.000"}
+    midnight = datetime.combine(date.fromisoformat(_local_day()), time(), sydney)
+    next_midnight = datetime.combine(midnight.date() + timedelta(days=1), time(), sydney)
+    assert len(hours) == (next_midnight - midnight) // timedelta(hours=1)
+
+
+def test_a_sites_energy_is_its_accounts_only(fleet: Fleet) -> None:
+    assert _energy(fleet, _as("customer", ACCOUNT_A)).status_code == 404
+    assert _energy(fleet, _as("customer", ACCOUNT_B)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"metric": "pv_w"},  # a gauge: no energy
+        {"from": "2026-03-02", "to": "2026-03-01"},
+        {"unit": "hour", "from": "2026-01-01", "to": "2026-02-15"},  # 46 days by hour
+        {"unit": "week"},
+    ],
+)
+def test_a_bad_energy_question_is_422(fleet: Fleet, params: dict[str, str]) -> None:
+    assert _energy(fleet, **params).status_code == 422
