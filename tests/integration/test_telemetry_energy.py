@@ -7,19 +7,25 @@ all samples at once."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cloud.adapters.mqtt import InboundMessage
+from cloud.ingest import IngestPipeline
+from cloud.telemetry import TelemetryStore
 from cloud.telemetry.energy import aggregate, base_buckets, local_periods, site_buckets
 from cloud.telemetry.energy_models import CounterSample, EnergyFigure, EnergyFlag
 from cloud.telemetry.energy_store import load_buckets, site_energy
+from contracts.timeutil import to_wire
 from tests.integration.telemetry_world import Row, Store, backend_store
 
 pytestmark = pytest.mark.integration
@@ -123,42 +129,61 @@ def test_a_meter_swap_between_two_samples(site: Store) -> None:
 def test_a_week_long_outage_backfilled_corrects_and_announces_exactly_its_days(
     site: Store,
 ) -> None:
+    """Through ingest's pipeline (validation, streams, the store's write): the readings
+    arrive as the gateway's telemetry messages of one stream."""
     # Madrid is UTC+1 all of this time. The meter adds 100 Wh every 15 minutes.
     start = datetime(2026, 11, 23, 23, 0, tzinfo=UTC)  # local 24 Nov 00:00
     cut = datetime(2026, 11, 25, 22, 45, tzinfo=UTC)  # local 25 Nov 23:45: last before
     back = datetime(2026, 12, 2, 23, 0, tzinfo=UTC)  # local 3 Dec 00:00: first after
     end = datetime(2026, 12, 3, 11, 0, tzinfo=UTC)
+    stream = uuid.uuid4()
 
-    def series(lo: datetime, hi: datetime) -> list[tuple[datetime, float]]:
+    def ingest(lo: datetime, hi: datetime) -> None:
+        # seq n is the n-th sample of the series: the buffer's order, whenever it arrives.
         n0, n1 = (lo - start) // Q, (hi - start) // Q
-        return [(start + Q * n, 100.0 * n) for n in range(n0, n1 + 1)]
+        messages = [_telemetry(stream, n + 1, start + Q * n, 100.0 * n) for n in range(n0, n1 + 1)]
+        store = TelemetryStore(site.pool, write_mode=site.write_mode, backend=site.backend)
+        outcome = IngestPipeline(site.pool, store).process(messages)
+        assert (outcome.readings_added, outcome.dead_letters) == (len(messages), 0)
 
-    site.write(_rows(series(start, cut)), cut.date())
+    ingest(start, cut)
     site.catch_up(now=cut + 5 * MIN)
     # The gateway is back (12-03 00:00 local) and sends live data first: the pair across
     # the outage is a gap, so 25 Nov's last bucket and every bucket after it until today
     # say so.
-    site.write(_rows(series(back, end)), end.date())
+    ingest(back, end)
     site.catch_up(now=end)
     before = _days(site, date(2026, 11, 25), date(2026, 12, 2))
     assert all(not complete for _, complete in before.values())
     assert before[date(2026, 11, 26)][0] == 0
     seen = len(_revisions(site))
     # Then its buffer: the week, oldest first, in two batches.
-    week = series(cut + Q, back - Q)
-    site.write(_rows(week[: len(week) // 2]), end.date())
-    site.write(_rows(week[len(week) // 2 :]), end.date())
+    middle = cut + (back - cut) / 2
+    ingest(cut + Q, middle)
+    ingest(middle + Q, back - Q)
     site.catch_up(now=end + 30 * MIN)
-    # Every local day from 25 Nov (its last bucket) to 2 Dec is whole again: 96 buckets
-    # of 100 Wh; today's first bucket changed too, but today has not ended.
+    # Every local day from 24 Nov to 2 Dec is whole: 96 buckets of 100 Wh. (The pair
+    # across the outage had ended at 23:00Z on 2 Dec, closing that day's last bucket:
+    # today never held its energy.)
     after = _days(site, date(2026, 11, 24), date(2026, 12, 2))
-    assert after == {
-        date(2026, 11, 24) + timedelta(days=i): (Decimal("9600.000"), True) for i in range(9)
-    }
+    whole = (Decimal("9600.000"), True)
+    assert after == {date(2026, 11, 24) + timedelta(days=i): whole for i in range(9)}
     announced = _revisions(site)[seen:]
     days = sorted({d for event in announced for d in event["days"]})
     assert days == [(date(2026, 11, 25) + timedelta(days=i)).isoformat() for i in range(8)]
     assert {event["site_id"] for event in announced} == {SITE}
+
+
+def _telemetry(stream: uuid.UUID, seq: int, ts: datetime, value: float) -> InboundMessage:
+    payload = {
+        "v": 1,
+        "stream_id": str(stream),
+        "seq": seq,
+        "readings": [{"device": "SN-PV", "ts": to_wire(ts), "values": {"pv_wh": value}}],
+    }
+    return InboundMessage(
+        f"potr/v1/es/{GATEWAY}/telemetry", orjson.dumps(payload), 1, 1, datetime.now(UTC)
+    )
 
 
 def test_days_and_months_summed_by_the_server_equal_the_energy_functions(site: Store) -> None:
