@@ -56,7 +56,8 @@ from bench.common import bench_database
 from cloud.adapters.postgres import create_pool
 from cloud.migrate import migrate
 from cloud.telemetry import TelemetryStore
-from cloud.telemetry.energy_store import site_energy
+from cloud.telemetry.energy import aggregate, local_periods, site_buckets
+from cloud.telemetry.energy_store import load_buckets, site_energy
 from cloud.telemetry.rollups import RollupRefresher
 
 #: pv_w, pv_va, pv_var, pv_pf_pct, pv_ac_a, pv_l1_v, pv_hz, pv_wh, pv_dc_w, pv_cabinet_c,
@@ -581,6 +582,7 @@ def main() -> None:
             )
             sizes(conn, shape.raw_rows)
             figures = run_queries(conn, sites, shape, w, args)
+            year_breakdown(conn, sites, w)
     print_figures(figures)
 
 
@@ -632,6 +634,40 @@ def run_queries(
         )
         figures.append(fig)
     return figures
+
+
+def year_breakdown(conn: Any, sites: list[Site], w: Window, runs: int = 5) -> None:
+    """Where ``site_energy(unit="month")`` over a year spends its time (median ms of
+    ``runs`` sites): the SQL alone (rows as tuples), ``load_buckets`` (the same rows as
+    BaseBucket models), ``site_buckets`` and ``aggregate`` (pure Python)."""
+    parts: dict[str, list[float]] = {"sql": [], "load": [], "site": [], "aggregate": []}
+    for site in sites[:runs]:
+        last = w.raw_last.astimezone(site.zone).date()
+        periods = local_periods(
+            site.zone, (last - timedelta(days=364)).replace(day=1), last, "month"
+        )
+        lo, hi = periods[0].start, periods[-1].end
+        t = time.perf_counter()
+        rows = conn.execute(
+            "SELECT device_id, bucket, energy_mwh, samples, covered, flags"
+            " FROM telemetry.energy_15m WHERE device_id = ANY(%s) AND metric_id = %s"
+            " AND bucket >= %s AND bucket < %s ORDER BY device_id, bucket",
+            (list(site.devices), PV_WH, lo, hi),
+        ).fetchall()
+        parts["sql"].append(1000 * (time.perf_counter() - t))
+        t = time.perf_counter()
+        per_device = load_buckets(conn, list(site.devices), PV_WH, lo, hi)
+        parts["load"].append(1000 * (time.perf_counter() - t))
+        t = time.perf_counter()
+        merged = site_buckets(per_device)
+        parts["site"].append(1000 * (time.perf_counter() - t))
+        t = time.perf_counter()
+        aggregate(merged, periods)
+        parts["aggregate"].append(1000 * (time.perf_counter() - t))
+    print(
+        f"site year by month, where the time goes ({len(rows):,} buckets a site; median ms):"
+        + "".join(f" {k} {statistics.median(v):.1f};" for k, v in parts.items())
+    )
 
 
 def print_figures(figures: list[Figure]) -> None:
