@@ -55,10 +55,13 @@ import psycopg
 from bench.common import bench_database
 from cloud.adapters.postgres import create_pool
 from cloud.migrate import migrate
-from cloud.telemetry import TelemetryStore
+from cloud.scope import GatewayReach
+from cloud.telemetry import TelemetryStore, queries
 from cloud.telemetry.energy import aggregate, local_periods, site_buckets
 from cloud.telemetry.energy_store import load_buckets, site_energy
 from cloud.telemetry.rollups import RollupRefresher
+from contracts.metrics import BY_ID
+from contracts.topics import Region
 
 #: pv_w, pv_va, pv_var, pv_pf_pct, pv_ac_a, pv_l1_v, pv_hz, pv_wh, pv_dc_w, pv_cabinet_c,
 #: grid_w, grid_l1_v, grid_hz, import_wh, export_wh.
@@ -419,22 +422,13 @@ def year_months_sql(conn: Any, site: Site, last: date) -> dict[date, int]:
     return out
 
 
-# The newest sample per device through a backward probe of the primary key (the shape of
-# cloud.telemetry.queries.fleet_latest on branch i14-query; TODO: call it once merged).
-_FLEET_LATEST = (
-    "WITH d AS (SELECT DISTINCT k.device_id FROM ingest.device_keys k"
-    " JOIN ingest.gateways g USING (gateway_id)"
-    " WHERE k.device_id > %(after)s AND g.region = %(region)s)"
-    " SELECT d.device_id, l.ts, l.value FROM d CROSS JOIN LATERAL ("
-    " SELECT r.ts, r.value, r.quality FROM telemetry.readings r"
-    " WHERE r.device_id = d.device_id AND r.metric_id = %(metric)s AND r.ts >= %(since)s"
-    " ORDER BY r.ts DESC LIMIT 1) l ORDER BY 1 LIMIT %(n)s"
-)
-
-
 def fleet_latest(conn: Any, region: str, since: datetime) -> list[tuple[Any, ...]]:
-    params = {"after": 0, "region": region, "metric": PV_W, "since": since, "n": 1001}
-    return [tuple(r) for r in conn.execute(_FLEET_LATEST, params).fetchall()]
+    """The portal's query (``cloud.telemetry.queries.fleet_latest``, the route
+    ``GET /latest``): one backward probe of the primary key per device of the region."""
+    values, _ = queries.fleet_latest(
+        conn, BY_ID[PV_W], GatewayReach(Region(region)), since, after=0, limit=1001
+    )
+    return [(v.device_id, v.ts, v.value) for v in values]
 
 
 def fleet_latest_raw(conn: Any, region: str, since: datetime) -> list[tuple[Any, ...]]:
