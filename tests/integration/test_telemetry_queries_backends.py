@@ -8,25 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
-from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
-from cloud.migrate import Backend, migrate
 from cloud.scope import GatewayReach
-from cloud.telemetry import TelemetryStore
 from cloud.telemetry.models import ReadingSeries, RollupSeries
 from cloud.telemetry.queries import fleet_latest, series, site_latest
 from cloud.telemetry.resolution import decode_cursor, level_named
-from cloud.telemetry.rollups import RollupRefresher
 from contracts.metrics import BY_NAME
 from contracts.topics import Region
-from tests.integration.api_world import private_database
+from tests.integration.telemetry_world import Pool, Store, backend_store
 
 pytestmark = pytest.mark.integration
 
-Pool = ConnectionPool[Connection[Any]]
 PV = BY_NAME["pv_w"]
 #: Recent (retention and the newest-value window count from now), a whole hour.
 T0 = (datetime.now(UTC) - timedelta(hours=5)).replace(minute=0, second=0, microsecond=0)
@@ -37,43 +31,29 @@ AU = GatewayReach(Region.AU)
 
 @pytest.fixture(scope="module", params=["plain", "timescale"])
 def pool(request: pytest.FixtureRequest, postgres_server_url: str) -> Iterator[Pool]:
-    if request.param == "plain":
-        with private_database(postgres_server_url) as url:
-            yield from _filled(url, "plain", max_size=2, prepare_threshold=5)
-    else:
-        pglite = request.getfixturevalue("pglite_server")
-        pglite.reset()  # this module owns the one database until the next reset
-        yield from _filled(pglite.url, "timescale", max_size=1, prepare_threshold=None)
+    for store in backend_store(request, postgres_server_url):
+        _fill(store)
+        yield store.pool
 
 
-def _filled(url: str, backend: Backend, **options: Any) -> Iterator[Pool]:
-    migrate(url, backend=backend, schemas={"telemetry", "ingest"})
-    made: Pool = create_pool(url, name=f"test-queries-{backend}", **options)
-    try:
-        with made.connection() as conn:
-            conn.execute(
-                "INSERT INTO ingest.gateways (gateway_id, region, time_zone, updated_at, site_id)"
-                " VALUES ('gw-s', 'au', 'UTC', now(), 7), ('gw-e', 'es', 'UTC', now(), 8)"
-            )
-            conn.execute(
-                "INSERT INTO ingest.device_keys (gateway_id, local_id, device_id)"
-                " VALUES ('gw-s', 'SN-1', 101), ('gw-s', 'SN-2', 105), ('gw-e', 'SN-3', 103)"
-            )
-        # 101: pv_w = i at T0 + 10 i min (i = 0..5) and a bad 1000 at T0 + 1 min;
-        # 105: 4 and 5 (suspect); 103 (es): 8.
-        rows = [(T0 + 10 * i * MIN, 101, PV.id, float(i), 0) for i in range(6)]
-        rows += [(T0 + MIN, 101, PV.id, 1000.0, 2)]
-        rows += [(T0, 105, PV.id, 4.0, 0), (T0 + 30 * MIN, 105, PV.id, 5.0, 1)]
-        rows += [(T0, 103, PV.id, 8.0, 0)]
-        store = TelemetryStore(made, write_mode="copy" if backend == "plain" else "unnest")
-        store.ensure_partitions({r[0].date() for r in rows})
-        with made.connection() as conn, conn.transaction():
-            store.write_readings(conn, rows)
-        with made.connection() as conn:
-            RollupRefresher(backend).catch_up(conn)
-        yield made
-    finally:
-        made.close()
+def _fill(store: Store) -> None:
+    with store.pool.connection() as conn:
+        conn.execute(
+            "INSERT INTO ingest.gateways (gateway_id, region, time_zone, updated_at, site_id)"
+            " VALUES ('gw-s', 'au', 'UTC', now(), 7), ('gw-e', 'es', 'UTC', now(), 8)"
+        )
+        conn.execute(
+            "INSERT INTO ingest.device_keys (gateway_id, local_id, device_id)"
+            " VALUES ('gw-s', 'SN-1', 101), ('gw-s', 'SN-2', 105), ('gw-e', 'SN-3', 103)"
+        )
+    # 101: pv_w = i at T0 + 10 i min (i = 0..5) and a bad 1000 at T0 + 1 min;
+    # 105: 4 and 5 (suspect); 103 (es): 8.
+    rows = [(T0 + 10 * i * MIN, 101, PV.id, float(i), 0) for i in range(6)]
+    rows += [(T0 + MIN, 101, PV.id, 1000.0, 2)]
+    rows += [(T0, 105, PV.id, 4.0, 0), (T0 + 30 * MIN, 105, PV.id, 5.0, 1)]
+    rows += [(T0, 103, PV.id, 8.0, 0)]
+    store.write(rows, datetime.now(UTC).date())
+    store.catch_up()
 
 
 def test_raw_pages_and_buckets_are_the_hand_made_hours(pool: Pool) -> None:
