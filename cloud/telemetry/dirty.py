@@ -20,8 +20,6 @@ from cloud.adapters.postgres import Connection
 
 __all__ = ["DirtyRange", "dirty_ranges", "mark_dirty"]
 
-_DAY_S = 86_400
-
 
 class DirtyRange(NamedTuple):
     device_id: int
@@ -30,12 +28,21 @@ class DirtyRange(NamedTuple):
 
 
 def dirty_ranges(rows: Iterable[Sequence[Any]]) -> list[DirtyRange]:
-    """Per device and UTC day of ``rows`` (``(ts, device_id, ...)`` tuples), the first
-    and last time; in (device, time) order."""
+    """Per device and UTC day of ``rows`` (``(ts, device_id, ...)`` tuples, ``ts`` in
+    UTC), the first and last time; in (device, time) order.
+
+    On the ingest hot path: a reading's metrics come as consecutive rows sharing one
+    ``ts`` object, so a row like the one before is skipped by identity, and the day is
+    the date's ordinal (no epoch arithmetic)."""
     spans: dict[tuple[int, int], list[datetime]] = {}
+    last_ts: object = None
+    last_device: object = None
     for row in rows:
         ts, device = row[0], row[1]
-        key = (device, int(ts.timestamp()) // _DAY_S)
+        if ts is last_ts and device == last_device:
+            continue
+        last_ts, last_device = ts, device
+        key = (device, ts.toordinal())
         span = spans.get(key)
         if span is None:
             spans[key] = [ts, ts]
