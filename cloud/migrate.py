@@ -109,10 +109,15 @@ def migrate(
                 schema: _schema_backend(conn, schema, migrations, backend)
                 for schema in sorted({m.schema for m in migrations if m.variant})
             }
+            # Read once under the lock: only this run adds to them until it ends.
+            done = {
+                schema: {int(name[:3]) for name in _applied(conn, schema)}
+                for schema in {m.schema for m in migrations}
+            }
             for m in migrations:
                 if m.variant is not None and m.variant != chosen[m.schema]:
                     continue
-                if _done(conn, m):
+                if m.number in done[m.schema]:  # by number, whatever file applied it
                     continue
                 with conn.transaction():
                     conn.execute(m.path.read_text(encoding="utf-8"))
@@ -163,11 +168,6 @@ def _applied(conn: Connection[Any], schema: str) -> list[str]:
         sql.SQL("SELECT name FROM {}.schema_migrations").format(sql.Identifier(schema))
     ).fetchall()
     return [r[0] for r in rows]
-
-
-def _done(conn: Connection[Any], m: Migration) -> bool:
-    prefix = f"{m.number:03d}_"
-    return any(name.startswith(prefix) for name in _applied(conn, m.schema))
 
 
 def _schema_backend(

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from cloud.adapters.postgres import Connection
 
-__all__ = ["DirtyRange", "dirty_ranges", "mark_dirty"]
+__all__ = ["DirtyRange", "dirty_ranges", "mark_dirty", "merge_spans"]
 
 
 class DirtyRange(NamedTuple):
@@ -67,3 +67,14 @@ def mark_dirty(conn: Connection[Any], rows: Sequence[Sequence[Any]]) -> int:
             ),
         )
     return len(ranges)
+
+
+def merge_spans(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """Overlapping or touching ``(lo, hi)`` spans joined, in time order."""
+    merged: list[tuple[datetime, datetime]] = []
+    for lo, hi in sorted(spans):
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return merged

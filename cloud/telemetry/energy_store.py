@@ -26,7 +26,7 @@ from cloud.adapters.postgres import Connection
 from cloud.events.outbox import emit_many
 from cloud.events.types import EnergyRevised, energy_revised_event
 from cloud.scope import GatewayReach, gateway_reach_condition
-from cloud.telemetry.dirty import DirtyRange
+from cloud.telemetry.dirty import DirtyRange, merge_spans
 from cloud.telemetry.energy import (
     aggregate,
     base_buckets,
@@ -72,13 +72,9 @@ REVISION_GRACE = timedelta(hours=1)
 def _merged(ranges: Iterable[DirtyRange]) -> dict[int, list[tuple[datetime, datetime]]]:
     """Per device, overlapping ranges joined (in time order)."""
     by_device: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
-    for r in sorted(ranges, key=lambda r: (r.device_id, r.from_ts)):
-        spans = by_device[r.device_id]
-        if spans and r.from_ts <= spans[-1][1]:
-            spans[-1] = (spans[-1][0], max(spans[-1][1], r.to_ts))
-        else:
-            spans.append((r.from_ts, r.to_ts))
-    return by_device
+    for r in ranges:
+        by_device[r.device_id].append((r.from_ts, r.to_ts))
+    return {device: merge_spans(spans) for device, spans in sorted(by_device.items())}
 
 
 def recompute_energy(

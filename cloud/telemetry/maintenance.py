@@ -15,6 +15,7 @@ changed setting takes effect on the next start) and, where the server has no sch
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from cloud.adapters.postgres import Connection, ConnectionPool, sql
 from cloud.migrate import Backend
 from cloud.telemetry.rollups import RollupRefresher
 from cloud.telemetry.settings import StoreSettings
-from cloud.telemetry.store import TelemetryStore, partition_name, store_backend
+from cloud.telemetry.store import TelemetryStore, partition_name, partition_names, store_backend
 
 __all__ = ["MaintenanceStats", "StoreMaintenance"]
 
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 
 #: "potrmnt" — the advisory lock key of the telemetry maintenance job.
 LOCK_KEY = 0x706F74726D6E74
-_PARTITION_RE = r"^readings_\d{8}$"
+_PARTITION_RE = re.compile(r"readings_\d{8}")
 
 
 @dataclass
@@ -158,12 +159,11 @@ class StoreMaintenance:
 
 def drop_partitions_before(conn: Connection[Any], first_kept: date) -> list[date]:
     """Drop the raw day partitions of days before ``first_kept``; the days dropped."""
-    rows = conn.execute(
-        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-        " WHERE i.inhparent = 'telemetry.readings'::regclass AND c.relname ~ %s",
-        (_PARTITION_RE,),
-    ).fetchall()
-    days = sorted(datetime.strptime(r[0][9:], "%Y%m%d").date() for r in rows)
+    days = sorted(
+        datetime.strptime(name[9:], "%Y%m%d").date()
+        for name in partition_names(conn)
+        if _PARTITION_RE.fullmatch(name)
+    )
     dropped = [d for d in days if d < first_kept]
     for day in dropped:
         conn.execute(sql.SQL("DROP TABLE telemetry.{}").format(sql.Identifier(partition_name(day))))

@@ -23,7 +23,7 @@ from typing import Any
 
 from cloud.adapters.postgres import Connection
 from cloud.migrate import Backend
-from cloud.telemetry.dirty import DirtyRange
+from cloud.telemetry.dirty import DirtyRange, merge_spans
 from cloud.telemetry.energy_store import recompute_energy
 
 __all__ = ["LEVELS", "Level", "RollupRefresher", "bucket_windows", "floor_to"]
@@ -40,12 +40,12 @@ class Level:
     step: timedelta
     relation: str
     #: SQL of the level's rows over ``r`` (device_id, lo, hi): from the readings or the
-    #: finer level.
+    #: finer level, with the level's own bucket width.
     select: str
 
 
 _FROM_READINGS = """
-SELECT x.device_id, x.metric_id, date_bin(INTERVAL '{step}', x.ts, '2000-01-01 00:00+00'),
+SELECT x.device_id, x.metric_id, date_bin(INTERVAL '{width}', x.ts, '2000-01-01 00:00+00'),
        avg(x.value), min(x.value), max(x.value),
        (array_agg(x.value ORDER BY x.ts DESC))[1], max(x.ts), count(*)
 FROM r JOIN telemetry.readings x
@@ -54,7 +54,7 @@ WHERE x.quality < 2
 GROUP BY 1, 2, 3"""
 
 _FROM_LEVEL = """
-SELECT x.device_id, x.metric_id, date_bin(INTERVAL '{step}', x.bucket, '2000-01-01 00:00+00'),
+SELECT x.device_id, x.metric_id, date_bin(INTERVAL '{width}', x.bucket, '2000-01-01 00:00+00'),
        sum(x.avg * x.count) / sum(x.count), min(x.min), max(x.max),
        (array_agg(x.last ORDER BY x.last_ts DESC))[1], max(x.last_ts), sum(x.count)
 FROM r JOIN {source} x
@@ -62,12 +62,25 @@ FROM r JOIN {source} x
 GROUP BY 1, 2, 3"""
 
 LEVELS: tuple[Level, ...] = (
-    Level("5m", timedelta(minutes=5), "telemetry.rollup_5m", _FROM_READINGS),
-    Level("1h", timedelta(hours=1), "telemetry.rollup_1h", _FROM_LEVEL),
-    Level("1d", timedelta(days=1), "telemetry.rollup_1d", _FROM_LEVEL),
+    Level(
+        "5m",
+        timedelta(minutes=5),
+        "telemetry.rollup_5m",
+        _FROM_READINGS.format(width="5 minutes"),
+    ),
+    Level(
+        "1h",
+        timedelta(hours=1),
+        "telemetry.rollup_1h",
+        _FROM_LEVEL.format(width="1 hour", source="telemetry.rollup_5m"),
+    ),
+    Level(
+        "1d",
+        timedelta(days=1),
+        "telemetry.rollup_1d",
+        _FROM_LEVEL.format(width="1 day", source="telemetry.rollup_1h"),
+    ),
 )
-_STEP_SQL = {"5m": "5 minutes", "1h": "1 hour", "1d": "1 day"}
-_SOURCE = {"1h": "telemetry.rollup_5m", "1d": "telemetry.rollup_1h"}
 _COLUMNS = "(device_id, metric_id, bucket, avg, min, max, last, last_ts, count)"
 _RANGES = (
     "WITH r AS (SELECT * FROM unnest(%s::int[], %s::timestamptz[], %s::timestamptz[])"
@@ -80,6 +93,10 @@ def floor_to(ts: datetime, step: timedelta) -> datetime:
     return ts - (ts - ORIGIN) % step
 
 
+def _whole_buckets(r: DirtyRange, step: timedelta) -> tuple[datetime, datetime]:
+    return floor_to(r.from_ts, step), floor_to(r.to_ts, step) + step
+
+
 def bucket_windows(
     ranges: Iterable[DirtyRange], step: timedelta
 ) -> dict[int, list[tuple[datetime, datetime]]]:
@@ -88,25 +105,14 @@ def bucket_windows(
     a reading twice)."""
     by_device: dict[int, list[tuple[datetime, datetime]]] = {}
     for r in ranges:
-        window = (floor_to(r.from_ts, step), floor_to(r.to_ts, step) + step)
-        by_device.setdefault(r.device_id, []).append(window)
-    return {device: _merge(windows) for device, windows in by_device.items()}
-
-
-def _merge(windows: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
-    merged: list[tuple[datetime, datetime]] = []
-    for lo, hi in sorted(windows):
-        if merged and lo <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
-        else:
-            merged.append((lo, hi))
-    return merged
+        by_device.setdefault(r.device_id, []).append(_whole_buckets(r, step))
+    return {device: merge_spans(windows) for device, windows in by_device.items()}
 
 
 def _time_windows(ranges: Iterable[DirtyRange], step: timedelta) -> list[tuple[datetime, datetime]]:
     """Whole buckets of ``step`` touched by any device's range, merged across devices (a
     continuous aggregate refreshes a time window for every device at once)."""
-    return _merge([(floor_to(r.from_ts, step), floor_to(r.to_ts, step) + step) for r in ranges])
+    return merge_spans(_whole_buckets(r, step) for r in ranges)
 
 
 @dataclass(frozen=True)
@@ -209,5 +215,4 @@ def _recompute(
         " WHERE t.device_id = r.device_id AND t.bucket >= r.lo AND t.bucket < r.hi",
         params,
     )
-    select = level.select.format(step=_STEP_SQL[level.name], source=_SOURCE.get(level.name, ""))
-    conn.execute(f"{_RANGES} INSERT INTO {level.relation} {_COLUMNS} {select}", params)
+    conn.execute(f"{_RANGES} INSERT INTO {level.relation} {_COLUMNS} {level.select}", params)

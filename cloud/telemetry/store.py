@@ -54,6 +54,15 @@ def partition_name(day: date) -> str:
     return f"readings_{day:%Y%m%d}"
 
 
+def partition_names(conn: Connection[Any]) -> list[str]:
+    """The readings' partitions (the default one included)."""
+    rows = conn.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " WHERE i.inhparent = 'telemetry.readings'::regclass"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
 def partition_days(
     timestamps: Iterable[datetime],
     today: date,
@@ -139,13 +148,7 @@ class TelemetryStore:
         created: list[date] = []
         with self._pool.connection() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PARTITION_LOCK_KEY,))
-            existing = {
-                r[0]
-                for r in conn.execute(
-                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-                    " WHERE i.inhparent = 'telemetry.readings'::regclass"
-                ).fetchall()
-            }
+            existing = set(partition_names(conn))
             for day in missing:
                 if partition_name(day) not in existing:
                     start = datetime.combine(day, time(), UTC)

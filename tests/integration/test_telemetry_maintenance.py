@@ -16,6 +16,7 @@ from cloud.migrate import migrate
 from cloud.telemetry import TelemetryStore
 from cloud.telemetry.maintenance import LOCK_KEY, StoreMaintenance
 from cloud.telemetry.settings import StoreSettings
+from cloud.telemetry.store import partition_names
 from tests.integration.api_world import private_database
 
 pytestmark = pytest.mark.integration
@@ -68,11 +69,7 @@ def _one(pool: Pool, query: str) -> Any:
 
 def _partitions(pool: Pool) -> set[str]:
     with pool.connection() as conn:
-        rows = conn.execute(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-            " WHERE i.inhparent = 'telemetry.readings'::regclass"
-        ).fetchall()
-    return {r[0] for r in rows} - {"readings_default"}
+        return set(partition_names(conn)) - {"readings_default"}
 
 
 def test_plain_catches_up_keeps_partitions_ahead_and_drops_what_retention_ends(
