@@ -109,7 +109,8 @@ class StoreMaintenance:
     # -- the steps ------------------------------------------------------------------------
     def _steps(self, conn: Connection[Any], now: datetime) -> None:
         backend = self.backend(conn)
-        consumed = RollupRefresher(backend).catch_up(conn)
+        wait = timedelta(seconds=self._settings.telemetry_open_bucket_wait_s)
+        consumed = RollupRefresher(backend, open_wait=wait).catch_up(conn, now=now)
         self.stats.dirty_rows += consumed
         if consumed:
             log.info("telemetry maintenance: rollups caught up with %d dirty range(s)", consumed)

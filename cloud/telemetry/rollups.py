@@ -16,7 +16,8 @@ Readings of quality bad (2) are in no rollup.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,7 +27,15 @@ from cloud.migrate import Backend
 from cloud.telemetry.dirty import DirtyRange, merge_spans
 from cloud.telemetry.energy_store import recompute_energy
 
-__all__ = ["LEVELS", "Level", "RollupRefresher", "bucket_windows", "floor_to"]
+__all__ = [
+    "LEVELS",
+    "OPEN_GRACE",
+    "Level",
+    "RollupRefresher",
+    "bucket_windows",
+    "floor_to",
+    "split_open",
+]
 
 log = logging.getLogger(__name__)
 
@@ -115,69 +124,150 @@ def _time_windows(ranges: Iterable[DirtyRange], step: timedelta) -> list[tuple[d
     return merge_spans(_whole_buckets(r, step) for r in ranges)
 
 
+#: A 5-minute bucket counts as closed this long after its end: readings a few seconds
+#: old at the boundary (the pipeline's latency) still land before it is computed.
+OPEN_GRACE = timedelta(seconds=30)
+#: The last instant before a bucket boundary, for ranges that are inclusive.
+_TICK = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class Noted:
+    """A dirty row as the job took it: its range and when the write path noted it."""
+
+    id: int
+    range: DirtyRange
+    noted_at: datetime
+
+
+@dataclass(frozen=True)
+class Split:
+    ready: list[DirtyRange]
+    #: Per device, the open buckets' part to note again (one range), with the earliest noted_at of
+    #: the rows it came from (so the wait is bounded from the first reading's batch).
+    carried: list[tuple[DirtyRange, datetime]]
+
+
+def split_open(rows: Sequence[Noted], now: datetime, open_wait: timedelta) -> Split:
+    """The part of ``rows`` the job computes now, and the part that waits.
+
+    A reading in a 5-minute bucket that is still open (ended less than
+    :data:`OPEN_GRACE` ago) waits until the bucket closes, unless its row was noted
+    ``open_wait`` or longer before ``now``: at saturation a device's open bucket gets a
+    reading every few milliseconds, and recomputing it at every run would read its rows
+    again and again (``docs/benchmarks.md``). Late data (any closed bucket) is ready at
+    once. ``open_wait`` zero: everything is ready."""
+    if not open_wait:
+        return Split([r.range for r in rows], [])
+    cutoff = floor_to(now - OPEN_GRACE, LEVELS[0].step)
+    ready: list[DirtyRange] = []
+    waiting: dict[int, list[tuple[datetime, datetime, datetime]]] = defaultdict(list)
+    for row in rows:
+        r = row.range
+        if r.to_ts < cutoff or now - row.noted_at >= open_wait:
+            ready.append(r)
+            continue
+        if r.from_ts < cutoff:
+            ready.append(DirtyRange(r.device_id, r.from_ts, cutoff - _TICK))
+        waiting[r.device_id].append((max(r.from_ts, cutoff), r.to_ts, row.noted_at))
+    # One row a device: its open parts all lie in the buckets from the cutoff on, which
+    # are recomputed whole anyway.
+    carried = [
+        (
+            DirtyRange(device, min(p[0] for p in parts), max(p[1] for p in parts)),
+            min(p[2] for p in parts),
+        )
+        for device, parts in sorted(waiting.items())
+    ]
+    return Split(ready, carried)
+
+
 @dataclass(frozen=True)
 class RefreshReport:
     dirty_rows: int
     #: Per level, the windows recomputed (plain: device windows; timescale: time windows).
     windows: dict[str, int]
+    #: Ranges of still-open buckets noted again for a later run.
+    carried: int = 0
 
 
 class RollupRefresher:
     """Consumes dirty ranges and brings the rollups up to date with them, on the
-    connection it is given (the maintenance job's, which holds its advisory lock)."""
+    connection it is given (the maintenance job's, which holds its advisory lock).
 
-    def __init__(self, backend: Backend) -> None:
+    ``open_wait``: how long readings of a still-open 5-minute bucket may wait for it to
+    close (:func:`split_open`); zero (the default) computes everything noted."""
+
+    def __init__(self, backend: Backend, *, open_wait: timedelta = timedelta(0)) -> None:
         self._backend = backend
+        self._open_wait = open_wait
 
     def run_once(
-        self, conn: Connection[Any], *, limit: int = 5_000, now: datetime | None = None
+        self,
+        conn: Connection[Any],
+        *,
+        limit: int = 5_000,
+        now: datetime | None = None,
+        up_to_id: int | None = None,
     ) -> RefreshReport:
-        """Up to ``limit`` dirty rows (oldest first): rollups, then energy
-        (:func:`~cloud.telemetry.energy_store.recompute_energy`, which announces ended
-        days that changed as of ``now``); an empty report when none."""
+        """Up to ``limit`` dirty rows (oldest first, ids up to ``up_to_id``): rollups,
+        then energy (:func:`~cloud.telemetry.energy_store.recompute_energy`, which
+        announces ended days that changed as of ``now``); an empty report when none."""
         now = now or datetime.now(UTC)
         if self._backend == "plain":
-            return _plain(conn, limit, now)
-        return _timescale(conn, limit, now)
+            return _plain(conn, limit, now, self._open_wait, up_to_id)
+        return _timescale(conn, limit, now, self._open_wait, up_to_id)
 
     def catch_up(
         self, conn: Connection[Any], *, limit: int = 5_000, now: datetime | None = None
     ) -> int:
-        """Run until no dirty row is left; the rows consumed."""
+        """Run until every row noted before the call is consumed (what waits for its
+        bucket to close is noted again, after them); the rows consumed."""
+        with conn.transaction():  # no transaction left open: timescale needs autocommit
+            row = conn.execute("SELECT max(id) FROM telemetry.dirty").fetchone()
+        up_to = row[0] if row else None
+        if up_to is None:
+            return 0
         total = 0
-        while (report := self.run_once(conn, limit=limit, now=now)).dirty_rows:
+        while (report := self.run_once(conn, limit=limit, now=now, up_to_id=up_to)).dirty_rows:
             total += report.dirty_rows
         return total
 
 
-def _plain(conn: Connection[Any], limit: int, now: datetime) -> RefreshReport:
+def _plain(
+    conn: Connection[Any], limit: int, now: datetime, open_wait: timedelta, up_to: int | None
+) -> RefreshReport:
     """Recompute the tables and energy, in one transaction with the rows consumed."""
     with conn.transaction():
-        ids, ranges = _take(conn, limit, lock=True)
-        if not ids:
+        taken = _take(conn, limit, up_to, lock=True)
+        if not taken:
             return RefreshReport(0, {})
+        split = split_open(taken, now, open_wait)
         counts: dict[str, int] = {}
         for level in LEVELS:
-            windows = bucket_windows(ranges, level.step)
+            windows = bucket_windows(split.ready, level.step)
             counts[level.name] = sum(len(w) for w in windows.values())
             _recompute(conn, level, windows)
-        recompute_energy(conn, ranges, now)
-        conn.execute("DELETE FROM telemetry.dirty WHERE id = ANY(%s)", (ids,))
-    return RefreshReport(len(ids), counts)
+        recompute_energy(conn, split.ready, now)
+        _consume(conn, taken, split.carried)
+    return RefreshReport(len(taken), counts, len(split.carried))
 
 
-def _timescale(conn: Connection[Any], limit: int, now: datetime) -> RefreshReport:
+def _timescale(
+    conn: Connection[Any], limit: int, now: datetime, open_wait: timedelta, up_to: int | None
+) -> RefreshReport:
     """Refresh the continuous aggregates' windows, then delete the rows consumed. The
     connection must be idle: refresh_continuous_aggregate refuses a transaction."""
     autocommit = conn.autocommit
     conn.autocommit = True
     try:
-        ids, ranges = _take(conn, limit, lock=False)
-        if not ids:
+        taken = _take(conn, limit, up_to, lock=False)
+        if not taken:
             return RefreshReport(0, {})
+        split = split_open(taken, now, open_wait)
         counts: dict[str, int] = {}
         for level in LEVELS:
-            windows = _time_windows(ranges, level.step)
+            windows = _time_windows(split.ready, level.step)
             counts[level.name] = len(windows)
             for lo, hi in windows:
                 conn.execute(
@@ -185,22 +275,42 @@ def _timescale(conn: Connection[Any], limit: int, now: datetime) -> RefreshRepor
                     (level.relation, lo, hi),
                 )
         with conn.transaction():
-            recompute_energy(conn, ranges, now)
-            conn.execute("DELETE FROM telemetry.dirty WHERE id = ANY(%s)", (ids,))
+            recompute_energy(conn, split.ready, now)
+            _consume(conn, taken, split.carried)
     finally:
         conn.autocommit = autocommit
-    return RefreshReport(len(ids), counts)
+    return RefreshReport(len(taken), counts, len(split.carried))
 
 
-def _take(conn: Connection[Any], limit: int, *, lock: bool) -> tuple[list[int], list[DirtyRange]]:
-    """The oldest dirty rows. ``lock``: held until the caller's transaction ends, skipped
-    by another runner meanwhile."""
+def _take(conn: Connection[Any], limit: int, up_to: int | None, *, lock: bool) -> list[Noted]:
+    """The oldest dirty rows (ids up to ``up_to``). ``lock``: held until the caller's
+    transaction ends, skipped by another runner meanwhile."""
     rows = conn.execute(
-        "SELECT id, device_id, from_ts, to_ts FROM telemetry.dirty ORDER BY id LIMIT %s"
-        + (" FOR UPDATE SKIP LOCKED" if lock else ""),
-        (limit,),
+        "SELECT id, device_id, from_ts, to_ts, noted_at FROM telemetry.dirty"
+        " WHERE id <= %s ORDER BY id LIMIT %s" + (" FOR UPDATE SKIP LOCKED" if lock else ""),
+        (up_to if up_to is not None else 2**62, limit),
     ).fetchall()
-    return [r[0] for r in rows], [DirtyRange(r[1], r[2], r[3]) for r in rows]
+    return [Noted(r[0], DirtyRange(r[1], r[2], r[3]), r[4]) for r in rows]
+
+
+def _consume(
+    conn: Connection[Any], taken: Sequence[Noted], carried: Sequence[tuple[DirtyRange, datetime]]
+) -> None:
+    """Delete the rows taken and note again what waits, in the caller's transaction: a
+    crash between the two is impossible, so no reading escapes."""
+    conn.execute("DELETE FROM telemetry.dirty WHERE id = ANY(%s)", ([t.id for t in taken],))
+    if carried:
+        conn.execute(
+            "INSERT INTO telemetry.dirty (device_id, from_ts, to_ts, noted_at)"
+            " SELECT * FROM unnest(%s::int[], %s::timestamptz[], %s::timestamptz[],"
+            " %s::timestamptz[])",
+            (
+                [r.device_id for r, _ in carried],
+                [r.from_ts for r, _ in carried],
+                [r.to_ts for r, _ in carried],
+                [noted for _, noted in carried],
+            ),
+        )
 
 
 def _recompute(

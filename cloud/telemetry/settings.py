@@ -27,6 +27,11 @@ class StoreSettings(DatabaseSettings):
     telemetry_compress_after_days: int = Field(default=7, ge=1, le=3_650)
     #: Seconds between two maintenance runs (one runner per database: advisory lock).
     telemetry_maintenance_interval_s: float = Field(default=60.0, gt=0, le=86_400)
+    #: Seconds readings of a still-open 5-minute bucket may wait for it to close before
+    #: the job computes their rollups and energy anyway (``rollups.split_open``): at
+    #: saturation the open bucket would otherwise be read again at every run. 0: every
+    #: run computes everything noted (rollups as fresh as the interval, at that cost).
+    telemetry_open_bucket_wait_s: float = Field(default=300.0, ge=0, le=3_600)
     #: Run TimescaleDB's policy jobs from the maintenance job (``CALL run_job``) instead
     #: of its background scheduler: for servers without one (PGlite in the tests).
     telemetry_run_policy_jobs: bool = False

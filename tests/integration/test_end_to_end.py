@@ -244,6 +244,7 @@ async def test_readings_reach_the_api_exactly_once_through_agent_restart_and_bro
         mqtt_client_id=f"ingest-{uuid.uuid4().hex[:8]}",
         stored_interval_s=0.2,
         telemetry_maintenance_interval_s=0.5,  # the workers keep rollups and energy
+        telemetry_open_bucket_wait_s=0,  # ... of the open bucket too, for the check below
     )
     ingest_stop, ingest_ready = asyncio.Event(), asyncio.Event()
     async with DeviceSite(sim_settings) as sim:

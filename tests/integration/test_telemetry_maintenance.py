@@ -82,7 +82,8 @@ def test_plain_catches_up_keeps_partitions_ahead_and_drops_what_retention_ends(
         store, plain, [(old, 3, 1, 1.0, 0), (kept, 3, 1, 2.0, 0), (now, 3, 1, 3.0, 0)], now.date()
     )
     ten = {f"telemetry_{k}_retention_days": 10 for k in ("raw", "5m", "1h")}
-    job = StoreMaintenance(plain, _settings(**ten), store=store)
+    # (``now`` is not the clock that noted the rows: no waiting for open buckets here.)
+    job = StoreMaintenance(plain, _settings(**ten, telemetry_open_bucket_wait_s=0), store=store)
     assert job.run_once(now)
     # Raw kept 10 days: from 11-23 on, so 11-22 (11 days back) is dropped and 11-24 kept;
     # partitions exist for today and the two days ahead.
@@ -104,6 +105,26 @@ def test_plain_catches_up_keeps_partitions_ahead_and_drops_what_retention_ends(
     assert job.stats.partitions_dropped == 1
     assert job.stats.rollup_rows_deleted == 2
     assert job.stats.dirty_rows == 3  # three days of one device
+
+
+def test_readings_of_the_open_bucket_wait_for_it_to_close_late_ones_do_not(
+    plain: Pool,
+) -> None:
+    now = datetime.now(UTC)  # the rows are noted by the server's clock
+    store = TelemetryStore(plain, past_days=400)
+    late, live = now - timedelta(days=7), now - timedelta(seconds=1)
+    _write(store, plain, [(late, 3, 1, 1.0, 0), (live, 4, 1, 2.0, 0)], now.date())
+    assert StoreMaintenance(plain, _settings(), store=store).run_once(now)  # waits 300 s
+    with plain.connection() as conn:
+        done = conn.execute("SELECT device_id FROM telemetry.rollup_5m").fetchall()
+        waiting = conn.execute("SELECT device_id, from_ts, to_ts FROM telemetry.dirty").fetchall()
+    assert done == [(3,)]
+    assert waiting == [(4, live, live)]  # noted again, unchanged
+    # Six minutes on, the live reading's bucket has closed (5 min + the 30 s grace).
+    later = now + timedelta(minutes=6)
+    assert StoreMaintenance(plain, _settings(), store=store).run_once(later)
+    assert _one(plain, "SELECT count(*) FROM telemetry.rollup_5m WHERE device_id = 4") == 1
+    assert _one(plain, "SELECT count(*) FROM telemetry.dirty") == 0
 
 
 def test_a_second_runner_skips_while_one_holds_the_lock(plain: Pool) -> None:
@@ -140,6 +161,7 @@ def test_timescale_compresses_and_drops_chunks_by_the_settings(timescale: Pool) 
             telemetry_1h_retention_days=10,
             telemetry_compress_after_days=7,
             telemetry_run_policy_jobs=True,
+            telemetry_open_bucket_wait_s=0,  # today's reading is in the open bucket
         ),
     )
     assert job.run_once()
