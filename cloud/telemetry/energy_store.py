@@ -15,6 +15,7 @@ are not announced.
 
 from __future__ import annotations
 
+from calendar import monthrange
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ __all__ = [
     "SiteEnergy",
     "load_buckets",
     "recompute_energy",
+    "refresh_site_days",
     "site_energy",
 ]
 
@@ -83,18 +85,27 @@ def recompute_energy(
     now: datetime,
     rules: CounterRules | None = None,
 ) -> dict[int, set[datetime]]:
-    """Bring the energy buckets up to date with ``ranges`` in the caller's transaction;
-    emit ``energy.revised`` for ended days that changed. The changed bucket starts per
+    """Bring the energy buckets up to date with ``ranges`` in the caller's transaction,
+    then the site days they fall in (``telemetry.energy_site_1d``); emit
+    ``energy.revised`` for ended days that changed. The changed bucket starts per
     device."""
     rules = rules or CounterRules()
-    changed: dict[int, set[datetime]] = defaultdict(set)
+    changed: dict[tuple[int, int], set[datetime]] = defaultdict(set)
     for device, spans in _merged(ranges).items():
         for first, last in spans:
             for metric in _counters_in(conn, device, first, last):
-                starts = _recompute_one(conn, device, metric, first, last, rules)
-                changed[device] |= starts
-    _announce(conn, {d: s for d, s in changed.items() if s}, now)
-    return dict(changed)
+                changed[(device, metric)] |= _recompute_one(
+                    conn, device, metric, first, last, rules
+                )
+    per_device: dict[int, set[datetime]] = defaultdict(set)
+    for (device, _), starts in changed.items():
+        per_device[device] |= starts
+    per_device = {d: s for d, s in per_device.items() if s}
+    if per_device:
+        sites = _sites_of(conn, per_device)
+        _refresh_changed_site_days(conn, sites, changed)
+        _announce(conn, sites, per_device, now)
+    return per_device
 
 
 def _counters_in(conn: Connection[Any], device: int, first: datetime, last: datetime) -> list[int]:
@@ -197,28 +208,123 @@ def load_buckets(
     return out
 
 
-def _announce(conn: Connection[Any], changed: dict[int, set[datetime]], now: datetime) -> None:
+@dataclass(frozen=True)
+class _Site:
+    site_id: int
+    region: str
+    zone: ZoneInfo
+
+
+def _sites_of(conn: Connection[Any], devices: Iterable[int]) -> dict[int, _Site]:
+    """The site of each device that has one (ingest's copy of the gateway's site)."""
+    return {
+        device: _Site(site, region, ZoneInfo(zone))
+        for device, site, region, zone in conn.execute(
+            "SELECT k.device_id, g.site_id, g.region, g.time_zone FROM ingest.device_keys k"
+            " JOIN ingest.gateways g USING (gateway_id)"
+            " WHERE k.device_id = ANY(%s) AND g.site_id IS NOT NULL",
+            (list(devices),),
+        ).fetchall()
+    }
+
+
+def _announce(
+    conn: Connection[Any], sites: dict[int, _Site], changed: dict[int, set[datetime]], now: datetime
+) -> None:
     """``energy.revised`` per site for its changed local days that ended before ``now``."""
-    if not changed:
-        return
-    sites: dict[tuple[int, str, str], set[datetime]] = defaultdict(set)
-    for device, site, region, zone in conn.execute(
-        "SELECT k.device_id, g.site_id, g.region, g.time_zone FROM ingest.device_keys k"
-        " JOIN ingest.gateways g USING (gateway_id)"
-        " WHERE k.device_id = ANY(%s) AND g.site_id IS NOT NULL",
-        (list(changed),),
-    ).fetchall():
-        sites[(site, region, zone)] |= changed[device]
+    by_site: dict[_Site, set[datetime]] = defaultdict(set)
+    for device, starts in changed.items():
+        if device in sites:
+            by_site[sites[device]] |= starts
     events = []
-    for (site, region, zone), starts in sorted(sites.items()):
-        tz = ZoneInfo(zone)
+    for site, starts in sorted(by_site.items(), key=lambda kv: kv[0].site_id):
         # The last local day that had ended REVISION_GRACE before now.
-        last_closed = (now - REVISION_GRACE).astimezone(tz).date() - timedelta(days=1)
-        days = [d for d in revised_days(starts, tz) if d <= last_closed]
+        last_closed = (now - REVISION_GRACE).astimezone(site.zone).date() - timedelta(days=1)
+        days = [d for d in revised_days(starts, site.zone) if d <= last_closed]
         if days:
-            revised = EnergyRevised(site_id=site, days=days)
-            events.append(energy_revised_event(revised, region, occurred_at=now, source=SCHEMA))
+            revised = EnergyRevised(site_id=site.site_id, days=days)
+            events.append(
+                energy_revised_event(revised, site.region, occurred_at=now, source=SCHEMA)
+            )
     emit_many(conn, SCHEMA, events)
+
+
+# -- site days ---------------------------------------------------------------------------
+def _refresh_changed_site_days(
+    conn: Connection[Any], sites: dict[int, _Site], changed: dict[tuple[int, int], set[datetime]]
+) -> None:
+    days: dict[tuple[int, int], set[date]] = defaultdict(set)
+    for (device, metric), starts in changed.items():
+        if starts and device in sites:
+            site = sites[device]
+            days[(site.site_id, metric)].update(revised_days(starts, site.zone))
+    for (site_id, metric), wanted in sorted(days.items()):
+        for first, last in _day_runs(sorted(wanted)):
+            refresh_site_days(conn, site_id, metric, first, last)
+
+
+def _day_runs(days: Sequence[date]) -> list[tuple[date, date]]:
+    """Sorted days as runs of consecutive days ``(first, last)``."""
+    runs: list[tuple[date, date]] = []
+    for d in days:
+        if runs and d == runs[-1][1] + timedelta(days=1):
+            runs[-1] = (runs[-1][0], d)
+        else:
+            runs.append((d, d))
+    return runs
+
+
+def refresh_site_days(
+    conn: Connection[Any], site_id: int, metric: int, first_day: date, last_day: date
+) -> int:
+    """Store the site's local days ``first_day`` to ``last_day`` of ``metric`` as summed
+    from the buckets of all its devices that count it; the days stored."""
+    found = _site_devices(conn, site_id, metric, GatewayReach())
+    if found is None:
+        return 0
+    zone, devices = found
+    figures = _figures_in_sql(
+        conn, devices, metric, zone, "day", local_periods(zone, first_day, last_day, "day")
+    )
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO telemetry.energy_site_1d (site_id, metric_id, day, devices,"
+            " energy_mwh, samples, covered, flags) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (site_id, metric_id, day) DO UPDATE SET devices = EXCLUDED.devices,"
+            " energy_mwh = EXCLUDED.energy_mwh, samples = EXCLUDED.samples,"
+            " covered = EXCLUDED.covered, flags = EXCLUDED.flags",
+            [
+                (
+                    site_id,
+                    metric,
+                    f.period.day,
+                    devices,
+                    f.energy_mwh,
+                    f.samples,
+                    f.covered,
+                    sorted(f.flags),
+                )
+                for f in figures
+            ],
+        )
+    return len(figures)
+
+
+def _site_devices(
+    conn: Connection[Any], site_id: int, metric: int, reach: GatewayReach
+) -> tuple[ZoneInfo, list[int]] | None:
+    """The site's zone and its devices in ``reach`` that count ``metric`` (have ever had
+    a bucket of it: a meter is no missing inverter); None when no device is in reach."""
+    rows = conn.execute(
+        "SELECT k.device_id, g.time_zone, EXISTS (SELECT 1 FROM telemetry.energy_15m e"
+        " WHERE e.device_id = k.device_id AND e.metric_id = %(metric)s)"
+        " FROM ingest.device_keys k JOIN ingest.gateways g USING (gateway_id)"
+        " WHERE g.site_id = %(site)s AND " + gateway_reach_condition("g.region", "k.gateway_id"),
+        {"site": site_id, "metric": metric, **reach.sql_params()},
+    ).fetchall()
+    if not rows:
+        return None
+    return ZoneInfo(rows[0][1]), sorted({int(r[0]) for r in rows if r[2]})
 
 
 @dataclass(frozen=True)
@@ -242,28 +348,84 @@ def site_energy(
     """The site's energy of one counter per local ``unit`` (hour, day, month) from
     ``first_day`` to ``last_day`` (local dates, inclusive; months: the months holding
     them); None when the site has no device in ``reach``."""
-    reach = reach or GatewayReach()
-    rows = conn.execute(
-        "SELECT k.device_id, g.time_zone FROM ingest.device_keys k"
-        " JOIN ingest.gateways g USING (gateway_id) WHERE g.site_id = %(site)s AND "
-        + gateway_reach_condition("g.region", "k.gateway_id"),
-        {"site": site_id, **reach.sql_params()},
-    ).fetchall()
-    if not rows:
+    found = _site_devices(conn, site_id, metric, reach or GatewayReach())
+    if found is None:
         return None
-    zone = ZoneInfo(rows[0][1])
+    zone, devices = found
     if unit == "month":
         first_day = first_day.replace(day=1)
     periods = local_periods(zone, first_day, last_day, unit)
     if not periods:
         return SiteEnergy(site_id, str(zone), metric, [])
-    devices = sorted({int(r[0]) for r in rows})
     if unit == "hour":  # a fall-back night repeats a wall hour: periods keyed in Python
         per_device = load_buckets(conn, devices, metric, periods[0].start, periods[-1].end)
         figures = aggregate(site_buckets(per_device), periods)
+    elif unit == "day":
+        figures = _days(conn, site_id, devices, metric, zone, periods)
     else:
-        figures = _figures_in_sql(conn, devices, metric, zone, unit, periods)
+        last = periods[-1].day
+        month_end = date(last.year, last.month, monthrange(last.year, last.month)[1])
+        days = _days(
+            conn, site_id, devices, metric, zone, local_periods(zone, first_day, month_end, "day")
+        )
+        figures = [
+            _month(p, [d for d in days if _same_month(d.period.day, p.day)]) for p in periods
+        ]
     return SiteEnergy(site_id, str(zone), metric, figures)
+
+
+def _same_month(a: date, b: date) -> bool:
+    return (a.year, a.month) == (b.year, b.month)
+
+
+def _month(period: LocalPeriod, days: Sequence[EnergyFigure]) -> EnergyFigure:
+    return EnergyFigure(
+        period=period,
+        energy_mwh=sum(d.energy_mwh for d in days),
+        samples=sum(d.samples for d in days),
+        covered=sum((d.covered for d in days), timedelta(0)),
+        flags=frozenset().union(*(d.flags for d in days)),
+    )
+
+
+def _days(
+    conn: Connection[Any],
+    site_id: int,
+    devices: list[int],
+    metric: int,
+    zone: ZoneInfo,
+    periods: list[LocalPeriod],
+) -> list[EnergyFigure]:
+    """Local days from ``telemetry.energy_site_1d`` where a row of these very devices is
+    stored; the others summed from the buckets."""
+    stored = {
+        day: (int(e), int(n), c, frozenset(EnergyFlag(f) for f in fs))
+        for day, e, n, c, fs in conn.execute(
+            "SELECT day, energy_mwh, samples, covered, flags FROM telemetry.energy_site_1d"
+            " WHERE site_id = %s AND metric_id = %s AND day >= %s AND day <= %s"
+            " AND devices = %s::int[]",
+            (site_id, metric, periods[0].day, periods[-1].day, devices),
+        ).fetchall()
+    }
+    missing = [p for p in periods if p.day not in stored]
+    computed: dict[date, EnergyFigure] = {}
+    by_day = {p.day: p for p in missing}
+    for first, last in _day_runs([p.day for p in missing]):
+        run = [by_day[first + timedelta(days=i)] for i in range((last - first).days + 1)]
+        for f in _figures_in_sql(conn, devices, metric, zone, "day", run):
+            computed[f.period.day] = f
+    out = []
+    for p in periods:
+        if p.day in stored:
+            energy, samples, covered, flags = stored[p.day]
+            out.append(
+                EnergyFigure(
+                    period=p, energy_mwh=energy, samples=samples, covered=covered, flags=flags
+                )
+            )
+        else:
+            out.append(computed[p.day])
+    return out
 
 
 def _figures_in_sql(

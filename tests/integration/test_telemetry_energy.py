@@ -222,6 +222,49 @@ def test_days_and_months_summed_by_the_server_equal_the_energy_functions(site: S
     assert fall_back.period.length == timedelta(hours=25)
 
 
+def test_site_days_are_kept_for_the_devices_that_count_the_metric(site: Store) -> None:
+    # The site's meter (device 8) counts import, not PV: it must not leave the PV day
+    # incomplete. Samples every 5 min, +10 Wh each, from 23:55 to 23:05 Madrid: the
+    # local day 30 Nov (UTC 29 Nov 23:00 to 30 Nov 23:00) holds 288 pairs = 2,880 Wh.
+    with site.pool.connection() as conn:
+        conn.execute(
+            "INSERT INTO ingest.device_keys (gateway_id, local_id, device_id)"
+            " VALUES (%s, 'SN-MTR', 8)",
+            (GATEWAY,),
+        )
+        conn.commit()
+    t0, day = datetime(2026, 11, 29, 22, 55, tzinfo=UTC), date(2026, 11, 30)
+    pv = [(t0 + 5 * MIN * i, DEVICE, PV_WH, 10.0 * i, 0) for i in range(291)]
+    meter = [(t0 + 5 * MIN * i, 8, 52, 3.0 * i, 0) for i in range(291)]  # import_wh
+    site.write(pv + meter, t0.date())
+    site.catch_up(now=t0 + timedelta(days=2))
+    assert _days(site, day, day) == {day: (Decimal(2880), True)}
+    with site.pool.connection() as conn:
+        stored = conn.execute(
+            "SELECT devices, energy_mwh FROM telemetry.energy_site_1d"
+            " WHERE site_id = %s AND metric_id = %s AND day = %s",
+            (SITE, PV_WH, day),
+        ).fetchall()
+    assert stored == [([DEVICE], 2_880_000)]
+    # The stored day is what is read ...
+    _sql(site, "UPDATE telemetry.energy_site_1d SET energy_mwh = 1")
+    assert _days(site, day, day) == {day: (Decimal("0.001"), True)}
+    # ... but only for the devices it was summed for: otherwise the buckets are.
+    _sql(site, "UPDATE telemetry.energy_site_1d SET devices = '{7, 8}'")
+    assert _days(site, day, day) == {day: (Decimal(2880), True)}
+    with site.pool.connection() as conn:
+        month = site_energy(conn, SITE, PV_WH, "month", day, day)
+    assert month is not None
+    # November also holds the pair ending at local midnight of the 29th/30th: +10 Wh.
+    assert [(f.energy_wh, f.complete) for f in month.figures] == [(Decimal(2880) + 10, False)]
+
+
+def _sql(store: Store, statement: str) -> None:
+    with store.pool.connection() as conn:
+        conn.execute(statement)  # type: ignore[arg-type]
+        conn.commit()
+
+
 def got_days(site: Store, first: date, last: date) -> list[EnergyFigure]:
     with site.pool.connection() as conn:
         energy = site_energy(conn, SITE, PV_WH, "day", first, last)
