@@ -62,9 +62,12 @@ class Store:
             conn.autocommit = False
 
 
-def backend_store(request: pytest.FixtureRequest, postgres_server_url: str) -> Iterator[Store]:
-    """The body of a module-scoped fixture parametrized by backend name."""
-    if request.param == "plain":
+def backend_store(
+    request: pytest.FixtureRequest, postgres_server_url: str, backend: Backend | None = None
+) -> Iterator[Store]:
+    """The body of a module-scoped fixture parametrized by backend name (or of one for
+    ``backend``)."""
+    if (backend or request.param) == "plain":
         with private_database(postgres_server_url) as url:
             yield from _migrated(url, "plain", max_size=2, prepare_threshold=5)
     else:

@@ -1,8 +1,10 @@
 """Every SQL of the provisioned dashboards (panel targets and variable queries) runs on
-a freshly migrated schema, expanded as Grafana expands it, as the read-only role of
-``deploy/grafana/reader.sql`` — so a renamed column, a relation the role may not read
-or a macro Grafana would not expand fails here — and the key panels answer what the
-rows put in make by hand.
+a freshly migrated schema of each backend — plain PostgreSQL (rollup tables) and
+TimescaleDB on the session's PGlite (continuous aggregates) — expanded as Grafana
+expands it, as the read-only role of ``deploy/grafana/reader.sql``, so a renamed column,
+a relation the role may not read, one only a backend has, or a macro Grafana would not
+expand fails here. Every query answers the same rows on both, and the key panels answer
+on each what the rows put in make by hand.
 
 The rows: region au, site 10 behind ``au-gw-1`` (inverter ``inv1`` = device 5, meter
 ``meter1`` = device 9) and site 11 behind ``au-gw-2`` (inverter = device 13), both in
@@ -10,7 +12,8 @@ Australia/Sydney (UTC+11 in March). Readings every minute 00:00-01:59 UTC on
 2024-03-04: device 5 pv_w 1000 W (1200 at 01:59) and pv_wh from 10 000 Wh +100 per
 minute; device 13 pv_w 500 W (300 at 01:59). Device 5's pv_wh was also read at
 01:00 (5000) and 01:15 (5600) UTC on 2024-03-03. They go in through the store's write
-path and the rollup/energy job."""
+path (multi-row INSERT on PGlite, which has no COPY FROM STDIN) and the
+maintenance job's rollup/energy refresher."""
 
 from __future__ import annotations
 
@@ -19,18 +22,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-import psycopg
 import pytest
+from psycopg.errors import InsufficientPrivilege
 
-from cloud.adapters.postgres import create_pool
+from cloud.adapters.postgres import Connection
 from cloud.ingest.deadletters import dead_letter_row
 from cloud.ingest.repository import insert_dead_letters
-from cloud.migrate import migrate
+from cloud.migrate import Backend
 from cloud.telemetry import TelemetryStore
-from cloud.telemetry.rollups import RollupRefresher
 from contracts.metrics import BY_NAME
 from tests.grafana import READER_SQL, Query, all_queries, dashboard, expand, variables
-from tests.integration.api_world import private_database
+from tests.integration.telemetry_world import Pool, backend_store
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +64,7 @@ def _rows() -> list[tuple[datetime, int, int, float, int]]:
     return rows
 
 
-def _ingest_rows(conn: psycopg.Connection[Any]) -> None:
+def _ingest_rows(conn: Connection[Any]) -> None:
     conn.execute(
         "INSERT INTO ingest.gateways (gateway_id, region, time_zone, updated_at, site_id)"
         " VALUES ('au-gw-1', 'au', 'Australia/Sydney', now(), 10),"
@@ -105,30 +107,42 @@ def _ingest_rows(conn: psycopg.Connection[Any]) -> None:
         insert_dead_letters(conn, [row])
 
 
+def _world(
+    request: pytest.FixtureRequest, postgres_server_url: str, backend: Backend
+) -> Iterator[Pool]:
+    """A schema migrated for ``backend`` holding the rows above, rollups and energy
+    caught up by the maintenance job's refresher, the reader role granted on it."""
+    for store in backend_store(request, postgres_server_url, backend):
+        TelemetryStore(store.pool, backend=backend).sync_catalog()
+        store.write(_rows(), today=DAY.date())
+        with store.pool.connection() as conn, conn.transaction():
+            _ingest_rows(conn)
+        store.catch_up(now=END)
+        with store.pool.connection() as conn, conn.transaction():
+            conn.execute(READER_SQL.read_text(encoding="utf-8"))
+        yield store.pool
+
+
 @pytest.fixture(scope="module")
-def reader_url(postgres_server_url: str) -> Iterator[str]:
-    """A migrated database holding the rows above, the reader role granted on it."""
-    with private_database(postgres_server_url) as url:
-        migrate(url, backend="plain")
-        pool = create_pool(url, name="test-grafana", max_size=2)
-        try:
-            store = TelemetryStore(pool, backend="plain")
-            store.sync_catalog()
-            rows = _rows()
-            store.ensure_partitions({r[0].date() for r in rows}, today=DAY.date())
-            with pool.connection() as conn:
-                with conn.transaction():
-                    store.write_readings(conn, rows)
-                    _ingest_rows(conn)
-                RollupRefresher("plain").catch_up(conn, now=END)
-                conn.execute(READER_SQL.read_text(encoding="utf-8"))
-                conn.commit()
-        finally:
-            pool.close()
-        yield url
+def plain(request: pytest.FixtureRequest, postgres_server_url: str) -> Iterator[Pool]:
+    """The world on plain PostgreSQL (a private database)."""
+    yield from _world(request, postgres_server_url, "plain")
 
 
-def run(url: str, query: Query, **given: Any) -> list[tuple[Any, ...]]:
+@pytest.fixture(scope="module")
+def timescale(request: pytest.FixtureRequest, postgres_server_url: str) -> Iterator[Pool]:
+    """The world on TimescaleDB (the session's PGlite, this module's until its end)."""
+    yield from _world(request, postgres_server_url, "timescale")
+
+
+@pytest.fixture(params=["plain", "timescale"])
+def reader(request: pytest.FixtureRequest) -> Pool:
+    """The world on each backend: the hand-made figures below hold on both."""
+    pool: Pool = request.getfixturevalue(request.param)
+    return pool
+
+
+def run(pool: Pool, query: Query, **given: Any) -> list[tuple[Any, ...]]:
     """``query`` expanded for the range (default START..END) and PICKED, run as the
     reader role; its rows."""
     board = dashboard(query.board)
@@ -141,48 +155,51 @@ def run(url: str, query: Query, **given: Any) -> list[tuple[Any, ...]]:
         values={**PICKED, **given.get("values", {})},
         multi=multi,
     )
-    with psycopg.connect(url) as conn:
-        conn.execute("SET ROLE potr_grafana_read")
-        return conn.execute(sql).fetchall()  # type: ignore[arg-type]  # text built above
+    # SET LOCAL and a rollback: on PGlite every connection shares one session, so a
+    # plain SET ROLE would outlive this query.
+    with pool.connection() as conn, conn.transaction(force_rollback=True):
+        conn.execute("SET LOCAL ROLE potr_grafana_read")
+        return conn.execute(sql).fetchall()
 
 
 QUERIES = {q.id: q for q in all_queries()}
 
 
 @pytest.mark.parametrize("query", list(QUERIES.values()), ids=list(QUERIES))
-def test_every_query_runs_as_the_reader_on_a_migrated_schema(reader_url: str, query: Query) -> None:
+def test_every_query_runs_as_the_reader_alike_on_both_backends(
+    plain: Pool, timescale: Pool, query: Query
+) -> None:
     for end in (END, DAY + timedelta(days=3)):  # both rollup levels' branches
-        rows = run(reader_url, query, end=end)
-        assert isinstance(rows, list)
+        assert run(timescale, query, end=end) == run(plain, query, end=end)
 
 
 def one(board: str, where: str) -> Query:
     return QUERIES[f"{board}: {where}"]
 
 
-def test_devices_by_state(reader_url: str) -> None:
+def test_devices_by_state(reader: Pool) -> None:
     # online: au-gw-1/inv1 (never announced); faulty meter1; asleep au-gw-2/inv1;
     # offline: au-gw-2/bat1 (unreachable, no key yet).
-    totals = run(reader_url, one("fleet-overview", "panel Devices by state / A"))
+    totals = run(reader, one("fleet-overview", "panel Devices by state / A"))
     assert totals == [(1, 1, 1, 1)]
-    per_region = run(reader_url, one("fleet-overview", "panel Devices by state per region / A"))
+    per_region = run(reader, one("fleet-overview", "panel Devices by state per region / A"))
     assert per_region == [("au", 1, 1, 1, 1)]
-    assert run(reader_url, one("fleet-overview", "panel Devices by state / A"),
+    assert run(reader, one("fleet-overview", "panel Devices by state / A"),
                values={"region": ["us"]}) == [(0, 0, 0, 0)]  # fmt: skip
 
 
-def test_fleet_power_is_the_sum_of_each_devices_latest_pv_w(reader_url: str) -> None:
-    [(watts,)] = run(reader_url, one("fleet-overview", "panel Fleet PV power / A"))
+def test_fleet_power_is_the_sum_of_each_devices_latest_pv_w(reader: Pool) -> None:
+    [(watts,)] = run(reader, one("fleet-overview", "panel Fleet PV power / A"))
     assert watts == 1200 + 300
     # An hour after the last reading nothing is current.
-    later = run(reader_url, one("fleet-overview", "panel Fleet PV power / A"),
+    later = run(reader, one("fleet-overview", "panel Fleet PV power / A"),
                 end=END + timedelta(hours=1))  # fmt: skip
     assert later == [(0,)]
 
 
-def test_fleet_power_curve_sums_the_devices_per_bucket(reader_url: str) -> None:
+def test_fleet_power_curve_sums_the_devices_per_bucket(reader: Pool) -> None:
     curve = one("fleet-overview", "panel Fleet PV power curve / A")
-    points = run(reader_url, curve)
+    points = run(reader, curve)
     assert len(points) == 24  # 00:00 .. 01:55, 5-minute buckets
     assert points[0] == (DAY, "au", 1000 + 500)
     # 01:55 bucket: device 5 (4 * 1000 + 1200) / 5, device 13 (4 * 500 + 300) / 5.
@@ -190,16 +207,16 @@ def test_fleet_power_curve_sums_the_devices_per_bucket(reader_url: str) -> None:
     assert points[-1][2] == pytest.approx(1040 + 460)
 
 
-def test_energy_today_is_the_sites_local_day(reader_url: str) -> None:
+def test_energy_today_is_the_sites_local_day(reader: Pool) -> None:
     # Local day 2024-03-04 in Sydney = 2024-03-03 13:00Z .. 2024-03-04 13:00Z: the gap
     # pair 03-03 01:15Z → 03-04 00:00Z (10 000 - 5600 Wh) ends in it, then 119 * 100 Wh.
-    [(kwh,)] = run(reader_url, one("fleet-overview", "panel PV energy today / A"))
+    [(kwh,)] = run(reader, one("fleet-overview", "panel PV energy today / A"))
     assert float(kwh) == (10_000 - 5_600 + 119 * 100) / 1000  # mWh / 1e6: exact
 
 
-def test_a_sites_energy_per_local_day(reader_url: str) -> None:
+def test_a_sites_energy_per_local_day(reader: Pool) -> None:
     rows = run(
-        reader_url,
+        reader,
         one("site-detail", "panel Energy per day / A"),
         start=DAY - timedelta(days=2),
     )
@@ -209,7 +226,7 @@ def test_a_sites_energy_per_local_day(reader_url: str) -> None:
         (DAY - sydney_midnight, "pv_wh", 16.3),  # as energy today above
     ]
     other_site = run(
-        reader_url,
+        reader,
         one("site-detail", "panel Energy per day / A"),
         start=DAY - timedelta(days=2),
         values={"site": ["11"]},
@@ -217,19 +234,19 @@ def test_a_sites_energy_per_local_day(reader_url: str) -> None:
     assert other_site == []
 
 
-def test_the_power_curve_uses_5_minute_then_hourly_rollups(reader_url: str) -> None:
+def test_the_power_curve_uses_5_minute_then_hourly_rollups(reader: Pool) -> None:
     query = one("site-detail", "panel Power curve / A")
-    five = run(reader_url, query)
+    five = run(reader, query)
     assert [r[0] for r in five] == [DAY + timedelta(minutes=5 * i) for i in range(24)]
     assert {r[1] for r in five} == {"au-gw-1/inv1 pv_w"}
     assert five[-1][2] == pytest.approx((4 * 1000 + 1200) / 5)
-    hourly = run(reader_url, query, end=DAY + timedelta(days=3))
+    hourly = run(reader, query, end=DAY + timedelta(days=3))
     assert [r[0] for r in hourly] == [DAY, DAY + timedelta(hours=1)]
     assert hourly[-1][2] == pytest.approx((59 * 1000 + 1200) / 60)
 
 
-def test_latest_values_of_the_sites_devices(reader_url: str) -> None:
-    rows = run(reader_url, one("site-detail", "panel Latest values / A"))
+def test_latest_values_of_the_sites_devices(reader: Pool) -> None:
+    rows = run(reader, one("site-detail", "panel Latest values / A"))
     last = DAY + timedelta(minutes=119)
     assert rows == [
         ("au-gw-1/inv1", "pv_w", 1200.0, "W", last),
@@ -237,9 +254,9 @@ def test_latest_values_of_the_sites_devices(reader_url: str) -> None:
     ]
 
 
-def test_variables_offer_what_is_there(reader_url: str) -> None:
+def test_variables_offer_what_is_there(reader: Pool) -> None:
     def values(board: str, name: str) -> list[tuple[Any, ...]]:
-        return run(reader_url, one(board, f"variable {name}"))
+        return run(reader, one(board, f"variable {name}"))
 
     assert values("site-detail", "region") == [("au",)]
     assert values("site-detail", "site") == [(10,), (11,)]
@@ -248,25 +265,32 @@ def test_variables_offer_what_is_there(reader_url: str) -> None:
     assert ("pv_wh", PV_WH) in values("site-detail", "counter")
 
 
-def test_ingest_health(reader_url: str) -> None:
-    rpm = run(reader_url, one("ingest-health", "panel Readings per minute / A"))
+def test_ingest_health(reader: Pool) -> None:
+    rpm = run(reader, one("ingest-health", "panel Readings per minute / A"))
     # Per 5 minutes: device 5 pv_w + pv_wh, device 13 pv_w: 15 readings.
     assert len(rpm) == 24
     assert {r[1] for r in rpm} == {3}
-    dead = run(reader_url, one("ingest-health", "panel Dead letters by reason / A"))
+    dead = run(reader, one("ingest-health", "panel Dead letters by reason / A"))
     assert [(r[0], r[1], r[2]) for r in dead] == [
         ("unknown gateway", 2, 3),
         ("bad payload", 1, 1),
     ]
-    series = run(reader_url, one("ingest-health", "panel Dead letters per reason / A"))
+    series = run(reader, one("ingest-health", "panel Dead letters per reason / A"))
     at = DAY + timedelta(minutes=10)  # the 1-minute bin of their first receipt
     assert sorted(series) == [(at, "bad payload", 1), (at, "unknown gateway", 2)]
-    gaps = run(reader_url, one("ingest-health", "panel Open gaps / A"))
+    gaps = run(reader, one("ingest-health", "panel Open gaps / A"))
     assert gaps == [("au-gw-1", 2, 10 + 5, DAY + timedelta(minutes=30))]
-    complete = run(reader_url, one("ingest-health", "panel Completeness / A"))
+    complete = run(reader, one("ingest-health", "panel Completeness / A"))
     # device: stored / expected over two hours — poll 60 s: 120; poll 30 s: 240.
     assert [(r[0], r[2], r[3], float(r[4])) for r in complete] == [
         ("au-gw-1/meter1", 0, 120, 0.0),
         ("au-gw-2/inv1", 120, 240, 50.0),
         ("au-gw-1/inv1", 120, 120, 100.0),
     ]
+
+
+def test_the_reader_may_not_read_raw_readings(reader: Pool) -> None:
+    # The role really is in force on both backends (PGlite's single user included).
+    raw = Query("site-detail", "raw", "SELECT count(*) FROM telemetry.readings")
+    with pytest.raises(InsufficientPrivilege):
+        run(reader, raw)
