@@ -14,10 +14,11 @@ assembled here from its services' settings, so the wiring exists once.
 A process that runs ingest and the registry (the demo, ``potr ingest``) enters
 ``cloud_events(...)`` once: the registry's handlers subscribe (``gateway.birth``), the
 config service's too when a ``config`` tracker is given (``gateway.birth``,
-``command.acked``, ``config.reported``), ingest's with ``ingest=True``
-(``gateway.registered``, ``gateway.updated``), and the ingest, registry and config
-outboxes are relayed. Services emit with :func:`cloud.events.outbox.emit` in their own
-transactions and never see the bus; no service calls another.
+``command.acked``, ``config.reported``), ingest's and its telemetry store's with
+``ingest=True`` (``gateway.registered``, ``gateway.updated``, ``site.meter_replaced``),
+and the ingest, registry and config outboxes are relayed. Services emit with
+:func:`cloud.events.outbox.emit` in their own transactions and never see the bus; no
+service calls another.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ from cloud.registry import NotFoundError, RegistryService, Site
 from cloud.registry import subscriptions as registry_subscriptions
 from cloud.settings import DatabaseSettings
 from cloud.telemetry import TelemetryReader
+from cloud.telemetry import event_subscriptions as telemetry_subscriptions
 from device_profiles import DeviceProfile, builtin_profiles
 
 __all__ = [
@@ -127,7 +129,8 @@ async def cloud_events(
     metrics: MetricsHook | None = None,
 ) -> AsyncIterator[EventRuntime]:
     """Bus + relays for ``outboxes`` + the registry's consumers when ``registry`` is given
-    + the config service's consumers when ``config`` is given + ingest's when ``ingest``.
+    + the config service's consumers when ``config`` is given + ingest's and its
+    telemetry store's when ``ingest``.
 
     With ``ingest`` and the registry's outbox relayed here, this enters once that relay
     has found nothing left to publish (at most :data:`CATCH_UP_TIMEOUT_S`): gateways
@@ -140,7 +143,7 @@ async def cloud_events(
     if config is not None:
         subs += config_subscriptions(config)
     if ingest:
-        subs += ingest_subscriptions(pool)
+        subs += ingest_subscriptions(pool) + telemetry_subscriptions(pool)
     async with event_runtime(
         settings or BusSettings(),
         pool,
@@ -281,7 +284,8 @@ async def ingest_events(
     outboxes the workers fill and runs the registry's and the config service's consumers
     (``gateway.birth``, ``command.acked``, ``config.reported``) and ingest's
     (``gateway.registered``, ``gateway.updated``: what its workers read instead of asking
-    the registry); ``POTR_AMQP_URL`` selects RabbitMQ, else in-process."""
+    the registry) and its store's (``site.meter_replaced``: the meter swaps energy
+    counts across); ``POTR_AMQP_URL`` selects RabbitMQ, else in-process."""
     pool = await asyncio.to_thread(open_pool, settings, "ingest-events")
     try:
         async with cloud_events(

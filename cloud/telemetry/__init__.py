@@ -1,6 +1,9 @@
-"""Telemetry store: readings per (device, metric, ts); partitions; the read interface."""
+"""Telemetry store: readings per (device, metric, ts); partitions; the read interface;
+:func:`event_subscriptions` (its handlers of other services' events, for the
+composition root)."""
 
 from cloud.telemetry.api import create_router
+from cloud.telemetry.handlers import event_subscriptions
 from cloud.telemetry.models import ReadingPoint, ReadingRow, ReadingSeries, UnknownMetricError
 from cloud.telemetry.store import RowTuple, TelemetryReader, TelemetryStore, partition_days
 
@@ -13,5 +16,6 @@ __all__ = [
     "TelemetryStore",
     "UnknownMetricError",
     "create_router",
+    "event_subscriptions",
     "partition_days",
 ]

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from cloud.adapters.postgres import Connection
 
-__all__ = ["DirtyRange", "dirty_ranges", "mark_dirty", "merge_spans"]
+__all__ = ["DirtyRange", "dirty_ranges", "mark_dirty", "mark_ranges", "merge_spans"]
 
 
 class DirtyRange(NamedTuple):
@@ -56,6 +56,13 @@ def dirty_ranges(rows: Iterable[Sequence[Any]]) -> list[DirtyRange]:
 def mark_dirty(conn: Connection[Any], rows: Sequence[Sequence[Any]]) -> int:
     """Record ``rows``' dirty ranges in the caller's transaction; the number recorded."""
     ranges = dirty_ranges(rows)
+    mark_ranges(conn, ranges)
+    return len(ranges)
+
+
+def mark_ranges(conn: Connection[Any], ranges: Sequence[DirtyRange]) -> None:
+    """Record ``ranges`` as they are, in the caller's transaction (a change that is no
+    batch of readings: a recorded meter swap)."""
     if ranges:
         conn.execute(
             "INSERT INTO telemetry.dirty (device_id, from_ts, to_ts)"
@@ -66,7 +73,6 @@ def mark_dirty(conn: Connection[Any], rows: Sequence[Sequence[Any]]) -> int:
                 [r.to_ts for r in ranges],
             ),
         )
-    return len(ranges)
 
 
 def merge_spans(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:

@@ -50,7 +50,7 @@ class Store:
             conn.execute(
                 "TRUNCATE telemetry.readings, telemetry.dirty, telemetry.energy_15m,"
                 " telemetry.energy_site_1d, telemetry.meter_swaps, telemetry.outbox,"
-                " ingest.gateways, ingest.device_keys"
+                " telemetry.inbox, ingest.gateways, ingest.device_keys"
             )
             for level in ("5m", "1h", "1d"):
                 if self.backend == "plain":
