@@ -57,8 +57,7 @@ from cloud.adapters.postgres import create_pool
 from cloud.migrate import migrate
 from cloud.scope import GatewayReach
 from cloud.telemetry import TelemetryStore, queries
-from cloud.telemetry.energy import aggregate, local_periods, site_buckets
-from cloud.telemetry.energy_store import load_buckets, site_energy
+from cloud.telemetry.energy_store import refresh_site_days, site_energy
 from cloud.telemetry.rollups import RollupRefresher
 from contracts.metrics import BY_ID
 from contracts.topics import Region
@@ -325,7 +324,7 @@ def sizes(conn: psycopg.Connection[Any], raw_rows: int) -> None:
         f"{'telemetry.readings (all days)':<30} {counted:>15,}  {readings_bytes:>15,}"
         f"   {readings_bytes / max(counted, 1):8.1f}"
     )
-    for t in ("rollup_5m", "rollup_1h", "rollup_1d", "energy_15m"):
+    for t in ("rollup_5m", "rollup_1h", "rollup_1d", "energy_15m", "energy_site_1d"):
         rows, size = conn.execute(
             "SELECT reltuples::bigint, pg_total_relation_size(oid) FROM pg_class"
             " WHERE oid = %s::regclass",
@@ -568,15 +567,20 @@ def main() -> None:
             log(f"raw load {shape.raw_rows / (time.perf_counter() - t):,.0f} rows/s", t0)
             maint_s = refresh(conn, shape, t0, args.limit)
             load_year(conn, shape, w, t0)
+            days_s = load_site_days(conn, sites, w, t0)
             print(
                 f"\nMaintenance (RollupRefresher plain, the real path) over the raw window:"
                 f" {maint_s:.1f} s for {shape.raw_rows:,} rows"
                 f" = {shape.raw_rows / maint_s:,.0f} raw rows/s"
                 f" ({1e6 * maint_s / shape.raw_rows:.2f} µs per reading)"
             )
+            print(
+                f"Site days (refresh_site_days, a year and the raw window of pv_wh):"
+                f" {days_s:.1f} s for {len(sites)} sites"
+                f" ({1000 * days_s / len(sites):.0f} ms a site-year)"
+            )
             sizes(conn, shape.raw_rows)
             figures = run_queries(conn, sites, shape, w, args)
-            year_breakdown(conn, sites, w)
     print_figures(figures)
 
 
@@ -630,38 +634,19 @@ def run_queries(
     return figures
 
 
-def year_breakdown(conn: Any, sites: list[Site], w: Window, runs: int = 5) -> None:
-    """Where ``site_energy(unit="month")`` over a year spends its time (median ms of
-    ``runs`` sites): the SQL alone (rows as tuples), ``load_buckets`` (the same rows as
-    BaseBucket models), ``site_buckets`` and ``aggregate`` (pure Python)."""
-    parts: dict[str, list[float]] = {"sql": [], "load": [], "site": [], "aggregate": []}
-    for site in sites[:runs]:
+def load_site_days(conn: Any, sites: list[Site], w: Window, t0: float) -> float:
+    """Each site's local days of pv_wh over the year and the raw window, as the job keeps
+    them (``refresh_site_days``, the job's own function): the year's buckets were bulk
+    loaded after the maintenance, which made only the raw window's days. Seconds taken."""
+    t = time.perf_counter()
+    for n, site in enumerate(sites, 1):
+        first = w.year_start.astimezone(site.zone).date()
         last = w.raw_last.astimezone(site.zone).date()
-        periods = local_periods(
-            site.zone, (last - timedelta(days=364)).replace(day=1), last, "month"
-        )
-        lo, hi = periods[0].start, periods[-1].end
-        t = time.perf_counter()
-        rows = conn.execute(
-            "SELECT device_id, bucket, energy_mwh, samples, covered, flags"
-            " FROM telemetry.energy_15m WHERE device_id = ANY(%s) AND metric_id = %s"
-            " AND bucket >= %s AND bucket < %s ORDER BY device_id, bucket",
-            (list(site.devices), PV_WH, lo, hi),
-        ).fetchall()
-        parts["sql"].append(1000 * (time.perf_counter() - t))
-        t = time.perf_counter()
-        per_device = load_buckets(conn, list(site.devices), PV_WH, lo, hi)
-        parts["load"].append(1000 * (time.perf_counter() - t))
-        t = time.perf_counter()
-        merged = site_buckets(per_device)
-        parts["site"].append(1000 * (time.perf_counter() - t))
-        t = time.perf_counter()
-        aggregate(merged, periods)
-        parts["aggregate"].append(1000 * (time.perf_counter() - t))
-    print(
-        f"site year by month, where the time goes ({len(rows):,} buckets a site; median ms):"
-        + "".join(f" {k} {statistics.median(v):.1f};" for k, v in parts.items())
-    )
+        refresh_site_days(conn, site.site_id, PV_WH, first, last)
+        if n % 10 == 0 or n == len(sites):
+            log(f"site days: {n}/{len(sites)} sites", t0)
+    conn.execute("VACUUM ANALYZE telemetry.energy_site_1d")
+    return time.perf_counter() - t
 
 
 def print_figures(figures: list[Figure]) -> None:
