@@ -159,6 +159,7 @@ async def run_demo(
             mqtt_client_id=f"potr-demo-ingest-{os.getpid()}",
             # Rollups and energy within a short demo's life (production: every minute).
             telemetry_maintenance_interval_s=10.0,
+            telemetry_open_bucket_wait_s=0.0,  # ... the open bucket's too (production: 300 s)
         )
         config = ConfigSettings(**(common | _identity(mq, CONFIG_USER)), signing_key_file=key_file)
         # The identity demo key pair: access tokens are signed with the private half, the

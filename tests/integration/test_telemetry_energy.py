@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from cloud.adapters.mqtt import InboundMessage
 from cloud.ingest import IngestPipeline
 from cloud.telemetry import TelemetryStore
-from cloud.telemetry.energy import aggregate, base_buckets, local_periods, site_buckets
-from cloud.telemetry.energy_models import CounterSample, EnergyFigure, EnergyFlag
+from cloud.telemetry.energy import aggregate, local_periods, site_buckets
+from cloud.telemetry.energy_models import EnergyFigure, EnergyFlag
 from cloud.telemetry.energy_store import load_buckets, site_energy
 from contracts.timeutil import to_wire
 from tests.integration.telemetry_world import Row, Store, backend_store
@@ -272,17 +272,31 @@ def got_days(site: Store, first: date, last: date) -> list[EnergyFigure]:
     return energy.figures
 
 
-# -- property: the incremental upkeep equals a computation from all samples ---------------
+# -- property: the incremental upkeep equals the counter differences ---------------------
 
 _steps = st.lists(
     st.tuples(
         st.integers(1, 40),  # minutes to the next sample
-        st.integers(0, 500),  # Wh added
-        st.booleans(),  # a reset: the counter restarts from what was added
+        st.integers(0, 500),  # Wh made over the pair
+        st.sampled_from(["run", "run", "reset", "swap"]),  # how the register moves
     ),
     min_size=2,
     max_size=40,
 )
+#: Madrid's fall-back (25 Oct 2026, 25 h) and spring-forward (29 Mar 2026, 23 h) nights,
+#: and an ordinary one; the series start two hours before local midnight.
+_STARTS = [
+    datetime(2026, 10, 24, 20, 0, tzinfo=UTC),
+    datetime(2026, 3, 28, 21, 0, tzinfo=UTC),
+    datetime(2026, 11, 29, 21, 0, tzinfo=UTC),
+]
+MADRID = ZoneInfo("Europe/Madrid")
+
+
+def _bucket_of(t: datetime) -> datetime:
+    """The start of the 15-minute bucket a pair ending at ``t`` counts in: (start, end]."""
+    floor = t - (t - datetime(2000, 1, 1, tzinfo=UTC)) % Q
+    return floor - Q if floor == t else floor
 
 
 @settings(
@@ -291,17 +305,45 @@ _steps = st.lists(
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(steps=_steps, arrival=st.permutations(range(4)), refresh_between=st.booleans())
-def test_buckets_kept_batch_by_batch_equal_a_computation_from_everything(
-    site: Store, steps: list[tuple[int, int, bool]], arrival: list[int], refresh_between: bool
+@given(
+    steps=_steps,
+    start=st.sampled_from(_STARTS),
+    arrival=st.permutations(range(4)),
+    refresh_between=st.booleans(),
+)
+def test_hours_and_days_kept_batch_by_batch_equal_the_counter_differences(
+    site: Store,
+    steps: list[tuple[int, int, str]],
+    start: datetime,
+    arrival: list[int],
+    refresh_between: bool,
 ) -> None:
     _fresh(site)
-    t, value = datetime(2026, 11, 29, 22, 0, tzinfo=UTC), 1000.0
-    samples: list[tuple[datetime, float]] = []
-    for minutes, added, reset in steps:
-        t += minutes * MIN
-        value = float(added) if reset else value + added
+    t, value = start, 1000.0
+    samples: list[tuple[datetime, float]] = [(t, value)]
+    swaps: list[tuple[datetime, float, float]] = []
+    made: dict[datetime, int] = {}  # mWh by the bucket of each pair's later sample
+    for minutes, wh, how in steps:
+        before, t = value, t + minutes * MIN
+        if how == "swap":  # half on the old meter, the rest on a new one from 7 Wh
+            old = before + wh // 2
+            swaps.append((t - minutes * MIN / 2, old, 7.0))
+            value = 7.0 + (wh - wh // 2)
+            got = (old - before) + (value - 7.0)
+        else:
+            value = float(wh) if how == "reset" else before + wh
+            # A counter that drops restarted from zero; one that did not drop ran on.
+            got = value if value < before else value - before
         samples.append((t, value))
+        made[_bucket_of(t)] = made.get(_bucket_of(t), 0) + round(got * 1000)
+    with site.pool.connection() as conn:
+        for at, old, new in swaps:
+            conn.execute(
+                "INSERT INTO telemetry.meter_swaps (device_id, metric_id, replaced_at,"
+                " old_register_wh, new_register_wh) VALUES (%s, %s, %s, %s, %s)",
+                (DEVICE, PV_WH, at, old, new),
+            )
+        conn.commit()
     # Four slices of the series arrive in a shuffled order: late data at every turn.
     size = -(-len(samples) // 4)
     slices = [samples[i * size : (i + 1) * size] for i in range(4)]
@@ -311,7 +353,22 @@ def test_buckets_kept_batch_by_batch_equal_a_computation_from_everything(
             if refresh_between:
                 site.catch_up(now=t)
     site.catch_up(now=t)
-    expected = base_buckets([CounterSample(ts=ts, value_wh=v) for ts, v in samples])
-    assert _buckets(site) == {
-        b.start: (b.energy_mwh, b.samples, b.covered, b.flags) for b in expected
+    first, last = start.astimezone(MADRID).date(), t.astimezone(MADRID).date()
+    by_day: dict[date, int] = {}
+    by_hour: dict[datetime, int] = {}  # Madrid's hours are whole UTC hours
+    for bucket, mwh in made.items():
+        day = bucket.astimezone(MADRID).date()
+        by_day[day] = by_day.get(day, 0) + mwh
+        hour = bucket.replace(minute=0)
+        by_hour[hour] = by_hour.get(hour, 0) + mwh
+    with site.pool.connection() as conn:
+        days = site_energy(conn, SITE, PV_WH, "day", first, last)
+        hours = site_energy(conn, SITE, PV_WH, "hour", first, last)
+    assert days is not None
+    assert hours is not None
+    assert {f.period.day: f.energy_mwh for f in days.figures if f.energy_mwh} == {
+        d: e for d, e in by_day.items() if e
+    }
+    assert {f.period.start: f.energy_mwh for f in hours.figures if f.energy_mwh} == {
+        h: e for h, e in by_hour.items() if e
     }
