@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TypeVar
-
-from pydantic import BaseModel, ValidationError
 
 from cloud.config.tracker import ConfigTracker
-from cloud.events.bus import Handler, PoisonEventError, Subscription
+from cloud.events.bus import Handler, Subscription, event_payload
 from cloud.events.outbox import Event
 from cloud.events.types import (
     COMMAND_ACKED,
@@ -32,19 +29,10 @@ BIRTH_CONSUMER = "config.gateway_birth"
 ACK_CONSUMER = "config.command_acked"
 REPORT_CONSUMER = "config.config_reported"
 
-_P = TypeVar("_P", bound=BaseModel)
-
-
-def _payload(event: Event, model: type[_P]) -> _P:
-    try:
-        return model.model_validate(event.payload)
-    except ValidationError as exc:
-        raise PoisonEventError(f"{event.name} payload: {exc.error_count()} errors") from exc
-
 
 def _birth_handler(tracker: ConfigTracker) -> Handler:
     async def handle(event: Event) -> None:
-        birth = _payload(event, GatewayBirth)
+        birth = event_payload(event, GatewayBirth)
         await asyncio.to_thread(
             tracker.apply_birth, event.id, event.region.value, event.occurred_at, birth
         )
@@ -54,7 +42,7 @@ def _birth_handler(tracker: ConfigTracker) -> Handler:
 
 def _ack_handler(tracker: ConfigTracker) -> Handler:
     async def handle(event: Event) -> None:
-        ack = _payload(event, CommandAcked)
+        ack = event_payload(event, CommandAcked)
         status = await asyncio.to_thread(tracker.apply_command_ack, event.id, ack)
         if status is not None:
             log.info("command %s on %s: %s", ack.command_id, ack.gateway_id, status)
@@ -64,7 +52,7 @@ def _ack_handler(tracker: ConfigTracker) -> Handler:
 
 def _report_handler(tracker: ConfigTracker) -> Handler:
     async def handle(event: Event) -> None:
-        report = _payload(event, ConfigReported)
+        report = event_payload(event, ConfigReported)
         name = await asyncio.to_thread(
             tracker.apply_config_report, event.id, event.region.value, event.occurred_at, report
         )

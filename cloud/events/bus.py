@@ -22,7 +22,9 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from cloud.adapters.postgres import OperationalError
 from cloud.events.outbox import Event
@@ -60,6 +62,18 @@ class BusUnavailableError(BusError):
 
 class PoisonEventError(Exception):
     """Raised by a handler for an event it can never handle: dead-letter it, no retry."""
+
+
+_P = TypeVar("_P", bound=BaseModel)
+
+
+def event_payload(event: Event, model: type[_P]) -> _P:
+    """``event``'s payload as ``model``; a payload that is not one is poison (no retry
+    would make it one)."""
+    try:
+        return model.model_validate(event.payload)
+    except ValidationError as exc:
+        raise PoisonEventError(f"{event.name} payload: {exc.error_count()} errors") from exc
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from pydantic import ValidationError
-
 from cloud.adapters.postgres import Connection, ConnectionPool
-from cloud.events.bus import PoisonEventError, Subscription
+from cloud.events.bus import Subscription, event_payload
 from cloud.events.outbox import Event
 from cloud.events.types import GATEWAY_REGISTERED, GATEWAY_UPDATED, GatewayRegistration
 from cloud.ingest.gateways import GatewayRecords
@@ -38,10 +36,7 @@ class GatewayRegistrationHandler:
         self._records = records
 
     async def __call__(self, event: Event) -> None:
-        try:
-            reg = GatewayRegistration.model_validate(event.payload)
-        except ValidationError as exc:
-            raise PoisonEventError(f"{event.name} payload: {exc.error_count()} errors") from exc
+        reg = event_payload(event, GatewayRegistration)
         await asyncio.to_thread(
             self._records.apply_registration,
             event.id,

@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from pydantic import ValidationError
-
-from cloud.events.bus import PoisonEventError, Subscription
+from cloud.events.bus import PoisonEventError, Subscription, event_payload
 from cloud.events.outbox import Event
 from cloud.events.types import (
     DEVICE_DISCOVERED,
@@ -46,10 +44,7 @@ class GatewayBirthHandler:
         self._registry = registry
 
     async def __call__(self, event: Event) -> None:
-        try:
-            birth = GatewayBirth.model_validate(event.payload)
-        except ValidationError as exc:
-            raise PoisonEventError(f"gateway.birth payload: {exc.error_count()} errors") from exc
+        birth = event_payload(event, GatewayBirth)
         try:
             applied = await asyncio.to_thread(
                 self._registry.apply_gateway_birth,
@@ -72,12 +67,7 @@ class DeviceDiscoveredHandler:
         self._registry = registry
 
     async def __call__(self, event: Event) -> None:
-        try:
-            found = DeviceDiscovered.model_validate(event.payload)
-        except ValidationError as exc:
-            raise PoisonEventError(
-                f"device.discovered payload: {exc.error_count()} errors"
-            ) from exc
+        found = event_payload(event, DeviceDiscovered)
         try:
             applied = await asyncio.to_thread(
                 self._registry.apply_device_discovered,

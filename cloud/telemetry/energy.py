@@ -75,6 +75,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from itertools import pairwise
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from cloud.telemetry.energy_models import (
@@ -96,6 +97,7 @@ __all__ = [
     "aggregate",
     "base_buckets",
     "bucket_of",
+    "buckets_of_rows",
     "counter_intervals",
     "local_periods",
     "register_mwh",
@@ -108,6 +110,8 @@ __all__ = [
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TICK = timedelta(microseconds=1)  # timestamptz and datetime resolution
 _MILLI = Decimal("0.001")
+#: Whole Wh below this are exact in a float and in mWh (2**53 / 1000).
+_EXACT_WH = 2**53 // 1000
 #: mWh x this > W x microseconds means more energy than the power allows.
 _MWH_PER_W_US = 3_600_000
 
@@ -118,6 +122,8 @@ def register_mwh(value_wh: float) -> int | None:
     PostgreSQL; ``None`` when it is NaN, infinite or negative."""
     if not math.isfinite(value_wh) or value_wh < 0:
         return None
+    if value_wh.is_integer() and value_wh < _EXACT_WH:
+        return int(value_wh) * 1000  # a whole Wh (the common register): no rounding
     as_sql = Decimal(format(value_wh, ".15g")).quantize(_MILLI, rounding=ROUND_HALF_UP)
     return int(as_sql * 1000)
 
@@ -127,7 +133,7 @@ def _swap_mwh(register_wh: Decimal) -> int:
 
 
 def _utc(ts: datetime) -> datetime:
-    return ts.astimezone(UTC)
+    return ts if ts.tzinfo is UTC else ts.astimezone(UTC)
 
 
 def _floor(ts: datetime) -> datetime:
@@ -153,22 +159,41 @@ class _Prepared:
     rejected: list[datetime]
 
 
-def _prepare(samples: Iterable[CounterSample]) -> _Prepared:
+def _pairs(samples: Iterable[CounterSample]) -> list[tuple[datetime, float]]:
+    return [(s.ts, s.value_wh) for s in samples]
+
+
+def _prepare(samples: Iterable[tuple[datetime, float]]) -> _Prepared:
+    """``(ts, Wh)`` pairs: valid ones as UTC mWh in time order, one per instant."""
     seen: set[datetime] = set()
     valid: list[tuple[datetime, int]] = []
     rejected: list[datetime] = []
     # sorted() is stable: of equal timestamps the first given wins.
-    for s in sorted(samples, key=lambda s: _utc(s.ts)):
-        ts = _utc(s.ts)
+    for ts, value_wh in sorted(((_utc(t), v) for t, v in samples), key=_first):
         if ts in seen:
             continue
         seen.add(ts)
-        mwh = register_mwh(s.value_wh)
+        mwh = register_mwh(value_wh)
         if mwh is None:
             rejected.append(ts)
         else:
             valid.append((ts, mwh))
     return _Prepared(valid, rejected)
+
+
+def _first(pair: tuple[datetime, float]) -> datetime:
+    return pair[0]
+
+
+class _Interval(NamedTuple):
+    """:class:`CounterInterval` on the hot path (a pair a sample: no validation)."""
+
+    start: datetime
+    end: datetime
+    start_mwh: int
+    end_mwh: int
+    energy_mwh: int
+    flags: frozenset[EnergyFlag]
 
 
 def _pair(
@@ -178,7 +203,7 @@ def _pair(
     v1: int,
     swaps: Sequence[MeterSwap],
     rules: CounterRules,
-) -> CounterInterval:
+) -> _Interval:
     flags: set[EnergyFlag] = set()
     inside = [s for s in swaps if t0 < _utc(s.replaced_at) <= t1]
     if inside:
@@ -202,14 +227,12 @@ def _pair(
     limit = rules.max_power_w
     if limit is not None and energy * _MWH_PER_W_US > limit * (span // _TICK):
         flags.add(EnergyFlag.IMPLAUSIBLE)
-    return CounterInterval(
-        start=t0, end=t1, start_mwh=v0, end_mwh=v1, energy_mwh=energy, flags=frozenset(flags)
-    )
+    return _Interval(t0, t1, v0, v1, energy, frozenset(flags))
 
 
 def _intervals(
     valid: Sequence[tuple[datetime, int]], swaps: Iterable[MeterSwap], rules: CounterRules
-) -> list[CounterInterval]:
+) -> list[_Interval]:
     ordered = sorted(swaps, key=lambda s: _utc(s.replaced_at))
     return [_pair(t0, v0, t1, v1, ordered, rules) for (t0, v0), (t1, v1) in pairwise(valid)]
 
@@ -220,7 +243,10 @@ def counter_intervals(
     rules: CounterRules | None = None,
 ) -> list[CounterInterval]:
     """The energy of every pair of consecutive valid samples, with the rule applied."""
-    return _intervals(_prepare(samples).valid, swaps, rules or CounterRules())
+    return [
+        CounterInterval(**iv._asdict())
+        for iv in _intervals(_prepare(_pairs(samples)).valid, swaps, rules or CounterRules())
+    ]
 
 
 # -- intervals to base buckets ------------------------------------------------------------
@@ -241,7 +267,7 @@ class _Acc:
         )
 
 
-def _spread(acc: dict[datetime, _Acc], iv: CounterInterval) -> None:
+def _spread(acc: dict[datetime, _Acc], iv: _Interval) -> None:
     receiving = bucket_of(iv.end)
     gap = EnergyFlag.GAP in iv.flags
     start = _floor(iv.start)
@@ -278,7 +304,17 @@ def base_buckets(
     rules: CounterRules | None = None,
 ) -> list[BaseBucket]:
     """One counter's 15-minute UTC buckets, in time order (the rules: module docstring)."""
-    return _buckets(_prepare(samples), swaps, rules or CounterRules())
+    return _buckets(_prepare(_pairs(samples)), swaps, rules or CounterRules())
+
+
+def buckets_of_rows(
+    rows: Iterable[tuple[datetime, float]],
+    swaps: Iterable[MeterSwap] = (),
+    rules: CounterRules | None = None,
+) -> list[BaseBucket]:
+    """:func:`base_buckets` of ``(ts, Wh)`` rows as the store reads them (aware times):
+    the same buckets, without a model a sample."""
+    return _buckets(_prepare(rows), swaps, rules or CounterRules())
 
 
 def site_buckets(per_device: Mapping[int, Sequence[BaseBucket]]) -> list[BaseBucket]:
@@ -443,7 +479,7 @@ def revise(
     stored, late = list(stored), list(late)
     if not late:
         raise ValueError("no late samples")
-    kept = _prepare(stored)
+    kept = _prepare(_pairs(stored))
     late_ts = sorted(_utc(s.ts) for s in late)
     before = [ts for ts, _ in kept.valid if ts < late_ts[0]]
     after = [ts for ts, _ in kept.valid if ts > late_ts[-1]]
@@ -452,7 +488,7 @@ def revise(
     )
     new = [
         b
-        for b in _buckets(_prepare([*stored, *late]), swaps, rules or CounterRules())
+        for b in _buckets(_prepare(_pairs([*stored, *late])), swaps, rules or CounterRules())
         if span.start <= b.start < span.end
     ]
     old = {b.start: b for b in previous if span.start <= b.start < span.end}

@@ -30,7 +30,7 @@ from cloud.scope import GatewayReach, gateway_reach_condition
 from cloud.telemetry.dirty import DirtyRange, merge_spans
 from cloud.telemetry.energy import (
     aggregate,
-    base_buckets,
+    buckets_of_rows,
     local_periods,
     revised_days,
     revision_span,
@@ -39,7 +39,6 @@ from cloud.telemetry.energy import (
 from cloud.telemetry.energy_models import (
     BaseBucket,
     CounterRules,
-    CounterSample,
     EnergyFigure,
     EnergyFlag,
     LocalPeriod,
@@ -64,7 +63,6 @@ SCHEMA = "telemetry"
 ENERGY_METRICS: tuple[int, ...] = tuple(
     m.id for m in CATALOG if m.kind == MetricKind.COUNTER and m.unit == "Wh"
 )
-_VALID = "quality < 2 AND value >= 0 AND value < 'Infinity'"
 #: A day is announced as revised only once it ended this long before: the minutes after
 #: midnight complete yesterday as a matter of course (the job runs every minute), which
 #: is no revision billing needs to hear of.
@@ -88,15 +86,31 @@ def recompute_energy(
     """Bring the energy buckets up to date with ``ranges`` in the caller's transaction,
     then the site days they fall in (``telemetry.energy_site_1d``); emit
     ``energy.revised`` for ended days that changed. The changed bucket starts per
-    device."""
+    device.
+
+    A handful of statements for all the ranges together, not per device and counter:
+    at saturation a run covers thousands of them (``docs/benchmarks.md``)."""
     rules = rules or CounterRules()
+    jobs = _with_samples_range(conn, _jobs(conn, _merged(ranges)))
     changed: dict[tuple[int, int], set[datetime]] = defaultdict(set)
-    for device, spans in _merged(ranges).items():
-        for first, last in spans:
-            for metric in _counters_in(conn, device, first, last):
-                changed[(device, metric)] |= _recompute_one(
-                    conn, device, metric, first, last, rules
-                )
+    if jobs:
+        samples = _samples(conn, jobs)
+        swaps = _swaps(conn, jobs)
+        old = _old_buckets(conn, jobs)
+        replaced: list[tuple[_Job, list[BaseBucket]]] = []
+        for k, job in enumerate(jobs):
+            got = buckets_of_rows(
+                samples.get(k, []), swaps.get((job.device, job.metric), []), rules
+            )
+            new = [b for b in got if job.start <= b.start < job.end]
+            before = old.get(k, {})
+            if {b.start: b for b in new} != before:
+                replaced.append((job, new))
+                starts = {b.start for b in new}
+                changed[(job.device, job.metric)] |= {
+                    b.start for b in new if before.get(b.start) != b
+                } | (set(before) - starts)
+        _replace(conn, replaced)
     per_device: dict[int, set[datetime]] = defaultdict(set)
     for (device, _), starts in changed.items():
         per_device[device] |= starts
@@ -108,80 +122,170 @@ def recompute_energy(
     return per_device
 
 
-def _counters_in(conn: Connection[Any], device: int, first: datetime, last: datetime) -> list[int]:
+@dataclass(frozen=True)
+class _Job:
+    """One counter's buckets ``[start, end)`` to recompute from its samples ``lo..hi``."""
+
+    device: int
+    metric: int
+    start: datetime
+    end: datetime
+    lo: datetime = datetime.min
+    hi: datetime = datetime.max
+
+
+def _valid(alias: str) -> str:
+    return f"{alias}.quality < 2 AND {alias}.value >= 0 AND {alias}.value < 'Infinity'"
+
+
+def _unnest(columns: str, types: str) -> str:
+    """A CTE ``q`` of parallel arrays, numbered ``k`` from 1."""
+    arrays = ", ".join(f"%s::{t}[]" for t in types.split())
+    return f"WITH q AS (SELECT * FROM unnest({arrays}) WITH ORDINALITY AS q({columns}, k))"
+
+
+def _jobs(conn: Connection[Any], spans: dict[int, list[tuple[datetime, datetime]]]) -> list[_Job]:
+    """Per device range and Wh counter with a reading in it, the buckets its readings can
+    change (:func:`~cloud.telemetry.energy.revision_span`, every reading of the range
+    taken as possibly new); a counter's overlapping spans joined."""
+    flat = [(d, a, b) for d, ss in spans.items() for a, b in ss]
+    if not flat:
+        return []
     rows = conn.execute(
-        "SELECT DISTINCT metric_id FROM telemetry.readings WHERE device_id = %s"
-        " AND metric_id = ANY(%s) AND ts >= %s AND ts <= %s",
-        (device, list(ENERGY_METRICS), first, last),
+        "WITH r AS (SELECT * FROM unnest(%s::int[], %s::timestamptz[], %s::timestamptz[])"
+        " AS r(device_id, a, b))"
+        " SELECT r.device_id, m.id, r.a, r.b,"
+        " (SELECT x.ts FROM telemetry.readings x WHERE x.device_id = r.device_id"
+        f"  AND x.metric_id = m.id AND x.ts < r.a AND {_valid('x')} ORDER BY x.ts DESC LIMIT 1),"
+        " (SELECT x.ts FROM telemetry.readings x WHERE x.device_id = r.device_id"
+        f"  AND x.metric_id = m.id AND x.ts > r.b AND {_valid('x')} ORDER BY x.ts LIMIT 1)"
+        " FROM r CROSS JOIN unnest(%s::smallint[]) AS m(id)"
+        " WHERE EXISTS (SELECT 1 FROM telemetry.readings x WHERE x.device_id = r.device_id"
+        "  AND x.metric_id = m.id AND x.ts >= r.a AND x.ts <= r.b)",
+        ([f[0] for f in flat], [f[1] for f in flat], [f[2] for f in flat], list(ENERGY_METRICS)),
     ).fetchall()
-    return sorted(int(r[0]) for r in rows)
+    by_counter: dict[tuple[int, int], list[tuple[datetime, datetime]]] = defaultdict(list)
+    for device, metric, first, last, before, after in rows:
+        span = revision_span(first, last, before, after)
+        by_counter[(device, int(metric))].append((span.start, span.end))
+    return [
+        _Job(device, metric, start, end)
+        for (device, metric), found in sorted(by_counter.items())
+        for start, end in merge_spans(found)
+    ]
 
 
-def _edge(
-    conn: Connection[Any], device: int, metric: int, op: str, at: datetime
-) -> datetime | None:
-    """The nearest valid sample's time before (``<``, ``<=``) or after (``>``, ``>=``)."""
-    order = "DESC" if op.startswith("<") else "ASC"
-    row = conn.execute(
-        f"SELECT ts FROM telemetry.readings WHERE device_id = %s AND metric_id = %s"
-        f" AND ts {op} %s AND {_VALID} ORDER BY ts {order} LIMIT 1",
-        (device, metric, at),
-    ).fetchone()
-    return row[0] if row else None
+def _with_samples_range(conn: Connection[Any], jobs: list[_Job]) -> list[_Job]:
+    """Each job with its samples' range: from the last valid sample at or before its
+    start to the first at or after its end."""
+    if not jobs:
+        return []
+    rows = conn.execute(
+        _unnest("device_id, metric_id, s, e", "int int timestamptz timestamptz") + " SELECT q.k,"
+        " (SELECT x.ts FROM telemetry.readings x WHERE x.device_id = q.device_id"
+        f"  AND x.metric_id = q.metric_id AND x.ts <= q.s AND {_valid('x')}"
+        "  ORDER BY x.ts DESC LIMIT 1),"
+        " (SELECT x.ts FROM telemetry.readings x WHERE x.device_id = q.device_id"
+        f"  AND x.metric_id = q.metric_id AND x.ts >= q.e AND {_valid('x')}"
+        "  ORDER BY x.ts LIMIT 1)"
+        " FROM q ORDER BY q.k",
+        _columns(jobs, "start", "end"),
+    ).fetchall()
+    return [
+        _Job(j.device, j.metric, j.start, j.end, lo or j.start, hi or j.end)
+        for j, (_, lo, hi) in zip(jobs, rows, strict=True)
+    ]
 
 
-def _recompute_one(
-    conn: Connection[Any],
-    device: int,
-    metric: int,
-    first: datetime,
-    last: datetime,
-    rules: CounterRules,
-) -> set[datetime]:
-    span = revision_span(
-        first, last, _edge(conn, device, metric, "<", first), _edge(conn, device, metric, ">", last)
+def _columns(jobs: Sequence[_Job], a: str, b: str) -> tuple[list[Any], ...]:
+    return (
+        [j.device for j in jobs],
+        [j.metric for j in jobs],
+        [getattr(j, a) for j in jobs],
+        [getattr(j, b) for j in jobs],
     )
-    # Every sample from the last valid one at or before the span to the first at or after.
-    lo = _edge(conn, device, metric, "<=", span.start) or span.start
-    hi = _edge(conn, device, metric, ">=", span.end) or span.end
-    samples = [
-        CounterSample(ts=ts, value_wh=value)
-        for ts, value in conn.execute(
-            "SELECT ts, value FROM telemetry.readings WHERE device_id = %s AND metric_id = %s"
-            " AND ts >= %s AND ts <= %s AND quality < 2 ORDER BY ts",
-            (device, metric, lo, hi),
-        ).fetchall()
-    ]
-    swaps = [
-        MeterSwap(replaced_at=at, old_register_wh=old, new_register_wh=new)
-        for at, old, new in conn.execute(
-            "SELECT replaced_at, old_register_wh, new_register_wh FROM telemetry.meter_swaps"
-            " WHERE device_id = %s AND metric_id = %s ORDER BY replaced_at",
-            (device, metric),
-        ).fetchall()
-    ]
-    new = [b for b in base_buckets(samples, swaps, rules) if span.start <= b.start < span.end]
-    old = {b.start: b for b in load_buckets(conn, [device], metric, span.start, span.end)[device]}
-    if {b.start: b for b in new} == old:
-        return set()
+
+
+def _samples(conn: Connection[Any], jobs: list[_Job]) -> dict[int, list[tuple[datetime, float]]]:
+    """Each job's stored samples (quality not bad), by job index, in time order."""
+    out: dict[int, list[tuple[datetime, float]]] = defaultdict(list)
+    for k, ts, value in conn.execute(
+        _unnest("device_id, metric_id, lo, hi", "int int timestamptz timestamptz")
+        + " SELECT q.k, x.ts, x.value FROM q JOIN telemetry.readings x"
+        " ON x.device_id = q.device_id AND x.metric_id = q.metric_id"
+        " AND x.ts >= q.lo AND x.ts <= q.hi WHERE x.quality < 2 ORDER BY q.k, x.ts",
+        _columns(jobs, "lo", "hi"),
+    ):
+        out[k - 1].append((ts, value))
+    return out
+
+
+def _swaps(conn: Connection[Any], jobs: list[_Job]) -> dict[tuple[int, int], list[MeterSwap]]:
+    out: dict[tuple[int, int], list[MeterSwap]] = defaultdict(list)
+    for device, metric, at, old, new in conn.execute(
+        "SELECT device_id, metric_id, replaced_at, old_register_wh, new_register_wh"
+        " FROM telemetry.meter_swaps WHERE device_id = ANY(%s) ORDER BY replaced_at",
+        (sorted({j.device for j in jobs}),),
+    ):
+        out[(device, int(metric))].append(
+            MeterSwap(replaced_at=at, old_register_wh=old, new_register_wh=new)
+        )
+    return out
+
+
+def _old_buckets(conn: Connection[Any], jobs: list[_Job]) -> dict[int, dict[datetime, BaseBucket]]:
+    """The buckets stored in each job's span, by job index."""
+    out: dict[int, dict[datetime, BaseBucket]] = defaultdict(dict)
+    for k, bucket, mwh, samples, covered, flags in conn.execute(
+        _unnest("device_id, metric_id, s, e", "int int timestamptz timestamptz")
+        + " SELECT q.k, e.bucket, e.energy_mwh, e.samples, e.covered, e.flags FROM q"
+        " JOIN telemetry.energy_15m e ON e.device_id = q.device_id"
+        " AND e.metric_id = q.metric_id AND e.bucket >= q.s AND e.bucket < q.e",
+        _columns(jobs, "start", "end"),
+    ):
+        out[k - 1][bucket] = _bucket(bucket, mwh, samples, covered, flags)
+    return out
+
+
+def _bucket(start: datetime, mwh: int, samples: int, covered: Any, flags: list[str]) -> BaseBucket:
+    return BaseBucket(
+        start=start,
+        energy_mwh=mwh,
+        samples=samples,
+        covered=covered,
+        flags=frozenset(EnergyFlag(f) for f in flags),
+    )
+
+
+def _replace(conn: Connection[Any], replaced: list[tuple[_Job, list[BaseBucket]]]) -> None:
+    """The jobs' spans emptied and refilled with their new buckets (two statements)."""
+    if not replaced:
+        return
+    jobs = [job for job, _ in replaced]
     conn.execute(
-        "DELETE FROM telemetry.energy_15m WHERE device_id = %s AND metric_id = %s"
-        " AND bucket >= %s AND bucket < %s",
-        (device, metric, span.start, span.end),
+        _unnest("device_id, metric_id, s, e", "int int timestamptz timestamptz")
+        + " DELETE FROM telemetry.energy_15m t USING q WHERE t.device_id = q.device_id"
+        " AND t.metric_id = q.metric_id AND t.bucket >= q.s AND t.bucket < q.e",
+        _columns(jobs, "start", "end"),
     )
-    _insert(conn, device, metric, new)
-    return {b.start for b in new if old.get(b.start) != b} | (set(old) - {b.start for b in new})
-
-
-def _insert(conn: Connection[Any], device: int, metric: int, buckets: Sequence[BaseBucket]) -> None:
-    with conn.cursor() as cur:
-        cur.executemany(
+    rows = [(job, b) for job, new in replaced for b in new]
+    if rows:
+        # Flags travel as one comma-joined text a row (arrays of arrays must be square).
+        conn.execute(
             "INSERT INTO telemetry.energy_15m (device_id, metric_id, bucket, energy_mwh,"
-            " samples, covered, flags) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            [
-                (device, metric, b.start, b.energy_mwh, b.samples, b.covered, sorted(b.flags))
-                for b in buckets
-            ],
+            " samples, covered, flags) SELECT d, m, b, e, n, c,"
+            " CASE WHEN f = '' THEN '{}'::text[] ELSE string_to_array(f, ',') END"
+            " FROM unnest(%s::int[], %s::smallint[], %s::timestamptz[], %s::bigint[],"
+            " %s::int[], %s::interval[], %s::text[]) AS u(d, m, b, e, n, c, f)",
+            (
+                [j.device for j, _ in rows],
+                [j.metric for j, _ in rows],
+                [b.start for _, b in rows],
+                [b.energy_mwh for _, b in rows],
+                [b.samples for _, b in rows],
+                [b.covered for _, b in rows],
+                [",".join(sorted(b.flags)) for _, b in rows],
+            ),
         )
 
 
@@ -196,15 +300,7 @@ def load_buckets(
         " ORDER BY device_id, bucket",
         (list(devices), metric, start, end),
     ).fetchall():
-        out[device].append(
-            BaseBucket(
-                start=bucket,
-                energy_mwh=mwh,
-                samples=samples,
-                covered=covered,
-                flags=frozenset(EnergyFlag(f) for f in flags),
-            )
-        )
+        out[device].append(_bucket(bucket, mwh, samples, covered, flags))
     return out
 
 

@@ -12,10 +12,8 @@ import asyncio
 from typing import Any
 from uuid import UUID
 
-from pydantic import ValidationError
-
 from cloud.adapters.postgres import Connection, ConnectionPool
-from cloud.events.bus import PoisonEventError, Subscription
+from cloud.events.bus import PoisonEventError, Subscription, event_payload
 from cloud.events.outbox import Event, handle_once
 from cloud.events.types import SITE_METER_REPLACED, MeterReplaced
 from cloud.telemetry.energy_store import SCHEMA
@@ -34,10 +32,7 @@ class MeterReplacedHandler:
         self._pool = pool
 
     async def __call__(self, event: Event) -> None:
-        try:
-            replaced = MeterReplaced.model_validate(event.payload)
-        except ValidationError as exc:
-            raise PoisonEventError(f"{event.name} payload: {exc.error_count()} errors") from exc
+        replaced = event_payload(event, MeterReplaced)
         try:
             await asyncio.to_thread(self.apply, event.id, replaced)
         except RegisterError as exc:

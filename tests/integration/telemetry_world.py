@@ -6,7 +6,7 @@ through the store's own write path (COPY; multi-row INSERT on PGlite, which has 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -83,3 +83,20 @@ def _migrated(url: str, backend: Backend, **pool: Any) -> Iterator[Store]:
         yield Store(made, backend)
     finally:
         made.close()
+
+
+def add_gateway(conn: Connection[Any], gateway: str, site: int, region: str, zone: str) -> None:
+    """Ingest's copy of a gateway registered at ``site`` (caller commits)."""
+    conn.execute(
+        "INSERT INTO ingest.gateways (gateway_id, region, time_zone, updated_at, site_id)"
+        " VALUES (%s, %s, %s, now(), %s)",
+        (gateway, region, zone, site),
+    )
+
+
+def add_devices(conn: Connection[Any], gateway: str, devices: Mapping[str, int]) -> None:
+    """Ingest's keys of ``gateway``'s devices, local id -> device id (caller commits)."""
+    conn.cursor().executemany(
+        "INSERT INTO ingest.device_keys (gateway_id, local_id, device_id) VALUES (%s, %s, %s)",
+        [(gateway, local, device) for local, device in devices.items()],
+    )

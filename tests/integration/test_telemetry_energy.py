@@ -26,7 +26,13 @@ from cloud.telemetry.energy import aggregate, local_periods, site_buckets
 from cloud.telemetry.energy_models import EnergyFigure, EnergyFlag
 from cloud.telemetry.energy_store import load_buckets, site_energy
 from contracts.timeutil import to_wire
-from tests.integration.telemetry_world import Row, Store, backend_store
+from tests.integration.telemetry_world import (
+    Row,
+    Store,
+    add_devices,
+    add_gateway,
+    backend_store,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -50,16 +56,8 @@ def site(store: Store) -> Store:
 def _fresh(store: Store) -> Store:
     store.reset()
     with store.pool.connection() as conn:
-        conn.execute(
-            "INSERT INTO ingest.gateways (gateway_id, region, time_zone, updated_at, site_id)"
-            " VALUES (%s, 'es', 'Europe/Madrid', now(), %s)",
-            (GATEWAY, SITE),
-        )
-        conn.execute(
-            "INSERT INTO ingest.device_keys (gateway_id, local_id, device_id)"
-            " VALUES (%s, 'SN-PV', %s)",
-            (GATEWAY, DEVICE),
-        )
+        add_gateway(conn, GATEWAY, SITE, "es", "Europe/Madrid")
+        add_devices(conn, GATEWAY, {"SN-PV": DEVICE})
         conn.commit()
     return store
 
@@ -190,12 +188,7 @@ def test_days_and_months_summed_by_the_server_equal_the_energy_functions(site: S
     # Two devices (the second only part of the time, and with a reset) across Madrid's
     # fall-back day (25 Oct 2026: 25 hours) and a month boundary.
     with site.pool.connection() as conn:
-        conn.execute(
-            "INSERT INTO ingest.device_keys (gateway_id, local_id, device_id)"
-            " VALUES (%s, 'SN-PV2', 11)",
-            (GATEWAY,),
-        )
-        conn.commit()
+        add_devices(conn, GATEWAY, {"SN-PV2": 11})
     t0 = datetime(2026, 10, 23, 22, 0, tzinfo=UTC)
     rows: list[Row] = []
     for i in range(4 * 24 * 12):  # twelve days of 15-minute samples, a gap each day
@@ -227,12 +220,7 @@ def test_site_days_are_kept_for_the_devices_that_count_the_metric(site: Store) -
     # incomplete. Samples every 5 min, +10 Wh each, from 23:55 to 23:05 Madrid: the
     # local day 30 Nov (UTC 29 Nov 23:00 to 30 Nov 23:00) holds 288 pairs = 2,880 Wh.
     with site.pool.connection() as conn:
-        conn.execute(
-            "INSERT INTO ingest.device_keys (gateway_id, local_id, device_id)"
-            " VALUES (%s, 'SN-MTR', 8)",
-            (GATEWAY,),
-        )
-        conn.commit()
+        add_devices(conn, GATEWAY, {"SN-MTR": 8})
     t0, day = datetime(2026, 11, 29, 22, 55, tzinfo=UTC), date(2026, 11, 30)
     pv = [(t0 + 5 * MIN * i, DEVICE, PV_WH, 10.0 * i, 0) for i in range(291)]
     meter = [(t0 + 5 * MIN * i, 8, 52, 3.0 * i, 0) for i in range(291)]  # import_wh

@@ -24,7 +24,7 @@ from cloud.telemetry.meter_swaps import SwapOutcome, SwapResult, record_meter_sw
 from contracts.metrics import metric
 from contracts.topics import Region
 from tests.integration.api_world import installation_in, private_database
-from tests.integration.telemetry_world import Store
+from tests.integration.telemetry_world import Store, add_devices, add_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -55,16 +55,8 @@ def site(world: Store) -> Store:
     with world.pool.connection() as conn:
         conn.execute("TRUNCATE customers.meter_replacements, customers.installations CASCADE")
         conn.execute("TRUNCATE customers.outbox")
-        conn.execute(
-            "INSERT INTO ingest.gateways (gateway_id, region, time_zone, updated_at, site_id)"
-            " VALUES (%s, 'es', 'Europe/Madrid', now(), %s)",
-            (GATEWAY, SITE),
-        )
-        conn.execute(
-            "INSERT INTO ingest.device_keys (gateway_id, local_id, device_id)"
-            " VALUES (%s, 'rs485-u2', %s), (%s, 'INV-0001', %s)",
-            (GATEWAY, METER, GATEWAY, INVERTER),
-        )
+        add_gateway(conn, GATEWAY, SITE, "es", "Europe/Madrid")
+        add_devices(conn, GATEWAY, {"rs485-u2": METER, "INV-0001": INVERTER})
     return world
 
 
@@ -123,11 +115,7 @@ async def test_a_swap_heard_from_the_bus_twice_recounts_the_stored_energy_once(
 
 def test_a_new_meter_keyed_by_its_own_serial_needs_no_swap(site: Store) -> None:
     with site.pool.connection() as conn:
-        conn.execute(
-            "INSERT INTO ingest.device_keys (gateway_id, local_id, device_id)"
-            " VALUES (%s, 'MTR-0001', 15), (%s, 'MTR-0002', 19)",
-            (GATEWAY, GATEWAY),
-        )
+        add_devices(conn, GATEWAY, {"MTR-0001": 15, "MTR-0002": 19})
         replaced = MeterReplaced(
             replacement_id=1,
             site_id=SITE,
