@@ -134,6 +134,21 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def _dirty(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM telemetry.dirty").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _catch_up_s(url: str, timeout_s: float = 600.0) -> tuple[int, float]:
+    """The maintenance's backlog when the fleet stops (dirty ranges) and the seconds its
+    workers take to clear it: a job that kept up leaves little."""
+    left, started = _dirty(url), time.monotonic()
+    while _dirty(url) and time.monotonic() - started < timeout_s:
+        time.sleep(0.5)  # polling a count: nothing to synchronise with
+    return left, time.monotonic() - started
+
+
 def _count(url: str) -> int:
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT count(*) FROM telemetry.readings").fetchone()
@@ -233,6 +248,7 @@ def end_to_end(url: str, args: argparse.Namespace) -> dict[str, Any]:
         sampler.join()
         stored_total = _count(url)
         cpu_end = sum(map(_cpu_s, pids))
+        backlog, catch_up_s = _catch_up_s(url)
     finally:
         if supervisor is not None:
             supervisor.stop()
@@ -261,6 +277,8 @@ def end_to_end(url: str, args: argparse.Namespace) -> dict[str, Any]:
         "resends": stats.resends,
         "fleet_cpu_s": stats.cpu_s,
         "restarts": supervisor.restarts if supervisor else 0,
+        "dirty_backlog": backlog,
+        "catch_up_s": catch_up_s,
     }
 
 
@@ -307,6 +325,10 @@ def main() -> None:
             f"(c) / (b) = {e2e['stored_per_s'] / new:.2f}; (b) / (a) = {new / plain:.2f}"
             f" (text COPY), {new / ceiling:.2f} (binary COPY)"
         )
+    print(
+        f"(c) the store's maintenance: {e2e['dirty_backlog']:,} dirty ranges left when the"
+        f" fleet stopped, cleared {e2e['catch_up_s']:.1f} s later"
+    )
     equal = e2e["sent_values"] == e2e["stored_values_db"]
     print(
         f"(c) sent {e2e['sent_values']:,} readings in {e2e['messages']:,} messages"

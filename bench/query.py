@@ -642,7 +642,7 @@ def load_site_days(conn: Any, sites: list[Site], w: Window, t0: float) -> float:
     for n, site in enumerate(sites, 1):
         first = w.year_start.astimezone(site.zone).date()
         last = w.raw_last.astimezone(site.zone).date()
-        refresh_site_days(conn, site.site_id, PV_WH, first, last)
+        refresh_site_days(conn, [(site.site_id, PV_WH, first, last)])
         if n % 10 == 0 or n == len(sites):
             log(f"site days: {n}/{len(sites)} sites", t0)
     conn.execute("VACUUM ANALYZE telemetry.energy_site_1d")

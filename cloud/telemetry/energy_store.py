@@ -354,9 +354,14 @@ def _refresh_changed_site_days(
         if starts and device in sites:
             site = sites[device]
             days[(site.site_id, metric)].update(revised_days(starts, site.zone))
-    for (site_id, metric), wanted in sorted(days.items()):
-        for first, last in _day_runs(sorted(wanted)):
-            refresh_site_days(conn, site_id, metric, first, last)
+    refresh_site_days(
+        conn,
+        [
+            (site_id, metric, first, last)
+            for (site_id, metric), wanted in sorted(days.items())
+            for first, last in _day_runs(sorted(wanted))
+        ],
+    )
 
 
 def _day_runs(days: Sequence[date]) -> list[tuple[date, date]]:
@@ -370,40 +375,64 @@ def _day_runs(days: Sequence[date]) -> list[tuple[date, date]]:
     return runs
 
 
-def refresh_site_days(
-    conn: Connection[Any], site_id: int, metric: int, first_day: date, last_day: date
-) -> int:
-    """Store the site's local days ``first_day`` to ``last_day`` of ``metric`` as summed
-    from the buckets of all its devices that count it; the days stored."""
-    found = _site_devices(conn, site_id, metric, GatewayReach())
-    if found is None:
+#: Each wanted (site, counter, first day, last day): the site's devices that count it
+#: (as :func:`_site_devices`, every region), their buckets summed per bucket (covered:
+#: the least of the devices', none when one lacks the bucket, as the readers do), then
+#: per local day with the day's distinct flags. Buckets are fetched a day beyond each
+#: end and kept by their local day, as :func:`_figures_in_sql` keys them.
+_SITE_DAYS = """
+WITH want AS (
+    SELECT * FROM unnest(%s::int[], %s::int[], %s::date[], %s::date[])
+        AS w(site_id, metric_id, first_day, last_day)),
+devs AS (
+    SELECT w.*, k.device_id, g.time_zone FROM want w
+    JOIN ingest.gateways g ON g.site_id = w.site_id
+    JOIN ingest.device_keys k ON k.gateway_id = g.gateway_id
+    WHERE EXISTS (SELECT 1 FROM telemetry.energy_15m e
+                  WHERE e.device_id = k.device_id AND e.metric_id = w.metric_id)),
+s AS (
+    SELECT site_id, metric_id, first_day, last_day, min(time_zone) AS tz, count(*) AS n,
+           array_agg(device_id ORDER BY device_id) AS devices
+    FROM devs GROUP BY 1, 2, 3, 4),
+b AS (
+    SELECT s.site_id, s.metric_id, s.first_day, s.last_day, s.devices,
+           (e.bucket AT TIME ZONE s.tz)::date AS day,
+           sum(e.energy_mwh) AS energy, sum(e.samples) AS samples,
+           CASE WHEN count(*) = min(s.n) THEN min(e.covered) ELSE interval '0' END AS covered,
+           string_agg(array_to_string(e.flags, ','), ',') AS flags
+    FROM s JOIN devs d USING (site_id, metric_id, first_day, last_day)
+    JOIN telemetry.energy_15m e ON e.device_id = d.device_id AND e.metric_id = s.metric_id
+     AND e.bucket >= ((s.first_day - 1)::timestamp AT TIME ZONE s.tz)
+     AND e.bucket < ((s.last_day + 2)::timestamp AT TIME ZONE s.tz)
+    GROUP BY s.site_id, s.metric_id, s.first_day, s.last_day, s.devices, s.tz, e.bucket)
+INSERT INTO telemetry.energy_site_1d
+    (site_id, metric_id, day, devices, energy_mwh, samples, covered, flags)
+SELECT site_id, metric_id, day, devices, sum(energy), sum(samples), sum(covered),
+       ARRAY(SELECT DISTINCT f FROM unnest(string_to_array(string_agg(flags, ','), ',')) f
+             WHERE f <> '' ORDER BY f)
+FROM b WHERE day BETWEEN first_day AND last_day
+GROUP BY site_id, metric_id, day, devices
+ON CONFLICT (site_id, metric_id, day) DO UPDATE SET devices = EXCLUDED.devices,
+    energy_mwh = EXCLUDED.energy_mwh, samples = EXCLUDED.samples,
+    covered = EXCLUDED.covered, flags = EXCLUDED.flags"""
+
+
+def refresh_site_days(conn: Connection[Any], wanted: Sequence[tuple[int, int, date, date]]) -> int:
+    """Store each wanted site's local days ``(site, metric, first_day, last_day)`` as
+    summed from the buckets of all its devices that count the metric, in two
+    statements for all of them; a day without buckets is left without a row (readers
+    sum its buckets: none). The days stored."""
+    if not wanted:
         return 0
-    zone, devices = found
-    figures = _figures_in_sql(
-        conn, devices, metric, zone, "day", local_periods(zone, first_day, last_day, "day")
+    columns = tuple([w[i] for w in wanted] for i in range(4))
+    conn.execute(
+        "DELETE FROM telemetry.energy_site_1d t USING unnest(%s::int[], %s::int[],"
+        " %s::date[], %s::date[]) AS w(site_id, metric_id, first_day, last_day)"
+        " WHERE t.site_id = w.site_id AND t.metric_id = w.metric_id"
+        " AND t.day BETWEEN w.first_day AND w.last_day",
+        columns,
     )
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO telemetry.energy_site_1d (site_id, metric_id, day, devices,"
-            " energy_mwh, samples, covered, flags) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (site_id, metric_id, day) DO UPDATE SET devices = EXCLUDED.devices,"
-            " energy_mwh = EXCLUDED.energy_mwh, samples = EXCLUDED.samples,"
-            " covered = EXCLUDED.covered, flags = EXCLUDED.flags",
-            [
-                (
-                    site_id,
-                    metric,
-                    f.period.day,
-                    devices,
-                    f.energy_mwh,
-                    f.samples,
-                    f.covered,
-                    sorted(f.flags),
-                )
-                for f in figures
-            ],
-        )
-    return len(figures)
+    return max(conn.execute(_SITE_DAYS, columns).rowcount, 0)
 
 
 def _site_devices(
