@@ -110,6 +110,7 @@ __all__ = [
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TICK = timedelta(microseconds=1)  # timestamptz and datetime resolution
 _MILLI = Decimal("0.001")
+_NO_FLAGS: frozenset[EnergyFlag] = frozenset()
 #: Whole Wh below this are exact in a float and in mWh (2**53 / 1000).
 _EXACT_WH = 2**53 // 1000
 #: mWh x this > W x microseconds means more energy than the power allows.
@@ -205,7 +206,7 @@ def _pair(
     rules: CounterRules,
 ) -> _Interval:
     flags: set[EnergyFlag] = set()
-    inside = [s for s in swaps if t0 < _utc(s.replaced_at) <= t1]
+    inside = [s for s in swaps if t0 < _utc(s.replaced_at) <= t1] if swaps else swaps
     if inside:
         flags.add(EnergyFlag.METER_SWAP)
         parts, level = [], v0
@@ -227,7 +228,7 @@ def _pair(
     limit = rules.max_power_w
     if limit is not None and energy * _MWH_PER_W_US > limit * (span // _TICK):
         flags.add(EnergyFlag.IMPLAUSIBLE)
-    return _Interval(t0, t1, v0, v1, energy, frozenset(flags))
+    return _Interval(t0, t1, v0, v1, energy, frozenset(flags) if flags else _NO_FLAGS)
 
 
 def _intervals(
@@ -267,12 +268,26 @@ class _Acc:
         )
 
 
+def _acc(acc: dict[datetime, _Acc], start: datetime) -> _Acc:
+    a = acc.get(start)
+    if a is None:  # (not setdefault: it would build an _Acc a call)
+        a = acc[start] = _Acc()
+    return a
+
+
 def _spread(acc: dict[datetime, _Acc], iv: _Interval) -> None:
     receiving = bucket_of(iv.end)
     gap = EnergyFlag.GAP in iv.flags
     start = _floor(iv.start)
+    if start == receiving and not gap:  # the common pair: inside one bucket
+        a = _acc(acc, start)
+        a.covered += iv.end - max(start, iv.start)
+        a.energy_mwh += iv.energy_mwh
+        if iv.flags:
+            a.flags |= iv.flags
+        return
     while start <= receiving:
-        a = acc.setdefault(start, _Acc())
+        a = _acc(acc, start)
         if gap:
             a.flags.add(EnergyFlag.GAP)
         else:
@@ -290,9 +305,9 @@ def _buckets(
 ) -> list[BaseBucket]:
     acc: dict[datetime, _Acc] = {}
     for ts, _ in prepared.valid:
-        acc.setdefault(bucket_of(ts), _Acc()).samples += 1
+        _acc(acc, bucket_of(ts)).samples += 1
     for ts in prepared.rejected:
-        acc.setdefault(bucket_of(ts), _Acc()).flags.add(EnergyFlag.REJECTED)
+        _acc(acc, bucket_of(ts)).flags.add(EnergyFlag.REJECTED)
     for iv in _intervals(prepared.valid, swaps, rules):
         _spread(acc, iv)
     return [acc[s].bucket(s) for s in sorted(acc)]

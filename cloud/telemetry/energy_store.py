@@ -209,14 +209,17 @@ def _columns(jobs: Sequence[_Job], a: str, b: str) -> tuple[list[Any], ...]:
 def _samples(conn: Connection[Any], jobs: list[_Job]) -> dict[int, list[tuple[datetime, float]]]:
     """Each job's stored samples (quality not bad), by job index, in time order."""
     out: dict[int, list[tuple[datetime, float]]] = defaultdict(list)
-    for k, ts, value in conn.execute(
-        _unnest("device_id, metric_id, lo, hi", "int int timestamptz timestamptz")
-        + " SELECT q.k, x.ts, x.value FROM q JOIN telemetry.readings x"
-        " ON x.device_id = q.device_id AND x.metric_id = q.metric_id"
-        " AND x.ts >= q.lo AND x.ts <= q.hi WHERE x.quality < 2 ORDER BY q.k, x.ts",
-        _columns(jobs, "lo", "hi"),
-    ):
-        out[k - 1].append((ts, value))
+    # Binary results: a timestamp decodes several times faster than from its text.
+    with conn.cursor(binary=True) as cur:
+        cur.execute(
+            _unnest("device_id, metric_id, lo, hi", "int int timestamptz timestamptz")
+            + " SELECT q.k, x.ts, x.value FROM q JOIN telemetry.readings x"
+            " ON x.device_id = q.device_id AND x.metric_id = q.metric_id"
+            " AND x.ts >= q.lo AND x.ts <= q.hi WHERE x.quality < 2 ORDER BY q.k, x.ts",
+            _columns(jobs, "lo", "hi"),
+        )
+        for k, ts, value in cur:
+            out[k - 1].append((ts, value))
     return out
 
 
