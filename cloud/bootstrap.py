@@ -65,8 +65,9 @@ from cloud.portal import ApiSettings, InputGuard, Verify, add_error_handlers, cr
 from cloud.registry import NotFoundError, RegistryService, Site
 from cloud.registry import subscriptions as registry_subscriptions
 from cloud.settings import DatabaseSettings
-from cloud.telemetry import TelemetryReader
+from cloud.telemetry import TelemetryReader, TelemetryStore
 from cloud.telemetry import event_subscriptions as telemetry_subscriptions
+from cloud.telemetry.maintenance import StoreMaintenance
 from device_profiles import DeviceProfile, builtin_profiles
 
 __all__ = [
@@ -257,6 +258,26 @@ def create_ingest_worker(
     registry's events with :func:`deliver_registry_events`. ``crash_after_commit``: TEST
     ONLY, see :mod:`cloud.ingest.worker`."""
     return IngestWorker(settings, crash_after_commit=crash_after_commit)
+
+
+def create_store_maintenance(
+    settings: IngestSettings,
+) -> tuple[StoreMaintenance, ConnectionPool[Connection[Any]]]:
+    """The telemetry store's maintenance job with its own small pool (the job's
+    connection and one for partitions), for a process of its own; close the pool after."""
+    pool = create_pool(
+        settings.database_url,
+        min_size=1,
+        max_size=2,
+        name="telemetry-maintenance",
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+    )
+    store = TelemetryStore(
+        pool,
+        write_mode=settings.telemetry_write_mode,
+        past_days=settings.ingest_partition_past_days,
+    )
+    return StoreMaintenance(pool, settings, store=store), pool
 
 
 async def run_ingest(

@@ -19,6 +19,12 @@ one core, and the per-reading work (parse, validate, build rows, ``COPY``) is CP
 The supervisor restarts a dead worker with exponential back-off (1 s … 30 s) and stops
 them all with SIGTERM, then SIGKILL by pid after a timeout.
 
+Beside the workers it runs the telemetry store's maintenance job in a process of its own
+at a lower CPU priority (``POTR_TELEMETRY_MAINTENANCE_NICE``, 10), watched and restarted
+like a worker: at saturation the workers come first and what the job has not computed yet
+waits in ``telemetry.dirty`` (ARCHITECTURE decision 57); the workers then run no
+maintenance thread.
+
 TEST ONLY: ``POTR_INGEST_TEST_CRASH_AFTER_COMMIT=N`` makes worker 0's first process
 SIGKILL itself right after its N-th committed batch, before the acknowledgement
 (reliability scenario 7); its restart runs normally.
@@ -107,6 +113,31 @@ def _worker_main(settings: IngestSettings, index: int, ready: Any, crash_after: 
         worker.stop()
 
 
+def _maintenance_main(
+    settings: IngestSettings, index: int, ready: Any, crash_after: int | None
+) -> None:
+    """The store's maintenance, niced, until SIGTERM arrives (between two runs)."""
+    from cloud.bootstrap import create_store_maintenance
+
+    logging.basicConfig(
+        level=logging.INFO, format="ingest-maintenance %(levelname)s %(name)s: %(message)s"
+    )
+    os.nice(settings.telemetry_maintenance_nice)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides
+    maintenance, pool = create_store_maintenance(settings)
+    try:
+        ready.put(index)
+        maintenance.run_until(stop)
+    finally:
+        pool.close()
+
+
+#: The maintenance process's slot index (workers count from 0).
+MAINTENANCE = -1
+
+
 @dataclass
 class _Slot:
     index: int
@@ -116,6 +147,10 @@ class _Slot:
     #: Restarts since the worker last ran fine for a while.
     failures: int = 0
     started_at: float = field(default=0.0)
+
+    @property
+    def label(self) -> str:
+        return "maintenance" if self.index == MAINTENANCE else f"worker {self.index}"
 
 
 class IngestSupervisor:
@@ -128,7 +163,7 @@ class IngestSupervisor:
         self._ctx = mp.get_context("spawn")
         self._stopping = False
         self._ready: Any = self._ctx.Queue()
-        self._slots = [_Slot(i) for i in range(settings.ingest_workers)]
+        self._slots = [_Slot(i) for i in range(settings.ingest_workers)] + [_Slot(MAINTENANCE)]
         self._ready_set: set[int] = set()
         raw = os.environ.get(CRASH_AFTER_COMMIT_ENV)
         self._crash_after = int(raw) if raw else None
@@ -136,25 +171,46 @@ class IngestSupervisor:
 
     @property
     def pids(self) -> list[int]:
-        return [s.proc.pid for s in self._slots if s.proc is not None and s.proc.is_alive()]
+        """The live workers' process ids (not the maintenance process's)."""
+        return [
+            s.proc.pid
+            for s in self._slots
+            if s.index != MAINTENANCE and s.proc is not None and s.proc.is_alive()
+        ]
+
+    @property
+    def maintenance_pid(self) -> int | None:
+        proc = self._slots[-1].proc
+        return proc.pid if proc is not None and proc.is_alive() else None
 
     def start(self) -> None:
         for slot in self._slots:
             self._spawn(slot)
 
     def _spawn(self, slot: _Slot) -> None:
-        settings = worker_settings(self._settings, slot.index)
-        crash = self._crash_after if slot.index == 0 and slot.starts == 0 else None
+        if slot.index == MAINTENANCE:
+            target, settings, crash, name = (
+                _maintenance_main,
+                self._settings,
+                None,
+                "potr-ingest-maintenance",
+            )
+        else:
+            target, name = _worker_main, f"potr-ingest-{slot.index}"
+            settings = worker_settings(self._settings, slot.index).model_copy(
+                update={"telemetry_maintenance_in_worker": False}
+            )
+            crash = self._crash_after if slot.index == 0 and slot.starts == 0 else None
         slot.proc = self._ctx.Process(
-            target=_worker_main,
+            target=target,
             args=(settings, slot.index, self._ready, crash),
-            name=f"potr-ingest-{slot.index}",
+            name=name,
             daemon=False,
         )
         slot.proc.start()
         slot.starts += 1
         slot.started_at = time.monotonic()
-        log.info("ingest worker %d started (pid %s)", slot.index, slot.proc.pid)
+        log.info("ingest %s started (pid %s)", slot.label, slot.proc.pid)
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
         """Block until every worker has subscribed once; raise on timeout."""
@@ -182,8 +238,8 @@ class IngestSupervisor:
                 slot.failures += 1
                 delay = _RESTART.delay(slot.failures)
                 log.error(
-                    "ingest worker %d (pid %s) exited with %s; restarting in %.0f s",
-                    slot.index,
+                    "ingest %s (pid %s) exited with %s; restarting in %.0f s",
+                    slot.label,
                     proc.pid,
                     proc.exitcode,
                     delay,
@@ -206,9 +262,7 @@ class IngestSupervisor:
                 continue
             slot.proc.join(max(0.1, deadline - time.monotonic()))
             if slot.proc.is_alive():
-                log.error(
-                    "ingest worker %d did not stop; killing pid %s", slot.index, slot.proc.pid
-                )
+                log.error("ingest %s did not stop; killing pid %s", slot.label, slot.proc.pid)
                 slot.proc.kill()
                 slot.proc.join(5)
         self._ready.close()

@@ -137,14 +137,15 @@ class IngestWorker:
             target=self._run_presence, name="ingest-presence", daemon=True
         )
         self._presence.start()
-        # Every worker schedules it; one at a time runs it (advisory lock).
-        self._maintainer = threading.Thread(
-            target=self.maintenance.run_until,
-            args=(self._stop,),
-            name="ingest-maintenance",
-            daemon=True,
-        )
-        self._maintainer.start()
+        if self._settings.telemetry_maintenance_in_worker:
+            # Every worker schedules it; one at a time runs it (advisory lock).
+            self._maintainer = threading.Thread(
+                target=self.maintenance.run_until,
+                args=(self._stop,),
+                name="ingest-maintenance",
+                daemon=True,
+            )
+            self._maintainer.start()
         try:
             self._consumer.start(timeout_s)
         except Exception:

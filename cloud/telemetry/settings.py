@@ -32,6 +32,13 @@ class StoreSettings(DatabaseSettings):
     #: saturation the open bucket would otherwise be read again at every run. 0: every
     #: run computes everything noted (rollups as fresh as the interval, at that cost).
     telemetry_open_bucket_wait_s: float = Field(default=300.0, ge=0, le=3_600)
+    #: Whether each ingest worker schedules the maintenance in a thread of its own (one
+    #: at a time runs it). ``potr ingest`` turns it off and runs the job in a process of
+    #: its own at ``telemetry_maintenance_nice`` instead (``potr/ingest_workers.py``).
+    telemetry_maintenance_in_worker: bool = True
+    #: The niceness that process takes (0-19): under load the workers come first and the
+    #: job's backlog waits, safely, in ``telemetry.dirty``.
+    telemetry_maintenance_nice: int = Field(default=10, ge=0, le=19)
     #: Run TimescaleDB's policy jobs from the maintenance job (``CALL run_job``) instead
     #: of its background scheduler: for servers without one (PGlite in the tests).
     telemetry_run_policy_jobs: bool = False

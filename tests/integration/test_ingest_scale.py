@@ -257,25 +257,42 @@ def test_a_worker_killed_after_commit_before_ack_is_redelivered_and_stored_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("POTR_INGEST_TEST_CRASH_AFTER_COMMIT", "1")
-    settings = _settings(database_url, mosquitto_url, ingest_workers=2)
+    settings = _settings(
+        database_url,
+        mosquitto_url,
+        ingest_workers=2,
+        telemetry_maintenance_interval_s=0.2,
+        telemetry_open_bucket_wait_s=0,
+    )
     supervisor = IngestSupervisor(settings)
     supervisor.start()
     try:
         supervisor.wait_ready(60)
+        # The store's maintenance runs beside the workers, in its own process, niced.
+        pid = supervisor.maintenance_pid
+        assert pid is not None
+        assert pid not in supervisor.pids
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(
+            os.getpriority(os.PRIO_PROCESS, 0) + 10, 19
+        )
         for seq in range(1, 7):
             gateway.publish("telemetry", gateway.telemetry(seq, ts_offset_s=-seq))
 
         def settled() -> bool:
             supervisor.watch()
-            return supervisor.restarts >= 1 and _query(
-                database_url, "SELECT watermark FROM ingest.streams"
-            ) == [(6,)]
+            return (
+                supervisor.restarts >= 1
+                and _query(database_url, "SELECT watermark FROM ingest.streams") == [(6,)]
+                and _query(database_url, "SELECT count(*) FROM telemetry.dirty") == [(0,)]
+            )
 
-        until_sync(settled, DEADLINE_S, "worker 0 killed, restarted, everything stored")
+        until_sync(settled, DEADLINE_S, "worker 0 killed, restarted, stored, maintained")
         assert gateway.wait_stored(6).upto_seq == 6
     finally:
         supervisor.stop()
     assert _query(database_url, "SELECT count(*) FROM telemetry.readings") == [(12,)]
+    # Every stored reading is in a 5-minute rollup: the maintenance process made them.
+    assert _query(database_url, "SELECT sum(count) FROM telemetry.rollup_5m") == [(12,)]
     dupes = (
         "SELECT count(*) FROM (SELECT 1 FROM telemetry.readings"
         " GROUP BY device_id, metric_id, ts HAVING count(*) > 1) d"
