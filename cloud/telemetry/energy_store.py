@@ -213,9 +213,10 @@ def _samples(conn: Connection[Any], jobs: list[_Job]) -> dict[int, list[tuple[da
     with conn.cursor(binary=True) as cur:
         cur.execute(
             _unnest("device_id, metric_id, lo, hi", "int int timestamptz timestamptz")
-            + " SELECT q.k, x.ts, x.value FROM q JOIN telemetry.readings x"
-            " ON x.device_id = q.device_id AND x.metric_id = q.metric_id"
-            " AND x.ts >= q.lo AND x.ts <= q.hi WHERE x.quality < 2 ORDER BY q.k, x.ts",
+            + " SELECT q.k, x.ts, x.value FROM q CROSS JOIN LATERAL (SELECT ts, value"
+            " FROM telemetry.readings x WHERE x.device_id = q.device_id"
+            " AND x.metric_id = q.metric_id AND x.ts >= q.lo AND x.ts <= q.hi"
+            " AND x.quality < 2 ORDER BY x.ts) x ORDER BY q.k, x.ts",
             _columns(jobs, "lo", "hi"),
         )
         for k, ts, value in cur:
@@ -242,8 +243,9 @@ def _old_buckets(conn: Connection[Any], jobs: list[_Job]) -> dict[int, dict[date
     for k, bucket, mwh, samples, covered, flags in conn.execute(
         _unnest("device_id, metric_id, s, e", "int int timestamptz timestamptz")
         + " SELECT q.k, e.bucket, e.energy_mwh, e.samples, e.covered, e.flags FROM q"
-        " JOIN telemetry.energy_15m e ON e.device_id = q.device_id"
-        " AND e.metric_id = q.metric_id AND e.bucket >= q.s AND e.bucket < q.e",
+        " CROSS JOIN LATERAL (SELECT * FROM telemetry.energy_15m e"
+        " WHERE e.device_id = q.device_id AND e.metric_id = q.metric_id"
+        " AND e.bucket >= q.s AND e.bucket < q.e) e",
         _columns(jobs, "start", "end"),
     ):
         out[k - 1][bucket] = _bucket(bucket, mwh, samples, covered, flags)
@@ -267,8 +269,12 @@ def _replace(conn: Connection[Any], replaced: list[tuple[_Job, list[BaseBucket]]
     jobs = [job for job, _ in replaced]
     conn.execute(
         _unnest("device_id, metric_id, s, e", "int int timestamptz timestamptz")
-        + " DELETE FROM telemetry.energy_15m t USING q WHERE t.device_id = q.device_id"
-        " AND t.metric_id = q.metric_id AND t.bucket >= q.s AND t.bucket < q.e",
+        # By row address: a TID scan of exactly the rows the index found, never a scan
+        # of the table the planner might choose for an IN (...).
+        + " DELETE FROM telemetry.energy_15m WHERE ctid = ANY(ARRAY(SELECT e.ctid FROM q"
+        " CROSS JOIN LATERAL (SELECT ctid FROM telemetry.energy_15m e"
+        " WHERE e.device_id = q.device_id AND e.metric_id = q.metric_id"
+        " AND e.bucket >= q.s AND e.bucket < q.e) e))",
         _columns(jobs, "start", "end"),
     )
     rows = [(job, b) for job, new in replaced for b in new]
@@ -404,9 +410,10 @@ b AS (
            CASE WHEN count(*) = min(s.n) THEN min(e.covered) ELSE interval '0' END AS covered,
            string_agg(array_to_string(e.flags, ','), ',') AS flags
     FROM s JOIN devs d USING (site_id, metric_id, first_day, last_day)
-    JOIN telemetry.energy_15m e ON e.device_id = d.device_id AND e.metric_id = s.metric_id
-     AND e.bucket >= ((s.first_day - 1)::timestamp AT TIME ZONE s.tz)
-     AND e.bucket < ((s.last_day + 2)::timestamp AT TIME ZONE s.tz)
+    CROSS JOIN LATERAL (SELECT * FROM telemetry.energy_15m e
+        WHERE e.device_id = d.device_id AND e.metric_id = s.metric_id
+          AND e.bucket >= ((s.first_day - 1)::timestamp AT TIME ZONE s.tz)
+          AND e.bucket < ((s.last_day + 2)::timestamp AT TIME ZONE s.tz)) e
     GROUP BY s.site_id, s.metric_id, s.first_day, s.last_day, s.devices, s.tz, e.bucket)
 INSERT INTO telemetry.energy_site_1d
     (site_id, metric_id, day, devices, energy_mwh, samples, covered, flags)

@@ -3,7 +3,7 @@ same relations and numbers on both backends (ARCHITECTURE decision 46).
 
 ``plain``: tables the job recomputes — 5 min from the readings, 1 h from 5 min, 1 day
 from 1 h — for whole buckets around each dirty range (:mod:`cloud.telemetry.dirty`),
-delete-and-insert in one transaction with the dirty rows it consumed. ``timescale``:
+upserted in one transaction with the dirty rows it consumed. ``timescale``:
 continuous aggregates (``schema/002_rollups.timescale.sql``); the job refreshes the same
 windows with ``refresh_continuous_aggregate`` (which cannot run in a transaction, so the
 rows are deleted after: a crash between costs a second refresh, never a missed one).
@@ -26,6 +26,7 @@ from cloud.adapters.postgres import Connection
 from cloud.migrate import Backend
 from cloud.telemetry.dirty import DirtyRange, merge_spans
 from cloud.telemetry.energy_store import recompute_energy
+from contracts.metrics import CATALOG
 
 __all__ = [
     "LEVELS",
@@ -53,22 +54,30 @@ class Level:
     select: str
 
 
+# Each window's rows are read by a LATERAL subquery: a parameterised index scan of the
+# whole key per window, whatever the planner thinks of the windows' sizes (a plain join
+# had it hash the day's partition, every run: ARCHITECTURE decision 58).
 _FROM_READINGS = """
-SELECT x.device_id, x.metric_id, date_bin(INTERVAL '{width}', x.ts, '2000-01-01 00:00+00'),
-       avg(x.value), min(x.value), max(x.value),
-       (array_agg(x.value ORDER BY x.ts DESC))[1], max(x.ts), count(*)
-FROM r JOIN telemetry.readings x
-  ON x.device_id = r.device_id AND x.ts >= r.lo AND x.ts < r.hi
-WHERE x.quality < 2
-GROUP BY 1, 2, 3"""
+SELECT r.device_id, r.metric_id, a.*
+FROM r CROSS JOIN LATERAL (
+    SELECT date_bin(INTERVAL '{width}', x.ts, '2000-01-01 00:00+00'),
+           avg(x.value), min(x.value), max(x.value),
+           (array_agg(x.value ORDER BY x.ts DESC))[1], max(x.ts), count(*)
+    FROM telemetry.readings x
+    WHERE x.device_id = r.device_id AND x.metric_id = r.metric_id
+      AND x.ts >= r.lo AND x.ts < r.hi AND x.quality < 2
+    GROUP BY 1) a"""
 
 _FROM_LEVEL = """
-SELECT x.device_id, x.metric_id, date_bin(INTERVAL '{width}', x.bucket, '2000-01-01 00:00+00'),
-       sum(x.avg * x.count) / sum(x.count), min(x.min), max(x.max),
-       (array_agg(x.last ORDER BY x.last_ts DESC))[1], max(x.last_ts), sum(x.count)
-FROM r JOIN {source} x
-  ON x.device_id = r.device_id AND x.bucket >= r.lo AND x.bucket < r.hi
-GROUP BY 1, 2, 3"""
+SELECT r.device_id, r.metric_id, a.*
+FROM r CROSS JOIN LATERAL (
+    SELECT date_bin(INTERVAL '{width}', x.bucket, '2000-01-01 00:00+00'),
+           sum(x.avg * x.count) / sum(x.count), min(x.min), max(x.max),
+           (array_agg(x.last ORDER BY x.last_ts DESC))[1], max(x.last_ts), sum(x.count)
+    FROM {source} x
+    WHERE x.device_id = r.device_id AND x.metric_id = r.metric_id
+      AND x.bucket >= r.lo AND x.bucket < r.hi
+    GROUP BY 1) a"""
 
 LEVELS: tuple[Level, ...] = (
     Level(
@@ -91,10 +100,15 @@ LEVELS: tuple[Level, ...] = (
     ),
 )
 _COLUMNS = "(device_id, metric_id, bucket, avg, min, max, last, last_ts, count)"
+#: The windows, one row per device window and catalog metric: every join then uses the
+#: whole key (device, metric, time). With the device alone the index scan would read
+#: every metric's rows of the device in the partition (a day of them for a 5-minute
+#: window; its whole history in the 1 h and 1 day tables) to keep the window's.
 _RANGES = (
-    "WITH r AS (SELECT * FROM unnest(%s::int[], %s::timestamptz[], %s::timestamptz[])"
-    " AS r(device_id, lo, hi))"
+    "WITH r AS (SELECT w.*, m.id AS metric_id FROM unnest(%s::int[], %s::timestamptz[],"
+    " %s::timestamptz[]) AS w(device_id, lo, hi) CROSS JOIN unnest(%s::smallint[]) AS m(id))"
 )
+_METRICS = [m.id for m in CATALOG]
 
 
 def floor_to(ts: datetime, step: timedelta) -> datetime:
@@ -127,6 +141,9 @@ def _time_windows(ranges: Iterable[DirtyRange], step: timedelta) -> list[tuple[d
 #: A 5-minute bucket counts as closed this long after its end: readings a few seconds
 #: old at the boundary (the pipeline's latency) still land before it is computed.
 OPEN_GRACE = timedelta(seconds=30)
+#: The job's statements are many small index probes that the planner costs as one large
+#: plan: JIT compilation took longer (≈ 115 ms a statement) than running them.
+_NO_JIT = "SET LOCAL jit = off"
 #: The last instant before a bucket boundary, for ranges that are inclusive.
 _TICK = timedelta(microseconds=1)
 
@@ -239,6 +256,7 @@ def _plain(
 ) -> RefreshReport:
     """Recompute the tables and energy, in one transaction with the rows consumed."""
     with conn.transaction():
+        conn.execute(_NO_JIT)
         taken = _take(conn, limit, up_to, lock=True)
         if not taken:
             return RefreshReport(0, {})
@@ -275,6 +293,7 @@ def _timescale(
                     (level.relation, lo, hi),
                 )
         with conn.transaction():
+            conn.execute(_NO_JIT)
             recompute_energy(conn, split.ready, now)
             _consume(conn, taken, split.carried)
     finally:
@@ -319,10 +338,13 @@ def _recompute(
     flat = [(device, lo, hi) for device, ws in windows.items() for lo, hi in ws]
     if not flat:
         return
-    params = ([f[0] for f in flat], [f[1] for f in flat], [f[2] for f in flat])
+    params = ([f[0] for f in flat], [f[1] for f in flat], [f[2] for f in flat], _METRICS)
+    # An upsert, no delete: readings are only ever added (a repeat is ignored), so a
+    # recomputed window holds every bucket it held before, and more.
     conn.execute(
-        f"{_RANGES} DELETE FROM {level.relation} t USING r"
-        " WHERE t.device_id = r.device_id AND t.bucket >= r.lo AND t.bucket < r.hi",
+        f"{_RANGES} INSERT INTO {level.relation} {_COLUMNS} {level.select}"
+        " ON CONFLICT (device_id, metric_id, bucket) DO UPDATE SET avg = EXCLUDED.avg,"
+        " min = EXCLUDED.min, max = EXCLUDED.max, last = EXCLUDED.last,"
+        " last_ts = EXCLUDED.last_ts, count = EXCLUDED.count",
         params,
     )
-    conn.execute(f"{_RANGES} INSERT INTO {level.relation} {_COLUMNS} {level.select}", params)
