@@ -50,6 +50,10 @@ class MaintenanceStats:
     rollup_rows_deleted: int = 0
     policy_jobs_run: int = 0
     last_run_s: float = 0.0
+    #: After the last run: dirty ranges left (open buckets waiting, or what a loaded
+    #: machine has not let the job reach) and the age of the oldest, seconds.
+    backlog_rows: int = 0
+    backlog_age_s: float = 0.0
 
 
 class StoreMaintenance:
@@ -114,10 +118,27 @@ class StoreMaintenance:
         self.stats.dirty_rows += consumed
         if consumed:
             log.info("telemetry maintenance: rollups caught up with %d dirty range(s)", consumed)
+        self._note_backlog(conn, now, wait)
         if backend == "plain":
             self._plain_upkeep(conn, now)
         else:
             self._timescale_upkeep(conn)
+
+    def _note_backlog(self, conn: Connection[Any], now: datetime, wait: timedelta) -> None:
+        """What is left in ``telemetry.dirty``; a warning when its oldest range is older
+        than the open-bucket wait and ten runs: the job is not keeping up (under
+        saturation, niced, it yields to ingest: ARCHITECTURE decision 57)."""
+        row = conn.execute("SELECT count(*), min(noted_at) FROM telemetry.dirty").fetchone()
+        rows, oldest = (int(row[0]), row[1]) if row else (0, None)
+        age = max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
+        self.stats.backlog_rows, self.stats.backlog_age_s = rows, age
+        behind = wait.total_seconds() + 10 * self._settings.telemetry_maintenance_interval_s
+        if age > behind:
+            log.warning(
+                "telemetry maintenance is behind: %d dirty range(s), the oldest %.0f s old",
+                rows,
+                age,
+            )
 
     def _plain_upkeep(self, conn: Connection[Any], now: datetime) -> None:
         s = self._settings

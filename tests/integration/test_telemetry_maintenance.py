@@ -114,7 +114,9 @@ def test_readings_of_the_open_bucket_wait_for_it_to_close_late_ones_do_not(
     store = TelemetryStore(plain, past_days=400)
     late, live = now - timedelta(days=7), now - timedelta(seconds=1)
     _write(store, plain, [(late, 3, 1, 1.0, 0), (live, 4, 1, 2.0, 0)], now.date())
-    assert StoreMaintenance(plain, _settings(), store=store).run_once(now)  # waits 300 s
+    job = StoreMaintenance(plain, _settings(), store=store)
+    assert job.run_once(now)  # waits 300 s
+    assert job.stats.backlog_rows == 1  # the live reading's range, noted again
     with plain.connection() as conn:
         done = conn.execute("SELECT device_id FROM telemetry.rollup_5m").fetchall()
         waiting = conn.execute("SELECT device_id, from_ts, to_ts FROM telemetry.dirty").fetchall()
@@ -122,7 +124,8 @@ def test_readings_of_the_open_bucket_wait_for_it_to_close_late_ones_do_not(
     assert waiting == [(4, live, live)]  # noted again, unchanged
     # Six minutes on, the live reading's bucket has closed (5 min + the 30 s grace).
     later = now + timedelta(minutes=6)
-    assert StoreMaintenance(plain, _settings(), store=store).run_once(later)
+    assert job.run_once(later)
+    assert (job.stats.backlog_rows, job.stats.backlog_age_s) == (0, 0.0)
     assert _one(plain, "SELECT count(*) FROM telemetry.rollup_5m WHERE device_id = 4") == 1
     assert _one(plain, "SELECT count(*) FROM telemetry.dirty") == 0
 
