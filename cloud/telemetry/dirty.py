@@ -60,17 +60,24 @@ def mark_dirty(conn: Connection[Any], rows: Sequence[Sequence[Any]]) -> int:
     return len(ranges)
 
 
-def mark_ranges(conn: Connection[Any], ranges: Sequence[DirtyRange]) -> None:
+def mark_ranges(
+    conn: Connection[Any],
+    ranges: Sequence[DirtyRange],
+    noted_at: Sequence[datetime] | None = None,
+) -> None:
     """Record ``ranges`` as they are, in the caller's transaction (a change that is no
-    batch of readings: a recorded meter swap)."""
+    batch of readings: a recorded meter swap; what the job notes again for a later run,
+    with when each was first noted). ``noted_at`` None: now."""
     if ranges:
         conn.execute(
-            "INSERT INTO telemetry.dirty (device_id, from_ts, to_ts)"
-            " SELECT * FROM unnest(%s::int[], %s::timestamptz[], %s::timestamptz[])",
+            "INSERT INTO telemetry.dirty (device_id, from_ts, to_ts, noted_at)"
+            " SELECT d, f, t, coalesce(n, now()) FROM unnest(%s::int[], %s::timestamptz[],"
+            " %s::timestamptz[], %s::timestamptz[]) AS u(d, f, t, n)",
             (
                 [r.device_id for r in ranges],
                 [r.from_ts for r in ranges],
                 [r.to_ts for r in ranges],
+                list(noted_at) if noted_at is not None else [None] * len(ranges),
             ),
         )
 

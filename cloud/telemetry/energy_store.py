@@ -388,7 +388,7 @@ def _day_runs(days: Sequence[date]) -> list[tuple[date, date]]:
 #: (as :func:`_site_devices`, every region), their buckets summed per bucket (covered:
 #: the least of the devices', none when one lacks the bucket, as the readers do), then
 #: per local day with the day's distinct flags. Buckets are fetched a day beyond each
-#: end and kept by their local day, as :func:`_figures_in_sql` keys them.
+#: end and kept by their local day, as :func:`_days_in_sql` keys them.
 _SITE_DAYS = """
 WITH want AS (
     SELECT * FROM unnest(%s::int[], %s::int[], %s::date[], %s::date[])
@@ -547,7 +547,7 @@ def _days(
     by_day = {p.day: p for p in missing}
     for first, last in _day_runs([p.day for p in missing]):
         run = [by_day[first + timedelta(days=i)] for i in range((last - first).days + 1)]
-        for f in _figures_in_sql(conn, devices, metric, zone, "day", run):
+        for f in _days_in_sql(conn, devices, metric, zone, run):
             computed[f.period.day] = f
     out = []
     for p in periods:
@@ -563,24 +563,18 @@ def _days(
     return out
 
 
-def _figures_in_sql(
+def _days_in_sql(
     conn: Connection[Any],
     devices: list[int],
     metric: int,
     zone: ZoneInfo,
-    unit: PeriodUnit,
     periods: list[LocalPeriod],
 ) -> list[EnergyFigure]:
-    """Local days or months summed by the server (a year is 35,040 buckets per device):
-    the same sums as :func:`aggregate` over :func:`site_buckets` — a site bucket's
-    covered time is the least of its devices', none when one lacks the bucket — keyed by
-    the local date of each bucket's start (a local day or month boundary is always a
-    bucket boundary)."""
-    key = (
-        "date_trunc('month', bucket AT TIME ZONE %(zone)s)::date"
-        if unit == "month"
-        else ("(bucket AT TIME ZONE %(zone)s)::date")
-    )
+    """Local days summed by the server from the buckets: the same sums as
+    :func:`aggregate` over :func:`site_buckets` — a site bucket's covered time is the
+    least of its devices', none when one lacks the bucket — keyed by the local date of
+    each bucket's start (a local day's boundary is always a bucket boundary)."""
+    key = "(bucket AT TIME ZONE %(zone)s)::date"
     params = {
         "devices": devices,
         "n": len(devices),

@@ -24,7 +24,7 @@ from typing import Any
 
 from cloud.adapters.postgres import Connection
 from cloud.migrate import Backend
-from cloud.telemetry.dirty import DirtyRange, merge_spans
+from cloud.telemetry.dirty import DirtyRange, mark_ranges, merge_spans
 from cloud.telemetry.energy_store import recompute_energy
 from contracts.metrics import CATALOG
 
@@ -318,18 +318,7 @@ def _consume(
     """Delete the rows taken and note again what waits, in the caller's transaction: a
     crash between the two is impossible, so no reading escapes."""
     conn.execute("DELETE FROM telemetry.dirty WHERE id = ANY(%s)", ([t.id for t in taken],))
-    if carried:
-        conn.execute(
-            "INSERT INTO telemetry.dirty (device_id, from_ts, to_ts, noted_at)"
-            " SELECT * FROM unnest(%s::int[], %s::timestamptz[], %s::timestamptz[],"
-            " %s::timestamptz[])",
-            (
-                [r.device_id for r, _ in carried],
-                [r.from_ts for r, _ in carried],
-                [r.to_ts for r, _ in carried],
-                [noted for _, noted in carried],
-            ),
-        )
+    mark_ranges(conn, [r for r, _ in carried], [noted for _, noted in carried])
 
 
 def _recompute(
