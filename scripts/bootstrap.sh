@@ -19,6 +19,8 @@ have socat || need_debs+=(socat)
 have nginx || [ -x /usr/sbin/nginx ] || need_debs+=(nginx-light)
 pg_bin_present || need_debs+=(postgresql)
 have runuser || need_debs+=(util-linux)
+# the browser tests drive this Chromium through Playwright (never `playwright install`)
+if [ "$purpose" = "test" ]; then [ -x /usr/bin/chromium ] || need_debs+=(chromium); fi
 
 if [ "${#need_debs[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
@@ -32,38 +34,45 @@ if [ "${#need_debs[@]}" -gt 0 ]; then
   fi
 fi
 
-# The TimescaleDB tests' server: PGlite with TimescaleDB on Node (tools/pglite). Best
-# effort: when it cannot be installed the rest still runs, and those tests fail naming
-# what is missing (they never skip: the TimescaleDB path is part of the test command).
-pglite_warn() { echo "bootstrap: WARNING: $* — the TimescaleDB tests will fail" >&2; }
-install_pglite() {
-  if ! have node || ! have npm; then
-    if [ "$(id -u)" -ne 0 ]; then
-      pglite_warn "node/npm missing; run: sudo apt-get install -y nodejs npm"
-      return 0
-    fi
-    echo "bootstrap: installing nodejs npm"
-    export DEBIAN_FRONTEND=noninteractive
-    if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm \
-      >/dev/null; }; then
-      pglite_warn "apt-get could not install nodejs npm"
-      return 0
-    fi
+# Node packages for the tests: PGlite with TimescaleDB (tools/pglite, the TimescaleDB tests'
+# server) and axe-core (tools/portal-assets, the browser tests' accessibility checks; the
+# portal's own JS is vendored and committed, see scripts/vendor_portal_assets.sh). Best
+# effort: when they cannot be installed the rest still runs, and those tests fail naming
+# what is missing (they never skip: both are part of the test command).
+npm_warn() { echo "bootstrap: WARNING: $* — the tests needing it will fail" >&2; }
+ensure_node() {
+  have node && have npm && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    npm_warn "node/npm missing; run: sudo apt-get install -y nodejs npm"
+    return 1
   fi
-  local dir=tools/pglite lock_digest
+  echo "bootstrap: installing nodejs npm"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm \
+    >/dev/null; }; then
+    npm_warn "apt-get could not install nodejs npm"
+    return 1
+  fi
+}
+# npm ci in $1 unless its node_modules already matches the lock (a digest stamp)
+install_npm_dir() {
+  local dir="$1" what="$2" lock_digest
   lock_digest="$(cat "$dir/package.json" "$dir/package-lock.json" "$dir/.npmrc" | sha256sum | cut -d' ' -f1)"
   if [ -f "$dir/node_modules/.potr-installed" ] &&
     [ "$(cat "$dir/node_modules/.potr-installed")" = "$lock_digest" ]; then
     return 0
   fi
-  echo "bootstrap: installing PGlite with TimescaleDB (npm ci in $dir)"
+  echo "bootstrap: installing $what (npm ci in $dir)"
   if (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null); then
     echo "$lock_digest" > "$dir/node_modules/.potr-installed"
   else
-    pglite_warn "npm ci failed in $dir"
+    npm_warn "npm ci failed in $dir"
   fi
 }
-if [ "$purpose" = "test" ]; then install_pglite; fi
+if [ "$purpose" = "test" ] && ensure_node; then
+  install_npm_dir tools/pglite "PGlite with TimescaleDB"
+  install_npm_dir tools/portal-assets "axe-core for the browser tests"
+fi
 
 extras="dev"
 [ "$purpose" = "demo" ] && extras="edge,sim,cloud"
