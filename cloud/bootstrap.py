@@ -62,6 +62,7 @@ from cloud.ingest import CompletenessReader, IngestSettings, IngestWorker
 from cloud.ingest import event_subscriptions as ingest_subscriptions
 from cloud.mqtt_options import mqtt_options
 from cloud.portal import ApiSettings, InputGuard, Verify, add_error_handlers, create_app
+from cloud.portal.web import WebUi
 from cloud.registry import NotFoundError, RegistryService, Site
 from cloud.registry import subscriptions as registry_subscriptions
 from cloud.settings import DatabaseSettings
@@ -203,11 +204,13 @@ def create_api(
     config: ConfigService | None = None,
     health_checks: Mapping[str, Callable[[], None]] | None = None,
     verify: Verify | None = None,
+    web: WebUi | None = None,
 ) -> FastAPI:
     """The portal API over ``pool``: registry, telemetry, completeness, customers,
     employees (and the business calendar), and the command and config routes when a
-    ``config`` service is given. Opens no connection. ``verify``: how a bearer token
-    becomes a caller (default: the settings' tokens)."""
+    ``config`` service is given; with ``web`` (:func:`create_web_ui`) the web UI too.
+    Opens no connection. ``verify``: how a bearer token becomes a caller (default: the
+    settings' tokens)."""
     return create_app(
         settings,
         RegistryService(pool),
@@ -218,6 +221,7 @@ def create_api(
         customers=CustomersService(pool),
         employees=EmployeeService(pool),
         verify=verify,
+        web=web,
     )
 
 

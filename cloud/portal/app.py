@@ -37,6 +37,7 @@ from cloud.portal.authz import ROUTES
 from cloud.portal.errors import add_error_handlers
 from cloud.portal.guard import InputGuard
 from cloud.portal.settings import ApiSettings
+from cloud.portal.web import WebUi, mount_web
 from cloud.registry import RegistryService
 from cloud.registry import create_router as registry_router
 from cloud.scope import Access, GatewayReach, Scope
@@ -46,6 +47,8 @@ from cloud.telemetry import create_router as telemetry_router
 API_PREFIX = "/api/v1"
 #: Every route but ``/healthz`` is regional: the region is in its URL.
 REGIONAL_PREFIX = API_PREFIX + "/{region}"
+#: The web UI's regional pages.
+UI_REGIONAL_PREFIX = "/ui/{region}"
 
 #: What every regional route may answer besides its own codes.
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -72,12 +75,14 @@ def create_app(
     customers: CustomersService | None = None,
     employees: EmployeeService | None = None,
     verify: Verify | None = None,
+    web: WebUi | None = None,
 ) -> FastAPI:
     """Wire the routers to the given services; no connections are opened here (a process
     builds it with :func:`cloud.bootstrap.create_api`). ``verify(token) -> Caller``
     (raising ``TokenError``) authenticates; by default identity's access tokens, checked
     with its public key(s) from ``POTR_IDENTITY_PUBLIC_KEY_FILE`` (missing or unusable:
-    :class:`cloud.identity.KeyFileError`)."""
+    :class:`cloud.identity.KeyFileError`). ``web``: also serve the web UI
+    (:mod:`cloud.portal.web`) on the same services and policy."""
     app = FastAPI(
         title="PoTR portal API",
         version="1.0.0",
@@ -106,6 +111,11 @@ def create_app(
         mount(customers_router(customers, access=access, site_in_scope=_site_in(registry)))
     if employees is not None:
         mount(employees_router(employees, access=access))
+    if web is not None:
+        mount_web(
+            app, web, verify=verify, registry=registry, telemetry=telemetry_reader,
+            customers=customers, api_region=settings.api_region,
+        )  # fmt: skip
     _check_every_route_is_in_the_policy(app)
 
     @app.get(
@@ -175,7 +185,9 @@ def _check_every_route_is_in_the_policy(app: FastAPI) -> None:
     """Every regional route names its policy entry as its ``operationId``: a route added
     without one fails here, at start, not in production."""
     for route in app.routes:
-        if not isinstance(route, APIRoute) or not route.path.startswith(REGIONAL_PREFIX):
+        if not isinstance(route, APIRoute):
+            continue
+        if not route.path.startswith((REGIONAL_PREFIX, UI_REGIONAL_PREFIX)):
             continue
         if route.operation_id not in ROUTES:
             raise RuntimeError(f"route {route.path} has no entry in cloud.portal.authz.ROUTES")

@@ -24,6 +24,7 @@ from cloud.scope import Scope
 from contracts.topics import Region
 
 __all__ = [
+    "ADMINS",
     "CONTROL",
     "CUSTOMER_READERS",
     "EVERYONE",
@@ -79,6 +80,7 @@ CUSTOMER_READERS = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT, Role.CUST
 OFFICE = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT})
 #: Who changes them (customers' records and staff records).
 OFFICE_WRITERS = frozenset({Role.ADMIN, Role.OPERATOR})
+ADMINS = frozenset({Role.ADMIN})
 
 #: Route key (the route's ``operationId``) → roles that may call it. A route missing
 #: here cannot be built (its dependency raises ``KeyError``).
@@ -130,6 +132,22 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "absences.create": OFFICE_WRITERS,
     "absences.delete": OFFICE_WRITERS,
     "calendar.business_days": EVERYONE,
+    # web UI pages (cloud/portal/web): the same policy, the same scopes
+    "ui.sites": EVERYONE,
+    "ui.site": EVERYONE,
+    "ui.site.live": EVERYONE,
+    "ui.site.today": EVERYONE,
+    "ui.site.energy": EVERYONE,
+    "ui.fleet": FLEET_WRITERS,
+    "ui.gateway": CONTROL,
+    "ui.gateway.command": CONTROL,
+    "ui.support.search": OFFICE,
+    "ui.support.customer": OFFICE,
+    "ui.support.site": OFFICE,
+    "ui.support.site.live": OFFICE,
+    "ui.support.site.today": OFFICE,
+    "ui.support.site.energy": OFFICE,
+    "ui.audit": ADMINS,
 }
 
 

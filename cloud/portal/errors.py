@@ -15,7 +15,7 @@ from starlette.routing import Match, Route
 
 from cloud import config, customers, employees, registry
 
-__all__ = ["add_error_handlers"]
+__all__ = ["add_error_handlers", "http_problem", "malformed_problem"]
 
 #: Status per refusal; an exception's nearest listed class decides (Starlette walks the MRO).
 STATUS: dict[type[Exception], int] = {
@@ -46,7 +46,7 @@ async def _answer(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": _detail(exc)}, status_code=code)
 
 
-async def _malformed(_request: Request, exc: Exception) -> JSONResponse:
+async def malformed_problem(_request: Request, exc: Exception) -> JSONResponse:
     """422 with where and why, as :class:`cloud.apitypes.Issue`: never the input itself
     (it may be huge, secret, or not JSON at all)."""
     assert isinstance(exc, RequestValidationError)
@@ -61,7 +61,7 @@ async def _malformed(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": issues}, status_code=422)
 
 
-async def _http(request: Request, exc: Exception) -> Response:
+async def http_problem(request: Request, exc: Exception) -> Response:
     """A 405 lists in ``Allow`` the methods of every route of the path (Starlette names
     only those of the first route it matched)."""
     assert isinstance(exc, StarletteHTTPException)
@@ -83,5 +83,5 @@ async def _http(request: Request, exc: Exception) -> Response:
 def add_error_handlers(app: FastAPI) -> None:
     for error in STATUS:
         app.add_exception_handler(error, _answer)
-    app.add_exception_handler(RequestValidationError, _malformed)
-    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(RequestValidationError, malformed_problem)
+    app.add_exception_handler(StarletteHTTPException, http_problem)

@@ -1,17 +1,19 @@
-"""The portal API process's settings (prefix ``POTR_``): where it listens, the region it
-serves, its database and the identity service's public key it verifies tokens with."""
+"""The portal process's settings (prefix ``POTR_``): where it listens, the region it
+serves, its database, the identity service's public key it verifies tokens with, and the
+web UI's: where the identity service is, and whether its cookies demand HTTPS."""
 
 from __future__ import annotations
 
 import ipaddress
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from cloud.identity import TokenSettings
 from cloud.settings import DatabaseSettings
 from contracts.topics import Region
 
-__all__ = ["ApiSettings", "is_loopback"]
+__all__ = ["ApiSettings", "PortalSettings", "is_loopback"]
 
 
 def is_loopback(host: str) -> bool:
@@ -33,3 +35,34 @@ class ApiSettings(TokenSettings, DatabaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65_535)
     api_region: Region | None = None
+
+
+class PortalSettings(ApiSettings):
+    """The web UI on top of the API. ``portal_identity_url``: the identity service the
+    sign-in form asks (through the API gateway or directly; None: the identity service
+    in this process, the one-process demo). ``portal_cookie_secure``: the browser
+    cookies carry ``Secure`` (production refuses to turn it off; browsers treat
+    ``http://localhost`` and ``127.0.0.1`` as secure, so the demo keeps it on too).
+    ``portal_live_interval_s``: how often a live view asks for new values (the agents'
+    publish interval is the natural figure)."""
+
+    portal_identity_url: str | None = Field(default=None, max_length=2000)
+    portal_cookie_secure: bool = True
+    portal_live_interval_s: float = Field(default=5.0, ge=1.0, le=300.0)
+    portal_identity_timeout_s: float = Field(default=10.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _secure_in_production(self) -> PortalSettings:
+        if self.env == "production":
+            if not self.portal_cookie_secure:
+                raise ValueError("POTR_PORTAL_COOKIE_SECURE=false is refused in production")
+            url = self.portal_identity_url or ""
+            if url.startswith("http://") and not _host_is_loopback(url):
+                raise ValueError(
+                    "POTR_PORTAL_IDENTITY_URL is plaintext http to another host: use https://"
+                )
+        return self
+
+
+def _host_is_loopback(url: str) -> bool:
+    return is_loopback(urlsplit(url).hostname or "")

@@ -4,18 +4,33 @@ composition root)."""
 
 from cloud.telemetry.api import create_router
 from cloud.telemetry.handlers import event_subscriptions
-from cloud.telemetry.models import ReadingPoint, ReadingRow, ReadingSeries, UnknownMetricError
+from cloud.telemetry.models import (
+    EnergyPoint,
+    LatestValue,
+    ReadingPoint,
+    ReadingRow,
+    ReadingSeries,
+    RollupSeries,
+    SiteEnergyOut,
+    UnknownMetricError,
+)
+from cloud.telemetry.resolution import level_named
 from cloud.telemetry.store import RowTuple, TelemetryReader, TelemetryStore, partition_days
 
 __all__ = [
+    "EnergyPoint",
+    "LatestValue",
     "ReadingPoint",
     "ReadingRow",
     "ReadingSeries",
+    "RollupSeries",
     "RowTuple",
+    "SiteEnergyOut",
     "TelemetryReader",
     "TelemetryStore",
     "UnknownMetricError",
     "create_router",
     "event_subscriptions",
+    "level_named",
     "partition_days",
 ]

@@ -1,0 +1,82 @@
+// PoTR portal: today's solar curve (uPlot), redrawn after each live update (htmx).
+// No inline script anywhere (the Content Security Policy forbids it): this file is all.
+"use strict";
+
+(function () {
+  const charts = new Map();
+
+  function lastValue(data) {
+    for (let s = 1; s < data.length; s++) {
+      for (let i = data[s].length - 1; i >= 0; i--) {
+        if (data[s][i] !== null) return { value: data[s][i], ts: data[0][i] };
+      }
+    }
+    return null;
+  }
+
+  function options(box, answer) {
+    const palette = ["#b35900", "#005a9c", "#2e7d32", "#6a1b9a"];
+    return {
+      width: Math.max(280, box.clientWidth),
+      height: 260,
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), answer.time_zone),
+      scales: { x: { time: true } },
+      axes: [{}, { label: answer.unit, size: 60 }],
+      series: [{}].concat(
+        answer.labels.map((label, i) => ({
+          label: label,
+          stroke: palette[i % palette.length],
+          width: 2,
+          spanGaps: false,
+        }))
+      ),
+    };
+  }
+
+  async function draw(box) {
+    const answer = await fetch(box.dataset.src, { credentials: "same-origin" }).then((r) => {
+      if (!r.ok) throw new Error("chart data: " + r.status);
+      return r.json();
+    });
+    const data = answer.data;
+    const last = lastValue(data);
+    box.dataset.points = String(data[0].length);
+    box.dataset.last = last ? String(last.value) : "";
+    box.dataset.lastTs = last ? String(last.ts) : "";
+    let chart = charts.get(box);
+    if (data[0].length === 0) {
+      if (chart) { chart.destroy(); charts.delete(box); }
+      box.textContent = box.dataset.empty || "";
+      return;
+    }
+    if (chart && chart.series.length === data.length) {
+      chart.setData(data);
+    } else {
+      if (chart) chart.destroy();
+      box.textContent = "";
+      chart = new uPlot(options(box, answer), data, box);
+      charts.set(box, chart);
+    }
+    box.dataset.drawn = String(Date.now());
+  }
+
+  function drawAll() {
+    document.querySelectorAll(".chart-box[data-src]").forEach((box) => {
+      draw(box).catch((err) => { box.dataset.error = String(err); });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", drawAll);
+  // htmx:load fires on content htmx has just put in the page (the new #live section).
+  document.addEventListener("htmx:load", (event) => {
+    if (event.detail && event.detail.elt && event.detail.elt.id === "live") drawAll();
+  });
+  window.addEventListener("resize", () => {
+    charts.forEach((chart, box) => chart.setSize({ width: Math.max(280, box.clientWidth), height: 260 }));
+  });
+  // Language switch: submit on change for mouse users; the button stays for keyboards.
+  document.addEventListener("change", (event) => {
+    const select = event.target;
+    if (select && select.id === "language-choice" && select.form) select.form.requestSubmit();
+  });
+})();

@@ -1,0 +1,98 @@
+"""The portal's web UI: server-rendered pages (Jinja2) with htmx for the live parts, on
+the same app, services, token check and authorisation policy as the REST API.
+
+:func:`mount_web` adds it to an app built by :func:`cloud.portal.create_app`. Browser
+sessions are identity's tokens in HttpOnly, SameSite=Strict cookies (:mod:`cookies`,
+:mod:`session`); every state-changing request is CSRF-checked (:mod:`csrf`); pages are
+in English or Spanish (:mod:`i18n`, :mod:`formatting`), with cache-busted static assets
+(:mod:`assets`) and a strict Content Security Policy (:mod:`security_headers`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from fastapi import FastAPI
+
+from cloud.customers import CustomersService, NotFoundError
+from cloud.portal.authz import Caller
+from cloud.portal.web.assets import STATIC_PREFIX, Assets, HashedStaticFiles
+from cloud.portal.web.cookies import CookieJar, PendingCookies
+from cloud.portal.web.errors import add_page_error_handlers
+from cloud.portal.web.i18n import load_translations
+from cloud.portal.web.identity_gate import (
+    HttpIdentityGate,
+    IdentityGate,
+    LocalIdentityGate,
+)
+from cloud.portal.web.pages_auth import create_auth_pages
+from cloud.portal.web.pages_sites import SitePages, create_site_pages
+from cloud.portal.web.render import Renderer
+from cloud.portal.web.security_headers import SecurityHeaders
+from cloud.portal.web.session import Sessions
+from cloud.portal.web.site_data import SiteData
+from cloud.registry import RegistryService, Site
+from cloud.scope import GatewayReach
+from cloud.telemetry import TelemetryReader
+from contracts.topics import Region
+
+__all__ = [
+    "HttpIdentityGate",
+    "IdentityGate",
+    "LocalIdentityGate",
+    "WebUi",
+    "mount_web",
+]
+
+
+@dataclass(frozen=True)
+class WebUi:
+    """What the web UI needs beyond the API's services."""
+
+    gate: IdentityGate
+    cookie_secure: bool = True
+    live_interval_s: float = 5.0
+    device_states: Callable[[GatewayReach, int], dict[int, tuple[str, datetime | None]]] = (
+        lambda _reach, _site: {}
+    )
+
+
+def mount_web(
+    app: FastAPI,
+    web: WebUi,
+    *,
+    verify: Callable[[str], Caller],
+    registry: RegistryService,
+    telemetry: TelemetryReader,
+    customers: CustomersService | None,
+    api_region: Region | None,
+) -> None:
+    jar = CookieJar(secure=web.cookie_secure)
+    assets = Assets()
+    renderer = Renderer(load_translations(), assets, jar, live_interval_s=web.live_interval_s)
+    sessions = Sessions(verify, web.gate, jar, api_region)
+    data = SiteData(registry, telemetry, device_states=web.device_states)
+    pages = SitePages(
+        data, renderer, live_interval_s=web.live_interval_s, meter_swaps=_swaps(customers)
+    )
+    app.mount(STATIC_PREFIX, HashedStaticFiles(assets), name="static")
+    app.include_router(create_auth_pages(sessions, renderer, jar))
+    app.include_router(create_site_pages(sessions, pages))
+    add_page_error_handlers(app, sessions, renderer)
+    app.add_middleware(PendingCookies)
+    app.add_middleware(SecurityHeaders)
+
+
+def _swaps(customers: CustomersService | None) -> Callable[[Site], list[Any]]:
+    def swaps(site: Site) -> list[Any]:
+        if customers is None:
+            return []
+        try:
+            return list(customers.list_meter_replacements(site.region, site.id, limit=20))
+        except NotFoundError:  # no installation record: no swaps to tell
+            return []
+
+    return swaps

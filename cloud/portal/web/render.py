@@ -1,0 +1,124 @@
+"""Templates (Jinja2, autoescaped) in the person's language, and what every page knows:
+the navigation of their role, the CSRF token, the versioned asset URLs, the language
+switch. One environment per language, each with its gettext catalogue installed
+(newstyle gettext: ``{{ _("...%(n)s", n=x) }}`` escapes its arguments)."""
+
+from __future__ import annotations
+
+import gettext
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from cloud.identity import Role
+from cloud.portal.web.assets import Assets
+from cloud.portal.web.cookies import CookieJar
+from cloud.portal.web.csrf import CSRF_FIELD, csrf_token
+from cloud.portal.web.formatting import Formats
+from cloud.portal.web.i18n import LANGUAGES
+from cloud.portal.web.session import Viewer
+
+__all__ = ["NavItem", "Renderer", "navigation"]
+
+
+@dataclass(frozen=True)
+class NavItem:
+    key: str
+    label: str
+    href: str
+
+
+def navigation(role: Role, region: str, _: Any) -> list[NavItem]:
+    """The links of a role's menu (``_``: the page's gettext)."""
+    base = f"/ui/{region}"
+    sites = NavItem("sites", _("My sites") if role == Role.CUSTOMER else _("Sites"), f"{base}/")
+    items = [sites]
+    if role in (Role.ADMIN, Role.OPERATOR):
+        items.insert(0, NavItem("fleet", _("Fleet"), f"{base}/fleet"))
+    if role in (Role.ADMIN, Role.OPERATOR, Role.SUPPORT):
+        items.append(NavItem("support", _("Customers"), f"{base}/support"))
+    if role == Role.ADMIN:
+        items.append(NavItem("audit", _("Audit"), f"{base}/audit"))
+    return items
+
+
+def home_of(role: Role, region: str) -> str:
+    """Where a person lands after signing in."""
+    if role in (Role.ADMIN, Role.OPERATOR):
+        return f"/ui/{region}/fleet"
+    if role == Role.SUPPORT:
+        return f"/ui/{region}/support"
+    return f"/ui/{region}/"
+
+
+class Renderer:
+    def __init__(
+        self,
+        translations: Mapping[str, gettext.NullTranslations],
+        assets: Assets,
+        jar: CookieJar,
+        *,
+        live_interval_s: float,
+    ) -> None:
+        self._assets = assets
+        self._jar = jar
+        self._live_interval_s = live_interval_s
+        self._translations = dict(translations)
+        self._envs = {lang: self._environment(t) for lang, t in translations.items()}
+
+    @staticmethod
+    def _environment(translations: gettext.NullTranslations) -> Environment:
+        env = Environment(
+            loader=PackageLoader("cloud.portal.web", "templates"),
+            autoescape=select_autoescape(default=True, default_for_string=True),
+            undefined=StrictUndefined,
+            extensions=["jinja2.ext.i18n"],
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
+        return env
+
+    def gettext(self, language: str) -> Callable[..., str]:
+        """``_("... %(n)s", n=1)`` in ``language``, for text made in Python."""
+        translations = self._translations[language]
+
+        def _(message: str, **values: Any) -> str:
+            text = translations.gettext(message)
+            return text % values if values else text
+
+        return _
+
+    def page(
+        self,
+        request: Request,
+        template: str,
+        *,
+        language: str,
+        viewer: Viewer | None = None,
+        status_code: int = 200,
+        **context: Any,
+    ) -> HTMLResponse:
+        env = self._envs[language]
+        _ = self.gettext(language)
+        fmt = viewer.formats if viewer is not None else Formats(language)
+        common = {
+            "request_path": request.url.path,
+            "asset": self._assets.url,
+            "asset_vendor": self._assets.vendor,
+            "csrf_field": CSRF_FIELD,
+            "csrf_token": csrf_token(request, self._jar),
+            "language": language,
+            "languages": LANGUAGES,
+            "viewer": viewer,
+            "fmt": fmt,
+            "nav": navigation(viewer.role, viewer.region.value, _) if viewer else [],
+            "live_interval_s": self._live_interval_s,
+            "is_htmx": request.headers.get("hx-request") == "true",
+        }
+        html = env.get_template(template).render(common | context)
+        return HTMLResponse(html, status_code=status_code)
