@@ -61,8 +61,15 @@ from cloud.identity import create_router as identity_router
 from cloud.ingest import CompletenessReader, IngestSettings, IngestWorker
 from cloud.ingest import event_subscriptions as ingest_subscriptions
 from cloud.mqtt_options import mqtt_options
-from cloud.portal import ApiSettings, InputGuard, Verify, add_error_handlers, create_app
-from cloud.portal.web import WebUi
+from cloud.portal import (
+    ApiSettings,
+    InputGuard,
+    PortalSettings,
+    Verify,
+    add_error_handlers,
+    create_app,
+)
+from cloud.portal.web import HttpIdentityGate, IdentityGate, LocalIdentityGate, WebUi
 from cloud.registry import NotFoundError, RegistryService, Site
 from cloud.registry import subscriptions as registry_subscriptions
 from cloud.settings import DatabaseSettings
@@ -222,6 +229,28 @@ def create_api(
         employees=EmployeeService(pool),
         verify=verify,
         web=web,
+    )
+
+
+def create_web_ui(
+    settings: PortalSettings, pool: Pool, *, identity: IdentityService | None = None
+) -> WebUi:
+    """What the web UI needs beyond the API (hand it to :func:`create_api` as ``web``):
+    the identity service to sign people in through — ``identity`` in this process (the
+    one-process demo), else ``POTR_PORTAL_IDENTITY_URL`` over HTTP — and ingest's view
+    of each device's state. Opens no connection."""
+    if identity is not None:
+        gate: IdentityGate = LocalIdentityGate(identity)
+    elif settings.portal_identity_url:
+        gate = HttpIdentityGate(
+            settings.portal_identity_url, timeout_s=settings.portal_identity_timeout_s
+        )
+    else:
+        raise ValueError("POTR_PORTAL_IDENTITY_URL is not set: the portal signs people in there")
+    return WebUi(
+        gate=gate,
+        cookie_secure=settings.portal_cookie_secure,
+        live_interval_s=settings.portal_live_interval_s,
     )
 
 

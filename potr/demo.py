@@ -15,8 +15,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +26,8 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 
 from broker_config.amqtt_demo import AMQTT_LIMITS
-from cloud.bootstrap import create_api, open_pool, run_services
+from cloud.adapters.postgres import Connection, ConnectionPool
+from cloud.bootstrap import create_api, create_web_ui, open_pool, run_services
 from cloud.config import ConfigService, ConfigSettings, public_key_path, write_key_file
 from cloud.customers import CustomersService
 from cloud.identity import IdentitySettings, create_identity_service, issue_access_token
@@ -34,9 +35,10 @@ from cloud.identity import create_router as identity_router
 from cloud.ingest import IngestSettings
 from cloud.ingest.stats import stored_readings_by_region
 from cloud.migrate import migrate
-from cloud.portal import ApiSettings
+from cloud.portal import PortalSettings
 from cloud.registry import ConflictError, GatewayIn, RegistryService, SiteIn
 from cloud.settings import DatabaseSettings, MqttSettings, redact_url
+from contracts.signing import SigningKey
 from contracts.topics import Region
 from edge_agent.app import run_agent
 from edge_agent.settings import AgentSettings, EndpointSettings
@@ -48,6 +50,7 @@ from potr.servers.postgres import EmbeddedPostgres
 from simulators.device_site import DeviceSite, DeviceSiteSettings, DeviceSpec
 
 log = logging.getLogger(__name__)
+Pool = ConnectionPool[Connection[Any]]
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ DEMO_SITES = (
     DemoSite("es", "Demo Madrid", "Europe/Madrid", "i-DE", 40.42, -3.70, 5000),
 )
 _DEMO_NAMES = {d.name for d in DEMO_SITES}
+#: Each agent polls (and publishes) this often.
+POLL_INTERVAL_S = 2.0
 
 
 def _local_late_morning(tz: str) -> datetime:
@@ -108,21 +113,38 @@ async def _start_database(stack: AsyncExitStack, workdir: Path) -> str:
     return pg.url
 
 
-async def run_demo(
-    stop: asyncio.Event,
-    *,
-    duration_s: float | None,
-    broker: BrokerKind,
-    console: Console,
-    report_every_s: float = 5.0,
-) -> list[dict[str, int]]:
-    """Run until ``stop`` or ``duration_s``; return every stored-reading report."""
-    reports: list[dict[str, int]] = []
+@dataclass
+class DemoStack:
+    """A running demo: where its portal answers, its people, and the pieces tests and
+    the launcher look into."""
+
+    url: str
+    people: list[DemoLogin]
+    pool: Pool
+    registry: RegistryService
+    config: ConfigService
+    identity_key: SigningKey
+    identity_key_file: Path
+    sims: dict[str, DeviceSite]
+    #: Region → the demo site's id.
+    sites: dict[str, int]
+    #: How often each agent polls and publishes (the live views refresh as often).
+    publish_interval_s: float
+
+
+@asynccontextmanager
+async def demo_stack(
+    *, broker: BrokerKind, console: Console, database_url: str | None = None
+) -> AsyncIterator[DemoStack]:
+    """Start the whole demo — database, broker, simulated sites, agents, ingest, the
+    config service, identity with one person per role, the API and the portal on a free
+    port — and stop it all when the block ends. ``database_url``: an existing server's
+    database (else ``POTR_DATABASE_URL``, else an embedded PostgreSQL)."""
     async with AsyncExitStack() as stack:
         workdir = Path(tempfile.mkdtemp(prefix="potr-demo-", dir="/tmp"))
         os.chmod(workdir, 0o755)
         stack.callback(shutil.rmtree, workdir, True)  # runs last: after PostgreSQL stopped
-        db_url = await _start_database(stack, workdir)
+        db_url = database_url or await _start_database(stack, workdir)
         applied = await asyncio.to_thread(migrate, db_url)
         console.print(f"database {redact_url(db_url)} ({len(applied)} migrations applied)")
         gateways = {d.gateway_id: Region(d.region) for d in DEMO_SITES}
@@ -132,11 +154,11 @@ async def run_demo(
             console.print(f"[yellow]{AMQTT_LIMITS}[/yellow]")
 
         database = DatabaseSettings(database_url=db_url)
-        pool = await asyncio.to_thread(open_pool, database, "demo", max_size=6)
+        pool = await asyncio.to_thread(open_pool, database, "demo", max_size=8)
         stack.callback(pool.close)
         registry = RegistryService(pool)
         await asyncio.to_thread(provision, registry)
-        sims = {}
+        sims: dict[str, DeviceSite] = {}
         for demo in DEMO_SITES:
             sims[demo.region] = await stack.enter_async_context(DeviceSite(_site_settings(demo)))
             console.print(f"site {demo.region}: Modbus TCP 127.0.0.1:{sims[demo.region].port}")
@@ -166,10 +188,11 @@ async def run_demo(
         # API verifies them with the public half (demo keys: refused in production).
         identity_key_file = workdir / "demo-identity-key.pem"
         identity_key = write_key_file(identity_key_file, demo=True)
-        api_settings = ApiSettings(
+        api_settings = PortalSettings(
             **database.model_dump(),
             identity_public_key_file=public_key_path(identity_key_file),
             api_port=free_port(),
+            portal_live_interval_s=POLL_INTERVAL_S,
         )
 
         # Ingest, the config service and its loops, the registry's and the config
@@ -189,7 +212,8 @@ async def run_demo(
         )
         services_stop = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
-            app = create_api(api_settings, pool, config=services.config)
+            web = create_web_ui(api_settings, pool, identity=identity)
+            app = create_api(api_settings, pool, config=services.config, web=web)
             app.include_router(
                 identity_router(
                     identity, mailer=NoMail(), mail_from="demo@potr.example", reset_url=""
@@ -212,33 +236,66 @@ async def run_demo(
                         services_stop,
                     )
                 )
-            token = issue_access_token(
-                identity_key, subject="demo-admin", role="admin", region="au",
-                scopes=("read", "write", "admin"),
-            )  # fmt: skip
-            api = f"http://127.0.0.1:{api_settings.api_port}"
-            console.print(f"\n[bold]API[/bold] {api}   (OpenAPI: {api}/docs)")
-            console.print(
-                f"[bold]token[/bold] (admin, 15 min; another: POTR_IDENTITY_SIGNING_KEY_FILE="
-                f"{identity_key_file} potr token create --role admin --region au):",
-                soft_wrap=True,
-                highlight=False,
-            )
-            console.print(f"export TOKEN={token}", soft_wrap=True, highlight=False)
-            console.print(f'try: curl -H "Authorization: Bearer $TOKEN" {api}/api/v1/au/sites')
-            _print_logins(people, api, console)
-            tg.create_task(_print_command_when_ready(services.config, api, console))
+            try:
+                yield DemoStack(
+                    url=f"http://127.0.0.1:{api_settings.api_port}",
+                    people=people,
+                    pool=pool,
+                    registry=registry,
+                    config=services.config,
+                    identity_key=identity_key,
+                    identity_key_file=identity_key_file,
+                    sims=sims,
+                    sites=sites,
+                    publish_interval_s=POLL_INTERVAL_S,
+                )
+            finally:
+                services_stop.set()
 
-            reports = await _report_until(
-                stop, duration_s, report_every_s, console, lambda: stored_readings_by_region(pool)
-            )
-            services_stop.set()
+
+async def run_demo(
+    stop: asyncio.Event,
+    *,
+    duration_s: float | None,
+    broker: BrokerKind,
+    console: Console,
+    report_every_s: float = 5.0,
+) -> list[dict[str, int]]:
+    """Run until ``stop`` or ``duration_s``; return every stored-reading report."""
+    async with demo_stack(broker=broker, console=console) as demo, asyncio.TaskGroup() as tg:
+        token = issue_access_token(
+            demo.identity_key, subject="demo-admin", role="admin", region="au",
+            scopes=("read", "write", "admin"),
+        )  # fmt: skip
+        api = demo.url
+        console.print(f"\n[bold]portal[/bold] {api}/login   (sign in with a login below)")
+        console.print(f"[bold]API[/bold] {api}   (OpenAPI: {api}/docs)")
+        console.print(
+            f"[bold]token[/bold] (admin, 15 min; another: POTR_IDENTITY_SIGNING_KEY_FILE="
+            f"{demo.identity_key_file} potr token create --role admin --region au):",
+            soft_wrap=True,
+            highlight=False,
+        )
+        console.print(f"export TOKEN={token}", soft_wrap=True, highlight=False)
+        console.print(f'try: curl -H "Authorization: Bearer $TOKEN" {api}/api/v1/au/sites')
+        _print_logins(demo.people, api, console)
+        printer = tg.create_task(_print_command_when_ready(demo.config, api, console))
+        reports = await _report_until(
+            stop,
+            duration_s,
+            report_every_s,
+            console,
+            lambda: stored_readings_by_region(demo.pool),
+        )
+        printer.cancel()
     return reports
 
 
 def _print_logins(people: list[DemoLogin], api: str, console: Console) -> None:
     """The demo's people: email + password for everyone, employee number + PIN for staff."""
-    console.print("[bold]logins[/bold] (POST /api/v1/auth/login or /pin-login):")
+    console.print(
+        "[bold]logins[/bold] (the portal's sign-in page; or POST /api/v1/auth/login or /pin-login):"
+    )
     for p in people:
         pin = f"   employee {p.employee_no} PIN {p.pin}" if p.employee_no else ""
         console.print(
@@ -320,7 +377,7 @@ def _agent_settings(
         mqtt_ca_file=mq.ca_file,
         **_identity(mq, demo.gateway_id),
         buffer_path=workdir / f"{demo.gateway_id}.sqlite",
-        poll_interval_s=2.0,
+        poll_interval_s=POLL_INTERVAL_S,
         stored_timeout_s=10.0,
         trusted_key_files=[trusted],
         endpoints=[

@@ -5,7 +5,7 @@ from cloud.portal.auth import AccessFactory, Verify, access_dependencies
 from cloud.portal.authz import ROUTES, Caller, CallerData, may_call, scope_for
 from cloud.portal.errors import add_error_handlers
 from cloud.portal.guard import InputGuard
-from cloud.portal.settings import ApiSettings, is_loopback
+from cloud.portal.settings import ApiSettings, PortalSettings, is_loopback
 
 __all__ = [
     "API_PREFIX",
@@ -16,6 +16,7 @@ __all__ = [
     "Caller",
     "CallerData",
     "InputGuard",
+    "PortalSettings",
     "Verify",
     "access_dependencies",
     "add_error_handlers",

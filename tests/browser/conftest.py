@@ -21,6 +21,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
+from tests.browser.portal_world import Portal, running_portal
+from tests.integration.api_world import private_database
+
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
     "--no-sandbox",  # we run as root
@@ -125,3 +128,11 @@ def phone_context(browser: Browser) -> Iterator[BrowserContext]:
 def phone(phone_context: BrowserContext) -> Page:
     """A page in :func:`phone_context`."""
     return phone_context.new_page()
+
+
+@pytest.fixture(scope="session")
+def portal(postgres_server_url: str) -> Iterator[Portal]:
+    """The demo (simulated sites through the real pipeline) with its portal, once per
+    session."""
+    with private_database(postgres_server_url) as url, running_portal(url) as running:
+        yield running

@@ -8,6 +8,8 @@ SUNS = (0x5375, 0x6E53)
 
 # offsets after the model's ID and L registers (SunSpec 103 and 203)
 INVERTER_103 = {"W": (12, 13), "PhVphA": (8, 11), "Hz": (14, 15), "WH": ((22, 23), 24)}
+# SunSpec 701 (DER AC measurements): W at offset 10 of the model, W_SF at 116, minus ID/L
+DER_701 = {"W": (8, 114)}
 METER_203 = {"W": (16, 20), "Hz": (14, 15), "TotWhExp": ((36, 37), 52), "TotWhImp": ((44, 45), 52)}
 
 

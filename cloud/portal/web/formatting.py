@@ -5,8 +5,8 @@ Pure functions of their arguments; the templates get one :class:`Formats` per pa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
