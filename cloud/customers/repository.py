@@ -20,6 +20,7 @@ from cloud.customers.models import (
 )
 from cloud.regional_ids import next_id_sql
 from cloud.scope import Scope
+from cloud.search import SearchQuery
 from contracts.topics import Region
 
 _ACC_COLS = "id, region, name, email, plan_code, status, user_id, created_at, updated_at"
@@ -89,6 +90,24 @@ def list_accounts(conn: Connection[Any], scope: Scope, limit: int, offset: int) 
         f"SELECT {_ACC_COLS} FROM customers.accounts WHERE {_ACCOUNT_IN_SCOPE}"
         " ORDER BY region, id LIMIT %(limit)s OFFSET %(offset)s",
         {**scope.sql_params(), "limit": limit, "offset": offset},
+    )
+    return [Account.model_validate(r) for r in rows]
+
+
+def find_accounts(conn: Connection[Any], scope: Scope, query: SearchQuery) -> list[Account]:
+    """Accounts in ``scope`` whose name or email holds ``query``'s text, whatever its
+    case (see :mod:`cloud.search` for why ``ILIKE``): exact matches first, then those
+    starting with it, then by name."""
+    rows = _all(
+        conn,
+        f"SELECT {_ACC_COLS} FROM customers.accounts"
+        f" WHERE {_ACCOUNT_IN_SCOPE}"
+        " AND (name ILIKE %(pattern)s ESCAPE '\\' OR email ILIKE %(pattern)s ESCAPE '\\')"
+        " ORDER BY (lower(name) = lower(%(text)s) OR lower(email) = lower(%(text)s)) DESC,"
+        " (starts_with(lower(name), lower(%(text)s))"
+        " OR starts_with(lower(email), lower(%(text)s))) DESC, name, id"
+        " LIMIT %(limit)s",
+        {**scope.sql_params(), "pattern": query.pattern, "text": query.text, "limit": query.limit},
     )
     return [Account.model_validate(r) for r in rows]
 

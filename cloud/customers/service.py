@@ -20,7 +20,7 @@ from uuid import uuid4
 
 from cloud.adapters.postgres import Connection, ConnectionPool, UniqueViolation, ping
 from cloud.customers import repository as repo
-from cloud.customers.errors import ConflictError, NotFoundError
+from cloud.customers.errors import ConflictError, NotFoundError, RefusedError
 from cloud.customers.models import (
     Account,
     AccountIn,
@@ -49,6 +49,7 @@ from cloud.events.types import (
     meter_replaced_event,
 )
 from cloud.scope import Scope
+from cloud.search import SearchRefused, search_query
 from contracts.timeutil import utc_now
 from contracts.topics import Region
 
@@ -107,6 +108,18 @@ class CustomersService:
     ) -> list[Account]:
         with self._pool.connection() as conn:
             return repo.list_accounts(conn, _scope(region, scope), limit, offset)
+
+    def find_accounts(self, scope: Scope, text: str, limit: int = 20) -> list[Account]:
+        """Accounts in ``scope`` whose name or email contains ``text`` (trimmed; any
+        case; ``%`` and ``_`` match themselves), exact matches first: support's search.
+        At most ``limit`` (1 to :data:`cloud.search.MAX_RESULTS`); :class:`RefusedError`
+        for text that is empty or longer than :data:`cloud.search.MAX_TEXT_CHARS`."""
+        try:
+            query = search_query(text, limit)
+        except SearchRefused as refused:
+            raise RefusedError(refused.field, refused.limit, refused.reason) from None
+        with self._pool.connection() as conn:
+            return repo.find_accounts(conn, scope, query)
 
     def update_account(
         self,

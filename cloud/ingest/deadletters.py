@@ -29,6 +29,7 @@ __all__ = [
     "Suppressed",
     "dead_letter_row",
     "dead_letter_source",
+    "source_sql",
 ]
 
 #: received_at, topic, payload prefix, reason, digest, payload size, payload SHA-256.
@@ -71,6 +72,18 @@ def dead_letter_source(topic: str) -> str:
     parts = topic.split("/", 4)
     source = "/".join(parts[2:4]) if len(parts) == 5 and parts[:2] == ["potr", "v1"] else topic
     return source[:_SOURCE_MAX_CHARS]
+
+
+def source_sql(topic_column: str) -> tuple[str, str]:
+    """SQL expressions of the region and the gateway id a stored dead letter's topic
+    names, read as :func:`dead_letter_source` reads them (both NULL for a topic that is
+    no gateway topic): what the read side filters dead letters by. For a query run with
+    parameters (its ``%`` are doubled)."""
+    gateway_topic = f"{topic_column} LIKE 'potr/v1/%%/%%/%%'"
+    return (
+        f"(CASE WHEN {gateway_topic} THEN split_part({topic_column}, '/', 3) END)",
+        f"(CASE WHEN {gateway_topic} THEN split_part({topic_column}, '/', 4) END)",
+    )
 
 
 @dataclass(frozen=True, slots=True)

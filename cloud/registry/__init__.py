@@ -8,7 +8,15 @@ the composition root. Other services import nothing else from here.
 from cloud.registry.api import create_router
 from cloud.registry.handlers import subscriptions
 from cloud.registry.identities import BrokerIdentities, BrokerIdentityRecord
-from cloud.registry.models import Device, Gateway, GatewayIn, Site, SiteIn
+from cloud.registry.models import (
+    Device,
+    Gateway,
+    GatewayIn,
+    Site,
+    SiteIn,
+    SiteMatch,
+    SiteMatchField,
+)
 from cloud.registry.service import ConflictError, NotFoundError, RegistryError, RegistryService
 
 __all__ = [
@@ -23,6 +31,8 @@ __all__ = [
     "RegistryService",
     "Site",
     "SiteIn",
+    "SiteMatch",
+    "SiteMatchField",
     "create_router",
     "subscriptions",
 ]

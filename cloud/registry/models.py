@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -101,3 +101,22 @@ class Device(BaseModel):
     models: list[int] = Field(description="SunSpec model ids it implements")
     first_seen: datetime
     last_birth: datetime | None
+
+
+#: What a support search matched a site by: its id (exact), its name, or one of its
+#: devices' serial or local id (substrings, any case).
+SiteMatchField = Literal["site_id", "site_name", "device_serial", "device_local_id"]
+
+
+class SiteMatch(BaseModel):
+    """A site a support search found, with its owning account (``site.account_id``) and
+    what matched: the field and its stored value, and the device when one matched."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    site: Site
+    matched: SiteMatchField
+    value: str = Field(description="the matched field's stored value")
+    device_id: int | None = Field(
+        default=None, description="the device whose serial or local id matched"
+    )

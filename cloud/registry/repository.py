@@ -7,10 +7,12 @@ from typing import Any
 
 from cloud.adapters.postgres import Connection, dict_row
 from cloud.regional_ids import next_id_sql
-from cloud.registry.models import Device, Gateway, GatewayIn, Site, SiteIn
+from cloud.registry.models import Device, Gateway, GatewayIn, Site, SiteIn, SiteMatch
 from cloud.scope import Scope, site_condition
+from cloud.search import SearchQuery
 
 _SITE_COLS = "id, name, region, time_zone, utility, latitude, longitude, account_id, created_at"
+_SITE_COLUMNS = tuple(c.strip() for c in _SITE_COLS.split(","))
 _GW_COLS = "id, site_id, region, enabled, created_at"
 _DEV_COLS = (
     "id, gateway_id, local_id, kind, manufacturer, model, serial, firmware, models,"
@@ -74,6 +76,62 @@ def list_sites(conn: Connection[Any], scope: Scope, limit: int, offset: int) -> 
         .fetchall()
     )
     return [Site.model_validate(r) for r in rows]
+
+
+#: Every way a search text can hit a site, ranked by field (an exact id first, a device's
+#: serial before its local id before the site's name). ``ILIKE`` substrings, escaped by
+#: :func:`cloud.search.contains_pattern` (why not pg_trgm: :mod:`cloud.search`).
+_SITE_HITS = (
+    "SELECT s.id AS site_id, 'site_id' AS matched, s.id::text AS value,"
+    " NULL::int AS device_id, 0 AS field_rank FROM registry.sites s WHERE s.id = %(number)s"
+    " UNION ALL SELECT g.site_id, 'device_serial', d.serial, d.id, 1"
+    " FROM registry.devices d JOIN registry.gateways g ON g.id = d.gateway_id"
+    " WHERE d.serial ILIKE %(pattern)s ESCAPE '\\'"
+    " UNION ALL SELECT g.site_id, 'device_local_id', d.local_id, d.id, 2"
+    " FROM registry.devices d JOIN registry.gateways g ON g.id = d.gateway_id"
+    " WHERE d.local_id ILIKE %(pattern)s ESCAPE '\\'"
+    " UNION ALL SELECT s.id, 'site_name', s.name, NULL, 3"
+    " FROM registry.sites s WHERE s.name ILIKE %(pattern)s ESCAPE '\\'"
+)
+
+
+def find_sites(conn: Connection[Any], scope: Scope, query: SearchQuery) -> list[SiteMatch]:
+    """Sites in ``scope`` that ``query`` hits, one row each with its best hit (an exact
+    value over a substring, then by field rank); exact hits first, then by field rank
+    and site id."""
+    rows = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            f"WITH hits AS ({_SITE_HITS}),"
+            " best AS (SELECT DISTINCT ON (site_id) site_id, matched, value, device_id,"
+            " field_rank, lower(value) = lower(%(text)s) AS exact FROM hits"
+            " ORDER BY site_id, exact DESC, field_rank, value, device_id)"
+            f" SELECT {_site_cols('s')}, b.matched, b.value, b.device_id"
+            f" FROM best b JOIN registry.sites s ON s.id = b.site_id WHERE {site_condition('s')}"
+            " ORDER BY b.exact DESC, b.field_rank, s.id LIMIT %(limit)s",
+            {
+                "number": query.number,
+                "pattern": query.pattern,
+                "text": query.text,
+                "limit": query.limit,
+                **scope.sql_params(),
+            },
+        )
+        .fetchall()
+    )
+    return [
+        SiteMatch(
+            site=Site.model_validate({k: r[k] for k in _SITE_COLUMNS}),
+            matched=r["matched"],
+            value=r["value"],
+            device_id=r["device_id"],
+        )
+        for r in rows
+    ]
+
+
+def _site_cols(alias: str) -> str:
+    return ", ".join(f"{alias}.{c}" for c in _SITE_COLUMNS)
 
 
 def update_site_time_zone(conn: Connection[Any], site_id: int, time_zone: str) -> Site | None:

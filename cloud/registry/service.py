@@ -25,8 +25,17 @@ from cloud.events.outbox import Event, emit, emit_many, handle_once
 from cloud.events.types import ACCOUNT_ID_PATTERN, GatewayRegistration, gateway_registration_event
 from cloud.registry import repository as repo
 from cloud.registry.logic import device_kind
-from cloud.registry.models import Device, Gateway, GatewayIn, Site, SiteIn, check_time_zone
+from cloud.registry.models import (
+    Device,
+    Gateway,
+    GatewayIn,
+    Site,
+    SiteIn,
+    SiteMatch,
+    check_time_zone,
+)
 from cloud.scope import Scope
+from cloud.search import search_query
 from contracts.messages import DeviceInfo
 
 #: The registry's PostgreSQL schema (outbox, inbox).
@@ -75,6 +84,19 @@ class RegistryService:
     ) -> list[Site]:
         with self._pool.connection() as conn:
             return repo.list_sites(conn, scope, limit, offset)
+
+    def find_sites(self, scope: Scope, text: str, limit: int = 20) -> list[SiteMatch]:
+        """Sites in ``scope`` that support's search ``text`` (trimmed) names: by id (the
+        whole text, when it is a number), or holding it — any case, ``%`` and ``_``
+        matching themselves — in the site's name or a device's serial or local id. One
+        match per site (its best: an exact value first, then id, serial, local id,
+        name), each with the site's owning account; exact matches first. At most
+        ``limit`` (1 to :data:`cloud.search.MAX_RESULTS`);
+        :class:`cloud.search.SearchRefused` (a ``ValueError``) for text that is empty or
+        longer than :data:`cloud.search.MAX_TEXT_CHARS`."""
+        query = search_query(text, limit)
+        with self._pool.connection() as conn:
+            return repo.find_sites(conn, scope, query)
 
     def set_site_time_zone(self, site_id: int, time_zone: str) -> Site:
         """Change a site's IANA time zone; each of its gateways' ``gateway.updated``
