@@ -58,7 +58,7 @@ from cloud.identity import (
     create_identity_service,
 )
 from cloud.identity import create_router as identity_router
-from cloud.ingest import CompletenessReader, IngestSettings, IngestWorker
+from cloud.ingest import CompletenessReader, FleetStatusReader, IngestSettings, IngestWorker
 from cloud.ingest import event_subscriptions as ingest_subscriptions
 from cloud.mqtt_options import mqtt_options
 from cloud.portal import (
@@ -66,6 +66,7 @@ from cloud.portal import (
     InputGuard,
     PortalSettings,
     Verify,
+    ViewAudit,
     add_error_handlers,
     create_app,
 )
@@ -249,6 +250,8 @@ def create_web_ui(
         raise ValueError("POTR_PORTAL_IDENTITY_URL is not set: the portal signs people in there")
     return WebUi(
         gate=gate,
+        fleet=FleetStatusReader(pool),
+        audit=ViewAudit(pool),
         cookie_secure=settings.portal_cookie_secure,
         live_interval_s=settings.portal_live_interval_s,
     )

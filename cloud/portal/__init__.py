@@ -1,6 +1,7 @@
 """The role-based portal: REST API (and, later, the web UI)."""
 
 from cloud.portal.app import API_PREFIX, REGIONAL_PREFIX, create_app
+from cloud.portal.audit import ViewAudit, ViewRecord
 from cloud.portal.auth import AccessFactory, Verify, access_dependencies
 from cloud.portal.authz import ROUTES, Caller, CallerData, may_call, scope_for
 from cloud.portal.errors import add_error_handlers
@@ -18,6 +19,8 @@ __all__ = [
     "InputGuard",
     "PortalSettings",
     "Verify",
+    "ViewAudit",
+    "ViewRecord",
     "access_dependencies",
     "add_error_handlers",
     "create_app",

@@ -114,7 +114,7 @@ def create_app(
     if web is not None:
         mount_web(
             app, web, verify=verify, registry=registry, telemetry=telemetry_reader,
-            customers=customers, api_region=settings.api_region,
+            customers=customers, config=config, api_region=settings.api_region,
         )  # fmt: skip
     _check_every_route_is_in_the_policy(app)
 

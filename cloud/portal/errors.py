@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 
 from cloud import config, customers, employees, registry
+from cloud.search import SearchRefused
 
 __all__ = ["add_error_handlers", "http_problem", "malformed_problem"]
 
@@ -31,12 +32,13 @@ STATUS: dict[type[Exception], int] = {
     employees.NotFoundError: status.HTTP_404_NOT_FOUND,
     employees.ConflictError: status.HTTP_409_CONFLICT,
     employees.InvalidError: 422,
+    SearchRefused: 422,
 }
 
 
 def _detail(exc: Exception) -> object:
     """The answer's ``detail``: a refusal names its field, limit and reason."""
-    if isinstance(exc, config.RefusedError | customers.RefusedError):
+    if isinstance(exc, config.RefusedError | customers.RefusedError | SearchRefused):
         return {"field": exc.field, "limit": exc.limit, "reason": exc.reason, "message": str(exc)}
     return str(exc)
 

@@ -101,7 +101,8 @@ def test_a_customer_cannot_reach_another_tenants_pages(page: Page, portal: Porta
     }
     for path, status in refused.items():
         answer = page.goto(portal.url + path)
-        assert answer is not None and answer.status == status, (path, answer and answer.status)
+        assert answer is not None, path
+        assert answer.status == status, (path, answer.status)
     page.goto(f"{portal.url}/ui/au/")
     expect(page.get_by_role("link", name="Other Sydney")).to_have_count(0)
     # ... while customer B sees its own site.
@@ -120,6 +121,7 @@ def test_the_session_cookie_is_not_readable_by_page_scripts(page: Page, portal: 
     names = {c["name"]: c for c in page.context.cookies()}
     assert {"potr_session", "potr_refresh", "potr_csrf"} <= set(names)
     for name in ("potr_session", "potr_refresh", "potr_csrf"):
-        assert names[name]["httpOnly"] and names[name]["sameSite"] == "Strict", names[name]
+        assert names[name]["httpOnly"], names[name]
+        assert names[name]["sameSite"] == "Strict", names[name]
         assert names[name]["secure"], names[name]
     assert "potr_" not in page.evaluate("document.cookie")

@@ -30,7 +30,9 @@ def test_power_flow_adds_inverters_and_balances_the_home() -> None:
         NOW, timedelta(seconds=10),
     )  # fmt: skip
     assert (flow.pv_w, flow.battery_w, flow.grid_w, flow.home_w) == (3500, -500, -1200, 1800)
-    assert flow.exporting and flow.charging and not flow.stale
+    assert flow.exporting
+    assert flow.charging
+    assert not flow.stale
 
 
 def test_a_side_without_a_device_is_missing_not_zero() -> None:
@@ -42,7 +44,9 @@ def test_a_side_without_a_device_is_missing_not_zero() -> None:
 def test_power_flow_is_stale_when_the_newest_sample_is_old() -> None:
     assert power_flow([_s(1, "pv_w", 800, age_s=11)], NOW, timedelta(seconds=10)).stale
     empty = power_flow([], NOW, timedelta(seconds=10))
-    assert empty.stale and empty.as_of is None and empty.home_w is None
+    assert empty.stale
+    assert empty.as_of is None
+    assert empty.home_w is None
 
 
 def test_chart_columns_align_series_on_the_union_of_their_times() -> None:
@@ -103,8 +107,10 @@ def test_only_local_portal_paths_are_followed_after_sign_in(
 def test_formats_follow_language_and_zone() -> None:
     at = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
     es, en = Formats("es", "Europe/Madrid"), Formats("en", "Australia/Sydney")
-    assert es.power(3210.0) == "3,2 kW" and en.power(3210.0) == "3.2 kW"
-    assert en.power(840.4) == "840 W" and en.power(None) == "—"
+    assert es.power(3210.0) == "3,2 kW"
+    assert en.power(3210.0) == "3.2 kW"
+    assert en.power(840.4) == "840 W"
+    assert en.power(None) == "—"
     assert es.energy(Decimal("12345.6")) == "12,3 kWh"
     assert en.energy(Decimal("25000000")) == "25.0 MWh"
     assert es.time(at) == "14:00"  # UTC+2 in July

@@ -17,7 +17,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from cloud.config import ConfigService
 from cloud.customers import CustomersService, NotFoundError
+from cloud.ingest import FleetStatusReader
+from cloud.portal.audit import ViewAudit
 from cloud.portal.authz import Caller
 from cloud.portal.web.assets import STATIC_PREFIX, Assets, HashedStaticFiles
 from cloud.portal.web.cookies import CookieJar, PendingCookies
@@ -30,6 +33,8 @@ from cloud.portal.web.identity_gate import (
 )
 from cloud.portal.web.pages_auth import create_auth_pages
 from cloud.portal.web.pages_sites import SitePages, create_site_pages
+from cloud.portal.web.pages_staff import create_staff_pages
+from cloud.portal.web.pages_support import create_support_pages
 from cloud.portal.web.render import Renderer
 from cloud.portal.web.security_headers import SecurityHeaders
 from cloud.portal.web.session import Sessions
@@ -50,14 +55,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class WebUi:
-    """What the web UI needs beyond the API's services."""
+    """What the web UI needs beyond the API's services: the identity service to sign
+    people in through, ingest's fleet states, the portal's audit of support's views."""
 
     gate: IdentityGate
+    fleet: FleetStatusReader
+    audit: ViewAudit
     cookie_secure: bool = True
     live_interval_s: float = 5.0
-    device_states: Callable[[GatewayReach, int], dict[int, tuple[str, datetime | None]]] = (
-        lambda _reach, _site: {}
-    )
 
 
 def mount_web(
@@ -68,22 +73,37 @@ def mount_web(
     registry: RegistryService,
     telemetry: TelemetryReader,
     customers: CustomersService | None,
+    config: ConfigService | None,
     api_region: Region | None,
 ) -> None:
     jar = CookieJar(secure=web.cookie_secure)
     assets = Assets()
     renderer = Renderer(load_translations(), assets, jar, live_interval_s=web.live_interval_s)
     sessions = Sessions(verify, web.gate, jar, api_region)
-    data = SiteData(registry, telemetry, device_states=web.device_states)
+    data = SiteData(registry, telemetry, device_states=_device_states(web.fleet))
     pages = SitePages(
         data, renderer, live_interval_s=web.live_interval_s, meter_swaps=_swaps(customers)
     )
     app.mount(STATIC_PREFIX, HashedStaticFiles(assets), name="static")
     app.include_router(create_auth_pages(sessions, renderer, jar))
     app.include_router(create_site_pages(sessions, pages))
+    app.include_router(create_staff_pages(sessions, renderer, data, registry, web.fleet, config))
+    if customers is not None:
+        app.include_router(
+            create_support_pages(sessions, renderer, pages, registry, customers, web.audit)
+        )
     add_page_error_handlers(app, sessions, renderer)
     app.add_middleware(PendingCookies)
     app.add_middleware(SecurityHeaders)
+
+
+def _device_states(
+    fleet: FleetStatusReader,
+) -> Callable[[GatewayReach, int], dict[int, tuple[str, datetime | None]]]:
+    def states(reach: GatewayReach, site_id: int) -> dict[int, tuple[str, datetime | None]]:
+        return {d.device_id: (d.status, d.since) for d in fleet.site_device_states(reach, site_id)}
+
+    return states
 
 
 def _swaps(customers: CustomersService | None) -> Callable[[Site], list[Any]]:

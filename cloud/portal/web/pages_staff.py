@@ -8,7 +8,6 @@ every other.
 # No ``from __future__ import annotations``: the routes' dependencies are local to
 # ``create_staff_pages`` and FastAPI resolves string annotations in the module's globals.
 
-from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Path, Request
@@ -68,9 +67,7 @@ def create_staff_pages(
     async def gateway_page(
         request: Request, who: Viewer, gateway_id: str, message: str | None, status_code: int
     ) -> Response:
-        gateway = await run_in_threadpool(
-            lambda: registry.get_gateway(gateway_id, scope=who.scope)
-        )
+        gateway = await run_in_threadpool(lambda: registry.get_gateway(gateway_id, scope=who.scope))
         if gateway is None or config is None:
             raise PageRefused(404, "no such gateway")
         region = who.region.value
@@ -126,5 +123,3 @@ def create_staff_pages(
         return RedirectResponse(request.url.path.rsplit("/commands", 1)[0], status_code=303)
 
     return router
-
-

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cloud.customers import Account, CustomersService
 from cloud.portal.audit import ViewAudit
-from cloud.portal.web.pages_sites import AsCustomer, SitePages, SiteId, View
+from cloud.portal.web.pages_sites import AsCustomer, SiteId, SitePages, View
 from cloud.portal.web.render import Renderer
 from cloud.portal.web.session import PageRefused, Sessions, Viewer
 from cloud.registry import RegistryService
@@ -62,7 +62,9 @@ def create_support_pages(
             accounts=accounts, sites=sites, too_short=0 < len(text) < 2,
         )  # fmt: skip
 
-    async def as_customer(request: Request, who: Viewer, account_id: str) -> tuple[Scope, AsCustomer]:
+    async def as_customer(
+        request: Request, who: Viewer, account_id: str
+    ) -> tuple[Scope, AsCustomer]:
         account = await run_in_threadpool(
             lambda: customers.get_account(account_id, who.region, scope=who.scope)
         )
@@ -71,7 +73,9 @@ def create_support_pages(
         base = f"/ui/{who.region.value}/customers/{account.id}"
         return Scope.of_account(who.region, account.id), AsCustomer(account.id, account.name, base)
 
-    async def record(request: Request, who: Viewer, view: AsCustomer, what: str, site: int | None) -> None:
+    async def record(
+        request: Request, who: Viewer, view: AsCustomer, what: str, site: int | None
+    ) -> None:
         address = request.client.host if request.client else None
         await run_in_threadpool(
             lambda: audit.record(
