@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Response, status
-from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
@@ -36,6 +35,7 @@ from cloud.portal.auth import Verify, access_dependencies
 from cloud.portal.authz import ROUTES
 from cloud.portal.errors import add_error_handlers
 from cloud.portal.guard import InputGuard
+from cloud.portal.routes import record_routes, served_routes
 from cloud.portal.settings import ApiSettings
 from cloud.portal.web import WebUi, mount_web
 from cloud.registry import RegistryService
@@ -99,6 +99,7 @@ def create_app(
     app.add_middleware(InputGuard)
 
     def mount(router: Any) -> None:
+        record_routes(app, router, REGIONAL_PREFIX)
         app.include_router(router, prefix=REGIONAL_PREFIX, responses=COMMON_RESPONSES)
 
     mount(registry_router(registry, access=access))
@@ -182,12 +183,10 @@ def _reach_dependencies(
 
 
 def _check_every_route_is_in_the_policy(app: FastAPI) -> None:
-    """Every regional route names its policy entry as its ``operationId``: a route added
-    without one fails here, at start, not in production."""
-    for route in app.routes:
-        if not isinstance(route, APIRoute):
-            continue
+    """Every regional route (API and web UI) names its policy entry as its
+    ``operationId``: a route added without one fails here, at start, not in production."""
+    for route in served_routes(app):
         if not route.path.startswith((REGIONAL_PREFIX, UI_REGIONAL_PREFIX)):
             continue
-        if route.operation_id not in ROUTES:
+        if route.key not in ROUTES:
             raise RuntimeError(f"route {route.path} has no entry in cloud.portal.authz.ROUTES")

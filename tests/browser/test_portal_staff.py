@@ -54,7 +54,9 @@ def _audited(portal: Portal, account_id: str) -> list[tuple[str, int | None]]:
 
 def _account_of(portal: Portal, email: str) -> str:
     with portal.stack.pool.connection() as conn:
-        row = conn.execute("SELECT id FROM customers.accounts WHERE email = %s", (email,)).fetchone()
+        row = conn.execute(
+            "SELECT id FROM customers.accounts WHERE email = %s", (email,)
+        ).fetchone()
     assert row is not None
     return str(row[0])
 
@@ -81,10 +83,16 @@ def test_support_finds_a_customer_and_sees_their_view_read_only_audited(
     page.get_by_role("link", name="Demo Sydney").click()
     expect(page.get_by_role("heading", name="Demo Sydney", level=1)).to_be_visible()
     expect(page.locator("#live dd[data-metric=pv_w]")).not_to_have_text("—")
-    assert page.locator("form[method=post]:not([action='/logout']):not([action='/language'])").count() == 0
+    assert (
+        page.locator("form[method=post]:not([action='/logout']):not([action='/language'])").count()
+        == 0
+    )
     assert_accessible(page, context="support viewing a customer's site")
     site = portal.site("au")
-    assert _audited(portal, account)[len(before):] == [("customer.sites", None), ("customer.site", site)]
+    assert _audited(portal, account)[len(before) :] == [
+        ("customer.sites", None),
+        ("customer.site", site),
+    ]
     # Another region's customer is not support-au's to see.
     es_account = _account_of(portal, portal.logins["customer-es"].email)
     answer = page.goto(f"{portal.url}/ui/au/customers/{es_account}")
@@ -133,7 +141,7 @@ class _AttackerPage(http.server.BaseHTTPRequestHandler):
 
     target = ""
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         body = (
             "<!doctype html><html lang=en><title>x</title><body>"
             f"<form id=f method=post action='{self.target}'><input name=name value=ping></form>"

@@ -28,14 +28,20 @@ from psycopg import sql
 
 from cloud.adapters.mqtt import InboundMessage
 from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
-from cloud.bootstrap import create_api, create_config_service, create_tracker
+from cloud.bootstrap import create_api, create_config_service, create_tracker, create_web_ui
 from cloud.config import CommandIn, ConfigIn, ConfigService, ConfigSettings, write_key_file
 from cloud.customers import AccountIn, ContactIn, CustomersService, InstallationIn, WarrantyIn
 from cloud.employees import EmployeeIn, EmployeeService
 from cloud.events.types import GatewayBirth
-from cloud.identity import Role
+from cloud.identity import (
+    IdentityService,
+    IdentitySettings,
+    Role,
+    create_identity_service,
+)
 from cloud.ingest import IngestPipeline
 from cloud.migrate import migrate
+from cloud.portal import PortalSettings
 from cloud.registry import GatewayIn, RegistryService, SiteIn
 from cloud.telemetry import TelemetryStore
 from contracts.messages import DeviceInfo, ProfileRef
@@ -186,6 +192,17 @@ def _customer(customers: CustomersService, region: Region, name: str, site_id: i
     return account.id
 
 
+def identity_service(database_url: str, key_dir: Path, pool: Pool) -> IdentityService:
+    """The identity service the web UI signs people in through (its own key: the world's
+    callers carry tokens minted by tests.api_tokens, which the API verifies)."""
+    key_file = key_dir / "identity.pem"
+    write_key_file(key_file)
+    settings = IdentitySettings(
+        env="test", database_url=database_url, identity_signing_key_file=key_file
+    )
+    return create_identity_service(settings, pool)
+
+
 @contextmanager
 def api_world(database_url: str, key_dir: Path) -> Iterator[World]:
     migrate(database_url)
@@ -237,7 +254,10 @@ def api_world(database_url: str, key_dir: Path) -> Iterator[World]:
             tenants[name] = Tenant(
                 name, region, account, site_id, gateway, device, command.id, employee
             )
-        app = create_api(api_settings(database_url), pool, config=config)
+        settings = PortalSettings(**api_settings(database_url).model_dump())
+        identity = identity_service(database_url, key_dir, pool)
+        web = create_web_ui(settings, pool, identity=identity)
+        app = create_api(settings, pool, config=config, web=web)
         yield World(app, pool, tenants)
     finally:
         pool.close()

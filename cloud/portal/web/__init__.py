@@ -22,6 +22,7 @@ from cloud.customers import CustomersService, NotFoundError
 from cloud.ingest import FleetStatusReader
 from cloud.portal.audit import ViewAudit
 from cloud.portal.authz import Caller
+from cloud.portal.routes import record_routes
 from cloud.portal.web.assets import STATIC_PREFIX, Assets, HashedStaticFiles
 from cloud.portal.web.cookies import CookieJar, PendingCookies
 from cloud.portal.web.errors import add_page_error_handlers
@@ -85,13 +86,18 @@ def mount_web(
         data, renderer, live_interval_s=web.live_interval_s, meter_swaps=_swaps(customers)
     )
     app.mount(STATIC_PREFIX, HashedStaticFiles(assets), name="static")
-    app.include_router(create_auth_pages(sessions, renderer, jar))
-    app.include_router(create_site_pages(sessions, pages))
-    app.include_router(create_staff_pages(sessions, renderer, data, registry, web.fleet, config))
+    routers = [
+        create_auth_pages(sessions, renderer, jar),
+        create_site_pages(sessions, pages),
+        create_staff_pages(sessions, renderer, data, registry, web.fleet, config),
+    ]
     if customers is not None:
-        app.include_router(
+        routers.append(
             create_support_pages(sessions, renderer, pages, registry, customers, web.audit)
         )
+    for router in routers:
+        record_routes(app, router)
+        app.include_router(router)
     add_page_error_handlers(app, sessions, renderer)
     app.add_middleware(PendingCookies)
     app.add_middleware(SecurityHeaders)

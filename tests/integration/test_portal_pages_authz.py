@@ -1,0 +1,188 @@
+"""The web UI's authorisation matrix: every page of ``/ui/{region}`` as every role, on
+its own object, another tenant's, and under another region's URL — 200 (or 303 after a
+post), 403 for a role the page is not for, 404 outside the caller's reach; never a 500,
+never another tenant's data. A hand-written table, not the policy's own; the test first
+checks that it names every UI route the app serves.
+
+The fleet is ``api_world``'s: accounts A and B in au, E in es. Staff are of au; "own" is
+A's object, "other" B's for a customer and E's (under the au URL) for staff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cloud.identity import Role
+from cloud.portal.routes import served_routes
+from contracts.topics import Region
+from tests.api_tokens import mint_token
+from tests.integration.api_world import Tenant, World, api_world, private_database
+
+pytestmark = [pytest.mark.integration, pytest.mark.security]
+
+ALL = frozenset(Role)
+CONTROL = frozenset({Role.ADMIN, Role.OPERATOR})
+OFFICE = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT})
+ADMINS = frozenset({Role.ADMIN})
+
+
+@dataclass(frozen=True)
+class Page:
+    roles: frozenset[Role]
+    #: The URL for tenant ``t`` under region ``r`` (the route's own path as the key).
+    url: Callable[[str, Tenant], str]
+    #: Whether the page shows one tenant's object (else only the region's).
+    tenant_object: bool = True
+
+
+def _site(suffix: str = "") -> Callable[[str, Tenant], str]:
+    return lambda r, t: f"/ui/{r}/sites/{t.site}{suffix}"
+
+
+def _as(suffix: str = "") -> Callable[[str, Tenant], str]:
+    return lambda r, t: f"/ui/{r}/customers/{t.account}{suffix}"
+
+
+TABLE: dict[str, Page] = {
+    "/ui/{region}/": Page(ALL, lambda r, t: f"/ui/{r}/", tenant_object=False),
+    "/ui/{region}/sites/{site_id}": Page(ALL, _site()),
+    "/ui/{region}/sites/{site_id}/live": Page(ALL, _site("/live")),
+    "/ui/{region}/sites/{site_id}/today.json": Page(ALL, _site("/today.json")),
+    "/ui/{region}/sites/{site_id}/energy": Page(ALL, _site("/energy?view=month")),
+    "/ui/{region}/fleet": Page(CONTROL, lambda r, t: f"/ui/{r}/fleet", tenant_object=False),
+    "/ui/{region}/gateways/{gateway_id}": Page(
+        CONTROL, lambda r, t: f"/ui/{r}/gateways/{t.gateway}"
+    ),
+    "/ui/{region}/support": Page(
+        OFFICE, lambda r, t: f"/ui/{r}/support?q=site", tenant_object=False
+    ),
+    "/ui/{region}/customers/{account_id}": Page(OFFICE, _as()),
+    "/ui/{region}/customers/{account_id}/sites/{site_id}": Page(
+        OFFICE, lambda r, t: f"/ui/{r}/customers/{t.account}/sites/{t.site}"
+    ),
+    "/ui/{region}/customers/{account_id}/sites/{site_id}/live": Page(
+        OFFICE, lambda r, t: f"/ui/{r}/customers/{t.account}/sites/{t.site}/live"
+    ),
+    "/ui/{region}/customers/{account_id}/sites/{site_id}/today.json": Page(
+        OFFICE, lambda r, t: f"/ui/{r}/customers/{t.account}/sites/{t.site}/today.json"
+    ),
+    "/ui/{region}/customers/{account_id}/sites/{site_id}/energy": Page(
+        OFFICE, lambda r, t: f"/ui/{r}/customers/{t.account}/sites/{t.site}/energy"
+    ),
+    "/ui/{region}/audit": Page(ADMINS, lambda r, t: f"/ui/{r}/audit", tenant_object=False),
+}
+#: The one state-changing page route (tested on its own below).
+POSTS = {"/ui/{region}/gateways/{gateway_id}/commands"}
+
+
+@pytest.fixture(scope="module")
+def world(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with private_database(postgres_server_url) as url:
+        key_dir: Path = tmp_path_factory.mktemp("ui-authz")
+        with api_world(url, key_dir) as built:
+            yield built
+
+
+def _client(world: World, role: Role) -> TestClient:
+    account = world.tenants["A"].account if role == Role.CUSTOMER else None
+    client = TestClient(world.app, base_url="https://testserver", raise_server_exceptions=False)
+    client.cookies.set("potr_session", mint_token(role, region=Region.AU, account_id=account))
+    return client
+
+
+def test_the_table_names_every_page_the_app_serves(world: World) -> None:
+    served = {r.path for r in served_routes(world.app) if r.path.startswith("/ui/")}
+    assert served == set(TABLE) | POSTS
+
+
+@pytest.mark.parametrize("role", list(Role))
+@pytest.mark.parametrize("path", sorted(TABLE))
+def test_every_page_as_every_role(world: World, role: Role, path: str) -> None:
+    page = TABLE[path]
+    own, other, far = world.tenants["A"], world.tenants["B"], world.tenants["E"]
+    with _client(world, role) as client:
+        mine = client.get(page.url("au", own), follow_redirects=False)
+        if role not in page.roles:
+            assert mine.status_code == 403, mine.text[:200]
+            return
+        assert mine.status_code == 200, mine.text[:300]
+        if page.tenant_object:
+            # A customer's "other" is B (same region); staff's is E's object under au.
+            theirs = other if role == Role.CUSTOMER else far
+            if role != Role.ADMIN:
+                assert client.get(page.url("au", theirs)).status_code == 404
+            assert (
+                client.get(page.url("au", theirs if role == Role.ADMIN else far)).status_code == 404
+                or role == Role.ADMIN
+            )
+        # Another region's URL: nothing there for anyone but admins.
+        elsewhere = client.get(page.url("es", far), follow_redirects=False)
+        assert elsewhere.status_code == (200 if role == Role.ADMIN else 404), elsewhere.text[:200]
+
+
+def test_a_customer_sees_only_their_own_sites_listed(world: World) -> None:
+    with _client(world, Role.CUSTOMER) as client:
+        page = client.get("/ui/au/").text
+    assert "site A" in page
+    assert "site B" not in page
+    assert "site E" not in page
+
+
+def test_without_a_session_pages_lead_to_sign_in(world: World) -> None:
+    own = world.tenants["A"]
+    with TestClient(world.app, base_url="https://testserver") as client:
+        page = client.get(f"/ui/au/sites/{own.site}", follow_redirects=False)
+        assert page.status_code == 303
+        assert page.headers["location"] == f"/login?next=%2Fui%2Fau%2Fsites%2F{own.site}"
+        part = client.get(
+            f"/ui/au/sites/{own.site}/live", headers={"HX-Request": "true"}, follow_redirects=False
+        )
+        assert part.status_code == 401
+        assert part.headers["hx-redirect"].startswith("/login")
+
+
+def _commands(world: World, gateway: str) -> int:
+    with world.pool.connection() as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM config.commands WHERE gateway_id = %s", (gateway,)
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_the_command_form_as_every_role(world: World, role: Role) -> None:
+    own, far = world.tenants["A"], world.tenants["E"]
+    with _client(world, role) as client:
+        token = client.get("/login").cookies.get("potr_csrf") or client.cookies.get("potr_csrf")
+        assert token
+        before = {t.gateway: _commands(world, t.gateway) for t in (own, far)}
+        form = {"name": "ping", "csrf_token": token}
+        url = f"/ui/au/gateways/{own.gateway}/commands"
+        sent = client.post(url, data=form, follow_redirects=False)
+        if role in CONTROL:
+            assert sent.status_code == 303
+            assert _commands(world, own.gateway) == before[own.gateway] + 1
+        else:
+            assert sent.status_code == 403
+            assert _commands(world, own.gateway) == before[own.gateway]
+        # Another region's gateway under the au URL: not found, nothing sent.
+        other = client.post(f"/ui/au/gateways/{far.gateway}/commands", data=form)
+        assert other.status_code == (404 if role in CONTROL else 403)
+        assert _commands(world, far.gateway) == before[far.gateway]
+        # Without the CSRF token: refused, nothing sent.
+        forged = client.post(url, data={"name": "ping"})
+        assert forged.status_code == 403
+        sent_ok = 1 if role in CONTROL else 0
+        assert _commands(world, own.gateway) == before[own.gateway] + sent_ok
+        # A malformed form: a page saying so, never a 500.
+        bad = client.post(
+            f"/ui/au/gateways/{own.gateway}/commands",
+            data={"name": "x" * 5000, "csrf_token": token},
+        )
+        assert bad.status_code in ((422,) if role in CONTROL else (403,))
