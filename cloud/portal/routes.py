@@ -32,7 +32,7 @@ def record_routes(app: FastAPI, router: APIRouter, prefix: str = "") -> None:
         if not isinstance(route, APIRoute):
             raise TypeError(f"{route!r}: only plain API routes are recorded")
         served.append(
-            ServedRoute(prefix + route.path, frozenset(route.methods), route.operation_id)
+            ServedRoute(prefix + route.path, frozenset(route.methods or ()), route.operation_id)
         )
     app.state.portal_routes = served
 
