@@ -234,18 +234,21 @@ def ingest(
 
 
 def api() -> None:
-    """Serve the REST API on POTR_API_HOST:POTR_API_PORT."""
-    from cloud.bootstrap import create_api, open_pool, serve_config_service
+    """Serve the REST API on POTR_API_HOST:POTR_API_PORT, and the web UI when
+    POTR_PORTAL_IDENTITY_URL names the identity service to sign people in through."""
+    from cloud.bootstrap import create_api, create_web_ui, open_pool, serve_config_service
     from cloud.config import ConfigSettings
     from cloud.identity import load_verifying_keys
-    from cloud.portal import ApiSettings
+    from cloud.portal import PortalSettings
 
-    settings = load_settings(ApiSettings, console)
+    settings = load_settings(PortalSettings, console)
     config = load_settings(ConfigSettings, console)
     # Checked before any connection: without it no token could be verified.
     _key_or_exit(load_verifying_keys, settings.identity_public_key_file, settings.env)
     if config.signing_key_file is None:
         console.print("no POTR_SIGNING_KEY_FILE: the command and config routes are off")
+    if settings.portal_identity_url is None:
+        console.print("no POTR_PORTAL_IDENTITY_URL: the web UI is off (the API serves)")
 
     async def serve(stop: asyncio.Event) -> None:
         async with contextlib.AsyncExitStack() as stack:
@@ -256,7 +259,11 @@ def api() -> None:
                 # Commands and configs are published at once; `potr config run` republishes
                 # whatever the broker did not take.
                 service, _ = await stack.enter_async_context(serve_config_service(config, pool))
-            app = create_api(settings, pool, config=service)
+            web = None
+            if settings.portal_identity_url is not None:
+                web = create_web_ui(settings, pool)
+                stack.push_async_callback(web.aclose)
+            app = create_api(settings, pool, config=service, web=web)
             await serve_http(app, settings.api_host, settings.api_port, stop, log_level="info")
 
     run_until_signal(serve)

@@ -65,6 +65,12 @@ class WebUi:
     cookie_secure: bool = True
     live_interval_s: float = 5.0
 
+    async def aclose(self) -> None:
+        """Close the identity client's connections (an HTTP gate has some)."""
+        close = getattr(self.gate, "aclose", None)
+        if close is not None:
+            await close()
+
 
 def mount_web(
     app: FastAPI,
