@@ -125,3 +125,52 @@ def test_the_session_cookie_is_not_readable_by_page_scripts(page: Page, portal: 
         assert names[name]["sameSite"] == "Strict", names[name]
         assert names[name]["secure"], names[name]
     assert "potr_" not in page.evaluate("document.cookie")
+
+
+def test_spanish_with_numbers_and_times_of_the_locale_and_the_sites_zone(
+    page: Page, portal: Portal
+) -> None:
+    sign_in(page, portal.url, portal.logins["customer-es"])
+    page.goto(f"{portal.url}/ui/es/sites/{portal.site('es')}")
+    page.get_by_label("Language").select_option("es")
+    expect(page.locator("html")).to_have_attribute("lang", "es")
+    expect(page.get_by_role("heading", name="Potencia ahora")).to_be_visible()
+    expect(page.get_by_role("link", name="Mis instalaciones")).to_be_visible()
+    # "Actualizado a las HH:MM:SS" in Madrid time, for the sample time the page carries
+    # (the first readings may still be on their way: the live view asks every interval).
+    page.wait_for_function("() => document.querySelector('#live').dataset.asOf !== ''")
+    as_of = datetime.fromisoformat(page.locator("#live").get_attribute("data-as-of") or "")
+    madrid = as_of.astimezone(ZoneInfo("Europe/Madrid")).strftime("%H:%M:%S")
+    expect(page.locator("#live .as-of")).to_contain_text(f"Actualizado a las {madrid}")
+    # PV in kW with a decimal comma: the inverter's watts as Spanish writes them.
+    pv = float(page.locator("#live").get_attribute("data-pv-w") or "nan")
+    if pv >= 1000:
+        whole, tenth = divmod(round(pv / 100), 10)
+        expect(page.locator("#live dd[data-metric=pv_w]")).to_have_text(f"{whole},{tenth} kW")
+    assert_accessible(page, context="Spanish site page")
+    # The choice stays: the next page is Spanish too.
+    page.goto(f"{portal.url}/ui/es/")
+    expect(page.get_by_role("heading", name="Mis instalaciones")).to_be_visible()
+
+
+def test_an_expired_session_is_renewed_with_the_refresh_token(page: Page, portal: Portal) -> None:
+    sign_in(page, portal.url, portal.logins["customer-au"])
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    refresh = cookies["potr_refresh"]["value"]
+    # The access token gone (expired): the next page renews the pair from the refresh token.
+    page.context.clear_cookies(name="potr_session")
+    answer = page.goto(f"{portal.url}/ui/au/")
+    assert answer is not None
+    assert answer.status == 200
+    expect(page.get_by_role("heading", name="My sites")).to_be_visible()
+    renewed = {c["name"]: c["value"] for c in page.context.cookies()}
+    assert renewed["potr_session"]
+    assert renewed["potr_refresh"] != refresh  # rotated
+    # Signing out ends the session: the old refresh token no longer works.
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(f"{portal.url}/login")
+    spent = {"name": "potr_refresh", "value": renewed["potr_refresh"], "url": portal.url}
+    page.context.add_cookies([spent])  # type: ignore[list-item]
+    answer = page.goto(f"{portal.url}/ui/au/")
+    assert answer is not None
+    assert page.url.startswith(f"{portal.url}/login")
