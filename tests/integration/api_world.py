@@ -254,10 +254,10 @@ def api_world(database_url: str, key_dir: Path) -> Iterator[World]:
             tenants[name] = Tenant(
                 name, region, account, site_id, gateway, device, command.id, employee
             )
-        settings = PortalSettings(**api_settings(database_url).model_dump())
+        portal = PortalSettings(**api_settings(database_url).model_dump())
         identity = identity_service(database_url, key_dir, pool)
-        web = create_web_ui(settings, pool, identity=identity)
-        app = create_api(settings, pool, config=config, web=web)
+        web = create_web_ui(portal, pool, identity=identity)
+        app = create_api(portal, pool, config=config, web=web)
         yield World(app, pool, tenants)
     finally:
         pool.close()
