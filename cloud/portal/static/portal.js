@@ -16,17 +16,30 @@
 
   function options(box, answer) {
     const palette = ["#b35900", "#005a9c", "#2e7d32", "#6a1b9a"];
+    // Times in the page's language and the site's zone (uPlot's own labels are English).
+    const lang = document.documentElement.lang || "en";
+    const hours = new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit", timeZone: answer.time_zone });
+    const watts = new Intl.NumberFormat(lang, { maximumFractionDigits: 0 });
     return {
       width: Math.max(280, box.clientWidth),
       height: 260,
-      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), answer.time_zone),
-      scales: { x: { time: true } },
-      axes: [{}, { label: answer.unit, size: 60 }],
-      series: [{}].concat(
+      scales: {
+        x: { time: true, range: () => answer.day },
+        y: { range: (u, min, max) => [0, Math.max(1000, (max || 0) * 1.1)] },
+      },
+      axes: [
+        { values: (u, splits) => splits.map((ts) => hours.format(new Date(ts * 1e3))) },
+        { label: answer.unit, size: 70, values: (u, splits) => splits.map((v) => watts.format(v)) },
+      ],
+      series: [{
+        label: box.dataset.timeLabel || "Time",
+        value: (u, ts) => (ts == null ? "--" : hours.format(new Date(ts * 1e3))),
+      }].concat(
         answer.labels.map((label, i) => ({
           label: label,
           stroke: palette[i % palette.length],
           width: 2,
+          value: (u, v) => (v == null ? "--" : watts.format(v) + " " + answer.unit),
           spanGaps: false,
         }))
       ),

@@ -55,11 +55,14 @@ class Chart:
     columns: list[list[float | None]]
     unit: str
     time_zone: str
+    #: The local day the chart spans (Unix seconds): its x axis, however few points.
+    day: tuple[int, int]
 
     def as_json(self) -> dict[str, Any]:
         return {
             "unit": self.unit,
             "time_zone": self.time_zone,
+            "day": list(self.day),
             "labels": self.labels,
             "data": [self.x, *self.columns],
         }
@@ -199,8 +202,10 @@ class SiteData:
         names, xs, columns = chart_columns(
             (labels.get(device_id, f"#{device_id}"), sorted(points))
             for device_id, points in sorted(per_device.items())
+            if points  # a meter has no PV power: no empty series in the legend
         )
-        return Chart(names, xs, columns, "W", site.time_zone)
+        day = (int(midnight.timestamp()), int((midnight + timedelta(days=1)).timestamp()))
+        return Chart(names, xs, columns, "W", site.time_zone, day)
 
     # -- energy -------------------------------------------------------------------------
     def energy(self, scope: Scope, site: Site, view: EnergyView) -> EnergyTable:
@@ -241,6 +246,8 @@ class SiteData:
             )
             for d in starts
         ]
+        # Periods with no reading at all (before the site reported) are left out.
+        rows = [r for r in rows if any(v is not None for v in r.values.values())]
         return EnergyTable(view, rows, metrics)
 
 
