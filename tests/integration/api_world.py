@@ -47,7 +47,7 @@ from cloud.telemetry import TelemetryStore
 from contracts.messages import DeviceInfo, ProfileRef
 from contracts.timeutil import to_wire, utc_now
 from contracts.topics import Region
-from tests.api_tokens import api_settings, bearer
+from tests.api_tokens import KEY, api_settings, bearer
 from tests.integration.registry_events import deliver_gateway_events, deliver_ingest_events
 
 Pool = ConnectionPool[Connection[Any]]
@@ -83,6 +83,8 @@ class World:
     app: FastAPI
     pool: Pool
     tenants: dict[str, Tenant]
+    #: The identity service the web UI signs people in through.
+    identity: IdentityService | None = None
 
     def headers(self, role: Role | str) -> dict[str, str]:
         """A caller of ``role``: staff of au, or account A's customer (au)."""
@@ -193,10 +195,11 @@ def _customer(customers: CustomersService, region: Region, name: str, site_id: i
 
 
 def identity_service(database_url: str, key_dir: Path, pool: Pool) -> IdentityService:
-    """The identity service the web UI signs people in through (its own key: the world's
-    callers carry tokens minted by tests.api_tokens, which the API verifies)."""
+    """The identity service the web UI signs people in through, with the test
+    deployment's key (tests.api_tokens.KEY), which the world's API verifies."""
     key_file = key_dir / "identity.pem"
-    write_key_file(key_file)
+    key_file.write_bytes(KEY.private_pem())  # signs what the world's API verifies
+    key_file.chmod(0o600)
     settings = IdentitySettings(
         env="test", database_url=database_url, identity_signing_key_file=key_file
     )
@@ -258,6 +261,6 @@ def api_world(database_url: str, key_dir: Path) -> Iterator[World]:
         identity = identity_service(database_url, key_dir, pool)
         web = create_web_ui(portal, pool, identity=identity)
         app = create_api(portal, pool, config=config, web=web)
-        yield World(app, pool, tenants)
+        yield World(app, pool, tenants, identity)
     finally:
         pool.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["CSP", "SecurityHeaders"]
+__all__ = ["CSP", "NOT_PAGES", "SecurityHeaders"]
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -26,15 +26,20 @@ _PAGE_HEADERS = {
 }
 
 
-class SecurityHeaders:
-    """Adds :data:`CSP` and friends to every answer outside ``api_prefix``."""
+#: Not the web UI's: the JSON API, its health check and FastAPI's API docs (whose page
+#: loads Swagger UI from a CDN, which the UI's policy would block).
+NOT_PAGES = ("/api/", "/healthz", "/docs", "/redoc", "/openapi.json")
 
-    def __init__(self, app: ASGIApp, api_prefix: str = "/api/") -> None:
+
+class SecurityHeaders:
+    """Adds :data:`CSP` and friends to every answer of the web UI."""
+
+    def __init__(self, app: ASGIApp, not_pages: tuple[str, ...] = NOT_PAGES) -> None:
         self.app = app
-        self.api_prefix = api_prefix
+        self.not_pages = not_pages
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self.api_prefix):
+        if scope["type"] != "http" or scope["path"].startswith(self.not_pages):
             await self.app(scope, receive, send)
             return
         is_static = scope["path"].startswith("/static/")
