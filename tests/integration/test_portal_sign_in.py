@@ -48,7 +48,7 @@ def _csrf(client: TestClient) -> str:
     token = client.cookies.get("potr_csrf")
     assert token
     assert f'value="{token}"' in page.text  # the form carries it
-    return token
+    return str(token)
 
 
 def test_sign_in_sets_httponly_strict_secure_cookies_and_lands_home(world: World) -> None:
