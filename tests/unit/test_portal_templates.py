@@ -69,7 +69,7 @@ def test_the_fleet_with_yesterdays_completeness(
                                         device_days=2000, average_percent=98.5, sampled=True),
         sites={7: SimpleNamespace(name="Site seven")},
     )  # fmt: skip
-    text = page.body.decode()
+    text = bytes(page.body).decode()
     assert page.status_code == 200
     assert expected in text
     assert ("sampled" if language == "en" else "muestreada") in text
@@ -93,7 +93,7 @@ def test_a_site_with_every_notice(renderer: Renderer) -> None:
             base="/ui/au", as_customer=None, gateways=[],
             notices=site_notices(devices, flow, [swap]),
         )  # fmt: skip
-        text = page.body.decode()
+        text = bytes(page.body).decode()
         assert words in text
         assert "OLD" in text
         assert "NEW" in text
