@@ -1,7 +1,8 @@
 """The API's input guard (ASGI middleware): what no route may ever see.
 
-* a NUL character anywhere — path, query or a JSON body's keys and values: PostgreSQL
-  cannot store one in ``text`` or ``jsonb`` and would answer with an error, not a row;
+* a NUL character anywhere — path, query, a JSON body's keys and values or a form's
+  fields (the web UI's): PostgreSQL cannot store one in ``text`` or ``jsonb`` and would
+  answer with an error, not a row;
 * a JSON body that is not strict JSON (RFC 8259): ``NaN``, ``Infinity``, numbers beyond
   a double, lone surrogates (Python's ``json`` accepts the first two; nothing
   downstream can store or sign them);
@@ -51,6 +52,15 @@ def _is_json(content_type: bytes | None) -> bool:
     )
 
 
+def _has_nul_in_form(content_type: bytes | None, body: bytes) -> bool:
+    """A form (the web UI's) with a NUL in a field: percent-encoded in a URL-encoded
+    form, raw in a multipart one."""
+    kind = (content_type or b"").split(b";")[0].strip().lower()
+    if kind == b"application/x-www-form-urlencoded":
+        return b"\x00" in unquote_to_bytes(body.replace(b"+", b" "))
+    return kind == b"multipart/form-data" and b"\x00" in body
+
+
 class InputGuard:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -87,6 +97,9 @@ class InputGuard:
             if _has_nul(value):
                 await _refuse(send, 422, [_issue(["body"], "a NUL character is not allowed")])
                 return
+        elif body and _has_nul_in_form(headers.get(b"content-type"), body):
+            await _refuse(send, 422, [_issue(["body"], "a NUL character is not allowed")])
+            return
         await self.app(scope, _replay(body, receive), send)
 
 

@@ -152,3 +152,22 @@ def test_pages_carry_a_strict_policy_and_versioned_immutable_assets(world: World
         assert stale.headers["cache-control"] == "no-cache"
         for path in ("/healthz", "/docs", "/api/v1/au/sites"):
             assert "content-security-policy" not in client.get(path).headers, path
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"email": "a\x00b@example.com", "password": PASSWORD},
+        {"email": EMAIL, "password": "x\x00y"},
+        {"email": "x" * 300, "password": PASSWORD},
+        {"email": EMAIL},
+    ],
+)
+def test_malformed_sign_in_forms_answer_a_page_not_a_500(
+    world: World, form: dict[str, str]
+) -> None:
+    with _client(world) as client:
+        token = _csrf(client)
+        answer = client.post("/login", data=form | {"csrf_token": token})
+        assert answer.status_code in (401, 422), answer.text[:300]
+        assert "potr_session" not in answer.headers.get("set-cookie", "")
