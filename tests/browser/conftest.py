@@ -21,19 +21,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
+from tests.browser.chromium import CHROMIUM, LAUNCH_ARGS
 from tests.browser.portal_world import Portal, running_portal
 from tests.integration.api_world import private_database
 
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = [
-    "--no-sandbox",  # we run as root
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    # Chromium maps IP literals through these rules too: only loopback stays reachable
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
-]
 TIMEOUT_MS = 10_000
 _HERE = Path(__file__).parent
 

@@ -43,6 +43,11 @@ def safe_next(value: str | None) -> str | None:
     return None
 
 
+def _address(request: Request) -> str | None:
+    """The browser's address (behind the API gateway: uvicorn's proxy headers)."""
+    return request.client.host if request.client else None
+
+
 def create_auth_pages(sessions: Sessions, renderer: Renderer, jar: CookieJar) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
@@ -93,10 +98,8 @@ def create_auth_pages(sessions: Sessions, renderer: Renderer, jar: CookieJar) ->
         password: Annotated[str, Form(min_length=1, max_length=1024)],
         next_: Annotated[str, Form(alias="next", max_length=600)] = "",
     ) -> Response:
-        address = request.client.host if request.client else None
-        return await signed_in(
-            request, sessions.gate.login(email.strip(), password, address), next_
-        )
+        attempt = sessions.gate.login(email.strip(), password, _address(request))
+        return await signed_in(request, attempt, next_)
 
     @router.post("/pin-login", dependencies=[Depends(check_csrf)])
     async def pin_login(
@@ -105,10 +108,8 @@ def create_auth_pages(sessions: Sessions, renderer: Renderer, jar: CookieJar) ->
         pin: Annotated[str, Form(min_length=1, max_length=32)],
         next_: Annotated[str, Form(alias="next", max_length=600)] = "",
     ) -> Response:
-        address = request.client.host if request.client else None
-        return await signed_in(
-            request, sessions.gate.pin_login(employee_no.strip(), pin, address), next_
-        )
+        attempt = sessions.gate.pin_login(employee_no.strip(), pin, _address(request))
+        return await signed_in(request, attempt, next_)
 
     @router.post("/logout", dependencies=[Depends(check_csrf)])
     async def logout(request: Request) -> Response:

@@ -1,7 +1,7 @@
 """Screenshots of the portal's screens, one per role, from a running demo, into
 docs/screenshots/ (desktop, and the MOSIE's on a 360-px phone).
 
-    .venv/bin/python scripts/portal_screenshots.py [--out docs/screenshots]
+    .venv/bin/python -m tests.browser.screenshots [--out docs/screenshots]
 
 Needs what the browser tests need (scripts/bootstrap.sh test: Debian's chromium); the
 demo runs on an embedded PostgreSQL (or POTR_DATABASE_URL) and a private Mosquitto.
@@ -17,37 +17,19 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import sync_playwright
 from rich.console import Console
 
 from potr.demo import DemoStack, demo_stack
-from potr.demo_people import DemoLogin
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
-]
-
-
-def sign_in(page: Page, url: str, who: DemoLogin) -> None:
-    page.goto(f"{url}/login")
-    if who.employee_no and who.pin:
-        page.locator("#employee_no").fill(who.employee_no)
-        page.locator("#pin").fill(who.pin)
-        page.locator("form[action='/pin-login'] button[type=submit]").click()
-    else:
-        page.locator("#email").fill(who.email)
-        page.locator("#password").fill(who.password)
-        page.locator("form[action='/login'] button[type=submit]").click()
-    page.wait_for_url(f"{url}/ui/**")
+from tests.browser.chromium import CHROMIUM, LAUNCH_ARGS
+from tests.browser.signin import sign_in
 
 
 def shoot(stack: DemoStack, out: Path) -> None:
     people = {("customer-" + p.region if p.role == "customer" else p.role): p for p in stack.people}
     url, au = stack.url, stack.sites["au"]
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
         shots: list[tuple[str, str, str, dict[str, Any]]] = [
             ("customer-site", "customer-au", f"/ui/au/sites/{au}", {}),
             (
