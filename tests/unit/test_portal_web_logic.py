@@ -112,6 +112,7 @@ def test_formats_follow_language_and_zone() -> None:
     assert en.power(840.4) == "840 W"
     assert en.power(None) == "—"
     assert es.energy(Decimal("12345.6")) == "12,3 kWh"
+    assert es.energy(Decimal("350.4")) == "350 Wh"
     assert en.energy(Decimal("25000000")) == "25.0 MWh"
     assert es.time(at) == "14:00"  # UTC+2 in July
     assert en.time(at) == "10:00\u202fPM"  # UTC+10 in July (CLDR's narrow no-break space)

@@ -50,12 +50,14 @@ class Formats:
         return f"{self.number(watts)} W"
 
     def energy(self, watt_hours: float | Decimal | None) -> str:
-        """Energy in kWh with one decimal (MWh from 10 MWh up: a fleet's year)."""
+        """Energy in kWh with one decimal (Wh below 1 kWh; MWh from 10 MWh up)."""
         if watt_hours is None:
             return MISSING
         wh = Decimal(str(watt_hours)) if isinstance(watt_hours, float) else watt_hours
         if abs(wh) >= 10_000_000:
             return f"{self.number(wh / 1_000_000, 1)} MWh"
+        if abs(wh) < 1000:  # a short day or a new site: "0.0 kWh" would say nothing
+            return f"{self.number(wh)} Wh"
         return f"{self.number(wh / 1000, 1)} kWh"
 
     def money(self, amount: Decimal, currency: str) -> str:
