@@ -1,10 +1,20 @@
 """Render the API gateway's ``nginx.conf`` (nginx 1.22, Debian's ``nginx-light``; pure
 text, no processes here).
 
-The gateway routes by the path alone: ``/api/v1/<region>/…`` to that region's pool of API
-processes, identity's paths (``/api/v1/auth/…``) to identity's pool, anything else is
-answered 404 by the gateway itself and reaches nobody. It never reads the token: the API
-process verifies it and scopes every query (ARCHITECTURE decision 44).
+The gateway routes by the path alone: ``/api/v1/<region>/…`` and the web UI's
+``/ui/<region>/…`` to that region's pool of API processes, identity's paths
+(``/api/v1/auth/…``) to identity's pool, the web UI's paths that belong to no region
+(``/``, ``/login``, ``/pin-login``, ``/logout``, ``/language`` and the static files under
+``/static/``) to the pool of one region, ``portal_region`` (any regional process can sign
+a person in: it asks identity), and anything else is answered 404 by the gateway itself
+and reaches nobody. It never reads the token or a cookie: the API process verifies them
+and scopes every query (ARCHITECTURE decision 44).
+
+The browser's ``Host`` reaches the process as it was sent, port included
+(``$http_host``, not nginx's ``$host``, which drops the port): the portal's CSRF check
+compares it with the ``Origin`` of every form post. ``Set-Cookie`` from a process passes
+to the browser unchanged (no ``proxy_cookie_*``): the portal sets its cookies on ``/``,
+so a session begun on the portal region's pool is sent to every region's pages.
 
 Retries happen on connection failures only (``proxy_next_upstream error timeout``), and
 nginx never retries a POST, PATCH or LOCK once it has been sent (``non_idempotent`` is left
@@ -33,6 +43,9 @@ __all__ = [
     "CONF_FILE",
     "ERROR_LOG",
     "PID_FILE",
+    "PORTAL_PATHS",
+    "PORTAL_PREFIXES",
+    "UI_PREFIX",
     "GatewayConfig",
     "GatewayConfigError",
     "GatewayTls",
@@ -60,6 +73,11 @@ _UNSAFE_IN_FILE_NAME = re.compile(r'["\\$;{}\s]')
 #: A well-formed request id from the client (or a load balancer in front) is kept, so one
 #: id follows a request end to end; anything else is replaced by nginx's own.
 _REQUEST_ID = r"^[A-Za-z0-9._:-]{8,128}$"
+#: The web UI's paths of no region (``cloud.portal.web``): exact paths, and path prefixes.
+PORTAL_PATHS = ("/", "/login", "/pin-login", "/logout", "/language")
+PORTAL_PREFIXES = ("/static/",)
+#: The web UI's pages of a region are ``/ui/<region>/…``.
+UI_PREFIX = "/ui"
 #: Refused before any routing (400): dot segments, double slashes and encoded slashes or
 #: dots in the path. nginx picks the location on the *normalised* path but passes the path
 #: as sent, so ``/api/v1/es/../au/x`` would reach an AU process carrying "es" in its path.
@@ -142,7 +160,8 @@ class GatewayTls:
 
 @dataclass(frozen=True)
 class GatewayConfig:
-    """One gateway: where it listens, each region's pool of API processes, identity's pool."""
+    """One gateway: where it listens, each region's pool of API processes, identity's
+    pool, and the region whose pool serves the web UI's sign-in pages and static files."""
 
     listen_host: str
     listen_port: int
@@ -151,6 +170,9 @@ class GatewayConfig:
     #: Path prefixes identity serves (login, refresh, keys); each ends with ``/``.
     identity_paths: tuple[str, ...] = ("/api/v1/auth/",)
     api_prefix: str = "/api/v1"
+    #: The pool that serves the web UI's paths of no region (sign-in, static files);
+    #: None: the first region of ``regions``.
+    portal_region: Region | None = None
     #: API processes each region must have (the issue: at least two, load-balanced).
     min_servers: int = 2
     #: Passive failure detection: a process that fails ``max_fails`` times within
@@ -180,6 +202,14 @@ class GatewayConfig:
 
     def region_path(self, region: Region) -> str:
         return f"{self.api_prefix}/{region.value}/"
+
+    def ui_path(self, region: Region) -> str:
+        return f"{UI_PREFIX}/{region.value}/"
+
+    @property
+    def portal(self) -> Region:
+        """The region whose pool serves the web UI's paths of no region."""
+        return self.portal_region or next(iter(self.regions))
 
     def render(self) -> str:
         return "\n".join(
@@ -229,7 +259,9 @@ class GatewayConfig:
             # Keep-alive to the pools needs HTTP/1.1 and no "Connection: close".
             "proxy_http_version 1.1;",
             'proxy_set_header Connection "";',
-            "proxy_set_header Host $host;",
+            # The Host as sent, port included ($host drops it): the portal's CSRF check
+            # compares it with the Origin of a form post.
+            "proxy_set_header Host $http_host;",
             "proxy_set_header X-Request-Id $potr_request_id;",
             # The gateway is the first hop we trust: a client's own X-Forwarded-For is
             # replaced, not extended.
@@ -298,8 +330,14 @@ class GatewayConfig:
         ]
         for region in Region:
             lines += _proxy_location(self.region_path(region), f"potr_{region.value}")
+            lines += _proxy_location(self.ui_path(region), f"potr_{region.value}")
         for path in self.identity_paths:
             lines += _proxy_location(path, "potr_identity")
+        portal = f"potr_{self.portal.value}"
+        for path in PORTAL_PATHS:
+            lines += [f"    location = {path} {{", f"        proxy_pass http://{portal};", "    }"]
+        for path in PORTAL_PREFIXES:
+            lines += _proxy_location(path, portal)
         lines += ["    location / {", "        return 404;", "    }"]
         for code, detail in _ERRORS.items():
             body = '{\\"detail\\":\\"' + detail + '\\"}'
@@ -400,6 +438,11 @@ def _check_distinct(servers: list[Upstream]) -> None:
 def _check_paths(conf: GatewayConfig) -> None:
     if not _PATH_PREFIX.match(conf.api_prefix + "/"):
         raise GatewayConfigError(f"api_prefix {conf.api_prefix!r}: expected like /api/v1")
+    portal = [f"{UI_PREFIX}/", *PORTAL_PREFIXES]
+    if any(
+        (conf.api_prefix + "/").startswith(p) or p.startswith(conf.api_prefix + "/") for p in portal
+    ):
+        raise GatewayConfigError(f"api_prefix {conf.api_prefix!r} overlaps the web UI's paths")
     regional = [conf.region_path(r) for r in Region]
     if len(set(conf.identity_paths)) != len(conf.identity_paths):
         raise GatewayConfigError("identity_paths lists a path twice")

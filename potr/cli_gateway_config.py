@@ -36,6 +36,11 @@ def render(
     identity_upstream: str | None = typer.Option(
         None, help="identity's processes: host:port,... [POTR_GATEWAY_IDENTITY_UPSTREAMS]"
     ),
+    portal_region: str | None = typer.Option(
+        None,
+        help="the region whose processes serve sign-in and static files"
+        " (default: the first --region-upstream) [POTR_GATEWAY_PORTAL_REGION]",
+    ),
     min_servers: int | None = typer.Option(
         None, min=1, help="API processes each region needs [POTR_GATEWAY_MIN_SERVERS]"
     ),
@@ -52,6 +57,7 @@ def render(
         "gateway_listen": listen,
         "gateway_upstreams": ";".join(region_upstream) if region_upstream else None,
         "gateway_identity_upstreams": identity_upstream,
+        "gateway_portal_region": portal_region,
         "gateway_min_servers": min_servers,
         "gateway_tls_cert_file": tls_cert,
         "gateway_tls_key_file": tls_key,

@@ -1,6 +1,7 @@
 """The API gateway's settings (prefix ``POTR_``): where its nginx directory is, where it
-listens, each region's API processes and identity's; ``config()`` turns them into the
-``GatewayConfig`` that ``potr gateway-config render`` writes."""
+listens, each region's API processes and identity's, and which region's processes serve
+the web UI's sign-in pages; ``config()`` turns them into the ``GatewayConfig`` that
+``potr gateway-config render`` writes."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from broker_config.nginx import (
     parse_region_upstreams,
     parse_upstreams,
 )
+from contracts.topics import Region
 
 __all__ = ["GatewaySettings"]
 
@@ -35,6 +37,9 @@ class GatewaySettings(BaseSettings):
     gateway_identity_upstreams: str
     #: The paths identity serves, comma-separated, each ending with ``/``.
     gateway_identity_paths: str = "/api/v1/auth/"
+    #: The region whose API processes serve the web UI's paths of no region (``/``,
+    #: ``/login``, ``/static/…``); unset: the first region of ``gateway_upstreams``.
+    gateway_portal_region: Region | None = None
     gateway_min_servers: int = Field(default=2, ge=1)
     gateway_max_fails: int = Field(default=2, ge=1)
     gateway_fail_timeout_s: int = Field(default=10, ge=1)
@@ -62,6 +67,7 @@ class GatewaySettings(BaseSettings):
                 identity_paths=tuple(
                     p.strip() for p in self.gateway_identity_paths.split(",") if p.strip()
                 ),
+                portal_region=self.gateway_portal_region,
                 min_servers=self.gateway_min_servers,
                 max_fails=self.gateway_max_fails,
                 fail_timeout_s=self.gateway_fail_timeout_s,

@@ -180,8 +180,44 @@ def test_identity_paths_reach_identity_only(regions: Gateway) -> None:
     assert len(seen["identity-1"]) == 4
 
 
+def test_web_pages_reach_their_regions_processes_and_sign_in_the_first_regions(
+    regions: Gateway,
+) -> None:
+    # The web UI (cloud/portal/web): /ui/<region>/ like the API; the pages of no region
+    # go to the portal region's pool, au here (the first region of the config).
+    sent = {
+        f"/ui/{region}/sites/{i}": {f"{region}-1", f"{region}-2"}
+        for region in REGIONS
+        for i in range(2)
+    }
+    for path in ("/", "/login", "/pin-login", "/logout", "/language", "/static/portal.css"):
+        sent[path] = {"au-1", "au-2"}
+    with httpx.Client(base_url=regions.nginx.url) as client:
+        for path, allowed in sent.items():
+            rid = _rid("ui")
+            answer = client.get(path, headers={"X-Request-Id": rid})
+            assert answer.status_code == 200, path
+            assert answer.json()["instance"] in allowed, path
+            (entry,) = [e for got in regions.seen_by({rid}).values() for e in got]
+            assert entry["path"] == path  # passed on as sent
+            # The Host as sent, port included: the portal's CSRF check compares it with
+            # a form post's Origin.
+            assert entry["headers"]["host"] == f"127.0.0.1:{regions.nginx.port}"
+
+
 @pytest.mark.parametrize(
-    "path", ["/api/v1/eu/sites", "/api/v2/es/sites", "/api/v1/es", "/", "/api/v1/authx/token"]
+    "path",
+    [
+        "/api/v1/eu/sites",
+        "/api/v2/es/sites",
+        "/api/v1/es",
+        "/api/v1/authx/token",
+        "/ui/eu/",
+        "/ui/es",
+        "/login/x",
+        "/static",
+        "/docs",
+    ],
 )
 def test_a_path_outside_the_routes_is_answered_404_by_the_gateway(
     regions: Gateway, path: str

@@ -54,6 +54,48 @@ def test_each_regions_paths_go_to_its_own_pool_and_identitys_to_identity() -> No
     assert "return 404;" in _block(text, "location /")
 
 
+def test_each_regions_web_pages_go_to_its_own_pool() -> None:
+    text = _config().render()
+    for region in ("au", "us", "es"):
+        assert _block(text, f"location ^~ /ui/{region}/").strip() == (
+            f"proxy_pass http://potr_{region};"
+        )
+        # Without the slash: no page there, and no 301 from nginx to one.
+        assert _block(text, f"location = /ui/{region}").strip() == "return 404;"
+
+
+PORTAL_EXACT = ("/", "/login", "/pin-login", "/logout", "/language")
+
+
+def test_sign_in_and_static_files_go_to_the_first_regions_pool_by_default() -> None:
+    text = _config().render()  # POOLS lists au first
+    for path in PORTAL_EXACT:
+        assert _block(text, f"location = {path}").strip() == "proxy_pass http://potr_au;"
+    assert _block(text, "location ^~ /static/").strip() == "proxy_pass http://potr_au;"
+    assert _block(text, "location = /static").strip() == "return 404;"
+    es_first = parse_region_upstreams(";".join(reversed(POOLS.split(";"))))
+    text = _config(regions=es_first).render()
+    assert _block(text, "location = /login").strip() == "proxy_pass http://potr_es;"
+
+
+def test_sign_in_and_static_files_go_to_the_portal_regions_pool_when_named() -> None:
+    text = _config(portal_region=Region.US).render()
+    for path in PORTAL_EXACT:
+        assert _block(text, f"location = {path}").strip() == "proxy_pass http://potr_us;"
+    assert _block(text, "location ^~ /static/").strip() == "proxy_pass http://potr_us;"
+
+
+def test_the_host_reaches_the_process_as_sent_port_included() -> None:
+    # The portal's CSRF check compares Origin's host:port with Host; nginx's $host
+    # would drop the port.
+    text = _config().render()
+    assert re.findall(r"proxy_set_header Host (\S+);", text) == ["$http_host"]
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in text
+    assert "proxy_set_header X-Forwarded-Proto $scheme;" in text
+    assert "proxy_cookie" not in text  # Set-Cookie passes unchanged
+    assert "proxy_hide_header Set-Cookie" not in text
+
+
 def test_every_server_has_passive_failure_detection() -> None:
     text = _config(max_fails=3, fail_timeout_s=7).render()
     lines = re.findall(r"^\s*server \d.*$", text, re.M)
@@ -108,6 +150,8 @@ def test_tls_listens_with_the_given_files() -> None:
         ({"identity_paths": ("/api/v1/es/",)}, "overlaps a region's paths"),
         ({"identity_paths": ("/auth/",)}, "expected /api/v1/<name>/"),
         ({"identity_paths": ("/api/v1/auth",)}, "expected /api/v1/<name>/"),
+        ({"api_prefix": "/ui"}, "overlaps the web UI's paths"),
+        ({"api_prefix": "/static/v1"}, "overlaps the web UI's paths"),
         ({"listen_port": 0}, "listen port 0"),
         ({"max_fails": 0}, "max_fails must be at least 1"),
         ({"worker_processes": 0}, "worker_processes"),
@@ -161,8 +205,10 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setenv("POTR_GATEWAY_UPSTREAMS", POOLS)
     monkeypatch.setenv("POTR_GATEWAY_IDENTITY_UPSTREAMS", "10.0.9.1:8000")
     monkeypatch.setenv("POTR_GATEWAY_MAX_FAILS", "3")
+    monkeypatch.setenv("POTR_GATEWAY_PORTAL_REGION", "es")
     conf = GatewaySettings().config()
     assert (conf.listen_host, conf.listen_port, conf.max_fails) == ("0.0.0.0", 8443, 3)
+    assert conf.portal == Region.ES
     assert conf.regions[Region.US] == (Upstream("10.0.2.1", 8000), Upstream("10.0.2.2", 8000))
     assert conf.identity == (Upstream("10.0.9.1", 8000),)
 
