@@ -19,11 +19,10 @@ import httpx
 import pytest
 
 from broker_config.nginx import GatewayConfig, Upstream
-from cloud.bootstrap import create_api
+from cloud.bootstrap import create_api, create_web_ui
 from cloud.identity import Role
 from cloud.keyfiles import public_key_path
-from cloud.portal import ApiSettings
-from cloud.portal.web import LocalIdentityGate, WebUi
+from cloud.portal import PortalSettings
 from cloud.portal.web.assets import Assets
 from contracts.topics import Region
 from potr.servers.nginx import PrivateNginx
@@ -58,12 +57,12 @@ def portal(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) -
     ):
         tenant = world.tenants["A"]
         user = identity.add_user(Role.CUSTOMER, account_id=tenant.account)
-        settings = ApiSettings(
-            env="test",
-            database_url=url,
-            identity_public_key_file=public_key_path(identity.settings.identity_signing_key_file),
+        signing = identity.settings.identity_signing_key_file
+        assert signing is not None
+        settings = PortalSettings(
+            env="test", database_url=url, identity_public_key_file=public_key_path(signing)
         )
-        web = WebUi(gate=LocalIdentityGate(identity.service))
+        web = create_web_ui(settings, world.pool, identity=identity.service)
         app = create_api(settings, world.pool, web=web)
         with serve_asgi(app) as port:
             # The portal serves au; the other regions' pools are addresses where nothing
