@@ -23,7 +23,7 @@ from cloud.identity import Role
 from cloud.portal.web.notices import site_notices
 from cloud.portal.web.render import Renderer
 from cloud.portal.web.session import PageRefused, Sessions, Viewer
-from cloud.portal.web.site_data import SiteData
+from cloud.portal.web.site_data import EnergyView, SiteData
 from cloud.registry import Site
 from cloud.scope import Scope
 
@@ -124,10 +124,10 @@ class SitePages:
         return JSONResponse(await run_in_threadpool(gather))
 
     async def energy(
-        self, request: Request, viewer: Viewer, scope: Scope, site_id: int, view: str
+        self, request: Request, viewer: Viewer, scope: Scope, site_id: int, view: EnergyView
     ) -> Response:
         site = await self.site_or_404(scope, site_id)
-        table = await run_in_threadpool(self.data.energy, scope, site, view)  # type: ignore[arg-type]
+        table = await run_in_threadpool(self.data.energy, scope, site, view)
         return self.renderer.page(
             request, "_energy.html", language=viewer.language, viewer=viewer,
             site=site, table=table, fmt=viewer.formats.at(site.time_zone),

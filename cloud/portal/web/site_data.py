@@ -26,6 +26,7 @@ __all__ = [
     "DeviceRow",
     "EnergyRow",
     "EnergyTable",
+    "EnergyView",
     "SiteData",
     "chart_columns",
     "energy_by_year",
