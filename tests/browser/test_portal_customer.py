@@ -174,3 +174,32 @@ def test_an_expired_session_is_renewed_with_the_refresh_token(page: Page, portal
     answer = page.goto(f"{portal.url}/ui/au/")
     assert answer is not None
     assert page.url.startswith(f"{portal.url}/login")
+
+
+def test_keyboard_only_sign_in_and_navigation(page: Page, portal: Portal) -> None:
+    who = portal.logins["customer-au"]
+    page.goto(f"{portal.url}/login")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.get_by_label("Email").focus()
+    page.keyboard.type(who.email)
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Password")).to_be_focused()
+    page.keyboard.type(who.password)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{portal.url}/ui/au/")
+    # Tab to the site's link and open it with the keyboard.
+    link = page.get_by_role("link", name="Demo Sydney")
+    for _ in range(20):
+        page.keyboard.press("Tab")
+        if link.evaluate("e => e === document.activeElement"):
+            break
+    expect(link).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Demo Sydney", level=1)).to_be_visible()
+    per_month = page.get_by_role("link", name="Per month")
+    per_month.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#energy").get_by_role("link", name="Per month")).to_have_attribute(
+        "aria-current", "true"
+    )
