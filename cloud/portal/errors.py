@@ -11,7 +11,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
+from starlette.routing import Match
 
 from cloud import config, customers, employees, registry
 from cloud.search import SearchRefused
@@ -63,19 +63,25 @@ async def malformed_problem(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": issues}, status_code=422)
 
 
+#: The methods a 405's ``Allow`` may list.
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 async def http_problem(request: Request, exc: Exception) -> Response:
     """A 405 lists in ``Allow`` the methods of every route of the path (Starlette names
-    only those of the first route it matched)."""
+    only those of the first route it matched). Each method is asked of the routes as a
+    full match (public ``matches``): FastAPI 0.165 keeps an included router as one
+    route, so reading the routes' own method sets would find none of them."""
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code != status.HTTP_405_METHOD_NOT_ALLOWED:
         return await http_exception_handler(request, exc)
     methods = sorted(
-        {
-            method
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
             for route in request.app.router.routes
-            if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE
-            for method in route.methods or ()
-        }
+        )
     )
     return JSONResponse(
         {"detail": "Method Not Allowed"}, status_code=405, headers={"Allow": ", ".join(methods)}

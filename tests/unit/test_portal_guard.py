@@ -101,3 +101,24 @@ def test_an_undeclared_method_is_405_naming_every_method_of_the_path() -> None:
     assert answer.status_code == 405
     assert answer.headers["allow"] == "GET, POST"
     assert client.options("/things/a").headers["allow"] == "GET, POST"
+
+
+def test_a_405_names_the_methods_of_an_included_routers_path() -> None:
+    from fastapi import APIRouter
+
+    app = FastAPI()
+    add_error_handlers(app)
+    router = APIRouter()
+
+    @router.get("/things/{name}")
+    async def read(name: str) -> dict[str, str]:
+        return {"name": name}
+
+    @router.patch("/things/{name}")
+    async def change(name: str) -> dict[str, str]:
+        return {"name": name}
+
+    app.include_router(router, prefix="/api/v1/{region}")
+    answer = TestClient(app).delete("/api/v1/au/things/a")
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "GET, PATCH"
