@@ -498,29 +498,95 @@ def site_energy(
     elif unit == "day":
         figures = _days(conn, site_id, devices, metric, zone, periods)
     else:
-        last = periods[-1].day
-        month_end = date(last.year, last.month, monthrange(last.year, last.month)[1])
-        days = _days(
-            conn, site_id, devices, metric, zone, local_periods(zone, first_day, month_end, "day")
-        )
-        figures = [
-            _month(p, [d for d in days if _same_month(d.period.day, p.day)]) for p in periods
-        ]
+        figures = _months(conn, site_id, devices, metric, zone, periods)
     return SiteEnergy(site_id, str(zone), metric, figures)
 
 
-def _same_month(a: date, b: date) -> bool:
-    return (a.year, a.month) == (b.year, b.month)
-
-
-def _month(period: LocalPeriod, days: Sequence[EnergyFigure]) -> EnergyFigure:
-    return EnergyFigure(
-        period=period,
-        energy_mwh=sum(d.energy_mwh for d in days),
-        samples=sum(d.samples for d in days),
-        covered=sum((d.covered for d in days), timedelta(0)),
-        flags=frozenset().union(*(d.flags for d in days)),
+def _months(
+    conn: Connection[Any],
+    site_id: int,
+    devices: list[int],
+    metric: int,
+    zone: ZoneInfo,
+    months: list[LocalPeriod],
+) -> list[EnergyFigure]:
+    """Local months: the stored days (``energy_site_1d`` rows of these very devices)
+    summed by the server per month, plus the days not stored — today, days the job has
+    not reached — summed from the buckets like :func:`_days`. Days outside the devices'
+    first and last bucket hold nothing and are not looked at, so a year view of a new
+    site, or of an old one whose days are all stored, builds no per-day objects."""
+    first, last = months[0].day, _month_end(months[-1].day)
+    span = (site_id, metric, first, last, devices)
+    where = (
+        " WHERE site_id = %s AND metric_id = %s AND day >= %s AND day <= %s AND devices = %s::int[]"
     )
+    sums = conn.execute(
+        "SELECT date_trunc('month', day)::date, sum(energy_mwh), sum(samples), sum(covered),"
+        f" array_agg(day) FROM telemetry.energy_site_1d{where} GROUP BY 1",
+        span,
+    ).fetchall()
+    flagged = conn.execute(
+        "SELECT date_trunc('month', day)::date, array_agg(DISTINCT f)"
+        f" FROM telemetry.energy_site_1d, unnest(flags) AS f{where} GROUP BY 1",
+        span,
+    ).fetchall()
+    per_month: dict[date, tuple[int, int, timedelta, frozenset[EnergyFlag]]] = {
+        m: (int(e), int(n), c, frozenset()) for m, e, n, c, _ in sums
+    }
+    for m, fs in flagged:
+        e, n, c, _ = per_month[m]
+        per_month[m] = (e, n, c, frozenset(EnergyFlag(f) for f in fs))
+    stored = {d for *_, days in sums for d in days}
+    for figure in _unstored_days(conn, devices, metric, zone, first, last, stored):
+        key = figure.period.day.replace(day=1)
+        e, n, c, fs = per_month.get(key, (0, 0, timedelta(0), frozenset()))
+        per_month[key] = (
+            e + figure.energy_mwh,
+            n + figure.samples,
+            c + figure.covered,
+            fs | figure.flags,
+        )
+    return [
+        EnergyFigure(period=p, energy_mwh=e, samples=n, covered=c, flags=fs)
+        for p in months
+        for e, n, c, fs in [per_month.get(p.day, (0, 0, timedelta(0), frozenset()))]
+    ]
+
+
+def _unstored_days(
+    conn: Connection[Any],
+    devices: list[int],
+    metric: int,
+    zone: ZoneInfo,
+    first: date,
+    last: date,
+    stored: set[date],
+) -> list[EnergyFigure]:
+    """The days from ``first`` to ``last`` not in ``stored``, within the devices'
+    buckets, summed from the buckets (:func:`_days_in_sql`), a run of days at a time."""
+    bounds = conn.execute(
+        "SELECT min(bucket), max(bucket) FROM telemetry.energy_15m"
+        " WHERE device_id = ANY(%s) AND metric_id = %s",
+        (devices, metric),
+    ).fetchone()
+    if bounds is None or bounds[0] is None:
+        return []
+    lo = max(first, bounds[0].astimezone(zone).date())
+    hi = min(last, bounds[1].astimezone(zone).date())
+    missing = [
+        lo + timedelta(days=i)
+        for i in range((hi - lo).days + 1)
+        if lo + timedelta(days=i) not in stored
+    ]
+    found: list[EnergyFigure] = []
+    for run_first, run_last in _day_runs(missing):
+        run = local_periods(zone, run_first, run_last, "day")
+        found += _days_in_sql(conn, devices, metric, zone, run)
+    return found
+
+
+def _month_end(first: date) -> date:
+    return date(first.year, first.month, monthrange(first.year, first.month)[1])
 
 
 def _days(
