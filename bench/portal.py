@@ -184,22 +184,27 @@ def seed(url: str, hours: float, other_sites: int, t0: float) -> World:
 # -- the server (a child process) -------------------------------------------------------
 def serve(url: str, key_file: Path, port: int) -> None:
     """The portal app with its web UI on 127.0.0.1:``port`` until SIGTERM/SIGINT."""
-    from cloud.bootstrap import create_api, open_pool
-    from cloud.portal import ApiSettings
-    from cloud.portal.web import HttpIdentityGate, WebUi
+    from cloud.bootstrap import create_api, create_web_ui, open_pool
+    from cloud.portal import PortalSettings
     from potr.runtime import run_until_signal, serve_http
 
-    settings = ApiSettings(env="test", database_url=url, identity_public_key_file=key_file)
+    # Signing in is not measured: identity is never asked (tokens are minted), so its
+    # URL names a port where nothing listens.
+    settings = PortalSettings(
+        env="test",
+        database_url=url,
+        identity_public_key_file=key_file,
+        portal_identity_url=f"http://127.0.0.1:{free_port()}",
+    )
 
     async def main(stop: asyncio.Event) -> None:
         pool = await asyncio.to_thread(open_pool, settings, "api")
-        # Signing in is not measured: the gate is never asked (tokens are minted).
-        gate = HttpIdentityGate(f"http://127.0.0.1:{free_port()}")
+        web = create_web_ui(settings, pool)
         try:
-            app = create_api(settings, pool, web=WebUi(gate=gate))
+            app = create_api(settings, pool, web=web)
             await serve_http(app, "127.0.0.1", port, stop, log_level="warning")
         finally:
-            await gate.aclose()
+            await web.aclose()
             pool.close()
 
     run_until_signal(main)
