@@ -1,10 +1,26 @@
-"""Alerts: rules as data and their evaluation (the pure core of the alerts service).
+"""Alerts: rules as data and their evaluation, the ISA-18.2 alarm lifecycle and the
+alarm store (schema ``alerts``).
 
-Published interface: the rule models and loader (:mod:`cloud.alerts.rules`) and the
-evaluator with its inputs, transitions and persisted state (:mod:`cloud.alerts.evaluate`).
-Imports only :mod:`contracts` and the event models of :mod:`cloud.events.types`.
+Published interface: the rule models and loader (:mod:`cloud.alerts.rules`), the
+evaluator with its inputs, transitions and persisted state (:mod:`cloud.alerts.evaluate`),
+the alarm models, lifecycle and events (:mod:`cloud.alerts.alarms`) and the store
+(:class:`AlarmStore`).
 """
 
+from cloud.alerts.alarms import (
+    ALERT_RAISED,
+    Alarm,
+    AlarmChanged,
+    AlarmCondition,
+    AlarmNotFound,
+    AlarmPage,
+    AlarmStatus,
+    AlarmSubject,
+    FloodMetrics,
+    HistoryEntry,
+    IllegalTransition,
+    ShelveRefused,
+)
 from cloud.alerts.evaluate import (
     Cleared,
     ConditionState,
@@ -44,10 +60,20 @@ from cloud.alerts.rules import (
     metric_range,
     parse_rules,
 )
+from cloud.alerts.store import AlarmStore
 
 __all__ = [
+    "ALERT_RAISED",
     "RULES_DIR",
     "SIGNALS",
+    "Alarm",
+    "AlarmChanged",
+    "AlarmCondition",
+    "AlarmNotFound",
+    "AlarmPage",
+    "AlarmStatus",
+    "AlarmStore",
+    "AlarmSubject",
     "Audience",
     "BatterySohRule",
     "Cleared",
@@ -58,8 +84,11 @@ __all__ = [
     "DeviceKind",
     "Evaluator",
     "EvaluatorState",
+    "FloodMetrics",
     "GatewayMark",
     "GatewayOfflineRule",
+    "HistoryEntry",
+    "IllegalTransition",
     "Notify",
     "Occurrence",
     "Phase",
@@ -71,6 +100,7 @@ __all__ = [
     "Sample",
     "SeriesMark",
     "Severity",
+    "ShelveRefused",
     "ShortfallRule",
     "StateRule",
     "Subject",

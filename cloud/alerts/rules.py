@@ -1,10 +1,10 @@
 """Alert rules as data: pydantic models of every kind of rule, and the YAML loader.
 
-A region's rule set is ``rules/base.yaml`` with the region's overlay (``rules/<region>.yaml``,
-only where values differ) applied on top: an overlay overrides fields of a rule by id,
-disables rules, or adds rules. Everything is validated when it loads; a refusal is a
-:class:`RuleError` naming the file, the rule and the reason, so a bad deployment stops at
-start-up instead of alarming wrongly for weeks.
+A region's rule set is ``rule_files/base.yaml`` with the region's overlay
+(``rule_files/<region>.yaml``, only where values differ) applied on top: an overlay
+overrides fields of a rule by id, disables rules, or adds rules. Everything is validated
+when it loads; a refusal is a :class:`RuleError` naming the file, the rule and the
+reason, so a bad deployment stops at start-up instead of alarming wrongly for weeks.
 
 Rules are discriminated on ``kind``:
 
@@ -42,6 +42,7 @@ from pydantic import (
     model_validator,
 )
 
+from cloud.alerts.lifecycle import Severity
 from cloud.events.types import (
     CONFIG_APPLIED,
     CONFIG_DRIFTED,
@@ -82,9 +83,8 @@ __all__ = [
 ]
 
 #: The rule files shipped with the service: ``base.yaml`` and the regional overlays.
-RULES_DIR = Path(__file__).resolve().parent / "rules"
+RULES_DIR = Path(__file__).resolve().parent / "rule_files"
 
-Severity = Literal["low", "medium", "high", "urgent"]
 #: Who hears of an alert: the site's customer, the region's operators, field technicians.
 Audience = Literal["customer", "operators", "mosie"]
 #: Device kinds as device profiles name them (``device_profiles.schema.DeviceKind``; a
