@@ -110,7 +110,7 @@ class LocalText(_Model):
 #: A template parameter: text as is, numbers and moments formatted for the reader
 #: (Babel: their language; moments in their time zone), :class:`LocalText` in their
 #: language.
-ParamValue = LocalText | AwareDatetime | date | int | Decimal | float | str
+ParamValue = LocalText | AwareDatetime | date | int | Decimal | float | Body
 
 
 class Notification(_Model):
