@@ -1,0 +1,105 @@
+"""Notify: how notifications reach people — the in-portal inbox with a live feed,
+e-mail (templates in English and Spanish, SMTP), signed webhooks with retries, per-user
+preferences and quiet hours. The delivery side of alerts: it knows no alert, rule or
+event; a caller (the alerts service's event handler, an offer campaign) builds a
+:class:`Notification`, resolves who receives it (:class:`Recipient`) and calls
+:meth:`NotificationService.notify`; a :class:`DeliveryWorker` sends what that queued.
+
+Published interface: :class:`NotificationService`, :class:`InboxService` (and
+:class:`InboxWakeups` for server-sent events), :class:`DeliveryWorker`, their models and
+errors, :class:`NotifySettings`, the pure rules (:func:`deliveries`, :func:`quiet_until`),
+the webhook signature helpers receivers and tests use (:func:`verify_signature`), and
+the templates. Other services import nothing else from here.
+"""
+
+from cloud.notify.inbox import INBOX_CHANNEL, InboxService, InboxWakeups, InvalidCursorError
+from cloud.notify.mail import TemplateError, Templates, builtin_templates
+from cloud.notify.models import (
+    DEFAULT_EMAIL,
+    Category,
+    Channel,
+    Delivery,
+    DeliveryRecord,
+    InboxChanges,
+    InboxEntry,
+    InboxEntryIn,
+    InboxPage,
+    Language,
+    LocalText,
+    Notification,
+    NotifyResult,
+    Preferences,
+    PreferencesIn,
+    QuietHours,
+    Recipient,
+    Severity,
+    WebhookCreated,
+    WebhookEndpoint,
+    WebhookEndpointIn,
+)
+from cloud.notify.preferences import deliveries, effective_preferences, quiet_until
+from cloud.notify.service import (
+    SCHEMA,
+    InvalidError,
+    NotFoundError,
+    NotificationService,
+    NotifyError,
+)
+from cloud.notify.settings import NotifySettings
+from cloud.notify.webhooks import (
+    DELIVERY_HEADER,
+    SIGNATURE_HEADER,
+    RetryPolicy,
+    sign,
+    signature_header,
+    verify_signature,
+)
+from cloud.notify.worker import DeliveryReport, DeliveryWorker
+
+__all__ = [
+    "DEFAULT_EMAIL",
+    "DELIVERY_HEADER",
+    "INBOX_CHANNEL",
+    "SCHEMA",
+    "SIGNATURE_HEADER",
+    "Category",
+    "Channel",
+    "Delivery",
+    "DeliveryRecord",
+    "DeliveryReport",
+    "DeliveryWorker",
+    "InboxChanges",
+    "InboxEntry",
+    "InboxEntryIn",
+    "InboxPage",
+    "InboxService",
+    "InboxWakeups",
+    "InvalidCursorError",
+    "InvalidError",
+    "Language",
+    "LocalText",
+    "NotFoundError",
+    "Notification",
+    "NotificationService",
+    "NotifyError",
+    "NotifyResult",
+    "NotifySettings",
+    "Preferences",
+    "PreferencesIn",
+    "QuietHours",
+    "Recipient",
+    "RetryPolicy",
+    "Severity",
+    "TemplateError",
+    "Templates",
+    "WebhookCreated",
+    "WebhookEndpoint",
+    "WebhookEndpointIn",
+    "builtin_templates",
+    "deliveries",
+    "effective_preferences",
+    "quiet_until",
+    "sign",
+    "signature_header",
+    "verify_signature",
+]
