@@ -264,7 +264,15 @@ def api() -> None:
                 web = create_web_ui(settings, pool)
                 stack.push_async_callback(web.aclose)
             app = create_api(settings, pool, config=service, web=web)
-            await serve_http(app, settings.api_host, settings.api_port, stop, log_level="info")
+            await serve_http(
+                app,
+                settings.api_host,
+                settings.api_port,
+                stop,
+                log_level="info",
+                proxy_headers=True,
+                forwarded_allow_ips=settings.api_trusted_proxies,
+            )
 
     run_until_signal(serve)
 

@@ -35,6 +35,10 @@ class ApiSettings(TokenSettings, DatabaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65_535)
     api_region: Region | None = None
+    #: Whose ``X-Forwarded-For`` is believed (uvicorn's ``forwarded_allow_ips``): the API
+    #: gateway's address, so a person's address — which sign-in hands to identity's
+    #: per-address throttle — is theirs, not the gateway's.
+    api_trusted_proxies: str = Field(default="127.0.0.1", max_length=500)
 
 
 class PortalSettings(ApiSettings):

@@ -65,6 +65,7 @@ INTERPOLATION = {
     "SMTP_HOST": "smtp.example.net",
     "RESET_URL": "https://portal.example.net/reset-password#token=",
     "PORTAL_URL": "https://portal.example.net",
+    "API_ADDRESSES": "10.1.0.11,10.2.0.11,10.3.0.11",
 }
 #: Stand-ins for the secrets of each potr env file (empty in the examples).
 FAKE_SECRETS = {
@@ -413,9 +414,11 @@ def test_each_pool_the_gateway_balances_has_two_processes_on_distinct_host_ports
             published.append(host_port)
             if command == ("api",):
                 assert env["POTR_API_REGION"] == file  # each serves only its region
+                assert env["POTR_API_TRUSTED_PROXIES"] == INTERPOLATION["GATEWAY_ADDRESS"]
             else:
-                trusted = env["POTR_IDENTITY_TRUSTED_PROXIES"]
-                assert trusted == INTERPOLATION["GATEWAY_ADDRESS"]
+                trusted = env["POTR_IDENTITY_TRUSTED_PROXIES"].split(",")
+                assert trusted[0] == INTERPOLATION["GATEWAY_ADDRESS"]
+                assert trusted[1:] == INTERPOLATION["API_ADDRESSES"].split(",")
         assert len(set(published)) == len(published), f"host ports {published}"
 
 
