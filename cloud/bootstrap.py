@@ -16,7 +16,8 @@ A process that runs ingest and the registry (the demo, ``potr ingest``) enters
 config service's too when a ``config`` tracker is given (``gateway.birth``,
 ``command.acked``, ``config.reported``), ingest's and its telemetry store's with
 ``ingest=True`` (``gateway.registered``, ``gateway.updated``, ``site.meter_replaced``),
-and the ingest, registry and config outboxes are relayed. Services emit with
+the alerts service's when an ``alerts`` service is given (gateway, device and config
+events), and every service's outbox is relayed. Services emit with
 :func:`cloud.events.outbox.emit` in their own transactions and never see the bus; no
 service calls another.
 """
@@ -35,6 +36,8 @@ from fastapi import FastAPI
 
 from cloud.adapters.mqtt import MqttPublisher
 from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
+from cloud.alerts import AlertService, run_alert_sweeps
+from cloud.alerts import event_subscriptions as alert_subscriptions
 from cloud.config import SCHEMA as CONFIG_SCHEMA
 from cloud.config import (
     ConfigService,
@@ -104,11 +107,21 @@ log = logging.getLogger(__name__)
 Pool = ConnectionPool[Connection[Any]]
 
 #: Service schemas with an outbox.
-EMITTING_SCHEMAS = ("ingest", "registry", "config", "customers", "identity", "telemetry")
+EMITTING_SCHEMAS = (
+    "ingest",
+    "registry",
+    "config",
+    "customers",
+    "identity",
+    "telemetry",
+    "alerts",
+)
 #: The registry's schema: its outbox carries the gateway events ingest keeps.
 REGISTRY_SCHEMA = "registry"
 #: How long a process that consumes them waits for the registry's pending events at start.
 CATCH_UP_TIMEOUT_S = 30.0
+#: How often the alerts service's sweeps run (offline for N minutes, escalation, shelves).
+ALERT_SWEEP_S = 30.0
 
 
 def open_pool(
@@ -133,6 +146,7 @@ async def cloud_events(
     registry: RegistryService | None = None,
     config: ConfigTracker | None = None,
     ingest: bool = False,
+    alerts: AlertService | None = None,
     outboxes: Sequence[str] = EMITTING_SCHEMAS,
     settings: BusSettings | None = None,
     bus: EventBus | None = None,
@@ -140,11 +154,12 @@ async def cloud_events(
 ) -> AsyncIterator[EventRuntime]:
     """Bus + relays for ``outboxes`` + the registry's consumers when ``registry`` is given
     + the config service's consumers when ``config`` is given + ingest's and its
-    telemetry store's when ``ingest``.
+    telemetry store's when ``ingest`` + the alerts service's when ``alerts`` is given.
 
-    With ``ingest`` and the registry's outbox relayed here, this enters once that relay
-    has found nothing left to publish (at most :data:`CATCH_UP_TIMEOUT_S`): gateways
-    registered while the process was down are known before its ingest takes traffic.
+    With ``ingest`` (or ``alerts``) and the registry's outbox relayed here, this enters
+    once that relay has found nothing left to publish (at most
+    :data:`CATCH_UP_TIMEOUT_S`): gateways registered while the process was down are known
+    before its ingest takes traffic (and before alerts hears of them).
 
     With several processes (ingest workers), relay in all of them (claims skip each
     other's rows) and consume where convenient: consumers with one name share a queue.
@@ -154,6 +169,8 @@ async def cloud_events(
         subs += config_subscriptions(config)
     if ingest:
         subs += ingest_subscriptions(pool) + telemetry_subscriptions(pool)
+    if alerts is not None:
+        subs += alert_subscriptions(alerts)
     async with event_runtime(
         settings or BusSettings(),
         pool,
@@ -162,7 +179,7 @@ async def cloud_events(
         bus=bus,
         metrics=metrics,
     ) as runtime:
-        if ingest and REGISTRY_SCHEMA in runtime.relays:
+        if (ingest or alerts is not None) and REGISTRY_SCHEMA in runtime.relays:
             await _caught_up(runtime.relays[REGISTRY_SCHEMA], CATCH_UP_TIMEOUT_S)
         yield runtime
 
@@ -492,6 +509,8 @@ class Services:
     runtime: EventRuntime
     #: Whether the config publisher reached the broker at start (else it keeps trying).
     publisher_connected: bool
+    #: Events → alarms (its ``store``: the alarm board's).
+    alerts: AlertService | None = None
 
 
 @asynccontextmanager
@@ -503,29 +522,38 @@ async def run_services(
     config: ConfigSettings,
     bus_settings: BusSettings | None = None,
     ready_timeout_s: float = 30.0,
+    alert_sweep_s: float = ALERT_SWEEP_S,
 ) -> AsyncIterator[Services]:
     """Ingest (one worker), the config service with its loops, the registry's, the config
-    service's and ingest's consumers and every outbox's relay, in this process, until the
-    block ends; enters once the registry's pending events were relayed (on the in-process
-    bus: handled by ingest; on RabbitMQ: queued for it, so a gateway registered just
-    before may be refused until its event is handled, and its agent resends) and ingest
-    is subscribed."""
+    service's, ingest's and the alerts service's consumers (with its sweeps every
+    ``alert_sweep_s``) and every outbox's relay, in this process, until the block ends;
+    enters once the registry's pending events were relayed (on the in-process bus:
+    handled by ingest; on RabbitMQ: queued for it, so a gateway registered just before
+    may be refused until its event is handled, and its agent resends) and ingest is
+    subscribed."""
     async with serve_config_service(config, pool) as (service, connected):
         tracker = create_tracker(config, pool)
+        alerts = AlertService(pool)
         stop = asyncio.Event()
         async with (
             cloud_events(
-                pool, registry=registry, config=tracker, ingest=True, settings=bus_settings
+                pool,
+                registry=registry,
+                config=tracker,
+                ingest=True,
+                alerts=alerts,
+                settings=bus_settings,
             ) as runtime,
             asyncio.TaskGroup() as tg,
         ):
             ready = asyncio.Event()
             tg.create_task(run_ingest(ingest, stop, ready=ready))
             tg.create_task(config_loops(config, service, tracker, stop, runtime))
+            tg.create_task(run_alert_sweeps(alerts, stop, alert_sweep_s))
             try:
                 async with asyncio.timeout(ready_timeout_s):
                     await ready.wait()
-                yield Services(service, tracker, runtime, connected)
+                yield Services(service, tracker, runtime, connected, alerts)
             finally:
                 stop.set()
 

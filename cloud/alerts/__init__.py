@@ -3,8 +3,9 @@ alarm store (schema ``alerts``).
 
 Published interface: the rule models and loader (:mod:`cloud.alerts.rules`), the
 evaluator with its inputs, transitions and persisted state (:mod:`cloud.alerts.evaluate`),
-the alarm models, lifecycle and events (:mod:`cloud.alerts.alarms`) and the store
-(:class:`AlarmStore`).
+the alarm models, lifecycle and events (:mod:`cloud.alerts.alarms`), the store
+(:class:`AlarmStore`), and the service that turns bus events into alarms
+(:class:`AlertService`, its :func:`event_subscriptions` and :func:`run_alert_sweeps`).
 """
 
 from cloud.alerts.alarms import (
@@ -38,6 +39,7 @@ from cloud.alerts.evaluate import (
     Transition,
     suppressed,
 )
+from cloud.alerts.handlers import event_subscriptions
 from cloud.alerts.rules import (
     RULES_DIR,
     SIGNALS,
@@ -60,6 +62,13 @@ from cloud.alerts.rules import (
     metric_range,
     parse_rules,
 )
+from cloud.alerts.service import (
+    AlertService,
+    KnownGateway,
+    SweepResult,
+    UnknownGateway,
+    run_alert_sweeps,
+)
 from cloud.alerts.store import AlarmStore
 
 __all__ = [
@@ -74,6 +83,7 @@ __all__ = [
     "AlarmStatus",
     "AlarmStore",
     "AlarmSubject",
+    "AlertService",
     "Audience",
     "BatterySohRule",
     "Cleared",
@@ -89,6 +99,7 @@ __all__ = [
     "GatewayOfflineRule",
     "HistoryEntry",
     "IllegalTransition",
+    "KnownGateway",
     "Notify",
     "Occurrence",
     "Phase",
@@ -104,11 +115,15 @@ __all__ = [
     "ShortfallRule",
     "StateRule",
     "Subject",
+    "SweepResult",
     "ThresholdRule",
     "Transition",
+    "UnknownGateway",
+    "event_subscriptions",
     "is_shortfall",
     "load_rules",
     "metric_range",
     "parse_rules",
+    "run_alert_sweeps",
     "suppressed",
 ]

@@ -8,7 +8,9 @@ without the others. A repeat raise of an alarm whose condition is present only c
 
 * Rules raise and clear by subject (:meth:`AlarmStore.raise_condition`,
   :meth:`AlarmStore.clear_condition`). The partial unique index ``alarms_one_open_idx``
-  keeps one open alarm per rule and subject even when raisers race.
+  keeps one open alarm per rule and subject even when raisers race. Given ``conn``, these
+  and :meth:`AlarmStore.suppress_children` work in the caller's transaction (the alerts
+  service's: its inbox mark and evaluator state commit with the alarms).
 * Operators act on an alarm by id inside their :class:`~cloud.scope.Scope`; an alarm
   outside it is :class:`~cloud.alerts.alarms.AlarmNotFound`, like one that does not exist.
 * Masks: a gateway offline suppresses its devices' alarms, a site out of service hides
@@ -23,7 +25,8 @@ Time comes from the injected ``clock`` (aware datetimes), never from the machine
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -108,13 +111,16 @@ class AlarmStore:
         ping(self._pool)
 
     # -- rules ----------------------------------------------------------------------------
-    def raise_condition(self, condition: AlarmCondition) -> Alarm:
+    def raise_condition(
+        self, condition: AlarmCondition, *, conn: Connection[Any] | None = None
+    ) -> Alarm:
         """Raise ``condition``'s alarm: a new one (hidden from the start under its site's
         or gateway's mask) when its subject has none open, else a repeat into the open
-        one (``count`` + 1, latest ``title`` and ``detail``; its severity stays)."""
+        one (``count`` + 1, latest ``title`` and ``detail``; its severity stays).
+        ``conn``: in that connection's transaction (else one of its own)."""
         at = self._clock()
         subject = AlarmSubject.model_validate(condition.model_dump(include=_SUBJECT_FIELDS))
-        with self._pool.connection() as conn:
+        with self._transaction(conn) as conn:
             repo.share_masks(conn, subject.site_id, subject.gateway_id)
             for _ in range(_RAISE_ATTEMPTS):
                 alarm = repo.open_alarm(conn, subject)
@@ -131,11 +137,14 @@ class AlarmStore:
                 # A concurrent raiser's row was committed meanwhile: count into it.
         raise RuntimeError(f"alarm of {subject} kept closing while being raised")
 
-    def clear_condition(self, subject: AlarmSubject) -> Alarm | None:
+    def clear_condition(
+        self, subject: AlarmSubject, *, conn: Connection[Any] | None = None
+    ) -> Alarm | None:
         """The condition of ``subject``'s rule is gone: the alarm after that, or None when
-        no open alarm of the subject has its condition present (nothing to clear)."""
+        no open alarm of the subject has its condition present (nothing to clear).
+        ``conn``: in that connection's transaction (else one of its own)."""
         at = self._clock()
-        with self._pool.connection() as conn:
+        with self._transaction(conn) as conn:
             alarm = repo.open_alarm(conn, subject)
             if alarm is None:
                 return None
@@ -225,12 +234,15 @@ class AlarmStore:
             alarms = repo.open_alarms_of_site(conn, site_id)
             return self._mask_each(conn, alarms, action, lambda a: a.out_of_service != on, at)
 
-    def suppress_children(self, gateway_id: str, on: bool) -> list[Alarm]:
+    def suppress_children(
+        self, gateway_id: str, on: bool, *, conn: Connection[Any] | None = None
+    ) -> list[Alarm]:
         """The gateway went offline (``on``) or came back: its devices' alarms (not its
         own) are suppressed by design meanwhile, including those raised meanwhile. The
-        alarms changed; calling it twice changes nothing the second time."""
+        alarms changed; calling it twice changes nothing the second time. ``conn``: in
+        that connection's transaction (else one of its own)."""
         at = self._clock()
-        with self._pool.connection() as conn:
+        with self._transaction(conn) as conn:
             repo.lock_gateway_mask(conn, gateway_id)
             repo.set_gateway_suppressed(conn, gateway_id, on, at)
             action: Action = _SUPPRESS if on else _UNSUPPRESS
@@ -267,6 +279,15 @@ class AlarmStore:
             ]
 
     # -- transitions ----------------------------------------------------------------------
+    @contextmanager
+    def _transaction(self, conn: Connection[Any] | None) -> Iterator[Connection[Any]]:
+        """``conn`` as it is (its owner commits), else a pooled one committed at the end."""
+        if conn is not None:
+            yield conn
+            return
+        with self._pool.connection() as own:
+            yield own
+
     def _open(
         self, conn: Connection[Any], condition: AlarmCondition, subject: AlarmSubject, at: datetime
     ) -> Alarm | None:

@@ -1,0 +1,105 @@
+"""Events the alerts service consumes, each parsed with its producer's model
+(:mod:`cloud.events.types`) and handed to :class:`~cloud.alerts.service.AlertService`
+in a thread:
+
+* the registry's ``gateway.registered`` / ``gateway.updated`` keep ``alerts.gateways``
+  (site, region, the site's account): the only way alerts learns who a gateway belongs to;
+* ingest's gateway events (``gateway.isolator_opened`` …) and gateway presence
+  (``gateway.offline`` / ``gateway.online``), ingest's device presence (``device.offline``
+  / ``online`` / ``asleep`` / ``faulty``) and the config service's outcomes
+  (``config.applied`` / ``failed`` / ``drifted``) become rule inputs. Events no enabled
+  rule names (``gateway.birth``, ``gateway.data_dropped`` …) are dropped without a
+  transaction.
+
+:func:`event_subscriptions` gives the bus subscriptions the composition root registers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from cloud.alerts.service import AlertService, KnownGateway
+from cloud.events.bus import Subscription, event_payload
+from cloud.events.outbox import Event
+from cloud.events.types import (
+    GATEWAY_OFFLINE,
+    GATEWAY_ONLINE,
+    GATEWAY_REGISTERED,
+    GATEWAY_UPDATED,
+    ConfigOutcome,
+    DevicePresence,
+    GatewayEventReported,
+    GatewayPresence,
+    GatewayRegistration,
+)
+
+__all__ = [
+    "CONFIG_CONSUMER",
+    "DEVICE_CONSUMER",
+    "GATEWAY_CONSUMER",
+    "REGISTERED_CONSUMER",
+    "UPDATED_CONSUMER",
+    "AlertEventHandler",
+    "GatewayRegistrationHandler",
+    "event_subscriptions",
+]
+
+#: The alerts service's queues (``potr.alerts.*`` on RabbitMQ).
+REGISTERED_CONSUMER = "alerts.gateway_registered"
+UPDATED_CONSUMER = "alerts.gateway_updated"
+GATEWAY_CONSUMER = "alerts.gateway_events"
+DEVICE_CONSUMER = "alerts.device_presence"
+CONFIG_CONSUMER = "alerts.config_outcomes"
+
+
+class GatewayRegistrationHandler:
+    """``gateway.registered`` / ``gateway.updated`` → ``alerts.gateways``."""
+
+    def __init__(self, service: AlertService) -> None:
+        self._service = service
+
+    async def __call__(self, event: Event) -> None:
+        reg = event_payload(event, GatewayRegistration)
+        gateway = KnownGateway(reg.gateway_id, reg.region, reg.site_id, reg.account_id)
+        await asyncio.to_thread(self._service.record_gateway, event.id, gateway, event.occurred_at)
+
+
+class AlertEventHandler:
+    """A gateway's, a device's or a config's event → :meth:`AlertService.handle`."""
+
+    def __init__(self, service: AlertService) -> None:
+        self._service = service
+
+    async def __call__(self, event: Event) -> None:
+        if not self._service.listens(event.region, event.name):
+            return
+        gateway_id, device = _about(event)
+        await asyncio.to_thread(
+            self._service.handle, event.id, gateway_id, event.name, event.occurred_at, device
+        )
+
+
+def _about(event: Event) -> tuple[str, str | None]:
+    """The gateway (and device) an event is about, by its producer's payload model."""
+    if event.source == "config":
+        return event_payload(event, ConfigOutcome).gateway_id, None
+    if event.name.startswith("device."):
+        presence = event_payload(event, DevicePresence)
+        return presence.gateway_id, presence.device
+    if event.name in (GATEWAY_OFFLINE, GATEWAY_ONLINE):
+        return event_payload(event, GatewayPresence).gateway_id, None
+    reported = event_payload(event, GatewayEventReported)
+    return reported.gateway_id, reported.device
+
+
+def event_subscriptions(service: AlertService) -> list[Subscription]:
+    """The alerts service's subscriptions, every region."""
+    registration = GatewayRegistrationHandler(service)
+    events = AlertEventHandler(service)
+    return [
+        Subscription(REGISTERED_CONSUMER, f"*.registry.{GATEWAY_REGISTERED}", registration),
+        Subscription(UPDATED_CONSUMER, f"*.registry.{GATEWAY_UPDATED}", registration),
+        Subscription(GATEWAY_CONSUMER, "*.ingest.gateway.*", events),
+        Subscription(DEVICE_CONSUMER, "*.ingest.device.*", events),
+        Subscription(CONFIG_CONSUMER, "*.config.config.*", events),
+    ]

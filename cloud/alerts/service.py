@@ -1,0 +1,369 @@
+"""The alerts service: bus events in, alarms out.
+
+:class:`AlertService` turns what other services announce into rule inputs
+(:class:`~cloud.alerts.evaluate.Occurrence`), feeds them to the region's
+:class:`~cloud.alerts.evaluate.Evaluator`, and hands the transitions to the
+:class:`~cloud.alerts.store.AlarmStore`: ``Raised`` → :meth:`AlarmStore.raise_condition`,
+``Cleared`` → :meth:`AlarmStore.clear_condition`, a gateway's presence →
+:meth:`AlarmStore.suppress_children` (as the evaluator sees it, so a late presence event
+never flips the mask back).
+
+One event is one transaction: its inbox mark, the evaluator's state (``alerts.evaluator_state``,
+one row per region, locked for the event) and every alarm write commit together, so a
+redelivered event changes nothing and a crash loses nothing. The region's row lock
+serialises the service's work per region, which is what event rates need (threshold rules
+on stored readings take another path). The evaluator stays in memory between events
+while the state's ``version`` is the one this process wrote.
+
+Who a gateway belongs to (site, region, the site's account) comes from the registry's
+``gateway.registered`` / ``gateway.updated``, kept in ``alerts.gateways``; an event of a
+gateway not known yet is refused (:class:`UnknownGateway`) so the bus retries it.
+
+:meth:`AlertService.sweep` (every minute or so, :func:`run_alert_sweeps`) raises the
+offline conditions whose time has come, escalates and unshelves. Time comes from the
+injected clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from cloud.adapters.postgres import Connection, ConnectionPool, Jsonb
+from cloud.alerts.alarms import Alarm, AlarmCondition, AlarmSubject
+from cloud.alerts.evaluate import (
+    Cleared,
+    Evaluator,
+    EvaluatorState,
+    Occurrence,
+    Raised,
+    Subject,
+    Transition,
+)
+from cloud.alerts.rules import (
+    ConfigRule,
+    GatewayOfflineRule,
+    RuleSet,
+    StateRule,
+    load_rules,
+)
+from cloud.alerts.store import SCHEMA, AlarmStore
+from cloud.events.outbox import handle_once
+from cloud.events.types import (
+    CONFIG_APPLIED,
+    CONFIG_DRIFTED,
+    CONFIG_FAILED,
+    DEVICE_ASLEEP,
+    DEVICE_FAULTY,
+    DEVICE_OFFLINE,
+    DEVICE_ONLINE,
+    GATEWAY_OFFLINE,
+    GATEWAY_ONLINE,
+    AccountId,
+)
+from contracts.timeutil import utc_now
+from contracts.topics import Region
+
+__all__ = [
+    "AlertService",
+    "KnownGateway",
+    "SweepResult",
+    "UnknownGateway",
+    "run_alert_sweeps",
+]
+
+log = logging.getLogger(__name__)
+
+
+class UnknownGateway(LookupError):
+    """An event of a gateway whose registration the service has not handled yet: not
+    recorded, so the bus delivers it again (the registration is on its way)."""
+
+
+@dataclass(frozen=True, slots=True)
+class KnownGateway:
+    """What the service knows of a gateway (``alerts.gateways``)."""
+
+    gateway_id: str
+    region: Region
+    site_id: int
+    account_id: AccountId | None
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    """What one :meth:`AlertService.sweep` did."""
+
+    raised: int
+    escalated: int
+    unshelved: int
+
+
+@dataclass(slots=True)
+class _Cached:
+    version: int
+    evaluator: Evaluator
+
+
+class AlertService:
+    """Events → evaluator → alarm store, one transaction per event (thread-safe)."""
+
+    def __init__(
+        self,
+        pool: ConnectionPool[Connection[Any]],
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        rules: Mapping[Region, RuleSet] | None = None,
+        store: AlarmStore | None = None,
+    ) -> None:
+        self._pool = pool
+        self._clock = clock
+        self._rules = dict(rules) if rules is not None else {r: load_rules(r) for r in Region}
+        self.store = store if store is not None else AlarmStore(pool, clock=clock)
+        self._listened = {region: _listened(rules) for region, rules in self._rules.items()}
+        self._cache: dict[Region, _Cached] = {}
+        self._cache_lock = threading.Lock()
+
+    # -- gateways ------------------------------------------------------------------------
+    def record_gateway(self, event_id: UUID, gateway: KnownGateway, at: datetime) -> bool:
+        """Record a gateway's registration as of ``at``, once per event id (an older one
+        than recorded changes nothing); False when the event was handled before."""
+        with self._pool.connection() as conn:
+            if not handle_once(conn, SCHEMA, event_id):
+                return False
+            conn.execute(
+                "INSERT INTO alerts.gateways (gateway_id, region, site_id, account_id,"
+                " updated_at) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (gateway_id) DO UPDATE"
+                " SET region = EXCLUDED.region, site_id = EXCLUDED.site_id,"
+                " account_id = EXCLUDED.account_id, updated_at = EXCLUDED.updated_at"
+                " WHERE alerts.gateways.updated_at <= EXCLUDED.updated_at",
+                (gateway.gateway_id, gateway.region.value, gateway.site_id, gateway.account_id, at),
+            )
+            return True
+
+    def gateway(self, gateway_id: str) -> KnownGateway | None:
+        with self._pool.connection() as conn:
+            return _gateway(conn, gateway_id)
+
+    # -- events --------------------------------------------------------------------------
+    def listens(self, region: Region, name: str) -> bool:
+        """Whether an event ``name`` in ``region`` can change anything here (an enabled
+        rule names it, or it is a gateway's presence); others need no transaction."""
+        listened = self._listened.get(region)
+        return listened is not None and name in listened
+
+    def handle(
+        self,
+        event_id: UUID,
+        gateway_id: str,
+        name: str,
+        at: datetime,
+        device: str | None = None,
+        daylight: bool | None = None,
+    ) -> list[Alarm] | None:
+        """Bus event ``name`` about ``gateway_id`` (and ``device``) at ``at``: the alarms
+        it raised or cleared, None when the event was handled before. Raises
+        :class:`UnknownGateway` (nothing recorded) for a gateway not registered here."""
+        with self._pool.connection() as conn:
+            if not handle_once(conn, SCHEMA, event_id):
+                return None
+            gateway = _gateway(conn, gateway_id)
+            if gateway is None:
+                raise UnknownGateway(f"gateway {gateway_id} is not registered with alerts (yet)")
+            subject = Subject(gateway.site_id, gateway_id, device)
+            ev, version = self._load(conn, gateway.region)
+            changed = self._retire(conn, ev)
+            transitions = ev.occurrence(Occurrence(subject, name, at, daylight))
+            if name in (GATEWAY_OFFLINE, GATEWAY_ONLINE):
+                # The mask as the evaluator now sees the gateway (a late presence event
+                # changes nothing), set before any raise so a device alarm starts hidden.
+                offline = gateway_id in ev.offline_gateways
+                changed += self.store.suppress_children(gateway_id, offline, conn=conn)
+            changed += self._apply(conn, ev.rules, transitions, name, {gateway_id: gateway})
+            _save(conn, gateway.region, ev)
+        self._keep(gateway.region, ev, version + 1)  # committed
+        return changed
+
+    # -- sweeps --------------------------------------------------------------------------
+    def sweep(self, now: datetime | None = None) -> SweepResult:
+        """Raise the offline conditions due by ``now`` (default: the clock), escalate
+        unacknowledged alarms past their timers and unshelve those whose time is up."""
+        at = now if now is not None else self._clock()
+        raised = sum(self._advance(region, at) for region in self._regions())
+        escalated = self.store.escalate_due(at)
+        unshelved = self.store.unshelve_due(at)
+        return SweepResult(raised, len(escalated), len(unshelved))
+
+    def _regions(self) -> list[Region]:
+        with self._pool.connection() as conn:
+            rows = conn.execute("SELECT region FROM alerts.evaluator_state ORDER BY region")
+            return [Region(r[0]) for r in rows.fetchall() if Region(r[0]) in self._rules]
+
+    def _advance(self, region: Region, now: datetime) -> int:
+        with self._pool.connection() as conn:
+            ev, version = self._load(conn, region)
+            self._retire(conn, ev)
+            transitions = ev.advance(now)
+            if transitions:  # else the state is as stored: nothing to write
+                gateways = _gateways(conn, {t.subject.gateway_id for t in transitions})
+                self._apply(conn, ev.rules, transitions, "clock", gateways)
+                _save(conn, region, ev)
+                version += 1
+        self._keep(region, ev, version)  # committed
+        return len(transitions)
+
+    # -- the evaluator -------------------------------------------------------------------
+    def _load(self, conn: Connection[Any], region: Region) -> tuple[Evaluator, int]:
+        """The region's evaluator and the version of its stored state, the row locked
+        until the transaction ends. A process keeps the evaluator it saved only once its
+        transaction committed (:meth:`_keep`), so an evaluator in memory with the stored
+        version is exactly the stored state; any other is read from the row."""
+        conn.execute(
+            "INSERT INTO alerts.evaluator_state (region) VALUES (%s) ON CONFLICT DO NOTHING",
+            (region.value,),
+        )
+        row = conn.execute(
+            "SELECT version FROM alerts.evaluator_state WHERE region = %s FOR UPDATE",
+            (region.value,),
+        ).fetchone()
+        assert row is not None
+        version = int(row[0])
+        with self._cache_lock:
+            # Taken out: an evaluator that failed halfway is never seen again.
+            cached = self._cache.pop(region, None)
+        if cached is not None and cached.version == version:
+            return cached.evaluator, version
+        state_row = conn.execute(
+            "SELECT state FROM alerts.evaluator_state WHERE region = %s", (region.value,)
+        ).fetchone()
+        stored = state_row[0] if state_row is not None else None
+        state = EvaluatorState.model_validate(stored) if stored is not None else None
+        return Evaluator(self._rules[region], state), version
+
+    def _keep(self, region: Region, ev: Evaluator, version: int) -> None:
+        with self._cache_lock:
+            self._cache[region] = _Cached(version, ev)
+
+    def _retire(self, conn: Connection[Any], ev: Evaluator) -> list[Alarm]:
+        """Close the alarms of conditions whose rules are gone or disabled (once)."""
+        retired, ev.retired = ev.retired, ()
+        changed = []
+        for rule_id, s in retired:
+            subject = AlarmSubject(
+                rule_id=rule_id, site_id=s.site_id, gateway_id=s.gateway_id, device=s.device
+            )
+            alarm = self.store.clear_condition(subject, conn=conn)
+            if alarm is not None:
+                changed.append(alarm)
+        return changed
+
+    def _apply(
+        self,
+        conn: Connection[Any],
+        rules: RuleSet,
+        transitions: Iterable[Transition],
+        cause: str,
+        gateways: Mapping[str, KnownGateway],
+    ) -> list[Alarm]:
+        changed: list[Alarm] = []
+        for t in transitions:
+            s = t.subject
+            if isinstance(t, Raised):
+                condition = _condition(rules, t, cause, gateways.get(s.gateway_id))
+                changed.append(self.store.raise_condition(condition, conn=conn))
+            elif isinstance(t, Cleared):
+                subject = AlarmSubject(
+                    rule_id=t.rule_id, site_id=s.site_id, gateway_id=s.gateway_id, device=s.device
+                )
+                alarm = self.store.clear_condition(subject, conn=conn)
+                if alarm is not None:
+                    changed.append(alarm)
+        return changed
+
+
+def _listened(rules: RuleSet) -> frozenset[str]:
+    """The event names ``rules`` react to, and gateway presence (the masks)."""
+    names = {GATEWAY_OFFLINE, GATEWAY_ONLINE}
+    for rule in rules.enabled:
+        if isinstance(rule, StateRule):
+            names |= rule.raise_on | rule.clear_on
+        elif isinstance(rule, ConfigRule):
+            names |= {CONFIG_APPLIED, CONFIG_FAILED, CONFIG_DRIFTED}
+        elif isinstance(rule, GatewayOfflineRule) and rule.target == "device":
+            names |= {DEVICE_OFFLINE, DEVICE_ONLINE, DEVICE_ASLEEP, DEVICE_FAULTY}
+    return frozenset(names)
+
+
+def _save(conn: Connection[Any], region: Region, ev: Evaluator) -> None:
+    conn.execute(
+        "UPDATE alerts.evaluator_state SET state = %s, version = version + 1,"
+        " updated_at = now() WHERE region = %s",
+        (Jsonb(ev.snapshot().model_dump(mode="json")), region.value),
+    )
+
+
+def _gateway(conn: Connection[Any], gateway_id: str) -> KnownGateway | None:
+    return _gateways(conn, {gateway_id}).get(gateway_id)
+
+
+def _gateways(conn: Connection[Any], ids: Iterable[str]) -> dict[str, KnownGateway]:
+    rows = conn.execute(
+        "SELECT gateway_id, region, site_id, account_id FROM alerts.gateways"
+        " WHERE gateway_id = ANY(%s)",
+        (sorted(ids),),
+    ).fetchall()
+    return {g: KnownGateway(g, Region(r), s, a) for g, r, s, a in rows}
+
+
+def _condition(
+    rules: RuleSet, raised: Raised, cause: str, gateway: KnownGateway | None
+) -> AlarmCondition:
+    """The alarm of ``raised`` as its rule describes it: severity, title, and who is told
+    (``detail.notify``: audiences; ``detail.safety_notice``: the customer's safety notice)."""
+    rule = rules.get(raised.rule_id)
+    s = raised.subject
+    detail: dict[str, Any] = {
+        "notify": sorted(rule.notify.to),
+        "safety_notice": rule.notify.safety_notice,
+        "cause": cause,
+        "since": raised.at.isoformat(),
+    }
+    if raised.value is not None:
+        detail["value"] = raised.value
+    return AlarmCondition(
+        region=rules.region,
+        rule_id=rule.id,
+        site_id=s.site_id,
+        gateway_id=s.gateway_id,
+        device=s.device,
+        severity=rule.severity,
+        account_id=gateway.account_id if gateway is not None else None,
+        title=rule.title,
+        detail=detail,
+    )
+
+
+async def run_alert_sweeps(service: AlertService, stop: asyncio.Event, every_s: float) -> None:
+    """:meth:`AlertService.sweep` every ``every_s`` seconds (in a thread) until ``stop``;
+    a failed sweep is logged and the next one tries again."""
+    while not stop.is_set():
+        try:
+            result = await asyncio.to_thread(service.sweep)
+            if result.raised or result.escalated or result.unshelved:
+                log.info(
+                    "alert sweep: %d raised, %d escalated, %d unshelved",
+                    result.raised,
+                    result.escalated,
+                    result.unshelved,
+                )
+        except Exception:
+            log.exception("alert sweep failed; trying again in %.0f s", every_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)

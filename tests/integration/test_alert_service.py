@@ -1,0 +1,315 @@
+"""The alerts service on a real PostgreSQL and the real event runtime (in-process bus):
+the registry's gateway news, ingest's gateway and device events and gateway presence go
+in through the bus; alarms, their ``alert.*`` events and the evaluator's state come out in
+one transaction per event. Time is an injected clock."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
+from cloud.alerts import AlarmStatus, AlertService, UnknownGateway
+from cloud.bootstrap import cloud_events
+from cloud.events.bus import InProcessBus
+from cloud.events.outbox import Event
+from cloud.events.types import (
+    ConfigOutcome,
+    DevicePresence,
+    GatewayEventReported,
+    GatewayPresence,
+    GatewayRegistration,
+    config_outcome_event,
+    device_presence_event,
+    gateway_presence_event,
+    gateway_registration_event,
+)
+from cloud.migrate import migrate
+from cloud.scope import Scope
+from contracts.topics import Region
+
+pytestmark = pytest.mark.integration
+
+Pool = ConnectionPool[Connection[Any]]
+T0 = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)  # 13:00 in Sydney
+MIN = timedelta(minutes=1)
+GW, GW2 = "gw-alerts-1", "gw-alerts-2"
+SITE, SITE2 = 7, 8
+ACCOUNT = "acc_" + "a" * 32
+OTHER = "acc_" + "b" * 32
+TABLES = (
+    "alerts.alarms, alerts.alarm_history, alerts.outbox, alerts.inbox,"
+    " alerts.suppressed_gateways, alerts.sites_out_of_service, alerts.gateways,"
+    " alerts.evaluator_state"
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def migrated_url(postgres_server_url: str) -> Iterator[str]:
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = psycopg.conninfo.make_conninfo(postgres_server_url, dbname=name)
+    try:
+        migrate(url, schemas={"alerts"})
+        yield url
+    finally:
+        with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture
+def pool(migrated_url: str) -> Iterator[Pool]:
+    with psycopg.connect(migrated_url) as conn:
+        conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+    pool = create_pool(migrated_url, max_size=6, name="test-alert-service")
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def service(pool: Pool, clock: Clock) -> AlertService:
+    return AlertService(pool, clock=clock)
+
+
+@pytest.fixture
+async def bus(pool: Pool, service: AlertService) -> AsyncIterator[InProcessBus]:
+    """The alerts service's consumers and its outbox's relay, as the bootstrap wires
+    them; both gateways registered (GW: ACCOUNT's site) before any test event."""
+    bus = InProcessBus()
+    async with cloud_events(pool, alerts=service, outboxes=("alerts",), bus=bus):
+        await bus.publish(
+            [_registration(GW, SITE, ACCOUNT), _registration(GW2, SITE2, None)], timeout_s=10
+        )
+        yield bus
+    assert bus.dead_letters == []
+
+
+def _registration(gateway_id: str, site_id: int, account_id: str | None) -> Event:
+    reg = GatewayRegistration(
+        gateway_id=gateway_id,
+        site_id=site_id,
+        region=Region.AU,
+        time_zone="Australia/Sydney",
+        account_id=account_id,
+    )
+    return gateway_registration_event(reg, registered=True)
+
+
+def _gateway_event(name: str, at: datetime, device: str = "iso1", seq: int = 1) -> Event:
+    payload = GatewayEventReported(
+        gateway_id=GW,
+        event=name,
+        severity="critical",
+        device=device,
+        detail={"metric": "isolator_state", "value": 0.0, "ts": at.isoformat()},
+        stream_id=uuid.UUID(int=1),
+        seq=seq,
+    )
+    return Event(
+        name=f"gateway.{name}",
+        region=Region.AU,
+        source="ingest",
+        occurred_at=at,
+        payload=payload.model_dump(mode="json"),
+    )
+
+
+def _presence(gateway_id: str, online: bool, at: datetime) -> Event:
+    return gateway_presence_event(
+        "au", online, GatewayPresence(gateway_id=gateway_id), occurred_at=at
+    )
+
+
+def _device(device: str, status: Any, at: datetime, gateway_id: str = GW) -> Event:
+    presence = DevicePresence(gateway_id=gateway_id, device=device, status=status)
+    return device_presence_event("au", presence, occurred_at=at)
+
+
+def _outbox(pool: Pool) -> list[tuple[str, str]]:
+    with pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT name, payload->>'rule_id' FROM alerts.outbox ORDER BY id"
+        ).fetchall()
+    return [(name, rule) for name, rule in rows]
+
+
+def _state_version(pool: Pool) -> int:
+    with pool.connection() as conn:
+        row = conn.execute(
+            "SELECT version FROM alerts.evaluator_state WHERE region = 'au'"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _board(service: AlertService, scope: Scope) -> list[tuple[str, str | None, AlarmStatus]]:
+    page = service.store.list_alarms(scope)
+    return sorted((a.rule_id, a.device or a.gateway_id, a.state) for a in page.items)
+
+
+async def test_an_isolator_found_open_raises_one_urgent_alarm_for_the_sites_account(
+    bus: InProcessBus, service: AlertService, pool: Pool, clock: Clock
+) -> None:
+    opened = _gateway_event("isolator_opened", T0)
+    await bus.publish([opened], timeout_s=10)
+
+    [alarm] = service.store.list_alarms(Scope.of_account(Region.AU, ACCOUNT)).items
+    assert (alarm.rule_id, alarm.severity.value, alarm.state) == (
+        "dc-isolator-open",
+        "urgent",
+        AlarmStatus.UNACKNOWLEDGED,
+    )
+    assert (alarm.site_id, alarm.gateway_id, alarm.device, alarm.account_id) == (
+        SITE,
+        GW,
+        "iso1",
+        ACCOUNT,
+    )
+    assert alarm.detail["notify"] == ["customer", "mosie", "operators"]
+    assert alarm.detail["safety_notice"] is True
+    assert _outbox(pool) == [("alert.raised", "dc-isolator-open")]
+    # The board by scope: another account and another region see nothing of it.
+    assert service.store.list_alarms(Scope.of_account(Region.AU, OTHER)).items == []
+    assert service.store.list_alarms(Scope.of_region(Region.US)).items == []
+
+    written = _state_version(pool)
+    await bus.publish([opened], timeout_s=10)  # redelivered: nothing more, not even state
+    [again] = service.store.list_alarms(Scope.of_region(Region.AU)).items
+    assert (again.id, again.count) == (alarm.id, 1)
+    assert _outbox(pool) == [("alert.raised", "dc-isolator-open")]
+    assert _state_version(pool) == written
+
+    clock.now = T0 + 5 * MIN
+    await bus.publish([_gateway_event("isolator_closed", T0 + 5 * MIN, seq=2)], timeout_s=10)
+    assert _board(service, Scope.of_region(Region.AU)) == [
+        ("dc-isolator-open", "iso1", AlarmStatus.RTN_UNACKNOWLEDGED)
+    ]
+    assert _outbox(pool) == [
+        ("alert.raised", "dc-isolator-open"),
+        ("alert.cleared", "dc-isolator-open"),
+    ]
+
+
+async def test_device_alarms_are_suppressed_while_their_gateway_is_offline(
+    bus: InProcessBus, service: AlertService, clock: Clock
+) -> None:
+    au = Scope.of_region(Region.AU)
+    await bus.publish([_device("inv1", "faulty", T0)], timeout_s=10)
+    assert _board(service, au) == [("device-faulty", "inv1", AlarmStatus.UNACKNOWLEDGED)]
+
+    clock.now = T0 + MIN
+    await bus.publish([_presence(GW, False, T0 + MIN)], timeout_s=10)
+    assert _board(service, au) == [("device-faulty", "inv1", AlarmStatus.SUPPRESSED)]
+
+    clock.now = T0 + 2 * MIN  # raised meanwhile (a late event): hidden from the start
+    await bus.publish([_device("inv2", "faulty", T0 + 2 * MIN)], timeout_s=10)
+    assert _board(service, au) == [
+        ("device-faulty", "inv1", AlarmStatus.SUPPRESSED),
+        ("device-faulty", "inv2", AlarmStatus.SUPPRESSED),
+    ]
+
+    clock.now = T0 + 5 * MIN  # back before the 30 minutes of gateway-offline
+    await bus.publish([_presence(GW, True, T0 + 5 * MIN)], timeout_s=10)
+    assert _board(service, au) == [
+        ("device-faulty", "inv1", AlarmStatus.UNACKNOWLEDGED),
+        ("device-faulty", "inv2", AlarmStatus.UNACKNOWLEDGED),
+    ]
+
+
+async def test_offline_raises_after_its_minutes_of_clock_time_and_never_for_a_sleeper(
+    bus: InProcessBus, pool: Pool, clock: Clock
+) -> None:
+    au = Scope.of_region(Region.AU)
+    await bus.publish(
+        [
+            _presence(GW2, False, T0),
+            _device("inv1", "asleep", T0),  # a PV inverter at night: never offline
+            _device("inv2", "unreachable", T0),
+        ],
+        timeout_s=10,
+    )
+    # A service started afresh (a restart): it goes on from the stored evaluator state.
+    restarted = AlertService(pool, clock=clock)
+
+    clock.now = T0 + 29 * MIN
+    assert restarted.sweep().raised == 0
+    assert _board(restarted, au) == []
+
+    clock.now = T0 + 30 * MIN  # gateway-offline: 30 minutes
+    assert restarted.sweep().raised == 1
+    assert _board(restarted, au) == [("gateway-offline", GW2, AlarmStatus.UNACKNOWLEDGED)]
+
+    clock.now = T0 + 3 * 60 * MIN  # device-unreachable: 60 minutes; the sleeper never
+    assert restarted.sweep().raised == 1
+    assert _board(restarted, au) == [
+        ("device-unreachable", "inv2", AlarmStatus.UNACKNOWLEDGED),
+        ("gateway-offline", GW2, AlarmStatus.UNACKNOWLEDGED),
+    ]
+    assert restarted.sweep().raised == 0
+
+    # Back on the first service (another process, say): it sees the state the restarted
+    # one wrote, not what it held in memory, so the alarm clears once, raised once.
+    clock.now = T0 + 3 * 60 * MIN + MIN
+    await bus.publish([_presence(GW2, True, clock.now)], timeout_s=10)
+    [gateway_alarm] = [
+        a for a in restarted.store.list_alarms(au).items if a.rule_id == "gateway-offline"
+    ]
+    assert (gateway_alarm.state, gateway_alarm.count) == (AlarmStatus.RTN_UNACKNOWLEDGED, 1)
+
+
+async def test_a_failed_config_raises_until_one_applies(
+    bus: InProcessBus, service: AlertService
+) -> None:
+    def outcome(status: Any) -> Event:
+        return config_outcome_event(
+            uuid.uuid4(),
+            "au",
+            ConfigOutcome(
+                gateway_id=GW,
+                version=3,
+                desired_version=3,
+                hash=None,
+                status=status,
+                devices={},
+                drift=[],
+                detail="",
+            ),
+        )
+
+    au = Scope.of_region(Region.AU)
+    await bus.publish([outcome("failed")], timeout_s=10)
+    assert _board(service, au) == [("config-failed", GW, AlarmStatus.UNACKNOWLEDGED)]
+    await bus.publish([outcome("applied")], timeout_s=10)
+    assert _board(service, au) == [("config-failed", GW, AlarmStatus.RTN_UNACKNOWLEDGED)]
+
+
+def test_an_event_of_an_unknown_gateway_is_refused_unrecorded(
+    service: AlertService, pool: Pool
+) -> None:
+    event_id = uuid.uuid4()
+    with pytest.raises(UnknownGateway):
+        service.handle(event_id, "gw-nobody", "gateway.offline", T0)
+    with pool.connection() as conn:
+        assert conn.execute("SELECT count(*) FROM alerts.inbox").fetchone() == (0,)
