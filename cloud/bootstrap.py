@@ -16,7 +16,8 @@ A process that runs ingest and the registry (the demo, ``potr ingest``) enters
 config service's too when a ``config`` tracker is given (``gateway.birth``,
 ``command.acked``, ``config.reported``), ingest's and its telemetry store's with
 ``ingest=True`` (``gateway.registered``, ``gateway.updated``, ``site.meter_replaced``),
-and the ingest, registry and config outboxes are relayed. Services emit with
+notify's when its handlers are given (``user.*``, ``customer.*``, ``alert.*``), and the
+ingest, registry and config outboxes are relayed. Services emit with
 :func:`cloud.events.outbox.emit` in their own transactions and never see the bus; no
 service calls another.
 """
@@ -61,6 +62,8 @@ from cloud.identity import create_router as identity_router
 from cloud.ingest import CompletenessReader, FleetStatusReader, IngestSettings, IngestWorker
 from cloud.ingest import event_subscriptions as ingest_subscriptions
 from cloud.mqtt_options import mqtt_options
+from cloud.notify import DeliveryWorker, NotificationService, NotifyHandlers, NotifySettings
+from cloud.notify import event_subscriptions as notify_subscriptions
 from cloud.portal import (
     ApiSettings,
     InputGuard,
@@ -133,6 +136,7 @@ async def cloud_events(
     registry: RegistryService | None = None,
     config: ConfigTracker | None = None,
     ingest: bool = False,
+    notify: NotifyHandlers | None = None,
     outboxes: Sequence[str] = EMITTING_SCHEMAS,
     settings: BusSettings | None = None,
     bus: EventBus | None = None,
@@ -140,7 +144,7 @@ async def cloud_events(
 ) -> AsyncIterator[EventRuntime]:
     """Bus + relays for ``outboxes`` + the registry's consumers when ``registry`` is given
     + the config service's consumers when ``config`` is given + ingest's and its
-    telemetry store's when ``ingest``.
+    telemetry store's when ``ingest`` + notify's when ``notify`` is given.
 
     With ``ingest`` and the registry's outbox relayed here, this enters once that relay
     has found nothing left to publish (at most :data:`CATCH_UP_TIMEOUT_S`): gateways
@@ -154,6 +158,8 @@ async def cloud_events(
         subs += config_subscriptions(config)
     if ingest:
         subs += ingest_subscriptions(pool) + telemetry_subscriptions(pool)
+    if notify is not None:
+        subs += notify_subscriptions(notify)
     async with event_runtime(
         settings or BusSettings(),
         pool,
@@ -492,6 +498,8 @@ class Services:
     runtime: EventRuntime
     #: Whether the config publisher reached the broker at start (else it keeps trying).
     publisher_connected: bool
+    #: The notify service when :func:`run_services` was given its settings.
+    notify: NotificationService | None = None
 
 
 @asynccontextmanager
@@ -501,6 +509,7 @@ async def run_services(
     *,
     ingest: IngestSettings,
     config: ConfigSettings,
+    notify: NotifySettings | None = None,
     bus_settings: BusSettings | None = None,
     ready_timeout_s: float = 30.0,
 ) -> AsyncIterator[Services]:
@@ -509,25 +518,41 @@ async def run_services(
     block ends; enters once the registry's pending events were relayed (on the in-process
     bus: handled by ingest; on RabbitMQ: queued for it, so a gateway registered just
     before may be refused until its event is handled, and its agent resends) and ingest
-    is subscribed."""
+    is subscribed. With ``notify``: notify's consumers too, and its delivery worker
+    sending through the settings' SMTP relay."""
+    notifier = NotificationService(pool, notify) if notify is not None else None
+    handlers = NotifyHandlers(pool, notifier) if notifier is not None else None
     async with serve_config_service(config, pool) as (service, connected):
         tracker = create_tracker(config, pool)
         stop = asyncio.Event()
         async with (
             cloud_events(
-                pool, registry=registry, config=tracker, ingest=True, settings=bus_settings
+                pool,
+                registry=registry,
+                config=tracker,
+                ingest=True,
+                notify=handlers,
+                settings=bus_settings,
             ) as runtime,
             asyncio.TaskGroup() as tg,
         ):
             ready = asyncio.Event()
             tg.create_task(run_ingest(ingest, stop, ready=ready))
             tg.create_task(config_loops(config, service, tracker, stop, runtime))
+            if notify is not None:
+                tg.create_task(_deliver(pool, notify, stop))
             try:
                 async with asyncio.timeout(ready_timeout_s):
                     await ready.wait()
-                yield Services(service, tracker, runtime, connected)
+                yield Services(service, tracker, runtime, connected, notifier)
             finally:
                 stop.set()
+
+
+async def _deliver(pool: Pool, settings: NotifySettings, stop: asyncio.Event) -> None:
+    """notify's delivery worker until ``stop``."""
+    async with DeliveryWorker.open(pool, settings) as worker:
+        await worker.run(stop)
 
 
 # -- flows across services ------------------------------------------------------------------
