@@ -17,7 +17,8 @@ config service's too when a ``config`` tracker is given (``gateway.birth``,
 ``command.acked``, ``config.reported``), ingest's and its telemetry store's with
 ``ingest=True`` (``gateway.registered``, ``gateway.updated``, ``site.meter_replaced``),
 the alerts service's when an ``alerts`` service is given (gateway, device and config
-events), and every service's outbox is relayed. Services emit with
+events), notify's when its handlers are given (``user.*``, ``customer.*``, ``alert.*``),
+and every service's outbox is relayed. Services emit with
 :func:`cloud.events.outbox.emit` in their own transactions and never see the bus; no
 service calls another.
 """
@@ -64,6 +65,8 @@ from cloud.identity import create_router as identity_router
 from cloud.ingest import CompletenessReader, FleetStatusReader, IngestSettings, IngestWorker
 from cloud.ingest import event_subscriptions as ingest_subscriptions
 from cloud.mqtt_options import mqtt_options
+from cloud.notify import DeliveryWorker, NotificationService, NotifyHandlers, NotifySettings
+from cloud.notify import event_subscriptions as notify_subscriptions
 from cloud.portal import (
     ApiSettings,
     InputGuard,
@@ -147,6 +150,7 @@ async def cloud_events(
     config: ConfigTracker | None = None,
     ingest: bool = False,
     alerts: AlertService | None = None,
+    notify: NotifyHandlers | None = None,
     outboxes: Sequence[str] = EMITTING_SCHEMAS,
     settings: BusSettings | None = None,
     bus: EventBus | None = None,
@@ -154,7 +158,8 @@ async def cloud_events(
 ) -> AsyncIterator[EventRuntime]:
     """Bus + relays for ``outboxes`` + the registry's consumers when ``registry`` is given
     + the config service's consumers when ``config`` is given + ingest's and its
-    telemetry store's when ``ingest`` + the alerts service's when ``alerts`` is given.
+    telemetry store's when ``ingest`` + the alerts service's when ``alerts`` is given +
+    notify's when ``notify`` is given.
 
     With ``ingest`` (or ``alerts``) and the registry's outbox relayed here, this enters
     once that relay has found nothing left to publish (at most
@@ -171,6 +176,8 @@ async def cloud_events(
         subs += ingest_subscriptions(pool) + telemetry_subscriptions(pool)
     if alerts is not None:
         subs += alert_subscriptions(alerts)
+    if notify is not None:
+        subs += notify_subscriptions(notify)
     async with event_runtime(
         settings or BusSettings(),
         pool,
@@ -511,6 +518,8 @@ class Services:
     publisher_connected: bool
     #: Events → alarms (its ``store``: the alarm board's).
     alerts: AlertService | None = None
+    #: The notify service when :func:`run_services` was given its settings.
+    notify: NotificationService | None = None
 
 
 @asynccontextmanager
@@ -520,6 +529,7 @@ async def run_services(
     *,
     ingest: IngestSettings,
     config: ConfigSettings,
+    notify: NotifySettings | None = None,
     bus_settings: BusSettings | None = None,
     ready_timeout_s: float = 30.0,
     alert_sweep_s: float = ALERT_SWEEP_S,
@@ -530,7 +540,10 @@ async def run_services(
     enters once the registry's pending events were relayed (on the in-process bus:
     handled by ingest; on RabbitMQ: queued for it, so a gateway registered just before
     may be refused until its event is handled, and its agent resends) and ingest is
-    subscribed."""
+    subscribed. With ``notify``: notify's consumers too, and its delivery worker sending
+    through the settings' SMTP relay."""
+    notifier = NotificationService(pool, notify) if notify is not None else None
+    handlers = NotifyHandlers(pool, notifier) if notifier is not None else None
     async with serve_config_service(config, pool) as (service, connected):
         tracker = create_tracker(config, pool)
         alerts = AlertService(pool)
@@ -542,6 +555,7 @@ async def run_services(
                 config=tracker,
                 ingest=True,
                 alerts=alerts,
+                notify=handlers,
                 settings=bus_settings,
             ) as runtime,
             asyncio.TaskGroup() as tg,
@@ -550,12 +564,20 @@ async def run_services(
             tg.create_task(run_ingest(ingest, stop, ready=ready))
             tg.create_task(config_loops(config, service, tracker, stop, runtime))
             tg.create_task(run_alert_sweeps(alerts, stop, alert_sweep_s))
+            if notify is not None:
+                tg.create_task(_deliver(pool, notify, stop))
             try:
                 async with asyncio.timeout(ready_timeout_s):
                     await ready.wait()
-                yield Services(service, tracker, runtime, connected, alerts)
+                yield Services(service, tracker, runtime, connected, alerts, notifier)
             finally:
                 stop.set()
+
+
+async def _deliver(pool: Pool, settings: NotifySettings, stop: asyncio.Event) -> None:
+    """notify's delivery worker until ``stop``."""
+    async with DeliveryWorker.open(pool, settings) as worker:
+        await worker.run(stop)
 
 
 # -- flows across services ------------------------------------------------------------------

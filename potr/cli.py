@@ -18,6 +18,7 @@ from potr import (
     cli_gateway,
     cli_gateway_config,
     cli_keys,
+    cli_notify,
     cli_pki,
     cli_profiles,
     cli_users,
@@ -39,6 +40,7 @@ cli_pki.register(app)
 cli_customers.register(app)
 cli_employees.register(app)
 cli_users.register(app)
+cli_notify.register(app)
 console = Console()
 
 

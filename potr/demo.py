@@ -35,6 +35,7 @@ from cloud.identity import create_router as identity_router
 from cloud.ingest import IngestSettings
 from cloud.ingest.stats import stored_readings_by_region
 from cloud.migrate import migrate
+from cloud.notify import NotifySettings
 from cloud.portal import PortalSettings
 from cloud.registry import ConflictError, GatewayIn, RegistryService, SiteIn
 from cloud.settings import DatabaseSettings, MqttSettings, redact_url
@@ -195,10 +196,15 @@ async def demo_stack(
             portal_live_interval_s=POLL_INTERVAL_S,
         )
 
+        # Notifications: mail through the POTR_SMTP_* relay (default localhost:25; without
+        # one the deliveries retry, then fail: notify.deliveries shows them).
+        notify = NotifySettings(
+            **database.model_dump(), notify_portal_url=f"http://127.0.0.1:{api_settings.api_port}"
+        )
         # Ingest, the config service and its loops, the registry's and the config
         # service's consumers and the outbox relays (in-process bus here).
         services = await stack.enter_async_context(
-            run_services(pool, registry, ingest=ingest, config=config)
+            run_services(pool, registry, ingest=ingest, config=config, notify=notify)
         )
         # Identity (in this one process; production runs it behind the API gateway) and
         # one person per role, each with a login printed below.

@@ -43,6 +43,19 @@ from cloud.alerts.lifecycle import (
     settle,
     shelf_expired,
 )
+from cloud.events.alerts import (
+    ALERT_ACKNOWLEDGED,
+    ALERT_CLEARED,
+    ALERT_ESCALATED,
+    ALERT_OUT_OF_SERVICE,
+    ALERT_RAISED,
+    ALERT_RETURNED_TO_SERVICE,
+    ALERT_SHELVED,
+    ALERT_SUPPRESSED,
+    ALERT_UNSHELVED,
+    ALERT_UNSUPPRESSED,
+    AlarmChanged,
+)
 from cloud.events.outbox import Event
 from cloud.events.types import AccountId
 from contracts.messages import GatewayId, JsonObject, LocalDeviceId
@@ -103,21 +116,6 @@ __all__ = [
     "settle",
     "shelf_expired",
 ]
-
-#: The alerts service's events, one per recorded transition (a repeat raise of an alarm
-#: whose condition is present is no transition: it only counts). ``alert.raised`` is a
-#: new episode, or the condition back before the alarm closed; ``alert.cleared`` the
-#: condition gone (``closed`` in the payload says whether that closed the alarm).
-ALERT_RAISED = "alert.raised"
-ALERT_CLEARED = "alert.cleared"
-ALERT_ACKNOWLEDGED = "alert.acknowledged"
-ALERT_SHELVED = "alert.shelved"
-ALERT_UNSHELVED = "alert.unshelved"
-ALERT_SUPPRESSED = "alert.suppressed"
-ALERT_UNSUPPRESSED = "alert.unsuppressed"
-ALERT_OUT_OF_SERVICE = "alert.out_of_service"
-ALERT_RETURNED_TO_SERVICE = "alert.returned_to_service"
-ALERT_ESCALATED = "alert.escalated"
 
 #: The event each action's transition emits.
 EVENT_NAMES: Mapping[ActionKind, str] = {
@@ -258,36 +256,6 @@ class FloodMetrics(BaseModel):
     flood_percent: float
     stale: int = Field(description=f"alarms on the board since over {STALE_AFTER_HOURS} h")
     priority_mix: dict[Severity, int] = Field(description="the day's annunciations by severity")
-
-
-class AlarmChanged(BaseModel):
-    """Payload of every ``alert.*`` event: the alarm after the transition, and the
-    transition itself. ``announce`` is true when the alarm newly wants an operator (it
-    came up unacknowledged from any other state): what notifications act on."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    alarm_id: int
-    action: ActionKind
-    actor: str | None
-    at: datetime
-    from_state: AlarmStatus
-    state: AlarmStatus
-    announce: bool
-    closed: bool
-    rule_id: str
-    severity: Severity
-    site_id: int
-    gateway_id: str | None
-    device: str | None
-    account_id: str | None
-    title: str
-    detail: dict[str, Any]
-    active: bool
-    count: int
-    escalation_level: int
-    first_raised_at: datetime
-    shelved_until: datetime | None
 
 
 def alarm_changed_event(

@@ -35,10 +35,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import ClassVar, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from cloud.events.alerts import ActionKind, AlarmStatus, Severity
 
 __all__ = [
     "ANNUNCIATED_STATES",
@@ -70,39 +71,6 @@ __all__ = [
     "settle",
     "shelf_expired",
 ]
-
-
-class Severity(StrEnum):
-    """An alarm's priority (the flood practice's mix: ~80 % low, 15 % medium, 5 % high);
-    ``urgent`` is for safety (a DC isolator open in daylight): never shelved."""
-
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    URGENT = "urgent"
-
-
-class AlarmStatus(StrEnum):
-    NORMAL = "normal"
-    UNACKNOWLEDGED = "unacknowledged"
-    ACKNOWLEDGED = "acknowledged"
-    RTN_UNACKNOWLEDGED = "rtn_unacknowledged"
-    SHELVED = "shelved"
-    SUPPRESSED = "suppressed"
-    OUT_OF_SERVICE = "out_of_service"
-
-
-class ActionKind(StrEnum):
-    RAISE = "raise"
-    CLEAR = "clear"
-    ACKNOWLEDGE = "acknowledge"
-    SHELVE = "shelve"
-    UNSHELVE = "unshelve"
-    SUPPRESS = "suppress"
-    UNSUPPRESS = "unsuppress"
-    REMOVE_FROM_SERVICE = "out_of_service"
-    RETURN_TO_SERVICE = "return_to_service"
-    ESCALATE = "escalate"
 
 
 _S = AlarmStatus

@@ -163,8 +163,11 @@ def _rows(events: Iterable[Event]) -> Iterable[tuple[Any, ...]]:
         yield (e.id, e.name, e.region.value, e.source, e.occurred_at, Jsonb(e.payload))
 
 
-def handle_once(conn: Connection[Any], schema: str, event_id: UUID) -> bool:
-    """Record ``event_id`` in ``<schema>.inbox``; True the first time, False after.
+def handle_once(
+    conn: Connection[Any], schema: str, event_id: UUID, *, table: str = "inbox"
+) -> bool:
+    """Record ``event_id`` in ``<schema>.<table>`` (``inbox`` unless the service uses
+    that name for something else); True the first time, False after.
 
     Call it in the transaction of the effect and apply the effect only when True: a
     redelivered event then changes nothing, and a rolled-back effect leaves the event
@@ -173,7 +176,7 @@ def handle_once(conn: Connection[Any], schema: str, event_id: UUID) -> bool:
     row = conn.execute(
         sql.SQL(
             "INSERT INTO {} (event_id) VALUES (%s) ON CONFLICT (event_id) DO NOTHING RETURNING 1"
-        ).format(_table(schema, "inbox")),
+        ).format(_table(schema, table)),
         (event_id,),
     ).fetchone()
     return row is not None

@@ -32,6 +32,8 @@ from cloud.events.users import (
     USER_ENABLED,
     USER_UPDATED,
     UserChanged,
+    UserContact,
+    contact_event,
     user_event,
 )
 from cloud.identity import repository as repo
@@ -65,7 +67,7 @@ from cloud.identity.models import (
     UserPatch,
 )
 from cloud.identity.passwords import CredentialHasher
-from cloud.identity.roles import ROLE_SCOPES, Role
+from cloud.identity.roles import EMPLOYEE_ROLES, ROLE_SCOPES, Role
 from cloud.identity.settings import IdentitySettings
 from cloud.identity.tokens import VerifyingKeys, issue_access_token
 from contracts.signing import SigningKey
@@ -177,6 +179,10 @@ class ResetMail:
     display_name: str
     token: str
     expires_at: datetime
+
+
+def _contact(user: User) -> UserContact:
+    return UserContact(user_id=user.id, home_region=user.home_region, email=user.email)
 
 
 def _changed(user: User) -> UserChanged:
@@ -541,6 +547,8 @@ class IdentityService:
                     conn, fields, password_hash=password_hash, pin_hash=pin_hash, now=now
                 )
                 emit(conn, SCHEMA, user_event(USER_CREATED, _changed(user), occurred_at=now))
+                if user.role in EMPLOYEE_ROLES:  # staff mail; a customer's is their account's
+                    emit(conn, SCHEMA, contact_event(_contact(user), occurred_at=now))
                 repo.insert_audit(
                     conn, now, "user.created", user_id=user.id, actor=actor,
                     detail={"role": user.role.value, "region": user.home_region.value},
@@ -602,6 +610,8 @@ class IdentityService:
             after = repo.update_user(conn, user_id, changes, now)
             assert after is not None
             emit(conn, SCHEMA, user_event(USER_UPDATED, _changed(after), occurred_at=now))
+            if after.role in EMPLOYEE_ROLES and before.role not in EMPLOYEE_ROLES:
+                emit(conn, SCHEMA, contact_event(_contact(after), occurred_at=now))
             if after.role != before.role:
                 repo.insert_audit(
                     conn, now, "role.changed", user_id=user_id, actor=actor,

@@ -1,17 +1,24 @@
 """Notify: how notifications reach people — the in-portal inbox with a live feed,
 e-mail (templates in English and Spanish, SMTP), signed webhooks with retries, per-user
-preferences and quiet hours. The delivery side of alerts: it knows no alert, rule or
-event; a caller (the alerts service's event handler, an offer campaign) builds a
-:class:`Notification`, resolves who receives it (:class:`Recipient`) and calls
-:meth:`NotificationService.notify`; a :class:`DeliveryWorker` sends what that queued.
+preferences and quiet hours. The delivery side of alerts: the core knows no alert or
+rule; a caller builds a :class:`Notification`, resolves who receives it
+(:class:`Recipient`) and calls :meth:`NotificationService.notify`; a
+:class:`DeliveryWorker` sends what that queued. Its own callers are its event handlers
+(:mod:`cloud.notify.handlers`: ``alert.*`` events, with recipients from notify's own
+tables fed by ``user.*`` and ``customer.*``, :mod:`cloud.notify.recipients`) and
+:meth:`NotificationService.send_notice` (offers and plan notices to chosen customers).
 
 Published interface: :class:`NotificationService`, :class:`InboxService` (and
 :class:`InboxWakeups` for server-sent events), :class:`DeliveryWorker`, their models and
 errors, :class:`NotifySettings`, the pure rules (:func:`deliveries`, :func:`quiet_until`),
-the webhook signature helpers receivers and tests use (:func:`verify_signature`), and
-the templates. Other services import nothing else from here.
+the webhook signature helpers receivers and tests use (:func:`verify_signature`), the
+templates, notices to chosen customers (:meth:`NotificationService.send_notice`), and
+the event handlers (:class:`NotifyHandlers`, :func:`event_subscriptions`): people and
+accounts from ``user.*`` / ``customer.*``, notifications from ``alert.*``. Other
+services import nothing else from here.
 """
 
+from cloud.notify.handlers import NotifyHandlers, event_subscriptions, plan_alarm_notices
 from cloud.notify.inbox import INBOX_CHANNEL, InboxService, InboxWakeups, InvalidCursorError
 from cloud.notify.mail import TemplateError, Templates, builtin_templates
 from cloud.notify.models import (
@@ -26,6 +33,8 @@ from cloud.notify.models import (
     InboxPage,
     Language,
     LocalText,
+    NoticeIn,
+    NoticeResult,
     Notification,
     NotifyResult,
     Preferences,
@@ -79,9 +88,12 @@ __all__ = [
     "Language",
     "LocalText",
     "NotFoundError",
+    "NoticeIn",
+    "NoticeResult",
     "Notification",
     "NotificationService",
     "NotifyError",
+    "NotifyHandlers",
     "NotifyResult",
     "NotifySettings",
     "Preferences",
@@ -98,6 +110,8 @@ __all__ = [
     "builtin_templates",
     "deliveries",
     "effective_preferences",
+    "event_subscriptions",
+    "plan_alarm_notices",
     "quiet_until",
     "sign",
     "signature_header",

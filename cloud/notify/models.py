@@ -293,3 +293,36 @@ class NotifyResult(_Model):
     deliveries: tuple[Delivery, ...]
     inbox_posted: int
     queued: int
+
+
+#: The kinds a notice to chosen customers may be (templates of the same names).
+NoticeKind = Literal["notice", "offer", "plan_change"]
+
+
+class NoticeIn(_Model):
+    """A notice, an offer or a plan change for a chosen set of a region's customers:
+    ``account_ids`` (None: every active account of the region), narrowed to those on
+    ``plan_code`` when given. ``campaign_id`` names the sending: sent again with the same
+    id, it reaches nobody twice (each account's notification id derives from it)."""
+
+    kind: NoticeKind
+    region: Region
+    account_ids: tuple[AccountId, ...] | None = Field(default=None, max_length=5000)
+    plan_code: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    params: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")], ParamValue] = Field(
+        default_factory=dict, max_length=MAX_PARAMS
+    )
+    link: PortalPath | None = None
+    campaign_id: UUID
+
+
+class NoticeResult(_Model):
+    """What :meth:`cloud.notify.NotificationService.send_notice` did: accounts chosen,
+    accounts told (an offer skips those whose users never opted in; an account without
+    users is skipped), inbox entries posted and deliveries queued this time."""
+
+    campaign_id: UUID
+    chosen: int
+    notified: int
+    inbox_posted: int
+    queued: int

@@ -21,14 +21,18 @@ from uuid import UUID
 import orjson
 
 from cloud.adapters.postgres import Connection, ConnectionPool, ping
+from cloud.notify import recipients
 from cloud.notify import repository as repo
 from cloud.notify.inbox import post_entry
 from cloud.notify.mail import Rendered, TemplateError, Templates, builtin_templates
 from cloud.notify.models import (
+    Category,
     Channel,
     Delivery,
     DeliveryRecord,
     InboxEntryIn,
+    NoticeIn,
+    NoticeResult,
     Notification,
     NotifyResult,
     Preferences,
@@ -168,10 +172,17 @@ class NotificationService:
         return secret
 
     # -- notifications --------------------------------------------------------------
-    def notify(self, notification: Notification, recipients: Sequence[Recipient]) -> NotifyResult:
+    def notify(
+        self,
+        notification: Notification,
+        recipients: Sequence[Recipient],
+        *,
+        conn: Connection[Any] | None = None,
+    ) -> NotifyResult:
         """File ``notification`` in every recipient's inbox and queue its e-mails and
         webhook calls (see the module). :class:`InvalidError` when its kind has no
-        template or lacks a parameter, or there are too many recipients."""
+        template or lacks a parameter, or there are too many recipients. ``conn``: do it
+        in the caller's transaction (an event handler's, with its inbox row)."""
         if len(recipients) > MAX_RECIPIENTS:
             raise InvalidError(f"at most {MAX_RECIPIENTS} recipients per notification")
         try:
@@ -179,31 +190,95 @@ class NotificationService:
         except TemplateError as exc:
             raise InvalidError(str(exc)) from None
         now = self._clock()
+        if conn is None:
+            with self._pool.connection() as own:
+                return self._notify(own, notification, recipients, now)
+        return self._notify(conn, notification, recipients, now)
+
+    def _notify(
+        self,
+        conn: Connection[Any],
+        notification: Notification,
+        recipients: Sequence[Recipient],
+        now: datetime,
+    ) -> NotifyResult:
         link = self._link(notification)
         renderings: dict[tuple[str, str], Rendered] = {}
-        with self._pool.connection() as conn:
-            prefs = repo.preferences_of(conn, list({r.user_id for r in recipients}))
-            planned = deliveries(notification, recipients, prefs, now)
-            endpoints = repo.endpoint_secrets(
-                conn, [d.destination for d in planned if d.channel is Channel.WEBHOOK], now
-            )
-            posted = queued = 0
-            # Inboxes first, in user-id order: two notifications for the same people lock
-            # the people's change counters in one order, never waiting in a cycle.
-            for d in sorted(planned, key=lambda d: (d.channel is not Channel.INBOX, d.user_id)):
-                reader = (d.language, d.time_zone)
-                if reader not in renderings:
-                    renderings[reader] = self._templates.render(
-                        notification, d.language, d.time_zone, link=link
-                    )
-                rendered = renderings[reader]
-                if d.channel is Channel.INBOX:
-                    entry = post_entry(conn, d.user_id, _inbox_entry(notification, rendered))
-                    posted += entry is not None
-                    continue
-                new = self._new_delivery(notification, d, rendered, endpoints, now)
-                queued += new is not None and repo.insert_delivery(conn, new)
+        prefs = repo.preferences_of(conn, list({r.user_id for r in recipients}))
+        planned = deliveries(notification, recipients, prefs, now)
+        endpoints = repo.endpoint_secrets(
+            conn, [d.destination for d in planned if d.channel is Channel.WEBHOOK], now
+        )
+        posted = queued = 0
+        # Inboxes first, in user-id order: two notifications for the same people lock
+        # the people's change counters in one order, never waiting in a cycle.
+        for d in sorted(planned, key=lambda d: (d.channel is not Channel.INBOX, d.user_id)):
+            reader = (d.language, d.time_zone)
+            if reader not in renderings:
+                renderings[reader] = self._templates.render(
+                    notification, d.language, d.time_zone, link=link
+                )
+            rendered = renderings[reader]
+            if d.channel is Channel.INBOX:
+                entry = post_entry(conn, d.user_id, _inbox_entry(notification, rendered))
+                posted += entry is not None
+                continue
+            new = self._new_delivery(notification, d, rendered, endpoints, now)
+            queued += new is not None and repo.insert_delivery(conn, new)
         return NotifyResult(deliveries=tuple(planned), inbox_posted=posted, queued=queued)
+
+    def send_notice(self, notice: NoticeIn) -> NoticeResult:
+        """One notification per chosen account (:class:`NoticeIn`) to the account's
+        customer users, each account in its own transaction (an interrupted sending sent
+        again with the same ``campaign_id`` completes it and repeats nobody). An offer
+        reaches only people who opted in to offers (their saved preferences choose the
+        ``offer`` category by e-mail or webhook): without consent, not even the inbox.
+        :class:`InvalidError` as :meth:`notify`."""
+        category = _NOTICE_CATEGORIES[notice.kind]
+        now = self._clock()
+
+        def notification(account_id: str | None) -> Notification:
+            return Notification(
+                id=uuid.uuid5(notice.campaign_id, account_id or ""),
+                kind=notice.kind,
+                category=category,
+                region=notice.region,
+                account_id=account_id,
+                link=notice.link,
+                params=notice.params,
+                created_at=now,
+            )
+
+        try:
+            self._templates.check(notification(None))
+        except TemplateError as exc:
+            raise InvalidError(str(exc)) from None
+        with self._pool.connection() as conn:
+            chosen = recipients.accounts_in(
+                conn, notice.region, account_ids=notice.account_ids, plan_code=notice.plan_code
+            )
+        notified = posted = queued = 0
+        for account_id in chosen:
+            with self._pool.connection() as conn:
+                people = recipients.customers_of(conn, notice.region, [account_id])
+                reached = people.get(account_id, [])
+                if category is Category.OFFER:
+                    reached = _consenting(
+                        reached, repo.preferences_of(conn, [r.user_id for r in reached])
+                    )
+                if not reached:
+                    continue
+                result = self._notify(conn, notification(account_id), reached, now)
+            notified += 1
+            posted += result.inbox_posted
+            queued += result.queued
+        return NoticeResult(
+            campaign_id=notice.campaign_id,
+            chosen=len(chosen),
+            notified=notified,
+            inbox_posted=posted,
+            queued=queued,
+        )
 
     def deliveries(
         self, notification_id: UUID, *, user_id: str | None = None
@@ -277,6 +352,23 @@ class NotificationService:
             created_at=now,
             send_after=d.send_after,
         )
+
+
+_NOTICE_CATEGORIES = {
+    "notice": Category.NOTICE,
+    "plan_change": Category.NOTICE,
+    "offer": Category.OFFER,
+}
+
+
+def _consenting(people: Sequence[Recipient], prefs: dict[str, Preferences]) -> list[Recipient]:
+    """Those of ``people`` who chose offers (saved preferences only: the defaults never
+    include them)."""
+
+    def agreed(p: Preferences | None) -> bool:
+        return p is not None and p.saved and Category.OFFER in (p.email | p.webhook)
+
+    return [r for r in people if agreed(prefs.get(r.user_id))]
 
 
 def _inbox_entry(notification: Notification, rendered: Rendered) -> InboxEntryIn:

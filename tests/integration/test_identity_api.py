@@ -279,3 +279,14 @@ async def test_every_refusal_is_documented_in_the_openapi(identity: IdentityStac
     login = spec["components"]["schemas"]["LoginIn"]
     assert login["properties"]["password"]["maxLength"] == 256
     assert login["additionalProperties"] is False
+
+
+def test_staff_work_addresses_go_to_notify_and_customers_addresses_never(
+    identity: IdentityStack,
+) -> None:
+    operator = identity.add_user(Role.OPERATOR, email="olga@potr.example")
+    customer = identity.add_user(Role.CUSTOMER, email="carl@example.com")
+    contacts = [p for n, p in identity.outbox() if n == "user.contact_changed"]
+    assert contacts == [{"user_id": operator.id, "home_region": "au", "email": "olga@potr.example"}]
+    assert all("email" not in p for n, p in identity.outbox() if n != "user.contact_changed")
+    assert customer.id not in {p["user_id"] for p in contacts}
