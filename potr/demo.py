@@ -135,12 +135,18 @@ class DemoStack:
 
 @asynccontextmanager
 async def demo_stack(
-    *, broker: BrokerKind, console: Console, database_url: str | None = None
+    *,
+    broker: BrokerKind,
+    console: Console,
+    database_url: str | None = None,
+    smtp: tuple[str, int] | None = None,
 ) -> AsyncIterator[DemoStack]:
     """Start the whole demo — database, broker, simulated sites, agents, ingest, the
     config service, identity with one person per role, the API and the portal on a free
-    port — and stop it all when the block ends. ``database_url``: an existing server's
-    database (else ``POTR_DATABASE_URL``, else an embedded PostgreSQL)."""
+    port, alerts and notifications — and stop it all when the block ends.
+    ``database_url``: an existing server's database (else ``POTR_DATABASE_URL``, else an
+    embedded PostgreSQL); ``smtp``: the mail relay notifications go to (else
+    ``POTR_SMTP_*``)."""
     async with AsyncExitStack() as stack:
         workdir = Path(tempfile.mkdtemp(prefix="potr-demo-", dir="/tmp"))
         os.chmod(workdir, 0o755)
@@ -199,8 +205,11 @@ async def demo_stack(
         # Notifications: mail through the POTR_SMTP_* relay (default localhost:25; without
         # one the deliveries retry, then fail: notify.deliveries shows them).
         notify = NotifySettings(
-            **database.model_dump(), notify_portal_url=f"http://127.0.0.1:{api_settings.api_port}"
+            **database.model_dump(),
+            notify_portal_url=f"http://127.0.0.1:{api_settings.api_port}",
         )
+        if smtp is not None:
+            notify = notify.model_copy(update={"smtp_host": smtp[0], "smtp_port": smtp[1]})
         # Ingest, the config service and its loops, the registry's and the config
         # service's consumers and the outbox relays (in-process bus here).
         services = await stack.enter_async_context(
@@ -345,8 +354,11 @@ async def _print_command_when_ready(config: ConfigService, api: str, console: Co
     )
 
 
-#: Each demo site: a DER inverter (SunSpec 70x: limits and curves) and a grid meter.
-_DEMO_DEVICES = {1: "sim-der-inverter", 2: "sim-meter-203"}
+#: Each demo site: a DER inverter (SunSpec 70x: limits and curves), a grid meter and a
+#: DC isolator (its trips and openings become alarms and notices).
+_DEMO_DEVICES = {1: "sim-der-inverter", 2: "sim-meter-203", 5: "sim-isolator"}
+#: The isolator's Modbus unit (a fault ``{"kind": "isolator_trip", "unit": 5}`` trips it).
+ISOLATOR_UNIT = 5
 
 
 def _site_settings(demo: DemoSite) -> DeviceSiteSettings:

@@ -60,7 +60,9 @@ class GatewayRegistrationHandler:
 
     async def __call__(self, event: Event) -> None:
         reg = event_payload(event, GatewayRegistration)
-        gateway = KnownGateway(reg.gateway_id, reg.region, reg.site_id, reg.account_id)
+        gateway = KnownGateway(
+            reg.gateway_id, reg.region, reg.site_id, reg.account_id, reg.time_zone, reg.site_name
+        )
         await asyncio.to_thread(self._service.record_gateway, event.id, gateway, event.occurred_at)
 
 

@@ -55,6 +55,7 @@ from cloud.alerts.rules import (
     load_rules,
 )
 from cloud.alerts.store import SCHEMA, AlarmStore
+from cloud.events.alerts import NOTIFY_DETAIL_KEY
 from cloud.events.outbox import handle_once
 from cloud.events.types import (
     CONFIG_APPLIED,
@@ -95,6 +96,8 @@ class KnownGateway:
     region: Region
     site_id: int
     account_id: AccountId | None
+    time_zone: str | None = None
+    site_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +143,21 @@ class AlertService:
                 return False
             conn.execute(
                 "INSERT INTO alerts.gateways (gateway_id, region, site_id, account_id,"
-                " updated_at) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (gateway_id) DO UPDATE"
+                " time_zone, site_name, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (gateway_id) DO UPDATE"
                 " SET region = EXCLUDED.region, site_id = EXCLUDED.site_id,"
-                " account_id = EXCLUDED.account_id, updated_at = EXCLUDED.updated_at"
+                " account_id = EXCLUDED.account_id, time_zone = EXCLUDED.time_zone,"
+                " site_name = EXCLUDED.site_name, updated_at = EXCLUDED.updated_at"
                 " WHERE alerts.gateways.updated_at <= EXCLUDED.updated_at",
-                (gateway.gateway_id, gateway.region.value, gateway.site_id, gateway.account_id, at),
+                (
+                    gateway.gateway_id,
+                    gateway.region.value,
+                    gateway.site_id,
+                    gateway.account_id,
+                    gateway.time_zone,
+                    gateway.site_name,
+                    at,
+                ),
             )
             return True
 
@@ -315,26 +328,34 @@ def _gateway(conn: Connection[Any], gateway_id: str) -> KnownGateway | None:
 
 def _gateways(conn: Connection[Any], ids: Iterable[str]) -> dict[str, KnownGateway]:
     rows = conn.execute(
-        "SELECT gateway_id, region, site_id, account_id FROM alerts.gateways"
-        " WHERE gateway_id = ANY(%s)",
+        "SELECT gateway_id, region, site_id, account_id, time_zone, site_name"
+        " FROM alerts.gateways WHERE gateway_id = ANY(%s)",
         (sorted(ids),),
     ).fetchall()
-    return {g: KnownGateway(g, Region(r), s, a) for g, r, s, a in rows}
+    return {g: KnownGateway(g, Region(r), s, a, z, n) for g, r, s, a, z, n in rows}
 
 
 def _condition(
     rules: RuleSet, raised: Raised, cause: str, gateway: KnownGateway | None
 ) -> AlarmCondition:
     """The alarm of ``raised`` as its rule describes it: severity, title, and who is told
-    (``detail.notify``: audiences; ``detail.safety_notice``: the customer's safety notice)."""
+    (``detail.notify``: audiences and the customer's safety notice, as
+    :func:`cloud.events.alerts.alarm_audiences` reads them; the site's name and zone)."""
     rule = rules.get(raised.rule_id)
     s = raised.subject
     detail: dict[str, Any] = {
-        "notify": sorted(rule.notify.to),
-        "safety_notice": rule.notify.safety_notice,
+        # The shape notify reads (cloud.events.alerts.alarm_audiences).
+        NOTIFY_DETAIL_KEY: {
+            "to": sorted(rule.notify.to),
+            "safety_notice": rule.notify.safety_notice,
+        },
         "cause": cause,
         "since": raised.at.isoformat(),
     }
+    if gateway is not None and gateway.site_name:
+        detail["site_name"] = gateway.site_name
+    if gateway is not None and gateway.time_zone:
+        detail["time_zone"] = gateway.time_zone
     if raised.value is not None:
         detail["value"] = raised.value
     return AlarmCondition(

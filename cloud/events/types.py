@@ -349,6 +349,8 @@ class GatewayRegistration(BaseModel):
     #: The customer account that owns the site (issue 13), null while none does (and in
     #: events from before accounts existed).
     account_id: AccountId | None = None
+    #: The site's name, as people read it in notices (null in older events).
+    site_name: str | None = None
 
 
 def gateway_registration_event(

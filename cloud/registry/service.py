@@ -256,6 +256,7 @@ def _registration_event(gateway: Gateway, site: Site, *, registered: bool) -> Ev
         time_zone=site.time_zone,
         enabled=gateway.enabled,
         account_id=site.account_id,
+        site_name=site.name,
     )
     return gateway_registration_event(registration, registered=registered)
 

@@ -187,8 +187,9 @@ async def test_an_isolator_found_open_raises_one_urgent_alarm_for_the_sites_acco
         "iso1",
         ACCOUNT,
     )
-    assert alarm.detail["notify"] == ["customer", "mosie", "operators"]
-    assert alarm.detail["safety_notice"] is True
+    assert alarm.detail["notify"] == {
+        "to": ["customer", "mosie", "operators"], "safety_notice": True
+    }  # fmt: skip
     assert _outbox(pool) == [("alert.raised", "dc-isolator-open")]
     # The board by scope: another account and another region see nothing of it.
     assert service.store.list_alarms(Scope.of_account(Region.AU, OTHER)).items == []

@@ -9,6 +9,9 @@ CREATE TABLE alerts.gateways (
     region      text NOT NULL CHECK (region IN ('au', 'us', 'es')),
     site_id     int NOT NULL,
     account_id  text CHECK (account_id ~ '^acc_[0-9a-f]{32}$'),
+    -- What a notice says of the site: its IANA zone and name (null in older events).
+    time_zone   text,
+    site_name   text CHECK (length(site_name) <= 200),
     updated_at  timestamptz NOT NULL
 );
 
