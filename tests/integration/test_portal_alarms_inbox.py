@@ -65,10 +65,12 @@ def _csrf(client: TestClient) -> str:
     client.get("/login")
     token = client.cookies.get("potr_csrf")
     assert token
-    return token
+    return str(token)
 
 
-def _raise(world: World, tenant: str, *, severity: Severity = Severity.HIGH, **extra: object) -> int:
+def _raise(
+    world: World, tenant: str, *, severity: Severity = Severity.HIGH, **extra: object
+) -> int:
     """A new alarm of ``tenant``'s site (a rule of its own: one test's alarm alone)."""
     t = world.tenants[tenant]
     condition = AlarmCondition.model_validate(
@@ -139,6 +141,14 @@ def test_the_state_filter_lists_shelved_alarms_apart(world: World) -> None:
     assert f'data-alarm="{alarm}"' not in board
     assert f'data-alarm="{alarm}"' in shelved
     assert bad.status_code == 422
+
+
+def test_the_board_speaks_spanish(world: World) -> None:
+    with _client(world, Role.OPERATOR) as client:
+        client.cookies.set("potr_lang", "es")
+        board = client.get("/ui/au/alarms").text
+    assert "Alarmas en AU" in board
+    assert "Sin reconocer" in board
 
 
 # -- the operator's forms -----------------------------------------------------------------
@@ -275,7 +285,8 @@ def test_the_inbox_lists_a_persons_own_entries_newest_first_with_a_badge(world: 
     first = inbox.post(me, _entry("First news"))
     inbox.post(me, _entry("Second news"))
     theirs = inbox.post(someone, _entry("Not yours"))
-    assert first is not None and theirs is not None
+    assert first is not None
+    assert theirs is not None
     with _client(world, Role.CUSTOMER, me) as client:
         page = client.get("/ui/au/inbox", headers=HTML).text
         assert page.index("Second news") < page.index("First news")
