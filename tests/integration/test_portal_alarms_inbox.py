@@ -30,6 +30,7 @@ from contracts.topics import Region
 from tests.api_tokens import mint_token
 from tests.browser.live import serve_asgi
 from tests.integration.api_world import World, api_world, private_database
+from tests.waiting import until_sync
 
 pytestmark = pytest.mark.integration
 
@@ -366,6 +367,11 @@ def test_the_live_feed_streams_an_entry_posted_after_connecting(world: World) ->
                 missed = orjson.loads(_next(frames, "entry")["data"])
                 assert "While away" in missed["html"]
                 assert _next(frames, "unread")["data"] == "2"
+        # The client gone, its stream ends (and stops watching) at once.
+        assert world.web is not None
+        feed = world.web.inbox
+        assert feed is not None
+        until_sync(lambda: feed.open_streams == 0, 10, "the streams to end with their clients")
 
 
 async def test_a_stream_ends_after_its_lifetime(world: World) -> None:

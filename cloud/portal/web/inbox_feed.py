@@ -69,6 +69,8 @@ class InboxFeed:
         self.lifetime_s = lifetime_s
         self._listening: _Listening | None = None
         self._lock = asyncio.Lock()
+        #: Streams open now (each ends with its client, or after ``lifetime_s``).
+        self.open_streams = 0
 
     async def _wakeups(self) -> InboxWakeups | None:
         """The process's LISTEN connection, started in this event loop (None: no URL,
@@ -107,13 +109,18 @@ class InboxFeed:
         ``gone()`` (awaitable) says whether the client left."""
         wakeups = await self._wakeups()
         ends = time.monotonic() + self.lifetime_s
-        if wakeups is None:
-            async for frame in self._frames(user_id, cursor, render, gone, ends, None):
-                yield frame
-            return
-        async with wakeups.watch(user_id) as changed:
-            async for frame in self._frames(user_id, cursor, render, gone, ends, changed.wait):
-                yield frame
+        self.open_streams += 1
+        try:
+            if wakeups is None:
+                async for frame in self._frames(user_id, cursor, render, gone, ends, None):
+                    yield frame
+                return
+            # A client that leaves cancels the stream here: the watch ends with it.
+            async with wakeups.watch(user_id) as changed:
+                async for frame in self._frames(user_id, cursor, render, gone, ends, changed.wait):
+                    yield frame
+        finally:
+            self.open_streams -= 1
 
     async def _frames(
         self,
