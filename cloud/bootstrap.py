@@ -37,7 +37,7 @@ from fastapi import FastAPI
 
 from cloud.adapters.mqtt import MqttPublisher
 from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
-from cloud.alerts import AlertService, run_alert_sweeps
+from cloud.alerts import AlarmStore, AlertService, run_alert_sweeps
 from cloud.alerts import event_subscriptions as alert_subscriptions
 from cloud.config import SCHEMA as CONFIG_SCHEMA
 from cloud.config import (
@@ -65,7 +65,13 @@ from cloud.identity import create_router as identity_router
 from cloud.ingest import CompletenessReader, FleetStatusReader, IngestSettings, IngestWorker
 from cloud.ingest import event_subscriptions as ingest_subscriptions
 from cloud.mqtt_options import mqtt_options
-from cloud.notify import DeliveryWorker, NotificationService, NotifyHandlers, NotifySettings
+from cloud.notify import (
+    DeliveryWorker,
+    InboxService,
+    NotificationService,
+    NotifyHandlers,
+    NotifySettings,
+)
 from cloud.notify import event_subscriptions as notify_subscriptions
 from cloud.portal import (
     ApiSettings,
@@ -76,7 +82,7 @@ from cloud.portal import (
     add_error_handlers,
     create_app,
 )
-from cloud.portal.web import HttpIdentityGate, IdentityGate, LocalIdentityGate, WebUi
+from cloud.portal.web import HttpIdentityGate, IdentityGate, InboxFeed, LocalIdentityGate, WebUi
 from cloud.registry import NotFoundError, RegistryService, Site
 from cloud.registry import subscriptions as registry_subscriptions
 from cloud.settings import DatabaseSettings
@@ -262,8 +268,10 @@ def create_web_ui(
 ) -> WebUi:
     """What the web UI needs beyond the API (hand it to :func:`create_api` as ``web``):
     the identity service to sign people in through — ``identity`` in this process (the
-    one-process demo), else ``POTR_PORTAL_IDENTITY_URL`` over HTTP — and ingest's view
-    of each device's state. Opens no connection."""
+    one-process demo), else ``POTR_PORTAL_IDENTITY_URL`` over HTTP — ingest's view of
+    each device's state, the alarm store and the inbox with its live feed (whose LISTEN
+    connection to the settings' database opens with the first stream; ``WebUi.aclose``
+    closes it). Opens no connection."""
     if identity is not None:
         gate: IdentityGate = LocalIdentityGate(identity)
     elif settings.portal_identity_url:
@@ -278,6 +286,8 @@ def create_web_ui(
         audit=ViewAudit(pool),
         cookie_secure=settings.portal_cookie_secure,
         live_interval_s=settings.portal_live_interval_s,
+        alarms=AlarmStore(pool),
+        inbox=InboxFeed(InboxService(pool), settings.database_url),
     )
 
 

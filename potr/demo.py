@@ -228,6 +228,7 @@ async def demo_stack(
         services_stop = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
             web = create_web_ui(api_settings, pool, identity=identity)
+            stack.push_async_callback(web.aclose)  # the inbox feed's LISTEN connection
             app = create_api(api_settings, pool, config=services.config, web=web)
             app.include_router(
                 identity_router(

@@ -139,8 +139,9 @@ def plan_alarm_notices(event: Event, alarm: AlarmChanged, now: datetime) -> list
             created_at=now,
         )
 
-    staff_link = f"/{region.value}/alarms/{alarm.alarm_id}"
-    customer_link = f"/{region.value}/sites/{alarm.site_id}"
+    # The portal's pages (cloud.portal.web): staff's alarm page, the customer's site page.
+    staff_link = f"/ui/{region.value}/alarms/{alarm.alarm_id}"
+    customer_link = f"/ui/{region.value}/sites/{alarm.site_id}"
     raised = {"alarm": _title(alarm), "raised_at": alarm.at}
     if event.name == ALERT_RAISED and alarm.announce:
         category = Category.SAFETY if safety else Category.ALARM

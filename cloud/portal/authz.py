@@ -25,6 +25,8 @@ from contracts.topics import Region
 
 __all__ = [
     "ADMINS",
+    "ALARM_OPERATORS",
+    "ALARM_READERS",
     "CONTROL",
     "CUSTOMER_READERS",
     "EVERYONE",
@@ -81,6 +83,13 @@ OFFICE = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT})
 #: Who changes them (customers' records and staff records).
 OFFICE_WRITERS = frozenset({Role.ADMIN, Role.OPERATOR})
 ADMINS = frozenset({Role.ADMIN})
+#: Who reads a region's alarm board and an alarm's history: the staff (MOSIEs to know
+#: what waits at a site, support to answer a customer's call); customers see their
+#: sites' alarms among the site page's notices instead.
+ALARM_READERS = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT, Role.MOSIE})
+#: Who acknowledges, shelves and unshelves alarms: the operator's desk (ISA-18.2's
+#: operator response).
+ALARM_OPERATORS = frozenset({Role.ADMIN, Role.OPERATOR})
 
 #: Route key (the route's ``operationId``) → roles that may call it. A route missing
 #: here cannot be built (its dependency raises ``KeyError``).
@@ -148,6 +157,16 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "ui.support.site.today": OFFICE,
     "ui.support.site.energy": OFFICE,
     "ui.audit": ADMINS,
+    "ui.alarms": ALARM_READERS,
+    "ui.alarm": ALARM_READERS,
+    "ui.alarm.acknowledge": ALARM_OPERATORS,
+    "ui.alarm.shelve": ALARM_OPERATORS,
+    "ui.alarm.unshelve": ALARM_OPERATORS,
+    # the signed-in person's own inbox (any region URL they may reach)
+    "ui.inbox": EVERYONE,
+    "ui.inbox.events": EVERYONE,
+    "ui.inbox.read": EVERYONE,
+    "ui.inbox.read_all": EVERYONE,
 }
 
 

@@ -28,6 +28,7 @@ from psycopg import sql
 
 from cloud.adapters.mqtt import InboundMessage
 from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
+from cloud.alerts import AlarmCondition, AlarmStore, Severity
 from cloud.bootstrap import create_api, create_config_service, create_tracker, create_web_ui
 from cloud.config import CommandIn, ConfigIn, ConfigService, ConfigSettings, write_key_file
 from cloud.customers import AccountIn, ContactIn, CustomersService, InstallationIn, WarrantyIn
@@ -42,6 +43,7 @@ from cloud.identity import (
 from cloud.ingest import IngestPipeline
 from cloud.migrate import migrate
 from cloud.portal import PortalSettings
+from cloud.portal.web import WebUi
 from cloud.registry import GatewayIn, RegistryService, SiteIn
 from cloud.telemetry import TelemetryStore
 from contracts.messages import DeviceInfo, ProfileRef
@@ -76,6 +78,8 @@ class Tenant:
     device: int
     command: uuid.UUID
     employee: str
+    #: An open alarm of the account's site.
+    alarm: int = 0
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,8 @@ class World:
     tenants: dict[str, Tenant]
     #: The identity service the web UI signs people in through.
     identity: IdentityService | None = None
+    #: The web UI's own parts (its inbox feed: close it where a stream started it).
+    web: WebUi | None = None
 
     def headers(self, role: Role | str) -> dict[str, str]:
         """A caller of ``role``: staff of au, or account A's customer (au)."""
@@ -254,13 +260,20 @@ def api_world(database_url: str, key_dir: Path) -> Iterator[World]:
             assert device is not None
             employee = f"E0000{len(tenants) + 1}"
             EmployeeService(pool).add(employee_in(employee, region))
+            alarm = AlarmStore(pool).raise_condition(
+                AlarmCondition(
+                    rule_id="isolator_open", site_id=site_id, gateway_id=gateway,
+                    region=region, severity=Severity.HIGH, account_id=account,
+                    title=f"Isolator open at site {name}",
+                )
+            )  # fmt: skip
             tenants[name] = Tenant(
-                name, region, account, site_id, gateway, device, command.id, employee
+                name, region, account, site_id, gateway, device, command.id, employee, alarm.id
             )
         portal = PortalSettings(**api_settings(database_url).model_dump())
         identity = identity_service(database_url, key_dir, pool)
         web = create_web_ui(portal, pool, identity=identity)
         app = create_api(portal, pool, config=config, web=web)
-        yield World(app, pool, tenants, identity)
+        yield World(app, pool, tenants, identity, web)
     finally:
         pool.close()

@@ -29,6 +29,7 @@ ALL = frozenset(Role)
 CONTROL = frozenset({Role.ADMIN, Role.OPERATOR})
 OFFICE = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT})
 ADMINS = frozenset({Role.ADMIN})
+STAFF = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT, Role.MOSIE})
 
 
 @dataclass(frozen=True)
@@ -75,9 +76,23 @@ TABLE: dict[str, Page] = {
         OFFICE, lambda r, t: f"/ui/{r}/customers/{t.account}/sites/{t.site}/energy"
     ),
     "/ui/{region}/audit": Page(ADMINS, lambda r, t: f"/ui/{r}/audit", tenant_object=False),
+    "/ui/{region}/alarms": Page(STAFF, lambda r, t: f"/ui/{r}/alarms", tenant_object=False),
+    "/ui/{region}/alarms/{alarm_id}": Page(STAFF, lambda r, t: f"/ui/{r}/alarms/{t.alarm}"),
+    "/ui/{region}/inbox": Page(ALL, lambda r, t: f"/ui/{r}/inbox", tenant_object=False),
 }
-#: The one state-changing page route (tested on its own below).
-POSTS = {"/ui/{region}/gateways/{gateway_id}/commands"}
+#: The state-changing page routes (the command form below; the alarms' and the inbox's
+#: in test_portal_alarms_inbox.py).
+POSTS = {
+    "/ui/{region}/gateways/{gateway_id}/commands",
+    "/ui/{region}/alarms/{alarm_id}/acknowledge",
+    "/ui/{region}/alarms/{alarm_id}/shelve",
+    "/ui/{region}/alarms/{alarm_id}/unshelve",
+    "/ui/{region}/inbox/{entry_id}/read",
+    "/ui/{region}/inbox/read-all",
+}
+#: The inbox's event stream: an answer without end, tested over a real server (also
+#: in test_portal_alarms_inbox.py).
+STREAMS = {"/ui/{region}/inbox/events"}
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +112,7 @@ def _client(world: World, role: Role) -> TestClient:
 
 def test_the_table_names_every_page_the_app_serves(world: World) -> None:
     served = {r.path for r in served_routes(world.app) if r.path.startswith("/ui/")}
-    assert served == set(TABLE) | POSTS
+    assert served == set(TABLE) | POSTS | STREAMS
 
 
 @pytest.mark.parametrize("role", list(Role))

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 from starlette.requests import Request
 
+from cloud.alerts import AlarmStatus, FloodMetrics, Severity
 from cloud.identity import Role
 from cloud.ingest import (
     DeviceCounts,
@@ -91,9 +92,83 @@ def test_a_site_with_every_notice(renderer: Renderer) -> None:
             _request("/ui/au/sites/7"), "site.html", language=language,
             viewer=_viewer(Role.CUSTOMER, language), site=site, devices=devices, flow=flow,
             base="/ui/au", as_customer=None, gateways=[],
-            notices=site_notices(devices, flow, [swap]),
+            notices=site_notices(devices, flow, [swap]), alarms=[_alarm()], alarm_links=False,
         )  # fmt: skip
         text = bytes(page.body).decode()
         assert words in text
         assert "OLD" in text
         assert "NEW" in text
+        assert "Isolator open" in text
+        assert ("Acknowledged" if language == "en" else "Reconocida") in text
+
+
+def _alarm(state: AlarmStatus = AlarmStatus.ACKNOWLEDGED) -> SimpleNamespace:
+    return SimpleNamespace(
+        id=5, title="Isolator open", severity=Severity.HIGH, state=state, count=3, site_id=7,
+        gateway_id="gw-1", device=None, active=True, first_raised_at=AT, last_seen_at=AT,
+        shelved_until=AT, shelve_reason="cleaning", acked_at=AT,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("language", "heading"), [("en", "Alarms in AU"), ("es", "Alarmas en AU")])
+def test_the_alarm_board_and_an_alarms_page(
+    renderer: Renderer, language: str, heading: str
+) -> None:
+    now = datetime(2026, 12, 4, tzinfo=UTC)
+    flood = FloodMetrics(
+        region=Region.AU, since=AT, until=now, windows=[], annunciated=30, per_hour=1.25,
+        peak=12, windows_in_flood=2, flood_percent=1.4, stale=1,
+        priority_mix={Severity.HIGH: 20, Severity.LOW: 10},
+    )  # fmt: skip
+    site = SimpleNamespace(id=7, name="Site seven", time_zone="Australia/Sydney")
+    viewer = _viewer(Role.OPERATOR, language)
+    board = renderer.page(
+        _request("/ui/au/alarms"), "alarms.html", language=language, viewer=viewer,
+        state="annunciated", board_url="/ui/au/alarms", severities=list(Severity)[::-1],
+        may_act=True, alarms=[_alarm(AlarmStatus.UNACKNOWLEDGED), _alarm(AlarmStatus.SHELVED)],
+        truncated=True, flood=flood, sites={7: site},
+    )  # fmt: skip
+    text = bytes(board.body).decode()
+    assert heading in text
+    assert "/alarms/5/acknowledge" in text
+    assert "/alarms/5/unshelve" in text
+    assert "Site seven" in text
+    history = [
+        SimpleNamespace(at=AT, action=SimpleNamespace(value=a), actor=actor, detail=detail,
+                        to_state=AlarmStatus.SHELVED)
+        for a, actor, detail in (("raise", None, {"count": 1}),
+                                 ("shelve", "usr_1", {"reason": "cleaning"}))
+    ]  # fmt: skip
+    page = renderer.page(
+        _request("/ui/au/alarms/5"), "alarm.html", language=language, viewer=viewer,
+        fmt=viewer.formats, may_act=True, shelve_choices=[15, 60, 480], max_reason=500,
+        refusal="refused here", status_code=409, alarm=_alarm(AlarmStatus.ACKNOWLEDGED),
+        history=history, site=site,
+    )  # fmt: skip
+    text = bytes(page.body).decode()
+    assert page.status_code == 409
+    assert "refused here" in text
+    assert 'name="minutes"' in text
+    assert "cleaning" in text
+    assert ("the system" if language == "en" else "el sistema") in text
+
+
+def test_an_inbox_with_read_and_unread_entries(renderer: Renderer) -> None:
+    entry = SimpleNamespace(
+        id="e1", title="News", body="Body", link="/ui/au/alarms", created_at=AT, read_at=None
+    )
+    read = SimpleNamespace(id="e2", title="Old news", body="", link=None, created_at=AT, read_at=AT)
+    viewer = Viewer(
+        CallerData(subject="usr_1", role=Role.MOSIE, region=Region.AU), Region.AU,
+        Scope.of_region(Region.AU), "es", Formats("es"), unread=1,
+    )  # fmt: skip
+    page = renderer.page(
+        _request("/ui/au/inbox"), "inbox.html", language="es", viewer=viewer,
+        entries=[entry, read], older="12", cursor="40", first_page=True,
+    )  # fmt: skip
+    text = bytes(page.body).decode()
+    assert "Bandeja de entrada" in text
+    assert "/ui/au/inbox/e1/read" in text
+    assert "/ui/au/inbox/e2/read" not in text
+    assert 'data-feed="/ui/au/inbox/events?cursor=40"' in text
+    assert "data-unread-count>1<" in text

@@ -1,4 +1,5 @@
-// PoTR portal: today's solar curve (uPlot), redrawn after each live update (htmx).
+// PoTR portal: today's solar curve (uPlot), redrawn after each live update (htmx), and
+// the inbox's live feed (EventSource).
 // No inline script anywhere (the Content Security Policy forbids it): this file is all.
 "use strict";
 
@@ -87,6 +88,42 @@
   window.addEventListener("resize", () => {
     charts.forEach((chart, box) => chart.setSize({ width: Math.max(280, box.clientWidth), height: 260 }));
   });
+  // The inbox's live feed (server-sent events): each entry comes rendered by the server
+  // in the page's language; a known entry is replaced (marked read), a new one goes on top.
+  function follow(list) {
+    const feed = new EventSource(list.dataset.feed);
+    const status = document.getElementById("inbox-status");
+    feed.addEventListener("entry", (event) => {
+      const entry = JSON.parse(event.data);
+      const known = list.querySelector('[data-entry="' + CSS.escape(entry.id) + '"]');
+      if (known) {
+        known.outerHTML = entry.html;
+        return;
+      }
+      list.insertAdjacentHTML("afterbegin", entry.html);
+      const empty = document.getElementById("inbox-empty");
+      if (empty) empty.hidden = true;
+      const title = list.firstElementChild && list.firstElementChild.querySelector(".entry-title a, .entry-title");
+      if (status && title && !entry.read) status.textContent = (list.dataset.newLabel || "") + " " + title.textContent.trim();
+    });
+    feed.addEventListener("unread", (event) => {
+      const count = Number(event.data);
+      document.querySelectorAll("[data-unread-badge]").forEach((badge) => {
+        badge.hidden = count === 0;
+        const number = badge.querySelector("[data-unread-count]");
+        if (number) number.textContent = String(count);
+      });
+    });
+    feed.addEventListener("reload", () => window.location.reload());
+    feed.addEventListener("ready", () => { list.dataset.live = "true"; });
+    window.addEventListener("pagehide", () => feed.close());
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const list = document.querySelector("#inbox[data-feed]");
+    if (list && "EventSource" in window) follow(list);
+  });
+
   // Language switch: submit on change for mouse users; the button stays for keyboards.
   document.addEventListener("change", (event) => {
     const select = event.target;

@@ -17,6 +17,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from cloud.alerts import Alarm, AlarmStatus, AlarmStore
+from cloud.alerts.alarms import OPEN_STATES
 from cloud.config import ConfigService
 from cloud.customers import CustomersService, NotFoundError
 from cloud.ingest import FleetStatusReader
@@ -32,7 +34,10 @@ from cloud.portal.web.identity_gate import (
     IdentityGate,
     LocalIdentityGate,
 )
+from cloud.portal.web.inbox_feed import InboxFeed
+from cloud.portal.web.pages_alarms import create_alarm_pages
 from cloud.portal.web.pages_auth import create_auth_pages
+from cloud.portal.web.pages_inbox import create_inbox_pages
 from cloud.portal.web.pages_sites import SitePages, create_site_pages
 from cloud.portal.web.pages_staff import create_staff_pages
 from cloud.portal.web.pages_support import create_support_pages
@@ -41,13 +46,14 @@ from cloud.portal.web.security_headers import SecurityHeaders
 from cloud.portal.web.session import Sessions
 from cloud.portal.web.site_data import SiteData
 from cloud.registry import RegistryService, Site
-from cloud.scope import GatewayReach
+from cloud.scope import GatewayReach, Scope
 from cloud.telemetry import TelemetryReader
 from contracts.topics import Region
 
 __all__ = [
     "HttpIdentityGate",
     "IdentityGate",
+    "InboxFeed",
     "LocalIdentityGate",
     "WebUi",
     "mount_web",
@@ -57,19 +63,26 @@ __all__ = [
 @dataclass(frozen=True)
 class WebUi:
     """What the web UI needs beyond the API's services: the identity service to sign
-    people in through, ingest's fleet states, the portal's audit of support's views."""
+    people in through, ingest's fleet states, the portal's audit of support's views,
+    the alarm store (the alarm board, the site pages' alarms) and the inbox with its
+    live feed (None: those pages are not served)."""
 
     gate: IdentityGate
     fleet: FleetStatusReader
     audit: ViewAudit
     cookie_secure: bool = True
     live_interval_s: float = 5.0
+    alarms: AlarmStore | None = None
+    inbox: InboxFeed | None = None
 
     async def aclose(self) -> None:
-        """Close the identity client's connections (an HTTP gate has some)."""
+        """Close the identity client's connections (an HTTP gate has some) and the
+        inbox feed's LISTEN connection."""
         close = getattr(self.gate, "aclose", None)
         if close is not None:
             await close()
+        if self.inbox is not None:
+            await self.inbox.aclose()
 
 
 def mount_web(
@@ -86,11 +99,13 @@ def mount_web(
     jar = CookieJar(secure=web.cookie_secure)
     assets = Assets()
     renderer = Renderer(load_translations(), assets, jar, live_interval_s=web.live_interval_s)
-    sessions = Sessions(verify, web.gate, jar, api_region)
+    unread = web.inbox.inbox.unread_count if web.inbox is not None else None
+    sessions = Sessions(verify, web.gate, jar, api_region, unread)
     data = SiteData(registry, telemetry, device_states=_device_states(web.fleet))
     pages = SitePages(
-        data, renderer, live_interval_s=web.live_interval_s, meter_swaps=_swaps(customers)
-    )
+        data, renderer, live_interval_s=web.live_interval_s, meter_swaps=_swaps(customers),
+        alarms=_site_alarms(web.alarms),
+    )  # fmt: skip
     app.mount(STATIC_PREFIX, HashedStaticFiles(assets), name="static")
     routers = [
         create_auth_pages(sessions, renderer, jar),
@@ -101,6 +116,10 @@ def mount_web(
         routers.append(
             create_support_pages(sessions, renderer, pages, registry, customers, web.audit)
         )
+    if web.alarms is not None:
+        routers.append(create_alarm_pages(sessions, renderer, data, web.alarms))
+    if web.inbox is not None:
+        routers.append(create_inbox_pages(sessions, renderer, web.inbox))
     for router in routers:
         record_routes(app, router)
         app.include_router(router)
@@ -128,3 +147,21 @@ def _swaps(customers: CustomersService | None) -> Callable[[Site], list[Any]]:
             return []
 
     return swaps
+
+
+#: The alarms a site page tells of: every open one but those suppressed by design (the
+#: consequence of another alarm the page shows, its gateway's being offline).
+SITE_ALARM_STATES = OPEN_STATES - {AlarmStatus.SUPPRESSED}
+_SITE_ALARMS = 50
+
+
+def _site_alarms(store: AlarmStore | None) -> Callable[[Scope, Site], list[Alarm]]:
+    def alarms(scope: Scope, site: Site) -> list[Alarm]:
+        if store is None:
+            return []
+        page = store.list_alarms(
+            scope, site.region, SITE_ALARM_STATES, limit=_SITE_ALARMS, site_id=site.id
+        )
+        return page.items
+
+    return alarms

@@ -52,11 +52,13 @@ class SitePages:
         *,
         live_interval_s: float,
         meter_swaps: Callable[[Site], list[Any]] = lambda _site: [],
+        alarms: Callable[[Scope, Site], list[Any]] = lambda _scope, _site: [],
     ) -> None:
         self.data = data
         self.renderer = renderer
         self.live_interval_s = live_interval_s
         self.meter_swaps = meter_swaps
+        self.alarms = alarms
 
     async def site_or_404(self, scope: Scope, site_id: int) -> Site:
         site = await run_in_threadpool(self.data.site, scope, site_id)
@@ -92,16 +94,17 @@ class SitePages:
             devices = self.data.devices(scope, site)
             flow = self.data.flow(scope, site, self._stale_after())
             gateways = self.data.gateways(scope, site)
-            return devices, flow, gateways, self.meter_swaps(site)
+            return devices, flow, gateways, self.meter_swaps(site), self.alarms(scope, site)
 
-        devices, flow, gateways, swaps = await run_in_threadpool(gather)
+        devices, flow, gateways, swaps, alarms = await run_in_threadpool(gather)
         base = as_customer.base if as_customer else f"/ui/{viewer.region.value}"
         show_gateways = as_customer is None and viewer.role in (Role.ADMIN, Role.OPERATOR)
         return self.renderer.page(
             request, "site.html", language=viewer.language, viewer=viewer,
             site=site, devices=devices, flow=flow, base=base, as_customer=as_customer,
             fmt=viewer.formats.at(site.time_zone), gateways=gateways if show_gateways else [],
-            notices=site_notices(devices, flow, swaps),
+            notices=site_notices(devices, flow, swaps), alarms=alarms,
+            alarm_links=as_customer is None and viewer.role != Role.CUSTOMER,
         )  # fmt: skip
 
     async def live(self, request: Request, viewer: Viewer, scope: Scope, site_id: int) -> Response:

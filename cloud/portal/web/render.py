@@ -30,10 +30,13 @@ class NavItem:
     key: str
     label: str
     href: str
+    #: A count shown beside the label (the inbox's unread entries).
+    badge: int | None = None
 
 
-def navigation(role: Role, region: str, _: Any) -> list[NavItem]:
-    """The links of a role's menu (``_``: the page's gettext)."""
+def navigation(role: Role, region: str, _: Any, unread: int | None = None) -> list[NavItem]:
+    """The links of a role's menu (``_``: the page's gettext; ``unread``: the inbox's
+    badge)."""
     base = f"/ui/{region}"
     sites = NavItem("sites", _("My sites") if role == Role.CUSTOMER else _("Sites"), f"{base}/")
     items = [sites]
@@ -41,8 +44,12 @@ def navigation(role: Role, region: str, _: Any) -> list[NavItem]:
         items.insert(0, NavItem("fleet", _("Fleet"), f"{base}/fleet"))
     if role in (Role.ADMIN, Role.OPERATOR, Role.SUPPORT):
         items.append(NavItem("support", _("Customers"), f"{base}/support"))
+    if role != Role.CUSTOMER:
+        items.insert(1 if role in (Role.ADMIN, Role.OPERATOR) else 0,
+                     NavItem("alarms", _("Alarms"), f"{base}/alarms"))  # fmt: skip
     if role == Role.ADMIN:
         items.append(NavItem("audit", _("Audit"), f"{base}/audit"))
+    items.append(NavItem("inbox", _("Inbox"), f"{base}/inbox", unread))
     return items
 
 
@@ -83,6 +90,14 @@ class Renderer:
         env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
         return env
 
+    def environment(self, language: str) -> Environment:
+        """The templates in ``language`` (for a part rendered outside :meth:`page`)."""
+        return self._envs[language]
+
+    def form_context(self, request: Request) -> dict[str, str]:
+        """What a part with a form needs: the CSRF field's name and token."""
+        return {"csrf_field": CSRF_FIELD, "csrf_token": csrf_token(request, self._jar)}
+
     def gettext(self, language: str) -> Callable[..., str]:
         """``_("... %(n)s", n=1)`` in ``language``, for text made in Python."""
         translations = self._translations[language]
@@ -116,7 +131,7 @@ class Renderer:
             "languages": LANGUAGES,
             "viewer": viewer,
             "fmt": fmt,
-            "nav": navigation(viewer.role, viewer.region.value, _) if viewer else [],
+            "nav": navigation(viewer.role, viewer.region.value, _, viewer.unread) if viewer else [],
             "live_interval_s": self._live_interval_s,
             "is_htmx": request.headers.get("hx-request") == "true",
         }

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Path, Request
+from starlette.concurrency import run_in_threadpool
 
 from cloud.identity import Role, TokenError, TokenPair
 from cloud.portal.authz import ROUTES, Caller, may_call, scope_for
@@ -55,6 +56,8 @@ class Viewer:
     scope: Scope
     language: str
     formats: Formats
+    #: Unread inbox entries (for the navigation's badge); None on a page's parts.
+    unread: int | None = None
 
     @property
     def role(self) -> Role:
@@ -77,6 +80,8 @@ class Sessions:
     gate: IdentityGate
     jar: CookieJar
     api_region: Region | None = None
+    #: A person's unread inbox entries (user id → count); None: no inbox here.
+    unread: Callable[[str], int] | None = None
 
     def start(self, request: Request, pair: TokenPair) -> None:
         """Put a fresh token pair in the browser."""
@@ -135,6 +140,18 @@ class Sessions:
             if scope is None:
                 raise PageRefused(404, "not found")
             language = self.language(request)
-            return Viewer(who, region, scope, language, Formats(language))
+            unread = None
+            if self.unread is not None and _is_whole_page(request):
+                unread = await run_in_threadpool(self.unread, who.subject)
+            return Viewer(who, region, scope, language, Formats(language), unread)
 
         return dependency
+
+
+def _is_whole_page(request: Request) -> bool:
+    """A page with the navigation (not an htmx part, a form post or a JSON read)."""
+    return (
+        request.method == "GET"
+        and request.headers.get("hx-request") != "true"
+        and "text/html" in request.headers.get("accept", "text/html")
+    )
