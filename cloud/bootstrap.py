@@ -553,7 +553,8 @@ async def run_services(
     subscribed. With ``notify``: notify's consumers too, and its delivery worker sending
     through the settings' SMTP relay."""
     notifier = NotificationService(pool, notify) if notify is not None else None
-    handlers = NotifyHandlers(pool, notifier) if notifier is not None else None
+    filed = asyncio.Event()
+    handlers = NotifyHandlers(pool, notifier, on_filed=filed.set) if notifier is not None else None
     async with serve_config_service(config, pool) as (service, connected):
         tracker = create_tracker(config, pool)
         alerts = AlertService(pool)
@@ -575,7 +576,7 @@ async def run_services(
             tg.create_task(config_loops(config, service, tracker, stop, runtime))
             tg.create_task(run_alert_sweeps(alerts, stop, alert_sweep_s))
             if notify is not None:
-                tg.create_task(_deliver(pool, notify, stop))
+                tg.create_task(_deliver(pool, notify, stop, filed))
             try:
                 async with asyncio.timeout(ready_timeout_s):
                     await ready.wait()
@@ -584,10 +585,12 @@ async def run_services(
                 stop.set()
 
 
-async def _deliver(pool: Pool, settings: NotifySettings, stop: asyncio.Event) -> None:
-    """notify's delivery worker until ``stop``."""
+async def _deliver(
+    pool: Pool, settings: NotifySettings, stop: asyncio.Event, wake: asyncio.Event
+) -> None:
+    """notify's delivery worker until ``stop``, woken when this process files mail."""
     async with DeliveryWorker.open(pool, settings) as worker:
-        await worker.run(stop)
+        await worker.run(stop, wake=wake)
 
 
 # -- flows across services ------------------------------------------------------------------

@@ -155,10 +155,16 @@ class DeliveryWorker:
                 group.create_task(attempt(c))
         return report
 
-    async def run(self, stop: asyncio.Event, *, idle_s: float = 5.0) -> None:
+    async def run(
+        self, stop: asyncio.Event, *, idle_s: float = 5.0, wake: asyncio.Event | None = None
+    ) -> None:
         """Deliver until ``stop`` is set: again at once while there was work, else after
-        ``idle_s``. A failing database is logged and retried after ``idle_s``."""
+        ``idle_s`` or as soon as ``wake`` is set (a delivery was filed in this process;
+        the idle check stays for retries and for filings elsewhere). A failing database is
+        logged and retried after ``idle_s``."""
         while not stop.is_set():
+            if wake is not None:
+                wake.clear()  # what is filed from here on is seen by the next round
             try:
                 report = await self.deliver_due()
             except Exception:  # keep delivering; the next round retries
@@ -166,11 +172,7 @@ class DeliveryWorker:
                 report = DeliveryReport()
             if report.claimed:
                 continue
-            try:
-                async with asyncio.timeout(idle_s):
-                    await stop.wait()
-            except TimeoutError:
-                pass
+            await _first_of(stop, wake, idle_s)
 
     # -- the database (in a thread) -----------------------------------------------
     def _claim(self, now: datetime) -> tuple[list[repo.Claimed], int]:
@@ -272,3 +274,15 @@ class DeliveryWorker:
             response.retry_after_s,
             disable_endpoint=response.status == 410,
         )
+
+
+async def _first_of(stop: asyncio.Event, wake: asyncio.Event | None, timeout_s: float) -> None:
+    """Wait until ``stop`` or ``wake`` is set, at most ``timeout_s``."""
+    waits = [asyncio.create_task(stop.wait())]
+    if wake is not None:
+        waits.append(asyncio.create_task(wake.wait()))
+    try:
+        await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()

@@ -477,6 +477,31 @@ async def test_the_worker_runs_until_stopped(stack: Stack, sink: tuple[MailSink,
         await running
 
 
+async def test_an_idle_worker_woken_by_a_filing_sends_at_once(
+    stack: Stack, sink: tuple[MailSink, int]
+) -> None:
+    worker, rounds = stack.worker, []
+    deliver_due = worker.deliver_due
+
+    async def counted(now: Any = None) -> Any:  # the worker's own method, rounds noted
+        report = await deliver_due(now)
+        rounds.append(report.claimed)
+        return report
+
+    worker.deliver_due = counted  # type: ignore[method-assign]
+    stop, wake = asyncio.Event(), asyncio.Event()
+    # An hour's idle wait: without the wake-up the mail could not arrive within the bound.
+    running = asyncio.create_task(worker.run(stop, idle_s=3600, wake=wake))
+    # Idle: a round found nothing, and the next one waits for a wake-up (or the hour).
+    await until(lambda: rounds and rounds[-1] == 0, 10, "the worker to idle")
+    stack.service.notify(_alarm(), [_madrid_customer(stack)])
+    wake.set()
+    await until(lambda: len(sink[0].messages), 10, "the mail")
+    stop.set()
+    async with asyncio.timeout(10):
+        await running
+
+
 # -- crashes -----------------------------------------------------------------------------
 async def test_a_worker_that_dies_mid_attempt_loses_no_record_and_moves_nothing_later(
     stack: Stack, receiver: WebhookReceiver
