@@ -71,7 +71,7 @@ class SitePages:
     ) -> Response:
         def gather() -> tuple[list[Site], dict[int, dict[str, int]]]:
             sites = self.data.sites(scope)
-            return sites, self.data.site_states(scope, sites)
+            return sites, self.data.site_states(self.data.reach(scope), sites)
 
         sites, states = await run_in_threadpool(gather)
         base = as_customer.base if as_customer else f"/ui/{viewer.region.value}"
@@ -91,9 +91,9 @@ class SitePages:
         site = await self.site_or_404(scope, site_id)
 
         def gather() -> tuple[Any, ...]:
-            devices = self.data.devices(scope, site)
-            flow = self.data.flow(scope, site, self._stale_after())
-            gateways = self.data.gateways(scope, site)
+            reach, gateways = self.data.reach(scope), self.data.gateways(scope, site)
+            devices = self.data.devices(scope, site, reach, gateways)
+            flow = self.data.flow(site, reach, self._stale_after())
             return devices, flow, gateways, self.meter_swaps(site), self.alarms(scope, site)
 
         devices, flow, gateways, swaps, alarms = await run_in_threadpool(gather)
@@ -109,7 +109,9 @@ class SitePages:
 
     async def live(self, request: Request, viewer: Viewer, scope: Scope, site_id: int) -> Response:
         site = await self.site_or_404(scope, site_id)
-        flow = await run_in_threadpool(self.data.flow, scope, site, self._stale_after())
+        flow = await run_in_threadpool(
+            lambda: self.data.flow(site, self.data.reach(scope), self._stale_after())
+        )
         return self.renderer.page(
             request, "_live.html", language=viewer.language, viewer=viewer,
             site=site, flow=flow, fmt=viewer.formats.at(site.time_zone),
@@ -120,9 +122,10 @@ class SitePages:
         site = await self.site_or_404(scope, site_id)
 
         def gather() -> dict[str, Any]:
-            devices = self.data.devices(scope, site)
-            labels = {d.device.id: d.device.serial or d.device.local_id for d in devices}
-            return self.data.today(scope, site, labels).as_json()
+            # The series' labels need the devices, not their states.
+            devices = self.data.devices_of(scope, self.data.gateways(scope, site))
+            labels = {d.id: d.serial or d.local_id for d in devices}
+            return self.data.today(site, self.data.reach(scope), labels).as_json()
 
         return JSONResponse(await run_in_threadpool(gather))
 
@@ -130,7 +133,9 @@ class SitePages:
         self, request: Request, viewer: Viewer, scope: Scope, site_id: int, view: EnergyView
     ) -> Response:
         site = await self.site_or_404(scope, site_id)
-        table = await run_in_threadpool(self.data.energy, scope, site, view)
+        table = await run_in_threadpool(
+            lambda: self.data.energy(site, self.data.reach(scope), view)
+        )
         return self.renderer.page(
             request, "_energy.html", language=viewer.language, viewer=viewer,
             site=site, table=table, fmt=viewer.formats.at(site.time_zone),

@@ -127,7 +127,8 @@ class SiteData:
 
     # -- reach --------------------------------------------------------------------------
     def reach(self, scope: Scope) -> GatewayReach:
-        """The gateways telemetry may read for ``scope`` (an account's: its sites')."""
+        """The gateways telemetry may read for ``scope`` (an account's: its sites', one
+        registry query): a page works it out once and hands it to the reads below."""
         if not scope.by_account:
             return GatewayReach.of(scope)
         return GatewayReach.of(scope, self._registry.gateway_ids(scope))
@@ -141,9 +142,8 @@ class SiteData:
     def gateways(self, scope: Scope, site: Site) -> list[Gateway]:
         return self._registry.list_gateways(site_id=site.id, scope=scope)
 
-    def site_states(self, scope: Scope, sites: Sequence[Site]) -> dict[int, dict[str, int]]:
+    def site_states(self, reach: GatewayReach, sites: Sequence[Site]) -> dict[int, dict[str, int]]:
         """Site id → device status → count (what a list of sites shows at a glance)."""
-        reach = self.reach(scope)
         counts: dict[int, dict[str, int]] = {}
         for site in sites:
             states = self._device_states(reach, site.id)
@@ -153,21 +153,29 @@ class SiteData:
             counts[site.id] = dict(sorted(per_status.items()))
         return counts
 
-    def devices(self, scope: Scope, site: Site) -> list[DeviceRow]:
-        states = self._device_states(self.reach(scope), site.id)
+    def devices_of(self, scope: Scope, gateways: Sequence[Gateway]) -> list[Device]:
+        """The devices behind ``gateways`` (a site's, listed once by the caller)."""
+        return [
+            device
+            for gateway in gateways
+            for device in self._registry.list_devices(gateway_id=gateway.id, scope=scope)
+        ]
+
+    def devices(
+        self, scope: Scope, site: Site, reach: GatewayReach, gateways: Sequence[Gateway]
+    ) -> list[DeviceRow]:
+        """The site's devices with the state ingest last announced for each."""
+        states = self._device_states(reach, site.id)
         rows = []
-        for gateway in self.gateways(scope, site):
-            for device in self._registry.list_devices(gateway_id=gateway.id, scope=scope):
-                status, since = states.get(device.id, ("unknown", None))
-                rows.append(DeviceRow(device, status, since))
+        for device in self.devices_of(scope, gateways):
+            status, since = states.get(device.id, ("unknown", None))
+            rows.append(DeviceRow(device, status, since))
         return rows
 
     # -- live ---------------------------------------------------------------------------
-    def flow(self, scope: Scope, site: Site, stale_after: timedelta) -> PowerFlow:
+    def flow(self, site: Site, reach: GatewayReach, stale_after: timedelta) -> PowerFlow:
         now = self._clock()
-        latest = self._telemetry.site_latest(
-            site.id, now - timedelta(hours=1), reach=self.reach(scope)
-        )
+        latest = self._telemetry.site_latest(site.id, now - timedelta(hours=1), reach=reach)
         samples = [
             Sample(v.device_id, v.metric, v.ts, v.value)
             for v in (latest.values if latest else [])
@@ -175,13 +183,12 @@ class SiteData:
         ]
         return power_flow(samples, now, stale_after)
 
-    def today(self, scope: Scope, site: Site, labels: dict[int, str]) -> Chart:
+    def today(self, site: Site, reach: GatewayReach, labels: dict[int, str]) -> Chart:
         """The PV power of each inverter since local midnight: 5-minute means where the
         rollups have them, raw samples after the newest rolled-up sample."""
         zone = ZoneInfo(site.time_zone)
         now = self._clock()
         midnight = datetime.combine(now.astimezone(zone).date(), datetime.min.time(), zone)
-        reach = self.reach(scope)
         five = level_named("5m")
         rolled = self._telemetry.site_readings(
             site.id, "pv_w", (midnight, now), five, limit=400, reach=reach
@@ -209,7 +216,7 @@ class SiteData:
         return Chart(names, xs, columns, "W", site.time_zone, day)
 
     # -- energy -------------------------------------------------------------------------
-    def energy(self, scope: Scope, site: Site, view: EnergyView) -> EnergyTable:
+    def energy(self, site: Site, reach: GatewayReach, view: EnergyView) -> EnergyTable:
         zone = ZoneInfo(site.time_zone)
         today = self._clock().astimezone(zone).date()
         span = ENERGY_SPAN[view]
@@ -220,7 +227,6 @@ class SiteData:
             first = _months_back(today, span - 1)
         else:
             first = date(today.year - span + 1, 1, 1)
-        reach = self.reach(scope)
         by_metric: dict[str, dict[date, tuple[str, Decimal | None, bool]]] = {}
         for metric in ENERGY_METRICS:
             found = self._telemetry.site_energy(site.id, metric, unit, first, today, reach=reach)
