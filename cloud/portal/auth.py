@@ -23,7 +23,7 @@ from fastapi import Depends, HTTPException, Path, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from cloud.identity import TokenError
-from cloud.portal.authz import ROUTES, Caller, may_call, scope_for
+from cloud.portal.authz import ROUTES, Caller, may_call, regional_scope
 from cloud.scope import Access
 from contracts.topics import Region
 
@@ -72,13 +72,9 @@ def access_dependencies(verify: Verify, *, api_region: Region | None = None) -> 
             return who
 
         async def access(who: Annotated[Caller, Depends(permitted)], region: RegionPath) -> Access:
-            if api_region is not None and region != api_region:
-                raise HTTPException(
-                    status.HTTP_404_NOT_FOUND, f"region {region.value!r} is not served here"
-                )
-            scope = scope_for(who).within(region)
-            if scope is None:
-                raise HTTPException(status.HTTP_404_NOT_FOUND, f"nothing in {region.value!r}")
+            scope = regional_scope(who, region, api_region)
+            if isinstance(scope, str):
+                raise HTTPException(status.HTTP_404_NOT_FOUND, scope)
             return Access(who.subject, who.role.value, scope)
 
         return access

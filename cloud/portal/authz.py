@@ -37,6 +37,7 @@ __all__ = [
     "Caller",
     "CallerData",
     "may_call",
+    "regional_scope",
     "scope_for",
 ]
 
@@ -174,6 +175,16 @@ def may_call(role: Role, route: str) -> bool:
     """Whether ``role`` may call route ``route``; ``KeyError`` for a route not in
     :data:`ROUTES` (a route nobody listed is a bug, not an open door)."""
     return role in ROUTES[route]
+
+
+def regional_scope(caller: Caller, region: Region, api_region: Region | None) -> Scope | str:
+    """The caller's scope inside a regional URL's ``region``, or why nothing is there for
+    them (404 for the API and the web UI alike): a region this process does not serve
+    (``api_region``; None: every region), or one outside the caller's reach."""
+    if api_region is not None and region != api_region:
+        return f"region {region.value!r} is not served here"
+    scope = scope_for(caller).within(region)
+    return scope if scope is not None else f"nothing in {region.value!r}"
 
 
 def scope_for(caller: Caller) -> Scope:

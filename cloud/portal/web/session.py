@@ -24,7 +24,7 @@ from fastapi import Path, Request
 from starlette.concurrency import run_in_threadpool
 
 from cloud.identity import Role, TokenError, TokenPair
-from cloud.portal.authz import ROUTES, Caller, may_call, scope_for
+from cloud.portal.authz import ROUTES, Caller, may_call, regional_scope
 from cloud.portal.web.cookies import LANG_COOKIE, REFRESH_COOKIE, SESSION_COOKIE, CookieJar
 from cloud.portal.web.formatting import Formats
 from cloud.portal.web.i18n import choose_language
@@ -134,11 +134,9 @@ class Sessions:
             who = await self.caller(request)
             if not may_call(who.role, route):
                 raise PageRefused(403, "your role may not see this page")
-            if self.api_region is not None and region != self.api_region:
-                raise PageRefused(404, "this region is not served here")
-            scope = scope_for(who).within(region)
-            if scope is None:
-                raise PageRefused(404, "not found")
+            scope = regional_scope(who, region, self.api_region)
+            if isinstance(scope, str):
+                raise PageRefused(404, scope)
             language = self.language(request)
             unread = None
             if self.unread is not None and _is_whole_page(request):
