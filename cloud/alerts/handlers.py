@@ -9,7 +9,10 @@ in a thread:
   / ``online`` / ``asleep`` / ``faulty``) and the config service's outcomes
   (``config.applied`` / ``failed`` / ``drifted``) become rule inputs. Events no enabled
   rule names (``gateway.birth``, ``gateway.data_dropped`` …) are dropped without a
-  transaction.
+  transaction;
+* ingest's ``telemetry.received`` (one per gateway per batch, carrying the announced
+  metrics' stored values) feeds the threshold and battery-health rules, per gateway
+  (ARCHITECTURE 76); a batch without such values needs no transaction.
 
 :func:`event_subscriptions` gives the bus subscriptions the composition root registers.
 """
@@ -26,11 +29,13 @@ from cloud.events.types import (
     GATEWAY_ONLINE,
     GATEWAY_REGISTERED,
     GATEWAY_UPDATED,
+    TELEMETRY_RECEIVED,
     ConfigOutcome,
     DevicePresence,
     GatewayEventReported,
     GatewayPresence,
     GatewayRegistration,
+    TelemetryReceived,
 )
 
 __all__ = [
@@ -38,9 +43,11 @@ __all__ = [
     "DEVICE_CONSUMER",
     "GATEWAY_CONSUMER",
     "REGISTERED_CONSUMER",
+    "TELEMETRY_CONSUMER",
     "UPDATED_CONSUMER",
     "AlertEventHandler",
     "GatewayRegistrationHandler",
+    "TelemetryHandler",
     "event_subscriptions",
 ]
 
@@ -50,6 +57,7 @@ UPDATED_CONSUMER = "alerts.gateway_updated"
 GATEWAY_CONSUMER = "alerts.gateway_events"
 DEVICE_CONSUMER = "alerts.device_presence"
 CONFIG_CONSUMER = "alerts.config_outcomes"
+TELEMETRY_CONSUMER = "alerts.telemetry"
 
 
 class GatewayRegistrationHandler:
@@ -81,6 +89,22 @@ class AlertEventHandler:
         )
 
 
+class TelemetryHandler:
+    """``telemetry.received`` → :meth:`AlertService.handle_samples` (when it carries
+    values of announced metrics)."""
+
+    def __init__(self, service: AlertService) -> None:
+        self._service = service
+
+    async def __call__(self, event: Event) -> None:
+        received = event_payload(event, TelemetryReceived)
+        if not received.samples:
+            return
+        await asyncio.to_thread(
+            self._service.handle_samples, event.id, received.gateway_id, received.samples
+        )
+
+
 def _about(event: Event) -> tuple[str, str | None]:
     """The gateway (and device) an event is about, by its producer's payload model."""
     if event.source == "config":
@@ -98,10 +122,12 @@ def event_subscriptions(service: AlertService) -> list[Subscription]:
     """The alerts service's subscriptions, every region."""
     registration = GatewayRegistrationHandler(service)
     events = AlertEventHandler(service)
+    telemetry = TelemetryHandler(service)
     return [
         Subscription(REGISTERED_CONSUMER, f"*.registry.{GATEWAY_REGISTERED}", registration),
         Subscription(UPDATED_CONSUMER, f"*.registry.{GATEWAY_UPDATED}", registration),
         Subscription(GATEWAY_CONSUMER, "*.ingest.gateway.*", events),
         Subscription(DEVICE_CONSUMER, "*.ingest.device.*", events),
         Subscription(CONFIG_CONSUMER, "*.config.config.*", events),
+        Subscription(TELEMETRY_CONSUMER, f"*.ingest.{TELEMETRY_RECEIVED}", telemetry),
     ]

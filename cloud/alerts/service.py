@@ -30,7 +30,8 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -44,11 +45,13 @@ from cloud.alerts.evaluate import (
     EvaluatorState,
     Occurrence,
     Raised,
+    Sample,
     Subject,
     Transition,
 )
 from cloud.alerts.rules import (
     ConfigRule,
+    DeviceKind,
     GatewayOfflineRule,
     RuleSet,
     StateRule,
@@ -73,6 +76,7 @@ from contracts.timeutil import utc_now
 from contracts.topics import Region
 
 __all__ = [
+    "SERIES_CACHE_MAX",
     "AlertService",
     "KnownGateway",
     "SweepResult",
@@ -81,6 +85,27 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Gateways whose telemetry evaluators a process keeps in memory between events (the
+#: least recently used beyond it are read back from their rows when next needed).
+SERIES_CACHE_MAX = 20_000
+#: Which kind of device a metric's family comes from, for rules that name device kinds
+#: (``grid_*`` is measured by the site's meter, ``battery_*`` by a battery, ``pv_*`` by
+#: an inverter): ingest's announcement names the device, not its kind.
+_FAMILY_KINDS: tuple[tuple[str, DeviceKind], ...] = (
+    ("grid_", "meter"),
+    ("battery_", "battery"),
+    ("pv_", "inverter"),
+    ("isolator_", "isolator"),
+)
+
+
+def metric_device_kind(metric: str) -> DeviceKind | None:
+    """The kind of device a catalogue metric comes from (None: no family)."""
+    for prefix, kind in _FAMILY_KINDS:
+        if metric.startswith(prefix):
+            return kind
+    return None
 
 
 class UnknownGateway(LookupError):
@@ -132,6 +157,7 @@ class AlertService:
         self.store = store if store is not None else AlarmStore(pool, clock=clock)
         self._listened = {region: _listened(rules) for region, rules in self._rules.items()}
         self._cache: dict[Region, _Cached] = {}
+        self._series_cache: OrderedDict[str, _Cached] = OrderedDict()
         self._cache_lock = threading.Lock()
 
     # -- gateways ------------------------------------------------------------------------
@@ -203,6 +229,78 @@ class AlertService:
             _save(conn, gateway.region, ev)
         self._keep(gateway.region, ev, version + 1)  # committed
         return changed
+
+    # -- telemetry -----------------------------------------------------------------------
+    def handle_samples(
+        self,
+        event_id: UUID,
+        gateway_id: str,
+        samples: Sequence[tuple[str, str, datetime, float]],
+    ) -> list[Alarm] | None:
+        """Ingest's stored values of a gateway's batch (``telemetry.received``: device,
+        metric, time, value) against the threshold and battery-health rules: the alarms
+        they raised or cleared, None when the event was handled before. One transaction
+        per event with the gateway's own state row (``alerts.series_state``), so
+        gateways never wait on each other. Raises :class:`UnknownGateway` (nothing
+        recorded) for a gateway not registered here."""
+        with self._pool.connection() as conn:
+            if not handle_once(conn, SCHEMA, event_id):
+                return None
+            gateway = _gateway(conn, gateway_id)
+            if gateway is None:
+                raise UnknownGateway(f"gateway {gateway_id} is not registered with alerts (yet)")
+            ev, version = self._load_series(conn, gateway)
+            changed = self._retire(conn, ev)
+            site = gateway.site_id
+            transitions = ev.samples(
+                Sample(
+                    Subject(site, gateway_id, device), metric, ts, value, metric_device_kind(metric)
+                )
+                for device, metric, ts, value in samples
+            )
+            changed += self._apply(conn, ev.rules, transitions, "telemetry", {gateway_id: gateway})
+            conn.execute(
+                "UPDATE alerts.series_state SET state = %s, version = version + 1,"
+                " region = %s, updated_at = now() WHERE gateway_id = %s",
+                (Jsonb(ev.snapshot().model_dump(mode="json")), gateway.region.value, gateway_id),
+            )
+        self._keep_series(gateway_id, ev, version + 1)  # committed
+        return changed
+
+    def _load_series(self, conn: Connection[Any], gateway: KnownGateway) -> tuple[Evaluator, int]:
+        """The gateway's telemetry evaluator and its stored version, the row locked until
+        the transaction ends (as :meth:`_load` does for a region's events). A gateway
+        that moved region goes on under its new region's rules (conditions of rules the
+        new region lacks are retired)."""
+        gw = gateway.gateway_id
+        conn.execute(
+            "INSERT INTO alerts.series_state (gateway_id, region) VALUES (%s, %s)"
+            " ON CONFLICT DO NOTHING",
+            (gw, gateway.region.value),
+        )
+        row = conn.execute(
+            "SELECT version FROM alerts.series_state WHERE gateway_id = %s FOR UPDATE", (gw,)
+        ).fetchone()
+        assert row is not None
+        version = int(row[0])
+        rules = self._rules[gateway.region]
+        with self._cache_lock:
+            cached = self._series_cache.pop(gw, None)
+        if cached is not None and cached.version == version and cached.evaluator.rules is rules:
+            return cached.evaluator, version
+        stored = conn.execute(
+            "SELECT state FROM alerts.series_state WHERE gateway_id = %s", (gw,)
+        ).fetchone()
+        state = None
+        if stored is not None and stored[0] is not None:
+            state = EvaluatorState.model_validate(stored[0])
+        return Evaluator(rules, state), version
+
+    def _keep_series(self, gateway_id: str, ev: Evaluator, version: int) -> None:
+        with self._cache_lock:
+            self._series_cache[gateway_id] = _Cached(version, ev)
+            while len(self._series_cache) > SERIES_CACHE_MAX:
+                self._series_cache.popitem(last=False)
 
     # -- sweeps --------------------------------------------------------------------------
     def sweep(self, now: datetime | None = None) -> SweepResult:

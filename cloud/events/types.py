@@ -42,6 +42,7 @@ __all__ = [
     "GATEWAY_REGISTERED",
     "GATEWAY_UPDATED",
     "SITE_METER_REPLACED",
+    "TELEMETRY_RECEIVED",
     "AccountId",
     "CommandAcked",
     "CommandOutcome",
@@ -56,6 +57,7 @@ __all__ = [
     "GatewayPresence",
     "GatewayRegistration",
     "MeterReplaced",
+    "TelemetryReceived",
     "command_outcome_event",
     "config_outcome_event",
     "customer_account_event",
@@ -286,6 +288,23 @@ def device_presence_event(
     """The ``device.*`` event of the status ``presence`` entered."""
     name = _DEVICE_EVENTS[presence.status]
     return _event(name, region, "ingest", presence, occurred_at=occurred_at)
+
+
+#: Ingest stored a batch of a gateway's telemetry (one event per gateway per batch).
+TELEMETRY_RECEIVED = "telemetry.received"
+
+
+class TelemetryReceived(BaseModel):
+    """Payload of ``telemetry.received`` as its consumers read it: the gateway and the
+    stored values of the metrics ingest announces (``POTR_INGEST_ANNOUNCED_METRICS``),
+    each ``(local device id, metric, reading time, value)`` in time order — every sample
+    of a gauge, a counter's newest value per device. Counts and stream positions travel
+    beside them (ingest's bookkeeping, ignored here)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    gateway_id: str
+    samples: list[tuple[str, str, datetime, float]] = Field(default_factory=list)
 
 
 def gateway_event_name(event: EventType) -> str:

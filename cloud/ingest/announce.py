@@ -6,7 +6,8 @@ about (stream + seq, gateway + boot + birth time), so a redelivered message that
 past the other checks still lands on the same outbox row (``ON CONFLICT (event_id) DO
 NOTHING``).
 
-Names: ``telemetry.received`` (one per gateway per batch), ``gateway.birth``,
+Names: ``telemetry.received`` (one per gateway per batch, with the announced metrics'
+values for the alerts service), ``gateway.birth``,
 ``device.discovered`` (a key allocated for a device no birth of the batch lists),
 ``gateway.<event>`` for each gateway event (``gateway.isolator_tripped``,
 ``gateway.device_faulty``, ``gateway.data_dropped`` … — the catalogue is
@@ -34,6 +35,7 @@ from cloud.events.types import (
 )
 from contracts.events import event_type
 from contracts.messages import BirthMsg, CmdAck, ConfigState, EventMsg
+from contracts.metrics import BY_NAME, MetricKind
 from contracts.topics import Region
 
 SOURCE = "ingest"
@@ -58,9 +60,14 @@ def event_suffix(gateway_event: str) -> str:
     return name if name[0].isalpha() else f"e_{name}"
 
 
+#: A stored value of an announced metric: (local device id, metric, reading time, value).
+AnnouncedSample = tuple[str, str, datetime, float]
+
+
 @dataclass(frozen=True, slots=True)
 class TelemetryStored:
-    """One accepted telemetry message whose seq was new for its stream."""
+    """One accepted telemetry message whose seq was new for its stream; ``samples``: its
+    values of the announced metrics (readings not marked bad), in message order."""
 
     region: str
     gateway_id: str
@@ -71,6 +78,26 @@ class TelemetryStored:
     device_ids: frozenset[int]
     first_ts: datetime | None
     last_ts: datetime | None
+    samples: tuple[AnnouncedSample, ...] = ()
+
+
+def announced_samples(items: Sequence[TelemetryStored]) -> list[list[object]]:
+    """The samples of a gateway's messages as ``telemetry.received`` carries them:
+    ``[device, metric, ts, value]`` in time order; a counter only as each device's newest
+    value (rules read counters as differences over hours, not sample by sample)."""
+    gauges: list[AnnouncedSample] = []
+    newest: dict[tuple[str, str], AnnouncedSample] = {}
+    for item in items:
+        for sample in item.samples:
+            device, metric, ts, _ = sample
+            if BY_NAME[metric].kind is MetricKind.COUNTER:
+                known = newest.get((device, metric))
+                if known is None or known[2] <= ts:
+                    newest[(device, metric)] = sample
+            else:
+                gauges.append(sample)
+    ordered = sorted([*gauges, *newest.values()], key=lambda s: (s[2], s[0], s[1]))
+    return [[device, metric, ts, value] for device, metric, ts, value in ordered]
 
 
 def telemetry_received(items: Sequence[TelemetryStored], now: datetime) -> list[Event]:
@@ -99,6 +126,7 @@ def telemetry_received(items: Sequence[TelemetryStored], now: datetime) -> list[
                     "from": min(firsts) if firsts else None,
                     "to": max(lasts) if lasts else None,
                     "seqs": [{"stream_id": s, "seq": q} for s, q in seqs],
+                    "samples": announced_samples(group),
                 },
             )
         )

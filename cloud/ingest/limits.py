@@ -1,6 +1,7 @@
 """The bounds ingest enforces on what gateways send (issue 12), as one value the
 pipeline takes: validation bounds, the new-device cap, the partition window, dead-letter
-size and rate. Built from :class:`IngestSettings` by the worker; tests build their own.
+size and rate — and the metrics whose values it announces. Built from
+:class:`IngestSettings` by the worker; tests build their own.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cloud.ingest.deadletters import LimiterConfig
-from cloud.ingest.settings import IngestSettings
+from cloud.ingest.settings import ANNOUNCED_METRICS, IngestSettings
 from cloud.ingest.validate import Bounds
 
 __all__ = ["IngestLimits"]
@@ -26,6 +27,8 @@ class IngestLimits:
     #: Bytes of a dead letter's payload stored.
     dead_letter_prefix_bytes: int = 4_096
     dead_letter_rate: LimiterConfig = field(default_factory=LimiterConfig)
+    #: Metrics whose stored values ``telemetry.received`` carries (for alert rules).
+    announced_metrics: frozenset[str] = frozenset(ANNOUNCED_METRICS)
 
     @classmethod
     def from_settings(cls, s: IngestSettings) -> IngestLimits:
@@ -47,4 +50,5 @@ class IngestLimits:
                 sources_max=s.ingest_dead_letter_sources_max,
                 summary_s=s.ingest_dead_letter_summary_s,
             ),
+            announced_metrics=frozenset(s.ingest_announced_metrics),
         )

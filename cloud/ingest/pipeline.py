@@ -56,6 +56,7 @@ from contracts.timeutil import utc_now
 
 log = logging.getLogger(__name__)
 QUALITY = {"good": 0, "suspect": 1, "bad": 2}
+_BAD = QUALITY["bad"]
 _METRIC_IDS = {name: m.id for name, m in BY_NAME.items()}
 
 
@@ -132,7 +133,9 @@ class IngestPipeline:
             verdicts = [_refuse_devices(v, refused, cap) for v in verdicts]
             accepted = [v for v in verdicts if isinstance(v, Accepted)]
             births = [v for v in accepted if isinstance(v.message, BirthMsg)]
-            rows, last_seen, telemetry = self._reading_rows(accepted, keys)
+            rows, last_seen, telemetry = self._reading_rows(
+                accepted, keys, self._limits.announced_metrics
+            )
             dead, suppressed = self._dead_letter_rows(batch, verdicts)
             repo.insert_dead_letters(conn, dead)
             for msg, verdict in zip(batch, verdicts, strict=True):
@@ -284,7 +287,9 @@ class IngestPipeline:
 
     @staticmethod
     def _reading_rows(
-        accepted: list[Accepted], ids: Mapping[tuple[str, str], int]
+        accepted: list[Accepted],
+        ids: Mapping[tuple[str, str], int],
+        announced: frozenset[str] = frozenset(),
     ) -> tuple[list[RowTuple], dict[int, tuple[str, datetime]], list[announce.TelemetryStored]]:
         rows: list[RowTuple] = []
         add = rows.append
@@ -297,6 +302,7 @@ class IngestPipeline:
             gw = v.source.gateway_id
             before = len(rows)
             devices: set[int] = set()
+            samples: list[announce.AnnouncedSample] = []
             for r in v.readings:
                 dev = ids[(gw, r.device)]
                 devices.add(dev)
@@ -304,9 +310,17 @@ class IngestPipeline:
                 ts = r.ts
                 # The hot loop (one pass per stored value): plain tuples, no lookups
                 # beyond two dicts.
-                for name, value in r.values.items():
+                values = r.values
+                for name, value in values.items():
                     if value is not None:
                         add((ts, dev, metric_ids[name], value, quality))
+                # A reading the gateway marked bad judges no rule (as in the rollups).
+                if quality != _BAD and not announced.isdisjoint(values):
+                    samples.extend(
+                        (r.device, name, ts, values[name])  # type: ignore[misc]
+                        for name in announced.intersection(values)
+                        if values[name] is not None
+                    )
                 seen = last_seen.get(dev)
                 if seen is None or seen[1] < ts:
                     last_seen[dev] = (gw, ts)
@@ -322,6 +336,7 @@ class IngestPipeline:
                     frozenset(devices),
                     min(stamps) if stamps else None,
                     max(stamps) if stamps else None,
+                    tuple(samples),
                 )
             )
         return rows, last_seen, telemetry

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from cloud.settings import MqttSettings
 from cloud.telemetry.settings import StoreSettings
+from contracts.metrics import BY_NAME
 from contracts.topics import Region
 
-__all__ = ["IngestSettings"]
+__all__ = ["ANNOUNCED_METRICS", "IngestSettings"]
+
+#: The metrics whose stored values ``telemetry.received`` carries, for the alerts
+#: service's threshold, battery-health and shortfall rules (ARCHITECTURE 76): every
+#: metric a shipped rule names (a test holds the rule files to it). Gauges travel
+#: sample by sample; counters only as each device's newest value of a message.
+ANNOUNCED_METRICS: tuple[str, ...] = ("battery_soh_pct", "grid_hz", "grid_l1_v", "pv_wh")
 
 
 class IngestSettings(StoreSettings, MqttSettings):
@@ -74,3 +81,14 @@ class IngestSettings(StoreSettings, MqttSettings):
     ingest_dead_letter_sources_max: int = Field(default=10_000, ge=1)
     #: Seconds between two log lines counting the dead letters not stored.
     ingest_dead_letter_summary_s: float = Field(default=60.0, gt=0)
+    #: Metrics announced with their values in ``telemetry.received`` (see
+    #: :data:`ANNOUNCED_METRICS`); add the metric of a regional rule here.
+    ingest_announced_metrics: tuple[str, ...] = ANNOUNCED_METRICS
+
+    @field_validator("ingest_announced_metrics")
+    @classmethod
+    def _catalogue_metrics(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(names) - BY_NAME.keys())
+        if unknown:
+            raise ValueError(f"not metrics of the catalogue: {unknown}")
+        return tuple(sorted(set(names)))

@@ -30,6 +30,7 @@ from cloud.events.types import (
     gateway_presence_event,
     gateway_registration_event,
 )
+from cloud.ingest.announce import TelemetryStored, telemetry_received
 from cloud.migrate import migrate
 from cloud.scope import Scope
 from contracts.topics import Region
@@ -46,7 +47,7 @@ OTHER = "acc_" + "b" * 32
 TABLES = (
     "alerts.alarms, alerts.alarm_history, alerts.outbox, alerts.inbox,"
     " alerts.suppressed_gateways, alerts.sites_out_of_service, alerts.gateways,"
-    " alerts.evaluator_state"
+    " alerts.evaluator_state, alerts.series_state"
 )
 
 
@@ -314,3 +315,81 @@ def test_an_event_of_an_unknown_gateway_is_refused_unrecorded(
         service.handle(event_id, "gw-nobody", "gateway.offline", T0)
     with pool.connection() as conn:
         assert conn.execute("SELECT count(*) FROM alerts.inbox").fetchone() == (0,)
+
+
+def _telemetry(seq: int, *samples: tuple[str, str, datetime, float]) -> Event:
+    """Ingest's ``telemetry.received`` of one stored message (built by ingest's own
+    builder) carrying ``samples``."""
+    stored = TelemetryStored(
+        "au", GW, uuid.UUID(int=9), seq, len(samples), len(samples), frozenset({1}),
+        None, None, samples,
+    )  # fmt: skip
+    [event] = telemetry_received([stored], samples[-1][2])
+    return event
+
+
+async def test_stored_voltages_raise_and_clear_after_their_delays_across_a_restart(
+    bus: InProcessBus, pool: Pool, clock: Clock
+) -> None:
+    # grid-overvoltage in au (base.yaml): above 253 V for 600 s raises; below 250 V
+    # (253 - deadband 3) for 300 s clears; only a meter's grid_l1_v.
+    au = Scope.of_region(Region.AU)
+    s = timedelta(seconds=1)
+    await bus.publish(
+        [
+            _telemetry(1, ("MTR-1", "grid_l1_v", T0, 255.0)),
+            _telemetry(2, ("MTR-1", "grid_l1_v", T0 + 300 * s, 256.0)),
+        ],
+        timeout_s=10,
+    )
+    restarted = AlertService(pool, clock=clock)  # the pending condition was stored
+    assert _board(restarted, au) == []
+    raising = _telemetry(3, ("MTR-1", "grid_l1_v", T0 + 600 * s, 254.0))
+    assert restarted.handle_samples(raising.id, GW, [("MTR-1", "grid_l1_v", T0 + 600 * s, 254.0)])
+    assert _board(restarted, au) == [("grid-overvoltage", "MTR-1", AlarmStatus.UNACKNOWLEDGED)]
+    [alarm] = restarted.store.list_alarms(au).items
+    assert alarm.detail["value"] == 254.0
+
+    # The same event again through the bus (the first service, another process): the
+    # inbox refuses it, and that service reads the state the other one wrote.
+    await bus.publish([raising], timeout_s=10)
+    await bus.publish(
+        [
+            _telemetry(4, ("MTR-1", "grid_l1_v", T0 + 700 * s, 251.0)),  # in the deadband
+            _telemetry(5, ("MTR-1", "grid_l1_v", T0 + 800 * s, 249.0)),  # back: 300 s to go
+            _telemetry(6, ("MTR-1", "grid_l1_v", T0 + 1000 * s, 249.5)),
+        ],
+        timeout_s=10,
+    )
+    assert _board(restarted, au) == [
+        ("grid-overvoltage", "MTR-1", AlarmStatus.UNACKNOWLEDGED)
+    ]  # fmt: skip
+    await bus.publish([_telemetry(7, ("MTR-1", "grid_l1_v", T0 + 1100 * s, 249.0))], timeout_s=10)
+    [alarm] = restarted.store.list_alarms(au).items
+    assert (alarm.rule_id, alarm.state, alarm.count) == (
+        "grid-overvoltage", AlarmStatus.RTN_UNACKNOWLEDGED, 1
+    )  # fmt: skip
+    assert _outbox(pool) == [
+        ("alert.raised", "grid-overvoltage"),
+        ("alert.cleared", "grid-overvoltage"),
+    ]
+    with pool.connection() as conn:
+        rows = conn.execute("SELECT gateway_id, version FROM alerts.series_state").fetchall()
+    assert rows == [(GW, 7)]  # one row for the gateway; each event wrote it once
+
+
+async def test_a_battery_below_its_health_for_a_day_raises_and_an_inverter_voltage_never(
+    bus: InProcessBus, service: AlertService
+) -> None:
+    au = Scope.of_region(Region.AU)
+    day = timedelta(days=1)
+    await bus.publish(
+        [
+            _telemetry(1, ("BAT-1", "battery_soh_pct", T0, 65.0)),
+            # An inverter's own phase voltage is not the grid's: no rule reads pv_l1_v.
+            _telemetry(2, ("INV-1", "pv_l1_v", T0, 300.0), ("INV-1", "pv_l1_v", T0 + day, 300.0)),
+            _telemetry(3, ("BAT-1", "battery_soh_pct", T0 + day, 64.5)),
+        ],
+        timeout_s=10,
+    )
+    assert _board(service, au) == [("battery-soh-low", "BAT-1", AlarmStatus.UNACKNOWLEDGED)]

@@ -247,6 +247,43 @@ def test_replayed_three_times_stores_and_announces_once(
     assert len(_outbox(database_url, "command.acked")) == 1
 
 
+def test_telemetry_received_carries_the_announced_metrics_values_for_the_alert_rules(
+    pipeline: IngestPipeline, database_url: str
+) -> None:
+    stream = uuid.uuid4()
+    now = utc_now().replace(microsecond=0)
+    t = [now - timedelta(seconds=s) for s in (30, 20, 10)]
+
+    def meter(ts: datetime, volts: float, quality: str = "good") -> dict[str, Any]:
+        values = {"grid_w": -1200.0, "grid_l1_v": volts, "grid_hz": None}
+        return {"device": "MTR-1", "ts": to_wire(ts), "quality": quality, "values": values}
+
+    def inverter(ts: datetime, wh: float) -> dict[str, Any]:
+        return {"device": "INV-1", "ts": to_wire(ts), "values": {"pv_w": 900.0, "pv_wh": wh}}
+
+    readings = [
+        meter(t[0], 251.5),
+        inverter(t[0], 1000.0),
+        meter(t[1], 999.0, quality="bad"),  # a bad reading is stored, judges no rule
+        inverter(t[1], 1002.5),
+        meter(t[2], 254.0),
+        inverter(t[2], 1005.0),
+    ]
+    batch = {"v": 1, "stream_id": str(stream), "seq": 1, "readings": readings}
+    pipeline.process([_message("telemetry", batch)])
+
+    [received] = _outbox(database_url, "telemetry.received")
+    samples = [(d, m, datetime.fromisoformat(ts), v) for d, m, ts, v in received["samples"]]
+    # Every gauge sample (grid_w is not announced, grid_hz was unavailable); the counter
+    # only as its newest value.
+    assert samples == [
+        ("MTR-1", "grid_l1_v", t[0], 251.5),
+        ("INV-1", "pv_wh", t[2], 1005.0),
+        ("MTR-1", "grid_l1_v", t[2], 254.0),
+    ]
+    assert received["values"] == 12  # 6 readings x 2 non-null values, the bad one's too
+
+
 # -- scenario 7: killed between commit and ack ------------------------------------------
 @pytest.mark.chaos
 def test_a_worker_killed_after_commit_before_ack_is_redelivered_and_stored_once(

@@ -355,3 +355,20 @@ def test_metric_ranges_follow_units_and_sign_conventions() -> None:
     assert metric_range("pv_w") == (0, math.inf)
     assert metric_range("grid_w") == (-math.inf, math.inf)  # > 0 importing, < 0 exporting
     assert metric_range("battery_w") == (-math.inf, math.inf)
+
+
+@pytest.mark.parametrize("region", list(Region))
+def test_ingest_announces_every_metric_the_shipped_rules_read(region: Region) -> None:
+    # Telemetry reaches the rules only through ingest's telemetry.received, which carries
+    # the announced metrics: a rule on any other metric would never see a sample.
+    from cloud.ingest.settings import ANNOUNCED_METRICS
+
+    read = set()
+    for rule in load_rules(region).enabled:
+        if isinstance(rule, ThresholdRule):
+            read.add(rule.metric)
+        elif isinstance(rule, BatterySohRule):
+            read.add("battery_soh_pct")
+        elif isinstance(rule, ShortfallRule):
+            read.add("pv_wh")  # production is the inverters' energy counter
+    assert read <= set(ANNOUNCED_METRICS)

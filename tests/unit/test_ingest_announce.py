@@ -10,7 +10,7 @@ import orjson
 
 from cloud.events.outbox import Event
 from cloud.events.types import GatewayEventReported
-from cloud.ingest.announce import gateway_event
+from cloud.ingest.announce import TelemetryStored, gateway_event, telemetry_received
 from contracts.events import CATALOGUE, EventType, StateTransition
 from contracts.messages import EventMsg
 
@@ -57,3 +57,23 @@ def test_an_event_outside_the_catalogue_is_still_announced_name_safe() -> None:
     assert gateway_event("au", "gw-1", _msg("Isolator-Open!", {}), None).name == (
         "gateway.isolator_open"
     )
+
+
+def test_a_batchs_announced_values_are_gauge_samples_in_time_order_and_newest_counters() -> None:
+    t = [datetime(2026, 6, 1, 2, 0, s, tzinfo=UTC) for s in range(6)]
+
+    def stored(seq: int, *samples: tuple[str, str, datetime, float]) -> TelemetryStored:
+        return TelemetryStored(
+            "au", "gw-1", uuid.UUID(int=1), seq, 1, 1, frozenset({1}), None, None, samples
+        )
+
+    first = stored(1, ("M", "grid_hz", t[3], 50.1), ("I", "pv_wh", t[4], 20.0))
+    second = stored(2, ("M", "grid_hz", t[1], 49.9), ("I", "pv_wh", t[2], 10.0))
+    third = stored(3, ("I", "pv_wh", t[5], 30.0), ("B", "battery_soh_pct", t[0], 91.0))
+    [event] = telemetry_received([first, second, third], t[5])
+    assert event.payload["samples"] == [
+        ["B", "battery_soh_pct", "2026-06-01T02:00:00Z", 91.0],
+        ["M", "grid_hz", "2026-06-01T02:00:01Z", 49.9],
+        ["M", "grid_hz", "2026-06-01T02:00:03Z", 50.1],
+        ["I", "pv_wh", "2026-06-01T02:00:05Z", 30.0],  # a counter: only the newest
+    ]
