@@ -663,6 +663,10 @@ class Evaluator:
             out.append(Cleared(rule_id, subject, at, value))
 
     # -- what it knows -----------------------------------------------------------------
+    def held(self) -> list[Subject]:
+        """Subjects of daylight-only conditions raised at night, waiting for daylight."""
+        return sorted({key[1] for key in self._held}, key=lambda s: (s.site_id, s.gateway_id))
+
     @property
     def offline_gateways(self) -> frozenset[str]:
         """Gateways whose latest presence event said offline."""

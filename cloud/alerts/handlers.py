@@ -10,6 +10,8 @@ in a thread:
   (``config.applied`` / ``failed`` / ``drifted``) become rule inputs. Events no enabled
   rule names (``gateway.birth``, ``gateway.data_dropped`` …) are dropped without a
   transaction;
+* the customers service's ``site.installation_changed`` keeps ``alerts.installations``
+  (each site's array: kWp, tilt, azimuth);
 * ingest's ``telemetry.received`` (one per gateway per batch, carrying the announced
   metrics' stored values) feeds the threshold and battery-health rules, per gateway
   (ARCHITECTURE 76); a batch without such values needs no transaction.
@@ -29,12 +31,14 @@ from cloud.events.types import (
     GATEWAY_ONLINE,
     GATEWAY_REGISTERED,
     GATEWAY_UPDATED,
+    SITE_INSTALLATION_CHANGED,
     TELEMETRY_RECEIVED,
     ConfigOutcome,
     DevicePresence,
     GatewayEventReported,
     GatewayPresence,
     GatewayRegistration,
+    InstallationChanged,
     TelemetryReceived,
 )
 
@@ -42,11 +46,13 @@ __all__ = [
     "CONFIG_CONSUMER",
     "DEVICE_CONSUMER",
     "GATEWAY_CONSUMER",
+    "INSTALLATION_CONSUMER",
     "REGISTERED_CONSUMER",
     "TELEMETRY_CONSUMER",
     "UPDATED_CONSUMER",
     "AlertEventHandler",
     "GatewayRegistrationHandler",
+    "InstallationHandler",
     "TelemetryHandler",
     "event_subscriptions",
 ]
@@ -58,6 +64,7 @@ GATEWAY_CONSUMER = "alerts.gateway_events"
 DEVICE_CONSUMER = "alerts.device_presence"
 CONFIG_CONSUMER = "alerts.config_outcomes"
 TELEMETRY_CONSUMER = "alerts.telemetry"
+INSTALLATION_CONSUMER = "alerts.installations"
 
 
 class GatewayRegistrationHandler:
@@ -69,7 +76,14 @@ class GatewayRegistrationHandler:
     async def __call__(self, event: Event) -> None:
         reg = event_payload(event, GatewayRegistration)
         gateway = KnownGateway(
-            reg.gateway_id, reg.region, reg.site_id, reg.account_id, reg.time_zone, reg.site_name
+            reg.gateway_id,
+            reg.region,
+            reg.site_id,
+            reg.account_id,
+            reg.time_zone,
+            reg.site_name,
+            reg.latitude,
+            reg.longitude,
         )
         await asyncio.to_thread(self._service.record_gateway, event.id, gateway, event.occurred_at)
 
@@ -87,6 +101,18 @@ class AlertEventHandler:
         await asyncio.to_thread(
             self._service.handle, event.id, gateway_id, event.name, event.occurred_at, device
         )
+
+
+class InstallationHandler:
+    """``site.installation_changed`` → ``alerts.installations`` (the array the clear-sky
+    expectation of shortfall rules is computed for)."""
+
+    def __init__(self, service: AlertService) -> None:
+        self._service = service
+
+    async def __call__(self, event: Event) -> None:
+        installation = event_payload(event, InstallationChanged)
+        await asyncio.to_thread(self._service.record_installation, event.id, installation)
 
 
 class TelemetryHandler:
@@ -130,4 +156,9 @@ def event_subscriptions(service: AlertService) -> list[Subscription]:
         Subscription(DEVICE_CONSUMER, "*.ingest.device.*", events),
         Subscription(CONFIG_CONSUMER, "*.config.config.*", events),
         Subscription(TELEMETRY_CONSUMER, f"*.ingest.{TELEMETRY_RECEIVED}", telemetry),
+        Subscription(
+            INSTALLATION_CONSUMER,
+            f"*.customers.{SITE_INSTALLATION_CHANGED}",
+            InstallationHandler(service),
+        ),
     ]

@@ -33,27 +33,31 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from cloud.adapters.postgres import Connection, ConnectionPool, Jsonb
+from cloud.adapters.solar import PvSite, clear_sky_wh, is_daylight
 from cloud.alerts.alarms import Alarm, AlarmCondition, AlarmSubject
 from cloud.alerts.evaluate import (
     Cleared,
     Evaluator,
     EvaluatorState,
     Occurrence,
+    ProductionWindow,
     Raised,
     Sample,
     Subject,
     Transition,
 )
+from cloud.alerts.production import ProductionMarks, ProductionState
 from cloud.alerts.rules import (
     ConfigRule,
     DeviceKind,
     GatewayOfflineRule,
     RuleSet,
+    ShortfallRule,
     StateRule,
     load_rules,
 )
@@ -71,6 +75,7 @@ from cloud.events.types import (
     GATEWAY_OFFLINE,
     GATEWAY_ONLINE,
     AccountId,
+    InstallationChanged,
 )
 from contracts.timeutil import utc_now
 from contracts.topics import Region
@@ -86,6 +91,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: The counter whose hourly marks give production (every inverter's lifetime AC energy).
+PRODUCTION_COUNTER = "pv_wh"
 #: Gateways whose telemetry evaluators a process keeps in memory between events (the
 #: least recently used beyond it are read back from their rows when next needed).
 SERIES_CACHE_MAX = 20_000
@@ -123,6 +130,14 @@ class KnownGateway:
     account_id: AccountId | None
     time_zone: str | None = None
     site_name: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+
+    def daylight(self, at: datetime) -> bool | None:
+        """Whether the gateway's site is in daylight at ``at`` (None: location unknown)."""
+        if self.latitude is None or self.longitude is None:
+            return None
+        return is_daylight(self.latitude, self.longitude, at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +153,15 @@ class SweepResult:
 class _Cached:
     version: int
     evaluator: Evaluator
+
+
+@dataclass(slots=True)
+class _Series:
+    """A gateway's telemetry evaluator and production marks as of ``version``."""
+
+    version: int
+    evaluator: Evaluator
+    production: ProductionMarks
 
 
 class AlertService:
@@ -157,7 +181,7 @@ class AlertService:
         self.store = store if store is not None else AlarmStore(pool, clock=clock)
         self._listened = {region: _listened(rules) for region, rules in self._rules.items()}
         self._cache: dict[Region, _Cached] = {}
-        self._series_cache: OrderedDict[str, _Cached] = OrderedDict()
+        self._series_cache: OrderedDict[str, _Series] = OrderedDict()
         self._cache_lock = threading.Lock()
 
     # -- gateways ------------------------------------------------------------------------
@@ -169,11 +193,13 @@ class AlertService:
                 return False
             conn.execute(
                 "INSERT INTO alerts.gateways (gateway_id, region, site_id, account_id,"
-                " time_zone, site_name, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                " time_zone, site_name, latitude, longitude, updated_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (gateway_id) DO UPDATE"
                 " SET region = EXCLUDED.region, site_id = EXCLUDED.site_id,"
                 " account_id = EXCLUDED.account_id, time_zone = EXCLUDED.time_zone,"
-                " site_name = EXCLUDED.site_name, updated_at = EXCLUDED.updated_at"
+                " site_name = EXCLUDED.site_name, latitude = EXCLUDED.latitude,"
+                " longitude = EXCLUDED.longitude, updated_at = EXCLUDED.updated_at"
                 " WHERE alerts.gateways.updated_at <= EXCLUDED.updated_at",
                 (
                     gateway.gateway_id,
@@ -182,7 +208,33 @@ class AlertService:
                     gateway.account_id,
                     gateway.time_zone,
                     gateway.site_name,
+                    gateway.latitude,
+                    gateway.longitude,
                     at,
+                ),
+            )
+            return True
+
+    def record_installation(self, event_id: UUID, installation: InstallationChanged) -> bool:
+        """Record a site's array as the customers service announced it (the newest
+        record wins), once per event id; False when the event was handled before."""
+        with self._pool.connection() as conn:
+            if not handle_once(conn, SCHEMA, event_id):
+                return False
+            conn.execute(
+                "INSERT INTO alerts.installations (region, site_id, pv_kwp, tilt_deg,"
+                " azimuth_deg, updated_at) VALUES (%s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (region, site_id) DO UPDATE SET pv_kwp = EXCLUDED.pv_kwp,"
+                " tilt_deg = EXCLUDED.tilt_deg, azimuth_deg = EXCLUDED.azimuth_deg,"
+                " updated_at = EXCLUDED.updated_at"
+                " WHERE alerts.installations.updated_at <= EXCLUDED.updated_at",
+                (
+                    installation.region.value,
+                    installation.site_id,
+                    installation.pv_kwp,
+                    installation.tilt_deg,
+                    installation.azimuth_deg,
+                    installation.updated_at,
                 ),
             )
             return True
@@ -217,6 +269,8 @@ class AlertService:
             if gateway is None:
                 raise UnknownGateway(f"gateway {gateway_id} is not registered with alerts (yet)")
             subject = Subject(gateway.site_id, gateway_id, device)
+            if daylight is None:
+                daylight = gateway.daylight(at)
             ev, version = self._load(conn, gateway.region)
             changed = self._retire(conn, ev)
             transitions = ev.occurrence(Occurrence(subject, name, at, daylight))
@@ -249,25 +303,63 @@ class AlertService:
             gateway = _gateway(conn, gateway_id)
             if gateway is None:
                 raise UnknownGateway(f"gateway {gateway_id} is not registered with alerts (yet)")
-            ev, version = self._load_series(conn, gateway)
+            series = self._load_series(conn, gateway)
+            ev, marks = series.evaluator, series.production
             changed = self._retire(conn, ev)
-            site = gateway.site_id
+            site, kind = gateway.site_id, metric_device_kind
             transitions = ev.samples(
-                Sample(
-                    Subject(site, gateway_id, device), metric, ts, value, metric_device_kind(metric)
-                )
+                Sample(Subject(site, gateway_id, device), metric, ts, value, kind(metric))
                 for device, metric, ts, value in samples
             )
+            for device, metric, ts, value in samples:
+                if metric == PRODUCTION_COUNTER:
+                    marks.add(device, ts, value)
+            transitions += self._judge_production(conn, ev, marks, gateway)
             changed += self._apply(conn, ev.rules, transitions, "telemetry", {gateway_id: gateway})
             conn.execute(
-                "UPDATE alerts.series_state SET state = %s, version = version + 1,"
-                " region = %s, updated_at = now() WHERE gateway_id = %s",
-                (Jsonb(ev.snapshot().model_dump(mode="json")), gateway.region.value, gateway_id),
+                "UPDATE alerts.series_state SET state = %s, production = %s,"
+                " version = version + 1, region = %s, updated_at = now() WHERE gateway_id = %s",
+                (
+                    Jsonb(ev.snapshot().model_dump(mode="json")),
+                    Jsonb(marks.snapshot().model_dump(mode="json")),
+                    gateway.region.value,
+                    gateway_id,
+                ),
             )
-        self._keep_series(gateway_id, ev, version + 1)  # committed
+        self._keep_series(gateway_id, _Series(series.version + 1, ev, marks))  # committed
         return changed
 
-    def _load_series(self, conn: Connection[Any], gateway: KnownGateway) -> tuple[Evaluator, int]:
+    def _judge_production(
+        self,
+        conn: Connection[Any],
+        ev: Evaluator,
+        marks: ProductionMarks,
+        gateway: KnownGateway,
+    ) -> list[Transition]:
+        """The shortfall rules over the windows ending at each hour now due: production
+        from the counter marks against the site's clear-sky expectation (its location
+        from the registry, its array from the installation record; either unknown: the
+        hours pass unjudged, as there is nothing fair to compare with)."""
+        hours = marks.due()
+        windows = sorted({r.window_h for r in ev.rules.enabled if isinstance(r, ShortfallRule)})
+        if not hours or not windows:
+            return []
+        site = _pv_site(conn, gateway)
+        if site is None:
+            return []
+        subject = Subject(gateway.site_id, gateway.gateway_id, None)
+        out: list[Transition] = []
+        for end in hours:
+            for window_h in windows:
+                start = end - timedelta(hours=window_h)
+                produced = marks.produced(start, end)
+                if produced is None:
+                    continue
+                expected = clear_sky_wh(site, start, end)
+                out += ev.production(ProductionWindow(subject, end, window_h, produced, expected))
+        return out
+
+    def _load_series(self, conn: Connection[Any], gateway: KnownGateway) -> _Series:
         """The gateway's telemetry evaluator and its stored version, the row locked until
         the transaction ends (as :meth:`_load` does for a region's events). A gateway
         that moved region goes on under its new region's rules (conditions of rules the
@@ -287,18 +379,18 @@ class AlertService:
         with self._cache_lock:
             cached = self._series_cache.pop(gw, None)
         if cached is not None and cached.version == version and cached.evaluator.rules is rules:
-            return cached.evaluator, version
+            return cached
         stored = conn.execute(
-            "SELECT state FROM alerts.series_state WHERE gateway_id = %s", (gw,)
+            "SELECT state, production FROM alerts.series_state WHERE gateway_id = %s", (gw,)
         ).fetchone()
-        state = None
-        if stored is not None and stored[0] is not None:
-            state = EvaluatorState.model_validate(stored[0])
-        return Evaluator(rules, state), version
+        assert stored is not None
+        state = EvaluatorState.model_validate(stored[0]) if stored[0] is not None else None
+        marks = ProductionState.model_validate(stored[1]) if stored[1] is not None else None
+        return _Series(version, Evaluator(rules, state), ProductionMarks(marks))
 
-    def _keep_series(self, gateway_id: str, ev: Evaluator, version: int) -> None:
+    def _keep_series(self, gateway_id: str, series: _Series) -> None:
         with self._cache_lock:
-            self._series_cache[gateway_id] = _Cached(version, ev)
+            self._series_cache[gateway_id] = series
             while len(self._series_cache) > SERIES_CACHE_MAX:
                 self._series_cache.popitem(last=False)
 
@@ -321,7 +413,7 @@ class AlertService:
         with self._pool.connection() as conn:
             ev, version = self._load(conn, region)
             self._retire(conn, ev)
-            transitions = ev.advance(now)
+            transitions = ev.advance(now) + self._dawn(conn, ev, now)
             if transitions:  # else the state is as stored: nothing to write
                 gateways = _gateways(conn, {t.subject.gateway_id for t in transitions})
                 self._apply(conn, ev.rules, transitions, "clock", gateways)
@@ -329,6 +421,20 @@ class AlertService:
                 version += 1
         self._keep(region, ev, version)  # committed
         return len(transitions)
+
+    def _dawn(self, conn: Connection[Any], ev: Evaluator, now: datetime) -> list[Transition]:
+        """Raise the daylight-only conditions held at night whose site is in daylight
+        at ``now`` (by the site's location; unknown location counts as daylight)."""
+        held = ev.held()
+        if not held:
+            return []
+        gateways = _gateways(conn, {s.gateway_id for s in held})
+        out: list[Transition] = []
+        for site_id in sorted({s.site_id for s in held}):
+            mine = [gateways.get(s.gateway_id) for s in held if s.site_id == site_id]
+            if any(g is None or g.daylight(now) is not False for g in mine):
+                out += ev.daylight(site_id, now)
+        return out
 
     # -- the evaluator -------------------------------------------------------------------
     def _load(self, conn: Connection[Any], region: Region) -> tuple[Evaluator, int]:
@@ -426,11 +532,35 @@ def _gateway(conn: Connection[Any], gateway_id: str) -> KnownGateway | None:
 
 def _gateways(conn: Connection[Any], ids: Iterable[str]) -> dict[str, KnownGateway]:
     rows = conn.execute(
-        "SELECT gateway_id, region, site_id, account_id, time_zone, site_name"
-        " FROM alerts.gateways WHERE gateway_id = ANY(%s)",
+        "SELECT gateway_id, region, site_id, account_id, time_zone, site_name, latitude,"
+        " longitude FROM alerts.gateways WHERE gateway_id = ANY(%s)",
         (sorted(ids),),
     ).fetchall()
-    return {g: KnownGateway(g, Region(r), s, a, z, n) for g, r, s, a, z, n in rows}
+    return {
+        g: KnownGateway(g, Region(r), s, a, z, n, lat, lon) for g, r, s, a, z, n, lat, lon in rows
+    }
+
+
+def _pv_site(conn: Connection[Any], gateway: KnownGateway) -> PvSite | None:
+    """The gateway's site as the clear-sky model needs it (None: location or array
+    unknown)."""
+    if gateway.latitude is None or gateway.longitude is None:
+        return None
+    row = conn.execute(
+        "SELECT pv_kwp, tilt_deg, azimuth_deg FROM alerts.installations"
+        " WHERE region = %s AND site_id = %s",
+        (gateway.region.value, gateway.site_id),
+    ).fetchone()
+    if row is None:
+        return None
+    kwp, tilt, azimuth = row
+    return PvSite(
+        latitude=gateway.latitude,
+        longitude=gateway.longitude,
+        tilt_deg=float(tilt),
+        azimuth_deg=float(azimuth),
+        kwp=float(kwp),
+    )
 
 
 def _condition(

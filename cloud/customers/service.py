@@ -44,8 +44,10 @@ from cloud.customers.validation import (
 from cloud.events.outbox import emit
 from cloud.events.types import (
     CustomerAccount,
+    InstallationChanged,
     MeterReplaced,
     customer_account_event,
+    installation_changed_event,
     meter_replaced_event,
 )
 from cloud.scope import Scope
@@ -195,13 +197,17 @@ class CustomersService:
             current = repo.get_installation(conn, region, site_id, for_update=True)
             checked = check_installation(region, given, current)
             if current is not None:
-                return repo.update_installation(conn, region, site_id, checked), False
+                record = repo.update_installation(conn, region, site_id, checked)
+                emit(conn, SCHEMA, installation_changed_event(_installation_payload(record)))
+                return record, False
             try:
-                return repo.insert_installation(conn, region, site_id, checked), True
+                record = repo.insert_installation(conn, region, site_id, checked)
             except UniqueViolation:
                 raise ConflictError(
                     f"site {site_id}'s installation was recorded meanwhile: send it again"
                 ) from None
+            emit(conn, SCHEMA, installation_changed_event(_installation_payload(record)))
+            return record, True
 
     def get_installation(self, region: Region, site_id: int) -> Installation | None:
         with self._pool.connection() as conn:
@@ -284,4 +290,18 @@ def _payload(account: Account) -> CustomerAccount:
 def _replaced(replacement: MeterReplacement) -> MeterReplaced:
     return MeterReplaced.model_validate(
         {**replacement.model_dump(), "replacement_id": replacement.id}
+    )
+
+
+def _installation_payload(record: Installation) -> InstallationChanged:
+    """What other services hear of an installation record (alerts: the array's
+    geometry and size for the clear-sky expectation)."""
+    return InstallationChanged(
+        site_id=record.site_id,
+        region=record.region,
+        pv_kwp=record.pv_kwp,
+        tilt_deg=record.tilt_deg,
+        azimuth_deg=record.azimuth_deg,
+        battery_kwh=record.battery_kwh,
+        updated_at=record.updated_at,
     )

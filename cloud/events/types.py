@@ -41,6 +41,7 @@ __all__ = [
     "GATEWAY_ONLINE",
     "GATEWAY_REGISTERED",
     "GATEWAY_UPDATED",
+    "SITE_INSTALLATION_CHANGED",
     "SITE_METER_REPLACED",
     "TELEMETRY_RECEIVED",
     "AccountId",
@@ -56,6 +57,7 @@ __all__ = [
     "GatewayEventReported",
     "GatewayPresence",
     "GatewayRegistration",
+    "InstallationChanged",
     "MeterReplaced",
     "TelemetryReceived",
     "command_outcome_event",
@@ -67,6 +69,7 @@ __all__ = [
     "gateway_event_name",
     "gateway_presence_event",
     "gateway_registration_event",
+    "installation_changed_event",
     "meter_replaced_event",
 ]
 
@@ -370,6 +373,10 @@ class GatewayRegistration(BaseModel):
     account_id: AccountId | None = None
     #: The site's name, as people read it in notices (null in older events).
     site_name: str | None = None
+    #: The site's location, degrees (null while unknown, and in older events): where
+    #: the sun is, for rules that mind daylight and the clear-sky expectation.
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
 
 
 def gateway_registration_event(
@@ -434,6 +441,33 @@ def meter_replaced_event(replaced: MeterReplaced, *, source: str = "customers") 
     """``site.meter_replaced`` for ``replaced`` (``occurred_at``: when it was replaced)."""
     return _event(
         SITE_METER_REPLACED, replaced.region, source, replaced, occurred_at=replaced.replaced_at
+    )
+
+
+#: The customers service recorded or replaced a site's installation record.
+SITE_INSTALLATION_CHANGED = "site.installation_changed"
+
+
+class InstallationChanged(BaseModel):
+    """Payload of ``site.installation_changed``: the array and battery as installed
+    (angles in degrees: tilt from horizontal, azimuth clockwise from true north), as of
+    ``updated_at`` (the newest wins at the consumer)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    site_id: int
+    region: Region
+    pv_kwp: Decimal
+    tilt_deg: Decimal
+    azimuth_deg: Decimal
+    battery_kwh: Decimal
+    updated_at: datetime
+
+
+def installation_changed_event(changed: InstallationChanged, *, source: str = "customers") -> Event:
+    """``site.installation_changed`` for ``changed`` (``occurred_at``: its update time)."""
+    return _event(
+        SITE_INSTALLATION_CHANGED, changed.region, source, changed, occurred_at=changed.updated_at
     )
 
 

@@ -257,6 +257,8 @@ def _registration_event(gateway: Gateway, site: Site, *, registered: bool) -> Ev
         enabled=gateway.enabled,
         account_id=site.account_id,
         site_name=site.name,
+        latitude=site.latitude,
+        longitude=site.longitude,
     )
     return gateway_registration_event(registration, registered=registered)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -25,10 +26,12 @@ from cloud.events.types import (
     GatewayEventReported,
     GatewayPresence,
     GatewayRegistration,
+    InstallationChanged,
     config_outcome_event,
     device_presence_event,
     gateway_presence_event,
     gateway_registration_event,
+    installation_changed_event,
 )
 from cloud.ingest.announce import TelemetryStored, telemetry_received
 from cloud.migrate import migrate
@@ -47,7 +50,7 @@ OTHER = "acc_" + "b" * 32
 TABLES = (
     "alerts.alarms, alerts.alarm_history, alerts.outbox, alerts.inbox,"
     " alerts.suppressed_gateways, alerts.sites_out_of_service, alerts.gateways,"
-    " alerts.evaluator_state, alerts.series_state"
+    " alerts.evaluator_state, alerts.series_state, alerts.installations"
 )
 
 
@@ -107,15 +110,20 @@ async def bus(pool: Pool, service: AlertService) -> AsyncIterator[InProcessBus]:
     assert bus.dead_letters == []
 
 
-def _registration(gateway_id: str, site_id: int, account_id: str | None) -> Event:
+def _registration(
+    gateway_id: str, site_id: int, account_id: str | None, *, located: bool = False
+) -> Event:
     reg = GatewayRegistration(
         gateway_id=gateway_id,
         site_id=site_id,
         region=Region.AU,
         time_zone="Australia/Sydney",
         account_id=account_id,
+        # Sydney, as the registry's site record gives it
+        latitude=-33.87 if located else None,
+        longitude=151.21 if located else None,
     )
-    return gateway_registration_event(reg, registered=True)
+    return gateway_registration_event(reg, registered=located is False)
 
 
 def _gateway_event(name: str, at: datetime, device: str = "iso1", seq: int = 1) -> Event:
@@ -393,3 +401,87 @@ async def test_a_battery_below_its_health_for_a_day_raises_and_an_inverter_volta
         timeout_s=10,
     )
     assert _board(service, au) == [("battery-soh-low", "BAT-1", AlarmStatus.UNACKNOWLEDGED)]
+
+
+def _located(at: datetime) -> list[Event]:
+    """GW's site gets its location (registry) and its array (customers): 5 kWp facing
+    north at 20 degrees."""
+    array = InstallationChanged(
+        site_id=SITE,
+        region=Region.AU,
+        pv_kwp=Decimal("5.000"),
+        tilt_deg=Decimal("20.0"),
+        azimuth_deg=Decimal("0.0"),
+        battery_kwh=Decimal("0"),
+        updated_at=at,
+    )
+    return [_registration(GW, SITE, ACCOUNT, located=True), installation_changed_event(array)]
+
+
+async def test_no_production_through_a_sunny_midday_raises_and_production_clears_it(
+    bus: InProcessBus, service: AlertService
+) -> None:
+    # no-production-in-daylight (base.yaml): a 3 h window producing below 5 % of the
+    # clear-sky expectation, judged when the expectation is at least 1000 Wh. In Sydney
+    # on 1 March, 09:00-15:00 AEDT (22:00-04:00 UTC) a clear sky gives a 5 kWp array far
+    # more than 1000 Wh in any 3 h (over 2 kW for hours), and never more than its
+    # nameplate: 5 kW x 3 h = 15000 Wh.
+    au = Scope.of_region(Region.AU)
+    await bus.publish(_located(T0), timeout_s=10)
+    morning = datetime(2026, 2, 28, 22, 0, tzinfo=UTC)  # 09:00 AEDT on 1 March
+    ten_past = timedelta(minutes=10)
+
+    def counter(seq: int, hour: int, wh: float) -> Event:
+        return _telemetry(
+            seq, ("INV-1", "pv_wh", morning + hour * timedelta(hours=1) + ten_past, wh)
+        )
+
+    # The night before: the counter stands still while the expectation is nothing.
+    night = datetime(2026, 2, 28, 12, 0, tzinfo=UTC)  # 23:00 AEDT
+    await bus.publish(
+        [_telemetry(100 + h, ("INV-1", "pv_wh", night + h * timedelta(hours=1), 5_000.0))
+         for h in range(6)],
+        timeout_s=10,
+    )  # fmt: skip
+    assert _board(service, au) == []
+    # Through the morning it produces 50 Wh an hour: 150 Wh in 3 h, 1 % of 15 kWh and
+    # below 5 % of any expectation above 3000 Wh.
+    await bus.publish([counter(h + 1, h, 5_000.0 + 50 * h) for h in range(5)], timeout_s=10)
+    assert _board(service, au) == [
+        ("no-production-in-daylight", GW, AlarmStatus.UNACKNOWLEDGED)
+    ]  # fmt: skip
+    [alarm] = service.store.list_alarms(au).items
+    assert alarm.device is None
+    assert alarm.detail["value"] < 0.05
+    assert alarm.detail["notify"]["to"] == ["customer", "operators"]
+
+    # Then 3 kWh an hour: 9000 Wh in 3 h, at least 60 % of any expectation up to
+    # 15000 Wh, past 5 % + the deadband: cleared.
+    base = 5_000.0 + 50 * 4
+    await bus.publish(
+        [counter(10 + h, h, base + 3_000 * (h - 4)) for h in range(5, 9)], timeout_s=10
+    )
+    [alarm] = service.store.list_alarms(au).items
+    assert (alarm.rule_id, alarm.state) == (
+        "no-production-in-daylight", AlarmStatus.RTN_UNACKNOWLEDGED
+    )  # fmt: skip
+
+
+async def test_an_isolator_opened_at_night_waits_for_the_sites_sunrise(
+    bus: InProcessBus, service: AlertService, clock: Clock
+) -> None:
+    # Sydney, 2 March 2026: sunrise about 06:50 AEDT (19:50 UTC on 1 March).
+    au = Scope.of_region(Region.AU)
+    night = datetime(2026, 3, 1, 14, 0, tzinfo=UTC)  # 01:00 AEDT
+    await bus.publish(_located(night), timeout_s=10)
+    await bus.publish([_gateway_event("isolator_opened", night)], timeout_s=10)
+    assert _board(service, au) == []
+    clock.now = night + timedelta(hours=3)  # 04:00 AEDT
+    assert service.sweep().raised == 0
+    clock.now = night + timedelta(hours=8)  # 09:00 AEDT
+    assert service.sweep().raised == 1
+    [alarm] = service.store.list_alarms(au).items
+    assert (alarm.rule_id, alarm.severity.value, alarm.state) == (
+        "dc-isolator-open", "urgent", AlarmStatus.UNACKNOWLEDGED
+    )  # fmt: skip
+    assert service.sweep().raised == 0

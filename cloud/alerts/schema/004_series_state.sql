@@ -12,3 +12,25 @@ CREATE TABLE alerts.series_state (
     version     bigint NOT NULL DEFAULT 0,
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
+
+-- Each gateway's hourly marks of its inverters' energy counters
+-- (cloud.alerts.production.ProductionState as JSON), written with the series state: the
+-- production over a shortfall rule's window is the difference of two marks.
+ALTER TABLE alerts.series_state ADD COLUMN production jsonb;
+
+-- Where the sun is for a gateway's site (registry's gateway events; null while unknown).
+ALTER TABLE alerts.gateways
+    ADD COLUMN latitude  double precision CHECK (latitude BETWEEN -90 AND 90),
+    ADD COLUMN longitude double precision CHECK (longitude BETWEEN -180 AND 180);
+
+-- Sites' arrays as the customers service announces them (site.installation_changed):
+-- the clear-sky expectation of shortfall rules. The newest record wins.
+CREATE TABLE alerts.installations (
+    region       text NOT NULL CHECK (region IN ('au', 'us', 'es')),
+    site_id      int NOT NULL,
+    pv_kwp       numeric(11, 3) NOT NULL CHECK (pv_kwp > 0),
+    tilt_deg     numeric(4, 1) NOT NULL CHECK (tilt_deg BETWEEN 0 AND 90),
+    azimuth_deg  numeric(4, 1) NOT NULL CHECK (azimuth_deg BETWEEN 0 AND 360),
+    updated_at   timestamptz NOT NULL,
+    PRIMARY KEY (region, site_id)
+);
