@@ -1,2 +1,3 @@
-"""Adapters to outside servers: PostgreSQL (``postgres``, the only cloud module importing
-psycopg) and MQTT (``mqtt``, the only cloud module importing paho)."""
+"""Adapters to outside servers and libraries: PostgreSQL (``postgres``, the only cloud
+module importing psycopg), MQTT (``mqtt``, the only cloud module importing paho), SMTP
+(``smtp``) and pvlib (``solar``: clear-sky expectation and daylight)."""
