@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,6 +31,7 @@ __all__ = [
     "CUSTOMER_CREATED",
     "CUSTOMER_UPDATED",
     "DEVICE_ASLEEP",
+    "DEVICE_DAY_COMPLETENESS",
     "DEVICE_DISCOVERED",
     "DEVICE_FAULTY",
     "DEVICE_OFFLINE",
@@ -50,6 +51,7 @@ __all__ = [
     "ConfigOutcome",
     "ConfigReported",
     "CustomerAccount",
+    "DeviceDayCompleteness",
     "DeviceDiscovered",
     "DevicePresence",
     "EnergyRevised",
@@ -63,6 +65,7 @@ __all__ = [
     "command_outcome_event",
     "config_outcome_event",
     "customer_account_event",
+    "device_day_completeness_event",
     "device_presence_event",
     "energy_revised_event",
     "gateway_birth_event",
@@ -308,6 +311,55 @@ class TelemetryReceived(BaseModel):
 
     gateway_id: str
     samples: list[tuple[str, str, datetime, float]] = Field(default_factory=list)
+
+
+#: Ingest closed a gateway's local day (its end plus a grace for late data): one event
+#: per device and day, with the day's completeness (samples stored ÷ expected).
+DEVICE_DAY_COMPLETENESS = "device.day_completeness"
+#: Event ids of ``device.day_completeness``: one per (gateway, device, day), whoever
+#: builds it, so closing a day again stores nothing new.
+_DAY_COMPLETENESS_IDS = UUID("3f0b9a52-8f1e-5d57-b6a4-2c9d7e0f4a13")
+
+
+class DeviceDayCompleteness(BaseModel):
+    """Payload of ``device.day_completeness``: one device's whole local ``day`` in its
+    site's ``time_zone`` (23 or 25 h across a DST change). ``expected`` samples come from
+    the poll interval the gateway declared, over the whole day (a PV device asleep at
+    night counts as missing); ``stored`` are the distinct sample timestamps ingest held
+    when it closed the day; ``percent`` = 100 * min(stored, expected) / expected, None
+    when nothing was expected (no poll interval known)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    gateway_id: str
+    #: The agent's local id of the device (as in :class:`DevicePresence`).
+    device: str
+    site_id: int | None
+    day: date
+    time_zone: str
+    expected: int
+    stored: int
+    percent: float | None
+
+
+def device_day_completeness_event(
+    payload: DeviceDayCompleteness,
+    region: Region | str,
+    *,
+    occurred_at: datetime,
+    source: str = "ingest",
+) -> Event:
+    """``device.day_completeness`` for ``payload``, its id derived from (gateway, device,
+    day); ``occurred_at``: when the day was closed."""
+    key = f"{payload.gateway_id}/{payload.device}/{payload.day.isoformat()}"
+    return _event(
+        DEVICE_DAY_COMPLETENESS,
+        region,
+        source,
+        payload,
+        event_id=uuid5(_DAY_COMPLETENESS_IDS, key),
+        occurred_at=occurred_at,
+    )
 
 
 def gateway_event_name(event: EventType) -> str:

@@ -83,6 +83,13 @@ def day_completeness(
     return DayCompleteness(day=day, expected=expected, stored=stored, percent=percent)
 
 
+def had_day(first_seen: datetime | None, day_end: datetime, stored: int = 0) -> bool:
+    """Whether a device had the local day ending at ``day_end``: ingest knew it before
+    then (None: a key from before that was recorded), or it stored samples in it (a
+    backlog a new device uploads later)."""
+    return first_seen is None or first_seen < day_end or stored > 0
+
+
 def average_percent(days: Iterable[DayCompleteness]) -> tuple[int, float | None]:
     """(device-days that expected samples, the mean of their percents rounded to 0.01)."""
     percents = [d.percent for d in days if d.percent is not None]
@@ -122,7 +129,7 @@ class _DeviceDay(NamedTuple):
     poll_interval_s: float | None
 
 
-def _stored_samples(
+def stored_samples(
     conn: Connection[Any], windows: Sequence[tuple[int, str, datetime, datetime]]
 ) -> dict[tuple[int, date], int]:
     """Distinct sample timestamps per (device, local date) within each
@@ -181,7 +188,7 @@ class CompletenessReader:
             zone, tz_name = site_zone(tz_name)
             start, _ = local_day_bounds(first, zone)
             _, end = local_day_bounds(last, zone)
-            counts = _stored_samples(conn, [(device_id, zone.key, start, min(end, now))])
+            counts = stored_samples(conn, [(device_id, zone.key, start, min(end, now))])
         days: list[DayCompleteness] = []
         day = first
         while day <= last:
@@ -225,9 +232,9 @@ class CompletenessReader:
                 day
                 for day, first_seen in ((_yesterday(r[1], r[3], r[4], now), r[5]) for r in rows)
                 # A device first seen after that day had no such day.
-                if first_seen is None or first_seen < day.end
+                if had_day(first_seen, day.end)
             ]
-            counts = _stored_samples(
+            counts = stored_samples(
                 conn, [(w.device_id, w.zone.key, w.start, w.end) for w in wanted]
             )
         days = [

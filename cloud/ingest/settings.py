@@ -19,7 +19,8 @@ ANNOUNCED_METRICS: tuple[str, ...] = ("battery_soh_pct", "grid_hz", "grid_l1_v",
 
 
 class IngestSettings(StoreSettings, MqttSettings):
-    """The consumer's MQTT session, batching, limits, and the offline check; the
+    """The consumer's MQTT session, batching, limits, the offline check and the day
+    closing; the
     telemetry store it writes (and maintains: one worker at a time)."""
 
     #: Mosquitto/EMQX: True (``$share/ingest/...``); amqtt lacks ``$share``: False.
@@ -48,6 +49,13 @@ class IngestSettings(StoreSettings, MqttSettings):
     offline_check_interval_s: float = Field(default=10.0, gt=0)
     #: A gateway silent for this many of its declared publish intervals is offline.
     offline_silence_factor: float = Field(default=3.0, gt=0)
+    #: A gateway's local day is closed (one ``device.day_completeness`` per device) this
+    #: many seconds after it ended; data arriving within the grace still counts, later
+    #: data is stored but not announced again. Checked with the offline check.
+    completeness_close_grace_s: float = Field(default=3_600, ge=0)
+    #: Local days closed per gateway per check round at most (catching up after an
+    #: outage takes several rounds).
+    completeness_close_max_days: int = Field(default=7, ge=1, le=31)
 
     # -- what the cloud checks that the broker cannot (issue 12; ARCHITECTURE decision 32)
     #: Seconds a worker trusts what it read of a gateway (region, enabled): a disabled

@@ -26,6 +26,7 @@ from typing import Any
 from cloud.adapters.mqtt import InboundMessage, MqttConsumer
 from cloud.adapters.postgres import Connection, ConnectionPool, create_pool, ping
 from cloud.ingest.coalesce import StoredCoalescer, StoredNotice
+from cloud.ingest.dayclose import close_days
 from cloud.ingest.limits import IngestLimits
 from cloud.ingest.pipeline import IngestPipeline
 from cloud.ingest.presence import check_presence
@@ -212,16 +213,27 @@ class IngestWorker:
             except queue.Full:
                 continue
 
-    # -- the offline check -------------------------------------------------------
+    # -- the offline check and the day closing -----------------------------------
     def _run_presence(self) -> None:
-        """Every ``offline_check_interval_s``: the offline check, if no other worker is
-        running it (advisory lock)."""
+        """Every ``offline_check_interval_s``: the offline check, then the day closing,
+        each if no other worker is running it (an advisory lock each; separate
+        transactions, so one failing does not hold the other back)."""
         s = self._settings
         while not self._stop.wait(s.offline_check_interval_s):
+            now = utc_now()
             try:
-                check_presence(self._pool, utc_now(), silence_factor=s.offline_silence_factor)
+                check_presence(self._pool, now, silence_factor=s.offline_silence_factor)
             except Exception:
                 log.exception("offline check failed; trying again next round")
+            try:
+                close_days(
+                    self._pool,
+                    now,
+                    grace_s=s.completeness_close_grace_s,
+                    max_days=s.completeness_close_max_days,
+                )
+            except Exception:
+                log.exception("day closing failed; trying again next round")
 
     # -- the writer thread -------------------------------------------------------
     def _run_writer(self) -> None:
