@@ -10,6 +10,9 @@ in a thread:
   (``config.applied`` / ``failed`` / ``drifted``) become rule inputs. Events no enabled
   rule names (``gateway.birth``, ``gateway.data_dropped`` …) are dropped without a
   transaction;
+* ingest's ``gateway.birth`` keeps the kinds of each gateway's devices (``alerts.devices``,
+  classified as the registry does) for rules that name kinds; its
+  ``device.day_completeness`` (a device's closed local day) feeds the completeness rules;
 * the customers service's ``site.installation_changed`` keeps ``alerts.installations``
   (each site's array: kWp, tilt, azimuth);
 * ingest's ``telemetry.received`` (one per gateway per batch, carrying the announced
@@ -27,6 +30,8 @@ from cloud.alerts.service import AlertService, KnownGateway
 from cloud.events.bus import Subscription, event_payload
 from cloud.events.outbox import Event
 from cloud.events.types import (
+    DEVICE_DAY_COMPLETENESS,
+    GATEWAY_BIRTH,
     GATEWAY_OFFLINE,
     GATEWAY_ONLINE,
     GATEWAY_REGISTERED,
@@ -34,16 +39,21 @@ from cloud.events.types import (
     SITE_INSTALLATION_CHANGED,
     TELEMETRY_RECEIVED,
     ConfigOutcome,
+    DeviceDayCompleteness,
     DevicePresence,
+    GatewayBirth,
     GatewayEventReported,
     GatewayPresence,
     GatewayRegistration,
     InstallationChanged,
     TelemetryReceived,
 )
+from device_profiles.kinds import device_kind
 
 __all__ = [
+    "BIRTH_CONSUMER",
     "CONFIG_CONSUMER",
+    "DAY_CONSUMER",
     "DEVICE_CONSUMER",
     "GATEWAY_CONSUMER",
     "INSTALLATION_CONSUMER",
@@ -51,6 +61,8 @@ __all__ = [
     "TELEMETRY_CONSUMER",
     "UPDATED_CONSUMER",
     "AlertEventHandler",
+    "BirthHandler",
+    "DayHandler",
     "GatewayRegistrationHandler",
     "InstallationHandler",
     "TelemetryHandler",
@@ -65,6 +77,8 @@ DEVICE_CONSUMER = "alerts.device_presence"
 CONFIG_CONSUMER = "alerts.config_outcomes"
 TELEMETRY_CONSUMER = "alerts.telemetry"
 INSTALLATION_CONSUMER = "alerts.installations"
+BIRTH_CONSUMER = "alerts.gateway_births"
+DAY_CONSUMER = "alerts.device_days"
 
 
 class GatewayRegistrationHandler:
@@ -115,6 +129,31 @@ class InstallationHandler:
         await asyncio.to_thread(self._service.record_installation, event.id, installation)
 
 
+class BirthHandler:
+    """``gateway.birth`` → the kinds of the gateway's devices (``alerts.devices``)."""
+
+    def __init__(self, service: AlertService) -> None:
+        self._service = service
+
+    async def __call__(self, event: Event) -> None:
+        birth = event_payload(event, GatewayBirth)
+        kinds = {d.device: device_kind(d.models, d.profile) for d in birth.devices}
+        await asyncio.to_thread(
+            self._service.record_devices, event.id, birth.gateway_id, kinds, event.occurred_at
+        )
+
+
+class DayHandler:
+    """``device.day_completeness`` → :meth:`AlertService.handle_day`."""
+
+    def __init__(self, service: AlertService) -> None:
+        self._service = service
+
+    async def __call__(self, event: Event) -> None:
+        day = event_payload(event, DeviceDayCompleteness)
+        await asyncio.to_thread(self._service.handle_day, event.id, day, event.occurred_at)
+
+
 class TelemetryHandler:
     """``telemetry.received`` → :meth:`AlertService.handle_samples` (when it carries
     values of announced metrics)."""
@@ -156,6 +195,8 @@ def event_subscriptions(service: AlertService) -> list[Subscription]:
         Subscription(DEVICE_CONSUMER, "*.ingest.device.*", events),
         Subscription(CONFIG_CONSUMER, "*.config.config.*", events),
         Subscription(TELEMETRY_CONSUMER, f"*.ingest.{TELEMETRY_RECEIVED}", telemetry),
+        Subscription(BIRTH_CONSUMER, f"*.ingest.{GATEWAY_BIRTH}", BirthHandler(service)),
+        Subscription(DAY_CONSUMER, f"*.ingest.{DEVICE_DAY_COMPLETENESS}", DayHandler(service)),
         Subscription(
             INSTALLATION_CONSUMER,
             f"*.customers.{SITE_INSTALLATION_CHANGED}",

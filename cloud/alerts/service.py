@@ -34,7 +34,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 from uuid import UUID
 
 from cloud.adapters.postgres import Connection, ConnectionPool, Jsonb
@@ -42,6 +42,7 @@ from cloud.adapters.solar import PvSite, clear_sky_wh, is_daylight
 from cloud.alerts.alarms import Alarm, AlarmCondition, AlarmSubject
 from cloud.alerts.evaluate import (
     Cleared,
+    DayCompleteness,
     Evaluator,
     EvaluatorState,
     Occurrence,
@@ -75,6 +76,7 @@ from cloud.events.types import (
     GATEWAY_OFFLINE,
     GATEWAY_ONLINE,
     AccountId,
+    DeviceDayCompleteness,
     InstallationChanged,
 )
 from contracts.timeutil import utc_now
@@ -239,6 +241,24 @@ class AlertService:
             )
             return True
 
+    def record_devices(
+        self, event_id: UUID, gateway_id: str, kinds: Mapping[str, str], at: datetime
+    ) -> bool:
+        """Record the kinds of a gateway's devices as its birth (at ``at``) describes them
+        (a newer record wins), once per event id; False when handled before."""
+        with self._pool.connection() as conn:
+            if not handle_once(conn, SCHEMA, event_id):
+                return False
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO alerts.devices (gateway_id, device, kind, updated_at)"
+                    " VALUES (%s, %s, %s, %s) ON CONFLICT (gateway_id, device) DO UPDATE"
+                    " SET kind = EXCLUDED.kind, updated_at = EXCLUDED.updated_at"
+                    " WHERE alerts.devices.updated_at <= EXCLUDED.updated_at",
+                    [(gateway_id, device, kind, at) for device, kind in sorted(kinds.items())],
+                )
+            return True
+
     def gateway(self, gateway_id: str) -> KnownGateway | None:
         with self._pool.connection() as conn:
             return _gateway(conn, gateway_id)
@@ -316,17 +336,39 @@ class AlertService:
                     marks.add(device, ts, value)
             transitions += self._judge_production(conn, ev, marks, gateway)
             changed += self._apply(conn, ev.rules, transitions, "telemetry", {gateway_id: gateway})
-            conn.execute(
-                "UPDATE alerts.series_state SET state = %s, production = %s,"
-                " version = version + 1, region = %s, updated_at = now() WHERE gateway_id = %s",
-                (
-                    Jsonb(ev.snapshot().model_dump(mode="json")),
-                    Jsonb(marks.snapshot().model_dump(mode="json")),
-                    gateway.region.value,
-                    gateway_id,
-                ),
-            )
+            _save_series(conn, gateway, series)
         self._keep_series(gateway_id, _Series(series.version + 1, ev, marks))  # committed
+        return changed
+
+    def handle_day(
+        self, event_id: UUID, day: DeviceDayCompleteness, at: datetime
+    ) -> list[Alarm] | None:
+        """Ingest closed a device's local day (``device.day_completeness``): the
+        completeness rules of the device's kind judge it, in the gateway's telemetry
+        state (one transaction, as :meth:`handle_samples`). None when handled before; a
+        day with nothing expected (no poll interval known) judges nothing. Raises
+        :class:`UnknownGateway` (nothing recorded) for a gateway not registered here."""
+        with self._pool.connection() as conn:
+            if not handle_once(conn, SCHEMA, event_id):
+                return None
+            gateway = _gateway(conn, day.gateway_id)
+            if gateway is None:
+                raise UnknownGateway(
+                    f"gateway {day.gateway_id} is not registered with alerts (yet)"
+                )
+            if day.percent is None:
+                return []
+            series = self._load_series(conn, gateway)
+            ev = series.evaluator
+            changed = self._retire(conn, ev)
+            subject = Subject(gateway.site_id, gateway.gateway_id, day.device)
+            kind = _device_kind(conn, gateway.gateway_id, day.device)
+            transitions = ev.completeness(DayCompleteness(subject, day.day, day.percent, at, kind))
+            changed += self._apply(
+                conn, ev.rules, transitions, "day", {gateway.gateway_id: gateway}
+            )
+            _save_series(conn, gateway, series)
+        self._keep_series(gateway.gateway_id, _Series(series.version + 1, ev, series.production))
         return changed
 
     def _judge_production(
@@ -524,6 +566,30 @@ def _save(conn: Connection[Any], region: Region, ev: Evaluator) -> None:
         " updated_at = now() WHERE region = %s",
         (Jsonb(ev.snapshot().model_dump(mode="json")), region.value),
     )
+
+
+def _save_series(conn: Connection[Any], gateway: KnownGateway, series: _Series) -> None:
+    conn.execute(
+        "UPDATE alerts.series_state SET state = %s, production = %s,"
+        " version = version + 1, region = %s, updated_at = now() WHERE gateway_id = %s",
+        (
+            Jsonb(series.evaluator.snapshot().model_dump(mode="json")),
+            Jsonb(series.production.snapshot().model_dump(mode="json")),
+            gateway.region.value,
+            gateway.gateway_id,
+        ),
+    )
+
+
+def _device_kind(conn: Connection[Any], gateway_id: str, device: str) -> DeviceKind | None:
+    """The device's kind as its gateway's birth described it (None: not known, or a
+    kind no rule names)."""
+    row = conn.execute(
+        "SELECT kind FROM alerts.devices WHERE gateway_id = %s AND device = %s",
+        (gateway_id, device),
+    ).fetchone()
+    kind = row[0] if row is not None else None
+    return kind if kind in get_args(DeviceKind) else None
 
 
 def _gateway(conn: Connection[Any], gateway_id: str) -> KnownGateway | None:

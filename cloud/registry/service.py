@@ -24,7 +24,6 @@ from cloud.adapters.postgres import (
 from cloud.events.outbox import Event, emit, emit_many, handle_once
 from cloud.events.types import ACCOUNT_ID_PATTERN, GatewayRegistration, gateway_registration_event
 from cloud.registry import repository as repo
-from cloud.registry.logic import device_kind
 from cloud.registry.models import (
     Device,
     Gateway,
@@ -37,6 +36,7 @@ from cloud.registry.models import (
 from cloud.scope import Scope
 from cloud.search import search_query
 from contracts.messages import DeviceInfo
+from device_profiles.kinds import device_kind
 
 #: The registry's PostgreSQL schema (outbox, inbox).
 SCHEMA = "registry"

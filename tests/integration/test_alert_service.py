@@ -22,13 +22,17 @@ from cloud.events.bus import InProcessBus
 from cloud.events.outbox import Event
 from cloud.events.types import (
     ConfigOutcome,
+    DeviceDayCompleteness,
     DevicePresence,
+    GatewayBirth,
     GatewayEventReported,
     GatewayPresence,
     GatewayRegistration,
     InstallationChanged,
     config_outcome_event,
+    device_day_completeness_event,
     device_presence_event,
+    gateway_birth_event,
     gateway_presence_event,
     gateway_registration_event,
     installation_changed_event,
@@ -36,6 +40,7 @@ from cloud.events.types import (
 from cloud.ingest.announce import TelemetryStored, telemetry_received
 from cloud.migrate import migrate
 from cloud.scope import Scope
+from contracts.messages import DeviceInfo
 from contracts.topics import Region
 
 pytestmark = pytest.mark.integration
@@ -50,7 +55,7 @@ OTHER = "acc_" + "b" * 32
 TABLES = (
     "alerts.alarms, alerts.alarm_history, alerts.outbox, alerts.inbox,"
     " alerts.suppressed_gateways, alerts.sites_out_of_service, alerts.gateways,"
-    " alerts.evaluator_state, alerts.series_state, alerts.installations"
+    " alerts.evaluator_state, alerts.series_state, alerts.installations, alerts.devices"
 )
 
 
@@ -485,3 +490,41 @@ async def test_an_isolator_opened_at_night_waits_for_the_sites_sunrise(
         "dc-isolator-open", "urgent", AlarmStatus.UNACKNOWLEDGED
     )  # fmt: skip
     assert service.sweep().raised == 0
+
+
+async def test_a_meters_incomplete_day_raises_and_a_sleeping_inverters_never(
+    bus: InProcessBus, service: AlertService
+) -> None:
+    # data-incomplete (base.yaml): a device-day below 80 % of its expected samples, for
+    # devices that answer day and night (meters, batteries, isolators); the kinds come
+    # from the gateway's birth (SunSpec 203: a meter; 103: an inverter).
+    au = Scope.of_region(Region.AU)
+    devices = [
+        DeviceInfo(device="MTR-1", endpoint="tcp://10.0.0.2:502", unit_id=2, models=[1, 203]),
+        DeviceInfo(device="INV-1", endpoint="tcp://10.0.0.2:502", unit_id=1, models=[1, 103]),
+    ]
+    birth = GatewayBirth(
+        gateway_id=GW, stream_id=uuid.UUID(int=3), boot_id="b1", agent_version="1",
+        publish_interval_s=60, devices=devices,
+    )  # fmt: skip
+
+    def day(device: str, d: int, stored: int | None) -> Event:
+        payload = DeviceDayCompleteness(
+            gateway_id=GW, device=device, site_id=SITE, day=T0.date() + timedelta(days=d),
+            time_zone="Australia/Sydney", expected=288 if stored is not None else 0,
+            stored=stored or 0, percent=None if stored is None else 100 * stored / 288,
+        )  # fmt: skip
+        closed = T0 + timedelta(days=d + 1)
+        return device_day_completeness_event(payload, "au", occurred_at=closed)
+
+    await bus.publish([gateway_birth_event("au", birth, occurred_at=T0)], timeout_s=10)
+    # 216 of 288 is 75 %; the inverter's 144 (asleep half the day) is nobody's alarm.
+    await bus.publish([day("MTR-1", 0, 216), day("INV-1", 0, 144)], timeout_s=10)
+    assert _board(service, au) == [("data-incomplete", "MTR-1", AlarmStatus.UNACKNOWLEDGED)]
+    [alarm] = service.store.list_alarms(au).items
+    assert alarm.detail["value"] == 75.0
+    # A day with nothing expected judges nothing; a full day clears.
+    await bus.publish([day("MTR-1", 1, None)], timeout_s=10)
+    assert _board(service, au) == [("data-incomplete", "MTR-1", AlarmStatus.UNACKNOWLEDGED)]
+    await bus.publish([day("MTR-1", 2, 288)], timeout_s=10)
+    assert _board(service, au) == [("data-incomplete", "MTR-1", AlarmStatus.RTN_UNACKNOWLEDGED)]

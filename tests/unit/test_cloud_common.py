@@ -14,8 +14,8 @@ from cloud.ingest.coalesce import StoredCoalescer, StoredNotice
 from cloud.ingest.worker import subscriptions
 from cloud.migrate import discover
 from cloud.portal import ApiSettings
-from cloud.registry.logic import device_kind
 from cloud.settings import DatabaseSettings
+from device_profiles.kinds import device_kind
 
 S1, S2 = uuid.uuid4(), uuid.uuid4()
 

@@ -34,3 +34,13 @@ CREATE TABLE alerts.installations (
     updated_at   timestamptz NOT NULL,
     PRIMARY KEY (region, site_id)
 );
+
+-- Each gateway's devices and their kinds, from ingest's gateway.birth (classified by
+-- device_profiles.kinds, as the registry does): rules that name device kinds.
+CREATE TABLE alerts.devices (
+    gateway_id  text NOT NULL,
+    device      text NOT NULL,
+    kind        text NOT NULL,
+    updated_at  timestamptz NOT NULL,
+    PRIMARY KEY (gateway_id, device)
+);

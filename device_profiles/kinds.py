@@ -1,8 +1,14 @@
-"""Pure registry rules."""
+"""What kind of device a gateway's birth describes, from the SunSpec models it implements.
+
+Shared by the registry (its device records) and the alerts service (rules that name
+device kinds), so both classify a device alike from the same ``gateway.birth``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+
+__all__ = ["device_kind"]
 
 # A battery's own models (802-804) come first: a battery reports its energy counters in
 # the DER AC model 701 too. Storage controls (124, 713) alone also sit on inverters with
@@ -16,7 +22,8 @@ _KIND_BY_MODEL: tuple[tuple[frozenset[int], str], ...] = (
 
 
 def device_kind(models: Iterable[int], profile: str | None = None) -> str:
-    """Classify a device by the SunSpec models it implements (first match wins)."""
+    """Classify a device by the SunSpec models it implements (first match wins); an
+    isolator (a vendor map, no SunSpec model) by its profile's name; else ``unknown``."""
     found = set(models)
     for ids, kind in _KIND_BY_MODEL:
         if found & ids:
