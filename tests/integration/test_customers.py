@@ -279,7 +279,12 @@ def test_a_meter_replacement_records_both_registers_and_moves_the_billing_meter(
         ("MTR-0002", "MTR-0003"),
     ]
 
-    [(name, payload), _] = _outbox(database_url, "customers")
+    [(recorded, array), (name, payload), _] = _outbox(database_url, "customers")
+    # The installation record went out first (for alerts' clear-sky expectation).
+    assert recorded == "site.installation_changed"
+    assert (array["site_id"], array["pv_kwp"], array["tilt_deg"]) == (
+        7, str(_installation().pv_kwp), str(_installation().tilt_deg)
+    )  # fmt: skip
     assert name == "site.meter_replaced"
     # Exact in the event too: decimals travel as strings, never through a float.
     assert (payload["old_register_kwh"], payload["new_register_kwh"]) == ("123456789.123", "0.007")
