@@ -60,6 +60,33 @@ def _count_names(model_id: int) -> set[str]:
     return names
 
 
+def _symbols(profile: DeviceProfile, ref: str) -> dict[str, int]:
+    """The enumeration of an existing point: its SunSpec or vendor-map symbols."""
+    parsed = PointRef.parse(ref)
+    if parsed.model is None:
+        reg = profile.vendor_map.register(parsed.path) if profile.vendor_map else None
+        return reg.symbols if reg is not None else {}
+    pdef = model_def(parsed.model).find(parsed.path)
+    return pdef.symbols if pdef is not None else {}
+
+
+def _code_problems(
+    profile: DeviceProfile, key: str, ref: str, codes: dict[int, int]
+) -> Iterator[tuple[str, str]]:
+    """A code table must translate exactly the point's enumeration: every symbol (so an
+    unlisted value is out of spec, not a gap in the table) and nothing else."""
+    symbols = _symbols(profile, ref)
+    if not symbols:
+        yield key, f"{ref}: codes need an enumerated point (it has no symbols)"
+        return
+    missing = sorted(name for name, value in symbols.items() if value not in codes)
+    if missing:
+        yield key, f"{ref}: no code for {', '.join(missing)}"
+    extra = sorted(set(codes) - set(symbols.values()))
+    if extra:
+        yield key, f"{ref}: {extra} are not values of the point"
+
+
 def profile_problems(profile: DeviceProfile) -> Iterator[tuple[str, str]]:
     """Every ``(key, reason)`` wrong with a shape-valid profile's references."""
     declared: set[int] = set()
@@ -120,7 +147,10 @@ def profile_problems(profile: DeviceProfile) -> Iterator[tuple[str, str]]:
         key = f"metrics[{i}]"
         if mapping.metric not in BY_NAME:
             yield f"{key}.metric", f"unknown metric {mapping.metric!r} (not in contracts catalog)"
-        yield from point(f"{key}.source", mapping.source, writable=False)
+        problems = list(point(f"{key}.source", mapping.source, writable=False))
+        yield from problems
+        if mapping.codes is not None and not problems:
+            yield from _code_problems(profile, f"{key}.codes", mapping.source, mapping.codes)
     names = [m.metric for m in profile.metrics]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         yield "metrics", f"metric {dup!r} mapped twice"

@@ -122,16 +122,24 @@ class VendorMap(_Strict):
 
 
 class MetricMapping(_Strict):
-    """A catalog metric read from one point; ``sign`` turns the device's sign into ours."""
+    """A catalog metric read from one point; ``sign`` turns the device's sign into ours.
+
+    ``codes`` translates an enumerated point into the metric's codes (device value →
+    catalog code) where the two enumerations differ: SunSpec 701 ``InvSt`` counts
+    SLEEPING as 1, the catalog's ``pv_state_code`` (101-113 ``St``) as 2. The loader
+    checks it names every symbol of the point, so a value it lacks is out of spec."""
 
     metric: str
     source: Ref
     sign: Literal[1, -1] = 1
     scale: float = 1.0
+    codes: dict[int, int] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _ref(self) -> MetricMapping:
         _check_ref(self.source)
+        if self.codes is not None and (self.sign != 1 or self.scale != 1.0):
+            raise ValueError("codes translate an enumeration: no sign or scale with them")
         return self
 
 

@@ -78,12 +78,14 @@ _check_map()
 @dataclass(frozen=True, slots=True)
 class MetricSource:
     """Where one catalog metric comes from: SunSpec ``model``.``point``, or the vendor
-    register ``point`` when ``model`` is None; the value is multiplied by ``factor``."""
+    register ``point`` when ``model`` is None; the value is multiplied by ``factor``, or
+    (an enumeration) translated by ``codes`` (device value → catalog code)."""
 
     metric: str
     model: int | None
     point: str
     factor: float = 1.0
+    codes: Mapping[int, int] | None = None
 
     @property
     def ref(self) -> str:
@@ -106,7 +108,9 @@ def profile_sources(profile: DeviceProfile) -> list[MetricSource]:
     for mapping in profile.metrics:
         ref = PointRef.parse(mapping.source)
         sources.append(
-            MetricSource(mapping.metric, ref.model, ref.path, mapping.sign * mapping.scale)
+            MetricSource(
+                mapping.metric, ref.model, ref.path, mapping.sign * mapping.scale, mapping.codes
+            )
         )
     return sources
 
@@ -135,7 +139,9 @@ def normalise_sources(
     ``suspect`` with flag ``sf_missing:<model>.<point>``. A metric in ``implemented``
     (it had values before) that reads "not implemented" now (0x8000, 0xFFFF, NaN …) is
     ``None``, flagged ``not_implemented:<model>.<point>``, and the reading ``suspect``;
-    a point a device never implements is just ``None``.
+    a point a device never implements is just ``None``. An enumeration value its
+    source's ``codes`` lack (outside the standard's symbols) is ``None``, flagged
+    ``unknown_code:<model>.<point>``, and the reading ``suspect``.
     """
     out = Normalised()
     vendor = vendor or {}
@@ -155,10 +161,20 @@ def normalise_sources(
             elif value is None and src.metric in implemented:
                 out.flag(f"not_implemented:{src.ref}")
         number = float(value) if isinstance(value, int | float) else None
-        if number is not None and src.factor != 1.0:
+        if number is not None and src.codes is not None:
+            number = _translate(number, src.codes)
+            if number is None:
+                out.flag(f"unknown_code:{src.ref}")
+        elif number is not None and src.factor != 1.0:
             number = number * src.factor + 0.0  # + 0.0 turns -0.0 into 0.0
         out.values[src.metric] = number
     return out
+
+
+def _translate(value: float, codes: Mapping[int, int]) -> float | None:
+    """The catalog code of enumeration value ``value``; None when the table lacks it."""
+    code = codes.get(int(value)) if value.is_integer() else None
+    return None if code is None else float(code)
 
 
 def normalise(models: Mapping[int, DecodedModel], *, meter_import_sign: int = 1) -> Normalised:

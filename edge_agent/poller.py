@@ -79,6 +79,7 @@ CLOCK_SANE_AFTER = 1_700_000_000  # 2023-11: an earlier clock is a gateway witho
 #: SunSpec inverter models: a device with one of these may be PV-powered (sleeps at night).
 PV_MODELS = frozenset({101, 102, 103, 111, 112, 113, 701})
 #: Inverter states (101-113 ``St``) after which silence means sleep: SLEEPING, SHUTTING_DOWN.
+#: A DER inverter's 701 ``InvSt`` arrives in these codes (its profile translates them).
 SLEEPY_STATES = frozenset({2.0, 6.0})
 
 

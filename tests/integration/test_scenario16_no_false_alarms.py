@@ -3,11 +3,14 @@ Modbus, agents, a private TLS Mosquitto, ingest, the alerts service, notify with
 SMTP sink) through three phases, in order:
 
 1. A night of a sleeping inverter raises nothing: the au site's simulated clock jumps to
-   local night, its inverter says SLEEPING and then stops answering (the meter and the
-   isolator stay awake), the agent reports it ``asleep``, ingest announces
-   ``device.asleep``; presence is then checked hourly through the whole night by sweeps
-   of an alerts service on the same database, given each hour's time (a night in
-   seconds), and the live pipeline runs on for a few more polls.
+   local night, its inverter (the demo's own DER inverter, SunSpec 70x) says SLEEPING
+   (701 ``InvSt`` 1, stored as ``pv_state_code`` 2 by its profile's code table) and then
+   stops answering (the meter and the isolator stay awake); the demo's agents know no
+   site location, so the agent tells sleep from failure by that last state and reports
+   it ``asleep``, ingest announces ``device.asleep``; presence is then checked hourly
+   through the whole night by sweeps of an alerts service on the same database, given
+   each hour's time (a night in seconds), and the live pipeline runs on for a few more
+   polls.
 2. A broker restart (down 10 s; 2 minutes with ``POTR_CHAOS_FULL=1``) raises nothing,
    then or once the gateway-offline rule's 30 minutes (and the device rule's 60) have
    passed; a ``gateway.offline`` ingest announced meanwhile is followed by
@@ -53,7 +56,8 @@ INVERTER_UNIT = 1
 ISOLATOR_UNIT = 5
 #: The simulator's isolator contact states (sim-isolator.yaml: OPEN 0, CLOSED 1).
 OPEN, CLOSED = 0, 1
-#: SunSpec 103 operating state St: SLEEPING.
+#: ``pv_state_code`` SLEEPING: the catalog's codes are SunSpec 101-113 ``St`` (2); the
+#: DER inverter serves 701 ``InvSt`` SLEEPING = 1, which its profile translates.
 SLEEPING = 2.0
 #: Ingest's presence announcements (the alerts service handles each once).
 PRESENCE = (
@@ -149,10 +153,8 @@ class _Recorded(PrivateMosquitto):
 
 
 async def test_no_false_alarms(postgres_server_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Inverters that tell their operating state (SunSpec 103 St): the demo's DER one (70x)
-    # has no state metric and the demo's agents no site location, so they could not
-    # tell its sleep from a failure (see this branch's report).
-    monkeypatch.setitem(potr.demo._DEMO_DEVICES, INVERTER_UNIT, "sim-inverter-103")
+    # The demo's own inverter, as the demo runs it: a DER one (SunSpec 70x).
+    assert potr.demo._DEMO_DEVICES[INVERTER_UNIT] == "sim-der-inverter"
     if not FULL:
         # Agents retry the broker within seconds (production spreads a fleet's retries
         # over RECONNECT_WINDOW_S, then backs off to 30 s: the full form keeps that).
@@ -187,8 +189,8 @@ async def test_no_false_alarms(postgres_server_url: str, monkeypatch: pytest.Mon
 
 async def _a_night_of_a_sleeping_inverter(stack: DemoStack, sink: MailSink) -> None:
     sim = stack.sims["au"]
-    # To 22:00 in Sydney: the sun is down (any day of the year), the inverter says
-    # SLEEPING.
+    # To 22:00 in Sydney: the sun is down (any day of the year), the DER inverter says
+    # SLEEPING (701 InvSt 1).
     dusk = _next_local(sim.sim_now(), "Australia/Sydney", 22)
     sim.fast_forward((dusk - sim.state.ts).total_seconds())
     assert sim.state.sun_elevation < 0

@@ -147,6 +147,33 @@ def test_bad_profile_names_file_key_and_reason(
     assert str(path) in str(info.value)
 
 
+_INV_ST = {0: 1, 1: 2, 2: 3, 3: 4, 4: 5, 5: 6, 6: 7, 7: 8}
+
+
+@pytest.mark.parametrize(
+    ("mapping", "reason"),
+    [
+        (
+            {"source": "701.InvSt", "codes": {k: v for k, v in _INV_ST.items() if k != 1}},
+            "no code for SLEEPING",
+        ),
+        ({"source": "701.InvSt", "codes": _INV_ST | {9: 9}}, "[9] are not values"),
+        ({"source": "701.W", "codes": {0: 1}}, "codes need an enumerated point"),
+        ({"source": "701.InvSt", "codes": _INV_ST, "sign": -1}, "no sign or scale"),
+    ],
+)
+def test_a_code_table_translates_exactly_the_points_enumeration(
+    tmp_path: Path, mapping: dict[str, Any], reason: str
+) -> None:
+    data = yaml.safe_load((BUILTIN_DIR / "sim-der-inverter.yaml").read_text())
+    data["metrics"] = [m for m in data["metrics"] if m["metric"] != "pv_state_code"]
+    data["metrics"].append({"metric": "pv_state_code", **mapping})
+    with pytest.raises(ProfileError) as info:
+        load_profile(_write(tmp_path, data))
+    assert info.value.key.startswith(f"metrics[{len(data['metrics']) - 1}]")
+    assert reason in info.value.reason
+
+
 def test_vendor_registers_must_not_overlap(tmp_path: Path) -> None:
     data = yaml.safe_load((BUILTIN_DIR / "sim-isolator.yaml").read_text())
     data["vendor_map"]["registers"][1]["address"] = 100

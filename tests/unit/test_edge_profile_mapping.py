@@ -8,9 +8,10 @@ import pytest
 
 from contracts.messages import Quality
 from device_profiles import builtin_profile, builtin_profiles
-from device_profiles.sunspec_codec import decode_model, model_registers
+from device_profiles.sunspec_codec import decode_model, model_def, model_registers
 from edge_agent.daylight import sun_elevation_deg, sun_is_down
 from edge_agent.normalise import POINT_MAP, normalise_sources, profile_sources, sunspec_sources
+from edge_agent.poller import SLEEPY_STATES
 from edge_agent.vendor import decode_registers, read_spans
 from simulators.solar import ClearSky
 
@@ -61,6 +62,33 @@ def test_a_value_gone_not_implemented_is_null_and_flagged() -> None:
     assert later.values["grid_w"] is None
     assert later.quality is Quality.SUSPECT
     assert "not_implemented:201.W" in later.flags
+
+
+def _der_state(inv_st: int) -> tuple[float | None, Quality, list[str]]:
+    """``pv_state_code`` of the DER inverter serving 701 ``InvSt`` = ``inv_st``."""
+    decoded = {701: decode_model(701, model_registers(701, {"InvSt": inv_st}))}
+    sources = profile_sources(builtin_profile("sim-der-inverter"))
+    out = normalise_sources([s for s in sources if s.metric == "pv_state_code"], decoded)
+    return out.values["pv_state_code"], out.quality, out.flags
+
+
+def test_the_der_inverter_reports_its_state_in_the_101_113_codes() -> None:
+    """Each 701 InvSt state arrives as the 103 St code of the same SunSpec name (both
+    enumerations from pysunspec2's model definitions; 701 RUNNING is 103 MPPT), so the
+    agent's SLEEPING-then-silence rule sees a DER inverter fall asleep."""
+    st = model_def(103).find("St")
+    inv_st = model_def(701).find("InvSt")
+    assert st is not None
+    assert inv_st is not None
+    for name, value in inv_st.symbols.items():
+        want = st.symbols["MPPT" if name == "RUNNING" else name]
+        assert _der_state(value) == (float(want), Quality.GOOD, []), name
+    assert _der_state(inv_st.symbols["SLEEPING"])[0] in SLEEPY_STATES
+    assert _der_state(inv_st.symbols["SHUTTING_DOWN"])[0] in SLEEPY_STATES
+
+
+def test_a_state_outside_the_enumeration_is_null_and_flagged() -> None:
+    assert _der_state(42) == (None, Quality.SUSPECT, ["unknown_code:701.InvSt"])
 
 
 def test_vendor_registers_are_read_in_contiguous_spans_and_decoded() -> None:
