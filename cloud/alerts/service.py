@@ -11,17 +11,28 @@ never flips the mask back).
 One event is one transaction: its inbox mark, the evaluator's state (``alerts.evaluator_state``,
 one row per region, locked for the event) and every alarm write commit together, so a
 redelivered event changes nothing and a crash loses nothing. The region's row lock
-serialises the service's work per region, which is what event rates need (threshold rules
-on stored readings take another path). The evaluator stays in memory between events
-while the state's ``version`` is the one this process wrote.
+serialises the service's work per region, which is what event rates need. The evaluator
+stays in memory between events while the state's ``version`` is the one this process
+wrote.
 
-Who a gateway belongs to (site, region, the site's account) comes from the registry's
-``gateway.registered`` / ``gateway.updated``, kept in ``alerts.gateways``; an event of a
-gateway not known yet is refused (:class:`UnknownGateway`) so the bus retries it.
+Stored telemetry (ingest's ``telemetry.received``: :meth:`AlertService.handle_samples`)
+and closed device-days (``device.day_completeness``: :meth:`AlertService.handle_day`) are
+evaluated per gateway instead, with that gateway's row in ``alerts.series_state``
+(evaluator state and the inverters' hourly counter marks, :mod:`cloud.alerts.production`)
+under the same one-transaction discipline: gateways never wait on each other. Shortfall
+windows are judged against the site's clear-sky expectation
+(:mod:`cloud.adapters.solar`).
+
+Who a gateway belongs to (site, region, the site's account, its location) comes from
+the registry's ``gateway.registered`` / ``gateway.updated``, kept in ``alerts.gateways``;
+each site's array from the customers service's ``site.installation_changed``
+(``alerts.installations``); device kinds from ingest's ``gateway.birth``
+(``alerts.devices``). An event of a gateway not known yet is refused
+(:class:`UnknownGateway`) so the bus retries it.
 
 :meth:`AlertService.sweep` (every minute or so, :func:`run_alert_sweeps`) raises the
-offline conditions whose time has come, escalates and unshelves. Time comes from the
-injected clock.
+offline conditions whose time has come and the daylight-only ones held at night whose
+site's sun is up, escalates and unshelves. Time comes from the injected clock.
 """
 
 from __future__ import annotations
