@@ -201,55 +201,57 @@ class AlertService:
     def record_gateway(self, event_id: UUID, gateway: KnownGateway, at: datetime) -> bool:
         """Record a gateway's registration as of ``at``, once per event id (an older one
         than recorded changes nothing); False when the event was handled before."""
-        with self._pool.connection() as conn:
-            if not handle_once(conn, SCHEMA, event_id):
-                return False
-            conn.execute(
-                "INSERT INTO alerts.gateways (gateway_id, region, site_id, account_id,"
-                " time_zone, site_name, latitude, longitude, updated_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (gateway_id) DO UPDATE"
-                " SET region = EXCLUDED.region, site_id = EXCLUDED.site_id,"
-                " account_id = EXCLUDED.account_id, time_zone = EXCLUDED.time_zone,"
-                " site_name = EXCLUDED.site_name, latitude = EXCLUDED.latitude,"
-                " longitude = EXCLUDED.longitude, updated_at = EXCLUDED.updated_at"
-                " WHERE alerts.gateways.updated_at <= EXCLUDED.updated_at",
-                (
-                    gateway.gateway_id,
-                    gateway.region.value,
-                    gateway.site_id,
-                    gateway.account_id,
-                    gateway.time_zone,
-                    gateway.site_name,
-                    gateway.latitude,
-                    gateway.longitude,
-                    at,
-                ),
-            )
-            return True
+        return self._record_once(
+            event_id,
+            "INSERT INTO alerts.gateways (gateway_id, region, site_id, account_id,"
+            " time_zone, site_name, latitude, longitude, updated_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (gateway_id) DO UPDATE"
+            " SET region = EXCLUDED.region, site_id = EXCLUDED.site_id,"
+            " account_id = EXCLUDED.account_id, time_zone = EXCLUDED.time_zone,"
+            " site_name = EXCLUDED.site_name, latitude = EXCLUDED.latitude,"
+            " longitude = EXCLUDED.longitude, updated_at = EXCLUDED.updated_at"
+            " WHERE alerts.gateways.updated_at <= EXCLUDED.updated_at",
+            (
+                gateway.gateway_id,
+                gateway.region.value,
+                gateway.site_id,
+                gateway.account_id,
+                gateway.time_zone,
+                gateway.site_name,
+                gateway.latitude,
+                gateway.longitude,
+                at,
+            ),
+        )
 
     def record_installation(self, event_id: UUID, installation: InstallationChanged) -> bool:
         """Record a site's array as the customers service announced it (the newest
         record wins), once per event id; False when the event was handled before."""
+        return self._record_once(
+            event_id,
+            "INSERT INTO alerts.installations (region, site_id, pv_kwp, tilt_deg,"
+            " azimuth_deg, updated_at) VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (region, site_id) DO UPDATE SET pv_kwp = EXCLUDED.pv_kwp,"
+            " tilt_deg = EXCLUDED.tilt_deg, azimuth_deg = EXCLUDED.azimuth_deg,"
+            " updated_at = EXCLUDED.updated_at"
+            " WHERE alerts.installations.updated_at <= EXCLUDED.updated_at",
+            (
+                installation.region.value,
+                installation.site_id,
+                installation.pv_kwp,
+                installation.tilt_deg,
+                installation.azimuth_deg,
+                installation.updated_at,
+            ),
+        )
+
+    def _record_once(self, event_id: UUID, statement: str, params: Sequence[object]) -> bool:
+        """Run one write for an event, once per event id (False: handled before)."""
         with self._pool.connection() as conn:
             if not handle_once(conn, SCHEMA, event_id):
                 return False
-            conn.execute(
-                "INSERT INTO alerts.installations (region, site_id, pv_kwp, tilt_deg,"
-                " azimuth_deg, updated_at) VALUES (%s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (region, site_id) DO UPDATE SET pv_kwp = EXCLUDED.pv_kwp,"
-                " tilt_deg = EXCLUDED.tilt_deg, azimuth_deg = EXCLUDED.azimuth_deg,"
-                " updated_at = EXCLUDED.updated_at"
-                " WHERE alerts.installations.updated_at <= EXCLUDED.updated_at",
-                (
-                    installation.region.value,
-                    installation.site_id,
-                    installation.pv_kwp,
-                    installation.tilt_deg,
-                    installation.azimuth_deg,
-                    installation.updated_at,
-                ),
-            )
+            conn.execute(statement, params)
             return True
 
     def record_devices(
