@@ -49,6 +49,7 @@ from potr.runtime import serve_http
 from potr.servers.ports import free_port
 from potr.servers.postgres import EmbeddedPostgres
 from simulators.device_site import DeviceSite, DeviceSiteSettings, DeviceSpec
+from simulators.regions import REGIONS
 
 log = logging.getLogger(__name__)
 Pool = ConnectionPool[Connection[Any]]
@@ -75,6 +76,8 @@ DEMO_SITES = (
     DemoSite("es", "Demo Madrid", "Europe/Madrid", "i-DE", 40.42, -3.70, 5000),
 )
 _DEMO_NAMES = {d.name for d in DEMO_SITES}
+#: The demo feeders' voltage rise at full sun, percent.
+DEMO_GRID_RISE_PCT = 3.0
 #: Each agent polls (and publishes) this often.
 POLL_INTERVAL_S = 2.0
 
@@ -363,11 +366,17 @@ ISOLATOR_UNIT = 5
 
 
 def _site_settings(demo: DemoSite) -> DeviceSiteSettings:
+    grid = REGIONS[demo.region]  # the region's nominal volts and hertz (120 V 60 Hz in us)
     return DeviceSiteSettings(
         site_id=demo.gateway_id,
         latitude=demo.latitude,
         longitude=demo.longitude,
         tz=demo.time_zone,
+        nominal_v=grid.nominal_v,
+        nominal_hz=grid.nominal_hz,
+        # A healthy feeder: the rise stays inside the region's supply limits (us: 126 V
+        # of ANSI C84.1 range A is 5 % over 120 V), so the demo raises no grid alarm.
+        grid_rise_pct=DEMO_GRID_RISE_PCT,
         start_time=_local_late_morning(demo.time_zone),
         pv_capacity_w=demo.pv_capacity_w,
         devices=[DeviceSpec(profile=p, unit_id=u) for u, p in _DEMO_DEVICES.items()],

@@ -102,6 +102,8 @@ class DeviceSiteSettings(BaseModel):
     cloud_factor: float = Field(default=1.0, ge=0, le=1)
     nominal_v: float = 230.0
     nominal_hz: float = 50.0
+    #: The grid's voltage rise at 1000 W/m² (suburban feeders with much rooftop PV).
+    grid_rise_pct: float = Field(default=6.0, ge=0, le=20)
     battery_soc_pct: float = Field(default=50.0, ge=0, le=100)
     seed: int | None = None
     history_size: int = Field(default=2000, ge=1, description="served images kept")
@@ -217,6 +219,7 @@ class DeviceSite:
             cloud_factor=settings.cloud_factor,
             nominal_v=settings.nominal_v,
             nominal_hz=settings.nominal_hz,
+            midday_rise_pct=settings.grid_rise_pct,
             battery_wh=np_.get("wh_rtg", 0.0),
             battery_max_charge_w=np_.get("max_charge_w", 5000.0),
             battery_max_discharge_w=np_.get("max_discharge_w", 5000.0),

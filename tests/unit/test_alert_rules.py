@@ -372,3 +372,24 @@ def test_ingest_announces_every_metric_the_shipped_rules_read(region: Region) ->
         elif isinstance(rule, ShortfallRule):
             read.add("pv_wh")  # production is the inverters' energy counter
     assert read <= set(ANNOUNCED_METRICS)
+
+
+@pytest.mark.parametrize("region", list(Region))
+def test_the_demo_sites_grid_stays_inside_their_regions_alarm_limits(region: Region) -> None:
+    # A demo site's meter reads its simulator's grid: nominal volts, up to the site's
+    # midday rise plus noise above them, noise below; nominal hertz +-0.02
+    # (simulators/plant.py).
+    # Outside the region's limits the demo would raise grid alarms on a healthy site.
+    from potr.demo import DEMO_SITES, _site_settings
+    from simulators.plant import PlantConfig
+
+    [demo] = [d for d in DEMO_SITES if d.region == region.value]
+    site, plant = _site_settings(demo), PlantConfig()
+    highest = site.nominal_v * (1 + (site.grid_rise_pct + plant.voltage_noise_pct) / 100)
+    lowest = site.nominal_v * (1 - plant.voltage_noise_pct / 100)
+    levels = {
+        r.id: r.level for r in load_rules(region).enabled if isinstance(r, ThresholdRule)
+    }
+    assert levels["grid-undervoltage"] < lowest < highest < levels["grid-overvoltage"]
+    assert levels["grid-frequency-low"] < site.nominal_hz - 0.02
+    assert site.nominal_hz + 0.02 < levels["grid-frequency-high"]
