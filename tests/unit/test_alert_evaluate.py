@@ -362,18 +362,21 @@ def test_device_conditions_raised_while_their_gateway_is_offline_are_suppressed(
 
 # -- completeness and shortfall ----------------------------------------------------------------
 def test_an_incomplete_device_day_raises_and_a_complete_revision_clears() -> None:
-    ev = Evaluator(_default("es"))  # data-incomplete below 80 %
+    ev = Evaluator(_default("es"))  # data-incomplete below 80 %, devices that never sleep
     d1, d2 = date(2026, 1, 10), date(2026, 1, 11)
-    assert ev.completeness(DayCompleteness(INVERTER, d1, 95.0, _min(0))) == []
-    assert ev.completeness(DayCompleteness(INVERTER, d2, 79.9, _min(1440))) == [
-        _raised("data-incomplete", INVERTER, 1440, 79.9)
-    ]
-    assert ev.completeness(DayCompleteness(INVERTER, d1, 10.0, _min(1450))) == []  # older day
+
+    def day(subject: Subject, d: date, pct: float, minutes: float, kind: Any) -> Any:
+        return ev.completeness(DayCompleteness(subject, d, pct, _min(minutes), kind))
+
+    assert day(METER, d1, 95.0, 0, "meter") == []
+    assert day(METER, d2, 79.9, 1440, "meter") == [_raised("data-incomplete", METER, 1440, 79.9)]
+    assert day(METER, d1, 10.0, 1450, "meter") == []  # an older day
     assert ev.stale == 1
     # late data filled day 2 in
-    assert ev.completeness(DayCompleteness(INVERTER, d2, 80.0, _min(1500))) == [
-        _cleared("data-incomplete", INVERTER, 1500, 80.0)
-    ]
+    assert day(METER, d2, 80.0, 1500, "meter") == [_cleared("data-incomplete", METER, 1500, 80.0)]
+    # An inverter asleep half the day, and a device of unknown kind, judge nothing.
+    assert day(INVERTER, d2, 50.0, 1440, "inverter") == []
+    assert day(ISOLATOR, d2, 50.0, 1440, None) == []
 
 
 def test_production_far_below_clear_sky_raises_and_recovers() -> None:

@@ -387,9 +387,7 @@ def test_the_demo_sites_grid_stays_inside_their_regions_alarm_limits(region: Reg
     site, plant = _site_settings(demo), PlantConfig()
     highest = site.nominal_v * (1 + (site.grid_rise_pct + plant.voltage_noise_pct) / 100)
     lowest = site.nominal_v * (1 - plant.voltage_noise_pct / 100)
-    levels = {
-        r.id: r.level for r in load_rules(region).enabled if isinstance(r, ThresholdRule)
-    }
+    levels = {r.id: r.level for r in load_rules(region).enabled if isinstance(r, ThresholdRule)}
     assert levels["grid-undervoltage"] < lowest < highest < levels["grid-overvoltage"]
     assert levels["grid-frequency-low"] < site.nominal_hz - 0.02
     assert site.nominal_hz + 0.02 < levels["grid-frequency-high"]
