@@ -1,51 +1,27 @@
-"""Pure rules over employee records: licence and skill validity, availability.
+"""Pure rules over employee records: availability and qualification.
 
-Dates are local calendar days; a licence or skill is valid on its first and its last day
-(``valid_from``, ``expires_on`` both included). Jurisdictions are ISO codes: one held for
-a whole country (``ES``) covers work in each of its subdivisions (``ES-CN``); one of a
-subdivision covers that subdivision only.
+Licence, skill and absence validity are :mod:`cloud.workforce`'s (shared with dispatch,
+which may not import this service); they are re-exported here unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from cloud.calendars import BusinessCalendar, builtin_calendar
-from cloud.employees.models import Absence, Employee, LicenceIn, Skill
+from cloud.employees.models import Employee
+from cloud.workforce import absent_on, covers, licence_valid_on, skill_valid_on
 
-
-def covers(held: str, wanted: str) -> bool:
-    """A credential of jurisdiction ``held`` counts for work in ``wanted``."""
-    return held == wanted or ("-" not in held and wanted.startswith(held + "-"))
-
-
-def licence_valid_on(
-    licences: Iterable[LicenceIn], kind: str, jurisdiction: str, day: date
-) -> bool:
-    """Some licence of ``kind`` covering ``jurisdiction`` is valid on ``day``."""
-    return any(
-        lic.kind == kind
-        and covers(lic.jurisdiction, jurisdiction)
-        and lic.valid_from <= day
-        and (lic.expires_on is None or day <= lic.expires_on)
-        for lic in licences
-    )
-
-
-def skill_valid_on(skills: Iterable[Skill], code: str, jurisdiction: str, day: date) -> bool:
-    """The skill ``code`` is held, counts in ``jurisdiction`` and has not expired by ``day``."""
-    return any(
-        s.code == code
-        and (s.jurisdiction is None or covers(s.jurisdiction, jurisdiction))
-        and (s.expires_on is None or day <= s.expires_on)
-        for s in skills
-    )
-
-
-def absent_on(absences: Iterable[Absence], day: date) -> bool:
-    return any(a.starts_on <= day <= a.ends_on for a in absences)
+__all__ = [
+    "absent_on",
+    "available",
+    "covers",
+    "licence_valid_on",
+    "qualified",
+    "skill_valid_on",
+]
 
 
 def available(employee: Employee, when: datetime, calendar: BusinessCalendar | None = None) -> bool:
