@@ -1,0 +1,1 @@
+"""Dispatch: work orders for field technicians (MOSIEs), issue 17."""
