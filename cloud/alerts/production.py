@@ -71,10 +71,13 @@ class ProductionMarks:
         self._marks: dict[str, dict[datetime, tuple[datetime, float]]] = {}
         self._judged: datetime | None = None
         self._newest: datetime | None = None
+        #: Whether anything changed since the state was restored or :meth:`saved`.
+        self.changed = False
         if state is not None:
             for m in state.marks:
                 self._put(m.device, m.hour, m.ts, m.wh)
             self._judged = state.judged
+        self.changed = False
 
     def add(self, device: str, ts: datetime, wh: float) -> None:
         """A counter value of ``device`` read at ``ts``."""
@@ -84,12 +87,14 @@ class ProductionMarks:
         for hours in self._marks.values():
             for old in [h for h in hours if h < horizon]:
                 del hours[old]
+                self.changed = True
 
     def _put(self, device: str, hour: datetime, ts: datetime, wh: float) -> None:
         hours = self._marks.setdefault(device, {})
         known = hours.get(hour)
         if known is None or ts < known[0]:
             hours[hour] = (ts, wh)
+            self.changed = True
         if self._newest is None or hour > self._newest:
             self._newest = hour
 
@@ -110,6 +115,7 @@ class ProductionMarks:
         )[-MAX_DUE:]
         if hours:
             self._judged = hours[-1]
+            self.changed = True
         return hours
 
     def produced(self, start: datetime, end: datetime) -> float | None:
@@ -131,6 +137,11 @@ class ProductionMarks:
             total += delta
             counted = True
         return total if counted else None
+
+    def saved(self) -> None:
+        """The current state is stored: :attr:`changed` starts afresh (a mark is new
+        about once an hour per inverter; most batches change nothing here)."""
+        self.changed = False
 
     def snapshot(self) -> ProductionState:
         return ProductionState(

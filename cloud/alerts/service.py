@@ -420,15 +420,16 @@ class AlertService:
         that moved region goes on under its new region's rules (conditions of rules the
         new region lacks are retired)."""
         gw = gateway.gateway_id
-        conn.execute(
-            "INSERT INTO alerts.series_state (gateway_id, region) VALUES (%s, %s)"
-            " ON CONFLICT DO NOTHING",
-            (gw, gateway.region.value),
-        )
-        row = conn.execute(
-            "SELECT version FROM alerts.series_state WHERE gateway_id = %s FOR UPDATE", (gw,)
-        ).fetchone()
-        assert row is not None
+        lock = "SELECT version FROM alerts.series_state WHERE gateway_id = %s FOR UPDATE"
+        row = conn.execute(lock, (gw,)).fetchone()
+        if row is None:  # the gateway's first batch
+            conn.execute(
+                "INSERT INTO alerts.series_state (gateway_id, region) VALUES (%s, %s)"
+                " ON CONFLICT DO NOTHING",
+                (gw, gateway.region.value),
+            )
+            row = conn.execute(lock, (gw,)).fetchone()
+            assert row is not None
         version = int(row[0])
         rules = self._rules[gateway.region]
         with self._cache_lock:
@@ -582,16 +583,28 @@ def _save(conn: Connection[Any], region: Region, ev: Evaluator) -> None:
 
 
 def _save_series(conn: Connection[Any], gateway: KnownGateway, series: _Series) -> None:
-    conn.execute(
-        "UPDATE alerts.series_state SET state = %s, production = %s,"
-        " version = version + 1, region = %s, updated_at = now() WHERE gateway_id = %s",
-        (
-            Jsonb(series.evaluator.snapshot().model_dump(mode="json")),
-            Jsonb(series.production.snapshot().model_dump(mode="json")),
-            gateway.region.value,
-            gateway.gateway_id,
-        ),
-    )
+    """Write the gateway's state back; the production marks (a week of them, tens of
+    kB) only when they changed, about once an hour per inverter."""
+    state = Jsonb(series.evaluator.snapshot().model_dump(mode="json"))
+    marks = series.production
+    if marks.changed:
+        conn.execute(
+            "UPDATE alerts.series_state SET state = %s, production = %s,"
+            " version = version + 1, region = %s, updated_at = now() WHERE gateway_id = %s",
+            (
+                state,
+                Jsonb(marks.snapshot().model_dump(mode="json")),
+                gateway.region.value,
+                gateway.gateway_id,
+            ),
+        )
+        marks.saved()
+    else:
+        conn.execute(
+            "UPDATE alerts.series_state SET state = %s, version = version + 1, region = %s,"
+            " updated_at = now() WHERE gateway_id = %s",
+            (state, gateway.region.value, gateway.gateway_id),
+        )
 
 
 def _device_kind(conn: Connection[Any], gateway_id: str, device: str) -> DeviceKind | None:

@@ -89,3 +89,19 @@ def test_restoring_a_snapshot_answers_as_the_original(
             assert restored.produced(a, b) == m.produced(a, b)
     assert restored.due() == m.due()
     assert hour_of(T0 + timedelta(minutes=59)) == T0
+
+
+def test_only_a_new_mark_or_a_judged_hour_needs_writing() -> None:
+    m = ProductionMarks()
+    m.add("inv1", T0 + timedelta(minutes=1), 10.0)
+    assert m.changed
+    m.saved()
+    m.add("inv1", T0 + timedelta(minutes=20), 12.0)  # later in the same hour: no new mark
+    assert not m.changed
+    m.add("inv1", T0 + H, 20.0)
+    assert m.changed
+    m.saved()
+    assert m.due() == [T0]
+    assert m.changed  # the judged hour moved
+    restored = ProductionMarks(m.snapshot())
+    assert not restored.changed
