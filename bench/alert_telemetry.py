@@ -30,9 +30,10 @@ would), calling ``handle_samples`` through a pool of K connections.
 
 Baseline, same pool, same number of events, right after: the transaction the path cannot
 avoid per event: ``INSERT`` into an inbox-like table ``ON CONFLICT DO NOTHING``,
-``SELECT … FOR UPDATE`` of the gateway's row, and an ``UPDATE`` writing two jsonb columns
-with each gateway's stored state and production marks as the service left them (same
-size, same shape).
+``SELECT … FOR UPDATE`` of the gateway's row, and an ``UPDATE`` writing the evaluator
+state as the service left it (same size, same shape). The production marks (tens of kB)
+are not in it: the service writes them only when a mark is new or an hour was judged,
+about once an hour per inverter.
 
 ``--rules N`` (N > the shipped au rules) adds synthetic thresholds on the announced gauges
 up to N rules (``above``/``below`` ``--spread`` 3-6 standard deviations away, so the
@@ -312,10 +313,12 @@ def bare(pool: Pool, gateway_id: str, state: Any, production: Any) -> None:
         conn.execute(
             "SELECT version FROM bench_state WHERE gateway_id = %s FOR UPDATE", (gateway_id,)
         ).fetchone()
+        # The production marks change about hourly; the service writes them then only.
+        del production
         conn.execute(
-            "UPDATE bench_state SET state = %s, production = %s, version = version + 1,"
+            "UPDATE bench_state SET state = %s, version = version + 1,"
             " updated_at = now() WHERE gateway_id = %s",
-            (Jsonb(state), Jsonb(production), gateway_id),
+            (Jsonb(state), gateway_id),
         )
 
 
