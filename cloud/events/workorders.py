@@ -1,0 +1,70 @@
+"""The dispatch service's events (``workorder.*``): names and the payload, shared by
+producer and consumer like :mod:`cloud.events.alerts`. Dispatch builds them; alerts (a
+site under a technician's work is out of service for alarms), config (remote commands
+and config pushes to a site are held while a technician is on it), notify, support,
+billing and SAP parse them with :class:`WorkOrderChanged`, importing nothing of dispatch.
+
+One event per recorded transition, named after the state the work order entered
+(``workorder.on_site``, ``workorder.closed`` …), plus ``workorder.created``; the payload
+carries the work order after the transition, so a consumer that missed nothing knows
+its whole state, and one that cares only about being on site reads :attr:`on_site`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "WORKORDER_CREATED",
+    "WORKORDER_PREFIX",
+    "Priority",
+    "WorkOrderChanged",
+    "workorder_event_name",
+]
+
+#: Every dispatch event's name starts so (``*.dispatch.workorder.*`` subscribes to all).
+WORKORDER_PREFIX = "workorder."
+#: A work order was raised (by an alert policy, by hand, or as a MOSIE's incident).
+WORKORDER_CREATED = "workorder.created"
+
+#: P1 (safety, within hours) … P4 (planned).
+Priority = Literal["P1", "P2", "P3", "P4"]
+
+
+def workorder_event_name(status: str) -> str:
+    """The event of a transition into ``status`` (``on_site`` → ``workorder.on_site``)."""
+    return f"{WORKORDER_PREFIX}{status}"
+
+
+class WorkOrderChanged(BaseModel):
+    """Payload of every ``workorder.*`` event: the work order after the transition and
+    the transition itself (``action`` and ``from_status``; None for ``created``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    work_order_id: int
+    region: str
+    site_id: int
+    #: The site's gateways as dispatch knows them (the registry's): what holds apply to.
+    gateway_ids: list[str] = Field(default_factory=list)
+    account_id: str | None = None
+    type: str
+    priority: Priority
+    status: str
+    from_status: str | None = None
+    action: str | None = None
+    #: Who acted: an employee number, a user id, or ``system``.
+    actor: str | None = None
+    at: datetime
+    #: The technician's employee number, once assigned.
+    assignee: str | None = None
+    #: True while a technician is working on the site (the lifecycle's on-site states):
+    #: alarms of the site are out of service, remote commands and config pushes held.
+    on_site: bool = False
+    #: The alarm that raised it (alert policies), if any.
+    alarm_id: int | None = None
+    visits: int = 0
+    reopen_count: int = 0
