@@ -13,6 +13,8 @@ in a thread:
 * ingest's ``gateway.birth`` keeps the kinds of each gateway's devices (``alerts.devices``,
   classified as the registry does) for rules that name kinds; its
   ``device.day_completeness`` (a device's closed local day) feeds the completeness rules;
+* dispatch's ``workorder.*``: a site is out of service for alarms while a technician is
+  on it (``alerts.work_orders``);
 * the customers service's ``site.installation_changed`` keeps ``alerts.installations``
   (each site's array: kWp, tilt, azimuth);
 * ingest's ``telemetry.received`` (one per gateway per batch, carrying the announced
@@ -48,6 +50,7 @@ from cloud.events.types import (
     InstallationChanged,
     TelemetryReceived,
 )
+from cloud.events.workorders import WORKORDER_PREFIX, WorkOrderChanged
 from device_profiles.kinds import device_kind
 
 __all__ = [
@@ -60,12 +63,14 @@ __all__ = [
     "REGISTERED_CONSUMER",
     "TELEMETRY_CONSUMER",
     "UPDATED_CONSUMER",
+    "WORK_ORDER_CONSUMER",
     "AlertEventHandler",
     "BirthHandler",
     "DayHandler",
     "GatewayRegistrationHandler",
     "InstallationHandler",
     "TelemetryHandler",
+    "WorkOrderHandler",
     "event_subscriptions",
 ]
 
@@ -78,6 +83,7 @@ CONFIG_CONSUMER = "alerts.config_outcomes"
 TELEMETRY_CONSUMER = "alerts.telemetry"
 INSTALLATION_CONSUMER = "alerts.installations"
 BIRTH_CONSUMER = "alerts.gateway_births"
+WORK_ORDER_CONSUMER = "alerts.work_orders"
 DAY_CONSUMER = "alerts.device_days"
 
 
@@ -154,6 +160,17 @@ class DayHandler:
         await asyncio.to_thread(self._service.handle_day, event.id, day, event.occurred_at)
 
 
+class WorkOrderHandler:
+    """Dispatch's ``workorder.*`` → the site out of service while a technician is on it."""
+
+    def __init__(self, service: AlertService) -> None:
+        self._service = service
+
+    async def __call__(self, event: Event) -> None:
+        order = event_payload(event, WorkOrderChanged)
+        await asyncio.to_thread(self._service.record_work_order, event.id, order)
+
+
 class TelemetryHandler:
     """``telemetry.received`` → :meth:`AlertService.handle_samples` (when it carries
     values of announced metrics)."""
@@ -195,6 +212,11 @@ def event_subscriptions(service: AlertService) -> list[Subscription]:
         Subscription(DEVICE_CONSUMER, "*.ingest.device.*", events),
         Subscription(CONFIG_CONSUMER, "*.config.config.*", events),
         Subscription(TELEMETRY_CONSUMER, f"*.ingest.{TELEMETRY_RECEIVED}", telemetry),
+        Subscription(
+            WORK_ORDER_CONSUMER,
+            f"*.dispatch.{WORKORDER_PREFIX}*",
+            WorkOrderHandler(service),
+        ),
         Subscription(BIRTH_CONSUMER, f"*.ingest.{GATEWAY_BIRTH}", BirthHandler(service)),
         Subscription(DAY_CONSUMER, f"*.ingest.{DEVICE_DAY_COMPLETENESS}", DayHandler(service)),
         Subscription(

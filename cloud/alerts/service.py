@@ -90,6 +90,7 @@ from cloud.events.types import (
     DeviceDayCompleteness,
     InstallationChanged,
 )
+from cloud.events.workorders import WorkOrderChanged
 from contracts.timeutil import utc_now
 from contracts.topics import Region
 
@@ -271,6 +272,31 @@ class AlertService:
                     [(gateway_id, device, kind, at) for device, kind in sorted(kinds.items())],
                 )
             return True
+
+    def record_work_order(self, event_id: UUID, order: WorkOrderChanged) -> list[Alarm] | None:
+        """A work order's transition (dispatch's ``workorder.*``): while any work order
+        has a technician on a site, the site is out of service for alarms; when the last
+        leaves, it returns. The newest event of each work order wins. The alarms that
+        changed; None when the event was handled before."""
+        with self._pool.connection() as conn:
+            if not handle_once(conn, SCHEMA, event_id):
+                return None
+            conn.execute(
+                "INSERT INTO alerts.work_orders (work_order_id, site_id, on_site, at)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (work_order_id) DO UPDATE"
+                " SET site_id = EXCLUDED.site_id, on_site = EXCLUDED.on_site, at = EXCLUDED.at"
+                " WHERE alerts.work_orders.at <= EXCLUDED.at",
+                (order.work_order_id, order.site_id, order.on_site, order.at),
+            )
+            row = conn.execute(
+                "SELECT min(work_order_id) FROM alerts.work_orders WHERE site_id = %s AND on_site",
+                (order.site_id,),
+            ).fetchone()
+            holder = row[0] if row is not None else None
+            actor = f"workorder:{holder if holder is not None else order.work_order_id}"
+            return self.store.set_out_of_service(
+                order.site_id, holder is not None, actor, conn=conn
+            )
 
     def gateway(self, gateway_id: str) -> KnownGateway | None:
         with self._pool.connection() as conn:

@@ -222,12 +222,20 @@ class AlarmStore:
         return _flood(region, since, until, window, counts, stale)
 
     # -- masks ----------------------------------------------------------------------------
-    def set_out_of_service(self, site_id: int, on: bool, actor: str | None) -> list[Alarm]:
+    def set_out_of_service(
+        self,
+        site_id: int,
+        on: bool,
+        actor: str | None,
+        *,
+        conn: Connection[Any] | None = None,
+    ) -> list[Alarm]:
         """Take a site out of service (``on``; dispatch, for a technician's work) or return
         it: its open alarms follow, and alarms raised meanwhile start out of service. The
-        alarms changed; calling it twice changes nothing the second time."""
+        alarms changed; calling it twice changes nothing the second time. ``conn``: in
+        that connection's transaction (else one of its own)."""
         at = self._clock()
-        with self._pool.connection() as conn:
+        with self._transaction(conn) as conn:
             repo.lock_site_mask(conn, site_id)
             repo.set_site_out_of_service(conn, site_id, on, actor, at)
             action: Action = RemoveFromService(actor) if on else ReturnToService(actor)

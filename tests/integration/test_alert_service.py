@@ -37,6 +37,7 @@ from cloud.events.types import (
     gateway_registration_event,
     installation_changed_event,
 )
+from cloud.events.workorders import WorkOrderChanged, workorder_event_name
 from cloud.ingest.announce import TelemetryStored, telemetry_received
 from cloud.migrate import migrate
 from cloud.scope import Scope
@@ -55,7 +56,8 @@ OTHER = "acc_" + "b" * 32
 TABLES = (
     "alerts.alarms, alerts.alarm_history, alerts.outbox, alerts.inbox,"
     " alerts.suppressed_gateways, alerts.sites_out_of_service, alerts.gateways,"
-    " alerts.evaluator_state, alerts.series_state, alerts.installations, alerts.devices"
+    " alerts.evaluator_state, alerts.series_state, alerts.installations, alerts.devices,"
+    " alerts.work_orders"
 )
 
 
@@ -528,3 +530,43 @@ async def test_a_meters_incomplete_day_raises_and_a_sleeping_inverters_never(
     assert _board(service, au) == [("data-incomplete", "MTR-1", AlarmStatus.UNACKNOWLEDGED)]
     await bus.publish([day("MTR-1", 2, 288)], timeout_s=10)
     assert _board(service, au) == [("data-incomplete", "MTR-1", AlarmStatus.RTN_UNACKNOWLEDGED)]
+
+
+def _work_order(number: int, status: str, on_site: bool, at: datetime) -> Event:
+    """Dispatch's ``workorder.<status>`` for a job at SITE."""
+    order = WorkOrderChanged(
+        work_order_id=number, region="au", site_id=SITE, gateway_ids=[GW],
+        type="inverter_fault", priority="P2", status=status, at=at, on_site=on_site,
+    )  # fmt: skip
+    return Event(
+        name=workorder_event_name(status),
+        region=Region.AU,
+        source="dispatch",
+        occurred_at=at,
+        payload=order.model_dump(mode="json"),
+    )
+
+
+async def test_a_site_is_out_of_service_while_any_technician_is_on_it(
+    bus: InProcessBus, service: AlertService, clock: Clock
+) -> None:
+    au = Scope.of_region(Region.AU)
+    await bus.publish([_device("inv1", "faulty", T0)], timeout_s=10)
+    first_on = _work_order(1, "on_site", True, T0 + MIN)
+    await bus.publish([first_on, _work_order(2, "on_site", True, T0 + 2 * MIN)], timeout_s=10)
+    assert _board(service, au) == [("device-faulty", "inv1", AlarmStatus.OUT_OF_SERVICE)]
+    # Raised meanwhile: out of service from the start, told to nobody.
+    await bus.publish([_device("inv2", "faulty", T0 + 3 * MIN)], timeout_s=10)
+    assert _board(service, au) == [
+        ("device-faulty", "inv1", AlarmStatus.OUT_OF_SERVICE),
+        ("device-faulty", "inv2", AlarmStatus.OUT_OF_SERVICE),
+    ]
+    # The first technician leaves (resolved), the second is still there.
+    await bus.publish([_work_order(1, "resolved", False, T0 + 4 * MIN)], timeout_s=10)
+    await bus.publish([first_on], timeout_s=10)  # redelivered: changes nothing
+    assert {state for *_, state in _board(service, au)} == {AlarmStatus.OUT_OF_SERVICE}
+    await bus.publish([_work_order(2, "on_hold", False, T0 + 5 * MIN)], timeout_s=10)
+    assert _board(service, au) == [
+        ("device-faulty", "inv1", AlarmStatus.UNACKNOWLEDGED),
+        ("device-faulty", "inv2", AlarmStatus.UNACKNOWLEDGED),
+    ]
