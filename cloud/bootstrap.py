@@ -200,7 +200,8 @@ async def cloud_events(
         bus=bus,
         metrics=metrics,
     ) as runtime:
-        if (ingest or alerts is not None or dispatch is not None) and REGISTRY_SCHEMA in runtime.relays:
+        follows_gateways = ingest or alerts is not None or dispatch is not None
+        if follows_gateways and REGISTRY_SCHEMA in runtime.relays:
             await _caught_up(runtime.relays[REGISTRY_SCHEMA], CATCH_UP_TIMEOUT_S)
         yield runtime
 
