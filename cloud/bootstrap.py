@@ -18,7 +18,8 @@ config service's too when a ``config`` tracker is given (``gateway.birth``,
 ``ingest=True`` (``gateway.registered``, ``gateway.updated``, ``site.meter_replaced``),
 the alerts service's when an ``alerts`` service is given (gateway, device and config
 events), notify's when its handlers are given (``user.*``, ``customer.*``, ``alert.*``),
-and every service's outbox is relayed. Services emit with
+the dispatch service's when a ``dispatch`` service is given (``gateway.registered``,
+``gateway.updated``), and every service's outbox is relayed. Services emit with
 :func:`cloud.events.outbox.emit` in their own transactions and never see the bus; no
 service calls another.
 """
@@ -51,6 +52,8 @@ from cloud.config import (
 )
 from cloud.config import subscriptions as config_subscriptions
 from cloud.customers import CustomersService
+from cloud.dispatch import DispatchService
+from cloud.dispatch import event_subscriptions as dispatch_subscriptions
 from cloud.employees import EmployeeService
 from cloud.events.bus import EventBus, InProcessBus
 from cloud.events.relay import MetricsHook, OutboxRelay
@@ -124,6 +127,7 @@ EMITTING_SCHEMAS = (
     "identity",
     "telemetry",
     "alerts",
+    "dispatch",
 )
 #: The registry's schema: its outbox carries the gateway events ingest keeps.
 REGISTRY_SCHEMA = "registry"
@@ -157,6 +161,7 @@ async def cloud_events(
     ingest: bool = False,
     alerts: AlertService | None = None,
     notify: NotifyHandlers | None = None,
+    dispatch: DispatchService | None = None,
     outboxes: Sequence[str] = EMITTING_SCHEMAS,
     settings: BusSettings | None = None,
     bus: EventBus | None = None,
@@ -165,12 +170,13 @@ async def cloud_events(
     """Bus + relays for ``outboxes`` + the registry's consumers when ``registry`` is given
     + the config service's consumers when ``config`` is given + ingest's and its
     telemetry store's when ``ingest`` + the alerts service's when ``alerts`` is given +
-    notify's when ``notify`` is given.
+    notify's when ``notify`` is given + the dispatch service's (the registry's gateway
+    events: sites) when ``dispatch`` is given.
 
-    With ``ingest`` (or ``alerts``) and the registry's outbox relayed here, this enters
-    once that relay has found nothing left to publish (at most
+    With ``ingest`` (or ``alerts``, or ``dispatch``) and the registry's outbox relayed
+    here, this enters once that relay has found nothing left to publish (at most
     :data:`CATCH_UP_TIMEOUT_S`): gateways registered while the process was down are known
-    before its ingest takes traffic (and before alerts hears of them).
+    before its ingest takes traffic (and before alerts and dispatch hear of them).
 
     With several processes (ingest workers), relay in all of them (claims skip each
     other's rows) and consume where convenient: consumers with one name share a queue.
@@ -184,6 +190,8 @@ async def cloud_events(
         subs += alert_subscriptions(alerts)
     if notify is not None:
         subs += notify_subscriptions(notify)
+    if dispatch is not None:
+        subs += dispatch_subscriptions(dispatch)
     async with event_runtime(
         settings or BusSettings(),
         pool,
@@ -192,7 +200,8 @@ async def cloud_events(
         bus=bus,
         metrics=metrics,
     ) as runtime:
-        if (ingest or alerts is not None) and REGISTRY_SCHEMA in runtime.relays:
+        follows_gateways = ingest or alerts is not None or dispatch is not None
+        if follows_gateways and REGISTRY_SCHEMA in runtime.relays:
             await _caught_up(runtime.relays[REGISTRY_SCHEMA], CATCH_UP_TIMEOUT_S)
         yield runtime
 

@@ -1,1 +1,65 @@
-"""Dispatch: work orders for field technicians (MOSIEs), issue 17."""
+"""Dispatch: work orders for field technicians (MOSIEs), issue 17.
+
+The published interface: :class:`DispatchService` (work orders through the lifecycle,
+what a technician records on site, the board, a technician's jobs, performance), its
+records and refusals, the photo storage, and :func:`event_subscriptions` for the
+composition root. The pure core — :mod:`cloud.dispatch.lifecycle`,
+:mod:`cloud.dispatch.checklists`, :mod:`cloud.dispatch.assignment` — is public too.
+"""
+
+from cloud.dispatch.errors import (
+    ConflictError,
+    DispatchError,
+    NotFoundError,
+    RefusedError,
+    TickRefused,
+    TransitionRefused,
+)
+from cloud.dispatch.handlers import event_subscriptions
+from cloud.dispatch.models import (
+    HistoryEntry,
+    KnownSite,
+    Note,
+    PartStock,
+    PartUse,
+    Performance,
+    Photo,
+    Signature,
+    Tick,
+    WorkOrder,
+)
+from cloud.dispatch.photos import (
+    DEFAULT_MAX_BYTES,
+    FilesystemPhotoStorage,
+    PhotoMissing,
+    PhotoStorage,
+    check_upload,
+)
+from cloud.dispatch.service import SCHEMA, DispatchService
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "SCHEMA",
+    "ConflictError",
+    "DispatchError",
+    "DispatchService",
+    "FilesystemPhotoStorage",
+    "HistoryEntry",
+    "KnownSite",
+    "NotFoundError",
+    "Note",
+    "PartStock",
+    "PartUse",
+    "Performance",
+    "Photo",
+    "PhotoMissing",
+    "PhotoStorage",
+    "RefusedError",
+    "Signature",
+    "Tick",
+    "TickRefused",
+    "TransitionRefused",
+    "WorkOrder",
+    "check_upload",
+    "event_subscriptions",
+]

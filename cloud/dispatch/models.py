@@ -1,0 +1,218 @@
+"""The dispatch service's records, as it stores and answers them.
+
+Bounds repeat ``schema/001_dispatch.sql``'s CHECKs; inputs are validated before any SQL
+runs, and a value out of bounds is a :class:`~cloud.dispatch.errors.RefusedError`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from cloud.dispatch.checklists import TaskId, WorkOrderType
+from cloud.dispatch.lifecycle import (
+    ActorRole,
+    OrderState,
+    SlaTimer,
+    WorkOrderAction,
+    WorkOrderStatus,
+)
+from cloud.dispatch.photos import ContentType
+from cloud.events.workorders import Priority
+from contracts.topics import Region
+
+__all__ = [
+    "HistoryEntry",
+    "IdempotencyKey",
+    "KnownSite",
+    "Note",
+    "PartNo",
+    "PartStock",
+    "PartUse",
+    "Performance",
+    "Photo",
+    "Signature",
+    "Tick",
+    "WorkOrder",
+    "WorkOrderIn",
+]
+
+#: A client's idempotency key: a UUID fits, and so does any 8-100 url-safe characters.
+IdempotencyKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{8,100}$")]
+PersonId = Annotated[str, Field(min_length=1, max_length=64)]
+PartNo = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+Title = Annotated[str, Field(min_length=3, max_length=200)]
+Description = Annotated[str, Field(max_length=4000)]
+NoteText = Annotated[str, Field(min_length=1, max_length=2000)]
+SignerName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(?:.*\S)?$")]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WorkOrderIn(_Record):
+    """What a new work order is given (by an alert policy, an operator or a MOSIE)."""
+
+    region: Region
+    site_id: int = Field(ge=1, le=2**63 - 1)
+    type: WorkOrderType
+    priority: Priority
+    title: Title
+    description: Description = ""
+    created_by: PersonId
+    alarm_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    arrive_by: AwareDatetime | None = None
+    resolve_by: AwareDatetime | None = None
+
+
+class WorkOrder(_Record):
+    """A work order as stored: what it is, its lifecycle state, its SLA due times and
+    ``version`` (+ 1 on every change: optimistic concurrency)."""
+
+    id: int
+    region: Region
+    site_id: int
+    account_id: str | None
+    type: WorkOrderType
+    priority: Priority
+    title: str
+    description: str
+    status: WorkOrderStatus
+    assignee: str | None
+    visits: int
+    reopen_count: int
+    verified_at: datetime | None
+    sla_breached: frozenset[SlaTimer]
+    alarm_id: int | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    arrive_by: datetime | None
+    resolve_by: datetime | None
+    version: int
+
+    def state(self) -> OrderState:
+        """The lifecycle's part of it."""
+        return OrderState(
+            status=self.status,
+            assignee=self.assignee,
+            visits=self.visits,
+            reopen_count=self.reopen_count,
+            verified_at=self.verified_at,
+            sla_breached=self.sla_breached,
+        )
+
+
+class HistoryEntry(_Record):
+    """One transition of a work order (the lifecycle's audit record, stored)."""
+
+    id: int
+    work_order_id: int
+    at: datetime
+    actor: str
+    role: ActorRole
+    action: WorkOrderAction | str
+    from_state: WorkOrderStatus | None
+    to_state: WorkOrderStatus
+    reason: str | None
+    assignee: str | None
+
+
+class Tick(_Record):
+    """A checklist task done on a visit."""
+
+    work_order_id: int
+    visit: int
+    task_id: TaskId
+    by: str
+    at: datetime
+    photo_key: str | None = None
+    note: str | None = None
+
+
+class Note(_Record):
+    id: int
+    work_order_id: int
+    by: str
+    role: ActorRole
+    at: datetime
+    text: str
+
+
+class Photo(_Record):
+    """A photo's metadata; its bytes are in the photo storage under ``storage_key``."""
+
+    id: int
+    work_order_id: int
+    storage_key: str
+    content_type: ContentType
+    bytes: int
+    sha256: str
+    by: str
+    at: datetime
+
+
+class PartStock(_Record):
+    region: Region
+    part_no: str
+    description: str
+    quantity: int
+
+
+class PartUse(_Record):
+    """Parts taken from the region's stock for a job; ``stock_left`` after it."""
+
+    id: int
+    work_order_id: int
+    region: Region
+    part_no: str
+    quantity: int
+    by: str
+    at: datetime
+    stock_left: int
+
+
+class Signature(_Record):
+    """The customer's signature on a visit; the image is in the photo storage."""
+
+    work_order_id: int
+    visit: int
+    signer_name: str
+    storage_key: str
+    content_type: ContentType
+    bytes: int
+    sha256: str
+    by: str
+    at: datetime
+
+
+class KnownSite(_Record):
+    """A site as the registry announced it, with its enabled gateways."""
+
+    site_id: int
+    region: Region
+    account_id: str | None
+    latitude: float | None
+    longitude: float | None
+    gateway_ids: tuple[str, ...]
+
+
+class Performance(_Record):
+    """Jobs of a region (one technician's when ``employee_no``) over [since, until):
+    resolves (``jobs_done``), those with a due time (``sla_measured``) and those resolved
+    by it (``sla_met``); verifications (``verified``) and those of a job with one visit
+    and no reopen (``first_time_fixes``; the rate None when nothing was verified)."""
+
+    region: Region
+    employee_no: str | None
+    since: datetime
+    until: datetime
+    jobs_done: int
+    sla_measured: int
+    sla_met: int
+    verified: int
+    first_time_fixes: int
+    first_time_fix_rate: float | None
