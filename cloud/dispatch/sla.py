@@ -30,13 +30,14 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Self
 
 import yaml
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from cloud.calendars import JURISDICTION_PATTERN, BusinessCalendar
 from cloud.dispatch.lifecycle import SlaTimer
+from cloud.events.workorders import Priority
 from contracts.topics import Region
 
 __all__ = [
@@ -56,12 +57,13 @@ __all__ = [
     "elapsed_business",
     "load_policy",
     "parse_duration",
+    "priority_name",
     "remaining",
 ]
 
 POLICY_FILE = Path(__file__).resolve().parent / "sla_policy.yaml"
 
-PriorityName = Literal["P1", "P2", "P3", "P4"]
+PriorityName = Priority  # the work order's (events' ``"P1"``-``"P4"``)
 PRIORITIES: tuple[PriorityName, ...] = ("P1", "P2", "P3", "P4")
 #: ``<n><unit>``: minutes, hours, 24-hour days, business days; n from 1 to 9999.
 DURATION_PATTERN = r"^[1-9][0-9]{0,3}(m|h|d|bd)$"
@@ -145,13 +147,20 @@ class SlaPolicy(_Frozen):
             raise ValueError(f"default has no target for {', '.join(missing)}")
         return self
 
-    def target(self, priority: int, region: Region | str) -> Target:
-        """The target of ``priority`` (1 most urgent … 4) in ``region``."""
-        if priority not in range(1, 5):
-            raise ValueError(f"priority {priority} is not 1-4")
-        name: PriorityName = PRIORITIES[priority - 1]
+    def target(self, priority: int | str, region: Region | str) -> Target:
+        """The target of ``priority`` (1 most urgent … 4, or ``"P1"`` … ``"P4"``) in
+        ``region``."""
+        name = priority_name(priority)
         own = self.regions.get(Region(region), {})
         return own.get(name) or self.default[name]
+
+
+def priority_name(priority: int | str) -> PriorityName:
+    """``1`` (assignment's) or ``"P1"`` (the work order's) → ``"P1"``."""
+    for index, name in enumerate(PRIORITIES, start=1):
+        if priority in (index, name):
+            return name
+    raise ValueError(f"priority {str(priority)[:8]!r} is not 1-4 or P1-P4")
 
 
 def load_policy(path: Path) -> SlaPolicy:
@@ -183,7 +192,7 @@ class JobFacts(_Frozen):
     ``arrived_at``: the first arrival since then; ``resolved_at``: reported fixed."""
 
     created_at: AwareDatetime
-    priority: int = Field(ge=1, le=4)
+    priority: PriorityName | Annotated[int, Field(ge=1, le=4)]
     region: Region
     jurisdiction: Jurisdiction
     arrived_at: AwareDatetime | None = None
@@ -327,7 +336,7 @@ def _checked(calendar: BusinessCalendar, region: Region | str) -> None:
 
 def due(
     created_at: datetime,
-    priority: int,
+    priority: int | str,
     region: Region | str,
     jurisdiction: str,
     policy: SlaPolicy,

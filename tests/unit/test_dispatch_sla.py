@@ -62,7 +62,7 @@ def sydney(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> d
 def p4_facts(**changes: object) -> JobFacts:
     fields: dict[str, object] = {
         "created_at": FRIDAY_4PM,
-        "priority": 4,
+        "priority": "P4",
         "region": Region.AU,
         "jurisdiction": NSW,
     }
@@ -131,7 +131,9 @@ def test_a_region_override_replaces_only_its_priority() -> None:
     policy = builtin_policy()
     assert policy.target(1, Region.US).arrive_by == "6h"
     assert policy.target(1, Region.AU).arrive_by == "4h"
-    assert policy.target(4, Region.US) == policy.target(4, Region.AU)
+    assert policy.target(4, Region.US) == policy.target("P4", Region.AU)
+    with pytest.raises(ValueError, match="not 1-4"):
+        policy.target(5, Region.AU)
 
 
 # -- pauses ----------------------------------------------------------------------------
