@@ -138,6 +138,19 @@ class BusinessCalendar:
             for start, end in self._hours[jurisdiction][day.weekday()]
         ]
 
+    def business_day_length(self, jurisdiction: str) -> timedelta:
+        """What "one business day" of business time is worth there: the mean length of
+        the business hours of the weekdays that have any (wall clock; AU 08:00-17:00 is
+        9 h, Spain's split 09:00-14:00 + 15:00-18:00 is 8 h). An SLA of N business days
+        is N of these, so it lands at the same time of day N business days on when every
+        business day has the same hours."""
+        self._check(jurisdiction)
+        days = [spans for spans in self._hours[jurisdiction].values() if spans]
+        if not days:
+            raise CalendarError(f"{jurisdiction} has no business hours")
+        minutes = sum(end - start for spans in days for start, end in spans)
+        return timedelta(minutes=minutes) / len(days)
+
     def add_business_time(
         self, start: datetime, duration: timedelta, jurisdiction: str
     ) -> datetime:
