@@ -36,6 +36,12 @@ from cloud.scope import Access
 _UNKNOWN_GATEWAY: dict[int | str, dict[str, Any]] = {
     404: problem("unknown gateway (no birth seen) or of another region"),
 }
+#: What a send to a gateway under a technician's work answers (issue 17).
+_HELD_NOTE = (
+    " While a technician is on the gateway's site (a dispatch work order on site) it is"
+    " stored but not published: its status is `held` and `held_by` names the work"
+    " orders; it is published when the last of them leaves the site"
+)
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     **BODY_RESPONSES,
     400: problem("refused by the config service"),
@@ -65,6 +71,9 @@ def create_router(
         status_code=status.HTTP_201_CREATED,
         operation_id="commands.send",
         summary="Send a signed command to a device or the gateway",
+        response_description="Stored and published (status pending)."
+        + _HELD_NOTE
+        + " (a command that expires meanwhile ends `expired`, never published).",
         responses=_REFUSALS,
     )
     async def send_command(
@@ -113,6 +122,9 @@ def create_router(
         response_model=DesiredConfig,
         operation_id="config.set",
         summary="Set the desired config: a new version, signed, published retained",
+        response_description="The new version, published (status published)."
+        + _HELD_NOTE
+        + " (only the latest version then).",
         responses=_REFUSALS,
     )
     async def set_config(
@@ -142,6 +154,9 @@ def create_router(
         status_code=status.HTTP_201_CREATED,
         operation_id="config.rollback",
         summary="Roll back: a new version carrying an earlier version's settings",
+        response_description="The new version, published (status published)."
+        + _HELD_NOTE
+        + " (only the latest version then).",
         responses=_REFUSALS,
     )
     async def rollback(

@@ -1,4 +1,5 @@
-"""Events the config service consumes, from ingest in every region.
+"""Events the config service consumes: ingest's (gateways' answers) and dispatch's
+(``workorder.*``: a technician on site holds the site's gateways), in every region.
 
 :func:`subscriptions` gives the bus subscriptions a composition root registers; each
 handler runs the :class:`~cloud.config.tracker.ConfigTracker` in a thread.
@@ -20,14 +21,22 @@ from cloud.events.types import (
     ConfigReported,
     GatewayBirth,
 )
+from cloud.events.workorders import WORKORDER_PREFIX, WorkOrderChanged
 
-__all__ = ["ACK_CONSUMER", "BIRTH_CONSUMER", "REPORT_CONSUMER", "subscriptions"]
+__all__ = [
+    "ACK_CONSUMER",
+    "BIRTH_CONSUMER",
+    "REPORT_CONSUMER",
+    "WORKORDER_CONSUMER",
+    "subscriptions",
+]
 
 log = logging.getLogger(__name__)
 
 BIRTH_CONSUMER = "config.gateway_birth"
 ACK_CONSUMER = "config.command_acked"
 REPORT_CONSUMER = "config.config_reported"
+WORKORDER_CONSUMER = "config.workorders"
 
 
 def _birth_handler(tracker: ConfigTracker) -> Handler:
@@ -62,10 +71,34 @@ def _report_handler(tracker: ConfigTracker) -> Handler:
     return handle
 
 
+def _workorder_handler(tracker: ConfigTracker) -> Handler:
+    # Holds and releases only change rows: the service's loop publishes what a release
+    # frees within its interval. This consumer may run where no publisher is (``potr
+    # ingest`` runs the config consumers), and the loop also survives a crash between the
+    # release's commit and a publish.
+    async def handle(event: Event) -> None:
+        change = event_payload(event, WorkOrderChanged)
+        step = await asyncio.to_thread(tracker.apply_work_order, event.id, change)
+        if step is not None and (step.hold or step.release):
+            log.info(
+                "work order %s %s: holds %s, releases %s",
+                change.work_order_id,
+                change.status,
+                sorted(step.hold),
+                sorted(step.release),
+            )
+
+    return handle
+
+
 def subscriptions(tracker: ConfigTracker) -> list[Subscription]:
-    """The config service's subscriptions: births, acks and config reports from ingest."""
+    """The config service's subscriptions: births, acks and config reports from ingest,
+    work orders from dispatch."""
     return [
         Subscription(BIRTH_CONSUMER, f"*.ingest.{GATEWAY_BIRTH}", _birth_handler(tracker)),
         Subscription(ACK_CONSUMER, f"*.ingest.{COMMAND_ACKED}", _ack_handler(tracker)),
         Subscription(REPORT_CONSUMER, f"*.ingest.{CONFIG_REPORTED}", _report_handler(tracker)),
+        Subscription(
+            WORKORDER_CONSUMER, f"*.dispatch.{WORKORDER_PREFIX}*", _workorder_handler(tracker)
+        ),
     ]

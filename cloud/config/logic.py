@@ -15,13 +15,17 @@ __all__ = [
     "FINAL_STATUSES",
     "GATEWAY_COMMANDS",
     "CommandTransition",
+    "HoldChange",
     "RollbackError",
     "command_transition",
     "config_report_changed",
     "device_status",
+    "hold_change",
     "next_version",
     "overdue_before",
     "rollback_target",
+    "shown_command_status",
+    "shown_config_status",
 ]
 
 CommandStatus = Literal["pending", "accepted", "done", "failed", "rejected", "expired"]
@@ -89,14 +93,55 @@ def config_report_changed(
 
 
 def device_status(
-    reported_status: str | None, reported_version: int | None, desired_version: int | None
+    reported_status: str | None,
+    reported_version: int | None,
+    desired_version: int | None,
+    *,
+    held: bool = False,
 ) -> str:
-    """A device's status as shown: ``pending`` until it reports the desired version."""
+    """A device's status as shown: ``pending`` until it reports the desired version
+    (``held`` while that version waits for a technician to leave the site)."""
     if desired_version is not None and (
         reported_version is None or reported_version < desired_version
     ):
-        return "pending"
+        return "held" if held else "pending"
     return reported_status or "pending"
+
+
+# -- holds (a technician on site: issue 17) ---------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class HoldChange:
+    """What one work order's event changes: the gateways it starts holding and those it
+    stops holding (which stay held while another work order holds them)."""
+
+    hold: frozenset[str]
+    release: frozenset[str]
+
+
+def hold_change(on_site: bool, holding: Iterable[str], gateway_ids: Iterable[str]) -> HoldChange:
+    """The newest event of a work order decides: on site, it holds exactly the gateways
+    the event lists (the site's gateways as dispatch knows them now); off site, none."""
+    held = frozenset(holding)
+    wanted = frozenset(gateway_ids) if on_site else frozenset()
+    return HoldChange(hold=wanted - held, release=held - wanted)
+
+
+def shown_command_status(status: str, published: bool, held_by: Sequence[int]) -> str:
+    """A command's status as shown: ``held`` while it waits unpublished for its gateway's
+    holds to lift; the stored status (``pending`` …) otherwise. A command published before
+    the technician arrived is not held: it is on its way already."""
+    return "held" if status == "pending" and not published and held_by else status
+
+
+def shown_config_status(published: bool, latest: bool, held_by: Sequence[int]) -> str:
+    """A config version's publishing status: ``published``; ``superseded`` (a newer
+    version came before it was published: only the latest is ever published); ``held``
+    (waits for its gateway's holds to lift); else ``pending`` (the broker was away)."""
+    if published:
+        return "published"
+    if not latest:
+        return "superseded"
+    return "held" if held_by else "pending"
 
 
 def next_version(current: int | None) -> int:

@@ -49,11 +49,19 @@ class Command(BaseModel):
     issued_by: str
     issued_at: datetime
     expires_at: datetime
-    status: str = Field(description="pending, accepted, done, failed, rejected or expired")
+    status: str = Field(
+        description="pending, held (stored, not published while a technician is on the"
+        " site: see held_by), accepted, done, failed, rejected or expired"
+    )
     detail: str
     closed_by: str | None = Field(description="gateway (its ack) or cloud (timeout)")
     published_at: datetime | None
     updated_at: datetime
+    held_by: list[int] = Field(
+        default_factory=list,
+        description="while held: the work orders whose technician is on the site; the"
+        " command is published when the last of them leaves, unless it expired meanwhile",
+    )
 
 
 class ConfigIn(BaseModel):
@@ -92,6 +100,17 @@ class DesiredConfig(BaseModel):
     created_at: datetime
     rollback_of: int | None
     published_at: datetime | None
+    status: str = Field(
+        default="pending",
+        description="published; pending (not yet: the broker was away); held (not"
+        " published while a technician is on the site: see held_by); superseded (a newer"
+        " version came first: only the latest is ever published)",
+    )
+    held_by: list[int] = Field(
+        default_factory=list,
+        description="while held: the work orders whose technician is on the site; the"
+        " version is published when the last of them leaves",
+    )
 
 
 class ReportedConfig(BaseModel):
@@ -109,7 +128,10 @@ class DeviceConfigState(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     device: str
-    status: str = Field(description="pending until the device reports the desired version")
+    status: str = Field(
+        description="pending (held while the desired version is held) until the device"
+        " reports the desired version"
+    )
     version: int | None
     points: dict[str, Any]
     drift: list[str]

@@ -5,6 +5,13 @@ broker's PUBACK. What could not be published (broker away) is published by the s
 loop (:meth:`DocumentPublisher.publish_pending`). Each publish holds a row lock, so two
 processes never publish the same command twice (a gateway would refuse the second as
 replayed) and an older config version never replaces a newer retained one.
+
+Nothing is published to a **held** gateway (a technician is on its site: ``config.holds``,
+kept by :meth:`~cloud.config.tracker.ConfigTracker.apply_work_order`): its commands and
+configs stay stored, and the loop's next round publishes them, oldest first, once the
+last hold is lifted — a command that expired meanwhile is not published (the loop
+expires it). Both paths (at once after a request, and the loop) go through the claims
+below, so the check exists once per document kind.
 """
 
 from __future__ import annotations
@@ -71,6 +78,8 @@ class DocumentPublisher:
         with self._pool.connection() as conn:
             if repo.lock_gateway_region(conn, gateway_id) is None:
                 return False
+            if repo.held_gateways(conn, [gateway_id]):
+                return False  # a technician is on the site: published once released
             latest = repo.latest_unpublished(conn, gateway_id)
             if latest is None:
                 return False

@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from cloud.adapters.postgres import Connection, Jsonb, dict_row
+from cloud.config.logic import shown_command_status, shown_config_status
 from cloud.config.models import AuditEntry, Command, DesiredConfig, ReportedConfig
 from contracts.messages import DeviceInfo
 
@@ -21,6 +22,18 @@ _DESIRED_COLS = (
     " published_at"
 )
 _AUDIT_COLS = "id, at, actor, action, gateway_id, target, reason, outcome, detail"
+#: The work orders holding a row's gateway (``x``: the row's table alias), ascending.
+_HELD_BY = (
+    "coalesce((SELECT array_agg(h.work_order_id ORDER BY h.work_order_id)"
+    " FROM config.holds h WHERE h.gateway_id = {x}.gateway_id), '{{}}') AS held_by"
+)
+#: True where the row's gateway is not held (what is stored for a held one waits).
+_NOT_HELD = "NOT EXISTS (SELECT 1 FROM config.holds h WHERE h.gateway_id = {x}.gateway_id)"
+#: A desired row with what its shown status needs (``latest``, ``held_by``).
+_DESIRED_SHOWN = (
+    f"{_DESIRED_COLS}, d.version = (SELECT max(m.version) FROM config.desired m"
+    " WHERE m.gateway_id = d.gateway_id) AS latest, " + _HELD_BY.format(x="d")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +150,14 @@ def insert_command(
         .fetchone()
     )
     assert row is not None
+    return _command(row)
+
+
+def _command(row: dict[str, Any]) -> Command:
+    """The row as shown: ``held`` (with its work orders) while it waits for a hold."""
+    held_by = list(row.pop("held_by", None) or [])
+    row["status"] = shown_command_status(row["status"], row["published_at"] is not None, held_by)
+    row["held_by"] = held_by if row["status"] == "held" else []
     return Command.model_validate(row)
 
 
@@ -147,13 +168,14 @@ def get_command(
     row = (
         conn.cursor(row_factory=dict_row)
         .execute(
-            f"SELECT {_CMD_COLS} FROM config.commands WHERE id = %(id)s"
+            f"SELECT {_CMD_COLS}, {_HELD_BY.format(x='c')} FROM config.commands c"
+            " WHERE id = %(id)s"
             " AND (%(region)s::text IS NULL OR region = %(region)s)",
             {"id": command_id, "region": region},
         )
         .fetchone()
     )
-    return Command.model_validate(row) if row else None
+    return _command(row) if row else None
 
 
 def list_commands(
@@ -162,14 +184,15 @@ def list_commands(
     rows = (
         conn.cursor(row_factory=dict_row)
         .execute(
-            f"SELECT {_CMD_COLS} FROM config.commands WHERE gateway_id = %(gw)s"
+            f"SELECT {_CMD_COLS}, {_HELD_BY.format(x='c')} FROM config.commands c"
+            " WHERE gateway_id = %(gw)s"
             " AND (%(region)s::text IS NULL OR region = %(region)s)"
             " ORDER BY issued_at DESC, id LIMIT %(limit)s OFFSET %(offset)s",
             {"gw": gateway_id, "region": region, "limit": limit, "offset": offset},
         )
         .fetchall()
     )
-    return [Command.model_validate(r) for r in rows]
+    return [_command(r) for r in rows]
 
 
 def lock_open_command(conn: Connection[Any], command_id: UUID) -> OpenCommand | None:
@@ -213,11 +236,19 @@ def claim_unpublished_command(
     conn: Connection[Any], command_id: UUID, now: datetime
 ) -> tuple[str, str, dict[str, Any]] | None:
     """(region, gateway, document) of a pending, unexpired, unpublished command, locked;
-    None when published already, closed, expired or being published by another process."""
+    None when published already, closed, expired, held (a technician is on the site) or
+    being published by another process."""
+    # First share-lock the gateway's row: a hold being recorded locks it (lock_gateways),
+    # so this waits for that commit and the next statement's snapshot sees the hold.
+    conn.execute(
+        "SELECT 1 FROM config.gateways WHERE gateway_id ="
+        " (SELECT gateway_id FROM config.commands WHERE id = %s) FOR SHARE",
+        (command_id,),
+    )
     row = conn.execute(
-        "SELECT region, gateway_id, document FROM config.commands WHERE id = %s"
+        "SELECT region, gateway_id, document FROM config.commands c WHERE id = %s"
         " AND published_at IS NULL AND status = 'pending' AND expires_at > %s"
-        " FOR UPDATE SKIP LOCKED",
+        f" AND {_NOT_HELD.format(x='c')} FOR UPDATE SKIP LOCKED",
         (command_id, now),
     ).fetchone()
     return (row[0], row[1], row[2]) if row else None
@@ -231,9 +262,11 @@ def mark_command_published(conn: Connection[Any], command_id: UUID) -> None:
 
 
 def unpublished_command_ids(conn: Connection[Any], now: datetime, limit: int) -> list[UUID]:
+    """Commands to publish, oldest first; none of a held gateway (they would fill the
+    round's ``limit`` and starve the others)."""
     rows = conn.execute(
-        "SELECT id FROM config.commands WHERE published_at IS NULL AND status = 'pending'"
-        " AND expires_at > %s ORDER BY issued_at LIMIT %s",
+        "SELECT id FROM config.commands c WHERE published_at IS NULL AND status = 'pending'"
+        f" AND expires_at > %s AND {_NOT_HELD.format(x='c')} ORDER BY issued_at LIMIT %s",
         (now, limit),
     ).fetchall()
     return [r[0] for r in rows]
@@ -278,19 +311,28 @@ def insert_desired(
         .fetchone()
     )
     assert row is not None
-    return DesiredConfig.model_validate(row)
+    return _desired({**row, "latest": True})
+
+
+def _desired(row: dict[str, Any]) -> DesiredConfig:
+    """The row as shown, with its publishing status (``held`` with its work orders)."""
+    held_by = list(row.pop("held_by", None) or [])
+    status = shown_config_status(row["published_at"] is not None, row.pop("latest"), held_by)
+    return DesiredConfig.model_validate(
+        {**row, "status": status, "held_by": held_by if status == "held" else []}
+    )
 
 
 def get_desired(conn: Connection[Any], gateway_id: str, version: int) -> DesiredConfig | None:
     row = (
         conn.cursor(row_factory=dict_row)
         .execute(
-            f"SELECT {_DESIRED_COLS} FROM config.desired WHERE gateway_id = %s AND version = %s",
+            f"SELECT {_DESIRED_SHOWN} FROM config.desired d WHERE gateway_id = %s AND version = %s",
             (gateway_id, version),
         )
         .fetchone()
     )
-    return DesiredConfig.model_validate(row) if row else None
+    return _desired(row) if row else None
 
 
 def expiring_current(conn: Connection[Any], before: datetime, limit: int) -> list[tuple[str, int]]:
@@ -311,13 +353,13 @@ def desired_history(conn: Connection[Any], gateway_id: str, limit: int) -> list[
     rows = (
         conn.cursor(row_factory=dict_row)
         .execute(
-            f"SELECT {_DESIRED_COLS} FROM config.desired WHERE gateway_id = %s"
+            f"SELECT {_DESIRED_SHOWN} FROM config.desired d WHERE gateway_id = %s"
             " ORDER BY version DESC LIMIT %s",
             (gateway_id, limit),
         )
         .fetchall()
     )
-    return [DesiredConfig.model_validate(r) for r in rows]
+    return [_desired(r) for r in rows]
 
 
 def latest_unpublished(
@@ -346,7 +388,8 @@ def gateways_with_unpublished_config(conn: Connection[Any], limit: int) -> list[
     rows = conn.execute(
         "SELECT d.gateway_id FROM config.desired d WHERE d.published_at IS NULL"
         " AND d.version = (SELECT max(version) FROM config.desired m"
-        "  WHERE m.gateway_id = d.gateway_id) ORDER BY d.created_at LIMIT %s",
+        f"  WHERE m.gateway_id = d.gateway_id) AND {_NOT_HELD.format(x='d')}"
+        " ORDER BY d.created_at LIMIT %s",
         (limit,),
     ).fetchall()
     return [r[0] for r in rows]
@@ -434,6 +477,77 @@ def device_states(conn: Connection[Any], gateway_id: str) -> list[dict[str, Any]
         )
         .fetchall()
     )
+
+
+# -- holds (a technician on site) ------------------------------------------------------------
+def record_work_order(
+    conn: Connection[Any], work_order_id: int, status: str, on_site: bool, at: datetime
+) -> bool:
+    """Record the work order's state as of ``at``, its row locked until commit (events of
+    one work order apply one at a time); False when a newer event was recorded already."""
+    row = conn.execute(
+        "INSERT INTO config.work_orders (work_order_id, status, on_site, at)"
+        " VALUES (%s, %s, %s, %s) ON CONFLICT (work_order_id) DO UPDATE SET"
+        " status = EXCLUDED.status, on_site = EXCLUDED.on_site, at = EXCLUDED.at"
+        " WHERE config.work_orders.at <= EXCLUDED.at RETURNING 1",
+        (work_order_id, status, on_site, at),
+    ).fetchone()
+    return row is not None
+
+
+def work_order_holds(conn: Connection[Any], work_order_id: int) -> list[str]:
+    """The gateways the work order holds now."""
+    rows = conn.execute(
+        "SELECT gateway_id FROM config.holds WHERE work_order_id = %s ORDER BY gateway_id",
+        (work_order_id,),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def lock_gateways(conn: Connection[Any], gateway_ids: Sequence[str]) -> None:
+    """Lock the known gateways' rows (in id order: no deadlock between two work orders),
+    so a hold commits between publishes, never during one (publishes lock the row too)."""
+    conn.execute(
+        "SELECT 1 FROM config.gateways WHERE gateway_id = ANY(%s) ORDER BY gateway_id FOR UPDATE",
+        (list(gateway_ids),),
+    ).fetchall()
+
+
+def add_holds(
+    conn: Connection[Any], work_order_id: int, gateway_ids: Sequence[str], since: datetime
+) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO config.holds (gateway_id, work_order_id, since) VALUES (%s, %s, %s)"
+            " ON CONFLICT DO NOTHING",
+            [(g, work_order_id, since) for g in gateway_ids],
+        )
+
+
+def remove_holds(conn: Connection[Any], work_order_id: int, gateway_ids: Sequence[str]) -> None:
+    conn.execute(
+        "DELETE FROM config.holds WHERE work_order_id = %s AND gateway_id = ANY(%s)",
+        (work_order_id, list(gateway_ids)),
+    )
+
+
+def gateway_holds(conn: Connection[Any], gateway_id: str) -> list[int]:
+    """The work orders holding the gateway, ascending (none: it is not held)."""
+    rows = conn.execute(
+        "SELECT work_order_id FROM config.holds WHERE gateway_id = %s ORDER BY work_order_id",
+        (gateway_id,),
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def held_gateways(conn: Connection[Any], gateway_ids: Sequence[str]) -> set[str]:
+    """Which of ``gateway_ids`` are held. The hook for rollout waves (none exist yet): a
+    wave skips these and takes them up in a later round, once released."""
+    rows = conn.execute(
+        "SELECT DISTINCT gateway_id FROM config.holds WHERE gateway_id = ANY(%s)",
+        (list(gateway_ids),),
+    ).fetchall()
+    return {r[0] for r in rows}
 
 
 # -- audit -----------------------------------------------------------------------------------

@@ -85,6 +85,8 @@ class ConfigService:
         self, gateway_id: str, request: CommandIn, actor: str, *, region: str | None = None
     ) -> Command:
         """Validate, sign, store and publish a command; :class:`ConfigError` if refused.
+        To a held gateway (a technician on site) it is stored, shown ``held``, and
+        published once released.
 
         ``region`` (every method here takes it): the caller's; a gateway of another
         region is not found, and nothing — not even an audit row — is written for it.
@@ -151,7 +153,8 @@ class ConfigService:
     def set_config(
         self, gateway_id: str, request: ConfigIn, actor: str, *, region: str | None = None
     ) -> DesiredConfig:
-        """A new desired version with ``request``'s settings, signed and published retained."""
+        """A new desired version with ``request``'s settings, signed and published retained
+        (to a held gateway: stored, shown ``held``, published once released)."""
         self._check_region(gateway_id, region)
         return self._new_version(
             gateway_id, request.profile, request.devices, actor, request.reason, "config.set", None
@@ -303,6 +306,7 @@ class ConfigService:
             reported = repo.get_reported(conn, gateway_id)
             states = {s["device"]: s for s in repo.device_states(conn, gateway_id)}
         desired = versions[0] if versions else None
+        held = desired is not None and desired.status == "held"
         names = sorted(set(states) | set(desired.devices if desired else {}))
         devices = []
         for name in names:
@@ -311,7 +315,9 @@ class ConfigService:
             devices.append(
                 DeviceConfigState(
                     device=name,
-                    status=device_status(state.get("status"), state.get("version"), wanted),
+                    status=device_status(
+                        state.get("status"), state.get("version"), wanted, held=held
+                    ),
                     version=state.get("version"),
                     points=state.get("points") or {},
                     drift=state.get("drift") or [],

@@ -1,9 +1,10 @@
 """ConfigTracker: what the gateways answered, applied once per event (the config inbox).
 
 Consumes ``gateway.birth`` (which devices a gateway has, with profile and nameplate),
-``command.acked`` (command status) and ``config.reported`` (state per gateway and
-device), and expires commands that got no final ack in time. Every change and the
-events it causes (``command.*``, ``config.*``) commit in one transaction (outbox).
+``command.acked`` (command status), ``config.reported`` (state per gateway and device)
+and dispatch's ``workorder.*`` (a technician on site holds the site's gateways), and
+expires commands that got no final ack in time. Every change and the events it causes
+(``command.*``, ``config.*``) and its audit rows commit in one transaction (outbox).
 Needs only the database: no key, no broker.
 """
 
@@ -17,7 +18,13 @@ from uuid import UUID
 
 from cloud.adapters.postgres import Connection, ConnectionPool
 from cloud.config import repository as repo
-from cloud.config.logic import command_transition, config_report_changed, overdue_before
+from cloud.config.logic import (
+    HoldChange,
+    command_transition,
+    config_report_changed,
+    hold_change,
+    overdue_before,
+)
 from cloud.events.outbox import emit, handle_once
 from cloud.events.types import (
     CommandAcked,
@@ -28,6 +35,7 @@ from cloud.events.types import (
     command_outcome_event,
     config_outcome_event,
 )
+from cloud.events.workorders import WorkOrderChanged
 from contracts.timeutil import utc_now
 
 __all__ = ["SCHEMA", "ConfigTracker"]
@@ -106,6 +114,24 @@ class ConfigTracker:
                 return None
             return _announce_report(conn, event_id, region, report)
 
+    def apply_work_order(self, event_id: UUID, change: WorkOrderChanged) -> HoldChange | None:
+        """Hold the work order's gateways while it is on site, lift its holds once it is
+        not; each hold and release audited. None when handled before or older than the
+        newest event of that work order applied (events may arrive out of order)."""
+        with self._pool.connection() as conn:
+            if not handle_once(conn, SCHEMA, event_id):
+                return None
+            wo = change.work_order_id
+            if not repo.record_work_order(conn, wo, change.status, change.on_site, change.at):
+                return None
+            step = hold_change(change.on_site, repo.work_order_holds(conn, wo), change.gateway_ids)
+            repo.lock_gateways(conn, sorted(step.hold | step.release))
+            repo.add_holds(conn, wo, sorted(step.hold), change.at)
+            repo.remove_holds(conn, wo, sorted(step.release))
+            for gateway_id in sorted(step.hold | step.release):
+                _audit_hold(conn, change, gateway_id, held=gateway_id in step.hold)
+            return step
+
     def expire_overdue(self, *, now: datetime | None = None, limit: int = 500) -> int:
         """Mark commands with no final ack by ``expires_at`` + grace expired; how many."""
         cutoff = overdue_before(now or utc_now(), self._grace_s)
@@ -172,6 +198,31 @@ def _announce_report(
         detail={"devices": outcome.devices, "drift": outcome.drift, "detail": report.detail},
     )
     return event.name
+
+
+def _audit_hold(
+    conn: Connection[Any], change: WorkOrderChanged, gateway_id: str, *, held: bool
+) -> None:
+    """``gateway.held`` or ``gateway.released`` (outcome ``still held`` while another
+    work order holds it), in the caller's transaction."""
+    others = [w for w in repo.gateway_holds(conn, gateway_id) if w != change.work_order_id]
+    outcome = "held" if held else ("still held" if others else "released")
+    repo.append_audit(
+        conn,
+        actor=change.actor or "dispatch",
+        action="gateway.held" if held else "gateway.released",
+        gateway_id=gateway_id,
+        target=f"work order {change.work_order_id}",
+        reason=f"work order {change.work_order_id} {change.status}",
+        outcome=outcome,
+        detail={
+            "work_order_id": change.work_order_id,
+            "site_id": change.site_id,
+            "status": change.status,
+            "at": change.at.isoformat(),
+            "held_by": sorted([*others, change.work_order_id]) if held else others,
+        },
+    )
 
 
 def _close(

@@ -1,4 +1,5 @@
-"""The config service's pure rules: command status, config reports, versions, rollback."""
+"""The config service's pure rules: command status, config reports, versions, rollback,
+holds while a technician is on site."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from cloud.config.logic import (
     command_transition,
     config_report_changed,
     device_status,
+    hold_change,
     next_version,
     overdue_before,
     rollback_target,
+    shown_command_status,
+    shown_config_status,
 )
 from contracts.control import command_document
 from contracts.messages import CommandMsg
@@ -72,6 +76,45 @@ def test_a_device_is_pending_until_it_reports_the_desired_version() -> None:
     assert device_status(None, None, 1) == "pending"
     assert device_status("applied", 2, 2) == "applied"
     assert device_status("drifted", 2, None) == "drifted"
+    # While the desired version is held, a device not yet at it shows held.
+    assert device_status("applied", 1, 2, held=True) == "held"
+    assert device_status("applied", 2, 2, held=True) == "applied"
+
+
+def test_a_work_order_on_site_holds_exactly_its_listed_gateways_and_off_site_none() -> None:
+    arrived = hold_change(True, [], ["gw-a", "gw-b"])
+    assert (arrived.hold, arrived.release) == ({"gw-a", "gw-b"}, set())
+    # The same state again changes nothing; a site whose gateway list changed moves the hold.
+    again = hold_change(True, ["gw-a", "gw-b"], ["gw-b", "gw-a"])
+    assert (again.hold, again.release) == (set(), set())
+    moved = hold_change(True, ["gw-a", "gw-b"], ["gw-b", "gw-c"])
+    assert (moved.hold, moved.release) == ({"gw-c"}, {"gw-a"})
+    left = hold_change(False, ["gw-a", "gw-b"], ["gw-a", "gw-b"])
+    assert (left.hold, left.release) == (set(), {"gw-a", "gw-b"})
+    assert hold_change(False, [], ["gw-a"]).hold == set()
+
+
+@pytest.mark.parametrize(
+    ("status", "published", "held_by", "shown"),
+    [
+        ("pending", False, [7], "held"),
+        ("pending", False, [], "pending"),
+        ("pending", True, [7], "pending"),  # out before the technician came
+        ("accepted", True, [7], "accepted"),
+        ("expired", False, [7], "expired"),  # expired while held: ends expired
+    ],
+)
+def test_a_command_shows_held_only_while_it_waits_unpublished(
+    status: str, published: bool, held_by: list[int], shown: str
+) -> None:
+    assert shown_command_status(status, published, held_by) == shown
+
+
+def test_a_config_version_shows_its_publishing_status() -> None:
+    assert shown_config_status(True, True, [7]) == "published"
+    assert shown_config_status(False, False, [7]) == "superseded"
+    assert shown_config_status(False, True, [7]) == "held"
+    assert shown_config_status(False, True, []) == "pending"
 
 
 def test_versions_are_monotonic_from_one() -> None:
