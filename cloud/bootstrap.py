@@ -52,7 +52,7 @@ from cloud.config import (
 )
 from cloud.config import subscriptions as config_subscriptions
 from cloud.customers import CustomersService
-from cloud.dispatch import DispatchService
+from cloud.dispatch import DispatchService, DispatchSettings, FilesystemPhotoStorage
 from cloud.dispatch import event_subscriptions as dispatch_subscriptions
 from cloud.employees import EmployeeService
 from cloud.events.bus import EventBus, InProcessBus
@@ -101,6 +101,7 @@ __all__ = [
     "config_loops",
     "create_api",
     "create_config_service",
+    "create_dispatch_service",
     "create_ingest_worker",
     "create_publisher",
     "create_tracker",
@@ -252,12 +253,14 @@ def create_api(
     health_checks: Mapping[str, Callable[[], None]] | None = None,
     verify: Verify | None = None,
     web: WebUi | None = None,
+    dispatch: DispatchSettings | None = None,
 ) -> FastAPI:
     """The portal API over ``pool``: registry, telemetry, completeness, customers,
     employees (and the business calendar), and the command and config routes when a
-    ``config`` service is given; with ``web`` (:func:`create_web_ui`) the web UI too.
-    Opens no connection. ``verify``: how a bearer token becomes a caller (default: the
-    settings' tokens)."""
+    ``config`` service is given; with ``web`` (:func:`create_web_ui`) the web UI too;
+    with ``dispatch`` the work-order routes (:func:`create_dispatch_service`). Opens no
+    connection. ``verify``: how a bearer token becomes a caller (default: the settings'
+    tokens)."""
     return create_app(
         settings,
         RegistryService(pool),
@@ -267,8 +270,19 @@ def create_api(
         config=config,
         customers=CustomersService(pool),
         employees=EmployeeService(pool),
+        dispatch=create_dispatch_service(dispatch, pool) if dispatch is not None else None,
         verify=verify,
         web=web,
+    )
+
+
+def create_dispatch_service(settings: DispatchSettings, pool: Pool) -> DispatchService:
+    """The dispatch service with its photos in the settings' directory (created with the
+    first photo) and their size limit. Opens no connection."""
+    return DispatchService(
+        pool,
+        photos=FilesystemPhotoStorage(settings.dispatch_photo_dir),
+        max_photo_bytes=settings.dispatch_photo_max_bytes,
     )
 
 

@@ -104,9 +104,11 @@ def gateway_reach_condition(region_column: str, gateway_column: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Access:
-    """What a route learns of its caller once authorised: who (``subject``, ``role``) and
-    the scope it may reach inside the URL's region."""
+    """What a route learns of its caller once authorised: who (``subject``, ``role``, and
+    for staff signed in with one, ``employee_no``) and the scope it may reach inside the
+    URL's region."""
 
     subject: str
     role: str
     scope: Scope
+    employee_no: str | None = None

@@ -43,6 +43,7 @@ def mint_token(
     *,
     region: Region | str = Region.AU,
     account_id: str | None = None,
+    employee_no: str | None = None,
     subject: str | None = None,
     scopes: Iterable[str] | None = None,
     ttl_s: int = 300,
@@ -51,8 +52,9 @@ def mint_token(
     audience: str = AUDIENCE,
 ) -> str:
     """An access token for ``role`` in ``region`` (a customer's names its
-    ``account_id``) with every scope of the role unless ``scopes``; ``now``/``ttl_s``
-    to make an expired one, ``key`` a forged one, ``audience`` another service's."""
+    ``account_id``, staff signed in by PIN their ``employee_no``) with every scope of
+    the role unless ``scopes``; ``now``/``ttl_s`` to make an expired one, ``key`` a
+    forged one, ``audience`` another service's."""
     return issue_access_token(
         key,
         subject=subject or f"usr_{uuid.uuid4().hex}",
@@ -60,6 +62,7 @@ def mint_token(
         region=region,
         scopes=ROLE_SCOPES[Role(role)] if scopes is None else scopes,
         account_id=account_id,
+        employee_no=employee_no,
         ttl_s=ttl_s,
         now=now,
         audience=audience,

@@ -7,6 +7,7 @@ composition root. The pure core — :mod:`cloud.dispatch.lifecycle`,
 :mod:`cloud.dispatch.checklists`, :mod:`cloud.dispatch.assignment` — is public too.
 """
 
+from cloud.dispatch.api import UPLOAD_PATH, create_router
 from cloud.dispatch.errors import (
     ConflictError,
     DispatchError,
@@ -36,13 +37,16 @@ from cloud.dispatch.photos import (
     check_upload,
 )
 from cloud.dispatch.service import SCHEMA, DispatchService
+from cloud.dispatch.settings import DispatchSettings
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "SCHEMA",
+    "UPLOAD_PATH",
     "ConflictError",
     "DispatchError",
     "DispatchService",
+    "DispatchSettings",
     "FilesystemPhotoStorage",
     "HistoryEntry",
     "KnownSite",
@@ -61,5 +65,6 @@ __all__ = [
     "TransitionRefused",
     "WorkOrder",
     "check_upload",
+    "create_router",
     "event_subscriptions",
 ]

@@ -153,22 +153,27 @@ def list_work_orders(
     assignee: str | None = None,
     statuses: Collection[WorkOrderStatus],
     arrive_before: datetime | None = None,
+    site_id: int | None = None,
     limit: int,
+    offset: int = 0,
 ) -> list[WorkOrder]:
     """Work orders within reach in ``statuses``, the most urgent first (the earliest
     arrive-by, then priority); ``arrive_before``: only those due to be reached before it,
-    or with no due time."""
+    or with no due time; ``site_id``: one site's."""
     rows = _all(
         conn,
         f"SELECT {_WO_COLS} FROM dispatch.work_orders w WHERE {_IN_REACH}"
         " AND status = ANY(%(statuses)s)"
         " AND (%(before)s::timestamptz IS NULL OR arrive_by IS NULL OR arrive_by < %(before)s)"
-        " ORDER BY arrive_by NULLS LAST, priority, id LIMIT %(limit)s",
+        " AND (%(site)s::bigint IS NULL OR site_id = %(site)s)"
+        " ORDER BY arrive_by NULLS LAST, priority, id LIMIT %(limit)s OFFSET %(offset)s",
         {
             **_reach(scope, assignee),
             "statuses": sorted(s.value for s in statuses),
             "before": arrive_before,
+            "site": site_id,
             "limit": limit,
+            "offset": offset,
         },
     )
     return [WorkOrder.model_validate(row) for row in rows]
@@ -319,6 +324,25 @@ def insert_note(
     )
     assert row is not None
     return Note.model_validate(row)
+
+
+def notes(conn: Connection[Any], work_order_id: int) -> list[Note]:
+    rows = _all(
+        conn,
+        "SELECT id, work_order_id, by_actor AS by, role, at, text FROM dispatch.notes"
+        " WHERE work_order_id = %s ORDER BY id",
+        (work_order_id,),
+    )
+    return [Note.model_validate(row) for row in rows]
+
+
+def photo(conn: Connection[Any], work_order_id: int, photo_id: int) -> Photo | None:
+    row = _one(
+        conn,
+        f"SELECT {_PHOTO_COLS} FROM dispatch.photos WHERE work_order_id = %s AND id = %s",
+        (work_order_id, photo_id),
+    )
+    return None if row is None else Photo.model_validate(row)
 
 
 def insert_photo(conn: Connection[Any], photo: dict[str, Any]) -> Photo:

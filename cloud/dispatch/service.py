@@ -64,7 +64,13 @@ from cloud.dispatch.models import (
     WorkOrder,
     WorkOrderIn,
 )
-from cloud.dispatch.photos import DEFAULT_MAX_BYTES, PhotoStorage, check_upload, new_key
+from cloud.dispatch.photos import (
+    DEFAULT_MAX_BYTES,
+    PhotoMissing,
+    PhotoStorage,
+    check_upload,
+    new_key,
+)
 from cloud.events.outbox import Event, emit, handle_once
 from cloud.events.types import GatewayRegistration
 from cloud.events.workorders import WORKORDER_CREATED, WorkOrderChanged, workorder_event_name
@@ -137,6 +143,11 @@ class DispatchService:
         self._photos = photos
         self._checklists = checklists if checklists is not None else load_checklists()
         self._max_photo_bytes = max_photo_bytes
+
+    @property
+    def max_photo_bytes(self) -> int:
+        """The largest photo (or signature image) accepted, in bytes."""
+        return self._max_photo_bytes
 
     def ping(self) -> None:
         ping(self._pool)
@@ -219,12 +230,14 @@ class DispatchService:
         technician: str | None = None,
         expected_version: int | None = None,
         sla_timer: SlaTimer | str | None = None,
+        scope: Scope | None = None,
     ) -> WorkOrder:
         """``action`` by ``actor_id`` as ``role``: the work order after it, stored with its
         history row and one ``workorder.<status>`` event. :class:`TransitionRefused` with
         the lifecycle's code when it refuses; :class:`NotFoundError` for a job not there
         (for a MOSIE: not theirs); :class:`ConflictError` when ``expected_version`` is not
-        the stored one. ``technician``: who ``assign``/``reassign`` gives it to."""
+        the stored one. ``technician``: who ``assign``/``reassign`` gives it to. ``scope``:
+        the caller's reach (the portal's; a job outside it is not found)."""
         try:
             action, role = WorkOrderAction(action), ActorRole(role)
             timer = None if sla_timer is None else SlaTimer(sla_timer)
@@ -241,7 +254,7 @@ class DispatchService:
         }
 
         def work(conn: Connection[Any]) -> WorkOrder:
-            order = self._locked(conn, work_order_id, actor_id, role)
+            order = self._locked(conn, work_order_id, actor_id, role, scope)
             if expected_version is not None and order.version != expected_version:
                 raise ConflictError(
                     f"work order {work_order_id} is at version {order.version},"
@@ -288,6 +301,8 @@ class DispatchService:
         idempotency_key: str,
         photo_key: str | None = None,
         note: str | None = None,
+        *,
+        scope: Scope | None = None,
     ) -> Tick:
         """Tick a checklist task of the current visit (the assigned MOSIE, on site);
         :class:`TickRefused` with the checklist's code when it refuses. ``photo_key``: a
@@ -300,7 +315,7 @@ class DispatchService:
         }
 
         def work(conn: Connection[Any]) -> Tick:
-            order = self._on_site(conn, work_order_id, actor_id)
+            order = self._on_site(conn, work_order_id, actor_id, scope)
             if photo_key is not None and not repo.has_photo(conn, order.id, photo_key):
                 raise RefusedError("photo_key", "", "no such photo of this work order")
             progress = self._progress(conn, order)
@@ -333,6 +348,8 @@ class DispatchService:
         actor_id: str,
         role: ActorRole | str,
         idempotency_key: str,
+        *,
+        scope: Scope | None = None,
     ) -> Note:
         """A note on the job: by its assigned MOSIE, or by staff (admin, operator,
         support) on any job."""
@@ -343,7 +360,7 @@ class DispatchService:
         request = {"work_order_id": work_order_id, "text": body, "role": role.value}
 
         def work(conn: Connection[Any]) -> Note:
-            order = self._locked(conn, work_order_id, actor_id, role)
+            order = self._locked(conn, work_order_id, actor_id, role, scope)
             return repo.insert_note(conn, order.id, actor_id, role.value, self._clock(), body)
 
         return self._run(actor_id, idempotency_key, "note", request, Note, work)
@@ -355,6 +372,8 @@ class DispatchService:
         declared_type: str,
         actor_id: str,
         idempotency_key: str,
+        *,
+        scope: Scope | None = None,
     ) -> Photo:
         """Store a photo of the job (the assigned MOSIE, on site): JPEG, PNG or WebP by
         its magic bytes, at most the configured size (:class:`RefusedError` before
@@ -366,7 +385,7 @@ class DispatchService:
         written: list[str] = []
 
         def work(conn: Connection[Any]) -> Photo:
-            order = self._on_site(conn, work_order_id, actor_id)
+            order = self._on_site(conn, work_order_id, actor_id, scope)
             key = new_key(order.id, content_type)
             written.append(key)
             self._photos.put(key, content)
@@ -390,6 +409,8 @@ class DispatchService:
         quantity: int,
         actor_id: str,
         idempotency_key: str,
+        *,
+        scope: Scope | None = None,
     ) -> PartUse:
         """Take ``quantity`` of ``part_no`` from the job's region's stock for the job (the
         assigned MOSIE, on site), in the transaction that records it: never below zero
@@ -401,7 +422,7 @@ class DispatchService:
         request = {"work_order_id": work_order_id, "part_no": part_no, "quantity": quantity}
 
         def work(conn: Connection[Any]) -> PartUse:
-            order = self._on_site(conn, work_order_id, actor_id)
+            order = self._on_site(conn, work_order_id, actor_id, scope)
             at = self._clock()
             left = repo.take_part(conn, order.region, part.part_no, part.quantity, at)
             if left is None:
@@ -426,6 +447,8 @@ class DispatchService:
         actor_id: str,
         idempotency_key: str,
         declared_type: str = "image/png",
+        *,
+        scope: Scope | None = None,
     ) -> Signature:
         """The customer's signature on this visit (the assigned MOSIE's phone, on site);
         the image is checked and stored like a photo. Once per visit
@@ -437,7 +460,7 @@ class DispatchService:
         written: list[str] = []
 
         def work(conn: Connection[Any]) -> Signature:
-            order = self._on_site(conn, work_order_id, actor_id)
+            order = self._on_site(conn, work_order_id, actor_id, scope)
             if repo.signature(conn, order.id, order.visits) is not None:
                 raise ConflictError("the customer has signed for this visit already")
             key = new_key(order.id, content_type)
@@ -513,19 +536,48 @@ class DispatchService:
             )
             return repo.photos(conn, work_order_id)
 
+    def notes(self, work_order_id: int, scope: Scope, *, assignee: str | None = None) -> list[Note]:
+        with self._pool.connection() as conn:
+            _found(
+                repo.get_work_order(conn, work_order_id, scope, assignee=assignee), work_order_id
+            )
+            return repo.notes(conn, work_order_id)
+
+    def photo_content(
+        self, work_order_id: int, photo_id: int, scope: Scope, *, assignee: str | None = None
+    ) -> tuple[Photo, bytes]:
+        """A photo of a job within reach and its bytes; :class:`NotFoundError` for a job
+        or photo not there (or bytes the storage lost)."""
+        with self._pool.connection() as conn:
+            _found(
+                repo.get_work_order(conn, work_order_id, scope, assignee=assignee), work_order_id
+            )
+            photo = repo.photo(conn, work_order_id, photo_id)
+        if photo is None:
+            raise NotFoundError(f"no photo {photo_id} of work order {work_order_id}")
+        try:
+            return photo, self._photos.get(photo.storage_key)
+        except PhotoMissing:
+            raise NotFoundError(f"photo {photo_id} is not in the photo storage") from None
+
     def list_for_technician(
-        self, employee_no: str, day: date | None = None, *, zone: tzinfo = UTC
+        self,
+        employee_no: str,
+        day: date | None = None,
+        *,
+        zone: tzinfo = UTC,
+        scope: Scope | None = None,
     ) -> list[WorkOrder]:
         """A MOSIE's jobs still to do, the most urgent first; ``day`` (in ``zone``, the
         technician's): only those due to be reached by that day's end or with no due
-        time — today's route, overdue ones included."""
+        time — today's route, overdue ones included. ``scope``: only those within it."""
         before = None
         if day is not None:
             before = datetime.combine(day + timedelta(days=1), time(), zone)
         with self._pool.connection() as conn:
             return repo.list_work_orders(
                 conn,
-                _EVERYWHERE,
+                scope or _EVERYWHERE,
                 assignee=employee_no,
                 statuses=ACTIVE_STATES,
                 arrive_before=before,
@@ -539,9 +591,16 @@ class DispatchService:
         *,
         scope: Scope | None = None,
         assignee: str | None = None,
+        site_id: int | None = None,
+        limit: int = MAX_PAGE,
+        offset: int = 0,
     ) -> list[WorkOrder]:
         """The region's work orders in ``statuses`` (default: every active one) within
-        ``scope`` (default: the whole region), the most urgent first."""
+        ``scope`` (default: the whole region), the most urgent first; ``assignee``,
+        ``site_id``: only one technician's, one site's; a page of at most ``limit``
+        (≤ :data:`MAX_PAGE`) after ``offset``."""
+        if not 1 <= limit <= MAX_PAGE or offset < 0:
+            raise RefusedError("limit", f"1-{MAX_PAGE}", f"limit {limit}, offset {offset}")
         within = (scope or Scope.of_region(region)).within(region)
         if within is None:
             return []
@@ -551,7 +610,13 @@ class DispatchService:
             raise RefusedError("statuses", "", str(exc)) from None
         with self._pool.connection() as conn:
             return repo.list_work_orders(
-                conn, within, assignee=assignee, statuses=wanted, limit=MAX_PAGE
+                conn,
+                within,
+                assignee=assignee,
+                statuses=wanted,
+                site_id=site_id,
+                limit=limit,
+                offset=offset,
             )
 
     def performance(
@@ -624,17 +689,25 @@ class DispatchService:
             raise
 
     def _locked(
-        self, conn: Connection[Any], work_order_id: int, actor_id: str, role: ActorRole
+        self,
+        conn: Connection[Any],
+        work_order_id: int,
+        actor_id: str,
+        role: ActorRole,
+        scope: Scope | None = None,
     ) -> WorkOrder:
-        """The work order, locked; a MOSIE reaches only a job assigned to them."""
+        """The work order within ``scope`` (None: everywhere), locked; a MOSIE reaches
+        only a job assigned to them."""
         assignee = actor_id if role is ActorRole.MOSIE else None
         order = repo.get_work_order(
-            conn, work_order_id, _EVERYWHERE, assignee=assignee, for_update=True
+            conn, work_order_id, scope or _EVERYWHERE, assignee=assignee, for_update=True
         )
         return _found(order, work_order_id)
 
-    def _on_site(self, conn: Connection[Any], work_order_id: int, actor_id: str) -> WorkOrder:
-        order = self._locked(conn, work_order_id, actor_id, ActorRole.MOSIE)
+    def _on_site(
+        self, conn: Connection[Any], work_order_id: int, actor_id: str, scope: Scope | None
+    ) -> WorkOrder:
+        order = self._locked(conn, work_order_id, actor_id, ActorRole.MOSIE, scope)
         if order.status not in ON_SITE_STATES:
             raise ConflictError(f"work order {order.id} is {order.status}, not on site")
         return order

@@ -26,7 +26,10 @@ from cloud.config import ConfigService
 from cloud.config import create_router as config_router
 from cloud.customers import CustomersService
 from cloud.customers import create_router as customers_router
+from cloud.dispatch import UPLOAD_PATH, DispatchService
+from cloud.dispatch import create_router as dispatch_router
 from cloud.employees import EmployeeService
+from cloud.employees import NotFoundError as EmployeesNotFound
 from cloud.employees import create_router as employees_router
 from cloud.identity import Principal, load_verifying_keys, verify_access_token
 from cloud.ingest import CompletenessReader
@@ -43,6 +46,7 @@ from cloud.registry import create_router as registry_router
 from cloud.scope import Access, GatewayReach, Scope
 from cloud.telemetry import TelemetryReader
 from cloud.telemetry import create_router as telemetry_router
+from contracts.topics import Region
 
 API_PREFIX = "/api/v1"
 #: Every route but ``/healthz`` is regional: the region is in its URL.
@@ -74,6 +78,7 @@ def create_app(
     config: ConfigService | None = None,
     customers: CustomersService | None = None,
     employees: EmployeeService | None = None,
+    dispatch: DispatchService | None = None,
     verify: Verify | None = None,
     web: WebUi | None = None,
 ) -> FastAPI:
@@ -81,7 +86,9 @@ def create_app(
     builds it with :func:`cloud.bootstrap.create_api`). ``verify(token) -> Caller``
     (raising ``TokenError``) authenticates; by default identity's access tokens, checked
     with its public key(s) from ``POTR_IDENTITY_PUBLIC_KEY_FILE`` (missing or unusable:
-    :class:`cloud.identity.KeyFileError`). ``web``: also serve the web UI
+    :class:`cloud.identity.KeyFileError`). ``dispatch``: the work-order routes (with
+    ``employees``, a technician's performance is asked of the region's staff only).
+    ``web``: also serve the web UI
     (:mod:`cloud.portal.web`) on the same services and policy."""
     app = FastAPI(
         title="PoTR portal API",
@@ -96,7 +103,7 @@ def create_app(
     reach = _reach_dependencies(access, registry)
     checks = dict(health_checks or {"database": registry.ping})
     add_error_handlers(app)
-    app.add_middleware(InputGuard)
+    app.add_middleware(InputGuard, streamed=UPLOAD_PATH.match if dispatch is not None else None)
 
     def mount(router: Any) -> None:
         record_routes(app, router, REGIONAL_PREFIX)
@@ -112,6 +119,9 @@ def create_app(
         mount(customers_router(customers, access=access, site_in_scope=_site_in(registry)))
     if employees is not None:
         mount(employees_router(employees, access=access))
+    if dispatch is not None:
+        on_staff = _employee_in(employees) if employees is not None else None
+        mount(dispatch_router(dispatch, access=access, employee_in_region=on_staff))
     if web is not None:
         mount_web(
             app, web, verify=verify, registry=registry, telemetry=telemetry_reader,
@@ -161,6 +171,19 @@ def _site_in(registry: RegistryService) -> Callable[[Scope, int], bool]:
         return registry.get_site(site_id, scope=scope) is not None
 
     return site_in_scope
+
+
+def _employee_in(employees: EmployeeService) -> Callable[[Region, str], bool]:
+    """Whether an employee is on a region's staff (the employees service's answer)."""
+
+    def on_staff(region: Region, employee_no: str) -> bool:
+        try:
+            employees.get(employee_no, region=region)
+        except EmployeesNotFound:
+            return False
+        return True
+
+    return on_staff
 
 
 def _reach_dependencies(

@@ -75,7 +75,7 @@ def access_dependencies(verify: Verify, *, api_region: Region | None = None) -> 
             scope = regional_scope(who, region, api_region)
             if isinstance(scope, str):
                 raise HTTPException(status.HTTP_404_NOT_FOUND, scope)
-            return Access(who.subject, who.role.value, scope)
+            return Access(who.subject, who.role.value, scope, who.employee_no)
 
         return access
 

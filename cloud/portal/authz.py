@@ -31,9 +31,13 @@ __all__ = [
     "CUSTOMER_READERS",
     "EVERYONE",
     "FLEET_WRITERS",
+    "MOSIES",
     "OFFICE",
     "OFFICE_WRITERS",
     "ROUTES",
+    "STAFF",
+    "WORKORDER_ACTORS",
+    "WORKORDER_READERS",
     "Caller",
     "CallerData",
     "may_call",
@@ -55,6 +59,8 @@ class Caller(Protocol):
     def account_id(self) -> str | None: ...
     @property
     def scopes(self) -> frozenset[str]: ...
+    @property
+    def employee_no(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +97,15 @@ ALARM_READERS = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT, Role.MOSIE})
 #: Who acknowledges, shelves and unshelves alarms: the operator's desk (ISA-18.2's
 #: operator response).
 ALARM_OPERATORS = frozenset({Role.ADMIN, Role.OPERATOR})
+#: Who reads work orders: staff (a MOSIE their own jobs only) and customers (their
+#: account's, without the office's history, ticks, photos and notes).
+WORKORDER_READERS = EVERYONE
+#: Who takes lifecycle actions: the operator's desk and the assigned MOSIE.
+WORKORDER_ACTORS = frozenset({Role.ADMIN, Role.OPERATOR, Role.MOSIE})
+#: What only the technician's phone records on site (the assigned MOSIE's own job).
+MOSIES = frozenset({Role.MOSIE})
+#: Staff: who writes notes, sees job photos and the parts stock (a MOSIE: own jobs).
+STAFF = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT, Role.MOSIE})
 
 #: Route key (the route's ``operationId``) → roles that may call it. A route missing
 #: here cannot be built (its dependency raises ``KeyError``).
@@ -142,6 +157,21 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "absences.create": OFFICE_WRITERS,
     "absences.delete": OFFICE_WRITERS,
     "calendar.business_days": EVERYONE,
+    # dispatch (issue 17): work orders, the MOSIE app, parts, performance
+    "workorders.create": OFFICE_WRITERS,
+    "workorders.list": WORKORDER_READERS,
+    "workorders.get": WORKORDER_READERS,
+    "workorders.act": WORKORDER_ACTORS,
+    "jobs.mine": MOSIES,
+    "checklist.tick": MOSIES,
+    "notes.create": STAFF,
+    "photos.create": MOSIES,
+    "photos.get": STAFF,
+    "parts_used.create": MOSIES,
+    "signatures.create": MOSIES,
+    "parts.list": STAFF,
+    "parts.create": ADMINS,
+    "performance.get": WORKORDER_ACTORS,
     # web UI pages (cloud/portal/web): the same policy, the same scopes
     "ui.sites": EVERYONE,
     "ui.site": EVERYONE,

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from cloud import config, customers, employees, registry
+from cloud import config, customers, dispatch, employees, registry
 from cloud.search import SearchRefused
 
 __all__ = ["add_error_handlers", "http_problem", "malformed_problem"]
@@ -32,13 +32,20 @@ STATUS: dict[type[Exception], int] = {
     employees.NotFoundError: status.HTTP_404_NOT_FOUND,
     employees.ConflictError: status.HTTP_409_CONFLICT,
     employees.InvalidError: 422,
+    dispatch.NotFoundError: status.HTTP_404_NOT_FOUND,
+    dispatch.ConflictError: status.HTTP_409_CONFLICT,
+    dispatch.RefusedError: 422,
     SearchRefused: 422,
 }
+#: Refusals of a pure core (the lifecycle's, a checklist's): 409 when the work order's
+#: state does not allow it, 422 when the request itself lacks something (``invalid``).
+REFUSALS = (dispatch.TransitionRefused, dispatch.TickRefused)
 
 
 def _detail(exc: Exception) -> object:
     """The answer's ``detail``: a refusal names its field, limit and reason."""
-    if isinstance(exc, config.RefusedError | customers.RefusedError | SearchRefused):
+    refused = config.RefusedError | customers.RefusedError | dispatch.RefusedError | SearchRefused
+    if isinstance(exc, refused):
         return {"field": exc.field, "limit": exc.limit, "reason": exc.reason, "message": str(exc)}
     return str(exc)
 
@@ -46,6 +53,14 @@ def _detail(exc: Exception) -> object:
 async def _answer(_request: Request, exc: Exception) -> JSONResponse:
     code = next(STATUS[cls] for cls in type(exc).__mro__ if cls in STATUS)
     return JSONResponse({"detail": _detail(exc)}, status_code=code)
+
+
+async def _refusal(_request: Request, exc: Exception) -> JSONResponse:
+    """The pure core's refusal: its ``code`` for programs, ``reason`` for people."""
+    assert isinstance(exc, REFUSALS)
+    detail = {"code": exc.code.value, "reason": exc.reason, "message": str(exc)}
+    code = 422 if exc.invalid else status.HTTP_409_CONFLICT
+    return JSONResponse({"detail": detail}, status_code=code)
 
 
 async def malformed_problem(_request: Request, exc: Exception) -> JSONResponse:
@@ -91,5 +106,7 @@ async def http_problem(request: Request, exc: Exception) -> Response:
 def add_error_handlers(app: FastAPI) -> None:
     for error in STATUS:
         app.add_exception_handler(error, _answer)
+    for refusal in REFUSALS:
+        app.add_exception_handler(refusal, _refusal)
     app.add_exception_handler(RequestValidationError, malformed_problem)
     app.add_exception_handler(StarletteHTTPException, http_problem)

@@ -8,12 +8,16 @@
   downstream can store or sign them);
 * a body above :data:`MAX_BODY_BYTES` (413).
 
+Paths given as ``streamed`` (a photo upload: a raw image, larger than any JSON body) are
+passed through unread: their route bounds the body itself as it streams in (413).
+
 Each is answered here, before routing, in the shape of the framework's own validation
 answer (:class:`cloud.apitypes.Problem`), so the routes document them as their 422/413.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -62,8 +66,12 @@ def _has_nul_in_form(content_type: bytes | None, body: bytes) -> bool:
 
 
 class InputGuard:
-    def __init__(self, app: ASGIApp) -> None:
+    """``streamed(path)``: whether a POST to ``path`` carries a raw body its route bounds
+    (None: none does)."""
+
+    def __init__(self, app: ASGIApp, streamed: Callable[[str], object] | None = None) -> None:
         self.app = app
+        self.streamed = streamed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,7 +84,9 @@ class InputGuard:
         if b"\x00" in unquote_to_bytes(scope.get("query_string", b"").replace(b"+", b" ")):
             await _refuse(send, 422, [_issue(["query"], "a NUL character is not allowed")])
             return
-        if scope["method"] not in _BODY_METHODS:
+        if scope["method"] not in _BODY_METHODS or (
+            scope["method"] == "POST" and self.streamed is not None and self.streamed(scope["path"])
+        ):
             await self.app(scope, receive, send)
             return
         body, too_large = await _read_body(receive)

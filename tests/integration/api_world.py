@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,8 +32,9 @@ from cloud.alerts import AlarmCondition, AlarmStore, Severity
 from cloud.bootstrap import create_api, create_config_service, create_tracker, create_web_ui
 from cloud.config import CommandIn, ConfigIn, ConfigService, ConfigSettings, write_key_file
 from cloud.customers import AccountIn, ContactIn, CustomersService, InstallationIn, WarrantyIn
+from cloud.dispatch import DispatchService, DispatchSettings, FilesystemPhotoStorage
 from cloud.employees import EmployeeIn, EmployeeService
-from cloud.events.types import GatewayBirth
+from cloud.events.types import GatewayBirth, GatewayRegistration
 from cloud.identity import (
     IdentityService,
     IdentitySettings,
@@ -80,6 +81,9 @@ class Tenant:
     employee: str
     #: An open alarm of the account's site.
     alarm: int = 0
+    #: A work order of the site on site with the tenant's employee (a MOSIE), and its photo.
+    work_order: int = 0
+    photo: int = 0
 
 
 @dataclass(frozen=True)
@@ -91,11 +95,15 @@ class World:
     identity: IdentityService | None = None
     #: The web UI's own parts (its inbox feed: close it where a stream started it).
     web: WebUi | None = None
+    #: The dispatch service over the world's photo directory (work orders, parts).
+    dispatch: DispatchService | None = None
 
     def headers(self, role: Role | str) -> dict[str, str]:
-        """A caller of ``role``: staff of au, or account A's customer (au)."""
+        """A caller of ``role``: staff of au, or account A's customer (au); the MOSIE is
+        account A's employee (signed in with their employee number)."""
         account = self.tenants["A"].account if Role(role) == Role.CUSTOMER else None
-        return bearer(role, region=Region.AU, account_id=account, ttl_s=900)
+        employee = self.tenants["A"].employee if Role(role) == Role.MOSIE else None
+        return bearer(role, region=Region.AU, account_id=account, employee_no=employee, ttl_s=900)
 
 
 @contextmanager
@@ -212,6 +220,50 @@ def identity_service(database_url: str, key_dir: Path, pool: Pool) -> IdentitySe
     return create_identity_service(settings, pool)
 
 
+#: A PNG's signature and a few bytes: what the photo check accepts as a PNG.
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+#: The part every region stocks (plenty: each scenario-14 call uses one).
+PART = "PN-ISO-1"
+
+
+def dispatch_settings(key_dir: Path) -> DispatchSettings:
+    return DispatchSettings(dispatch_photo_dir=key_dir / "photos", dispatch_photo_max_bytes=4096)
+
+
+def seed_job(dispatch: DispatchService, t: Tenant, to: str = "on_site") -> int:
+    """A work order of ``t``'s site, taken as far as ``to`` (scheduled, assigned, on_site)
+    with ``t``'s employee as its MOSIE; its id."""
+    order = dispatch.create(t.region, t.site, "isolator_fault", "P2", "seeded job", "", "seed")
+    if to == "scheduled":
+        return order.id
+    key = uuid.uuid4().hex
+    dispatch.act(order.id, "assign", "seed", "operator", idempotency_key=key, technician=t.employee)
+    if to == "assigned":
+        return order.id
+    for action in ("accept", "start_travel", "arrive"):
+        dispatch.act(order.id, action, t.employee, "mosie", idempotency_key=uuid.uuid4().hex)
+    return order.id
+
+
+def _dispatch_world(dispatch: DispatchService, tenants: dict[str, Tenant]) -> dict[str, Tenant]:
+    """Each tenant's site known to dispatch (as the registry's ``gateway.registered``
+    handler records it), the parts stock of each region, and a job on site with a photo."""
+    for t in tenants.values():
+        reg = GatewayRegistration(
+            gateway_id=t.gateway, site_id=t.site, region=t.region,
+            time_zone=ZONES[t.region], account_id=t.account,
+        )  # fmt: skip
+        dispatch.record_gateway(uuid.uuid4(), reg, utc_now())
+    for region in {t.region for t in tenants.values()}:
+        dispatch.add_stock(region, PART, 100_000, "DC isolator")
+    seeded = {}
+    for name, t in tenants.items():
+        job = seed_job(dispatch, t)
+        photo = dispatch.add_photo(job, PNG, "image/png", t.employee, uuid.uuid4().hex)
+        seeded[name] = replace(t, work_order=job, photo=photo.id)
+    return seeded
+
+
 @contextmanager
 def api_world(database_url: str, key_dir: Path) -> Iterator[World]:
     migrate(database_url)
@@ -273,7 +325,10 @@ def api_world(database_url: str, key_dir: Path) -> Iterator[World]:
         portal = PortalSettings(**api_settings(database_url).model_dump())
         identity = identity_service(database_url, key_dir, pool)
         web = create_web_ui(portal, pool, identity=identity)
-        app = create_api(portal, pool, config=config, web=web)
-        yield World(app, pool, tenants, identity, web)
+        dispatch = dispatch_settings(key_dir)
+        app = create_api(portal, pool, config=config, web=web, dispatch=dispatch)
+        service = DispatchService(pool, photos=FilesystemPhotoStorage(dispatch.dispatch_photo_dir))
+        tenants = _dispatch_world(service, tenants)
+        yield World(app, pool, tenants, identity, web, service)
     finally:
         pool.close()

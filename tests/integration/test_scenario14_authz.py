@@ -15,13 +15,22 @@ object under the es URL. A route that creates in the URL's region (an account, a
 employee) names no tenant's object: "other" creates in au too.
 
 Writes that need an object of their own each time (a contact or licence to delete, the
-billing meter in place) seed it through the services as the request is built, before
-the footprint is taken.
+billing meter in place, a work order in the state the action needs) seed it through the
+services as the request is built, before the footprint is taken.
+
+Dispatch (issue 17): the MOSIE is account A's employee, signed in with their employee
+number, and reaches only the jobs assigned to them. On the rows marked ``own_jobs``
+their "other" is account B's job, assigned to B's employee — another MOSIE of the same
+region — so the row proves that a MOSIE reaches neither another region's nor a
+colleague's job. A lifecycle action differs by role (``by_role``): operators and admins
+assign a scheduled job, the MOSIE accepts one assigned to them.
 """
 
 from __future__ import annotations
 
+import base64
 import itertools
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -32,6 +41,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cloud.customers import ContactIn, CustomersService
+from cloud.dispatch import DispatchService
 from cloud.employees import AbsenceIn, EmployeeService, LicenceIn
 from cloud.identity import Role
 from contracts.timeutil import to_wire, utc_now
@@ -39,6 +49,8 @@ from contracts.topics import Region
 from tests.integration.api_world import (
     INVERTER,
     JURISDICTIONS,
+    PART,
+    PNG,
     ZONES,
     Tenant,
     World,
@@ -47,6 +59,7 @@ from tests.integration.api_world import (
     installation_in,
     private_database,
     profile,
+    seed_job,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.security]
@@ -56,6 +69,10 @@ WRITERS = frozenset({Role.ADMIN, Role.OPERATOR})
 CONTROL = frozenset({Role.ADMIN, Role.OPERATOR})
 OFFICE = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT})
 CUSTOMER_READERS = OFFICE | {Role.CUSTOMER}
+STAFF = OFFICE | {Role.MOSIE}
+ACTORS = WRITERS | {Role.MOSIE}
+MOSIE = frozenset({Role.MOSIE})
+ADMIN = frozenset({Role.ADMIN})
 _serial = itertools.count(1)
 #: The services request builders seed through (set by the ``world`` fixture).
 _seed: dict[str, Any] = {}
@@ -67,6 +84,9 @@ class Call:
     path: str
     params: dict[str, Any] | None = None
     body: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None
+    #: A raw body (a photo), sent with ``headers``' Content-Type.
+    content: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +112,10 @@ class Route:
     is_list: bool = False
     listing: Listing | None = None
     creates_in_url_region: bool = False
+    #: The request differs by role (an action operators take, another the MOSIE takes).
+    by_role: Callable[[Region, Tenant, Role], Call] | None = None
+    #: A MOSIE reaches their own jobs only: their "other" is a colleague's (account B's).
+    own_jobs: bool = False
 
 
 def _r(region: Region) -> str:
@@ -191,6 +215,116 @@ def _get(path: str, **params: Any) -> Callable[[Region, Tenant], Call]:
 
     return request
 
+
+def _dispatch() -> DispatchService:
+    return _seed["dispatch"]  # type: ignore[no-any-return]
+
+
+def _key() -> dict[str, str]:
+    return {"Idempotency-Key": uuid.uuid4().hex}
+
+
+def _wo(r: Region, t: Tenant, tail: str = "", job: int | None = None) -> str:
+    return f"{_r(r)}/workorders/{t.work_order if job is None else job}{tail}"
+
+
+def _action(r: Region, t: Tenant, role: Role) -> Call:
+    """The MOSIE accepts a job assigned to them; the office assigns a scheduled one."""
+    if role == Role.MOSIE:
+        job = seed_job(_dispatch(), t, "assigned")
+        return Call("POST", _wo(r, t, "/actions", job), body={"action": "accept"}, headers=_key())
+    job = seed_job(_dispatch(), t, "scheduled")
+    body = {"action": "assign", "technician": t.employee}
+    return Call("POST", _wo(r, t, "/actions", job), body=body, headers=_key())
+
+
+def _tick(r: Region, t: Tenant) -> Call:
+    job = seed_job(_dispatch(), t)
+    return Call("POST", _wo(r, t, "/checklist/swms-reviewed", job), body={}, headers=_key())
+
+
+def _signature(r: Region, t: Tenant) -> Call:
+    body = {"signer_name": "Pat Customer", "image_base64": base64.b64encode(PNG).decode()}
+    job = seed_job(_dispatch(), t)
+    return Call("POST", _wo(r, t, "/signature", job), body=body, headers=_key())
+
+
+def _photo(r: Region, t: Tenant) -> Call:
+    headers = {**_key(), "Content-Type": "image/png"}
+    return Call("POST", _wo(r, t, "/photos"), headers=headers, content=PNG)
+
+
+def _new_job(r: Region, t: Tenant) -> Call:
+    body = {"site_id": t.site, "type": "inspection", "priority": "P3", "title": "s14 job"}
+    return Call("POST", f"{_r(r)}/workorders", body=body, headers=_key())
+
+
+_PERIOD = {"since": "2026-01-01T00:00:00Z", "until": "2027-01-01T00:00:00Z"}
+
+#: The dispatch routes (issue 17).
+_DISPATCH_ROUTES: dict[tuple[str, str], Route] = {
+    ("POST", "/api/v1/{region}/workorders"): Route(WRITERS, True, 201, _new_job),
+    ("GET", "/api/v1/{region}/workorders"): Route(
+        ALL,
+        True,
+        200,
+        lambda r, t: Call("GET", f"{_r(r)}/workorders", params={"site_id": t.site}),
+        is_list=True,
+        listing=Listing(lambda t: t.work_order, lambda w, t: w["site_id"] == t.site),
+        own_jobs=True,
+    ),
+    ("GET", "/api/v1/{region}/workorders/{work_order_id}"): Route(
+        ALL, True, 200, lambda r, t: Call("GET", _wo(r, t)), own_jobs=True
+    ),
+    ("POST", "/api/v1/{region}/workorders/{work_order_id}/actions"): Route(
+        ACTORS,
+        True,
+        200,
+        lambda r, t: _action(r, t, Role.OPERATOR),
+        by_role=_action,
+        own_jobs=True,
+    ),
+    ("GET", "/api/v1/{region}/me/jobs"): Route(MOSIE, True, 200, _get("/me/jobs"), is_list=True),
+    ("POST", "/api/v1/{region}/workorders/{work_order_id}/checklist/{task_id}"): Route(
+        MOSIE, True, 201, _tick, own_jobs=True
+    ),
+    ("POST", "/api/v1/{region}/workorders/{work_order_id}/notes"): Route(
+        STAFF,
+        True,
+        201,
+        lambda r, t: Call("POST", _wo(r, t, "/notes"), body={"text": "s14"}, headers=_key()),
+        own_jobs=True,
+    ),
+    ("POST", "/api/v1/{region}/workorders/{work_order_id}/photos"): Route(
+        MOSIE, True, 201, _photo, own_jobs=True
+    ),
+    ("GET", "/api/v1/{region}/workorders/{work_order_id}/photos/{photo_id}"): Route(
+        STAFF, True, 200, lambda r, t: Call("GET", _wo(r, t, f"/photos/{t.photo}")), own_jobs=True
+    ),
+    ("POST", "/api/v1/{region}/workorders/{work_order_id}/parts"): Route(
+        MOSIE,
+        True,
+        201,
+        lambda r, t: Call(
+            "POST", _wo(r, t, "/parts"), body={"part_no": PART, "quantity": 1}, headers=_key()
+        ),
+        own_jobs=True,
+    ),
+    ("POST", "/api/v1/{region}/workorders/{work_order_id}/signature"): Route(
+        MOSIE, True, 201, _signature, own_jobs=True
+    ),
+    ("GET", "/api/v1/{region}/parts"): Route(STAFF, True, 200, _get("/parts"), is_list=True),
+    ("POST", "/api/v1/{region}/parts"): Route(
+        ADMIN,
+        True,
+        200,
+        lambda r, t: Call("POST", f"{_r(r)}/parts", body={"part_no": PART, "quantity": 1}),
+        creates_in_url_region=True,
+    ),
+    ("GET", "/api/v1/{region}/employees/{employee_no}/performance"): Route(
+        ACTORS, True, 200, _get("/employees/{t.employee}/performance", **_PERIOD), own_jobs=True
+    ),
+}
 
 _ABSENT = {"from": "2025-01-01", "to": "2025-12-31"}
 _AVAILABLE = {"at": "2025-11-05T10:00:00+11:00", "jurisdiction": "AU-NSW"}
@@ -407,6 +541,7 @@ TABLE: dict[tuple[str, str], Route] = {
         CONTROL, True, 200, lambda r, t: Call("GET", f"{_r(r)}/gateways/{t.gateway}/config/audit")
     ),
     **_OFFICE_ROUTES,
+    **_DISPATCH_ROUTES,
 }
 
 
@@ -417,6 +552,7 @@ def world(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) ->
         with api_world(url, key_dir) as built:
             _seed["customers"] = CustomersService(built.pool)
             _seed["employees"] = EmployeeService(built.pool)
+            _seed["dispatch"] = built.dispatch
             yield built
 
 
@@ -461,6 +597,13 @@ _FOOTPRINT = {
     " WHERE employee_no = ANY(%(employees)s)",
     "licences": "SELECT employee_no, count(*) FROM employees.licences GROUP BY 1",
     "absences": "SELECT employee_no, count(*) FROM employees.absences GROUP BY 1",
+    "work_orders": "SELECT site_id::text, sum(version) FROM dispatch.work_orders GROUP BY 1",
+    "stock": "SELECT region, sum(quantity) FROM dispatch.parts_stock GROUP BY 1",
+    **{
+        f"wo_{table}": f"SELECT w.site_id::text, count(*) FROM dispatch.{table} x"
+        " JOIN dispatch.work_orders w ON w.id = x.work_order_id GROUP BY 1"
+        for table in ("history", "checklist_ticks", "notes", "photos", "parts_used", "signatures")
+    },
 }
 
 
@@ -492,8 +635,20 @@ def _changed(before: dict[tuple[str, str], int], after: dict[tuple[str, str], in
 
 # -- the matrix ----------------------------------------------------------------------------------
 def _call(client: TestClient, call: Call, headers: dict[str, str]) -> Any:
+    if call.content is not None:
+        return client.request(
+            call.method,
+            call.path,
+            params=call.params,
+            content=call.content,
+            headers={**(call.headers or {}), **headers},
+        )
     return client.request(
-        call.method, call.path, params=call.params, json=call.body, headers=headers
+        call.method,
+        call.path,
+        params=call.params,
+        json=call.body,
+        headers={**(call.headers or {}), **headers},
     )
 
 
@@ -531,13 +686,17 @@ def test_every_role_on_own_and_other_objects_gets_exactly_its_answer(
         if anonymous.status_code != 401:
             failures.append(f"no token: {anonymous.status_code}, expected 401")
     for role, case in itertools.product(Role, CASES):
-        other = b if role == Role.CUSTOMER else e
+        colleague = role == Role.MOSIE and route.own_jobs
+        other = b if role == Role.CUSTOMER or colleague else e
         url_region, tenant = {
             "own": (Region.AU, a),
             "other": (Region.AU, other),
             "other_region": (Region.ES, e),
         }[case]
-        call = route.request(url_region, tenant)
+        if route.by_role is not None:
+            call = route.by_role(url_region, tenant, role)
+        else:
+            call = route.request(url_region, tenant)
         before = _footprint(world) if method != "GET" else {}
         answer = _call(client, call, world.headers(role))
         want = _expected(route, role, case, path)
