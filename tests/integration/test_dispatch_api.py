@@ -1,0 +1,210 @@
+"""The dispatch REST API over the real app (``api_world``: real PostgreSQL, identity's
+tokens, the photo directory, a 4096-byte photo limit): a MOSIE's retried action applies
+once and answers the same, idempotency keys are required and bounded, photos are
+checked for size (413, also while a chunked body streams in) and type (415 for the
+declared type, 422 for bytes that are not it), lifecycle refusals carry their code, and
+a MOSIE reaches only their own jobs. Who may call what is scenario 14's table."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cloud.dispatch import DispatchService
+from cloud.identity import Role
+from cloud.scope import Scope
+from contracts.topics import Region
+from tests.integration.api_world import PNG, World, api_world, private_database, seed_job
+
+pytestmark = pytest.mark.integration
+
+#: A JPEG's magic bytes: declared as a PNG, the content check refuses it.
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+AU = "/api/v1/au"
+
+
+@pytest.fixture(scope="module")
+def world(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with private_database(postgres_server_url) as url:
+        key_dir: Path = tmp_path_factory.mktemp("dispatch-api")
+        with api_world(url, key_dir) as built:
+            yield built
+
+
+@pytest.fixture(scope="module")
+def client(world: World) -> Iterator[TestClient]:
+    with TestClient(world.app, raise_server_exceptions=False) as c:
+        yield c
+
+
+def _service(world: World) -> DispatchService:
+    assert world.dispatch is not None
+    return world.dispatch
+
+
+def _key() -> str:
+    return uuid.uuid4().hex
+
+
+def _mosie(world: World, key: str | None = None) -> dict[str, str]:
+    """Account A's employee, a MOSIE, with an idempotency key when given."""
+    headers = world.headers(Role.MOSIE)
+    return headers if key is None else {**headers, "Idempotency-Key": key}
+
+
+def _actions(world: World, job: int, action: str) -> int:
+    history = _service(world).history(job, Scope.everything())
+    return sum(1 for h in history if h.action == action)
+
+
+def test_a_retried_action_with_the_same_key_applies_once_and_answers_the_same(
+    world: World, client: TestClient
+) -> None:
+    job = seed_job(_service(world), world.tenants["A"], "assigned")
+    key = _key()
+    url = f"{AU}/workorders/{job}/actions"
+
+    first = client.post(url, json={"action": "accept"}, headers=_mosie(world, key))
+    again = client.post(url, json={"action": "accept"}, headers=_mosie(world, key))
+
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert first.json() == again.json()
+    assert (first.json()["status"], first.json()["version"]) == ("accepted", 3)
+    assert _actions(world, job, "accept") == 1
+    # The same key with another request is refused, and changes nothing.
+    other = client.post(url, json={"action": "start_travel"}, headers=_mosie(world, key))
+    assert other.status_code == 422
+    assert other.json()["detail"]["field"] == "idempotency_key"
+    assert _actions(world, job, "start_travel") == 0
+
+
+@pytest.mark.parametrize("key", [None, "short", "k" * 101, "has space in it", "key.with/slash"])
+def test_an_action_without_a_valid_key_is_refused_and_changes_nothing(
+    world: World, client: TestClient, key: str | None
+) -> None:
+    job = seed_job(_service(world), world.tenants["A"], "assigned")
+    headers = world.headers(Role.MOSIE)
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    answer = client.post(
+        f"{AU}/workorders/{job}/actions", json={"action": "accept"}, headers=headers
+    )
+    assert answer.status_code == 422
+    assert _actions(world, job, "accept") == 0
+
+
+def test_lifecycle_refusals_carry_their_code(world: World, client: TestClient) -> None:
+    job = seed_job(_service(world), world.tenants["A"])  # on site, nothing ticked
+    url = f"{AU}/workorders/{job}/actions"
+
+    early = client.post(url, json={"action": "resolve"}, headers=_mosie(world, _key()))
+    no_reason = client.post(url, json={"action": "hold"}, headers=_mosie(world, _key()))
+    stale = client.post(
+        url,
+        json={"action": "hold", "reason": "parts", "expected_version": 1},
+        headers=_mosie(world, _key()),
+    )
+
+    assert (early.status_code, early.json()["detail"]["code"]) == (409, "safety_incomplete")
+    assert (no_reason.status_code, no_reason.json()["detail"]["code"]) == (422, "reason_required")
+    assert stale.status_code == 409
+    assert _service(world).get(job, Scope.everything()).status == "on_site"
+
+
+def _photos(world: World, job: int) -> int:
+    return len(_service(world).photos(job, Scope.everything()))
+
+
+def _chunks(content: bytes, size: int = 1000) -> Iterator[bytes]:
+    for start in range(0, len(content), size):
+        yield content[start : start + size]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "content", "status"),
+    [
+        ("image/png", PNG + b"\x00" * 5000, 413),  # Content-Length above the limit
+        ("image/png", _chunks(PNG + b"\x00" * 5000), 413),  # chunked: counted as it streams
+        ("text/plain", b"hello", 415),
+        ("image/svg+xml", b"<svg/>", 415),
+        ("image/png", JPEG, 422),  # the bytes are not what the header says
+        ("image/png", b"", 422),
+    ],
+    ids=["too-large", "too-large-chunked", "text", "svg", "jpeg-as-png", "empty"],
+)
+def test_a_photo_is_refused_for_size_and_type_before_anything_is_stored(
+    world: World, client: TestClient, content_type: str, content: Any, status: int
+) -> None:
+    job = world.tenants["A"].work_order
+    before = _photos(world, job)
+    headers = {**_mosie(world, _key()), "Content-Type": content_type}
+    answer = client.post(f"{AU}/workorders/{job}/photos", content=content, headers=headers)
+    assert answer.status_code == status, answer.text
+    assert _photos(world, job) == before
+
+
+def test_a_photo_is_stored_once_and_served_as_its_own_type(
+    world: World, client: TestClient
+) -> None:
+    job = world.tenants["A"].work_order
+    headers = {**_mosie(world, _key()), "Content-Type": "image/png"}
+    url = f"{AU}/workorders/{job}/photos"
+    first = client.post(url, content=PNG, headers=headers)
+    again = client.post(url, content=PNG, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert first.json() == again.json()
+
+    served = client.get(f"{url}/{first.json()['id']}", headers=world.headers(Role.OPERATOR))
+    assert served.status_code == 200
+    assert served.content == PNG
+    assert served.headers["content-type"] == "image/png"
+    assert served.headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_mosie_reaches_only_their_own_jobs(world: World, client: TestClient) -> None:
+    a, b = world.tenants["A"], world.tenants["B"]
+    theirs = f"{AU}/workorders/{b.work_order}"
+
+    assert client.get(theirs, headers=_mosie(world)).status_code == 404
+    photo = client.get(f"{theirs}/photos/{b.photo}", headers=_mosie(world))
+    assert photo.status_code == 404
+    note = client.post(f"{theirs}/notes", json={"text": "x"}, headers=_mosie(world, _key()))
+    assert note.status_code == 404
+
+    board = client.get(f"{AU}/workorders", headers=_mosie(world))
+    jobs = client.get(f"{AU}/me/jobs", headers=_mosie(world))
+    assert board.status_code == jobs.status_code == 200
+    assert {w["assignee"] for w in board.json()} == {a.employee}
+    assert {w["assignee"] for w in jobs.json()} == {a.employee}
+    assert a.work_order in {w["id"] for w in jobs.json()}
+    asked = client.get(f"{AU}/workorders", params={"assignee": b.employee}, headers=_mosie(world))
+    assert asked.json() == []
+
+
+def test_a_customer_sees_the_timeline_but_not_the_office_record(
+    world: World, client: TestClient
+) -> None:
+    a = world.tenants["A"]
+    customer = client.get(f"{AU}/workorders/{a.work_order}", headers=world.headers(Role.CUSTOMER))
+    staff = client.get(f"{AU}/workorders/{a.work_order}", headers=world.headers(Role.SUPPORT))
+
+    assert customer.status_code == staff.status_code == 200
+    seen = customer.json()
+    assert [s["to_state"] for s in seen["timeline"]] == [
+        "scheduled", "assigned", "accepted", "en_route", "on_site",
+    ]  # fmt: skip
+    assert (seen["history"], seen["ticks"], seen["photos"], seen["notes"]) == (None,) * 4
+    assert [h["actor"] for h in staff.json()["history"]][:2] == ["seed", "seed"]
+    assert staff.json()["photos"][0]["id"] == a.photo
+
+
+def test_a_region_url_reaches_only_that_region(world: World, client: TestClient) -> None:
+    e = world.tenants["E"]
+    assert e.region == Region.ES
+    answer = client.get(f"{AU}/workorders/{e.work_order}", headers=world.headers(Role.ADMIN))
+    assert answer.status_code == 404
