@@ -563,6 +563,7 @@ async def run_services(
     ingest: IngestSettings,
     config: ConfigSettings,
     notify: NotifySettings | None = None,
+    dispatch: DispatchService | None = None,
     bus_settings: BusSettings | None = None,
     ready_timeout_s: float = 30.0,
     alert_sweep_s: float = ALERT_SWEEP_S,
@@ -574,7 +575,8 @@ async def run_services(
     handled by ingest; on RabbitMQ: queued for it, so a gateway registered just before
     may be refused until its event is handled, and its agent resends) and ingest is
     subscribed. With ``notify``: notify's consumers too, and its delivery worker sending
-    through the settings' SMTP relay."""
+    through the settings' SMTP relay. With ``dispatch``: its consumers (the sites of the
+    registry's gateway events)."""
     notifier = NotificationService(pool, notify) if notify is not None else None
     filed = asyncio.Event()
     handlers = NotifyHandlers(pool, notifier, on_filed=filed.set) if notifier is not None else None
@@ -590,6 +592,7 @@ async def run_services(
                 ingest=True,
                 alerts=alerts,
                 notify=handlers,
+                dispatch=dispatch,
                 settings=bus_settings,
             ) as runtime,
             asyncio.TaskGroup() as tg,

@@ -238,10 +238,12 @@ def api() -> None:
     POTR_PORTAL_IDENTITY_URL names the identity service to sign people in through."""
     from cloud.bootstrap import create_api, create_web_ui, open_pool, serve_config_service
     from cloud.config import ConfigSettings
+    from cloud.dispatch import DispatchSettings
     from cloud.identity import load_verifying_keys
     from cloud.portal import PortalSettings
 
     settings = load_settings(PortalSettings, console)
+    dispatch = load_settings(DispatchSettings, console)
     config = load_settings(ConfigSettings, console)
     # Checked before any connection: without it no token could be verified.
     _key_or_exit(load_verifying_keys, settings.identity_public_key_file, settings.env)
@@ -263,7 +265,7 @@ def api() -> None:
             if settings.portal_identity_url is not None:
                 web = create_web_ui(settings, pool)
                 stack.push_async_callback(web.aclose)
-            app = create_api(settings, pool, config=service, web=web)
+            app = create_api(settings, pool, config=service, web=web, dispatch=dispatch)
             await serve_http(
                 app,
                 settings.api_host,

@@ -27,9 +27,16 @@ from rich.console import Console
 
 from broker_config.amqtt_demo import AMQTT_LIMITS
 from cloud.adapters.postgres import Connection, ConnectionPool
-from cloud.bootstrap import create_api, create_web_ui, open_pool, run_services
+from cloud.bootstrap import (
+    create_api,
+    create_dispatch_service,
+    create_web_ui,
+    open_pool,
+    run_services,
+)
 from cloud.config import ConfigService, ConfigSettings, public_key_path, write_key_file
 from cloud.customers import CustomersService
+from cloud.dispatch import DispatchSettings
 from cloud.identity import IdentitySettings, create_identity_service, issue_access_token
 from cloud.identity import create_router as identity_router
 from cloud.ingest import IngestSettings
@@ -213,10 +220,18 @@ async def demo_stack(
         )
         if smtp is not None:
             notify = notify.model_copy(update={"smtp_host": smtp[0], "smtp_port": smtp[1]})
+        photos = DispatchSettings(dispatch_photo_dir=workdir / "dispatch-photos")
         # Ingest, the config service and its loops, the registry's and the config
         # service's consumers and the outbox relays (in-process bus here).
         services = await stack.enter_async_context(
-            run_services(pool, registry, ingest=ingest, config=config, notify=notify)
+            run_services(
+                pool,
+                registry,
+                ingest=ingest,
+                config=config,
+                notify=notify,
+                dispatch=create_dispatch_service(photos, pool),
+            )
         )
         # Identity (in this one process; production runs it behind the API gateway) and
         # one person per role, each with a login printed below.
@@ -232,7 +247,7 @@ async def demo_stack(
         async with asyncio.TaskGroup() as tg:
             web = create_web_ui(api_settings, pool, identity=identity)
             stack.push_async_callback(web.aclose)  # the inbox feed's LISTEN connection
-            app = create_api(api_settings, pool, config=services.config, web=web)
+            app = create_api(api_settings, pool, config=services.config, web=web, dispatch=photos)
             app.include_router(
                 identity_router(
                     identity, mailer=NoMail(), mail_from="demo@potr.example", reset_url=""

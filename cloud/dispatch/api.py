@@ -64,14 +64,16 @@ UPLOAD_PATH = re.compile(r"^/api/v1/[a-z]{2}/workorders/[0-9]{1,19}/photos$")
 #: The service's idempotency key: a UUID fits, and any 8-100 url-safe characters.
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_-]{8,100}$"
 _INT4 = 2**31 - 1
-_INT8 = 2**63 - 1
+#: Ids a JSON client (a phone's JavaScript) holds exactly, and the service's request
+#: fingerprint (canonical JSON) accepts: 2^53 - 1.
+_ID_MAX = 2**53 - 1
 EMPLOYEE_NO_PATTERN = r"^E[0-9]{1,9}$"
 PART_NO_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 #: A signature image as base64: a few tens of kB from a canvas; 512 kB at most.
 MAX_SIGNATURE_BASE64 = 700_000
 
-WorkOrderIdPath = Annotated[int, Path(ge=1, le=_INT8, description="the work order's id")]
-PhotoIdPath = Annotated[int, Path(ge=1, le=_INT8, description="the photo's id")]
+WorkOrderIdPath = Annotated[int, Path(ge=1, le=_ID_MAX, description="the work order's id")]
+PhotoIdPath = Annotated[int, Path(ge=1, le=_ID_MAX, description="the photo's id")]
 TaskIdPath = Annotated[str, Path(pattern=r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$", max_length=64)]
 EmployeeNoPath = Annotated[str, Path(pattern=EMPLOYEE_NO_PATTERN, examples=["E00042"])]
 IdempotencyKey = Annotated[
@@ -125,7 +127,7 @@ class WorkOrderCreate(_Body):
     priority: Priority
     title: str = Field(min_length=3, max_length=200)
     description: str = Field(default="", max_length=4000)
-    alarm_id: int | None = Field(default=None, ge=1, le=_INT8)
+    alarm_id: int | None = Field(default=None, ge=1, le=_ID_MAX)
     arrive_by: AwareDatetime | None = None
     resolve_by: AwareDatetime | None = None
 
