@@ -5,8 +5,9 @@ Two questions, asked of every regional route by one dependency (:mod:`cloud.port
 * **may this role call this route?** — :data:`ROUTES` (route key → roles); no → 403.
   A route key is the route's OpenAPI ``operationId``.
 * **what may it reach?** — :func:`scope_for`: admins everything, operators, support and
-  MOSIEs their region (a MOSIE's own jobs once dispatch exists), customers the sites of
-  their account. A regional URL outside it, or an object outside it, answers 404 (the
+  MOSIEs their region (of work orders only those assigned to them: the dispatch routes
+  narrow by the employee number their token carries), customers the sites of their
+  account. A regional URL outside it, or an object outside it, answers 404 (the
   object is not there *for this caller*), so ids cannot be probed.
 
 The caller is anything with the fields of :class:`Caller` — identity's ``Principal``
