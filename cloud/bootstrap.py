@@ -124,6 +124,7 @@ EMITTING_SCHEMAS = (
     "identity",
     "telemetry",
     "alerts",
+    "employees",
 )
 #: The registry's schema: its outbox carries the gateway events ingest keeps.
 REGISTRY_SCHEMA = "registry"
