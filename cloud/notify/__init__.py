@@ -4,8 +4,9 @@ preferences and quiet hours. The delivery side of alerts: the core knows no aler
 rule; a caller builds a :class:`Notification`, resolves who receives it
 (:class:`Recipient`) and calls :meth:`NotificationService.notify`; a
 :class:`DeliveryWorker` sends what that queued. Its own callers are its event handlers
-(:mod:`cloud.notify.handlers`: ``alert.*`` events, with recipients from notify's own
-tables fed by ``user.*`` and ``customer.*``, :mod:`cloud.notify.recipients`) and
+(:mod:`cloud.notify.handlers`: ``alert.*`` events, and dispatch's ``workorder.*`` planned
+in :mod:`cloud.notify.workorders`, with recipients from notify's own tables fed by
+``user.*`` and ``customer.*``, :mod:`cloud.notify.recipients`) and
 :meth:`NotificationService.send_notice` (offers and plan notices to chosen customers).
 
 Published interface: :class:`NotificationService`, :class:`InboxService` (and
@@ -14,7 +15,8 @@ errors, :class:`NotifySettings`, the pure rules (:func:`deliveries`, :func:`quie
 the webhook signature helpers receivers and tests use (:func:`verify_signature`), the
 templates, notices to chosen customers (:meth:`NotificationService.send_notice`), and
 the event handlers (:class:`NotifyHandlers`, :func:`event_subscriptions`): people and
-accounts from ``user.*`` / ``customer.*``, notifications from ``alert.*``. Other
+accounts from ``user.*`` / ``customer.*``, notifications from ``alert.*`` and
+``workorder.*`` (:func:`plan_workorder_notices`). Other
 services import nothing else from here.
 """
 
@@ -64,6 +66,7 @@ from cloud.notify.webhooks import (
     verify_signature,
 )
 from cloud.notify.worker import DeliveryReport, DeliveryWorker
+from cloud.notify.workorders import WorkOrderNotice, plan_workorder_notices
 
 __all__ = [
     "DEFAULT_EMAIL",
@@ -107,11 +110,13 @@ __all__ = [
     "WebhookCreated",
     "WebhookEndpoint",
     "WebhookEndpointIn",
+    "WorkOrderNotice",
     "builtin_templates",
     "deliveries",
     "effective_preferences",
     "event_subscriptions",
     "plan_alarm_notices",
+    "plan_workorder_notices",
     "quiet_until",
     "sign",
     "signature_header",

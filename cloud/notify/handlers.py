@@ -1,6 +1,7 @@
 """Events notify consumes: who can be told (``user.*`` from identity, ``customer.*`` from
 the customers service, into :mod:`cloud.notify.recipients`) and what to tell them
-(``alert.*`` from the alerts service, as notifications).
+(``alert.*`` from the alerts service, as notifications; ``workorder.*`` from dispatch,
+planned in :mod:`cloud.notify.workorders`).
 
 An alarm's event becomes at most two notifications, each to one audience:
 
@@ -60,7 +61,9 @@ from cloud.events.users import (
     UserChanged,
     UserContact,
 )
+from cloud.events.workorders import WORKORDER_PREFIX, WorkOrderChanged
 from cloud.notify import recipients as people
+from cloud.notify import workorders as jobs
 from cloud.notify.models import Category, LocalText, Notification, Recipient, Severity
 from cloud.notify.service import SCHEMA, NotificationService, NotifyError
 from contracts.topics import Region
@@ -69,6 +72,7 @@ __all__ = [
     "ACCOUNTS_CONSUMER",
     "ALARMS_CONSUMER",
     "PEOPLE_CONSUMER",
+    "WORKORDERS_CONSUMER",
     "AlarmNotice",
     "NotifyHandlers",
     "event_subscriptions",
@@ -79,6 +83,7 @@ __all__ = [
 PEOPLE_CONSUMER = "notify.people"
 ACCOUNTS_CONSUMER = "notify.accounts"
 ALARMS_CONSUMER = "notify.alarms"
+WORKORDERS_CONSUMER = "notify.workorders"
 #: Where notify records the events it handled (``notify.inbox`` is people's inbox).
 HANDLED_TABLE = "handled_events"
 #: Namespace of notification ids derived from event ids.
@@ -229,6 +234,17 @@ class NotifyHandlers:
         if self._on_filed is not None:
             self._on_filed()
 
+    async def on_workorder(self, event: Event) -> None:
+        if not event.name.startswith(WORKORDER_PREFIX):
+            return
+        order = event_payload(event, WorkOrderChanged)
+        try:
+            told = await asyncio.to_thread(self.notify_workorder, event, order)
+        except NotifyError as exc:  # a template refused the parameters: never will it not
+            raise PoisonEventError(str(exc)) from exc
+        if told and self._on_filed is not None:
+            self._on_filed()
+
     def _once(
         self, event: Event, save: Callable[[Connection[Any], Any, datetime], None], payload: Any
     ) -> None:
@@ -252,6 +268,32 @@ class NotifyHandlers:
                 result = self._service.notify(notice.notification, reached, conn=conn)
                 told += result.inbox_posted
                 _record(conn, event, alarm, notice, len(reached), now)
+        return told
+
+    def notify_workorder(self, event: Event, order: WorkOrderChanged) -> int:
+        """File the notifications of a ``workorder.*`` event (one transaction with its
+        inbox row and notify's memory of the job's technician); the number of people
+        told, 0 when the event was handled before (:mod:`cloud.notify.workorders`)."""
+        now = self._clock()
+        region = event.region
+        told = 0
+        with self._pool.connection() as conn:
+            if not handle_once(conn, SCHEMA, event.id, table=HANDLED_TABLE):
+                return 0
+            remembered = jobs.last_assignee(conn, region.value, order.work_order_id)
+            before = jobs.previous_technician(remembered, order)
+            jobs.remember_assignee(conn, region.value, order)
+            for notice in jobs.plan_workorder_notices(event, order, before, now):
+                if notice.employee_no is not None:
+                    reached = people.employee_of(conn, region, notice.employee_no)
+                elif notice.account_id is not None:
+                    found = people.customers_of(conn, region, [notice.account_id])
+                    reached = found.get(notice.account_id, [])
+                else:
+                    reached = people.staff_of(conn, region, notice.roles)
+                if reached:
+                    result = self._service.notify(notice.notification, reached, conn=conn)
+                    told += result.inbox_posted
         return told
 
     @staticmethod
@@ -294,9 +336,10 @@ def _record(
 
 def event_subscriptions(handlers: NotifyHandlers) -> list[Subscription]:
     """notify's subscriptions, every region: people (identity), accounts (customers),
-    alarms (alerts)."""
+    alarms (alerts), work orders (dispatch)."""
     return [
         Subscription(PEOPLE_CONSUMER, "*.identity.user.*", handlers.on_user),
         Subscription(ACCOUNTS_CONSUMER, "*.customers.customer.*", handlers.on_customer),
         Subscription(ALARMS_CONSUMER, "*.alerts.alert.*", handlers.on_alarm),
+        Subscription(WORKORDERS_CONSUMER, "*.dispatch.workorder.*", handlers.on_workorder),
     ]

@@ -8,7 +8,8 @@ that turn an audience (an account's users, a region's operators …) into
   and the account's address is the one the company writes to about the account's sites.
   A closed account's users are told nothing; a suspended one's still are (safety).
 * **Staff** (operators, MOSIEs, admins, support) always get the inbox, and mail once
-  identity has told their work address (``user.contact_changed``).
+  identity has told their work address (``user.contact_changed``). A technician is
+  also found by their employee number (dispatch's ``assignee``).
 * Every write keeps the newest event: a row is changed only by an event that occurred at
   or after the one it was last taken from, so a late retry never undoes a later change.
 
@@ -32,6 +33,7 @@ from contracts.topics import Region
 __all__ = [
     "accounts_in",
     "customers_of",
+    "employee_of",
     "save_account",
     "save_contact",
     "save_person",
@@ -64,17 +66,18 @@ def save_account(conn: Connection[Any], account: CustomerAccount, at: datetime) 
 
 def save_person(conn: Connection[Any], person: UserChanged, at: datetime) -> None:
     conn.execute(
-        "INSERT INTO notify.people (user_id, role, region, account_id, disabled, source_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s)"
+        "INSERT INTO notify.people (user_id, role, region, account_id, employee_no, disabled,"
+        " source_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (user_id) DO UPDATE SET role = excluded.role, region = excluded.region,"
-        " account_id = excluded.account_id, disabled = excluded.disabled,"
-        " source_at = excluded.source_at"
+        " account_id = excluded.account_id, employee_no = excluded.employee_no,"
+        " disabled = excluded.disabled, source_at = excluded.source_at"
         " WHERE notify.people.source_at <= excluded.source_at",
         (
             person.user_id,
             person.role,
             person.home_region.value,
             person.account_id,
+            person.employee_no,
             person.disabled,
             at,
         ),
@@ -121,6 +124,20 @@ def staff_of(conn: Connection[Any], region: Region, roles: Sequence[str]) -> lis
         "SELECT user_id, email FROM notify.people"
         " WHERE region = %s AND role = ANY(%s) AND NOT disabled ORDER BY user_id",
         (region.value, [r for r in roles if r in STAFF_ROLES]),
+    ).fetchall()
+    return [_recipient(user_id, email) for user_id, email in rows]
+
+
+def employee_of(conn: Connection[Any], region: Region, employee_no: str) -> list[Recipient]:
+    """The enabled staff member of ``region`` with ``employee_no`` (dispatch names a
+    technician so), with their work address when known; empty when notify has not heard
+    of them. A list: identity keeps one user per employee, but notify does not depend
+    on it."""
+    rows = conn.execute(
+        "SELECT user_id, email FROM notify.people"
+        " WHERE region = %s AND employee_no = %s AND role = ANY(%s) AND NOT disabled"
+        " ORDER BY user_id",
+        (region.value, employee_no, sorted(STAFF_ROLES)),
     ).fetchall()
     return [_recipient(user_id, email) for user_id, email in rows]
 

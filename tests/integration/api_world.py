@@ -124,6 +124,14 @@ def private_database(server_url: str) -> Iterator[str]:
             )
 
 
+@contextmanager
+def migrated_database(server_url: str, *schemas: str) -> Iterator[str]:
+    """:func:`private_database` with ``schemas`` migrated (a service's module tests)."""
+    with private_database(server_url) as url:
+        migrate(url, schemas=set(schemas))
+        yield url
+
+
 def profile(region: Region) -> ProfileRef:
     return ProfileRef(id=f"{region.value}-s14", region=region, version=1)
 

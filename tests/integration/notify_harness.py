@@ -12,7 +12,6 @@ import hmac
 import ssl
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,12 +20,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from aiosmtpd.controller import Controller
-from psycopg import sql
 
-from cloud.migrate import migrate
 from potr.servers.ports import free_port
+from tests.integration.api_world import migrated_database
 
 __all__ = [
     "MailSink",
@@ -41,20 +38,8 @@ __all__ = [
 @contextmanager
 def notify_database(server_url: str) -> Iterator[str]:
     """A private database with the notify schema migrated, dropped afterwards."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    info: dict[str, Any] = psycopg.conninfo.conninfo_to_dict(server_url)
-    info["dbname"] = name
-    url = psycopg.conninfo.make_conninfo(**{k: v for k, v in info.items() if v is not None})
-    try:
-        migrate(url, schemas={"notify"})
+    with migrated_database(server_url, "notify") as url:
         yield url
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 class MailSink:

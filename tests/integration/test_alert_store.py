@@ -5,7 +5,6 @@ transition, operators scoped, masks, sweepers on an injected clock, flood metric
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -13,7 +12,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from cloud.adapters.postgres import Connection, ConnectionPool, UniqueViolation, create_pool
 from cloud.alerts import repository as repo
@@ -32,9 +30,9 @@ from cloud.alerts.alarms import (
     apply,
 )
 from cloud.alerts.store import AlarmStore
-from cloud.migrate import migrate
 from cloud.scope import Scope
 from contracts.topics import Region
+from tests.integration.api_world import migrated_database
 from tests.waiting import until_sync
 
 pytestmark = pytest.mark.integration
@@ -69,18 +67,8 @@ class Clock:
 @pytest.fixture(scope="module")
 def migrated_url(postgres_server_url: str) -> Iterator[str]:
     """One database for the module with the alerts schema only."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = psycopg.conninfo.make_conninfo(postgres_server_url, dbname=name)
-    try:
-        migrate(url, schemas={"alerts"})
+    with migrated_database(postgres_server_url, "alerts") as url:
         yield url
-    finally:
-        with psycopg.connect(postgres_server_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 @pytest.fixture

@@ -62,6 +62,26 @@ def test_every_kind_exists_in_english_and_spanish_with_the_same_fields() -> None
         "plan_change",
         "notice",
         "offer",
+        # work orders (cloud.notify.workorders)
+        "visit_arranged",
+        "technician_on_the_way",
+        "visit_not_completed",
+        "repair_done",
+        "repair_confirmed",
+        "visit_cancelled",
+        "job_assigned",
+        "job_reassigned",
+        "job_cancelled",
+        "job_reopened",
+        "job_needs_dispatch",
+    }
+    assert templates.fields("visit_arranged") == {"site", "job"}
+    assert templates.fields("job_needs_dispatch") == {
+        "work_order",
+        "priority",
+        "job",
+        "site",
+        "reason",
     }
     assert templates.fields("isolator_open") == {"site", "detected_at"}
     assert templates.fields("offer") == {"title", "text"}
