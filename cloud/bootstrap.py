@@ -128,6 +128,7 @@ EMITTING_SCHEMAS = (
     "telemetry",
     "alerts",
     "dispatch",
+    "employees",
 )
 #: The registry's schema: its outbox carries the gateway events ingest keeps.
 REGISTRY_SCHEMA = "registry"

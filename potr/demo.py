@@ -30,6 +30,7 @@ from cloud.adapters.postgres import Connection, ConnectionPool
 from cloud.bootstrap import create_api, create_web_ui, open_pool, run_services
 from cloud.config import ConfigService, ConfigSettings, public_key_path, write_key_file
 from cloud.customers import CustomersService
+from cloud.employees import EmployeeService
 from cloud.identity import IdentitySettings, create_identity_service, issue_access_token
 from cloud.identity import create_router as identity_router
 from cloud.ingest import IngestSettings
@@ -219,14 +220,15 @@ async def demo_stack(
             run_services(pool, registry, ingest=ingest, config=config, notify=notify)
         )
         # Identity (in this one process; production runs it behind the API gateway) and
-        # one person per role, each with a login printed below.
+        # one person per role, each with a login printed below; the MOSIEs' staff records
+        # (two AU ones without a login, for dispatch to refuse: potr/demo_people.py).
         identity = create_identity_service(
             IdentitySettings(**database.model_dump(), identity_signing_key_file=identity_key_file),
             pool,
         )
         sites = {s.region.value: s.id for s in registry.list_sites() if s.name in _DEMO_NAMES}
         people = await asyncio.to_thread(
-            create_people, identity, CustomersService(pool), registry, sites
+            create_people, identity, CustomersService(pool), EmployeeService(pool), registry, sites
         )
         services_stop = asyncio.Event()
         async with asyncio.TaskGroup() as tg:

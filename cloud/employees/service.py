@@ -2,7 +2,8 @@
 licences, hours and absences, and the regional business calendar's days for the API).
 
 Staff link to identity's users by the opaque ``user_id`` only; nothing here reads another
-service's schema. The service emits no events yet (nobody consumes staff changes).
+service's schema. Every change emits one ``employee.changed`` (the record after it) into
+``employees.outbox`` in the change's transaction (:mod:`cloud.events.employees`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from cloud.employees.models import (
     LicenceIn,
     check_home,
 )
+from cloud.events.employees import EmployeeChange, EmployeeChanged, employee_event
+from cloud.events.outbox import emit
 from contracts.topics import Region
 
 #: The employees service's PostgreSQL schema.
@@ -102,7 +105,7 @@ class EmployeeService:
                     repo.insert_licence(conn, employee.employee_no, licence)
             except UniqueViolation as exc:
                 raise _conflict(exc, employee.employee_no) from None
-            return self._load(conn, employee.employee_no)
+            return self._changed(conn, employee.employee_no, EmployeeChange.CREATED)
 
     def get(self, employee_no: str, *, region: Region | None = None) -> Employee:
         with self._pool.connection() as conn:
@@ -171,7 +174,7 @@ class EmployeeService:
                 repo.replace_skills(conn, employee_no, patch.skills)
             if patch.hours is not None:
                 repo.replace_hours(conn, employee_no, patch.hours)
-            return self._load(conn, employee_no)
+            return self._changed(conn, employee_no, EmployeeChange.UPDATED, sorted(given))
 
     # -- licences -------------------------------------------------------------------
     def add_licence(
@@ -184,6 +187,7 @@ class EmployeeService:
             except UniqueViolation as exc:
                 raise _conflict(exc, employee_no) from None
             repo.touch(conn, employee_no)
+            self._changed(conn, employee_no, EmployeeChange.LICENCE_ADDED)
             return added
 
     def remove_licence(
@@ -194,6 +198,7 @@ class EmployeeService:
             if not repo.delete_licence(conn, employee_no, licence_id):
                 raise NotFoundError(f"employee {employee_no} has no licence {licence_id}")
             repo.touch(conn, employee_no)
+            self._changed(conn, employee_no, EmployeeChange.LICENCE_REMOVED)
 
     # -- absences -------------------------------------------------------------------
     def add_absence(
@@ -209,6 +214,7 @@ class EmployeeService:
                 raise ConflictError(f"absence overlaps absence {clash} of {employee_no}")
             added = repo.insert_absence(conn, employee_no, absence)
             repo.touch(conn, employee_no)
+            self._changed(conn, employee_no, EmployeeChange.ABSENCE_ADDED)
             return added
 
     def list_absences(
@@ -236,6 +242,7 @@ class EmployeeService:
             if not repo.delete_absence(conn, employee_no, absence_id):
                 raise NotFoundError(f"employee {employee_no} has no absence {absence_id}")
             repo.touch(conn, employee_no)
+            self._changed(conn, employee_no, EmployeeChange.ABSENCE_REMOVED)
 
     # -- dispatch's question ----------------------------------------------------------
     def find_available(
@@ -314,6 +321,22 @@ class EmployeeService:
         if not found:
             raise NotFoundError(f"employee {employee_no} does not exist")
         return found[0]
+
+    def _changed(
+        self,
+        conn: Connection[Any],
+        employee_no: str,
+        change: EmployeeChange,
+        fields_changed: Sequence[str] = (),
+    ) -> Employee:
+        """The record as the change left it, told in ``employee.changed`` within the
+        change's transaction (stored if and only if the change commits)."""
+        employee = self._load(conn, employee_no)
+        payload = EmployeeChanged.model_validate(
+            employee.model_dump() | {"change": change, "fields_changed": tuple(fields_changed)}
+        )
+        emit(conn, SCHEMA, employee_event(payload))
+        return employee
 
     @staticmethod
     def _lock(

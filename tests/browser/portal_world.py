@@ -79,10 +79,11 @@ def _other_customer(stack: DemoStack, database_url: str) -> tuple[DemoLogin, int
 
 
 def _by_role(people: list[DemoLogin]) -> dict[str, DemoLogin]:
+    """The first login of each key: "mosie" is the AU one (the demo prints it first)."""
     found: dict[str, DemoLogin] = {}
     for p in people:
         key = f"customer-{p.region}" if p.role == "customer" else p.role
-        found[key] = p
+        found.setdefault(key, p)
     return found
 
 

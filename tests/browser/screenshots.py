@@ -21,12 +21,16 @@ from playwright.sync_api import sync_playwright
 from rich.console import Console
 
 from potr.demo import DemoStack, demo_stack
+from potr.demo_people import DemoLogin
 from tests.browser.chromium import CHROMIUM, LAUNCH_ARGS
 from tests.browser.signin import sign_in
 
 
 def shoot(stack: DemoStack, out: Path) -> None:
-    people = {("customer-" + p.region if p.role == "customer" else p.role): p for p in stack.people}
+    people: dict[str, DemoLogin] = {}
+    for person in stack.people:  # the first of each: "mosie" is the AU one (printed first)
+        key = "customer-" + person.region if person.role == "customer" else person.role
+        people.setdefault(key, person)
     url, au = stack.url, stack.sites["au"]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)

@@ -1,5 +1,7 @@
-"""Employees against a real PostgreSQL: the service's CRUD and refusals, the REST router
-over httpx's ASGI transport (statuses, bounds, the calendar route), and ``potr employee``.
+"""Employees against a real PostgreSQL: the service's CRUD and refusals, its
+``employee.changed`` events in ``employees.outbox`` (one per change, the record as it now
+is, loadable as dispatch's technician), the REST router over httpx's ASGI transport
+(statuses, bounds, the calendar route), and ``potr employee``.
 
 The router gets stand-in ``read``/``write`` dependencies (a role header), as the portal
 passes in its own: what is tested here is the routes, not the authorisation.
@@ -9,8 +11,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import psycopg
@@ -20,6 +23,7 @@ from psycopg import sql
 from typer.testing import CliRunner
 
 from cloud.adapters.postgres import create_pool
+from cloud.dispatch.assignment import Job, Location, Reason, Technician, judge
 from cloud.employees import (
     AbsenceIn,
     ConflictError,
@@ -30,6 +34,7 @@ from cloud.employees import (
     NotFoundError,
     create_router,
 )
+from cloud.events.employees import EmployeeChanged
 from cloud.identity import Role
 from cloud.migrate import migrate
 from cloud.portal.auth import access_dependencies
@@ -90,9 +95,9 @@ def employees_db(postgres_server_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def database(employees_db: str) -> str:
-    """The module's database with no employees (children go by cascade)."""
+    """The module's database with no employees (children go by cascade) nor events."""
     with psycopg.connect(employees_db, autocommit=True) as conn:
-        conn.execute("TRUNCATE employees.employees CASCADE")
+        conn.execute("TRUNCATE employees.employees, employees.outbox CASCADE")
     return employees_db
 
 
@@ -198,6 +203,111 @@ def test_service_keeps_whole_records_licences_and_absences(service: EmployeeServ
         service.add_absence(
             "E00001", AbsenceIn(starts_on=date(2025, 1, 1), ends_on=date(2025, 1, 1), kind="other")
         )
+
+
+def _outbox(database: str) -> list[tuple[str, str, str, Any]]:
+    with psycopg.connect(database) as conn:
+        rows = conn.execute(
+            "SELECT name, region, source, payload FROM employees.outbox ORDER BY id"
+        ).fetchall()
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+def test_each_change_emits_the_record_as_it_now_is(service: EmployeeService, database: str) -> None:
+    """Every committed change writes exactly one ``employee.changed`` whose payload is the
+    API's record after it (an absence's note left out); a refused change writes none; the
+    payload loads as dispatch's technician and is judged on what it says."""
+    seen = 0
+
+    def one_event(change: str, fields: list[str] | None = None) -> dict[str, Any]:
+        nonlocal seen
+        rows = _outbox(database)
+        assert len(rows) == seen + 1, rows[seen:]
+        seen += 1
+        name, region, source, payload = rows[-1]
+        assert (name, region, source) == ("employee.changed", "au", "employees")
+        record = service.get("E00042").model_dump(mode="json")
+        for absence in record["absences"]:
+            del absence["note"]
+        assert payload == record | {"change": change, "fields_changed": fields or []}
+        return dict(payload)
+
+    added = service.add(EmployeeIn.model_validate(_record()))
+    one_event("created")
+    service.update("E00042", EmployeePatch(name="Ada Volt"))
+    assert one_event("updated", ["name"])["name"] == "Ada Volt"
+    service.update("E00042", EmployeePatch.model_validate({"skills": [{"code": "dc_isolation"}]}))
+    assert one_event("updated", ["skills"])["skills"] == [
+        {"code": "dc_isolation", "jurisdiction": None, "expires_on": None}
+    ]
+    saturday = {"weekday": 6, "starts": "08:00", "ends": "12:00"}
+    service.update("E00042", EmployeePatch.model_validate({"hours": [saturday]}))
+    assert one_event("updated", ["hours"])["hours"] == [
+        saturday | {"starts": "08:00:00", "ends": "12:00:00"}
+    ]
+    saa = service.add_licence(
+        "E00042",
+        LicenceIn(
+            kind="au-saa-accreditation",
+            jurisdiction="AU",
+            number="A4242",
+            valid_from=date(2025, 1, 1),
+            expires_on=date(2025, 12, 31),
+        ),
+    )
+    assert [x["kind"] for x in one_event("licence_added")["licences"]] == [
+        "au-electrical",
+        "au-saa-accreditation",
+    ]
+    service.remove_licence("E00042", added.licences[0].id)
+    assert [x["id"] for x in one_event("licence_removed")["licences"]] == [saa.id]
+    leave = service.add_absence(
+        "E00042",
+        AbsenceIn(
+            starts_on=date(2025, 11, 8), ends_on=date(2025, 11, 9), kind="sick_leave", note="flu"
+        ),
+    )
+    assert one_event("absence_added")["absences"] == [
+        {"id": leave.id, "starts_on": "2025-11-08", "ends_on": "2025-11-09", "kind": "sick_leave"}
+    ]
+    # Refused changes commit nothing, so tell nothing.
+    with pytest.raises(ConflictError):
+        service.add_absence(
+            "E00042",
+            AbsenceIn(starts_on=date(2025, 11, 9), ends_on=date(2025, 11, 9), kind="other"),
+        )
+    with pytest.raises(NotFoundError):
+        service.remove_licence("E00042", added.licences[0].id)
+    assert len(_outbox(database)) == seen
+
+    # Dispatch's technician, as loaded from the event: on leave Saturday 8 November 2025
+    # (a Saturday in Sydney, 09:00-10:00 local), SAA-accredited that day, NSW licence gone.
+    payload = EmployeeChanged.model_validate(_outbox(database)[-1][3])
+    tech = Technician.model_validate(payload.model_dump())
+    sydney = ZoneInfo("Australia/Sydney")
+    job = Job(
+        id="wo-1",
+        region=Region.AU,
+        jurisdiction="AU-NSW",
+        licences=("au-electrical", "au-saa-accreditation"),
+        skills=("dc_isolation",),
+        priority=2,
+        sla_due=datetime(2025, 11, 8, 17, tzinfo=sydney),
+        site=Location(latitude=-33.87, longitude=151.21),
+        starts=datetime(2025, 11, 8, 9, tzinfo=sydney),
+        ends=datetime(2025, 11, 8, 10, tzinfo=sydney),
+        duration=timedelta(hours=1),
+    )
+    assert [r.reason for r in judge(job, tech).refusals] == [Reason.LICENCE, Reason.ABSENT]
+
+    service.remove_absence("E00042", leave.id)
+    assert one_event("absence_removed")["absences"] == []
+    service.update("E00042", EmployeePatch(active=False))
+    assert one_event("updated", ["active"])["active"] is False
+    tech = Technician.model_validate(
+        EmployeeChanged.model_validate(_outbox(database)[-1][3]).model_dump()
+    )
+    assert [r.reason for r in judge(job, tech).refusals] == [Reason.INACTIVE, Reason.LICENCE]
 
 
 # -- the REST router ----------------------------------------------------------------------------
