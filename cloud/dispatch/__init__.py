@@ -15,7 +15,8 @@ from cloud.dispatch.errors import (
     TickRefused,
     TransitionRefused,
 )
-from cloud.dispatch.handlers import event_subscriptions
+from cloud.dispatch.flow import FlowSettings
+from cloud.dispatch.handlers import event_subscriptions, run_dispatch_sweeps
 from cloud.dispatch.models import (
     HistoryEntry,
     KnownSite,
@@ -35,7 +36,7 @@ from cloud.dispatch.photos import (
     PhotoStorage,
     check_upload,
 )
-from cloud.dispatch.service import SCHEMA, DispatchService
+from cloud.dispatch.service import SCHEMA, DispatchService, SweepResult
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -44,6 +45,7 @@ __all__ = [
     "DispatchError",
     "DispatchService",
     "FilesystemPhotoStorage",
+    "FlowSettings",
     "HistoryEntry",
     "KnownSite",
     "NotFoundError",
@@ -56,10 +58,12 @@ __all__ = [
     "PhotoStorage",
     "RefusedError",
     "Signature",
+    "SweepResult",
     "Tick",
     "TickRefused",
     "TransitionRefused",
     "WorkOrder",
     "check_upload",
     "event_subscriptions",
+    "run_dispatch_sweeps",
 ]

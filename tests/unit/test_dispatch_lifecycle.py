@@ -47,6 +47,7 @@ OTHER_MOSIE = "E1002"
 # The allowed moves, by hand: state, action, who, next state ("ops" = operator and admin).
 ALLOWED_TEXT = """
 scheduled        assign           ops     assigned
+scheduled        assign           system  assigned
 scheduled        cancel           ops     cancelled
 scheduled        sla              system  scheduled
 assigned         accept           mosie   accepted
@@ -77,6 +78,7 @@ resolved         verify           system  verified
 resolved         schedule         ops     scheduled
 resolved         cancel           ops     cancelled
 verified         close            ops     closed
+verified         close            system  closed
 verified         reopen           system  scheduled
 closed           reopen           system  scheduled
 """

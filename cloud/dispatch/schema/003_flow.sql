@@ -34,7 +34,7 @@ CREATE TABLE dispatch.policy_orders (
     work_order_id  bigint PRIMARY KEY REFERENCES dispatch.work_orders (id) ON DELETE CASCADE,
     policy         text NOT NULL CHECK (length(policy) BETWEEN 1 AND 64),
     site_id        bigint NOT NULL,
-    event_id       uuid NOT NULL
+    request_id     uuid NOT NULL
 );
 CREATE INDEX policy_orders_site_idx ON dispatch.policy_orders (site_id, policy);
 
