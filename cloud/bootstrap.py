@@ -19,7 +19,8 @@ config service's too when a ``config`` tracker is given (``gateway.birth``,
 the alerts service's when an ``alerts`` service is given (gateway, device and config
 events), notify's when its handlers are given (``user.*``, ``customer.*``, ``alert.*``),
 the dispatch service's when a ``dispatch`` service is given (``gateway.registered``,
-``gateway.updated``), and every service's outbox is relayed. Services emit with
+``gateway.updated``, ``employee.changed``, ``alert.*``, ``site.installation_changed``,
+``telemetry.received``), and every service's outbox is relayed. Services emit with
 :func:`cloud.events.outbox.emit` in their own transactions and never see the bus; no
 service calls another.
 """
@@ -28,9 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -52,7 +55,12 @@ from cloud.config import (
 )
 from cloud.config import subscriptions as config_subscriptions
 from cloud.customers import CustomersService
-from cloud.dispatch import DispatchService
+from cloud.dispatch import (
+    DispatchService,
+    FilesystemPhotoStorage,
+    FlowSettings,
+    run_dispatch_sweeps,
+)
 from cloud.dispatch import event_subscriptions as dispatch_subscriptions
 from cloud.employees import EmployeeService
 from cloud.events.bus import EventBus, InProcessBus
@@ -540,6 +548,8 @@ class Services:
     alerts: AlertService | None = None
     #: The notify service when :func:`run_services` was given its settings.
     notify: NotificationService | None = None
+    #: Work orders: raised by alert policies, assigned, verified by telemetry.
+    dispatch: DispatchService | None = None
 
 
 @asynccontextmanager
@@ -553,6 +563,8 @@ async def run_services(
     bus_settings: BusSettings | None = None,
     ready_timeout_s: float = 30.0,
     alert_sweep_s: float = ALERT_SWEEP_S,
+    dispatch_flow: FlowSettings | None = None,
+    photo_root: Path | None = None,
 ) -> AsyncIterator[Services]:
     """Ingest (one worker), the config service with its loops, the registry's, the config
     service's, ingest's and the alerts service's consumers (with its sweeps every
@@ -561,7 +573,50 @@ async def run_services(
     handled by ingest; on RabbitMQ: queued for it, so a gateway registered just before
     may be refused until its event is handled, and its agent resends) and ingest is
     subscribed. With ``notify``: notify's consumers too, and its delivery worker sending
-    through the settings' SMTP relay."""
+    through the settings' SMTP relay. The dispatch service's consumers and sweeps (every
+    ``dispatch_flow.sweep_s``) run too; its photos go under ``photo_root``, else into a
+    temporary directory removed when the block ends (no photo storage is configured for
+    this process)."""
+    flow = dispatch_flow if dispatch_flow is not None else FlowSettings()
+    with _photo_root(photo_root) as photos:
+        async with _run_services(
+            pool,
+            registry,
+            ingest=ingest,
+            config=config,
+            notify=notify,
+            bus_settings=bus_settings,
+            ready_timeout_s=ready_timeout_s,
+            alert_sweep_s=alert_sweep_s,
+            dispatch=DispatchService(pool, photos=FilesystemPhotoStorage(photos), flow=flow),
+            dispatch_sweep_s=flow.sweep_s,
+        ) as services:
+            yield services
+
+
+@contextmanager
+def _photo_root(given: Path | None) -> Iterator[Path]:
+    if given is not None:
+        yield given
+        return
+    with tempfile.TemporaryDirectory(prefix="potr-dispatch-photos-") as tmp:
+        yield Path(tmp)
+
+
+@asynccontextmanager
+async def _run_services(
+    pool: Pool,
+    registry: RegistryService,
+    *,
+    ingest: IngestSettings,
+    config: ConfigSettings,
+    notify: NotifySettings | None,
+    bus_settings: BusSettings | None,
+    ready_timeout_s: float,
+    alert_sweep_s: float,
+    dispatch: DispatchService,
+    dispatch_sweep_s: float,
+) -> AsyncIterator[Services]:
     notifier = NotificationService(pool, notify) if notify is not None else None
     filed = asyncio.Event()
     handlers = NotifyHandlers(pool, notifier, on_filed=filed.set) if notifier is not None else None
@@ -577,6 +632,7 @@ async def run_services(
                 ingest=True,
                 alerts=alerts,
                 notify=handlers,
+                dispatch=dispatch,
                 settings=bus_settings,
             ) as runtime,
             asyncio.TaskGroup() as tg,
@@ -585,12 +641,13 @@ async def run_services(
             tg.create_task(run_ingest(ingest, stop, ready=ready))
             tg.create_task(config_loops(config, service, tracker, stop, runtime))
             tg.create_task(run_alert_sweeps(alerts, stop, alert_sweep_s))
+            tg.create_task(run_dispatch_sweeps(dispatch, stop, dispatch_sweep_s))
             if notify is not None:
                 tg.create_task(_deliver(pool, notify, stop, filed))
             try:
                 async with asyncio.timeout(ready_timeout_s):
                     await ready.wait()
-                yield Services(service, tracker, runtime, connected, alerts, notifier)
+                yield Services(service, tracker, runtime, connected, alerts, notifier, dispatch)
             finally:
                 stop.set()
 

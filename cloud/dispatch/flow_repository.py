@@ -168,14 +168,15 @@ def policy_regions(conn: Connection[Any]) -> list[Region]:
     return [Region(r[0]) for r in rows]
 
 
-def open_policy_order(conn: Connection[Any], policy: str, site_id: int) -> int | None:
-    """The policy's work order on the site that is neither closed nor cancelled."""
+def open_policy_order(conn: Connection[Any], policies: Collection[str], site_id: int) -> int | None:
+    """A work order on the site raised by one of ``policies`` that is neither closed nor
+    cancelled."""
     row = conn.execute(
         "SELECT p.work_order_id FROM dispatch.policy_orders p"
         " JOIN dispatch.work_orders w ON w.id = p.work_order_id"
-        " WHERE p.policy = %s AND p.site_id = %s AND w.status NOT IN ('closed', 'cancelled')"
-        " ORDER BY p.work_order_id LIMIT 1",
-        (policy, site_id),
+        " WHERE p.policy = ANY(%s) AND p.site_id = %s"
+        " AND w.status NOT IN ('closed', 'cancelled') ORDER BY p.work_order_id LIMIT 1",
+        (sorted(policies), site_id),
     ).fetchone()
     return None if row is None else int(row[0])
 

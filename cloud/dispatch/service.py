@@ -473,9 +473,14 @@ class DispatchService:
         self, conn: Connection[Any], book: PolicyBook, request: WorkOrderRequest, key: str
     ) -> WorkOrder | None:
         """A policy's request: a work order (its SLA due times set), assigned when someone
-        may take it; nothing while the policy's last work order on the site is open, or
-        for a site dispatch does not know (the policy is then released to fire again)."""
-        if flow_repo.open_policy_order(conn, request.policy, request.site_id) is not None:
+        may take it; nothing while a work order of a policy on the same alert rule is
+        open on the site, or for a site dispatch does not know (the policy is then
+        released to fire again)."""
+        # One fault, one job: a policy on the same alert rule (tripped twice; tripped
+        # and not reset) whose work order on the site is open already has it in hand.
+        rule = next(p.rule for p in self._policies.policies if p.id == request.policy)
+        siblings = [p.id for p in self._policies.for_rule(rule)]
+        if flow_repo.open_policy_order(conn, siblings, request.site_id) is not None:
             return None
         site = repo.get_site(conn, request.site_id)
         if site is None or site.region.value != request.region:
@@ -678,7 +683,10 @@ class DispatchService:
             if policy is None:
                 return
             book = PolicyBook(self._policies, flow_repo.lock_policy_state(conn, order.region))
-            book.released(policy, order.site_id)
+            # Every policy on the rule: a sibling's request met this open job instead.
+            rule = next((p.rule for p in self._policies.policies if p.id == policy), None)
+            for sibling in self._policies.for_rule(rule) if rule is not None else []:
+                book.released(sibling.id, order.site_id)
             flow_repo.save_policy_state(conn, order.region, book.snapshot())
 
     # -- on site ----------------------------------------------------------------------------
