@@ -492,11 +492,6 @@ class DispatchService:
             )
             book.released(request.policy, request.site_id)
             return None
-        at = self._clock()
-        calendar = self._calendars(site.region)
-        _, zone = flow_repo.site_place(conn, site.site_id)
-        jurisdiction = site_jurisdiction(calendar, zone)
-        dues = due(at, request.priority, site.region, jurisdiction, self._sla, calendar)
         given = WorkOrderIn(
             region=site.region,
             site_id=site.site_id,
@@ -506,8 +501,6 @@ class DispatchService:
             description=f"Raised by alert policy {request.policy} (alarm {request.alarm_id}).",
             created_by=SYSTEM_ACTOR,
             alarm_id=request.alarm_id,
-            arrive_by=dues.arrive_by,
-            resolve_by=dues.resolve_by,
         )
         payload = {"given": given.model_dump(mode="json"), "role": ActorRole.SYSTEM.value}
         order = self._keyed(
@@ -520,7 +513,7 @@ class DispatchService:
             lambda c: self._create(c, given, ActorRole.SYSTEM),
         )
         flow_repo.insert_policy_order(conn, order.id, request.policy, site.site_id, _key_uuid(key))
-        return self._auto_assign(conn, order)
+        return self._auto_assign(conn, self._due_from(conn, order, order.created_at))
 
     def _auto_assign(self, conn: Connection[Any], order: WorkOrder) -> WorkOrder:
         """Assign a scheduled job to the best eligible technician of its region for the
@@ -584,18 +577,19 @@ class DispatchService:
             except TransitionRefused as exc:  # verified longer ago by the job's own clock
                 log.info("work order %d not reopened: %s", order_id, exc)
                 continue
-            order = self._due_afresh(conn, order)
+            order = self._due_from(conn, order, order.updated_at)
             out.append(self._auto_assign(conn, order))
         return out
 
-    def _due_afresh(self, conn: Connection[Any], order: WorkOrder) -> WorkOrder:
-        at = self._clock()
+    def _due_from(self, conn: Connection[Any], order: WorkOrder, start: datetime) -> WorkOrder:
+        """Store the SLA due times of ``order`` counted from ``start`` (its creation, or
+        its reopening: the timers start afresh) on its site's jurisdiction's calendar."""
         calendar = self._calendars(order.region)
         _, zone = flow_repo.site_place(conn, order.site_id)
         jurisdiction = site_jurisdiction(calendar, zone)
-        dues = due(at, order.priority, order.region, jurisdiction, self._sla, calendar)
-        after = repo.set_due(conn, order.id, dues.arrive_by, dues.resolve_by, at)
-        assert after is not None  # locked by the reopen in this transaction
+        dues = due(start, order.priority, order.region, jurisdiction, self._sla, calendar)
+        after = repo.set_due(conn, order.id, dues.arrive_by, dues.resolve_by, self._clock())
+        assert after is not None  # written in this transaction
         return after
 
     def _breach(self, order_id: int, now: datetime) -> int:
