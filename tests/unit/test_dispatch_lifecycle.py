@@ -2,7 +2,9 @@
 
 The allowed (state, action, role) triples are written out again below by hand from the
 issue's list (issue 17, business.md §3), not read from the module's table: every triple
-of the cross product is tried against them.
+of the cross product is tried against them. The system assigns a new job
+(auto-assignment) and closes a job once it verified it by telemetry (the acceptance:
+"verified by telemetry and closes"); operators still may do both.
 """
 
 from __future__ import annotations
