@@ -19,7 +19,8 @@ config service's too when a ``config`` tracker is given (``gateway.birth``,
 the alerts service's when an ``alerts`` service is given (gateway, device and config
 events), notify's when its handlers are given (``user.*``, ``customer.*``, ``alert.*``),
 the dispatch service's when a ``dispatch`` service is given (``gateway.registered``,
-``gateway.updated``), and every service's outbox is relayed. Services emit with
+``gateway.updated``, ``employee.changed``, ``alert.*``, ``site.installation_changed``,
+``telemetry.received``), and every service's outbox is relayed. Services emit with
 :func:`cloud.events.outbox.emit` in their own transactions and never see the bus; no
 service calls another.
 """
@@ -52,7 +53,13 @@ from cloud.config import (
 )
 from cloud.config import subscriptions as config_subscriptions
 from cloud.customers import CustomersService
-from cloud.dispatch import DispatchService, DispatchSettings, FilesystemPhotoStorage
+from cloud.dispatch import (
+    DispatchService,
+    DispatchSettings,
+    FilesystemPhotoStorage,
+    FlowSettings,
+    run_dispatch_sweeps,
+)
 from cloud.dispatch import event_subscriptions as dispatch_subscriptions
 from cloud.employees import EmployeeService
 from cloud.events.bus import EventBus, InProcessBus
@@ -277,13 +284,17 @@ def create_api(
     )
 
 
-def create_dispatch_service(settings: DispatchSettings, pool: Pool) -> DispatchService:
+def create_dispatch_service(
+    settings: DispatchSettings, pool: Pool, *, flow: FlowSettings | None = None
+) -> DispatchService:
     """The dispatch service with its photos in the settings' directory (created with the
-    first photo) and their size limit. Opens no connection."""
+    first photo) and their size limit, and its flow settings (``POTR_DISPATCH_*``:
+    verification window, sweeps). Opens no connection."""
     return DispatchService(
         pool,
         photos=FilesystemPhotoStorage(settings.dispatch_photo_dir),
         max_photo_bytes=settings.dispatch_photo_max_bytes,
+        flow=flow if flow is not None else FlowSettings(),
     )
 
 
@@ -554,6 +565,8 @@ class Services:
     alerts: AlertService | None = None
     #: The notify service when :func:`run_services` was given its settings.
     notify: NotificationService | None = None
+    #: Work orders: raised by alert policies, assigned, verified by telemetry.
+    dispatch: DispatchService | None = None
 
 
 @asynccontextmanager
@@ -576,8 +589,9 @@ async def run_services(
     handled by ingest; on RabbitMQ: queued for it, so a gateway registered just before
     may be refused until its event is handled, and its agent resends) and ingest is
     subscribed. With ``notify``: notify's consumers too, and its delivery worker sending
-    through the settings' SMTP relay. With ``dispatch``: its consumers (the sites of the
-    registry's gateway events)."""
+    through the settings' SMTP relay. With ``dispatch``: its consumers (sites, technicians,
+    alarms, installations, telemetry of jobs awaiting verification) and its sweeps (every
+    ``flow.sweep_s`` of the service's settings)."""
     notifier = NotificationService(pool, notify) if notify is not None else None
     filed = asyncio.Event()
     handlers = NotifyHandlers(pool, notifier, on_filed=filed.set) if notifier is not None else None
@@ -602,12 +616,14 @@ async def run_services(
             tg.create_task(run_ingest(ingest, stop, ready=ready))
             tg.create_task(config_loops(config, service, tracker, stop, runtime))
             tg.create_task(run_alert_sweeps(alerts, stop, alert_sweep_s))
+            if dispatch is not None:
+                tg.create_task(run_dispatch_sweeps(dispatch, stop, dispatch.flow.sweep_s))
             if notify is not None:
                 tg.create_task(_deliver(pool, notify, stop, filed))
             try:
                 async with asyncio.timeout(ready_timeout_s):
                     await ready.wait()
-                yield Services(service, tracker, runtime, connected, alerts, notifier)
+                yield Services(service, tracker, runtime, connected, alerts, notifier, dispatch)
             finally:
                 stop.set()
 

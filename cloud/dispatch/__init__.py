@@ -16,7 +16,8 @@ from cloud.dispatch.errors import (
     TickRefused,
     TransitionRefused,
 )
-from cloud.dispatch.handlers import event_subscriptions
+from cloud.dispatch.flow import FlowSettings
+from cloud.dispatch.handlers import event_subscriptions, run_dispatch_sweeps
 from cloud.dispatch.models import (
     HistoryEntry,
     KnownSite,
@@ -36,7 +37,7 @@ from cloud.dispatch.photos import (
     PhotoStorage,
     check_upload,
 )
-from cloud.dispatch.service import SCHEMA, DispatchService
+from cloud.dispatch.service import SCHEMA, DispatchService, SweepResult
 from cloud.dispatch.settings import DispatchSettings
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "DispatchService",
     "DispatchSettings",
     "FilesystemPhotoStorage",
+    "FlowSettings",
     "HistoryEntry",
     "KnownSite",
     "NotFoundError",
@@ -60,6 +62,7 @@ __all__ = [
     "PhotoStorage",
     "RefusedError",
     "Signature",
+    "SweepResult",
     "Tick",
     "TickRefused",
     "TransitionRefused",
@@ -67,4 +70,5 @@ __all__ = [
     "check_upload",
     "create_router",
     "event_subscriptions",
+    "run_dispatch_sweeps",
 ]

@@ -10,7 +10,8 @@ cannot complete):
 * ``cannot_complete`` — no access (the customer away, a locked gate): paused too, until an
   operator rebooks it;
 * ``resolved`` — the MOSIE says it is fixed; only the site's telemetry can ``verify`` it;
-* ``verified`` → ``closed`` — an operator closes a verified job, never an unverified one;
+* ``verified`` → ``closed`` — the system closes a job once it verified it (an operator
+  may too), never an unverified one;
 * ``cancelled`` — final: nothing leaves it.
 
 A fault that returns within :data:`REOPEN_WINDOW` of verification ``reopen``\\ s a
@@ -152,6 +153,9 @@ class Rule:
 _OPS = frozenset({ActorRole.OPERATOR, ActorRole.ADMIN})
 _MOSIE = frozenset({ActorRole.MOSIE})
 _SYSTEM = frozenset({ActorRole.SYSTEM})
+#: Actions people take that the system may take too: assigning a new job to the best
+#: eligible technician (auto-assignment), closing a job it verified by telemetry.
+_OPS_OR_SYSTEM = _OPS | _SYSTEM
 
 
 def _ops(to: WorkOrderStatus, *, reason: bool = False) -> Rule:
@@ -181,7 +185,8 @@ def _cancel_and_sla(state: WorkOrderStatus) -> dict[tuple[WorkOrderStatus, _A], 
 #: site: the technician may be mid-isolation, and the site's commands would be released
 #: under them — they leave on-site state themselves (resolve, hold, cannot complete).
 TRANSITIONS: Mapping[tuple[WorkOrderStatus, WorkOrderAction], Rule] = {
-    (_S.SCHEDULED, _A.ASSIGN): _ops(_S.ASSIGNED),
+    # The system assigns a new job to the best eligible technician (auto-assignment).
+    (_S.SCHEDULED, _A.ASSIGN): Rule(_S.ASSIGNED, _OPS_OR_SYSTEM),
     **_cancel_and_sla(_S.SCHEDULED),
     (_S.ASSIGNED, _A.ACCEPT): _mosie(_S.ACCEPTED),
     (_S.ASSIGNED, _A.DECLINE): _mosie(_S.SCHEDULED, reason=True),
@@ -209,7 +214,8 @@ TRANSITIONS: Mapping[tuple[WorkOrderStatus, WorkOrderAction], Rule] = {
     # Telemetry never confirmed the repair: another visit.
     (_S.RESOLVED, _A.SCHEDULE): _ops(_S.SCHEDULED, reason=True),
     (_S.RESOLVED, _A.CANCEL): _ops(_S.CANCELLED, reason=True),
-    (_S.VERIFIED, _A.CLOSE): _ops(_S.CLOSED),
+    # The system closes a job once it verified it by telemetry; an operator still may.
+    (_S.VERIFIED, _A.CLOSE): Rule(_S.CLOSED, _OPS_OR_SYSTEM),
     (_S.VERIFIED, _A.REOPEN): _system(_S.SCHEDULED, reason=True),
     (_S.CLOSED, _A.REOPEN): _system(_S.SCHEDULED, reason=True),
 }

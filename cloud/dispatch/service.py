@@ -18,7 +18,10 @@ is on site. Sites (region, account, gateways) come from the registry's gateway e
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Collection
+import logging
+import uuid
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, TypeVar
 from uuid import UUID
@@ -26,7 +29,11 @@ from uuid import UUID
 from pydantic import BaseModel, ValidationError
 
 from cloud.adapters.postgres import Connection, ConnectionPool, ping
+from cloud.adapters.solar import MAX_WINDOW, clear_sky_wh
+from cloud.calendars import builtin_calendar
+from cloud.dispatch import flow_repository as flow_repo
 from cloud.dispatch import repository as repo
+from cloud.dispatch.assignment import CalendarFor, NoneEligible, assign
 from cloud.dispatch.checklists import ChecklistProgress, Checklists, TaskTick, load_checklists
 from cloud.dispatch.errors import (
     ConflictError,
@@ -35,9 +42,22 @@ from cloud.dispatch.errors import (
     TickRefused,
     TransitionRefused,
 )
+from cloud.dispatch.flow import (
+    PRODUCTION_COUNTER,
+    FlowSettings,
+    build_job,
+    first_window,
+    merge_counters,
+    site_jurisdiction,
+    sla_facts,
+    why_none,
+    with_workload,
+)
 from cloud.dispatch.lifecycle import (
     ACTIVE_STATES,
     ON_SITE_STATES,
+    REOPEN_WINDOW,
+    SLA_RUNNING_STATES,
     ActorRole,
     AuditRecord,
     Refusal,
@@ -71,15 +91,19 @@ from cloud.dispatch.photos import (
     check_upload,
     new_key,
 )
+from cloud.dispatch.policies import PolicyBook, PolicySet, WorkOrderRequest, load_policies
+from cloud.dispatch.sla import SlaPolicy, breaches, builtin_policy, due
+from cloud.dispatch.verification import judge, produced_wh
+from cloud.events.alerts import ALERT_CLEARED, ALERT_RAISED, AlarmChanged
 from cloud.events.outbox import Event, emit, handle_once
-from cloud.events.types import GatewayRegistration
+from cloud.events.types import GatewayRegistration, InstallationChanged
 from cloud.events.workorders import WORKORDER_CREATED, WorkOrderChanged, workorder_event_name
 from cloud.scope import Scope
 from contracts.signing import canonical_bytes
 from contracts.timeutil import utc_now
 from contracts.topics import Region
 
-__all__ = ["MAX_PAGE", "SCHEMA", "DispatchService"]
+__all__ = ["MAX_PAGE", "SCHEMA", "DispatchService", "SweepResult"]
 
 #: The dispatch service's PostgreSQL schema (and its outbox).
 SCHEMA = "dispatch"
@@ -89,9 +113,12 @@ MAX_PAGE = 500
 SYSTEM_ACTOR = "system"
 #: Most parts one use may take.
 MAX_PARTS = 1000
+#: Why the system closes a job it verified (the acceptance: verified by telemetry, closed).
+CLOSE_REASON = "verified by telemetry"
 _EVERYWHERE = Scope.everything()
 _R = TypeVar("_R", bound=BaseModel)
 _Pool = ConnectionPool[Connection[Any]]
+log = logging.getLogger(__name__)
 
 
 def _valid(model: type[_R], **fields: Any) -> _R:
@@ -125,6 +152,16 @@ def _fingerprint(operation: str, request: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_bytes({"op": operation, **request})).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    """What one sweep did: work orders raised by policies that came due, SLA timers
+    breached, jobs verified (and closed) by telemetry."""
+
+    created: int = 0
+    breached: int = 0
+    verified: int = 0
+
+
 class DispatchService:
     """Work orders, their history and events, and what is recorded on site; thread-safe
     (each call takes a pooled connection, one transaction per call)."""
@@ -137,17 +174,30 @@ class DispatchService:
         photos: PhotoStorage,
         checklists: Checklists | None = None,
         max_photo_bytes: int = DEFAULT_MAX_BYTES,
+        policies: PolicySet | None = None,
+        flow: FlowSettings | None = None,
+        sla_policy: SlaPolicy | None = None,
+        calendars: CalendarFor = builtin_calendar,
     ) -> None:
         self._pool = pool
         self._clock = clock
         self._photos = photos
         self._checklists = checklists if checklists is not None else load_checklists()
         self._max_photo_bytes = max_photo_bytes
+        self._policies = policies if policies is not None else load_policies()
+        self._flow = flow if flow is not None else FlowSettings()
+        self._sla = sla_policy if sla_policy is not None else builtin_policy()
+        self._calendars = calendars
 
     @property
     def max_photo_bytes(self) -> int:
         """The largest photo (or signature image) accepted, in bytes."""
         return self._max_photo_bytes
+
+    @property
+    def flow(self) -> FlowSettings:
+        """The flow's settings (verification window, sweep interval …)."""
+        return self._flow
 
     def ping(self) -> None:
         ping(self._pool)
@@ -160,6 +210,7 @@ class DispatchService:
             if not handle_once(conn, SCHEMA, event_id):
                 return False
             repo.record_gateway(conn, reg, at)
+            flow_repo.set_site_zone(conn, reg.site_id, reg.time_zone, at)
             return True
 
     def site(self, site_id: int) -> KnownSite | None:
@@ -254,33 +305,66 @@ class DispatchService:
         }
 
         def work(conn: Connection[Any]) -> WorkOrder:
-            order = self._locked(conn, work_order_id, actor_id, role, scope)
-            if expected_version is not None and order.version != expected_version:
-                raise ConflictError(
-                    f"work order {work_order_id} is at version {order.version},"
-                    f" not {expected_version}: read it again"
-                )
-            at = self._clock()
-            progress = self._progress(conn, order)
-            context = _valid(
-                TransitionContext,
-                at=at,
-                actor_id=None if role is ActorRole.SYSTEM else actor_id,
+            return self._act(
+                conn,
+                work_order_id,
+                action,
+                actor_id,
+                role,
                 reason=reason,
-                assignee=technician,
-                safety_complete=progress is not None and progress.safety_complete,
-                checklist_complete=progress is not None and progress.complete,
+                technician=technician,
+                expected_version=expected_version,
                 sla_timer=timer,
+                scope=scope,
             )
-            result = transition(order.state(), action, role, context)
-            if isinstance(result, Refusal):
-                raise TransitionRefused(result)
-            after = repo.update_state(conn, order.id, result.order, at)
-            repo.insert_history(conn, order.id, result.audit, actor_id, after.resolve_by)
-            self._announce(conn, after, result.audit, actor_id)
-            return after
 
         return self._run(actor_id, idempotency_key, "act", request, WorkOrder, work)
+
+    def _act(
+        self,
+        conn: Connection[Any],
+        work_order_id: int,
+        action: WorkOrderAction,
+        actor_id: str,
+        role: ActorRole,
+        *,
+        reason: str | None = None,
+        technician: str | None = None,
+        expected_version: int | None = None,
+        sla_timer: SlaTimer | None = None,
+        scope: Scope | None = None,
+    ) -> WorkOrder:
+        """:meth:`act` in the caller's transaction (no idempotency key)."""
+        if action in {WorkOrderAction.CLOSE, WorkOrderAction.CANCEL}:
+            # A policy is released in this transaction: its region's state is locked
+            # before the work order, in the order the alert consumer takes them.
+            self._lock_policies_of(conn, work_order_id)
+        order = self._locked(conn, work_order_id, actor_id, role, scope)
+        if expected_version is not None and order.version != expected_version:
+            raise ConflictError(
+                f"work order {work_order_id} is at version {order.version},"
+                f" not {expected_version}: read it again"
+            )
+        at = self._clock()
+        progress = self._progress(conn, order)
+        context = _valid(
+            TransitionContext,
+            at=at,
+            actor_id=None if role is ActorRole.SYSTEM else actor_id,
+            reason=reason,
+            assignee=technician,
+            safety_complete=progress is not None and progress.safety_complete,
+            checklist_complete=progress is not None and progress.complete,
+            sla_timer=sla_timer,
+        )
+        result = transition(order.state(), action, role, context)
+        if isinstance(result, Refusal):
+            raise TransitionRefused(result)
+        after = repo.update_state(conn, order.id, result.order, at)
+        repo.insert_history(conn, order.id, result.audit, actor_id, after.resolve_by)
+        self._announce(conn, after, result.audit, actor_id)
+        self._after_transition(conn, after, at)
+        return after
 
     def set_due(
         self, work_order_id: int, *, arrive_by: datetime | None, resolve_by: datetime | None
@@ -291,6 +375,333 @@ class DispatchService:
             if order is None:
                 raise NotFoundError(f"no work order {work_order_id}")
             return order
+
+    # -- the flow: alarm → work order → technician → verified repair -------------------
+    def record_technician(
+        self, event_id: UUID, record: dict[str, Any], region: Region, at: datetime
+    ) -> bool:
+        """A technician's record as the employees service announced it (``employee.changed``:
+        the whole record), the newest winning, once per event id; False when handled
+        before."""
+        with self._pool.connection() as conn:
+            if not handle_once(conn, SCHEMA, event_id):
+                return False
+            employee_no, active = str(record["employee_no"]), bool(record.get("active", True))
+            flow_repo.record_technician(conn, employee_no, region, active, record, at)
+            return True
+
+    def record_installation(self, event_id: UUID, installation: InstallationChanged) -> bool:
+        """A site's array (``site.installation_changed``), the newest winning, once per
+        event id; False when handled before."""
+        with self._pool.connection() as conn:
+            if not handle_once(conn, SCHEMA, event_id):
+                return False
+            flow_repo.record_installation(conn, installation)
+            return True
+
+    def handle_alarm(
+        self, event_id: UUID, name: str, alarm: AlarmChanged, region: Region
+    ) -> list[WorkOrder] | None:
+        """An ``alert.*`` event, in one transaction: the site's alarm as it is now (what
+        verification reads); a raise of the rule that raised a job verified within the
+        reopen window reopens it; raises and clears go to the alert policies, whose
+        requests become work orders, each assigned to the best eligible technician.
+        The work orders created or reopened; None when the event was handled before."""
+        with self._pool.connection() as conn:
+            if not handle_once(conn, SCHEMA, event_id):
+                return None
+            counted = name in {ALERT_RAISED, ALERT_CLEARED}
+            # Locked first, before any work order: raises count once and in order.
+            state = flow_repo.lock_policy_state(conn, region) if counted else None
+            flow_repo.record_alarm(conn, alarm)
+            if not counted:
+                return []
+            out = self._reopen_returned(conn, alarm) if name == ALERT_RAISED else []
+            book = PolicyBook(self._policies, state)
+            for request in book.on_alarm(name, alarm, region.value):
+                created = self._fulfil(conn, book, request, f"{request.policy}-{event_id.hex}")
+                out += [created] if created is not None else []
+            flow_repo.save_policy_state(conn, region, book.snapshot())
+            return out
+
+    def record_samples(
+        self, gateway_id: str, samples: Sequence[tuple[str, str, datetime, float]]
+    ) -> int:
+        """A gateway's ``telemetry.received`` batch: its inverters' pv_wh readings, for the
+        resolved work orders of its site only (first and last reading since each resolve,
+        per device). No inbox row: a redelivered batch leaves the same first and last.
+        How many work orders' counters changed."""
+        readings = [
+            (f"{gateway_id}/{device}", metric, at, value)
+            for device, metric, at, value in samples
+            if metric == PRODUCTION_COUNTER
+        ]
+        if not readings:
+            return 0
+        changed = 0
+        with self._pool.connection() as conn:
+            for order_id, since, counters in flow_repo.awaiting_on_gateway(conn, gateway_id):
+                merged = merge_counters(counters, readings, since)
+                if merged != counters:
+                    flow_repo.set_counters(conn, order_id, merged)
+                    changed += 1
+        return changed
+
+    def verdict(self, work_order_id: int) -> str | None:
+        """Why a resolved job is (not yet) verified, as the last sweep judged it."""
+        with self._pool.connection() as conn:
+            return flow_repo.verdict(conn, work_order_id)
+
+    def sweep(self, now: datetime | None = None) -> SweepResult:
+        """The flow's timers at ``now`` (default: the clock): alert policies whose alarm
+        has lasted long enough raise work orders; SLA timers past due are breached;
+        resolved jobs whose site's telemetry shows the repair held are verified and
+        closed. Each region, and each job, in its own transaction."""
+        at = now if now is not None else self._clock()
+        created = sum(self._policies_due(region, at) for region in self._policy_regions())
+        breached = sum(self._breach(order_id, at) for order_id in self._running())
+        verified = sum(self._verify(order_id, at) for order_id in self._resolved())
+        return SweepResult(created, breached, verified)
+
+    def _policy_regions(self) -> list[Region]:
+        with self._pool.connection() as conn:
+            return flow_repo.policy_regions(conn)
+
+    def _running(self) -> list[int]:
+        with self._pool.connection() as conn:
+            return flow_repo.running(conn, {s.value for s in SLA_RUNNING_STATES})
+
+    def _resolved(self) -> list[int]:
+        with self._pool.connection() as conn:
+            return [order_id for order_id, _, _ in flow_repo.awaiting(conn)]
+
+    def _policies_due(self, region: Region, now: datetime) -> int:
+        with self._pool.connection() as conn:
+            book = PolicyBook(self._policies, flow_repo.lock_policy_state(conn, region))
+            requests = book.due(now)
+            if not requests:
+                return 0
+            created = 0
+            for request in requests:
+                mark = f"{request.policy}:{request.site_id}:{request.at.isoformat()}"
+                key = f"{request.policy}-{uuid.uuid5(uuid.NAMESPACE_URL, mark).hex}"
+                created += self._fulfil(conn, book, request, key) is not None
+            flow_repo.save_policy_state(conn, region, book.snapshot())
+            return created
+
+    def _fulfil(
+        self, conn: Connection[Any], book: PolicyBook, request: WorkOrderRequest, key: str
+    ) -> WorkOrder | None:
+        """A policy's request: a work order (its SLA due times set), assigned when someone
+        may take it; nothing while a work order of a policy on the same alert rule is
+        open on the site, or for a site dispatch does not know (the policy is then
+        released to fire again)."""
+        # One fault, one job: a policy on the same alert rule (tripped twice; tripped
+        # and not reset) whose work order on the site is open already has it in hand.
+        rule = next(p.rule for p in self._policies.policies if p.id == request.policy)
+        siblings = [p.id for p in self._policies.for_rule(rule)]
+        if flow_repo.open_policy_order(conn, siblings, request.site_id) is not None:
+            return None
+        site = repo.get_site(conn, request.site_id)
+        if site is None or site.region.value != request.region:
+            log.warning(
+                "policy %s: site %d unknown in %s: no work order",
+                request.policy,
+                request.site_id,
+                request.region,
+            )
+            book.released(request.policy, request.site_id)
+            return None
+        given = WorkOrderIn(
+            region=site.region,
+            site_id=site.site_id,
+            type=request.type,
+            priority=request.priority,
+            title=request.title,
+            description=f"Raised by alert policy {request.policy} (alarm {request.alarm_id}).",
+            created_by=SYSTEM_ACTOR,
+            alarm_id=request.alarm_id,
+        )
+        payload = {"given": given.model_dump(mode="json"), "role": ActorRole.SYSTEM.value}
+        order = self._keyed(
+            conn,
+            SYSTEM_ACTOR,
+            key,
+            "create",
+            payload,
+            WorkOrder,
+            lambda c: self._create(c, given, ActorRole.SYSTEM),
+        )
+        flow_repo.insert_policy_order(conn, order.id, request.policy, site.site_id, _key_uuid(key))
+        return self._auto_assign(conn, self._due_from(conn, order, order.created_at))
+
+    def _auto_assign(self, conn: Connection[Any], order: WorkOrder) -> WorkOrder:
+        """Assign a scheduled job to the best eligible technician of its region for the
+        first business-hours window from now (their open jobs as workload); when nobody
+        is eligible, the job stays scheduled with why in its history."""
+        at = self._clock()
+        calendar = self._calendars(order.region)
+        place, zone = flow_repo.site_place(conn, order.site_id)
+        if place is None:
+            reason = "not assigned: the site's location is unknown (assign by hand)"
+            flow_repo.note_in_history(conn, order.id, order.status.value, at, reason)
+            return order
+        jurisdiction = site_jurisdiction(calendar, zone)
+        window = first_window(calendar, jurisdiction, at, self._flow.job_duration)
+        job = build_job(
+            order_id=order.id,
+            region=order.region,
+            type=order.type.value,
+            priority=order.priority,
+            jurisdiction=jurisdiction,
+            site=place,
+            window=window,
+            sla_due=order.arrive_by or window[1],
+        )
+        records = flow_repo.technicians(conn, order.region)
+        busy = flow_repo.open_orders(conn, [str(r.get("employee_no")) for r in records])
+        outcome = assign(job, with_workload(records, busy), calendars=self._calendars)
+        if isinstance(outcome, NoneEligible):
+            flow_repo.note_in_history(conn, order.id, order.status.value, at, why_none(outcome))
+            return order
+        s = outcome.score
+        reason = (
+            f"auto-assigned: {s.distance_km:.1f} km away, {s.open_jobs} open job(s);"
+            f" {len(outcome.shortlist)} eligible"
+        )
+        return self._act(
+            conn,
+            order.id,
+            WorkOrderAction.ASSIGN,
+            SYSTEM_ACTOR,
+            ActorRole.SYSTEM,
+            reason=reason,
+            technician=outcome.employee_no,
+        )
+
+    def _reopen_returned(self, conn: Connection[Any], alarm: AlarmChanged) -> list[WorkOrder]:
+        """Jobs whose fault (their origin alarm's rule) is back on the site within the
+        reopen window of their verification: reopened, due afresh, assigned again."""
+        out = []
+        since = alarm.at - REOPEN_WINDOW
+        for order_id in flow_repo.reopenable(conn, alarm.site_id, alarm.rule_id, since):
+            try:
+                order = self._act(
+                    conn,
+                    order_id,
+                    WorkOrderAction.REOPEN,
+                    SYSTEM_ACTOR,
+                    ActorRole.SYSTEM,
+                    reason=f"the fault returned: {alarm.title} (alarm {alarm.alarm_id})"[:500],
+                )
+            except TransitionRefused as exc:  # verified longer ago by the job's own clock
+                log.info("work order %d not reopened: %s", order_id, exc)
+                continue
+            order = self._due_from(conn, order, order.updated_at)
+            out.append(self._auto_assign(conn, order))
+        return out
+
+    def _due_from(self, conn: Connection[Any], order: WorkOrder, start: datetime) -> WorkOrder:
+        """Store the SLA due times of ``order`` counted from ``start`` (its creation, or
+        its reopening: the timers start afresh) on its site's jurisdiction's calendar."""
+        calendar = self._calendars(order.region)
+        _, zone = flow_repo.site_place(conn, order.site_id)
+        jurisdiction = site_jurisdiction(calendar, zone)
+        dues = due(start, order.priority, order.region, jurisdiction, self._sla, calendar)
+        after = repo.set_due(conn, order.id, dues.arrive_by, dues.resolve_by, self._clock())
+        assert after is not None  # written in this transaction
+        return after
+
+    def _breach(self, order_id: int, now: datetime) -> int:
+        """Breach the job's SLA timers past due at ``now`` (the lifecycle's ``sla``)."""
+        with self._pool.connection() as conn:
+            order = self._locked(conn, order_id, SYSTEM_ACTOR, ActorRole.SYSTEM)
+            if order.status not in SLA_RUNNING_STATES:
+                return 0
+            calendar = self._calendars(order.region)
+            _, zone = flow_repo.site_place(conn, order.site_id)
+            facts = sla_facts(
+                created_at=order.created_at,
+                priority=order.priority,
+                region=order.region,
+                jurisdiction=site_jurisdiction(calendar, zone),
+                history=flow_repo.transitions(conn, order.id),
+            )
+            count = 0
+            for timer in sorted(breaches(now, facts, self._sla, calendar) - order.sla_breached):
+                try:
+                    self._act(
+                        conn,
+                        order.id,
+                        WorkOrderAction.SLA,
+                        SYSTEM_ACTOR,
+                        ActorRole.SYSTEM,
+                        sla_timer=timer,
+                    )
+                except TransitionRefused:
+                    continue  # arrive-by stopped: the technician is on site
+                count += 1
+            return count
+
+    def _verify(self, order_id: int, now: datetime) -> int:
+        """Judge a resolved job on its site's telemetry at ``now``; verified: verify and
+        close it (1), else keep the verdict for the board (0)."""
+        with self._pool.connection() as conn:
+            self._lock_policies_of(conn, order_id)  # the close releases it: lock order
+            order = self._locked(conn, order_id, SYSTEM_ACTOR, ActorRole.SYSTEM)
+            rows = [r for r in flow_repo.awaiting(conn) if r[0] == order_id]
+            if order.status is not WorkOrderStatus.RESOLVED or not rows:
+                return 0
+            _, resolved_at, counters = rows[0]
+            cleared, serious = flow_repo.alarm_facts(conn, order.site_id, order.alarm_id)
+            array = flow_repo.pv_site(conn, order.site_id)
+            expected = None
+            if array is not None and now > resolved_at:
+                expected = clear_sky_wh(array, max(resolved_at, now - MAX_WINDOW), now)
+            first = {d: float(c["first"]) for d, c in counters.items()}
+            last = {d: float(c["last"]) for d, c in counters.items()}
+            verdict = judge(
+                resolved_at=resolved_at,
+                now=now,
+                fault_cleared=cleared,
+                serious_alarms_active=serious,
+                produced=produced_wh(first, last),
+                expected_wh=expected,
+                policy=self._flow.verification(),
+            )
+            reason = verdict.reason
+            if array is None:
+                reason += " (the site's location or array is unknown: judged on the fault only)"
+            flow_repo.set_verdict(conn, order.id, reason, now)
+            if not verdict.verified:
+                return 0
+            for action, why in (
+                (WorkOrderAction.VERIFY, reason),
+                (WorkOrderAction.CLOSE, CLOSE_REASON),
+            ):
+                self._act(conn, order.id, action, SYSTEM_ACTOR, ActorRole.SYSTEM, reason=why)
+            return 1
+
+    def _lock_policies_of(self, conn: Connection[Any], work_order_id: int) -> None:
+        row = repo.get_work_order(conn, work_order_id, _EVERYWHERE)
+        if row is not None and flow_repo.policy_of(conn, row.id) is not None:
+            flow_repo.lock_policy_state(conn, row.region)
+
+    def _after_transition(self, conn: Connection[Any], order: WorkOrder, at: datetime) -> None:
+        """What a transition starts: a resolve, the watch on the site's telemetry; a
+        close or cancel, the release of the policy that raised the job."""
+        if order.status is WorkOrderStatus.RESOLVED:
+            flow_repo.start_verification(conn, order.id, order.site_id, at)
+        elif order.status in {WorkOrderStatus.CLOSED, WorkOrderStatus.CANCELLED}:
+            policy = flow_repo.policy_of(conn, order.id)
+            if policy is None:
+                return
+            book = PolicyBook(self._policies, flow_repo.lock_policy_state(conn, order.region))
+            # Every policy on the rule: a sibling's request met this open job instead.
+            rule = next((p.rule for p in self._policies.policies if p.id == policy), None)
+            for sibling in self._policies.for_rule(rule) if rule is not None else []:
+                book.released(sibling.id, order.site_id)
+            flow_repo.save_policy_state(conn, order.region, book.snapshot())
 
     # -- on site ----------------------------------------------------------------------------
     def tick(
@@ -653,21 +1064,34 @@ class DispatchService:
         """``work`` in one transaction, once per (``actor``, ``key``) when a key is given:
         a repeat answers the stored result, another request under the key is refused."""
         with self._pool.connection() as conn:
-            if key is None:
-                return work(conn)
-            _valid(_Key, key=key)
-            fingerprint = _fingerprint(operation, request)
-            stored = repo.claim_key(conn, actor, key, fingerprint, operation, self._clock())
-            if stored is not None:
-                if stored.fingerprint != fingerprint:
-                    raise RefusedError(
-                        "idempotency_key", "", "idempotency key reused with another request"
-                    )
-                return model.model_validate(stored.response)
-            result = work(conn)
-            order_id = getattr(result, "work_order_id", getattr(result, "id", None))
-            repo.store_response(conn, actor, key, order_id, result.model_dump(mode="json"))
-            return result
+            return self._keyed(conn, actor, key, operation, request, model, work)
+
+    def _keyed(
+        self,
+        conn: Connection[Any],
+        actor: str,
+        key: str | None,
+        operation: str,
+        request: dict[str, Any],
+        model: type[_R],
+        work: Callable[[Connection[Any]], _R],
+    ) -> _R:
+        """:meth:`_run` in the caller's transaction."""
+        if key is None:
+            return work(conn)
+        _valid(_Key, key=key)
+        fingerprint = _fingerprint(operation, request)
+        stored = repo.claim_key(conn, actor, key, fingerprint, operation, self._clock())
+        if stored is not None:
+            if stored.fingerprint != fingerprint:
+                raise RefusedError(
+                    "idempotency_key", "", "idempotency key reused with another request"
+                )
+            return model.model_validate(stored.response)
+        result = work(conn)
+        order_id = getattr(result, "work_order_id", getattr(result, "id", None))
+        repo.store_response(conn, actor, key, order_id, result.model_dump(mode="json"))
+        return result
 
     def _with_files(
         self,
@@ -736,6 +1160,11 @@ class DispatchService:
         emit(
             conn, SCHEMA, _event(workorder_event_name(order.status.value), order, payload, audit.at)
         )
+
+
+def _key_uuid(key: str) -> UUID:
+    """A stable id of a policy's request (its idempotency key), kept beside its work order."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, key)
 
 
 def _role(role: ActorRole | str) -> ActorRole:

@@ -2,7 +2,9 @@
 
 The allowed (state, action, role) triples are written out again below by hand from the
 issue's list (issue 17, business.md §3), not read from the module's table: every triple
-of the cross product is tried against them.
+of the cross product is tried against them. The system assigns a new job
+(auto-assignment) and closes a job once it verified it by telemetry (the acceptance:
+"verified by telemetry and closes"); operators still may do both.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ OTHER_MOSIE = "E1002"
 # The allowed moves, by hand: state, action, who, next state ("ops" = operator and admin).
 ALLOWED_TEXT = """
 scheduled        assign           ops     assigned
+scheduled        assign           system  assigned
 scheduled        cancel           ops     cancelled
 scheduled        sla              system  scheduled
 assigned         accept           mosie   accepted
@@ -77,6 +80,7 @@ resolved         verify           system  verified
 resolved         schedule         ops     scheduled
 resolved         cancel           ops     cancelled
 verified         close            ops     closed
+verified         close            system  closed
 verified         reopen           system  scheduled
 closed           reopen           system  scheduled
 """
