@@ -17,7 +17,9 @@ config service's too when a ``config`` tracker is given (``gateway.birth``,
 ``command.acked``, ``config.reported``), ingest's and its telemetry store's with
 ``ingest=True`` (``gateway.registered``, ``gateway.updated``, ``site.meter_replaced``),
 the alerts service's when an ``alerts`` service is given (gateway, device and config
-events), notify's when its handlers are given (``user.*``, ``customer.*``, ``alert.*``),
+events, ``telemetry.received``, ``device.day_completeness``, ``gateway.birth``,
+``site.installation_changed``, ``workorder.*``), notify's when its handlers are given
+(``user.*``, ``customer.*``, ``alert.*``, ``workorder.*``),
 the dispatch service's when a ``dispatch`` service is given (``gateway.registered``,
 ``gateway.updated``, ``employee.changed``, ``alert.*``, ``site.installation_changed``,
 ``telemetry.received``), and every service's outbox is relayed. Services emit with
