@@ -9,6 +9,7 @@ composition root. The pure core — :mod:`cloud.dispatch.lifecycle`,
 
 from cloud.dispatch.api import UPLOAD_PATH, create_router
 from cloud.dispatch.errors import (
+    AppointmentRefused,
     ConflictError,
     DispatchError,
     NotFoundError,
@@ -44,6 +45,7 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "SCHEMA",
     "UPLOAD_PATH",
+    "AppointmentRefused",
     "ConflictError",
     "DispatchError",
     "DispatchService",

@@ -8,10 +8,14 @@ the work order's state does not allow it, 409).
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from cloud.dispatch.checklists import TickRefusal, TickRefusalCode
 from cloud.dispatch.lifecycle import Refusal, RefusalCode
 
 __all__ = [
+    "AppointmentCode",
+    "AppointmentRefused",
     "ConflictError",
     "DispatchError",
     "NotFoundError",
@@ -75,3 +79,27 @@ class TickRefused(DispatchError):
     @property
     def invalid(self) -> bool:
         return self.code in _INVALID_TICKS
+
+
+class AppointmentRefused(DispatchError):
+    """A confirmation refused (:class:`~cloud.dispatch.appointments.ConfirmRefusal`, or
+    ``no_offer`` / ``not_bookable``): 422 for a window that was not offered (the request
+    is wrong), 409 for an expired offer, a window too close to its start, no live offer
+    or a job past arranging a visit (the state is)."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        self.code = AppointmentCode(code)
+        self.reason = reason
+        super().__init__(f"{code}: {reason}")
+
+    @property
+    def invalid(self) -> bool:
+        return self.code is AppointmentCode.NOT_OFFERED
+
+
+class AppointmentCode(StrEnum):
+    NOT_OFFERED = "not_offered"
+    OFFER_EXPIRED = "offer_expired"
+    TOO_LATE = "too_late"
+    NO_OFFER = "no_offer"
+    NOT_BOOKABLE = "not_bookable"

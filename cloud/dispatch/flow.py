@@ -143,6 +143,9 @@ class OpenOrder(BaseModel):
     assignee: str
     site: Location | None
     on_site: bool
+    #: The booking of a confirmed appointment (assignment's clash filter), if any.
+    starts: datetime | None = None
+    ends: datetime | None = None
 
 
 def build_job(
@@ -190,7 +193,10 @@ def with_workload(
         except ValidationError:
             continue  # a record assignment cannot read is nobody it may choose
         mine = held.get(tech.employee_no, [])
-        jobs = tuple(OpenJob(id=str(o.id), site=o.site or tech.base) for o in mine)
+        jobs = tuple(
+            OpenJob(id=str(o.id), site=o.site or tech.base, starts=o.starts, ends=o.ends)
+            for o in mine
+        )
         current = next((o.site for o in mine if o.on_site and o.site is not None), None)
         out.append(tech.model_copy(update={"open_jobs": jobs, "current": current}))
     return out

@@ -119,11 +119,15 @@ def technicians(conn: Connection[Any], region: Region) -> list[dict[str, Any]]:
 
 
 def open_orders(conn: Connection[Any], assignees: Collection[str]) -> list[OpenOrder]:
-    """The work orders still to do of ``assignees``, with their sites' places."""
+    """The work orders still to do of ``assignees``, with their sites' places and, once
+    the customer confirmed a window, the booking (the window's start to its end plus
+    the job's duration)."""
     rows = _rows(
         conn,
-        "SELECT w.id, w.assignee, w.status, s.latitude, s.longitude"
+        "SELECT w.id, w.assignee, w.status, s.latitude, s.longitude,"
+        " a.starts, a.booked_until"
         " FROM dispatch.work_orders w LEFT JOIN dispatch.sites s ON s.site_id = w.site_id"
+        " LEFT JOIN dispatch.appointments a ON a.work_order_id = w.id"
         " WHERE w.assignee = ANY(%s) AND w.status = ANY(%s) ORDER BY w.id",
         (sorted(assignees), _OPEN),
     )
@@ -136,6 +140,8 @@ def open_orders(conn: Connection[Any], assignees: Collection[str]) -> list[OpenO
             if r["latitude"] is None or r["longitude"] is None
             else Location(latitude=r["latitude"], longitude=r["longitude"]),
             on_site=r["status"] in on_site,
+            starts=r["starts"],
+            ends=r["booked_until"],
         )
         for r in rows
     ]

@@ -24,10 +24,13 @@ from cloud.events.workorders import Priority
 from contracts.topics import Region
 
 __all__ = [
+    "AppointmentView",
+    "BookedWindow",
     "HistoryEntry",
     "IdempotencyKey",
     "KnownSite",
     "Note",
+    "OfferedSlot",
     "PartNo",
     "PartStock",
     "PartUse",
@@ -216,3 +219,37 @@ class Performance(_Record):
     verified: int
     first_time_fixes: int
     first_time_fix_rate: float | None
+
+
+class OfferedSlot(_Record):
+    """An arrival window offered, [starts, ends), in the site's zone; ``confirm_by``: the
+    last instant it can be confirmed."""
+
+    starts: AwareDatetime
+    ends: AwareDatetime
+    label: str
+    past_sla: bool
+    confirm_by: AwareDatetime
+
+
+class BookedWindow(_Record):
+    """The confirmed arrival window and who confirmed it when."""
+
+    starts: AwareDatetime
+    ends: AwareDatetime
+    label: str
+    confirmed_at: AwareDatetime
+    confirmed_by: str
+    role: str
+
+
+class AppointmentView(_Record):
+    """A work order's appointment: the live offer (None before any; ``offer_expires_at``
+    past: expired) and the confirmed window, if any."""
+
+    work_order_id: int
+    offer_id: int | None = None
+    offered_at: AwareDatetime | None = None
+    offer_expires_at: AwareDatetime | None = None
+    windows: list[OfferedSlot] = Field(default_factory=list)
+    appointment: BookedWindow | None = None

@@ -31,11 +31,23 @@ from pydantic import BaseModel, ValidationError
 from cloud.adapters.postgres import Connection, ConnectionPool, ping
 from cloud.adapters.solar import MAX_WINDOW, clear_sky_wh
 from cloud.calendars import builtin_calendar
+from cloud.dispatch import appointment_repository as appt_repo
 from cloud.dispatch import flow_repository as flow_repo
 from cloud.dispatch import repository as repo
+from cloud.dispatch.appointments import (
+    AppointmentJob,
+    ConfirmRefusal,
+    OfferSettings,
+    Window,
+    confirm,
+    next_reminder_at,
+    offer_windows,
+    reminder_due,
+)
 from cloud.dispatch.assignment import CalendarFor, NoneEligible, assign
 from cloud.dispatch.checklists import ChecklistProgress, Checklists, TaskTick, load_checklists
 from cloud.dispatch.errors import (
+    AppointmentRefused,
     ConflictError,
     NotFoundError,
     RefusedError,
@@ -43,7 +55,10 @@ from cloud.dispatch.errors import (
     TransitionRefused,
 )
 from cloud.dispatch.flow import (
+    LICENCES,
     PRODUCTION_COUNTER,
+    SKILLS,
+    TYPE_LICENCES,
     FlowSettings,
     build_job,
     first_window,
@@ -55,6 +70,7 @@ from cloud.dispatch.flow import (
 )
 from cloud.dispatch.lifecycle import (
     ACTIVE_STATES,
+    MAX_REASON,
     ON_SITE_STATES,
     REOPEN_WINDOW,
     SLA_RUNNING_STATES,
@@ -68,11 +84,14 @@ from cloud.dispatch.lifecycle import (
     transition,
 )
 from cloud.dispatch.models import (
+    AppointmentView,
+    BookedWindow,
     HistoryEntry,
     IdempotencyKey,
     KnownSite,
     Note,
     NoteText,
+    OfferedSlot,
     PartNo,
     PartStock,
     PartUse,
@@ -97,7 +116,15 @@ from cloud.dispatch.verification import judge, produced_wh
 from cloud.events.alerts import ALERT_CLEARED, ALERT_RAISED, AlarmChanged
 from cloud.events.outbox import Event, emit, handle_once
 from cloud.events.types import GatewayRegistration, InstallationChanged
-from cloud.events.workorders import WORKORDER_CREATED, WorkOrderChanged, workorder_event_name
+from cloud.events.workorders import (
+    WORKORDER_APPOINTMENT_CONFIRMED,
+    WORKORDER_APPOINTMENT_OFFERED,
+    WORKORDER_APPOINTMENT_REMINDER,
+    WORKORDER_CREATED,
+    OfferedWindow,
+    WorkOrderChanged,
+    workorder_event_name,
+)
 from cloud.scope import Scope
 from contracts.signing import canonical_bytes
 from contracts.timeutil import utc_now
@@ -116,6 +143,15 @@ MAX_PARTS = 1000
 #: Why the system closes a job it verified (the acceptance: verified by telemetry, closed).
 CLOSE_REASON = "verified by telemetry"
 _EVERYWHERE = Scope.everything()
+#: States in which a visit is still to be arranged: windows are offered, confirmed and
+#: rescheduled only before the technician sets out.
+BOOKABLE = frozenset(
+    {WorkOrderStatus.SCHEDULED, WorkOrderStatus.ASSIGNED, WorkOrderStatus.ACCEPTED}
+)
+#: Who confirms or reschedules: the site's customer, or the office on their behalf.
+BOOKERS = frozenset({ActorRole.CUSTOMER, ActorRole.ADMIN, ActorRole.OPERATOR, ActorRole.SUPPORT})
+#: Reminders go until the technician arrives.
+_REMINDABLE = BOOKABLE | {WorkOrderStatus.EN_ROUTE}
 _R = TypeVar("_R", bound=BaseModel)
 _Pool = ConnectionPool[Connection[Any]]
 log = logging.getLogger(__name__)
@@ -160,6 +196,8 @@ class SweepResult:
     created: int = 0
     breached: int = 0
     verified: int = 0
+    offered: int = 0
+    reminded: int = 0
 
 
 class DispatchService:
@@ -178,8 +216,10 @@ class DispatchService:
         flow: FlowSettings | None = None,
         sla_policy: SlaPolicy | None = None,
         calendars: CalendarFor = builtin_calendar,
+        offers: OfferSettings | None = None,
     ) -> None:
         self._pool = pool
+        self._offers = offers if offers is not None else OfferSettings()
         self._clock = clock
         self._photos = photos
         self._checklists = checklists if checklists is not None else load_checklists()
@@ -461,7 +501,9 @@ class DispatchService:
         created = sum(self._policies_due(region, at) for region in self._policy_regions())
         breached = sum(self._breach(order_id, at) for order_id in self._running())
         verified = sum(self._verify(order_id, at) for order_id in self._resolved())
-        return SweepResult(created, breached, verified)
+        offered = sum(self._offer_due(order_id, at) for order_id in self._unoffered(at))
+        reminded = sum(self._remind(order_id, at) for order_id in self._reminders_due(at))
+        return SweepResult(created, breached, verified, offered, reminded)
 
     def _policy_regions(self) -> list[Region]:
         with self._pool.connection() as conn:
@@ -533,7 +575,9 @@ class DispatchService:
             lambda c: self._create(c, given, ActorRole.SYSTEM),
         )
         flow_repo.insert_policy_order(conn, order.id, request.policy, site.site_id, _key_uuid(key))
-        return self._auto_assign(conn, self._due_from(conn, order, order.created_at))
+        assigned = self._auto_assign(conn, self._due_from(conn, order, order.created_at))
+        self._offer(conn, assigned, "offer")
+        return assigned
 
     def _auto_assign(self, conn: Connection[Any], order: WorkOrder) -> WorkOrder:
         """Assign a scheduled job to the best eligible technician of its region for the
@@ -598,7 +642,10 @@ class DispatchService:
                 log.info("work order %d not reopened: %s", order_id, exc)
                 continue
             order = self._due_from(conn, order, order.updated_at)
-            out.append(self._auto_assign(conn, order))
+            appt_repo.clear_appointment(conn, order.id)  # a new visit: a new appointment
+            assigned = self._auto_assign(conn, order)
+            self._offer(conn, assigned, "offer")
+            out.append(assigned)
         return out
 
     def _due_from(self, conn: Connection[Any], order: WorkOrder, start: datetime) -> WorkOrder:
@@ -702,6 +749,333 @@ class DispatchService:
             for sibling in self._policies.for_rule(rule) if rule is not None else []:
                 book.released(sibling.id, order.site_id)
             flow_repo.save_policy_state(conn, order.region, book.snapshot())
+
+    # -- appointments -------------------------------------------------------------------------
+    def offer(self, work_order_id: int) -> AppointmentView:
+        """Offer the job's customer arrival windows now (a new offer replaces the live
+        one): those of its technician once assigned, else of anyone in the region who may
+        take it. An offer with no window is kept (so the sweep waits until it expires)
+        and announced to nobody."""
+        with self._pool.connection() as conn:
+            order = self._locked(conn, work_order_id, SYSTEM_ACTOR, ActorRole.SYSTEM)
+            if order.status not in BOOKABLE:
+                raise AppointmentRefused("not_bookable", f"the job is {order.status}")
+            self._offer(conn, order, "offer")
+            return self._view(conn, order.id)
+
+    def appointment(
+        self, work_order_id: int, scope: Scope, *, assignee: str | None = None
+    ) -> AppointmentView:
+        """The job's live offer and confirmed window, within ``scope``."""
+        with self._pool.connection() as conn:
+            order = _found(
+                repo.get_work_order(conn, work_order_id, scope, assignee=assignee), work_order_id
+            )
+            return self._view(conn, order.id)
+
+    def confirm_appointment(
+        self,
+        work_order_id: int,
+        window_start: datetime,
+        actor_id: str,
+        role: ActorRole | str,
+        idempotency_key: str,
+        *,
+        scope: Scope | None = None,
+    ) -> AppointmentView:
+        """The customer (or the office for them) confirms the live offer's window starting
+        at ``window_start``: it becomes the job's booked window (its technician's booking
+        from its start to its end plus the job's duration). :class:`AppointmentRefused`:
+        ``not_offered`` (422), ``offer_expired``, ``too_late``, ``no_offer``,
+        ``not_bookable`` (409)."""
+        role = self._booker(role)
+        if window_start.tzinfo is None:
+            raise RefusedError("start", "", "an aware instant")
+        start = window_start.astimezone(UTC)
+        request = {"work_order_id": work_order_id, "start": start.isoformat(), "role": role.value}
+
+        def work(conn: Connection[Any]) -> AppointmentView:
+            order = self._bookable(conn, work_order_id, actor_id, role, scope)
+            stored = appt_repo.latest_offer(conn, order.id)
+            if stored is None or not stored[2].windows:
+                raise AppointmentRefused("no_offer", "no windows are offered for this job")
+            offer_id, zone, offer = stored
+            chosen = next((w for w in offer.windows if w.starts == start), None)
+            if chosen is None:
+                raise AppointmentRefused("not_offered", "not one of the windows offered")
+            at = self._clock()
+            result = confirm(chosen, offer, at)
+            if isinstance(result, ConfirmRefusal):
+                raise AppointmentRefused(result.code.value, result.reason)
+            window = result.window
+            booked_until = window.ends + self._flow.job_duration
+            remind_at = next_reminder_at(window, at)
+            appt_repo.set_appointment(
+                conn, offer_id, zone, result, booked_until, actor_id, role.value, remind_at
+            )
+            why = f"appointment confirmed: {window.label}"
+            self._note(conn, order, at, actor_id, role, "confirm_appointment", why)
+            self._announce_appointment(
+                conn, order, WORKORDER_APPOINTMENT_CONFIRMED, "confirm", actor_id, at
+            )
+            return self._view(conn, order.id)
+
+        return self._run(actor_id, idempotency_key, "appointment", request, AppointmentView, work)
+
+    def reschedule_appointment(
+        self,
+        work_order_id: int,
+        actor_id: str,
+        role: ActorRole | str,
+        idempotency_key: str,
+        *,
+        reason: str | None = None,
+        scope: Scope | None = None,
+    ) -> AppointmentView:
+        """Give up the confirmed window (or, with none, turn the live offer down) for a
+        new offer whose windows overlap none of them; the old booking is freed."""
+        role = self._booker(role)
+        if reason is not None and not 1 <= len(reason) <= MAX_REASON:
+            raise RefusedError("reason", f"1-{MAX_REASON}", "a reason of that length")
+        request = {"work_order_id": work_order_id, "role": role.value, "reason": reason}
+
+        def work(conn: Connection[Any]) -> AppointmentView:
+            order = self._bookable(conn, work_order_id, actor_id, role, scope)
+            booked = appt_repo.appointment(conn, order.id)
+            old: Window | None = None
+            if booked is not None:
+                old = booked[0].window
+                exclude: tuple[Window, ...] = (old,)
+            else:
+                stored = appt_repo.latest_offer(conn, order.id)
+                exclude = stored[2].windows if stored is not None else ()
+            appt_repo.clear_appointment(conn, order.id)
+            offer_id = self._offer(conn, order, "reschedule", exclude=exclude, actor=actor_id)
+            if offer_id is None:
+                raise ConflictError("the site's location is unknown: windows cannot be offered")
+            at = self._clock()
+            appt_repo.insert_change(conn, order.id, old, offer_id, actor_id, role.value, at, reason)
+            why = "appointment rescheduled" + (f": {old.label}" if old is not None else "")
+            self._note(conn, order, at, actor_id, role, "reschedule_appointment", why)
+            return self._view(conn, order.id)
+
+        return self._run(actor_id, idempotency_key, "reschedule", request, AppointmentView, work)
+
+    def _booker(self, role: ActorRole | str) -> ActorRole:
+        role = _role(role)
+        if role not in BOOKERS:
+            raise RefusedError("role", "", f"a {role} does not book the customer's visit")
+        return role
+
+    def _bookable(
+        self,
+        conn: Connection[Any],
+        work_order_id: int,
+        actor_id: str,
+        role: ActorRole,
+        scope: Scope | None,
+    ) -> WorkOrder:
+        order = self._locked(conn, work_order_id, actor_id, role, scope)
+        if order.status not in BOOKABLE:
+            raise AppointmentRefused(
+                "not_bookable", f"the job is {order.status}: the visit is no longer arranged"
+            )
+        return order
+
+    def _offer(
+        self,
+        conn: Connection[Any],
+        order: WorkOrder,
+        reason: str,
+        *,
+        exclude: Sequence[Window] = (),
+        actor: str = SYSTEM_ACTOR,
+    ) -> int | None:
+        """Store a new offer for ``order`` and announce it when it holds a window; its id,
+        or None when the site's place is unknown (nothing to judge travel by)."""
+        if order.status not in BOOKABLE:
+            return None
+        at = self._clock()
+        calendar = self._calendars(order.region)
+        place, zone = flow_repo.site_place(conn, order.site_id)
+        if place is None:
+            return None
+        jurisdiction = site_jurisdiction(calendar, zone)
+        site_zone = zone or str(calendar.time_zone(jurisdiction))
+        job = AppointmentJob(
+            id=str(order.id),
+            region=order.region,
+            jurisdiction=jurisdiction,
+            site_zone=site_zone,
+            site=place,
+            priority=int(order.priority[1]),
+            licences=LICENCES.get(order.region, ())
+            + TYPE_LICENCES.get((order.region, order.type.value), ()),
+            skills=SKILLS.get(order.type.value, ()),
+            duration=self._flow.job_duration,
+            arrive_by=order.arrive_by,
+        )
+        records = flow_repo.technicians(conn, order.region)
+        if order.assignee is not None:  # the job is theirs: their diary decides
+            records = [r for r in records if r.get("employee_no") == order.assignee]
+        busy = flow_repo.open_orders(conn, [str(r.get("employee_no")) for r in records])
+        crew = with_workload(records, busy)
+        offer = offer_windows(
+            job, crew, at, self._offers, exclude=exclude, calendars=self._calendars
+        )
+        offer_id = appt_repo.insert_offer(conn, offer, site_zone, reason)
+        if offer.windows:
+            offered = [
+                OfferedWindow(start=w.starts, end=w.ends, label=w.label, past_sla=w.past_sla)
+                for w in offer.windows
+            ]
+            self._announce_appointment(
+                conn, order, WORKORDER_APPOINTMENT_OFFERED, reason, actor, at, offered=offered
+            )
+        return offer_id
+
+    def _view(self, conn: Connection[Any], work_order_id: int) -> AppointmentView:
+        view = AppointmentView(work_order_id=work_order_id)
+        stored = appt_repo.latest_offer(conn, work_order_id)
+        if stored is not None:
+            offer_id, _, offer = stored
+            slots = [
+                OfferedSlot(
+                    starts=w.starts,
+                    ends=w.ends,
+                    label=w.label,
+                    past_sla=w.past_sla,
+                    confirm_by=w.confirm_by,
+                )
+                for w in offer.windows
+            ]
+            view = view.model_copy(
+                update={
+                    "offer_id": offer_id,
+                    "offered_at": offer.offered_at,
+                    "offer_expires_at": offer.expires_at,
+                    "windows": slots,
+                }
+            )
+        booked = appt_repo.appointment(conn, work_order_id)
+        if booked is not None:
+            appointment, by, role = booked
+            w = appointment.window
+            window = BookedWindow(
+                starts=w.starts,
+                ends=w.ends,
+                label=w.label,
+                confirmed_at=appointment.confirmed_at,
+                confirmed_by=by,
+                role=role,
+            )
+            view = view.model_copy(update={"appointment": window})
+        return view
+
+    def _note(
+        self,
+        conn: Connection[Any],
+        order: WorkOrder,
+        at: datetime,
+        actor: str,
+        role: ActorRole,
+        action: str,
+        reason: str,
+    ) -> None:
+        """A history line that changes no state, where the office reads every step."""
+        conn.execute(
+            "INSERT INTO dispatch.history (work_order_id, at, actor, role, action, from_state,"
+            " to_state, reason, assignee) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                order.id,
+                at,
+                actor,
+                role.value,
+                action,
+                order.status.value,
+                order.status.value,
+                reason[:MAX_REASON],
+                order.assignee,
+            ),
+        )
+
+    def _announce_appointment(
+        self,
+        conn: Connection[Any],
+        order: WorkOrder,
+        name: str,
+        action: str,
+        actor: str,
+        at: datetime,
+        *,
+        offered: list[OfferedWindow] | None = None,
+        lead: timedelta | None = None,
+    ) -> None:
+        payload = _payload(
+            order,
+            repo.gateway_ids(conn, order.site_id),
+            at,
+            actor=actor,
+            action=action,
+            from_status=order.status.value,
+        )
+        booked = appt_repo.appointment(conn, order.id)
+        update: dict[str, Any] = {"offered": offered or []}
+        if booked is not None:
+            update |= {
+                "appointment_start": booked[0].window.starts,
+                "appointment_end": booked[0].window.ends,
+            }
+        if lead is not None:
+            update["reminder_lead_s"] = int(lead.total_seconds())
+        emit(conn, SCHEMA, _event(name, order, payload.model_copy(update=update), at))
+
+    def _unoffered(self, now: datetime) -> list[int]:
+        with self._pool.connection() as conn:
+            return appt_repo.jobs_without_offer(conn, {s.value for s in BOOKABLE}, now)
+
+    def _offer_due(self, order_id: int, now: datetime) -> int:
+        """A job with neither an appointment nor a live offer (raised by hand, or its
+        offer expired unanswered): a fresh offer; 1 when one holding windows went out."""
+        with self._pool.connection() as conn:
+            order = self._locked(conn, order_id, SYSTEM_ACTOR, ActorRole.SYSTEM)
+            if appt_repo.appointment(conn, order.id) is not None:
+                return 0
+            stored = appt_repo.latest_offer(conn, order.id)
+            if stored is not None and stored[2].expires_at > now:
+                return 0  # offered meanwhile
+            offer_id = self._offer(conn, order, "offer")
+            if offer_id is None:
+                return 0
+            fresh = appt_repo.latest_offer(conn, order.id)
+            return int(fresh is not None and bool(fresh[2].windows))
+
+    def _reminders_due(self, now: datetime) -> list[int]:
+        with self._pool.connection() as conn:
+            return appt_repo.due_reminders(conn, now)
+
+    def _remind(self, order_id: int, now: datetime) -> int:
+        """The reminder of the job's appointment due at ``now`` (once per lead: the row
+        is unique), then when the next falls due; 1 when one went out."""
+        with self._pool.connection() as conn:
+            order = self._locked(conn, order_id, SYSTEM_ACTOR, ActorRole.SYSTEM)
+            booked = appt_repo.appointment(conn, order.id)
+            if booked is None:
+                return 0
+            window = booked[0].window
+            appt_repo.set_remind_at(conn, order.id, next_reminder_at(window, now))
+            if order.status not in _REMINDABLE:
+                return 0
+            sent = appt_repo.sent_leads(conn, order.id, window.starts)
+            lead = reminder_due(window, now, sent=sent)
+            if lead is None or not appt_repo.mark_reminder(
+                conn, order.id, window.starts, lead, now
+            ):
+                return 0
+            self._announce_appointment(
+                conn, order, WORKORDER_APPOINTMENT_REMINDER, "remind", SYSTEM_ACTOR, now, lead=lead
+            )
+            return 1
 
     # -- on site ----------------------------------------------------------------------------
     def tick(
@@ -1157,6 +1531,12 @@ class DispatchService:
             action=audit.action.value,
             from_status=audit.from_state.value,
         )
+        booked = appt_repo.appointment(conn, order.id)
+        if booked is not None:
+            window = booked[0].window
+            payload = payload.model_copy(
+                update={"appointment_start": window.starts, "appointment_end": window.ends}
+            )
         emit(
             conn, SCHEMA, _event(workorder_event_name(order.status.value), order, payload, audit.at)
         )

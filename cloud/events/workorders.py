@@ -8,6 +8,14 @@ One event per recorded transition, named after the state the work order entered
 (``workorder.on_site``, ``workorder.closed`` …), plus ``workorder.created``; the payload
 carries the work order after the transition, so a consumer that missed nothing knows
 its whole state, and one that cares only about being on site reads :attr:`on_site`.
+
+Appointments are not transitions: the work order's state does not change when the
+customer is offered windows, confirms one or is reminded of it. Those events are named
+after what happened to the appointment (``workorder.appointment_offered``,
+``workorder.appointment_confirmed``, ``workorder.appointment_reminder``), their payload
+is the work order as it stands (``status`` and ``from_status`` both its current state,
+``action`` ``offer``/``reschedule``/``confirm``/``remind``) plus the appointment fields,
+so a consumer that follows the state (holds, out of service) reads nothing new.
 """
 
 from __future__ import annotations
@@ -18,8 +26,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "APPOINTMENT_EVENTS",
+    "WORKORDER_APPOINTMENT_CONFIRMED",
+    "WORKORDER_APPOINTMENT_OFFERED",
+    "WORKORDER_APPOINTMENT_REMINDER",
     "WORKORDER_CREATED",
     "WORKORDER_PREFIX",
+    "OfferedWindow",
     "Priority",
     "WorkOrderChanged",
     "workorder_event_name",
@@ -29,6 +42,16 @@ __all__ = [
 WORKORDER_PREFIX = "workorder."
 #: A work order was raised (by an alert policy, by hand, or as a MOSIE's incident).
 WORKORDER_CREATED = "workorder.created"
+#: The customer was offered arrival windows (on assignment, by the sweep, or rescheduled).
+WORKORDER_APPOINTMENT_OFFERED = "workorder.appointment_offered"
+#: The customer (or staff on their behalf) confirmed one of the windows.
+WORKORDER_APPOINTMENT_CONFIRMED = "workorder.appointment_confirmed"
+#: A reminder of the confirmed window is due (once per lead: a day, an hour before).
+WORKORDER_APPOINTMENT_REMINDER = "workorder.appointment_reminder"
+#: The appointment events: no state of their own (see the module's docstring).
+APPOINTMENT_EVENTS = frozenset(
+    {WORKORDER_APPOINTMENT_OFFERED, WORKORDER_APPOINTMENT_CONFIRMED, WORKORDER_APPOINTMENT_REMINDER}
+)
 
 #: P1 (safety, within hours) … P4 (planned).
 Priority = Literal["P1", "P2", "P3", "P4"]
@@ -37,6 +60,18 @@ Priority = Literal["P1", "P2", "P3", "P4"]
 def workorder_event_name(status: str) -> str:
     """The event of a transition into ``status`` (``on_site`` → ``workorder.on_site``)."""
     return f"{WORKORDER_PREFIX}{status}"
+
+
+class OfferedWindow(BaseModel):
+    """An arrival window offered to the customer, [start, end); ``label`` in the site's
+    local time (for people)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    start: datetime
+    end: datetime
+    label: str
+    past_sla: bool = False
 
 
 class WorkOrderChanged(BaseModel):
@@ -68,3 +103,10 @@ class WorkOrderChanged(BaseModel):
     alarm_id: int | None = None
     visits: int = 0
     reopen_count: int = 0
+    #: The confirmed arrival window, if any (the booked window).
+    appointment_start: datetime | None = None
+    appointment_end: datetime | None = None
+    #: The windows of the live offer (on ``workorder.appointment_offered``).
+    offered: list[OfferedWindow] = Field(default_factory=list)
+    #: The reminder's lead in seconds (on ``workorder.appointment_reminder``).
+    reminder_lead_s: int | None = None
