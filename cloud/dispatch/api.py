@@ -40,6 +40,7 @@ from cloud.apitypes import Instant
 from cloud.dispatch.checklists import WorkOrderType
 from cloud.dispatch.lifecycle import MAX_REASON, WorkOrderStatus
 from cloud.dispatch.models import (
+    AppointmentView,
     HistoryEntry,
     Note,
     PartStock,
@@ -189,6 +190,16 @@ class SignatureIn(_Body):
     signer_name: str = Field(min_length=1, max_length=200, pattern=r"^\S(?:.*\S)?$")
     content_type: ContentType = "image/png"
     image_base64: str = Field(min_length=4, max_length=MAX_SIGNATURE_BASE64)
+
+
+class ConfirmIn(_Body):
+    """The window chosen: its start, as offered (any offset; compared as an instant)."""
+
+    start: AwareDatetime
+
+
+class RescheduleIn(_Body):
+    reason: str | None = Field(default=None, min_length=1, max_length=MAX_REASON)
 
 
 class StatusChange(BaseModel):
@@ -411,6 +422,73 @@ def create_router(
                 reason=body.reason,
                 technician=body.technician,
                 expected_version=body.expected_version,
+                scope=who.scope,
+            )
+        )
+
+    # -- appointments (the customer's visit) ----------------------------------------------
+    @router.get(
+        "/workorders/{work_order_id}/appointment",
+        response_model=AppointmentView,
+        operation_id="appointments.get",
+        summary="The windows offered for the visit and the one confirmed",
+        responses=_answers(),
+    )
+    async def get_appointment(
+        who: Annotated[Access, Depends(access("appointments.get"))],
+        work_order_id: WorkOrderIdPath,
+    ) -> AppointmentView:
+        return await run_in_threadpool(
+            lambda: service.appointment(work_order_id, who.scope, assignee=_mosie(who))
+        )
+
+    @router.post(
+        "/workorders/{work_order_id}/appointment",
+        response_model=AppointmentView,
+        operation_id="appointments.confirm",
+        summary="Confirm one of the offered windows (the customer, or the office for them)",
+        description="409 (detail.code): `offer_expired`, `too_late` (past the window's "
+        "confirm-by), `no_offer`, `not_bookable` (the technician is under way or done). "
+        "422: `not_offered` (no offered window starts then).",
+        responses=_answers(
+            s409="offer_expired, too_late, no_offer or not_bookable (detail.code)",
+            s422="as always" + _KEY_REUSE + "; not_offered",
+        ),
+    )
+    async def confirm_appointment(
+        who: Annotated[Access, Depends(access("appointments.confirm"))],
+        work_order_id: WorkOrderIdPath,
+        body: ConfirmIn,
+        idempotency_key: IdempotencyKey,
+    ) -> AppointmentView:
+        return await run_in_threadpool(
+            lambda: service.confirm_appointment(
+                work_order_id, body.start, _actor(who), who.role, idempotency_key, scope=who.scope
+            )
+        )
+
+    @router.post(
+        "/workorders/{work_order_id}/appointment/reschedule",
+        response_model=AppointmentView,
+        operation_id="appointments.reschedule",
+        summary="Give up the confirmed window (or the offer) for new windows",
+        description="The new offer overlaps neither the old window nor, with none "
+        "confirmed, the windows turned down. 409: `not_bookable`.",
+        responses=_answers(s409="not_bookable"),
+    )
+    async def reschedule_appointment(
+        who: Annotated[Access, Depends(access("appointments.reschedule"))],
+        work_order_id: WorkOrderIdPath,
+        body: RescheduleIn,
+        idempotency_key: IdempotencyKey,
+    ) -> AppointmentView:
+        return await run_in_threadpool(
+            lambda: service.reschedule_appointment(
+                work_order_id,
+                _actor(who),
+                who.role,
+                idempotency_key,
+                reason=body.reason,
                 scope=who.scope,
             )
         )

@@ -37,6 +37,7 @@ from cloud.dispatch import repository as repo
 from cloud.dispatch.appointments import (
     AppointmentJob,
     ConfirmRefusal,
+    Offer,
     OfferSettings,
     Window,
     confirm,
@@ -851,8 +852,7 @@ class DispatchService:
                 exclude = stored[2].windows if stored is not None else ()
             appt_repo.clear_appointment(conn, order.id)
             offer_id = self._offer(conn, order, "reschedule", exclude=exclude, actor=actor_id)
-            if offer_id is None:
-                raise ConflictError("the site's location is unknown: windows cannot be offered")
+            assert offer_id is not None  # bookable: checked above
             at = self._clock()
             appt_repo.insert_change(conn, order.id, old, offer_id, actor_id, role.value, at, reason)
             why = "appointment rescheduled" + (f": {old.label}" if old is not None else "")
@@ -891,17 +891,24 @@ class DispatchService:
         exclude: Sequence[Window] = (),
         actor: str = SYSTEM_ACTOR,
     ) -> int | None:
-        """Store a new offer for ``order`` and announce it when it holds a window; its id,
-        or None when the site's place is unknown (nothing to judge travel by)."""
+        """Store a new offer for ``order`` and announce it when it holds a window; its id
+        (None: the job is past arranging a visit). A site whose place is unknown gets an
+        empty offer (nothing to judge travel by)."""
         if order.status not in BOOKABLE:
             return None
         at = self._clock()
         calendar = self._calendars(order.region)
         place, zone = flow_repo.site_place(conn, order.site_id)
-        if place is None:
-            return None
         jurisdiction = site_jurisdiction(calendar, zone)
         site_zone = zone or str(calendar.time_zone(jurisdiction))
+        if place is None:  # nothing to judge travel by: an empty offer, kept till it expires
+            empty = Offer(
+                job_id=str(order.id),
+                offered_at=at,
+                expires_at=at + self._offers.valid_for,
+                windows=(),
+            )
+            return appt_repo.insert_offer(conn, empty, site_zone, reason)
         job = AppointmentJob(
             id=str(order.id),
             region=order.region,

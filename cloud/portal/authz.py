@@ -105,6 +105,8 @@ WORKORDER_READERS = EVERYONE
 WORKORDER_ACTORS = frozenset({Role.ADMIN, Role.OPERATOR, Role.MOSIE})
 #: What only the technician's phone records on site (the assigned MOSIE's own job).
 MOSIES = frozenset({Role.MOSIE})
+#: Who confirms or reschedules a customer's visit: the customer, or the office for them.
+APPOINTMENT_BOOKERS = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT, Role.CUSTOMER})
 #: Staff: who writes notes, sees job photos and the parts stock (a MOSIE: own jobs).
 STAFF = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT, Role.MOSIE})
 
@@ -163,6 +165,9 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "workorders.list": WORKORDER_READERS,
     "workorders.get": WORKORDER_READERS,
     "workorders.act": WORKORDER_ACTORS,
+    "appointments.get": WORKORDER_READERS,
+    "appointments.confirm": APPOINTMENT_BOOKERS,
+    "appointments.reschedule": APPOINTMENT_BOOKERS,
     "jobs.mine": MOSIES,
     "checklist.tick": MOSIES,
     "notes.create": STAFF,

@@ -33,7 +33,7 @@ import itertools
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,8 @@ from fastapi.testclient import TestClient
 
 from cloud.customers import ContactIn, CustomersService
 from cloud.dispatch import DispatchService
+from cloud.dispatch.appointment_repository import insert_offer
+from cloud.dispatch.appointments import Offer, Window
 from cloud.employees import AbsenceIn, EmployeeService, LicenceIn
 from cloud.identity import Role
 from contracts.timeutil import to_wire, utc_now
@@ -254,6 +256,39 @@ def _photo(r: Region, t: Tenant) -> Call:
     return Call("POST", _wo(r, t, "/photos"), headers=headers, content=PNG)
 
 
+def _offered_job(t: Tenant) -> tuple[int, datetime]:
+    """A scheduled job of ``t``'s site with an offer of one window tomorrow (written as
+    the service stores one: the seeded sites have no place to judge travel by)."""
+    job = seed_job(_dispatch(), t, "scheduled")
+    starts = (utc_now() + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    window = Window(
+        starts=starts,
+        ends=starts + timedelta(hours=2),
+        label="tomorrow",
+        confirm_by=starts - timedelta(hours=2),
+    )
+    offer = Offer(
+        job_id=str(job),
+        offered_at=utc_now(),
+        expires_at=utc_now() + timedelta(hours=24),
+        windows=(window,),
+    )
+    with _seed["pool"].connection() as conn:
+        insert_offer(conn, offer, "UTC", "offer")
+    return job, starts
+
+
+def _confirm(r: Region, t: Tenant) -> Call:
+    job, starts = _offered_job(t)
+    body = {"start": starts.isoformat()}
+    return Call("POST", _wo(r, t, "/appointment", job), body=body, headers=_key())
+
+
+def _reschedule(r: Region, t: Tenant) -> Call:
+    job = seed_job(_dispatch(), t, "scheduled")
+    return Call("POST", _wo(r, t, "/appointment/reschedule", job), body={}, headers=_key())
+
+
 def _new_job(r: Region, t: Tenant) -> Call:
     body = {"site_id": t.site, "type": "inspection", "priority": "P3", "title": "s14 job"}
     return Call("POST", f"{_r(r)}/workorders", body=body, headers=_key())
@@ -283,6 +318,15 @@ _DISPATCH_ROUTES: dict[tuple[str, str], Route] = {
         lambda r, t: _action(r, t, Role.OPERATOR),
         by_role=_action,
         own_jobs=True,
+    ),
+    ("GET", "/api/v1/{region}/workorders/{work_order_id}/appointment"): Route(
+        ALL, True, 200, lambda r, t: Call("GET", _wo(r, t, "/appointment")), own_jobs=True
+    ),
+    ("POST", "/api/v1/{region}/workorders/{work_order_id}/appointment"): Route(
+        OFFICE | {Role.CUSTOMER}, True, 200, _confirm
+    ),
+    ("POST", "/api/v1/{region}/workorders/{work_order_id}/appointment/reschedule"): Route(
+        OFFICE | {Role.CUSTOMER}, True, 200, _reschedule
     ),
     ("GET", "/api/v1/{region}/me/jobs"): Route(MOSIE, True, 200, _get("/me/jobs"), is_list=True),
     ("POST", "/api/v1/{region}/workorders/{work_order_id}/checklist/{task_id}"): Route(
@@ -553,6 +597,7 @@ def world(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) ->
             _seed["customers"] = CustomersService(built.pool)
             _seed["employees"] = EmployeeService(built.pool)
             _seed["dispatch"] = built.dispatch
+            _seed["pool"] = built.pool
             yield built
 
 
