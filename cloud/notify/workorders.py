@@ -20,13 +20,19 @@ there: an SLA breach re-announces the current state (``workorder.assigned`` with
   data (``repair_confirmed``, on ``verified``: closing after it is the company's
   bookkeeping); the visit is cancelled (``visit_cancelled``). Accepted, on site, on
   hold, closed, rescheduling and SLA breaches tell the customer nothing.
+* **Appointments** (``workorder.appointment_*``, no state of their own): the customer
+  hears of the windows offered (``appointment_offered``: how many and the earliest),
+  the window confirmed (``appointment_confirmed``) and each reminder
+  (``appointment_reminder``), linked to the job's portal page where they choose or
+  reschedule; the assigned technician hears of the confirmed window
+  (``job_appointment``). These carry the window as moments (shown in the reader's zone).
 * **The region's operators**: a job that needs a dispatcher again
   (``job_needs_dispatch``) — declined by its technician, on hold waiting for parts,
   not completable on site, or reopened.
 
 Each notification's id derives from the event's id and the audience, so a redelivered
 event tells nobody twice. Messages carry no times: a work order's event has no site
-zone, and what happened is news enough.
+zone, and what happened is news enough — except appointments, whose point is the time.
 """
 
 from __future__ import annotations
@@ -39,7 +45,13 @@ from typing import Any
 
 from cloud.adapters.postgres import Connection
 from cloud.events.outbox import Event
-from cloud.events.workorders import WORKORDER_CREATED, WorkOrderChanged
+from cloud.events.workorders import (
+    WORKORDER_APPOINTMENT_CONFIRMED,
+    WORKORDER_APPOINTMENT_OFFERED,
+    WORKORDER_APPOINTMENT_REMINDER,
+    WORKORDER_CREATED,
+    WorkOrderChanged,
+)
 from cloud.notify.models import ACCOUNT_ID_PATTERN, Category, LocalText, Notification, Severity
 
 __all__ = [
@@ -143,15 +155,37 @@ def plan_workorder_notices(
             created_at=now,
         )
 
-    def to_customer(kind: str) -> None:
+    def to_customer(kind: str, link: str = customer_link, **extra: Any) -> None:
         if account is not None:
-            n = notification("customer", kind, customer_link)
+            n = notification("customer", kind, link, **extra)
             notices.append(WorkOrderNotice("customer", n, account_id=account))
 
-    def to_technician(audience: str, kind: str, employee_no: str | None) -> None:
+    def to_technician(audience: str, kind: str, employee_no: str | None, **extra: Any) -> None:
         if employee_no:
-            n = notification(audience, kind, staff_link)
+            n = notification(audience, kind, staff_link, **extra)
             notices.append(WorkOrderNotice(audience, n, employee_no=employee_no))
+
+    window: dict[str, Any] = {}
+    if order.appointment_start is not None and order.appointment_end is not None:
+        window = {"window_start": order.appointment_start, "window_end": order.appointment_end}
+    if event.name == WORKORDER_APPOINTMENT_OFFERED and order.offered:
+        first = order.offered[0]
+        choose = {"windows": len(order.offered), "first_start": first.start}
+        to_customer("appointment_offered", staff_link, **choose, first_end=first.end)
+        return notices
+    if event.name == WORKORDER_APPOINTMENT_CONFIRMED and window:
+        to_customer("appointment_confirmed", staff_link, **window)
+        to_technician("assignee", "job_appointment", order.assignee, **window)
+        return notices
+    if event.name == WORKORDER_APPOINTMENT_REMINDER and window:
+        to_customer("appointment_reminder", staff_link, **window)
+        return notices
+    if event.name in (
+        WORKORDER_APPOINTMENT_OFFERED,
+        WORKORDER_APPOINTMENT_CONFIRMED,
+        WORKORDER_APPOINTMENT_REMINDER,
+    ):
+        return notices  # no window to tell of
 
     def to_operators(action: str) -> None:
         reason = _DISPATCH_REASONS[action]

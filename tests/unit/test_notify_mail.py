@@ -74,7 +74,19 @@ def test_every_kind_exists_in_english_and_spanish_with_the_same_fields() -> None
         "job_cancelled",
         "job_reopened",
         "job_needs_dispatch",
+        "appointment_offered",
+        "appointment_confirmed",
+        "appointment_reminder",
+        "job_appointment",
     }
+    assert templates.fields("appointment_offered") == {
+        "site",
+        "job",
+        "windows",
+        "first_start",
+        "first_end",
+    }
+    assert templates.fields("appointment_reminder") == {"site", "job", "window_start", "window_end"}
     assert templates.fields("visit_arranged") == {"site", "job"}
     assert templates.fields("job_needs_dispatch") == {
         "work_order",

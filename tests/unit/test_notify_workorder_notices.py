@@ -163,3 +163,43 @@ def test_the_previous_technician_is_judged_only_by_events_not_older_than_the_mem
 
 def test_an_unknown_type_reads_as_its_name() -> None:
     assert job_words("solar_tile_fault").en == "Solar tile fault"
+
+
+def _appointment(name: str, action: str, **changes: Any) -> tuple[Event, WorkOrderChanged]:
+    event, order = _event("assigned", action, **changes)
+    return event.model_copy(update={"name": name}), order
+
+
+def test_appointments_tell_the_customer_with_the_jobs_page_and_the_mosie_the_window() -> None:
+    # 08:00-10:00 UTC is 10:00-12:00 in Madrid (CEST) on 2 July 2026.
+    start, end = AT + timedelta(hours=22), AT + timedelta(hours=24)
+    offered = [{"start": start, "end": end, "label": "Thu 2 Jul 2026, 10:00-12:00 CEST"}]
+    event, order = _appointment("workorder.appointment_offered", "offer", offered=offered + offered)
+    (offer,) = plan_workorder_notices(event, order, None, AT)
+    assert (offer.audience, offer.notification.kind) == ("customer", "appointment_offered")
+    assert offer.notification.link == "/ui/es/workorders/1234"
+    es = builtin_templates().render(offer.notification, "es", "Europe/Madrid")
+    assert " ".join(es.body.split()).startswith(
+        "Para la visita a instalación 41 (Avería del inversor) podemos ofrecerle 2 franja(s)"
+        " de llegada, la primera de 2 jul 2026, 10:00 a 2 jul 2026, 12:00."
+    )
+
+    window = {"appointment_start": start, "appointment_end": end}
+    event, order = _appointment("workorder.appointment_confirmed", "confirm", **window)
+    told = plan_workorder_notices(event, order, None, AT)
+    assert {(n.audience, n.notification.kind) for n in told} == {
+        ("customer", "appointment_confirmed"),
+        ("assignee", "job_appointment"),
+    }
+    mosie = next(n for n in told if n.audience == "assignee")
+    en = builtin_templates().render(mosie.notification, "en", "Europe/Madrid")
+    assert (
+        en.title == "Job 1234 at site 41: the customer expects you from Jul 2, 2026, 10:00\u202fAM"
+    )
+
+    event, order = _appointment("workorder.appointment_reminder", "remind", **window)
+    (reminder,) = plan_workorder_notices(event, order, None, AT)
+    assert reminder.notification.kind == "appointment_reminder"
+    # No window in the payload: nothing to tell.
+    event, order = _appointment("workorder.appointment_reminder", "remind")
+    assert plan_workorder_notices(event, order, None, AT) == []
