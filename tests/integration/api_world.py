@@ -33,6 +33,8 @@ from cloud.bootstrap import create_api, create_config_service, create_tracker, c
 from cloud.config import CommandIn, ConfigIn, ConfigService, ConfigSettings, write_key_file
 from cloud.customers import AccountIn, ContactIn, CustomersService, InstallationIn, WarrantyIn
 from cloud.dispatch import DispatchService, DispatchSettings, FilesystemPhotoStorage
+from cloud.dispatch.appointment_repository import insert_offer
+from cloud.dispatch.appointments import Offer, Window
 from cloud.employees import EmployeeIn, EmployeeService
 from cloud.events.types import GatewayBirth, GatewayRegistration
 from cloud.identity import (
@@ -251,6 +253,26 @@ def seed_job(dispatch: DispatchService, t: Tenant, to: str = "on_site") -> int:
     for action in ("accept", "start_travel", "arrive"):
         dispatch.act(order.id, action, t.employee, "mosie", idempotency_key=uuid.uuid4().hex)
     return order.id
+
+
+def seed_offer(
+    pool: Pool, job: int, starts: datetime, *, offered_at: datetime | None = None
+) -> None:
+    """An offer of one 2-hour window from ``starts`` for ``job``, good for 24 h from
+    ``offered_at`` (default now), stored as the service stores one (the seeded sites
+    have no place for the service to judge travel by)."""
+    at = offered_at or utc_now()
+    window = Window(
+        starts=starts,
+        ends=starts + timedelta(hours=2),
+        label="the seeded window",
+        confirm_by=starts - timedelta(hours=2),
+    )
+    offer = Offer(
+        job_id=str(job), offered_at=at, expires_at=at + timedelta(hours=24), windows=(window,)
+    )
+    with pool.connection() as conn:
+        insert_offer(conn, offer, "UTC", "offer")
 
 
 def _dispatch_world(dispatch: DispatchService, tenants: dict[str, Tenant]) -> dict[str, Tenant]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,16 @@ from fastapi.testclient import TestClient
 from cloud.dispatch import DispatchService
 from cloud.identity import Role
 from cloud.scope import Scope
+from contracts.timeutil import utc_now
 from contracts.topics import Region
-from tests.integration.api_world import PNG, World, api_world, private_database, seed_job
+from tests.integration.api_world import (
+    PNG,
+    World,
+    api_world,
+    private_database,
+    seed_job,
+    seed_offer,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -208,3 +217,51 @@ def test_a_region_url_reaches_only_that_region(world: World, client: TestClient)
     assert e.region == Region.ES
     answer = client.get(f"{AU}/workorders/{e.work_order}", headers=world.headers(Role.ADMIN))
     assert answer.status_code == 404
+
+
+def test_the_customer_confirms_an_offered_window_once_and_is_refused_otherwise(
+    world: World, client: TestClient
+) -> None:
+    """A retried confirmation applies once; a start not offered is 422 ``not_offered``,
+    an expired offer 409 ``offer_expired``; another account's customer reads 404."""
+    service, tenant = _service(world), world.tenants["A"]
+    customer = world.headers(Role.CUSTOMER)
+    job = seed_job(service, tenant, "scheduled")
+    starts = (utc_now() + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+    seed_offer(world.pool, job, starts)
+    url = f"{AU}/workorders/{job}/appointment"
+
+    offered = client.get(url, headers=customer)
+    assert offered.status_code == 200
+    [window] = offered.json()["windows"]
+    assert datetime.fromisoformat(window["starts"]) == starts
+
+    key = {**customer, "Idempotency-Key": _key()}
+    body = {"start": starts.isoformat()}
+    first, again = (
+        client.post(url, json=body, headers=key),
+        client.post(url, json=body, headers=key),
+    )
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert first.json() == again.json()
+    booked = first.json()["appointment"]
+    assert (booked["role"], datetime.fromisoformat(booked["starts"])) == ("customer", starts)
+    assert _actions(world, job, "confirm_appointment") == 1
+    assert service.get(job, Scope.everything()).status == "scheduled"  # no transition
+
+    later = {"start": (starts + timedelta(hours=1)).isoformat()}
+    wrong = client.post(url, json=later, headers={**customer, "Idempotency-Key": _key()})
+    assert (wrong.status_code, wrong.json()["detail"]["code"]) == (422, "not_offered")
+
+    stale = seed_job(service, tenant, "scheduled")
+    seed_offer(world.pool, stale, starts, offered_at=utc_now() - timedelta(days=2))
+    expired = client.post(
+        f"{AU}/workorders/{stale}/appointment",
+        json=body,
+        headers={**customer, "Idempotency-Key": _key()},
+    )
+    assert (expired.status_code, expired.json()["detail"]["code"]) == (409, "offer_expired")
+
+    other = seed_job(service, world.tenants["B"], "scheduled")
+    seed_offer(world.pool, other, starts)
+    assert client.get(f"{AU}/workorders/{other}/appointment", headers=customer).status_code == 404

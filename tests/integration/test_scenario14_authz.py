@@ -33,7 +33,7 @@ import itertools
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +42,6 @@ from fastapi.testclient import TestClient
 
 from cloud.customers import ContactIn, CustomersService
 from cloud.dispatch import DispatchService
-from cloud.dispatch.appointment_repository import insert_offer
-from cloud.dispatch.appointments import Offer, Window
 from cloud.employees import AbsenceIn, EmployeeService, LicenceIn
 from cloud.identity import Role
 from contracts.timeutil import to_wire, utc_now
@@ -62,6 +60,7 @@ from tests.integration.api_world import (
     private_database,
     profile,
     seed_job,
+    seed_offer,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.security]
@@ -256,30 +255,10 @@ def _photo(r: Region, t: Tenant) -> Call:
     return Call("POST", _wo(r, t, "/photos"), headers=headers, content=PNG)
 
 
-def _offered_job(t: Tenant) -> tuple[int, datetime]:
-    """A scheduled job of ``t``'s site with an offer of one window tomorrow (written as
-    the service stores one: the seeded sites have no place to judge travel by)."""
+def _confirm(r: Region, t: Tenant) -> Call:
     job = seed_job(_dispatch(), t, "scheduled")
     starts = (utc_now() + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
-    window = Window(
-        starts=starts,
-        ends=starts + timedelta(hours=2),
-        label="tomorrow",
-        confirm_by=starts - timedelta(hours=2),
-    )
-    offer = Offer(
-        job_id=str(job),
-        offered_at=utc_now(),
-        expires_at=utc_now() + timedelta(hours=24),
-        windows=(window,),
-    )
-    with _seed["pool"].connection() as conn:
-        insert_offer(conn, offer, "UTC", "offer")
-    return job, starts
-
-
-def _confirm(r: Region, t: Tenant) -> Call:
-    job, starts = _offered_job(t)
+    seed_offer(_seed["pool"], job, starts)
     body = {"start": starts.isoformat()}
     return Call("POST", _wo(r, t, "/appointment", job), body=body, headers=_key())
 
