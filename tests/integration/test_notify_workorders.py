@@ -31,7 +31,12 @@ from cloud.events.users import (
     contact_event,
     user_event,
 )
-from cloud.events.workorders import WORKORDER_CREATED, WorkOrderChanged, workorder_event_name
+from cloud.events.workorders import (
+    WORKORDER_APPOINTMENT_CONFIRMED,
+    WORKORDER_CREATED,
+    WorkOrderChanged,
+    workorder_event_name,
+)
 from cloud.notify import (
     DeliveryWorker,
     InboxService,
@@ -253,3 +258,27 @@ async def test_internal_states_tell_nobody(w: World) -> None:
     assert w.count("SELECT count(*) FROM notify.handled_events") == handled + 4
     assert all(w.titles(u) == [] for u in EVERYONE)
     assert w.count("SELECT count(*) FROM notify.deliveries") == 0
+
+
+async def test_a_confirmed_appointment_reaches_the_customer_and_the_mosie_with_its_window(
+    w: World,
+) -> None:
+    # 10:00-12:00 UTC on 2 July: the MOSIE has saved no time zone, so reads UTC (the
+    # e-mail's footer names it).
+    start, end = NOON + timedelta(days=1), NOON + timedelta(days=1, hours=2)
+    base = _workorder("assigned", "confirm", minutes=7)
+    payload = base.payload | {
+        "from_status": "assigned",
+        "appointment_start": start.isoformat(),
+        "appointment_end": end.isoformat(),
+    }
+    confirmed = base.model_copy(
+        update={"name": WORKORDER_APPOINTMENT_CONFIRMED, "payload": payload}
+    )
+    await w.publish(confirmed)
+    assert w.titles(ANA) == ["La visita del técnico a instalación 41 está reservada"]
+    assert w.inbox.list(ANA).entries[0].link == "/ui/es/workorders/1234"
+    assert w.titles(ROSA) == [
+        "Trabajo 1234 en instalación 41: el cliente le espera desde 2 jul 2026, 10:00"
+    ]
+    assert w.titles(PACO) == w.titles(BEA) == w.titles(OPS) == []
