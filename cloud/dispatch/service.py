@@ -34,7 +34,13 @@ from cloud.calendars import builtin_calendar
 from cloud.dispatch import flow_repository as flow_repo
 from cloud.dispatch import repository as repo
 from cloud.dispatch.assignment import CalendarFor, NoneEligible, assign
-from cloud.dispatch.checklists import ChecklistProgress, Checklists, TaskTick, load_checklists
+from cloud.dispatch.checklists import (
+    ChecklistProgress,
+    Checklists,
+    Task,
+    TaskTick,
+    load_checklists,
+)
 from cloud.dispatch.errors import (
     ConflictError,
     NotFoundError,
@@ -907,6 +913,11 @@ class DispatchService:
             return repo.add_stock(
                 conn, region, part.part_no, part.quantity, description, self._clock()
             )
+
+    def checklist(self, kind: str) -> tuple[Task, ...]:
+        """The tasks of a work-order type's checklist, in order (safety first): what a
+        screen lists."""
+        return self._checklists[kind].tasks
 
     def stock(self, region: Region) -> list[PartStock]:
         with self._pool.connection() as conn:
