@@ -46,7 +46,13 @@ from cloud.dispatch.appointments import (
     reminder_due,
 )
 from cloud.dispatch.assignment import CalendarFor, NoneEligible, assign
-from cloud.dispatch.checklists import ChecklistProgress, Checklists, TaskTick, load_checklists
+from cloud.dispatch.checklists import (
+    ChecklistProgress,
+    Checklists,
+    Task,
+    TaskTick,
+    load_checklists,
+)
 from cloud.dispatch.errors import (
     AppointmentRefused,
     ConflictError,
@@ -1288,6 +1294,11 @@ class DispatchService:
             return repo.add_stock(
                 conn, region, part.part_no, part.quantity, description, self._clock()
             )
+
+    def checklist(self, kind: str) -> tuple[Task, ...]:
+        """The tasks of a work-order type's checklist, in order (safety first): what a
+        screen lists."""
+        return self._checklists[kind].tasks
 
     def stock(self, region: Region) -> list[PartStock]:
         with self._pool.connection() as conn:

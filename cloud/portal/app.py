@@ -41,6 +41,7 @@ from cloud.portal.guard import InputGuard
 from cloud.portal.routes import record_routes, served_routes
 from cloud.portal.settings import ApiSettings
 from cloud.portal.web import WebUi, mount_web
+from cloud.portal.web.pages_dispatch import UI_UPLOAD_PATH, UPLOAD_FORM_SLACK
 from cloud.registry import RegistryService
 from cloud.registry import create_router as registry_router
 from cloud.scope import Access, GatewayReach, Scope
@@ -103,7 +104,14 @@ def create_app(
     reach = _reach_dependencies(access, registry)
     checks = dict(health_checks or {"database": registry.ping})
     add_error_handlers(app)
-    app.add_middleware(InputGuard, streamed=UPLOAD_PATH.match if dispatch is not None else None)
+    # The web UI's job page uploads photos and signatures through its own forms.
+    screens = (web.dispatch or dispatch) if web is not None else None
+    app.add_middleware(
+        InputGuard,
+        streamed=UPLOAD_PATH.match if dispatch is not None else None,
+        uploads=UI_UPLOAD_PATH.match if screens is not None else None,
+        upload_max_bytes=screens.max_photo_bytes + UPLOAD_FORM_SLACK if screens else 0,
+    )
 
     def mount(router: Any) -> None:
         record_routes(app, router, REGIONAL_PREFIX)
@@ -126,6 +134,7 @@ def create_app(
         mount_web(
             app, web, verify=verify, registry=registry, telemetry=telemetry_reader,
             customers=customers, config=config, api_region=settings.api_region,
+            dispatch=dispatch,
         )  # fmt: skip
     _check_every_route_is_in_the_policy(app)
 

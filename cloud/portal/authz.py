@@ -199,6 +199,17 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "ui.alarm.acknowledge": ALARM_OPERATORS,
     "ui.alarm.shelve": ALARM_OPERATORS,
     "ui.alarm.unshelve": ALARM_OPERATORS,
+    # dispatch: the MOSIE's phone screens, the operators' board, a job's page (issue 17)
+    "ui.jobs": MOSIES,
+    "ui.dispatch": OFFICE_WRITERS,
+    "ui.workorder": WORKORDER_READERS,
+    "ui.workorder.act": WORKORDER_ACTORS,
+    "ui.workorder.tick": MOSIES,
+    "ui.workorder.note": STAFF,
+    "ui.workorder.photo": MOSIES,
+    "ui.workorder.photo_get": STAFF,
+    "ui.workorder.part": MOSIES,
+    "ui.workorder.sign": MOSIES,
     # the signed-in person's own inbox (any region URL they may reach)
     "ui.inbox": EVERYONE,
     "ui.inbox.events": EVERYONE,

@@ -9,7 +9,10 @@
 * a body above :data:`MAX_BODY_BYTES` (413).
 
 Paths given as ``streamed`` (a photo upload: a raw image, larger than any JSON body) are
-passed through unread: their route bounds the body itself as it streams in (413).
+passed through unread: their route bounds the body itself as it streams in (413). Paths
+given as ``uploads`` (the web UI's forms with an image: multipart, whose image bytes
+hold NULs) are read up to ``upload_max_bytes`` and skip the NUL check of the body only:
+their routes accept no free text but pattern-bound fields and check the rest.
 
 Each is answered here, before routing, in the shape of the framework's own validation
 answer (:class:`cloud.apitypes.Problem`), so the routes document them as their 422/413.
@@ -69,9 +72,18 @@ class InputGuard:
     """``streamed(path)``: whether a POST to ``path`` carries a raw body its route bounds
     (None: none does)."""
 
-    def __init__(self, app: ASGIApp, streamed: Callable[[str], object] | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        streamed: Callable[[str], object] | None = None,
+        *,
+        uploads: Callable[[str], object] | None = None,
+        upload_max_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
         self.app = app
         self.streamed = streamed
+        self.uploads = uploads
+        self.upload_max_bytes = upload_max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,11 +101,15 @@ class InputGuard:
         ):
             await self.app(scope, receive, send)
             return
-        body, too_large = await _read_body(receive)
+        upload = (
+            scope["method"] == "POST" and self.uploads is not None and self.uploads(scope["path"])
+        )
+        limit = self.upload_max_bytes if upload else MAX_BODY_BYTES
+        body, too_large = await _read_body(receive, limit)
         if body is None:  # the client went away
             return
         if too_large:
-            await _refuse(send, 413, f"body larger than {MAX_BODY_BYTES} bytes")
+            await _refuse(send, 413, f"body larger than {limit} bytes")
             return
         headers = dict(scope.get("headers") or [])
         if body and _is_json(headers.get(b"content-type")):
@@ -107,7 +123,8 @@ class InputGuard:
             if _has_nul(value):
                 await _refuse(send, 422, [_issue(["body"], "a NUL character is not allowed")])
                 return
-        elif body and _has_nul_in_form(headers.get(b"content-type"), body):
+        # An upload's image holds NULs: its route checks the form's other fields.
+        elif body and not upload and _has_nul_in_form(headers.get(b"content-type"), body):
             await _refuse(send, 422, [_issue(["body"], "a NUL character is not allowed")])
             return
         await self.app(scope, _replay(body, receive), send)
@@ -117,8 +134,9 @@ def _issue(loc: list[str], msg: str, kind: str = "value_error") -> dict[str, Any
     return {"loc": loc, "msg": msg, "type": kind}
 
 
-async def _read_body(receive: Receive) -> tuple[bytes | None, bool]:
-    """The whole body, and whether it was too large (None: the client went away)."""
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes | None, bool]:
+    """The whole body, and whether it was larger than ``limit`` (None: the client went
+    away)."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -127,7 +145,7 @@ async def _read_body(receive: Receive) -> tuple[bytes | None, bool]:
             return None, False
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
+        if size > limit:
             return b"", True
         chunks.append(chunk)
         if not message.get("more_body", False):

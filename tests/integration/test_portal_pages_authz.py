@@ -30,6 +30,7 @@ CONTROL = frozenset({Role.ADMIN, Role.OPERATOR})
 OFFICE = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT})
 ADMINS = frozenset({Role.ADMIN})
 STAFF = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT, Role.MOSIE})
+MOSIES = frozenset({Role.MOSIE})
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,14 @@ TABLE: dict[str, Page] = {
     "/ui/{region}/alarms": Page(STAFF, lambda r, t: f"/ui/{r}/alarms", tenant_object=False),
     "/ui/{region}/alarms/{alarm_id}": Page(STAFF, lambda r, t: f"/ui/{r}/alarms/{t.alarm}"),
     "/ui/{region}/inbox": Page(ALL, lambda r, t: f"/ui/{r}/inbox", tenant_object=False),
+    "/ui/{region}/jobs": Page(MOSIES, lambda r, t: f"/ui/{r}/jobs", tenant_object=False),
+    "/ui/{region}/dispatch": Page(CONTROL, lambda r, t: f"/ui/{r}/dispatch", tenant_object=False),
+    "/ui/{region}/workorders/{order_id}": Page(
+        ALL, lambda r, t: f"/ui/{r}/workorders/{t.work_order}"
+    ),
+    "/ui/{region}/workorders/{order_id}/photos/{photo_id}": Page(
+        STAFF, lambda r, t: f"/ui/{r}/workorders/{t.work_order}/photos/{t.photo}"
+    ),
 }
 #: The state-changing page routes (the command form below; the alarms' and the inbox's
 #: in test_portal_alarms_inbox.py).
@@ -89,6 +98,13 @@ POSTS = {
     "/ui/{region}/alarms/{alarm_id}/unshelve",
     "/ui/{region}/inbox/{entry_id}/read",
     "/ui/{region}/inbox/read-all",
+    # a job's forms: test_portal_dispatch_pages.py
+    "/ui/{region}/workorders/{order_id}/act",
+    "/ui/{region}/workorders/{order_id}/checklist/{task_id}",
+    "/ui/{region}/workorders/{order_id}/notes",
+    "/ui/{region}/workorders/{order_id}/photos",
+    "/ui/{region}/workorders/{order_id}/parts",
+    "/ui/{region}/workorders/{order_id}/signature",
 }
 #: The inbox's event stream: an answer without end, tested over a real server (also
 #: in test_portal_alarms_inbox.py).
@@ -105,8 +121,11 @@ def world(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) ->
 
 def _client(world: World, role: Role) -> TestClient:
     account = world.tenants["A"].account if role == Role.CUSTOMER else None
+    # A MOSIE signs in with their employee number: account A's employee (A's job is theirs).
+    employee = world.tenants["A"].employee if role == Role.MOSIE else None
     client = TestClient(world.app, base_url="https://testserver", raise_server_exceptions=False)
-    client.cookies.set("potr_session", mint_token(role, region=Region.AU, account_id=account))
+    token = mint_token(role, region=Region.AU, account_id=account, employee_no=employee)
+    client.cookies.set("potr_session", token)
     return client
 
 

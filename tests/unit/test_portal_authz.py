@@ -33,6 +33,8 @@ def _caller(role: Role, region: Region = Region.AU, account: str | None = None) 
 #: (an admin is no job's technician), and their own job list.
 TECHNICIAN_ONLY = frozenset(
     {"jobs.mine", "checklist.tick", "photos.create", "parts_used.create", "signatures.create"}
+    | {"ui.jobs", "ui.workorder.tick", "ui.workorder.photo", "ui.workorder.part"}
+    | {"ui.workorder.sign"}
 )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
@@ -122,3 +122,30 @@ def test_a_405_names_the_methods_of_an_included_routers_path() -> None:
     answer = TestClient(app).delete("/api/v1/au/things/a")
     assert answer.status_code == 405
     assert answer.headers["allow"] == "GET, PATCH"
+
+
+def test_an_upload_form_passes_its_image_bytes_within_its_own_limit() -> None:
+    """The web UI's image forms: multipart with NULs in the image, read up to their own
+    limit (above MAX_BODY_BYTES); a form elsewhere with a NUL is still refused."""
+    seen: list[int] = []
+    app = FastAPI()
+    add_error_handlers(app)
+    limit = MAX_BODY_BYTES * 2
+    app.add_middleware(InputGuard, uploads=lambda p: p == "/upload", upload_max_bytes=limit)
+
+    @app.post("/upload")
+    @app.post("/other")
+    async def upload(request: Request) -> dict[str, int]:
+        seen.append(len(await request.body()))
+        return {}
+
+    client = TestClient(app)
+    image = {"photo": ("p.png", b"\x89PNG\x00" * (MAX_BODY_BYTES // 3), "image/png")}
+    assert client.post("/upload", files=image).status_code == 200
+    assert seen
+    assert seen[0] > MAX_BODY_BYTES
+    small = {"photo": ("p.png", b"\x89PNG\x00", "image/png")}
+    assert client.post("/other", files=small).status_code == 422
+    huge = {"photo": ("p.png", b"\x00" * (limit + 1), "image/png")}
+    assert client.post("/upload", files=huge).status_code == 413
+    assert len(seen) == 1

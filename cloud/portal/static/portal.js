@@ -129,4 +129,50 @@
     const select = event.target;
     if (select && select.id === "language-choice" && select.form) select.form.requestSubmit();
   });
+
+  // The customer's signature: drawn with pointer events (finger, pen or mouse) on the
+  // job page's canvas, sent as a PNG data URL in the form's hidden field.
+  function signaturePad(form) {
+    const pad = form.querySelector("[data-signature-pad]");
+    const field = form.querySelector("[data-signature-drawn]");
+    if (!pad || !field) return;
+    const ink = pad.getContext("2d");
+    ink.lineWidth = 2;
+    ink.lineCap = "round";
+    let drawing = false;
+    let drawn = false;
+    const at = (event) => {
+      const box = pad.getBoundingClientRect();
+      return [(event.clientX - box.left) * pad.width / box.width,
+              (event.clientY - box.top) * pad.height / box.height];
+    };
+    pad.addEventListener("pointerdown", (event) => {
+      drawing = true;
+      pad.setPointerCapture(event.pointerId);
+      ink.beginPath();
+      ink.moveTo(...at(event));
+      event.preventDefault();
+    });
+    pad.addEventListener("pointermove", (event) => {
+      if (!drawing) return;
+      ink.lineTo(...at(event));
+      ink.stroke();
+      drawn = true;
+    });
+    const stop = () => { drawing = false; };
+    pad.addEventListener("pointerup", stop);
+    pad.addEventListener("pointercancel", stop);
+    form.querySelector("[data-signature-clear]")?.addEventListener("click", () => {
+      ink.clearRect(0, 0, pad.width, pad.height);
+      drawn = false;
+      field.value = "";
+    });
+    form.addEventListener("submit", () => {
+      field.value = drawn ? pad.toDataURL("image/png") : "";
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    document.querySelectorAll("[data-signature-form]").forEach(signaturePad);
+  });
 })();

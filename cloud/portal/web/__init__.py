@@ -21,6 +21,7 @@ from cloud.alerts import Alarm, AlarmStatus, AlarmStore
 from cloud.alerts.alarms import OPEN_STATES
 from cloud.config import ConfigService
 from cloud.customers import CustomersService, NotFoundError
+from cloud.dispatch import DispatchService
 from cloud.ingest import FleetStatusReader
 from cloud.portal.audit import ViewAudit
 from cloud.portal.authz import Caller
@@ -37,6 +38,7 @@ from cloud.portal.web.identity_gate import (
 from cloud.portal.web.inbox_feed import InboxFeed
 from cloud.portal.web.pages_alarms import create_alarm_pages
 from cloud.portal.web.pages_auth import create_auth_pages
+from cloud.portal.web.pages_dispatch import create_dispatch_pages
 from cloud.portal.web.pages_inbox import create_inbox_pages
 from cloud.portal.web.pages_sites import SitePages, create_site_pages
 from cloud.portal.web.pages_staff import create_staff_pages
@@ -74,6 +76,8 @@ class WebUi:
     live_interval_s: float = 5.0
     alarms: AlarmStore | None = None
     inbox: InboxFeed | None = None
+    #: The dispatch screens' service (None: the API's, when it serves work orders).
+    dispatch: DispatchService | None = None
 
     async def aclose(self) -> None:
         """Close the identity client's connections (an HTTP gate has some) and the
@@ -95,6 +99,7 @@ def mount_web(
     customers: CustomersService | None,
     config: ConfigService | None,
     api_region: Region | None,
+    dispatch: DispatchService | None = None,
 ) -> None:
     jar = CookieJar(secure=web.cookie_secure)
     assets = Assets()
@@ -120,6 +125,9 @@ def mount_web(
         routers.append(create_alarm_pages(sessions, renderer, data, web.alarms))
     if web.inbox is not None:
         routers.append(create_inbox_pages(sessions, renderer, web.inbox))
+    work_orders = web.dispatch or dispatch
+    if work_orders is not None:
+        routers.append(create_dispatch_pages(sessions, renderer, data, work_orders))
     for router in routers:
         record_routes(app, router)
         app.include_router(router)

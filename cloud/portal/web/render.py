@@ -47,6 +47,10 @@ def navigation(role: Role, region: str, _: Any, unread: int | None = None) -> li
     if role != Role.CUSTOMER:
         items.insert(1 if role in (Role.ADMIN, Role.OPERATOR) else 0,
                      NavItem("alarms", _("Alarms"), f"{base}/alarms"))  # fmt: skip
+    if role in (Role.ADMIN, Role.OPERATOR):
+        items.insert(2, NavItem("dispatch", _("Dispatch"), f"{base}/dispatch"))
+    if role == Role.MOSIE:
+        items.insert(0, NavItem("jobs", _("My jobs"), f"{base}/jobs"))
     if role == Role.ADMIN:
         items.append(NavItem("audit", _("Audit"), f"{base}/audit"))
     items.append(NavItem("inbox", _("Inbox"), f"{base}/inbox", unread))

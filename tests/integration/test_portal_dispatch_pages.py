@@ -1,0 +1,201 @@
+"""Dispatch in the web UI over ``api_world`` (accounts A and B in au, E in es; each
+site with a job on site with its account's employee as the MOSIE): the job page's forms
+as the MOSIE (lifecycle buttons, checklist, notes, photos, parts, signature), the
+operator's assign and cancel, a customer's timeline — each form applied once per
+idempotency key, every refusal a page with its reason, never a 500.
+
+Jobs are made through :class:`DispatchService` as the flow makes them (``seed_job``).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cloud.dispatch import DispatchService
+from cloud.identity import Role
+from cloud.scope import Scope
+from contracts.topics import Region
+from tests.api_tokens import mint_token
+from tests.integration.api_world import PART, PNG, World, api_world, private_database, seed_job
+
+pytestmark = pytest.mark.integration
+
+AU = Scope.of_region(Region.AU)
+_KEY = re.compile(r'name="key" value="([A-Za-z0-9_-]+)"')
+
+
+@pytest.fixture(scope="module")
+def world(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with private_database(postgres_server_url) as url:
+        key_dir: Path = tmp_path_factory.mktemp("ui-dispatch")
+        with api_world(url, key_dir) as built:
+            yield built
+
+
+def _service(world: World) -> DispatchService:
+    assert world.dispatch is not None
+    return world.dispatch
+
+
+def _client(world: World, role: Role) -> TestClient:
+    a = world.tenants["A"]
+    token = mint_token(
+        role,
+        region=Region.AU,
+        account_id=a.account if role == Role.CUSTOMER else None,
+        employee_no=a.employee if role == Role.MOSIE else None,
+    )
+    client = TestClient(world.app, base_url="https://testserver", raise_server_exceptions=False)
+    client.cookies.set("potr_session", token)
+    client.get("/login")  # the CSRF cookie
+    return client
+
+
+def _form(client: TestClient, **fields: object) -> dict[str, object]:
+    return {"csrf_token": client.cookies.get("potr_csrf"), **fields}
+
+
+def _actions(world: World, order_id: int) -> list[str]:
+    return [str(h.action) for h in _service(world).history(order_id, AU)]
+
+
+def test_a_retried_accept_applies_once_and_a_refusal_is_a_page(world: World) -> None:
+    a = world.tenants["A"]
+    job = seed_job(_service(world), a, to="assigned")
+    with _client(world, Role.MOSIE) as client:
+        page = client.get(f"/ui/au/workorders/{job}")
+        assert page.status_code == 200
+        assert 'data-action-form="accept"' in page.text
+        assert 'data-action-form="decline"' in page.text
+        assert 'data-action-form="resolve"' not in page.text  # not offered before arrival
+        url = f"/ui/au/workorders/{job}/act"
+        # Decline without its reason (the browser's `required` bypassed): 422, a page.
+        bare = client.post(url, data=_form(client, action="decline", key="k-decline-1"))
+        assert bare.status_code == 422
+        assert 'id="refusal"' in bare.text
+        # The same accept form posted twice (a double tap, a retry): one history row.
+        form = _form(client, action="accept", key="k-accept-1")
+        first = client.post(url, data=form, follow_redirects=False)
+        again = client.post(url, data=form, follow_redirects=False)
+        assert (first.status_code, again.status_code) == (303, 303)
+        assert _actions(world, job).count("accept") == 1
+        # A new accept form on an accepted job: the lifecycle's refusal, 409.
+        late = client.post(url, data=_form(client, action="accept", key="k-accept-2"))
+        assert late.status_code == 409
+        assert "accepted" in late.text
+    # Another tenant's job is not found for this MOSIE.
+    other = world.tenants["B"].work_order
+    with _client(world, Role.MOSIE) as client:
+        posted = client.post(
+            f"/ui/au/workorders/{other}/act", data=_form(client, action="resolve", key="k-other-1")
+        )
+        assert posted.status_code == 404
+
+
+def test_on_site_the_mosie_ticks_notes_photographs_uses_parts_and_gets_a_signature(
+    world: World,
+) -> None:
+    a = world.tenants["A"]
+    job = seed_job(_service(world), a)  # on site
+    base = f"/ui/au/workorders/{job}"
+    with _client(world, Role.MOSIE) as client:
+        page = client.get(base)
+        keys = _KEY.findall(page.text)
+        assert len(keys) == len(set(keys)) >= 5  # one key per rendered form
+        # Only the first safety task may be ticked; a work task before it: 409, a page.
+        assert page.text.count(f'action="{base}/checklist/') == 1
+        early = client.post(
+            f"{base}/checklist/isolator-inspected", data=_form(client, key="k-tick-0")
+        )
+        assert early.status_code in (409, 422)
+        assert 'id="refusal"' in early.text
+        tick = _form(client, key="k-tick-1")
+        assert client.post(f"{base}/checklist/swms-reviewed", data=tick).status_code == 200
+        assert client.post(f"{base}/checklist/swms-reviewed", data=tick).status_code == 200
+        assert [t.task_id for t in _service(world).ticks(job, AU)] == ["swms-reviewed"]
+
+        note = client.post(f"{base}/notes", data=_form(client, key="k-note-1", text="gate code 42"))
+        assert note.status_code == 200
+        assert "gate code 42" in note.text
+
+        photo = client.post(
+            f"{base}/photos",
+            data=_form(client, key="k-photo-1"),
+            files={"photo": ("p.png", PNG, "image/png")},
+        )
+        assert photo.status_code == 200, photo.text[-3000:]
+        shown = re.search(rf'<img src="({base}/photos/[0-9]+)"', photo.text)
+        assert shown is not None
+        assert client.get(shown.group(1)).content == PNG
+        not_an_image = client.post(
+            f"{base}/photos",
+            data=_form(client, key="k-photo-2"),
+            files={"photo": ("p.png", b"hello", "image/png")},
+        )
+        assert not_an_image.status_code == 422
+
+        part = client.post(
+            f"{base}/parts", data=_form(client, key="k-part-1", part_no=PART, quantity=2)
+        )
+        assert part.status_code == 200
+
+        drawn = "data:image/png;base64," + base64.b64encode(PNG).decode()
+        signed = client.post(
+            f"{base}/signature",
+            data=_form(client, key="k-sign-1", signer_name="Ana Customer", drawn=drawn),
+            files={"image": ("", b"", "application/octet-stream")},
+        )
+        assert signed.status_code == 200
+        twice = client.post(
+            f"{base}/signature",
+            data=_form(client, key="k-sign-2", signer_name="Ana Customer", drawn=drawn),
+            files={"image": ("", b"", "application/octet-stream")},
+        )
+        assert twice.status_code == 409
+        assert "signed" in twice.text
+    assert len(_service(world).photos(job, AU)) == 1
+
+
+def test_the_operator_assigns_and_cancels_and_sees_the_board(world: World) -> None:
+    a = world.tenants["A"]
+    job = seed_job(_service(world), a, to="scheduled")
+    with _client(world, Role.OPERATOR) as client:
+        board = client.get("/ui/au/dispatch")
+        assert board.status_code == 200
+        assert f'data-workorder="{job}"' in board.text
+        url = f"/ui/au/workorders/{job}/act"
+        assign = _form(client, action="assign", key="k-assign-1", technician=a.employee)
+        assert client.post(url, data=assign, follow_redirects=False).status_code == 303
+        assert _service(world).get(job, AU).assignee == a.employee
+        cancel = _form(client, action="cancel", key="k-cancel-1", reason="customer moved")
+        assert client.post(url, data=cancel, follow_redirects=False).status_code == 303
+        assert _service(world).get(job, AU).status == "cancelled"
+        # Cancel is refused on site (the MOSIE may be mid-isolation): 409, a page.
+        on_site = a.work_order
+        refused = client.post(
+            f"/ui/au/workorders/{on_site}/act",
+            data=_form(client, action="cancel", key="k-cancel-2", reason="no"),
+        )
+        assert refused.status_code == 409
+
+
+def test_a_customer_sees_the_timeline_without_the_office_notes(world: World) -> None:
+    a = world.tenants["A"]
+    job = a.work_order
+    _service(world).add_note(job, "internal: dog on site", "E09", "operator", "k-internal-1")
+    with _client(world, Role.CUSTOMER) as client:
+        page = client.get(f"/ui/au/workorders/{job}")
+        assert page.status_code == 200
+        assert "internal: dog on site" not in page.text
+        assert 'id="checklist"' not in page.text
+        assert a.employee not in page.text  # who did what is the office's
+        posted = client.post(
+            f"/ui/au/workorders/{job}/notes", data=_form(client, key="k-cust-1", text="hi")
+        )
+        assert posted.status_code == 403
