@@ -34,5 +34,5 @@ async def test_the_ingest_supervisor_relays_births_to_the_registry_and_the_confi
     bus = BusSettings(amqp_url=None, outbox_poll_ms=50)  # in-process, whatever the env says
     async with ingest_events(settings, bus_settings=bus):
         _emit(pool, [gateway_birth_event(Region.AU, _birth("gw-002", devices=2))])
-        await until(lambda: _devices(registry) == 2, 10, "the birth's devices in the registry")
+        await until(lambda: _devices(registry) == 2, 30, "the birth's devices in the registry")
         await until(lambda: _config_devices(pool, "gw-002") == 2, 10, "and in the config service")

@@ -15,8 +15,8 @@ SMTP sink) through three phases, in order:
    then or once the gateway-offline rule's 30 minutes (and the device rule's 60) have
    passed; a ``gateway.offline`` ingest announced meanwhile is followed by
    ``gateway.online``.
-3. A chattering isolator (the us site's, opened and closed three times) raises one alarm,
-   whose count and history show the repeats: ``dc-isolator-open`` raises on
+3. A chattering isolator (at a demo site in daylight, opened and closed three times)
+   raises one alarm, whose count and history show the repeats: ``dc-isolator-open`` raises on
    ``gateway.isolator_opened`` and clears on ``..._closed``; nobody acknowledges, so it
    stays open returned-to-normal and each opening counts into it.
 
@@ -41,6 +41,7 @@ from rich.console import Console
 import potr.demo
 import potr.demo_broker
 from cloud.alerts import AlertService
+from edge_agent.daylight import sun_elevation_deg
 from potr.demo import DemoStack, demo_stack
 from potr.servers.mosquitto import PrivateMosquitto
 from tests.integration.api_world import private_database
@@ -267,9 +268,21 @@ async def _a_broker_restart(stack: DemoStack, sink: MailSink, broker: PrivateMos
     _nothing_raised(stack, sink)
 
 
-def _set_isolator(stack: DemoStack, contact: int) -> None:
-    """Open or close the us site's isolator by hand (at the switch: no Modbus)."""
-    sim = stack.sims["us"]
+def _daylit_region() -> str:
+    """A demo site where the sun is now well up (2° and more: minutes from any sunrise or
+    sunset, longer than the phase takes): ``dc-isolator-open`` counts only in daylight
+    at the site's real location, and the three demo sites' days together cover every
+    hour. The sun from the edge agent's NOAA equations, not the adapter the rule uses."""
+    now = datetime.now(UTC)
+    for demo in potr.demo.DEMO_SITES:
+        if sun_elevation_deg(demo.latitude, demo.longitude, now) > 2.0:
+            return demo.region
+    raise AssertionError(f"no demo site in daylight at {now}")
+
+
+def _set_isolator(stack: DemoStack, region: str, contact: int) -> None:
+    """Open or close ``region``'s site's isolator by hand (at the switch: no Modbus)."""
+    sim = stack.sims[region]
     device = sim.device(ISOLATOR_UNIT)
     device.vendor["state"] = contact
     device.render(sim.state)
@@ -287,14 +300,15 @@ def _history_count(stack: DemoStack, action: str) -> int:
 async def _a_chattering_isolator(stack: DemoStack) -> None:
     # Each contact change is held until the alarm shows it, so every change is polled
     # (a change faster than the agent's poll is never seen at all).
+    region = _daylit_region()
     for cycle in range(1, CYCLES + 1):
-        _set_isolator(stack, OPEN)
+        _set_isolator(stack, region, OPEN)
         await until(
             lambda c=cycle: _history_count(stack, "raise") == c,  # type: ignore[misc]
             30,
             f"raise {cycle} of the open isolator",
         )
-        _set_isolator(stack, CLOSED)
+        _set_isolator(stack, region, CLOSED)
         await until(
             lambda c=cycle: _history_count(stack, "clear") == c,  # type: ignore[misc]
             30,
@@ -306,7 +320,7 @@ async def _a_chattering_isolator(stack: DemoStack) -> None:
         stack, "SELECT id, gateway_id, state, count, closed_at FROM alerts.alarms"
     )
     assert (gateway, state, count, closed_at) == (
-        "demo-us-01",
+        f"demo-{region}-01",
         "rtn_unacknowledged",
         CYCLES,
         None,
