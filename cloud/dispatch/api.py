@@ -40,6 +40,9 @@ from cloud.apitypes import Instant
 from cloud.dispatch.checklists import WorkOrderType
 from cloud.dispatch.lifecycle import MAX_REASON, WorkOrderStatus
 from cloud.dispatch.models import (
+    IDEMPOTENCY_KEY_PATTERN,
+    MAX_NOTE,
+    PART_NO_PATTERN,
     AppointmentView,
     HistoryEntry,
     Note,
@@ -62,14 +65,11 @@ __all__ = ["IDEMPOTENCY_KEY_PATTERN", "UPLOAD_PATH", "create_router"]
 #: The photo upload paths (full, under the portal's prefix): the portal's input guard
 #: passes their bodies through unread, and the route bounds them while they stream.
 UPLOAD_PATH = re.compile(r"^/api/v1/[a-z]{2}/workorders/[0-9]{1,19}/photos$")
-#: The service's idempotency key: a UUID fits, and any 8-100 url-safe characters.
-IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_-]{8,100}$"
 _INT4 = 2**31 - 1
 #: Ids a JSON client (a phone's JavaScript) holds exactly, and the service's request
 #: fingerprint (canonical JSON) accepts: 2^53 - 1.
 _ID_MAX = 2**53 - 1
 EMPLOYEE_NO_PATTERN = r"^E[0-9]{1,9}$"
-PART_NO_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 #: A signature image as base64: a few tens of kB from a canvas; 512 kB at most.
 MAX_SIGNATURE_BASE64 = 700_000
 
@@ -166,11 +166,11 @@ class TickIn(_Body):
     """``photo_key``: the ``storage_key`` of a photo of this job (a task that needs one)."""
 
     photo_key: str | None = Field(default=None, max_length=100)
-    note: str | None = Field(default=None, min_length=1, max_length=2000)
+    note: str | None = Field(default=None, min_length=1, max_length=MAX_NOTE)
 
 
 class NoteIn(_Body):
-    text: str = Field(min_length=1, max_length=2000)
+    text: str = Field(min_length=1, max_length=MAX_NOTE)
 
 
 class PartUseIn(_Body):

@@ -43,12 +43,17 @@ __all__ = [
 ]
 
 #: A client's idempotency key: a UUID fits, and so does any 8-100 url-safe characters.
-IdempotencyKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{8,100}$")]
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_-]{8,100}$"
+IdempotencyKey = Annotated[str, Field(pattern=IDEMPOTENCY_KEY_PATTERN)]
 PersonId = Annotated[str, Field(min_length=1, max_length=64)]
-PartNo = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+#: A part number (also the stock table's CHECK).
+PART_NO_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+PartNo = Annotated[str, Field(pattern=PART_NO_PATTERN)]
 Title = Annotated[str, Field(min_length=3, max_length=200)]
 Description = Annotated[str, Field(max_length=4000)]
-NoteText = Annotated[str, Field(min_length=1, max_length=2000)]
+#: Characters of a note (a job's, a tick's).
+MAX_NOTE = 2000
+NoteText = Annotated[str, Field(min_length=1, max_length=MAX_NOTE)]
 SignerName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(?:.*\S)?$")]
 
 

@@ -775,9 +775,7 @@ class DispatchService:
     ) -> AppointmentView:
         """The job's live offer and confirmed window, within ``scope``."""
         with self._pool.connection() as conn:
-            order = _found(
-                repo.get_work_order(conn, work_order_id, scope, assignee=assignee), work_order_id
-            )
+            order = _reachable(conn, work_order_id, scope, assignee)
             return self._view(conn, order.id)
 
     def confirm_appointment(
@@ -1309,41 +1307,31 @@ class DispatchService:
         """The work order within ``scope`` (``assignee``: a MOSIE's, only their own jobs);
         :class:`NotFoundError` otherwise, as for one that does not exist."""
         with self._pool.connection() as conn:
-            return _found(
-                repo.get_work_order(conn, work_order_id, scope, assignee=assignee), work_order_id
-            )
+            return _reachable(conn, work_order_id, scope, assignee)
 
     def history(
         self, work_order_id: int, scope: Scope, *, assignee: str | None = None
     ) -> list[HistoryEntry]:
         with self._pool.connection() as conn:
-            _found(
-                repo.get_work_order(conn, work_order_id, scope, assignee=assignee), work_order_id
-            )
+            _reachable(conn, work_order_id, scope, assignee)
             return repo.history(conn, work_order_id)
 
     def ticks(self, work_order_id: int, scope: Scope, *, assignee: str | None = None) -> list[Tick]:
         """The checklist ticks of the job's current visit."""
         with self._pool.connection() as conn:
-            order = _found(
-                repo.get_work_order(conn, work_order_id, scope, assignee=assignee), work_order_id
-            )
+            order = _reachable(conn, work_order_id, scope, assignee)
             return repo.ticks(conn, order.id, order.visits)
 
     def photos(
         self, work_order_id: int, scope: Scope, *, assignee: str | None = None
     ) -> list[Photo]:
         with self._pool.connection() as conn:
-            _found(
-                repo.get_work_order(conn, work_order_id, scope, assignee=assignee), work_order_id
-            )
+            _reachable(conn, work_order_id, scope, assignee)
             return repo.photos(conn, work_order_id)
 
     def notes(self, work_order_id: int, scope: Scope, *, assignee: str | None = None) -> list[Note]:
         with self._pool.connection() as conn:
-            _found(
-                repo.get_work_order(conn, work_order_id, scope, assignee=assignee), work_order_id
-            )
+            _reachable(conn, work_order_id, scope, assignee)
             return repo.notes(conn, work_order_id)
 
     def photo_content(
@@ -1352,9 +1340,7 @@ class DispatchService:
         """A photo of a job within reach and its bytes; :class:`NotFoundError` for a job
         or photo not there (or bytes the storage lost)."""
         with self._pool.connection() as conn:
-            _found(
-                repo.get_work_order(conn, work_order_id, scope, assignee=assignee), work_order_id
-            )
+            _reachable(conn, work_order_id, scope, assignee)
             photo = repo.photo(conn, work_order_id, photo_id)
         if photo is None:
             raise NotFoundError(f"no photo {photo_id} of work order {work_order_id}")
@@ -1570,6 +1556,14 @@ def _role(role: ActorRole | str) -> ActorRole:
         return ActorRole(role)
     except ValueError:
         raise RefusedError("role", "", f"unknown role {str(role)[:32]!r}") from None
+
+
+def _reachable(
+    conn: Connection[Any], work_order_id: int, scope: Scope, assignee: str | None
+) -> WorkOrder:
+    """The work order within ``scope`` (and ``assignee``'s, for a MOSIE), else
+    :class:`NotFoundError` as for one that does not exist."""
+    return _found(repo.get_work_order(conn, work_order_id, scope, assignee=assignee), work_order_id)
 
 
 def _found(order: WorkOrder | None, work_order_id: int) -> WorkOrder:

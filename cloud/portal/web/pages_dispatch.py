@@ -38,7 +38,7 @@ from cloud.dispatch.errors import (
     TransitionRefused,
 )
 from cloud.dispatch.lifecycle import MAX_REASON, WorkOrderAction, WorkOrderStatus, allowed_actions
-from cloud.dispatch.models import HistoryEntry, WorkOrder
+from cloud.dispatch.models import MAX_NOTE, PART_NO_PATTERN, HistoryEntry, WorkOrder
 from cloud.identity import Role
 from cloud.portal.web.csrf import check_csrf
 from cloud.portal.web.render import Renderer
@@ -349,7 +349,7 @@ def create_dispatch_pages(
         order_id: WorkOrderId,
         who: Annotated[Viewer, viewer("ui.workorder.note")],
         key: FormKey,
-        text: Annotated[str, Form(min_length=1, max_length=2000)],
+        text: Annotated[str, Form(min_length=1, max_length=MAX_NOTE)],
     ) -> Response:
         return await change(
             request, who, order_id,
@@ -388,7 +388,7 @@ def create_dispatch_pages(
         order_id: WorkOrderId,
         who: Annotated[Viewer, viewer("ui.workorder.part")],
         key: FormKey,
-        part_no: Annotated[str, Form(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")],
+        part_no: Annotated[str, Form(pattern=PART_NO_PATTERN)],
         quantity: Annotated[int, Form(ge=1, le=1000)],
     ) -> Response:
         return await change(
