@@ -128,9 +128,9 @@ def private_database(server_url: str) -> Iterator[str]:
 
 @contextmanager
 def migrated_database(server_url: str, *schemas: str) -> Iterator[str]:
-    """:func:`private_database` with ``schemas`` migrated (a service's module tests)."""
+    """:func:`private_database` with ``schemas`` migrated (none named: every service's)."""
     with private_database(server_url) as url:
-        migrate(url, schemas=set(schemas))
+        migrate(url, schemas=set(schemas) if schemas else None)
         yield url
 
 

@@ -5,7 +5,6 @@ registry's ``sites.account_id`` and the ``gateway.updated`` events that carry it
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -15,7 +14,6 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from psycopg import sql
 from typer.testing import CliRunner
 
 from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
@@ -35,7 +33,6 @@ from cloud.customers import (
 )
 from cloud.events.types import GatewayRegistration
 from cloud.identity import Role
-from cloud.migrate import migrate
 from cloud.portal.auth import access_dependencies
 from cloud.portal.authz import CallerData
 from cloud.portal.errors import add_error_handlers
@@ -43,6 +40,7 @@ from cloud.registry import GatewayIn, RegistryService, SiteIn
 from cloud.registry import NotFoundError as SiteNotFound
 from contracts.topics import Region
 from potr.cli import app as cli
+from tests.integration.api_world import migrated_database
 
 pytestmark = pytest.mark.integration
 
@@ -62,18 +60,8 @@ TABLES = (
 @pytest.fixture(scope="module")
 def migrated_url(postgres_server_url: str) -> Iterator[str]:
     """One migrated database for the module (migrating every service costs ~1 s)."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = psycopg.conninfo.make_conninfo(postgres_server_url, dbname=name)
-    try:
-        migrate(url)
+    with migrated_database(postgres_server_url) as url:
         yield url
-    finally:
-        with psycopg.connect(postgres_server_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 @pytest.fixture

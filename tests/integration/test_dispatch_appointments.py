@@ -21,7 +21,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
 from cloud.dispatch import AppointmentRefused, DispatchService, FilesystemPhotoStorage
@@ -39,10 +38,10 @@ from cloud.events.employees import (
 from cloud.events.outbox import Event
 from cloud.events.types import GatewayRegistration
 from cloud.events.workorders import WorkOrderChanged
-from cloud.migrate import migrate
 from cloud.notify import plan_workorder_notices
 from cloud.scope import Scope
 from contracts.topics import Region
+from tests.integration.api_world import migrated_database
 
 pytestmark = pytest.mark.integration
 
@@ -73,18 +72,8 @@ class Clock:
 
 @pytest.fixture(scope="module")
 def migrated_url(postgres_server_url: str) -> Iterator[str]:
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = psycopg.conninfo.make_conninfo(postgres_server_url, dbname=name)
-    try:
-        migrate(url, schemas={"dispatch"})
+    with migrated_database(postgres_server_url, "dispatch") as url:
         yield url
-    finally:
-        with psycopg.connect(postgres_server_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 @pytest.fixture

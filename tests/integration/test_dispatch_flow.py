@@ -22,7 +22,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
 from cloud.bootstrap import cloud_events
@@ -47,9 +46,9 @@ from cloud.events.types import (
     gateway_registration_event,
     installation_changed_event,
 )
-from cloud.migrate import migrate
 from cloud.scope import Scope
 from contracts.topics import Region
+from tests.integration.api_world import migrated_database
 
 pytestmark = pytest.mark.integration
 
@@ -79,18 +78,8 @@ class Clock:
 
 @pytest.fixture(scope="module")
 def migrated_url(postgres_server_url: str) -> Iterator[str]:
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = psycopg.conninfo.make_conninfo(postgres_server_url, dbname=name)
-    try:
-        migrate(url, schemas={"dispatch"})
+    with migrated_database(postgres_server_url, "dispatch") as url:
         yield url
-    finally:
-        with psycopg.connect(postgres_server_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ passes in its own: what is tested here is the routes, not the authorisation.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -19,7 +18,6 @@ import httpx
 import psycopg
 import pytest
 from fastapi import FastAPI
-from psycopg import sql
 from typer.testing import CliRunner
 
 from cloud.adapters.postgres import create_pool
@@ -36,12 +34,12 @@ from cloud.employees import (
 )
 from cloud.events.employees import EmployeeChanged
 from cloud.identity import Role
-from cloud.migrate import migrate
 from cloud.portal.auth import access_dependencies
 from cloud.portal.authz import CallerData
 from cloud.portal.errors import add_error_handlers
 from contracts.topics import Region
 from potr.cli import app as cli
+from tests.integration.api_world import migrated_database
 
 pytestmark = pytest.mark.integration
 
@@ -77,20 +75,8 @@ def _record(no: str = "E00042", **changes: Any) -> dict[str, Any]:
 def employees_db(postgres_server_url: str) -> Iterator[str]:
     """One migrated database for this module (each test empties the tables it uses):
     creating and migrating one per test cost about a second each."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    info: dict[str, Any] = psycopg.conninfo.conninfo_to_dict(postgres_server_url)
-    info["dbname"] = name
-    url = psycopg.conninfo.make_conninfo(**{k: v for k, v in info.items() if v is not None})
-    try:
-        migrate(url)
+    with migrated_database(postgres_server_url) as url:
         yield url
-    finally:
-        with psycopg.connect(postgres_server_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 @pytest.fixture
