@@ -38,12 +38,12 @@ from cloud.config import (
 )
 from cloud.events.bus import InProcessBus
 from cloud.events.outbox import Event
-from cloud.events.types import GatewayBirth
 from cloud.events.workorders import WorkOrderChanged, workorder_event_name
 from cloud.migrate import migrate
-from contracts.messages import DeviceInfo, ProfileRef
+from contracts.messages import ProfileRef
 from contracts.timeutil import utc_now
 from contracts.topics import Kind, Region, topic
+from tests.integration.test_config_service import _birth
 
 pytestmark = pytest.mark.integration
 Pool = ConnectionPool[Connection[Any]]
@@ -60,26 +60,6 @@ class Stack:
     service: ConfigService
     tracker: ConfigTracker
     mqtt: MqttOptions
-
-
-def _birth(gateway_id: str) -> GatewayBirth:
-    return GatewayBirth(
-        gateway_id=gateway_id,
-        stream_id=uuid.uuid4(),
-        boot_id="boot-1",
-        agent_version="test",
-        publish_interval_s=5,
-        devices=[
-            DeviceInfo(
-                device=INV,
-                endpoint="127.0.0.1:15020",
-                unit_id=1,
-                models=[1, 103, 120, 121, 122, 123, 126, 132, 160],
-                profile="sim-inverter-103",
-                nameplate={"w_rtg": 4000.0},
-            )
-        ],
-    )
 
 
 @pytest.fixture
