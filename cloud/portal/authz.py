@@ -107,6 +107,8 @@ WORKORDER_ACTORS = frozenset({Role.ADMIN, Role.OPERATOR, Role.MOSIE})
 MOSIES = frozenset({Role.MOSIE})
 #: Who confirms or reschedules a customer's visit: the customer, or the office for them.
 APPOINTMENT_BOOKERS = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT, Role.CUSTOMER})
+#: A customer's own pages (its account's visits).
+CUSTOMERS = frozenset({Role.CUSTOMER})
 #: Staff: who writes notes, sees job photos and the parts stock (a MOSIE: own jobs).
 STAFF = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT, Role.MOSIE})
 
@@ -201,6 +203,7 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "ui.alarm.unshelve": ALARM_OPERATORS,
     # dispatch: the MOSIE's phone screens, the operators' board, a job's page (issue 17)
     "ui.jobs": MOSIES,
+    "ui.visits": CUSTOMERS,
     "ui.dispatch": OFFICE_WRITERS,
     "ui.workorder": WORKORDER_READERS,
     "ui.workorder.act": WORKORDER_ACTORS,
@@ -210,6 +213,8 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "ui.workorder.photo_get": STAFF,
     "ui.workorder.part": MOSIES,
     "ui.workorder.sign": MOSIES,
+    "ui.workorder.appointment": APPOINTMENT_BOOKERS,
+    "ui.workorder.reschedule": APPOINTMENT_BOOKERS,
     # the signed-in person's own inbox (any region URL they may reach)
     "ui.inbox": EVERYONE,
     "ui.inbox.events": EVERYONE,

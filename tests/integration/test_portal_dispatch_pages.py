@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,15 @@ from cloud.identity import Role
 from cloud.scope import Scope
 from contracts.topics import Region
 from tests.api_tokens import mint_token
-from tests.integration.api_world import PART, PNG, World, api_world, private_database, seed_job
+from tests.integration.api_world import (
+    PART,
+    PNG,
+    World,
+    api_world,
+    private_database,
+    seed_job,
+    seed_offer,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -197,5 +206,74 @@ def test_a_customer_sees_the_timeline_without_the_office_notes(world: World) -> 
         assert a.employee not in page.text  # who did what is the office's
         posted = client.post(
             f"/ui/au/workorders/{job}/notes", data=_form(client, key="k-cust-1", text="hi")
+        )
+        assert posted.status_code == 403
+
+
+def test_a_customer_chooses_an_offered_window_once_and_can_ask_for_another(world: World) -> None:
+    a = world.tenants["A"]
+    job = seed_job(_service(world), a, to="assigned")
+    # Three days ahead at 09:00 UTC: well past the two hours' lead before confirm-by.
+    starts = (datetime.now(UTC) + timedelta(days=3)).replace(
+        hour=9, minute=0, second=0, microsecond=0
+    )
+    seed_offer(world.pool, job, starts)
+    with _client(world, Role.CUSTOMER) as client:
+        visits = client.get("/ui/au/visits")
+        assert visits.status_code == 200
+        assert f'data-workorder="{job}"' in visits.text
+        assert "data-choose" in visits.text  # a time to choose
+        assert f'data-workorder="{world.tenants["B"].work_order}"' not in visits.text
+        page = client.get(f"/ui/au/workorders/{job}")
+        assert page.status_code == 200
+        assert f'data-window="{starts.isoformat()}"' in page.text
+        url = f"/ui/au/workorders/{job}/appointment"
+        # A start that was not offered: the service's 422, as a page.
+        wrong = client.post(
+            url,
+            data=_form(client, key="k-window-0", start=(starts + timedelta(hours=1)).isoformat()),
+        )
+        assert wrong.status_code == 422
+        assert 'id="refusal"' in wrong.text
+        # A start without its offset is refused before the service.
+        naive = client.post(url, data=_form(client, key="k-window-n", start="2030-01-01T09:00"))
+        assert naive.status_code == 422
+        # The offered window chosen, the same form posted twice: booked once.
+        form = _form(client, key="k-window-1", start=starts.isoformat())
+        first = client.post(url, data=form, follow_redirects=False)
+        again = client.post(url, data=form, follow_redirects=False)
+        assert (first.status_code, again.status_code) == (303, 303)
+        view = _service(world).appointment(job, AU)
+        assert view.appointment is not None
+        assert view.appointment.starts == starts
+        with world.pool.connection() as conn:
+            [(confirmed,)] = conn.execute(
+                "SELECT count(*) FROM dispatch.history WHERE work_order_id = %s"
+                " AND action = 'confirm_appointment'",
+                (job,),
+            ).fetchall()
+        assert confirmed == 1
+        shown = client.get(f"/ui/au/workorders/{job}")
+        assert f'data-confirmed="{starts.isoformat()}"' in shown.text
+        # Another time asked for: the confirmed window is given up.
+        moved = client.post(
+            f"{url}/reschedule",
+            data=_form(client, key="k-resched-1", reason="away that day"),
+            follow_redirects=False,
+        )
+        assert moved.status_code == 303
+        assert _service(world).appointment(job, AU).appointment is None
+    # Another account's job is not found for this customer; a MOSIE does not book.
+    other = world.tenants["B"].work_order
+    with _client(world, Role.CUSTOMER) as client:
+        posted = client.post(
+            f"/ui/au/workorders/{other}/appointment",
+            data=_form(client, key="k-window-2", start=starts.isoformat()),
+        )
+        assert posted.status_code == 404
+    with _client(world, Role.MOSIE) as client:
+        posted = client.post(
+            f"/ui/au/workorders/{job}/appointment",
+            data=_form(client, key="k-window-3", start=starts.isoformat()),
         )
         assert posted.status_code == 403

@@ -37,8 +37,11 @@ TECHNICIAN_ONLY = frozenset(
     | {"ui.workorder.sign"}
 )
 
+#: A customer's own pages: its account's visits (staff see jobs on the board instead).
+CUSTOMER_ONLY = frozenset({"ui.visits"})
 
-@pytest.mark.parametrize("route", sorted(set(ROUTES) - TECHNICIAN_ONLY))
+
+@pytest.mark.parametrize("route", sorted(set(ROUTES) - TECHNICIAN_ONLY - CUSTOMER_ONLY))
 def test_an_admin_may_call_every_route(route: str) -> None:
     assert may_call(Role.ADMIN, route)
 
@@ -46,6 +49,11 @@ def test_an_admin_may_call_every_route(route: str) -> None:
 @pytest.mark.parametrize("route", sorted(TECHNICIAN_ONLY))
 def test_only_a_mosie_calls_the_technicians_own_routes(route: str) -> None:
     assert [role for role in Role if may_call(role, route)] == [Role.MOSIE]
+
+
+@pytest.mark.parametrize("route", sorted(CUSTOMER_ONLY))
+def test_only_a_customer_calls_the_customers_own_routes(route: str) -> None:
+    assert [role for role in Role if may_call(role, route)] == [Role.CUSTOMER]
 
 
 @pytest.mark.parametrize("route", [r for r in ROUTES if r.startswith(("commands.", "config."))])

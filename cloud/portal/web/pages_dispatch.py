@@ -26,11 +26,13 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, File, Form, Path, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
+from pydantic import AwareDatetime
 from starlette.concurrency import run_in_threadpool
 
 from cloud.dispatch import DispatchService
 from cloud.dispatch.checklists import Task
 from cloud.dispatch.errors import (
+    AppointmentRefused,
     ConflictError,
     NotFoundError,
     RefusedError,
@@ -85,6 +87,8 @@ UiAction = Literal[
 ]  # fmt: skip
 _OFFICE = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT})
 _DESK = frozenset({Role.ADMIN, Role.OPERATOR})
+#: Who chooses the visit's window on the job's page: the customer, or the office for them.
+_BOOKERS = frozenset({Role.CUSTOMER, Role.ADMIN, Role.OPERATOR, Role.SUPPORT})
 _DATA_URL = "data:image/png;base64,"
 #: A drawn signature as a PNG data URL: a few tens of kB; at most 512 kB of image.
 _MAX_DATA_URL = len(_DATA_URL) + 700_000
@@ -157,6 +161,24 @@ def create_dispatch_pages(
         found = await run_in_threadpool(gather)
         return renderer.page(request, "jobs.html", language=who.language, viewer=who, **found)
 
+    @router.get("/visits", operation_id="ui.visits")
+    async def visits(request: Request, who: Annotated[Viewer, viewer("ui.visits")]) -> Response:
+        """A customer's technician visits: its account's open jobs and where each one's
+        appointment stands (a time to choose, or the one confirmed)."""
+
+        def gather() -> dict[str, Any]:
+            jobs = service.board(who.region, scope=who.scope)
+            return {
+                "jobs": jobs,
+                "appointments": {j.id: service.appointment(j.id, who.scope) for j in jobs},
+                "sites": sites_of(who),
+            }
+
+        found = await run_in_threadpool(gather)
+        return renderer.page(
+            request, "visits.html", language=who.language, viewer=who, now=clock(), **found
+        )
+
     @router.get("/dispatch", operation_id="ui.dispatch")
     async def board(request: Request, who: Annotated[Viewer, viewer("ui.dispatch")]) -> Response:
         def gather() -> dict[str, Any]:
@@ -198,6 +220,7 @@ def create_dispatch_pages(
             history = service.history(order_id, who.scope, assignee=mine)
             site = data.site(who.scope, order.site_id)
             found: dict[str, Any] = {"order": order, "site": site, "history": history}
+            found["appointment"] = service.appointment(order_id, who.scope, assignee=mine)
             if who.role == Role.CUSTOMER:
                 # The job's steps only: who did what and why (and the history lines that
                 # change no state) are the office's.
@@ -231,6 +254,7 @@ def create_dispatch_pages(
             actions=[a.value for a in offered if a in allowed], refusal=refusal,
             status_code=status_code, new_key=new_form_key, max_reason=MAX_REASON,
             is_mosie=mine is not None, is_office=who.role in _OFFICE,
+            may_book=who.role in _BOOKERS, now=clock(),
             on_site=order.status == WorkOrderStatus.ON_SITE,
             **found,
         )  # fmt: skip
@@ -275,7 +299,7 @@ def create_dispatch_pages(
             await run_in_threadpool(work)
         except NotFoundError:
             raise PageRefused(404, "no such work order") from None
-        except (TransitionRefused, TickRefused) as exc:
+        except (TransitionRefused, TickRefused, AppointmentRefused) as exc:
             why = _("Not done: %(reason)s", reason=exc.reason)
             return await job_page(request, who, order_id, why, 422 if exc.invalid else 409)
         except (ConflictError, RefusedError) as exc:
@@ -425,6 +449,45 @@ def create_dispatch_pages(
             request, who, order_id,
             lambda: service.sign(
                 order_id, signer_name.strip(), content, actor, key, kind, scope=who.scope
+            ),
+        )  # fmt: skip
+
+    @router.post(
+        "/workorders/{order_id}/appointment",
+        operation_id="ui.workorder.appointment",
+        dependencies=[Depends(check_csrf)],
+    )
+    async def confirm_window(
+        request: Request,
+        order_id: WorkOrderId,
+        who: Annotated[Viewer, viewer("ui.workorder.appointment")],
+        key: FormKey,
+        start: Annotated[AwareDatetime, Form()],  # the offered window's, with its offset
+    ) -> Response:
+        return await change(
+            request, who, order_id,
+            lambda: service.confirm_appointment(
+                order_id, start, _actor(who), who.role.value, key, scope=who.scope
+            ),
+        )  # fmt: skip
+
+    @router.post(
+        "/workorders/{order_id}/appointment/reschedule",
+        operation_id="ui.workorder.reschedule",
+        dependencies=[Depends(check_csrf)],
+    )
+    async def reschedule(
+        request: Request,
+        order_id: WorkOrderId,
+        who: Annotated[Viewer, viewer("ui.workorder.reschedule")],
+        key: FormKey,
+        reason: Annotated[str, Form(max_length=MAX_REASON)] = "",
+    ) -> Response:
+        return await change(
+            request, who, order_id,
+            lambda: service.reschedule_appointment(
+                order_id, _actor(who), who.role.value, key,
+                reason=reason.strip() or None, scope=who.scope,
             ),
         )  # fmt: skip
 

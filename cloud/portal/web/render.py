@@ -51,6 +51,8 @@ def navigation(role: Role, region: str, _: Any, unread: int | None = None) -> li
         items.insert(2, NavItem("dispatch", _("Dispatch"), f"{base}/dispatch"))
     if role == Role.MOSIE:
         items.insert(0, NavItem("jobs", _("My jobs"), f"{base}/jobs"))
+    if role == Role.CUSTOMER:
+        items.append(NavItem("visits", _("Visits"), f"{base}/visits"))
     if role == Role.ADMIN:
         items.append(NavItem("audit", _("Audit"), f"{base}/audit"))
     items.append(NavItem("inbox", _("Inbox"), f"{base}/inbox", unread))
