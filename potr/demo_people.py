@@ -8,9 +8,10 @@ logins, the only credentials it shows on purpose. Mail (password resets) goes no
 MOSIEs (:func:`mosie_records`): in AU, E1001 (login), licensed for isolator and inverter
 work in NSW and on shift round the clock, so a demo work order finds them whatever the
 hour; E1004, whose licences expired yesterday; E1005, on leave (and rostered weekdays
-07:00-15:30 only) — both nearer the AU demo site than E1001, so only the filters keep
-them off its jobs; in the US, E2001 (login). E1004 and E1005 have no login: records
-only, for assignment to refuse.
+07:00-15:30 only); E1006, rostered weekends only (off shift in the site's business
+hours) — all three nearer the AU demo site than E1001, so only the filters keep them
+off its jobs; in the US, E2001 (login). E1004-E1006 have no login: records only, for
+assignment to refuse.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ MOSIE_LOGINS = ("E1001", "E2001")
 #: cannot end at 24:00: ``WorkingHours`` are times of one day.)
 ROUND_THE_CLOCK = [WorkingHours(weekday=d, starts=time(0), ends=time(23, 59)) for d in range(1, 8)]
 OFFICE_HOURS = [WorkingHours(weekday=d, starts=time(7), ends=time(15, 30)) for d in range(1, 6)]
+WEEKENDS = [WorkingHours(weekday=d, starts=time(7), ends=time(15, 30)) for d in (6, 7)]
 _FIELD_SKILLS = [
     Skill(code=c)
     for c in ("dc_isolation", "first_aid", "inverter_commissioning", "pv_install", "roof_work")
@@ -228,6 +230,18 @@ def mosie_records(today: date) -> list[tuple[EmployeeIn, list[AbsenceIn]]]:
                 hours=OFFICE_HOURS,
             ),
             [leave],
+        ),
+        (  # Beside the site, licensed, not away, but rostered weekends only: a job in the
+            # site's business hours (weekdays) is off their shift.
+            _au_mosie(
+                "E1006",
+                "Lee Demo (AU, weekends only)",
+                -33.870,
+                151.210,
+                licences=_au_licences(years_ago, in_years, "100601"),
+                hours=WEEKENDS,
+            ),
+            [],
         ),
     ]
 

@@ -11,6 +11,8 @@ Three things must hold at once (:func:`judge`):
    The counters are cumulative, so the first and last reading of each inverter since the
    resolve suffice. When too little was expected to judge (night, a winter dawn: below
    ``min_expected_wh``), the job waits for daylight rather than verify on nothing.
+   A policy with ``min_expected_wh`` 0 never waits: with nothing expected it asks only
+   that the inverters produced something since the repair.
 
 Pure: the service gathers the facts (alarms from ``alert.*``, counters from ingest's
 ``telemetry.received``, the expectation from :mod:`cloud.adapters.solar`) and asks.
@@ -94,6 +96,12 @@ def judge(
         return Verdict(False, "no production reading since the repair")
     if expected_wh < policy.min_expected_wh:
         return Verdict(False, "waiting for daylight to judge production")
+    if expected_wh <= 0:
+        # Nothing expected (night) and a policy that does not wait for daylight (the
+        # demo's simulated sun is not the real one): the inverters must still have run.
+        if produced <= 0:
+            return Verdict(False, "no production since the repair")
+        return Verdict(True, f"fault cleared, {produced:.0f} Wh produced (none expected now)")
     fraction = produced / expected_wh
     if fraction < policy.min_fraction:
         return Verdict(

@@ -23,6 +23,7 @@ from rich.console import Console
 
 from cloud.bootstrap import link_site
 from cloud.customers import AccountIn, CustomersService
+from cloud.dispatch import FlowSettings
 from cloud.identity import IdentitySettings, Role, UserIn, create_identity_service
 from cloud.registry import SiteIn
 from contracts.topics import Region
@@ -88,7 +89,9 @@ def _by_role(people: list[DemoLogin]) -> dict[str, DemoLogin]:
 
 
 @contextmanager
-def running_portal(database_url: str) -> Iterator[Portal]:
+def running_portal(
+    database_url: str, *, dispatch_flow: FlowSettings | None = None
+) -> Iterator[Portal]:
     ready: queue.Queue[Any] = queue.Queue()
     handles: dict[str, Any] = {}
 
@@ -97,7 +100,10 @@ def running_portal(database_url: str) -> Iterator[Portal]:
         handles["loop"], handles["stop"] = asyncio.get_running_loop(), stop
         console = Console(file=io.StringIO())
         async with demo_stack(
-            broker="mosquitto", console=console, database_url=database_url
+            broker="mosquitto",
+            console=console,
+            database_url=database_url,
+            dispatch_flow=dispatch_flow,
         ) as stack:
             other, site = await asyncio.to_thread(_other_customer, stack, database_url)
             logins = _by_role(stack.people) | {"other": other}

@@ -53,6 +53,17 @@ def test_exactly_half_is_enough_and_a_site_without_inverters_is_judged_on_the_fa
     )  # fmt: skip
 
 
+def test_a_policy_that_does_not_wait_for_daylight_asks_for_some_production_at_night() -> None:
+    never_waits = VerificationPolicy(window=timedelta(minutes=30), min_expected_wh=0)
+    assert _judge(policy=never_waits, expected_wh=0.0, produced=12.0) == (
+        True, "fault cleared, 12 Wh produced (none expected now)"
+    )  # fmt: skip
+    assert _judge(policy=never_waits, expected_wh=0.0, produced=0.0) == (
+        False, "no production since the repair"
+    )  # fmt: skip
+    assert _judge(expected_wh=0.0) == (False, "waiting for daylight to judge production")
+
+
 def test_production_is_the_counters_growth_and_a_reset_is_unknown() -> None:
     first = {"inv1": 10_000.0, "inv2": 500.0, "inv3": 7.0}
     last = {"inv1": 10_800.0, "inv2": 900.5}  # inv3 has not reported since

@@ -125,4 +125,5 @@ def test_the_demo_au_job_goes_to_the_licensed_mosie_at_any_hour(
         "E2001": [Reason.REGION],
         "E1004": [Reason.LICENCE, Reason.LICENCE],  # both expired yesterday (4 Dec)
         "E1005": e1005,
+        "E1006": [Reason.OFF_SHIFT],  # weekends 07:00-15:30 only
     }
