@@ -23,7 +23,7 @@ Pure: the loader reads files only when asked; nothing happens at import.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -87,6 +87,8 @@ class ChecklistError(ValueError):
 #: A task's id: a lowercase slug, stable (ticks and photos refer to it).
 TaskId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$", max_length=64)]
 Title = Annotated[str, Field(min_length=3, max_length=100, pattern=r"^\S(?:.*\S)?$")]
+#: A language of a title's translation (ISO 639-1); English is ``title`` itself.
+Language = Annotated[str, Field(pattern=r"^[a-z]{2}$")]
 PersonId = Annotated[str, Field(min_length=1, max_length=64)]
 #: Where the storage interface keeps a photo (its key), not the photo.
 PhotoRef = Annotated[str, Field(min_length=1, max_length=200)]
@@ -98,13 +100,25 @@ class _Strict(BaseModel):
 
 
 class Task(_Strict):
-    """One checklist task. ``title`` is English and also its translations' message key;
-    ``photo``: ticking it needs a photo; ``safety``: part of the safety pre-start."""
+    """One checklist task. ``title`` is English; ``translations`` its title in other
+    languages (``{es: …}``), written beside it in the checklist file; ``photo``: ticking
+    it needs a photo; ``safety``: part of the safety pre-start."""
 
     id: TaskId
     title: Title
+    translations: Mapping[Language, Title] = Field(default_factory=dict, max_length=8)
     photo: bool = False
     safety: bool = False
+
+    @model_validator(mode="after")
+    def _english_is_the_title(self) -> Self:
+        if "en" in self.translations:
+            raise ValueError("the English title is `title`, not a translation")
+        return self
+
+    def title_in(self, language: str) -> str:
+        """The title in ``language``, English when it has no translation."""
+        return self.translations.get(language, self.title)
 
 
 class Checklist(_Strict):
@@ -279,7 +293,22 @@ def load_checklists(directory: Path = CHECKLISTS_DIR) -> Checklists:
     missing = sorted(set(WorkOrderType) - set(found))
     if missing:
         raise ChecklistError(directory.name, "-", f"no checklist for {', '.join(missing)}")
+    ids = {t.id for t in pre_start}
+    own = [(t, f"{c.type.value}.yaml") for c in found.values() for t in c.tasks if t.id not in ids]
+    _translated_alike([(t, PRE_START_FILE) for t in pre_start] + own)
     return Checklists(by_type=found)
+
+
+def _translated_alike(tasks: list[tuple[Task, str]]) -> None:
+    """Refuse a task without a language another task has (each with its file): a page
+    in that language would show it alone in English."""
+    languages = sorted({lang for task, _ in tasks for lang in task.translations})
+    for task, file in tasks:
+        lacking = [lang for lang in languages if lang not in task.translations]
+        if lacking:
+            raise ChecklistError(
+                file, repr(task.id), f"no {', '.join(lacking)} title (other tasks have one)"
+            )
 
 
 # -- progress -----------------------------------------------------------------------------
@@ -303,12 +332,15 @@ class TickRefusalCode(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class TickRefusal:
-    """A tick refused (the progress stays as it was): ``code`` for programs, ``reason``
-    (and ``str()``) for people."""
+    """A tick refused (the progress stays as it was): ``code`` and ``params`` (``next``:
+    the safety task to tick first; ``type``: the checklist's work-order type) for
+    programs and for a screen that words it in its reader's language; ``reason`` (and
+    ``str()``) in English."""
 
     task_id: str
     code: TickRefusalCode
     reason: str
+    params: Mapping[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return f"cannot tick {self.task_id}: {self.reason}"
@@ -317,12 +349,16 @@ class TickRefusal:
 def _refusal(checklist: Checklist, done: frozenset[str], tick: TaskTick) -> TickRefusal | None:
     """Why ``tick`` cannot follow the ticks ``done`` on ``checklist``, or None."""
 
-    def refuse(code: TickRefusalCode, reason: str) -> TickRefusal:
-        return TickRefusal(tick.task_id, code, reason)
+    def refuse(code: TickRefusalCode, reason: str, **params: str) -> TickRefusal:
+        return TickRefusal(tick.task_id, code, reason, params)
 
     task = checklist.task(tick.task_id)
     if task is None:
-        return refuse(TickRefusalCode.UNKNOWN_TASK, f"no such task on the {checklist.type} list")
+        return refuse(
+            TickRefusalCode.UNKNOWN_TASK,
+            f"no such task on the {checklist.type} list",
+            type=checklist.type.value,
+        )
     if task.id in done:
         return refuse(TickRefusalCode.ALREADY_TICKED, "it is ticked already")
     pending = [t for t in checklist.safety_tasks if t.id not in done]
@@ -330,11 +366,13 @@ def _refusal(checklist: Checklist, done: frozenset[str], tick: TaskTick) -> Tick
         return refuse(
             TickRefusalCode.SAFETY_INCOMPLETE,
             f"the safety pre-start is not complete (next: {pending[0].id})",
+            next=pending[0].id,
         )
     if task.safety and pending[0].id != task.id:
         return refuse(
             TickRefusalCode.SAFETY_OUT_OF_ORDER,
             f"safety tasks are done in order (next: {pending[0].id})",
+            next=pending[0].id,
         )
     if task.photo and tick.photo is None:
         return refuse(TickRefusalCode.PHOTO_REQUIRED, "this task needs a photo")

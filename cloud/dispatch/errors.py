@@ -2,12 +2,13 @@
 
 :class:`NotFoundError` 404, :class:`ConflictError` 409 and :class:`RefusedError` 422 as
 the other services'; :class:`TransitionRefused` and :class:`TickRefused` carry the pure
-core's code and reason (:attr:`invalid`: the request itself lacks something, 422; else
-the work order's state does not allow it, 409).
+core's code, its English reason and the reason's parameters (:attr:`invalid`: the
+request itself lacks something, 422; else the work order's state does not allow it, 409).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 
 from cloud.dispatch.checklists import TickRefusal, TickRefusalCode
@@ -60,6 +61,7 @@ class TransitionRefused(DispatchError):
         self.refusal = refusal
         self.code: RefusalCode = refusal.code
         self.reason = refusal.reason
+        self.params: Mapping[str, str] = refusal.params
         super().__init__(str(refusal))
 
     @property
@@ -74,6 +76,7 @@ class TickRefused(DispatchError):
         self.refusal = refusal
         self.code: TickRefusalCode = refusal.code
         self.reason = refusal.reason
+        self.params: Mapping[str, str] = refusal.params
         super().__init__(str(refusal))
 
     @property
@@ -90,6 +93,7 @@ class AppointmentRefused(DispatchError):
     def __init__(self, code: str, reason: str) -> None:
         self.code = AppointmentCode(code)
         self.reason = reason
+        self.params: Mapping[str, str] = {}
         super().__init__(f"{code}: {reason}")
 
     @property

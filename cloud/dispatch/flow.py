@@ -9,6 +9,8 @@ stores what comes back.
   from the site's time zone (the registry announces no jurisdiction);
 * :func:`first_window` — the window auto-assignment judges technicians for: the first
   span of the site's business hours, from now, long enough for the job;
+* :func:`visit_window` — the job's time for eligibility and scoring: its confirmed
+  appointment's booking when the customer has one, else :func:`first_window`;
 * :func:`build_job` / :func:`with_workload` — a work order and the technicians as
   :func:`cloud.dispatch.assignment.assign` sees them;
 * :func:`why_none` — an operator's sentence for a job nobody could take;
@@ -42,6 +44,7 @@ __all__ = [
     "merge_counters",
     "site_jurisdiction",
     "sla_facts",
+    "visit_window",
     "why_none",
     "with_workload",
 ]
@@ -133,6 +136,23 @@ def first_window(
     return now, now + duration
 
 
+def visit_window(
+    booked: tuple[datetime, datetime] | None,
+    calendar: BusinessCalendar,
+    jurisdiction: str,
+    now: datetime,
+    duration: timedelta,
+) -> tuple[datetime, datetime]:
+    """When the job is done, as assignment judges a technician for it: with a confirmed
+    appointment (``booked``: its arrival window), from the window's start to its end plus
+    the job's ``duration`` — the booking the customer agreed to, whoever takes the job —
+    else the :func:`first_window` from ``now``."""
+    if booked is not None:
+        starts, ends = booked
+        return starts, ends + duration
+    return first_window(calendar, jurisdiction, now, duration)
+
+
 class OpenOrder(BaseModel):
     """A technician's open work order, as their workload: where, and whether they are on
     its site now."""
@@ -158,9 +178,11 @@ def build_job(
     site: Location,
     window: tuple[datetime, datetime],
     sla_due: datetime,
+    duration: timedelta | None = None,
 ) -> Job:
     """The work order as assignment judges it: the region's and the type's licences and
-    skills, the window, its arrive-by as the SLA due time."""
+    skills, the window (``duration``: the work within it; the whole window by default),
+    its arrive-by as the SLA due time."""
     starts, ends = window
     return Job(
         id=str(order_id),
@@ -173,7 +195,7 @@ def build_job(
         site=site,
         starts=starts,
         ends=ends,
-        duration=ends - starts,
+        duration=duration or ends - starts,
     )
 
 

@@ -28,7 +28,7 @@ caller's own mistake (an unknown name, a naive time, a person without an id).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Self
@@ -314,14 +314,17 @@ class RefusalCode(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """A transition refused: the state stays as it was. ``code`` is for programs,
-    ``reason`` (and ``str()``) for people and API answers."""
+    """A transition refused: the state stays as it was. ``code`` is for programs and, with
+    ``params`` (the values the reason names beyond state, action and role: ``roles``,
+    ``assignee``, ``timer``, ``window_days``), for a screen that words it in its reader's
+    language; ``reason`` (and ``str()``) is English, for API answers and logs."""
 
     state: WorkOrderStatus
     action: WorkOrderAction
     role: ActorRole
     code: RefusalCode
     reason: str
+    params: Mapping[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return f"cannot {self.action} a work order {self.state} as {self.role}: {self.reason}"
@@ -358,15 +361,17 @@ def transition(
         raise ValueError("sla needs context.sla_timer")
     state = order_state.status
 
-    def refuse(code: RefusalCode, reason: str) -> Refusal:
-        return Refusal(state, action, role, code, reason)
+    def refuse(code: RefusalCode, reason: str, params: Mapping[str, str] | None = None) -> Refusal:
+        return Refusal(state, action, role, code, reason, dict(params or {}))
 
     rule = TRANSITIONS.get((state, action))
     if rule is None:
         return refuse(RefusalCode.ILLEGAL_TRANSITION, f"{action} is not allowed from {state}")
     if role not in rule.roles:
         who = " or ".join(sorted(rule.roles))
-        return refuse(RefusalCode.ROLE_NOT_ALLOWED, f"only {who} may {action} from {state}")
+        return refuse(
+            RefusalCode.ROLE_NOT_ALLOWED, f"only {who} may {action} from {state}", {"roles": who}
+        )
     if rule.needs_reason and context.reason is None:
         return refuse(RefusalCode.REASON_REQUIRED, f"{action} must say why")
     refusal = _guard(order_state, action, role, context)
@@ -391,16 +396,24 @@ def transition(
 # -- guards and steps ---------------------------------------------------------------------
 
 
+#: A guard's refusal: its code, the English reason and the reason's parameters.
+_Refused = tuple[RefusalCode, str, Mapping[str, str]]
+
+
 def _guard(
     order: OrderState, action: WorkOrderAction, role: ActorRole, ctx: TransitionContext
-) -> tuple[RefusalCode, str] | None:
+) -> _Refused | None:
     """Why the table's row does not apply this time, or None."""
     if role is ActorRole.MOSIE and ctx.actor_id != order.assignee:
-        return RefusalCode.NOT_ASSIGNEE, "the work order is not assigned to this technician"
+        return RefusalCode.NOT_ASSIGNEE, "the work order is not assigned to this technician", {}
     if action in {_A.ASSIGN, _A.REASSIGN} and ctx.assignee is None:
-        return RefusalCode.ASSIGNEE_REQUIRED, f"{action} names the technician"
+        return RefusalCode.ASSIGNEE_REQUIRED, f"{action} names the technician", {}
     if action is _A.REASSIGN and ctx.assignee == order.assignee:
-        return RefusalCode.SAME_ASSIGNEE, f"the work order is already with {order.assignee}"
+        return (
+            RefusalCode.SAME_ASSIGNEE,
+            f"the work order is already with {order.assignee}",
+            {"assignee": order.assignee or ""},
+        )
     if action is _A.RESOLVE:
         return _resolve_guard(ctx)
     if action is _A.SLA:
@@ -408,27 +421,38 @@ def _guard(
     if action is _A.REOPEN:
         assert order.verified_at is not None  # OrderState's validator: verified or closed
         if ctx.at - order.verified_at > ctx.reopen_window:
+            days = ctx.reopen_window / timedelta(days=1)
             return (
                 RefusalCode.REOPEN_WINDOW_PASSED,
                 f"verified more than {ctx.reopen_window} ago: raise a new work order",
+                {"window_days": f"{days:g}"},
             )
     return None
 
 
-def _resolve_guard(ctx: TransitionContext) -> tuple[RefusalCode, str] | None:
+def _resolve_guard(ctx: TransitionContext) -> _Refused | None:
     if not ctx.safety_complete:
-        return RefusalCode.SAFETY_INCOMPLETE, "the safety pre-start is not complete"
+        return RefusalCode.SAFETY_INCOMPLETE, "the safety pre-start is not complete", {}
     if not ctx.checklist_complete:
-        return RefusalCode.CHECKLIST_INCOMPLETE, "the checklist is not complete"
+        return RefusalCode.CHECKLIST_INCOMPLETE, "the checklist is not complete", {}
     return None
 
 
-def _sla_guard(order: OrderState, ctx: TransitionContext) -> tuple[RefusalCode, str] | None:
+def _sla_guard(order: OrderState, ctx: TransitionContext) -> _Refused | None:
     timer = ctx.sla_timer
+    assert timer is not None  # checked by transition
     if timer is SlaTimer.ARRIVE_BY and order.status not in _BEFORE_ARRIVAL:
-        return RefusalCode.SLA_TIMER_STOPPED, "arrive-by stopped when the technician arrived"
+        return (
+            RefusalCode.SLA_TIMER_STOPPED,
+            "arrive-by stopped when the technician arrived",
+            {"timer": timer.value},
+        )
     if timer in order.sla_breached:
-        return RefusalCode.SLA_ALREADY_BREACHED, f"{timer} is breached already"
+        return (
+            RefusalCode.SLA_ALREADY_BREACHED,
+            f"{timer} is breached already",
+            {"timer": timer.value},
+        )
     return None
 
 

@@ -45,7 +45,8 @@ from cloud.dispatch.appointments import (
     offer_windows,
     reminder_due,
 )
-from cloud.dispatch.assignment import CalendarFor, NoneEligible, assign
+from cloud.dispatch.assignment import BINDING, CalendarFor, Job, NoneEligible, assign
+from cloud.dispatch.assignment import judge as judge_technician
 from cloud.dispatch.checklists import (
     ChecklistProgress,
     Checklists,
@@ -68,15 +69,16 @@ from cloud.dispatch.flow import (
     TYPE_LICENCES,
     FlowSettings,
     build_job,
-    first_window,
     merge_counters,
     site_jurisdiction,
     sla_facts,
+    visit_window,
     why_none,
     with_workload,
 )
 from cloud.dispatch.lifecycle import (
     ACTIVE_STATES,
+    HUMAN_ROLES,
     MAX_REASON,
     ON_SITE_STATES,
     REOPEN_WINDOW,
@@ -407,11 +409,70 @@ class DispatchService:
         result = transition(order.state(), action, role, context)
         if isinstance(result, Refusal):
             raise TransitionRefused(result)
+        chosen = action in {WorkOrderAction.ASSIGN, WorkOrderAction.REASSIGN}
+        set_aside = None
+        if chosen and role in HUMAN_ROLES and technician is not None:
+            set_aside = self._overridden(conn, order, technician)
         after = repo.update_state(conn, order.id, result.order, at)
         repo.insert_history(conn, order.id, result.audit, actor_id, after.resolve_by)
+        if set_aside:
+            self._note(conn, after, at, actor_id, role, "override", set_aside)
         self._announce(conn, after, result.audit, actor_id)
         self._after_transition(conn, after, at)
         return after
+
+    def _overridden(self, conn: Connection[Any], order: WorkOrder, technician: str) -> str | None:
+        """A person's choice of ``technician`` judged by assignment's filters for the job's
+        visit (its confirmed appointment, else the first business-hours window): refused
+        (:class:`RefusedError`) past a binding filter (region, licence, skill, inactive,
+        absent); what it sets aside (hours, a holiday, a clash) as a history line's reason,
+        or None. A technician dispatch has no record of, or a site without a place, is not
+        judged (the person's call, as before dispatch heard of them)."""
+        job = self._visit_job(conn, order)
+        records = [
+            r
+            for r in flow_repo.technicians(conn, order.region)
+            if r.get("employee_no") == technician
+        ]
+        if job is None or not records:
+            return None
+        busy = [o for o in flow_repo.open_orders(conn, [technician]) if o.id != order.id]
+        crew = with_workload(records, busy)
+        if not crew:
+            return None
+        refusals = judge_technician(job, crew[0], self._calendars).refusals
+        said = "; ".join(f"{r.reason.value} ({r.detail})" for r in refusals)
+        if any(r.reason in BINDING for r in refusals):
+            raise RefusedError("technician", "", f"{technician} may not take this job: {said}")
+        if not refusals:
+            return None
+        text = f"{technician} assigned outside eligibility: {said}"
+        return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
+
+    def _visit_job(self, conn: Connection[Any], order: WorkOrder) -> Job | None:
+        """``order`` as assignment judges it: for its confirmed appointment's booking when
+        the customer has one, else the first business-hours window from now; None when
+        the site's place is unknown (nothing to judge travel by)."""
+        calendar = self._calendars(order.region)
+        place, zone = flow_repo.site_place(conn, order.site_id)
+        if place is None:
+            return None
+        jurisdiction = site_jurisdiction(calendar, zone)
+        booked = appt_repo.appointment(conn, order.id)
+        arrival = None if booked is None else (booked[0].window.starts, booked[0].window.ends)
+        duration = self._flow.job_duration
+        window = visit_window(arrival, calendar, jurisdiction, self._clock(), duration)
+        return build_job(
+            order_id=order.id,
+            region=order.region,
+            type=order.type.value,
+            priority=order.priority,
+            jurisdiction=jurisdiction,
+            site=place,
+            window=window,
+            sla_due=order.arrive_by or window[1],
+            duration=duration,
+        )
 
     def set_due(
         self, work_order_id: int, *, arrive_by: datetime | None, resolve_by: datetime | None
@@ -587,30 +648,19 @@ class DispatchService:
         return assigned
 
     def _auto_assign(self, conn: Connection[Any], order: WorkOrder) -> WorkOrder:
-        """Assign a scheduled job to the best eligible technician of its region for the
-        first business-hours window from now (their open jobs as workload); when nobody
-        is eligible, the job stays scheduled with why in its history."""
+        """Assign a scheduled job to the best eligible technician of its region for its
+        visit — the confirmed appointment's booking, else the first business-hours window
+        from now (their other open jobs as workload; the appointment stays with the job);
+        when nobody is eligible, the job stays scheduled with why in its history."""
         at = self._clock()
-        calendar = self._calendars(order.region)
-        place, zone = flow_repo.site_place(conn, order.site_id)
-        if place is None:
+        job = self._visit_job(conn, order)
+        if job is None:
             reason = "not assigned: the site's location is unknown (assign by hand)"
             flow_repo.note_in_history(conn, order.id, order.status.value, at, reason)
             return order
-        jurisdiction = site_jurisdiction(calendar, zone)
-        window = first_window(calendar, jurisdiction, at, self._flow.job_duration)
-        job = build_job(
-            order_id=order.id,
-            region=order.region,
-            type=order.type.value,
-            priority=order.priority,
-            jurisdiction=jurisdiction,
-            site=place,
-            window=window,
-            sla_due=order.arrive_by or window[1],
-        )
         records = flow_repo.technicians(conn, order.region)
-        busy = flow_repo.open_orders(conn, [str(r.get("employee_no")) for r in records])
+        every = [str(r.get("employee_no")) for r in records]
+        busy = [o for o in flow_repo.open_orders(conn, every) if o.id != order.id]
         outcome = assign(job, with_workload(records, busy), calendars=self._calendars)
         if isinstance(outcome, NoneEligible):
             flow_repo.note_in_history(conn, order.id, order.status.value, at, why_none(outcome))

@@ -56,9 +56,15 @@ async def _answer(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _refusal(_request: Request, exc: Exception) -> JSONResponse:
-    """The pure core's refusal: its ``code`` for programs, ``reason`` for people."""
+    """The pure core's refusal: its ``code`` and ``params`` for programs (and a client
+    that words it in its own language), ``reason`` in English for people."""
     assert isinstance(exc, REFUSALS)
-    detail = {"code": exc.code.value, "reason": exc.reason, "message": str(exc)}
+    detail = {
+        "code": exc.code.value,
+        "params": dict(exc.params),
+        "reason": exc.reason,
+        "message": str(exc),
+    }
     code = 422 if exc.invalid else status.HTTP_409_CONFLICT
     return JSONResponse({"detail": detail}, status_code=code)
 

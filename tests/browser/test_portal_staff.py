@@ -24,6 +24,10 @@ def test_a_mosie_on_a_phone_sees_the_regions_sites_and_device_states(
     phone: Page, portal: Portal
 ) -> None:
     sign_in(phone, portal.url, portal.logins["mosie"])
+    # A MOSIE lands on their own jobs; the region's sites are in the menu.
+    phone.wait_for_url(f"{portal.url}/ui/au/jobs")
+    expect(phone.get_by_role("heading", name="My jobs")).to_be_visible()
+    phone.goto(f"{portal.url}/ui/au/")
     expect(phone.get_by_role("heading", name="Sites in AU")).to_be_visible()
     # Both au sites of the region, the other customer's too: a MOSIE works the region.
     expect(phone.get_by_role("link", name="Demo Sydney")).to_be_visible()

@@ -25,8 +25,10 @@ import pytest
 from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
 from cloud.dispatch import AppointmentRefused, DispatchService, FilesystemPhotoStorage
 from cloud.dispatch import flow_repository as flow_repo
+from cloud.dispatch.errors import RefusedError
 from cloud.dispatch.models import AppointmentView
 from cloud.events.employees import (
+    EmployeeAbsence,
     EmployeeBase,
     EmployeeChange,
     EmployeeChanged,
@@ -103,12 +105,26 @@ def service(pool: Pool, clock: Clock, tmp_path: Path) -> DispatchService:
         longitude=151.21,
     )
     service.record_gateway(uuid.uuid4(), reg, T0 - timedelta(days=1))
+    _technician(service, "E1001")
+    return service
+
+
+def _technician(
+    service: DispatchService,
+    employee_no: str,
+    *,
+    weekdays: range = range(1, 8),
+    away: tuple[EmployeeAbsence, ...] = (),
+    licence_expires: date = date(2030, 1, 1),
+) -> None:
+    """An AU technician dispatch hears of: licensed for NSW isolator work until
+    ``licence_expires``, 08:00-17:00 Sydney on ``weekdays``, away on ``away``."""
     at = T0 - timedelta(days=30)
     tech = EmployeeChanged(
         change=EmployeeChange.CREATED,
-        employee_no="E1001",
+        employee_no=employee_no,
         user_id=None,
-        name="Tech E1001",
+        name=f"Tech {employee_no}",
         region=Region.AU,
         jurisdiction="AU-NSW",
         base=EmployeeBase(latitude=-33.70, longitude=151.10),
@@ -122,19 +138,18 @@ def service(pool: Pool, clock: Clock, tmp_path: Path) -> DispatchService:
                 jurisdiction=where,
                 number=f"L{i}",
                 valid_from=date(2020, 1, 1),
-                expires_on=date(2030, 1, 1),
+                expires_on=licence_expires,
             )
             for i, (kind, where) in enumerate(
                 (("au-electrical", "AU-NSW"), ("au-saa-accreditation", "AU")), start=1
             )
         ),
-        hours=tuple(EmployeeHours(weekday=d, starts=time(8), ends=time(17)) for d in range(1, 8)),
-        absences=(),
+        hours=tuple(EmployeeHours(weekday=d, starts=time(8), ends=time(17)) for d in weekdays),
+        absences=away,
         created_at=at,
         updated_at=at,
     )
     service.record_technician(uuid.uuid4(), employee_event(tech).payload, Region.AU, at)
-    return service
 
 
 def _job(service: DispatchService) -> int:
@@ -234,3 +249,50 @@ def test_a_confirmation_too_close_to_the_window_is_refused(
     with pytest.raises(AppointmentRefused) as refused:
         service.confirm_appointment(job, _sydney(5, 8), CUSTOMER, "customer", uuid.uuid4().hex)
     assert (refused.value.code, refused.value.invalid) == ("too_late", False)
+
+
+def test_a_reassignment_judges_the_new_technician_for_the_confirmed_window(
+    pool: Pool, service: DispatchService
+) -> None:
+    # Booked for Thursday 10:00-12:00 (with the job, 10:00-14:00); asked on Wednesday.
+    job = _job(service)
+    service.offer(job)
+    service.confirm_appointment(job, _sydney(5, 10), CUSTOMER, "customer", uuid.uuid4().hex)
+    # Each would pass on Wednesday; for the booked Thursday E2001 is away, E2002's licence
+    # has lapsed (it ended on Wednesday), E2003 works Thursdays only.
+    thursday = date(2026, 3, 5)
+    leave = EmployeeAbsence(id=1, starts_on=thursday, ends_on=thursday, kind="leave")
+    _technician(service, "E2001", away=(leave,))
+    _technician(service, "E2002", licence_expires=date(2026, 3, 4))
+    _technician(service, "E2003", weekdays=range(4, 5))
+
+    def reassign(technician: str) -> object:
+        return service.act(
+            job, "reassign", "E9", "operator", idempotency_key=uuid.uuid4().hex,
+            reason="E1001 is needed elsewhere", technician=technician,
+        )  # fmt: skip
+
+    for refused, why in (("E2001", "absent (away on 2026-03-05)"), ("E2002", "licence (no au-")):
+        with pytest.raises(RefusedError) as caught:
+            reassign(refused)
+        assert (caught.value.field, why in caught.value.reason) == ("technician", True)
+    assert service.get(job, Scope.everything()).assignee == "E1001"
+
+    # E2003 fits the booked window: no override recorded, and the appointment stays.
+    reassign("E2003")
+    assert service.get(job, Scope.everything()).assignee == "E2003"
+    actions = [str(h.action) for h in service.history(job, Scope.everything())]
+    assert "override" not in actions
+    view = service.appointment(job, Scope.everything())
+    assert view.appointment is not None
+    assert view.appointment.starts == _sydney(5, 10)
+    with pool.connection() as conn:
+        [booked] = flow_repo.open_orders(conn, ["E2003"])
+    assert (booked.id, booked.starts, booked.ends) == (job, _sydney(5, 10), _sydney(5, 14))
+
+    # Someone off shift then is allowed (overtime is the operator's call), and recorded.
+    _technician(service, "E2004", weekdays=range(3, 4))  # Wednesdays only
+    reassign("E2004")
+    last = service.history(job, Scope.everything())[-1]
+    assert (str(last.action), last.actor) == ("override", "E9")
+    assert (last.reason or "").startswith("E2004 assigned outside eligibility: off_shift")

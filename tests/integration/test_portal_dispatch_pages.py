@@ -171,6 +171,36 @@ def test_on_site_the_mosie_ticks_notes_photographs_uses_parts_and_gets_a_signatu
     assert len(_service(world).photos(job, AU)) == 1
 
 
+def test_a_spanish_reader_sees_the_checklist_and_the_refusals_in_spanish(world: World) -> None:
+    a = world.tenants["A"]
+    job = seed_job(_service(world), a)  # on site
+    base = f"/ui/au/workorders/{job}"
+    with _client(world, Role.MOSIE) as client:
+        client.cookies.set("potr_lang", "es")
+        page = client.get(base)
+        assert page.status_code == 200
+        # Titles from the checklist file's Spanish, the safety pre-start first.
+        assert (
+            "Método de trabajo seguro revisado para trabajos en cubierta y en altura" in page.text
+        )
+        assert "Seccionador reparado o sustituido" in page.text
+        assert "Safe work method statement" not in page.text
+        # A checklist refusal and a lifecycle refusal, each worded from the catalogue.
+        early = client.post(
+            f"{base}/checklist/isolator-repaired", data=_form(client, key="k-spanish-1")
+        )
+        assert early.status_code == 409
+        assert "No se hizo: Termine primero la comprobación de seguridad previa." in early.text
+        accept = client.post(f"{base}/act", data=_form(client, action="accept", key="k-spanish-2"))
+        assert accept.status_code == 409
+        assert "No se hizo: Este paso no es posible en el estado actual del trabajo." in accept.text
+        resolve = client.post(
+            f"{base}/act", data=_form(client, action="resolve", key="k-spanish-3")
+        )
+        assert resolve.status_code == 409
+        assert "La comprobación de seguridad previa no está completa." in resolve.text
+
+
 def test_the_operator_assigns_and_cancels_and_sees_the_board(world: World) -> None:
     a = world.tenants["A"]
     job = seed_job(_service(world), a, to="scheduled")

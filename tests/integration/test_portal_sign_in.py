@@ -20,6 +20,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.security]
 
 EMAIL = "sign-in-a@example.com"
 PASSWORD = "a long enough password 1"
+MOSIE_NO = "E7701"
+#: The MOSIE's first PIN (identity returns it once, when the user is made).
+PINS: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +38,15 @@ def world(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) ->
                 ),
                 actor="test",
             )  # fmt: skip
+            mosie = built.identity.create_user(
+                UserIn(
+                    email="sign-in-mosie@example.com", display_name="M", role=Role.MOSIE,
+                    home_region=Region.AU, employee_no=MOSIE_NO,
+                ),
+                actor="test",
+            )  # fmt: skip
+            assert mosie.pin is not None
+            PINS[MOSIE_NO] = mosie.pin
             yield built
 
 
@@ -72,6 +84,26 @@ def test_sign_in_sets_httponly_strict_secure_cookies_and_lands_home(world: World
         assert home.status_code == 200
         assert "site A" in home.text
         assert "site B" not in home.text
+
+
+@pytest.mark.parametrize(
+    ("asked", "lands"), [("", "/ui/au/jobs"), ("/ui/au/sites/1", "/ui/au/sites/1")]
+)
+def test_a_mosie_signing_in_lands_on_their_jobs_unless_a_page_was_asked_for(
+    world: World, asked: str, lands: str
+) -> None:
+    with _client(world) as client:
+        token = _csrf(client)
+        form = {"employee_no": MOSIE_NO, "pin": PINS[MOSIE_NO], "csrf_token": token, "next": asked}
+        answer = client.post("/pin-login", data=form, follow_redirects=False)
+        assert answer.status_code == 303
+        assert answer.headers["location"] == lands
+        # The portal's root sends a signed-in MOSIE to their jobs too.
+        root = client.get("/", follow_redirects=False)
+        assert root.headers["location"] == "/ui/au/jobs"
+        jobs = client.get("/ui/au/jobs")
+        assert jobs.status_code == 200
+        assert "Today's route" in jobs.text
 
 
 def test_a_wrong_password_is_refused_with_one_message(world: World) -> None:

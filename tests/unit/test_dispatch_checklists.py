@@ -25,6 +25,7 @@ from cloud.dispatch.checklists import (
     parse_checklist,
     parse_pre_start,
 )
+from cloud.portal.web.i18n import LANGUAGES
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 MOSIE = "E1001"
@@ -80,6 +81,7 @@ def test_lock_out_tag_out_is_photographed_and_battery_work_checks_the_enclosure_
     assert checklists["inspection"].task("lockout-tagout") == Task(
         id="lockout-tagout",
         title="Lock-out and tag-out applied at every isolation point",
+        translations={"es": "Bloqueo y etiquetado aplicados en cada punto de aislamiento"},
         photo=True,
         safety=True,
     )
@@ -178,6 +180,43 @@ def copy_shipped(tmp: Path) -> Path:
     return tmp
 
 
+def test_every_shipped_task_has_a_title_in_each_of_the_portals_languages() -> None:
+    checklists = load_checklists()
+    others = set(LANGUAGES) - {"en"}
+    assert others == {"es"}
+    for kind in TYPES:
+        for task in checklists[kind].tasks:
+            assert set(task.translations) == others, (kind, task.id)
+            assert task.title_in("es") != task.title, (kind, task.id)
+            assert task.title_in("en") == task.title
+    isolator = checklists["isolator_fault"]
+    assert (
+        isolator.tasks[-1].title_in("es")
+        == "El inversor vuelve a producir tras volver a dar tensión"
+    )
+    assert isolator.tasks[-1].title_in("fr") == "Inverter producing again after re-energising"
+
+
+def test_a_task_without_a_language_the_others_have_is_refused_naming_it(tmp_path: Path) -> None:
+    path = copy_shipped(tmp_path) / "isolator_fault.yaml"
+    text = path.read_text("utf-8")
+    spanish = "    translations:\n      es: Seccionador reparado o sustituido\n"
+    assert spanish in text
+    path.write_text(text.replace(spanish, ""), "utf-8")
+    with pytest.raises(ChecklistError) as caught:
+        load_checklists(tmp_path)
+    assert str(caught.value) == (
+        "isolator_fault.yaml: task 'isolator-repaired': no es title (other tasks have one)"
+    )
+
+
+def test_english_is_the_title_not_a_translation() -> None:
+    task = {"id": "fixed", "title": "Fixed", "translations": {"en": "Fixed"}}
+    assert "the English title is `title`" in refusal(type_file(task)).reason
+    long = {"id": "fixed", "title": "Fixed", "translations": {"es": "x" * 101}}
+    assert "translations.es" in refusal(type_file(long)).reason
+
+
 def test_a_type_without_a_file_is_refused_naming_the_directory(tmp_path: Path) -> None:
     (copy_shipped(tmp_path) / "meter_replacement.yaml").unlink()
     with pytest.raises(ChecklistError) as caught:
@@ -225,6 +264,7 @@ def test_no_task_of_the_work_before_the_safety_pre_start_is_complete() -> None:
         str(result)
         == "cannot tick fixed: the safety pre-start is not complete (next: test-for-dead)"
     )
+    assert result.params == {"next": "test-for-dead"}
     assert not progress.safety_complete
     progress = tick(progress, "test-for-dead")
     assert progress.safety_complete

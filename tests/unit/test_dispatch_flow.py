@@ -4,10 +4,27 @@ history, and pv_wh counters since a resolve."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from cloud.calendars import builtin_calendar
-from cloud.dispatch.flow import first_window, merge_counters, site_jurisdiction, sla_facts
+from cloud.dispatch.assignment import (
+    Away,
+    Job,
+    Location,
+    Reason,
+    Shift,
+    Technician,
+    assign,
+    judge,
+)
+from cloud.dispatch.flow import (
+    build_job,
+    first_window,
+    merge_counters,
+    site_jurisdiction,
+    sla_facts,
+    visit_window,
+)
 from contracts.topics import Region
 
 AU, US = builtin_calendar(Region.AU), builtin_calendar(Region.US)
@@ -34,6 +51,70 @@ def test_the_window_is_the_first_business_span_that_fits_the_job() -> None:
     sat = datetime(2026, 3, 6, 23, 0, tzinfo=UTC)
     mon_0800 = datetime(2026, 3, 8, 21, 0, tzinfo=UTC)
     assert first_window(AU, "AU-NSW", sat, TWO_H)[0] == mon_0800
+
+
+#: Thursday 5 March 2026, 10:00-12:00 in Sydney: a confirmed arrival window.
+THU_1000 = datetime(2026, 3, 4, 23, 0, tzinfo=UTC)
+THU_1200 = THU_1000 + TWO_H
+SITE = Location(latitude=-33.87, longitude=151.21)
+
+
+def _tech(employee_no: str, **fields: object) -> Technician:
+    """An AU technician licensed for an AU isolator job, 08:00-17:00 every day."""
+    record: dict[str, object] = {
+        "employee_no": employee_no,
+        "region": "au",
+        "jurisdiction": "AU-NSW",
+        "time_zone": "Australia/Sydney",
+        "base": {"latitude": -33.70, "longitude": 151.10},
+        "licences": [
+            {"kind": "au-electrical", "jurisdiction": "AU-NSW", "valid_from": date(2020, 1, 1)},
+            {"kind": "au-saa-accreditation", "jurisdiction": "AU", "valid_from": date(2020, 1, 1)},
+        ],
+        "skills": [{"code": "dc_isolation"}],
+        "hours": [Shift(weekday=d, starts=time(8), ends=time(17)) for d in range(1, 8)],
+    }
+    return Technician.model_validate(record | fields)
+
+
+def test_a_confirmed_appointment_is_the_job_s_time_for_eligibility_and_scoring() -> None:
+    # Booked: the arrival window, then two hours of work — Thursday 10:00 to 14:00.
+    booked = visit_window((THU_1000, THU_1200), AU, "AU-NSW", WED_1100, TWO_H)
+    assert booked == (THU_1000, THU_1000 + 2 * TWO_H)
+    # Without one, the first business-hours window from now (Wednesday 11:00-13:00).
+    assert visit_window(None, AU, "AU-NSW", WED_1100, TWO_H) == (WED_1100, WED_1100 + TWO_H)
+
+    def job(window: tuple[datetime, datetime]) -> Job:
+        return build_job(
+            order_id=7, region=Region.AU, type="isolator_fault", priority="P3",
+            jurisdiction="AU-NSW", site=SITE, window=window, sla_due=window[1], duration=TWO_H,
+        )  # fmt: skip
+
+    on_booked_day = job(booked)
+    assert on_booked_day.duration == TWO_H
+    away_thursday = _tech(
+        "E1", absences=[Away(starts_on=date(2026, 3, 5), ends_on=date(2026, 3, 5))]
+    )
+    licence_ends_wednesday = _tech(
+        "E2",
+        licences=[
+            {"kind": "au-electrical", "jurisdiction": "AU-NSW", "valid_from": date(2020, 1, 1),
+             "expires_on": date(2026, 3, 4)},
+            {"kind": "au-saa-accreditation", "jurisdiction": "AU", "valid_from": date(2020, 1, 1)},
+        ],
+    )  # fmt: skip
+    thursdays_only = _tech("E3", hours=[Shift(weekday=4, starts=time(8), ends=time(17))])
+    crew = [away_thursday, licence_ends_wednesday, thursdays_only]
+    now = job(visit_window(None, AU, "AU-NSW", WED_1100, TWO_H))
+    # Judged for Wednesday (the wrong time), E1 and E2 would pass and E3 would not ...
+    assert [judge(now, t).eligible for t in crew] == [True, True, False]
+    # ... for the booked Thursday, only E3 may go.
+    verdicts = {t.employee_no: judge(on_booked_day, t) for t in crew}
+    assert [r.reason for r in verdicts["E1"].refusals] == [Reason.ABSENT]
+    assert [r.reason for r in verdicts["E2"].refusals] == [Reason.LICENCE]
+    assert verdicts["E3"].eligible
+    chosen = assign(on_booked_day, crew)
+    assert getattr(chosen, "employee_no", None) == "E3"
 
 
 def test_sla_facts_restart_at_a_reopen_and_leave_out_the_pauses() -> None:

@@ -226,10 +226,11 @@ def test_a_job_cannot_close_before_verification() -> None:
 
 
 def test_verify_only_from_resolved_and_only_by_the_system() -> None:
-    refused(
+    who = refused(
         transition(order_in(S.RESOLVED), A.VERIFY, R.ADMIN, willing(R.ADMIN)),
         RefusalCode.ROLE_NOT_ALLOWED,
     )
+    assert who.params == {"roles": "system"}
     refused(
         transition(order_in(S.ON_SITE), A.VERIFY, R.SYSTEM, willing(R.SYSTEM)),
         RefusalCode.ILLEGAL_TRANSITION,
@@ -281,10 +282,11 @@ def test_assignment_names_a_technician_and_reassignment_another_one() -> None:
         RefusalCode.ASSIGNEE_REQUIRED,
     )
     same = ops.model_copy(update={"assignee": MOSIE})
-    refused(
+    kept = refused(
         transition(order_in(S.ACCEPTED), A.REASSIGN, R.OPERATOR, same),
         RefusalCode.SAME_ASSIGNEE,
     )
+    assert kept.params == {"assignee": MOSIE}  # what a screen words in its language
     other = ops.model_copy(update={"assignee": OTHER_MOSIE})
     after = moved(transition(order_in(S.ACCEPTED), A.REASSIGN, R.OPERATOR, other)).order
     assert (after.status, after.assignee) == (S.ASSIGNED, OTHER_MOSIE)
@@ -299,10 +301,11 @@ def test_a_fault_back_within_a_week_reopens_to_scheduled_counting_the_reopen() -
 
 def test_a_fault_back_after_the_window_is_a_new_job() -> None:
     ctx = TransitionContext(at=T0 + 7 * DAY + timedelta(seconds=1), reason="tripped again")
-    refused(
+    late = refused(
         transition(order_in(S.CLOSED), A.REOPEN, R.SYSTEM, ctx),
         RefusalCode.REOPEN_WINDOW_PASSED,
     )
+    assert late.params == {"window_days": "7"}
     wider = ctx.model_copy(update={"reopen_window": 14 * DAY})
     assert moved(transition(order_in(S.CLOSED), A.REOPEN, R.SYSTEM, wider)).to is S.SCHEDULED
 

@@ -76,13 +76,13 @@ def create_auth_pages(sessions: Sessions, renderer: Renderer, jar: CookieJar) ->
             return login_page(request, next_, _("Sign-in is unavailable right now."), 503)
         sessions.start(request, pair)
         who = sessions.verify(pair.access_token)
-        target = safe_next(next_) or home_of(who.role, who.region.value)
+        target = safe_next(next_) or home_of(who.role, who.region.value, who.employee_no)
         return RedirectResponse(target, status_code=303)
 
     @router.get("/", name="root")
     async def root(request: Request) -> Response:
         who = await sessions.optional_caller(request)
-        target = home_of(who.role, who.region.value) if who else "/login"
+        target = home_of(who.role, who.region.value, who.employee_no) if who else "/login"
         return RedirectResponse(target, status_code=303)
 
     @router.get("/login", name="login")

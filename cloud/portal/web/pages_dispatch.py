@@ -43,6 +43,7 @@ from cloud.dispatch.lifecycle import MAX_REASON, WorkOrderAction, WorkOrderStatu
 from cloud.dispatch.models import MAX_NOTE, PART_NO_PATTERN, HistoryEntry, WorkOrder
 from cloud.identity import Role
 from cloud.portal.web.csrf import check_csrf
+from cloud.portal.web.refusal_text import tick_refusal, transition_refusal
 from cloud.portal.web.render import Renderer
 from cloud.portal.web.session import PageRefused, Sessions, Viewer
 from cloud.portal.web.site_data import SiteData
@@ -299,7 +300,11 @@ def create_dispatch_pages(
             await run_in_threadpool(work)
         except NotFoundError:
             raise PageRefused(404, "no such work order") from None
-        except (TransitionRefused, TickRefused, AppointmentRefused) as exc:
+        except (TransitionRefused, TickRefused) as exc:
+            words = transition_refusal if isinstance(exc, TransitionRefused) else tick_refusal
+            why = _("Not done: %(reason)s", reason=words(_, exc.code, exc.params, exc.reason))
+            return await job_page(request, who, order_id, why, 422 if exc.invalid else 409)
+        except AppointmentRefused as exc:
             why = _("Not done: %(reason)s", reason=exc.reason)
             return await job_page(request, who, order_id, why, 422 if exc.invalid else 409)
         except (ConflictError, RefusedError) as exc:

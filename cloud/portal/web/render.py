@@ -59,12 +59,15 @@ def navigation(role: Role, region: str, _: Any, unread: int | None = None) -> li
     return items
 
 
-def home_of(role: Role, region: str) -> str:
-    """Where a person lands after signing in."""
+def home_of(role: Role, region: str, employee_no: str | None = None) -> str:
+    """Where a person lands after signing in: the fleet, the support desk, a MOSIE's own
+    jobs (signed in with their employee number, which is their reach), else the sites."""
     if role in (Role.ADMIN, Role.OPERATOR):
         return f"/ui/{region}/fleet"
     if role == Role.SUPPORT:
         return f"/ui/{region}/support"
+    if role == Role.MOSIE and employee_no:
+        return f"/ui/{region}/jobs"
     return f"/ui/{region}/"
 
 
