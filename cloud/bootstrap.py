@@ -34,6 +34,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
@@ -58,12 +59,15 @@ from cloud.customers import CustomersService
 from cloud.dispatch import (
     DispatchService,
     DispatchSettings,
+    DutyFacts,
     FilesystemPhotoStorage,
     FlowSettings,
+    StaffDuty,
     run_dispatch_sweeps,
 )
 from cloud.dispatch import event_subscriptions as dispatch_subscriptions
 from cloud.employees import EmployeeService
+from cloud.employees import NotFoundError as EmployeesNotFound
 from cloud.events.bus import EventBus, InProcessBus
 from cloud.events.relay import MetricsHook, OutboxRelay
 from cloud.events.runtime import BusSettings, EventRuntime, event_runtime
@@ -101,6 +105,7 @@ from cloud.settings import DatabaseSettings
 from cloud.telemetry import TelemetryReader, TelemetryStore
 from cloud.telemetry import event_subscriptions as telemetry_subscriptions
 from cloud.telemetry.maintenance import StoreMaintenance
+from contracts.topics import Region
 from device_profiles import DeviceProfile, builtin_profiles
 
 __all__ = [
@@ -123,6 +128,7 @@ __all__ = [
     "run_ingest",
     "run_services",
     "serve_config_service",
+    "staff_duty",
 ]
 
 log = logging.getLogger(__name__)
@@ -297,7 +303,28 @@ def create_dispatch_service(
         photos=FilesystemPhotoStorage(settings.dispatch_photo_dir),
         max_photo_bytes=settings.dispatch_photo_max_bytes,
         flow=flow if flow is not None else FlowSettings(),
+        staff=staff_duty(EmployeeService(pool)),
     )
+
+
+def staff_duty(employees: EmployeeService) -> StaffDuty:
+    """Dispatch's question before it stores a technician's location fix, answered by the
+    employees service (its published interface): the location notice acknowledged, and
+    the instant inside the employee's working hours. None for someone not on the
+    region's staff."""
+
+    def facts(region: Region, employee_no: str, at: datetime) -> DutyFacts | None:
+        try:
+            duty = employees.location_duty(employee_no, at, region=region)
+        except EmployeesNotFound:
+            return None
+        return DutyFacts(
+            notice_version=duty.notice_version,
+            acknowledged=duty.acknowledged,
+            in_working_hours=duty.in_working_hours,
+        )
+
+    return facts
 
 
 def create_web_ui(

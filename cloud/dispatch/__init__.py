@@ -12,6 +12,7 @@ from cloud.dispatch.errors import (
     AppointmentRefused,
     ConflictError,
     DispatchError,
+    LocationRefused,
     NotFoundError,
     RefusedError,
     TickRefused,
@@ -22,6 +23,7 @@ from cloud.dispatch.handlers import event_subscriptions, run_dispatch_sweeps
 from cloud.dispatch.models import (
     HistoryEntry,
     KnownSite,
+    LocationRecorded,
     Note,
     PartStock,
     PartUse,
@@ -38,7 +40,7 @@ from cloud.dispatch.photos import (
     PhotoStorage,
     check_upload,
 )
-from cloud.dispatch.service import SCHEMA, DispatchService, SweepResult
+from cloud.dispatch.service import SCHEMA, DispatchService, DutyFacts, StaffDuty, SweepResult
 from cloud.dispatch.settings import DispatchSettings
 
 __all__ = [
@@ -50,10 +52,13 @@ __all__ = [
     "DispatchError",
     "DispatchService",
     "DispatchSettings",
+    "DutyFacts",
     "FilesystemPhotoStorage",
     "FlowSettings",
     "HistoryEntry",
     "KnownSite",
+    "LocationRecorded",
+    "LocationRefused",
     "NotFoundError",
     "Note",
     "PartStock",
@@ -64,6 +69,7 @@ __all__ = [
     "PhotoStorage",
     "RefusedError",
     "Signature",
+    "StaffDuty",
     "SweepResult",
     "Tick",
     "TickRefused",

@@ -28,6 +28,7 @@ import binascii
 import re
 from collections.abc import Callable
 from datetime import date
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -45,6 +46,7 @@ from cloud.dispatch.models import (
     PART_NO_PATTERN,
     AppointmentView,
     HistoryEntry,
+    LocationRecorded,
     Note,
     PartStock,
     PartUse,
@@ -179,9 +181,33 @@ class PartUseIn(_Body):
 
 
 class StockIn(_Body):
+    """``unit_value``: the part's valuation per unit in the region's currency from now on
+    (told to billing and SAP with each use); omitted: unchanged."""
+
     part_no: str = Field(pattern=PART_NO_PATTERN)
     quantity: int = Field(ge=1, le=100_000)
     description: str | None = Field(default=None, max_length=200)
+    unit_value: Decimal | None = Field(default=None, ge=0, le=1_000_000_000, decimal_places=2)
+
+
+class IncidentIn(_Body):
+    """Something found on site that needs its own work order (a damaged roof tile, a
+    second faulty device): its type, priority, a title and what was found."""
+
+    type: WorkOrderType
+    priority: Priority
+    title: str = Field(min_length=3, max_length=200)
+    description: str = Field(default="", max_length=4000)
+
+
+class LocationIn(_Body):
+    """A location fix from the phone (the browser's geolocation): degrees (WGS 84), the
+    accuracy radius in metres, and when it was taken (at most 15 minutes ago)."""
+
+    latitude: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    longitude: float = Field(ge=-180, le=180, allow_inf_nan=False)
+    accuracy_m: float = Field(gt=0, le=10_000, allow_inf_nan=False)
+    at: AwareDatetime
 
 
 class SignatureIn(_Body):
@@ -693,6 +719,72 @@ def create_router(
             )
         )
 
+    @router.post(
+        "/workorders/{work_order_id}/incidents",
+        response_model=WorkOrder,
+        status_code=status.HTTP_201_CREATED,
+        operation_id="incidents.create",
+        summary="Raise an incident found on site: a new work order of the job's site",
+        description="The assigned MOSIE, while the job is on site. The new work order is "
+        "`origin` incident with `found_on` the job; it gets its SLA due times and goes to "
+        "the best eligible technician, or stays scheduled with why in its history.",
+        responses=_answers(s409=_ON_SITE, s422="as always" + _KEY_REUSE),
+    )
+    async def raise_incident(
+        who: Annotated[Access, Depends(access("incidents.create"))],
+        work_order_id: WorkOrderIdPath,
+        body: IncidentIn,
+        idempotency_key: IdempotencyKey,
+    ) -> WorkOrder:
+        return await run_in_threadpool(
+            lambda: service.raise_incident(
+                work_order_id,
+                body.type,
+                body.priority,
+                body.title,
+                body.description,
+                _actor(who),
+                idempotency_key,
+                scope=who.scope,
+            )
+        )
+
+    @router.post(
+        "/me/location",
+        response_model=LocationRecorded,
+        status_code=status.HTTP_201_CREATED,
+        operation_id="location.record",
+        summary="Record where I am (only on duty, with the location notice acknowledged)",
+        description="Stored only when the MOSIE acknowledged the location notice's current "
+        "version (`GET /me/location-notice`) and is on duty: inside their working hours, or "
+        "on a job accepted, en route or on site. Otherwise 409 with `detail.code` "
+        "`notice_not_acknowledged` or `off_duty`, and nothing is stored. The answer "
+        "repeats no coordinates.",
+        responses=_answers(
+            s404="the caller is not on the region's staff",
+            s409="notice_not_acknowledged or off_duty (detail.code): nothing stored",
+            s422="as always" + _KEY_REUSE + "; a fix older than 15 minutes",
+        ),
+    )
+    async def record_location(
+        who: Annotated[Access, Depends(access("location.record"))],
+        body: LocationIn,
+        idempotency_key: IdempotencyKey,
+    ) -> LocationRecorded:
+        employee_no = _mosie(who)
+        assert employee_no is not None  # the route is the MOSIEs'
+        return await run_in_threadpool(
+            lambda: service.record_location(
+                employee_no,
+                _region(who),
+                body.latitude,
+                body.longitude,
+                body.accuracy_m,
+                body.at,
+                idempotency_key,
+            )
+        )
+
     # -- parts stock ------------------------------------------------------------------------
     @router.get(
         "/parts",
@@ -715,7 +807,13 @@ def create_router(
         who: Annotated[Access, Depends(access("parts.create"))], body: StockIn
     ) -> PartStock:
         return await run_in_threadpool(
-            service.add_stock, _region(who), body.part_no, body.quantity, body.description
+            lambda: service.add_stock(
+                _region(who),
+                body.part_no,
+                body.quantity,
+                body.description,
+                unit_value=body.unit_value,
+            )
         )
 
     # -- performance ------------------------------------------------------------------------

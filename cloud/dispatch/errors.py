@@ -19,6 +19,8 @@ __all__ = [
     "AppointmentRefused",
     "ConflictError",
     "DispatchError",
+    "LocationCode",
+    "LocationRefused",
     "NotFoundError",
     "RefusedError",
     "TickRefused",
@@ -107,3 +109,23 @@ class AppointmentCode(StrEnum):
     TOO_LATE = "too_late"
     NO_OFFER = "no_offer"
     NOT_BOOKABLE = "not_bookable"
+
+
+class LocationCode(StrEnum):
+    NOTICE_NOT_ACKNOWLEDGED = "notice_not_acknowledged"
+    OFF_DUTY = "off_duty"
+
+
+class LocationRefused(DispatchError):
+    """A location fix not stored (nothing of it is kept): the employee has not
+    acknowledged the location notice's current version (``notice_not_acknowledged``), or
+    is off duty — outside their working hours and on no accepted, en route or on-site
+    job (``off_duty``). Both 409: the employee's standing forbids it, not the request."""
+
+    invalid = False
+
+    def __init__(self, code: LocationCode, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+        self.params: Mapping[str, str] = {}
+        super().__init__(f"{code.value}: {reason}")

@@ -94,6 +94,10 @@ class FlowSettings(BaseSettings):
     job_duration_s: float = Field(default=2 * 3600.0, gt=0, le=12 * 3600)
     #: How often the sweeps run (policies due, SLA breaches, verification).
     sweep_s: float = Field(default=30.0, gt=0)
+    #: How long a technician's location fixes are kept (privacy: days, not months).
+    location_retention_days: float = Field(default=7.0, gt=0, le=90)
+    #: How old a fix may be and still say where a technician is for assignment.
+    location_fresh_s: float = Field(default=3600.0, gt=0, le=86400)
 
     def verification(self) -> VerificationPolicy:
         return VerificationPolicy(
@@ -200,11 +204,15 @@ def build_job(
 
 
 def with_workload(
-    records: Iterable[Mapping[str, Any]], open_orders: Iterable[OpenOrder]
+    records: Iterable[Mapping[str, Any]],
+    open_orders: Iterable[OpenOrder],
+    positions: Mapping[str, Location] | None = None,
 ) -> list[Technician]:
     """Technicians from their stored records (``employee.changed`` payloads), each with
-    their open work orders as workload and, when on a site, that site as where they are.
-    An open job whose site's place is unknown counts at the technician's base."""
+    their open work orders as workload and, when on a site, that site as where they are
+    — else their latest on-duty location fix in ``positions`` (employee number → place;
+    the caller passes fresh ones only). An open job whose site's place is unknown counts
+    at the technician's base."""
     held: dict[str, list[OpenOrder]] = {}
     for order in open_orders:
         held.setdefault(order.assignee, []).append(order)
@@ -220,6 +228,8 @@ def with_workload(
             for o in mine
         )
         current = next((o.site for o in mine if o.on_site and o.site is not None), None)
+        if current is None and positions is not None:
+            current = positions.get(tech.employee_no)
         out.append(tech.model_copy(update={"open_jobs": jobs, "current": current}))
     return out
 

@@ -7,7 +7,8 @@ runs, and a value out of bounds is a :class:`~cloud.dispatch.errors.RefusedError
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from decimal import Decimal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -29,6 +30,7 @@ __all__ = [
     "HistoryEntry",
     "IdempotencyKey",
     "KnownSite",
+    "LocationRecorded",
     "Note",
     "OfferedSlot",
     "PartNo",
@@ -40,6 +42,7 @@ __all__ = [
     "Tick",
     "WorkOrder",
     "WorkOrderIn",
+    "WorkOrderOrigin",
 ]
 
 #: A client's idempotency key: a UUID fits, and so does any 8-100 url-safe characters.
@@ -55,6 +58,13 @@ Description = Annotated[str, Field(max_length=4000)]
 MAX_NOTE = 2000
 NoteText = Annotated[str, Field(min_length=1, max_length=MAX_NOTE)]
 SignerName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(?:.*\S)?$")]
+#: Where a work order came from: by hand (the office), an alert policy, or an incident a
+#: MOSIE found on site during another job.
+WorkOrderOrigin = Literal["hand", "policy", "incident"]
+#: Each region's currency: the parts stock's valuation is in it.
+CURRENCIES: dict[Region, str] = {Region.AU: "AUD", Region.US: "USD", Region.ES: "EUR"}
+#: A unit's valuation: cents, at most a billion.
+UnitValue = Annotated[Decimal, Field(ge=0, le=1_000_000_000, decimal_places=2)]
 
 
 class _Record(BaseModel):
@@ -74,6 +84,9 @@ class WorkOrderIn(_Record):
     alarm_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
     arrive_by: AwareDatetime | None = None
     resolve_by: AwareDatetime | None = None
+    origin: WorkOrderOrigin = "hand"
+    #: The job an incident was found on (``origin`` incident only).
+    found_on: int | None = Field(default=None, ge=1, le=2**63 - 1)
 
 
 class WorkOrder(_Record):
@@ -101,6 +114,8 @@ class WorkOrder(_Record):
     arrive_by: datetime | None
     resolve_by: datetime | None
     version: int
+    origin: WorkOrderOrigin = "hand"
+    found_on: int | None = None
 
     def state(self) -> OrderState:
         """The lifecycle's part of it."""
@@ -164,10 +179,15 @@ class Photo(_Record):
 
 
 class PartStock(_Record):
+    """A part of the region's stock; ``unit_value`` its valuation per unit in
+    ``currency`` (the region's), where known."""
+
     region: Region
     part_no: str
     description: str
     quantity: int
+    unit_value: Decimal | None = None
+    currency: str | None = None
 
 
 class PartUse(_Record):
@@ -181,6 +201,8 @@ class PartUse(_Record):
     by: str
     at: datetime
     stock_left: int
+    unit_value: Decimal | None = None
+    currency: str | None = None
 
 
 class Signature(_Record):
@@ -258,3 +280,15 @@ class AppointmentView(_Record):
     offer_expires_at: AwareDatetime | None = None
     windows: list[OfferedSlot] = Field(default_factory=list)
     appointment: BookedWindow | None = None
+
+
+class LocationRecorded(_Record):
+    """A location fix stored: whose, when it was taken and arrived, and why they were on
+    duty (``working_hours``, or ``on_job`` with the job). The coordinates are not
+    repeated (the answer is kept with the idempotency key)."""
+
+    employee_no: str
+    at: datetime
+    received_at: datetime
+    duty: Literal["working_hours", "on_job"]
+    work_order_id: int | None = None

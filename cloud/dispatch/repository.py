@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from cloud.adapters.postgres import Connection, Jsonb, dict_row
@@ -36,8 +37,9 @@ from contracts.topics import Region
 _WO_COLS = (
     "id, region, site_id, account_id, type, priority, title, description, status, assignee,"
     " visits, reopen_count, verified_at, sla_breached, alarm_id, created_by, created_at,"
-    " updated_at, arrive_by, resolve_by, version"
+    " updated_at, arrive_by, resolve_by, version, origin, found_on"
 )
+_STOCK_COLS = "region, part_no, description, quantity, unit_value, currency"
 _HISTORY_COLS = "id, work_order_id, at, actor, role, action, from_state, to_state, reason, assignee"
 _TICK_COLS = "work_order_id, visit, task_id, by_actor AS by, at, photo_key, note"
 _PHOTO_COLS = "id, work_order_id, storage_key, content_type, bytes, sha256, by_actor AS by, at"
@@ -72,10 +74,11 @@ def insert_work_order(
         conn,
         f"INSERT INTO dispatch.work_orders (id, region, site_id, account_id, type, priority,"
         " title, description, alarm_id, created_by, created_at, updated_at, arrive_by,"
-        f" resolve_by) VALUES ({next_id_sql('dispatch.work_orders_id_seq', '%(region)s')},"
+        " resolve_by, origin, found_on)"
+        f" VALUES ({next_id_sql('dispatch.work_orders_id_seq', '%(region)s')},"
         " %(region)s, %(site_id)s, %(account_id)s, %(type)s, %(priority)s, %(title)s,"
         " %(description)s, %(alarm_id)s, %(created_by)s, %(at)s, %(at)s, %(arrive_by)s,"
-        f" %(resolve_by)s) RETURNING {_WO_COLS}",
+        f" %(resolve_by)s, %(origin)s, %(found_on)s) RETURNING {_WO_COLS}",
         {
             **given.model_dump(mode="json", exclude={"arrive_by", "resolve_by"}),
             "arrive_by": given.arrive_by,
@@ -207,13 +210,18 @@ def insert_history(
 
 
 def insert_created(
-    conn: Connection[Any], order: WorkOrder, actor: str, role: str, at: datetime
+    conn: Connection[Any],
+    order: WorkOrder,
+    actor: str,
+    role: str,
+    at: datetime,
+    reason: str | None = None,
 ) -> None:
     conn.execute(
         "INSERT INTO dispatch.history (work_order_id, at, actor, role, action, from_state,"
         " to_state, reason, assignee, resolve_by) VALUES (%s, %s, %s, %s, 'create', NULL,"
-        " %s, NULL, NULL, %s)",
-        (order.id, at, actor, role, order.status.value, order.resolve_by),
+        " %s, %s, NULL, %s)",
+        (order.id, at, actor, role, order.status.value, reason, order.resolve_by),
     )
 
 
@@ -394,16 +402,30 @@ def add_stock(
     quantity: int,
     description: str | None,
     at: datetime,
+    valuation: tuple[Decimal, str] | None = None,
 ) -> PartStock:
-    """``quantity`` more of ``part_no`` in ``region``'s stock (a new part when unknown)."""
+    """``quantity`` more of ``part_no`` in ``region``'s stock (a new part when unknown);
+    ``valuation``: its value per unit and currency from now (None: as it was)."""
+    value, currency = valuation if valuation is not None else (None, None)
     row = _one(
         conn,
-        "INSERT INTO dispatch.parts_stock (region, part_no, description, quantity, updated_at)"
-        " VALUES (%s, %s, coalesce(%s, ''), %s, %s) ON CONFLICT (region, part_no) DO UPDATE"
+        "INSERT INTO dispatch.parts_stock (region, part_no, description, quantity, updated_at,"
+        " unit_value, currency) VALUES (%(region)s, %(part)s, coalesce(%(desc)s, ''),"
+        " %(qty)s, %(at)s, %(value)s, %(currency)s) ON CONFLICT (region, part_no) DO UPDATE"
         " SET quantity = parts_stock.quantity + EXCLUDED.quantity,"
-        " description = coalesce(%s, parts_stock.description), updated_at = EXCLUDED.updated_at"
-        " RETURNING region, part_no, description, quantity",
-        (region.value, part_no, description, quantity, at, description),
+        " description = coalesce(%(desc)s, parts_stock.description),"
+        " unit_value = coalesce(%(value)s, parts_stock.unit_value),"
+        " currency = coalesce(%(currency)s, parts_stock.currency),"
+        f" updated_at = EXCLUDED.updated_at RETURNING {_STOCK_COLS}",
+        {
+            "region": region.value,
+            "part": part_no,
+            "desc": description,
+            "qty": quantity,
+            "at": at,
+            "value": value,
+            "currency": currency,
+        },
     )
     assert row is not None
     return PartStock.model_validate(row)
@@ -412,8 +434,7 @@ def add_stock(
 def stock(conn: Connection[Any], region: Region) -> list[PartStock]:
     rows = _all(
         conn,
-        "SELECT region, part_no, description, quantity FROM dispatch.parts_stock"
-        " WHERE region = %s ORDER BY part_no",
+        f"SELECT {_STOCK_COLS} FROM dispatch.parts_stock WHERE region = %s ORDER BY part_no",
         (region.value,),
     )
     return [PartStock.model_validate(row) for row in rows]
@@ -421,15 +442,16 @@ def stock(conn: Connection[Any], region: Region) -> list[PartStock]:
 
 def take_part(
     conn: Connection[Any], region: Region, part_no: str, quantity: int, at: datetime
-) -> int | None:
-    """Take ``quantity`` from the stock: what is left, or None when the part is unknown
-    or fewer are in stock (nothing taken)."""
-    row = conn.execute(
+) -> PartStock | None:
+    """Take ``quantity`` from the stock: the stock line after it (what is left, its
+    valuation), or None when the part is unknown or fewer are in stock (nothing taken)."""
+    row = _one(
+        conn,
         "UPDATE dispatch.parts_stock SET quantity = quantity - %s, updated_at = %s"
-        " WHERE region = %s AND part_no = %s AND quantity >= %s RETURNING quantity",
+        f" WHERE region = %s AND part_no = %s AND quantity >= %s RETURNING {_STOCK_COLS}",
         (quantity, at, region.value, part_no, quantity),
-    ).fetchone()
-    return None if row is None else int(row[0])
+    )
+    return None if row is None else PartStock.model_validate(row)
 
 
 def in_stock(conn: Connection[Any], region: Region, part_no: str) -> int | None:
@@ -448,17 +470,18 @@ def insert_part_use(
     quantity: int,
     by: str,
     at: datetime,
-    left: int,
+    line: PartStock,
 ) -> PartUse:
+    """The use, with the stock ``line`` after it (what is left; its valuation, kept)."""
     row = _one(
         conn,
-        "INSERT INTO dispatch.parts_used (work_order_id, region, part_no, quantity, by_actor, at)"
-        " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id, work_order_id, region, part_no,"
-        " quantity, by_actor AS by, at",
-        (work_order_id, region.value, part_no, quantity, by, at),
+        "INSERT INTO dispatch.parts_used (work_order_id, region, part_no, quantity, by_actor,"
+        " at, unit_value, currency) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id,"
+        " work_order_id, region, part_no, quantity, by_actor AS by, at, unit_value, currency",
+        (work_order_id, region.value, part_no, quantity, by, at, line.unit_value, line.currency),
     )
     assert row is not None
-    return PartUse.model_validate({**row, "stock_left": left})
+    return PartUse.model_validate({**row, "stock_left": line.quantity})
 
 
 # -- sites ------------------------------------------------------------------------------------
@@ -549,3 +572,57 @@ def performance(
     return Performance.model_validate(
         {**row, "region": region, "employee_no": employee_no, "since": since, "until": until}
     )
+
+
+# -- technicians' locations -------------------------------------------------------------------
+def job_under_way(
+    conn: Connection[Any], employee_no: str, statuses: Collection[WorkOrderStatus]
+) -> int | None:
+    """A job of ``employee_no`` in ``statuses`` (the lowest id), or None."""
+    row = conn.execute(
+        "SELECT id FROM dispatch.work_orders WHERE assignee = %s AND status = ANY(%s)"
+        " ORDER BY id LIMIT 1",
+        (employee_no, sorted(s.value for s in statuses)),
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def insert_location(conn: Connection[Any], fix: dict[str, Any]) -> None:
+    conn.execute(
+        "INSERT INTO dispatch.locations (employee_no, region, latitude, longitude,"
+        " accuracy_m, at, received_at, duty, work_order_id) VALUES (%(employee_no)s,"
+        " %(region)s, %(latitude)s, %(longitude)s, %(accuracy_m)s, %(at)s, %(received_at)s,"
+        " %(duty)s, %(work_order_id)s)",
+        fix,
+    )
+
+
+def purge_locations(conn: Connection[Any], before: datetime, employee_no: str | None) -> int:
+    """Forget location fixes received before ``before`` (one employee's, or everyone's),
+    and the idempotency keys of location posts as old (their fingerprints are hashes of
+    coordinates); how many fixes were forgotten."""
+    who = "" if employee_no is None else " AND employee_no = %(who)s"
+    params = {"before": before, "who": employee_no}
+    cur = conn.execute(
+        f"DELETE FROM dispatch.locations WHERE received_at < %(before)s{who}", params
+    )
+    keys = "" if employee_no is None else " AND actor = %(who)s"
+    conn.execute(
+        "DELETE FROM dispatch.idempotency_keys WHERE operation = 'location'"
+        f" AND created_at < %(before)s{keys}",
+        params,
+    )
+    return cur.rowcount
+
+
+def latest_positions(
+    conn: Connection[Any], employee_nos: Collection[str], since: datetime
+) -> dict[str, tuple[float, float]]:
+    """Each employee's newest fix taken at or after ``since``: (latitude, longitude)."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (employee_no) employee_no, latitude, longitude"
+        " FROM dispatch.locations WHERE employee_no = ANY(%s) AND at >= %s"
+        " ORDER BY employee_no, at DESC",
+        (sorted(employee_nos), since),
+    ).fetchall()
+    return {str(r[0]): (float(r[1]), float(r[2])) for r in rows}

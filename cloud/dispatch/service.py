@@ -23,10 +23,11 @@ import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any, TypeVar
+from decimal import Decimal
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ValidationError
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
 from cloud.adapters.postgres import Connection, ConnectionPool, ping
 from cloud.adapters.solar import MAX_WINDOW, clear_sky_wh
@@ -45,18 +46,21 @@ from cloud.dispatch.appointments import (
     offer_windows,
     reminder_due,
 )
-from cloud.dispatch.assignment import BINDING, CalendarFor, Job, NoneEligible, assign
+from cloud.dispatch.assignment import BINDING, CalendarFor, Job, Location, NoneEligible, assign
 from cloud.dispatch.assignment import judge as judge_technician
 from cloud.dispatch.checklists import (
     ChecklistProgress,
     Checklists,
     Task,
     TaskTick,
+    WorkOrderType,
     load_checklists,
 )
 from cloud.dispatch.errors import (
     AppointmentRefused,
     ConflictError,
+    LocationCode,
+    LocationRefused,
     NotFoundError,
     RefusedError,
     TickRefused,
@@ -93,11 +97,14 @@ from cloud.dispatch.lifecycle import (
     transition,
 )
 from cloud.dispatch.models import (
+    CURRENCIES,
     AppointmentView,
     BookedWindow,
+    Description,
     HistoryEntry,
     IdempotencyKey,
     KnownSite,
+    LocationRecorded,
     Note,
     NoteText,
     OfferedSlot,
@@ -109,6 +116,8 @@ from cloud.dispatch.models import (
     Signature,
     SignerName,
     Tick,
+    Title,
+    UnitValue,
     WorkOrder,
     WorkOrderIn,
 )
@@ -130,8 +139,12 @@ from cloud.events.workorders import (
     WORKORDER_APPOINTMENT_OFFERED,
     WORKORDER_APPOINTMENT_REMINDER,
     WORKORDER_CREATED,
+    WORKORDER_PARTS_USED,
     OfferedWindow,
+    Priority,
+    UsedPart,
     WorkOrderChanged,
+    WorkOrderPartsUsed,
     workorder_event_name,
 )
 from cloud.scope import Scope
@@ -139,7 +152,7 @@ from contracts.signing import canonical_bytes
 from contracts.timeutil import utc_now
 from contracts.topics import Region
 
-__all__ = ["MAX_PAGE", "SCHEMA", "DispatchService", "SweepResult"]
+__all__ = ["MAX_PAGE", "SCHEMA", "DispatchService", "DutyFacts", "StaffDuty", "SweepResult"]
 
 #: The dispatch service's PostgreSQL schema (and its outbox).
 SCHEMA = "dispatch"
@@ -161,6 +174,12 @@ BOOKABLE = frozenset(
 BOOKERS = frozenset({ActorRole.CUSTOMER, ActorRole.ADMIN, ActorRole.OPERATOR, ActorRole.SUPPORT})
 #: Reminders go until the technician arrives.
 _REMINDABLE = BOOKABLE | {WorkOrderStatus.EN_ROUTE}
+#: A technician on a job in these states is on duty whatever their hours say.
+UNDER_WAY = frozenset({WorkOrderStatus.ACCEPTED, WorkOrderStatus.EN_ROUTE, WorkOrderStatus.ON_SITE})
+#: How old a location fix may be when it arrives (a phone queues a few on a bad link),
+#: and how far ahead of the server's clock it may say it was taken.
+MAX_FIX_AGE = timedelta(minutes=15)
+MAX_FIX_AHEAD = timedelta(minutes=2)
 _R = TypeVar("_R", bound=BaseModel)
 _Pool = ConnectionPool[Connection[Any]]
 log = logging.getLogger(__name__)
@@ -193,6 +212,41 @@ class _SignerIn(BaseModel):
     signer_name: SignerName
 
 
+class _IncidentIn(BaseModel):
+    type: WorkOrderType
+    priority: Priority
+    title: Title
+    description: Description = ""
+
+
+class _FixIn(BaseModel):
+    latitude: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    longitude: float = Field(ge=-180, le=180, allow_inf_nan=False)
+    accuracy_m: float = Field(gt=0, le=10_000, allow_inf_nan=False)
+    at: AwareDatetime
+
+
+class _ValueIn(BaseModel):
+    unit_value: UnitValue | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DutyFacts:
+    """What the employees service says of a technician for a location fix: whether they
+    acknowledged the location notice's current version (``notice_version``), and
+    whether the instant asked about is inside their working hours."""
+
+    notice_version: int
+    acknowledged: bool
+    in_working_hours: bool
+
+
+#: (region, employee number, instant) → the employee's :class:`DutyFacts`, None for one
+#: not on the region's staff. Blocking; the composition root wires the employees
+#: service's answer (dispatch imports nothing of it).
+StaffDuty = Callable[[Region, str, datetime], DutyFacts | None]
+
+
 def _fingerprint(operation: str, request: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_bytes({"op": operation, **request})).hexdigest()
 
@@ -207,6 +261,8 @@ class SweepResult:
     verified: int = 0
     offered: int = 0
     reminded: int = 0
+    #: Location fixes forgotten (older than the retention).
+    locations_purged: int = 0
 
 
 class DispatchService:
@@ -226,8 +282,10 @@ class DispatchService:
         sla_policy: SlaPolicy | None = None,
         calendars: CalendarFor = builtin_calendar,
         offers: OfferSettings | None = None,
+        staff: StaffDuty | None = None,
     ) -> None:
         self._pool = pool
+        self._staff = staff
         self._offers = offers if offers is not None else OfferSettings()
         self._clock = clock
         self._photos = photos
@@ -242,6 +300,10 @@ class DispatchService:
     def max_photo_bytes(self) -> int:
         """The largest photo (or signature image) accepted, in bytes."""
         return self._max_photo_bytes
+
+    @property
+    def _location_retention(self) -> timedelta:
+        return timedelta(days=self._flow.location_retention_days)
 
     @property
     def flow(self) -> FlowSettings:
@@ -307,16 +369,68 @@ class DispatchService:
 
         return self._run(created_by, idempotency_key, "create", request, WorkOrder, work)
 
-    def _create(self, conn: Connection[Any], given: WorkOrderIn, role: ActorRole) -> WorkOrder:
+    def _create(
+        self,
+        conn: Connection[Any],
+        given: WorkOrderIn,
+        role: ActorRole,
+        reason: str | None = None,
+    ) -> WorkOrder:
         site = repo.get_site(conn, given.site_id)
         if site is None or site.region != given.region:
             raise NotFoundError(f"no site {given.site_id} in {given.region}")
         at = self._clock()
         order = repo.insert_work_order(conn, given, site.account_id, at)
-        repo.insert_created(conn, order, given.created_by, role.value, at)
+        repo.insert_created(conn, order, given.created_by, role.value, at, reason)
         payload = _payload(order, site.gateway_ids, at, actor=given.created_by)
         emit(conn, SCHEMA, _event(WORKORDER_CREATED, order, payload, at))
         return order
+
+    def raise_incident(
+        self,
+        work_order_id: int,
+        type: str,
+        priority: str,
+        title: str,
+        description: str,
+        actor_id: str,
+        idempotency_key: str,
+        *,
+        scope: Scope | None = None,
+    ) -> WorkOrder:
+        """An incident the assigned MOSIE found on site during job ``work_order_id`` (which
+        must be on site: :class:`ConflictError`; not theirs: :class:`NotFoundError`): a
+        new work order of the same site and region, ``origin`` incident and ``found_on``
+        the job, created by the MOSIE with its history line and ``workorder.created``;
+        the job's history notes it. Like an alert policy's work order, it gets its SLA due
+        times and goes to the best eligible technician, or stays scheduled with why."""
+        wanted = _valid(
+            _IncidentIn, type=type, priority=priority, title=title, description=description
+        )
+        request = {"work_order_id": work_order_id, **wanted.model_dump(mode="json")}
+
+        def work(conn: Connection[Any]) -> WorkOrder:
+            job = self._on_site(conn, work_order_id, actor_id, scope)
+            given = WorkOrderIn(
+                region=job.region,
+                site_id=job.site_id,
+                type=wanted.type,
+                priority=wanted.priority,
+                title=wanted.title,
+                description=wanted.description,
+                created_by=actor_id,
+                origin="incident",
+                found_on=job.id,
+            )
+            why = f"incident found on site during work order {job.id}"
+            order = self._create(conn, given, ActorRole.MOSIE, why)
+            raised = f"incident raised: work order {order.id} ({order.type}, {order.priority})"
+            self._note(conn, job, order.created_at, actor_id, ActorRole.MOSIE, "incident", raised)
+            assigned = self._auto_assign(conn, self._due_from(conn, order, order.created_at))
+            self._offer(conn, assigned, "offer")
+            return assigned
+
+        return self._run(actor_id, idempotency_key, "incident", request, WorkOrder, work)
 
     def act(
         self,
@@ -571,7 +685,9 @@ class DispatchService:
         verified = sum(self._verify(order_id, at) for order_id in self._resolved())
         offered = sum(self._offer_due(order_id, at) for order_id in self._unoffered(at))
         reminded = sum(self._remind(order_id, at) for order_id in self._reminders_due(at))
-        return SweepResult(created, breached, verified, offered, reminded)
+        with self._pool.connection() as conn:
+            purged = repo.purge_locations(conn, at - self._location_retention, None)
+        return SweepResult(created, breached, verified, offered, reminded, purged)
 
     def _policy_regions(self) -> list[Region]:
         with self._pool.connection() as conn:
@@ -631,6 +747,7 @@ class DispatchService:
             description=f"Raised by alert policy {request.policy} (alarm {request.alarm_id}).",
             created_by=SYSTEM_ACTOR,
             alarm_id=request.alarm_id,
+            origin="policy",
         )
         payload = {"given": given.model_dump(mode="json"), "role": ActorRole.SYSTEM.value}
         order = self._keyed(
@@ -659,9 +776,15 @@ class DispatchService:
             flow_repo.note_in_history(conn, order.id, order.status.value, at, reason)
             return order
         records = flow_repo.technicians(conn, order.region)
-        every = [str(r.get("employee_no")) for r in records]
-        busy = [o for o in flow_repo.open_orders(conn, every) if o.id != order.id]
-        outcome = assign(job, with_workload(records, busy), calendars=self._calendars)
+        crew = [str(r.get("employee_no")) for r in records]
+        busy = [o for o in flow_repo.open_orders(conn, crew) if o.id != order.id]
+        fresh = at - timedelta(seconds=self._flow.location_fresh_s)
+        positions = {
+            no: Location(latitude=lat, longitude=lon)
+            for no, (lat, lon) in repo.latest_positions(conn, crew, fresh).items()
+        }
+        technicians = with_workload(records, busy, positions)
+        outcome = assign(job, technicians, calendars=self._calendars)
         if isinstance(outcome, NoneEligible):
             flow_repo.note_in_history(conn, order.id, order.status.value, at, why_none(outcome))
             return order
@@ -1270,8 +1393,8 @@ class DispatchService:
         def work(conn: Connection[Any]) -> PartUse:
             order = self._on_site(conn, work_order_id, actor_id, scope)
             at = self._clock()
-            left = repo.take_part(conn, order.region, part.part_no, part.quantity, at)
-            if left is None:
+            line = repo.take_part(conn, order.region, part.part_no, part.quantity, at)
+            if line is None:
                 have = repo.in_stock(conn, order.region, part.part_no)
                 if have is None:
                     raise NotFoundError(f"no part {part.part_no} in the {order.region} stock")
@@ -1279,11 +1402,34 @@ class DispatchService:
                     f"only {have} of {part.part_no} in the {order.region} stock,"
                     f" {part.quantity} asked"
                 )
-            return repo.insert_part_use(
-                conn, order.id, order.region, part.part_no, part.quantity, actor_id, at, left
+            use = repo.insert_part_use(
+                conn, order.id, order.region, part.part_no, part.quantity, actor_id, at, line
             )
+            self._announce_parts(conn, order, use)
+            return use
 
         return self._run(actor_id, idempotency_key, "part", request, PartUse, work)
+
+    def _announce_parts(self, conn: Connection[Any], order: WorkOrder, use: PartUse) -> None:
+        """``workorder.parts_used`` for billing and SAP, in the use's transaction."""
+        value = None if use.unit_value is None else use.unit_value * use.quantity
+        used = UsedPart(
+            part_no=use.part_no,
+            quantity=use.quantity,
+            unit_value=use.unit_value,
+            value=value,
+            currency=use.currency,
+        )
+        base = _payload(
+            order,
+            repo.gateway_ids(conn, order.site_id),
+            use.at,
+            actor=use.by,
+            action="parts_used",
+            from_status=order.status.value,
+        )
+        payload = WorkOrderPartsUsed(**base.model_dump(), part_use_id=use.id, parts=[used])
+        emit(conn, SCHEMA, _event(WORKORDER_PARTS_USED, order, payload, use.at))
 
     def sign(
         self,
@@ -1330,17 +1476,87 @@ class DispatchService:
             written, actor_id, idempotency_key, "sign", request, Signature, work
         )
 
+    # -- the technician's location ----------------------------------------------------------
+    def record_location(
+        self,
+        employee_no: str,
+        region: Region,
+        latitude: float,
+        longitude: float,
+        accuracy_m: float,
+        at: datetime,
+        idempotency_key: str,
+    ) -> LocationRecorded:
+        """Store a location fix of the MOSIE ``employee_no`` taken at ``at`` — only when
+        they acknowledged the location notice's current version and are on duty now:
+        inside their working hours, or on a job accepted, en route or on site.
+        :class:`LocationRefused` (``notice_not_acknowledged``, ``off_duty``) otherwise,
+        and nothing is stored; :class:`NotFoundError` for someone not on the region's
+        staff; :class:`RefusedError` for a value out of bounds or a fix older than
+        :data:`MAX_FIX_AGE` (or ahead of the clock). Each write forgets the employee's
+        fixes past the retention."""
+        fix = _valid(_FixIn, latitude=latitude, longitude=longitude, accuracy_m=accuracy_m, at=at)
+        now = self._clock()
+        if not now - MAX_FIX_AGE <= fix.at <= now + MAX_FIX_AHEAD:
+            raise RefusedError("at", "the last 15 minutes", "a fix taken recently")
+        request = {"region": region.value, **fix.model_dump(mode="json")}
+        # Asked before the transaction: the employees service's answer takes a connection
+        # of its own, and a transaction waiting on a second one could starve the pool.
+        facts = self._staff(region, employee_no, now) if self._staff is not None else None
+
+        def work(conn: Connection[Any]) -> LocationRecorded:
+            if facts is None:
+                raise NotFoundError(f"no employee {employee_no} in {region.value}")
+            if not facts.acknowledged:
+                raise LocationRefused(
+                    LocationCode.NOTICE_NOT_ACKNOWLEDGED,
+                    f"acknowledge version {facts.notice_version} of the location notice first:"
+                    " nothing was recorded",
+                )
+            job = repo.job_under_way(conn, employee_no, UNDER_WAY)
+            if job is None and not facts.in_working_hours:
+                raise LocationRefused(
+                    LocationCode.OFF_DUTY,
+                    "outside your working hours and on no accepted, en route or on-site job:"
+                    " nothing was recorded",
+                )
+            duty: Literal["working_hours", "on_job"] = "on_job" if job else "working_hours"
+            repo.purge_locations(conn, now - self._location_retention, employee_no)
+            stored = {
+                **fix.model_dump(),
+                "employee_no": employee_no,
+                "region": region.value,
+                "received_at": now,
+                "duty": duty,
+                "work_order_id": job,
+            }
+            repo.insert_location(conn, stored)
+            return LocationRecorded(
+                employee_no=employee_no, at=fix.at, received_at=now, duty=duty, work_order_id=job
+            )
+
+        return self._run(employee_no, idempotency_key, "location", request, LocationRecorded, work)
+
     # -- parts stock ------------------------------------------------------------------------
     def add_stock(
-        self, region: Region, part_no: str, quantity: int, description: str | None = None
+        self,
+        region: Region,
+        part_no: str,
+        quantity: int,
+        description: str | None = None,
+        *,
+        unit_value: Decimal | None = None,
     ) -> PartStock:
-        """``quantity`` (≥ 1) more of ``part_no`` in ``region``'s stock."""
+        """``quantity`` (≥ 1) more of ``part_no`` in ``region``'s stock; ``unit_value``:
+        its valuation per unit in the region's currency from now on (None: unchanged)."""
         part = _valid(_PartIn, part_no=part_no, quantity=quantity)
         if part.quantity < 1:
             raise RefusedError("quantity", ">= 1", f"{quantity} parts")
+        value = _valid(_ValueIn, unit_value=unit_value).unit_value
+        valuation = None if value is None else (value, CURRENCIES[region])
         with self._pool.connection() as conn:
             return repo.add_stock(
-                conn, region, part.part_no, part.quantity, description, self._clock()
+                conn, region, part.part_no, part.quantity, description, self._clock(), valuation
             )
 
     def checklist(self, kind: str) -> tuple[Task, ...]:
@@ -1649,6 +1865,8 @@ def _payload(
         alarm_id=order.alarm_id,
         visits=order.visits,
         reopen_count=order.reopen_count,
+        origin=order.origin,
+        found_on=order.found_on,
     )
 
 

@@ -3,13 +3,15 @@ skills and licences (with jurisdiction and expiry), working hours and absences; 
 regional business calendar's days for the API (the calendar itself is the shared
 :mod:`cloud.calendars`).
 
-Published interface: :class:`EmployeeService`, its models and errors, the pure rules
+Published interface: :class:`EmployeeService`, its models and errors, the location
+notice (:data:`LOCATION_NOTICE`), the pure rules
 (:func:`licence_valid_on`, :func:`available`, :func:`qualified`), and
 :func:`create_router` for the portal. Other services import nothing else from here.
 """
 
 from cloud.employees.api import create_router
 from cloud.employees.catalogue import Catalogue, builtin_catalogue
+from cloud.employees.location_notice import LOCATION_NOTICE, LocationNotice
 from cloud.employees.logic import (
     available,
     covers,
@@ -28,6 +30,8 @@ from cloud.employees.models import (
     EmployeePatch,
     Licence,
     LicenceIn,
+    LocationConsent,
+    LocationDuty,
     Skill,
     WorkingHours,
 )
@@ -41,6 +45,7 @@ from cloud.employees.service import (
 )
 
 __all__ = [
+    "LOCATION_NOTICE",
     "SCHEMA",
     "Absence",
     "AbsenceIn",
@@ -57,6 +62,9 @@ __all__ = [
     "InvalidError",
     "Licence",
     "LicenceIn",
+    "LocationConsent",
+    "LocationDuty",
+    "LocationNotice",
     "NotFoundError",
     "Skill",
     "WorkingHours",

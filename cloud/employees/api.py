@@ -17,8 +17,8 @@ from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
-from pydantic import AwareDatetime
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Response, status
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from cloud.calendars import JURISDICTION_PATTERN, MAX_SPAN_DAYS
@@ -35,6 +35,7 @@ from cloud.employees.models import (
     EmployeePatch,
     Licence,
     LicenceIn,
+    LocationConsent,
 )
 from cloud.employees.service import EmployeeService
 from cloud.scope import Access
@@ -67,10 +68,26 @@ def _region(who: Access) -> Region:
     return who.scope.region
 
 
+class NoticeAck(BaseModel):
+    """The version of the location notice the employee read and acknowledges."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: int = Field(ge=1, le=10_000)
+
+
+def _me(who: Access) -> str:
+    """The caller's own employee number (their token's); 403 for a token without one."""
+    if who.employee_no is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "sign in with your employee number")
+    return who.employee_no
+
+
 def create_router(
     service: EmployeeService, *, access: Callable[[str], Callable[..., Any]]
 ) -> APIRouter:
-    """Routes under ``/employees`` and ``/calendar``; ``access(key)`` authorises."""
+    """Routes under ``/employees``, ``/calendar`` and ``/me/location-notice`` (the
+    signed-in employee's own); ``access(key)`` authorises."""
     router = APIRouter(tags=["employees"])
 
     @router.get(
@@ -288,6 +305,52 @@ def create_router(
     ) -> BusinessDays:
         return await run_in_threadpool(
             service.business_days, _region(who), jurisdiction, first, last
+        )
+
+    # -- the location notice (the signed-in employee's own) -----------------------------
+    @router.get(
+        "/me/location-notice",
+        response_model=LocationConsent,
+        operation_id="location_notice.get",
+        summary="The location notice and whether I acknowledged its current version",
+        responses=_AUTH | _NOT_FOUND,
+    )
+    async def location_notice(
+        who: Annotated[Access, Depends(access("location_notice.get"))],
+        language: Annotated[str, Query(pattern=r"^(en|es)$")] = "en",
+    ) -> LocationConsent:
+        return await run_in_threadpool(
+            lambda: service.location_consent(_me(who), region=_region(who), language=language)
+        )
+
+    @router.post(
+        "/me/location-notice",
+        response_model=LocationConsent,
+        operation_id="location_notice.acknowledge",
+        summary="Acknowledge the location notice's current version",
+        description="Recorded with its version and time; 422 for a version that is not "
+        "the current one (read the notice again); 409 for an inactive employee.",
+        responses=_AUTH | _NOT_FOUND | _CONFLICT,
+    )
+    async def acknowledge_location_notice(
+        who: Annotated[Access, Depends(access("location_notice.acknowledge"))], body: NoticeAck
+    ) -> LocationConsent:
+        return await run_in_threadpool(
+            lambda: service.acknowledge_location_notice(_me(who), body.version, region=_region(who))
+        )
+
+    @router.delete(
+        "/me/location-notice",
+        response_model=LocationConsent,
+        operation_id="location_notice.withdraw",
+        summary="Withdraw my acknowledgement: my location is no longer recorded",
+        responses=_AUTH | _NOT_FOUND,
+    )
+    async def withdraw_location_notice(
+        who: Annotated[Access, Depends(access("location_notice.withdraw"))],
+    ) -> LocationConsent:
+        return await run_in_threadpool(
+            lambda: service.withdraw_location_notice(_me(who), region=_region(who))
         )
 
     return router

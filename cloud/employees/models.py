@@ -289,3 +289,27 @@ def check_home(region: Region, jurisdiction: str) -> None:
     """``ValueError`` unless ``jurisdiction`` is in ``region``'s calendar."""
     if jurisdiction not in builtin_calendar(region).jurisdictions:
         raise ValueError(f"jurisdiction {jurisdiction} is not in region {region.value}")
+
+
+class LocationConsent(_Model):
+    """An employee's standing on the location notice: its current ``notice_version``,
+    the version they last acknowledged and when (None: never, or withdrawn since), and
+    whether that is the current one (``current``: their location may be recorded)."""
+
+    employee_no: str
+    notice_version: int
+    notice_text: str
+    acknowledged_version: int | None = None
+    acknowledged_at: datetime | None = None
+    current: bool = False
+
+
+class LocationDuty(_Model):
+    """What dispatch asks before storing a location fix: the notice's current version,
+    whether the employee has acknowledged it, and whether ``at`` is inside their working
+    hours (active, not absent, no holiday of their home jurisdiction, inside a span)."""
+
+    employee_no: str
+    notice_version: int
+    acknowledged: bool
+    in_working_hours: bool

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from cloud.adapters.postgres import Connection, dict_row
@@ -332,3 +332,24 @@ def _licence(row: dict[str, Any]) -> Licence:
 
 def _absence(row: dict[str, Any]) -> Absence:
     return Absence.model_validate({k: v for k, v in row.items() if k != "employee_no"})
+
+
+# -- the location notice ---------------------------------------------------------------------
+def insert_notice_ack(
+    conn: Connection[Any], employee_no: str, version: int, action: str, at: datetime
+) -> None:
+    conn.execute(
+        "INSERT INTO employees.location_notice_acks (employee_no, version, action, at)"
+        " VALUES (%s, %s, %s, %s)",
+        (employee_no, version, action, at),
+    )
+
+
+def latest_notice_ack(conn: Connection[Any], employee_no: str) -> tuple[int, str, datetime] | None:
+    """The employee's newest acknowledgement or withdrawal: (version, action, at)."""
+    row = conn.execute(
+        "SELECT version, action, at FROM employees.location_notice_acks"
+        " WHERE employee_no = %s ORDER BY id DESC LIMIT 1",
+        (employee_no,),
+    ).fetchone()
+    return None if row is None else (int(row[0]), str(row[1]), row[2])

@@ -21,7 +21,8 @@ from cloud.calendars import (
 )
 from cloud.employees import repository as repo
 from cloud.employees.catalogue import builtin_catalogue
-from cloud.employees.logic import qualified
+from cloud.employees.location_notice import LOCATION_NOTICE, LocationNotice
+from cloud.employees.logic import available, qualified
 from cloud.employees.models import (
     MAX_DAY,
     MIN_DAY,
@@ -34,10 +35,13 @@ from cloud.employees.models import (
     HolidayOut,
     Licence,
     LicenceIn,
+    LocationConsent,
+    LocationDuty,
     check_home,
 )
 from cloud.events.employees import EmployeeChange, EmployeeChanged, employee_event
 from cloud.events.outbox import emit
+from contracts.timeutil import utc_now
 from contracts.topics import Region
 
 #: The employees service's PostgreSQL schema.
@@ -81,10 +85,14 @@ class EmployeeService:
         *,
         today: Callable[[], date] = _today_utc,
         calendars: Callable[[Region], BusinessCalendar] = builtin_calendar,
+        clock: Callable[[], datetime] = utc_now,
+        location_notice: LocationNotice = LOCATION_NOTICE,
     ) -> None:
         self._pool = pool
         self._today = today
         self._calendars = calendars
+        self._clock = clock
+        self._notice = location_notice
 
     def ping(self) -> None:
         ping(self._pool)
@@ -313,6 +321,93 @@ class EmployeeService:
         )
 
     # -- inside -----------------------------------------------------------------------
+    # -- the location notice -------------------------------------------------------------
+    @property
+    def location_notice(self) -> LocationNotice:
+        return self._notice
+
+    def location_consent(
+        self, employee_no: str, *, region: Region | None = None, language: str = "en"
+    ) -> LocationConsent:
+        """The employee's standing on the location notice (:class:`NotFoundError` for one
+        not on ``region``'s staff)."""
+        with self._pool.connection() as conn:
+            self._lock(conn, employee_no, region, for_update=False)
+            return self._consent(conn, employee_no, language)
+
+    def acknowledge_location_notice(
+        self, employee_no: str, version: int, *, region: Region | None = None
+    ) -> LocationConsent:
+        """Record that the employee acknowledged ``version`` of the notice now; only the
+        current version may be acknowledged (:class:`InvalidError` otherwise: they must
+        read what it says now), and by an active employee only (:class:`ConflictError`).
+        Acknowledging again adds another row (the record keeps every acknowledgement)."""
+        if version != self._notice.version:
+            raise InvalidError(
+                f"the location notice is at version {self._notice.version}, not {version}:"
+                " read it again"
+            )
+        with self._pool.connection() as conn:
+            row = repo.lock_employee(conn, employee_no, region)
+            if row is None:
+                raise NotFoundError(f"employee {employee_no} does not exist")
+            if not row["active"]:
+                raise ConflictError(f"employee {employee_no} is not active: no duty to share")
+            repo.insert_notice_ack(conn, employee_no, version, "acknowledge", self._clock())
+            return self._consent(conn, employee_no)
+
+    def withdraw_location_notice(
+        self, employee_no: str, *, region: Region | None = None
+    ) -> LocationConsent:
+        """Withdraw the employee's acknowledgement: from now on nothing of their location
+        is recorded until they acknowledge again."""
+        with self._pool.connection() as conn:
+            self._lock(conn, employee_no, region)
+            repo.insert_notice_ack(
+                conn, employee_no, self._notice.version, "withdraw", self._clock()
+            )
+            return self._consent(conn, employee_no)
+
+    def location_duty(
+        self, employee_no: str, at: datetime, *, region: Region | None = None
+    ) -> LocationDuty:
+        """What dispatch needs to judge a location fix taken at ``at``: whether the
+        employee acknowledged the notice's current version, and whether ``at`` is inside
+        their working hours (:func:`available`: hours, absences, holidays)."""
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise InvalidError("the instant must carry its offset")
+        with self._pool.connection() as conn:
+            self._lock(conn, employee_no, region, for_update=False)
+            consent = self._consent(conn, employee_no)
+            employee = self._load(conn, employee_no)
+        calendar = self._calendars(employee.region)
+        return LocationDuty(
+            employee_no=employee_no,
+            notice_version=self._notice.version,
+            acknowledged=consent.current,
+            in_working_hours=available(employee, at, calendar),
+        )
+
+    def _consent(
+        self, conn: Connection[Any], employee_no: str, language: str = "en"
+    ) -> LocationConsent:
+        consent = LocationConsent(
+            employee_no=employee_no,
+            notice_version=self._notice.version,
+            notice_text=self._notice.in_language(language),
+        )
+        latest = repo.latest_notice_ack(conn, employee_no)
+        if latest is None or latest[1] != "acknowledge":
+            return consent
+        version, _, at = latest
+        return consent.model_copy(
+            update={
+                "acknowledged_version": version,
+                "acknowledged_at": at,
+                "current": version == self._notice.version,
+            }
+        )
+
     def _absences_since(self) -> date:
         return self._today() - timedelta(days=1)
 

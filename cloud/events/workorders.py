@@ -16,11 +16,19 @@ after what happened to the appointment (``workorder.appointment_offered``,
 is the work order as it stands (``status`` and ``from_status`` both its current state,
 ``action`` ``offer``/``reschedule``/``confirm``/``remind``) plus the appointment fields,
 so a consumer that follows the state (holds, out of service) reads nothing new.
+
+Parts used on a job are not transitions either: ``workorder.parts_used``
+(:class:`WorkOrderPartsUsed`) is the work order as it stands (action ``parts_used``) plus
+the parts taken from the region's stock — part numbers, quantities and, where the stock
+carries one, the unit valuation in the region's currency — for billing and SAP. One event
+per recorded use, emitted in its transaction: a retried request (same idempotency key)
+records nothing and emits nothing again.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,10 +39,13 @@ __all__ = [
     "WORKORDER_APPOINTMENT_OFFERED",
     "WORKORDER_APPOINTMENT_REMINDER",
     "WORKORDER_CREATED",
+    "WORKORDER_PARTS_USED",
     "WORKORDER_PREFIX",
     "OfferedWindow",
     "Priority",
+    "UsedPart",
     "WorkOrderChanged",
+    "WorkOrderPartsUsed",
     "workorder_event_name",
 ]
 
@@ -48,6 +59,8 @@ WORKORDER_APPOINTMENT_OFFERED = "workorder.appointment_offered"
 WORKORDER_APPOINTMENT_CONFIRMED = "workorder.appointment_confirmed"
 #: A reminder of the confirmed window is due (once per lead: a day, an hour before).
 WORKORDER_APPOINTMENT_REMINDER = "workorder.appointment_reminder"
+#: Parts were taken from the region's stock for the job (:class:`WorkOrderPartsUsed`).
+WORKORDER_PARTS_USED = "workorder.parts_used"
 #: The appointment events: no state of their own (see the module's docstring).
 APPOINTMENT_EVENTS = frozenset(
     {WORKORDER_APPOINTMENT_OFFERED, WORKORDER_APPOINTMENT_CONFIRMED, WORKORDER_APPOINTMENT_REMINDER}
@@ -101,6 +114,10 @@ class WorkOrderChanged(BaseModel):
     on_site: bool = False
     #: The alarm that raised it (alert policies), if any.
     alarm_id: int | None = None
+    #: Where it came from: ``hand`` (the office), ``policy`` (an alert policy) or
+    #: ``incident`` (a MOSIE found it on site during the job ``found_on``).
+    origin: str | None = None
+    found_on: int | None = None
     visits: int = 0
     reopen_count: int = 0
     #: The confirmed arrival window, if any (the booked window).
@@ -110,3 +127,27 @@ class WorkOrderChanged(BaseModel):
     offered: list[OfferedWindow] = Field(default_factory=list)
     #: The reminder's lead in seconds (on ``workorder.appointment_reminder``).
     reminder_lead_s: int | None = None
+
+
+class UsedPart(BaseModel):
+    """Parts of one number taken for a job; ``unit_value`` (per part) and ``value`` (all
+    of them) in ``currency``, the region's stock valuation when the use was recorded —
+    None where the stock carries no valuation."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    part_no: str
+    quantity: int
+    unit_value: Decimal | None = None
+    value: Decimal | None = None
+    currency: str | None = None
+
+
+class WorkOrderPartsUsed(WorkOrderChanged):
+    """Payload of ``workorder.parts_used``: the work order as it stands (``status`` and
+    ``from_status`` its current state, ``action`` ``parts_used``) plus the use
+    (``part_use_id``, dispatch's id of the record: billing's and SAP's dedupe key) and
+    its parts."""
+
+    part_use_id: int
+    parts: list[UsedPart] = Field(default_factory=list)

@@ -39,7 +39,12 @@ STATUS: dict[type[Exception], int] = {
 }
 #: Refusals of a pure core (the lifecycle's, a checklist's): 409 when the work order's
 #: state does not allow it, 422 when the request itself lacks something (``invalid``).
-REFUSALS = (dispatch.TransitionRefused, dispatch.TickRefused, dispatch.AppointmentRefused)
+REFUSALS = (
+    dispatch.TransitionRefused,
+    dispatch.TickRefused,
+    dispatch.AppointmentRefused,
+    dispatch.LocationRefused,
+)
 
 
 def _detail(exc: Exception) -> object:

@@ -88,6 +88,13 @@ TABLE: dict[str, Page] = {
     "/ui/{region}/workorders/{order_id}/photos/{photo_id}": Page(
         STAFF, lambda r, t: f"/ui/{r}/workorders/{t.work_order}/photos/{t.photo}"
     ),
+    # The signed-in MOSIE's own location notice and the jobs page's location part.
+    "/ui/{region}/location-notice": Page(
+        MOSIES, lambda r, t: f"/ui/{r}/location-notice", tenant_object=False
+    ),
+    "/ui/{region}/location/control": Page(
+        MOSIES, lambda r, t: f"/ui/{r}/location/control", tenant_object=False
+    ),
 }
 #: The state-changing page routes (the command form below; the alarms' and the inbox's
 #: in test_portal_alarms_inbox.py).
@@ -105,6 +112,10 @@ POSTS = {
     "/ui/{region}/workorders/{order_id}/photos",
     "/ui/{region}/workorders/{order_id}/parts",
     "/ui/{region}/workorders/{order_id}/signature",
+    # the incident form and location sharing: tests/browser/test_portal_field.py
+    "/ui/{region}/workorders/{order_id}/incidents",
+    "/ui/{region}/location-notice/withdraw",
+    "/ui/{region}/location",
 }
 #: The inbox's event stream: an answer without end, tested over a real server (also
 #: in test_portal_alarms_inbox.py).

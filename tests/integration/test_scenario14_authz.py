@@ -273,6 +273,21 @@ def _new_job(r: Region, t: Tenant) -> Call:
     return Call("POST", f"{_r(r)}/workorders", body=body, headers=_key())
 
 
+def _incident(r: Region, t: Tenant) -> Call:
+    job = seed_job(_dispatch(), t)
+    body = {"type": "inspection", "priority": "P3", "title": "s14 incident"}
+    return Call("POST", _wo(r, t, "/incidents", job), body=body, headers=_key())
+
+
+def _location(r: Region, t: Tenant) -> Call:
+    """The signed-in MOSIE (account A's employee, on a job on site) acknowledged the
+    notice: on duty, their fix is stored."""
+    employees = _employees()
+    employees.acknowledge_location_notice(_seed["mosie"], employees.location_notice.version)
+    fix = {"latitude": -33.9, "longitude": 151.2, "accuracy_m": 10, "at": to_wire(utc_now())}
+    return Call("POST", f"{_r(r)}/me/location", body=fix, headers=_key())
+
+
 _PERIOD = {"since": "2026-01-01T00:00:00Z", "until": "2027-01-01T00:00:00Z"}
 
 #: The dispatch routes (issue 17).
@@ -335,6 +350,31 @@ _DISPATCH_ROUTES: dict[tuple[str, str], Route] = {
     ),
     ("POST", "/api/v1/{region}/workorders/{work_order_id}/signature"): Route(
         MOSIE, True, 201, _signature, own_jobs=True
+    ),
+    ("POST", "/api/v1/{region}/workorders/{work_order_id}/incidents"): Route(
+        MOSIE, True, 201, _incident, own_jobs=True
+    ),
+    # The MOSIE's own location and notice name no tenant's object: they write the
+    # signed-in MOSIE's (account A's employee's) rows, in the URL's region.
+    ("POST", "/api/v1/{region}/me/location"): Route(
+        MOSIE, True, 201, _location, creates_in_url_region=True
+    ),
+    ("GET", "/api/v1/{region}/me/location-notice"): Route(
+        MOSIE, True, 200, _get("/me/location-notice"), creates_in_url_region=True
+    ),
+    ("POST", "/api/v1/{region}/me/location-notice"): Route(
+        MOSIE,
+        True,
+        200,
+        lambda r, t: Call("POST", f"{_r(r)}/me/location-notice", body={"version": 1}),
+        creates_in_url_region=True,
+    ),
+    ("DELETE", "/api/v1/{region}/me/location-notice"): Route(
+        MOSIE,
+        True,
+        200,
+        lambda r, t: Call("DELETE", f"{_r(r)}/me/location-notice"),
+        creates_in_url_region=True,
     ),
     ("GET", "/api/v1/{region}/parts"): Route(STAFF, True, 200, _get("/parts"), is_list=True),
     ("POST", "/api/v1/{region}/parts"): Route(
@@ -577,6 +617,7 @@ def world(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) ->
             _seed["employees"] = EmployeeService(built.pool)
             _seed["dispatch"] = built.dispatch
             _seed["pool"] = built.pool
+            _seed["mosie"] = built.tenants["A"].employee
             yield built
 
 
@@ -623,6 +664,9 @@ _FOOTPRINT = {
     "absences": "SELECT employee_no, count(*) FROM employees.absences GROUP BY 1",
     "work_orders": "SELECT site_id::text, sum(version) FROM dispatch.work_orders GROUP BY 1",
     "stock": "SELECT region, sum(quantity) FROM dispatch.parts_stock GROUP BY 1",
+    "locations": "SELECT region, count(*) FROM dispatch.locations GROUP BY 1",
+    "notice_acks": "SELECT e.region, count(*) FROM employees.location_notice_acks a"
+    " JOIN employees.employees e USING (employee_no) GROUP BY 1",
     **{
         f"wo_{table}": f"SELECT w.site_id::text, count(*) FROM dispatch.{table} x"
         " JOIN dispatch.work_orders w ON w.id = x.work_order_id GROUP BY 1"

@@ -34,7 +34,10 @@ def _caller(role: Role, region: Region = Region.AU, account: str | None = None) 
 TECHNICIAN_ONLY = frozenset(
     {"jobs.mine", "checklist.tick", "photos.create", "parts_used.create", "signatures.create"}
     | {"ui.jobs", "ui.workorder.tick", "ui.workorder.photo", "ui.workorder.part"}
-    | {"ui.workorder.sign"}
+    | {"ui.workorder.sign", "incidents.create", "location.record", "location_notice.get"}
+    | {"location_notice.acknowledge", "location_notice.withdraw", "ui.workorder.incident"}
+    | {"ui.location_notice", "ui.location_notice.acknowledge", "ui.location_notice.withdraw"}
+    | {"ui.location.control", "ui.location.record"}
 )
 
 #: A customer's own pages: its account's visits (staff see jobs on the board instead).

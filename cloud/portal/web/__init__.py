@@ -22,6 +22,7 @@ from cloud.alerts.alarms import OPEN_STATES
 from cloud.config import ConfigService
 from cloud.customers import CustomersService, NotFoundError
 from cloud.dispatch import DispatchService
+from cloud.employees import EmployeeService
 from cloud.ingest import FleetStatusReader
 from cloud.portal.audit import ViewAudit
 from cloud.portal.authz import Caller
@@ -39,6 +40,7 @@ from cloud.portal.web.inbox_feed import InboxFeed
 from cloud.portal.web.pages_alarms import create_alarm_pages
 from cloud.portal.web.pages_auth import create_auth_pages
 from cloud.portal.web.pages_dispatch import create_dispatch_pages
+from cloud.portal.web.pages_field import create_field_pages
 from cloud.portal.web.pages_inbox import create_inbox_pages
 from cloud.portal.web.pages_sites import SitePages, create_site_pages
 from cloud.portal.web.pages_staff import create_staff_pages
@@ -100,6 +102,7 @@ def mount_web(
     config: ConfigService | None,
     api_region: Region | None,
     dispatch: DispatchService | None = None,
+    employees: EmployeeService | None = None,
 ) -> None:
     jar = CookieJar(secure=web.cookie_secure)
     assets = Assets()
@@ -128,6 +131,7 @@ def mount_web(
     work_orders = web.dispatch or dispatch
     if work_orders is not None:
         routers.append(create_dispatch_pages(sessions, renderer, data, work_orders))
+        routers.append(create_field_pages(sessions, renderer, work_orders, employees))
     for router in routers:
         record_routes(app, router)
         app.include_router(router)
