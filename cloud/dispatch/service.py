@@ -1381,13 +1381,16 @@ class DispatchService:
         scope: Scope | None = None,
         assignee: str | None = None,
         site_id: int | None = None,
+        priorities: Collection[str] | None = None,
+        breached: bool | None = None,
         limit: int = MAX_PAGE,
         offset: int = 0,
     ) -> list[WorkOrder]:
         """The region's work orders in ``statuses`` (default: every active one) within
         ``scope`` (default: the whole region), the most urgent first; ``assignee``,
-        ``site_id``: only one technician's, one site's; a page of at most ``limit``
-        (≤ :data:`MAX_PAGE`) after ``offset``."""
+        ``site_id``: only one technician's, one site's; ``priorities``: only those
+        (``P1`` …); ``breached``: only those with (True) or without (False) a breached SLA
+        timer; a page of at most ``limit`` (≤ :data:`MAX_PAGE`) after ``offset``."""
         if not 1 <= limit <= MAX_PAGE or offset < 0:
             raise RefusedError("limit", f"1-{MAX_PAGE}", f"limit {limit}, offset {offset}")
         within = (scope or Scope.of_region(region)).within(region)
@@ -1404,9 +1407,17 @@ class DispatchService:
                 assignee=assignee,
                 statuses=wanted,
                 site_id=site_id,
+                priorities=priorities,
+                breached=breached,
                 limit=limit,
                 offset=offset,
             )
+
+    def technicians(self, region: Region) -> list[str]:
+        """The employee numbers of the region's active technicians (as dispatch last
+        heard of them from employees' events), in order."""
+        with self._pool.connection() as conn:
+            return [str(r.get("employee_no")) for r in flow_repo.technicians(conn, region)]
 
     def performance(
         self,
