@@ -202,6 +202,8 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     # dispatch: the MOSIE's phone screens, the operators' board, a job's page (issue 17)
     "ui.jobs": MOSIES,
     "ui.dispatch": OFFICE_WRITERS,
+    "ui.dispatch.events": OFFICE_WRITERS,
+    "ui.performance": WORKORDER_ACTORS,
     "ui.workorder": WORKORDER_READERS,
     "ui.workorder.act": WORKORDER_ACTORS,
     "ui.workorder.tick": MOSIES,

@@ -82,6 +82,9 @@ TABLE: dict[str, Page] = {
     "/ui/{region}/inbox": Page(ALL, lambda r, t: f"/ui/{r}/inbox", tenant_object=False),
     "/ui/{region}/jobs": Page(MOSIES, lambda r, t: f"/ui/{r}/jobs", tenant_object=False),
     "/ui/{region}/dispatch": Page(CONTROL, lambda r, t: f"/ui/{r}/dispatch", tenant_object=False),
+    "/ui/{region}/performance": Page(
+        CONTROL | MOSIES, lambda r, t: f"/ui/{r}/performance", tenant_object=False
+    ),
     "/ui/{region}/workorders/{order_id}": Page(
         ALL, lambda r, t: f"/ui/{r}/workorders/{t.work_order}"
     ),
@@ -106,9 +109,10 @@ POSTS = {
     "/ui/{region}/workorders/{order_id}/parts",
     "/ui/{region}/workorders/{order_id}/signature",
 }
-#: The inbox's event stream: an answer without end, tested over a real server (also
-#: in test_portal_alarms_inbox.py).
-STREAMS = {"/ui/{region}/inbox/events"}
+#: The event streams: answers without end, tested over a real server (the inbox's in
+#: test_portal_alarms_inbox.py, the dispatch board's in test_portal_dispatch_board.py,
+#: with who may open them below).
+STREAMS = {"/ui/{region}/inbox/events", "/ui/{region}/dispatch/events"}
 
 
 @pytest.fixture(scope="module")
