@@ -39,7 +39,7 @@ from cloud.dispatch.photos import (
     check_upload,
 )
 from cloud.dispatch.repository import BOARD_CHANNEL
-from cloud.dispatch.service import SCHEMA, DispatchService, SweepResult
+from cloud.dispatch.service import SCHEMA, Candidate, DispatchService, SweepResult
 from cloud.dispatch.settings import DispatchSettings
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "SCHEMA",
     "UPLOAD_PATH",
     "AppointmentRefused",
+    "Candidate",
     "ConflictError",
     "DispatchError",
     "DispatchService",

@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cloud.adapters.postgres import Connection, ConnectionPool, ping
 from cloud.adapters.solar import MAX_WINDOW, clear_sky_wh
@@ -45,7 +45,10 @@ from cloud.dispatch.appointments import (
     offer_windows,
     reminder_due,
 )
-from cloud.dispatch.assignment import CalendarFor, NoneEligible, assign
+from cloud.dispatch.assignment import BINDING, CalendarFor, Job, NoneEligible, Weights, assign
+from cloud.dispatch.assignment import Refusal as Unfit
+from cloud.dispatch.assignment import judge as judge_fit
+from cloud.dispatch.assignment import score as score_fit
 from cloud.dispatch.checklists import (
     ChecklistProgress,
     Checklists,
@@ -205,6 +208,27 @@ class SweepResult:
     verified: int = 0
     offered: int = 0
     reminded: int = 0
+
+
+class Candidate(BaseModel):
+    """A technician of the region judged for a job, as the desk's rebook form shows them:
+    eligible (no refusal; ``distance_km`` and ``open_jobs`` from the ranking's score),
+    else every reason why not — ``binding`` when an override may not set it aside
+    (region, licence, skill, absence, an inactive record)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    employee_no: str
+    refusals: tuple[Unfit, ...] = ()
+    binding: bool = False
+    distance_km: float | None = None
+    open_jobs: int = 0
+    #: The ranking's cost (km-equivalent, lower first; None: not eligible).
+    cost: float | None = None
+
+    @property
+    def eligible(self) -> bool:
+        return not self.refusals
 
 
 class DispatchService:
@@ -591,24 +615,11 @@ class DispatchService:
         first business-hours window from now (their open jobs as workload); when nobody
         is eligible, the job stays scheduled with why in its history."""
         at = self._clock()
-        calendar = self._calendars(order.region)
-        place, zone = flow_repo.site_place(conn, order.site_id)
-        if place is None:
+        job = self._job_of(conn, order, at)
+        if job is None:
             reason = "not assigned: the site's location is unknown (assign by hand)"
             flow_repo.note_in_history(conn, order.id, order.status.value, at, reason)
             return order
-        jurisdiction = site_jurisdiction(calendar, zone)
-        window = first_window(calendar, jurisdiction, at, self._flow.job_duration)
-        job = build_job(
-            order_id=order.id,
-            region=order.region,
-            type=order.type.value,
-            priority=order.priority,
-            jurisdiction=jurisdiction,
-            site=place,
-            window=window,
-            sla_due=order.arrive_by or window[1],
-        )
         records = flow_repo.technicians(conn, order.region)
         busy = flow_repo.open_orders(conn, [str(r.get("employee_no")) for r in records])
         outcome = assign(job, with_workload(records, busy), calendars=self._calendars)
@@ -629,6 +640,63 @@ class DispatchService:
             reason=reason,
             technician=outcome.employee_no,
         )
+
+    def _job_of(self, conn: Connection[Any], order: WorkOrder, at: datetime) -> Job | None:
+        """The work order as assignment judges it, for the first business-hours window
+        from ``at`` (None: the site's location is unknown)."""
+        calendar = self._calendars(order.region)
+        place, zone = flow_repo.site_place(conn, order.site_id)
+        if place is None:
+            return None
+        jurisdiction = site_jurisdiction(calendar, zone)
+        window = first_window(calendar, jurisdiction, at, self._flow.job_duration)
+        return build_job(
+            order_id=order.id,
+            region=order.region,
+            type=order.type.value,
+            priority=order.priority,
+            jurisdiction=jurisdiction,
+            site=place,
+            window=window,
+            sla_due=order.arrive_by or window[1],
+        )
+
+    def candidates(self, work_order_id: int, scope: Scope) -> list[Candidate] | None:
+        """The region's technicians judged for the work order (within ``scope``) as
+        auto-assignment judges them: the eligible ones first, nearest and least busy
+        first, then those an override may choose, then the others, each by employee
+        number. None when the site's location is unknown (nothing to judge by)."""
+        with self._pool.connection() as conn:
+            order = _reachable(conn, work_order_id, scope, None)
+            job = self._job_of(conn, order, self._clock())
+            if job is None:
+                return None
+            records = flow_repo.technicians(conn, order.region)
+            busy = flow_repo.open_orders(conn, [str(r.get("employee_no")) for r in records])
+        out = []
+        for tech in with_workload(records, busy):
+            refusals = judge_fit(job, tech, self._calendars).refusals
+            if refusals:
+                binding = any(r.reason in BINDING for r in refusals)
+                out.append(
+                    Candidate(employee_no=tech.employee_no, refusals=refusals, binding=binding)
+                )
+                continue
+            fit = score_fit(job, tech, Weights())
+            out.append(
+                Candidate(
+                    employee_no=tech.employee_no,
+                    distance_km=fit.distance_km,
+                    open_jobs=fit.open_jobs,
+                    cost=fit.total,
+                )
+            )
+
+        def rank(c: Candidate) -> tuple[int, float, str]:
+            group = 0 if c.eligible else 2 if c.binding else 1
+            return group, c.cost or 0.0, c.employee_no
+
+        return sorted(out, key=rank)
 
     def _reopen_returned(self, conn: Connection[Any], alarm: AlarmChanged) -> list[WorkOrder]:
         """Jobs whose fault (their origin alarm's rule) is back on the site within the

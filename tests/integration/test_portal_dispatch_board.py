@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, time, timedelta
 from pathlib import Path
 
 import httpx
@@ -20,13 +20,30 @@ from fastapi.testclient import TestClient
 
 from cloud.dispatch import DispatchService
 from cloud.dispatch.checklists import load_checklists
+from cloud.events.employees import (
+    EmployeeBase,
+    EmployeeChange,
+    EmployeeChanged,
+    EmployeeHours,
+    EmployeeLicence,
+    EmployeeSkill,
+    employee_event,
+)
+from cloud.events.types import GatewayRegistration
 from cloud.identity import Role
 from cloud.scope import Scope
 from contracts.timeutil import utc_now
 from contracts.topics import Region
 from tests.api_tokens import mint_token
 from tests.browser.live import serve_asgi
-from tests.integration.api_world import PNG, World, api_world, private_database, seed_job
+from tests.integration.api_world import (
+    PNG,
+    ZONES,
+    World,
+    api_world,
+    private_database,
+    seed_job,
+)
 from tests.waiting import until_sync
 
 pytestmark = pytest.mark.integration
@@ -41,11 +58,55 @@ def world(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) ->
         key_dir: Path = tmp_path_factory.mktemp("ui-board")
         with api_world(url, key_dir) as built:
             assert built.dispatch is not None
-            # The region's technicians as dispatch hears of them (employees' events).
-            for name in ("A", "B"):
-                record = {"employee_no": built.tenants[name].employee, "active": True}
-                built.dispatch.record_technician(uuid.uuid4(), record, Region.AU, utc_now())
+            _technicians_and_place(built)
             yield built
+
+
+def _technician(employee_no: str, *, expires: date, hours: bool) -> EmployeeChanged:
+    at = utc_now() - timedelta(days=30)
+    licences = (("au-electrical", "AU-NSW"), ("au-saa-accreditation", "AU"))
+    return EmployeeChanged(
+        change=EmployeeChange.CREATED, employee_no=employee_no, user_id=None,
+        name=f"Tech {employee_no}", region=Region.AU, jurisdiction="AU-NSW",
+        base=EmployeeBase(latitude=-33.70, longitude=151.10), time_zone="Australia/Sydney",
+        active=True, skills=(EmployeeSkill(code="dc_isolation"),),
+        licences=tuple(
+            EmployeeLicence(
+                id=i, kind=kind, jurisdiction=where, number=f"L{i}",
+                valid_from=date(2020, 1, 1), expires_on=expires,
+            )
+            for i, (kind, where) in enumerate(licences, start=1)
+        ),
+        hours=tuple(
+            EmployeeHours(weekday=d, starts=time(0), ends=time(23, 59)) for d in range(1, 8)
+        ) if hours else (),
+        absences=(), created_at=at, updated_at=at,
+    )  # fmt: skip
+
+
+#: A's MOSIE: licensed and on shift at any hour; B's: their licences expired (binding);
+#: a third: licensed but with no working hours (off shift: an override may choose them).
+OFF_SHIFT = "E00077"
+
+
+def _technicians_and_place(world: World) -> None:
+    """The region's technicians as dispatch hears of them (employees' events), and A's
+    site where it is (the registry's gateway event), so assignment can judge the jobs."""
+    service = _service(world)
+    a, b = world.tenants["A"], world.tenants["B"]
+    people = (
+        _technician(a.employee, expires=date(2099, 1, 1), hours=True),
+        _technician(b.employee, expires=date(2021, 1, 1), hours=True),
+        _technician(OFF_SHIFT, expires=date(2099, 1, 1), hours=False),
+    )
+    for person in people:
+        payload = employee_event(person).payload
+        service.record_technician(uuid.uuid4(), payload, Region.AU, utc_now())
+    reg = GatewayRegistration(
+        gateway_id=a.gateway, site_id=a.site, region=Region.AU, time_zone=ZONES[Region.AU],
+        account_id=a.account, latitude=-33.87, longitude=151.21,
+    )  # fmt: skip
+    service.record_gateway(uuid.uuid4(), reg, utc_now())
 
 
 def _service(world: World) -> DispatchService:
@@ -177,9 +238,16 @@ def test_the_operator_rebooks_to_a_listed_technician_with_a_reason_once(world: W
         page = client.get(f"/ui/au/workorders/{job}")
         form = re.search(r'data-action-form="reassign".*?</form>', page.text, re.S)
         assert form is not None
-        # The region's other technicians are offered; the one it is with is not.
-        assert f'<option value="{b.employee}">' in form.group(0)
-        assert f'<option value="{a.employee}">' not in form.group(0)
+        # Offered: whom an override may choose (off shift), not the one it is with, nor
+        # one whose licence expired — listed with why.
+        offered = re.findall(r'<option value="(E[0-9]+)">', form.group(0))
+        assert offered == [OFF_SHIFT]
+        fits = dict(re.findall(r'data-candidate="(E[0-9]+)" data-fit="([a-z]+)"', page.text))
+        assert fits == {a.employee: "eligible", OFF_SHIFT: "override", b.employee: "binding"}
+        listed = re.search(rf'data-candidate="{b.employee}".*?</li>', page.text, re.S)
+        assert listed is not None
+        assert "not eligible" in listed.group(0)
+        assert "no au-electrical valid" in listed.group(0)
         assert 'data-action-form="cancel"' in page.text
         assert 'data-action-form="close"' not in page.text  # only a verified job closes
         bare = client.post(
@@ -188,14 +256,14 @@ def test_the_operator_rebooks_to_a_listed_technician_with_a_reason_once(world: W
         assert bare.status_code == 422  # an override names its reason
         assert service.get(job, AU).assignee == a.employee
         rebook = _form(
-            client, action="reassign", key=_key(), technician=b.employee, reason="A is off sick"
+            client, action="reassign", key=_key(), technician=OFF_SHIFT, reason="A is off sick"
         )
         first = client.post(url, data=rebook, follow_redirects=False)
         again = client.post(url, data=rebook, follow_redirects=False)
         assert (first.status_code, again.status_code) == (303, 303)
-    assert service.get(job, AU).assignee == b.employee
+    assert service.get(job, AU).assignee == OFF_SHIFT
     rebooked = [h for h in service.history(job, AU) if h.action == "reassign"]
-    assert [(h.assignee, h.reason) for h in rebooked] == [(b.employee, "A is off sick")]
+    assert [(h.assignee, h.reason) for h in rebooked] == [(OFF_SHIFT, "A is off sick")]
 
 
 def _resolved(service: DispatchService, job: int, mosie: str) -> None:

@@ -187,8 +187,9 @@ def create_dispatch_pages(
                 "done": done,
                 "tickable": tickable(tasks, done),
             }
-            if who.role in _DESK:  # whom the desk may (re)book the job to
+            if who.role in _DESK:  # whom the desk may (re)book the job to, and why
                 found["technicians"] = service.technicians(order.region)
+                found["candidates"] = service.candidates(order_id, who.scope)
             on_site = mine is not None and order.status == WorkOrderStatus.ON_SITE
             stock = service.stock(order.region) if on_site else []
             return found | {"stock": [p for p in stock if p.quantity > 0]}
