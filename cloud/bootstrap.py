@@ -98,7 +98,14 @@ from cloud.portal import (
     add_error_handlers,
     create_app,
 )
-from cloud.portal.web import HttpIdentityGate, IdentityGate, InboxFeed, LocalIdentityGate, WebUi
+from cloud.portal.web import (
+    BoardFeed,
+    HttpIdentityGate,
+    IdentityGate,
+    InboxFeed,
+    LocalIdentityGate,
+    WebUi,
+)
 from cloud.registry import NotFoundError, RegistryService, Site
 from cloud.registry import subscriptions as registry_subscriptions
 from cloud.settings import DatabaseSettings
@@ -333,9 +340,9 @@ def create_web_ui(
     """What the web UI needs beyond the API (hand it to :func:`create_api` as ``web``):
     the identity service to sign people in through — ``identity`` in this process (the
     one-process demo), else ``POTR_PORTAL_IDENTITY_URL`` over HTTP — ingest's view of
-    each device's state, the alarm store and the inbox with its live feed (whose LISTEN
-    connection to the settings' database opens with the first stream; ``WebUi.aclose``
-    closes it). Opens no connection."""
+    each device's state, the alarm store, the inbox with its live feed and the dispatch
+    board's live feed (whose LISTEN connections to the settings' database open with the
+    first stream; ``WebUi.aclose`` closes them). Opens no connection."""
     if identity is not None:
         gate: IdentityGate = LocalIdentityGate(identity)
     elif settings.portal_identity_url:
@@ -352,6 +359,7 @@ def create_web_ui(
         live_interval_s=settings.portal_live_interval_s,
         alarms=AlarmStore(pool),
         inbox=InboxFeed(InboxService(pool), settings.database_url),
+        board=BoardFeed(settings.database_url),
     )
 
 

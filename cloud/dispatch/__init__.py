@@ -40,14 +40,24 @@ from cloud.dispatch.photos import (
     PhotoStorage,
     check_upload,
 )
-from cloud.dispatch.service import SCHEMA, DispatchService, DutyFacts, StaffDuty, SweepResult
+from cloud.dispatch.repository import BOARD_CHANNEL
+from cloud.dispatch.service import (
+    SCHEMA,
+    Candidate,
+    DispatchService,
+    DutyFacts,
+    StaffDuty,
+    SweepResult,
+)
 from cloud.dispatch.settings import DispatchSettings
 
 __all__ = [
+    "BOARD_CHANNEL",
     "DEFAULT_MAX_BYTES",
     "SCHEMA",
     "UPLOAD_PATH",
     "AppointmentRefused",
+    "Candidate",
     "ConflictError",
     "DispatchError",
     "DispatchService",

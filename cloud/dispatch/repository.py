@@ -62,6 +62,17 @@ def _all(conn: Connection[Any], query: str, params: Any) -> list[dict[str, Any]]
     return conn.cursor(row_factory=dict_row).execute(query, params).fetchall()
 
 
+#: The channel ``pg_notify`` announces a changed work order on (payload: its region), on
+#: commit: the dispatch board's live feed listens to it.
+BOARD_CHANNEL = "dispatch_board"
+
+
+def board_changed(conn: Connection[Any], region: Region | str) -> None:
+    """Tell the region's dispatch boards that a work order changed (on commit)."""
+    value = region.value if isinstance(region, Region) else region
+    conn.execute("SELECT pg_notify(%s, %s)", (BOARD_CHANNEL, value))
+
+
 def _reach(scope: Scope, assignee: str | None) -> dict[str, Any]:
     return {**scope.sql_params(), "reach_assignee": assignee}
 
@@ -88,6 +99,7 @@ def insert_work_order(
         },
     )
     assert row is not None
+    board_changed(conn, row["region"])
     return WorkOrder.model_validate(row)
 
 
@@ -130,6 +142,7 @@ def update_state(
         ),
     )
     assert row is not None
+    board_changed(conn, row["region"])
     return WorkOrder.model_validate(row)
 
 
@@ -146,7 +159,10 @@ def set_due(
         f" version = version + 1 WHERE id = %s RETURNING {_WO_COLS}",
         (arrive_by, resolve_by, at, work_order_id),
     )
-    return None if row is None else WorkOrder.model_validate(row)
+    if row is None:
+        return None
+    board_changed(conn, row["region"])
+    return WorkOrder.model_validate(row)
 
 
 def list_work_orders(
@@ -157,24 +173,32 @@ def list_work_orders(
     statuses: Collection[WorkOrderStatus],
     arrive_before: datetime | None = None,
     site_id: int | None = None,
+    priorities: Collection[str] | None = None,
+    breached: bool | None = None,
     limit: int,
     offset: int = 0,
 ) -> list[WorkOrder]:
     """Work orders within reach in ``statuses``, the most urgent first (the earliest
     arrive-by, then priority); ``arrive_before``: only those due to be reached before it,
-    or with no due time; ``site_id``: one site's."""
+    or with no due time; ``site_id``: one site's; ``priorities``: only those; ``breached``:
+    only those with (True) or without (False) a breached SLA timer."""
     rows = _all(
         conn,
         f"SELECT {_WO_COLS} FROM dispatch.work_orders w WHERE {_IN_REACH}"
         " AND status = ANY(%(statuses)s)"
         " AND (%(before)s::timestamptz IS NULL OR arrive_by IS NULL OR arrive_by < %(before)s)"
         " AND (%(site)s::bigint IS NULL OR site_id = %(site)s)"
+        " AND (%(priorities)s::text[] IS NULL OR priority = ANY(%(priorities)s))"
+        " AND (%(breached)s::boolean IS NULL"
+        " OR (cardinality(sla_breached) > 0) = %(breached)s)"
         " ORDER BY arrive_by NULLS LAST, priority, id LIMIT %(limit)s OFFSET %(offset)s",
         {
             **_reach(scope, assignee),
             "statuses": sorted(s.value for s in statuses),
             "before": arrive_before,
             "site": site_id,
+            "priorities": None if priorities is None else sorted(priorities),
+            "breached": breached,
             "limit": limit,
             "offset": offset,
         },

@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import Any, Literal, TypeVar
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from cloud.adapters.postgres import Connection, ConnectionPool, ping
 from cloud.adapters.solar import MAX_WINDOW, clear_sky_wh
@@ -46,8 +46,18 @@ from cloud.dispatch.appointments import (
     offer_windows,
     reminder_due,
 )
-from cloud.dispatch.assignment import BINDING, CalendarFor, Job, Location, NoneEligible, assign
+from cloud.dispatch.assignment import (
+    BINDING,
+    CalendarFor,
+    Job,
+    Location,
+    NoneEligible,
+    Weights,
+    assign,
+)
+from cloud.dispatch.assignment import Refusal as Unfit
 from cloud.dispatch.assignment import judge as judge_technician
+from cloud.dispatch.assignment import score as score_fit
 from cloud.dispatch.checklists import (
     ChecklistProgress,
     Checklists,
@@ -263,6 +273,27 @@ class SweepResult:
     reminded: int = 0
     #: Location fixes forgotten (older than the retention).
     locations_purged: int = 0
+
+
+class Candidate(BaseModel):
+    """A technician of the region judged for a job, as the desk's rebook form shows them:
+    eligible (no refusal; ``distance_km`` and ``open_jobs`` from the ranking's score),
+    else every reason why not — ``binding`` when an override may not set it aside
+    (region, licence, skill, absence, an inactive record)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    employee_no: str
+    refusals: tuple[Unfit, ...] = ()
+    binding: bool = False
+    distance_km: float | None = None
+    open_jobs: int = 0
+    #: The ranking's cost (km-equivalent, lower first; None: not eligible).
+    cost: float | None = None
+
+    @property
+    def eligible(self) -> bool:
+        return not self.refusals
 
 
 class DispatchService:
@@ -802,6 +833,44 @@ class DispatchService:
             reason=reason,
             technician=outcome.employee_no,
         )
+
+    def candidates(self, work_order_id: int, scope: Scope) -> list[Candidate] | None:
+        """The region's technicians judged for the work order (within ``scope``) as
+        auto-assignment judges them, for its visit (:meth:`_visit_job`): the eligible ones
+        first, nearest and least busy first, then those an override may choose, then the
+        others, each by employee number. None when the site's location is unknown."""
+        with self._pool.connection() as conn:
+            order = _reachable(conn, work_order_id, scope, None)
+            job = self._visit_job(conn, order)
+            if job is None:
+                return None
+            records = flow_repo.technicians(conn, order.region)
+            crew = [str(r.get("employee_no")) for r in records]
+            busy = [o for o in flow_repo.open_orders(conn, crew) if o.id != order.id]
+        out = []
+        for tech in with_workload(records, busy):
+            refusals = judge_technician(job, tech, self._calendars).refusals
+            if refusals:
+                binding = any(r.reason in BINDING for r in refusals)
+                out.append(
+                    Candidate(employee_no=tech.employee_no, refusals=refusals, binding=binding)
+                )
+                continue
+            fit = score_fit(job, tech, Weights())
+            out.append(
+                Candidate(
+                    employee_no=tech.employee_no,
+                    distance_km=fit.distance_km,
+                    open_jobs=fit.open_jobs,
+                    cost=fit.total,
+                )
+            )
+
+        def rank(c: Candidate) -> tuple[int, float, str]:
+            group = 0 if c.eligible else 2 if c.binding else 1
+            return group, c.cost or 0.0, c.employee_no
+
+        return sorted(out, key=rank)
 
     def _reopen_returned(self, conn: Connection[Any], alarm: AlarmChanged) -> list[WorkOrder]:
         """Jobs whose fault (their origin alarm's rule) is back on the site within the
@@ -1647,13 +1716,16 @@ class DispatchService:
         scope: Scope | None = None,
         assignee: str | None = None,
         site_id: int | None = None,
+        priorities: Collection[str] | None = None,
+        breached: bool | None = None,
         limit: int = MAX_PAGE,
         offset: int = 0,
     ) -> list[WorkOrder]:
         """The region's work orders in ``statuses`` (default: every active one) within
         ``scope`` (default: the whole region), the most urgent first; ``assignee``,
-        ``site_id``: only one technician's, one site's; a page of at most ``limit``
-        (≤ :data:`MAX_PAGE`) after ``offset``."""
+        ``site_id``: only one technician's, one site's; ``priorities``: only those
+        (``P1`` …); ``breached``: only those with (True) or without (False) a breached SLA
+        timer; a page of at most ``limit`` (≤ :data:`MAX_PAGE`) after ``offset``."""
         if not 1 <= limit <= MAX_PAGE or offset < 0:
             raise RefusedError("limit", f"1-{MAX_PAGE}", f"limit {limit}, offset {offset}")
         within = (scope or Scope.of_region(region)).within(region)
@@ -1670,9 +1742,17 @@ class DispatchService:
                 assignee=assignee,
                 statuses=wanted,
                 site_id=site_id,
+                priorities=priorities,
+                breached=breached,
                 limit=limit,
                 offset=offset,
             )
+
+    def technicians(self, region: Region) -> list[str]:
+        """The employee numbers of the region's active technicians (as dispatch last
+        heard of them from employees' events), in order."""
+        with self._pool.connection() as conn:
+            return [str(r.get("employee_no")) for r in flow_repo.technicians(conn, region)]
 
     def performance(
         self,

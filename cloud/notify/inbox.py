@@ -18,17 +18,15 @@ re-asks ``changes_since`` after a bounded wait, and every reconnect wakes every 
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from cloud.adapters.postgres import Connection, ConnectionPool, DatabaseError, connect
+from cloud.adapters.postgres import Connection, ConnectionPool
+from cloud.adapters.wakeups import Wakeups
 from cloud.notify import repository as repo
 from cloud.notify.models import InboxChanges, InboxEntry, InboxEntryIn, InboxPage
 from contracts.topics import Region
@@ -151,90 +149,11 @@ def _entries(rows: list[tuple[int, InboxEntry]]) -> tuple[InboxEntry, ...]:
     return tuple(e for _, e in rows)
 
 
-class InboxWakeups:
-    """Wakes waiters when someone's inbox changes (``LISTEN notify_inbox`` on its own
-    connection, in a thread). Use as ``async with InboxWakeups(url) as wakeups``, then
-    per SSE stream ``async with wakeups.watch(user_id) as changed`` and
-    ``await changed.wait(timeout_s)`` between two ``changes_since``."""
+class InboxWakeups(Wakeups):
+    """Wakes waiters when someone's inbox changes (``LISTEN notify_inbox``, keyed by the
+    user id). Use as ``async with InboxWakeups(url) as wakeups``, then per SSE stream
+    ``async with wakeups.watch(user_id) as changed`` and ``await changed.wait(timeout_s)``
+    between two ``changes_since``."""
 
     def __init__(self, database_url: str, *, poll_s: float = 1.0, retry_s: float = 2.0) -> None:
-        self._url = database_url
-        self._poll_s = poll_s
-        self._retry_s = retry_s
-        self._waiters: dict[str, set[_Watch]] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.listening = asyncio.Event()
-
-    async def __aenter__(self) -> InboxWakeups:
-        self._loop = asyncio.get_running_loop()
-        self._thread = threading.Thread(target=self._listen, name="inbox-wakeups", daemon=True)
-        self._thread.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, self._poll_s + 5)
-
-    @asynccontextmanager
-    async def watch(self, user_id: str) -> AsyncIterator[_Watch]:
-        watch = _Watch()
-        self._waiters.setdefault(user_id, set()).add(watch)
-        try:
-            yield watch
-        finally:
-            waiters = self._waiters.get(user_id)
-            if waiters is not None:
-                waiters.discard(watch)
-                if not waiters:
-                    del self._waiters[user_id]
-
-    # -- on the event loop ---------------------------------------------------------
-    def _wake(self, user_id: str | None) -> None:
-        if user_id is None:
-            self.listening.set()
-            targets = [w for ws in self._waiters.values() for w in ws]
-        else:
-            targets = list(self._waiters.get(user_id, ()))
-        for watch in targets:
-            watch.event.set()
-
-    # -- on the listening thread ---------------------------------------------------
-    def _listen(self) -> None:
-        assert self._loop is not None
-        loop = self._loop
-        while not self._stop.is_set():
-            try:
-                with connect(self._url, autocommit=True, prepare_threshold=None) as conn:
-                    conn.execute(f"LISTEN {INBOX_CHANNEL}")
-                    # Anything may have changed while not listening: wake everyone.
-                    loop.call_soon_threadsafe(self._wake, None)
-                    while not self._stop.is_set():
-                        for note in conn.notifies(timeout=self._poll_s):
-                            loop.call_soon_threadsafe(self._wake, note.payload)
-            except DatabaseError as exc:
-                log.warning("notify: inbox LISTEN connection lost: %s", type(exc).__name__)
-                self._stop.wait(self._retry_s)
-            except RuntimeError:  # the event loop closed under us
-                return
-
-
-class _Watch:
-    """One waiter's signal: set by a change to the watched inbox."""
-
-    def __init__(self) -> None:
-        self.event = asyncio.Event()
-
-    async def wait(self, timeout_s: float) -> bool:
-        """Wait for a change (or ``timeout_s``); True when woken. Clears the signal, so a
-        change arriving while the caller reads ``changes_since`` wakes the next wait."""
-        try:
-            async with asyncio.timeout(timeout_s):
-                await self.event.wait()
-        except TimeoutError:
-            return False
-        finally:
-            self.event.clear()
-        return True
+        super().__init__(database_url, INBOX_CHANNEL, poll_s=poll_s, retry_s=retry_s)

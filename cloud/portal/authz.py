@@ -210,6 +210,8 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "ui.jobs": MOSIES,
     "ui.visits": CUSTOMERS,
     "ui.dispatch": OFFICE_WRITERS,
+    "ui.dispatch.events": OFFICE_WRITERS,
+    "ui.performance": WORKORDER_ACTORS,
     "ui.workorder": WORKORDER_READERS,
     "ui.workorder.act": WORKORDER_ACTORS,
     "ui.workorder.tick": MOSIES,

@@ -31,6 +31,7 @@ OFFICE = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT})
 ADMINS = frozenset({Role.ADMIN})
 STAFF = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT, Role.MOSIE})
 MOSIES = frozenset({Role.MOSIE})
+CUSTOMERS = frozenset({Role.CUSTOMER})
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,11 @@ TABLE: dict[str, Page] = {
     "/ui/{region}/alarms/{alarm_id}": Page(STAFF, lambda r, t: f"/ui/{r}/alarms/{t.alarm}"),
     "/ui/{region}/inbox": Page(ALL, lambda r, t: f"/ui/{r}/inbox", tenant_object=False),
     "/ui/{region}/jobs": Page(MOSIES, lambda r, t: f"/ui/{r}/jobs", tenant_object=False),
+    "/ui/{region}/visits": Page(CUSTOMERS, lambda r, t: f"/ui/{r}/visits", tenant_object=False),
     "/ui/{region}/dispatch": Page(CONTROL, lambda r, t: f"/ui/{r}/dispatch", tenant_object=False),
+    "/ui/{region}/performance": Page(
+        CONTROL | MOSIES, lambda r, t: f"/ui/{r}/performance", tenant_object=False
+    ),
     "/ui/{region}/workorders/{order_id}": Page(
         ALL, lambda r, t: f"/ui/{r}/workorders/{t.work_order}"
     ),
@@ -112,14 +117,17 @@ POSTS = {
     "/ui/{region}/workorders/{order_id}/photos",
     "/ui/{region}/workorders/{order_id}/parts",
     "/ui/{region}/workorders/{order_id}/signature",
+    "/ui/{region}/workorders/{order_id}/appointment",
+    "/ui/{region}/workorders/{order_id}/appointment/reschedule",
     # the incident form and location sharing: tests/browser/test_portal_field.py
     "/ui/{region}/workorders/{order_id}/incidents",
     "/ui/{region}/location-notice/withdraw",
     "/ui/{region}/location",
 }
-#: The inbox's event stream: an answer without end, tested over a real server (also
-#: in test_portal_alarms_inbox.py).
-STREAMS = {"/ui/{region}/inbox/events"}
+#: The event streams: answers without end, tested over a real server (the inbox's in
+#: test_portal_alarms_inbox.py, the dispatch board's in test_portal_dispatch_board.py,
+#: with who may open them below).
+STREAMS = {"/ui/{region}/inbox/events", "/ui/{region}/dispatch/events"}
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 // PoTR portal: today's solar curve (uPlot), redrawn after each live update (htmx), and
-// the inbox's live feed (EventSource).
+// the inbox's and the dispatch board's live feeds (EventSource).
 // No inline script anywhere (the Content Security Policy forbids it): this file is all.
 "use strict";
 
@@ -119,9 +119,27 @@
     window.addEventListener("pagehide", () => feed.close());
   }
 
+  // The dispatch board's live feed (server-sent events): the whole board, rendered by the
+  // server with the page's filter, replaces the one shown when a work order changed.
+  function followBoard(board) {
+    const feed = new EventSource(board.dataset.feed);
+    const status = document.getElementById("board-status");
+    feed.addEventListener("board", (event) => {
+      const update = JSON.parse(event.data);
+      if (update.digest === board.dataset.digest) return;
+      board.innerHTML = update.html;
+      board.dataset.digest = update.digest;
+      if (status) status.textContent = (status.dataset.updatedLabel || "") + " " + new Date().toLocaleTimeString(document.documentElement.lang || undefined);
+    });
+    feed.addEventListener("ready", () => { board.dataset.live = "true"; });
+    window.addEventListener("pagehide", () => feed.close());
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     const list = document.querySelector("#inbox[data-feed]");
     if (list && "EventSource" in window) follow(list);
+    const board = document.querySelector("#board[data-feed]");
+    if (board && "EventSource" in window) followBoard(board);
   });
 
   // Language switch: submit on change for mouse users; the button stays for keyboards.

@@ -28,6 +28,7 @@ from cloud.portal.audit import ViewAudit
 from cloud.portal.authz import Caller
 from cloud.portal.routes import record_routes
 from cloud.portal.web.assets import STATIC_PREFIX, Assets, HashedStaticFiles
+from cloud.portal.web.board_feed import BoardFeed
 from cloud.portal.web.cookies import CookieJar, PendingCookies
 from cloud.portal.web.errors import add_page_error_handlers
 from cloud.portal.web.i18n import load_translations
@@ -40,6 +41,7 @@ from cloud.portal.web.inbox_feed import InboxFeed
 from cloud.portal.web.pages_alarms import create_alarm_pages
 from cloud.portal.web.pages_auth import create_auth_pages
 from cloud.portal.web.pages_dispatch import create_dispatch_pages
+from cloud.portal.web.pages_dispatch_board import create_board_pages
 from cloud.portal.web.pages_field import create_field_pages
 from cloud.portal.web.pages_inbox import create_inbox_pages
 from cloud.portal.web.pages_sites import SitePages, create_site_pages
@@ -55,6 +57,7 @@ from cloud.telemetry import TelemetryReader
 from contracts.topics import Region
 
 __all__ = [
+    "BoardFeed",
     "HttpIdentityGate",
     "IdentityGate",
     "InboxFeed",
@@ -80,6 +83,8 @@ class WebUi:
     inbox: InboxFeed | None = None
     #: The dispatch screens' service (None: the API's, when it serves work orders).
     dispatch: DispatchService | None = None
+    #: The dispatch board's live feed (None: one that asks on its timer alone).
+    board: BoardFeed | None = None
 
     async def aclose(self) -> None:
         """Close the identity client's connections (an HTTP gate has some) and the
@@ -89,6 +94,8 @@ class WebUi:
             await close()
         if self.inbox is not None:
             await self.inbox.aclose()
+        if self.board is not None:
+            await self.board.aclose()
 
 
 def mount_web(
@@ -132,6 +139,8 @@ def mount_web(
     if work_orders is not None:
         routers.append(create_dispatch_pages(sessions, renderer, data, work_orders))
         routers.append(create_field_pages(sessions, renderer, work_orders, employees))
+        feed = web.board if web.board is not None else BoardFeed(None)
+        routers.append(create_board_pages(sessions, renderer, data, work_orders, feed))
     for router in routers:
         record_routes(app, router)
         app.include_router(router)

@@ -30,9 +30,10 @@ from dataclasses import dataclass
 import orjson
 from starlette.concurrency import run_in_threadpool
 
+from cloud.adapters.wakeups import Wakeups
 from cloud.notify import InboxChanges, InboxEntry, InboxService, InboxWakeups
 
-__all__ = ["InboxFeed", "sse_frame"]
+__all__ = ["RETRY_MS", "InboxFeed", "ProcessWakeups", "sse_frame"]
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,42 @@ def sse_frame(event: str, data: str, *, id: str | None = None) -> str:
 
 @dataclass
 class _Listening:
-    wakeups: InboxWakeups
+    wakeups: Wakeups
     loop: asyncio.AbstractEventLoop
+
+
+class ProcessWakeups:
+    """The process's ``LISTEN`` on one channel for the streams of a feed: started by the
+    first stream in the serving event loop (the portal may run with ``lifespan="off"``),
+    and again if a later stream runs in another loop (a test's). ``make(url)``: the
+    listener (no URL: none, the streams ask on their timer alone)."""
+
+    def __init__(self, database_url: str | None, make: Callable[[str], Wakeups]) -> None:
+        self._url = database_url
+        self._make = make
+        self._listening: _Listening | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> Wakeups | None:
+        if self._url is None:
+            return None
+        loop = asyncio.get_running_loop()
+        current = self._listening
+        if current is not None and current.loop is loop:
+            return current.wakeups
+        async with self._lock:
+            if self._listening is not None and self._listening.loop is not loop:
+                await self.aclose()
+            if self._listening is None:
+                wakeups = self._make(self._url)
+                await wakeups.__aenter__()
+                self._listening = _Listening(wakeups, loop)
+            return self._listening.wakeups
+
+    async def aclose(self) -> None:
+        listening, self._listening = self._listening, None
+        if listening is not None:
+            await listening.wakeups.__aexit__(None, None, None)
 
 
 class InboxFeed:
@@ -64,39 +99,14 @@ class InboxFeed:
         lifetime_s: float = 300.0,
     ) -> None:
         self.inbox = inbox
-        self._url = database_url
         self.wait_s = wait_s
         self.lifetime_s = lifetime_s
-        self._listening: _Listening | None = None
-        self._lock = asyncio.Lock()
+        self._process = ProcessWakeups(database_url, InboxWakeups)
         #: Streams open now (each ends with its client, or after ``lifetime_s``).
         self.open_streams = 0
 
-    async def _wakeups(self) -> InboxWakeups | None:
-        """The process's LISTEN connection, started in this event loop (None: no URL,
-        the streams ask on the timer alone)."""
-        if self._url is None:
-            return None
-        loop = asyncio.get_running_loop()
-        current = self._listening
-        if current is not None and current.loop is loop:
-            return current.wakeups
-        async with self._lock:
-            if self._listening is not None and self._listening.loop is not loop:
-                await self._stop()
-            if self._listening is None:
-                wakeups = InboxWakeups(self._url)
-                await wakeups.__aenter__()
-                self._listening = _Listening(wakeups, loop)
-            return self._listening.wakeups
-
-    async def _stop(self) -> None:
-        listening, self._listening = self._listening, None
-        if listening is not None:
-            await listening.wakeups.__aexit__(None, None, None)
-
     async def aclose(self) -> None:
-        await self._stop()
+        await self._process.aclose()
 
     async def stream(
         self,
@@ -107,7 +117,7 @@ class InboxFeed:
     ) -> AsyncIterator[str]:
         """The frames of one stream for ``user_id`` from ``cursor`` (None: from now);
         ``gone()`` (awaitable) says whether the client left."""
-        wakeups = await self._wakeups()
+        wakeups = await self._process.get()
         ends = time.monotonic() + self.lifetime_s
         self.open_streams += 1
         try:

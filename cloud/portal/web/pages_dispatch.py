@@ -1,7 +1,8 @@
 """Dispatch in the web UI (issue 17): the MOSIE's phone screens — today's route and a
 job's page with its lifecycle buttons, checklist, notes, photos, parts and the
-customer's signature — the operators' dispatch board of a region, and a customer's view
-of its own job (the timeline only).
+customer's signature — a job's page for the operators' desk (assign, rebook to a
+technician of the region with a reason, close, cancel; the board is in
+:mod:`pages_dispatch_board`), and a customer's view of its own job (the timeline only).
 
 Everything goes through :class:`cloud.dispatch.DispatchService` with the viewer's scope
 (a MOSIE's reach: the jobs assigned to their employee number), so a job outside it is
@@ -40,7 +41,7 @@ from cloud.dispatch.errors import (
     TransitionRefused,
 )
 from cloud.dispatch.lifecycle import MAX_REASON, WorkOrderAction, WorkOrderStatus, allowed_actions
-from cloud.dispatch.models import MAX_NOTE, PART_NO_PATTERN, HistoryEntry, WorkOrder
+from cloud.dispatch.models import MAX_NOTE, PART_NO_PATTERN, WorkOrder
 from cloud.identity import Role
 from cloud.portal.web.csrf import check_csrf
 from cloud.portal.web.refusal_text import tick_refusal, transition_refusal
@@ -81,10 +82,15 @@ MOSIE_ACTIONS = (
     WorkOrderAction.CANNOT_COMPLETE,
 )
 #: What the operators' desk does from a job's page.
-OPERATOR_ACTIONS = (WorkOrderAction.ASSIGN, WorkOrderAction.REASSIGN, WorkOrderAction.CANCEL)
+OPERATOR_ACTIONS = (
+    WorkOrderAction.ASSIGN,
+    WorkOrderAction.REASSIGN,
+    WorkOrderAction.CLOSE,
+    WorkOrderAction.CANCEL,
+)
 UiAction = Literal[
     "accept", "decline", "start_travel", "arrive", "hold", "cannot_complete", "resolve",
-    "assign", "reassign", "cancel",
+    "assign", "reassign", "close", "cancel",
 ]  # fmt: skip
 _OFFICE = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT})
 _DESK = frozenset({Role.ADMIN, Role.OPERATOR})
@@ -180,37 +186,6 @@ def create_dispatch_pages(
             request, "visits.html", language=who.language, viewer=who, now=clock(), **found
         )
 
-    @router.get("/dispatch", operation_id="ui.dispatch")
-    async def board(request: Request, who: Annotated[Viewer, viewer("ui.dispatch")]) -> Response:
-        def gather() -> dict[str, Any]:
-            orders = service.board(who.region, scope=who.scope)
-            why: dict[int, str] = {}
-            verdicts: dict[int, str] = {}
-            for order in orders:
-                if order.assignee is None:
-                    reason = _last_auto_assign(service.history(order.id, who.scope))
-                    if reason:
-                        why[order.id] = reason
-                if order.status == WorkOrderStatus.RESOLVED:
-                    verdict = service.verdict(order.id)
-                    if verdict:
-                        verdicts[order.id] = verdict
-            by_status: dict[str, list[WorkOrder]] = {}
-            for order in orders:
-                by_status.setdefault(order.status.value, []).append(order)
-            return {
-                "by_status": by_status,
-                "why": why,
-                "verdicts": verdicts,
-                "sites": sites_of(who),
-            }
-
-        found = await run_in_threadpool(gather)
-        return renderer.page(
-            request, "dispatch.html", language=who.language, viewer=who,
-            statuses=[s.value for s in WorkOrderStatus], **found,
-        )  # fmt: skip
-
     async def job_page(
         request: Request, who: Viewer, order_id: int, refusal: str | None, status_code: int
     ) -> Response:
@@ -236,6 +211,9 @@ def create_dispatch_pages(
                 "done": done,
                 "tickable": tickable(tasks, done),
             }
+            if who.role in _DESK:  # whom the desk may (re)book the job to, and why
+                found["technicians"] = service.technicians(order.region)
+                found["candidates"] = service.candidates(order_id, who.scope)
             on_site = mine is not None and order.status == WorkOrderStatus.ON_SITE
             stock = service.stock(order.region) if on_site else []
             return found | {"stock": [p for p in stock if p.quantity > 0]}
@@ -510,14 +488,6 @@ async def _signature_image(drawn: str, image: UploadFile | None) -> tuple[bytes,
     if image is not None and image.filename:
         return await image.read(), image.content_type or ""
     return b"", ""
-
-
-def _last_auto_assign(history: list[HistoryEntry]) -> str | None:
-    """Why auto-assignment last found nobody (its latest ``auto_assign`` line)."""
-    for entry in reversed(history):
-        if entry.action == "auto_assign":
-            return entry.reason
-    return None
 
 
 def tickable(tasks: tuple[Task, ...], done: Collection[str]) -> frozenset[str]:
