@@ -14,6 +14,7 @@ import asyncio
 import io
 import queue
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,11 +27,12 @@ from cloud.customers import AccountIn, CustomersService
 from cloud.dispatch import FlowSettings
 from cloud.identity import IdentitySettings, Role, UserIn, create_identity_service
 from cloud.registry import SiteIn
+from cloud.scope import Scope
 from contracts.topics import Region
 from potr.demo import DemoStack, demo_stack
 from potr.demo_people import DemoLogin
 
-__all__ = ["Portal", "running_portal"]
+__all__ = ["Portal", "leave_site", "running_portal"]
 
 #: Bounded waits: the demo starts in a few seconds on 2 cores.
 START_TIMEOUT_S = 120.0
@@ -128,3 +130,14 @@ def running_portal(
         thread.join(timeout=STOP_TIMEOUT_S)
         if thread.is_alive():
             raise RuntimeError(f"the demo did not stop within {STOP_TIMEOUT_S} s")
+
+
+def leave_site(service: Any, job: int, employee_no: str | None) -> None:
+    """Put a job the test left on site on hold, so the shared demo's au site is not out
+    of service for the tests after it (its alarms would be hidden)."""
+    order = service.get(job, Scope.everything())
+    if order.status == "on_site":
+        service.act(
+            job, "hold", employee_no, "mosie",
+            idempotency_key=uuid.uuid4().hex, reason="the test is over",
+        )  # fmt: skip

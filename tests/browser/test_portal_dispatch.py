@@ -11,13 +11,14 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from cloud.dispatch import DispatchService, FilesystemPhotoStorage
 from cloud.scope import Scope
 from contracts.topics import Region
 from tests.browser.axe import assert_accessible
-from tests.browser.portal_world import Portal
+from tests.browser.portal_world import Portal, leave_site
 from tests.browser.signin import sign_in
 from tests.waiting import until_sync
 
@@ -58,12 +59,17 @@ def _job(portal: Portal, service: DispatchService, employee_no: str) -> int:
 
 
 def test_the_mosie_accepts_a_job_on_a_phone_once_and_the_operator_sees_the_board(
-    phone: Page, page: Page, portal: Portal, tmp_path: Path
+    phone: Page,
+    page: Page,
+    portal: Portal,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     mosie = portal.logins["mosie"]
     assert mosie.employee_no is not None
     service = DispatchService(portal.stack.pool, photos=FilesystemPhotoStorage(tmp_path))
     job = _job(portal, service, mosie.employee_no)
+    request.addfinalizer(lambda: leave_site(service, job, mosie.employee_no))
 
     sign_in(phone, portal.url, mosie)
     phone.goto(f"{portal.url}/ui/au/jobs")

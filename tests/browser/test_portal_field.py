@@ -10,13 +10,14 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from cloud.dispatch import DispatchService, FilesystemPhotoStorage
 from cloud.employees import EmployeeService
 from contracts.topics import Region
 from tests.browser.axe import assert_accessible
-from tests.browser.portal_world import Portal
+from tests.browser.portal_world import Portal, leave_site
 from tests.browser.signin import sign_in
 from tests.waiting import until_sync
 
@@ -43,12 +44,17 @@ def _job_on_site(portal: Portal, service: DispatchService, employee_no: str) -> 
 
 
 def test_the_mosie_raises_an_incident_and_shares_their_location_after_the_notice(
-    phone: Page, phone_context: BrowserContext, portal: Portal, tmp_path: Path
+    phone: Page,
+    phone_context: BrowserContext,
+    portal: Portal,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     mosie = portal.logins["mosie"]
     assert mosie.employee_no is not None
     service = DispatchService(portal.stack.pool, photos=FilesystemPhotoStorage(tmp_path))
     job = _job_on_site(portal, service, mosie.employee_no)
+    request.addfinalizer(lambda: leave_site(service, job, mosie.employee_no))
     EmployeeService(portal.stack.pool).withdraw_location_notice(mosie.employee_no)
     phone_context.grant_permissions(["geolocation"], origin=portal.url)
     phone_context.set_geolocation(SYDNEY)
