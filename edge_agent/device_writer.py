@@ -3,9 +3,11 @@
 Values are engineering units as validated by :mod:`device_profiles.setpoints`; every
 word is produced by :mod:`edge_agent.setpoint_codec` with the scale factor read from the
 device just before the write. A curve setting (a list, one value per point of a DER 70x
-curve) is written into the staging curve (the last one) with its ``ActPt``, adopted with
-``AdptCrvReq`` (waiting for ``AdptCrvRslt``: 1 completed, 2 failed) and read back from
-the active curve (the first). Every failure is a :class:`WriteFailed` naming the point.
+curve: 705/706 ``Crv.Pt``, 707-710 ``Crv.MustTrip|MayTrip|MomCess.Pt``) or a set value
+(711 ``Ctl.DbOf``, 705 ``Crv.DeptRef``) is written into the staging set (the last one),
+with each curve's ``ActPt``, adopted with ``AdptCrvReq``/``AdptCtlReq`` (waiting for the
+result: 1 completed, 2 failed) and read back from the active set (the first). Every
+failure is a :class:`WriteFailed` naming the point.
 """
 
 from __future__ import annotations
@@ -28,12 +30,15 @@ from edge_agent.modbus import ModbusEndpoint, ModbusReadError, ModbusWriteError
 from edge_agent.setpoint_codec import (
     CodecError,
     Located,
-    curve_path,
+    act_pt_key,
+    adoption_request,
     decode_sf,
     decode_value,
     encode_value,
     locate,
     same_value,
+    set_kind,
+    set_path,
 )
 
 __all__ = [
@@ -86,16 +91,18 @@ def limit_guard(profile: DeviceProfile, nameplate: Mapping[str, Any]) -> LimitGu
 
 
 def is_curve(ref: str) -> bool:
-    """A point inside a repeating group (``705.Crv.Pt.V``)."""
-    return PointRef.parse(ref).path.count(".") >= 2
+    """A point of a curve inside an adoptable set (``705.Crv.Pt.V``,
+    ``707.Crv.MustTrip.Pt.V``): its setting is a list, one value per curve point."""
+    return set_kind(ref) == "curve"
 
 
 @dataclass(frozen=True, slots=True)
-class _Curve:
+class _Set:
     model: int
-    group: str  # "Crv"
-    staging: int  # 0-based index of the last curve
-    count: int  # number of curves
+    group: str  # "Crv" or "Ctl"
+    staging: int  # 0-based index of the last set
+    count: int  # number of sets
+    request: str  # "AdptCrvReq" or "AdptCtlReq"
 
 
 class DeviceWriter:
@@ -204,11 +211,14 @@ class DeviceWriter:
         for ref, value in items.items():
             self._guard(ref, value)
             if isinstance(value, tuple):
-                curve, key = self._curve(ref)
+                staging, key = self._set(ref)
                 for i, item in enumerate(value):
                     await self._encodable(
-                        self._locate(ref, curve_path(key, curve.staging, i)), item
+                        self._locate(ref, set_path(key, staging.staging, i)), item
                     )
+            elif set_kind(ref) == "set_scalar":
+                staging, key = self._set(ref)
+                await self._encodable(self._locate(ref, set_path(key, staging.staging)), value)
             else:
                 await self._encodable(self._locate(ref), value)
 
@@ -250,58 +260,73 @@ class DeviceWriter:
             raise WriteFailed(ref, f"read back {actual!r}, expected {expected:g}", mismatch=True)
         return actual
 
-    # ----- curves -----------------------------------------------------------------------
-    def _curve(self, ref: str) -> tuple[_Curve, str]:
+    # ----- sets: curves and controls of the DER 70x models --------------------------------
+    def _set(self, ref: str) -> tuple[_Set, str]:
+        """The adoptable set (curve or control) ``ref`` lies in, and its unindexed key."""
         parsed = PointRef.parse(ref)
         if parsed.model is None or parsed.model not in self._blocks:
             raise WriteFailed(ref, "the device has no such model")
-        group = parsed.path.split(".", 1)[0]
+        key = parsed.path
+        curve = set_kind(ref) == "curve"
         count = 0
         while True:
             try:
-                locate(self._profile, self._blocks, ref, f"{group}[{count}].ActPt")
+                locate(self._profile, self._blocks, ref, set_path(key, count, 0 if curve else None))
             except CodecError:
                 break
             count += 1
         if count < 2:
-            raise WriteFailed(ref, "the device has no staging curve (fewer than 2 curves)")
-        return _Curve(parsed.model, group, count - 1, count), parsed.path
+            raise WriteFailed(ref, "the device has no staging set (fewer than 2 curves)")
+        group = key.split(".", 1)[0]
+        return _Set(parsed.model, group, count - 1, count, adoption_request(parsed.model)), key
 
     async def read_curve(self, ref: str, points: int | None = None) -> tuple[float | None, ...]:
         """The active curve's values of ``ref`` (its ``ActPt`` points, or ``points``)."""
-        curve, key = self._curve(ref)
-        model_ref = f"{curve.model}.ActPt"
+        active, key = self._set(ref)
         if points is None:
-            act = self._locate(model_ref, f"{curve.group}[0].ActPt")
+            act = self._locate(f"{active.model}.ActPt", set_path(act_pt_key(key), 0))
             n, _ = await self.read_point(act)
             points = int(n or 0)
         values = []
         for i in range(points):
-            value, _ = await self.read_point(self._locate(ref, curve_path(key, 0, i)))
+            value, _ = await self.read_point(self._locate(ref, set_path(key, 0, i)))
             values.append(value)
         return tuple(values)
 
-    async def write_curves(self, model: int, curves: Mapping[str, tuple[float, ...]]) -> None:
-        """Write the lists of one model's curve settings (``ref`` → values) into the
-        staging curve, fill the model's other curve points from the active curve, set
-        ``ActPt`` and adopt. Lists of one model have one length."""
-        lengths = {len(v) for v in curves.values()}
-        first = next(iter(curves))
-        if len(lengths) != 1:
+    async def _read_set_scalar(self, ref: str) -> tuple[Located, float | None, int | None]:
+        _, key = self._set(ref)
+        point = self._locate(ref, set_path(key, 0))
+        value, sf = await self.read_point(point)
+        return point, value, sf
+
+    async def write_set(self, model: int, items: Mapping[str, SettingValue]) -> None:
+        """Write one model's set values (``ref`` → a curve's list or a control's value)
+        into the staging set, set each curve's ``ActPt`` and adopt once. Curves sharing
+        an ``ActPt`` have one length."""
+        first = next(iter(items))
+        staging, _ = self._set(first)
+        lengths: dict[str, set[int]] = {}
+        for ref, value in items.items():
+            if isinstance(value, tuple):
+                lengths.setdefault(act_pt_key(PointRef.parse(ref).path), set()).add(len(value))
+        if any(len(n) != 1 for n in lengths.values()):
             raise WriteFailed(first, "the curve lists of one model differ in length")
-        n = lengths.pop()
-        curve, _ = self._curve(first)
-        for ref, values in curves.items():
-            self._guard(ref, values)
-        self._guard(f"{model}.AdptCrvReq", float(curve.staging + 1))
-        for ref, values in curves.items():
+        for ref, value in items.items():
+            self._guard(ref, value)
+        request = f"{model}.{staging.request}"
+        self._guard(request, float(staging.staging + 1))
+        for ref, value in items.items():
             key = PointRef.parse(ref).path
-            for i, value in enumerate(values):
-                await self._write_point(self._locate(ref, curve_path(key, curve.staging, i)), value)
-        act = self._locate(f"{model}.ActPt", f"{curve.group}[{curve.staging}].ActPt")
-        await self._write_point(act, float(n))
-        request = f"{model}.AdptCrvReq"
-        await self._write_point(self._locate(request), float(curve.staging + 1))
+            if isinstance(value, tuple):
+                for i, item in enumerate(value):
+                    path = set_path(key, staging.staging, i)
+                    await self._write_point(self._locate(ref, path), item)
+            else:
+                await self._write_point(self._locate(ref, set_path(key, staging.staging)), value)
+        for act_key, n in lengths.items():
+            act = self._locate(f"{model}.ActPt", set_path(act_key, staging.staging))
+            await self._write_point(act, float(n.pop()))
+        await self._write_point(self._locate(request), float(staging.staging + 1))
         await self._await_adoption(request)
 
     async def _await_adoption(self, request: str) -> None:
@@ -323,50 +348,64 @@ class DeviceWriter:
 
     async def check_curve(self, ref: str, expected: tuple[float, ...]) -> tuple[float, ...]:
         actual = await self.read_curve(ref, len(expected))
-        _, key = self._curve(ref)
+        _, key = self._set(ref)
         for i, (want, got) in enumerate(zip(expected, actual, strict=True)):
-            point = self._locate(ref, curve_path(key, 0, i))
+            point = self._locate(ref, set_path(key, 0, i))
             _, sf = await self.read_point(point)
             if not same_value(want, got, sf):
                 raise WriteFailed(point.ref, f"read back {got!r}, expected {want:g}", mismatch=True)
         return tuple(float(v) for v in actual if v is not None)
 
-    # ----- settings (scalars and curves) ------------------------------------------------
+    # ----- settings (scalars, curves and set values) ------------------------------------
     async def read_setting(self, ref: str, like: SettingValue) -> SettingValue | None:
-        """The current value of a setting shaped like ``like`` (a curve: a tuple)."""
+        """The current value of a setting shaped like ``like`` (a curve: a tuple); a set
+        value (``711.Ctl.DbOf``) is read from the active set."""
         if isinstance(like, tuple):
             values = await self.read_curve(ref)
             if any(v is None for v in values):
                 return None
             return tuple(float(v) for v in values if v is not None)
+        if set_kind(ref) == "set_scalar":
+            _, value, _ = await self._read_set_scalar(ref)
+            return value
         return await self.read_scalar(ref)
 
     async def write_settings(self, items: Mapping[str, SettingValue]) -> None:
-        """Write scalars in order, then each model's curves (one adoption per model)."""
-        curves: dict[int, dict[str, tuple[float, ...]]] = {}
+        """Write scalars in order, then each model's set values (one adoption per model)."""
+        sets: dict[int, dict[str, SettingValue]] = {}
         for ref, value in items.items():
-            if isinstance(value, tuple):
+            if isinstance(value, tuple) or set_kind(ref) != "scalar":
                 model = PointRef.parse(ref).model
                 assert model is not None
-                curves.setdefault(model, {})[ref] = value
+                sets.setdefault(model, {})[ref] = value
             else:
                 await self.write_scalar(ref, value)
-        for model, lists in curves.items():
-            await self.write_curves(model, await self._complete_curves(model, lists))
+        for model, values in sets.items():
+            await self.write_set(model, await self._complete_set(model, values))
 
-    async def _complete_curves(
-        self, model: int, lists: dict[str, tuple[float, ...]]
-    ) -> dict[str, tuple[float, ...]]:
-        """The model's other curve settings of the profile, taken from the active curve,
-        so adoption does not pull stale staging values into the active curve."""
-        n = len(next(iter(lists.values())))
-        out = dict(lists)
+    async def _complete_set(
+        self, model: int, items: dict[str, SettingValue]
+    ) -> dict[str, SettingValue]:
+        """The model's other set settings of the profile, taken from the active set, so
+        adoption does not pull stale staging values into the active set."""
+        lengths = {
+            act_pt_key(PointRef.parse(ref).path): len(value)
+            for ref, value in items.items()
+            if isinstance(value, tuple)
+        }
+        out = dict(items)
         for setting in self._profile.settings:
             ref = setting.point
-            if ref in out or not ref.startswith(f"{model}.") or not is_curve(ref):
+            kind = set_kind(ref)
+            if ref in out or not ref.startswith(f"{model}.") or kind == "scalar":
                 continue
-            current = await self.read_curve(ref, n)
-            if any(v is None for v in current):
+            if kind == "set_scalar":
+                _, value, _ = await self._read_set_scalar(ref)
+                if value is not None:
+                    out[ref] = float(value)
+                continue
+            current = await self.read_curve(ref, lengths.get(act_pt_key(PointRef.parse(ref).path)))
+            if not current or any(v is None for v in current):
                 continue
             out[ref] = tuple(float(v) for v in current if v is not None)
         return out
@@ -374,5 +413,12 @@ class DeviceWriter:
     async def check_setting(self, ref: str, expected: SettingValue) -> SettingValue:
         if isinstance(expected, tuple):
             return await self.check_curve(ref, expected)
+        if set_kind(ref) == "set_scalar":
+            point, actual, sf = await self._read_set_scalar(ref)
+            if not same_value(expected, actual, sf):
+                raise WriteFailed(
+                    point.ref, f"read back {actual!r}, expected {expected:g}", mismatch=True
+                )
+            return expected
         actual = await self.check_scalar(ref, expected)
         return expected if actual is None else actual

@@ -18,19 +18,24 @@ import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from device_profiles.schema import DeviceProfile, PointRef
 from device_profiles.sunspec_codec import (
+    GroupDef,
     ModelLayout,
     PointDef,
     UnknownModelError,
     decode_point,
     layout,
+    model_def,
 )
 
 __all__ = [
     "CodecError",
     "Located",
+    "act_pt_key",
+    "adoption_request",
     "curve_path",
     "decode_sf",
     "decode_value",
@@ -38,6 +43,8 @@ __all__ = [
     "locate",
     "model_layout",
     "same_value",
+    "set_kind",
+    "set_path",
 ]
 
 #: type -> (registers, lowest raw, highest raw); sentinels (0x8000, 0xFFFF, ...) excluded.
@@ -95,10 +102,61 @@ def model_layout(profile: DeviceProfile, model_id: int, discovered_length: int) 
 
 def curve_path(key: str, curve: int, point: int) -> str:
     """``Crv.Pt.V`` → ``Crv[curve].Pt[point].V`` (a curve point of a DER 70x model)."""
+    if key.count(".") < 2:
+        raise CodecError(key, "only curve points (<curve>...<point>.<name>) are supported")
+    return set_path(key, curve, point)
+
+
+def set_path(key: str, index: int, point: int | None = None) -> str:
+    """The indexed path of a point of set ``index`` (a DER 70x curve or control):
+    ``Crv.Pt.V`` → ``Crv[1].Pt[0].V``, ``Crv.MustTrip.Pt.V`` → ``Crv[1].MustTrip.Pt[0].V``,
+    ``Ctl.DbOf`` → ``Ctl[1].DbOf``. ``point`` indexes the innermost group; groups in
+    between do not repeat (index 0, as layouts name them)."""
     parts = key.split(".")
-    if len(parts) != 3:
-        raise CodecError(key, "only curve points (<curve>.<point>.<name>) are supported")
-    return f"{parts[0]}[{curve}].{parts[1]}[{point}].{parts[2]}"
+    last = len(parts) - 2  # the group holding the point
+    for i in range(len(parts) - 1):
+        if i == 0:
+            parts[i] += f"[{index}]"
+        elif i == last and point is not None:
+            parts[i] += f"[{point}]"
+        else:
+            parts[i] += "[0]"
+    return ".".join(parts)
+
+
+def act_pt_key(key: str) -> str:
+    """The ``ActPt`` beside a curve's point group: ``Crv.Pt.V`` → ``Crv.ActPt``,
+    ``Crv.MustTrip.Pt.V`` → ``Crv.MustTrip.ActPt``."""
+    return ".".join([*key.split(".")[:-2], "ActPt"])
+
+
+def adoption_request(model_id: int) -> str:
+    """The point that adopts a set of ``model_id``: ``AdptCtlReq`` (711) or ``AdptCrvReq``."""
+    return "AdptCtlReq" if model_def(model_id).root.point("AdptCtlReq") else "AdptCrvReq"
+
+
+def set_kind(ref: str) -> Literal["scalar", "set_scalar", "curve"]:
+    """How a setting's point is written: ``curve`` (a list, inside a repeating point group
+    of a repeating set: ``705.Crv.Pt.V``), ``set_scalar`` (one value of a repeating set:
+    ``711.Ctl.DbOf``, ``705.Crv.DeptRef``) or ``scalar`` (top level, or in a group that
+    does not repeat: ``704.PFWInj.PF``)."""
+    parsed = PointRef.parse(ref)
+    parts = parsed.path.split(".")
+    if parsed.model is None or len(parts) < 2:
+        return "scalar"
+    try:
+        root = model_def(parsed.model).root
+    except UnknownModelError:
+        return "scalar"
+    outer = root.group(parts[0])
+    if outer is None or outer.count is None:
+        return "scalar"
+    inner: GroupDef | None = outer
+    for part in parts[1:-1]:
+        inner = inner.group(part) if inner is not None else None
+    if inner is not None and inner is not outer and inner.count is not None:
+        return "curve"
+    return "set_scalar"
 
 
 def locate(

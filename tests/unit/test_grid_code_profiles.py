@@ -31,6 +31,7 @@ from device_profiles.grid_code_sunspec import (
 )
 from device_profiles.loader import parse_profile
 from device_profiles.setpoints import validate_config_devices
+from edge_agent.setpoint_codec import set_kind, set_path
 from potr import cli_profiles
 
 
@@ -456,3 +457,22 @@ def test_cli_validate_names_the_file_and_key_of_a_bad_grid_code(tmp_path: Path) 
     assert "au-a-2020.yaml" in result.output
     assert "settings.sustained_ov.v.value" in result.output
     assert "244-258 V" in result.output
+
+
+# ----- how the agent addresses set values (edge_agent.setpoint_codec) ----------------------
+@pytest.mark.parametrize(
+    ("ref", "kind", "staging"),
+    [
+        ("705.Crv.Pt.V", "curve", "Crv[2].Pt[1].V"),
+        ("707.Crv.MustTrip.Pt.Tms", "curve", "Crv[2].MustTrip[0].Pt[1].Tms"),
+        ("711.Ctl.DbOf", "set_scalar", "Ctl[2].DbOf"),
+        ("705.Crv.DeptRef", "set_scalar", "Crv[2].DeptRef"),
+        ("704.WMaxLimPct", "scalar", None),
+        ("704.PFWInj.PF", "scalar", None),  # a group that does not repeat
+    ],
+)
+def test_set_values_are_classified_and_located(ref: str, kind: str, staging: str | None) -> None:
+    assert set_kind(ref) == kind
+    if staging is not None:
+        key = ref.split(".", 1)[1]
+        assert set_path(key, 2, 1 if kind == "curve" else None) == staging
