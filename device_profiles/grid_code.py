@@ -33,6 +33,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from contracts.messages import ProfileRef
+from contracts.topics import Region as Region_
 from device_profiles.errors import DataFileError, key_path
 
 __all__ = [
@@ -57,7 +59,9 @@ GRID_CODE_DIR = Path(__file__).parent / "grid_codes"
 STANDARDS_FILE = "_standards.yaml"
 
 Confidence = Literal["verified", "draft", "unverified"]
-Region = Literal["au", "nz", "us", "es"]
+#: The contract's regions (brokers): a New Zealand profile would be region "au" with its
+#: own standard; grid-codes.md gives no NZ value, so none is shipped.
+Region = Literal["au", "us", "es"]
 Number = float
 Curve = list[tuple[float, float]]
 
@@ -238,6 +242,8 @@ class Registration(_Strict):
 class _ProfileIn(_Strict):
     id: str = Field(pattern=r"^[a-z][a-z0-9.-]*$", max_length=64)
     title: str
+    #: the content version of this file: raise it when a value changes
+    version: int = Field(default=1, ge=1)
     extends: str | None = None
     region: Region | None = None
     standard: str | None = None
@@ -266,6 +272,7 @@ class GridCodeProfile:
     nominal_hz: float
     values: Mapping[str, ResolvedValue]
     file: str
+    version: int = 1
     extends: str | None = None
     normal_category: str | None = None
     abnormal_category: str | None = None
@@ -289,6 +296,10 @@ class GridCodeProfile:
         """True when the profile carries registration data (an anti-export device): it
         is assigned by (re-)registration, never by a rollout."""
         return self.registration is not None and self.registration.anti_export_device_required
+
+    def profile_ref(self) -> ProfileRef:
+        """The label a config document carries (:class:`contracts.messages.ProfileRef`)."""
+        return ProfileRef(id=self.id, region=Region_(self.region), version=self.version)
 
     def canonical(self, key: str) -> float | tuple[tuple[float, float], ...] | None:
         """A value in canonical units (voltages in % of nominal, export in W for one
@@ -560,6 +571,7 @@ def _resolve(
         nominal_hz=float(nominal_hz),
         values=values,
         file=file,
+        version=raw.version,
         extends=raw.extends,
         normal_category=pick("normal_category"),
         abnormal_category=pick("abnormal_category"),

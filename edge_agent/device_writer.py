@@ -315,6 +315,7 @@ class DeviceWriter:
             self._guard(ref, value)
         request = f"{model}.{staging.request}"
         self._guard(request, float(staging.staging + 1))
+        adopt = self._locate(request)  # before any write: a model without adoption fails here
         for ref, value in items.items():
             key = PointRef.parse(ref).path
             if isinstance(value, tuple):
@@ -326,7 +327,7 @@ class DeviceWriter:
         for act_key, n in lengths.items():
             act = self._locate(f"{model}.ActPt", set_path(act_key, staging.staging))
             await self._write_point(act, float(n.pop()))
-        await self._write_point(self._locate(request), float(staging.staging + 1))
+        await self._write_point(adopt, float(staging.staging + 1))
         await self._await_adoption(request)
 
     async def _await_adoption(self, request: str) -> None:

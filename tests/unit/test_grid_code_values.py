@@ -292,7 +292,12 @@ def test_profiles_name_their_region_standard_and_1547_categories() -> None:
 
 def test_no_nz_profile_is_invented() -> None:
     # grid-codes.md names NZ as an AS/NZS 4777.2 region but gives no NZ value.
-    assert not [p for p in builtin_grid_codes().values() if p.region == "nz"]
+    assert not [p for p in builtin_grid_codes() if p.startswith("nz")]
+
+
+def test_a_profile_labels_a_config_document() -> None:
+    ref = builtin_grid_code("heco-b").profile_ref()
+    assert (ref.id, ref.region, ref.version) == ("heco-b", "us", 1)
 
 
 def test_sin_excedentes_is_registration_data_with_a_certified_device() -> None:
