@@ -550,15 +550,9 @@ def _resolve(
         for key, inherited in parent.values.items():
             if key in raw.settings or key in raw.unset:
                 continue
-            back = _ValueIn(
-                value=list(inherited.value)
-                if isinstance(inherited.value, tuple)
-                else inherited.value,
-                unit=inherited.unit,
-                ref=None,
-                source="x" * 3,
-                clause="-",
-                confidence="verified",
+            value = inherited.value
+            back = _ValueIn.model_construct(  # checked already: only the range is new
+                value=list(value) if isinstance(value, tuple) else value, unit=inherited.unit
             )
             for at, reason in _check_value(key, back, KEYS[key], nominal_v, std, standard):
                 raise GridCodeError(file, f"{at} (inherited from {raw.extends})", reason)

@@ -476,3 +476,22 @@ def test_set_values_are_classified_and_located(ref: str, kind: str, staging: str
     if staging is not None:
         key = ref.split(".", 1)[1]
         assert set_path(key, 2, 1 if kind == "curve" else None) == staging
+
+
+def test_an_inherited_value_outside_the_childs_standard_is_refused(tmp_path: Path) -> None:
+    folder = _copy(tmp_path)
+    child = {
+        "id": "rule21-as-1547",
+        "title": "Rule 21 values under IEEE 1547-2018",
+        "extends": "rule21-sa-legacy",
+        "standard": "ieee-1547-2018",
+        "normal_category": "B",
+        "abnormal_category": "III",
+    }
+    path = folder / "rule21-as-1547.yaml"
+    path.write_text(yaml.safe_dump(child))
+    err = _refused(folder)
+    assert err.file == str(path)
+    # Rule 21's OF1 60.5 Hz lies outside IEEE 1547's 61.0-66 Hz
+    assert err.key == "settings.trip.hf.value[0][0] (inherited from rule21-sa-legacy)"
+    assert "61-66 Hz" in err.reason
