@@ -13,6 +13,7 @@ from simulators.plant import (
     BatteryControls,
     InverterControls,
     PlantConfig,
+    VoltVar,
     curve_value,
     initial_state,
     step,
@@ -163,6 +164,20 @@ def test_inverter_obeys_limit_disconnect_and_volt_watt() -> None:
     assert step(CFG, SKY, s, later, InverterControls(connected=False)).pv_state == 8
     vw = InverterControls(volt_watt=((200.0, 50.0), (210.0, 50.0)))
     assert step(CFG, SKY, s, later, vw).pv_w == pytest.approx(2500)
+
+
+@pytest.mark.parametrize(("q_priority", "p_w", "q_var"), [(False, 5000, 0), (True, 4000, -3000)])
+def test_the_va_rating_cuts_q_or_p_as_the_priority_says(
+    q_priority: bool, p_w: float, q_var: float
+) -> None:
+    # full sun: 5000 W on a 5000 VA inverter asked for -60 % of rated VA (-3000 var):
+    # active priority keeps P and leaves no room for Q; reactive priority keeps Q and
+    # cuts P to sqrt(5000^2 - 3000^2) = 4000 W
+    s = initial_state(CFG, SKY, NOON_SYDNEY)
+    vv = VoltVar(curve=((200.0, -60.0), (300.0, -60.0)), ref_var=5000.0, q_priority=q_priority)
+    ctl = InverterControls(volt_var=vv, va_max=5000.0)
+    after = step(CFG, SKY, s, NOON_SYDNEY + timedelta(seconds=10), ctl)
+    assert (after.pv_w, after.pv_var) == pytest.approx((p_w, q_var))
 
 
 def test_fast_forward_steps_exactly_and_never_moves_the_clock_back() -> None:
