@@ -17,7 +17,11 @@ Usage::
 The simulated clock runs ``speed`` times real time from ``start_time``; every
 ``update_period_s`` real seconds the plant steps to the simulated now, the devices'
 controls (123/704, curves, trips, droop, storage modes, isolator) feed the physics, and
-every device re-renders its registers.
+every device re-renders its registers. The grid's voltage and frequency follow the plant
+(midday rise, noise) unless a ``grid_voltage`` / ``grid_frequency`` fault sets them::
+
+    site.activate_fault({"kind": "grid_voltage", "v": 258})  # every phase, from now
+    site.fast_forward(10)  # the volt-var answer after its 10 s response time
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from simulators.endpoint import DeviceEndpoint, Gate
 from simulators.faults import FaultBoard, Scenario, ScenarioError, load_scenario, parse_scenario
 from simulators.plant import (
     BatteryControls,
+    GridCondition,
     InverterControls,
     PlantConfig,
     PlantState,
@@ -59,6 +64,11 @@ __all__ = ["DeviceSite", "DeviceSiteSettings", "DeviceSpec", "Snapshot", "region
 Snapshot = tuple[datetime, dict[int, tuple[int, list[int]]]]
 
 log = logging.getLogger(__name__)
+
+#: A grid fault may set the voltage up to this share of nominal (a trip test goes past the
+#: 1547 OV2 of 120 %), the frequency within this share of nominal.
+GRID_V_MAX = 1.5
+GRID_HZ_BAND = 0.2
 
 
 class DeviceSpec(BaseModel):
@@ -335,6 +345,33 @@ class DeviceSite:
             raise ScenarioError(file, f"{key}.kind", "no isolator on the target devices")
         if fault.kind == "meter_replaced" and not any(d.profile.kind == "meter" for d in targets):
             raise ScenarioError(file, f"{key}.kind", "no meter on the target devices")
+        if fault.kind in ("grid_voltage", "grid_frequency"):
+            self._check_grid_fault(fault, file, key)
+
+    def _check_grid_fault(self, fault: Any, file: str, key: str) -> None:
+        """The grid is the site's: no ``unit``, and a value this site's grid can have."""
+        if fault.unit is not None:
+            raise ScenarioError(
+                file, f"{key}.unit", "the grid is the whole site's: a grid fault names no unit"
+            )
+        s = self.settings
+        if fault.kind == "grid_voltage" and fault.v > GRID_V_MAX * s.nominal_v:
+            raise ScenarioError(
+                file,
+                f"{key}.v",
+                f"{fault.v:g} V is above {GRID_V_MAX:.0%} of the site's nominal {s.nominal_v:g} V",
+            )
+        if (
+            fault.kind == "grid_frequency"
+            and abs(fault.hz - s.nominal_hz) > GRID_HZ_BAND * s.nominal_hz
+        ):
+            lo, hi = ((1 - GRID_HZ_BAND) * s.nominal_hz, (1 + GRID_HZ_BAND) * s.nominal_hz)
+            raise ScenarioError(
+                file,
+                f"{key}.hz",
+                f"{fault.hz:g} Hz is outside {lo:g} to {hi:g} Hz (the site's {s.nominal_hz:g} Hz"
+                f" ± {GRID_HZ_BAND:.0%})",
+            )
 
     def activate_fault(self, fault: dict[str, Any]) -> None:
         """Switch a fault on now (same fields as a scenario entry, ``at_s`` ignored)."""
@@ -390,10 +427,6 @@ class DeviceSite:
             if ctl is not None:
                 if device.trips(prev) or device.fault_bits:
                     ctl = replace(ctl, connected=False)
-                droop = device.droop_limit_pct(prev, self.settings.nominal_hz)
-                if droop is not None:
-                    pct = min(droop, ctl.limit_pct) if ctl.limit_enabled else droop
-                    ctl = replace(ctl, limit_pct=pct, limit_enabled=True)
                 inverter = ctl
             bat = device.battery_controls()
             if bat is not None:
@@ -424,9 +457,24 @@ class DeviceSite:
     def _step_to(self, now: datetime) -> None:
         if now < self.state.ts:
             return
-        inverter, battery = self._controls(self.state)
-        self.state = step(self.plant, self.sky, self.state, now, inverter, battery)
+        grid = self.grid_at((now - self._sim_t0).total_seconds())
+        seen = self.state  # what the trip curves judge: the grid of the step
+        if grid.v is not None:
+            seen = replace(seen, phase_v=(grid.v, grid.v, grid.v))
+        if grid.hz is not None:
+            seen = replace(seen, hz=grid.hz)
+        inverter, battery = self._controls(seen)
+        self.state = step(self.plant, self.sky, self.state, now, inverter, battery, grid)
         self._apply_faults()
+
+    def grid_at(self, elapsed_s: float) -> GridCondition:
+        """The grid voltage and frequency the faults set at ``elapsed_s`` (the latest
+        started ``grid_voltage`` / ``grid_frequency`` fault wins); ``None`` = the plant's."""
+        v = self.faults.latest(elapsed_s, "grid_voltage")
+        hz = self.faults.latest(elapsed_s, "grid_frequency")
+        return GridCondition(
+            v=None if v is None else float(v.v), hz=None if hz is None else float(hz.hz)
+        )
 
     async def advance(self) -> None:
         """:meth:`tick`, then open or close the endpoint for night sleep."""

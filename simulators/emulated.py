@@ -7,6 +7,11 @@ what was applied. Writes are checked like a real device: every register written 
 belong to a writable point, whole points only, inside the profile's hard limits and the
 point's enumeration; anything else is refused with Modbus exception 3 (illegal value).
 The DER curve models adopt curve ``n`` into the active curve 1 when ``AdptCrvReq = n``.
+What the device obeys is read from the active set only (``Crv[0]``, ``Ctl[0]``): volt-var
+with its ``DeptRef`` (705: W/var/available var/VA; 126: WMax/VArMax/VArAval), ``RspTms``
+and ``Pri`` (REACTIVE = reactive priority at the VA limit, else active), volt-watt with
+its ``RspTms``, frequency droop (711) with its deadbands, droops, ``PMin`` and ``RspTms``;
+ratings as set in 702 (or 121), else the nameplate.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from device_profiles.sunspec_codec import (
     layout,
     raw_to_value,
 )
-from simulators.plant import BatteryControls, InverterControls, PlantState
+from simulators.plant import BatteryControls, FreqDroop, InverterControls, PlantState, VoltVar
 from simulators.renderers import RenderContext, default_settings, render_model
 from simulators.write_log import PointValue, parse_ref
 
@@ -462,15 +467,77 @@ class EmulatedDevice:
                 cap = 100.0 * w_max / w_rtg
                 limit_pct = min(limit_pct, cap) if limit_on else cap
                 limit_on = True
+        volt_watt_rsp_s, of_available = 0.0, False
         if 132 in models and int(self._get(132, "ModEna", 0)) & 1:
             volt_watt = self._curve(132, "W", legacy=True) or None
         if 706 in models and int(self._get(706, "Ena", 0)) == 1:
             volt_watt = self._curve(706, "W", legacy=False) or None
+            volt_watt_rsp_s = float(self._get(706, "Crv[0].RspTms", 0) or 0)
+            of_available = int(self._get(706, "Crv[0].DeptRef", 0)) == 1  # W_AVAL_PCT
         if 126 in models and int(self._get(126, "ModEna", 0)) & 1:
-            volt_var = self._curve(126, "VAr", legacy=True) or None
+            volt_var = self._volt_var(126)
         if 705 in models and int(self._get(705, "Ena", 0)) == 1:
-            volt_var = self._curve(705, "Var", legacy=False) or None
-        return InverterControls(connected, limit_pct, limit_on, volt_watt, volt_var)
+            volt_var = self._volt_var(705)
+        return InverterControls(
+            connected,
+            limit_pct,
+            limit_on,
+            volt_watt,
+            volt_var,
+            volt_watt_rsp_s=volt_watt_rsp_s,
+            volt_watt_of_available=of_available,
+            droop=self._droop(),
+            va_max=self._rating(702, "VAMax", 121, "VAMax", "va_rtg"),
+        )
+
+    def _rating(self, der: int, der_point: str, legacy: int, legacy_point: str, key: str) -> float:
+        """A rating as set on the device (702 or 121), else its nameplate's."""
+        w_rtg = self.profile.nameplate.get("w_rtg", 5000.0)
+        fallback = self.profile.nameplate.get(key, w_rtg if key != "var_rtg" else 3000.0)
+        for model_id, point in ((der, der_point), (legacy, legacy_point)):
+            if model_id in self.profile.models and self._get(model_id, point) is not None:
+                return abs(float(self._get(model_id, point)))
+        return fallback
+
+    def _volt_var(self, model_id: int) -> VoltVar | None:
+        """The active volt-var curve with its reference in var (705 / 126 ``DeptRef``),
+        response time and priority; ``None`` if it has no points."""
+        curve = self._curve(model_id, "Var" if model_id == 705 else "VAr", model_id == 126)
+        if not curve:
+            return None
+        w_max = self._rating(702, "WMax", 121, "WMax", "w_rtg")
+        var_max = self._rating(702, "VarMaxInj", 121, "VArMaxQ1", "var_rtg")
+        va_max = self._rating(702, "VAMax", 121, "VAMax", "va_rtg")
+        if model_id == 705:
+            # 705 DeptRef: 0 W_MAX_PCT, 1 VAR_MAX_PCT, 2 VAR_AVAL_PCT, 3 VA_MAX_PCT
+            refs: dict[int, float | None] = {0: w_max, 1: var_max, 2: None, 3: va_max}
+            dept = int(self._get(705, "Crv[0].DeptRef", 1))
+            rsp_s = float(self._get(705, "Crv[0].RspTms", 0) or 0)
+            q_priority = int(self._get(705, "Crv[0].Pri", 0)) == 1  # REACTIVE
+        else:
+            # 126 DeptRef: 1 WMax, 2 VArMax, 3 VArAval (no VA reference in 1xx)
+            refs = {1: w_max, 2: var_max, 3: None}
+            active = int(self._get(126, "ActCrv", 1)) - 1
+            dept = int(self._get(126, f"curve[{active}].DeptRef", 2))
+            rsp_s, q_priority = 0.0, False
+        return VoltVar(curve, refs.get(dept, var_max), rsp_s, q_priority)
+
+    def _droop(self) -> FreqDroop | None:
+        """The active frequency-droop control (711 ``Ctl[0]``) when enabled."""
+        if 711 not in self.profile.models or int(self._get(711, "Ena", 0)) != 1:
+            return None
+
+        def num(name: str) -> float:
+            return float(self._get(711, f"Ctl[0].{name}", 0) or 0)
+
+        return FreqDroop(
+            db_of_hz=num("DbOf"),
+            db_uf_hz=num("DbUf"),
+            k_of=num("KOf"),
+            k_uf=num("KUf"),
+            pmin_pct=num("PMin"),
+            rsp_s=num("RspTms"),
+        )
 
     def trips(self, state: PlantState) -> bool:
         """True while a declared trip curve (707-710) says the inverter must cease."""
@@ -490,17 +557,6 @@ class EmulatedDevice:
             if (model_id in (707, 709) and x < limit) or (model_id in (708, 710) and x > limit):
                 return True
         return False
-
-    def droop_limit_pct(self, state: PlantState, nominal_hz: float) -> float | None:
-        """Frequency droop (711): output cap in % of rating while over-frequency."""
-        if 711 not in self.profile.models or int(self._get(711, "Ena", 0)) != 1:
-            return None
-        db = float(self._get(711, "Ctl[0].DbOf", 0.036))
-        k = float(self._get(711, "Ctl[0].KOf", 0.05)) or 0.05
-        over = state.hz - (nominal_hz + db)
-        if over <= 0:
-            return None
-        return max(0.0, 100.0 - 100.0 * over / (k * nominal_hz))
 
     def battery_controls(self) -> BatteryControls | None:
         """What this device makes the battery obey, or ``None``."""

@@ -18,7 +18,14 @@ one device (``None`` = every device on the endpoint). Kinds:
 ``write_fail``         valid writes to ``point`` fail: ``mode: exception`` answers ``code``
                        (default 4) and applies nothing, ``mode: ignore`` answers OK and
                        applies nothing; only the first ``count`` such writes if given
+``grid_voltage``       the grid's voltage is ``v`` volts on every phase (a step; no noise,
+                       no midday rise); the site's, so no ``unit``
+``grid_frequency``     the grid's frequency is ``hz``; the site's, so no ``unit``
 ===================== ===================================================================
+
+Grid faults overlap: the one started last is in force, and the plant's own grid returns
+when none is. A site refuses a voltage above 150 % of its nominal and a frequency more
+than 20 % off its nominal.
 
 ``write_fail``'s ``point`` is a point ref: unindexed (``"705.Crv.Pt.V"``: every instance),
 indexed (``"705.Crv[2].Pt[0].V"``) or ``"vendor.<register>"``. A write request touching
@@ -39,6 +46,8 @@ from device_profiles.errors import DataFileError
 __all__ = [
     "Fault",
     "FaultBoard",
+    "GridFrequency",
+    "GridVoltage",
     "Scenario",
     "ScenarioError",
     "WriteFail",
@@ -109,6 +118,16 @@ class WriteFail(_F):
     count: int | None = Field(default=None, ge=1)
 
 
+class GridVoltage(_F):
+    kind: Literal["grid_voltage"]
+    v: float = Field(ge=0, le=1000, description="volts, every phase")
+
+
+class GridFrequency(_F):
+    kind: Literal["grid_frequency"]
+    hz: float = Field(gt=0, le=100)
+
+
 Fault = Annotated[
     NoResponse
     | ExceptionResponse
@@ -120,7 +139,9 @@ Fault = Annotated[
     | IsolatorTrip
     | InverterFault
     | MeterReplaced
-    | WriteFail,
+    | WriteFail
+    | GridVoltage
+    | GridFrequency,
     Field(discriminator="kind"),
 ]
 FAULT: TypeAdapter[Any] = TypeAdapter(Fault)
@@ -155,6 +176,8 @@ def _loc(loc: tuple[int | str, ...]) -> str:
             "inverter_fault",
             "meter_replaced",
             "write_fail",
+            "grid_voltage",
+            "grid_frequency",
         }:
             continue  # the discriminator's branch, not a key of the file
         else:
@@ -242,6 +265,15 @@ class FaultBoard:
                 e.fired = True
                 out.append(e.fault)
         return out
+
+    def latest(self, now_s: float, kind: str) -> Any:
+        """The active fault of ``kind`` started last (added last on a tie), or ``None``."""
+        found = None
+        for e in self.entries:
+            later = found is None or e.start_s >= found.start_s
+            if e.fault.kind == kind and e.active(now_s) and later:
+                found = e
+        return None if found is None else found.fault
 
     def find(self, now_s: float, kind: str, unit: int | None) -> Any:
         """The first active fault of ``kind`` that applies to ``unit``."""

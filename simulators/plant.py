@@ -5,10 +5,16 @@ generation; ``battery_w > 0`` discharging into the AC bus, ``< 0`` charging; ``g
 > 0 importing. The meter closes the balance: ``grid_w = load_w - pv_w - battery_w``.
 
 PV is clear-sky GHI (pvlib) / 1000 W/m² * capacity * a cloud factor, clipped at capacity,
-then reduced by the inverter's controls: ``Conn``, ``WMaxLimPct`` and its volt-watt curve;
-its volt-var curve sets reactive power. Grid voltage rises with irradiance (suburban
-feeders with much rooftop PV run high at midday). Noise is deterministic per seed and
-simulated second.
+then reduced by the inverter's controls: ``Conn``, ``WMaxLimPct``, its volt-watt curve and
+its frequency droop; its volt-var curve sets reactive power, inside its VA rating. Grid
+voltage rises with irradiance (suburban feeders with much rooftop PV run high at midday)
+unless a :class:`GridCondition` (a scenario fault) sets it. Noise is deterministic per
+seed and simulated second.
+
+The grid-support functions answer a change with the open-loop response time their
+settings give (IEEE 1547-2018 / SunSpec ``RspTms``: 90 % of a step done by then), as a
+first-order response integrated exactly over each step, so a test that steps the clock by
+hand gets hand-computable values: after ``t`` s, ``1 - 10**(-t / RspTms)`` of the step.
 """
 
 from __future__ import annotations
@@ -27,15 +33,19 @@ if TYPE_CHECKING:  # pvlib is heavy: the virtual fleet uses this module's load w
 
 __all__ = [
     "BatteryControls",
+    "FreqDroop",
+    "GridCondition",
     "InverterControls",
     "PlantConfig",
     "PlantState",
     "Totals",
+    "VoltVar",
     "curve_value",
     "house_load_w",
     "initial_state",
     "local_hour",
     "noise",
+    "respond",
     "step",
 ]
 
@@ -48,7 +58,6 @@ class PlantConfig:
     longitude: float = 151.21
     tz: str = "Australia/Sydney"
     pv_capacity_w: float = 5000.0
-    var_rating_var: float = 3000.0
     cloud_factor: float = 1.0  # 1 = clear sky
     nominal_v: float = 230.0
     nominal_hz: float = 50.0
@@ -62,6 +71,33 @@ class PlantConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class VoltVar:
+    """An enabled volt-var curve (705 / 126): reactive power in % of a reference.
+
+    ``ref_var`` is the reference in var (WMax, VarMax or VAMax as the curve's ``DeptRef``
+    says), or ``None`` for "% of available var" (what the VA rating leaves beside P).
+    """
+
+    curve: Curve  # (V, % of the reference; + = injecting, over-excited)
+    ref_var: float | None
+    rsp_s: float = 0.0  # open-loop response time; 0 = at once
+    q_priority: bool = False  # at the VA limit: False = P kept, Q gives way
+
+
+@dataclass(frozen=True, slots=True)
+class FreqDroop:
+    """An enabled frequency droop (711): deadbands in Hz, droops in per unit (0.05 = 5 %:
+    1 pu of rated power per 5 % of nominal frequency), ``pmin_pct`` of rated power."""
+
+    db_of_hz: float
+    db_uf_hz: float
+    k_of: float
+    k_uf: float
+    pmin_pct: float = 0.0
+    rsp_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class InverterControls:
     """What the inverter obeys (SunSpec 123 / 704 and the curve models)."""
 
@@ -69,7 +105,20 @@ class InverterControls:
     limit_pct: float = 100.0
     limit_enabled: bool = False
     volt_watt: Curve | None = None  # (V, % of rated W) when enabled
-    volt_var: Curve | None = None  # (V, % of rated var, + = injecting) when enabled
+    volt_var: VoltVar | None = None
+    volt_watt_rsp_s: float = 0.0  # open-loop response time; 0 = at once
+    volt_watt_of_available: bool = False  # 706 DeptRef W_AVAL_PCT: % of available power
+    droop: FreqDroop | None = None
+    va_max: float | None = None  # VA rating: P and Q together stay inside it
+
+
+@dataclass(frozen=True, slots=True)
+class GridCondition:
+    """The grid's voltage (V, every phase) and frequency (Hz) when set by a fault;
+    ``None`` = the plant's own (midday rise, noise)."""
+
+    v: float | None = None
+    hz: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +165,9 @@ class PlantState:
     hz: float
     cabinet_c: float
     totals: Totals = field(default_factory=Totals)
+    # the grid-support responses in flight (their first-order states)
+    volt_watt_pct: float = 100.0  # the volt-watt cap, % of rated W
+    droop_w: float = 0.0  # the droop's change to active power, W
 
     @property
     def v(self) -> float:
@@ -144,6 +196,41 @@ def curve_value(curve: Sequence[tuple[float, float]], x: float) -> float:
     return curve[-1][1]
 
 
+def respond(prev: float, target: float, dt_s: float, rsp_s: float) -> float:
+    """First-order response from ``prev`` toward ``target`` over ``dt_s`` seconds, 90 %
+    of the way after ``rsp_s`` (the open-loop response time; <= 0: at once)."""
+    if rsp_s <= 0:
+        return target
+    return target + (prev - target) * math.pow(10.0, -dt_s / rsp_s)
+
+
+def _droop_w(
+    d: FreqDroop, hz: float, nominal_hz: float, rated_w: float, p_pre: float, available: float
+) -> float:
+    """The droop's target change to active power (W) at ``hz``: over-frequency lowers
+    the output from ``p_pre`` (never below PMin, nor raising it), under-frequency raises
+    it up to the available power (IEEE 1547-2018 6.5.2.7 with p_pre the output the other
+    controls allow)."""
+    over = hz - (nominal_hz + d.db_of_hz)
+    if over > 0 and d.k_of > 0:
+        floor = min(p_pre, rated_w * d.pmin_pct / 100.0)
+        return max(p_pre - rated_w * over / (nominal_hz * d.k_of), floor) - p_pre
+    under = (nominal_hz - d.db_uf_hz) - hz
+    if under > 0 and d.k_uf > 0:
+        return max(min(p_pre + rated_w * under / (nominal_hz * d.k_uf), available) - p_pre, 0.0)
+    return 0.0
+
+
+def _within_va(p: float, q: float, va_max: float | None, q_priority: bool) -> tuple[float, float]:
+    """P and Q inside the VA rating: reactive priority cuts P, active priority cuts Q."""
+    if va_max is None or q == 0 or math.hypot(p, q) <= va_max:
+        return p, q
+    if q_priority:
+        q = math.copysign(min(abs(q), va_max), q)
+        return min(p, math.sqrt(va_max**2 - q**2)), q
+    return p, math.copysign(math.sqrt(max(va_max**2 - p**2, 0.0)), q)
+
+
 def _battery_w(
     cfg: PlantConfig, ctl: BatteryControls, soc: float, want_w: float, dt_s: float
 ) -> float:
@@ -167,8 +254,11 @@ def step(
     ts: datetime,
     inverter: InverterControls = InverterControls(),
     battery: BatteryControls = BatteryControls(),
+    grid: GridCondition = GridCondition(),
 ) -> PlantState:
-    """Advance the plant from ``prev`` to ``ts``; energy accrues at the new powers."""
+    """Advance the plant from ``prev`` to ``ts``; energy accrues at the new powers, and the
+    grid-support responses move toward the new grid's targets as their response times
+    allow (the grid of ``ts`` holding over the whole step)."""
     dt_s = max((ts - prev.ts).total_seconds(), 0.0)
     second = int(ts.timestamp())
     ghi, elevation = sky.at(ts)
@@ -182,21 +272,42 @@ def step(
         )
         for i in range(3)
     )
+    if grid.v is not None:
+        phase_v = (grid.v, grid.v, grid.v)
     v = sum(phase_v) / 3
+    hz = (
+        round(cfg.nominal_hz + 0.02 * noise(cfg.seed, second, 5), 3) if grid.hz is None else grid.hz
+    )
     limit_w = cfg.pv_capacity_w
     if inverter.limit_enabled:
         limit_w = cfg.pv_capacity_w * max(0.0, min(inverter.limit_pct, 100.0)) / 100.0
+    volt_watt_pct = 100.0
     if inverter.volt_watt:
-        limit_w = min(limit_w, cfg.pv_capacity_w * curve_value(inverter.volt_watt, v) / 100.0)
+        target = curve_value(inverter.volt_watt, v)
+        volt_watt_pct = respond(prev.volt_watt_pct, target, dt_s, inverter.volt_watt_rsp_s)
+        of_w = available if inverter.volt_watt_of_available else cfg.pv_capacity_w
+        limit_w = min(limit_w, of_w * volt_watt_pct / 100.0)
     pv_w = min(available, max(limit_w, 0.0)) if inverter.connected else 0.0
+    droop_w = 0.0
+    if inverter.connected and inverter.droop is not None and available > 0:
+        d = inverter.droop
+        target = _droop_w(d, hz, cfg.nominal_hz, cfg.pv_capacity_w, pv_w, available)
+        droop_w = respond(prev.droop_w, target, dt_s, d.rsp_s)
+        pv_w = min(max(pv_w + droop_w, 0.0), available)
     pv_var = 0.0
-    if inverter.connected and inverter.volt_var and available > 0:
-        pv_var = cfg.var_rating_var * curve_value(inverter.volt_var, v) / 100.0
+    vv = inverter.volt_var
+    if inverter.connected and vv is not None and available > 0:
+        ref = vv.ref_var
+        if ref is None:  # % of the var the VA rating leaves beside P
+            ref = math.sqrt(max((inverter.va_max or 0.0) ** 2 - pv_w**2, 0.0))
+        target = ref * curve_value(vv.curve, v) / 100.0
+        pv_var = respond(prev.pv_var, target, dt_s, vv.rsp_s)
+        pv_w, pv_var = _within_va(pv_w, pv_var, inverter.va_max, vv.q_priority)
     if not inverter.connected:
         state = 8
     elif available <= 0.0:
         state = 2
-    elif available > limit_w + 0.5:
+    elif available > pv_w + 0.5:
         state = 5
     else:
         state = 4
@@ -234,9 +345,11 @@ def step(
         grid_w=grid_w,
         grid_var=-pv_var,
         phase_v=(phase_v[0], phase_v[1], phase_v[2]),
-        hz=round(cfg.nominal_hz + 0.02 * noise(cfg.seed, second, 5), 3),
+        hz=hz,
         cabinet_c=round(25.0 + 20.0 * pv_w / cfg.pv_capacity_w, 1),
         totals=totals,
+        volt_watt_pct=volt_watt_pct,
+        droop_w=droop_w,
     )
 
 

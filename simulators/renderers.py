@@ -383,7 +383,7 @@ def _legacy_curve_defaults(model_id: int, counts: dict[str, int]) -> Values:
         pts = curves[i % 2]
         p = f"curve[{i}]."
         out[p + "ActPt"] = len(pts)
-        out[p + "DeptRef"] = 1
+        out[p + "DeptRef"] = 2 if model_id == 126 else 1  # 126: % VArMax; 132: % WMax
         for j, (v, y) in enumerate(pts, start=1):
             out[f"{p}V{j}"] = v
             out[f"{p}{dep}{j}"] = y
@@ -399,7 +399,8 @@ def _der_curve_defaults(model_id: int, counts: dict[str, int], v_nom: float) -> 
     for i in range(n_crv):
         pts = base if i in (0, 1) else alt
         p = f"Crv[{i}]."
-        out |= {p + "ActPt": min(len(pts), n_pt), p + "DeptRef": 1 if dep == "Var" else 0}
+        # 705 DeptRef 3 VA_MAX_PCT: AS/NZS 4777.2 gives Q in % of rated VA; 706: % WMax
+        out |= {p + "ActPt": min(len(pts), n_pt), p + "DeptRef": 3 if dep == "Var" else 0}
         out[p + "ReadOnly"] = 1 if i == 0 else 0
         if model_id == 705:
             out |= {p + "Pri": 0, p + "VRef": 100.0, p + "VRefAutoEna": 0, p + "VRefAutoTms": 0}
