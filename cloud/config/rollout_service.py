@@ -100,12 +100,12 @@ class RolloutService:
     def create(self, region: str, request: RolloutIn, actor: str) -> RolloutView:
         """Resolve the target, check the content on every gateway before anything is
         signed, refuse an overlap with an active rollout, store, and push the canary."""
+        content = self._resolve_content(request)
+        gateways, devices = self._resolve_target(region, request, content)
         if request.profile.region.value != region:
             raise RefusedError(
                 "profile.region", f"the URL's region {region!r}", "a profile of another region"
             )
-        content = self._resolve_content(request)
-        gateways, devices = self._resolve_target(region, request, content)
         for gateway_id in gateways:
             self._config.check_devices(gateway_id, _apply(content.settings, devices[gateway_id]))
         waves = plan_waves(

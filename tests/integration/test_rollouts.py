@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from cloud.adapters.postgres import create_pool
 from cloud.bootstrap import run_services
@@ -28,6 +29,7 @@ from cloud.ingest import IngestSettings
 from cloud.migrate import migrate
 from cloud.registry import RegistryService
 from contracts.messages import ProfileRef
+from potr.cli_rollout import _render
 from potr.fleet import run_virtual_fleet
 from simulators.fleet import FleetSpec
 from tests.waiting import until
@@ -192,7 +194,13 @@ async def test_a_failing_canary_aborts_and_the_rollback_restores_what_it_reached
             ),
             "rollback outcomes recorded",
         )
-        log = [(e.actor, e.action, e.outcome) for e in rollouts.get(rid, region="au").log]
+        final = rollouts.get(rid, region="au")
+        shown = Console(record=True, width=200)
+        shown.print(_render(final))  # what `potr rollout status` shows
+        text = shown.export_text()
+        assert f"rollout {rid} (au) rolled_back" in text
+        assert "changed since the rollout" in text
+        log = [(e.actor, e.action, e.outcome) for e in final.log]
         assert log[::-1] == [
             ("operator:ana", "rollout.create", "running"),
             ("cloud", "rollout.aborted", "aborted"),
