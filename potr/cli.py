@@ -21,6 +21,7 @@ from potr import (
     cli_notify,
     cli_pki,
     cli_profiles,
+    cli_rollout,
     cli_users,
 )
 
@@ -33,6 +34,7 @@ cli_edge.register(app)
 cli_cloud.register(app)
 cli_profiles.register(app)
 cli_config.register(app)
+cli_rollout.register(app)
 cli_keys.register(app)
 cli_gateway.register(app)
 cli_gateway_config.register(app)

@@ -14,10 +14,11 @@ handlers answer them (404, 409, 422 naming field/limit/reason, else 400).
 # globals only.
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from functools import partial
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Path, status
 from starlette.concurrency import run_in_threadpool
 
 from cloud.apitypes import BODY_RESPONSES, GatewayIdPath, Limit, Offset, problem
@@ -30,6 +31,7 @@ from cloud.config.models import (
     DesiredConfig,
     RollbackIn,
 )
+from cloud.config.rollout_models import RolloutActionIn, RolloutIn, RolloutSummary, RolloutView
 from cloud.config.service import ConfigService
 from cloud.scope import Access
 
@@ -62,7 +64,8 @@ def _region(who: Access) -> str:
 def create_router(
     service: ConfigService, *, access: Callable[[str], Callable[..., Any]]
 ) -> APIRouter:
-    """Routes under ``/gateways/{gw}/commands``, ``/commands``, ``/gateways/{gw}/config``."""
+    """Routes under ``/gateways/{gw}/commands``, ``/commands``, ``/gateways/{gw}/config``,
+    ``/rollouts``."""
     router = APIRouter(tags=["config"])
 
     @router.post(
@@ -185,4 +188,105 @@ def create_router(
             service.audit, gateway_id, limit=limit, offset=offset, region=_region(who)
         )
 
+    _rollout_routes(router, service, access)
     return router
+
+
+_ROLLOUT_STATES = (
+    " States: `running` (pushing wave by wave), `paused` (by an operator, or by itself"
+    " when a wave's failure rate passed the threshold with on_failure=pause), `aborted`"
+    " (by an operator, or by itself with on_failure=abort: nothing more is pushed),"
+    " `completed`, `rolled_back`; `detail` says why."
+)
+_NO_ROLLOUT: dict[int | str, dict[str, Any]] = {404: problem("no such rollout in the region")}
+_ACTION_REFUSALS: dict[int | str, dict[str, Any]] = {
+    **BODY_RESPONSES,
+    404: problem("no such rollout in the region"),
+    409: problem("the rollout's state does not allow this action (detail names it)"),
+}
+RolloutId = Annotated[int, Path(ge=1, le=2**63 - 1, description="rollout id")]
+
+
+def _rollout_routes(
+    router: APIRouter, service: ConfigService, access: Callable[[str], Callable[..., Any]]
+) -> None:
+    rollouts = service.rollouts
+
+    @router.post(
+        "/rollouts",
+        response_model=RolloutView,
+        status_code=status.HTTP_201_CREATED,
+        operation_id="rollouts.create",
+        summary="Stage a config change over many gateways: a canary, then larger waves",
+        response_description="Created and its canary pushed." + _ROLLOUT_STATES,
+        responses={
+            **_REFUSALS,
+            404: problem("a listed gateway is unknown (no birth seen) or of another region"),
+            409: problem("an active rollout already covers some of these gateways"),
+        },
+    )
+    async def create_rollout(
+        body: RolloutIn, who: Annotated[Access, Depends(access("rollouts.create"))]
+    ) -> RolloutView:
+        return await run_in_threadpool(rollouts.create, _region(who), body, who.subject)
+
+    @router.get(
+        "/rollouts",
+        response_model=list[RolloutSummary],
+        operation_id="rollouts.list",
+        summary="The region's rollouts, newest first",
+    )
+    async def list_rollouts(
+        who: Annotated[Access, Depends(access("rollouts.list"))],
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> list[RolloutSummary]:
+        return await run_in_threadpool(
+            partial(rollouts.list, region=_region(who), limit=limit, offset=offset)
+        )
+
+    @router.get(
+        "/rollouts/{rollout_id}",
+        response_model=RolloutView,
+        operation_id="rollouts.get",
+        summary="A rollout: progress per wave and per gateway, and its log",
+        response_description=_ROLLOUT_STATES.strip(),
+        responses=_NO_ROLLOUT,
+    )
+    async def get_rollout(
+        rollout_id: RolloutId, who: Annotated[Access, Depends(access("rollouts.get"))]
+    ) -> RolloutView:
+        return await run_in_threadpool(partial(rollouts.get, rollout_id, region=_region(who)))
+
+    def _action(name: Literal["pause", "resume", "abort", "rollback"], summary: str) -> None:
+        key = f"rollouts.{name}"
+
+        @router.post(
+            f"/rollouts/{{rollout_id}}/{name}",
+            response_model=RolloutView,
+            operation_id=key,
+            summary=summary,
+            responses=_ACTION_REFUSALS,
+        )
+        async def action(
+            rollout_id: RolloutId,
+            body: RolloutActionIn,
+            who: Annotated[Access, Depends(access(key))],
+        ) -> RolloutView:
+            return await run_in_threadpool(
+                partial(
+                    rollouts.act, rollout_id, name, body.reason, who.subject, region=_region(who)
+                )
+            )
+
+        action.__name__ = f"{name}_rollout"
+
+    _action("pause", "Pause: no further gateway is pushed until resumed")
+    _action("resume", "Resume: accept the failures so far and go on wave by wave")
+    _action("abort", "Abort: nothing more is pushed (a rollback remains possible)")
+    _action(
+        "rollback",
+        "Roll back everywhere the rollout reached: a new version carrying each gateway's"
+        " previous settings, only where its config is still the rollout's (others are"
+        " skipped and named)",
+    )

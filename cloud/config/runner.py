@@ -1,4 +1,4 @@
-"""The config service's background loops: republish, expire, re-sign.
+"""The config service's background loops: republish, expire, re-sign, advance rollouts.
 
 A process builds the service and runs these loops with :mod:`cloud.bootstrap`.
 """
@@ -41,6 +41,8 @@ async def run_config_loops(
                 )
             if await asyncio.to_thread(tracker.expire_overdue) and kick is not None:
                 kick()
+            # Rollouts after the tracker's round: outcomes read what it just recorded.
+            await asyncio.to_thread(service.rollouts.advance_due)
             if refresh_margin_s is not None:
                 refreshed = await asyncio.to_thread(
                     partial(service.refresh_expiring, margin_s=refresh_margin_s)

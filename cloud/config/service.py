@@ -35,6 +35,12 @@ from cloud.config.models import (
     RollbackIn,
 )
 from cloud.config.publishing import DocumentPublisher, PendingPublished, Publisher
+from cloud.config.rollout_service import (
+    ContentResolver,
+    FleetDirectory,
+    RolloutService,
+    no_content,
+)
 from cloud.config.validation import check_command, check_config
 from contracts.control import command_document, config_document, config_hash
 from contracts.messages import ProfileRef
@@ -66,12 +72,21 @@ class ConfigService:
         *,
         publisher: Publisher | None = None,
         options: ServiceOptions | None = None,
+        content: ContentResolver = no_content,
+        directory: FleetDirectory | None = None,
+        production: bool = False,
     ) -> None:
         self._pool = pool
         self._key = key
         self._profiles = dict(profiles)
         self._documents = DocumentPublisher(pool, publisher)
         self._options = options or ServiceOptions()
+        #: Staged rollouts over this service's versions (``content``: a profile's
+        #: settings; ``directory``: sites and utilities → gateways; ``production``:
+        #: unverified values refused without an override).
+        self.rollouts = RolloutService(
+            pool, self, content=content, directory=directory, production=production
+        )
 
     @property
     def kid(self) -> str:
@@ -219,6 +234,32 @@ class ConfigService:
             "config.rollback",
             target,
         )
+
+    def new_version(
+        self,
+        gateway_id: str,
+        profile: ProfileRef,
+        settings: Mapping[str, dict[str, Any]],
+        actor: str,
+        reason: str,
+        *,
+        action: str,
+        rollback_of: int | None = None,
+    ) -> DesiredConfig:
+        """A new version with ``settings`` (validated, signed, audited as ``action``,
+        published; held while a technician is on site): what rollouts sign with."""
+        return self._new_version(gateway_id, profile, settings, actor, reason, action, rollback_of)
+
+    def check_devices(self, gateway_id: str, settings: Mapping[str, dict[str, Any]]) -> None:
+        """:class:`RefusedError` unless every value fits its device's profile and
+        nameplate on this gateway (nothing signed, nothing written)."""
+        with self._pool.connection() as conn:
+            check_config(gateway_id, settings, repo.known_devices(conn, gateway_id), self._profiles)
+
+    def known_device_profiles(self, gateway_id: str) -> dict[str, str | None]:
+        """The gateway's devices (local id → profile name) as its latest birth listed them."""
+        with self._pool.connection() as conn:
+            return {d: k.profile for d, k in repo.known_devices(conn, gateway_id).items()}
 
     def _new_version(
         self,

@@ -136,6 +136,13 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "config.get": CONTROL,
     "config.rollback": CONTROL,
     "config.audit": CONTROL,
+    "rollouts.create": CONTROL,
+    "rollouts.list": CONTROL,
+    "rollouts.get": CONTROL,
+    "rollouts.pause": CONTROL,
+    "rollouts.resume": CONTROL,
+    "rollouts.abort": CONTROL,
+    "rollouts.rollback": CONTROL,
     # customers
     "accounts.list": OFFICE,
     "accounts.get": CUSTOMER_READERS,

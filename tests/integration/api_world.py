@@ -99,6 +99,8 @@ class World:
     web: WebUi | None = None
     #: The dispatch service over the world's photo directory (work orders, parts).
     dispatch: DispatchService | None = None
+    #: The config service behind the API (rollouts are seeded through it).
+    config: ConfigService | None = None
 
     def headers(self, role: Role | str) -> dict[str, str]:
         """A caller of ``role``: staff of au, or account A's customer (au); the MOSIE is
@@ -359,6 +361,6 @@ def api_world(database_url: str, key_dir: Path) -> Iterator[World]:
         app = create_api(portal, pool, config=config, web=web, dispatch=dispatch)
         service = DispatchService(pool, photos=FilesystemPhotoStorage(dispatch.dispatch_photo_dir))
         tenants = _dispatch_world(service, tenants)
-        yield World(app, pool, tenants, identity, web, service)
+        yield World(app, pool, tenants, identity, web, service, config)
     finally:
         pool.close()

@@ -137,6 +137,57 @@ def _config(r: Region, t: Tenant) -> Call:
     return Call("PUT", f"{_r(r)}/gateways/{t.gateway}/config", body=body)
 
 
+def _rollout_body(t: Tenant) -> dict[str, Any]:
+    return {
+        "profile": profile(t.region).model_dump(mode="json"),
+        "settings": {"sim-inverter-103": {"v_ref": 233}},
+        "target": {"gateways": [t.gateway]},
+        "reason": "s14",
+    }
+
+
+def _new_rollout(r: Region, t: Tenant) -> Call:
+    _abort_rollouts(t)
+    return Call("POST", f"{_r(r)}/rollouts", body=_rollout_body(t))
+
+
+def _abort_rollouts(t: Tenant) -> None:
+    """A gateway takes one active rollout at a time: end the ones a row left active."""
+    rollouts = _seed["config"].rollouts
+    for summary in rollouts.list(region=t.region.value):
+        if summary.state in ("running", "paused"):
+            rollouts.act(summary.id, "abort", "s14 reset", "s14", region=None)
+
+
+def _rollout_action(action: str, *, paused: bool = False) -> Callable[[Region, Tenant], Call]:
+    """A rollout of ``t``'s gateway in a state the action applies to, seeded as the
+    request is built."""
+
+    def build(r: Region, t: Tenant) -> Call:
+        from cloud.config.rollout_models import RolloutIn
+
+        _abort_rollouts(t)
+        rollouts = _seed["config"].rollouts
+        made = rollouts.create(t.region.value, RolloutIn.model_validate(_rollout_body(t)), "s14")
+        if paused:
+            rollouts.act(made.id, "pause", "s14", "s14", region=None)
+        return Call("POST", f"{_r(r)}/rollouts/{made.id}/{action}", body={"reason": "s14"})
+
+    return build
+
+
+def _a_rollout(r: Region, t: Tenant) -> Call:
+    rollouts = _seed["config"].rollouts
+    existing = rollouts.list(region=t.region.value, limit=1)
+    if existing:
+        rid = existing[0].id
+    else:
+        from cloud.config.rollout_models import RolloutIn
+
+        rid = rollouts.create(t.region.value, RolloutIn.model_validate(_rollout_body(t)), "s14").id
+    return Call("GET", f"{_r(r)}/rollouts/{rid}")
+
+
 def _customers() -> CustomersService:
     return _seed["customers"]  # type: ignore[no-any-return]
 
@@ -603,6 +654,23 @@ TABLE: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/{region}/gateways/{gateway_id}/config/audit"): Route(
         CONTROL, True, 200, lambda r, t: Call("GET", f"{_r(r)}/gateways/{t.gateway}/config/audit")
     ),
+    ("POST", "/api/v1/{region}/rollouts"): Route(CONTROL, True, 201, _new_rollout),
+    ("GET", "/api/v1/{region}/rollouts"): Route(
+        CONTROL, True, 200, lambda r, t: Call("GET", f"{_r(r)}/rollouts"), is_list=True
+    ),
+    ("GET", "/api/v1/{region}/rollouts/{rollout_id}"): Route(CONTROL, True, 200, _a_rollout),
+    ("POST", "/api/v1/{region}/rollouts/{rollout_id}/pause"): Route(
+        CONTROL, True, 200, _rollout_action("pause")
+    ),
+    ("POST", "/api/v1/{region}/rollouts/{rollout_id}/resume"): Route(
+        CONTROL, True, 200, _rollout_action("resume", paused=True)
+    ),
+    ("POST", "/api/v1/{region}/rollouts/{rollout_id}/abort"): Route(
+        CONTROL, True, 200, _rollout_action("abort")
+    ),
+    ("POST", "/api/v1/{region}/rollouts/{rollout_id}/rollback"): Route(
+        CONTROL, True, 200, _rollout_action("rollback")
+    ),
     **_OFFICE_ROUTES,
     **_DISPATCH_ROUTES,
 }
@@ -617,6 +685,7 @@ def world(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) ->
             _seed["employees"] = EmployeeService(built.pool)
             _seed["dispatch"] = built.dispatch
             _seed["pool"] = built.pool
+            _seed["config"] = built.config
             _seed["mosie"] = built.tenants["A"].employee
             yield built
 
@@ -650,6 +719,7 @@ _FOOTPRINT = {
     "commands": "SELECT gateway_id, count(*) FROM config.commands GROUP BY 1",
     "versions": "SELECT gateway_id, count(*) FROM config.desired GROUP BY 1",
     "audit": "SELECT gateway_id, count(*) FROM config.audit GROUP BY 1",
+    "rollouts": "SELECT region, count(*) FROM config.rollout_log GROUP BY 1",
     "accounts": "SELECT region, count(*) FROM customers.accounts GROUP BY 1",
     "account": f"SELECT id, {_STAMP} FROM customers.accounts WHERE id = ANY(%(accounts)s)",
     "contacts": "SELECT account_id, count(*) FROM customers.contacts GROUP BY 1",
