@@ -21,13 +21,10 @@ pytestmark = pytest.mark.integration
 
 DER = builtin_profile("sim-der-inverter")
 UNIT = 1
-#: The simulator serves model 703 without its scale factors (V_SF, Hz_SF): enter service
-#: waits for the simulator; every other function is written here.
-FUNCTIONS = {"volt_var", "volt_watt", "freq_droop", "trip_lv", "trip_hv", "trip_lf", "trip_hf"}
 
 
 async def _apply(site: DeviceSite, profile_id: str) -> dict[str, float | tuple[float, ...]]:
-    mapped = device_settings(builtin_grid_code(profile_id), DER, functions=FUNCTIONS)
+    mapped = device_settings(builtin_grid_code(profile_id), DER)
     checked = validate_config_devices({"inv": mapped.settings}, {"inv": DER}, {"inv": {}})
     items = {s.point: s.value for s in checked["inv"]}
     device = site.device(UNIT)
@@ -69,6 +66,9 @@ async def test_au_a_then_au_b_on_the_der_simulator() -> None:
         assert p("711.Ctl[0].DbOf") == pytest.approx(0.25)
         assert p("711.Ctl[0].KOf") == pytest.approx(0.035)
         assert p("705.Crv[0].Pt[3].Var") == pytest.approx(-60)  # 258 V/-60 %
+        assert p("705.Crv[0].DeptRef") == 3  # Q in % of rated VA (VA_MAX_PCT)
+        # soft ramp: 16.67 %/min of rating, 6 minutes to full power (§1 Ramp)
+        assert p("703.ESRmpTms") == pytest.approx(360)
 
         # Region B: its volt-var replaces A's in the active curve; trips are unchanged.
         await _apply(site, "au-b-2020")

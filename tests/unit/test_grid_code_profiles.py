@@ -254,6 +254,7 @@ def test_au_a_on_a_7xx_device() -> None:
     assert result.settings == _approx(
         {
             "volt_var_v_pct": [207 / 2.3, 220 / 2.3, 240 / 2.3, 258 / 2.3],  # 90.0 … 112.17
+            "volt_var_dept_ref": 3,  # Q in % of rated VA: 705 DeptRef VA_MAX_PCT
             "volt_var_q_pct": [44, 0, 0, -60],
             "volt_var_enable": 1,
             "volt_watt_v_pct": [253 / 2.3, 260 / 2.3],  # 110.0, 113.04
