@@ -55,6 +55,7 @@ from cloud.config import (
     run_config_loops,
 )
 from cloud.config import subscriptions as config_subscriptions
+from cloud.config.grid_content import GridCodeContent
 from cloud.customers import CustomersService
 from cloud.dispatch import (
     DispatchService,
@@ -113,7 +114,7 @@ from cloud.telemetry import TelemetryReader, TelemetryStore
 from cloud.telemetry import event_subscriptions as telemetry_subscriptions
 from cloud.telemetry.maintenance import StoreMaintenance
 from contracts.topics import Region
-from device_profiles import DeviceProfile, builtin_profiles
+from device_profiles import DeviceProfile, builtin_grid_codes, builtin_profiles
 
 __all__ = [
     "EMITTING_SCHEMAS",
@@ -473,16 +474,22 @@ def create_config_service(
 ) -> ConfigService:
     """The service with the settings' signing key; raises
     :class:`~cloud.config.SigningKeyError` (no key, or the demo key in production)."""
-    key = load_signing_key(settings.signing_key_file, production=settings.env == "production")
+    production = settings.env == "production"
+    key = load_signing_key(settings.signing_key_file, production=production)
+    devices = builtin_profiles() if profiles is None else profiles
     return ConfigService(
         pool,
         key,
-        builtin_profiles() if profiles is None else profiles,
+        devices,
         publisher=publisher,
         options=ServiceOptions(
             command_lifetime_s=settings.command_lifetime_s,
             config_lifetime_s=settings.config_lifetime_s,
         ),
+        # A rollout naming a grid-code profile gets its settings; production refuses the
+        # profile's unverified values unless the rollout overrides them (audited).
+        content=GridCodeContent(builtin_grid_codes(), devices),
+        production=production,
     )
 
 
