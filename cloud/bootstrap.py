@@ -92,6 +92,7 @@ from cloud.notify import (
 from cloud.notify import event_subscriptions as notify_subscriptions
 from cloud.portal import (
     ApiSettings,
+    FormKeys,
     InputGuard,
     PortalSettings,
     Verify,
@@ -361,6 +362,8 @@ def create_web_ui(
         alarms=AlarmStore(pool),
         inbox=InboxFeed(InboxService(pool), settings.database_url),
         board=BoardFeed(settings.database_url),
+        form_keys=FormKeys(pool),
+        rollouts=BoardFeed(None, wait_s=settings.portal_live_interval_s),
     )
 
 

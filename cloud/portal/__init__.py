@@ -5,6 +5,7 @@ from cloud.portal.audit import ViewAudit, ViewRecord
 from cloud.portal.auth import AccessFactory, Verify, access_dependencies
 from cloud.portal.authz import ROUTES, Caller, CallerData, may_call, scope_for
 from cloud.portal.errors import add_error_handlers
+from cloud.portal.form_keys import FormKeyReused, FormKeys
 from cloud.portal.guard import InputGuard
 from cloud.portal.settings import ApiSettings, PortalSettings, is_loopback
 
@@ -16,6 +17,8 @@ __all__ = [
     "ApiSettings",
     "Caller",
     "CallerData",
+    "FormKeyReused",
+    "FormKeys",
     "InputGuard",
     "PortalSettings",
     "Verify",

@@ -86,6 +86,8 @@ class Tenant:
     #: A work order of the site on site with the tenant's employee (a MOSIE), and its photo.
     work_order: int = 0
     photo: int = 0
+    #: A rollout over the tenant's gateway (seeded by the tests that need one).
+    rollout: int = 0
 
 
 @dataclass(frozen=True)

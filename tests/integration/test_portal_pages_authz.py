@@ -11,17 +11,18 @@ A's object, "other" B's for a customer and E's (under the au URL) for staff.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from cloud.config.rollout_models import RolloutIn, RolloutTarget
 from cloud.identity import Role
 from cloud.portal.routes import served_routes
 from contracts.topics import Region
 from tests.api_tokens import mint_token
-from tests.integration.api_world import Tenant, World, api_world, private_database
+from tests.integration.api_world import Tenant, World, api_world, private_database, profile
 
 pytestmark = [pytest.mark.integration, pytest.mark.security]
 
@@ -100,6 +101,22 @@ TABLE: dict[str, Page] = {
     "/ui/{region}/location/control": Page(
         MOSIES, lambda r, t: f"/ui/{r}/location/control", tenant_object=False
     ),
+    # Grid-code profiles (the region's, not a tenant's) and staged rollouts (issue 18).
+    "/ui/{region}/grid-codes": Page(
+        CONTROL, lambda r, t: f"/ui/{r}/grid-codes", tenant_object=False
+    ),
+    "/ui/{region}/grid-codes/{profile_id}": Page(
+        CONTROL, lambda r, t: f"/ui/{r}/grid-codes/{GRID_CODES[r][0]}", tenant_object=False
+    ),
+    "/ui/{region}/grid-codes/diff": Page(
+        CONTROL,
+        lambda r, t: f"/ui/{r}/grid-codes/diff?a={GRID_CODES[r][0]}&b={GRID_CODES[r][1]}",
+        tenant_object=False,
+    ),
+    "/ui/{region}/rollouts": Page(CONTROL, lambda r, t: f"/ui/{r}/rollouts", tenant_object=False),
+    "/ui/{region}/rollouts/{rollout_id}": Page(
+        CONTROL, lambda r, t: f"/ui/{r}/rollouts/{t.rollout}"
+    ),
 }
 #: The state-changing page routes (the command form below; the alarms' and the inbox's
 #: in test_portal_alarms_inbox.py).
@@ -123,11 +140,22 @@ POSTS = {
     "/ui/{region}/workorders/{order_id}/incidents",
     "/ui/{region}/location-notice/withdraw",
     "/ui/{region}/location",
+    # a rollout's action form: test_portal_rollouts.py
+    "/ui/{region}/rollouts/{rollout_id}/act",
 }
 #: The event streams: answers without end, tested over a real server (the inbox's in
 #: test_portal_alarms_inbox.py, the dispatch board's in test_portal_dispatch_board.py,
 #: with who may open them below).
-STREAMS = {"/ui/{region}/inbox/events", "/ui/{region}/dispatch/events"}
+STREAMS = {
+    "/ui/{region}/inbox/events",
+    "/ui/{region}/dispatch/events",
+    "/ui/{region}/rollouts/{rollout_id}/events",
+}
+#: Two shipped grid-code profiles of each region the table's URLs name.
+GRID_CODES = {
+    "au": ("au-a-2020", "au-b-2020"),
+    "es": ("es-en50549-1", "es-en50549-1-sin-excedentes"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +163,21 @@ def world(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) ->
     with private_database(postgres_server_url) as url:
         key_dir: Path = tmp_path_factory.mktemp("ui-authz")
         with api_world(url, key_dir) as built:
-            yield built
+            yield with_rollouts(built)
+
+
+def with_rollouts(world: World) -> World:
+    """A rollout over each tenant's gateway, made through the config service."""
+    assert world.config is not None
+    tenants = {}
+    for name, t in world.tenants.items():
+        body = RolloutIn(
+            profile=profile(t.region), settings={"sim-inverter-103": {"v_ref": 233}},
+            target=RolloutTarget(gateways=[t.gateway]), reason="authz table",
+        )  # fmt: skip
+        made = world.config.rollouts.create(t.region.value, body, "seed")
+        tenants[name] = replace(t, rollout=made.id)
+    return replace(world, tenants=tenants)
 
 
 def _client(world: World, role: Role) -> TestClient:

@@ -1,5 +1,5 @@
 // PoTR portal: today's solar curve (uPlot), redrawn after each live update (htmx), and
-// the inbox's and the dispatch board's live feeds (EventSource).
+// the inbox's, the dispatch board's and a rollout's live feeds (EventSource).
 // No inline script anywhere (the Content Security Policy forbids it): this file is all.
 "use strict";
 
@@ -123,7 +123,7 @@
   // server with the page's filter, replaces the one shown when a work order changed.
   function followBoard(board) {
     const feed = new EventSource(board.dataset.feed);
-    const status = document.getElementById("board-status");
+    const status = document.getElementById(board.dataset.status || "board-status");
     feed.addEventListener("board", (event) => {
       const update = JSON.parse(event.data);
       if (update.digest === board.dataset.digest) return;
@@ -138,7 +138,8 @@
   document.addEventListener("DOMContentLoaded", () => {
     const list = document.querySelector("#inbox[data-feed]");
     if (list && "EventSource" in window) follow(list);
-    const board = document.querySelector("#board[data-feed]");
+    // The rollout page's progress follows the same way (its part, its status line).
+    const board = document.querySelector("#board[data-feed], #rollout[data-feed]");
     if (board && "EventSource" in window) followBoard(board);
   });
 

@@ -26,6 +26,7 @@ from cloud.employees import EmployeeService
 from cloud.ingest import FleetStatusReader
 from cloud.portal.audit import ViewAudit
 from cloud.portal.authz import Caller
+from cloud.portal.form_keys import FormKeys
 from cloud.portal.routes import record_routes
 from cloud.portal.web.assets import STATIC_PREFIX, Assets, HashedStaticFiles
 from cloud.portal.web.board_feed import BoardFeed
@@ -43,7 +44,9 @@ from cloud.portal.web.pages_auth import create_auth_pages
 from cloud.portal.web.pages_dispatch import create_dispatch_pages
 from cloud.portal.web.pages_dispatch_board import create_board_pages
 from cloud.portal.web.pages_field import create_field_pages
+from cloud.portal.web.pages_grid_codes import create_grid_code_pages
 from cloud.portal.web.pages_inbox import create_inbox_pages
+from cloud.portal.web.pages_rollouts import create_rollout_pages
 from cloud.portal.web.pages_sites import SitePages, create_site_pages
 from cloud.portal.web.pages_staff import create_staff_pages
 from cloud.portal.web.pages_support import create_support_pages
@@ -55,6 +58,7 @@ from cloud.registry import RegistryService, Site
 from cloud.scope import GatewayReach, Scope
 from cloud.telemetry import TelemetryReader
 from contracts.topics import Region
+from device_profiles import builtin_grid_codes
 
 __all__ = [
     "BoardFeed",
@@ -85,6 +89,11 @@ class WebUi:
     dispatch: DispatchService | None = None
     #: The dispatch board's live feed (None: one that asks on its timer alone).
     board: BoardFeed | None = None
+    #: Done forms of actions whose service takes no idempotency key (the rollouts'; None:
+    #: those forms answer 503).
+    form_keys: FormKeys | None = None
+    #: The rollout pages' live feed (None: one that asks every ``live_interval_s``).
+    rollouts: BoardFeed | None = None
 
     async def aclose(self) -> None:
         """Close the identity client's connections (an HTTP gate has some) and the
@@ -96,6 +105,8 @@ class WebUi:
             await self.inbox.aclose()
         if self.board is not None:
             await self.board.aclose()
+        if self.rollouts is not None:
+            await self.rollouts.aclose()
 
 
 def mount_web(
@@ -126,7 +137,12 @@ def mount_web(
         create_auth_pages(sessions, renderer, jar),
         create_site_pages(sessions, pages),
         create_staff_pages(sessions, renderer, data, registry, web.fleet, config),
+        create_grid_code_pages(sessions, renderer, builtin_grid_codes),
     ]
+    if config is not None:
+        # Rollouts send no notification: their stream re-reads on the live interval.
+        progress = web.rollouts or BoardFeed(None, wait_s=web.live_interval_s)
+        routers.append(create_rollout_pages(sessions, renderer, config, web.form_keys, progress))
     if customers is not None:
         routers.append(
             create_support_pages(sessions, renderer, pages, registry, customers, web.audit)

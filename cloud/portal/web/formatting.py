@@ -35,6 +35,12 @@ class Formats:
         pattern = "#,##0" + ("." + "0" * digits if digits else "")
         return format_decimal(value, format=pattern, locale=self.language)
 
+    def decimal(self, value: float | None, most: int = 3) -> str:
+        """A number with as many decimals as it has, up to ``most`` (``0.95``, ``230``)."""
+        if value is None:
+            return MISSING
+        return format_decimal(value, format="#,##0." + "#" * most, locale=self.language)
+
     def percent(self, fraction: float | None, digits: int = 0) -> str:
         if fraction is None:
             return MISSING

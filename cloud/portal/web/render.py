@@ -49,6 +49,8 @@ def navigation(role: Role, region: str, _: Any, unread: int | None = None) -> li
                      NavItem("alarms", _("Alarms"), f"{base}/alarms"))  # fmt: skip
     if role in (Role.ADMIN, Role.OPERATOR):
         items.insert(2, NavItem("dispatch", _("Dispatch"), f"{base}/dispatch"))
+        items.insert(3, NavItem("rollouts", _("Rollouts"), f"{base}/rollouts"))
+        items.insert(4, NavItem("grid_codes", _("Grid codes"), f"{base}/grid-codes"))
     if role == Role.MOSIE:
         items.insert(0, NavItem("jobs", _("My jobs"), f"{base}/jobs"))
     if role == Role.CUSTOMER:
