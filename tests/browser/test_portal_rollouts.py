@@ -14,8 +14,19 @@ from contracts.topics import Region
 from tests.browser.axe import assert_accessible
 from tests.browser.portal_world import Portal
 from tests.browser.signin import sign_in
+from tests.waiting import until_sync
 
 GATEWAY = "demo-au-01"
+
+
+def _inverter_known(portal: Portal) -> bool:
+    with portal.stack.pool.connection() as conn:
+        return bool(
+            conn.execute(
+                "SELECT 1 FROM config.devices WHERE gateway_id = %s AND profile = %s",
+                (GATEWAY, "sim-der-inverter"),
+            ).fetchall()
+        )
 
 
 def _fits_360(page: Page) -> None:
@@ -24,6 +35,9 @@ def _fits_360(page: Page) -> None:
 
 def test_an_operator_follows_and_aborts_a_rollout_on_a_phone(phone: Page, portal: Portal) -> None:
     rollouts = portal.stack.config.rollouts
+    # The config service knows the gateway's devices and their profiles from its births
+    # (the demo may have just started).
+    until_sync(lambda: _inverter_known(portal), 60, "the demo inverter's profile known")
     made = rollouts.create(
         "au",
         RolloutIn(
