@@ -207,7 +207,7 @@ def _site_routes(
     @router.get(
         "/sites/{site_id}/grid-code",
         response_model=SiteGridCode,
-        operation_id="sites.grid_code",
+        operation_id="grid_code.get",
         summary="The site's grid-code profile by location: the rule that chose it and why,"
         " whether it holds unverified values, and the connection approval on file",
         response_description="Order: site rule > connection approval > island > utility >"
@@ -216,14 +216,14 @@ def _site_routes(
         responses=_NO_SITE,
     )
     async def site_grid_code(
-        site_id: SiteId, who: Annotated[Access, Depends(access("sites.grid_code"))]
+        site_id: SiteId, who: Annotated[Access, Depends(access("grid_code.get"))]
     ) -> SiteGridCode:
         return await run_in_threadpool(sites.grid_code, _region(who), site_id)
 
     @router.put(
         "/sites/{site_id}/connection-approval",
         response_model=ApprovalView,
-        operation_id="sites.connection_approval",
+        operation_id="connection_approval.set",
         summary="Record the network operator's connection approval of the site",
         response_description="In force from now: no config change (manual, rollout,"
         " technician push, provisioning) may change the site's region, trip settings or"
@@ -234,7 +234,7 @@ def _site_routes(
     async def set_connection_approval(
         site_id: SiteId,
         body: ConnectionApprovalIn,
-        who: Annotated[Access, Depends(access("sites.connection_approval"))],
+        who: Annotated[Access, Depends(access("connection_approval.set"))],
     ) -> ApprovalView:
         return await run_in_threadpool(sites.set_approval, _region(who), site_id, body, who.subject)
 
