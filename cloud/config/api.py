@@ -21,7 +21,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, HTTPException, Path, status
 from starlette.concurrency import run_in_threadpool
 
-from cloud.apitypes import BODY_RESPONSES, GatewayIdPath, Limit, Offset, problem
+from cloud.apitypes import BODY_RESPONSES, GatewayIdPath, Limit, Offset, SiteId, problem
 from cloud.config.models import (
     AuditEntry,
     Command,
@@ -33,6 +33,7 @@ from cloud.config.models import (
 )
 from cloud.config.rollout_models import RolloutActionIn, RolloutIn, RolloutSummary, RolloutView
 from cloud.config.service import ConfigService
+from cloud.config.site_profiles import ApprovalView, ConnectionApprovalIn, SiteGridCode
 from cloud.scope import Access
 
 _UNKNOWN_GATEWAY: dict[int | str, dict[str, Any]] = {
@@ -189,7 +190,53 @@ def create_router(
         )
 
     _rollout_routes(router, service, access)
+    _site_routes(router, service, access)
     return router
+
+
+_NO_SITE: dict[int | str, dict[str, Any]] = {
+    404: problem("a site of another region, or one the config service knows nothing of"),
+}
+
+
+def _site_routes(
+    router: APIRouter, service: ConfigService, access: Callable[[str], Callable[..., Any]]
+) -> None:
+    sites = service.sites
+
+    @router.get(
+        "/sites/{site_id}/grid-code",
+        response_model=SiteGridCode,
+        operation_id="grid_code.get",
+        summary="The site's grid-code profile by location: the rule that chose it and why,"
+        " whether it holds unverified values, and the connection approval on file",
+        response_description="Order: site rule > connection approval > island > utility >"
+        " device type > region default. `profile` null: unassigned (`reason` says what"
+        " would decide).",
+        responses=_NO_SITE,
+    )
+    async def site_grid_code(
+        site_id: SiteId, who: Annotated[Access, Depends(access("grid_code.get"))]
+    ) -> SiteGridCode:
+        return await run_in_threadpool(sites.grid_code, _region(who), site_id)
+
+    @router.put(
+        "/sites/{site_id}/connection-approval",
+        response_model=ApprovalView,
+        operation_id="connection_approval.set",
+        summary="Record the network operator's connection approval of the site",
+        response_description="In force from now: no config change (manual, rollout,"
+        " technician push, provisioning) may change the site's region, trip settings or"
+        " export limit beyond it, and its reference is stored with every change. Earlier"
+        " approvals stay as history.",
+        responses={**BODY_RESPONSES, **_NO_SITE, 422: problem("unknown profile or region")},
+    )
+    async def set_connection_approval(
+        site_id: SiteId,
+        body: ConnectionApprovalIn,
+        who: Annotated[Access, Depends(access("connection_approval.set"))],
+    ) -> ApprovalView:
+        return await run_in_threadpool(sites.set_approval, _region(who), site_id, body, who.subject)
 
 
 _ROLLOUT_STATES = (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "ConflictError", "NotFoundError", "RefusedError"]
+__all__ = ["ApprovalError", "ConfigError", "ConflictError", "NotFoundError", "RefusedError"]
 
 
 class ConfigError(Exception):
@@ -23,3 +23,12 @@ class RefusedError(ConfigError):
     def __init__(self, field: str, limit: str, reason: str) -> None:
         self.field, self.limit, self.reason = field, limit, reason
         super().__init__(f"{field}: {reason}" + (f" (limit {limit})" if limit else ""))
+
+
+class ApprovalError(RefusedError):
+    """A change beyond the site's connection approval (region, trip settings, export
+    limit); ``reference`` is the approval's, stored with the refusal."""
+
+    def __init__(self, field: str, limit: str, reason: str, reference: str) -> None:
+        self.reference = reference
+        super().__init__(field, limit, reason)

@@ -17,16 +17,21 @@ from cloud.events.types import (
     COMMAND_ACKED,
     CONFIG_REPORTED,
     GATEWAY_BIRTH,
+    GATEWAY_REGISTERED,
+    GATEWAY_UPDATED,
     CommandAcked,
     ConfigReported,
     GatewayBirth,
+    GatewayRegistration,
 )
 from cloud.events.workorders import WORKORDER_PREFIX, WorkOrderChanged
 
 __all__ = [
     "ACK_CONSUMER",
     "BIRTH_CONSUMER",
+    "REGISTERED_CONSUMER",
     "REPORT_CONSUMER",
+    "UPDATED_CONSUMER",
     "WORKORDER_CONSUMER",
     "subscriptions",
 ]
@@ -37,6 +42,8 @@ BIRTH_CONSUMER = "config.gateway_birth"
 ACK_CONSUMER = "config.command_acked"
 REPORT_CONSUMER = "config.config_reported"
 WORKORDER_CONSUMER = "config.workorders"
+REGISTERED_CONSUMER = "config.gateway_registered"
+UPDATED_CONSUMER = "config.gateway_updated"
 
 
 def _birth_handler(tracker: ConfigTracker) -> Handler:
@@ -44,6 +51,16 @@ def _birth_handler(tracker: ConfigTracker) -> Handler:
         birth = event_payload(event, GatewayBirth)
         await asyncio.to_thread(
             tracker.apply_birth, event.id, event.region.value, event.occurred_at, birth
+        )
+
+    return handle
+
+
+def _registration_handler(tracker: ConfigTracker) -> Handler:
+    async def handle(event: Event) -> None:
+        registration = event_payload(event, GatewayRegistration)
+        await asyncio.to_thread(
+            tracker.apply_registration, event.id, event.occurred_at, registration
         )
 
     return handle
@@ -93,7 +110,8 @@ def _workorder_handler(tracker: ConfigTracker) -> Handler:
 
 def subscriptions(tracker: ConfigTracker) -> list[Subscription]:
     """The config service's subscriptions: births, acks and config reports from ingest,
-    work orders from dispatch."""
+    work orders from dispatch, where gateways stand from the registry."""
+    registration = _registration_handler(tracker)
     return [
         Subscription(BIRTH_CONSUMER, f"*.ingest.{GATEWAY_BIRTH}", _birth_handler(tracker)),
         Subscription(ACK_CONSUMER, f"*.ingest.{COMMAND_ACKED}", _ack_handler(tracker)),
@@ -101,4 +119,6 @@ def subscriptions(tracker: ConfigTracker) -> list[Subscription]:
         Subscription(
             WORKORDER_CONSUMER, f"*.dispatch.{WORKORDER_PREFIX}*", _workorder_handler(tracker)
         ),
+        Subscription(REGISTERED_CONSUMER, f"*.registry.{GATEWAY_REGISTERED}", registration),
+        Subscription(UPDATED_CONSUMER, f"*.registry.{GATEWAY_UPDATED}", registration),
     ]

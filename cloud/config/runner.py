@@ -41,6 +41,10 @@ async def run_config_loops(
                 )
             if await asyncio.to_thread(tracker.expire_overdue) and kick is not None:
                 kick()
+            # New gateways get their first config without a person.
+            provisioned = await asyncio.to_thread(service.provision_new)
+            if provisioned:
+                log.info("provisioned %d new gateways", provisioned)
             # Rollouts after the tracker's round: outcomes read what it just recorded.
             await asyncio.to_thread(service.rollouts.advance_due)
             if refresh_margin_s is not None:

@@ -17,7 +17,13 @@ from uuid import UUID, uuid4
 
 from cloud.adapters.postgres import Connection, ConnectionPool, ping
 from cloud.config import repository as repo
-from cloud.config.errors import ConfigError, ConflictError, NotFoundError, RefusedError
+from cloud.config.errors import (
+    ApprovalError,
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    RefusedError,
+)
 from cloud.config.logic import (
     RollbackError,
     device_status,
@@ -41,6 +47,7 @@ from cloud.config.rollout_service import (
     RolloutService,
     no_content,
 )
+from cloud.config.site_profiles import SiteProfiles
 from cloud.config.validation import check_command, check_config
 from contracts.control import command_document, config_document, config_hash
 from contracts.messages import ProfileRef
@@ -87,6 +94,9 @@ class ConfigService:
         self.rollouts = RolloutService(
             pool, self, content=content, directory=directory, production=production
         )
+        #: Each site's grid-code profile by location, its connection approval (which
+        #: every version is checked against) and new gateways' first configs.
+        self.sites = SiteProfiles(pool, self._profiles, production=production)
 
     @property
     def kid(self) -> str:
@@ -250,6 +260,50 @@ class ConfigService:
         published; held while a technician is on site): what rollouts sign with."""
         return self._new_version(gateway_id, profile, settings, actor, reason, action, rollback_of)
 
+    def provision_new(self, *, limit: int = 100) -> int:
+        """Give every newly provisioned gateway (devices and site known, no config yet)
+        its first config without a person: the profile resolved for its site, as each
+        device's settings, set by ``system`` with the reason naming the rule. What came
+        of each gateway's birth is recorded (tried again on a newer birth). How many were
+        configured."""
+        configured = 0
+        for gateway_id, birth_at in self.sites.to_provision(limit):
+            plan = self.sites.first_config(gateway_id)
+            if plan.profile is None or plan.settings is None:
+                self.sites.record_provisioning(
+                    gateway_id, birth_at, plan.outcome, plan.detail, rule=plan.rule
+                )
+                continue
+            outcome, version, detail = "configured", None, plan.detail
+            try:
+                desired = self._new_version(
+                    gateway_id,
+                    plan.profile,
+                    plan.settings,
+                    "system",
+                    f"provisioned: {plan.detail}"[:1000],
+                    "config.provision",
+                    None,
+                    first_only=True,
+                )
+                version = desired.version
+                configured += 1
+            except ConflictError as exc:
+                outcome, detail = "has_config", str(exc)
+            except ConfigError as exc:
+                outcome, detail = "refused", str(exc)
+            self.sites.record_provisioning(
+                gateway_id,
+                birth_at,
+                outcome,
+                detail,
+                profile=plan.profile.id,
+                rule=plan.rule,
+                version=version,
+            )
+            log.info("provisioning %s: %s (%s)", gateway_id, outcome, detail)
+        return configured
+
     def check_devices(self, gateway_id: str, settings: Mapping[str, dict[str, Any]]) -> None:
         """:class:`RefusedError` unless every value fits its device's profile and
         nameplate on this gateway (nothing signed, nothing written)."""
@@ -270,6 +324,8 @@ class ConfigService:
         reason: str,
         action: str,
         rollback_of: int | None,
+        *,
+        first_only: bool = False,
     ) -> DesiredConfig:
         try:
             with self._pool.connection() as conn:
@@ -286,7 +342,14 @@ class ConfigService:
                 check_config(
                     gateway_id, settings, repo.known_devices(conn, gateway_id), self._profiles
                 )
+                # Beyond the site's connection approval: refused (a re-signing changes
+                # nothing, so it only carries the reference).
+                approval = self.sites.check(
+                    conn, gateway_id, profile, {} if action == "config.refresh" else settings
+                )
                 versions = repo.config_versions(conn, gateway_id)
+                if first_only and versions:
+                    raise ConflictError(f"gateway {gateway_id!r} has a config already")
                 # Above what the gateway last handled too: after a restore of this
                 # database, a reused number would be refused by the gateway as stale.
                 reported = repo.reported_version(conn, gateway_id)
@@ -321,7 +384,12 @@ class ConfigService:
                     target=f"version {version}",
                     reason=reason,
                     outcome="pending",
-                    detail={"version": version, "rollback_of": rollback_of, "hash": desired.hash},
+                    detail={
+                        "version": version,
+                        "rollback_of": rollback_of,
+                        "hash": desired.hash,
+                        "approval": approval.reference if approval else None,
+                    },
                 )
         except ConfigError as exc:
             self._audit_refusal(actor, action, gateway_id, reason, exc)
@@ -401,6 +469,8 @@ class ConfigService:
         detail: dict[str, Any] = {"error": str(error)}
         if isinstance(error, RefusedError):
             detail.update(field=error.field, limit=error.limit)
+        if isinstance(error, ApprovalError):
+            detail.update(approval=error.reference)
         with self._pool.connection() as conn:
             repo.append_audit(
                 conn,

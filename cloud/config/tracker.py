@@ -18,6 +18,7 @@ from uuid import UUID
 
 from cloud.adapters.postgres import Connection, ConnectionPool
 from cloud.config import repository as repo
+from cloud.config import site_repository as srepo
 from cloud.config.logic import (
     HoldChange,
     command_transition,
@@ -25,6 +26,7 @@ from cloud.config.logic import (
     hold_change,
     overdue_before,
 )
+from cloud.config.profile_assignment import SiteFacts
 from cloud.events.outbox import emit, handle_once
 from cloud.events.types import (
     CommandAcked,
@@ -32,6 +34,7 @@ from cloud.events.types import (
     ConfigOutcome,
     ConfigReported,
     GatewayBirth,
+    GatewayRegistration,
     command_outcome_event,
     config_outcome_event,
 )
@@ -69,6 +72,24 @@ class ConfigTracker:
             if repo.upsert_gateway_birth(conn, birth.gateway_id, region, occurred_at):
                 repo.replace_devices(conn, birth.gateway_id, birth.devices)
             return True
+
+    def apply_registration(
+        self, event_id: UUID, occurred_at: datetime, registration: GatewayRegistration
+    ) -> bool:
+        """Record where the gateway stands (site, network operator, coordinates) from the
+        registry's ``gateway.registered``/``updated``; False when handled before or older
+        than what is recorded. Assignment by location reads it."""
+        site = SiteFacts(
+            registration.site_id,
+            registration.region.value,
+            registration.utility,
+            registration.latitude,
+            registration.longitude,
+        )
+        with self._pool.connection() as conn:
+            if not handle_once(conn, SCHEMA, event_id):
+                return False
+            return srepo.upsert_gateway_site(conn, registration.gateway_id, site, occurred_at)
 
     def apply_command_ack(self, event_id: UUID, ack: CommandAcked) -> str | None:
         """Move the command's status; the new status, or None when nothing changed."""

@@ -429,6 +429,9 @@ class GatewayRegistration(BaseModel):
     #: the sun is, for rules that mind daylight and the clear-sky expectation.
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
+    #: The site's network operator (distribution network), as the registry records it
+    #: (null while unknown, and in older events): grid-code assignment by location.
+    utility: str | None = None
 
 
 def gateway_registration_event(

@@ -143,6 +143,8 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "rollouts.resume": CONTROL,
     "rollouts.abort": CONTROL,
     "rollouts.rollback": CONTROL,
+    "grid_code.get": CONTROL,
+    "connection_approval.set": CONTROL,
     # customers
     "accounts.list": OFFICE,
     "accounts.get": CUSTOMER_READERS,

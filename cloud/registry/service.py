@@ -259,6 +259,7 @@ def _registration_event(gateway: Gateway, site: Site, *, registered: bool) -> Ev
         site_name=site.name,
         latitude=site.latitude,
         longitude=site.longitude,
+        utility=site.utility,
     )
     return gateway_registration_event(registration, registered=registered)
 

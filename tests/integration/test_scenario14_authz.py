@@ -188,6 +188,29 @@ def _a_rollout(r: Region, t: Tenant) -> Call:
     return Call("GET", f"{_r(r)}/rollouts/{rid}")
 
 
+#: A grid-code profile of each region, for a site's connection approval.
+_APPROVED = {Region.AU: "au-a-2020", Region.US: "heco-a", Region.ES: "es-en50549-1"}
+
+
+def _approval_body(t: Tenant) -> dict[str, Any]:
+    return {"reference": f"s14-{next(_serial)}", "profile": _APPROVED[t.region]}
+
+
+def _grid_code(r: Region, t: Tenant) -> Call:
+    """The site's grid code; an approval on file makes the site known to the service."""
+    from cloud.config.site_profiles import ConnectionApprovalIn
+
+    sites = _seed["config"].sites
+    with _seed["pool"].connection() as conn:
+        known = conn.execute(
+            "SELECT 1 FROM config.connection_approvals WHERE site_id = %s", (t.site,)
+        ).fetchone()
+    if known is None:
+        body = ConnectionApprovalIn.model_validate(_approval_body(t))
+        sites.set_approval(t.region.value, t.site, body, "s14")
+    return Call("GET", f"{_r(r)}/sites/{t.site}/grid-code")
+
+
 def _customers() -> CustomersService:
     return _seed["customers"]  # type: ignore[no-any-return]
 
@@ -671,6 +694,15 @@ TABLE: dict[tuple[str, str], Route] = {
     ("POST", "/api/v1/{region}/rollouts/{rollout_id}/rollback"): Route(
         CONTROL, True, 200, _rollout_action("rollback")
     ),
+    ("GET", "/api/v1/{region}/sites/{site_id}/grid-code"): Route(CONTROL, True, 200, _grid_code),
+    ("PUT", "/api/v1/{region}/sites/{site_id}/connection-approval"): Route(
+        CONTROL,
+        True,
+        200,
+        lambda r, t: Call(
+            "PUT", f"{_r(r)}/sites/{t.site}/connection-approval", body=_approval_body(t)
+        ),
+    ),
     **_OFFICE_ROUTES,
     **_DISPATCH_ROUTES,
 }
@@ -720,6 +752,7 @@ _FOOTPRINT = {
     "versions": "SELECT gateway_id, count(*) FROM config.desired GROUP BY 1",
     "audit": "SELECT gateway_id, count(*) FROM config.audit GROUP BY 1",
     "rollouts": "SELECT region, count(*) FROM config.rollout_log GROUP BY 1",
+    "approvals": "SELECT site_id::text, count(*) FROM config.connection_approvals GROUP BY 1",
     "accounts": "SELECT region, count(*) FROM customers.accounts GROUP BY 1",
     "account": f"SELECT id, {_STAMP} FROM customers.accounts WHERE id = ANY(%(accounts)s)",
     "contacts": "SELECT account_id, count(*) FROM customers.contacts GROUP BY 1",
