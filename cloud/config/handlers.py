@@ -1,5 +1,7 @@
-"""Events the config service consumes: ingest's (gateways' answers) and dispatch's
-(``workorder.*``: a technician on site holds the site's gateways), in every region.
+"""Events the config service consumes: ingest's (gateways' answers), dispatch's
+(``workorder.*``: a technician on site holds the site's gateways; who is assigned where
+judges technicians' pushes) and identity's (``user.*``: which broker identity is which
+employee), in every region.
 
 :func:`subscriptions` gives the bus subscriptions a composition root registers; each
 handler runs the :class:`~cloud.config.tracker.ConfigTracker` in a thread.
@@ -21,12 +23,14 @@ from cloud.events.types import (
     ConfigReported,
     GatewayBirth,
 )
+from cloud.events.users import UserChanged
 from cloud.events.workorders import WORKORDER_PREFIX, WorkOrderChanged
 
 __all__ = [
     "ACK_CONSUMER",
     "BIRTH_CONSUMER",
     "REPORT_CONSUMER",
+    "USER_CONSUMER",
     "WORKORDER_CONSUMER",
     "subscriptions",
 ]
@@ -37,6 +41,7 @@ BIRTH_CONSUMER = "config.gateway_birth"
 ACK_CONSUMER = "config.command_acked"
 REPORT_CONSUMER = "config.config_reported"
 WORKORDER_CONSUMER = "config.workorders"
+USER_CONSUMER = "config.users"
 
 
 def _birth_handler(tracker: ConfigTracker) -> Handler:
@@ -91,9 +96,18 @@ def _workorder_handler(tracker: ConfigTracker) -> Handler:
     return handle
 
 
+def _user_handler(tracker: ConfigTracker) -> Handler:
+    # Which broker identity is which employee: technicians' pushes are judged by it.
+    async def handle(event: Event) -> None:
+        user = event_payload(event, UserChanged)
+        await asyncio.to_thread(tracker.apply_user, event.id, event.occurred_at, user)
+
+    return handle
+
+
 def subscriptions(tracker: ConfigTracker) -> list[Subscription]:
     """The config service's subscriptions: births, acks and config reports from ingest,
-    work orders from dispatch."""
+    work orders from dispatch, users (technicians' broker identities) from identity."""
     return [
         Subscription(BIRTH_CONSUMER, f"*.ingest.{GATEWAY_BIRTH}", _birth_handler(tracker)),
         Subscription(ACK_CONSUMER, f"*.ingest.{COMMAND_ACKED}", _ack_handler(tracker)),
@@ -101,4 +115,5 @@ def subscriptions(tracker: ConfigTracker) -> list[Subscription]:
         Subscription(
             WORKORDER_CONSUMER, f"*.dispatch.{WORKORDER_PREFIX}*", _workorder_handler(tracker)
         ),
+        Subscription(USER_CONSUMER, "*.identity.user.*", _user_handler(tracker)),
     ]
