@@ -40,7 +40,7 @@ from uuid import uuid4
 
 from fastapi import FastAPI
 
-from cloud.adapters.mqtt import MqttPublisher
+from cloud.adapters.mqtt import MqttError, MqttPublisher
 from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
 from cloud.alerts import AlarmStore, AlertService, run_alert_sweeps
 from cloud.alerts import event_subscriptions as alert_subscriptions
@@ -51,6 +51,8 @@ from cloud.config import (
     ConfigTracker,
     Publisher,
     ServiceOptions,
+    TechnicianPushes,
+    TechRequestListener,
     load_signing_key,
     run_config_loops,
 )
@@ -127,6 +129,7 @@ __all__ = [
     "create_dispatch_service",
     "create_ingest_worker",
     "create_publisher",
+    "create_tech_listener",
     "create_tracker",
     "deliver_registry_events",
     "ingest_events",
@@ -137,6 +140,7 @@ __all__ = [
     "run_ingest",
     "run_services",
     "serve_config_service",
+    "serve_tech_requests",
     "staff_duty",
 ]
 
@@ -539,6 +543,48 @@ async def serve_config_service(
         await asyncio.to_thread(publisher.stop)
 
 
+def create_tech_listener(
+    settings: ConfigSettings,
+    pool: Pool,
+    service: ConfigService,
+    *,
+    profiles: Mapping[str, DeviceProfile] | None = None,
+) -> TechRequestListener:
+    """The (not yet started) listener answering technicians' requests of the settings'
+    regions, as its own broker identity (:meth:`ConfigSettings.tech_listener_settings`)."""
+    pushes = TechnicianPushes(
+        pool,
+        service,
+        builtin_profiles() if profiles is None else profiles,
+        production=settings.env == "production",
+    )
+    own = settings.tech_listener_settings()
+    options = mqtt_options(own, f"{own.config_mqtt_client_id}-tech-{uuid4().hex[:8]}")
+    return TechRequestListener(pushes, options, settings.config_tech_regions)
+
+
+@asynccontextmanager
+async def serve_tech_requests(
+    settings: ConfigSettings, pool: Pool, service: ConfigService
+) -> AsyncIterator[TechRequestListener | None]:
+    """The technician-request listener while the block runs (None: no regions, or the
+    broker refused it — logged; the rest of the service runs on)."""
+    if not settings.config_tech_regions:
+        yield None
+        return
+    listener = create_tech_listener(settings, pool, service)
+    try:
+        await asyncio.to_thread(listener.start)
+    except MqttError as exc:
+        log.error("config: technician requests not answered: %s", exc)
+        yield None
+        return
+    try:
+        yield listener
+    finally:
+        await asyncio.to_thread(listener.stop)
+
+
 def _start(publisher: MqttPublisher, settings: ConfigSettings, timeout_s: float) -> bool:
     connected = publisher.start(timeout_s)
     if not connected:
@@ -583,7 +629,10 @@ async def run_config_service(
     load_signing_key(settings.signing_key_file, production=settings.env == "production")
     pool = await asyncio.to_thread(open_pool, settings, "config")
     try:
-        async with serve_config_service(settings, pool) as (service, _):
+        async with (
+            serve_config_service(settings, pool) as (service, _),
+            serve_tech_requests(settings, pool, service),
+        ):
             tracker = create_tracker(settings, pool)
             subs = config_subscriptions(tracker) if consume else []
             async with event_runtime(

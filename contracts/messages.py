@@ -248,18 +248,55 @@ class ConfigState(_Message):
     ts: WireTime
 
 
+#: A staff member's employee number (the identity service's form: upper case).
+EmployeeNo = Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9-]{0,31}$")]
+#: A replay-protection nonce: 16 to 64 URL-safe characters.
+Nonce = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
+
+
 class ConfigReq(_Message):
+    """A field technician's request (``potr/v1/<region>/_tech/<user>/config_req``) to
+    put grid-code profile ``profile`` (its id) into effect on site ``site_id``.
+
+    ``employee_no`` must be the technician whose broker identity the topic names; ``id``
+    and ``nonce`` are never accepted twice and ``ts`` must be recent (replay protection).
+    """
+
     id: UUID
-    user: Text
+    employee_no: EmployeeNo
     site_id: int = Field(ge=1, le=INT4_MAX)
-    profile: ProfileRef
+    profile: Annotated[str, Field(pattern=r"^[a-z][a-z0-9.-]{0,63}$")]
     ts: WireTime
+    nonce: Nonce
+
+
+#: Why a technician's request was refused (``ConfigResp.code``), or ``accepted``.
+TechOutcome = Literal[
+    "accepted",
+    "invalid",
+    "replayed",
+    "stale",
+    "identity_mismatch",
+    "unknown_technician",
+    "no_open_job",
+    "other_region",
+    "unknown_profile",
+    "profile_region",
+    "not_approved",
+    "refused",
+]
 
 
 class ConfigResp(_Message):
-    id: UUID
+    """The config service's answer on ``…/_tech/<user>/config_resp``: ``ok`` with the
+    versions signed per gateway, or the refusal's ``code`` and ``detail``."""
+
+    id: UUID | None
     ok: bool
+    code: TechOutcome
     detail: Text = ""
+    work_order_id: Int4 | None = None
+    versions: dict[GatewayId, Int4] = Field(default_factory=dict)
     ts: WireTime
 
 
@@ -337,16 +374,19 @@ __all__ = [
     "ConfigStatus",
     "DeviceInfo",
     "DeviceStatus",
+    "EmployeeNo",
     "EventMsg",
     "JsonObject",
     "LocalDeviceId",
     "MessageError",
+    "Nonce",
     "ProfileRef",
     "Quality",
     "Reading",
     "Severity",
     "StateMsg",
     "StoredMsg",
+    "TechOutcome",
     "TelemetryBatch",
     "Text",
     "WireTime",

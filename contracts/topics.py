@@ -98,3 +98,54 @@ def ingest_filter(
 def gateway_subscriptions(region: Region | str, gateway_id: str) -> list[str]:
     """Topics an agent subscribes to (cloud → gateway)."""
     return [topic(region, gateway_id, k) for k in sorted(CLOUD_TO_GATEWAY)]
+
+
+# -- field technicians: potr/v1/<region>/_tech/<name>/<kind> ---------------------------------
+#: The second-to-last level of a technician's topics (their username is ``_tech/<name>``).
+TECH_LEVEL = "_tech"
+TECH_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+#: What a technician sends (``config_req``) and what it is answered with.
+TECH_KINDS: frozenset[Kind] = frozenset({Kind.CONFIG_REQ, Kind.CONFIG_RESP})
+
+
+@dataclass(frozen=True, slots=True)
+class TechTopic:
+    region: Region
+    #: The technician's name: their broker username is ``_tech/<name>``.
+    name: str
+    kind: Kind
+
+    @property
+    def username(self) -> str:
+        return f"{TECH_LEVEL}/{self.name}"
+
+    def __str__(self) -> str:
+        return tech_topic(self.region, self.name, self.kind)
+
+
+def tech_topic(region: Region | str, name: str, kind: Kind | str) -> str:
+    """The topic of one technician's message kind (``name``: the part after ``_tech/``)."""
+    knd = Kind(kind)
+    if knd not in TECH_KINDS or not TECH_NAME_RE.match(name):
+        raise TopicError(f"no technician topic for {name!r}/{knd.value}")
+    return f"{PREFIX}/{Region(region).value}/{TECH_LEVEL}/{name}/{knd.value}"
+
+
+def parse_tech_topic(raw: str) -> TechTopic:
+    """Parse a technician topic; :class:`TopicError` naming what is wrong."""
+    parts = raw.split("/")
+    if len(parts) != 6 or f"{parts[0]}/{parts[1]}" != PREFIX or parts[3] != TECH_LEVEL:
+        raise TopicError(f"topic {raw!r} is not potr/v1/<region>/_tech/<name>/<kind>")
+    _, _, region, _, name, kind = parts
+    try:
+        reg, knd = Region(region), Kind(kind)
+    except ValueError:
+        raise TopicError(f"unknown region or kind in topic {raw!r}") from None
+    if knd not in TECH_KINDS or not TECH_NAME_RE.match(name):
+        raise TopicError(f"topic {raw!r} is not a technician's")
+    return TechTopic(reg, name, knd)
+
+
+def tech_request_filter(region: Region | str) -> str:
+    """Every technician's requests in ``region`` (what the config service reads)."""
+    return f"{PREFIX}/{Region(region).value}/{TECH_LEVEL}/+/{Kind.CONFIG_REQ.value}"

@@ -22,6 +22,7 @@ from potr import (
     cli_pki,
     cli_profiles,
     cli_rollout,
+    cli_tech,
     cli_users,
 )
 
@@ -43,6 +44,7 @@ cli_customers.register(app)
 cli_employees.register(app)
 cli_users.register(app)
 cli_notify.register(app)
+cli_tech.register(app)
 console = Console()
 
 

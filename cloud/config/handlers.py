@@ -1,5 +1,7 @@
-"""Events the config service consumes: ingest's (gateways' answers) and dispatch's
-(``workorder.*``: a technician on site holds the site's gateways), in every region.
+"""Events the config service consumes: ingest's (gateways' answers), dispatch's
+(``workorder.*``: a technician on site holds the site's gateways; who is assigned where
+judges technicians' pushes) and identity's (``user.*``: which broker identity is which
+employee), in every region.
 
 :func:`subscriptions` gives the bus subscriptions a composition root registers; each
 handler runs the :class:`~cloud.config.tracker.ConfigTracker` in a thread.
@@ -24,6 +26,7 @@ from cloud.events.types import (
     GatewayBirth,
     GatewayRegistration,
 )
+from cloud.events.users import UserChanged
 from cloud.events.workorders import WORKORDER_PREFIX, WorkOrderChanged
 
 __all__ = [
@@ -32,6 +35,7 @@ __all__ = [
     "REGISTERED_CONSUMER",
     "REPORT_CONSUMER",
     "UPDATED_CONSUMER",
+    "USER_CONSUMER",
     "WORKORDER_CONSUMER",
     "subscriptions",
 ]
@@ -44,6 +48,7 @@ REPORT_CONSUMER = "config.config_reported"
 WORKORDER_CONSUMER = "config.workorders"
 REGISTERED_CONSUMER = "config.gateway_registered"
 UPDATED_CONSUMER = "config.gateway_updated"
+USER_CONSUMER = "config.users"
 
 
 def _birth_handler(tracker: ConfigTracker) -> Handler:
@@ -108,9 +113,19 @@ def _workorder_handler(tracker: ConfigTracker) -> Handler:
     return handle
 
 
+def _user_handler(tracker: ConfigTracker) -> Handler:
+    # Which broker identity is which employee: technicians' pushes are judged by it.
+    async def handle(event: Event) -> None:
+        user = event_payload(event, UserChanged)
+        await asyncio.to_thread(tracker.apply_user, event.id, event.occurred_at, user)
+
+    return handle
+
+
 def subscriptions(tracker: ConfigTracker) -> list[Subscription]:
     """The config service's subscriptions: births, acks and config reports from ingest,
-    work orders from dispatch, where gateways stand from the registry."""
+    work orders from dispatch, where gateways stand from the registry, users
+    (technicians' broker identities) from identity."""
     registration = _registration_handler(tracker)
     return [
         Subscription(BIRTH_CONSUMER, f"*.ingest.{GATEWAY_BIRTH}", _birth_handler(tracker)),
@@ -121,4 +136,5 @@ def subscriptions(tracker: ConfigTracker) -> list[Subscription]:
         ),
         Subscription(REGISTERED_CONSUMER, f"*.registry.{GATEWAY_REGISTERED}", registration),
         Subscription(UPDATED_CONSUMER, f"*.registry.{GATEWAY_UPDATED}", registration),
+        Subscription(USER_CONSUMER, "*.identity.user.*", _user_handler(tracker)),
     ]

@@ -71,14 +71,16 @@ class DocumentPublisher:
         log.info("command %s published to %s", command_id, gateway_id)
         return True
 
-    def publish_latest_config(self, gateway_id: str) -> bool:
-        """Publish the gateway's latest version (retained) unless it was published already."""
+    def publish_latest_config(self, gateway_id: str, *, despite_hold_of: int | None = None) -> bool:
+        """Publish the gateway's latest version (retained) unless it was published already.
+        ``despite_hold_of``: a work order whose own hold does not stop it (the technician
+        on site pushed it); another work order's hold still does."""
         if self._publisher is None:
             return False
         with self._pool.connection() as conn:
             if repo.lock_gateway_region(conn, gateway_id) is None:
                 return False
-            if repo.held_gateways(conn, [gateway_id]):
+            if set(repo.gateway_holds(conn, gateway_id)) - {despite_hold_of}:
                 return False  # a technician is on the site: published once released
             latest = repo.latest_unpublished(conn, gateway_id)
             if latest is None:

@@ -481,16 +481,30 @@ def device_states(conn: Connection[Any], gateway_id: str) -> list[dict[str, Any]
 
 # -- holds (a technician on site) ------------------------------------------------------------
 def record_work_order(
-    conn: Connection[Any], work_order_id: int, status: str, on_site: bool, at: datetime
+    conn: Connection[Any],
+    work_order_id: int,
+    status: str,
+    on_site: bool,
+    at: datetime,
+    *,
+    region: str | None = None,
+    site_id: int | None = None,
+    assignee: str | None = None,
+    gateway_ids: Sequence[str] = (),
 ) -> bool:
-    """Record the work order's state as of ``at``, its row locked until commit (events of
-    one work order apply one at a time); False when a newer event was recorded already."""
+    """Record the work order's state as of ``at`` (with its site, region, assignee and
+    the site's gateways: what a technician's push is checked against), its row locked
+    until commit (events of one work order apply one at a time); False when a newer event
+    was recorded already."""
     row = conn.execute(
-        "INSERT INTO config.work_orders (work_order_id, status, on_site, at)"
-        " VALUES (%s, %s, %s, %s) ON CONFLICT (work_order_id) DO UPDATE SET"
-        " status = EXCLUDED.status, on_site = EXCLUDED.on_site, at = EXCLUDED.at"
+        "INSERT INTO config.work_orders"
+        " (work_order_id, status, on_site, at, region, site_id, assignee, gateway_ids)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (work_order_id) DO UPDATE SET"
+        " status = EXCLUDED.status, on_site = EXCLUDED.on_site, at = EXCLUDED.at,"
+        " region = EXCLUDED.region, site_id = EXCLUDED.site_id,"
+        " assignee = EXCLUDED.assignee, gateway_ids = EXCLUDED.gateway_ids"
         " WHERE config.work_orders.at <= EXCLUDED.at RETURNING 1",
-        (work_order_id, status, on_site, at),
+        (work_order_id, status, on_site, at, region, site_id, assignee, list(gateway_ids)),
     ).fetchone()
     return row is not None
 

@@ -255,10 +255,22 @@ class ConfigService:
         *,
         action: str,
         rollback_of: int | None = None,
+        despite_hold_of: int | None = None,
     ) -> DesiredConfig:
         """A new version with ``settings`` (validated, signed, audited as ``action``,
-        published; held while a technician is on site): what rollouts sign with."""
-        return self._new_version(gateway_id, profile, settings, actor, reason, action, rollback_of)
+        published; held while a technician is on site — except by ``despite_hold_of``,
+        the work order of the technician who pushes it): what rollouts and technician
+        pushes sign with."""
+        return self._new_version(
+            gateway_id,
+            profile,
+            settings,
+            actor,
+            reason,
+            action,
+            rollback_of,
+            despite_hold_of=despite_hold_of,
+        )
 
     def provision_new(self, *, limit: int = 100) -> int:
         """Give every newly provisioned gateway (devices and site known, no config yet)
@@ -326,6 +338,7 @@ class ConfigService:
         rollback_of: int | None,
         *,
         first_only: bool = False,
+        despite_hold_of: int | None = None,
     ) -> DesiredConfig:
         try:
             with self._pool.connection() as conn:
@@ -394,7 +407,7 @@ class ConfigService:
         except ConfigError as exc:
             self._audit_refusal(actor, action, gateway_id, reason, exc)
             raise
-        self._documents.publish_latest_config(gateway_id)
+        self._documents.publish_latest_config(gateway_id, despite_hold_of=despite_hold_of)
         with self._pool.connection() as conn:
             return repo.get_desired(conn, gateway_id, version) or desired
 

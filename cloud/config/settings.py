@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from cloud.settings import DatabaseSettings, MqttSettings
+from contracts.topics import Region
 
 __all__ = ["ConfigSettings"]
 
@@ -35,3 +36,24 @@ class ConfigSettings(DatabaseSettings, MqttSettings):
     config_publish_timeout_s: float = Field(default=5.0, gt=0)
     #: Client id prefix of the config service's publisher (a suffix makes it unique).
     config_mqtt_client_id: str = "potr-config"
+    #: The regions whose technicians' requests (``potr/v1/<region>/_tech/+/config_req``)
+    #: this service answers; empty: none (no listener).
+    config_tech_regions: list[Region] = Field(default_factory=lambda: list(Region))
+    #: The broker identity the technician-request listener connects as (a ``_config/…``
+    #: one of its own: the brokers bind client ids to usernames, so sharing the
+    #: publisher's would make the two kick each other off). None: the publisher's
+    #: username + ``-tech`` when it has one, else anonymous (development).
+    config_tech_mqtt_username: str | None = None
+    #: Its password (else the credentials file's entry for it).
+    config_tech_mqtt_password: SecretStr | None = None
+
+    def tech_listener_settings(self) -> ConfigSettings:
+        """These settings as the technician-request listener connects."""
+        user = self.config_tech_mqtt_username or (
+            f"{self.mqtt_user}-tech" if self.mqtt_user else None
+        )
+        if user is None:
+            return self
+        return self.model_copy(
+            update={"mqtt_username": user, "mqtt_password": self.config_tech_mqtt_password}
+        )

@@ -19,6 +19,7 @@ from uuid import UUID
 from cloud.adapters.postgres import Connection, ConnectionPool
 from cloud.config import repository as repo
 from cloud.config import site_repository as srepo
+from cloud.config import tech_repository as trepo
 from cloud.config.logic import (
     HoldChange,
     command_transition,
@@ -38,6 +39,7 @@ from cloud.events.types import (
     command_outcome_event,
     config_outcome_event,
 )
+from cloud.events.users import UserChanged
 from cloud.events.workorders import WorkOrderChanged
 from contracts.timeutil import utc_now
 
@@ -143,7 +145,17 @@ class ConfigTracker:
             if not handle_once(conn, SCHEMA, event_id):
                 return None
             wo = change.work_order_id
-            if not repo.record_work_order(conn, wo, change.status, change.on_site, change.at):
+            if not repo.record_work_order(
+                conn,
+                wo,
+                change.status,
+                change.on_site,
+                change.at,
+                region=change.region,
+                site_id=change.site_id,
+                assignee=change.assignee,
+                gateway_ids=change.gateway_ids,
+            ):
                 return None
             step = hold_change(change.on_site, repo.work_order_holds(conn, wo), change.gateway_ids)
             repo.lock_gateways(conn, sorted(step.hold | step.release))
@@ -152,6 +164,23 @@ class ConfigTracker:
             for gateway_id in sorted(step.hold | step.release):
                 _audit_hold(conn, change, gateway_id, held=gateway_id in step.hold)
             return step
+
+    def apply_user(self, event_id: UUID, occurred_at: datetime, user: UserChanged) -> bool:
+        """Keep which broker identity (``_tech/<name>``) is which employee, and whether
+        the user is disabled: a technician's push is accepted only from the identity of
+        the employee it names. False when handled before or older than what is kept."""
+        with self._pool.connection() as conn:
+            if not handle_once(conn, SCHEMA, event_id):
+                return False
+            return trepo.record_technician(
+                conn,
+                user.user_id,
+                broker_username=user.broker_username,
+                employee_no=user.employee_no,
+                home_region=user.home_region.value,
+                disabled=user.disabled,
+                at=occurred_at,
+            )
 
     def expire_overdue(self, *, now: datetime | None = None, limit: int = 500) -> int:
         """Mark commands with no final ack by ``expires_at`` + grace expired; how many."""
