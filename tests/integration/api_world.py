@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 import psycopg
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from psycopg import sql
 
 from cloud.adapters.mqtt import InboundMessage
@@ -52,7 +53,7 @@ from cloud.telemetry import TelemetryStore
 from contracts.messages import DeviceInfo, ProfileRef
 from contracts.timeutil import to_wire, utc_now
 from contracts.topics import Region
-from tests.api_tokens import KEY, api_settings, bearer
+from tests.api_tokens import KEY, api_settings, bearer, mint_token
 from tests.integration.registry_events import deliver_gateway_events, deliver_ingest_events
 
 Pool = ConnectionPool[Connection[Any]]
@@ -366,3 +367,32 @@ def api_world(database_url: str, key_dir: Path) -> Iterator[World]:
         yield World(app, pool, tenants, identity, web, service, config)
     finally:
         pool.close()
+
+
+@contextmanager
+def private_world(server_url: str, key_dir: Path) -> Iterator[World]:
+    """:func:`api_world` on a private database of the tests' server, dropped afterwards."""
+    with private_database(server_url) as url, api_world(url, key_dir) as built:
+        yield built
+
+
+def page_client(world: World, role: Role, *, subject: str | None = None) -> TestClient:
+    """A web-UI client signed in as ``role`` in au — account A's customer, account A's
+    employee as the MOSIE — holding the CSRF cookie (see :func:`form_fields`)."""
+    a = world.tenants["A"]
+    token = mint_token(
+        role,
+        region=Region.AU,
+        subject=subject,
+        account_id=a.account if role == Role.CUSTOMER else None,
+        employee_no=a.employee if role == Role.MOSIE else None,
+    )
+    client = TestClient(world.app, base_url="https://testserver", raise_server_exceptions=False)
+    client.cookies.set("potr_session", token)
+    client.get("/login")  # the CSRF cookie
+    return client
+
+
+def form_fields(client: TestClient, **fields: object) -> dict[str, object]:
+    """A page form's fields with the client's CSRF token."""
+    return {"csrf_token": client.cookies.get("potr_csrf"), **fields}

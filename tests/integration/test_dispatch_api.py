@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,8 +23,7 @@ from contracts.topics import Region
 from tests.integration.api_world import (
     PNG,
     World,
-    api_world,
-    private_database,
+    private_world,
     seed_job,
     seed_offer,
 )
@@ -39,10 +37,8 @@ AU = "/api/v1/au"
 
 @pytest.fixture(scope="module")
 def world(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    with private_database(postgres_server_url) as url:
-        key_dir: Path = tmp_path_factory.mktemp("dispatch-api")
-        with api_world(url, key_dir) as built:
-            yield built
+    with private_world(postgres_server_url, tmp_path_factory.mktemp("dispatch-api")) as built:
+        yield built
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,12 @@ from cloud.identity import Role
 from cloud.scope import Scope
 from contracts.timeutil import utc_now
 from contracts.topics import Region
-from tests.integration.api_world import World, api_world, employee_in, private_database, seed_job
+from tests.integration.api_world import (
+    World,
+    employee_in,
+    private_world,
+    seed_job,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -36,10 +41,8 @@ WEDNESDAY_10 = datetime(2030, 1, 9, 10, 0, tzinfo=UTC) - timedelta(hours=11)
 
 @pytest.fixture(scope="module")
 def world(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    with private_database(postgres_server_url) as url:
-        key_dir: Path = tmp_path_factory.mktemp("dispatch-field")
-        with api_world(url, key_dir) as built:
-            yield built
+    with private_world(postgres_server_url, tmp_path_factory.mktemp("dispatch-field")) as built:
+        yield built
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from fastapi.testclient import TestClient
 
 from cloud.dispatch import DispatchService
 from cloud.dispatch.checklists import load_checklists
@@ -41,6 +40,8 @@ from tests.integration.api_world import (
     ZONES,
     World,
     api_world,
+    form_fields,
+    page_client,
     private_database,
     seed_job,
 )
@@ -118,21 +119,6 @@ def _key() -> str:
     return uuid.uuid4().hex
 
 
-def _client(world: World, role: Role) -> TestClient:
-    a = world.tenants["A"]
-    token = mint_token(
-        role, region=Region.AU, employee_no=a.employee if role == Role.MOSIE else None
-    )
-    client = TestClient(world.app, base_url="https://testserver", raise_server_exceptions=False)
-    client.cookies.set("potr_session", token)
-    client.get("/login")  # the CSRF cookie
-    return client
-
-
-def _form(client: TestClient, **fields: object) -> dict[str, object]:
-    return {"csrf_token": client.cookies.get("potr_csrf"), **fields}
-
-
 def _rows(html: str) -> set[int]:
     return {int(n) for n in re.findall(r'<tr data-workorder="([0-9]+)"', html)}
 
@@ -146,7 +132,7 @@ def test_the_board_filters_by_state_priority_technician_and_breach(world: World)
         late, "sla", "system", "system", idempotency_key=_key(), sla_timer="arrive_by"
     )  # its arrive-by passed
     mine = {urgent, late}
-    with _client(world, Role.OPERATOR) as client:
+    with page_client(world, Role.OPERATOR) as client:
 
         def shown(query: str) -> set[int]:
             page = client.get(f"/ui/au/dispatch{query}")
@@ -234,7 +220,7 @@ def test_the_operator_rebooks_to_a_listed_technician_with_a_reason_once(world: W
     a, b = world.tenants["A"], world.tenants["B"]
     job = seed_job(service, a, to="assigned")
     url = f"/ui/au/workorders/{job}/act"
-    with _client(world, Role.OPERATOR) as client:
+    with page_client(world, Role.OPERATOR) as client:
         page = client.get(f"/ui/au/workorders/{job}")
         form = re.search(r'data-action-form="reassign".*?</form>', page.text, re.S)
         assert form is not None
@@ -251,11 +237,11 @@ def test_the_operator_rebooks_to_a_listed_technician_with_a_reason_once(world: W
         assert 'data-action-form="cancel"' in page.text
         assert 'data-action-form="close"' not in page.text  # only a verified job closes
         bare = client.post(
-            url, data=_form(client, action="reassign", key=_key(), technician=b.employee)
+            url, data=form_fields(client, action="reassign", key=_key(), technician=b.employee)
         )
         assert bare.status_code == 422  # an override names its reason
         assert service.get(job, AU).assignee == a.employee
-        rebook = _form(
+        rebook = form_fields(
             client, action="reassign", key=_key(), technician=OFF_SHIFT, reason="A is off sick"
         )
         first = client.post(url, data=rebook, follow_redirects=False)
@@ -297,12 +283,12 @@ def test_performance_for_the_desk_and_for_a_mosie(world: World) -> None:
         _resolved(service, job, a.employee)
     service.act(met, "verify", "system", "system", idempotency_key=_key(), reason="cleared")
 
-    with _client(world, Role.OPERATOR) as client:
+    with page_client(world, Role.OPERATOR) as client:
         page = client.get(f"/ui/au/workorders/{met}")
         assert 'data-action-form="close"' in page.text
         url = f"/ui/au/workorders/{met}/act"
         closed = client.post(
-            url, data=_form(client, action="close", key=_key(), reason="customer happy"),
+            url, data=form_fields(client, action="close", key=_key(), reason="customer happy"),
             follow_redirects=False,
         )  # fmt: skip
         assert closed.status_code == 303
@@ -330,7 +316,7 @@ def test_performance_for_the_desk_and_for_a_mosie(world: World) -> None:
         for bad in ("days=0", "days=367", "days=abc"):
             assert client.get(f"/ui/au/performance?{bad}").status_code == 422
 
-    with _client(world, Role.MOSIE) as client:
+    with page_client(world, Role.MOSIE) as client:
         jobs = client.get("/ui/au/jobs")
         assert 'href="/ui/au/performance"' in jobs.text
         own = client.get("/ui/au/performance?days=7")
@@ -344,9 +330,9 @@ def test_performance_for_the_desk_and_for_a_mosie(world: World) -> None:
 def test_only_the_desk_opens_the_boards_stream(world: World, role: Role) -> None:
     """Refused before the stream starts: 403 for a role the board is not for, 404 for
     another region's board (an operator of au); bad filters 422."""
-    with _client(world, role) as client:
+    with page_client(world, role) as client:
         assert client.get("/ui/au/dispatch/events").status_code == 403
-    with _client(world, Role.OPERATOR) as client:
+    with page_client(world, Role.OPERATOR) as client:
         assert client.get("/ui/es/dispatch/events").status_code == 404
         assert client.get("/ui/au/dispatch/events?priority=P0").status_code == 422
         assert client.get("/ui/au/dispatch/events?digest=XYZ").status_code == 422

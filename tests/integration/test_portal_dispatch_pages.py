@@ -13,22 +13,20 @@ import base64
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 from cloud.dispatch import DispatchService
 from cloud.identity import Role
 from cloud.scope import Scope
 from contracts.topics import Region
-from tests.api_tokens import mint_token
 from tests.integration.api_world import (
     PART,
     PNG,
     World,
-    api_world,
-    private_database,
+    form_fields,
+    page_client,
+    private_world,
     seed_job,
     seed_offer,
 )
@@ -41,33 +39,13 @@ _KEY = re.compile(r'name="key" value="([A-Za-z0-9_-]+)"')
 
 @pytest.fixture(scope="module")
 def world(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    with private_database(postgres_server_url) as url:
-        key_dir: Path = tmp_path_factory.mktemp("ui-dispatch")
-        with api_world(url, key_dir) as built:
-            yield built
+    with private_world(postgres_server_url, tmp_path_factory.mktemp("ui-dispatch")) as built:
+        yield built
 
 
 def _service(world: World) -> DispatchService:
     assert world.dispatch is not None
     return world.dispatch
-
-
-def _client(world: World, role: Role) -> TestClient:
-    a = world.tenants["A"]
-    token = mint_token(
-        role,
-        region=Region.AU,
-        account_id=a.account if role == Role.CUSTOMER else None,
-        employee_no=a.employee if role == Role.MOSIE else None,
-    )
-    client = TestClient(world.app, base_url="https://testserver", raise_server_exceptions=False)
-    client.cookies.set("potr_session", token)
-    client.get("/login")  # the CSRF cookie
-    return client
-
-
-def _form(client: TestClient, **fields: object) -> dict[str, object]:
-    return {"csrf_token": client.cookies.get("potr_csrf"), **fields}
 
 
 def _actions(world: World, order_id: int) -> list[str]:
@@ -77,7 +55,7 @@ def _actions(world: World, order_id: int) -> list[str]:
 def test_a_retried_accept_applies_once_and_a_refusal_is_a_page(world: World) -> None:
     a = world.tenants["A"]
     job = seed_job(_service(world), a, to="assigned")
-    with _client(world, Role.MOSIE) as client:
+    with page_client(world, Role.MOSIE) as client:
         page = client.get(f"/ui/au/workorders/{job}")
         assert page.status_code == 200
         assert 'data-action-form="accept"' in page.text
@@ -85,24 +63,25 @@ def test_a_retried_accept_applies_once_and_a_refusal_is_a_page(world: World) -> 
         assert 'data-action-form="resolve"' not in page.text  # not offered before arrival
         url = f"/ui/au/workorders/{job}/act"
         # Decline without its reason (the browser's `required` bypassed): 422, a page.
-        bare = client.post(url, data=_form(client, action="decline", key="k-decline-1"))
+        bare = client.post(url, data=form_fields(client, action="decline", key="k-decline-1"))
         assert bare.status_code == 422
         assert 'id="refusal"' in bare.text
         # The same accept form posted twice (a double tap, a retry): one history row.
-        form = _form(client, action="accept", key="k-accept-1")
+        form = form_fields(client, action="accept", key="k-accept-1")
         first = client.post(url, data=form, follow_redirects=False)
         again = client.post(url, data=form, follow_redirects=False)
         assert (first.status_code, again.status_code) == (303, 303)
         assert _actions(world, job).count("accept") == 1
         # A new accept form on an accepted job: the lifecycle's refusal, 409.
-        late = client.post(url, data=_form(client, action="accept", key="k-accept-2"))
+        late = client.post(url, data=form_fields(client, action="accept", key="k-accept-2"))
         assert late.status_code == 409
         assert "accepted" in late.text
     # Another tenant's job is not found for this MOSIE.
     other = world.tenants["B"].work_order
-    with _client(world, Role.MOSIE) as client:
+    with page_client(world, Role.MOSIE) as client:
         posted = client.post(
-            f"/ui/au/workorders/{other}/act", data=_form(client, action="resolve", key="k-other-1")
+            f"/ui/au/workorders/{other}/act",
+            data=form_fields(client, action="resolve", key="k-other-1"),
         )
         assert posted.status_code == 404
 
@@ -113,29 +92,31 @@ def test_on_site_the_mosie_ticks_notes_photographs_uses_parts_and_gets_a_signatu
     a = world.tenants["A"]
     job = seed_job(_service(world), a)  # on site
     base = f"/ui/au/workorders/{job}"
-    with _client(world, Role.MOSIE) as client:
+    with page_client(world, Role.MOSIE) as client:
         page = client.get(base)
         keys = _KEY.findall(page.text)
         assert len(keys) == len(set(keys)) >= 5  # one key per rendered form
         # Only the first safety task may be ticked; a work task before it: 409, a page.
         assert page.text.count(f'action="{base}/checklist/') == 1
         early = client.post(
-            f"{base}/checklist/isolator-inspected", data=_form(client, key="k-tick-0")
+            f"{base}/checklist/isolator-inspected", data=form_fields(client, key="k-tick-0")
         )
         assert early.status_code in (409, 422)
         assert 'id="refusal"' in early.text
-        tick = _form(client, key="k-tick-1")
+        tick = form_fields(client, key="k-tick-1")
         assert client.post(f"{base}/checklist/swms-reviewed", data=tick).status_code == 200
         assert client.post(f"{base}/checklist/swms-reviewed", data=tick).status_code == 200
         assert [t.task_id for t in _service(world).ticks(job, AU)] == ["swms-reviewed"]
 
-        note = client.post(f"{base}/notes", data=_form(client, key="k-note-1", text="gate code 42"))
+        note = client.post(
+            f"{base}/notes", data=form_fields(client, key="k-note-1", text="gate code 42")
+        )
         assert note.status_code == 200
         assert "gate code 42" in note.text
 
         photo = client.post(
             f"{base}/photos",
-            data=_form(client, key="k-photo-1"),
+            data=form_fields(client, key="k-photo-1"),
             files={"photo": ("p.png", PNG, "image/png")},
         )
         assert photo.status_code == 200, photo.text[-3000:]
@@ -144,26 +125,26 @@ def test_on_site_the_mosie_ticks_notes_photographs_uses_parts_and_gets_a_signatu
         assert client.get(shown.group(1)).content == PNG
         not_an_image = client.post(
             f"{base}/photos",
-            data=_form(client, key="k-photo-2"),
+            data=form_fields(client, key="k-photo-2"),
             files={"photo": ("p.png", b"hello", "image/png")},
         )
         assert not_an_image.status_code == 422
 
         part = client.post(
-            f"{base}/parts", data=_form(client, key="k-part-1", part_no=PART, quantity=2)
+            f"{base}/parts", data=form_fields(client, key="k-part-1", part_no=PART, quantity=2)
         )
         assert part.status_code == 200
 
         drawn = "data:image/png;base64," + base64.b64encode(PNG).decode()
         signed = client.post(
             f"{base}/signature",
-            data=_form(client, key="k-sign-1", signer_name="Ana Customer", drawn=drawn),
+            data=form_fields(client, key="k-sign-1", signer_name="Ana Customer", drawn=drawn),
             files={"image": ("", b"", "application/octet-stream")},
         )
         assert signed.status_code == 200
         twice = client.post(
             f"{base}/signature",
-            data=_form(client, key="k-sign-2", signer_name="Ana Customer", drawn=drawn),
+            data=form_fields(client, key="k-sign-2", signer_name="Ana Customer", drawn=drawn),
             files={"image": ("", b"", "application/octet-stream")},
         )
         assert twice.status_code == 409
@@ -175,7 +156,7 @@ def test_a_spanish_reader_sees_the_checklist_and_the_refusals_in_spanish(world: 
     a = world.tenants["A"]
     job = seed_job(_service(world), a)  # on site
     base = f"/ui/au/workorders/{job}"
-    with _client(world, Role.MOSIE) as client:
+    with page_client(world, Role.MOSIE) as client:
         client.cookies.set("potr_lang", "es")
         page = client.get(base)
         assert page.status_code == 200
@@ -187,15 +168,17 @@ def test_a_spanish_reader_sees_the_checklist_and_the_refusals_in_spanish(world: 
         assert "Safe work method statement" not in page.text
         # A checklist refusal and a lifecycle refusal, each worded from the catalogue.
         early = client.post(
-            f"{base}/checklist/isolator-repaired", data=_form(client, key="k-spanish-1")
+            f"{base}/checklist/isolator-repaired", data=form_fields(client, key="k-spanish-1")
         )
         assert early.status_code == 409
         assert "No se hizo: Termine primero la comprobación de seguridad previa." in early.text
-        accept = client.post(f"{base}/act", data=_form(client, action="accept", key="k-spanish-2"))
+        accept = client.post(
+            f"{base}/act", data=form_fields(client, action="accept", key="k-spanish-2")
+        )
         assert accept.status_code == 409
         assert "No se hizo: Este paso no es posible en el estado actual del trabajo." in accept.text
         resolve = client.post(
-            f"{base}/act", data=_form(client, action="resolve", key="k-spanish-3")
+            f"{base}/act", data=form_fields(client, action="resolve", key="k-spanish-3")
         )
         assert resolve.status_code == 409
         assert "La comprobación de seguridad previa no está completa." in resolve.text
@@ -204,22 +187,22 @@ def test_a_spanish_reader_sees_the_checklist_and_the_refusals_in_spanish(world: 
 def test_the_operator_assigns_and_cancels_and_sees_the_board(world: World) -> None:
     a = world.tenants["A"]
     job = seed_job(_service(world), a, to="scheduled")
-    with _client(world, Role.OPERATOR) as client:
+    with page_client(world, Role.OPERATOR) as client:
         board = client.get("/ui/au/dispatch")
         assert board.status_code == 200
         assert f'data-workorder="{job}"' in board.text
         url = f"/ui/au/workorders/{job}/act"
-        assign = _form(client, action="assign", key="k-assign-1", technician=a.employee)
+        assign = form_fields(client, action="assign", key="k-assign-1", technician=a.employee)
         assert client.post(url, data=assign, follow_redirects=False).status_code == 303
         assert _service(world).get(job, AU).assignee == a.employee
-        cancel = _form(client, action="cancel", key="k-cancel-1", reason="customer moved")
+        cancel = form_fields(client, action="cancel", key="k-cancel-1", reason="customer moved")
         assert client.post(url, data=cancel, follow_redirects=False).status_code == 303
         assert _service(world).get(job, AU).status == "cancelled"
         # Cancel is refused on site (the MOSIE may be mid-isolation): 409, a page.
         on_site = a.work_order
         refused = client.post(
             f"/ui/au/workorders/{on_site}/act",
-            data=_form(client, action="cancel", key="k-cancel-2", reason="no"),
+            data=form_fields(client, action="cancel", key="k-cancel-2", reason="no"),
         )
         assert refused.status_code == 409
 
@@ -228,14 +211,14 @@ def test_a_customer_sees_the_timeline_without_the_office_notes(world: World) -> 
     a = world.tenants["A"]
     job = a.work_order
     _service(world).add_note(job, "internal: dog on site", "E09", "operator", "k-internal-1")
-    with _client(world, Role.CUSTOMER) as client:
+    with page_client(world, Role.CUSTOMER) as client:
         page = client.get(f"/ui/au/workorders/{job}")
         assert page.status_code == 200
         assert "internal: dog on site" not in page.text
         assert 'id="checklist"' not in page.text
         assert a.employee not in page.text  # who did what is the office's
         posted = client.post(
-            f"/ui/au/workorders/{job}/notes", data=_form(client, key="k-cust-1", text="hi")
+            f"/ui/au/workorders/{job}/notes", data=form_fields(client, key="k-cust-1", text="hi")
         )
         assert posted.status_code == 403
 
@@ -248,7 +231,7 @@ def test_a_customer_chooses_an_offered_window_once_and_can_ask_for_another(world
         hour=9, minute=0, second=0, microsecond=0
     )
     seed_offer(world.pool, job, starts)
-    with _client(world, Role.CUSTOMER) as client:
+    with page_client(world, Role.CUSTOMER) as client:
         visits = client.get("/ui/au/visits")
         assert visits.status_code == 200
         assert f'data-workorder="{job}"' in visits.text
@@ -261,15 +244,19 @@ def test_a_customer_chooses_an_offered_window_once_and_can_ask_for_another(world
         # A start that was not offered: the service's 422, as a page.
         wrong = client.post(
             url,
-            data=_form(client, key="k-window-0", start=(starts + timedelta(hours=1)).isoformat()),
+            data=form_fields(
+                client, key="k-window-0", start=(starts + timedelta(hours=1)).isoformat()
+            ),
         )
         assert wrong.status_code == 422
         assert 'id="refusal"' in wrong.text
         # A start without its offset is refused before the service.
-        naive = client.post(url, data=_form(client, key="k-window-n", start="2030-01-01T09:00"))
+        naive = client.post(
+            url, data=form_fields(client, key="k-window-n", start="2030-01-01T09:00")
+        )
         assert naive.status_code == 422
         # The offered window chosen, the same form posted twice: booked once.
-        form = _form(client, key="k-window-1", start=starts.isoformat())
+        form = form_fields(client, key="k-window-1", start=starts.isoformat())
         first = client.post(url, data=form, follow_redirects=False)
         again = client.post(url, data=form, follow_redirects=False)
         assert (first.status_code, again.status_code) == (303, 303)
@@ -288,22 +275,22 @@ def test_a_customer_chooses_an_offered_window_once_and_can_ask_for_another(world
         # Another time asked for: the confirmed window is given up.
         moved = client.post(
             f"{url}/reschedule",
-            data=_form(client, key="k-resched-1", reason="away that day"),
+            data=form_fields(client, key="k-resched-1", reason="away that day"),
             follow_redirects=False,
         )
         assert moved.status_code == 303
         assert _service(world).appointment(job, AU).appointment is None
     # Another account's job is not found for this customer; a MOSIE does not book.
     other = world.tenants["B"].work_order
-    with _client(world, Role.CUSTOMER) as client:
+    with page_client(world, Role.CUSTOMER) as client:
         posted = client.post(
             f"/ui/au/workorders/{other}/appointment",
-            data=_form(client, key="k-window-2", start=starts.isoformat()),
+            data=form_fields(client, key="k-window-2", start=starts.isoformat()),
         )
         assert posted.status_code == 404
-    with _client(world, Role.MOSIE) as client:
+    with page_client(world, Role.MOSIE) as client:
         posted = client.post(
             f"/ui/au/workorders/{job}/appointment",
-            data=_form(client, key="k-window-3", start=starts.isoformat()),
+            data=form_fields(client, key="k-window-3", start=starts.isoformat()),
         )
         assert posted.status_code == 403

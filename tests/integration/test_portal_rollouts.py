@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import orjson
@@ -26,7 +25,13 @@ from cloud.portal import FormKeys
 from contracts.topics import Region
 from tests.api_tokens import mint_token
 from tests.browser.live import serve_asgi
-from tests.integration.api_world import Tenant, World, api_world, private_database, profile
+from tests.integration.api_world import (
+    Tenant,
+    World,
+    page_client,
+    private_world,
+    profile,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -38,10 +43,8 @@ SUBJECTS = {role: f"usr_{uuid.uuid4().hex}" for role in Role}
 
 @pytest.fixture(scope="module")
 def world(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    with private_database(postgres_server_url) as url:
-        key_dir: Path = tmp_path_factory.mktemp("ui-rollouts")
-        with api_world(url, key_dir) as built:
-            yield built
+    with private_world(postgres_server_url, tmp_path_factory.mktemp("ui-rollouts")) as built:
+        yield built
 
 
 def _config(world: World) -> ConfigService:
@@ -50,18 +53,7 @@ def _config(world: World) -> ConfigService:
 
 
 def _client(world: World, role: Role) -> TestClient:
-    a = world.tenants["A"]
-    token = mint_token(
-        role,
-        region=Region.AU,
-        subject=SUBJECTS[role],
-        account_id=a.account if role == Role.CUSTOMER else None,
-        employee_no=a.employee if role == Role.MOSIE else None,
-    )
-    client = TestClient(world.app, base_url="https://testserver", raise_server_exceptions=False)
-    client.cookies.set("potr_session", token)
-    client.get("/login")  # the CSRF cookie
-    return client
+    return page_client(world, role, subject=SUBJECTS[role])
 
 
 def _fresh_rollout(world: World, t: Tenant, reason: str = "volt reference to 233 V") -> int:
