@@ -612,6 +612,7 @@ async def config_loops(
         interval_s=settings.config_republish_interval_s,
         kick=lambda: runtime.kick(CONFIG_SCHEMA),
         refresh_margin_s=settings.config_refresh_margin_s,
+        provision_new=settings.config_provision_new,
     )
 
 

@@ -28,10 +28,12 @@ async def run_config_loops(
     interval_s: float,
     kick: Callable[[], None] | None = None,
     refresh_margin_s: float | None = None,
+    provision_new: bool = True,
 ) -> None:
     """Until ``stop``: publish what is unpublished, expire overdue commands and (given
     ``refresh_margin_s``) re-sign configs about to expire, every ``interval_s``; ``kick``
-    wakes the outbox relay after expiries."""
+    wakes the outbox relay after expiries; ``provision_new``: give new gateways their
+    site's grid-code config."""
     while not stop.is_set():
         try:
             published = await asyncio.to_thread(service.publish_pending)
@@ -42,7 +44,7 @@ async def run_config_loops(
             if await asyncio.to_thread(tracker.expire_overdue) and kick is not None:
                 kick()
             # New gateways get their first config without a person.
-            provisioned = await asyncio.to_thread(service.provision_new)
+            provisioned = await asyncio.to_thread(service.provision_new) if provision_new else 0
             if provisioned:
                 log.info("provisioned %d new gateways", provisioned)
             # Rollouts after the tracker's round: outcomes read what it just recorded.

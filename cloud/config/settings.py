@@ -34,6 +34,10 @@ class ConfigSettings(DatabaseSettings, MqttSettings):
     config_republish_interval_s: float = Field(default=5.0, gt=0)
     #: Seconds to wait for the broker's PUBACK of one cmd/config publish.
     config_publish_timeout_s: float = Field(default=5.0, gt=0)
+    #: A newly provisioned gateway gets its site's grid-code config from the config loop
+    #: without a person (ARCHITECTURE 114); off: its first config waits for one (tests
+    #: whose subject is a hand-made first config).
+    config_provision_new: bool = True
     #: Client id prefix of the config service's publisher (a suffix makes it unique).
     config_mqtt_client_id: str = "potr-config"
     #: The regions whose technicians' requests (``potr/v1/<region>/_tech/+/config_req``)

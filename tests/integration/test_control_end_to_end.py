@@ -96,6 +96,7 @@ async def cloud_stack(
         database_url=database_url,
         mqtt_url=mqtt_url,
         signing_key_file=key_file,
+        config_provision_new=False,  # the test's own first config is v1
         command_expiry_grace_s=1.0,
         config_republish_interval_s=0.3,
     )

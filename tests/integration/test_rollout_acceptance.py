@@ -87,6 +87,7 @@ async def cloud(database_url: str, mqtt_url: str, key_file: Path) -> AsyncIterat
                 database_url=database_url,
                 mqtt_url=mqtt_url,
                 signing_key_file=key_file,
+                config_provision_new=False,  # the test's own first config is v1
                 config_republish_interval_s=0.2,
             ),
         ) as services:
