@@ -26,7 +26,13 @@ from cloud.events.types import (
     GatewayBirth,
     GatewayRegistration,
 )
-from cloud.events.users import UserChanged
+from cloud.events.users import (
+    USER_CREATED,
+    USER_DISABLED,
+    USER_ENABLED,
+    USER_UPDATED,
+    UserChanged,
+)
 from cloud.events.workorders import WORKORDER_PREFIX, WorkOrderChanged
 
 __all__ = [
@@ -113,9 +119,15 @@ def _workorder_handler(tracker: ConfigTracker) -> Handler:
     return handle
 
 
+#: The ``user.*`` events carrying the user as they are (:class:`UserChanged`).
+_USER_EVENTS = frozenset({USER_CREATED, USER_UPDATED, USER_DISABLED, USER_ENABLED})
+
+
 def _user_handler(tracker: ConfigTracker) -> Handler:
     # Which broker identity is which employee: technicians' pushes are judged by it.
     async def handle(event: Event) -> None:
+        if event.name not in _USER_EVENTS:
+            return  # user.contact_changed: notify's alone (a mail address, no identity)
         user = event_payload(event, UserChanged)
         await asyncio.to_thread(tracker.apply_user, event.id, event.occurred_at, user)
 
