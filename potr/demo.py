@@ -182,7 +182,9 @@ async def demo_stack(
             console.print(f"[yellow]{AMQTT_LIMITS}[/yellow]")
 
         database = DatabaseSettings(database_url=db_url)
-        pool = await asyncio.to_thread(open_pool, database, "demo", max_size=8)
+        # One process runs every service (consumers, relays, loops, the portal): 8 starved
+        # under load once config gained its registry and identity consumers.
+        pool = await asyncio.to_thread(open_pool, database, "demo", max_size=16)
         stack.callback(pool.close)
         registry = RegistryService(pool)
         await asyncio.to_thread(provision, registry)

@@ -100,7 +100,7 @@ async def cloud_stack(
         command_expiry_grace_s=1.0,
         config_republish_interval_s=0.3,
     )
-    pool = await asyncio.to_thread(create_pool, database_url, min_size=1, max_size=6, name="e2e")
+    pool = await asyncio.to_thread(create_pool, database_url, min_size=1, max_size=12, name="e2e")
     try:
         registry = RegistryService(pool)
         await asyncio.to_thread(_provision, registry)
