@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from potr.servers.ports import free_port, port_open
+from potr.servers.ports import free_ports, port_open
 from tests.waiting import until_sync
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,9 +79,9 @@ def make_app(name: str, log: Any) -> Any:
 class StandIn:
     """One stand-in process we own: start, SIGKILL, restart on the same port, read its log."""
 
-    def __init__(self, name: str, log_dir: Path) -> None:
+    def __init__(self, name: str, log_dir: Path, port: int) -> None:
         self.name = name
-        self.port = free_port()
+        self.port = port
         self.log = log_dir / f"{name}.jsonl"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -118,6 +118,12 @@ class StandIn:
         if not self.log.exists():
             return []
         return [json.loads(line) for line in self.log.read_text().splitlines() if line]
+
+
+def stand_ins(names: list[str], log_dir: Path) -> dict[str, StandIn]:
+    """One stand-in per name, each on its own port (chosen together, so never twice)."""
+    ports = free_ports(len(names))
+    return {n: StandIn(n, log_dir, port) for n, port in zip(names, ports, strict=True)}
 
 
 def start_all(stand_ins: list[StandIn]) -> list[StandIn]:

@@ -34,7 +34,7 @@ from contracts.topics import Region
 from potr.cli import app
 from potr.servers.nginx import PrivateNginx
 from potr.servers.ports import free_port
-from tests.integration.gateway_upstream import StandIn, start_all, stop_all
+from tests.integration.gateway_upstream import StandIn, stand_ins, start_all, stop_all
 from tests.waiting import until_sync
 
 pytestmark = pytest.mark.integration
@@ -71,9 +71,11 @@ def _config(procs: dict[str, StandIn], **options: Any) -> GatewayConfig:
             Upstream("127.0.0.1", p.port) for n, p in sorted(procs.items()) if n.startswith(prefix)
         )
 
+    taken = {p.port for p in procs.values()}  # stand-ins not yet listening hold no port
+    listen_port = next(port for port in iter(free_port, None) if port not in taken)
     return GatewayConfig(
         listen_host="127.0.0.1",
-        listen_port=free_port(),
+        listen_port=listen_port,
         regions={r: pool(f"{r.value}-") for r in Region},
         identity=pool("identity-"),
         worker_processes=1,  # one round-robin state: the split between two is exact
@@ -107,7 +109,7 @@ def _names() -> list[str]:
 def regions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """Three regional pools of two processes each, and identity, behind one gateway."""
     logs = tmp_path_factory.mktemp("gateway-upstreams")
-    procs = {n: StandIn(n, logs) for n in _names()}
+    procs = stand_ins(_names(), logs)
     gateway = _gateway(procs, list(procs))
     yield gateway
     _stop(gateway)
@@ -116,7 +118,7 @@ def regions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 @pytest.fixture
 def es_pair(tmp_path: Path) -> Iterator[Gateway]:
     """The same gateway, only ES's two processes running: for killing one of them."""
-    procs = {n: StandIn(n, tmp_path) for n in _names()}
+    procs = stand_ins(_names(), tmp_path)
     gateway = _gateway(procs, ["es-1", "es-2"])
     yield gateway
     _stop(gateway)
@@ -473,7 +475,7 @@ def test_render_into_a_running_gateways_directory_takes_a_process_out_without_a_
 def test_render_refuses_a_config_nginx_refuses_and_keeps_the_installed_one(
     tmp_path: Path,
 ) -> None:
-    procs = {n: StandIn(n, tmp_path) for n in _names()}  # addresses only: nothing runs
+    procs = stand_ins(_names(), tmp_path)  # addresses only: nothing runs
     pools = {r: [procs[f"{r}-1"], procs[f"{r}-2"]] for r in REGIONS}
     first = _render(tmp_path / "gw", free_port(), pools)
     assert first.exit_code == 0, first.output
@@ -491,7 +493,7 @@ def test_the_gateway_terminates_tls_with_the_configured_certificate(tmp_path: Pa
     ca_dir, certs = tmp_path / "ca", tmp_path / "certs"
     pki.init(ca_dir, name="PoTR gateway test CA")
     pki.issue_server(ca_dir, "gateway", ["127.0.0.1"], certs)
-    procs = {n: StandIn(n, tmp_path) for n in _names()}
+    procs = stand_ins(_names(), tmp_path)
     tls = GatewayTls(certfile=certs / "server.crt", keyfile=certs / "server.key")
     gateway = _gateway(procs, ["es-1", "es-2"], tls=tls)
     try:
