@@ -6,10 +6,15 @@ and why. axe-core on the rollout page and on a grid-code profile's page.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
 from playwright.sync_api import Page, expect
 
+from cloud.config import repository as config_repo
 from cloud.config.rollout_models import RolloutIn, RolloutTarget
-from contracts.messages import ProfileRef
+from contracts.messages import DeviceInfo, ProfileRef
 from contracts.topics import Region
 from tests.browser.axe import assert_accessible
 from tests.browser.portal_world import Portal
@@ -17,6 +22,10 @@ from tests.browser.signin import sign_in
 from tests.waiting import until_sync
 
 GATEWAY = "demo-au-01"
+#: A gateway whose birth the config service saw but which never answers: as the canary it
+#: keeps the rollout running until the test pauses it (the demo's own gateway answers in
+#: well under a second, so a rollout of it alone may complete before any pause).
+SILENT = "browser-au-silent"
 
 
 def _inverter_known(portal: Portal) -> bool:
@@ -29,22 +38,56 @@ def _inverter_known(portal: Portal) -> bool:
         )
 
 
+@contextlib.contextmanager
+def _silent_gateway(portal: Portal) -> Iterator[str]:
+    """SILENT, known with a copy of the demo inverter (its nameplate passes the range
+    checks), removed again afterwards so no later test meets it."""
+    with portal.stack.pool.connection() as conn:
+        inverter = conn.execute(
+            "SELECT device, nameplate, models FROM config.devices"
+            " WHERE gateway_id = %s AND profile = %s LIMIT 1",
+            (GATEWAY, "sim-der-inverter"),
+        ).fetchone()
+        assert inverter is not None
+        device = DeviceInfo(
+            device=inverter[0],
+            endpoint="127.0.0.1:1",
+            unit_id=1,
+            models=list(inverter[2]),
+            profile="sim-der-inverter",
+            nameplate=dict(inverter[1] or {}),
+        )
+        config_repo.upsert_gateway_birth(conn, SILENT, "au", datetime.now(UTC))
+        config_repo.replace_devices(conn, SILENT, [device])
+    try:
+        yield SILENT
+    finally:
+        with portal.stack.pool.connection() as conn:
+            conn.execute("DELETE FROM config.gateways WHERE gateway_id = %s", (SILENT,))
+
+
 def _fits_360(page: Page) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
 
 
 def test_an_operator_follows_and_aborts_a_rollout_on_a_phone(phone: Page, portal: Portal) -> None:
-    rollouts = portal.stack.config.rollouts
     # The config service knows the gateway's devices and their profiles from its births
     # (the demo may have just started).
     until_sync(lambda: _inverter_known(portal), 60, "the demo inverter's profile known")
+    with _silent_gateway(portal) as silent:
+        _follow_and_abort(phone, portal, silent)
+
+
+def _follow_and_abort(phone: Page, portal: Portal, silent: str) -> None:
+    rollouts = portal.stack.config.rollouts
     made = rollouts.create(
         "au",
         RolloutIn(
             profile=ProfileRef(id="au-a-2020", region=Region.AU, version=1),
             # What the demo's inverter runs with anyway: no export limit.
             settings={"sim-der-inverter": {"power_limit_enable": 0}},
-            target=RolloutTarget(gateways=[GATEWAY]),
+            # The silent gateway first: it is the canary, and the rollout waits on it.
+            target=RolloutTarget(gateways=[silent, GATEWAY]),
             reason="browser test rollout",
         ),
         "seed",
