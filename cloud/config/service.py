@@ -24,6 +24,7 @@ from cloud.config.errors import (
     NotFoundError,
     RefusedError,
 )
+from cloud.config.fleet_directory import SiteDirectory
 from cloud.config.logic import (
     RollbackError,
     device_status,
@@ -89,10 +90,15 @@ class ConfigService:
         self._documents = DocumentPublisher(pool, publisher)
         self._options = options or ServiceOptions()
         #: Staged rollouts over this service's versions (``content``: a profile's
-        #: settings; ``directory``: sites and utilities → gateways; ``production``:
-        #: unverified values refused without an override).
+        #: settings; ``directory``: sites and utilities → gateways, by default where
+        #: this service knows its gateways stand; ``production``: unverified values
+        #: refused without an override).
         self.rollouts = RolloutService(
-            pool, self, content=content, directory=directory, production=production
+            pool,
+            self,
+            content=content,
+            directory=directory or SiteDirectory(pool),
+            production=production,
         )
         #: Each site's grid-code profile by location, its connection approval (which
         #: every version is checked against) and new gateways' first configs.

@@ -26,6 +26,7 @@ from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
 from cloud.bootstrap import create_config_service, create_tracker
 from cloud.config import ConfigIn, ConfigService, ConfigSettings, ConfigTracker, RefusedError
 from cloud.config.keys import write_key_file
+from cloud.config.rollout_models import RolloutIn, RolloutTarget
 from cloud.config.site_profiles import ConnectionApprovalIn
 from cloud.events.types import GatewayBirth, GatewayRegistration
 from cloud.migrate import migrate
@@ -60,11 +61,13 @@ def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
         pool.close()
 
 
-def _arrive(stack: Stack, gateway_id: str, *, utility: str = "Western Power") -> None:
-    """The registry registers the gateway at SITE, then its agent's first birth."""
+def _arrive(
+    stack: Stack, gateway_id: str, *, utility: str = "Western Power", site: int = SITE
+) -> None:
+    """The registry registers the gateway at ``site``, then its agent's first birth."""
     registration = GatewayRegistration(
         gateway_id=gateway_id,
-        site_id=SITE,
+        site_id=site,
         region=Region.AU,
         time_zone="Australia/Perth",
         utility=utility,
@@ -166,3 +169,34 @@ def test_a_change_beyond_the_connection_approval_is_refused_and_audited(stack: S
     accepted = [a for a in audit if a.outcome == "pending"]
     assert {a.action for a in accepted} == {"config.set", "config.provision"}
     assert all(a.detail["approval"] == "WP-2026-77" for a in accepted)
+
+
+def test_a_rollout_targets_the_gateways_of_a_network_operator_or_of_listed_sites(
+    stack: Stack,
+) -> None:
+    # Three au sites (ids ≡ 1 mod 4): two on Western Power's network, one on SA Power
+    # Networks'; a second gateway at the first site.
+    for gateway_id, site, utility in (
+        ("gw-t-1", 201, "Western Power"),
+        ("gw-t-1b", 201, "Western Power"),
+        ("gw-t-2", 205, "Western Power"),
+        ("gw-t-3", 209, "SA Power Networks"),
+    ):
+        _arrive(stack, gateway_id, utility=utility, site=site)
+    profile = ProfileRef(id="au-b-2020", region=Region.AU, version=1)
+
+    def targeted(target: RolloutTarget) -> set[str]:
+        made = stack.service.rollouts.create(
+            "au", RolloutIn(profile=profile, target=target, reason="targeting test"), "op"
+        )
+        stack.service.rollouts.act(made.id, "abort", "only the target mattered", "op", region="au")
+        return {step.gateway_id for step in made.gateway_steps}
+
+    # The operator's name in any case: one network operator.
+    assert targeted(RolloutTarget(utility="western power")) == {"gw-t-1", "gw-t-1b", "gw-t-2"}
+    assert targeted(RolloutTarget(sites=[201, 209])) == {"gw-t-1", "gw-t-1b", "gw-t-3"}
+    # Criteria narrow each other: Western Power's gateways among sites 201 and 209.
+    both = RolloutTarget(sites=[201, 209], utility="Western Power")
+    assert targeted(both) == {"gw-t-1", "gw-t-1b"}
+    with pytest.raises(RefusedError):  # no gateway: an empty target is refused
+        targeted(RolloutTarget(utility="Horizon Power"))
