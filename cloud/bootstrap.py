@@ -33,7 +33,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from uuid import uuid4
@@ -289,7 +289,12 @@ def create_api(
     ``config`` service is given; with ``web`` (:func:`create_web_ui`) the web UI too;
     with ``dispatch`` the work-order routes (:func:`create_dispatch_service`). Opens no
     connection. ``verify``: how a bearer token becomes a caller (default: the settings'
-    tokens)."""
+    tokens). With ``web`` and ``config``, a MOSIE's job page offers the grid-code push."""
+    if web is not None and config is not None and web.tech_pushes is None:
+        pushes = TechnicianPushes(
+            pool, config, builtin_profiles(), production=settings.env == "production"
+        )
+        web = replace(web, tech_pushes=pushes)
     return create_app(
         settings,
         RegistryService(pool),

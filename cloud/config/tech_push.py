@@ -10,6 +10,11 @@ other change (actor: the employee; reason: ``technician push, work order N``). T
 the technician's own work order puts on the site does not stop their push; another work
 order's does (the version then waits, ``held``, like any other).
 
+:meth:`TechnicianPushes.push_from_portal` is the same action from the MOSIE's job screen:
+the signed-in session vouches for the employee instead of the broker, the form's
+idempotency key makes the request's id (a double tap is one request, answered with the
+first outcome), and the same rules judge it.
+
 Seam for issue 18.2: :class:`ApprovalCheck` (whether a change stays within the site's
 network-operator connection approval; ``cloud.config.approvals`` once it exists). Until
 one is given, every change is within approval.
@@ -17,18 +22,21 @@ one is given, every change is within approval.
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
+from uuid import UUID, uuid5
 
 from cloud.adapters.postgres import Connection, ConnectionPool
 from cloud.config import repository as repo
 from cloud.config import tech_repository as trepo
 from cloud.config.errors import ConfigError, RefusedError
 from cloud.config.service import ConfigService
-from cloud.config.tech_rules import Accepted, JobFact, Refusal, judge
+from cloud.config.tech_repository import LoggedRequest
+from cloud.config.tech_rules import Accepted, JobFact, Origin, Refusal, TechnicianFact, judge
 from contracts.messages import (
     ConfigReq,
     ConfigResp,
@@ -37,15 +45,32 @@ from contracts.messages import (
     decode,
 )
 from contracts.timeutil import utc_now
-from contracts.topics import Kind, TechTopic, TopicError, parse_tech_topic, tech_topic
+from contracts.topics import Kind, Region, TopicError, parse_tech_topic, tech_topic
 from device_profiles import DeviceProfile, GridCodeProfile, builtin_grid_code, device_settings
 
-__all__ = ["ApprovalCheck", "Reply", "TechnicianPushes", "builtin_grid_code_or_none"]
+__all__ = [
+    "ApprovalCheck",
+    "LoggedRequest",
+    "PortalOrigin",
+    "Reply",
+    "TechnicianPushes",
+    "builtin_grid_code_or_none",
+]
 
 log = logging.getLogger(__name__)
 
 #: The audit action of a technician's push.
 ACTION = "config.tech_push"
+#: The namespace of portal requests' ids: one id per (user, form key).
+_PORTAL_IDS = UUID("6f1f4a52-3c0e-4f49-9a4e-1b7d2f0c9e21")
+
+
+@dataclass(frozen=True, slots=True)
+class PortalOrigin:
+    """A request from the portal: ``portal/<user id>``, under the URL's region."""
+
+    username: str
+    region: Region
 
 
 class ApprovalCheck(Protocol):
@@ -114,11 +139,65 @@ class TechnicianPushes:
         assert isinstance(message, ConfigReq)
         return Reply(reply_to, self._judge_and_apply(message, where, now or utc_now()))
 
-    def _judge_and_apply(self, request: ConfigReq, where: TechTopic, now: datetime) -> ConfigResp:
+    def push_from_portal(
+        self,
+        *,
+        user_id: str,
+        employee_no: str,
+        home_region: str,
+        region: str,
+        site_id: int,
+        profile: str,
+        form_key: str,
+        now: datetime | None = None,
+    ) -> ConfigResp:
+        """The signed-in MOSIE's push of ``profile`` to ``site_id`` from their job page
+        under ``region``'s URL (see the module). The session proved the user, employee
+        and home region; the identity service's latest word on the user (disabled) still
+        counts. A form sent again answers its first outcome."""
+        now = now or utc_now()
+        seed = f"{user_id}\n{form_key}"
+        request = ConfigReq(
+            id=uuid5(_PORTAL_IDS, seed),
+            employee_no=employee_no,
+            site_id=site_id,
+            profile=profile,
+            ts=now,
+            nonce=hashlib.sha256(seed.encode()).hexdigest()[:32],
+        )
+        where = PortalOrigin(f"portal/{user_id}", Region(region))
+        with self._pool.connection() as conn:
+            fresh = trepo.record_request(conn, request, where.username, region, now)
+            if not fresh:
+                return _again(request, trepo.logged_request(conn, request.id))
+            known = trepo.technician_of_user(conn, user_id)
+            jobs = trepo.jobs_at_site(conn, site_id, employee_no)
+        disabled = known is not None and known.disabled
+        technician = TechnicianFact(where.username, employee_no, home_region, disabled)
+        return self._conclude(request, where, now, True, technician, jobs)
+
+    def pushes_of_job(self, work_order_id: int, employee_no: str) -> list[LoggedRequest]:
+        """The newest pushes judged under the work order by its technician (the job
+        page's list), newest first."""
+        with self._pool.connection() as conn:
+            return trepo.job_requests(conn, work_order_id, employee_no)
+
+    def _judge_and_apply(self, request: ConfigReq, where: Origin, now: datetime) -> ConfigResp:
         with self._pool.connection() as conn:
             fresh = trepo.record_request(conn, request, where.username, where.region.value, now)
             technician = trepo.technician(conn, where.username)
             jobs = trepo.jobs_at_site(conn, request.site_id, request.employee_no)
+        return self._conclude(request, where, now, fresh, technician, jobs)
+
+    def _conclude(
+        self,
+        request: ConfigReq,
+        where: Origin,
+        now: datetime,
+        fresh: bool,
+        technician: TechnicianFact | None,
+        jobs: Sequence[JobFact],
+    ) -> ConfigResp:
         verdict = judge(
             request,
             where,
@@ -137,7 +216,7 @@ class TechnicianPushes:
         return self._apply(request, where, verdict.job, profile)
 
     def _apply(
-        self, request: ConfigReq, where: TechTopic, job: JobFact, profile: GridCodeProfile
+        self, request: ConfigReq, where: Origin, job: JobFact, profile: GridCodeProfile
     ) -> ConfigResp:
         region = where.region.value
         wo = job.work_order_id
@@ -217,7 +296,7 @@ class TechnicianPushes:
     def _refuse(
         self,
         request: ConfigReq,
-        where: TechTopic,
+        where: Origin,
         code: TechOutcome,
         reason: str,
         *,
@@ -241,6 +320,20 @@ class TechnicianPushes:
             reason,
         )
         return _answer(request, code, reason, work_order_id=work_order_id, versions=versions or {})
+
+
+def _again(request: ConfigReq, logged: LoggedRequest | None) -> ConfigResp:
+    """The answer to a portal form sent again: its first outcome, or, while that is still
+    being judged, a refusal to do it twice."""
+    if logged is None or logged.outcome == "pending":
+        return _answer(request, "replayed", "this form is being handled: reload in a moment")
+    return _answer(
+        request,
+        cast(TechOutcome, logged.outcome),
+        logged.detail,
+        work_order_id=logged.work_order_id,
+        versions=logged.versions,
+    )
 
 
 def _number(value: object) -> bool:

@@ -4,6 +4,7 @@ the log of requests (``config.technicians``, ``config.work_orders``,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -13,12 +14,45 @@ from cloud.config.tech_rules import JobFact, TechnicianFact
 from contracts.messages import ConfigReq
 
 __all__ = [
+    "LoggedRequest",
     "finish_request",
+    "job_requests",
     "jobs_at_site",
+    "logged_request",
     "record_request",
     "record_technician",
     "technician",
+    "technician_of_user",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedRequest:
+    """One technician request as logged, with its outcome (``pending`` while judged)."""
+
+    request_id: UUID
+    username: str
+    employee_no: str
+    site_id: int
+    profile: str
+    received_at: datetime
+    outcome: str
+    detail: str
+    work_order_id: int | None
+    versions: dict[str, int]
+
+
+_LOGGED_COLS = (
+    "request_id, username, employee_no, site_id, profile, received_at, outcome, detail,"
+    " work_order_id, versions"
+)
+
+
+def _logged(row: Any) -> LoggedRequest:
+    return LoggedRequest(
+        row[0], row[1], row[2], int(row[3]), row[4], row[5], row[6], row[7], row[8],
+        {str(k): int(v) for k, v in (row[9] or {}).items()},
+    )  # fmt: skip
 
 
 def record_technician(
@@ -56,6 +90,15 @@ def technician(conn: Connection[Any], broker_username: str) -> TechnicianFact | 
         "SELECT broker_username, employee_no, home_region, disabled FROM config.technicians"
         " WHERE broker_username = %s",
         (broker_username,),
+    ).fetchone()
+    return None if row is None else TechnicianFact(row[0], row[1], row[2], bool(row[3]))
+
+
+def technician_of_user(conn: Connection[Any], user_id: str) -> TechnicianFact | None:
+    row = conn.execute(
+        "SELECT broker_username, employee_no, home_region, disabled FROM config.technicians"
+        " WHERE user_id = %s",
+        (user_id,),
     ).fetchone()
     return None if row is None else TechnicianFact(row[0], row[1], row[2], bool(row[3]))
 
@@ -107,3 +150,22 @@ def finish_request(
         " versions = %s WHERE request_id = %s",
         (outcome, detail, work_order_id, Jsonb(versions or {}), request_id),
     )
+
+
+def logged_request(conn: Connection[Any], request_id: UUID) -> LoggedRequest | None:
+    row = conn.execute(
+        f"SELECT {_LOGGED_COLS} FROM config.tech_requests WHERE request_id = %s", (request_id,)
+    ).fetchone()
+    return None if row is None else _logged(row)
+
+
+def job_requests(
+    conn: Connection[Any], work_order_id: int, employee_no: str, limit: int = 20
+) -> list[LoggedRequest]:
+    """The newest requests judged under a work order by its technician, newest first."""
+    rows = conn.execute(
+        f"SELECT {_LOGGED_COLS} FROM config.tech_requests"
+        " WHERE work_order_id = %s AND employee_no = %s ORDER BY received_at DESC LIMIT %s",
+        (work_order_id, employee_no, limit),
+    ).fetchall()
+    return [_logged(r) for r in rows]

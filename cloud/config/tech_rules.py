@@ -22,9 +22,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from contracts.messages import ConfigReq, TechOutcome
-from contracts.topics import TechTopic
+from contracts.topics import Region
 from device_profiles import GridCodeProfile
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "OPEN_STATES",
     "Accepted",
     "JobFact",
+    "Origin",
     "Refusal",
     "TechnicianFact",
     "judge",
@@ -46,6 +48,17 @@ OPEN_STATES: frozenset[str] = frozenset({"accepted", "en_route", "on_site"})
 MAX_AGE = timedelta(minutes=5)
 #: How far in the future a request's ``ts`` may lie (the phone's clock).
 MAX_SKEW = timedelta(seconds=30)
+
+
+class Origin(Protocol):
+    """Who sent the request, as the channel vouches: the technician topic the broker let
+    only ``_tech/<name>`` publish on (:class:`~contracts.topics.TechTopic`), or the
+    portal's signed-in session (``portal/<user id>``), and the region it came to."""
+
+    @property
+    def username(self) -> str: ...
+    @property
+    def region(self) -> Region: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +94,7 @@ class Accepted:
 
 def judge(
     request: ConfigReq,
-    topic: TechTopic,
+    topic: Origin,
     *,
     replayed: bool,
     now: datetime,

@@ -240,6 +240,7 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "ui.workorder.appointment": APPOINTMENT_BOOKERS,
     "ui.workorder.reschedule": APPOINTMENT_BOOKERS,
     "ui.workorder.incident": MOSIES,
+    "ui.workorder.grid_code": MOSIES,
     "ui.location_notice": MOSIES,
     "ui.location_notice.acknowledge": MOSIES,
     "ui.location_notice.withdraw": MOSIES,

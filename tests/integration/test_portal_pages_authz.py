@@ -140,6 +140,8 @@ POSTS = {
     "/ui/{region}/workorders/{order_id}/incidents",
     "/ui/{region}/location-notice/withdraw",
     "/ui/{region}/location",
+    # the grid-code push from a MOSIE's job: test_portal_grid_push.py
+    "/ui/{region}/workorders/{order_id}/grid-code",
     # a rollout's action form: test_portal_rollouts.py
     "/ui/{region}/rollouts/{rollout_id}/act",
 }

@@ -37,7 +37,7 @@ TECHNICIAN_ONLY = frozenset(
     | {"ui.workorder.sign", "incidents.create", "location.record", "location_notice.get"}
     | {"location_notice.acknowledge", "location_notice.withdraw", "ui.workorder.incident"}
     | {"ui.location_notice", "ui.location_notice.acknowledge", "ui.location_notice.withdraw"}
-    | {"ui.location.control", "ui.location.record"}
+    | {"ui.location.control", "ui.location.record", "ui.workorder.grid_code"}
 )
 
 #: A customer's own pages: its account's visits (staff see jobs on the board instead).

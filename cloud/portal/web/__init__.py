@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from cloud.alerts import Alarm, AlarmStatus, AlarmStore
 from cloud.alerts.alarms import OPEN_STATES
-from cloud.config import ConfigService
+from cloud.config import ConfigService, TechnicianPushes
 from cloud.customers import CustomersService, NotFoundError
 from cloud.dispatch import DispatchService
 from cloud.employees import EmployeeService
@@ -32,6 +32,7 @@ from cloud.portal.web.assets import STATIC_PREFIX, Assets, HashedStaticFiles
 from cloud.portal.web.board_feed import BoardFeed
 from cloud.portal.web.cookies import CookieJar, PendingCookies
 from cloud.portal.web.errors import add_page_error_handlers
+from cloud.portal.web.grid_push import GridPushDesk
 from cloud.portal.web.i18n import load_translations
 from cloud.portal.web.identity_gate import (
     HttpIdentityGate,
@@ -94,6 +95,8 @@ class WebUi:
     form_keys: FormKeys | None = None
     #: The rollout pages' live feed (None: one that asks every ``live_interval_s``).
     rollouts: BoardFeed | None = None
+    #: Technicians' grid-code pushes from a job's page (None: not offered).
+    tech_pushes: TechnicianPushes | None = None
 
     async def aclose(self) -> None:
         """Close the identity client's connections (an HTTP gate has some) and the
@@ -153,7 +156,12 @@ def mount_web(
         routers.append(create_inbox_pages(sessions, renderer, web.inbox))
     work_orders = web.dispatch or dispatch
     if work_orders is not None:
-        routers.append(create_dispatch_pages(sessions, renderer, data, work_orders))
+        grid = (
+            GridPushDesk(web.tech_pushes, config)
+            if web.tech_pushes is not None and config is not None
+            else None
+        )
+        routers.append(create_dispatch_pages(sessions, renderer, data, work_orders, grid=grid))
         routers.append(create_field_pages(sessions, renderer, work_orders, employees))
         feed = web.board if web.board is not None else BoardFeed(None)
         routers.append(create_board_pages(sessions, renderer, data, work_orders, feed))

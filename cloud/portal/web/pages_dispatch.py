@@ -1,6 +1,7 @@
 """Dispatch in the web UI (issue 17): the MOSIE's phone screens — today's route and a
 job's page with its lifecycle buttons, checklist, notes, photos, parts and the
-customer's signature — a job's page for the operators' desk (assign, rebook to a
+customer's signature, and the grid-code push to the site (:mod:`grid_push`) — a job's
+page for the operators' desk (assign, rebook to a
 technician of the region with a reason, close, cancel; the board is in
 :mod:`pages_dispatch_board`), and a customer's view of its own job (the timeline only).
 
@@ -44,11 +45,13 @@ from cloud.dispatch.lifecycle import MAX_REASON, WorkOrderAction, WorkOrderStatu
 from cloud.dispatch.models import MAX_NOTE, PART_NO_PATTERN, WorkOrder
 from cloud.identity import Role
 from cloud.portal.web.csrf import check_csrf
+from cloud.portal.web.grid_push import GridPushDesk
 from cloud.portal.web.refusal_text import tick_refusal, transition_refusal
 from cloud.portal.web.render import Renderer
 from cloud.portal.web.session import PageRefused, Sessions, Viewer
 from cloud.portal.web.site_data import SiteData
 from cloud.registry import Site
+from contracts.messages import ConfigResp
 from contracts.timeutil import utc_now
 
 __all__ = [
@@ -71,6 +74,8 @@ UPLOAD_FORM_SLACK = 1 << 20
 WorkOrderId = Annotated[int, Path(ge=1, le=2**53 - 1)]
 TaskIdPath = Annotated[str, Path(pattern=r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$", max_length=64)]
 FormKey = Annotated[str, Form(pattern=r"^[A-Za-z0-9_-]{8,90}$")]
+#: A grid-code profile's id (``ConfigReq.profile``'s form).
+GRID_CODE_PATTERN = r"^[a-z][a-z0-9.-]{0,63}$"
 #: The buttons of a MOSIE's job page, in the order of the work.
 MOSIE_ACTIONS = (
     WorkOrderAction.ACCEPT,
@@ -143,7 +148,10 @@ def create_dispatch_pages(
     service: DispatchService,
     *,
     clock: Callable[[], datetime] = utc_now,
+    grid: GridPushDesk | None = None,
 ) -> APIRouter:
+    """``grid``: the grid-code push of a MOSIE's open job (None: not offered, and its
+    form answers 404)."""
     router = APIRouter(prefix="/ui/{region}", include_in_schema=False)
 
     def viewer(route_key: str) -> Any:
@@ -214,6 +222,8 @@ def create_dispatch_pages(
             if who.role in _DESK:  # whom the desk may (re)book the job to, and why
                 found["technicians"] = service.technicians(order.region)
                 found["candidates"] = service.candidates(order_id, who.scope)
+            if mine is not None and grid is not None and grid.offered(order):
+                found["grid"] = grid.panel(order, mine)
             on_site = mine is not None and order.status == WorkOrderStatus.ON_SITE
             stock = service.stock(order.region) if on_site else []
             return found | {"stock": [p for p in stock if p.quantity > 0]}
@@ -473,6 +483,42 @@ def create_dispatch_pages(
                 reason=reason.strip() or None, scope=who.scope,
             ),
         )  # fmt: skip
+
+    @router.post(
+        "/workorders/{order_id}/grid-code",
+        operation_id="ui.workorder.grid_code",
+        dependencies=[Depends(check_csrf)],
+    )
+    async def push_grid_code(
+        request: Request,
+        order_id: WorkOrderId,
+        who: Annotated[Viewer, viewer("ui.workorder.grid_code")],
+        key: FormKey,
+        profile: Annotated[str, Form(pattern=GRID_CODE_PATTERN)],
+    ) -> Response:
+        """The job's technician puts a grid-code profile into effect on the job's site:
+        accepted, back to the job (its pushes list the versions signed); refused, the job
+        with the reason (409; 422 for a profile that does not exist)."""
+        mine = _mosie_no(who)
+        if grid is None or mine is None:
+            raise PageRefused(404, "no grid-code push here")
+        desk = grid
+
+        def work() -> ConfigResp:
+            order = service.get(order_id, who.scope, assignee=mine)
+            return desk.push(who, order, profile, key)
+
+        try:
+            answer = await run_in_threadpool(work)
+        except NotFoundError:
+            raise PageRefused(404, "no such work order") from None
+        if answer.ok:
+            here = f"/ui/{who.region.value}/workorders/{order_id}"
+            return RedirectResponse(f"{here}#grid-code", status_code=303)
+        _ = renderer.gettext(who.language)
+        why = _("Not pushed: %(reason)s", reason=answer.detail)
+        status = 422 if answer.code in ("invalid", "unknown_profile") else 409
+        return await job_page(request, who, order_id, why, status)
 
     return router
 
