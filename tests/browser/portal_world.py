@@ -31,8 +31,9 @@ from cloud.scope import Scope
 from contracts.topics import Region
 from potr.demo import DemoStack, demo_stack
 from potr.demo_people import DemoLogin
+from tests.waiting import until_sync
 
-__all__ = ["Portal", "leave_site", "running_portal"]
+__all__ = ["Portal", "assigned_job", "leave_site", "running_portal"]
 
 #: Bounded waits: the demo starts in a few seconds on 2 cores.
 START_TIMEOUT_S = 120.0
@@ -130,6 +131,32 @@ def running_portal(
         thread.join(timeout=STOP_TIMEOUT_S)
         if thread.is_alive():
             raise RuntimeError(f"the demo did not stop within {STOP_TIMEOUT_S} s")
+
+
+def assigned_job(
+    portal: Portal,
+    service: Any,
+    employee_no: str,
+    *,
+    kind: str = "isolator_fault",
+    title: str = "Isolator tripped",
+    to: str = "assigned",
+) -> int:
+    """A new P2 job at the demo's au site assigned to ``employee_no`` as an alert policy
+    would make it, taken on by them as far as ``to`` ("assigned" or "on_site")."""
+    site = portal.site("au")
+    # The demo's dispatch consumer learns the site from the registry's gateway events.
+    until_sync(lambda: service.site(site) is not None, 30, "dispatch to know the au site")
+    named = f"{title} {uuid.uuid4().hex[:6]}"
+    order = service.create(Region.AU, site, kind, "P2", named, "", "alert-policy")
+    service.act(
+        order.id, "assign", "system", "system", idempotency_key=uuid.uuid4().hex,
+        reason="auto-assigned: test", technician=employee_no,
+    )  # fmt: skip
+    if to == "on_site":
+        for action in ("accept", "start_travel", "arrive"):
+            service.act(order.id, action, employee_no, "mosie", idempotency_key=uuid.uuid4().hex)
+    return int(order.id)
 
 
 def leave_site(service: Any, job: int, employee_no: str | None) -> None:

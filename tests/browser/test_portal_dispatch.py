@@ -8,7 +8,6 @@ each screen.
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
@@ -18,9 +17,8 @@ from cloud.dispatch import DispatchService, FilesystemPhotoStorage
 from cloud.scope import Scope
 from contracts.topics import Region
 from tests.browser.axe import assert_accessible
-from tests.browser.portal_world import Portal, leave_site
+from tests.browser.portal_world import Portal, assigned_job, leave_site
 from tests.browser.signin import sign_in
-from tests.waiting import until_sync
 
 AU = Scope.of_region(Region.AU)
 #: The script that posts the accept form twice, as a double tap or a browser's retry
@@ -45,19 +43,6 @@ def _fits(page: Page) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= 360, wide
 
 
-def _job(portal: Portal, service: DispatchService, employee_no: str) -> int:
-    site = portal.site("au")
-    # The demo's dispatch consumer learns the site from the registry's gateway events.
-    until_sync(lambda: service.site(site) is not None, 30, "dispatch to know the au site")
-    title = f"Isolator tripped {uuid.uuid4().hex[:6]}"
-    order = service.create(Region.AU, site, "isolator_fault", "P2", title, "", "alert-policy")
-    service.act(
-        order.id, "assign", "system", "system", idempotency_key=uuid.uuid4().hex,
-        reason="auto-assigned: test", technician=employee_no,
-    )  # fmt: skip
-    return order.id
-
-
 def test_the_mosie_accepts_a_job_on_a_phone_once_and_the_operator_sees_the_board(
     phone: Page,
     page: Page,
@@ -68,7 +53,7 @@ def test_the_mosie_accepts_a_job_on_a_phone_once_and_the_operator_sees_the_board
     mosie = portal.logins["mosie"]
     assert mosie.employee_no is not None
     service = DispatchService(portal.stack.pool, photos=FilesystemPhotoStorage(tmp_path))
-    job = _job(portal, service, mosie.employee_no)
+    job = assigned_job(portal, service, mosie.employee_no)
     request.addfinalizer(lambda: leave_site(service, job, mosie.employee_no))
 
     sign_in(phone, portal.url, mosie)

@@ -7,7 +7,6 @@ it is acknowledged, then shares the browser's position (geolocation granted to t
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
@@ -15,11 +14,9 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from cloud.dispatch import DispatchService, FilesystemPhotoStorage
 from cloud.employees import EmployeeService
-from contracts.topics import Region
 from tests.browser.axe import assert_accessible
-from tests.browser.portal_world import Portal, leave_site
+from tests.browser.portal_world import Portal, assigned_job, leave_site
 from tests.browser.signin import sign_in
-from tests.waiting import until_sync
 
 SYDNEY = {"latitude": -33.8688, "longitude": 151.2093, "accuracy": 15}
 
@@ -27,20 +24,6 @@ SYDNEY = {"latitude": -33.8688, "longitude": 151.2093, "accuracy": 15}
 def _fits(page: Page) -> None:
     """Usable at 360 px: nothing wider than the screen."""
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
-
-
-def _job_on_site(portal: Portal, service: DispatchService, employee_no: str) -> int:
-    site = portal.site("au")
-    until_sync(lambda: service.site(site) is not None, 30, "dispatch to know the au site")
-    title = f"Inverter fault {uuid.uuid4().hex[:6]}"
-    order = service.create(Region.AU, site, "inverter_fault", "P2", title, "", "alert-policy")
-    service.act(
-        order.id, "assign", "system", "system", idempotency_key=uuid.uuid4().hex,
-        reason="auto-assigned: test", technician=employee_no,
-    )  # fmt: skip
-    for action in ("accept", "start_travel", "arrive"):
-        service.act(order.id, action, employee_no, "mosie", idempotency_key=uuid.uuid4().hex)
-    return order.id
 
 
 def test_the_mosie_raises_an_incident_and_shares_their_location_after_the_notice(
@@ -53,7 +36,14 @@ def test_the_mosie_raises_an_incident_and_shares_their_location_after_the_notice
     mosie = portal.logins["mosie"]
     assert mosie.employee_no is not None
     service = DispatchService(portal.stack.pool, photos=FilesystemPhotoStorage(tmp_path))
-    job = _job_on_site(portal, service, mosie.employee_no)
+    job = assigned_job(
+        portal,
+        service,
+        mosie.employee_no,
+        kind="inverter_fault",
+        title="Inverter fault",
+        to="on_site",
+    )
     request.addfinalizer(lambda: leave_site(service, job, mosie.employee_no))
     EmployeeService(portal.stack.pool).withdraw_location_notice(mosie.employee_no)
     phone_context.grant_permissions(["geolocation"], origin=portal.url)
