@@ -9,6 +9,7 @@ wires billing, so billing imports no other service.
 """
 
 from cloud.billing.dated import Dated, Provenance, TariffDataError
+from cloud.billing.ledger import LedgerLine, MeterHour, Reckoning, hour_profile, reckon
 from cloud.billing.money import (
     CURRENCIES,
     Currency,
@@ -78,6 +79,8 @@ __all__ = [
     "Escalator",
     "IntervalAllocation",
     "InvoiceLine",
+    "LedgerLine",
+    "MeterHour",
     "Money",
     "PeriodEnergy",
     "PeriodError",
@@ -86,6 +89,7 @@ __all__ = [
     "Provenance",
     "RatedInvoice",
     "RatingError",
+    "Reckoning",
     "TariffDataError",
     "TariffError",
     "Tariffs",
@@ -98,9 +102,11 @@ __all__ = [
     "contract_anniversary",
     "contract_years",
     "currency_for",
+    "hour_profile",
     "energy_totals",
     "format_money",
     "load_tariffs",
+    "reckon",
     "minor_unit",
     "rate_period",
     "round_money",
