@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -36,8 +37,10 @@ def push_profile(
     username: str = typer.Option(
         ..., envvar="POTR_TECH_USERNAME", help="your broker identity, _tech/<name>"
     ),
-    password: str = typer.Option(
-        ..., envvar="POTR_TECH_PASSWORD", prompt=True, hide_input=True, help="its password"
+    password_file: Path | None = typer.Option(
+        None,
+        envvar="POTR_TECH_PASSWORD_FILE",
+        help="a file holding the identity's password (else POTR_TECH_PASSWORD, else asked)",
     ),
     ca_file: Path | None = typer.Option(
         None, envvar="POTR_TECH_CA_FILE", help="the CA that signed the broker's certificate"
@@ -47,12 +50,13 @@ def push_profile(
     """Ask the config service to put PROFILE into effect on SITE's devices; prints its
     answer (exit 0 accepted, 1 refused, 2 no answer in time or not sent)."""
     endpoint = MqttEndpoint(broker)
+    password = _password(password_file)
     options = MqttOptions(
         host=endpoint.host,
         port=endpoint.port,
         client_id=f"potr-tech-{uuid.uuid4().hex[:8]}",
         username=username,
-        password=SecretStr(password),
+        password=password,
         tls=endpoint.tls,
         ca_file=str(ca_file) if ca_file else None,
     )
@@ -72,3 +76,20 @@ def push_profile(
     console.print(f"work order {answer.work_order_id}")
     for gateway_id, version in sorted(answer.versions.items()):
         console.print(f"  {gateway_id}: config version {version}")
+
+
+def _password(password_file: Path | None) -> SecretStr:
+    """The broker password: from its file, the environment or a hidden prompt — never a
+    command-line argument, which every user of the machine can read in the process list."""
+    if password_file is not None:
+        try:
+            text = password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise typer.BadParameter(f"cannot read the password file: {exc.strerror}") from None
+        if not text:
+            raise typer.BadParameter("the password file is empty")
+        return SecretStr(text)
+    given = os.environ.get("POTR_TECH_PASSWORD")
+    if given:
+        return SecretStr(given)
+    return SecretStr(typer.prompt("Broker password", hide_input=True))
