@@ -47,6 +47,7 @@ async def run_config_loops(
             provisioned = await asyncio.to_thread(service.provision_new) if provision_new else 0
             if provisioned:
                 log.info("provisioned %d new gateways", provisioned)
+            await asyncio.to_thread(tracker.purge_tech_requests)
             # Rollouts after the tracker's round: outcomes read what it just recorded.
             await asyncio.to_thread(service.rollouts.advance_due)
             if refresh_margin_s is not None:

@@ -19,6 +19,7 @@ __all__ = [
     "job_requests",
     "jobs_at_site",
     "logged_request",
+    "purge_requests",
     "record_request",
     "record_technician",
     "technician",
@@ -169,3 +170,12 @@ def job_requests(
         (work_order_id, employee_no, limit),
     ).fetchall()
     return [_logged(r) for r in rows]
+
+
+def purge_requests(conn: Connection[Any], before: datetime, limit: int) -> int:
+    """Forget up to ``limit`` requests received before ``before``, oldest first; how many."""
+    return conn.execute(
+        "DELETE FROM config.tech_requests WHERE request_id IN (SELECT request_id FROM"
+        " config.tech_requests WHERE received_at < %s ORDER BY received_at LIMIT %s)",
+        (before, limit),
+    ).rowcount

@@ -32,6 +32,7 @@ __all__ = [
     "MAX_AGE",
     "MAX_SKEW",
     "OPEN_STATES",
+    "REQUEST_LOG_KEPT",
     "Accepted",
     "JobFact",
     "Origin",
@@ -48,6 +49,10 @@ OPEN_STATES: frozenset[str] = frozenset({"accepted", "en_route", "on_site"})
 MAX_AGE = timedelta(minutes=5)
 #: How far in the future a request's ``ts`` may lie (the phone's clock).
 MAX_SKEW = timedelta(seconds=30)
+#: How long the log of requests keeps one (refusals have no audit row elsewhere). Far
+#: beyond MAX_AGE: a forgotten request is refused as stale, so forgetting never lets one
+#: be replayed.
+REQUEST_LOG_KEPT = timedelta(days=90)
 
 
 class Origin(Protocol):

@@ -28,6 +28,7 @@ from cloud.config.logic import (
     overdue_before,
 )
 from cloud.config.profile_assignment import SiteFacts
+from cloud.config.tech_rules import REQUEST_LOG_KEPT
 from cloud.events.outbox import emit, handle_once
 from cloud.events.types import (
     CommandAcked,
@@ -195,6 +196,12 @@ class ConfigTracker:
                 "command %s to %s expired (was %s)", command.id, command.gateway_id, command.status
             )
         return len(expired)
+
+    def purge_tech_requests(self, *, now: datetime | None = None, limit: int = 1000) -> int:
+        """Forget technician requests older than the log keeps them; how many."""
+        before = (now or utc_now()) - REQUEST_LOG_KEPT
+        with self._pool.connection() as conn:
+            return trepo.purge_requests(conn, before, limit)
 
 
 def _is_stale(
