@@ -36,6 +36,9 @@ def sim_site(
     pv_capacity_w: float = typer.Option(5000.0, help="PV inverter rating, W"),
     speed: float = typer.Option(1.0, help="simulated seconds per real second"),
     start_time: datetime | None = typer.Option(None, help="simulated start (ISO, with zone)"),
+    system_meter: bool = typer.Option(
+        False, help="add PoTR's system meter at the system's AC output (unit 4, SN SYS-<site>)"
+    ),
 ) -> None:
     """Serve one site: a three-phase inverter (unit 1) and a grid meter (unit 2).
 
@@ -55,6 +58,7 @@ def sim_site(
             pv_capacity_w=pv_capacity_w,
             speed=speed,
             start_time=start_time,
+            system_meter=system_meter,
         )
         site = DeviceSite(settings)
     except (ValidationError, ValueError) as exc:

@@ -22,6 +22,17 @@ every device re-renders its registers. The grid's voltage and frequency follow t
 
     site.activate_fault({"kind": "grid_voltage", "v": 258})  # every phase, from now
     site.fast_forward(10)  # the volt-var answer after its 10 s response time
+
+PoTR's own revenue-grade system meter (decision 119) is opt-in: ``system_meter=True``
+(also ``region_site(..., system_meter=True)``) adds a ``sim-meter-203`` on unit
+:data:`SYSTEM_METER_UNIT` with SN ``SYS-<site>``, wired at the PoTR system's AC output
+(``meter_at: system``) with PV and battery behind it. Its forward register ``TotWhImp``
+(the agent's ``import_wh``) integrates ``max(pv_w + battery_w, 0)``, what the system
+delivers into the premises; ``TotWhExp`` (``export_wh``) ``max(-(pv_w + battery_w), 0)``,
+what it draws (a battery charging from the house or the grid); W, VA, var, A follow the
+same flow (W > 0 delivering). The grid meter still measures the connection point, so
+system forward - reverse + grid import - export = the house's load energy. Any meter
+spec may be wired there itself (``DeviceSpec(..., meter_at="system")``), on any unit.
 """
 
 from __future__ import annotations
@@ -39,7 +50,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from device_profiles import DeviceProfile, PointRef, builtin_profiles, load_profiles
 from simulators.emulated import EmulatedDevice
@@ -49,16 +60,26 @@ from simulators.plant import (
     BatteryControls,
     GridCondition,
     InverterControls,
+    MeterAt,
     PlantConfig,
     PlantState,
     initial_state,
+    meter_flow,
     step,
 )
 from simulators.regions import REGIONS, RegionCode
 from simulators.solar import ClearSky
 from simulators.write_log import PointValue, WriteFailure, WriteRecord
 
-__all__ = ["DeviceSite", "DeviceSiteSettings", "DeviceSpec", "Snapshot", "region_site", "run_site"]
+__all__ = [
+    "SYSTEM_METER_UNIT",
+    "DeviceSite",
+    "DeviceSiteSettings",
+    "DeviceSpec",
+    "Snapshot",
+    "region_site",
+    "run_site",
+]
 
 #: One served image: when it started being served, and per unit (base address, registers).
 Snapshot = tuple[datetime, dict[int, tuple[int, list[int]]]]
@@ -69,6 +90,9 @@ log = logging.getLogger(__name__)
 #: 1547 OV2 of 120 %), the frequency within this share of nominal.
 GRID_V_MAX = 1.5
 GRID_HZ_BAND = 0.2
+#: The unit id of the system meter ``system_meter=True`` adds: after the presets'
+#: inverter (1), grid meter (2) and the tests' battery (3); the isolator sits on 5.
+SYSTEM_METER_UNIT = 4
 
 
 class DeviceSpec(BaseModel):
@@ -84,6 +108,10 @@ class DeviceSpec(BaseModel):
     write_latency_s: float = Field(default=0.0, ge=0, le=60)
     nameplate: dict[str, float] = Field(
         default_factory=dict, description="overrides of the profile's nameplate (ratings)"
+    )
+    meter_at: MeterAt = Field(
+        default="grid",
+        description="a meter's wiring: the grid connection, or the PoTR system's AC output",
     )
 
 
@@ -120,12 +148,44 @@ class DeviceSiteSettings(BaseModel):
     devices: list[DeviceSpec] = Field(default_factory=_default_devices, min_length=1)
     scenario: Path | None = None
     profile_dir: Path | None = Field(default=None, description="extra *.yaml profiles")
+    system_meter: bool = Field(
+        default=False,
+        description="add PoTR's system meter (unit 4, SN SYS-<site>) unless `devices` "
+        "already has a meter with meter_at: system",
+    )
+
+    @model_validator(mode="after")
+    def _add_system_meter(self) -> DeviceSiteSettings:
+        """The flag becomes a device, so everything that walks ``devices`` sees it."""
+        if not self.system_meter or any(d.meter_at == "system" for d in self.devices):
+            return self
+        taken = next((d for d in self.devices if d.unit_id == SYSTEM_METER_UNIT), None)
+        if taken is not None:
+            raise ValueError(
+                f"system_meter: unit {SYSTEM_METER_UNIT} is taken by {taken.profile}; list the"
+                " system meter in devices (meter_at: system) on a free unit instead"
+            )
+        self.devices.append(_system_meter(self.site_id, self.pv_capacity_w))
+        return self
+
+
+def _system_meter(site_id: str, pv_capacity_w: float) -> DeviceSpec:
+    """PoTR's system meter: the grid meter's type, rated as the preset rates that one
+    (its power scale factor grows with the PV, so a big system's output fits int16)."""
+    return DeviceSpec(
+        profile="sim-meter-203",
+        unit_id=SYSTEM_METER_UNIT,
+        serial=_preset_serial(site_id, "SYS"),
+        nameplate={"max_w": max(30000.0, 1.2 * pv_capacity_w)},
+        meter_at="system",
+    )
 
 
 def region_site(site_id: str, region: RegionCode, **settings: Any) -> DeviceSiteSettings:
     """The region preset (``potr sim site``): the default inverter (unit 1) and grid meter
     (unit 2) at the region's city, on its grid's nominal voltage and frequency, both rated
-    for ``pv_capacity_w`` when given; ``settings`` override any other field."""
+    for ``pv_capacity_w`` when given; ``settings`` override any other field
+    (``system_meter=True`` adds PoTR's system meter on unit 4, SN ``SYS-<site>``)."""
     where = REGIONS[region]
     devices = _default_devices()
     devices[0].serial = _preset_serial(site_id, "INV")
@@ -149,7 +209,8 @@ def region_site(site_id: str, region: RegionCode, **settings: Any) -> DeviceSite
 
 
 def _preset_serial(site_id: str, prefix: str) -> str:
-    """The preset's serial (model 1 ``SN``, <= 32 bytes): ``INV-<site>``, ``MTR-<site>``."""
+    """The preset's serial (model 1 ``SN``, <= 32 bytes): ``INV-<site>``, ``MTR-<site>``,
+    ``SYS-<site>``."""
     clean = re.sub(r"[^A-Za-z0-9-]", "-", site_id).strip("-") or "site"
     if len(clean) > 24:
         clean = hashlib.sha1(site_id.encode()).hexdigest()[:12]
@@ -203,6 +264,8 @@ class DeviceSite:
             if spec.profile not in profiles:
                 raise ValueError(f"devices[{i}].profile: unknown device profile {spec.profile!r}")
             profile = profiles[spec.profile]
+            if spec.meter_at == "system" and profile.kind != "meter":
+                raise ValueError(f"devices[{i}].meter_at: {spec.profile} is no meter")
             if spec.nameplate:
                 nameplate = profile.nameplate | spec.nameplate
                 profile = profile.model_copy(update={"nameplate": nameplate})
@@ -213,6 +276,7 @@ class DeviceSite:
                     serial=spec.serial or _serial(settings.site_id, profile, spec.unit_id),
                     base=spec.base,
                     common_length=spec.common_length,
+                    meter_at=spec.meter_at,
                 )
             )
         seed = settings.seed if settings.seed is not None else zlib.crc32(settings.site_id.encode())
@@ -394,10 +458,10 @@ class DeviceSite:
                 if fault.kind == "isolator_trip" and device.profile.kind == "isolator":
                     device.trip()
                 if fault.kind == "meter_replaced" and device.profile.kind == "meter":
-                    t = self.state.totals
+                    flow = meter_flow(self.state, device.meter_at)  # its own registers
                     device.counter_offsets = {
-                        "import_wh": t.import_wh - 1,
-                        "export_wh": t.export_wh - 1,
+                        "import_wh": flow.import_wh - 1,
+                        "export_wh": flow.export_wh - 1,
                     }
         for device in self.devices:
             device.sentinels = set()

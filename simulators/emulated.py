@@ -32,7 +32,14 @@ from device_profiles.sunspec_codec import (
     layout,
     raw_to_value,
 )
-from simulators.plant import BatteryControls, FreqDroop, InverterControls, PlantState, VoltVar
+from simulators.plant import (
+    BatteryControls,
+    FreqDroop,
+    InverterControls,
+    MeterAt,
+    PlantState,
+    VoltVar,
+)
 from simulators.renderers import RenderContext, default_settings, render_model
 from simulators.write_log import PointValue, parse_ref
 
@@ -71,11 +78,13 @@ class EmulatedDevice:
         serial: str,
         base: int = 40000,
         common_length: int = 66,
+        meter_at: MeterAt = "grid",
     ) -> None:
         self.profile = profile
         self.unit_id = unit_id
         self.serial = serial
         self.base = base
+        self.meter_at = meter_at  # a meter's wiring: which flow it measures
         self.blocks: list[_Block] = []
         addr = base + 2
         for model_id in profile.models:
@@ -133,6 +142,7 @@ class EmulatedDevice:
                 counts=block.lay.counts,
                 fault_bits=self.fault_bits,
                 counter_offsets=self.counter_offsets,
+                meter_at=self.meter_at,
             )
             values = render_model(block.model_id, ctx)
             for (model_id, path), value in self.store.items():

@@ -3,6 +3,9 @@
 Units are SI (W, var, V, Hz, Wh, %). Signs follow the contract: ``pv_w >= 0`` is
 generation; ``battery_w > 0`` discharging into the AC bus, ``< 0`` charging; ``grid_w``
 > 0 importing. The meter closes the balance: ``grid_w = load_w - pv_w - battery_w``.
+PoTR's own system meter (decision 119) sits at the system's AC output, PV and battery
+behind it: it sees ``pv_w + battery_w``, > 0 when the system delivers into the premises
+(:func:`meter_flow` says what a meter at either place measures).
 
 PV is clear-sky GHI (pvlib) / 1000 W/m² * capacity * a cloud factor, clipped at capacity,
 then reduced by the inverter's controls: ``Conn``, ``WMaxLimPct``, its volt-watt curve and
@@ -25,7 +28,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:  # pvlib is heavy: the virtual fleet uses this module's load without it
@@ -36,6 +39,8 @@ __all__ = [
     "FreqDroop",
     "GridCondition",
     "InverterControls",
+    "MeterAt",
+    "MeterFlow",
     "PlantConfig",
     "PlantState",
     "Totals",
@@ -44,12 +49,15 @@ __all__ = [
     "house_load_w",
     "initial_state",
     "local_hour",
+    "meter_flow",
     "noise",
     "respond",
     "step",
 ]
 
 Curve = tuple[tuple[float, float], ...]  # (volts, value) points, volts ascending
+#: Where a meter is wired: the grid connection, or the PoTR system's AC output.
+MeterAt = Literal["grid", "system"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +153,11 @@ class Totals:
     # there (PV charging the battery never crosses it).
     hybrid_out_wh: float = 0.0
     hybrid_in_wh: float = 0.0
+    # PoTR's system meter (decision 119): what PV + battery delivered into the premises
+    # and drew from them. The same flow as a hybrid's AC port, but a meter of its own
+    # (installed, and maybe replaced, on its own), so its own registers.
+    system_out_wh: float = 0.0
+    system_in_wh: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +185,33 @@ class PlantState:
     @property
     def v(self) -> float:
         return sum(self.phase_v) / 3
+
+
+@dataclass(frozen=True, slots=True)
+class MeterFlow:
+    """What a bidirectional meter measures, its forward ("import") direction positive:
+    power (W, var) now and its two registers (Wh, only growing)."""
+
+    w: float
+    var: float
+    import_wh: float  # forward register (SunSpec TotWhImp)
+    export_wh: float  # reverse register (TotWhExp)
+
+
+def meter_flow(state: PlantState, at: MeterAt) -> MeterFlow:
+    """The flow a meter wired ``at`` the grid connection or the system's output sees.
+
+    At the grid, forward is what the premises draw from the grid. The system meter has
+    the PoTR system on its line side (decision 119), so forward is what PV and battery
+    deliver into the premises and reverse what the system draws (a battery charging from
+    the house or the grid); its reactive power is the PV inverter's (the battery has none).
+    """
+    t = state.totals
+    if at == "system":
+        return MeterFlow(
+            state.pv_w + state.battery_w, state.pv_var, t.system_out_wh, t.system_in_wh
+        )
+    return MeterFlow(state.grid_w, state.grid_var, t.import_wh, t.export_wh)
 
 
 def noise(seed: int, second: int, channel: int) -> float:
@@ -330,6 +370,8 @@ def step(
         discharge_wh=t.discharge_wh + max(bat_w, 0.0) * hours,
         hybrid_out_wh=t.hybrid_out_wh + max(pv_w + bat_w, 0.0) * hours,
         hybrid_in_wh=t.hybrid_in_wh + max(-(pv_w + bat_w), 0.0) * hours,
+        system_out_wh=t.system_out_wh + max(pv_w + bat_w, 0.0) * hours,
+        system_in_wh=t.system_in_wh + max(-(pv_w + bat_w), 0.0) * hours,
     )
     return PlantState(
         ts=ts,
@@ -375,6 +417,9 @@ def initial_state(
         seed_totals,
         hybrid_out_wh=seed_totals.pv_wh + seed_totals.discharge_wh,
         hybrid_in_wh=seed_totals.charge_wh,
+        # drawn last, so every other counter keeps the start it had before this meter
+        system_out_wh=float(rng.randint(1_000_000, 9_000_000)),
+        system_in_wh=float(rng.randint(10_000, 90_000)),
     )
     blank = PlantState(
         ts=ts,

@@ -7,7 +7,9 @@ part of the values (``W_SF``...); the encoder in :mod:`device_profiles.sunspec_c
 applies them, and float models (111-113) simply have no SF points. Writable points are
 not produced here: they come from the device's settings store (read-back shows what was
 applied). Signs: 103/113/701 ``W`` >= 0 generating (a battery's 701: discharging); 802
-``W``/``A`` > 0 discharging; meter ``W`` per the profile's ``meter_sign``.
+``W``/``A`` > 0 discharging; meter ``W`` per the profile's ``meter_sign``, of the flow
+where the meter is wired (:func:`simulators.plant.meter_flow`: the grid connection, or
+the PoTR system's output).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 import yaml
 
 from device_profiles.schema import DeviceProfile
-from simulators.plant import PlantState
+from simulators.plant import MeterAt, PlantState, meter_flow
 
 __all__ = ["RenderContext", "default_settings", "render_model"]
 
@@ -75,6 +77,7 @@ class RenderContext:
     counts: dict[str, int]
     fault_bits: int = 0
     counter_offsets: dict[str, float] | None = None  # meter replaced: Wh subtracted
+    meter_at: MeterAt = "grid"  # where a meter is wired
 
     def np(self, key: str, default: float) -> float:
         return self.profile.nameplate.get(key, default)
@@ -313,8 +316,9 @@ def _meter(ctx: RenderContext, phases: int) -> Values:
     s = ctx.state
     sign = -1.0 if ctx.profile.meter_sign == "export_positive" else 1.0
     w_sf = fit_sf(max(ctx.np("max_w", 30000.0), 1.0), 0)
-    w = s.grid_w * sign
-    var = s.grid_var * sign
+    flow = meter_flow(s, ctx.meter_at)
+    w = flow.w * sign
+    var = flow.var * sign
     va = math.hypot(w, var)
     v = s.phase_v[:phases]
     a = [va / phases / x if x else 0.0 for x in v]
@@ -330,8 +334,8 @@ def _meter(ctx: RenderContext, phases: int) -> Values:
         "VAR": var,
         "VAR_SF": w_sf,
         "PF": 100.0 * abs(w) / va if va else 100.0,
-        "TotWhImp": float(round(ctx.counter("import_wh", s.totals.import_wh))),
-        "TotWhExp": float(round(ctx.counter("export_wh", s.totals.export_wh))),
+        "TotWhImp": float(round(ctx.counter("import_wh", flow.import_wh))),
+        "TotWhExp": float(round(ctx.counter("export_wh", flow.export_wh))),
         "Evt": ctx.fault_bits,
     }
     for i, name in enumerate("ABC"[:phases]):
