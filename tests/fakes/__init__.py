@@ -1,0 +1,1 @@
+"""Local stand-ins for outside systems the tests talk to over real sockets."""
