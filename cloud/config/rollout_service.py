@@ -60,6 +60,14 @@ __all__ = ["ContentResolver", "FleetDirectory", "RolloutService", "no_content"]
 
 log = logging.getLogger(__name__)
 
+#: Gateways signed per transaction of a round. Each push (validate, sign, store, publish
+#: and its PUBACK) takes about 20 ms here, 30 ms on a loaded 2-core machine, all under
+#: the rollout's row lock and a held connection: a wave of 90 held both 1.8 s (2.9 s
+#: loaded), a wave of thousands would hold them for minutes and keep an operator's pause
+#: or abort — and the loop's next round, each holding a connection of its own while it
+#: waits for the lock — waiting as long. A chunk commits, so they wait for one chunk.
+PUSH_CHUNK = 20
+
 
 class ContentResolver(Protocol):
     """A profile's settings by device profile name (None: the profile carries none yet)."""
@@ -244,17 +252,30 @@ class RolloutService:
         return sum(1 for rollout_id in ids if self.advance(rollout_id))
 
     def advance(self, rollout_id: int, *, now: datetime | None = None) -> bool:
-        """One round of one rollout (outcomes, stop, next wave, pushes); True if changed."""
+        """Rounds of one rollout (outcomes, stop, next wave, pushes) until nothing is due
+        now; True if anything changed. A wave is pushed :data:`PUSH_CHUNK` gateways per
+        transaction: between two, the row lock is free for an operator's action, and the
+        next round sees it (a pause stops the wave there)."""
+        changed = False
+        while True:
+            changed_now, more = self._advance_chunk(rollout_id, now)
+            changed |= changed_now
+            if not more:
+                return changed
+
+    def _advance_chunk(self, rollout_id: int, now: datetime | None) -> tuple[bool, bool]:
+        """One round pushing at most :data:`PUSH_CHUNK` gateways, in one transaction:
+        (changed, more gateways due than pushed)."""
         with self._pool.connection() as conn:
             stored = rrepo.load(conn, rollout_id, None, lock=True)
             if stored is None:
-                return False
+                return False, False
             before = stored.machine
             facts = self._facts(conn, before)
             now = now or utc_now()
             tick = advance(before, facts, now)
             after = tick.rollout
-            for gateway_id in tick.push:
+            for gateway_id in tick.push[:PUSH_CHUNK]:
                 after = self._push(stored, after, gateway_id, now)
             rrepo.save(conn, before, after)
             if tick.event is not None:
@@ -269,7 +290,7 @@ class RolloutService:
                     detail={"wave": after.current_wave},
                 )
                 log.info("rollout %d %s: %s", rollout_id, after.state, after.detail)
-            return after != before
+            return after != before, len(tick.push) > PUSH_CHUNK
 
     def _push(
         self, stored: rrepo.StoredRollout, r: Rollout, gateway_id: str, now: datetime

@@ -2,11 +2,15 @@
 
 Each cycle claims up to ``batch_max`` unpublished rows (``FOR UPDATE SKIP LOCKED``, so
 relays in several processes share the work), publishes them with confirms and marks them
-published in the same transaction. A crash between confirm and commit publishes them
-again (consumers dedupe by event id). While the bus is away the relay claims nothing and
-waits with back-off: producers keep inserting (they never wait on the broker), the
-outbox grows and drains once the bus is back. Published rows are pruned after
-``retention_s``.
+published in the same transaction. That transaction keeps a pooled connection while the
+bus publishes — on the in-process bus, until the handlers are done, and they take
+connections of the same pool — so the relays of one runtime share ``claim_slots``
+(:func:`claim_slots`: half the pool). A round with nothing to publish takes and gives back
+its connection in one thread call: it never holds one while waiting for a worker thread.
+A crash between confirm and commit publishes them again (consumers dedupe by event id).
+While the bus is away the relay claims nothing and waits with back-off: producers keep
+inserting (they never wait on the broker), the outbox grows and drains once the bus is
+back. Published rows are pruned after ``retention_s``.
 
 Visibility: :class:`OutboxStats` (pending rows, age of the oldest = the relay's lag,
 published, failures) refreshed every ``stats_interval_s``, logged when lagging and
@@ -31,7 +35,7 @@ from cloud.events.bus import BusError, EventBus
 from cloud.events.outbox import SERVICE_RE, Event
 from pacing import Backoff
 
-__all__ = ["MetricsHook", "OutboxRelay", "OutboxStats", "prometheus_hook"]
+__all__ = ["MetricsHook", "OutboxRelay", "OutboxStats", "claim_slots", "prometheus_hook"]
 
 log = logging.getLogger(__name__)
 #: Retries after a failed round: full jitter from 0.2 s up to 5 s.
@@ -54,6 +58,18 @@ class OutboxStats:
 MetricsHook = Callable[[OutboxStats], None]
 
 
+def claim_slots(pool: ConnectionPool[Connection[Any]]) -> asyncio.Semaphore:
+    """How many relays sharing ``pool`` may hold a claim at once: half its connections.
+
+    A relay holds its claim's connection until the bus has the batch, and the in-process
+    bus has it once the handlers are done — which need connections of the same pool.
+    With every connection held by a relay (nine schemas' relays, a pool of eight), no
+    handler runs and no relay finishes until the pool's timeout; half leaves the other
+    half to the handlers and the services' own calls, which never wait on a relay.
+    """
+    return asyncio.Semaphore(max(1, pool.max_size // 2))
+
+
 class OutboxRelay:
     """Relay one service schema's outbox to ``bus``; run with :meth:`run`."""
 
@@ -70,6 +86,7 @@ class OutboxRelay:
         lag_warn_s: float = 30.0,
         retention_s: float = 86_400.0,
         metrics: MetricsHook | None = None,
+        claim_slots: asyncio.Semaphore | None = None,
     ) -> None:
         if not SERVICE_RE.match(schema):
             raise ValueError(f"schema {schema!r} must be lower_snake")
@@ -83,6 +100,8 @@ class OutboxRelay:
         self._lag_warn_s = lag_warn_s
         self._retention_s = retention_s
         self._metrics = metrics
+        #: Shared by the relays of one pool (:func:`claim_slots`); alone, one is enough.
+        self._slots = claim_slots if claim_slots is not None else asyncio.Semaphore(1)
         self._kick = asyncio.Event()
         self._table = sql.SQL("{}.outbox").format(sql.Identifier(schema))
         self.stats = OutboxStats(schema)
@@ -134,26 +153,23 @@ class OutboxRelay:
 
         Raises :class:`~cloud.events.bus.BusError` (nothing marked) or a database error.
         """
-        conn = await asyncio.to_thread(self._pool.getconn)
-        try:
-            rows = await asyncio.to_thread(self._claim, conn)
-            if not rows:
-                await asyncio.to_thread(conn.rollback)
+        async with self._slots:
+            claimed = await asyncio.to_thread(self._claim_batch)
+            if claimed is None:
                 return 0
+            conn, rows = claimed
             self.drained.clear()
-            events, ids = self._events(rows)
             try:
+                events, ids = self._events(rows)
                 await self._bus.publish(events, timeout_s=self._publish_timeout_s)
             except BusError as exc:
-                await asyncio.to_thread(self._mark_failed, conn, [e.id for e in events], exc)
+                failed = [e.id for e in events]
+                await asyncio.to_thread(self._give_back, conn, self._mark_failed, failed, exc)
                 raise
-            await asyncio.to_thread(self._mark_published, conn, ids)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(conn.rollback)
-            raise
-        finally:
-            await asyncio.to_thread(self._pool.putconn, conn)
+            except BaseException:
+                await asyncio.to_thread(self._give_back, conn)
+                raise
+            await asyncio.to_thread(self._give_back, conn, self._mark_published, ids)
         self.stats = replace(
             self.stats,
             published=self.stats.published + len(events),
@@ -192,6 +208,38 @@ class OutboxRelay:
         )
 
     # -- SQL (run in a thread) ---------------------------------------------------------
+    def _claim_batch(self) -> tuple[Connection[Any], list[tuple[Any, ...]]] | None:
+        """A connection whose transaction holds the claimed rows' locks, with the rows;
+        None when there is nothing to publish (the connection is back in the pool)."""
+        conn = self._pool.getconn()
+        try:
+            rows = self._claim(conn)
+        except BaseException:
+            self._give_back(conn)
+            raise
+        if rows:
+            return conn, rows
+        self._give_back(conn)
+        return None
+
+    def _give_back(
+        self, conn: Connection[Any], mark: Callable[..., None] | None = None, *args: Any
+    ) -> None:
+        """End the claim's transaction (``mark`` commits it; without, roll back) and
+        return the connection in the same thread call: a caller cancelled meanwhile
+        leaves nothing held."""
+        try:
+            if mark is not None:
+                mark(conn, *args)
+            else:
+                conn.rollback()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            raise
+        finally:
+            self._pool.putconn(conn)
+
     def _claim(self, conn: Connection[Any]) -> list[tuple[Any, ...]]:
         return conn.execute(
             sql.SQL(

@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cloud.adapters.postgres import Connection, ConnectionPool
 from cloud.events.bus import EventBus, InProcessBus, Subscription
-from cloud.events.relay import MetricsHook, OutboxRelay
+from cloud.events.relay import MetricsHook, OutboxRelay, claim_slots
 
 __all__ = ["BusSettings", "EventRuntime", "create_bus", "event_runtime"]
 
@@ -94,6 +94,7 @@ async def event_runtime(
         for sub in subscriptions:
             await bus.subscribe(sub)
         runtime = EventRuntime(bus)
+        slots = claim_slots(pool)
         for schema in outboxes:
             relay = OutboxRelay(
                 pool,
@@ -104,6 +105,7 @@ async def event_runtime(
                 publish_timeout_s=settings.outbox_publish_timeout_s,
                 retention_s=settings.outbox_retention_s,
                 metrics=metrics,
+                claim_slots=slots,
             )
             runtime.relays[schema] = relay
             tasks.append(asyncio.create_task(relay.run(stop), name=f"relay:{schema}"))

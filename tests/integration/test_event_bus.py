@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 
 from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
-from cloud.bootstrap import cloud_events
+from cloud.bootstrap import EMITTING_SCHEMAS, cloud_events
 from cloud.events.amqp import RabbitBus
 from cloud.events.bus import InProcessBus, RetryPolicy, Subscription
 from cloud.events.outbox import Event, emit, handle_once
 from cloud.events.relay import OutboxRelay
+from cloud.events.runtime import BusSettings, event_runtime
 from cloud.events.types import GatewayBirth, gateway_birth_event
 from cloud.migrate import migrate
 from cloud.registry import GatewayIn, RegistryService, SiteIn
@@ -192,6 +193,37 @@ async def test_a_rolled_back_producer_transaction_emits_nothing(pool: Pool) -> N
         stop.set()
         await task
     assert counter.applied() == (1, 1)
+
+
+async def test_relays_of_every_schema_on_a_small_pool_leave_their_handlers_a_connection(
+    pool: Pool, database_url: str
+) -> None:
+    """Nine relays on a pool of two, one event in each outbox, a handler that needs a
+    connection: a relay holds its claim's connection until the in-process bus says the
+    handler is done. Were two relays to claim at once, the handler would find no
+    connection until the pool's timeout and the publishes would time out (failures)."""
+    counter = EffectCounter(pool)  # the effect's own reads and writes: the small pool's
+    for n, schema in enumerate(EMITTING_SCHEMAS):
+        _emit(pool, [_counted(n).model_copy(update={"source": schema})], schema)
+    settings = BusSettings(outbox_poll_ms=50, outbox_publish_timeout_s=3.0)
+    with create_pool(database_url, max_size=2, timeout_s=3.0, name="test-events-two") as small:
+        counter.pool = small
+        async with event_runtime(
+            settings,
+            small,
+            outboxes=EMITTING_SCHEMAS,
+            subscriptions=[Subscription("effects", "#", counter)],
+        ) as runtime:
+            await until(
+                lambda: sum(r.stats.published for r in runtime.relays.values()),
+                15,
+                "every outbox's event published",
+                at_least=len(EMITTING_SCHEMAS),
+            )
+            failures = {s: r.stats.failures for s, r in runtime.relays.items()}
+    counter.pool = pool
+    assert counter.applied() == (len(EMITTING_SCHEMAS), len(EMITTING_SCHEMAS))
+    assert failures == {s: 0 for s in EMITTING_SCHEMAS}
 
 
 # -- RabbitMQ -----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -177,8 +177,11 @@ async def _write_register(site: DeviceSite, ref: str, raw: int) -> None:
         client.close()
 
 
-async def _wait(check: Any, what: str) -> None:
-    await until(check, WAIT_S, what)
+async def _wait(check: Callable[[], Any], what: str) -> None:
+    """Wait for ``check`` run in a thread: its pooled reads, on the loop, would stall the
+    services' relays and consumers, the agents and the simulators sharing it, and hold
+    the loop while the pool is busy."""
+    await until(lambda: asyncio.to_thread(check), WAIT_S, what)
 
 
 async def test_a_rollout_to_100_gateways_aborts_its_failing_canary_rolls_back_and_sees_drift(
@@ -198,7 +201,7 @@ async def test_a_rollout_to_100_gateways_aborts_its_failing_canary_rolls_back_an
             ),
             "every gateway's birth",
         )
-        inverter = _inverters(database_url)
+        inverter = await asyncio.to_thread(_inverters, database_url)
 
         # Version 1, what a rollback must restore: a 60 % limit on the agents' inverters,
         # a 232 V reference on the virtual ones (none on those failing every setting).
@@ -245,7 +248,7 @@ async def test_a_rollout_to_100_gateways_aborts_its_failing_canary_rolls_back_an
             return view.state == "aborted" and "pending" not in canary
 
         await _wait(settled, "the canary decided and the rollout aborted")
-        view = rollouts.get(rid, region="au")
+        view = await asyncio.to_thread(rollouts.get, rid, region="au")
         failing = {FAILING_AGENT, *FAILING_VIRTUAL}
         status = {g.gateway_id: g.status for g in view.gateway_steps}
         assert status == {
@@ -256,8 +259,10 @@ async def test_a_rollout_to_100_gateways_aborts_its_failing_canary_rolls_back_an
         assert {g: _limit(s) for g, s in sites.items()} == {
             g: BASE_PCT if g == FAILING_AGENT else ROLLOUT_PCT for g in AGENTS
         }  # the failed write restored the inverter's previous limit
-        for g in ORDER[CANARY:]:  # never reached: still version 1
-            assert _reported(service, g) == (1, "applied")
+        never_reached = await asyncio.to_thread(
+            lambda: {g: _reported(service, g) for g in ORDER[CANARY:]}
+        )
+        assert never_reached == {g: (1, "applied") for g in ORDER[CANARY:]}  # still version 1
 
         # Rollback: every gateway the canary reached gets version 1's settings back.
         sites[FAILING_AGENT].clear_faults("write_fail", INVERTER)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,8 +105,11 @@ def _points(service: ConfigService, g: str) -> dict[str, Any]:
     return next((d.points for d in view.devices if d.device == _inv(g)), {})
 
 
-async def _wait(check: Any, what: str) -> None:
-    await until(check, WAIT_S, what)
+async def _wait(check: Callable[[], Any], what: str) -> None:
+    """Wait for ``check`` run in a thread: its pooled reads, on the loop, would stall the
+    services' relays and consumers and the fleet sharing it, and hold the loop while the
+    pool is busy."""
+    await until(lambda: asyncio.to_thread(check), WAIT_S, what)
 
 
 async def test_a_failing_canary_aborts_and_the_rollback_restores_what_it_reached(
@@ -123,7 +126,8 @@ async def test_a_failing_canary_aborts_and_the_rollback_restores_what_it_reached
         for g in IDS:
             inverter = {} if g in FAILING else {"v_ref": 232}
             devices = {_inv(g): inverter, f"MTR-{g}": {}}
-            service.set_config(g, ConfigIn(profile=PROFILE, devices=devices, reason="base"), "op")
+            request = ConfigIn(profile=PROFILE, devices=devices, reason="base")
+            await asyncio.to_thread(service.set_config, g, request, "op")
         await _wait(lambda: all(_reported(service, g) == (1, "applied") for g in IDS), "v1 applied")
 
         rollouts = service.rollouts
@@ -151,19 +155,23 @@ async def test_a_failing_canary_aborts_and_the_rollback_restores_what_it_reached
             return view.state == "aborted" and "pending" not in canary
 
         await _wait(settled, "the canary decided and the rollout aborted")
-        view = rollouts.get(rid, region="au")
+        view = await asyncio.to_thread(rollouts.get, rid, region="au")
         status = {g.gateway_id: g.status for g in view.gateway_steps}
         assert status == {
             "ro-00000": "applied", "ro-00001": "failed", "ro-00002": "failed",
             "ro-00003": "applied", **{g: "waiting" for g in IDS[4:]},
         }  # fmt: skip
         assert view.detail.startswith("wave 0: 2 of 4 gateways failed")
-        for g in IDS[4:]:  # never reached: still version 1
-            assert _reported(service, g) == (1, "applied")
-        assert _points(service, "ro-00000") == {"v_ref": 236, "power_limit_pct": 80}
+        never_reached = await asyncio.to_thread(lambda: {g: _reported(service, g) for g in IDS[4:]})
+        assert never_reached == {g: (1, "applied") for g in IDS[4:]}  # still version 1
+        assert await asyncio.to_thread(_points, service, "ro-00000") == {
+            "v_ref": 236,
+            "power_limit_pct": 80,
+        }
 
         # an operator changes one reached gateway after the rollout: theirs is the latest
-        operator = service.set_config(
+        operator = await asyncio.to_thread(
+            service.set_config,
             "ro-00003",
             ConfigIn(profile=PROFILE, devices={_inv("ro-00003"): {"v_ref": 240}}, reason="site"),
             "operator:bo",
@@ -185,9 +193,12 @@ async def test_a_failing_canary_aborts_and_the_rollback_restores_what_it_reached
             return all(_reported(service, g) == (v, "applied") for g, v in restoring.items())
 
         await _wait(restored, "every reached gateway reports the rollback applied")
-        assert _points(service, "ro-00000") == {"v_ref": 232}
-        assert _points(service, "ro-00001") == {}
-        assert _reported(service, "ro-00003") == (operator.version, "applied")
+        assert await asyncio.to_thread(_points, service, "ro-00000") == {"v_ref": 232}
+        assert await asyncio.to_thread(_points, service, "ro-00001") == {}
+        assert await asyncio.to_thread(_reported, service, "ro-00003") == (
+            operator.version,
+            "applied",
+        )
         await _wait(
             lambda: all(
                 g.rollback is None or g.rollback.status in ("applied", "skipped")
@@ -195,7 +206,7 @@ async def test_a_failing_canary_aborts_and_the_rollback_restores_what_it_reached
             ),
             "rollback outcomes recorded",
         )
-        final = rollouts.get(rid, region="au")
+        final = await asyncio.to_thread(rollouts.get, rid, region="au")
         shown = Console(record=True, width=200)
         shown.print(_render(final))  # what `potr rollout status` shows
         text = shown.export_text()
