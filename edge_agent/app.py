@@ -21,6 +21,7 @@ from contracts.timeutil import utc_now
 from contracts.topics import Kind, topic
 from edge_agent.batching import TelemetryBatcher, batch_offset_s, run_batcher
 from edge_agent.buffer import AsyncOutbox
+from edge_agent.cancellation import cancel_and_wait
 from edge_agent.clock import ClockGuard
 from edge_agent.control import ControlService
 from edge_agent.control_store import ControlStore, control_store_path
@@ -246,9 +247,9 @@ class Agent:
                     server = serve_health(self, self.metrics, s.health_port, s.health_host)
                     workers.append(tg.create_task(server, name="health"))
                 await stop.wait()
-                for task in workers:
-                    task.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
+                # Not one cancel and a gather: a cancel the Modbus or MQTT library loses
+                # would leave a poller running and the agent never stopping.
+                await cancel_and_wait(workers)
                 await self.report_drops()  # what the last batches displaced
         finally:
             for endpoint in self.endpoints.values():

@@ -4,7 +4,9 @@ a Modbus RTU serial line shared by its units; requests on it are serialised).
 Library exceptions are translated once into :class:`ModbusReadError` with a ``reason``
 the poller can act on: ``connect`` (refused / unreachable), ``timeout``, ``exception``
 (a Modbus exception response, e.g. illegal address) or ``io``. After a timeout or an
-I/O error the connection is dropped, so a late answer can never be taken for the next.
+I/O error (or a request cancelled) the connection is dropped, so a late answer can never
+be taken for the next. A cancel pymodbus loses (:mod:`edge_agent.cancellation`) is raised
+as the request returns.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, Literal
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
+from edge_agent.cancellation import honour_cancel
 from edge_agent.settings import EndpointSettings, RtuEndpointSettings
 
 log = logging.getLogger(__name__)
@@ -76,10 +79,14 @@ class ModbusEndpoint:
         client = self._make_client()
         try:
             async with asyncio.timeout(self.timeout_s + 1.0):
-                ok = await client.connect()
+                with honour_cancel():
+                    ok = await client.connect()
         except (TimeoutError, OSError) as exc:
             client.close()
             raise ModbusReadError("connect", f"{self.target}: {exc!r}") from None
+        except asyncio.CancelledError:
+            client.close()
+            raise
         if not ok:
             client.close()
             raise ModbusReadError("connect", f"{self.target}: connection failed")
@@ -108,7 +115,11 @@ class ModbusEndpoint:
                 raise error(exc.reason, exc.detail) from None
             try:
                 async with asyncio.timeout(self.timeout_s * 2 + 1.0):
-                    response = await call(client)
+                    with honour_cancel():  # pymodbus's wait_for can lose a cancel
+                        response = await call(client)
+            except asyncio.CancelledError:
+                self._drop()  # the answer may still come: never for the next request
+                raise
             except TimeoutError:
                 self._drop()
                 raise error("timeout", where) from None

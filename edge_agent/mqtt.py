@@ -13,11 +13,16 @@ came a keepalive later, so a half-open link would go unnoticed for up to 2 x kee
 The CONNECT still announces ``keepalive_s`` (the broker drops a silent gateway after 1.5
 x that, and fires its will), but once connected paho pings at half of it: a dead link is
 noticed within ``keepalive_s`` plus paho's one-second timer, inside 1.5 x keepalive.
+
+Every wait on the broker is bounded: CONNACK, SUBACK and PUBACK by ``publish_timeout_s``,
+the DISCONNECT by ``disconnect_timeout_s`` (a goodbye on a dead link is given up, logged,
+and paho's keepalive closes the socket). A cancel that aiomqtt's ``wait_for`` loses is
+raised as the call returns (:mod:`edge_agent.cancellation`).
 """
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import socket
 import ssl
 from collections.abc import AsyncIterator
@@ -29,6 +34,10 @@ import aiomqtt
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+
+from edge_agent.cancellation import honour_cancel
+
+log = logging.getLogger(__name__)
 
 
 class LinkError(Exception):
@@ -49,6 +58,8 @@ class LinkConfig:
     will_topic: str | None = None
     will_payload: bytes | None = None
     publish_timeout_s: float = 30.0
+    #: How long leaving waits for the DISCONNECT to go out before dropping the link.
+    disconnect_timeout_s: float = 5.0
     tls: bool = False
     #: PEM files: the CA(s) the broker's certificate must chain to; the client's own
     #: certificate and private key.
@@ -129,7 +140,8 @@ class MqttLink:
 
     async def __aenter__(self) -> MqttLink:
         try:
-            await self._client.__aenter__()
+            with honour_cancel():
+                await self._client.__aenter__()
         except aiomqtt.MqttError as exc:
             raise LinkError(f"connect to {self._cfg.host}:{self._cfg.port}: {exc}") from None
         return self
@@ -140,19 +152,34 @@ class MqttLink:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        with contextlib.suppress(aiomqtt.MqttError):  # already disconnected
+        # aiomqtt waits for paho's on_disconnect, which comes once the DISCONNECT is
+        # written, so with a full send buffer on a dead link not before paho's keepalive
+        # gives up; it bounds the wait by the client's (public) timeout.
+        self._client.timeout = self._cfg.disconnect_timeout_s
+        try:
             await self._client.__aexit__(exc_type, exc, tb)
+        except aiomqtt.MqttError as err:  # only that wait timing out: log, drop the link
+            log.warning(
+                "mqtt %s: no clean disconnect from %s:%d within %.1fs (%s); link dropped",
+                self._cfg.client_id,
+                self._cfg.host,
+                self._cfg.port,
+                self._cfg.disconnect_timeout_s,
+                err,
+            )
 
     async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         """Publish with QoS 1; returns once the broker's PUBACK arrived."""
         try:
-            await self._client.publish(topic, payload, qos=1, retain=retain)
+            with honour_cancel():
+                await self._client.publish(topic, payload, qos=1, retain=retain)
         except aiomqtt.MqttError as exc:
             raise LinkError(f"publish {topic}: {exc}") from None
 
     async def subscribe(self, topics: list[str]) -> None:
         try:
-            await self._client.subscribe([(t, 1) for t in topics])
+            with honour_cancel():
+                await self._client.subscribe([(t, 1) for t in topics])
         except aiomqtt.MqttError as exc:
             raise LinkError(f"subscribe: {exc}") from None
 

@@ -22,8 +22,9 @@ buffered: raw samples, nothing averaged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -158,15 +159,31 @@ class Publisher:
             # Bounds CONNACK and PUBACK waits: aiomqtt waits this long for a CONNACK even
             # when the peer resets the connection first (a proxy or balancer up, broker not).
             publish_timeout_s=float(self._s.mqtt_keepalive_s),
+            disconnect_timeout_s=self._s.mqtt_goodbye_timeout_s,
         )
 
     # ----- lifecycle --------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        """Keep a session up until ``stop`` is set; then say goodbye (retained offline)."""
+        """Keep a session up until ``stop`` is set; then say goodbye (retained offline).
+
+        A session still going ``mqtt_goodbye_timeout_s`` after ``stop`` (a CONNACK, SUBACK
+        or PUBACK that a dead link never brings) is cut: the agent must stop in a bounded
+        time whatever the link does; what was not stored stays in the buffer."""
         attempt = 0
         while not stop.is_set():
             try:
-                await self._session(stop)
+                async with _cut_after(stop, self._s.mqtt_goodbye_timeout_s) as deadline:
+                    await self._session(stop)
+                return
+            except TimeoutError:
+                if not deadline.expired():
+                    raise
+                log.warning(
+                    "gateway %s: mqtt session not done %.1fs after stop (no answer from the"
+                    " broker): link dropped, unsent messages stay buffered",
+                    self._s.gateway_id,
+                    self._s.mqtt_goodbye_timeout_s,
+                )
                 return
             except LinkError as exc:
                 self.connected.clear()
@@ -451,6 +468,27 @@ class Publisher:
 
         await self._outbox.append(Kind.CMD_ACK.value, make)
         self._wake.set()
+
+
+@contextlib.asynccontextmanager
+async def _cut_after(stop: asyncio.Event, grace_s: float) -> AsyncIterator[asyncio.Timeout]:
+    """The block, cancelled (``TimeoutError``) ``grace_s`` after ``stop`` is set."""
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(None) as deadline:
+        active = True
+
+        def arm(_: asyncio.Task[Any]) -> None:
+            # Not once the block is over: a finished Timeout refuses to be rescheduled.
+            if active and stop.is_set():
+                deadline.reschedule(loop.time() + grace_s)
+
+        watch = asyncio.create_task(stop.wait())
+        watch.add_done_callback(arm)
+        try:
+            yield deadline
+        finally:
+            active = False
+            watch.cancel()
 
 
 def _telemetry(row: OutboxRow) -> TelemetryBatch | None:

@@ -181,6 +181,11 @@ class AgentSettings(BaseSettings):
     #: A dead link (no FIN, nothing answering) is noticed within 1.5 x this (pings go at
     #: half of it; ``edge_agent.mqtt``); the broker drops a silent gateway after 1.5 x.
     mqtt_keepalive_s: int = Field(default=30, ge=5)
+    #: Once asked to stop, the MQTT session has this long to flush and publish the
+    #: retained offline state, and the DISCONNECT as long again; on a dead link both are
+    #: given up (the broker publishes the will) and unsent rows stay in the buffer. Keep
+    #: twice this under the service's stop timeout (30 s in deploy/potr-agent.service).
+    mqtt_goodbye_timeout_s: float = Field(default=5.0, gt=0)
     #: Largest MQTT packet to send, topic and headers included: batches are cut to fit.
     #: Under MQTT 5 the broker's own limit (CONNACK) is honoured when it is smaller.
     mqtt_max_packet_bytes: int = Field(default=MAX_PACKET_BYTES, ge=1024, le=268_435_455)

@@ -7,6 +7,8 @@
   keepalive — the agent pings at half the keepalive (``edge_agent.mqtt``), so a PINGREQ
   without PINGRESP tells, idle or not; the agent reconnects through a fresh connection
   and nothing polled is lost.
+- Stopping on a half-open link is bounded by ``mqtt_goodbye_timeout_s``, not by the
+  keepalive that bounds PUBACK waits; the crash-safe buffer keeps what was not stored.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from cloud.ingest import IngestSettings
 from cloud.migrate import migrate
 from cloud.registry import GatewayIn, RegistryService, SiteIn
 from edge_agent.app import Agent
+from edge_agent.buffer import AsyncOutbox
 from edge_agent.settings import AgentSettings
 from potr.servers.mosquitto import PrivateMosquitto
 from simulators.device_site import DeviceSite, region_site
@@ -41,6 +44,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 GATEWAY = "lf-au-0001"
 LIVE_LATENCY_S = 2.0
 OUTAGE_S = 4.0
+#: Scheduling slack on top of a stop's own bounds (two cores under load).
+STOP_SLACK_S = 2.0
 
 
 class Cloud:
@@ -251,3 +256,55 @@ async def test_a_black_hole_on_an_idle_link_is_detected_by_pings_at_half_the_kee
     # PINGREQ after half a keepalive of silence, no PINGRESP within another half: one
     # keepalive, plus up to a second each for paho's once-a-second timer to see it.
     assert detected_s <= 1.5 * keepalive, f"black-holed idle link detected after {detected_s:.1f}s"
+
+
+async def test_an_agent_stopped_on_a_half_open_link_stops_within_its_goodbye_and_loses_nothing(
+    cloud: Cloud,
+    mosquitto: PrivateMosquitto,
+    site: DeviceSite,
+    tmp_path: Path,
+    fault_proxy: Callable[[str, int], Awaitable[FaultProxy]],
+) -> None:
+    """With a 30 s keepalive (paho's and the PUBACK bound) the stop used to wait that long
+    for the PUBACK of the retained offline state that the dead link never brings: past the
+    service's stop timeout. Now the session gets ``mqtt_goodbye_timeout_s`` after the stop
+    and the DISCONNECT as long again; what ingest had not stored stays buffered and is
+    stored after the restart."""
+    goodbye = 1.0
+    proxy = await fault_proxy("127.0.0.1", mosquitto.port)
+    settings = _settings(
+        proxy.url, site, tmp_path, mqtt_keepalive_s=30, mqtt_goodbye_timeout_s=goodbye
+    )
+    stop = asyncio.Event()
+    async with AsyncOutbox(settings.buffer_path) as outbox:
+        task = asyncio.create_task(Agent(settings, outbox).run(stop))
+        try:
+            await until(cloud.watermark, 20, "first batches stored", at_least=5)
+            proxy.set("stall")  # half-open: no FIN, no RST, nothing forwarded
+            stalled_seq = await outbox.last_seq()
+            await until(
+                outbox.last_seq, 10, "batches behind the half-open link", at_least=stalled_seq + 5
+            )
+        finally:
+            stop.set()
+            stopping = time.monotonic()
+            stopped, _ = await asyncio.wait({task}, timeout=20)
+            stop_s = time.monotonic() - stopping
+            if not stopped:
+                task.cancel()
+                await asyncio.wait({task}, timeout=10)
+        assert stopped, "the agent did not stop within 20 s on a half-open link"
+        task.result()  # stopped cleanly, not by an error
+        last_seq = await outbox.last_seq()
+    stored = await cloud.watermark()
+    assert stop_s <= 2 * goodbye + STOP_SLACK_S, f"the stop took {stop_s:.1f}s"
+
+    async with AsyncOutbox(settings.buffer_path) as reopened:
+        await reopened.requeue_all()
+        kept = {row.seq for row in await reopened.unsent(100_000)}
+    assert stored <= stalled_seq < last_seq  # nothing made after the stall got through
+    assert set(range(stored + 1, last_seq + 1)) <= kept, "unstored batches left the buffer"
+
+    proxy.set("pass")
+    async with running_agent(settings) as agent:
+        assert await _all_stored(cloud, agent, 30) >= last_seq
