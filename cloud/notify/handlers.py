@@ -35,7 +35,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from cloud.adapters.postgres import Connection, ConnectionPool
@@ -66,6 +66,7 @@ from cloud.notify import recipients as people
 from cloud.notify import workorders as jobs
 from cloud.notify.models import Category, LocalText, Notification, Recipient, Severity
 from cloud.notify.service import SCHEMA, NotificationService, NotifyError
+from contracts.timeutil import utc_now
 from contracts.topics import Region
 
 __all__ = [
@@ -98,10 +99,6 @@ _SEVERITY = {
 #: States from which a clear ends an alarm the customer was told about.
 _TOLD_STATES = frozenset({AlarmStatus.UNACKNOWLEDGED, AlarmStatus.ACKNOWLEDGED})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 # -- what to tell whom (pure) -----------------------------------------------------------
@@ -200,7 +197,7 @@ class NotifyHandlers:
         pool: ConnectionPool[Connection[Any]],
         service: NotificationService,
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utc_now,
         on_filed: Callable[[], None] | None = None,
     ) -> None:
         self._pool = pool

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -29,6 +29,7 @@ from cloud.adapters.postgres import Connection, ConnectionPool
 from cloud.adapters.wakeups import Wakeups
 from cloud.notify import repository as repo
 from cloud.notify.models import InboxChanges, InboxEntry, InboxEntryIn, InboxPage
+from contracts.timeutil import utc_now
 from contracts.topics import Region
 
 __all__ = ["INBOX_CHANNEL", "InboxService", "InboxWakeups", "InvalidCursorError"]
@@ -43,10 +44,6 @@ class InvalidCursorError(ValueError):
     """A cursor this service did not hand out."""
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def _parse_cursor(cursor: str) -> int:
     if not cursor.isdigit() or len(cursor) > 19:
         raise InvalidCursorError("invalid cursor")
@@ -57,7 +54,7 @@ class InboxService:
     """Thread-safe (each call takes a pooled connection); ``clock`` stamps reads."""
 
     def __init__(
-        self, pool: ConnectionPool[Connection[Any]], *, clock: Callable[[], datetime] = _utcnow
+        self, pool: ConnectionPool[Connection[Any]], *, clock: Callable[[], datetime] = utc_now
     ) -> None:
         self._pool = pool
         self._clock = clock

@@ -14,7 +14,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -46,6 +46,7 @@ from cloud.notify.preferences import deliveries
 from cloud.notify.settings import NotifySettings
 from cloud.notify.webhook_http import Resolver, system_resolver
 from cloud.notify.webhooks import WebhookRefused, parse_webhook_url, pinned_address, webhook_body
+from contracts.timeutil import utc_now
 from contracts.topics import Region
 
 __all__ = [
@@ -82,10 +83,6 @@ class InvalidError(NotifyError):
     """A request the models accept but the service refuses (422)."""
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def _new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
@@ -101,7 +98,7 @@ class NotificationService:
         settings: NotifySettings,
         *,
         templates: Templates | None = None,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utc_now,
         resolver: Resolver = system_resolver,
     ) -> None:
         self._pool = pool

@@ -28,7 +28,7 @@ import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -56,14 +56,11 @@ from cloud.notify.webhooks import (
     pinned_address,
     signature_header,
 )
+from contracts.timeutil import utc_now
 
 __all__ = ["DeliveryReport", "DeliveryWorker"]
 
 log = logging.getLogger(__name__)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -95,7 +92,7 @@ class DeliveryWorker:
     mail: MailTransport
     webhooks: WebhookClient
     resolver: Resolver = system_resolver
-    clock: Callable[[], datetime] = _utcnow
+    clock: Callable[[], datetime] = utc_now
     rng: random.Random = field(default_factory=random.Random)
 
     @classmethod

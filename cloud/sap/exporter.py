@@ -27,7 +27,7 @@ import random
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -53,16 +53,13 @@ from cloud.sap.errors import (
     SapTimeoutError,
 )
 from cloud.sap.settings import SapSettings
+from contracts.timeutil import utc_now
 from contracts.topics import Region
 from pacing import Backoff
 
 __all__ = ["ExportReport", "SapExporter"]
 
 log = logging.getLogger(__name__)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -86,7 +83,7 @@ class SapExporter:
         gateway: SapGateway,
         settings: SapSettings,
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utc_now,
         rng: random.Random | None = None,
     ) -> None:
         self._pool = pool
