@@ -237,12 +237,17 @@ def create_router(
         operation_id="installations.put",
         summary="Record or replace a site's installation record",
         description="201 when recorded, 200 when replaced. The billing meter changes only "
-        "through a meter replacement.",
+        "through a meter replacement. `grid_meter` (the grid-connection meter's serial, "
+        "another meter than `billing_meter`) is needed by au and es sites to bill energy "
+        "consumed on site; us sites may leave it out (null).",
         responses=_answers(
             s200="replaced",
             s201="recorded",
             s404="no such site in this region",
             s409="it would change the billing meter (record a meter replacement)",
+            s422="a field out of its bounds, or a record its rules refuse (a tariff zone not "
+            "the region's, a warranty ending before the installation, grid_meter equal to "
+            "billing_meter): detail names the field",
         ),
     )
     async def put_installation(
@@ -283,7 +288,7 @@ def create_router(
         summary="Record a billing-meter replacement with both registers",
         responses=_answers(
             s404="the site has no installation record",
-            s409="the old serial is not the site's billing meter",
+            s409="the old serial is not the site's billing meter, or the new one is its grid meter",
         ),
     )
     async def record_meter_replacement(

@@ -244,7 +244,14 @@ class InstallationIn(BaseModel):
     installed_on: Day
     warranty_until: Day = Field(description="the installation's warranty (workmanship)")
     billing_meter: Serial = Field(
-        description="serial of the billing-grade meter; changed only by a meter replacement"
+        description="serial of PoTR's billing-grade meter at the system's AC output; changed "
+        "only by a meter replacement"
+    )
+    grid_meter: Serial | None = Field(
+        default=None,
+        description="serial of the billing-grade meter at the site's grid connection, another "
+        "meter than billing_meter: au and es sites need it to bill energy consumed on site "
+        "(its export is subtracted); us sites bill production and need none",
     )
 
 
@@ -262,6 +269,7 @@ class Installation(BaseModel):
     installed_on: date
     warranty_until: date
     billing_meter: str
+    grid_meter: str | None
     updated_at: datetime
 
 

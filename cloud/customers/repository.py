@@ -27,7 +27,8 @@ _ACC_COLS = "id, region, name, email, plan_code, status, user_id, created_at, up
 _CONTACT_COLS = 'id, account_id, name, email, phone, role, "primary", created_at'
 _INST_COLS = (
     "region, site_id, pv_kwp, tilt_deg, azimuth_deg, battery_kwh, network_operator,"
-    " tariff_zone, installed_on, warranty_until, billing_meter, updated_at"
+    " tariff_zone, installed_on, warranty_until, billing_meter, grid_meter,"
+    " updated_at"
 )
 _REPL_COLS = (
     "id, region, site_id, old_serial, new_serial, replaced_at, old_register_kwh,"
@@ -187,9 +188,10 @@ def insert_installation(
         conn,
         "INSERT INTO customers.installations (region, site_id, pv_kwp, tilt_deg, azimuth_deg,"
         " battery_kwh, network_operator, tariff_zone, installed_on, warranty_until,"
-        " billing_meter) VALUES (%(region)s, %(site_id)s, %(pv_kwp)s, %(tilt_deg)s,"
-        " %(azimuth_deg)s, %(battery_kwh)s, %(network_operator)s, %(tariff_zone)s,"
-        f" %(installed_on)s, %(warranty_until)s, %(billing_meter)s) RETURNING {_INST_COLS}",
+        " billing_meter, grid_meter) VALUES (%(region)s, %(site_id)s, %(pv_kwp)s,"
+        " %(tilt_deg)s, %(azimuth_deg)s, %(battery_kwh)s, %(network_operator)s,"
+        " %(tariff_zone)s, %(installed_on)s, %(warranty_until)s, %(billing_meter)s,"
+        f" %(grid_meter)s) RETURNING {_INST_COLS}",
         _installation_params(region, site_id, given),
     )
     assert row is not None
@@ -205,7 +207,7 @@ def update_installation(
         " azimuth_deg = %(azimuth_deg)s, battery_kwh = %(battery_kwh)s,"
         " network_operator = %(network_operator)s, tariff_zone = %(tariff_zone)s,"
         " installed_on = %(installed_on)s, warranty_until = %(warranty_until)s,"
-        " billing_meter = %(billing_meter)s, updated_at = now()"
+        " billing_meter = %(billing_meter)s, grid_meter = %(grid_meter)s, updated_at = now()"
         f" WHERE region = %(region)s AND site_id = %(site_id)s RETURNING {_INST_COLS}",
         _installation_params(region, site_id, given),
     )

@@ -43,9 +43,11 @@ def check_installation(
     region: Region, given: InstallationIn, current: Installation | None
 ) -> InstallationIn:
     """``given`` with its tariff zone spelt as the region spells it; refused when the zone
-    is not the region's, the warranty ends before the installation, or it would change
-    the billing meter of a stored record (that takes a meter replacement, which records
-    both registers)."""
+    is not the region's, the warranty ends before the installation, the grid meter is
+    the billing meter (two meters, two places in the circuit), or it would change the
+    billing meter of a stored record (that takes a meter replacement, which records both
+    registers). The grid meter changes by a plain update: no registers are recorded for
+    it (billing reads its hourly export by serial from the telemetry store)."""
     zone = tariff_zone(region, given.tariff_zone)
     if zone is None:
         raise RefusedError(
@@ -58,6 +60,12 @@ def check_installation(
             "warranty_until",
             f">= installed_on {given.installed_on}",
             "the warranty cannot end before the installation",
+        )
+    if given.grid_meter is not None and given.grid_meter == given.billing_meter:
+        raise RefusedError(
+            "grid_meter",
+            f"!= billing_meter {given.billing_meter}",
+            "the grid-connection meter is another meter than the billing meter",
         )
     if current is not None and current.billing_meter != given.billing_meter:
         raise ConflictError(
@@ -74,9 +82,9 @@ def check_meter_replacement(
     now: datetime,
 ) -> None:
     """A swap of the installation's billing meter: the old serial must be the meter in
-    place, the new one another, and the time after the site's latest earlier swap
-    (``latest``) and not ahead of ``now`` — the register chain billing follows is in
-    time order."""
+    place, the new one another that is not the site's grid meter, and the time after the
+    site's latest earlier swap (``latest``) and not ahead of ``now`` — the register chain
+    billing follows is in time order."""
     if given.old_serial != installation.billing_meter:
         raise ConflictError(
             f"site {installation.site_id}'s billing meter is {installation.billing_meter!r},"
@@ -84,6 +92,11 @@ def check_meter_replacement(
         )
     if given.new_serial == given.old_serial:
         raise RefusedError("new_serial", f"!= {given.old_serial}", "the new meter is the old one")
+    if given.new_serial == installation.grid_meter:
+        raise ConflictError(
+            f"{given.new_serial!r} is site {installation.site_id}'s grid meter: the billing"
+            " meter is another meter"
+        )
     if given.replaced_at > now + MAX_FUTURE:
         raise RefusedError(
             "replaced_at", f"<= now + {MAX_FUTURE}", "a swap is recorded after it happens"

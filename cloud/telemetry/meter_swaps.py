@@ -10,10 +10,10 @@ Which device carries the counter on (:func:`continuing_device`): the edge agent 
 device by its serial (model 1 ``SN``), else by its position (``<endpoint>-u<unit>``).
 - The new serial keyed on the site: the new meter is a device of its own, whose counters
   start with it; the old device's end. No swap row: nothing pairs across the swap.
-- Else the old serial keyed on the site: that device (should its readings continue).
-- Else the site's one device with readings of the billing register: a meter kept by
-  position, whose key outlives the meter. None, or several: nothing is recorded (and
-  the log says why).
+- Else the device the old serial names (:func:`cloud.telemetry.site_meters.device_by_serial`):
+  the one keyed by it (should its readings continue), else the site's one device keyed
+  by position with the billing register, whose key outlives the meter. None, or
+  several: nothing is recorded (and the log says why).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any
 from cloud.adapters.postgres import Connection
 from cloud.events.types import MeterReplaced
 from cloud.telemetry.dirty import DirtyRange, mark_ranges
+from cloud.telemetry.site_meters import DeviceMatch, SiteDevice, device_by_serial, site_devices
 from contracts.metrics import metric
 
 __all__ = [
@@ -62,9 +63,10 @@ class SwapOutcome(StrEnum):
     ALREADY_RECORDED = "already_recorded"
     #: The new meter is keyed as a device of its own: its counters are independent.
     SEPARATE_DEVICES = "separate_devices"
-    #: No device of the site carries the billing register (yet).
+    #: No device keyed by the old serial, nor one keyed by position with the billing
+    #: register (yet).
     NO_METER = "no_meter"
-    #: Several devices of the site carry it, none by either serial.
+    #: Several position-keyed devices of the site carry it, none keyed by either serial.
     AMBIGUOUS = "ambiguous"
 
 
@@ -73,15 +75,6 @@ class SwapResult:
     outcome: SwapOutcome
     #: The device whose register the swap row is for (recorded or found recorded).
     device_id: int | None = None
-
-
-@dataclass(frozen=True)
-class SiteDevice:
-    """A device key of the site and whether it has readings of the billing register."""
-
-    local_id: str
-    device_id: int
-    bills: bool
 
 
 def register_wh(kwh: Decimal) -> Decimal:
@@ -98,15 +91,12 @@ def continuing_device(
 ) -> int | SwapOutcome:
     """The device whose billing register continues across the swap, or why none does
     (the rules: module docstring)."""
-    by_local = {d.local_id: d for d in devices}
-    if new_serial in by_local:
+    if any(d.local_id == new_serial for d in devices):
         return SwapOutcome.SEPARATE_DEVICES
-    if old_serial in by_local:
-        return by_local[old_serial].device_id
-    meters = [d.device_id for d in devices if d.bills]
-    if len(meters) == 1:
-        return meters[0]
-    return SwapOutcome.AMBIGUOUS if meters else SwapOutcome.NO_METER
+    found = device_by_serial(devices, old_serial)
+    if found.device_id is not None:
+        return found.device_id
+    return SwapOutcome.AMBIGUOUS if found.match is DeviceMatch.AMBIGUOUS else SwapOutcome.NO_METER
 
 
 def record_meter_swap(conn: Connection[Any], replaced: MeterReplaced) -> SwapResult:
@@ -116,7 +106,7 @@ def record_meter_swap(conn: Connection[Any], replaced: MeterReplaced) -> SwapRes
     swap recorded before is left as it is. :class:`RegisterError` for registers that
     cannot be stored exactly."""
     old_wh, new_wh = register_wh(replaced.old_register_kwh), register_wh(replaced.new_register_kwh)
-    devices = _site_devices(conn, replaced)
+    devices = site_devices(conn, replaced.site_id, replaced.region, BILLING_REGISTER)
     found = continuing_device(devices, replaced.old_serial, replaced.new_serial)
     if isinstance(found, SwapOutcome):
         log.info(
@@ -147,17 +137,6 @@ def record_meter_swap(conn: Connection[Any], replaced: MeterReplaced) -> SwapRes
         replaced.replaced_at.isoformat(),
     )
     return SwapResult(SwapOutcome.RECORDED, found)
-
-
-def _site_devices(conn: Connection[Any], replaced: MeterReplaced) -> list[SiteDevice]:
-    rows = conn.execute(
-        "SELECT k.local_id, k.device_id, EXISTS (SELECT 1 FROM telemetry.readings r"
-        "  WHERE r.device_id = k.device_id AND r.metric_id = %s)"
-        " FROM ingest.device_keys k JOIN ingest.gateways g USING (gateway_id)"
-        " WHERE g.site_id = %s AND g.region = %s ORDER BY k.device_id",
-        (BILLING_REGISTER, replaced.site_id, replaced.region.value),
-    ).fetchall()
-    return [SiteDevice(local_id, device_id, bills) for local_id, device_id, bills in rows]
 
 
 def _mark_around(conn: Connection[Any], device: int, at: datetime) -> None:

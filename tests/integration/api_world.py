@@ -185,6 +185,8 @@ def _telemetry(region: Region, gateway_id: str) -> InboundMessage:
 
 
 def installation_in(region: Region, billing_meter: str = "MTR-0") -> InstallationIn:
+    """A site's record; au and es sites (which bill energy consumed on site) with a grid
+    meter, us sites without."""
     return InstallationIn.model_validate(
         {
             "pv_kwp": "6.6",
@@ -196,6 +198,7 @@ def installation_in(region: Region, billing_meter: str = "MTR-0") -> Installatio
             "installed_on": "2025-01-06",
             "warranty_until": "2035-01-06",
             "billing_meter": billing_meter,
+            "grid_meter": None if region is Region.US else "GRID-0",
         }
     )
 

@@ -109,6 +109,7 @@ def _installation(**changes: Any) -> InstallationIn:
         "installed_on": "2025-11-03",
         "warranty_until": "2035-11-03",
         "billing_meter": "MTR-0001",
+        "grid_meter": "GRID-0001",
     }
     return InstallationIn.model_validate(fields | changes)
 
@@ -199,15 +200,25 @@ def test_an_installation_record_keeps_exact_decimals_and_its_billing_meter(
         Decimal("22.5"),
         Decimal("13.500"),  # numeric(8, 3): the same number, at the column's scale
     )
-    assert record.tariff_zone == "NSW"
+    assert (record.tariff_zone, record.grid_meter) == ("NSW", "GRID-0001")
     again, created = customers.put_installation(Region.AU, 7, _installation(pv_kwp="8.2"))
     assert (created, again.pv_kwp) == (False, Decimal("8.200"))
     with pytest.raises(ConflictError, match="meter replacement"):
         customers.put_installation(Region.AU, 7, _installation(billing_meter="MTR-0009"))
     with pytest.raises(RefusedError):
         customers.put_installation(Region.AU, 8, _installation(tariff_zone="HI"))
+    with pytest.raises(RefusedError) as same_meter:
+        customers.put_installation(Region.AU, 8, _installation(grid_meter="MTR-0001"))
+    assert same_meter.value.field == "grid_meter"
     assert customers.get_installation(Region.AU, 8) is None
-    assert customers.get_installation(Region.US, 7) is None  # (region, site id) names a site
+    # The grid meter changes by a plain update; a us site (billing production) has none.
+    moved, _ = customers.put_installation(Region.AU, 7, _installation(grid_meter="GRID-0002"))
+    assert moved.grid_meter == "GRID-0002"
+    us_site, _ = customers.put_installation(
+        Region.US, 7, _installation(tariff_zone="CA", grid_meter=None)
+    )
+    assert us_site.grid_meter is None
+    assert customers.get_installation(Region.ES, 7) is None  # (region, site id) names a site
 
 
 def test_device_warranties_belong_to_a_recorded_installation(customers: CustomersService) -> None:
@@ -246,7 +257,12 @@ def test_a_meter_replacement_records_both_registers_and_moves_the_billing_meter(
     assert swap.replaced_at == datetime(2026, 2, 9, 22, 30, tzinfo=UTC)  # 09:30 at +11:00
     installation = customers.get_installation(Region.AU, 7)
     assert installation is not None
-    assert installation.billing_meter == "MTR-0002"
+    assert (installation.billing_meter, installation.grid_meter) == ("MTR-0002", "GRID-0001")
+    with pytest.raises(ConflictError, match="grid meter"):
+        customers.record_meter_replacement(
+            Region.AU, 7, _swap(old_serial="MTR-0002", new_serial="GRID-0001",
+                                replaced_at="2026-02-20T00:00:00Z")
+        )  # fmt: skip
 
     # The old meter is no longer in place; the next swap starts from the new one.
     with pytest.raises(ConflictError, match="MTR-0002"):
@@ -287,9 +303,10 @@ def test_the_schema_refuses_what_the_api_would_whatever_path_writes(
     good = (
         "INSERT INTO customers.installations (region, site_id, pv_kwp, tilt_deg, azimuth_deg,"
         " battery_kwh, network_operator, tariff_zone, installed_on, warranty_until,"
-        " billing_meter) VALUES ('au', %s, %s, %s, %s, %s, 'Ausgrid', 'NSW', %s, %s, %s)"
+        " billing_meter, grid_meter)"
+        " VALUES ('au', %s, %s, %s, %s, %s, 'Ausgrid', 'NSW', %s, %s, %s, %s)"
     )
-    row = [9, "6.6", "20", "0", "0", "2025-01-01", "2035-01-01", "M1"]
+    row = [9, "6.6", "20", "0", "0", "2025-01-01", "2035-01-01", "M1", "G1"]
     refused = [
         (2, "0"),  # pv_kwp must be > 0
         (2, "NaN"),  # numeric takes NaN unless checked
@@ -299,10 +316,14 @@ def test_the_schema_refuses_what_the_api_would_whatever_path_writes(
         (6, "1989-12-31"),  # installed_on
         (7, "2024-12-31"),  # warranty before installation
         (8, "../x"),  # billing meter
+        (9, "../x"),  # grid meter
+        (9, "M1"),  # the grid meter is another meter than the billing meter
     ]
     for index, value in refused:
         with pytest.raises(psycopg.errors.CheckViolation):
             _query(database_url, good, [*row[: index - 1], value, *row[index:]])
+    accepted = good + " RETURNING grid_meter"
+    assert _query(database_url, accepted, [*row[:8], None]) == [(None,)]  # no grid meter
     for statement, params in [
         (
             "INSERT INTO customers.meter_replacements (region, site_id, old_serial, new_serial,"
@@ -363,6 +384,12 @@ def test_the_routes_answer_with_the_portals_error_statuses(customers: CustomersS
     zone = http.put("/api/v1/au/sites/7/installation", json=body | {"tariff_zone": "HI"})
     assert zone.status_code == 422
     assert zone.json()["detail"]["field"] == "tariff_zone"
+    same = http.put("/api/v1/au/sites/7/installation", json=body | {"grid_meter": "MTR-0001"})
+    assert same.status_code == 422
+    assert same.json()["detail"]["field"] == "grid_meter"
+    bad = http.put("/api/v1/au/sites/7/installation", json=body | {"grid_meter": "G 1"})
+    assert bad.status_code == 422
+    assert http.get("/api/v1/au/sites/7/installation").json()["grid_meter"] == "GRID-0001"
     swap = _swap().model_dump(mode="json")
     answer = http.post("/api/v1/au/sites/7/meter-replacements", json=swap)
     assert answer.status_code == 201

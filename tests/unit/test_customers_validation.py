@@ -112,6 +112,9 @@ def _refused_field(exc: ValidationError) -> set[str]:
         ("billing_meter", "../etc"),
         ("billing_meter", "M" * 65),
         ("billing_meter", "MTR 1"),
+        ("grid_meter", "../etc"),
+        ("grid_meter", "G" * 65),
+        ("grid_meter", ""),
     ],
 )
 def test_an_installation_field_out_of_bounds_is_refused_by_name(field: str, value: Any) -> None:
@@ -244,6 +247,26 @@ def test_the_billing_meter_of_a_record_changes_only_by_a_replacement() -> None:
     other_meter = InstallationIn.model_validate(_installation(billing_meter="MTR-0009"))
     with pytest.raises(ConflictError, match="meter replacement"):
         check_installation(Region.AU, other_meter, stored)
+
+
+def test_the_grid_meter_is_optional_and_another_meter_than_the_billing_meter() -> None:
+    us_site = InstallationIn.model_validate(_installation(tariff_zone="CA"))
+    assert check_installation(Region.US, us_site, None).grid_meter is None
+    same = InstallationIn.model_validate(_installation(grid_meter="MTR-0001"))
+    with pytest.raises(RefusedError) as refused:
+        check_installation(Region.AU, same, None)
+    assert refused.value.field == "grid_meter"
+    # It changes by a plain update: no registers to chain.
+    moved = InstallationIn.model_validate(_installation(grid_meter="GRID-0002"))
+    stored = _stored(grid_meter="GRID-0001")
+    assert check_installation(Region.AU, moved, stored).grid_meter == "GRID-0002"
+
+
+def test_a_meter_replacement_cannot_make_the_grid_meter_the_billing_meter() -> None:
+    stored = _stored(grid_meter="GRID-0001")
+    with pytest.raises(ConflictError, match="grid meter"):
+        check_meter_replacement(stored, _swap(new_serial="GRID-0001"), None, NOW)
+    check_meter_replacement(stored, _swap(), None, NOW)
 
 
 def test_a_meter_replacement_swaps_the_meter_in_place_after_the_last_swap() -> None:
