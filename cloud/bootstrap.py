@@ -112,6 +112,8 @@ from cloud.portal.web import (
 )
 from cloud.registry import NotFoundError, RegistryService, Site
 from cloud.registry import subscriptions as registry_subscriptions
+from cloud.sap import SapExporter, SapSettings, reconcile_daily
+from cloud.sap import subscriptions as sap_subscriptions
 from cloud.settings import DatabaseSettings
 from cloud.telemetry import TelemetryReader, TelemetryStore
 from cloud.telemetry import event_subscriptions as telemetry_subscriptions
@@ -138,6 +140,7 @@ __all__ = [
     "open_pool",
     "run_config_service",
     "run_ingest",
+    "run_sap",
     "run_services",
     "serve_config_service",
     "serve_tech_requests",
@@ -192,6 +195,7 @@ async def cloud_events(
     alerts: AlertService | None = None,
     notify: NotifyHandlers | None = None,
     dispatch: DispatchService | None = None,
+    sap_wake: Callable[[], None] | None = None,
     outboxes: Sequence[str] = EMITTING_SCHEMAS,
     settings: BusSettings | None = None,
     bus: EventBus | None = None,
@@ -201,7 +205,9 @@ async def cloud_events(
     + the config service's consumers when ``config`` is given + ingest's and its
     telemetry store's when ``ingest`` + the alerts service's when ``alerts`` is given +
     notify's when ``notify`` is given + the dispatch service's (the registry's gateway
-    events: sites) when ``dispatch`` is given.
+    events: sites) when ``dispatch`` is given + the SAP integration's (customers and
+    issued documents queued for SAP; ``sap_wake`` called after each) when ``sap_wake``
+    is given.
 
     With ``ingest`` (or ``alerts``, or ``dispatch``) and the registry's outbox relayed
     here, this enters once that relay has found nothing left to publish (at most
@@ -222,6 +228,8 @@ async def cloud_events(
         subs += notify_subscriptions(notify)
     if dispatch is not None:
         subs += dispatch_subscriptions(dispatch)
+    if sap_wake is not None:
+        subs += sap_subscriptions(pool, sap_wake)
     async with event_runtime(
         settings or BusSettings(),
         pool,
@@ -234,6 +242,21 @@ async def cloud_events(
         if follows_gateways and REGISTRY_SCHEMA in runtime.relays:
             await _caught_up(runtime.relays[REGISTRY_SCHEMA], CATCH_UP_TIMEOUT_S)
         yield runtime
+
+
+async def run_sap(
+    settings: SapSettings, pool: Pool, stop: asyncio.Event, wake: asyncio.Event
+) -> None:
+    """The SAP exporter (woken by ``wake`` when something was queued in this process) and
+    the daily reconciliation, until ``stop``; the queue is filled by the consumers
+    :func:`cloud_events` adds with ``sap_wake``."""
+    from cloud.sap.odata import ODataSapGateway  # pyodata and requests load only here
+
+    with ODataSapGateway(settings) as gateway:
+        exporter = SapExporter(pool, gateway, settings)
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(exporter.run(stop, wake=wake))
+            tg.create_task(reconcile_daily(pool, gateway, settings, stop))
 
 
 async def _caught_up(relay: OutboxRelay, timeout_s: float) -> None:
@@ -680,6 +703,7 @@ async def run_services(
     config: ConfigSettings,
     notify: NotifySettings | None = None,
     dispatch: DispatchService | None = None,
+    sap: SapSettings | None = None,
     bus_settings: BusSettings | None = None,
     ready_timeout_s: float = 30.0,
     alert_sweep_s: float = ALERT_SWEEP_S,
@@ -693,7 +717,8 @@ async def run_services(
     subscribed. With ``notify``: notify's consumers too, and its delivery worker sending
     through the settings' SMTP relay. With ``dispatch``: its consumers (sites, technicians,
     alarms, installations, telemetry of jobs awaiting verification) and its sweeps (every
-    ``flow.sweep_s`` of the service's settings)."""
+    ``flow.sweep_s`` of the service's settings). With ``sap``: the SAP integration's
+    consumers, exporter and daily reconciliation (:func:`run_sap`)."""
     notifier = NotificationService(pool, notify) if notify is not None else None
     filed = asyncio.Event()
     handlers = NotifyHandlers(pool, notifier, on_filed=filed.set) if notifier is not None else None
@@ -701,6 +726,7 @@ async def run_services(
         tracker = create_tracker(config, pool)
         alerts = AlertService(pool)
         stop = asyncio.Event()
+        sap_wake = asyncio.Event()
         async with (
             cloud_events(
                 pool,
@@ -710,6 +736,7 @@ async def run_services(
                 alerts=alerts,
                 notify=handlers,
                 dispatch=dispatch,
+                sap_wake=sap_wake.set if sap is not None else None,
                 settings=bus_settings,
             ) as runtime,
             asyncio.TaskGroup() as tg,
@@ -722,6 +749,8 @@ async def run_services(
                 tg.create_task(run_dispatch_sweeps(dispatch, stop, dispatch.flow.sweep_s))
             if notify is not None:
                 tg.create_task(_deliver(pool, notify, stop, filed))
+            if sap is not None:
+                tg.create_task(run_sap(sap, pool, stop, sap_wake))
             try:
                 async with asyncio.timeout(ready_timeout_s):
                     await ready.wait()

@@ -22,6 +22,7 @@ from potr import (
     cli_pki,
     cli_profiles,
     cli_rollout,
+    cli_sap,
     cli_tech,
     cli_users,
 )
@@ -45,6 +46,7 @@ cli_employees.register(app)
 cli_users.register(app)
 cli_notify.register(app)
 cli_tech.register(app)
+cli_sap.register(app)
 console = Console()
 
 
