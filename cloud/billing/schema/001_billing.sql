@@ -47,6 +47,7 @@ CREATE TABLE billing.invoices (
     last_day      date NOT NULL,
     plan_code     text NOT NULL,
     tariff_zone   text NOT NULL,
+    time_zone     text NOT NULL,
     contract_start date NOT NULL,
     -- The AU grid pool the period started with: a true-up re-reckons from it.
     pool_in_mwh   bigint NOT NULL DEFAULT 0 CHECK (pool_in_mwh >= 0),
@@ -78,7 +79,7 @@ CREATE TABLE billing.invoice_lines (
     first_day     date NOT NULL,
     last_day      date NOT NULL,
     period        text,
-    kwh           numeric(16, 3),
+    kwh           numeric(18, 6),
     unit_price    numeric(12, 6),
     base          numeric(16, 2),
     percent       numeric(12, 8),
