@@ -4,7 +4,7 @@ the caller's transaction; none commits."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -34,8 +34,8 @@ __all__ = [
     "lock_site",
     "next_number",
     "open_cycle",
+    "replace_lines",
     "set_grid_pool",
-    "supersede",
     "unlock_region",
 ]
 
@@ -232,39 +232,66 @@ def insert_ledger_lines(
     lines: Sequence[LedgerLine],
     meters: Meters,
     invoice_id: int,
-) -> list[int]:
-    """Store ``lines`` billed on ``invoice_id``; their ids, in order."""
-    ids = []
-    with conn.cursor() as cur:
-        for line in lines:
-            cur.execute(
-                "INSERT INTO billing.ledger_lines (region, site_id, hour_start, hour_end,"
-                " forward_mwh, reverse_mwh, export_mwh, pool_used_mwh, billable_mwh, estimated,"
-                " billing_meter, billing_device, grid_meter, grid_device, invoice_id)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " RETURNING id",
-                (
-                    region.value,
-                    site_id,
-                    line.start,
-                    line.end,
-                    line.forward_mwh,
-                    line.reverse_mwh,
-                    line.export_mwh,
-                    line.pool_used_mwh,
-                    line.billable_mwh,
-                    line.estimated,
-                    meters.billing_meter,
-                    meters.billing_device,
-                    meters.grid_meter,
-                    meters.grid_device,
-                    invoice_id,
-                ),
+    *,
+    ids: Sequence[int] | None = None,
+) -> None:
+    """Store ``lines`` billed on ``invoice_id`` (with ``ids`` when given: reserved by
+    :func:`replace_lines`)."""
+    given = ids if ids is not None else [None] * len(lines)
+    conn.cursor().executemany(
+        "INSERT INTO billing.ledger_lines (id, region, site_id, hour_start, hour_end,"
+        " forward_mwh, reverse_mwh, export_mwh, pool_used_mwh, billable_mwh, estimated,"
+        " billing_meter, billing_device, grid_meter, grid_device, invoice_id)"
+        " VALUES (coalesce(%s, nextval('billing.ledger_lines_id_seq')), %s, %s, %s, %s, %s,"
+        " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        [
+            (
+                line_id,
+                region.value,
+                site_id,
+                line.start,
+                line.end,
+                line.forward_mwh,
+                line.reverse_mwh,
+                line.export_mwh,
+                line.pool_used_mwh,
+                line.billable_mwh,
+                line.estimated,
+                meters.billing_meter,
+                meters.billing_device,
+                meters.grid_meter,
+                meters.grid_device,
+                invoice_id,
             )
-            row = cur.fetchone()
-            assert row is not None
-            ids.append(int(row[0]))
-    return ids
+            for line_id, line in zip(given, lines, strict=True)
+        ],
+    )
+
+
+def replace_lines(
+    conn: Connection[Any],
+    region: Region,
+    site_id: int,
+    old_ids: Sequence[int],
+    lines: Sequence[LedgerLine],
+    meters: Meters,
+    invoice_id: int,
+) -> None:
+    """Supersede ledger lines ``old_ids`` by ``lines`` (one each, in order): the old ones
+    point at the new ones' reserved ids first, so each hour keeps one current line."""
+    ids = [
+        int(r[0])
+        for r in conn.execute(
+            "SELECT nextval('billing.ledger_lines_id_seq') FROM generate_series(1, %s)",
+            (len(lines),),
+        ).fetchall()
+    ]
+    conn.cursor().executemany(
+        "UPDATE billing.ledger_lines SET superseded_by = %s"
+        " WHERE id = %s AND superseded_by IS NULL",
+        [(new, old) for old, new in zip(old_ids, ids, strict=True)],
+    )
+    insert_ledger_lines(conn, region, site_id, lines, meters, invoice_id, ids=ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,14 +332,6 @@ def current_lines(
         )
         for r in rows
     ]
-
-
-def supersede(conn: Connection[Any], old_ids: Iterable[int], new_ids: Iterable[int]) -> None:
-    conn.cursor().executemany(
-        "UPDATE billing.ledger_lines SET superseded_by = %s"
-        " WHERE id = %s AND superseded_by IS NULL",
-        [(new, old) for old, new in zip(old_ids, new_ids, strict=True)],
-    )
 
 
 def grid_pool(conn: Connection[Any], region: Region, site_id: int) -> tuple[int, datetime | None]:

@@ -415,10 +415,15 @@ class BillingService:
         args = (invoice.tariff_zone, invoice.contract_start, period)
         numbers, ids = self._notes(conn, tariffs, plan, invoice, zone, old, new, args)
         note_id = ids[0] if ids else invoice.id
-        new_ids = repo.insert_ledger_lines(
-            conn, region, invoice.site_id, [new.lines[k] for k in changed], hours.meters, note_id
+        repo.replace_lines(
+            conn,
+            region,
+            invoice.site_id,
+            [stored[k].id for k in changed],
+            [new.lines[k] for k in changed],
+            hours.meters,
+            note_id,
         )
-        repo.supersede(conn, [stored[k].id for k in changed], new_ids)
         _, through = repo.grid_pool(conn, region, invoice.site_id)
         if through == end:  # the latest billed period: the pool carried on is this one's
             repo.set_grid_pool(conn, region, invoice.site_id, new.pool_mwh, end)

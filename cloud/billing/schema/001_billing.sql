@@ -121,7 +121,9 @@ CREATE TABLE billing.ledger_lines (
     grid_meter      text,
     grid_device     int,
     invoice_id      bigint NOT NULL REFERENCES billing.invoices (id),
-    superseded_by   bigint REFERENCES billing.ledger_lines (id),
+    -- Deferred: a true-up points the old lines at the new ones before inserting them
+    -- (one current line per hour at every moment).
+    superseded_by   bigint REFERENCES billing.ledger_lines (id) DEFERRABLE INITIALLY DEFERRED,
     created_at      timestamptz NOT NULL DEFAULT now()
 );
 -- At most one current line per site hour.
