@@ -346,10 +346,12 @@ def grid_pool(conn: Connection[Any], region: Region, site_id: int) -> tuple[int,
 def set_grid_pool(
     conn: Connection[Any], region: Region, site_id: int, pool_mwh: int, through: datetime
 ) -> None:
+    """Carry ``pool_mwh`` on from ``through``, unless a later period's pool is kept."""
     conn.execute(
         "INSERT INTO billing.grid_pools (region, site_id, pool_mwh, through)"
         " VALUES (%s, %s, %s, %s) ON CONFLICT (region, site_id)"
-        " DO UPDATE SET pool_mwh = EXCLUDED.pool_mwh, through = EXCLUDED.through",
+        " DO UPDATE SET pool_mwh = EXCLUDED.pool_mwh, through = EXCLUDED.through"
+        " WHERE billing.grid_pools.through <= EXCLUDED.through",
         (region.value, site_id, pool_mwh, through),
     )
 

@@ -253,7 +253,7 @@ class BillingService:
         )
         with self._pool.connection() as conn:
             repo.lock_site(conn, site.region, site.site_id)
-            pool_in, _ = repo.grid_pool(conn, site.region, site.site_id)
+            pool_in = _carried(conn, site, _midnight(own.first_day, zone))
             reckoning = reckon(
                 hours.period,
                 plan.billable_basis,
@@ -493,6 +493,13 @@ def _cycle_of(tariffs: Tariffs, site: BillableSite) -> BillingCycle | None:
         return tariffs.plan(site.plan_code).billing_cycle
     except TariffError:
         return None
+
+
+def _carried(conn: Connection[Any], site: BillableSite, start: datetime) -> int:
+    """The grid pool carried into a period starting at ``start``: none when the pool
+    kept is a later period's (a period billed out of order starts empty)."""
+    pool, through = repo.grid_pool(conn, site.region, site.site_id)
+    return pool if through is None or through <= start else 0
 
 
 def _rate(

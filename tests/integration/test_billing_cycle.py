@@ -30,6 +30,7 @@ Billable per hour: ES forward - export (never below 0); AU the same less the gri
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -215,8 +216,11 @@ def _one(world: World, query: str, *args: Any) -> Any:
 
 
 def _issued(world: World) -> list[InvoiceIssued]:
+    """The documents issued in 2026 (the other test's are 2027's), in order."""
     rows = _one(
-        world, "SELECT payload FROM billing.outbox WHERE name = 'invoice.issued' ORDER BY id"
+        world,
+        "SELECT payload FROM billing.outbox WHERE name = 'invoice.issued'"
+        " AND payload->>'number' LIKE '%%-2026-%%' ORDER BY id",
     )
     return [InvoiceIssued.model_validate(r[0]) for r in rows]
 
@@ -234,22 +238,30 @@ def _lines(world: World, number: str) -> list[tuple[str | None, Decimal, Decimal
     ]
 
 
+def _october(m: Meters) -> tuple[datetime, datetime]:
+    """October's local month at the site, in UTC."""
+    start = datetime.combine(OCTOBER, time(), m.zone).astimezone(UTC)
+    return start, datetime.combine(date(2026, 11, 1), time(), m.zone).astimezone(UTC)
+
+
 def _ledger(world: World, site: str) -> tuple[int, int, int]:
-    """Current lines: (billable mWh, estimated billable mWh, forward mWh of real data)."""
+    """October's current lines: (billable mWh, estimated billable mWh, forward mWh of
+    real data)."""
     (row,) = _one(
         world,
         "SELECT sum(billable_mwh), sum(billable_mwh) FILTER (WHERE estimated),"
         " sum(forward_mwh) FILTER (WHERE NOT estimated) FROM billing.ledger_lines"
-        " WHERE site_id = %s AND superseded_by IS NULL",
+        " WHERE site_id = %s AND superseded_by IS NULL AND hour_start >= %s"
+        " AND hour_start < %s",
         world.sites[site],
+        *_october(world.meters[site]),
     )
     return int(row[0]), int(row[1] or 0), int(row[2])
 
 
 def _register_rise(m: Meters) -> int:
     """The system meter's forward register over October (local), mWh."""
-    start = datetime.combine(OCTOBER, time(), m.zone).astimezone(UTC)
-    end = datetime.combine(date(2026, 11, 1), time(), m.zone).astimezone(UTC)
+    start, end = _october(m)
     return round((m.forward[end] - m.forward[start]) * 1000)
 
 
@@ -361,10 +373,36 @@ def test_a_month_is_invoiced_to_the_cent_then_trued_up_by_one_note(world: World)
     assert _ledger(world, "es") == (166_000_000, 0, _register_rise(world.meters["es"]))
     assert _ledger(world, "au") == (162_700_000, 0, _register_rise(world.meters["au"]))
     # Numbers are gap-free per region; every document is in the outbox once.
-    numbers = _one(world, "SELECT region, number FROM billing.invoices ORDER BY region, number")
+    numbers = _one(
+        world,
+        "SELECT region, number FROM billing.invoices WHERE number LIKE '%%-2026-%%'"
+        " ORDER BY region, number",
+    )
     assert numbers == [
         ("au", "AU-2026-0000001"),
         ("au", "AU-2026-0000002"),
         ("es", "ES-2026-0000001"),
         ("es", "ES-2026-0000002"),
     ]
+
+
+def test_two_runs_of_one_period_at_once_bill_it_once(world: World) -> None:
+    """November (estimated from late October: the meters stopped on 1 November) run
+    twice at the same time: the region's lock lets one bill, the other finds it billed.
+    Issued in 2027, so its number leaves 2026's sequence to the other test."""
+    billing = create_billing_service(
+        world.store.pool, clock=Clock(datetime(2027, 1, 4, tzinfo=UTC))
+    )
+    november = date(2026, 11, 1)
+    with ThreadPoolExecutor(2) as runs:
+        results = list(
+            runs.map(lambda _: billing.run_cycle(Region.AU, november, run_by="t"), [1, 2])
+        )
+    assert sorted(r.state for r in results) == ["already_billed", "billed"]
+    (billed,) = [r for r in results if r.state == "billed"]
+    assert billed.numbers == ("AU-2027-0000001",)
+    assert _one(
+        world,
+        "SELECT count(*) FROM billing.invoices WHERE region = 'au' AND first_day = %s",
+        november,
+    ) == [(1,)]
