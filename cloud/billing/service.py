@@ -249,7 +249,7 @@ class BillingService:
         zone = ZoneInfo(site.time_zone)
         own = BillingPeriod(max(period.first_day, site.contract_start), period.last_day)
         hours = self._site_hours(
-            site.region, site.site_id, own, zone, site.billing_meter, site.grid_meter
+            site.region, site.site_id, own, zone, plan, site.billing_meter, site.grid_meter
         )
         with self._pool.connection() as conn:
             repo.lock_site(conn, site.region, site.site_id)
@@ -294,28 +294,36 @@ class BillingService:
         site_id: int,
         period: BillingPeriod,
         zone: ZoneInfo,
+        plan: Plan,
         billing_meter: str,
         grid_meter: str | None,
     ) -> _SiteHours:
-        """The meters' hours of the period's local days and of the days before it."""
+        """The meters' hours of the period's local days and of the days before it. A plan
+        billing production (US) reads only the forward register: its reverse and export
+        are zero (a US system meter need not report them)."""
         start = _midnight(period.first_day, zone)
         since = _midnight(period.first_day - timedelta(days=HISTORY_DAYS), zone)
         end = _midnight(period.last_day + timedelta(days=1), zone)
         forward = self._meters(region, site_id, billing_meter, "import_wh", since, end)
-        reverse = self._meters(region, site_id, billing_meter, "export_wh", since, end)
-        if grid_meter is not None:
+        production = plan.billable_basis == "us_production"
+        zeros = (0,) * len(forward.energy_mwh)
+        reverse = (
+            zeros
+            if production
+            else self._meters(region, site_id, billing_meter, "export_wh", since, end).energy_mwh
+        )
+        if grid_meter is not None and not production:
             export = self._meters(region, site_id, grid_meter, "export_wh", since, end)
             exported: Sequence[int | None] = export.energy_mwh
             grid_device: int | None = export.device_id
         else:
-            exported, grid_device = [0] * len(forward.energy_mwh), None
+            exported, grid_device = zeros, None
         hours = [
             MeterHour(since + k * _HOUR, since + (k + 1) * _HOUR, f, r, e)
-            for k, (f, r, e) in enumerate(
-                zip(forward.energy_mwh, reverse.energy_mwh, exported, strict=True)
-            )
+            for k, (f, r, e) in enumerate(zip(forward.energy_mwh, reverse, exported, strict=True))
         ]
-        meters = repo.Meters(billing_meter, forward.device_id, grid_meter, grid_device)
+        read_grid = None if grid_device is None else grid_meter
+        meters = repo.Meters(billing_meter, forward.device_id, read_grid, grid_device)
         return _SiteHours(
             history=tuple(h for h in hours if h.start < start),
             period=tuple(h for h in hours if h.start >= start),
@@ -399,7 +407,7 @@ class BillingService:
         meters = stored[0].meters  # the serials billed from, even if the record changed since
         plan = tariffs.plan(invoice.plan_code)
         hours = self._site_hours(
-            region, invoice.site_id, period, zone, meters.billing_meter, meters.grid_meter
+            region, invoice.site_id, period, zone, plan, meters.billing_meter, meters.grid_meter
         )
         new = reckon(
             hours.period,

@@ -63,6 +63,8 @@ SOLAR = {8: 200, 9: 400, 10: 600, 11: 800, 12: 900, 13: 900, 14: 800, 15: 600, 1
 NIGHT = dict.fromkeys((0, 1, 2, 3, 4, 5, 20, 21, 22, 23), 100)
 DREW = {0: 50, 1: 50}
 EXPORTED = {11: 300, 12: 400, 13: 400, 14: 300}
+US_START = date(2026, 10, 29)
+LOS_ANGELES = ZoneInfo("America/Los_Angeles")
 SCHEMAS = {"telemetry", "ingest", "registry", "customers", "billing"}
 
 
@@ -131,7 +133,8 @@ def _site(
     zone: str,
     plan: str,
     tariff_zone: str,
-    serials: tuple[str, str],
+    serials: tuple[str, str | None],
+    installed_on: str = "2025-06-01",
 ) -> int:
     site = registry.add_site(SiteIn(name=f"{zone} home", region=region, time_zone=zone))
     account = customers.add_account(
@@ -149,7 +152,7 @@ def _site(
                 "battery_kwh": "10",
                 "network_operator": "Grid Co",
                 "tariff_zone": tariff_zone,
-                "installed_on": "2025-06-01",
+                "installed_on": installed_on,
                 "warranty_until": "2035-06-01",
                 "billing_meter": serials[0],
                 "grid_meter": serials[1],
@@ -181,6 +184,11 @@ def _world(store: Store) -> World:
             registry, customers, Region.ES, "Europe/Madrid", "es-ppa-20td", "peninsula",
             ("SYS-ES", "GRID-ES"),
         ),
+        # Production billed from 29 October (the contract's start); no grid meter.
+        "us": _site(
+            registry, customers, Region.US, "America/Los_Angeles", "us-ppa-esc29", "CA",
+            ("SYS-US", None), "2026-10-29",
+        ),
         # Its meters never reported: skipped by the cycle, with the reason.
         "es-silent": _site(
             registry, customers, Region.ES, "Europe/Madrid", "es-ppa-20td", "peninsula",
@@ -196,6 +204,14 @@ def _world(store: Store) -> World:
         add_devices(conn, "gw-au", {"SYS-AU": 101, "GRID-AU": 102})
         add_gateway(conn, "gw-es", sites["es"], "es", "Europe/Madrid")
         add_devices(conn, "gw-es", {"SYS-ES": 201, "GRID-ES": 202})
+        add_gateway(conn, "gw-us", sites["us"], "us", "America/Los_Angeles")
+        add_devices(conn, "gw-us", {"SYS-US": 301})
+    # The US meter: forward only, 1000 Wh every hour from 29 October, local midnight.
+    us_start = datetime.combine(US_START, time(), LOS_ANGELES).astimezone(UTC)
+    store.write(
+        [(us_start + k * Q, 301, IMPORT_WH, 7_000.0 + 250.0 * k, 0) for k in range(4 * 80)],
+        date(2026, 11, 2),
+    )
     withheld: list[Row] = []
     for m in meters.values():
         first = datetime.combine(OCTOBER - timedelta(days=8), time(), m.zone).astimezone(UTC)
@@ -406,3 +422,27 @@ def test_two_runs_of_one_period_at_once_bill_it_once(world: World) -> None:
         "SELECT count(*) FROM billing.invoices WHERE region = 'au' AND first_day = %s",
         november,
     ) == [(1,)]
+
+
+def test_production_is_billed_from_the_contract_start(world: World) -> None:
+    us = world.billing.run_cycle(Region.US, OCTOBER, run_by="test")
+    assert (us.state, us.numbers, us.skipped) == ("billed", ("US-2026-0000001",), ())
+    # 29-31 October local (the contract started on the 29th, nothing before is billed):
+    # 72 hours of 1000 Wh = 72 kWh at 0.15000 (first contract year, no escalation yet)
+    # = 10.80; California taxes electricity sales at 0 %: 0.00; gross 10.80.
+    assert _lines(world, "US-2026-0000001") == [
+        ("flat", Decimal("72.000000"), Decimal("0.150000"), Decimal("10.80"))
+    ]
+    (row,) = _one(
+        world,
+        "SELECT first_day, net, tax, gross FROM billing.invoices WHERE number = %s",
+        "US-2026-0000001",
+    )
+    assert row == (US_START, Decimal("10.80"), Decimal("0.00"), Decimal("10.80"))
+    (ledger,) = _one(
+        world,
+        "SELECT count(*), sum(billable_mwh), bool_or(estimated), max(grid_meter)"
+        " FROM billing.ledger_lines WHERE site_id = %s",
+        world.sites["us"],
+    )
+    assert ledger == (72, 72_000_000, False, None)
