@@ -41,8 +41,8 @@ import pytest
 
 from cloud.adapters.postgres import create_pool
 from cloud.billing import BillingService
-from cloud.bootstrap import create_billing_service, link_site
-from cloud.customers import AccountIn, CustomersService, InstallationIn
+from cloud.bootstrap import RegistryCustomersSites, create_billing_service, link_site
+from cloud.customers import AccountIn, AccountPatch, AccountStatus, CustomersService, InstallationIn
 from cloud.events.invoices import InvoiceIssued
 from cloud.events.outbox import Event
 from cloud.events.types import EnergyRevised
@@ -141,25 +141,24 @@ def _site(
         region, AccountIn(name=f"{zone} customer", email="c@example.com", plan_code=plan)
     )
     link_site(registry, customers, site.id, account.id)
-    customers.put_installation(
-        region,
-        site.id,
-        InstallationIn.model_validate(
-            {
-                "pv_kwp": "6.6",
-                "tilt_deg": "20",
-                "azimuth_deg": "0",
-                "battery_kwh": "10",
-                "network_operator": "Grid Co",
-                "tariff_zone": tariff_zone,
-                "installed_on": installed_on,
-                "warranty_until": "2035-06-01",
-                "billing_meter": serials[0],
-                "grid_meter": serials[1],
-            }
-        ),
-    )
+    record = {**_record(installed_on, serials), "tariff_zone": tariff_zone}
+    customers.put_installation(region, site.id, InstallationIn.model_validate(record))
     return site.id
+
+
+def _record(installed_on: str, serials: tuple[str, str | None]) -> dict[str, Any]:
+    return {
+        "pv_kwp": "6.6",
+        "tilt_deg": "20",
+        "azimuth_deg": "0",
+        "battery_kwh": "10",
+        "network_operator": "Grid Co",
+        "tariff_zone": "peninsula",
+        "installed_on": installed_on,
+        "warranty_until": "2035-06-01",
+        "billing_meter": serials[0],
+        "grid_meter": serials[1],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -446,3 +445,44 @@ def test_production_is_billed_from_the_contract_start(world: World) -> None:
         world.sites["us"],
     )
     assert ledger == (72, 72_000_000, False, None)
+
+
+def _owner(registry: RegistryService, site_id: int) -> str:
+    site = registry.get_site(site_id)
+    assert site is not None
+    assert site.account_id is not None
+    return site.account_id
+
+
+def test_only_sites_with_an_active_account_on_a_plan_and_a_record_are_billable(
+    world: World,
+) -> None:
+    registry, customers = RegistryService(world.store.pool), CustomersService(world.store.pool)
+    sites = RegistryCustomersSites(registry, customers)
+    zone, serials = "Europe/Madrid", ("SYS-X", "GRID-X")
+    suspended = _site(registry, customers, Region.ES, zone, "es-ppa-20td", "peninsula", serials)
+    customers.update_account(
+        _owner(registry, suspended), AccountPatch(status=AccountStatus.SUSPENDED)
+    )
+    no_plan = _site(registry, customers, Region.ES, zone, "es-ppa-20td", "peninsula", serials)
+    customers.update_account(_owner(registry, no_plan), AccountPatch(plan_code=None))
+    no_record = registry.add_site(SiteIn(name="bare", region=Region.ES, time_zone=zone)).id
+    unowned = registry.add_site(SiteIn(name="unowned", region=Region.ES, time_zone=zone)).id
+    customers.put_installation(
+        Region.ES, unowned, InstallationIn.model_validate(_record("2025-06-01", serials))
+    )
+
+    listed = {s.site_id: s for s in sites.billable_sites(Region.ES)}
+    assert set(listed) == {world.sites["es"], world.sites["es-silent"]}
+    es = listed[world.sites["es"]]
+    assert (es.plan_code, es.tariff_zone, es.time_zone, es.contract_start) == (
+        "es-ppa-20td",
+        "peninsula",
+        "Europe/Madrid",
+        date(2025, 6, 1),
+    )
+    assert (es.billing_meter, es.grid_meter) == ("SYS-ES", "GRID-ES")
+    assert sites.billable_site(Region.ES, world.sites["es"]) == es
+    for site in (suspended, no_plan, no_record, unowned):
+        assert sites.billable_site(Region.ES, site) is None
+    assert sites.billable_site(Region.AU, world.sites["es"]) is None  # another region's
