@@ -35,12 +35,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
+from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from cloud.adapters.postgres import create_pool
-from cloud.billing import BillingService
+from cloud.billing import BillingService, TrueUpResult
 from cloud.bootstrap import RegistryCustomersSites, create_billing_service, link_site
 from cloud.customers import AccountIn, AccountPatch, AccountStatus, CustomersService, InstallationIn
 from cloud.events.invoices import InvoiceIssued
@@ -486,3 +487,12 @@ def test_only_sites_with_an_active_account_on_a_plan_and_a_record_are_billable(
     for site in (suspended, no_plan, no_record, unowned):
         assert sites.billable_site(Region.ES, site) is None
     assert sites.billable_site(Region.AU, world.sites["es"]) is None  # another region's
+
+
+def test_a_revision_that_changes_no_billed_hour_issues_nothing(world: World) -> None:
+    """December is not invoiced; 20 October's data did not change (whether or not it is
+    invoiced yet): handled, no note, no ledger line replaced."""
+    site = world.sites["es"]
+    for day in (date(2026, 12, 3), date(2026, 10, 20)):
+        revised = EnergyRevised(site_id=site, days=[day])
+        assert world.billing.true_up(uuid4(), Region.ES, revised) == TrueUpResult(True)
