@@ -2,7 +2,7 @@
 of metered energy to tariff periods in the site's local time, and the rating of a
 billing period into invoice lines, taxes and totals. Money is ``Decimal``, never float.
 
-The pure part (money, dated, tariffs, periods, rating, ledger, documents) does no I/O
+The pure part (money, dated, tariffs, periods, rating, ledger, documents, readings) does no I/O
 but read its own ``data/`` files, on first use. The service (:class:`BillingService`:
 billing cycles and true-ups over the ``billing`` schema) asks other services through
 the protocols of :mod:`cloud.billing.ports`, which the composition root implements;
@@ -61,8 +61,8 @@ from cloud.billing.rating import (
     TaxLine,
     rate_period,
 )
+from cloud.billing.readings import HISTORY_DAYS
 from cloud.billing.service import (
-    HISTORY_DAYS,
     SCHEMA,
     BillingService,
     CycleResult,

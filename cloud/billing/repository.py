@@ -13,13 +13,13 @@ from typing import Any
 from cloud.adapters.postgres import Connection, Jsonb, dict_row
 from cloud.billing.ledger import LedgerLine
 from cloud.billing.rating import RatedInvoice
+from cloud.billing.readings import Meters
 from cloud.events.invoices import DocumentKind
 from contracts.topics import Region
 
 __all__ = [
     "CycleRow",
     "InvoiceRow",
-    "Meters",
     "NewDocument",
     "StoredLine",
     "add_skipped",
@@ -213,16 +213,6 @@ def insert_document(conn: Connection[Any], doc: NewDocument) -> int:
         [(invoice_id, t.tax, t.percent, t.base, t.amount) for t in rated.taxes],
     )
     return invoice_id
-
-
-@dataclass(frozen=True, slots=True)
-class Meters:
-    """The meters a ledger line was read from: serials and the devices that answered."""
-
-    billing_meter: str
-    billing_device: int
-    grid_meter: str | None
-    grid_device: int | None
 
 
 def insert_ledger_lines(

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -40,10 +40,11 @@ from cloud.billing.documents import (
     issued_payload,
     period_energy,
 )
-from cloud.billing.ledger import LedgerLine, MeterHour, Reckoning, hour_profile, reckon
+from cloud.billing.ledger import LedgerLine, Reckoning, hour_profile, reckon
 from cloud.billing.periods import PeriodEnergy
 from cloud.billing.ports import BillableSite, BillingSites, MeterHours, MeterMissingError
 from cloud.billing.rating import BillingPeriod, RatedInvoice, rate_period
+from cloud.billing.readings import local_midnight, read_site_hours
 from cloud.billing.tariffs import BillingCycle, Plan, TariffError, Tariffs, load_tariffs
 from cloud.events.invoices import DocumentKind, invoice_issued_event
 from cloud.events.outbox import emit, handle_once
@@ -52,7 +53,6 @@ from contracts.timeutil import utc_now
 from contracts.topics import Region
 
 __all__ = [
-    "HISTORY_DAYS",
     "SCHEMA",
     "BillingService",
     "CycleResult",
@@ -64,8 +64,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SCHEMA = "billing"
-#: Local days before a period whose complete hours estimate the period's missing ones.
-HISTORY_DAYS = 7
 Pool = ConnectionPool[Connection[Any]]
 
 
@@ -106,17 +104,6 @@ def period_of(first_day: date, cycle: BillingCycle) -> BillingPeriod:
     month = first_day.month - 1 + months
     after = date(first_day.year + month // 12, month % 12 + 1, 1)
     return BillingPeriod(first_day, after - timedelta(days=1))
-
-
-def _midnight(day: date, zone: ZoneInfo) -> datetime:
-    return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class _SiteHours:
-    history: tuple[MeterHour, ...]
-    period: tuple[MeterHour, ...]
-    meters: repo.Meters
 
 
 @dataclass
@@ -248,12 +235,18 @@ class BillingService:
             raise ValueError("the installation has no grid meter (needed for on-site energy)")
         zone = ZoneInfo(site.time_zone)
         own = BillingPeriod(max(period.first_day, site.contract_start), period.last_day)
-        hours = self._site_hours(
-            site.region, site.site_id, own, zone, plan, site.billing_meter, site.grid_meter
+        hours = read_site_hours(
+            self._meters,
+            site.region,
+            site.site_id,
+            own,
+            zone,
+            plan,
+            (site.billing_meter, site.grid_meter),
         )
         with self._pool.connection() as conn:
             repo.lock_site(conn, site.region, site.site_id)
-            pool_in = _carried(conn, site, _midnight(own.first_day, zone))
+            pool_in = _carried(conn, site, local_midnight(own.first_day, zone))
             reckoning = reckon(
                 hours.period,
                 plan.billable_basis,
@@ -284,51 +277,9 @@ class BillingService:
                 site.region,
                 site.site_id,
                 reckoning.pool_mwh,
-                _midnight(own.last_day + timedelta(days=1), zone),
+                local_midnight(own.last_day + timedelta(days=1), zone),
             )
             return number
-
-    def _site_hours(
-        self,
-        region: Region,
-        site_id: int,
-        period: BillingPeriod,
-        zone: ZoneInfo,
-        plan: Plan,
-        billing_meter: str,
-        grid_meter: str | None,
-    ) -> _SiteHours:
-        """The meters' hours of the period's local days and of the days before it. A plan
-        billing production (US) reads only the forward register: its reverse and export
-        are zero (a US system meter need not report them)."""
-        start = _midnight(period.first_day, zone)
-        since = _midnight(period.first_day - timedelta(days=HISTORY_DAYS), zone)
-        end = _midnight(period.last_day + timedelta(days=1), zone)
-        forward = self._meters(region, site_id, billing_meter, "import_wh", since, end)
-        production = plan.billable_basis == "us_production"
-        zeros = (0,) * len(forward.energy_mwh)
-        reverse = (
-            zeros
-            if production
-            else self._meters(region, site_id, billing_meter, "export_wh", since, end).energy_mwh
-        )
-        if grid_meter is not None and not production:
-            export = self._meters(region, site_id, grid_meter, "export_wh", since, end)
-            exported: Sequence[int | None] = export.energy_mwh
-            grid_device: int | None = export.device_id
-        else:
-            exported, grid_device = zeros, None
-        hours = [
-            MeterHour(since + k * _HOUR, since + (k + 1) * _HOUR, f, r, e)
-            for k, (f, r, e) in enumerate(zip(forward.energy_mwh, reverse, exported, strict=True))
-        ]
-        read_grid = None if grid_device is None else grid_meter
-        meters = repo.Meters(billing_meter, forward.device_id, read_grid, grid_device)
-        return _SiteHours(
-            history=tuple(h for h in hours if h.start < start),
-            period=tuple(h for h in hours if h.start >= start),
-            meters=meters,
-        )
 
     def _issue(
         self,
@@ -399,15 +350,21 @@ class BillingService:
     ) -> tuple[list[str], int]:
         zone = ZoneInfo(invoice.time_zone)
         period = BillingPeriod(invoice.first_day, invoice.last_day)
-        start = _midnight(period.first_day, zone)
-        end = _midnight(period.last_day + timedelta(days=1), zone)
+        start = local_midnight(period.first_day, zone)
+        end = local_midnight(period.last_day + timedelta(days=1), zone)
         stored = repo.current_lines(conn, region, invoice.site_id, start, end)
         if not stored:
             return [], 0
         meters = stored[0].meters  # the serials billed from, even if the record changed since
         plan = tariffs.plan(invoice.plan_code)
-        hours = self._site_hours(
-            region, invoice.site_id, period, zone, plan, meters.billing_meter, meters.grid_meter
+        hours = read_site_hours(
+            self._meters,
+            region,
+            invoice.site_id,
+            period,
+            zone,
+            plan,
+            (meters.billing_meter, meters.grid_meter),
         )
         new = reckon(
             hours.period,
@@ -485,9 +442,6 @@ class BillingService:
             numbers.append(number)
             ids.append(note_id)
         return numbers, ids
-
-
-_HOUR = timedelta(hours=1)
 
 
 def _days(period: BillingPeriod) -> tuple[str, str]:
