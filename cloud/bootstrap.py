@@ -44,6 +44,16 @@ from cloud.adapters.mqtt import MqttError, MqttPublisher
 from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
 from cloud.alerts import AlarmStore, AlertService, run_alert_sweeps
 from cloud.alerts import event_subscriptions as alert_subscriptions
+from cloud.billing import (
+    BillableSite,
+    BillingService,
+    BillingSites,
+    MeterHours,
+    MeterMissingError,
+    MeterSeries,
+    Register,
+)
+from cloud.billing import event_subscriptions as billing_subscriptions
 from cloud.config import SCHEMA as CONFIG_SCHEMA
 from cloud.config import (
     ConfigService,
@@ -58,7 +68,8 @@ from cloud.config import (
 )
 from cloud.config import subscriptions as config_subscriptions
 from cloud.config.grid_content import GridCodeContent
-from cloud.customers import CustomersService
+from cloud.customers import Account, AccountStatus, CustomersService, Installation
+from cloud.customers.zones import TARIFF_ZONES
 from cloud.dispatch import (
     DispatchService,
     DispatchSettings,
@@ -114,19 +125,24 @@ from cloud.registry import NotFoundError, RegistryService, Site
 from cloud.registry import subscriptions as registry_subscriptions
 from cloud.sap import SapExporter, SapSettings, reconcile_daily
 from cloud.sap import subscriptions as sap_subscriptions
+from cloud.scope import Scope
 from cloud.settings import DatabaseSettings
-from cloud.telemetry import TelemetryReader, TelemetryStore
+from cloud.telemetry import MeterHourReader, MeterNotFoundError, TelemetryReader, TelemetryStore
 from cloud.telemetry import event_subscriptions as telemetry_subscriptions
 from cloud.telemetry.maintenance import StoreMaintenance
+from contracts.metrics import metric
+from contracts.timeutil import utc_now
 from contracts.topics import Region
 from device_profiles import DeviceProfile, builtin_grid_codes, builtin_profiles
 
 __all__ = [
     "EMITTING_SCHEMAS",
+    "RegistryCustomersSites",
     "Services",
     "cloud_events",
     "config_loops",
     "create_api",
+    "create_billing_service",
     "create_config_service",
     "create_dispatch_service",
     "create_ingest_worker",
@@ -136,6 +152,7 @@ __all__ = [
     "deliver_registry_events",
     "ingest_events",
     "link_site",
+    "meter_hours",
     "open_config_service",
     "open_pool",
     "run_config_service",
@@ -161,6 +178,7 @@ EMITTING_SCHEMAS = (
     "alerts",
     "dispatch",
     "employees",
+    "billing",
 )
 #: The registry's schema: its outbox carries the gateway events ingest keeps.
 REGISTRY_SCHEMA = "registry"
@@ -195,6 +213,7 @@ async def cloud_events(
     alerts: AlertService | None = None,
     notify: NotifyHandlers | None = None,
     dispatch: DispatchService | None = None,
+    billing: BillingService | None = None,
     sap_wake: Callable[[], None] | None = None,
     outboxes: Sequence[str] = EMITTING_SCHEMAS,
     settings: BusSettings | None = None,
@@ -205,9 +224,9 @@ async def cloud_events(
     + the config service's consumers when ``config`` is given + ingest's and its
     telemetry store's when ``ingest`` + the alerts service's when ``alerts`` is given +
     notify's when ``notify`` is given + the dispatch service's (the registry's gateway
-    events: sites) when ``dispatch`` is given + the SAP integration's (customers and
-    issued documents queued for SAP; ``sap_wake`` called after each) when ``sap_wake``
-    is given.
+    events: sites) when ``dispatch`` is given + the billing service's (``energy.revised``:
+    true-ups) when ``billing`` is given + the SAP integration's (customers and issued
+    documents queued for SAP; ``sap_wake`` called after each) when ``sap_wake`` is given.
 
     With ``ingest`` (or ``alerts``, or ``dispatch``) and the registry's outbox relayed
     here, this enters once that relay has found nothing left to publish (at most
@@ -228,6 +247,8 @@ async def cloud_events(
         subs += notify_subscriptions(notify)
     if dispatch is not None:
         subs += dispatch_subscriptions(dispatch)
+    if billing is not None:
+        subs += billing_subscriptions(billing)
     if sap_wake is not None:
         subs += sap_subscriptions(pool, sap_wake)
     async with event_runtime(
@@ -366,6 +387,103 @@ def staff_duty(employees: EmployeeService) -> StaffDuty:
         )
 
     return facts
+
+
+class RegistryCustomersSites:
+    """Billing's :class:`~cloud.billing.BillingSites` over the registry (a site's zone
+    and owning account) and customers (the account's plan, the installation's tariff
+    zone, contract start and meters). A site is billable with an installation record,
+    an owning account that is active and on a plan."""
+
+    def __init__(self, registry: RegistryService, customers: CustomersService) -> None:
+        self._registry = registry
+        self._customers = customers
+
+    def billable_sites(self, region: Region) -> list[BillableSite]:
+        sites = self._region_sites(region)
+        accounts: dict[str, Account | None] = {}
+        found = []
+        after = 0
+        while page := self._customers.list_installations(region, after_site=after):
+            after = page[-1].site_id
+            for record in page:
+                site = sites.get(record.site_id)
+                if site is None or site.account_id is None:
+                    continue
+                if site.account_id not in accounts:
+                    accounts[site.account_id] = self._customers.get_account(site.account_id)
+                billable = _billable(site, record, accounts[site.account_id])
+                if billable is not None:
+                    found.append(billable)
+        return found
+
+    def billable_site(self, region: Region, site_id: int) -> BillableSite | None:
+        site = self._registry.get_site(site_id, scope=Scope.of_region(region))
+        record = self._customers.get_installation(region, site_id)
+        if site is None or record is None or site.account_id is None:
+            return None
+        return _billable(site, record, self._customers.get_account(site.account_id))
+
+    def _region_sites(self, region: Region) -> dict[int, Site]:
+        sites: dict[int, Site] = {}
+        scope, limit = Scope.of_region(region), 1000
+        while page := self._registry.list_sites(limit=limit, offset=len(sites), scope=scope):
+            sites.update((s.id, s) for s in page)
+            if len(page) < limit:
+                break
+        return sites
+
+
+def _billable(site: Site, record: Installation, account: Account | None) -> BillableSite | None:
+    if account is None or account.status != AccountStatus.ACTIVE or account.plan_code is None:
+        return None
+    return BillableSite(
+        region=record.region,
+        site_id=site.id,
+        account_id=account.id,
+        plan_code=account.plan_code,
+        tariff_zone=record.tariff_zone,
+        time_zone=site.time_zone,
+        contract_start=record.installed_on,
+        billing_meter=record.billing_meter,
+        grid_meter=record.grid_meter,
+    )
+
+
+def meter_hours(reader: MeterHourReader) -> MeterHours:
+    """Billing's :class:`~cloud.billing.MeterHours` over the telemetry store's reader
+    (decision 123), its ``MeterNotFoundError`` translated to billing's own."""
+
+    def hours(
+        region: Region,
+        site_id: int,
+        serial: str,
+        register: Register,
+        start: datetime,
+        end: datetime,
+    ) -> MeterSeries:
+        try:
+            got = reader.hours(site_id, region, serial, metric(register).id, start, end)
+        except MeterNotFoundError as e:
+            raise MeterMissingError(site_id, region, serial, e.reason.value) from e
+        return MeterSeries(serial, got.device_id, start, tuple(h.energy_mwh for h in got.hours))
+
+    return hours
+
+
+def create_billing_service(
+    pool: Pool, *, clock: Callable[[], datetime] = utc_now
+) -> BillingService:
+    """The billing service over ``pool``, asking the registry, customers and the
+    telemetry store (on the same pool) through billing's protocols. Opens no connection."""
+    sites: BillingSites = RegistryCustomersSites(RegistryService(pool), CustomersService(pool))
+    return BillingService(
+        pool,
+        sites=sites,
+        meters=meter_hours(MeterHourReader(pool)),
+        zones=TARIFF_ZONES,
+        clock=clock,
+    )
 
 
 def create_web_ui(

@@ -2,13 +2,24 @@
 of metered energy to tariff periods in the site's local time, and the rating of a
 billing period into invoice lines, taxes and totals. Money is ``Decimal``, never float.
 
-This part is pure (no database, no sockets; it reads only its own ``data/`` files, on
-first use). Published interface: the names below; other services import nothing else.
-The region's tariff zones are passed in (``load_tariffs(region, zones)``) by whoever
-wires billing, so billing imports no other service.
+The pure part (money, dated, tariffs, periods, rating, ledger, documents, readings) does no I/O
+but read its own ``data/`` files, on first use. The service (:class:`BillingService`:
+billing cycles and true-ups over the ``billing`` schema) asks other services through
+the protocols of :mod:`cloud.billing.ports`, which the composition root implements;
+the region's tariff zones are passed in the same way, so billing imports no other
+service. Published interface: the names below; other services import nothing else.
 """
 
 from cloud.billing.dated import Dated, Provenance, TariffDataError
+from cloud.billing.documents import (
+    MWH,
+    EnergyDifference,
+    document_number,
+    energy_difference,
+    issued_payload,
+    period_energy,
+)
+from cloud.billing.handlers import event_subscriptions
 from cloud.billing.ledger import LedgerLine, MeterHour, Reckoning, hour_profile, reckon
 from cloud.billing.money import (
     CURRENCIES,
@@ -32,6 +43,14 @@ from cloud.billing.periods import (
     allocate,
     energy_totals,
 )
+from cloud.billing.ports import (
+    BillableSite,
+    BillingSites,
+    MeterHours,
+    MeterMissingError,
+    MeterSeries,
+    Register,
+)
 from cloud.billing.rating import (
     ELECTRICITY_TAX_LINE,
     ENERGY_LINE,
@@ -41,6 +60,15 @@ from cloud.billing.rating import (
     RatingError,
     TaxLine,
     rate_period,
+)
+from cloud.billing.readings import HISTORY_DAYS
+from cloud.billing.service import (
+    SCHEMA,
+    BillingService,
+    CycleResult,
+    SkippedSite,
+    TrueUpResult,
+    period_of,
 )
 from cloud.billing.tariffs import (
     DATA_DIR,
@@ -66,21 +94,32 @@ __all__ = [
     "ELECTRICITY_TAX_LINE",
     "ENERGY_LINE",
     "FLAT",
+    "HISTORY_DAYS",
+    "MWH",
     "PLAN_CODE_PATTERN",
     "REGISTER_RESOLUTION",
+    "SCHEMA",
     "BillableBasis",
+    "BillableSite",
     "BillingCycle",
     "BillingPeriod",
+    "BillingService",
+    "BillingSites",
     "Currency",
     "CurrencyError",
+    "CycleResult",
     "Dated",
     "ElectricityTaxVersion",
+    "EnergyDifference",
     "EnergyInterval",
     "Escalator",
     "IntervalAllocation",
     "InvoiceLine",
     "LedgerLine",
     "MeterHour",
+    "MeterHours",
+    "MeterMissingError",
+    "MeterSeries",
     "Money",
     "PeriodEnergy",
     "PeriodError",
@@ -90,23 +129,32 @@ __all__ = [
     "RatedInvoice",
     "RatingError",
     "Reckoning",
+    "Register",
+    "SkippedSite",
     "TariffDataError",
     "TariffError",
     "Tariffs",
     "TaxLine",
     "TaxVersion",
     "TouSchedule",
+    "TrueUpResult",
     "Window",
     "ZoneTaxes",
     "allocate",
     "contract_anniversary",
     "contract_years",
     "currency_for",
+    "document_number",
+    "energy_difference",
     "energy_totals",
+    "event_subscriptions",
     "format_money",
     "hour_profile",
+    "issued_payload",
     "load_tariffs",
     "minor_unit",
+    "period_energy",
+    "period_of",
     "rate_period",
     "reckon",
     "round_money",

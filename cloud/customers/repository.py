@@ -177,6 +177,18 @@ def get_installation(
     return Installation.model_validate(row) if row else None
 
 
+def list_installations(
+    conn: Connection[Any], region: Region, after_site: int, limit: int
+) -> list[Installation]:
+    rows = _all(
+        conn,
+        f"SELECT {_INST_COLS} FROM customers.installations"
+        " WHERE region = %s AND site_id > %s ORDER BY site_id LIMIT %s",
+        (region.value, after_site, limit),
+    )
+    return [Installation.model_validate(r) for r in rows]
+
+
 def _installation_params(region: Region, site_id: int, given: InstallationIn) -> dict[str, Any]:
     return {"region": region.value, "site_id": site_id, **given.model_dump()}
 

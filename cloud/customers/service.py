@@ -213,6 +213,14 @@ class CustomersService:
         with self._pool.connection() as conn:
             return repo.get_installation(conn, region, site_id)
 
+    def list_installations(
+        self, region: Region, *, after_site: int = 0, limit: int = 1000
+    ) -> list[Installation]:
+        """The region's installation records by site id, from the first after
+        ``after_site`` (keyset pages: billing walks a whole region)."""
+        with self._pool.connection() as conn:
+            return repo.list_installations(conn, region, after_site, limit)
+
     # -- meter replacements -------------------------------------------------------------
     def record_meter_replacement(
         self, region: Region, site_id: int, given: MeterReplacementIn

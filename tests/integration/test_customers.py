@@ -221,6 +221,19 @@ def test_an_installation_record_keeps_exact_decimals_and_its_billing_meter(
     assert customers.get_installation(Region.ES, 7) is None  # (region, site id) names a site
 
 
+def test_a_regions_installations_are_listed_by_site_in_keyset_pages(
+    customers: CustomersService,
+) -> None:
+    for site in (9, 3, 5):
+        customers.put_installation(Region.AU, site, _installation(billing_meter=f"MTR-{site}"))
+    customers.put_installation(Region.US, 4, _installation(tariff_zone="CA", grid_meter=None))
+    first = customers.list_installations(Region.AU, limit=2)
+    assert [(r.site_id, r.billing_meter) for r in first] == [(3, "MTR-3"), (5, "MTR-5")]
+    rest = customers.list_installations(Region.AU, after_site=5, limit=2)
+    assert [r.site_id for r in rest] == [9]
+    assert customers.list_installations(Region.AU, after_site=9) == []
+
+
 def test_device_warranties_belong_to_a_recorded_installation(customers: CustomersService) -> None:
     with pytest.raises(NotFoundError):
         customers.put_warranty(

@@ -1,0 +1,37 @@
+"""Events the billing service consumes: telemetry's ``energy.revised`` (late data for a
+site's local days) trues up the invoices of those days
+(:meth:`~cloud.billing.service.BillingService.true_up`, once per event, in a thread)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from cloud.billing.service import BillingService
+from cloud.events.bus import Subscription, event_payload
+from cloud.events.outbox import Event
+from cloud.events.types import ENERGY_REVISED, EnergyRevised
+
+__all__ = ["REVISED_CONSUMER", "EnergyRevisedHandler", "event_subscriptions"]
+
+#: The billing service's queue (``potr.billing.*`` on RabbitMQ).
+REVISED_CONSUMER = "billing.energy_revised"
+
+
+class EnergyRevisedHandler:
+    """``energy.revised`` → credit or debit notes for the invoiced days it names."""
+
+    def __init__(self, service: BillingService) -> None:
+        self._service = service
+
+    async def __call__(self, event: Event) -> None:
+        revised = event_payload(event, EnergyRevised)
+        await asyncio.to_thread(self._service.true_up, event.id, event.region, revised)
+
+
+def event_subscriptions(service: BillingService) -> list[Subscription]:
+    """The billing service's subscriptions, every region."""
+    return [
+        Subscription(
+            REVISED_CONSUMER, f"*.telemetry.{ENERGY_REVISED}", EnergyRevisedHandler(service)
+        )
+    ]

@@ -1,0 +1,95 @@
+"""What billing needs from other services, as small protocols the composition root
+(:mod:`cloud.bootstrap`) implements over their published interfaces: billing imports no
+other service.
+
+* :class:`BillingSites`: a region's billable sites — account, plan, tariff zone, IANA
+  zone, contract start, and the serials of the meters billing reads (customers' account
+  and installation records, the registry's site);
+* :class:`MeterHours`: one meter register's hourly deltas by serial (the telemetry
+  store's ``MeterHourReader``, ARCHITECTURE decision 123), translated to
+  :class:`MeterSeries`; a meter no device answers for raises :class:`MeterMissingError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Literal, Protocol
+
+from contracts.topics import Region
+
+__all__ = [
+    "BillableSite",
+    "BillingSites",
+    "MeterHours",
+    "MeterMissingError",
+    "MeterSeries",
+    "Register",
+]
+
+#: A meter's energy register: ``import_wh`` (a system meter's forward register, what the
+#: system delivered) or ``export_wh`` (its reverse register; a grid meter's export).
+Register = Literal["import_wh", "export_wh"]
+
+
+@dataclass(frozen=True, slots=True)
+class BillableSite:
+    """A site billing may invoice: its account's plan and the installation's meters.
+    ``contract_start`` is the installation's ``installed_on`` (a local date)."""
+
+    region: Region
+    site_id: int
+    account_id: str
+    plan_code: str
+    tariff_zone: str
+    time_zone: str
+    contract_start: date
+    billing_meter: str
+    grid_meter: str | None
+
+
+class BillingSites(Protocol):
+    def billable_sites(self, region: Region) -> Sequence[BillableSite]:
+        """The region's sites with an active account on a plan and an installation
+        record, by site id."""
+        ...
+
+    def billable_site(self, region: Region, site_id: int) -> BillableSite | None: ...
+
+
+class MeterMissingError(LookupError):
+    """No device of the site is meter ``serial``: nothing to bill from, and nothing to
+    estimate either (a whole period of estimates for an absent meter would be wrong)."""
+
+    def __init__(self, site_id: int, region: Region, serial: str, reason: str) -> None:
+        super().__init__(f"site {site_id} ({region.value}) has no meter {serial!r}: {reason}")
+        self.site_id = site_id
+        self.region = region
+        self.serial = serial
+
+
+@dataclass(frozen=True, slots=True)
+class MeterSeries:
+    """A register's consecutive hours from ``start`` (UTC), integer mWh each, None for an
+    hour no data reached yet; ``device_id`` the device that answered for the serial."""
+
+    serial: str
+    device_id: int
+    start: datetime
+    energy_mwh: tuple[int | None, ...]
+
+
+class MeterHours(Protocol):
+    def __call__(
+        self,
+        region: Region,
+        site_id: int,
+        serial: str,
+        register: Register,
+        start: datetime,
+        end: datetime,
+    ) -> MeterSeries:
+        """The hours ``[start, end)`` (whole hours, quarter-hour aligned) of the
+        register; :class:`MeterMissingError` when no device of the site is the meter."""
+        ...

@@ -1,0 +1,485 @@
+"""The billing service: a region's billing cycle and the true-up of billed hours.
+
+**Cycle** (:meth:`BillingService.run_cycle`): one region's billing period (a month, or a
+quarter for plans billed quarterly), under the region's advisory lock. A cycle is
+recorded once per (region, period); a second run of a billed period is a no-op
+(``already_billed``) and a run that stopped half-way resumes, skipping the sites already
+invoiced. Per site, in its own transaction: the meters' hours of the site's local
+period (its IANA zone: 23- and 25-hour days are just UTC hours), an estimate profile
+from the 7 local days before, :func:`~cloud.billing.ledger.reckon` with the carried AU
+grid pool, the ledger lines, the energy allocated to the plan's tariff periods,
+:func:`~cloud.billing.rating.rate_period`, and the invoice numbered gap-free and emitted
+as ``invoice.issued`` through the outbox. A site that cannot be billed (a meter no device
+answers for, no grid meter where one is needed, data the tariffs cannot rate) is
+skipped and its reason stored on the cycle at once: the cycle never stops for a site.
+
+**True-up** (:meth:`BillingService.true_up`): on ``energy.revised`` for days already
+invoiced, the invoice's whole period is re-read and re-reckoned from the pool it started
+with, with the serials its lines were read from; hours whose figures changed get new
+ledger lines superseding the old ones, and the energy difference per tariff period is
+rated at the invoice's plan, zone and contract (the effective-dated prices and taxes
+of its days) on a debit note (more energy) and/or a credit note (less), each naming the
+invoice. Once per event (``billing.inbox``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from cloud.adapters.postgres import Connection, ConnectionPool
+from cloud.billing import repository as repo
+from cloud.billing.documents import (
+    document_number,
+    energy_difference,
+    issued_payload,
+    period_energy,
+)
+from cloud.billing.ledger import LedgerLine, Reckoning, hour_profile, reckon
+from cloud.billing.periods import PeriodEnergy
+from cloud.billing.ports import BillableSite, BillingSites, MeterHours, MeterMissingError
+from cloud.billing.rating import BillingPeriod, RatedInvoice, rate_period
+from cloud.billing.readings import local_midnight, read_site_hours
+from cloud.billing.tariffs import BillingCycle, Plan, TariffError, Tariffs, load_tariffs
+from cloud.events.invoices import DocumentKind, invoice_issued_event
+from cloud.events.outbox import emit, handle_once
+from cloud.events.types import EnergyRevised
+from contracts.timeutil import utc_now
+from contracts.topics import Region
+
+__all__ = [
+    "SCHEMA",
+    "BillingService",
+    "CycleResult",
+    "SkippedSite",
+    "TrueUpResult",
+    "period_of",
+]
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "billing"
+Pool = ConnectionPool[Connection[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedSite:
+    site_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CycleResult:
+    """``billed``: this run billed the period (``numbers`` issued now); ``already_billed``:
+    an earlier run did, nothing was issued."""
+
+    cycle_id: int
+    region: Region
+    period: BillingPeriod
+    state: Literal["billed", "already_billed"]
+    numbers: tuple[str, ...]
+    skipped: tuple[SkippedSite, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TrueUpResult:
+    """``numbers``: the notes issued; ``superseded``: ledger lines replaced."""
+
+    handled: bool
+    numbers: tuple[str, ...] = ()
+    superseded: int = 0
+
+
+def period_of(first_day: date, cycle: BillingCycle) -> BillingPeriod:
+    """The month or quarter starting on ``first_day`` (the first of a month; of January,
+    April, July or October for a quarter)."""
+    if first_day.day != 1 or (cycle == "quarterly" and first_day.month % 3 != 1):
+        raise ValueError(f"{first_day} does not start a {cycle} billing period")
+    months = 1 if cycle == "monthly" else 3
+    month = first_day.month - 1 + months
+    after = date(first_day.year + month // 12, month % 12 + 1, 1)
+    return BillingPeriod(first_day, after - timedelta(days=1))
+
+
+@dataclass
+class _Run:
+    cycle_id: int
+    numbers: list[str] = field(default_factory=list)
+    skipped: list[SkippedSite] = field(default_factory=list)
+
+
+class BillingService:
+    """Billing cycles and true-ups over the ``billing`` schema. ``sites`` and ``meters``
+    answer for the other services; ``zones`` are each region's tariff zones (checked
+    against the tariff data); blocking: call from a thread in async code."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        *,
+        sites: BillingSites,
+        meters: MeterHours,
+        zones: Mapping[Region, Collection[str]],
+        clock: Callable[[], datetime] = utc_now,
+        payment_days: int = 14,
+        progress_every: int = 500,
+    ) -> None:
+        self._pool = pool
+        self._sites = sites
+        self._meters = meters
+        self._zones = zones
+        self._clock = clock
+        self._payment_days = payment_days
+        self._progress_every = progress_every
+
+    def tariffs(self, region: Region) -> Tariffs:
+        return load_tariffs(region, self._zones[region])
+
+    # -- the cycle ----------------------------------------------------------------------
+    def run_cycle(
+        self, region: Region, first_day: date, *, run_by: str, cycle: BillingCycle = "monthly"
+    ) -> CycleResult:
+        """Bill ``region``'s sites whose plan is billed ``cycle`` for the period starting
+        ``first_day`` (module docstring). ``run_by`` says who ran it (kept on the cycle)."""
+        period = period_of(first_day, cycle)
+        with self._pool.connection() as lock_conn:
+            lock_conn.autocommit = True
+            repo.lock_region(lock_conn, region)
+            try:
+                return self._run_locked(lock_conn, region, period, cycle, run_by)
+            finally:
+                repo.unlock_region(lock_conn, region)
+                lock_conn.autocommit = False
+
+    def _run_locked(
+        self,
+        conn: Connection[Any],
+        region: Region,
+        period: BillingPeriod,
+        cycle: BillingCycle,
+        run_by: str,
+    ) -> CycleResult:
+        found = repo.open_cycle(conn, region, period.first_day, period.last_day, run_by)
+        if found.state == "billed":
+            log.info("billing cycle %s %s..%s already billed", region.value, *_days(period))
+            skipped = tuple(SkippedSite(s["site_id"], s["reason"]) for s in found.skipped)
+            return CycleResult(found.id, region, period, "already_billed", (), skipped)
+        run = _Run(found.id)
+        done = repo.invoiced_sites(conn, found.id)
+        tariffs = self.tariffs(region)
+        sites = [
+            s
+            for s in self._sites.billable_sites(region)
+            if s.site_id not in done and _cycle_of(tariffs, s) in (cycle, None)
+        ]
+        log.info("billing cycle %s %s..%s: %d sites", region.value, *_days(period), len(sites))
+        for count, site in enumerate(sites, start=1):
+            self._bill_or_skip(conn, run, tariffs, site, period)
+            if count % self._progress_every == 0:
+                log.info(
+                    "billing cycle %s: %d of %d sites, %d skipped",
+                    region.value,
+                    count,
+                    len(sites),
+                    len(run.skipped),
+                )
+        invoiced = repo.finish_cycle(conn, found.id, self._clock())
+        log.info(
+            "billing cycle %s %s..%s billed: %d invoices, %d skipped",
+            region.value,
+            *_days(period),
+            invoiced,
+            len(run.skipped),
+        )
+        return CycleResult(
+            found.id, region, period, "billed", tuple(run.numbers), tuple(run.skipped)
+        )
+
+    def _bill_or_skip(
+        self,
+        conn: Connection[Any],
+        run: _Run,
+        tariffs: Tariffs,
+        site: BillableSite,
+        period: BillingPeriod,
+    ) -> None:
+        try:
+            number = self._bill_site(run.cycle_id, tariffs, site, period)
+        except (MeterMissingError, TariffError, ValueError) as e:
+            reason = f"{type(e).__name__}: {e}"
+        except Exception as e:  # one site's surprise must not stop a region's billing
+            log.exception("billing site %s (%s) failed", site.site_id, site.region.value)
+            reason = f"{type(e).__name__}: {e}"
+        else:
+            if number is not None:
+                run.numbers.append(number)
+                return
+            reason = "nothing billable in the period"
+        log.info("billing site %s (%s) skipped: %s", site.site_id, site.region.value, reason)
+        run.skipped.append(SkippedSite(site.site_id, reason))
+        repo.add_skipped(conn, run.cycle_id, {"site_id": site.site_id, "reason": reason})
+
+    def _bill_site(
+        self, cycle_id: int, tariffs: Tariffs, site: BillableSite, period: BillingPeriod
+    ) -> str | None:
+        """The site's invoice of ``period``, issued; its number (None: nothing billable)."""
+        if site.contract_start > period.last_day:
+            raise ValueError(f"the contract starts {site.contract_start}, after the period")
+        plan = tariffs.plan(site.plan_code)
+        if plan.billable_basis != "us_production" and site.grid_meter is None:
+            raise ValueError("the installation has no grid meter (needed for on-site energy)")
+        zone = ZoneInfo(site.time_zone)
+        own = BillingPeriod(max(period.first_day, site.contract_start), period.last_day)
+        hours = read_site_hours(
+            self._meters,
+            site.region,
+            site.site_id,
+            own,
+            zone,
+            plan,
+            (site.billing_meter, site.grid_meter),
+        )
+        with self._pool.connection() as conn:
+            repo.lock_site(conn, site.region, site.site_id)
+            pool_in = _carried(conn, site, local_midnight(own.first_day, zone))
+            reckoning = reckon(
+                hours.period,
+                plan.billable_basis,
+                zone,
+                hour_profile(hours.history, zone),
+                pool_mwh=pool_in,
+            )
+            rated = _rate(
+                tariffs, plan, site.tariff_zone, site.contract_start, own, reckoning.lines, zone
+            )
+            if not rated.lines:
+                return None
+            number, invoice_id = self._issue(
+                conn,
+                rated,
+                "invoice",
+                site.account_id,
+                site.site_id,
+                site.time_zone,
+                pool_in=pool_in,
+                cycle_id=cycle_id,
+            )
+            repo.insert_ledger_lines(
+                conn, site.region, site.site_id, reckoning.lines, hours.meters, invoice_id
+            )
+            repo.set_grid_pool(
+                conn,
+                site.region,
+                site.site_id,
+                reckoning.pool_mwh,
+                local_midnight(own.last_day + timedelta(days=1), zone),
+            )
+            return number
+
+    def _issue(
+        self,
+        conn: Connection[Any],
+        rated: RatedInvoice,
+        kind: DocumentKind,
+        account_id: str,
+        site_id: int,
+        time_zone: str,
+        *,
+        pool_in: int,
+        cycle_id: int | None = None,
+        reference: tuple[int, str] | None = None,
+    ) -> tuple[str, int]:
+        """Number, store and emit a document in the caller's transaction."""
+        now = self._clock()
+        issue_date = now.date()
+        number = document_number(
+            rated.region, now.year, repo.next_number(conn, rated.region, now.year)
+        )
+        due = issue_date + timedelta(days=self._payment_days)
+        doc = repo.NewDocument(
+            kind=kind,
+            number=number,
+            account_id=account_id,
+            site_id=site_id,
+            cycle_id=cycle_id,
+            time_zone=time_zone,
+            pool_in_mwh=pool_in,
+            rated=rated,
+            reference_id=reference[0] if reference else None,
+            issued_at=now,
+            issue_date=issue_date,
+            due_date=due,
+        )
+        invoice_id = repo.insert_document(conn, doc)
+        payload = issued_payload(
+            rated,
+            kind=kind,
+            number=number,
+            account_id=account_id,
+            issue_date=issue_date,
+            due_date=due,
+            reference_number=reference[1] if reference else None,
+        )
+        emit(conn, SCHEMA, invoice_issued_event(payload, occurred_at=now))
+        return number, invoice_id
+
+    # -- true-ups -----------------------------------------------------------------------
+    def true_up(self, event_id: UUID, region: Region, revised: EnergyRevised) -> TrueUpResult:
+        """Re-reckon the invoiced periods holding ``revised.days`` and issue notes for
+        the difference (module docstring); once per ``event_id``."""
+        tariffs = self.tariffs(region)
+        with self._pool.connection() as conn:
+            if not handle_once(conn, SCHEMA, event_id):
+                return TrueUpResult(handled=False)
+            repo.lock_site(conn, region, revised.site_id)
+            numbers: list[str] = []
+            superseded = 0
+            for invoice in repo.invoices_covering(conn, region, revised.site_id, revised.days):
+                issued, count = self._true_up_invoice(conn, tariffs, region, invoice)
+                numbers += issued
+                superseded += count
+            return TrueUpResult(True, tuple(numbers), superseded)
+
+    def _true_up_invoice(
+        self, conn: Connection[Any], tariffs: Tariffs, region: Region, invoice: repo.InvoiceRow
+    ) -> tuple[list[str], int]:
+        zone = ZoneInfo(invoice.time_zone)
+        period = BillingPeriod(invoice.first_day, invoice.last_day)
+        start = local_midnight(period.first_day, zone)
+        end = local_midnight(period.last_day + timedelta(days=1), zone)
+        stored = repo.current_lines(conn, region, invoice.site_id, start, end)
+        if not stored:
+            return [], 0
+        meters = stored[0].meters  # the serials billed from, even if the record changed since
+        plan = tariffs.plan(invoice.plan_code)
+        hours = read_site_hours(
+            self._meters,
+            region,
+            invoice.site_id,
+            period,
+            zone,
+            plan,
+            (meters.billing_meter, meters.grid_meter),
+        )
+        new = reckon(
+            hours.period,
+            plan.billable_basis,
+            zone,
+            hour_profile(hours.history, zone),
+            pool_mwh=invoice.pool_in_mwh,
+        )
+        old = [s.line for s in stored]
+        changed = [k for k, (a, b) in enumerate(zip(old, new.lines, strict=True)) if a != b]
+        if not changed:
+            return [], 0
+        args = (invoice.tariff_zone, invoice.contract_start, period)
+        numbers, ids = self._notes(conn, tariffs, plan, invoice, zone, old, new, args)
+        note_id = ids[0] if ids else invoice.id
+        repo.replace_lines(
+            conn,
+            region,
+            invoice.site_id,
+            [stored[k].id for k in changed],
+            [new.lines[k] for k in changed],
+            hours.meters,
+            note_id,
+        )
+        _, through = repo.grid_pool(conn, region, invoice.site_id)
+        if through == end:  # the latest billed period: the pool carried on is this one's
+            repo.set_grid_pool(conn, region, invoice.site_id, new.pool_mwh, end)
+        log.info("true-up of %s: %d hours changed, notes %s", invoice.number, len(changed), numbers)
+        return numbers, len(changed)
+
+    def _notes(
+        self,
+        conn: Connection[Any],
+        tariffs: Tariffs,
+        plan: Plan,
+        invoice: repo.InvoiceRow,
+        zone: ZoneInfo,
+        old: Sequence[LedgerLine],
+        new: Reckoning,
+        args: tuple[str, date, BillingPeriod],
+    ) -> tuple[list[str], list[int]]:
+        """Credit and/or debit notes for the energy difference, at the invoice's terms."""
+        tariff_zone, contract_start, period = args
+        schedule = tariffs.schedule_of(plan)
+        before = period_energy(old, time_zone=zone, schedule=schedule, tariff_zone=tariff_zone)
+        after = period_energy(new.lines, time_zone=zone, schedule=schedule, tariff_zone=tariff_zone)
+        difference = energy_difference(after, before)
+        numbers, ids = [], []
+        sides: list[tuple[DocumentKind, tuple[PeriodEnergy, ...]]] = [
+            ("credit_note", difference.less),
+            ("debit_note", difference.more),
+        ]
+        for kind, energy in sides:
+            if not energy:
+                continue
+            rated = rate_period(
+                plan,
+                tariffs.zone_taxes(tariff_zone),
+                contract_start=contract_start,
+                period=period,
+                energy=energy,
+            )
+            if not rated.lines or rated.gross == 0:
+                continue
+            number, note_id = self._issue(
+                conn,
+                rated,
+                kind,
+                invoice.account_id,
+                invoice.site_id,
+                invoice.time_zone,
+                pool_in=invoice.pool_in_mwh,
+                reference=(invoice.id, invoice.number),
+            )
+            numbers.append(number)
+            ids.append(note_id)
+        return numbers, ids
+
+
+def _days(period: BillingPeriod) -> tuple[str, str]:
+    return period.first_day.isoformat(), period.last_day.isoformat()
+
+
+def _cycle_of(tariffs: Tariffs, site: BillableSite) -> BillingCycle | None:
+    """The site's plan's cycle; None for a plan the data lacks (billed, so that the
+    cycle records why it cannot be)."""
+    try:
+        return tariffs.plan(site.plan_code).billing_cycle
+    except TariffError:
+        return None
+
+
+def _carried(conn: Connection[Any], site: BillableSite, start: datetime) -> int:
+    """The grid pool carried into a period starting at ``start``: none when the pool
+    kept is a later period's (a period billed out of order starts empty)."""
+    pool, through = repo.grid_pool(conn, site.region, site.site_id)
+    return pool if through is None or through <= start else 0
+
+
+def _rate(
+    tariffs: Tariffs,
+    plan: Plan,
+    tariff_zone: str,
+    contract_start: date,
+    period: BillingPeriod,
+    lines: Sequence[LedgerLine],
+    zone: ZoneInfo,
+) -> RatedInvoice:
+    energy = period_energy(
+        lines, time_zone=zone, schedule=tariffs.schedule_of(plan), tariff_zone=tariff_zone
+    )
+    return rate_period(
+        plan,
+        tariffs.zone_taxes(tariff_zone),
+        contract_start=contract_start,
+        period=period,
+        energy=energy,
+    )
