@@ -821,6 +821,7 @@ async def run_services(
     config: ConfigSettings,
     notify: NotifySettings | None = None,
     dispatch: DispatchService | None = None,
+    billing: BillingService | None = None,
     sap: SapSettings | None = None,
     bus_settings: BusSettings | None = None,
     ready_timeout_s: float = 30.0,
@@ -835,7 +836,8 @@ async def run_services(
     subscribed. With ``notify``: notify's consumers too, and its delivery worker sending
     through the settings' SMTP relay. With ``dispatch``: its consumers (sites, technicians,
     alarms, installations, telemetry of jobs awaiting verification) and its sweeps (every
-    ``flow.sweep_s`` of the service's settings). With ``sap``: the SAP integration's
+    ``flow.sweep_s`` of the service's settings). With ``billing``: its consumer (true-ups
+    on ``energy.revised``). With ``sap``: the SAP integration's
     consumers, exporter and daily reconciliation (:func:`run_sap`)."""
     notifier = NotificationService(pool, notify) if notify is not None else None
     filed = asyncio.Event()
@@ -854,6 +856,7 @@ async def run_services(
                 alerts=alerts,
                 notify=handlers,
                 dispatch=dispatch,
+                billing=billing,
                 sap_wake=sap_wake.set if sap is not None else None,
                 settings=bus_settings,
             ) as runtime,

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from potr import (
+    cli_billing,
     cli_cloud,
     cli_config,
     cli_customers,
@@ -47,6 +48,7 @@ cli_users.register(app)
 cli_notify.register(app)
 cli_tech.register(app)
 cli_sap.register(app)
+cli_billing.register(app)
 console = Console()
 
 
