@@ -38,6 +38,7 @@ from cloud.billing import receivables as ar
 from cloud.billing import repository as repo
 from cloud.billing.accounts import (
     Statement,
+    balance,
     reminder_levels,
     settle,
     statement,
@@ -409,8 +410,10 @@ class BillingService:
         return PaymentResult(True, payment_id, allocated)
 
     def balance(self, account_id: str) -> dict[str, Decimal]:
-        """What the account owes per currency now (negative: a credit)."""
-        return {c: s.closing for c, s in self.statement(account_id, _EPOCH, self._clock()).items()}
+        """What the account owes per currency, everything recorded counted (negative: a
+        credit): charges - credit documents - payments."""
+        with self._pool.connection() as conn:
+            return balance(ar.entries(conn, account_id, _END_OF_TIME))
 
     def outstanding(self, number: str) -> Decimal:
         """What a charge still owes (gross less its allocations); 0 for other kinds."""
@@ -593,7 +596,7 @@ class BillingService:
         return numbers, ids
 
 
-_EPOCH = datetime(2000, 1, 1, tzinfo=ZoneInfo("UTC"))
+_END_OF_TIME = datetime.max.replace(tzinfo=ZoneInfo("UTC"))
 
 
 def _fields(row: ar.OverdueRow) -> dict[str, Any]:
