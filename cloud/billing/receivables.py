@@ -21,6 +21,7 @@ __all__ = [
     "OverdueRow",
     "document",
     "entries",
+    "has_notes",
     "insert_allocations",
     "insert_cancellation",
     "insert_payment",
@@ -195,6 +196,16 @@ def rated_of(conn: Connection[Any], invoice_id: int) -> RatedInvoice:
         gross=head["gross"],
         unverified=(),
     )
+
+
+def has_notes(conn: Connection[Any], invoice_id: int) -> bool:
+    """Whether a credit or debit note references the invoice."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM billing.invoices WHERE reference_id = %s"
+        " AND kind IN ('credit_note', 'debit_note'))",
+        (invoice_id,),
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def insert_cancellation(

@@ -51,7 +51,7 @@ from cloud.billing.documents import (
 )
 from cloud.billing.ledger import LedgerLine, Reckoning, hour_profile, reckon
 from cloud.billing.money import currency_for
-from cloud.billing.payments import PaymentReceipt
+from cloud.billing.payments import PaymentProvider, PaymentReceipt
 from cloud.billing.periods import PeriodEnergy
 from cloud.billing.ports import BillableSite, BillingSites, MeterHours, MeterMissingError
 from cloud.billing.rating import BillingPeriod, RatedInvoice, rate_period
@@ -409,6 +409,21 @@ class BillingService:
         log.info("payment %s recorded for %s: %s", receipt.reference, receipt.account_id, allocated)
         return PaymentResult(True, payment_id, allocated)
 
+    def collect(
+        self,
+        provider: PaymentProvider,
+        region: Region,
+        account_id: str,
+        amount: Decimal,
+        idempotency_key: str,
+    ) -> PaymentResult:
+        """Charge ``amount`` of the region's currency through ``provider`` and record the
+        payment (:meth:`record_payment`). A retry with the same ``idempotency_key`` gets
+        the provider's first receipt, so it records nothing more; a refusal raises
+        :class:`~cloud.billing.payments.PaymentDeclinedError` and records nothing."""
+        receipt = provider.charge(account_id, amount, currency_for(region), idempotency_key)
+        return self.record_payment(region, receipt)
+
     def balance(self, account_id: str) -> dict[str, Decimal]:
         """What the account owes per currency, everything recorded counted (negative: a
         credit): charges - credit documents - payments."""
@@ -466,6 +481,10 @@ class BillingService:
                 raise DocumentError(f"no document {number}")
             if found.kind != "invoice" or found.state != "issued":
                 raise DocumentError(f"{number} is a {found.state} {found.kind}: not cancellable")
+            if ar.has_notes(conn, found.id):
+                # Reversing the invoice alone would leave its notes counting: refused
+                # until notes can be reversed too.
+                raise DocumentError(f"{number} has credit or debit notes: not cancellable")
             cancelled, cancellation_id = self._issue(
                 conn,
                 ar.rated_of(conn, found.id),

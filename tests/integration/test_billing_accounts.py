@@ -27,7 +27,12 @@ from uuid import uuid4
 import pytest
 
 from cloud.adapters.postgres import create_pool
-from cloud.billing import BillingService, LocalPaymentProvider, PaymentReceipt
+from cloud.billing import (
+    BillingService,
+    LocalPaymentProvider,
+    PaymentDeclinedError,
+    PaymentReceipt,
+)
 from cloud.bootstrap import create_billing_service
 from cloud.customers import CustomersService
 from cloud.events.invoices import InvoiceIssued, InvoiceOverdue
@@ -192,10 +197,15 @@ def test_the_same_provider_reference_twice_is_one_payment(world: World) -> None:
 def test_a_charge_through_the_local_provider_retried_is_recorded_once(world: World) -> None:
     provider = LocalPaymentProvider(clock=lambda: datetime(2026, 12, 6, tzinfo=UTC))
     account = world.accounts["twice"]
+    before = world.billing.balance(account)["USD"]
     for _ in range(2):  # a client retrying with its idempotency key
-        receipt = provider.charge(account, D("1.00"), "USD", "order-1")
-        world.billing.record_payment(Region.US, receipt)
-    assert world.billing.balance(account) == {"USD": D("112.95")}  # 118.95 - 5.00 - 1.00
+        world.billing.collect(provider, Region.US, account, D("1.00"), "order-1")
+    assert world.billing.balance(account) == {"USD": before - D("1.00")}
+    with pytest.raises(PaymentDeclinedError):
+        world.billing.collect(
+            LocalPaymentProvider(decline_all=True), Region.US, account, D("1.00"), "order-2"
+        )
+    assert world.billing.balance(account) == {"USD": before - D("1.00")}
 
 
 def test_a_credit_note_reduces_the_outstanding_of_the_invoice_it_names(world: World) -> None:
@@ -208,6 +218,8 @@ def test_a_credit_note_reduces_the_outstanding_of_the_invoice_it_names(world: Wo
     assert (issued.reference_number, issued.gross) == (november, D("3.45"))
     assert world.billing.outstanding(november) == D("106.35")  # 109.80 - 3.45
     assert world.billing.balance(world.accounts["note"]) == {"USD": D("117.15")}  # 10.80 + 106.35
+    with pytest.raises(LookupError, match="has credit or debit notes"):
+        world.billing.cancel(november, "wrong", "ops@example.com")
 
 
 def test_a_cancelled_paid_invoice_becomes_credit_for_the_next_one(world: World) -> None:
