@@ -2,7 +2,7 @@
 cycles (the billing-cycle test's sites and clock), then payments, allocation, a credit
 note from a true-up, a cancellation, statements and overdue reminders.
 
-Five US sites in Los Angeles whose contracts start on 29 October 2026, each its own
+Seven US sites in Los Angeles whose contracts start on 29 October 2026, each its own
 account; every system meter's forward register rises 1000 Wh every hour, except site
 ``note``'s on 10 November (500 Wh an hour, withheld until after the November invoice).
 Plan us-ppa-esc29: 0.15000 USD/kWh in the first contract year, California taxes
@@ -13,11 +13,14 @@ electricity sales at 0 %. So by hand:
   due 16 December. Site ``note``: hours 0-22 of 10 November estimated at 1000 Wh, hour 23
   gets the day's whole 12000 Wh: 697 + 23 + 12 = 732 kWh = 109.80; after the backfill
   709 kWh, so a credit note of 23 kWh = 3.45.
+
+Site ``prepaid`` pays 20.00 on 20 November, between the two cycles.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -47,7 +50,7 @@ from tests.integration.test_billing_cycle import IMPORT_WH, LOS_ANGELES, SCHEMAS
 pytestmark = pytest.mark.integration
 
 D = Decimal
-NAMES = ("split", "twice", "cancel", "note", "overdue")
+NAMES = ("split", "twice", "cancel", "note", "overdue", "prepaid", "race")
 LOW_DAY = date(2026, 11, 10)
 OCTOBER, NOVEMBER = date(2026, 10, 1), date(2026, 11, 1)
 
@@ -108,20 +111,26 @@ def _world(store: Store) -> World:
     store.catch_up(now=datetime(2026, 12, 2, tzinfo=UTC))
     clock = Clock(datetime(2026, 11, 2, 3, tzinfo=UTC))
     billing = create_billing_service(store.pool, clock=clock)
-    assert len(billing.run_cycle(Region.US, OCTOBER, run_by="test").numbers) == 5
-    clock.at = datetime(2026, 12, 2, 3, tzinfo=UTC)
-    assert len(billing.run_cycle(Region.US, NOVEMBER, run_by="test").numbers) == 5
-    # The backfill of site "note", then its true-up (a credit note on 5 December).
-    store.write(withheld, date(2026, 12, 5))
-    store.catch_up(now=datetime(2026, 12, 5, tzinfo=UTC))
-    clock.at = datetime(2026, 12, 5, 3, tzinfo=UTC)
-    billing.true_up(uuid4(), Region.US, EnergyRevised(site_id=sites["note"], days=[LOW_DAY]))
+    assert len(billing.run_cycle(Region.US, OCTOBER, run_by="test").numbers) == len(NAMES)
     accounts = {
         name: _query(
             store, "SELECT account_id FROM billing.invoices WHERE site_id = %s LIMIT 1", site
         )[0][0]
         for name, site in sites.items()
     }
+    # Site "prepaid" pays 20.00 before November is invoiced: 10.80 to October, 9.20 kept.
+    prepay = PaymentReceipt(
+        "bank", "tx-prepaid", accounts["prepaid"], D("20.00"), "USD",
+        datetime(2026, 11, 20, tzinfo=UTC),
+    )  # fmt: skip
+    billing.record_payment(Region.US, prepay)
+    clock.at = datetime(2026, 12, 2, 3, tzinfo=UTC)
+    assert len(billing.run_cycle(Region.US, NOVEMBER, run_by="test").numbers) == len(NAMES)
+    # The backfill of site "note", then its true-up (a credit note on 5 December).
+    store.write(withheld, date(2026, 12, 5))
+    store.catch_up(now=datetime(2026, 12, 5, tzinfo=UTC))
+    clock.at = datetime(2026, 12, 5, 3, tzinfo=UTC)
+    billing.true_up(uuid4(), Region.US, EnergyRevised(site_id=sites["note"], days=[LOW_DAY]))
     return World(store, billing, clock, accounts, sites)
 
 
@@ -206,6 +215,27 @@ def test_a_charge_through_the_local_provider_retried_is_recorded_once(world: Wor
             LocalPaymentProvider(decline_all=True), Region.US, account, D("1.00"), "order-2"
         )
     assert world.billing.balance(account) == {"USD": before - D("1.00")}
+
+
+def test_a_credit_left_by_a_payment_settles_the_next_invoice_issued(world: World) -> None:
+    october, november = _numbers(world, "prepaid")
+    assert world.billing.outstanding(october) == D("0.00")
+    assert world.billing.outstanding(november) == D("98.95")  # 108.15 - (20.00 - 10.80)
+    assert world.billing.balance(world.accounts["prepaid"]) == {"USD": D("98.95")}
+
+
+def test_the_same_payment_recorded_twice_at_once_is_one_payment(world: World) -> None:
+    receipt = _receipt(world, "race", "7.00", "tx-race")
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: world.billing.record_payment(Region.US, receipt), [1, 2]))
+    assert sorted(r.recorded for r in results) == [False, True]
+    (october, _) = _numbers(world, "race")
+    assert world.billing.outstanding(october) == D("3.80")  # 10.80 - 7.00
+    assert _query(
+        world.store,
+        "SELECT count(*) FROM billing.allocations a JOIN billing.payments p"
+        " ON p.id = a.payment_id WHERE p.provider_reference = 'tx-race'",
+    ) == [(1,)]
 
 
 def test_a_credit_note_reduces_the_outstanding_of_the_invoice_it_names(world: World) -> None:
