@@ -1,5 +1,7 @@
 """``potr billing``: run a region's billing cycle for a period (an admin's, or the
-scheduler's): every billable site invoiced once, gap-free numbers, skipped sites named."""
+scheduler's): every billable site invoiced once, gap-free numbers, skipped sites named;
+send the overdue reminders due (once per document and level); cancel an invoice by a
+reversing document."""
 
 from __future__ import annotations
 
@@ -22,7 +24,9 @@ class BillingCycleName(StrEnum):
     QUARTERLY = "quarterly"
 
 
-billing_app = typer.Typer(help="Billing: cycles and invoices", no_args_is_help=True)
+billing_app = typer.Typer(
+    help="Billing: cycles, invoices, reminders and cancellations", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -65,3 +69,50 @@ def billing_cycle(
         console.print(f"  {number}", highlight=False)
     for skipped in result.skipped:
         console.print(f"  [yellow]skipped site {skipped.site_id}: {skipped.reason}[/yellow]")
+
+
+@billing_app.command("reminders")
+def billing_reminders(
+    region: Region = typer.Option(..., help="au, us or es"),
+    as_of: str | None = typer.Option(None, "--as-of", help="YYYY-MM-DD (default: today, UTC)"),
+) -> None:
+    """Emit ``invoice.overdue`` for REGION's unpaid documents 7 and 21 days past due,
+    once per document and level (a second run sends nothing new). Prints what was sent."""
+    from cloud.bootstrap import create_billing_service, open_pool
+    from cloud.settings import DatabaseSettings
+    from contracts.timeutil import utc_now
+
+    try:
+        day = date.fromisoformat(as_of) if as_of else utc_now().date()
+    except ValueError:
+        raise typer.BadParameter("as-of must be YYYY-MM-DD") from None
+    pool = open_pool(load_settings(DatabaseSettings, console), "potr-billing-reminders")
+    try:
+        sent = create_billing_service(pool).send_reminders(region, day)
+    finally:
+        pool.close()
+    console.print(f"{region.value} as of {day}: {len(sent)} reminder(s) sent", highlight=False)
+    for r in sent:
+        console.print(f"  {r.number} {r.level} days overdue: {r.outstanding}", highlight=False)
+
+
+@billing_app.command("cancel")
+def billing_cancel(
+    number: str = typer.Option(..., help="the invoice's number, e.g. AU-2026-0000123"),
+    reason: str = typer.Option(..., help="why (kept with the cancellation)"),
+    by: str = typer.Option(..., "--by", help="who cancels it"),
+) -> None:
+    """Cancel an invoice by a reversing document (never deleted); prints its number."""
+    from cloud.billing import DocumentError
+    from cloud.bootstrap import create_billing_service, open_pool
+    from cloud.settings import DatabaseSettings
+
+    pool = open_pool(load_settings(DatabaseSettings, console), "potr-billing-cancel")
+    try:
+        cancellation = create_billing_service(pool).cancel(number, reason, by)
+    except DocumentError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        pool.close()
+    console.print(f"{number} cancelled by {cancellation}", highlight=False)

@@ -4,12 +4,27 @@ billing period into invoice lines, taxes and totals. Money is ``Decimal``, never
 
 The pure part (money, dated, tariffs, periods, rating, ledger, documents, readings) does no I/O
 but read its own ``data/`` files, on first use. The service (:class:`BillingService`:
-billing cycles and true-ups over the ``billing`` schema) asks other services through
+billing cycles, true-ups, payments, allocation, statements, reminders and
+cancellations over the ``billing`` schema) asks other services through
 the protocols of :mod:`cloud.billing.ports`, which the composition root implements;
 the region's tariff zones are passed in the same way, so billing imports no other
 service. Published interface: the names below; other services import nothing else.
 """
 
+from cloud.billing.accounts import (
+    REMINDER_DAYS,
+    Allocation,
+    AllocationError,
+    Entry,
+    OpenItem,
+    Source,
+    Statement,
+    allocate_money,
+    balance,
+    reminder_levels,
+    settle,
+    statement,
+)
 from cloud.billing.dated import Dated, Provenance, TariffDataError
 from cloud.billing.documents import (
     MWH,
@@ -30,6 +45,12 @@ from cloud.billing.money import (
     format_money,
     minor_unit,
     round_money,
+)
+from cloud.billing.payments import (
+    LocalPaymentProvider,
+    PaymentDeclinedError,
+    PaymentProvider,
+    PaymentReceipt,
 )
 from cloud.billing.periods import (
     FLAT,
@@ -66,6 +87,9 @@ from cloud.billing.service import (
     SCHEMA,
     BillingService,
     CycleResult,
+    DocumentError,
+    PaymentResult,
+    Reminder,
     SkippedSite,
     TrueUpResult,
     period_of,
@@ -98,7 +122,10 @@ __all__ = [
     "MWH",
     "PLAN_CODE_PATTERN",
     "REGISTER_RESOLUTION",
+    "REMINDER_DAYS",
     "SCHEMA",
+    "Allocation",
+    "AllocationError",
     "BillableBasis",
     "BillableSite",
     "BillingCycle",
@@ -109,18 +136,26 @@ __all__ = [
     "CurrencyError",
     "CycleResult",
     "Dated",
+    "DocumentError",
     "ElectricityTaxVersion",
     "EnergyDifference",
     "EnergyInterval",
+    "Entry",
     "Escalator",
     "IntervalAllocation",
     "InvoiceLine",
     "LedgerLine",
+    "LocalPaymentProvider",
     "MeterHour",
     "MeterHours",
     "MeterMissingError",
     "MeterSeries",
     "Money",
+    "OpenItem",
+    "PaymentDeclinedError",
+    "PaymentProvider",
+    "PaymentReceipt",
+    "PaymentResult",
     "PeriodEnergy",
     "PeriodError",
     "Plan",
@@ -130,7 +165,10 @@ __all__ = [
     "RatingError",
     "Reckoning",
     "Register",
+    "Reminder",
     "SkippedSite",
+    "Source",
+    "Statement",
     "TariffDataError",
     "TariffError",
     "Tariffs",
@@ -141,6 +179,8 @@ __all__ = [
     "Window",
     "ZoneTaxes",
     "allocate",
+    "allocate_money",
+    "balance",
     "contract_anniversary",
     "contract_years",
     "currency_for",
@@ -157,5 +197,8 @@ __all__ = [
     "period_of",
     "rate_period",
     "reckon",
+    "reminder_levels",
     "round_money",
+    "settle",
+    "statement",
 ]

@@ -28,12 +28,21 @@ import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from cloud.adapters.postgres import Connection, ConnectionPool
+from cloud.billing import receivables as ar
 from cloud.billing import repository as repo
+from cloud.billing.accounts import (
+    Statement,
+    balance,
+    reminder_levels,
+    settle,
+    statement,
+)
 from cloud.billing.documents import (
     document_number,
     energy_difference,
@@ -41,12 +50,19 @@ from cloud.billing.documents import (
     period_energy,
 )
 from cloud.billing.ledger import LedgerLine, Reckoning, hour_profile, reckon
+from cloud.billing.money import currency_for
+from cloud.billing.payments import PaymentProvider, PaymentReceipt
 from cloud.billing.periods import PeriodEnergy
 from cloud.billing.ports import BillableSite, BillingSites, MeterHours, MeterMissingError
 from cloud.billing.rating import BillingPeriod, RatedInvoice, rate_period
 from cloud.billing.readings import local_midnight, read_site_hours
 from cloud.billing.tariffs import BillingCycle, Plan, TariffError, Tariffs, load_tariffs
-from cloud.events.invoices import DocumentKind, invoice_issued_event
+from cloud.events.invoices import (
+    DocumentKind,
+    InvoiceOverdue,
+    invoice_issued_event,
+    invoice_overdue_event,
+)
 from cloud.events.outbox import emit, handle_once
 from cloud.events.types import EnergyRevised
 from contracts.timeutil import utc_now
@@ -56,6 +72,9 @@ __all__ = [
     "SCHEMA",
     "BillingService",
     "CycleResult",
+    "DocumentError",
+    "PaymentResult",
+    "Reminder",
     "SkippedSite",
     "TrueUpResult",
     "period_of",
@@ -93,6 +112,31 @@ class TrueUpResult:
     handled: bool
     numbers: tuple[str, ...] = ()
     superseded: int = 0
+
+
+class DocumentError(LookupError):
+    """No such document, or one that cannot be cancelled (not an invoice, or cancelled
+    already)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentResult:
+    """``recorded``: False when the provider's reference was recorded before (nothing
+    changed); ``allocated``: (document number, amount) applied now."""
+
+    recorded: bool
+    payment_id: int | None = None
+    allocated: tuple[tuple[str, Decimal], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Reminder:
+    """An ``invoice.overdue`` emitted: the document, its level (days overdue) and what
+    it still owed."""
+
+    number: str
+    level: int
+    outstanding: Decimal
 
 
 def period_of(first_day: date, cycle: BillingCycle) -> BillingPeriod:
@@ -326,7 +370,134 @@ class BillingService:
             reference_number=reference[1] if reference else None,
         )
         emit(conn, SCHEMA, invoice_issued_event(payload, occurred_at=now))
+        self._settle(conn, account_id, rated.currency)
         return number, invoice_id
+
+    # -- accounts -----------------------------------------------------------------------
+    def _settle(self, conn: Connection[Any], account_id: str, currency: str) -> None:
+        """Allocate the account's unallocated payments and credits to its open charges
+        (:func:`~cloud.billing.accounts.settle`) under the account's lock."""
+        ar.lock_account(conn, account_id)
+        parts = settle(
+            ar.sources(conn, account_id, currency), ar.open_items(conn, account_id, currency)
+        )
+        ar.insert_allocations(conn, parts, self._clock())
+
+    def record_payment(self, region: Region, receipt: PaymentReceipt) -> PaymentResult:
+        """Store a payment received and allocate it (with any credit the account holds)
+        to its open charges, oldest due first, in one transaction. The same provider
+        reference again records nothing."""
+        currency = currency_for(region)
+        if receipt.currency != currency:
+            raise ValueError(f"region {region.value} is paid in {currency}, not {receipt.currency}")
+        with self._pool.connection() as conn:
+            ar.lock_account(conn, receipt.account_id)
+            payment_id = ar.insert_payment(conn, region, receipt)
+            if payment_id is None:
+                return PaymentResult(recorded=False)
+            parts = settle(
+                ar.sources(conn, receipt.account_id, currency),
+                ar.open_items(conn, receipt.account_id, currency),
+            )
+            ar.insert_allocations(conn, parts, self._clock())
+            numbers = ar.numbers(conn, [d for _, d, _ in parts])
+            allocated = tuple(
+                (numbers[d], amount)
+                for s, d, amount in parts
+                if s.kind == "payment" and s.source_id == payment_id
+            )
+        log.info("payment %s recorded for %s: %s", receipt.reference, receipt.account_id, allocated)
+        return PaymentResult(True, payment_id, allocated)
+
+    def collect(
+        self,
+        provider: PaymentProvider,
+        region: Region,
+        account_id: str,
+        amount: Decimal,
+        idempotency_key: str,
+    ) -> PaymentResult:
+        """Charge ``amount`` of the region's currency through ``provider`` and record the
+        payment (:meth:`record_payment`). A retry with the same ``idempotency_key`` gets
+        the provider's first receipt, so it records nothing more; a refusal raises
+        :class:`~cloud.billing.payments.PaymentDeclinedError` and records nothing."""
+        receipt = provider.charge(account_id, amount, currency_for(region), idempotency_key)
+        return self.record_payment(region, receipt)
+
+    def balance(self, account_id: str) -> dict[str, Decimal]:
+        """What the account owes per currency, everything recorded counted (negative: a
+        credit): charges - credit documents - payments."""
+        with self._pool.connection() as conn:
+            return balance(ar.entries(conn, account_id, _END_OF_TIME))
+
+    def outstanding(self, number: str) -> Decimal:
+        """What a charge still owes (gross less its allocations); 0 for other kinds."""
+        with self._pool.connection() as conn:
+            found = ar.document(conn, number)
+            if found is None:
+                raise DocumentError(f"no document {number}")
+            items = ar.open_items(conn, found.account_id, found.currency)
+        return next((i.outstanding for i in items if i.document_id == found.id), Decimal(0))
+
+    def statement(self, account_id: str, start: datetime, end: datetime) -> dict[str, Statement]:
+        """The account's statement of ``[start, end)`` per currency: the balance before,
+        the documents (at issue) and payments (at receipt) in it, the balance after."""
+        with self._pool.connection() as conn:
+            history = ar.entries(conn, account_id, end)
+        return statement(history, start, end)
+
+    def overdue(self, region: Region, as_of: date) -> list[ar.OverdueRow]:
+        """The region's charges whose due date passed before ``as_of`` and that still owe."""
+        with self._pool.connection() as conn:
+            return ar.overdue(conn, region, as_of)
+
+    def send_reminders(self, region: Region, as_of: date) -> list[Reminder]:
+        """Emit ``invoice.overdue`` for each overdue charge once per reminder level it
+        has reached on ``as_of`` (7 and 21 days after its due date); a level sent before
+        is not sent again."""
+        sent: list[Reminder] = []
+        now = self._clock()
+        with self._pool.connection() as conn:
+            for row in ar.overdue(conn, region, as_of):
+                for level in reminder_levels(row.due_date, as_of):
+                    if not ar.insert_reminder(conn, row.id, level, row.outstanding, now):
+                        continue
+                    overdue = InvoiceOverdue.model_validate(
+                        {**_fields(row), "level": level, "outstanding": row.outstanding}
+                    )
+                    emit(conn, SCHEMA, invoice_overdue_event(overdue, occurred_at=now))
+                    sent.append(Reminder(row.number, level, row.outstanding))
+        log.info("overdue reminders %s as of %s: %d sent", region.value, as_of, len(sent))
+        return sent
+
+    def cancel(self, number: str, reason: str, by: str) -> str:
+        """Cancel invoice ``number`` by a reversing document (kind ``cancellation``,
+        numbered and emitted like any other, referencing it); the invoice is kept,
+        marked cancelled. Its amount settles the invoice first, the rest is credit.
+        Returns the cancellation's number."""
+        with self._pool.connection() as conn:
+            found = ar.document(conn, number, for_update=True)
+            if found is None:
+                raise DocumentError(f"no document {number}")
+            if found.kind != "invoice" or found.state != "issued":
+                raise DocumentError(f"{number} is a {found.state} {found.kind}: not cancellable")
+            if ar.has_notes(conn, found.id):
+                # Reversing the invoice alone would leave its notes counting: refused
+                # until notes can be reversed too.
+                raise DocumentError(f"{number} has credit or debit notes: not cancellable")
+            cancelled, cancellation_id = self._issue(
+                conn,
+                ar.rated_of(conn, found.id),
+                "cancellation",
+                found.account_id,
+                found.site_id,
+                found.time_zone,
+                pool_in=found.pool_in_mwh,
+                reference=(found.id, found.number),
+            )
+            ar.insert_cancellation(conn, found.id, cancellation_id, reason, by, self._clock())
+        log.info("%s cancelled by %s (%s): %s", number, by, cancelled, reason)
+        return cancelled
 
     # -- true-ups -----------------------------------------------------------------------
     def true_up(self, event_id: UUID, region: Region, revised: EnergyRevised) -> TrueUpResult:
@@ -442,6 +613,20 @@ class BillingService:
             numbers.append(number)
             ids.append(note_id)
         return numbers, ids
+
+
+_END_OF_TIME = datetime.max.replace(tzinfo=ZoneInfo("UTC"))
+
+
+def _fields(row: ar.OverdueRow) -> dict[str, Any]:
+    return {
+        "number": row.number,
+        "kind": row.kind,
+        "region": row.region,
+        "account_id": row.account_id,
+        "currency": row.currency,
+        "due_date": row.due_date,
+    }
 
 
 def _days(period: BillingPeriod) -> tuple[str, str]:

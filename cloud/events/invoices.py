@@ -38,12 +38,15 @@ from contracts.topics import Region
 __all__ = [
     "INVOICE_ISSUED",
     "INVOICE_NUMBER_PATTERN",
+    "INVOICE_OVERDUE",
     "REGION_CURRENCY",
     "DocumentKind",
     "InvoiceIssued",
     "InvoiceLine",
+    "InvoiceOverdue",
     "Money",
     "invoice_issued_event",
+    "invoice_overdue_event",
 ]
 
 #: Billing issued a document (any kind: :data:`DocumentKind`).
@@ -138,6 +141,44 @@ def invoice_issued_event(
         "region": issued.region,
         "source": source,
         "payload": issued.model_dump(mode="json"),
+    }
+    if occurred_at is not None:
+        fields["occurred_at"] = occurred_at
+    return Event.model_validate(fields)
+
+
+#: A charge (invoice or debit note) is still unpaid ``level`` days after its due date.
+INVOICE_OVERDUE = "invoice.overdue"
+_OVERDUE_IDS = UUID("0f7c1a52-8e44-5b0d-a1c3-7d9e2b6f4a18")
+
+
+class InvoiceOverdue(BaseModel):
+    """Payload of ``invoice.overdue``: one per document and reminder ``level`` (days
+    after ``due_date``); ``outstanding`` is what was still owed when it was sent."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    number: InvoiceNumber
+    kind: Literal["invoice", "debit_note"]
+    region: Region
+    account_id: AccountId
+    currency: Literal["AUD", "USD", "EUR"]
+    due_date: date
+    level: int = Field(ge=1)
+    outstanding: Money
+
+
+def invoice_overdue_event(
+    overdue: InvoiceOverdue, *, occurred_at: datetime | None = None, source: str = "billing"
+) -> Event:
+    """``invoice.overdue`` for ``overdue``; its id derives from (region, number, level),
+    so a reminder emitted twice is one event."""
+    fields: dict[str, object] = {
+        "id": uuid5(_OVERDUE_IDS, f"{overdue.region.value}/{overdue.number}/{overdue.level}"),
+        "name": INVOICE_OVERDUE,
+        "region": overdue.region,
+        "source": source,
+        "payload": overdue.model_dump(mode="json"),
     }
     if occurred_at is not None:
         fields["occurred_at"] = occurred_at

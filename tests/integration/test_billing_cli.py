@@ -44,3 +44,25 @@ def test_a_malformed_period_is_refused(url: str, extra: list[str], said: str) ->
     result = CliRunner().invoke(app, [*ARGS, *extra], env={"POTR_DATABASE_URL": url})
     assert result.exit_code == 2
     assert said in result.output
+
+
+def test_reminders_run_twice_send_nothing_new_and_a_bad_date_is_refused(url: str) -> None:
+    env = {"POTR_DATABASE_URL": url}
+    args = ["billing", "reminders", "--region", "es"]
+    for _ in range(2):
+        result = CliRunner().invoke(app, [*args, "--as-of", "2026-12-31"], env=env)
+        assert result.exit_code == 0, result.output
+        assert "es as of 2026-12-31: 0 reminder(s) sent" in result.output
+    bad = CliRunner().invoke(app, [*args, "--as-of", "2026-12-32"], env=env)
+    assert bad.exit_code == 2
+    assert "as-of must be YYYY-MM-DD" in bad.output
+
+
+def test_cancelling_an_unknown_invoice_fails_with_the_reason(url: str) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["billing", "cancel", "--number", "ES-2026-0999999", "--reason", "x", "--by", "admin"],
+        env={"POTR_DATABASE_URL": url},
+    )
+    assert result.exit_code == 1
+    assert "no document ES-2026-0999999" in result.output
