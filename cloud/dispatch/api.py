@@ -43,6 +43,7 @@ from cloud.dispatch.lifecycle import MAX_REASON, WorkOrderStatus
 from cloud.dispatch.models import (
     IDEMPOTENCY_KEY_PATTERN,
     MAX_NOTE,
+    MAX_REORDER,
     PART_NO_PATTERN,
     AppointmentView,
     HistoryEntry,
@@ -181,13 +182,18 @@ class PartUseIn(_Body):
 
 
 class StockIn(_Body):
-    """``unit_value``: the part's valuation per unit in the region's currency from now on
-    (told to billing and SAP with each use); omitted: unchanged."""
+    """``quantity``: how many more (0: only the part's settings change); ``unit_value``:
+    the part's unit cost in the region's currency from now on (told to billing and SAP
+    with each use, kept on each use); ``reorder_level`` and ``reorder_quantity``: a use
+    leaving at most ``reorder_level`` on hand asks the office for ``reorder_quantity``
+    more (0: never). Each setting omitted: unchanged (0 for a new part)."""
 
     part_no: str = Field(pattern=PART_NO_PATTERN)
-    quantity: int = Field(ge=1, le=100_000)
+    quantity: int = Field(ge=0, le=100_000)
     description: str | None = Field(default=None, max_length=200)
     unit_value: Decimal | None = Field(default=None, ge=0, le=1_000_000_000, decimal_places=2)
+    reorder_level: int | None = Field(default=None, ge=0, le=MAX_REORDER)
+    reorder_quantity: int | None = Field(default=None, ge=0, le=MAX_REORDER)
 
 
 class IncidentIn(_Body):
@@ -800,8 +806,9 @@ def create_router(
         "/parts",
         response_model=PartStock,
         operation_id="parts.create",
-        summary="Add to the region's stock of a part (a new part number starts a line)",
-        responses=_answers(),
+        summary="Add to the region's stock of a part, or change its unit cost and reorder"
+        " settings (a new part number starts a line)",
+        responses=_answers(s422="as always: a value out of bounds"),
     )
     async def add_stock(
         who: Annotated[Access, Depends(access("parts.create"))], body: StockIn
@@ -813,6 +820,8 @@ def create_router(
                 body.quantity,
                 body.description,
                 unit_value=body.unit_value,
+                reorder_level=body.reorder_level,
+                reorder_quantity=body.reorder_quantity,
             )
         )
 

@@ -229,6 +229,8 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "ui.dispatch": OFFICE_WRITERS,
     "ui.dispatch.events": OFFICE_WRITERS,
     "ui.performance": WORKORDER_ACTORS,
+    # the region's parts stock, valued, with what to reorder (issue 19)
+    "ui.parts": OFFICE_WRITERS,
     "ui.workorder": WORKORDER_READERS,
     "ui.workorder.act": WORKORDER_ACTORS,
     "ui.workorder.tick": MOSIES,

@@ -88,6 +88,7 @@ TABLE: dict[str, Page] = {
     "/ui/{region}/performance": Page(
         CONTROL | MOSIES, lambda r, t: f"/ui/{r}/performance", tenant_object=False
     ),
+    "/ui/{region}/parts": Page(CONTROL, lambda r, t: f"/ui/{r}/parts", tenant_object=False),
     "/ui/{region}/workorders/{order_id}": Page(
         ALL, lambda r, t: f"/ui/{r}/workorders/{t.work_order}"
     ),
