@@ -189,11 +189,12 @@ class StockIn(_Body):
     more (0: never). Each setting omitted: unchanged (0 for a new part)."""
 
     part_no: str = Field(pattern=PART_NO_PATTERN)
-    quantity: int = Field(ge=0, le=100_000)
+    # Strict: JSON's false is not a count of 0 (pydantic's lax mode would take it).
+    quantity: int = Field(ge=0, le=100_000, strict=True)
     description: str | None = Field(default=None, max_length=200)
     unit_value: Decimal | None = Field(default=None, ge=0, le=1_000_000_000, decimal_places=2)
-    reorder_level: int | None = Field(default=None, ge=0, le=MAX_REORDER)
-    reorder_quantity: int | None = Field(default=None, ge=0, le=MAX_REORDER)
+    reorder_level: int | None = Field(default=None, ge=0, le=MAX_REORDER, strict=True)
+    reorder_quantity: int | None = Field(default=None, ge=0, le=MAX_REORDER, strict=True)
 
 
 class IncidentIn(_Body):

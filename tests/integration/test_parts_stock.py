@@ -127,6 +127,8 @@ def test_an_admin_sets_a_parts_unit_cost_and_reorder_settings_and_bad_input_is_r
             {**body, "reorder_quantity": 1_000_001},
             {**body, "reorder_quantity": "ten"},
             {**body, "reorder_level": 1.5},
+            {**body, "reorder_quantity": False},
+            {**body, "quantity": "3"},
             {**body, "quantity": -1},
             {**body, "currency": "USD"},  # the region's currency, never the caller's
         ):
