@@ -26,7 +26,7 @@ from cloud.dispatch import DispatchService
 from cloud.events.bus import InProcessBus
 from cloud.events.outbox import Event
 from cloud.events.relay import OutboxRelay
-from cloud.events.users import USER_CREATED, UserChanged, user_event
+from cloud.events.users import USER_CREATED, UserChanged, UserContact, contact_event, user_event
 from cloud.identity import Role
 from cloud.notify import InboxService, NotificationService, NotifyHandlers, NotifySettings
 from cloud.notify import event_subscriptions as notify_subscriptions
@@ -296,6 +296,9 @@ async def test_the_notice_reaches_the_regions_admins_and_operators_inbox(built: 
                 _person(OPERATOR_AU, "operator", Region.AU),
                 _person(MOSIE_AU, "mosie", Region.AU),
                 _person(ADMIN_ES, "admin", Region.ES),
+                contact_event(
+                    UserContact(user_id=ADMIN_AU, home_region=Region.AU, email="ops@potr.example")
+                ),
             ]
         )
         relay = OutboxRelay(world.pool, "dispatch", bus)
@@ -312,3 +315,11 @@ async def test_the_notice_reaches_the_regions_admins_and_operators_inbox(built: 
     entry = next(e for e in inbox.list(ADMIN_AU, limit=200).entries if "AU-NOTE" in e.title)
     assert "Reorder 8." in entry.body
     assert entry.link == "/ui/au/parts"
+    # The admin with a work address is mailed too (notices are mailed by default).
+    with world.pool.connection() as conn:
+        mailed = conn.execute(
+            "SELECT user_id, destination FROM notify.deliveries WHERE channel = 'email'"
+            " AND payload LIKE %s",
+            ("%Reorder AU-NOTE%",),
+        ).fetchall()
+    assert mailed == [(ADMIN_AU, "ops@potr.example")]
