@@ -231,6 +231,7 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "ui.performance": WORKORDER_ACTORS,
     # the region's parts stock, valued, with what to reorder (issue 19)
     "ui.parts": OFFICE_WRITERS,
+    "ui.parts.update": ADMINS,
     "ui.workorder": WORKORDER_READERS,
     "ui.workorder.act": WORKORDER_ACTORS,
     "ui.workorder.tick": MOSIES,

@@ -207,6 +207,47 @@ def test_the_parts_page_is_the_offices_and_in_spanish_for_a_spanish_reader(built
         assert client.get("/ui/es/parts").status_code == 403
 
 
+def test_an_admin_changes_a_parts_settings_from_the_page_and_bad_input_is_a_page(
+    built: Built,
+) -> None:
+    world = built.world
+    service = _service(world)
+    service.add_stock(Region.ES, "ES-CABLE", 10, unit_value=Decimal("1.00"))
+    with _page_client(world, Role.ADMIN, Region.ES) as client:
+        page = client.get("/ui/es/parts")
+        assert 'id="part-settings"' in page.text
+        token = client.cookies.get("potr_csrf")
+        form = {"csrf_token": token, "part_no": "ES-CABLE", "unit_value": "2.40"}
+        saved = client.post(
+            "/ui/es/parts", data={**form, "reorder_level": "4"}, follow_redirects=False
+        )
+        assert saved.status_code == 303, saved.text
+        for field, typed in (
+            ("unit_value", "2.405"),
+            ("unit_value", "-1"),
+            ("unit_value", "1e3"),
+            ("reorder_level", "-1"),
+            ("reorder_level", "two"),
+            ("reorder_quantity", "1000001"),  # a number, but out of bounds
+        ):
+            bad = client.post("/ui/es/parts", data={**form, field: typed})
+            assert bad.status_code == 422, (field, typed, bad.text)
+            assert 'id="refusal"' in bad.text
+        unknown = client.post("/ui/es/parts", data={**form, "part_no": "ES-NONE"})
+        assert unknown.status_code == 404
+        forged = client.post("/ui/es/parts", data={"part_no": "ES-CABLE", "unit_value": "0"})
+        assert forged.status_code == 403
+    with _page_client(world, Role.OPERATOR, Region.ES) as client:
+        assert 'id="part-settings"' not in client.get("/ui/es/parts").text
+        token = client.cookies.get("potr_csrf")
+        form = {"csrf_token": token, "part_no": "ES-CABLE", "unit_value": "0.01"}
+        assert client.post("/ui/es/parts", data=form).status_code == 403
+    line = {p.part_no: p for p in service.stock(Region.ES)}["ES-CABLE"]
+    # Only the admin's valid post applied: 2.40 and level 4, nothing else, no stock added.
+    assert (line.quantity, line.unit_value, line.reorder_level) == (10, Decimal("2.40"), 4)
+    assert line.reorder_quantity == 0
+
+
 # -- consumption -------------------------------------------------------------------------
 def test_a_use_keeps_the_unit_cost_in_force_when_it_was_made(built: Built) -> None:
     world = built.world

@@ -145,6 +145,8 @@ POSTS = {
     "/ui/{region}/workorders/{order_id}/grid-code",
     # a rollout's action form: test_portal_rollouts.py
     "/ui/{region}/rollouts/{rollout_id}/act",
+    # a part's settings form (admins): test_parts_stock.py
+    "/ui/{region}/parts",
 }
 #: The event streams: answers without end, tested over a real server (the inbox's in
 #: test_portal_alarms_inbox.py, the dispatch board's in test_portal_dispatch_board.py,
