@@ -59,6 +59,7 @@ from cloud.dispatch.models import (
 )
 from cloud.dispatch.photos import CONTENT_TYPES, ContentType
 from cloud.dispatch.service import MAX_PAGE, DispatchService
+from cloud.dispatch.stock import StockValue
 from cloud.events.workorders import Priority
 from cloud.scope import Access
 from contracts.topics import Region
@@ -195,6 +196,44 @@ class StockIn(_Body):
     unit_value: Decimal | None = Field(default=None, ge=0, le=1_000_000_000, decimal_places=2)
     reorder_level: int | None = Field(default=None, ge=0, le=MAX_REORDER, strict=True)
     reorder_quantity: int | None = Field(default=None, ge=0, le=MAX_REORDER, strict=True)
+
+
+class PartValue(BaseModel):
+    """A part of the region's stock valued: ``value`` = ``quantity`` x ``unit_value``
+    (None: no unit cost known); ``low``: at or below its reorder level (reordered)."""
+
+    part_no: str
+    description: str
+    quantity: int
+    unit_value: Decimal | None
+    value: Decimal | None
+    reorder_level: int
+    reorder_quantity: int
+    low: bool
+
+
+class StockValuation(BaseModel):
+    """The region's stock valued in ``currency``: ``total`` of the valued parts, exact to
+    the cent; ``unvalued`` how many parts carry no unit cost (left out of the total)."""
+
+    currency: str
+    total: Decimal
+    unvalued: int
+    parts: list[PartValue]
+
+
+def _valuation(stock: StockValue) -> StockValuation:
+    parts = [
+        PartValue(
+            part_no=v.line.part_no, description=v.line.description, quantity=v.line.quantity,
+            unit_value=v.line.unit_value, value=v.value, reorder_level=v.line.reorder_level,
+            reorder_quantity=v.line.reorder_quantity, low=v.low,
+        )
+        for v in stock.lines
+    ]  # fmt: skip
+    return StockValuation(
+        currency=stock.currency, total=stock.total, unvalued=stock.unvalued, parts=parts
+    )
 
 
 class IncidentIn(_Body):
@@ -802,6 +841,20 @@ def create_router(
     )
     async def stock(who: Annotated[Access, Depends(access("parts.list"))]) -> list[PartStock]:
         return await run_in_threadpool(service.stock, _region(who))
+
+    @router.get(
+        "/parts/value",
+        response_model=StockValuation,
+        operation_id="parts.value",
+        summary="The region's parts stock valued (quantity x unit cost per part, and in"
+        " total) with the parts to reorder",
+        responses=_answers(),
+    )
+    async def stock_value(
+        who: Annotated[Access, Depends(access("parts.value"))],
+    ) -> StockValuation:
+        value = await run_in_threadpool(service.stock_value, _region(who))
+        return _valuation(value)
 
     @router.post(
         "/parts",

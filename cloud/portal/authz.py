@@ -188,6 +188,8 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "signatures.create": MOSIES,
     "parts.list": STAFF,
     "parts.create": ADMINS,
+    # the stock's money: the office's desk (admins and operators), as its page
+    "parts.value": OFFICE_WRITERS,
     "performance.get": WORKORDER_ACTORS,
     "incidents.create": MOSIES,
     "location.record": MOSIES,

@@ -174,6 +174,14 @@ def test_the_stock_is_valued_at_quantity_times_unit_cost_per_part_and_in_total(
     assert value.unvalued == 1
     assert [v.line.part_no for v in value.low] == ["US-FUSE"]
 
+    with TestClient(world.app, raise_server_exceptions=False) as api:
+        answer = api.get("/api/v1/us/parts/value", headers=bearer(Role.OPERATOR, region=Region.US))
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["currency"], body["total"], body["unvalued"]) == ("USD", US_TOTAL, 1)
+    assert {p["part_no"]: p["value"] for p in body["parts"] if p["value"]} == US_VALUES
+    assert [p["part_no"] for p in body["parts"] if p["low"]] == ["US-FUSE"]
+
     with _page_client(world, Role.ADMIN, Region.US) as client:
         page = client.get("/ui/us/parts")
     assert page.status_code == 200, page.text
