@@ -43,6 +43,7 @@ from cloud.dispatch.lifecycle import MAX_REASON, WorkOrderStatus
 from cloud.dispatch.models import (
     IDEMPOTENCY_KEY_PATTERN,
     MAX_NOTE,
+    MAX_REORDER,
     PART_NO_PATTERN,
     AppointmentView,
     HistoryEntry,
@@ -58,6 +59,7 @@ from cloud.dispatch.models import (
 )
 from cloud.dispatch.photos import CONTENT_TYPES, ContentType
 from cloud.dispatch.service import MAX_PAGE, DispatchService
+from cloud.dispatch.stock import StockValue
 from cloud.events.workorders import Priority
 from cloud.scope import Access
 from contracts.topics import Region
@@ -181,13 +183,57 @@ class PartUseIn(_Body):
 
 
 class StockIn(_Body):
-    """``unit_value``: the part's valuation per unit in the region's currency from now on
-    (told to billing and SAP with each use); omitted: unchanged."""
+    """``quantity``: how many more (0: only the part's settings change); ``unit_value``:
+    the part's unit cost in the region's currency from now on (told to billing and SAP
+    with each use, kept on each use); ``reorder_level`` and ``reorder_quantity``: a use
+    leaving at most ``reorder_level`` on hand asks the office for ``reorder_quantity``
+    more (0: never). Each setting omitted: unchanged (0 for a new part)."""
 
     part_no: str = Field(pattern=PART_NO_PATTERN)
-    quantity: int = Field(ge=1, le=100_000)
+    # Strict: JSON's false is not a count of 0 (pydantic's lax mode would take it).
+    quantity: int = Field(ge=0, le=100_000, strict=True)
     description: str | None = Field(default=None, max_length=200)
     unit_value: Decimal | None = Field(default=None, ge=0, le=1_000_000_000, decimal_places=2)
+    reorder_level: int | None = Field(default=None, ge=0, le=MAX_REORDER, strict=True)
+    reorder_quantity: int | None = Field(default=None, ge=0, le=MAX_REORDER, strict=True)
+
+
+class PartValue(BaseModel):
+    """A part of the region's stock valued: ``value`` = ``quantity`` x ``unit_value``
+    (None: no unit cost known); ``low``: at or below its reorder level (reordered)."""
+
+    part_no: str
+    description: str
+    quantity: int
+    unit_value: Decimal | None
+    value: Decimal | None
+    reorder_level: int
+    reorder_quantity: int
+    low: bool
+
+
+class StockValuation(BaseModel):
+    """The region's stock valued in ``currency``: ``total`` of the valued parts, exact to
+    the cent; ``unvalued`` how many parts carry no unit cost (left out of the total)."""
+
+    currency: str
+    total: Decimal
+    unvalued: int
+    parts: list[PartValue]
+
+
+def _valuation(stock: StockValue) -> StockValuation:
+    parts = [
+        PartValue(
+            part_no=v.line.part_no, description=v.line.description, quantity=v.line.quantity,
+            unit_value=v.line.unit_value, value=v.value, reorder_level=v.line.reorder_level,
+            reorder_quantity=v.line.reorder_quantity, low=v.low,
+        )
+        for v in stock.lines
+    ]  # fmt: skip
+    return StockValuation(
+        currency=stock.currency, total=stock.total, unvalued=stock.unvalued, parts=parts
+    )
 
 
 class IncidentIn(_Body):
@@ -796,12 +842,27 @@ def create_router(
     async def stock(who: Annotated[Access, Depends(access("parts.list"))]) -> list[PartStock]:
         return await run_in_threadpool(service.stock, _region(who))
 
+    @router.get(
+        "/parts/value",
+        response_model=StockValuation,
+        operation_id="parts.value",
+        summary="The region's parts stock valued (quantity x unit cost per part, and in"
+        " total) with the parts to reorder",
+        responses=_answers(),
+    )
+    async def stock_value(
+        who: Annotated[Access, Depends(access("parts.value"))],
+    ) -> StockValuation:
+        value = await run_in_threadpool(service.stock_value, _region(who))
+        return _valuation(value)
+
     @router.post(
         "/parts",
         response_model=PartStock,
         operation_id="parts.create",
-        summary="Add to the region's stock of a part (a new part number starts a line)",
-        responses=_answers(),
+        summary="Add to the region's stock of a part, or change its unit cost and reorder"
+        " settings (a new part number starts a line)",
+        responses=_answers(s422="as always: a value out of bounds"),
     )
     async def add_stock(
         who: Annotated[Access, Depends(access("parts.create"))], body: StockIn
@@ -813,6 +874,8 @@ def create_router(
                 body.quantity,
                 body.description,
                 unit_value=body.unit_value,
+                reorder_level=body.reorder_level,
+                reorder_quantity=body.reorder_quantity,
             )
         )
 

@@ -38,6 +38,7 @@ __all__ = [
     "PartUse",
     "Performance",
     "Photo",
+    "ReorderCount",
     "Signature",
     "Tick",
     "WorkOrder",
@@ -65,6 +66,9 @@ WorkOrderOrigin = Literal["hand", "policy", "incident"]
 CURRENCIES: dict[Region, str] = {Region.AU: "AUD", Region.US: "USD", Region.ES: "EUR"}
 #: A unit's valuation: cents, at most a billion.
 UnitValue = Annotated[Decimal, Field(ge=0, le=1_000_000_000, decimal_places=2)]
+#: A part's reorder level or reorder quantity (also the stock table's CHECKs).
+MAX_REORDER = 1_000_000
+ReorderCount = Annotated[int, Field(ge=0, le=MAX_REORDER)]
 
 
 class _Record(BaseModel):
@@ -188,6 +192,10 @@ class PartStock(_Record):
     quantity: int
     unit_value: Decimal | None = None
     currency: str | None = None
+    #: At or below this many on hand the part is reordered (a use crossing it says so).
+    reorder_level: int = 0
+    #: How many to reorder; 0: the part is not reordered (no notice).
+    reorder_quantity: int = 0
 
 
 class PartUse(_Record):

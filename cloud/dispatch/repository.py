@@ -39,7 +39,9 @@ _WO_COLS = (
     " visits, reopen_count, verified_at, sla_breached, alarm_id, created_by, created_at,"
     " updated_at, arrive_by, resolve_by, version, origin, found_on"
 )
-_STOCK_COLS = "region, part_no, description, quantity, unit_value, currency"
+_STOCK_COLS = (
+    "region, part_no, description, quantity, unit_value, currency, reorder_level, reorder_quantity"
+)
 _HISTORY_COLS = "id, work_order_id, at, actor, role, action, from_state, to_state, reason, assignee"
 _TICK_COLS = "work_order_id, visit, task_id, by_actor AS by, at, photo_key, note"
 _PHOTO_COLS = "id, work_order_id, storage_key, content_type, bytes, sha256, by_actor AS by, at"
@@ -427,19 +429,27 @@ def add_stock(
     description: str | None,
     at: datetime,
     valuation: tuple[Decimal, str] | None = None,
+    reorder: tuple[int | None, int | None] = (None, None),
 ) -> PartStock:
     """``quantity`` more of ``part_no`` in ``region``'s stock (a new part when unknown);
-    ``valuation``: its value per unit and currency from now (None: as it was)."""
+    ``valuation``: its value per unit and currency from now (None: as it was);
+    ``reorder``: its reorder level and quantity from now (each None: as it was, 0 for a
+    new part)."""
     value, currency = valuation if valuation is not None else (None, None)
+    level, again = reorder
     row = _one(
         conn,
         "INSERT INTO dispatch.parts_stock (region, part_no, description, quantity, updated_at,"
-        " unit_value, currency) VALUES (%(region)s, %(part)s, coalesce(%(desc)s, ''),"
-        " %(qty)s, %(at)s, %(value)s, %(currency)s) ON CONFLICT (region, part_no) DO UPDATE"
+        " unit_value, currency, reorder_level, reorder_quantity) VALUES (%(region)s,"
+        " %(part)s, coalesce(%(desc)s, ''), %(qty)s, %(at)s, %(value)s, %(currency)s,"
+        " coalesce(%(level)s, 0), coalesce(%(again)s, 0))"
+        " ON CONFLICT (region, part_no) DO UPDATE"
         " SET quantity = parts_stock.quantity + EXCLUDED.quantity,"
         " description = coalesce(%(desc)s, parts_stock.description),"
         " unit_value = coalesce(%(value)s, parts_stock.unit_value),"
         " currency = coalesce(%(currency)s, parts_stock.currency),"
+        " reorder_level = coalesce(%(level)s, parts_stock.reorder_level),"
+        " reorder_quantity = coalesce(%(again)s, parts_stock.reorder_quantity),"
         f" updated_at = EXCLUDED.updated_at RETURNING {_STOCK_COLS}",
         {
             "region": region.value,
@@ -449,6 +459,8 @@ def add_stock(
             "at": at,
             "value": value,
             "currency": currency,
+            "level": level,
+            "again": again,
         },
     )
     assert row is not None

@@ -123,6 +123,7 @@ from cloud.dispatch.models import (
     PartUse,
     Performance,
     Photo,
+    ReorderCount,
     Signature,
     SignerName,
     Tick,
@@ -140,9 +141,11 @@ from cloud.dispatch.photos import (
 )
 from cloud.dispatch.policies import PolicyBook, PolicySet, WorkOrderRequest, load_policies
 from cloud.dispatch.sla import SlaPolicy, breaches, builtin_policy, due
+from cloud.dispatch.stock import StockValue, crosses_reorder_level, value_stock
 from cloud.dispatch.verification import judge, produced_wh
 from cloud.events.alerts import ALERT_CLEARED, ALERT_RAISED, AlarmChanged
 from cloud.events.outbox import Event, emit, handle_once
+from cloud.events.parts import PART_REORDER_NEEDED, PartReorderNeeded
 from cloud.events.types import GatewayRegistration, InstallationChanged
 from cloud.events.workorders import (
     WORKORDER_APPOINTMENT_CONFIRMED,
@@ -172,6 +175,9 @@ MAX_PAGE = 500
 SYSTEM_ACTOR = "system"
 #: Most parts one use may take.
 MAX_PARTS = 1000
+#: Parts added to the stock in one restock, and a part's description's characters.
+MAX_RESTOCK = 100_000
+MAX_PART_DESCRIPTION = 200
 #: Why the system closes a job it verified (the acceptance: verified by telemetry, closed).
 CLOSE_REASON = "verified by telemetry"
 _EVERYWHERE = Scope.everything()
@@ -238,6 +244,11 @@ class _FixIn(BaseModel):
 
 class _ValueIn(BaseModel):
     unit_value: UnitValue | None = None
+
+
+class _ReorderIn(BaseModel):
+    reorder_level: ReorderCount | None = None
+    reorder_quantity: ReorderCount | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1475,6 +1486,8 @@ class DispatchService:
                 conn, order.id, order.region, part.part_no, part.quantity, actor_id, at, line
             )
             self._announce_parts(conn, order, use)
+            if crosses_reorder_level(line, part.quantity):
+                self._announce_reorder(conn, line, use)
             return use
 
         return self._run(actor_id, idempotency_key, "part", request, PartUse, work)
@@ -1499,6 +1512,30 @@ class DispatchService:
         )
         payload = WorkOrderPartsUsed(**base.model_dump(), part_use_id=use.id, parts=[used])
         emit(conn, SCHEMA, _event(WORKORDER_PARTS_USED, order, payload, use.at))
+
+    def _announce_reorder(self, conn: Connection[Any], line: PartStock, use: PartUse) -> None:
+        """``part.reorder_needed`` for the region's office, in the use's transaction."""
+        payload = PartReorderNeeded(
+            region=line.region.value,
+            part_no=line.part_no,
+            description=line.description,
+            quantity=line.quantity,
+            reorder_level=line.reorder_level,
+            reorder_quantity=line.reorder_quantity,
+            unit_value=line.unit_value,
+            currency=line.currency,
+            part_use_id=use.id,
+            work_order_id=use.work_order_id,
+            at=use.at,
+        )
+        event = Event(
+            name=PART_REORDER_NEEDED,
+            region=line.region,
+            source=SCHEMA,
+            occurred_at=use.at,
+            payload=payload.model_dump(mode="json"),
+        )
+        emit(conn, SCHEMA, event)
 
     def sign(
         self,
@@ -1615,18 +1652,33 @@ class DispatchService:
         description: str | None = None,
         *,
         unit_value: Decimal | None = None,
+        reorder_level: int | None = None,
+        reorder_quantity: int | None = None,
     ) -> PartStock:
-        """``quantity`` (≥ 1) more of ``part_no`` in ``region``'s stock; ``unit_value``:
-        its valuation per unit in the region's currency from now on (None: unchanged)."""
+        """``quantity`` (≥ 0; 0 changes only the part's settings) more of ``part_no`` in
+        ``region``'s stock; ``unit_value``: its unit cost in the region's currency from
+        now on; ``reorder_level`` and ``reorder_quantity``: when and how many to reorder
+        (each None: unchanged, 0 for a new part). :class:`RefusedError` names a value
+        out of bounds."""
         part = _valid(_PartIn, part_no=part_no, quantity=quantity)
-        if part.quantity < 1:
-            raise RefusedError("quantity", ">= 1", f"{quantity} parts")
+        if not 0 <= part.quantity <= MAX_RESTOCK:
+            raise RefusedError("quantity", f"0-{MAX_RESTOCK}", f"{quantity} parts")
+        if description is not None and len(description) > MAX_PART_DESCRIPTION:
+            raise RefusedError(
+                "description", f"at most {MAX_PART_DESCRIPTION} characters", "longer"
+            )
         value = _valid(_ValueIn, unit_value=unit_value).unit_value
+        levels = _valid(_ReorderIn, reorder_level=reorder_level, reorder_quantity=reorder_quantity)
         valuation = None if value is None else (value, CURRENCIES[region])
         with self._pool.connection() as conn:
             return repo.add_stock(
-                conn, region, part.part_no, part.quantity, description, self._clock(), valuation
-            )
+                conn, region, part.part_no, part.quantity, description, self._clock(),
+                valuation, (levels.reorder_level, levels.reorder_quantity),
+            )  # fmt: skip
+
+    def stock_value(self, region: Region) -> StockValue:
+        """``region``'s stock valued at each part's unit cost (:mod:`cloud.dispatch.stock`)."""
+        return value_stock(self.stock(region), CURRENCIES[region])
 
     def checklist(self, kind: str) -> tuple[Task, ...]:
         """The tasks of a work-order type's checklist, in order (safety first): what a

@@ -1,7 +1,8 @@
 """Events notify consumes: who can be told (``user.*`` from identity, ``customer.*`` from
 the customers service, into :mod:`cloud.notify.recipients`) and what to tell them
 (``alert.*`` from the alerts service, as notifications; ``workorder.*`` from dispatch,
-planned in :mod:`cloud.notify.workorders`).
+planned in :mod:`cloud.notify.workorders`; ``part.*`` from dispatch's parts stock,
+planned in :mod:`cloud.notify.parts`).
 
 An alarm's event becomes at most two notifications, each to one audience:
 
@@ -51,6 +52,7 @@ from cloud.events.alerts import (
 from cloud.events.alerts import Severity as AlarmSeverity
 from cloud.events.bus import PoisonEventError, Subscription, event_payload
 from cloud.events.outbox import Event, handle_once
+from cloud.events.parts import PART_PREFIX, PartReorderNeeded
 from cloud.events.types import CUSTOMER_CREATED, CUSTOMER_UPDATED, CustomerAccount
 from cloud.events.users import (
     USER_CONTACT_CHANGED,
@@ -62,6 +64,7 @@ from cloud.events.users import (
     UserContact,
 )
 from cloud.events.workorders import WORKORDER_PREFIX, WorkOrderChanged
+from cloud.notify import parts as stock
 from cloud.notify import recipients as people
 from cloud.notify import workorders as jobs
 from cloud.notify.models import Category, LocalText, Notification, Recipient, Severity
@@ -72,6 +75,7 @@ from contracts.topics import Region
 __all__ = [
     "ACCOUNTS_CONSUMER",
     "ALARMS_CONSUMER",
+    "PARTS_CONSUMER",
     "PEOPLE_CONSUMER",
     "WORKORDERS_CONSUMER",
     "AlarmNotice",
@@ -85,6 +89,7 @@ PEOPLE_CONSUMER = "notify.people"
 ACCOUNTS_CONSUMER = "notify.accounts"
 ALARMS_CONSUMER = "notify.alarms"
 WORKORDERS_CONSUMER = "notify.workorders"
+PARTS_CONSUMER = "notify.parts"
 #: Where notify records the events it handled (``notify.inbox`` is people's inbox).
 HANDLED_TABLE = "handled_events"
 #: Namespace of notification ids derived from event ids.
@@ -242,6 +247,17 @@ class NotifyHandlers:
         if told and self._on_filed is not None:
             self._on_filed()
 
+    async def on_part(self, event: Event) -> None:
+        if not event.name.startswith(PART_PREFIX):
+            return
+        part = event_payload(event, PartReorderNeeded)
+        try:
+            told = await asyncio.to_thread(self.notify_part, event, part)
+        except NotifyError as exc:  # a template refused the parameters: never will it not
+            raise PoisonEventError(str(exc)) from exc
+        if told and self._on_filed is not None:
+            self._on_filed()
+
     def _once(
         self, event: Event, save: Callable[[Connection[Any], Any, datetime], None], payload: Any
     ) -> None:
@@ -293,6 +309,22 @@ class NotifyHandlers:
                     told += result.inbox_posted
         return told
 
+    def notify_part(self, event: Event, part: PartReorderNeeded) -> int:
+        """File the notifications of a ``part.*`` event (one transaction with its inbox
+        row); the number of people told, 0 when the event was handled before
+        (:mod:`cloud.notify.parts`)."""
+        now = self._clock()
+        told = 0
+        with self._pool.connection() as conn:
+            if not handle_once(conn, SCHEMA, event.id, table=HANDLED_TABLE):
+                return 0
+            for notice in stock.plan_part_notices(event, part, now):
+                reached = people.staff_of(conn, event.region, notice.roles)
+                if reached:
+                    result = self._service.notify(notice.notification, reached, conn=conn)
+                    told += result.inbox_posted
+        return told
+
     @staticmethod
     def _recipients(
         conn: Connection[Any], region: Region, notice: AlarmNotice, zone: str | None
@@ -333,10 +365,11 @@ def _record(
 
 def event_subscriptions(handlers: NotifyHandlers) -> list[Subscription]:
     """notify's subscriptions, every region: people (identity), accounts (customers),
-    alarms (alerts), work orders (dispatch)."""
+    alarms (alerts), work orders and parts reorders (dispatch)."""
     return [
         Subscription(PEOPLE_CONSUMER, "*.identity.user.*", handlers.on_user),
         Subscription(ACCOUNTS_CONSUMER, "*.customers.customer.*", handlers.on_customer),
         Subscription(ALARMS_CONSUMER, "*.alerts.alert.*", handlers.on_alarm),
         Subscription(WORKORDERS_CONSUMER, "*.dispatch.workorder.*", handlers.on_workorder),
+        Subscription(PARTS_CONSUMER, "*.dispatch.part.*", handlers.on_part),
     ]

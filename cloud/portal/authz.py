@@ -188,6 +188,8 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "signatures.create": MOSIES,
     "parts.list": STAFF,
     "parts.create": ADMINS,
+    # the stock's money: the office's desk (admins and operators), as its page
+    "parts.value": OFFICE_WRITERS,
     "performance.get": WORKORDER_ACTORS,
     "incidents.create": MOSIES,
     "location.record": MOSIES,
@@ -229,6 +231,9 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "ui.dispatch": OFFICE_WRITERS,
     "ui.dispatch.events": OFFICE_WRITERS,
     "ui.performance": WORKORDER_ACTORS,
+    # the region's parts stock, valued, with what to reorder (issue 19)
+    "ui.parts": OFFICE_WRITERS,
+    "ui.parts.update": ADMINS,
     "ui.workorder": WORKORDER_READERS,
     "ui.workorder.act": WORKORDER_ACTORS,
     "ui.workorder.tick": MOSIES,

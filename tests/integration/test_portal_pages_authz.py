@@ -88,6 +88,7 @@ TABLE: dict[str, Page] = {
     "/ui/{region}/performance": Page(
         CONTROL | MOSIES, lambda r, t: f"/ui/{r}/performance", tenant_object=False
     ),
+    "/ui/{region}/parts": Page(CONTROL, lambda r, t: f"/ui/{r}/parts", tenant_object=False),
     "/ui/{region}/workorders/{order_id}": Page(
         ALL, lambda r, t: f"/ui/{r}/workorders/{t.work_order}"
     ),
@@ -144,6 +145,8 @@ POSTS = {
     "/ui/{region}/workorders/{order_id}/grid-code",
     # a rollout's action form: test_portal_rollouts.py
     "/ui/{region}/rollouts/{rollout_id}/act",
+    # a part's settings form (admins): test_parts_stock.py
+    "/ui/{region}/parts",
 }
 #: The event streams: answers without end, tested over a real server (the inbox's in
 #: test_portal_alarms_inbox.py, the dispatch board's in test_portal_dispatch_board.py,

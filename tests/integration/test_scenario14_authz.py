@@ -451,6 +451,9 @@ _DISPATCH_ROUTES: dict[tuple[str, str], Route] = {
         creates_in_url_region=True,
     ),
     ("GET", "/api/v1/{region}/parts"): Route(STAFF, True, 200, _get("/parts"), is_list=True),
+    ("GET", "/api/v1/{region}/parts/value"): Route(
+        CONTROL, True, 200, _get("/parts/value"), is_list=True
+    ),
     ("POST", "/api/v1/{region}/parts"): Route(
         ADMIN,
         True,

@@ -78,6 +78,8 @@ def test_every_kind_exists_in_english_and_spanish_with_the_same_fields() -> None
         "appointment_confirmed",
         "appointment_reminder",
         "job_appointment",
+        # the parts stock (cloud.notify.parts)
+        "part_reorder_needed",
     }
     assert templates.fields("appointment_offered") == {
         "site",

@@ -47,6 +47,7 @@ from cloud.portal.web.pages_dispatch_board import create_board_pages
 from cloud.portal.web.pages_field import create_field_pages
 from cloud.portal.web.pages_grid_codes import create_grid_code_pages
 from cloud.portal.web.pages_inbox import create_inbox_pages
+from cloud.portal.web.pages_parts import create_parts_pages
 from cloud.portal.web.pages_rollouts import create_rollout_pages
 from cloud.portal.web.pages_sites import SitePages, create_site_pages
 from cloud.portal.web.pages_staff import create_staff_pages
@@ -165,6 +166,7 @@ def mount_web(
         routers.append(create_field_pages(sessions, renderer, work_orders, employees))
         feed = web.board if web.board is not None else BoardFeed(None)
         routers.append(create_board_pages(sessions, renderer, data, work_orders, feed))
+        routers.append(create_parts_pages(sessions, renderer, work_orders))
     for router in routers:
         record_routes(app, router)
         app.include_router(router)
