@@ -201,13 +201,8 @@ def partner_retry(
     unknown: bool,
     next_at: datetime,
 ) -> bool:
-    cur = conn.execute(
-        "UPDATE sap.partners SET attempts = attempts + 1, last_error = %s,"
-        " outcome_unknown = outcome_unknown OR %s, next_attempt_at = %s, lease_id = NULL,"
-        " lease_until = NULL WHERE account_id = %s AND lease_id = %s",
-        (error[:1000], unknown, next_at, claim.account_id, claim.lease_id),
-    )
-    return cur.rowcount == 1
+    return _retry(conn, "partners", "account_id", claim.account_id, claim.lease_id,
+                  error, unknown, next_at)  # fmt: skip
 
 
 def partner_dead(
@@ -218,13 +213,8 @@ def partner_dead(
     *,
     attempted: bool = True,
 ) -> bool:
-    cur = conn.execute(
-        "UPDATE sap.partners SET state = 'dead', dead_reason = %s, dead_at = %s,"
-        " attempts = attempts + %s, last_error = %s, lease_id = NULL, lease_until = NULL"
-        " WHERE account_id = %s AND lease_id = %s",
-        (reason[:1000], now, int(attempted), reason[:1000], claim.account_id, claim.lease_id),
-    )
-    return cur.rowcount == 1
+    return _dead(conn, "partners", "account_id", claim.account_id, claim.lease_id,
+                 reason, now, attempted)  # fmt: skip
 
 
 def document_exported(
@@ -255,13 +245,7 @@ def document_retry(
     unknown: bool,
     next_at: datetime,
 ) -> bool:
-    cur = conn.execute(
-        "UPDATE sap.documents SET attempts = attempts + 1, last_error = %s,"
-        " outcome_unknown = outcome_unknown OR %s, next_attempt_at = %s, lease_id = NULL,"
-        " lease_until = NULL WHERE id = %s AND lease_id = %s",
-        (error[:1000], unknown, next_at, claim.id, claim.lease_id),
-    )
-    return cur.rowcount == 1
+    return _retry(conn, "documents", "id", claim.id, claim.lease_id, error, unknown, next_at)
 
 
 def document_dead(
@@ -272,11 +256,51 @@ def document_dead(
     *,
     attempted: bool = True,
 ) -> bool:
+    return _dead(conn, "documents", "id", claim.id, claim.lease_id, reason, now, attempted)
+
+
+_QUEUES = {("partners", "account_id"), ("documents", "id")}
+
+
+def _retry(
+    conn: Connection[Any],
+    table: str,
+    key_column: str,
+    key: object,
+    lease_id: object,
+    error: str,
+    unknown: bool,
+    next_at: datetime,
+) -> bool:
+    """Release a claimed row for another attempt at ``next_at``; False when the lease
+    was lost meanwhile (another worker owns the row now)."""
+    assert (table, key_column) in _QUEUES  # names from this module only, never input
     cur = conn.execute(
-        "UPDATE sap.documents SET state = 'dead', dead_reason = %s, dead_at = %s,"
+        f"UPDATE sap.{table} SET attempts = attempts + 1, last_error = %s,"
+        " outcome_unknown = outcome_unknown OR %s, next_attempt_at = %s, lease_id = NULL,"
+        f" lease_until = NULL WHERE {key_column} = %s AND lease_id = %s",
+        (error[:1000], unknown, next_at, key, lease_id),
+    )
+    return cur.rowcount == 1
+
+
+def _dead(
+    conn: Connection[Any],
+    table: str,
+    key_column: str,
+    key: object,
+    lease_id: object,
+    reason: str,
+    now: datetime,
+    attempted: bool,
+) -> bool:
+    """Dead-letter a claimed row with ``reason``; False when the lease was lost."""
+    assert (table, key_column) in _QUEUES
+    cur = conn.execute(
+        f"UPDATE sap.{table} SET state = 'dead', dead_reason = %s, dead_at = %s,"
         " attempts = attempts + %s, last_error = %s, lease_id = NULL, lease_until = NULL"
-        " WHERE id = %s AND lease_id = %s",
-        (reason[:1000], now, int(attempted), reason[:1000], claim.id, claim.lease_id),
+        f" WHERE {key_column} = %s AND lease_id = %s",
+        (reason[:1000], now, int(attempted), reason[:1000], key, lease_id),
     )
     return cur.rowcount == 1
 
