@@ -48,6 +48,7 @@ from cloud.billing import (
     BillableSite,
     BillingService,
     BillingSites,
+    BillsReader,
     MeterHours,
     MeterMissingError,
     MeterSeries,
@@ -349,6 +350,7 @@ def create_api(
         customers=CustomersService(pool),
         employees=EmployeeService(pool),
         dispatch=create_dispatch_service(dispatch, pool) if dispatch is not None else None,
+        bills=BillsReader(pool),
         verify=verify,
         web=web,
     )

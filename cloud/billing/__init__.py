@@ -25,6 +25,8 @@ from cloud.billing.accounts import (
     settle,
     statement,
 )
+from cloud.billing.api import create_router
+from cloud.billing.bills import BillLine, BillsReader, BillTax, Document, DocumentDetail, Payment
 from cloud.billing.dated import Dated, Provenance, TariffDataError
 from cloud.billing.documents import (
     MWH,
@@ -126,16 +128,21 @@ __all__ = [
     "SCHEMA",
     "Allocation",
     "AllocationError",
+    "BillLine",
+    "BillTax",
     "BillableBasis",
     "BillableSite",
     "BillingCycle",
     "BillingPeriod",
     "BillingService",
     "BillingSites",
+    "BillsReader",
     "Currency",
     "CurrencyError",
     "CycleResult",
     "Dated",
+    "Document",
+    "DocumentDetail",
     "DocumentError",
     "ElectricityTaxVersion",
     "EnergyDifference",
@@ -152,6 +159,7 @@ __all__ = [
     "MeterSeries",
     "Money",
     "OpenItem",
+    "Payment",
     "PaymentDeclinedError",
     "PaymentProvider",
     "PaymentReceipt",
@@ -183,6 +191,7 @@ __all__ = [
     "balance",
     "contract_anniversary",
     "contract_years",
+    "create_router",
     "currency_for",
     "document_number",
     "energy_difference",

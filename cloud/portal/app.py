@@ -22,6 +22,8 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from cloud.apitypes import problem
+from cloud.billing import BillsReader
+from cloud.billing import create_router as billing_router
 from cloud.config import ConfigService
 from cloud.config import create_router as config_router
 from cloud.customers import CustomersService
@@ -80,6 +82,7 @@ def create_app(
     customers: CustomersService | None = None,
     employees: EmployeeService | None = None,
     dispatch: DispatchService | None = None,
+    bills: BillsReader | None = None,
     verify: Verify | None = None,
     web: WebUi | None = None,
 ) -> FastAPI:
@@ -89,6 +92,7 @@ def create_app(
     with its public key(s) from ``POTR_IDENTITY_PUBLIC_KEY_FILE`` (missing or unusable:
     :class:`cloud.identity.KeyFileError`). ``dispatch``: the work-order routes (with
     ``employees``, a technician's performance is asked of the region's staff only).
+    ``bills``: billing's read-only routes (documents, balance, payments).
     ``web``: also serve the web UI
     (:mod:`cloud.portal.web`) on the same services and policy."""
     app = FastAPI(
@@ -130,6 +134,9 @@ def create_app(
     if dispatch is not None:
         on_staff = _employee_in(employees) if employees is not None else None
         mount(dispatch_router(dispatch, access=access, employee_in_region=on_staff))
+    if bills is not None:
+        in_reach = _account_in(customers) if customers is not None else None
+        mount(billing_router(bills, access=access, account_in_scope=in_reach))
     if web is not None:
         mount_web(
             app, web, verify=verify, registry=registry, telemetry=telemetry_reader,
@@ -180,6 +187,16 @@ def _site_in(registry: RegistryService) -> Callable[[Scope, int], bool]:
         return registry.get_site(site_id, scope=scope) is not None
 
     return site_in_scope
+
+
+def _account_in(customers: CustomersService) -> Callable[[Scope, str], bool]:
+    """Whether an account exists within a scope (the customers service's answer, filtered
+    by the same scope in SQL)."""
+
+    def account_in_scope(scope: Scope, account_id: str) -> bool:
+        return customers.get_account(account_id, scope.region, scope=scope) is not None
+
+    return account_in_scope
 
 
 def _employee_in(employees: EmployeeService) -> Callable[[Region, str], bool]:

@@ -196,6 +196,11 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "location_notice.get": MOSIES,
     "location_notice.acknowledge": MOSIES,
     "location_notice.withdraw": MOSIES,
+    # billing (issue 19): read-only; a customer its own account, staff their region's
+    "billing.documents.list": CUSTOMER_READERS,
+    "billing.documents.get": CUSTOMER_READERS,
+    "billing.balance.get": CUSTOMER_READERS,
+    "billing.payments.list": CUSTOMER_READERS,
     # web UI pages (cloud/portal/web): the same policy, the same scopes
     "ui.sites": EVERYONE,
     "ui.site": EVERYONE,

@@ -89,6 +89,8 @@ class Tenant:
     photo: int = 0
     #: A rollout over the tenant's gateway (seeded by the tests that need one).
     rollout: int = 0
+    #: The number of an invoice of the account (with a line, a tax and a payment).
+    bill: str = ""
 
 
 @dataclass(frozen=True)
@@ -367,9 +369,56 @@ def api_world(database_url: str, key_dir: Path) -> Iterator[World]:
         app = create_api(portal, pool, config=config, web=web, dispatch=dispatch)
         service = DispatchService(pool, photos=FilesystemPhotoStorage(dispatch.dispatch_photo_dir))
         tenants = _dispatch_world(service, tenants)
+        tenants = {
+            n: replace(t, bill=seed_bill(pool, t, k)) for k, (n, t) in enumerate(tenants.items())
+        }
         yield World(app, pool, tenants, identity, web, service, config)
     finally:
         pool.close()
+
+
+def seed_bill(pool: Pool, t: Tenant, k: int) -> str:
+    """An invoice of ``t``'s account written as the billing service stores one (the
+    authorisation tests need an object, not a rated bill: the billing tests rate real
+    ones): 100 kWh at 0.25 = 25.00 net, 10 % tax 2.50, 27.50 gross, 10.00 paid."""
+    number = f"{t.region.name}-2026-{k + 1:07d}"
+    currency = {Region.AU: "AUD", Region.US: "USD", Region.ES: "EUR"}[t.region]
+    with pool.connection() as conn:
+        row = conn.execute(
+            "INSERT INTO billing.invoices (number, kind, region, account_id, site_id,"
+            " first_day, last_day, plan_code, tariff_zone, time_zone, contract_start,"
+            " currency, net, tax, gross, issued_at, issue_date, due_date) VALUES"
+            " (%s, 'invoice', %s, %s, %s, '2026-10-01', '2026-10-31', 'seed', 'seed',"
+            " %s, '2026-01-01', %s, 25.00, 2.50, 27.50, '2026-11-02T03:00Z',"
+            " '2026-11-02', '2026-11-16') RETURNING id",
+            (number, t.region.value, t.account, t.site, ZONES[t.region], currency),
+        ).fetchone()
+        assert row is not None
+        conn.execute(
+            "INSERT INTO billing.invoice_lines (invoice_id, line_no, description_key,"
+            " first_day, last_day, period, kwh, unit_price, net, tax, tax_percent) VALUES"
+            " (%s, 1, 'energy', '2026-10-01', '2026-10-31', 'flat', 100, 0.25, 25.00,"
+            " 'gst', 10)",
+            (row[0],),
+        )
+        conn.execute(
+            "INSERT INTO billing.invoice_taxes (invoice_id, tax, percent, base, amount)"
+            " VALUES (%s, 'gst', 10, 25.00, 2.50)",
+            (row[0],),
+        )
+        pay = conn.execute(
+            "INSERT INTO billing.payments (region, account_id, amount, currency,"
+            " received_at, provider, provider_reference) VALUES"
+            " (%s, %s, 10.00, %s, '2026-11-10T00:00Z', 'bank', %s) RETURNING id",
+            (t.region.value, t.account, currency, f"seed-{number}"),
+        ).fetchone()
+        assert pay is not None
+        conn.execute(
+            "INSERT INTO billing.allocations (payment_id, invoice_id, amount, allocated_at)"
+            " VALUES (%s, %s, 10.00, '2026-11-10T00:00Z')",
+            (pay[0], row[0]),
+        )
+    return number
 
 
 @contextmanager

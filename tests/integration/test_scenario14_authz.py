@@ -584,6 +584,23 @@ _OFFICE_ROUTES: dict[tuple[str, str], Route] = {
 }
 
 #: The table: (method, OpenAPI path) → row.
+#: Billing's read-only routes (issue 19): "other" is another account's (a customer) or an
+#: account of another region named under the au URL (staff): 404 either way.
+_BILLING_ROUTES: dict[tuple[str, str], Route] = {
+    ("GET", "/api/v1/{region}/accounts/{account_id}/documents"): Route(
+        CUSTOMER_READERS, True, 200, _get("/accounts/{t.account}/documents")
+    ),
+    ("GET", "/api/v1/{region}/documents/{number}"): Route(
+        CUSTOMER_READERS, True, 200, _get("/documents/{t.bill}")
+    ),
+    ("GET", "/api/v1/{region}/accounts/{account_id}/balance"): Route(
+        CUSTOMER_READERS, True, 200, _get("/accounts/{t.account}/balance")
+    ),
+    ("GET", "/api/v1/{region}/accounts/{account_id}/payments"): Route(
+        CUSTOMER_READERS, True, 200, _get("/accounts/{t.account}/payments")
+    ),
+}
+
 TABLE: dict[tuple[str, str], Route] = {
     ("GET", "/healthz"): Route(None, False, 200, lambda r, t: Call("GET", "/healthz")),
     ("GET", "/api/v1/{region}/sites"): Route(
@@ -708,6 +725,7 @@ TABLE: dict[tuple[str, str], Route] = {
     ),
     **_OFFICE_ROUTES,
     **_DISPATCH_ROUTES,
+    **_BILLING_ROUTES,
 }
 
 
@@ -922,3 +940,28 @@ def _sites_reachable(
         seeded = {world.tenants["A"].site, world.tenants["B"].site}
         wrong += [f"missing {i}" for i in seeded - {s["id"] for s in sites}]
     return [f"{role.value} sites in {region.value}: {wrong}"] if wrong else []
+
+
+def test_a_customer_sees_its_own_bills_only(world: World, client: TestClient) -> None:
+    """What the billing routes hold, not only their status: customer A's documents,
+    balance and payments are A's seeded ones (27.50 gross, 10.00 paid: 17.50 owed), and
+    B's document, in the same region, is not there for A but is for au's support."""
+    a, b, e = (world.tenants[n] for n in "ABE")
+    customer, support = world.headers(Role.CUSTOMER), world.headers(Role.SUPPORT)
+    base = _r(Region.AU)
+    docs = client.get(f"{base}/accounts/{a.account}/documents", headers=customer).json()
+    assert [(d["number"], d["gross"], d["outstanding"]) for d in docs] == [
+        (a.bill, "27.50", "17.50")
+    ]
+    one = client.get(f"{base}/documents/{a.bill}", headers=customer).json()
+    assert [(t["tax"], t["base"], t["amount"]) for t in one["taxes"]] == [("gst", "25.00", "2.50")]
+    assert [(x["kwh"], x["unit_price"], x["net"]) for x in one["lines"]] == [
+        ("100.000000", "0.250000", "25.00")
+    ]
+    balance = client.get(f"{base}/accounts/{a.account}/balance", headers=customer).json()
+    assert balance == {"AUD": "17.50"}
+    paid = client.get(f"{base}/accounts/{a.account}/payments", headers=customer).json()
+    assert [(p["amount"], p["unallocated"]) for p in paid] == [("10.00", "0.00")]
+    assert client.get(f"{base}/documents/{b.bill}", headers=customer).status_code == 404
+    assert client.get(f"{base}/documents/{b.bill}", headers=support).status_code == 200
+    assert client.get(f"{base}/documents/{e.bill}", headers=support).status_code == 404
