@@ -141,7 +141,7 @@ def create_app(
         mount_web(
             app, web, verify=verify, registry=registry, telemetry=telemetry_reader,
             customers=customers, config=config, api_region=settings.api_region,
-            dispatch=dispatch, employees=employees,
+            dispatch=dispatch, employees=employees, bills=bills,
         )  # fmt: skip
     _check_every_route_is_in_the_policy(app)
 

@@ -233,6 +233,11 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     # dispatch: the MOSIE's phone screens, the operators' board, a job's page (issue 17)
     "ui.jobs": MOSIES,
     "ui.visits": CUSTOMERS,
+    # bills (issue 19): a customer's own; support's audited read-only view of a customer's
+    "ui.bills": CUSTOMERS,
+    "ui.bill": CUSTOMERS,
+    "ui.support.bills": OFFICE,
+    "ui.support.bill": OFFICE,
     "ui.dispatch": OFFICE_WRITERS,
     "ui.dispatch.events": OFFICE_WRITERS,
     "ui.performance": WORKORDER_ACTORS,

@@ -84,6 +84,13 @@ TABLE: dict[str, Page] = {
     "/ui/{region}/inbox": Page(ALL, lambda r, t: f"/ui/{r}/inbox", tenant_object=False),
     "/ui/{region}/jobs": Page(MOSIES, lambda r, t: f"/ui/{r}/jobs", tenant_object=False),
     "/ui/{region}/visits": Page(CUSTOMERS, lambda r, t: f"/ui/{r}/visits", tenant_object=False),
+    # Bills (issue 19): a customer's own, and support's audited view of a customer's.
+    "/ui/{region}/bills": Page(CUSTOMERS, lambda r, t: f"/ui/{r}/bills", tenant_object=False),
+    "/ui/{region}/bills/{number}": Page(CUSTOMERS, lambda r, t: f"/ui/{r}/bills/{t.bill}"),
+    "/ui/{region}/customers/{account_id}/bills": Page(OFFICE, _as("/bills")),
+    "/ui/{region}/customers/{account_id}/bills/{number}": Page(
+        OFFICE, lambda r, t: f"/ui/{r}/customers/{t.account}/bills/{t.bill}"
+    ),
     "/ui/{region}/dispatch": Page(CONTROL, lambda r, t: f"/ui/{r}/dispatch", tenant_object=False),
     "/ui/{region}/performance": Page(
         CONTROL | MOSIES, lambda r, t: f"/ui/{r}/performance", tenant_object=False

@@ -40,8 +40,9 @@ TECHNICIAN_ONLY = frozenset(
     | {"ui.location.control", "ui.location.record", "ui.workorder.grid_code"}
 )
 
-#: A customer's own pages: its account's visits (staff see jobs on the board instead).
-CUSTOMER_ONLY = frozenset({"ui.visits"})
+#: A customer's own pages: its account's visits (staff see jobs on the board instead) and
+#: bills (staff see a customer's through support's audited view).
+CUSTOMER_ONLY = frozenset({"ui.visits", "ui.bills", "ui.bill"})
 
 
 @pytest.mark.parametrize("route", sorted(set(ROUTES) - TECHNICIAN_ONLY - CUSTOMER_ONLY))

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from cloud.alerts import Alarm, AlarmStatus, AlarmStore
 from cloud.alerts.alarms import OPEN_STATES
+from cloud.billing import BillsReader
 from cloud.config import ConfigService, TechnicianPushes
 from cloud.customers import CustomersService, NotFoundError
 from cloud.dispatch import DispatchService
@@ -42,6 +43,7 @@ from cloud.portal.web.identity_gate import (
 from cloud.portal.web.inbox_feed import InboxFeed
 from cloud.portal.web.pages_alarms import create_alarm_pages
 from cloud.portal.web.pages_auth import create_auth_pages
+from cloud.portal.web.pages_bills import create_bills_pages
 from cloud.portal.web.pages_dispatch import create_dispatch_pages
 from cloud.portal.web.pages_dispatch_board import create_board_pages
 from cloud.portal.web.pages_field import create_field_pages
@@ -125,6 +127,7 @@ def mount_web(
     api_region: Region | None,
     dispatch: DispatchService | None = None,
     employees: EmployeeService | None = None,
+    bills: BillsReader | None = None,
 ) -> None:
     jar = CookieJar(secure=web.cookie_secure)
     assets = Assets()
@@ -151,6 +154,8 @@ def mount_web(
         routers.append(
             create_support_pages(sessions, renderer, pages, registry, customers, web.audit)
         )
+    if bills is not None:
+        routers.append(create_bills_pages(sessions, renderer, bills, customers, web.audit))
     if web.alarms is not None:
         routers.append(create_alarm_pages(sessions, renderer, data, web.alarms))
     if web.inbox is not None:

@@ -69,6 +69,14 @@ class Formats:
     def money(self, amount: Decimal, currency: str) -> str:
         return format_currency(amount, currency, locale=self.language)
 
+    def unit_price(self, amount: Decimal, currency: str) -> str:
+        """A price per unit as billed: every significant digit up to six decimals (a
+        tariff's price is finer than the currency's cents), in the language's layout."""
+        return format_currency(
+            amount, currency, locale=self.language, currency_digits=False,
+            decimal_quantization=False,
+        ).strip()  # fmt: skip
+
     # -- dates and times ----------------------------------------------------------------
     def datetime(self, value: dt.datetime | None, form: str = "medium") -> str:
         if value is None:

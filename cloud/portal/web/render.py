@@ -55,6 +55,7 @@ def navigation(role: Role, region: str, _: Any, unread: int | None = None) -> li
         items.insert(0, NavItem("jobs", _("My jobs"), f"{base}/jobs"))
     if role == Role.CUSTOMER:
         items.append(NavItem("visits", _("Visits"), f"{base}/visits"))
+        items.append(NavItem("bills", _("Bills"), f"{base}/bills"))
     if role == Role.ADMIN:
         items.append(NavItem("audit", _("Audit"), f"{base}/audit"))
     items.append(NavItem("inbox", _("Inbox"), f"{base}/inbox", unread))
