@@ -378,11 +378,34 @@ def api_world(database_url: str, key_dir: Path) -> Iterator[World]:
 
 
 def seed_bill(pool: Pool, t: Tenant, k: int) -> str:
-    """An invoice of ``t``'s account written as the billing service stores one (the
-    authorisation tests need an object, not a rated bill: the billing tests rate real
-    ones): 100 kWh at 0.25 = 25.00 net, 10 % tax 2.50, 27.50 gross, 10.00 paid."""
+    """An invoice of ``t``'s account (:func:`insert_invoice`) with 10.00 of it paid."""
     number = f"{t.region.name}-2026-{k + 1:07d}"
-    currency = {Region.AU: "AUD", Region.US: "USD", Region.ES: "EUR"}[t.region]
+    invoice_id = insert_invoice(pool, t.region, t.account, t.site, number)
+    currency = CURRENCY[t.region]
+    with pool.connection() as conn:
+        pay = conn.execute(
+            "INSERT INTO billing.payments (region, account_id, amount, currency,"
+            " received_at, provider, provider_reference) VALUES"
+            " (%s, %s, 10.00, %s, '2026-11-10T00:00Z', 'bank', %s) RETURNING id",
+            (t.region.value, t.account, currency, f"seed-{number}"),
+        ).fetchone()
+        assert pay is not None
+        conn.execute(
+            "INSERT INTO billing.allocations (payment_id, invoice_id, amount, allocated_at)"
+            " VALUES (%s, %s, 10.00, '2026-11-10T00:00Z')",
+            (pay[0], invoice_id),
+        )
+    return number
+
+
+CURRENCY = {Region.AU: "AUD", Region.US: "USD", Region.ES: "EUR"}
+
+
+def insert_invoice(pool: Pool, region: Region, account: str, site: int, number: str) -> int:
+    """An October 2026 invoice of ``account``'s ``site`` written as the billing service
+    stores one (the pages' and the authorisation tests need a document, not a rating:
+    the billing tests rate real ones): 100 kWh at 0.25 = 25.00 net, 10 % tax 2.50,
+    27.50 gross, issued 2 November, due 16 November. Its id."""
     with pool.connection() as conn:
         row = conn.execute(
             "INSERT INTO billing.invoices (number, kind, region, account_id, site_id,"
@@ -391,7 +414,7 @@ def seed_bill(pool: Pool, t: Tenant, k: int) -> str:
             " (%s, 'invoice', %s, %s, %s, '2026-10-01', '2026-10-31', 'seed', 'seed',"
             " %s, '2026-01-01', %s, 25.00, 2.50, 27.50, '2026-11-02T03:00Z',"
             " '2026-11-02', '2026-11-16') RETURNING id",
-            (number, t.region.value, t.account, t.site, ZONES[t.region], currency),
+            (number, region.value, account, site, ZONES[region], CURRENCY[region]),
         ).fetchone()
         assert row is not None
         conn.execute(
@@ -406,19 +429,7 @@ def seed_bill(pool: Pool, t: Tenant, k: int) -> str:
             " VALUES (%s, 'gst', 10, 25.00, 2.50)",
             (row[0],),
         )
-        pay = conn.execute(
-            "INSERT INTO billing.payments (region, account_id, amount, currency,"
-            " received_at, provider, provider_reference) VALUES"
-            " (%s, %s, 10.00, %s, '2026-11-10T00:00Z', 'bank', %s) RETURNING id",
-            (t.region.value, t.account, currency, f"seed-{number}"),
-        ).fetchone()
-        assert pay is not None
-        conn.execute(
-            "INSERT INTO billing.allocations (payment_id, invoice_id, amount, allocated_at)"
-            " VALUES (%s, %s, 10.00, '2026-11-10T00:00Z')",
-            (pay[0], row[0]),
-        )
-    return number
+    return int(row[0])
 
 
 @contextmanager
