@@ -32,6 +32,7 @@ import pytest
 from cloud.adapters.postgres import create_pool
 from cloud.billing import (
     BillingService,
+    BillsReader,
     LocalPaymentProvider,
     PaymentDeclinedError,
     PaymentReceipt,
@@ -42,6 +43,7 @@ from cloud.events.invoices import InvoiceIssued, InvoiceOverdue
 from cloud.events.types import EnergyRevised
 from cloud.migrate import migrate
 from cloud.registry import RegistryService
+from cloud.scope import Scope
 from contracts.topics import Region
 from tests.integration.api_world import private_database
 from tests.integration.telemetry_world import Row, Store, add_devices, add_gateway
@@ -334,3 +336,38 @@ def test_an_overdue_reminder_is_emitted_once_per_level(world: World) -> None:
         Region.US, _receipt(world, "overdue", "118.95", "tx-overdue", day=20)
     )
     assert sent(date(2027, 1, 31)) == []
+
+
+def test_the_portals_reader_shows_each_account_its_documents_balance_and_payments(
+    world: World,
+) -> None:
+    """What the portal shows (:class:`BillsReader`) of documents the cycles, a true-up and
+    a payment made, by hand: site ``note`` owes 10.80 + 109.80 - 3.45 = 117.15, its
+    November invoice 106.35 once the credit note is applied; ``prepaid`` paid 20.00, all
+    of it applied (10.80 to October, 9.20 to November: 98.95 left to pay)."""
+    reader = BillsReader(world.store.pool)
+    note, prepaid = world.accounts["note"], world.accounts["prepaid"]
+    own = Scope.of_account(Region.US, note)
+    october, november = _numbers(world, "note")
+    (credit,) = _numbers(world, "note", "credit_note")
+    docs = reader.documents(note, scope=own)
+    assert [(d.number, d.kind, d.gross, d.outstanding, d.reference) for d in docs] == [
+        (credit, "credit_note", D("3.45"), D("0"), november),
+        (november, "invoice", D("109.80"), D("106.35"), None),
+        (october, "invoice", D("10.80"), D("10.80"), None),
+    ]
+    assert reader.balance(note, scope=own) == {"USD": D("117.15")}
+    assert reader.payments(note, scope=own) == []
+    detail = reader.document(november, scope=Scope.of_region(Region.US))
+    assert detail is not None
+    assert sum(line.kwh or 0 for line in detail.lines) == D("732")  # 697 + 23 + 12
+    assert sum(line.net for line in detail.lines) == detail.net == D("109.80")
+    paid = reader.payments(prepaid, scope=Scope.of_region(Region.US))
+    assert [(p.amount, p.unallocated) for p in paid] == [(D("20.00"), D("0.00"))]
+    assert reader.balance(prepaid, scope=Scope.of_account(Region.US, prepaid)) == {
+        "USD": D("98.95")
+    }
+    # Out of reach: another account's scope, another region's.
+    assert reader.documents(note, scope=Scope.of_account(Region.US, prepaid)) == []
+    assert reader.document(november, scope=Scope.of_region(Region.ES)) is None
+    assert reader.balance(note, scope=Scope.of_region(Region.AU)) == {}
