@@ -22,27 +22,46 @@ from pathlib import Path
 import yaml
 from pydantic import SecretStr
 
-__all__ = ["CredentialsError", "read_credentials", "write_credentials"]
+__all__ = [
+    "CredentialsError",
+    "SecretFileTooOpenError",
+    "read_credentials",
+    "read_owner_only",
+    "write_credentials",
+]
 
 
 class CredentialsError(RuntimeError):
     """The credentials file is missing, too open, malformed, or lacks an identity."""
 
 
+class SecretFileTooOpenError(ValueError):
+    """A secret file its group or others may read or write."""
+
+
+def read_owner_only(path: Path) -> bytes:
+    """The bytes of secret file ``path``, which must be its owner's alone (as ``ssh``
+    refuses a key): :class:`SecretFileTooOpenError` otherwise; ``OSError`` when it cannot
+    be read. The mode is checked on the file opened, not on the name."""
+    with path.open("rb") as fh:
+        mode = os.fstat(fh.fileno()).st_mode
+        raw = fh.read()
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise SecretFileTooOpenError(
+            f"{path} is mode {stat.S_IMODE(mode):04o}: group and others may not read it (chmod 600)"
+        )
+    return raw
+
+
 def read_credentials(path: Path) -> dict[str, SecretStr]:
     """``{username: password}`` from ``path``; :class:`CredentialsError` if it is not
     the owner's alone or not a mapping of strings to strings."""
     try:
-        with path.open("rb") as fh:
-            mode = os.fstat(fh.fileno()).st_mode
-            raw = fh.read()
+        raw = read_owner_only(path)
     except OSError as exc:
         raise CredentialsError(f"cannot read credentials file {path}: {exc.strerror}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise CredentialsError(
-            f"credentials file {path} is mode {stat.S_IMODE(mode):04o}: group and others"
-            " may not read it (chmod 600)"
-        )
+    except SecretFileTooOpenError as exc:
+        raise CredentialsError(f"credentials file {exc}") from None
     try:
         data = yaml.safe_load(raw)
     except yaml.YAMLError:

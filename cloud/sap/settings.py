@@ -8,14 +8,13 @@ service's ``POTR_DATABASE_URL`` (:class:`cloud.settings.DatabaseSettings`), read
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cloud.credentials import read_owner_only
 from cloud.sap.documents import PostingRules
 from contracts.topics import Region
 
@@ -97,12 +96,7 @@ class SapSettings(BaseSettings):
         others may read it, as ``ssh`` refuses a key)."""
         if self.password is not None or self.password_file is None:
             return self.password
-        with self.password_file.open("rb") as fh:
-            mode = os.fstat(fh.fileno()).st_mode
-            raw = fh.read()
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ValueError(f"{self.password_file} may be read by others: chmod 600 it")
-        return SecretStr(raw.decode("utf-8").strip())
+        return SecretStr(read_owner_only(self.password_file).decode("utf-8").strip())
 
     def posting_rules(self, region: Region) -> PostingRules:
         """How ``region``'s documents post."""
