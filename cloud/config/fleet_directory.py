@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cloud.adapters.postgres import Connection, ConnectionPool
+from cloud.config import site_repository as srepo
 
 __all__ = ["SiteDirectory"]
 
@@ -20,19 +21,8 @@ class SiteDirectory:
 
     def gateways_of_sites(self, region: str, site_ids: Sequence[int]) -> set[str]:
         with self._pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT gateway_id FROM config.gateway_sites"
-                " WHERE region = %s AND site_id = ANY(%s)",
-                (region, list(site_ids)),
-            ).fetchall()
-        return {str(r[0]) for r in rows}
+            return srepo.gateways_of_sites(conn, region, site_ids)
 
     def sites_of_utility(self, region: str, utility: str) -> set[int]:
-        # Case-insensitive: "SA Power Networks" and "sa power networks" are one operator.
         with self._pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT DISTINCT site_id FROM config.gateway_sites"
-                " WHERE region = %s AND lower(utility) = lower(%s)",
-                (region, utility),
-            ).fetchall()
-        return {int(r[0]) for r in rows}
+            return srepo.sites_of_utility(conn, region, utility)

@@ -4,6 +4,7 @@ a transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,10 +15,12 @@ from cloud.config.profile_assignment import SiteFacts
 __all__ = [
     "current_approval",
     "gateway_site",
+    "gateways_of_sites",
     "insert_approval",
     "record_provisioning",
     "site_facts",
     "site_gateways",
+    "sites_of_utility",
     "to_provision",
     "upsert_gateway_site",
 ]
@@ -83,6 +86,25 @@ def site_gateways(conn: Connection[Any], site_id: int) -> list[str]:
         (site_id,),
     ).fetchall()
     return [r[0] for r in rows]
+
+
+def gateways_of_sites(conn: Connection[Any], region: str, site_ids: Sequence[int]) -> set[str]:
+    rows = conn.execute(
+        "SELECT gateway_id FROM config.gateway_sites WHERE region = %s AND site_id = ANY(%s)",
+        (region, list(site_ids)),
+    ).fetchall()
+    return {str(r[0]) for r in rows}
+
+
+def sites_of_utility(conn: Connection[Any], region: str, utility: str) -> set[int]:
+    """The region's sites on ``utility``'s network, its name in any case ("SA Power
+    Networks" and "sa power networks" are one operator)."""
+    rows = conn.execute(
+        "SELECT DISTINCT site_id FROM config.gateway_sites"
+        " WHERE region = %s AND lower(utility) = lower(%s)",
+        (region, utility),
+    ).fetchall()
+    return {int(r[0]) for r in rows}
 
 
 def current_approval(conn: Connection[Any], site_id: int) -> ConnectionApproval | None:
