@@ -35,6 +35,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from uuid import uuid4
 
@@ -52,8 +53,11 @@ from cloud.billing import (
     MeterHours,
     MeterMissingError,
     MeterSeries,
+    MeterSwap,
     Register,
+    RegisterEdges,
 )
+from cloud.billing import RegisterReading as BillingRegisterReading
 from cloud.billing import event_subscriptions as billing_subscriptions
 from cloud.config import SCHEMA as CONFIG_SCHEMA
 from cloud.config import (
@@ -69,7 +73,13 @@ from cloud.config import (
 )
 from cloud.config import subscriptions as config_subscriptions
 from cloud.config.grid_content import GridCodeContent
-from cloud.customers import Account, AccountStatus, CustomersService, Installation
+from cloud.customers import (
+    Account,
+    AccountStatus,
+    CustomersService,
+    Installation,
+    MeterReplacement,
+)
 from cloud.customers.zones import TARIFF_ZONES
 from cloud.dispatch import (
     DispatchService,
@@ -129,6 +139,7 @@ from cloud.sap import subscriptions as sap_subscriptions
 from cloud.scope import Scope
 from cloud.settings import DatabaseSettings
 from cloud.telemetry import MeterHourReader, MeterNotFoundError, TelemetryReader, TelemetryStore
+from cloud.telemetry import RegisterReading as StoredRegisterReading
 from cloud.telemetry import event_subscriptions as telemetry_subscriptions
 from cloud.telemetry.maintenance import StoreMaintenance
 from contracts.metrics import metric
@@ -403,6 +414,7 @@ class RegistryCustomersSites:
 
     def billable_sites(self, region: Region) -> list[BillableSite]:
         sites = self._region_sites(region)
+        swaps = self._customers.region_meter_replacements(region)
         accounts: dict[str, Account | None] = {}
         found = []
         after = 0
@@ -414,7 +426,9 @@ class RegistryCustomersSites:
                     continue
                 if site.account_id not in accounts:
                     accounts[site.account_id] = self._customers.get_account(site.account_id)
-                billable = _billable(site, record, accounts[site.account_id])
+                billable = _billable(
+                    site, record, accounts[site.account_id], swaps.get(site.id, ())
+                )
                 if billable is not None:
                     found.append(billable)
         return found
@@ -424,7 +438,8 @@ class RegistryCustomersSites:
         record = self._customers.get_installation(region, site_id)
         if site is None or record is None or site.account_id is None:
             return None
-        return _billable(site, record, self._customers.get_account(site.account_id))
+        swaps = self._customers.list_meter_replacements(region, site_id, limit=1000)
+        return _billable(site, record, self._customers.get_account(site.account_id), swaps)
 
     def _region_sites(self, region: Region) -> dict[int, Site]:
         sites: dict[int, Site] = {}
@@ -436,7 +451,12 @@ class RegistryCustomersSites:
         return sites
 
 
-def _billable(site: Site, record: Installation, account: Account | None) -> BillableSite | None:
+def _billable(
+    site: Site,
+    record: Installation,
+    account: Account | None,
+    swaps: Sequence[MeterReplacement],
+) -> BillableSite | None:
     if account is None or account.status != AccountStatus.ACTIVE or account.plan_code is None:
         return None
     return BillableSite(
@@ -449,7 +469,38 @@ def _billable(site: Site, record: Installation, account: Account | None) -> Bill
         contract_start=record.installed_on,
         billing_meter=record.billing_meter,
         grid_meter=record.grid_meter,
+        swaps=tuple(
+            MeterSwap(
+                replaced_at=r.replaced_at,
+                old_serial=r.old_serial,
+                new_serial=r.new_serial,
+                old_register_wh=r.old_register_kwh * 1000,
+                new_register_wh=r.new_register_kwh * 1000,
+            )
+            for r in swaps
+        ),
     )
+
+
+def register_edges(reader: MeterHourReader) -> RegisterEdges:
+    """Billing's :class:`~cloud.billing.RegisterEdges` over the telemetry store's reader
+    (a meter's stored readings around a swap), translated like :func:`meter_hours`."""
+
+    def around(
+        region: Region, site_id: int, serial: str, register: Register, at: datetime
+    ) -> tuple[BillingRegisterReading | None, BillingRegisterReading | None]:
+        try:
+            before, after = reader.around(site_id, region, serial, metric(register).id, at)
+        except MeterNotFoundError as e:
+            raise MeterMissingError(site_id, region, serial, e.reason.value) from e
+        return _billing_reading(before), _billing_reading(after)
+
+    return around
+
+
+def _billing_reading(found: StoredRegisterReading | None) -> BillingRegisterReading | None:
+    # repr: the float's shortest exact decimal (a whole-Wh register stays whole).
+    return None if found is None else BillingRegisterReading(found.ts, Decimal(repr(found.wh)))
 
 
 def meter_hours(reader: MeterHourReader) -> MeterHours:
@@ -479,10 +530,12 @@ def create_billing_service(
     """The billing service over ``pool``, asking the registry, customers and the
     telemetry store (on the same pool) through billing's protocols. Opens no connection."""
     sites: BillingSites = RegistryCustomersSites(RegistryService(pool), CustomersService(pool))
+    reader = MeterHourReader(pool)
     return BillingService(
         pool,
         sites=sites,
-        meters=meter_hours(MeterHourReader(pool)),
+        meters=meter_hours(reader),
+        edges=register_edges(reader),
         zones=TARIFF_ZONES,
         clock=clock,
     )

@@ -30,6 +30,7 @@ from edge_agent.events import EventWriter
 from edge_agent.modbus import open_endpoint
 from edge_agent.packets import PacketLimit
 from edge_agent.pending import HeldMessages
+from edge_agent.poll_clock import PollClock
 from edge_agent.poller import DevicePoller, DeviceRegistry, NightCheck
 from edge_agent.publisher import Publisher
 from edge_agent.settings import AgentSettings
@@ -48,7 +49,12 @@ class Agent:
     only :meth:`status` and :meth:`buffer_stats`."""
 
     def __init__(
-        self, settings: AgentSettings, outbox: AsyncOutbox, *, clock: ClockGuard | None = None
+        self,
+        settings: AgentSettings,
+        outbox: AsyncOutbox,
+        *,
+        clock: ClockGuard | None = None,
+        poll_clock: PollClock | None = None,
     ) -> None:
         self.settings = settings
         self.outbox = outbox
@@ -93,7 +99,7 @@ class Agent:
 
             self.metrics = AgentMetrics(self)
         self.endpoints = {ep.name: open_endpoint(ep) for ep in settings.endpoints}
-        self.pollers = self._pollers()
+        self.pollers = self._pollers(poll_clock)
         self.control = ControlService(
             settings,
             self.held,
@@ -104,7 +110,7 @@ class Agent:
             self.registry,
         )
 
-    def _pollers(self) -> list[DevicePoller]:
+    def _pollers(self, clock: PollClock | None) -> list[DevicePoller]:
         s = self.settings
         profiles = s.device_profiles() if s.endpoints else {}
         return [
@@ -120,6 +126,7 @@ class Agent:
                 on_poll=self.metrics.observe_poll if self.metrics else None,
                 profile=profiles[name] if (name := ep.profile_for(unit)) else None,
                 is_night=_night_check(s),
+                clock=clock,
             )
             for ep in s.endpoints
             for unit in ep.unit_ids
@@ -266,11 +273,17 @@ def _night_check(settings: AgentSettings) -> NightCheck | None:
     return lambda: sun_is_down(lat, lon, utc_now())
 
 
-async def run_agent(settings: AgentSettings, stop: asyncio.Event | None = None) -> None:
-    """Run the agent until ``stop`` is set (or the task is cancelled)."""
+async def run_agent(
+    settings: AgentSettings,
+    stop: asyncio.Event | None = None,
+    *,
+    poll_clock: PollClock | None = None,
+) -> None:
+    """Run the agent until ``stop`` is set (or the task is cancelled); ``poll_clock``:
+    when the devices are polled and the time readings carry (the wall clock if None)."""
     stop = stop or asyncio.Event()
     async with AsyncOutbox(settings.buffer_path, max_bytes=settings.buffer_max_bytes) as outbox:
-        agent = Agent(settings, outbox)
+        agent = Agent(settings, outbox, poll_clock=poll_clock)
         if outbox.recovered is not None:
             corrupt = BufferCorrupt(
                 moved_to=str(outbox.recovered.moved_to),

@@ -25,7 +25,7 @@ from edge_agent.buffer import AsyncOutbox, BufferFullError, Dropped, PayloadFact
 from edge_agent.clock import ClockGuard
 from edge_agent.events import event_factory
 from edge_agent.packets import PacketLimit, ReadingCutter, span_of
-from edge_agent.poller import next_aligned
+from edge_agent.poll_clock import next_aligned
 from edge_agent.settings import AgentSettings
 
 __all__ = [

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import re
 import time
 from collections.abc import Callable
@@ -42,7 +41,7 @@ from contracts.events import (
     GatewayEvent,
 )
 from contracts.messages import DeviceInfo, DeviceStatus, Quality, Reading
-from contracts.timeutil import truncate_ms, utc_now
+from contracts.timeutil import truncate_ms
 from device_profiles.schema import DeviceProfile, VendorMap
 from device_profiles.sunspec_codec import DecodedModel, ModelBlock, SunSpecError, decode_plan
 from edge_agent.discovery import DeviceMap, discover, read_model
@@ -56,6 +55,7 @@ from edge_agent.normalise import (
     profile_sources,
     sunspec_sources,
 )
+from edge_agent.poll_clock import PollClock, WallClock
 from edge_agent.settings import EndpointSettings, RtuEndpointSettings
 from edge_agent.transitions import StateWatch
 from edge_agent.vendor import decode_registers, read_spans
@@ -99,11 +99,6 @@ def local_device_id(serial: str | None, endpoint: str, unit_id: int) -> str:
         if clean.strip("-"):
             return clean
     return f"{endpoint}-u{unit_id}"
-
-
-def next_aligned(now: float, interval: float) -> float:
-    """The next multiple of ``interval`` strictly after ``now`` (epoch seconds)."""
-    return (math.floor(now / interval) + 1) * interval
 
 
 @dataclass(slots=True)
@@ -169,8 +164,10 @@ class DevicePoller:
         on_poll: PollObserver | None = None,
         profile: DeviceProfile | None = None,
         is_night: NightCheck | None = None,
+        clock: PollClock | None = None,
     ) -> None:
         self._endpoint = endpoint
+        self._clock = clock or WallClock()
         self._on_poll = on_poll
         self._settings = settings
         self._unit = unit_id
@@ -344,7 +341,7 @@ class DevicePoller:
             await self._discover()
             plan = self._plan
             assert plan is not None  # _discover made it
-        ts = truncate_ms(utc_now())
+        ts = truncate_ms(self._clock.now())
         decoded = await self._read_models(plan.blocks)
         vendor: dict[str, int] = {}
         if plan.vendor_map is not None:
@@ -450,10 +447,9 @@ class DevicePoller:
         failures = 0
         while True:
             if failures:
-                await asyncio.sleep(self._backoff.delay(failures))
+                await self._clock.wait(self._backoff.delay(failures))
             else:
-                now = time.time()
-                await asyncio.sleep(next_aligned(now, self._interval) - now)
+                await self._clock.wait_aligned(self._interval)
             try:
                 reading = await self._timed_poll()
             except Exception as exc:

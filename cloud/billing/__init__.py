@@ -72,7 +72,10 @@ from cloud.billing.ports import (
     MeterHours,
     MeterMissingError,
     MeterSeries,
+    MeterSwap,
     Register,
+    RegisterEdges,
+    RegisterReading,
 )
 from cloud.billing.rating import (
     ELECTRICITY_TAX_LINE,
@@ -157,6 +160,7 @@ __all__ = [
     "MeterHours",
     "MeterMissingError",
     "MeterSeries",
+    "MeterSwap",
     "Money",
     "OpenItem",
     "Payment",
@@ -173,6 +177,8 @@ __all__ = [
     "RatingError",
     "Reckoning",
     "Register",
+    "RegisterEdges",
+    "RegisterReading",
     "Reminder",
     "SkippedSite",
     "Source",

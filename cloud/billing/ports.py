@@ -7,7 +7,9 @@ other service.
   and installation records, the registry's site);
 * :class:`MeterHours`: one meter register's hourly deltas by serial (the telemetry
   store's ``MeterHourReader``, ARCHITECTURE decision 123), translated to
-  :class:`MeterSeries`; a meter no device answers for raises :class:`MeterMissingError`.
+  :class:`MeterSeries`; a meter no device answers for raises :class:`MeterMissingError`;
+* :class:`RegisterEdges`: a meter's stored register readings around an instant (what a
+  billing-meter swap's recorded registers are set against, decision 130).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Literal, Protocol
 
 from contracts.topics import Region
@@ -25,12 +28,28 @@ __all__ = [
     "MeterHours",
     "MeterMissingError",
     "MeterSeries",
+    "MeterSwap",
     "Register",
+    "RegisterEdges",
+    "RegisterReading",
 ]
 
 #: A meter's energy register: ``import_wh`` (a system meter's forward register, what the
 #: system delivered) or ``export_wh`` (its reverse register; a grid meter's export).
 Register = Literal["import_wh", "export_wh"]
+
+
+@dataclass(frozen=True, slots=True)
+class MeterSwap:
+    """A billing-meter replacement as the customers service recorded it: at
+    ``replaced_at`` the forward register of ``old_serial`` read ``old_register_wh`` when
+    it came off, that of ``new_serial`` ``new_register_wh`` when it went in."""
+
+    replaced_at: datetime
+    old_serial: str
+    new_serial: str
+    old_register_wh: Decimal
+    new_register_wh: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +66,13 @@ class BillableSite:
     contract_start: date
     billing_meter: str
     grid_meter: str | None
+    #: The billing meter's replacements, in time order (``billing_meter`` is the last's
+    #: new serial): which meter was the billing meter when.
+    swaps: tuple[MeterSwap, ...] = ()
+
+    def billing_meter_at(self, at: datetime) -> str:
+        """The serial that was the billing meter at ``at`` (a swap's instant: the new)."""
+        return next((s.old_serial for s in self.swaps if at < s.replaced_at), self.billing_meter)
 
 
 class BillingSites(Protocol):
@@ -92,4 +118,22 @@ class MeterHours(Protocol):
     ) -> MeterSeries:
         """The hours ``[start, end)`` (whole hours, quarter-hour aligned) of the
         register; :class:`MeterMissingError` when no device of the site is the meter."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterReading:
+    """A stored reading of a meter's register: when, and its value in Wh."""
+
+    ts: datetime
+    wh: Decimal
+
+
+class RegisterEdges(Protocol):
+    def __call__(
+        self, region: Region, site_id: int, serial: str, register: Register, at: datetime
+    ) -> tuple[RegisterReading | None, RegisterReading | None]:
+        """The meter's last stored reading of the register at or before ``at`` and its
+        first at or after it (None: none); :class:`MeterMissingError` when no device of
+        the site is the meter."""
         ...

@@ -220,13 +220,13 @@ def insert_ledger_lines(
     region: Region,
     site_id: int,
     lines: Sequence[LedgerLine],
-    meters: Meters,
+    meters: Sequence[Meters],
     invoice_id: int,
     *,
     ids: Sequence[int] | None = None,
 ) -> None:
-    """Store ``lines`` billed on ``invoice_id`` (with ``ids`` when given: reserved by
-    :func:`replace_lines`)."""
+    """Store ``lines`` billed on ``invoice_id``, each read from its ``meters`` (with
+    ``ids`` when given: reserved by :func:`replace_lines`)."""
     given = ids if ids is not None else [None] * len(lines)
     conn.cursor().executemany(
         "INSERT INTO billing.ledger_lines (id, region, site_id, hour_start, hour_end,"
@@ -247,13 +247,13 @@ def insert_ledger_lines(
                 line.pool_used_mwh,
                 line.billable_mwh,
                 line.estimated,
-                meters.billing_meter,
-                meters.billing_device,
-                meters.grid_meter,
-                meters.grid_device,
+                meter.billing_meter,
+                meter.billing_device,
+                meter.grid_meter,
+                meter.grid_device,
                 invoice_id,
             )
-            for line_id, line in zip(given, lines, strict=True)
+            for line_id, line, meter in zip(given, lines, meters, strict=True)
         ],
     )
 
@@ -264,7 +264,7 @@ def replace_lines(
     site_id: int,
     old_ids: Sequence[int],
     lines: Sequence[LedgerLine],
-    meters: Meters,
+    meters: Sequence[Meters],
     invoice_id: int,
 ) -> None:
     """Supersede ledger lines ``old_ids`` by ``lines`` (one each, in order): the old ones

@@ -53,7 +53,14 @@ from cloud.billing.ledger import LedgerLine, Reckoning, hour_profile, reckon
 from cloud.billing.money import currency_for
 from cloud.billing.payments import PaymentProvider, PaymentReceipt
 from cloud.billing.periods import PeriodEnergy
-from cloud.billing.ports import BillableSite, BillingSites, MeterHours, MeterMissingError
+from cloud.billing.ports import (
+    BillableSite,
+    BillingSites,
+    MeterHours,
+    MeterMissingError,
+    MeterSwap,
+    RegisterEdges,
+)
 from cloud.billing.rating import BillingPeriod, RatedInvoice, rate_period
 from cloud.billing.readings import local_midnight, read_site_hours
 from cloud.billing.tariffs import BillingCycle, Plan, TariffError, Tariffs, load_tariffs
@@ -169,6 +176,7 @@ class BillingService:
         sites: BillingSites,
         meters: MeterHours,
         zones: Mapping[Region, Collection[str]],
+        edges: RegisterEdges | None = None,
         clock: Callable[[], datetime] = utc_now,
         payment_days: int = 14,
         progress_every: int = 500,
@@ -176,6 +184,7 @@ class BillingService:
         self._pool = pool
         self._sites = sites
         self._meters = meters
+        self._edges = edges
         self._zones = zones
         self._clock = clock
         self._payment_days = payment_days
@@ -287,6 +296,8 @@ class BillingService:
             zone,
             plan,
             (site.billing_meter, site.grid_meter),
+            swaps=site.swaps,
+            edges=self._edges,
         )
         with self._pool.connection() as conn:
             repo.lock_site(conn, site.region, site.site_id)
@@ -340,10 +351,11 @@ class BillingService:
     ) -> tuple[str, int]:
         """Number, store and emit a document in the caller's transaction."""
         now = self._clock()
-        issue_date = now.date()
-        number = document_number(
-            rated.region, now.year, repo.next_number(conn, rated.region, now.year)
-        )
+        # The site's local date: an AU invoice issued at 9 am on 1 January is dated (and
+        # numbered in) the new year although UTC is still in the old one.
+        issue_date = now.astimezone(ZoneInfo(time_zone)).date()
+        year = issue_date.year
+        number = document_number(rated.region, year, repo.next_number(conn, rated.region, year))
         due = issue_date + timedelta(days=self._payment_days)
         doc = repo.NewDocument(
             kind=kind,
@@ -526,8 +538,8 @@ class BillingService:
         stored = repo.current_lines(conn, region, invoice.site_id, start, end)
         if not stored:
             return [], 0
-        meters = stored[0].meters  # the serials billed from, even if the record changed since
         plan = tariffs.plan(invoice.plan_code)
+        billing_meter, grid_meter, swaps = self._meters_of(region, invoice.site_id, stored)
         hours = read_site_hours(
             self._meters,
             region,
@@ -535,7 +547,9 @@ class BillingService:
             period,
             zone,
             plan,
-            (meters.billing_meter, meters.grid_meter),
+            (billing_meter, grid_meter),
+            swaps=swaps,
+            edges=self._edges,
         )
         new = reckon(
             hours.period,
@@ -557,7 +571,7 @@ class BillingService:
             invoice.site_id,
             [stored[k].id for k in changed],
             [new.lines[k] for k in changed],
-            hours.meters,
+            [hours.meters[k] for k in changed],
             note_id,
         )
         _, through = repo.grid_pool(conn, region, invoice.site_id)
@@ -565,6 +579,19 @@ class BillingService:
             repo.set_grid_pool(conn, region, invoice.site_id, new.pool_mwh, end)
         log.info("true-up of %s: %d hours changed, notes %s", invoice.number, len(changed), numbers)
         return numbers, len(changed)
+
+    def _meters_of(
+        self, region: Region, site_id: int, stored: Sequence[repo.StoredLine]
+    ) -> tuple[str, str | None, tuple[MeterSwap, ...]]:
+        """The meters to re-read a billed period from: the grid meter its lines were
+        read from (even if the record changed since) and the billing meter's chain of
+        swaps as the customers service knows it now (a swap recorded late included);
+        without a billable site any more, the serial its last line was read from."""
+        grid_meter = stored[0].meters.grid_meter
+        site = self._sites.billable_site(region, site_id)
+        if site is None:
+            return stored[-1].meters.billing_meter, grid_meter, ()
+        return site.billing_meter, grid_meter, site.swaps
 
     def _notes(
         self,

@@ -279,6 +279,17 @@ def list_replacements(
     return [MeterReplacement.model_validate(r) for r in rows]
 
 
+def region_replacements(conn: Connection[Any], region: Region) -> list[MeterReplacement]:
+    """Every swap of the region's sites, by site and time (few: a meter lasts years)."""
+    rows = _all(
+        conn,
+        f"SELECT {_REPL_COLS} FROM customers.meter_replacements"
+        " WHERE region = %s ORDER BY site_id, replaced_at, id",
+        (region.value,),
+    )
+    return [MeterReplacement.model_validate(r) for r in rows]
+
+
 # -- device warranties ------------------------------------------------------------------
 def upsert_warranty(
     conn: Connection[Any], region: Region, site_id: int, serial: str, given: WarrantyIn

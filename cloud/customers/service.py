@@ -244,6 +244,15 @@ class CustomersService:
             self._installation(conn, region, site_id)
             return repo.list_replacements(conn, region, site_id, limit, offset)
 
+    def region_meter_replacements(self, region: Region) -> dict[int, list[MeterReplacement]]:
+        """The swaps of the region's sites, per site id, in time order (billing's chain
+        of billing meters, one query for a whole cycle)."""
+        found: dict[int, list[MeterReplacement]] = {}
+        with self._pool.connection() as conn:
+            for replacement in repo.region_replacements(conn, region):
+                found.setdefault(replacement.site_id, []).append(replacement)
+        return found
+
     # -- device warranties --------------------------------------------------------------
     def put_warranty(
         self, region: Region, site_id: int, serial: str, given: WarrantyIn

@@ -11,6 +11,7 @@ from cloud.telemetry.meter_hours import (
     MeterHourReader,
     MeterHours,
     MeterNotFoundError,
+    RegisterReading,
 )
 from cloud.telemetry.models import (
     EnergyPoint,
@@ -38,6 +39,7 @@ __all__ = [
     "ReadingPoint",
     "ReadingRow",
     "ReadingSeries",
+    "RegisterReading",
     "RollupSeries",
     "RowTuple",
     "SiteEnergyOut",

@@ -58,9 +58,11 @@ __all__ = [
     "MeterHourReader",
     "MeterHours",
     "MeterNotFoundError",
+    "RegisterReading",
     "hour_count",
     "hour_figures",
     "read_meter_hours",
+    "read_register_around",
 ]
 
 HOUR = timedelta(hours=1)
@@ -119,6 +121,14 @@ class MeterHours:
     #: SERIAL (keyed by it) or POSITION (the site's one position-keyed meter).
     match: DeviceMatch
     hours: tuple[MeterHourFigure, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterReading:
+    """One stored reading of a meter's counter: its time and value (Wh)."""
+
+    ts: datetime
+    wh: float
 
 
 def hour_count(start: datetime, end: datetime) -> int:
@@ -205,9 +215,38 @@ def read_meter_hours(
     )
 
 
+def read_register_around(
+    conn: Connection[Any],
+    site_id: int,
+    region: Region,
+    serial: str,
+    metric: int,
+    at: datetime,
+) -> tuple[RegisterReading | None, RegisterReading | None]:
+    """Meter ``serial``'s last stored reading of counter ``metric`` at or before ``at``
+    and its first at or after it (None where there is none): what a meter swap's
+    recorded registers are set against, the energy no hour of either meter holds (the
+    old meter's after its last reading, the new one's before its first).
+    :class:`MeterNotFoundError` when no device of the site is the meter."""
+    if metric not in ENERGY_METRICS:
+        raise ValueError(f"metric {metric} is not a Wh counter")
+    found = device_by_serial(site_devices(conn, site_id, region, metric), serial)
+    if found.device_id is None:
+        raise MeterNotFoundError(site_id, region, serial, found.match)
+    edges = []
+    for op, order in (("<=", "DESC"), (">=", "ASC")):
+        row = conn.execute(
+            "SELECT ts, value FROM telemetry.readings WHERE device_id = %s AND metric_id = %s"
+            f" AND ts {op} %s ORDER BY ts {order} LIMIT 1",
+            (found.device_id, metric, at),
+        ).fetchone()
+        edges.append(None if row is None else RegisterReading(row[0], float(row[1])))
+    return edges[0], edges[1]
+
+
 class MeterHourReader:
-    """:func:`read_meter_hours` on a connection of ``pool`` (blocking: from async code,
-    run it in a thread)."""
+    """:func:`read_meter_hours` and :func:`read_register_around` on a connection of
+    ``pool`` (blocking: from async code, run it in a thread)."""
 
     def __init__(self, pool: ConnectionPool[Connection[Any]]) -> None:
         self._pool = pool
@@ -223,3 +262,9 @@ class MeterHourReader:
     ) -> MeterHours:
         with self._pool.connection() as conn:
             return read_meter_hours(conn, site_id, region, serial, metric, start, end)
+
+    def around(
+        self, site_id: int, region: Region, serial: str, metric: int, at: datetime
+    ) -> tuple[RegisterReading | None, RegisterReading | None]:
+        with self._pool.connection() as conn:
+            return read_register_around(conn, site_id, region, serial, metric, at)

@@ -20,18 +20,22 @@ import yaml
 from edge_agent.app import Agent
 from edge_agent.buffer import AsyncOutbox
 from edge_agent.clock import ClockGuard
+from edge_agent.poll_clock import PollClock
 from edge_agent.settings import AgentSettings
 
 
 @contextlib.asynccontextmanager
 async def running_agent(
-    settings: AgentSettings, *, clock: ClockGuard | None = None
+    settings: AgentSettings,
+    *,
+    clock: ClockGuard | None = None,
+    poll_clock: PollClock | None = None,
 ) -> AsyncIterator[Agent]:
     """The agent in this event loop (its parts visible to the test), stopped cleanly on
-    exit within 20 s."""
+    exit within 20 s; ``poll_clock``: an injected clock for its pollers."""
     stop = asyncio.Event()
     async with AsyncOutbox(settings.buffer_path) as outbox:
-        agent = Agent(settings, outbox, clock=clock)
+        agent = Agent(settings, outbox, clock=clock, poll_clock=poll_clock)
         task = asyncio.create_task(agent.run(stop))
         try:
             yield agent

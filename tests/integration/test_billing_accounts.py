@@ -111,7 +111,7 @@ def _world(store: Store) -> World:
         store.write(now, date(2026, 12, 2))
         withheld += later
     store.catch_up(now=datetime(2026, 12, 2, tzinfo=UTC))
-    clock = Clock(datetime(2026, 11, 2, 3, tzinfo=UTC))
+    clock = Clock(datetime(2026, 11, 2, 12, tzinfo=UTC))  # the same date in LA
     billing = create_billing_service(store.pool, clock=clock)
     assert len(billing.run_cycle(Region.US, OCTOBER, run_by="test").numbers) == len(NAMES)
     accounts = {
@@ -126,12 +126,12 @@ def _world(store: Store) -> World:
         datetime(2026, 11, 20, tzinfo=UTC),
     )  # fmt: skip
     billing.record_payment(Region.US, prepay)
-    clock.at = datetime(2026, 12, 2, 3, tzinfo=UTC)
+    clock.at = datetime(2026, 12, 2, 12, tzinfo=UTC)
     assert len(billing.run_cycle(Region.US, NOVEMBER, run_by="test").numbers) == len(NAMES)
     # The backfill of site "note", then its true-up (a credit note on 5 December).
     store.write(withheld, date(2026, 12, 5))
     store.catch_up(now=datetime(2026, 12, 5, tzinfo=UTC))
-    clock.at = datetime(2026, 12, 5, 3, tzinfo=UTC)
+    clock.at = datetime(2026, 12, 5, 12, tzinfo=UTC)
     billing.true_up(uuid4(), Region.US, EnergyRevised(site_id=sites["note"], days=[LOW_DAY]))
     return World(store, billing, clock, accounts, sites)
 
