@@ -463,6 +463,8 @@ class DeviceSite:
                         "import_wh": flow.import_wh - 1,
                         "export_wh": flow.export_wh - 1,
                     }
+                    if fault.serial is not None:
+                        device.serial = fault.serial
         for device in self.devices:
             device.sentinels = set()
             device.sf_override = {}

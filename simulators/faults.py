@@ -14,7 +14,8 @@ one device (``None`` = every device on the endpoint). Kinds:
 ``slow_response``      every answer is delayed by ``delay_s`` real seconds
 ``isolator_trip``      the isolator trips (state 2, trip count + 1) when the fault starts
 ``inverter_fault``     the device reports ``bits`` in ``Evt1`` / ``Alrm`` / ``Evt``
-``meter_replaced``     the meter's energy counters restart near zero when the fault starts
+``meter_replaced``     the meter's energy counters restart near zero (1 Wh) when the fault
+                       starts; with ``serial``, the new meter reports that serial number
 ``write_fail``         valid writes to ``point`` fail: ``mode: exception`` answers ``code``
                        (default 4) and applies nothing, ``mode: ignore`` answers OK and
                        applies nothing; only the first ``count`` such writes if given
@@ -108,6 +109,8 @@ class InverterFault(_F):
 
 class MeterReplaced(_F):
     kind: Literal["meter_replaced"]
+    #: The new meter's serial number (model 1 ``SN``); None: the old one's.
+    serial: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[\x21-\x7e]+$")] | None = None
 
 
 class WriteFail(_F):
