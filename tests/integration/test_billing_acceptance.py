@@ -92,7 +92,7 @@ class Spec:
 SPECS = (
     Spec("sydney", Region.AU, "Australia/Sydney", "NSW", "au-ppa-tou", (-33.9, 151.2), 3600, True),
     Spec("adelaide", Region.AU, "Australia/Adelaide", "SA", "au-ppa-tou", (-34.93, 138.6), 1800),
-    Spec("california", Region.US, "America/Los_Angeles", "CA", "us-ppa-esc29", (34.1, -118.2), 3600),
+    Spec("la", Region.US, "America/Los_Angeles", "CA", "us-ppa-esc29", (34.1, -118.2), 3600),
     Spec("madrid", Region.ES, "Europe/Madrid", "peninsula", "es-ppa-20td", (40.42, -3.7), 3600),
     Spec("canarias", Region.ES, "Atlantic/Canary", "canarias", "es-ppa-flat", (28.1, -15.42), 3600),
 )
@@ -106,7 +106,7 @@ PRICES = {  # per kWh, escalated once: 0.22 * 1.02, 0.14 * 1.02, 0.15 * 1.029, .
     "es-ppa-20td": {"P1": Decimal("0.13260"), "P2": Decimal("0.10200"), "P3": Decimal("0.07140")},
     "es-ppa-flat": {"flat": Decimal("0.09000")},  # no escalator
 }
-TAX_PERCENT = {"sydney": 10, "adelaide": 10, "california": 0, "madrid": 10, "canarias": 0}
+TAX_PERCENT = {"sydney": 10, "adelaide": 10, "la": 0, "madrid": 10, "canarias": 0}
 ES_HOLIDAYS = {(1, 1), (1, 6), (5, 1), (8, 15), (10, 12), (11, 1), (12, 6), (12, 8), (12, 25)}
 SWAP_LOCAL = datetime(2024, 11, 13, 10, tzinfo=ZoneInfo("Australia/Sydney"))
 OUTAGE_LOCAL = datetime(2024, 11, 24, tzinfo=ZoneInfo("Europe/Madrid"))
