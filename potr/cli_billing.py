@@ -74,16 +74,20 @@ def billing_cycle(
 @billing_app.command("reminders")
 def billing_reminders(
     region: Region = typer.Option(..., help="au, us or es"),
-    as_of: str | None = typer.Option(None, "--as-of", help="YYYY-MM-DD (default: today, UTC)"),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="YYYY-MM-DD (default: today on the region's clock)"
+    ),
 ) -> None:
     """Emit ``invoice.overdue`` for REGION's unpaid documents 7 and 21 days past due,
     once per document and level (a second run sends nothing new). Prints what was sent."""
-    from cloud.bootstrap import create_billing_service, open_pool
+    from cloud.bootstrap import create_billing_service, open_pool, region_zone
     from cloud.settings import DatabaseSettings
     from contracts.timeutil import utc_now
 
     try:
-        day = date.fromisoformat(as_of) if as_of else utc_now().date()
+        day = (
+            date.fromisoformat(as_of) if as_of else utc_now().astimezone(region_zone(region)).date()
+        )
     except ValueError:
         raise typer.BadParameter("as-of must be YYYY-MM-DD") from None
     pool = open_pool(load_settings(DatabaseSettings, console), "potr-billing-reminders")

@@ -88,6 +88,12 @@ from cloud.billing.rating import (
     rate_period,
 )
 from cloud.billing.readings import HISTORY_DAYS
+from cloud.billing.schedule import (
+    Reminders,
+    ReminderSettings,
+    reminder_day,
+    run_reminders_daily,
+)
 from cloud.billing.service import (
     SCHEMA,
     BillingService,
@@ -180,6 +186,8 @@ __all__ = [
     "RegisterEdges",
     "RegisterReading",
     "Reminder",
+    "ReminderSettings",
+    "Reminders",
     "SkippedSite",
     "Source",
     "Statement",
@@ -212,8 +220,10 @@ __all__ = [
     "period_of",
     "rate_period",
     "reckon",
+    "reminder_day",
     "reminder_levels",
     "round_money",
+    "run_reminders_daily",
     "settle",
     "statement",
 ]

@@ -190,6 +190,11 @@ class BillingService:
         self._payment_days = payment_days
         self._progress_every = progress_every
 
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        """The service's clock (its daily jobs run on it too)."""
+        return self._clock
+
     def tariffs(self, region: Region) -> Tariffs:
         return load_tariffs(region, self._zones[region])
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -23,6 +24,7 @@ from cloud.billing.accounts import (
     statement,
 )
 from cloud.billing.payments import LocalPaymentProvider, PaymentDeclinedError
+from cloud.billing.schedule import reminder_day
 
 D = Decimal
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
@@ -200,3 +202,13 @@ def test_the_local_provider_is_idempotent_by_key_and_can_be_told_to_decline() ->
     assert provider.charge("acc_x", D("10.00"), "AUD", "key-2").reference != first.reference
     with pytest.raises(PaymentDeclinedError, match="declined"):
         provider.charge("acc_bad", D("10.00"), "AUD", "key-3")
+
+
+def test_the_reminder_day_is_the_regions_local_date_from_the_hour() -> None:
+    sydney = ZoneInfo("Australia/Sydney")
+    # 22:30 UTC on 1 March is 09:30 on 2 March in Sydney (AEDT, +11).
+    at = datetime(2027, 3, 1, 22, 30, tzinfo=UTC)
+    assert reminder_day(at, sydney, 9, None) == date(2027, 3, 2)
+    assert reminder_day(at, sydney, 10, None) is None  # not 10:00 there yet
+    assert reminder_day(at, sydney, 9, date(2027, 3, 2)) is None  # run already
+    assert reminder_day(at, sydney, 9, date(2027, 3, 1)) == date(2027, 3, 2)

@@ -1,0 +1,228 @@
+"""Accounts jobs and settlement on the real billing service and PostgreSQL: the daily
+overdue-reminder job on an injected clock, refunds of a credit, and the cancellation of
+an invoice that has notes. Documents come from real billing cycles over the meter
+readings of the accounts test (``test_billing_accounts``), whose figures are by hand:
+
+* every site in Los Angeles, contract from 29 October 2026, plan us-ppa-esc29 at
+  0.15000 USD/kWh, California taxes electricity sales at 0 %; each meter's forward
+  register rises 1000 Wh an hour;
+* October (29-31, 72 hours): 72 kWh * 0.15 = 10.80, issued 2 November, due 16 November;
+* November (721 hours: 1 November has 25): 721 kWh * 0.15 = 108.15, issued 2 December,
+  due 16 December;
+* site ``credit``: 500 Wh an hour on 10 November, withheld until 5 December, so November
+  is 732 kWh = 109.80 (hours 0-22 estimated at 1000 Wh, hour 23 the day's 12000 Wh)
+  and its true-up a credit note of 23 kWh = 3.45;
+* site ``debit``: 2000 Wh an hour on 30 November, withheld until 5 December (nothing
+  after it reached the cycle), so November bills those 24 hours as estimates of
+  1000 Wh: 108.15 still, and its true-up a debit note of 24 kWh * 0.15 = 3.60.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import uuid4
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from cloud.adapters.postgres import create_pool
+from cloud.billing import BillingService, Reminder, ReminderSettings, run_reminders_daily
+from cloud.bootstrap import create_billing_service, region_zone
+from cloud.customers import CustomersService
+from cloud.events.types import EnergyRevised
+from cloud.migrate import migrate
+from cloud.registry import RegistryService
+from contracts.topics import Region
+from tests.integration.api_world import private_database
+from tests.integration.telemetry_world import Row, Store, add_devices, add_gateway
+from tests.integration.test_billing_cycle import IMPORT_WH, LOS_ANGELES, SCHEMAS, Q, _site
+from tests.waiting import until
+
+pytestmark = pytest.mark.integration
+
+D = Decimal
+NAMES = ("remind", "refund", "credit", "debit")
+OCTOBER, NOVEMBER = date(2026, 10, 1), date(2026, 11, 1)
+#: (local day withheld until the backfill, Wh per quarter hour that day) per site.
+ODD_DAYS = {"credit": (date(2026, 11, 10), 125.0), "debit": (date(2026, 11, 30), 500.0)}
+
+
+@dataclass
+class Clock:
+    """An injected clock that counts how often it was read."""
+
+    at: datetime
+    reads: int = 0
+
+    def __call__(self) -> datetime:
+        self.reads += 1
+        return self.at
+
+
+@dataclass
+class World:
+    store: Store
+    billing: BillingService
+    clock: Clock
+    accounts: dict[str, str]
+    sites: dict[str, int]
+    withheld: dict[str, list[Row]] = field(default_factory=dict)
+
+
+def _rows(device: int, odd: tuple[date, float] | None) -> tuple[list[Row], list[Row]]:
+    """Every 15 minutes from 21 October to 1 December 01:00 local: (written now, withheld
+    strictly after the odd day's local midnight and before the next one, when given)."""
+    t = datetime.combine(date(2026, 10, 21), time(), LOS_ANGELES).astimezone(UTC)
+    end = datetime.combine(date(2026, 12, 1), time(1), LOS_ANGELES).astimezone(UTC)
+    start_odd = end_odd = end
+    if odd is not None:
+        start_odd = datetime.combine(odd[0], time(), LOS_ANGELES).astimezone(UTC)
+        end_odd = start_odd + timedelta(days=1)
+    now: list[Row] = []
+    later: list[Row] = []
+    wh = 5_000.0
+    while t <= end:
+        withheld = odd is not None and start_odd < t and (t < end_odd or odd[0].day == 30)
+        (later if withheld else now).append((t, device, IMPORT_WH, wh, 0))
+        wh += odd[1] if odd is not None and start_odd <= t < end_odd else 250.0
+        t += Q
+    return now, later
+
+
+@pytest.fixture(scope="module")
+def world(postgres_server_url: str) -> Iterator[World]:
+    with private_database(postgres_server_url) as url:
+        migrate(url, backend="plain", schemas=SCHEMAS)
+        pool = create_pool(url, name="test-settlement", max_size=4)
+        try:
+            yield _world(Store(pool, "plain"))
+        finally:
+            pool.close()
+
+
+def _world(store: Store) -> World:
+    registry, customers = RegistryService(store.pool), CustomersService(store.pool)
+    sites: dict[str, int] = {}
+    withheld: dict[str, list[Row]] = {}
+    for k, name in enumerate(NAMES):
+        serial = f"SYS-{name.upper()}"
+        sites[name] = _site(
+            registry, customers, Region.US, "America/Los_Angeles", "us-ppa-esc29", "CA",
+            (serial, None), "2026-10-29",
+        )  # fmt: skip
+        with store.pool.connection() as conn:
+            add_gateway(conn, f"gw-{name}", sites[name], "us", "America/Los_Angeles")
+            add_devices(conn, f"gw-{name}", {serial: 700 + k})
+        now, withheld[name] = _rows(700 + k, ODD_DAYS.get(name))
+        store.write(now, date(2026, 12, 2))
+    store.catch_up(now=datetime(2026, 12, 2, tzinfo=UTC))
+    clock = Clock(datetime(2026, 11, 2, 3, tzinfo=UTC))
+    billing = create_billing_service(store.pool, clock=clock)
+    assert len(billing.run_cycle(Region.US, OCTOBER, run_by="test").numbers) == len(NAMES)
+    clock.at = datetime(2026, 12, 2, 3, tzinfo=UTC)
+    assert len(billing.run_cycle(Region.US, NOVEMBER, run_by="test").numbers) == len(NAMES)
+    accounts = {
+        name: _query(
+            store, "SELECT account_id FROM billing.invoices WHERE site_id = %s LIMIT 1", site
+        )[0][0]
+        for name, site in sites.items()
+    }
+    return World(store, billing, clock, accounts, sites, withheld)
+
+
+def _query(store: Store, query: str, *args: Any) -> list[tuple[Any, ...]]:
+    with store.pool.connection() as conn:
+        return conn.execute(query, args).fetchall()
+
+
+def _numbers(world: World, name: str, kind: str = "invoice") -> list[str]:
+    """The account's documents of ``kind``, oldest first."""
+    return [
+        r[0]
+        for r in _query(
+            world.store,
+            "SELECT number FROM billing.invoices WHERE account_id = %s AND kind = %s ORDER BY id",
+            world.accounts[name],
+            kind,
+        )
+    ]
+
+
+def _true_up(world: World, name: str) -> None:
+    """The withheld day arrives (5 December) and billing trues the invoice up."""
+    world.store.write(world.withheld[name], date(2026, 12, 5))
+    world.store.catch_up(now=datetime(2026, 12, 5, tzinfo=UTC))
+    world.clock.at = datetime(2026, 12, 5, 3, tzinfo=UTC)
+    revised = EnergyRevised(site_id=world.sites[name], days=[ODD_DAYS[name][0]])
+    assert world.billing.true_up(uuid4(), Region.US, revised).handled
+
+
+# -- the daily reminder job ------------------------------------------------------------
+@dataclass
+class Runs:
+    """The real service, with each run the job made noted (region, as_of, sent)."""
+
+    billing: BillingService
+    runs: list[tuple[Region, date, list[Reminder]]] = field(default_factory=list)
+
+    def send_reminders(self, region: Region, as_of: date) -> Sequence[Reminder]:
+        sent = self.billing.send_reminders(region, as_of)
+        self.runs.append((region, as_of, sent))
+        return sent
+
+
+def _local(day: date, hour: int, minute: int = 0) -> datetime:
+    return datetime.combine(day, time(hour, minute), LOS_ANGELES).astimezone(UTC)
+
+
+async def test_the_daily_job_reminds_once_a_day_from_the_hour_on_the_regions_clock(
+    world: World,
+) -> None:
+    """Site ``remind``'s October invoice (10.80) is due 16 November: 7 days overdue on
+    23 November, Los Angeles time. The job runs at 09:00 there."""
+    (october, _) = _numbers(world, "remind")
+    assert region_zone(Region.US) == ZoneInfo("America/Los_Angeles")
+    clock = Clock(datetime(2026, 11, 23, 7, 30, tzinfo=UTC))  # 22 Nov 23:30 in LA
+    runs = Runs(world.billing)
+    settings = ReminderSettings(reminder_hour=9, reminder_check_s=0.01)
+    stop = asyncio.Event()
+    job = asyncio.create_task(
+        run_reminders_daily(
+            runs, stop, zones={Region.US: region_zone(Region.US)}, settings=settings, clock=clock
+        )
+    )
+    try:
+        # 23 November in UTC is still 22 November in LA: that day's run, 6 days overdue.
+        await until(lambda: len(runs.runs), 5, "the run of 22 November")
+        assert [(r, d) for r, d, _ in runs.runs] == [(Region.US, date(2026, 11, 22))]
+        assert runs.runs[0][2] == []
+        # 08:59 on 23 November: the job looks (the clock is read) but does not run.
+        clock.at = _local(date(2026, 11, 23), 8, 59)
+        reads = clock.reads
+        await until(lambda: clock.reads - reads, 5, "three looks at the clock", at_least=3)
+        assert len(runs.runs) == 1
+        # 09:00: the day's run, once, however often the job looks afterwards.
+        clock.at = _local(date(2026, 11, 23), 9)
+        await until(lambda: len(runs.runs), 5, "the run of 23 November", at_least=2)
+        reads = clock.reads
+        await until(lambda: clock.reads - reads, 5, "three more looks", at_least=3)
+        assert [(d, [(s.number, s.level, s.outstanding) for s in sent
+                     if s.number == october]) for _, d, sent in runs.runs] == [
+            (date(2026, 11, 22), []),
+            (date(2026, 11, 23), [(october, 7, D("10.80"))]),
+        ]  # fmt: skip
+    finally:
+        stop.set()
+        await asyncio.wait_for(job, 5)
+    (count,) = _query(
+        world.store,
+        "SELECT count(*) FROM billing.outbox WHERE name = 'invoice.overdue'"
+        " AND payload->>'number' = %s",
+        october,
+    )
+    assert count == (1,)
