@@ -37,8 +37,11 @@ from cloud.adapters.postgres import Connection, ConnectionPool
 from cloud.billing import receivables as ar
 from cloud.billing import repository as repo
 from cloud.billing.accounts import (
+    AllocationError,
+    Source,
     Statement,
     balance,
+    draw_credit,
     reminder_levels,
     settle,
     statement,
@@ -51,7 +54,7 @@ from cloud.billing.documents import (
 )
 from cloud.billing.ledger import LedgerLine, Reckoning, hour_profile, reckon
 from cloud.billing.money import currency_for
-from cloud.billing.payments import PaymentProvider, PaymentReceipt
+from cloud.billing.payments import PaymentProvider, PaymentReceipt, RefundReceipt
 from cloud.billing.periods import PeriodEnergy
 from cloud.billing.ports import (
     BillableSite,
@@ -81,6 +84,8 @@ __all__ = [
     "CycleResult",
     "DocumentError",
     "PaymentResult",
+    "RefundError",
+    "RefundResult",
     "Reminder",
     "SkippedSite",
     "TrueUpResult",
@@ -134,6 +139,23 @@ class PaymentResult:
     recorded: bool
     payment_id: int | None = None
     allocated: tuple[tuple[str, Decimal], ...] = ()
+
+
+class RefundError(ValueError):
+    """A refund refused before anything was paid: more than the account's credit, or
+    not an amount in cents."""
+
+
+@dataclass(frozen=True, slots=True)
+class RefundResult:
+    """``recorded``: False when the key was used before (nothing more was paid; the first
+    refund is described); ``credit_left``: the account's credit after it."""
+
+    recorded: bool
+    refund_id: int
+    amount: Decimal
+    reference: str
+    credit_left: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,9 +463,56 @@ class BillingService:
         receipt = provider.charge(account_id, amount, currency_for(region), idempotency_key)
         return self.record_payment(region, receipt)
 
+    def refund(
+        self,
+        provider: PaymentProvider,
+        region: Region,
+        account_id: str,
+        amount: Decimal,
+        idempotency_key: str,
+        *,
+        by: str,
+    ) -> RefundResult:
+        """Pay ``amount`` of the account's credit back through ``provider`` and record it,
+        under the account's lock: open charges are settled first (credit pays what is
+        owed before it is paid out), then a refund above the credit left is refused
+        (:class:`RefundError`, nothing paid). The refund draws on the credit's sources
+        oldest first, so the balance moves back towards zero by ``amount``. The same
+        ``idempotency_key`` again pays and records nothing and describes the first
+        refund. A provider's refusal raises
+        :class:`~cloud.billing.payments.PaymentDeclinedError` and records nothing.
+
+        The provider is called inside the transaction: if the commit then fails, the
+        caller retries with the same key, the provider returns its first receipt, and the
+        refund is recorded once."""
+        currency = currency_for(region)
+        exponent = amount.as_tuple().exponent
+        if amount <= 0 or not isinstance(exponent, int) or exponent < -2:
+            raise RefundError(f"a refund is a positive amount in cents, not {amount}")
+        with self._pool.connection() as conn:
+            ar.lock_account(conn, account_id)
+            found = ar.refund_by_key(conn, account_id, idempotency_key)
+            if found is not None:
+                left = _credit(ar.sources(conn, account_id, found.currency))
+                return RefundResult(False, found.id, found.amount, found.provider_reference, left)
+            self._settle(conn, account_id, currency)
+            sources = ar.sources(conn, account_id, currency)
+            try:
+                drawn = draw_credit(sources, amount)
+            except AllocationError as e:
+                raise RefundError(f"{account_id}: {e}") from None
+            receipt: RefundReceipt = provider.refund(account_id, amount, currency, idempotency_key)
+            refund_id = ar.insert_refund(
+                conn, region, receipt, idempotency_key, by, drawn, self._clock()
+            )
+            left = _credit(sources) - amount
+        log.info("refund %s of %s %s to %s by %s", receipt.reference, amount, currency,
+                 account_id, by)  # fmt: skip
+        return RefundResult(True, refund_id, amount, receipt.reference, left)
+
     def balance(self, account_id: str) -> dict[str, Decimal]:
         """What the account owes per currency, everything recorded counted (negative: a
-        credit): charges - credit documents - payments."""
+        credit): charges - credit documents - payments + refunds."""
         with self._pool.connection() as conn:
             return balance(ar.entries(conn, account_id, _END_OF_TIME))
 
@@ -648,6 +717,10 @@ class BillingService:
 
 
 _END_OF_TIME = datetime.max.replace(tzinfo=ZoneInfo("UTC"))
+
+
+def _credit(sources: Sequence[Source]) -> Decimal:
+    return sum((s.amount for s in sources), Decimal(0))
 
 
 def _fields(row: ar.OverdueRow) -> dict[str, Any]:

@@ -12,6 +12,8 @@ readings of the accounts test (``test_billing_accounts``), whose figures are by 
 * site ``credit``: 500 Wh an hour on 10 November, withheld until 5 December, so November
   is 732 kWh = 109.80 (hours 0-22 estimated at 1000 Wh, hour 23 the day's 12000 Wh)
   and its true-up a credit note of 23 kWh = 3.45;
+* site ``refund`` pays 150.00 on 5 December against 10.80 + 108.15 = 118.95: a credit
+  of 31.05, refunded as 20.00 and then 11.05;
 * site ``debit``: 2000 Wh an hour on 30 November, withheld until 5 December (nothing
   after it reached the cycle), so November bills those 24 hours as estimates of
   1000 Wh: 108.15 still, and its true-up a debit note of 24 kWh * 0.15 = 3.60.
@@ -29,15 +31,25 @@ from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
+from typer.testing import CliRunner
 
 from cloud.adapters.postgres import create_pool
-from cloud.billing import BillingService, Reminder, ReminderSettings, run_reminders_daily
+from cloud.billing import (
+    BillingService,
+    LocalPaymentProvider,
+    PaymentReceipt,
+    RefundError,
+    Reminder,
+    ReminderSettings,
+    run_reminders_daily,
+)
 from cloud.bootstrap import create_billing_service, region_zone
 from cloud.customers import CustomersService
 from cloud.events.types import EnergyRevised
 from cloud.migrate import migrate
 from cloud.registry import RegistryService
 from contracts.topics import Region
+from potr.cli import app
 from tests.integration.api_world import private_database
 from tests.integration.telemetry_world import Row, Store, add_devices, add_gateway
 from tests.integration.test_billing_cycle import IMPORT_WH, LOS_ANGELES, SCHEMAS, Q, _site
@@ -66,6 +78,7 @@ class Clock:
 
 @dataclass
 class World:
+    url: str
     store: Store
     billing: BillingService
     clock: Clock
@@ -100,12 +113,12 @@ def world(postgres_server_url: str) -> Iterator[World]:
         migrate(url, backend="plain", schemas=SCHEMAS)
         pool = create_pool(url, name="test-settlement", max_size=4)
         try:
-            yield _world(Store(pool, "plain"))
+            yield _world(url, Store(pool, "plain"))
         finally:
             pool.close()
 
 
-def _world(store: Store) -> World:
+def _world(url: str, store: Store) -> World:
     registry, customers = RegistryService(store.pool), CustomersService(store.pool)
     sites: dict[str, int] = {}
     withheld: dict[str, list[Row]] = {}
@@ -132,7 +145,7 @@ def _world(store: Store) -> World:
         )[0][0]
         for name, site in sites.items()
     }
-    return World(store, billing, clock, accounts, sites, withheld)
+    return World(url, store, billing, clock, accounts, sites, withheld)
 
 
 def _query(store: Store, query: str, *args: Any) -> list[tuple[Any, ...]]:
@@ -226,3 +239,54 @@ async def test_the_daily_job_reminds_once_a_day_from_the_hour_on_the_regions_clo
         october,
     )
     assert count == (1,)
+
+
+# -- refunds -----------------------------------------------------------------------------
+def test_a_credit_is_refunded_once_per_key_and_never_beyond_what_is_held(world: World) -> None:
+    account = world.accounts["refund"]
+    paid = PaymentReceipt("bank", "tx-refund", account, D("150.00"), "USD",
+                          datetime(2026, 12, 5, 12, tzinfo=UTC))  # fmt: skip
+    world.billing.record_payment(Region.US, paid)
+    assert world.billing.balance(account) == {"USD": D("-31.05")}  # 118.95 - 150.00
+    # Before any run of this test: the CLI's refund below is stamped with the real clock.
+    provider = LocalPaymentProvider(clock=lambda: datetime(2026, 12, 5, 18, tzinfo=UTC))
+
+    first = world.billing.refund(provider, Region.US, account, D("20.00"), "r-1", by="support-1")
+    assert (first.recorded, first.amount, first.credit_left) == (True, D("20.00"), D("11.05"))
+    again = world.billing.refund(provider, Region.US, account, D("20.00"), "r-1", by="support-1")
+    assert (again.recorded, again.refund_id, again.reference) == (
+        False, first.refund_id, first.reference,
+    )  # fmt: skip
+    with pytest.raises(RefundError, match=r"credit is 11\.05"):
+        world.billing.refund(provider, Region.US, account, D("20.00"), "r-2", by="support-1")
+    assert world.billing.balance(account) == {"USD": D("-11.05")}  # -31.05 + 20.00
+
+    # The rest through the CLI, as support would; more than is left is refused.
+    env = {"POTR_DATABASE_URL": world.url}
+    args = ["billing", "refund", "--region", "us", "--account", account, "--by", "support-1"]
+    done = CliRunner().invoke(app, [*args, "--amount", "11.05", "--key", "r-3"], env=env)
+    assert done.exit_code == 0, done.output
+    said = " ".join(done.output.split())
+    assert "11.05 refunded" in said
+    assert "credit left 0.00" in said
+    over = CliRunner().invoke(app, [*args, "--amount", "0.01", "--key", "r-4"], env=env)
+    assert over.exit_code == 1
+    assert "credit is 0" in " ".join(over.output.split())
+    assert world.billing.balance(account) == {"USD": D("0.00")}
+    december = world.billing.statement(
+        account, datetime(2026, 12, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+    )["USD"]
+    # Opening: October's 10.80; then 108.15 invoiced, 150.00 paid, 20.00 and 11.05 back.
+    assert december.opening == D("10.80")
+    assert [(e.kind, e.amount) for e in december.entries] == [
+        ("invoice", D("108.15")),
+        ("payment", D("150.00")),
+        ("refund", D("20.00")),
+        ("refund", D("11.05")),
+    ]
+    assert december.closing == D("0.00")
+    assert _query(
+        world.store,
+        "SELECT count(*), sum(amount) FROM billing.refunds WHERE account_id = %s",
+        account,
+    ) == [(2, D("31.05"))]
