@@ -29,6 +29,7 @@ __all__ = [
     "insert_refund",
     "insert_reminder",
     "lock_account",
+    "notes_of",
     "numbers",
     "open_items",
     "overdue",
@@ -203,6 +204,22 @@ def rated_of(conn: Connection[Any], invoice_id: int) -> RatedInvoice:
     )
 
 
+def notes_of(conn: Connection[Any], invoice_id: int) -> list[DocumentRow]:
+    """The issued credit and debit notes that correct the invoice, oldest first, locked."""
+    rows = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            "SELECT id, number, kind, state, region, account_id, site_id, time_zone,"
+            " pool_in_mwh, currency, gross FROM billing.invoices WHERE reference_id = %s"
+            " AND kind IN ('credit_note', 'debit_note') AND state = 'issued'"
+            " ORDER BY id FOR UPDATE",
+            (invoice_id,),
+        )
+        .fetchall()
+    )
+    return [DocumentRow(**{**r, "region": Region(r["region"])}) for r in rows]
+
+
 def has_notes(conn: Connection[Any], invoice_id: int) -> bool:
     """Whether a credit or debit note references the invoice."""
     row = conn.execute(
@@ -221,6 +238,8 @@ def insert_cancellation(
     by: str,
     at: datetime,
 ) -> None:
+    """Mark the document ``invoice_id`` (an invoice or a note) cancelled by
+    ``cancellation_id``, its reversing document."""
     conn.execute("UPDATE billing.invoices SET state = 'cancelled' WHERE id = %s", (invoice_id,))
     conn.execute(
         "INSERT INTO billing.cancellations (invoice_id, cancellation_id, reason,"

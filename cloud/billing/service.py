@@ -375,8 +375,10 @@ class BillingService:
         pool_in: int,
         cycle_id: int | None = None,
         reference: tuple[int, str] | None = None,
+        settle: bool = True,
     ) -> tuple[str, int]:
-        """Number, store and emit a document in the caller's transaction."""
+        """Number, store and emit a document in the caller's transaction (and, with
+        ``settle``, allocate the account's money)."""
         now = self._clock()
         # The site's local date: an AU invoice issued at 9 am on 1 January is dated (and
         # numbered in) the new year although UTC is still in the old one.
@@ -409,17 +411,29 @@ class BillingService:
             reference_number=reference[1] if reference else None,
         )
         emit(conn, SCHEMA, invoice_issued_event(payload, occurred_at=now))
-        self._settle(conn, account_id, rated.currency)
+        if settle:
+            self._settle(conn, account_id, rated.currency)
         return number, invoice_id
 
     # -- accounts -----------------------------------------------------------------------
-    def _settle(self, conn: Connection[Any], account_id: str, currency: str) -> None:
+    def _settle(
+        self,
+        conn: Connection[Any],
+        account_id: str,
+        currency: str,
+        *,
+        among: Collection[int] | None = None,
+    ) -> None:
         """Allocate the account's unallocated payments and credits to its open charges
-        (:func:`~cloud.billing.accounts.settle`) under the account's lock."""
+        (:func:`~cloud.billing.accounts.settle`) under the account's lock; with ``among``,
+        only credit documents and charges of those ids."""
         ar.lock_account(conn, account_id)
-        parts = settle(
-            ar.sources(conn, account_id, currency), ar.open_items(conn, account_id, currency)
-        )
+        sources = ar.sources(conn, account_id, currency)
+        items = ar.open_items(conn, account_id, currency)
+        if among is not None:
+            sources = [s for s in sources if s.kind != "payment" and s.source_id in among]
+            items = [i for i in items if i.document_id in among]
+        parts = settle(sources, items)
         ar.insert_allocations(conn, parts, self._clock())
 
     def record_payment(self, region: Region, receipt: PaymentReceipt) -> PaymentResult:
@@ -557,33 +571,45 @@ class BillingService:
         return sent
 
     def cancel(self, number: str, reason: str, by: str) -> str:
-        """Cancel invoice ``number`` by a reversing document (kind ``cancellation``,
-        numbered and emitted like any other, referencing it); the invoice is kept,
-        marked cancelled. Its amount settles the invoice first, the rest is credit.
-        Returns the cancellation's number."""
+        """Cancel invoice ``number`` and the notes that correct it, one reversing document
+        per document (numbered and emitted like any other, naming the one it reverses);
+        nothing is deleted, the reversed documents are kept, marked cancelled. A charge
+        (the invoice, a debit note) is reversed by a ``cancellation``; a credit note by a
+        ``debit_note`` (reversing a credit raises the balance, and a cancellation always
+        lowers it). The reversals settle each other first — a cancellation its own
+        document, then the family's other reversals — and what is left is the account's
+        credit (money paid on the invoice). Returns the invoice's cancellation's number."""
         with self._pool.connection() as conn:
             found = ar.document(conn, number, for_update=True)
             if found is None:
                 raise DocumentError(f"no document {number}")
             if found.kind != "invoice" or found.state != "issued":
                 raise DocumentError(f"{number} is a {found.state} {found.kind}: not cancellable")
-            if ar.has_notes(conn, found.id):
-                # Reversing the invoice alone would leave its notes counting: refused
-                # until notes can be reversed too.
-                raise DocumentError(f"{number} has credit or debit notes: not cancellable")
-            cancelled, cancellation_id = self._issue(
-                conn,
-                ar.rated_of(conn, found.id),
-                "cancellation",
-                found.account_id,
-                found.site_id,
-                found.time_zone,
-                pool_in=found.pool_in_mwh,
-                reference=(found.id, found.number),
-            )
-            ar.insert_cancellation(conn, found.id, cancellation_id, reason, by, self._clock())
-        log.info("%s cancelled by %s (%s): %s", number, by, cancelled, reason)
-        return cancelled
+            ar.lock_account(conn, found.account_id)
+            family = [*ar.notes_of(conn, found.id), found]  # the invoice last
+            reversals: list[tuple[str, str]] = []
+            issued: list[int] = []
+            for doc in family:
+                kind: DocumentKind = "debit_note" if doc.kind == "credit_note" else "cancellation"
+                reversal, reversal_id = self._issue(
+                    conn,
+                    ar.rated_of(conn, doc.id),
+                    kind,
+                    doc.account_id,
+                    doc.site_id,
+                    doc.time_zone,
+                    pool_in=doc.pool_in_mwh,
+                    reference=(doc.id, doc.number),
+                    settle=False,
+                )
+                ar.insert_cancellation(conn, doc.id, reversal_id, reason, by, self._clock())
+                reversals.append((doc.number, reversal))
+                issued.append(reversal_id)
+            ids = {d.id for d in family} | set(issued)
+            self._settle(conn, found.account_id, found.currency, among=ids)
+            self._settle(conn, found.account_id, found.currency)
+        log.info("%s cancelled by %s (%s): %s", number, by, reversals, reason)
+        return reversals[-1][1]
 
     # -- true-ups -----------------------------------------------------------------------
     def true_up(self, event_id: UUID, region: Region, revised: EnergyRevised) -> TrueUpResult:

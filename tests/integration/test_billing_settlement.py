@@ -290,3 +290,104 @@ def test_a_credit_is_refunded_once_per_key_and_never_beyond_what_is_held(world: 
         "SELECT count(*), sum(amount) FROM billing.refunds WHERE account_id = %s",
         account,
     ) == [(2, D("31.05"))]
+
+
+# -- cancelling an invoice with notes -------------------------------------------------------
+def _documents(world: World, name: str) -> list[tuple[str, str, Decimal, str | None, str]]:
+    """(number, kind, gross, number of the document it corrects, state), in issue order."""
+    return [
+        tuple(r)  # type: ignore[misc]
+        for r in _query(
+            world.store,
+            "SELECT i.number, i.kind, i.gross, r.number, i.state FROM billing.invoices i"
+            " LEFT JOIN billing.invoices r ON r.id = i.reference_id"
+            " WHERE i.account_id = %s ORDER BY i.id",
+            world.accounts[name],
+        )
+    ]
+
+
+def _events(world: World, numbers: Sequence[str]) -> list[tuple[str, str, str]]:
+    rows = _query(
+        world.store,
+        "SELECT payload->>'kind', payload->>'gross', payload->>'reference_number'"
+        " FROM billing.outbox WHERE name = 'invoice.issued' AND payload->>'number' = ANY(%s)"
+        " ORDER BY id",
+        list(numbers),
+    )
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def test_an_invoice_with_a_credit_note_is_reversed_document_by_document(world: World) -> None:
+    """November 109.80 with its credit note 3.45 (applied to it: 106.35 owed). Cancelled:
+    a debit note reverses the credit note (3.45), a cancellation the invoice (109.80),
+    which pays the November invoice's 106.35 and the 3.45 reversal. October's 10.80 is
+    still owed, and nothing else."""
+    _true_up(world, "credit")
+    october, november = _numbers(world, "credit")
+    (note,) = _numbers(world, "credit", "credit_note")
+    assert world.billing.outstanding(november) == D("106.35")
+    world.clock.at = datetime(2026, 12, 7, 3, tzinfo=UTC)
+    cancellation = world.billing.cancel(november, "wrong tariff zone", "ops@example.com")
+    docs = _documents(world, "credit")
+    reversal = docs[-2][0]
+    assert docs[1:] == [
+        (november, "invoice", D("109.80"), None, "cancelled"),
+        (note, "credit_note", D("3.45"), november, "cancelled"),
+        (reversal, "debit_note", D("3.45"), note, "issued"),
+        (cancellation, "cancellation", D("109.80"), november, "issued"),
+    ]
+    assert _events(world, [reversal, cancellation]) == [
+        ("debit_note", "3.45", note),
+        ("cancellation", "109.80", november),
+    ]
+    assert world.billing.outstanding(november) == D("0.00")
+    assert world.billing.outstanding(reversal) == D("0.00")
+    assert world.billing.outstanding(october) == D("10.80")
+    assert world.billing.balance(world.accounts["credit"]) == {"USD": D("10.80")}
+    since = world.billing.statement(
+        world.accounts["credit"],
+        datetime(2026, 12, 1, tzinfo=UTC),
+        datetime(2027, 1, 1, tzinfo=UTC),
+    )["USD"]
+    # 10.80 + 109.80 - 3.45 + 3.45 - 109.80 = 10.80
+    assert (since.opening, since.closing) == (D("10.80"), D("10.80"))
+    with pytest.raises(LookupError, match="not cancellable"):
+        world.billing.cancel(november, "again", "ops@example.com")
+
+
+def test_an_invoice_with_a_debit_note_paid_in_part_leaves_the_payment_as_credit(
+    world: World,
+) -> None:
+    """50.00 paid on 5 December goes to October (10.80) and November (39.20). The
+    true-up's debit note (3.60) then opens. Cancelled: the debit note's cancellation pays
+    it, the invoice's pays the 68.95 still owed on it, and its other 39.20 — the money
+    paid on November — is the account's credit: 10.80 + 108.15 + 3.60 - 50.00 - 3.60 -
+    108.15 = -39.20."""
+    account = world.accounts["debit"]
+    paid = PaymentReceipt("bank", "tx-debit", account, D("50.00"), "USD",
+                          datetime(2026, 12, 5, 1, tzinfo=UTC))  # fmt: skip
+    world.billing.record_payment(Region.US, paid)
+    _true_up(world, "debit")
+    october, november = _numbers(world, "debit")
+    (note,) = _numbers(world, "debit", "debit_note")
+    assert world.billing.outstanding(note) == D("3.60")  # 24 kWh * 0.15
+    world.clock.at = datetime(2026, 12, 7, 3, tzinfo=UTC)
+    cancellation = world.billing.cancel(november, "customer moved out", "ops@example.com")
+    docs = _documents(world, "debit")
+    reversal = docs[-2][0]
+    assert docs[1:] == [
+        (november, "invoice", D("108.15"), None, "cancelled"),
+        (note, "debit_note", D("3.60"), november, "cancelled"),
+        (reversal, "cancellation", D("3.60"), note, "issued"),
+        (cancellation, "cancellation", D("108.15"), november, "issued"),
+    ]
+    assert [world.billing.outstanding(n) for n in (october, november, note)] == [D("0.00")] * 3
+    assert world.billing.balance(account) == {"USD": D("-39.20")}
+    # The credit is real money: it can be refunded, and no more.
+    provider = LocalPaymentProvider(clock=lambda: datetime(2026, 12, 7, 4, tzinfo=UTC))
+    with pytest.raises(RefundError):
+        world.billing.refund(provider, Region.US, account, D("39.21"), "d-1", by="support-1")
+    back = world.billing.refund(provider, Region.US, account, D("39.20"), "d-2", by="support-1")
+    assert back.credit_left == D("0.00")
+    assert world.billing.balance(account) == {"USD": D("0.00")}
