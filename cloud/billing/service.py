@@ -74,6 +74,7 @@ from cloud.events.invoices import (
     invoice_overdue_event,
 )
 from cloud.events.outbox import emit, handle_once
+from cloud.events.payments import PaymentMoved, payment_event, payment_reference
 from cloud.events.types import EnergyRevised
 from contracts.timeutil import utc_now
 from contracts.topics import Region
@@ -448,6 +449,7 @@ class BillingService:
             payment_id = ar.insert_payment(conn, region, receipt)
             if payment_id is None:
                 return PaymentResult(recorded=False)
+            _emit_moved(conn, region, "payment", payment_id, receipt, receipt.received_at)
             parts = settle(
                 ar.sources(conn, receipt.account_id, currency),
                 ar.open_items(conn, receipt.account_id, currency),
@@ -519,6 +521,7 @@ class BillingService:
             refund_id = ar.insert_refund(
                 conn, region, receipt, idempotency_key, by, drawn, self._clock()
             )
+            _emit_moved(conn, region, "refund", refund_id, receipt, receipt.refunded_at)
             left = _credit(sources) - amount
         log.info("refund %s of %s %s to %s by %s", receipt.reference, amount, currency,
                  account_id, by)  # fmt: skip
@@ -743,6 +746,30 @@ class BillingService:
 
 
 _END_OF_TIME = datetime.max.replace(tzinfo=ZoneInfo("UTC"))
+
+
+def _emit_moved(
+    conn: Connection[Any],
+    region: Region,
+    kind: Literal["payment", "refund"],
+    row_id: int,
+    receipt: PaymentReceipt | RefundReceipt,
+    at: datetime,
+) -> None:
+    """``payment.recorded`` / ``payment.refunded`` in the recording transaction."""
+    moved = PaymentMoved(
+        kind=kind,
+        reference=payment_reference(region, kind, row_id),
+        region=region,
+        account_id=receipt.account_id,
+        currency=receipt.currency,
+        amount=receipt.amount,
+        at=at,
+        booked_on=at.astimezone(ZoneInfo("UTC")).date(),
+        provider=receipt.provider,
+        provider_reference=receipt.reference,
+    )
+    emit(conn, SCHEMA, payment_event(moved, occurred_at=at))
 
 
 def _credit(sources: Sequence[Source]) -> Decimal:

@@ -290,6 +290,19 @@ def test_a_credit_is_refunded_once_per_key_and_never_beyond_what_is_held(world: 
         "SELECT count(*), sum(amount) FROM billing.refunds WHERE account_id = %s",
         account,
     ) == [(2, D("31.05"))]
+    # Each went out through billing's outbox, for SAP: one event per payment and refund.
+    moved = _query(
+        world.store,
+        "SELECT name, payload->>'amount', payload->>'reference' FROM billing.outbox"
+        " WHERE name LIKE 'payment.%%' AND payload->>'account_id' = %s ORDER BY id",
+        account,
+    )
+    assert [(n, a) for n, a, _ in moved] == [
+        ("payment.recorded", "150.00"),
+        ("payment.refunded", "20.00"),
+        ("payment.refunded", "11.05"),
+    ]
+    assert [r[:7] for _, _, r in moved] == ["US-PAY-", "US-RFD-", "US-RFD-"]
 
 
 # -- cancelling an invoice with notes -------------------------------------------------------
