@@ -212,3 +212,20 @@ def test_the_reminder_day_is_the_regions_local_date_from_the_hour() -> None:
     assert reminder_day(at, sydney, 10, None) is None  # not 10:00 there yet
     assert reminder_day(at, sydney, 9, date(2027, 3, 2)) is None  # run already
     assert reminder_day(at, sydney, 9, date(2027, 3, 1)) == date(2027, 3, 2)
+
+
+def test_a_refund_draws_on_the_oldest_credit_first_and_never_beyond_it() -> None:
+    from cloud.billing.accounts import AllocationError, Source, draw_credit
+
+    t0 = datetime(2026, 12, 1, tzinfo=UTC)
+    older = Source("credit", 7, t0, Decimal("3.45"), applies_to=5)
+    newer = Source("payment", 2, t0 + timedelta(days=1), Decimal("31.05"))
+    drawn = draw_credit([newer, older], Decimal("20.00"))
+    assert [(s.kind, s.source_id, a) for s, a in drawn] == [
+        ("credit", 7, Decimal("3.45")),
+        ("payment", 2, Decimal("16.55")),
+    ]
+    with pytest.raises(AllocationError, match=r"credit is 34\.50"):
+        draw_credit([newer, older], Decimal("34.51"))
+    with pytest.raises(AllocationError):
+        draw_credit([newer], Decimal("0"))
