@@ -134,10 +134,10 @@ def _world(url: str, store: Store) -> World:
         now, withheld[name] = _rows(700 + k, ODD_DAYS.get(name))
         store.write(now, date(2026, 12, 2))
     store.catch_up(now=datetime(2026, 12, 2, tzinfo=UTC))
-    clock = Clock(datetime(2026, 11, 2, 3, tzinfo=UTC))
+    clock = Clock(datetime(2026, 11, 2, 12, tzinfo=UTC))
     billing = create_billing_service(store.pool, clock=clock)
     assert len(billing.run_cycle(Region.US, OCTOBER, run_by="test").numbers) == len(NAMES)
-    clock.at = datetime(2026, 12, 2, 3, tzinfo=UTC)
+    clock.at = datetime(2026, 12, 2, 12, tzinfo=UTC)
     assert len(billing.run_cycle(Region.US, NOVEMBER, run_by="test").numbers) == len(NAMES)
     accounts = {
         name: _query(
@@ -170,7 +170,7 @@ def _true_up(world: World, name: str) -> None:
     """The withheld day arrives (5 December) and billing trues the invoice up."""
     world.store.write(world.withheld[name], date(2026, 12, 5))
     world.store.catch_up(now=datetime(2026, 12, 5, tzinfo=UTC))
-    world.clock.at = datetime(2026, 12, 5, 3, tzinfo=UTC)
+    world.clock.at = datetime(2026, 12, 5, 12, tzinfo=UTC)
     revised = EnergyRevised(site_id=world.sites[name], days=[ODD_DAYS[name][0]])
     assert world.billing.true_up(uuid4(), Region.US, revised).handled
 
@@ -340,7 +340,7 @@ def test_an_invoice_with_a_credit_note_is_reversed_document_by_document(world: W
     october, november = _numbers(world, "credit")
     (note,) = _numbers(world, "credit", "credit_note")
     assert world.billing.outstanding(november) == D("106.35")
-    world.clock.at = datetime(2026, 12, 7, 3, tzinfo=UTC)
+    world.clock.at = datetime(2026, 12, 7, 12, tzinfo=UTC)
     cancellation = world.billing.cancel(november, "wrong tariff zone", "ops@example.com")
     docs = _documents(world, "credit")
     reversal = docs[-2][0]
@@ -385,7 +385,7 @@ def test_an_invoice_with_a_debit_note_paid_in_part_leaves_the_payment_as_credit(
     october, november = _numbers(world, "debit")
     (note,) = _numbers(world, "debit", "debit_note")
     assert world.billing.outstanding(note) == D("3.60")  # 24 kWh * 0.15
-    world.clock.at = datetime(2026, 12, 7, 3, tzinfo=UTC)
+    world.clock.at = datetime(2026, 12, 7, 12, tzinfo=UTC)
     cancellation = world.billing.cancel(november, "customer moved out", "ops@example.com")
     docs = _documents(world, "debit")
     reversal = docs[-2][0]

@@ -130,7 +130,7 @@ async def _world(pool: Pool, url: str, port: int, sink: MailSink) -> AsyncIterat
     with pool.connection() as conn:
         row = conn.execute("SELECT id FROM customers.accounts").fetchone()
     assert row is not None
-    clock = Clock(datetime(2026, 11, 2, 3, tzinfo=UTC))
+    clock = Clock(datetime(2026, 11, 2, 12, tzinfo=UTC))
     settings = NotifySettings(
         env="test",
         database_url=url,
