@@ -38,6 +38,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import uuid4
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 
@@ -56,9 +57,12 @@ from cloud.billing import (
     MeterSwap,
     Register,
     RegisterEdges,
+    ReminderSettings,
+    run_reminders_daily,
 )
 from cloud.billing import RegisterReading as BillingRegisterReading
 from cloud.billing import event_subscriptions as billing_subscriptions
+from cloud.calendars import builtin_calendar
 from cloud.config import SCHEMA as CONFIG_SCHEMA
 from cloud.config import (
     ConfigService,
@@ -167,6 +171,7 @@ __all__ = [
     "meter_hours",
     "open_config_service",
     "open_pool",
+    "region_zone",
     "run_config_service",
     "run_ingest",
     "run_sap",
@@ -524,6 +529,13 @@ def meter_hours(reader: MeterHourReader) -> MeterHours:
     return hours
 
 
+def region_zone(region: Region) -> ZoneInfo:
+    """The zone whose date is ``region``'s "today" for billing's daily jobs: its business
+    calendar's default jurisdiction's (Sydney, Los Angeles, Madrid)."""
+    calendar = builtin_calendar(region)
+    return calendar.time_zone(calendar.default_jurisdiction)
+
+
 def create_billing_service(
     pool: Pool, *, clock: Callable[[], datetime] = utc_now
 ) -> BillingService:
@@ -877,6 +889,7 @@ async def run_services(
     notify: NotifySettings | None = None,
     dispatch: DispatchService | None = None,
     billing: BillingService | None = None,
+    reminders: ReminderSettings | None = None,
     sap: SapSettings | None = None,
     bus_settings: BusSettings | None = None,
     ready_timeout_s: float = 30.0,
@@ -892,7 +905,9 @@ async def run_services(
     through the settings' SMTP relay. With ``dispatch``: its consumers (sites, technicians,
     alarms, installations, telemetry of jobs awaiting verification) and its sweeps (every
     ``flow.sweep_s`` of the service's settings). With ``billing``: its consumer (true-ups
-    on ``energy.revised``). With ``sap``: the SAP integration's
+    on ``energy.revised``) and its daily overdue reminders per region at
+    ``reminders.reminder_hour`` of the region's clock (:func:`region_zone`; default
+    settings from ``POTR_BILLING_*``). With ``sap``: the SAP integration's
     consumers, exporter and daily reconciliation (:func:`run_sap`)."""
     notifier = NotificationService(pool, notify) if notify is not None else None
     filed = asyncio.Event()
@@ -923,6 +938,8 @@ async def run_services(
             tg.create_task(run_alert_sweeps(alerts, stop, alert_sweep_s))
             if dispatch is not None:
                 tg.create_task(run_dispatch_sweeps(dispatch, stop, dispatch.flow.sweep_s))
+            if billing is not None:
+                tg.create_task(_remind(billing, stop, reminders))
             if notify is not None:
                 tg.create_task(_deliver(pool, notify, stop, filed))
             if sap is not None:
@@ -933,6 +950,16 @@ async def run_services(
                 yield Services(service, tracker, runtime, connected, alerts, notifier, dispatch)
             finally:
                 stop.set()
+
+
+async def _remind(
+    billing: BillingService, stop: asyncio.Event, settings: ReminderSettings | None
+) -> None:
+    """billing's daily overdue reminders in every region until ``stop``."""
+    zones = {region: region_zone(region) for region in Region}
+    await run_reminders_daily(
+        billing, stop, zones=zones, settings=settings or ReminderSettings(), clock=billing.clock
+    )
 
 
 async def _deliver(

@@ -1,11 +1,12 @@
 """``potr billing``: run a region's billing cycle for a period (an admin's, or the
 scheduler's): every billable site invoiced once, gap-free numbers, skipped sites named;
 send the overdue reminders due (once per document and level); cancel an invoice by a
-reversing document."""
+reversing document; refund an account's credit (admins and support)."""
 
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
 import typer
@@ -25,7 +26,7 @@ class BillingCycleName(StrEnum):
 
 
 billing_app = typer.Typer(
-    help="Billing: cycles, invoices, reminders and cancellations", no_args_is_help=True
+    help="Billing: cycles, invoices, reminders, cancellations and refunds", no_args_is_help=True
 )
 
 
@@ -74,16 +75,20 @@ def billing_cycle(
 @billing_app.command("reminders")
 def billing_reminders(
     region: Region = typer.Option(..., help="au, us or es"),
-    as_of: str | None = typer.Option(None, "--as-of", help="YYYY-MM-DD (default: today, UTC)"),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="YYYY-MM-DD (default: today on the region's clock)"
+    ),
 ) -> None:
     """Emit ``invoice.overdue`` for REGION's unpaid documents 7 and 21 days past due,
     once per document and level (a second run sends nothing new). Prints what was sent."""
-    from cloud.bootstrap import create_billing_service, open_pool
+    from cloud.bootstrap import create_billing_service, open_pool, region_zone
     from cloud.settings import DatabaseSettings
     from contracts.timeutil import utc_now
 
     try:
-        day = date.fromisoformat(as_of) if as_of else utc_now().date()
+        day = (
+            date.fromisoformat(as_of) if as_of else utc_now().astimezone(region_zone(region)).date()
+        )
     except ValueError:
         raise typer.BadParameter("as-of must be YYYY-MM-DD") from None
     pool = open_pool(load_settings(DatabaseSettings, console), "potr-billing-reminders")
@@ -116,3 +121,47 @@ def billing_cancel(
     finally:
         pool.close()
     console.print(f"{number} cancelled by {cancellation}", highlight=False)
+
+
+class ProviderName(StrEnum):
+    #: The only provider this build has: the deterministic local one (tests, the demo).
+    LOCAL = "local"
+
+
+@billing_app.command("refund")
+def billing_refund(
+    region: Region = typer.Option(..., help="au, us or es"),
+    account: str = typer.Option(..., help="the account, acc_ + 32 hex digits"),
+    amount: str = typer.Option(..., help="in the region's currency, e.g. 12.50"),
+    key: str = typer.Option(..., help="idempotency key: the same key again refunds nothing"),
+    by: str = typer.Option(..., "--by", help="who refunds (an admin or support; kept)"),
+    provider: ProviderName = typer.Option(ProviderName.LOCAL, help="the payment provider"),
+) -> None:
+    """Pay AMOUNT of ACCOUNT's credit back through the provider; refused (exit 1, nothing
+    paid) above the credit the account holds. Prints the refund and the credit left."""
+    from cloud.billing import LocalPaymentProvider, PaymentDeclinedError, RefundError
+    from cloud.bootstrap import create_billing_service, open_pool
+    from cloud.settings import DatabaseSettings
+
+    try:
+        money = Decimal(amount)
+    except InvalidOperation:
+        raise typer.BadParameter("amount must be a number such as 12.50") from None
+    if not (1 <= len(key) <= 200 and 1 <= len(by) <= 200):
+        raise typer.BadParameter("key and --by take 1 to 200 characters")
+    pool = open_pool(load_settings(DatabaseSettings, console), "potr-billing-refund")
+    try:
+        result = create_billing_service(pool).refund(
+            LocalPaymentProvider(), region, account, money, key, by=by
+        )
+    except (RefundError, PaymentDeclinedError) as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        pool.close()
+    state = "refunded" if result.recorded else "refunded before under this key"
+    console.print(
+        f"{account}: {result.amount} {state} ({result.reference}); credit left"
+        f" {result.credit_left}",
+        highlight=False,
+    )

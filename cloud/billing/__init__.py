@@ -21,6 +21,7 @@ from cloud.billing.accounts import (
     Statement,
     allocate_money,
     balance,
+    draw_credit,
     reminder_levels,
     settle,
     statement,
@@ -53,6 +54,7 @@ from cloud.billing.payments import (
     PaymentDeclinedError,
     PaymentProvider,
     PaymentReceipt,
+    RefundReceipt,
 )
 from cloud.billing.periods import (
     FLAT,
@@ -88,12 +90,20 @@ from cloud.billing.rating import (
     rate_period,
 )
 from cloud.billing.readings import HISTORY_DAYS
+from cloud.billing.schedule import (
+    Reminders,
+    ReminderSettings,
+    reminder_day,
+    run_reminders_daily,
+)
 from cloud.billing.service import (
     SCHEMA,
     BillingService,
     CycleResult,
     DocumentError,
     PaymentResult,
+    RefundError,
+    RefundResult,
     Reminder,
     SkippedSite,
     TrueUpResult,
@@ -176,10 +186,15 @@ __all__ = [
     "RatedInvoice",
     "RatingError",
     "Reckoning",
+    "RefundError",
+    "RefundReceipt",
+    "RefundResult",
     "Register",
     "RegisterEdges",
     "RegisterReading",
     "Reminder",
+    "ReminderSettings",
+    "Reminders",
     "SkippedSite",
     "Source",
     "Statement",
@@ -200,6 +215,7 @@ __all__ = [
     "create_router",
     "currency_for",
     "document_number",
+    "draw_credit",
     "energy_difference",
     "energy_totals",
     "event_subscriptions",
@@ -212,8 +228,10 @@ __all__ = [
     "period_of",
     "rate_period",
     "reckon",
+    "reminder_day",
     "reminder_levels",
     "round_money",
+    "run_reminders_daily",
     "settle",
     "statement",
 ]

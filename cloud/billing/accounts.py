@@ -2,7 +2,8 @@
 account's balance and statement, and overdue reminder levels.
 
 Sign convention: an invoice and a debit note are *charges* (they raise what the customer
-owes); a credit note, a cancellation and a payment are *credits* (they lower it). All
+owes); a credit note, a cancellation and a payment are *credits* (they lower it); a
+refund pays credit back, so it raises the balance towards zero like a charge. All
 amounts are positive ``Decimal`` in one currency; the kind gives the direction. Nothing
 here rounds: every amount is already in cents, so sums are exact.
 """
@@ -26,6 +27,7 @@ __all__ = [
     "Statement",
     "allocate_money",
     "balance",
+    "draw_credit",
     "reminder_levels",
     "settle",
     "statement",
@@ -34,6 +36,8 @@ __all__ = [
 #: Documents that raise a balance, and those that lower it.
 CHARGE_KINDS = frozenset({"invoice", "debit_note"})
 CREDIT_KINDS = frozenset({"credit_note", "cancellation"})
+#: Entries that raise the balance: charges, and refunds (credit paid back).
+RAISING_KINDS = CHARGE_KINDS | {"refund"}
 #: Days after the due date at which an unpaid document gets a reminder (its levels).
 REMINDER_DAYS: tuple[int, ...] = (7, 21)
 
@@ -125,10 +129,30 @@ def settle(
     return result
 
 
+def draw_credit(sources: Sequence[Source], amount: Decimal) -> list[tuple[Source, Decimal]]:
+    """What a refund of ``amount`` takes from each source of credit, oldest first, each
+    up to what it has left; :class:`AllocationError` when they hold less than
+    ``amount`` (a refund never pays out more than the credit held)."""
+    held = sum((s.amount for s in sources), Decimal(0))
+    if amount <= 0 or amount > held:
+        raise AllocationError(f"cannot refund {amount}: the account's credit is {held}")
+    left = amount
+    drawn: list[tuple[Source, Decimal]] = []
+    for s in sorted(sources, key=lambda s: (s.at, s.kind, s.source_id)):
+        if left == 0:
+            break
+        part = min(left, s.amount)
+        if part > 0:
+            drawn.append((s, part))
+            left -= part
+    return drawn
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One line of an account's history: a document (``kind`` its kind, ``reference``
-    its number) or a payment (``kind`` ``payment``, ``reference`` the provider's)."""
+    its number), a payment or a refund (``kind`` ``payment`` / ``refund``,
+    ``reference`` the provider's)."""
 
     at: datetime
     kind: str
@@ -139,12 +163,12 @@ class Entry:
     @property
     def signed(self) -> Decimal:
         """What the entry adds to the balance (negative for credits)."""
-        return self.amount if self.kind in CHARGE_KINDS else -self.amount
+        return self.amount if self.kind in RAISING_KINDS else -self.amount
 
 
 def balance(entries: Iterable[Entry]) -> dict[str, Decimal]:
     """What the customer owes per currency (negative: PoTR owes them, a credit):
-    sum of charges - sum of credit documents - sum of payments."""
+    sum of charges - sum of credit documents - sum of payments + sum of refunds."""
     totals: dict[str, Decimal] = {}
     for e in entries:
         totals[e.currency] = totals.get(e.currency, Decimal(0)) + e.signed

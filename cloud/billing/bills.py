@@ -155,7 +155,7 @@ class BillsReader:
         )
 
     def balance(self, account_id: str, *, scope: Scope) -> dict[str, Decimal]:
-        """Charges - credits - payments per currency within ``scope`` (positive: owed
+        """Charges - credits - payments + refunds per currency within ``scope`` (positive: owed
         by the customer); currencies with nothing booked are absent."""
         sql = (
             "SELECT currency, sum(amount) FROM ("
@@ -164,6 +164,8 @@ class BillsReader:
             f" WHERE i.account_id = %(account)s AND {site_condition('i')}"
             " UNION ALL SELECT p.currency, -p.amount FROM billing.payments p"
             f" WHERE p.account_id = %(account)s AND {site_condition('p')}"
+            " UNION ALL SELECT r.currency, r.amount FROM billing.refunds r"
+            f" WHERE r.account_id = %(account)s AND {site_condition('r')}"
             ") booked GROUP BY currency ORDER BY currency"
         )
         with self._pool.connection() as conn:

@@ -1,11 +1,13 @@
-"""Payment providers: the port billing charges customers through, and a local provider
-for tests and the demo.
+"""Payment providers: the port billing charges customers (and refunds them) through, and
+a local provider for tests and the demo.
 
 A provider answers a charge with a :class:`PaymentReceipt` whose ``reference`` is the
 provider's own id of the payment; :meth:`BillingService.record_payment` stores a receipt
 once per (provider, reference), so a charge retried with the same idempotency key (the
 provider returns the same receipt) is one payment. A refusal is a
-:class:`PaymentDeclinedError` with the provider's reason, never ``None``.
+:class:`PaymentDeclinedError` with the provider's reason, never ``None``. A refund pays
+money back to the account's payment method, idempotent by its key in the same way
+(:class:`RefundReceipt`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ __all__ = [
     "PaymentDeclinedError",
     "PaymentProvider",
     "PaymentReceipt",
+    "RefundReceipt",
 ]
 
 _LOCAL_REFS = UUID("5d2b7a9e-4c1f-5a83-b6e0-2f8d1c7a3e95")
@@ -40,6 +43,19 @@ class PaymentReceipt:
     amount: Decimal
     currency: str
     received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RefundReceipt:
+    """Money the provider paid back: ``amount`` (positive, in cents) of ``currency`` to
+    ``account_id`` at ``refunded_at``; ``reference`` unique at ``provider``."""
+
+    provider: str
+    reference: str
+    account_id: str
+    amount: Decimal
+    currency: str
+    refunded_at: datetime
 
 
 class PaymentDeclinedError(Exception):
@@ -62,6 +78,14 @@ class PaymentProvider(Protocol):
         :class:`PaymentDeclinedError` when refused."""
         ...
 
+    def refund(
+        self, account_id: str, amount: Decimal, currency: str, idempotency_key: str
+    ) -> RefundReceipt:
+        """Pay ``amount`` of ``currency`` back to the account's payment method; the same
+        ``idempotency_key`` again returns the first receipt and pays nothing more.
+        :class:`PaymentDeclinedError` when refused."""
+        ...
+
 
 @dataclass
 class LocalPaymentProvider:
@@ -73,6 +97,7 @@ class LocalPaymentProvider:
     declining: Collection[str] = field(default_factory=set)
     decline_all: bool = False
     _taken: dict[str, PaymentReceipt] = field(default_factory=dict)
+    _refunded: dict[str, RefundReceipt] = field(default_factory=dict)
 
     def charge(
         self, account_id: str, amount: Decimal, currency: str, idempotency_key: str
@@ -92,4 +117,24 @@ class LocalPaymentProvider:
             self.clock(),
         )
         self._taken[idempotency_key] = receipt
+        return receipt
+
+    def refund(
+        self, account_id: str, amount: Decimal, currency: str, idempotency_key: str
+    ) -> RefundReceipt:
+        if not isinstance(amount, Decimal) or amount <= 0:
+            raise ValueError(f"a refund is a positive Decimal, not {amount!r}")
+        if idempotency_key in self._refunded:
+            return self._refunded[idempotency_key]
+        if self.decline_all or account_id in self.declining:
+            raise PaymentDeclinedError(account_id, "refund refused (local provider)")
+        receipt = RefundReceipt(
+            self.name,
+            f"lrf_{uuid5(_LOCAL_REFS, 'refund/' + idempotency_key).hex}",
+            account_id,
+            amount,
+            currency,
+            self.clock(),
+        )
+        self._refunded[idempotency_key] = receipt
         return receipt

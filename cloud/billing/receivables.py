@@ -12,25 +12,29 @@ from typing import Any
 
 from cloud.adapters.postgres import Connection, dict_row
 from cloud.billing.accounts import Entry, OpenItem, Source
-from cloud.billing.payments import PaymentReceipt
+from cloud.billing.payments import PaymentReceipt, RefundReceipt
 from cloud.billing.rating import BillingPeriod, InvoiceLine, RatedInvoice, TaxLine
 from contracts.topics import Region
 
 __all__ = [
     "DocumentRow",
     "OverdueRow",
+    "RefundRow",
     "document",
     "entries",
     "has_notes",
     "insert_allocations",
     "insert_cancellation",
     "insert_payment",
+    "insert_refund",
     "insert_reminder",
     "lock_account",
+    "notes_of",
     "numbers",
     "open_items",
     "overdue",
     "rated_of",
+    "refund_by_key",
     "sources",
 ]
 
@@ -121,14 +125,16 @@ def insert_allocations(
 
 
 def entries(conn: Connection[Any], account_id: str, before: datetime) -> list[Entry]:
-    """The account's documents (at their issue) and payments (at their receipt) before
-    ``before``."""
+    """The account's documents (at their issue), payments (at their receipt) and refunds
+    (when paid out) before ``before``."""
     rows = conn.execute(
         "SELECT issued_at, kind, number, currency, gross FROM billing.invoices"
         " WHERE account_id = %s AND issued_at < %s"
         " UNION ALL SELECT received_at, 'payment', provider_reference, currency, amount"
-        " FROM billing.payments WHERE account_id = %s AND received_at < %s",
-        (account_id, before, account_id, before),
+        " FROM billing.payments WHERE account_id = %s AND received_at < %s"
+        " UNION ALL SELECT refunded_at, 'refund', provider_reference, currency, amount"
+        " FROM billing.refunds WHERE account_id = %s AND refunded_at < %s",
+        (account_id, before, account_id, before, account_id, before),
     ).fetchall()
     return [Entry(*r) for r in rows]
 
@@ -198,6 +204,22 @@ def rated_of(conn: Connection[Any], invoice_id: int) -> RatedInvoice:
     )
 
 
+def notes_of(conn: Connection[Any], invoice_id: int) -> list[DocumentRow]:
+    """The issued credit and debit notes that correct the invoice, oldest first, locked."""
+    rows = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            "SELECT id, number, kind, state, region, account_id, site_id, time_zone,"
+            " pool_in_mwh, currency, gross FROM billing.invoices WHERE reference_id = %s"
+            " AND kind IN ('credit_note', 'debit_note') AND state = 'issued'"
+            " ORDER BY id FOR UPDATE",
+            (invoice_id,),
+        )
+        .fetchall()
+    )
+    return [DocumentRow(**{**r, "region": Region(r["region"])}) for r in rows]
+
+
 def has_notes(conn: Connection[Any], invoice_id: int) -> bool:
     """Whether a credit or debit note references the invoice."""
     row = conn.execute(
@@ -216,6 +238,8 @@ def insert_cancellation(
     by: str,
     at: datetime,
 ) -> None:
+    """Mark the document ``invoice_id`` (an invoice or a note) cancelled by
+    ``cancellation_id``, its reversing document."""
     conn.execute("UPDATE billing.invoices SET state = 'cancelled' WHERE id = %s", (invoice_id,))
     conn.execute(
         "INSERT INTO billing.cancellations (invoice_id, cancellation_id, reason,"
@@ -263,3 +287,66 @@ def insert_reminder(
         (invoice_id, level, outstanding, at),
     ).fetchone()
     return row is not None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundRow:
+    id: int
+    amount: Decimal
+    currency: str
+    provider_reference: str
+
+
+def refund_by_key(conn: Connection[Any], account_id: str, key: str) -> RefundRow | None:
+    """The account's refund recorded under the caller's ``key``, if any."""
+    row = conn.execute(
+        "SELECT id, amount, currency, provider_reference FROM billing.refunds"
+        " WHERE account_id = %s AND idempotency_key = %s",
+        (account_id, key),
+    ).fetchone()
+    return None if row is None else RefundRow(*row)
+
+
+def insert_refund(
+    conn: Connection[Any],
+    region: Region,
+    receipt: RefundReceipt,
+    key: str,
+    by: str,
+    drawn: Sequence[tuple[Source, Decimal]],
+    at: datetime,
+) -> int:
+    """Store ``receipt`` and the credit it drew on (allocation rows pointing at it)."""
+    row = conn.execute(
+        "INSERT INTO billing.refunds (region, account_id, amount, currency, refunded_at,"
+        " provider, provider_reference, idempotency_key, requested_by)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (
+            region.value,
+            receipt.account_id,
+            receipt.amount,
+            receipt.currency,
+            receipt.refunded_at,
+            receipt.provider,
+            receipt.reference,
+            key,
+            by,
+        ),
+    ).fetchone()
+    assert row is not None
+    refund_id = int(row[0])
+    conn.cursor().executemany(
+        "INSERT INTO billing.allocations (payment_id, credit_id, refund_id, amount,"
+        " allocated_at) VALUES (%s, %s, %s, %s, %s)",
+        [
+            (
+                s.source_id if s.kind == "payment" else None,
+                s.source_id if s.kind != "payment" else None,
+                refund_id,
+                amount,
+                at,
+            )
+            for s, amount in drawn
+        ],
+    )
+    return refund_id

@@ -37,8 +37,11 @@ from cloud.adapters.postgres import Connection, ConnectionPool
 from cloud.billing import receivables as ar
 from cloud.billing import repository as repo
 from cloud.billing.accounts import (
+    AllocationError,
+    Source,
     Statement,
     balance,
+    draw_credit,
     reminder_levels,
     settle,
     statement,
@@ -51,7 +54,7 @@ from cloud.billing.documents import (
 )
 from cloud.billing.ledger import LedgerLine, Reckoning, hour_profile, reckon
 from cloud.billing.money import currency_for
-from cloud.billing.payments import PaymentProvider, PaymentReceipt
+from cloud.billing.payments import PaymentProvider, PaymentReceipt, RefundReceipt
 from cloud.billing.periods import PeriodEnergy
 from cloud.billing.ports import (
     BillableSite,
@@ -71,6 +74,7 @@ from cloud.events.invoices import (
     invoice_overdue_event,
 )
 from cloud.events.outbox import emit, handle_once
+from cloud.events.payments import PaymentMoved, payment_event, payment_reference
 from cloud.events.types import EnergyRevised
 from contracts.timeutil import utc_now
 from contracts.topics import Region
@@ -81,6 +85,8 @@ __all__ = [
     "CycleResult",
     "DocumentError",
     "PaymentResult",
+    "RefundError",
+    "RefundResult",
     "Reminder",
     "SkippedSite",
     "TrueUpResult",
@@ -136,6 +142,23 @@ class PaymentResult:
     allocated: tuple[tuple[str, Decimal], ...] = ()
 
 
+class RefundError(ValueError):
+    """A refund refused before anything was paid: more than the account's credit, or
+    not an amount in cents."""
+
+
+@dataclass(frozen=True, slots=True)
+class RefundResult:
+    """``recorded``: False when the key was used before (nothing more was paid; the first
+    refund is described); ``credit_left``: the account's credit after it."""
+
+    recorded: bool
+    refund_id: int
+    amount: Decimal
+    reference: str
+    credit_left: Decimal
+
+
 @dataclass(frozen=True, slots=True)
 class Reminder:
     """An ``invoice.overdue`` emitted: the document, its level (days overdue) and what
@@ -189,6 +212,11 @@ class BillingService:
         self._clock = clock
         self._payment_days = payment_days
         self._progress_every = progress_every
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        """The service's clock (its daily jobs run on it too)."""
+        return self._clock
 
     def tariffs(self, region: Region) -> Tariffs:
         return load_tariffs(region, self._zones[region])
@@ -348,8 +376,10 @@ class BillingService:
         pool_in: int,
         cycle_id: int | None = None,
         reference: tuple[int, str] | None = None,
+        settle: bool = True,
     ) -> tuple[str, int]:
-        """Number, store and emit a document in the caller's transaction."""
+        """Number, store and emit a document in the caller's transaction (and, with
+        ``settle``, allocate the account's money)."""
         now = self._clock()
         # The site's local date: an AU invoice issued at 9 am on 1 January is dated (and
         # numbered in) the new year although UTC is still in the old one.
@@ -382,17 +412,29 @@ class BillingService:
             reference_number=reference[1] if reference else None,
         )
         emit(conn, SCHEMA, invoice_issued_event(payload, occurred_at=now))
-        self._settle(conn, account_id, rated.currency)
+        if settle:
+            self._settle(conn, account_id, rated.currency)
         return number, invoice_id
 
     # -- accounts -----------------------------------------------------------------------
-    def _settle(self, conn: Connection[Any], account_id: str, currency: str) -> None:
+    def _settle(
+        self,
+        conn: Connection[Any],
+        account_id: str,
+        currency: str,
+        *,
+        among: Collection[int] | None = None,
+    ) -> None:
         """Allocate the account's unallocated payments and credits to its open charges
-        (:func:`~cloud.billing.accounts.settle`) under the account's lock."""
+        (:func:`~cloud.billing.accounts.settle`) under the account's lock; with ``among``,
+        only credit documents and charges of those ids."""
         ar.lock_account(conn, account_id)
-        parts = settle(
-            ar.sources(conn, account_id, currency), ar.open_items(conn, account_id, currency)
-        )
+        sources = ar.sources(conn, account_id, currency)
+        items = ar.open_items(conn, account_id, currency)
+        if among is not None:
+            sources = [s for s in sources if s.kind != "payment" and s.source_id in among]
+            items = [i for i in items if i.document_id in among]
+        parts = settle(sources, items)
         ar.insert_allocations(conn, parts, self._clock())
 
     def record_payment(self, region: Region, receipt: PaymentReceipt) -> PaymentResult:
@@ -407,6 +449,7 @@ class BillingService:
             payment_id = ar.insert_payment(conn, region, receipt)
             if payment_id is None:
                 return PaymentResult(recorded=False)
+            _emit_moved(conn, region, "payment", payment_id, receipt, receipt.received_at)
             parts = settle(
                 ar.sources(conn, receipt.account_id, currency),
                 ar.open_items(conn, receipt.account_id, currency),
@@ -436,9 +479,57 @@ class BillingService:
         receipt = provider.charge(account_id, amount, currency_for(region), idempotency_key)
         return self.record_payment(region, receipt)
 
+    def refund(
+        self,
+        provider: PaymentProvider,
+        region: Region,
+        account_id: str,
+        amount: Decimal,
+        idempotency_key: str,
+        *,
+        by: str,
+    ) -> RefundResult:
+        """Pay ``amount`` of the account's credit back through ``provider`` and record it,
+        under the account's lock: open charges are settled first (credit pays what is
+        owed before it is paid out), then a refund above the credit left is refused
+        (:class:`RefundError`, nothing paid). The refund draws on the credit's sources
+        oldest first, so the balance moves back towards zero by ``amount``. The same
+        ``idempotency_key`` again pays and records nothing and describes the first
+        refund. A provider's refusal raises
+        :class:`~cloud.billing.payments.PaymentDeclinedError` and records nothing.
+
+        The provider is called inside the transaction: if the commit then fails, the
+        caller retries with the same key, the provider returns its first receipt, and the
+        refund is recorded once."""
+        currency = currency_for(region)
+        exponent = amount.as_tuple().exponent
+        if amount <= 0 or not isinstance(exponent, int) or exponent < -2:
+            raise RefundError(f"a refund is a positive amount in cents, not {amount}")
+        with self._pool.connection() as conn:
+            ar.lock_account(conn, account_id)
+            found = ar.refund_by_key(conn, account_id, idempotency_key)
+            if found is not None:
+                left = _credit(ar.sources(conn, account_id, found.currency))
+                return RefundResult(False, found.id, found.amount, found.provider_reference, left)
+            self._settle(conn, account_id, currency)
+            sources = ar.sources(conn, account_id, currency)
+            try:
+                drawn = draw_credit(sources, amount)
+            except AllocationError as e:
+                raise RefundError(f"{account_id}: {e}") from None
+            receipt: RefundReceipt = provider.refund(account_id, amount, currency, idempotency_key)
+            refund_id = ar.insert_refund(
+                conn, region, receipt, idempotency_key, by, drawn, self._clock()
+            )
+            _emit_moved(conn, region, "refund", refund_id, receipt, receipt.refunded_at)
+            left = _credit(sources) - amount
+        log.info("refund %s of %s %s to %s by %s", receipt.reference, amount, currency,
+                 account_id, by)  # fmt: skip
+        return RefundResult(True, refund_id, amount, receipt.reference, left)
+
     def balance(self, account_id: str) -> dict[str, Decimal]:
         """What the account owes per currency, everything recorded counted (negative: a
-        credit): charges - credit documents - payments."""
+        credit): charges - credit documents - payments + refunds."""
         with self._pool.connection() as conn:
             return balance(ar.entries(conn, account_id, _END_OF_TIME))
 
@@ -483,33 +574,45 @@ class BillingService:
         return sent
 
     def cancel(self, number: str, reason: str, by: str) -> str:
-        """Cancel invoice ``number`` by a reversing document (kind ``cancellation``,
-        numbered and emitted like any other, referencing it); the invoice is kept,
-        marked cancelled. Its amount settles the invoice first, the rest is credit.
-        Returns the cancellation's number."""
+        """Cancel invoice ``number`` and the notes that correct it, one reversing document
+        per document (numbered and emitted like any other, naming the one it reverses);
+        nothing is deleted, the reversed documents are kept, marked cancelled. A charge
+        (the invoice, a debit note) is reversed by a ``cancellation``; a credit note by a
+        ``debit_note`` (reversing a credit raises the balance, and a cancellation always
+        lowers it). The reversals settle each other first — a cancellation its own
+        document, then the family's other reversals — and what is left is the account's
+        credit (money paid on the invoice). Returns the invoice's cancellation's number."""
         with self._pool.connection() as conn:
             found = ar.document(conn, number, for_update=True)
             if found is None:
                 raise DocumentError(f"no document {number}")
             if found.kind != "invoice" or found.state != "issued":
                 raise DocumentError(f"{number} is a {found.state} {found.kind}: not cancellable")
-            if ar.has_notes(conn, found.id):
-                # Reversing the invoice alone would leave its notes counting: refused
-                # until notes can be reversed too.
-                raise DocumentError(f"{number} has credit or debit notes: not cancellable")
-            cancelled, cancellation_id = self._issue(
-                conn,
-                ar.rated_of(conn, found.id),
-                "cancellation",
-                found.account_id,
-                found.site_id,
-                found.time_zone,
-                pool_in=found.pool_in_mwh,
-                reference=(found.id, found.number),
-            )
-            ar.insert_cancellation(conn, found.id, cancellation_id, reason, by, self._clock())
-        log.info("%s cancelled by %s (%s): %s", number, by, cancelled, reason)
-        return cancelled
+            ar.lock_account(conn, found.account_id)
+            family = [*ar.notes_of(conn, found.id), found]  # the invoice last
+            reversals: list[tuple[str, str]] = []
+            issued: list[int] = []
+            for doc in family:
+                kind: DocumentKind = "debit_note" if doc.kind == "credit_note" else "cancellation"
+                reversal, reversal_id = self._issue(
+                    conn,
+                    ar.rated_of(conn, doc.id),
+                    kind,
+                    doc.account_id,
+                    doc.site_id,
+                    doc.time_zone,
+                    pool_in=doc.pool_in_mwh,
+                    reference=(doc.id, doc.number),
+                    settle=False,
+                )
+                ar.insert_cancellation(conn, doc.id, reversal_id, reason, by, self._clock())
+                reversals.append((doc.number, reversal))
+                issued.append(reversal_id)
+            ids = {d.id for d in family} | set(issued)
+            self._settle(conn, found.account_id, found.currency, among=ids)
+            self._settle(conn, found.account_id, found.currency)
+        log.info("%s cancelled by %s (%s): %s", number, by, reversals, reason)
+        return reversals[-1][1]
 
     # -- true-ups -----------------------------------------------------------------------
     def true_up(self, event_id: UUID, region: Region, revised: EnergyRevised) -> TrueUpResult:
@@ -643,6 +746,34 @@ class BillingService:
 
 
 _END_OF_TIME = datetime.max.replace(tzinfo=ZoneInfo("UTC"))
+
+
+def _emit_moved(
+    conn: Connection[Any],
+    region: Region,
+    kind: Literal["payment", "refund"],
+    row_id: int,
+    receipt: PaymentReceipt | RefundReceipt,
+    at: datetime,
+) -> None:
+    """``payment.recorded`` / ``payment.refunded`` in the recording transaction."""
+    moved = PaymentMoved(
+        kind=kind,
+        reference=payment_reference(region, kind, row_id),
+        region=region,
+        account_id=receipt.account_id,
+        currency=receipt.currency,
+        amount=receipt.amount,
+        at=at,
+        booked_on=at.astimezone(ZoneInfo("UTC")).date(),
+        provider=receipt.provider,
+        provider_reference=receipt.reference,
+    )
+    emit(conn, SCHEMA, payment_event(moved, occurred_at=at))
+
+
+def _credit(sources: Sequence[Source]) -> Decimal:
+    return sum((s.amount for s in sources), Decimal(0))
 
 
 def _fields(row: ar.OverdueRow) -> dict[str, Any]:

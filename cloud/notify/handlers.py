@@ -2,7 +2,8 @@
 the customers service, into :mod:`cloud.notify.recipients`) and what to tell them
 (``alert.*`` from the alerts service, as notifications; ``workorder.*`` from dispatch,
 planned in :mod:`cloud.notify.workorders`; ``part.*`` from dispatch's parts stock,
-planned in :mod:`cloud.notify.parts`).
+planned in :mod:`cloud.notify.parts`; billing's ``invoice.issued`` and
+``invoice.overdue``, to the account's users, planned in :mod:`cloud.notify.invoices`).
 
 An alarm's event becomes at most two notifications, each to one audience:
 
@@ -51,6 +52,7 @@ from cloud.events.alerts import (
 )
 from cloud.events.alerts import Severity as AlarmSeverity
 from cloud.events.bus import PoisonEventError, Subscription, event_payload
+from cloud.events.invoices import INVOICE_ISSUED, INVOICE_OVERDUE, InvoiceIssued, InvoiceOverdue
 from cloud.events.outbox import Event, handle_once
 from cloud.events.parts import PART_PREFIX, PartReorderNeeded
 from cloud.events.types import CUSTOMER_CREATED, CUSTOMER_UPDATED, CustomerAccount
@@ -64,6 +66,7 @@ from cloud.events.users import (
     UserContact,
 )
 from cloud.events.workorders import WORKORDER_PREFIX, WorkOrderChanged
+from cloud.notify import invoices as bills
 from cloud.notify import parts as stock
 from cloud.notify import recipients as people
 from cloud.notify import workorders as jobs
@@ -75,6 +78,7 @@ from contracts.topics import Region
 __all__ = [
     "ACCOUNTS_CONSUMER",
     "ALARMS_CONSUMER",
+    "INVOICES_CONSUMER",
     "PARTS_CONSUMER",
     "PEOPLE_CONSUMER",
     "WORKORDERS_CONSUMER",
@@ -90,6 +94,7 @@ ACCOUNTS_CONSUMER = "notify.accounts"
 ALARMS_CONSUMER = "notify.alarms"
 WORKORDERS_CONSUMER = "notify.workorders"
 PARTS_CONSUMER = "notify.parts"
+INVOICES_CONSUMER = "notify.invoices"
 #: Where notify records the events it handled (``notify.inbox`` is people's inbox).
 HANDLED_TABLE = "handled_events"
 #: Namespace of notification ids derived from event ids.
@@ -258,6 +263,21 @@ class NotifyHandlers:
         if told and self._on_filed is not None:
             self._on_filed()
 
+    async def on_invoice(self, event: Event) -> None:
+        payload: InvoiceIssued | InvoiceOverdue
+        if event.name == INVOICE_ISSUED:
+            payload = event_payload(event, InvoiceIssued)
+        elif event.name == INVOICE_OVERDUE:
+            payload = event_payload(event, InvoiceOverdue)
+        else:
+            return
+        try:
+            told = await asyncio.to_thread(self.notify_invoice, event, payload)
+        except NotifyError as exc:  # a template refused the parameters: never will it not
+            raise PoisonEventError(str(exc)) from exc
+        if told and self._on_filed is not None:
+            self._on_filed()
+
     def _once(
         self, event: Event, save: Callable[[Connection[Any], Any, datetime], None], payload: Any
     ) -> None:
@@ -325,6 +345,23 @@ class NotifyHandlers:
                     told += result.inbox_posted
         return told
 
+    def notify_invoice(self, event: Event, payload: InvoiceIssued | InvoiceOverdue) -> int:
+        """File the customer's notification of a billing event (one transaction with its
+        inbox row); the number of people told, 0 when the event was handled before
+        (:mod:`cloud.notify.invoices`)."""
+        now = self._clock()
+        told = 0
+        with self._pool.connection() as conn:
+            if not handle_once(conn, SCHEMA, event.id, table=HANDLED_TABLE):
+                return 0
+            for notice in bills.plan_invoice_notices(event, payload, now):
+                found = people.customers_of(conn, payload.region, [notice.account_id])
+                reached = found.get(notice.account_id, [])
+                if reached:
+                    result = self._service.notify(notice.notification, reached, conn=conn)
+                    told += result.inbox_posted
+        return told
+
     @staticmethod
     def _recipients(
         conn: Connection[Any], region: Region, notice: AlarmNotice, zone: str | None
@@ -365,11 +402,13 @@ def _record(
 
 def event_subscriptions(handlers: NotifyHandlers) -> list[Subscription]:
     """notify's subscriptions, every region: people (identity), accounts (customers),
-    alarms (alerts), work orders and parts reorders (dispatch)."""
+    alarms (alerts), work orders and parts reorders (dispatch), documents and overdue
+    reminders (billing)."""
     return [
         Subscription(PEOPLE_CONSUMER, "*.identity.user.*", handlers.on_user),
         Subscription(ACCOUNTS_CONSUMER, "*.customers.customer.*", handlers.on_customer),
         Subscription(ALARMS_CONSUMER, "*.alerts.alert.*", handlers.on_alarm),
         Subscription(WORKORDERS_CONSUMER, "*.dispatch.workorder.*", handlers.on_workorder),
         Subscription(PARTS_CONSUMER, "*.dispatch.part.*", handlers.on_part),
+        Subscription(INVOICES_CONSUMER, "*.billing.invoice.*", handlers.on_invoice),
     ]

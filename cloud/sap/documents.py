@@ -25,6 +25,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Generic, Literal, Protocol, TypeAlias, TypeVar
 
 from cloud.events.invoices import DocumentKind, InvoiceIssued
+from cloud.events.payments import PaymentMoved
 from cloud.events.types import CustomerAccount
 from cloud.sap.errors import SapBusinessError, SapRefusedError, SapUnavailableError
 
@@ -46,6 +47,7 @@ __all__ = [
     "check_reference",
     "partner_draft",
     "partner_external_id",
+    "payment_document",
 ]
 
 #: BKPF-XBLNR / ``DocumentReferenceID``: our document number must fit.
@@ -109,13 +111,17 @@ class PostingRules:
     tax_account: str
     invoice_type: str = "DR"
     credit_type: str = "DG"
+    #: Incoming and outgoing payments: ``DZ`` (customer payment), against the bank
+    #: clearing account.
+    payment_type: str = "DZ"
+    bank_account: str = "11001000"
 
 
 @dataclass(frozen=True)
 class ArLine:
     """One line of an AR document; ``amount`` signed (debit positive, credit negative)."""
 
-    role: Literal["customer", "revenue", "tax"]
+    role: Literal["customer", "revenue", "tax", "bank"]
     amount: Decimal
     text: str
     customer: str = ""
@@ -133,7 +139,7 @@ class ArDocument:
     and SAP's SOAP ``JournalEntryCreateRequestConfirmation_In`` carry the same fields)."""
 
     reference: str
-    kind: DocumentKind
+    kind: DocumentKind | Literal["payment", "refund"]
     company_code: str
     document_type: str
     document_date: date
@@ -208,6 +214,30 @@ def ar_document(issued: InvoiceIssued, *, customer: str, rules: PostingRules) ->
         header_text=f"PoTR {issued.number}"[:_HEADER_TEXT_LENGTH],
         assignment=issued.reference_number or issued.number,
         lines=tuple(lines),
+    )
+
+
+def payment_document(moved: PaymentMoved, *, customer: str, rules: PostingRules) -> ArDocument:
+    """The FI-AR payment document of ``moved``: a payment credits the customer and debits
+    the bank clearing account; a refund the other way round. Left open on the customer's
+    account for SAP's clearing against invoices (the reference names our payment)."""
+    sign = Decimal(-1) if moved.kind == "payment" else Decimal(1)
+    text = f"{moved.kind} {moved.reference}"[:_ITEM_TEXT_LENGTH]
+    lines = (
+        ArLine("customer", sign * moved.amount, text, customer=customer),
+        ArLine("bank", -sign * moved.amount, text, gl_account=rules.bank_account),
+    )
+    return ArDocument(
+        reference=moved.reference,
+        kind=moved.kind,
+        company_code=rules.company_code,
+        document_type=rules.payment_type,
+        document_date=moved.booked_on,
+        posting_date=moved.booked_on,
+        currency=moved.currency,
+        header_text=f"PoTR {moved.reference}"[:_HEADER_TEXT_LENGTH],
+        assignment=moved.reference,
+        lines=lines,
     )
 
 

@@ -34,6 +34,7 @@ from pydantic import ValidationError
 
 from cloud.adapters.postgres import Connection, ConnectionPool
 from cloud.events.invoices import InvoiceIssued
+from cloud.events.payments import PaymentMoved
 from cloud.sap import repository as repo
 from cloud.sap.documents import (
     ArDocument,
@@ -45,6 +46,7 @@ from cloud.sap.documents import (
     Refused,
     SapGateway,
     ar_document,
+    payment_document,
 )
 from cloud.sap.errors import (
     SapBusinessError,
@@ -233,11 +235,17 @@ class SapExporter:
             self._export_company(company_code, group, built, now, report)
 
     def _document(self, claim: repo.ClaimedDocument) -> ArDocument:
+        rules = self._settings.posting_rules(Region(claim.region))
+        if claim.payload.get("kind") in ("payment", "refund"):
+            try:
+                moved = PaymentMoved.model_validate(claim.payload)
+            except ValidationError as exc:
+                raise SapRefusedError(f"stored payment is not a payment: {exc}") from None
+            return payment_document(moved, customer=claim.sap_customer, rules=rules)
         try:
             issued = InvoiceIssued.model_validate(claim.payload)
         except ValidationError as exc:
             raise SapRefusedError(f"stored document is not an issued document: {exc}") from None
-        rules = self._settings.posting_rules(Region(claim.region))
         return ar_document(issued, customer=claim.sap_customer, rules=rules)
 
     def _export_company(

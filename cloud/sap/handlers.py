@@ -1,5 +1,6 @@
-"""Events the SAP integration consumes: billing's issued documents (``invoice.issued``)
-and the customers service's accounts (``customer.created`` / ``customer.updated``), in
+"""Events the SAP integration consumes: billing's issued documents (``invoice.issued``),
+its payments and refunds (``payment.recorded`` / ``payment.refunded``) and the customers
+service's accounts (``customer.created`` / ``customer.updated``), in
 every region. Each handler fills the ``sap`` schema's queue in the transaction that
 records the event in ``sap.inbox``: a redelivered event queues nothing twice, and a
 document queued under one event id is not queued again under another (its number is
@@ -20,19 +21,23 @@ from cloud.adapters.postgres import Connection, ConnectionPool
 from cloud.events.bus import Handler, Subscription, event_payload
 from cloud.events.invoices import INVOICE_ISSUED, InvoiceIssued
 from cloud.events.outbox import Event, handle_once
+from cloud.events.payments import PAYMENT_PREFIX, PaymentMoved
 from cloud.events.types import CUSTOMER_CREATED, CUSTOMER_UPDATED, CustomerAccount
 from cloud.sap import repository as repo
 
 __all__ = [
     "CUSTOMER_CONSUMER",
     "INVOICE_CONSUMER",
+    "PAYMENT_CONSUMER",
     "apply_customer",
     "apply_invoice_issued",
+    "apply_payment",
     "subscriptions",
 ]
 
 INVOICE_CONSUMER = "sap.invoices"
 CUSTOMER_CONSUMER = "sap.customers"
+PAYMENT_CONSUMER = "sap.payments"
 _CUSTOMER_EVENTS = frozenset({CUSTOMER_CREATED, CUSTOMER_UPDATED})
 
 
@@ -44,6 +49,16 @@ def apply_invoice_issued(
         if not handle_once(conn, "sap", event_id):
             return False
         return repo.enqueue_document(conn, issued)
+
+
+def apply_payment(
+    pool: ConnectionPool[Connection[Any]], event_id: UUID, moved: PaymentMoved
+) -> bool:
+    """Queue a payment or a refund for SAP once; True when it was queued now."""
+    with pool.connection() as conn:
+        if not handle_once(conn, "sap", event_id):
+            return False
+        return repo.enqueue_payment(conn, moved)
 
 
 def apply_customer(
@@ -69,6 +84,17 @@ def _invoice_handler(pool: ConnectionPool[Connection[Any]], wake: Callable[[], N
     return handle
 
 
+def _payment_handler(pool: ConnectionPool[Connection[Any]], wake: Callable[[], None]) -> Handler:
+    async def handle(event: Event) -> None:
+        if not event.name.startswith(PAYMENT_PREFIX):
+            return
+        moved = event_payload(event, PaymentMoved)
+        if await asyncio.to_thread(apply_payment, pool, event.id, moved):
+            wake()
+
+    return handle
+
+
 def _customer_handler(pool: ConnectionPool[Connection[Any]], wake: Callable[[], None]) -> Handler:
     async def handle(event: Event) -> None:
         if event.name not in _CUSTOMER_EVENTS:
@@ -88,4 +114,5 @@ def subscriptions(
     return [
         Subscription(INVOICE_CONSUMER, f"*.billing.{INVOICE_ISSUED}", _invoice_handler(pool, wake)),
         Subscription(CUSTOMER_CONSUMER, "*.customers.customer.*", _customer_handler(pool, wake)),
+        Subscription(PAYMENT_CONSUMER, "*.billing.payment.*", _payment_handler(pool, wake)),
     ]

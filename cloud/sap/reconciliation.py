@@ -46,7 +46,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_LOWERS_BALANCE = frozenset({"credit_note", "cancellation"})
+#: Credited to the customer in SAP (a refund, like an invoice, is a debit).
+_LOWERS_BALANCE = frozenset({"credit_note", "cancellation", "payment"})
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from uuid import UUID, uuid4
 
 from cloud.adapters.postgres import Connection, Jsonb
 from cloud.events.invoices import InvoiceIssued
+from cloud.events.payments import PaymentMoved
 from cloud.events.types import CustomerAccount
 from cloud.sap.documents import partner_external_id
 
@@ -32,6 +33,7 @@ __all__ = [
     "document_retry",
     "documents_of_day",
     "enqueue_document",
+    "enqueue_payment",
     "partner_dead",
     "partner_exported",
     "partner_retry",
@@ -103,6 +105,26 @@ def enqueue_document(conn: Connection[Any], issued: InvoiceIssued) -> bool:
             issued.currency,
             issued.gross,
             Jsonb(issued.model_dump(mode="json")),
+        ),
+    ).fetchone()
+    return row is not None
+
+
+def enqueue_payment(conn: Connection[Any], moved: PaymentMoved) -> bool:
+    """Queue a payment or a refund for SAP; False when its reference is queued already."""
+    row = conn.execute(
+        "INSERT INTO sap.documents (region, number, kind, account_id, issue_date, currency,"
+        " gross, payload) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (region, number) DO NOTHING RETURNING 1",
+        (
+            moved.region.value,
+            moved.reference,
+            moved.kind,
+            moved.account_id,
+            moved.booked_on,
+            moved.currency,
+            moved.amount,
+            Jsonb(moved.model_dump(mode="json")),
         ),
     ).fetchone()
     return row is not None

@@ -60,6 +60,9 @@ class SapSettings(BaseSettings):
     tax_account: str = Field(default="22000000", pattern=r"^[0-9A-Z]{1,10}$")
     invoice_document_type: str = Field(default="DR", pattern=r"^[A-Z0-9]{2}$")
     credit_document_type: str = Field(default="DG", pattern=r"^[A-Z0-9]{2}$")
+    #: Payments and refunds: their journal-entry type and the bank clearing account.
+    payment_document_type: str = Field(default="DZ", pattern=r"^[A-Z0-9]{2}$")
+    bank_account: str = Field(default="11001000", pattern=r"^[0-9A-Z]{1,10}$")
 
     #: Documents per ``$batch`` (each its own change set).
     batch_size: int = Field(default=20, ge=1, le=200)
@@ -106,4 +109,6 @@ class SapSettings(BaseSettings):
             tax_account=self.tax_account,
             invoice_type=self.invoice_document_type,
             credit_type=self.credit_document_type,
+            payment_type=self.payment_document_type,
+            bank_account=self.bank_account,
         )

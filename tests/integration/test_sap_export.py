@@ -422,3 +422,38 @@ async def test_a_renamed_customer_is_renamed_in_sap_not_created_again(
         ("New Roof LLC", partner_external_id(account.account_id))
     ]
     assert _counts(pool)["partners"] == {"exported": 1}
+
+
+async def test_a_payment_and_a_refund_are_posted_once_each_and_reconcile(
+    pool: ConnectionPool[Connection[Any]], fake: FakeSap
+) -> None:
+    """A payment of 150.00 credits the customer (-150.00 on its AR line), a refund of
+    31.05 debits it (+31.05); each delivered twice, SAP holds each once."""
+    from cloud.events.payments import PaymentMoved, payment_event
+
+    settings = _settings(fake)
+    account = _account(Region.US, "Payer & Co")
+    at = datetime.combine(DAY, datetime.min.time(), UTC) + timedelta(hours=12)
+    moved = [
+        PaymentMoved(kind=kind, reference=ref, region=Region.US, account_id=account.account_id,
+                     currency="USD", amount=Decimal(amount), at=at, booked_on=DAY,
+                     provider="bank", provider_reference=f"tx-{ref}")
+        for kind, ref, amount in (("payment", "US-PAY-000000041", "150.00"),
+                                  ("refund", "US-RFD-000000007", "31.05"))
+    ]  # fmt: skip
+    handlers = {s.consumer: s.handler for s in subscriptions(pool)}
+    for _ in range(2):
+        await handlers["sap.customers"](customer_account_event(account, created=True))
+        for m in moved:
+            await handlers["sap.payments"](payment_event(m))
+    with ODataSapGateway(settings) as gateway:
+        exporter = SapExporter(pool, gateway, settings)
+        for _ in range(3):
+            await asyncio.to_thread(exporter.export_round)
+        result = await asyncio.to_thread(reconcile, pool, gateway, settings, Region.US, DAY)
+    for reference, signed in (("US-PAY-000000041", "-150.00"), ("US-RFD-000000007", "31.05")):
+        (held,) = _held_documents(fake, "US01", reference)
+        assert Decimal(held["AmountInTransactionCurrency"]) == Decimal(signed)
+    assert _counts(pool)["documents"] == {"exported": 2}
+    assert result.ok, result.findings
+    assert result.documents_sent == 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -23,6 +24,7 @@ from cloud.billing.accounts import (
     statement,
 )
 from cloud.billing.payments import LocalPaymentProvider, PaymentDeclinedError
+from cloud.billing.schedule import reminder_day
 
 D = Decimal
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
@@ -200,3 +202,30 @@ def test_the_local_provider_is_idempotent_by_key_and_can_be_told_to_decline() ->
     assert provider.charge("acc_x", D("10.00"), "AUD", "key-2").reference != first.reference
     with pytest.raises(PaymentDeclinedError, match="declined"):
         provider.charge("acc_bad", D("10.00"), "AUD", "key-3")
+
+
+def test_the_reminder_day_is_the_regions_local_date_from_the_hour() -> None:
+    sydney = ZoneInfo("Australia/Sydney")
+    # 22:30 UTC on 1 March is 09:30 on 2 March in Sydney (AEDT, +11).
+    at = datetime(2027, 3, 1, 22, 30, tzinfo=UTC)
+    assert reminder_day(at, sydney, 9, None) == date(2027, 3, 2)
+    assert reminder_day(at, sydney, 10, None) is None  # not 10:00 there yet
+    assert reminder_day(at, sydney, 9, date(2027, 3, 2)) is None  # run already
+    assert reminder_day(at, sydney, 9, date(2027, 3, 1)) == date(2027, 3, 2)
+
+
+def test_a_refund_draws_on_the_oldest_credit_first_and_never_beyond_it() -> None:
+    from cloud.billing.accounts import AllocationError, Source, draw_credit
+
+    t0 = datetime(2026, 12, 1, tzinfo=UTC)
+    older = Source("credit", 7, t0, Decimal("3.45"), applies_to=5)
+    newer = Source("payment", 2, t0 + timedelta(days=1), Decimal("31.05"))
+    drawn = draw_credit([newer, older], Decimal("20.00"))
+    assert [(s.kind, s.source_id, a) for s, a in drawn] == [
+        ("credit", 7, Decimal("3.45")),
+        ("payment", 2, Decimal("16.55")),
+    ]
+    with pytest.raises(AllocationError, match=r"credit is 34\.50"):
+        draw_credit([newer, older], Decimal("34.51"))
+    with pytest.raises(AllocationError):
+        draw_credit([newer], Decimal("0"))

@@ -80,6 +80,10 @@ def test_every_kind_exists_in_english_and_spanish_with_the_same_fields() -> None
         "job_appointment",
         # the parts stock (cloud.notify.parts)
         "part_reorder_needed",
+        # billing's documents (cloud.notify.invoices)
+        "bill_issued",
+        "bill_credited",
+        "bill_overdue",
     }
     assert templates.fields("appointment_offered") == {
         "site",

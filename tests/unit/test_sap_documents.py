@@ -237,3 +237,42 @@ def test_settings_keep_the_password_secret_and_refuse_what_production_must_not_d
     secret = SapSettings(password_file=loose).secret()
     assert secret is not None
     assert secret.get_secret_value() == "from-file"
+
+
+def _moved(kind: str, reference: str, amount: str) -> Any:
+    from datetime import UTC, datetime
+
+    from cloud.events.payments import PaymentMoved
+
+    return PaymentMoved.model_validate(
+        {"kind": kind, "reference": reference, "region": "es", "account_id": ACCOUNT,
+         "currency": "EUR", "amount": amount, "at": datetime(2026, 12, 5, 23, tzinfo=UTC),
+         "booked_on": "2026-12-05", "provider": "bank", "provider_reference": "tx-1"}
+    )  # fmt: skip
+
+
+def test_a_payment_credits_the_customer_and_a_refund_debits_it_against_the_bank() -> None:
+    from cloud.sap.documents import payment_document
+
+    paid = payment_document(_moved("payment", "ES-PAY-000000012", "150.00"),
+                            customer="0001000025", rules=RULES)  # fmt: skip
+    assert [(line.role, line.amount, line.debit_credit) for line in paid.lines] == [
+        ("customer", Decimal("-150.00"), "H"),
+        ("bank", Decimal("150.00"), "S"),
+    ]
+    assert (paid.reference, paid.document_type, paid.assignment) == (
+        "ES-PAY-000000012", "DZ", "ES-PAY-000000012",
+    )  # fmt: skip
+    assert paid.lines[1].gl_account == RULES.bank_account
+    assert paid.posting_date == date(2026, 12, 5)
+    back = payment_document(_moved("refund", "ES-RFD-000000003", "31.05"),
+                            customer="0001000025", rules=RULES)  # fmt: skip
+    assert back.customer_amount == Decimal("31.05")
+
+
+@pytest.mark.parametrize(
+    "reference", ["ES-2026-0000012", "ES-PAY-12", "ES-PAY-0000000123", "XX-PAY-000000012"]
+)
+def test_a_payment_reference_is_region_tag_and_nine_digits(reference: str) -> None:
+    with pytest.raises(ValidationError):
+        _moved("payment", reference, "1.00")
