@@ -25,7 +25,7 @@ from cloud.billing.accounts import (
     settle,
     statement,
 )
-from cloud.billing.api import create_router
+from cloud.billing.api import create_router, pdf_response
 from cloud.billing.bills import BillLine, BillsReader, BillTax, Document, DocumentDetail, Payment
 from cloud.billing.dated import Dated, Provenance, TariffDataError
 from cloud.billing.documents import (
@@ -54,6 +54,7 @@ from cloud.billing.payments import (
     PaymentProvider,
     PaymentReceipt,
 )
+from cloud.billing.pdf import BillCustomer, BillPdf, BillPdfs, render_document
 from cloud.billing.periods import (
     FLAT,
     REGISTER_RESOLUTION,
@@ -116,6 +117,7 @@ from cloud.billing.tariffs import (
     contract_years,
     load_tariffs,
 )
+from cloud.billing.usage import DocumentUsage, UsageDay, UsageMonth, UsageReader, period_table
 
 __all__ = [
     "CURRENCIES",
@@ -131,7 +133,10 @@ __all__ = [
     "SCHEMA",
     "Allocation",
     "AllocationError",
+    "BillCustomer",
     "BillLine",
+    "BillPdf",
+    "BillPdfs",
     "BillTax",
     "BillableBasis",
     "BillableSite",
@@ -147,6 +152,7 @@ __all__ = [
     "Document",
     "DocumentDetail",
     "DocumentError",
+    "DocumentUsage",
     "ElectricityTaxVersion",
     "EnergyDifference",
     "EnergyInterval",
@@ -190,6 +196,9 @@ __all__ = [
     "TaxVersion",
     "TouSchedule",
     "TrueUpResult",
+    "UsageDay",
+    "UsageMonth",
+    "UsageReader",
     "Window",
     "ZoneTaxes",
     "allocate",
@@ -208,11 +217,14 @@ __all__ = [
     "issued_payload",
     "load_tariffs",
     "minor_unit",
+    "pdf_response",
     "period_energy",
     "period_of",
+    "period_table",
     "rate_period",
     "reckon",
     "reminder_levels",
+    "render_document",
     "round_money",
     "settle",
     "statement",
