@@ -117,7 +117,14 @@ from cloud.billing.tariffs import (
     contract_years,
     load_tariffs,
 )
-from cloud.billing.usage import DocumentUsage, UsageDay, UsageMonth, UsageReader, period_table
+from cloud.billing.usage import (
+    DocumentUsage,
+    UsageDay,
+    UsageMonth,
+    UsageReader,
+    billed_periods,
+    period_table,
+)
 
 __all__ = [
     "CURRENCIES",
@@ -204,6 +211,7 @@ __all__ = [
     "allocate",
     "allocate_money",
     "balance",
+    "billed_periods",
     "contract_anniversary",
     "contract_years",
     "create_router",

@@ -37,7 +37,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from cloud.billing.bills import BillLine, BillsReader, DocumentDetail
-from cloud.billing.usage import DocumentUsage, UsageReader
+from cloud.billing.usage import DocumentUsage, UsageReader, billed_periods
 from cloud.scope import Scope
 
 __all__ = ["BillCustomer", "BillPdf", "BillPdfs", "render_document"]
@@ -172,9 +172,13 @@ class _Words:
         return format_currency(amount, currency, locale=self.language)
 
     def price(self, amount: Decimal, currency: str) -> str:
-        """A unit price with every significant digit (finer than the currency's cent)."""
+        """A unit price with every significant digit (a tariff's price is finer than the
+        currency's cent), and never fewer than two decimals (``0,50 €``, not ``0,5 €``)."""
+        shown = amount.normalize()
+        if shown.as_tuple().exponent > -2:  # type: ignore[operator]
+            shown = amount.quantize(Decimal("0.01"))
         return format_currency(
-            amount.normalize(), currency, locale=self.language, currency_digits=False,
+            shown, currency, locale=self.language, currency_digits=False,
             decimal_quantization=False,
         )  # fmt: skip
 
@@ -281,11 +285,9 @@ def _totals(doc: DocumentDetail, _: _Words) -> list[Flowable]:
 
 def _usage(doc: DocumentDetail, usage: DocumentUsage, _: _Words) -> list[Flowable]:
     flow: list[Flowable] = [_para(_("Usage by tariff period"), "h2")]
-    totals: dict[str, Decimal] = {}
-    for d in usage.days:
-        totals[d.period] = totals.get(d.period, Decimal(0)) + d.kwh
+    totals = billed_periods(doc.lines)
     rows = [[_("Tariff period"), "kWh"]]
-    rows += [[_.period(p), _.kwh(totals[p])] for p in usage.periods if p in totals]
+    rows += [[_.period(p), _.kwh(kwh)] for p, kwh in totals.items()]
     rows.append([_("Total"), _.kwh(sum(totals.values(), Decimal(0)))])
     flow.append(_grid(rows, [_WIDTH * 0.5, _WIDTH * 0.25]))
     if usage.days:

@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from cloud.adapters.postgres import Connection, ConnectionPool, dict_row
+from cloud.billing.bills import BillLine
 from cloud.billing.documents import energy_difference, period_energy
 from cloud.billing.ledger import LedgerLine
 from cloud.billing.periods import PeriodEnergy, TouSchedule
@@ -34,7 +35,14 @@ from cloud.billing.tariffs import TariffError, load_tariffs
 from cloud.scope import Scope, site_condition
 from contracts.topics import Region
 
-__all__ = ["DocumentUsage", "UsageDay", "UsageMonth", "UsageReader", "period_table"]
+__all__ = [
+    "DocumentUsage",
+    "UsageDay",
+    "UsageMonth",
+    "UsageReader",
+    "billed_periods",
+    "period_table",
+]
 
 Pool = ConnectionPool[Connection[Any]]
 
@@ -150,6 +158,17 @@ class UsageReader:
             return tariffs.schedule_of(tariffs.plan(plan_code))
         except TariffError:  # a plan retired from the data, or a test's own: read flat
             return None
+
+
+def billed_periods(lines: Iterable[BillLine]) -> dict[str, Decimal]:
+    """A document's kWh per tariff period as its energy lines bill them (first line
+    first): what the document charges or credits, whatever its ledger holds."""
+    totals: dict[str, Decimal] = {}
+    for line in lines:
+        if line.description_key == "energy" and line.kwh is not None:
+            period = line.period or "flat"
+            totals[period] = totals.get(period, Decimal(0)) + line.kwh
+    return totals
 
 
 def period_table(

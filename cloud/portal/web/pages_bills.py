@@ -23,7 +23,14 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from cloud.billing import BillPdfs, BillsReader, UsageReader, pdf_response, period_table
+from cloud.billing import (
+    BillPdfs,
+    BillsReader,
+    UsageReader,
+    billed_periods,
+    pdf_response,
+    period_table,
+)
 from cloud.customers import CustomersService
 from cloud.portal.audit import ViewAudit
 from cloud.portal.web.pages_sites import AsCustomer
@@ -72,7 +79,11 @@ def create_bills_pages(
             return None
         used = usage.document(number, scope=scope) if usage is not None else None
         days = period_table((d.day, d.period, d.kwh) for d in used.days) if used else None
-        return {"doc": doc, "days": days if days and days[1] else None}
+        return {
+            "doc": doc,
+            "billed": billed_periods(doc.lines) if usage is not None else None,
+            "days": days if days and days[1] else None,
+        }
 
     async def list_page(
         request: Request, who: Viewer, scope: Scope, account_id: str | None, view: Any
