@@ -21,6 +21,7 @@ Account E's month table: September P1 1,240.6 and P2 1,600 - 100 = 1,500 kWh; Oc
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
@@ -34,8 +35,10 @@ from pypdf import PdfReader
 
 from cloud.adapters.postgres import Connection
 from cloud.billing import UsageReader
+from cloud.customers import AccountPatch, CustomersService
 from cloud.customers.zones import TARIFF_ZONES
 from cloud.identity import Role
+from cloud.notify import NotificationService, NotifySettings, PreferencesIn
 from cloud.portal import ViewAudit
 from cloud.scope import Scope
 from contracts.topics import Region
@@ -367,3 +370,23 @@ def test_support_downloads_a_customers_pdf_and_it_is_audited(world: World) -> No
     assert views[0].what == f"customer.bill.pdf {b.bill}"
     assert views[0].actor_role == Role.SUPPORT
     assert len(views) == before
+
+
+def test_the_pdf_is_in_the_language_the_customers_person_chose(world: World) -> None:
+    """B (au, so English by default) has a person who chose Spanish in their notification
+    settings: B's PDF is in Spanish, with B's name, even when support downloads it."""
+    b = world.tenants["B"]
+    user = f"usr_{uuid.uuid4().hex}"
+    customers = CustomersService(world.pool)
+    customers.update_account(b.account, AccountPatch(user_id=user))
+    NotificationService(world.pool, NotifySettings()).set_preferences(
+        user, PreferencesIn(language="es")
+    )
+    name = customers.get_account(b.account)
+    assert name is not None
+    with TestClient(world.app) as client:
+        answer = client.get(f"/api/v1/au/documents/{b.bill}/pdf", headers=world.headers("support"))
+    text = _text(answer.content)
+    assert f"Factura {b.bill}" in text
+    assert f"Cliente {name.name}" in text
+    assert "Total 27,50 AUD" in text
