@@ -49,6 +49,7 @@ pytestmark = pytest.mark.integration
 
 INVOICE = "ES-2026-0000101"
 NOTE = "ES-2026-0000102"
+CANCELLATION = "ES-2026-0000103"
 MWH_PER_KWH = 1_000_000
 
 
@@ -178,6 +179,9 @@ def _seed(pool: Pool, t: Tenant) -> None:
         _hour(conn, t, "2026-09-02T08:00Z", Decimal("620.3"), invoice)
         _hour(conn, t, "2026-09-02T06:00Z", 600, invoice)
         thursday = _hour(conn, t, "2026-09-03T12:00Z", 1000, invoice)
+        # A cancellation reads its invoice's hours (written without lines of its own, so
+        # the month table below is the invoice's and the note's alone).
+        _document(conn, t, CANCELLATION, "cancellation", ("0.00", "0.00", "0.00"), invoice)
         note = _document(conn, t, NOTE, "credit_note", ("25.00", "5.25", "30.25"), invoice)
         _line(conn, note, 1, "P2", "100", "0.25", "25.00")
         conn.execute(
@@ -225,6 +229,9 @@ def test_a_documents_usage_is_its_ledger_per_day_and_tariff_period(world: World)
         (date(2026, 9, 2), "P1", Decimal("620.300000")),
         (date(2026, 9, 3), "P2", Decimal("1000.000000")),
     ]
+    cancellation = reader.document(CANCELLATION, scope=scope)
+    assert cancellation is not None
+    assert cancellation.days == invoice.days
     note = reader.document(NOTE, scope=scope)
     assert note is not None
     assert [(d.day, d.period, d.kwh) for d in note.days] == [
