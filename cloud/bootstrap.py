@@ -48,6 +48,7 @@ from cloud.alerts import AlarmStore, AlertService, run_alert_sweeps
 from cloud.alerts import event_subscriptions as alert_subscriptions
 from cloud.billing import (
     BillableSite,
+    BillCustomer,
     BillingService,
     BillingSites,
     BillsReader,
@@ -58,6 +59,7 @@ from cloud.billing import (
     Register,
     RegisterEdges,
     ReminderSettings,
+    UsageReader,
     run_reminders_daily,
 )
 from cloud.billing import RegisterReading as BillingRegisterReading
@@ -367,9 +369,31 @@ def create_api(
         employees=EmployeeService(pool),
         dispatch=create_dispatch_service(dispatch, pool) if dispatch is not None else None,
         bills=BillsReader(pool),
+        usage=UsageReader(pool, zones=TARIFF_ZONES),
+        bill_customer=bill_customer(CustomersService(pool), pool),
         verify=verify,
         web=web,
     )
+
+
+def bill_customer(customers: CustomersService, pool: Pool) -> Callable[[str], BillCustomer | None]:
+    """Billing's question for a document's PDF, answered by customers (the account's
+    name and person) and notify (the language that person saved, if any)."""
+    # The preferences are read from the pool alone: no notify setting is used, so none
+    # is read from the environment (a process without notify's variables still serves).
+    notify = NotificationService(pool, NotifySettings.model_construct())
+
+    def customer(account_id: str) -> BillCustomer | None:
+        account = customers.get_account(account_id)
+        if account is None:
+            return None
+        language = None
+        if account.user_id is not None:
+            prefs = notify.preferences(account.user_id)
+            language = prefs.language if prefs.saved else None
+        return BillCustomer(account.name, language)
+
+    return customer
 
 
 def create_dispatch_service(

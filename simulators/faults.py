@@ -107,10 +107,13 @@ class InverterFault(_F):
     bits: int = Field(default=1, ge=1, lt=2**32)
 
 
+_Serial = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[\x21-\x7e]+$")]
+
+
 class MeterReplaced(_F):
     kind: Literal["meter_replaced"]
     #: The new meter's serial number (model 1 ``SN``); None: the old one's.
-    serial: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[\x21-\x7e]+$")] | None = None
+    serial: _Serial | None = None
 
 
 class WriteFail(_F):

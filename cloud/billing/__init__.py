@@ -26,7 +26,7 @@ from cloud.billing.accounts import (
     settle,
     statement,
 )
-from cloud.billing.api import create_router
+from cloud.billing.api import create_router, pdf_response
 from cloud.billing.bills import BillLine, BillsReader, BillTax, Document, DocumentDetail, Payment
 from cloud.billing.dated import Dated, Provenance, TariffDataError
 from cloud.billing.documents import (
@@ -56,6 +56,7 @@ from cloud.billing.payments import (
     PaymentReceipt,
     RefundReceipt,
 )
+from cloud.billing.pdf import BillCustomer, BillPdf, BillPdfs, render_document
 from cloud.billing.periods import (
     FLAT,
     REGISTER_RESOLUTION,
@@ -126,6 +127,14 @@ from cloud.billing.tariffs import (
     contract_years,
     load_tariffs,
 )
+from cloud.billing.usage import (
+    DocumentUsage,
+    UsageDay,
+    UsageMonth,
+    UsageReader,
+    billed_periods,
+    period_table,
+)
 
 __all__ = [
     "CURRENCIES",
@@ -141,7 +150,10 @@ __all__ = [
     "SCHEMA",
     "Allocation",
     "AllocationError",
+    "BillCustomer",
     "BillLine",
+    "BillPdf",
+    "BillPdfs",
     "BillTax",
     "BillableBasis",
     "BillableSite",
@@ -157,6 +169,7 @@ __all__ = [
     "Document",
     "DocumentDetail",
     "DocumentError",
+    "DocumentUsage",
     "ElectricityTaxVersion",
     "EnergyDifference",
     "EnergyInterval",
@@ -205,11 +218,15 @@ __all__ = [
     "TaxVersion",
     "TouSchedule",
     "TrueUpResult",
+    "UsageDay",
+    "UsageMonth",
+    "UsageReader",
     "Window",
     "ZoneTaxes",
     "allocate",
     "allocate_money",
     "balance",
+    "billed_periods",
     "contract_anniversary",
     "contract_years",
     "create_router",
@@ -224,12 +241,15 @@ __all__ = [
     "issued_payload",
     "load_tariffs",
     "minor_unit",
+    "pdf_response",
     "period_energy",
     "period_of",
+    "period_table",
     "rate_period",
     "reckon",
     "reminder_day",
     "reminder_levels",
+    "render_document",
     "round_money",
     "run_reminders_daily",
     "settle",

@@ -20,10 +20,11 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from cloud.billing.bills import BillsReader, Document, DocumentDetail, Payment
+from cloud.billing.pdf import BillPdfs
 from cloud.scope import Access, Scope
 
 AccountIdPath = Annotated[
@@ -35,6 +36,14 @@ NumberPath = Annotated[
     Path(pattern=r"^(AU|US|ES)-[0-9]{4}-[0-9]{7}$", max_length=15, examples=["ES-2026-0000001"]),
 ]
 Limit = Annotated[int, Query(ge=1, le=500, description="page size")]
+Language = Annotated[
+    str | None,
+    Query(
+        pattern=r"^(en|es)$",
+        max_length=2,
+        description="the PDF's language (default: the customer's)",
+    ),
+]
 Offset = Annotated[int, Query(ge=0, le=1_000_000, description="rows to skip")]
 
 Responses = dict[int | str, dict[str, Any]]
@@ -57,11 +66,13 @@ def create_router(
     *,
     access: Callable[[str], Callable[..., Any]],
     account_in_scope: Callable[[Scope, str], bool] | None = None,
+    pdfs: BillPdfs | None = None,
 ) -> APIRouter:
     """Routes under ``/accounts/{account_id}/…`` and ``/documents/{number}``;
     ``account_in_scope(scope, account_id)`` (blocking; run in a thread) says whether the
     account exists within the scope. Without it, a customer reaches its own account only
-    and staff any (their documents are still filtered by region in SQL)."""
+    and staff any (their documents are still filtered by region in SQL). With ``pdfs``,
+    also ``/documents/{number}/pdf``."""
     router = APIRouter(tags=["billing"])
 
     async def reach(who: Access, account_id: str) -> None:
@@ -106,6 +117,28 @@ def create_router(
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"document {number} not found")
         return found
 
+    if pdfs is not None:
+
+        @router.get(
+            "/documents/{number}/pdf",
+            operation_id="billing.documents.pdf",
+            summary="One invoice or note as a PDF in the customer's language, with its usage",
+            response_class=Response,
+            responses={
+                200: {"content": {"application/pdf": {}}, "description": "the PDF"},
+                **_answers("no such document within the caller's reach"),
+            },
+        )
+        async def get_document_pdf(
+            number: NumberPath,
+            who: Annotated[Access, Depends(access("billing.documents.pdf"))],
+            language: Language = None,
+        ) -> Response:
+            found = await run_in_threadpool(pdfs.pdf, number, scope=who.scope, language=language)
+            if found is None:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"document {number} not found")
+            return pdf_response(found, number)
+
     @router.get(
         "/accounts/{account_id}/balance",
         response_model=dict[str, Decimal],
@@ -139,3 +172,15 @@ def create_router(
         )
 
     return router
+
+
+def pdf_response(pdf: bytes, number: str) -> Response:
+    """``pdf`` as a download named for the document (private: it is one customer's)."""
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'attachment; filename="{number}.pdf"',
+            "Cache-Control": "private, no-store",
+        },
+    )

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from cloud.apitypes import problem
-from cloud.billing import BillsReader
+from cloud.billing import BillCustomer, BillPdfs, BillsReader, UsageReader
 from cloud.billing import create_router as billing_router
 from cloud.config import ConfigService
 from cloud.config import create_router as config_router
@@ -43,6 +43,7 @@ from cloud.portal.guard import InputGuard
 from cloud.portal.routes import record_routes, served_routes
 from cloud.portal.settings import ApiSettings
 from cloud.portal.web import WebUi, mount_web
+from cloud.portal.web.i18n import load_translations
 from cloud.portal.web.pages_dispatch import UI_UPLOAD_PATH, UPLOAD_FORM_SLACK
 from cloud.registry import RegistryService
 from cloud.registry import create_router as registry_router
@@ -83,6 +84,8 @@ def create_app(
     employees: EmployeeService | None = None,
     dispatch: DispatchService | None = None,
     bills: BillsReader | None = None,
+    usage: UsageReader | None = None,
+    bill_customer: Callable[[str], BillCustomer | None] | None = None,
     verify: Verify | None = None,
     web: WebUi | None = None,
 ) -> FastAPI:
@@ -92,7 +95,9 @@ def create_app(
     with its public key(s) from ``POTR_IDENTITY_PUBLIC_KEY_FILE`` (missing or unusable:
     :class:`cloud.identity.KeyFileError`). ``dispatch``: the work-order routes (with
     ``employees``, a technician's performance is asked of the region's staff only).
-    ``bills``: billing's read-only routes (documents, balance, payments).
+    ``bills``: billing's read-only routes (documents, balance, payments); with
+    ``usage`` also usage by period and each document's PDF, in the language
+    ``bill_customer(account_id)`` names (the customers side's answer).
     ``web``: also serve the web UI
     (:mod:`cloud.portal.web`) on the same services and policy."""
     app = FastAPI(
@@ -134,14 +139,17 @@ def create_app(
     if dispatch is not None:
         on_staff = _employee_in(employees) if employees is not None else None
         mount(dispatch_router(dispatch, access=access, employee_in_region=on_staff))
+    pdfs = None
+    if bills is not None and usage is not None:
+        pdfs = BillPdfs(bills, usage, load_translations(), customer=bill_customer)
     if bills is not None:
         in_reach = _account_in(customers) if customers is not None else None
-        mount(billing_router(bills, access=access, account_in_scope=in_reach))
+        mount(billing_router(bills, access=access, account_in_scope=in_reach, pdfs=pdfs))
     if web is not None:
         mount_web(
             app, web, verify=verify, registry=registry, telemetry=telemetry_reader,
             customers=customers, config=config, api_region=settings.api_region,
-            dispatch=dispatch, employees=employees, bills=bills,
+            dispatch=dispatch, employees=employees, bills=bills, usage=usage, pdfs=pdfs,
         )  # fmt: skip
     _check_every_route_is_in_the_policy(app)
 

@@ -199,6 +199,7 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     # billing (issue 19): read-only; a customer its own account, staff their region's
     "billing.documents.list": CUSTOMER_READERS,
     "billing.documents.get": CUSTOMER_READERS,
+    "billing.documents.pdf": CUSTOMER_READERS,
     "billing.balance.get": CUSTOMER_READERS,
     "billing.payments.list": CUSTOMER_READERS,
     # web UI pages (cloud/portal/web): the same policy, the same scopes
@@ -236,8 +237,10 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     # bills (issue 19): a customer's own; support's audited read-only view of a customer's
     "ui.bills": CUSTOMERS,
     "ui.bill": CUSTOMERS,
+    "ui.bill.pdf": CUSTOMERS,
     "ui.support.bills": OFFICE,
     "ui.support.bill": OFFICE,
+    "ui.support.bill.pdf": OFFICE,
     "ui.dispatch": OFFICE_WRITERS,
     "ui.dispatch.events": OFFICE_WRITERS,
     "ui.performance": WORKORDER_ACTORS,

@@ -91,6 +91,11 @@ TABLE: dict[str, Page] = {
     "/ui/{region}/customers/{account_id}/bills/{number}": Page(
         OFFICE, lambda r, t: f"/ui/{r}/customers/{t.account}/bills/{t.bill}"
     ),
+    # A bill's PDF, the customer's and support's (audited like the page).
+    "/ui/{region}/bills/{number}/pdf": Page(CUSTOMERS, lambda r, t: f"/ui/{r}/bills/{t.bill}/pdf"),
+    "/ui/{region}/customers/{account_id}/bills/{number}/pdf": Page(
+        OFFICE, lambda r, t: f"/ui/{r}/customers/{t.account}/bills/{t.bill}/pdf"
+    ),
     "/ui/{region}/dispatch": Page(CONTROL, lambda r, t: f"/ui/{r}/dispatch", tenant_object=False),
     "/ui/{region}/performance": Page(
         CONTROL | MOSIES, lambda r, t: f"/ui/{r}/performance", tenant_object=False

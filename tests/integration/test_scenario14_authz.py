@@ -593,6 +593,9 @@ _BILLING_ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/{region}/documents/{number}"): Route(
         CUSTOMER_READERS, True, 200, _get("/documents/{t.bill}")
     ),
+    ("GET", "/api/v1/{region}/documents/{number}/pdf"): Route(
+        CUSTOMER_READERS, True, 200, _get("/documents/{t.bill}/pdf")
+    ),
     ("GET", "/api/v1/{region}/accounts/{account_id}/balance"): Route(
         CUSTOMER_READERS, True, 200, _get("/accounts/{t.account}/balance")
     ),

@@ -42,7 +42,7 @@ TECHNICIAN_ONLY = frozenset(
 
 #: A customer's own pages: its account's visits (staff see jobs on the board instead) and
 #: bills (staff see a customer's through support's audited view).
-CUSTOMER_ONLY = frozenset({"ui.visits", "ui.bills", "ui.bill"})
+CUSTOMER_ONLY = frozenset({"ui.visits", "ui.bills", "ui.bill", "ui.bill.pdf"})
 
 
 @pytest.mark.parametrize("route", sorted(set(ROUTES) - TECHNICIAN_ONLY - CUSTOMER_ONLY))

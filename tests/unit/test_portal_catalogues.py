@@ -1,4 +1,5 @@
-"""The Spanish catalogue covers every message the portal's templates and code mark for
+"""The Spanish catalogue covers every message the portal's templates and code (and the
+bill PDF, :mod:`cloud.billing.pdf`, which takes the portal's translations) mark for
 translation — extracted here from the sources with Babel, as ``pybabel extract`` does —
 with the same placeholders, so no page falls back to English and no ``%(name)s`` is lost."""
 
@@ -7,11 +8,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import extract_from_dir, extract_from_file
 from babel.messages.pofile import read_po
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "cloud" / "portal" / "web"
+BILL_PDF = ROOT / "cloud" / "billing" / "pdf.py"
 PO = WEB / "locale" / "es" / "LC_MESSAGES" / "messages.po"
 METHODS = [("**.py", "python"), ("templates/**.html", "jinja2")]
 OPTIONS = {"templates/**.html": {"extensions": "jinja2.ext.i18n"}}
@@ -22,6 +24,10 @@ def _marked() -> set[str]:
     found = set()
     for _file, _line, message, _comments, _context in extract_from_dir(
         str(WEB), METHODS, options_map=OPTIONS, keywords={"_": None, "gettext": None}
+    ):
+        found.add(message if isinstance(message, str) else message[0])
+    for _line, message, _comments, _context in extract_from_file(
+        "python", str(BILL_PDF), keywords={"_": None}
     ):
         found.add(message if isinstance(message, str) else message[0])
     return found

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from cloud.alerts import Alarm, AlarmStatus, AlarmStore
 from cloud.alerts.alarms import OPEN_STATES
-from cloud.billing import BillsReader
+from cloud.billing import BillPdfs, BillsReader, UsageReader
 from cloud.config import ConfigService, TechnicianPushes
 from cloud.customers import CustomersService, NotFoundError
 from cloud.dispatch import DispatchService
@@ -128,6 +128,8 @@ def mount_web(
     dispatch: DispatchService | None = None,
     employees: EmployeeService | None = None,
     bills: BillsReader | None = None,
+    usage: UsageReader | None = None,
+    pdfs: BillPdfs | None = None,
 ) -> None:
     jar = CookieJar(secure=web.cookie_secure)
     assets = Assets()
@@ -155,7 +157,11 @@ def mount_web(
             create_support_pages(sessions, renderer, pages, registry, customers, web.audit)
         )
     if bills is not None:
-        routers.append(create_bills_pages(sessions, renderer, bills, customers, web.audit))
+        routers.append(
+            create_bills_pages(
+                sessions, renderer, bills, customers, web.audit, usage=usage, pdfs=pdfs
+            )
+        )
     if web.alarms is not None:
         routers.append(create_alarm_pages(sessions, renderer, data, web.alarms))
     if web.inbox is not None:

@@ -2,7 +2,11 @@
 still owes, the balance per currency and the payments, and each document's page with
 its lines and taxes; and support's read-only view of the same for a customer they looked
 up, written to the portal's audit log (:class:`cloud.portal.audit.ViewAudit`) before the
-page is answered, like support's other views of a customer.
+page is answered, like support's other views of a customer. With a usage reader, the
+account page shows the billed kWh per month and tariff period (the last 12 billed
+months) and a document's page its kWh per tariff period and per day; with the PDFs, a
+document's page links its PDF (in the customer's language), which support's view
+records in the audit log like the page.
 
 Everything is read through :class:`cloud.billing.BillsReader` with a scope: the
 customer's own, or for support the account's inside the URL's region — so support sees
@@ -19,7 +23,14 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from cloud.billing import BillsReader
+from cloud.billing import (
+    BillPdfs,
+    BillsReader,
+    UsageReader,
+    billed_periods,
+    pdf_response,
+    period_table,
+)
 from cloud.customers import CustomersService
 from cloud.portal.audit import ViewAudit
 from cloud.portal.web.pages_sites import AsCustomer
@@ -42,6 +53,9 @@ def create_bills_pages(
     bills: BillsReader,
     customers: CustomersService | None,
     audit: ViewAudit,
+    *,
+    usage: UsageReader | None = None,
+    pdfs: BillPdfs | None = None,
 ) -> APIRouter:
     router = APIRouter(prefix="/ui/{region}", include_in_schema=False)
 
@@ -50,11 +64,25 @@ def create_bills_pages(
 
     def gather(scope: Scope, account_id: str | None) -> dict[str, Any]:
         if account_id is None:  # a customer's token without an account reaches nothing
-            return {"documents": [], "balance": {}, "payments": []}
+            return {"documents": [], "balance": {}, "payments": [], "months": None}
+        months = usage.months(account_id, scope=scope) if usage is not None else None
         return {
             "documents": bills.documents(account_id, scope=scope, limit=_DOCUMENTS),
             "balance": bills.balance(account_id, scope=scope),
             "payments": bills.payments(account_id, scope=scope, limit=_PAYMENTS),
+            "months": period_table((m.month, m.period, m.kwh) for m in months) if months else None,
+        }
+
+    def one(scope: Scope, number: str) -> dict[str, Any] | None:
+        doc = bills.document(number, scope=scope)
+        if doc is None:
+            return None
+        used = usage.document(number, scope=scope) if usage is not None else None
+        days = period_table((d.day, d.period, d.kwh) for d in used.days) if used else None
+        return {
+            "doc": doc,
+            "billed": billed_periods(doc.lines) if usage is not None else None,
+            "days": days if days and days[1] else None,
         }
 
     async def list_page(
@@ -70,14 +98,22 @@ def create_bills_pages(
     async def document_page(
         request: Request, who: Viewer, scope: Scope, number: str, view: Any
     ) -> Response:
-        found = await run_in_threadpool(lambda: bills.document(number, scope=scope))
+        found = await run_in_threadpool(one, scope, number)
         if found is None:
             raise PageRefused(404, "no such bill")
         base = view.base if view is not None else f"/ui/{who.region.value}"
+        pdf = f"{base}/bills/{number}/pdf" if pdfs is not None else None
         return renderer.page(
             request, "bill.html", language=who.language, viewer=who, as_customer=view,
-            base=base, doc=found,
+            base=base, pdf=pdf, **found,
         )  # fmt: skip
+
+    async def pdf_file(scope: Scope, number: str) -> Response:
+        assert pdfs is not None  # the routes exist only with it
+        found = await run_in_threadpool(lambda: pdfs.pdf(number, scope=scope))
+        if found is None:
+            raise PageRefused(404, "no such bill")
+        return pdf_response(found, number)
 
     @router.get("/bills", operation_id="ui.bills")
     async def my_bills(request: Request, who: Annotated[Viewer, viewer("ui.bills")]) -> Response:
@@ -88,6 +124,14 @@ def create_bills_pages(
         request: Request, number: NumberPath, who: Annotated[Viewer, viewer("ui.bill")]
     ) -> Response:
         return await document_page(request, who, who.scope, number, None)
+
+    if pdfs is not None:
+
+        @router.get("/bills/{number}/pdf", operation_id="ui.bill.pdf")
+        async def my_bill_pdf(
+            number: NumberPath, who: Annotated[Viewer, viewer("ui.bill.pdf")]
+        ) -> Response:
+            return await pdf_file(who.scope, number)
 
     if customers is None:
         return router
@@ -132,5 +176,22 @@ def create_bills_pages(
             raise PageRefused(404, "no such bill")  # nothing to record: nothing was shown
         view = await as_customer(request, who, account_id, f"customer.bill {number}")
         return await document_page(request, who, scope, number, view)
+
+    if pdfs is not None:
+
+        @router.get(
+            "/customers/{account_id}/bills/{number}/pdf", operation_id="ui.support.bill.pdf"
+        )
+        async def customer_bill_pdf(
+            request: Request,
+            account_id: AccountPath,
+            number: NumberPath,
+            who: Annotated[Viewer, viewer("ui.support.bill.pdf")],
+        ) -> Response:
+            scope = Scope.of_account(who.region, account_id)
+            if await run_in_threadpool(lambda: bills.document(number, scope=scope)) is None:
+                raise PageRefused(404, "no such bill")  # nothing to record: nothing was shown
+            await as_customer(request, who, account_id, f"customer.bill.pdf {number}")
+            return await pdf_file(scope, number)
 
     return router
