@@ -1,6 +1,6 @@
 """When the pollers poll and what time their readings carry: the wall clock in
 production, an injected clock where a test or a simulation drives time (ARCHITECTURE
-decision 129: a simulated month runs through the real agent in seconds, the readings
+decision 135: a simulated month runs through the real agent in seconds, the readings
 stamped with the simulated time the devices were read at).
 
 A clock answers :meth:`PollClock.now` (the time a reading is stamped with) and waits

@@ -9,7 +9,7 @@ other service.
   store's ``MeterHourReader``, ARCHITECTURE decision 123), translated to
   :class:`MeterSeries`; a meter no device answers for raises :class:`MeterMissingError`;
 * :class:`RegisterEdges`: a meter's stored register readings around an instant (what a
-  billing-meter swap's recorded registers are set against, decision 130).
+  billing-meter swap's recorded registers are set against, decision 134).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ the local days of a billing period (UTC hours from the site's local midnight, so
 hours estimate the period's missing ones (:func:`~cloud.billing.ledger.hour_profile`).
 
 Where the billing meter was replaced, :class:`~cloud.billing.swaps.MeterChain` reads
-each hour from the meter in place then (decision 130).
+each hour from the meter in place then (decision 134).
 
 Registers per hour (decision 119): the billing meter's forward (``import_wh``) and
 reverse (``export_wh``) registers, the grid meter's export. A plan billing production

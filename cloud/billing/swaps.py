@@ -1,5 +1,5 @@
 """Which meter was a site's billing meter when, and the energy across a swap
-(ARCHITECTURE decision 130).
+(ARCHITECTURE decision 134).
 
 A replaced meter is a device of its own in the telemetry store (it is keyed by its
 serial), so a period with a swap is read meter by meter: each hour from the serial in

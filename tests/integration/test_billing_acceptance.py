@@ -23,7 +23,7 @@ November 2024 (the README's command; October to December under ``POTR_CHAOS_FULL
 
 The expectation is computed here, independently of billing's code, from the registers
 the simulators served at each poll: each pair of polls gives the energy of its interval,
-on the local hour it ends in (the swap's interval on the hour it starts in: decision 130);
+on the local hour it ends in (the swap's interval on the hour it starts in: decision 134);
 billable energy by each region's rule (business.md §6: US production; ES on-site = system
 forward less grid export, never below 0; AU the same less the grid pool, filled by what
 the system drew); the tariff periods written out below; prices escalated once (contracts
@@ -184,7 +184,7 @@ def _hours(
     """Per local hour start (UTC) in ``[start, end)``: [forward, reverse, export] mWh. A
     pair of polls gives its interval's energy on the hour its later poll closes; across
     the swap, the old meter's part is zero (read at the swap), the new one's counts from
-    its 1 Wh, on the hour the swap is in (decision 130), and its reverse is unmeasured."""
+    its 1 Wh, on the hour the swap is in (decision 134), and its reverse is unmeasured."""
     zone = site.zone
     hours: dict[datetime, list[int]] = defaultdict(lambda: [0, 0, 0])
     system, grid = site.served[SYSTEM], site.served[GRID]
