@@ -30,10 +30,12 @@ __all__ = [
     "insert_ledger_lines",
     "invoiced_sites",
     "invoices_covering",
+    "invoices_from",
     "lock_region",
     "lock_site",
     "next_number",
     "open_cycle",
+    "pool_before",
     "replace_lines",
     "set_grid_pool",
     "unlock_region",
@@ -360,6 +362,43 @@ class InvoiceRow:
     contract_start: date
     pool_in_mwh: int
     net: Decimal
+
+
+def invoices_from(
+    conn: Connection[Any], region: Region, site_id: int, first_day: date
+) -> list[InvoiceRow]:
+    """The site's issued invoices (not notes) of periods from ``first_day`` on, in order."""
+    rows = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            "SELECT id, number, account_id, site_id, first_day, last_day, plan_code,"
+            " tariff_zone, time_zone, contract_start, pool_in_mwh, net FROM billing.invoices"
+            " WHERE region = %s AND site_id = %s AND kind = 'invoice' AND state = 'issued'"
+            " AND first_day >= %s ORDER BY first_day",
+            (region.value, site_id, first_day),
+        )
+        .fetchall()
+    )
+    return [InvoiceRow(**r) for r in rows]
+
+
+def pool_before(conn: Connection[Any], region: Region, site_id: int, at: datetime) -> int | None:
+    """The AU grid pool at ``at`` as the site's current ledger lines before it leave it:
+    the pool its first invoice started with, plus what each hour drew, less what each
+    hour's delivery took from it (the pool's own arithmetic, decision 119). None when
+    no invoiced period of the site ends at ``at`` (nothing joins a period starting there)."""
+    row = conn.execute(
+        "SELECT (SELECT i.pool_in_mwh FROM billing.invoices i WHERE i.region = %(r)s"
+        "  AND i.site_id = %(s)s AND i.kind = 'invoice' AND i.state = 'issued'"
+        "  ORDER BY i.first_day LIMIT 1)"
+        " + coalesce(sum(l.reverse_mwh - l.pool_used_mwh), 0),"
+        " max(l.hour_end) FROM billing.ledger_lines l WHERE l.region = %(r)s"
+        " AND l.site_id = %(s)s AND l.superseded_by IS NULL AND l.hour_start < %(at)s",
+        {"r": region.value, "s": site_id, "at": at},
+    ).fetchone()
+    if row is None or row[1] is None or row[1] != at:
+        return None
+    return int(row[0])
 
 
 def invoices_covering(

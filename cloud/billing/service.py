@@ -625,10 +625,24 @@ class BillingService:
             repo.lock_site(conn, region, revised.site_id)
             numbers: list[str] = []
             superseded = 0
-            for invoice in repo.invoices_covering(conn, region, revised.site_id, revised.days):
+            covering = repo.invoices_covering(conn, region, revised.site_id, revised.days)
+            if not covering:
+                return TrueUpResult(True)
+            carry = False
+            for invoice in repo.invoices_from(conn, region, revised.site_id, covering[0].first_day):
+                if not carry and invoice.id not in {c.id for c in covering}:
+                    continue
+                end = _period_end(invoice)
+                pool_out = repo.pool_before(conn, region, invoice.site_id, end)
                 issued, count = self._true_up_invoice(conn, tariffs, region, invoice)
                 numbers += issued
                 superseded += count
+                # A changed AU grid pool changes what the next period could bill: it is
+                # trued up too, from the pool this one now ends with.
+                basis = tariffs.plan(invoice.plan_code).billable_basis
+                carry = basis == "au_pv_consumed_and_pv_battery" and pool_out != repo.pool_before(
+                    conn, region, invoice.site_id, end
+                )
             return TrueUpResult(True, tuple(numbers), superseded)
 
     def _true_up_invoice(
@@ -659,7 +673,7 @@ class BillingService:
             plan.billable_basis,
             zone,
             hour_profile(hours.history, zone),
-            pool_mwh=invoice.pool_in_mwh,
+            pool_mwh=_pool_in(conn, region, invoice, start),
         )
         old = [s.line for s in stored]
         changed = [k for k, (a, b) in enumerate(zip(old, new.lines, strict=True)) if a != b]
@@ -798,6 +812,20 @@ def _cycle_of(tariffs: Tariffs, site: BillableSite) -> BillingCycle | None:
         return tariffs.plan(site.plan_code).billing_cycle
     except TariffError:
         return None
+
+
+def _period_end(invoice: repo.InvoiceRow) -> datetime:
+    return local_midnight(invoice.last_day + timedelta(days=1), ZoneInfo(invoice.time_zone))
+
+
+def _pool_in(
+    conn: Connection[Any], region: Region, invoice: repo.InvoiceRow, start: datetime
+) -> int:
+    """The AU grid pool an invoiced period starts with as its predecessors' current
+    lines leave it (a true-up of an earlier period may have changed it); the pool the
+    invoice was issued with where no earlier period joins it."""
+    found = repo.pool_before(conn, region, invoice.site_id, start)
+    return invoice.pool_in_mwh if found is None else found
 
 
 def _carried(conn: Connection[Any], site: BillableSite, start: datetime) -> int:
