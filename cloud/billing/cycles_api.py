@@ -73,7 +73,9 @@ def _answers(**extra: str) -> Responses:
     }
     for code, text in extra.items():
         status_code = int(code[1:])
-        answers[status_code] = {"description": text} if status_code < 400 else problem(text)
+        answers[status_code] = (
+            {"model": CycleStartOut, "description": text} if status_code < 400 else problem(text)
+        )
     return answers
 
 

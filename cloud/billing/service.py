@@ -295,6 +295,7 @@ class BillingService:
                     count - 1,
                     len(sites),
                 )
+                repo.set_progress(conn, found.id, len(done) + count - 1, self._clock())
                 skipped = tuple(run.skipped)
                 return CycleResult(
                     found.id, region, period, "interrupted", tuple(run.numbers), skipped
