@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+from cloud.billing import create_cycles_router
 from cloud.bootstrap import create_billing_service
 from cloud.identity import Role
 from contracts.topics import Region
@@ -201,10 +203,15 @@ def test_only_admins_start_cycles_and_a_region_sees_its_own(
 
 
 def test_the_start_route_documents_every_answer(world: World) -> None:
-    operation = world.app.openapi()["paths"]["/api/v1/{region}/billing/cycles"]["post"]
-    assert set(operation["responses"]) == {
-        "200", "202", "401", "403", "404", "413", "422", "503",
-    }  # fmt: skip
+    """Its own codes (the app adds 401/403/404/422 to every regional route): read from
+    the route itself, not the whole app's OpenAPI document (schemathesis checks that)."""
+    assert world.cycles is not None
+    router = create_cycles_router(world.cycles, access=lambda key: lambda: None)
+    (start,) = [
+        r for r in router.routes if isinstance(r, APIRoute) and "POST" in (r.methods or set())
+    ]
+    assert start.status_code == 202
+    assert set(start.responses) == {200, 202, 401, 403, 404, 413, 422, 503}
 
 
 def _progress(world: World, first_day: date) -> tuple[int, int | None, str]:
