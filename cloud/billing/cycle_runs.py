@@ -143,10 +143,10 @@ class CycleRunner:
                 raise RunnerClosedError("the billing-cycle runner is closing")
             found = self._reader.find(region, period.first_day, period.last_day)
             queue = self._queues.setdefault(region, deque())
-            if found is not None and any(q.cycle_id == found.id for q in queue):
-                return CycleStart("running", found)
             if found is not None and found.state == "billed":
                 return CycleStart("already_billed", found)
+            if found is not None and any(q.cycle_id == found.id for q in queue):
+                return CycleStart("running", found)
             cycle_id = self._service.open_cycle(region, first_day, run_by=run_by, cycle=cycle)
             queue.append(_Queued(cycle_id, first_day, cycle, run_by))
             worker = self._workers.get(region)
