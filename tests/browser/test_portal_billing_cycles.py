@@ -2,7 +2,7 @@
 the running demo (issue 19 point 6): reached from the menu, a month started with the
 form, the cycle's page following the background run live — waiting while another run
 holds the region's lock, then billed without a reload by hand — and showing the invoice
-and the skipped site's reason. axe-core on both states.
+and the skipped site's reason. axe-core on the cycle in both states and on the list.
 
 The demo bills nothing of its own (its accounts are on no plan), so the test adds two
 billable US sites (:mod:`tests.integration.billing_sites`): one metered 500 Wh every
@@ -93,3 +93,4 @@ def test_an_admin_runs_a_month_and_follows_it_to_its_invoices_on_a_phone(
     expect(row.locator('[data-metric="invoices"]')).to_have_attribute("data-value", "1")
     expect(row.locator('[data-metric="skipped"]')).to_have_attribute("data-value", "1")
     _fits_360(phone)
+    assert_accessible(phone, context="the billing cycles and the start form on a phone")
