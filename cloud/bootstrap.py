@@ -52,6 +52,8 @@ from cloud.billing import (
     BillingService,
     BillingSites,
     BillsReader,
+    CycleRunner,
+    CyclesReader,
     MeterHours,
     MeterMissingError,
     MeterSeries,
@@ -162,6 +164,7 @@ __all__ = [
     "create_api",
     "create_billing_service",
     "create_config_service",
+    "create_cycle_runner",
     "create_dispatch_service",
     "create_ingest_worker",
     "create_publisher",
@@ -346,13 +349,16 @@ def create_api(
     verify: Verify | None = None,
     web: WebUi | None = None,
     dispatch: DispatchSettings | None = None,
+    billing_cycles: CycleRunner | None = None,
 ) -> FastAPI:
     """The portal API over ``pool``: registry, telemetry, completeness, customers,
     employees (and the business calendar), and the command and config routes when a
     ``config`` service is given; with ``web`` (:func:`create_web_ui`) the web UI too;
     with ``dispatch`` the work-order routes (:func:`create_dispatch_service`). Opens no
     connection. ``verify``: how a bearer token becomes a caller (default: the settings'
-    tokens). With ``web`` and ``config``, a MOSIE's job page offers the grid-code push."""
+    tokens). With ``web`` and ``config``, a MOSIE's job page offers the grid-code push.
+    With ``billing_cycles`` (:func:`create_cycle_runner`; the caller closes it before the
+    pool), admins start and follow billing cycles (REST and screens)."""
     if web is not None and config is not None and web.tech_pushes is None:
         pushes = TechnicianPushes(
             pool, config, builtin_profiles(), production=settings.env == "production"
@@ -371,6 +377,7 @@ def create_api(
         bills=BillsReader(pool),
         usage=UsageReader(pool, zones=TARIFF_ZONES),
         bill_customer=bill_customer(CustomersService(pool), pool),
+        cycles=billing_cycles,
         verify=verify,
         web=web,
     )
@@ -561,7 +568,7 @@ def region_zone(region: Region) -> ZoneInfo:
 
 
 def create_billing_service(
-    pool: Pool, *, clock: Callable[[], datetime] = utc_now
+    pool: Pool, *, clock: Callable[[], datetime] = utc_now, progress_interval_s: float = 1.0
 ) -> BillingService:
     """The billing service over ``pool``, asking the registry, customers and the
     telemetry store (on the same pool) through billing's protocols. Opens no connection."""
@@ -574,7 +581,17 @@ def create_billing_service(
         edges=register_edges(reader),
         zones=TARIFF_ZONES,
         clock=clock,
+        progress_interval_s=progress_interval_s,
     )
+
+
+def create_cycle_runner(
+    pool: Pool, *, clock: Callable[[], datetime] = utc_now, progress_interval_s: float = 1.0
+) -> CycleRunner:
+    """Billing cycles started from the portal, run in background threads by the billing
+    service over ``pool`` (:func:`create_billing_service`). Close it before the pool."""
+    service = create_billing_service(pool, clock=clock, progress_interval_s=progress_interval_s)
+    return CycleRunner(service, CyclesReader(pool), clock=clock)
 
 
 def create_web_ui(

@@ -236,7 +236,13 @@ def ingest(
 def api() -> None:
     """Serve the REST API on POTR_API_HOST:POTR_API_PORT, and the web UI when
     POTR_PORTAL_IDENTITY_URL names the identity service to sign people in through."""
-    from cloud.bootstrap import create_api, create_web_ui, open_pool, serve_config_service
+    from cloud.bootstrap import (
+        create_api,
+        create_cycle_runner,
+        create_web_ui,
+        open_pool,
+        serve_config_service,
+    )
     from cloud.config import ConfigSettings
     from cloud.dispatch import DispatchSettings
     from cloud.identity import load_verifying_keys
@@ -265,7 +271,13 @@ def api() -> None:
             if settings.portal_identity_url is not None:
                 web = create_web_ui(settings, pool)
                 stack.push_async_callback(web.aclose)
-            app = create_api(settings, pool, config=service, web=web, dispatch=dispatch)
+            # Billing cycles admins start run in this process's threads: asked to stop
+            # (between two sites) and waited for before the pool closes.
+            cycles = create_cycle_runner(pool)
+            stack.push_async_callback(asyncio.to_thread, cycles.close)
+            app = create_api(
+                settings, pool, config=service, web=web, dispatch=dispatch, billing_cycles=cycles
+            )
             await serve_http(
                 app,
                 settings.api_host,

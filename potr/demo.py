@@ -29,6 +29,7 @@ from broker_config.amqtt_demo import AMQTT_LIMITS
 from cloud.adapters.postgres import Connection, ConnectionPool
 from cloud.bootstrap import (
     create_api,
+    create_cycle_runner,
     create_dispatch_service,
     create_web_ui,
     open_pool,
@@ -263,7 +264,13 @@ async def demo_stack(
         async with asyncio.TaskGroup() as tg:
             web = create_web_ui(api_settings, pool, identity=identity)
             stack.push_async_callback(web.aclose)  # the inbox feed's LISTEN connection
-            app = create_api(api_settings, pool, config=services.config, web=web, dispatch=photos)
+            # Billing cycles an admin starts: stopped and waited for before the pool closes.
+            cycles = create_cycle_runner(pool)
+            stack.push_async_callback(asyncio.to_thread, cycles.close)
+            app = create_api(
+                api_settings, pool, config=services.config, web=web, dispatch=photos,
+                billing_cycles=cycles,
+            )  # fmt: skip
             app.include_router(
                 identity_router(
                     identity, mailer=NoMail(), mail_from="demo@potr.example", reset_url=""

@@ -5,7 +5,8 @@ billing period into invoice lines, taxes and totals. Money is ``Decimal``, never
 The pure part (money, dated, tariffs, periods, rating, ledger, documents, readings) does no I/O
 but read its own ``data/`` files, on first use. The service (:class:`BillingService`:
 billing cycles, true-ups, payments, allocation, statements, reminders and
-cancellations over the ``billing`` schema) asks other services through
+cancellations over the ``billing`` schema; :class:`CycleRunner` runs cycles a person starts
+in the background) asks other services through
 the protocols of :mod:`cloud.billing.ports`, which the composition root implements;
 the region's tariff zones are passed in the same way, so billing imports no other
 service. Published interface: the names below; other services import nothing else.
@@ -28,6 +29,23 @@ from cloud.billing.accounts import (
 )
 from cloud.billing.api import create_router, pdf_response
 from cloud.billing.bills import BillLine, BillsReader, BillTax, Document, DocumentDetail, Payment
+from cloud.billing.cycle_runs import (
+    CycleRunner,
+    CycleStart,
+    PeriodNotEndedError,
+    RunnerClosedError,
+    period_ends_at,
+    region_zones,
+)
+from cloud.billing.cycles import (
+    CurrencyTotal,
+    CycleDetail,
+    CycleDocument,
+    CyclesReader,
+    CycleSummary,
+    SkippedSiteView,
+)
+from cloud.billing.cycles_api import create_cycles_router
 from cloud.billing.dated import Dated, Provenance, TariffDataError
 from cloud.billing.documents import (
     MWH,
@@ -164,7 +182,14 @@ __all__ = [
     "BillsReader",
     "Currency",
     "CurrencyError",
+    "CurrencyTotal",
+    "CycleDetail",
+    "CycleDocument",
     "CycleResult",
+    "CycleRunner",
+    "CycleStart",
+    "CycleSummary",
+    "CyclesReader",
     "Dated",
     "Document",
     "DocumentDetail",
@@ -193,6 +218,7 @@ __all__ = [
     "PaymentResult",
     "PeriodEnergy",
     "PeriodError",
+    "PeriodNotEndedError",
     "Plan",
     "PriceVersion",
     "Provenance",
@@ -208,7 +234,9 @@ __all__ = [
     "Reminder",
     "ReminderSettings",
     "Reminders",
+    "RunnerClosedError",
     "SkippedSite",
+    "SkippedSiteView",
     "Source",
     "Statement",
     "TariffDataError",
@@ -229,6 +257,7 @@ __all__ = [
     "billed_periods",
     "contract_anniversary",
     "contract_years",
+    "create_cycles_router",
     "create_router",
     "currency_for",
     "document_number",
@@ -242,11 +271,13 @@ __all__ = [
     "load_tariffs",
     "minor_unit",
     "pdf_response",
+    "period_ends_at",
     "period_energy",
     "period_of",
     "period_table",
     "rate_period",
     "reckon",
+    "region_zones",
     "reminder_day",
     "reminder_levels",
     "render_document",

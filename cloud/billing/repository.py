@@ -38,6 +38,7 @@ __all__ = [
     "pool_before",
     "replace_lines",
     "set_grid_pool",
+    "set_progress",
     "unlock_region",
 ]
 
@@ -102,13 +103,26 @@ def add_skipped(conn: Connection[Any], cycle_id: int, entry: dict[str, Any]) -> 
     )
 
 
+def set_progress(
+    conn: Connection[Any], cycle_id: int, done: int, at: datetime, *, total: int | None = None
+) -> None:
+    """Record how many of the cycle's sites are done (and, when given, how many there
+    are): what the admins' screen shows of a running cycle."""
+    conn.execute(
+        "UPDATE billing.cycles SET sites_total = coalesce(%s, sites_total),"
+        " sites_done = %s, progress_at = %s WHERE id = %s",
+        (total, done, at, cycle_id),
+    )
+
+
 def finish_cycle(conn: Connection[Any], cycle_id: int, at: datetime) -> int:
-    """Mark the cycle billed; its invoice count."""
+    """Mark the cycle billed, every site done; its invoice count."""
     row = conn.execute(
-        "UPDATE billing.cycles SET state = 'billed', finished_at = %s,"
+        "UPDATE billing.cycles SET state = 'billed', finished_at = %s, progress_at = %s,"
+        " sites_done = coalesce(sites_total, sites_done),"
         " invoiced = (SELECT count(*) FROM billing.invoices WHERE cycle_id = %s)"
         " WHERE id = %s RETURNING invoiced",
-        (at, cycle_id, cycle_id),
+        (at, at, cycle_id, cycle_id),
     ).fetchone()
     assert row is not None
     return int(row[0])

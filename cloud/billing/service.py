@@ -4,7 +4,9 @@
 quarter for plans billed quarterly), under the region's advisory lock. A cycle is
 recorded once per (region, period); a second run of a billed period is a no-op
 (``already_billed``) and a run that stopped half-way resumes, skipping the sites already
-invoiced. Per site, in its own transaction: the meters' hours of the site's local
+invoiced. The cycle row records its progress (sites done of the total) as it goes, and a
+run asked to ``stop`` stops between two sites (``interrupted``: the next run resumes).
+Per site, in its own transaction: the meters' hours of the site's local
 period (its IANA zone: 23- and 25-hour days are just UTC hours), an estimate profile
 from the 7 local days before, :func:`~cloud.billing.ledger.reckon` with the carried AU
 grid pool, the ledger lines, the energy allocated to the plan's tariff periods,
@@ -25,6 +27,7 @@ invoice. Once per event (``billing.inbox``).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -108,12 +111,13 @@ class SkippedSite:
 @dataclass(frozen=True, slots=True)
 class CycleResult:
     """``billed``: this run billed the period (``numbers`` issued now); ``already_billed``:
-    an earlier run did, nothing was issued."""
+    an earlier run did, nothing was issued; ``interrupted``: the run was asked to stop
+    before every site was done (the cycle stays running; the next run resumes it)."""
 
     cycle_id: int
     region: Region
     period: BillingPeriod
-    state: Literal["billed", "already_billed"]
+    state: Literal["billed", "already_billed", "interrupted"]
     numbers: tuple[str, ...]
     skipped: tuple[SkippedSite, ...]
 
@@ -203,6 +207,7 @@ class BillingService:
         clock: Callable[[], datetime] = utc_now,
         payment_days: int = 14,
         progress_every: int = 500,
+        progress_interval_s: float = 1.0,
     ) -> None:
         self._pool = pool
         self._sites = sites
@@ -212,6 +217,8 @@ class BillingService:
         self._clock = clock
         self._payment_days = payment_days
         self._progress_every = progress_every
+        #: How often a run writes its progress to the cycle row (seconds; 0: every site).
+        self._progress_interval_s = progress_interval_s
 
     @property
     def clock(self) -> Callable[[], datetime]:
@@ -222,17 +229,34 @@ class BillingService:
         return load_tariffs(region, self._zones[region])
 
     # -- the cycle ----------------------------------------------------------------------
-    def run_cycle(
+    def open_cycle(
         self, region: Region, first_day: date, *, run_by: str, cycle: BillingCycle = "monthly"
+    ) -> int:
+        """The id of ``region``'s cycle of the period starting ``first_day``, recorded as
+        running (not yet started: no total) if it is new, so that a run started in the
+        background has an address at once. Takes no lock: :meth:`run_cycle` finds it."""
+        period = period_of(first_day, cycle)
+        with self._pool.connection() as conn:
+            return repo.open_cycle(conn, region, period.first_day, period.last_day, run_by).id
+
+    def run_cycle(
+        self,
+        region: Region,
+        first_day: date,
+        *,
+        run_by: str,
+        cycle: BillingCycle = "monthly",
+        stop: Callable[[], bool] | None = None,
     ) -> CycleResult:
         """Bill ``region``'s sites whose plan is billed ``cycle`` for the period starting
-        ``first_day`` (module docstring). ``run_by`` says who ran it (kept on the cycle)."""
+        ``first_day`` (module docstring). ``run_by`` says who ran it (kept on the cycle);
+        ``stop()``, asked before each site, True ends the run there (``interrupted``)."""
         period = period_of(first_day, cycle)
         with self._pool.connection() as lock_conn:
             lock_conn.autocommit = True
             repo.lock_region(lock_conn, region)
             try:
-                return self._run_locked(lock_conn, region, period, cycle, run_by)
+                return self._run_locked(lock_conn, region, period, cycle, run_by, stop)
             finally:
                 repo.unlock_region(lock_conn, region)
                 lock_conn.autocommit = False
@@ -244,6 +268,7 @@ class BillingService:
         period: BillingPeriod,
         cycle: BillingCycle,
         run_by: str,
+        stop: Callable[[], bool] | None,
     ) -> CycleResult:
         found = repo.open_cycle(conn, region, period.first_day, period.last_day, run_by)
         if found.state == "billed":
@@ -259,8 +284,26 @@ class BillingService:
             if s.site_id not in done and _cycle_of(tariffs, s) in (cycle, None)
         ]
         log.info("billing cycle %s %s..%s: %d sites", region.value, *_days(period), len(sites))
+        # ``conn`` is autocommitted (it holds the session lock): progress shows at once.
+        repo.set_progress(conn, found.id, len(done), self._clock(), total=len(done) + len(sites))
+        written = time.monotonic()
         for count, site in enumerate(sites, start=1):
+            if stop is not None and stop():
+                log.info(
+                    "billing cycle %s stopped after %d of %d sites",
+                    region.value,
+                    count - 1,
+                    len(sites),
+                )
+                repo.set_progress(conn, found.id, len(done) + count - 1, self._clock())
+                skipped = tuple(run.skipped)
+                return CycleResult(
+                    found.id, region, period, "interrupted", tuple(run.numbers), skipped
+                )
             self._bill_or_skip(conn, run, tariffs, site, period)
+            if time.monotonic() - written >= self._progress_interval_s:
+                repo.set_progress(conn, found.id, len(done) + count, self._clock())
+                written = time.monotonic()
             if count % self._progress_every == 0:
                 log.info(
                     "billing cycle %s: %d of %d sites, %d skipped",

@@ -22,7 +22,14 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from cloud.apitypes import problem
-from cloud.billing import BillCustomer, BillPdfs, BillsReader, UsageReader
+from cloud.billing import (
+    BillCustomer,
+    BillPdfs,
+    BillsReader,
+    CycleRunner,
+    UsageReader,
+    create_cycles_router,
+)
 from cloud.billing import create_router as billing_router
 from cloud.config import ConfigService
 from cloud.config import create_router as config_router
@@ -86,6 +93,7 @@ def create_app(
     bills: BillsReader | None = None,
     usage: UsageReader | None = None,
     bill_customer: Callable[[str], BillCustomer | None] | None = None,
+    cycles: CycleRunner | None = None,
     verify: Verify | None = None,
     web: WebUi | None = None,
 ) -> FastAPI:
@@ -98,6 +106,8 @@ def create_app(
     ``bills``: billing's read-only routes (documents, balance, payments); with
     ``usage`` also usage by period and each document's PDF, in the language
     ``bill_customer(account_id)`` names (the customers side's answer).
+    ``cycles``: the billing-cycle routes (list, inspect, start in the background); its
+    owner closes it before the pool.
     ``web``: also serve the web UI
     (:mod:`cloud.portal.web`) on the same services and policy."""
     app = FastAPI(
@@ -145,11 +155,14 @@ def create_app(
     if bills is not None:
         in_reach = _account_in(customers) if customers is not None else None
         mount(billing_router(bills, access=access, account_in_scope=in_reach, pdfs=pdfs))
+    if cycles is not None:
+        mount(create_cycles_router(cycles, access=access))
     if web is not None:
         mount_web(
             app, web, verify=verify, registry=registry, telemetry=telemetry_reader,
             customers=customers, config=config, api_region=settings.api_region,
             dispatch=dispatch, employees=employees, bills=bills, usage=usage, pdfs=pdfs,
+            cycles=cycles,
         )  # fmt: skip
     _check_every_route_is_in_the_policy(app)
 

@@ -202,6 +202,10 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "billing.documents.pdf": CUSTOMER_READERS,
     "billing.balance.get": CUSTOMER_READERS,
     "billing.payments.list": CUSTOMER_READERS,
+    # billing cycles (issue 19): admins start them; the operators' desk follows them
+    "billing.cycles.list": OFFICE_WRITERS,
+    "billing.cycles.get": OFFICE_WRITERS,
+    "billing.cycles.start": ADMINS,
     # web UI pages (cloud/portal/web): the same policy, the same scopes
     "ui.sites": EVERYONE,
     "ui.site": EVERYONE,
@@ -247,6 +251,11 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     # the region's parts stock, valued, with what to reorder (issue 19)
     "ui.parts": OFFICE_WRITERS,
     "ui.parts.update": ADMINS,
+    # billing cycles: started by admins, followed by admins and operators (issue 19)
+    "ui.billing.cycles": OFFICE_WRITERS,
+    "ui.billing.cycles.start": ADMINS,
+    "ui.billing.cycle": OFFICE_WRITERS,
+    "ui.billing.cycle.progress": OFFICE_WRITERS,
     "ui.workorder": WORKORDER_READERS,
     "ui.workorder.act": WORKORDER_ACTORS,
     "ui.workorder.tick": MOSIES,

@@ -28,9 +28,16 @@ from fastapi.testclient import TestClient
 from psycopg import sql
 
 from cloud.adapters.mqtt import InboundMessage
-from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
+from cloud.adapters.postgres import Connection, ConnectionPool, Jsonb, create_pool
 from cloud.alerts import AlarmCondition, AlarmStore, Severity
-from cloud.bootstrap import create_api, create_config_service, create_tracker, create_web_ui
+from cloud.billing import CycleRunner
+from cloud.bootstrap import (
+    create_api,
+    create_config_service,
+    create_cycle_runner,
+    create_tracker,
+    create_web_ui,
+)
 from cloud.config import CommandIn, ConfigIn, ConfigService, ConfigSettings, write_key_file
 from cloud.customers import AccountIn, ContactIn, CustomersService, InstallationIn, WarrantyIn
 from cloud.dispatch import DispatchService, DispatchSettings, FilesystemPhotoStorage
@@ -91,6 +98,8 @@ class Tenant:
     rollout: int = 0
     #: The number of an invoice of the account (with a line, a tax and a payment).
     bill: str = ""
+    #: A billed cycle of the tenant's region (seeded by the tests that need one).
+    cycle: int = 0
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,8 @@ class World:
     dispatch: DispatchService | None = None
     #: The config service behind the API (rollouts are seeded through it).
     config: ConfigService | None = None
+    #: The billing cycles the API starts in the background (closed before the pool).
+    cycles: CycleRunner | None = None
 
     def headers(self, role: Role | str) -> dict[str, str]:
         """A caller of ``role``: staff of au, or account A's customer (au); the MOSIE is
@@ -308,6 +319,8 @@ def _dispatch_world(dispatch: DispatchService, tenants: dict[str, Tenant]) -> di
 def api_world(database_url: str, key_dir: Path) -> Iterator[World]:
     migrate(database_url)
     pool = create_pool(database_url, max_size=8, name="test-api-world")
+    # No account of the world is on a plan: a cycle started here bills nothing, at once.
+    cycles = create_cycle_runner(pool)
     try:
         registry = RegistryService(pool)
         accounts = {"A": Region.AU, "B": Region.AU, "E": Region.ES}
@@ -366,15 +379,39 @@ def api_world(database_url: str, key_dir: Path) -> Iterator[World]:
         identity = identity_service(database_url, key_dir, pool)
         web = create_web_ui(portal, pool, identity=identity)
         dispatch = dispatch_settings(key_dir)
-        app = create_api(portal, pool, config=config, web=web, dispatch=dispatch)
+        app = create_api(
+            portal, pool, config=config, web=web, dispatch=dispatch, billing_cycles=cycles
+        )
         service = DispatchService(pool, photos=FilesystemPhotoStorage(dispatch.dispatch_photo_dir))
         tenants = _dispatch_world(service, tenants)
         tenants = {
-            n: replace(t, bill=seed_bill(pool, t, k)) for k, (n, t) in enumerate(tenants.items())
+            n: replace(t, bill=seed_bill(pool, t, k), cycle=seed_cycle(pool, t.region))
+            for k, (n, t) in enumerate(tenants.items())
         }
-        yield World(app, pool, tenants, identity, web, service, config)
+        yield World(app, pool, tenants, identity, web, service, config, cycles)
     finally:
+        cycles.close(timeout_s=30)
         pool.close()
+
+
+def seed_cycle(pool: Pool, region: Region, first_day: str = "2020-01-01") -> int:
+    """A billed monthly cycle of ``region`` (no invoice, one skipped site) — the pages' and
+    the authorisation tests need a cycle to name, the billing tests run real ones. Its id."""
+    with pool.connection() as conn:
+        conn.execute(
+            "INSERT INTO billing.cycles (region, first_day, last_day, state, run_by,"
+            " finished_at, sites_total, sites_done, skipped) VALUES (%s, %s::date,"
+            " (%s::date + interval '1 month' - interval '1 day')::date, 'billed', 'seed',"
+            " now(), 1, 1, %s) ON CONFLICT (region, first_day, last_day) DO NOTHING",
+            (region.value, first_day, first_day, Jsonb([{"site_id": 1, "reason": "seeded"}])),
+        )
+        row = conn.execute(
+            "SELECT id FROM billing.cycles WHERE region = %s AND first_day = %s"
+            " AND state = 'billed'",
+            (region.value, first_day),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def seed_bill(pool: Pool, t: Tenant, k: int) -> str:

@@ -101,6 +101,16 @@ TABLE: dict[str, Page] = {
         CONTROL | MOSIES, lambda r, t: f"/ui/{r}/performance", tenant_object=False
     ),
     "/ui/{region}/parts": Page(CONTROL, lambda r, t: f"/ui/{r}/parts", tenant_object=False),
+    # Billing cycles (issue 19): a region's, started by admins, followed by operators too.
+    "/ui/{region}/billing/cycles": Page(
+        CONTROL, lambda r, t: f"/ui/{r}/billing/cycles", tenant_object=False
+    ),
+    "/ui/{region}/billing/cycles/{cycle_id}": Page(
+        CONTROL, lambda r, t: f"/ui/{r}/billing/cycles/{t.cycle}"
+    ),
+    "/ui/{region}/billing/cycles/{cycle_id}/progress": Page(
+        CONTROL, lambda r, t: f"/ui/{r}/billing/cycles/{t.cycle}/progress"
+    ),
     "/ui/{region}/workorders/{order_id}": Page(
         ALL, lambda r, t: f"/ui/{r}/workorders/{t.work_order}"
     ),
@@ -159,6 +169,8 @@ POSTS = {
     "/ui/{region}/rollouts/{rollout_id}/act",
     # a part's settings form (admins): test_parts_stock.py
     "/ui/{region}/parts",
+    # the start form of a billing cycle (admins): test_billing_cycles_portal.py
+    "/ui/{region}/billing/cycles",
 }
 #: The event streams: answers without end, tested over a real server (the inbox's in
 #: test_portal_alarms_inbox.py, the dispatch board's in test_portal_dispatch_board.py,

@@ -75,6 +75,7 @@ ACTORS = WRITERS | {Role.MOSIE}
 MOSIE = frozenset({Role.MOSIE})
 ADMIN = frozenset({Role.ADMIN})
 _serial = itertools.count(1)
+_periods = itertools.count(0)
 #: The services request builders seed through (set by the ``world`` fixture).
 _seed: dict[str, Any] = {}
 
@@ -602,7 +603,29 @@ _BILLING_ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/{region}/accounts/{account_id}/payments"): Route(
         CUSTOMER_READERS, True, 200, _get("/accounts/{t.account}/payments")
     ),
+    # Billing cycles: admins start them, the operators' desk follows them. A cycle is the
+    # region's: "other" is another region's cycle named under the au URL (404). A start
+    # names a new period each time (the world's accounts are on no plan: it bills nothing)
+    # in the URL's region.
+    ("GET", "/api/v1/{region}/billing/cycles"): Route(
+        WRITERS, True, 200, _get("/billing/cycles"), is_list=True
+    ),
+    ("GET", "/api/v1/{region}/billing/cycles/{cycle_id}"): Route(
+        WRITERS, True, 200, _get("/billing/cycles/{t.cycle}")
+    ),
+    ("POST", "/api/v1/{region}/billing/cycles"): Route(
+        ADMIN, True, 202, lambda r, t: _new_cycle(r), creates_in_url_region=True
+    ),
 }
+
+
+def _new_cycle(r: Region) -> Call:
+    """A start of a period no call named before: a month from January 2021 (one per call:
+    a few dozen, all long ended)."""
+    n = next(_periods)
+    body = {"first_day": date(2021 + n // 12, n % 12 + 1, 1).isoformat(), "cycle": "monthly"}
+    return Call("POST", f"{_r(r)}/billing/cycles", body=body)
+
 
 TABLE: dict[tuple[str, str], Route] = {
     ("GET", "/healthz"): Route(None, False, 200, lambda r, t: Call("GET", "/healthz")),
@@ -791,6 +814,7 @@ _FOOTPRINT = {
     "absences": "SELECT employee_no, count(*) FROM employees.absences GROUP BY 1",
     "work_orders": "SELECT site_id::text, sum(version) FROM dispatch.work_orders GROUP BY 1",
     "stock": "SELECT region, sum(quantity) FROM dispatch.parts_stock GROUP BY 1",
+    "cycles": "SELECT region, count(*) FROM billing.cycles GROUP BY 1",
     "locations": "SELECT region, count(*) FROM dispatch.locations GROUP BY 1",
     "notice_acks": "SELECT e.region, count(*) FROM employees.location_notice_acks a"
     " JOIN employees.employees e USING (employee_no) GROUP BY 1",

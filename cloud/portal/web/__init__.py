@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from cloud.alerts import Alarm, AlarmStatus, AlarmStore
 from cloud.alerts.alarms import OPEN_STATES
-from cloud.billing import BillPdfs, BillsReader, UsageReader
+from cloud.billing import BillPdfs, BillsReader, CycleRunner, UsageReader
 from cloud.config import ConfigService, TechnicianPushes
 from cloud.customers import CustomersService, NotFoundError
 from cloud.dispatch import DispatchService
@@ -43,6 +43,7 @@ from cloud.portal.web.identity_gate import (
 from cloud.portal.web.inbox_feed import InboxFeed
 from cloud.portal.web.pages_alarms import create_alarm_pages
 from cloud.portal.web.pages_auth import create_auth_pages
+from cloud.portal.web.pages_billing_cycles import create_cycle_pages
 from cloud.portal.web.pages_bills import create_bills_pages
 from cloud.portal.web.pages_dispatch import create_dispatch_pages
 from cloud.portal.web.pages_dispatch_board import create_board_pages
@@ -130,6 +131,7 @@ def mount_web(
     bills: BillsReader | None = None,
     usage: UsageReader | None = None,
     pdfs: BillPdfs | None = None,
+    cycles: CycleRunner | None = None,
 ) -> None:
     jar = CookieJar(secure=web.cookie_secure)
     assets = Assets()
@@ -162,6 +164,8 @@ def mount_web(
                 sessions, renderer, bills, customers, web.audit, usage=usage, pdfs=pdfs
             )
         )
+    if cycles is not None:
+        routers.append(create_cycle_pages(sessions, renderer, cycles))
     if web.alarms is not None:
         routers.append(create_alarm_pages(sessions, renderer, data, web.alarms))
     if web.inbox is not None:

@@ -51,6 +51,7 @@ def navigation(role: Role, region: str, _: Any, unread: int | None = None) -> li
         items.insert(2, NavItem("dispatch", _("Dispatch"), f"{base}/dispatch"))
         items.insert(3, NavItem("rollouts", _("Rollouts"), f"{base}/rollouts"))
         items.insert(4, NavItem("grid_codes", _("Grid codes"), f"{base}/grid-codes"))
+        items.insert(5, NavItem("billing", _("Billing"), f"{base}/billing/cycles"))
     if role == Role.MOSIE:
         items.insert(0, NavItem("jobs", _("My jobs"), f"{base}/jobs"))
     if role == Role.CUSTOMER:
@@ -101,6 +102,11 @@ class Renderer:
         )
         env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
         return env
+
+    @property
+    def live_interval_s(self) -> float:
+        """How often live parts of pages ask again (seconds)."""
+        return self._live_interval_s
 
     def environment(self, language: str) -> Environment:
         """The templates in ``language`` (for a part rendered outside :meth:`page`)."""
