@@ -16,6 +16,7 @@ ratings as set in 702 (or 121), else the nameplate.
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -109,6 +110,10 @@ class EmulatedDevice:
         self.fault_bits = 0
         self.counter_offsets: dict[str, float] = {}
         self._values: dict[int, dict[str, Any]] = {}
+        #: Per block: the last values, SF overrides and sentinels encoded, and their registers.
+        self._encoded: dict[
+            int, tuple[dict[str, Any], dict[str, int], frozenset[str], list[int]]
+        ] = {}
         self._state: PlantState | None = None
         self.registers: list[int] = [0] * self.size
 
@@ -133,7 +138,7 @@ class EmulatedDevice:
         """Re-encode the whole image from ``state`` and the settings; returns it."""
         self._state = state
         regs: list[int] = list(SUNS_MARKER)
-        for block in self.blocks:
+        for index, block in enumerate(self.blocks):
             ctx = RenderContext(
                 profile=self.profile,
                 state=state,
@@ -149,17 +154,20 @@ class EmulatedDevice:
                 if model_id == block.model_id:
                     values[path] = value
             self._values[block.model_id] = values
-            regs.extend(
-                encode_model(
-                    block.lay,
-                    values,
-                    sf_override={
-                        p: v for (m, p), v in self.sf_override.items() if m == block.model_id
-                    },
-                    sentinel=frozenset(p for m, p in self.sentinels if m == block.model_id),
-                    length=block.length,
-                )
+            override = {p: v for (m, p), v in self.sf_override.items() if m == block.model_id}
+            sentinel = frozenset(p for m, p in self.sentinels if m == block.model_id)
+            # Settings models rarely change between steps: encoding them again is most of a
+            # render's time (a simulated month re-renders thousands of times).
+            cached = self._encoded.get(index)
+            if cached is not None and cached[:3] == (values, override, sentinel):
+                regs.extend(cached[3])
+                continue
+            encoded = encode_model(
+                block.lay, values, sf_override=override, sentinel=sentinel, length=block.length
             )
+            # A copy: settings lists may be changed in place by a later write.
+            self._encoded[index] = (copy.deepcopy(values), override, sentinel, encoded)
+            regs.extend(encoded)
         regs.extend(END_MODEL)
         self.registers = regs
         return regs
