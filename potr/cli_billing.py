@@ -43,10 +43,13 @@ def billing_cycle(
     ),
     run_by: str = typer.Option(..., "--run-by", help="who runs it (kept on the cycle)"),
 ) -> None:
-    """Bill REGION's sites for the period starting MONTH; a period billed before issues
-    nothing (exit 0). Prints the numbers issued and every skipped site with its reason."""
+    """Bill REGION's sites for the period starting MONTH, once it has ended in every zone
+    of the region; a period billed before issues nothing (exit 0). Prints the numbers
+    issued and every skipped site with its reason."""
+    from cloud.billing import period_ends_at, period_of, region_zones
     from cloud.bootstrap import create_billing_service, open_pool
     from cloud.settings import DatabaseSettings
+    from contracts.timeutil import utc_now
 
     try:
         first = date.fromisoformat(f"{month}-01")
@@ -54,6 +57,11 @@ def billing_cycle(
         raise typer.BadParameter("month must be YYYY-MM") from None
     if cycle is BillingCycleName.QUARTERLY and first.month % 3 != 1:
         raise typer.BadParameter("a quarter starts in January, April, July or October")
+    ends = period_ends_at(period_of(first, cycle.value), region_zones(region))
+    if ends > utc_now():  # a day still running somewhere in the region is not billed
+        raise typer.BadParameter(
+            f"the period has not ended everywhere in {region.value}: it ends at {ends.isoformat()}"
+        )
     pool = open_pool(load_settings(DatabaseSettings, console), "potr-billing-cycle")
     try:
         service = create_billing_service(pool)

@@ -38,6 +38,8 @@ def test_a_period_is_billed_once(url: str) -> None:
         (["--month", "2026-13"], "month must be YYYY-MM"),
         (["--month", "2026-11", "--cycle", "quarterly"], "a quarter starts in"),
         (["--month", "2026-10", "--cycle", "yearly"], "yearly"),
+        # A period that has not ended yet anywhere.
+        (["--month", "2099-12"], "has not ended everywhere in es"),
     ],
 )
 def test_a_malformed_period_is_refused(url: str, extra: list[str], said: str) -> None:
