@@ -79,13 +79,20 @@ def push_profile(
 
 
 def _password(password_file: Path | None) -> SecretStr:
-    """The broker password: from its file, the environment or a hidden prompt — never a
-    command-line argument, which every user of the machine can read in the process list."""
+    """The broker password: from its file (the owner's alone, like an ssh key), the
+    environment or a hidden prompt — never a command-line argument, which every user of
+    the machine can read in the process list."""
     if password_file is not None:
+        from cloud.credentials import SecretFileTooOpenError, read_owner_only
+
         try:
-            text = password_file.read_text(encoding="utf-8").strip()
+            text = read_owner_only(password_file).decode("utf-8").strip()
+        except SecretFileTooOpenError as exc:
+            raise typer.BadParameter(str(exc)) from None
         except OSError as exc:
             raise typer.BadParameter(f"cannot read the password file: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise typer.BadParameter("the password file is not UTF-8 text") from None
         if not text:
             raise typer.BadParameter("the password file is empty")
         return SecretStr(text)

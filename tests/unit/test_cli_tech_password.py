@@ -27,6 +27,7 @@ def test_there_is_no_password_option() -> None:
 def test_an_empty_password_file_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
     empty = tmp_path / "password"
     empty.write_text("\n")
+    empty.chmod(0o600)
     result = CliRunner().invoke(app, ARGS, env={**ENV, "POTR_TECH_PASSWORD_FILE": str(empty)})
     assert result.exit_code == 2
     assert "the password file is empty" in result.output
@@ -37,3 +38,13 @@ def test_a_missing_password_file_is_named(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ARGS, env={**ENV, "POTR_TECH_PASSWORD_FILE": str(gone)})
     assert result.exit_code == 2
     assert "cannot read the password file" in result.output
+
+
+def test_a_password_file_others_may_read_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "password"
+    shared.write_text("secret\n")
+    shared.chmod(0o644)
+    result = CliRunner().invoke(app, ARGS, env={**ENV, "POTR_TECH_PASSWORD_FILE": str(shared)})
+    assert result.exit_code == 2
+    assert "chmod 600" in result.output
+    assert "secret" not in result.output
