@@ -21,10 +21,8 @@ import pytest
 
 from cloud.bootstrap import create_tracker
 from cloud.config import ConfigService, ConfigSettings, ConfigTracker
-from cloud.events.types import GatewayBirth
 from cloud.events.workorders import WorkOrderChanged
 from cloud.identity import Role
-from contracts.messages import DeviceInfo
 from contracts.timeutil import utc_now
 from tests.integration.api_world import (
     Tenant,
@@ -34,6 +32,7 @@ from tests.integration.api_world import (
     page_client,
     private_database,
 )
+from tests.integration.der_birth import der_inverter_birth
 
 pytestmark = pytest.mark.integration
 
@@ -55,29 +54,11 @@ def bench(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) ->
         settings = ConfigSettings(database_url=url, signing_key_file=key_dir / "cloud.pem")
         tracker = create_tracker(settings, world.pool)
         a = world.tenants["A"]
-        assert tracker.apply_birth(uuid.uuid4(), "au", utc_now(), _der_birth(a.gateway))
+        assert tracker.apply_birth(
+            uuid.uuid4(), "au", utc_now(), der_inverter_birth(a.gateway, DER, boot_id="boot-der")
+        )
         assert tracker.apply_work_order(uuid.uuid4(), _job(a, "on_site"))
         yield Bench(world, world.config, tracker)
-
-
-def _der_birth(gateway_id: str) -> GatewayBirth:
-    return GatewayBirth(
-        gateway_id=gateway_id,
-        stream_id=uuid.uuid4(),
-        boot_id="boot-der",
-        agent_version="test",
-        publish_interval_s=5,
-        devices=[
-            DeviceInfo(
-                device=DER,
-                endpoint="127.0.0.1:15020",
-                unit_id=1,
-                models=[1, 701, 702, 703, 704, 705, 706, 707, 708, 709, 710, 711],
-                profile="sim-der-inverter",
-                nameplate={"w_rtg": 5000.0, "va_rtg": 5000.0, "var_rtg": 3000.0},
-            )
-        ],
-    )
 
 
 def _job(t: Tenant, status: str) -> WorkOrderChanged:

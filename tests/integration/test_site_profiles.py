@@ -28,11 +28,12 @@ from cloud.config import ConfigIn, ConfigService, ConfigSettings, ConfigTracker,
 from cloud.config.keys import write_key_file
 from cloud.config.rollout_models import RolloutIn, RolloutTarget
 from cloud.config.site_profiles import ConnectionApprovalIn
-from cloud.events.types import GatewayBirth, GatewayRegistration
+from cloud.events.types import GatewayRegistration
 from cloud.migrate import migrate
-from contracts.messages import DeviceInfo, ProfileRef
+from contracts.messages import ProfileRef
 from contracts.timeutil import utc_now
 from contracts.topics import Region
+from tests.integration.der_birth import der_inverter_birth
 
 pytestmark = pytest.mark.integration
 Pool = ConnectionPool[Connection[Any]]
@@ -75,23 +76,7 @@ def _arrive(
         longitude=115.86,
     )
     assert stack.tracker.apply_registration(uuid.uuid4(), utc_now(), registration)
-    birth = GatewayBirth(
-        gateway_id=gateway_id,
-        stream_id=uuid.uuid4(),
-        boot_id="boot-1",
-        agent_version="test",
-        publish_interval_s=5,
-        devices=[
-            DeviceInfo(
-                device=INV,
-                endpoint="127.0.0.1:15020",
-                unit_id=1,
-                models=[1, 701, 702, 703, 704, 705, 706, 707, 708, 709, 710, 711],
-                profile="sim-der-inverter",
-                nameplate={"w_rtg": 5000.0, "va_rtg": 5000.0, "var_rtg": 3000.0},
-            )
-        ],
-    )
+    birth = der_inverter_birth(gateway_id, INV)
     assert stack.tracker.apply_birth(uuid.uuid4(), "au", utc_now(), birth)
 
 

@@ -32,17 +32,17 @@ from cloud.adapters.mqtt import InboundMessage, MqttConsumer, MqttOptions
 from cloud.adapters.postgres import create_pool
 from cloud.bootstrap import create_tech_listener, create_tracker, open_config_service
 from cloud.config import ConfigService, ConfigSettings, ConfigTracker, write_key_file
-from cloud.events.types import GatewayBirth
 from cloud.events.users import UserChanged
 from cloud.events.workorders import WorkOrderChanged
 from cloud.migrate import migrate
 from contracts.identities import BrokerIdentity
-from contracts.messages import ConfigReq, ConfigResp, DeviceInfo
+from contracts.messages import ConfigReq, ConfigResp
 from contracts.timeutil import utc_now
 from contracts.topics import Kind, Region, tech_topic, topic
 from potr.cli import app
 from potr.servers.mosquitto import BrokerSecurity, PrivateMosquitto
 from potr.tech import new_request, push
+from tests.integration.der_birth import der_inverter_birth
 from tests.integration.mqtt_probe import Probe, ProbeTls
 
 pytestmark = [pytest.mark.integration, pytest.mark.security]
@@ -172,7 +172,7 @@ def world(database_url: str, tmp_path: Path) -> Iterator[World]:
             with open_config_service(settings, pool, connect_timeout_s=10) as (service, ok):
                 assert ok
                 tracker = create_tracker(settings, pool)
-                tracker.apply_birth(uuid.uuid4(), "au", utc_now(), _birth())
+                tracker.apply_birth(uuid.uuid4(), "au", utc_now(), der_inverter_birth(GW, INV))
                 tracker.apply_user(uuid.uuid4(), utc_now(), _technician("usr_a", ALICE, "alice"))
                 tracker.apply_user(uuid.uuid4(), utc_now(), _technician("usr_b", BOB, "bob"))
                 # Alice is on site at SITE (which holds GW); bob has no job there.
@@ -182,26 +182,6 @@ def world(database_url: str, tmp_path: Path) -> Iterator[World]:
                     yield World(mosq, service, tracker, gateway, pool)
         finally:
             pool.close()
-
-
-def _birth() -> GatewayBirth:
-    return GatewayBirth(
-        gateway_id=GW,
-        stream_id=uuid.uuid4(),
-        boot_id="boot-1",
-        agent_version="test",
-        publish_interval_s=5,
-        devices=[
-            DeviceInfo(
-                device=INV,
-                endpoint="127.0.0.1:15020",
-                unit_id=1,
-                models=[1, 701, 702, 703, 704, 705, 706, 707, 708, 709, 710, 711],
-                profile="sim-der-inverter",
-                nameplate={"w_rtg": 5000.0, "va_rtg": 5000.0, "var_rtg": 3000.0},
-            )
-        ],
-    )
 
 
 def _ask(w: World, user: str, request: ConfigReq) -> ConfigResp:
