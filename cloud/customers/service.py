@@ -312,7 +312,8 @@ def _replaced(replacement: MeterReplacement) -> MeterReplaced:
 
 def _installation_payload(record: Installation) -> InstallationChanged:
     """What other services hear of an installation record (alerts: the array's
-    geometry and size for the clear-sky expectation)."""
+    geometry and size for the clear-sky expectation; the telemetry store: which meter
+    is the grid's and which the system's)."""
     return InstallationChanged(
         site_id=record.site_id,
         region=record.region,
@@ -321,4 +322,6 @@ def _installation_payload(record: Installation) -> InstallationChanged:
         azimuth_deg=record.azimuth_deg,
         battery_kwh=record.battery_kwh,
         updated_at=record.updated_at,
+        billing_meter=record.billing_meter,
+        grid_meter=record.grid_meter,
     )

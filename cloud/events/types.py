@@ -505,8 +505,8 @@ SITE_INSTALLATION_CHANGED = "site.installation_changed"
 
 class InstallationChanged(BaseModel):
     """Payload of ``site.installation_changed``: the array and battery as installed
-    (angles in degrees: tilt from horizontal, azimuth clockwise from true north), as of
-    ``updated_at`` (the newest wins at the consumer)."""
+    (angles in degrees: tilt from horizontal, azimuth clockwise from true north) and the
+    site's meters, as of ``updated_at`` (the newest wins at the consumer)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -517,6 +517,11 @@ class InstallationChanged(BaseModel):
     azimuth_deg: Decimal
     battery_kwh: Decimal
     updated_at: datetime
+    #: PoTR's system meter (billing meter, at the system's AC output) and the site's
+    #: grid-connection meter, by serial: site-level grid figures read the grid meter and
+    #: never the system meter (null in events from before they were carried).
+    billing_meter: str | None = Field(default=None, max_length=64)
+    grid_meter: str | None = Field(default=None, max_length=64)
 
 
 def installation_changed_event(changed: InstallationChanged, *, source: str = "customers") -> Event:

@@ -242,7 +242,9 @@ def create_router(
         summary="A site's energy per local hour, day or month",
         description="Energy of one Wh counter (`metric`: "
         + ", ".join(f"`{m}`" for m in _ENERGY_METRICS)
-        + ") summed over the site's devices per local `unit` in the site's time zone, "
+        + ") summed over the site's devices per local `unit` in the site's time zone "
+        "(never PoTR's system meter; `import_wh`, `export_wh`: the grid meter the "
+        "installation record names), "
         "from the local day `from` to the local day `to` (inclusive; a month: every month "
         "they touch). From counter differences: resets and recorded meter swaps handled, "
         "nothing interpolated; a period not wholly covered by samples is not `complete` "

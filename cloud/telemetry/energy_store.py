@@ -45,7 +45,13 @@ from cloud.telemetry.energy_models import (
     MeterSwap,
     PeriodUnit,
 )
-from contracts.metrics import CATALOG, MetricKind
+from cloud.telemetry.site_meters import (
+    SiteDevice,
+    is_grid_metric,
+    meter_roles,
+    summed_devices,
+)
+from contracts.metrics import BY_ID, CATALOG, MetricKind
 
 __all__ = [
     "ENERGY_METRICS",
@@ -55,6 +61,7 @@ __all__ = [
     "load_buckets",
     "recompute_energy",
     "refresh_site_days",
+    "refresh_site_history",
     "site_energy",
 ]
 
@@ -384,21 +391,20 @@ def _day_runs(days: Sequence[date]) -> list[tuple[date, date]]:
     return runs
 
 
-#: Each wanted (site, counter, first day, last day): the site's devices that count it
-#: (as :func:`_site_devices`, every region), their buckets summed per bucket (covered:
-#: the least of the devices', none when one lacks the bucket, as the readers do), then
-#: per local day with the day's distinct flags. Buckets are fetched a day beyond each
-#: end and kept by their local day, as :func:`_days_in_sql` keys them.
+#: Each wanted (site, counter, first day, last day, number k): the devices the site's
+#: figure adds up (``d``: k → device, found by :func:`_summed_for`), their buckets
+#: summed per bucket (covered: the least of the devices', none when one lacks the
+#: bucket, as the readers do), then per local day with the day's distinct flags.
+#: Buckets are fetched a day beyond each end and kept by their local day, as
+#: :func:`_days_in_sql` keys them.
 _SITE_DAYS = """
 WITH want AS (
     SELECT * FROM unnest(%s::int[], %s::int[], %s::date[], %s::date[])
-        AS w(site_id, metric_id, first_day, last_day)),
+        WITH ORDINALITY AS w(site_id, metric_id, first_day, last_day, k)),
 devs AS (
-    SELECT w.*, k.device_id, g.time_zone FROM want w
-    JOIN ingest.gateways g ON g.site_id = w.site_id
-    JOIN ingest.device_keys k ON k.gateway_id = g.gateway_id
-    WHERE EXISTS (SELECT 1 FROM telemetry.energy_15m e
-                  WHERE e.device_id = k.device_id AND e.metric_id = w.metric_id)),
+    SELECT w.site_id, w.metric_id, w.first_day, w.last_day, d.device_id, d.tz AS time_zone
+    FROM want w JOIN unnest(%s::bigint[], %s::int[], %s::text[]) AS d(k, device_id, tz)
+        ON d.k = w.k),
 s AS (
     SELECT site_id, metric_id, first_day, last_day, min(time_zone) AS tz, count(*) AS n,
            array_agg(device_id ORDER BY device_id) AS devices
@@ -429,7 +435,8 @@ ON CONFLICT (site_id, metric_id, day) DO UPDATE SET devices = EXCLUDED.devices,
 
 def refresh_site_days(conn: Connection[Any], wanted: Sequence[tuple[int, int, date, date]]) -> int:
     """Store each wanted site's local days ``(site, metric, first_day, last_day)`` as
-    summed from the buckets of all its devices that count the metric, in two
+    summed from the buckets of the devices its figure adds up (every region's; the
+    meter rule of :func:`~cloud.telemetry.site_meters.summed_devices`), in three
     statements for all of them; a day without buckets is left without a row (readers
     sum its buckets: none). The days stored."""
     if not wanted:
@@ -442,24 +449,80 @@ def refresh_site_days(conn: Connection[Any], wanted: Sequence[tuple[int, int, da
         " AND t.day BETWEEN w.first_day AND w.last_day",
         columns,
     )
-    return max(conn.execute(_SITE_DAYS, columns).rowcount, 0)
+    ks, devices, zones = _summed_for(conn, [(w[0], w[1]) for w in wanted])
+    return max(conn.execute(_SITE_DAYS, (*columns, ks, devices, zones)).rowcount, 0)
+
+
+def _summed_for(
+    conn: Connection[Any], wanted: Sequence[tuple[int, int]]
+) -> tuple[list[int], list[int], list[str]]:
+    """For each wanted (site, metric), numbered k from 1, the devices its figure adds
+    up, with the site's zone: three parallel columns (k, device, zone)."""
+    rows = conn.execute(
+        "SELECT w.k, k.device_id, k.local_id, g.time_zone"
+        " FROM unnest(%s::int[], %s::int[]) WITH ORDINALITY AS w(site_id, metric_id, k)"
+        " JOIN ingest.gateways g ON g.site_id = w.site_id"
+        " JOIN ingest.device_keys k ON k.gateway_id = g.gateway_id"
+        " WHERE EXISTS (SELECT 1 FROM telemetry.energy_15m e"
+        "  WHERE e.device_id = k.device_id AND e.metric_id = w.metric_id)",
+        ([w[0] for w in wanted], [w[1] for w in wanted]),
+    ).fetchall()
+    per_k: dict[int, list[SiteDevice]] = defaultdict(list)
+    zone_of: dict[int, str] = {}
+    for k, device, local_id, zone in rows:
+        per_k[int(k)].append(SiteDevice(local_id, int(device), True))
+        zone_of[int(k)] = zone
+    roles = meter_roles(conn, {site for site, _ in wanted})
+    out: tuple[list[int], list[int], list[str]] = ([], [], [])
+    for k, devices in sorted(per_k.items()):
+        site, metric = wanted[k - 1]
+        grid = is_grid_metric(BY_ID[metric].name)
+        for device in summed_devices(devices, roles[site], grid_metric=grid):
+            out[0].append(k)
+            out[1].append(device)
+            out[2].append(zone_of[k])
+    return out
+
+
+def refresh_site_history(conn: Connection[Any], site_id: int) -> int:
+    """Every stored local day of the site's grid counters again (its meter roles
+    changed, so the devices its figures add up did); the days stored."""
+    rows = conn.execute(
+        "SELECT e.metric_id, min(e.bucket), max(e.bucket), min(g.time_zone)"
+        " FROM ingest.gateways g JOIN ingest.device_keys k USING (gateway_id)"
+        " JOIN telemetry.energy_15m e ON e.device_id = k.device_id"
+        " WHERE g.site_id = %s AND e.metric_id = ANY(%s) GROUP BY e.metric_id",
+        (site_id, [m for m in ENERGY_METRICS if is_grid_metric(BY_ID[m].name)]),
+    ).fetchall()
+    wanted = [
+        (site_id, int(metric), lo.astimezone(zone).date(), hi.astimezone(zone).date())
+        for metric, lo, hi, tz in rows
+        for zone in [ZoneInfo(tz)]
+    ]
+    return refresh_site_days(conn, wanted)
 
 
 def _site_devices(
     conn: Connection[Any], site_id: int, metric: int, reach: GatewayReach
 ) -> tuple[ZoneInfo, list[int]] | None:
     """The site's zone and its devices in ``reach`` that count ``metric`` (have ever had
-    a bucket of it: a meter is no missing inverter); None when no device is in reach."""
+    a bucket of it: a meter is no missing inverter) and that its figure adds up (never
+    the system meter; a grid metric from the grid meter:
+    :func:`~cloud.telemetry.site_meters.summed_devices`); None when no device is in
+    reach."""
     rows = conn.execute(
-        "SELECT k.device_id, g.time_zone, EXISTS (SELECT 1 FROM telemetry.energy_15m e"
-        " WHERE e.device_id = k.device_id AND e.metric_id = %(metric)s)"
+        "SELECT k.device_id, k.local_id, g.time_zone, EXISTS (SELECT 1 FROM"
+        " telemetry.energy_15m e WHERE e.device_id = k.device_id AND e.metric_id = %(metric)s)"
         " FROM ingest.device_keys k JOIN ingest.gateways g USING (gateway_id)"
         " WHERE g.site_id = %(site)s AND " + gateway_reach_condition("g.region", "k.gateway_id"),
         {"site": site_id, "metric": metric, **reach.sql_params()},
     ).fetchall()
     if not rows:
         return None
-    return ZoneInfo(rows[0][1]), sorted({int(r[0]) for r in rows if r[2]})
+    devices = [SiteDevice(local_id, int(d), bool(has)) for d, local_id, _, has in rows]
+    roles = meter_roles(conn, [site_id])[site_id]
+    grid = is_grid_metric(BY_ID[metric].name)
+    return ZoneInfo(rows[0][2]), summed_devices(devices, roles, grid_metric=grid)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ stream bookkeeping; reads use the store's own pool.
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from cloud.telemetry.energy_store import site_energy
 from cloud.telemetry.models import (
     EnergyPoint,
     FleetLatest,
+    LatestValue,
     ReadingSeries,
     RollupSeries,
     SiteEnergyOut,
@@ -30,6 +32,7 @@ from cloud.telemetry.models import (
 )
 from cloud.telemetry.rollups import Level
 from cloud.telemetry.settings import WriteMode
+from cloud.telemetry.site_meters import SiteDevice, is_grid_metric, meter_roles, summed_devices
 from contracts.metrics import BY_NAME, CATALOG, Metric
 
 _COLUMNS = "(ts, device_id, metric_id, value, quality)"
@@ -313,14 +316,20 @@ class TelemetryReader:
         *,
         metric: str | None = None,
         reach: GatewayReach = _EVERYWHERE,
+        summed: bool = False,
     ) -> SiteLatest | None:
         """The newest sample per device and metric (or of ``metric``) of the site since
-        ``since``; None when no gateway of the site is in reach."""
+        ``since``; None when no gateway of the site is in reach. ``summed``: only the
+        devices a site-level figure adds up, per metric (never PoTR's system meter; a
+        grid metric from the grid meter: :func:`summed_devices`), so the values of a
+        metric sum to the site's."""
         ids = [_metric(metric).id] if metric is not None else None
         with self._pool.connection() as conn:
             if not queries.site_in_reach(conn, site_id, reach):
                 return None
             values = queries.site_latest(conn, site_id, reach, since, ids)
+            if summed:
+                values = _summed_values(conn, site_id, values)
         return SiteLatest(site_id=site_id, since=since, values=values)
 
     def site_energy(
@@ -386,3 +395,30 @@ def _metric(name: str) -> Metric:
         return BY_NAME[name]
     except KeyError:
         raise UnknownMetricError(f"unknown metric {name!r}") from None
+
+
+def _summed_values(
+    conn: Connection[Any], site_id: int, values: list[LatestValue]
+) -> list[LatestValue]:
+    """``values`` (one site's newest samples) of the devices its figures add up."""
+    keys = dict(
+        conn.execute(
+            "SELECT device_id, local_id FROM ingest.device_keys WHERE device_id = ANY(%s)",
+            (sorted({v.device_id for v in values}),),
+        ).fetchall()
+    )
+    roles = meter_roles(conn, [site_id])[site_id]
+    by_metric: dict[str, set[int]] = defaultdict(set)
+    for v in values:
+        by_metric[v.metric].add(v.device_id)
+    kept = {
+        name: set(
+            summed_devices(
+                [SiteDevice(keys.get(d, ""), d, True) for d in devices],
+                roles,
+                grid_metric=is_grid_metric(name),
+            )
+        )
+        for name, devices in by_metric.items()
+    }
+    return [v for v in values if v.device_id in kept[v.metric]]

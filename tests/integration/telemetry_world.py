@@ -49,7 +49,8 @@ class Store:
             conn.autocommit = True
             conn.execute(
                 "TRUNCATE telemetry.readings, telemetry.dirty, telemetry.energy_15m,"
-                " telemetry.energy_site_1d, telemetry.meter_swaps, telemetry.outbox,"
+                " telemetry.energy_site_1d, telemetry.meter_swaps, telemetry.site_meter_roles,"
+                " telemetry.outbox,"
                 " telemetry.inbox, ingest.gateways, ingest.device_keys"
             )
             for level in ("5m", "1h", "1d"):

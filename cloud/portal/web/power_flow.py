@@ -48,7 +48,10 @@ class PowerFlow:
 
 
 def power_flow(samples: Iterable[Sample], now: datetime, stale_after: timedelta) -> PowerFlow:
-    """Sum each metric over the site's devices (two inverters: their PV adds up)."""
+    """Sum each metric over the site's devices (two inverters: their PV adds up).
+    ``samples`` are those of the devices a site figure adds up (the telemetry reader's
+    ``summed`` values): a system meter's ``grid_w`` is the system's output, not the
+    grid's, and must not be among them."""
     sums: dict[str, float] = {}
     newest: datetime | None = None
     for s in samples:

@@ -175,7 +175,11 @@ class SiteData:
     # -- live ---------------------------------------------------------------------------
     def flow(self, site: Site, reach: GatewayReach, stale_after: timedelta) -> PowerFlow:
         now = self._clock()
-        latest = self._telemetry.site_latest(site.id, now - timedelta(hours=1), reach=reach)
+        # Summed: the devices whose values add up to the site's (the grid is the grid
+        # meter's; PoTR's system meter measures the system, not the connection).
+        latest = self._telemetry.site_latest(
+            site.id, now - timedelta(hours=1), reach=reach, summed=True
+        )
         samples = [
             Sample(v.device_id, v.metric, v.ts, v.value)
             for v in (latest.values if latest else [])
