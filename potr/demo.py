@@ -18,7 +18,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -36,7 +37,7 @@ from cloud.bootstrap import (
     run_services,
 )
 from cloud.config import ConfigService, ConfigSettings, public_key_path, write_key_file
-from cloud.customers import CustomersService
+from cloud.customers import CustomersError, CustomersService, InstallationIn
 from cloud.dispatch import DispatchSettings, FlowSettings
 from cloud.employees import EmployeeService
 from cloud.identity import IdentitySettings, create_identity_service, issue_access_token
@@ -57,7 +58,7 @@ from potr.demo_people import DemoLogin, NoMail, create_people
 from potr.runtime import serve_http
 from potr.servers.ports import free_port
 from potr.servers.postgres import EmbeddedPostgres
-from simulators.device_site import DeviceSite, DeviceSiteSettings, DeviceSpec
+from simulators.device_site import SYSTEM_METER_UNIT, DeviceSite, DeviceSiteSettings, DeviceSpec
 from simulators.regions import REGIONS
 
 log = logging.getLogger(__name__)
@@ -257,9 +258,17 @@ async def demo_stack(
             pool,
         )
         sites = {s.region.value: s.id for s in registry.list_sites() if s.name in _DEMO_NAMES}
+        customers = CustomersService(pool)
         people = await asyncio.to_thread(
-            create_people, identity, CustomersService(pool), EmployeeService(pool), registry, sites
+            create_people, identity, customers, EmployeeService(pool), registry, sites
         )
+        for demo in DEMO_SITES:
+            meters = _meter_serials(sims[demo.region])
+            site_id = sites[demo.region]
+            await asyncio.to_thread(record_installation, customers, demo, site_id, meters)
+            console.print(
+                f"site {demo.region}: billing meter {meters[0]} (system), grid meter {meters[1]}"
+            )
         services_stop = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
             web = create_web_ui(api_settings, pool, identity=identity)
@@ -397,10 +406,51 @@ async def _print_command_when_ready(config: ConfigService, api: str, console: Co
 
 
 #: Each demo site: a DER inverter (SunSpec 70x: limits and curves), a grid meter and a
-#: DC isolator (its trips and openings become alarms and notices).
+#: DC isolator (its trips and openings become alarms and notices); PoTR's system meter
+#: (the billing meter, ARCHITECTURE 119) joins them on :data:`SYSTEM_METER_UNIT`.
 _DEMO_DEVICES = {1: "sim-der-inverter", 2: "sim-meter-203", 5: "sim-isolator"}
+#: The grid meter's Modbus unit (at the site's grid connection).
+GRID_METER_UNIT = 2
 #: The isolator's Modbus unit (a fault ``{"kind": "isolator_trip", "unit": 5}`` trips it).
 ISOLATOR_UNIT = 5
+#: What the agents poll: the site's devices and its system meter.
+_POLLED = {**_DEMO_DEVICES, SYSTEM_METER_UNIT: "sim-meter-203"}
+#: The demo sites' tariff zones (a state, or the Spanish peninsula).
+_TARIFF_ZONES = {"au": "NSW", "us": "CA", "es": "peninsula"}
+
+
+def _meter_serials(sim: DeviceSite) -> tuple[str, str]:
+    """(billing meter, grid meter): the serials the simulated meters serve (model 1 SN)."""
+    return sim.device(SYSTEM_METER_UNIT).serial, sim.device(GRID_METER_UNIT).serial
+
+
+def demo_installation(demo: DemoSite, billing_meter: str, grid_meter: str) -> InstallationIn:
+    """The demo site's installation record: its PV facing the equator, no battery, and
+    both meters by serial (billing reads them; site sums tell them apart by it)."""
+    return InstallationIn(
+        pv_kwp=Decimal(int(demo.pv_capacity_w)) / 1000,
+        tilt_deg=Decimal(20),
+        azimuth_deg=Decimal(0 if demo.latitude < 0 else 180),
+        battery_kwh=Decimal(0),
+        network_operator=demo.utility,
+        tariff_zone=_TARIFF_ZONES[demo.region],
+        installed_on=date(2025, 1, 6),
+        warranty_until=date(2035, 1, 6),
+        billing_meter=billing_meter,
+        grid_meter=grid_meter,
+    )
+
+
+def record_installation(
+    customers: CustomersService, demo: DemoSite, site_id: int, meters: tuple[str, str]
+) -> None:
+    """Record (or refresh) the demo site's installation record; a record an external
+    database already holds with another billing meter is kept (and logged): changing
+    it takes a meter replacement."""
+    try:
+        customers.put_installation(Region(demo.region), site_id, demo_installation(demo, *meters))
+    except CustomersError as exc:
+        log.warning("demo site %s keeps its installation record: %s", demo.name, exc)
 
 
 def _site_settings(demo: DemoSite) -> DeviceSiteSettings:
@@ -418,6 +468,7 @@ def _site_settings(demo: DemoSite) -> DeviceSiteSettings:
         start_time=_local_late_morning(demo.time_zone),
         pv_capacity_w=demo.pv_capacity_w,
         devices=[DeviceSpec(profile=p, unit_id=u) for u, p in _DEMO_DEVICES.items()],
+        system_meter=True,  # PoTR's billing meter at the system's AC output
     )
 
 
@@ -451,8 +502,8 @@ def _agent_settings(
                 name=f"{demo.region}-site",
                 host="127.0.0.1",
                 port=port,
-                unit_ids=list(_DEMO_DEVICES),
-                unit_profiles=_DEMO_DEVICES,
+                unit_ids=list(_POLLED),
+                unit_profiles=_POLLED,
             )
         ],
     )

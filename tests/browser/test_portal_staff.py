@@ -115,11 +115,12 @@ def test_an_operator_sees_the_fleet_and_sends_a_gateway_a_command(
 ) -> None:
     sign_in(page, portal.url, portal.logins["operator"])
     expect(page.get_by_role("heading", name="Fleet in AU")).to_be_visible()
-    # au: one demo gateway, online; its three devices (inverter, meter, isolator) online.
+    # au: one demo gateway, online; its four devices (inverter, grid meter, system meter,
+    # isolator) online.
     # Presence is announced by ingest's offline check (every 10 s) and the board asks
     # again by itself: a fresh demo shows it within a few rounds.
     expect(page.locator("#gateway-counts dd[data-count=online]")).to_have_text("1", timeout=45_000)
-    expect(page.locator("#device-counts dd[data-count=online]")).to_have_text("3", timeout=45_000)
+    expect(page.locator("#device-counts dd[data-count=online]")).to_have_text("4", timeout=45_000)
     assert_accessible(page, context="operator fleet")
     # A site's detail, with its gateway, from the fleet table.
     page.locator("#gateway-table").get_by_role("link", name="Demo Sydney").click()

@@ -1,6 +1,8 @@
 """The demo on embedded defaults: private PostgreSQL, a secure broker (Mosquitto with TLS,
 or amqtt with passwords and the ACL), three sites, agents, ingest, the config service and
-the API; the command it prints is sent and ends ``done``."""
+the API; the command it prints is sent and ends ``done``. Each site has PoTR's system
+meter beside its grid meter, both named by its installation record, and the portal's
+power flow is the grid meter's."""
 
 from __future__ import annotations
 
@@ -9,13 +11,24 @@ import io
 import json
 import re
 import shlex
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from rich.console import Console
 
-from potr.demo import run_demo
+import potr.demo
+from cloud.customers import CustomersService
+from cloud.portal.web.site_data import SiteData
+from cloud.scope import GatewayReach
+from cloud.telemetry import TelemetryReader
+from contracts.topics import Region
+from potr.demo import GRID_METER_UNIT, DemoStack, run_demo
+from simulators.device_site import SYSTEM_METER_UNIT
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -84,12 +97,65 @@ async def _the_printed_people_see_what_is_theirs(out: io.StringIO) -> None:
         assert pin.status_code == 200, pin.text
 
 
+def _roles(stack: DemoStack, site_id: int) -> int:
+    with stack.pool.connection() as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM telemetry.site_meter_roles WHERE site_id = %s", (site_id,)
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+async def _the_au_flow_is_the_grid_meters(stack: DemoStack) -> None:
+    """The AU site's record names its system meter (billing) and grid meter; the store has
+    heard it; with the plant held still, the portal's flow shows the grid meter's power
+    (the site's load less the PV: the demo has no battery) and the home the site's load,
+    never grid + system."""
+    site_id, sim = stack.sites["au"], stack.sims["au"]
+    record = await asyncio.to_thread(
+        CustomersService(stack.pool).get_installation, Region.AU, site_id
+    )
+    assert record is not None
+    assert record.billing_meter == sim.device(SYSTEM_METER_UNIT).serial
+    assert record.grid_meter == sim.device(GRID_METER_UNIT).serial
+    await until(lambda: asyncio.to_thread(_roles, stack, site_id), 30, "roles", at_least=2)
+    sim.pause_updates()
+    try:
+        mark, state = datetime.now(UTC), sim.state
+        reader = TelemetryReader(stack.pool)
+
+        async def polled_since_the_pause() -> bool:
+            latest = await asyncio.to_thread(reader.site_latest, site_id, mark)
+            metrics = [v.metric for v in latest.values] if latest else []
+            return metrics.count("grid_w") == 2 and "pv_w" in metrics  # both meters
+
+        await until(polled_since_the_pause, 20, "both meters and the inverter read again")
+        site = stack.registry.get_site(site_id)
+        assert site is not None
+        data = SiteData(stack.registry, reader, device_states=lambda *_: {})
+        flow = await asyncio.to_thread(data.flow, site, GatewayReach(), timedelta(minutes=1))
+    finally:
+        sim.resume_updates()
+    assert flow.pv_w == pytest.approx(state.pv_w, abs=20)
+    assert flow.grid_w == pytest.approx(state.load_w - state.pv_w, abs=20)
+    assert flow.home_w == pytest.approx(state.load_w, abs=20)
+
+
 @pytest.mark.parametrize("broker", list(BROKERS))
 async def test_demo_on_embedded_defaults_stores_readings_and_obeys_its_command(
     monkeypatch: pytest.MonkeyPatch, broker: str
 ) -> None:
     for var in ("POTR_DATABASE_URL", "POTR_MQTT_URL"):
         monkeypatch.delenv(var, raising=False)
+    stacks: list[DemoStack] = []  # the running demo's pieces, to look into
+    started = potr.demo.demo_stack
+
+    @asynccontextmanager
+    async def kept(**kwargs: Any) -> AsyncIterator[DemoStack]:
+        async with started(**kwargs) as stack:
+            stacks.append(stack)
+            yield stack
+
+    monkeypatch.setattr(potr.demo, "demo_stack", kept)
     out = io.StringIO()
     stop = asyncio.Event()
     async with asyncio.timeout(150):
@@ -105,6 +171,7 @@ async def test_demo_on_embedded_defaults_stores_readings_and_obeys_its_command(
         try:
             command = await _send_the_printed_command(out)
             await _the_printed_people_see_what_is_theirs(out)
+            await _the_au_flow_is_the_grid_meters(stacks[0])
             await _printed(out, r"(?s)stored readings.*stored readings", 30)  # two reports
         finally:
             stop.set()

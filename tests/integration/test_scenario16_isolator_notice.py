@@ -98,7 +98,8 @@ async def test_an_isolator_trip_reaches_the_customer_and_the_operators(
             # gateway's batches were evaluated in its own state row, the au inverter's
             # energy counter is marked for the shortfall rules, and the kinds of the
             # gateway's devices came from its birth — those the demo gives its units
-            # (sim-der-inverter, sim-meter-203, sim-isolator).
+            # (sim-der-inverter, sim-meter-203 twice: the grid meter and PoTR's system
+            # meter, sim-isolator).
             await until(
                 lambda: len(_rows(stack, "SELECT 1 FROM alerts.series_state")) == 3,
                 30,
@@ -110,4 +111,4 @@ async def test_an_isolator_trip_reaches_the_customer_and_the_operators(
             )
             assert {m["device"] for m in marks["marks"]} == {"INV-demo-au-01-1"}  # type: ignore[index]
             kinds = _rows(stack, "SELECT kind FROM alerts.devices WHERE gateway_id = 'demo-au-01'")
-            assert sorted(k[0] for k in kinds) == ["inverter", "isolator", "meter"]  # type: ignore[type-var]
+            assert sorted(k[0] for k in kinds) == ["inverter", "isolator", "meter", "meter"]  # type: ignore[type-var]
