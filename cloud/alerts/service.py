@@ -26,8 +26,9 @@ windows are judged against the site's clear-sky expectation
 Who a gateway belongs to (site, region, the site's account, its location) comes from
 the registry's ``gateway.registered`` / ``gateway.updated``, kept in ``alerts.gateways``;
 each site's array from the customers service's ``site.installation_changed``
-(``alerts.installations``); device kinds from ingest's ``gateway.birth``
-(``alerts.devices``). An event of a gateway not known yet is refused
+(``alerts.installations``, with its meters: the system meter's ``grid_*`` values are
+left to the grid meter's rules, :func:`_system_meter`); device kinds from ingest's
+``gateway.birth`` (``alerts.devices``). An event of a gateway not known yet is refused
 (:class:`UnknownGateway`) so the bus retries it.
 
 :meth:`AlertService.sweep` (every minute or so, :func:`run_alert_sweeps`) raises the
@@ -232,10 +233,12 @@ class AlertService:
         return self._record_once(
             event_id,
             "INSERT INTO alerts.installations (region, site_id, pv_kwp, tilt_deg,"
-            " azimuth_deg, updated_at) VALUES (%s, %s, %s, %s, %s, %s)"
+            " azimuth_deg, updated_at, billing_meter, grid_meter)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (region, site_id) DO UPDATE SET pv_kwp = EXCLUDED.pv_kwp,"
             " tilt_deg = EXCLUDED.tilt_deg, azimuth_deg = EXCLUDED.azimuth_deg,"
-            " updated_at = EXCLUDED.updated_at"
+            " updated_at = EXCLUDED.updated_at, billing_meter = EXCLUDED.billing_meter,"
+            " grid_meter = EXCLUDED.grid_meter"
             " WHERE alerts.installations.updated_at <= EXCLUDED.updated_at",
             (
                 installation.region.value,
@@ -244,6 +247,8 @@ class AlertService:
                 installation.tilt_deg,
                 installation.azimuth_deg,
                 installation.updated_at,
+                installation.billing_meter,
+                installation.grid_meter,
             ),
         )
 
@@ -366,9 +371,11 @@ class AlertService:
             ev, marks = series.evaluator, series.production
             changed = self._retire(conn, ev)
             site, kind = gateway.site_id, metric_device_kind
+            system = _system_meter(conn, gateway)
             transitions = ev.samples(
                 Sample(Subject(site, gateway_id, device), metric, ts, value, kind(metric))
                 for device, metric, ts, value in samples
+                if not (device == system and metric.startswith("grid_"))
             )
             for device, metric, ts, value in samples:
                 if metric == PRODUCTION_COUNTER:
@@ -642,6 +649,20 @@ def _device_kind(conn: Connection[Any], gateway_id: str, device: str) -> DeviceK
     ).fetchone()
     kind = row[0] if row is not None else None
     return kind if kind in get_args(DeviceKind) else None
+
+
+def _system_meter(conn: Connection[Any], gateway: KnownGateway) -> str | None:
+    """The serial of the site's system meter (its record's billing meter) when another
+    meter watches the grid — the record names a grid meter, or the gateway has another
+    meter — else None: then the system meter's ``grid_*`` values are the only ones."""
+    row = conn.execute(
+        "SELECT i.billing_meter FROM alerts.installations i"
+        " WHERE i.region = %s AND i.site_id = %s AND i.billing_meter IS NOT NULL"
+        " AND (i.grid_meter IS NOT NULL OR EXISTS (SELECT 1 FROM alerts.devices d"
+        "  WHERE d.gateway_id = %s AND d.kind = 'meter' AND d.device <> i.billing_meter))",
+        (gateway.region.value, gateway.site_id, gateway.gateway_id),
+    ).fetchone()
+    return None if row is None else str(row[0])
 
 
 def _gateway(conn: Connection[Any], gateway_id: str) -> KnownGateway | None:

@@ -382,6 +382,32 @@ async def test_stored_voltages_raise_and_clear_after_their_delays_across_a_resta
     assert rows == [(GW, 7)]  # one row for the gateway; each event wrote it once
 
 
+async def test_a_grid_voltage_both_meters_see_raises_once_for_the_grid_meter(
+    bus: InProcessBus, service: AlertService
+) -> None:
+    # The record names PoTR's system meter (billing) and the grid meter: the grid rules
+    # watch the grid meter; the system meter sees the same premises' voltage.
+    record = InstallationChanged(
+        site_id=SITE,
+        region=Region.AU,
+        pv_kwp=Decimal("5.000"),
+        tilt_deg=Decimal("20.0"),
+        azimuth_deg=Decimal("0.0"),
+        battery_kwh=Decimal("0"),
+        updated_at=T0,
+        billing_meter="PWR-7",
+        grid_meter="MTR-1",
+    )
+    s = timedelta(seconds=1)
+    both = [(m, "grid_l1_v", at, 256.0) for at in (T0, T0 + 600 * s) for m in ("MTR-1", "PWR-7")]
+    await bus.publish(
+        [installation_changed_event(record), _telemetry(1, *both[:2]), _telemetry(2, *both[2:])],
+        timeout_s=10,
+    )
+    au = Scope.of_region(Region.AU)
+    assert _board(service, au) == [("grid-overvoltage", "MTR-1", AlarmStatus.UNACKNOWLEDGED)]
+
+
 async def test_a_battery_below_its_health_for_a_day_raises_and_an_inverter_voltage_never(
     bus: InProcessBus, service: AlertService
 ) -> None:
