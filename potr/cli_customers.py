@@ -1,5 +1,7 @@
-"""``potr customer add|list|link-site``: customer accounts (cloud/customers) and which
-sites they own (the registry's, linked by :func:`cloud.bootstrap.link_site`)."""
+"""``potr customer add|list|link-site|announce-installations``: customer accounts
+(cloud/customers), which sites they own (the registry's, linked by
+:func:`cloud.bootstrap.link_site`), and their sites' installation records announced
+again."""
 
 from __future__ import annotations
 
@@ -102,6 +104,27 @@ def customer_link_site(
     finally:
         pool.close()
     console.print(f"site {linked.id} ({linked.region}) now belongs to account {account}")
+
+
+@customer_app.command("announce-installations")
+def customer_announce_installations(
+    region: str = typer.Option(..., help="the region whose records to announce: au, us or es"),
+) -> None:
+    """Announce every installation record of a region again (site.installation_changed),
+    so services that keep a site's meters learn the records made before they did."""
+    from cloud.customers import CustomersService
+    from contracts.topics import Region
+
+    try:
+        where = Region(region)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    pool = _pool()
+    try:
+        announced = CustomersService(pool).announce_installations(where)
+    finally:
+        pool.close()
+    console.print(f"{announced} installation record(s) of {where.value} announced")
 
 
 def _reason(exc: Exception) -> str:

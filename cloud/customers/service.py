@@ -221,6 +221,23 @@ class CustomersService:
         with self._pool.connection() as conn:
             return repo.list_installations(conn, region, after_site, limit)
 
+    def announce_installations(self, region: Region, *, page: int = 500) -> int:
+        """``site.installation_changed`` again for every record of the region (a page a
+        transaction), as it is now: consumers that started keeping more of a record (the
+        telemetry store's and alerts' meters) learn the records they missed. Consumers
+        keep the newest record, so an announcement changes nothing they hold. The
+        records announced."""
+        announced, after = 0, 0
+        while True:
+            with self._pool.connection() as conn:
+                records = repo.list_installations(conn, region, after, page)
+                for record in records:
+                    emit(conn, SCHEMA, installation_changed_event(_installation_payload(record)))
+            if not records:
+                return announced
+            announced += len(records)
+            after = records[-1].site_id
+
     # -- meter replacements -------------------------------------------------------------
     def record_meter_replacement(
         self, region: Region, site_id: int, given: MeterReplacementIn

@@ -495,3 +495,23 @@ def test_potr_customer_add_list_and_link_site(
     missing = runner.invoke(cli, ["customer", "link-site", "--account", account, "--site", "999"])
     assert missing.exit_code == 1
     assert "999" in missing.output
+
+
+def test_installation_records_are_announced_again_with_their_meters(
+    customers: CustomersService, database_url: str
+) -> None:
+    for site in (7, 8, 9):
+        customers.put_installation(
+            Region.AU, site, _installation(billing_meter=f"SYS-{site}", grid_meter=f"G-{site}")
+        )
+    customers.put_installation(Region.ES, 10, _installation(tariff_zone="peninsula"))
+    _query(database_url, "DELETE FROM customers.outbox RETURNING id")
+
+    assert customers.announce_installations(Region.AU, page=2) == 3  # two pages
+    announced = _outbox(database_url, "customers")
+    assert [name for name, _ in announced] == ["site.installation_changed"] * 3
+    assert [(p["site_id"], p["billing_meter"], p["grid_meter"]) for _, p in announced] == [
+        (7, "SYS-7", "G-7"),
+        (8, "SYS-8", "G-8"),
+        (9, "SYS-9", "G-9"),
+    ]
