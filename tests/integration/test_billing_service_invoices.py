@@ -37,9 +37,11 @@ from cloud.bootstrap import cloud_events, create_billing_service
 from cloud.dispatch import ConflictError, DispatchService, FilesystemPhotoStorage
 from cloud.dispatch.checklists import load_checklists
 from cloud.events.bus import InProcessBus
+from cloud.events.invoices import InvoiceIssued
 from cloud.events.outbox import Event
 from cloud.events.types import GatewayRegistration
 from cloud.migrate import migrate
+from cloud.sap.documents import PostingRules, ar_document
 from cloud.scope import Scope
 from contracts.topics import Region
 from tests.integration.api_world import private_database
@@ -181,6 +183,13 @@ async def test_a_chargeable_job_is_invoiced_once_and_an_unmarked_one_not_at_all(
     ]  # fmt: skip
     (payload,) = [row[0] for row in issued]
     assert (payload["work_order_id"], payload["gross"]) == (job, "375.93")
+    # SAP posts it like any invoice: customer 375.93 against revenue 350.52 and tax 25.41.
+    rules = PostingRules(company_code="1010", revenue_account="41000000", tax_account="22000000")
+    entry = ar_document(InvoiceIssued.model_validate(payload), customer="C1", rules=rules)
+    assert [(line.role, line.amount) for line in entry.lines] == [
+        ("customer", Decimal("375.93")), ("revenue", Decimal("-350.52")),
+        ("tax", Decimal("-25.41")),
+    ]  # fmt: skip
     assert [line["quantity"] for line in payload["lines"]] == ["2", "1", "95"]
     (event,) = sent
     assert event[5]["labour_minutes"] == 95
