@@ -583,7 +583,10 @@ class DispatchService:
             self._note(conn, after, at, actor_id, role, "override", set_aside)
         self._announce(conn, after, result.audit, actor_id)
         self._after_transition(conn, after, at)
-        if action is WorkOrderAction.RESOLVE and after.charge_reason is not None:
+        # Billed once: a job reopened and resolved again was already sent to billing
+        # (its repeat visit is PoTR's cost, like a first visit that did not fix it).
+        chargeable = after.charge_reason is not None and after.charge_billed_at is None
+        if action is WorkOrderAction.RESOLVE and chargeable:
             after = self._bill_charge(conn, after, actor_id, at)
         return after
 

@@ -209,3 +209,31 @@ async def test_a_chargeable_job_is_invoiced_once_and_an_unmarked_one_not_at_all(
     assert w.dispatch.get(job, Scope.everything()).charge_billed_at is not None
     with pytest.raises(ConflictError):
         w.dispatch.set_charge(job, None, "", "op", "operator", idempotency_key=_key())
+
+
+async def test_a_chargeable_job_with_a_part_of_unknown_cost_is_not_invoiced(w: World) -> None:
+    w.dispatch.add_stock(Region.US, "US-GLAND", 5, "Cable gland")  # no unit cost known
+    job = _job_on_site(w)
+    w.dispatch.use_part(job, "US-GLAND", 1, MOSIE, _key())
+    w.dispatch.set_charge(job, "customer_equipment", "The customer's own EV charger",
+                          MOSIE, "mosie", idempotency_key=_key())  # fmt: skip
+    _resolve(w, job)
+    with w.pool.connection() as conn:
+        row = conn.execute(
+            "SELECT event_id, payload FROM dispatch.outbox"
+            " WHERE name = 'workorder.chargeable_completed'"
+            " AND (payload->>'work_order_id')::bigint = %s",
+            (job,),
+        ).fetchone()
+    assert row is not None
+    assert row[1]["parts"][0]["unit_cost"] is None
+
+    def handled() -> int:
+        with w.pool.connection() as conn:
+            found = conn.execute(
+                "SELECT count(*) FROM billing.inbox WHERE event_id = %s", (row[0],)
+            ).fetchone()
+        return int(found[0]) if found else 0
+
+    await until(handled, 10, "billing handled the event")
+    assert [i for i in w.invoices() if i["work_order_id"] == job] == []
