@@ -207,6 +207,19 @@ async def test_a_chargeable_job_is_invoiced_once_and_an_unmarked_one_not_at_all(
     assert len(w.invoices()) == 1
     # The mark is final once billed.
     assert w.dispatch.get(job, Scope.everything()).charge_billed_at is not None
+    # Cancelled like any invoice: a reversing document with the same lines, the next number.
+    assert w.billing.cancel(invoice["number"], "charged in error", "admin") == "US-2026-0000002"
+    assert w.billing.balance(w.account_id) == {"USD": Decimal("0.00")}
+    with w.pool.connection() as conn:
+        reversed_lines = conn.execute(
+            "SELECT l.description_key, l.item, l.quantity, l.net FROM billing.invoice_lines l"
+            " JOIN billing.invoices i ON i.id = l.invoice_id WHERE i.number = 'US-2026-0000002'"
+            " ORDER BY line_no"
+        ).fetchall()
+    assert [(k, q, n) for k, _, q, n in reversed_lines] == [
+        ("part", Decimal(2), Decimal("169.00")), ("part", Decimal(1), Decimal("7.35")),
+        ("labour", Decimal(95), Decimal("174.17")),
+    ]  # fmt: skip
     with pytest.raises(ConflictError):
         w.dispatch.set_charge(job, None, "", "op", "operator", idempotency_key=_key())
 
