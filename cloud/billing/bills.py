@@ -38,7 +38,8 @@ _DOCUMENT_COLUMNS = (
     "i.number, i.kind, i.state, i.account_id, i.site_id, i.first_day, i.last_day,"
     " i.issue_date, i.due_date, i.currency, i.net, i.tax, i.gross,"
     f" {_OUTSTANDING} AS outstanding,"
-    " (SELECT r.number FROM billing.invoices r WHERE r.id = i.reference_id) AS reference"
+    " (SELECT r.number FROM billing.invoices r WHERE r.id = i.reference_id) AS reference,"
+    " i.work_order_id"
 )
 
 
@@ -62,6 +63,8 @@ class Document(BaseModel):
     outstanding: Decimal
     #: The document a note or cancellation corrects.
     reference: str | None = None
+    #: The work order a service invoice bills (a job chargeable to the customer).
+    work_order_id: int | None = None
 
 
 class BillLine(BaseModel):
@@ -77,6 +80,10 @@ class BillLine(BaseModel):
     net: Decimal
     tax: str
     tax_percent: Decimal
+    #: Service lines: how many (parts; labour minutes, ``unit_price`` then per hour)
+    #: and which part.
+    quantity: Decimal | None = None
+    item: str | None = None
 
 
 class BillTax(BaseModel):
@@ -141,7 +148,7 @@ class BillsReader:
             doc_id = head.pop("id")
             lines = cur.execute(
                 "SELECT line_no, description_key, first_day, last_day, period, kwh,"
-                " unit_price, base, percent, net, tax, tax_percent"
+                " unit_price, base, percent, net, tax, tax_percent, quantity, item"
                 " FROM billing.invoice_lines WHERE invoice_id = %s ORDER BY line_no",
                 (doc_id,),
             ).fetchall()

@@ -113,15 +113,19 @@ def issued_payload(
     issue_date: date,
     due_date: date,
     reference_number: str | None = None,
+    work_order_id: int | None = None,
 ) -> InvoiceIssued:
     """The ``invoice.issued`` payload of ``rated`` issued as ``kind`` ``number``. A line's
     ``tax`` is its own net taxed and rounded; the document's ``tax`` is the rated one
     (per rate on the sum of the lines, rounded once)."""
     lines = [
         {
-            "description": _description(
-                line.description_key, line.period, line.first_day, line.last_day
+            "description": (
+                _description(line.description_key, line.period, line.first_day, line.last_day)
+                if line.item is None and line.quantity is None
+                else f"{line.description_key} {line.item or ''}".strip()[:200]
             ),
+            "quantity": line.quantity,
             "kwh": line.kwh if line.kwh is not None else Decimal(0),
             "unit_price": line.unit_price if line.unit_price is not None else Decimal(0),
             "net": line.net,
@@ -144,6 +148,7 @@ def issued_payload(
             "gross": rated.gross,
             "lines": lines,
             "reference_number": reference_number,
+            "work_order_id": work_order_id,
         }
     )
 

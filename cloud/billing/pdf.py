@@ -162,6 +162,10 @@ class _Words:
             return _("Energy")
         if line.description_key == "electricity_tax":
             return _("Electricity tax")
+        if line.description_key == "part":
+            return _("Part %(item)s", item=line.item or "")
+        if line.description_key == "labour":
+            return _("Labour on site")
         return line.description_key
 
     def period(self, period: str) -> str:
@@ -239,9 +243,23 @@ def _header(doc: DocumentDetail, how: BillPdf, _: _Words, title: str) -> list[Fl
     return [*flow, Spacer(1, 5 * mm)]
 
 
+def _service_line(line: BillLine, currency: str, _: _Words) -> tuple[str, str]:
+    """A part's count and unit price, or labour's minutes and hourly rate."""
+    assert line.quantity is not None
+    count = format_decimal(line.quantity, "#,##0.###", locale=_.language)
+    unit = _.money(line.unit_price, currency) if line.unit_price is not None else ""
+    if line.description_key == "labour":
+        return _("%(minutes)s min", minutes=count), _("%(price)s per hour", price=unit)
+    return count, unit
+
+
 def _lines(doc: DocumentDetail, _: _Words) -> list[Flowable]:
     rows = [[_("Item"), _("Quantity"), _("Price"), _("Net")]]
     for line in doc.lines:
+        if line.quantity is not None:  # a service line: a part, or labour
+            quantity, price = _service_line(line, doc.currency, _)
+            rows.append([_.line(line), quantity, price, _.money(line.net, doc.currency)])
+            continue
         if line.kwh is not None:
             quantity = _("%(kwh)s kWh", kwh=_.kwh(line.kwh))
         else:

@@ -40,6 +40,7 @@ __all__ = [
     "RatingError",
     "TaxLine",
     "rate_period",
+    "tax_lines",
 ]
 
 #: ``description_key`` of a line of energy at a tariff period's price.
@@ -85,6 +86,10 @@ class InvoiceLine:
     unit_price: Decimal | None = None
     base: Decimal | None = None
     percent: Decimal | None = None
+    #: Service lines (a part, labour): how many (parts; labour minutes, ``unit_price``
+    #: then per hour) and what (a part's number and description).
+    quantity: Decimal | None = None
+    item: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +249,8 @@ def _energy_lines(
     return lines
 
 
-def _tax_lines(lines: Iterable[InvoiceLine], currency: str) -> tuple[TaxLine, ...]:
+def tax_lines(lines: Iterable[InvoiceLine], currency: str) -> tuple[TaxLine, ...]:
+    """Tax per (tax, rate) on the sum of the lines' nets in that group, rounded once."""
     bases: dict[tuple[str, Decimal], Decimal] = {}
     for line in lines:
         key = (line.tax, line.tax_percent)
@@ -272,9 +278,9 @@ def rate_period(
     by_day = _energy_by_day(plan, contract_start, period, energy)
     used = _Provenance()
     lines = _energy_lines(plan, taxes, contract_start, period, by_day, used)
-    tax_lines = _tax_lines(lines, plan.currency)
+    taxed = tax_lines(lines, plan.currency)
     net = sum((line.net for line in lines), Decimal(0))
-    tax = sum((line.amount for line in tax_lines), Decimal(0))
+    tax = sum((line.amount for line in taxed), Decimal(0))
     return RatedInvoice(
         plan_code=plan.code,
         region=plan.region,
@@ -283,7 +289,7 @@ def rate_period(
         contract_start=contract_start,
         period=period,
         lines=tuple(lines),
-        taxes=tax_lines,
+        taxes=taxed,
         net=net,
         tax=tax,
         gross=net + tax,

@@ -179,8 +179,8 @@ def rated_of(conn: Connection[Any], invoice_id: int) -> RatedInvoice:
     assert head is not None
     lines = cur.execute(
         "SELECT description_key, first_day, last_day, net, tax, tax_percent, period, kwh,"
-        " unit_price, base, percent FROM billing.invoice_lines WHERE invoice_id = %s"
-        " ORDER BY line_no",
+        " unit_price, base, percent, quantity, item FROM billing.invoice_lines"
+        " WHERE invoice_id = %s ORDER BY line_no",
         (invoice_id,),
     ).fetchall()
     taxes = cur.execute(

@@ -37,6 +37,7 @@ __all__ = [
     "open_cycle",
     "pool_before",
     "replace_lines",
+    "service_invoice",
     "set_grid_pool",
     "set_progress",
     "unlock_region",
@@ -136,6 +137,16 @@ def invoiced_sites(conn: Connection[Any], cycle_id: int) -> set[int]:
     return {r[0] for r in rows}
 
 
+def service_invoice(conn: Connection[Any], region: Region, work_order_id: int) -> str | None:
+    """The number of the service invoice of the work order, if one was issued."""
+    row = conn.execute(
+        "SELECT number FROM billing.invoices WHERE region = %s AND work_order_id = %s"
+        " AND kind = 'invoice'",
+        (region.value, work_order_id),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
 def next_number(conn: Connection[Any], region: Region, year: int) -> int:
     """The region's next document number of ``year``: the counter row stays locked until
     the caller's transaction ends, so a rolled-back document leaves no gap."""
@@ -163,6 +174,8 @@ class NewDocument:
     issued_at: datetime
     issue_date: date
     due_date: date
+    #: The work order a service invoice bills (None: energy documents).
+    work_order_id: int | None = None
 
 
 def insert_document(conn: Connection[Any], doc: NewDocument) -> int:
@@ -172,8 +185,8 @@ def insert_document(conn: Connection[Any], doc: NewDocument) -> int:
         "INSERT INTO billing.invoices (number, kind, region, account_id, site_id, cycle_id,"
         " first_day, last_day, plan_code, tariff_zone, time_zone, contract_start,"
         " pool_in_mwh, currency, net, tax, gross, reference_id, issued_at, issue_date,"
-        " due_date) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-        " %s, %s, %s, %s, %s) RETURNING id",
+        " due_date, work_order_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+        " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
         (
             doc.number,
             doc.kind,
@@ -196,14 +209,15 @@ def insert_document(conn: Connection[Any], doc: NewDocument) -> int:
             doc.issued_at,
             doc.issue_date,
             doc.due_date,
+            doc.work_order_id,
         ),
     ).fetchone()
     assert row is not None
     invoice_id = int(row[0])
     conn.cursor().executemany(
         "INSERT INTO billing.invoice_lines (invoice_id, line_no, description_key, first_day,"
-        " last_day, period, kwh, unit_price, base, percent, net, tax, tax_percent)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        " last_day, period, kwh, unit_price, base, percent, net, tax, tax_percent, quantity,"
+        " item) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         [
             (
                 invoice_id,
@@ -219,6 +233,8 @@ def insert_document(conn: Connection[Any], doc: NewDocument) -> int:
                 line.net,
                 line.tax,
                 line.tax_percent,
+                line.quantity,
+                line.item,
             )
             for no, line in enumerate(rated.lines, start=1)
         ],
@@ -388,6 +404,7 @@ def invoices_from(
             "SELECT id, number, account_id, site_id, first_day, last_day, plan_code,"
             " tariff_zone, time_zone, contract_start, pool_in_mwh, net FROM billing.invoices"
             " WHERE region = %s AND site_id = %s AND kind = 'invoice' AND state = 'issued'"
+            " AND work_order_id IS NULL"
             " AND first_day >= %s ORDER BY first_day",
             (region.value, site_id, first_day),
         )
@@ -404,6 +421,7 @@ def pool_before(conn: Connection[Any], region: Region, site_id: int, at: datetim
     row = conn.execute(
         "SELECT (SELECT i.pool_in_mwh FROM billing.invoices i WHERE i.region = %(r)s"
         "  AND i.site_id = %(s)s AND i.kind = 'invoice' AND i.state = 'issued'"
+        "  AND i.work_order_id IS NULL"
         "  ORDER BY i.first_day LIMIT 1)"
         " + coalesce(sum(l.reverse_mwh - l.pool_used_mwh), 0),"
         " max(l.hour_end) FROM billing.ledger_lines l WHERE l.region = %(r)s"
@@ -425,6 +443,7 @@ def invoices_covering(
             "SELECT id, number, account_id, site_id, first_day, last_day, plan_code,"
             " tariff_zone, time_zone, contract_start, pool_in_mwh, net FROM billing.invoices"
             " WHERE region = %s AND site_id = %s AND kind = 'invoice' AND state = 'issued'"
+            " AND work_order_id IS NULL"
             " AND EXISTS (SELECT 1 FROM unnest(%s::date[]) d"
             " WHERE d BETWEEN first_day AND last_day)"
             " ORDER BY first_day",

@@ -69,6 +69,12 @@ from cloud.billing.ports import (
 )
 from cloud.billing.rating import BillingPeriod, RatedInvoice, rate_period
 from cloud.billing.readings import local_midnight, read_site_hours
+from cloud.billing.service_charges import (
+    ChargedItem,
+    ServiceRates,
+    load_service_rates,
+    price_service,
+)
 from cloud.billing.tariffs import BillingCycle, Plan, TariffError, Tariffs, load_tariffs
 from cloud.events.invoices import (
     DocumentKind,
@@ -79,6 +85,7 @@ from cloud.events.invoices import (
 from cloud.events.outbox import emit, handle_once
 from cloud.events.payments import PaymentMoved, payment_event, payment_reference
 from cloud.events.types import EnergyRevised
+from cloud.events.workorders import WorkOrderChargeable
 from contracts.timeutil import utc_now
 from contracts.topics import Region
 
@@ -420,6 +427,7 @@ class BillingService:
         cycle_id: int | None = None,
         reference: tuple[int, str] | None = None,
         settle: bool = True,
+        work_order_id: int | None = None,
     ) -> tuple[str, int]:
         """Number, store and emit a document in the caller's transaction (and, with
         ``settle``, allocate the account's money)."""
@@ -443,6 +451,7 @@ class BillingService:
             issued_at=now,
             issue_date=issue_date,
             due_date=due,
+            work_order_id=work_order_id,
         )
         invoice_id = repo.insert_document(conn, doc)
         payload = issued_payload(
@@ -453,6 +462,7 @@ class BillingService:
             issue_date=issue_date,
             due_date=due,
             reference_number=reference[1] if reference else None,
+            work_order_id=work_order_id,
         )
         emit(conn, SCHEMA, invoice_issued_event(payload, occurred_at=now))
         if settle:
@@ -657,6 +667,57 @@ class BillingService:
         log.info("%s cancelled by %s (%s): %s", number, by, reversals, reason)
         return reversals[-1][1]
 
+    # -- jobs chargeable to the customer (business.md §6) -------------------------------
+    def service_rates(self, region: Region) -> ServiceRates:
+        return load_service_rates(region, self._zones[region])
+
+    def charge_work_order(
+        self, event_id: UUID, region: Region, charge: WorkOrderChargeable
+    ) -> str | None:
+        """The service invoice of a completed job chargeable to the customer
+        (:mod:`cloud.billing.service_charges`), numbered, emitted and settled like any
+        invoice; once per event and once per work order. Its number, or None when the
+        event was handled already or the job cannot be charged (logged with why: no
+        billable site, a part without a cost, no rate or tax in force)."""
+        site = self._sites.billable_site(region, charge.site_id)
+        with self._pool.connection() as conn:
+            if not handle_once(conn, SCHEMA, event_id):
+                return None
+            if repo.service_invoice(conn, region, charge.work_order_id) is not None:
+                return None
+            refused = _uncharged(site, charge, currency_for(region))
+            if refused is not None or site is None:
+                log.warning("work order %s not charged: %s", charge.work_order_id, refused)
+                return None
+            day = charge.completed_at.astimezone(ZoneInfo(site.time_zone)).date()
+            items = [
+                ChargedItem(p.part_no, p.description, p.quantity, p.unit_cost or Decimal(0))
+                for p in charge.parts
+            ]
+            try:
+                rated = price_service(
+                    self.service_rates(region),
+                    tariff_zone=site.tariff_zone,
+                    day=day,
+                    parts=items,
+                    labour_minutes=charge.labour_minutes,
+                )
+            except TariffError as error:
+                log.warning("work order %s not charged: %s", charge.work_order_id, error)
+                return None
+            number, _ = self._issue(
+                conn,
+                rated,
+                "invoice",
+                charge.account_id or site.account_id,
+                site.site_id,
+                site.time_zone,
+                pool_in=0,
+                work_order_id=charge.work_order_id,
+            )
+            log.info("work order %s charged on %s", charge.work_order_id, number)
+            return number
+
     # -- true-ups -----------------------------------------------------------------------
     def true_up(self, event_id: UUID, region: Region, revised: EnergyRevised) -> TrueUpResult:
         """Re-reckon the invoiced periods holding ``revised.days`` and issue notes for
@@ -803,6 +864,18 @@ class BillingService:
 
 
 _END_OF_TIME = datetime.max.replace(tzinfo=ZoneInfo("UTC"))
+
+
+def _uncharged(site: BillableSite | None, charge: WorkOrderChargeable, currency: str) -> str | None:
+    """Why the job cannot be charged; None when it can."""
+    if site is None:
+        return f"site {charge.site_id} is not billable (no account on a plan, no installation)"
+    for part in charge.parts:
+        if part.unit_cost is None:
+            return f"part {part.part_no} has no recorded cost"
+        if part.currency != currency:
+            return f"part {part.part_no} is costed in {part.currency}, not {currency}"
+    return None
 
 
 def _emit_moved(

@@ -38,6 +38,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from cloud.apitypes import Instant
+from cloud.dispatch.charges import MAX_CHARGE_NOTE
 from cloud.dispatch.checklists import WorkOrderType
 from cloud.dispatch.lifecycle import MAX_REASON, WorkOrderStatus
 from cloud.dispatch.models import (
@@ -60,7 +61,7 @@ from cloud.dispatch.models import (
 from cloud.dispatch.photos import CONTENT_TYPES, ContentType
 from cloud.dispatch.service import MAX_PAGE, DispatchService
 from cloud.dispatch.stock import StockValue
-from cloud.events.workorders import Priority
+from cloud.events.workorders import ChargeReason, Priority
 from cloud.scope import Access
 from contracts.topics import Region
 
@@ -180,6 +181,14 @@ class NoteIn(_Body):
 class PartUseIn(_Body):
     part_no: str = Field(pattern=PART_NO_PATTERN)
     quantity: int = Field(ge=1, le=1000)
+
+
+class ChargeIn(_Body):
+    """The job chargeable to the customer for ``reason`` with ``note`` saying what the
+    customer caused or owns; ``reason`` null: PoTR's own cost again (no note)."""
+
+    reason: ChargeReason | None
+    note: str = Field(default="", max_length=MAX_CHARGE_NOTE)
 
 
 class StockIn(_Body):
@@ -700,6 +709,38 @@ def create_router(
                 "Content-Security-Policy": "default-src 'none'; sandbox",
                 "Cache-Control": "private, max-age=3600",
             },
+        )
+
+    @router.post(
+        "/workorders/{work_order_id}/charge",
+        response_model=WorkOrder,
+        operation_id="workorders.charge",
+        summary="Charge the customer for the job's parts and labour (or not), before completion",
+        description="Under a PPA the system's upkeep is PoTR's cost; only damage the customer "
+        "caused (`customer_damage`) or equipment the customer owns (`customer_equipment`) is "
+        "billed. Resolving a job so marked sends its parts and on-site minutes to billing, "
+        "once; the mark is final from then.",
+        responses=_answers(
+            s409="the job is resolved, closed or cancelled, or its charge was already billed",
+            s422="as always" + _KEY_REUSE + "; a reason without a note",
+        ),
+    )
+    async def charge(
+        who: Annotated[Access, Depends(access("workorders.charge"))],
+        work_order_id: WorkOrderIdPath,
+        body: ChargeIn,
+        idempotency_key: IdempotencyKey,
+    ) -> WorkOrder:
+        return await run_in_threadpool(
+            lambda: service.set_charge(
+                work_order_id,
+                body.reason,
+                body.note,
+                _actor(who),
+                who.role,
+                idempotency_key=idempotency_key,
+                scope=who.scope,
+            )
         )
 
     @router.post(

@@ -21,7 +21,7 @@ from cloud.dispatch.lifecycle import (
     WorkOrderStatus,
 )
 from cloud.dispatch.photos import ContentType
-from cloud.events.workorders import Priority
+from cloud.events.workorders import ChargeReason, Priority
 from contracts.topics import Region
 
 __all__ = [
@@ -120,6 +120,12 @@ class WorkOrder(_Record):
     version: int
     origin: WorkOrderOrigin = "hand"
     found_on: int | None = None
+    #: Why the customer pays for this job's parts and labour (None: PoTR's own cost),
+    #: with the note of whoever marked it; ``charge_billed_at`` once the completion was
+    #: sent to billing (the mark is final then).
+    charge_reason: ChargeReason | None = None
+    charge_note: str = ""
+    charge_billed_at: datetime | None = None
 
     def state(self) -> OrderState:
         """The lifecycle's part of it."""

@@ -37,7 +37,8 @@ from contracts.topics import Region
 _WO_COLS = (
     "id, region, site_id, account_id, type, priority, title, description, status, assignee,"
     " visits, reopen_count, verified_at, sla_breached, alarm_id, created_by, created_at,"
-    " updated_at, arrive_by, resolve_by, version, origin, found_on"
+    " updated_at, arrive_by, resolve_by, version, origin, found_on, charge_reason,"
+    " charge_note, charge_billed_at"
 )
 _STOCK_COLS = (
     "region, part_no, description, quantity, unit_value, currency, reorder_level, reorder_quantity"
@@ -146,6 +147,46 @@ def update_state(
     assert row is not None
     board_changed(conn, row["region"])
     return WorkOrder.model_validate(row)
+
+
+def set_charge(
+    conn: Connection[Any], work_order_id: int, reason: str | None, note: str, at: datetime
+) -> WorkOrder:
+    """Mark the work order chargeable to the customer (``reason``) or not (None)."""
+    row = _one(
+        conn,
+        "UPDATE dispatch.work_orders SET charge_reason = %s, charge_note = %s, updated_at = %s,"
+        f" version = version + 1 WHERE id = %s RETURNING {_WO_COLS}",
+        (reason, note, at, work_order_id),
+    )
+    assert row is not None
+    board_changed(conn, row["region"])
+    return WorkOrder.model_validate(row)
+
+
+def charge_billed(conn: Connection[Any], work_order_id: int, at: datetime) -> WorkOrder:
+    """Stamp the chargeable completion as sent to billing: the mark is final from now."""
+    row = _one(
+        conn,
+        "UPDATE dispatch.work_orders SET charge_billed_at = %s, version = version + 1"
+        f" WHERE id = %s AND charge_billed_at IS NULL RETURNING {_WO_COLS}",
+        (at, work_order_id),
+    )
+    assert row is not None
+    return WorkOrder.model_validate(row)
+
+
+def parts_of(conn: Connection[Any], work_order_id: int) -> list[dict[str, Any]]:
+    """Every use of parts on the job, oldest first: part, its description, quantity and
+    the unit cost recorded with the use."""
+    return _all(
+        conn,
+        "SELECT u.part_no, s.description, u.quantity, u.unit_value AS unit_cost, u.currency"
+        " FROM dispatch.parts_used u JOIN dispatch.parts_stock s"
+        " ON s.region = u.region AND s.part_no = u.part_no"
+        " WHERE u.work_order_id = %s ORDER BY u.id",
+        (work_order_id,),
+    )
 
 
 def set_due(

@@ -58,6 +58,7 @@ from cloud.dispatch.assignment import (
 from cloud.dispatch.assignment import Refusal as Unfit
 from cloud.dispatch.assignment import judge as judge_technician
 from cloud.dispatch.assignment import score as score_fit
+from cloud.dispatch.charges import MAX_CHARGE_NOTE, charge_refusal, on_site_minutes
 from cloud.dispatch.checklists import (
     ChecklistProgress,
     Checklists,
@@ -148,15 +149,20 @@ from cloud.events.outbox import Event, emit, handle_once
 from cloud.events.parts import PART_REORDER_NEEDED, PartReorderNeeded
 from cloud.events.types import GatewayRegistration, InstallationChanged
 from cloud.events.workorders import (
+    CHARGE_REASONS,
     WORKORDER_APPOINTMENT_CONFIRMED,
     WORKORDER_APPOINTMENT_OFFERED,
     WORKORDER_APPOINTMENT_REMINDER,
+    WORKORDER_CHARGEABLE_COMPLETED,
     WORKORDER_CREATED,
     WORKORDER_PARTS_USED,
+    ChargedPart,
+    ChargeReason,
     OfferedWindow,
     Priority,
     UsedPart,
     WorkOrderChanged,
+    WorkOrderChargeable,
     WorkOrderPartsUsed,
     workorder_event_name,
 )
@@ -188,6 +194,8 @@ BOOKABLE = frozenset(
 )
 #: Who confirms or reschedules: the site's customer, or the office on their behalf.
 BOOKERS = frozenset({ActorRole.CUSTOMER, ActorRole.ADMIN, ActorRole.OPERATOR, ActorRole.SUPPORT})
+#: Who marks a job chargeable to the customer: its MOSIE on the job, or the office.
+CHARGERS = frozenset({ActorRole.MOSIE, ActorRole.OPERATOR, ActorRole.ADMIN})
 #: Reminders go until the technician arrives.
 _REMINDABLE = BOOKABLE | {WorkOrderStatus.EN_ROUTE}
 #: A technician on a job in these states is on duty whatever their hours say.
@@ -575,6 +583,82 @@ class DispatchService:
             self._note(conn, after, at, actor_id, role, "override", set_aside)
         self._announce(conn, after, result.audit, actor_id)
         self._after_transition(conn, after, at)
+        # Billed once: a job reopened and resolved again was already sent to billing
+        # (its repeat visit is PoTR's cost, like a first visit that did not fix it).
+        chargeable = after.charge_reason is not None and after.charge_billed_at is None
+        if action is WorkOrderAction.RESOLVE and chargeable:
+            after = self._bill_charge(conn, after, actor_id, at)
+        return after
+
+    # -- charging the customer (business.md §6) ----------------------------------------
+    def set_charge(
+        self,
+        work_order_id: int,
+        reason: ChargeReason | str | None,
+        note: str,
+        actor_id: str,
+        role: ActorRole | str,
+        *,
+        idempotency_key: str,
+        scope: Scope | None = None,
+    ) -> WorkOrder:
+        """Mark the job chargeable to the customer for ``reason`` (None: PoTR's own cost,
+        as every job starts), with ``note`` saying what the customer caused or owns; by
+        the job's MOSIE or the office, before completion. Audited as a ``charge``
+        history line. :class:`RefusedError` for an unknown reason or a note out of
+        bounds (a reason needs a note); :class:`ConflictError` once the job is
+        completed or its charge was sent to billing."""
+        role = _role(role)
+        if role not in CHARGERS:
+            raise RefusedError("role", "", f"a {role.value} does not mark jobs chargeable")
+        if reason is not None and reason not in CHARGE_REASONS:
+            raise RefusedError("reason", "|".join(CHARGE_REASONS), f"reason {str(reason)[:40]!r}")
+        note = note.strip()
+        if len(note) > MAX_CHARGE_NOTE or (reason is not None and not note):
+            raise RefusedError("note", f"1-{MAX_CHARGE_NOTE}", "a note of that length")
+        if reason is None:
+            note = ""
+        request = {"work_order_id": work_order_id, "reason": reason, "note": note}
+
+        def work(conn: Connection[Any]) -> WorkOrder:
+            order = self._locked(conn, work_order_id, actor_id, role, scope)
+            refused = charge_refusal(order)
+            if refused is not None:
+                raise ConflictError(refused)
+            at = self._clock()
+            after = repo.set_charge(conn, order.id, reason, note, at)
+            said = f"chargeable: {reason}: {note}" if reason else "not chargeable"
+            self._note(conn, after, at, actor_id, role, "charge", said)
+            return after
+
+        return self._run(actor_id, idempotency_key, "charge", request, WorkOrder, work)
+
+    def _bill_charge(
+        self, conn: Connection[Any], order: WorkOrder, actor: str, at: datetime
+    ) -> WorkOrder:
+        """``workorder.chargeable_completed`` for billing, once per job, in the resolve's
+        transaction: the parts used at their recorded cost and the on-site minutes."""
+        assert order.charge_reason is not None
+        parts = [ChargedPart.model_validate(p) for p in repo.parts_of(conn, order.id)]
+        minutes = on_site_minutes(repo.history(conn, order.id), at)
+        after = repo.charge_billed(conn, order.id, at)
+        base = _payload(
+            after,
+            repo.gateway_ids(conn, order.site_id),
+            at,
+            actor=actor,
+            action="chargeable",
+            from_status=after.status.value,
+        )
+        payload = WorkOrderChargeable(
+            **base.model_dump(),
+            reason=order.charge_reason,
+            note=order.charge_note,
+            parts=parts,
+            labour_minutes=minutes,
+            completed_at=at,
+        )
+        emit(conn, SCHEMA, _event(WORKORDER_CHARGEABLE_COMPLETED, after, payload, at))
         return after
 
     def _overridden(self, conn: Connection[Any], order: WorkOrder, technician: str) -> str | None:

@@ -86,6 +86,9 @@ class InvoiceLine(BaseModel):
     net: Money
     tax_rate: Decimal = Field(ge=0, lt=1)
     tax: Money
+    #: A service line's quantity: parts, or labour minutes (``unit_price`` then per
+    #: hour); ``kwh`` is 0 on service lines. None on energy lines.
+    quantity: Decimal | None = Field(default=None, ge=0)
 
 
 class InvoiceIssued(BaseModel):
@@ -107,6 +110,9 @@ class InvoiceIssued(BaseModel):
     lines: list[InvoiceLine] = Field(min_length=1, max_length=500)
     #: The document a note or a cancellation corrects; None on an invoice.
     reference_number: InvoiceNumber | None = None
+    #: A service invoice's work order (a job chargeable to the customer); None on an
+    #: energy invoice and on every other kind.
+    work_order_id: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _coherent(self) -> Self:

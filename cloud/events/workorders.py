@@ -35,16 +35,21 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "APPOINTMENT_EVENTS",
+    "CHARGE_REASONS",
     "WORKORDER_APPOINTMENT_CONFIRMED",
     "WORKORDER_APPOINTMENT_OFFERED",
     "WORKORDER_APPOINTMENT_REMINDER",
+    "WORKORDER_CHARGEABLE_COMPLETED",
     "WORKORDER_CREATED",
     "WORKORDER_PARTS_USED",
     "WORKORDER_PREFIX",
+    "ChargeReason",
+    "ChargedPart",
     "OfferedWindow",
     "Priority",
     "UsedPart",
     "WorkOrderChanged",
+    "WorkOrderChargeable",
     "WorkOrderPartsUsed",
     "workorder_event_name",
 ]
@@ -61,6 +66,13 @@ WORKORDER_APPOINTMENT_CONFIRMED = "workorder.appointment_confirmed"
 WORKORDER_APPOINTMENT_REMINDER = "workorder.appointment_reminder"
 #: Parts were taken from the region's stock for the job (:class:`WorkOrderPartsUsed`).
 WORKORDER_PARTS_USED = "workorder.parts_used"
+#: A work order chargeable to the customer was completed (:class:`WorkOrderChargeable`):
+#: billing invoices its parts and labour. Once per work order, in the resolve's
+#: transaction; its status is the resolve's (``resolved``), its action ``chargeable``.
+WORKORDER_CHARGEABLE_COMPLETED = "workorder.chargeable_completed"
+#: Why a customer pays for a job (business.md §6: PoTR's system is PoTR's cost).
+ChargeReason = Literal["customer_damage", "customer_equipment"]
+CHARGE_REASONS: tuple[ChargeReason, ...] = ("customer_damage", "customer_equipment")
 #: The appointment events: no state of their own (see the module's docstring).
 APPOINTMENT_EVENTS = frozenset(
     {WORKORDER_APPOINTMENT_OFFERED, WORKORDER_APPOINTMENT_CONFIRMED, WORKORDER_APPOINTMENT_REMINDER}
@@ -141,6 +153,33 @@ class UsedPart(BaseModel):
     unit_value: Decimal | None = None
     value: Decimal | None = None
     currency: str | None = None
+
+
+class ChargedPart(BaseModel):
+    """A part used on a chargeable job, at the unit cost recorded when it was used (one
+    entry per use: the same part used twice is two entries)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    part_no: str = Field(min_length=1, max_length=64)
+    description: str = Field(default="", max_length=200)
+    quantity: int = Field(ge=1, le=100_000)
+    #: The stock's recorded cost per unit then (None: the stock had no cost for it).
+    unit_cost: Decimal | None = Field(default=None, ge=0, le=999_999, decimal_places=2)
+    currency: Literal["AUD", "USD", "EUR"] | None = None
+
+
+class WorkOrderChargeable(WorkOrderChanged):
+    """Payload of ``workorder.chargeable_completed``: the work order as resolved plus what
+    the customer is charged for — the reason and its note, every part used on the job at
+    its recorded unit cost, and the labour: whole minutes the technician was on site
+    (arrive to leave, every visit, from the work order's history)."""
+
+    reason: ChargeReason
+    note: str = Field(default="", max_length=500)
+    parts: list[ChargedPart] = Field(default_factory=list, max_length=500)
+    labour_minutes: int = Field(ge=0, le=100_000)
+    completed_at: datetime
 
 
 class WorkOrderPartsUsed(WorkOrderChanged):

@@ -176,6 +176,8 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "workorders.list": WORKORDER_READERS,
     "workorders.get": WORKORDER_READERS,
     "workorders.act": WORKORDER_ACTORS,
+    # charging the customer for a job (issue 19): its MOSIE, or the dispatch desk
+    "workorders.charge": WORKORDER_ACTORS,
     "appointments.get": WORKORDER_READERS,
     "appointments.confirm": APPOINTMENT_BOOKERS,
     "appointments.reschedule": APPOINTMENT_BOOKERS,
@@ -258,6 +260,7 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "ui.billing.cycle.progress": OFFICE_WRITERS,
     "ui.workorder": WORKORDER_READERS,
     "ui.workorder.act": WORKORDER_ACTORS,
+    "ui.workorder.charge": WORKORDER_ACTORS,
     "ui.workorder.tick": MOSIES,
     "ui.workorder.note": STAFF,
     "ui.workorder.photo": MOSIES,

@@ -397,3 +397,69 @@ def test_the_pdf_is_in_the_language_the_customers_person_chose(world: World) -> 
     assert f"Factura {b.bill}" in text
     assert f"Cliente {name.name}" in text
     assert "Total 27,50 AUD" in text
+
+
+SERVICE = "ES-2026-0000150"
+
+
+def _seed_service_invoice(pool: Pool, t: Tenant) -> None:
+    """A service invoice of work order 4321 as billing stores one (issue 19 point 4):
+    2 x ES-ISO at 30.00 = 60.00; 95 min at 45.00 an hour = 71.25; net 131.25, IVA 21 %
+    27.5625 -> 27.56, gross 158.81."""
+    with pool.connection() as conn:
+        row = conn.execute(
+            "INSERT INTO billing.invoices (number, kind, region, account_id, site_id,"
+            " first_day, last_day, plan_code, tariff_zone, time_zone, contract_start,"
+            " currency, net, tax, gross, issued_at, issue_date, due_date, work_order_id)"
+            " VALUES (%s, 'invoice', 'es', %s, %s, '2026-11-04', '2026-11-04', 'service',"
+            " 'peninsula', 'Europe/Madrid', '2026-11-04', 'EUR', 131.25, 27.56, 158.81,"
+            " '2026-11-04T12:00Z', '2026-11-04', '2026-11-18', 4321) RETURNING id",
+            (SERVICE, t.account, t.site),
+        ).fetchone()
+        assert row is not None
+        conn.cursor().executemany(
+            "INSERT INTO billing.invoice_lines (invoice_id, line_no, description_key,"
+            " first_day, last_day, unit_price, quantity, item, net, tax, tax_percent)"
+            " VALUES (%s, %s, %s, '2026-11-04', '2026-11-04', %s, %s, %s, %s, 'IVA', 21)",
+            [
+                (row[0], 1, "part", Decimal("30.00"), 2, "ES-ISO Seccionador CC", Decimal("60")),
+                (row[0], 2, "labour", Decimal("45.00"), 95, None, Decimal("71.25")),
+            ],
+        )
+        conn.execute(
+            "INSERT INTO billing.invoice_taxes (invoice_id, tax, percent, base, amount)"
+            " VALUES (%s, 'IVA', 21, 131.25, 27.56)",
+            (row[0],),
+        )
+
+
+def test_a_service_invoice_is_listed_naming_its_work_order(world: World) -> None:
+    """Last in the module: it adds a document to E's account."""
+    e = world.tenants["E"]
+    _seed_service_invoice(world.pool, e)
+    token = mint_token(Role.CUSTOMER, region=Region.ES, account_id=e.account)
+    with TestClient(world.app, base_url="https://testserver") as client:
+        client.cookies.set("potr_session", token)
+        listing = client.get("/ui/es/bills", headers={"Accept-Language": "es"}).text
+        one = client.get(f"/ui/es/bills/{SERVICE}", headers={"Accept-Language": "en"}).text
+        pdf = client.get(f"/ui/es/bills/{SERVICE}/pdf?language=es")
+    row = re.search(rf'<tr data-document="{SERVICE}"[^>]*>.*?</tr>', listing, re.S)
+    assert row is not None
+    assert 'data-work-order="4321"' in row.group(0)
+    assert f"Factura de servicio {SERVICE}" in row.group(0)
+    assert "Orden de trabajo 4321" in row.group(0)
+    assert 'data-value="158.81"' in row.group(0)
+    assert '<tr data-month="2026-11">' not in listing  # no energy billed by it
+    assert f"Service invoice {SERVICE}" in one
+    assert "Work order 4321" in one
+    assert "Part ES-ISO Seccionador CC" in one
+    assert "€30.00" in one
+    assert "95 min" in one
+    assert "€45.00 per hour" in one
+    assert "€71.25" in one
+    assert "€27.56" in one
+    assert pdf.status_code == 200
+    text = _text(pdf.content)
+    assert "Pieza ES-ISO Seccionador CC 2 30,00 € 60,00 €" in text
+    assert "Mano de obra en la instalación 95 min 45,00 € por hora 71,25 €" in text
+    assert "Total 158,81 €" in text

@@ -207,6 +207,59 @@ def test_the_operator_assigns_and_cancels_and_sees_the_board(world: World) -> No
         assert refused.status_code == 409
 
 
+def test_the_mosie_or_the_desk_charge_the_customer_before_completion_only(world: World) -> None:
+    a = world.tenants["A"]
+    job = seed_job(_service(world), a)  # on site, A's employee its MOSIE
+    url = f"/ui/au/workorders/{job}/charge"
+    with page_client(world, Role.MOSIE) as client:
+        page = client.get(f"/ui/au/workorders/{job}")
+        assert "data-charge-form" in page.text
+        # A reason needs its note (the browser's checks bypassed): 422, a page.
+        bare = client.post(
+            url, data=form_fields(client, key="k-charge-0", reason="customer_damage")
+        )
+        assert bare.status_code == 422
+        assert 'id="refusal"' in bare.text
+        odd = client.post(url, data=form_fields(client, key="k-charge-1", reason="weather",
+                                                 note="hail"))  # fmt: skip
+        assert odd.status_code == 422
+        form = form_fields(client, key="k-charge-2", reason="customer_damage",
+                           note="Dog chewed the DC cable")  # fmt: skip
+        assert client.post(url, data=form, follow_redirects=False).status_code == 303
+        assert client.post(url, data=form, follow_redirects=False).status_code == 303  # retry
+        shown = client.get(f"/ui/au/workorders/{job}")
+        assert 'data-charge="customer_damage"' in shown.text
+        assert "Dog chewed the DC cable" in shown.text
+        other = world.tenants["B"].work_order  # not this MOSIE's job
+        theirs = client.post(f"/ui/au/workorders/{other}/charge",
+                             data=form_fields(client, key="k-charge-3", reason=""))  # fmt: skip
+        assert theirs.status_code == 404
+    order = _service(world).get(job, AU)
+    assert (order.charge_reason, order.charge_note) == (
+        "customer_damage",
+        "Dog chewed the DC cable",
+    )
+    assert _actions(world, job).count("charge") == 1
+    for role in (Role.SUPPORT, Role.CUSTOMER):
+        with page_client(world, role) as client:
+            refused = client.post(url, data=form_fields(client, key="k-charge-4", reason=""))
+            assert refused.status_code == 403, role
+    with page_client(world, Role.OPERATOR) as client:
+        undo = form_fields(client, key="k-charge-5", reason="")
+        assert client.post(url, data=undo, follow_redirects=False).status_code == 303
+    assert _service(world).get(job, AU).charge_reason is None
+    # Completed: the mark can no longer change, and the form is gone.
+    service = _service(world)
+    service.act(job, "cannot_complete", a.employee, "mosie", idempotency_key="k-charge-cc-1",
+                reason="no access")  # fmt: skip
+    service.act(job, "cancel", "op", "operator", idempotency_key="k-charge-cc-2",
+                reason="customer moved")  # fmt: skip
+    with page_client(world, Role.OPERATOR) as client:
+        assert "data-charge-form" not in client.get(f"/ui/au/workorders/{job}").text
+        late = client.post(url, data=form_fields(client, key="k-charge-6", reason=""))
+        assert late.status_code == 409
+
+
 def test_a_customer_sees_the_timeline_without_the_office_notes(world: World) -> None:
     a = world.tenants["A"]
     job = a.work_order

@@ -159,6 +159,7 @@ POSTS = {
     "/ui/{region}/workorders/{order_id}/signature",
     "/ui/{region}/workorders/{order_id}/appointment",
     "/ui/{region}/workorders/{order_id}/appointment/reschedule",
+    "/ui/{region}/workorders/{order_id}/charge",
     # the incident form and location sharing: tests/browser/test_portal_field.py
     "/ui/{region}/workorders/{order_id}/incidents",
     "/ui/{region}/location-notice/withdraw",

@@ -414,6 +414,18 @@ _DISPATCH_ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/{region}/workorders/{work_order_id}/photos/{photo_id}"): Route(
         STAFF, True, 200, lambda r, t: Call("GET", _wo(r, t, f"/photos/{t.photo}")), own_jobs=True
     ),
+    ("POST", "/api/v1/{region}/workorders/{work_order_id}/charge"): Route(
+        ACTORS,
+        True,
+        200,
+        lambda r, t: Call(
+            "POST",
+            _wo(r, t, "/charge"),
+            body={"reason": "customer_damage", "note": "s14"},
+            headers=_key(),
+        ),
+        own_jobs=True,
+    ),
     ("POST", "/api/v1/{region}/workorders/{work_order_id}/parts"): Route(
         MOSIE,
         True,

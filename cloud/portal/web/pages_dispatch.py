@@ -32,6 +32,7 @@ from pydantic import AwareDatetime
 from starlette.concurrency import run_in_threadpool
 
 from cloud.dispatch import DispatchService
+from cloud.dispatch.charges import MAX_CHARGE_NOTE, charge_refusal
 from cloud.dispatch.checklists import Task
 from cloud.dispatch.errors import (
     AppointmentRefused,
@@ -99,6 +100,8 @@ UiAction = Literal[
 ]  # fmt: skip
 _OFFICE = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT})
 _DESK = frozenset({Role.ADMIN, Role.OPERATOR})
+#: Who marks a job chargeable to the customer: its MOSIE, or the dispatch desk.
+_CHARGERS = frozenset({Role.ADMIN, Role.OPERATOR, Role.MOSIE})
 #: Who chooses the visit's window on the job's page: the customer, or the office for them.
 _BOOKERS = frozenset({Role.CUSTOMER, Role.ADMIN, Role.OPERATOR, Role.SUPPORT})
 _DATA_URL = "data:image/png;base64,"
@@ -244,6 +247,8 @@ def create_dispatch_pages(
             status_code=status_code, new_key=new_form_key, max_reason=MAX_REASON,
             is_mosie=mine is not None, is_office=who.role in _OFFICE,
             may_book=who.role in _BOOKERS, now=clock(),
+            may_charge=who.role in _CHARGERS and charge_refusal(order) is None,
+            max_charge_note=MAX_CHARGE_NOTE,
             on_site=order.status == WorkOrderStatus.ON_SITE,
             **found,
         )  # fmt: skip
@@ -412,6 +417,28 @@ def create_dispatch_pages(
             request, who, order_id,
             lambda: service.use_part(
                 order_id, part_no, quantity, _actor(who), key, scope=who.scope
+            ),
+        )  # fmt: skip
+
+    @router.post(
+        "/workorders/{order_id}/charge",
+        operation_id="ui.workorder.charge",
+        dependencies=[Depends(check_csrf)],
+    )
+    async def charge(
+        request: Request,
+        order_id: WorkOrderId,
+        who: Annotated[Viewer, viewer("ui.workorder.charge")],
+        key: FormKey,
+        reason: Annotated[Literal["", "customer_damage", "customer_equipment"], Form()] = "",
+        note: Annotated[str, Form(max_length=MAX_CHARGE_NOTE)] = "",
+    ) -> Response:
+        """Charge the customer for the job (a reason and a note), or not (no reason)."""
+        return await change(
+            request, who, order_id,
+            lambda: service.set_charge(
+                order_id, reason or None, note, _actor(who), who.role.value,
+                idempotency_key=key, scope=who.scope,
             ),
         )  # fmt: skip
 
