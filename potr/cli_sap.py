@@ -40,8 +40,8 @@ def sap_run() -> None:
         pool = open_pool(database, "potr-sap", max_size=4)
         wake = asyncio.Event()
         try:
-            # Consumers only: the SAP integration emits nothing, so it relays no outbox.
-            async with cloud_events(pool, sap_wake=wake.set, outboxes=()):
+            # The SAP integration relays its own outbox: service_order.changed (delta poll).
+            async with cloud_events(pool, sap_wake=wake.set, outboxes=("sap",)):
                 await run_sap(settings, pool, stop, wake)
         finally:
             pool.close()

@@ -375,10 +375,12 @@ def partners_of_day(conn: Connection[Any], region: str, day: date) -> list[SentP
 def store_reconciliation(conn: Connection[Any], row: dict[str, Any]) -> int:
     got = conn.execute(
         "INSERT INTO sap.reconciliations (region, day, documents_sent, documents_in_sap,"
-        " partners_sent, partners_in_sap, missing, extra, mismatched, ok, details)"
+        " partners_sent, partners_in_sap, service_orders_sent, service_orders_in_sap,"
+        " confirmations_sent, confirmations_in_sap, missing, extra, mismatched, ok, details)"
         " VALUES (%(region)s, %(day)s, %(documents_sent)s, %(documents_in_sap)s,"
-        " %(partners_sent)s, %(partners_in_sap)s, %(missing)s, %(extra)s, %(mismatched)s,"
-        " %(ok)s, %(details)s) RETURNING id",
+        " %(partners_sent)s, %(partners_in_sap)s, %(service_orders_sent)s,"
+        " %(service_orders_in_sap)s, %(confirmations_sent)s, %(confirmations_in_sap)s,"
+        " %(missing)s, %(extra)s, %(mismatched)s, %(ok)s, %(details)s) RETURNING id",
         {**row, "details": Jsonb(row["details"])},
     ).fetchone()
     assert got is not None
