@@ -25,6 +25,12 @@ read back from ``API_OPLACCTGDOCITEMCUBE_SRV`` (``A_OperationalAcctgDocItemCube`
 (``JournalEntryCreateRequestConfirmation_In``); the OData V2 create used here
 (``API_JOURNALENTRY_SRV``/``A_JournalEntry`` with its items) is the local fake's
 stand-in, behind the same document-shaped interface, so the transport can change alone.
+Work orders: service orders in ``API_SERVICE_ORDER_SRV`` (``A_ServiceOrder``, our
+reference in ``ReferenceServiceOrder``, read back by change stamp for the delta poll) and
+confirmations in ``API_SERVICE_CONFIRMATION_SRV`` (``A_ServiceConfirmation`` with its
+items) — both OData V2, which SAP deprecated for V4: the protocol stays in this module
+(:class:`~cloud.sap.service_documents.ServiceGateway` is all its callers see; the
+migration path is in ``docs/sap.md``).
 """
 
 from __future__ import annotations
