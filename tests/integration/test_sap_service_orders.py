@@ -352,6 +352,38 @@ async def test_a_rejection_in_sap_comes_back_to_the_work_order(
     assert state == order.status.value
 
 
+async def test_refusals_dead_letter_the_service_order_with_the_reason(
+    pool: ConnectionPool[Connection[Any]], fake: FakeSap
+) -> None:
+    account = _account(Region.US, "Unknown Type Inc")
+    refused = Job(Region.US, 1, account, "Battery fault")
+    orphan = WorkOrderChanged(**{**refused.state("scheduled", T0).model_dump(),
+                                 "work_order_id": 2, "account_id": None})  # fmt: skip
+    events = [customer_account_event(account, created=True), refused.created()]
+    events.append(_event(WORKORDER_CREATED, orphan, Region.US))
+    await _deliver_twice(pool, events)
+    settings = _settings(fake).model_copy(update={"service_order_type": "ZZ99"})
+    with ODataSapGateway(settings) as gateway:
+        exporter = SapExporter(pool, gateway, settings, services=gateway)
+        for _ in range(3):
+            await asyncio.to_thread(exporter.export_round)
+    with pool.connection() as conn:
+        rows = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                "SELECT reference, state, attempts, dead_reason FROM sap.service_orders"
+            ).fetchall()
+        }
+    state, attempts, reason = rows["POTR-US-WO-1"]
+    assert (state, attempts) == ("dead", 1)
+    assert "CRM_ORDERADM_H/011" in reason
+    assert "Transaction type ZZ99 is not defined" in reason
+    state, attempts, reason = rows["POTR-US-WO-2"]
+    assert (state, attempts) == ("dead", 0)  # refused here: nothing was sent
+    assert "sold-to party" in reason
+    assert _orders(fake, "POTR-US-WO-1") == _orders(fake, "POTR-US-WO-2") == []
+
+
 def test_sap_refuses_to_delete_a_service_order(fake: FakeSap) -> None:
     root = fake.base_url + "/sap/opu/odata/sap/"
     fetch = urllib.request.Request(root + SO + "/", headers={"X-CSRF-Token": "Fetch"})

@@ -8,6 +8,8 @@ uses. Runs in the fake's own process, before the server is made.
   inside a ``$batch``, is refused with ``405``.
 - ``LastChangeDate`` is stamped by mock-sap on every create and update (monotonic per
   row, milliseconds): what the adapter's delta poll filters on.
+- A service order of a transaction type the "system" does not know is refused as SAP
+  refuses it (a business error, HTTP 400).
 - :func:`set_status` is how a test acts as an SAP user (reject, complete): an update
   through mock-sap's store, so the change stamp moves as it would.
 
@@ -131,9 +133,25 @@ def _not_deletable() -> None:
     store.delete = refusing
 
 
+#: The service transaction types customised in the fake's "system".
+ORDER_TYPES = frozenset({"SVO1", "SVO2"})
+
+
+def _known_order_type(row: dict[str, Any]) -> None:
+    order_type = str(row.get("ServiceOrderType") or "")
+    if order_type not in ORDER_TYPES:
+        raise SapError(
+            f"Transaction type {order_type or '(none)'} is not defined",
+            400,
+            code="CRM_ORDERADM_H/011",
+            target="ServiceOrderType",
+        )
+
+
 def add_service_services() -> None:
     _service_order_types()
     _confirmation_types()
+    store.VALIDATORS["A_ServiceOrder"] = _known_order_type
     store.AUTO_KEY["A_ServiceOrder"] = ("ServiceOrder", "SERVICEORDER", 10)
     store.AUTO_KEY["A_ServiceConfirmation"] = ("ServiceConfirmation", "SERVICECONF", 10)
     schema.SERVICES[SERVICE_ORDERS] = schema.Service(
