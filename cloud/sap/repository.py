@@ -328,10 +328,11 @@ def _dead(
 
 
 def requeue_dead(conn: Connection[Any], region: str | None = None) -> int:
-    """Give dead-lettered documents and partners (of ``region``, or all) a new round of
-    attempts, after an operator fixed the cause; the number requeued."""
+    """Give dead-lettered documents, partners, service orders and confirmations (of
+    ``region``, or all) a new round of attempts, after an operator fixed the cause; the
+    number requeued."""
     total = 0
-    for table in ("documents", "partners"):
+    for table in ("documents", "partners", "service_orders", "service_confirmations"):
         cur = conn.execute(
             f"UPDATE sap.{table} SET state = 'pending', attempts = 0, dead_reason = NULL,"
             " dead_at = NULL, next_attempt_at = now()"

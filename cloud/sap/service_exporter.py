@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from cloud.adapters.postgres import Connection, ConnectionPool
 from cloud.sap import service_repository as repo
@@ -33,9 +33,20 @@ from cloud.sap.service_documents import (
 )
 from cloud.sap.settings import SapSettings
 
-__all__ = ["ServiceExport", "Verdict"]
+__all__ = ["Counts", "ServiceExport", "Verdict"]
 
 log = logging.getLogger(__name__)
+
+
+class Counts(Protocol):
+    """What a round counts (:class:`~cloud.sap.exporter.ExportReport` is one)."""
+
+    claimed: int
+    created: int
+    found: int
+    retried: int
+    dead: int
+
 
 #: (error, attempts so far, now) → ("dead" | "retry", when the retry is due, reason).
 Verdict = Callable[[SapError, int, datetime], tuple[str, datetime, str]]
@@ -57,7 +68,7 @@ class ServiceExport:
         self._settings = settings
         self._verdict = verdict
 
-    def run(self, now: datetime, report: Any) -> None:
+    def run(self, now: datetime, report: Counts) -> None:
         s = self._settings
         with self._pool.connection() as conn:
             orders = repo.claim_service_orders(conn, now, s.lease_s, s.batch_size)
@@ -87,7 +98,9 @@ class ServiceExport:
             rejected=claim.rejected,
         )
 
-    def _orders(self, claims: list[repo.ClaimedServiceOrder], now: datetime, report: Any) -> None:
+    def _orders(
+        self, claims: list[repo.ClaimedServiceOrder], now: datetime, report: Counts
+    ) -> None:
         drafts: dict[str, ServiceOrderDraft] = {}
         for claim in claims:
             try:
@@ -133,7 +146,7 @@ class ServiceExport:
         record: ServiceOrderRecord,
         draft: ServiceOrderDraft,
         now: datetime,
-        report: Any,
+        report: Counts,
     ) -> None:
         if record.differs_from(draft):
             try:
@@ -163,7 +176,7 @@ class ServiceExport:
         )
 
     def _confirmations(
-        self, claims: list[repo.ClaimedConfirmation], now: datetime, report: Any
+        self, claims: list[repo.ClaimedConfirmation], now: datetime, report: Counts
     ) -> None:
         drafts: dict[str, ConfirmationDraft] = {}
         for claim in claims:
@@ -217,7 +230,7 @@ class ServiceExport:
         claim: repo.ClaimedServiceOrder | repo.ClaimedConfirmation,
         error: SapError,
         now: datetime,
-        report: Any,
+        report: Counts,
     ) -> None:
         verdict, next_at, reason = self._verdict(error, claim.attempts, now)
         with self._pool.connection() as conn:

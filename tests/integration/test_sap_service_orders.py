@@ -41,7 +41,7 @@ from cloud.migrate import migrate
 from cloud.sap import SapExporter, SapSettings, reconcile, subscriptions
 from cloud.sap.delta import poll_service_orders
 from cloud.sap.odata import ODataSapGateway
-from cloud.sap.repository import queue_counts
+from cloud.sap.repository import queue_counts, requeue_dead
 from cloud.sap.service_repository import service_queue_counts
 from contracts.topics import Region
 from tests.fakes.fake_sap import FakeSap, running_fake_sap
@@ -382,6 +382,10 @@ async def test_refusals_dead_letter_the_service_order_with_the_reason(
     assert (state, attempts) == ("dead", 0)  # refused here: nothing was sent
     assert "sold-to party" in reason
     assert _orders(fake, "POTR-US-WO-1") == _orders(fake, "POTR-US-WO-2") == []
+    # An operator fixed the cause: the dead letters get a new round.
+    with pool.connection() as conn:
+        assert requeue_dead(conn, "us") == 2
+    assert _counts(pool)["service_orders"] == {"pending": 2}
 
 
 def test_sap_refuses_to_delete_a_service_order(fake: FakeSap) -> None:
