@@ -69,7 +69,7 @@ def sap_reconcile(
     pool = open_pool(load_settings(DatabaseSettings, console), "potr-sap-reconcile")
     try:
         with ODataSapGateway(settings) as gateway:
-            result = reconcile(pool, gateway, settings, region, when)
+            result = reconcile(pool, gateway, settings, region, when, services=gateway)
     except SapError as exc:
         console.print(f"[red]SAP: {exc}[/red]", highlight=False)
         raise typer.Exit(2) from None
@@ -78,7 +78,9 @@ def sap_reconcile(
     console.print(
         f"{region.value} {when}: documents {result.documents_sent} sent,"
         f" {result.documents_in_sap} in SAP; partners {result.partners_sent} sent,"
-        f" {result.partners_in_sap} in SAP",
+        f" {result.partners_in_sap} in SAP; service orders {result.service_orders_sent} sent,"
+        f" {result.service_orders_in_sap} in SAP; confirmations {result.confirmations_sent}"
+        f" sent, {result.confirmations_in_sap} in SAP",
         highlight=False,
     )
     for finding in result.findings:
