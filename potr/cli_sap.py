@@ -97,12 +97,13 @@ def sap_status() -> None:
     """The export queue by state."""
     from cloud.bootstrap import open_pool
     from cloud.sap.repository import queue_counts
+    from cloud.sap.service_repository import service_queue_counts
     from cloud.settings import DatabaseSettings
 
     pool = open_pool(load_settings(DatabaseSettings, console), "potr-sap-status")
     try:
         with pool.connection() as conn:
-            counts = queue_counts(conn)
+            counts = {**queue_counts(conn), **service_queue_counts(conn)}
     finally:
         pool.close()
     table = Table("queue", "state", "rows")
