@@ -144,6 +144,7 @@ from cloud.registry import NotFoundError, RegistryService, Site
 from cloud.registry import subscriptions as registry_subscriptions
 from cloud.sap import SapExporter, SapSettings, reconcile_daily
 from cloud.sap import subscriptions as sap_subscriptions
+from cloud.sap.delta import run_delta_polling
 from cloud.scope import Scope
 from cloud.settings import DatabaseSettings
 from cloud.telemetry import MeterHourReader, MeterNotFoundError, TelemetryReader, TelemetryStore
@@ -290,16 +291,17 @@ async def cloud_events(
 async def run_sap(
     settings: SapSettings, pool: Pool, stop: asyncio.Event, wake: asyncio.Event
 ) -> None:
-    """The SAP exporter (woken by ``wake`` when something was queued in this process) and
-    the daily reconciliation, until ``stop``; the queue is filled by the consumers
-    :func:`cloud_events` adds with ``sap_wake``."""
+    """The SAP exporter (woken by ``wake`` when something was queued in this process),
+    the daily reconciliation and the service orders' delta poll, until ``stop``; the
+    queue is filled by the consumers :func:`cloud_events` adds with ``sap_wake``."""
     from cloud.sap.odata import ODataSapGateway  # pyodata and requests load only here
 
     with ODataSapGateway(settings) as gateway:
-        exporter = SapExporter(pool, gateway, settings)
+        exporter = SapExporter(pool, gateway, settings, services=gateway)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(exporter.run(stop, wake=wake))
-            tg.create_task(reconcile_daily(pool, gateway, settings, stop))
+            tg.create_task(reconcile_daily(pool, gateway, settings, stop, services=gateway))
+            tg.create_task(run_delta_polling(pool, gateway, settings, stop))
 
 
 async def _caught_up(relay: OutboxRelay, timeout_s: float) -> None:

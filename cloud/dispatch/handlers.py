@@ -9,6 +9,8 @@ handed to :class:`~cloud.dispatch.service.DispatchService` in a thread:
   (work orders raised and assigned) and reopening a job whose fault returned;
 * the customers service's ``site.installation_changed`` keeps ``dispatch.installations``
   (the array the clear-sky expectation of a repaired site is computed for);
+* the SAP integration's ``service_order.changed``: a service order rejected or completed
+  in SAP, shown with its work order (:mod:`cloud.dispatch.sap_status`);
 * ingest's ``telemetry.received``: pv_wh readings of sites with a resolved job awaiting
   verification (a batch without them needs no transaction).
 
@@ -27,6 +29,7 @@ from cloud.events.alerts import AlarmChanged
 from cloud.events.bus import Subscription, event_payload
 from cloud.events.employees import EMPLOYEE_CHANGED, EmployeeChanged
 from cloud.events.outbox import Event
+from cloud.events.service_orders import SERVICE_ORDER_CHANGED, ServiceOrderChanged
 from cloud.events.types import (
     GATEWAY_REGISTERED,
     GATEWAY_UPDATED,
@@ -42,12 +45,14 @@ __all__ = [
     "EMPLOYEE_CONSUMER",
     "INSTALLATION_CONSUMER",
     "REGISTERED_CONSUMER",
+    "SAP_CONSUMER",
     "TELEMETRY_CONSUMER",
     "UPDATED_CONSUMER",
     "AlarmHandler",
     "EmployeeHandler",
     "GatewayRegistrationHandler",
     "InstallationHandler",
+    "SapStatusHandler",
     "TelemetryHandler",
     "event_subscriptions",
     "run_dispatch_sweeps",
@@ -62,6 +67,7 @@ EMPLOYEE_CONSUMER = "dispatch.employees"
 ALERT_CONSUMER = "dispatch.alerts"
 INSTALLATION_CONSUMER = "dispatch.installations"
 TELEMETRY_CONSUMER = "dispatch.telemetry"
+SAP_CONSUMER = "dispatch.sap_service_orders"
 
 
 class GatewayRegistrationHandler:
@@ -103,6 +109,17 @@ class AlarmHandler:
         await asyncio.to_thread(
             self._service.handle_alarm, event.id, event.name, alarm, event.region
         )
+
+
+class SapStatusHandler:
+    """``service_order.changed`` → SAP's status beside the work order."""
+
+    def __init__(self, service: DispatchService) -> None:
+        self._service = service
+
+    async def __call__(self, event: Event) -> None:
+        changed = event_payload(event, ServiceOrderChanged)
+        await asyncio.to_thread(self._service.record_sap_status, event.id, changed)
 
 
 class InstallationHandler:
@@ -148,6 +165,7 @@ def event_subscriptions(service: DispatchService) -> list[Subscription]:
         Subscription(
             TELEMETRY_CONSUMER, f"*.ingest.{TELEMETRY_RECEIVED}", TelemetryHandler(service)
         ),
+        Subscription(SAP_CONSUMER, f"*.sap.{SERVICE_ORDER_CHANGED}", SapStatusHandler(service)),
     ]
 
 

@@ -141,12 +141,14 @@ from cloud.dispatch.photos import (
     new_key,
 )
 from cloud.dispatch.policies import PolicyBook, PolicySet, WorkOrderRequest, load_policies
+from cloud.dispatch.sap_status import SapStatusView, get_sap_status, record_sap_status
 from cloud.dispatch.sla import SlaPolicy, breaches, builtin_policy, due
 from cloud.dispatch.stock import StockValue, crosses_reorder_level, value_stock
 from cloud.dispatch.verification import judge, produced_wh
 from cloud.events.alerts import ALERT_CLEARED, ALERT_RAISED, AlarmChanged
 from cloud.events.outbox import Event, emit, handle_once
 from cloud.events.parts import PART_REORDER_NEEDED, PartReorderNeeded
+from cloud.events.service_orders import ServiceOrderChanged
 from cloud.events.types import GatewayRegistration, InstallationChanged
 from cloud.events.workorders import (
     CHARGE_REASONS,
@@ -373,6 +375,17 @@ class DispatchService:
             repo.record_gateway(conn, reg, at)
             flow_repo.set_site_zone(conn, reg.site_id, reg.time_zone, at)
             return True
+
+    def record_sap_status(self, event_id: UUID, changed: ServiceOrderChanged) -> bool:
+        """SAP's word on a work order's service order (``service_order.changed``), shown
+        with the work order; the lifecycle does not move (:mod:`cloud.dispatch.sap_status`)."""
+        with self._pool.connection() as conn:
+            return record_sap_status(conn, SCHEMA, event_id, changed)
+
+    def sap_status(self, work_order_id: int) -> SapStatusView | None:
+        """What SAP last said of ``work_order_id``'s service order, if anything."""
+        with self._pool.connection() as conn:
+            return get_sap_status(conn, work_order_id)
 
     def site(self, site_id: int) -> KnownSite | None:
         with self._pool.connection() as conn:
@@ -2071,6 +2084,7 @@ def _payload(
         account_id=order.account_id,
         type=order.type.value,
         priority=order.priority,
+        title=order.title,
         status=order.status.value,
         from_status=from_status,
         action=action,

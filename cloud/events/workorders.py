@@ -113,6 +113,9 @@ class WorkOrderChanged(BaseModel):
     account_id: str | None = None
     type: str
     priority: Priority
+    #: The work order's title (what SAP's service order description shows); None from
+    #: producers older than it.
+    title: str | None = None
     status: str
     from_status: str | None = None
     action: str | None = None
