@@ -12,8 +12,8 @@ plan ``au-ppa-tou``), 35 % US (California, New Jersey, Massachusetts, Arizona:
 Each site has a gateway, its system meter (``import_wh`` and ``export_wh``) and, in AU
 and ES, a grid meter (``export_wh``), keyed by serial in ``ingest.device_keys``. Their
 15-minute buckets in ``telemetry.energy_15m`` are generated in SQL (``INSERT … SELECT``
-over ``generate_series``; the primary key rebuilt after the load) for the month and the
-10 days before it: a solar curve in each site's local time, night battery delivery, the
+over ``generate_series``; the primary key rebuilt after the load) for the month, the 10
+days before it and a day after: a solar curve in each site's local time, night battery delivery, the
 battery charging from the grid after midnight, grid export at midday; one site in 25
 has no data on the 14th (24 estimated hours).
 
@@ -36,9 +36,11 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import io
 import json
 import logging
 import random
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -333,7 +335,7 @@ def run_cycle(url: str, fleet: FleetSites, month: date, profile: Path | None) ->
         meters=meter_hours(MeterHourReader(pool)),
         zones=TARIFF_ZONES,
         clock=lambda: now,
-        progress_every=5000,
+        progress_every=2000,
     )
     profiler = cProfile.Profile() if profile else None
     out: dict[str, Any] = {"regions": {}}
@@ -518,6 +520,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--profile", type=Path, default=None, help="cProfile of the cycle")
     args = parser.parse_args()
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)  # progress shows up in a log file too
     logging.basicConfig(level=logging.INFO, format="  %(message)s")
     logging.getLogger("psycopg").setLevel(logging.WARNING)
     logging.getLogger("cloud.migrate").setLevel(logging.WARNING)
