@@ -58,7 +58,7 @@ from bench.common import bench_database
 from cloud.billing import BillableSite, BillingService
 from cloud.billing.readings import HISTORY_DAYS, local_midnight
 from cloud.billing.service import period_of
-from cloud.bootstrap import meter_hours
+from cloud.bootstrap import meter_hours, register_edges
 from cloud.customers.zones import TARIFF_ZONES
 from cloud.migrate import migrate
 from cloud.telemetry import MeterHourReader
@@ -329,10 +329,12 @@ def run_cycle(url: str, fleet: FleetSites, month: date, profile: Path | None) ->
     clock = SqlClock()
     pool = timed_pool(url, clock)
     now = datetime.combine(month, datetime.min.time(), UTC) + timedelta(days=33)
-    service = BillingService(
+    reader = MeterHourReader(pool)
+    service = BillingService(  # as cloud.bootstrap.create_billing_service wires it
         pool,
         sites=fleet,
-        meters=meter_hours(MeterHourReader(pool)),
+        meters=meter_hours(reader),
+        edges=register_edges(reader),
         zones=TARIFF_ZONES,
         clock=lambda: now,
         progress_every=2000,
