@@ -142,6 +142,7 @@ from cloud.portal.web import (
 )
 from cloud.registry import NotFoundError, RegistryService, Site
 from cloud.registry import subscriptions as registry_subscriptions
+from cloud.reports import ReportsReader
 from cloud.sap import SapExporter, SapSettings, reconcile_daily
 from cloud.sap import subscriptions as sap_subscriptions
 from cloud.scope import Scope
@@ -358,7 +359,8 @@ def create_api(
     connection. ``verify``: how a bearer token becomes a caller (default: the settings'
     tokens). With ``web`` and ``config``, a MOSIE's job page offers the grid-code push.
     With ``billing_cycles`` (:func:`create_cycle_runner`; the caller closes it before the
-    pool), admins start and follow billing cycles (REST and screens)."""
+    pool), admins start and follow billing cycles (REST and screens). Reports (issue 20)
+    are always served: read-only, over the tables the services publish."""
     if web is not None and config is not None and web.tech_pushes is None:
         pushes = TechnicianPushes(
             pool, config, builtin_profiles(), production=settings.env == "production"
@@ -378,6 +380,7 @@ def create_api(
         usage=UsageReader(pool, zones=TARIFF_ZONES),
         bill_customer=bill_customer(CustomersService(pool), pool),
         cycles=billing_cycles,
+        reports=ReportsReader(pool),
         verify=verify,
         web=web,
     )

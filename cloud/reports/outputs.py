@@ -56,7 +56,7 @@ def svg_chart(table: ReportTable, title: str) -> str:
         f"<title>{escape(title)}</title>",
         f'<line x1="{_PAD}" y1="{_HEIGHT - _PAD}" x2="{_WIDTH - _PAD}"'
         f' y2="{_HEIGHT - _PAD}" class="axis" stroke="currentColor"/>',
-        f'<text x="{_PAD}" y="14" class="top" font-size="11">'
+        f'<text x="{_PAD}" y="14" class="chart-top" font-size="11">'
         f"{escape(cell_text(column, _as_cell(top)))}</text>",
     ]
     for i, (row, value) in enumerate(values):

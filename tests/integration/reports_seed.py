@@ -50,6 +50,9 @@ from cloud.adapters.postgres import Connection, ConnectionPool
 Pool = ConnectionPool[Connection[Any]]
 ACC = "acc_" + "a" * 32
 DAY = timedelta(days=1)
+#: Sites and alarm ids far from any other fixture's (the page test seeds a whole world).
+SITE = 9000
+ALARM = 9_000_000
 
 FLEET_DAYS: dict[int, list[str]] = {
     # day: sites, reporting, availability, energy, expected, PR, covered, expected h, completeness
@@ -94,9 +97,9 @@ def _fleet(conn: Connection[Any]) -> None:
         " VALUES (10, 'pv_wh', 'Wh', 'counter', 'pv') ON CONFLICT DO NOTHING"
     )
     for region, site, kwp, installed in (
-        ("au", 1, "5.000", "2026-01-01"),
-        ("au", 2, "3.000", "2026-09-16"),
-        ("us", 3, "10.000", "2020-01-01"),
+        ("au", SITE + 1, "5.000", "2026-01-01"),
+        ("au", SITE + 2, "3.000", "2026-09-16"),
+        ("us", SITE + 3, "10.000", "2020-01-01"),
     ):
         conn.execute(
             "INSERT INTO customers.installations (region, site_id, pv_kwp, tilt_deg,"
@@ -118,7 +121,7 @@ def _fleet(conn: Connection[Any]) -> None:
             "INSERT INTO telemetry.energy_site_1d (site_id, metric_id, day, devices,"
             " energy_mwh, samples, covered) VALUES (%s, 10, %s, '{1}', %s, %s,"
             " make_interval(hours => %s))",
-            (site, day, mwh, samples, hours),
+            (SITE + site, day, mwh, samples, hours),
         )
 
 
@@ -135,8 +138,8 @@ def _invoice(
         " '2026-01-01', %s, %s, %s, %s, %s::date, %s::date, %s::date + 14,"
         " (SELECT min(id) FROM billing.invoices WHERE %s <> 'invoice')) RETURNING id",
         (
-            f"{prefix}-2026-{n:07d}", kind, region, ACC, n, zone, currency, *amounts,
-            issued, issued, issued, kind,
+            f"{prefix}-2026-{9_000_000 + n:07d}", kind, region, ACC, SITE + n, zone,
+            currency, *amounts, issued, issued, issued, kind,
         ),
     ).fetchone()  # fmt: skip
     assert row is not None
@@ -173,7 +176,7 @@ def _order(
         "INSERT INTO dispatch.work_orders (region, site_id, type, priority, title, status,"
         " visits, verified_at, created_by, created_at, updated_at)"
         " VALUES (%s, %s, %s, 'P2', 'a job', %s, %s, %s, 'seed', %s, %s) RETURNING id",
-        (region, site, kind, status, visits, verified, created, created),
+        (region, SITE + site, kind, status, visits, verified, created, created),
     ).fetchone()
     assert row is not None
     return int(row[0])
@@ -218,9 +221,9 @@ def _alarm(
     conn.execute(
         "INSERT INTO alerts.alarms (id, region, rule_id, severity, site_id, state, active,"
         " count, first_raised_at, last_seen_at, cleared_at, closed_at, acked_by, acked_at,"
-        " title) VALUES (%s, %s, %s, %s, 1, %s, %s, 1, %s, %s, %s, %s, %s, %s, 'alarm')",
+        " title) VALUES (%s, %s, %s, %s, 9001, %s, %s, 1, %s, %s, %s, %s, %s, %s, 'alarm')",
         (
-            n, region, f"rule-{n}", severity, "acknowledged" if open_ else "normal", open_,
+            ALARM + n, region, f"rule-{n}", severity, "acknowledged" if open_ else "normal", open_,
             raised, raised, cleared, cleared, "op" if open_ else None,
             raised if open_ else None,
         ),
@@ -229,12 +232,12 @@ def _alarm(
         conn.execute(
             "INSERT INTO alerts.alarm_history (alarm_id, at, action, from_state, to_state)"
             " VALUES (%s, %s, 'raise', 'acknowledged', 'unacknowledged')",
-            (n, at),
+            (ALARM + n, at),
         )
         conn.execute(  # a repeat while unacknowledged is no annunciation
             "INSERT INTO alerts.alarm_history (alarm_id, at, action, from_state, to_state)"
             " VALUES (%s, %s, 'count', 'unacknowledged', 'unacknowledged')",
-            (n, at),
+            (ALARM + n, at),
         )
 
 
