@@ -173,10 +173,11 @@ def _order(
 ) -> int:  # fmt: skip
     verified = "2026-09-20T00:00Z" if status == "verified" else None
     row = conn.execute(
-        "INSERT INTO dispatch.work_orders (region, site_id, type, priority, title, status,"
+        "INSERT INTO dispatch.work_orders (id, region, site_id, type, priority, title, status,"
         " visits, verified_at, created_by, created_at, updated_at)"
-        " VALUES (%s, %s, %s, 'P2', 'a job', %s, %s, %s, 'seed', %s, %s) RETURNING id",
-        (region, SITE + site, kind, status, visits, verified, created, created),
+        " VALUES ((SELECT greatest(max(id), %s) + 1 FROM dispatch.work_orders), %s, %s, %s,"
+        " 'P2', 'a job', %s, %s, %s, 'seed', %s, %s) RETURNING id",
+        (ALARM, region, SITE + site, kind, status, visits, verified, created, created),
     ).fetchone()
     assert row is not None
     return int(row[0])
