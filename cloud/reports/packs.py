@@ -32,7 +32,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cloud.reports.reader import ReportsReader
-from cloud.reports.tables import ReportTable, combine
+from cloud.reports.tables import ReportTable, cell_text, combine
 from cloud.scope import Scope
 from contracts.topics import Region
 
@@ -62,6 +62,34 @@ class Pack:
     combined: dict[str, ReportTable] = field(default_factory=dict)
     #: Seconds each report took, all regions together (the benchmark reads them).
     seconds: dict[str, float] = field(default_factory=dict)
+
+    def headline(self) -> dict[str, str]:
+        """The figures across the regions the pack's message quotes, written as the
+        reports write them: fleet energy, performance ratio and availability; jobs and
+        first-time fix; alarms raised; savings per currency ("" where not computed)."""
+        out: dict[str, str] = {}
+        quoted = {
+            "fleet": {"energy_kwh": "energy_kwh", "performance_ratio": "performance_ratio",
+                      "availability": "availability"},
+            "mosie": {"jobs": "jobs", "first_time_fix": "first_time_fix_rate"},
+            "alerts": {"alarms": "raised"},
+        }  # fmt: skip
+        for name, fields in quoted.items():
+            table = self.combined.get(name)
+            total = table.totals[0] if table is not None else {}
+            for param, key in fields.items():
+                out[param] = cell_text(table.column(key), total.get(key)) if table else ""
+        revenue = self.combined.get("revenue")
+        savings = revenue.totals if revenue is not None and revenue.rows else []
+        out["savings"] = (
+            ", ".join(
+                f"{t['currency']} {cell_text(revenue.column('savings'), t.get('savings'))}"
+                for t in savings
+                if revenue is not None
+            )
+            or "-"
+        )
+        return out
 
     def tables(self) -> list[ReportTable]:
         """Every table, report by report: the regions' then the combined."""

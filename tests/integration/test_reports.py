@@ -16,6 +16,8 @@ import pytest
 from pypdf import PdfReader
 
 from cloud.adapters.postgres import create_pool
+from cloud.bootstrap import send_report_pack
+from cloud.notify import NotificationService, NotifySettings
 from cloud.reports import (
     ReportsReader,
     ReportTable,
@@ -50,7 +52,7 @@ AU = Scope.of_region(Region.AU)
 
 @pytest.fixture(scope="module")
 def pool(postgres_server_url: str) -> Iterator[Pool]:
-    schemas = ("customers", "telemetry", "billing", "dispatch", "alerts")
+    schemas = ("customers", "telemetry", "billing", "dispatch", "alerts", "notify")
     with migrated_database(postgres_server_url, *schemas) as url:
         made = create_pool(url, max_size=2, name="test-reports")
         try:
@@ -151,6 +153,33 @@ def test_the_pack_combines_the_regions_tables(reader: ReportsReader) -> None:
     # yield 4.8: 22.00 + 48.00 expected; PR 70 / 70 = 100.0
     assert _rows(fleet)[0][1:7] == ["2", "2", "100.0", "70.00", "70.00", "100.0"]
     assert all(s >= 0 for s in pack.seconds.values())
+
+
+def test_the_pack_reaches_each_regions_admins_once(pool: Pool, reader: ReportsReader) -> None:
+    admin, operator = "usr_" + "1" * 32, "usr_" + "2" * 32
+    with pool.connection() as conn:
+        for user, role in ((admin, "admin"), (operator, "operator")):
+            conn.execute(
+                "INSERT INTO notify.people (user_id, role, region, source_at, email)"
+                " VALUES (%s, %s, 'au', now(), 'boss@potr.example')",
+                (user, role),
+            )
+    notifier = NotificationService(pool, NotifySettings(env="test"))
+    pack = build_pack({Region.AU: reader}, SEPTEMBER)
+    now = datetime(2026, 10, 1, 6, tzinfo=UTC)
+    assert send_report_pack(notifier, pack, now) == 1
+    assert send_report_pack(notifier, pack, now) == 1  # the same notification: no new entry
+    with pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT user_id, title, body FROM notify.inbox WHERE kind = 'reports_monthly_pack'"
+        ).fetchall()
+    assert len(rows) == 1
+    user, title, body = rows[0]
+    assert (user, title) == (admin, "Monthly reports for 2026-09")
+    # au's figures (the seed): 44.50 kWh, PR 5.2 %, availability 6.7 %, 4 jobs, 33.3 %
+    # first-time, 2 alarms raised, AUD 14.66 saved
+    for figure in ("44.50 kWh", "5.2 %", "6.7 %", "4 jobs", "33.3 %", "2 alarms", "AUD 14.66"):
+        assert figure in " ".join(body.split()), figure
 
 
 def test_the_pack_is_due_once_a_month_from_its_hour() -> None:
