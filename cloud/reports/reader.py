@@ -195,45 +195,59 @@ WITH resolves AS (
     FROM dispatch.history h JOIN dispatch.work_orders w ON w.id = h.work_order_id
     WHERE w.region = %(region)s AND h.action = 'resolve'
       AND h.at >= %(since)s AND h.at < %(until)s
-), verifications AS (
-    SELECT coalesce(h.assignee, w.assignee, '-') AS technician,
-           (w.visits = 1 AND w.reopen_count = 0 AND NOT EXISTS (
-               SELECT 1 FROM dispatch.work_orders f
-               WHERE f.region = w.region AND f.site_id = w.site_id AND f.type = w.type
-                 AND f.id <> w.id AND f.created_at > w.created_at
-                 AND f.created_at <= h.at + make_interval(days => %(follow_up)s)
-           )) AS first_time
+), verified AS (
+    SELECT w.id, w.site_id, w.type, w.created_at, w.visits, w.reopen_count, h.at,
+           coalesce(h.assignee, w.assignee, '-') AS technician
     FROM dispatch.history h JOIN dispatch.work_orders w ON w.id = h.work_order_id
     WHERE w.region = %(region)s AND h.action = 'verify'
       AND h.at >= %(since)s AND h.at < %(until)s
-), people AS (
-    SELECT technician FROM resolves UNION SELECT technician FROM verifications
+), followed AS (
+    -- a job of the same type at the same site raised after it, within the window
+    SELECT DISTINCT v.id FROM verified v JOIN dispatch.work_orders f
+      ON f.region = %(region)s AND f.site_id = v.site_id AND f.type = v.type
+     AND f.id <> v.id AND f.created_at > v.created_at
+     AND f.created_at <= v.at + make_interval(days => %(follow_up)s)
+), verifications AS (
+    SELECT v.technician,
+           (v.visits = 1 AND v.reopen_count = 0 AND fo.id IS NULL) AS first_time
+    FROM verified v LEFT JOIN followed fo ON fo.id = v.id
 )
-SELECT p.technician,
-    (SELECT count(*) FROM resolves r WHERE r.technician = p.technician) AS jobs,
-    (SELECT count(*) FROM resolves r
-        WHERE r.technician = p.technician AND r.resolve_by IS NOT NULL) AS sla_measured,
-    (SELECT count(*) FROM resolves r
-        WHERE r.technician = p.technician AND r.at <= r.resolve_by) AS sla_met,
-    (SELECT count(*) FROM verifications v WHERE v.technician = p.technician) AS verified,
-    (SELECT count(*) FROM verifications v
-        WHERE v.technician = p.technician AND v.first_time) AS first_time_fixes
-FROM people p ORDER BY p.technician
+SELECT technician, sum(jobs)::int AS jobs, sum(sla_measured)::int AS sla_measured,
+       sum(sla_met)::int AS sla_met, sum(verified)::int AS verified,
+       sum(first_time_fixes)::int AS first_time_fixes
+FROM (
+    SELECT technician, 1 AS jobs, (resolve_by IS NOT NULL)::int AS sla_measured,
+           coalesce(at <= resolve_by, false)::int AS sla_met, 0 AS verified,
+           0 AS first_time_fixes
+    FROM resolves
+    UNION ALL
+    SELECT technician, 0, 0, 0, 1, first_time::int FROM verifications
+) AS counted
+GROUP BY technician ORDER BY technician
 """
 
 _ALERTS = """
-SELECT s.severity,
-    (SELECT count(*) FROM alerts.alarms a WHERE a.region = %(region)s
-        AND a.severity = s.severity
-        AND a.first_raised_at >= %(since)s AND a.first_raised_at < %(until)s) AS raised,
-    (SELECT count(*) FROM alerts.alarms a WHERE a.region = %(region)s
-        AND a.severity = s.severity
-        AND a.cleared_at >= %(since)s AND a.cleared_at < %(until)s) AS cleared,
-    (SELECT count(*) FROM alerts.alarm_history h JOIN alerts.alarms a ON a.id = h.alarm_id
-        WHERE a.region = %(region)s AND a.severity = s.severity
-        AND h.to_state = 'unacknowledged' AND h.from_state <> 'unacknowledged'
-        AND h.at >= %(since)s AND h.at < %(until)s) AS annunciations
-FROM unnest(%(severities)s::text[]) AS s(severity)
+WITH mine AS (
+    SELECT id, severity, first_raised_at, cleared_at FROM alerts.alarms
+    WHERE region = %(region)s
+), raised AS (
+    SELECT severity, count(*) AS n FROM mine
+    WHERE first_raised_at >= %(since)s AND first_raised_at < %(until)s GROUP BY 1
+), cleared AS (
+    SELECT severity, count(*) AS n FROM mine
+    WHERE cleared_at >= %(since)s AND cleared_at < %(until)s GROUP BY 1
+), annunciated AS (
+    SELECT m.severity, count(*) AS n FROM alerts.alarm_history h JOIN mine m ON m.id = h.alarm_id
+    WHERE h.to_state = 'unacknowledged' AND h.from_state <> 'unacknowledged'
+      AND h.at >= %(since)s AND h.at < %(until)s GROUP BY 1
+)
+SELECT s.severity, coalesce(r.n, 0)::int AS raised, coalesce(c.n, 0)::int AS cleared,
+       coalesce(a.n, 0)::int AS annunciations
+FROM unnest(%(severities)s::text[]) WITH ORDINALITY AS s(severity, ord)
+LEFT JOIN raised r ON r.severity = s.severity
+LEFT JOIN cleared c ON c.severity = s.severity
+LEFT JOIN annunciated a ON a.severity = s.severity
+ORDER BY s.ord
 """
 
 
