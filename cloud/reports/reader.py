@@ -140,29 +140,33 @@ def _region_zone(region: Region) -> ZoneInfo:
 
 
 _FLEET = """
-WITH days AS (
-    SELECT d::date AS day
-    FROM generate_series(%(first)s::date, %(last)s::date, interval '1 day') AS d
-), fleet AS (
+WITH fleet AS (
     SELECT i.site_id, i.pv_kwp, i.installed_on FROM customers.installations i
     WHERE i.region = %(region)s AND i.installed_on <= %(last)s
+), joining AS (
+    -- sites by the day they join the month's fleet (those installed before: its 1st)
+    SELECT greatest(installed_on, %(first)s::date) AS day, count(*) AS n, sum(pv_kwp) AS kwp
+    FROM fleet GROUP BY 1
+), sizes AS (
+    SELECT d::date AS day,
+           sum(coalesce(j.n, 0)) OVER (ORDER BY d) AS sites,
+           sum(coalesce(j.kwp, 0)) OVER (ORDER BY d) AS kwp
+    FROM generate_series(%(first)s::date, %(last)s::date, interval '1 day') AS d
+    LEFT JOIN joining j ON j.day = d::date
 ), pv AS (
-    SELECT e.site_id, e.day, e.energy_mwh, e.samples, e.covered
+    SELECT e.day, count(*) FILTER (WHERE e.samples > 0) AS reporting,
+           sum(e.energy_mwh) AS energy_mwh, sum(extract(epoch FROM e.covered)) AS covered_s
     FROM telemetry.energy_site_1d e
+    JOIN fleet f ON f.site_id = e.site_id AND f.installed_on <= e.day
     WHERE e.metric_id = (SELECT id FROM telemetry.metrics WHERE name = 'pv_wh')
       AND e.day BETWEEN %(first)s AND %(last)s
-      AND e.site_id IN (SELECT site_id FROM fleet)
+    GROUP BY e.day
 )
-SELECT days.day,
-       count(f.site_id) AS sites,
-       count(pv.site_id) FILTER (WHERE pv.samples > 0) AS reporting,
-       coalesce(sum(pv.energy_mwh), 0)::bigint AS energy_mwh,
-       coalesce(sum(f.pv_kwp), 0) AS kwp,
-       coalesce(sum(extract(epoch FROM pv.covered)), 0)::bigint AS covered_s
-FROM days
-LEFT JOIN fleet f ON f.installed_on <= days.day
-LEFT JOIN pv ON pv.site_id = f.site_id AND pv.day = days.day
-GROUP BY days.day ORDER BY days.day
+SELECT s.day, s.sites::int AS sites, coalesce(pv.reporting, 0)::int AS reporting,
+       coalesce(pv.energy_mwh, 0)::bigint AS energy_mwh, s.kwp,
+       coalesce(pv.covered_s, 0)::bigint AS covered_s
+FROM sizes s LEFT JOIN pv ON pv.day = s.day
+ORDER BY s.day
 """
 
 _SIGN = "CASE WHEN i.kind IN ('invoice', 'debit_note') THEN 1 ELSE -1 END"
