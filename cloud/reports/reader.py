@@ -157,8 +157,10 @@ WITH fleet AS (
     SELECT e.day, count(*) FILTER (WHERE e.samples > 0) AS reporting,
            sum(e.energy_mwh) AS energy_mwh, sum(extract(epoch FROM e.covered)) AS covered_s
     FROM telemetry.energy_site_1d e
-    JOIN fleet f ON f.site_id = e.site_id AND f.installed_on <= e.day
-    WHERE e.metric_id = (SELECT id FROM telemetry.metrics WHERE name = 'pv_wh')
+    -- the installations themselves, not the CTE: the planner hashes the smaller side
+    JOIN customers.installations f ON f.site_id = e.site_id AND f.installed_on <= e.day
+    WHERE f.region = %(region)s
+      AND e.metric_id = (SELECT id FROM telemetry.metrics WHERE name = 'pv_wh')
       AND e.day BETWEEN %(first)s AND %(last)s
     GROUP BY e.day
 )
