@@ -57,7 +57,7 @@ def svg_chart(table: ReportTable, title: str) -> str:
         f'<line x1="{_PAD}" y1="{_HEIGHT - _PAD}" x2="{_WIDTH - _PAD}"'
         f' y2="{_HEIGHT - _PAD}" class="axis" stroke="currentColor"/>',
         f'<text x="{_PAD}" y="14" class="chart-top" font-size="11">'
-        f"{escape(cell_text(column, _as_cell(top)))}</text>",
+        f"{escape(cell_text(column, _as_cell(top, whole=column.kind == 'count')))}</text>",
     ]
     for i, (row, value) in enumerate(values):
         number = float(value) if value is not None and not isinstance(value, str) else 0.0
@@ -80,5 +80,5 @@ def svg_chart(table: ReportTable, title: str) -> str:
     return "".join(parts)
 
 
-def _as_cell(number: float) -> Cell:
-    return Decimal(repr(number))
+def _as_cell(number: float, *, whole: bool) -> Cell:
+    return round(number) if whole else Decimal(repr(number))
