@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4, uuid5
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
@@ -115,8 +115,10 @@ from cloud.ingest import CompletenessReader, FleetStatusReader, IngestSettings, 
 from cloud.ingest import event_subscriptions as ingest_subscriptions
 from cloud.mqtt_options import mqtt_options
 from cloud.notify import (
+    Category,
     DeliveryWorker,
     InboxService,
+    Notification,
     NotificationService,
     NotifyHandlers,
     NotifySettings,
@@ -142,6 +144,7 @@ from cloud.portal.web import (
 )
 from cloud.registry import NotFoundError, RegistryService, Site
 from cloud.registry import subscriptions as registry_subscriptions
+from cloud.reports import Pack, PackSettings, ReportsReader, run_monthly_packs
 from cloud.sap import SapExporter, SapSettings, reconcile_daily
 from cloud.sap import subscriptions as sap_subscriptions
 from cloud.sap.delta import run_delta_polling
@@ -360,7 +363,8 @@ def create_api(
     connection. ``verify``: how a bearer token becomes a caller (default: the settings'
     tokens). With ``web`` and ``config``, a MOSIE's job page offers the grid-code push.
     With ``billing_cycles`` (:func:`create_cycle_runner`; the caller closes it before the
-    pool), admins start and follow billing cycles (REST and screens)."""
+    pool), admins start and follow billing cycles (REST and screens). Reports (issue 20)
+    are always served: read-only, over the tables the services publish."""
     if web is not None and config is not None and web.tech_pushes is None:
         pushes = TechnicianPushes(
             pool, config, builtin_profiles(), production=settings.env == "production"
@@ -380,6 +384,7 @@ def create_api(
         usage=UsageReader(pool, zones=TARIFF_ZONES),
         bill_customer=bill_customer(CustomersService(pool), pool),
         cycles=billing_cycles,
+        reports=ReportsReader(pool),
         verify=verify,
         web=web,
     )
@@ -937,6 +942,7 @@ async def run_services(
     bus_settings: BusSettings | None = None,
     ready_timeout_s: float = 30.0,
     alert_sweep_s: float = ALERT_SWEEP_S,
+    report_packs: PackSettings | None = None,
 ) -> AsyncIterator[Services]:
     """Ingest (one worker), the config service with its loops, the registry's, the config
     service's, ingest's and the alerts service's consumers (with its sweeps every
@@ -951,7 +957,9 @@ async def run_services(
     on ``energy.revised``) and its daily overdue reminders per region at
     ``reminders.reminder_hour`` of the region's clock (:func:`region_zone`; default
     settings from ``POTR_BILLING_*``). With ``sap``: the SAP integration's
-    consumers, exporter and daily reconciliation (:func:`run_sap`)."""
+    consumers, exporter and daily reconciliation (:func:`run_sap`). With ``notify`` and
+    ``report_packs``: the monthly reports pack to every region's admins
+    (:func:`send_report_pack`)."""
     notifier = NotificationService(pool, notify) if notify is not None else None
     filed = asyncio.Event()
     handlers = NotifyHandlers(pool, notifier, on_filed=filed.set) if notifier is not None else None
@@ -987,6 +995,8 @@ async def run_services(
                 tg.create_task(_deliver(pool, notify, stop, filed))
             if sap is not None:
                 tg.create_task(run_sap(sap, pool, stop, sap_wake))
+            if notifier is not None and report_packs is not None:
+                tg.create_task(_send_packs(pool, notifier, stop, report_packs))
             try:
                 async with asyncio.timeout(ready_timeout_s):
                     await ready.wait()
@@ -1003,6 +1013,48 @@ async def _remind(
     await run_reminders_daily(
         billing, stop, zones=zones, settings=settings or ReminderSettings(), clock=billing.clock
     )
+
+
+#: Namespace of the monthly reports pack's notification ids (one per month and region).
+_PACK_NS = UUID("5b0c1f7e-8d2a-4e6b-9a31-7c4d2e8f1a60")
+
+
+def send_report_pack(notifier: NotificationService, pack: Pack, now: datetime) -> int:
+    """Tell every region's admins that ``pack`` is ready, with its figures across the
+    regions and a link to the region's reports of the month; the notification's id
+    derives from the month and region, so sending again reaches nobody twice. How many
+    admins were told."""
+    told = 0
+    for region in Region:
+        admins = notifier.staff(region, ["admin"])
+        if not admins:
+            continue
+        notification = Notification(
+            id=uuid5(_PACK_NS, f"{pack.month:%Y-%m}/{region.value}"),
+            kind="reports_monthly_pack",
+            category=Category.NOTICE,
+            region=region,
+            link=f"/ui/{region.value}/reports?month={pack.month:%Y-%m}",
+            params={"month": f"{pack.month:%Y-%m}", **pack.headline()},
+            created_at=now,
+        )
+        notifier.notify(notification, admins)
+        told += len(admins)
+    return told
+
+
+async def _send_packs(
+    pool: Pool, notifier: NotificationService, stop: asyncio.Event, settings: PackSettings
+) -> None:
+    """The monthly reports pack (:func:`cloud.reports.run_monthly_packs`): each region's
+    reader over this process's pool (one database here; one per region in a deployment
+    that splits them), sent through notify."""
+    readers = {region: ReportsReader(pool) for region in Region}
+
+    def send(pack: Pack) -> None:
+        send_report_pack(notifier, pack, utc_now())
+
+    await run_monthly_packs(readers, send, stop, settings=settings, clock=utc_now)
 
 
 async def _deliver(

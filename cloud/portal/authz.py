@@ -112,6 +112,11 @@ CUSTOMERS = frozenset({Role.CUSTOMER})
 #: Staff: who writes notes, sees job photos and the parts stock (a MOSIE: own jobs).
 STAFF = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT, Role.MOSIE})
 
+#: Who reads the reports of the fleet, its alarms and the technicians' work (issue 20):
+#: the operators' desk runs these every day. Money (revenue, billed energy, savings) is
+#: the admins' alone (:data:`ADMINS`).
+REPORT_READERS = frozenset({Role.ADMIN, Role.OPERATOR})
+
 #: Route key (the route's ``operationId``) → roles that may call it. A route missing
 #: here cannot be built (its dependency raises ``KeyError``).
 ROUTES: Mapping[str, frozenset[Role]] = {
@@ -281,6 +286,16 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "ui.inbox.events": EVERYONE,
     "ui.inbox.read": EVERYONE,
     "ui.inbox.read_all": EVERYONE,
+    # reports (issue 20 point 4): operators the fleet, alerts and MOSIE ones; admins all
+    "reports.fleet": REPORT_READERS,
+    "reports.alerts": REPORT_READERS,
+    "reports.mosie": REPORT_READERS,
+    "reports.revenue": ADMINS,
+    "ui.reports": REPORT_READERS,
+    "ui.reports.fleet": REPORT_READERS,
+    "ui.reports.alerts": REPORT_READERS,
+    "ui.reports.mosie": REPORT_READERS,
+    "ui.reports.revenue": ADMINS,
 }
 
 

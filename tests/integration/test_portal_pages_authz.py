@@ -111,6 +111,26 @@ TABLE: dict[str, Page] = {
     "/ui/{region}/billing/cycles/{cycle_id}/progress": Page(
         CONTROL, lambda r, t: f"/ui/{r}/billing/cycles/{t.cycle}/progress"
     ),
+    # Reports (issue 20): a region's; operators fleet, alerts and MOSIE, admins revenue too.
+    "/ui/{region}/reports": Page(
+        CONTROL, lambda r, t: f"/ui/{r}/reports?month=2026-09", tenant_object=False
+    ),
+    "/ui/{region}/reports/fleet": Page(
+        CONTROL, lambda r, t: f"/ui/{r}/reports/fleet?month=2026-09", tenant_object=False
+    ),
+    "/ui/{region}/reports/alerts": Page(
+        CONTROL,
+        lambda r, t: f"/ui/{r}/reports/alerts?month=2026-09&format=csv",
+        tenant_object=False,
+    ),
+    "/ui/{region}/reports/mosie": Page(
+        CONTROL, lambda r, t: f"/ui/{r}/reports/mosie?month=2026-09", tenant_object=False
+    ),
+    "/ui/{region}/reports/revenue": Page(
+        ADMINS,
+        lambda r, t: f"/ui/{r}/reports/revenue?month=2026-09&format=pdf",
+        tenant_object=False,
+    ),
     "/ui/{region}/workorders/{order_id}": Page(
         ALL, lambda r, t: f"/ui/{r}/workorders/{t.work_order}"
     ),

@@ -628,6 +628,20 @@ _BILLING_ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/api/v1/{region}/billing/cycles"): Route(
         ADMIN, True, 202, lambda r, t: _new_cycle(r), creates_in_url_region=True
     ),
+    # Reports (issue 20): a region's aggregates, the URL's region's only. The fleet,
+    # alerts and MOSIE ones are the operators' desk's too; revenue the admins' alone.
+    ("GET", "/api/v1/{region}/reports/fleet"): Route(
+        WRITERS, True, 200, _get("/reports/fleet", month="2026-09"), is_list=True
+    ),
+    ("GET", "/api/v1/{region}/reports/alerts"): Route(
+        WRITERS, True, 200, _get("/reports/alerts", month="2026-09"), is_list=True
+    ),
+    ("GET", "/api/v1/{region}/reports/mosie"): Route(
+        WRITERS, True, 200, _get("/reports/mosie", month="2026-09", format="csv"), is_list=True
+    ),
+    ("GET", "/api/v1/{region}/reports/revenue"): Route(
+        ADMIN, True, 200, _get("/reports/revenue", month="2026-09", format="pdf"), is_list=True
+    ),
 }
 
 

@@ -51,6 +51,7 @@ from cloud.portal.web.pages_field import create_field_pages
 from cloud.portal.web.pages_grid_codes import create_grid_code_pages
 from cloud.portal.web.pages_inbox import create_inbox_pages
 from cloud.portal.web.pages_parts import create_parts_pages
+from cloud.portal.web.pages_reports import create_report_pages
 from cloud.portal.web.pages_rollouts import create_rollout_pages
 from cloud.portal.web.pages_sites import SitePages, create_site_pages
 from cloud.portal.web.pages_staff import create_staff_pages
@@ -60,6 +61,7 @@ from cloud.portal.web.security_headers import SecurityHeaders
 from cloud.portal.web.session import Sessions
 from cloud.portal.web.site_data import SiteData
 from cloud.registry import RegistryService, Site
+from cloud.reports import ReportsReader
 from cloud.scope import GatewayReach, Scope
 from cloud.telemetry import TelemetryReader
 from contracts.topics import Region
@@ -132,6 +134,7 @@ def mount_web(
     usage: UsageReader | None = None,
     pdfs: BillPdfs | None = None,
     cycles: CycleRunner | None = None,
+    reports: ReportsReader | None = None,
 ) -> None:
     jar = CookieJar(secure=web.cookie_secure)
     assets = Assets()
@@ -166,6 +169,8 @@ def mount_web(
         )
     if cycles is not None:
         routers.append(create_cycle_pages(sessions, renderer, cycles))
+    if reports is not None:
+        routers.append(create_report_pages(sessions, renderer, reports))
     if web.alarms is not None:
         routers.append(create_alarm_pages(sessions, renderer, data, web.alarms))
     if web.inbox is not None:
