@@ -88,6 +88,7 @@ from cloud.customers import (
     Installation,
     MeterReplacement,
 )
+from cloud.customers import event_subscriptions as customers_subscriptions
 from cloud.customers.zones import TARIFF_ZONES
 from cloud.dispatch import (
     DispatchService,
@@ -146,6 +147,8 @@ from cloud.sap import SapExporter, SapSettings, reconcile_daily
 from cloud.sap import subscriptions as sap_subscriptions
 from cloud.scope import Scope
 from cloud.settings import DatabaseSettings
+from cloud.support import SiteFact, SiteFacts, SupportService
+from cloud.support import event_subscriptions as support_subscriptions
 from cloud.telemetry import MeterHourReader, MeterNotFoundError, TelemetryReader, TelemetryStore
 from cloud.telemetry import RegisterReading as StoredRegisterReading
 from cloud.telemetry import event_subscriptions as telemetry_subscriptions
@@ -201,6 +204,7 @@ EMITTING_SCHEMAS = (
     "dispatch",
     "employees",
     "billing",
+    "support",
 )
 #: The registry's schema: its outbox carries the gateway events ingest keeps.
 REGISTRY_SCHEMA = "registry"
@@ -237,6 +241,8 @@ async def cloud_events(
     dispatch: DispatchService | None = None,
     billing: BillingService | None = None,
     sap_wake: Callable[[], None] | None = None,
+    support: SupportService | None = None,
+    plan_changes: CustomersService | None = None,
     outboxes: Sequence[str] = EMITTING_SCHEMAS,
     settings: BusSettings | None = None,
     bus: EventBus | None = None,
@@ -248,7 +254,10 @@ async def cloud_events(
     notify's when ``notify`` is given + the dispatch service's (the registry's gateway
     events: sites) when ``dispatch`` is given + the billing service's (``energy.revised``:
     true-ups) when ``billing`` is given + the SAP integration's (customers and issued
-    documents queued for SAP; ``sap_wake`` called after each) when ``sap_wake`` is given.
+    documents queued for SAP; ``sap_wake`` called after each) when ``sap_wake`` is given
+    + the support service's (``workorder.created`` of a ticket's work order) when
+    ``support`` is given + the customers service's (``ticket.plan_change_approved``: the
+    account's plan from a date) when ``plan_changes`` is given.
 
     With ``ingest`` (or ``alerts``, or ``dispatch``) and the registry's outbox relayed
     here, this enters once that relay has found nothing left to publish (at most
@@ -273,6 +282,10 @@ async def cloud_events(
         subs += billing_subscriptions(billing)
     if sap_wake is not None:
         subs += sap_subscriptions(pool, sap_wake)
+    if support is not None:
+        subs += support_subscriptions(support)
+    if plan_changes is not None:
+        subs += customers_subscriptions(plan_changes)
     async with event_runtime(
         settings or BusSettings(),
         pool,
@@ -378,9 +391,39 @@ def create_api(
         usage=UsageReader(pool, zones=TARIFF_ZONES),
         bill_customer=bill_customer(CustomersService(pool), pool),
         cycles=billing_cycles,
+        support=create_support_service(pool),
         verify=verify,
         web=web,
     )
+
+
+def create_support_service(pool: Pool) -> SupportService:
+    """The support service with its site facts from the registry (whose a site is) and
+    customers (the installation's tariff zone: the state whose calendar its clocks count
+    on). Opens no connection."""
+    return SupportService(
+        pool, site_facts=support_site_facts(RegistryService(pool), CustomersService(pool))
+    )
+
+
+def support_site_facts(registry: RegistryService, customers: CustomersService) -> SiteFacts:
+    """Support's :data:`~cloud.support.SiteFacts`: a site's account (the registry's) and
+    its jurisdiction on the region's calendar — ``AU-<state>``/``US-<state>`` from the
+    installation's tariff zone, Spain's national calendar (``ES``) otherwise."""
+
+    def facts(region: Region, site_id: int) -> SiteFact | None:
+        site = registry.get_site(site_id, scope=Scope.of_region(region))
+        if site is None:
+            return None
+        record = customers.get_installation(region, site_id)
+        jurisdiction = None
+        if record is not None and region != Region.ES:
+            candidate = f"{region.value.upper()}-{record.tariff_zone}"
+            calendar = builtin_calendar(region)
+            jurisdiction = candidate if candidate in calendar.jurisdictions else None
+        return SiteFact(site.account_id, jurisdiction)
+
+    return facts
 
 
 def bill_customer(customers: CustomersService, pool: Pool) -> Callable[[str], BillCustomer | None]:

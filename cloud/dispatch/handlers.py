@@ -10,7 +10,9 @@ handed to :class:`~cloud.dispatch.service.DispatchService` in a thread:
 * the customers service's ``site.installation_changed`` keeps ``dispatch.installations``
   (the array the clear-sky expectation of a repaired site is computed for);
 * ingest's ``telemetry.received``: pv_wh readings of sites with a resolved job awaiting
-  verification (a batch without them needs no transaction).
+  verification (a batch without them needs no transaction);
+* support's ``ticket.work_requested``: a customer's fault report's work order (raised
+  and assigned like an alert policy's; its ``workorder.created`` names the ticket).
 
 :func:`event_subscriptions` gives the bus subscriptions the composition root registers;
 :func:`run_dispatch_sweeps` runs the service's timers.
@@ -27,6 +29,7 @@ from cloud.events.alerts import AlarmChanged
 from cloud.events.bus import Subscription, event_payload
 from cloud.events.employees import EMPLOYEE_CHANGED, EmployeeChanged
 from cloud.events.outbox import Event
+from cloud.events.support import TICKET_WORK_REQUESTED, TicketWorkRequested
 from cloud.events.types import (
     GATEWAY_REGISTERED,
     GATEWAY_UPDATED,
@@ -42,6 +45,7 @@ __all__ = [
     "EMPLOYEE_CONSUMER",
     "INSTALLATION_CONSUMER",
     "REGISTERED_CONSUMER",
+    "SUPPORT_CONSUMER",
     "TELEMETRY_CONSUMER",
     "UPDATED_CONSUMER",
     "AlarmHandler",
@@ -49,6 +53,7 @@ __all__ = [
     "GatewayRegistrationHandler",
     "InstallationHandler",
     "TelemetryHandler",
+    "WorkRequestHandler",
     "event_subscriptions",
     "run_dispatch_sweeps",
 ]
@@ -62,6 +67,7 @@ EMPLOYEE_CONSUMER = "dispatch.employees"
 ALERT_CONSUMER = "dispatch.alerts"
 INSTALLATION_CONSUMER = "dispatch.installations"
 TELEMETRY_CONSUMER = "dispatch.telemetry"
+SUPPORT_CONSUMER = "dispatch.support"
 
 
 class GatewayRegistrationHandler:
@@ -116,6 +122,17 @@ class InstallationHandler:
         await asyncio.to_thread(self._service.record_installation, event.id, installation)
 
 
+class WorkRequestHandler:
+    """Support's ``ticket.work_requested`` → :meth:`DispatchService.handle_work_request`."""
+
+    def __init__(self, service: DispatchService) -> None:
+        self._service = service
+
+    async def __call__(self, event: Event) -> None:
+        request = event_payload(event, TicketWorkRequested)
+        await asyncio.to_thread(self._service.handle_work_request, event.id, request)
+
+
 class TelemetryHandler:
     """``telemetry.received`` → :meth:`DispatchService.record_samples` (when it carries
     values of announced metrics)."""
@@ -147,6 +164,9 @@ def event_subscriptions(service: DispatchService) -> list[Subscription]:
         ),
         Subscription(
             TELEMETRY_CONSUMER, f"*.ingest.{TELEMETRY_RECEIVED}", TelemetryHandler(service)
+        ),
+        Subscription(
+            SUPPORT_CONSUMER, f"*.support.{TICKET_WORK_REQUESTED}", WorkRequestHandler(service)
         ),
     ]
 

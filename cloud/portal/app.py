@@ -55,6 +55,8 @@ from cloud.portal.web.pages_dispatch import UI_UPLOAD_PATH, UPLOAD_FORM_SLACK
 from cloud.registry import RegistryService
 from cloud.registry import create_router as registry_router
 from cloud.scope import Access, GatewayReach, Scope
+from cloud.support import SupportService
+from cloud.support import create_router as support_router
 from cloud.telemetry import TelemetryReader
 from cloud.telemetry import create_router as telemetry_router
 from contracts.topics import Region
@@ -94,6 +96,7 @@ def create_app(
     usage: UsageReader | None = None,
     bill_customer: Callable[[str], BillCustomer | None] | None = None,
     cycles: CycleRunner | None = None,
+    support: SupportService | None = None,
     verify: Verify | None = None,
     web: WebUi | None = None,
 ) -> FastAPI:
@@ -157,6 +160,8 @@ def create_app(
         mount(billing_router(bills, access=access, account_in_scope=in_reach, pdfs=pdfs))
     if cycles is not None:
         mount(create_cycles_router(cycles, access=access))
+    if support is not None:
+        mount(support_router(support, access=access))
     if web is not None:
         mount_web(
             app, web, verify=verify, registry=registry, telemetry=telemetry_reader,

@@ -106,7 +106,7 @@ def clock(
 ) -> Clock:
     """The clock at ``now``: stopped at ``stopped_at`` (its event) when given."""
     until = stopped_at if stopped_at is not None else now
-    counted = [p for p in pauses if p.start < until]
+    counted = [p for p in pauses if p.start <= until]
     used = business_elapsed(calendar, jurisdiction, start, until, counted)
     due = due_at(calendar, jurisdiction, start, target, counted)
     breached = used > target if stopped_at is None else (due is not None and stopped_at > due)
