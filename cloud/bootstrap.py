@@ -401,8 +401,15 @@ def create_support_service(pool: Pool) -> SupportService:
     """The support service with its site facts from the registry (whose a site is) and
     customers (the installation's tariff zone: the state whose calendar its clocks count
     on). Opens no connection."""
+    customers = CustomersService(pool)
+
+    def account_known(region: Region, account_id: str) -> bool:
+        return customers.get_account(account_id, region) is not None
+
     return SupportService(
-        pool, site_facts=support_site_facts(RegistryService(pool), CustomersService(pool))
+        pool,
+        site_facts=support_site_facts(RegistryService(pool), customers),
+        account_known=account_known,
     )
 
 

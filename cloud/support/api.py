@@ -93,7 +93,8 @@ def create_router(
         response_model=list[Ticket],
         operation_id="support.tickets.list",
         summary="List tickets",
-        description="A customer: its account's tickets. Staff: the region's queue, most "
+        description="A customer: its account's tickets. Staff: the region's queue (one "
+        "account's with `account_id`), most "
         "urgent first (the next SLA due time; paused clocks last), with filters. "
         "`open_only` (default) leaves out resolved and closed tickets unless `state` is given.",
         responses=_AUTH,
@@ -104,12 +105,18 @@ def create_router(
         kind: Kind | None = None,
         priority: Priority | None = None,
         assignee: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+        account_id: Annotated[str | None, Query(pattern=ACCOUNT_ID_PATTERN)] = None,
         open_only: bool = True,
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> list[Ticket]:
         given = QueueFilter(
-            state=state, kind=kind, priority=priority, assignee=assignee, open_only=open_only
+            state=state,
+            kind=kind,
+            priority=priority,
+            assignee=assignee,
+            account_id=account_id,
+            open_only=open_only,
         )
         return await run_in_threadpool(
             service.list_tickets, who.scope, given, limit=limit, offset=offset
@@ -127,6 +134,7 @@ def create_router(
         responses={
             **_AUTH,
             201: {"description": "raised (state new)"},
+            404: {"description": "no such account in the region (a customer: not its own)"},
             422: {"description": "a field out of bounds, or a site not the account's"},
         },
     )
@@ -137,7 +145,7 @@ def create_router(
     ) -> Ticket:
         if who.role == CUSTOMER:
             if account_id is not None and account_id != who.scope.account_id:
-                raise HTTPException(status.HTTP_403_FORBIDDEN, "only for your own account")
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"no account {account_id}")
             account_id = who.scope.account_id
         return await run_in_threadpool(service.create, _region(who), account_id, given, _actor(who))
 

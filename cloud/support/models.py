@@ -166,4 +166,5 @@ class QueueFilter(_Model):
     kind: Kind | None = None
     priority: Priority | None = None
     assignee: PersonId | None = None
+    account_id: PersonId | None = None
     open_only: bool = True

@@ -202,7 +202,7 @@ def list_tickets(
     newest."""
     conditions = [site_condition("t")]
     params: dict[str, Any] = {**scope.sql_params(), "limit": limit, "offset": offset}
-    for name in ("state", "kind", "priority", "assignee"):
+    for name in ("state", "kind", "priority", "assignee", "account_id"):
         value = getattr(given, name)
         if value is not None:
             conditions.append(f"t.{name} = %({name})s")

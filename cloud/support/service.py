@@ -8,7 +8,7 @@ pauses (its pending and resolved spells, read from the history).
 
 Facts it does not own come through ports given by the process's builder
 (:mod:`cloud.bootstrap`): :data:`SiteFacts` (whose a site is and the jurisdiction of its
-installation — the calendar its clocks count on).
+installation — the calendar its clocks count on) and :data:`AccountKnown`.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ from cloud.support.policy import SupportPolicy, load_policy
 from cloud.support.sla import Clock, Pause, clock
 from contracts.topics import Region
 
-__all__ = ["SCHEMA", "Actor", "SiteFact", "SiteFacts", "SupportService", "pauses"]
+__all__ = ["SCHEMA", "AccountKnown", "Actor", "SiteFact", "SiteFacts", "SupportService", "pauses"]
 
 SCHEMA = "support"
 #: A fault report's priority → the work order's (P1 safety … P4 planned).
@@ -95,6 +95,8 @@ class SiteFact:
 
 #: ``(region, site_id)`` → the site's facts, None when the region has no such site.
 SiteFacts = Callable[[Region, int], SiteFact | None]
+#: ``(region, account_id)`` → whether the region has that customer account.
+AccountKnown = Callable[[Region, str], bool]
 
 
 def pauses(changes: list[tuple[datetime, State]]) -> list[Pause]:
@@ -129,12 +131,14 @@ class SupportService:
         pool: ConnectionPool,
         *,
         site_facts: SiteFacts,
+        account_known: AccountKnown,
         policy: SupportPolicy | None = None,
         calendar: Callable[[Region], BusinessCalendar] = builtin_calendar,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._pool = pool
         self._site_facts = site_facts
+        self._account_known = account_known
         self._policy = policy if policy is not None else load_policy()
         self._calendar = calendar
         self._clock = clock
@@ -169,6 +173,8 @@ class SupportService:
         its links (site, invoice), its clocks from now on the site's jurisdiction."""
         if account_id is None:
             raise InvalidError("a ticket belongs to a customer account (account_id)")
+        if not self._account_known(region, account_id):
+            raise NotFoundError(f"no account {account_id} in {region}")
         jurisdiction = self._calendar(region).default_jurisdiction
         if given.site_id is not None:
             fact = self._site_facts(region, given.site_id)

@@ -52,6 +52,10 @@ def facts(region: Region, site_id: int) -> SiteFact | None:
     return known.get(site_id) if region == Region.AU else None
 
 
+def known(region: Region, account_id: str) -> bool:
+    return region == Region.AU and account_id in {"A", "B"}
+
+
 @pytest.fixture(scope="module")
 def world(postgres_server_url: str) -> Iterator[tuple[SupportService, Clock, Any]]:
     with migrated_database(postgres_server_url, "support") as url:
@@ -59,7 +63,11 @@ def world(postgres_server_url: str) -> Iterator[tuple[SupportService, Clock, Any
         try:
             # Monday 7 Dec 2026 09:00 +11 (Victoria keeps Sydney's time).
             clock = Clock(datetime(2026, 12, 7, 9, tzinfo=AEDT))
-            yield SupportService(pool, site_facts=facts, clock=clock), clock, pool
+            yield (
+                SupportService(pool, site_facts=facts, account_known=known, clock=clock),
+                clock,
+                pool,
+            )
         finally:
             pool.close()
 
