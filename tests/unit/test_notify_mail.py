@@ -84,6 +84,9 @@ def test_every_kind_exists_in_english_and_spanish_with_the_same_fields() -> None
         "bill_issued",
         "bill_credited",
         "bill_overdue",
+        # support's resolved tickets (cloud.notify.tickets)
+        "ticket_resolved",
+        "complaint_resolved",
     }
     assert templates.fields("appointment_offered") == {
         "site",
