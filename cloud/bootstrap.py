@@ -87,6 +87,7 @@ from cloud.customers import (
     CustomersService,
     Installation,
     MeterReplacement,
+    run_plan_changes,
 )
 from cloud.customers import event_subscriptions as customers_subscriptions
 from cloud.customers.zones import TARIFF_ZONES
@@ -147,7 +148,7 @@ from cloud.sap import SapExporter, SapSettings, reconcile_daily
 from cloud.sap import subscriptions as sap_subscriptions
 from cloud.scope import Scope
 from cloud.settings import DatabaseSettings
-from cloud.support import SiteFact, SiteFacts, SupportService
+from cloud.support import SiteFact, SiteFacts, SupportService, run_support_sweeps
 from cloud.support import event_subscriptions as support_subscriptions
 from cloud.telemetry import MeterHourReader, MeterNotFoundError, TelemetryReader, TelemetryStore
 from cloud.telemetry import RegisterReading as StoredRegisterReading
@@ -171,6 +172,7 @@ __all__ = [
     "create_dispatch_service",
     "create_ingest_worker",
     "create_publisher",
+    "create_support_service",
     "create_tech_listener",
     "create_tracker",
     "deliver_registry_events",
@@ -210,6 +212,8 @@ EMITTING_SCHEMAS = (
 REGISTRY_SCHEMA = "registry"
 #: How long a process that consumes them waits for the registry's pending events at start.
 CATCH_UP_TIMEOUT_S = 30.0
+#: How often resolved tickets past their reopen window are closed.
+SUPPORT_SWEEP_S = 3600.0
 #: How often the alerts service's sweeps run (offline for N minutes, escalation, shelves).
 ALERT_SWEEP_S = 30.0
 
@@ -982,6 +986,7 @@ async def run_services(
     billing: BillingService | None = None,
     reminders: ReminderSettings | None = None,
     sap: SapSettings | None = None,
+    support: SupportService | None = None,
     bus_settings: BusSettings | None = None,
     ready_timeout_s: float = 30.0,
     alert_sweep_s: float = ALERT_SWEEP_S,
@@ -999,7 +1004,10 @@ async def run_services(
     on ``energy.revised``) and its daily overdue reminders per region at
     ``reminders.reminder_hour`` of the region's clock (:func:`region_zone`; default
     settings from ``POTR_BILLING_*``). With ``sap``: the SAP integration's
-    consumers, exporter and daily reconciliation (:func:`run_sap`)."""
+    consumers, exporter and daily reconciliation (:func:`run_sap`). With ``support``
+    (:func:`create_support_service`): its consumer (a ticket's work order), customers'
+    plan-change consumer and daily application, and the sweep closing resolved tickets
+    whose reopen window is over."""
     notifier = NotificationService(pool, notify) if notify is not None else None
     filed = asyncio.Event()
     handlers = NotifyHandlers(pool, notifier, on_filed=filed.set) if notifier is not None else None
@@ -1019,6 +1027,8 @@ async def run_services(
                 dispatch=dispatch,
                 billing=billing,
                 sap_wake=sap_wake.set if sap is not None else None,
+                support=support,
+                plan_changes=CustomersService(pool) if support is not None else None,
                 settings=bus_settings,
             ) as runtime,
             asyncio.TaskGroup() as tg,
@@ -1035,6 +1045,9 @@ async def run_services(
                 tg.create_task(_deliver(pool, notify, stop, filed))
             if sap is not None:
                 tg.create_task(run_sap(sap, pool, stop, sap_wake))
+            if support is not None:
+                tg.create_task(run_support_sweeps(support, stop, SUPPORT_SWEEP_S))
+                tg.create_task(run_plan_changes(CustomersService(pool), stop))
             try:
                 async with asyncio.timeout(ready_timeout_s):
                     await ready.wait()
