@@ -289,8 +289,8 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "ui.location.record": MOSIES,
     # support tickets (issue 20): a customer's own; the region's queue for staff
     "ui.support.tickets": CUSTOMER_READERS,
-    "ui.support.tickets.new": TICKET_WRITERS,
-    "ui.support.tickets.create": TICKET_WRITERS,
+    "ui.support.tickets.new": CUSTOMERS,
+    "ui.support.tickets.create": CUSTOMERS,
     "ui.support.ticket": CUSTOMER_READERS,
     "ui.support.ticket.reply": TICKET_WRITERS,
     "ui.support.ticket.reopen": CUSTOMERS,
