@@ -404,16 +404,23 @@ def create_api(
 def create_support_service(pool: Pool) -> SupportService:
     """The support service with its site facts from the registry (whose a site is) and
     customers (the installation's tariff zone: the state whose calendar its clocks count
-    on). Opens no connection."""
+    on), the accounts customers knows, and billing's documents (a linked invoice is the
+    account's). Opens no connection."""
     customers = CustomersService(pool)
+
+    bills = BillsReader(pool)
 
     def account_known(region: Region, account_id: str) -> bool:
         return customers.get_account(account_id, region) is not None
+
+    def invoice_owned(region: Region, account_id: str, number: str) -> bool:
+        return bills.document(number, scope=Scope.of_account(region, account_id)) is not None
 
     return SupportService(
         pool,
         site_facts=support_site_facts(RegistryService(pool), customers),
         account_known=account_known,
+        invoice_owned=invoice_owned,
     )
 
 

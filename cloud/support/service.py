@@ -8,7 +8,8 @@ pauses (its pending and resolved spells, read from the history).
 
 Facts it does not own come through ports given by the process's builder
 (:mod:`cloud.bootstrap`): :data:`SiteFacts` (whose a site is and the jurisdiction of its
-installation — the calendar its clocks count on) and :data:`AccountKnown`.
+installation — the calendar its clocks count on), :data:`AccountKnown` and
+:data:`InvoiceOwned` (billing's: a linked document is the account's).
 """
 
 from __future__ import annotations
@@ -59,7 +60,16 @@ from cloud.support.policy import SupportPolicy, load_policy
 from cloud.support.sla import Clock, Pause, clock
 from contracts.topics import Region
 
-__all__ = ["SCHEMA", "AccountKnown", "Actor", "SiteFact", "SiteFacts", "SupportService", "pauses"]
+__all__ = [
+    "SCHEMA",
+    "AccountKnown",
+    "Actor",
+    "InvoiceOwned",
+    "SiteFact",
+    "SiteFacts",
+    "SupportService",
+    "pauses",
+]
 
 SCHEMA = "support"
 #: A fault report's priority → the work order's (P1 safety … P4 planned).
@@ -97,6 +107,8 @@ class SiteFact:
 SiteFacts = Callable[[Region, int], SiteFact | None]
 #: ``(region, account_id)`` → whether the region has that customer account.
 AccountKnown = Callable[[Region, str], bool]
+#: ``(region, account_id, number)`` → whether document ``number`` is that account's.
+InvoiceOwned = Callable[[Region, str, str], bool]
 
 
 def pauses(changes: list[tuple[datetime, State]]) -> list[Pause]:
@@ -132,6 +144,7 @@ class SupportService:
         *,
         site_facts: SiteFacts,
         account_known: AccountKnown,
+        invoice_owned: InvoiceOwned | None = None,
         policy: SupportPolicy | None = None,
         calendar: Callable[[Region], BusinessCalendar] = builtin_calendar,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -139,6 +152,7 @@ class SupportService:
         self._pool = pool
         self._site_facts = site_facts
         self._account_known = account_known
+        self._invoice_owned = invoice_owned
         self._policy = policy if policy is not None else load_policy()
         self._calendar = calendar
         self._clock = clock
@@ -181,6 +195,9 @@ class SupportService:
             if fact is None or fact.account_id != account_id:
                 raise InvalidError(f"site {given.site_id} is not this account's in {region}")
             jurisdiction = fact.jurisdiction or jurisdiction
+        number, owned = given.invoice_number, self._invoice_owned
+        if number is not None and owned is not None and not owned(region, account_id, number):
+            raise InvalidError(f"invoice {number} is not this account's in {region}")
         at = self._clock()
         with self._pool.connection() as conn, conn.transaction():
             ticket = repo.insert_ticket(

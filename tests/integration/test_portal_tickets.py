@@ -51,6 +51,11 @@ def test_customer_raises_replies_and_support_acts(world: World) -> None:
         bad = customer.post(BASE, data=form_fields(customer, kind="fault_report", subject="x"))
         assert bad.status_code == 422
         assert "site" in bad.text
+        # Another account's invoice is refused.
+        other_bill = form_fields(customer, kind="question", subject="x", invoice_number=b.bill)
+        refused = customer.post(BASE, data=other_bill)
+        assert refused.status_code == 422
+        assert f"invoice {b.bill} is not this account" in refused.text
         # No CSRF token: refused, nothing raised.
         before = customer.get(BASE).text.count("data-ticket=")
         assert customer.post(BASE, data={"kind": "question", "subject": "x"}).status_code == 403
