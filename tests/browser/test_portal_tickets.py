@@ -1,7 +1,7 @@
 """Support tickets in a real Chromium on the running demo (issue 20): a customer on a
 360-px phone raises a fault report at their site through the portal's form and sees it,
 with its history; the support desk (another browser) finds it in the region's queue and
-opens it. axe-core on the customer's pages.
+opens it, on a phone too. axe-core on the pages.
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ def test_a_customer_raises_a_fault_report_and_the_desk_sees_it(
     phone.goto(f"{portal.url}/ui/au/support/tickets")
     expect(phone.locator(f'tr[data-ticket="{ticket}"]')).to_contain_text(subject)
 
-    desk_context = browser.new_context()
+    desk_context = browser.new_context(
+        viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True
+    )
     try:
         desk = desk_context.new_page()
         sign_in(desk, portal.url, portal.logins["support"])
@@ -49,7 +51,10 @@ def test_a_customer_raises_a_fault_report_and_the_desk_sees_it(
         row = desk.locator(f'tr[data-ticket="{ticket}"]')
         expect(row).to_contain_text(subject)
         expect(row).to_have_attribute("data-state", "new")
+        assert desk.evaluate("document.documentElement.scrollWidth") <= 360
         row.get_by_role("link").click()
         expect(desk.locator("#work-order-form")).to_be_visible()
+        assert desk.evaluate("document.documentElement.scrollWidth") <= 360
+        assert_accessible(desk, context="a request's page for the desk on a phone")
     finally:
         desk_context.close()
