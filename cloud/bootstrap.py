@@ -87,7 +87,9 @@ from cloud.customers import (
     CustomersService,
     Installation,
     MeterReplacement,
+    run_plan_changes,
 )
+from cloud.customers import event_subscriptions as customers_subscriptions
 from cloud.customers.zones import TARIFF_ZONES
 from cloud.dispatch import (
     DispatchService,
@@ -150,6 +152,8 @@ from cloud.sap import subscriptions as sap_subscriptions
 from cloud.sap.delta import run_delta_polling
 from cloud.scope import Scope
 from cloud.settings import DatabaseSettings
+from cloud.support import SiteFact, SiteFacts, SupportService, run_support_sweeps
+from cloud.support import event_subscriptions as support_subscriptions
 from cloud.telemetry import MeterHourReader, MeterNotFoundError, TelemetryReader, TelemetryStore
 from cloud.telemetry import RegisterReading as StoredRegisterReading
 from cloud.telemetry import event_subscriptions as telemetry_subscriptions
@@ -172,6 +176,7 @@ __all__ = [
     "create_dispatch_service",
     "create_ingest_worker",
     "create_publisher",
+    "create_support_service",
     "create_tech_listener",
     "create_tracker",
     "deliver_registry_events",
@@ -205,11 +210,14 @@ EMITTING_SCHEMAS = (
     "dispatch",
     "employees",
     "billing",
+    "support",
 )
 #: The registry's schema: its outbox carries the gateway events ingest keeps.
 REGISTRY_SCHEMA = "registry"
 #: How long a process that consumes them waits for the registry's pending events at start.
 CATCH_UP_TIMEOUT_S = 30.0
+#: How often resolved tickets past their reopen window are closed.
+SUPPORT_SWEEP_S = 3600.0
 #: How often the alerts service's sweeps run (offline for N minutes, escalation, shelves).
 ALERT_SWEEP_S = 30.0
 
@@ -241,6 +249,8 @@ async def cloud_events(
     dispatch: DispatchService | None = None,
     billing: BillingService | None = None,
     sap_wake: Callable[[], None] | None = None,
+    support: SupportService | None = None,
+    plan_changes: CustomersService | None = None,
     outboxes: Sequence[str] = EMITTING_SCHEMAS,
     settings: BusSettings | None = None,
     bus: EventBus | None = None,
@@ -252,7 +262,10 @@ async def cloud_events(
     notify's when ``notify`` is given + the dispatch service's (the registry's gateway
     events: sites) when ``dispatch`` is given + the billing service's (``energy.revised``:
     true-ups) when ``billing`` is given + the SAP integration's (customers and issued
-    documents queued for SAP; ``sap_wake`` called after each) when ``sap_wake`` is given.
+    documents queued for SAP; ``sap_wake`` called after each) when ``sap_wake`` is given
+    + the support service's (``workorder.created`` of a ticket's work order) when
+    ``support`` is given + the customers service's (``ticket.plan_change_approved``: the
+    account's plan from a date) when ``plan_changes`` is given.
 
     With ``ingest`` (or ``alerts``, or ``dispatch``) and the registry's outbox relayed
     here, this enters once that relay has found nothing left to publish (at most
@@ -277,6 +290,10 @@ async def cloud_events(
         subs += billing_subscriptions(billing)
     if sap_wake is not None:
         subs += sap_subscriptions(pool, sap_wake)
+    if support is not None:
+        subs += support_subscriptions(support)
+    if plan_changes is not None:
+        subs += customers_subscriptions(plan_changes)
     async with event_runtime(
         settings or BusSettings(),
         pool,
@@ -385,9 +402,53 @@ def create_api(
         bill_customer=bill_customer(CustomersService(pool), pool),
         cycles=billing_cycles,
         reports=ReportsReader(pool),
+        support=create_support_service(pool),
         verify=verify,
         web=web,
     )
+
+
+def create_support_service(pool: Pool) -> SupportService:
+    """The support service with its site facts from the registry (whose a site is) and
+    customers (the installation's tariff zone: the state whose calendar its clocks count
+    on), the accounts customers knows, and billing's documents (a linked invoice is the
+    account's). Opens no connection."""
+    customers = CustomersService(pool)
+
+    bills = BillsReader(pool)
+
+    def account_known(region: Region, account_id: str) -> bool:
+        return customers.get_account(account_id, region) is not None
+
+    def invoice_owned(region: Region, account_id: str, number: str) -> bool:
+        return bills.document(number, scope=Scope.of_account(region, account_id)) is not None
+
+    return SupportService(
+        pool,
+        site_facts=support_site_facts(RegistryService(pool), customers),
+        account_known=account_known,
+        invoice_owned=invoice_owned,
+    )
+
+
+def support_site_facts(registry: RegistryService, customers: CustomersService) -> SiteFacts:
+    """Support's :data:`~cloud.support.SiteFacts`: a site's account (the registry's) and
+    its jurisdiction on the region's calendar — ``AU-<state>``/``US-<state>`` from the
+    installation's tariff zone, Spain's national calendar (``ES``) otherwise."""
+
+    def facts(region: Region, site_id: int) -> SiteFact | None:
+        site = registry.get_site(site_id, scope=Scope.of_region(region))
+        if site is None:
+            return None
+        record = customers.get_installation(region, site_id)
+        jurisdiction = None
+        if record is not None and region != Region.ES:
+            candidate = f"{region.value.upper()}-{record.tariff_zone}"
+            calendar = builtin_calendar(region)
+            jurisdiction = candidate if candidate in calendar.jurisdictions else None
+        return SiteFact(site.account_id, jurisdiction)
+
+    return facts
 
 
 def bill_customer(customers: CustomersService, pool: Pool) -> Callable[[str], BillCustomer | None]:
@@ -939,6 +1000,7 @@ async def run_services(
     billing: BillingService | None = None,
     reminders: ReminderSettings | None = None,
     sap: SapSettings | None = None,
+    support: SupportService | None = None,
     bus_settings: BusSettings | None = None,
     ready_timeout_s: float = 30.0,
     alert_sweep_s: float = ALERT_SWEEP_S,
@@ -959,7 +1021,10 @@ async def run_services(
     settings from ``POTR_BILLING_*``). With ``sap``: the SAP integration's
     consumers, exporter and daily reconciliation (:func:`run_sap`). With ``notify`` and
     ``report_packs``: the monthly reports pack to every region's admins
-    (:func:`send_report_pack`)."""
+    (:func:`send_report_pack`). With ``support``
+    (:func:`create_support_service`): its consumer (a ticket's work order), customers'
+    plan-change consumer and daily application, and the sweep closing resolved tickets
+    whose reopen window is over."""
     notifier = NotificationService(pool, notify) if notify is not None else None
     filed = asyncio.Event()
     handlers = NotifyHandlers(pool, notifier, on_filed=filed.set) if notifier is not None else None
@@ -979,6 +1044,8 @@ async def run_services(
                 dispatch=dispatch,
                 billing=billing,
                 sap_wake=sap_wake.set if sap is not None else None,
+                support=support,
+                plan_changes=CustomersService(pool) if support is not None else None,
                 settings=bus_settings,
             ) as runtime,
             asyncio.TaskGroup() as tg,
@@ -997,6 +1064,9 @@ async def run_services(
                 tg.create_task(run_sap(sap, pool, stop, sap_wake))
             if notifier is not None and report_packs is not None:
                 tg.create_task(_send_packs(pool, notifier, stop, report_packs))
+            if support is not None:
+                tg.create_task(run_support_sweeps(support, stop, SUPPORT_SWEEP_S))
+                tg.create_task(run_plan_changes(CustomersService(pool), stop))
             try:
                 async with asyncio.timeout(ready_timeout_s):
                     await ready.wait()

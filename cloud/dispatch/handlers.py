@@ -12,7 +12,9 @@ handed to :class:`~cloud.dispatch.service.DispatchService` in a thread:
 * the SAP integration's ``service_order.changed``: a service order rejected or completed
   in SAP, shown with its work order (:mod:`cloud.dispatch.sap_status`);
 * ingest's ``telemetry.received``: pv_wh readings of sites with a resolved job awaiting
-  verification (a batch without them needs no transaction).
+  verification (a batch without them needs no transaction);
+* support's ``ticket.work_requested``: a customer's fault report's work order (raised
+  and assigned like an alert policy's; its ``workorder.created`` names the ticket).
 
 :func:`event_subscriptions` gives the bus subscriptions the composition root registers;
 :func:`run_dispatch_sweeps` runs the service's timers.
@@ -30,6 +32,7 @@ from cloud.events.bus import Subscription, event_payload
 from cloud.events.employees import EMPLOYEE_CHANGED, EmployeeChanged
 from cloud.events.outbox import Event
 from cloud.events.service_orders import SERVICE_ORDER_CHANGED, ServiceOrderChanged
+from cloud.events.support import TICKET_WORK_REQUESTED, TicketWorkRequested
 from cloud.events.types import (
     GATEWAY_REGISTERED,
     GATEWAY_UPDATED,
@@ -46,6 +49,7 @@ __all__ = [
     "INSTALLATION_CONSUMER",
     "REGISTERED_CONSUMER",
     "SAP_CONSUMER",
+    "SUPPORT_CONSUMER",
     "TELEMETRY_CONSUMER",
     "UPDATED_CONSUMER",
     "AlarmHandler",
@@ -54,6 +58,7 @@ __all__ = [
     "InstallationHandler",
     "SapStatusHandler",
     "TelemetryHandler",
+    "WorkRequestHandler",
     "event_subscriptions",
     "run_dispatch_sweeps",
 ]
@@ -68,6 +73,7 @@ ALERT_CONSUMER = "dispatch.alerts"
 INSTALLATION_CONSUMER = "dispatch.installations"
 TELEMETRY_CONSUMER = "dispatch.telemetry"
 SAP_CONSUMER = "dispatch.sap_service_orders"
+SUPPORT_CONSUMER = "dispatch.support"
 
 
 class GatewayRegistrationHandler:
@@ -133,6 +139,17 @@ class InstallationHandler:
         await asyncio.to_thread(self._service.record_installation, event.id, installation)
 
 
+class WorkRequestHandler:
+    """Support's ``ticket.work_requested`` → :meth:`DispatchService.handle_work_request`."""
+
+    def __init__(self, service: DispatchService) -> None:
+        self._service = service
+
+    async def __call__(self, event: Event) -> None:
+        request = event_payload(event, TicketWorkRequested)
+        await asyncio.to_thread(self._service.handle_work_request, event.id, request)
+
+
 class TelemetryHandler:
     """``telemetry.received`` → :meth:`DispatchService.record_samples` (when it carries
     values of announced metrics)."""
@@ -166,6 +183,9 @@ def event_subscriptions(service: DispatchService) -> list[Subscription]:
             TELEMETRY_CONSUMER, f"*.ingest.{TELEMETRY_RECEIVED}", TelemetryHandler(service)
         ),
         Subscription(SAP_CONSUMER, f"*.sap.{SERVICE_ORDER_CHANGED}", SapStatusHandler(service)),
+        Subscription(
+            SUPPORT_CONSUMER, f"*.support.{TICKET_WORK_REQUESTED}", WorkRequestHandler(service)
+        ),
     ]
 
 

@@ -149,6 +149,7 @@ from cloud.events.alerts import ALERT_CLEARED, ALERT_RAISED, AlarmChanged
 from cloud.events.outbox import Event, emit, handle_once
 from cloud.events.parts import PART_REORDER_NEEDED, PartReorderNeeded
 from cloud.events.service_orders import ServiceOrderChanged
+from cloud.events.support import TicketWorkRequested
 from cloud.events.types import GatewayRegistration, InstallationChanged
 from cloud.events.workorders import (
     CHARGE_REASONS,
@@ -784,6 +785,41 @@ class DispatchService:
                 out += [created] if created is not None else []
             flow_repo.save_policy_state(conn, region, book.snapshot())
             return out
+
+    def handle_work_request(self, event_id: UUID, request: TicketWorkRequested) -> WorkOrder | None:
+        """Support's ``ticket.work_requested`` (a customer's fault report), in one
+        transaction: a work order of the site (``inspection``; origin ``support``, the
+        ticket named), its SLA due times set and assigned like an alert policy's, and its
+        ``workorder.created`` — which tells support its id. Once per event and per
+        ticket; None when handled before, already raised, or the site is unknown here."""
+        with self._pool.connection() as conn:
+            if not handle_once(conn, SCHEMA, event_id):
+                return None
+            if repo.work_order_of_ticket(conn, request.ticket_id) is not None:
+                return None
+            site = repo.get_site(conn, request.site_id)
+            if site is None or site.region != request.region:
+                log.warning(
+                    "ticket %d: site %d unknown in %s: no work order",
+                    request.ticket_id, request.site_id, request.region.value,
+                )  # fmt: skip
+                return None
+            given = WorkOrderIn(
+                region=site.region,
+                site_id=site.site_id,
+                type=WorkOrderType.INSPECTION,
+                priority=request.priority,
+                title=request.title,
+                description=request.description,
+                created_by=request.requested_by,
+                origin="support",
+                ticket_id=request.ticket_id,
+            )
+            why = f"fault report: support ticket {request.ticket_id}"
+            order = self._create(conn, given, ActorRole.SYSTEM, why)
+            assigned = self._auto_assign(conn, self._due_from(conn, order, order.created_at))
+            self._offer(conn, assigned, "offer")
+            return assigned
 
     def record_samples(
         self, gateway_id: str, samples: Sequence[tuple[str, str, datetime, float]]
@@ -2097,6 +2133,7 @@ def _payload(
         reopen_count=order.reopen_count,
         origin=order.origin,
         found_on=order.found_on,
+        ticket_id=order.ticket_id,
     )
 
 

@@ -133,6 +133,8 @@ class WorkOrderChanged(BaseModel):
     #: ``incident`` (a MOSIE found it on site during the job ``found_on``).
     origin: str | None = None
     found_on: int | None = None
+    #: The support ticket it was raised for (``origin`` support), if any.
+    ticket_id: int | None = None
     visits: int = 0
     reopen_count: int = 0
     #: The confirmed arrival window, if any (the booked window).

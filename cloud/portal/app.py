@@ -58,6 +58,8 @@ from cloud.registry import create_router as registry_router
 from cloud.reports import ReportsReader
 from cloud.reports import create_router as reports_router
 from cloud.scope import Access, GatewayReach, Scope
+from cloud.support import SupportService
+from cloud.support import create_router as support_router
 from cloud.telemetry import TelemetryReader
 from cloud.telemetry import create_router as telemetry_router
 from contracts.topics import Region
@@ -98,6 +100,7 @@ def create_app(
     bill_customer: Callable[[str], BillCustomer | None] | None = None,
     cycles: CycleRunner | None = None,
     reports: ReportsReader | None = None,
+    support: SupportService | None = None,
     verify: Verify | None = None,
     web: WebUi | None = None,
 ) -> FastAPI:
@@ -163,12 +166,14 @@ def create_app(
         mount(create_cycles_router(cycles, access=access))
     if reports is not None:
         mount(reports_router(reports, access=access, words_for=words_in))
+    if support is not None:
+        mount(support_router(support, access=access))
     if web is not None:
         mount_web(
             app, web, verify=verify, registry=registry, telemetry=telemetry_reader,
             customers=customers, config=config, api_region=settings.api_region,
             dispatch=dispatch, employees=employees, bills=bills, usage=usage, pdfs=pdfs,
-            cycles=cycles, reports=reports,
+            cycles=cycles, reports=reports, support=support,
         )  # fmt: skip
     _check_every_route_is_in_the_policy(app)
 

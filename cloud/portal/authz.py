@@ -109,6 +109,10 @@ MOSIES = frozenset({Role.MOSIE})
 APPOINTMENT_BOOKERS = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT, Role.CUSTOMER})
 #: A customer's own pages (its account's visits).
 CUSTOMERS = frozenset({Role.CUSTOMER})
+#: Support's desk: who works tickets (operators read the queue, not act on it).
+SUPPORT_DESK = frozenset({Role.ADMIN, Role.SUPPORT})
+#: Who raises and replies on tickets: the desk, and a customer (its own account's).
+TICKET_WRITERS = frozenset({Role.ADMIN, Role.SUPPORT, Role.CUSTOMER})
 #: Staff: who writes notes, sees job photos and the parts stock (a MOSIE: own jobs).
 STAFF = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT, Role.MOSIE})
 
@@ -213,6 +217,16 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "billing.cycles.list": OFFICE_WRITERS,
     "billing.cycles.get": OFFICE_WRITERS,
     "billing.cycles.start": ADMINS,
+    # support tickets (issue 20): scoped in SQL (a customer: its account's tickets)
+    "support.tickets.list": CUSTOMER_READERS,
+    "support.tickets.create": TICKET_WRITERS,
+    "support.tickets.get": CUSTOMER_READERS,
+    "support.tickets.reply": TICKET_WRITERS,
+    "support.tickets.reopen": CUSTOMERS,
+    "support.tickets.assign": SUPPORT_DESK,
+    "support.tickets.move": SUPPORT_DESK,
+    "support.tickets.approve": SUPPORT_DESK,
+    "support.tickets.work_order": SUPPORT_DESK,
     # web UI pages (cloud/portal/web): the same policy, the same scopes
     "ui.sites": EVERYONE,
     "ui.site": EVERYONE,
@@ -281,6 +295,14 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "ui.location_notice.withdraw": MOSIES,
     "ui.location.control": MOSIES,
     "ui.location.record": MOSIES,
+    # support tickets (issue 20): a customer's own; the region's queue for staff
+    "ui.support.tickets": CUSTOMER_READERS,
+    "ui.support.tickets.new": CUSTOMERS,
+    "ui.support.tickets.create": CUSTOMERS,
+    "ui.support.ticket": CUSTOMER_READERS,
+    "ui.support.ticket.reply": TICKET_WRITERS,
+    "ui.support.ticket.reopen": CUSTOMERS,
+    "ui.support.ticket.act": SUPPORT_DESK,
     # the signed-in person's own inbox (any region URL they may reach)
     "ui.inbox": EVERYONE,
     "ui.inbox.events": EVERYONE,

@@ -157,6 +157,17 @@ TABLE: dict[str, Page] = {
         tenant_object=False,
     ),
     "/ui/{region}/rollouts": Page(CONTROL, lambda r, t: f"/ui/{r}/rollouts", tenant_object=False),
+    # Support tickets (issue 20): a customer's own (raised by it alone), the region's
+    # queue for staff; the list is scoped in SQL, a ticket of another account is 404.
+    "/ui/{region}/support/tickets": Page(
+        OFFICE | CUSTOMERS, lambda r, t: f"/ui/{r}/support/tickets", tenant_object=False
+    ),
+    "/ui/{region}/support/tickets/new": Page(
+        CUSTOMERS, lambda r, t: f"/ui/{r}/support/tickets/new", tenant_object=False
+    ),
+    "/ui/{region}/support/tickets/{ticket_id}": Page(
+        OFFICE | CUSTOMERS, lambda r, t: f"/ui/{r}/support/tickets/{t.ticket}"
+    ),
     "/ui/{region}/rollouts/{rollout_id}": Page(
         CONTROL, lambda r, t: f"/ui/{r}/rollouts/{t.rollout}"
     ),
@@ -192,6 +203,11 @@ POSTS = {
     "/ui/{region}/parts",
     # the start form of a billing cycle (admins): test_billing_cycles_portal.py
     "/ui/{region}/billing/cycles",
+    # a ticket's forms: test_portal_tickets.py
+    "/ui/{region}/support/tickets",
+    "/ui/{region}/support/tickets/{ticket_id}/reply",
+    "/ui/{region}/support/tickets/{ticket_id}/reopen",
+    "/ui/{region}/support/tickets/{ticket_id}/act",
 }
 #: The event streams: answers without end, tested over a real server (the inbox's in
 #: test_portal_alarms_inbox.py, the dispatch board's in test_portal_dispatch_board.py,

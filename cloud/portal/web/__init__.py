@@ -56,6 +56,7 @@ from cloud.portal.web.pages_rollouts import create_rollout_pages
 from cloud.portal.web.pages_sites import SitePages, create_site_pages
 from cloud.portal.web.pages_staff import create_staff_pages
 from cloud.portal.web.pages_support import create_support_pages
+from cloud.portal.web.pages_tickets import create_ticket_pages
 from cloud.portal.web.render import Renderer
 from cloud.portal.web.security_headers import SecurityHeaders
 from cloud.portal.web.session import Sessions
@@ -63,6 +64,7 @@ from cloud.portal.web.site_data import SiteData
 from cloud.registry import RegistryService, Site
 from cloud.reports import ReportsReader
 from cloud.scope import GatewayReach, Scope
+from cloud.support import SupportService
 from cloud.telemetry import TelemetryReader
 from contracts.topics import Region
 from device_profiles import builtin_grid_codes
@@ -135,6 +137,7 @@ def mount_web(
     pdfs: BillPdfs | None = None,
     cycles: CycleRunner | None = None,
     reports: ReportsReader | None = None,
+    support: SupportService | None = None,
 ) -> None:
     jar = CookieJar(secure=web.cookie_secure)
     assets = Assets()
@@ -171,6 +174,8 @@ def mount_web(
         routers.append(create_cycle_pages(sessions, renderer, cycles))
     if reports is not None:
         routers.append(create_report_pages(sessions, renderer, reports))
+    if support is not None:
+        routers.append(create_ticket_pages(sessions, renderer, support, registry))
     if web.alarms is not None:
         routers.append(create_alarm_pages(sessions, renderer, data, web.alarms))
     if web.inbox is not None:

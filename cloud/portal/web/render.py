@@ -58,6 +58,9 @@ def navigation(role: Role, region: str, _: Any, unread: int | None = None) -> li
     if role == Role.CUSTOMER:
         items.append(NavItem("visits", _("Visits"), f"{base}/visits"))
         items.append(NavItem("bills", _("Bills"), f"{base}/bills"))
+        items.append(NavItem("tickets", _("Help"), f"{base}/support/tickets"))
+    elif role in (Role.ADMIN, Role.OPERATOR, Role.SUPPORT):
+        items.append(NavItem("tickets", _("Tickets"), f"{base}/support/tickets"))
     if role == Role.ADMIN:
         items.append(NavItem("audit", _("Audit"), f"{base}/audit"))
     items.append(NavItem("inbox", _("Inbox"), f"{base}/inbox", unread))
