@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 
 from cloud.events.types import ACCOUNT_ID_PATTERN
@@ -57,7 +57,7 @@ class ReplyIn(BaseModel):
 
     text: Note
     #: Staff only: a note the customer does not see.
-    internal: bool = False
+    internal: StrictBool = False  # 0 or "no" is malformed, not False
 
 
 class NoteIn(BaseModel):
