@@ -109,6 +109,8 @@ MOSIES = frozenset({Role.MOSIE})
 APPOINTMENT_BOOKERS = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT, Role.CUSTOMER})
 #: A customer's own pages (its account's visits).
 CUSTOMERS = frozenset({Role.CUSTOMER})
+#: The two ends of a visit: the job's customer and its MOSIE.
+DOOR_CHECKERS = frozenset({Role.CUSTOMER, Role.MOSIE})
 #: Staff: who writes notes, sees job photos and the parts stock (a MOSIE: own jobs).
 STAFF = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT, Role.MOSIE})
 
@@ -165,6 +167,8 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "employees.available": OFFICE,
     "employees.create": OFFICE_WRITERS,
     "employees.update": OFFICE_WRITERS,
+    # The badge photo a customer is shown of the MOSIE at the door: admins set it.
+    "employees.photo.put": ADMINS,
     "licences.create": OFFICE_WRITERS,
     "licences.delete": OFFICE_WRITERS,
     "absences.list": OFFICE,
@@ -265,6 +269,10 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "ui.workorder.note": STAFF,
     "ui.workorder.photo": MOSIES,
     "ui.workorder.photo_get": STAFF,
+    # Who is at the door: the job's customer and its MOSIE only (dispatch narrows to the
+    # job's account or assignee in SQL; staff reach reads no door code).
+    "ui.workorder.door": DOOR_CHECKERS,
+    "ui.workorder.door_photo": DOOR_CHECKERS,
     "ui.workorder.part": MOSIES,
     "ui.workorder.sign": MOSIES,
     "ui.workorder.appointment": APPOINTMENT_BOOKERS,

@@ -562,6 +562,18 @@ _OFFICE_ROUTES: dict[tuple[str, str], Route] = {
             "PATCH", f"{_r(r)}/employees/{t.employee}", body={"name": f"s14 {next(_serial)}"}
         ),
     ),
+    # The badge photo a customer is shown of the MOSIE at the door (issue 20): admins.
+    ("PUT", "/api/v1/{region}/employees/{employee_no}/photo"): Route(
+        ADMIN,
+        True,
+        204,
+        lambda r, t: Call(
+            "PUT",
+            f"{_r(r)}/employees/{t.employee}/photo",
+            headers={"Content-Type": "image/png"},
+            content=PNG + next(_serial).to_bytes(4, "big"),
+        ),
+    ),
     ("POST", "/api/v1/{region}/employees/{employee_no}/licences"): Route(
         WRITERS,
         True,
@@ -824,6 +836,8 @@ _FOOTPRINT = {
     " WHERE employee_no = ANY(%(employees)s)",
     "licences": "SELECT employee_no, count(*) FROM employees.licences GROUP BY 1",
     "absences": "SELECT employee_no, count(*) FROM employees.absences GROUP BY 1",
+    "badge_photos": "SELECT employee_no, (extract(epoch FROM at) * 1000000)::bigint"
+    " FROM employees.badge_photos",
     "work_orders": "SELECT site_id::text, sum(version) FROM dispatch.work_orders GROUP BY 1",
     "stock": "SELECT region, sum(quantity) FROM dispatch.parts_stock GROUP BY 1",
     "cycles": "SELECT region, count(*) FROM billing.cycles GROUP BY 1",

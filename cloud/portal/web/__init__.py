@@ -47,6 +47,7 @@ from cloud.portal.web.pages_billing_cycles import create_cycle_pages
 from cloud.portal.web.pages_bills import create_bills_pages
 from cloud.portal.web.pages_dispatch import create_dispatch_pages
 from cloud.portal.web.pages_dispatch_board import create_board_pages
+from cloud.portal.web.pages_door import DoorPanels, create_door_pages
 from cloud.portal.web.pages_field import create_field_pages
 from cloud.portal.web.pages_grid_codes import create_grid_code_pages
 from cloud.portal.web.pages_inbox import create_inbox_pages
@@ -177,7 +178,11 @@ def mount_web(
             if web.tech_pushes is not None and config is not None
             else None
         )
-        routers.append(create_dispatch_pages(sessions, renderer, data, work_orders, grid=grid))
+        doors = DoorPanels(work_orders, employees)
+        routers.append(
+            create_dispatch_pages(sessions, renderer, data, work_orders, grid=grid, doors=doors)
+        )
+        routers.append(create_door_pages(sessions, renderer, doors))
         routers.append(create_field_pages(sessions, renderer, work_orders, employees))
         feed = web.board if web.board is not None else BoardFeed(None)
         routers.append(create_board_pages(sessions, renderer, data, work_orders, feed))

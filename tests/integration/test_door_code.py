@@ -1,0 +1,232 @@
+"""Who is at the door (issue 20): while a job is en route or on site, its customer's
+visits page and job page show the MOSIE's name, badge photo and the door code, and the
+MOSIE's job page shows the same code; nobody else gets any of it, and the code changes
+with the time step, the visit and the assignee.
+
+The expected codes are computed here by hand from the job's stored secret (HMAC-SHA256,
+RFC 4226's dynamic truncation, over the step counter, the visit and the assignee), not by
+:mod:`cloud.dispatch.door_code`. Over ``private_world``: accounts A and B in au, E in es.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cloud.dispatch import DispatchService
+from cloud.dispatch.errors import NotFoundError
+from cloud.dispatch.photos import FilesystemPhotoStorage
+from cloud.employees import EmployeeService
+from cloud.identity import Role
+from cloud.scope import Scope
+from contracts.topics import Region
+from tests.api_tokens import mint_token
+from tests.integration.api_world import PNG, World, page_client, private_world, seed_job
+
+pytestmark = pytest.mark.integration
+
+_CODE = re.compile(r"data-door-code>([0-9]{6})<")
+#: A small JPEG's start: the magic bytes are what the upload check reads.
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF" + b"\x01" * 200
+T0 = datetime(2026, 12, 6, 9, 0, 30, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def world(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with private_world(postgres_server_url, tmp_path_factory.mktemp("door")) as built:
+        staff = EmployeeService(built.pool)
+        for t in built.tenants.values():
+            staff.set_badge_photo(t.employee, PNG, "image/png", "test")
+        yield built
+
+
+def _secret(world: World, job: int) -> bytes:
+    with world.pool.connection() as conn:
+        row = conn.execute(
+            "SELECT door_secret FROM dispatch.work_orders WHERE id = %s", (job,)
+        ).fetchone()
+    assert row is not None
+    return bytes(row[0])
+
+
+def _expected(secret: bytes, visit: int, assignee: str, at: datetime) -> str:
+    """The door code by hand: 120 s steps since the epoch, HMAC-SHA256 over the step
+    (8 bytes) and the visit (4 bytes) big-endian then the employee number, truncated as
+    RFC 4226 §5.3 does, six digits."""
+    step = int(at.timestamp()) // 120
+    message = step.to_bytes(8, "big") + visit.to_bytes(4, "big") + assignee.encode()
+    digest = hmac.new(secret, message, hashlib.sha256).digest()
+    offset = digest[-1] & 0x0F
+    number = int.from_bytes(digest[offset : offset + 4], "big") & 0x7FFFFFFF
+    return f"{number % 1_000_000:06d}"
+
+
+def _at(world: World, at: datetime, tmp: Path) -> DispatchService:
+    """The dispatch service over the world's database, its clock stopped at ``at``."""
+    return DispatchService(world.pool, clock=lambda: at, photos=FilesystemPhotoStorage(tmp))
+
+
+def _act(service: DispatchService, job: int, action: str, actor: str, role: str, **kw: str) -> None:
+    service.act(job, action, actor, role, idempotency_key=uuid.uuid4().hex, **kw)
+
+
+def _codes(text: str, job: int) -> list[str]:
+    """The codes of ``job``'s door panels on a page (a visits page lists every job)."""
+    return re.findall(rf'data-door="{job}".*?data-door-code>([0-9]{{6}})<', text, re.DOTALL)
+
+
+def test_the_customer_sees_the_mosies_name_photo_and_the_code_their_page_shows(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert world.dispatch is not None
+    a = world.tenants["A"]
+    job = seed_job(world.dispatch, a)  # on site with A's employee
+    secret = _secret(world, job)
+    caplog.set_level(logging.DEBUG)
+    before = datetime.now(UTC)
+    with page_client(world, Role.CUSTOMER) as customer, page_client(world, Role.MOSIE) as mosie:
+        visits = customer.get("/ui/au/visits")
+        job_page = customer.get(f"/ui/au/workorders/{job}")
+        panel = customer.get(f"/ui/au/workorders/{job}/door")
+        photo = customer.get(f"/ui/au/workorders/{job}/door/photo")
+        theirs = mosie.get(f"/ui/au/workorders/{job}")
+    after = datetime.now(UTC)
+    assert {r.status_code for r in (visits, job_page, panel, photo, theirs)} == {200}
+    # Between the first page and the last, at most one step boundary passed.
+    allowed = {_expected(secret, 1, a.employee, at) for at in (before, after)}
+    shown = [_codes(page.text, job) for page in (visits, job_page, panel, theirs)]
+    assert all(len(codes) == 1 for codes in shown), shown
+    assert {codes[0] for codes in shown} <= allowed
+    name = EmployeeService(world.pool).get(a.employee).name
+    assert f"data-door-name><strong>{name}</strong>" in panel.text
+    assert f'src="/ui/au/workorders/{job}/door/photo"' in visits.text
+    assert (photo.content, photo.headers["content-type"]) == (PNG, "image/png")
+    assert panel.headers["cache-control"] == "no-store"
+    # Never written to a log.
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert not any(code in logged for code in allowed)
+
+
+def test_no_one_but_the_jobs_customer_and_mosie_gets_the_code(world: World) -> None:
+    assert world.dispatch is not None
+    a, b = world.tenants["A"], world.tenants["B"]
+    job = seed_job(world.dispatch, a)
+    au = Scope.of_region(Region.AU)
+    service = world.dispatch
+    assert service.door_code(job, Scope.of_account(Region.AU, a.account)).assignee == a.employee
+    assert service.door_code(job, au, assignee=a.employee).assignee == a.employee
+    for scope, assignee in (
+        (au, None),  # the office's reach: no code
+        (Scope.everything(), None),  # an admin's
+        (Scope.of_account(Region.AU, b.account), None),  # another customer
+        (au, b.employee),  # another MOSIE of the region
+        (Scope.of_account(Region.AU, None), None),  # a customer without an account
+    ):
+        with pytest.raises(NotFoundError):
+            service.door_code(job, scope, assignee=assignee)
+    with page_client(world, Role.OPERATOR) as operator, page_client(world, Role.SUPPORT) as desk:
+        assert "data-door-code" not in operator.get(f"/ui/au/workorders/{job}").text
+        assert "data-door-code" not in desk.get(f"/ui/au/workorders/{job}").text
+        assert operator.get(f"/ui/au/workorders/{job}/door").status_code == 403
+    # B's customer and a MOSIE not on the job: as for no job.
+    b_job = seed_job(world.dispatch, b)
+    with page_client(world, Role.CUSTOMER) as customer, page_client(world, Role.MOSIE) as mosie:
+        assert customer.get(f"/ui/au/workorders/{b_job}/door").status_code == 404
+        assert customer.get(f"/ui/au/workorders/{b_job}/door/photo").status_code == 404
+        assert mosie.get(f"/ui/au/workorders/{b_job}/door").status_code == 404
+
+
+def test_the_code_changes_with_the_step_the_visit_and_the_assignee(
+    world: World, tmp_path: Path
+) -> None:
+    assert world.dispatch is not None
+    a, b = world.tenants["A"], world.tenants["B"]
+    job = seed_job(world.dispatch, a)
+    secret = _secret(world, job)
+    mine = Scope.of_account(Region.AU, a.account)
+    first = _at(world, T0, tmp_path).door_code(job, mine)
+    assert first.code == _expected(secret, 1, a.employee, T0)
+    assert first.valid_until == datetime(2026, 12, 6, 9, 2, tzinfo=UTC)
+    # The same step: the same code; the next step: the next step's.
+    later = T0 + timedelta(seconds=89)
+    assert _at(world, later, tmp_path).door_code(job, mine).code == first.code
+    step2 = T0 + timedelta(minutes=2)
+    assert _at(world, step2, tmp_path).door_code(job, mine).code == _expected(
+        secret, 1, a.employee, step2
+    )
+    # A second visit (on hold, booked again, arrived again): visit 2's code.
+    service = world.dispatch
+    _act(service, job, "hold", a.employee, "mosie", reason="part on order")
+    with pytest.raises(NotFoundError):  # on hold: nobody is coming
+        _at(world, T0, tmp_path).door_code(job, mine)
+    _act(service, job, "assign", "ops", "operator", technician=a.employee)
+    for action in ("accept", "start_travel"):
+        _act(service, job, action, a.employee, "mosie")
+    # En route already: the customer may check who is coming.
+    assert _at(world, T0, tmp_path).door_code(job, mine).code == _expected(
+        secret, 1, a.employee, T0
+    )
+    _act(service, job, "arrive", a.employee, "mosie")
+    second = _at(world, T0, tmp_path).door_code(job, mine)
+    assert (second.visit, second.code) == (2, _expected(secret, 2, a.employee, T0))
+    # Handed to another MOSIE: the first one's code is dead, the new one's is theirs.
+    _act(service, job, "hold", a.employee, "mosie", reason="handover")
+    _act(service, job, "assign", "ops", "operator", technician=b.employee)
+    for action in ("accept", "start_travel"):
+        _act(service, job, action, b.employee, "mosie")
+    au = Scope.of_region(Region.AU)
+    with pytest.raises(NotFoundError):
+        _at(world, T0, tmp_path).door_code(job, au, assignee=a.employee)
+    theirs = _at(world, T0, tmp_path).door_code(job, au, assignee=b.employee)
+    assert theirs.code == _expected(secret, 2, b.employee, T0)
+    # Another job's code at the same instant comes from another secret.
+    other = seed_job(world.dispatch, a)
+    assert _secret(world, other) != secret
+
+
+def test_there_is_no_code_before_the_mosie_sets_off(world: World) -> None:
+    assert world.dispatch is not None
+    a = world.tenants["A"]
+    job = seed_job(world.dispatch, a, to="assigned")
+    with page_client(world, Role.CUSTOMER) as customer:
+        # Assigned, not yet on the way: no code.
+        assert customer.get(f"/ui/au/workorders/{job}/door").status_code == 404
+        assert "data-door-code" not in customer.get(f"/ui/au/workorders/{job}").text
+
+
+def _admin(region: Region = Region.AU) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_token(Role.ADMIN, region=region)}"}
+
+
+def test_an_admin_uploads_a_badge_photo_and_bad_ones_are_refused(world: World) -> None:
+    a, e = world.tenants["A"], world.tenants["E"]
+    url = f"/api/v1/au/employees/{a.employee}/photo"
+    with TestClient(world.app, base_url="https://testserver") as api:
+        stored = api.put(url, content=JPEG, headers={**_admin(), "Content-Type": "image/jpeg"})
+        assert stored.status_code == 204, stored.text
+        assert EmployeeService(world.pool).badge_photo(a.employee).content == JPEG
+        cases = [
+            (PNG, "image/jpeg", 422),  # the bytes are not what the header says
+            (b"GIF89a" + b"\x00" * 40, "image/png", 422),  # not an accepted image
+            (JPEG, "image/gif", 415),
+            (b"", "image/png", 422),
+            (b"\xff\xd8\xff" + b"\x00" * (256 * 1024), "image/jpeg", 413),
+        ]
+        for content, declared, status in cases:
+            refused = api.put(url, content=content, headers={**_admin(), "Content-Type": declared})
+            assert refused.status_code == status, (declared, refused.text)
+        # Another region's employee under the au URL: not found.
+        elsewhere = f"/api/v1/au/employees/{e.employee}/photo"
+        answer = api.put(elsewhere, content=PNG, headers={**_admin(), "Content-Type": "image/png"})
+        assert answer.status_code == 404
+    # The refusals left the photo stored.
+    assert EmployeeService(world.pool).badge_photo(a.employee).content == JPEG
