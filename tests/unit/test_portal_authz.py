@@ -44,8 +44,14 @@ TECHNICIAN_ONLY = frozenset(
 #: bills (staff see a customer's through support's audited view).
 CUSTOMER_ONLY = frozenset({"ui.visits", "ui.bills", "ui.bill", "ui.bill.pdf"})
 
+#: Who is at the door (issue 20): the two ends of a visit, the job's customer and its
+#: MOSIE — no one else, not even an admin (the code proves who the MOSIE is).
+VISIT_ENDS_ONLY = frozenset({"ui.workorder.door", "ui.workorder.door_photo"})
 
-@pytest.mark.parametrize("route", sorted(set(ROUTES) - TECHNICIAN_ONLY - CUSTOMER_ONLY))
+
+@pytest.mark.parametrize(
+    "route", sorted(set(ROUTES) - TECHNICIAN_ONLY - CUSTOMER_ONLY - VISIT_ENDS_ONLY)
+)
 def test_an_admin_may_call_every_route(route: str) -> None:
     assert may_call(Role.ADMIN, route)
 
@@ -58,6 +64,11 @@ def test_only_a_mosie_calls_the_technicians_own_routes(route: str) -> None:
 @pytest.mark.parametrize("route", sorted(CUSTOMER_ONLY))
 def test_only_a_customer_calls_the_customers_own_routes(route: str) -> None:
     assert [role for role in Role if may_call(role, route)] == [Role.CUSTOMER]
+
+
+@pytest.mark.parametrize("route", sorted(VISIT_ENDS_ONLY))
+def test_only_a_visits_customer_and_mosie_call_the_door_routes(route: str) -> None:
+    assert {role for role in Role if may_call(role, route)} == {Role.CUSTOMER, Role.MOSIE}
 
 
 @pytest.mark.parametrize("route", [r for r in ROUTES if r.startswith(("commands.", "config."))])
