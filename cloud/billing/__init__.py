@@ -109,6 +109,7 @@ from cloud.billing.rating import (
     rate_period,
 )
 from cloud.billing.readings import HISTORY_DAYS
+from cloud.billing.savings import EnergyLine, SavingsEstimate, estimate_savings
 from cloud.billing.schedule import (
     Reminders,
     ReminderSettings,
@@ -153,6 +154,7 @@ from cloud.billing.usage import (
     billed_periods,
     period_table,
 )
+from cloud.billing.utility_prices import UtilityPriceBook, UtilityPrices, load_utility_prices
 
 __all__ = [
     "CURRENCIES",
@@ -198,6 +200,7 @@ __all__ = [
     "ElectricityTaxVersion",
     "EnergyDifference",
     "EnergyInterval",
+    "EnergyLine",
     "Entry",
     "Escalator",
     "IntervalAllocation",
@@ -235,6 +238,7 @@ __all__ = [
     "ReminderSettings",
     "Reminders",
     "RunnerClosedError",
+    "SavingsEstimate",
     "SkippedSite",
     "SkippedSiteView",
     "Source",
@@ -249,6 +253,8 @@ __all__ = [
     "UsageDay",
     "UsageMonth",
     "UsageReader",
+    "UtilityPriceBook",
+    "UtilityPrices",
     "Window",
     "ZoneTaxes",
     "allocate",
@@ -264,11 +270,13 @@ __all__ = [
     "draw_credit",
     "energy_difference",
     "energy_totals",
+    "estimate_savings",
     "event_subscriptions",
     "format_money",
     "hour_profile",
     "issued_payload",
     "load_tariffs",
+    "load_utility_prices",
     "minor_unit",
     "pdf_response",
     "period_ends_at",

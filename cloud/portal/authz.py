@@ -244,6 +244,8 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     # dispatch: the MOSIE's phone screens, the operators' board, a job's page (issue 17)
     "ui.jobs": MOSIES,
     "ui.visits": CUSTOMERS,
+    # A customer's account at a glance (issue 20): the IVR's questions, self-served.
+    "ui.overview": CUSTOMERS,
     # bills (issue 19): a customer's own; support's audited read-only view of a customer's
     "ui.bills": CUSTOMERS,
     "ui.bill": CUSTOMERS,

@@ -93,6 +93,8 @@ TABLE: dict[str, Page] = {
     "/ui/{region}/inbox": Page(ALL, lambda r, t: f"/ui/{r}/inbox", tenant_object=False),
     "/ui/{region}/jobs": Page(MOSIES, lambda r, t: f"/ui/{r}/jobs", tenant_object=False),
     "/ui/{region}/visits": Page(CUSTOMERS, lambda r, t: f"/ui/{r}/visits", tenant_object=False),
+    # A customer's account at a glance (issue 20): its own account only.
+    "/ui/{region}/overview": Page(CUSTOMERS, lambda r, t: f"/ui/{r}/overview", tenant_object=False),
     # Bills (issue 19): a customer's own, and support's audited view of a customer's.
     "/ui/{region}/bills": Page(CUSTOMERS, lambda r, t: f"/ui/{r}/bills", tenant_object=False),
     "/ui/{region}/bills/{number}": Page(CUSTOMERS, lambda r, t: f"/ui/{r}/bills/{t.bill}"),

@@ -42,7 +42,7 @@ TECHNICIAN_ONLY = frozenset(
 
 #: A customer's own pages: its account's visits (staff see jobs on the board instead) and
 #: bills (staff see a customer's through support's audited view).
-CUSTOMER_ONLY = frozenset({"ui.visits", "ui.bills", "ui.bill", "ui.bill.pdf"})
+CUSTOMER_ONLY = frozenset({"ui.visits", "ui.bills", "ui.bill", "ui.bill.pdf", "ui.overview"})
 
 #: Who is at the door (issue 20): the two ends of a visit, the job's customer and its
 #: MOSIE — no one else, not even an admin (the code proves who the MOSIE is).

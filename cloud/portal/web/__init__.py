@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from cloud.alerts import Alarm, AlarmStatus, AlarmStore
 from cloud.alerts.alarms import OPEN_STATES
-from cloud.billing import BillPdfs, BillsReader, CycleRunner, UsageReader
+from cloud.billing import BillPdfs, BillsReader, CycleRunner, UsageReader, UtilityPriceBook
 from cloud.config import ConfigService, TechnicianPushes
 from cloud.customers import CustomersService, NotFoundError
 from cloud.dispatch import DispatchService
@@ -51,6 +51,7 @@ from cloud.portal.web.pages_door import DoorPanels, create_door_pages
 from cloud.portal.web.pages_field import create_field_pages
 from cloud.portal.web.pages_grid_codes import create_grid_code_pages
 from cloud.portal.web.pages_inbox import create_inbox_pages
+from cloud.portal.web.pages_overview import Overview, create_overview_pages
 from cloud.portal.web.pages_parts import create_parts_pages
 from cloud.portal.web.pages_rollouts import create_rollout_pages
 from cloud.portal.web.pages_sites import SitePages, create_site_pages
@@ -167,6 +168,11 @@ def mount_web(
         )
     if cycles is not None:
         routers.append(create_cycle_pages(sessions, renderer, cycles))
+    overview = Overview(
+        data, alarms=_site_alarms(web.alarms), bills=bills, prices=UtilityPriceBook(),
+        dispatch=web.dispatch or dispatch,
+    )  # fmt: skip
+    routers.append(create_overview_pages(sessions, renderer, overview))
     if web.alarms is not None:
         routers.append(create_alarm_pages(sessions, renderer, data, web.alarms))
     if web.inbox is not None:

@@ -1,4 +1,11 @@
-"""Who is at the door (issue 20): while a job is en route or on site, its customer's
+"""A customer's self-service (issue 20): the account at a glance, and who is at the door.
+
+The overview answers what the IVR's callers asked — the balance and the documents still
+open, the billed energy and its savings against the utility's reference price (computed
+here by hand from the invoices the test writes and ``cloud/billing/data/utility/au.yaml``
+itself), the system's health, the next visit — for the customer's own account only.
+
+Who is at the door: while a job is en route or on site, its customer's
 visits page and job page show the MOSIE's name, badge photo and the door code, and the
 MOSIE's job page shows the same code; nobody else gets any of it, and the code changes
 with the time step, the visit and the assignee.
@@ -16,12 +23,15 @@ import logging
 import re
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
+from cloud.billing.tariffs import DATA_DIR
 from cloud.dispatch import DispatchService
 from cloud.dispatch.errors import NotFoundError
 from cloud.dispatch.photos import FilesystemPhotoStorage
@@ -49,6 +59,127 @@ def world(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) ->
         yield built
 
 
+# -- the account at a glance ----------------------------------------------------------
+def _invoice(
+    world: World, account: str, site: int, number: str, first_day: str, lines: list[tuple]
+) -> int:
+    """An issued NSW invoice of ``lines`` (kWh, unit price) for the month from
+    ``first_day``, 10 % GST, written as billing stores one; its id."""
+    net = sum((_cents(k * p) for k, p in lines), Decimal(0))
+    tax = _cents(net / 10)
+    with world.pool.connection() as conn:
+        row = conn.execute(
+            "INSERT INTO billing.invoices (number, kind, region, account_id, site_id,"
+            " first_day, last_day, plan_code, tariff_zone, time_zone, contract_start,"
+            " currency, net, tax, gross, issued_at, issue_date, due_date) VALUES"
+            " (%s, 'invoice', 'au', %s, %s, %s::date, (%s::date + interval '1 month'"
+            " - interval '1 day')::date, 'flat', 'NSW', 'Australia/Sydney', '2024-01-01',"
+            " 'AUD', %s, %s, %s, %s::date + interval '1 month', (%s::date + interval"
+            " '1 month')::date, (%s::date + interval '45 days')::date) RETURNING id",
+            (number, account, site, first_day, first_day, net, tax, net + tax,
+             first_day, first_day, first_day),
+        ).fetchone()  # fmt: skip
+        assert row is not None
+        for n, (kwh, price) in enumerate(lines, start=1):
+            conn.execute(
+                "INSERT INTO billing.invoice_lines (invoice_id, line_no, description_key,"
+                " first_day, last_day, period, kwh, unit_price, net, tax, tax_percent)"
+                " VALUES (%s, %s, 'energy', %s::date, %s::date + interval '1 month'"
+                " - interval '1 day', 'flat', %s, %s, %s, 'GST', 10)",
+                (row[0], n, first_day, first_day, kwh, price, _cents(kwh * price)),
+            )
+    return int(row[0])
+
+
+def _cancel(world: World, invoice_id: int, number: str) -> Decimal:
+    """Cancel the invoice as billing does: its state, and a cancellation of its amounts."""
+    with world.pool.connection() as conn:
+        conn.execute("UPDATE billing.invoices SET state = 'cancelled' WHERE id = %s", (invoice_id,))
+        row = conn.execute(
+            "INSERT INTO billing.invoices (number, kind, region, account_id, site_id,"
+            " first_day, last_day, plan_code, tariff_zone, time_zone, contract_start,"
+            " currency, net, tax, gross, issued_at, issue_date, due_date, reference_id)"
+            " SELECT %s, 'cancellation', region, account_id, site_id, first_day, last_day,"
+            " plan_code, tariff_zone, time_zone, contract_start, currency, net, tax, gross,"
+            " issued_at, issue_date, due_date, id FROM billing.invoices WHERE id = %s"
+            " RETURNING gross",
+            (number, invoice_id),
+        ).fetchone()
+    assert row is not None
+    return Decimal(row[0])
+
+
+def _cents(amount: Decimal) -> Decimal:
+    return amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def _nsw_price(day: date) -> Decimal:
+    """The utility's NSW price on ``day``, read from the data file itself."""
+    data = yaml.safe_load((DATA_DIR / "utility" / "au.yaml").read_text("utf-8"))
+    for version in data["zones"]["NSW"]["price"]:
+        until = version.get("effective_until")
+        if version["effective_from"] <= day and (until is None or day < until):
+            return Decimal(version["per_kwh"])
+    raise AssertionError(f"no NSW price on {day}")
+
+
+def test_the_overview_answers_what_callers_asked_for_their_own_account(world: World) -> None:
+    a, b = world.tenants["A"], world.tenants["B"]
+    # Two months either side of a change of the utility's price, and a cancelled one.
+    june = [(Decimal("100"), Decimal("0.16"))]
+    july = [(Decimal("250.5"), Decimal("0.16")), (Decimal("12.25"), Decimal("0.18"))]
+    _invoice(world, a.account, a.site, "AU-2025-0000901", "2025-06-01", june)
+    _invoice(world, a.account, a.site, "AU-2025-0000902", "2025-07-01", july)
+    gone = _invoice(world, a.account, a.site, "AU-2025-0000903", "2025-08-01", june)
+    _cancel(world, gone, "AU-2025-0000904")
+    # By hand: 100 x (0.29 - 0.16) + 250.5 x (0.30 - 0.16) + 12.25 x (0.30 - 0.18)
+    #   = 13.00 + 35.07 + 1.47 = 49.54 (the seeded bill's zone has no reference price).
+    june_price, july_price = _nsw_price(date(2025, 6, 1)), _nsw_price(date(2025, 7, 1))
+    assert (june_price, july_price) == (Decimal("0.2900"), Decimal("0.3000"))
+    saved = _cents(
+        100 * (june_price - Decimal("0.16"))
+        + Decimal("250.5") * (july_price - Decimal("0.16"))
+        + Decimal("12.25") * (july_price - Decimal("0.18"))
+    )
+    assert saved == Decimal("49.54")
+    # The balance: the seeded bill's 17.50 still owed, June's 16.00 + 1.60 GST and
+    # July's 40.08 + 2.21 = 42.29 + 4.23 GST (the cancelled one and its cancellation
+    # cancel out).
+    balance = Decimal("17.50") + Decimal("17.60") + Decimal("46.52")
+    with page_client(world, Role.CUSTOMER) as customer:
+        page = customer.get("/ui/au/overview")
+        spanish = customer.get("/ui/au/overview", headers={"Accept-Language": "es"})
+        home = customer.get("/ui/au/")
+    assert page.status_code == 200
+    assert f'data-balance="AUD" data-value="{balance}"' in page.text
+    for number in ("AU-2025-0000901", "AU-2025-0000902", a.bill):
+        assert f'data-open-document="{number}"' in page.text
+    assert 'data-open-document="AU-2025-0000903"' not in page.text  # cancelled
+    assert f'data-savings="AUD" data-kwh="362.750000" data-value="{saved}"' in page.text
+    assert f'data-site-health="{a.site}" data-alarms="1"' in page.text
+    visit = re.search(r'data-next-visit="([0-9]+)"', page.text)
+    assert visit is not None
+    with world.pool.connection() as conn:
+        job = conn.execute(
+            "SELECT account_id, status FROM dispatch.work_orders WHERE id = %s",
+            (int(visit.group(1)),),
+        ).fetchone()
+    assert job == (a.account, "on_site")
+    assert "Mi cuenta de un vistazo" in spanish.text
+    assert "unos" in spanish.text
+    assert 'hx-get="/ui/au/overview"' in home.text
+    # Another customer sees none of it.
+    token = mint_token(Role.CUSTOMER, region=Region.AU, account_id=b.account)
+    with TestClient(world.app, base_url="https://testserver") as other:
+        other.cookies.set("potr_session", token)
+        theirs = other.get("/ui/au/overview")
+    assert theirs.status_code == 200
+    assert "AU-2025-0000901" not in theirs.text
+    assert 'data-savings="AUD"' not in theirs.text
+    assert f'data-site-health="{a.site}"' not in theirs.text
+
+
+# -- who is at the door ------------------------------------------------------------------
 def _secret(world: World, job: int) -> bytes:
     with world.pool.connection() as conn:
         row = conn.execute(
