@@ -72,3 +72,22 @@ def test_the_customer_sees_who_is_coming_and_the_code_the_mosie_shows(
     assert len(ours) == 6
     assert ours.isdigit()
     assert ours == theirs
+
+
+def test_the_customers_home_answers_at_a_glance_on_a_phone(phone: Page, portal: Portal) -> None:
+    """The home loads the account at a glance (balance, savings, system, next visit),
+    usable at 360 px, in Spanish too."""
+    sign_in(phone, portal.url, portal.logins["customer-au"])
+    phone.goto(f"{portal.url}/ui/au/")
+    for part in ("owe", "savings", "health", "visit"):
+        expect(phone.locator(f"#overview-{part}")).to_be_visible()
+    expect(phone.locator("#overview-health a").first).to_have_attribute(
+        "href", f"/ui/au/sites/{portal.site('au')}"
+    )
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 360
+    assert_accessible(phone, context="the customer's home with the overview on a phone")
+    phone.goto(f"{portal.url}/ui/au/overview")
+    phone.context.add_cookies([{"name": "potr_lang", "value": "es", "url": portal.url}])
+    phone.reload()
+    expect(phone.locator("#overview-heading")).to_have_text("Mi cuenta de un vistazo")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 360
