@@ -190,6 +190,8 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "notes.create": STAFF,
     "photos.create": MOSIES,
     "photos.get": STAFF,
+    # The door code (issue 20): the job's customer and its MOSIE, in SQL (dispatch).
+    "workorders.door_code": DOOR_CHECKERS,
     "parts_used.create": MOSIES,
     "signatures.create": MOSIES,
     "parts.list": STAFF,

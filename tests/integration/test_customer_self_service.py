@@ -230,6 +230,12 @@ def test_the_customer_sees_the_mosies_name_photo_and_the_code_their_page_shows(
         panel = customer.get(f"/ui/au/workorders/{job}/door")
         photo = customer.get(f"/ui/au/workorders/{job}/door/photo")
         theirs = mosie.get(f"/ui/au/workorders/{job}")
+        # The MOSIE's phone app asks the API for the same code.
+        bearer = mint_token(Role.MOSIE, region=Region.AU, employee_no=a.employee)
+        app_code = mosie.get(
+            f"/api/v1/au/workorders/{job}/door-code",
+            headers={"Authorization": f"Bearer {bearer}"},
+        )
     after = datetime.now(UTC)
     assert {r.status_code for r in (visits, job_page, panel, photo, theirs)} == {200}
     # Between the first page and the last, at most one step boundary passed.
@@ -237,6 +243,9 @@ def test_the_customer_sees_the_mosies_name_photo_and_the_code_their_page_shows(
     shown = [_codes(page.text, job) for page in (visits, job_page, panel, theirs)]
     assert all(len(codes) == 1 for codes in shown), shown
     assert {codes[0] for codes in shown} <= allowed
+    assert app_code.status_code == 200
+    assert app_code.json()["code"] in allowed
+    assert app_code.headers["cache-control"] == "no-store"
     name = EmployeeService(world.pool).get(a.employee).name
     assert f"data-door-name><strong>{name}</strong>" in panel.text
     assert f'src="/ui/au/workorders/{job}/door/photo"' in visits.text

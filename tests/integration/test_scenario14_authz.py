@@ -73,6 +73,8 @@ CUSTOMER_READERS = OFFICE | {Role.CUSTOMER}
 STAFF = OFFICE | {Role.MOSIE}
 ACTORS = WRITERS | {Role.MOSIE}
 MOSIE = frozenset({Role.MOSIE})
+#: The two ends of a visit (the door code): the job's customer and its MOSIE.
+DOOR = frozenset({Role.CUSTOMER, Role.MOSIE})
 ADMIN = frozenset({Role.ADMIN})
 _serial = itertools.count(1)
 _periods = itertools.count(0)
@@ -413,6 +415,14 @@ _DISPATCH_ROUTES: dict[tuple[str, str], Route] = {
     ),
     ("GET", "/api/v1/{region}/workorders/{work_order_id}/photos/{photo_id}"): Route(
         STAFF, True, 200, lambda r, t: Call("GET", _wo(r, t, f"/photos/{t.photo}")), own_jobs=True
+    ),
+    # The door code (issue 20): the job's customer and its MOSIE, of a job on site now.
+    ("GET", "/api/v1/{region}/workorders/{work_order_id}/door-code"): Route(
+        DOOR,
+        True,
+        200,
+        lambda r, t: Call("GET", _wo(r, t, "/door-code", job=seed_job(_dispatch(), t))),
+        own_jobs=True,
     ),
     ("POST", "/api/v1/{region}/workorders/{work_order_id}/charge"): Route(
         ACTORS,

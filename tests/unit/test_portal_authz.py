@@ -46,7 +46,9 @@ CUSTOMER_ONLY = frozenset({"ui.visits", "ui.bills", "ui.bill", "ui.bill.pdf", "u
 
 #: Who is at the door (issue 20): the two ends of a visit, the job's customer and its
 #: MOSIE — no one else, not even an admin (the code proves who the MOSIE is).
-VISIT_ENDS_ONLY = frozenset({"ui.workorder.door", "ui.workorder.door_photo"})
+VISIT_ENDS_ONLY = frozenset(
+    {"ui.workorder.door", "ui.workorder.door_photo", "workorders.door_code"}
+)
 
 
 @pytest.mark.parametrize(
