@@ -391,3 +391,12 @@ def badge_photo(
         {"no": employee_no, "region": _region(region)},
     ).fetchone()
     return None if row is None else BadgePhoto(row[0], bytes(row[1]))
+
+
+def has_badge_photo(conn: Connection[Any], employee_no: str, region: Region | None = None) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM employees.badge_photos p JOIN employees.employees e USING (employee_no)"
+        " WHERE p.employee_no = %(no)s AND (%(region)s::text IS NULL OR e.region = %(region)s)",
+        {"no": employee_no, "region": _region(region)},
+    ).fetchone()
+    return row is not None

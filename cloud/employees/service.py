@@ -342,6 +342,11 @@ class EmployeeService:
             self._lock(conn, employee_no, region)
             repo.put_badge_photo(conn, employee_no, photo, by, self._clock())
 
+    def has_badge_photo(self, employee_no: str, *, region: Region | None = None) -> bool:
+        """Whether a badge photo of the employee is held (without reading it)."""
+        with self._pool.connection() as conn:
+            return repo.has_badge_photo(conn, employee_no, region)
+
     def badge_photo(self, employee_no: str, *, region: Region | None = None) -> BadgePhoto:
         """The employee's badge photo; :class:`NotFoundError` when none is held."""
         with self._pool.connection() as conn:

@@ -83,8 +83,7 @@ class DoorPanels:
         if self._employees is not None:
             try:
                 name = self._employees.get(code.assignee, region=who.region).name
-                self._employees.badge_photo(code.assignee, region=who.region)
-                has_photo = True
+                has_photo = self._employees.has_badge_photo(code.assignee, region=who.region)
             except EmployeesNotFound:
                 pass
         return DoorPanel(order_id, code, name, has_photo)
