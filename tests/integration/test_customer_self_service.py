@@ -338,8 +338,11 @@ def test_there_is_no_code_before_the_mosie_sets_off(world: World) -> None:
     a = world.tenants["A"]
     job = seed_job(world.dispatch, a, to="assigned")
     with page_client(world, Role.CUSTOMER) as customer:
-        # Assigned, not yet on the way: no code.
-        assert customer.get(f"/ui/au/workorders/{job}/door").status_code == 404
+        # Assigned, not yet on the way: no code; the panel's refresh answers an empty
+        # panel and stops polling (htmx's 286).
+        ended = customer.get(f"/ui/au/workorders/{job}/door")
+        assert ended.status_code == 286
+        assert "data-door-ended" in ended.text
         assert "data-door-code" not in customer.get(f"/ui/au/workorders/{job}").text
 
 

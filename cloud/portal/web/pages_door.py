@@ -9,7 +9,8 @@ the panel, the code or the photo; dispatch reads the job's secret within that re
 SQL, so staff, another customer or another MOSIE get 404, as for no job. The code is
 never logged: the routes log nothing, and :class:`~cloud.dispatch.door_code.DoorCode`'s
 ``repr`` hides it. The panel refreshes itself (htmx, every :data:`REFRESH_S`) so both
-screens move to the next code together.
+screens move to the next code together; once the visit is over the refresh answers an
+empty panel with :data:`STOP_POLLING`, so no stale code stays on screen.
 """
 
 # No ``from __future__ import annotations``: the routes' dependencies are local to
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from cloud.dispatch import DispatchService
@@ -31,11 +32,13 @@ from cloud.identity import Role
 from cloud.portal.web.render import Renderer
 from cloud.portal.web.session import PageRefused, Sessions, Viewer
 
-__all__ = ["REFRESH_S", "DoorPanel", "DoorPanels", "create_door_pages"]
+__all__ = ["REFRESH_S", "STOP_POLLING", "DoorPanel", "DoorPanels", "create_door_pages"]
 
 WorkOrderId = Annotated[int, Path(ge=1, le=2**53 - 1)]
 #: Well inside the code's step, so the two screens disagree for seconds at most.
 REFRESH_S = 15
+#: htmx's answer status that stops an element's polling (and still swaps).
+STOP_POLLING = 286
 #: No cache anywhere: the code changes and is the viewer's alone.
 _PRIVATE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
@@ -88,6 +91,17 @@ class DoorPanels:
                 pass
         return DoorPanel(order_id, code, name, has_photo)
 
+    def reaches(self, who: Viewer, order_id: int) -> bool:
+        """Whether the viewer may ask about the job's door at all (its customer or its
+        MOSIE), whatever its state."""
+        if not self._may_ask(who):
+            return False
+        try:
+            self._service.get(order_id, who.scope, assignee=self._assignee_reach(who))
+        except NotFoundError:
+            return False
+        return True
+
     def photo(self, who: Viewer, order_id: int) -> tuple[str, bytes] | None:
         """The badge photo of the job's MOSIE, on the same terms as the code."""
         code = self.code(who, order_id)
@@ -116,7 +130,12 @@ def create_door_pages(sessions: Sessions, renderer: Renderer, panels: DoorPanels
         viewer, as for a job they cannot reach."""
         panel = await run_in_threadpool(panels.panel, who, order_id)
         if panel is None:
-            raise PageRefused(404, "no such work order")
+            if not await run_in_threadpool(panels.reaches, who, order_id):
+                raise PageRefused(404, "no such work order")
+            # The visit is over (or not yet begun): the panel empties and htmx stops
+            # polling on 286, so no stale code stays on either screen.
+            ended = f'<section id="door-{order_id}" data-door-ended></section>'
+            return HTMLResponse(ended, status_code=STOP_POLLING, headers=_PRIVATE)
         answer = renderer.page(
             request, "_door.html", language=who.language, viewer=who, door=panel,
             refresh_s=REFRESH_S,
