@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4, uuid5
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
@@ -87,7 +87,9 @@ from cloud.customers import (
     CustomersService,
     Installation,
     MeterReplacement,
+    run_plan_changes,
 )
+from cloud.customers import event_subscriptions as customers_subscriptions
 from cloud.customers.zones import TARIFF_ZONES
 from cloud.dispatch import (
     DispatchService,
@@ -115,8 +117,10 @@ from cloud.ingest import CompletenessReader, FleetStatusReader, IngestSettings, 
 from cloud.ingest import event_subscriptions as ingest_subscriptions
 from cloud.mqtt_options import mqtt_options
 from cloud.notify import (
+    Category,
     DeliveryWorker,
     InboxService,
+    Notification,
     NotificationService,
     NotifyHandlers,
     NotifySettings,
@@ -142,10 +146,14 @@ from cloud.portal.web import (
 )
 from cloud.registry import NotFoundError, RegistryService, Site
 from cloud.registry import subscriptions as registry_subscriptions
+from cloud.reports import Pack, PackSettings, ReportsReader, run_monthly_packs
 from cloud.sap import SapExporter, SapSettings, reconcile_daily
 from cloud.sap import subscriptions as sap_subscriptions
+from cloud.sap.delta import run_delta_polling
 from cloud.scope import Scope
 from cloud.settings import DatabaseSettings
+from cloud.support import SiteFact, SiteFacts, SupportService, run_support_sweeps
+from cloud.support import event_subscriptions as support_subscriptions
 from cloud.telemetry import MeterHourReader, MeterNotFoundError, TelemetryReader, TelemetryStore
 from cloud.telemetry import RegisterReading as StoredRegisterReading
 from cloud.telemetry import event_subscriptions as telemetry_subscriptions
@@ -168,6 +176,7 @@ __all__ = [
     "create_dispatch_service",
     "create_ingest_worker",
     "create_publisher",
+    "create_support_service",
     "create_tech_listener",
     "create_tracker",
     "deliver_registry_events",
@@ -201,11 +210,14 @@ EMITTING_SCHEMAS = (
     "dispatch",
     "employees",
     "billing",
+    "support",
 )
 #: The registry's schema: its outbox carries the gateway events ingest keeps.
 REGISTRY_SCHEMA = "registry"
 #: How long a process that consumes them waits for the registry's pending events at start.
 CATCH_UP_TIMEOUT_S = 30.0
+#: How often resolved tickets past their reopen window are closed.
+SUPPORT_SWEEP_S = 3600.0
 #: How often the alerts service's sweeps run (offline for N minutes, escalation, shelves).
 ALERT_SWEEP_S = 30.0
 
@@ -237,6 +249,8 @@ async def cloud_events(
     dispatch: DispatchService | None = None,
     billing: BillingService | None = None,
     sap_wake: Callable[[], None] | None = None,
+    support: SupportService | None = None,
+    plan_changes: CustomersService | None = None,
     outboxes: Sequence[str] = EMITTING_SCHEMAS,
     settings: BusSettings | None = None,
     bus: EventBus | None = None,
@@ -248,7 +262,10 @@ async def cloud_events(
     notify's when ``notify`` is given + the dispatch service's (the registry's gateway
     events: sites) when ``dispatch`` is given + the billing service's (``energy.revised``:
     true-ups) when ``billing`` is given + the SAP integration's (customers and issued
-    documents queued for SAP; ``sap_wake`` called after each) when ``sap_wake`` is given.
+    documents queued for SAP; ``sap_wake`` called after each) when ``sap_wake`` is given
+    + the support service's (``workorder.created`` of a ticket's work order) when
+    ``support`` is given + the customers service's (``ticket.plan_change_approved``: the
+    account's plan from a date) when ``plan_changes`` is given.
 
     With ``ingest`` (or ``alerts``, or ``dispatch``) and the registry's outbox relayed
     here, this enters once that relay has found nothing left to publish (at most
@@ -273,6 +290,10 @@ async def cloud_events(
         subs += billing_subscriptions(billing)
     if sap_wake is not None:
         subs += sap_subscriptions(pool, sap_wake)
+    if support is not None:
+        subs += support_subscriptions(support)
+    if plan_changes is not None:
+        subs += customers_subscriptions(plan_changes)
     async with event_runtime(
         settings or BusSettings(),
         pool,
@@ -290,16 +311,17 @@ async def cloud_events(
 async def run_sap(
     settings: SapSettings, pool: Pool, stop: asyncio.Event, wake: asyncio.Event
 ) -> None:
-    """The SAP exporter (woken by ``wake`` when something was queued in this process) and
-    the daily reconciliation, until ``stop``; the queue is filled by the consumers
-    :func:`cloud_events` adds with ``sap_wake``."""
+    """The SAP exporter (woken by ``wake`` when something was queued in this process),
+    the daily reconciliation and the service orders' delta poll, until ``stop``; the
+    queue is filled by the consumers :func:`cloud_events` adds with ``sap_wake``."""
     from cloud.sap.odata import ODataSapGateway  # pyodata and requests load only here
 
     with ODataSapGateway(settings) as gateway:
-        exporter = SapExporter(pool, gateway, settings)
+        exporter = SapExporter(pool, gateway, settings, services=gateway)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(exporter.run(stop, wake=wake))
-            tg.create_task(reconcile_daily(pool, gateway, settings, stop))
+            tg.create_task(reconcile_daily(pool, gateway, settings, stop, services=gateway))
+            tg.create_task(run_delta_polling(pool, gateway, settings, stop))
 
 
 async def _caught_up(relay: OutboxRelay, timeout_s: float) -> None:
@@ -358,7 +380,8 @@ def create_api(
     connection. ``verify``: how a bearer token becomes a caller (default: the settings'
     tokens). With ``web`` and ``config``, a MOSIE's job page offers the grid-code push.
     With ``billing_cycles`` (:func:`create_cycle_runner`; the caller closes it before the
-    pool), admins start and follow billing cycles (REST and screens)."""
+    pool), admins start and follow billing cycles (REST and screens). Reports (issue 20)
+    are always served: read-only, over the tables the services publish."""
     if web is not None and config is not None and web.tech_pushes is None:
         pushes = TechnicianPushes(
             pool, config, builtin_profiles(), production=settings.env == "production"
@@ -378,9 +401,54 @@ def create_api(
         usage=UsageReader(pool, zones=TARIFF_ZONES),
         bill_customer=bill_customer(CustomersService(pool), pool),
         cycles=billing_cycles,
+        reports=ReportsReader(pool),
+        support=create_support_service(pool),
         verify=verify,
         web=web,
     )
+
+
+def create_support_service(pool: Pool) -> SupportService:
+    """The support service with its site facts from the registry (whose a site is) and
+    customers (the installation's tariff zone: the state whose calendar its clocks count
+    on), the accounts customers knows, and billing's documents (a linked invoice is the
+    account's). Opens no connection."""
+    customers = CustomersService(pool)
+
+    bills = BillsReader(pool)
+
+    def account_known(region: Region, account_id: str) -> bool:
+        return customers.get_account(account_id, region) is not None
+
+    def invoice_owned(region: Region, account_id: str, number: str) -> bool:
+        return bills.document(number, scope=Scope.of_account(region, account_id)) is not None
+
+    return SupportService(
+        pool,
+        site_facts=support_site_facts(RegistryService(pool), customers),
+        account_known=account_known,
+        invoice_owned=invoice_owned,
+    )
+
+
+def support_site_facts(registry: RegistryService, customers: CustomersService) -> SiteFacts:
+    """Support's :data:`~cloud.support.SiteFacts`: a site's account (the registry's) and
+    its jurisdiction on the region's calendar — ``AU-<state>``/``US-<state>`` from the
+    installation's tariff zone, Spain's national calendar (``ES``) otherwise."""
+
+    def facts(region: Region, site_id: int) -> SiteFact | None:
+        site = registry.get_site(site_id, scope=Scope.of_region(region))
+        if site is None:
+            return None
+        record = customers.get_installation(region, site_id)
+        jurisdiction = None
+        if record is not None and region != Region.ES:
+            candidate = f"{region.value.upper()}-{record.tariff_zone}"
+            calendar = builtin_calendar(region)
+            jurisdiction = candidate if candidate in calendar.jurisdictions else None
+        return SiteFact(site.account_id, jurisdiction)
+
+    return facts
 
 
 def bill_customer(customers: CustomersService, pool: Pool) -> Callable[[str], BillCustomer | None]:
@@ -932,9 +1000,11 @@ async def run_services(
     billing: BillingService | None = None,
     reminders: ReminderSettings | None = None,
     sap: SapSettings | None = None,
+    support: SupportService | None = None,
     bus_settings: BusSettings | None = None,
     ready_timeout_s: float = 30.0,
     alert_sweep_s: float = ALERT_SWEEP_S,
+    report_packs: PackSettings | None = None,
 ) -> AsyncIterator[Services]:
     """Ingest (one worker), the config service with its loops, the registry's, the config
     service's, ingest's and the alerts service's consumers (with its sweeps every
@@ -949,7 +1019,12 @@ async def run_services(
     on ``energy.revised``) and its daily overdue reminders per region at
     ``reminders.reminder_hour`` of the region's clock (:func:`region_zone`; default
     settings from ``POTR_BILLING_*``). With ``sap``: the SAP integration's
-    consumers, exporter and daily reconciliation (:func:`run_sap`)."""
+    consumers, exporter and daily reconciliation (:func:`run_sap`). With ``notify`` and
+    ``report_packs``: the monthly reports pack to every region's admins
+    (:func:`send_report_pack`). With ``support``
+    (:func:`create_support_service`): its consumer (a ticket's work order), customers'
+    plan-change consumer and daily application, and the sweep closing resolved tickets
+    whose reopen window is over."""
     notifier = NotificationService(pool, notify) if notify is not None else None
     filed = asyncio.Event()
     handlers = NotifyHandlers(pool, notifier, on_filed=filed.set) if notifier is not None else None
@@ -969,6 +1044,8 @@ async def run_services(
                 dispatch=dispatch,
                 billing=billing,
                 sap_wake=sap_wake.set if sap is not None else None,
+                support=support,
+                plan_changes=CustomersService(pool) if support is not None else None,
                 settings=bus_settings,
             ) as runtime,
             asyncio.TaskGroup() as tg,
@@ -985,6 +1062,11 @@ async def run_services(
                 tg.create_task(_deliver(pool, notify, stop, filed))
             if sap is not None:
                 tg.create_task(run_sap(sap, pool, stop, sap_wake))
+            if notifier is not None and report_packs is not None:
+                tg.create_task(_send_packs(pool, notifier, stop, report_packs))
+            if support is not None:
+                tg.create_task(run_support_sweeps(support, stop, SUPPORT_SWEEP_S))
+                tg.create_task(run_plan_changes(CustomersService(pool), stop))
             try:
                 async with asyncio.timeout(ready_timeout_s):
                     await ready.wait()
@@ -1001,6 +1083,48 @@ async def _remind(
     await run_reminders_daily(
         billing, stop, zones=zones, settings=settings or ReminderSettings(), clock=billing.clock
     )
+
+
+#: Namespace of the monthly reports pack's notification ids (one per month and region).
+_PACK_NS = UUID("5b0c1f7e-8d2a-4e6b-9a31-7c4d2e8f1a60")
+
+
+def send_report_pack(notifier: NotificationService, pack: Pack, now: datetime) -> int:
+    """Tell every region's admins that ``pack`` is ready, with its figures across the
+    regions and a link to the region's reports of the month; the notification's id
+    derives from the month and region, so sending again reaches nobody twice. How many
+    admins were told."""
+    told = 0
+    for region in Region:
+        admins = notifier.staff(region, ["admin"])
+        if not admins:
+            continue
+        notification = Notification(
+            id=uuid5(_PACK_NS, f"{pack.month:%Y-%m}/{region.value}"),
+            kind="reports_monthly_pack",
+            category=Category.NOTICE,
+            region=region,
+            link=f"/ui/{region.value}/reports?month={pack.month:%Y-%m}",
+            params={"month": f"{pack.month:%Y-%m}", **pack.headline()},
+            created_at=now,
+        )
+        notifier.notify(notification, admins)
+        told += len(admins)
+    return told
+
+
+async def _send_packs(
+    pool: Pool, notifier: NotificationService, stop: asyncio.Event, settings: PackSettings
+) -> None:
+    """The monthly reports pack (:func:`cloud.reports.run_monthly_packs`): each region's
+    reader over this process's pool (one database here; one per region in a deployment
+    that splits them), sent through notify."""
+    readers = {region: ReportsReader(pool) for region in Region}
+
+    def send(pack: Pack) -> None:
+        send_report_pack(notifier, pack, utc_now())
+
+    await run_monthly_packs(readers, send, stop, settings=settings, clock=utc_now)
 
 
 async def _deliver(

@@ -40,8 +40,8 @@ def sap_run() -> None:
         pool = open_pool(database, "potr-sap", max_size=4)
         wake = asyncio.Event()
         try:
-            # Consumers only: the SAP integration emits nothing, so it relays no outbox.
-            async with cloud_events(pool, sap_wake=wake.set, outboxes=()):
+            # The SAP integration relays its own outbox: service_order.changed (delta poll).
+            async with cloud_events(pool, sap_wake=wake.set, outboxes=("sap",)):
                 await run_sap(settings, pool, stop, wake)
         finally:
             pool.close()
@@ -69,7 +69,7 @@ def sap_reconcile(
     pool = open_pool(load_settings(DatabaseSettings, console), "potr-sap-reconcile")
     try:
         with ODataSapGateway(settings) as gateway:
-            result = reconcile(pool, gateway, settings, region, when)
+            result = reconcile(pool, gateway, settings, region, when, services=gateway)
     except SapError as exc:
         console.print(f"[red]SAP: {exc}[/red]", highlight=False)
         raise typer.Exit(2) from None
@@ -78,7 +78,9 @@ def sap_reconcile(
     console.print(
         f"{region.value} {when}: documents {result.documents_sent} sent,"
         f" {result.documents_in_sap} in SAP; partners {result.partners_sent} sent,"
-        f" {result.partners_in_sap} in SAP",
+        f" {result.partners_in_sap} in SAP; service orders {result.service_orders_sent} sent,"
+        f" {result.service_orders_in_sap} in SAP; confirmations {result.confirmations_sent}"
+        f" sent, {result.confirmations_in_sap} in SAP",
         highlight=False,
     )
     for finding in result.findings:
@@ -95,12 +97,13 @@ def sap_status() -> None:
     """The export queue by state."""
     from cloud.bootstrap import open_pool
     from cloud.sap.repository import queue_counts
+    from cloud.sap.service_repository import service_queue_counts
     from cloud.settings import DatabaseSettings
 
     pool = open_pool(load_settings(DatabaseSettings, console), "potr-sap-status")
     try:
         with pool.connection() as conn:
-            counts = queue_counts(conn)
+            counts = {**queue_counts(conn), **service_queue_counts(conn)}
     finally:
         pool.close()
     table = Table("queue", "state", "rows")

@@ -32,6 +32,7 @@ from cloud.bootstrap import (
     create_api,
     create_cycle_runner,
     create_dispatch_service,
+    create_support_service,
     create_web_ui,
     open_pool,
     run_services,
@@ -248,6 +249,7 @@ async def demo_stack(
                 dispatch=create_dispatch_service(
                     photos, pool, flow=dispatch_flow or demo_dispatch_flow()
                 ),
+                support=create_support_service(pool),
             )
         )
         # Identity (in this one process; production runs it behind the API gateway) and

@@ -154,7 +154,6 @@ from cloud.billing.usage import (
     billed_periods,
     period_table,
 )
-from cloud.billing.utility_prices import UtilityPriceBook, UtilityPrices, load_utility_prices
 
 __all__ = [
     "CURRENCIES",
@@ -253,8 +252,6 @@ __all__ = [
     "UsageDay",
     "UsageMonth",
     "UsageReader",
-    "UtilityPriceBook",
-    "UtilityPrices",
     "Window",
     "ZoneTaxes",
     "allocate",
@@ -276,7 +273,6 @@ __all__ = [
     "hour_profile",
     "issued_payload",
     "load_tariffs",
-    "load_utility_prices",
     "minor_unit",
     "pdf_response",
     "period_ends_at",

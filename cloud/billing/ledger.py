@@ -148,11 +148,12 @@ def reckon(
 
 def _registers(hour: MeterHour, zone: ZoneInfo, profile: Profile) -> tuple[int, int, int]:
     """The hour's registers; each one missing from the profile's same local hour."""
-    guess = profile.get(hour.start.astimezone(zone).time(), (0, 0, 0))
-    given = (hour.forward_mwh, hour.reverse_mwh, hour.export_mwh)
-    forward, reverse, export = (
-        g if g is not None else p for g, p in zip(given, guess, strict=True)
-    )
+    forward, reverse, export = given = (hour.forward_mwh, hour.reverse_mwh, hour.export_mwh)
+    if forward is None or reverse is None or export is None:  # the zone only when needed
+        guess = profile.get(hour.start.astimezone(zone).time(), (0, 0, 0))
+        forward, reverse, export = (
+            g if g is not None else p for g, p in zip(given, guess, strict=True)
+        )
     if min(forward, reverse, export) < 0:
         raise ValueError(f"hour {hour.start.isoformat()}: a register delta is negative")
     return forward, reverse, export

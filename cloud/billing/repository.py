@@ -258,35 +258,42 @@ def insert_ledger_lines(
     ids: Sequence[int] | None = None,
 ) -> None:
     """Store ``lines`` billed on ``invoice_id``, each read from its ``meters`` (with
-    ``ids`` when given: reserved by :func:`replace_lines`)."""
+    ``ids`` when given: reserved by :func:`replace_lines`), in one statement: a month is
+    some 720 lines a site, and a cycle's rows one at a time were a third of its database
+    time."""
     given = ids if ids is not None else [None] * len(lines)
-    conn.cursor().executemany(
+    if not len(given) == len(lines) == len(meters):
+        raise ValueError(f"{len(given)} ids and {len(meters)} meters for {len(lines)} lines")
+    conn.execute(
         "INSERT INTO billing.ledger_lines (id, region, site_id, hour_start, hour_end,"
         " forward_mwh, reverse_mwh, export_mwh, pool_used_mwh, billable_mwh, estimated,"
         " billing_meter, billing_device, grid_meter, grid_device, invoice_id)"
-        " VALUES (coalesce(%s, nextval('billing.ledger_lines_id_seq')), %s, %s, %s, %s, %s,"
-        " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        [
-            (
-                line_id,
-                region.value,
-                site_id,
-                line.start,
-                line.end,
-                line.forward_mwh,
-                line.reverse_mwh,
-                line.export_mwh,
-                line.pool_used_mwh,
-                line.billable_mwh,
-                line.estimated,
-                meter.billing_meter,
-                meter.billing_device,
-                meter.grid_meter,
-                meter.grid_device,
-                invoice_id,
-            )
-            for line_id, line, meter in zip(given, lines, meters, strict=True)
-        ],
+        " SELECT coalesce(u.id, nextval('billing.ledger_lines_id_seq')), %s, %s, u.hour_start,"
+        " u.hour_end, u.forward, u.reverse, u.export, u.pool_used, u.billable, u.estimated,"
+        " u.billing_meter, u.billing_device, u.grid_meter, u.grid_device, %s"
+        " FROM unnest(%s::bigint[], %b::timestamptz[], %b::timestamptz[], %b::bigint[],"
+        " %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[], %b::boolean[], %b::text[],"
+        " %s::int[], %s::text[], %s::int[])"
+        " AS u(id, hour_start, hour_end, forward, reverse, export, pool_used, billable,"
+        " estimated, billing_meter, billing_device, grid_meter, grid_device)",
+        (
+            region.value,
+            site_id,
+            invoice_id,
+            list(given),  # NULLs as text: a binary array needs a typed element
+            [line.start for line in lines],
+            [line.end for line in lines],
+            [line.forward_mwh for line in lines],
+            [line.reverse_mwh for line in lines],
+            [line.export_mwh for line in lines],
+            [line.pool_used_mwh for line in lines],
+            [line.billable_mwh for line in lines],
+            [line.estimated for line in lines],
+            [m.billing_meter for m in meters],
+            [m.billing_device for m in meters],
+            [m.grid_meter for m in meters],
+            [m.grid_device for m in meters],
+        ),
     )
 
 

@@ -2,7 +2,8 @@
 of energy, its kWh x (the utility's reference price - the PPA price the line charged).
 
 Pure. An estimate, and said so wherever it is shown: the utility's price is a reference
-(:mod:`cloud.billing.utility_prices`), the one in force on the line's first day; energy
+(the caller's: the portal gives the reports' reference data, so the customer's figure
+and the reports' savings delivered agree), the one in force on the line's first day; energy
 the system supplied but the customer would not have bought is not told apart; taxes are
 left out on both sides (both prices are tax-exclusive). Lines whose zone or date has no
 reference price are counted, not guessed. Money stays :class:`~decimal.Decimal`; the

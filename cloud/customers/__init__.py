@@ -10,6 +10,7 @@ the composition root (:func:`cloud.bootstrap.link_site`).
 
 from cloud.customers.api import create_router
 from cloud.customers.errors import ConflictError, CustomersError, NotFoundError, RefusedError
+from cloud.customers.handlers import event_subscriptions, run_plan_changes
 from cloud.customers.models import (
     Account,
     AccountIn,
@@ -24,6 +25,7 @@ from cloud.customers.models import (
     InstallationIn,
     MeterReplacement,
     MeterReplacementIn,
+    PlanChange,
     WarrantyIn,
 )
 from cloud.customers.service import SCHEMA, CustomersService, new_account_id
@@ -47,8 +49,11 @@ __all__ = [
     "MeterReplacement",
     "MeterReplacementIn",
     "NotFoundError",
+    "PlanChange",
     "RefusedError",
     "WarrantyIn",
     "create_router",
+    "event_subscriptions",
     "new_account_id",
+    "run_plan_changes",
 ]

@@ -49,6 +49,7 @@ __all__ = [
     "InstallationIn",
     "MeterReplacement",
     "MeterReplacementIn",
+    "PlanChange",
     "WarrantyIn",
 ]
 
@@ -318,3 +319,17 @@ class DeviceWarranty(BaseModel):
     kind: DeviceKind
     warranty_until: date
     updated_at: datetime
+
+
+class PlanChange(BaseModel):
+    """A plan change recorded for an account (from a support ticket): the plan, the date
+    it takes effect, and when it was applied to the account (None: not yet)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    plan_code: str
+    effective_from: date
+    source: str
+    approved_by: str
+    recorded_at: datetime
+    applied_at: datetime | None

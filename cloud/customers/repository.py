@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from cloud.adapters.postgres import Connection, dict_row
@@ -16,6 +16,7 @@ from cloud.customers.models import (
     InstallationIn,
     MeterReplacement,
     MeterReplacementIn,
+    PlanChange,
     WarrantyIn,
 )
 from cloud.regional_ids import next_id_sql
@@ -124,6 +125,51 @@ def update_account(conn: Connection[Any], account_id: str, changes: dict[str, An
     )
     assert row is not None, "the caller holds the account's row lock"
     return Account.model_validate(row)
+
+
+# -- plan changes -----------------------------------------------------------------------
+def insert_plan_change(
+    conn: Connection[Any],
+    account_id: str,
+    plan_code: str,
+    effective_from: date,
+    source: str,
+    approved_by: str,
+) -> int | None:
+    """Record a plan change; None when ``source`` recorded one already."""
+    row = conn.execute(
+        "INSERT INTO customers.plan_changes (account_id, plan_code, effective_from, source,"
+        " approved_by) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (source) DO NOTHING RETURNING id",
+        (account_id, plan_code, effective_from, source, approved_by),
+    ).fetchone()
+    return int(row[0]) if row is not None else None
+
+
+def due_plan_changes(conn: Connection[Any], today: date) -> list[tuple[int, str, str]]:
+    """Unapplied plan changes effective by ``today``, oldest first: (id, account, plan)."""
+    rows = conn.execute(
+        "SELECT id, account_id, plan_code FROM customers.plan_changes"
+        " WHERE applied_at IS NULL AND effective_from <= %s ORDER BY effective_from, id",
+        (today,),
+    ).fetchall()
+    return [(int(i), str(a), str(p)) for i, a, p in rows]
+
+
+def mark_plan_applied(conn: Connection[Any], change_id: int) -> None:
+    conn.execute("UPDATE customers.plan_changes SET applied_at = now() WHERE id = %s", (change_id,))
+
+
+def plan_changes(conn: Connection[Any], account_id: str) -> list[PlanChange]:
+    rows = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            "SELECT plan_code, effective_from, source, approved_by, recorded_at, applied_at"
+            " FROM customers.plan_changes WHERE account_id = %s ORDER BY effective_from, id",
+            (account_id,),
+        )
+        .fetchall()
+    )
+    return [PlanChange.model_validate(r) for r in rows]
 
 
 # -- contacts ---------------------------------------------------------------------------

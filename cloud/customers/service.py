@@ -9,14 +9,19 @@ once :meth:`CustomersService.site_owner` has accepted the account.
 Changes other services follow are emitted through ``customers.outbox`` in their own
 transaction: ``customer.created`` / ``customer.updated`` (billing follows plans and
 statuses) and ``site.meter_replaced`` (billing closes one register and opens the next).
+
+It consumes support's ``ticket.plan_change_approved`` (:meth:`CustomersService.record_plan_change`):
+the account owns its plan, so an approved change is recorded here with its date and
+applied on that date (``customer.updated`` tells billing).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from cloud.adapters.postgres import Connection, ConnectionPool, UniqueViolation, ping
 from cloud.customers import repository as repo
@@ -32,6 +37,7 @@ from cloud.customers.models import (
     InstallationIn,
     MeterReplacement,
     MeterReplacementIn,
+    PlanChange,
     WarrantyIn,
 )
 from cloud.customers.validation import (
@@ -41,7 +47,8 @@ from cloud.customers.validation import (
     check_meter_replacement,
     check_site_owner,
 )
-from cloud.events.outbox import emit
+from cloud.events.outbox import emit, handle_once
+from cloud.events.support import PlanChangeApproved
 from cloud.events.types import (
     CustomerAccount,
     InstallationChanged,
@@ -57,6 +64,9 @@ from contracts.topics import Region
 
 #: The customers service's PostgreSQL schema (and its outbox).
 SCHEMA = "customers"
+
+
+log = logging.getLogger(__name__)
 
 
 def new_account_id() -> str:
@@ -149,6 +159,51 @@ class CustomersService:
                 raise ConflictError(f"user {patch.user_id} already has an account") from None
             emit(conn, SCHEMA, customer_account_event(_payload(account), created=False))
             return account
+
+    # -- plan changes (support's approved change requests) ------------------------------
+    def record_plan_change(self, event_id: UUID, change: PlanChangeApproved, today: date) -> bool:
+        """An approved plan change, once per event: recorded with its date, and applied at
+        once when that date is ``today`` or past (``customer.updated``: billing rates
+        with the new plan from then on), else by :meth:`apply_due_plan_changes` on the
+        day. False when handled before or the account is unknown in its region."""
+        with self._pool.connection() as conn, conn.transaction():
+            if not handle_once(conn, SCHEMA, event_id):
+                return False
+            scope = Scope.of_region(change.region)
+            if repo.get_account(conn, change.account_id, for_update=True, scope=scope) is None:
+                log.warning("plan change of ticket %d: no account %s in %s",
+                            change.ticket_id, change.account_id, change.region.value)  # fmt: skip
+                return False
+            change_id = repo.insert_plan_change(
+                conn, change.account_id, change.plan_code, change.effective_from,
+                f"ticket:{change.ticket_id}", change.approved_by,
+            )  # fmt: skip
+            if change_id is not None and change.effective_from <= today:
+                self._apply_plan(conn, change_id, change.account_id, change.plan_code)
+            return True
+
+    def apply_due_plan_changes(self, today: date) -> int:
+        """Apply every recorded plan change whose date has come (the daily sweep); how many."""
+        applied = 0
+        with self._pool.connection() as conn:
+            for change_id, account_id, plan_code in repo.due_plan_changes(conn, today):
+                with conn.transaction():
+                    if repo.get_account(conn, account_id, for_update=True) is None:
+                        continue
+                    self._apply_plan(conn, change_id, account_id, plan_code)
+                    applied += 1
+        return applied
+
+    def list_plan_changes(self, account_id: str) -> list[PlanChange]:
+        with self._pool.connection() as conn:
+            return repo.plan_changes(conn, account_id)
+
+    def _apply_plan(
+        self, conn: Connection[Any], change_id: int, account_id: str, plan_code: str
+    ) -> None:
+        account = repo.update_account(conn, account_id, {"plan_code": plan_code})
+        repo.mark_plan_applied(conn, change_id)
+        emit(conn, SCHEMA, customer_account_event(_payload(account), created=False))
 
     def site_owner(self, account_id: str, site_region: Region) -> Account:
         """The account, if it may own a site of ``site_region`` (its own region; not

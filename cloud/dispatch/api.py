@@ -59,6 +59,7 @@ from cloud.dispatch.models import (
     WorkOrder,
 )
 from cloud.dispatch.photos import CONTENT_TYPES, ContentType
+from cloud.dispatch.sap_status import SapStatusView
 from cloud.dispatch.service import MAX_PAGE, DispatchService
 from cloud.dispatch.stock import StockValue
 from cloud.events.workorders import ChargeReason, Priority
@@ -311,6 +312,9 @@ class WorkOrderDetail(BaseModel):
     ticks: list[Tick] | None = None
     photos: list[Photo] | None = None
     notes: list[Note] | None = None
+    #: What SAP says of the work order's service order (rejected or completed there by
+    #: an SAP user, with SAP's reason); staff and the MOSIE only, None until SAP spoke.
+    sap: SapStatusView | None = None
 
 
 def _region(who: Access) -> Region:
@@ -478,8 +482,15 @@ def create_router(
         ticks = await run_in_threadpool(service.ticks, order.id, who.scope, **reach)
         photos = await run_in_threadpool(service.photos, order.id, who.scope, **reach)
         notes = await run_in_threadpool(service.notes, order.id, who.scope, **reach)
+        sap = await run_in_threadpool(service.sap_status, order.id)
         return detail.model_copy(
-            update={"history": history, "ticks": ticks, "photos": photos, "notes": notes}
+            update={
+                "history": history,
+                "ticks": ticks,
+                "photos": photos,
+                "notes": notes,
+                "sap": sap,
+            }
         )
 
     @router.post(

@@ -9,8 +9,12 @@ handed to :class:`~cloud.dispatch.service.DispatchService` in a thread:
   (work orders raised and assigned) and reopening a job whose fault returned;
 * the customers service's ``site.installation_changed`` keeps ``dispatch.installations``
   (the array the clear-sky expectation of a repaired site is computed for);
+* the SAP integration's ``service_order.changed``: a service order rejected or completed
+  in SAP, shown with its work order (:mod:`cloud.dispatch.sap_status`);
 * ingest's ``telemetry.received``: pv_wh readings of sites with a resolved job awaiting
-  verification (a batch without them needs no transaction).
+  verification (a batch without them needs no transaction);
+* support's ``ticket.work_requested``: a customer's fault report's work order (raised
+  and assigned like an alert policy's; its ``workorder.created`` names the ticket).
 
 :func:`event_subscriptions` gives the bus subscriptions the composition root registers;
 :func:`run_dispatch_sweeps` runs the service's timers.
@@ -27,6 +31,8 @@ from cloud.events.alerts import AlarmChanged
 from cloud.events.bus import Subscription, event_payload
 from cloud.events.employees import EMPLOYEE_CHANGED, EmployeeChanged
 from cloud.events.outbox import Event
+from cloud.events.service_orders import SERVICE_ORDER_CHANGED, ServiceOrderChanged
+from cloud.events.support import TICKET_WORK_REQUESTED, TicketWorkRequested
 from cloud.events.types import (
     GATEWAY_REGISTERED,
     GATEWAY_UPDATED,
@@ -42,13 +48,17 @@ __all__ = [
     "EMPLOYEE_CONSUMER",
     "INSTALLATION_CONSUMER",
     "REGISTERED_CONSUMER",
+    "SAP_CONSUMER",
+    "SUPPORT_CONSUMER",
     "TELEMETRY_CONSUMER",
     "UPDATED_CONSUMER",
     "AlarmHandler",
     "EmployeeHandler",
     "GatewayRegistrationHandler",
     "InstallationHandler",
+    "SapStatusHandler",
     "TelemetryHandler",
+    "WorkRequestHandler",
     "event_subscriptions",
     "run_dispatch_sweeps",
 ]
@@ -62,6 +72,8 @@ EMPLOYEE_CONSUMER = "dispatch.employees"
 ALERT_CONSUMER = "dispatch.alerts"
 INSTALLATION_CONSUMER = "dispatch.installations"
 TELEMETRY_CONSUMER = "dispatch.telemetry"
+SAP_CONSUMER = "dispatch.sap_service_orders"
+SUPPORT_CONSUMER = "dispatch.support"
 
 
 class GatewayRegistrationHandler:
@@ -105,6 +117,17 @@ class AlarmHandler:
         )
 
 
+class SapStatusHandler:
+    """``service_order.changed`` → SAP's status beside the work order."""
+
+    def __init__(self, service: DispatchService) -> None:
+        self._service = service
+
+    async def __call__(self, event: Event) -> None:
+        changed = event_payload(event, ServiceOrderChanged)
+        await asyncio.to_thread(self._service.record_sap_status, event.id, changed)
+
+
 class InstallationHandler:
     """``site.installation_changed`` → the site's array."""
 
@@ -114,6 +137,17 @@ class InstallationHandler:
     async def __call__(self, event: Event) -> None:
         installation = event_payload(event, InstallationChanged)
         await asyncio.to_thread(self._service.record_installation, event.id, installation)
+
+
+class WorkRequestHandler:
+    """Support's ``ticket.work_requested`` → :meth:`DispatchService.handle_work_request`."""
+
+    def __init__(self, service: DispatchService) -> None:
+        self._service = service
+
+    async def __call__(self, event: Event) -> None:
+        request = event_payload(event, TicketWorkRequested)
+        await asyncio.to_thread(self._service.handle_work_request, event.id, request)
 
 
 class TelemetryHandler:
@@ -147,6 +181,10 @@ def event_subscriptions(service: DispatchService) -> list[Subscription]:
         ),
         Subscription(
             TELEMETRY_CONSUMER, f"*.ingest.{TELEMETRY_RECEIVED}", TelemetryHandler(service)
+        ),
+        Subscription(SAP_CONSUMER, f"*.sap.{SERVICE_ORDER_CHANGED}", SapStatusHandler(service)),
+        Subscription(
+            SUPPORT_CONSUMER, f"*.support.{TICKET_WORK_REQUESTED}", WorkRequestHandler(service)
         ),
     ]
 

@@ -61,7 +61,7 @@ NoteText = Annotated[str, Field(min_length=1, max_length=MAX_NOTE)]
 SignerName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(?:.*\S)?$")]
 #: Where a work order came from: by hand (the office), an alert policy, or an incident a
 #: MOSIE found on site during another job.
-WorkOrderOrigin = Literal["hand", "policy", "incident"]
+WorkOrderOrigin = Literal["hand", "policy", "incident", "support"]
 #: Each region's currency: the parts stock's valuation is in it.
 CURRENCIES: dict[Region, str] = {Region.AU: "AUD", Region.US: "USD", Region.ES: "EUR"}
 #: A unit's valuation: cents, at most a billion.
@@ -91,6 +91,8 @@ class WorkOrderIn(_Record):
     origin: WorkOrderOrigin = "hand"
     #: The job an incident was found on (``origin`` incident only).
     found_on: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    #: The support ticket it was raised for (``origin`` support only).
+    ticket_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
 
 
 class WorkOrder(_Record):
@@ -126,6 +128,7 @@ class WorkOrder(_Record):
     charge_reason: ChargeReason | None = None
     charge_note: str = ""
     charge_billed_at: datetime | None = None
+    ticket_id: int | None = None
 
     def state(self) -> OrderState:
         """The lifecycle's part of it."""

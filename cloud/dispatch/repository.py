@@ -38,7 +38,7 @@ _WO_COLS = (
     "id, region, site_id, account_id, type, priority, title, description, status, assignee,"
     " visits, reopen_count, verified_at, sla_breached, alarm_id, created_by, created_at,"
     " updated_at, arrive_by, resolve_by, version, origin, found_on, charge_reason,"
-    " charge_note, charge_billed_at"
+    " charge_note, charge_billed_at, ticket_id"
 )
 _STOCK_COLS = (
     "region, part_no, description, quantity, unit_value, currency, reorder_level, reorder_quantity"
@@ -88,11 +88,11 @@ def insert_work_order(
         conn,
         f"INSERT INTO dispatch.work_orders (id, region, site_id, account_id, type, priority,"
         " title, description, alarm_id, created_by, created_at, updated_at, arrive_by,"
-        " resolve_by, origin, found_on)"
+        " resolve_by, origin, found_on, ticket_id)"
         f" VALUES ({next_id_sql('dispatch.work_orders_id_seq', '%(region)s')},"
         " %(region)s, %(site_id)s, %(account_id)s, %(type)s, %(priority)s, %(title)s,"
         " %(description)s, %(alarm_id)s, %(created_by)s, %(at)s, %(at)s, %(arrive_by)s,"
-        f" %(resolve_by)s, %(origin)s, %(found_on)s) RETURNING {_WO_COLS}",
+        f" %(resolve_by)s, %(origin)s, %(found_on)s, %(ticket_id)s) RETURNING {_WO_COLS}",
         {
             **given.model_dump(mode="json", exclude={"arrive_by", "resolve_by"}),
             "arrive_by": given.arrive_by,
@@ -104,6 +104,14 @@ def insert_work_order(
     assert row is not None
     board_changed(conn, row["region"])
     return WorkOrder.model_validate(row)
+
+
+def work_order_of_ticket(conn: Connection[Any], ticket_id: int) -> int | None:
+    """The id of the work order raised for support ticket ``ticket_id``, if any."""
+    row = conn.execute(
+        "SELECT id FROM dispatch.work_orders WHERE ticket_id = %s", (ticket_id,)
+    ).fetchone()
+    return int(row[0]) if row is not None else None
 
 
 def get_work_order(

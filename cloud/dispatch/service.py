@@ -143,12 +143,15 @@ from cloud.dispatch.photos import (
     new_key,
 )
 from cloud.dispatch.policies import PolicyBook, PolicySet, WorkOrderRequest, load_policies
+from cloud.dispatch.sap_status import SapStatusView, get_sap_status, record_sap_status
 from cloud.dispatch.sla import SlaPolicy, breaches, builtin_policy, due
 from cloud.dispatch.stock import StockValue, crosses_reorder_level, value_stock
 from cloud.dispatch.verification import judge, produced_wh
 from cloud.events.alerts import ALERT_CLEARED, ALERT_RAISED, AlarmChanged
 from cloud.events.outbox import Event, emit, handle_once
 from cloud.events.parts import PART_REORDER_NEEDED, PartReorderNeeded
+from cloud.events.service_orders import ServiceOrderChanged
+from cloud.events.support import TicketWorkRequested
 from cloud.events.types import GatewayRegistration, InstallationChanged
 from cloud.events.workorders import (
     CHARGE_REASONS,
@@ -375,6 +378,17 @@ class DispatchService:
             repo.record_gateway(conn, reg, at)
             flow_repo.set_site_zone(conn, reg.site_id, reg.time_zone, at)
             return True
+
+    def record_sap_status(self, event_id: UUID, changed: ServiceOrderChanged) -> bool:
+        """SAP's word on a work order's service order (``service_order.changed``), shown
+        with the work order; the lifecycle does not move (:mod:`cloud.dispatch.sap_status`)."""
+        with self._pool.connection() as conn:
+            return record_sap_status(conn, SCHEMA, event_id, changed)
+
+    def sap_status(self, work_order_id: int) -> SapStatusView | None:
+        """What SAP last said of ``work_order_id``'s service order, if anything."""
+        with self._pool.connection() as conn:
+            return get_sap_status(conn, work_order_id)
 
     def site(self, site_id: int) -> KnownSite | None:
         with self._pool.connection() as conn:
@@ -773,6 +787,41 @@ class DispatchService:
                 out += [created] if created is not None else []
             flow_repo.save_policy_state(conn, region, book.snapshot())
             return out
+
+    def handle_work_request(self, event_id: UUID, request: TicketWorkRequested) -> WorkOrder | None:
+        """Support's ``ticket.work_requested`` (a customer's fault report), in one
+        transaction: a work order of the site (``inspection``; origin ``support``, the
+        ticket named), its SLA due times set and assigned like an alert policy's, and its
+        ``workorder.created`` — which tells support its id. Once per event and per
+        ticket; None when handled before, already raised, or the site is unknown here."""
+        with self._pool.connection() as conn:
+            if not handle_once(conn, SCHEMA, event_id):
+                return None
+            if repo.work_order_of_ticket(conn, request.ticket_id) is not None:
+                return None
+            site = repo.get_site(conn, request.site_id)
+            if site is None or site.region != request.region:
+                log.warning(
+                    "ticket %d: site %d unknown in %s: no work order",
+                    request.ticket_id, request.site_id, request.region.value,
+                )  # fmt: skip
+                return None
+            given = WorkOrderIn(
+                region=site.region,
+                site_id=site.site_id,
+                type=WorkOrderType.INSPECTION,
+                priority=request.priority,
+                title=request.title,
+                description=request.description,
+                created_by=request.requested_by,
+                origin="support",
+                ticket_id=request.ticket_id,
+            )
+            why = f"fault report: support ticket {request.ticket_id}"
+            order = self._create(conn, given, ActorRole.SYSTEM, why)
+            assigned = self._auto_assign(conn, self._due_from(conn, order, order.created_at))
+            self._offer(conn, assigned, "offer")
+            return assigned
 
     def record_samples(
         self, gateway_id: str, samples: Sequence[tuple[str, str, datetime, float]]
@@ -2089,6 +2138,7 @@ def _payload(
         account_id=order.account_id,
         type=order.type.value,
         priority=order.priority,
+        title=order.title,
         status=order.status.value,
         from_status=from_status,
         action=action,
@@ -2101,6 +2151,7 @@ def _payload(
         reopen_count=order.reopen_count,
         origin=order.origin,
         found_on=order.found_on,
+        ticket_id=order.ticket_id,
     )
 
 

@@ -113,6 +113,9 @@ class WorkOrderChanged(BaseModel):
     account_id: str | None = None
     type: str
     priority: Priority
+    #: The work order's title (what SAP's service order description shows); None from
+    #: producers older than it.
+    title: str | None = None
     status: str
     from_status: str | None = None
     action: str | None = None
@@ -130,6 +133,8 @@ class WorkOrderChanged(BaseModel):
     #: ``incident`` (a MOSIE found it on site during the job ``found_on``).
     origin: str | None = None
     found_on: int | None = None
+    #: The support ticket it was raised for (``origin`` support), if any.
+    ticket_id: int | None = None
     visits: int = 0
     reopen_count: int = 0
     #: The confirmed arrival window, if any (the booked window).

@@ -3,7 +3,8 @@ the customers service, into :mod:`cloud.notify.recipients`) and what to tell the
 (``alert.*`` from the alerts service, as notifications; ``workorder.*`` from dispatch,
 planned in :mod:`cloud.notify.workorders`; ``part.*`` from dispatch's parts stock,
 planned in :mod:`cloud.notify.parts`; billing's ``invoice.issued`` and
-``invoice.overdue``, to the account's users, planned in :mod:`cloud.notify.invoices`).
+``invoice.overdue``, to the account's users, planned in :mod:`cloud.notify.invoices`;
+support's ``ticket.resolved``, the outcome letter, planned in :mod:`cloud.notify.tickets`).
 
 An alarm's event becomes at most two notifications, each to one audience:
 
@@ -55,6 +56,7 @@ from cloud.events.bus import PoisonEventError, Subscription, event_payload
 from cloud.events.invoices import INVOICE_ISSUED, INVOICE_OVERDUE, InvoiceIssued, InvoiceOverdue
 from cloud.events.outbox import Event, handle_once
 from cloud.events.parts import PART_PREFIX, PartReorderNeeded
+from cloud.events.support import TICKET_RESOLVED, TicketResolved
 from cloud.events.types import CUSTOMER_CREATED, CUSTOMER_UPDATED, CustomerAccount
 from cloud.events.users import (
     USER_CONTACT_CHANGED,
@@ -69,6 +71,7 @@ from cloud.events.workorders import WORKORDER_PREFIX, WorkOrderChanged
 from cloud.notify import invoices as bills
 from cloud.notify import parts as stock
 from cloud.notify import recipients as people
+from cloud.notify import tickets
 from cloud.notify import workorders as jobs
 from cloud.notify.models import Category, LocalText, Notification, Recipient, Severity
 from cloud.notify.service import SCHEMA, NotificationService, NotifyError
@@ -81,6 +84,7 @@ __all__ = [
     "INVOICES_CONSUMER",
     "PARTS_CONSUMER",
     "PEOPLE_CONSUMER",
+    "TICKETS_CONSUMER",
     "WORKORDERS_CONSUMER",
     "AlarmNotice",
     "NotifyHandlers",
@@ -95,6 +99,7 @@ ALARMS_CONSUMER = "notify.alarms"
 WORKORDERS_CONSUMER = "notify.workorders"
 PARTS_CONSUMER = "notify.parts"
 INVOICES_CONSUMER = "notify.invoices"
+TICKETS_CONSUMER = "notify.tickets"
 #: Where notify records the events it handled (``notify.inbox`` is people's inbox).
 HANDLED_TABLE = "handled_events"
 #: Namespace of notification ids derived from event ids.
@@ -263,6 +268,33 @@ class NotifyHandlers:
         if told and self._on_filed is not None:
             self._on_filed()
 
+    async def on_ticket(self, event: Event) -> None:
+        if event.name != TICKET_RESOLVED:
+            return
+        payload = event_payload(event, TicketResolved)
+        try:
+            told = await asyncio.to_thread(self.notify_ticket, event, payload)
+        except NotifyError as exc:  # a template refused the parameters: never will it not
+            raise PoisonEventError(str(exc)) from exc
+        if told and self._on_filed is not None:
+            self._on_filed()
+
+    def notify_ticket(self, event: Event, payload: TicketResolved) -> int:
+        """File the outcome letter of a resolved ticket (one transaction with its inbox
+        row); the number of people told, 0 when handled before (:mod:`cloud.notify.tickets`)."""
+        now = self._clock()
+        with self._pool.connection() as conn:
+            if not handle_once(conn, SCHEMA, event.id, table=HANDLED_TABLE):
+                return 0
+            notice = tickets.plan_ticket_notice(event, payload, now)
+            if notice is None:
+                return 0
+            found = people.customers_of(conn, payload.region, [notice.account_id])
+            reached = found.get(notice.account_id, [])
+            if not reached:
+                return 0
+            return self._service.notify(notice.notification, reached, conn=conn).inbox_posted
+
     async def on_invoice(self, event: Event) -> None:
         payload: InvoiceIssued | InvoiceOverdue
         if event.name == INVOICE_ISSUED:
@@ -403,7 +435,7 @@ def _record(
 def event_subscriptions(handlers: NotifyHandlers) -> list[Subscription]:
     """notify's subscriptions, every region: people (identity), accounts (customers),
     alarms (alerts), work orders and parts reorders (dispatch), documents and overdue
-    reminders (billing)."""
+    reminders (billing), resolved tickets (support)."""
     return [
         Subscription(PEOPLE_CONSUMER, "*.identity.user.*", handlers.on_user),
         Subscription(ACCOUNTS_CONSUMER, "*.customers.customer.*", handlers.on_customer),
@@ -411,4 +443,5 @@ def event_subscriptions(handlers: NotifyHandlers) -> list[Subscription]:
         Subscription(WORKORDERS_CONSUMER, "*.dispatch.workorder.*", handlers.on_workorder),
         Subscription(PARTS_CONSUMER, "*.dispatch.part.*", handlers.on_part),
         Subscription(INVOICES_CONSUMER, "*.billing.invoice.*", handlers.on_invoice),
+        Subscription(TICKETS_CONSUMER, f"*.support.{TICKET_RESOLVED}", handlers.on_ticket),
     ]

@@ -224,6 +224,12 @@ class NotificationService:
             queued += new is not None and repo.insert_delivery(conn, new)
         return NotifyResult(deliveries=tuple(planned), inbox_posted=posted, queued=queued)
 
+    def staff(self, region: Region, roles: Sequence[str]) -> list[Recipient]:
+        """The enabled staff of ``roles`` whose home region is ``region``, as notify knows
+        them (from ``user.*``): whom a scheduled job (the monthly reports pack) tells."""
+        with self._pool.connection() as conn:
+            return recipients.staff_of(conn, region, roles)
+
     def send_notice(self, notice: NoticeIn) -> NoticeResult:
         """One notification per chosen account (:class:`NoticeIn`) to the account's
         customer users, each account in its own transaction (an interrupted sending sent

@@ -52,9 +52,14 @@ from cloud.portal.settings import ApiSettings
 from cloud.portal.web import WebUi, mount_web
 from cloud.portal.web.i18n import load_translations
 from cloud.portal.web.pages_dispatch import UI_UPLOAD_PATH, UPLOAD_FORM_SLACK
+from cloud.portal.web.report_words import words_in
 from cloud.registry import RegistryService
 from cloud.registry import create_router as registry_router
+from cloud.reports import ReportsReader
+from cloud.reports import create_router as reports_router
 from cloud.scope import Access, GatewayReach, Scope
+from cloud.support import SupportService
+from cloud.support import create_router as support_router
 from cloud.telemetry import TelemetryReader
 from cloud.telemetry import create_router as telemetry_router
 from contracts.topics import Region
@@ -94,6 +99,8 @@ def create_app(
     usage: UsageReader | None = None,
     bill_customer: Callable[[str], BillCustomer | None] | None = None,
     cycles: CycleRunner | None = None,
+    reports: ReportsReader | None = None,
+    support: SupportService | None = None,
     verify: Verify | None = None,
     web: WebUi | None = None,
 ) -> FastAPI:
@@ -107,7 +114,7 @@ def create_app(
     ``usage`` also usage by period and each document's PDF, in the language
     ``bill_customer(account_id)`` names (the customers side's answer).
     ``cycles``: the billing-cycle routes (list, inspect, start in the background); its
-    owner closes it before the pool.
+    owner closes it before the pool. ``reports``: the reports' routes (issue 20), read-only.
     ``web``: also serve the web UI
     (:mod:`cloud.portal.web`) on the same services and policy."""
     app = FastAPI(
@@ -157,12 +164,16 @@ def create_app(
         mount(billing_router(bills, access=access, account_in_scope=in_reach, pdfs=pdfs))
     if cycles is not None:
         mount(create_cycles_router(cycles, access=access))
+    if reports is not None:
+        mount(reports_router(reports, access=access, words_for=words_in))
+    if support is not None:
+        mount(support_router(support, access=access))
     if web is not None:
         mount_web(
             app, web, verify=verify, registry=registry, telemetry=telemetry_reader,
             customers=customers, config=config, api_region=settings.api_region,
             dispatch=dispatch, employees=employees, bills=bills, usage=usage, pdfs=pdfs,
-            cycles=cycles,
+            cycles=cycles, reports=reports, support=support,
         )  # fmt: skip
     _check_every_route_is_in_the_policy(app)
 

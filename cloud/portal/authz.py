@@ -111,8 +111,17 @@ APPOINTMENT_BOOKERS = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT, Role.C
 CUSTOMERS = frozenset({Role.CUSTOMER})
 #: The two ends of a visit: the job's customer and its MOSIE.
 DOOR_CHECKERS = frozenset({Role.CUSTOMER, Role.MOSIE})
+#: Support's desk: who works tickets (operators read the queue, not act on it).
+SUPPORT_DESK = frozenset({Role.ADMIN, Role.SUPPORT})
+#: Who raises and replies on tickets: the desk, and a customer (its own account's).
+TICKET_WRITERS = frozenset({Role.ADMIN, Role.SUPPORT, Role.CUSTOMER})
 #: Staff: who writes notes, sees job photos and the parts stock (a MOSIE: own jobs).
 STAFF = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT, Role.MOSIE})
+
+#: Who reads the reports of the fleet, its alarms and the technicians' work (issue 20):
+#: the operators' desk runs these every day. Money (revenue, billed energy, savings) is
+#: the admins' alone (:data:`ADMINS`).
+REPORT_READERS = frozenset({Role.ADMIN, Role.OPERATOR})
 
 #: Route key (the route's ``operationId``) → roles that may call it. A route missing
 #: here cannot be built (its dependency raises ``KeyError``).
@@ -214,6 +223,16 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "billing.cycles.list": OFFICE_WRITERS,
     "billing.cycles.get": OFFICE_WRITERS,
     "billing.cycles.start": ADMINS,
+    # support tickets (issue 20): scoped in SQL (a customer: its account's tickets)
+    "support.tickets.list": CUSTOMER_READERS,
+    "support.tickets.create": TICKET_WRITERS,
+    "support.tickets.get": CUSTOMER_READERS,
+    "support.tickets.reply": TICKET_WRITERS,
+    "support.tickets.reopen": CUSTOMERS,
+    "support.tickets.assign": SUPPORT_DESK,
+    "support.tickets.move": SUPPORT_DESK,
+    "support.tickets.approve": SUPPORT_DESK,
+    "support.tickets.work_order": SUPPORT_DESK,
     # web UI pages (cloud/portal/web): the same policy, the same scopes
     "ui.sites": EVERYONE,
     "ui.site": EVERYONE,
@@ -288,11 +307,29 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "ui.location_notice.withdraw": MOSIES,
     "ui.location.control": MOSIES,
     "ui.location.record": MOSIES,
+    # support tickets (issue 20): a customer's own; the region's queue for staff
+    "ui.support.tickets": CUSTOMER_READERS,
+    "ui.support.tickets.new": CUSTOMERS,
+    "ui.support.tickets.create": CUSTOMERS,
+    "ui.support.ticket": CUSTOMER_READERS,
+    "ui.support.ticket.reply": TICKET_WRITERS,
+    "ui.support.ticket.reopen": CUSTOMERS,
+    "ui.support.ticket.act": SUPPORT_DESK,
     # the signed-in person's own inbox (any region URL they may reach)
     "ui.inbox": EVERYONE,
     "ui.inbox.events": EVERYONE,
     "ui.inbox.read": EVERYONE,
     "ui.inbox.read_all": EVERYONE,
+    # reports (issue 20 point 4): operators the fleet, alerts and MOSIE ones; admins all
+    "reports.fleet": REPORT_READERS,
+    "reports.alerts": REPORT_READERS,
+    "reports.mosie": REPORT_READERS,
+    "reports.revenue": ADMINS,
+    "ui.reports": REPORT_READERS,
+    "ui.reports.fleet": REPORT_READERS,
+    "ui.reports.alerts": REPORT_READERS,
+    "ui.reports.mosie": REPORT_READERS,
+    "ui.reports.revenue": ADMINS,
 }
 
 

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from cloud import config, customers, dispatch, employees, registry
+from cloud import config, customers, dispatch, employees, registry, support
 from cloud.search import SearchRefused
 
 __all__ = ["add_error_handlers", "http_problem", "malformed_problem"]
@@ -34,6 +34,9 @@ STATUS: dict[type[Exception], int] = {
     employees.InvalidError: 422,
     dispatch.NotFoundError: status.HTTP_404_NOT_FOUND,
     dispatch.ConflictError: status.HTTP_409_CONFLICT,
+    support.NotFoundError: status.HTTP_404_NOT_FOUND,
+    support.ConflictError: status.HTTP_409_CONFLICT,
+    support.InvalidError: 422,
     dispatch.RefusedError: 422,
     SearchRefused: 422,
 }

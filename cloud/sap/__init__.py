@@ -1,6 +1,8 @@
 """The SAP integration (issue 19, point 5): business partners for customers and every
 issued document as an FI-AR journal entry, exactly once, from the ``sap`` schema's queue;
-a daily reconciliation of what SAP holds against what was sent. See ``docs/sap.md``.
+a daily reconciliation of what SAP holds against what was sent; work orders as service
+orders and confirmations, SAP's status changes read back by delta polling (issue 20,
+point 5). See ``docs/sap.md``.
 
 Public surface: :class:`SapSettings`, :class:`SapExporter`, :func:`subscriptions`,
 :func:`reconcile` and :func:`reconcile_daily`, the gateway protocol and its OData

@@ -54,6 +54,8 @@ from cloud.sap.errors import (
     SapRefusedError,
     SapTimeoutError,
 )
+from cloud.sap.service_documents import ServiceGateway
+from cloud.sap.service_exporter import ServiceExport
 from cloud.sap.settings import SapSettings
 from contracts.timeutil import utc_now
 from contracts.topics import Region
@@ -87,6 +89,7 @@ class SapExporter:
         *,
         clock: Callable[[], datetime] = utc_now,
         rng: random.Random | None = None,
+        services: ServiceGateway | None = None,
     ) -> None:
         self._pool = pool
         self._gateway = gateway
@@ -94,6 +97,10 @@ class SapExporter:
         self._clock = clock
         self._backoff = Backoff(
             settings.retry_first_s, settings.retry_cap_s, "full", rng or random.Random()
+        )
+        #: Work orders (service orders, confirmations), when a gateway for them is given.
+        self._services = (
+            ServiceExport(pool, services, settings, self._verdict) if services else None
         )
 
     # -- the loop ---------------------------------------------------------------------
@@ -134,6 +141,8 @@ class SapExporter:
         report.claimed += len(documents)
         if documents:
             self._export_documents(documents, now, report)
+        if self._services is not None:
+            self._services.run(now, report)
         return report
 
     # -- partners -----------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """Events the SAP integration consumes: billing's issued documents (``invoice.issued``),
-its payments and refunds (``payment.recorded`` / ``payment.refunded``) and the customers
-service's accounts (``customer.created`` / ``customer.updated``), in
-every region. Each handler fills the ``sap`` schema's queue in the transaction that
-records the event in ``sap.inbox``: a redelivered event queues nothing twice, and a
-document queued under one event id is not queued again under another (its number is
-the key).
+its payments and refunds (``payment.recorded`` / ``payment.refunded``), the customers
+service's accounts (``customer.created`` / ``customer.updated``) and dispatch's work
+orders (``workorder.*``: the service order, its on-site time and parts, and on
+``workorder.closed`` the service confirmation), in every region. Each handler fills
+the ``sap`` schema's queue in the transaction that records the event in ``sap.inbox``:
+a redelivered event queues nothing twice, and a document queued under one event id is
+not queued again under another (its number is the key).
 
 :func:`subscriptions` gives the bus subscriptions a composition root registers.
 """
@@ -23,21 +24,33 @@ from cloud.events.invoices import INVOICE_ISSUED, InvoiceIssued
 from cloud.events.outbox import Event, handle_once
 from cloud.events.payments import PAYMENT_PREFIX, PaymentMoved
 from cloud.events.types import CUSTOMER_CREATED, CUSTOMER_UPDATED, CustomerAccount
+from cloud.events.workorders import (
+    WORKORDER_PARTS_USED,
+    WorkOrderChanged,
+    WorkOrderPartsUsed,
+    workorder_event_name,
+)
 from cloud.sap import repository as repo
+from cloud.sap import service_repository as service_repo
 
 __all__ = [
     "CUSTOMER_CONSUMER",
     "INVOICE_CONSUMER",
     "PAYMENT_CONSUMER",
+    "WORKORDER_CONSUMER",
     "apply_customer",
     "apply_invoice_issued",
     "apply_payment",
+    "apply_work_order",
     "subscriptions",
 ]
 
 INVOICE_CONSUMER = "sap.invoices"
 CUSTOMER_CONSUMER = "sap.customers"
 PAYMENT_CONSUMER = "sap.payments"
+WORKORDER_CONSUMER = "sap.workorders"
+#: A work order's completion: its confirmation is queued (time and parts so far).
+_COMPLETED = workorder_event_name("closed")
 _CUSTOMER_EVENTS = frozenset({CUSTOMER_CREATED, CUSTOMER_UPDATED})
 
 
@@ -73,6 +86,35 @@ def apply_customer(
         if not handle_once(conn, "sap", event_id):
             return False
         return repo.upsert_partner(conn, account, occurred_at)
+
+
+def apply_work_order(pool: ConnectionPool[Connection[Any]], event: Event) -> bool:
+    """Record a ``workorder.*`` event once: its on-site state (labour time), its parts,
+    the service order SAP should hold and, on completion, the confirmation; True when
+    something is to be sent."""
+    changed: WorkOrderChanged
+    with pool.connection() as conn:
+        if not handle_once(conn, "sap", event.id):
+            return False
+        if event.name == WORKORDER_PARTS_USED:
+            used = event_payload(event, WorkOrderPartsUsed)
+            service_repo.record_parts(conn, used)
+            changed = used
+        else:
+            changed = event_payload(event, WorkOrderChanged)
+        service_repo.record_presence(conn, event.id, changed)
+        queued = service_repo.upsert_service_order(conn, changed)
+        if event.name == _COMPLETED:
+            queued = service_repo.queue_confirmation(conn, changed) or queued
+        return queued
+
+
+def _work_order_handler(pool: ConnectionPool[Connection[Any]], wake: Callable[[], None]) -> Handler:
+    async def handle(event: Event) -> None:
+        if await asyncio.to_thread(apply_work_order, pool, event):
+            wake()
+
+    return handle
 
 
 def _invoice_handler(pool: ConnectionPool[Connection[Any]], wake: Callable[[], None]) -> Handler:
@@ -115,4 +157,5 @@ def subscriptions(
         Subscription(INVOICE_CONSUMER, f"*.billing.{INVOICE_ISSUED}", _invoice_handler(pool, wake)),
         Subscription(CUSTOMER_CONSUMER, "*.customers.customer.*", _customer_handler(pool, wake)),
         Subscription(PAYMENT_CONSUMER, "*.billing.payment.*", _payment_handler(pool, wake)),
+        Subscription(WORKORDER_CONSUMER, "*.dispatch.workorder.*", _work_order_handler(pool, wake)),
     ]

@@ -25,6 +25,12 @@ read back from ``API_OPLACCTGDOCITEMCUBE_SRV`` (``A_OperationalAcctgDocItemCube`
 (``JournalEntryCreateRequestConfirmation_In``); the OData V2 create used here
 (``API_JOURNALENTRY_SRV``/``A_JournalEntry`` with its items) is the local fake's
 stand-in, behind the same document-shaped interface, so the transport can change alone.
+Work orders: service orders in ``API_SERVICE_ORDER_SRV`` (``A_ServiceOrder``, our
+reference in ``ReferenceServiceOrder``, read back by change stamp for the delta poll) and
+confirmations in ``API_SERVICE_CONFIRMATION_SRV`` (``A_ServiceConfirmation`` with its
+items) — both OData V2, which SAP deprecated for V4: the protocol stays in this module
+(:class:`~cloud.sap.service_documents.ServiceGateway` is all its callers see; the
+migration path is in ``docs/sap.md``).
 """
 
 from __future__ import annotations
@@ -61,6 +67,12 @@ from cloud.sap.errors import (
     SapTimeoutError,
     SapUnavailableError,
 )
+from cloud.sap.service_documents import (
+    ConfirmationDraft,
+    ConfirmationRecord,
+    ServiceOrderDraft,
+    ServiceOrderRecord,
+)
 from cloud.sap.settings import SapSettings
 
 __all__ = ["ODataSapGateway"]
@@ -82,6 +94,15 @@ _CUBE_FIELDS = (
 _PARTNER_FIELDS = (
     "BusinessPartner,BusinessPartnerIDByExtSystem,Customer,OrganizationBPName1,OrganizationBPName2"
 )
+#: What is read of a service order. ⚠ ``LastChangeDate`` (the change stamp the delta poll
+#: filters on) and ``ServiceOrderRejectionReason``: verify the names on the tenant's
+#: ``$metadata`` (docs/sap.md); V4 renames nothing else used here.
+_SO_CHANGED = "LastChangeDate"
+_SO_FIELDS = (
+    "ServiceOrder,ReferenceServiceOrder,ServiceOrderDescription,ServiceDocumentPriority,"
+    f"ServiceOrderIsRejected,ServiceOrderIsCompleted,ServiceOrderRejectionReason,{_SO_CHANGED}"
+)
+_CONF_FIELDS = "ServiceConfirmation,PurchaseOrderByCustomer,ServiceOrder"
 _R = TypeVar("_R")
 
 
@@ -297,6 +318,8 @@ class ODataSapGateway:
             "partners": root + settings.partner_service,
             "journal": root + settings.journal_entry_service,
             "items": root + settings.ar_items_service,
+            "service_orders": root + settings.service_order_service,
+            "confirmations": root + settings.confirmation_service,
         }
         self.session = _SapSession(settings, self._urls["partners"] + "/")
         self._services: dict[str, Any] = {}
@@ -351,6 +374,7 @@ class ODataSapGateway:
         select: str,
         top: int | None = None,
         skip: int | None = None,
+        order_by: str | None = None,
     ) -> list[Any]:
         def run() -> list[Any]:
             request = (
@@ -363,6 +387,8 @@ class ODataSapGateway:
                 request = request.top(top)
             if skip:
                 request = request.skip(skip)
+            if order_by:
+                request = request.order_by(order_by)
             return list(request.execute())
 
         return self._call(run, f"query {entity_set}")
@@ -588,6 +614,180 @@ class ODataSapGateway:
             "AccountingDocumentHeaderText": document.header_text,
             "to_JournalEntryItem": items,
         }
+
+    # -- service orders and confirmations ----------------------------------------------
+    def find_service_orders(self, references: Sequence[str]) -> dict[str, list[ServiceOrderRecord]]:
+        found: dict[str, list[ServiceOrderRecord]] = {r: [] for r in references}
+        for chunk in _chunks(list(references), _FILTER_CHUNK):
+            rows = self._query(
+                "service_orders",
+                "A_ServiceOrder",
+                _any_of("ReferenceServiceOrder", chunk),
+                _SO_FIELDS,
+            )
+            for row in rows:
+                record = _service_order(row)
+                found.setdefault(record.reference, []).append(record)
+        return found
+
+    def create_service_orders(
+        self, drafts: Sequence[ServiceOrderDraft]
+    ) -> list[Outcome[ServiceOrderRecord]]:
+        entity_set = self._service("service_orders").entity_sets.A_ServiceOrder
+        requests_ = []
+        for draft in drafts:
+            values: dict[str, Any] = {
+                "ServiceOrderType": draft.order_type,
+                "ServiceOrderDescription": draft.description,
+                "SoldToParty": draft.sold_to,
+                "ServiceDocumentPriority": draft.priority,
+                "ReferenceServiceOrder": draft.reference,
+            }
+            if draft.requested_start is not None:
+                values["RequestedServiceStartDateTime"] = draft.requested_start
+            if draft.rejected:
+                values["ServiceOrderIsRejected"] = True
+            requests_.append(_create_request(self._call, entity_set, values, draft.reference))
+        answers = self._batch("service_orders", requests_, "create service orders")
+        outcomes: list[Outcome[ServiceOrderRecord]] = []
+        for draft, answer in zip(drafts, answers, strict=True):
+            entity, error, warnings = self._outcome(answer, f"service order {draft.reference}")
+            record = None
+            if entity is not None:
+                record = ServiceOrderRecord(
+                    service_order=str(entity["ServiceOrder"]),
+                    reference=draft.reference,
+                    description=draft.description,
+                    priority=draft.priority,
+                    rejected=draft.rejected,
+                )
+            outcomes.append(_as_outcome(record, error, warnings))
+        return outcomes
+
+    def update_service_order(self, service_order: str, draft: ServiceOrderDraft) -> None:
+        values: dict[str, Any] = {
+            "ServiceOrderDescription": draft.description,
+            "ServiceDocumentPriority": draft.priority,
+        }
+        if draft.rejected:
+            values["ServiceOrderIsRejected"] = True
+        entity_set = self._service("service_orders").entity_sets.A_ServiceOrder
+        self._call(
+            lambda: (
+                entity_set.update_entity(ServiceOrder=service_order, method="MERGE")
+                .set(**values)
+                .execute()
+            ),
+            f"update service order {service_order}",
+        )
+
+    def service_orders_changed_since(
+        self, since: datetime | None, prefix: str
+    ) -> list[ServiceOrderRecord]:
+        filter_ = f"startswith(ReferenceServiceOrder,{_quoted(prefix)}) eq true"
+        if since is not None:
+            stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+            filter_ += f" and {_SO_CHANGED} ge datetime'{stamp}'"
+        records: list[ServiceOrderRecord] = []
+        while True:
+            rows = self._query(
+                "service_orders",
+                "A_ServiceOrder",
+                filter_,
+                _SO_FIELDS,
+                top=_PAGE,
+                skip=len(records),
+                order_by=f"{_SO_CHANGED},ServiceOrder",
+            )
+            records.extend(_service_order(row) for row in rows)
+            if len(rows) < _PAGE:
+                return records
+
+    def find_confirmations(self, references: Sequence[str]) -> dict[str, list[ConfirmationRecord]]:
+        found: dict[str, list[ConfirmationRecord]] = {r: [] for r in references}
+        for chunk in _chunks(list(references), _FILTER_CHUNK):
+            rows = self._query(
+                "confirmations",
+                "A_ServiceConfirmation",
+                _any_of("PurchaseOrderByCustomer", chunk),
+                _CONF_FIELDS,
+            )
+            for row in rows:
+                record = ConfirmationRecord(
+                    confirmation=str(row.ServiceConfirmation),
+                    reference=str(row.PurchaseOrderByCustomer),
+                    service_order=str(row.ServiceOrder or ""),
+                )
+                found.setdefault(record.reference, []).append(record)
+        return found
+
+    def create_confirmations(
+        self, drafts: Sequence[ConfirmationDraft]
+    ) -> list[Outcome[ConfirmationRecord]]:
+        entity_set = self._service("confirmations").entity_sets.A_ServiceConfirmation
+        requests_ = [
+            _create_request(self._call, entity_set, _confirmation(d), d.reference) for d in drafts
+        ]
+        answers = self._batch("confirmations", requests_, "create service confirmations")
+        outcomes: list[Outcome[ConfirmationRecord]] = []
+        for draft, answer in zip(drafts, answers, strict=True):
+            entity, error, warnings = self._outcome(answer, f"confirmation {draft.reference}")
+            record = None
+            if entity is not None:
+                record = ConfirmationRecord(
+                    str(entity["ServiceConfirmation"]), draft.reference, draft.service_order
+                )
+            outcomes.append(_as_outcome(record, error, warnings))
+        return outcomes
+
+
+def _service_order(row: Any) -> ServiceOrderRecord:
+    changed = getattr(row, _SO_CHANGED)
+    if isinstance(changed, datetime) and changed.tzinfo is None:
+        changed = changed.replace(tzinfo=UTC)
+    return ServiceOrderRecord(
+        service_order=str(row.ServiceOrder),
+        reference=str(row.ReferenceServiceOrder or ""),
+        description=str(row.ServiceOrderDescription or ""),
+        priority=str(row.ServiceDocumentPriority or ""),
+        rejected=bool(row.ServiceOrderIsRejected),
+        completed=bool(row.ServiceOrderIsCompleted),
+        reason=str(row.ServiceOrderRejectionReason or ""),
+        changed_at=changed if isinstance(changed, datetime) else None,
+    )
+
+
+def _confirmation(draft: ConfirmationDraft) -> dict[str, Any]:
+    """The confirmation with its items (deep insert): labour first (hours), then a
+    line per part number."""
+    items: list[dict[str, Any]] = [
+        {
+            "ServiceConfirmationItem": "10",
+            "ServiceConfItemCategory": "SRVP",
+            "Product": draft.labour_product,
+            "ActualServiceDuration": str(draft.labour_hours),
+            "ActualServiceDurationUnit": "H",
+        }
+    ]
+    for n, part in enumerate(draft.parts, start=2):
+        items.append(
+            {
+                "ServiceConfirmationItem": str(n * 10),
+                "ServiceConfItemCategory": "SSPP",
+                "Product": part.part_no,
+                "Quantity": str(part.quantity),
+                "QuantityUnit": "EA",
+            }
+        )
+    return {
+        "ServiceConfirmationType": draft.confirmation_type,
+        "ServiceConfirmationDescription": draft.description,
+        "SoldToParty": draft.sold_to,
+        "ServiceOrder": draft.service_order,
+        "PurchaseOrderByCustomer": draft.reference,
+        "ServiceConfirmationIsFinal": True,
+        "to_Item": items,
+    }
 
 
 def _create_request(

@@ -7,6 +7,8 @@ holds that we did not send, or a second one with the same reference, is **extra*
 duplicate is what exactly-once forbids); one whose customer amount or currency differs is
 **mismatched**. Business partners: every partner sent that day (UTC) is looked up by its
 external id: none is missing, more than one extra, another partner number mismatched.
+Service orders and service confirmations (when a service gateway is given): every one
+first exported that day is looked up by its reference the same way.
 
 :func:`compare_documents` and :func:`compare_partners` are pure; :func:`reconcile` reads
 both sides, stores the result in ``sap.reconciliations`` and returns it.
@@ -15,6 +17,7 @@ both sides, stores the result in ``sap.reconciliations`` and returns it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +35,8 @@ from cloud.sap.repository import (
     partners_of_day,
     store_reconciliation,
 )
+from cloud.sap.service_documents import ServiceGateway
+from cloud.sap.service_repository import confirmations_of_day, service_orders_of_day
 from cloud.sap.settings import SapSettings
 from contracts.topics import Region
 
@@ -39,6 +44,7 @@ __all__ = [
     "Finding",
     "Reconciliation",
     "compare_documents",
+    "compare_keyed",
     "compare_partners",
     "reconcile",
     "reconcile_daily",
@@ -55,7 +61,7 @@ class Finding:
     """One disagreement; ``reference`` our number (documents) or external id (partners)."""
 
     kind: Literal["missing", "extra", "mismatched"]
-    subject: Literal["document", "partner"]
+    subject: Literal["document", "partner", "service_order", "confirmation"]
     reference: str
     detail: str
 
@@ -69,6 +75,10 @@ class Reconciliation:
     partners_sent: int
     partners_in_sap: int
     findings: tuple[Finding, ...] = field(default=())
+    service_orders_sent: int = 0
+    service_orders_in_sap: int = 0
+    confirmations_sent: int = 0
+    confirmations_in_sap: int = 0
 
     def count(self, kind: str) -> int:
         return sum(1 for f in self.findings if f.kind == kind)
@@ -87,6 +97,10 @@ class Reconciliation:
             "documents_in_sap": self.documents_in_sap,
             "partners_sent": self.partners_sent,
             "partners_in_sap": self.partners_in_sap,
+            "service_orders_sent": self.service_orders_sent,
+            "service_orders_in_sap": self.service_orders_in_sap,
+            "confirmations_sent": self.confirmations_sent,
+            "confirmations_in_sap": self.confirmations_in_sap,
             "missing": self.count("missing"),
             "extra": self.count("extra"),
             "mismatched": self.count("mismatched"),
@@ -163,15 +177,69 @@ def compare_partners(
     return findings
 
 
+def compare_keyed(
+    subject: Literal["service_order", "confirmation"],
+    sent: Sequence[tuple[str, str]],
+    held: Mapping[str, Sequence[str]],
+) -> list[Finding]:
+    """(reference, SAP number) sent against the SAP numbers holding each reference."""
+    findings: list[Finding] = []
+    for reference, number in sent:
+        numbers = list(held.get(reference, ()))
+        if not numbers:
+            findings.append(Finding("missing", subject, reference, "not in SAP"))
+            continue
+        for extra in numbers[1:]:
+            findings.append(Finding("extra", subject, reference, f"duplicate: {extra}"))
+        if number and numbers[0] != number:
+            findings.append(
+                Finding("mismatched", subject, reference, f"SAP holds {numbers[0]}, sent {number}")
+            )
+    return findings
+
+
+def _service_side(
+    pool: ConnectionPool[Connection[Any]], services: ServiceGateway, region: Region, day: date
+) -> tuple[list[Finding], tuple[int, int, int, int]]:
+    with pool.connection() as conn:
+        orders = service_orders_of_day(conn, region.value, day)
+        confirmations = confirmations_of_day(conn, region.value, day)
+    held_orders = {
+        ref: [r.service_order for r in records]
+        for ref, records in services.find_service_orders([r for r, _ in orders]).items()
+    }
+    held_confirmations = {
+        ref: [r.confirmation for r in records]
+        for ref, records in services.find_confirmations([r for r, _ in confirmations]).items()
+    }
+    findings = compare_keyed("service_order", orders, held_orders) + compare_keyed(
+        "confirmation", confirmations, held_confirmations
+    )
+    counts = (
+        len(orders),
+        sum(len(v) for v in held_orders.values()),
+        len(confirmations),
+        sum(len(v) for v in held_confirmations.values()),
+    )
+    return findings, counts
+
+
 def reconcile(
     pool: ConnectionPool[Connection[Any]],
     gateway: SapGateway,
     settings: SapSettings,
     region: Region,
     day: date,
+    *,
+    services: ServiceGateway | None = None,
 ) -> Reconciliation:
     """Reconcile ``region``'s ``day`` (blocking: SAP reads and SQL), store the result and
-    return it. SAP's errors propagate (nothing is stored then)."""
+    return it; service orders and confirmations too when ``services`` is given. SAP's
+    errors propagate (nothing is stored then)."""
+    service_findings: list[Finding] = []
+    service_counts = (0, 0, 0, 0)
+    if services is not None:
+        service_findings, service_counts = _service_side(pool, services, region, day)
     with pool.connection() as conn:
         sent_documents = documents_of_day(conn, region.value, day)
         sent_partners = partners_of_day(conn, region.value, day)
@@ -187,7 +255,12 @@ def reconcile(
         findings=tuple(
             compare_documents(sent_documents, held_documents)
             + compare_partners(sent_partners, held_partners)
+            + service_findings
         ),
+        service_orders_sent=service_counts[0],
+        service_orders_in_sap=service_counts[1],
+        confirmations_sent=service_counts[2],
+        confirmations_in_sap=service_counts[3],
     )
     with pool.connection() as conn:
         store_reconciliation(conn, result.row())
@@ -225,6 +298,7 @@ async def reconcile_daily(
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     check_every_s: float = 3600.0,
+    services: ServiceGateway | None = None,
 ) -> None:
     """Reconcile every region's previous UTC day once (stored rows say what is done),
     checking every ``check_every_s``; a failed run (SAP away) is tried at the next check."""
@@ -233,7 +307,11 @@ async def reconcile_daily(
         for region in Region:
             try:
                 if not await asyncio.to_thread(_reconciled, pool, region, day):
-                    await asyncio.to_thread(reconcile, pool, gateway, settings, region, day)
+                    await asyncio.to_thread(
+                        functools.partial(
+                            reconcile, pool, gateway, settings, region, day, services=services
+                        )
+                    )
             except Exception:
                 log.exception("SAP reconciliation of %s %s failed", region.value, day)
         try:

@@ -328,10 +328,11 @@ def _dead(
 
 
 def requeue_dead(conn: Connection[Any], region: str | None = None) -> int:
-    """Give dead-lettered documents and partners (of ``region``, or all) a new round of
-    attempts, after an operator fixed the cause; the number requeued."""
+    """Give dead-lettered documents, partners, service orders and confirmations (of
+    ``region``, or all) a new round of attempts, after an operator fixed the cause; the
+    number requeued."""
     total = 0
-    for table in ("documents", "partners"):
+    for table in ("documents", "partners", "service_orders", "service_confirmations"):
         cur = conn.execute(
             f"UPDATE sap.{table} SET state = 'pending', attempts = 0, dead_reason = NULL,"
             " dead_at = NULL, next_attempt_at = now()"
@@ -375,10 +376,12 @@ def partners_of_day(conn: Connection[Any], region: str, day: date) -> list[SentP
 def store_reconciliation(conn: Connection[Any], row: dict[str, Any]) -> int:
     got = conn.execute(
         "INSERT INTO sap.reconciliations (region, day, documents_sent, documents_in_sap,"
-        " partners_sent, partners_in_sap, missing, extra, mismatched, ok, details)"
+        " partners_sent, partners_in_sap, service_orders_sent, service_orders_in_sap,"
+        " confirmations_sent, confirmations_in_sap, missing, extra, mismatched, ok, details)"
         " VALUES (%(region)s, %(day)s, %(documents_sent)s, %(documents_in_sap)s,"
-        " %(partners_sent)s, %(partners_in_sap)s, %(missing)s, %(extra)s, %(mismatched)s,"
-        " %(ok)s, %(details)s) RETURNING id",
+        " %(partners_sent)s, %(partners_in_sap)s, %(service_orders_sent)s,"
+        " %(service_orders_in_sap)s, %(confirmations_sent)s, %(confirmations_in_sap)s,"
+        " %(missing)s, %(extra)s, %(mismatched)s, %(ok)s, %(details)s) RETURNING id",
         {**row, "details": Jsonb(row["details"])},
     ).fetchone()
     assert got is not None

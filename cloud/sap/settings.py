@@ -51,6 +51,16 @@ class SapSettings(BaseSettings):
     partner_service: str = Field(default="API_BUSINESS_PARTNER", pattern=_SERVICE_NAME)
     journal_entry_service: str = Field(default="API_JOURNALENTRY_SRV", pattern=_SERVICE_NAME)
     ar_items_service: str = Field(default="API_OPLACCTGDOCITEMCUBE_SRV", pattern=_SERVICE_NAME)
+    #: Work orders: service orders and their confirmations (two services; OData V2 until
+    #: the V4 migration in docs/sap.md).
+    service_order_service: str = Field(default="API_SERVICE_ORDER_SRV", pattern=_SERVICE_NAME)
+    confirmation_service: str = Field(default="API_SERVICE_CONFIRMATION_SRV", pattern=_SERVICE_NAME)
+    service_order_type: str = Field(default="SVO1", pattern=r"^[A-Z0-9]{1,4}$")
+    confirmation_type: str = Field(default="SVC1", pattern=r"^[A-Z0-9]{1,4}$")
+    #: The service product labour time is confirmed on (hours).
+    labour_product: str = Field(default="SRV_LABOUR", pattern=r"^[A-Z0-9_\-]{1,40}$")
+    #: How often service orders changed in SAP are read back (rejected, completed).
+    delta_poll_s: float = Field(default=300.0, gt=0, le=86_400)
 
     #: Company code per region, and the G/L accounts revenue and output tax post to.
     company_codes: dict[Region, str] = Field(

@@ -35,6 +35,7 @@ from cloud.bootstrap import (
     create_api,
     create_config_service,
     create_cycle_runner,
+    create_support_service,
     create_tracker,
     create_web_ui,
 )
@@ -56,6 +57,8 @@ from cloud.migrate import migrate
 from cloud.portal import PortalSettings
 from cloud.portal.web import WebUi
 from cloud.registry import GatewayIn, RegistryService, SiteIn
+from cloud.scope import Scope
+from cloud.support import Actor, TicketIn
 from cloud.telemetry import TelemetryStore
 from contracts.messages import DeviceInfo, ProfileRef
 from contracts.timeutil import to_wire, utc_now
@@ -100,6 +103,8 @@ class Tenant:
     bill: str = ""
     #: A billed cycle of the tenant's region (seeded by the tests that need one).
     cycle: int = 0
+    #: A support ticket of the account (a question, open: support replied to it).
+    ticket: int = 0
 
 
 @dataclass(frozen=True)
@@ -385,13 +390,30 @@ def api_world(database_url: str, key_dir: Path) -> Iterator[World]:
         service = DispatchService(pool, photos=FilesystemPhotoStorage(dispatch.dispatch_photo_dir))
         tenants = _dispatch_world(service, tenants)
         tenants = {
-            n: replace(t, bill=seed_bill(pool, t, k), cycle=seed_cycle(pool, t.region))
+            n: replace(
+                t,
+                bill=seed_bill(pool, t, k),
+                cycle=seed_cycle(pool, t.region),
+                ticket=seed_ticket(pool, t),
+            )
             for k, (n, t) in enumerate(tenants.items())
         }
         yield World(app, pool, tenants, identity, web, service, config, cycles)
     finally:
         cycles.close(timeout_s=30)
         pool.close()
+
+
+def seed_ticket(pool: Pool, t: Tenant, **given: Any) -> int:
+    """A support ticket of ``t``'s account (a question unless ``given`` says otherwise),
+    raised by the customer and answered once by support (state open). Its id."""
+    service = create_support_service(pool)
+    fields = {"kind": "question", "subject": f"s14 ticket of {t.name}", **given}
+    ticket = service.create(
+        t.region, t.account, TicketIn.model_validate(fields), Actor(f"user-{t.name}", "customer")
+    )
+    service.reply(ticket.id, Scope.of_region(t.region), Actor(t.employee, "support"), "hello")
+    return ticket.id
 
 
 def seed_cycle(pool: Pool, region: Region, first_day: str = "2020-01-01") -> int:

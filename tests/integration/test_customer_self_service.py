@@ -2,8 +2,9 @@
 
 The overview answers what the IVR's callers asked — the balance and the documents still
 open, the billed energy and its savings against the utility's reference price (computed
-here by hand from the invoices the test writes and ``cloud/billing/data/utility/au.yaml``
-itself), the system's health, the next visit — for the customer's own account only.
+here by hand from the invoices the test writes and the reports' reference prices,
+``cloud/reports/data/reference.yaml``, read here), the system's health, the next visit —
+for the customer's own account only.
 
 Who is at the door: while a job is en route or on site, its customer's
 visits page and job page show the MOSIE's name, badge photo and the door code, and the
@@ -31,7 +32,6 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from cloud.billing.tariffs import DATA_DIR
 from cloud.dispatch import DispatchService
 from cloud.dispatch.errors import NotFoundError
 from cloud.dispatch.photos import FilesystemPhotoStorage
@@ -41,6 +41,8 @@ from cloud.scope import Scope
 from contracts.topics import Region
 from tests.api_tokens import mint_token
 from tests.integration.api_world import PNG, World, page_client, private_world, seed_job
+
+REFERENCE = Path(__file__).parents[2] / "cloud" / "reports" / "data" / "reference.yaml"
 
 pytestmark = pytest.mark.integration
 
@@ -113,35 +115,38 @@ def _cents(amount: Decimal) -> Decimal:
     return amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
-def _nsw_price(day: date) -> Decimal:
-    """The utility's NSW price on ``day``, read from the data file itself."""
-    data = yaml.safe_load((DATA_DIR / "utility" / "au.yaml").read_text("utf-8"))
-    for version in data["zones"]["NSW"]["price"]:
-        until = version.get("effective_until")
-        if version["effective_from"] <= day and (until is None or day < until):
-            return Decimal(version["per_kwh"])
-    raise AssertionError(f"no NSW price on {day}")
+def _au_price(zone: str, day: date) -> Decimal:
+    """The utility's price in ``zone`` of au on ``day``, read from the data file itself
+    (the zone's versions, else the ``*`` ones; the latest in force)."""
+    data = yaml.safe_load(REFERENCE.read_text("utf-8"))["utility_prices"]["au"]["zones"]
+    versions = data.get(zone) or data["*"]
+    return Decimal(max((v for v in versions if v["effective_from"] <= day),
+                       key=lambda v: v["effective_from"])["price"])  # fmt: skip
 
 
 def test_the_overview_answers_what_callers_asked_for_their_own_account(world: World) -> None:
     a, b = world.tenants["A"], world.tenants["B"]
-    # Two months either side of a change of the utility's price, and a cancelled one.
+    # Two months of NSW invoices, and a cancelled one.
     june = [(Decimal("100"), Decimal("0.16"))]
     july = [(Decimal("250.5"), Decimal("0.16")), (Decimal("12.25"), Decimal("0.18"))]
     _invoice(world, a.account, a.site, "AU-2025-0000901", "2025-06-01", june)
     _invoice(world, a.account, a.site, "AU-2025-0000902", "2025-07-01", july)
     gone = _invoice(world, a.account, a.site, "AU-2025-0000903", "2025-08-01", june)
     _cancel(world, gone, "AU-2025-0000904")
-    # By hand: 100 x (0.29 - 0.16) + 250.5 x (0.30 - 0.16) + 12.25 x (0.30 - 0.18)
-    #   = 13.00 + 35.07 + 1.47 = 49.54 (the seeded bill's zone has no reference price).
-    june_price, july_price = _nsw_price(date(2025, 6, 1)), _nsw_price(date(2025, 7, 1))
-    assert (june_price, july_price) == (Decimal("0.2900"), Decimal("0.3000"))
+    # By hand, with the seeded October 2026 bill (zone "seed": 100 kWh at 0.25):
+    #   100 x (p - 0.25) + 100 x (p - 0.16) + 250.5 x (p - 0.16) + 12.25 x (p - 0.18)
+    days = [("seed", date(2026, 10, 1)), ("NSW", date(2025, 6, 1))] + [
+        ("NSW", date(2025, 7, 1))
+    ] * 2
+    prices = [_au_price(zone, day) for zone, day in days]
     saved = _cents(
-        100 * (june_price - Decimal("0.16"))
-        + Decimal("250.5") * (july_price - Decimal("0.16"))
-        + Decimal("12.25") * (july_price - Decimal("0.18"))
+        100 * (prices[0] - Decimal("0.25"))
+        + 100 * (prices[1] - Decimal("0.16"))
+        + Decimal("250.5") * (prices[2] - Decimal("0.16"))
+        + Decimal("12.25") * (prices[3] - Decimal("0.18"))
     )
-    assert saved == Decimal("49.54")
+    assert prices == [Decimal("0.3000")] * 4  # the shipped figure: 5.00 + 14.00 + 35.07 + 1.47
+    assert saved == Decimal("55.54")
     # The balance: the seeded bill's 17.50 still owed, June's 16.00 + 1.60 GST and
     # July's 40.08 + 2.21 = 42.29 + 4.23 GST (the cancelled one and its cancellation
     # cancel out).
@@ -155,7 +160,7 @@ def test_the_overview_answers_what_callers_asked_for_their_own_account(world: Wo
     for number in ("AU-2025-0000901", "AU-2025-0000902", a.bill):
         assert f'data-open-document="{number}"' in page.text
     assert 'data-open-document="AU-2025-0000903"' not in page.text  # cancelled
-    assert f'data-savings="AUD" data-kwh="362.750000" data-value="{saved}"' in page.text
+    assert f'data-savings="AUD" data-kwh="462.750000" data-value="{saved}"' in page.text
     assert f'data-site-health="{a.site}" data-alarms="1"' in page.text
     visit = re.search(r'data-next-visit="([0-9]+)"', page.text)
     assert visit is not None
@@ -175,7 +180,8 @@ def test_the_overview_answers_what_callers_asked_for_their_own_account(world: Wo
         theirs = other.get("/ui/au/overview")
     assert theirs.status_code == 200
     assert "AU-2025-0000901" not in theirs.text
-    assert 'data-savings="AUD"' not in theirs.text
+    # B's own: its seeded bill only, 100 x (0.30 - 0.25).
+    assert 'data-savings="AUD" data-kwh="100.000000" data-value="5.00"' in theirs.text
     assert f'data-site-health="{a.site}"' not in theirs.text
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from cloud.dispatch import DispatchService
+from cloud.events.service_orders import ServiceOrderChanged
 from cloud.identity import Role
 from cloud.scope import Scope
 from contracts.timeutil import utc_now
@@ -206,6 +207,31 @@ def test_a_customer_sees_the_timeline_but_not_the_office_record(
     assert (seen["history"], seen["ticks"], seen["photos"], seen["notes"]) == (None,) * 4
     assert [h["actor"] for h in staff.json()["history"]][:2] == ["seed", "seed"]
     assert staff.json()["photos"][0]["id"] == a.photo
+
+
+def test_a_rejection_in_sap_is_shown_to_staff_with_sap_s_reason(
+    world: World, client: TestClient
+) -> None:
+    a = world.tenants["A"]
+    url = f"{AU}/workorders/{a.work_order}"
+    assert client.get(url, headers=world.headers(Role.SUPPORT)).json()["sap"] is None
+    rejected = ServiceOrderChanged(
+        work_order_id=a.work_order, region="au", reference=f"POTR-AU-WO-{a.work_order}",
+        service_order="4000000123", status="rejected", reason="Z1",
+        changed_at=datetime(2026, 12, 6, 1, 0, tzinfo=UTC),
+    )  # fmt: skip
+    assert _service(world).record_sap_status(uuid.uuid4(), rejected)
+    older = rejected.model_copy(
+        update={"status": "open", "changed_at": datetime(2026, 12, 5, tzinfo=UTC)}
+    )
+    assert not _service(world).record_sap_status(uuid.uuid4(), older)  # SAP's newer word stays
+    staff = client.get(url, headers=world.headers(Role.SUPPORT)).json()
+    assert staff["sap"] == {
+        "service_order": "4000000123", "status": "rejected", "reason": "Z1",
+        "changed_at": "2026-12-06T01:00:00Z",
+    }  # fmt: skip
+    assert staff["work_order"]["status"] == "on_site"  # shown, not acted on
+    assert client.get(url, headers=world.headers(Role.CUSTOMER)).json()["sap"] is None
 
 
 def test_a_region_url_reaches_only_that_region(world: World, client: TestClient) -> None:

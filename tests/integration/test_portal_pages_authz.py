@@ -122,6 +122,26 @@ TABLE: dict[str, Page] = {
     "/ui/{region}/billing/cycles/{cycle_id}/progress": Page(
         CONTROL, lambda r, t: f"/ui/{r}/billing/cycles/{t.cycle}/progress"
     ),
+    # Reports (issue 20): a region's; operators fleet, alerts and MOSIE, admins revenue too.
+    "/ui/{region}/reports": Page(
+        CONTROL, lambda r, t: f"/ui/{r}/reports?month=2026-09", tenant_object=False
+    ),
+    "/ui/{region}/reports/fleet": Page(
+        CONTROL, lambda r, t: f"/ui/{r}/reports/fleet?month=2026-09", tenant_object=False
+    ),
+    "/ui/{region}/reports/alerts": Page(
+        CONTROL,
+        lambda r, t: f"/ui/{r}/reports/alerts?month=2026-09&format=csv",
+        tenant_object=False,
+    ),
+    "/ui/{region}/reports/mosie": Page(
+        CONTROL, lambda r, t: f"/ui/{r}/reports/mosie?month=2026-09", tenant_object=False
+    ),
+    "/ui/{region}/reports/revenue": Page(
+        ADMINS,
+        lambda r, t: f"/ui/{r}/reports/revenue?month=2026-09&format=pdf",
+        tenant_object=False,
+    ),
     "/ui/{region}/workorders/{order_id}": Page(
         ALL, lambda r, t: f"/ui/{r}/workorders/{t.work_order}"
     ),
@@ -155,6 +175,17 @@ TABLE: dict[str, Page] = {
         tenant_object=False,
     ),
     "/ui/{region}/rollouts": Page(CONTROL, lambda r, t: f"/ui/{r}/rollouts", tenant_object=False),
+    # Support tickets (issue 20): a customer's own (raised by it alone), the region's
+    # queue for staff; the list is scoped in SQL, a ticket of another account is 404.
+    "/ui/{region}/support/tickets": Page(
+        OFFICE | CUSTOMERS, lambda r, t: f"/ui/{r}/support/tickets", tenant_object=False
+    ),
+    "/ui/{region}/support/tickets/new": Page(
+        CUSTOMERS, lambda r, t: f"/ui/{r}/support/tickets/new", tenant_object=False
+    ),
+    "/ui/{region}/support/tickets/{ticket_id}": Page(
+        OFFICE | CUSTOMERS, lambda r, t: f"/ui/{r}/support/tickets/{t.ticket}"
+    ),
     "/ui/{region}/rollouts/{rollout_id}": Page(
         CONTROL, lambda r, t: f"/ui/{r}/rollouts/{t.rollout}"
     ),
@@ -190,6 +221,11 @@ POSTS = {
     "/ui/{region}/parts",
     # the start form of a billing cycle (admins): test_billing_cycles_portal.py
     "/ui/{region}/billing/cycles",
+    # a ticket's forms: test_portal_tickets.py
+    "/ui/{region}/support/tickets",
+    "/ui/{region}/support/tickets/{ticket_id}/reply",
+    "/ui/{region}/support/tickets/{ticket_id}/reopen",
+    "/ui/{region}/support/tickets/{ticket_id}/act",
 }
 #: The event streams: answers without end, tested over a real server (the inbox's in
 #: test_portal_alarms_inbox.py, the dispatch board's in test_portal_dispatch_board.py,

@@ -40,10 +40,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from cloud.bootstrap import create_support_service
 from cloud.customers import ContactIn, CustomersService
 from cloud.dispatch import DispatchService
 from cloud.employees import AbsenceIn, EmployeeService, LicenceIn
 from cloud.identity import Role
+from cloud.scope import Scope
+from cloud.support import Actor, StaffMove, State
 from contracts.timeutil import to_wire, utc_now
 from contracts.topics import Region
 from tests.integration.api_world import (
@@ -61,6 +64,7 @@ from tests.integration.api_world import (
     profile,
     seed_job,
     seed_offer,
+    seed_ticket,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.security]
@@ -650,6 +654,20 @@ _BILLING_ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/api/v1/{region}/billing/cycles"): Route(
         ADMIN, True, 202, lambda r, t: _new_cycle(r), creates_in_url_region=True
     ),
+    # Reports (issue 20): a region's aggregates, the URL's region's only. The fleet,
+    # alerts and MOSIE ones are the operators' desk's too; revenue the admins' alone.
+    ("GET", "/api/v1/{region}/reports/fleet"): Route(
+        WRITERS, True, 200, _get("/reports/fleet", month="2026-09"), is_list=True
+    ),
+    ("GET", "/api/v1/{region}/reports/alerts"): Route(
+        WRITERS, True, 200, _get("/reports/alerts", month="2026-09"), is_list=True
+    ),
+    ("GET", "/api/v1/{region}/reports/mosie"): Route(
+        WRITERS, True, 200, _get("/reports/mosie", month="2026-09", format="csv"), is_list=True
+    ),
+    ("GET", "/api/v1/{region}/reports/revenue"): Route(
+        ADMIN, True, 200, _get("/reports/revenue", month="2026-09", format="pdf"), is_list=True
+    ),
 }
 
 
@@ -659,6 +677,103 @@ def _new_cycle(r: Region) -> Call:
     n = next(_periods)
     body = {"first_day": date(2021 + n // 12, n % 12 + 1, 1).isoformat(), "cycle": "monthly"}
     return Call("POST", f"{_r(r)}/billing/cycles", body=body)
+
+
+#: Support tickets (issue 20): a customer's own account's, the region's for staff (the
+#: desk acts; operators read). "Other" is B's ticket (customer) or E's under the au URL
+#: (staff): 404. Actions that need a ticket in a state of its own get a fresh one of the
+#: tenant's account, seeded as the request is built.
+SUPPORT_DESK = frozenset({Role.ADMIN, Role.SUPPORT})
+TICKET_WRITERS = SUPPORT_DESK | {Role.CUSTOMER}
+CUSTOMER = frozenset({Role.CUSTOMER})
+
+
+def _fresh_ticket(
+    path: str, body: dict[str, Any], **given: Any
+) -> Callable[[Region, Tenant], Call]:
+    def request(r: Region, t: Tenant) -> Call:
+        fields = {k: (v(t) if callable(v) else v) for k, v in given.items()}
+        ticket = seed_ticket(_seed["pool"], t, **fields)
+        return Call("POST", f"{_r(r)}/support/tickets/{ticket}{path}", body=body)
+
+    return request
+
+
+def _resolved_ticket(r: Region, t: Tenant) -> Call:
+    ticket = seed_ticket(_seed["pool"], t)
+    _seed["support"].move(
+        ticket, Scope.of_region(t.region), Actor(t.employee, "support"),
+        StaffMove(state=State.RESOLVED, outcome="answered"),
+    )  # fmt: skip
+    return Call("POST", f"{_r(r)}/support/tickets/{ticket}/reopen", body={"note": "s14"})
+
+
+_SUPPORT_ROUTES: dict[tuple[str, str], Route] = {
+    ("GET", "/api/v1/{region}/support/tickets"): Route(
+        CUSTOMER_READERS,
+        True,
+        200,
+        lambda r, t: Call(
+            "GET",
+            f"{_r(r)}/support/tickets",
+            params={"account_id": t.account, "open_only": "false"},
+        ),
+        is_list=True,
+        listing=Listing(lambda t: t.ticket, lambda i, t: i["account_id"] == t.account),
+    ),
+    ("POST", "/api/v1/{region}/support/tickets"): Route(
+        TICKET_WRITERS,
+        True,
+        201,
+        lambda r, t: Call(
+            "POST",
+            f"{_r(r)}/support/tickets",
+            params={"account_id": t.account},
+            body={"kind": "question", "subject": "s14 question"},
+        ),
+    ),
+    ("GET", "/api/v1/{region}/support/tickets/{ticket_id}"): Route(
+        CUSTOMER_READERS, True, 200, _get("/support/tickets/{t.ticket}")
+    ),
+    ("POST", "/api/v1/{region}/support/tickets/{ticket_id}/replies"): Route(
+        TICKET_WRITERS,
+        True,
+        200,
+        lambda r, t: Call(
+            "POST", f"{_r(r)}/support/tickets/{t.ticket}/replies", body={"text": "s14"}
+        ),
+    ),
+    ("POST", "/api/v1/{region}/support/tickets/{ticket_id}/reopen"): Route(
+        CUSTOMER, True, 200, _resolved_ticket
+    ),
+    ("PUT", "/api/v1/{region}/support/tickets/{ticket_id}/assignee"): Route(
+        SUPPORT_DESK,
+        True,
+        200,
+        lambda r, t: Call(
+            "PUT", f"{_r(r)}/support/tickets/{t.ticket}/assignee", body={"assignee": t.employee}
+        ),
+    ),
+    ("POST", "/api/v1/{region}/support/tickets/{ticket_id}/state"): Route(
+        SUPPORT_DESK, True, 200, _fresh_ticket("/state", {"state": "pending", "note": "s14"})
+    ),
+    ("POST", "/api/v1/{region}/support/tickets/{ticket_id}/approve"): Route(
+        SUPPORT_DESK,
+        True,
+        200,
+        _fresh_ticket(
+            "/approve", {"note": "s14"}, kind="change_request", change="move", subject="move"
+        ),
+    ),
+    ("POST", "/api/v1/{region}/support/tickets/{ticket_id}/work-order"): Route(
+        SUPPORT_DESK,
+        True,
+        200,
+        _fresh_ticket(
+            "/work-order", {"note": "s14"}, kind="fault_report", site_id=lambda t: t.site
+        ),
+    ),
+}
 
 
 TABLE: dict[tuple[str, str], Route] = {
@@ -786,6 +901,7 @@ TABLE: dict[tuple[str, str], Route] = {
     **_OFFICE_ROUTES,
     **_DISPATCH_ROUTES,
     **_BILLING_ROUTES,
+    **_SUPPORT_ROUTES,
 }
 
 
@@ -800,6 +916,7 @@ def world(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) ->
             _seed["pool"] = built.pool
             _seed["config"] = built.config
             _seed["mosie"] = built.tenants["A"].employee
+            _seed["support"] = create_support_service(built.pool)
             yield built
 
 
@@ -851,6 +968,8 @@ _FOOTPRINT = {
     "work_orders": "SELECT site_id::text, sum(version) FROM dispatch.work_orders GROUP BY 1",
     "stock": "SELECT region, sum(quantity) FROM dispatch.parts_stock GROUP BY 1",
     "cycles": "SELECT region, count(*) FROM billing.cycles GROUP BY 1",
+    "tickets": "SELECT t.account_id, count(*) FROM support.ticket_events e"
+    " JOIN support.tickets t ON t.id = e.ticket_id GROUP BY 1",
     "locations": "SELECT region, count(*) FROM dispatch.locations GROUP BY 1",
     "notice_acks": "SELECT e.region, count(*) FROM employees.location_notice_acks a"
     " JOIN employees.employees e USING (employee_no) GROUP BY 1",

@@ -175,3 +175,42 @@ def test_a_meter_is_found_by_serial_or_as_the_one_kept_by_position(site: Store) 
     with pytest.raises(ValueError, match="15-minute"):
         _hours(site, SYS_SN, IMPORT_WH, t + MIN, t + H + MIN)
     assert _hours(site, SYS_SN, PV_WH, t, t + H).hours[0].energy_mwh is None
+
+
+def test_the_stored_buckets_rules_hold_in_the_readers_sql(site: Store) -> None:
+    """The reader sums buckets per hour in the server: buckets stored directly with the
+    corner cases of "measured", flags and coverage, figures by hand."""
+    t = datetime(2026, 3, 2, tzinfo=UTC)
+    q = timedelta(minutes=15)
+    buckets = [  # (start, mWh, samples, covered, flags)
+        # Hour 0: samples but nothing spanned, no energy, no gap: no data.
+        *((t + k * q, 0, 3, timedelta(0), []) for k in range(4)),
+        # Hour 1: a gap pair's bucket holding a sample, zero energy (night): zero.
+        (t + H, 0, 1, timedelta(0), ["gap"]),
+        # Hour 2: a gap pair only passes over it: no data, flagged gap.
+        (t + 2 * H + q, 0, 0, timedelta(0), ["gap"]),
+        # Hour 3: energy with flags of two buckets, part of the hour covered.
+        (t + 3 * H, 500, 2, 5 * MIN, ["reset"]),
+        (t + 3 * H + 2 * q, 700, 3, q, ["reset", "rejected"]),
+        # Hour 4: nothing stored.
+    ]
+    with site.pool.connection() as conn:
+        conn.cursor().executemany(
+            "INSERT INTO telemetry.energy_15m (device_id, metric_id, bucket, energy_mwh,"
+            " samples, covered, flags) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [(SYSTEM, IMPORT_WH, *b) for b in buckets],
+        )
+    got = _hours(site, SYS_SN, IMPORT_WH, t, t + 5 * H)
+    none: frozenset[EnergyFlag] = frozenset()
+    gap = frozenset({EnergyFlag.GAP})
+    assert [(h.energy_mwh, h.flags, h.covered) for h in got.hours] == [
+        (None, none, timedelta(0)),
+        (0, gap, timedelta(0)),
+        (None, gap, timedelta(0)),
+        (1_200, frozenset({EnergyFlag.RESET, EnergyFlag.REJECTED}), 20 * MIN),
+        (None, none, timedelta(0)),
+    ]
+    # Adelaide's hours start on the half hour: the same buckets fall otherwise (00:30
+    # takes hour 1's sample, 02:30 and 03:30 one energy bucket each).
+    half = _hours(site, SYS_SN, IMPORT_WH, t + 30 * MIN, t + 4 * H + 30 * MIN)
+    assert [h.energy_mwh for h in half.hours] == [0, None, 500, 700]

@@ -42,7 +42,22 @@ TECHNICIAN_ONLY = frozenset(
 
 #: A customer's own pages: its account's visits (staff see jobs on the board instead) and
 #: bills (staff see a customer's through support's audited view).
-CUSTOMER_ONLY = frozenset({"ui.visits", "ui.bills", "ui.bill", "ui.bill.pdf", "ui.overview"})
+CUSTOMER_ONLY = frozenset(
+    {
+        "ui.visits",
+        "ui.bills",
+        "ui.bill",
+        "ui.bill.pdf",
+        # support tickets (issue 20): a customer raises and reopens its own requests in
+        # the portal (the desk raises for a caller over REST: support.tickets.create).
+        "support.tickets.reopen",
+        "ui.support.tickets.new",
+        "ui.support.tickets.create",
+        "ui.support.ticket.reopen",
+        # the account at a glance (issue 20)
+        "ui.overview",
+    }
+)
 
 #: Who is at the door (issue 20): the two ends of a visit, the job's customer and its
 #: MOSIE — no one else, not even an admin (the code proves who the MOSIE is).

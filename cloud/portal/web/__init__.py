@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from fastapi import FastAPI
 
 from cloud.alerts import Alarm, AlarmStatus, AlarmStore
 from cloud.alerts.alarms import OPEN_STATES
-from cloud.billing import BillPdfs, BillsReader, CycleRunner, UsageReader, UtilityPriceBook
+from cloud.billing import BillPdfs, BillsReader, CycleRunner, UsageReader
 from cloud.config import ConfigService, TechnicianPushes
 from cloud.customers import CustomersService, NotFoundError
 from cloud.dispatch import DispatchService
@@ -51,18 +52,22 @@ from cloud.portal.web.pages_door import DoorPanels, create_door_pages
 from cloud.portal.web.pages_field import create_field_pages
 from cloud.portal.web.pages_grid_codes import create_grid_code_pages
 from cloud.portal.web.pages_inbox import create_inbox_pages
-from cloud.portal.web.pages_overview import Overview, create_overview_pages
+from cloud.portal.web.pages_overview import Overview, UtilityPrice, create_overview_pages
 from cloud.portal.web.pages_parts import create_parts_pages
+from cloud.portal.web.pages_reports import create_report_pages
 from cloud.portal.web.pages_rollouts import create_rollout_pages
 from cloud.portal.web.pages_sites import SitePages, create_site_pages
 from cloud.portal.web.pages_staff import create_staff_pages
 from cloud.portal.web.pages_support import create_support_pages
+from cloud.portal.web.pages_tickets import create_ticket_pages
 from cloud.portal.web.render import Renderer
 from cloud.portal.web.security_headers import SecurityHeaders
 from cloud.portal.web.session import Sessions
 from cloud.portal.web.site_data import SiteData
 from cloud.registry import RegistryService, Site
+from cloud.reports import Reference, ReportsReader, load_reference
 from cloud.scope import GatewayReach, Scope
+from cloud.support import SupportService
 from cloud.telemetry import TelemetryReader
 from contracts.topics import Region
 from device_profiles import builtin_grid_codes
@@ -134,6 +139,8 @@ def mount_web(
     usage: UsageReader | None = None,
     pdfs: BillPdfs | None = None,
     cycles: CycleRunner | None = None,
+    reports: ReportsReader | None = None,
+    support: SupportService | None = None,
 ) -> None:
     jar = CookieJar(secure=web.cookie_secure)
     assets = Assets()
@@ -168,9 +175,13 @@ def mount_web(
         )
     if cycles is not None:
         routers.append(create_cycle_pages(sessions, renderer, cycles))
+    if reports is not None:
+        routers.append(create_report_pages(sessions, renderer, reports))
+    if support is not None:
+        routers.append(create_ticket_pages(sessions, renderer, support, registry))
     overview = Overview(
-        data, alarms=_site_alarms(web.alarms), bills=bills, prices=UtilityPriceBook(),
-        dispatch=web.dispatch or dispatch,
+        data, alarms=_site_alarms(web.alarms), bills=bills,
+        utility_price=_utility_price(load_reference()), dispatch=web.dispatch or dispatch,
     )  # fmt: skip
     routers.append(create_overview_pages(sessions, renderer, overview))
     if web.alarms is not None:
@@ -226,6 +237,17 @@ def _swaps(customers: CustomersService | None) -> Callable[[Site], list[Any]]:
 #: consequence of another alarm the page shows, its gateway's being offline).
 SITE_ALARM_STATES = OPEN_STATES - {AlarmStatus.SUPPRESSED}
 _SITE_ALARMS = 50
+
+
+def _utility_price(reference: Reference) -> UtilityPrice:
+    """The reports' utility reference prices as the overview asks for them (one source
+    for the customer's savings and the reports' savings delivered)."""
+
+    def price(region: Region, zone: str, day: date) -> Decimal | None:
+        found = reference.utility_price(region.value, zone, day)
+        return found.price if found is not None else None
+
+    return price
 
 
 def _site_alarms(store: AlarmStore | None) -> Callable[[Scope, Site], list[Alarm]]:

@@ -7,7 +7,9 @@ alarms per site), and the next technician visit — each with a link to its deta
 One page (``/ui/{region}/overview``); the home (the sites list) loads its ``#overview``
 section for a customer. Every read is the customer's own scope, filtered in SQL by the
 service that owns the data (billing, registry and telemetry, alerts, dispatch); a
-service not served here leaves its part out rather than failing the page.
+service not served here leaves its part out rather than failing the page. The savings
+are estimated against the utility prices the reports use (``cloud/reports/data/
+reference.yaml``), so the customer's figure and the reports' savings delivered agree.
 """
 
 # No ``from __future__ import annotations``: the routes' dependencies are local to
@@ -15,14 +17,15 @@ service not served here leaves its part out rather than failing the page.
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from cloud.billing import BillsReader, UtilityPriceBook, estimate_savings
+from cloud.billing import BillsReader, estimate_savings
 from cloud.dispatch import DispatchService
 from cloud.dispatch.lifecycle import WorkOrderStatus
 from cloud.portal.web.render import Renderer
@@ -30,8 +33,13 @@ from cloud.portal.web.session import Sessions, Viewer
 from cloud.portal.web.site_data import SiteData
 from cloud.registry import Site
 from cloud.scope import Scope
+from contracts.topics import Region
 
-__all__ = ["NextVisit", "create_overview_pages"]
+__all__ = ["NextVisit", "Overview", "UtilityPrice", "create_overview_pages"]
+
+#: The utility's reference price per kWh (tax-exclusive) in a region's tariff zone on a
+#: local date, or None where there is none.
+UtilityPrice = Callable[[Region, str, date], Decimal | None]
 
 #: The newest documents read to find the open ones (an account has a few a year).
 _DOCUMENTS = 100
@@ -84,13 +92,13 @@ class Overview:
         *,
         alarms: Callable[[Scope, Site], list[Any]],
         bills: BillsReader | None,
-        prices: UtilityPriceBook,
+        utility_price: UtilityPrice,
         dispatch: DispatchService | None,
     ) -> None:
         self._data = data
         self._alarms = alarms
         self._bills = bills
-        self._prices = prices
+        self._utility_price = utility_price
         self._dispatch = dispatch
 
     def gather(self, who: Viewer) -> dict[str, Any]:
@@ -107,7 +115,11 @@ class Overview:
         }
         if self._bills is not None and account is not None:
             documents = self._bills.documents(account, scope=scope, limit=_DOCUMENTS)
-            prices = self._prices.of(who.region)
+            region = who.region
+
+            def price(zone: str, day: date) -> Decimal | None:
+                return self._utility_price(region, zone, day)
+
             found |= {
                 "balance": self._bills.balance(account, scope=scope),
                 "open_documents": [
@@ -116,9 +128,7 @@ class Overview:
                 # Only what has a reference price: no estimate of nothing.
                 "savings": [
                     s
-                    for s in estimate_savings(
-                        self._bills.energy_lines(account, scope=scope), prices.price
-                    )
+                    for s in estimate_savings(self._bills.energy_lines(account, scope=scope), price)
                     if s.kwh > 0
                 ],
             }

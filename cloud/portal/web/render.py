@@ -52,11 +52,15 @@ def navigation(role: Role, region: str, _: Any, unread: int | None = None) -> li
         items.insert(3, NavItem("rollouts", _("Rollouts"), f"{base}/rollouts"))
         items.insert(4, NavItem("grid_codes", _("Grid codes"), f"{base}/grid-codes"))
         items.insert(5, NavItem("billing", _("Billing"), f"{base}/billing/cycles"))
+        items.insert(6, NavItem("reports", _("Reports"), f"{base}/reports"))
     if role == Role.MOSIE:
         items.insert(0, NavItem("jobs", _("My jobs"), f"{base}/jobs"))
     if role == Role.CUSTOMER:
         items.append(NavItem("visits", _("Visits"), f"{base}/visits"))
         items.append(NavItem("bills", _("Bills"), f"{base}/bills"))
+        items.append(NavItem("tickets", _("Help"), f"{base}/support/tickets"))
+    elif role in (Role.ADMIN, Role.OPERATOR, Role.SUPPORT):
+        items.append(NavItem("tickets", _("Tickets"), f"{base}/support/tickets"))
     if role == Role.ADMIN:
         items.append(NavItem("audit", _("Audit"), f"{base}/audit"))
     items.append(NavItem("inbox", _("Inbox"), f"{base}/inbox", unread))

@@ -79,6 +79,22 @@ class FakeSap:
         """Refuse postings into these ``YYYY-MM`` periods (FI's closed periods)."""
         self._call("POST", "/_fake/closed-periods", {"periods": list(periods)})
 
+    def set_service_order_status(
+        self,
+        service_order: str,
+        *,
+        rejected: bool | None = None,
+        completed: bool | None = None,
+        reason: str = "",
+    ) -> None:
+        """Act as an SAP user: reject or complete ``service_order`` in SAP."""
+        payload: dict[str, Any] = {"reason": reason}
+        if rejected is not None:
+            payload["rejected"] = rejected
+        if completed is not None:
+            payload["completed"] = completed
+        self._call("POST", f"/_fake/service-orders/{service_order}", payload)
+
     def requests_log(self, limit: int = 500) -> list[dict[str, Any]]:
         """What clients sent (newest first), mock-sap's request log."""
         rows: list[dict[str, Any]] = self._call("GET", f"/_mock/requests?limit={limit}")["results"]

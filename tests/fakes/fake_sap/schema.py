@@ -21,6 +21,8 @@ Corrections:
   read-only item cube (``API_OPLACCTGDOCITEMCUBE_SRV``) serves, as S/4HANA's does;
 - a posting into a closed period is refused as FI refuses it (a business error).
 
+Service orders and confirmations: :mod:`tests.fakes.fake_sap.service_schema`.
+
 The OData V2 create of ``A_JournalEntry`` itself is mock-sap's: S/4HANA posts journal
 entries over SOAP only (see docs/sap.md); the fake keeps it as the adapter's stand-in.
 """
@@ -32,6 +34,8 @@ from typing import Any
 
 from mocksap import schema, store
 from mocksap.odata import SapError
+
+from tests.fakes.fake_sap.service_schema import add_service_services
 
 __all__ = ["correct"]
 
@@ -119,3 +123,4 @@ def correct(*, partner_service: str, closed: Callable[[str], bool]) -> None:
     _partners(partner_service)
     _billing_documents()
     _journal_entries(closed)
+    add_service_services()

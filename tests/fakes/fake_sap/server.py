@@ -10,7 +10,9 @@ injection the exactly-once tests need.
   ``stall_rate`` — a write is carried out and committed, then the answer waits
   ``stall_s`` (past the client's timeout): "timed out after committing".
 - ``/_fake/chaos`` (POST the rates), ``/_fake/stats`` (what was injected),
-  ``/_fake/closed-periods`` (POST ``{"periods": ["2026-02"]}``).
+  ``/_fake/closed-periods`` (POST ``{"periods": ["2026-02"]}``),
+  ``/_fake/service-orders/<number>`` (POST ``{"rejected": true, "reason": "Z1"}`` or
+  ``{"completed": true}``: an SAP user's change, stamped as SAP stamps it).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from typing import Any
 from mocksap.odata import SapError, error_payload
 from mocksap.server import UNSAFE, Config, Handler, MockSap
 from mocksap.service import Response
+
+from tests.fakes.fake_sap.service_schema import set_status
 
 __all__ = ["FakeState", "make_fake_server"]
 
@@ -133,6 +137,11 @@ class FakeHandler(Handler):
                 fake.stall_rate = float(payload.get("stall_rate", 0.0))
                 fake.stall_s = float(payload.get("stall_s", fake.stall_s))
             self.mock.config.error_rate = float(payload.get("error_rate", 0.0))
+            return Response(body={"ok": True})
+        if rest.startswith("service-orders/") and method == "POST":
+            # An SAP user rejects or completes a service order in SAP's own app.
+            with self.mock.lock:
+                set_status(self.mock.conn, rest.split("/")[1], payload)
             return Response(body={"ok": True})
         if rest == "closed-periods" and method == "POST":
             with fake.lock:

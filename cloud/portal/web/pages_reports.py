@@ -1,0 +1,114 @@
+"""Reports in the web UI (issue 20 point 4).
+
+``/ui/{region}/reports`` lists the reports the viewer's role may open (admins every one,
+operators fleet, alerts and MOSIE — the policy's ``ui.reports.<name>``) with a month
+picker (a GET form: the month is in the address, so a report can be bookmarked).
+``/ui/{region}/reports/{name}?month=YYYY-MM`` shows one report: a server-rendered SVG
+bar chart (no script; a ``<title>`` on each bar) above the table with its total(s) and
+the notes that define its figures; ``&format=csv`` and ``&format=pdf`` download the same
+table (:func:`cloud.reports.download`, the REST routes' own), so the page, the CSV and
+the PDF write each figure with the same function. A month that is not ``YYYY-MM`` is
+the page again with the reason, 422.
+"""
+
+# No ``from __future__ import annotations``: the routes' dependencies are local to
+# ``create_report_pages`` and FastAPI resolves string annotations in the module's globals.
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
+
+from cloud.portal.authz import may_call
+from cloud.portal.web.render import Renderer
+from cloud.portal.web.report_words import words_in
+from cloud.portal.web.session import PageRefused, Sessions, Viewer
+from cloud.reports import (
+    ReportsReader,
+    cell_text,
+    download,
+    parse_month,
+    svg_chart,
+)
+
+__all__ = ["create_report_pages", "last_month"]
+
+Format = Literal["html", "csv", "pdf"]
+
+
+def last_month(now: datetime) -> date:
+    """The month before ``now``'s (UTC): the newest a report can show whole."""
+    return (now.astimezone(UTC).date().replace(day=1) - timedelta(days=1)).replace(day=1)
+
+
+def create_report_pages(
+    sessions: Sessions,
+    renderer: Renderer,
+    reader: ReportsReader,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> APIRouter:
+    router = APIRouter(prefix="/ui/{region}", include_in_schema=False)
+
+    def viewer(route: str) -> Any:
+        return Depends(sessions.viewer(route))
+
+    def reachable(who: Viewer) -> list[str]:
+        return [n for n in reader.names if may_call(who.role, f"ui.reports.{n}")]
+
+    @router.get("/reports", operation_id="ui.reports")
+    async def index(
+        request: Request,
+        who: Annotated[Viewer, viewer("ui.reports")],
+        month: Annotated[str, Query(max_length=20)] = "",
+    ) -> Response:
+        chosen = parse_month(month) if month else last_month(clock())
+        return renderer.page(
+            request, "reports.html", language=who.language, viewer=who,
+            names=reachable(who), words=words_in(who.language),
+            month=f"{(chosen or last_month(clock())):%Y-%m}",
+            refusal=None if chosen else "month", status_code=200 if chosen else 422,
+        )  # fmt: skip
+
+    def add(name: str) -> None:
+        route = f"ui.reports.{name}"
+
+        @router.get(f"/reports/{name}", operation_id=route)
+        async def show(
+            request: Request,
+            who: Annotated[Viewer, viewer(route)],
+            month: Annotated[str, Query(max_length=20)] = "",
+            format: Format = "html",
+        ) -> Response:
+            words = words_in(who.language)
+            chosen = parse_month(month) if month else last_month(clock())
+            if chosen is None:
+                return renderer.page(
+                    request, "reports.html", language=who.language, viewer=who,
+                    names=reachable(who), words=words, month=f"{last_month(clock()):%Y-%m}",
+                    refusal="month", status_code=422,
+                )  # fmt: skip
+            table = await run_in_threadpool(reader.report, name, chosen, scope=who.scope)
+            if table is None:
+                raise PageRefused(404, "no reports in this scope")
+            if format != "html":
+                return download(table, format, words, who.language)
+            title = words.get(f"report.{name}", name)
+            rows = [
+                [(c, cell_text(c, row.get(c.key))) for c in table.columns]
+                for row in [*table.rows, *table.totals]
+            ]
+            return renderer.page(
+                request, "report.html", language=who.language, viewer=who, name=name,
+                table=table, rows=rows, totals_from=len(table.rows), words=words,
+                title=title, month=f"{chosen:%Y-%m}",
+                chart=Markup(svg_chart(table, f"{title}: {words.get('column.' + table.chart)}")),
+            )  # fmt: skip
+
+    for name in reader.names:
+        add(name)
+    return router

@@ -1,0 +1,132 @@
+"""Reports' REST routes, relative to the portal's regional prefix ``/api/v1/{region}``:
+``GET /reports/{name}?month=YYYY-MM&format=json|csv|pdf`` for each report, one route
+(and one policy entry, ``reports.<name>``) per report, so the portal's policy decides
+who reads which: admins every report, operators the fleet, alerts and MOSIE ones (not
+revenue). The region is the URL's; figures are the reader's, scoped in SQL.
+"""
+
+# No ``from __future__ import annotations``: FastAPI resolves the routes' annotations.
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from cloud.apitypes import problem
+from cloud.reports.outputs import csv_text
+from cloud.reports.pdf import render_pdf
+from cloud.reports.reader import ReportsReader
+from cloud.reports.tables import ReportTable, cell_text
+from cloud.scope import Access
+
+__all__ = ["ReportOut", "as_out", "create_router", "download", "parse_month"]
+
+_MONTH = re.compile(r"^(20[2-9][0-9])-(0[1-9]|1[0-2])$")
+MONTH_PATTERN = _MONTH.pattern
+Month = Annotated[
+    str, Query(pattern=MONTH_PATTERN, max_length=7, description="the local month, YYYY-MM")
+]
+Format = Annotated[Literal["json", "csv", "pdf"], Query(description="json, csv or pdf")]
+Language = Annotated[Literal["en", "es"], Query(description="the PDF's language")]
+_Text = Annotated[str, Field(max_length=300)]
+
+
+class ReportOut(BaseModel):
+    """One report for a region and month: ``rows`` and ``totals`` hold each column's
+    cell as text, exactly as the CSV, the PDF and the page write it ('' where a ratio
+    has no denominator). ``totals``: one row, or one per currency."""
+
+    name: Annotated[str, Field(max_length=32)]
+    region: Annotated[str, Field(max_length=8)]
+    month: Annotated[str, Field(max_length=7)]
+    columns: Annotated[list[Annotated[str, Field(max_length=32)]], Field(max_length=32)]
+    rows: Annotated[list[dict[str, _Text]], Field(max_length=1000)]
+    totals: Annotated[list[dict[str, _Text]], Field(max_length=16)]
+    notes: Annotated[list[_Text], Field(max_length=32)]
+
+
+def parse_month(text: str) -> date | None:
+    found = _MONTH.fullmatch(text.strip())
+    return date(int(found[1]), int(found[2]), 1) if found else None
+
+
+def _cells(table: ReportTable, row: Mapping[str, Any]) -> dict[str, str]:
+    return {c.key: cell_text(c, row.get(c.key)) for c in table.columns}
+
+
+def as_out(table: ReportTable, notes: Callable[[str], str] = str) -> ReportOut:
+    return ReportOut(
+        name=table.name,
+        region=table.region,
+        month=f"{table.month:%Y-%m}",
+        columns=[c.key for c in table.columns],
+        rows=[_cells(table, r) for r in table.rows],
+        totals=[_cells(table, r) for r in table.totals],
+        notes=[notes(n)[:300] for n in table.notes],
+    )
+
+
+def download(table: ReportTable, fmt: str, words: Mapping[str, str], language: str) -> Response:
+    """``table`` as a CSV or PDF download named ``<name>-<region>-<YYYY-MM>``."""
+    stem = f"{table.name}-{table.region}-{table.month:%Y-%m}"
+    headers = {"Cache-Control": "private, no-store"}
+    if fmt == "csv":
+        headers["Content-Disposition"] = f'attachment; filename="{stem}.csv"'
+        return Response(csv_text(table), media_type="text/csv; charset=utf-8", headers=headers)
+    headers["Content-Disposition"] = f'attachment; filename="{stem}.pdf"'
+    pdf = render_pdf([table], words, language=language)
+    return Response(pdf, media_type="application/pdf", headers=headers)
+
+
+def create_router(
+    reader: ReportsReader,
+    *,
+    access: Callable[[str], Callable[..., Any]],
+    words_for: Callable[[str], Mapping[str, str]],
+) -> APIRouter:
+    """Routes under ``/reports``; ``words_for(language)``: the PDF's words (the portal's
+    catalogue)."""
+    router = APIRouter(tags=["reports"])
+    answers: dict[int | str, dict[str, Any]] = {
+        200: {
+            "content": {"text/csv": {}, "application/pdf": {}},
+            "description": "the report (json), or its CSV or PDF",
+        },
+        404: problem("a region out of reach"),
+        422: problem("a month that is not YYYY-MM (2020-2099), or an unknown format"),
+    }
+
+    def add(name: str) -> None:
+        route = f"reports.{name}"
+
+        @router.get(
+            f"/reports/{name}",
+            response_model=ReportOut,
+            operation_id=route,
+            summary=f"The {name} report of the region for a month (json, csv or pdf)",
+            responses=answers,
+        )
+        async def get_report(
+            who: Annotated[Access, Depends(access(route))],
+            month: Month,
+            format: Format = "json",
+            lang: Language = "en",
+        ) -> Any:
+            first = parse_month(month)
+            if first is None:  # the pattern already refused it; kept for mypy
+                raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "month: YYYY-MM")
+            table = await run_in_threadpool(reader.report, name, first, scope=who.scope)
+            if table is None:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, "no reports in this scope")
+            words = words_for(lang)
+            if format == "json":
+                return as_out(table, lambda n: words.get(n, n))
+            return download(table, format, words, lang)
+
+    for name in reader.names:
+        add(name)
+    return router

@@ -1,0 +1,155 @@
+"""The monthly pack: every report of the month just ended for each region, and each
+report across the regions, sent to the admins once a month.
+
+**Across regions without moving raw telemetry.** Each region's figures are computed by
+that region's :class:`~cloud.reports.ReportsReader`, over that region's database (its
+pool), next to its data; what leaves the region is the finished table — a few dozen
+rows of counts, kWh and money per report. The cross-region table is
+:func:`~cloud.reports.tables.combine` of the regions' tables: parts added row by row
+(by day, severity, technician, currency and zone), ratios worked out again from the
+added parts, never averaged. So a deployment with one database per region hands
+:func:`build_pack` one reader per region; the demo's single database hands it the same
+reader for every region, with the same result.
+
+The job (:func:`run_monthly_packs`) looks at the clock every ``check_s``; from
+``hour`` UTC on the 1st (later days too, if the process was down) it builds the pack
+of the previous month and calls ``send`` (the composition root's: notify's delivery
+to the admins, with a notification id derived from the month, so a restart that sends
+again reaches nobody twice). A failed build or send is tried at the next check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cloud.reports.reader import ReportsReader
+from cloud.reports.tables import ReportTable, cell_text, combine
+from cloud.scope import Scope
+from contracts.topics import Region
+
+__all__ = ["Pack", "PackSettings", "build_pack", "pack_month_due", "run_monthly_packs"]
+
+log = logging.getLogger(__name__)
+
+
+class PackSettings(BaseSettings):
+    """``POTR_REPORTS_PACK_HOUR``: the UTC hour of the 1st from which the previous
+    month's pack goes out; ``POTR_REPORTS_PACK_CHECK_S``: how often the job looks."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="POTR_REPORTS_PACK_", extra="ignore", hide_input_in_errors=True
+    )
+
+    hour: int = Field(default=6, ge=0, le=23)
+    check_s: float = Field(default=600.0, gt=0, le=3600)
+
+
+@dataclass(frozen=True)
+class Pack:
+    """A month's pack: per report, each region's table and the combined one."""
+
+    month: date
+    regional: dict[str, list[ReportTable]] = field(default_factory=dict)
+    combined: dict[str, ReportTable] = field(default_factory=dict)
+    #: Seconds each report took, all regions together (the benchmark reads them).
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def headline(self) -> dict[str, str]:
+        """The figures across the regions the pack's message quotes, written as the
+        reports write them: fleet energy, performance ratio and availability; jobs and
+        first-time fix; alarms raised; savings per currency ("" where not computed)."""
+        out: dict[str, str] = {}
+        quoted = {
+            "fleet": {"energy_kwh": "energy_kwh", "performance_ratio": "performance_ratio",
+                      "availability": "availability"},
+            "mosie": {"jobs": "jobs", "first_time_fix": "first_time_fix_rate"},
+            "alerts": {"alarms": "raised"},
+        }  # fmt: skip
+        for name, fields in quoted.items():
+            table = self.combined.get(name)
+            total = table.totals[0] if table is not None else {}
+            for param, key in fields.items():
+                out[param] = cell_text(table.column(key), total.get(key)) if table else ""
+        revenue = self.combined.get("revenue")
+        savings = revenue.totals if revenue is not None and revenue.rows else []
+        out["savings"] = (
+            ", ".join(
+                f"{t['currency']} {cell_text(revenue.column('savings'), t.get('savings'))}"
+                for t in savings
+                if revenue is not None
+            )
+            or "-"
+        )
+        return out
+
+    def tables(self) -> list[ReportTable]:
+        """Every table, report by report: the regions' then the combined."""
+        return [t for name in self.regional for t in (*self.regional[name], self.combined[name])]
+
+
+def build_pack(
+    readers: Mapping[Region, ReportsReader],
+    month: date,
+    *,
+    names: tuple[str, ...] | None = None,
+    timer: Callable[[], float] | None = None,
+) -> Pack:
+    """Each report of ``month`` in each region (its own reader), and combined."""
+    clock = timer or time.perf_counter
+    pack = Pack(month)
+    chosen = names or next(iter(readers.values())).names
+    for name in chosen:
+        started = clock()
+        tables = []
+        for region, reader in readers.items():
+            table = reader.report(name, month, scope=Scope.of_region(region))
+            if table is not None:
+                tables.append(table)
+        pack.regional[name] = tables
+        pack.combined[name] = combine(tables)
+        pack.seconds[name] = clock() - started
+    return pack
+
+
+def pack_month_due(now: datetime, hour: int, last: date | None) -> date | None:
+    """The month whose pack is due at ``now`` (aware): the previous month once it is
+    ``hour`` UTC on the 1st or later, unless ``last`` (the month last sent) is it."""
+    utc = now.astimezone(UTC)
+    previous = (utc.date().replace(day=1) - timedelta(days=1)).replace(day=1)
+    if utc.day == 1 and utc.hour < hour:
+        return None
+    return None if previous == last else previous
+
+
+async def run_monthly_packs(
+    readers: Mapping[Region, ReportsReader],
+    send: Callable[[Pack], None],
+    stop: asyncio.Event,
+    *,
+    settings: PackSettings,
+    clock: Callable[[], datetime],
+) -> None:
+    """Build and send each month's pack once (module docstring) until ``stop``."""
+    last: date | None = None
+    while not stop.is_set():
+        month = pack_month_due(clock(), settings.hour, last)
+        if month is not None:
+            try:
+                pack = await asyncio.to_thread(build_pack, readers, month)
+                await asyncio.to_thread(send, pack)
+            except Exception:
+                log.exception("monthly report pack %s failed; trying at the next check", month)
+            else:
+                last = month
+                log.info("monthly report pack %s sent", month)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), settings.check_s)

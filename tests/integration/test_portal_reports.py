@@ -1,0 +1,131 @@
+"""Report pages and downloads (issue 20 point 4) on ``api_world`` with the reports'
+seed (:mod:`tests.integration.reports_seed`: figures worked out by hand there) for au,
+September 2026 — a month in which the world itself holds no invoice, job or alarm.
+Each page's table shows the hand-computed figures, and its CSV and PDF (the page's own
+download links; the PDF read back with pypdf) hold exactly the page's numbers; the REST
+route answers the same cells. Operators reach the fleet, alerts and MOSIE reports, not
+revenue."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from pypdf import PdfReader
+
+from cloud.identity import Role
+from tests.integration.api_world import World, page_client, private_world
+from tests.integration.reports_seed import (
+    ALERTS,
+    ALERTS_TOTAL,
+    MOSIE,
+    MOSIE_TOTAL,
+    REVENUE,
+    REVENUE_TOTAL,
+    seed,
+)
+
+pytestmark = pytest.mark.integration
+
+MONTH = "2026-09"
+_ROW = re.compile(r"<tr[^>]*>(.*?)</tr>", re.S)
+_CELL = re.compile(
+    r'<t[hd][^>]*data-column="[^"]+"[^>]*>(?:<span class="cell-label">[^<]*</span>)?([^<]*)</t[hd]>'
+)
+
+
+@pytest.fixture(scope="module")
+def world(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    key_dir: Path = tmp_path_factory.mktemp("reports")
+    with private_world(postgres_server_url, key_dir) as built:
+        seed(built.pool)
+        yield built
+
+
+@pytest.fixture(scope="module")
+def admin(world: World) -> Iterator[TestClient]:
+    with page_client(world, Role.ADMIN) as client:
+        yield client
+
+
+def _page_rows(html: str) -> list[list[str]]:
+    table = html[html.index('<table class="devices" id="report"') :]
+    table = table[: table.index("</table>")]
+    rows = [_CELL.findall(r) for r in _ROW.findall(table)]
+    return [r for r in rows if r]
+
+
+def _pdf_words(pdf: bytes) -> str:
+    return " ".join(" ".join(p.extract_text().split()) for p in PdfReader(io.BytesIO(pdf)).pages)
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "total"),
+    [
+        ("revenue", REVENUE, REVENUE_TOTAL),
+        ("mosie", MOSIE, MOSIE_TOTAL),
+        ("alerts", ALERTS, ALERTS_TOTAL),
+    ],
+)
+def test_the_page_its_csv_and_its_pdf_hold_the_same_figures(
+    admin: TestClient, name: str, body: list[list[str]], total: list[str]
+) -> None:
+    url = f"/ui/au/reports/{name}?month={MONTH}"
+    page = admin.get(url, headers={"Accept-Language": "en"})
+    assert page.status_code == 200
+    shown = _page_rows(page.text)
+    assert shown == [*body, total]
+    assert "<svg" in page.text
+    assert f"{url}&amp;format=csv" in page.text
+    got_csv = admin.get(f"{url}&format=csv")
+    assert got_csv.headers["content-type"].startswith("text/csv")
+    assert list(csv.reader(io.StringIO(got_csv.text)))[1:] == shown
+    got_pdf = admin.get(f"{url}&format=pdf")
+    assert got_pdf.headers["content-type"] == "application/pdf"
+    words = _pdf_words(got_pdf.content)
+    for row in shown:
+        assert " ".join(c for c in row if c) in words, row
+
+
+def test_the_fleet_page_matches_its_downloads_in_spanish(admin: TestClient) -> None:
+    url = f"/ui/au/reports/fleet?month={MONTH}"
+    page = admin.get(url, headers={"Accept-Language": "es"})
+    assert page.status_code == 200
+    assert "Energía y disponibilidad de la flota" in page.text
+    shown = _page_rows(page.text)
+    assert len(shown) == 31
+    assert shown[-1][0] == "total"
+    assert list(csv.reader(io.StringIO(admin.get(f"{url}&format=csv").text)))[1:] == shown
+    assert " ".join(shown[-1]) in _pdf_words(admin.get(f"{url}&format=pdf").content)
+
+
+def test_a_month_that_is_not_one_is_refused_with_the_reason(admin: TestClient) -> None:
+    page = admin.get("/ui/au/reports/alerts?month=2026-13")
+    assert page.status_code == 422
+    assert 'id="refusal"' in page.text
+
+
+def test_operators_read_the_fleet_not_the_money(world: World) -> None:
+    with page_client(world, Role.OPERATOR) as client:
+        index = client.get(f"/ui/au/reports?month={MONTH}")
+        assert index.status_code == 200
+        assert 'data-report="fleet"' in index.text
+        assert 'data-report="revenue"' not in index.text
+        assert client.get(f"/ui/au/reports/revenue?month={MONTH}").status_code == 403
+    api = TestClient(world.app, base_url="https://testserver")
+    operator = world.headers(Role.OPERATOR)
+    answer = api.get(f"/api/v1/au/reports/alerts?month={MONTH}", headers=operator)
+    assert answer.status_code == 200
+    assert [list(r.values()) for r in answer.json()["rows"]] == ALERTS
+    assert answer.json()["totals"] == [
+        dict(zip(answer.json()["columns"], ALERTS_TOTAL, strict=True))
+    ]
+    refused = api.get(f"/api/v1/au/reports/revenue?month={MONTH}", headers=operator)
+    assert refused.status_code == 403
+    bad = api.get("/api/v1/au/reports/alerts?month=September", headers=operator)
+    assert bad.status_code == 422

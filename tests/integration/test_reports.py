@@ -1,0 +1,190 @@
+"""Reports (issue 20 point 4) over raw data written as the services store it
+(:mod:`tests.integration.reports_seed`, whose docstring works every figure out by
+hand): each report's table, its CSV and its PDF (read back with pypdf) hold those
+figures; a region's scope reaches its own rows only; the cross-region pack adds the
+regions' parts and works the ratios out again."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from pypdf import PdfReader
+
+from cloud.adapters.postgres import create_pool
+from cloud.bootstrap import send_report_pack
+from cloud.notify import NotificationService, NotifySettings
+from cloud.reports import (
+    ReportsReader,
+    ReportTable,
+    build_pack,
+    cell_text,
+    csv_text,
+    pack_month_due,
+    render_pdf,
+    svg_chart,
+)
+from cloud.scope import Scope
+from contracts.topics import Region
+from tests.integration.api_world import migrated_database
+from tests.integration.reports_seed import (
+    ALERTS,
+    ALERTS_TOTAL,
+    FLEET_DAYS,
+    FLEET_TOTAL,
+    MOSIE,
+    MOSIE_TOTAL,
+    REVENUE,
+    REVENUE_TOTAL,
+    Pool,
+    seed,
+)
+
+pytestmark = pytest.mark.integration
+
+SEPTEMBER = date(2026, 9, 1)
+AU = Scope.of_region(Region.AU)
+
+
+@pytest.fixture(scope="module")
+def pool(postgres_server_url: str) -> Iterator[Pool]:
+    schemas = ("customers", "telemetry", "billing", "dispatch", "alerts", "notify")
+    with migrated_database(postgres_server_url, *schemas) as url:
+        made = create_pool(url, max_size=2, name="test-reports")
+        try:
+            seed(made)
+            yield made
+        finally:
+            made.close()
+
+
+@pytest.fixture(scope="module")
+def reader(pool: Pool) -> ReportsReader:
+    return ReportsReader(pool)
+
+
+def _cells(table: ReportTable, row: dict[str, Any]) -> list[str]:
+    return [cell_text(c, row.get(c.key)) for c in table.columns]
+
+
+def _rows(table: ReportTable) -> list[list[str]]:
+    return [_cells(table, r) for r in table.rows]
+
+
+def test_fleet_energy_availability_performance_and_completeness(reader: ReportsReader) -> None:
+    table = reader.report("fleet", SEPTEMBER, scope=AU)
+    assert table is not None
+    rows = {int(r[0][-2:]): r[1:] for r in _rows(table)}
+    assert len(rows) == 30
+    for day, expected in FLEET_DAYS.items():
+        assert rows[day] == expected, day
+    assert rows[15] == ["1", "0", "0.0", "0.00", "22.00", "0.0", "0.00", "24", "0.0"]
+    assert [_cells(table, t) for t in table.totals] == [FLEET_TOTAL]
+
+
+def test_revenue_billed_energy_and_savings(reader: ReportsReader) -> None:
+    table = reader.report("revenue", SEPTEMBER, scope=AU)
+    assert table is not None
+    assert _rows(table) == REVENUE
+    assert [_cells(table, t) for t in table.totals] == [REVENUE_TOTAL]
+    assert any("0.3000 AUD/kWh" in n and "unverified" in n for n in table.notes)
+
+
+def test_mosie_jobs_sla_and_first_time_fix(reader: ReportsReader) -> None:
+    table = reader.report("mosie", SEPTEMBER, scope=AU)
+    assert table is not None
+    assert _rows(table) == MOSIE
+    assert [_cells(table, t) for t in table.totals] == [MOSIE_TOTAL]
+
+
+def test_alert_volumes(reader: ReportsReader) -> None:
+    table = reader.report("alerts", SEPTEMBER, scope=AU)
+    assert table is not None
+    assert _rows(table) == ALERTS
+    assert [_cells(table, t) for t in table.totals] == [ALERTS_TOTAL]
+
+
+def test_no_reports_outside_one_region_nor_for_an_account(reader: ReportsReader) -> None:
+    assert reader.report("fleet", SEPTEMBER, scope=Scope.everything()) is None
+    assert reader.report("fleet", SEPTEMBER, scope=Scope.of_account(Region.AU, "x")) is None
+    us = reader.report("alerts", SEPTEMBER, scope=Scope.of_region(Region.US))
+    assert us is not None
+    assert _rows(us)[1] == ["high", "1", "0", "1"]
+
+
+def test_csv_and_pdf_hold_the_tables_figures(reader: ReportsReader) -> None:
+    for name, body, total in (
+        ("revenue", REVENUE, REVENUE_TOTAL),
+        ("mosie", MOSIE, MOSIE_TOTAL),
+        ("alerts", ALERTS, ALERTS_TOTAL),
+    ):
+        table = reader.report(name, SEPTEMBER, scope=AU)
+        assert table is not None
+        lines = list(csv.reader(io.StringIO(csv_text(table))))
+        assert lines[0] == [c.key for c in table.columns]
+        assert lines[1:] == [*body, total], name
+        pdf = render_pdf([table], {}, language="en")
+        text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
+        words = text.split()
+        for row in [*body, total]:
+            line = " ".join(cell for cell in row if cell)
+            assert line in " ".join(words), (name, line)
+        assert "<title>" in svg_chart(table, name)
+
+
+def test_the_pack_combines_the_regions_tables(reader: ReportsReader) -> None:
+    pack = build_pack({Region.AU: reader, Region.US: reader}, SEPTEMBER)
+    assert set(pack.combined) == {"fleet", "revenue", "mosie", "alerts"}
+    alerts = pack.combined["alerts"]
+    assert alerts.region == "all"
+    # au high 1 raised, 2 cleared, 2 annunciations + us high 1, 0, 1
+    assert _rows(alerts)[1] == ["high", "2", "2", "3"]
+    revenue = pack.combined["revenue"]
+    # one total per currency: money of two currencies is never added
+    assert [t["currency"] for t in revenue.totals] == ["AUD", "USD"]
+    mosie = pack.combined["mosie"]
+    assert [r[0] for r in _rows(mosie)] == ["E1", "E2", "E9"]
+    fleet = pack.combined["fleet"]
+    # day 1: au 1 site of 5 kWp (20 kWh) + us 1 site of 10 kWp (50 kWh); us September
+    # yield 4.8: 22.00 + 48.00 expected; PR 70 / 70 = 100.0
+    assert _rows(fleet)[0][1:7] == ["2", "2", "100.0", "70.00", "70.00", "100.0"]
+    assert all(s >= 0 for s in pack.seconds.values())
+
+
+def test_the_pack_reaches_each_regions_admins_once(pool: Pool, reader: ReportsReader) -> None:
+    admin, operator = "usr_" + "1" * 32, "usr_" + "2" * 32
+    with pool.connection() as conn:
+        for user, role in ((admin, "admin"), (operator, "operator")):
+            conn.execute(
+                "INSERT INTO notify.people (user_id, role, region, source_at, email)"
+                " VALUES (%s, %s, 'au', now(), 'boss@potr.example')",
+                (user, role),
+            )
+    notifier = NotificationService(pool, NotifySettings(env="test"))
+    pack = build_pack({Region.AU: reader}, SEPTEMBER)
+    now = datetime(2026, 10, 1, 6, tzinfo=UTC)
+    assert send_report_pack(notifier, pack, now) == 1
+    assert send_report_pack(notifier, pack, now) == 1  # the same notification: no new entry
+    with pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT user_id, title, body FROM notify.inbox WHERE kind = 'reports_monthly_pack'"
+        ).fetchall()
+    assert len(rows) == 1
+    user, title, body = rows[0]
+    assert (user, title) == (admin, "Monthly reports for 2026-09")
+    # au's figures (the seed): 44.50 kWh, PR 5.2 %, availability 6.7 %, 4 jobs, 33.3 %
+    # first-time, 2 alarms raised, AUD 14.66 saved
+    for figure in ("44.50 kWh", "5.2 %", "6.7 %", "4 jobs", "33.3 %", "2 alarms", "AUD 14.66"):
+        assert figure in " ".join(body.split()), figure
+
+
+def test_the_pack_is_due_once_a_month_from_its_hour() -> None:
+    first = datetime(2026, 10, 1, 5, 59, tzinfo=UTC)
+    assert pack_month_due(first, 6, None) is None
+    assert pack_month_due(first.replace(hour=6), 6, None) == SEPTEMBER
+    assert pack_month_due(first.replace(hour=6), 6, SEPTEMBER) is None
+    assert pack_month_due(datetime(2026, 10, 9, tzinfo=UTC), 6, date(2026, 8, 1)) == SEPTEMBER
