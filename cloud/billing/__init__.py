@@ -109,6 +109,7 @@ from cloud.billing.rating import (
     rate_period,
 )
 from cloud.billing.readings import HISTORY_DAYS
+from cloud.billing.savings import EnergyLine, SavingsEstimate, estimate_savings
 from cloud.billing.schedule import (
     Reminders,
     ReminderSettings,
@@ -198,6 +199,7 @@ __all__ = [
     "ElectricityTaxVersion",
     "EnergyDifference",
     "EnergyInterval",
+    "EnergyLine",
     "Entry",
     "Escalator",
     "IntervalAllocation",
@@ -235,6 +237,7 @@ __all__ = [
     "ReminderSettings",
     "Reminders",
     "RunnerClosedError",
+    "SavingsEstimate",
     "SkippedSite",
     "SkippedSiteView",
     "Source",
@@ -264,6 +267,7 @@ __all__ = [
     "draw_credit",
     "energy_difference",
     "energy_totals",
+    "estimate_savings",
     "event_subscriptions",
     "format_money",
     "hour_profile",

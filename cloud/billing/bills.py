@@ -14,6 +14,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from cloud.adapters.postgres import Connection, ConnectionPool, dict_row
+from cloud.billing.rating import ENERGY_LINE
+from cloud.billing.savings import EnergyLine
 from cloud.scope import Scope, site_condition
 
 __all__ = [
@@ -178,6 +180,23 @@ class BillsReader:
         with self._pool.connection() as conn:
             rows = conn.execute(sql, {**scope.sql_params(), "account": account_id}).fetchall()
         return {r[0]: r[1] for r in rows}
+
+    def energy_lines(self, account_id: str, *, scope: Scope) -> list[EnergyLine]:
+        """The energy lines of the account's issued invoices within ``scope`` (a
+        cancelled invoice's are left out: it no longer bills them), oldest first: what
+        :func:`~cloud.billing.savings.estimate_savings` reads."""
+        sql = (
+            "SELECT i.currency, i.tariff_zone, l.first_day, l.kwh, l.unit_price"
+            " FROM billing.invoice_lines l JOIN billing.invoices i ON i.id = l.invoice_id"
+            " WHERE i.account_id = %(account)s AND i.kind = 'invoice' AND i.state = 'issued'"
+            f" AND l.description_key = %(energy)s AND {site_condition('i')}"
+            " AND l.kwh IS NOT NULL AND l.unit_price IS NOT NULL"
+            " ORDER BY l.first_day, i.id, l.line_no"
+        )
+        params = {**scope.sql_params(), "account": account_id, "energy": ENERGY_LINE}
+        with self._pool.connection() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [EnergyLine(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     def payments(
         self, account_id: str, *, scope: Scope, limit: int = 100, offset: int = 0

@@ -126,6 +126,15 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class DoorCodeOut(BaseModel):
+    """A job's door code now: ``code`` (six digits) until ``valid_until`` (UTC), for the
+    MOSIE's ``visit`` to the site."""
+
+    code: str = Field(pattern=r"^[0-9]{6}$")
+    valid_until: AwareDatetime
+    visit: int = Field(ge=1)
+
+
 class WorkOrderCreate(_Body):
     """A work order raised by hand for a site of the URL's region."""
 
@@ -721,6 +730,29 @@ def create_router(
                 "Cache-Control": "private, max-age=3600",
             },
         )
+
+    @router.get(
+        "/workorders/{work_order_id}/door-code",
+        response_model=DoorCodeOut,
+        operation_id="workorders.door_code",
+        summary="The door code of a job on its way or on site (its customer and its MOSIE)",
+        description="The customer checks that the technician at the door is PoTR's: both "
+        "apps show this code, which changes every two minutes, with a new visit and with "
+        "another MOSIE. Only the job's customer and its assigned MOSIE get it, and only while "
+        "the job is `en_route` or `on_site`; to anyone else, and in any other state, 404 as "
+        "for no job. Never cached.",
+        responses=_answers(s404="no such job in reach, or no code now (not en route or on site)"),
+    )
+    async def door_code(
+        who: Annotated[Access, Depends(access("workorders.door_code"))],
+        work_order_id: WorkOrderIdPath,
+        response: Response,
+    ) -> DoorCodeOut:
+        found = await run_in_threadpool(
+            lambda: service.door_code(work_order_id, who.scope, assignee=_mosie(who))
+        )
+        response.headers["Cache-Control"] = "no-store"
+        return DoorCodeOut(code=found.code, valid_until=found.valid_until, visit=found.visit)
 
     @router.post(
         "/workorders/{work_order_id}/charge",

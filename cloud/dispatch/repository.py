@@ -132,6 +132,35 @@ def get_work_order(
     return None if row is None else WorkOrder.model_validate(row)
 
 
+def door_secret(
+    conn: Connection[Any],
+    work_order_id: int,
+    scope: Scope,
+    *,
+    assignee: str | None,
+    statuses: Collection[WorkOrderStatus],
+) -> tuple[WorkOrder, bytes] | None:
+    """The job and its door secret when the caller is its customer (an account scope)
+    or its assignee (``assignee``), it is assigned and in ``statuses``; else None. Staff
+    reach without an account or an assignee never reads the secret."""
+    row = _one(
+        conn,
+        f"SELECT {_WO_COLS}, door_secret FROM dispatch.work_orders w"
+        f" WHERE id = %(id)s AND {_IN_REACH} AND w.assignee IS NOT NULL"
+        " AND (%(scope_by_account)s::bool OR %(reach_assignee)s::text IS NOT NULL)"
+        " AND w.status = ANY(%(statuses)s)",
+        {
+            "id": work_order_id,
+            **_reach(scope, assignee),
+            "statuses": sorted(s.value for s in statuses),
+        },
+    )
+    if row is None:
+        return None
+    secret = bytes(row.pop("door_secret"))
+    return WorkOrder.model_validate(row), secret
+
+
 def update_state(
     conn: Connection[Any], work_order_id: int, state: OrderState, at: datetime
 ) -> WorkOrder:

@@ -67,6 +67,8 @@ from cloud.dispatch.checklists import (
     WorkOrderType,
     load_checklists,
 )
+from cloud.dispatch.door_code import SHOWN_IN as DOOR_CODE_SHOWN_IN
+from cloud.dispatch.door_code import DoorCode, door_code
 from cloud.dispatch.errors import (
     AppointmentRefused,
     ConflictError,
@@ -1853,6 +1855,22 @@ class DispatchService:
         with self._pool.connection() as conn:
             _reachable(conn, work_order_id, scope, assignee)
             return repo.notes(conn, work_order_id)
+
+    def door_code(
+        self, work_order_id: int, scope: Scope, *, assignee: str | None = None
+    ) -> DoorCode:
+        """The job's door code now (:mod:`cloud.dispatch.door_code`), for its customer
+        (``scope`` of the job's account) or its MOSIE (``assignee``) while it is en route
+        or on site; :class:`NotFoundError` otherwise, to anyone else, as for no job."""
+        with self._pool.connection() as conn:
+            found = repo.door_secret(
+                conn, work_order_id, scope, assignee=assignee, statuses=DOOR_CODE_SHOWN_IN
+            )
+        if found is None:
+            raise NotFoundError(f"no door code for work order {work_order_id}")
+        order, secret = found
+        assert order.assignee is not None  # the query asks for an assigned job
+        return door_code(secret, order.visits, order.assignee, self._clock())
 
     def photo_content(
         self, work_order_id: int, photo_id: int, scope: Scope, *, assignee: str | None = None

@@ -4,7 +4,7 @@ regional business calendar's days for the API (the calendar itself is the shared
 :mod:`cloud.calendars`).
 
 Published interface: :class:`EmployeeService`, its models and errors, the location
-notice (:data:`LOCATION_NOTICE`), the pure rules
+notice (:data:`LOCATION_NOTICE`), the badge photo (:class:`BadgePhoto`), the pure rules
 (:func:`licence_valid_on`, :func:`available`, :func:`qualified`), and
 :func:`create_router` for the portal. Other services import nothing else from here.
 """
@@ -35,6 +35,7 @@ from cloud.employees.models import (
     Skill,
     WorkingHours,
 )
+from cloud.employees.photos import MAX_BADGE_BYTES, BadgePhoto
 from cloud.employees.service import (
     SCHEMA,
     ConflictError,
@@ -46,10 +47,12 @@ from cloud.employees.service import (
 
 __all__ = [
     "LOCATION_NOTICE",
+    "MAX_BADGE_BYTES",
     "SCHEMA",
     "Absence",
     "AbsenceIn",
     "AbsenceKind",
+    "BadgePhoto",
     "BaseLocation",
     "BusinessDays",
     "Catalogue",

@@ -17,7 +17,17 @@ from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Response, status
+from fastapi import (
+    APIRouter,
+    Body,
+    Depends,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    Response,
+    status,
+)
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -37,6 +47,7 @@ from cloud.employees.models import (
     LicenceIn,
     LocationConsent,
 )
+from cloud.employees.photos import BADGE_TYPES, MAX_BADGE_BYTES
 from cloud.employees.service import EmployeeService
 from cloud.scope import Access
 from contracts.topics import Region
@@ -60,6 +71,15 @@ _AUTH: dict[int | str, dict[str, Any]] = {
 }
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such employee (or item)"}}
 _CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "conflicts with a record"}}
+
+
+_BADGE_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "the photo's bytes; Content-Type is the image's",
+        "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in BADGE_TYPES},
+    }
+}
 
 
 def _region(who: Access) -> Region:
@@ -191,6 +211,51 @@ def create_router(
         patch: EmployeePatch,
     ) -> Employee:
         return await run_in_threadpool(service.update, employee_no, patch, region=_region(who))
+
+    @router.put(
+        "/employees/{employee_no}/photo",
+        status_code=status.HTTP_204_NO_CONTENT,
+        response_class=Response,
+        operation_id="employees.photo.put",
+        summary="Set the employee's badge photo (admins): the raw image as the body",
+        description="The photo a customer is shown of the MOSIE at their door. JPEG, PNG or "
+        f"WebP of at most {MAX_BADGE_BYTES} bytes; the bytes must be what `Content-Type` says. "
+        "Replaces the one held.",
+        openapi_extra=_BADGE_BODY,
+        responses=_AUTH
+        | _NOT_FOUND
+        | {
+            204: {"description": "stored"},
+            413: {"description": f"the photo is larger than {MAX_BADGE_BYTES} bytes"},
+            415: {"description": "Content-Type is not image/jpeg, image/png or image/webp"},
+        },
+    )
+    async def put_photo(
+        who: Annotated[Access, Depends(access("employees.photo.put"))],
+        employee_no: EmployeeNo,
+        request: Request,
+    ) -> Response:
+        declared = request.headers.get("content-type", "")
+        if declared.split(";", 1)[0].strip().lower() not in BADGE_TYPES:
+            raise HTTPException(
+                status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+                f"Content-Type must be one of {', '.join(BADGE_TYPES)}",
+            )
+        content = bytearray()
+        async for chunk in request.stream():
+            content += chunk
+            if len(content) > MAX_BADGE_BYTES:
+                raise HTTPException(
+                    status.HTTP_413_CONTENT_TOO_LARGE,
+                    f"the photo is larger than {MAX_BADGE_BYTES} bytes",
+                )
+        by = who.employee_no or who.subject
+        await run_in_threadpool(
+            lambda: service.set_badge_photo(
+                employee_no, bytes(content), declared, by, region=_region(who)
+            )
+        )
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     @router.post(
         "/employees/{employee_no}/licences",

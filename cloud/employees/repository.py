@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
@@ -19,6 +20,7 @@ from cloud.employees.models import (
     Skill,
     WorkingHours,
 )
+from cloud.employees.photos import BadgePhoto
 from cloud.regional_ids import next_id_sql
 from contracts.topics import Region
 
@@ -353,3 +355,48 @@ def latest_notice_ack(conn: Connection[Any], employee_no: str) -> tuple[int, str
         (employee_no,),
     ).fetchone()
     return None if row is None else (int(row[0]), str(row[1]), row[2])
+
+
+def put_badge_photo(
+    conn: Connection[Any], employee_no: str, photo: BadgePhoto, by: str, at: datetime
+) -> None:
+    """Store (replace) the employee's badge photo."""
+    conn.execute(
+        "INSERT INTO employees.badge_photos"
+        " (employee_no, content_type, content, sha256, by_actor, at)"
+        " VALUES (%(no)s, %(type)s, %(content)s, %(sha)s, %(by)s, %(at)s)"
+        " ON CONFLICT (employee_no) DO UPDATE SET content_type = EXCLUDED.content_type,"
+        " content = EXCLUDED.content, sha256 = EXCLUDED.sha256, by_actor = EXCLUDED.by_actor,"
+        " at = EXCLUDED.at",
+        {
+            "no": employee_no,
+            "type": photo.content_type,
+            "content": photo.content,
+            "sha": hashlib.sha256(photo.content).hexdigest(),
+            "by": by,
+            "at": at,
+        },
+    )
+
+
+def badge_photo(
+    conn: Connection[Any], employee_no: str, region: Region | None = None
+) -> BadgePhoto | None:
+    """The badge photo of an employee at home in ``region`` (None: any), or None."""
+    row = conn.execute(
+        "SELECT p.content_type, p.content FROM employees.badge_photos p"
+        " JOIN employees.employees e USING (employee_no)"
+        " WHERE p.employee_no = %(no)s"
+        " AND (%(region)s::text IS NULL OR e.region = %(region)s)",
+        {"no": employee_no, "region": _region(region)},
+    ).fetchone()
+    return None if row is None else BadgePhoto(row[0], bytes(row[1]))
+
+
+def has_badge_photo(conn: Connection[Any], employee_no: str, region: Region | None = None) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM employees.badge_photos p JOIN employees.employees e USING (employee_no)"
+        " WHERE p.employee_no = %(no)s AND (%(region)s::text IS NULL OR e.region = %(region)s)",
+        {"no": employee_no, "region": _region(region)},
+    ).fetchone()
+    return row is not None

@@ -39,6 +39,7 @@ from cloud.employees.models import (
     LocationDuty,
     check_home,
 )
+from cloud.employees.photos import BadgePhoto, BadgePhotoRefused, check_badge_photo
 from cloud.events.employees import EmployeeChange, EmployeeChanged, employee_event
 from cloud.events.outbox import emit
 from contracts.timeutil import utc_now
@@ -319,6 +320,40 @@ class EmployeeService:
             business_days=days,
             holidays=[HolidayOut(day=h.day, name=h.name) for h in holidays],
         )
+
+    # -- the badge photo -----------------------------------------------------------------
+    def set_badge_photo(
+        self,
+        employee_no: str,
+        content: bytes,
+        declared_type: str,
+        by: str,
+        *,
+        region: Region | None = None,
+    ) -> None:
+        """Store (replace) the employee's badge photo; :class:`InvalidError` for one that
+        is not an accepted image (:func:`~cloud.employees.photos.check_badge_photo`),
+        :class:`NotFoundError` for an employee not on ``region``'s staff."""
+        try:
+            photo = check_badge_photo(content, declared_type)
+        except BadgePhotoRefused as exc:
+            raise InvalidError(str(exc)) from None
+        with self._pool.connection() as conn:
+            self._lock(conn, employee_no, region)
+            repo.put_badge_photo(conn, employee_no, photo, by, self._clock())
+
+    def has_badge_photo(self, employee_no: str, *, region: Region | None = None) -> bool:
+        """Whether a badge photo of the employee is held (without reading it)."""
+        with self._pool.connection() as conn:
+            return repo.has_badge_photo(conn, employee_no, region)
+
+    def badge_photo(self, employee_no: str, *, region: Region | None = None) -> BadgePhoto:
+        """The employee's badge photo; :class:`NotFoundError` when none is held."""
+        with self._pool.connection() as conn:
+            photo = repo.badge_photo(conn, employee_no, region)
+        if photo is None:
+            raise NotFoundError(f"no badge photo of employee {employee_no}")
+        return photo
 
     # -- inside -----------------------------------------------------------------------
     # -- the location notice -------------------------------------------------------------

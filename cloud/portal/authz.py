@@ -109,6 +109,8 @@ MOSIES = frozenset({Role.MOSIE})
 APPOINTMENT_BOOKERS = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT, Role.CUSTOMER})
 #: A customer's own pages (its account's visits).
 CUSTOMERS = frozenset({Role.CUSTOMER})
+#: The two ends of a visit: the job's customer and its MOSIE.
+DOOR_CHECKERS = frozenset({Role.CUSTOMER, Role.MOSIE})
 #: Support's desk: who works tickets (operators read the queue, not act on it).
 SUPPORT_DESK = frozenset({Role.ADMIN, Role.SUPPORT})
 #: Who raises and replies on tickets: the desk, and a customer (its own account's).
@@ -174,6 +176,8 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "employees.available": OFFICE,
     "employees.create": OFFICE_WRITERS,
     "employees.update": OFFICE_WRITERS,
+    # The badge photo a customer is shown of the MOSIE at the door: admins set it.
+    "employees.photo.put": ADMINS,
     "licences.create": OFFICE_WRITERS,
     "licences.delete": OFFICE_WRITERS,
     "absences.list": OFFICE,
@@ -195,6 +199,8 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "notes.create": STAFF,
     "photos.create": MOSIES,
     "photos.get": STAFF,
+    # The door code (issue 20): the job's customer and its MOSIE, in SQL (dispatch).
+    "workorders.door_code": DOOR_CHECKERS,
     "parts_used.create": MOSIES,
     "signatures.create": MOSIES,
     "parts.list": STAFF,
@@ -259,6 +265,8 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     # dispatch: the MOSIE's phone screens, the operators' board, a job's page (issue 17)
     "ui.jobs": MOSIES,
     "ui.visits": CUSTOMERS,
+    # A customer's account at a glance (issue 20): the IVR's questions, self-served.
+    "ui.overview": CUSTOMERS,
     # bills (issue 19): a customer's own; support's audited read-only view of a customer's
     "ui.bills": CUSTOMERS,
     "ui.bill": CUSTOMERS,
@@ -284,6 +292,10 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "ui.workorder.note": STAFF,
     "ui.workorder.photo": MOSIES,
     "ui.workorder.photo_get": STAFF,
+    # Who is at the door: the job's customer and its MOSIE only (dispatch narrows to the
+    # job's account or assignee in SQL; staff reach reads no door code).
+    "ui.workorder.door": DOOR_CHECKERS,
+    "ui.workorder.door_photo": DOOR_CHECKERS,
     "ui.workorder.part": MOSIES,
     "ui.workorder.sign": MOSIES,
     "ui.workorder.appointment": APPOINTMENT_BOOKERS,

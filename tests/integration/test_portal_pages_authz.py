@@ -18,11 +18,19 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cloud.config.rollout_models import RolloutIn, RolloutTarget
+from cloud.employees import EmployeeService
 from cloud.identity import Role
 from cloud.portal.routes import served_routes
 from contracts.topics import Region
 from tests.api_tokens import mint_token
-from tests.integration.api_world import Tenant, World, api_world, private_database, profile
+from tests.integration.api_world import (
+    PNG,
+    Tenant,
+    World,
+    api_world,
+    private_database,
+    profile,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.security]
 
@@ -33,6 +41,7 @@ ADMINS = frozenset({Role.ADMIN})
 STAFF = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT, Role.MOSIE})
 MOSIES = frozenset({Role.MOSIE})
 CUSTOMERS = frozenset({Role.CUSTOMER})
+DOOR = frozenset({Role.CUSTOMER, Role.MOSIE})
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,8 @@ TABLE: dict[str, Page] = {
     "/ui/{region}/inbox": Page(ALL, lambda r, t: f"/ui/{r}/inbox", tenant_object=False),
     "/ui/{region}/jobs": Page(MOSIES, lambda r, t: f"/ui/{r}/jobs", tenant_object=False),
     "/ui/{region}/visits": Page(CUSTOMERS, lambda r, t: f"/ui/{r}/visits", tenant_object=False),
+    # A customer's account at a glance (issue 20): its own account only.
+    "/ui/{region}/overview": Page(CUSTOMERS, lambda r, t: f"/ui/{r}/overview", tenant_object=False),
     # Bills (issue 19): a customer's own, and support's audited view of a customer's.
     "/ui/{region}/bills": Page(CUSTOMERS, lambda r, t: f"/ui/{r}/bills", tenant_object=False),
     "/ui/{region}/bills/{number}": Page(CUSTOMERS, lambda r, t: f"/ui/{r}/bills/{t.bill}"),
@@ -136,6 +147,13 @@ TABLE: dict[str, Page] = {
     ),
     "/ui/{region}/workorders/{order_id}/photos/{photo_id}": Page(
         STAFF, lambda r, t: f"/ui/{r}/workorders/{t.work_order}/photos/{t.photo}"
+    ),
+    # Who is at the door (issue 20): the on-site job's customer and its MOSIE only.
+    "/ui/{region}/workorders/{order_id}/door": Page(
+        DOOR, lambda r, t: f"/ui/{r}/workorders/{t.work_order}/door"
+    ),
+    "/ui/{region}/workorders/{order_id}/door/photo": Page(
+        DOOR, lambda r, t: f"/ui/{r}/workorders/{t.work_order}/door/photo"
     ),
     # The signed-in MOSIE's own location notice and the jobs page's location part.
     "/ui/{region}/location-notice": Page(
@@ -229,7 +247,15 @@ def world(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) ->
     with private_database(postgres_server_url) as url:
         key_dir: Path = tmp_path_factory.mktemp("ui-authz")
         with api_world(url, key_dir) as built:
-            yield with_rollouts(built)
+            yield with_badge_photos(with_rollouts(built))
+
+
+def with_badge_photos(world: World) -> World:
+    """Each tenant's MOSIE with a badge photo (the door panel shows it)."""
+    staff = EmployeeService(world.pool)
+    for t in world.tenants.values():
+        staff.set_badge_photo(t.employee, PNG, "image/png", "authz table")
+    return world
 
 
 def with_rollouts(world: World) -> World:

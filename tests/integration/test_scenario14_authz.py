@@ -77,6 +77,8 @@ CUSTOMER_READERS = OFFICE | {Role.CUSTOMER}
 STAFF = OFFICE | {Role.MOSIE}
 ACTORS = WRITERS | {Role.MOSIE}
 MOSIE = frozenset({Role.MOSIE})
+#: The two ends of a visit (the door code): the job's customer and its MOSIE.
+DOOR = frozenset({Role.CUSTOMER, Role.MOSIE})
 ADMIN = frozenset({Role.ADMIN})
 _serial = itertools.count(1)
 _periods = itertools.count(0)
@@ -418,6 +420,14 @@ _DISPATCH_ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/{region}/workorders/{work_order_id}/photos/{photo_id}"): Route(
         STAFF, True, 200, lambda r, t: Call("GET", _wo(r, t, f"/photos/{t.photo}")), own_jobs=True
     ),
+    # The door code (issue 20): the job's customer and its MOSIE, of a job on site now.
+    ("GET", "/api/v1/{region}/workorders/{work_order_id}/door-code"): Route(
+        DOOR,
+        True,
+        200,
+        lambda r, t: Call("GET", _wo(r, t, "/door-code", job=seed_job(_dispatch(), t))),
+        own_jobs=True,
+    ),
     ("POST", "/api/v1/{region}/workorders/{work_order_id}/charge"): Route(
         ACTORS,
         True,
@@ -564,6 +574,18 @@ _OFFICE_ROUTES: dict[tuple[str, str], Route] = {
         200,
         lambda r, t: Call(
             "PATCH", f"{_r(r)}/employees/{t.employee}", body={"name": f"s14 {next(_serial)}"}
+        ),
+    ),
+    # The badge photo a customer is shown of the MOSIE at the door (issue 20): admins.
+    ("PUT", "/api/v1/{region}/employees/{employee_no}/photo"): Route(
+        ADMIN,
+        True,
+        204,
+        lambda r, t: Call(
+            "PUT",
+            f"{_r(r)}/employees/{t.employee}/photo",
+            headers={"Content-Type": "image/png"},
+            content=PNG + next(_serial).to_bytes(4, "big"),
         ),
     ),
     ("POST", "/api/v1/{region}/employees/{employee_no}/licences"): Route(
@@ -941,6 +963,8 @@ _FOOTPRINT = {
     " WHERE employee_no = ANY(%(employees)s)",
     "licences": "SELECT employee_no, count(*) FROM employees.licences GROUP BY 1",
     "absences": "SELECT employee_no, count(*) FROM employees.absences GROUP BY 1",
+    "badge_photos": "SELECT employee_no, (extract(epoch FROM at) * 1000000)::bigint"
+    " FROM employees.badge_photos",
     "work_orders": "SELECT site_id::text, sum(version) FROM dispatch.work_orders GROUP BY 1",
     "stock": "SELECT region, sum(quantity) FROM dispatch.parts_stock GROUP BY 1",
     "cycles": "SELECT region, count(*) FROM billing.cycles GROUP BY 1",

@@ -54,11 +54,21 @@ CUSTOMER_ONLY = frozenset(
         "ui.support.tickets.new",
         "ui.support.tickets.create",
         "ui.support.ticket.reopen",
+        # the account at a glance (issue 20)
+        "ui.overview",
     }
 )
 
+#: Who is at the door (issue 20): the two ends of a visit, the job's customer and its
+#: MOSIE — no one else, not even an admin (the code proves who the MOSIE is).
+VISIT_ENDS_ONLY = frozenset(
+    {"ui.workorder.door", "ui.workorder.door_photo", "workorders.door_code"}
+)
 
-@pytest.mark.parametrize("route", sorted(set(ROUTES) - TECHNICIAN_ONLY - CUSTOMER_ONLY))
+
+@pytest.mark.parametrize(
+    "route", sorted(set(ROUTES) - TECHNICIAN_ONLY - CUSTOMER_ONLY - VISIT_ENDS_ONLY)
+)
 def test_an_admin_may_call_every_route(route: str) -> None:
     assert may_call(Role.ADMIN, route)
 
@@ -71,6 +81,11 @@ def test_only_a_mosie_calls_the_technicians_own_routes(route: str) -> None:
 @pytest.mark.parametrize("route", sorted(CUSTOMER_ONLY))
 def test_only_a_customer_calls_the_customers_own_routes(route: str) -> None:
     assert [role for role in Role if may_call(role, route)] == [Role.CUSTOMER]
+
+
+@pytest.mark.parametrize("route", sorted(VISIT_ENDS_ONLY))
+def test_only_a_visits_customer_and_mosie_call_the_door_routes(route: str) -> None:
+    assert {role for role in Role if may_call(role, route)} == {Role.CUSTOMER, Role.MOSIE}
 
 
 @pytest.mark.parametrize("route", [r for r in ROUTES if r.startswith(("commands.", "config."))])

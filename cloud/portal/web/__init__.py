@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from fastapi import FastAPI
@@ -47,9 +48,11 @@ from cloud.portal.web.pages_billing_cycles import create_cycle_pages
 from cloud.portal.web.pages_bills import create_bills_pages
 from cloud.portal.web.pages_dispatch import create_dispatch_pages
 from cloud.portal.web.pages_dispatch_board import create_board_pages
+from cloud.portal.web.pages_door import DoorPanels, create_door_pages
 from cloud.portal.web.pages_field import create_field_pages
 from cloud.portal.web.pages_grid_codes import create_grid_code_pages
 from cloud.portal.web.pages_inbox import create_inbox_pages
+from cloud.portal.web.pages_overview import Overview, UtilityPrice, create_overview_pages
 from cloud.portal.web.pages_parts import create_parts_pages
 from cloud.portal.web.pages_reports import create_report_pages
 from cloud.portal.web.pages_rollouts import create_rollout_pages
@@ -62,7 +65,7 @@ from cloud.portal.web.security_headers import SecurityHeaders
 from cloud.portal.web.session import Sessions
 from cloud.portal.web.site_data import SiteData
 from cloud.registry import RegistryService, Site
-from cloud.reports import ReportsReader
+from cloud.reports import Reference, ReportsReader, load_reference
 from cloud.scope import GatewayReach, Scope
 from cloud.support import SupportService
 from cloud.telemetry import TelemetryReader
@@ -176,6 +179,11 @@ def mount_web(
         routers.append(create_report_pages(sessions, renderer, reports))
     if support is not None:
         routers.append(create_ticket_pages(sessions, renderer, support, registry))
+    overview = Overview(
+        data, alarms=_site_alarms(web.alarms), bills=bills,
+        utility_price=_utility_price(load_reference()), dispatch=web.dispatch or dispatch,
+    )  # fmt: skip
+    routers.append(create_overview_pages(sessions, renderer, overview))
     if web.alarms is not None:
         routers.append(create_alarm_pages(sessions, renderer, data, web.alarms))
     if web.inbox is not None:
@@ -187,7 +195,11 @@ def mount_web(
             if web.tech_pushes is not None and config is not None
             else None
         )
-        routers.append(create_dispatch_pages(sessions, renderer, data, work_orders, grid=grid))
+        doors = DoorPanels(work_orders, employees)
+        routers.append(
+            create_dispatch_pages(sessions, renderer, data, work_orders, grid=grid, doors=doors)
+        )
+        routers.append(create_door_pages(sessions, renderer, doors))
         routers.append(create_field_pages(sessions, renderer, work_orders, employees))
         feed = web.board if web.board is not None else BoardFeed(None)
         routers.append(create_board_pages(sessions, renderer, data, work_orders, feed))
@@ -225,6 +237,17 @@ def _swaps(customers: CustomersService | None) -> Callable[[Site], list[Any]]:
 #: consequence of another alarm the page shows, its gateway's being offline).
 SITE_ALARM_STATES = OPEN_STATES - {AlarmStatus.SUPPRESSED}
 _SITE_ALARMS = 50
+
+
+def _utility_price(reference: Reference) -> UtilityPrice:
+    """The reports' utility reference prices as the overview asks for them (one source
+    for the customer's savings and the reports' savings delivered)."""
+
+    def price(region: Region, zone: str, day: date) -> Decimal | None:
+        found = reference.utility_price(region.value, zone, day)
+        return found.price if found is not None else None
+
+    return price
 
 
 def _site_alarms(store: AlarmStore | None) -> Callable[[Scope, Site], list[Alarm]]:

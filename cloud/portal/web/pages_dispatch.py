@@ -34,6 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from cloud.dispatch import DispatchService
 from cloud.dispatch.charges import MAX_CHARGE_NOTE, charge_refusal
 from cloud.dispatch.checklists import Task
+from cloud.dispatch.door_code import SHOWN_IN as DOOR_CODE_SHOWN_IN
 from cloud.dispatch.errors import (
     AppointmentRefused,
     ConflictError,
@@ -47,6 +48,7 @@ from cloud.dispatch.models import MAX_NOTE, PART_NO_PATTERN, WorkOrder
 from cloud.identity import Role
 from cloud.portal.web.csrf import check_csrf
 from cloud.portal.web.grid_push import GridPushDesk
+from cloud.portal.web.pages_door import DoorPanels
 from cloud.portal.web.refusal_text import tick_refusal, transition_refusal
 from cloud.portal.web.render import Renderer
 from cloud.portal.web.session import PageRefused, Sessions, Viewer
@@ -152,9 +154,11 @@ def create_dispatch_pages(
     *,
     clock: Callable[[], datetime] = utc_now,
     grid: GridPushDesk | None = None,
+    doors: DoorPanels | None = None,
 ) -> APIRouter:
     """``grid``: the grid-code push of a MOSIE's open job (None: not offered, and its
-    form answers 404)."""
+    form answers 404); ``doors``: who is at the door (:mod:`pages_door`; None: not
+    shown)."""
     router = APIRouter(prefix="/ui/{region}", include_in_schema=False)
 
     def viewer(route_key: str) -> Any:
@@ -186,8 +190,10 @@ def create_dispatch_pages(
 
         def gather() -> dict[str, Any]:
             jobs = service.board(who.region, scope=who.scope)
+            shown = [j for j in jobs if j.status in DOOR_CODE_SHOWN_IN]
             return {
                 "jobs": jobs,
+                "doors": {j.id: doors.panel(who, j.id) for j in shown} if doors else {},
                 "appointments": {j.id: service.appointment(j.id, who.scope) for j in jobs},
                 "sites": sites_of(who),
             }
@@ -208,6 +214,8 @@ def create_dispatch_pages(
             site = data.site(who.scope, order.site_id)
             found: dict[str, Any] = {"order": order, "site": site, "history": history}
             found["appointment"] = service.appointment(order_id, who.scope, assignee=mine)
+            shown = doors is not None and order.status in DOOR_CODE_SHOWN_IN
+            found["door"] = doors.panel(who, order_id) if doors is not None and shown else None
             if who.role == Role.CUSTOMER:
                 # The job's steps only: who did what and why (and the history lines that
                 # change no state) are the office's.
