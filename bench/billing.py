@@ -2,7 +2,7 @@
 same run.
 
     .venv/bin/python -m bench.billing [--sites 100000] [--month 2026-11] [--json FILE]
-                                      [--profile FILE]
+                                      [--profile FILE] [--series N]
 
 A fresh database (``bench.common.bench_database``) migrated for telemetry, ingest and
 billing. ``--sites`` sites, 40 % AU (Sydney, Melbourne, Brisbane, Adelaide: monthly
@@ -106,6 +106,11 @@ class FleetSites:
     """The bench's sites, by region and site id: billing's ``BillingSites`` port."""
 
     by_region: dict[Region, list[BillableSite]] = field(default_factory=dict)
+    #: Whose meter series a site reads (``--series``): the site itself unless shared.
+    owner: dict[int, int] = field(default_factory=dict)
+
+    def series_of(self, site: BillableSite) -> int:
+        return self.owner.get(site.site_id, site.site_id)
 
     def billable_sites(self, region: Region) -> Sequence[BillableSite]:
         return self.by_region.get(region, [])
@@ -115,6 +120,18 @@ class FleetSites:
 
     def all(self) -> list[BillableSite]:
         return [s for sites in self.by_region.values() for s in sites]
+
+
+def share_series(fleet: FleetSites, series: int) -> None:
+    """Let the sites read ``series`` meter series in all, each region its share: the
+    k-th site of a region reads the series of the region's (k mod m)-th site. The
+    reader's queries are the same (one device's buckets by its key); what shrinks is the
+    data to load, so a fleet larger than the disk holds can be billed."""
+    total = sum(len(s) for s in fleet.by_region.values())
+    for sites in fleet.by_region.values():
+        m = max(1, round(series * len(sites) / total))
+        for k, site in enumerate(sites):
+            fleet.owner[site.site_id] = sites[k % m].site_id
 
 
 def make_sites(n: int, seed: int) -> FleetSites:
@@ -248,13 +265,16 @@ def load_fleet(url: str, fleet: FleetSites, month: date) -> int:
         ) as copy:
             for s in sites:
                 copy.write_row((_gateway(s), s.region.value, s.time_zone, start, s.site_id))
+        if fleet.owner:  # shared series: several keys name one device (bench only)
+            conn.execute("ALTER TABLE ingest.device_keys DROP CONSTRAINT device_keys_device_id_key")
         with conn.cursor().copy(
             "COPY ingest.device_keys (gateway_id, local_id, device_id) FROM STDIN"
         ) as copy:
             for s in sites:
-                copy.write_row((_gateway(s), s.billing_meter, 2 * s.site_id - 1))
+                o = fleet.series_of(s)
+                copy.write_row((_gateway(s), s.billing_meter, 2 * o - 1))
                 if s.grid_meter is not None:
-                    copy.write_row((_gateway(s), s.grid_meter, 2 * s.site_id))
+                    copy.write_row((_gateway(s), s.grid_meter, 2 * o))
         conn.execute("SELECT setval('ingest.device_key_seq', %s)", (2 * len(sites) + 1,))
         conn.execute(
             "CREATE TEMP TABLE registers (site_id int, device_id int, metric_id smallint,"
@@ -262,6 +282,8 @@ def load_fleet(url: str, fleet: FleetSites, month: date) -> int:
         )
         with conn.cursor().copy("COPY registers FROM STDIN") as copy:
             for s in sites:
+                if fleet.series_of(s) != s.site_id:
+                    continue  # it reads another site's series
                 gap = s.site_id % GAP_EVERY == 0
                 g0 = local_midnight(gap_day, ZoneInfo(s.time_zone)) if gap else None
                 g1 = g0 + timedelta(days=1) if g0 is not None else None
@@ -411,7 +433,9 @@ def run_baseline(url: str, fleet: FleetSites, month: date) -> dict[str, Any]:
     try:
         t0 = time.perf_counter()
         for no, site in enumerate(fleet.all(), start=1):
-            lines += _raw_site(pool, site, period.first_day, period.last_day, now, no)
+            lines += _raw_site(
+                pool, site, period.first_day, period.last_day, now, no, fleet.series_of(site)
+            )
             invoices += 1
             if no % 5000 == 0:
                 print(f"  baseline: {no:,} sites, {time.perf_counter() - t0:.0f} s")
@@ -429,12 +453,18 @@ def run_baseline(url: str, fleet: FleetSites, month: date) -> dict[str, Any]:
 
 
 def _raw_site(
-    pool: ConnectionPool[Any], site: BillableSite, first: date, last: date, now: datetime, no: int
+    pool: ConnectionPool[Any],
+    site: BillableSite,
+    first: date,
+    last: date,
+    now: datetime,
+    no: int,
+    series: int,
 ) -> int:
     zone = ZoneInfo(site.time_zone)
     start, end = local_midnight(first, zone), local_midnight(last + timedelta(days=1), zone)
     since = local_midnight(first - timedelta(days=HISTORY_DAYS), zone)
-    devices = [2 * site.site_id - 1] + ([2 * site.site_id] if site.grid_meter else [])
+    devices = [2 * series - 1] + ([2 * series] if site.grid_meter else [])
     with pool.connection() as conn:
         rows = conn.execute(
             _HOURS_SQL,
@@ -521,6 +551,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--profile", type=Path, default=None, help="cProfile of the cycle")
+    parser.add_argument(
+        "--series",
+        type=int,
+        default=None,
+        help="meter series in all (default: one per site); fewer lets a fleet larger than"
+        " the disk be billed, each series read by several sites",
+    )
     args = parser.parse_args()
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)  # progress shows up in a log file too
@@ -529,7 +566,9 @@ def main() -> None:
     logging.getLogger("cloud.migrate").setLevel(logging.WARNING)
     month = date.fromisoformat(f"{args.month}-01")
     fleet = make_sites(args.sites, args.seed)
-    out: dict[str, Any] = {"sites": args.sites, "month": args.month}
+    if args.series is not None and args.series < args.sites:
+        share_series(fleet, args.series)
+    out: dict[str, Any] = {"sites": args.sites, "month": args.month, "series": args.series}
     with bench_database() as url:
         migrate(url, backend="plain", schemas={"telemetry", "ingest", "billing"})
         t = time.perf_counter()
