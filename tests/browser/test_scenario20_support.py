@@ -12,8 +12,9 @@ the site's telemetry and closes. The desk resolves the ticket with an outcome; t
 customer sees it on the ticket's page and gets it by e-mail. The SAP exporter (the
 demo's, woken by its consumers) sends the work order as a service order, read from
 the fake directly by our reference; an SAP user rejects it there, the delta poll
-brings the change back through SAP's outbox, and the work order's detail
-(``GET /api/v1/au/workorders/{id}``) shows it.
+brings the change back through SAP's outbox, and the work order's detail shows it
+(``GET /api/v1/au/workorders/{id}`` and the job's page in the portal) while the job
+stays closed.
 """
 
 from __future__ import annotations
@@ -213,4 +214,12 @@ def test_a_fault_report_is_fixed_resolved_and_reaches_sap_and_back(
         "rejected", "Z1", held["ServiceOrder"]
     )  # fmt: skip
     assert _work_order(portal, job_id)["work_order"]["status"] == "closed"
+    # ... and the job's page in the portal shows it to the office.
+    page.goto(f"{portal.url}/ui/au/workorders/{job_id}")
+    shown = page.locator("#job-sap")
+    expect(shown).to_have_attribute("data-sap-status", "rejected")
+    expect(shown).to_contain_text(held["ServiceOrder"])
+    expect(shown).to_contain_text("rejected in SAP")
+    expect(shown).to_contain_text("Z1")
+    expect(page.locator("#job-facts [data-status]")).to_have_text("Closed")
     assert len(_orders(fake, reference)) == 1
