@@ -186,6 +186,7 @@ __all__ = [
     "open_config_service",
     "open_pool",
     "region_zone",
+    "relayed_outboxes",
     "run_config_service",
     "run_ingest",
     "run_sap",
@@ -212,6 +213,8 @@ EMITTING_SCHEMAS = (
     "billing",
     "support",
 )
+#: The SAP integration's schema: its outbox is relayed only where the integration runs.
+SAP_SCHEMA = "sap"
 #: The registry's schema: its outbox carries the gateway events ingest keeps.
 REGISTRY_SCHEMA = "registry"
 #: How long a process that consumes them waits for the registry's pending events at start.
@@ -220,6 +223,13 @@ CATCH_UP_TIMEOUT_S = 30.0
 SUPPORT_SWEEP_S = 3600.0
 #: How often the alerts service's sweeps run (offline for N minutes, escalation, shelves).
 ALERT_SWEEP_S = 30.0
+
+
+def relayed_outboxes(*, sap: bool) -> tuple[str, ...]:
+    """The outboxes :func:`run_services` relays: every service's, and the SAP
+    integration's (``service_order.changed`` from its delta poll) when this process runs
+    it — without that relay, SAP's rejections would never reach dispatch."""
+    return (*EMITTING_SCHEMAS, SAP_SCHEMA) if sap else EMITTING_SCHEMAS
 
 
 def open_pool(
@@ -1046,6 +1056,7 @@ async def run_services(
                 sap_wake=sap_wake.set if sap is not None else None,
                 support=support,
                 plan_changes=CustomersService(pool) if support is not None else None,
+                outboxes=relayed_outboxes(sap=sap is not None),
                 settings=bus_settings,
             ) as runtime,
             asyncio.TaskGroup() as tg,

@@ -49,6 +49,7 @@ from cloud.migrate import migrate
 from cloud.notify import NotifySettings
 from cloud.portal import PortalSettings
 from cloud.registry import ConflictError, GatewayIn, RegistryService, SiteIn
+from cloud.sap import SapSettings
 from cloud.settings import DatabaseSettings, MqttSettings, redact_url
 from contracts.signing import SigningKey
 from contracts.topics import Region
@@ -163,6 +164,7 @@ async def demo_stack(
     database_url: str | None = None,
     smtp: tuple[str, int] | None = None,
     dispatch_flow: FlowSettings | None = None,
+    sap: SapSettings | None = None,
 ) -> AsyncIterator[DemoStack]:
     """Start the whole demo — database, broker, simulated sites, agents, ingest, the
     config service, identity with one person per role, the API and the portal on a free
@@ -170,7 +172,8 @@ async def demo_stack(
     ``database_url``: an existing server's database (else ``POTR_DATABASE_URL``, else an
     embedded PostgreSQL); ``smtp``: the mail relay notifications go to (else
     ``POTR_SMTP_*``); ``dispatch_flow``: verification and sweeps (else
-    :func:`demo_dispatch_flow`)."""
+    :func:`demo_dispatch_flow`); ``sap``: the SAP system work orders go to as service
+    orders (else none: the demo has no SAP)."""
     async with AsyncExitStack() as stack:
         workdir = Path(tempfile.mkdtemp(prefix="potr-demo-", dir="/tmp"))
         os.chmod(workdir, 0o755)
@@ -250,6 +253,7 @@ async def demo_stack(
                     photos, pool, flow=dispatch_flow or demo_dispatch_flow()
                 ),
                 support=create_support_service(pool),
+                sap=sap,
             )
         )
         # Identity (in this one process; production runs it behind the API gateway) and

@@ -27,6 +27,7 @@ from cloud.customers import AccountIn, CustomersService
 from cloud.dispatch import FlowSettings
 from cloud.identity import IdentitySettings, Role, UserIn, create_identity_service
 from cloud.registry import SiteIn
+from cloud.sap import SapSettings
 from cloud.scope import Scope
 from contracts.topics import Region
 from potr.demo import DemoStack, demo_stack
@@ -93,8 +94,14 @@ def _by_role(people: list[DemoLogin]) -> dict[str, DemoLogin]:
 
 @contextmanager
 def running_portal(
-    database_url: str, *, dispatch_flow: FlowSettings | None = None
+    database_url: str,
+    *,
+    dispatch_flow: FlowSettings | None = None,
+    sap: SapSettings | None = None,
+    smtp: tuple[str, int] | None = None,
 ) -> Iterator[Portal]:
+    """The demo on ``database_url`` with ``dispatch_flow``, ``sap`` and ``smtp`` as
+    :func:`potr.demo.demo_stack` takes them."""
     ready: queue.Queue[Any] = queue.Queue()
     handles: dict[str, Any] = {}
 
@@ -107,6 +114,8 @@ def running_portal(
             console=console,
             database_url=database_url,
             dispatch_flow=dispatch_flow,
+            sap=sap,
+            smtp=smtp,
         ) as stack:
             other, site = await asyncio.to_thread(_other_customer, stack, database_url)
             logins = _by_role(stack.people) | {"other": other}

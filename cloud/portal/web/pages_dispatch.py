@@ -224,6 +224,8 @@ def create_dispatch_pages(
             done = {t.task_id: t for t in service.ticks(order_id, who.scope, assignee=mine)}
             tasks = service.checklist(order.type)
             found |= {
+                # What SAP says of the service order (decision 140): shown, never acted on.
+                "sap": service.sap_status(order_id),
                 "notes": service.notes(order_id, who.scope, assignee=mine),
                 "photos": service.photos(order_id, who.scope, assignee=mine),
                 "tasks": tasks,
