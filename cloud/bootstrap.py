@@ -411,6 +411,7 @@ def create_api(
         cycles=billing_cycles,
         reports=ReportsReader(pool),
         support=create_support_service(pool),
+        privacy=create_privacy_desk(pool),
         verify=verify,
         web=web,
     )
