@@ -175,7 +175,7 @@ def create_app(
             app, web, verify=verify, registry=registry, telemetry=telemetry_reader,
             customers=customers, config=config, api_region=settings.api_region,
             dispatch=dispatch, employees=employees, bills=bills, usage=usage, pdfs=pdfs,
-            cycles=cycles, reports=reports, support=support,
+            cycles=cycles, reports=reports, support=support, privacy=privacy,
         )  # fmt: skip
     _check_every_route_is_in_the_policy(app)
 

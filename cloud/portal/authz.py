@@ -319,6 +319,7 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "ui.support.ticket.reply": TICKET_WRITERS,
     "ui.support.ticket.reopen": CUSTOMERS,
     "ui.support.ticket.act": SUPPORT_DESK,
+    "ui.support.ticket.export": CUSTOMER_READERS,
     # the signed-in person's own inbox (any region URL they may reach)
     "ui.inbox": EVERYONE,
     "ui.inbox.events": EVERYONE,
