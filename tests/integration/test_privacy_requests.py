@@ -25,6 +25,7 @@ from cloud.customers.models import AccountIn, ContactIn
 from cloud.dispatch import DispatchService, FilesystemPhotoStorage
 from cloud.events.types import CustomerAccount, GatewayRegistration
 from cloud.events.users import UserChanged
+from cloud.identity import Role
 from cloud.identity.service import InvalidCredentials
 from cloud.notify import recipients
 from cloud.scope import Scope
@@ -32,10 +33,17 @@ from cloud.support import Actor, Kind, SupportService, TicketIn
 from cloud.support.errors import ConflictError, NotFoundError
 from cloud.support.privacy import LegalTerm, PrivacyDesk, legal_due, load_terms
 from contracts.topics import Region
-from tests.integration.api_world import insert_invoice, private_database
+from tests.integration.api_world import (
+    form_fields,
+    insert_invoice,
+    page_client,
+    private_database,
+    private_world,
+)
 from tests.integration.identity_harness import PASSWORD, identity_stack
 
 AU = Region.AU
+TICKETS = "/ui/au/support/tickets"
 STAFF = "E00042"
 NAME, EMAIL, PHONE = "Ana Pérez", "ana.perez@example.com", "+61400111222"
 #: Text only this customer wrote: none of it may survive the erasure anywhere.
@@ -211,3 +219,59 @@ def test_legal_deadlines(
     term: LegalTerm = load_terms()[region][kind]
     assert legal_due(term, received) == due
     assert legal_due(term, received, extended=True) == extended
+
+
+def test_through_the_portal(postgres_server_url: str, tmp_path: Path) -> None:
+    """The customer raises both requests in the portal; the desk carries them out from
+    the ticket's page; the customer downloads the copy; afterwards support's view of the
+    account and the ticket's page show none of the customer's data (account A of the
+    world: its address ``A@example.com``, its contact, its ticket's text)."""
+    with private_world(postgres_server_url, tmp_path) as world:
+        a = world.tenants["A"]
+        with (
+            page_client(world, Role.CUSTOMER) as customer,
+            page_client(world, Role.SUPPORT) as desk,
+        ):
+            tickets = {}
+            for kind in ("data_export", "data_erasure"):
+                fields = form_fields(
+                    customer, kind=kind, subject=f"{kind} of A", description="I am A@example.com"
+                )
+                raised = customer.post(TICKETS, data=fields, follow_redirects=False)
+                assert raised.status_code == 303, raised.text[:300]
+                tickets[kind] = int(raised.headers["location"].rsplit("/", 1)[1])
+            export = tickets["data_export"]
+            assert customer.get(f"{TICKETS}/{export}/export").status_code == 404  # not yet
+            done = desk.post(
+                f"{TICKETS}/{export}/act", data=form_fields(desk, action="privacy_export"),
+                follow_redirects=False,
+            )  # fmt: skip
+            assert done.status_code == 303, done.text[:300]
+            assert f"{TICKETS}/{export}/export" in customer.get(f"{TICKETS}/{export}").text
+            got = customer.get(f"{TICKETS}/{export}/export")
+            assert got.status_code == 200
+            assert got.headers["content-type"] == "application/zip"
+            archive = zipfile.ZipFile(io.BytesIO(got.content))
+            people = json.loads(archive.read("customers.json"))
+            assert [c["email"] for c in people["contacts"]] == ["a@example.com"]  # stored lower
+            account_page = f"/ui/au/customers/{a.account}"
+            assert "Viewing as customer A " in desk.get(account_page).text
+
+            erase = tickets["data_erasure"]
+            customer_acts = customer.post(
+                f"{TICKETS}/{erase}/act", data=form_fields(customer, action="erasure")
+            )
+            assert customer_acts.status_code == 403  # only the desk erases
+            done = desk.post(
+                f"{TICKETS}/{erase}/act", data=form_fields(desk, action="erasure"),
+                follow_redirects=False,
+            )  # fmt: skip
+            assert done.status_code == 303, done.text[:300]
+            for page in (account_page, f"{TICKETS}/{erase}", f"{TICKETS}/{export}"):
+                shown = desk.get(page)
+                assert shown.status_code == 200
+                assert "a@example.com" not in shown.text.lower()
+                assert "data_erasure of A" not in shown.text
+                assert "Viewing as customer A " not in shown.text
+            assert f"Viewing as customer erased {a.account}" in desk.get(account_page).text
+            assert customer.get(f"{TICKETS}/{export}/export").status_code == 404  # deleted
