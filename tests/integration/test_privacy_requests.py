@@ -241,6 +241,10 @@ def test_through_the_portal(postgres_server_url: str, tmp_path: Path) -> None:
                 assert raised.status_code == 303, raised.text[:300]
                 tickets[kind] = int(raised.headers["location"].rsplit("/", 1)[1])
             export = tickets["data_export"]
+            # AU: 30 days from the day it was raised, shown to the customer.
+            due = (datetime.now(UTC).date() + timedelta(days=30)).isoformat()
+            page = customer.get(f"{TICKETS}/{export}").text
+            assert f'id="ticket-legal-due" data-date="{due}"' in page
             assert customer.get(f"{TICKETS}/{export}/export").status_code == 404  # not yet
             done = desk.post(
                 f"{TICKETS}/{export}/act", data=form_fields(desk, action="privacy_export"),

@@ -161,8 +161,11 @@ def create_ticket_pages(
             )
         except NotFoundError:
             raise PageRefused(404, "no such ticket") from None
+        privacy_request = detail.ticket.kind in {Kind.DATA_EXPORT, Kind.DATA_ERASURE}
+        legal_due = privacy.due(detail.ticket) if privacy and privacy_request else None
         return renderer.page(
             request, "ticket.html", language=who.language, viewer=who, d=detail,
+            legal_due=legal_due,
             desk=who.role in _DESK, may_reply=who.role in _DESK or not who.is_staff,
             today=date.today(), refusal=refusal, status_code=status_code,
         )  # fmt: skip
