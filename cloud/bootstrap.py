@@ -66,6 +66,7 @@ from cloud.billing import (
 )
 from cloud.billing import RegisterReading as BillingRegisterReading
 from cloud.billing import event_subscriptions as billing_subscriptions
+from cloud.billing.privacy import BillingPersonalData
 from cloud.calendars import builtin_calendar
 from cloud.config import SCHEMA as CONFIG_SCHEMA
 from cloud.config import (
@@ -90,6 +91,7 @@ from cloud.customers import (
     run_plan_changes,
 )
 from cloud.customers import event_subscriptions as customers_subscriptions
+from cloud.customers.privacy import CustomersPersonalData
 from cloud.customers.zones import TARIFF_ZONES
 from cloud.dispatch import (
     DispatchService,
@@ -101,6 +103,7 @@ from cloud.dispatch import (
     run_dispatch_sweeps,
 )
 from cloud.dispatch import event_subscriptions as dispatch_subscriptions
+from cloud.dispatch.privacy import DispatchPersonalData
 from cloud.employees import EmployeeService
 from cloud.employees import NotFoundError as EmployeesNotFound
 from cloud.events.bus import EventBus, InProcessBus
@@ -113,6 +116,7 @@ from cloud.identity import (
     create_identity_service,
 )
 from cloud.identity import create_router as identity_router
+from cloud.identity.privacy import IdentityPersonalData
 from cloud.ingest import CompletenessReader, FleetStatusReader, IngestSettings, IngestWorker
 from cloud.ingest import event_subscriptions as ingest_subscriptions
 from cloud.mqtt_options import mqtt_options
@@ -126,6 +130,8 @@ from cloud.notify import (
     NotifySettings,
 )
 from cloud.notify import event_subscriptions as notify_subscriptions
+from cloud.notify.privacy import NotifyPersonalData
+from cloud.personal_data import PersonalDataHolder
 from cloud.portal import (
     ApiSettings,
     FormKeys,
@@ -154,6 +160,7 @@ from cloud.scope import Scope
 from cloud.settings import DatabaseSettings
 from cloud.support import SiteFact, SiteFacts, SupportService, run_support_sweeps
 from cloud.support import event_subscriptions as support_subscriptions
+from cloud.support.privacy import PrivacyDesk, SupportPersonalData
 from cloud.telemetry import MeterHourReader, MeterNotFoundError, TelemetryReader, TelemetryStore
 from cloud.telemetry import RegisterReading as StoredRegisterReading
 from cloud.telemetry import event_subscriptions as telemetry_subscriptions
@@ -175,6 +182,7 @@ __all__ = [
     "create_cycle_runner",
     "create_dispatch_service",
     "create_ingest_worker",
+    "create_privacy_desk",
     "create_publisher",
     "create_support_service",
     "create_tech_listener",
@@ -413,6 +421,7 @@ def create_api(
         cycles=billing_cycles,
         reports=ReportsReader(pool),
         support=create_support_service(pool),
+        privacy=create_privacy_desk(pool),
         verify=verify,
         web=web,
     )
@@ -439,6 +448,20 @@ def create_support_service(pool: Pool) -> SupportService:
         account_known=account_known,
         invoice_owned=invoice_owned,
     )
+
+
+def create_privacy_desk(pool: Pool) -> PrivacyDesk:
+    """Support's privacy desk with every service that holds a customer's personal data,
+    each over its own schema (:mod:`cloud.personal_data`). Opens no connection."""
+    holders: list[PersonalDataHolder] = [
+        CustomersPersonalData(pool),
+        IdentityPersonalData(pool),
+        NotifyPersonalData(pool),
+        DispatchPersonalData(pool),
+        BillingPersonalData(pool),
+        SupportPersonalData(pool),
+    ]
+    return PrivacyDesk(pool, holders)
 
 
 def support_site_facts(registry: RegistryService, customers: CustomersService) -> SiteFacts:

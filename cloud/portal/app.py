@@ -60,6 +60,7 @@ from cloud.reports import create_router as reports_router
 from cloud.scope import Access, GatewayReach, Scope
 from cloud.support import SupportService
 from cloud.support import create_router as support_router
+from cloud.support.privacy import PrivacyDesk
 from cloud.telemetry import TelemetryReader
 from cloud.telemetry import create_router as telemetry_router
 from contracts.topics import Region
@@ -101,6 +102,7 @@ def create_app(
     cycles: CycleRunner | None = None,
     reports: ReportsReader | None = None,
     support: SupportService | None = None,
+    privacy: PrivacyDesk | None = None,
     verify: Verify | None = None,
     web: WebUi | None = None,
 ) -> FastAPI:
@@ -167,13 +169,13 @@ def create_app(
     if reports is not None:
         mount(reports_router(reports, access=access, words_for=words_in))
     if support is not None:
-        mount(support_router(support, access=access))
+        mount(support_router(support, access=access, privacy=privacy))
     if web is not None:
         mount_web(
             app, web, verify=verify, registry=registry, telemetry=telemetry_reader,
             customers=customers, config=config, api_region=settings.api_region,
             dispatch=dispatch, employees=employees, bills=bills, usage=usage, pdfs=pdfs,
-            cycles=cycles, reports=reports, support=support,
+            cycles=cycles, reports=reports, support=support, privacy=privacy,
         )  # fmt: skip
     _check_every_route_is_in_the_policy(app)
 

@@ -233,6 +233,10 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "support.tickets.move": SUPPORT_DESK,
     "support.tickets.approve": SUPPORT_DESK,
     "support.tickets.work_order": SUPPORT_DESK,
+    # privacy requests (issue 20 point 6): staff carry them out, the customer downloads
+    "support.tickets.privacy_export": SUPPORT_DESK,
+    "support.tickets.privacy_export_download": CUSTOMER_READERS,
+    "support.tickets.erasure": SUPPORT_DESK,
     # web UI pages (cloud/portal/web): the same policy, the same scopes
     "ui.sites": EVERYONE,
     "ui.site": EVERYONE,
@@ -315,6 +319,7 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "ui.support.ticket.reply": TICKET_WRITERS,
     "ui.support.ticket.reopen": CUSTOMERS,
     "ui.support.ticket.act": SUPPORT_DESK,
+    "ui.support.ticket.export": CUSTOMER_READERS,
     # the signed-in person's own inbox (any region URL they may reach)
     "ui.inbox": EVERYONE,
     "ui.inbox.events": EVERYONE,

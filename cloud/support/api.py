@@ -12,9 +12,10 @@ The service's refusals propagate to the portal's handlers: ``NotFoundError`` 404
 # No ``from __future__ import annotations``: FastAPI resolves the routes' annotations.
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, status
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 
@@ -30,6 +31,7 @@ from cloud.support.models import (
     TicketDetail,
     TicketIn,
 )
+from cloud.support.privacy import ErasureRecord, PrivacyDesk
 from cloud.support.service import CUSTOMER, Actor, SupportService
 from contracts.topics import Region
 
@@ -82,11 +84,27 @@ def _region(who: Access) -> Region:
     return who.scope.region
 
 
+class ExportOut(BaseModel):
+    """An export archive ready for the customer to download until ``expires_at``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ticket_id: int
+    size: int = Field(description="bytes of the zip archive")
+    expires_at: datetime
+
+
 def create_router(
-    service: SupportService, *, access: Callable[[str], Callable[..., Any]]
+    service: SupportService,
+    *,
+    access: Callable[[str], Callable[..., Any]],
+    privacy: PrivacyDesk | None = None,
 ) -> APIRouter:
-    """Routes under ``/support/tickets``; ``access(key)`` authorises."""
+    """Routes under ``/support/tickets``; ``access(key)`` authorises. With ``privacy``,
+    the routes that carry out privacy requests too."""
     router = APIRouter(tags=["support"])
+    if privacy is not None:
+        _privacy_routes(router, privacy, access)
 
     @router.get(
         "/support/tickets",
@@ -273,3 +291,70 @@ def create_router(
         )
 
     return router
+
+
+def _privacy_routes(
+    router: APIRouter, desk: PrivacyDesk, access: Callable[[str], Callable[..., Any]]
+) -> None:
+    """A data export or erasure request is a ticket the customer raises like any other;
+    staff carry it out here, and the customer downloads its export from the ticket."""
+
+    @router.post(
+        "/support/tickets/{ticket_id}/privacy-export",
+        response_model=ExportOut,
+        operation_id="support.tickets.privacy_export",
+        summary="Carry out a data export request",
+        description="Every service's personal data of the ticket's account into one zip "
+        "archive (a JSON file per service), downloadable from the ticket until it expires. "
+        "Once per `data_export` ticket; 409 for another kind or when done.",
+        responses={**_AUTH, **_NOT_FOUND, **_CONFLICT},
+    )
+    async def privacy_export(
+        who: Annotated[Access, Depends(access("support.tickets.privacy_export"))],
+        ticket_id: TicketId,
+    ) -> ExportOut:
+        ready = await run_in_threadpool(desk.export, ticket_id, who.scope, _actor(who).subject)
+        return ExportOut(ticket_id=ready.ticket_id, size=ready.size, expires_at=ready.expires_at)
+
+    @router.get(
+        "/support/tickets/{ticket_id}/privacy-export",
+        operation_id="support.tickets.privacy_export_download",
+        summary="Download a data export",
+        response_class=Response,
+        responses={
+            200: {"content": {"application/zip": {}}, "description": "the archive"},
+            **_AUTH,
+            404: {"description": "no such ticket in reach, or no export (or it expired)"},
+        },
+    )
+    async def privacy_export_download(
+        who: Annotated[Access, Depends(access("support.tickets.privacy_export_download"))],
+        ticket_id: TicketId,
+    ) -> Response:
+        archive = await run_in_threadpool(desk.download, ticket_id, who.scope)
+        return Response(
+            archive,
+            media_type="application/zip",
+            headers={
+                "Content-Disposition": f'attachment; filename="potr-export-{ticket_id}.zip"',
+                "Cache-Control": "private, no-store",
+            },
+        )
+
+    @router.post(
+        "/support/tickets/{ticket_id}/erasure",
+        response_model=ErasureRecord,
+        operation_id="support.tickets.erasure",
+        summary="Carry out a data erasure request",
+        description="Every service erases or pseudonymises the account's personal data, "
+        "keeping what law requires (invoices and payments, bare ticket and work-order "
+        "rows under the opaque account id); the account's users can no longer sign in. "
+        "The answer is the erasure record: counts per service, no personal data. Once per "
+        "`data_erasure` ticket; 409 for another kind or when done.",
+        responses={**_AUTH, **_NOT_FOUND, **_CONFLICT},
+    )
+    async def erasure(
+        who: Annotated[Access, Depends(access("support.tickets.erasure"))],
+        ticket_id: TicketId,
+    ) -> ErasureRecord:
+        return await run_in_threadpool(desk.erase, ticket_id, who.scope, _actor(who).subject)

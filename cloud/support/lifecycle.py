@@ -28,6 +28,9 @@ class Kind(StrEnum):
     QUESTION = "question"
     CHANGE_REQUEST = "change_request"
     FAULT_REPORT = "fault_report"
+    #: Privacy requests (issue 20 point 6): the customer's personal data, out or erased.
+    DATA_EXPORT = "data_export"
+    DATA_ERASURE = "data_erasure"
 
 
 class Priority(StrEnum):

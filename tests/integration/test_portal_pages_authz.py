@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from cloud.bootstrap import create_privacy_desk
 from cloud.config.rollout_models import RolloutIn, RolloutTarget
 from cloud.employees import EmployeeService
 from cloud.identity import Role
 from cloud.portal.routes import served_routes
+from cloud.scope import Scope
 from contracts.topics import Region
 from tests.api_tokens import mint_token
 from tests.integration.api_world import (
@@ -30,6 +32,7 @@ from tests.integration.api_world import (
     api_world,
     private_database,
     profile,
+    seed_ticket,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.security]
@@ -186,6 +189,10 @@ TABLE: dict[str, Page] = {
     "/ui/{region}/support/tickets/{ticket_id}": Page(
         OFFICE | CUSTOMERS, lambda r, t: f"/ui/{r}/support/tickets/{t.ticket}"
     ),
+    # A data export's archive (issue 20 point 6): the account's and the desk's.
+    "/ui/{region}/support/tickets/{ticket_id}/export": Page(
+        OFFICE | CUSTOMERS, lambda r, t: f"/ui/{r}/support/tickets/{_EXPORTS[t.name]}/export"
+    ),
     "/ui/{region}/rollouts/{rollout_id}": Page(
         CONTROL, lambda r, t: f"/ui/{r}/rollouts/{t.rollout}"
     ),
@@ -247,7 +254,21 @@ def world(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) ->
     with private_database(postgres_server_url) as url:
         key_dir: Path = tmp_path_factory.mktemp("ui-authz")
         with api_world(url, key_dir) as built:
+            with_exports(built)
             yield with_badge_photos(with_rollouts(built))
+
+
+#: Each tenant's data-export ticket, carried out (its archive ready), by tenant name.
+_EXPORTS: dict[str, int] = {}
+
+
+def with_exports(world: World) -> None:
+    """A data export of each tenant's account, raised and carried out as support would."""
+    desk = create_privacy_desk(world.pool)
+    for t in world.tenants.values():
+        ticket = seed_ticket(world.pool, t, kind="data_export", subject="my data")
+        desk.export(ticket, Scope.of_region(t.region), t.employee)
+        _EXPORTS[t.name] = ticket
 
 
 def with_badge_photos(world: World) -> World:

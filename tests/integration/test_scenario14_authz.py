@@ -40,7 +40,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from cloud.bootstrap import create_support_service
+from cloud.bootstrap import create_privacy_desk, create_support_service
 from cloud.customers import ContactIn, CustomersService
 from cloud.dispatch import DispatchService
 from cloud.employees import AbsenceIn, EmployeeService, LicenceIn
@@ -708,6 +708,12 @@ def _resolved_ticket(r: Region, t: Tenant) -> Call:
     return Call("POST", f"{_r(r)}/support/tickets/{ticket}/reopen", body={"note": "s14"})
 
 
+def _exported_ticket(r: Region, t: Tenant) -> Call:
+    ticket = seed_ticket(_seed["pool"], t, kind="data_export", subject="my data")
+    _seed["privacy"].export(ticket, Scope.of_region(t.region), t.employee)
+    return Call("GET", f"{_r(r)}/support/tickets/{ticket}/privacy-export")
+
+
 _SUPPORT_ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/{region}/support/tickets"): Route(
         CUSTOMER_READERS,
@@ -772,6 +778,21 @@ _SUPPORT_ROUTES: dict[tuple[str, str], Route] = {
         _fresh_ticket(
             "/work-order", {"note": "s14"}, kind="fault_report", site_id=lambda t: t.site
         ),
+    ),
+    ("POST", "/api/v1/{region}/support/tickets/{ticket_id}/privacy-export"): Route(
+        SUPPORT_DESK,
+        True,
+        200,
+        _fresh_ticket("/privacy-export", {}, kind="data_export", subject="my data"),
+    ),
+    ("GET", "/api/v1/{region}/support/tickets/{ticket_id}/privacy-export"): Route(
+        CUSTOMER_READERS, True, 200, _exported_ticket
+    ),
+    # An erasure here would erase the tenants this world shares, so the request names a
+    # question ticket: the desk, once authorised and in reach, refuses it (409). The
+    # erasure itself is tests/integration/test_privacy_requests.py's.
+    ("POST", "/api/v1/{region}/support/tickets/{ticket_id}/erasure"): Route(
+        SUPPORT_DESK, True, 409, _fresh_ticket("/erasure", {})
     ),
 }
 
@@ -917,6 +938,7 @@ def world(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) ->
             _seed["config"] = built.config
             _seed["mosie"] = built.tenants["A"].employee
             _seed["support"] = create_support_service(built.pool)
+            _seed["privacy"] = create_privacy_desk(built.pool)
             yield built
 
 

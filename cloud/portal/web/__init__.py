@@ -68,6 +68,7 @@ from cloud.registry import RegistryService, Site
 from cloud.reports import Reference, ReportsReader, load_reference
 from cloud.scope import GatewayReach, Scope
 from cloud.support import SupportService
+from cloud.support.privacy import PrivacyDesk
 from cloud.telemetry import TelemetryReader
 from contracts.topics import Region
 from device_profiles import builtin_grid_codes
@@ -141,6 +142,7 @@ def mount_web(
     cycles: CycleRunner | None = None,
     reports: ReportsReader | None = None,
     support: SupportService | None = None,
+    privacy: PrivacyDesk | None = None,
 ) -> None:
     jar = CookieJar(secure=web.cookie_secure)
     assets = Assets()
@@ -178,7 +180,7 @@ def mount_web(
     if reports is not None:
         routers.append(create_report_pages(sessions, renderer, reports))
     if support is not None:
-        routers.append(create_ticket_pages(sessions, renderer, support, registry))
+        routers.append(create_ticket_pages(sessions, renderer, support, registry, privacy))
     overview = Overview(
         data, alarms=_site_alarms(web.alarms), bills=bills,
         utility_price=_utility_price(load_reference()), dispatch=web.dispatch or dispatch,

@@ -45,6 +45,7 @@ from cloud.support import (
     SupportService,
     TicketIn,
 )
+from cloud.support.privacy import PrivacyDesk
 
 __all__ = ["create_ticket_pages"]
 
@@ -52,7 +53,10 @@ TicketPath = Annotated[int, Path(ge=1, le=2**62)]
 Short = Annotated[str, Form(max_length=200)]
 Long = Annotated[str, Form(max_length=4000)]
 #: Staff actions on a ticket's page.
-ACTIONS = ("assign", "open", "pending", "resolved", "closed", "approve", "work_order")
+ACTIONS = (
+    "assign", "open", "pending", "resolved", "closed", "approve", "work_order",
+    "privacy_export", "erasure",
+)  # fmt: skip
 _DESK = frozenset({Role.ADMIN, Role.SUPPORT})
 
 
@@ -67,7 +71,11 @@ def _refusal(exc: ValidationError) -> str:
 
 
 def create_ticket_pages(
-    sessions: Sessions, renderer: Renderer, service: SupportService, registry: RegistryService
+    sessions: Sessions,
+    renderer: Renderer,
+    service: SupportService,
+    registry: RegistryService,
+    privacy: PrivacyDesk | None = None,
 ) -> APIRouter:
     router = APIRouter(prefix="/ui/{region}/support/tickets", include_in_schema=False)
 
@@ -153,8 +161,11 @@ def create_ticket_pages(
             )
         except NotFoundError:
             raise PageRefused(404, "no such ticket") from None
+        privacy_request = detail.ticket.kind in {Kind.DATA_EXPORT, Kind.DATA_ERASURE}
+        legal_due = privacy.due(detail.ticket) if privacy and privacy_request else None
         return renderer.page(
             request, "ticket.html", language=who.language, viewer=who, d=detail,
+            legal_due=legal_due,
             desk=who.role in _DESK, may_reply=who.role in _DESK or not who.is_staff,
             today=date.today(), refusal=refusal, status_code=status_code,
         )  # fmt: skip
@@ -179,6 +190,27 @@ def create_ticket_pages(
             return await detail_page(request, who, ticket_id, text, 422)
         page = f"/ui/{who.region.value}/support/tickets/{ticket_id}"
         return RedirectResponse(page, status_code=303)
+
+    @router.get("/{ticket_id}/export", operation_id="ui.support.ticket.export")
+    async def export(
+        ticket_id: TicketPath,
+        who: Annotated[Viewer, viewer("ui.support.ticket.export")],
+    ) -> Response:
+        """A data export's archive, to its account (and the desk) until it expires."""
+        if privacy is None:
+            raise PageRefused(404, "no export here")
+        try:
+            archive = await run_in_threadpool(privacy.download, ticket_id, who.scope)
+        except NotFoundError:
+            raise PageRefused(404, "no export to download") from None
+        return Response(
+            archive,
+            media_type="application/zip",
+            headers={
+                "Content-Disposition": f'attachment; filename="potr-export-{ticket_id}.zip"',
+                "Cache-Control": "private, no-store",
+            },
+        )
 
     @router.post(
         "/{ticket_id}/reply",
@@ -239,6 +271,12 @@ def create_ticket_pages(
                 return service.approve(ticket_id, scope, actor, note)
             if action == "work_order":
                 return service.request_work(ticket_id, scope, actor, note)
+            if action in {"privacy_export", "erasure"}:
+                if privacy is None:
+                    raise ConflictError("privacy requests are not carried out here")
+                if action == "erasure":
+                    return privacy.erase(ticket_id, scope, actor.subject)
+                return privacy.export(ticket_id, scope, actor.subject)
             move = StaffMove.model_validate(
                 {"state": action, "note": note, "outcome": outcome, "reasons": reasons}
             )

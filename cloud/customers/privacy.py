@@ -1,0 +1,73 @@
+"""The customers service's part of a privacy request: the account row, its contacts and
+its plan history out; on erasure the contacts deleted and the account's name and email
+pseudonymised, the account closed and unlinked from its sign-in user. The account row
+and its plan changes stay under the opaque account id: billing's kept invoices refer to
+it, and a plan is a term of the contract, not a fact about the person."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cloud.adapters.postgres import Connection, ConnectionPool, dict_row
+from cloud.personal_data import Erasure, Export, pseudonym
+from contracts.topics import Region
+
+__all__ = ["CustomersPersonalData"]
+
+#: Where an erased account's email points: a reserved domain that delivers nowhere.
+ERASED_EMAIL = "erased+{id}@invalid.example"
+
+
+class CustomersPersonalData:
+    service = "customers"
+
+    def __init__(self, pool: ConnectionPool[Connection[Any]]) -> None:
+        self._pool = pool
+
+    def export(self, region: Region, account_id: str) -> Export:
+        with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            accounts = cur.execute(
+                "SELECT id, region, name, email, plan_code, status, user_id, created_at,"
+                " updated_at FROM customers.accounts WHERE id = %s AND region = %s",
+                (account_id, region.value),
+            ).fetchall()
+            if not accounts:
+                return {"account": [], "contacts": [], "plan_changes": []}
+            contacts = cur.execute(
+                'SELECT id, name, email, phone, role, "primary", created_at'
+                " FROM customers.contacts WHERE account_id = %s ORDER BY id",
+                (account_id,),
+            ).fetchall()
+            plans = cur.execute(
+                "SELECT plan_code, effective_from, source, recorded_at, applied_at"
+                " FROM customers.plan_changes WHERE account_id = %s ORDER BY id",
+                (account_id,),
+            ).fetchall()
+        return {"account": accounts, "contacts": contacts, "plan_changes": plans}
+
+    def erase(self, region: Region, account_id: str) -> Erasure:
+        with self._pool.connection() as conn, conn.transaction():
+            row = conn.execute(
+                "SELECT name FROM customers.accounts WHERE id = %s AND region = %s FOR UPDATE",
+                (account_id, region.value),
+            ).fetchone()
+            if row is None:
+                return Erasure(self.service)
+            contacts = conn.execute(
+                "DELETE FROM customers.contacts WHERE account_id = %s", (account_id,)
+            ).rowcount
+            already = row[0] == pseudonym(account_id)
+            conn.execute(
+                "UPDATE customers.accounts SET name = %s, email = %s, status = 'closed',"
+                " user_id = NULL, updated_at = now() WHERE id = %s",
+                (pseudonym(account_id), ERASED_EMAIL.format(id=account_id), account_id),
+            )
+            plans = conn.execute(
+                "SELECT count(*) FROM customers.plan_changes WHERE account_id = %s",
+                (account_id,),
+            ).fetchone()
+        return Erasure(
+            self.service,
+            erased={"contacts": contacts, "account_name_email": 0 if already else 1},
+            kept={"account_id": 1, "plan_changes": plans[0] if plans else 0},
+        )
