@@ -128,6 +128,7 @@ from cloud.notify import (
     NotificationService,
     NotifyHandlers,
     NotifySettings,
+    PreferencesReader,
 )
 from cloud.notify import event_subscriptions as notify_subscriptions
 from cloud.notify.privacy import NotifyPersonalData
@@ -487,9 +488,9 @@ def support_site_facts(registry: RegistryService, customers: CustomersService) -
 def bill_customer(customers: CustomersService, pool: Pool) -> Callable[[str], BillCustomer | None]:
     """Billing's question for a document's PDF, answered by customers (the account's
     name and person) and notify (the language that person saved, if any)."""
-    # The preferences are read from the pool alone: no notify setting is used, so none
-    # is read from the environment (a process without notify's variables still serves).
-    notify = NotificationService(pool, NotifySettings.model_construct())
+    # The preferences are read from the pool alone: a process without notify's
+    # settings still serves.
+    notify = PreferencesReader(pool)
 
     def customer(account_id: str) -> BillCustomer | None:
         account = customers.get_account(account_id)

@@ -55,6 +55,7 @@ from cloud.notify.service import (
     NotFoundError,
     NotificationService,
     NotifyError,
+    PreferencesReader,
 )
 from cloud.notify.settings import NotifySettings
 from cloud.notify.webhooks import (
@@ -101,6 +102,7 @@ __all__ = [
     "NotifySettings",
     "Preferences",
     "PreferencesIn",
+    "PreferencesReader",
     "QuietHours",
     "Recipient",
     "RetryPolicy",

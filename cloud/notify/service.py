@@ -57,6 +57,7 @@ __all__ = [
     "NotFoundError",
     "NotificationService",
     "NotifyError",
+    "PreferencesReader",
 ]
 
 #: The notify service's PostgreSQL schema.
@@ -113,9 +114,7 @@ class NotificationService:
     # -- preferences ----------------------------------------------------------------
     def preferences(self, user_id: str) -> Preferences:
         """``user_id``'s saved preferences, else the defaults (``saved`` False)."""
-        with self._pool.connection() as conn:
-            found = repo.preferences_of(conn, [user_id])
-        return found.get(user_id) or Preferences(user_id=user_id)
+        return PreferencesReader(self._pool).preferences(user_id)
 
     def set_preferences(self, user_id: str, prefs: PreferencesIn) -> Preferences:
         with self._pool.connection() as conn:
@@ -410,3 +409,17 @@ def _webhook_fields(
         "body": rendered.body,
         "link": link or None,
     }
+
+
+class PreferencesReader:
+    """People's saved notification preferences, read with nothing but the pool: what
+    another process needs (a bill's language) without notify's settings."""
+
+    def __init__(self, pool: ConnectionPool[Connection[Any]]) -> None:
+        self._pool = pool
+
+    def preferences(self, user_id: str) -> Preferences:
+        """``user_id``'s saved preferences, else the defaults (``saved`` False)."""
+        with self._pool.connection() as conn:
+            found = repo.preferences_of(conn, [user_id])
+        return found.get(user_id) or Preferences(user_id=user_id)
