@@ -29,7 +29,6 @@ __all__ = [
     "insert_document",
     "insert_ledger_lines",
     "invoiced_sites",
-    "invoices_covering",
     "invoices_from",
     "lock_region",
     "lock_site",
@@ -402,9 +401,10 @@ class InvoiceRow:
 
 
 def invoices_from(
-    conn: Connection[Any], region: Region, site_id: int, first_day: date
+    conn: Connection[Any], region: Region, site_id: int, day: date
 ) -> list[InvoiceRow]:
-    """The site's issued invoices (not notes) of periods from ``first_day`` on, in order."""
+    """The site's issued energy invoices (not notes) of periods ending on ``day`` or
+    later, in order: those holding it and every one after."""
     rows = (
         conn.cursor(row_factory=dict_row)
         .execute(
@@ -412,8 +412,8 @@ def invoices_from(
             " tariff_zone, time_zone, contract_start, pool_in_mwh, net FROM billing.invoices"
             " WHERE region = %s AND site_id = %s AND kind = 'invoice' AND state = 'issued'"
             " AND work_order_id IS NULL"
-            " AND first_day >= %s ORDER BY first_day",
-            (region.value, site_id, first_day),
+            " AND last_day >= %s ORDER BY first_day",
+            (region.value, site_id, day),
         )
         .fetchall()
     )
@@ -438,24 +438,3 @@ def pool_before(conn: Connection[Any], region: Region, site_id: int, at: datetim
     if row is None or row[1] is None or row[1] != at:
         return None
     return int(row[0])
-
-
-def invoices_covering(
-    conn: Connection[Any], region: Region, site_id: int, days: Sequence[date]
-) -> list[InvoiceRow]:
-    """The site's issued invoices (not notes) whose period holds one of ``days``."""
-    rows = (
-        conn.cursor(row_factory=dict_row)
-        .execute(
-            "SELECT id, number, account_id, site_id, first_day, last_day, plan_code,"
-            " tariff_zone, time_zone, contract_start, pool_in_mwh, net FROM billing.invoices"
-            " WHERE region = %s AND site_id = %s AND kind = 'invoice' AND state = 'issued'"
-            " AND work_order_id IS NULL"
-            " AND EXISTS (SELECT 1 FROM unnest(%s::date[]) d"
-            " WHERE d BETWEEN first_day AND last_day)"
-            " ORDER BY first_day",
-            (region.value, site_id, list(days)),
-        )
-        .fetchall()
-    )
-    return [InvoiceRow(**r) for r in rows]

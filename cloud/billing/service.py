@@ -729,12 +729,14 @@ class BillingService:
             repo.lock_site(conn, region, revised.site_id)
             numbers: list[str] = []
             superseded = 0
-            covering = repo.invoices_covering(conn, region, revised.site_id, revised.days)
-            if not covering:
+            if not revised.days:
                 return TrueUpResult(True)
+            # One read: the periods holding a revised day, and the ones after them (which a
+            # changed AU pool reaches).
             carry = False
-            for invoice in repo.invoices_from(conn, region, revised.site_id, covering[0].first_day):
-                if not carry and invoice.id not in {c.id for c in covering}:
+            for invoice in repo.invoices_from(conn, region, revised.site_id, min(revised.days)):
+                holds = any(invoice.first_day <= d <= invoice.last_day for d in revised.days)
+                if not (carry or holds):
                     continue
                 end = _period_end(invoice)
                 pool_out = repo.pool_before(conn, region, invoice.site_id, end)
