@@ -135,6 +135,17 @@ DUE_CASES = [
         id="us-pending-across-dst-end",
     ),
     pytest.param(
+        # Spain, pending across the DST end: Fri 23 Oct 17:00 +2, 3 h; pending Fri 17:30 +2
+        # → Mon 26 Oct 09:30 +1. 0.5 h used on Friday, the other 2.5 h Mon 09:30-12:00 +1.
+        Region.ES,
+        "ES",
+        at(2026, 10, 23, 17, offset_h=2),
+        3 * H,
+        [Pause(at(2026, 10, 23, 17, 30, offset_h=2), at(2026, 10, 26, 9, 30, offset_h=1))],
+        at(2026, 10, 26, 12, offset_h=1),
+        id="es-pending-across-dst-end",
+    ),
+    pytest.param(
         # A pause after the due time moves nothing: Fri 23 Oct ES 17:00 +2, 3 h → Mon 11:00
         # +1, pause from Mon 12:00.
         Region.ES,
