@@ -238,46 +238,22 @@ class NotifyHandlers:
     async def on_alarm(self, event: Event) -> None:
         if event.name not in (ALERT_RAISED, ALERT_ESCALATED, ALERT_CLEARED):
             return
-        alarm = event_payload(event, AlarmChanged)
-        try:
-            await asyncio.to_thread(self.notify_alarm, event, alarm)
-        except NotifyError as exc:  # a template refused the parameters: never will it not
-            raise PoisonEventError(str(exc)) from exc
-        if self._on_filed is not None:
-            self._on_filed()
+        await self._file(self.notify_alarm, event, event_payload(event, AlarmChanged))
 
     async def on_workorder(self, event: Event) -> None:
         if not event.name.startswith(WORKORDER_PREFIX):
             return
-        order = event_payload(event, WorkOrderChanged)
-        try:
-            told = await asyncio.to_thread(self.notify_workorder, event, order)
-        except NotifyError as exc:  # a template refused the parameters: never will it not
-            raise PoisonEventError(str(exc)) from exc
-        if told and self._on_filed is not None:
-            self._on_filed()
+        await self._file(self.notify_workorder, event, event_payload(event, WorkOrderChanged))
 
     async def on_part(self, event: Event) -> None:
         if not event.name.startswith(PART_PREFIX):
             return
-        part = event_payload(event, PartReorderNeeded)
-        try:
-            told = await asyncio.to_thread(self.notify_part, event, part)
-        except NotifyError as exc:  # a template refused the parameters: never will it not
-            raise PoisonEventError(str(exc)) from exc
-        if told and self._on_filed is not None:
-            self._on_filed()
+        await self._file(self.notify_part, event, event_payload(event, PartReorderNeeded))
 
     async def on_ticket(self, event: Event) -> None:
         if event.name != TICKET_RESOLVED:
             return
-        payload = event_payload(event, TicketResolved)
-        try:
-            told = await asyncio.to_thread(self.notify_ticket, event, payload)
-        except NotifyError as exc:  # a template refused the parameters: never will it not
-            raise PoisonEventError(str(exc)) from exc
-        if told and self._on_filed is not None:
-            self._on_filed()
+        await self._file(self.notify_ticket, event, event_payload(event, TicketResolved))
 
     def notify_ticket(self, event: Event, payload: TicketResolved) -> int:
         """File the outcome letter of a resolved ticket (one transaction with its inbox
@@ -303,11 +279,18 @@ class NotifyHandlers:
             payload = event_payload(event, InvoiceOverdue)
         else:
             return
+        await self._file(self.notify_invoice, event, payload)
+
+    async def _file(self, notify: Callable[[Event, Any], int], event: Event, payload: Any) -> None:
+        """Run ``notify`` (one of the ``notify_*`` below) in a thread; a template that
+        refuses the parameters will never accept them, so the event is poison. Then wakes
+        the delivery worker (a wake-up with nothing queued costs one look at the queue;
+        the count ``notify`` returns is inbox posts, not the mail and webhooks queued)."""
         try:
-            told = await asyncio.to_thread(self.notify_invoice, event, payload)
-        except NotifyError as exc:  # a template refused the parameters: never will it not
+            await asyncio.to_thread(notify, event, payload)
+        except NotifyError as exc:
             raise PoisonEventError(str(exc)) from exc
-        if told and self._on_filed is not None:
+        if self._on_filed is not None:
             self._on_filed()
 
     def _once(
