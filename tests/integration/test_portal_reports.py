@@ -22,8 +22,12 @@ from cloud.identity import Role
 from tests.integration.api_world import World, page_client, private_world
 from tests.integration.reports_seed import (
     ALERTS,
+    ALERTS_ACROSS,
+    ALERTS_ACROSS_TOTAL,
     ALERTS_TOTAL,
     MOSIE,
+    MOSIE_ACROSS,
+    MOSIE_ACROSS_TOTAL,
     MOSIE_TOTAL,
     REVENUE,
     REVENUE_TOTAL,
@@ -129,21 +133,6 @@ def test_operators_read_the_fleet_not_the_money(world: World) -> None:
     assert refused.status_code == 403
     bad = api.get("/api/v1/au/reports/alerts?month=September", headers=operator)
     assert bad.status_code == 422
-
-
-#: Across every region (au + us; es has none this month), added by hand from the seed's
-#: figures: alerts au urgent 1/0/1, high 1/2/2 and us high 1/0/1; MOSIE au's E1 and E2
-#: and us's E9 (1 job on time, verified, fixed the first time).
-ALERTS_ACROSS = [
-    ["urgent", "1", "0", "1"],
-    ["high", "2", "2", "3"],
-    ["medium", "0", "0", "0"],
-    ["low", "0", "0", "0"],
-]
-ALERTS_ACROSS_TOTAL = ["total", "3", "2", "4"]
-MOSIE_ACROSS = [*MOSIE, ["E9", "1", "1", "1", "100.0", "1", "1", "100.0"]]
-# jobs 2+2+1, with a due time 2+1+1, on time 1+1+1 (3/4), verified 2+1+1, first-time 1+0+1
-MOSIE_ACROSS_TOTAL = ["total", "5", "4", "3", "75.0", "4", "2", "50.0"]
 
 
 def test_across_every_region_the_page_its_csv_its_pdf_and_the_api_agree(
