@@ -121,9 +121,12 @@ from cloud.ingest import CompletenessReader, FleetStatusReader, IngestSettings, 
 from cloud.ingest import event_subscriptions as ingest_subscriptions
 from cloud.mqtt_options import mqtt_options
 from cloud.notify import (
+    Attachment,
+    AttachmentSource,
     Category,
     DeliveryWorker,
     InboxService,
+    MailAttachment,
     Notification,
     NotificationService,
     NotifyHandlers,
@@ -151,9 +154,18 @@ from cloud.portal.web import (
     LocalIdentityGate,
     WebUi,
 )
+from cloud.portal.web.report_words import words_in
 from cloud.registry import NotFoundError, RegistryService, Site
 from cloud.registry import subscriptions as registry_subscriptions
-from cloud.reports import Pack, PackSettings, ReportsReader, run_monthly_packs
+from cloud.reports import (
+    Pack,
+    PackSettings,
+    ReportsReader,
+    build_pack,
+    parse_month,
+    render_pdf,
+    run_monthly_packs,
+)
 from cloud.sap import SapExporter, SapSettings, reconcile_daily
 from cloud.sap import subscriptions as sap_subscriptions
 from cloud.sap.delta import run_delta_polling
@@ -400,7 +412,9 @@ def create_api(
     tokens). With ``web`` and ``config``, a MOSIE's job page offers the grid-code push.
     With ``billing_cycles`` (:func:`create_cycle_runner`; the caller closes it before the
     pool), admins start and follow billing cycles (REST and screens). Reports (issue 20)
-    are always served: read-only, over the tables the services publish."""
+    are always served: read-only, over the tables the services publish; across every
+    region too (admins) when the process serves every region (``api_region`` unset: its
+    one database holds each region's data, :func:`regional_readers`)."""
     if web is not None and config is not None and web.tech_pushes is None:
         pushes = TechnicianPushes(
             pool, config, builtin_profiles(), production=settings.env == "production"
@@ -421,6 +435,7 @@ def create_api(
         bill_customer=bill_customer(CustomersService(pool), pool),
         cycles=billing_cycles,
         reports=ReportsReader(pool),
+        regional_reports=regional_readers(pool) if settings.api_region is None else None,
         support=create_support_service(pool),
         privacy=create_privacy_desk(pool),
         verify=verify,
@@ -1120,15 +1135,24 @@ async def _remind(
     )
 
 
+def regional_readers(pool: Pool) -> dict[Region, ReportsReader]:
+    """One reports reader per region over ``pool`` — the one database of a process that
+    serves every region — for what combines the regions' tables (the monthly pack, the
+    reports across every region). A deployment with a database per region hands each
+    region's reader its own pool instead."""
+    return {region: ReportsReader(pool) for region in Region}
+
+
 #: Namespace of the monthly reports pack's notification ids (one per month and region).
 _PACK_NS = UUID("5b0c1f7e-8d2a-4e6b-9a31-7c4d2e8f1a60")
 
 
 def send_report_pack(notifier: NotificationService, pack: Pack, now: datetime) -> int:
     """Tell every region's admins that ``pack`` is ready, with its figures across the
-    regions and a link to the region's reports of the month; the notification's id
-    derives from the month and region, so sending again reaches nobody twice. How many
-    admins were told."""
+    regions and a link to the region's reports of the month; the e-mail carries the
+    pack as a PDF (attachment ``reports_pack``, made by :func:`report_pack_pdf` when the
+    mail is built). The notification's id derives from the month and region, so sending
+    again reaches nobody twice. How many admins were told."""
     told = 0
     for region in Region:
         admins = notifier.staff(region, ["admin"])
@@ -1142,10 +1166,35 @@ def send_report_pack(notifier: NotificationService, pack: Pack, now: datetime) -
             link=f"/ui/{region.value}/reports?month={pack.month:%Y-%m}",
             params={"month": f"{pack.month:%Y-%m}", **pack.headline()},
             created_at=now,
+            attachment=Attachment(kind=PACK_ATTACHMENT, key=f"{pack.month:%Y-%m}/{region.value}"),
         )
         notifier.notify(notification, admins)
         told += len(admins)
     return told
+
+
+#: The attachment kind of the monthly pack's PDF (key ``YYYY-MM/<region>``).
+PACK_ATTACHMENT = "reports_pack"
+
+
+def report_pack_pdf(readers: Mapping[Region, ReportsReader]) -> AttachmentSource:
+    """notify's source of the monthly pack's PDF: for key ``YYYY-MM/<region>``, that
+    month's pack built again from ``readers`` (every report of each region, then across
+    them), in the recipient's language, named ``potr-reports-YYYY-MM-<region>.pdf``.
+    Rendered without a timestamp, so a retry makes the same bytes from the same data.
+    A key that names no month or region raises ``ValueError``."""
+    regions = {region.value for region in Region}
+
+    def make(key: str, language: str) -> MailAttachment:
+        month_text, _, region = key.partition("/")
+        month = parse_month(month_text)
+        if month is None or region not in regions:
+            raise ValueError(f"{key!r} is not YYYY-MM/<region>")
+        pack = build_pack(readers, month)
+        pdf = render_pdf(pack.tables(), words_in(language), language=language, invariant=True)
+        return MailAttachment(f"potr-reports-{month:%Y-%m}-{region}.pdf", "application/pdf", pdf)
+
+    return make
 
 
 async def _send_packs(
@@ -1154,7 +1203,7 @@ async def _send_packs(
     """The monthly reports pack (:func:`cloud.reports.run_monthly_packs`): each region's
     reader over this process's pool (one database here; one per region in a deployment
     that splits them), sent through notify."""
-    readers = {region: ReportsReader(pool) for region in Region}
+    readers = regional_readers(pool)
 
     def send(pack: Pack) -> None:
         send_report_pack(notifier, pack, utc_now())
@@ -1166,7 +1215,8 @@ async def _deliver(
     pool: Pool, settings: NotifySettings, stop: asyncio.Event, wake: asyncio.Event
 ) -> None:
     """notify's delivery worker until ``stop``, woken when this process files mail."""
-    async with DeliveryWorker.open(pool, settings) as worker:
+    sources = {PACK_ATTACHMENT: report_pack_pdf(regional_readers(pool))}
+    async with DeliveryWorker.open(pool, settings, attachments=sources) as worker:
         await worker.run(stop, wake=wake)
 
 

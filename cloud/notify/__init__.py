@@ -16,15 +16,23 @@ the webhook signature helpers receivers and tests use (:func:`verify_signature`)
 templates, notices to chosen customers (:meth:`NotificationService.send_notice`), and
 the event handlers (:class:`NotifyHandlers`, :func:`event_subscriptions`): people and
 accounts from ``user.*`` / ``customer.*``, notifications from ``alert.*`` and
-``workorder.*`` (:func:`plan_workorder_notices`). Other
+``workorder.*`` (:func:`plan_workorder_notices`); files an e-mail carries, named by a
+notification (:class:`Attachment`) and made when the mail is built by the sources the
+worker is given (:data:`AttachmentSource`, :mod:`cloud.notify.attachments`). Other
 services import nothing else from here.
 """
 
+from cloud.notify.attachments import (
+    AttachmentSource,
+    AttachmentUnavailable,
+    MailAttachment,
+)
 from cloud.notify.handlers import NotifyHandlers, event_subscriptions, plan_alarm_notices
 from cloud.notify.inbox import INBOX_CHANNEL, InboxService, InboxWakeups, InvalidCursorError
 from cloud.notify.mail import TemplateError, Templates, builtin_templates
 from cloud.notify.models import (
     DEFAULT_EMAIL,
+    Attachment,
     Category,
     Channel,
     Delivery,
@@ -75,6 +83,9 @@ __all__ = [
     "INBOX_CHANNEL",
     "SCHEMA",
     "SIGNATURE_HEADER",
+    "Attachment",
+    "AttachmentSource",
+    "AttachmentUnavailable",
     "Category",
     "Channel",
     "Delivery",
@@ -91,6 +102,7 @@ __all__ = [
     "InvalidError",
     "Language",
     "LocalText",
+    "MailAttachment",
     "NotFoundError",
     "NoticeIn",
     "NoticeResult",

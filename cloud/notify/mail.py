@@ -16,7 +16,7 @@ import asyncio
 import email.policy
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -33,6 +33,7 @@ from babel.numbers import format_decimal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.adapters.smtp import SmtpError, SmtpRelay, send_message
+from cloud.notify.attachments import MailAttachment
 from cloud.notify.models import (
     KIND_PATTERN,
     LANGUAGES,
@@ -211,12 +212,19 @@ def email_message(
     message_id: str,
     sent_at: datetime,
     settings_url: str,
+    attachments: Sequence[MailAttachment] = (),
 ) -> EmailMessage:
-    """A plain-text mail (UTF-8, quoted-printable: any relay carries it). ``message_id``
-    is the delivery's, the same on every attempt; ``Auto-Submitted`` keeps
-    auto-responders quiet (RFC 3834)."""
+    """A plain-text mail (UTF-8, quoted-printable: any relay carries it), with
+    ``attachments`` after the text (``multipart/mixed``, base64). ``message_id`` is the
+    delivery's, the same on every attempt; ``Auto-Submitted`` keeps auto-responders
+    quiet (RFC 3834)."""
     message = EmailMessage(policy=_MAIL_POLICY)
     message.set_content(text, cte="quoted-printable")  # first: it replaces Content-* headers
+    for file in attachments:
+        maintype, subtype = file.mime_type.split("/", 1)
+        message.add_attachment(
+            file.content, maintype=maintype, subtype=subtype, filename=file.filename
+        )
     message["From"] = sender
     message["To"] = to
     message["Subject"] = " ".join(subject.split())  # never a header break

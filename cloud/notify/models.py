@@ -113,6 +113,18 @@ class LocalText(_Model):
 ParamValue = LocalText | AwareDatetime | date | int | Decimal | float | Body
 
 
+class Attachment(_Model):
+    """A file a notification's e-mail carries, named rather than stored: ``kind`` picks
+    the source the delivery worker was given for it (the composition root's), ``key``
+    which file (a month and region). The worker asks the source when it builds the mail,
+    so notify's tables hold a few dozen bytes and a retry makes the file again."""
+
+    kind: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="the attachment source")
+    key: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$", description="which file of that source"
+    )
+
+
 class Notification(_Model):
     """Something to tell people. ``id`` makes delivery idempotent: the same id posted
     again reaches nobody twice (derive it from the event it answers)."""
@@ -128,6 +140,9 @@ class Notification(_Model):
         default_factory=dict, max_length=MAX_PARAMS
     )
     created_at: AwareDatetime
+    attachment: Attachment | None = Field(
+        default=None, description="a file the e-mail carries (not the inbox or a webhook)"
+    )
 
     @property
     def ignores_quiet_hours(self) -> bool:

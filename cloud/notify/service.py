@@ -322,14 +322,15 @@ class NotificationService:
                 settings_url=self._settings.settings_url,
                 time_zone=d.time_zone,
             )
-            payload = orjson.dumps(
-                {
-                    "to": d.destination,
-                    "subject": rendered.title,
-                    "text": text,
-                    "language": d.language,
-                }
-            ).decode()
+            fields: dict[str, Any] = {
+                "to": d.destination,
+                "subject": rendered.title,
+                "text": text,
+                "language": d.language,
+            }
+            if notification.attachment is not None:  # its name: the worker makes the file
+                fields["attachment"] = notification.attachment.model_dump()
+            payload = orjson.dumps(fields).decode()
             key = SMTP_DESTINATION
         else:
             endpoint = endpoints.get(d.destination)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,6 +36,7 @@ import orjson
 from cloud.adapters.postgres import Connection, ConnectionPool
 from cloud.adapters.smtp import SmtpError
 from cloud.notify import repository as repo
+from cloud.notify.attachments import AttachmentSource, MailAttachment, checked
 from cloud.notify.mail import MailTransport, SmtpTransport, email_message
 from cloud.notify.service import SMTP_DESTINATION
 from cloud.notify.settings import NotifySettings
@@ -94,6 +95,8 @@ class DeliveryWorker:
     resolver: Resolver = system_resolver
     clock: Callable[[], datetime] = utc_now
     rng: random.Random = field(default_factory=random.Random)
+    #: Attachment kind → the source that makes its files (:mod:`cloud.notify.attachments`).
+    attachments: Mapping[str, AttachmentSource] = field(default_factory=dict)
 
     @classmethod
     @asynccontextmanager
@@ -101,7 +104,7 @@ class DeliveryWorker:
         cls, pool: ConnectionPool[Connection[Any]], settings: NotifySettings, **kwargs: Any
     ) -> AsyncIterator[DeliveryWorker]:
         """A worker over the settings' SMTP relay and an httpx client it closes on exit;
-        ``kwargs``: the other fields (resolver, clock, rng)."""
+        ``kwargs``: the other fields (resolver, clock, rng, attachments)."""
         client = HttpxWebhookClient(
             timeout_s=settings.notify_webhook_timeout_s, ca_file=settings.notify_webhook_ca_file
         )
@@ -222,6 +225,14 @@ class DeliveryWorker:
 
     async def _send_mail(self, c: repo.Claimed) -> _Outcome:
         payload = orjson.loads(c.payload)
+        files: list[MailAttachment] = []
+        named = payload.get("attachment")
+        if named is not None:
+            made = await self._attachment(named["kind"], named["key"], payload["language"])
+            if isinstance(made, str):
+                log.warning("notify: delivery %s attempt %d: %s", c.id, c.attempt, made)
+                return _Outcome("retry", made)
+            files.append(made)
         message = email_message(
             sender=self.settings.smtp_from,
             to=payload["to"],
@@ -231,12 +242,24 @@ class DeliveryWorker:
             message_id=f"<{c.id}@notify.potr>",
             sent_at=self.clock(),
             settings_url=self.settings.settings_url,
+            attachments=files,
         )
         try:
             await self.mail.send(message)
         except SmtpError as exc:
             return _Outcome("failed" if exc.permanent else "retry", str(exc), exc.code)
         return _Outcome("sent")
+
+    async def _attachment(self, kind: str, key: str, language: str) -> MailAttachment | str:
+        """The file ``kind``/``key`` names, made now in ``language``, or why it cannot be
+        (a transient failure: the mail is retried, never sent without it)."""
+        source = self.attachments.get(kind)
+        if source is None:
+            return f"attachment {kind}/{key}: no source for {kind!r}"
+        try:
+            return checked(await asyncio.to_thread(source, key, language))
+        except Exception as exc:  # whatever the source raised: try the mail again later
+            return f"attachment {kind}/{key} unavailable: {type(exc).__name__}: {exc}"[:300]
 
     async def _send_webhook(
         self, c: repo.Claimed, endpoint: repo.EndpointSecrets | None

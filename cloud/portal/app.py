@@ -56,6 +56,7 @@ from cloud.portal.web.report_words import words_in
 from cloud.registry import RegistryService
 from cloud.registry import create_router as registry_router
 from cloud.reports import ReportsReader
+from cloud.reports import create_cross_region_router as cross_region_reports
 from cloud.reports import create_router as reports_router
 from cloud.scope import Access, GatewayReach, Scope
 from cloud.support import SupportService
@@ -101,6 +102,7 @@ def create_app(
     bill_customer: Callable[[str], BillCustomer | None] | None = None,
     cycles: CycleRunner | None = None,
     reports: ReportsReader | None = None,
+    regional_reports: Mapping[Region, ReportsReader] | None = None,
     support: SupportService | None = None,
     privacy: PrivacyDesk | None = None,
     verify: Verify | None = None,
@@ -116,7 +118,9 @@ def create_app(
     ``usage`` also usage by period and each document's PDF, in the language
     ``bill_customer(account_id)`` names (the customers side's answer).
     ``cycles``: the billing-cycle routes (list, inspect, start in the background); its
-    owner closes it before the pool. ``reports``: the reports' routes (issue 20), read-only.
+    owner closes it before the pool. ``reports``: the reports' routes (issue 20), read-only;
+    ``regional_reports``: one reader per region (each over its region's data), for the
+    reports across every region (``/reports/all/{name}``, admins).
     ``web``: also serve the web UI
     (:mod:`cloud.portal.web`) on the same services and policy."""
     app = FastAPI(
@@ -168,6 +172,8 @@ def create_app(
         mount(create_cycles_router(cycles, access=access))
     if reports is not None:
         mount(reports_router(reports, access=access, words_for=words_in))
+    if regional_reports:
+        mount(cross_region_reports(regional_reports, access=access, words_for=words_in))
     if support is not None:
         mount(support_router(support, access=access, privacy=privacy))
     if web is not None:
@@ -175,7 +181,8 @@ def create_app(
             app, web, verify=verify, registry=registry, telemetry=telemetry_reader,
             customers=customers, config=config, api_region=settings.api_region,
             dispatch=dispatch, employees=employees, bills=bills, usage=usage, pdfs=pdfs,
-            cycles=cycles, reports=reports, support=support, privacy=privacy,
+            cycles=cycles, reports=reports, regional_reports=regional_reports,
+            support=support, privacy=privacy,
         )  # fmt: skip
     _check_every_route_is_in_the_policy(app)
 

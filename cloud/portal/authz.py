@@ -28,6 +28,7 @@ __all__ = [
     "ADMINS",
     "ALARM_OPERATORS",
     "ALARM_READERS",
+    "ALL_REGIONS",
     "CONTROL",
     "CUSTOMER_READERS",
     "EVERYONE",
@@ -122,6 +123,9 @@ STAFF = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT, Role.MOSIE})
 #: the operators' desk runs these every day. Money (revenue, billed energy, savings) is
 #: the admins' alone (:data:`ADMINS`).
 REPORT_READERS = frozenset({Role.ADMIN, Role.OPERATOR})
+#: Who reads a report across every region (``reports.all``): the roles whose scope is
+#: every region (:func:`scope_for`), today the admins alone; anyone else gets 403.
+ALL_REGIONS = frozenset({Role.ADMIN})
 
 #: Route key (the route's ``operationId``) → roles that may call it. A route missing
 #: here cannot be built (its dependency raises ``KeyError``).
@@ -335,6 +339,9 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "ui.reports.alerts": REPORT_READERS,
     "ui.reports.mosie": REPORT_READERS,
     "ui.reports.revenue": ADMINS,
+    # across the regions (issue 20 point 4): every report, for every-region scopes only
+    "reports.all": ALL_REGIONS,
+    "ui.reports.all": ALL_REGIONS,
 }
 
 

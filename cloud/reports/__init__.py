@@ -9,12 +9,20 @@ monthly pack. Read-only over the tables the other services publish
 Published interface: the names below; other modules import nothing else.
 """
 
-from cloud.reports.api import ReportOut, as_out, create_router, download, parse_month
+from cloud.reports.api import (
+    ReportOut,
+    as_out,
+    create_cross_region_router,
+    create_router,
+    download,
+    parse_month,
+)
 from cloud.reports.outputs import csv_text, rows_with_totals, svg_chart
 from cloud.reports.packs import (
     Pack,
     PackSettings,
     build_pack,
+    combined_report,
     pack_month_due,
     run_monthly_packs,
 )
@@ -46,6 +54,8 @@ __all__ = [
     "build_pack",
     "cell_text",
     "combine",
+    "combined_report",
+    "create_cross_region_router",
     "create_router",
     "csv_text",
     "download",

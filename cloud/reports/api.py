@@ -3,6 +3,12 @@
 (and one policy entry, ``reports.<name>``) per report, so the portal's policy decides
 who reads which: admins every report, operators the fleet, alerts and MOSIE ones (not
 revenue). The region is the URL's; figures are the reader's, scoped in SQL.
+
+``GET /reports/all/{name}?month=…&format=…`` (one route, policy entry ``reports.all``,
+:func:`create_cross_region_router`): the report across every region, each region's
+table made by its own reader and :func:`~cloud.reports.tables.combine`-d — for callers
+whose scope is every region (403 for any other role). The URL's region is only where
+the gateway sent the request.
 """
 
 # No ``from __future__ import annotations``: FastAPI resolves the routes' annotations.
@@ -12,18 +18,27 @@ from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from cloud.apitypes import problem
 from cloud.reports.outputs import csv_text
+from cloud.reports.packs import combined_report
 from cloud.reports.pdf import render_pdf
 from cloud.reports.reader import ReportsReader
 from cloud.reports.tables import ReportTable, cell_text
 from cloud.scope import Access
+from contracts.topics import Region
 
-__all__ = ["ReportOut", "as_out", "create_router", "download", "parse_month"]
+__all__ = [
+    "ReportOut",
+    "as_out",
+    "create_cross_region_router",
+    "create_router",
+    "download",
+    "parse_month",
+]
 
 _MONTH = re.compile(r"^(20[2-9][0-9])-(0[1-9]|1[0-2])$")
 MONTH_PATTERN = _MONTH.pattern
@@ -33,6 +48,9 @@ Month = Annotated[
 Format = Annotated[Literal["json", "csv", "pdf"], Query(description="json, csv or pdf")]
 Language = Annotated[Literal["en", "es"], Query(description="the PDF's language")]
 _Text = Annotated[str, Field(max_length=300)]
+ReportName = Annotated[
+    str, Path(pattern=r"^[a-z][a-z0-9_]{0,31}$", max_length=32, description="the report")
+]
 
 
 class ReportOut(BaseModel):
@@ -129,4 +147,56 @@ def create_router(
 
     for name in reader.names:
         add(name)
+    return router
+
+
+def create_cross_region_router(
+    readers: Mapping[Region, ReportsReader],
+    *,
+    access: Callable[[str], Callable[..., Any]],
+    words_for: Callable[[str], Mapping[str, str]],
+) -> APIRouter:
+    """``GET /reports/all/{name}``: each report of ``readers``' first reader (they make
+    the same ones) across the regions of ``readers`` — one reader per region, each over
+    its region's data (module docstring); 404 for a name that is no report."""
+    router = APIRouter(tags=["reports"])
+    names = next(iter(readers.values())).names
+
+    @router.get(
+        "/reports/all/{name}",
+        response_model=ReportOut,
+        operation_id="reports.all",
+        summary="A report across every region for a month (json, csv or pdf)",
+        description="Each region's table, made next to its data, combined: parts added,"
+        " ratios worked out again, money totalled per currency. Only for callers whose"
+        " scope is every region (admins); 403 for anyone else.",
+        responses={
+            200: {
+                "content": {"text/csv": {}, "application/pdf": {}},
+                "description": "the report across the regions (json), or its CSV or PDF",
+            },
+            404: problem("no such report, or a region this process does not serve"),
+            422: problem("a month that is not YYYY-MM (2020-2099), or an unknown format"),
+        },
+    )
+    async def get_combined(
+        who: Annotated[Access, Depends(access("reports.all"))],
+        name: ReportName,
+        month: Month,
+        format: Format = "json",
+        lang: Language = "en",
+    ) -> Any:
+        first = parse_month(month)
+        if first is None:  # the pattern already refused it; kept for mypy
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "month: YYYY-MM")
+        if name not in names:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no report {name!r}")
+        table = await run_in_threadpool(combined_report, readers, name, first)
+        if table is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no region made this report")
+        words = words_for(lang)
+        if format == "json":
+            return as_out(table, lambda n: words.get(n, n))
+        return download(table, format, words, lang)
+
     return router

@@ -36,7 +36,14 @@ from cloud.reports.tables import ReportTable, cell_text, combine
 from cloud.scope import Scope
 from contracts.topics import Region
 
-__all__ = ["Pack", "PackSettings", "build_pack", "pack_month_due", "run_monthly_packs"]
+__all__ = [
+    "Pack",
+    "PackSettings",
+    "build_pack",
+    "combined_report",
+    "pack_month_due",
+    "run_monthly_packs",
+]
 
 log = logging.getLogger(__name__)
 
@@ -109,15 +116,35 @@ def build_pack(
     chosen = names or next(iter(readers.values())).names
     for name in chosen:
         started = clock()
-        tables = []
-        for region, reader in readers.items():
-            table = reader.report(name, month, scope=Scope.of_region(region))
-            if table is not None:
-                tables.append(table)
+        tables = regional_tables(readers, name, month)
         pack.regional[name] = tables
         pack.combined[name] = combine(tables)
         pack.seconds[name] = clock() - started
     return pack
+
+
+def regional_tables(
+    readers: Mapping[Region, ReportsReader], name: str, month: date
+) -> list[ReportTable]:
+    """Report ``name`` of ``month`` as each region's reader makes it, in ``readers``'
+    order (what may leave a region: its finished table)."""
+    tables = []
+    for region, reader in readers.items():
+        table = reader.report(name, month, scope=Scope.of_region(region))
+        if table is not None:
+            tables.append(table)
+    return tables
+
+
+def combined_report(
+    readers: Mapping[Region, ReportsReader], name: str, month: date
+) -> ReportTable | None:
+    """Report ``name`` of ``month`` across the regions of ``readers``: each region's
+    table from its own reader, :func:`~cloud.reports.tables.combine`-d (region
+    ``"all"``); None when no region made one. The pack's combined table and the
+    cross-region page's are this one."""
+    tables = regional_tables(readers, name, month)
+    return combine(tables) if tables else None
 
 
 def pack_month_due(now: datetime, hour: int, last: date | None) -> date | None:

@@ -57,12 +57,21 @@ def _story(table: ReportTable, words: Mapping[str, str]) -> list[Flowable]:
     return story
 
 
-def render_pdf(tables: Sequence[ReportTable], words: Mapping[str, str], *, language: str) -> bytes:
-    """``tables`` one after another, each from a new page (one report, or a pack)."""
+def render_pdf(
+    tables: Sequence[ReportTable],
+    words: Mapping[str, str],
+    *,
+    language: str,
+    invariant: bool = False,
+) -> bytes:
+    """``tables`` one after another, each from a new page (one report, or a pack).
+    ``invariant``: no creation time or random document id, so the same tables make the
+    same bytes (a mail's attachment made again on a retry)."""
     buf = BytesIO()
     title = words.get("reports", "Reports")
     pdf = SimpleDocTemplate(
         buf, pagesize=landscape(A4), title=title, author="PoTR", lang=language,
+        invariant=1 if invariant else None,
         leftMargin=12 * mm, rightMargin=12 * mm, topMargin=12 * mm, bottomMargin=12 * mm,
     )  # fmt: skip
     story: list[Flowable] = []

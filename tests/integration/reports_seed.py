@@ -38,6 +38,13 @@ the 4th; A2 high raised in August (and annunciated then), cleared 1 Sep 00:00Z (
 local: in); A3 urgent raised 00:30 local 1 Sep (in), annunciated then; A4 low raised
 00:30 local 1 Oct (out); a us high alarm. urgent 1 raised, 0 cleared, 1 annunciation;
 high 1, 2, 2; medium and low nothing. Total 2, 2, 3.
+
+**Across the regions** (au + us; es has nothing this month). Alerts: au's urgent 1, 0,
+1 and high 1, 2, 2 plus us's high 1, 0, 1: urgent 1, 0, 1; high 2, 2, 3; total 3, 2, 4.
+MOSIE: au's E1 and E2 and us's E9 (job 7: resolved 5 Sep before its due time on the
+6th, verified, one visit, no follow-up: on time and a first-time fix): total 2 + 2 + 1
+= 5 jobs, 2 + 1 + 1 = 4 with a due time, 1 + 1 + 1 = 3 on time (75.0 %), 2 + 1 + 1 = 4
+verified, 1 + 0 + 1 = 2 first-time fixes (50.0 %).
 """
 
 from __future__ import annotations
@@ -81,6 +88,15 @@ ALERTS = [
     ["low", "0", "0", "0"],
 ]
 ALERTS_TOTAL = ["total", "2", "2", "3"]
+ALERTS_ACROSS = [
+    ["urgent", "1", "0", "1"],
+    ["high", "2", "2", "3"],
+    ["medium", "0", "0", "0"],
+    ["low", "0", "0", "0"],
+]
+ALERTS_ACROSS_TOTAL = ["total", "3", "2", "4"]
+MOSIE_ACROSS = [*MOSIE, ["E9", "1", "1", "1", "100.0", "1", "1", "100.0"]]
+MOSIE_ACROSS_TOTAL = ["total", "5", "4", "3", "75.0", "4", "2", "50.0"]
 
 
 def seed(pool: Pool) -> None:

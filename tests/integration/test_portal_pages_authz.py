@@ -145,6 +145,10 @@ TABLE: dict[str, Page] = {
         lambda r, t: f"/ui/{r}/reports/revenue?month=2026-09&format=pdf",
         tenant_object=False,
     ),
+    # Across every region: only roles whose scope is every region (admins), 403 for others.
+    "/ui/{region}/reports/all/{name}": Page(
+        ADMINS, lambda r, t: f"/ui/{r}/reports/all/revenue?month=2026-09", tenant_object=False
+    ),
     "/ui/{region}/workorders/{order_id}": Page(
         ALL, lambda r, t: f"/ui/{r}/workorders/{t.work_order}"
     ),

@@ -22,8 +22,12 @@ from cloud.identity import Role
 from tests.integration.api_world import World, page_client, private_world
 from tests.integration.reports_seed import (
     ALERTS,
+    ALERTS_ACROSS,
+    ALERTS_ACROSS_TOTAL,
     ALERTS_TOTAL,
     MOSIE,
+    MOSIE_ACROSS,
+    MOSIE_ACROSS_TOTAL,
     MOSIE_TOTAL,
     REVENUE,
     REVENUE_TOTAL,
@@ -129,3 +133,46 @@ def test_operators_read_the_fleet_not_the_money(world: World) -> None:
     assert refused.status_code == 403
     bad = api.get("/api/v1/au/reports/alerts?month=September", headers=operator)
     assert bad.status_code == 422
+
+
+def test_across_every_region_the_page_its_csv_its_pdf_and_the_api_agree(
+    world: World, admin: TestClient
+) -> None:
+    index = admin.get(f"/ui/au/reports?month={MONTH}", headers={"Accept-Language": "es"})
+    assert 'id="reports-across"' in index.text
+    assert "En todas las regiones" in index.text
+    url = f"/ui/au/reports/all/mosie?month={MONTH}"
+    page = admin.get(url, headers={"Accept-Language": "en"})
+    assert page.status_code == 200
+    assert "AU + US + ES" in page.text
+    assert "<svg" in page.text
+    shown = _page_rows(page.text)
+    assert shown == [*MOSIE_ACROSS, MOSIE_ACROSS_TOTAL]
+    got_csv = admin.get(f"{url}&format=csv")
+    assert 'filename="mosie-all-2026-09.csv"' in got_csv.headers["content-disposition"]
+    assert list(csv.reader(io.StringIO(got_csv.text)))[1:] == shown
+    words = _pdf_words(admin.get(f"{url}&format=pdf").content)
+    for row in shown:
+        assert " ".join(c for c in row if c) in words, row
+    assert admin.get(f"/ui/au/reports/all/nothing?month={MONTH}").status_code == 404
+
+    api = TestClient(world.app, base_url="https://testserver")
+    answer = api.get(
+        f"/api/v1/es/reports/all/alerts?month={MONTH}", headers=world.headers(Role.ADMIN)
+    )
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (body["name"], body["region"]) == ("alerts", "all")
+    assert [list(r.values()) for r in body["rows"]] == ALERTS_ACROSS
+    assert [list(t.values()) for t in body["totals"]] == [ALERTS_ACROSS_TOTAL]
+
+
+def test_across_every_region_is_refused_to_a_single_region_scope(world: World) -> None:
+    with page_client(world, Role.OPERATOR) as client:
+        assert 'id="reports-across"' not in client.get(f"/ui/au/reports?month={MONTH}").text
+        assert client.get(f"/ui/au/reports/all/alerts?month={MONTH}").status_code == 403
+    api = TestClient(world.app, base_url="https://testserver")
+    answer = api.get(
+        f"/api/v1/au/reports/all/alerts?month={MONTH}", headers=world.headers(Role.OPERATOR)
+    )
+    assert answer.status_code == 403

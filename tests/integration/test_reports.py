@@ -2,22 +2,35 @@
 (:mod:`tests.integration.reports_seed`, whose docstring works every figure out by
 hand): each report's table, its CSV and its PDF (read back with pypdf) hold those
 figures; a region's scope reaches its own rows only; the cross-region pack adds the
-regions' parts and works the ratios out again."""
+regions' parts and works the ratios out again; the pack's e-mail, sent through a real
+SMTP sink, carries the pack as a PDF in the admin's language, made when the mail is
+built (and retried, then failed with the reason, when it cannot be made)."""
 
 from __future__ import annotations
 
 import csv
 import io
+import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from pypdf import PdfReader
 
 from cloud.adapters.postgres import create_pool
-from cloud.bootstrap import send_report_pack
-from cloud.notify import NotificationService, NotifySettings
+from cloud.bootstrap import PACK_ATTACHMENT, regional_readers, report_pack_pdf, send_report_pack
+from cloud.notify import (
+    Attachment,
+    Category,
+    DeliveryWorker,
+    MailAttachment,
+    Notification,
+    NotificationService,
+    NotifySettings,
+    PreferencesIn,
+    Recipient,
+)
 from cloud.reports import (
     ReportsReader,
     ReportTable,
@@ -31,12 +44,15 @@ from cloud.reports import (
 from cloud.scope import Scope
 from contracts.topics import Region
 from tests.integration.api_world import migrated_database
+from tests.integration.notify_harness import mail_sink
 from tests.integration.reports_seed import (
     ALERTS,
+    ALERTS_ACROSS_TOTAL,
     ALERTS_TOTAL,
     FLEET_DAYS,
     FLEET_TOTAL,
     MOSIE,
+    MOSIE_ACROSS_TOTAL,
     MOSIE_TOTAL,
     REVENUE,
     REVENUE_TOTAL,
@@ -188,3 +204,115 @@ def test_the_pack_is_due_once_a_month_from_its_hour() -> None:
     assert pack_month_due(first.replace(hour=6), 6, None) == SEPTEMBER
     assert pack_month_due(first.replace(hour=6), 6, SEPTEMBER) is None
     assert pack_month_due(datetime(2026, 10, 9, tzinfo=UTC), 6, date(2026, 8, 1)) == SEPTEMBER
+
+
+US_ADMIN = "usr_" + "3" * 32
+
+
+@pytest.fixture
+def us_admin(pool: Pool) -> Iterator[str]:
+    """An admin of us who reads Spanish; removed with all notify holds of theirs, so
+    the other pack test counts only its own."""
+    with pool.connection() as conn:
+        conn.execute(
+            "INSERT INTO notify.people (user_id, role, region, source_at, email)"
+            " VALUES (%s, 'admin', 'us', now(), 'jefa@potr.example')",
+            (US_ADMIN,),
+        )
+    try:
+        yield US_ADMIN
+    finally:
+        with pool.connection() as conn:
+            conn.execute(
+                "DELETE FROM notify.delivery_attempts WHERE delivery_id IN"
+                " (SELECT id FROM notify.deliveries WHERE user_id = %s)",
+                (US_ADMIN,),
+            )
+            for table in ("deliveries", "inbox", "preferences", "people"):
+                conn.execute(f"DELETE FROM notify.{table} WHERE user_id = %s", (US_ADMIN,))
+
+
+def _pdf_words(pdf: bytes) -> str:
+    return " ".join(" ".join(p.extract_text().split()) for p in PdfReader(io.BytesIO(pdf)).pages)
+
+
+async def test_the_pack_mail_carries_the_pack_as_a_pdf_made_when_it_is_sent(
+    pool: Pool, reader: ReportsReader, us_admin: str
+) -> None:
+    settings = {"env": "test", "smtp_host": "127.0.0.1", "notify_attempt_timeout_s": 30,
+                "notify_smtp_concurrency": 4}  # fmt: skip
+    notifier = NotificationService(pool, NotifySettings(env="test"))
+    notifier.set_preferences(us_admin, PreferencesIn(language="es"))
+    pack_pdf = report_pack_pdf(regional_readers(pool))
+    calls: list[str] = []
+
+    def flaky(key: str, language: str) -> MailAttachment:
+        calls.append(key)
+        if calls.count(key) == 1:
+            raise OSError("the reports database is away")
+        return pack_pdf(key, language)
+
+    send_report_pack(notifier, build_pack({Region.US: reader}, SEPTEMBER), datetime.now(UTC))
+    now = datetime.now(UTC)  # the service filed the mail due at its own clock's now
+    with mail_sink() as (sink, port):
+        config = NotifySettings(**settings, smtp_port=port)
+        async with DeliveryWorker.open(pool, config, attachments={PACK_ATTACHMENT: flaky}) as w:
+            await w.deliver_due(now)  # the file cannot be made: no mail, retried later
+            status, attempts, error = _delivery(pool, us_admin)
+            assert (status, attempts) == ("pending", 1)
+            assert "the reports database is away" in error
+            assert not [m for m in sink.messages if m["To"] == "jefa@potr.example"]
+            await w.deliver_due(now + timedelta(hours=1))
+        [mail] = [m for m in sink.messages if m["To"] == "jefa@potr.example"]
+
+    assert calls.count("2026-09/us") == 2
+    assert mail["Subject"] == "Informes mensuales de 2026-09"
+    [pdf] = list(mail.iter_attachments())
+    assert pdf.get_content_type() == "application/pdf"
+    assert pdf.get_filename() == "potr-reports-2026-09-us.pdf"
+    content = pdf.get_content()
+    words = _pdf_words(content)
+    assert "Volumen de alertas" in words  # the admin's language
+    # au's own tables (the seed's hand-worked figures) and the tables across the regions
+    for row in (FLEET_TOTAL, REVENUE_TOTAL, MOSIE_TOTAL, ALERTS_TOTAL):
+        assert " ".join(row) in words, row
+    for row in (ALERTS_ACROSS_TOTAL, MOSIE_ACROSS_TOTAL):
+        assert " ".join(row) in words, row
+    assert content == pack_pdf("2026-09/us", "es").content  # made again: the same bytes
+
+
+async def test_a_pack_mail_whose_file_cannot_be_made_fails_with_the_reason(
+    pool: Pool, us_admin: str
+) -> None:
+    notifier = NotificationService(pool, NotifySettings(env="test"))
+    now = datetime.now(UTC)
+    notification = Notification(
+        id=uuid.uuid4(), kind="reports_monthly_pack", category=Category.NOTICE,
+        region=Region.US, params={k: "1" for k in ("month", "energy_kwh", "performance_ratio",
+        "availability", "jobs", "first_time_fix", "alarms", "savings")},
+        created_at=now, attachment=Attachment(kind="nothing_here", key="2026-09/us"),
+    )  # fmt: skip
+    notifier.notify(notification, [Recipient(user_id=us_admin, email="jefa@potr.example")])
+    now = datetime.now(UTC)
+    with mail_sink() as (sink, port):
+        config = NotifySettings(
+            env="test", smtp_host="127.0.0.1", smtp_port=port, notify_max_attempts=2
+        )
+        async with DeliveryWorker.open(pool, config) as worker:
+            await worker.deliver_due(now)
+            await worker.deliver_due(now + timedelta(hours=1))
+        assert not sink.messages
+    status, attempts, error = _delivery(pool, us_admin)
+    assert (status, attempts) == ("failed", 2)
+    assert "no source for 'nothing_here'" in error
+
+
+def _delivery(pool: Pool, user_id: str) -> tuple[str, int, str]:
+    """The status, attempts and last error of ``user_id``'s one e-mail delivery."""
+    with pool.connection() as conn:
+        [row] = conn.execute(
+            "SELECT status, attempts, coalesce(last_error, '') FROM notify.deliveries"
+            " WHERE user_id = %s",
+            (user_id,),
+        ).fetchall()
+    return row[0], row[1], row[2]

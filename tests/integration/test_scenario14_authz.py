@@ -668,6 +668,11 @@ _BILLING_ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/{region}/reports/revenue"): Route(
         ADMIN, True, 200, _get("/reports/revenue", month="2026-09", format="pdf"), is_list=True
     ),
+    # Across every region: the roles whose scope is every region (admins) only, under any
+    # region's URL (the gateway sends it to one); it names no tenant's object.
+    ("GET", "/api/v1/{region}/reports/all/{name}"): Route(
+        ADMIN, True, 200, _get("/reports/all/alerts", month="2026-09", format="csv"), is_list=True
+    ),
 }
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from email import message_from_bytes
+from email import policy as email_policy
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from cloud.notify import (
     Templates,
     builtin_templates,
 )
+from cloud.notify.attachments import AttachmentUnavailable, MailAttachment, checked
 from cloud.notify.mail import email_message
 from contracts.topics import Region
 
@@ -266,3 +269,27 @@ def test_a_lease_shorter_than_an_attempt_is_refused() -> None:
         NotifySettings(notify_attempt_timeout_s=60, notify_lease_s=60)
     with pytest.raises(ValidationError):
         NotifySettings(notify_webhook_allowed_networks="not-a-network")
+
+
+def test_a_mail_carries_its_attachments_after_the_text() -> None:
+    pdf = MailAttachment("potr-reports-2026-11-au.pdf", "application/pdf", b"%PDF-1.4 x")
+    message = email_message(
+        sender="potr@example.com", to="boss@example.com", subject="Reports", text="Hello",
+        language="en", message_id="<1@notify.potr>", sent_at=datetime(2026, 12, 1, tzinfo=UTC),
+        settings_url="", attachments=[checked(pdf)],
+    )  # fmt: skip
+    read = message_from_bytes(message.as_bytes(), policy=email_policy.default)
+    assert read.get_content_type() == "multipart/mixed"
+    body = read.get_body(("plain",))
+    assert body is not None
+    assert body.get_content().strip() == "Hello"
+    [file] = list(read.iter_attachments())
+    assert (file.get_filename(), file.get_content_type()) == (pdf.filename, "application/pdf")
+    assert file.get_content() == pdf.content
+    for bad in (
+        MailAttachment("../etc/passwd", "application/pdf", b"x"),
+        MailAttachment("a.pdf", "application/pdf\r\nX-Evil: 1", b"x"),
+        MailAttachment("a.pdf", "application/pdf", b""),
+    ):
+        with pytest.raises(AttachmentUnavailable):
+            checked(bad)

@@ -121,6 +121,15 @@ def test_an_admin_reaches_every_region() -> None:
     assert scope.within(Region.ES) == Scope.of_region(Region.ES)
 
 
+@pytest.mark.parametrize("role", list(Role))
+def test_the_reports_across_regions_are_for_every_region_scopes_only(role: Role) -> None:
+    """``reports.all`` reads each region's tables: a role may call it exactly when its
+    scope is every region (an admin's), whatever its home region."""
+    everywhere = all(scope_for(_caller(role, r, ACC)).region is None for r in Region)
+    for route in ("reports.all", "ui.reports.all"):
+        assert may_call(role, route) is everywhere, (route, role)
+
+
 @pytest.mark.parametrize("role", STAFF)
 def test_staff_reach_their_region_only(role: Role) -> None:
     scope = scope_for(_caller(role, Region.US))

@@ -10,7 +10,7 @@ in English or Spanish (:mod:`i18n`, :mod:`formatting`), with cache-busted static
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -141,6 +141,7 @@ def mount_web(
     pdfs: BillPdfs | None = None,
     cycles: CycleRunner | None = None,
     reports: ReportsReader | None = None,
+    regional_reports: Mapping[Region, ReportsReader] | None = None,
     support: SupportService | None = None,
     privacy: PrivacyDesk | None = None,
 ) -> None:
@@ -178,7 +179,7 @@ def mount_web(
     if cycles is not None:
         routers.append(create_cycle_pages(sessions, renderer, cycles))
     if reports is not None:
-        routers.append(create_report_pages(sessions, renderer, reports))
+        routers.append(create_report_pages(sessions, renderer, reports, regions=regional_reports))
     if support is not None:
         routers.append(create_ticket_pages(sessions, renderer, support, registry, privacy))
     overview = Overview(
