@@ -122,6 +122,9 @@ STAFF = frozenset({Role.ADMIN, Role.OPERATOR, Role.SUPPORT, Role.MOSIE})
 #: the operators' desk runs these every day. Money (revenue, billed energy, savings) is
 #: the admins' alone (:data:`ADMINS`).
 REPORT_READERS = frozenset({Role.ADMIN, Role.OPERATOR})
+#: Who reads support's figures (SLA attainment, tickets per 1,000 customers): the
+#: office — support's desk works to them, operators and admins watch them.
+SUPPORT_FIGURES = OFFICE
 
 #: Route key (the route's ``operationId``) → roles that may call it. A route missing
 #: here cannot be built (its dependency raises ``KeyError``).
@@ -225,6 +228,7 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "billing.cycles.start": ADMINS,
     # support tickets (issue 20): scoped in SQL (a customer: its account's tickets)
     "support.tickets.list": CUSTOMER_READERS,
+    "support.ticket_rates": SUPPORT_FIGURES,
     "support.tickets.create": TICKET_WRITERS,
     "support.tickets.get": CUSTOMER_READERS,
     "support.tickets.reply": TICKET_WRITERS,
@@ -330,11 +334,14 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "reports.alerts": REPORT_READERS,
     "reports.mosie": REPORT_READERS,
     "reports.revenue": ADMINS,
-    "ui.reports": REPORT_READERS,
+    "reports.support": SUPPORT_FIGURES,
+    # the index: each role sees the reports it may open (support: its own alone)
+    "ui.reports": REPORT_READERS | SUPPORT_FIGURES,
     "ui.reports.fleet": REPORT_READERS,
     "ui.reports.alerts": REPORT_READERS,
     "ui.reports.mosie": REPORT_READERS,
     "ui.reports.revenue": ADMINS,
+    "ui.reports.support": SUPPORT_FIGURES,
 }
 
 
