@@ -34,7 +34,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4, uuid5
@@ -161,10 +161,12 @@ from cloud.reports import (
     Pack,
     PackSettings,
     ReportsReader,
+    ReportTable,
     build_pack,
     parse_month,
     render_pdf,
     run_monthly_packs,
+    support_table,
 )
 from cloud.sap import SapExporter, SapSettings, reconcile_daily
 from cloud.sap import subscriptions as sap_subscriptions
@@ -187,6 +189,7 @@ __all__ = [
     "EMITTING_SCHEMAS",
     "RegistryCustomersSites",
     "Services",
+    "SupportSla",
     "cloud_events",
     "config_loops",
     "create_api",
@@ -197,6 +200,7 @@ __all__ = [
     "create_ingest_worker",
     "create_privacy_desk",
     "create_publisher",
+    "create_reports_reader",
     "create_support_service",
     "create_tech_listener",
     "create_tracker",
@@ -434,7 +438,7 @@ def create_api(
         usage=UsageReader(pool, zones=TARIFF_ZONES),
         bill_customer=bill_customer(CustomersService(pool), pool),
         cycles=billing_cycles,
-        reports=ReportsReader(pool),
+        reports=create_reports_reader(pool),
         regional_reports=regional_readers(pool) if settings.api_region is None else None,
         support=create_support_service(pool),
         privacy=create_privacy_desk(pool),
@@ -443,11 +447,38 @@ def create_api(
     )
 
 
+def create_reports_reader(pool: Pool) -> ReportsReader:
+    """The reports over ``pool`` with support SLA attainment answered by the support
+    service (:class:`SupportSla`). Opens no connection."""
+    return ReportsReader(pool, support=SupportSla(create_support_service(pool)))
+
+
+class SupportSla:
+    """Reports' :class:`~cloud.reports.SupportSlaSource` answered by support: its counts
+    per priority as the ``support`` report's table (neither service imports the other)."""
+
+    def __init__(self, support: SupportService) -> None:
+        self._support = support
+
+    def support_sla(self, region: Region, month: date) -> ReportTable:
+        rows = [
+            {
+                "priority": a.priority.value,
+                "first_response_measured": a.first_response_measured,
+                "first_response_met": a.first_response_met,
+                "resolution_measured": a.resolution_measured,
+                "resolution_met": a.resolution_met,
+            }
+            for a in self._support.sla_attainment(region, month)
+        ]
+        return support_table(region, month, rows)
+
+
 def create_support_service(pool: Pool) -> SupportService:
     """The support service with its site facts from the registry (whose a site is) and
     customers (the installation's tariff zone: the state whose calendar its clocks count
-    on), the accounts customers knows, and billing's documents (a linked invoice is the
-    account's). Opens no connection."""
+    on), the accounts customers knows (and counts, for tickets per 1,000 customers), and
+    billing's documents (a linked invoice is the account's). Opens no connection."""
     customers = CustomersService(pool)
 
     bills = BillsReader(pool)
@@ -463,6 +494,7 @@ def create_support_service(pool: Pool) -> SupportService:
         site_facts=support_site_facts(RegistryService(pool), customers),
         account_known=account_known,
         invoice_owned=invoice_owned,
+        customer_counts=customers.count_accounts,
     )
 
 
@@ -1140,7 +1172,7 @@ def regional_readers(pool: Pool) -> dict[Region, ReportsReader]:
     serves every region — for what combines the regions' tables (the monthly pack, the
     reports across every region). A deployment with a database per region hands each
     region's reader its own pool instead."""
-    return {region: ReportsReader(pool) for region in Region}
+    return {region: create_reports_reader(pool) for region in Region}
 
 
 #: Namespace of the monthly reports pack's notification ids (one per month and region).

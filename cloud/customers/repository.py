@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -94,6 +95,19 @@ def list_accounts(conn: Connection[Any], scope: Scope, limit: int, offset: int) 
         {**scope.sql_params(), "limit": limit, "offset": offset},
     )
     return [Account.model_validate(r) for r in rows]
+
+
+def count_accounts(conn: Connection[Any], region: Region, before: Sequence[datetime]) -> list[int]:
+    """The accounts of ``region`` created before each instant of ``before`` and not
+    closed, one count each, in order."""
+    rows = conn.execute(
+        "SELECT e.n, count(a.id)::int FROM unnest(%(before)s::timestamptz[])"
+        " WITH ORDINALITY AS e(until, n)"
+        " LEFT JOIN customers.accounts a ON a.region = %(region)s AND a.status <> 'closed'"
+        " AND a.created_at < e.until GROUP BY e.n ORDER BY e.n",
+        {"region": region.value, "before": list(before)},
+    ).fetchall()
+    return [n for _, n in rows]
 
 
 def find_accounts(conn: Connection[Any], scope: Scope, query: SearchQuery) -> list[Account]:

@@ -18,7 +18,7 @@ applied on that date (``customer.updated`` tells billing).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -120,6 +120,13 @@ class CustomersService:
     ) -> list[Account]:
         with self._pool.connection() as conn:
             return repo.list_accounts(conn, _scope(region, scope), limit, offset)
+
+    def count_accounts(self, region: Region, before: Sequence[datetime]) -> list[int]:
+        """``region``'s customers at each instant of ``before`` (in order): the accounts
+        created before it and not closed now (no closing date is kept). Support's
+        tickets per 1,000 customers."""
+        with self._pool.connection() as conn:
+            return repo.count_accounts(conn, region, before)
 
     def find_accounts(self, scope: Scope, text: str, limit: int = 20) -> list[Account]:
         """Accounts in ``scope`` whose name or email contains ``text`` (trimmed; any

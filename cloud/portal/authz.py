@@ -126,6 +126,9 @@ REPORT_READERS = frozenset({Role.ADMIN, Role.OPERATOR})
 #: Who reads a report across every region (``reports.all``): the roles whose scope is
 #: every region (:func:`scope_for`), today the admins alone; anyone else gets 403.
 ALL_REGIONS = frozenset({Role.ADMIN})
+#: Who reads support's figures (SLA attainment, tickets per 1,000 customers): the
+#: office — support's desk works to them, operators and admins watch them.
+SUPPORT_FIGURES = OFFICE
 
 #: Route key (the route's ``operationId``) → roles that may call it. A route missing
 #: here cannot be built (its dependency raises ``KeyError``).
@@ -229,6 +232,7 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "billing.cycles.start": ADMINS,
     # support tickets (issue 20): scoped in SQL (a customer: its account's tickets)
     "support.tickets.list": CUSTOMER_READERS,
+    "support.ticket_rates": SUPPORT_FIGURES,
     "support.tickets.create": TICKET_WRITERS,
     "support.tickets.get": CUSTOMER_READERS,
     "support.tickets.reply": TICKET_WRITERS,
@@ -334,7 +338,9 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     "reports.alerts": REPORT_READERS,
     "reports.mosie": REPORT_READERS,
     "reports.revenue": ADMINS,
-    "ui.reports": REPORT_READERS,
+    "reports.support": SUPPORT_FIGURES,
+    # the index: each role sees the reports it may open (support: its own alone)
+    "ui.reports": REPORT_READERS | SUPPORT_FIGURES,
     "ui.reports.fleet": REPORT_READERS,
     "ui.reports.alerts": REPORT_READERS,
     "ui.reports.mosie": REPORT_READERS,
@@ -342,6 +348,7 @@ ROUTES: Mapping[str, frozenset[Role]] = {
     # across the regions (issue 20 point 4): every report, for every-region scopes only
     "reports.all": ALL_REGIONS,
     "ui.reports.all": ALL_REGIONS,
+    "ui.reports.support": SUPPORT_FIGURES,
 }
 
 

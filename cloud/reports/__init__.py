@@ -4,7 +4,8 @@ delivered; MOSIE performance (jobs, SLA, first-time fix); alert volumes — as t
 portal shows with a chart, downloads as CSV and PDF, and sends to the admins as a
 monthly pack. Read-only over the tables the other services publish
 (:class:`ReportsReader`); imports no service. Support SLA attainment plugs in through
-:class:`SupportSlaSource` once the support service exists.
+:class:`SupportSlaSource`, which the composition root answers with the support
+service's figures (:func:`support_table`).
 
 Published interface: the names below; other modules import nothing else.
 """
@@ -30,9 +31,11 @@ from cloud.reports.pdf import render_pdf
 from cloud.reports.reader import (
     FOLLOW_UP_DAYS,
     REPORTS,
+    SUPPORT_COLUMNS,
     ReportsReader,
     SupportSlaSource,
     month_bounds,
+    support_table,
 )
 from cloud.reports.reference import Reference, UtilityPrice, load_reference
 from cloud.reports.tables import Cell, Column, ReportTable, cell_text, combine, ratio
@@ -40,6 +43,7 @@ from cloud.reports.tables import Cell, Column, ReportTable, cell_text, combine, 
 __all__ = [
     "FOLLOW_UP_DAYS",
     "REPORTS",
+    "SUPPORT_COLUMNS",
     "Cell",
     "Column",
     "Pack",
@@ -67,5 +71,6 @@ __all__ = [
     "render_pdf",
     "rows_with_totals",
     "run_monthly_packs",
+    "support_table",
     "svg_chart",
 ]

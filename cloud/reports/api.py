@@ -1,8 +1,9 @@
 """Reports' REST routes, relative to the portal's regional prefix ``/api/v1/{region}``:
 ``GET /reports/{name}?month=YYYY-MM&format=json|csv|pdf`` for each report, one route
 (and one policy entry, ``reports.<name>``) per report, so the portal's policy decides
-who reads which: admins every report, operators the fleet, alerts and MOSIE ones (not
-revenue). The region is the URL's; figures are the reader's, scoped in SQL.
+who reads which: admins every report, operators the fleet, alerts, MOSIE and support
+ones (not revenue), support staff the support one. The region is the URL's; figures are
+the reader's, scoped in SQL.
 
 ``GET /reports/all/{name}?month=…&format=…`` (one route, policy entry ``reports.all``,
 :func:`create_cross_region_router`): the report across every region, each region's

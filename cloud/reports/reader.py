@@ -31,11 +31,15 @@ Definitions (the figures' meaning, also in ARCHITECTURE):
   raised within :data:`FOLLOW_UP_DAYS` of the verification.
 * **alerts**: per severity, alarms first raised in the local month, those cleared in
   it, and annunciations (transitions into unacknowledged from another state).
+* **support** (from :class:`SupportSlaSource`): per ticket priority, the first-response
+  and resolution clocks *decided* in the local month — met (the event by the due time;
+  decided at the event) or breached (the due time passed without it; decided at the
+  due time) — and attainment = met / measured (:mod:`cloud.support.metrics`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
@@ -51,9 +55,11 @@ from contracts.topics import Region
 __all__ = [
     "FOLLOW_UP_DAYS",
     "REPORTS",
+    "SUPPORT_COLUMNS",
     "ReportsReader",
     "SupportSlaSource",
     "month_bounds",
+    "support_table",
 ]
 
 Pool = ConnectionPool[Connection[Any]]
@@ -105,6 +111,17 @@ ALERT_COLUMNS = (
     Column("cleared", "count"),
     Column("annunciations", "count"),
 )
+SUPPORT_COLUMNS = (
+    Column("priority", "key"),
+    Column("first_response_measured", "count"),
+    Column("first_response_met", "count"),
+    Column(
+        "first_response_attainment", "percent", ("first_response_met", "first_response_measured")
+    ),
+    Column("resolution_measured", "count"),
+    Column("resolution_met", "count"),
+    Column("resolution_attainment", "percent", ("resolution_met", "resolution_measured")),
+)
 
 #: The reports, in the order the portal lists them.
 REPORTS = ("fleet", "revenue", "mosie", "alerts")
@@ -112,12 +129,24 @@ _SEVERITIES = ("urgent", "high", "medium", "low")
 
 
 class SupportSlaSource(Protocol):
-    """The extension point for support SLA attainment (issue 20 point 1, built
-    elsewhere): the support service's answer for a region and local month, as a table
-    with the same conventions (parts and ratios). Until one is wired the report is not
-    offered; when it is, the reader calls it like its own queries."""
+    """Support SLA attainment (issue 20 point 1), answered by the support service: its
+    table for a region and local month (:func:`support_table`). Reports import no
+    service, so the composition root (:mod:`cloud.bootstrap`) wires one in; without it
+    the report is not offered, with it the reader calls it like its own queries."""
 
     def support_sla(self, region: Region, month: date) -> ReportTable: ...
+
+
+def support_table(region: Region, month: date, rows: Sequence[Mapping[str, Cell]]) -> ReportTable:
+    """The ``support`` report from the support service's counts per priority (a
+    :class:`SupportSlaSource` builds it with this): each row's parts as
+    :data:`SUPPORT_COLUMNS` name them, the ratios worked out here."""
+    parts = [c.key for c in SUPPORT_COLUMNS if c.ratio_of is None]
+    table_rows = [with_ratios(SUPPORT_COLUMNS, {k: row.get(k) for k in parts}) for row in rows]
+    return ReportTable(
+        "support", month.replace(day=1), region.value, SUPPORT_COLUMNS, ("priority",),
+        "resolution_attainment", table_rows, ("note.support",),
+    )  # fmt: skip
 
 
 def month_bounds(month: date, zone: ZoneInfo) -> tuple[datetime, datetime]:

@@ -13,6 +13,7 @@ from cloud.support.api import create_router
 from cloud.support.errors import ConflictError, InvalidError, NotFoundError, SupportError
 from cloud.support.handlers import event_subscriptions, run_support_sweeps
 from cloud.support.lifecycle import Kind, Priority, State
+from cloud.support.metrics import Attainment
 from cloud.support.models import (
     Change,
     Link,
@@ -24,15 +25,25 @@ from cloud.support.models import (
     TicketDetail,
     TicketEvent,
     TicketIn,
+    TicketRate,
 )
 from cloud.support.policy import SupportPolicy, load_policy
-from cloud.support.service import SCHEMA, Actor, SiteFact, SiteFacts, SupportService
+from cloud.support.service import (
+    SCHEMA,
+    Actor,
+    CustomerCounts,
+    SiteFact,
+    SiteFacts,
+    SupportService,
+)
 
 __all__ = [
     "SCHEMA",
     "Actor",
+    "Attainment",
     "Change",
     "ConflictError",
+    "CustomerCounts",
     "InvalidError",
     "Kind",
     "Link",
@@ -52,6 +63,7 @@ __all__ = [
     "TicketDetail",
     "TicketEvent",
     "TicketIn",
+    "TicketRate",
     "create_router",
     "event_subscriptions",
     "load_policy",

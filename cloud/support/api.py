@@ -12,7 +12,7 @@ The service's refusals propagate to the portal's handlers: ``NotFoundError`` 404
 # No ``from __future__ import annotations``: FastAPI resolves the routes' annotations.
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Response, status
@@ -30,6 +30,7 @@ from cloud.support.models import (
     Ticket,
     TicketDetail,
     TicketIn,
+    TicketRate,
 )
 from cloud.support.privacy import ErasureRecord, PrivacyDesk
 from cloud.support.service import CUSTOMER, Actor, SupportService
@@ -39,6 +40,8 @@ __all__ = ["create_router"]
 
 Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000, description="rows to skip")]
+#: A local month, YYYY-MM (2020-2099).
+MONTH_PATTERN = r"^20[2-9][0-9]-(0[1-9]|1[0-2])$"
 TicketId = Annotated[int, Path(ge=1, le=2**62, description="the ticket's id")]
 
 _AUTH: dict[int | str, dict[str, Any]] = {
@@ -139,6 +142,27 @@ def create_router(
         return await run_in_threadpool(
             service.list_tickets, who.scope, given, limit=limit, offset=offset
         )
+
+    @router.get(
+        "/support/ticket-rates",
+        response_model=list[TicketRate],
+        operation_id="support.ticket_rates",
+        summary="Tickets per 1,000 customers, per month and kind",
+        description="Staff: for each of the `months` local months of the URL's region "
+        "ending with `to` (default: the last whole month), the tickets raised of each kind "
+        "(and `all`) per 1,000 of the region's customers at the month's end (accounts "
+        "created by then and not closed). `per_thousand` is null without customers.",
+        responses=_AUTH,
+    )
+    async def ticket_rates(
+        who: Annotated[Access, Depends(access("support.ticket_rates"))],
+        months: Annotated[int, Query(ge=1, le=24, description="how many months")] = 6,
+        to: Annotated[
+            str | None, Query(pattern=MONTH_PATTERN, max_length=7, description="YYYY-MM")
+        ] = None,
+    ) -> list[TicketRate]:
+        last = date(int(to[:4]), int(to[5:7]), 1) if to is not None else None
+        return await run_in_threadpool(service.ticket_rates, who.scope, months=months, last=last)
 
     @router.post(
         "/support/tickets",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -23,6 +24,7 @@ __all__ = [
     "TicketDetail",
     "TicketEvent",
     "TicketIn",
+    "TicketRate",
 ]
 
 PLAN_CODE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
@@ -168,3 +170,15 @@ class QueueFilter(_Model):
     assignee: PersonId | None = None
     account_id: PersonId | None = None
     open_only: bool = True
+
+
+class TicketRate(_Model):
+    """Tickets of a kind (``all``: every kind) raised in a local month (``YYYY-MM``) per
+    1,000 of the region's customers at its end (:mod:`cloud.support.metrics`; None
+    without customers)."""
+
+    month: Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}$", max_length=7)]
+    kind: Annotated[str, Field(max_length=32)]
+    tickets: Annotated[int, Field(ge=0)]
+    customers: Annotated[int, Field(ge=0)]
+    per_thousand: Decimal | None

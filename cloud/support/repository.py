@@ -5,7 +5,7 @@ and account: a customer's scope reaches its account's tickets only."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from cloud.adapters.postgres import Connection, dict_row
@@ -231,3 +231,47 @@ def resolved_before(conn: Connection[Any], region: Region, before: datetime) -> 
         (region.value, before),
     ).fetchall()
     return [r[0] for r in rows]
+
+
+def sla_candidates(
+    conn: Connection[Any], region: Region, since: datetime, until: datetime
+) -> list[dict[str, Any]]:
+    """Tickets of ``region`` with a clock that may have been decided in ``[since,
+    until)`` — a first response or resolution then, or a due time kept on the row then
+    (:mod:`cloud.support.metrics`) — with every state they entered (``change_at`` and
+    ``change_to``, in order)."""
+    return (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            "SELECT t.id, t.priority, t.jurisdiction, t.state, t.created_at,"
+            " t.first_response_at, t.resolved_at, c.change_at, c.change_to"
+            " FROM support.tickets t CROSS JOIN LATERAL ("
+            "  SELECT array_agg(e.at ORDER BY e.id) AS change_at,"
+            "   array_agg(e.to_state ORDER BY e.id) AS change_to"
+            "  FROM support.ticket_events e"
+            "  WHERE e.ticket_id = t.id AND e.to_state IS NOT NULL) AS c"
+            " WHERE t.region = %(region)s AND t.created_at < %(until)s AND ("
+            "  t.first_response_at >= %(since)s AND t.first_response_at < %(until)s"
+            "  OR t.first_response_due >= %(since)s AND t.first_response_due < %(until)s"
+            "  OR t.resolved_at >= %(since)s AND t.resolved_at < %(until)s"
+            "  OR t.resolution_due >= %(since)s AND t.resolution_due < %(until)s)"
+            " ORDER BY t.id",
+            {"region": region.value, "since": since, "until": until},
+        )
+        .fetchall()
+    )
+
+
+def raised_per_month(
+    conn: Connection[Any], scope: Scope, zone: str, since: datetime, until: datetime
+) -> list[tuple[date, str, int]]:
+    """Tickets ``scope`` reaches raised in ``[since, until)``, counted per local month
+    in ``zone`` (the month's first day) and kind."""
+    rows = conn.execute(
+        "SELECT date_trunc('month', t.created_at AT TIME ZONE %(zone)s)::date AS month,"
+        f" t.kind, count(*)::int FROM support.tickets t WHERE {site_condition('t')}"
+        " AND t.created_at >= %(since)s AND t.created_at < %(until)s"
+        " GROUP BY 1, 2 ORDER BY 1, 2",
+        {**scope.sql_params(), "zone": zone, "since": since, "until": until},
+    ).fetchall()
+    return [(month, kind, n) for month, kind, n in rows]

@@ -14,10 +14,11 @@ installation — the calendar its clocks count on), :data:`AccountKnown` and
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from cloud.adapters.postgres import Connection, ConnectionPool
 from cloud.calendars import BusinessCalendar, builtin_calendar
@@ -45,6 +46,14 @@ from cloud.support.lifecycle import (
     can_reopen,
     check_move,
 )
+from cloud.support.metrics import (
+    Attainment,
+    attainment,
+    decided,
+    month_bounds,
+    months_up_to,
+    ticket_rates,
+)
 from cloud.support.models import (
     Change,
     Link,
@@ -55,6 +64,7 @@ from cloud.support.models import (
     Ticket,
     TicketDetail,
     TicketIn,
+    TicketRate,
 )
 from cloud.support.policy import SupportPolicy, load_policy
 from cloud.support.sla import Clock, Pause, clock
@@ -64,6 +74,7 @@ __all__ = [
     "SCHEMA",
     "AccountKnown",
     "Actor",
+    "CustomerCounts",
     "InvoiceOwned",
     "SiteFact",
     "SiteFacts",
@@ -109,6 +120,9 @@ SiteFacts = Callable[[Region, int], SiteFact | None]
 AccountKnown = Callable[[Region, str], bool]
 #: ``(region, account_id, number)`` → whether document ``number`` is that account's.
 InvoiceOwned = Callable[[Region, str, str], bool]
+#: ``(region, instants)`` → the region's customers at each instant (one count each, in
+#: order): the accounts created before it and not closed (customers' answer).
+CustomerCounts = Callable[[Region, Sequence[datetime]], Sequence[int]]
 
 
 def pauses(changes: list[tuple[datetime, State]]) -> list[Pause]:
@@ -145,6 +159,7 @@ class SupportService:
         site_facts: SiteFacts,
         account_known: AccountKnown,
         invoice_owned: InvoiceOwned | None = None,
+        customer_counts: CustomerCounts | None = None,
         policy: SupportPolicy | None = None,
         calendar: Callable[[Region], BusinessCalendar] = builtin_calendar,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -153,6 +168,7 @@ class SupportService:
         self._site_facts = site_facts
         self._account_known = account_known
         self._invoice_owned = invoice_owned
+        self._customer_counts = customer_counts
         self._policy = policy if policy is not None else load_policy()
         self._calendar = calendar
         self._clock = clock
@@ -178,6 +194,55 @@ class SupportService:
                 first_response=first,
                 resolution=resolution,
             )
+
+    # -- figures (cloud.support.metrics) --------------------------------------------
+    def zone(self, region: Region) -> ZoneInfo:
+        """The zone of ``region``'s months: its calendar's default jurisdiction's."""
+        calendar = self._calendar(region)
+        return calendar.time_zone(calendar.default_jurisdiction)
+
+    def sla_attainment(self, region: Region, month: date) -> list[Attainment]:
+        """Per priority, the clocks of ``region``'s tickets decided in the local
+        ``month`` (measured, met): the reports' support SLA attainment."""
+        since, until = month_bounds(month, self.zone(region))
+        now = self._clock()
+        with self._pool.connection() as conn:
+            rows = repo.sla_candidates(conn, region, since, until)
+        outcomes = []
+        for r in rows:
+            changes = list(zip(r["change_at"] or [], r["change_to"] or [], strict=True))
+            state, priority = State(r["state"]), Priority(r["priority"])
+            first, resolution = self._clock_pair(
+                region, priority, r["jurisdiction"], r["created_at"],
+                r["first_response_at"],
+                r["resolved_at"] if state in {State.RESOLVED, State.CLOSED} else None,
+                pauses([(at, State(to)) for at, to in changes]), now,
+            )  # fmt: skip
+            outcomes.append((priority, decided(first, now), decided(resolution, now)))
+        return attainment(outcomes, since, until)
+
+    def ticket_rates(
+        self, scope: Scope, *, months: int, last: date | None = None
+    ) -> list[TicketRate]:
+        """Tickets per 1,000 customers in ``scope``'s region for each of ``months``
+        local months ending with ``last`` (default: the last whole month), per kind and
+        all together. :class:`InvalidError` for a scope of no one region or an
+        account's (staff's figures)."""
+        region = scope.region
+        if region is None or scope.by_account:
+            raise InvalidError("ticket rates are a region's, for its staff")
+        zone = self.zone(region)
+        if last is None:
+            last = self._clock().astimezone(zone).date().replace(day=1) - timedelta(days=1)
+        chosen = months_up_to(last, months)
+        since = month_bounds(chosen[0], zone)[0]
+        ends = [month_bounds(m, zone)[1] for m in chosen]
+        with self._pool.connection() as conn:
+            rows = repo.raised_per_month(conn, scope, zone.key, since, ends[-1])
+        raised = {(m, Kind(kind)): n for m, kind, n in rows}
+        counts = list(self._customer_counts(region, ends)) if self._customer_counts else []
+        customers = dict(zip(chosen, counts, strict=False))
+        return ticket_rates(chosen, raised, customers)
 
     # -- the customer's (and staff's) actions ----------------------------------------
     def create(
@@ -453,18 +518,31 @@ class SupportService:
 
     def _clocks(self, conn: Connection[Any], ticket: Ticket, now: datetime) -> tuple[Sla, Sla]:
         targets = self._policy.of(ticket.region).targets[ticket.priority]
-        calendar = self._calendar(ticket.region)
-        spells = pauses(repo.state_changes(conn, ticket.id))
-        first = clock(
-            calendar, ticket.jurisdiction, ticket.created_at, targets.first_response, now,
-            stopped_at=ticket.first_response_at, pauses=spells,
-        )  # fmt: skip
         resolved = ticket.resolved_at if ticket.state in {State.RESOLVED, State.CLOSED} else None
-        resolution = clock(
-            calendar, ticket.jurisdiction, ticket.created_at, targets.resolution, now,
-            stopped_at=resolved, pauses=spells,
+        first, resolution = self._clock_pair(
+            ticket.region, ticket.priority, ticket.jurisdiction, ticket.created_at,
+            ticket.first_response_at, resolved, pauses(repo.state_changes(conn, ticket.id)), now,
         )  # fmt: skip
         return _sla(first, targets.first_response), _sla(resolution, targets.resolution)
+
+    def _clock_pair(
+        self, region: Region, priority: Priority, jurisdiction: str, created_at: datetime,
+        first_response_at: datetime | None, resolved_at: datetime | None,
+        spells: list[Pause], now: datetime,
+    ) -> tuple[Clock, Clock]:  # fmt: skip
+        """A ticket's first-response and resolution clocks at ``now`` (``resolved_at``:
+        None unless it is resolved or closed now)."""
+        targets = self._policy.of(region).targets[priority]
+        calendar = self._calendar(region)
+        first = clock(
+            calendar, jurisdiction, created_at, targets.first_response, now,
+            stopped_at=first_response_at, pauses=spells,
+        )  # fmt: skip
+        resolution = clock(
+            calendar, jurisdiction, created_at, targets.resolution, now,
+            stopped_at=resolved_at, pauses=spells,
+        )  # fmt: skip
+        return first, resolution
 
     def _refresh(self, conn: Connection[Any], ticket: Ticket, at: datetime) -> Ticket:
         """Keep the row's due times (the queue's order) as the clocks say now."""

@@ -125,9 +125,13 @@ TABLE: dict[str, Page] = {
     "/ui/{region}/billing/cycles/{cycle_id}/progress": Page(
         CONTROL, lambda r, t: f"/ui/{r}/billing/cycles/{t.cycle}/progress"
     ),
-    # Reports (issue 20): a region's; operators fleet, alerts and MOSIE, admins revenue too.
+    # Reports (issue 20): a region's; operators fleet, alerts and MOSIE, admins revenue too;
+    # the office support's SLA attainment (the index lists each role's own).
     "/ui/{region}/reports": Page(
-        CONTROL, lambda r, t: f"/ui/{r}/reports?month=2026-09", tenant_object=False
+        OFFICE, lambda r, t: f"/ui/{r}/reports?month=2026-09", tenant_object=False
+    ),
+    "/ui/{region}/reports/support": Page(
+        OFFICE, lambda r, t: f"/ui/{r}/reports/support?month=2026-09", tenant_object=False
     ),
     "/ui/{region}/reports/fleet": Page(
         CONTROL, lambda r, t: f"/ui/{r}/reports/fleet?month=2026-09", tenant_object=False

@@ -4,7 +4,8 @@ September 2026 — a month in which the world itself holds no invoice, job or al
 Each page's table shows the hand-computed figures, and its CSV and PDF (the page's own
 download links; the PDF read back with pypdf) hold exactly the page's numbers; the REST
 route answers the same cells. Operators reach the fleet, alerts and MOSIE reports, not
-revenue."""
+revenue; support reads its own report alone; support's tickets per 1,000 customers
+(:mod:`tests.integration.support_seed`) on the queue page and its REST route."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from tests.integration.reports_seed import (
     REVENUE_TOTAL,
     seed,
 )
+from tests.integration.support_seed import RATES, SUPPORT, SUPPORT_TOTAL, seed_support
 
 pytestmark = pytest.mark.integration
 
@@ -48,6 +50,7 @@ def world(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) ->
     key_dir: Path = tmp_path_factory.mktemp("reports")
     with private_world(postgres_server_url, key_dir) as built:
         seed(built.pool)
+        seed_support(built.pool)
         yield built
 
 
@@ -74,6 +77,7 @@ def _pdf_words(pdf: bytes) -> str:
         ("revenue", REVENUE, REVENUE_TOTAL),
         ("mosie", MOSIE, MOSIE_TOTAL),
         ("alerts", ALERTS, ALERTS_TOTAL),
+        ("support", SUPPORT, SUPPORT_TOTAL),
     ],
 )
 def test_the_page_its_csv_and_its_pdf_hold_the_same_figures(
@@ -176,3 +180,76 @@ def test_across_every_region_is_refused_to_a_single_region_scope(world: World) -
         f"/api/v1/au/reports/all/alerts?month={MONTH}", headers=world.headers(Role.OPERATOR)
     )
     assert answer.status_code == 403
+
+
+def test_support_reads_its_own_report_alone(world: World) -> None:
+    with page_client(world, Role.SUPPORT) as client:
+        index = client.get(f"/ui/au/reports?month={MONTH}")
+        assert index.status_code == 200
+        assert 'data-report="support"' in index.text
+        assert 'data-report="fleet"' not in index.text
+        assert client.get(f"/ui/au/reports/fleet?month={MONTH}").status_code == 403
+        page = client.get(
+            f"/ui/au/reports/support?month={MONTH}", headers={"Accept-Language": "es"}
+        )
+        assert page.status_code == 200
+        assert "Cumplimiento del SLA de soporte" in page.text
+        assert _page_rows(page.text) == [*SUPPORT, SUPPORT_TOTAL]
+    api = TestClient(world.app, base_url="https://testserver")
+    answer = api.get(
+        f"/api/v1/au/reports/support?month={MONTH}", headers=world.headers(Role.SUPPORT)
+    )
+    assert answer.status_code == 200
+    assert [list(r.values()) for r in answer.json()["rows"]] == SUPPORT
+    # es's own month holds its ticket, none of au's.
+    es = api.get(f"/api/v1/es/reports/support?month={MONTH}", headers=world.headers(Role.ADMIN))
+    assert [r["first_response_measured"] for r in es.json()["rows"]] == ["0", "1", "0", "0"]
+
+
+def test_tickets_per_thousand_customers_over_rest(world: World) -> None:
+    api = TestClient(world.app, base_url="https://testserver")
+    support = world.headers(Role.SUPPORT)
+    answer = api.get(
+        "/api/v1/au/support/ticket-rates", params={"months": 2, "to": MONTH}, headers=support
+    )
+    assert answer.status_code == 200
+    got = {(r["month"], r["kind"]): r for r in answer.json()}
+    assert len(got) == 2 * 7
+    for month in ("2026-08", "2026-09"):
+        customers, kinds = RATES[month]
+        for kind, (tickets, rate) in kinds.items():
+            row = got[(month, kind)]
+            assert (row["customers"], row["tickets"], row["per_thousand"]) == (
+                customers, tickets, rate,
+            ), (month, kind)  # fmt: skip
+    for bad in ({"to": "2026-13"}, {"months": 0}, {"months": 25}):
+        refused = api.get("/api/v1/au/support/ticket-rates", params=bad, headers=support)
+        assert refused.status_code == 422, bad
+    customer = api.get("/api/v1/au/support/ticket-rates", headers=world.headers(Role.CUSTOMER))
+    assert customer.status_code == 403
+
+
+_RATE_ROW = re.compile(r'<tr data-month="([0-9-]+)">(.*?)</tr>', re.S)
+_RATE_CELL = re.compile(
+    r'<td data-column="([a-z_]+)"[^>]*><span class="cell-label">[^<]*</span>([^<]*)</td>'
+)
+
+
+def test_the_queue_shows_tickets_per_thousand_customers(world: World) -> None:
+    with page_client(world, Role.SUPPORT) as client:
+        page = client.get(f"/ui/au/support/tickets?to={MONTH}")
+        assert page.status_code == 200
+        shown = {
+            month: dict(_RATE_CELL.findall(cells)) for month, cells in _RATE_ROW.findall(page.text)
+        }
+        assert list(shown) == list(RATES)
+        for month, (customers, kinds) in RATES.items():
+            assert shown[month] == {
+                "customers": str(customers),
+                **{k: rate for k, (_, rate) in kinds.items()},
+            }, month
+        refused = client.get("/ui/au/support/tickets?to=September")
+        assert refused.status_code == 422
+        assert 'id="refusal"' in refused.text
+    with page_client(world, Role.CUSTOMER) as client:
+        assert 'id="ticket-rates"' not in client.get("/ui/au/support/tickets").text

@@ -68,7 +68,7 @@ AU = Scope.of_region(Region.AU)
 
 @pytest.fixture(scope="module")
 def pool(postgres_server_url: str) -> Iterator[Pool]:
-    schemas = ("customers", "telemetry", "billing", "dispatch", "alerts", "notify")
+    schemas = ("customers", "telemetry", "billing", "dispatch", "alerts", "notify", "support")
     with migrated_database(postgres_server_url, *schemas) as url:
         made = create_pool(url, max_size=2, name="test-reports")
         try:

@@ -673,6 +673,10 @@ _BILLING_ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/{region}/reports/all/{name}"): Route(
         ADMIN, True, 200, _get("/reports/all/alerts", month="2026-09", format="csv"), is_list=True
     ),
+    # Support's SLA attainment: the office's (support works to it).
+    ("GET", "/api/v1/{region}/reports/support"): Route(
+        OFFICE, True, 200, _get("/reports/support", month="2026-09"), is_list=True
+    ),
 }
 
 
@@ -720,6 +724,11 @@ def _exported_ticket(r: Region, t: Tenant) -> Call:
 
 
 _SUPPORT_ROUTES: dict[tuple[str, str], Route] = {
+    # Tickets per 1,000 customers: the region's figures, for the office (scoped in SQL to
+    # the URL's region; it names no object).
+    ("GET", "/api/v1/{region}/support/ticket-rates"): Route(
+        OFFICE, True, 200, _get("/support/ticket-rates", months=2), is_list=True
+    ),
     ("GET", "/api/v1/{region}/support/tickets"): Route(
         CUSTOMER_READERS,
         True,

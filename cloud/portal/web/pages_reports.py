@@ -1,7 +1,8 @@
 """Reports in the web UI (issue 20 point 4).
 
 ``/ui/{region}/reports`` lists the reports the viewer's role may open (admins every one,
-operators fleet, alerts and MOSIE — the policy's ``ui.reports.<name>``) with a month
+operators fleet, alerts, MOSIE and support, support staff support — the policy's
+``ui.reports.<name>``) with a month
 picker (a GET form: the month is in the address, so a report can be bookmarked).
 ``/ui/{region}/reports/{name}?month=YYYY-MM`` shows one report: a server-rendered SVG
 bar chart (no script; a ``<title>`` on each bar) above the table with its total(s) and

@@ -8,7 +8,9 @@
   urgent first by SLA due time, filtered by state, kind, priority or their own; on a
   ticket they reply (or write an internal note), assign, move it (open, pending,
   resolved with the outcome — a complaint's also its reasons — or closed), approve a
-  change request and ask dispatch for a fault report's work order.
+  change request and ask dispatch for a fault report's work order. The office's queue
+  also shows tickets per 1,000 customers for the last :data:`RATE_MONTHS` whole local
+  months, per kind (``?to=YYYY-MM`` moves the last month; not a month: 422).
 
 Every form is CSRF-checked and answers post/redirect/get; a refusal (a state that does
 not allow the action, a field out of bounds) is the page again with the reason, 409 or
@@ -18,6 +20,7 @@ not allow the action, a field out of bounds) is the page again with the reason, 
 # No ``from __future__ import annotations``: the routes' dependencies are local to
 # ``create_ticket_pages`` and FastAPI resolves string annotations in the module's globals.
 
+import re
 from datetime import date
 from typing import Annotated, Any
 
@@ -27,6 +30,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from cloud.identity import Role
+from cloud.portal.authz import may_call
 from cloud.portal.web.csrf import check_csrf
 from cloud.portal.web.render import Renderer
 from cloud.portal.web.session import PageRefused, Sessions, Viewer
@@ -44,6 +48,7 @@ from cloud.support import (
     State,
     SupportService,
     TicketIn,
+    TicketRate,
 )
 from cloud.support.privacy import PrivacyDesk
 
@@ -58,10 +63,27 @@ ACTIONS = (
     "privacy_export", "erasure",
 )  # fmt: skip
 _DESK = frozenset({Role.ADMIN, Role.SUPPORT})
+#: How many local months the queue's tickets per 1,000 customers covers.
+RATE_MONTHS = 6
+_MONTH = re.compile(r"^(20[2-9][0-9])-(0[1-9]|1[0-2])$")
 
 
 def _actor(who: Viewer) -> Actor:
     return Actor(who.caller.employee_no or who.caller.subject, who.role.value)
+
+
+def _month(text: str) -> date | None:
+    """``YYYY-MM`` (2020-2099) as its first day; None for anything else."""
+    found = _MONTH.fullmatch(text.strip())
+    return date(int(found[1]), int(found[2]), 1) if found else None
+
+
+def _by_month(rates: list[TicketRate]) -> list[tuple[str, int, list[TicketRate]]]:
+    """The rates per month, in order: (``YYYY-MM``, customers, each kind's then all's)."""
+    months: dict[str, list[TicketRate]] = {}
+    for rate in rates:
+        months.setdefault(rate.month, []).append(rate)
+    return [(m, found[0].customers, found) for m, found in months.items()]
 
 
 def _refusal(exc: ValidationError) -> str:
@@ -91,17 +113,29 @@ def create_ticket_pages(
         priority: Priority | None = None,
         mine: Annotated[bool, Query()] = False,
         closed: Annotated[bool, Query()] = False,
+        to: Annotated[str, Query(max_length=20)] = "",
     ) -> Response:
         me = _actor(who).subject if mine and who.is_staff else None
         given = QueueFilter(
             state=state, kind=kind, priority=priority, assignee=me, open_only=not closed
         )
         found = await run_in_threadpool(service.list_tickets, who.scope, given, limit=200)
+        last = _month(to) if to else None
+        rates = None
+        if may_call(who.role, "support.ticket_rates") and (last is not None or not to):
+            rates = _by_month(
+                await run_in_threadpool(
+                    service.ticket_rates, who.scope, months=RATE_MONTHS, last=last
+                )
+            )
         return renderer.page(
             request, "tickets.html", language=who.language, viewer=who, tickets=found,
             filters={"state": state, "kind": kind, "priority": priority, "mine": mine,
                      "closed": closed},
             states=list(State), kinds=list(Kind), priorities=list(Priority),
+            rates=rates, rates_to=to if last is not None else "",
+            refusal="month" if to and last is None else None,
+            status_code=422 if to and last is None else 200,
         )  # fmt: skip
 
     async def new_page(

@@ -56,6 +56,13 @@ def report_words(_: Callable[..., str]) -> dict[str, str]:
         "column.raised": _("Raised"),
         "column.cleared": _("Cleared"),
         "column.annunciations": _("Annunciations"),
+        "column.priority": _("Priority"),
+        "column.first_response_measured": _("First responses measured"),
+        "column.first_response_met": _("First responses on time"),
+        "column.first_response_attainment": _("First response SLA %"),
+        "column.resolution_measured": _("Resolutions measured"),
+        "column.resolution_met": _("Resolutions on time"),
+        "column.resolution_attainment": _("Resolution SLA %"),
         "note.fleet": _(
             "A day's fleet: the region's sites installed by that local day. Availability:"
             " sites whose PV counter reported that day. Performance ratio: PV energy"
@@ -71,6 +78,13 @@ def report_words(_: Callable[..., str]) -> dict[str, str]:
             "Jobs: resolves in the region's local month. On time: resolved by the due"
             " time of the visit. First-time fix: verified, resolved at the first visit,"
             " never reopened, and no job of the same type at the site within 30 days."
+        ),
+        "note.support": _(
+            "Per ticket priority, the SLA clocks decided in the region's local month:"
+            " on time when the first response or resolution came by its due time"
+            " (counted in the month it came), late when the due time passed without it"
+            " (counted in the month of the due time). Business hours, holidays and time"
+            " waiting on the customer are the support policy's."
         ),
         "note.alerts": _(
             "Alarms first raised and cleared in the region's local month; annunciations:"
