@@ -100,6 +100,11 @@ def segment_energy(
     the second's) and its plan's TOU schedule. The lines are cut at each segment's local
     midnight first, a line across one (a zone of half-hour offset) shared by duration in
     whole mWh by largest remainder, so the segments' kWh add up to the lines' exactly."""
+    if len(segments) == 1:  # no plan change in the period: the cycle's common case
+        only = period_energy(
+            lines, time_zone=time_zone, schedule=segments[0][1], tariff_zone=tariff_zone
+        )
+        return (only,)
     cuts = [local_midnight(day, time_zone) for day, _ in segments[1:]]
     parts: list[list[EnergyInterval]] = [[] for _ in segments]
     for line in lines:
