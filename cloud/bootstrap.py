@@ -88,6 +88,7 @@ from cloud.customers import (
     CustomersService,
     Installation,
     MeterReplacement,
+    PlanChange,
     run_plan_changes,
 )
 from cloud.customers import event_subscriptions as customers_subscriptions
@@ -600,6 +601,7 @@ class RegistryCustomersSites:
     def billable_sites(self, region: Region) -> list[BillableSite]:
         sites = self._region_sites(region)
         swaps = self._customers.region_meter_replacements(region)
+        changes = self._customers.region_plan_changes(region)
         accounts: dict[str, Account | None] = {}
         found = []
         after = 0
@@ -612,7 +614,11 @@ class RegistryCustomersSites:
                 if site.account_id not in accounts:
                     accounts[site.account_id] = self._customers.get_account(site.account_id)
                 billable = _billable(
-                    site, record, accounts[site.account_id], swaps.get(site.id, ())
+                    site,
+                    record,
+                    accounts[site.account_id],
+                    swaps.get(site.id, ()),
+                    changes.get(site.account_id, ()),
                 )
                 if billable is not None:
                     found.append(billable)
@@ -624,7 +630,9 @@ class RegistryCustomersSites:
         if site is None or record is None or site.account_id is None:
             return None
         swaps = self._customers.list_meter_replacements(region, site_id, limit=1000)
-        return _billable(site, record, self._customers.get_account(site.account_id), swaps)
+        account = self._customers.get_account(site.account_id)
+        changes = self._customers.list_plan_changes(site.account_id) if account else []
+        return _billable(site, record, account, swaps, changes)
 
     def _region_sites(self, region: Region) -> dict[int, Site]:
         sites: dict[int, Site] = {}
@@ -641,6 +649,7 @@ def _billable(
     record: Installation,
     account: Account | None,
     swaps: Sequence[MeterReplacement],
+    changes: Sequence[PlanChange],
 ) -> BillableSite | None:
     if account is None or account.status != AccountStatus.ACTIVE or account.plan_code is None:
         return None
@@ -664,7 +673,29 @@ def _billable(
             )
             for r in swaps
         ),
+        plans=plan_history(account.plan_code, changes),
     )
+
+
+def plan_history(current: str, changes: Sequence[PlanChange]) -> tuple[tuple[date, str], ...]:
+    """Billing's plan history of an account on plan ``current`` with ``changes`` (by
+    effective date, decision 150): the plan it started on from ``date.min`` — what the
+    first change replaced, the account's plan when none is applied yet, else (a change
+    applied before replaced plans were kept) the first change's own — then each change
+    from its effective date. The account's plan stands for the last applied change's
+    (a plan set directly on the account, undated, since). Empty without changes."""
+    if not changes:
+        return ()
+    applied = [k for k, c in enumerate(changes) if c.applied_at is not None]
+    first = changes[0].replaced_plan_code or (current if not applied else changes[0].plan_code)
+    history = [(date.min, first), *((c.effective_from, c.plan_code) for c in changes)]
+    if applied:
+        history[applied[-1] + 1] = (changes[applied[-1]].effective_from, current)
+    kept = history[:1]
+    for day, code in history[1:]:
+        if code != kept[-1][1]:
+            kept.append((day, code))
+    return tuple(kept)
 
 
 def register_edges(reader: MeterHourReader) -> RegisterEdges:

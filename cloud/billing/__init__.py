@@ -54,6 +54,8 @@ from cloud.billing.documents import (
     energy_difference,
     issued_payload,
     period_energy,
+    segment_difference,
+    segment_energy,
 )
 from cloud.billing.handlers import event_subscriptions
 from cloud.billing.ledger import LedgerLine, MeterHour, Reckoning, hour_profile, reckon
@@ -97,16 +99,20 @@ from cloud.billing.ports import (
     Register,
     RegisterEdges,
     RegisterReading,
+    plans_within,
 )
 from cloud.billing.rating import (
     ELECTRICITY_TAX_LINE,
     ENERGY_LINE,
     BillingPeriod,
     InvoiceLine,
+    PlanEnergy,
     RatedInvoice,
     RatingError,
     TaxLine,
+    plan_parts,
     rate_period,
+    rate_plans,
 )
 from cloud.billing.readings import HISTORY_DAYS
 from cloud.billing.savings import EnergyLine, SavingsEstimate, estimate_savings
@@ -222,6 +228,7 @@ __all__ = [
     "PeriodError",
     "PeriodNotEndedError",
     "Plan",
+    "PlanEnergy",
     "PriceVersion",
     "Provenance",
     "RatedInvoice",
@@ -279,7 +286,10 @@ __all__ = [
     "period_energy",
     "period_of",
     "period_table",
+    "plan_parts",
+    "plans_within",
     "rate_period",
+    "rate_plans",
     "reckon",
     "region_zones",
     "reminder_day",
@@ -287,6 +297,8 @@ __all__ = [
     "render_document",
     "round_money",
     "run_reminders_daily",
+    "segment_difference",
+    "segment_energy",
     "settle",
     "statement",
 ]

@@ -86,6 +86,9 @@ class BillLine(BaseModel):
     #: and which part.
     quantity: Decimal | None = None
     item: str | None = None
+    #: The plan an energy line is priced on, on a document whose period spans a plan
+    #: change (decision 150); None otherwise.
+    plan_code: str | None = None
 
 
 class BillTax(BaseModel):
@@ -150,7 +153,7 @@ class BillsReader:
             doc_id = head.pop("id")
             lines = cur.execute(
                 "SELECT line_no, description_key, first_day, last_day, period, kwh,"
-                " unit_price, base, percent, net, tax, tax_percent, quantity, item"
+                " unit_price, base, percent, net, tax, tax_percent, quantity, item, plan_code"
                 " FROM billing.invoice_lines WHERE invoice_id = %s ORDER BY line_no",
                 (doc_id,),
             ).fetchall()

@@ -11,14 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from cloud.billing.ledger import LedgerLine
 from cloud.billing.money import round_money
-from cloud.billing.periods import EnergyInterval, PeriodEnergy, TouSchedule, allocate, energy_totals
+from cloud.billing.periods import (
+    EnergyInterval,
+    PeriodEnergy,
+    TouSchedule,
+    allocate,
+    energy_totals,
+    largest_remainder,
+)
 from cloud.billing.rating import RatedInvoice
+from cloud.billing.readings import local_midnight
 from cloud.events.invoices import DocumentKind, InvoiceIssued
 from contracts.topics import Region
 
@@ -30,10 +39,13 @@ __all__ = [
     "issued_payload",
     "kwh",
     "period_energy",
+    "segment_difference",
+    "segment_energy",
 ]
 
 #: One milliwatt-hour in kWh: the resolution billing allocates at (the ledger's unit).
 MWH = Decimal("0.000001")
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def kwh(mwh: int) -> Decimal:
@@ -61,10 +73,54 @@ def period_energy(
         for line in lines
         if line.billable_mwh
     ]
+    return _totals(intervals, time_zone, schedule, tariff_zone)
+
+
+def _totals(
+    intervals: Sequence[EnergyInterval],
+    time_zone: ZoneInfo,
+    schedule: TouSchedule | None,
+    tariff_zone: str,
+) -> tuple[PeriodEnergy, ...]:
     allocated = allocate(
         intervals, time_zone=time_zone, schedule=schedule, tariff_zone=tariff_zone, resolution=MWH
     )
     return energy_totals(allocated)
+
+
+def segment_energy(
+    lines: Iterable[LedgerLine],
+    *,
+    time_zone: ZoneInfo,
+    segments: Sequence[tuple[date, TouSchedule | None]],
+    tariff_zone: str,
+) -> tuple[tuple[PeriodEnergy, ...], ...]:
+    """:func:`period_energy` per plan segment (decision 150): ``segments`` are each
+    segment's first local day (the first's is not a cut: it takes everything before
+    the second's) and its plan's TOU schedule. The lines are cut at each segment's local
+    midnight first, a line across one (a zone of half-hour offset) shared by duration in
+    whole mWh by largest remainder, so the segments' kWh add up to the lines' exactly."""
+    if len(segments) == 1:  # no plan change in the period: the cycle's common case
+        only = period_energy(
+            lines, time_zone=time_zone, schedule=segments[0][1], tariff_zone=tariff_zone
+        )
+        return (only,)
+    cuts = [local_midnight(day, time_zone) for day, _ in segments[1:]]
+    parts: list[list[EnergyInterval]] = [[] for _ in segments]
+    for line in lines:
+        if not line.billable_mwh:
+            continue
+        edges = [line.start, *(c for c in cuts if line.start < c < line.end), line.end]
+        first = sum(1 for c in cuts if c <= line.start)
+        pieces = list(pairwise(edges))
+        shares = largest_remainder(line.billable_mwh, [(b - a) // _MICROSECOND for a, b in pieces])
+        for k, (share, (a, b)) in enumerate(zip(shares, pieces, strict=True)):
+            if share:
+                parts[first + k].append(EnergyInterval(a, b, kwh(share)))
+    return tuple(
+        _totals(found, time_zone, schedule, tariff_zone)
+        for found, (_, schedule) in zip(parts, segments, strict=True)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +155,21 @@ def energy_difference(new: Sequence[PeriodEnergy], old: Sequence[PeriodEnergy]) 
     return EnergyDifference(tuple(more), tuple(less))
 
 
-def _description(line_key: str, period: str | None, first: date, last: date) -> str:
+def segment_difference(
+    new: Sequence[Sequence[PeriodEnergy]], old: Sequence[Sequence[PeriodEnergy]]
+) -> tuple[EnergyDifference, ...]:
+    """:func:`energy_difference` plan segment by plan segment (of
+    :func:`segment_energy`): a segment's tariff periods are its plan's, so energy moved
+    between two plans' days is billed on one and credited on the other, never netted."""
+    return tuple(energy_difference(n, o) for n, o in zip(new, old, strict=True))
+
+
+def _description(
+    line_key: str, period: str | None, first: date, last: date, plan: str | None
+) -> str:
     what = line_key if period is None else f"{line_key} {period}"
-    return f"{what} {first.isoformat()}..{last.isoformat()}"
+    on = "" if plan is None else f" plan {plan}"
+    return f"{what}{on} {first.isoformat()}..{last.isoformat()}"
 
 
 def issued_payload(
@@ -121,7 +189,9 @@ def issued_payload(
     lines = [
         {
             "description": (
-                _description(line.description_key, line.period, line.first_day, line.last_day)
+                _description(
+                    line.description_key, line.period, line.first_day, line.last_day, line.plan
+                )
                 if line.item is None and line.quantity is None
                 else f"{line.description_key} {line.item or ''}".strip()[:200]
             ),

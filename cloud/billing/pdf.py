@@ -157,7 +157,16 @@ class _Words:
     def line(self, line: BillLine) -> str:
         _ = self
         if line.description_key == "energy":
-            if line.period and line.period != "flat":
+            timed = bool(line.period and line.period != "flat")
+            if line.plan_code and timed:
+                return _(
+                    "Energy, %(period)s period, plan %(plan)s",
+                    period=line.period,
+                    plan=line.plan_code,
+                )
+            if line.plan_code:
+                return _("Energy, plan %(plan)s", plan=line.plan_code)
+            if timed:
                 return _("Energy, %(period)s period", period=line.period)
             return _("Energy")
         if line.description_key == "electricity_tax":

@@ -55,6 +55,7 @@ __all__ = [
     "Window",
     "allocate",
     "energy_totals",
+    "largest_remainder",
 ]
 
 #: The one period of a plan without a time-of-use schedule.
@@ -393,7 +394,7 @@ def _durations(
     return spent
 
 
-def _largest_remainder(units: int, weights: Sequence[int]) -> list[int]:
+def largest_remainder(units: int, weights: Sequence[int]) -> list[int]:
     """``units`` shared in proportion to ``weights``: whole shares adding up to ``units``
     exactly; leftover units go to the largest remainders, earlier first on a tie."""
     if len(weights) == 1:  # the common case: an interval inside one window
@@ -436,7 +437,7 @@ def allocate(
     for interval in intervals:
         units = _units(interval, resolution)
         spent = _durations(interval, zone, windows)
-        shares = _largest_remainder(units, list(spent.values()))
+        shares = largest_remainder(units, list(spent.values()))
         parts = tuple(
             PeriodEnergy(day, period, share * resolution)
             for (day, period), share in zip(spent, shares, strict=True)

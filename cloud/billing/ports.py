@@ -32,6 +32,7 @@ __all__ = [
     "Register",
     "RegisterEdges",
     "RegisterReading",
+    "plans_within",
 ]
 
 #: A meter's energy register: ``import_wh`` (a system meter's forward register, what the
@@ -69,10 +70,45 @@ class BillableSite:
     #: The billing meter's replacements, in time order (``billing_meter`` is the last's
     #: new serial): which meter was the billing meter when.
     swaps: tuple[MeterSwap, ...] = ()
+    #: The account's plan history (decision 150): (first local day, plan code) in date
+    #: order, the first from ``date.min``; empty: ``plan_code`` on every day.
+    plans: tuple[tuple[date, str], ...] = ()
+
+    def plan_on(self, day: date) -> str:
+        """The plan in effect on local date ``day``."""
+        return plans_within(self.plans or ((date.min, self.plan_code),), day, day)[0][1]
+
+    def plans_within(self, first: date, last: date) -> tuple[tuple[date, str], ...]:
+        """The plans of local days ``first`` to ``last`` (:func:`plans_within`)."""
+        return plans_within(self.plans or ((date.min, self.plan_code),), first, last)
 
     def billing_meter_at(self, at: datetime) -> str:
         """The serial that was the billing meter at ``at`` (a swap's instant: the new)."""
         return next((s.old_serial for s in self.swaps if at < s.replaced_at), self.billing_meter)
+
+
+def plans_within(
+    history: Sequence[tuple[date, str]], first: date, last: date
+) -> tuple[tuple[date, str], ...]:
+    """The plan segments of local days ``first`` to ``last`` from a plan history ((first
+    day, plan) in date order): (the segment's first day, its plan), the first from
+    ``first``; a change that keeps the plan starts no segment. Days before the history's
+    first entry are on its first plan."""
+    if not history:
+        raise ValueError("a plan history has at least one plan")
+    found: list[tuple[date, str]] = []
+    for day, code in history:
+        start = max(day, first)
+        if start > last:
+            break
+        if found and found[-1][0] == start:
+            found.pop()  # a later change from the same day (or before the period) wins
+        if not found or found[-1][1] != code:
+            found.append((start, code))
+    if not found:
+        return ((first, history[0][1]),)
+    found[0] = (first, found[0][1])
+    return tuple(found)
 
 
 class BillingSites(Protocol):

@@ -15,20 +15,25 @@ Rules (money in the plan's currency, :mod:`cloud.billing.money`):
   rounded once. ``net`` is the sum of the lines' nets, ``tax`` the sum of the taxes,
   ``gross = net + tax``: the totals always agree with the lines.
 
+A period whose account changed plan (decision 150) is rated in plan segments
+(:func:`rate_plans`): each segment's days on its own plan's prices and escalator (the
+anniversaries still from the contract start), its energy lines naming the plan; taxes,
+the electricity tax and the totals over the whole document as above.
+
 Which kWh are billable (business.md §6) is decided before this: rating prices whatever
 energy it is given.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
 from cloud.billing.money import round_money
 from cloud.billing.periods import PeriodEnergy
-from cloud.billing.tariffs import Plan, TariffError, TaxVersion, ZoneTaxes
+from cloud.billing.tariffs import ElectricityTaxVersion, Plan, TariffError, TaxVersion, ZoneTaxes
 from contracts.topics import Region
 
 __all__ = [
@@ -36,10 +41,13 @@ __all__ = [
     "ENERGY_LINE",
     "BillingPeriod",
     "InvoiceLine",
+    "PlanEnergy",
     "RatedInvoice",
     "RatingError",
     "TaxLine",
+    "plan_parts",
     "rate_period",
+    "rate_plans",
     "tax_lines",
 ]
 
@@ -90,6 +98,9 @@ class InvoiceLine:
     #: then per hour) and what (a part's number and description).
     quantity: Decimal | None = None
     item: str | None = None
+    #: The plan an energy line is priced on, on a document of more than one plan (a
+    #: plan change inside its period, decision 150); None otherwise.
+    plan: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +131,21 @@ class RatedInvoice:
     tax: Decimal
     gross: Decimal
     unverified: tuple[str, ...]
+    #: A document of more than one plan (decision 150): (first day, plan code) of each
+    #: plan segment of the period, the first from its first day; empty: ``plan_code``
+    #: throughout. ``plan_code`` is then the plan of the period's last day.
+    plans: tuple[tuple[date, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PlanEnergy:
+    """The energy of local days ``first_day`` to ``last_day`` of a period, rated on
+    ``plan`` (one segment of a period's plan history)."""
+
+    plan: Plan
+    first_day: date
+    last_day: date
+    energy: tuple[PeriodEnergy, ...]
 
 
 def _segments(first: date, last: date, cuts: set[date]) -> list[tuple[date, date]]:
@@ -130,15 +156,13 @@ def _segments(first: date, last: date, cuts: set[date]) -> list[tuple[date, date
 
 
 def _energy_by_day(
-    plan: Plan, contract_start: date, period: BillingPeriod, energy: Iterable[PeriodEnergy]
+    plan: Plan, contract_start: date, days: BillingPeriod, energy: Iterable[PeriodEnergy]
 ) -> dict[tuple[date, str], Decimal]:
     priced = set(plan.periods())
     found: dict[tuple[date, str], Decimal] = {}
     for part in energy:
-        if part.day not in period:
-            raise RatingError(
-                f"energy of {part.day} is outside {period.first_day}..{period.last_day}"
-            )
+        if part.day not in days:
+            raise RatingError(f"energy of {part.day} is outside {days.first_day}..{days.last_day}")
         if part.day < contract_start:
             raise RatingError(f"energy of {part.day} is before the contract ({contract_start})")
         if part.period not in priced:
@@ -177,6 +201,7 @@ def _energy_line(
     kwh: Decimal,
     tax: TaxVersion,
     used: _Provenance,
+    labelled: bool,
 ) -> InvoiceLine:
     first, last = span
     price = plan.unit_price(name, first, contract_start)
@@ -195,6 +220,7 @@ def _energy_line(
         period=name,
         kwh=kwh,
         unit_price=price,
+        plan=plan.code if labelled else None,
     )
 
 
@@ -214,25 +240,22 @@ def _levy_line(currency: str, percent: Decimal, taxed: list[InvoiceLine]) -> Inv
 
 
 def _energy_lines(
-    plan: Plan,
+    parts: Sequence[tuple[Plan, BillingPeriod, dict[tuple[date, str], Decimal]]],
     taxes: ZoneTaxes,
     contract_start: date,
-    period: BillingPeriod,
-    energy: dict[tuple[date, str], Decimal],
     used: _Provenance,
 ) -> list[InvoiceLine]:
-    """Energy lines and, where it applies, the electricity tax on them."""
-    cuts = plan.price_changes(contract_start, period.first_day, period.last_day)
-    cuts |= taxes.changes(period.first_day, period.last_day)
+    """Energy lines, plan segment by plan segment, and, where it applies, the
+    electricity tax on them (over the whole document)."""
     lines: list[InvoiceLine] = []
     levied: dict[tuple[str, Decimal, Decimal], list[InvoiceLine]] = {}
-    for span in _segments(period.first_day, period.last_day, cuts):
-        tax, levy = taxes.tax_on(span[0]), taxes.electricity_tax_on(span[0])
+    for plan, energy, span, tax, levy in _spans(parts, taxes, contract_start):
         for name in plan.periods():
             kwh = _kwh_in(energy, name, *span)
             if not kwh:
                 continue
-            line = _energy_line(plan, contract_start, name, span, kwh, tax, used)
+            labelled = len(parts) > 1
+            line = _energy_line(plan, contract_start, name, span, kwh, tax, used, labelled)
             lines.append(line)
             used.note(
                 tax.verified,
@@ -245,8 +268,31 @@ def _energy_lines(
                     f"{taxes.zone} electricity tax {levy.rate_percent} % "
                     f"from {levy.effective_from}",
                 )
-    lines += [_levy_line(plan.currency, key[2], taxed) for key, taxed in levied.items()]
+    currency = parts[0][0].currency
+    lines += [_levy_line(currency, key[2], taxed) for key, taxed in levied.items()]
     return lines
+
+
+def _spans(
+    parts: Sequence[tuple[Plan, BillingPeriod, dict[tuple[date, str], Decimal]]],
+    taxes: ZoneTaxes,
+    contract_start: date,
+) -> Iterable[
+    tuple[
+        Plan,
+        dict[tuple[date, str], Decimal],
+        tuple[date, date],
+        TaxVersion,
+        ElectricityTaxVersion | None,
+    ]
+]:
+    """Each plan segment cut wherever its price or a tax may change, with the taxes in
+    force on each piece."""
+    for plan, days, energy in parts:
+        cuts = plan.price_changes(contract_start, days.first_day, days.last_day)
+        cuts |= taxes.changes(days.first_day, days.last_day)
+        for span in _segments(days.first_day, days.last_day, cuts):
+            yield plan, energy, span, taxes.tax_on(span[0]), taxes.electricity_tax_on(span[0])
 
 
 def tax_lines(lines: Iterable[InvoiceLine], currency: str) -> tuple[TaxLine, ...]:
@@ -273,18 +319,43 @@ def rate_period(
     started on ``contract_start``, in the tariff zone of ``taxes``, for ``energy`` (kWh by
     local day and tariff period, e.g. :func:`~cloud.billing.periods.energy_totals`).
     Energy outside the period or before the contract is refused, not dropped."""
-    if plan.region != taxes.region:
-        raise RatingError(f"plan {plan.code} is {plan.region}'s, zone {taxes.zone} is not")
-    by_day = _energy_by_day(plan, contract_start, period, energy)
+    part = PlanEnergy(plan, period.first_day, period.last_day, tuple(energy))
+    return rate_plans([part], taxes, contract_start=contract_start, period=period)
+
+
+def rate_plans(
+    parts: Sequence[PlanEnergy],
+    taxes: ZoneTaxes,
+    *,
+    contract_start: date,
+    period: BillingPeriod,
+) -> RatedInvoice:
+    """The invoice of ``period`` whose plan segments ``parts`` (in day order, together
+    exactly the period's days) each rate their own days' energy on their own plan
+    (:func:`rate_period` per segment, decision 150), in one document: energy lines
+    segment by segment (naming their plan when there is more than one), the electricity
+    tax, taxes and totals over all of them."""
+    _check_tiling(parts, period)
+    rated = []
+    for part in parts:
+        if part.plan.region != taxes.region:
+            raise RatingError(
+                f"plan {part.plan.code} is {part.plan.region}'s, zone {taxes.zone} is not"
+            )
+        days = BillingPeriod(part.first_day, part.last_day)
+        rated.append(
+            (part.plan, days, _energy_by_day(part.plan, contract_start, days, part.energy))
+        )
     used = _Provenance()
-    lines = _energy_lines(plan, taxes, contract_start, period, by_day, used)
-    taxed = tax_lines(lines, plan.currency)
+    lines = _energy_lines(rated, taxes, contract_start, used)
+    last = parts[-1].plan
+    taxed = tax_lines(lines, last.currency)
     net = sum((line.net for line in lines), Decimal(0))
     tax = sum((line.amount for line in taxed), Decimal(0))
     return RatedInvoice(
-        plan_code=plan.code,
-        region=plan.region,
-        currency=plan.currency,
+        plan_code=last.code,
+        region=last.region,
+        currency=last.currency,
         tariff_zone=taxes.zone,
         contract_start=contract_start,
         period=period,
@@ -294,4 +365,35 @@ def rate_period(
         tax=tax,
         gross=net + tax,
         unverified=used.labels(),
+        plans=tuple((p.first_day, p.plan.code) for p in parts) if len(parts) > 1 else (),
     )
+
+
+def plan_parts(
+    plans: Sequence[tuple[date, Plan]],
+    period: BillingPeriod,
+    energy: Sequence[Sequence[PeriodEnergy]],
+) -> list[PlanEnergy]:
+    """The plan segments of ``period`` — (first day, plan), the first from the period's
+    first day — with their energy (``energy[k]``: segment ``k``'s), for :func:`rate_plans`."""
+    lasts = [day - timedelta(days=1) for day, _ in plans[1:]] + [period.last_day]
+    return [
+        PlanEnergy(plan, day, last, tuple(found))
+        for (day, plan), last, found in zip(plans, lasts, energy, strict=True)
+    ]
+
+
+def _check_tiling(parts: Sequence[PlanEnergy], period: BillingPeriod) -> None:
+    """``parts`` cover ``period``'s days exactly, in order."""
+    if not parts:
+        raise RatingError("a period is rated on at least one plan")
+    expected = period.first_day
+    for part in parts:
+        if part.first_day != expected or part.last_day < part.first_day:
+            raise RatingError(
+                f"plan segment {part.first_day}..{part.last_day} of {part.plan.code} does not "
+                f"follow on {expected} in {period.first_day}..{period.last_day}"
+            )
+        expected = part.last_day + timedelta(days=1)
+    if parts[-1].last_day != period.last_day:
+        raise RatingError(f"the plan segments end on {parts[-1].last_day}, not {period.last_day}")

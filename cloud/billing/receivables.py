@@ -14,6 +14,7 @@ from cloud.adapters.postgres import Connection, dict_row
 from cloud.billing.accounts import Entry, OpenItem, Source
 from cloud.billing.payments import PaymentReceipt, RefundReceipt
 from cloud.billing.rating import BillingPeriod, InvoiceLine, RatedInvoice, TaxLine
+from cloud.billing.repository import plans_of
 from contracts.topics import Region
 
 __all__ = [
@@ -173,13 +174,13 @@ def rated_of(conn: Connection[Any], invoice_id: int) -> RatedInvoice:
     cur = conn.cursor(row_factory=dict_row)
     head = cur.execute(
         "SELECT plan_code, region, currency, tariff_zone, contract_start, first_day,"
-        " last_day, net, tax, gross FROM billing.invoices WHERE id = %s",
+        " last_day, net, tax, gross, plans FROM billing.invoices WHERE id = %s",
         (invoice_id,),
     ).fetchone()
     assert head is not None
     lines = cur.execute(
         "SELECT description_key, first_day, last_day, net, tax, tax_percent, period, kwh,"
-        " unit_price, base, percent, quantity, item FROM billing.invoice_lines"
+        " unit_price, base, percent, quantity, item, plan_code AS plan FROM billing.invoice_lines"
         " WHERE invoice_id = %s ORDER BY line_no",
         (invoice_id,),
     ).fetchall()
@@ -201,6 +202,7 @@ def rated_of(conn: Connection[Any], invoice_id: int) -> RatedInvoice:
         tax=head["tax"],
         gross=head["gross"],
         unverified=(),
+        plans=plans_of(head["plans"]),
     )
 
 

@@ -184,8 +184,8 @@ def insert_document(conn: Connection[Any], doc: NewDocument) -> int:
         "INSERT INTO billing.invoices (number, kind, region, account_id, site_id, cycle_id,"
         " first_day, last_day, plan_code, tariff_zone, time_zone, contract_start,"
         " pool_in_mwh, currency, net, tax, gross, reference_id, issued_at, issue_date,"
-        " due_date, work_order_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-        " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        " due_date, work_order_id, plans) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+        " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
         (
             doc.number,
             doc.kind,
@@ -209,6 +209,7 @@ def insert_document(conn: Connection[Any], doc: NewDocument) -> int:
             doc.issue_date,
             doc.due_date,
             doc.work_order_id,
+            Jsonb(plans_json(rated.plans)),
         ),
     ).fetchone()
     assert row is not None
@@ -216,7 +217,8 @@ def insert_document(conn: Connection[Any], doc: NewDocument) -> int:
     conn.cursor().executemany(
         "INSERT INTO billing.invoice_lines (invoice_id, line_no, description_key, first_day,"
         " last_day, period, kwh, unit_price, base, percent, net, tax, tax_percent, quantity,"
-        " item) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        " item, plan_code) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+        " %s, %s)",
         [
             (
                 invoice_id,
@@ -234,6 +236,7 @@ def insert_document(conn: Connection[Any], doc: NewDocument) -> int:
                 line.tax_percent,
                 line.quantity,
                 line.item,
+                line.plan,
             )
             for no, line in enumerate(rated.lines, start=1)
         ],
@@ -398,6 +401,8 @@ class InvoiceRow:
     contract_start: date
     pool_in_mwh: int
     net: Decimal
+    #: The plan segments of a prorated invoice (decision 150); empty: ``plan_code``.
+    plans: tuple[tuple[date, str], ...] = ()
 
 
 def invoices_from(
@@ -409,7 +414,8 @@ def invoices_from(
         conn.cursor(row_factory=dict_row)
         .execute(
             "SELECT id, number, account_id, site_id, first_day, last_day, plan_code,"
-            " tariff_zone, time_zone, contract_start, pool_in_mwh, net FROM billing.invoices"
+            " tariff_zone, time_zone, contract_start, pool_in_mwh, net, plans"
+            " FROM billing.invoices"
             " WHERE region = %s AND site_id = %s AND kind = 'invoice' AND state = 'issued'"
             " AND work_order_id IS NULL"
             " AND last_day >= %s ORDER BY first_day",
@@ -417,7 +423,17 @@ def invoices_from(
         )
         .fetchall()
     )
-    return [InvoiceRow(**r) for r in rows]
+    return [InvoiceRow(**{**r, "plans": plans_of(r["plans"])}) for r in rows]
+
+
+def plans_json(plans: Sequence[tuple[date, str]]) -> list[list[str]]:
+    """A document's plan segments as stored (``invoices.plans``)."""
+    return [[day.isoformat(), code] for day, code in plans]
+
+
+def plans_of(stored: Sequence[Sequence[str]]) -> tuple[tuple[date, str], ...]:
+    """A document's plan segments from ``invoices.plans``."""
+    return tuple((date.fromisoformat(day), code) for day, code in stored)
 
 
 def pool_before(conn: Connection[Any], region: Region, site_id: int, at: datetime) -> int | None:

@@ -10,7 +10,8 @@ Per site, in its own transaction: the meters' hours of the site's local
 period (its IANA zone: 23- and 25-hour days are just UTC hours), an estimate profile
 from the 7 local days before, :func:`~cloud.billing.ledger.reckon` with the carried AU
 grid pool, the ledger lines, the energy allocated to the plan's tariff periods,
-:func:`~cloud.billing.rating.rate_period`, and the invoice numbered gap-free and emitted
+:func:`~cloud.billing.rating.rate_plans` (each day on the plan of the account's plan
+history in effect that local day, decision 150), and the invoice numbered gap-free and emitted
 as ``invoice.issued`` through the outbox. A site that cannot be billed (a meter no device
 answers for, no grid meter where one is needed, data the tariffs cannot rate) is
 skipped and its reason stored on the cycle at once: the cycle never stops for a site.
@@ -19,9 +20,10 @@ skipped and its reason stored on the cycle at once: the cycle never stops for a 
 invoiced, the invoice's whole period is re-read and re-reckoned from the pool it started
 with, with the serials its lines were read from; hours whose figures changed get new
 ledger lines superseding the old ones, and the energy difference per tariff period is
-rated at the invoice's plan, zone and contract (the effective-dated prices and taxes
-of its days) on a debit note (more energy) and/or a credit note (less), each naming the
-invoice. Once per event (``billing.inbox``).
+rated at the invoice's plans (each plan segment's days at its own, decision 150), zone
+and contract (the effective-dated prices and taxes of its days) on a debit note (more
+energy) and/or a credit note (less), each naming the invoice. Once per event
+(``billing.inbox``).
 """
 
 from __future__ import annotations
@@ -51,9 +53,9 @@ from cloud.billing.accounts import (
 )
 from cloud.billing.documents import (
     document_number,
-    energy_difference,
     issued_payload,
-    period_energy,
+    segment_difference,
+    segment_energy,
 )
 from cloud.billing.ledger import LedgerLine, Reckoning, hour_profile, reckon
 from cloud.billing.money import currency_for
@@ -67,7 +69,7 @@ from cloud.billing.ports import (
     MeterSwap,
     RegisterEdges,
 )
-from cloud.billing.rating import BillingPeriod, RatedInvoice, rate_period
+from cloud.billing.rating import BillingPeriod, RatedInvoice, plan_parts, rate_plans
 from cloud.billing.readings import local_midnight, read_site_hours
 from cloud.billing.service_charges import (
     ChargedItem,
@@ -288,7 +290,7 @@ class BillingService:
         sites = [
             s
             for s in self._sites.billable_sites(region)
-            if s.site_id not in done and _cycle_of(tariffs, s) in (cycle, None)
+            if s.site_id not in done and _cycle_of(tariffs, s, period.last_day) in (cycle, None)
         ]
         log.info("billing cycle %s %s..%s: %d sites", region.value, *_days(period), len(sites))
         # ``conn`` is autocommitted (it holds the session lock): progress shows at once.
@@ -361,11 +363,13 @@ class BillingService:
         """The site's invoice of ``period``, issued; its number (None: nothing billable)."""
         if site.contract_start > period.last_day:
             raise ValueError(f"the contract starts {site.contract_start}, after the period")
-        plan = tariffs.plan(site.plan_code)
+        own = BillingPeriod(max(period.first_day, site.contract_start), period.last_day)
+        plans = _plans(tariffs, site.plans_within(own.first_day, own.last_day))
+        # The region's plans share their billable basis: any of them says what is read.
+        plan = plans[-1][1]
         if plan.billable_basis != "us_production" and site.grid_meter is None:
             raise ValueError("the installation has no grid meter (needed for on-site energy)")
         zone = ZoneInfo(site.time_zone)
-        own = BillingPeriod(max(period.first_day, site.contract_start), period.last_day)
         hours = read_site_hours(
             self._meters,
             site.region,
@@ -388,7 +392,7 @@ class BillingService:
                 pool_mwh=pool_in,
             )
             rated = _rate(
-                tariffs, plan, site.tariff_zone, site.contract_start, own, reckoning.lines, zone
+                tariffs, plans, site.tariff_zone, site.contract_start, own, reckoning.lines, zone
             )
             if not rated.lines:
                 return None
@@ -761,7 +765,8 @@ class BillingService:
         stored = repo.current_lines(conn, region, invoice.site_id, start, end)
         if not stored:
             return [], 0
-        plan = tariffs.plan(invoice.plan_code)
+        plans = _plans(tariffs, invoice.plans or ((period.first_day, invoice.plan_code),))
+        plan = plans[-1][1]
         billing_meter, grid_meter, swaps = self._meters_of(region, invoice.site_id, stored)
         hours = read_site_hours(
             self._meters,
@@ -786,7 +791,7 @@ class BillingService:
         if not changed:
             return [], 0
         args = (invoice.tariff_zone, invoice.contract_start, period)
-        numbers, ids = self._notes(conn, tariffs, plan, invoice, zone, old, new, args)
+        numbers, ids = self._notes(conn, tariffs, plans, invoice, zone, old, new, args)
         note_id = ids[0] if ids else invoice.id
         repo.replace_lines(
             conn,
@@ -820,33 +825,35 @@ class BillingService:
         self,
         conn: Connection[Any],
         tariffs: Tariffs,
-        plan: Plan,
+        plans: Sequence[tuple[date, Plan]],
         invoice: repo.InvoiceRow,
         zone: ZoneInfo,
         old: Sequence[LedgerLine],
         new: Reckoning,
         args: tuple[str, date, BillingPeriod],
     ) -> tuple[list[str], list[int]]:
-        """Credit and/or debit notes for the energy difference, at the invoice's terms."""
+        """Credit and/or debit notes for the energy difference, at the invoice's terms:
+        each plan segment's days at its own plan (decision 150)."""
         tariff_zone, contract_start, period = args
-        schedule = tariffs.schedule_of(plan)
-        before = period_energy(old, time_zone=zone, schedule=schedule, tariff_zone=tariff_zone)
-        after = period_energy(new.lines, time_zone=zone, schedule=schedule, tariff_zone=tariff_zone)
-        difference = energy_difference(after, before)
+        segments = [(day, tariffs.schedule_of(plan)) for day, plan in plans]
+        before = segment_energy(old, time_zone=zone, segments=segments, tariff_zone=tariff_zone)
+        after = segment_energy(
+            new.lines, time_zone=zone, segments=segments, tariff_zone=tariff_zone
+        )
+        differences = segment_difference(after, before)
         numbers, ids = [], []
-        sides: list[tuple[DocumentKind, tuple[PeriodEnergy, ...]]] = [
-            ("credit_note", difference.less),
-            ("debit_note", difference.more),
+        sides: list[tuple[DocumentKind, list[tuple[PeriodEnergy, ...]]]] = [
+            ("credit_note", [d.less for d in differences]),
+            ("debit_note", [d.more for d in differences]),
         ]
         for kind, energy in sides:
-            if not energy:
+            if not any(energy):
                 continue
-            rated = rate_period(
-                plan,
+            rated = rate_plans(
+                plan_parts(plans, period, energy),
                 tariffs.zone_taxes(tariff_zone),
                 contract_start=contract_start,
                 period=period,
-                energy=energy,
             )
             if not rated.lines or rated.gross == 0:
                 continue
@@ -923,11 +930,12 @@ def _days(period: BillingPeriod) -> tuple[str, str]:
     return period.first_day.isoformat(), period.last_day.isoformat()
 
 
-def _cycle_of(tariffs: Tariffs, site: BillableSite) -> BillingCycle | None:
-    """The site's plan's cycle; None for a plan the data lacks (billed, so that the
-    cycle records why it cannot be)."""
+def _cycle_of(tariffs: Tariffs, site: BillableSite, day: date) -> BillingCycle | None:
+    """The cycle of the site's plan on ``day`` (a period's last: the plan a period
+    ends on says when it is billed, decision 150); None for a plan the data lacks
+    (billed, so that the cycle records why it cannot be)."""
     try:
-        return tariffs.plan(site.plan_code).billing_cycle
+        return tariffs.plan(site.plan_on(day)).billing_cycle
     except TariffError:
         return None
 
@@ -953,22 +961,31 @@ def _carried(conn: Connection[Any], site: BillableSite, start: datetime) -> int:
     return pool if through is None or through <= start else 0
 
 
+def _plans(tariffs: Tariffs, segments: Sequence[tuple[date, str]]) -> list[tuple[date, Plan]]:
+    """A period's plan segments (first day, code) with their plans."""
+    return [(day, tariffs.plan(code)) for day, code in segments]
+
+
 def _rate(
     tariffs: Tariffs,
-    plan: Plan,
+    plans: Sequence[tuple[date, Plan]],
     tariff_zone: str,
     contract_start: date,
     period: BillingPeriod,
     lines: Sequence[LedgerLine],
     zone: ZoneInfo,
 ) -> RatedInvoice:
-    energy = period_energy(
-        lines, time_zone=zone, schedule=tariffs.schedule_of(plan), tariff_zone=tariff_zone
+    """The period's invoice from its ledger lines, each plan segment's days allocated to
+    its plan's tariff periods and rated at its plan (decision 150)."""
+    energy = segment_energy(
+        lines,
+        time_zone=zone,
+        segments=[(day, tariffs.schedule_of(plan)) for day, plan in plans],
+        tariff_zone=tariff_zone,
     )
-    return rate_period(
-        plan,
+    return rate_plans(
+        plan_parts(plans, period, energy),
         tariffs.zone_taxes(tariff_zone),
         contract_start=contract_start,
         period=period,
-        energy=energy,
     )

@@ -333,3 +333,6 @@ class PlanChange(BaseModel):
     approved_by: str
     recorded_at: datetime
     applied_at: datetime | None
+    #: The account's plan the change replaced, recorded when it was applied (None: not
+    #: applied yet, or applied before the plan history was kept, decision 150).
+    replaced_plan_code: str | None = None

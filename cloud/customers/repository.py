@@ -142,6 +142,11 @@ def update_account(conn: Connection[Any], account_id: str, changes: dict[str, An
 
 
 # -- plan changes -----------------------------------------------------------------------
+_CHANGE_COLS = (
+    "plan_code, effective_from, source, approved_by, recorded_at, applied_at, replaced_plan_code"
+)
+
+
 def insert_plan_change(
     conn: Connection[Any],
     account_id: str,
@@ -169,21 +174,47 @@ def due_plan_changes(conn: Connection[Any], today: date) -> list[tuple[int, str,
     return [(int(i), str(a), str(p)) for i, a, p in rows]
 
 
-def mark_plan_applied(conn: Connection[Any], change_id: int) -> None:
-    conn.execute("UPDATE customers.plan_changes SET applied_at = now() WHERE id = %s", (change_id,))
+def mark_plan_applied(conn: Connection[Any], change_id: int, replaced: str | None) -> None:
+    """The change applied now, over the account's plan ``replaced`` (None: it had none)."""
+    conn.execute(
+        "UPDATE customers.plan_changes SET applied_at = now(), replaced_plan_code = %s"
+        " WHERE id = %s",
+        (replaced, change_id),
+    )
 
 
 def plan_changes(conn: Connection[Any], account_id: str) -> list[PlanChange]:
     rows = (
         conn.cursor(row_factory=dict_row)
         .execute(
-            "SELECT plan_code, effective_from, source, approved_by, recorded_at, applied_at"
-            " FROM customers.plan_changes WHERE account_id = %s ORDER BY effective_from, id",
+            f"SELECT {_CHANGE_COLS} FROM customers.plan_changes WHERE account_id = %s"
+            " ORDER BY effective_from, id",
             (account_id,),
         )
         .fetchall()
     )
     return [PlanChange.model_validate(r) for r in rows]
+
+
+def region_plan_changes(conn: Connection[Any], region: Region) -> dict[str, list[PlanChange]]:
+    """The plan changes of the region's accounts, per account id, by effective date
+    (billing's plan histories, one query for a whole cycle)."""
+    rows = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            "SELECT c.account_id, "
+            + ", ".join(f"c.{col}" for col in _CHANGE_COLS.split(", "))
+            + " FROM customers.plan_changes c JOIN customers.accounts a ON a.id = c.account_id"
+            " WHERE a.region = %s ORDER BY c.account_id, c.effective_from, c.id",
+            (region.value,),
+        )
+        .fetchall()
+    )
+    found: dict[str, list[PlanChange]] = {}
+    for row in rows:
+        account_id = row.pop("account_id")
+        found.setdefault(account_id, []).append(PlanChange.model_validate(row))
+    return found
 
 
 # -- contacts ---------------------------------------------------------------------------

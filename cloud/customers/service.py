@@ -205,11 +205,18 @@ class CustomersService:
         with self._pool.connection() as conn:
             return repo.plan_changes(conn, account_id)
 
+    def region_plan_changes(self, region: Region) -> dict[str, list[PlanChange]]:
+        """The plan changes of the region's accounts, per account id, by effective date
+        (billing's plan histories, one query for a whole cycle)."""
+        with self._pool.connection() as conn:
+            return repo.region_plan_changes(conn, region)
+
     def _apply_plan(
         self, conn: Connection[Any], change_id: int, account_id: str, plan_code: str
     ) -> None:
+        before = repo.get_account(conn, account_id)
         account = repo.update_account(conn, account_id, {"plan_code": plan_code})
-        repo.mark_plan_applied(conn, change_id)
+        repo.mark_plan_applied(conn, change_id, before.plan_code if before else None)
         emit(conn, SCHEMA, customer_account_event(_payload(account), created=False))
 
     def site_owner(self, account_id: str, site_region: Region) -> Account:

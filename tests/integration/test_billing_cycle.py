@@ -4,7 +4,8 @@ and customers services, and the billing service on PostgreSQL.
 
 October 2026 for an AU site in Sydney (plan au-ppa-tou: no peak window in October, so
 every hour is off-peak; GST 10 %) and an ES site in Madrid (plan es-ppa-20td: P1/P2/P3
-with 12 October, a Monday, a national holiday; IVA 21 %). Sydney springs forward on
+with 12 October, a Monday, a national holiday; IVA 21 %; es-ppa-flat from 20 October,
+a plan change prorated by decision 150). Sydney springs forward on
 Sunday 4 October (a 23-hour day), Madrid falls back on Sunday 25 October (25 hours).
 Both contracts started 2025-06-01, so October 2026 is in the second contract year: each
 price escalated 2 % once (decision: five decimals), e.g. 0.14 * 1.02 = 0.14280.
@@ -46,6 +47,7 @@ from cloud.bootstrap import RegistryCustomersSites, create_billing_service, link
 from cloud.customers import AccountIn, AccountPatch, AccountStatus, CustomersService, InstallationIn
 from cloud.events.invoices import InvoiceIssued
 from cloud.events.outbox import Event
+from cloud.events.support import PlanChangeApproved
 from cloud.events.types import EnergyRevised
 from cloud.migrate import migrate
 from cloud.registry import RegistryService, SiteIn
@@ -282,6 +284,20 @@ def _register_rise(m: Meters) -> int:
 
 
 def test_a_month_is_invoiced_to_the_cent_then_trued_up_by_one_note(world: World) -> None:
+    # The ES account moves to es-ppa-flat (0.09000 a kWh, no escalator) from 20 October
+    # (decision 150): approved on 1 October, not applied to the account yet (the daily
+    # sweep never ran), billed from its date all the same.
+    customers = CustomersService(world.store.pool)
+    change = PlanChangeApproved(
+        ticket_id=2,
+        region=Region.ES,
+        account_id=_owner(RegistryService(world.store.pool), world.sites["es"]),
+        at=datetime(2026, 10, 1, tzinfo=UTC),
+        plan_code="es-ppa-flat",
+        effective_from=date(2026, 10, 20),
+        approved_by="desk",
+    )
+    assert customers.record_plan_change(uuid4(), change, date(2026, 10, 1))
     es = world.billing.run_cycle(Region.ES, OCTOBER, run_by="test")
     au = world.billing.run_cycle(Region.AU, OCTOBER, run_by="test")
     assert (au.state, au.numbers) == ("billed", ("AU-2026-0000001",))
@@ -295,20 +311,24 @@ def test_a_month_is_invoiced_to_the_cent_then_trued_up_by_one_note(world: World)
 
     # ES, billable Wh on a normal weekday: P1 (10-14, 18-22) 600+500+500+500 + 100+100
     # = 2300; P2 (8-10, 14-18, 22-24) 200+400 + 500+600+400+200 + 100+100 = 2500; P3
-    # (0-8) 6*100 = 600. A weekend day or 12 Oct: all 5400 in P3. October: 21 weekdays
-    # (14 Oct among them), 10 P3 days (9 weekend days + 12 Oct).
-    # 14 Oct before the backfill: hours 0-22 estimated at the pattern (P1 2300, P2 2400,
-    # P3 600), hour 23 (P2) the whole cloudy day: forward 3900, export 0.
-    # 25 Oct has 02:00 twice: one more night hour, 100 in P3.
-    # P1 = 21 * 2300 = 48300 Wh; P2 = 20 * 2500 + 2400 + 3900 = 56300 Wh;
-    # P3 = 21 * 600 + 10 * 5400 + 100 = 66700 Wh.
+    # (0-8) 6*100 = 600. A weekend day or 12 Oct: all 5400 in P3.
+    # 1-19 October on es-ppa-20td: 12 weekdays (14 Oct among them), 7 P3 days (6
+    # weekend days + 12 Oct). 14 Oct before the backfill: hours 0-22 estimated at the
+    # pattern (P1 2300, P2 2400, P3 600), hour 23 (P2) the whole cloudy day: forward
+    # 3900, export 0.
+    # P1 = 12 * 2300 = 27600 Wh; P2 = 11 * 2500 + 2400 + 3900 = 33800 Wh;
+    # P3 = 12 * 600 + 7 * 5400 = 45000 Wh.
     # Prices 0.13 / 0.10 / 0.07 * 1.02: 0.13260, 0.10200, 0.07140.
-    # 48.3 * 0.1326 = 6.40458 -> 6.40; 56.3 * 0.102 = 5.7426 -> 5.74;
-    # 66.7 * 0.0714 = 4.76238 -> 4.76; net 16.90; IVA 21 % 3.549 -> 3.55; gross 20.45.
+    # 27.6 * 0.1326 = 3.65976 -> 3.66; 33.8 * 0.102 = 3.4476 -> 3.45;
+    # 45.0 * 0.0714 = 3.213 -> 3.21.
+    # 20-31 October on es-ppa-flat: 12 * 5400 + 100 (25 Oct has 02:00 twice: one more
+    # night hour) = 64900 Wh at 0.09000 = 5.841 -> 5.84.
+    # Net 16.16; IVA 21 % 3.3936 -> 3.39; gross 19.55.
     assert _lines(world, "ES-2026-0000001") == [
-        ("P1", Decimal("48.300000"), Decimal("0.132600"), Decimal("6.40")),
-        ("P2", Decimal("56.300000"), Decimal("0.102000"), Decimal("5.74")),
-        ("P3", Decimal("66.700000"), Decimal("0.071400"), Decimal("4.76")),
+        ("P1", Decimal("27.600000"), Decimal("0.132600"), Decimal("3.66")),
+        ("P2", Decimal("33.800000"), Decimal("0.102000"), Decimal("3.45")),
+        ("P3", Decimal("45.000000"), Decimal("0.071400"), Decimal("3.21")),
+        ("flat", Decimal("64.900000"), Decimal("0.090000"), Decimal("5.84")),
     ]
     # AU, every hour off-peak: a day 6800 - 1400 exported - 100 of the grid pool = 5300;
     # 4 Oct (no 02:00) 5200; 14 Oct hours 0-22 estimated 5300 - 100 (hour 23) = 5200,
@@ -320,7 +340,7 @@ def test_a_month_is_invoiced_to_the_cent_then_trued_up_by_one_note(world: World)
     ]
     issued = {d.number: d for d in _issued(world)}
     assert {n: (d.net, d.tax, d.gross) for n, d in issued.items()} == {
-        "ES-2026-0000001": (Decimal("16.90"), Decimal("3.55"), Decimal("20.45")),
+        "ES-2026-0000001": (Decimal("16.16"), Decimal("3.39"), Decimal("19.55")),
         "AU-2026-0000001": (Decimal("23.98"), Decimal("2.40"), Decimal("26.38")),
     }
     assert issued["ES-2026-0000001"].kind == "invoice"
@@ -365,7 +385,8 @@ def test_a_month_is_invoiced_to_the_cent_then_trued_up_by_one_note(world: World)
 
     # 14 Oct as it was (cloudy): ES P1 10-14 300+400+450+450 + 20-22 200 = 1800, P2
     # 8-10 100+200, 14-18 400+300+200+100, 22-24 200 = 1500, P3 600: against the
-    # invoiced 2300 / 6300 / 600, P1 -500 Wh and P2 -4800 Wh: one credit note.
+    # invoiced 2300 / 6300 / 600, P1 -500 Wh and P2 -4800 Wh: one credit note, at
+    # es-ppa-20td (the plan of 14 October), not the account's plan since the 20th.
     # 0.5 * 0.1326 = 0.0663 -> 0.07; 4.8 * 0.102 = 0.4896 -> 0.49; net 0.56;
     # IVA 0.1176 -> 0.12; gross 0.68.
     # AU: 3800 actual against 9000 invoiced: -5200 Wh; 5.2 * 0.1428 = 0.74256 -> 0.74;
@@ -383,6 +404,12 @@ def test_a_month_is_invoiced_to_the_cent_then_trued_up_by_one_note(world: World)
         ("P1", Decimal("0.500000"), Decimal("0.132600"), Decimal("0.07")),
         ("P2", Decimal("4.800000"), Decimal("0.102000"), Decimal("0.49")),
     ]
+    assert _one(
+        world,
+        "SELECT l.plan_code FROM billing.invoice_lines l JOIN billing.invoices i"
+        " ON i.id = l.invoice_id WHERE i.number = %s ORDER BY l.line_no",
+        "ES-2026-0000002",
+    ) == [("es-ppa-20td",), ("es-ppa-20td",)]
     # After the true-up the ledger is exactly the registers: ES 167400 (31 pattern days)
     # + 100 (25 Oct) - 5400 + 3900 (the cloudy day) = 166000 Wh; AU 167900 - 9000 + 3800
     # = 162700 Wh; nothing estimated; forward energy = the register's rise.
@@ -424,21 +451,62 @@ def test_two_runs_of_one_period_at_once_bill_it_once(world: World) -> None:
     ) == [(1,)]
 
 
-def test_production_is_billed_from_the_contract_start(world: World) -> None:
+def test_production_is_billed_from_the_contract_start_on_each_days_plan(world: World) -> None:
+    # Support approved a move to us-ppa-fixed (0.18500 a kWh, no escalator) from 31
+    # October, recorded on 2 November (so applied at once): decision 150.
+    customers = CustomersService(world.store.pool)
+    account = _owner(RegistryService(world.store.pool), world.sites["us"])
+    change = PlanChangeApproved(
+        ticket_id=1,
+        region=Region.US,
+        account_id=account,
+        at=datetime(2026, 11, 2, tzinfo=UTC),
+        plan_code="us-ppa-fixed",
+        effective_from=date(2026, 10, 31),
+        approved_by="desk",
+    )
+    assert customers.record_plan_change(uuid4(), change, date(2026, 11, 2))
     us = world.billing.run_cycle(Region.US, OCTOBER, run_by="test")
     assert (us.state, us.numbers, us.skipped) == ("billed", ("US-2026-0000001",), ())
-    # 29-31 October local (the contract started on the 29th, nothing before is billed):
-    # 72 hours of 1000 Wh = 72 kWh at 0.15000 (first contract year, no escalation yet)
-    # = 10.80; California taxes electricity sales at 0 %: 0.00; gross 10.80.
+    # 29-31 October local (the contract started on the 29th, nothing before is billed),
+    # 1000 Wh an hour: 29-30 October on us-ppa-esc29, 48 kWh at 0.15000 (first contract
+    # year, no escalation yet) = 7.20; 31 October on us-ppa-fixed, 24 kWh at 0.18500 =
+    # 4.44. Net 11.64; California taxes electricity sales at 0 %: 0.00; gross 11.64.
     assert _lines(world, "US-2026-0000001") == [
-        ("flat", Decimal("72.000000"), Decimal("0.150000"), Decimal("10.80"))
+        ("flat", Decimal("48.000000"), Decimal("0.150000"), Decimal("7.20")),
+        ("flat", Decimal("24.000000"), Decimal("0.185000"), Decimal("4.44")),
     ]
     (row,) = _one(
         world,
-        "SELECT first_day, net, tax, gross FROM billing.invoices WHERE number = %s",
+        "SELECT first_day, net, tax, gross, plan_code, plans FROM billing.invoices"
+        " WHERE number = %s",
         "US-2026-0000001",
     )
-    assert row == (US_START, Decimal("10.80"), Decimal("0.00"), Decimal("10.80"))
+    assert row == (
+        US_START,
+        Decimal("11.64"),
+        Decimal("0.00"),
+        Decimal("11.64"),
+        "us-ppa-fixed",
+        [["2026-10-29", "us-ppa-esc29"], ["2026-10-31", "us-ppa-fixed"]],
+    )
+    plans = _one(
+        world,
+        "SELECT l.plan_code FROM billing.invoice_lines l JOIN billing.invoices i"
+        " ON i.id = l.invoice_id WHERE i.number = %s ORDER BY l.line_no",
+        "US-2026-0000001",
+    )
+    assert plans == [("us-ppa-esc29",), ("us-ppa-fixed",)]
+    # Cancelled, its reversal carries the same plan segments and line plans.
+    reversal = world.billing.cancel("US-2026-0000001", "test", "desk")
+    ((kept,),) = _one(world, "SELECT plans FROM billing.invoices WHERE number = %s", reversal)
+    assert kept == [["2026-10-29", "us-ppa-esc29"], ["2026-10-31", "us-ppa-fixed"]]
+    assert _one(
+        world,
+        "SELECT l.plan_code, l.net FROM billing.invoice_lines l JOIN billing.invoices i"
+        " ON i.id = l.invoice_id WHERE i.number = %s ORDER BY l.line_no",
+        reversal,
+    ) == [("us-ppa-esc29", Decimal("7.20")), ("us-ppa-fixed", Decimal("4.44"))]
     (ledger,) = _one(
         world,
         "SELECT count(*), sum(billable_mwh), bool_or(estimated), max(grid_meter)"

@@ -96,6 +96,27 @@ def test_a_bills_page_shows_its_lines_and_taxes_in_the_viewers_language(world: W
     assert "Pendiente de pago" in spanish
 
 
+def test_a_line_of_a_prorated_bill_names_its_plan(world: World) -> None:
+    """A document whose period spans a plan change names each energy line's plan
+    (decision 150), in the viewer's language."""
+    a = world.tenants["A"]
+    update = (
+        "UPDATE billing.invoice_lines SET plan_code = %s WHERE invoice_id ="
+        " (SELECT id FROM billing.invoices WHERE number = %s)"
+    )
+    with world.pool.connection() as conn:
+        conn.execute(update, ("au-ppa-tou", a.bill))
+    try:
+        with page_client(world, Role.CUSTOMER) as client:
+            english = client.get(f"/ui/au/bills/{a.bill}", headers={"Accept-Language": "en"})
+            spanish = client.get(f"/ui/au/bills/{a.bill}", headers={"Accept-Language": "es"})
+    finally:
+        with world.pool.connection() as conn:
+            conn.execute(update, (None, a.bill))
+    assert "Energy, plan au-ppa-tou" in english.text
+    assert "Energía, plan au-ppa-tou" in spanish.text
+
+
 def test_support_sees_a_customers_bills_and_each_view_is_audited(world: World) -> None:
     b, e = world.tenants["B"], world.tenants["E"]
     audit = ViewAudit(world.pool)

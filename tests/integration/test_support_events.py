@@ -7,7 +7,7 @@ owns it) and billing's view of the site rates with it."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -119,8 +119,24 @@ async def test_fault_report_raises_a_work_order_and_a_plan_change_reaches_the_ac
     billable = sites.billable_site(Region.AU, a.site)
     assert billable is not None
     assert billable.plan_code == "au-ppa-flat"
+    # Billing's plan history (decision 150): the account had no plan before today's
+    # change (its first plan is then the change's own), and the change to come counts
+    # from its date already; the region's listing says the same.
+    history = ((date.min, "au-ppa-flat"), (today + timedelta(days=30), "au-ppa-tou"))
+    assert billable.plans == history
+    assert billable.plans_within(today, today + timedelta(days=40)) == (
+        (today, "au-ppa-flat"),
+        (today + timedelta(days=30), "au-ppa-tou"),
+    )
+    listed = {s.site_id: s for s in sites.billable_sites(Region.AU)}
+    assert listed[a.site].plans == history
     assert customers.apply_due_plan_changes(today + timedelta(days=29)) == 0
     assert customers.apply_due_plan_changes(today + timedelta(days=30)) == 1
     billable = sites.billable_site(Region.AU, a.site)
     assert billable is not None
     assert billable.plan_code == "au-ppa-tou"
+    assert billable.plans == history
+    assert [c.replaced_plan_code for c in customers.list_plan_changes(a.account)] == [
+        None,
+        "au-ppa-flat",
+    ]
