@@ -1,6 +1,8 @@
 """The customers service's part of a privacy request: the account row, its contacts and
 its plan history out; on erasure the contacts deleted and the account's name and email
-pseudonymised, the account closed and unlinked from its sign-in user. The account row
+pseudonymised, the account closed and unlinked from its sign-in user — announced as
+``customer.updated`` in the same transaction, so the services that copy the account
+(notify, SAP's business partner) take the erased values as any change. The account row
 and its plan changes stay under the opaque account id: billing's kept invoices refer to
 it, and a plan is a term of the contract, not a fact about the person."""
 
@@ -9,6 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from cloud.adapters.postgres import Connection, ConnectionPool, dict_row
+from cloud.customers import repository as repo
+from cloud.events.outbox import emit
+from cloud.events.types import CustomerAccount, customer_account_event
 from cloud.personal_data import Erasure, Export, pseudonym
 from contracts.topics import Region
 
@@ -62,6 +67,13 @@ class CustomersPersonalData:
                 " user_id = NULL, updated_at = now() WHERE id = %s",
                 (pseudonym(account_id), ERASED_EMAIL.format(id=account_id), account_id),
             )
+            if not already:
+                account = repo.get_account(conn, account_id)
+                assert account is not None, "locked above"
+                payload = CustomerAccount.model_validate(
+                    {**account.model_dump(), "account_id": account.id}
+                )
+                emit(conn, "customers", customer_account_event(payload, created=False))
             plans = conn.execute(
                 "SELECT count(*) FROM customers.plan_changes WHERE account_id = %s",
                 (account_id,),
