@@ -21,6 +21,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from fastapi.testclient import TestClient
 
 from cloud.adapters.postgres import dict_row
 from cloud.alerts import AlertService
@@ -381,6 +382,61 @@ def test_export_then_erasure(world: Any) -> None:
     }
 
 
+#: Account A's home in the portal test, and where it is.
+HOME = "Casa A, 7 Wattle Ave"
+
+
+def _shown(world: Any, customer: Any, desk: Any, a: Any) -> dict[str, list[Any]]:
+    """What account A's customer and support read of A, by what: texts from the REST API
+    (bearer callers) and the portal's pages (``customer``, ``desk``: signed-in pages)
+    — the photo, which only staff see, by status codes."""
+    api = TestClient(world.app)
+    me, staff = world.headers(Role.CUSTOMER), world.headers(Role.SUPPORT)
+    v1 = "/api/v1/au"
+
+    def text(client: Any, path: str, headers: dict[str, str] | None = None) -> str:
+        got = client.get(path, headers=headers or {})
+        assert got.status_code == 200, (path, got.status_code, got.text[:200])
+        return str(got.text)
+
+    order, photo = f"{v1}/workorders/{a.work_order}", f"/photos/{a.photo}"
+    ui_order = f"/ui/au/workorders/{a.work_order}"
+    return {
+        "site": [
+            text(api, f"{v1}/sites/{a.site}", me),
+            text(api, f"{v1}/sites/{a.site}", staff),
+            text(customer, f"/ui/au/sites/{a.site}"),
+            text(desk, f"/ui/au/customers/{a.account}/sites/{a.site}"),
+        ],
+        "account": [
+            text(api, f"{v1}/accounts/{a.account}", me),
+            text(api, f"{v1}/accounts/{a.account}/contacts", staff),
+            text(customer, "/ui/au/overview"),
+            text(desk, f"/ui/au/customers/{a.account}"),
+        ],
+        "tickets": [
+            text(api, f"{v1}/support/tickets", me),
+            text(api, f"{v1}/support/tickets/{a.ticket}", staff),
+            text(customer, TICKETS),
+        ],
+        "work_order": [
+            text(api, order, staff),
+            text(customer, ui_order),
+            text(desk, ui_order),
+        ],
+        "photo": [
+            api.get(order + photo, headers=staff).status_code,
+            desk.get(ui_order + photo).status_code,
+        ],
+        "bill": [
+            text(api, f"{v1}/documents/{a.bill}", me),
+            text(customer, f"/ui/au/bills/{a.bill}"),
+            text(desk, f"/ui/au/customers/{a.account}/bills/{a.bill}"),
+        ],
+        "payments": [text(api, f"{v1}/accounts/{a.account}/payments", staff)],
+    }
+
+
 @pytest.mark.parametrize(
     ("region", "kind", "received", "due", "extended"),
     [
@@ -403,11 +459,18 @@ def test_legal_deadlines(
 
 def test_through_the_portal(postgres_server_url: str, tmp_path: Path) -> None:
     """The customer raises both requests in the portal; the desk carries them out from
-    the ticket's page; the customer downloads the copy; afterwards support's view of the
-    account and the ticket's page show none of the customer's data (account A of the
-    world: its address ``A@example.com``, its contact, its ticket's text)."""
+    the ticket's page; the customer downloads the copy; afterwards neither the REST API
+    nor the portal's pages, as the customer or as support, show any of the customer's
+    data (account A of the world: its address ``A@example.com``, its contact, its
+    tickets' texts, its site's name and location, its work order's photo), while its
+    invoice and payment, which tax law keeps, read as issued."""
     with private_world(postgres_server_url, tmp_path) as world:
         a = world.tenants["A"]
+        with world.pool.connection() as conn:  # the site as a customer's home is recorded
+            conn.execute(
+                "UPDATE registry.sites SET name = %s, latitude = %s, longitude = %s WHERE id = %s",
+                (HOME, LAT, LON, a.site),
+            )
         with (
             page_client(world, Role.CUSTOMER) as customer,
             page_client(world, Role.SUPPORT) as desk,
@@ -438,6 +501,15 @@ def test_through_the_portal(postgres_server_url: str, tmp_path: Path) -> None:
             archive = zipfile.ZipFile(io.BytesIO(got.content))
             people = json.loads(archive.read("customers.json"))
             assert [c["email"] for c in people["contacts"]] == ["a@example.com"]  # stored lower
+            sites = json.loads(archive.read("registry.json"))["sites"]
+            assert [(s["name"], s["latitude"]) for s in sites] == [(HOME, LAT)]
+            assert archive.read(f"dispatch/photos/{a.photo}.png") == PNG
+            before = _shown(world, customer, desk, a)
+            assert all(HOME in text for text in before["site"])
+            assert all(str(LAT) in text for text in before["site"][:2])  # the API's
+            assert all(code == 200 for code in before["photo"])
+            assert "s14 ticket of A" in before["tickets"][1]
+            assert all("a@example.com" in text.lower() for text in before["account"][1:2])
             account_page = f"/ui/au/customers/{a.account}"
             assert "Viewing as customer A " in desk.get(account_page).text
 
@@ -459,3 +531,19 @@ def test_through_the_portal(postgres_server_url: str, tmp_path: Path) -> None:
                 assert "Viewing as customer A " not in shown.text
             assert f"Viewing as customer erased {a.account}" in desk.get(account_page).text
             assert customer.get(f"{TICKETS}/{export}/export").status_code == 404  # deleted
+
+            after = _shown(world, customer, desk, a)
+            erased = (HOME, "Wattle", str(LAT), str(LON), "data_erasure of A", "s14 ticket of A")
+            for what, texts in after.items():
+                for text in texts if what != "photo" else ():
+                    shown = [p for p in erased if p in text]
+                    shown += ["email"] if "a@example.com" in str(text).lower() else []
+                    assert shown == [], (what, shown)
+            assert after["photo"] == [404, 404]
+            assert all(f"site {a.site}" in text for text in after["site"])
+            assert all(str(COARSE[0]) in text for text in after["site"][:2])
+            # What tax law keeps: the invoice as issued (27.50) and its payment (10.00).
+            for text in after["bill"]:
+                assert a.bill in text
+                assert "27.50" in text
+            assert all("10.00" in text for text in after["payments"])
