@@ -9,7 +9,7 @@ billing's kept invoices (a revision of a billed period re-reads them). A home's 
 data is personal data only while it relates to a person; the erasure removes that link
 everywhere else — the site's name and location (registry and its copies), the account's
 name and contacts — so what stays is an installation's energy under opaque numbers.
-Counted as kept: device-days per site."""
+Counted as kept: the rows an export would hold (device, counter and local day)."""
 
 from __future__ import annotations
 
