@@ -468,7 +468,7 @@ def create_privacy_desk(pool: Pool, *, dispatch: DispatchSettings | None = None)
         return [s.id for s in registry.list_sites(scope=scope, limit=1000)]
 
     holders: list[PersonalDataHolder] = [
-        CustomersPersonalData(pool),
+        CustomersPersonalData(pool, sites_of),
         IdentityPersonalData(pool),
         NotifyPersonalData(pool),
         RegistryPersonalData(pool),

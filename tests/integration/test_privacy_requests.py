@@ -52,6 +52,7 @@ from tests.integration.api_world import (
     PNG,
     form_fields,
     insert_invoice,
+    installation_in,
     page_client,
     private_database,
     private_world,
@@ -145,6 +146,7 @@ def _seed(ident: Any, workdir: Path) -> dict[str, Any]:
     ).id
     registry.set_site_account(site, acc)
     registry.add_gateway(GatewayIn(id="gw-privacy", site_id=site))
+    customers.put_installation(AU, site, installation_in(AU, "MTR-PRIV"))
     dispatch = DispatchService(pool, photos=FilesystemPhotoStorage(workdir / "photos"))
     alerts = AlertService(pool)
     _relay(pool, dispatch, alerts)  # the copies of the site, the account's SAP partner
@@ -252,6 +254,9 @@ def test_export_then_erasure(world: Any) -> None:
     assert sorted((c["name"], c["email"], c["phone"]) for c in got["contacts"]) == [
         (NAME, EMAIL, PHONE), ("Rosa Pérez", "rosa@example.com", None)
     ]  # fmt: skip
+    assert [(i["site_id"], i["billing_meter"]) for i in got["installations"]] == [
+        (site, "MTR-PRIV")
+    ]
     users = files["identity.json"]["users"]
     assert [(u["id"], u["email"], u["display_name"]) for u in users] == [
         (seed["user"].id, EMAIL, NAME)
@@ -286,6 +291,10 @@ def test_export_then_erasure(world: Any) -> None:
     assert [p["name"] for p in sap["business_partner"]] == [NAME]
     assert [o["description"] for o in sap["service_orders"]] == ["Check at 12 Wattle St"]
     assert [d["number"] for d in files["billing.json"]["documents"]] == [seed["invoice"]]
+    # insert_invoice's one line: 100 kWh at 0.25.
+    assert [(x["number"], x["kwh"], x["net"]) for x in files["billing.json"]["document_lines"]] == [
+        (seed["invoice"], "100.000000", "25.00")
+    ]
     tickets = files["support.json"]["tickets"]
     assert [(t["id"], t["kind"]) for t in tickets] == [
         (seed["complaint"], "complaint"), (ticket, "data_export")
@@ -312,7 +321,7 @@ def test_export_then_erasure(world: Any) -> None:
     # erasure), the export archive, the history notes written.
     assert record.counts["customers"] == {
         "erased": {"contacts": 2, "account_name_email": 1},
-        "kept": {"account_id": 1, "plan_changes": 0},
+        "kept": {"account_id": 1, "plan_changes": 0, "installations": 1},
     }
     assert record.counts["identity"]["erased"]["users"] == 1
     assert record.counts["identity"]["erased"]["refresh_tokens"] == 1
@@ -337,7 +346,10 @@ def test_export_then_erasure(world: Any) -> None:
         "erased": {"business_partner_name": 1, "service_order_descriptions": 1},
         "kept": {"journal_entries": 0},
     }
-    assert record.counts["billing"] == {"erased": {}, "kept": {"documents": 1, "payments": 0}}
+    assert record.counts["billing"] == {
+        "erased": {},
+        "kept": {"documents": 1, "document_lines": 1, "payments": 0, "refunds": 0},
+    }
     assert record.counts["support"]["erased"]["ticket_texts"] == 3
     assert record.counts["support"]["erased"]["export_archives"] == 1
     assert record.counts["support"]["kept"] == {"tickets": 3}
