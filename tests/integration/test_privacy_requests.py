@@ -35,11 +35,12 @@ from cloud.dispatch import event_subscriptions as dispatch_subscriptions
 from cloud.events.bus import InProcessBus
 from cloud.events.relay import OutboxRelay
 from cloud.events.types import CustomerAccount
-from cloud.events.users import UserChanged
+from cloud.events.users import UserChanged, UserContact
 from cloud.identity import Role
 from cloud.identity.service import InvalidCredentials
 from cloud.ingest import event_subscriptions as ingest_subscriptions
-from cloud.notify import recipients
+from cloud.notify import NotificationService, NotifyHandlers, NotifySettings, recipients
+from cloud.notify import event_subscriptions as notify_subscriptions
 from cloud.registry import GatewayIn, RegistryService, SiteIn
 from cloud.sap import subscriptions as sap_subscriptions
 from cloud.scope import Scope
@@ -64,6 +65,7 @@ AU = Region.AU
 ZONE = "Australia/Sydney"
 TICKETS = "/ui/au/support/tickets"
 STAFF, MOSIE = "E00042", "E00007"
+OPERATOR = f"usr_{'0' * 31}1"
 NAME, EMAIL, PHONE = "Ana Pérez", "ana.perez@example.com", "+61400111222"
 SITE_NAME = "Casa Pérez, 12 Wattle St"
 LAT, LON = -33.86882, 151.20929
@@ -97,18 +99,22 @@ def world(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def _relay(pool: Any, dispatch: DispatchService, alerts: AlertService) -> None:
-    """The registry's, customers' and dispatch's outboxes through the real relay to the
-    handlers of the services that copy them (ingest, alerts, dispatch, SAP)."""
+    """The registry's, customers', dispatch's and alerts' outboxes through the real relay
+    to the handlers of the services that copy them (ingest, alerts, dispatch, SAP,
+    notify)."""
+    settings = NotifySettings(env="test", database_url="postgresql://unused")
+    notify = NotifyHandlers(pool, NotificationService(pool, settings))
 
     async def run() -> None:
         async with InProcessBus() as bus:
             subs = [
                 *ingest_subscriptions(pool), *alert_subscriptions(alerts),
                 *dispatch_subscriptions(dispatch), *sap_subscriptions(pool),
+                *notify_subscriptions(notify),
             ]  # fmt: skip
             for sub in subs:
                 await bus.subscribe(sub)
-            for schema in ("registry", "customers", "dispatch"):
+            for schema in ("registry", "customers", "dispatch", "alerts"):
                 relay = OutboxRelay(pool, schema, bus)
                 while await relay.relay_once():
                     pass
@@ -140,6 +146,13 @@ def _seed(ident: Any, workdir: Path) -> dict[str, Any]:
         recipients.save_person(
             conn, UserChanged(user_id=user.id, role="customer", home_region=AU, account_id=acc), at
         )
+        # An operator of the region, whom notify tells of the account's alarms.
+        recipients.save_person(
+            conn, UserChanged(user_id=OPERATOR, role="operator", home_region=AU), at
+        )
+        recipients.save_contact(
+            conn, UserContact(user_id=OPERATOR, home_region=AU, email="ops@potr.example"), at
+        )
     registry = RegistryService(pool)
     site = registry.add_site(
         SiteIn(name=SITE_NAME, region=AU, time_zone=ZONE, latitude=LAT, longitude=LON)
@@ -150,6 +163,19 @@ def _seed(ident: Any, workdir: Path) -> dict[str, Any]:
     dispatch = DispatchService(pool, photos=FilesystemPhotoStorage(workdir / "photos"))
     alerts = AlertService(pool)
     _relay(pool, dispatch, alerts)  # the copies of the site, the account's SAP partner
+    alarm = alerts.store.raise_condition(
+        AlarmCondition(
+            rule_id="isolator_open", site_id=site, gateway_id="gw-privacy", region=AU,
+            severity="high", account_id=acc, title="Isolator open",
+            detail={
+                "site_name": SITE_NAME,
+                "notify": {"to": ["operators", "customer"], "safety_notice": False},
+            },
+        )
+    ).id  # fmt: skip
+    # Notify tells the operator and the customer — before the visit below takes the site
+    # out of service, after which its alarms tell no one.
+    _relay(pool, dispatch, alerts)
     order = dispatch.create(
         AU, site, "inspection", "P3", "Check at 12 Wattle St", "Use gate 4455", STAFF
     ).id
@@ -166,13 +192,6 @@ def _seed(ident: Any, workdir: Path) -> dict[str, Any]:
     photo = dispatch.add_photo(order, PNG, "image/png", MOSIE, key()).id
     dispatch.sign(order, NAME, SIGNATURE, MOSIE, key())
     _relay(pool, dispatch, alerts)  # SAP's service order of the work order
-    alarm = alerts.store.raise_condition(
-        AlarmCondition(
-            rule_id="isolator_open", site_id=site, gateway_id="gw-privacy", region=AU,
-            severity="high", account_id=acc, title="Isolator open",
-            detail={"site_name": SITE_NAME},
-        )
-    ).id  # fmt: skip
     # The meter's energy, as ingest keys the device and the store's maintenance sums it.
     TelemetryStore(pool).sync_catalog()
     with pool.connection() as conn:
@@ -215,6 +234,8 @@ def _copies(pool: Any) -> list[dict[str, Any]]:
             *cur.execute("SELECT account_id, name FROM sap.partners").fetchall(),
             *cur.execute("SELECT reference, description FROM sap.service_orders").fetchall(),
             *cur.execute("SELECT * FROM notify.accounts").fetchall(),
+            *cur.execute("SELECT user_id, title, body FROM notify.inbox").fetchall(),
+            *cur.execute("SELECT destination, payload FROM notify.deliveries").fetchall(),
         ]
 
 
@@ -228,6 +249,13 @@ def test_export_then_erasure(world: Any) -> None:
     )
     before = json.dumps(_copies(ident.pool), default=str, ensure_ascii=False)
     assert all(p in before for p in (NAME, SITE_NAME, str(LAT), "Check at 12 Wattle St"))
+    with ident.pool.connection() as conn:  # what notify told the operator of the alarm
+        told = conn.execute(
+            "SELECT i.title, d.destination FROM notify.inbox i JOIN notify.deliveries d"
+            " USING (notification_id, user_id) WHERE i.user_id = %s",
+            (OPERATOR,),
+        ).fetchall()
+    assert told == [(f"Alarm at {SITE_NAME}: Isolator open", "ops@potr.example")]
 
     # -- export -----------------------------------------------------------------------
     ticket = _request(seed, Kind.DATA_EXPORT)
@@ -265,6 +293,8 @@ def test_export_then_erasure(world: Any) -> None:
     assert len(files["identity.json"]["sign_in_log"]) >= 1  # the login above
     assert [(a["name"], a["email"]) for a in files["notify.json"]["account"]] == [(NAME, EMAIL)]
     assert [p["user_id"] for p in files["notify.json"]["people"]] == [seed["user"].id]
+    told = [i["title"] for i in files["notify.json"]["inbox"]]
+    assert f"Alarm at {SITE_NAME}: Isolator open" in told
     reg = files["registry.json"]
     assert [(s["id"], s["name"], s["latitude"], s["longitude"]) for s in reg["sites"]] == [
         (site, SITE_NAME, LAT, LON)
@@ -328,6 +358,9 @@ def test_export_then_erasure(world: Any) -> None:
     assert record.counts["identity"]["kept"] == {"disabled_users": 1}
     assert record.counts["notify"]["erased"]["account"] == 1
     assert record.counts["notify"]["erased"]["people"] == 1
+    # The operator's notice of the alarm and its e-mail.
+    assert record.counts["notify"]["erased"]["others_notices"] == 1
+    assert record.counts["notify"]["erased"]["others_deliveries"] == 1
     assert record.counts["registry"] == {
         "erased": {"site_names_locations": 1}, "kept": {"sites": 1}
     }  # fmt: skip
