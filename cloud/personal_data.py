@@ -65,10 +65,14 @@ class PersonalFiles(Protocol):
         ...
 
 
-#: Decimal places a site's location keeps after an erasure: 0.1° is about 11 km north to
-#: south — the sun's position and the clear-sky expectation, the region and the time
-#: zone still hold, but no house is found by it.
-COARSE_DECIMALS = 1
+#: Decimal places a site's location keeps after an erasure: 0.01° is about 1.1 km north
+#: to south — an area of many homes in a town, no house found by it, while the sun's
+#: position, the clear-sky expectation, the time zone and the technicians' travel still
+#: hold. Not coarser: the grid-code rules place a site on an island by boxes drawn to
+#: the hundredth of a degree (``cloud/config/profile_rules.yaml``), and a location rounded
+#: to that grid stays in every box it was in, so the site keeps its grid code
+#: (tests/unit/test_coarse_location.py).
+COARSE_DECIMALS = 2
 
 
 def coarse_sql(column: str) -> str:

@@ -1,7 +1,7 @@
 """The registry's part of a privacy request: the account's sites (name, location, zone,
 grid operator), their gateways and devices out. On erasure each site's name becomes
 ``site <id>`` and its location is rounded to :data:`~cloud.personal_data.COARSE_DECIMALS`
-(about 11 km), and each of its gateways' ``gateway.updated`` commits with the change, so
+(about 1 km), and each of its gateways' ``gateway.updated`` commits with the change, so
 the services that copy the name and location (alerts, dispatch, config, ingest) take the
 erased values as they take any update. The site, its gateways and devices stay under
 the opaque account id: the installation is PoTR's equipment, and billing's kept

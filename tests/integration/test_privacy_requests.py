@@ -69,8 +69,8 @@ OPERATOR = f"usr_{'0' * 31}1"
 NAME, EMAIL, PHONE = "Ana Pérez", "ana.perez@example.com", "+61400111222"
 SITE_NAME = "Casa Pérez, 12 Wattle St"
 LAT, LON = -33.86882, 151.20929
-#: The location kept after the erasure: rounded to 0.1° by hand.
-COARSE = (-33.9, 151.2)
+#: The location kept after the erasure: rounded to 0.01° by hand.
+COARSE = (-33.87, 151.21)
 RESCHEDULE_REASON = "after my night shift"
 SIGNATURE = b"\x89PNG\r\n\x1a\n" + b"\x01" * 80
 #: Text only this customer wrote: none of it may survive the erasure anywhere.
