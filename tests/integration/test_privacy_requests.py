@@ -549,6 +549,7 @@ def test_through_the_portal(postgres_server_url: str, tmp_path: Path) -> None:
             sites = json.loads(archive.read("registry.json"))["sites"]
             assert [(s["name"], s["latitude"]) for s in sites] == [(HOME, LAT)]
             assert archive.read(f"dispatch/photos/{a.photo}.png") == PNG
+            assert len([p for p in (tmp_path / "photos").rglob("*.png")]) == 3  # A, B, E
             before = _shown(world, customer, desk, a)
             assert all(HOME in text for text in before["site"])
             assert all(str(LAT) in text for text in before["site"][:2])  # the API's
@@ -585,6 +586,8 @@ def test_through_the_portal(postgres_server_url: str, tmp_path: Path) -> None:
                     shown += ["email"] if "a@example.com" in str(text).lower() else []
                     assert shown == [], (what, shown)
             assert after["photo"] == [404, 404]
+            # A's photo file is gone from the world's photo directory; B's and E's stay.
+            assert len([p for p in (tmp_path / "photos").rglob("*.png")]) == 2
             assert all(f"site {a.site}" in text for text in after["site"])
             assert all(str(COARSE[0]) in text for text in after["site"][:2])
             # What tax law keeps: the invoice as issued (27.50) and its payment (10.00).
