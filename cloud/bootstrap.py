@@ -46,6 +46,7 @@ from cloud.adapters.mqtt import MqttError, MqttPublisher
 from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
 from cloud.alerts import AlarmStore, AlertService, run_alert_sweeps
 from cloud.alerts import event_subscriptions as alert_subscriptions
+from cloud.alerts.privacy import AlertsPersonalData
 from cloud.billing import (
     BillableSite,
     BillCustomer,
@@ -158,6 +159,7 @@ from cloud.portal.web import (
 from cloud.portal.web.report_words import words_in
 from cloud.registry import NotFoundError, RegistryService, Site
 from cloud.registry import subscriptions as registry_subscriptions
+from cloud.registry.privacy import RegistryPersonalData
 from cloud.reports import (
     Pack,
     PackSettings,
@@ -172,6 +174,7 @@ from cloud.reports import (
 from cloud.sap import SapExporter, SapSettings, reconcile_daily
 from cloud.sap import subscriptions as sap_subscriptions
 from cloud.sap.delta import run_delta_polling
+from cloud.sap.privacy import SapPersonalData
 from cloud.scope import Scope
 from cloud.settings import DatabaseSettings
 from cloud.support import SiteFact, SiteFacts, SupportService, run_support_sweeps
@@ -181,6 +184,7 @@ from cloud.telemetry import MeterHourReader, MeterNotFoundError, TelemetryReader
 from cloud.telemetry import RegisterReading as StoredRegisterReading
 from cloud.telemetry import event_subscriptions as telemetry_subscriptions
 from cloud.telemetry.maintenance import StoreMaintenance
+from cloud.telemetry.privacy import TelemetryPersonalData
 from contracts.metrics import metric
 from contracts.timeutil import utc_now
 from contracts.topics import Region
@@ -442,7 +446,7 @@ def create_api(
         reports=create_reports_reader(pool),
         regional_reports=regional_readers(pool) if settings.api_region is None else None,
         support=create_support_service(pool),
-        privacy=create_privacy_desk(pool),
+        privacy=create_privacy_desk(pool, dispatch=dispatch),
         verify=verify,
         web=web,
     )
@@ -499,15 +503,28 @@ def create_support_service(pool: Pool) -> SupportService:
     )
 
 
-def create_privacy_desk(pool: Pool) -> PrivacyDesk:
+def create_privacy_desk(pool: Pool, *, dispatch: DispatchSettings | None = None) -> PrivacyDesk:
     """Support's privacy desk with every service that holds a customer's personal data,
-    each over its own schema (:mod:`cloud.personal_data`). Opens no connection."""
+    each over its own schema (:mod:`cloud.personal_data`); dispatch's photos in the
+    settings' directory (default: ``POTR_DISPATCH_PHOTO_DIR`` or its default), telemetry
+    told the account's sites by the registry. Opens no connection."""
+    settings = dispatch if dispatch is not None else DispatchSettings()
+    registry = RegistryService(pool)
+
+    def sites_of(region: Region, account_id: str) -> list[int]:
+        scope = Scope.of_account(region, account_id)
+        return [s.id for s in registry.list_sites(scope=scope, limit=1000)]
+
     holders: list[PersonalDataHolder] = [
-        CustomersPersonalData(pool),
+        CustomersPersonalData(pool, sites_of),
         IdentityPersonalData(pool),
         NotifyPersonalData(pool),
-        DispatchPersonalData(pool),
+        RegistryPersonalData(pool),
+        TelemetryPersonalData(pool, sites_of),
+        AlertsPersonalData(pool),
+        DispatchPersonalData(pool, FilesystemPhotoStorage(settings.dispatch_photo_dir)),
         BillingPersonalData(pool),
+        SapPersonalData(pool),
         SupportPersonalData(pool),
     ]
     return PrivacyDesk(pool, holders)

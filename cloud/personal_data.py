@@ -11,11 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from contracts.topics import Region
 
-__all__ = ["Erasure", "Export", "PersonalDataHolder", "pseudonym"]
+__all__ = [
+    "COARSE_DECIMALS",
+    "Erasure",
+    "Export",
+    "PersonalDataHolder",
+    "PersonalFiles",
+    "coarse_sql",
+    "pseudonym",
+]
 
 #: A service's share of an export: records by kind (``contacts``: [row, ...]), JSON-able.
 Export = dict[str, list[dict[str, Any]]]
@@ -45,6 +53,31 @@ class PersonalDataHolder(Protocol):
         """Erase or pseudonymise the account's personal data, keeping what law requires;
         idempotent (a second call erases nothing more)."""
         ...
+
+
+@runtime_checkable
+class PersonalFiles(Protocol):
+    """A holder that also keeps files of the account (photos, signature images): their
+    bytes join the export archive beside the holder's JSON, under ``<service>/<name>``."""
+
+    def files(self, region: Region, account_id: str) -> Mapping[str, bytes]:
+        """The account's files by name (a relative name of the holder's making)."""
+        ...
+
+
+#: Decimal places a site's location keeps after an erasure: 0.01° is about 1.1 km north
+#: to south — an area of many homes in a town, no house found by it, while the sun's
+#: position, the clear-sky expectation, the time zone and the technicians' travel still
+#: hold. Not coarser: the grid-code rules place a site on an island by boxes drawn to
+#: the hundredth of a degree (``cloud/config/profile_rules.yaml``), and a location rounded
+#: to that grid stays in every box it was in, so the site keeps its grid code
+#: (tests/unit/test_coarse_location.py).
+COARSE_DECIMALS = 2
+
+
+def coarse_sql(column: str) -> str:
+    """SQL of ``column`` (degrees, float8) rounded to :data:`COARSE_DECIMALS`."""
+    return f"round({column}::numeric, {COARSE_DECIMALS})::float8"
 
 
 def pseudonym(account_id: str) -> str:

@@ -3,7 +3,9 @@ email), the account's people (their addresses), their preferences, webhooks, inb
 the log of mail and webhook deliveries out; on erasure all of them deleted, and the
 account's and people's copies pseudonymised and disabled so nothing is sent to them
 again (a later ``customer.updated``/``user.*`` event carries the owners' erased values
-anyway). Notify keeps no record the law requires."""
+anyway). What notify told others about the account — staff's notices of its alarms,
+which name its site — goes too: every inbox entry of a notification concerning the
+account, whoever's, and every delivery of it. Notify keeps no record the law requires."""
 
 from __future__ import annotations
 
@@ -70,11 +72,26 @@ class NotifyPersonalData:
                     (account_id,),
                 )
             ]
+            # The notifications concerning the account, before its people's inboxes go.
+            about = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT DISTINCT notification_id FROM notify.inbox"
+                    " WHERE region = %s AND account_id = %s",
+                    (region.value, account_id),
+                )
+            ]
             erased: dict[str, int] = {}
             for table in _PER_USER:
                 erased[table] = conn.execute(
                     f"DELETE FROM notify.{table} WHERE user_id = ANY(%s)", (ids,)
                 ).rowcount
+            erased["others_notices"] = conn.execute(
+                "DELETE FROM notify.inbox WHERE notification_id = ANY(%s)", (about,)
+            ).rowcount
+            erased["others_deliveries"] = conn.execute(
+                "DELETE FROM notify.deliveries WHERE notification_id = ANY(%s)", (about,)
+            ).rowcount
             erased["people"] = conn.execute(
                 "UPDATE notify.people SET email = NULL, disabled = true"
                 " WHERE user_id = ANY(%s) AND (email IS NOT NULL OR NOT disabled)",

@@ -107,7 +107,7 @@ class RegistryService:
             site = repo.update_site_time_zone(conn, site_id, time_zone)
             if site is None:
                 raise NotFoundError(f"site {site_id} does not exist")
-            _announce_site(conn, site)
+            announce_site(conn, site)
             return site
 
     def set_site_account(self, site_id: int, account_id: str | None) -> Site:
@@ -122,7 +122,7 @@ class RegistryService:
             site = repo.update_site_account(conn, site_id, account_id)
             if site is None:
                 raise NotFoundError(f"site {site_id} does not exist")
-            _announce_site(conn, site)
+            announce_site(conn, site)
             return site
 
     # -- gateways ----------------------------------------------------------------
@@ -240,7 +240,7 @@ class RegistryService:
             return repo.list_devices(conn, gateway_id, limit, offset, scope)
 
 
-def _announce_site(conn: Connection[Any], site: Site) -> None:
+def announce_site(conn: Connection[Any], site: Site) -> None:
     """A ``gateway.updated`` for each of the site's gateways, in the caller's transaction
     (which holds the site's row lock from its update: a gateway added meanwhile waits,
     then reads the new row)."""

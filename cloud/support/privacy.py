@@ -5,8 +5,9 @@ Support asks, the owners act: every service that holds personal data answers thr
 :class:`~cloud.personal_data.PersonalDataHolder` over its own schema, given to the desk
 by the composition root; support itself is one of them (its tickets). An export is one
 zip archive (a JSON file per service and a manifest), bounded in size, kept for the
-account to download until it expires. An erasure asks every holder to erase, keeps the
-counts per service (never the data) as the ticket's erasure record, and deletes any
+account to download until it expires, with the files a holder keeps (photos) beside
+the JSON (:class:`~cloud.personal_data.PersonalFiles`). An erasure asks every holder to
+erase, keeps the counts per service (never the data) as the ticket's erasure record, and deletes any
 export archive of the account. The deadline the law gives is data (``data/privacy.yaml``).
 """
 
@@ -26,7 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.adapters.postgres import Connection, ConnectionPool, Jsonb, dict_row
-from cloud.personal_data import Erasure, Export, PersonalDataHolder
+from cloud.personal_data import Erasure, Export, PersonalDataHolder, PersonalFiles
 from cloud.scope import Scope
 from cloud.support import repository as repo
 from cloud.support.errors import ConflictError, NotFoundError
@@ -214,8 +215,14 @@ class PrivacyDesk:
         account downloads from the ticket until it expires (once per ticket)."""
         ticket = self._open_request(ticket_id, scope, Kind.DATA_EXPORT)
         shares = {h.service: h.export(ticket.region, ticket.account_id) for h in self._holders}
+        files = {
+            f"{h.service}/{name}": content
+            for h in self._holders
+            if isinstance(h, PersonalFiles)
+            for name, content in h.files(ticket.region, ticket.account_id).items()
+        }
         at = self._clock()
-        archive = _archive(ticket, shares, at, self.due(ticket))
+        archive = _archive(ticket, shares, files, at, self.due(ticket))
         if len(archive) > self._max:
             raise ConflictError(f"the export is {len(archive)} bytes, over {self._max}")
         expires = at + self._ttl
@@ -308,7 +315,9 @@ class PrivacyDesk:
         repo.update_ticket(conn, ticket.id, at, approved_at=at, approved_by=actor)
 
 
-def _archive(ticket: Ticket, shares: dict[str, Export], at: datetime, due: date) -> bytes:
+def _archive(
+    ticket: Ticket, shares: dict[str, Export], files: dict[str, bytes], at: datetime, due: date
+) -> bytes:
     manifest = {
         "account_id": ticket.account_id,
         "region": ticket.region.value,
@@ -316,10 +325,13 @@ def _archive(ticket: Ticket, shares: dict[str, Export], at: datetime, due: date)
         "created_at": at.isoformat(),
         "legal_due": due.isoformat(),
         "services": {s: {k: len(v) for k, v in share.items()} for s, share in shares.items()},
+        "files": sorted(files),
     }
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("manifest.json", json.dumps(manifest, indent=2))
         for service, share in shares.items():
             archive.writestr(f"{service}.json", json.dumps(share, indent=2, default=str))
+        for name, content in sorted(files.items()):
+            archive.writestr(name, content)
     return buffer.getvalue()

@@ -58,6 +58,7 @@ from tests.integration.api_world import (
     Tenant,
     World,
     api_world,
+    dispatch_settings,
     employee_in,
     installation_in,
     private_database,
@@ -952,7 +953,7 @@ def world(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) ->
             _seed["config"] = built.config
             _seed["mosie"] = built.tenants["A"].employee
             _seed["support"] = create_support_service(built.pool)
-            _seed["privacy"] = create_privacy_desk(built.pool)
+            _seed["privacy"] = create_privacy_desk(built.pool, dispatch=dispatch_settings(key_dir))
             yield built
 
 
