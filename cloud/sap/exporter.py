@@ -85,7 +85,6 @@ class SapExporter:
         services: ServiceGateway | None = None,
     ) -> None:
         self._pool = pool
-        self._gateway = gateway
         self._settings = settings
         self._clock = clock
         self._backoff = Backoff(
