@@ -96,14 +96,13 @@ def sap_reconcile(
 def sap_status() -> None:
     """The export queue by state."""
     from cloud.bootstrap import open_pool
-    from cloud.sap.repository import queue_counts
-    from cloud.sap.service_repository import service_queue_counts
+    from cloud.sap.queue import queue_counts
     from cloud.settings import DatabaseSettings
 
     pool = open_pool(load_settings(DatabaseSettings, console), "potr-sap-status")
     try:
         with pool.connection() as conn:
-            counts = {**queue_counts(conn), **service_queue_counts(conn)}
+            counts = queue_counts(conn)
     finally:
         pool.close()
     table = Table("queue", "state", "rows")
@@ -120,7 +119,7 @@ def sap_requeue(
     """Give dead-lettered documents and partners a new round of attempts (after the cause
     — a closed posting period, a missing master record — was fixed in SAP)."""
     from cloud.bootstrap import open_pool
-    from cloud.sap.repository import requeue_dead
+    from cloud.sap.queue import requeue_dead
     from cloud.settings import DatabaseSettings
 
     pool = open_pool(load_settings(DatabaseSettings, console), "potr-sap-requeue")

@@ -58,20 +58,14 @@ def apply_invoice_issued(
     pool: ConnectionPool[Connection[Any]], event_id: UUID, issued: InvoiceIssued
 ) -> bool:
     """Queue ``issued`` for SAP once; True when it was queued now."""
-    with pool.connection() as conn:
-        if not handle_once(conn, "sap", event_id):
-            return False
-        return repo.enqueue_document(conn, issued)
+    return _once(pool, event_id, lambda conn: repo.enqueue_document(conn, issued))
 
 
 def apply_payment(
     pool: ConnectionPool[Connection[Any]], event_id: UUID, moved: PaymentMoved
 ) -> bool:
     """Queue a payment or a refund for SAP once; True when it was queued now."""
-    with pool.connection() as conn:
-        if not handle_once(conn, "sap", event_id):
-            return False
-        return repo.enqueue_payment(conn, moved)
+    return _once(pool, event_id, lambda conn: repo.enqueue_payment(conn, moved))
 
 
 def apply_customer(
@@ -82,10 +76,17 @@ def apply_customer(
 ) -> bool:
     """Make ``account`` the partner SAP should hold (the newest event wins); True when
     something is to be sent."""
+    return _once(pool, event_id, lambda conn: repo.upsert_partner(conn, account, occurred_at))
+
+
+def _once(
+    pool: ConnectionPool[Connection[Any]],
+    event_id: UUID,
+    queue: Callable[[Connection[Any]], bool],
+) -> bool:
+    """``queue`` in the transaction that records ``event_id`` as handled, unless it was."""
     with pool.connection() as conn:
-        if not handle_once(conn, "sap", event_id):
-            return False
-        return repo.upsert_partner(conn, account, occurred_at)
+        return handle_once(conn, "sap", event_id) and queue(conn)
 
 
 def apply_work_order(pool: ConnectionPool[Connection[Any]], event: Event) -> bool:
@@ -109,40 +110,16 @@ def apply_work_order(pool: ConnectionPool[Connection[Any]], event: Event) -> boo
         return queued
 
 
-def _work_order_handler(pool: ConnectionPool[Connection[Any]], wake: Callable[[], None]) -> Handler:
+def _handler(
+    wake: Callable[[], None],
+    apply: Callable[[Event], bool],
+    wanted: Callable[[str], bool] = lambda _: True,
+) -> Handler:
+    """Apply the ``wanted`` events (by name) in a thread; ``wake`` when something was
+    queued."""
+
     async def handle(event: Event) -> None:
-        if await asyncio.to_thread(apply_work_order, pool, event):
-            wake()
-
-    return handle
-
-
-def _invoice_handler(pool: ConnectionPool[Connection[Any]], wake: Callable[[], None]) -> Handler:
-    async def handle(event: Event) -> None:
-        issued = event_payload(event, InvoiceIssued)
-        if await asyncio.to_thread(apply_invoice_issued, pool, event.id, issued):
-            wake()
-
-    return handle
-
-
-def _payment_handler(pool: ConnectionPool[Connection[Any]], wake: Callable[[], None]) -> Handler:
-    async def handle(event: Event) -> None:
-        if not event.name.startswith(PAYMENT_PREFIX):
-            return
-        moved = event_payload(event, PaymentMoved)
-        if await asyncio.to_thread(apply_payment, pool, event.id, moved):
-            wake()
-
-    return handle
-
-
-def _customer_handler(pool: ConnectionPool[Connection[Any]], wake: Callable[[], None]) -> Handler:
-    async def handle(event: Event) -> None:
-        if event.name not in _CUSTOMER_EVENTS:
-            return  # other customer.* news: nothing SAP holds
-        account = event_payload(event, CustomerAccount)
-        if await asyncio.to_thread(apply_customer, pool, event.id, event.occurred_at, account):
+        if wanted(event.name) and await asyncio.to_thread(apply, event):
             wake()
 
     return handle
@@ -153,9 +130,23 @@ def subscriptions(
 ) -> list[Subscription]:
     """The SAP integration's subscriptions; ``wake`` is called after something was queued
     (the exporter's ``wake`` event's ``set``, where it runs in this process)."""
+    invoice = _handler(
+        wake, lambda e: apply_invoice_issued(pool, e.id, event_payload(e, InvoiceIssued))
+    )
+    customer = _handler(
+        wake,
+        lambda e: apply_customer(pool, e.id, e.occurred_at, event_payload(e, CustomerAccount)),
+        lambda name: name in _CUSTOMER_EVENTS,  # other customer.* news: nothing SAP holds
+    )
+    payment = _handler(
+        wake,
+        lambda e: apply_payment(pool, e.id, event_payload(e, PaymentMoved)),
+        lambda name: name.startswith(PAYMENT_PREFIX),
+    )
+    work_order = _handler(wake, lambda e: apply_work_order(pool, e))
     return [
-        Subscription(INVOICE_CONSUMER, f"*.billing.{INVOICE_ISSUED}", _invoice_handler(pool, wake)),
-        Subscription(CUSTOMER_CONSUMER, "*.customers.customer.*", _customer_handler(pool, wake)),
-        Subscription(PAYMENT_CONSUMER, "*.billing.payment.*", _payment_handler(pool, wake)),
-        Subscription(WORKORDER_CONSUMER, "*.dispatch.workorder.*", _work_order_handler(pool, wake)),
+        Subscription(INVOICE_CONSUMER, f"*.billing.{INVOICE_ISSUED}", invoice),
+        Subscription(CUSTOMER_CONSUMER, "*.customers.customer.*", customer),
+        Subscription(PAYMENT_CONSUMER, "*.billing.payment.*", payment),
+        Subscription(WORKORDER_CONSUMER, "*.dispatch.workorder.*", work_order),
     ]

@@ -1,18 +1,16 @@
 """The ``sap`` schema's SQL for work orders: the service-order and confirmation queues
-(filled by the ``workorder.*`` handlers), their claims and outcomes, the delta poll's
-watermark and SAP's status. Functions over a connection in the caller's transaction.
-
-Claims and outcomes follow :mod:`cloud.sap.repository`: a claim leases rows under a
-fresh ``lease_id``; an outcome is recorded only while that lease is still the row's.
+(filled by the ``workorder.*`` handlers; claimed and settled through
+:mod:`cloud.sap.queue`), the delta poll's watermark and SAP's status. Functions over a
+connection in the caller's transaction.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from cloud.adapters.postgres import Connection, Jsonb
 from cloud.events.outbox import Event, emit
@@ -22,6 +20,7 @@ from cloud.events.service_orders import (
     service_order_event_id,
 )
 from cloud.events.workorders import WorkOrderChanged, WorkOrderPartsUsed
+from cloud.sap.queue import Queue
 from cloud.sap.service_documents import (
     ServiceOrderRecord,
     confirmation_reference,
@@ -30,28 +29,20 @@ from cloud.sap.service_documents import (
 )
 
 __all__ = [
+    "CONFIRMATIONS",
+    "SERVICE_ORDERS",
     "ClaimedConfirmation",
     "ClaimedServiceOrder",
     "apply_sap_status",
-    "claim_confirmations",
-    "claim_service_orders",
-    "confirmation_exported",
     "confirmations_of_day",
-    "mark_dead",
-    "mark_retry",
     "queue_confirmation",
     "record_parts",
     "record_presence",
-    "service_order_exported",
     "service_orders_of_day",
-    "service_queue_counts",
     "set_watermark",
     "upsert_service_order",
     "watermark",
 ]
-
-#: The tables of this module's queues, each keyed by its ``reference``.
-_TABLES = frozenset({"service_orders", "service_confirmations"})
 
 
 @dataclass(frozen=True)
@@ -83,6 +74,35 @@ class ClaimedConfirmation:
     outcome_unknown: bool
     sap_service_order: str
     sold_to: str
+
+
+#: Service orders whose account's business partner SAP holds (the sold-to party), or
+#: that name no account (the exporter dead-letters those). An export records SAP's
+#: number, the first export's time, and the rejection it carried as SAP's status.
+SERVICE_ORDERS = Queue(
+    "service_orders",
+    "reference",
+    ("region", "work_order_id", "description", "priority", "requested_start", "rejected"),
+    ClaimedServiceOrder,
+    "sap_service_order = %(number)s, exported_at = COALESCE(exported_at, %(now)s),"
+    " sap_status = CASE WHEN %(rejected)s THEN 'rejected' ELSE sap_status END",
+    joined=(("sold_to", "p.sap_customer"),),
+    join="LEFT JOIN sap.partners p ON p.account_id = q.account_id",
+    condition="AND (q.account_id IS NULL OR p.sap_customer IS NOT NULL)",
+)
+
+#: Confirmations whose service order SAP holds already.
+CONFIRMATIONS = Queue(
+    "service_confirmations",
+    "reference",
+    ("region", "work_order_id", "description", "labour_hours", "parts"),
+    ClaimedConfirmation,
+    "sap_confirmation = %(number)s, exported_at = %(now)s",
+    joined=(("sap_service_order", "s.sap_service_order"), ("sold_to", "p.sap_customer")),
+    join="JOIN sap.service_orders s ON s.region = q.region"
+    " AND s.work_order_id = q.work_order_id AND s.sap_service_order IS NOT NULL"
+    " JOIN sap.partners p ON p.account_id = s.account_id AND p.sap_customer IS NOT NULL",
+)
 
 
 # -- filled by the event handlers ----------------------------------------------------
@@ -187,159 +207,6 @@ def queue_confirmation(conn: Connection[Any], changed: WorkOrderChanged) -> bool
     return True
 
 
-# -- claims ---------------------------------------------------------------------------
-def claim_service_orders(
-    conn: Connection[Any], now: datetime, lease_s: float, limit: int
-) -> list[ClaimedServiceOrder]:
-    """Due service orders whose account's business partner SAP holds (the sold-to
-    party), or that name no account (the exporter dead-letters those)."""
-    lease = uuid4()
-    rows = conn.execute(
-        "UPDATE sap.service_orders s SET lease_id = %s, lease_until = %s"
-        " FROM (SELECT s2.reference, p.sap_customer FROM sap.service_orders s2"
-        "  LEFT JOIN sap.partners p ON p.account_id = s2.account_id"
-        "  WHERE s2.state = 'pending' AND s2.next_attempt_at <= %s"
-        "  AND (s2.lease_until IS NULL OR s2.lease_until < %s)"
-        "  AND (s2.account_id IS NULL OR p.sap_customer IS NOT NULL)"
-        "  ORDER BY s2.next_attempt_at LIMIT %s FOR UPDATE OF s2 SKIP LOCKED) due"
-        " WHERE s.reference = due.reference"
-        " RETURNING s.reference, s.region, s.work_order_id, s.description, s.priority,"
-        "  s.requested_start, s.rejected, s.attempts, s.outcome_unknown, due.sap_customer",
-        (lease, now + timedelta(seconds=lease_s), now, now, limit),
-    ).fetchall()
-    return [
-        ClaimedServiceOrder(
-            reference=r[0],
-            region=r[1],
-            work_order_id=r[2],
-            description=r[3],
-            priority=r[4],
-            requested_start=r[5],
-            rejected=r[6],
-            attempts=r[7],
-            lease_id=lease,
-            outcome_unknown=r[8],
-            sold_to=r[9],
-        )
-        for r in sorted(rows, key=lambda r: r[0])
-    ]
-
-
-def claim_confirmations(
-    conn: Connection[Any], now: datetime, lease_s: float, limit: int
-) -> list[ClaimedConfirmation]:
-    """Due confirmations whose service order SAP holds already."""
-    lease = uuid4()
-    rows = conn.execute(
-        "UPDATE sap.service_confirmations c SET lease_id = %s, lease_until = %s"
-        " FROM (SELECT c2.reference, s.sap_service_order, p.sap_customer"
-        "  FROM sap.service_confirmations c2"
-        "  JOIN sap.service_orders s ON s.region = c2.region"
-        "   AND s.work_order_id = c2.work_order_id AND s.sap_service_order IS NOT NULL"
-        "  JOIN sap.partners p ON p.account_id = s.account_id AND p.sap_customer IS NOT NULL"
-        "  WHERE c2.state = 'pending' AND c2.next_attempt_at <= %s"
-        "  AND (c2.lease_until IS NULL OR c2.lease_until < %s)"
-        "  ORDER BY c2.next_attempt_at LIMIT %s FOR UPDATE OF c2 SKIP LOCKED) due"
-        " WHERE c.reference = due.reference"
-        " RETURNING c.reference, c.region, c.work_order_id, c.description, c.labour_hours,"
-        "  c.parts, c.attempts, c.outcome_unknown, due.sap_service_order, due.sap_customer",
-        (lease, now + timedelta(seconds=lease_s), now, now, limit),
-    ).fetchall()
-    return [
-        ClaimedConfirmation(
-            reference=r[0],
-            region=r[1],
-            work_order_id=r[2],
-            description=r[3],
-            labour_hours=r[4],
-            parts=r[5],
-            attempts=r[6],
-            lease_id=lease,
-            outcome_unknown=r[7],
-            sap_service_order=r[8],
-            sold_to=r[9],
-        )
-        for r in sorted(rows, key=lambda r: r[0])
-    ]
-
-
-# -- outcomes (only while the lease is still ours) --------------------------------------
-def service_order_exported(
-    conn: Connection[Any], claim: ClaimedServiceOrder, sap_service_order: str, now: datetime
-) -> bool:
-    """SAP holds the order as the claim wanted it (rejected too, if it was to be)."""
-    cur = conn.execute(
-        "UPDATE sap.service_orders SET state = 'exported', sap_service_order = %s,"
-        " exported_at = COALESCE(exported_at, %s), outcome_unknown = false, last_error = NULL,"
-        " lease_id = NULL, lease_until = NULL,"
-        " sap_status = CASE WHEN %s THEN 'rejected' ELSE sap_status END"
-        " WHERE reference = %s AND lease_id = %s",
-        (sap_service_order, now, claim.rejected, claim.reference, claim.lease_id),
-    )
-    return cur.rowcount == 1
-
-
-def confirmation_exported(
-    conn: Connection[Any], claim: ClaimedConfirmation, sap_confirmation: str, now: datetime
-) -> bool:
-    cur = conn.execute(
-        "UPDATE sap.service_confirmations SET state = 'exported', sap_confirmation = %s,"
-        " exported_at = %s, outcome_unknown = false, last_error = NULL, lease_id = NULL,"
-        " lease_until = NULL WHERE reference = %s AND lease_id = %s",
-        (sap_confirmation, now, claim.reference, claim.lease_id),
-    )
-    return cur.rowcount == 1
-
-
-def mark_retry(
-    conn: Connection[Any],
-    table: str,
-    reference: str,
-    lease_id: UUID,
-    error: str,
-    *,
-    unknown: bool,
-    next_at: datetime,
-) -> bool:
-    assert table in _TABLES  # names from this package only, never input
-    cur = conn.execute(
-        f"UPDATE sap.{table} SET attempts = attempts + 1, last_error = %s,"
-        " outcome_unknown = outcome_unknown OR %s, next_attempt_at = %s, lease_id = NULL,"
-        " lease_until = NULL WHERE reference = %s AND lease_id = %s",
-        (error[:1000], unknown, next_at, reference, lease_id),
-    )
-    return cur.rowcount == 1
-
-
-def mark_dead(
-    conn: Connection[Any],
-    table: str,
-    reference: str,
-    lease_id: UUID,
-    reason: str,
-    now: datetime,
-    *,
-    attempted: bool = True,
-) -> bool:
-    assert table in _TABLES
-    cur = conn.execute(
-        f"UPDATE sap.{table} SET state = 'dead', dead_reason = %s, dead_at = %s,"
-        " attempts = attempts + %s, last_error = %s, lease_id = NULL, lease_until = NULL"
-        " WHERE reference = %s AND lease_id = %s",
-        (reason[:1000], now, int(attempted), reason[:1000], reference, lease_id),
-    )
-    return cur.rowcount == 1
-
-
-def service_queue_counts(conn: Connection[Any]) -> dict[str, dict[str, int]]:
-    """``{"service_orders": {"exported": n, ...}, "service_confirmations": {...}}``."""
-    out: dict[str, dict[str, int]] = {}
-    for table in sorted(_TABLES):
-        rows = conn.execute(f"SELECT state, count(*) FROM sap.{table} GROUP BY state").fetchall()
-        out[table] = {state: int(n) for state, n in rows}
-    return out
-
-
 # -- the delta poll ---------------------------------------------------------------------
 def watermark(conn: Connection[Any], name: str) -> datetime | None:
     row = conn.execute("SELECT value FROM sap.watermarks WHERE name = %s", (name,)).fetchone()
@@ -402,17 +269,18 @@ def apply_sap_status(conn: Connection[Any], record: ServiceOrderRecord) -> Event
 def service_orders_of_day(conn: Connection[Any], region: str, day: date) -> list[tuple[str, str]]:
     """(reference, SAP's number) of ``region``'s service orders first exported on UTC
     ``day``."""
-    rows = conn.execute(
-        "SELECT reference, sap_service_order FROM sap.service_orders WHERE region = %s"
-        " AND (exported_at AT TIME ZONE 'UTC')::date = %s ORDER BY reference",
-        (region, day),
-    ).fetchall()
-    return [(r[0], r[1]) for r in rows]
+    return _exported_on(conn, "service_orders", "sap_service_order", region, day)
 
 
 def confirmations_of_day(conn: Connection[Any], region: str, day: date) -> list[tuple[str, str]]:
+    return _exported_on(conn, "service_confirmations", "sap_confirmation", region, day)
+
+
+def _exported_on(
+    conn: Connection[Any], table: str, sap_column: str, region: str, day: date
+) -> list[tuple[str, str]]:
     rows = conn.execute(
-        "SELECT reference, sap_confirmation FROM sap.service_confirmations WHERE region = %s"
+        f"SELECT reference, {sap_column} FROM sap.{table} WHERE region = %s"
         " AND (exported_at AT TIME ZONE 'UTC')::date = %s ORDER BY reference",
         (region, day),
     ).fetchall()

@@ -30,7 +30,7 @@ from cloud.sap import SapExporter, SapSettings, reconcile, subscriptions
 from cloud.sap.documents import ArDocument, ArLine, partner_external_id
 from cloud.sap.errors import SapBusinessError, SapRefusedError
 from cloud.sap.odata import ODataSapGateway
-from cloud.sap.repository import queue_counts
+from cloud.sap.queue import queue_counts
 from contracts.topics import Region
 from tests.fakes.fake_sap import FakeSap, running_fake_sap
 from tests.waiting import until
@@ -168,7 +168,7 @@ def _held_partners(fake: FakeSap, external_id: str) -> list[dict[str, Any]]:
 
 def _counts(pool: ConnectionPool[Connection[Any]]) -> dict[str, dict[str, int]]:
     with pool.connection() as conn:
-        return queue_counts(conn)
+        return queue_counts(conn, ("documents", "partners"))
 
 
 async def test_every_document_and_partner_exists_once_despite_failures_and_reconciles(

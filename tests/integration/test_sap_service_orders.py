@@ -41,8 +41,7 @@ from cloud.migrate import migrate
 from cloud.sap import SapExporter, SapSettings, reconcile, subscriptions
 from cloud.sap.delta import poll_service_orders
 from cloud.sap.odata import ODataSapGateway
-from cloud.sap.repository import queue_counts, requeue_dead
-from cloud.sap.service_repository import service_queue_counts
+from cloud.sap.queue import queue_counts, requeue_dead
 from contracts.topics import Region
 from tests.fakes.fake_sap import FakeSap, running_fake_sap
 from tests.waiting import until
@@ -176,7 +175,7 @@ async def _deliver_twice(pool: ConnectionPool[Connection[Any]], events: list[Eve
 
 def _counts(pool: ConnectionPool[Connection[Any]]) -> dict[str, dict[str, int]]:
     with pool.connection() as conn:
-        return {**queue_counts(conn), **service_queue_counts(conn)}
+        return queue_counts(conn)
 
 
 async def _export_under_faults(
