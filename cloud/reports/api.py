@@ -101,6 +101,20 @@ def download(table: ReportTable, fmt: str, words: Mapping[str, str], language: s
     return Response(pdf, media_type="application/pdf", headers=headers)
 
 
+def _first_day(month: str) -> date:
+    first = parse_month(month)
+    if first is None:  # the route's pattern already refused it; kept for mypy
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "month: YYYY-MM")
+    return first
+
+
+def answer(table: ReportTable, fmt: str, words: Mapping[str, str], language: str) -> Any:
+    """The table as JSON (:class:`ReportOut`, notes in ``words``) or its download."""
+    if fmt == "json":
+        return as_out(table, lambda n: words.get(n, n))
+    return download(table, fmt, words, language)
+
+
 def create_router(
     reader: ReportsReader,
     *,
@@ -135,16 +149,11 @@ def create_router(
             format: Format = "json",
             lang: Language = "en",
         ) -> Any:
-            first = parse_month(month)
-            if first is None:  # the pattern already refused it; kept for mypy
-                raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "month: YYYY-MM")
+            first = _first_day(month)
             table = await run_in_threadpool(reader.report, name, first, scope=who.scope)
             if table is None:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, "no reports in this scope")
-            words = words_for(lang)
-            if format == "json":
-                return as_out(table, lambda n: words.get(n, n))
-            return download(table, format, words, lang)
+            return answer(table, format, words_for(lang), lang)
 
     for name in reader.names:
         add(name)
@@ -187,17 +196,12 @@ def create_cross_region_router(
         format: Format = "json",
         lang: Language = "en",
     ) -> Any:
-        first = parse_month(month)
-        if first is None:  # the pattern already refused it; kept for mypy
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "month: YYYY-MM")
+        first = _first_day(month)
         if name not in names:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no report {name!r}")
         table = await run_in_threadpool(combined_report, readers, name, first)
         if table is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no region made this report")
-        words = words_for(lang)
-        if format == "json":
-            return as_out(table, lambda n: words.get(n, n))
-        return download(table, format, words, lang)
+        return answer(table, format, words_for(lang), lang)
 
     return router
