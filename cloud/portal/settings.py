@@ -35,8 +35,9 @@ class ApiSettings(TokenSettings, DatabaseSettings):
     ``reports_gateway_url`` (``POTR_REPORTS_GATEWAY_URL``): the API gateway, through
     which a process pinned to a region asks the other regions' reports APIs for their
     tables (the reports across every region); unset: a pinned process does not offer
-    them. ``reports_gateway_timeout_s``: how long one region's answer may take. Production
-    refuses plaintext ``http://`` to another host."""
+    them. ``reports_gateway_timeout_s``: how long a region's answer may take (the
+    regions are asked at once). Production refuses plaintext ``http://`` to another
+    host."""
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65_535)
@@ -48,7 +49,8 @@ class ApiSettings(TokenSettings, DatabaseSettings):
     reports_gateway_url: str | None = Field(
         default=None, max_length=2000, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
     )
-    reports_gateway_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    #: Below the gateway's read timeout (30 s), so the caller gets this process's 503.
+    reports_gateway_timeout_s: float = Field(default=10.0, gt=0, le=25)
 
     @model_validator(mode="after")
     def _reports_gateway_secure(self) -> ApiSettings:

@@ -275,7 +275,9 @@ def create_cross_region_router(
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no report {name!r}")
         sources = sources_for(readers, others, _bearer(request))
         try:
-            table = await run_in_threadpool(combined_report, sources, name, first)
+            table = await run_in_threadpool(
+                combined_report, sources, name, first, concurrently=bool(others)
+            )
         except RegionsMissing as exc:
             raise missing_problem(exc) from None
         if table is None:

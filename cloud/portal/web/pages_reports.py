@@ -168,7 +168,9 @@ def create_report_pages(
                 return refused_month(request, who)
             sources = sources_for(readers, others, sessions.token(request))
             try:
-                table = await run_in_threadpool(combined_report, sources, name, chosen)
+                table = await run_in_threadpool(
+                    combined_report, sources, name, chosen, concurrently=bool(others)
+                )
             except RegionsMissing as exc:
                 missing = tuple(r.value for r in exc.missing)
                 raise PageRefused(503, str(exc), missing=missing) from None
