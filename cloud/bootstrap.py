@@ -163,6 +163,7 @@ from cloud.registry.privacy import RegistryPersonalData
 from cloud.reports import (
     Pack,
     PackSettings,
+    RemoteReports,
     ReportsReader,
     ReportTable,
     build_pack,
@@ -215,6 +216,7 @@ __all__ = [
     "meter_hours",
     "open_config_service",
     "open_pool",
+    "open_remote_reports",
     "region_zone",
     "relayed_outboxes",
     "run_config_service",
@@ -412,6 +414,7 @@ def create_api(
     web: WebUi | None = None,
     dispatch: DispatchSettings | None = None,
     billing_cycles: CycleRunner | None = None,
+    remote_reports: Mapping[Region, RemoteReports] | None = None,
 ) -> FastAPI:
     """The portal API over ``pool``: registry, telemetry, completeness, customers,
     employees (and the business calendar), and the command and config routes when a
@@ -423,12 +426,22 @@ def create_api(
     pool), admins start and follow billing cycles (REST and screens). Reports (issue 20)
     are always served: read-only, over the tables the services publish; across every
     region too (admins) when the process serves every region (``api_region`` unset: its
-    one database holds each region's data, :func:`regional_readers`)."""
+    one database holds each region's data, :func:`regional_readers`), or when a process
+    pinned to a region is given ``remote_reports`` (:func:`open_remote_reports`): its
+    own region's tables from its reader, the other regions' over their reports APIs."""
     if web is not None and config is not None and web.tech_pushes is None:
         pushes = TechnicianPushes(
             pool, config, builtin_profiles(), production=settings.env == "production"
         )
         web = replace(web, tech_pushes=pushes)
+    reports = create_reports_reader(pool)
+    regional: Mapping[Region, ReportsReader] | None = None
+    remote: dict[Region, RemoteReports] | None = None
+    if settings.api_region is None:
+        regional = regional_readers(pool)
+    elif remote_reports:
+        regional = {settings.api_region: reports}
+        remote = {r: s for r, s in remote_reports.items() if r != settings.api_region}
     return create_app(
         settings,
         RegistryService(pool),
@@ -443,13 +456,36 @@ def create_api(
         usage=UsageReader(pool, zones=TARIFF_ZONES),
         bill_customer=bill_customer(CustomersService(pool), pool),
         cycles=billing_cycles,
-        reports=create_reports_reader(pool),
-        regional_reports=regional_readers(pool) if settings.api_region is None else None,
+        reports=reports,
+        regional_reports=regional,
+        remote_reports=remote,
         support=create_support_service(pool),
         privacy=create_privacy_desk(pool, dispatch=dispatch),
         verify=verify,
         web=web,
     )
+
+
+@contextmanager
+def open_remote_reports(settings: ApiSettings) -> Iterator[dict[Region, RemoteReports]]:
+    """For a process pinned to a region (``POTR_API_REGION``) with
+    ``POTR_REPORTS_GATEWAY_URL`` set: every other region's reports API through the
+    gateway (:class:`cloud.reports.RemoteReports`, each answer bounded by
+    ``reports_gateway_timeout_s``), closed when the block ends; otherwise none."""
+    url, region = settings.reports_gateway_url, settings.api_region
+    if url is None or region is None:
+        yield {}
+        return
+    remote = {
+        other: RemoteReports(other, url, timeout_s=settings.reports_gateway_timeout_s)
+        for other in Region
+        if other != region
+    }
+    try:
+        yield remote
+    finally:
+        for source in remote.values():
+            source.close()
 
 
 def create_reports_reader(pool: Pool) -> ReportsReader:

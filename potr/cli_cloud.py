@@ -241,6 +241,7 @@ def api() -> None:
         create_cycle_runner,
         create_web_ui,
         open_pool,
+        open_remote_reports,
         serve_config_service,
     )
     from cloud.config import ConfigSettings
@@ -257,6 +258,8 @@ def api() -> None:
         console.print("no POTR_SIGNING_KEY_FILE: the command and config routes are off")
     if settings.portal_identity_url is None:
         console.print("no POTR_PORTAL_IDENTITY_URL: the web UI is off (the API serves)")
+    if settings.api_region is not None and settings.reports_gateway_url is None:
+        console.print("no POTR_REPORTS_GATEWAY_URL: the reports across every region are off")
 
     async def serve(stop: asyncio.Event) -> None:
         async with contextlib.AsyncExitStack() as stack:
@@ -275,9 +278,13 @@ def api() -> None:
             # (between two sites) and waited for before the pool closes.
             cycles = create_cycle_runner(pool)
             stack.push_async_callback(asyncio.to_thread, cycles.close)
+            # Pinned to a region with the gateway named: the reports across every region
+            # ask the other regions' reports APIs for their tables.
+            remote = stack.enter_context(open_remote_reports(settings))
             app = create_api(
-                settings, pool, config=service, web=web, dispatch=dispatch, billing_cycles=cycles
-            )
+                settings, pool, config=service, web=web, dispatch=dispatch,
+                billing_cycles=cycles, remote_reports=remote,
+            )  # fmt: skip
             await serve_http(
                 app,
                 settings.api_host,

@@ -55,7 +55,7 @@ from cloud.portal.web.pages_dispatch import UI_UPLOAD_PATH, UPLOAD_FORM_SLACK
 from cloud.portal.web.report_words import words_in
 from cloud.registry import RegistryService
 from cloud.registry import create_router as registry_router
-from cloud.reports import ReportsReader
+from cloud.reports import RemoteReports, ReportsReader
 from cloud.reports import create_cross_region_router as cross_region_reports
 from cloud.reports import create_router as reports_router
 from cloud.scope import Access, GatewayReach, Scope
@@ -103,6 +103,7 @@ def create_app(
     cycles: CycleRunner | None = None,
     reports: ReportsReader | None = None,
     regional_reports: Mapping[Region, ReportsReader] | None = None,
+    remote_reports: Mapping[Region, RemoteReports] | None = None,
     support: SupportService | None = None,
     privacy: PrivacyDesk | None = None,
     verify: Verify | None = None,
@@ -120,7 +121,9 @@ def create_app(
     ``cycles``: the billing-cycle routes (list, inspect, start in the background); its
     owner closes it before the pool. ``reports``: the reports' routes (issue 20), read-only;
     ``regional_reports``: one reader per region (each over its region's data), for the
-    reports across every region (``/reports/all/{name}``, admins).
+    reports across every region (``/reports/all/{name}``, admins); ``remote_reports``: the
+    regions not in ``regional_reports``, over their reports APIs (a process pinned to a
+    region: its own reader in ``regional_reports``, the others here).
     ``web``: also serve the web UI
     (:mod:`cloud.portal.web`) on the same services and policy."""
     app = FastAPI(
@@ -173,7 +176,11 @@ def create_app(
     if reports is not None:
         mount(reports_router(reports, access=access, words_for=words_in))
     if regional_reports:
-        mount(cross_region_reports(regional_reports, access=access, words_for=words_in))
+        mount(
+            cross_region_reports(
+                regional_reports, access=access, words_for=words_in, remote=remote_reports
+            )
+        )
     if support is not None:
         mount(support_router(support, access=access, privacy=privacy))
     if web is not None:
@@ -182,7 +189,7 @@ def create_app(
             customers=customers, config=config, api_region=settings.api_region,
             dispatch=dispatch, employees=employees, bills=bills, usage=usage, pdfs=pdfs,
             cycles=cycles, reports=reports, regional_reports=regional_reports,
-            support=support, privacy=privacy,
+            remote_reports=remote_reports, support=support, privacy=privacy,
         )  # fmt: skip
     _check_every_route_is_in_the_policy(app)
 

@@ -30,7 +30,14 @@ class ApiSettings(TokenSettings, DatabaseSettings):
     """The REST API: address, database, the identity service's public key (required in
     production; without one the API refuses to start), and the region it serves
     (``POTR_API_REGION``; unset: every region, the one-process demo). A request for
-    another region's URL answers 404: the gateway routed it wrongly."""
+    another region's URL answers 404: the gateway routed it wrongly.
+
+    ``reports_gateway_url`` (``POTR_REPORTS_GATEWAY_URL``): the API gateway, through
+    which a process pinned to a region asks the other regions' reports APIs for their
+    tables (the reports across every region); unset: a pinned process does not offer
+    them. ``reports_gateway_timeout_s``: how long a region's answer may take (the
+    regions are asked at once). Production refuses plaintext ``http://`` to another
+    host."""
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65_535)
@@ -39,6 +46,20 @@ class ApiSettings(TokenSettings, DatabaseSettings):
     #: gateway's address, so a person's address — which sign-in hands to identity's
     #: per-address throttle — is theirs, not the gateway's.
     api_trusted_proxies: str = Field(default="127.0.0.1", max_length=500)
+    reports_gateway_url: str | None = Field(
+        default=None, max_length=2000, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
+    )
+    #: Below the gateway's read timeout (30 s), so the caller gets this process's 503.
+    reports_gateway_timeout_s: float = Field(default=10.0, gt=0, le=25)
+
+    @model_validator(mode="after")
+    def _reports_gateway_secure(self) -> ApiSettings:
+        url = self.reports_gateway_url or ""
+        if self.env == "production" and url.startswith("http://") and not _host_is_loopback(url):
+            raise ValueError(
+                "POTR_REPORTS_GATEWAY_URL is plaintext http to another host: use https://"
+            )
+        return self
 
 
 class PortalSettings(ApiSettings):

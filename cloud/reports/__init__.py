@@ -7,6 +7,9 @@ monthly pack. Read-only over the tables the other services publish
 :class:`SupportSlaSource`, which the composition root answers with the support
 service's figures (:func:`support_table`).
 
+Across regions with a database each, another region's tables come over its reports
+API in exact form (:class:`RemoteReports`, :mod:`cloud.reports.wire`).
+
 Published interface: the names below; other modules import nothing else.
 """
 
@@ -16,12 +19,17 @@ from cloud.reports.api import (
     create_cross_region_router,
     create_router,
     download,
+    missing_problem,
     parse_month,
+    sources_for,
 )
 from cloud.reports.outputs import csv_text, rows_with_totals, svg_chart
 from cloud.reports.packs import (
     Pack,
     PackSettings,
+    RegionsMissing,
+    RegionUnavailable,
+    TableSource,
     build_pack,
     combined_report,
     pack_month_due,
@@ -38,23 +46,42 @@ from cloud.reports.reader import (
     support_table,
 )
 from cloud.reports.reference import Reference, UtilityPrice, load_reference
-from cloud.reports.tables import Cell, Column, ReportTable, cell_text, combine, ratio
+from cloud.reports.remote import CallerTables, RemoteReports
+from cloud.reports.tables import (
+    Cell,
+    Column,
+    ReportTable,
+    cell_text,
+    combine,
+    exact_cell,
+    exact_text,
+    ratio,
+)
+from cloud.reports.wire import PARTS_MEDIA_TYPE, ReportParts, as_parts, table_of
 
 __all__ = [
     "FOLLOW_UP_DAYS",
+    "PARTS_MEDIA_TYPE",
     "REPORTS",
     "SUPPORT_COLUMNS",
+    "CallerTables",
     "Cell",
     "Column",
     "Pack",
     "PackSettings",
     "Reference",
+    "RegionUnavailable",
+    "RegionsMissing",
+    "RemoteReports",
     "ReportOut",
+    "ReportParts",
     "ReportTable",
     "ReportsReader",
     "SupportSlaSource",
+    "TableSource",
     "UtilityPrice",
     "as_out",
+    "as_parts",
     "build_pack",
     "cell_text",
     "combine",
@@ -63,7 +90,10 @@ __all__ = [
     "create_router",
     "csv_text",
     "download",
+    "exact_cell",
+    "exact_text",
     "load_reference",
+    "missing_problem",
     "month_bounds",
     "pack_month_due",
     "parse_month",
@@ -71,6 +101,8 @@ __all__ = [
     "render_pdf",
     "rows_with_totals",
     "run_monthly_packs",
+    "sources_for",
     "support_table",
     "svg_chart",
+    "table_of",
 ]

@@ -9,7 +9,16 @@ the reader's, scoped in SQL.
 :func:`create_cross_region_router`): the report across every region, each region's
 table made by its own reader and :func:`~cloud.reports.tables.combine`-d — for callers
 whose scope is every region (403 for any other role). The URL's region is only where
-the gateway sent the request.
+the gateway sent the request. Where a region's table comes from: a local reader, or —
+when each region has its own database — that region's reports API with the caller's
+own token (``remote``, :class:`~cloud.reports.remote.RemoteReports`). A region whose
+table cannot be had makes the answer 503 naming it (``detail.missing_regions``), never
+a total of the others.
+
+``format=parts`` (regional route only) answers the table in exact machine form
+(:class:`~cloud.reports.wire.ReportParts`, media type ``application/vnd.potr.report-
+parts+json``): what another region's process combines. The JSON (``format=json``) is
+unchanged.
 """
 
 # No ``from __future__ import annotations``: FastAPI resolves the routes' annotations.
@@ -19,16 +28,18 @@ from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from cloud.apitypes import problem
 from cloud.reports.outputs import csv_text
-from cloud.reports.packs import combined_report
+from cloud.reports.packs import RegionsMissing, TableSource, combined_report
 from cloud.reports.pdf import render_pdf
 from cloud.reports.reader import ReportsReader
+from cloud.reports.remote import RemoteReports
 from cloud.reports.tables import ReportTable, cell_text
+from cloud.reports.wire import PARTS_MEDIA_TYPE, as_parts, parts_schema
 from cloud.scope import Access
 from contracts.topics import Region
 
@@ -38,7 +49,9 @@ __all__ = [
     "create_cross_region_router",
     "create_router",
     "download",
+    "missing_problem",
     "parse_month",
+    "sources_for",
 ]
 
 _MONTH = re.compile(r"^(20[2-9][0-9])-(0[1-9]|1[0-2])$")
@@ -47,6 +60,10 @@ Month = Annotated[
     str, Query(pattern=MONTH_PATTERN, max_length=7, description="the local month, YYYY-MM")
 ]
 Format = Annotated[Literal["json", "csv", "pdf"], Query(description="json, csv or pdf")]
+RegionalFormat = Annotated[
+    Literal["json", "csv", "pdf", "parts"],
+    Query(description="json, csv, pdf, or parts (the exact table another region combines)"),
+]
 Language = Annotated[Literal["en", "es"], Query(description="the PDF's language")]
 _Text = Annotated[str, Field(max_length=300)]
 ReportName = Annotated[
@@ -109,10 +126,37 @@ def _first_day(month: str) -> date:
 
 
 def answer(table: ReportTable, fmt: str, words: Mapping[str, str], language: str) -> Any:
-    """The table as JSON (:class:`ReportOut`, notes in ``words``) or its download."""
+    """The table as JSON (:class:`ReportOut`, notes in ``words``), in exact form
+    (``parts``) or its download."""
     if fmt == "json":
         return as_out(table, lambda n: words.get(n, n))
+    if fmt == "parts":
+        return Response(
+            as_parts(table).model_dump_json(),
+            media_type=PARTS_MEDIA_TYPE,
+            headers={"Cache-Control": "private, no-store"},
+        )
     return download(table, fmt, words, language)
+
+
+def _bearer(request: Request) -> str:
+    """The caller's token (the access dependency has checked it is a bearer token)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def missing_problem(exc: RegionsMissing) -> HTTPException:
+    """503 naming the regions whose tables could not be had, and why."""
+    names = ", ".join(r.value for r in exc.missing)
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        {
+            "message": f"no figures across the regions: region(s) {names} did not answer",
+            "missing_regions": [r.value for r in exc.missing],
+            "reasons": {r.value: reason for r, reason in exc.missing.items()},
+        },
+        headers={"Retry-After": "30"},
+    )
 
 
 def create_router(
@@ -126,8 +170,12 @@ def create_router(
     router = APIRouter(tags=["reports"])
     answers: dict[int | str, dict[str, Any]] = {
         200: {
-            "content": {"text/csv": {}, "application/pdf": {}},
-            "description": "the report (json), or its CSV or PDF",
+            "content": {
+                "text/csv": {},
+                "application/pdf": {},
+                PARTS_MEDIA_TYPE: {"schema": parts_schema()},
+            },
+            "description": "the report (json), its CSV or PDF, or its exact parts (parts)",
         },
         404: problem("a region out of reach"),
         422: problem("a month that is not YYYY-MM (2020-2099), or an unknown format"),
@@ -146,7 +194,7 @@ def create_router(
         async def get_report(
             who: Annotated[Access, Depends(access(route))],
             month: Month,
-            format: Format = "json",
+            format: RegionalFormat = "json",
             lang: Language = "en",
         ) -> Any:
             first = _first_day(month)
@@ -160,17 +208,37 @@ def create_router(
     return router
 
 
+def sources_for(
+    readers: Mapping[Region, TableSource],
+    remote: Mapping[Region, RemoteReports],
+    token: str,
+) -> dict[Region, TableSource]:
+    """Each region's source in :class:`Region` order: its local reader, else its
+    reports API with ``token``."""
+    sources: dict[Region, TableSource] = {}
+    for region in Region:
+        if region in readers:
+            sources[region] = readers[region]
+        elif region in remote:
+            sources[region] = remote[region].for_caller(token)
+    return sources
+
+
 def create_cross_region_router(
     readers: Mapping[Region, ReportsReader],
     *,
     access: Callable[[str], Callable[..., Any]],
     words_for: Callable[[str], Mapping[str, str]],
+    remote: Mapping[Region, RemoteReports] | None = None,
 ) -> APIRouter:
     """``GET /reports/all/{name}``: each report of ``readers``' first reader (they make
     the same ones) across the regions of ``readers`` — one reader per region, each over
-    its region's data (module docstring); 404 for a name that is no report."""
+    its region's data — and of ``remote`` (the other regions' reports APIs, asked with
+    the caller's token) (module docstring); 404 for a name that is no report, 503
+    naming a region that did not answer."""
     router = APIRouter(tags=["reports"])
     names = next(iter(readers.values())).names
+    others = dict(remote or {})
 
     @router.get(
         "/reports/all/{name}",
@@ -187,10 +255,16 @@ def create_cross_region_router(
             },
             404: problem("no such report, or a region this process does not serve"),
             422: problem("a month that is not YYYY-MM (2020-2099), or an unknown format"),
+            503: problem(
+                "a region's table could not be had (its API did not answer in time, or"
+                " refused): `detail.missing_regions` names them, `detail.reasons` says"
+                " why; no partial total is given"
+            ),
         },
     )
     async def get_combined(
         who: Annotated[Access, Depends(access("reports.all"))],
+        request: Request,
         name: ReportName,
         month: Month,
         format: Format = "json",
@@ -199,7 +273,13 @@ def create_cross_region_router(
         first = _first_day(month)
         if name not in names:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no report {name!r}")
-        table = await run_in_threadpool(combined_report, readers, name, first)
+        sources = sources_for(readers, others, _bearer(request))
+        try:
+            table = await run_in_threadpool(
+                combined_report, sources, name, first, concurrently=bool(others)
+            )
+        except RegionsMissing as exc:
+            raise missing_problem(exc) from None
         if table is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no region made this report")
         return answer(table, format, words_for(lang), lang)

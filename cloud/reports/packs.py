@@ -7,9 +7,13 @@ pool), next to its data; what leaves the region is the finished table — a few 
 rows of counts, kWh and money per report. The cross-region table is
 :func:`~cloud.reports.tables.combine` of the regions' tables: parts added row by row
 (by day, severity, technician, currency and zone), ratios worked out again from the
-added parts, never averaged. So a deployment with one database per region hands
-:func:`build_pack` one reader per region; the demo's single database hands it the same
-reader for every region, with the same result.
+added parts, never averaged. The demo's single database hands :func:`build_pack` one
+reader per region over it. With a database per region, the cross-region page and route
+take the process's own reader and the other regions' reports APIs
+(:class:`~cloud.reports.remote.RemoteReports`, asked with the caller's token;
+:func:`combined_report` raises :class:`RegionsMissing` rather than total fewer
+regions). The pack job has no caller's token: in that deployment each region's process
+would send its own region's admins a pack from its own reader (ARCHITECTURE 151).
 
 The job (:func:`run_monthly_packs`) looks at the clock every ``check_s``; from
 ``hour`` UTC on the 1st (later days too, if the process was down) it builds the pack
@@ -25,8 +29,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +45,9 @@ from contracts.topics import Region
 __all__ = [
     "Pack",
     "PackSettings",
+    "RegionUnavailable",
+    "RegionsMissing",
+    "TableSource",
     "build_pack",
     "combined_report",
     "pack_month_due",
@@ -46,6 +55,33 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+class TableSource(Protocol):
+    """Where a region's finished table comes from: its :class:`ReportsReader` (next to
+    its data) or, from another region's process, that region's reports API
+    (:class:`cloud.reports.remote.CallerTables`). ``None``: no report in ``scope``."""
+
+    def report(self, name: str, month: date, *, scope: Scope) -> ReportTable | None: ...
+
+
+class RegionUnavailable(Exception):
+    """A region's table could not be had (its API did not answer, or not as expected)."""
+
+    def __init__(self, region: Region, reason: str) -> None:
+        super().__init__(f"region {region.value!r}: {reason}")
+        self.region = region
+        self.reason = reason
+
+
+class RegionsMissing(Exception):
+    """Some regions' tables could not be had: a total without them would be silently
+    partial, so there is none. ``missing``: each missing region and why."""
+
+    def __init__(self, missing: Mapping[Region, str]) -> None:
+        self.missing = dict(missing)
+        names = ", ".join(r.value for r in self.missing)
+        super().__init__(f"no answer from region(s) {names}")
 
 
 class PackSettings(BaseSettings):
@@ -124,26 +160,49 @@ def build_pack(
 
 
 def regional_tables(
-    readers: Mapping[Region, ReportsReader], name: str, month: date
+    readers: Mapping[Region, TableSource],
+    name: str,
+    month: date,
+    *,
+    concurrently: bool = False,
 ) -> list[ReportTable]:
     """Report ``name`` of ``month`` as each region's reader makes it, in ``readers``'
-    order (what may leave a region: its finished table)."""
-    tables = []
-    for region, reader in readers.items():
-        table = reader.report(name, month, scope=Scope.of_region(region))
-        if table is not None:
-            tables.append(table)
-    return tables
+    order (what may leave a region: its finished table). Every region is asked — one
+    after another, or with ``concurrently`` each in a thread of its own (sources that
+    wait on other regions' APIs: the slowest bounds the answer, not their sum);
+    :class:`RegionsMissing` names those whose source raised :class:`RegionUnavailable`."""
+
+    def ask(region: Region) -> ReportTable | RegionUnavailable | None:
+        try:
+            return readers[region].report(name, month, scope=Scope.of_region(region))
+        except RegionUnavailable as exc:
+            return exc
+
+    regions = list(readers)
+    if concurrently and len(regions) > 1:
+        with ThreadPoolExecutor(len(regions), thread_name_prefix="reports-region") as pool:
+            answers = list(pool.map(ask, regions))
+    else:
+        answers = [ask(region) for region in regions]
+    missing = {a.region: a.reason for a in answers if isinstance(a, RegionUnavailable)}
+    if missing:
+        raise RegionsMissing(missing)
+    return [a for a in answers if isinstance(a, ReportTable)]
 
 
 def combined_report(
-    readers: Mapping[Region, ReportsReader], name: str, month: date
+    readers: Mapping[Region, TableSource],
+    name: str,
+    month: date,
+    *,
+    concurrently: bool = False,
 ) -> ReportTable | None:
     """Report ``name`` of ``month`` across the regions of ``readers``: each region's
-    table from its own reader, :func:`~cloud.reports.tables.combine`-d (region
-    ``"all"``); None when no region made one. The pack's combined table and the
-    cross-region page's are this one."""
-    tables = regional_tables(readers, name, month)
+    table from its own source, :func:`~cloud.reports.tables.combine`-d (region
+    ``"all"``); None when no region made one; :class:`RegionsMissing` when a region's
+    table could not be had (never a partial total). The pack's combined table and the
+    cross-region page's are this one. ``concurrently``: see :func:`regional_tables`."""
+    tables = regional_tables(readers, name, month, concurrently=concurrently)
     return combine(tables) if tables else None
 
 

@@ -12,13 +12,23 @@ region computes its table next to its own data, and only tables travel (module
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
-__all__ = ["Cell", "Column", "ReportTable", "cell_text", "combine", "ratio"]
+__all__ = [
+    "Cell",
+    "Column",
+    "ReportTable",
+    "cell_text",
+    "combine",
+    "exact_cell",
+    "exact_text",
+    "ratio",
+]
 
 #: What a cell holds: text (a key), a count, a Decimal figure; None where a ratio has no
 #: denominator (shown as an empty cell, never as 0).
@@ -26,6 +36,9 @@ Cell = str | int | Decimal | None
 Kind = Literal["key", "count", "decimal", "percent"]
 
 _PLACES = {"decimal": Decimal("0.01"), "percent": Decimal("0.1")}
+_INTEGER = re.compile(r"-?[0-9]{1,30}")
+#: Decimal's own ``str``: digits, a point, an exponent (``5E-7``); no NaN or Infinity.
+_DECIMAL = re.compile(r"-?[0-9]{1,40}(\.[0-9]{1,40})?(E[+-]?[0-9]{1,2})?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +122,29 @@ def cell_text(column: Column, value: Cell) -> str:
     return str(value)
 
 
+def exact_text(column: Column, value: Cell) -> str | None:
+    """How a cell travels between regions (the reports' ``format=parts``): its exact
+    value as text — a count's digits, a Decimal's every digit (``str``), a key as it is;
+    None stays None. Unlike :func:`cell_text`, nothing is rounded, so the receiving side
+    adds the very parts this side added."""
+    return None if value is None else str(value)
+
+
+def exact_cell(column: Column, text: str | None) -> Cell:
+    """The cell :func:`exact_text` wrote, read back by ``column``'s kind; ``ValueError``
+    for text that is no such value (a count that is not an integer, a figure that is no
+    finite decimal)."""
+    if text is None or column.kind == "key":
+        return text
+    if column.kind == "count":
+        if not _INTEGER.fullmatch(text):
+            raise ValueError(f"{column.key}: {text[:40]!r} is not a count")
+        return int(text)
+    if not _DECIMAL.fullmatch(text):
+        raise ValueError(f"{column.key}: {text[:40]!r} is not a decimal figure")
+    return Decimal(text)
+
+
 def _add(a: Cell, b: Cell) -> Cell:
     if a is None:
         return b
@@ -135,12 +171,15 @@ def combine(tables: Sequence[ReportTable], *, region: str = "all") -> ReportTabl
     """The tables of one report and month from several regions as one: rows with the
     same key have their parts added and their ratios worked out again; rows only one
     region has are kept, in the order first seen (the first table's, then the next's).
-    Raises ``ValueError`` for tables of different reports or months."""
+    Raises ``ValueError`` for tables of different reports, months or columns (a region
+    running another version of a report)."""
     if not tables:
         raise ValueError("nothing to combine")
     head = tables[0]
     if any(t.name != head.name or t.month != head.month for t in tables):
         raise ValueError("tables of different reports or months")
+    if any(t.columns != head.columns or t.keys != head.keys for t in tables):
+        raise ValueError(f"tables of report {head.name!r} with different columns")
     merged: dict[tuple[Cell, ...], dict[str, Cell]] = {}
     for table in tables:
         for row in table.rows:

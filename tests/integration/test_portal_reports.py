@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +20,11 @@ import pytest
 from fastapi.testclient import TestClient
 from pypdf import PdfReader
 
+from cloud.bootstrap import create_api, open_remote_reports
 from cloud.identity import Role
+from cloud.portal import PortalSettings
+from contracts.topics import Region
+from tests.api_tokens import api_settings, mint_token
 from tests.integration.api_world import World, page_client, private_world
 from tests.integration.reports_seed import (
     ALERTS,
@@ -180,6 +185,47 @@ def test_across_every_region_is_refused_to_a_single_region_scope(world: World) -
         f"/api/v1/au/reports/all/alerts?month={MONTH}", headers=world.headers(Role.OPERATOR)
     )
     assert answer.status_code == 403
+
+
+@pytest.fixture
+def hung_gateway() -> Iterator[str]:
+    """A gateway that accepts connections and never answers."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+
+
+def test_a_pinned_process_names_the_regions_that_did_not_answer(
+    world: World, hung_gateway: str
+) -> None:
+    # A process pinned to au (a database per region): au's table is its own, us's and
+    # es's are asked of the gateway, which never answers — no partial total.
+    given = api_settings("postgresql://unused").model_dump()
+    given |= {
+        "api_region": Region.AU, "reports_gateway_url": hung_gateway,
+        "reports_gateway_timeout_s": 0.2,
+    }  # fmt: skip
+    settings = PortalSettings(**given)
+    with open_remote_reports(settings) as remote:
+        app = create_api(settings, world.pool, web=world.web, remote_reports=remote)
+        page = TestClient(app, base_url="https://testserver", raise_server_exceptions=False)
+        page.cookies.set("potr_session", mint_token(Role.ADMIN, region=Region.AU))
+        url = f"/ui/au/reports/all/alerts?month={MONTH}"
+        english = page.get(url, headers={"Accept-Language": "en"})
+        assert english.status_code == 503
+        assert "these regions did not answer (US, ES)" in english.text
+        spanish = page.get(url, headers={"Accept-Language": "es"})
+        assert "estas regiones no respondieron (US, ES)" in spanish.text
+        api = TestClient(app, base_url="https://testserver")
+        answer = api.get(
+            f"/api/v1/au/reports/all/alerts?month={MONTH}", headers=world.headers(Role.ADMIN)
+        )
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "30"
+    detail = answer.json()["detail"]
+    assert detail["missing_regions"] == ["us", "es"]
+    assert detail["reasons"] == {"us": "no answer within 0.2 s", "es": "no answer within 0.2 s"}
 
 
 def test_support_reads_its_own_report_alone(world: World) -> None:

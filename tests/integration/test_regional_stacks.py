@@ -5,7 +5,11 @@ nginx from ``broker_config.nginx`` in front of them.
 
 A customer signs in through the gateway, learns its home region from the token, and
 reads its sites: an ES customer's requests reach only ES processes and ES data, and a
-site of another region is not found. One ES API process is SIGKILLed while 1,000 requests
+site of another region is not found. An admin reads a report across every region through
+any region's URL: that region's process asks the other regions' reports APIs, through
+the gateway and with the admin's token, for their finished tables (never raw rows), and
+the figures equal the per-region seeds added by hand; an operator or a customer is
+refused. One ES API process is SIGKILLed while 1,000 requests
 run: none is lost. ``test_api_gateway.py`` tests the gateway's own rules with stand-in
 processes; this module tests the platform behind it.
 """
@@ -111,12 +115,29 @@ class Customer:
     site_name: str
 
 
+#: Staff signed in through the gateway (their home region: au).
+ADMIN_EMAIL = "admin-stacks@potr.example"
+OPERATOR_EMAIL = "operator-stacks@potr.example"
+
+
 @dataclass
 class Stacks:
     nginx: PrivateNginx
     processes: dict[str, Process]
     customers: dict[Region, Customer]
     tokens: dict[Region, str] = field(default_factory=dict)
+    staff_tokens: dict[str, str] = field(default_factory=dict)
+
+    def staff_token(self, email: str) -> str:
+        if email not in self.staff_tokens:
+            answer = httpx.post(
+                self.nginx.url + "/api/v1/auth/login",
+                json={"email": email, "password": PASSWORD},
+                timeout=10,
+            )
+            assert answer.status_code == 200, answer.text
+            self.staff_tokens[email] = answer.json()["access_token"]
+        return self.staff_tokens[email]
 
     def addresses(self, region: Region) -> set[str]:
         return {p.address for n, p in self.processes.items() if n.startswith(f"{region}-")}
@@ -160,6 +181,65 @@ def _seed_region(url: str, region: Region) -> Customer:
         pool.close()
 
 
+#: Alarms seeded in each region's own database, September 2026: (severity, first
+#: raised, cleared, annunciated), times UTC. The reports count them in the region's
+#: local month: Sydney +10, Denver -6 (MDT), Madrid +2 (CEST).
+ALARMS: dict[Region, list[tuple[str, str, str | None, list[str]]]] = {
+    Region.AU: [
+        ("high", "2026-09-02T00:00Z", "2026-09-03T00:00Z", ["2026-09-02T00:00Z"]),
+        ("urgent", "2026-09-10T00:00Z", None, ["2026-09-10T00:00Z", "2026-09-11T00:00Z"]),
+    ],
+    Region.US: [
+        ("high", "2026-09-05T00:00Z", None, ["2026-09-05T00:00Z"]),
+        # 21:00 on 31 August in Denver: not September's, though September in UTC.
+        ("low", "2026-09-01T03:00Z", None, ["2026-09-01T03:00Z"]),
+    ],
+    Region.ES: [
+        ("medium", "2026-09-15T10:00Z", "2026-09-16T10:00Z", ["2026-09-15T10:00Z"]),
+        ("high", "2026-08-30T10:00Z", "2026-09-01T10:00Z", ["2026-08-30T10:00Z"]),
+    ],
+}
+#: The alerts report across the regions for September, by hand from ALARMS — severity:
+#: raised, cleared, annunciations. urgent: au's (2 annunciations: from acknowledged
+#: each time); high: au's raised and cleared, us's raised, es's August one cleared on
+#: the 1st (raised and annunciated in August); medium: es's; low: us's is August's.
+ALERTS_ACROSS = {
+    "urgent": ("1", "0", "2"),
+    "high": ("2", "2", "2"),
+    "medium": ("1", "1", "1"),
+    "low": ("0", "0", "0"),
+}
+ALERTS_ACROSS_TOTAL = ("4", "3", "5")
+
+
+def _seed_alarms(url: str, region: Region) -> None:
+    """``ALARMS[region]`` as the alerts service stores them, in the region's database."""
+    pool = create_pool(url, max_size=1, name=f"seed-alarms-{region}")
+    try:
+        with pool.connection() as conn:
+            for n, (severity, raised, cleared, annunciated) in enumerate(ALARMS[region]):
+                alarm, open_ = 9_000_000 + n, cleared is None
+                conn.execute(
+                    "INSERT INTO alerts.alarms (id, region, rule_id, severity, site_id, state,"
+                    " active, count, first_raised_at, last_seen_at, cleared_at, closed_at,"
+                    " acked_by, acked_at, title)"
+                    " VALUES (%s, %s, %s, %s, 9001, %s, %s, 1, %s, %s, %s, %s, %s, %s, 'alarm')",
+                    (
+                        alarm, region.value, f"rule-{n}", severity,
+                        "acknowledged" if open_ else "normal", open_, raised, raised, cleared,
+                        cleared, "op" if open_ else None, raised if open_ else None,
+                    ),
+                )  # fmt: skip
+                for at in annunciated:
+                    conn.execute(
+                        "INSERT INTO alerts.alarm_history (alarm_id, at, action, from_state,"
+                        " to_state) VALUES (%s, %s, 'raise', 'acknowledged', 'unacknowledged')",
+                        (alarm, at),
+                    )
+    finally:
+        pool.close()
+
+
 def _add_users(url: str, key_file: Path, customers: dict[Region, Customer]) -> None:
     settings = IdentitySettings(
         env="test",
@@ -178,6 +258,17 @@ def _add_users(url: str, key_file: Path, customers: dict[Region, Customer]) -> N
                     role=Role.CUSTOMER,
                     home_region=region,
                     account_id=customer.account,
+                    password=PASSWORD,
+                ),
+                actor="test",
+            )
+        for email, role in ((ADMIN_EMAIL, Role.ADMIN), (OPERATOR_EMAIL, Role.OPERATOR)):
+            identity.create_user(
+                UserIn(
+                    email=email,
+                    display_name=f"Stacks {role.value}",
+                    role=role,
+                    home_region=Region.AU,
                     password=PASSWORD,
                 ),
                 actor="test",
@@ -206,6 +297,10 @@ def stacks(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) -
             list(migrating.map(migrate, urls.values()))
         customers = {r: _seed_region(urls[r.value], r) for r in (Region.AU, Region.ES)}
         _add_users(urls["identity"], key_file, customers)
+        for region in Region:
+            _seed_alarms(urls[region.value], region)
+        # The gateway's port first: each API process asks the others through it.
+        gateway_port = free_port()
 
         processes: dict[str, Process] = {}
         for region in Region:
@@ -219,6 +314,8 @@ def stacks(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) -
                         POTR_API_REGION=region.value,
                         POTR_API_PORT=str(port),
                         POTR_IDENTITY_PUBLIC_KEY_FILE=str(public_key),
+                        POTR_REPORTS_GATEWAY_URL=f"http://127.0.0.1:{gateway_port}",
+                        POTR_REPORTS_GATEWAY_TIMEOUT_S="5",
                     ),
                     port,
                     work / f"{region}-{i}.log",
@@ -252,7 +349,7 @@ def stacks(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) -
         nginx = PrivateNginx(
             GatewayConfig(
                 listen_host="127.0.0.1",
-                listen_port=free_port(),
+                listen_port=gateway_port,
                 regions={r: pool(f"{r}-") for r in Region},
                 identity=pool("identity-"),
                 worker_processes=1,  # one round-robin state
@@ -340,6 +437,59 @@ def test_identity_paths_reach_the_identity_process(stacks: Stacks) -> None:
     assert answer.status_code == 401
     [entry] = stacks.access({rid})
     assert entry["upstream"] == stacks.processes["identity-1"].address
+
+
+# --- reports across the regions -------------------------------------------------------
+
+
+def _as(stacks: Stacks, token: str, path: str) -> httpx.Response:
+    return httpx.get(
+        stacks.nginx.url + path,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=20,
+    )
+
+
+def test_an_admin_reads_a_report_across_the_regions_each_from_its_own_database(
+    stacks: Stacks,
+) -> None:
+    before = len(stacks.nginx.access_entries())
+    answer = _as(
+        stacks, stacks.staff_token(ADMIN_EMAIL), "/api/v1/au/reports/all/alerts?month=2026-09"
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["name"], body["region"], body["month"]) == ("alerts", "all", "2026-09")
+    rows = {r["severity"]: (r["raised"], r["cleared"], r["annunciations"]) for r in body["rows"]}
+    assert rows == ALERTS_ACROSS
+    [total] = body["totals"]
+    assert (total["raised"], total["cleared"], total["annunciations"]) == ALERTS_ACROSS_TOTAL
+
+    # The AU process asked the US and ES processes through the gateway for their
+    # finished tables (their own databases hold their alarms).
+    def asked() -> dict[str, set[str]]:
+        entries = stacks.nginx.access_entries()[before:]
+        return {
+            region.value: {
+                e["upstream"]
+                for e in entries
+                if e["path"] == f"/api/v1/{region}/reports/alerts" and e["status"] == "200"
+            }
+            for region in (Region.US, Region.ES)
+        }
+
+    until_sync(lambda: all(asked().values()), 10, "the regions' tables in the gateway's log")
+    for region, upstreams in asked().items():
+        assert upstreams <= stacks.addresses(Region(region)), (region, upstreams)
+
+
+@pytest.mark.parametrize("who", ["operator", "customer"])
+def test_only_an_every_region_scope_reads_reports_across_the_regions(
+    stacks: Stacks, who: str
+) -> None:
+    token = stacks.staff_token(OPERATOR_EMAIL) if who == "operator" else stacks.token(Region.AU)
+    answer = _as(stacks, token, "/api/v1/au/reports/all/alerts?month=2026-09")
+    assert answer.status_code == 403, answer.text
 
 
 # --- a process dies -------------------------------------------------------------------

@@ -65,7 +65,7 @@ from cloud.portal.web.security_headers import SecurityHeaders
 from cloud.portal.web.session import Sessions
 from cloud.portal.web.site_data import SiteData
 from cloud.registry import RegistryService, Site
-from cloud.reports import Reference, ReportsReader, load_reference
+from cloud.reports import Reference, RemoteReports, ReportsReader, load_reference
 from cloud.scope import GatewayReach, Scope
 from cloud.support import SupportService
 from cloud.support.privacy import PrivacyDesk
@@ -142,6 +142,7 @@ def mount_web(
     cycles: CycleRunner | None = None,
     reports: ReportsReader | None = None,
     regional_reports: Mapping[Region, ReportsReader] | None = None,
+    remote_reports: Mapping[Region, RemoteReports] | None = None,
     support: SupportService | None = None,
     privacy: PrivacyDesk | None = None,
 ) -> None:
@@ -179,7 +180,11 @@ def mount_web(
     if cycles is not None:
         routers.append(create_cycle_pages(sessions, renderer, cycles))
     if reports is not None:
-        routers.append(create_report_pages(sessions, renderer, reports, regions=regional_reports))
+        routers.append(
+            create_report_pages(
+                sessions, renderer, reports, regions=regional_reports, remote=remote_reports
+            )
+        )
     if support is not None:
         routers.append(create_ticket_pages(sessions, renderer, support, registry, privacy))
     overview = Overview(

@@ -59,6 +59,12 @@ def add_page_error_handlers(app: FastAPI, sessions: Sessions, renderer: Renderer
             404: _("There is nothing here for you."),
             503: _("A service is not answering. Try again in a minute."),
         }
+        if exc.status == 503 and exc.missing:
+            messages[503] = _(
+                "No figures across the regions: these regions did not answer (%(regions)s)."
+                " Try again in a minute.",
+                regions=", ".join(r.upper() for r in exc.missing),
+            )
         status = exc.status if exc.status in titles else 404
         return page(request, status, titles[status], messages[status])
 

@@ -16,7 +16,10 @@ scope is every region, the admins; 403 for anyone else) shows a report across ev
 region: each region's table from its own reader, combined
 (:func:`cloud.reports.combined_report`, the monthly pack's), with the same chart, table
 and downloads. The index links to it for those who may open it. Any report the readers
-make is offered (``reader.names``), so a new one needs no change here.
+make is offered (``reader.names``), so a new one needs no change here. A process pinned
+to a region has its own region's reader and the other regions' reports APIs
+(``remote``), asked with the viewer's own token; a region that does not answer makes
+the page 503 naming it.
 """
 
 # No ``from __future__ import annotations``: the routes' dependencies are local to
@@ -36,12 +39,15 @@ from cloud.portal.web.render import Renderer
 from cloud.portal.web.report_words import words_in
 from cloud.portal.web.session import PageRefused, Sessions, Viewer
 from cloud.reports import (
+    RegionsMissing,
+    RemoteReports,
     ReportsReader,
     ReportTable,
     cell_text,
     combined_report,
     download,
     parse_month,
+    sources_for,
     svg_chart,
 )
 from contracts.topics import Region
@@ -62,10 +68,11 @@ def create_report_pages(
     reader: ReportsReader,
     *,
     regions: Mapping[Region, ReportsReader] | None = None,
+    remote: Mapping[Region, RemoteReports] | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> APIRouter:
-    """The report pages; ``regions`` (one reader per region): also the reports across
-    them."""
+    """The report pages; ``regions`` (one reader per region, or the process's own
+    region's alone with ``remote`` for the others): also the reports across them."""
     router = APIRouter(prefix="/ui/{region}", include_in_schema=False)
 
     def viewer(route: str) -> Any:
@@ -144,6 +151,7 @@ def create_report_pages(
 
     if regions:
         readers = dict(regions)
+        others = dict(remote or {})
 
         @router.get("/reports/all/{name}", operation_id="ui.reports.all")
         async def show_across(
@@ -158,13 +166,20 @@ def create_report_pages(
             chosen = parse_month(month) if month else last_month(clock())
             if chosen is None:
                 return refused_month(request, who)
-            table = await run_in_threadpool(combined_report, readers, name, chosen)
+            sources = sources_for(readers, others, sessions.token(request))
+            try:
+                table = await run_in_threadpool(
+                    combined_report, sources, name, chosen, concurrently=bool(others)
+                )
+            except RegionsMissing as exc:
+                missing = tuple(r.value for r in exc.missing)
+                raise PageRefused(503, str(exc), missing=missing) from None
             if table is None:
                 raise PageRefused(404, "no region made this report")
             words = words_in(who.language)
             if format != "html":
                 return download(table, format, words, who.language)
-            where = " + ".join(r.value.upper() for r in readers)
+            where = " + ".join(r.value.upper() for r in sources)
             return shown(request, who, table, path=f"/ui/{who.region.value}/reports/all/{name}",
                          where=where)  # fmt: skip
 

@@ -34,6 +34,9 @@ from contracts.topics import Region
 
 __all__ = ["PageRefused", "Sessions", "SignInRequired", "Viewer"]
 
+#: Where :meth:`Sessions.caller` keeps a token it refreshed, for :meth:`Sessions.token`.
+_TOKEN_STATE = "potr_access_token"
+
 RegionPath = Annotated[Region, Path(description="the region the page is about")]
 
 
@@ -42,11 +45,13 @@ class SignInRequired(Exception):
 
 
 class PageRefused(Exception):
-    """A page answer other than 200: 403 (role), 404 (outside reach), 503."""
+    """A page answer other than 200: 403 (role), 404 (outside reach), 503. ``missing``:
+    the regions that did not answer (a 503 of figures across the regions)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, missing: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.status = status
+        self.missing = missing
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,16 @@ class Sessions:
         except IdentityUnavailable:
             raise PageRefused(503, "the sign-in service does not answer") from None
         self.start(request, pair)
+        request.scope.setdefault("state", {})[_TOKEN_STATE] = pair.access_token
         return self.verify(pair.access_token)
+
+    @staticmethod
+    def token(request: Request) -> str:
+        """The access token the request's caller was signed in with (after a refresh in
+        this request, the new one): what a page forwards to another region's API for
+        them. Never logged."""
+        refreshed = request.scope.get("state", {}).get(_TOKEN_STATE)
+        return str(refreshed or request.cookies.get(SESSION_COOKIE, ""))
 
     async def optional_caller(self, request: Request) -> Caller | None:
         try:
