@@ -5,8 +5,8 @@ Every check schemathesis has, derandomised (fixed seed, deterministic generation
 example database, no cache) and bounded: the coverage phase (boundaries, wrong types, missing and
 extra parameters, undeclared methods) as an admin, who reaches every route, and as a
 customer, whose reads are filtered by account; examples and a few fuzzed cases per route
-for every role, on the routes the role may call. Pass: 0 server errors, 0 undocumented status codes, 0 schema violations,
-0 failures of any other check.
+for every role, on the routes the role may call. Pass: 0 server errors, 0 undocumented
+status codes, 0 schema violations, 0 failures of any other check.
 
 ``positive_data_acceptance`` also accepts 422: a request the schema allows may still be
 refused, as documented, by what no schema can say (a profile's setting limits, a window

@@ -1,6 +1,5 @@
 import json
 import math
-import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -16,7 +15,7 @@ from contracts.topics import Kind
 def _batch(**overrides: object) -> dict[str, object]:
     doc: dict[str, object] = {
         "v": 1,
-        "stream_id": str(uuid.uuid4()),
+        "stream_id": "5f135104-f3ca-46b7-bcb0-1972460ec260",  # fixed: it names a test case
         "seq": 1,
         "readings": [
             {"device": "SN123", "ts": "2026-11-26T01:02:03.456Z", "values": {"pv_w": 1234.5}}
