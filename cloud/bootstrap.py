@@ -8,7 +8,11 @@ assembled here from its services' settings, so the wiring exists once.
 * config: :func:`open_config_service` (:func:`serve_config_service` on asyncio),
   :func:`create_tracker`, :func:`config_loops`,
   :func:`run_config_service` (the whole ``potr config run`` process);
-* everything in one process: :func:`run_services` (the demo, end-to-end tests);
+* the rest of a region's background work: :func:`background_services` (alerts, notify,
+  dispatch, billing, SAP, support, the reports pack, every outbox's relay),
+  :func:`run_background_services` (the whole ``potr services`` process);
+* everything in one process: :func:`run_services` (the demo, end-to-end tests): ingest,
+  the config service and :func:`background_services` on one event runtime;
 * events: :func:`cloud_events` (which events a process handles and relays).
 
 A process that runs ingest and the registry (the demo, ``potr ingest``) enters
@@ -193,9 +197,11 @@ from device_profiles import DeviceProfile, builtin_grid_codes, builtin_profiles
 
 __all__ = [
     "EMITTING_SCHEMAS",
+    "Background",
     "RegistryCustomersSites",
     "Services",
     "SupportSla",
+    "background_services",
     "cloud_events",
     "config_loops",
     "create_api",
@@ -219,6 +225,7 @@ __all__ = [
     "open_remote_reports",
     "region_zone",
     "relayed_outboxes",
+    "run_background_services",
     "run_config_service",
     "run_ingest",
     "run_sap",
@@ -258,7 +265,7 @@ ALERT_SWEEP_S = 30.0
 
 
 def relayed_outboxes(*, sap: bool) -> tuple[str, ...]:
-    """The outboxes :func:`run_services` relays: every service's, and the SAP
+    """The outboxes :func:`background_services` relays: every service's, and the SAP
     integration's (``service_order.changed`` from its delta poll) when this process runs
     it — without that relay, SAP's rejections would never reach dispatch."""
     return (*EMITTING_SCHEMAS, SAP_SCHEMA) if sap else EMITTING_SCHEMAS
@@ -1135,6 +1142,138 @@ async def run_config_service(
         await asyncio.to_thread(pool.close)
 
 
+# -- the background services ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Background:
+    """What :func:`background_services` runs, for the process that composes it."""
+
+    runtime: EventRuntime
+    #: Events → alarms (its ``store``: the alarm board's).
+    alerts: AlertService
+    #: The notify service when its settings were given.
+    notify: NotificationService | None
+    #: Where the composing process adds its own loops (ingest, the config service's).
+    tasks: asyncio.TaskGroup
+    #: Set when the block ends: every loop in ``tasks`` stops on it.
+    stop: asyncio.Event
+
+
+@asynccontextmanager
+async def background_services(
+    pool: Pool,
+    *,
+    notify: NotifySettings | None = None,
+    dispatch: DispatchService | None = None,
+    billing: BillingService | None = None,
+    reminders: ReminderSettings | None = None,
+    sap: SapSettings | None = None,
+    support: SupportService | None = None,
+    report_packs: PackSettings | None = None,
+    bus_settings: BusSettings | None = None,
+    alert_sweep_s: float = ALERT_SWEEP_S,
+    registry: RegistryService | None = None,
+    tracker: ConfigTracker | None = None,
+    ingest: bool = False,
+) -> AsyncIterator[Background]:
+    """The alerts service's consumers (with its sweeps every ``alert_sweep_s``) and every
+    outbox's relay, in this process, until the block ends (then ``stop`` is set and every
+    loop is waited for). With ``notify``: notify's consumers too, and its delivery worker
+    sending through the settings' SMTP relay. With ``dispatch``: its consumers (sites,
+    technicians, alarms, installations, telemetry of jobs awaiting verification) and its
+    sweeps (every ``flow.sweep_s`` of the service's settings). With ``billing``: its
+    consumer (true-ups on ``energy.revised``) and its daily overdue reminders per region
+    at ``reminders.reminder_hour`` of the region's clock (:func:`region_zone`; default
+    settings from ``POTR_BILLING_*``). With ``sap``: the SAP integration's consumers,
+    exporter and daily reconciliation (:func:`run_sap`). With ``notify`` and
+    ``report_packs``: the monthly reports pack to every region's admins
+    (:func:`send_report_pack`). With ``support`` (:func:`create_support_service`): its
+    consumer (a ticket's work order), customers' plan-change consumer and daily
+    application, and the sweep closing resolved tickets whose reopen window is over.
+
+    ``registry``, ``tracker`` and ``ingest``: the registry's, the config service's and
+    ingest's consumers on the same event runtime (:func:`cloud_events`), for a process
+    that also runs ingest and the config service (:func:`run_services`, whose loops go
+    into ``tasks``); ``potr services`` leaves them to ``potr ingest`` and
+    ``potr config run`` (:func:`run_background_services`)."""
+    notifier = NotificationService(pool, notify) if notify is not None else None
+    filed = asyncio.Event()
+    handlers = NotifyHandlers(pool, notifier, on_filed=filed.set) if notifier is not None else None
+    alerts = AlertService(pool)
+    stop = asyncio.Event()
+    sap_wake = asyncio.Event()
+    async with (
+        cloud_events(
+            pool,
+            registry=registry,
+            config=tracker,
+            ingest=ingest,
+            alerts=alerts,
+            notify=handlers,
+            dispatch=dispatch,
+            billing=billing,
+            sap_wake=sap_wake.set if sap is not None else None,
+            support=support,
+            plan_changes=CustomersService(pool) if support is not None else None,
+            outboxes=relayed_outboxes(sap=sap is not None),
+            settings=bus_settings,
+        ) as runtime,
+        asyncio.TaskGroup() as tg,
+    ):
+        tg.create_task(run_alert_sweeps(alerts, stop, alert_sweep_s))
+        if dispatch is not None:
+            tg.create_task(run_dispatch_sweeps(dispatch, stop, dispatch.flow.sweep_s))
+        if billing is not None:
+            tg.create_task(_remind(billing, stop, reminders))
+        if notify is not None:
+            tg.create_task(_deliver(pool, notify, stop, filed))
+        if sap is not None:
+            tg.create_task(run_sap(sap, pool, stop, sap_wake))
+        if notifier is not None and report_packs is not None:
+            tg.create_task(_send_packs(pool, notifier, stop, report_packs))
+        if support is not None:
+            tg.create_task(run_support_sweeps(support, stop, SUPPORT_SWEEP_S))
+            tg.create_task(run_plan_changes(CustomersService(pool), stop))
+        try:
+            yield Background(runtime, alerts, notifier, tg, stop)
+        finally:
+            stop.set()
+
+
+async def run_background_services(
+    database: DatabaseSettings,
+    stop: asyncio.Event,
+    *,
+    notify: NotifySettings,
+    dispatch: DispatchSettings,
+    flow: FlowSettings,
+    reminders: ReminderSettings,
+    report_packs: PackSettings,
+    sap: SapSettings | None,
+    bus_settings: BusSettings,
+) -> None:
+    """The whole ``potr services`` process, until ``stop``: every background service of a
+    region's deployment but ingest and the config service (``potr ingest``,
+    ``potr config run``) — :func:`background_services` with notify, dispatch, billing,
+    support and the monthly reports pack, and SAP when ``sap`` is given — on a pool of
+    its own."""
+    pool = await asyncio.to_thread(open_pool, database, "services", max_size=8)
+    try:
+        async with background_services(
+            pool,
+            notify=notify,
+            dispatch=create_dispatch_service(dispatch, pool, flow=flow),
+            billing=create_billing_service(pool),
+            reminders=reminders,
+            sap=sap,
+            support=create_support_service(pool),
+            report_packs=report_packs,
+            bus_settings=bus_settings,
+        ):
+            await stop.wait()
+    finally:
+        await asyncio.to_thread(pool.close)
+
+
 # -- everything in one process --------------------------------------------------------------
 @dataclass(frozen=True)
 class Services:
@@ -1172,73 +1311,45 @@ async def run_services(
     report_packs: PackSettings | None = None,
 ) -> AsyncIterator[Services]:
     """Ingest (one worker), the config service with its loops, the registry's, the config
-    service's, ingest's and the alerts service's consumers (with its sweeps every
-    ``alert_sweep_s``) and every outbox's relay, in this process, until the block ends;
-    enters once the registry's pending events were relayed (on the in-process bus:
-    handled by ingest; on RabbitMQ: queued for it, so a gateway registered just before
-    may be refused until its event is handled, and its agent resends) and ingest is
-    subscribed. With ``notify``: notify's consumers too, and its delivery worker sending
-    through the settings' SMTP relay. With ``dispatch``: its consumers (sites, technicians,
-    alarms, installations, telemetry of jobs awaiting verification) and its sweeps (every
-    ``flow.sweep_s`` of the service's settings). With ``billing``: its consumer (true-ups
-    on ``energy.revised``) and its daily overdue reminders per region at
-    ``reminders.reminder_hour`` of the region's clock (:func:`region_zone`; default
-    settings from ``POTR_BILLING_*``). With ``sap``: the SAP integration's
-    consumers, exporter and daily reconciliation (:func:`run_sap`). With ``notify`` and
-    ``report_packs``: the monthly reports pack to every region's admins
-    (:func:`send_report_pack`). With ``support``
-    (:func:`create_support_service`): its consumer (a ticket's work order), customers'
-    plan-change consumer and daily application, and the sweep closing resolved tickets
-    whose reopen window is over."""
-    notifier = NotificationService(pool, notify) if notify is not None else None
-    filed = asyncio.Event()
-    handlers = NotifyHandlers(pool, notifier, on_filed=filed.set) if notifier is not None else None
+    service's and ingest's consumers and :func:`background_services` (the alerts
+    service, every outbox's relay, and notify, dispatch, billing, SAP, the reports pack
+    and support when given), in this process, until the block ends; enters once the
+    registry's pending events were relayed (on the in-process bus: handled by ingest; on
+    RabbitMQ: queued for it, so a gateway registered just before may be refused until its
+    event is handled, and its agent resends) and ingest is subscribed."""
     async with serve_config_service(config, pool) as (service, connected):
         tracker = create_tracker(config, pool)
-        alerts = AlertService(pool)
-        stop = asyncio.Event()
-        sap_wake = asyncio.Event()
-        async with (
-            cloud_events(
-                pool,
-                registry=registry,
-                config=tracker,
-                ingest=True,
-                alerts=alerts,
-                notify=handlers,
-                dispatch=dispatch,
-                billing=billing,
-                sap_wake=sap_wake.set if sap is not None else None,
-                support=support,
-                plan_changes=CustomersService(pool) if support is not None else None,
-                outboxes=relayed_outboxes(sap=sap is not None),
-                settings=bus_settings,
-            ) as runtime,
-            asyncio.TaskGroup() as tg,
-        ):
+        async with background_services(
+            pool,
+            notify=notify,
+            dispatch=dispatch,
+            billing=billing,
+            reminders=reminders,
+            sap=sap,
+            support=support,
+            report_packs=report_packs,
+            bus_settings=bus_settings,
+            alert_sweep_s=alert_sweep_s,
+            registry=registry,
+            tracker=tracker,
+            ingest=True,
+        ) as background:
             ready = asyncio.Event()
-            tg.create_task(run_ingest(ingest, stop, ready=ready))
-            tg.create_task(config_loops(config, service, tracker, stop, runtime))
-            tg.create_task(run_alert_sweeps(alerts, stop, alert_sweep_s))
-            if dispatch is not None:
-                tg.create_task(run_dispatch_sweeps(dispatch, stop, dispatch.flow.sweep_s))
-            if billing is not None:
-                tg.create_task(_remind(billing, stop, reminders))
-            if notify is not None:
-                tg.create_task(_deliver(pool, notify, stop, filed))
-            if sap is not None:
-                tg.create_task(run_sap(sap, pool, stop, sap_wake))
-            if notifier is not None and report_packs is not None:
-                tg.create_task(_send_packs(pool, notifier, stop, report_packs))
-            if support is not None:
-                tg.create_task(run_support_sweeps(support, stop, SUPPORT_SWEEP_S))
-                tg.create_task(run_plan_changes(CustomersService(pool), stop))
-            try:
-                async with asyncio.timeout(ready_timeout_s):
-                    await ready.wait()
-                yield Services(service, tracker, runtime, connected, alerts, notifier, dispatch)
-            finally:
-                stop.set()
+            background.tasks.create_task(run_ingest(ingest, background.stop, ready=ready))
+            background.tasks.create_task(
+                config_loops(config, service, tracker, background.stop, background.runtime)
+            )
+            async with asyncio.timeout(ready_timeout_s):
+                await ready.wait()
+            yield Services(
+                service,
+                tracker,
+                background.runtime,
+                connected,
+                background.alerts,
+                background.notify,
+                dispatch,
+            )
 
 
 async def _remind(

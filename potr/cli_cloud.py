@@ -1,4 +1,4 @@
-"""Cloud-side commands: db, registry, ingest, api, token."""
+"""Cloud-side commands: db, registry, ingest, services, api, token."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(registry_app, name="registry")
     app.add_typer(token_app, name="token")
     app.command("ingest")(ingest)
+    app.command("services")(services)
     app.command("api")(api)
     app.command("identity-api")(identity_api)
 
@@ -231,6 +232,73 @@ def ingest(
             await run_ingest_workers(settings, stop)
 
     run_until_signal(main)
+
+
+#: Set, the SAP integration runs in ``potr services`` (with the other POTR_SAP_* settings).
+SAP_SWITCH = "POTR_SAP_BASE_URL"
+
+
+def services() -> None:
+    """Run the region's other background services until SIGINT/SIGTERM: the alerts
+    service (consumers, sweeps), notify (consumers, mail through POTR_SMTP_*), dispatch
+    (consumers, sweeps), billing (true-ups, daily overdue reminders), support, the monthly
+    reports pack, the SAP integration when POTR_SAP_BASE_URL is set, and every outbox's
+    relay. Ingest and the config service run apart (`potr ingest`, `potr config run`), so
+    the processes meet on RabbitMQ (POTR_AMQP_URL; required with POTR_ENV=production)."""
+    import os
+
+    from cloud.billing import ReminderSettings
+    from cloud.dispatch import DispatchSettings, FlowSettings
+    from cloud.events.runtime import BusSettings
+    from cloud.notify import NotifySettings
+    from cloud.reports import PackSettings
+    from cloud.sap import SapSettings
+
+    notify = load_settings(NotifySettings, console)
+    bus = load_settings(BusSettings, console)
+    dispatch = load_settings(DispatchSettings, console)
+    flow = load_settings(FlowSettings, console)
+    reminders = load_settings(ReminderSettings, console)
+    packs = load_settings(PackSettings, console)
+    sap = load_settings(SapSettings, console) if os.environ.get(SAP_SWITCH) else None
+    if bus.amqp_url is None:
+        if notify.env == "production":
+            # The in-process bus reaches only this process: the events ingest, the config
+            # service and the API emit would be relayed to no consumer of theirs, or lost.
+            console.print(
+                "[red]no POTR_AMQP_URL: `potr services` shares events with `potr ingest`,"
+                " `potr config run` and `potr api` over RabbitMQ (refused with"
+                " POTR_ENV=production)[/red]",
+                soft_wrap=True,
+            )
+            raise typer.Exit(2)
+        console.print("no POTR_AMQP_URL: the in-process bus (this process's consumers only)")
+    console.print(
+        "services: alerts, notify (mail via"
+        f" {notify.smtp_host}:{notify.smtp_port}), dispatch, billing, support, reports pack, "
+        + (f"SAP at {sap.base_url}" if sap is not None else f"SAP off (no {SAP_SWITCH})")
+        + f" on the {'RabbitMQ' if bus.amqp_url else 'in-process'} bus",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+    async def main(stop: asyncio.Event) -> None:
+        from cloud.bootstrap import run_background_services
+
+        await run_background_services(
+            notify,
+            stop,
+            notify=notify,
+            dispatch=dispatch,
+            flow=flow,
+            reminders=reminders,
+            report_packs=packs,
+            sap=sap,
+            bus_settings=bus,
+        )
+
+    run_until_signal(main)
+    console.print("services stopped")
 
 
 def api() -> None:

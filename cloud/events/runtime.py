@@ -39,6 +39,11 @@ class BusSettings(BaseSettings):
     bus_prefetch: int = Field(default=64, ge=1, le=65_535)
     #: RabbitMQ: deliveries of one event (crash loops) before it is dead-lettered.
     bus_delivery_limit: int = Field(default=10, ge=1)
+    #: RabbitMQ: the topic exchange events go through (its dead letters: ``<it>.dlx``),
+    #: and what every consumer's queue name starts with. One per deployment; tests
+    #: sharing a broker take names of their own.
+    bus_exchange: str = Field(default="potr.events", pattern=r"^[A-Za-z0-9_.\-]{1,100}$")
+    bus_queue_prefix: str = Field(default="potr.", pattern=r"^[A-Za-z0-9_.\-]{1,100}$")
     outbox_batch_max: int = Field(default=500, ge=1)
     outbox_poll_ms: int = Field(default=200, ge=1)
     outbox_publish_timeout_s: float = Field(default=10.0, gt=0)
@@ -52,6 +57,8 @@ def create_bus(settings: BusSettings) -> EventBus:
 
         return RabbitBus(
             settings.amqp_url,
+            exchange=settings.bus_exchange,
+            queue_prefix=settings.bus_queue_prefix,
             prefetch=settings.bus_prefetch,
             delivery_limit=settings.bus_delivery_limit,
         )

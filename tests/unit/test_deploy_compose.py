@@ -36,11 +36,15 @@ from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
 from broker_config import nginx
+from cloud.billing import ReminderSettings
 from cloud.config import ConfigSettings
+from cloud.dispatch import DispatchSettings, FlowSettings
 from cloud.events.runtime import BusSettings
 from cloud.identity import IdentitySettings
 from cloud.ingest import IngestSettings
+from cloud.notify import NotifySettings
 from cloud.portal import PortalSettings
+from cloud.reports import PackSettings
 from cloud.settings import DatabaseSettings
 from contracts.identities import IdentityKind, parse_username
 from contracts.topics import Region
@@ -72,6 +76,8 @@ FAKE_SECRETS = {
     "potr.env": {
         "POTR_DATABASE_URL": "postgresql://potr:not-a-secret@db:5432/potr",
         "POTR_AMQP_URL": "amqp://potr:not-a-secret@rabbitmq:5672/",
+        "POTR_SMTP_USERNAME": "potr-notify",
+        "POTR_SMTP_PASSWORD": "not-a-secret",
     },
     "identity.env": {
         "POTR_DATABASE_URL": "postgresql://potr:not-a-secret@db:5432/potr",
@@ -98,6 +104,15 @@ COMMANDS: dict[Command, tuple[type[BaseSettings], ...]] = {
     ("db", "migrate"): (DatabaseSettings,),
     ("ingest",): (IngestSettings, ConfigSettings, BusSettings),
     ("config", "run"): (ConfigSettings, BusSettings),
+    # SapSettings too when POTR_SAP_BASE_URL is set; the files leave SAP off.
+    ("services",): (
+        NotifySettings,
+        BusSettings,
+        DispatchSettings,
+        FlowSettings,
+        ReminderSettings,
+        PackSettings,
+    ),
     ("api",): (PortalSettings, ConfigSettings),
     ("pki", "list"): (BrokerSiteSettings, DatabaseSettings),
     ("identity-api",): (IdentitySettings,),
@@ -112,6 +127,7 @@ SERVICES: dict[str, dict[str, Command]] = {
             "migrate": ("db", "migrate"),
             "ingest": ("ingest",),
             "config": ("config", "run"),
+            "services": ("services",),
             "api": ("api",),
             "api-2": ("api",),
             "admin": ("pki", "list"),
@@ -564,6 +580,7 @@ SERVICE_IMPORTS = [
     "cloud.migrate",
     "cloud.bootstrap",
     "cloud.events.amqp",
+    "cloud.sap.odata",  # `potr services` with POTR_SAP_BASE_URL
     "cloud.adapters.mqtt",
     "potr.ingest_workers",
     "potr.broker_render",
@@ -729,3 +746,20 @@ def test_the_gateway_unit_runs_nginx_from_the_prefix_render_writes() -> None:
     # The page's run line is the unit's.
     page = (ROOT / "docs" / "gateway.md").read_text(encoding="utf-8")
     assert start.removeprefix("/usr/sbin/") in page
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_the_background_services_meet_ingest_and_config_on_rabbitmq(
+    region: str, service_env: SetEnv
+) -> None:
+    # `potr services` refuses production without RabbitMQ: the env file gives it the
+    # broker every other potr process of the region uses, and it runs once per region.
+    services = potr_services(compose(region))
+    [name] = [n for n in services if SERVICES[region][n] == ("services",)]
+    svc = services[name]
+    assert {Path(s["env_file"]).name for s in services.values()} == {"potr.env"}
+    service_env(environment(svc), svc)
+    assert NotifySettings().env == "production"
+    assert BusSettings().amqp_url == FAKE_SECRETS["potr.env"]["POTR_AMQP_URL"]
+    assert NotifySettings().smtp_starttls  # mail to the relay, never in clear
+    assert NotifySettings().notify_portal_url == INTERPOLATION["PORTAL_URL"]
