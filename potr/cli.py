@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from potr import (
     cli_billing,
@@ -27,6 +26,7 @@ from potr import (
     cli_tech,
     cli_users,
 )
+from potr.console import CallConsole
 
 app = typer.Typer(
     help="Power on the Roof platform", no_args_is_help=True, pretty_exceptions_enable=False
@@ -49,7 +49,7 @@ cli_notify.register(app)
 cli_tech.register(app)
 cli_sap.register(app)
 cli_billing.register(app)
-console = Console()
+console = CallConsole()
 
 
 @app.callback()
@@ -98,7 +98,7 @@ def demo(
                 stop,
                 duration_s=duration,
                 broker=broker,  # type: ignore[arg-type]
-                console=console,
+                console=console.now(),
             )
         )
 

@@ -10,14 +10,14 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
 import typer
-from rich.console import Console
 
 from contracts.topics import Region
+from potr.console import CallConsole
 from potr.runtime import load_settings
 
 __all__ = ["register"]
 
-console = Console()
+console = CallConsole()
 
 
 class BillingCycleName(StrEnum):

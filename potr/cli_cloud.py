@@ -8,12 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from potr.console import CallConsole
 from potr.runtime import load_settings, run_until_signal, serve_http
 
-console = Console()
+console = CallConsole()
 db_app = typer.Typer(help="Database schema", no_args_is_help=True)
 registry_app = typer.Typer(help="Sites, gateways and devices", no_args_is_help=True)
 site_app = typer.Typer(help="Sites", no_args_is_help=True)

@@ -19,12 +19,12 @@ from uuid import UUID
 
 import typer
 import yaml
-from rich.console import Console
 from rich.table import Table
 
+from potr.console import CallConsole
 from potr.runtime import load_settings, run_until_signal
 
-console = Console()
+console = CallConsole()
 config_app = typer.Typer(help="Signed commands and configs to gateways", no_args_is_help=True)
 
 _FINAL = ("done", "failed", "rejected", "expired")

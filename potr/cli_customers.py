@@ -8,11 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.console import Console
 
+from potr.console import CallConsole
 from potr.runtime import load_settings
 
-console = Console()
+console = CallConsole()
 customer_app = typer.Typer(help="Customer accounts and the sites they own", no_args_is_help=True)
 
 

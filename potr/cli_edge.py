@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 
+from potr.console import CallConsole
 from potr.runtime import run_until_signal
 
 if TYPE_CHECKING:
     from simulators.device_site import DeviceSite
 
-console = Console()
+console = CallConsole()
 sim_app = typer.Typer(help="Simulated SunSpec devices over Modbus TCP", no_args_is_help=True)
 
 

@@ -7,12 +7,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from potr.console import CallConsole
 from potr.runtime import load_settings
 
-console = Console()
+console = CallConsole()
 employee_app = typer.Typer(help="Staff records: add, list", no_args_is_help=True)
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from potr.console import CallConsole
 from potr.runtime import run_until_signal
 
-console = Console()
+console = CallConsole()
 
 
 class FleetMode(StrEnum):
@@ -127,7 +127,7 @@ async def _virtual(
         f" simulated at {spec.speed:g}x ({spec.nominal_rate:,.0f} msg/s nominal),"
         f" {spec.workers} workers" + (", ingest on" if database_url else ", no ingest")
     )
-    with Live(console=console, refresh_per_second=4, transient=False) as live:
+    with Live(console=console.now(), refresh_per_second=4, transient=False) as live:
 
         def show(p: FleetProgress) -> None:
             live.update(progress_table(p))

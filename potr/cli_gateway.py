@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 
+from potr.console import CallConsole
 from potr.runtime import load_settings
 
-console = Console()
+console = CallConsole()
 gateway_app = typer.Typer(
     help="Gateway identities: provision, revoke, rotate", no_args_is_help=True
 )

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 
+from potr.console import CallConsole
 from potr.runtime import load_settings
 
-console = Console()
+console = CallConsole()
 gateway_config_app = typer.Typer(
     help="The API gateway (nginx): render its config", no_args_is_help=True
 )

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-console = Console()
+from potr.console import CallConsole
+
+console = CallConsole()
 keys_app = typer.Typer(help="The cloud's Ed25519 signing keys", no_args_is_help=True)
 
 

@@ -10,11 +10,11 @@ from datetime import date
 from typing import Any
 
 import typer
-from rich.console import Console
 
+from potr.console import CallConsole
 from potr.runtime import load_settings
 
-console = Console()
+console = CallConsole()
 notify_app = typer.Typer(help="Notices and offers to customers", no_args_is_help=True)
 
 _PARAM = re.compile(r"^([a-z][a-z0-9_]{0,31})(?::(en|es))?=(.*)$", re.DOTALL)

@@ -13,10 +13,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from potr.console import CallConsole
+
 if TYPE_CHECKING:
     from broker_config.pki import IssuedFiles
 
-console = Console()
+console = CallConsole()
 pki_app = typer.Typer(help="The brokers' private certificate authority", no_args_is_help=True)
 
 _DIR = typer.Option(..., "--dir", help="the CA directory (ca.key, ca.crt, crl.pem, index.json)")

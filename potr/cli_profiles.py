@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 import yaml
-from rich.console import Console
 from rich.table import Table
 
 from device_profiles import (
@@ -31,17 +30,13 @@ from device_profiles.grid_code_sunspec import (
     device_settings,
     load_sunspec_map,
 )
+from potr.console import CallConsole
 
 profiles_app = typer.Typer(
     help="Device profiles (device types) and grid-code profiles (region settings)",
     no_args_is_help=True,
 )
-
-
-def console() -> Console:
-    """A console sized when it prints (``COLUMNS`` or the terminal then), not at import."""
-    return Console()
-
+console = CallConsole()
 
 _DIR = typer.Option(BUILTIN_DIR, "--dir", help="folder of *.yaml device profiles")
 _GC_DIR = typer.Option(GRID_CODE_DIR, "--grid-codes", help="folder of grid-code profiles")
@@ -55,7 +50,7 @@ def _load_dir(directory: Path) -> dict[str, DeviceProfile]:
     try:
         return load_profiles(directory)
     except ProfileError as exc:
-        console().print(f"[red]{exc}[/red]")
+        console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
 
 
@@ -70,7 +65,7 @@ def list_profiles(directory: Path = _DIR, grid_codes: Path = _GC_DIR) -> None:
         if profile.vendor_map is not None:
             models += " + vendor map"
         table.add_row(name, profile.kind, models, f"{profile.manufacturer} / {profile.model}")
-    console().print(table)
+    console.print(table)
     codes = _load_grid_codes(grid_codes)
     gc = Table("grid code", "region", "standard", "categories", "extends", "values", title=None)
     for code in codes.values():
@@ -83,7 +78,7 @@ def list_profiles(directory: Path = _DIR, grid_codes: Path = _GC_DIR) -> None:
             code.extends or "-",
             _verified_label(code),
         )
-    console().print(gc)
+    console.print(gc)
 
 
 @profiles_app.command("show")
@@ -100,11 +95,11 @@ def show_profile(name: str, directory: Path = _DIR, grid_codes: Path = _GC_DIR) 
         else:
             profiles = _load_dir(directory)
             if name not in profiles:
-                console().print(f"[red]no profile {name!r} in {directory}[/red]")
+                console.print(f"[red]no profile {name!r} in {directory}[/red]")
                 raise typer.Exit(1)
             profile = profiles[name]
     except ProfileError as exc:
-        console().print(f"[red]{exc}[/red]")
+        console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
     data = profile.model_dump(mode="json", exclude_defaults=True)
     typer.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), nl=False)
@@ -129,11 +124,11 @@ def validate_profiles(
             profile = load_profile(file)
         except ProfileError as exc:
             failed += 1
-            console().print(f"[red]FAIL[/red] {exc}")
+            console.print(f"[red]FAIL[/red] {exc}")
             continue
-        console().print(f"[green]ok[/green]   {file}: {profile.name}")
+        console.print(f"[green]ok[/green]   {file}: {profile.name}")
     if failed:
-        console().print(f"{failed} profile files refused")
+        console.print(f"{failed} profile files refused")
         raise typer.Exit(1)
 
 
@@ -142,7 +137,7 @@ def _load_grid_codes(directory: Path) -> dict[str, GridCodeProfile]:
     try:
         return load_grid_codes(directory)
     except GridCodeError as exc:
-        console().print(f"[red]{exc}[/red]")
+        console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
 
 
@@ -162,19 +157,18 @@ def _confidence(value: ResolvedValue | None) -> str:
 
 def _show_grid_code(codes: dict[str, GridCodeProfile], name: str) -> None:
     code = codes[name]
-    console().print(f"[bold]{code.id}[/bold] — {code.title}")
+    console.print(f"[bold]{code.id}[/bold] — {code.title}")
     lineage = " → ".join((*code.lineage, code.id))
-    console().print(f"region {code.region.upper()} · standard {code.standard} · {lineage}")
+    console.print(f"region {code.region.upper()} · standard {code.standard} · {lineage}")
     cats = [c for c in (code.normal_category, code.abnormal_category) if c]
     if cats:
-        console().print(f"IEEE 1547 categories: normal {cats[0]}, abnormal {cats[-1]}")
-    nominal = f"nominal {code.nominal_v:g} V, {code.nominal_hz:g} Hz"
-    console().print(f"{nominal} · {_verified_label(code)}")
+        console.print(f"IEEE 1547 categories: normal {cats[0]}, abnormal {cats[-1]}")
+    console.print(f"nominal {code.nominal_v:g} V, {code.nominal_hz:g} Hz · {_verified_label(code)}")
     if code.applies_to:
-        console().print(f"applies to: {code.applies_to}")
+        console.print(f"applies to: {code.applies_to}")
     if code.registration is not None:
         reg = code.registration
-        console().print(
+        console.print(
             f"[bold]registration data[/bold] (never a rollout): mode "
             f"{reg.self_consumption_mode or '-'}, certified anti-export device "
             f"{'required' if reg.anti_export_device_required else 'not required'}"
@@ -186,7 +180,7 @@ def _show_grid_code(codes: dict[str, GridCodeProfile], name: str) -> None:
         origin = Path(value.file).stem
         source = f"{prov.source} · {prov.clause}" + (f" ({value.note})" if value.note else "")
         table.add_row(key, value.shown(), _confidence(value), source, origin)
-    console().print(table)
+    console.print(table)
 
 
 def _validate_grid_codes(folder: Path) -> int:
@@ -196,11 +190,11 @@ def _validate_grid_codes(folder: Path) -> int:
         if sunspec.exists():
             load_sunspec_map(sunspec)
     except GridCodeError as exc:
-        console().print(f"[red]FAIL[/red] {exc}")
+        console.print(f"[red]FAIL[/red] {exc}")
         return 1
     for code in codes.values():
         mark = " [yellow](unverified values)[/yellow]" if code.unverified else ""
-        console().print(f"[green]ok[/green]   {code.file}: {code.id}{mark}")
+        console.print(f"[green]ok[/green]   {code.file}: {code.id}{mark}")
     return 0
 
 
@@ -210,11 +204,11 @@ def diff_profiles(a: str, b: str, grid_codes: Path = _GC_DIR) -> None:
     codes = _load_grid_codes(grid_codes)
     for name in (a, b):
         if name not in codes:
-            console().print(f"[red]no grid-code profile {name!r} in {grid_codes}[/red]")
+            console.print(f"[red]no grid-code profile {name!r} in {grid_codes}[/red]")
             raise typer.Exit(1)
     changes = diff_grid_codes(codes[a], codes[b])
     if not changes:
-        console().print(f"{a} and {b} set the same values")
+        console.print(f"{a} and {b} set the same values")
         return
     table = Table("key", a, b, f"{b}: source · clause")
     for change in changes:
@@ -226,7 +220,7 @@ def diff_profiles(a: str, b: str, grid_codes: Path = _GC_DIR) -> None:
             right += f" {_confidence(change.b)}"
         prov = change.b.provenance if change.b else (change.a.provenance if change.a else None)
         table.add_row(change.key, left, right, f"{prov.source} · {prov.clause}" if prov else "")
-    console().print(table)
+    console.print(table)
 
 
 @profiles_app.command("settings")
@@ -242,7 +236,7 @@ def settings_for(
     codes = _load_grid_codes(grid_codes)
     devices = _load_dir(directory)
     if grid_code not in codes or device not in devices:
-        console().print(f"[red]unknown grid code {grid_code!r} or device profile {device!r}[/red]")
+        console.print(f"[red]unknown grid code {grid_code!r} or device profile {device!r}[/red]")
         raise typer.Exit(1)
     result = device_settings(codes[grid_code], devices[device], phases=phases)
     data = {

@@ -14,13 +14,14 @@ from typing import Any
 
 import typer
 import yaml
-from rich.console import Console, Group
+from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
 from potr.cli_config import _actor, _refused, _service
+from potr.console import CallConsole
 
-console = Console()
+console = CallConsole()
 rollout_app = typer.Typer(help="Staged config rollouts: canary, waves, stop, rollback")
 
 _FINAL = ("aborted", "completed", "rolled_back")
@@ -106,7 +107,7 @@ def rollout_status(
             if not follow:
                 console.print(_render(view))
                 return
-            with Live(_render(view), console=console, refresh_per_second=4) as live:
+            with Live(_render(view), console=console.now(), refresh_per_second=4) as live:
                 while view.state not in _FINAL or _open(view):
                     time.sleep(interval_s)
                     view = rollouts.get(rollout_id, region=region)

@@ -8,15 +8,15 @@ import asyncio
 from datetime import date
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from contracts.topics import Region
+from potr.console import CallConsole
 from potr.runtime import load_settings, run_until_signal
 
 __all__ = ["register"]
 
-console = Console()
+console = CallConsole()
 sap_app = typer.Typer(help="SAP integration: business partners and invoices", no_args_is_help=True)
 
 

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import typer
 from pydantic import SecretStr
-from rich.console import Console
 
 from cloud.adapters.mqtt import MqttOptions
 from cloud.settings import MqttEndpoint
 from contracts.topics import Region
+from potr.console import CallConsole
 from potr.tech import TechPushError, new_request, push
 
 __all__ = ["register"]
 
 tech_app = typer.Typer(help="Field technicians: configuration pushes over MQTT")
-console = Console()
+console = CallConsole()
 
 
 def register(app: typer.Typer) -> None:

@@ -14,12 +14,12 @@ import sys
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from potr.console import CallConsole
 from potr.runtime import load_settings
 
-console = Console(soft_wrap=True, highlight=False)
+console = CallConsole(soft_wrap=True, highlight=False)
 users_app = typer.Typer(help="Users: people and their roles (identity)", no_args_is_help=True)
 
 #: Who the audit names for what this CLI does.

@@ -9,4 +9,5 @@ echo "== ruff (format)";          ruff format --check .
 echo "== mypy (strict on the pure core)"; mypy contracts pacing device_profiles edge_agent simulators broker_config cloud potr
 echo "== import-linter";          lint-imports
 echo "== pytest"
-exec pytest -q -p no:cacheprovider "$@"
+# Two workers, a file each at a time (README "Tests"); a later -n (e.g. -n 0) overrides.
+exec pytest -q -p no:cacheprovider -n 2 --dist loadfile "$@"
