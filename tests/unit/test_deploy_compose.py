@@ -438,6 +438,21 @@ def test_each_pool_the_gateway_balances_has_two_processes_on_distinct_host_ports
         assert len(set(published)) == len(published), f"host ports {published}"
 
 
+@pytest.mark.parametrize("file", REGIONS)
+def test_the_api_processes_share_one_writable_photo_directory(file: str) -> None:
+    # A photo uploaded through one API process is read (and erased) through the other.
+    photo_dir = str(DispatchSettings().dispatch_photo_dir)
+    services = potr_services(compose(file))
+    apis = [svc for name, svc in services.items() if SERVICES[file][name] == ("api",)]
+    assert len(apis) >= 2
+    held = {mount_of(photo_dir, svc) for svc in apis}
+    assert len(held) == 1, held
+    [(_, source, writable)] = held
+    assert writable, held
+    assert source is not None, held
+    assert source in (compose(file).get("volumes") or {}), f"{source}: not a named volume"
+
+
 @pytest.mark.parametrize("region", REGIONS)
 def test_one_broker_identity_per_process(region: str, service_env: SetEnv) -> None:
     seen: dict[str, str] = {}
