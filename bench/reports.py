@@ -10,7 +10,12 @@ Synthetic, made in SQL on a fresh database (:func:`bench.common.bench_database`)
 2026; every site's PV day of September 2026 (one day in fifty missing; one site in five
 with 18 h covered), i.e. 30 rows a site; one invoice a site issued in September with
 its energy line; 3,000 work orders resolved and verified in September (300
-technicians); 30,000 alarms raised in September, each annunciated once. The raw
+technicians); 30,000 alarms raised in September, each annunciated once; 10,000 support
+tickets raised over September (one customer in ten; priorities in turn; first response
+0-8 h and resolution 0-59 h after creation, one in ten with a 6-hour pending pause), with
+their state history, answered by the support service as the API's reader does
+(:func:`cloud.bootstrap.create_reports_reader`: SLA clocks on each region's business
+calendar). The raw
 queries read the same rows with the least work that still answers the report's
 question (one GROUP BY, no joins, no ratios): a floor, not an alternative.
 """
@@ -26,8 +31,9 @@ from typing import Any
 
 from bench.common import bench_database
 from cloud.adapters.postgres import create_pool
+from cloud.bootstrap import create_reports_reader
 from cloud.migrate import migrate
-from cloud.reports import ReportsReader, build_pack
+from cloud.reports import build_pack
 from contracts.topics import Region
 
 MONTH = date(2026, 9, 1)
@@ -94,6 +100,32 @@ _SEED = [
     FROM generate_series(1, 30000) AS a""",
     """INSERT INTO alerts.alarm_history (alarm_id, at, action, from_state, to_state)
     SELECT id, first_raised_at, 'raise', 'normal', 'unacknowledged' FROM alerts.alarms""",
+    # support: 10,000 tickets over September, their state changes (a pause in ten)
+    """INSERT INTO support.tickets (id, region, account_id, jurisdiction, language, kind,
+        priority, state, subject, description, created_by, created_at, first_response_at,
+        resolved_at, first_response_due, resolution_due, updated_at)
+    SELECT t, r.region, 'acc_' || md5(t::text), r.jurisdiction, 'en', 'question',
+        (ARRAY['low', 'normal', 'high', 'urgent'])[1 + t %% 4], 'resolved', 'bench', '',
+        'bench', c.at, c.at + (t %% 9) * interval '1 hour', c.at + (t %% 60) * interval '1 hour',
+        c.at + interval '4 hours', c.at + interval '48 hours', c.at
+    FROM generate_series(1, 10000) AS t
+    CROSS JOIN LATERAL (SELECT timestamptz '2026-09-01 00:00Z' + t * interval '250 seconds'
+        AS at) AS c
+    CROSS JOIN LATERAL (SELECT (ARRAY['au', 'us', 'es'])[1 + t %% 3] AS region,
+        (ARRAY['AU-NSW', 'US-CA', 'ES'])[1 + t %% 3] AS jurisdiction) AS r""",
+    """INSERT INTO support.ticket_events (ticket_id, at, actor, actor_role, action,
+        from_state, to_state, visible_to_customer)
+    SELECT id, created_at, 'bench', 'customer', 'created', NULL, 'new', true
+    FROM support.tickets
+    UNION ALL SELECT id, first_response_at, 'bench', 'support', 'state', 'new', 'open', true
+    FROM support.tickets
+    UNION ALL SELECT id, first_response_at + interval '1 minute', 'bench', 'support', 'state',
+        'open', 'pending', true FROM support.tickets WHERE id %% 10 = 0
+    UNION ALL SELECT id, first_response_at + interval '6 hours', 'bench', 'customer', 'state',
+        'pending', 'open', true FROM support.tickets WHERE id %% 10 = 0
+    UNION ALL SELECT id, greatest(resolved_at, first_response_at + interval '7 hours'), 'bench',
+        'support', 'state', 'open', 'resolved', true FROM support.tickets
+    ORDER BY 2""",
 ]
 
 #: The least a report's question needs, per region: one GROUP BY over the same rows.
@@ -111,6 +143,11 @@ RAW = {
     " AND h.at >= '2026-09-01' AND h.at < '2026-10-01' GROUP BY 1",
     "alerts": "SELECT severity, count(*) FROM alerts.alarms WHERE region = %(region)s"
     " AND first_raised_at >= '2026-09-01' AND first_raised_at < '2026-10-01' GROUP BY 1",
+    "support": "SELECT priority, count(*),"
+    " count(*) FILTER (WHERE first_response_at <= first_response_due),"
+    " count(*) FILTER (WHERE resolved_at <= resolution_due) FROM support.tickets"
+    " WHERE region = %(region)s AND created_at >= '2026-09-01' AND created_at < '2026-10-01'"
+    " GROUP BY 1",
 }
 
 
@@ -129,7 +166,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     with bench_database() as url:
-        migrate(url, schemas={"customers", "telemetry", "billing", "dispatch", "alerts"})
+        schemas = {"customers", "telemetry", "billing", "dispatch", "alerts", "support"}
+        migrate(url, schemas=schemas)
         pool = create_pool(url, max_size=2, name="bench-reports")
         try:
             started = time.perf_counter()
@@ -144,17 +182,18 @@ def main() -> None:
                     "SELECT (SELECT count(*) FROM telemetry.energy_site_1d),"
                     " (SELECT count(*) FROM billing.invoices),"
                     " (SELECT count(*) FROM dispatch.history),"
-                    " (SELECT count(*) FROM alerts.alarms)"
+                    " (SELECT count(*) FROM alerts.alarms),"
+                    " (SELECT count(*) FROM support.ticket_events)"
                 ).fetchone()
             print(f"seeded in {time.perf_counter() - started:.1f} s: site days, invoices,"
-                  f" job history rows, alarms = {counts}")  # fmt: skip
+                  f" job history rows, alarms, ticket events = {counts}")  # fmt: skip
             _measure(pool, args.repeat)
         finally:
             pool.close()
 
 
 def _measure(pool: Any, repeat: int) -> None:
-    reader = ReportsReader(pool)
+    reader = create_reports_reader(pool)
     readers = {region: reader for region in REGIONS}
     build_pack(readers, MONTH)  # warm the caches once, as a monthly job's second report is
     packs = [build_pack(readers, MONTH) for _ in range(repeat)]

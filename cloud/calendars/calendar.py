@@ -62,6 +62,9 @@ class BusinessCalendar:
                 else {WEEKDAYS.index(d): parse_spans(s) for d, s in own.items()}
             )
         self._days_off: dict[tuple[str, int], dict[date, str]] = {}
+        # A day's business hours in UTC, per (day, jurisdiction): SLA clocks walk the same
+        # days for every ticket of a month (a few hundred entries a month).
+        self._utc_days: dict[tuple[date, str], tuple[tuple[datetime, datetime], ...]] = {}
 
     # -- what it covers -------------------------------------------------------------
     @property
@@ -196,11 +199,15 @@ class BusinessCalendar:
                 f"jurisdiction {jurisdiction[:16]!r} is not in region {self.region.value}"
             )
 
-    def _utc_hours(self, day: date, jurisdiction: str) -> list[tuple[datetime, datetime]]:
-        return [
-            (a.astimezone(UTC), b.astimezone(UTC))
-            for a, b in self.business_hours(day, jurisdiction)
-        ]
+    def _utc_hours(self, day: date, jurisdiction: str) -> tuple[tuple[datetime, datetime], ...]:
+        key = (day, jurisdiction)
+        found = self._utc_days.get(key)
+        if found is None:
+            found = self._utc_days[key] = tuple(
+                (a.astimezone(UTC), b.astimezone(UTC))
+                for a, b in self.business_hours(day, jurisdiction)
+            )
+        return found
 
     def _year_off(self, jurisdiction: str, day: date) -> dict[date, str]:
         self._check(jurisdiction)
