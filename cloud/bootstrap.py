@@ -238,7 +238,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 Pool = ConnectionPool[Connection[Any]]
 
-#: Service schemas with an outbox.
+#: Service schemas with an outbox. ``identity`` stays: in a region's own database its
+#: outbox is empty (the global identity process relays its events to each region's bus
+#: itself: ARCHITECTURE decision 152), in the demo's one database this relays them.
 EMITTING_SCHEMAS = (
     "ingest",
     "registry",

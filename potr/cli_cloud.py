@@ -367,10 +367,13 @@ def api() -> None:
 
 
 def identity_api() -> None:
-    """Serve the identity API (/api/v1/auth) on POTR_IDENTITY_API_HOST:PORT, and purge
-    ended counters and tokens every POTR_IDENTITY_PURGE_INTERVAL_S."""
+    """Serve the identity API (/api/v1/auth) on POTR_IDENTITY_API_HOST:PORT, purge ended
+    counters and tokens every POTR_IDENTITY_PURGE_INTERVAL_S, and relay identity's events
+    to each region's RabbitMQ (POTR_IDENTITY_REGION_BUSES, on POTR_BUS_EXCHANGE)."""
     from cloud.bootstrap import create_identity_api, open_pool
+    from cloud.events.runtime import BusSettings, region_relays
     from cloud.identity import (
+        IdentityRelaySettings,
         IdentitySettings,
         create_identity_service,
         load_signing_key,
@@ -378,15 +381,29 @@ def identity_api() -> None:
     )
 
     settings = load_settings(IdentitySettings, console)
+    relay_settings = load_settings(IdentityRelaySettings, console)
+    bus_settings = load_settings(BusSettings, console)
     # Checked before any connection: without it no token could be issued.
     _key_or_exit(load_signing_key, settings.identity_signing_key_file, settings.env)
+    buses = relay_settings.buses()
+    if not buses and not relay_settings.identity_relay_disabled:
+        console.print(
+            "[yellow]identity's user.* events are relayed to no region's bus"
+            " (POTR_IDENTITY_REGION_BUSES is unset): regional services learn no one"
+            " unless they share this database[/yellow]",
+            soft_wrap=True,
+        )
 
     async def serve(stop: asyncio.Event) -> None:
-        pool = await asyncio.to_thread(open_pool, settings, "identity")
+        # Each region's relay holds a connection while its broker confirms a batch.
+        pool = await asyncio.to_thread(open_pool, settings, "identity", max_size=4 + len(buses))
         try:
             service = create_identity_service(settings, pool)
             app = create_identity_api(settings, pool, service=service)
-            async with asyncio.TaskGroup() as tg:
+            async with (
+                region_relays(bus_settings, pool, "identity", buses),
+                asyncio.TaskGroup() as tg,
+            ):
                 tg.create_task(
                     run_purge_loop(
                         service.purge, stop, interval_s=settings.identity_purge_interval_s

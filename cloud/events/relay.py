@@ -12,6 +12,12 @@ While the bus is away the relay claims nothing and waits with back-off: producer
 inserting (they never wait on the broker), the outbox grows and drains once the bus is
 back. Published rows are pruned after ``retention_s``.
 
+A relay given a ``region`` claims only that region's rows: the identity service's one
+outbox feeds each region's bus through a relay per region (ARCHITECTURE decision 152).
+Every row has exactly one region, so each region's relay keeps its own progress in the
+same ``published_at`` column, in id order within the region: a region whose broker is
+away holds back only its own rows, the others' keep flowing.
+
 Visibility: :class:`OutboxStats` (pending rows, age of the oldest = the relay's lag,
 published, failures) refreshed every ``stats_interval_s``, logged when lagging and
 handed to an optional metrics hook (:func:`prometheus_hook`).
@@ -44,7 +50,8 @@ _RETRY = Backoff(0.2, 5.0)
 
 @dataclass(frozen=True)
 class OutboxStats:
-    """One relay's view of its outbox; ``lag_s`` = age of the oldest unpublished event."""
+    """One relay's view of its outbox; ``lag_s`` = age of the oldest unpublished event.
+    ``schema`` is the relay's label: the schema, ``<schema>/<region>`` for a region's."""
 
     schema: str
     pending: int = 0
@@ -87,11 +94,14 @@ class OutboxRelay:
         retention_s: float = 86_400.0,
         metrics: MetricsHook | None = None,
         claim_slots: asyncio.Semaphore | None = None,
+        region: str | None = None,
     ) -> None:
         if not SERVICE_RE.match(schema):
             raise ValueError(f"schema {schema!r} must be lower_snake")
         self._pool = pool
         self.schema = schema
+        #: Only this region's rows (None: every row).
+        self.region = region
         self._bus = bus
         self._batch_max = batch_max
         self._poll_s = poll_s
@@ -104,7 +114,11 @@ class OutboxRelay:
         self._slots = claim_slots if claim_slots is not None else asyncio.Semaphore(1)
         self._kick = asyncio.Event()
         self._table = sql.SQL("{}.outbox").format(sql.Identifier(schema))
-        self.stats = OutboxStats(schema)
+        # "AND region = %s" with the region as its one parameter, or nothing.
+        self._only: tuple[sql.Composable, tuple[str, ...]] = (
+            (sql.SQL(" AND region = %s"), (region,)) if region is not None else (sql.SQL(""), ())
+        )
+        self.stats = OutboxStats(schema if region is None else f"{schema}/{region}")
         #: Set whenever a cycle found nothing left to publish (tests wait on it).
         self.drained = asyncio.Event()
 
@@ -244,9 +258,9 @@ class OutboxRelay:
         return conn.execute(
             sql.SQL(
                 "SELECT id, event_id, name, region, source, occurred_at, payload FROM {}"
-                " WHERE published_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
-            ).format(self._table),
-            (self._batch_max,),
+                " WHERE published_at IS NULL{} ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
+            ).format(self._table, self._only[0]),
+            (*self._only[1], self._batch_max),
         ).fetchall()
 
     def _events(self, rows: list[tuple[Any, ...]]) -> tuple[list[Event], list[int]]:
@@ -293,8 +307,9 @@ class OutboxRelay:
             row = conn.execute(
                 sql.SQL(
                     "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)"
-                    " FROM {} WHERE published_at IS NULL"
-                ).format(self._table)
+                    " FROM {} WHERE published_at IS NULL{}"
+                ).format(self._table, self._only[0]),
+                self._only[1],
             ).fetchone()
         assert row is not None
         return int(row[0]), float(row[1])
@@ -303,9 +318,9 @@ class OutboxRelay:
         with self._pool.connection() as conn:
             cur = conn.execute(
                 sql.SQL(
-                    "DELETE FROM {} WHERE published_at < now() - make_interval(secs => %s)"
-                ).format(self._table),
-                (self._retention_s,),
+                    "DELETE FROM {} WHERE published_at < now() - make_interval(secs => %s){}"
+                ).format(self._table, self._only[0]),
+                (self._retention_s, *self._only[1]),
             )
             if cur.rowcount:
                 log.info("outbox %s: pruned %d published events", self.schema, cur.rowcount)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +20,7 @@ from cloud.adapters.postgres import Connection, ConnectionPool
 from cloud.events.bus import EventBus, InProcessBus, Subscription
 from cloud.events.relay import MetricsHook, OutboxRelay, claim_slots
 
-__all__ = ["BusSettings", "EventRuntime", "create_bus", "event_runtime"]
+__all__ = ["BusSettings", "EventRuntime", "create_bus", "event_runtime", "region_relays"]
 
 log = logging.getLogger(__name__)
 
@@ -127,3 +127,57 @@ async def event_runtime(
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         await bus.close()
+
+
+@asynccontextmanager
+async def region_relays(
+    settings: BusSettings,
+    pool: ConnectionPool[Connection[Any]],
+    schema: str,
+    buses: Mapping[str, str | EventBus],
+    *,
+    metrics: MetricsHook | None = None,
+) -> AsyncIterator[dict[str, OutboxRelay]]:
+    """Relay ``schema``'s outbox to each region's own bus: ``buses`` maps a region to its
+    broker's AMQP URL (a RabbitBus on ``settings.bus_exchange`` is made) or to a bus.
+
+    One :class:`OutboxRelay` per region claims only that region's rows and marks them
+    published once its bus confirmed them, so a region whose broker is away keeps its
+    events pending (retried with back-off) while the other regions' flow. Rows of a
+    region not in ``buses`` are never claimed. Nothing is subscribed: these buses only
+    publish. Yields the relays by region; stops them and closes the buses on exit."""
+    own: dict[str, EventBus] = {}
+    for region, bus in buses.items():
+        own[region] = (
+            create_bus(settings.model_copy(update={"amqp_url": bus}))
+            if isinstance(bus, str)
+            else bus
+        )
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    started: list[EventBus] = []
+    try:
+        relays: dict[str, OutboxRelay] = {}
+        for region, bus in own.items():
+            await bus.start()
+            started.append(bus)
+            relay = OutboxRelay(
+                pool,
+                schema,
+                bus,
+                batch_max=settings.outbox_batch_max,
+                poll_s=settings.outbox_poll_ms / 1000,
+                publish_timeout_s=settings.outbox_publish_timeout_s,
+                retention_s=settings.outbox_retention_s,
+                metrics=metrics,
+                region=region,
+            )
+            relays[region] = relay
+            tasks.append(asyncio.create_task(relay.run(stop), name=f"relay:{schema}/{region}"))
+        log.info("events: %s outbox relayed to the buses of %s", schema, sorted(relays))
+        yield relays
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for bus in started:
+            await bus.close()

@@ -42,6 +42,7 @@ from cloud.identity.service import (
 )
 from cloud.identity.settings import (
     DEV_PIN_PEPPER,
+    IdentityRelaySettings,
     IdentitySettings,
     SigningSettings,
     SmtpSettings,
@@ -77,6 +78,7 @@ __all__ = [
     "CredentialHasher",
     "IdentityError",
     "IdentityOptions",
+    "IdentityRelaySettings",
     "IdentityService",
     "IdentitySettings",
     "InvalidCredentials",

@@ -1,21 +1,28 @@
 """Identity's settings (prefix ``POTR_``): what a regional API verifies tokens with
 (:class:`TokenSettings`), and what the identity service itself needs
-(:class:`IdentitySettings`: signing key, PIN pepper, lifetimes, throttles, argon2id, SMTP).
+(:class:`IdentitySettings`: signing key, PIN pepper, lifetimes, throttles, argon2id, SMTP),
+and where ``potr identity-api`` relays its events (:class:`IdentityRelaySettings`).
 Production refuses what only suits a laptop: no key, the dev pepper, plaintext SMTP to
 another host."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic_settings import NoDecode
 
 from cloud.identity.passwords import ARGON2_MEMORY_KIB, ARGON2_TIME_COST
 from cloud.identity.tokens import MAX_ACCESS_TTL_S
 from cloud.settings import DatabaseSettings, DeploymentSettings
+from contracts.topics import Region
 
 __all__ = [
     "DEV_PIN_PEPPER",
+    "IdentityRelaySettings",
     "IdentitySettings",
     "SigningSettings",
     "SmtpSettings",
@@ -41,6 +48,62 @@ class TokenSettings(DeploymentSettings):
                 " the identity service's public key"
             )
         return self
+
+
+def _json_object(value: Any) -> Any:
+    """The environment's text as a JSON object (empty: none); a ValueError that never
+    quotes it (it carries passwords)."""
+    if not isinstance(value, str):
+        return value
+    if not value.strip():
+        return {}
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise ValueError(
+            'not JSON: give {"au": "amqp://…", "us": "amqp://…", "es": "amqp://…"}'
+        ) from None
+
+
+class IdentityRelaySettings(DeploymentSettings):
+    """Where ``potr identity-api`` relays identity's ``user.*`` events: each to the
+    RabbitMQ of the event's region (the user's home region), where that region's
+    services (notify) learn people (ARCHITECTURE decision 152).
+
+    ``POTR_IDENTITY_REGION_BUSES`` is JSON, ``{"au": "amqp://potr:…@au-host:5672/", …}``
+    (a secret: the URLs carry the brokers' passwords). Unset: nothing is relayed — refused
+    in production unless ``POTR_IDENTITY_RELAY_DISABLED=true`` says so on purpose (a
+    deployment whose regions share identity's database and bus relays it there)."""
+
+    identity_region_buses: Annotated[
+        dict[Region, SecretStr], NoDecode, BeforeValidator(_json_object)
+    ] = Field(default_factory=dict)
+    identity_relay_disabled: bool = False
+
+    @model_validator(mode="after")
+    def _buses(self) -> IdentityRelaySettings:
+        for region, url in self.identity_region_buses.items():
+            # Never the value in the message: it carries a password.
+            if urlsplit(url.get_secret_value()).scheme not in ("amqp", "amqps"):
+                raise ValueError(
+                    f"POTR_IDENTITY_REGION_BUSES[{region.value}] is not an amqp:// or amqps:// URL"
+                )
+        if self.env != "production" or self.identity_relay_disabled:
+            return self
+        missing = [r.value for r in Region if r not in self.identity_region_buses]
+        if missing:
+            raise ValueError(
+                f"POTR_IDENTITY_REGION_BUSES has no bus for {', '.join(missing)}: those regions'"
+                " services would never learn their users (set it, or"
+                " POTR_IDENTITY_RELAY_DISABLED=true)"
+            )
+        return self
+
+    def buses(self) -> dict[str, str]:
+        """Region → AMQP URL of the regions to relay to (none when disabled)."""
+        if self.identity_relay_disabled:
+            return {}
+        return {r.value: url.get_secret_value() for r, url in self.identity_region_buses.items()}
 
 
 class SmtpSettings(DeploymentSettings):

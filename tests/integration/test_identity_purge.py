@@ -1,13 +1,18 @@
 """``potr identity-api`` purges what nobody can use any more while it serves: a throttle
 counter whose window ended more than a day ago disappears within a purge interval, a
-current one stays, and each purge logs how many rows it removed."""
+current one stays, and each purge logs how many rows it removed. It also relays
+identity's events to the buses of POTR_IDENTITY_REGION_BUSES (here AU's only): an AU
+user's event is published, an ES user's waits for a bus ES does not have."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +21,9 @@ import httpx
 import pytest
 
 from cloud.adapters.postgres import connect
+from cloud.events.amqp import RabbitBus
+from cloud.events.outbox import emit
+from cloud.events.users import USER_CREATED, UserChanged, user_event
 from cloud.identity import repository as repo
 from cloud.keyfiles import write_key_file
 from cloud.migrate import migrate
@@ -33,10 +41,13 @@ def _throttle_keys(database_url: str) -> set[str]:
 
 
 @pytest.fixture
-def identity_process(database_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """``potr identity-api`` over a migrated database, purging every second: its URL and
-    its log file."""
+def identity_process(
+    database_url: str, tmp_path: Path, rabbitmq_url: str
+) -> Iterator[tuple[str, Path]]:
+    """``potr identity-api`` over a migrated database, purging every second and relaying
+    AU's events to a bus of its own on the test broker: its URL and its log file."""
     migrate(database_url)
+    tag = uuid.uuid4().hex[:8]
     key_file = tmp_path / "identity.pem"
     write_key_file(key_file)
     port = free_port()
@@ -48,6 +59,10 @@ def identity_process(database_url: str, tmp_path: Path) -> Iterator[tuple[str, P
         "POTR_IDENTITY_PIN_PEPPER": "test-pepper-" + "x" * 32,
         "POTR_IDENTITY_API_PORT": str(port),
         "POTR_IDENTITY_PURGE_INTERVAL_S": "1",
+        "POTR_IDENTITY_REGION_BUSES": json.dumps({"au": rabbitmq_url}),
+        "POTR_BUS_EXCHANGE": f"test.{tag}.events",
+        "POTR_BUS_QUEUE_PREFIX": f"test.{tag}.",
+        "POTR_OUTBOX_POLL_MS": "50",
     }
     log = tmp_path / "identity-api.log"
     with log.open("wb") as out:
@@ -66,6 +81,21 @@ def identity_process(database_url: str, tmp_path: Path) -> Iterator[tuple[str, P
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0, log.read_text()
+        asyncio.run(_delete_bus(rabbitmq_url, tag))
+
+
+async def _delete_bus(url: str, tag: str) -> None:
+    """Remove what the process's AU bus declared on the shared broker."""
+    async with RabbitBus(url, exchange=f"test.{tag}.events", queue_prefix=f"test.{tag}.") as bus:
+        await bus.wait_connected(10)
+        await bus.delete_topology()
+
+
+def _pending(database_url: str) -> dict[str, bool]:
+    """Each outbox row's user id → whether it still waits to be published."""
+    with connect(database_url) as conn:
+        rows = conn.execute("SELECT payload->>'user_id', published_at IS NULL FROM identity.outbox")
+        return {r[0]: r[1] for r in rows}
 
 
 def test_identity_api_purges_counters_that_ended_over_a_day_ago_while_it_serves(
@@ -93,3 +123,15 @@ def test_identity_api_purges_counters_that_ended_over_a_day_ago_while_it_serves(
     # The server answered all along: the purge runs beside it, not instead of it.
     answer = httpx.get(f"{url}/api/v1/auth/users", timeout=10)
     assert answer.status_code == 401
+
+    # The relay runs beside them too: AU's event reaches AU's bus (marked once it
+    # confirmed), ES's has no bus here and waits.
+    with connect(database_url) as conn:
+        for user, region in (("u-au", "au"), ("u-es", "es")):
+            change = UserChanged(user_id=user, role="operator", home_region=region)
+            emit(conn, "identity", user_event(USER_CREATED, change))
+        conn.commit()
+    until_sync(
+        lambda: _pending(database_url).get("u-au") is False, 15, "AU's event relayed to its bus"
+    )
+    assert _pending(database_url) == {"u-au": False, "u-es": True}

@@ -40,7 +40,7 @@ from cloud.billing import ReminderSettings
 from cloud.config import ConfigSettings
 from cloud.dispatch import DispatchSettings, FlowSettings
 from cloud.events.runtime import BusSettings
-from cloud.identity import IdentitySettings
+from cloud.identity import IdentityRelaySettings, IdentitySettings
 from cloud.ingest import IngestSettings
 from cloud.notify import NotifySettings
 from cloud.portal import PortalSettings
@@ -83,6 +83,9 @@ FAKE_SECRETS = {
         "POTR_DATABASE_URL": "postgresql://potr:not-a-secret@db:5432/potr",
         "POTR_SMTP_USERNAME": "potr-identity",
         "POTR_SMTP_PASSWORD": "not-a-secret",
+        "POTR_IDENTITY_REGION_BUSES": json.dumps(
+            {r.value: f"amqp://potr:not-a-secret@10.{i}.0.11:5672/" for i, r in enumerate(Region)}
+        ),
     },
 }
 PROJECT_PACKAGES = {
@@ -115,7 +118,7 @@ COMMANDS: dict[Command, tuple[type[BaseSettings], ...]] = {
     ),
     ("api",): (PortalSettings, ConfigSettings),
     ("pki", "list"): (BrokerSiteSettings, DatabaseSettings),
-    ("identity-api",): (IdentitySettings,),
+    ("identity-api",): (IdentitySettings, IdentityRelaySettings, BusSettings),
     ("user", "list"): (IdentitySettings,),
 }
 REGIONS = [r.value for r in Region]

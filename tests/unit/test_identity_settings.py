@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
 from cloud.identity import (
     DEV_PIN_PEPPER,
     CredentialHasher,
+    IdentityRelaySettings,
     IdentitySettings,
     KeyFileError,
     SmtpSettings,
@@ -19,6 +21,7 @@ from cloud.identity import (
 )
 from cloud.keyfiles import is_demo_key, public_key_path, write_key_file
 from cloud.portal import ApiSettings
+from potr.cli import app
 
 PEPPER = b"p" * 32
 
@@ -124,3 +127,77 @@ def test_a_hash_made_at_lower_cost_asks_to_be_redone() -> None:
     verified = stronger.verify_password(old, "correct horse battery staple")
     assert verified.ok
     assert verified.rehash
+
+
+# -- where identity-api relays its events (ARCHITECTURE decision 152) ---------------------
+AU_URL = "amqp://potr:au-secret-pw@au.example.net:5672/"
+ALL_BUSES = (
+    '{"au": "amqp://potr:a@au.example.net/", "us": "amqps://potr:u@us.example.net/",'
+    ' "es": "amqp://potr:e@es.example.net:5672/"}'
+)
+
+
+def test_region_buses_are_read_as_json_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("POTR_IDENTITY_REGION_BUSES", ALL_BUSES)
+    settings = IdentityRelaySettings(env="production")
+    assert settings.buses() == {
+        "au": "amqp://potr:a@au.example.net/",
+        "us": "amqps://potr:u@us.example.net/",
+        "es": "amqp://potr:e@es.example.net:5672/",
+    }
+    assert "potr:a@" not in repr(settings)  # secrets, never shown
+
+
+def test_outside_production_no_bus_or_some_buses_are_allowed() -> None:
+    assert IdentityRelaySettings().buses() == {}
+    only_au = IdentityRelaySettings(env="test", identity_region_buses={"au": AU_URL})
+    assert only_au.buses() == {"au": AU_URL}
+
+
+def test_production_refuses_to_leave_a_region_without_its_bus_unless_disabled() -> None:
+    with pytest.raises(ValidationError, match="no bus for au, us, es"):
+        IdentityRelaySettings(env="production")
+    with pytest.raises(ValidationError, match="no bus for us, es") as refused:
+        IdentityRelaySettings(env="production", identity_region_buses={"au": AU_URL})
+    assert "au-secret-pw" not in str(refused.value)
+    disabled = IdentityRelaySettings(
+        env="production", identity_region_buses={"au": AU_URL}, identity_relay_disabled=True
+    )
+    assert disabled.buses() == {}
+
+
+def test_a_bus_that_is_not_amqp_or_a_region_that_does_not_exist_is_refused() -> None:
+    with pytest.raises(ValidationError, match=r"\[es\] is not an amqp") as refused:
+        IdentityRelaySettings(identity_region_buses={"es": "http://potr:es-secret@es.example/"})
+    assert "es-secret" not in str(refused.value)
+    with pytest.raises(ValidationError, match="identity_region_buses"):
+        IdentityRelaySettings(identity_region_buses={"mars": AU_URL})
+
+
+def test_region_buses_that_are_not_json_are_refused_without_echoing_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("POTR_IDENTITY_REGION_BUSES", "au=amqp://potr:au-secret-pw@au/")
+    with pytest.raises(ValidationError, match="not JSON") as refused:
+        IdentityRelaySettings()
+    assert "au-secret-pw" not in str(refused.value)
+    monkeypatch.setenv("POTR_IDENTITY_REGION_BUSES", " ")
+    assert IdentityRelaySettings().buses() == {}
+
+
+def test_identity_api_in_production_without_region_buses_exits_naming_the_setting(
+    tmp_path: Path,
+) -> None:
+    env = {
+        "POTR_ENV": "production",
+        "POTR_IDENTITY_SIGNING_KEY_FILE": str(tmp_path / "identity.key"),
+        "POTR_IDENTITY_PIN_PEPPER_FILE": str(tmp_path / "pepper"),
+        "POTR_SMTP_STARTTLS": "true",
+        "POTR_IDENTITY_REGION_BUSES": "",
+    }
+    result = CliRunner().invoke(app, ["identity-api"], env=env)
+    assert result.exit_code == 2
+    said = " ".join(result.output.split())  # the console wraps it
+    assert "POTR_IDENTITY_REGION_BUSES has no bus for au, us, es" in said
