@@ -6,15 +6,14 @@ one transaction per event. Time is an injected clock."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import psycopg
 import pytest
 
-from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
+from cloud.adapters.postgres import Connection, ConnectionPool
 from cloud.alerts import AlarmStatus, AlertService, UnknownGateway
 from cloud.bootstrap import cloud_events
 from cloud.events.bus import InProcessBus
@@ -41,7 +40,7 @@ from cloud.ingest.announce import TelemetryStored, telemetry_received
 from cloud.scope import Scope
 from contracts.messages import DeviceInfo
 from contracts.topics import Region
-from tests.integration.api_world import migrated_database
+from tests.integration.dispatch_world import SetClock, clock_fixture, database_fixtures
 
 pytestmark = pytest.mark.integration
 
@@ -60,36 +59,12 @@ TABLES = (
 )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture(scope="module")
-def migrated_url(postgres_server_url: str) -> Iterator[str]:
-    with migrated_database(postgres_server_url, "alerts") as url:
-        yield url
+clock = clock_fixture(SetClock, T0)
+migrated_url, pool = database_fixtures("alerts", TABLES, max_size=6, name="test-alert-service")
 
 
 @pytest.fixture
-def pool(migrated_url: str) -> Iterator[Pool]:
-    with psycopg.connect(migrated_url) as conn:
-        conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
-    pool = create_pool(migrated_url, max_size=6, name="test-alert-service")
-    yield pool
-    pool.close()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def service(pool: Pool, clock: Clock) -> AlertService:
+def service(pool: Pool, clock: SetClock) -> AlertService:
     return AlertService(pool, clock=clock)
 
 
@@ -175,7 +150,7 @@ def _board(service: AlertService, scope: Scope) -> list[tuple[str, str | None, A
 
 
 async def test_an_isolator_found_open_raises_one_urgent_alarm_for_the_sites_account(
-    bus: InProcessBus, service: AlertService, pool: Pool, clock: Clock
+    bus: InProcessBus, service: AlertService, pool: Pool, clock: SetClock
 ) -> None:
     opened = _gateway_event("isolator_opened", T0)
     await bus.publish([opened], timeout_s=10)
@@ -219,7 +194,7 @@ async def test_an_isolator_found_open_raises_one_urgent_alarm_for_the_sites_acco
 
 
 async def test_device_alarms_are_suppressed_while_their_gateway_is_offline(
-    bus: InProcessBus, service: AlertService, clock: Clock
+    bus: InProcessBus, service: AlertService, clock: SetClock
 ) -> None:
     au = Scope.of_region(Region.AU)
     await bus.publish([_device("inv1", "faulty", T0)], timeout_s=10)
@@ -245,7 +220,7 @@ async def test_device_alarms_are_suppressed_while_their_gateway_is_offline(
 
 
 async def test_offline_raises_after_its_minutes_of_clock_time_and_never_for_a_sleeper(
-    bus: InProcessBus, pool: Pool, clock: Clock
+    bus: InProcessBus, pool: Pool, clock: SetClock
 ) -> None:
     au = Scope.of_region(Region.AU)
     await bus.publish(
@@ -333,7 +308,7 @@ def _telemetry(seq: int, *samples: tuple[str, str, datetime, float]) -> Event:
 
 
 async def test_stored_voltages_raise_and_clear_after_their_delays_across_a_restart(
-    bus: InProcessBus, pool: Pool, clock: Clock
+    bus: InProcessBus, pool: Pool, clock: SetClock
 ) -> None:
     # grid-overvoltage in au (base.yaml): above 253 V for 600 s raises; below 250 V
     # (253 - deadband 3) for 300 s clears; only a meter's grid_l1_v.
@@ -490,7 +465,7 @@ async def test_no_production_through_a_sunny_midday_raises_and_production_clears
 
 
 async def test_an_isolator_opened_at_night_waits_for_the_sites_sunrise(
-    bus: InProcessBus, service: AlertService, clock: Clock
+    bus: InProcessBus, service: AlertService, clock: SetClock
 ) -> None:
     # Sydney, 2 March 2026: sunrise about 06:50 AEDT (19:50 UTC on 1 March).
     au = Scope.of_region(Region.AU)
@@ -563,7 +538,7 @@ def _work_order(number: int, status: str, on_site: bool, at: datetime) -> Event:
 
 
 async def test_a_site_is_out_of_service_while_any_technician_is_on_it(
-    bus: InProcessBus, service: AlertService, clock: Clock
+    bus: InProcessBus, service: AlertService, clock: SetClock
 ) -> None:
     au = Scope.of_region(Region.AU)
     await bus.publish([_device("inv1", "faulty", T0)], timeout_s=10)

@@ -24,12 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
 from uuid import uuid4
 
 import pytest
 
-from cloud.adapters.postgres import create_pool
 from cloud.billing import (
     BillingService,
     BillsReader,
@@ -38,16 +36,19 @@ from cloud.billing import (
     PaymentReceipt,
 )
 from cloud.bootstrap import create_billing_service
-from cloud.customers import CustomersService
 from cloud.events.invoices import InvoiceIssued, InvoiceOverdue
 from cloud.events.types import EnergyRevised
-from cloud.migrate import migrate
-from cloud.registry import RegistryService
 from cloud.scope import Scope
 from contracts.topics import Region
-from tests.integration.api_world import private_database
-from tests.integration.telemetry_world import Row, Store, add_devices, add_gateway
-from tests.integration.test_billing_cycle import IMPORT_WH, LOS_ANGELES, SCHEMAS, Clock, Q, _site
+from tests.integration.billing_world import (
+    billing_store,
+    db_rows,
+    document_numbers,
+    seed_us_sites,
+    site_accounts,
+)
+from tests.integration.telemetry_world import Row, Store
+from tests.integration.test_billing_cycle import IMPORT_WH, LOS_ANGELES, Clock, Q
 
 pytestmark = pytest.mark.integration
 
@@ -85,41 +86,19 @@ def _rows(device: int, low: bool) -> tuple[list[Row], list[Row]]:
 
 @pytest.fixture(scope="module")
 def world(postgres_server_url: str) -> Iterator[World]:
-    with private_database(postgres_server_url) as url:
-        migrate(url, backend="plain", schemas=SCHEMAS)
-        pool = create_pool(url, name="test-accounts", max_size=4)
-        try:
-            yield _world(Store(pool, "plain"))
-        finally:
-            pool.close()
+    with billing_store(postgres_server_url, "test-accounts") as (_, store):
+        yield _world(store)
 
 
 def _world(store: Store) -> World:
-    registry, customers = RegistryService(store.pool), CustomersService(store.pool)
-    sites: dict[str, int] = {}
-    withheld: list[Row] = []
-    for k, name in enumerate(NAMES):
-        serial = f"SYS-{name.upper()}"
-        sites[name] = _site(
-            registry, customers, Region.US, "America/Los_Angeles", "us-ppa-esc29", "CA",
-            (serial, None), "2026-10-29",
-        )  # fmt: skip
-        with store.pool.connection() as conn:
-            add_gateway(conn, f"gw-{name}", sites[name], "us", "America/Los_Angeles")
-            add_devices(conn, f"gw-{name}", {serial: 500 + k})
-        now, later = _rows(500 + k, low=name == "note")
-        store.write(now, date(2026, 12, 2))
-        withheld += later
-    store.catch_up(now=datetime(2026, 12, 2, tzinfo=UTC))
+    sites, withheld_by = seed_us_sites(
+        store, NAMES, 500, lambda name, device: _rows(device, low=name == "note")
+    )
+    withheld = [row for rows in withheld_by.values() for row in rows]
     clock = Clock(datetime(2026, 11, 2, 12, tzinfo=UTC))  # the same date in LA
     billing = create_billing_service(store.pool, clock=clock)
     assert len(billing.run_cycle(Region.US, OCTOBER, run_by="test").numbers) == len(NAMES)
-    accounts = {
-        name: _query(
-            store, "SELECT account_id FROM billing.invoices WHERE site_id = %s LIMIT 1", site
-        )[0][0]
-        for name, site in sites.items()
-    }
+    accounts = site_accounts(store, sites)
     # Site "prepaid" pays 20.00 before November is invoiced: 10.80 to October, 9.20 kept.
     prepay = PaymentReceipt(
         "bank", "tx-prepaid", accounts["prepaid"], D("20.00"), "USD",
@@ -136,24 +115,6 @@ def _world(store: Store) -> World:
     return World(store, billing, clock, accounts, sites)
 
 
-def _query(store: Store, query: str, *args: Any) -> list[tuple[Any, ...]]:
-    with store.pool.connection() as conn:
-        return conn.execute(query, args).fetchall()
-
-
-def _numbers(world: World, name: str, kind: str = "invoice") -> list[str]:
-    """The account's documents of ``kind``, oldest first."""
-    return [
-        r[0]
-        for r in _query(
-            world.store,
-            "SELECT number FROM billing.invoices WHERE account_id = %s AND kind = %s ORDER BY id",
-            world.accounts[name],
-            kind,
-        )
-    ]
-
-
 def _receipt(world: World, name: str, amount: str, reference: str, day: int = 5) -> PaymentReceipt:
     return PaymentReceipt(
         "bank",
@@ -166,7 +127,7 @@ def _receipt(world: World, name: str, amount: str, reference: str, day: int = 5)
 
 
 def test_the_cycles_issued_the_hand_computed_invoices(world: World) -> None:
-    grosses = _query(
+    grosses = db_rows(
         world.store,
         "SELECT site_id, first_day, gross FROM billing.invoices WHERE kind = 'invoice' ORDER BY id",
     )
@@ -183,7 +144,7 @@ def test_the_cycles_issued_the_hand_computed_invoices(world: World) -> None:
 
 
 def test_a_payment_is_allocated_across_two_invoices_oldest_first(world: World) -> None:
-    october, november = _numbers(world, "split")
+    october, november = document_numbers(world, "split")
     result = world.billing.record_payment(Region.US, _receipt(world, "split", "50.00", "tx-split"))
     assert result.recorded
     assert result.allocated == ((october, D("10.80")), (november, D("39.20")))
@@ -197,11 +158,11 @@ def test_the_same_provider_reference_twice_is_one_payment(world: World) -> None:
     assert world.billing.record_payment(Region.US, receipt).recorded
     again = world.billing.record_payment(Region.US, receipt)
     assert (again.recorded, again.allocated) == (False, ())
-    assert _query(
+    assert db_rows(
         world.store,
         "SELECT count(*), sum(amount) FROM billing.payments WHERE provider_reference = 'tx-twice'",
     ) == [(1, D("5.00"))]
-    (october, _) = _numbers(world, "twice")
+    (october, _) = document_numbers(world, "twice")
     assert world.billing.outstanding(october) == D("5.80")
 
 
@@ -220,7 +181,7 @@ def test_a_charge_through_the_local_provider_retried_is_recorded_once(world: Wor
 
 
 def test_a_credit_left_by_a_payment_settles_the_next_invoice_issued(world: World) -> None:
-    october, november = _numbers(world, "prepaid")
+    october, november = document_numbers(world, "prepaid")
     assert world.billing.outstanding(october) == D("0.00")
     assert world.billing.outstanding(november) == D("98.95")  # 108.15 - (20.00 - 10.80)
     assert world.billing.balance(world.accounts["prepaid"]) == {"USD": D("98.95")}
@@ -231,9 +192,9 @@ def test_the_same_payment_recorded_twice_at_once_is_one_payment(world: World) ->
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda _: world.billing.record_payment(Region.US, receipt), [1, 2]))
     assert sorted(r.recorded for r in results) == [False, True]
-    (october, _) = _numbers(world, "race")
+    (october, _) = document_numbers(world, "race")
     assert world.billing.outstanding(october) == D("3.80")  # 10.80 - 7.00
-    assert _query(
+    assert db_rows(
         world.store,
         "SELECT count(*) FROM billing.allocations a JOIN billing.payments p"
         " ON p.id = a.payment_id WHERE p.provider_reference = 'tx-race'",
@@ -241,9 +202,9 @@ def test_the_same_payment_recorded_twice_at_once_is_one_payment(world: World) ->
 
 
 def test_a_credit_note_reduces_the_outstanding_of_the_invoice_it_names(world: World) -> None:
-    (_, november) = _numbers(world, "note")
-    (note,) = _numbers(world, "note", "credit_note")
-    (payload,) = _query(
+    (_, november) = document_numbers(world, "note")
+    (note,) = document_numbers(world, "note", "credit_note")
+    (payload,) = db_rows(
         world.store, "SELECT payload FROM billing.outbox WHERE payload->>'number' = %s", note
     )
     issued = InvoiceIssued.model_validate(payload[0])
@@ -253,18 +214,18 @@ def test_a_credit_note_reduces_the_outstanding_of_the_invoice_it_names(world: Wo
 
 
 def test_a_cancelled_paid_invoice_becomes_credit_for_the_next_one(world: World) -> None:
-    october, november = _numbers(world, "cancel")
+    october, november = document_numbers(world, "cancel")
     world.billing.record_payment(Region.US, _receipt(world, "cancel", "10.80", "tx-cancel"))
     assert world.billing.outstanding(october) == D("0.00")
     number = world.billing.cancel(october, "meter misconfigured", "ops@example.com")
-    (row,) = _query(
+    (row,) = db_rows(
         world.store,
         "SELECT c.kind, c.gross, r.number, r.state FROM billing.invoices c"
         " JOIN billing.invoices r ON r.id = c.reference_id WHERE c.number = %s",
         number,
     )
     assert row == ("cancellation", D("10.80"), october, "cancelled")
-    (payload,) = _query(
+    (payload,) = db_rows(
         world.store, "SELECT payload FROM billing.outbox WHERE payload->>'number' = %s", number
     )
     assert (payload[0]["kind"], payload[0]["reference_number"]) == ("cancellation", october)
@@ -277,7 +238,7 @@ def test_a_cancelled_paid_invoice_becomes_credit_for_the_next_one(world: World) 
 
 def test_a_statement_closes_at_the_hand_computed_balance(world: World) -> None:
     account = world.accounts["split"]
-    if not _query(
+    if not db_rows(
         world.store, "SELECT 1 FROM billing.payments WHERE provider_reference = 'tx-split'"
     ):
         world.billing.record_payment(Region.US, _receipt(world, "split", "50.00", "tx-split"))
@@ -297,7 +258,7 @@ def test_a_statement_closes_at_the_hand_computed_balance(world: World) -> None:
 def _overdue_events(world: World, number: str) -> list[InvoiceOverdue]:
     return [
         InvoiceOverdue.model_validate(r[0])
-        for r in _query(
+        for r in db_rows(
             world.store,
             "SELECT payload FROM billing.outbox WHERE name = 'invoice.overdue'"
             " AND payload->>'number' = %s ORDER BY id",
@@ -307,7 +268,7 @@ def _overdue_events(world: World, number: str) -> list[InvoiceOverdue]:
 
 
 def test_an_overdue_reminder_is_emitted_once_per_level(world: World) -> None:
-    october, november = _numbers(world, "overdue")
+    october, november = document_numbers(world, "overdue")
     overdue = [r.number for r in world.billing.overdue(Region.US, date(2026, 11, 17))]
     assert october in overdue
     assert november not in overdue
@@ -346,8 +307,8 @@ def test_the_portals_reader_shows_each_account_its_documents_balance_and_payment
     reader = BillsReader(world.store.pool)
     note, prepaid = world.accounts["note"], world.accounts["prepaid"]
     own = Scope.of_account(Region.US, note)
-    october, november = _numbers(world, "note")
-    (credit,) = _numbers(world, "note", "credit_note")
+    october, november = document_numbers(world, "note")
+    (credit,) = document_numbers(world, "note", "credit_note")
     docs = reader.documents(note, scope=own)
     assert [(d.number, d.kind, d.gross, d.outstanding, d.reference) for d in docs] == [
         (credit, "credit_note", D("3.45"), D("0"), november),

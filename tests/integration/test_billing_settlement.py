@@ -26,14 +26,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
 from typer.testing import CliRunner
 
-from cloud.adapters.postgres import create_pool
 from cloud.billing import (
     BillingService,
     LocalPaymentProvider,
@@ -44,15 +42,18 @@ from cloud.billing import (
     run_reminders_daily,
 )
 from cloud.bootstrap import create_billing_service, region_zone
-from cloud.customers import CustomersService
 from cloud.events.types import EnergyRevised
-from cloud.migrate import migrate
-from cloud.registry import RegistryService
 from contracts.topics import Region
 from potr.cli import app
-from tests.integration.api_world import private_database
-from tests.integration.telemetry_world import Row, Store, add_devices, add_gateway
-from tests.integration.test_billing_cycle import IMPORT_WH, LOS_ANGELES, SCHEMAS, Q, _site
+from tests.integration.billing_world import (
+    billing_store,
+    db_rows,
+    document_numbers,
+    seed_us_sites,
+    site_accounts,
+)
+from tests.integration.telemetry_world import Row, Store
+from tests.integration.test_billing_cycle import IMPORT_WH, LOS_ANGELES, Q
 from tests.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -109,61 +110,21 @@ def _rows(device: int, odd: tuple[date, float] | None) -> tuple[list[Row], list[
 
 @pytest.fixture(scope="module")
 def world(postgres_server_url: str) -> Iterator[World]:
-    with private_database(postgres_server_url) as url:
-        migrate(url, backend="plain", schemas=SCHEMAS)
-        pool = create_pool(url, name="test-settlement", max_size=4)
-        try:
-            yield _world(url, Store(pool, "plain"))
-        finally:
-            pool.close()
+    with billing_store(postgres_server_url, "test-settlement") as (url, store):
+        yield _world(url, store)
 
 
 def _world(url: str, store: Store) -> World:
-    registry, customers = RegistryService(store.pool), CustomersService(store.pool)
-    sites: dict[str, int] = {}
-    withheld: dict[str, list[Row]] = {}
-    for k, name in enumerate(NAMES):
-        serial = f"SYS-{name.upper()}"
-        sites[name] = _site(
-            registry, customers, Region.US, "America/Los_Angeles", "us-ppa-esc29", "CA",
-            (serial, None), "2026-10-29",
-        )  # fmt: skip
-        with store.pool.connection() as conn:
-            add_gateway(conn, f"gw-{name}", sites[name], "us", "America/Los_Angeles")
-            add_devices(conn, f"gw-{name}", {serial: 700 + k})
-        now, withheld[name] = _rows(700 + k, ODD_DAYS.get(name))
-        store.write(now, date(2026, 12, 2))
-    store.catch_up(now=datetime(2026, 12, 2, tzinfo=UTC))
+    sites, withheld = seed_us_sites(
+        store, NAMES, 700, lambda name, device: _rows(device, ODD_DAYS.get(name))
+    )
     clock = Clock(datetime(2026, 11, 2, 12, tzinfo=UTC))
     billing = create_billing_service(store.pool, clock=clock)
     assert len(billing.run_cycle(Region.US, OCTOBER, run_by="test").numbers) == len(NAMES)
     clock.at = datetime(2026, 12, 2, 12, tzinfo=UTC)
     assert len(billing.run_cycle(Region.US, NOVEMBER, run_by="test").numbers) == len(NAMES)
-    accounts = {
-        name: _query(
-            store, "SELECT account_id FROM billing.invoices WHERE site_id = %s LIMIT 1", site
-        )[0][0]
-        for name, site in sites.items()
-    }
+    accounts = site_accounts(store, sites)
     return World(url, store, billing, clock, accounts, sites, withheld)
-
-
-def _query(store: Store, query: str, *args: Any) -> list[tuple[Any, ...]]:
-    with store.pool.connection() as conn:
-        return conn.execute(query, args).fetchall()
-
-
-def _numbers(world: World, name: str, kind: str = "invoice") -> list[str]:
-    """The account's documents of ``kind``, oldest first."""
-    return [
-        r[0]
-        for r in _query(
-            world.store,
-            "SELECT number FROM billing.invoices WHERE account_id = %s AND kind = %s ORDER BY id",
-            world.accounts[name],
-            kind,
-        )
-    ]
 
 
 def _true_up(world: World, name: str) -> None:
@@ -198,7 +159,7 @@ async def test_the_daily_job_reminds_once_a_day_from_the_hour_on_the_regions_clo
 ) -> None:
     """Site ``remind``'s October invoice (10.80) is due 16 November: 7 days overdue on
     23 November, Los Angeles time. The job runs at 09:00 there."""
-    (october, _) = _numbers(world, "remind")
+    (october, _) = document_numbers(world, "remind")
     assert region_zone(Region.US) == ZoneInfo("America/Los_Angeles")
     clock = Clock(datetime(2026, 11, 23, 7, 30, tzinfo=UTC))  # 22 Nov 23:30 in LA
     runs = Runs(world.billing)
@@ -232,7 +193,7 @@ async def test_the_daily_job_reminds_once_a_day_from_the_hour_on_the_regions_clo
     finally:
         stop.set()
         await asyncio.wait_for(job, 5)
-    (count,) = _query(
+    (count,) = db_rows(
         world.store,
         "SELECT count(*) FROM billing.outbox WHERE name = 'invoice.overdue'"
         " AND payload->>'number' = %s",
@@ -285,13 +246,13 @@ def test_a_credit_is_refunded_once_per_key_and_never_beyond_what_is_held(world: 
         ("refund", D("11.05")),
     ]
     assert december.closing == D("0.00")
-    assert _query(
+    assert db_rows(
         world.store,
         "SELECT count(*), sum(amount) FROM billing.refunds WHERE account_id = %s",
         account,
     ) == [(2, D("31.05"))]
     # Each went out through billing's outbox, for SAP: one event per payment and refund.
-    moved = _query(
+    moved = db_rows(
         world.store,
         "SELECT name, payload->>'amount', payload->>'reference' FROM billing.outbox"
         " WHERE name LIKE 'payment.%%' AND payload->>'account_id' = %s ORDER BY id",
@@ -310,7 +271,7 @@ def _documents(world: World, name: str) -> list[tuple[str, str, Decimal, str | N
     """(number, kind, gross, number of the document it corrects, state), in issue order."""
     return [
         tuple(r)  # type: ignore[misc]
-        for r in _query(
+        for r in db_rows(
             world.store,
             "SELECT i.number, i.kind, i.gross, r.number, i.state FROM billing.invoices i"
             " LEFT JOIN billing.invoices r ON r.id = i.reference_id"
@@ -321,7 +282,7 @@ def _documents(world: World, name: str) -> list[tuple[str, str, Decimal, str | N
 
 
 def _events(world: World, numbers: Sequence[str]) -> list[tuple[str, str, str]]:
-    rows = _query(
+    rows = db_rows(
         world.store,
         "SELECT payload->>'kind', payload->>'gross', payload->>'reference_number'"
         " FROM billing.outbox WHERE name = 'invoice.issued' AND payload->>'number' = ANY(%s)"
@@ -337,8 +298,8 @@ def test_an_invoice_with_a_credit_note_is_reversed_document_by_document(world: W
     which pays the November invoice's 106.35 and the 3.45 reversal. October's 10.80 is
     still owed, and nothing else."""
     _true_up(world, "credit")
-    october, november = _numbers(world, "credit")
-    (note,) = _numbers(world, "credit", "credit_note")
+    october, november = document_numbers(world, "credit")
+    (note,) = document_numbers(world, "credit", "credit_note")
     assert world.billing.outstanding(november) == D("106.35")
     world.clock.at = datetime(2026, 12, 7, 12, tzinfo=UTC)
     cancellation = world.billing.cancel(november, "wrong tariff zone", "ops@example.com")
@@ -382,8 +343,8 @@ def test_an_invoice_with_a_debit_note_paid_in_part_leaves_the_payment_as_credit(
                           datetime(2026, 12, 5, 1, tzinfo=UTC))  # fmt: skip
     world.billing.record_payment(Region.US, paid)
     _true_up(world, "debit")
-    october, november = _numbers(world, "debit")
-    (note,) = _numbers(world, "debit", "debit_note")
+    october, november = document_numbers(world, "debit")
+    (note,) = document_numbers(world, "debit", "debit_note")
     assert world.billing.outstanding(note) == D("3.60")  # 24 kWh * 0.15
     world.clock.at = datetime(2026, 12, 7, 12, tzinfo=UTC)
     cancellation = world.billing.cancel(november, "customer moved out", "ops@example.com")

@@ -12,41 +12,30 @@ command, so nothing reached it before.
 from __future__ import annotations
 
 import asyncio
-import queue
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import orjson
 import pytest
 
-from cloud.adapters.mqtt import InboundMessage, MqttConsumer, MqttOptions
-from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
-from cloud.bootstrap import cloud_events, create_tracker, open_config_service
+from cloud.bootstrap import cloud_events
 from cloud.config import (
     CommandIn,
     ConfigIn,
-    ConfigService,
-    ConfigSettings,
-    ConfigTracker,
     RollbackIn,
     run_config_loops,
-    write_key_file,
 )
 from cloud.events.bus import InProcessBus
 from cloud.events.outbox import Event
 from cloud.events.workorders import WorkOrderChanged, workorder_event_name
-from cloud.migrate import migrate
 from contracts.messages import ProfileRef
 from contracts.timeutil import utc_now
-from contracts.topics import Kind, Region, topic
+from contracts.topics import Region
+from tests.integration.config_harness import FakeGateway, Stack, config_stack
 from tests.integration.test_config_service import _birth
 
 pytestmark = pytest.mark.integration
-Pool = ConnectionPool[Connection[Any]]
 
 GW = "gw-hold-1"
 OTHER = "gw-hold-2"
@@ -54,76 +43,18 @@ INV = "SN-INV-1"
 PROFILE = ProfileRef.model_validate({"id": "au-4777", "region": "au", "version": 1})
 
 
-@dataclass
-class Stack:
-    pool: Pool
-    service: ConfigService
-    tracker: ConfigTracker
-    mqtt: MqttOptions
-
-
 @pytest.fixture
 def stack(database_url: str, mosquitto_url: str, tmp_path: Path) -> Iterator[Stack]:
-    migrate(database_url)
-    key_file = tmp_path / "cloud.pem"
-    write_key_file(key_file, demo=True)
-    settings = ConfigSettings(
-        database_url=database_url,
-        mqtt_url=mosquitto_url,
-        signing_key_file=key_file,
-        command_expiry_grace_s=0,
-        config_publish_timeout_s=5,
-    )
-    pool = create_pool(database_url, max_size=8, name="test-config-holds")
-    try:
-        with open_config_service(settings, pool, connect_timeout_s=10) as (service, connected):
-            assert connected
-            tracker = create_tracker(settings, pool)
-            for gateway_id in (GW, OTHER):
-                tracker.apply_birth(uuid.uuid4(), "au", utc_now(), _birth(gateway_id))
-            endpoint = settings.mqtt
-            yield Stack(
-                pool, service, tracker, MqttOptions(endpoint.host, endpoint.port, client_id="x")
-            )
-    finally:
-        pool.close()
-
-
-class FakeGateway:
-    """Subscribes to GW's cmd and config topics; messages land in a queue."""
-
-    def __init__(self, options: MqttOptions) -> None:
-        self.messages: queue.Queue[InboundMessage] = queue.Queue()
-        self._consumer = MqttConsumer(
-            MqttOptions(
-                options.host,
-                options.port,
-                client_id=f"fake-{uuid.uuid4().hex[:8]}",
-                session_expiry_s=0,
-            ),
-            [topic(Region.AU, GW, Kind.CMD), topic(Region.AU, GW, Kind.CONFIG)],
-            self._receive,
-        )
-
-    def _receive(self, message: InboundMessage) -> None:
-        self._consumer.ack(message)
-        self.messages.put(message)
-
-    def __enter__(self) -> FakeGateway:
-        self._consumer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._consumer.stop()
-
-    def next(self, within_s: float = 10.0) -> tuple[str, dict[str, Any]]:
-        message = self.messages.get(timeout=within_s)
-        return message.topic.rsplit("/", 1)[-1], orjson.loads(message.payload)
+    births = [_birth(GW), _birth(OTHER)]
+    with config_stack(
+        database_url, mosquitto_url, tmp_path, pool_name="test-config-holds", births=births
+    ) as stack:
+        yield stack
 
 
 @pytest.fixture
 def gateway(stack: Stack) -> Iterator[FakeGateway]:
-    with FakeGateway(stack.mqtt) as gw:
+    with FakeGateway(stack.mqtt, GW, f"fake-{uuid.uuid4().hex[:8]}") as gw:
         yield gw
 
 

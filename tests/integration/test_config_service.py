@@ -11,71 +11,48 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import queue
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from cloud.adapters.mqtt import InboundMessage, MqttConsumer, MqttOptions, MqttPublisher
-from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
+from cloud.adapters.mqtt import MqttOptions, MqttPublisher
 from cloud.bootstrap import (
     cloud_events,
     create_api,
     create_config_service,
-    create_tracker,
-    open_config_service,
 )
 from cloud.config import (
     CommandIn,
     ConfigIn,
-    ConfigService,
-    ConfigSettings,
-    ConfigTracker,
     RefusedError,
     RollbackIn,
     SigningKeyError,
-    public_key_path,
     run_config_loops,
-    write_key_file,
 )
 from cloud.events.bus import InProcessBus
 from cloud.events.outbox import Event, emit
 from cloud.events.runtime import BusSettings, EventRuntime
 from cloud.events.types import GatewayBirth, gateway_birth_event
 from cloud.ingest import announce
-from cloud.migrate import migrate
 from contracts.control import ReplayGuard, config_hash, verify_command, verify_config
 from contracts.messages import AckStatus, CmdAck, DeviceInfo, ProfileRef
-from contracts.signing import TrustedKeys
 from contracts.timeutil import utc_now
-from contracts.topics import Kind, Region, topic
+from contracts.topics import Region
 from tests.api_tokens import api_settings, bearer
+from tests.integration.config_harness import FakeGateway, Stack, config_stack
 from tests.waiting import until
 
 pytestmark = pytest.mark.integration
-Pool = ConnectionPool[Connection[Any]]
 
 GW = "gw-config-1"
 INV = "SN-INV-1"
 PROFILE = {"id": "au-4777", "region": "au", "version": 1}
-
-
-@dataclass
-class Stack:
-    settings: ConfigSettings
-    pool: Pool
-    service: ConfigService
-    tracker: ConfigTracker
-    trusted: TrustedKeys
-    mqtt: MqttOptions
 
 
 def _birth(gateway_id: str = GW) -> GatewayBirth:
@@ -100,65 +77,15 @@ def _birth(gateway_id: str = GW) -> GatewayBirth:
 
 @pytest.fixture
 def stack(database_url: str, mosquitto_url: str, tmp_path: Path) -> Iterator[Stack]:
-    migrate(database_url)
-    key_file = tmp_path / "cloud.pem"
-    write_key_file(key_file, demo=True)
-    settings = ConfigSettings(
-        database_url=database_url,
-        mqtt_url=mosquitto_url,
-        signing_key_file=key_file,
-        command_expiry_grace_s=0,
-        config_publish_timeout_s=5,
-    )
-    pool = create_pool(database_url, max_size=8, name="test-config")
-    try:
-        with open_config_service(settings, pool, connect_timeout_s=10) as (service, connected):
-            assert connected
-            tracker = create_tracker(settings, pool)
-            tracker.apply_birth(uuid.uuid4(), "au", utc_now(), _birth())
-            endpoint = settings.mqtt
-            yield Stack(
-                settings,
-                pool,
-                service,
-                tracker,
-                TrustedKeys.from_pems([public_key_path(key_file).read_bytes()]),
-                MqttOptions(endpoint.host, endpoint.port, client_id="unused"),
-            )
-    finally:
-        pool.close()
-
-
-class FakeGateway:
-    """Subscribes to one gateway's cmd and config topics; messages land in a queue."""
-
-    def __init__(self, options: MqttOptions, name: str) -> None:
-        self.messages: queue.Queue[InboundMessage] = queue.Queue()
-        self._consumer = MqttConsumer(
-            MqttOptions(options.host, options.port, client_id=name, session_expiry_s=0),
-            [topic(Region.AU, GW, Kind.CMD), topic(Region.AU, GW, Kind.CONFIG)],
-            self._receive,
-        )
-
-    def _receive(self, message: InboundMessage) -> None:
-        self._consumer.ack(message)
-        self.messages.put(message)
-
-    def __enter__(self) -> FakeGateway:
-        self._consumer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._consumer.stop()
-
-    def next(self, within_s: float = 10.0) -> tuple[str, dict[str, Any]]:
-        message = self.messages.get(timeout=within_s)
-        return message.topic.rsplit("/", 1)[-1], orjson.loads(message.payload)
+    with config_stack(
+        database_url, mosquitto_url, tmp_path, pool_name="test-config", births=[_birth()]
+    ) as stack:
+        yield stack
 
 
 @pytest.fixture
 def gateway(stack: Stack) -> Iterator[FakeGateway]:
-    with FakeGateway(stack.mqtt, f"fake-{uuid.uuid4().hex[:8]}") as gw:
+    with FakeGateway(stack.mqtt, GW, f"fake-{uuid.uuid4().hex[:8]}") as gw:
         yield gw
 
 
@@ -491,7 +418,7 @@ def _set(stack: Stack, v_ref: float) -> int:
 
 
 def _retained_config(stack: Stack) -> dict[str, Any]:
-    with FakeGateway(stack.mqtt, f"late-{uuid.uuid4().hex[:8]}") as late:
+    with FakeGateway(stack.mqtt, GW, f"late-{uuid.uuid4().hex[:8]}") as late:
         kind, raw = late.next()
     assert kind == "config"
     return raw

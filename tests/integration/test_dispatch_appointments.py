@@ -14,15 +14,13 @@ and later do not fit), the first windows are Thursday 08-10, 10-12, 12-14.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
-from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
+from cloud.adapters.postgres import Connection, ConnectionPool
 from cloud.dispatch import AppointmentRefused, DispatchService, FilesystemPhotoStorage
 from cloud.dispatch import flow_repository as flow_repo
 from cloud.dispatch.errors import RefusedError
@@ -43,7 +41,7 @@ from cloud.events.workorders import WorkOrderChanged
 from cloud.notify import plan_workorder_notices
 from cloud.scope import Scope
 from contracts.topics import Region
-from tests.integration.api_world import migrated_database
+from tests.integration.dispatch_world import TickingClock, clock_fixture, database_fixtures
 
 pytestmark = pytest.mark.integration
 
@@ -63,37 +61,14 @@ def _sydney(day: int, hour: int) -> datetime:
     return datetime(2026, 3, day, hour, tzinfo=UTC) - timedelta(hours=11)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
-
-
-@pytest.fixture(scope="module")
-def migrated_url(postgres_server_url: str) -> Iterator[str]:
-    with migrated_database(postgres_server_url, "dispatch") as url:
-        yield url
+clock = clock_fixture(TickingClock, T0)
+migrated_url, pool = database_fixtures(
+    "dispatch", TABLES, max_size=2, name="test-dispatch-appointments"
+)
 
 
 @pytest.fixture
-def pool(migrated_url: str) -> Iterator[Pool]:
-    with psycopg.connect(migrated_url) as conn:
-        conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
-    pool = create_pool(migrated_url, max_size=2, name="test-dispatch-appointments")
-    yield pool
-    pool.close()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def service(pool: Pool, clock: Clock, tmp_path: Path) -> DispatchService:
+def service(pool: Pool, clock: TickingClock, tmp_path: Path) -> DispatchService:
     service = DispatchService(pool, clock=clock, photos=FilesystemPhotoStorage(tmp_path))
     reg = GatewayRegistration(
         gateway_id="gw-au-7",
@@ -179,7 +154,7 @@ def _events(pool: Pool, name: str) -> list[Event]:
 
 
 def test_offer_confirm_book_reschedule_and_remind(
-    pool: Pool, service: DispatchService, clock: Clock
+    pool: Pool, service: DispatchService, clock: TickingClock
 ) -> None:
     job = _job(service)
 
@@ -241,7 +216,7 @@ def test_offer_confirm_book_reschedule_and_remind(
 
 
 def test_a_confirmation_too_close_to_the_window_is_refused(
-    service: DispatchService, clock: Clock
+    service: DispatchService, clock: TickingClock
 ) -> None:
     job = _job(service)
     service.offer(job)

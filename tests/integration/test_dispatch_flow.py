@@ -14,16 +14,14 @@ hours (the clear-sky model clips at nameplate), so 2,000 Wh in 31 minutes is at 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
-from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
+from cloud.adapters.postgres import Connection, ConnectionPool
 from cloud.bootstrap import cloud_events
 from cloud.dispatch import DispatchService, FilesystemPhotoStorage, FlowSettings, WorkOrder
 from cloud.dispatch.checklists import load_checklists
@@ -48,7 +46,7 @@ from cloud.events.types import (
 )
 from cloud.scope import Scope
 from contracts.topics import Region
-from tests.integration.api_world import migrated_database
+from tests.integration.dispatch_world import TickingClock, clock_fixture, database_fixtures
 
 pytestmark = pytest.mark.integration
 
@@ -67,37 +65,12 @@ TABLES = (
 )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)  # every step a distinct, increasing instant
-        return self.now
-
-
-@pytest.fixture(scope="module")
-def migrated_url(postgres_server_url: str) -> Iterator[str]:
-    with migrated_database(postgres_server_url, "dispatch") as url:
-        yield url
+clock = clock_fixture(TickingClock, T0)
+migrated_url, pool = database_fixtures("dispatch", TABLES, max_size=4, name="test-dispatch-flow")
 
 
 @pytest.fixture
-def pool(migrated_url: str) -> Iterator[Pool]:
-    with psycopg.connect(migrated_url) as conn:
-        conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
-    pool = create_pool(migrated_url, max_size=4, name="test-dispatch-flow")
-    yield pool
-    pool.close()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def service(pool: Pool, clock: Clock, tmp_path: Path) -> DispatchService:
+def service(pool: Pool, clock: TickingClock, tmp_path: Path) -> DispatchService:
     return DispatchService(
         pool,
         clock=clock,
@@ -260,7 +233,7 @@ def _work_it(service: DispatchService, order: WorkOrder) -> WorkOrder:
 
 # -- the flow ------------------------------------------------------------------------------
 async def test_an_isolator_tripped_twice_is_assigned_repaired_verified_closed_and_reopened(
-    pool: Pool, service: DispatchService, clock: Clock
+    pool: Pool, service: DispatchService, clock: TickingClock
 ) -> None:
     trips = [
         _alarm("alert.raised", 101, T0 - timedelta(hours=3), active=True),

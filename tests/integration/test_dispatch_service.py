@@ -7,15 +7,13 @@ injected clock; photos go to a real directory."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
-from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
+from cloud.adapters.postgres import Connection, ConnectionPool
 from cloud.bootstrap import cloud_events
 from cloud.dispatch import (
     ConflictError,
@@ -33,7 +31,7 @@ from cloud.events.bus import InProcessBus
 from cloud.events.types import GatewayRegistration, gateway_registration_event
 from cloud.scope import Scope
 from contracts.topics import Region
-from tests.integration.api_world import migrated_database
+from tests.integration.dispatch_world import TickingClock, database_fixtures
 
 pytestmark = pytest.mark.integration
 
@@ -51,28 +49,7 @@ TABLES = (
 )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)  # every step a distinct, increasing instant
-        return self.now
-
-
-@pytest.fixture(scope="module")
-def migrated_url(postgres_server_url: str) -> Iterator[str]:
-    with migrated_database(postgres_server_url, "dispatch") as url:
-        yield url
-
-
-@pytest.fixture
-def pool(migrated_url: str) -> Iterator[Pool]:
-    with psycopg.connect(migrated_url) as conn:
-        conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
-    pool = create_pool(migrated_url, max_size=4, name="test-dispatch-service")
-    yield pool
-    pool.close()
+migrated_url, pool = database_fixtures("dispatch", TABLES, max_size=4, name="test-dispatch-service")
 
 
 @pytest.fixture
@@ -83,7 +60,10 @@ def photo_root(tmp_path: Path) -> Path:
 @pytest.fixture
 def service(pool: Pool, photo_root: Path) -> DispatchService:
     return DispatchService(
-        pool, clock=Clock(), photos=FilesystemPhotoStorage(photo_root), max_photo_bytes=1024
+        pool,
+        clock=TickingClock(T0),
+        photos=FilesystemPhotoStorage(photo_root),
+        max_photo_bytes=1024,
     )
 
 

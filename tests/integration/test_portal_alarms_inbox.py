@@ -30,6 +30,7 @@ from contracts.topics import Region
 from tests.api_tokens import mint_token
 from tests.browser.live import serve_asgi
 from tests.integration.api_world import World, api_world, private_database
+from tests.integration.sse_frames import frames_of, next_event
 from tests.waiting import until_sync
 
 pytestmark = pytest.mark.integration
@@ -319,26 +320,6 @@ def test_the_inbox_under_another_regions_url_is_for_admins_only(world: World) ->
                 assert client.get("/ui/es/inbox/events").status_code == 404
 
 
-def _frames(lines: Iterator[str]) -> Iterator[dict[str, str]]:
-    """Server-sent events as {field: value}, comments skipped."""
-    frame: dict[str, str] = {}
-    for line in lines:
-        if not line:
-            if frame:
-                yield frame
-            frame = {}
-        elif not line.startswith(":"):
-            name, _, value = line.partition(": ")
-            frame[name] = value
-
-
-def _next(frames: Iterator[dict[str, str]], event: str) -> dict[str, str]:
-    for frame in frames:
-        if frame.get("event") == event:
-            return frame
-    raise AssertionError(f"the stream ended before a {event!r} event")
-
-
 def test_the_live_feed_streams_an_entry_posted_after_connecting(world: World) -> None:
     inbox = InboxService(world.pool)
     me = _user()
@@ -350,23 +331,23 @@ def test_the_live_feed_streams_an_entry_posted_after_connecting(world: World) ->
             with client.stream("GET", "/ui/au/inbox/events") as answer:
                 assert answer.status_code == 200
                 assert answer.headers["content-type"].startswith("text/event-stream")
-                frames = _frames(answer.iter_lines())
-                ready = _next(frames, "ready")
+                frames = frames_of(answer.iter_lines())
+                ready = next_event(frames, "ready")
                 inbox.post(me, _entry("Live news"))
-                entry = orjson.loads(_next(frames, "entry")["data"])
+                entry = orjson.loads(next_event(frames, "entry")["data"])
                 assert "Live news" in entry["html"]
                 assert entry["read"] is False
-                unread = _next(frames, "unread")
+                unread = next_event(frames, "unread")
                 assert unread["data"] == "1"
                 assert int(unread["id"]) > int(ready["id"])
             # Posted while away: a reconnect with the last id it saw gets it first.
             inbox.post(me, _entry("While away"))
             headers = {"last-event-id": unread["id"]}
             with client.stream("GET", "/ui/au/inbox/events", headers=headers) as answer:
-                frames = _frames(answer.iter_lines())
-                missed = orjson.loads(_next(frames, "entry")["data"])
+                frames = frames_of(answer.iter_lines())
+                missed = orjson.loads(next_event(frames, "entry")["data"])
                 assert "While away" in missed["html"]
-                assert _next(frames, "unread")["data"] == "2"
+                assert next_event(frames, "unread")["data"] == "2"
         # The client gone, its stream ends (and stops watching) at once.
         assert world.web is not None
         feed = world.web.inbox

@@ -45,6 +45,7 @@ from tests.integration.api_world import (
     private_database,
     seed_job,
 )
+from tests.integration.sse_frames import frames_of, next_event
 from tests.waiting import until_sync
 
 pytestmark = pytest.mark.integration
@@ -164,25 +165,6 @@ def test_the_board_filters_by_state_priority_technician_and_breach(world: World)
             assert "Not understood" in refused.text
 
 
-def _frames(lines: Iterator[str]) -> Iterator[dict[str, str]]:
-    frame: dict[str, str] = {}
-    for line in lines:
-        if not line:
-            if frame:
-                yield frame
-            frame = {}
-        elif not line.startswith(":"):
-            name, _, value = line.partition(": ")
-            frame[name] = value
-
-
-def _next(frames: Iterator[dict[str, str]], event: str) -> dict[str, str]:
-    for frame in frames:
-        if frame.get("event") == event:
-            return frame
-    raise AssertionError(f"the stream ended before a {event!r} event")
-
-
 def test_the_live_board_follows_a_change_made_through_the_service(world: World) -> None:
     service = _service(world)
     a = world.tenants["A"]
@@ -198,14 +180,14 @@ def test_the_live_board_follows_a_change_made_through_the_service(world: World) 
             url = f"/ui/au/dispatch/events?status=assigned&digest={digest.group(1)}"
             with client.stream("GET", url) as answer:
                 assert answer.headers["content-type"].startswith("text/event-stream")
-                frames = _frames(answer.iter_lines())
-                _next(frames, "ready")
+                frames = frames_of(answer.iter_lines())
+                next_event(frames, "ready")
                 # The page's board is the stream's: nothing is sent until a job changes.
                 service.act(
                     job, "assign", "E09", "operator", idempotency_key=_key(),
                     technician=a.employee,
                 )  # fmt: skip
-                board = _next(frames, "board")
+                board = next_event(frames, "board")
                 update = orjson.loads(board["data"])
                 assert job in _rows(update["html"])
                 assert board["id"] == update["digest"] != digest.group(1)

@@ -18,7 +18,6 @@ A second test proves a record that arrives after the data re-sums the stored day
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -26,15 +25,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import psycopg
 import pytest
 
 from cloud.adapters.postgres import Connection, ConnectionPool, create_pool
-from cloud.bootstrap import cloud_events, deliver_registry_events, run_ingest
+from cloud.bootstrap import cloud_events, deliver_registry_events
 from cloud.customers import CustomersService
 from cloud.events.bus import InProcessBus
 from cloud.events.relay import OutboxRelay
-from cloud.ingest import IngestSettings
 from cloud.migrate import migrate
 from cloud.portal.web.site_data import SiteData
 from cloud.registry import GatewayIn, RegistryService, Site, SiteIn
@@ -47,59 +44,31 @@ from contracts.metrics import metric
 from contracts.topics import Region
 from edge_agent.settings import AgentSettings
 from potr.servers.mosquitto import PrivateMosquitto
-from simulators.device_site import SYSTEM_METER_UNIT, DeviceSite, DeviceSiteSettings, DeviceSpec
+from simulators.device_site import DeviceSite
 from tests.integration.api_world import installation_in, private_database
 from tests.integration.harness import running_agent
+from tests.integration.system_meter_site import (
+    BATTERY,
+    GRID,
+    INVERTER,
+    SYSTEM,
+    WH_RES,
+    charge_then_discharge,
+    counters_after,
+    running_ingest,
+    system_meter_site,
+)
 from tests.integration.telemetry_world import Store, add_devices, add_gateway
-from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 
 Pool = ConnectionPool[Connection[Any]]
-NOON_SYDNEY = datetime(2024, 1, 10, 2, 0, tzinfo=UTC)  # 13:00 AEDT, clear sky
-INVERTER, GRID, BATTERY, SYSTEM = 1, 2, 3, SYSTEM_METER_UNIT
-STEP_S = 900
-STEP_H = STEP_S / 3600
-WH_RES = 1.0  # whole-Wh registers: a rise read from two of them is within 1 Wh
-COUNTERS = ("import_wh", "export_wh")
 IMPORT_WH, EXPORT_WH = metric("import_wh").id, metric("export_wh").id
-Counters = dict[str, float]
-
-
-def _stored_after(database_url: str, gateway: str, local_id: str, after: datetime) -> Counters:
-    """The first stored reading of the device taken after ``after`` with both counters;
-    {} if none yet."""
-    with psycopg.connect(database_url) as conn:
-        rows = conn.execute(
-            "SELECT r.ts, m.name, r.value FROM telemetry.readings r"
-            " JOIN ingest.device_keys k ON k.device_id = r.device_id"
-            " JOIN telemetry.metrics m ON m.id = r.metric_id"
-            " WHERE k.gateway_id = %s AND k.local_id = %s AND r.ts > %s"
-            " AND m.name = ANY(%s) ORDER BY r.ts",
-            (gateway, local_id, after, list(COUNTERS)),
-        ).fetchall()
-    by_ts: dict[datetime, Counters] = {}
-    for ts, name, value in rows:
-        by_ts.setdefault(ts, {})[name] = float(value)
-    return next((v for v in by_ts.values() if set(v) == set(COUNTERS)), {})
 
 
 @pytest.fixture
 async def sim() -> AsyncIterator[DeviceSite]:
-    settings = DeviceSiteSettings(
-        site_id=f"sums-{uuid.uuid4().hex[:6]}",
-        start_time=NOON_SYDNEY,
-        update_period_s=3600.0,  # the physics moves only when the test says
-        pv_capacity_w=3000.0,  # the battery's 5 kW can draw past the PV
-        devices=[
-            DeviceSpec(profile="sim-inverter-103", unit_id=INVERTER),
-            DeviceSpec(profile="sim-meter-203", unit_id=GRID),
-            DeviceSpec(profile="sim-battery", unit_id=BATTERY),
-        ],
-        system_meter=True,
-    )
-    async with DeviceSite(settings) as site:
-        site.pause_updates()
+    async with system_meter_site("sums") as site:
         yield site
 
 
@@ -186,60 +155,24 @@ async def test_a_sites_grid_figures_are_its_grid_meters_not_grid_plus_system(
     pool = create_pool(database_url, min_size=1, max_size=4, name="sums")
     try:
         site = await _site_with_its_record(pool, gateway, serials)
-        cloud = IngestSettings(
-            database_url=database_url,
-            mqtt_url=mosquitto.url,
-            mqtt_client_id=f"ingest-{uuid.uuid4().hex[:8]}",
-            stored_interval_s=0.2,
-        )
-
-        async def stored_after(unit: int, mark: datetime) -> Counters:
-            found: Counters = {}
-
-            async def check() -> bool:
-                nonlocal found
-                found = await asyncio.to_thread(
-                    _stored_after, database_url, gateway, serials[unit], mark
-                )
-                return bool(found)
-
-            await until(check, 15, f"unit {unit}'s counters read after {mark:%H:%M:%S.%f}")
-            return found
-
-        ingest_stop, ingest_ready = asyncio.Event(), asyncio.Event()
-        ingest = asyncio.create_task(run_ingest(cloud, ingest_stop, ready=ingest_ready))
-        try:
-            async with asyncio.timeout(20):
-                await ingest_ready.wait()
-            async with running_agent(_agent(gateway, mosquitto.url, sim.port, tmp_path / "b")):
-                # From the first reading of both meters on: nothing before it is paired.
-                first = {u: await stored_after(u, datetime.now(UTC)) for u in (GRID, SYSTEM)}
-                delivered = grid_in = grid_out = 0.0
-                for mode, pct in [(1, 100.0), (2, 60.0)]:  # charge past the PV, discharge
-                    point = "124.InWRte" if mode == 1 else "124.OutWRte"
-                    sim.set_point(BATTERY, point, pct)
-                    sim.set_point(BATTERY, "124.StorCtl_Mod", mode)
-                    sim.fast_forward(STEP_S)
-                    mark = datetime.now(UTC)  # a poll that starts later reads the new registers
-                    s = sim.state
-                    system_w, grid_w = s.pv_w + s.battery_w, s.load_w - s.pv_w - s.battery_w
-                    delivered += max(system_w, 0.0) * STEP_H
-                    grid_in += max(grid_w, 0.0) * STEP_H
-                    grid_out += max(-grid_w, 0.0) * STEP_H
-                last = {u: await stored_after(u, mark) for u in (GRID, SYSTEM)}
-                # The flow as the portal's site page reads it, while the agent still polls.
-                flow = await asyncio.to_thread(
-                    SiteData(
-                        RegistryService(pool), TelemetryReader(pool), device_states=lambda *_: {}
-                    ).flow,
-                    site,
-                    GatewayReach(),
-                    timedelta(minutes=10),
-                )
-                state = sim.state
-        finally:
-            ingest_stop.set()
-            await asyncio.wait_for(ingest, 20)
+        stored_after = counters_after(database_url, gateway, serials)
+        agent = _agent(gateway, mosquitto.url, sim.port, tmp_path / "b")
+        async with running_ingest(database_url, mosquitto.url), running_agent(agent):
+            # From the first reading of both meters on: nothing before it is paired.
+            first = {u: await stored_after(u, datetime.now(UTC)) for u in (GRID, SYSTEM)}
+            plant = charge_then_discharge(sim)  # charge past the PV, discharge
+            last = {u: await stored_after(u, plant.mark) for u in (GRID, SYSTEM)}
+            # The flow as the portal's site page reads it, while the agent still polls.
+            flow = await asyncio.to_thread(
+                SiteData(
+                    RegistryService(pool), TelemetryReader(pool), device_states=lambda *_: {}
+                ).flow,
+                site,
+                GatewayReach(),
+                timedelta(minutes=10),
+            )
+            state = sim.state
+        delivered, grid_in, grid_out = plant.delivered, plant.grid_in, plant.grid_out
 
         with pool.connection() as conn:
             RollupRefresher(store_backend(conn)).catch_up(conn)
