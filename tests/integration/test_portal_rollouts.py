@@ -32,6 +32,7 @@ from tests.integration.api_world import (
     private_world,
     profile,
 )
+from tests.integration.sse_frames import frames_of
 
 pytestmark = pytest.mark.integration
 
@@ -256,18 +257,6 @@ def test_a_refused_action_leaves_its_form_key_unused(world: World) -> None:
     assert calls == [1]
 
 
-def _frames(lines: Iterator[str]) -> Iterator[dict[str, str]]:
-    frame: dict[str, str] = {}
-    for line in lines:
-        if not line:
-            if frame:
-                yield frame
-            frame = {}
-        elif not line.startswith(":"):
-            name, _, value = line.partition(": ")
-            frame[name] = value
-
-
 def test_the_progress_follows_a_change_live(world: World) -> None:
     a = world.tenants["A"]
     rollout_id = _fresh_rollout(world, a)
@@ -282,7 +271,7 @@ def test_the_progress_follows_a_change_live(world: World) -> None:
             assert "state=running" in url
             with client.stream("GET", url) as answer:
                 assert answer.headers["content-type"].startswith("text/event-stream")
-                frames = _frames(answer.iter_lines())
+                frames = frames_of(answer.iter_lines())
                 assert next(frames)["event"] == "ready"
                 # Paused by another operator (through the service): the open page's
                 # progress shows it, and that its forms are now stale.
