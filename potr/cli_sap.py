@@ -116,8 +116,9 @@ def sap_status() -> None:
 def sap_requeue(
     region: Region | None = typer.Option(None, help="only this region's (default: all)"),
 ) -> None:
-    """Give dead-lettered documents and partners a new round of attempts (after the cause
-    — a closed posting period, a missing master record — was fixed in SAP)."""
+    """Give dead-lettered partners, documents, service orders and confirmations a new
+    round of attempts (after the cause — a closed posting period, a missing master
+    record — was fixed in SAP)."""
     from cloud.bootstrap import open_pool
     from cloud.sap.queue import requeue_dead
     from cloud.settings import DatabaseSettings
