@@ -32,13 +32,13 @@ LOCATION_NOTICE = LocationNotice(
             " acknowledgement at any time; your location is then no longer recorded."
         ),
         "es": (
-            "Cuando compartes tu ubicación, Power on the Roof registra dónde está tu"
-            " teléfono (latitud, longitud, precisión y hora) solo mientras estás de"
-            " servicio: dentro de tu horario, o mientras un trabajo tuyo está aceptado, en"
+            "Cuando comparte su ubicación, Power on the Roof registra dónde está su"
+            " teléfono (latitud, longitud, precisión y hora) solo mientras está de"
+            " servicio: dentro de su horario, o mientras un trabajo suyo está aceptado, en"
             " camino o en la instalación. En cualquier otro momento no se registra nada."
             " Despacho la usa para enviar al técnico más cercano a una avería. Las"
-            " posiciones se borran a los 7 días. Puedes retirar esta confirmación cuando"
-            " quieras; desde entonces tu ubicación deja de registrarse."
+            " posiciones se borran a los 7 días. Puede retirar esta confirmación cuando"
+            " quiera; desde entonces su ubicación deja de registrarse."
         ),
     },
 )
