@@ -92,6 +92,13 @@ _ERRORS: dict[int, str] = {
     503: "the service behind the gateway is unavailable",
     504: "the service behind the gateway did not answer in time",
 }
+#: What a person's browser gets instead on the web UI's paths when the gateway cannot
+#: reach a page's processes: a page, not the API's JSON.
+_PAGE_ERRORS: dict[int, str] = {
+    502: "The service did not answer. Please try again in a minute.",
+    503: "The service is unavailable just now. Please try again in a few minutes.",
+    504: "The service did not answer in time. Please try again in a minute.",
+}
 
 
 class GatewayConfigError(ValueError):
@@ -330,18 +337,34 @@ class GatewayConfig:
         ]
         for region in Region:
             lines += _proxy_location(self.region_path(region), f"potr_{region.value}")
-            lines += _proxy_location(self.ui_path(region), f"potr_{region.value}")
+            lines += _proxy_location(self.ui_path(region), f"potr_{region.value}", pages=True)
         for path in self.identity_paths:
             lines += _proxy_location(path, "potr_identity")
         portal = f"potr_{self.portal.value}"
         for path in PORTAL_PATHS:
-            lines += [f"    location = {path} {{", f"        proxy_pass http://{portal};", "    }"]
+            lines += [
+                f"    location = {path} {{",
+                f"        proxy_pass http://{portal};",
+                *_page_errors(),
+                "    }",
+            ]
         for path in PORTAL_PREFIXES:
-            lines += _proxy_location(path, portal)
+            lines += _proxy_location(path, portal, pages=True)
         lines += ["    location / {", "        return 404;", "    }"]
         for code, detail in _ERRORS.items():
             body = '{\\"detail\\":\\"' + detail + '\\"}'
             lines += [f"    location @potr_{code} {{", f'        return {code} "{body}";', "    }"]
+        for code, text in _PAGE_ERRORS.items():
+            page = (
+                "<!doctype html><html lang=en><meta charset=utf-8>"
+                f"<title>Power on the Roof</title><h1>Power on the Roof</h1><p>{text}</p></html>"
+            )
+            lines += [
+                f"    location @potr_page_{code} {{",
+                "        default_type text/html;",
+                f'        return {code} "{page}";',
+                "    }",
+            ]
         return [*lines, "}"]
 
 
@@ -349,12 +372,20 @@ _TEMP_PATHS = ("proxy", "fastcgi", "uwsgi", "scgi")
 _HOP_BY_HOP = ("Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "TE", "Trailer", "Upgrade")
 
 
-def _proxy_location(path: str, pool: str) -> list[str]:
+def _page_errors() -> list[str]:
+    # In a location, these replace the server's JSON answers for what the gateway itself
+    # answers (the processes' own error pages pass through: no proxy_intercept_errors).
+    return [f"        error_page {code} @potr_page_{code};" for code in _PAGE_ERRORS]
+
+
+def _proxy_location(path: str, pool: str, *, pages: bool = False) -> list[str]:
     # ``^~``: a prefix match that no regex location can override. The path without its
     # slash would otherwise get nginx's 301 to the path with it: nothing is there.
+    # ``pages``: the web UI's, whose gateway errors are pages (:data:`_PAGE_ERRORS`).
     return [
         f"    location ^~ {path} {{",
         f"        proxy_pass http://{pool};",
+        *(_page_errors() if pages else []),
         "    }",
         f"    location = {path.rstrip('/')} {{",
         "        return 404;",

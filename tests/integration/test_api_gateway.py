@@ -382,6 +382,23 @@ def _until_one(gateway: Gateway, method: str, path: str) -> tuple[list[httpx.Res
     pytest.fail("es-1 never got the request")
 
 
+def test_a_page_whose_processes_are_down_is_a_page_and_the_api_keeps_json(
+    es_pair: Gateway,
+) -> None:
+    # Only ES runs: AU's processes, and the portal's pages (AU is the portal region),
+    # are addresses where nothing listens, so the gateway answers itself.
+    with httpx.Client(base_url=es_pair.nginx.url) as client:
+        for path in ("/ui/au/sites/1", "/login", "/static/portal.css"):
+            page = client.get(path)
+            assert page.status_code == 502, path
+            assert page.headers["content-type"].startswith("text/html"), path
+            assert "Please try again in a minute." in page.text, path
+        api = client.get("/api/v1/au/sites/1")
+        assert api.status_code == 502
+        assert api.json() == {"detail": "no answer from the service behind the gateway"}
+        assert client.get("/ui/es/sites/1").json()["instance"] in {"es-1", "es-2"}
+
+
 @pytest.mark.chaos
 def test_a_get_whose_process_dies_mid_request_is_answered_by_the_other(
     es_pair: Gateway,

@@ -57,9 +57,7 @@ def test_each_regions_paths_go_to_its_own_pool_and_identitys_to_identity() -> No
 def test_each_regions_web_pages_go_to_its_own_pool() -> None:
     text = _config().render()
     for region in ("au", "us", "es"):
-        assert _block(text, f"location ^~ /ui/{region}/").strip() == (
-            f"proxy_pass http://potr_{region};"
-        )
+        assert _flat(_block(text, f"location ^~ /ui/{region}/")) == _page_pool(f"potr_{region}")
         # Without the slash: no page there, and no 301 from nginx to one.
         assert _block(text, f"location = /ui/{region}").strip() == "return 404;"
 
@@ -67,22 +65,33 @@ def test_each_regions_web_pages_go_to_its_own_pool() -> None:
 PORTAL_EXACT = ("/", "/login", "/pin-login", "/logout", "/language")
 
 
+def _page_pool(pool: str) -> str:
+    """A web-UI location's body: its pool, and the gateway's own errors as pages."""
+    errors = "".join(f"\n    error_page {c} @potr_page_{c};" for c in (502, 503, 504))
+    return f"proxy_pass http://{pool};{errors}"
+
+
+def _flat(block: str) -> str:
+    return "\n".join("    " + line.strip() if i else line.strip()
+                     for i, line in enumerate(block.strip().splitlines()))  # fmt: skip
+
+
 def test_sign_in_and_static_files_go_to_the_first_regions_pool_by_default() -> None:
     text = _config().render()  # POOLS lists au first
     for path in PORTAL_EXACT:
-        assert _block(text, f"location = {path}").strip() == "proxy_pass http://potr_au;"
-    assert _block(text, "location ^~ /static/").strip() == "proxy_pass http://potr_au;"
+        assert _flat(_block(text, f"location = {path}")) == _page_pool("potr_au")
+    assert _flat(_block(text, "location ^~ /static/")) == _page_pool("potr_au")
     assert _block(text, "location = /static").strip() == "return 404;"
     es_first = parse_region_upstreams(";".join(reversed(POOLS.split(";"))))
     text = _config(regions=es_first).render()
-    assert _block(text, "location = /login").strip() == "proxy_pass http://potr_es;"
+    assert _flat(_block(text, "location = /login")) == _page_pool("potr_es")
 
 
 def test_sign_in_and_static_files_go_to_the_portal_regions_pool_when_named() -> None:
     text = _config(portal_region=Region.US).render()
     for path in PORTAL_EXACT:
-        assert _block(text, f"location = {path}").strip() == "proxy_pass http://potr_us;"
-    assert _block(text, "location ^~ /static/").strip() == "proxy_pass http://potr_us;"
+        assert _flat(_block(text, f"location = {path}")) == _page_pool("potr_us")
+    assert _flat(_block(text, "location ^~ /static/")) == _page_pool("potr_us")
 
 
 def test_the_host_reaches_the_process_as_sent_port_included() -> None:
