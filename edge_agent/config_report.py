@@ -13,13 +13,17 @@ from typing import Any
 from device_profiles.schema import DeviceProfile
 
 __all__ = [
+    "UNANSWERING",
     "applied_body",
+    "device_outcome",
     "drift_body",
     "failed_body",
+    "pending_detail",
     "refused_body",
     "setting_for_point",
     "status_of",
     "to_json_value",
+    "without_pending_details",
 ]
 
 
@@ -36,7 +40,40 @@ def setting_for_point(profile: DeviceProfile, point: str) -> str:
 
 
 def status_of(devices: Mapping[str, str]) -> str:
-    return "applied" if all(s == "applied" for s in devices.values()) else "failed"
+    """``applied`` when every device applied, ``pending`` when the others wait for an
+    unreachable device to answer (decision 153), else ``failed``."""
+    if all(s == "applied" for s in devices.values()):
+        return "applied"
+    if all(s in ("applied", "pending") for s in devices.values()):
+        return "pending"
+    return "failed"
+
+
+#: Poller statuses of a device that does not answer (no answer is not a refusal).
+UNANSWERING = frozenset({"asleep", "unreachable"})
+
+
+def device_outcome(ok: bool, *, unreachable: bool) -> str:
+    """A device's status after a config attempt: ``applied``; ``pending`` when it did not
+    answer at all (connection refused, timeout: asleep or unreachable), to be applied
+    when it answers again; ``failed`` when it answered with a refusal or a read-back
+    that differs (decision 153)."""
+    if ok:
+        return "applied"
+    return "pending" if unreachable else "failed"
+
+
+def pending_detail(device: str, why: str) -> str:
+    """The ``detail`` part of a device kept pending (one part: no ``; `` inside)."""
+    return f"{device}: no answer ({why.replace('; ', ', ')}), kept pending until it answers"
+
+
+def without_pending_details(detail: str, devices: Iterable[str]) -> list[str]:
+    """The parts of a ``detail`` (``; ``-joined) except the pending notes of ``devices``."""
+    prefixes = tuple(f"{d}: no answer (" for d in devices)
+    return [
+        part for part in detail.split("; ") if part and not (prefixes and part.startswith(prefixes))
+    ]
 
 
 def refused_body(previous: Mapping[str, Any] | None, reason: str) -> dict[str, Any]:

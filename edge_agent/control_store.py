@@ -51,6 +51,11 @@ CREATE TABLE IF NOT EXISTS effective_settings (
     version INTEGER NOT NULL,
     settings TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS pending_settings (
+    device TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    settings TEXT NOT NULL
+);
 """
 
 
@@ -137,8 +142,10 @@ class ControlStore:
         self,
         handled: HandledConfig,
         effective: dict[str, dict[str, Any]] | None = None,
+        pending: dict[str, dict[str, Any]] | None = None,
     ) -> None:
-        """Record a handled config and (atomically with it) the devices it applied on."""
+        """Record a handled config and (atomically with it) the devices it applied on;
+        ``pending`` (when given) replaces the settings kept for unreachable devices."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._db.execute(
@@ -152,6 +159,13 @@ class ControlStore:
                     " VALUES (?, ?, ?)",
                     (device, handled.version or 0, orjson.dumps(settings)),
                 )
+            if pending is not None:
+                self._db.execute("DELETE FROM pending_settings")
+                for device, settings in pending.items():
+                    self._db.execute(
+                        "INSERT INTO pending_settings (device, version, settings) VALUES (?, ?, ?)",
+                        (device, handled.version or 0, orjson.dumps(settings)),
+                    )
             self._db.execute("COMMIT")
         except BaseException:
             if self._db.in_transaction:
@@ -164,6 +178,16 @@ class ControlStore:
             device: orjson.loads(settings)
             for device, settings in self._db.execute(
                 "SELECT device, settings FROM effective_settings"
+            )
+        }
+
+    def pending(self) -> dict[str, dict[str, Any]]:
+        """Per device, the settings of the handled config still to apply on it (it did
+        not answer when the config came: asleep or unreachable)."""
+        return {
+            device: orjson.loads(settings)
+            for device, settings in self._db.execute(
+                "SELECT device, settings FROM pending_settings"
             )
         }
 

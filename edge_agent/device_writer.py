@@ -49,6 +49,7 @@ __all__ = [
     "is_curve",
     "is_request_point",
     "limit_guard",
+    "no_answer",
 ]
 
 SettingValue = float | tuple[float, ...]
@@ -60,12 +61,27 @@ WriteObserver = Callable[[str], None]
 class WriteFailed(Exception):
     """A setting that was not (or not verifiably) applied: ``point`` and ``reason``."""
 
-    def __init__(self, point: str, reason: str, *, mismatch: bool = False) -> None:
+    def __init__(
+        self, point: str, reason: str, *, mismatch: bool = False, unreachable: bool = False
+    ) -> None:
         super().__init__(f"{point}: {reason}")
         self.point = point
         self.reason = reason
         #: True when the device answered with a different value (not an I/O error).
         self.mismatch = mismatch
+        #: True when the device did not answer at all (connection refused, timeout, a
+        #: broken connection), as opposed to answering with a refusal or another value.
+        self.unreachable = unreachable
+
+
+#: Modbus failures that mean "no answer" (the poller's asleep/unreachable, not faulty).
+_NO_ANSWER = frozenset({"connect", "timeout", "io"})
+
+
+def no_answer(reason: str) -> bool:
+    """True for a Modbus failure where the device did not answer (connection refused,
+    timeout, broken connection); False for an answer (an exception response)."""
+    return reason in _NO_ANSWER
 
 
 #: Checks a setting value against the profile's limits right before it is written;
@@ -133,14 +149,16 @@ class DeviceWriter:
         try:
             return await self._endpoint.read(self._unit, address, count)
         except ModbusReadError as exc:
-            raise WriteFailed(point, f"read failed: {exc}") from None
+            raise WriteFailed(
+                point, f"read failed: {exc}", unreachable=no_answer(exc.reason)
+            ) from None
 
     async def _write(self, point: str, address: int, words: list[int]) -> None:
         try:
             await self._endpoint.write(self._unit, address, words)
         except ModbusWriteError as exc:
             self._on_write("error")
-            raise WriteFailed(point, f"Modbus {exc}") from None
+            raise WriteFailed(point, f"Modbus {exc}", unreachable=no_answer(exc.reason)) from None
         self._on_write("ok")
 
     def _locate(self, ref: str, path: str | None = None) -> Located:

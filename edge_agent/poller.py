@@ -122,6 +122,9 @@ class DeviceRegistry:
     #: Set once every device was tried (discovered or not): until then an unknown
     #: device id may only mean "not discovered yet".
     first_round: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Set when a device answers after not answering (or for the first time): control
+    #: applies a config part kept pending for it (decision 153).
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
 
     def note_attempt(self) -> None:
         if all(state.attempted for state in self.devices.values()):
@@ -410,6 +413,7 @@ class DevicePoller:
         device = self.state.device_id
         endpoint = self._settings.name
         if status == "online":
+            self._registry.answered.set()
             if not first:
                 log.info(
                     "device %s (%s) %s again",

@@ -1,5 +1,9 @@
 """Signed configs: verified, validated for every device, then per device read the
-previous values, write, read back, restore on failure (``docs/control.md``, "Configs")."""
+previous values, write, read back, restore on failure (``docs/control.md``, "Configs").
+
+A device that does not answer (asleep at night, unreachable) keeps its part of the
+config *pending*: kept in the store, applied when its poller sees it answer again
+(decision 153). A device that answers with a refusal or another value stays failed."""
 
 from __future__ import annotations
 
@@ -22,11 +26,16 @@ from contracts.timeutil import utc_now
 from device_profiles.schema import DeviceProfile
 from device_profiles.setpoints import SetpointRefusal, ValidatedSetting, validate_config_devices
 from edge_agent.config_report import (
+    UNANSWERING,
     applied_body,
+    device_outcome,
+    drift_body,
     failed_body,
+    pending_detail,
     refused_body,
     setting_for_point,
     to_json_value,
+    without_pending_details,
 )
 from edge_agent.control.answers import Answers
 from edge_agent.control.devices import Devices
@@ -48,6 +57,8 @@ class ConfigBook:
         self._store = store
         self.handled: HandledConfig | None = store.handled()
         self.drift: list[str] = list(self.handled.state.get("drift", [])) if self.handled else []
+        #: Devices whose part of the handled config waits for them to answer.
+        self.pending: set[str] = set(store.pending())
 
     @property
     def version(self) -> int | None:
@@ -57,10 +68,21 @@ class ConfigBook:
         """The last ``config_state`` body (a copy), None before the first config."""
         return dict(self.handled.state) if self.handled else None
 
-    async def save(self, handled: HandledConfig, effective: dict[str, dict[str, Any]]) -> None:
-        await self._store.io(self._store.save_handled, handled, effective)
+    async def save(
+        self,
+        handled: HandledConfig,
+        effective: dict[str, dict[str, Any]],
+        pending: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """Save ``handled``; ``pending`` (when given) replaces the pending settings."""
+        await self._store.io(self._store.save_handled, handled, effective, pending)
         self.handled = handled
         self.drift = list(handled.state.get("drift", []))
+        if pending is not None:
+            self.pending = set(pending)
+
+    async def pending_settings(self) -> dict[str, dict[str, Any]]:
+        return await self._store.io(self._store.pending)
 
 
 class Configs:
@@ -137,10 +159,12 @@ class Configs:
                 return f"devices.{device}: no such device with a profile on this gateway"
             writer = self._devices.writer(poller, poller.profile)
             if writer is None:
-                continue  # not discovered: reported failed when applying, nothing written
+                continue  # not discovered: pending or failed when applying, nothing written
             try:
                 await writer.precheck({s.point: s.value for s in settings})
             except WriteFailed as exc:
+                if exc.unreachable:
+                    continue  # no answer: pending when applying, checked again then
                 self._stats.refusals["encoding"] += 1
                 name = setting_for_point(poller.profile, exc.point)
                 return f"devices.{device}.{name}: not written: {exc}"
@@ -148,7 +172,7 @@ class Configs:
 
     async def _handled_without_writes(self, doc: ConfigDoc, hash_: str, reason: str) -> None:
         body = failed_body(doc.version, hash_, doc.devices, reason)
-        await self._book.save(HandledConfig(doc.version, body["hash"], body), {})
+        await self._book.save(HandledConfig(doc.version, body["hash"], body), {}, {})
         await self._answers.publish_state(body)
 
     async def _apply(
@@ -162,20 +186,23 @@ class Configs:
         points: dict[str, dict[str, Any]] = {}
         details: list[str] = []
         effective: dict[str, dict[str, Any]] = {}
+        pending: dict[str, dict[str, Any]] = {}
         for device, settings in checked.items():
             poller = self._devices.poller(device)
             # _precheck made sure every device has a poller and a profile
             assert poller is not None
             assert poller.profile is not None
-            ok, read_back, detail = await self._apply_device(poller, poller.profile, settings)
-            statuses[device] = "applied" if ok else "failed"
+            status, read_back, detail = await self._apply_device(poller, poller.profile, settings)
+            statuses[device] = status
             points[device] = read_back
-            if ok:
+            if status == "applied":
                 effective[device] = {s.name: to_json_value(s.value) for s in settings}
             else:
                 details.append(detail)
+            if status == "pending":
+                pending[device] = dict(doc.devices[device])
         body = applied_body(doc.version, hash_, statuses, points, details)
-        await self._book.save(HandledConfig(doc.version, hash_, body), effective)
+        await self._book.save(HandledConfig(doc.version, hash_, body), effective, pending)
         log.info(
             "gateway %s: config version %d %s (%s)",
             self._gateway_id,
@@ -185,26 +212,99 @@ class Configs:
         )
         await self._answers.publish_state(body)
 
+    async def apply_pending(self) -> None:
+        """Apply the pending part of the handled config on every device answering again
+        (its poller ``online``): validated, prechecked, written and read back as when
+        the config came; report the new ``config_state`` when anything changed."""
+        handled = self._book.handled
+        if handled is None or not self._book.pending:
+            return
+        kept = await self._book.pending_settings()
+        ready = [d for d in kept if self._answering(d)]
+        if not ready:
+            return
+        profiles, nameplates = self._devices.profiles()
+        statuses: dict[str, str] = dict(handled.state.get("devices", {}))
+        points: dict[str, dict[str, Any]] = dict(handled.state.get("points", {}))
+        details = without_pending_details(str(handled.state.get("detail", "")), ready)
+        effective: dict[str, dict[str, Any]] = {}
+        for device in ready:
+            status, read_back, detail = await self._apply_kept(
+                device, kept[device], profiles, nameplates
+            )
+            statuses[device] = status
+            points[device] = read_back
+            if status == "applied":
+                effective[device] = kept.pop(device)
+            elif status == "failed":
+                kept.pop(device)
+            if detail:
+                details.append(detail)
+        if all(statuses[d] == "pending" for d in ready):
+            return  # still no answer (the poller had not noticed yet): nothing new to tell
+        detail = "; ".join(details)
+        state = {**handled.state, "devices": statuses, "points": points, "detail": detail}
+        body = drift_body(state, list(handled.state.get("drift", [])))
+        await self._book.save(HandledConfig(handled.version, handled.hash, body), effective, kept)
+        log.info(
+            "gateway %s: pending config version %s on %s: %s",
+            self._gateway_id,
+            handled.version,
+            ", ".join(f"{d} {statuses[d]}" for d in ready),
+            body["status"],
+        )
+        await self._answers.publish_state(body)
+
+    def _answering(self, device: str) -> bool:
+        poller = self._devices.poller(device)
+        return poller is not None and poller.state.status == "online"
+
+    async def _apply_kept(
+        self,
+        device: str,
+        settings: dict[str, Any],
+        profiles: dict[str, DeviceProfile],
+        nameplates: dict[str, dict[str, float]],
+    ) -> tuple[str, dict[str, Any], str]:
+        """One device's kept settings: the same checks as a new config's, then applied."""
+        try:
+            checked = validate_config_devices({device: settings}, profiles, nameplates)
+        except SetpointRefusal as exc:
+            return "failed", {}, f"{device}: pending settings refused: {exc}"
+        reason = await self._precheck(checked)
+        if reason is not None:
+            return "failed", {}, reason
+        poller = self._devices.poller(device)
+        if poller is None or poller.profile is None:
+            return "failed", {}, f"{device}: no such device with a profile on this gateway"
+        return await self._apply_device(poller, poller.profile, checked[device])
+
     async def _apply_device(
         self, poller: DevicePoller, profile: DeviceProfile, settings: list[ValidatedSetting]
-    ) -> tuple[bool, dict[str, Any], str]:
-        """Read previous values, write, read back; on failure restore the previous."""
+    ) -> tuple[str, dict[str, Any], str]:
+        """Read previous values, write, read back; on failure restore the previous. The
+        device's status: ``applied``, ``failed``, or ``pending`` when it did not answer."""
         device = poller.state.device_id
         writer = self._devices.writer(poller, profile)
         if writer is None:
-            return False, {}, f"{device}: not discovered ({poller.state.status}); nothing written"
+            seen = poller.state.status
+            if seen in UNANSWERING:
+                return "pending", {}, pending_detail(device, f"{seen}: {poller.state.last_error}")
+            return "failed", {}, f"{device}: not discovered ({seen}); nothing written"
         items = {s.point: s.value for s in settings}
         try:
             previous = {ref: await writer.read_setting(ref, value) for ref, value in items.items()}
         except WriteFailed as exc:
-            return False, {}, f"{device}: previous values unreadable ({exc}); nothing written"
+            if exc.unreachable:
+                return "pending", {}, pending_detail(device, str(exc))
+            return "failed", {}, f"{device}: previous values unreadable ({exc}); nothing written"
         try:
             await writer.write_settings(items)
             read_back = {
                 s.name: to_json_value(await writer.check_setting(s.point, s.value))
                 for s in settings
             }
-            return True, read_back, ""
+            return "applied", read_back, ""
         except WriteFailed as exc:
             failure = exc
         name = setting_for_point(profile, failure.point)
@@ -217,13 +317,16 @@ class Configs:
             failure,
             restored,
         )
+        status = device_outcome(False, unreachable=failure.unreachable)
+        if status == "pending":  # gone mid-write: written in full when it answers again
+            return status, {}, pending_detail(device, f"{name}: {failure.reason}, {restored}")
         current: dict[str, Any] = {}
         for s in settings:
             try:
                 current[s.name] = to_json_value(await writer.read_setting(s.point, s.value))
             except WriteFailed:
                 current[s.name] = None
-        return False, current, f"{device}.{name} ({failure.point}): {failure.reason}; {restored}"
+        return status, current, f"{device}.{name} ({failure.point}): {failure.reason}; {restored}"
 
 
 def _version_of(raw: object) -> object:

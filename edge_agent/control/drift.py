@@ -63,6 +63,8 @@ class DriftCheck:
         drift: list[str] = []
         found: list[dict[str, Any]] = []
         for device, settings in effective.items():
+            if device in self._book.pending:
+                continue  # an older config's settings: the pending one comes first
             poller = self._devices.poller(device)
             if poller is None or poller.profile is None:
                 continue

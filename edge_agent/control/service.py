@@ -89,10 +89,16 @@ class ControlService:
         """Read every effective setting back; report a changed drift set."""
         return await self._drift.check()
 
+    async def apply_pending(self) -> None:
+        """Apply the pending part of the config on devices answering again."""
+        await self._configs.apply_pending()
+
     async def run(self) -> None:
-        """Handle queued documents one at a time; check drift every interval."""
+        """Handle queued documents one at a time; check drift every interval; apply a
+        pending config part as soon as its device answers again (decision 153)."""
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._drift_loop())
+            tg.create_task(self._pending_loop())
             await self._commands.report_interrupted()
             await self._first_discovery()
             while True:
@@ -122,12 +128,23 @@ class ControlService:
                 self._s.control_discovery_wait_s,
             )
 
+    async def _pending_loop(self) -> None:
+        while True:
+            await self._registry.answered.wait()
+            self._registry.answered.clear()
+            async with self._lock:
+                try:
+                    await self.apply_pending()
+                except Exception:
+                    log.exception("gateway %s: pending config not applied", self._s.gateway_id)
+
     async def _drift_loop(self) -> None:
         while True:
             await asyncio.sleep(self._s.config_check_interval_s)
             async with self._lock:
                 try:
                     await self._held.flush()
+                    await self.apply_pending()  # also when no status change was seen
                     await self.check_drift()
                 except Exception:
                     log.exception("gateway %s: drift check failed", self._s.gateway_id)

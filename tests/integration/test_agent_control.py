@@ -400,3 +400,77 @@ async def test_a_tripped_isolator_refuses_close_unwritten_and_is_reset_then_clos
         closed = await cloud.command_result(cloud.command("close", ids[ISOLATOR]))
         assert closed["status"] == "done", closed
         assert site.point(ISOLATOR, "vendor.state") == 1
+
+
+async def test_a_config_for_a_sleeping_inverter_is_pending_then_applied_when_it_wakes(
+    mosquitto_url: str, site: DeviceSite, tmp_path: Path
+) -> None:
+    """Decision 153: no answer (TCP refused at night) keeps a device's part pending; the
+    agent applies it, read back, when the poller sees the device answer again."""
+    ids = device_ids(site)
+    inverter = ids[INVERTER]
+    async with _controlled(mosquitto_url, site, tmp_path, unreachable_backoff_max_s=0.5) as (
+        cloud,
+        ids,
+        agent,
+    ):
+        first = await cloud.config_result(cloud.config({inverter: {"power_limit_pct": 80}}))
+        assert first["status"] == "applied", first
+        await site.endpoint.sleep()  # the whole endpoint refuses connections
+        # Sent at once, most likely before the poller noticed: the writes get no answer.
+        state = await cloud.config_result(cloud.config({inverter: {"power_limit_pct": 65}}))
+        assert (state["status"], state["devices"]) == ("pending", {inverter: "pending"}), state
+        assert "kept pending" in state["detail"]
+        # Once the poller has seen it stop answering, a newer version supersedes it.
+        await cloud.until(
+            lambda: any(
+                e["event"] in ("device_asleep", "device_unreachable") and e["device"] == inverter
+                for e in cloud.events
+            ),
+            10,
+            "the inverter seen not answering",
+        )
+        newer = cloud.config({inverter: {"power_limit_pct": 55, "power_limit_enable": 1}})
+        state = await cloud.config_result(newer)
+        assert (state["status"], state["devices"]) == ("pending", {inverter: "pending"}), state
+        assert site.point(INVERTER, "704.WMaxLimPct") == 80  # nothing reached it
+        before = len(cloud.states)
+        await site.endpoint.wake()
+        await cloud.until(
+            lambda: any(s["status"] == "applied" for s in cloud.states[before:]),
+            10,
+            "the pending config applied on wake",
+        )
+        applied = next(s for s in cloud.states[before:] if s["status"] == "applied")
+        assert applied["version"] == newer["version"]
+        assert applied["devices"] == {inverter: "applied"}
+        assert applied["points"][inverter] == {"power_limit_pct": 55, "power_limit_enable": 1}
+        assert applied["detail"] == ""
+        assert site.point(INVERTER, "704.WMaxLimPct") == 55
+        assert site.point(INVERTER, "704.WMaxLimPctEna") == 1
+        written = [
+            r.points["704.WMaxLimPct"]
+            for r in site.writes(INVERTER)
+            if "704.WMaxLimPct" in r.points
+        ]
+        assert 65 not in written  # the superseded version never reached the device
+        assert agent.publisher.birth().config_version == newer["version"]
+
+
+async def test_a_refusal_from_an_answering_device_stays_failed_not_pending(
+    mosquitto_url: str, site: DeviceSite, tmp_path: Path
+) -> None:
+    ids = device_ids(site)
+    inverter = ids[INVERTER]
+    async with _controlled(mosquitto_url, site, tmp_path) as (cloud, ids, agent):
+        site.activate_fault(  # an exception response: the device answers "no"
+            {"kind": "write_fail", "unit": INVERTER, "point": "704.WMaxLimPct", "code": 4}
+        )
+        state = await cloud.config_result(cloud.config({inverter: {"power_limit_pct": 45}}))
+        assert (state["status"], state["devices"]) == ("failed", {inverter: "failed"}), state
+        assert "kept pending" not in state["detail"]
+        site.clear_faults("write_fail", INVERTER)
+        writes = len(site.write_log)
+        await agent.control.apply_pending()  # what the device answering again triggers
+        assert site.write_log[writes:] == []  # a refusal is not retried
+        assert site.point(INVERTER, "704.WMaxLimPct") != 45

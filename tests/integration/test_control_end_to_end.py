@@ -7,7 +7,8 @@ never from what the agent or the cloud says. One config reaches three sites (cur
 included) and shows in their telemetry; a write failing on one site restores that
 device's previous values; a rollback returns every device to the earlier settings; a
 value changed behind an agent's back is reported as drift; a command sent while its
-gateway is offline ends ``done`` after reconnect, one offline past its expiry ``expired``.
+gateway is offline ends ``done`` after reconnect, one offline past its expiry ``expired``;
+a config for a sleeping inverter is pending, then applied when it wakes (decision 153).
 """
 
 from __future__ import annotations
@@ -344,6 +345,54 @@ async def test_configs_commands_rollback_drift_and_offline_commands(
             for rec in offline.sim.writes(INVERTER)
         )
 
+        # 6. A config for a sleeping inverter (TCP refused at night) waits: the cloud
+        # sees it pending, not failed; on wake the agent applies it, the cloud applied.
+        sleeper = sites[1]
+        events_before = _config_events(database_url)
+        applied_before = events_before.count(("config.applied", sleeper.gateway_id))
+        failed_before = events_before.count(("config.failed", sleeper.gateway_id))
+        await sleeper.sim.endpoint.sleep()
+        await asyncio.to_thread(
+            service.set_config,
+            sleeper.gateway_id,
+            ConfigIn(profile=PROFILE, devices=_config(50, sleeper.inverter), reason="night"),
+            OPERATOR,
+        )
+        await until(
+            lambda: (
+                _reported(database_url, sleeper.gateway_id, sleeper.inverter)
+                == (4, "pending", "pending")
+            ),
+            15,
+            "version 4 reported pending",
+        )
+        assert _limit(sleeper) == pytest.approx(60)
+        await sleeper.sim.endpoint.wake()
+        await _device_reaches(service, sleeper, "applied", 4)
+        assert _limit(sleeper) == pytest.approx(50)
+        await until(
+            lambda: (
+                _config_events(database_url).count(("config.applied", sleeper.gateway_id))
+                > applied_before
+            ),
+            10,
+            "config.applied emitted after the wake",
+        )
+        failed_after = _config_events(database_url).count(("config.failed", sleeper.gateway_id))
+        assert failed_after == failed_before  # never reported failed on the way
+
+
+def _reported(database_url: str, gateway_id: str, device: str) -> tuple[Any, ...]:
+    """(version, gateway status, device status) the cloud keeps from the last report."""
+    rows = _query(
+        database_url,
+        "SELECT r.version, r.status, d.status FROM config.reported r"
+        " JOIN config.device_state d USING (gateway_id) WHERE gateway_id = %s AND d.device = %s",
+        gateway_id,
+        device,
+    )
+    return rows[0] if rows else ()
+
 
 async def _status_is(service: ConfigService, command_id: Any, status: str) -> bool:
     return await _command_status(service, command_id) == status
@@ -368,6 +417,7 @@ def _settings(site: Site, mqtt_url: str, trusted: list[Path]) -> AgentSettings:
         trusted,
         config_check_interval_s=CHECK_S,
         stored_timeout_s=3.0,
+        unreachable_backoff_max_s=1.0,
     )
 
 

@@ -10,8 +10,18 @@ from uuid import uuid4
 import pytest
 
 from device_profiles import builtin_profile
-from edge_agent.config_report import drift_body, failed_body, refused_body, setting_for_point
+from edge_agent.config_report import (
+    applied_body,
+    device_outcome,
+    drift_body,
+    failed_body,
+    pending_detail,
+    refused_body,
+    setting_for_point,
+    without_pending_details,
+)
 from edge_agent.control_store import ControlStore, HandledConfig
+from edge_agent.device_writer import no_answer
 from edge_agent.setpoint_codec import (
     CodecError,
     Located,
@@ -136,3 +146,52 @@ def test_drift_marks_the_drifted_devices_and_clearing_restores_their_status() ->
     assert cleared["devices"] == body["devices"]
     assert cleared["status"] == "failed"
     assert cleared["drift"] == []
+
+
+@pytest.mark.parametrize(
+    ("reason", "ok", "expected"),
+    [
+        ("connect", False, "pending"),  # TCP refused: asleep at night
+        ("timeout", False, "pending"),
+        ("io", False, "pending"),  # the connection broke
+        ("exception", False, "failed"),  # the device answered "no"
+        ("exception", True, "applied"),
+    ],
+)
+def test_no_answer_keeps_a_device_pending_and_a_refusal_fails_it(
+    reason: str, ok: bool, expected: str
+) -> None:
+    """Decision 153: only a device that does not answer waits; an answer that refuses
+    (or a read-back that differs: never a no-answer) stays a failure."""
+    assert device_outcome(ok, unreachable=no_answer(reason)) == expected
+
+
+def test_a_pending_device_makes_the_config_pending_unless_another_failed() -> None:
+    note = pending_detail("INV-1", "asleep: connect: refused; retry")
+    assert "; " not in note  # one detail part
+    pending = applied_body(4, "sha256:z", {"INV-1": "pending", "BAT-1": "applied"}, {}, [note])
+    assert pending["status"] == "pending"
+    failed = applied_body(
+        4, "sha256:z", {"INV-1": "pending", "MTR-1": "failed"}, {}, [note, "MTR-1.v_ref: no"]
+    )
+    assert failed["status"] == "failed"
+    assert without_pending_details(failed["detail"], ["INV-1"]) == ["MTR-1.v_ref: no"]
+    assert drift_body(pending, [])["status"] == "pending"
+    assert drift_body(pending, ["BAT-1.min_reserve_pct"])["devices"] == {
+        "INV-1": "pending",
+        "BAT-1": "drifted",
+    }
+
+
+def test_the_control_store_keeps_pending_settings_until_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "control.sqlite"
+    store = ControlStore(path)
+    body = {"version": 5, "status": "pending"}
+    store.save_handled(HandledConfig(5, "sha256:p", body), {}, {"INV-1": {"power_limit_pct": 55}})
+    store.save_handled(HandledConfig(5, "sha256:p", body), {})  # a drift save keeps them
+    store.close()
+    again = ControlStore(path)
+    assert again.pending() == {"INV-1": {"power_limit_pct": 55}}
+    again.save_handled(HandledConfig(6, "sha256:q", body), {}, {})  # a newer version
+    assert again.pending() == {}
+    again.close()
