@@ -29,15 +29,15 @@ class BillingPersonalData:
         args = (region.value, account_id)
         with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             documents = cur.execute(
-                "SELECT number, kind, site_id, first_day, last_day, plan_code, currency,"
-                " net, tax, gross, state, issue_date, due_date FROM billing.invoices"
+                "SELECT number, kind, site_id, first_day, last_day, plan_code, plans,"
+                " currency, net, tax, gross, state, issue_date, due_date FROM billing.invoices"
                 " WHERE region = %s AND account_id = %s ORDER BY issued_at, id",
                 args,
             ).fetchall()
             lines = cur.execute(
                 "SELECT i.number, l.line_no, l.description_key, l.first_day, l.last_day,"
-                " l.period, l.kwh, l.unit_price, l.base, l.percent, l.net, l.tax,"
-                " l.tax_percent FROM billing.invoice_lines l"
+                " l.period, l.plan_code, l.kwh, l.unit_price, l.base, l.percent, l.net,"
+                " l.tax, l.tax_percent FROM billing.invoice_lines l"
                 " JOIN billing.invoices i ON i.id = l.invoice_id"
                 " WHERE i.region = %s AND i.account_id = %s ORDER BY i.issued_at, i.id, l.line_no",
                 args,
