@@ -1171,6 +1171,7 @@ async def background_services(
     sap: SapSettings | None = None,
     support: SupportService | None = None,
     report_packs: PackSettings | None = None,
+    pack_region: Region | None = None,
     bus_settings: BusSettings | None = None,
     alert_sweep_s: float = ALERT_SWEEP_S,
     registry: RegistryService | None = None,
@@ -1188,9 +1189,11 @@ async def background_services(
     settings from ``POTR_BILLING_*``). With ``sap``: the SAP integration's consumers,
     exporter and daily reconciliation (:func:`run_sap`). With ``notify`` and
     ``report_packs``: the monthly reports pack to every region's admins
-    (:func:`send_report_pack`). With ``support`` (:func:`create_support_service`): its
-    consumer (a ticket's work order), customers' plan-change consumer and daily
-    application, and the sweep closing resolved tickets whose reopen window is over.
+    (:func:`send_report_pack`) — or, with ``pack_region``, that region's own pack to its
+    admins only (a process of a region's deployment, ``POTR_SERVICES_REGION``). With
+    ``support`` (:func:`create_support_service`): its consumer (a ticket's work order),
+    customers' plan-change consumer and daily application, and the sweep closing
+    resolved tickets whose reopen window is over.
 
     ``registry``, ``tracker`` and ``ingest``: the registry's, the config service's and
     ingest's consumers on the same event runtime (:func:`cloud_events`), for a process
@@ -1227,11 +1230,11 @@ async def background_services(
         if billing is not None:
             tg.create_task(_remind(billing, stop, reminders))
         if notify is not None:
-            tg.create_task(_deliver(pool, notify, stop, filed))
+            tg.create_task(_deliver(pool, notify, stop, filed, pack_region))
         if sap is not None:
             tg.create_task(run_sap(sap, pool, stop, sap_wake))
         if notifier is not None and report_packs is not None:
-            tg.create_task(_send_packs(pool, notifier, stop, report_packs))
+            tg.create_task(_send_packs(pool, notifier, stop, report_packs, pack_region))
         if support is not None:
             tg.create_task(run_support_sweeps(support, stop, SUPPORT_SWEEP_S))
             tg.create_task(run_plan_changes(CustomersService(pool), stop))
@@ -1252,12 +1255,13 @@ async def run_background_services(
     report_packs: PackSettings,
     sap: SapSettings | None,
     bus_settings: BusSettings,
+    region: Region | None = None,
 ) -> None:
     """The whole ``potr services`` process, until ``stop``: every background service of a
     region's deployment but ingest and the config service (``potr ingest``,
     ``potr config run``) — :func:`background_services` with notify, dispatch, billing,
-    support and the monthly reports pack, and SAP when ``sap`` is given — on a pool of
-    its own."""
+    support and the monthly reports pack (``region``'s own when given), and SAP when
+    ``sap`` is given — on a pool of its own."""
     pool = await asyncio.to_thread(open_pool, database, "services", max_size=8)
     try:
         async with background_services(
@@ -1269,6 +1273,7 @@ async def run_background_services(
             sap=sap,
             support=create_support_service(pool),
             report_packs=report_packs,
+            pack_region=region,
             bus_settings=bus_settings,
         ):
             await stop.wait()
@@ -1380,20 +1385,29 @@ def send_report_pack(notifier: NotificationService, pack: Pack, now: datetime) -
     """Tell every region's admins that ``pack`` is ready, with its figures across the
     regions and a link to the region's reports of the month; the e-mail carries the
     pack as a PDF (attachment ``reports_pack``, made by :func:`report_pack_pdf` when the
-    mail is built). The notification's id derives from the month and region, so sending
-    again reaches nobody twice. How many admins were told."""
+    mail is built). A pack of one region (``pack.region``) reaches that region's admins
+    only, quoting its own figures (``reports_monthly_pack_region``) and linking to the
+    reports across every region, which the admins read with their own token. The
+    notification's id derives from the month and region, so sending again reaches
+    nobody twice. How many admins were told."""
     told = 0
-    for region in Region:
+    month = f"{pack.month:%Y-%m}"
+    for region in Region if pack.region is None else (pack.region,):
         admins = notifier.staff(region, ["admin"])
         if not admins:
             continue
+        if pack.region is None:
+            kind, link, extra = "reports_monthly_pack", f"/ui/{region.value}/reports", {}
+        else:
+            kind, link = "reports_monthly_pack_region", f"/ui/{region.value}/reports/all/fleet"
+            extra = {"region": region.value.upper()}
         notification = Notification(
-            id=uuid5(_PACK_NS, f"{pack.month:%Y-%m}/{region.value}"),
-            kind="reports_monthly_pack",
+            id=uuid5(_PACK_NS, f"{month}/{region.value}"),
+            kind=kind,
             category=Category.NOTICE,
             region=region,
-            link=f"/ui/{region.value}/reports?month={pack.month:%Y-%m}",
-            params={"month": f"{pack.month:%Y-%m}", **pack.headline()},
+            link=f"{link}?month={month}",
+            params={"month": month, **extra, **pack.headline()},
             created_at=now,
             attachment=Attachment(kind=PACK_ATTACHMENT, key=f"{pack.month:%Y-%m}/{region.value}"),
         )
@@ -1406,20 +1420,23 @@ def send_report_pack(notifier: NotificationService, pack: Pack, now: datetime) -
 PACK_ATTACHMENT = "reports_pack"
 
 
-def report_pack_pdf(readers: Mapping[Region, ReportsReader]) -> AttachmentSource:
+def report_pack_pdf(
+    readers: Mapping[Region, ReportsReader], *, only: Region | None = None
+) -> AttachmentSource:
     """notify's source of the monthly pack's PDF: for key ``YYYY-MM/<region>``, that
     month's pack built again from ``readers`` (every report of each region, then across
-    them), in the recipient's language, named ``potr-reports-YYYY-MM-<region>.pdf``.
-    Rendered without a timestamp, so a retry makes the same bytes from the same data.
-    A key that names no month or region raises ``ValueError``."""
-    regions = {region.value for region in Region}
+    them; with ``only``, that region's reports alone), in the recipient's language,
+    named ``potr-reports-YYYY-MM-<region>.pdf``. Rendered without a timestamp, so a
+    retry makes the same bytes from the same data. A key that names no month or region
+    (with ``only``: another region) raises ``ValueError``."""
+    regions = {region.value for region in Region} if only is None else {only.value}
 
     def make(key: str, language: str) -> MailAttachment:
         month_text, _, region = key.partition("/")
         month = parse_month(month_text)
         if month is None or region not in regions:
             raise ValueError(f"{key!r} is not YYYY-MM/<region>")
-        pack = build_pack(readers, month)
+        pack = build_pack(readers, month, only=only)
         pdf = render_pdf(pack.tables(), words_in(language), language=language, invariant=True)
         return MailAttachment(f"potr-reports-{month:%Y-%m}-{region}.pdf", "application/pdf", pdf)
 
@@ -1427,24 +1444,33 @@ def report_pack_pdf(readers: Mapping[Region, ReportsReader]) -> AttachmentSource
 
 
 async def _send_packs(
-    pool: Pool, notifier: NotificationService, stop: asyncio.Event, settings: PackSettings
+    pool: Pool,
+    notifier: NotificationService,
+    stop: asyncio.Event,
+    settings: PackSettings,
+    region: Region | None,
 ) -> None:
     """The monthly reports pack (:func:`cloud.reports.run_monthly_packs`): each region's
-    reader over this process's pool (one database here; one per region in a deployment
-    that splits them), sent through notify."""
+    reader over this process's pool (its one database holds every region), sent through
+    notify — or, with ``region`` (a region's own database), that region's pack alone."""
     readers = regional_readers(pool)
 
     def send(pack: Pack) -> None:
         send_report_pack(notifier, pack, utc_now())
 
-    await run_monthly_packs(readers, send, stop, settings=settings, clock=utc_now)
+    await run_monthly_packs(readers, send, stop, settings=settings, clock=utc_now, only=region)
 
 
 async def _deliver(
-    pool: Pool, settings: NotifySettings, stop: asyncio.Event, wake: asyncio.Event
+    pool: Pool,
+    settings: NotifySettings,
+    stop: asyncio.Event,
+    wake: asyncio.Event,
+    pack_region: Region | None = None,
 ) -> None:
-    """notify's delivery worker until ``stop``, woken when this process files mail."""
-    sources = {PACK_ATTACHMENT: report_pack_pdf(regional_readers(pool))}
+    """notify's delivery worker until ``stop``, woken when this process files mail (the
+    pack's PDF: ``pack_region``'s own when given)."""
+    sources = {PACK_ATTACHMENT: report_pack_pdf(regional_readers(pool), only=pack_region)}
     async with DeliveryWorker.open(pool, settings, attachments=sources) as worker:
         await worker.run(stop, wake=wake)
 

@@ -251,7 +251,7 @@ def services() -> None:
     from cloud.dispatch import DispatchSettings, FlowSettings
     from cloud.events.runtime import BusSettings
     from cloud.notify import NotifySettings
-    from cloud.reports import PackSettings
+    from cloud.reports import PackSettings, ServicesSettings
     from cloud.sap import SapSettings
 
     notify = load_settings(NotifySettings, console)
@@ -260,6 +260,7 @@ def services() -> None:
     flow = load_settings(FlowSettings, console)
     reminders = load_settings(ReminderSettings, console)
     packs = load_settings(PackSettings, console)
+    region = load_settings(ServicesSettings, console).region
     sap = load_settings(SapSettings, console) if os.environ.get(SAP_SWITCH) else None
     if bus.amqp_url is None:
         if notify.env == "production":
@@ -275,7 +276,8 @@ def services() -> None:
         console.print("no POTR_AMQP_URL: the in-process bus (this process's consumers only)")
     console.print(
         "services: alerts, notify (mail via"
-        f" {notify.smtp_host}:{notify.smtp_port}), dispatch, billing, support, reports pack, "
+        f" {notify.smtp_host}:{notify.smtp_port}), dispatch, billing, support, reports pack"
+        + (f" of {region.value} only, " if region is not None else " of every region, ")
         + (f"SAP at {sap.base_url}" if sap is not None else f"SAP off (no {SAP_SWITCH})")
         + f" on the {'RabbitMQ' if bus.amqp_url else 'in-process'} bus",
         highlight=False,
@@ -295,6 +297,7 @@ def services() -> None:
             report_packs=packs,
             sap=sap,
             bus_settings=bus,
+            region=region,
         )
 
     run_until_signal(main)

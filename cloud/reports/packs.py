@@ -13,7 +13,8 @@ take the process's own reader and the other regions' reports APIs
 (:class:`~cloud.reports.remote.RemoteReports`, asked with the caller's token;
 :func:`combined_report` raises :class:`RegionsMissing` rather than total fewer
 regions). The pack job has no caller's token: in that deployment each region's process
-would send its own region's admins a pack from its own reader (ARCHITECTURE 151).
+(``POTR_SERVICES_REGION``, :class:`ServicesSettings`) sends its own region's admins a
+pack from its own reader only (ARCHITECTURE 151).
 
 The job (:func:`run_monthly_packs`) looks at the clock every ``check_s``; from
 ``hour`` UTC on the 1st (later days too, if the process was down) it builds the pack
@@ -32,6 +33,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Protocol
 
 from pydantic import Field
@@ -47,6 +49,7 @@ __all__ = [
     "PackSettings",
     "RegionUnavailable",
     "RegionsMissing",
+    "ServicesSettings",
     "TableSource",
     "build_pack",
     "combined_report",
@@ -96,21 +99,39 @@ class PackSettings(BaseSettings):
     check_s: float = Field(default=600.0, gt=0, le=3600)
 
 
+class ServicesSettings(BaseSettings):
+    """``POTR_SERVICES_REGION``: the region a ``potr services`` process serves, in a
+    deployment with a database per region; its monthly pack is then that region's own
+    (:func:`build_pack` with ``only``), to that region's admins. Unset: the process
+    serves every region from one database (the demo), and the pack combines them."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="POTR_SERVICES_", extra="ignore", hide_input_in_errors=True
+    )
+
+    region: Region | None = None
+
+
 @dataclass(frozen=True)
 class Pack:
-    """A month's pack: per report, each region's table and the combined one."""
+    """A month's pack: per report, each region's table and the combined one — or, with
+    ``region``, that one region's tables only (no combined ones)."""
 
     month: date
     regional: dict[str, list[ReportTable]] = field(default_factory=dict)
     combined: dict[str, ReportTable] = field(default_factory=dict)
+    #: The one region the pack was built for; None: every region, and across them.
+    region: Region | None = None
     #: Seconds each report took, all regions together (the benchmark reads them).
     seconds: dict[str, float] = field(default_factory=dict)
 
     def headline(self) -> dict[str, str]:
-        """The figures across the regions the pack's message quotes, written as the
-        reports write them: fleet energy, performance ratio and availability; jobs and
-        first-time fix; alarms raised; savings per currency ("" where not computed)."""
+        """The figures the pack's message quotes — across the regions, or the pack's one
+        region's — written as the reports write them: fleet energy, performance ratio
+        and availability; jobs and first-time fix; alarms raised; savings per currency
+        ("" where not computed)."""
         out: dict[str, str] = {}
+        quoted_tables = self._quoted()
         quoted = {
             "fleet": {"energy_kwh": "energy_kwh", "performance_ratio": "performance_ratio",
                       "availability": "availability"},
@@ -118,11 +139,11 @@ class Pack:
             "alerts": {"alarms": "raised"},
         }  # fmt: skip
         for name, fields in quoted.items():
-            table = self.combined.get(name)
+            table = quoted_tables.get(name)
             total = table.totals[0] if table is not None else {}
             for param, key in fields.items():
                 out[param] = cell_text(table.column(key), total.get(key)) if table else ""
-        revenue = self.combined.get("revenue")
+        revenue = quoted_tables.get("revenue")
         savings = revenue.totals if revenue is not None and revenue.rows else []
         out["savings"] = (
             ", ".join(
@@ -134,9 +155,23 @@ class Pack:
         )
         return out
 
+    def _quoted(self) -> dict[str, ReportTable]:
+        """The table of each report the headline quotes: the combined one, or the one
+        region's."""
+        if self.region is None:
+            return self.combined
+        return {name: tables[0] for name, tables in self.regional.items() if tables}
+
     def tables(self) -> list[ReportTable]:
-        """Every table, report by report: the regions' then the combined."""
-        return [t for name in self.regional for t in (*self.regional[name], self.combined[name])]
+        """Every table, report by report: the regions' then the combined (if any)."""
+        return [
+            t
+            for name in self.regional
+            for t in (
+                *self.regional[name],
+                *([self.combined[name]] if name in self.combined else []),
+            )
+        ]
 
 
 def build_pack(
@@ -145,16 +180,21 @@ def build_pack(
     *,
     names: tuple[str, ...] | None = None,
     timer: Callable[[], float] | None = None,
+    only: Region | None = None,
 ) -> Pack:
-    """Each report of ``month`` in each region (its own reader), and combined."""
+    """Each report of ``month`` in each region (its own reader), and combined. With
+    ``only``: that region's reports from its reader, and nothing across the regions (a
+    process with a database per region has no other region's figures to combine)."""
     clock = timer or time.perf_counter
-    pack = Pack(month)
-    chosen = names or next(iter(readers.values())).names
+    pack = Pack(month, region=only)
+    chosen_readers = readers if only is None else {only: readers[only]}
+    chosen = names or next(iter(chosen_readers.values())).names
     for name in chosen:
         started = clock()
-        tables = regional_tables(readers, name, month)
+        tables = regional_tables(chosen_readers, name, month)
         pack.regional[name] = tables
-        pack.combined[name] = combine(tables)
+        if only is None:
+            pack.combined[name] = combine(tables)
         pack.seconds[name] = clock() - started
     return pack
 
@@ -223,14 +263,16 @@ async def run_monthly_packs(
     *,
     settings: PackSettings,
     clock: Callable[[], datetime],
+    only: Region | None = None,
 ) -> None:
-    """Build and send each month's pack once (module docstring) until ``stop``."""
+    """Build and send each month's pack once (module docstring) until ``stop``; with
+    ``only``, that region's pack (:func:`build_pack`)."""
     last: date | None = None
     while not stop.is_set():
         month = pack_month_due(clock(), settings.hour, last)
         if month is not None:
             try:
-                pack = await asyncio.to_thread(build_pack, readers, month)
+                pack = await asyncio.to_thread(partial(build_pack, readers, month, only=only))
                 await asyncio.to_thread(send, pack)
             except Exception:
                 log.exception("monthly report pack %s failed; trying at the next check", month)

@@ -281,6 +281,58 @@ async def test_the_pack_mail_carries_the_pack_as_a_pdf_made_when_it_is_sent(
     assert content == pack_pdf("2026-09/us", "es").content  # made again: the same bytes
 
 
+AU_ADMIN = "usr_" + "4" * 32
+
+
+def test_a_regions_own_pack_holds_its_tables_only_and_reaches_its_admins_only(
+    pool: Pool, us_admin: str
+) -> None:
+    """``POTR_SERVICES_REGION=us`` (a database per region): the pack is us's tables, no
+    combined ones; the mail reaches us's admins and not au's; its PDF is the same pack."""
+    with pool.connection() as conn:
+        conn.execute(
+            "INSERT INTO notify.people (user_id, role, region, source_at, email)"
+            " VALUES (%s, 'admin', 'au', now(), 'au-boss@potr.example')",
+            (AU_ADMIN,),
+        )
+    try:
+        readers = regional_readers(pool)
+        pack = build_pack(readers, SEPTEMBER, only=Region.US)
+        assert pack.combined == {}
+        assert set(pack.regional) >= {"fleet", "revenue", "mosie", "alerts"}
+        assert [t.region for t in pack.tables()] == ["us"] * len(pack.regional)
+        # us's seed: high 1 raised, 0 cleared, 1 annunciation (across 3, 2, 4 less au's
+        # 2, 2, 3); one job, E9's, fixed first time
+        alerts = pack.regional["alerts"][0]
+        assert _cells(alerts, alerts.totals[0]) == ["total", "1", "0", "1"]
+        headline = pack.headline()
+        assert (headline["alarms"], headline["jobs"], headline["first_time_fix"]) == (
+            "1", "1", "100.0",
+        )  # fmt: skip
+        notifier = NotificationService(pool, NotifySettings(env="test"))
+        assert send_report_pack(notifier, pack, datetime(2026, 10, 1, 6, tzinfo=UTC)) == 1
+        with pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT user_id, title, link FROM notify.inbox"
+                " WHERE kind = 'reports_monthly_pack_region' OR user_id = %s",
+                (AU_ADMIN,),
+            ).fetchall()
+        assert rows == [
+            (us_admin, "Monthly reports for 2026-09, US", "/ui/us/reports/all/fleet?month=2026-09")
+        ]
+        make = report_pack_pdf(readers, only=Region.US)
+        words = _pdf_words(make("2026-09/us", "en").content)
+        assert "total 1 0 1" in words
+        for row in (ALERTS_TOTAL, ALERTS_ACROSS_TOTAL, MOSIE_ACROSS_TOTAL):
+            assert " ".join(row) not in words, row  # neither au's nor across the regions
+        with pytest.raises(ValueError, match="YYYY-MM/<region>"):
+            make("2026-09/au", "en")
+    finally:
+        with pool.connection() as conn:
+            for table in ("inbox", "people"):
+                conn.execute(f"DELETE FROM notify.{table} WHERE user_id = %s", (AU_ADMIN,))
+
+
 async def test_a_pack_mail_whose_file_cannot_be_made_fails_with_the_reason(
     pool: Pool, us_admin: str
 ) -> None:

@@ -44,7 +44,7 @@ from cloud.identity import IdentityRelaySettings, IdentitySettings
 from cloud.ingest import IngestSettings
 from cloud.notify import NotifySettings
 from cloud.portal import PortalSettings
-from cloud.reports import PackSettings
+from cloud.reports import PackSettings, ServicesSettings
 from cloud.settings import DatabaseSettings
 from contracts.identities import IdentityKind, parse_username
 from contracts.topics import Region
@@ -115,6 +115,7 @@ COMMANDS: dict[Command, tuple[type[BaseSettings], ...]] = {
         FlowSettings,
         ReminderSettings,
         PackSettings,
+        ServicesSettings,
     ),
     ("api",): (PortalSettings, ConfigSettings),
     ("pki", "list"): (BrokerSiteSettings, DatabaseSettings),
@@ -454,6 +455,21 @@ def test_the_api_processes_share_one_writable_photo_directory(file: str) -> None
     assert writable, held
     assert source is not None, held
     assert source in (compose(file).get("volumes") or {}), f"{source}: not a named volume"
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_each_regions_services_send_that_regions_own_reports_pack(
+    region: str, service_env: SetEnv
+) -> None:
+    """A database per region: the monthly pack of each region's `potr services` is its own
+    region's (ARCHITECTURE 151), never every region's from one region's data."""
+    [(name, svc)] = [
+        (n, s)
+        for n, s in potr_services(compose(region)).items()
+        if SERVICES[region][n] == ("services",)
+    ]
+    service_env(environment(svc), svc)
+    assert ServicesSettings().region == Region(region), name
 
 
 @pytest.mark.parametrize("region", REGIONS)

@@ -89,6 +89,7 @@ def test_every_kind_exists_in_english_and_spanish_with_the_same_fields() -> None
         "bill_overdue",
         # the monthly reports pack (cloud.reports.packs via the composition root)
         "reports_monthly_pack",
+        "reports_monthly_pack_region",
         # support's resolved tickets (cloud.notify.tickets)
         "ticket_resolved",
         "complaint_resolved",
