@@ -103,17 +103,7 @@ async def event_runtime(
         runtime = EventRuntime(bus)
         slots = claim_slots(pool)
         for schema in outboxes:
-            relay = OutboxRelay(
-                pool,
-                schema,
-                bus,
-                batch_max=settings.outbox_batch_max,
-                poll_s=settings.outbox_poll_ms / 1000,
-                publish_timeout_s=settings.outbox_publish_timeout_s,
-                retention_s=settings.outbox_retention_s,
-                metrics=metrics,
-                claim_slots=slots,
-            )
+            relay = _relay(pool, schema, bus, settings, metrics, claim_slots=slots)
             runtime.relays[schema] = relay
             tasks.append(asyncio.create_task(relay.run(stop), name=f"relay:{schema}"))
         log.info(
@@ -161,17 +151,7 @@ async def region_relays(
         for region, bus in own.items():
             await bus.start()
             started.append(bus)
-            relay = OutboxRelay(
-                pool,
-                schema,
-                bus,
-                batch_max=settings.outbox_batch_max,
-                poll_s=settings.outbox_poll_ms / 1000,
-                publish_timeout_s=settings.outbox_publish_timeout_s,
-                retention_s=settings.outbox_retention_s,
-                metrics=metrics,
-                region=region,
-            )
+            relay = _relay(pool, schema, bus, settings, metrics, region=region)
             relays[region] = relay
             tasks.append(asyncio.create_task(relay.run(stop), name=f"relay:{schema}/{region}"))
         log.info("events: %s outbox relayed to the buses of %s", schema, sorted(relays))
@@ -181,3 +161,26 @@ async def region_relays(
         await asyncio.gather(*tasks, return_exceptions=True)
         for bus in started:
             await bus.close()
+
+
+def _relay(
+    pool: ConnectionPool[Connection[Any]],
+    schema: str,
+    bus: EventBus,
+    settings: BusSettings,
+    metrics: MetricsHook | None,
+    **options: Any,
+) -> OutboxRelay:
+    """``schema``'s outbox relay to ``bus`` with the settings' batch, poll, timeout and
+    retention (``options``: the relay's own, e.g. ``claim_slots``, ``region``)."""
+    return OutboxRelay(
+        pool,
+        schema,
+        bus,
+        batch_max=settings.outbox_batch_max,
+        poll_s=settings.outbox_poll_ms / 1000,
+        publish_timeout_s=settings.outbox_publish_timeout_s,
+        retention_s=settings.outbox_retention_s,
+        metrics=metrics,
+        **options,
+    )
