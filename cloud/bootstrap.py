@@ -1409,7 +1409,7 @@ def send_report_pack(notifier: NotificationService, pack: Pack, now: datetime) -
             link=f"{link}?month={month}",
             params={"month": month, **extra, **pack.headline()},
             created_at=now,
-            attachment=Attachment(kind=PACK_ATTACHMENT, key=f"{pack.month:%Y-%m}/{region.value}"),
+            attachment=Attachment(kind=PACK_ATTACHMENT, key=f"{month}/{region.value}"),
         )
         notifier.notify(notification, admins)
         told += len(admins)

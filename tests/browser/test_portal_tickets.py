@@ -13,20 +13,14 @@ from playwright.sync_api import Browser, Page, expect
 from tests.browser.axe import assert_accessible
 from tests.browser.portal_world import Portal
 from tests.browser.signin import sign_in
+from tests.browser.ticket_form import fill_fault_report
 
 
 def test_a_customer_raises_a_fault_report_and_the_desk_sees_it(
     phone: Page, browser: Browser, portal: Portal
 ) -> None:
     subject = f"Inverter beeping {uuid.uuid4().hex[:6]}"
-    sign_in(phone, portal.url, portal.logins["customer-au"])
-    phone.goto(f"{portal.url}/ui/au/support/tickets")
-    phone.locator("#new-ticket").click()
-    form = phone.locator("#ticket-form")
-    form.locator("#t-kind").select_option("fault_report")
-    form.locator("#t-subject").fill(subject)
-    form.locator("#t-description").fill("It beeps every minute since this morning.")
-    form.locator("#t-site").select_option(str(portal.site("au")))
+    form = fill_fault_report(phone, portal, subject, "It beeps every minute since this morning.")
     assert phone.evaluate("document.documentElement.scrollWidth") <= 360
     assert_accessible(phone, context="the new request form on a phone")
     form.get_by_role("button", name="Send the request").click()

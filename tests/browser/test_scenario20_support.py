@@ -33,6 +33,7 @@ from cloud.identity.tokens import issue_access_token
 from cloud.sap import SapSettings
 from tests.browser.portal_world import Portal, running_portal
 from tests.browser.signin import sign_in
+from tests.browser.ticket_form import fill_fault_report
 from tests.fakes.fake_sap import FakeSap, running_fake_sap
 from tests.integration.api_world import private_database
 from tests.integration.notify_harness import MailSink, mail_sink
@@ -103,14 +104,7 @@ def _fits(page: Page) -> None:
 
 
 def _raise_fault_report(phone: Page, portal: Portal, subject: str) -> int:
-    sign_in(phone, portal.url, portal.logins["customer-au"])
-    phone.goto(f"{portal.url}/ui/au/support/tickets")
-    phone.locator("#new-ticket").click()
-    form = phone.locator("#ticket-form")
-    form.locator("#t-kind").select_option("fault_report")
-    form.locator("#t-subject").fill(subject)
-    form.locator("#t-description").fill("No power from the inverter since the storm.")
-    form.locator("#t-site").select_option(str(portal.site("au")))
+    form = fill_fault_report(phone, portal, subject, "No power from the inverter since the storm.")
     _fits(phone)
     form.get_by_role("button", name="Send the request").click()
     expect(phone.locator("#ticket-state")).to_have_attribute("data-state", "new")
