@@ -5,7 +5,7 @@ holidays from the ``holidays`` package, company overrides — data in ``data/<re
 Pure and imports no service; services import it, never each other through it.
 Published interface: :class:`BusinessCalendar`, :class:`Holiday`, :class:`CalendarError`,
 :func:`builtin_calendar`, :func:`load_calendar`, :func:`known_jurisdiction`,
-:func:`is_iana_zone`, :class:`CalendarSpec`.
+:func:`is_iana_zone`, :class:`CalendarSpec`, :func:`month_bounds` (a local month in a zone).
 """
 
 from cloud.calendars.calendar import (
@@ -20,6 +20,7 @@ from cloud.calendars.loader import (
     known_jurisdiction,
     load_calendar,
 )
+from cloud.calendars.months import month_bounds
 from cloud.calendars.spec import JURISDICTION_PATTERN, CalendarSpec
 from cloud.calendars.zones import MAX_ZONE_LEN, iana_zone, is_iana_zone
 
@@ -37,4 +38,5 @@ __all__ = [
     "is_iana_zone",
     "known_jurisdiction",
     "load_calendar",
+    "month_bounds",
 ]

@@ -40,13 +40,13 @@ Definitions (the figures' meaning, also in ARCHITECTURE):
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from cloud.adapters.postgres import Connection, ConnectionPool, dict_row
-from cloud.calendars import builtin_calendar
+from cloud.calendars import builtin_calendar, month_bounds
 from cloud.reports.reference import Reference, load_reference
 from cloud.reports.tables import Cell, Column, ReportTable, with_ratios
 from cloud.scope import Scope
@@ -147,16 +147,6 @@ def support_table(region: Region, month: date, rows: Sequence[Mapping[str, Cell]
         "support", month.replace(day=1), region.value, SUPPORT_COLUMNS, ("priority",),
         "resolution_attainment", table_rows, ("note.support",),
     )  # fmt: skip
-
-
-def month_bounds(month: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
-    """The local month's first and next month's first midnight in ``zone`` (aware)."""
-    first = month.replace(day=1)
-    after = (first + timedelta(days=32)).replace(day=1)
-    return (
-        datetime.combine(first, time(), zone),
-        datetime.combine(after, time(), zone),
-    )
 
 
 def _last_day(month: date) -> date:

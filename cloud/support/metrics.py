@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from zoneinfo import ZoneInfo
 
+from cloud.calendars import month_bounds
 from cloud.support.lifecycle import Kind, Priority
 from cloud.support.models import TicketRate
 from cloud.support.sla import Clock
@@ -98,13 +98,6 @@ def per_thousand(tickets: int, customers: int) -> Decimal | None:
     if customers <= 0:
         return None
     return (Decimal(tickets) * 1000 / Decimal(customers)).quantize(_TENTH, rounding=ROUND_HALF_UP)
-
-
-def month_bounds(month: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
-    """The local month's first midnight and the next month's, in ``zone``."""
-    first = month.replace(day=1)
-    after = (first + timedelta(days=32)).replace(day=1)
-    return datetime.combine(first, time(), zone), datetime.combine(after, time(), zone)
 
 
 def months_up_to(last: date, count: int) -> list[date]:
